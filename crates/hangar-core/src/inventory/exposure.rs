@@ -1,0 +1,539 @@
+//! How an endpoint can be reached: Services, Ingresses, Gateway API routes, InferencePools and
+//! the operators' own routes, and what authenticates each path.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Endpoint, Runtime, command_line};
+use crate::object::{ObjectRef, Origin};
+use crate::selector::{map_selects, value_selects};
+use crate::snapshot::{DynamicObject, KubeObject, Located, Snapshot};
+
+/// What kind of object exposes the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExposureKind {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+    ExternalIp,
+    Ingress,
+    HttpRoute,
+    InferencePool,
+    /// The route a serving operator creates for its custom resource (KServe, NIM).
+    OperatorRoute,
+}
+
+/// One way to reach the endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exposure {
+    pub kind: ExposureKind,
+    pub via: ObjectRef,
+    #[serde(skip)]
+    pub origin: Origin,
+    /// Reachable from outside the cluster.
+    pub external: bool,
+    /// Whether the external route terminates TLS; `None` when it cannot be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    /// Path prefixes routed to the endpoint (`/` when everything is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Container ports reachable through it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<i32>,
+    /// Authentication enforced on this path (ingress auth, a SecurityPolicy…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth: Vec<String>,
+}
+
+impl Exposure {
+    fn new(kind: ExposureKind, via: ObjectRef, origin: &Origin, external: bool) -> Exposure {
+        Exposure {
+            kind,
+            via,
+            origin: origin.clone(),
+            external,
+            tls: None,
+            paths: Vec::new(),
+            ports: Vec::new(),
+            auth: Vec::new(),
+        }
+    }
+}
+
+/// Routing objects by namespace, built once per discovery.
+pub(super) struct ExposureIndex<'a> {
+    services: HashMap<&'a str, Vec<&'a Located<Service>>>,
+    ingresses: HashMap<&'a str, Vec<&'a Located<Ingress>>>,
+    /// Dynamic objects by namespace and kind: HTTPRoute, InferencePool, SecurityPolicy, Istio…
+    dynamic: HashMap<(&'a str, &'a str), Vec<&'a Located<DynamicObject>>>,
+}
+
+/// Ingress annotations that put authentication in front of the backend.
+const INGRESS_AUTH_ANNOTATIONS: &[(&str, &str)] = &[
+    (
+        "nginx.ingress.kubernetes.io/auth-url",
+        "ingress-nginx external auth",
+    ),
+    (
+        "nginx.ingress.kubernetes.io/auth-type",
+        "ingress-nginx basic auth",
+    ),
+    (
+        "nginx.ingress.kubernetes.io/auth-tls-verify-client",
+        "ingress-nginx client certificates",
+    ),
+    (
+        "alb.ingress.kubernetes.io/auth-type",
+        "AWS ALB authentication",
+    ),
+    ("konghq.com/plugins", "Kong plugins"),
+    (
+        "traefik.ingress.kubernetes.io/router.middlewares",
+        "Traefik middleware",
+    ),
+];
+
+/// Auth sidecars: an image path fragment and how to call it.
+const AUTH_SIDECARS: &[(&str, &str)] = &[
+    ("oauth2-proxy", "oauth2-proxy sidecar"),
+    ("kube-rbac-proxy", "kube-rbac-proxy sidecar"),
+    ("envoy", "Envoy sidecar"),
+    ("hangar-gateway", "Hangar gateway sidecar"),
+];
+
+impl<'a> ExposureIndex<'a> {
+    pub(super) fn new(snapshot: &'a Snapshot) -> Self {
+        let mut services: HashMap<&str, Vec<_>> = HashMap::new();
+        for s in &snapshot.services {
+            services.entry(s.object.namespace()).or_default().push(s);
+        }
+        let mut ingresses: HashMap<&str, Vec<_>> = HashMap::new();
+        for i in &snapshot.ingresses {
+            ingresses.entry(i.object.namespace()).or_default().push(i);
+        }
+        let mut dynamic: HashMap<(&str, &str), Vec<_>> = HashMap::new();
+        for o in &snapshot.others {
+            dynamic
+                .entry((o.object.namespace(), o.object.kind.as_str()))
+                .or_default()
+                .push(o);
+        }
+        ExposureIndex {
+            services,
+            ingresses,
+            dynamic,
+        }
+    }
+
+    fn dynamic(
+        &self,
+        namespace: &'a str,
+        kind: &'static str,
+    ) -> impl Iterator<Item = &'a Located<DynamicObject>> + '_ {
+        self.dynamic
+            .get(&(namespace, kind))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// Every way to reach `endpoint`, and the authentication in front of all of them.
+    pub(super) fn for_endpoint(&self, endpoint: &Endpoint) -> (Vec<Exposure>, Vec<String>) {
+        let namespace = endpoint.namespace();
+        let mut out = Vec::new();
+        let selects = |selector: Option<&BTreeMap<String, String>>| {
+            endpoint
+                .templates
+                .iter()
+                .any(|t| map_selects(selector, &t.labels))
+        };
+
+        let mut service_names = Vec::new();
+        for svc in self.services.get(namespace).into_iter().flatten() {
+            let spec = svc.object.spec.clone().unwrap_or_default();
+            if !selects(spec.selector.as_ref()) {
+                continue;
+            }
+            service_names.push(svc.object.name());
+            let (kind, external) = match spec.type_.as_deref() {
+                Some("LoadBalancer") => (
+                    ExposureKind::LoadBalancer,
+                    !is_internal_load_balancer(&svc.object),
+                ),
+                Some("NodePort") => (ExposureKind::NodePort, true),
+                _ if spec
+                    .external_ips
+                    .as_ref()
+                    .is_some_and(|ips| !ips.is_empty()) =>
+                {
+                    (ExposureKind::ExternalIp, true)
+                }
+                _ => (ExposureKind::ClusterIp, false),
+            };
+            let mut exposure = Exposure::new(kind, svc.object_ref(), &svc.origin, external);
+            exposure.ports = spec
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| target_port(endpoint, p))
+                .collect();
+            exposure.paths.push("/".into());
+            out.push(exposure);
+        }
+
+        for ing in self.ingresses.get(namespace).into_iter().flatten() {
+            let spec = ing.object.spec.clone().unwrap_or_default();
+            let mut paths = Vec::new();
+            let mut hosts = Vec::new();
+            if spec
+                .default_backend
+                .as_ref()
+                .and_then(|b| b.service.as_ref())
+                .is_some_and(|s| service_names.contains(&s.name.as_str()))
+            {
+                paths.push("/".to_owned());
+            }
+            for rule in spec.rules.iter().flatten() {
+                for path in rule.http.iter().flat_map(|h| &h.paths) {
+                    if path
+                        .backend
+                        .service
+                        .as_ref()
+                        .is_some_and(|s| service_names.contains(&s.name.as_str()))
+                    {
+                        paths.push(path.path.clone().unwrap_or_else(|| "/".into()));
+                        hosts.push(rule.host.clone().unwrap_or_default());
+                    }
+                }
+            }
+            if paths.is_empty() {
+                continue;
+            }
+            let mut exposure =
+                Exposure::new(ExposureKind::Ingress, ing.object_ref(), &ing.origin, true);
+            let tls_hosts: Vec<&String> = spec
+                .tls
+                .iter()
+                .flatten()
+                .flat_map(|t| t.hosts.iter().flatten())
+                .collect();
+            let has_tls = spec.tls.as_ref().is_some_and(|t| !t.is_empty());
+            exposure.tls = Some(
+                has_tls
+                    && hosts
+                        .iter()
+                        .all(|h| h.is_empty() || tls_hosts.is_empty() || tls_hosts.contains(&h)),
+            );
+            exposure.paths = paths;
+            for (annotation, what) in INGRESS_AUTH_ANNOTATIONS {
+                if let Some(value) = ing.object.annotation(annotation) {
+                    let authenticates = match *annotation {
+                        "konghq.com/plugins"
+                        | "traefik.ingress.kubernetes.io/router.middlewares" => {
+                            ["auth", "jwt", "oidc", "key"]
+                                .iter()
+                                .any(|k| value.contains(k))
+                        }
+                        "nginx.ingress.kubernetes.io/auth-tls-verify-client" => value == "on",
+                        _ => true,
+                    };
+                    if authenticates {
+                        exposure.auth.push(format!("{what} ({annotation})"));
+                    }
+                }
+            }
+            out.push(exposure);
+        }
+
+        let pools: Vec<&str> = self
+            .dynamic(namespace, "InferencePool")
+            .filter(|p| {
+                endpoint
+                    .templates
+                    .iter()
+                    .any(|t| value_selects(p.object.get("spec.selector"), &t.labels))
+            })
+            .map(|p| {
+                let mut exposure = Exposure::new(
+                    ExposureKind::InferencePool,
+                    p.object_ref(),
+                    &p.origin,
+                    false,
+                );
+                exposure.paths.push("/".into());
+                out.push(exposure);
+                p.object.name()
+            })
+            .collect();
+
+        for route in self.dynamic(namespace, "HTTPRoute") {
+            let mut paths = Vec::new();
+            for rule in route
+                .object
+                .get("spec.rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let hits = rule
+                    .get("backendRefs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|b| {
+                        let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
+                        match b.get("kind").and_then(Value::as_str).unwrap_or("Service") {
+                            "Service" => service_names.contains(&name),
+                            "InferencePool" => pools.contains(&name),
+                            _ => false,
+                        }
+                    });
+                if hits {
+                    let matches = rule.get("matches").and_then(Value::as_array);
+                    let rule_paths: Vec<String> = matches
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| m.pointer("/path/value")?.as_str().map(str::to_owned))
+                        .collect();
+                    if rule_paths.is_empty() {
+                        paths.push("/".into())
+                    } else {
+                        paths.extend(rule_paths)
+                    }
+                }
+            }
+            if paths.is_empty() {
+                continue;
+            }
+            let mut exposure = Exposure::new(
+                ExposureKind::HttpRoute,
+                route.object_ref(),
+                &route.origin,
+                true,
+            );
+            exposure.paths = paths;
+            exposure.tls = self.gateway_tls(&route.object);
+            exposure.auth = self.security_policies(&route.object);
+            out.push(exposure);
+        }
+
+        if let Some(exposure) = operator_route(endpoint) {
+            out.push(exposure);
+        }
+        (out, self.endpoint_auth(endpoint))
+    }
+
+    /// Whether the Gateways a route attaches to terminate TLS on every listener it may use.
+    fn gateway_tls(&self, route: &DynamicObject) -> Option<bool> {
+        let mut verdict = None;
+        for parent in route
+            .get("spec.parentRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = parent.get("name").and_then(Value::as_str)?;
+            let namespace = parent
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(route.namespace());
+            let gateway = self
+                .dynamic(namespace, "Gateway")
+                .find(|g| g.object.name() == name)?;
+            let listeners = gateway
+                .object
+                .get("spec.listeners")
+                .and_then(Value::as_array)?;
+            let section = parent.get("sectionName").and_then(Value::as_str);
+            let tls = listeners
+                .iter()
+                .filter(|l| {
+                    section.is_none_or(|s| l.get("name").and_then(Value::as_str) == Some(s))
+                })
+                .all(|l| {
+                    matches!(
+                        l.get("protocol").and_then(Value::as_str),
+                        Some("HTTPS" | "TLS")
+                    )
+                });
+            verdict = Some(verdict.unwrap_or(true) && tls);
+        }
+        verdict
+    }
+
+    /// Envoy Gateway SecurityPolicies that authenticate a route (directly or via its Gateway).
+    fn security_policies(&self, route: &DynamicObject) -> Vec<String> {
+        let gateways: Vec<&str> = route
+            .get("spec.parentRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("name")?.as_str())
+            .collect();
+        let mut auth = Vec::new();
+        for policy in self.dynamic(route.namespace(), "SecurityPolicy") {
+            let targets: Vec<&Value> = policy
+                .object
+                .get("spec.targetRefs")
+                .and_then(Value::as_array)
+                .map(|t| t.iter().collect())
+                .or_else(|| policy.object.get("spec.targetRef").map(|t| vec![t]))
+                .unwrap_or_default();
+            let targeted = targets.iter().any(|t| {
+                let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                match t.get("kind").and_then(Value::as_str) {
+                    Some("HTTPRoute") => name == route.name(),
+                    Some("Gateway") => gateways.contains(&name),
+                    _ => false,
+                }
+            });
+            let methods: Vec<&str> = ["jwt", "apiKeyAuth", "oidc", "basicAuth", "extAuth"]
+                .into_iter()
+                .filter(|m| policy.object.get(&format!("spec.{m}")).is_some())
+                .collect();
+            if targeted && !methods.is_empty() {
+                auth.push(format!(
+                    "Envoy Gateway SecurityPolicy {} ({})",
+                    policy.object.name(),
+                    methods.join(", ")
+                ));
+            }
+        }
+        auth
+    }
+
+    /// Authentication that guards every path to the endpoint: the server's own key, an auth
+    /// sidecar, an Istio request-authentication policy, an operator's auth switch.
+    fn endpoint_auth(&self, endpoint: &Endpoint) -> Vec<String> {
+        let mut auth = Vec::new();
+        for (_, path, c) in endpoint.containers() {
+            let line = command_line(c);
+            let env_key = c
+                .env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "VLLM_API_KEY" || e.name == "API_KEY");
+            if line.contains("--api-key") || env_key {
+                let scope = if endpoint.runtime == Runtime::Vllm {
+                    " (guards /v1 routes only)"
+                } else {
+                    ""
+                };
+                auth.push(format!("server API key{scope} ({path})"));
+            }
+            let image = c.image.as_deref().unwrap_or_default();
+            if let Some((_, what)) = AUTH_SIDECARS
+                .iter()
+                .find(|(fragment, _)| image.contains(fragment) && !path.contains("initContainers"))
+            {
+                if endpoint
+                    .templates
+                    .iter()
+                    .any(|t| t.spec.containers.len() > 1)
+                {
+                    auth.push(format!("{what} ({path})"));
+                }
+            }
+        }
+        if endpoint
+            .annotations
+            .get("security.opendatahub.io/enable-auth")
+            .is_some_and(|v| v == "true")
+        {
+            auth.push("OpenShift AI / Authorino (security.opendatahub.io/enable-auth)".into());
+        }
+        let namespace = endpoint.namespace();
+        let selected = |o: &&Located<DynamicObject>| {
+            let selector = o.object.get("spec.selector");
+            selector.is_none()
+                || endpoint
+                    .templates
+                    .iter()
+                    .any(|t| value_selects(selector, &t.labels))
+        };
+        let istio_authn = self
+            .dynamic(namespace, "RequestAuthentication")
+            .chain(self.dynamic("istio-system", "RequestAuthentication"))
+            .find(selected);
+        let istio_authz = self
+            .dynamic(namespace, "AuthorizationPolicy")
+            .chain(self.dynamic("istio-system", "AuthorizationPolicy"))
+            .find(|p| {
+                selected(p)
+                    && (p.object.body.to_string().contains("requestPrincipals")
+                        || p.object.str_at("spec.action") == Some("CUSTOM"))
+            });
+        if let Some(authz) = istio_authz {
+            let authn = istio_authn
+                .map(|a| format!(" + RequestAuthentication {}", a.object.name()))
+                .unwrap_or_default();
+            auth.push(format!(
+                "Istio AuthorizationPolicy {}{authn}",
+                authz.object.name()
+            ));
+        }
+        auth
+    }
+}
+
+fn is_internal_load_balancer(svc: &Service) -> bool {
+    const INTERNAL: &[(&str, &str)] = &[
+        (
+            "service.beta.kubernetes.io/aws-load-balancer-internal",
+            "true",
+        ),
+        (
+            "service.beta.kubernetes.io/aws-load-balancer-scheme",
+            "internal",
+        ),
+        ("networking.gke.io/load-balancer-type", "Internal"),
+        ("cloud.google.com/load-balancer-type", "Internal"),
+        (
+            "service.beta.kubernetes.io/azure-load-balancer-internal",
+            "true",
+        ),
+    ];
+    INTERNAL
+        .iter()
+        .any(|(k, v)| svc.annotation(k).is_some_and(|a| a.eq_ignore_ascii_case(v)))
+}
+
+/// The container port a Service port reaches, resolving named target ports.
+fn target_port(endpoint: &Endpoint, port: &k8s_openapi::api::core::v1::ServicePort) -> i32 {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    match &port.target_port {
+        Some(IntOrString::Int(p)) => *p,
+        Some(IntOrString::String(name)) => endpoint
+            .containers()
+            .flat_map(|(_, _, c)| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .map_or(port.port, |p| p.container_port),
+        None => port.port,
+    }
+}
+
+/// The route a serving operator creates for its own custom resource.
+fn operator_route(endpoint: &Endpoint) -> Option<Exposure> {
+    let external = match endpoint.object.kind.as_str() {
+        // KServe publishes every InferenceService on its ingress unless marked cluster-local.
+        "InferenceService" | "LLMInferenceService" => endpoint
+            .labels
+            .get("networking.kserve.io/visibility")
+            .is_none_or(|v| v != "cluster-local"),
+        _ => return None,
+    };
+    let mut exposure = Exposure::new(
+        ExposureKind::OperatorRoute,
+        endpoint.object.clone(),
+        &endpoint.origin,
+        external,
+    );
+    exposure.paths.push("/".into());
+    Some(exposure)
+}

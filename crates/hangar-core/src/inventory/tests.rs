@@ -1,0 +1,175 @@
+use super::*;
+use crate::snapshot_from_text;
+
+fn inventory(yaml: &str) -> Inventory {
+    discover(&snapshot_from_text("t.yaml", yaml), &Policy::default())
+}
+
+const VLLM: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: chat, namespace: ml, labels: {team: search}}
+spec:
+  template:
+    metadata: {labels: {app: chat}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--revision", "0e9e39f"]
+        resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat, namespace: ml}
+spec:
+  type: LoadBalancer
+  selector: {app: chat}
+  ports: [{port: 80, targetPort: 8000}]
+"#;
+
+#[test]
+fn a_vllm_deployment_is_an_endpoint_with_its_reasons_model_and_exposure() {
+    let inv = inventory(VLLM);
+    assert_eq!(inv.endpoints.len(), 1);
+    let e = &inv.endpoints[0];
+    assert_eq!(e.id, "Deployment/ml/chat");
+    assert_eq!(e.runtime, Runtime::Vllm);
+    let signals: Vec<_> = e.reasons.iter().map(|r| r.signal).collect();
+    assert!(
+        signals.contains(&"image") && signals.contains(&"accelerator"),
+        "{signals:?}"
+    );
+    assert_eq!(
+        e.model.source.as_deref(),
+        Some("meta-llama/Llama-3.1-8B-Instruct")
+    );
+    assert_eq!(e.model.version.as_deref(), Some("0e9e39f"));
+    assert_eq!(e.team.as_deref(), Some("search"));
+    assert_eq!(e.exposure.len(), 1);
+    assert!(e.is_externally_exposed());
+    assert_eq!(e.exposure[0].ports, [8000]);
+    assert_eq!(e.origin.line, Some(2));
+}
+
+#[test]
+fn training_jobs_notebooks_and_smi_pods_are_not_endpoints() {
+    let inv = inventory(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: finetune, namespace: ml}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: t, image: "pytorch/pytorch:2.4", command: [torchrun, train.py], resources: {limits: {nvidia.com/gpu: "8"}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: smi, namespace: default}
+spec:
+  restartPolicy: OnFailure
+  containers: [{name: smi, image: "nvidia/cuda:12.4.0-base", command: [nvidia-smi], resources: {limits: {nvidia.com/gpu: "1"}}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: lab, namespace: research}
+spec:
+  template:
+    metadata: {labels: {notebook-name: lab}}
+    spec:
+      containers: [{name: nb, image: "jupyter/pytorch-notebook", resources: {limits: {nvidia.com/gpu: "1"}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    spec:
+      containers: [{name: web, image: "nginx:1.27", ports: [{containerPort: 8000}]}]
+"#,
+    );
+    assert!(
+        inv.endpoints.is_empty(),
+        "{:?}",
+        inv.endpoints.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
+    let why: Vec<_> = inv
+        .other_accelerator_workloads
+        .iter()
+        .map(|n| (n.object.name.as_str(), n.why.as_str()))
+        .collect();
+    assert_eq!(why.len(), 3, "{why:?}");
+}
+
+#[test]
+fn a_gpu_workload_with_a_serving_hint_is_an_endpoint_of_unknown_runtime() {
+    let inv = inventory(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: custom, namespace: ml}
+spec:
+  template:
+    spec:
+      containers:
+      - name: srv
+        image: registry.example.com/ml/in-house-server:3
+        readinessProbe: {httpGet: {path: /v1/models, port: 9000}}
+        resources: {limits: {nvidia.com/gpu: "1"}}
+"#,
+    );
+    assert_eq!(inv.endpoints.len(), 1);
+    assert_eq!(inv.endpoints[0].runtime, Runtime::Other);
+}
+
+#[test]
+fn an_inference_service_and_the_deployment_it_owns_are_one_endpoint() {
+    let inv = inventory(
+        r#"
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: fraud, namespace: risk, labels: {networking.kserve.io/visibility: cluster-local}}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      storageUri: hf://acme/fraud-bert@sha256:abc
+      resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: fraud-predictor
+  namespace: risk
+  labels: {serving.kserve.io/inferenceservice: fraud}
+spec:
+  template:
+    metadata: {labels: {serving.kserve.io/inferenceservice: fraud}}
+    spec:
+      containers: [{name: kserve-container, image: "kserve/huggingfaceserver:v0.14", resources: {limits: {nvidia.com/gpu: "1"}}}]
+"#,
+    );
+    assert_eq!(
+        inv.endpoints.len(),
+        1,
+        "{:?}",
+        inv.endpoints.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
+    let e = &inv.endpoints[0];
+    assert_eq!(e.id, "InferenceService/risk/fraud");
+    assert_eq!(e.runtime, Runtime::Vllm);
+    assert!(e.workloads.iter().any(|w| w.name == "fraud-predictor"));
+    assert_eq!(e.model.digest.as_deref(), Some("sha256:abc"));
+    assert!(!e.is_externally_exposed());
+}
+
+#[test]
+fn retention_parses_common_units() {
+    assert_eq!(parse_days("400d"), Some(400));
+    assert_eq!(parse_days("13mo"), Some(390));
+    assert_eq!(parse_days("1y"), Some(365));
+    assert_eq!(parse_days("90"), Some(90));
+    assert_eq!(parse_days("forever"), None);
+}

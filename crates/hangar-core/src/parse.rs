@@ -1,0 +1,412 @@
+//! Turning the text of a manifest or a `kubectl get -o yaml|json` dump into objects, each with
+//! the file and line it starts on. A bad document becomes one `LoadError`; the others still load.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::object::Origin;
+use crate::snapshot::{LoadError, Object};
+
+/// The objects decoded from one file, and what in it could not be read.
+#[derive(Debug, Default)]
+pub struct ParsedFile {
+    pub objects: Vec<(Object, Origin)>,
+    pub errors: Vec<LoadError>,
+}
+
+/// Parses YAML (multi-document) or JSON text. `file` names the source in origins and errors.
+pub fn parse_text(file: &Arc<str>, text: &str) -> ParsedFile {
+    let mut parsed = ParsedFile::default();
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        parse_json(file, text, &mut parsed);
+    } else {
+        for (line, doc) in yaml_documents(text) {
+            parse_yaml_document(file, line, doc, &mut parsed);
+        }
+    }
+    parsed
+}
+
+/// Splits a YAML stream on `---` lines, returning each document's text and its first line.
+/// A `---` at column 0 is always a document marker: content of a block scalar is indented.
+fn yaml_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut docs = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 1u32;
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let line_no = index as u32 + 1;
+        let bare = line.trim_end();
+        let is_marker = bare == "---" || bare.starts_with("--- ") || bare == "...";
+        if is_marker {
+            docs.push((start_line, &text[start_byte..offset]));
+            start_byte = offset + line.len();
+            start_line = line_no + 1;
+        }
+        offset += line.len();
+    }
+    docs.push((start_line, &text[start_byte..]));
+    docs.retain(|(_, doc)| !is_blank_yaml(doc));
+    docs
+}
+
+fn is_blank_yaml(doc: &str) -> bool {
+    doc.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#')
+    })
+}
+
+fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut ParsedFile) {
+    match serde_saphyr::from_str::<Value>(doc) {
+        Ok(Value::Null) => {}
+        Ok(value) => add_value(file, first_line, value, doc, parsed),
+        Err(err) => {
+            let line = err
+                .location()
+                .map(|loc| first_line + (loc.line() as u32).saturating_sub(1))
+                .unwrap_or(first_line);
+            let message = match helm_template_line(doc) {
+                Some(helm_line) => format!(
+                    "this looks like a Helm template (`{{{{ … }}}}` on line {}); render it with `helm template` first",
+                    first_line + helm_line
+                ),
+                None => format!("malformed YAML: {}", yaml_error_message(&err)),
+            };
+            parsed.errors.push(LoadError {
+                origin: Origin::file(file.clone(), line),
+                object: None,
+                message,
+            });
+        }
+    }
+}
+
+/// The error without the source snippet and location suffix: we print our own `file:line`.
+fn yaml_error_message(err: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! {
+        snippets: serde_saphyr::SnippetMode::Off,
+    };
+    let rendered = err.render_with_options(options);
+    let first = rendered.lines().next().unwrap_or_default();
+    match first.rfind(" at line ") {
+        Some(cut) => first[..cut].to_owned(),
+        None => first.to_owned(),
+    }
+}
+
+/// The 0-based line of the first Helm template action in `doc`, if any.
+fn helm_template_line(doc: &str) -> Option<u32> {
+    doc.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            !line.starts_with('#') && line.contains("{{") && line.contains("}}")
+        })
+        .map(|index| index as u32)
+}
+
+fn parse_json(file: &Arc<str>, text: &str, parsed: &mut ParsedFile) {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => {
+                let skipped = text[start..].len() - text[start..].trim_start().len();
+                let line = line_at(text, start + skipped);
+                let doc = &text[start..stream.byte_offset()];
+                add_value(file, line, value, doc, parsed);
+            }
+            Some(Err(err)) => {
+                parsed.errors.push(LoadError {
+                    origin: Origin::file(file.clone(), err.line() as u32),
+                    object: None,
+                    message: format!("malformed JSON: {err}"),
+                });
+                // A JSON stream cannot resynchronise after a syntax error.
+                break;
+            }
+        }
+    }
+}
+
+fn line_at(text: &str, byte: usize) -> u32 {
+    text.as_bytes()[..byte.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count() as u32
+        + 1
+}
+
+/// Adds one document: a single object, or the items of a `kind: List` (or `*List`) dump.
+fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: &mut ParsedFile) {
+    if let Value::Array(items) = value {
+        // A bare JSON array of objects, as some tools write.
+        let lines = item_lines(doc, items.len());
+        return add_items(file, first_line, items, &lines, parsed);
+    }
+    if is_list(&value) {
+        let items = match value {
+            Value::Object(mut map) => match map.remove("items") {
+                Some(Value::Array(items)) => items,
+                Some(Value::Null) | None => Vec::new(),
+                Some(_) => {
+                    parsed.errors.push(LoadError {
+                        origin: Origin::file(file.clone(), first_line),
+                        object: None,
+                        message: "`items` of a List must be a sequence".into(),
+                    });
+                    return;
+                }
+            },
+            _ => Vec::new(),
+        };
+        let lines = item_lines(doc, items.len());
+        return add_items(file, first_line, items, &lines, parsed);
+    }
+    // Point at the first line with content, not at a leading blank line or comment.
+    let skip = doc
+        .lines()
+        .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        .count();
+    add_object(file, first_line + skip as u32, value, parsed);
+}
+
+fn add_items(
+    file: &Arc<str>,
+    first_line: u32,
+    items: Vec<Value>,
+    lines: &[u32],
+    parsed: &mut ParsedFile,
+) {
+    for (index, item) in items.into_iter().enumerate() {
+        let line = lines
+            .get(index)
+            .map_or(first_line, |offset| first_line + offset);
+        add_object(file, line, item, parsed);
+    }
+}
+
+fn is_list(value: &Value) -> bool {
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    kind.ends_with("List") && value.get("items").is_some()
+}
+
+fn add_object(file: &Arc<str>, line: u32, value: Value, parsed: &mut ParsedFile) {
+    let origin = Origin::file(file.clone(), line);
+    let name = object_label(&value);
+    match Object::decode(value) {
+        Ok(object) => parsed.objects.push((object, origin)),
+        Err(message) => parsed.errors.push(LoadError {
+            origin,
+            object: name,
+            message,
+        }),
+    }
+}
+
+/// `kind namespace/name` as far as the raw value tells, to name an object that failed to decode.
+fn object_label(value: &Value) -> Option<String> {
+    let name = value.pointer("/metadata/name")?.as_str()?;
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
+    Some(
+        match value.pointer("/metadata/namespace").and_then(Value::as_str) {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        },
+    )
+}
+
+/// The 0-based line offsets, within `doc`, where each item of its list starts.
+///
+/// Lists come from `kubectl get -o yaml|json`, whose layout is regular: the items are the
+/// entries indented like the first one after `items:` (YAML `- `, JSON `{`). When the count does
+/// not match, items are located at the list itself rather than at a wrong line.
+fn item_lines(doc: &str, expected: usize) -> Vec<u32> {
+    let mut lines = doc.lines().enumerate();
+    let json_array_root = doc.trim_start().starts_with('[');
+    if !json_array_root {
+        lines.by_ref().find(|(_, line)| {
+            let t = line.trim_start();
+            t.starts_with("items:") || t.starts_with("\"items\"")
+        });
+    }
+    let mut starts = Vec::with_capacity(expected);
+    let mut marker: Option<(usize, char)> = None;
+    for (index, line) in lines {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let Some(first) = trimmed.chars().next() else {
+            continue;
+        };
+        match marker {
+            None if first == '-' || first == '{' => {
+                marker = Some((indent, first));
+                starts.push(index as u32);
+            }
+            Some((at, ch)) if indent == at && first == ch => starts.push(index as u32),
+            _ => {}
+        }
+    }
+    if starts.len() == expected {
+        starts
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::KubeObject;
+
+    fn parse(text: &str) -> ParsedFile {
+        parse_text(&Arc::from("test.yaml"), text)
+    }
+
+    fn lines(parsed: &ParsedFile) -> Vec<u32> {
+        parsed
+            .objects
+            .iter()
+            .map(|(_, o)| o.line.unwrap_or(0))
+            .collect()
+    }
+
+    #[test]
+    fn multi_document_yaml_keeps_each_documents_line() {
+        let parsed = parse(
+            "# leading comment\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(lines(&parsed), vec![2, 8]);
+    }
+
+    #[test]
+    fn a_malformed_document_is_reported_at_its_line_and_the_rest_still_loads() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: [unclosed\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: c\n",
+        );
+        assert_eq!(parsed.objects.len(), 2);
+        assert_eq!(parsed.errors.len(), 1);
+        let err = &parsed.errors[0];
+        assert!(err.message.starts_with("malformed YAML"), "{}", err.message);
+        assert!((6..=8).contains(&err.origin.line.unwrap_or(0)), "{err:?}");
+    }
+
+    #[test]
+    fn helm_templates_are_named_as_such() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ include \"x.fullname\" . }}\n{{- if .Values.x }}\n",
+        );
+        assert_eq!(parsed.errors.len(), 1);
+        assert!(
+            parsed.errors[0].message.contains("helm template"),
+            "{}",
+            parsed.errors[0].message
+        );
+        assert!(
+            parsed.errors[0].message.contains("line 4"),
+            "{}",
+            parsed.errors[0].message
+        );
+    }
+
+    #[test]
+    fn an_object_without_kind_is_an_error_naming_it() {
+        let parsed = parse("apiVersion: v1\nmetadata:\n  name: orphan\n");
+        assert_eq!(parsed.errors.len(), 1);
+        assert_eq!(parsed.errors[0].message, "object has no `kind`");
+        assert_eq!(parsed.errors[0].origin.line, Some(1));
+    }
+
+    #[test]
+    fn yaml_list_items_point_at_their_own_lines() {
+        let parsed = parse(
+            "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: b\nkind: List\nmetadata:\n  resourceVersion: \"\"\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(lines(&parsed), vec![3, 7]);
+    }
+
+    #[test]
+    fn json_list_items_point_at_their_own_lines() {
+        let text = r#"{
+    "apiVersion": "v1",
+    "items": [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "a"}
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "b"}
+        }
+    ],
+    "kind": "List"
+}"#;
+        let parsed = parse_text(&Arc::from("dump.json"), text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(lines(&parsed), vec![4, 9]);
+        let names: Vec<_> = parsed
+            .objects
+            .iter()
+            .map(|(o, _)| o.meta().name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn unknown_kinds_are_kept_as_dynamic_objects() {
+        let parsed = parse(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: m\n  namespace: ml\nspec:\n  predictor:\n    model:\n      storageUri: s3://x\n",
+        );
+        let (Object::Other(isvc), _) = &parsed.objects[0] else {
+            panic!("expected a dynamic object")
+        };
+        assert_eq!(isvc.group(), "serving.kserve.io");
+        assert_eq!(isvc.object_ref().to_string(), "InferenceService/ml/m");
+        assert_eq!(
+            isvc.str_at("spec.predictor.model.storageUri"),
+            Some("s3://x")
+        );
+    }
+
+    #[test]
+    fn secret_values_are_dropped_at_the_door() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: hf_abcdefghijklmnop\n",
+        );
+        let (Object::Secret(secret), _) = &parsed.objects[0] else {
+            panic!("expected a Secret")
+        };
+        let data = secret.string_data.as_ref().unwrap();
+        assert_eq!(data.get("token").map(String::as_str), Some(""));
+    }
+
+    #[test]
+    fn a_wrongly_typed_field_is_an_error_naming_the_object() {
+        let parsed = parse(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: three\n",
+        );
+        assert_eq!(parsed.errors.len(), 1);
+        assert_eq!(
+            parsed.errors[0].object.as_deref(),
+            Some("Deployment shop/web")
+        );
+        assert!(
+            parsed.errors[0].message.starts_with("Deployment:"),
+            "{}",
+            parsed.errors[0].message
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The organisation's settings (`hangar.yaml`): what "good" means in this cluster.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::severity::Severity;
+
+/// An organisation's audit policy, read from `hangar.yaml` (`--policy`). Every field is optional;
+/// the defaults describe a typical NVIDIA GPU cluster under PCI DSS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policy {
+    /// How GPU nodes are recognised and how they must be fenced off.
+    pub gpu_pool: GpuPoolPolicy,
+    /// Image and model registries that are approved, as prefixes (`nvcr.io/nim/`,
+    /// `registry.example.com/`, `s3://models-prod/`). Empty means every registry is accepted and
+    /// the check is not evaluated.
+    pub approved_registries: Vec<String>,
+    /// Minimum retention of inference logs, in days (PCI DSS 10.5.1 asks for 12 months).
+    pub min_log_retention_days: u32,
+    /// The data scope assumed for endpoints that declare none (`pci`, `pii`, `internal`, `none`).
+    /// Unset means an undeclared scope is itself a finding.
+    pub default_data_scope: Option<DataScope>,
+    /// Labels (on the object, its pod template or its namespace) that name the owning team, in
+    /// order of preference.
+    pub team_labels: Vec<String>,
+    /// How many distinct principals may change an endpoint before it is a finding.
+    pub max_deployers: usize,
+    /// Severity per check id, replacing the catalogue's (`EXP-001: critical`).
+    pub severity_overrides: BTreeMap<String, Severity>,
+    /// Check ids that are not run at all. Their controls show as not evaluated.
+    pub disabled_checks: Vec<String>,
+}
+
+/// How GPU nodes are recognised and fenced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct GpuPoolPolicy {
+    /// Taint keys that fence GPU nodes; a GPU node must carry one with effect `NoSchedule` or
+    /// `NoExecute`, and a pod that tolerates one is expected to request an accelerator.
+    pub taint_keys: Vec<String>,
+    /// Node labels whose presence marks a GPU node, besides allocatable accelerators.
+    pub node_labels: Vec<String>,
+}
+
+impl Default for GpuPoolPolicy {
+    fn default() -> Self {
+        GpuPoolPolicy {
+            taint_keys: vec![
+                "nvidia.com/gpu".into(),
+                "amd.com/gpu".into(),
+                "hangar.dev/inference".into(),
+            ],
+            node_labels: vec![
+                "nvidia.com/gpu.product".into(),
+                "nvidia.com/gpu.present".into(),
+                "cloud.google.com/gke-accelerator".into(),
+                "karpenter.k8s.aws/instance-gpu-name".into(),
+            ],
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            gpu_pool: GpuPoolPolicy::default(),
+            approved_registries: Vec::new(),
+            min_log_retention_days: 365,
+            default_data_scope: None,
+            team_labels: vec![
+                "team".into(),
+                "hangar.dev/team".into(),
+                "app.kubernetes.io/team".into(),
+                "owner".into(),
+                "cost-center".into(),
+            ],
+            max_deployers: 5,
+            severity_overrides: BTreeMap::new(),
+            disabled_checks: Vec::new(),
+        }
+    }
+}
+
+/// What data an endpoint may see, declared with the `hangar.dev/data-scope` label.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DataScope {
+    /// Cardholder data: the endpoint is in PCI DSS scope.
+    Pci,
+    /// Personal data.
+    Pii,
+    /// Internal business data, no regulated data.
+    Internal,
+    /// Public or synthetic data only.
+    None,
+}
+
+impl DataScope {
+    pub fn parse(value: &str) -> Option<DataScope> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "pci" | "cde" | "pci-dss" => Some(DataScope::Pci),
+            "pii" | "personal" => Some(DataScope::Pii),
+            "internal" | "confidential" => Some(DataScope::Internal),
+            "none" | "public" => Some(DataScope::None),
+            _ => None,
+        }
+    }
+
+    /// Regulated data: logging and retention rules apply in full.
+    pub fn is_regulated(self) -> bool {
+        matches!(self, DataScope::Pci | DataScope::Pii)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataScope::Pci => "pci",
+            DataScope::Pii => "pii",
+            DataScope::Internal => "internal",
+            DataScope::None => "none",
+        }
+    }
+}
+
+/// The label that declares an object's data scope.
+pub const DATA_SCOPE_LABEL: &str = "hangar.dev/data-scope";
+
+/// Why a policy file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+impl Policy {
+    /// Reads a policy from YAML, rejecting unknown keys and wrong types with the line they are on.
+    pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
+        if text.trim().is_empty() {
+            return Ok(Policy::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| PolicyError(e.to_string()))
+    }
+
+    pub fn is_disabled(&self, check: &str) -> bool {
+        self.disabled_checks
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(check))
+    }
+
+    /// The JSON Schema of the policy file, for editors and `hangar policy schema`.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Policy)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_default_policy() {
+        assert_eq!(Policy::from_yaml("").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn fields_override_defaults() {
+        let policy = Policy::from_yaml("approvedRegistries: [nvcr.io/]\nminLogRetentionDays: 400\nseverityOverrides:\n  EXP-001: low\n").unwrap();
+        assert_eq!(policy.approved_registries, ["nvcr.io/"]);
+        assert_eq!(policy.min_log_retention_days, 400);
+        assert_eq!(
+            policy.severity_overrides.get("EXP-001"),
+            Some(&Severity::Low)
+        );
+        assert_eq!(policy.max_deployers, 5);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_with_its_line() {
+        let err =
+            Policy::from_yaml("minLogRetentionDays: 30\napprovedRegistry: [x]\n").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("approvedRegistry"), "{message}");
+        assert!(
+            message.contains("line 2") || message.contains(":2:"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error() {
+        let err = Policy::from_yaml("minLogRetentionDays: a year\n").unwrap_err();
+        assert!(
+            err.to_string().contains("minLogRetentionDays") || err.to_string().contains("line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_schema_names_every_field() {
+        let schema = Policy::json_schema().to_string();
+        for field in [
+            "gpuPool",
+            "approvedRegistries",
+            "minLogRetentionDays",
+            "severityOverrides",
+            "disabledChecks",
+        ] {
+            assert!(schema.contains(field), "{field} missing from schema");
+        }
+    }
+}

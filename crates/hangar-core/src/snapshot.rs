@@ -1,0 +1,269 @@
+//! The `Snapshot`: every object Hangar read, typed where Hangar knows the kind, with where it came
+//! from, plus what could not be read.
+
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
+    ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::object::{ObjectRef, Origin};
+
+/// An object together with where it was read.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub object: T,
+    pub origin: Origin,
+}
+
+/// What every object Hangar holds can say about itself.
+pub trait KubeObject {
+    fn kind(&self) -> &str;
+    fn meta(&self) -> &ObjectMeta;
+
+    fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    /// The namespace, empty for cluster-scoped objects.
+    fn namespace(&self) -> &str {
+        self.meta().namespace.as_deref().unwrap_or_default()
+    }
+
+    fn object_ref(&self) -> ObjectRef {
+        ObjectRef::new(self.kind(), self.namespace(), self.name())
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.meta().labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.meta()
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+}
+
+impl<T: KubeObject> Located<T> {
+    pub fn object_ref(&self) -> ObjectRef {
+        self.object.object_ref()
+    }
+}
+
+/// An object of a kind Hangar does not type (KServe, Ray, Gateway API, Istio…), kept whole so
+/// discovery and checks can still read it.
+#[derive(Debug, Clone)]
+pub struct DynamicObject {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    /// The whole object as read, `spec` and `status` included.
+    pub body: Value,
+}
+
+impl DynamicObject {
+    /// The API group: `serving.kserve.io` for `serving.kserve.io/v1beta1`, empty for `v1`.
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(group, _)| group)
+            .unwrap_or_default()
+    }
+
+    /// The value at a dotted path below the object, such as `spec.predictor.model`.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        path.split('.')
+            .try_fold(&self.body, |value, key| value.get(key))
+    }
+
+    pub fn str_at(&self, path: &str) -> Option<&str> {
+        self.get(path)?.as_str()
+    }
+}
+
+impl KubeObject for DynamicObject {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+/// Something in the input that could not be read; the rest of the input still is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadError {
+    #[serde(flatten)]
+    pub origin: Origin,
+    /// The object the error is about, when it could be named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub message: String,
+}
+
+/// A kind the scan could not list (for example RBAC forbids it), so findings about it are unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotCovered {
+    /// `kind` or `kind.group`, e.g. `Secret` or `InferenceService.serving.kserve.io`.
+    pub kind: String,
+    pub reason: String,
+}
+
+macro_rules! typed_kinds {
+    ($($kind:ident => $field:ident),* $(,)?) => {
+        /// Every object read, by kind. Kinds Hangar does not type are in `others`.
+        #[derive(Debug, Default, Clone)]
+        pub struct Snapshot {
+            $(pub $field: Vec<Located<$kind>>,)*
+            pub others: Vec<Located<DynamicObject>>,
+            /// What could not be read, with where.
+            pub errors: Vec<LoadError>,
+            /// Kinds a live scan could not list.
+            pub not_covered: Vec<NotCovered>,
+        }
+
+        /// One decoded object, typed when Hangar knows its kind.
+        #[derive(Debug, Clone)]
+        pub enum Object {
+            $($kind($kind),)*
+            Other(DynamicObject),
+        }
+
+        $(impl KubeObject for $kind {
+            fn kind(&self) -> &str {
+                <$kind as Resource>::KIND
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+        })*
+
+        /// The API versions of the kinds Hangar types, as `(apiVersion, kind)`.
+        pub const TYPED_KINDS: &[(&str, &str)] = &[
+            $((<$kind as Resource>::API_VERSION, <$kind as Resource>::KIND),)*
+        ];
+
+        impl Object {
+            /// Decodes `value` into the typed object when its `apiVersion` and `kind` are one
+            /// Hangar types, and into a `DynamicObject` otherwise.
+            fn decode_typed(api_version: &str, kind: &str, value: Value) -> Result<Object, serde_json::Error> {
+                $(if kind == <$kind as Resource>::KIND && api_version == <$kind as Resource>::API_VERSION {
+                    return serde_json::from_value(value).map(Object::$kind);
+                })*
+                let metadata = match value.get("metadata") {
+                    Some(meta) => <ObjectMeta as serde::Deserialize>::deserialize(meta)?,
+                    None => ObjectMeta::default(),
+                };
+                Ok(Object::Other(DynamicObject {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                    metadata,
+                    body: value,
+                }))
+            }
+
+            pub fn meta(&self) -> &ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => &o.metadata,)*
+                    Object::Other(o) => &o.metadata,
+                }
+            }
+        }
+
+        impl Snapshot {
+            pub fn insert(&mut self, object: Object, origin: Origin) {
+                match object {
+                    $(Object::$kind(object) => self.$field.push(Located { object, origin }),)*
+                    Object::Other(object) => self.others.push(Located { object, origin }),
+                }
+            }
+
+            /// How many objects were read.
+            pub fn object_count(&self) -> usize {
+                0 $(+ self.$field.len())* + self.others.len()
+            }
+
+            /// Every object as JSON, in a stable order, for `--save-snapshot`.
+            pub fn to_values(&self) -> Vec<Value> {
+                let mut values = Vec::with_capacity(self.object_count());
+                $(values.extend(self.$field.iter().filter_map(|o| serde_json::to_value(&o.object).ok()));)*
+                values.extend(self.others.iter().map(|o| o.object.body.clone()));
+                values
+            }
+        }
+    };
+}
+
+typed_kinds! {
+    Namespace => namespaces,
+    Node => nodes,
+    Deployment => deployments,
+    StatefulSet => stateful_sets,
+    DaemonSet => daemon_sets,
+    ReplicaSet => replica_sets,
+    Pod => pods,
+    Job => jobs,
+    CronJob => cron_jobs,
+    Service => services,
+    Ingress => ingresses,
+    NetworkPolicy => network_policies,
+    ConfigMap => config_maps,
+    Secret => secrets,
+    ServiceAccount => service_accounts,
+    Role => roles,
+    ClusterRole => cluster_roles,
+    RoleBinding => role_bindings,
+    ClusterRoleBinding => cluster_role_bindings,
+    ResourceQuota => resource_quotas,
+    PersistentVolumeClaim => persistent_volume_claims,
+    StorageClass => storage_classes,
+}
+
+impl Object {
+    /// Decodes one Kubernetes object from its JSON form.
+    ///
+    /// Secret values never enter Hangar: `data` and `stringData` are replaced by their keys, so a
+    /// saved snapshot or a report cannot leak them.
+    pub fn decode(mut value: Value) -> Result<Object, String> {
+        let Some(map) = value.as_object_mut() else {
+            return Err(
+                "not a Kubernetes object: expected a mapping with `apiVersion` and `kind`".into(),
+            );
+        };
+        let kind = match map.get("kind") {
+            Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
+            Some(_) => return Err("`kind` must be a non-empty string".into()),
+            None => return Err("object has no `kind`".into()),
+        };
+        let api_version = match map.get("apiVersion") {
+            Some(Value::String(v)) if !v.is_empty() => v.clone(),
+            Some(_) => return Err(format!("{kind}: `apiVersion` must be a non-empty string")),
+            None => return Err(format!("{kind}: object has no `apiVersion`")),
+        };
+        if kind == "Secret" {
+            redact_secret_values(map);
+        }
+        Object::decode_typed(&api_version, &kind, value).map_err(|e| format!("{kind}: {e}"))
+    }
+}
+
+fn redact_secret_values(secret: &mut serde_json::Map<String, Value>) {
+    for field in ["data", "stringData"] {
+        if let Some(Value::Object(entries)) = secret.get_mut(field) {
+            for value in entries.values_mut() {
+                *value = Value::String(String::new());
+            }
+        }
+    }
+}

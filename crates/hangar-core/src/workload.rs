@@ -1,0 +1,346 @@
+//! Pod templates, whatever declares them: Deployments and their kin, bare Pods, and the custom
+//! resources of the model-serving operators (whose pods do not exist until the operator runs).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+use crate::object::{ObjectRef, Origin};
+use crate::snapshot::{DynamicObject, KubeObject, Located, Snapshot};
+
+/// A pod as some object declares it, with the path of its spec inside that object so findings
+/// can name the exact field.
+#[derive(Debug, Clone)]
+pub struct PodTemplate {
+    /// The object that declares the template (Deployment, Pod, InferenceService…).
+    pub owner: ObjectRef,
+    pub origin: Origin,
+    /// The labels pods get: what Services and NetworkPolicies select on.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub spec: PodSpec,
+    /// Where `spec` sits in the owner, e.g. `spec.template.spec`.
+    pub spec_path: String,
+}
+
+impl PodTemplate {
+    /// The main and init containers, each with its field path.
+    pub fn containers(&self) -> impl Iterator<Item = (String, &Container)> {
+        let main = self
+            .spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{}.containers[{i}]", self.spec_path), c));
+        let init = self
+            .spec
+            .init_containers
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, c)| (format!("{}.initContainers[{i}]", self.spec_path), c));
+        main.chain(init)
+    }
+}
+
+fn from_template(
+    owner: ObjectRef,
+    origin: &Origin,
+    template: Option<&PodTemplateSpec>,
+    spec_path: &str,
+) -> Option<PodTemplate> {
+    let template = template?;
+    let spec = template.spec.clone()?;
+    let meta = template.metadata.clone().unwrap_or_default();
+    Some(PodTemplate {
+        owner,
+        origin: origin.clone(),
+        labels: meta.labels.unwrap_or_default(),
+        annotations: meta.annotations.unwrap_or_default(),
+        spec,
+        spec_path: spec_path.to_owned(),
+    })
+}
+
+/// A workload object: something that runs pods, with the owner references that tie it to the
+/// object that created it.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub template: PodTemplate,
+    pub meta: ObjectMeta,
+    /// Jobs and CronJobs run to completion: never a serving endpoint.
+    pub runs_to_completion: bool,
+}
+
+impl Workload {
+    pub fn object_ref(&self) -> &ObjectRef {
+        &self.template.owner
+    }
+}
+
+/// Every workload in the snapshot, in a stable order.
+pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
+    let mut out = Vec::new();
+    let mut push = |meta: &ObjectMeta, template: Option<PodTemplate>, runs_to_completion: bool| {
+        if let Some(template) = template {
+            out.push(Workload {
+                template,
+                meta: meta.clone(),
+                runs_to_completion,
+            });
+        }
+    };
+    fn spec_template<T: KubeObject>(
+        o: &Located<T>,
+        t: Option<&PodTemplateSpec>,
+        path: &str,
+    ) -> Option<PodTemplate> {
+        from_template(o.object_ref(), &o.origin, t, path)
+    }
+    for d in &snapshot.deployments {
+        let t = d.object.spec.as_ref().map(|s| &s.template);
+        push(
+            &d.object.metadata,
+            spec_template(d, t, "spec.template.spec"),
+            false,
+        );
+    }
+    for s in &snapshot.stateful_sets {
+        let t = s.object.spec.as_ref().map(|s| &s.template);
+        push(
+            &s.object.metadata,
+            spec_template(s, t, "spec.template.spec"),
+            false,
+        );
+    }
+    for d in &snapshot.daemon_sets {
+        let t = d.object.spec.as_ref().map(|s| &s.template);
+        push(
+            &d.object.metadata,
+            spec_template(d, t, "spec.template.spec"),
+            false,
+        );
+    }
+    for r in &snapshot.replica_sets {
+        let t = r.object.spec.as_ref().and_then(|s| s.template.as_ref());
+        push(
+            &r.object.metadata,
+            spec_template(r, t, "spec.template.spec"),
+            false,
+        );
+    }
+    for j in &snapshot.jobs {
+        let t = j.object.spec.as_ref().map(|s| &s.template);
+        push(
+            &j.object.metadata,
+            spec_template(j, t, "spec.template.spec"),
+            true,
+        );
+    }
+    for c in &snapshot.cron_jobs {
+        let t = c
+            .object
+            .spec
+            .as_ref()
+            .and_then(|s| s.job_template.spec.as_ref())
+            .map(|s| &s.template);
+        push(
+            &c.object.metadata,
+            spec_template(c, t, "spec.jobTemplate.spec.template.spec"),
+            true,
+        );
+    }
+    for p in &snapshot.pods {
+        let template = p.object.spec.clone().map(|spec| PodTemplate {
+            owner: p.object_ref(),
+            origin: p.origin.clone(),
+            labels: p.object.metadata.labels.clone().unwrap_or_default(),
+            annotations: p.object.metadata.annotations.clone().unwrap_or_default(),
+            spec,
+            spec_path: "spec".into(),
+        });
+        let bare_run = p
+            .object
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            == Some("Never");
+        push(&p.object.metadata, template, bare_run);
+    }
+    // LeaderWorkerSet is a workload kind of its own; its leader and workers are both templates.
+    for o in snapshot
+        .others
+        .iter()
+        .filter(|o| o.object.kind == "LeaderWorkerSet")
+    {
+        for template in custom_resource_templates(&o.object, &o.origin) {
+            push(&o.object.metadata, Some(template), false);
+        }
+    }
+    out
+}
+
+/// The pod templates a model-serving custom resource implies, read from its spec so that
+/// manifests can be audited before the operator has created anything.
+pub fn custom_resource_templates(object: &DynamicObject, origin: &Origin) -> Vec<PodTemplate> {
+    let owner = object.object_ref();
+    let mut out = Vec::new();
+    let mut add = |value: Option<&Value>, path: &str| {
+        if let Some(template) = value.and_then(|v| template_from_value(&owner, origin, v, path)) {
+            out.push(template);
+        }
+    };
+    match (object.group(), object.kind.as_str()) {
+        ("serving.kserve.io", "InferenceService") => {
+            for component in ["predictor", "transformer", "explainer"] {
+                add(
+                    object.get(&format!("spec.{component}")),
+                    &format!("spec.{component}"),
+                );
+            }
+        }
+        ("serving.kserve.io", "LLMInferenceService") => {
+            add(object.get("spec.template"), "spec.template");
+            add(object.get("spec.worker"), "spec.worker");
+        }
+        ("ray.io", "RayService") => {
+            add(
+                object.get("spec.rayClusterConfig.headGroupSpec.template"),
+                "spec.rayClusterConfig.headGroupSpec.template",
+            );
+            let workers = object
+                .get("spec.rayClusterConfig.workerGroupSpecs")
+                .and_then(Value::as_array);
+            for (i, group) in workers.into_iter().flatten().enumerate() {
+                add(
+                    group.get("template"),
+                    &format!("spec.rayClusterConfig.workerGroupSpecs[{i}].template"),
+                );
+            }
+        }
+        ("leaderworkerset.x-k8s.io", "LeaderWorkerSet") => {
+            add(
+                object.get("spec.leaderWorkerTemplate.leaderTemplate"),
+                "spec.leaderWorkerTemplate.leaderTemplate",
+            );
+            add(
+                object.get("spec.leaderWorkerTemplate.workerTemplate"),
+                "spec.leaderWorkerTemplate.workerTemplate",
+            );
+        }
+        ("machinelearning.seldon.io", "SeldonDeployment") => {
+            let predictors = object.get("spec.predictors").and_then(Value::as_array);
+            for (i, predictor) in predictors.into_iter().flatten().enumerate() {
+                let specs = predictor.get("componentSpecs").and_then(Value::as_array);
+                for (j, component) in specs.into_iter().flatten().enumerate() {
+                    add(
+                        Some(component),
+                        &format!("spec.predictors[{i}].componentSpecs[{j}]"),
+                    );
+                }
+            }
+        }
+        ("apps.nvidia.com", "NIMService") => add(object.get("spec"), "spec"),
+        _ => {}
+    }
+    for template in &mut out {
+        for (key, value) in operator_pod_labels(object) {
+            template
+                .labels
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
+    out
+}
+
+/// The labels an operator puts on the pods it creates for `object`, so that Services and
+/// NetworkPolicies written against them match the declared templates too.
+fn operator_pod_labels(object: &DynamicObject) -> Vec<(&'static str, &str)> {
+    let name = object.name();
+    match object.kind.as_str() {
+        "InferenceService" => vec![("serving.kserve.io/inferenceservice", name)],
+        "LeaderWorkerSet" => vec![("leaderworkerset.sigs.k8s.io/name", name)],
+        "SeldonDeployment" => vec![("seldon-deployment-id", name)],
+        "NIMService" => vec![("app", name), ("app.kubernetes.io/name", name)],
+        _ => Vec::new(),
+    }
+}
+
+/// Reads a pod template out of a custom resource. Accepts a `{metadata, spec}` template, a bare
+/// pod spec, or the KServe/NIM shape where a single container's fields sit beside the pod's.
+fn template_from_value(
+    owner: &ObjectRef,
+    origin: &Origin,
+    value: &Value,
+    path: &str,
+) -> Option<PodTemplate> {
+    let (meta_value, spec_value, spec_path) = match value.get("spec") {
+        Some(spec)
+            if spec.is_object() && value.get("metadata").is_some()
+                || spec.get("containers").is_some() =>
+        {
+            (value.get("metadata"), spec, format!("{path}.spec"))
+        }
+        _ => (None, value, path.to_owned()),
+    };
+    let mut spec: PodSpec = serde_json::from_value(spec_value.clone()).ok()?;
+    // KServe's `model` (and the framework shorthands), NIM's flat spec: one container's fields.
+    if let Some(container) = inline_container(spec_value) {
+        spec.containers.insert(0, container);
+    }
+    if spec.containers.is_empty() {
+        return None;
+    }
+    let meta: ObjectMeta = meta_value
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default();
+    Some(PodTemplate {
+        owner: owner.clone(),
+        origin: origin.clone(),
+        labels: meta.labels.unwrap_or_default(),
+        annotations: meta.annotations.unwrap_or_default(),
+        spec,
+        spec_path,
+    })
+}
+
+/// KServe predictor keys that hold a single container's fields.
+const INLINE_CONTAINER_KEYS: &[&str] = &[
+    "model",
+    "sklearn",
+    "xgboost",
+    "tensorflow",
+    "pytorch",
+    "triton",
+    "onnx",
+    "huggingface",
+    "lightgbm",
+    "paddle",
+    "pmml",
+];
+
+fn inline_container(spec: &Value) -> Option<Container> {
+    for key in INLINE_CONTAINER_KEYS {
+        if let Some(value) = spec.get(*key).filter(|v| v.is_object()) {
+            let mut container: Container = serde_json::from_value(value.clone()).ok()?;
+            if container.name.is_empty() {
+                container.name = format!("kserve-{key}");
+            }
+            return Some(container);
+        }
+    }
+    // NIMService: `image: {repository, tag}` with resources and env beside it.
+    let image = spec.get("image")?;
+    let repository = image.get("repository")?.as_str()?;
+    let tag = image.get("tag").and_then(Value::as_str).unwrap_or("latest");
+    let mut flat = spec.clone();
+    if let Some(map) = flat.as_object_mut() {
+        map.insert("image".into(), Value::String(format!("{repository}:{tag}")));
+        map.insert("name".into(), Value::String("nim".into()));
+        map.remove("args");
+    }
+    serde_json::from_value(flat).ok()
+}
