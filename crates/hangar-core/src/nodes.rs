@@ -1,6 +1,8 @@
 //! Nodes: which are GPU nodes, and which pods may land on them.
 
-use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration,
+};
 
 use crate::inventory::is_accelerator;
 use crate::policy::Policy;
@@ -59,8 +61,8 @@ pub fn tolerates_everything(toleration: &Toleration) -> bool {
         && toleration.operator.as_deref() == Some("Exists")
 }
 
-/// Whether a pod from `template` may be scheduled on `node`, by node selector and taints
-/// (affinity is not evaluated).
+/// Whether a pod from `template` may be scheduled on `node`, by node selector, taints and
+/// required node affinity (preferences and pod affinity are not evaluated).
 pub fn can_schedule(template: &PodTemplate, node: &Node) -> bool {
     let selector_ok = template
         .spec
@@ -69,5 +71,65 @@ pub fn can_schedule(template: &PodTemplate, node: &Node) -> bool {
         .flatten()
         .all(|(k, v)| node.label(k) == Some(v.as_str()));
     let tolerations = template.spec.tolerations.as_deref().unwrap_or_default();
-    selector_ok && fencing_taints(node).all(|taint| tolerations.iter().any(|t| tolerates(t, taint)))
+    selector_ok
+        && fencing_taints(node).all(|taint| tolerations.iter().any(|t| tolerates(t, taint)))
+        && affinity_admits(template, node)
+}
+
+/// The required node-affinity terms of a template (ORed by the scheduler).
+pub fn required_terms(t: &PodTemplate) -> &[NodeSelectorTerm] {
+    t.spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|s| s.node_selector_terms.as_slice())
+        .unwrap_or_default()
+}
+
+/// Whether a node-selector requirement admits a label value (`None`: the label is absent).
+pub fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    let number = |s: &str| s.trim().parse::<i64>().ok();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(have), Some(bound)) = (
+                value.and_then(number),
+                values.first().and_then(|v| number(v)),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                have > bound
+            } else {
+                have < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Required node affinity, as the scheduler evaluates it (terms are ORed, requirements ANDed;
+/// an empty term matches nothing).
+pub fn affinity_admits(t: &PodTemplate, node: &Node) -> bool {
+    let terms = required_terms(t);
+    terms.is_empty()
+        || terms.iter().any(|term| {
+            let exprs = term.match_expressions.as_deref().unwrap_or_default();
+            let fields = term.match_fields.as_deref().unwrap_or_default();
+            (!exprs.is_empty() || !fields.is_empty())
+                && exprs
+                    .iter()
+                    .all(|r| requirement_matches(r, node.label(&r.key)))
+                && fields.iter().all(|r| {
+                    requirement_matches(r, (r.key == "metadata.name").then(|| node.name()))
+                })
+        })
 }

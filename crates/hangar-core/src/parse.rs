@@ -384,13 +384,15 @@ mod tests {
     #[test]
     fn secret_values_are_dropped_at_the_door() {
         let parsed = parse(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: hf_abcdefghijklmnop\n",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"stringData\": {\"token\": \"hf_abcdefghijklmnop\"}}'\nstringData:\n  token: hf_abcdefghijklmnop\n",
         );
         let (Object::Secret(secret), _) = &parsed.objects[0] else {
             panic!("expected a Secret")
         };
         let data = secret.string_data.as_ref().unwrap();
         assert_eq!(data.get("token").map(String::as_str), Some(""));
+        let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
     }
 
     #[test]

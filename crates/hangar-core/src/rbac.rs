@@ -50,6 +50,12 @@ impl Subject {
                 "system:authenticated" | "system:unauthenticated" | "system:serviceaccounts"
             )
     }
+
+    /// Everyone, or every service account of a namespace (`system:serviceaccounts:<ns>`).
+    pub fn is_broad(&self) -> bool {
+        self.is_everyone()
+            || (self.kind == "Group" && self.name.starts_with("system:serviceaccounts:"))
+    }
 }
 
 impl fmt::Display for Subject {

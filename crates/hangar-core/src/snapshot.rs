@@ -134,6 +134,9 @@ macro_rules! typed_kinds {
         }
 
         /// One decoded object, typed when Hangar knows its kind.
+        // Transient: each object moves into its typed `Vec` right after decoding, so the size
+        // of the largest variant costs nothing worth boxing for.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone)]
         pub enum Object {
             $($kind($kind),)*
@@ -187,6 +190,12 @@ macro_rules! typed_kinds {
                     $(Object::$kind(object) => self.$field.push(Located { object, origin }),)*
                     Object::Other(object) => self.others.push(Located { object, origin }),
                 }
+            }
+
+            /// Calls `f` with the kind, metadata and origin of every object.
+            pub fn for_each_object(&self, mut f: impl FnMut(&str, &ObjectMeta, &Origin)) {
+                $(for o in &self.$field { f(<$kind as Resource>::KIND, &o.object.metadata, &o.origin); })*
+                for o in &self.others { f(&o.object.kind, &o.object.metadata, &o.origin); }
             }
 
             /// How many objects were read.
@@ -259,6 +268,13 @@ impl Object {
 }
 
 fn redact_secret_values(secret: &mut serde_json::Map<String, Value>) {
+    // `kubectl apply` keeps the whole manifest, values included, in this annotation.
+    if let Some(Value::Object(annotations)) = secret
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
     for field in ["data", "stringData"] {
         if let Some(Value::Object(entries)) = secret.get_mut(field) {
             for value in entries.values_mut() {

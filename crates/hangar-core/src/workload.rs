@@ -1,7 +1,7 @@
 //! Pod templates, whatever declares them: Deployments and their kin, bare Pods, and the custom
 //! resources of the model-serving operators (whose pods do not exist until the operator runs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -23,17 +23,25 @@ pub struct PodTemplate {
     pub spec: PodSpec,
     /// Where `spec` sits in the owner, e.g. `spec.template.spec`.
     pub spec_path: String,
+    /// For custom resources that declare one container's fields inline (KServe's
+    /// `predictor.model`, a NIMService's spec), where that container — `containers[0]` — sits.
+    pub inline_container_path: Option<String>,
 }
 
 impl PodTemplate {
     /// The main and init containers, each with its field path.
     pub fn containers(&self) -> impl Iterator<Item = (String, &Container)> {
+        let inline = self.inline_container_path.as_ref();
         let main = self
             .spec
             .containers
             .iter()
             .enumerate()
-            .map(|(i, c)| (format!("{}.containers[{i}]", self.spec_path), c));
+            .map(move |(i, c)| match inline {
+                Some(path) if i == 0 => (path.clone(), c),
+                Some(_) => (format!("{}.containers[{}]", self.spec_path, i - 1), c),
+                None => (format!("{}.containers[{i}]", self.spec_path), c),
+            });
         let init = self
             .spec
             .init_containers
@@ -61,6 +69,7 @@ fn from_template(
         annotations: meta.annotations.unwrap_or_default(),
         spec,
         spec_path: spec_path.to_owned(),
+        inline_container_path: None,
     })
 }
 
@@ -160,6 +169,7 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
             annotations: p.object.metadata.annotations.clone().unwrap_or_default(),
             spec,
             spec_path: "spec".into(),
+            inline_container_path: None,
         });
         let bare_run = p
             .object
@@ -180,6 +190,24 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
         }
     }
     out
+}
+
+/// The workloads that no other workload in the snapshot controls: a Deployment, not also its
+/// ReplicaSets and Pods, so a live snapshot reports each problem once.
+pub fn top_level_workloads(snapshot: &Snapshot) -> Vec<Workload> {
+    let all = workloads(snapshot);
+    let present: HashSet<ObjectRef> = all.iter().map(|w| w.object_ref().clone()).collect();
+    all.into_iter()
+        .filter(|w| {
+            !w.meta.owner_references.iter().flatten().any(|o| {
+                present.contains(&ObjectRef::new(
+                    o.kind.clone(),
+                    w.object_ref().namespace.clone(),
+                    o.name.clone(),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The pod templates a model-serving custom resource implies, read from its spec so that
@@ -288,8 +316,13 @@ fn template_from_value(
     };
     let mut spec: PodSpec = serde_json::from_value(spec_value.clone()).ok()?;
     // KServe's `model` (and the framework shorthands), NIM's flat spec: one container's fields.
-    if let Some(container) = inline_container(spec_value) {
+    let mut inline_container_path = None;
+    if let Some((container, key)) = inline_container(spec_value) {
         spec.containers.insert(0, container);
+        inline_container_path = Some(match key {
+            Some(key) => format!("{spec_path}.{key}"),
+            None => spec_path.clone(),
+        });
     }
     if spec.containers.is_empty() {
         return None;
@@ -304,6 +337,7 @@ fn template_from_value(
         annotations: meta.annotations.unwrap_or_default(),
         spec,
         spec_path,
+        inline_container_path,
     })
 }
 
@@ -322,14 +356,15 @@ const INLINE_CONTAINER_KEYS: &[&str] = &[
     "pmml",
 ];
 
-fn inline_container(spec: &Value) -> Option<Container> {
+/// The inline container and the key it sits under (`None`: its fields sit in the spec itself).
+fn inline_container(spec: &Value) -> Option<(Container, Option<&'static str>)> {
     for key in INLINE_CONTAINER_KEYS {
         if let Some(value) = spec.get(*key).filter(|v| v.is_object()) {
             let mut container: Container = serde_json::from_value(value.clone()).ok()?;
             if container.name.is_empty() {
                 container.name = format!("kserve-{key}");
             }
-            return Some(container);
+            return Some((container, Some(key)));
         }
     }
     // NIMService: `image: {repository, tag}` with resources and env beside it.
@@ -342,5 +377,5 @@ fn inline_container(spec: &Value) -> Option<Container> {
         map.insert("name".into(), Value::String("nim".into()));
         map.remove("args");
     }
-    serde_json::from_value(flat).ok()
+    serde_json::from_value(flat).ok().map(|c| (c, None))
 }

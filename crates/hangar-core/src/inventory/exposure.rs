@@ -413,32 +413,26 @@ impl<'a> ExposureIndex<'a> {
     fn endpoint_auth(&self, endpoint: &Endpoint) -> Vec<String> {
         let mut auth = Vec::new();
         for (_, path, c) in endpoint.containers() {
-            let line = command_line(c);
-            let env_key = c
-                .env
-                .iter()
-                .flatten()
-                .any(|e| e.name == "VLLM_API_KEY" || e.name == "API_KEY");
-            if line.contains("--api-key") || env_key {
+            if let Some(how) = server_api_key(endpoint.runtime, c) {
                 let scope = if endpoint.runtime == Runtime::Vllm {
                     " (guards /v1 routes only)"
                 } else {
                     ""
                 };
-                auth.push(format!("server API key{scope} ({path})"));
+                auth.push(format!("server API key{scope}: {how} ({path})"));
             }
             let image = c.image.as_deref().unwrap_or_default();
+            // A sidecar only guards anything when it sits beside the server in the same pod.
+            let has_sidecars = endpoint
+                .templates
+                .iter()
+                .any(|t| t.spec.containers.len() > 1);
             if let Some((_, what)) = AUTH_SIDECARS
                 .iter()
                 .find(|(fragment, _)| image.contains(fragment) && !path.contains("initContainers"))
+                && has_sidecars
             {
-                if endpoint
-                    .templates
-                    .iter()
-                    .any(|t| t.spec.containers.len() > 1)
-                {
-                    auth.push(format!("{what} ({path})"));
-                }
+                auth.push(format!("{what} ({path})"));
             }
         }
         if endpoint
@@ -480,6 +474,46 @@ impl<'a> ExposureIndex<'a> {
         }
         auth
     }
+}
+
+/// The flags and variables through which each server takes an API key of its own.
+/// Servers not listed (Ollama, Triton, TGI, NIM…) have none.
+const SERVER_KEYS: &[(Runtime, &[&str], &[&str])] = &[
+    (Runtime::Vllm, &["--api-key"], &["VLLM_API_KEY"]),
+    (Runtime::Sglang, &["--api-key"], &[]),
+    (
+        Runtime::Llamacpp,
+        &["--api-key", "--api-key-file"],
+        &["LLAMA_ARG_API_KEY"],
+    ),
+    (Runtime::Lmdeploy, &["--api-keys"], &[]),
+    (
+        Runtime::Localai,
+        &["--api-keys"],
+        &["API_KEY", "LOCALAI_API_KEY"],
+    ),
+];
+
+/// How the container gives the server its own API key, if it does.
+fn server_api_key(runtime: Runtime, c: &k8s_openapi::api::core::v1::Container) -> Option<String> {
+    let (_, flags, vars) = SERVER_KEYS.iter().find(|(r, _, _)| *r == runtime)?;
+    let line = command_line(c);
+    let flag = line.split_whitespace().find_map(|token| {
+        flags.iter().find(|f| {
+            token == **f
+                || token
+                    .strip_prefix(**f)
+                    .is_some_and(|rest| rest.starts_with('='))
+        })
+    });
+    if let Some(flag) = flag {
+        return Some((*flag).to_owned());
+    }
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| vars.contains(&e.name.as_str()))
+        .map(|e| e.name.clone())
 }
 
 fn is_internal_load_balancer(svc: &Service) -> bool {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Namespace};
 use serde::Serialize;
 
 pub use exposure::{Exposure, ExposureKind};
-pub use model::Model;
+pub use model::{MODEL_LABEL, MODEL_VERSION_LABEL, Model};
 pub use runtime::{Runtime, runtime_from_command, runtime_from_image};
 
 use crate::object::{ObjectRef, Origin};
@@ -528,15 +528,15 @@ impl<'a> Context<'a> {
         let templates = custom_resource_templates(object, &cr.origin);
         let mut runtime = runtime;
         // A KServe predictor names its runtime or model format; report the server underneath.
-        if runtime == Runtime::Kserve {
-            if let Some(r) = self.kserve_runtime(object) {
-                reasons.push(Reason::new(
-                    "runtime",
-                    r.as_str(),
-                    Some("spec.predictor.model".into()),
-                ));
-                runtime = r;
-            }
+        if runtime == Runtime::Kserve
+            && let Some(r) = self.kserve_runtime(object)
+        {
+            reasons.push(Reason::new(
+                "runtime",
+                r.as_str(),
+                Some("spec.predictor.model".into()),
+            ));
+            runtime = r;
         }
         let mut endpoint = new_endpoint(
             object.object_ref(),
@@ -640,16 +640,25 @@ impl<'a> Context<'a> {
                     .find(|e| e.name == name)
                     .and_then(|e| e.value.as_deref())
             };
-            let found = if line.contains("--enable-log-requests") {
-                Some("--enable-log-requests")
-            } else if line.contains("--enable-prompt-tokens-details")
-                || line.contains("--enable-log-outputs")
-            {
-                Some("--enable-log-outputs")
+            let has_flag = |flag: &str| {
+                line.split_whitespace()
+                    .any(|t| t == flag || t.starts_with(&format!("{flag}=")))
+            };
+            let found = if has_flag("--enable-log-requests") {
+                Some("--enable-log-requests".to_owned())
+            } else if has_flag("--enable-log-outputs") {
+                Some("--enable-log-outputs".to_owned())
             } else if env("OLLAMA_DEBUG").is_some_and(|v| v != "0" && v != "false") {
-                Some("OLLAMA_DEBUG")
+                Some("OLLAMA_DEBUG".to_owned())
             } else if env("VLLM_LOGGING_LEVEL") == Some("DEBUG") {
-                Some("VLLM_LOGGING_LEVEL=DEBUG")
+                Some("VLLM_LOGGING_LEVEL=DEBUG".to_owned())
+            } else if endpoint.runtime == Runtime::Vllm && !has_flag("--disable-log-requests") {
+                c.image
+                    .as_deref()
+                    .filter(|i| logs_requests_by_default(i))
+                    .map(|i| {
+                        format!("{i} logs every request by default (no --disable-log-requests)")
+                    })
             } else {
                 None
             };
@@ -684,7 +693,12 @@ impl<'a> Context<'a> {
             }
             for tol in t.spec.tolerations.iter().flatten() {
                 let text = match (&tol.key, &tol.operator) {
-                    (None, _) => "*(tolerates everything)".to_owned(),
+                    (None, Some(op)) if op == "Exists" => "*(tolerates everything)".to_owned(),
+                    (None, _) => format!(
+                        "={}:{}",
+                        tol.value.as_deref().unwrap_or_default(),
+                        tol.effect.as_deref().unwrap_or("*")
+                    ),
                     (Some(key), Some(op)) if op == "Exists" => {
                         format!("{key}:{}", tol.effect.as_deref().unwrap_or("*"))
                     }
@@ -750,12 +764,23 @@ impl<'a> Context<'a> {
         }));
         let mut deployers: Vec<Deployer> = grants
             .into_iter()
-            .filter(|(s, _)| !s.is_system() || s.is_everyone())
+            .filter(|(s, _)| !s.is_system() || s.is_broad())
             .map(|(subject, via)| Deployer { subject, via })
             .collect();
         deployers.dedup_by(|a, b| a.subject == b.subject);
         deployers
     }
+}
+
+/// vLLM logged every request, prompt included, unless `--disable-log-requests` was given, until
+/// the default flipped in the 0.10 series (vllm-project/vllm#21739). Only tags clearly older
+/// than 0.10 are claimed.
+fn logs_requests_by_default(image: &str) -> bool {
+    let tag = crate::image::ImageRef::parse(image).tag.unwrap_or_default();
+    let mut parts = tag.trim_start_matches('v').split('.');
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    matches!((major, minor), (Some(0), Some(minor)) if minor < 10)
 }
 
 /// The annotation that declares how long an endpoint's (or a namespace's) logs are kept.
@@ -772,7 +797,8 @@ pub fn parse_days(value: &str) -> Option<u32> {
     let factor = match unit.trim() {
         "" | "d" | "day" | "days" => 1,
         "w" | "week" | "weeks" => 7,
-        "mo" | "month" | "months" => 30,
+        // A month is a twelfth of a year, so that `12mo` is the 365 days PCI DSS 10.5.1 means.
+        "mo" | "month" | "months" => return number.checked_mul(365).map(|d| d.div_ceil(12)),
         "y" | "year" | "years" => 365,
         _ => return None,
     };

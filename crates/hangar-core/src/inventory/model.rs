@@ -45,7 +45,7 @@ const MODEL_FLAGS: &[&str] = &[
     "--model_base_path",
     "--model-name",
 ];
-const REVISION_FLAGS: &[&str] = &["--revision", "--code-revision", "--hf-file"];
+const REVISION_FLAGS: &[&str] = &["--revision", "--code-revision"];
 
 pub(super) fn from_templates(
     templates: &[PodTemplate],
@@ -62,13 +62,12 @@ pub(super) fn from_templates(
                 .chain(c.args.iter().flatten())
                 .flat_map(|a| a.split_whitespace())
                 .collect();
-            if model.source.is_none() {
-                if let Some(value) =
+            if model.source.is_none()
+                && let Some(value) =
                     flag_value(&args, MODEL_FLAGS).or_else(|| positional_after(&args, "serve"))
-                {
-                    model.source = Some(value.to_owned());
-                    model.field = Some(format!("{path}.args"));
-                }
+            {
+                model.source = Some(value.to_owned());
+                model.field = Some(format!("{path}.args"));
             }
             if model.version.is_none() {
                 model.version = flag_value(&args, REVISION_FLAGS).map(str::to_owned);
@@ -80,24 +79,25 @@ pub(super) fn from_templates(
                     .find(|e| e.name == name)
                     .and_then(|e| e.value.clone())
             };
-            if model.source.is_none() {
-                if let Some(id) = env("MODEL_ID").or_else(|| env("MODEL_NAME")) {
-                    model.source = Some(id);
-                    model.field = Some(format!("{path}.env"));
-                }
+            if model.source.is_none()
+                && let Some(id) = env("MODEL_ID").or_else(|| env("MODEL_NAME"))
+            {
+                model.source = Some(id);
+                model.field = Some(format!("{path}.env"));
             }
             if model.version.is_none() {
                 model.version = env("REVISION");
             }
             // A NIM image is the model: its tag is the version, its digest the pin.
-            if runtime == Runtime::Nim && model.source.is_none() {
-                if let Some(image) = c.image.as_deref() {
-                    let parsed = ImageRef::parse(image);
-                    model.source = Some(image.to_owned());
-                    model.version = parsed.tag.map(str::to_owned);
-                    model.digest = parsed.digest.map(str::to_owned);
-                    model.field = Some(format!("{path}.image"));
-                }
+            if runtime == Runtime::Nim
+                && model.source.is_none()
+                && let Some(image) = c.image.as_deref()
+            {
+                let parsed = ImageRef::parse(image);
+                model.source = Some(image.to_owned());
+                model.version = parsed.tag.map(str::to_owned);
+                model.digest = parsed.digest.map(str::to_owned);
+                model.field = Some(format!("{path}.image"));
             }
         }
     }
@@ -178,8 +178,9 @@ fn apply_labels(model: &mut Model, labels: &BTreeMap<String, String>) {
     if let Some(name) = labels.get(MODEL_LABEL) {
         model.name = Some(name.clone());
     }
+    // The label is a claim; a revision the server is actually given wins over it.
     if let Some(version) = labels.get(MODEL_VERSION_LABEL) {
-        model.version = Some(version.clone());
+        model.version.get_or_insert_with(|| version.clone());
     }
 }
 

@@ -168,8 +168,31 @@ spec:
 #[test]
 fn retention_parses_common_units() {
     assert_eq!(parse_days("400d"), Some(400));
-    assert_eq!(parse_days("13mo"), Some(390));
+    assert_eq!(parse_days("13mo"), Some(396));
+    assert_eq!(parse_days("12mo"), Some(365));
     assert_eq!(parse_days("1y"), Some(365));
     assert_eq!(parse_days("90"), Some(90));
     assert_eq!(parse_days("forever"), None);
+}
+
+#[test]
+fn inline_containers_of_custom_resources_keep_their_real_field_path() {
+    let inv = inventory(
+        r#"
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: m, namespace: ml}
+spec:
+  predictor:
+    serviceAccountName: sa
+    model:
+      modelFormat: {name: huggingface}
+      storageUri: hf://org/model
+"#,
+    );
+    let paths: Vec<String> = inv.endpoints[0]
+        .containers()
+        .map(|(_, path, _)| path)
+        .collect();
+    assert_eq!(paths, ["spec.predictor.model"]);
 }
