@@ -87,7 +87,7 @@ spec:
     spec:
       containers:
       - name: vllm
-        image: vllm/vllm-openai:v0.8.5
+        image: vllm/vllm-openai:v0.11.0
         resources: {{limits: {{nvidia.com/gpu: "1"}}}}
 {extra}
 "#

@@ -1,0 +1,153 @@
+//! Renderers: the same `Report`, for a terminal, for machines (JSON, SARIF) and for people
+//! (Markdown, HTML).
+
+mod html;
+mod markdown;
+mod sarif;
+mod terminal;
+
+use std::fmt;
+use std::str::FromStr;
+
+use hangar_core::inventory::Endpoint;
+
+use crate::report::Report;
+
+pub use terminal::TerminalStyle;
+
+/// An output format of `hangar audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Sarif,
+    Markdown,
+    Html,
+}
+
+impl Format {
+    pub const NAMES: &'static str = "table, json, sarif, markdown, html";
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "table" | "text" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "sarif" => Ok(Format::Sarif),
+            "markdown" | "md" => Ok(Format::Markdown),
+            "html" => Ok(Format::Html),
+            other => Err(format!(
+                "unknown format `{other}` (expected one of {})",
+                Format::NAMES
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Sarif => "sarif",
+            Format::Markdown => "markdown",
+            Format::Html => "html",
+        })
+    }
+}
+
+/// Renders `report` in `format`. `style` only matters for the terminal table.
+pub fn render(report: &Report, format: Format, style: TerminalStyle) -> String {
+    match format {
+        Format::Table => terminal::render(report, style),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Sarif => {
+            serde_json::to_string_pretty(&sarif::sarif(report)).unwrap_or_default() + "\n"
+        }
+        Format::Markdown => markdown::render(report),
+        Format::Html => html::render(report),
+    }
+}
+
+/// One line on how to reach the endpoint: `LoadBalancer Service/ml/chat (external)`, …
+pub(crate) fn exposure_line(endpoint: &Endpoint) -> String {
+    if endpoint.exposure.is_empty() {
+        return "not exposed by any Service or route".into();
+    }
+    endpoint
+        .exposure
+        .iter()
+        .map(|e| {
+            let kind = serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let scope = if e.external { "external" } else { "in-cluster" };
+            format!("{kind} {} ({scope})", e.via)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line on what authenticates the endpoint.
+pub(crate) fn auth_line(endpoint: &Endpoint) -> String {
+    let mut auth: Vec<&str> = endpoint.auth.iter().map(String::as_str).collect();
+    for e in &endpoint.exposure {
+        auth.extend(e.auth.iter().map(String::as_str));
+    }
+    if auth.is_empty() {
+        "none found".into()
+    } else {
+        auth.join("; ")
+    }
+}
+
+/// One line on the model: `meta-llama/Llama-3.1-8B @0e9e39f`.
+pub(crate) fn model_line(endpoint: &Endpoint) -> String {
+    let model = &endpoint.model;
+    let mut line = model
+        .name
+        .clone()
+        .or_else(|| model.source.clone())
+        .unwrap_or_else(|| "unknown".into());
+    if let Some(v) = &model.version {
+        line.push_str(&format!(" @{v}"));
+    }
+    if let Some(d) = &model.digest {
+        line.push_str(&format!(" ({})", short_digest(d)));
+    }
+    line
+}
+
+fn short_digest(digest: &str) -> &str {
+    let cut = digest
+        .char_indices()
+        .nth(19)
+        .map_or(digest.len(), |(i, _)| i);
+    &digest[..cut]
+}
+
+/// The reasons as one line: `image vllm/vllm-openai:v0.8.5, accelerator nvidia.com/gpu=1`.
+pub(crate) fn reasons_line(endpoint: &Endpoint) -> String {
+    endpoint
+        .reasons
+        .iter()
+        .map(|r| format!("{} {}", r.signal, r.detail))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where a finding is: `file:line` (with the field), or the object for live scans.
+pub(crate) fn location(f: &crate::check::Finding) -> String {
+    let mut at = match (&f.origin.file, f.origin.line) {
+        (Some(file), Some(line)) => format!("{file}:{line}"),
+        (Some(file), None) => file.to_string(),
+        _ => f.object.to_string(),
+    };
+    if let Some(field) = &f.field {
+        at.push_str(&format!(" {field}"));
+    }
+    at
+}

@@ -1,0 +1,122 @@
+//! SARIF 2.1.0 for GitHub code scanning and other SARIF readers.
+
+use hangar_core::Severity;
+use serde_json::{Value, json};
+
+use crate::checks::catalogue;
+use crate::frameworks::controls_for;
+use crate::report::Report;
+
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Info => "note",
+    }
+}
+
+/// GitHub ranks alerts by this CVSS-like score.
+fn security_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "9.5",
+        Severity::High => "8.0",
+        Severity::Medium => "5.5",
+        Severity::Low => "3.0",
+        Severity::Info => "0.0",
+    }
+}
+
+pub(super) fn sarif(report: &Report) -> Value {
+    let rules: Vec<Value> = catalogue()
+        .iter()
+        .map(|c| {
+            let controls: Vec<String> = controls_for(c.id).iter().map(|(f, ctl)| format!("{} {}", f.name, ctl.id)).collect();
+            json!({
+                "id": c.id,
+                "name": c.title,
+                "shortDescription": {"text": c.title},
+                "fullDescription": {"text": c.rationale},
+                "help": {
+                    "text": format!("{}\n\nRemediation: {}\n\nControls: {}", c.rationale, c.remediation, controls.join(", ")),
+                    "markdown": format!("{}\n\n**Remediation:** {}\n\n**Controls:** {}", c.rationale, c.remediation, controls.join(", ")),
+                },
+                "helpUri": format!("https://github.com/hangar-dev/hangar/blob/main/docs/checks.md#{}", c.id.to_ascii_lowercase()),
+                "defaultConfiguration": {"level": level(c.severity)},
+                "properties": {
+                    "tags": ["security", c.family.prefix()],
+                    "security-severity": security_severity(c.severity),
+                    "precision": "high",
+                },
+            })
+        })
+        .collect();
+    let rule_index = |id: &str| catalogue().iter().position(|c| c.id == id);
+
+    let results: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let finding = &f.finding;
+            let mut result = json!({
+                "ruleId": finding.check,
+                "level": level(f.severity),
+                "message": {"text": format!("{}: {} ({})", f.title, finding.message, finding.object)},
+                "properties": {"severity": f.severity, "controls": f.controls, "object": finding.object},
+            });
+            if let Some(index) = rule_index(finding.check) {
+                result["ruleIndex"] = json!(index);
+            }
+            let logical = json!([{"fullyQualifiedName": finding.object.to_string(), "kind": "resource"}]);
+            result["locations"] = match &finding.origin.file {
+                Some(file) => {
+                    let mut physical = json!({"artifactLocation": {"uri": uri(file)}});
+                    if let Some(line) = finding.origin.line {
+                        physical["region"] = json!({"startLine": line});
+                    }
+                    json!([{"physicalLocation": physical, "logicalLocations": logical}])
+                }
+                None => json!([{"logicalLocations": logical}]),
+            };
+            if let Some(w) = &f.waiver {
+                result["suppressions"] = json!([{"kind": "external", "justification": w.reason}]);
+            }
+            result
+        })
+        .collect();
+
+    json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "hangar",
+                "version": report.tool.version,
+                "informationUri": "https://github.com/hangar-dev/hangar",
+                "rules": rules,
+            }},
+            "results": results,
+            "invocations": [{
+                "executionSuccessful": report.complete,
+                "toolExecutionNotifications": report.errors.iter().map(|e| {
+                    let mut n = json!({"level": "error", "message": {"text": e.message}});
+                    if let Some(file) = &e.origin.file {
+                        let mut physical = json!({"artifactLocation": {"uri": uri(file)}});
+                        if let Some(line) = e.origin.line {
+                            physical["region"] = json!({"startLine": line});
+                        }
+                        n["locations"] = json!([{"physicalLocation": physical}]);
+                    }
+                    n
+                }).chain(report.not_covered.iter().map(|n| json!({"level": "error", "message": {"text": format!("{} not covered: {}", n.kind, n.reason)}}))).collect::<Vec<_>>(),
+            }],
+        }],
+    })
+}
+
+/// A relative URI as GitHub expects (forward slashes, no leading `./`).
+fn uri(file: &str) -> String {
+    let file = file.replace('\\', "/");
+    file.strip_prefix("./").unwrap_or(&file).to_owned()
+}
