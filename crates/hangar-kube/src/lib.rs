@@ -1,1 +1,6 @@
+//! Hangar's Kubernetes I/O: a Snapshot from files, or from a live cluster (read-only).
 
+pub mod files;
+pub mod live;
+
+pub use files::load_paths;

@@ -1,0 +1,183 @@
+//! Reading a live cluster into a `Snapshot`, read-only: only GET requests (discovery and
+//! paginated LISTs). Every object goes through the same door as files (`Object::decode`), Secrets
+//! are listed as metadata only so their values never leave the API server, and every kind the
+//! scan could not list is recorded in `Snapshot::not_covered`, so a scan with gaps is never
+//! reported as clean.
+
+mod listing;
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hangar_core::Snapshot;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::json;
+
+use listing::{Tally, describe, list_kind};
+use targets::{custom_targets, typed_targets};
+
+/// Which cluster to read and how much of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// The kubeconfig file to use. `None` infers one as kubectl does: `KUBECONFIG`, then
+    /// `~/.kube/config`, then the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; `None` uses the current context.
+    pub context: Option<String>,
+    /// Read only this namespace's namespaced objects; `None` reads all namespaces. Cluster-scoped
+    /// kinds (nodes, namespaces, cluster roles and bindings, storage classes) are read either way,
+    /// because checks need them.
+    pub namespace: Option<String>,
+}
+
+/// How far a scan is, reported before each kind and after each page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The kind being listed: `Pod`, or `InferenceService.serving.kserve.io`.
+    pub kind: String,
+    /// Objects of this kind listed so far.
+    pub listed: usize,
+    /// Objects of all kinds listed so far, this one's included.
+    pub total: usize,
+    /// The position of this kind among the kinds to list (1-based), and how many there are.
+    pub step: usize,
+    pub steps: usize,
+}
+
+/// One progress line: `Pod (5/27): 1000 listed, 4211 objects in all`.
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}/{}): {} listed, {} objects in all",
+            self.kind, self.step, self.steps, self.listed, self.total
+        )
+    }
+}
+
+/// Why a live scan could not start. Failures on single kinds do not stop a scan: they are
+/// recorded in `Snapshot::not_covered`.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cannot use kubeconfig {}: {cause}", path.display())]
+    Kubeconfig { path: PathBuf, cause: String },
+    #[error("cannot configure a Kubernetes client: {0}")]
+    Config(String),
+    #[error("cannot reach the API server at {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error("the API server at {url} did not accept the credentials: {cause}")]
+    Unauthorized { url: String, cause: String },
+}
+
+/// How long to wait for the API server between two reads of a response before giving up.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads the cluster `options` designate into a snapshot.
+pub async fn load_live(
+    options: &LiveOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Snapshot, LiveError> {
+    let (client, url) = connect(options).await?;
+    let mut snapshot = Snapshot::default();
+    let mut targets = typed_targets();
+    targets.extend(custom_targets(&client, &mut snapshot.not_covered).await);
+    let mut tally = Tally {
+        total: 0,
+        step: 0,
+        steps: targets.len(),
+    };
+    let namespace = options.namespace.as_deref();
+    for target in &targets {
+        list_kind(
+            &client,
+            target,
+            namespace,
+            &mut snapshot,
+            &mut tally,
+            progress,
+        )
+        .await;
+    }
+    tracing::debug!(
+        %url,
+        objects = snapshot.object_count(),
+        not_covered = snapshot.not_covered.len(),
+        "live scan done"
+    );
+    Ok(snapshot)
+}
+
+/// Builds the client and checks that the API server answers, so an unreachable cluster is one
+/// clear error rather than one gap per kind.
+async fn connect(options: &LiveOptions) -> Result<(Client, String), LiveError> {
+    let mut config = client_config(options).await?;
+    config.read_timeout.get_or_insert(READ_TIMEOUT);
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = Client::try_from(config).map_err(|e| LiveError::Config(describe(&e)))?;
+    match client.apiserver_version().await {
+        Ok(_) => Ok((client, url)),
+        Err(kube::Error::Api(status)) if status.code == 401 => Err(LiveError::Unauthorized {
+            url,
+            cause: status.message.clone(),
+        }),
+        // Any other answer means the server is there; per-kind errors will say the rest.
+        Err(kube::Error::Api(_)) => Ok((client, url)),
+        Err(error) => Err(LiveError::Unreachable {
+            url,
+            cause: describe(&error),
+        }),
+    }
+}
+
+async fn client_config(options: &LiveOptions) -> Result<Config, LiveError> {
+    let kube_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    if let Some(path) = &options.kubeconfig {
+        let kubeconfig_error = |e: kube::config::KubeconfigError| LiveError::Kubeconfig {
+            path: path.clone(),
+            cause: e.to_string(),
+        };
+        let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+        return Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+            .await
+            .map_err(kubeconfig_error);
+    }
+    if let Some(context) = &options.context {
+        return Config::from_kubeconfig(&kube_options)
+            .await
+            .map_err(|e| LiveError::Config(format!("cannot use context {context}: {e}")));
+    }
+    Config::infer().await.map_err(|e| {
+        LiveError::Config(format!(
+            "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}"
+        ))
+    })
+}
+
+/// Writes `snapshot` as one `kind: List` that `hangar audit FILE` reads back: JSON when `path`
+/// ends in `.json`, YAML otherwise.
+pub fn save_snapshot(snapshot: &Snapshot, path: &Path) -> Result<(), std::io::Error> {
+    let list = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": snapshot.to_values(),
+    });
+    let is_json = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let text = if is_json {
+        serde_json::to_string_pretty(&list).map_err(std::io::Error::other)?
+    } else {
+        serde_saphyr::to_string(&list).map_err(std::io::Error::other)?
+    };
+    std::fs::write(path, text)
+}
