@@ -272,13 +272,18 @@ fn run_checks(
 ) -> Vec<Finding> {
     checks
         .par_iter()
-        .flat_map_iter(|check| match check.run {
-            Run::Endpoint(f) => inventory
-                .endpoints
-                .iter()
-                .flat_map(|e| f(snapshot, e, policy))
-                .collect::<Vec<_>>(),
-            Run::Cluster(f) => f(snapshot, inventory, policy),
+        .flat_map_iter(|check| {
+            let started = std::time::Instant::now();
+            let findings = match check.run {
+                Run::Endpoint(f) => inventory
+                    .endpoints
+                    .iter()
+                    .flat_map(|e| f(snapshot, e, policy))
+                    .collect::<Vec<_>>(),
+                Run::Cluster(f) => f(snapshot, inventory, policy),
+            };
+            tracing::debug!(check = check.id, findings = findings.len(), elapsed = ?started.elapsed(), "check ran");
+            findings
         })
         .collect()
 }

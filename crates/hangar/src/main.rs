@@ -1,1 +1,40 @@
-fn main() {}
+//! `hangar`: operations for AI inference on Kubernetes.
+
+mod audit;
+mod cli;
+mod source;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, PolicyCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Audit(args) => audit::audit(args),
+        Command::Inventory(args) => audit::inventory(args),
+        Command::Checks(args) => audit::checks(args),
+        Command::Policy {
+            command: PolicyCommand::Schema,
+        } => audit::policy_schema(),
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => audit::policy_check(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

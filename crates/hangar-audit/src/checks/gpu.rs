@@ -71,7 +71,7 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: Severity::High,
         rationale: "In-scope (cardholder data) inference that shares GPU nodes with out-of-scope tenants pulls those tenants and nodes into PCI DSS scope and exposes GPU memory across the boundary (PCI DSS 1.2/1.3 segmentation).",
         remediation: "Pin PCI-scoped templates to a dedicated pool (nodeSelector such as `hangar.dev/pool: pci-gpu`) and taint that pool with a key only PCI workloads tolerate, so no other GPU workload can land there.",
-        run: Run::Endpoint(pci_not_dedicated),
+        run: Run::Cluster(pci_not_dedicated),
         applies: always,
     },
     Check {
@@ -492,23 +492,24 @@ fn privileged_on_gpu_nodes(snapshot: &Snapshot, _: &Inventory, policy: &Policy) 
     findings
 }
 
-fn pci_not_dedicated(snapshot: &Snapshot, endpoint: &Endpoint, policy: &Policy) -> Vec<Finding> {
-    if endpoint.data_scope != Some(DataScope::Pci) {
+/// A workload and the data scope it declares.
+type ScopedWorkload = (Workload, Option<DataScope>);
+
+fn pci_not_dedicated(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy) -> Vec<Finding> {
+    let pci: Vec<&Endpoint> = inventory
+        .endpoints
+        .iter()
+        .filter(|e| e.data_scope == Some(DataScope::Pci))
+        .collect();
+    if pci.is_empty() {
         return Vec::new();
     }
-    // Other GPU workloads that are not in PCI scope: who could share a node with this endpoint.
-    let others: Vec<(Workload, Option<DataScope>)> = if snapshot.nodes.is_empty() {
+    // Computed once for the whole cluster: per GPU node, the out-of-scope GPU workloads it admits.
+    let others: Vec<ScopedWorkload> = if snapshot.nodes.is_empty() {
         Vec::new()
     } else {
         top_level_workloads(snapshot)
             .into_iter()
-            .filter(|w| !endpoint.workloads.contains(w.object_ref()))
-            .filter(|w| {
-                endpoint
-                    .templates
-                    .iter()
-                    .all(|t| t.owner != *w.object_ref())
-            })
             .filter(|w| !accelerator_requests(&w.template).is_empty())
             .map(|w| {
                 let scope = workload_scope(&w, snapshot, policy);
@@ -517,52 +518,74 @@ fn pci_not_dedicated(snapshot: &Snapshot, endpoint: &Endpoint, policy: &Policy) 
             .filter(|(_, scope)| *scope != Some(DataScope::Pci))
             .collect()
     };
-    let mut findings = Vec::new();
-    for t in &endpoint.templates {
-        let mut problems = Vec::new();
-        if !pinned_by(t, &pins_pci_pool) {
-            problems.push(
-                "no nodeSelector or required node affinity names a PCI pool (a key or value with `pci` or `cde`)"
-                    .to_owned(),
-            );
-        }
-        // The first GPU node this template may use that also admits an out-of-scope workload.
-        let sharing = snapshot
-            .nodes
-            .iter()
-            .filter(|n| is_gpu_node(&n.object, policy) && can_schedule(t, &n.object))
-            .find_map(|node| {
-                let shared: Vec<String> = others
+    let shared_nodes: Vec<(&Node, Vec<&ScopedWorkload>)> = snapshot
+        .nodes
+        .iter()
+        .filter(|n| is_gpu_node(&n.object, policy))
+        .map(|n| {
+            (
+                &n.object,
+                others
                     .iter()
-                    .filter(|(w, _)| can_schedule(&w.template, &node.object))
-                    .map(|(w, scope)| {
+                    .filter(|(w, _)| can_schedule(&w.template, &n.object))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut findings = Vec::new();
+    for endpoint in pci {
+        let own = |w: &Workload| {
+            endpoint.workloads.contains(w.object_ref())
+                || endpoint
+                    .templates
+                    .iter()
+                    .any(|t| t.owner == *w.object_ref())
+        };
+        for t in &endpoint.templates {
+            let mut problems = Vec::new();
+            if !pinned_by(t, &pins_pci_pool) {
+                problems.push(
+                    "no nodeSelector or required node affinity names a PCI pool (a key or value with `pci` or `cde`)"
+                        .to_owned(),
+                );
+            }
+            // The first GPU node this template may use that also admits an out-of-scope workload.
+            let sharing = shared_nodes
+                .iter()
+                .filter(|(node, _)| can_schedule(t, node))
+                .find_map(|(node, admitted)| {
+                    let shared: Vec<String> = admitted
+                        .iter()
+                        .filter(|(w, _)| !own(w))
+                        .map(|(w, scope)| {
+                            format!(
+                                "`{}` (scope {})",
+                                w.object_ref(),
+                                scope.map_or("undeclared", DataScope::as_str)
+                            )
+                        })
+                        .collect();
+                    (!shared.is_empty()).then(|| {
                         format!(
-                            "`{}` (scope {})",
-                            w.object_ref(),
-                            scope.map_or("undeclared", DataScope::as_str)
+                            "GPU node `{}` also admits non-PCI GPU workload {}",
+                            node.name(),
+                            list(&shared, 3)
                         )
                     })
-                    .collect();
-                (!shared.is_empty()).then(|| {
+                });
+            problems.extend(sharing);
+            if !problems.is_empty() {
+                findings.push(Finding::on_template(
+                    "GPU-006",
+                    endpoint,
+                    t,
+                    format!("{}.nodeSelector", t.spec_path),
                     format!(
-                        "GPU node `{}` also admits non-PCI GPU workload {}",
-                        node.object.name(),
-                        list(&shared, 3)
-                    )
-                })
-            });
-        problems.extend(sharing);
-        if !problems.is_empty() {
-            findings.push(Finding::on_template(
-                "GPU-006",
-                endpoint,
-                t,
-                format!("{}.nodeSelector", t.spec_path),
-                format!(
-                    "PCI-scoped pods are not on a dedicated pool: {}",
-                    problems.join("; ")
-                ),
-            ));
+                        "PCI-scoped pods are not on a dedicated pool: {}",
+                        problems.join("; ")
+                    ),
+                ));
+            }
         }
     }
     findings

@@ -135,7 +135,7 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "  {:<22} {} failed, {} passed, {} not evaluated{}",
+            "  {:<40} {} failed, {} passed, {} not evaluated{}",
             format!("{} {}", framework.name, framework.version),
             count(ControlStatus::Failed),
             count(ControlStatus::Passed),

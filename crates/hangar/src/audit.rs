@@ -1,0 +1,227 @@
+//! `hangar audit`, `hangar inventory`, `hangar checks`, `hangar policy`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use hangar_audit::catalogue_doc::catalogue_markdown;
+use hangar_audit::checks::catalogue;
+use hangar_audit::render::{Format, TerminalStyle, render};
+use hangar_audit::waivers::{Waiver, WaiverFile};
+use hangar_audit::{AuditOptions, Date, audit as run_audit};
+use hangar_core::{Policy, Severity, discover};
+
+use crate::cli::{AuditArgs, ChecksArgs, FailOn, InventoryArgs};
+use crate::source;
+
+pub fn audit(args: AuditArgs) -> Result<ExitCode> {
+    // Validate everything the user typed before the (possibly long) scan.
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>>>()?;
+    let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
+    let policy = source::policy(args.source.policy.as_deref())?;
+    let waivers = load_waivers(args.waivers.as_deref())?;
+    let (snapshot, described) = source::load(&args.source)?;
+
+    let options = AuditOptions {
+        policy: &policy,
+        waivers: &waivers,
+        today: Date::today(),
+        source: described,
+    };
+    let report = run_audit(&snapshot, &options);
+
+    for (format, path) in &outputs {
+        std::fs::write(path, render(&report, *format, TerminalStyle::Plain))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let colour = format == Format::Table
+        && !args.no_color
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::io::stdout().is_terminal();
+    print!(
+        "{}",
+        render(
+            &report,
+            format,
+            if colour {
+                TerminalStyle::Colour
+            } else {
+                TerminalStyle::Plain
+            }
+        )
+    );
+
+    if !report.complete {
+        return Ok(ExitCode::from(2));
+    }
+    let failing = threshold(args.fail_on).map_or(0, |t| report.failing(t));
+    Ok(if failing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn threshold(fail_on: FailOn) -> Option<Severity> {
+    match fail_on {
+        FailOn::Critical => Some(Severity::Critical),
+        FailOn::High => Some(Severity::High),
+        FailOn::Medium => Some(Severity::Medium),
+        FailOn::Low => Some(Severity::Low),
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Never => None,
+    }
+}
+
+/// `json=report.json` → (Json, "report.json").
+fn parse_output(spec: &str) -> Result<(Format, std::path::PathBuf)> {
+    let Some((format, path)) = spec.split_once('=') else {
+        bail!("--output expects FORMAT=PATH (e.g. sarif=hangar.sarif), got `{spec}`");
+    };
+    if path.is_empty() {
+        bail!("--output {format}= needs a path");
+    }
+    let format = format
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--output {spec}: {e}"))?;
+    Ok((format, path.into()))
+}
+
+fn load_waivers(path: Option<&Path>) -> Result<Vec<Waiver>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the waiver file {}", path.display()))?;
+    let file = WaiverFile::from_yaml(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("invalid waiver file {}", path.display()))?;
+    Ok(file.waivers)
+}
+
+pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
+    let policy = source::policy(args.source.policy.as_deref())?;
+    let (snapshot, _) = source::load(&args.source)?;
+    let inventory = discover(&snapshot, &policy);
+    match args.format.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&inventory)?),
+        "csv" => {
+            println!(
+                "kind,namespace,name,runtime,model,version,exposure,external,auth,scope,team,file,line,reasons"
+            );
+            for e in &inventory.endpoints {
+                let row = [
+                    e.object.kind.clone(),
+                    e.object.namespace.clone(),
+                    e.object.name.clone(),
+                    e.runtime.to_string(),
+                    e.model.name.clone().unwrap_or_default(),
+                    e.model.version.clone().unwrap_or_default(),
+                    e.exposure
+                        .iter()
+                        .map(|x| x.via.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    e.is_externally_exposed().to_string(),
+                    e.auth.join("; "),
+                    e.data_scope
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    e.team.clone().unwrap_or_default(),
+                    e.origin.file.as_deref().unwrap_or_default().to_owned(),
+                    e.origin.line.map(|l| l.to_string()).unwrap_or_default(),
+                    e.reasons
+                        .iter()
+                        .map(|r| format!("{} {}", r.signal, r.detail))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ];
+                println!(
+                    "{}",
+                    row.iter()
+                        .map(|c| csv_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+        _ => {
+            println!("{:<48} {:<10} {:<40} WHY", "ENDPOINT", "RUNTIME", "MODEL");
+            for e in &inventory.endpoints {
+                let model = e.model.name.clone().unwrap_or_else(|| "unknown".into());
+                let why = e
+                    .reasons
+                    .iter()
+                    .map(|r| r.signal)
+                    .collect::<Vec<_>>()
+                    .join("+");
+                println!(
+                    "{:<48} {:<10} {:<40} {why}",
+                    e.id,
+                    e.runtime.as_str(),
+                    model
+                );
+            }
+            println!(
+                "\n{} endpoints in {} objects",
+                inventory.endpoints.len(),
+                snapshot.object_count()
+            );
+        }
+    }
+    for e in &snapshot.errors {
+        eprintln!("not read: {}: {}", e.origin, e.message);
+    }
+    for n in &snapshot.not_covered {
+        eprintln!("not covered: {}: {}", n.kind, n.reason);
+    }
+    let complete = snapshot.errors.is_empty() && snapshot.not_covered.is_empty();
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+pub fn checks(args: ChecksArgs) -> Result<ExitCode> {
+    match args.format.as_str() {
+        "markdown" => print!("{}", catalogue_markdown()),
+        "json" => {
+            let rows: Vec<_> = catalogue()
+                .iter()
+                .map(|c| serde_json::json!({"id": c.id, "family": c.family, "severity": c.severity, "title": c.title, "rationale": c.rationale, "remediation": c.remediation}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        _ => {
+            for c in catalogue() {
+                println!("{:<8} {:<9} {}", c.id, c.severity.as_str(), c.title);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn policy_schema() -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&Policy::json_schema())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn policy_check(file: &Path) -> Result<ExitCode> {
+    let policy = source::policy(Some(file))?;
+    println!("{}", serde_json::to_string_pretty(&policy)?);
+    Ok(ExitCode::SUCCESS)
+}

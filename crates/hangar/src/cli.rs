@@ -1,0 +1,127 @@
+//! The command line: what each command reads, writes and how it exits.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Operations for AI inference on Kubernetes: find every inference endpoint and every security
+/// and compliance gap, mapped to PCI DSS v4.0.1, SOC 2 and the OWASP LLM Top 10.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hangar",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit manifests or a live cluster: inventory, findings, control roll-up.
+    ///
+    /// Reads files and directories (YAML, JSON, `kubectl get -o yaml|json` dumps, `-` for stdin)
+    /// or, with no paths, the cluster of the current kubeconfig context (read-only).
+    ///
+    /// Exit codes: 0 nothing at or above --fail-on; 1 findings at or above --fail-on;
+    /// 2 the scan was incomplete (unreadable input, kinds RBAC forbids) or failed.
+    #[command(
+        after_help = "Examples:\n  hangar audit examples/cluster\n  hangar audit examples/cluster --policy examples/hangar.yaml --waivers examples/waivers.yaml\n  hangar audit k8s/ --format sarif > hangar.sarif\n  hangar audit k8s/ --output html=report.html --output json=report.json\n  kubectl get deploy,svc,ing,netpol -A -o yaml | hangar audit -\n  hangar audit --context prod -n ml-serving --save-snapshot prod.yaml"
+    )]
+    Audit(AuditArgs),
+    /// List the inference endpoints and why each was recognised, without running checks.
+    Inventory(InventoryArgs),
+    /// Print the check catalogue.
+    Checks(ChecksArgs),
+    /// The organisation policy file (`hangar.yaml`).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the JSON Schema of the policy file (for editors and CI validation).
+    Schema,
+    /// Validate a policy file and print the effective policy.
+    Check {
+        /// The policy file to validate.
+        file: PathBuf,
+    },
+}
+
+/// Where the objects come from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Files or directories to read (recursively); `-` reads standard input. With none, the live
+    /// cluster is read.
+    pub paths: Vec<PathBuf>,
+    /// The kubeconfig file for a live scan (default: $KUBECONFIG, then ~/.kube/config, then
+    /// in-cluster).
+    #[arg(long, value_name = "FILE", conflicts_with = "paths")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for a live scan (default: the current context).
+    #[arg(long, value_name = "NAME", conflicts_with = "paths")]
+    pub context: Option<String>,
+    /// Limit a live scan to one namespace (cluster-scoped kinds are still read). Default: all.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with = "paths")]
+    pub namespace: Option<String>,
+    /// Write what a scan read as one YAML file that `hangar audit FILE` reads back offline.
+    #[arg(long, value_name = "FILE")]
+    pub save_snapshot: Option<PathBuf>,
+    /// The organisation policy (`hangar.yaml`): GPU pool taints, approved registries, retention,
+    /// severity overrides, disabled checks. See `hangar policy schema`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Waivers with scope, reason, approver and expiry (see docs/audit.md#waivers).
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
+    /// Output format on standard output.
+    #[arg(short, long, default_value = "table", value_name = "FORMAT", value_parser = ["table", "json", "sarif", "markdown", "html"])]
+    pub format: String,
+    /// Also write FORMAT to PATH; repeatable (`--output sarif=hangar.sarif --output html=r.html`).
+    #[arg(short, long = "output", value_name = "FORMAT=PATH")]
+    pub outputs: Vec<String>,
+    /// Exit 1 when an unwaived finding is at or above this severity.
+    #[arg(long, default_value = "high", value_enum)]
+    pub fail_on: FailOn,
+    /// Never colour the table (colour is used only on a terminal anyway; NO_COLOR is honoured).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Info,
+    /// Never fail on findings (exit 2 for incomplete scans still applies).
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format.
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ChecksArgs {
+    /// Output format: a table, or the Markdown of docs/checks.md.
+    #[arg(short, long, default_value = "table", value_parser = ["table", "markdown", "json"])]
+    pub format: String,
+}

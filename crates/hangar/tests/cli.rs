@@ -1,0 +1,316 @@
+//! The `hangar` binary end to end: formats, exit codes, bad input, the bundled examples.
+#![allow(clippy::unwrap_used)] // helpers of an integration test are not `#[test]` functions
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn hangar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const PLAIN_APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: \"nginx:1.27\"}]\n";
+
+const OPEN_VLLM: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: chat, namespace: ml}
+spec:
+  template:
+    metadata: {labels: {app: chat}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: ["--model", "meta-llama/Llama-3.1-8B-Instruct"]
+        resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat, namespace: ml}
+spec:
+  type: LoadBalancer
+  selector: {app: chat}
+  ports: [{port: 80, targetPort: 8000}]
+"#;
+
+#[test]
+fn the_bundled_examples_are_audited_with_findings_and_exit_1() {
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        "--policy",
+        "examples/hangar.yaml",
+        "--waivers",
+        "examples/waivers.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("inference endpoints"), "{text}");
+    assert!(text.contains("Controls"), "{text}");
+    assert!(
+        !text.contains("\x1b["),
+        "no colour when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn json_lists_endpoints_and_findings_with_locations() {
+    let out = hangar(&["audit", "examples/cluster", "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], "hangar.dev/audit-report/v1");
+    let endpoints = report["endpoints"].as_array().unwrap();
+    assert!(endpoints.len() >= 15, "{} endpoints", endpoints.len());
+    for e in endpoints {
+        for key in ["kind", "namespace", "name", "runtime", "reasons"] {
+            assert!(!e[key].is_null(), "endpoint without {key}: {e}");
+        }
+    }
+    let runtimes: Vec<&str> = endpoints
+        .iter()
+        .filter_map(|e| e["runtime"].as_str())
+        .collect();
+    for r in ["vllm", "tgi", "triton", "ollama", "sglang"] {
+        assert!(
+            runtimes.contains(&r),
+            "no {r} endpoint in the examples: {runtimes:?}"
+        );
+    }
+    let findings = report["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    for f in findings {
+        for key in ["check", "severity", "kind", "name", "file", "line"] {
+            assert!(!f[key].is_null(), "finding without {key}: {f}");
+        }
+    }
+}
+
+#[test]
+fn sarif_is_2_1_0_with_file_and_line() {
+    let out = hangar(&["audit", "examples/cluster", "--format", "sarif"]);
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert!(run["tool"]["driver"]["rules"].as_array().unwrap().len() >= 40);
+    let result = &run["results"][0];
+    let physical = &result["locations"][0]["physicalLocation"];
+    assert!(
+        physical["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("examples/cluster/"),
+        "{physical}"
+    );
+    assert!(physical["region"]["startLine"].as_u64().unwrap() >= 1);
+    assert!(["error", "warning", "note"].contains(&result["level"].as_str().unwrap()));
+}
+
+#[test]
+fn exit_codes_follow_fail_on_and_completeness() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write(dir.path(), "plain.yaml", PLAIN_APP);
+    let open = write(dir.path(), "open.yaml", OPEN_VLLM);
+    let plain = plain.to_str().unwrap();
+    let open = open.to_str().unwrap();
+    assert_eq!(
+        hangar(&["audit", plain]).status.code(),
+        Some(0),
+        "no endpoints, no findings"
+    );
+    assert_eq!(
+        hangar(&["audit", open]).status.code(),
+        Some(1),
+        "an open LoadBalancer is critical"
+    );
+    assert_eq!(
+        hangar(&["audit", open, "--fail-on", "never"]).status.code(),
+        Some(0)
+    );
+    let broken = write(dir.path(), "broken.yaml", "kind: [unclosed\n");
+    let out = hangar(&[
+        "audit",
+        open,
+        broken.to_str().unwrap(),
+        "--fail-on",
+        "never",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unreadable file makes the scan incomplete"
+    );
+    let text = stdout(&out);
+    assert!(text.contains("broken.yaml:1"), "{text}");
+    assert!(text.contains("INCOMPLETE"), "{text}");
+    assert!(
+        text.contains("Deployment/ml/chat"),
+        "the rest is still audited: {text}"
+    );
+}
+
+#[test]
+fn several_formats_at_once_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let html = dir.path().join("r.html");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["audit", "-", "--output"])
+        .arg(format!("json={}", json.display()))
+        .arg("--output")
+        .arg(format!("html={}", html.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(OPEN_VLLM.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["findings"][0]["file"], "<stdin>");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains("Deployment/ml/chat"));
+    assert!(
+        !page.contains("http://") && !page.contains("src=\""),
+        "the HTML must be self-contained"
+    );
+}
+
+#[test]
+fn bad_flags_and_files_are_clear_errors() {
+    let out = hangar(&["audit", "examples/cluster", "--output", "pdf=x.pdf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown format `pdf`"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "hangar.yaml",
+        "minLogRetentionDays: 365\napprovedRegistry: [x]\n",
+    );
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("approvedRegistry"),
+        "{}",
+        stderr(&out)
+    );
+    let policy = write(dir.path(), "typo.yaml", "disabledChecks: [EXP-999]\n");
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains("EXP-999"), "{}", stderr(&out));
+}
+
+#[test]
+fn policy_schema_is_json_schema() {
+    let out = hangar(&["policy", "schema"]);
+    assert!(out.status.success());
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        schema["properties"]["approvedRegistries"].is_object(),
+        "{schema}"
+    );
+    assert!(
+        hangar(&["policy", "check", "examples/hangar.yaml"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn inventory_lists_endpoints_as_csv() {
+    let out = hangar(&["inventory", "examples/cluster", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("kind,namespace,name,runtime"));
+    assert!(text.lines().count() > 15);
+}
+
+/// Renders the HTML report in headless Chromium (installed by .ci/run) and checks the DOM it
+/// builds; skipped with a message when Chromium is absent.
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let Some(chromium) = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+    else {
+        eprintln!("skipped: chromium is not installed (.ci/run installs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        "--fail-on",
+        "never",
+        "--output",
+        &format!("html={}", html.display()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let profile = dir.path().join("profile");
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("class=\"card"),
+        "no endpoint cards in the rendered DOM"
+    );
+    assert!(
+        dom.contains("PCI DSS"),
+        "no control roll-up in the rendered DOM"
+    );
+}
