@@ -1,6 +1,7 @@
 //! Hangar's shared vocabulary: the `Snapshot` of a cluster, the `Inventory` of inference
 //! endpoints found in it, and the organisation's `Policy`. Pure: no network, no filesystem.
 
+pub mod fast_yaml;
 pub mod image;
 pub mod inventory;
 pub mod nodes;

@@ -60,7 +60,13 @@ fn is_blank_yaml(doc: &str) -> bool {
 }
 
 fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut ParsedFile) {
-    match serde_saphyr::from_str::<Value>(doc) {
+    // Most manifests are plain block YAML, which the fast reader takes; the rest (and every
+    // error) goes through the full parser.
+    let value = match crate::fast_yaml::parse(doc) {
+        Some(value) => Ok(value),
+        None => serde_saphyr::from_str::<Value>(doc),
+    };
+    match value {
         Ok(Value::Null) => {}
         Ok(value) => add_value(file, first_line, value, doc, parsed),
         Err(err) => {
