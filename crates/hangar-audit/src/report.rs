@@ -159,7 +159,9 @@ pub struct WaiverUse {
 /// Runs every enabled check over `snapshot` and builds the report.
 pub fn audit(snapshot: &Snapshot, options: &AuditOptions<'_>) -> Report {
     let policy = options.policy;
+    let started = std::time::Instant::now();
     let inventory = discover(snapshot, policy);
+    tracing::debug!(endpoints = inventory.endpoints.len(), elapsed = ?started.elapsed(), "inventory built");
     let mut checks_not_run = Vec::new();
     let mut runnable = Vec::new();
     for check in catalogue() {
@@ -185,6 +187,19 @@ pub fn audit(snapshot: &Snapshot, options: &AuditOptions<'_>) -> Report {
         .map(|e| (e.id.as_str(), &e.object))
         .collect();
 
+    // Every finding of a check names the same controls: work them out once per check.
+    let control_labels: HashMap<&str, Vec<String>> = runnable
+        .iter()
+        .map(|c| {
+            (
+                c.id,
+                controls_for(c.id)
+                    .iter()
+                    .map(|(f, ctl)| format!("{} {}", f.name, ctl.id))
+                    .collect(),
+            )
+        })
+        .collect();
     let mut file_uses = vec![0usize; options.waivers.len()];
     let mut annotation_uses: BTreeMap<(String, ObjectRef), usize> = BTreeMap::new();
     let mut report_findings: Vec<ReportFinding> = findings
@@ -211,10 +226,7 @@ pub fn audit(snapshot: &Snapshot, options: &AuditOptions<'_>) -> Report {
                     .unwrap_or(check.severity),
                 family: check.family,
                 remediation: check.remediation,
-                controls: controls_for(check.id)
-                    .iter()
-                    .map(|(f, c)| format!("{} {}", f.name, c.id))
-                    .collect(),
+                controls: control_labels.get(check.id).cloned().unwrap_or_default(),
                 waiver,
                 finding,
             })
@@ -488,14 +500,15 @@ impl Report {
             .count()
     }
 
-    /// Findings about one endpoint (waived included).
-    pub fn findings_for<'a>(
-        &'a self,
-        endpoint: &'a Endpoint,
-    ) -> impl Iterator<Item = &'a ReportFinding> + 'a {
-        self.findings
-            .iter()
-            .filter(move |f| f.finding.endpoint.as_deref() == Some(endpoint.id.as_str()))
+    /// Findings per endpoint id (waived included), most severe first.
+    pub fn findings_by_endpoint(&self) -> HashMap<&str, Vec<&ReportFinding>> {
+        let mut by_endpoint: HashMap<&str, Vec<&ReportFinding>> = HashMap::new();
+        for f in &self.findings {
+            if let Some(id) = f.finding.endpoint.as_deref() {
+                by_endpoint.entry(id).or_default().push(f);
+            }
+        }
+        by_endpoint
     }
 
     /// Findings that concern no endpoint (nodes, namespaces, RBAC…).

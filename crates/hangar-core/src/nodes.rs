@@ -133,3 +133,12 @@ pub fn affinity_admits(t: &PodTemplate, node: &Node) -> bool {
                 })
         })
 }
+
+/// What decides where a pod may land (node selector, tolerations, affinity), as a key: pods with
+/// equal keys may land on the same nodes.
+pub fn placement_key(t: &PodTemplate) -> String {
+    format!(
+        "{:?}|{:?}|{:?}",
+        t.spec.node_selector, t.spec.tolerations, t.spec.affinity
+    )
+}

@@ -12,6 +12,9 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -131,7 +134,20 @@ macro_rules! typed_kinds {
             pub errors: Vec<LoadError>,
             /// Kinds a live scan could not list.
             pub not_covered: Vec<NotCovered>,
+            /// Position of every object by kind, namespace and name; built on first lookup.
+            index: OnceLock<Index>,
         }
+
+        /// The typed kinds, each stored in its own list of the snapshot.
+        pub trait TypedKind: KubeObject + Sized {
+            fn all(snapshot: &Snapshot) -> &[Located<Self>];
+        }
+
+        $(impl TypedKind for $kind {
+            fn all(snapshot: &Snapshot) -> &[Located<Self>] {
+                &snapshot.$field
+            }
+        })*
 
         /// One decoded object, typed when Hangar knows its kind.
         // Transient: each object moves into its typed `Vec` right after decoding, so the size
@@ -186,10 +202,22 @@ macro_rules! typed_kinds {
 
         impl Snapshot {
             pub fn insert(&mut self, object: Object, origin: Origin) {
+                self.index = OnceLock::new();
                 match object {
                     $(Object::$kind(object) => self.$field.push(Located { object, origin }),)*
                     Object::Other(object) => self.others.push(Located { object, origin }),
                 }
+            }
+
+            fn build_index(&self) -> Index {
+                let mut index = Index::default();
+                $(for (i, o) in self.$field.iter().enumerate() {
+                    index.add(<$kind as Resource>::KIND, o.object.namespace(), o.object.name(), i);
+                })*
+                for (i, o) in self.others.iter().enumerate() {
+                    index.add(&format!("~{}", o.object.kind), o.object.namespace(), o.object.name(), i);
+                }
+                index
             }
 
             /// Calls `f` with the kind, metadata and origin of every object.
@@ -212,6 +240,81 @@ macro_rules! typed_kinds {
             }
         }
     };
+}
+
+fn index_key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}\u{0}{namespace}\u{0}{name}")
+}
+
+/// Where each object sits in its list, by name and by namespace.
+#[derive(Debug, Default, Clone)]
+struct Index {
+    by_name: HashMap<String, usize>,
+    by_namespace: HashMap<String, Vec<usize>>,
+}
+
+impl Index {
+    fn add(&mut self, kind: &str, namespace: &str, name: &str, position: usize) {
+        self.by_name
+            .entry(index_key(kind, namespace, name))
+            .or_insert(position);
+        self.by_namespace
+            .entry(index_key(kind, namespace, ""))
+            .or_default()
+            .push(position);
+    }
+}
+
+impl Snapshot {
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| self.build_index())
+    }
+
+    fn position(&self, kind: &str, namespace: &str, name: &str) -> Option<usize> {
+        self.index()
+            .by_name
+            .get(&index_key(kind, namespace, name))
+            .copied()
+    }
+
+    /// The typed objects of kind `T` in one namespace.
+    pub fn in_namespace<'s, T: TypedKind + Resource + 's>(
+        &'s self,
+        namespace: &str,
+    ) -> impl Iterator<Item = &'s Located<T>> + use<'s, T> {
+        let positions = self
+            .index()
+            .by_namespace
+            .get(&index_key(T::KIND, namespace, ""))
+            .map_or(&[][..], Vec::as_slice);
+        positions.iter().filter_map(|i| T::all(self).get(*i))
+    }
+
+    /// The typed object of kind `T` with this namespace (empty for cluster-scoped) and name.
+    pub fn find<T: TypedKind + Resource>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Located<T>> {
+        self.position(T::KIND, namespace, name)
+            .and_then(|i| T::all(self).get(i))
+    }
+
+    /// The object of an untyped kind (`HTTPRoute`, `ServingRuntime`…) with this namespace and name.
+    pub fn find_other(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Located<DynamicObject>> {
+        self.position(&format!("~{kind}"), namespace, name)
+            .and_then(|i| self.others.get(i))
+    }
+
+    /// The object an `ObjectRef` names, among the untyped kinds.
+    pub fn find_other_ref(&self, object: &ObjectRef) -> Option<&Located<DynamicObject>> {
+        self.find_other(&object.kind, &object.namespace, &object.name)
+    }
 }
 
 typed_kinds! {

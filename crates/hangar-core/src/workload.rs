@@ -89,11 +89,27 @@ impl Workload {
     }
 }
 
-/// Every workload in the snapshot, in a stable order.
+/// The workloads no other workload in the snapshot controls, in a stable order: a Deployment,
+/// not also its ReplicaSets and Pods, which the same template already describes. Controlled
+/// workloads are skipped before their templates are copied, which matters for live snapshots
+/// full of Pods.
 pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
+    let present = workload_refs(snapshot);
+    let controlled = |meta: &ObjectMeta| {
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|o| present.contains(&ObjectRef::new(o.kind.clone(), namespace, o.name.clone())))
+    };
     let mut out = Vec::new();
-    let mut push = |meta: &ObjectMeta, template: Option<PodTemplate>, runs_to_completion: bool| {
-        if let Some(template) = template {
+    let mut push = |meta: &ObjectMeta,
+                    template: &dyn Fn() -> Option<PodTemplate>,
+                    runs_to_completion: bool| {
+        if controlled(meta) {
+            return;
+        }
+        if let Some(template) = template() {
             out.push(Workload {
                 template,
                 meta: meta.clone(),
@@ -108,76 +124,80 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
     ) -> Option<PodTemplate> {
         from_template(o.object_ref(), &o.origin, t, path)
     }
+    const TEMPLATE: &str = "spec.template.spec";
     for d in &snapshot.deployments {
-        let t = d.object.spec.as_ref().map(|s| &s.template);
         push(
             &d.object.metadata,
-            spec_template(d, t, "spec.template.spec"),
+            &|| spec_template(d, d.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
             false,
         );
     }
     for s in &snapshot.stateful_sets {
-        let t = s.object.spec.as_ref().map(|s| &s.template);
         push(
             &s.object.metadata,
-            spec_template(s, t, "spec.template.spec"),
+            &|| spec_template(s, s.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
             false,
         );
     }
     for d in &snapshot.daemon_sets {
-        let t = d.object.spec.as_ref().map(|s| &s.template);
         push(
             &d.object.metadata,
-            spec_template(d, t, "spec.template.spec"),
+            &|| spec_template(d, d.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
             false,
         );
     }
     for r in &snapshot.replica_sets {
-        let t = r.object.spec.as_ref().and_then(|s| s.template.as_ref());
         push(
             &r.object.metadata,
-            spec_template(r, t, "spec.template.spec"),
+            &|| {
+                spec_template(
+                    r,
+                    r.object.spec.as_ref().and_then(|s| s.template.as_ref()),
+                    TEMPLATE,
+                )
+            },
             false,
         );
     }
     for j in &snapshot.jobs {
-        let t = j.object.spec.as_ref().map(|s| &s.template);
         push(
             &j.object.metadata,
-            spec_template(j, t, "spec.template.spec"),
+            &|| spec_template(j, j.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
             true,
         );
     }
     for c in &snapshot.cron_jobs {
-        let t = c
-            .object
-            .spec
-            .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
-            .map(|s| &s.template);
-        push(
-            &c.object.metadata,
-            spec_template(c, t, "spec.jobTemplate.spec.template.spec"),
-            true,
-        );
+        let template = || {
+            let t = c
+                .object
+                .spec
+                .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref())
+                .map(|s| &s.template);
+            spec_template(c, t, "spec.jobTemplate.spec.template.spec")
+        };
+        push(&c.object.metadata, &template, true);
     }
     for p in &snapshot.pods {
-        let template = p.object.spec.clone().map(|spec| PodTemplate {
-            owner: p.object_ref(),
-            origin: p.origin.clone(),
-            labels: p.object.metadata.labels.clone().unwrap_or_default(),
-            annotations: p.object.metadata.annotations.clone().unwrap_or_default(),
-            spec,
-            spec_path: "spec".into(),
-            inline_container_path: None,
-        });
-        let bare_run = p
+        let template = || {
+            p.object.spec.clone().map(|spec| PodTemplate {
+                owner: p.object_ref(),
+                origin: p.origin.clone(),
+                labels: p.object.metadata.labels.clone().unwrap_or_default(),
+                annotations: p.object.metadata.annotations.clone().unwrap_or_default(),
+                spec,
+                spec_path: "spec".into(),
+                inline_container_path: None,
+            })
+        };
+        // A bare pod that never restarts is a one-off run, not a server.
+        let one_off = p
             .object
             .spec
             .as_ref()
             .and_then(|s| s.restart_policy.as_deref())
             == Some("Never");
-        push(&p.object.metadata, template, bare_run);
+        push(&p.object.metadata, &template, one_off);
     }
     // LeaderWorkerSet is a workload kind of its own; its leader and workers are both templates.
     for o in snapshot
@@ -185,29 +205,43 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
         .iter()
         .filter(|o| o.object.kind == "LeaderWorkerSet")
     {
+        if controlled(&o.object.metadata) {
+            continue;
+        }
         for template in custom_resource_templates(&o.object, &o.origin) {
-            push(&o.object.metadata, Some(template), false);
+            out.push(Workload {
+                template,
+                meta: o.object.metadata.clone(),
+                runs_to_completion: false,
+            });
         }
     }
     out
 }
 
-/// The workloads that no other workload in the snapshot controls: a Deployment, not also its
-/// ReplicaSets and Pods, so a live snapshot reports each problem once.
-pub fn top_level_workloads(snapshot: &Snapshot) -> Vec<Workload> {
-    let all = workloads(snapshot);
-    let present: HashSet<ObjectRef> = all.iter().map(|w| w.object_ref().clone()).collect();
-    all.into_iter()
-        .filter(|w| {
-            !w.meta.owner_references.iter().flatten().any(|o| {
-                present.contains(&ObjectRef::new(
-                    o.kind.clone(),
-                    w.object_ref().namespace.clone(),
-                    o.name.clone(),
-                ))
-            })
-        })
-        .collect()
+/// The identity of every object of a workload kind.
+fn workload_refs(snapshot: &Snapshot) -> HashSet<ObjectRef> {
+    let mut refs = HashSet::new();
+    macro_rules! add {
+        ($($field:ident),*) => {$(refs.extend(snapshot.$field.iter().map(|o| o.object_ref()));)*};
+    }
+    add!(
+        deployments,
+        stateful_sets,
+        daemon_sets,
+        replica_sets,
+        jobs,
+        cron_jobs,
+        pods
+    );
+    refs.extend(
+        snapshot
+            .others
+            .iter()
+            .filter(|o| o.object.kind == "LeaderWorkerSet")
+            .map(|o| o.object_ref()),
+    );
+    refs
 }
 
 /// The pod templates a model-serving custom resource implies, read from its spec so that

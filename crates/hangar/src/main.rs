@@ -10,6 +10,11 @@ use clap::Parser;
 
 use cli::{Cli, Command, PolicyCommand};
 
+// An audit allocates millions of small strings and maps; mimalloc does that much faster than the
+// system allocator, across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

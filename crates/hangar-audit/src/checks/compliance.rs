@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use hangar_core::inventory::Endpoint;
 use hangar_core::policy::DATA_SCOPE_LABEL;
-use hangar_core::workload::{PodTemplate, workloads};
+use hangar_core::workload::PodTemplate;
 use hangar_core::{DataScope, Inventory, KubeObject, ObjectRef, Policy, Severity, Snapshot};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service};
 
@@ -316,9 +316,9 @@ fn pci_calls_external_provider(
     }
 
     // Every other workload: the application pods that call hosted models.
-    let all = workloads(snapshot);
+    let all = &inventory.workloads;
     let refs: HashSet<ObjectRef> = all.iter().map(|w| w.object_ref().clone()).collect();
-    for w in &all {
+    for w in all {
         let me = w.object_ref();
         if covered.contains(me) {
             continue;

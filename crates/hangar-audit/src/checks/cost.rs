@@ -1,16 +1,14 @@
 //! CST: whether GPU spend can be attributed, capped and measured.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hangar_core::image::ImageRef;
 use hangar_core::inventory::{Endpoint, accelerator_requests, is_accelerator};
 use hangar_core::nodes::is_gpu_node;
-use hangar_core::workload::workloads;
 use hangar_core::{Inventory, KubeObject, Located, ObjectRef, Origin, Policy, Severity, Snapshot};
 use k8s_openapi::api::core::v1::Namespace;
 
 use crate::check::{Check, Family, Finding, Run, always};
-use hangar_core::workload::top_level_workloads;
 
 pub(crate) const CHECKS: &[Check] = &[
     Check {
@@ -78,7 +76,7 @@ impl GpuConsumer<'_> {
     }
 }
 
-fn consumers<'a>(snapshot: &Snapshot, inventory: &'a Inventory) -> Vec<GpuConsumer<'a>> {
+fn consumers<'a>(_: &Snapshot, inventory: &'a Inventory) -> Vec<GpuConsumer<'a>> {
     let mut out: Vec<GpuConsumer<'a>> = inventory
         .endpoints
         .iter()
@@ -93,21 +91,21 @@ fn consumers<'a>(snapshot: &Snapshot, inventory: &'a Inventory) -> Vec<GpuConsum
             accelerators: e.placement.accelerators.clone(),
         })
         .collect();
-    for w in top_level_workloads(snapshot) {
-        let object = w.object_ref().clone();
-        if inventory
-            .endpoints
-            .iter()
-            .any(|e| e.workloads.contains(&object) || e.object == object)
-        {
-            continue;
-        }
+    let served: HashSet<&ObjectRef> = inventory
+        .endpoints
+        .iter()
+        .flat_map(|e| e.workloads.iter().chain([&e.object]))
+        .collect();
+    let mut by_object: HashMap<ObjectRef, usize> = HashMap::new();
+    for w in inventory.workloads.iter() {
         let accelerators = accelerator_requests(&w.template);
-        if accelerators.is_empty() {
+        if accelerators.is_empty() || served.contains(w.object_ref()) {
             continue;
         }
+        let object = w.object_ref().clone();
         // A LeaderWorkerSet yields two templates: one consumer.
-        if let Some(existing) = out.iter_mut().find(|c| c.object == object) {
+        if let Some(&i) = by_object.get(&object) {
+            let existing = &mut out[i];
             existing.labels.push(w.template.labels.clone());
             for a in accelerators {
                 if !existing.accelerators.contains(&a) {
@@ -116,6 +114,7 @@ fn consumers<'a>(snapshot: &Snapshot, inventory: &'a Inventory) -> Vec<GpuConsum
             }
             continue;
         }
+        by_object.insert(object.clone(), out.len());
         out.push(GpuConsumer {
             object,
             origin: w.template.origin.clone(),
@@ -131,7 +130,7 @@ fn consumers<'a>(snapshot: &Snapshot, inventory: &'a Inventory) -> Vec<GpuConsum
 }
 
 fn namespace<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a Located<Namespace>> {
-    snapshot.namespaces.iter().find(|n| n.object.name() == name)
+    snapshot.find::<Namespace>("", name)
 }
 
 fn missing_cost_labels(
@@ -255,8 +254,8 @@ fn no_gpu_quota(snapshot: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<F
 
 /// Whether the snapshot shows a DCGM exporter: its image in any workload, a ServiceMonitor or
 /// PodMonitor about it, or the GPU operator's ClusterPolicy with `dcgmExporter` enabled.
-fn has_gpu_exporter(snapshot: &Snapshot) -> bool {
-    let image = workloads(snapshot).iter().any(|w| {
+fn has_gpu_exporter(snapshot: &Snapshot, inventory: &Inventory) -> bool {
+    let image = inventory.workloads.iter().any(|w| {
         w.template.containers().any(|(_, c)| {
             ImageRef::parse(c.image.as_deref().unwrap_or_default())
                 .path
@@ -287,7 +286,7 @@ fn no_gpu_metrics(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy) -
         .iter()
         .filter(|n| is_gpu_node(&n.object, policy))
         .collect();
-    if (consumers.is_empty() && gpu_nodes.is_empty()) || has_gpu_exporter(snapshot) {
+    if (consumers.is_empty() && gpu_nodes.is_empty()) || has_gpu_exporter(snapshot, inventory) {
         return Vec::new();
     }
     let mut present = Vec::new();

@@ -1,9 +1,10 @@
 //! EXP: who can reach a model server, through what, and what they can do once there.
 
-use hangar_core::inventory::{Endpoint, Exposure, ExposureKind, Runtime};
+use hangar_core::inventory::{AuthKind, Endpoint, Exposure, ExposureKind, Runtime};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{KubeObject, Policy, Severity, Snapshot};
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::Value;
 
 use crate::check::{Check, Family, Finding, Run, always};
@@ -337,9 +338,6 @@ fn on_exposure(
     }
 }
 
-/// The prefix core gives the server's own API key in `Endpoint::auth`.
-const SERVER_KEY: &str = "server API key";
-
 // ---------------------------------------------------------------------------------------------
 // EXP-001
 
@@ -375,7 +373,11 @@ fn ollama_without_auth(_: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Fin
         return Vec::new();
     }
     // Ollama reads no API key, so only a layer in front of it counts.
-    if endpoint.auth.iter().any(|a| !a.starts_with(SERVER_KEY)) {
+    if endpoint
+        .auth
+        .iter()
+        .any(|a| a.kind != AuthKind::ServerApiKey)
+    {
         return Vec::new();
     }
     let open: Vec<&Exposure> = endpoint
@@ -426,7 +428,10 @@ fn vllm_without_key(_: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Findin
     }
     // Core counts a generic `API_KEY` env as the server's key; vLLM reads only these two.
     let keyed = endpoint.containers().any(|(_, _, c)| has_vllm_key(c));
-    let other_auth = endpoint.auth.iter().any(|a| !a.starts_with(SERVER_KEY))
+    let other_auth = endpoint
+        .auth
+        .iter()
+        .any(|a| a.kind != AuthKind::ServerApiKey)
         || endpoint.exposure.iter().any(|e| !e.auth.is_empty());
     if keyed || other_auth {
         return Vec::new();
@@ -469,7 +474,10 @@ fn under_v1(path: &str) -> bool {
 fn vllm_key_only_guards_v1(_: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Finding> {
     if endpoint.runtime != Runtime::Vllm
         || endpoint.auth.is_empty()
-        || !endpoint.auth.iter().all(|a| a.starts_with(SERVER_KEY))
+        || !endpoint
+            .auth
+            .iter()
+            .all(|a| a.kind == AuthKind::ServerApiKey)
     {
         return Vec::new();
     }
@@ -708,9 +716,7 @@ fn no_tls(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Finding> 
                 if !server_tls =>
             {
                 let lb_tls = snapshot
-                    .services
-                    .iter()
-                    .find(|s| s.object_ref() == e.via)
+                    .find::<Service>(&e.via.namespace, &e.via.name)
                     .is_some_and(|s| {
                         LB_TLS_ANNOTATIONS
                             .iter()
@@ -930,18 +936,13 @@ fn rate_limit(snapshot: &Snapshot, exposure: &Exposure) -> Option<String> {
     let namespace = exposure.via.namespace.as_str();
     let annotations = match exposure.kind {
         ExposureKind::Ingress => snapshot
-            .ingresses
-            .iter()
-            .find(|i| i.object_ref() == exposure.via)?
+            .find::<Ingress>(&exposure.via.namespace, &exposure.via.name)?
             .object
             .metadata
             .annotations
             .clone(),
         ExposureKind::HttpRoute => {
-            let route = snapshot
-                .others
-                .iter()
-                .find(|o| o.object.kind == "HTTPRoute" && o.object_ref() == exposure.via)?;
+            let route = snapshot.find_other_ref(&exposure.via)?;
             if let Some(policy) = envoy_rate_limit(snapshot, &route.object) {
                 return Some(policy);
             }
@@ -1042,7 +1043,7 @@ fn no_rate_limit(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Fi
     if endpoint
         .auth
         .iter()
-        .any(|a| a.starts_with("Hangar gateway"))
+        .any(|a| a.kind == AuthKind::HangarGateway)
     {
         return Vec::new();
     }
@@ -1137,9 +1138,7 @@ fn internal_ports_exposed(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) 
         // A headless Service only names pods for rendezvous; it opens nothing new.
         let headless = e.kind == ExposureKind::ClusterIp
             && snapshot
-                .services
-                .iter()
-                .find(|s| s.object_ref() == e.via)
+                .find::<Service>(&e.via.namespace, &e.via.name)
                 .and_then(|s| s.object.spec.as_ref())
                 .is_some_and(|s| s.cluster_ip.as_deref() == Some("None"));
         if headless {

@@ -1,14 +1,16 @@
 //! GPU: whether accelerators, and the nodes that carry them, are fenced off from pods that should
 //! not reach them.
 
+use std::collections::{HashMap, HashSet};
+
 use hangar_core::image::ImageRef;
 use hangar_core::inventory::{Endpoint, accelerator_requests, command_line, is_accelerator};
 use hangar_core::nodes::{
-    can_schedule, fencing_taints, is_gpu_node, required_terms, tolerates_everything,
+    can_schedule, fencing_taints, is_gpu_node, placement_key, required_terms, tolerates_everything,
 };
 use hangar_core::policy::DATA_SCOPE_LABEL;
-use hangar_core::workload::{PodTemplate, Workload, top_level_workloads};
-use hangar_core::{DataScope, Inventory, KubeObject, Policy, Severity, Snapshot};
+use hangar_core::workload::{PodTemplate, Workload};
+use hangar_core::{DataScope, Inventory, KubeObject, ObjectRef, Policy, Severity, Snapshot};
 use k8s_openapi::api::core::v1::{Container, Node, NodeSelectorRequirement, Toleration};
 
 use crate::check::{Check, Family, Finding, Run, always};
@@ -314,12 +316,12 @@ fn gpu_evidence(node: &Node, policy: &Policy) -> String {
 }
 
 fn tolerates_gpu_without_request(
-    snapshot: &Snapshot,
-    _: &Inventory,
+    _: &Snapshot,
+    inventory: &Inventory,
     policy: &Policy,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for w in top_level_workloads(snapshot) {
+    for w in inventory.workloads.iter() {
         let t = &w.template;
         if !accelerator_requests(t).is_empty() {
             continue;
@@ -334,7 +336,7 @@ fn tolerates_gpu_without_request(
                 "tolerates every taint (`operator: Exists` with no key), so it can land on GPU nodes".to_owned()
             } else if tolerates_gpu_key(tol, policy) {
                 // Device plugins and GPU exporters run on GPU nodes without requesting a GPU.
-                if is_daemon_set(&w) {
+                if is_daemon_set(w) {
                     continue;
                 }
                 format!(
@@ -382,11 +384,15 @@ fn not_pinned_to_pool(_: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Find
 /// Values of `NVIDIA_VISIBLE_DEVICES` that grant no GPU.
 const NO_DEVICES: &[&str] = &["", "void", "none"];
 
-fn visible_devices_without_request(snapshot: &Snapshot, _: &Inventory, _: &Policy) -> Vec<Finding> {
+fn visible_devices_without_request(
+    _: &Snapshot,
+    inventory: &Inventory,
+    _: &Policy,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for w in top_level_workloads(snapshot) {
+    for w in inventory.workloads.iter() {
         for (path, c) in w.template.containers() {
-            if container_requests_accelerator(c) || is_nvidia_operand(&w, c) {
+            if container_requests_accelerator(c) || is_nvidia_operand(w, c) {
                 continue;
             }
             let env = c.env.as_deref().unwrap_or_default();
@@ -460,9 +466,13 @@ fn reaches_gpu_nodes(t: &PodTemplate, snapshot: &Snapshot, policy: &Policy) -> O
     (!nodes.is_empty()).then(|| format!("can be scheduled on GPU node {}", list(&nodes, 3)))
 }
 
-fn privileged_on_gpu_nodes(snapshot: &Snapshot, _: &Inventory, policy: &Policy) -> Vec<Finding> {
+fn privileged_on_gpu_nodes(
+    snapshot: &Snapshot,
+    inventory: &Inventory,
+    policy: &Policy,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for w in top_level_workloads(snapshot) {
+    for w in inventory.workloads.iter() {
         let privileged: Vec<(String, &Container)> = w
             .template
             .containers()
@@ -471,7 +481,7 @@ fn privileged_on_gpu_nodes(snapshot: &Snapshot, _: &Inventory, policy: &Policy) 
                     .as_ref()
                     .is_some_and(|s| s.privileged == Some(true))
             })
-            .filter(|(_, c)| !is_nvidia_operand(&w, c))
+            .filter(|(_, c)| !is_nvidia_operand(w, c))
             .collect();
         if privileged.is_empty() {
             continue;
@@ -493,7 +503,7 @@ fn privileged_on_gpu_nodes(snapshot: &Snapshot, _: &Inventory, policy: &Policy) 
 }
 
 /// A workload and the data scope it declares.
-type ScopedWorkload = (Workload, Option<DataScope>);
+type ScopedWorkload<'a> = (&'a Workload, Option<DataScope>);
 
 fn pci_not_dedicated(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy) -> Vec<Finding> {
     let pci: Vec<&Endpoint> = inventory
@@ -504,43 +514,56 @@ fn pci_not_dedicated(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy
     if pci.is_empty() {
         return Vec::new();
     }
+    // Workloads of PCI endpoints are in scope whatever their own labels say.
+    let pci_owned: HashSet<&ObjectRef> = pci
+        .iter()
+        .flat_map(|e| {
+            e.workloads
+                .iter()
+                .chain(e.templates.iter().map(|t| &t.owner))
+        })
+        .collect();
     // Computed once for the whole cluster: per GPU node, the out-of-scope GPU workloads it admits.
-    let others: Vec<ScopedWorkload> = if snapshot.nodes.is_empty() {
+    let others: Vec<ScopedWorkload<'_>> = if snapshot.nodes.is_empty() {
         Vec::new()
     } else {
-        top_level_workloads(snapshot)
-            .into_iter()
+        inventory
+            .workloads
+            .iter()
             .filter(|w| !accelerator_requests(&w.template).is_empty())
             .map(|w| {
-                let scope = workload_scope(&w, snapshot, policy);
+                let scope = workload_scope(w, snapshot, policy);
                 (w, scope)
             })
-            .filter(|(_, scope)| *scope != Some(DataScope::Pci))
+            .filter(|(w, scope)| {
+                *scope != Some(DataScope::Pci) && !pci_owned.contains(w.object_ref())
+            })
             .collect()
     };
-    let shared_nodes: Vec<(&Node, Vec<&ScopedWorkload>)> = snapshot
+    // Workloads with the same placement land on the same nodes: decide once per placement.
+    let mut by_placement: HashMap<String, Vec<&ScopedWorkload<'_>>> = HashMap::new();
+    for scoped in &others {
+        by_placement
+            .entry(placement_key(&scoped.0.template))
+            .or_default()
+            .push(scoped);
+    }
+    let shared_nodes: Vec<(&Node, Vec<&ScopedWorkload<'_>>)> = snapshot
         .nodes
         .iter()
         .filter(|n| is_gpu_node(&n.object, policy))
         .map(|n| {
-            (
-                &n.object,
-                others
-                    .iter()
-                    .filter(|(w, _)| can_schedule(&w.template, &n.object))
-                    .collect(),
-            )
+            let admitted = by_placement
+                .values()
+                .filter(|group| can_schedule(&group[0].0.template, &n.object))
+                .flatten()
+                .copied()
+                .collect();
+            (&n.object, admitted)
         })
         .collect();
     let mut findings = Vec::new();
     for endpoint in pci {
-        let own = |w: &Workload| {
-            endpoint.workloads.contains(w.object_ref())
-                || endpoint
-                    .templates
-                    .iter()
-                    .any(|t| t.owner == *w.object_ref())
-        };
         for t in &endpoint.templates {
             let mut problems = Vec::new();
             if !pinned_by(t, &pins_pci_pool) {
@@ -554,9 +577,9 @@ fn pci_not_dedicated(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy
                 .iter()
                 .filter(|(node, _)| can_schedule(t, node))
                 .find_map(|(node, admitted)| {
-                    let shared: Vec<String> = admitted
+                    let named: Vec<String> = admitted
                         .iter()
-                        .filter(|(w, _)| !own(w))
+                        .take(3)
                         .map(|(w, scope)| {
                             format!(
                                 "`{}` (scope {})",
@@ -565,13 +588,20 @@ fn pci_not_dedicated(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy
                             )
                         })
                         .collect();
-                    (!shared.is_empty()).then(|| {
-                        format!(
-                            "GPU node `{}` also admits non-PCI GPU workload {}",
-                            node.name(),
-                            list(&shared, 3)
-                        )
-                    })
+                    if named.is_empty() {
+                        return None;
+                    }
+                    let more = admitted.len() - named.len();
+                    let more = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    Some(format!(
+                        "GPU node `{}` also admits non-PCI GPU workload {}{more}",
+                        node.name(),
+                        named.join(", ")
+                    ))
                 });
             problems.extend(sharing);
             if !problems.is_empty() {

@@ -3,7 +3,8 @@
 use hangar_core::inventory::{Endpoint, RETENTION_ANNOTATION};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{KubeObject, Policy, Severity, Snapshot};
-use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::check::{Check, Family, Finding, Run, always};
@@ -241,10 +242,8 @@ fn claims<'a>(
     let mut out = Vec::new();
     for (i, volume) in template.spec.volumes.iter().flatten().enumerate() {
         if let Some(pvc) = &volume.persistent_volume_claim {
-            let claim = snapshot.persistent_volume_claims.iter().find(|c| {
-                c.object.namespace() == template.owner.namespace
-                    && c.object.name() == pvc.claim_name
-            });
+            let claim =
+                snapshot.find::<PersistentVolumeClaim>(&template.owner.namespace, &pvc.claim_name);
             if let Some(claim) = claim {
                 out.push((
                     format!(
@@ -269,10 +268,7 @@ fn claims<'a>(
         }
     }
     if template.owner.kind == "StatefulSet" {
-        let set = snapshot
-            .stateful_sets
-            .iter()
-            .find(|s| s.object_ref() == template.owner);
+        let set = snapshot.find::<StatefulSet>(&template.owner.namespace, &template.owner.name);
         let claim_templates = set
             .and_then(|s| s.object.spec.as_ref())
             .and_then(|s| s.volume_claim_templates.as_ref());

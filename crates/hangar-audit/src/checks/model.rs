@@ -369,9 +369,7 @@ fn ray_applications(snapshot: &Snapshot, endpoint: &Endpoint) -> Vec<Value> {
         return Vec::new();
     }
     let text = snapshot
-        .others
-        .iter()
-        .find(|o| o.object.object_ref() == endpoint.object)
+        .find_other_ref(&endpoint.object)
         .and_then(|o| o.object.str_at(RAY_SERVE_CONFIG));
     let config: Option<Value> = text.and_then(|t| serde_saphyr::from_str(t).ok());
     config
@@ -936,11 +934,10 @@ fn no_staged_rollout(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Ve
             )
         }
         "InferenceService" => {
-            let canary = snapshot.others.iter().any(|o| {
-                o.object.object_ref() == endpoint.object
-                    && o.object
-                        .get("spec.predictor.canaryTrafficPercent")
-                        .is_some()
+            let canary = snapshot.find_other_ref(&endpoint.object).is_some_and(|o| {
+                o.object
+                    .get("spec.predictor.canaryTrafficPercent")
+                    .is_some()
             });
             if canary {
                 return Vec::new();

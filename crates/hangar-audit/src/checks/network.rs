@@ -2,7 +2,7 @@
 
 use hangar_core::inventory::Endpoint;
 use hangar_core::selector::selects;
-use hangar_core::{KubeObject, Located, Policy, Severity, Snapshot};
+use hangar_core::{Located, Policy, Severity, Snapshot};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use crate::check::{Check, Family, Finding, Run, always};
@@ -66,9 +66,7 @@ fn policies_for<'a>(
     endpoint: &Endpoint,
 ) -> Vec<&'a Located<NetworkPolicy>> {
     snapshot
-        .network_policies
-        .iter()
-        .filter(|p| p.object.namespace() == endpoint.namespace())
+        .in_namespace::<NetworkPolicy>(endpoint.namespace())
         .filter(|p| {
             let Some(spec) = &p.object.spec else {
                 return false;

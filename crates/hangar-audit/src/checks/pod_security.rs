@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use hangar_core::inventory::Endpoint;
 use hangar_core::workload::PodTemplate;
 use hangar_core::{Inventory, KubeObject, Policy, Severity, Snapshot};
-use k8s_openapi::api::core::v1::{Container, SecurityContext, Volume};
+use k8s_openapi::api::core::v1::{Container, Namespace, SecurityContext, ServiceAccount, Volume};
 
 use crate::check::{Check, Family, Finding, Run, always};
 
@@ -123,7 +123,7 @@ fn namespace_not_enforced(snapshot: &Snapshot, inventory: &Inventory, _: &Policy
         if !seen.insert(name) {
             continue;
         }
-        let namespace = snapshot.namespaces.iter().find(|n| n.object.name() == name);
+        let namespace = snapshot.find::<Namespace>("", name);
         let Some(namespace) = namespace else {
             let message = if name.is_empty() {
                 format!(
@@ -475,9 +475,7 @@ fn token_automounted(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Ve
             ),
             None => {
                 // Unset on the pod, the ServiceAccount decides.
-                let sa = snapshot.service_accounts.iter().find(|s| {
-                    s.object.name() == account && s.object.namespace() == t.owner.namespace
-                });
+                let sa = snapshot.find::<ServiceAccount>(&t.owner.namespace, account);
                 match sa.and_then(|s| s.object.automount_service_account_token) {
                     Some(false) => continue,
                     Some(true) => format!(

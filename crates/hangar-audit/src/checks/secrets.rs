@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use hangar_core::inventory::Endpoint;
 use hangar_core::rbac::{Access, RbacIndex, Subject};
-use hangar_core::workload::{PodTemplate, workloads};
+use hangar_core::workload::PodTemplate;
 use hangar_core::{Inventory, KubeObject, ObjectRef, Origin, Policy, Severity, Snapshot};
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -217,13 +217,13 @@ fn looks_like_credential(value: &str) -> bool {
 /// A pod template in scope, with the endpoint it belongs to when there is one.
 struct ScopedTemplate<'a> {
     endpoint: Option<&'a Endpoint>,
-    template: PodTemplate,
+    template: &'a PodTemplate,
 }
 
 impl ScopedTemplate<'_> {
     fn finding(&self, check: &'static str, field: String, message: String) -> Finding {
         match self.endpoint {
-            Some(endpoint) => Finding::on_template(check, endpoint, &self.template, field, message),
+            Some(endpoint) => Finding::on_template(check, endpoint, self.template, field, message),
             None => Finding::on(
                 check,
                 self.template.owner.clone(),
@@ -238,11 +238,8 @@ impl ScopedTemplate<'_> {
 /// Every pod template of the endpoints, plus every other workload in the namespaces that run
 /// AI workloads. A template is reported once, on the top-most object the snapshot holds (a
 /// Deployment rather than its ReplicaSets and Pods).
-fn templates_in_scope<'a>(
-    snapshot: &Snapshot,
-    inventory: &'a Inventory,
-) -> Vec<ScopedTemplate<'a>> {
-    let all = workloads(snapshot);
+fn templates_in_scope(inventory: &Inventory) -> Vec<ScopedTemplate<'_>> {
+    let all = &inventory.workloads;
     let namespaces: HashSet<&str> = inventory
         .endpoints
         .iter()
@@ -272,6 +269,11 @@ fn templates_in_scope<'a>(
         .collect();
     let derived = |owner: &ObjectRef| controllers.get(owner).is_some_and(|c| known.contains(c));
 
+    let endpoint_of: HashMap<&ObjectRef, &Endpoint> = inventory
+        .endpoints
+        .iter()
+        .flat_map(|e| e.workloads.iter().map(move |w| (w, e)))
+        .collect();
     let mut seen: HashSet<(ObjectRef, String)> = HashSet::new();
     let mut out = Vec::new();
     for endpoint in &inventory.endpoints {
@@ -281,12 +283,12 @@ fn templates_in_scope<'a>(
             {
                 out.push(ScopedTemplate {
                     endpoint: Some(endpoint),
-                    template: template.clone(),
+                    template,
                 });
             }
         }
     }
-    for workload in &all {
+    for workload in all {
         let template = &workload.template;
         if !namespaces.contains(template.owner.namespace.as_str())
             || derived(&template.owner)
@@ -294,14 +296,8 @@ fn templates_in_scope<'a>(
         {
             continue;
         }
-        let endpoint = inventory
-            .endpoints
-            .iter()
-            .find(|e| e.workloads.contains(&template.owner));
-        out.push(ScopedTemplate {
-            endpoint,
-            template: template.clone(),
-        });
+        let endpoint = endpoint_of.get(&template.owner).copied();
+        out.push(ScopedTemplate { endpoint, template });
     }
     out
 }
@@ -309,9 +305,9 @@ fn templates_in_scope<'a>(
 // ---------------------------------------------------------------------------------------------
 // SEC-001
 
-fn literal_env_credentials(snapshot: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
+fn literal_env_credentials(_: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for scoped in templates_in_scope(snapshot, inventory) {
+    for scoped in templates_in_scope(inventory) {
         for (path, container) in scoped.template.containers() {
             for (i, env) in container.env.iter().flatten().enumerate() {
                 let Some(value) = env.value.as_deref() else {
@@ -399,13 +395,9 @@ fn command_line_secrets(path: &str, container: &Container) -> Vec<(String, Hit)>
     out
 }
 
-fn secrets_in_command_lines(
-    snapshot: &Snapshot,
-    inventory: &Inventory,
-    _: &Policy,
-) -> Vec<Finding> {
+fn secrets_in_command_lines(_: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for scoped in templates_in_scope(snapshot, inventory) {
+    for scoped in templates_in_scope(inventory) {
         for (path, container) in scoped.template.containers() {
             for (field, hit) in command_line_secrets(&path, container) {
                 let element = field.rsplit('.').next().unwrap_or(&field).to_owned();
@@ -528,7 +520,7 @@ fn annotation_findings(
         .collect()
 }
 
-fn tokens_in_config(snapshot: &Snapshot, _: &Inventory, _: &Policy) -> Vec<Finding> {
+fn tokens_in_config(snapshot: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
     let mut findings = Vec::new();
     for config_map in &snapshot.config_maps {
         for (key, value) in config_map.object.data.iter().flatten() {
@@ -555,7 +547,7 @@ fn tokens_in_config(snapshot: &Snapshot, _: &Inventory, _: &Policy) -> Vec<Findi
         }
     }
     // Pod-template annotations of controllers (a bare Pod's are its own, read above).
-    for workload in workloads(snapshot) {
+    for workload in &inventory.workloads {
         let template = &workload.template;
         if let Some(prefix) = template.spec_path.strip_suffix(".spec") {
             findings.extend(annotation_findings(

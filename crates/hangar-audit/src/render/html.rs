@@ -33,8 +33,8 @@ main{padding:24px 32px;max-width:1280px;margin:auto}h2{margin:32px 0 12px;font-s
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
 .card{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--ok);border-radius:8px;padding:12px 16px}
 .card.critical{border-left-color:var(--crit)}.card.high{border-left-color:var(--high)}.card.medium{border-left-color:var(--med)}.card.low{border-left-color:var(--low)}
-.card h3{margin:0 0 6px;font-size:15px;word-break:break-all}.card dl{display:grid;grid-template-columns:80px 1fr;gap:2px 8px;margin:0}.card dt{color:var(--mute)}.card dd{margin:0;word-break:break-word}
-.why{color:var(--mute);font-size:12px;margin-top:6px}
+.card h3{margin:0 0 6px;font-size:15px;word-break:break-all}.card dl{display:grid;grid-template-columns:80px 1fr;gap:2px 8px;margin:0}.card dt{color:var(--mute)}.card dd{margin:0;overflow-wrap:anywhere}
+.why{color:var(--mute);font-size:12px;margin-top:6px;overflow-wrap:anywhere}
 .sev{display:inline-block;border-radius:4px;padding:0 6px;color:#fff;font-size:12px;font-weight:600;text-transform:uppercase}
 .sev.critical{background:var(--crit)}.sev.high{background:var(--high)}.sev.medium{background:var(--med)}.sev.low{background:var(--low)}.sev.info,.sev.waived{background:var(--info)}
 table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line)}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top}
@@ -106,13 +106,14 @@ fn worst(findings: &[&ReportFinding]) -> &'static str {
 
 fn endpoints(out: &mut String, report: &Report) {
     out.push_str("<h2>Endpoints</h2><div class=\"cards\">");
+    let by_endpoint = report.findings_by_endpoint();
     for e in &report.endpoints {
-        let findings: Vec<&ReportFinding> = report.findings_for(e).collect();
+        let findings: &[&ReportFinding] = by_endpoint.get(e.id.as_str()).map_or(&[], Vec::as_slice);
         let open: Vec<&&ReportFinding> = findings.iter().filter(|f| !f.is_waived()).collect();
         let _ = write!(
             out,
             "<div class=\"card {}\"><h3>{}</h3><dl>",
-            worst(&findings),
+            worst(findings),
             esc(&e.id)
         );
         let rows = [

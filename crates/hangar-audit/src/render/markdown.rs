@@ -54,8 +54,11 @@ pub(super) fn render(report: &Report) -> String {
         "| Endpoint | Runtime | Model | Exposure | Auth | Scope | Team | Findings |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let by_endpoint = report.findings_by_endpoint();
     for e in &report.endpoints {
-        let open = report.findings_for(e).filter(|f| !f.is_waived()).count();
+        let open = by_endpoint
+            .get(e.id.as_str())
+            .map_or(0, |f| f.iter().filter(|f| !f.is_waived()).count());
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {} | {} | {} | {} |",

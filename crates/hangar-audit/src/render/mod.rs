@@ -93,9 +93,9 @@ pub(crate) fn exposure_line(endpoint: &Endpoint) -> String {
 
 /// One line on what authenticates the endpoint.
 pub(crate) fn auth_line(endpoint: &Endpoint) -> String {
-    let mut auth: Vec<&str> = endpoint.auth.iter().map(String::as_str).collect();
+    let mut auth: Vec<&str> = endpoint.auth.iter().map(|a| a.detail.as_str()).collect();
     for e in &endpoint.exposure {
-        auth.extend(e.auth.iter().map(String::as_str));
+        auth.extend(e.auth.iter().map(|a| a.detail.as_str()));
     }
     if auth.is_empty() {
         "none found".into()

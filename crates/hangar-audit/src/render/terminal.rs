@@ -58,8 +58,12 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
         report.summary.objects, report.summary.endpoints
     );
 
+    let by_endpoint = report.findings_by_endpoint();
+
     for endpoint in &report.endpoints {
-        let findings: Vec<&ReportFinding> = report.findings_for(endpoint).collect();
+        let findings: &[&ReportFinding] = by_endpoint
+            .get(endpoint.id.as_str())
+            .map_or(&[], Vec::as_slice);
         let open = findings.iter().filter(|f| !f.is_waived()).count();
         let worst = findings
             .iter()
@@ -93,7 +97,7 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
             "    {}",
             p.dim(&format!("why: {}", reasons_line(endpoint)))
         );
-        write_findings(&mut out, &p, &findings);
+        write_findings(&mut out, &p, findings);
         out.push('\n');
     }
 

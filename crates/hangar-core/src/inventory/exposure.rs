@@ -48,7 +48,50 @@ pub struct Exposure {
     pub ports: Vec<i32>,
     /// Authentication enforced on this path (ingress auth, a SecurityPolicy…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub auth: Vec<String>,
+    pub auth: Vec<Auth>,
+}
+
+/// What kind of layer authenticates callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthKind {
+    /// The model server's own API key (vLLM `--api-key`, SGLang, llama.cpp…).
+    ServerApiKey,
+    /// An authenticating proxy in the pod (oauth2-proxy, kube-rbac-proxy, Envoy).
+    Sidecar,
+    /// The Hangar gateway, in the pod or in front of it.
+    HangarGateway,
+    /// A service-mesh policy (Istio AuthorizationPolicy with RequestAuthentication).
+    MeshPolicy,
+    /// A Gateway API policy on the route (Envoy Gateway SecurityPolicy).
+    GatewayPolicy,
+    /// Authentication configured on an Ingress (ingress-nginx auth-url, ALB, Kong, Traefik).
+    IngressAuth,
+    /// The serving platform's own switch (OpenShift AI / Authorino).
+    Operator,
+}
+
+/// One authenticating layer and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Auth {
+    pub kind: AuthKind,
+    /// What it is and where, e.g. `server API key: --api-key (spec.template.spec.containers[0])`.
+    pub detail: String,
+}
+
+impl Auth {
+    fn new(kind: AuthKind, detail: impl Into<String>) -> Auth {
+        Auth {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
 }
 
 impl Exposure {
@@ -100,11 +143,19 @@ const INGRESS_AUTH_ANNOTATIONS: &[(&str, &str)] = &[
 ];
 
 /// Auth sidecars: an image path fragment and how to call it.
-const AUTH_SIDECARS: &[(&str, &str)] = &[
-    ("oauth2-proxy", "oauth2-proxy sidecar"),
-    ("kube-rbac-proxy", "kube-rbac-proxy sidecar"),
-    ("envoy", "Envoy sidecar"),
-    ("hangar-gateway", "Hangar gateway sidecar"),
+const AUTH_SIDECARS: &[(&str, &str, AuthKind)] = &[
+    ("oauth2-proxy", "oauth2-proxy sidecar", AuthKind::Sidecar),
+    (
+        "kube-rbac-proxy",
+        "kube-rbac-proxy sidecar",
+        AuthKind::Sidecar,
+    ),
+    ("envoy", "Envoy sidecar", AuthKind::Sidecar),
+    (
+        "hangar-gateway",
+        "Hangar gateway sidecar",
+        AuthKind::HangarGateway,
+    ),
 ];
 
 impl<'a> ExposureIndex<'a> {
@@ -144,7 +195,7 @@ impl<'a> ExposureIndex<'a> {
     }
 
     /// Every way to reach `endpoint`, and the authentication in front of all of them.
-    pub(super) fn for_endpoint(&self, endpoint: &Endpoint) -> (Vec<Exposure>, Vec<String>) {
+    pub(super) fn for_endpoint(&self, endpoint: &Endpoint) -> (Vec<Exposure>, Vec<Auth>) {
         let namespace = endpoint.namespace();
         let mut out = Vec::new();
         let selects = |selector: Option<&BTreeMap<String, String>>| {
@@ -244,7 +295,10 @@ impl<'a> ExposureIndex<'a> {
                         _ => true,
                     };
                     if authenticates {
-                        exposure.auth.push(format!("{what} ({annotation})"));
+                        exposure.auth.push(Auth::new(
+                            AuthKind::IngressAuth,
+                            format!("{what} ({annotation})"),
+                        ));
                     }
                 }
             }
@@ -368,7 +422,7 @@ impl<'a> ExposureIndex<'a> {
     }
 
     /// Envoy Gateway SecurityPolicies that authenticate a route (directly or via its Gateway).
-    fn security_policies(&self, route: &DynamicObject) -> Vec<String> {
+    fn security_policies(&self, route: &DynamicObject) -> Vec<Auth> {
         let gateways: Vec<&str> = route
             .get("spec.parentRefs")
             .and_then(Value::as_array)
@@ -398,10 +452,13 @@ impl<'a> ExposureIndex<'a> {
                 .filter(|m| policy.object.get(&format!("spec.{m}")).is_some())
                 .collect();
             if targeted && !methods.is_empty() {
-                auth.push(format!(
-                    "Envoy Gateway SecurityPolicy {} ({})",
-                    policy.object.name(),
-                    methods.join(", ")
+                auth.push(Auth::new(
+                    AuthKind::GatewayPolicy,
+                    format!(
+                        "Envoy Gateway SecurityPolicy {} ({})",
+                        policy.object.name(),
+                        methods.join(", ")
+                    ),
                 ));
             }
         }
@@ -410,7 +467,7 @@ impl<'a> ExposureIndex<'a> {
 
     /// Authentication that guards every path to the endpoint: the server's own key, an auth
     /// sidecar, an Istio request-authentication policy, an operator's auth switch.
-    fn endpoint_auth(&self, endpoint: &Endpoint) -> Vec<String> {
+    fn endpoint_auth(&self, endpoint: &Endpoint) -> Vec<Auth> {
         let mut auth = Vec::new();
         for (_, path, c) in endpoint.containers() {
             if let Some(how) = server_api_key(endpoint.runtime, c) {
@@ -419,7 +476,10 @@ impl<'a> ExposureIndex<'a> {
                 } else {
                     ""
                 };
-                auth.push(format!("server API key{scope}: {how} ({path})"));
+                auth.push(Auth::new(
+                    AuthKind::ServerApiKey,
+                    format!("server API key{scope}: {how} ({path})"),
+                ));
             }
             let image = c.image.as_deref().unwrap_or_default();
             // A sidecar only guards anything when it sits beside the server in the same pod.
@@ -427,12 +487,11 @@ impl<'a> ExposureIndex<'a> {
                 .templates
                 .iter()
                 .any(|t| t.spec.containers.len() > 1);
-            if let Some((_, what)) = AUTH_SIDECARS
-                .iter()
-                .find(|(fragment, _)| image.contains(fragment) && !path.contains("initContainers"))
-                && has_sidecars
+            if let Some((_, what, kind)) = AUTH_SIDECARS.iter().find(|(fragment, _, _)| {
+                image.contains(fragment) && !path.contains("initContainers")
+            }) && has_sidecars
             {
-                auth.push(format!("{what} ({path})"));
+                auth.push(Auth::new(*kind, format!("{what} ({path})")));
             }
         }
         if endpoint
@@ -440,7 +499,10 @@ impl<'a> ExposureIndex<'a> {
             .get("security.opendatahub.io/enable-auth")
             .is_some_and(|v| v == "true")
         {
-            auth.push("OpenShift AI / Authorino (security.opendatahub.io/enable-auth)".into());
+            auth.push(Auth::new(
+                AuthKind::Operator,
+                "OpenShift AI / Authorino (security.opendatahub.io/enable-auth)",
+            ));
         }
         let namespace = endpoint.namespace();
         let selected = |o: &&Located<DynamicObject>| {
@@ -467,9 +529,9 @@ impl<'a> ExposureIndex<'a> {
             let authn = istio_authn
                 .map(|a| format!(" + RequestAuthentication {}", a.object.name()))
                 .unwrap_or_default();
-            auth.push(format!(
-                "Istio AuthorizationPolicy {}{authn}",
-                authz.object.name()
+            auth.push(Auth::new(
+                AuthKind::MeshPolicy,
+                format!("Istio AuthorizationPolicy {}{authn}", authz.object.name()),
             ));
         }
         auth

@@ -4,12 +4,14 @@ mod exposure;
 mod model;
 mod runtime;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Namespace};
 use serde::Serialize;
 
-pub use exposure::{Exposure, ExposureKind};
+pub use exposure::{Auth, AuthKind, Exposure, ExposureKind};
 pub use model::{MODEL_LABEL, MODEL_VERSION_LABEL, Model};
 pub use runtime::{Runtime, runtime_from_command, runtime_from_image};
 
@@ -54,7 +56,7 @@ pub struct Placement {
     /// Nodes in the snapshot the pods could be scheduled on (selector and taints only);
     /// `None` when the snapshot holds no nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub eligible_nodes: Option<Vec<String>>,
+    pub eligible_nodes: Option<Arc<Vec<String>>>,
 }
 
 /// How the endpoint logs inference traffic, and for how long.
@@ -96,7 +98,7 @@ pub struct Endpoint {
     pub workloads: Vec<ObjectRef>,
     pub exposure: Vec<Exposure>,
     /// Authentication in front of every route (the server's own key, a sidecar, a mesh policy).
-    pub auth: Vec<String>,
+    pub auth: Vec<Auth>,
     pub logging: Logging,
     pub placement: Placement,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,6 +147,10 @@ pub struct Inventory {
     pub endpoints: Vec<Endpoint>,
     /// Workloads that request accelerators but are not endpoints, and why (training, notebooks…).
     pub other_accelerator_workloads: Vec<NotAnEndpoint>,
+    /// Every workload no other workload controls, endpoint or not (see `workload::workloads`),
+    /// read once for the checks that look at all of them.
+    #[serde(skip)]
+    pub workloads: Vec<Workload>,
 }
 
 /// A workload that looked like inference but is not, and why.
@@ -243,6 +249,7 @@ pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
     for endpoint in &mut inventory.endpoints {
         context.describe(endpoint);
     }
+    inventory.workloads = workloads;
     inventory.endpoints.sort_by(|a, b| {
         a.object
             .namespace
@@ -436,6 +443,8 @@ struct Context<'a> {
     owners: HashMap<ObjectRef, ObjectRef>,
     rbac: RbacIndex<'a>,
     exposure: exposure::ExposureIndex<'a>,
+    /// Eligible nodes by placement (see `eligible_nodes`).
+    eligible: RefCell<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl<'a> Context<'a> {
@@ -483,6 +492,7 @@ impl<'a> Context<'a> {
             owners,
             rbac: RbacIndex::new(snapshot),
             exposure: exposure::ExposureIndex::new(snapshot),
+            eligible: RefCell::new(HashMap::new()),
         }
     }
 
@@ -554,14 +564,10 @@ impl<'a> Context<'a> {
     /// The server behind a KServe predictor: its ServingRuntime's image, or its model format.
     fn kserve_runtime(&self, isvc: &DynamicObject) -> Option<Runtime> {
         if let Some(name) = isvc.str_at("spec.predictor.model.runtime") {
-            let runtime = self.snapshot.others.iter().find(|o| {
-                matches!(
-                    o.object.kind.as_str(),
-                    "ServingRuntime" | "ClusterServingRuntime"
-                ) && o.object.name() == name
-                    && (o.object.kind == "ClusterServingRuntime"
-                        || o.object.namespace() == isvc.namespace())
-            });
+            let runtime = self
+                .snapshot
+                .find_other("ServingRuntime", isvc.namespace(), name)
+                .or_else(|| self.snapshot.find_other("ClusterServingRuntime", "", name));
             let image = runtime.and_then(|r| {
                 r.object
                     .get("spec.containers")?
@@ -721,8 +727,25 @@ impl<'a> Context<'a> {
                 .or_else(|| t.spec.runtime_class_name.clone());
         }
         if !self.snapshot.nodes.is_empty() {
-            let nodes = self
-                .snapshot
+            placement.eligible_nodes = Some(self.eligible_nodes(endpoint));
+        }
+        placement
+    }
+
+    /// The nodes any of the endpoint's pods may land on. Pods with the same placement land on
+    /// the same nodes, so the answer is computed once per placement.
+    fn eligible_nodes(&self, endpoint: &Endpoint) -> Arc<Vec<String>> {
+        let keys: Vec<String> = endpoint
+            .templates
+            .iter()
+            .map(crate::nodes::placement_key)
+            .collect();
+        let cache_key = keys.join("\u{0}");
+        if let Some(nodes) = self.eligible.borrow().get(&cache_key) {
+            return nodes.clone();
+        }
+        let nodes: Arc<Vec<String>> = Arc::new(
+            self.snapshot
                 .nodes
                 .iter()
                 .filter(|n| {
@@ -732,22 +755,17 @@ impl<'a> Context<'a> {
                         .any(|t| crate::nodes::can_schedule(t, &n.object))
                 })
                 .map(|n| n.object.name().to_owned())
-                .collect();
-            placement.eligible_nodes = Some(nodes);
-        }
-        placement
+                .collect(),
+        );
+        self.eligible.borrow_mut().insert(cache_key, nodes.clone());
+        nodes
     }
 
     fn deployers(&self, endpoint: &Endpoint) -> Vec<Deployer> {
-        let group = self
-            .snapshot
-            .others
-            .iter()
-            .find(|o| o.object_ref() == endpoint.object)
-            .map_or_else(
-                || group_of(&endpoint.object.kind).to_owned(),
-                |o| o.object.group().to_owned(),
-            );
+        let group = self.snapshot.find_other_ref(&endpoint.object).map_or_else(
+            || group_of(&endpoint.object.kind).to_owned(),
+            |o| o.object.group().to_owned(),
+        );
         let resource = plural(&endpoint.object.kind);
         let namespace = endpoint.namespace();
         let mut grants = self.rbac.who_can(Access {

@@ -196,3 +196,38 @@ spec:
         .collect();
     assert_eq!(paths, ["spec.predictor.model"]);
 }
+
+#[test]
+fn a_server_key_counts_only_for_servers_that_read_one() {
+    let with_key = VLLM.replace(
+        r#"args: ["--model""#,
+        r#"args: ["--api-key=$(KEY)", "--model""#,
+    );
+    let inv = inventory(&with_key);
+    let auth = &inv.endpoints[0].auth;
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert_eq!(auth[0].kind, AuthKind::ServerApiKey);
+    assert!(
+        auth[0].detail.contains("/v1 routes only"),
+        "{}",
+        auth[0].detail
+    );
+
+    let ollama = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: o, namespace: lab}
+spec:
+  template:
+    spec:
+      containers:
+      - name: ollama
+        image: ollama/ollama:0.5.7
+        args: ["--api-key", "x"]
+        env: [{name: API_KEY, value: x}]
+"#;
+    assert!(
+        inventory(ollama).endpoints[0].auth.is_empty(),
+        "Ollama reads no API key"
+    );
+}
