@@ -17,6 +17,8 @@ pub struct ParsedFile {
 
 /// Parses YAML (multi-document) or JSON text. `file` names the source in origins and errors.
 pub fn parse_text(file: &Arc<str>, text: &str) -> ParsedFile {
+    // Editors on Windows may start a file with a byte-order mark; it is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut parsed = ParsedFile::default();
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
@@ -305,6 +307,14 @@ mod tests {
         let err = &parsed.errors[0];
         assert!(err.message.starts_with("malformed YAML"), "{}", err.message);
         assert!((6..=8).contains(&err.origin.line.unwrap_or(0)), "{err:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_read() {
+        let parsed =
+            parse("\u{feff}apiVersion: v1\r\nkind: Namespace\r\nmetadata:\r\n  name: a\r\n");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.objects[0].0.meta().name.as_deref(), Some("a"));
     }
 
     #[test]
