@@ -69,7 +69,14 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
     if show {
         eprint!("\r\x1b[2K");
     }
-    Ok((snapshot?, described))
+    let snapshot = snapshot.with_context(|| {
+        if source.kubeconfig.is_none() && source.context.is_none() {
+            "no paths were given, so Hangar tried the live cluster (pass files or directories to audit manifests)"
+        } else {
+            "cannot read the live cluster"
+        }
+    })?;
+    Ok((snapshot, described))
 }
 
 /// The policy from `--policy`, or the defaults.
