@@ -4,9 +4,10 @@ mod exposure;
 mod model;
 mod runtime;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use k8s_openapi::api::core::v1::{Container, Namespace};
 use serde::Serialize;
@@ -246,9 +247,10 @@ pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
             Classification::Ordinary => {}
         }
     }
-    for endpoint in &mut inventory.endpoints {
-        context.describe(endpoint);
-    }
+    inventory
+        .endpoints
+        .par_iter_mut()
+        .for_each(|endpoint| context.describe(endpoint));
     inventory.workloads = workloads;
     inventory.endpoints.sort_by(|a, b| {
         a.object
@@ -444,7 +446,7 @@ struct Context<'a> {
     rbac: RbacIndex<'a>,
     exposure: exposure::ExposureIndex<'a>,
     /// Eligible nodes by placement (see `eligible_nodes`).
-    eligible: RefCell<HashMap<String, Arc<Vec<String>>>>,
+    eligible: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl<'a> Context<'a> {
@@ -492,7 +494,7 @@ impl<'a> Context<'a> {
             owners,
             rbac: RbacIndex::new(snapshot),
             exposure: exposure::ExposureIndex::new(snapshot),
-            eligible: RefCell::new(HashMap::new()),
+            eligible: Mutex::new(HashMap::new()),
         }
     }
 
@@ -741,8 +743,13 @@ impl<'a> Context<'a> {
             .map(crate::nodes::placement_key)
             .collect();
         let cache_key = keys.join("\u{0}");
-        if let Some(nodes) = self.eligible.borrow().get(&cache_key) {
-            return nodes.clone();
+        if let Some(nodes) = self
+            .eligible
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&cache_key).cloned())
+        {
+            return nodes;
         }
         let nodes: Arc<Vec<String>> = Arc::new(
             self.snapshot
@@ -757,7 +764,9 @@ impl<'a> Context<'a> {
                 .map(|n| n.object.name().to_owned())
                 .collect(),
         );
-        self.eligible.borrow_mut().insert(cache_key, nodes.clone());
+        if let Ok(mut cache) = self.eligible.lock() {
+            cache.insert(cache_key, nodes.clone());
+        }
         nodes
     }
 
