@@ -341,7 +341,7 @@ fn template_from_value(
 ) -> Option<PodTemplate> {
     let (meta_value, spec_value, spec_path) = match value.get("spec") {
         Some(spec)
-            if spec.is_object() && value.get("metadata").is_some()
+            if (spec.is_object() && value.get("metadata").is_some())
                 || spec.get("containers").is_some() =>
         {
             (value.get("metadata"), spec, format!("{path}.spec"))

@@ -556,7 +556,7 @@ impl<'a> Context<'a> {
             runtime,
             reasons,
             templates,
-            object,
+            &object.metadata,
         );
         endpoint.model = model::from_custom_resource(object);
         endpoint.workloads.push(endpoint.object.clone());
@@ -600,7 +600,7 @@ impl<'a> Context<'a> {
     ) -> Endpoint {
         let object = lead.object_ref().clone();
         let meta = &lead.meta;
-        let mut endpoint = new_endpoint_from_meta(
+        let mut endpoint = new_endpoint(
             object,
             lead.template.origin.clone(),
             runtime,
@@ -841,18 +841,8 @@ fn group_of(kind: &str) -> &'static str {
     }
 }
 
+/// An endpoint with its identity and reasons; `describe` fills in the rest.
 fn new_endpoint(
-    object: ObjectRef,
-    origin: Origin,
-    runtime: Runtime,
-    reasons: Vec<Reason>,
-    templates: Vec<PodTemplate>,
-    cr: &DynamicObject,
-) -> Endpoint {
-    new_endpoint_from_meta(object, origin, runtime, reasons, templates, &cr.metadata)
-}
-
-fn new_endpoint_from_meta(
     object: ObjectRef,
     origin: Origin,
     runtime: Runtime,
