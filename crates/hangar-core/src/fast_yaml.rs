@@ -172,7 +172,11 @@ impl<'a> Parser<'a> {
         let value = match rest.as_bytes()[0] {
             b'|' | b'>' => return self.block_scalar(rest, parent),
             b'{' | b'[' => {
-                let mut flow = Flow { text: rest, pos: 0 };
+                let mut flow = Flow {
+                    text: rest,
+                    pos: 0,
+                    depth: 0,
+                };
                 let value = flow.value()?;
                 flow.skip_spaces();
                 let tail = &flow.text[flow.pos..];
@@ -474,6 +478,7 @@ fn decimal(text: &str) -> Option<Number> {
 struct Flow<'a> {
     text: &'a str,
     pos: usize,
+    depth: usize,
 }
 
 impl Flow<'_> {
@@ -489,11 +494,19 @@ impl Flow<'_> {
 
     fn value(&mut self) -> Option<Value> {
         self.skip_spaces();
-        match self.peek()? {
+        // Hostile input may nest thousands deep on one line: leave it to the full parser, which
+        // enforces its own limits.
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let value = match self.peek()? {
             b'{' => self.mapping(),
             b'[' => self.sequence(),
             _ => self.scalar(false),
-        }
+        };
+        self.depth -= 1;
+        value
     }
 
     fn mapping(&mut self) -> Option<Value> {
@@ -704,6 +717,17 @@ spec:
                 "should leave to the full parser: {doc}"
             );
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&deep).is_none());
+        let mut block = String::new();
+        for i in 0..10_000 {
+            block.push_str(&format!("{}k{i}:\n", " ".repeat(i)));
+        }
+        assert!(parse(&block).is_none());
     }
 
     #[test]

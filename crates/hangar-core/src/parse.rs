@@ -318,6 +318,22 @@ mod tests {
     }
 
     #[test]
+    fn hostile_nesting_is_an_error_not_a_crash() {
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(parse(&yaml).errors.len(), 1);
+        let json = format!(
+            "{{\"kind\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(parse_text(&Arc::from("deep.json"), &json).errors.len(), 1);
+    }
+
+    #[test]
     fn helm_templates_are_named_as_such() {
         let parsed = parse(
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ include \"x.fullname\" . }}\n{{- if .Values.x }}\n",
