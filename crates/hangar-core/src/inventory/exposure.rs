@@ -377,7 +377,10 @@ impl<'a> ExposureIndex<'a> {
             out.push(exposure);
         }
 
-        if let Some(exposure) = operator_route(endpoint) {
+        let declaration = self
+            .dynamic(namespace, "NIMService")
+            .find(|o| o.object.name() == endpoint.object.name);
+        if let Some(exposure) = operator_route(endpoint, declaration.map(|o| &o.object)) {
             out.push(exposure);
         }
         (out, self.endpoint_auth(endpoint))
@@ -615,13 +618,27 @@ fn target_port(endpoint: &Endpoint, port: &k8s_openapi::api::core::v1::ServicePo
 }
 
 /// The route a serving operator creates for its own custom resource.
-fn operator_route(endpoint: &Endpoint) -> Option<Exposure> {
+/// `nim` is the endpoint's NIMService, when it is one.
+fn operator_route(endpoint: &Endpoint, nim: Option<&DynamicObject>) -> Option<Exposure> {
     let external = match endpoint.object.kind.as_str() {
         // KServe publishes every InferenceService on its ingress unless marked cluster-local.
         "InferenceService" | "LLMInferenceService" => endpoint
             .labels
             .get("networking.kserve.io/visibility")
             .is_none_or(|v| v != "cluster-local"),
+        // The NIM operator creates a Service of `spec.expose.service.type` (ClusterIP by
+        // default) and, when enabled, an Ingress.
+        "NIMService" => {
+            let nim = nim?;
+            let service_type = nim
+                .str_at("spec.expose.service.type")
+                .unwrap_or("ClusterIP");
+            let ingress = nim
+                .get("spec.expose.ingress.enabled")
+                .and_then(Value::as_bool)
+                == Some(true);
+            ingress || matches!(service_type, "LoadBalancer" | "NodePort")
+        }
         _ => return None,
     };
     let mut exposure = Exposure::new(

@@ -231,3 +231,27 @@ spec:
         "Ollama reads no API key"
     );
 }
+
+#[test]
+fn a_nim_service_is_exposed_as_its_operator_would() {
+    let nim = |expose: &str| {
+        format!(
+            r#"
+apiVersion: apps.nvidia.com/v1alpha1
+kind: NIMService
+metadata: {{name: llama, namespace: nim}}
+spec:
+  image: {{repository: nvcr.io/nim/meta/llama-3.1-8b-instruct, tag: "1.3.3"}}
+  resources: {{limits: {{nvidia.com/gpu: "1"}}}}
+  expose: {expose}
+"#
+        )
+    };
+    let inv = inventory(&nim("{service: {type: ClusterIP, port: 8000}}"));
+    assert_eq!(inv.endpoints[0].exposure.len(), 1);
+    assert!(!inv.endpoints[0].is_externally_exposed());
+    let inv = inventory(&nim("{service: {type: LoadBalancer}}"));
+    assert!(inv.endpoints[0].is_externally_exposed());
+    let inv = inventory(&nim("{ingress: {enabled: true}}"));
+    assert!(inv.endpoints[0].is_externally_exposed());
+}
