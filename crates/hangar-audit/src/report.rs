@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use hangar_core::inventory::{Endpoint, NotAnEndpoint};
 use hangar_core::{
-    Inventory, LoadError, NotCovered, ObjectRef, Origin, Policy, Severity, Snapshot, discover,
+    Inventory, LoadError, NotCovered, ObjectRef, Policy, Severity, Snapshot, discover,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -201,7 +201,7 @@ pub fn audit(snapshot: &Snapshot, options: &AuditOptions<'_>) -> Report {
         })
         .collect();
     let mut file_uses = vec![0usize; options.waivers.len()];
-    let mut annotation_uses: BTreeMap<(String, ObjectRef), usize> = BTreeMap::new();
+    let mut annotation_uses: BTreeMap<(ObjectRef, String), usize> = BTreeMap::new();
     let mut report_findings: Vec<ReportFinding> = findings
         .into_iter()
         .filter_map(|finding| {
@@ -301,11 +301,11 @@ fn run_checks(
 }
 
 /// `hangar.dev/waive.<CHECK>` annotations, by object and check id (upper case).
-type AnnotationWaivers = HashMap<(ObjectRef, String), (String, Origin)>;
+type AnnotationWaivers = HashMap<(ObjectRef, String), String>;
 
 fn annotation_waivers(snapshot: &Snapshot) -> AnnotationWaivers {
     let mut out = HashMap::new();
-    snapshot.for_each_object(|kind, meta, origin| {
+    snapshot.for_each_object(|kind, meta| {
         for (key, reason) in meta.annotations.iter().flatten() {
             if let Some(check) = key.strip_prefix(WAIVE_ANNOTATION_PREFIX) {
                 let object = ObjectRef::new(
@@ -313,10 +313,7 @@ fn annotation_waivers(snapshot: &Snapshot) -> AnnotationWaivers {
                     meta.namespace.clone().unwrap_or_default(),
                     meta.name.clone().unwrap_or_default(),
                 );
-                out.insert(
-                    (object, check.to_ascii_uppercase()),
-                    (reason.clone(), origin.clone()),
-                );
+                out.insert((object, check.to_ascii_uppercase()), reason.clone());
             }
         }
     });
@@ -327,13 +324,13 @@ fn waive_by_annotation(
     waivers: &AnnotationWaivers,
     finding: &Finding,
     endpoint_object: Option<&ObjectRef>,
-    uses: &mut BTreeMap<(String, ObjectRef), usize>,
+    uses: &mut BTreeMap<(ObjectRef, String), usize>,
 ) -> Option<AppliedWaiver> {
     let check = finding.check.to_owned();
     for object in std::iter::once(&finding.object).chain(endpoint_object) {
         let key = (object.clone(), check.clone());
-        if let Some((reason, _)) = waivers.get(&key) {
-            *uses.entry((check, object.clone())).or_default() += 1;
+        if let Some(reason) = waivers.get(&key) {
+            *uses.entry(key).or_default() += 1;
             return Some(AppliedWaiver {
                 source: "annotation",
                 reason: reason.clone(),
@@ -374,14 +371,14 @@ fn waive_by_file(
 fn waiver_report(
     options: &AuditOptions<'_>,
     file_uses: &[usize],
-    annotation_uses: &BTreeMap<(String, ObjectRef), usize>,
+    annotation_uses: &BTreeMap<(ObjectRef, String), usize>,
     annotations: &AnnotationWaivers,
 ) -> WaiverReport {
     let mut report = WaiverReport::default();
-    for ((check, object), count) in annotation_uses {
+    for ((object, check), count) in annotation_uses {
         let reason = annotations
             .get(&(object.clone(), check.clone()))
-            .map(|(r, _)| r.clone())
+            .cloned()
             .unwrap_or_default();
         report.used.push(WaiverUse {
             check: check.clone(),
@@ -392,8 +389,9 @@ fn waiver_report(
             findings: *count,
         });
     }
-    for ((object, check), (reason, _)) in annotations {
-        if !annotation_uses.contains_key(&(check.clone(), object.clone())) {
+    for (key, reason) in annotations {
+        let (object, check) = key;
+        if !annotation_uses.contains_key(key) {
             report.unused.push(Waiver {
                 check: check.clone(),
                 scope: crate::waivers::WaiverScope {

@@ -220,10 +220,10 @@ macro_rules! typed_kinds {
                 index
             }
 
-            /// Calls `f` with the kind, metadata and origin of every object.
-            pub fn for_each_object(&self, mut f: impl FnMut(&str, &ObjectMeta, &Origin)) {
-                $(for o in &self.$field { f(<$kind as Resource>::KIND, &o.object.metadata, &o.origin); })*
-                for o in &self.others { f(&o.object.kind, &o.object.metadata, &o.origin); }
+            /// Calls `f` with the kind and metadata of every object.
+            pub fn for_each_object(&self, mut f: impl FnMut(&str, &ObjectMeta)) {
+                $(for o in &self.$field { f(<$kind as Resource>::KIND, &o.object.metadata); })*
+                for o in &self.others { f(&o.object.kind, &o.object.metadata); }
             }
 
             /// How many objects were read.
