@@ -184,7 +184,7 @@ impl<'a> Parser<'a> {
             }
             b'"' => double_quoted_line(rest)?,
             b'\'' => single_quoted_line(rest)?,
-            _ => plain_scalar(strip_comment(rest)?)?,
+            _ => plain_scalar(strip_comment(rest))?,
         };
         // A more indented line after a scalar would continue it: outside the subset.
         match self.next_content() {
@@ -194,7 +194,7 @@ impl<'a> Parser<'a> {
     }
 
     fn block_scalar(&mut self, header: &str, parent: usize) -> Option<Value> {
-        let header = strip_comment(header)?;
+        let header = strip_comment(header);
         let (folded, chomp) = match header {
             "|" => (false, Chomp::Clip),
             "|-" => (false, Chomp::Strip),
@@ -320,12 +320,11 @@ fn find_mapping_colon(text: &str) -> Option<usize> {
     (0..bytes.len()).find(|&i| bytes[i] == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' '))
 }
 
-/// A plain scalar without its trailing comment; `None` when a comment cannot be told apart.
-fn strip_comment(text: &str) -> Option<&str> {
-    match text.find(" #") {
-        Some(at) => Some(text[..at].trim_end()),
-        None => Some(text.trim_end()),
-    }
+/// A plain scalar without its trailing comment.
+fn strip_comment(text: &str) -> &str {
+    // A comment starts at a `#` after a space or a tab.
+    let at = text.find(" #").into_iter().chain(text.find("\t#")).min();
+    at.map_or(text, |at| &text[..at]).trim_end()
 }
 
 fn closing_double_quote(text: &str) -> Option<usize> {
@@ -688,10 +687,15 @@ spec:
             "- a\n- b: c\n",
             "empty:\nnull_value: ~\nbool: true\nneg: -3\nfloat: 2.5\nstr: 3a\n",
             "url: http://example.com:8080/path\nkey.with/slash: v\n",
+            "tabbed: value\t# a comment after a tab\nhash: a#b\n",
         ] {
             agrees(doc);
         }
         assert!(parse("a:\n- 1\n- b: 2\n").is_some());
+        assert!(
+            agrees("tabbed: value\t# a comment after a tab\n"),
+            "a comment after a tab is read"
+        );
     }
 
     #[test]
