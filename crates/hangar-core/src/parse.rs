@@ -23,10 +23,24 @@ pub fn parse_text(file: &Arc<str>, text: &str) -> ParsedFile {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         parse_json(file, text, &mut parsed);
-    } else {
-        for (line, doc) in yaml_documents(text) {
-            parse_yaml_document(file, line, doc, &mut parsed);
+        // YAML flow style (`{apiVersion: v1, …}`) also starts with a brace: when the text is not
+        // JSON at all, read it as YAML, and keep the JSON error only if that fails too.
+        if !parsed.objects.is_empty() || parsed.errors.is_empty() {
+            return parsed;
         }
+        let yaml = parse_yaml(file, text);
+        if yaml.errors.is_empty() {
+            return yaml;
+        }
+        return parsed;
+    }
+    parse_yaml(file, text)
+}
+
+fn parse_yaml(file: &Arc<str>, text: &str) -> ParsedFile {
+    let mut parsed = ParsedFile::default();
+    for (line, doc) in yaml_documents(text) {
+        parse_yaml_document(file, line, doc, &mut parsed);
     }
     parsed
 }
@@ -331,6 +345,19 @@ mod tests {
             "]".repeat(100_000)
         );
         assert_eq!(parse_text(&Arc::from("deep.json"), &json).errors.len(), 1);
+    }
+
+    #[test]
+    fn yaml_in_flow_style_is_not_mistaken_for_json() {
+        let parsed = parse("{apiVersion: v1, kind: Namespace, metadata: {name: flow}}\n");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.objects[0].0.meta().name.as_deref(), Some("flow"));
+        let broken = parse_text(&Arc::from("x.json"), "{\"kind\": \"Namespace\",, }");
+        assert!(
+            broken.errors[0].message.starts_with("malformed JSON"),
+            "{:?}",
+            broken.errors
+        );
     }
 
     #[test]
