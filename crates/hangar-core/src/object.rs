@@ -41,7 +41,7 @@ impl fmt::Display for Origin {
 }
 
 /// The identity of a Kubernetes object as a finding or an endpoint names it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectRef {
     pub kind: String,
     /// Empty for cluster-scoped objects.

@@ -35,6 +35,14 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Print the check catalogue.
     Checks(ChecksArgs),
+    /// Why an endpoint is sick: the model, its configuration or the infrastructure.
+    Triage(crate::triage::TriageArgs),
+    /// Write a Markdown runbook per endpoint: owners, health, rollback, validation, OOM handling.
+    Runbook(crate::runbook::RunbookArgs),
+    /// Send golden requests to an OpenAI-compatible server and compare the answers.
+    Validate(crate::validate::ValidateArgs),
+    /// GPU showback: accelerator spend by team, namespace, model or endpoint, and idle GPUs.
+    Cost(crate::cost::CostArgs),
     /// The organisation policy file (`hangar.yaml`).
     Policy {
         #[command(subcommand)]

@@ -2,7 +2,11 @@
 
 mod audit;
 mod cli;
+mod cost;
+mod runbook;
 mod source;
+mod triage;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -28,6 +32,10 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::audit(args),
         Command::Inventory(args) => audit::inventory(args),
         Command::Checks(args) => audit::checks(args),
+        Command::Triage(args) => triage::run(args),
+        Command::Runbook(args) => runbook::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Cost(args) => cost::run(args),
         Command::Policy {
             command: PolicyCommand::Schema,
         } => audit::policy_schema(),

@@ -97,6 +97,10 @@ pub struct Endpoint {
     pub model: Model,
     /// Objects that run the endpoint's pods (the declaring object included).
     pub workloads: Vec<ObjectRef>,
+    /// The running pods in the input that serve this endpoint (through their owners or an
+    /// operator's label), for triage and cost. Empty for manifests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<ObjectRef>,
     pub exposure: Vec<Exposure>,
     /// Authentication in front of every route (the server's own key, a sidecar, a mesh policy).
     pub auth: Vec<Auth>,
@@ -247,6 +251,7 @@ pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
             Classification::Ordinary => {}
         }
     }
+    context.attach_pods(&mut inventory.endpoints);
     inventory
         .endpoints
         .par_iter_mut()
@@ -504,30 +509,51 @@ impl<'a> Context<'a> {
         workloads
             .iter()
             .map(|w| {
-                let me = w.object_ref();
-                for (label, kind) in OPERATOR_LABELS {
-                    if let Some(name) = w
-                        .meta
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(*label))
-                        .or_else(|| w.template.labels.get(*label))
-                    {
-                        return ObjectRef::new(*kind, me.namespace.clone(), name.clone());
-                    }
-                }
-                let mut root = me.clone();
-                // Ownership chains are short (Pod → ReplicaSet → Deployment → CR); cap them
-                // against cycles in hand-written input.
-                for _ in 0..8 {
-                    match self.owners.get(&root) {
-                        Some(owner) => root = owner.clone(),
-                        None => break,
-                    }
-                }
-                root
+                let labels = w.meta.labels.as_ref();
+                self.root(w.object_ref(), [labels, Some(&w.template.labels)])
             })
             .collect()
+    }
+
+    /// The object `me` ultimately belongs to, given its labels (and its template's).
+    fn root(&self, me: &ObjectRef, labels: [Option<&BTreeMap<String, String>>; 2]) -> ObjectRef {
+        for (label, kind) in OPERATOR_LABELS {
+            if let Some(name) = labels.iter().flatten().find_map(|l| l.get(*label)) {
+                return ObjectRef::new(*kind, me.namespace.clone(), name.clone());
+            }
+        }
+        let mut root = me.clone();
+        // Ownership chains are short (Pod → ReplicaSet → Deployment → CR); cap them against
+        // cycles in hand-written input.
+        for _ in 0..8 {
+            match self.owners.get(&root) {
+                Some(owner) => root = owner.clone(),
+                None => break,
+            }
+        }
+        root
+    }
+
+    /// Records on each endpoint the pods that serve it.
+    fn attach_pods(&self, endpoints: &mut [Endpoint]) {
+        let mut by_member: HashMap<&ObjectRef, usize> = HashMap::new();
+        for (index, endpoint) in endpoints.iter().enumerate() {
+            by_member.insert(&endpoint.object, index);
+            for w in &endpoint.workloads {
+                by_member.insert(w, index);
+            }
+        }
+        let mut pods: Vec<(usize, ObjectRef)> = Vec::new();
+        for pod in &self.snapshot.pods {
+            let me = pod.object_ref();
+            let root = self.root(&me, [pod.object.metadata.labels.as_ref(), None]);
+            if let Some(&index) = by_member.get(&root).or_else(|| by_member.get(&me)) {
+                pods.push((index, me));
+            }
+        }
+        for (index, pod) in pods {
+            endpoints[index].pods.push(pod);
+        }
     }
 
     fn custom_resource_endpoint(&self, cr: &Located<DynamicObject>, runtime: Runtime) -> Endpoint {
@@ -858,6 +884,7 @@ fn new_endpoint(
         reasons,
         model: Model::default(),
         workloads: Vec::new(),
+        pods: Vec::new(),
         exposure: Vec::new(),
         auth: Vec::new(),
         logging: Logging::default(),

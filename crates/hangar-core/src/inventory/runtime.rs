@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::image::ImageRef;
 
 /// The model server (or serving platform) behind an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     Vllm,
@@ -28,6 +28,7 @@ pub enum Runtime {
     Kubeai,
     Lmdeploy,
     Localai,
+    #[default]
     Other,
 }
 

@@ -1,0 +1,365 @@
+//! Turning a snapshot (pods, nodes, Events) and log tails into the `PodEvidence` rules read.
+
+use std::collections::HashMap;
+
+use hangar_core::inventory::{command_line, is_accelerator};
+use hangar_core::snapshot::{DynamicObject, KubeObject, Located};
+use hangar_core::{ObjectRef, Origin, Runtime, Snapshot};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Node, Pod, Probe as KubeProbe};
+use serde_json::Value;
+
+use crate::evidence::{
+    Condition, ContainerEvidence, ContainerState, EventRecord, Logs, NodeEvidence, PodEvidence,
+    Probe,
+};
+
+/// The Events of a snapshot, by the object they are about.
+#[derive(Debug, Default)]
+pub struct EventIndex {
+    by_object: HashMap<ObjectRef, Vec<EventRecord>>,
+}
+
+impl EventIndex {
+    /// Indexes every `Event` (core `v1` and `events.k8s.io/v1`) among the snapshot's untyped
+    /// objects, oldest first per object.
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let mut by_object: HashMap<ObjectRef, Vec<EventRecord>> = HashMap::new();
+        for event in snapshot.others.iter().filter(|o| o.object.kind == "Event") {
+            if let Some((about, record)) = event_record(event) {
+                by_object.entry(about).or_default().push(record);
+            }
+        }
+        for events in by_object.values_mut() {
+            events.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
+        }
+        EventIndex { by_object }
+    }
+
+    pub fn about(&self, object: &ObjectRef) -> &[EventRecord] {
+        self.by_object.get(object).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_object.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_object.is_empty()
+    }
+}
+
+/// Reads one Event of either API into the object it is about and a record.
+fn event_record(event: &Located<DynamicObject>) -> Option<(ObjectRef, EventRecord)> {
+    let body = &event.object.body;
+    let text = |path: &[&str]| -> Option<String> {
+        path.iter()
+            .try_fold(body, |v, key| v.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let number = |path: &[&str]| {
+        path.iter()
+            .try_fold(body, |v, key| v.get(key))
+            .and_then(Value::as_i64)
+    };
+    // core/v1 names the object `involvedObject`; events.k8s.io/v1 names it `regarding`.
+    let about = body
+        .get("involvedObject")
+        .or_else(|| body.get("regarding"))?;
+    let field = |key: &str| about.get(key).and_then(Value::as_str).unwrap_or_default();
+    let namespace = match field("namespace") {
+        "" => event.object.namespace(),
+        ns => ns,
+    };
+    let kind = field("kind");
+    let object = ObjectRef::new(
+        kind,
+        if kind == "Node" { "" } else { namespace },
+        field("name"),
+    );
+    let count = number(&["count"])
+        .or_else(|| number(&["series", "count"]))
+        .or_else(|| number(&["deprecatedCount"]))
+        .unwrap_or(1)
+        .clamp(1, i64::from(i32::MAX));
+    let record = EventRecord {
+        kind: text(&["type"]).unwrap_or_else(|| "Normal".into()),
+        reason: text(&["reason"]).unwrap_or_default(),
+        message: text(&["message"])
+            .or_else(|| text(&["note"]))
+            .unwrap_or_default(),
+        count: i32::try_from(count).unwrap_or(i32::MAX),
+        source: text(&["source", "component"])
+            .or_else(|| text(&["reportingController"]))
+            .or_else(|| text(&["reportingComponent"])),
+        first_seen: text(&["firstTimestamp"])
+            .or_else(|| text(&["deprecatedFirstTimestamp"]))
+            .or_else(|| text(&["eventTime"])),
+        last_seen: text(&["lastTimestamp"])
+            .or_else(|| text(&["series", "lastObservedTime"]))
+            .or_else(|| text(&["deprecatedLastTimestamp"]))
+            .or_else(|| text(&["eventTime"]))
+            .or_else(|| text(&["firstTimestamp"])),
+        origin: event.origin.clone(),
+    };
+    Some((object, record))
+}
+
+/// Everything known about one pod: status, spec, events, node and logs.
+pub fn pod_evidence(
+    pod: &Located<Pod>,
+    runtime: Runtime,
+    snapshot: &Snapshot,
+    events: &EventIndex,
+    logs: &Logs,
+) -> PodEvidence {
+    let object = &pod.object;
+    let me = pod.object_ref();
+    let status = object.status.as_ref();
+    let spec = object.spec.as_ref();
+    let key = |container: &str| (me.namespace.clone(), me.name.clone(), container.to_owned());
+    let statuses = |list: Option<&Vec<ContainerStatus>>| -> HashMap<String, ContainerStatus> {
+        list.into_iter()
+            .flatten()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect()
+    };
+    let init_statuses = statuses(status.and_then(|s| s.init_container_statuses.as_ref()));
+    let main_statuses = statuses(status.and_then(|s| s.container_statuses.as_ref()));
+    let mut containers = Vec::new();
+    let declared = spec
+        .into_iter()
+        .flat_map(|s| s.init_containers.iter().flatten().map(|c| (true, c)))
+        .chain(
+            spec.into_iter()
+                .flat_map(|s| s.containers.iter().map(|c| (false, c))),
+        );
+    for (init, container) in declared {
+        let status = if init {
+            init_statuses.get(&container.name)
+        } else {
+            main_statuses.get(&container.name)
+        };
+        let mut evidence = container_evidence(container, init, status);
+        evidence.log = logs.current.get(&key(&container.name)).cloned();
+        evidence.previous_log = logs.previous.get(&key(&container.name)).cloned();
+        containers.push(evidence);
+    }
+    let node = spec
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty());
+    let node_ref = node.map(|n| ObjectRef::new("Node", "", n));
+    PodEvidence {
+        pod: me.clone(),
+        origin: pod.origin.clone(),
+        runtime,
+        phase: status.and_then(|s| s.phase.clone()),
+        reason: status.and_then(|s| s.reason.clone()),
+        message: status.and_then(|s| s.message.clone()),
+        conditions: status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| Condition {
+                kind: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition: c.last_transition_time.as_ref().map(|t| t.0.to_string()),
+            })
+            .collect(),
+        containers,
+        events: events.about(&me).to_vec(),
+        node: node.map(|name| match snapshot.find::<Node>("", name) {
+            Some(node) => node_evidence(node),
+            None => NodeEvidence {
+                name: name.to_owned(),
+                ..NodeEvidence::default()
+            },
+        }),
+        node_events: node_ref
+            .map(|n| events.about(&n).to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+fn container_evidence(
+    container: &Container,
+    init: bool,
+    status: Option<&ContainerStatus>,
+) -> ContainerEvidence {
+    let resources = container.resources.as_ref();
+    let memory = |map: Option<&std::collections::BTreeMap<String, _>>| {
+        map.and_then(
+            |m: &std::collections::BTreeMap<
+                String,
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+            >| m.get("memory"),
+        )
+        .map(|q| q.0.clone())
+    };
+    let mut accelerators = Vec::new();
+    for map in [
+        resources.and_then(|r| r.limits.as_ref()),
+        resources.and_then(|r| r.requests.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for (name, quantity) in map {
+            let entry = format!("{name}={}", quantity.0);
+            if is_accelerator(name) && !accelerators.contains(&entry) {
+                accelerators.push(entry);
+            }
+        }
+    }
+    ContainerEvidence {
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        init,
+        command_line: command_line(container),
+        env: container
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+            .collect(),
+        memory_limit: memory(resources.and_then(|r| r.limits.as_ref())),
+        memory_request: memory(resources.and_then(|r| r.requests.as_ref())),
+        accelerators,
+        liveness: container.liveness_probe.as_ref().map(probe),
+        readiness: container.readiness_probe.as_ref().map(probe),
+        startup: container.startup_probe.as_ref().map(probe),
+        ready: status.is_some_and(|s| s.ready),
+        restart_count: status.map(|s| s.restart_count).unwrap_or_default(),
+        state: status
+            .and_then(|s| s.state.as_ref())
+            .and_then(container_state),
+        last_state: status
+            .and_then(|s| s.last_state.as_ref())
+            .and_then(container_state),
+        log: None,
+        previous_log: None,
+    }
+}
+
+fn container_state(state: &k8s_openapi::api::core::v1::ContainerState) -> Option<ContainerState> {
+    if let Some(t) = &state.terminated {
+        return Some(ContainerState::Terminated {
+            reason: t.reason.clone(),
+            exit_code: t.exit_code,
+            signal: t.signal,
+            message: t.message.clone(),
+            started_at: t.started_at.as_ref().map(|t| t.0.to_string()),
+            finished_at: t.finished_at.as_ref().map(|t| t.0.to_string()),
+        });
+    }
+    if let Some(w) = &state.waiting {
+        return Some(ContainerState::Waiting {
+            reason: w.reason.clone(),
+            message: w.message.clone(),
+        });
+    }
+    state.running.as_ref().map(|r| ContainerState::Running {
+        started_at: r.started_at.as_ref().map(|t| t.0.to_string()),
+    })
+}
+
+fn probe(p: &KubeProbe) -> Probe {
+    let port = |port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString| match port {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+    };
+    let action = if let Some(h) = &p.http_get {
+        format!(
+            "httpGet {} :{}",
+            h.path.as_deref().unwrap_or("/"),
+            port(&h.port)
+        )
+    } else if let Some(t) = &p.tcp_socket {
+        format!("tcpSocket :{}", port(&t.port))
+    } else if let Some(g) = &p.grpc {
+        format!("grpc :{}", g.port)
+    } else if let Some(e) = &p.exec {
+        format!(
+            "exec {}",
+            e.command
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    } else {
+        "unknown".into()
+    };
+    // The API server's defaults, so a probe written without them is judged as it runs.
+    Probe {
+        action,
+        initial_delay_seconds: p.initial_delay_seconds.unwrap_or(0),
+        period_seconds: p.period_seconds.unwrap_or(10),
+        timeout_seconds: p.timeout_seconds.unwrap_or(1),
+        failure_threshold: p.failure_threshold.unwrap_or(3),
+    }
+}
+
+/// A node, reduced to what triage reads.
+pub fn node_evidence(node: &Located<Node>) -> NodeEvidence {
+    let object = &node.object;
+    let status = object.status.as_ref();
+    let info = status.and_then(|s| s.node_info.as_ref());
+    NodeEvidence {
+        name: object.name().to_owned(),
+        origin: node.origin.clone(),
+        conditions: status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| Condition {
+                kind: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition: c.last_transition_time.as_ref().map(|t| t.0.to_string()),
+            })
+            .collect(),
+        taints: object
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|t| match &t.value {
+                Some(v) => format!("{}={v}:{}", t.key, t.effect),
+                None => format!("{}:{}", t.key, t.effect),
+            })
+            .collect(),
+        unschedulable: object
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        labels: object.metadata.labels.clone().unwrap_or_default(),
+        created: object
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+        kubelet_version: info.map(|i| i.kubelet_version.clone()),
+        container_runtime: info.map(|i| i.container_runtime_version.clone()),
+        kernel_version: info.map(|i| i.kernel_version.clone()),
+        allocatable_accelerators: status
+            .and_then(|s| s.allocatable.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| is_accelerator(name))
+            .map(|(name, q)| format!("{name}={}", q.0))
+            .collect(),
+    }
+}
+
+/// Where an object was read, for evidence lines: `file:line` or `cluster`.
+pub fn origin_label(origin: &Origin) -> String {
+    origin.to_string()
+}

@@ -1,0 +1,13 @@
+//! Triage: why an inference endpoint is sick — the model, its configuration or the
+//! infrastructure — with the evidence and the next steps; and the runbooks an on-call engineer
+//! should have had. Pure: evidence comes in as values, verdicts go out as values.
+
+pub mod collect;
+pub mod evidence;
+pub mod rules;
+pub mod verdict;
+
+pub use evidence::{
+    ContainerEvidence, ContainerState, EventRecord, LogTail, Logs, NodeEvidence, PodEvidence,
+};
+pub use verdict::{Category, Diagnosis, Evidence, Side, Verdict};
