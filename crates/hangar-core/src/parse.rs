@@ -138,7 +138,9 @@ fn parse_json(file: &Arc<str>, text: &str, parsed: &mut ParsedFile) {
             Some(Ok(value)) => {
                 let skipped = text[start..].len() - text[start..].trim_start().len();
                 let line = line_at(text, start + skipped);
-                let doc = &text[start..stream.byte_offset()];
+                // Item offsets count from the document's first line, not from the blank lines
+                // before it.
+                let doc = &text[start + skipped..stream.byte_offset()];
                 add_value(file, line, value, doc, parsed);
             }
             Some(Err(err)) => {
@@ -170,9 +172,17 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
         return add_items(file, first_line, items, &lines, parsed);
     }
     if is_list(&value) {
+        let item_type = typed_list_item(&value);
         let items = match value {
             Value::Object(mut map) => match map.remove("items") {
-                Some(Value::Array(items)) => items,
+                Some(Value::Array(mut items)) => {
+                    if let Some((api_version, kind)) = item_type {
+                        items
+                            .iter_mut()
+                            .for_each(|item| fill_type(item, &api_version, &kind));
+                    }
+                    items
+                }
                 Some(Value::Null) | None => Vec::new(),
                 Some(_) => {
                     parsed.errors.push(LoadError {
@@ -208,6 +218,24 @@ fn add_items(
             .get(index)
             .map_or(first_line, |offset| first_line + offset);
         add_object(file, line, item, parsed);
+    }
+}
+
+/// For a typed list (`PodList`, `DeploymentList`), the `apiVersion` and kind of its items. The
+/// API server leaves them off each item, and `kubectl cluster-info dump` prints lists as the
+/// server sends them.
+fn typed_list_item(list: &Value) -> Option<(String, String)> {
+    let kind = list.get("kind")?.as_str()?.strip_suffix("List")?;
+    let api_version = list.get("apiVersion")?.as_str()?;
+    (!kind.is_empty()).then(|| (api_version.to_owned(), kind.to_owned()))
+}
+
+fn fill_type(item: &mut Value, api_version: &str, kind: &str) {
+    if let Value::Object(map) = item {
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::String(api_version.to_owned()));
+        map.entry("kind")
+            .or_insert_with(|| Value::String(kind.to_owned()));
     }
 }
 
@@ -300,6 +328,18 @@ mod tests {
             .iter()
             .map(|(_, o)| o.line.unwrap_or(0))
             .collect()
+    }
+
+    #[test]
+    fn items_of_typed_lists_take_the_lists_type() {
+        // As the API server sends lists and `kubectl cluster-info dump` prints them.
+        let parsed = parse(
+            r#"{"kind": "DeploymentList", "apiVersion": "apps/v1", "items": [
+                {"metadata": {"name": "a", "namespace": "ml"}, "spec": {"selector": {}, "template": {}}}
+            ]}"#,
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert!(matches!(parsed.objects[0].0, Object::Deployment(_)));
     }
 
     #[test]

@@ -209,6 +209,15 @@ macro_rules! typed_kinds {
                 }
             }
 
+            /// Moves every object, error and gap of `other` into this snapshot.
+            pub fn absorb(&mut self, other: Snapshot) {
+                self.index = OnceLock::new();
+                $(self.$field.extend(other.$field);)*
+                self.others.extend(other.others);
+                self.errors.extend(other.errors);
+                self.not_covered.extend(other.not_covered);
+            }
+
             fn build_index(&self) -> Index {
                 let mut index = Index::default();
                 $(for (i, o) in self.$field.iter().enumerate() {

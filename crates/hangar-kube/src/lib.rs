@@ -2,5 +2,6 @@
 
 pub mod files;
 pub mod live;
+pub mod triage_files;
 
 pub use files::load_paths;

@@ -5,6 +5,7 @@
 //! reported as clean.
 
 mod listing;
+mod logs;
 mod targets;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use kube::{Client, Config};
 use serde_json::json;
 
 use listing::{Tally, describe, list_kind};
-use targets::{custom_targets, typed_targets};
+pub use logs::{LogBounds, LogRequest, fetch_logs};
+use targets::{custom_targets, event_target, typed_targets};
 
 /// Which cluster to read and how much of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct LiveOptions {
     /// kinds (nodes, namespaces, cluster roles and bindings, storage classes) are read either way,
     /// because checks need them.
     pub namespace: Option<String>,
+    /// Also list Events (core `v1`): triage reads them, audits do not need them.
+    pub events: bool,
 }
 
 /// How far a scan is, reported before each kind and after each page.
@@ -80,9 +84,38 @@ pub async fn load_live(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Snapshot, LiveError> {
     let (client, url) = connect(options).await?;
+    let snapshot = list_all(&client, &url, options, progress).await;
+    Ok(snapshot)
+}
+
+/// Reads the cluster as `load_live` does, then the log tails `select` asks for once it has seen
+/// the snapshot (the pods of the endpoints being triaged). A log that cannot be read is a line in
+/// `Snapshot::not_covered`, not a failure.
+pub async fn load_live_with_logs(
+    options: &LiveOptions,
+    progress: &mut dyn FnMut(Progress),
+    select: &dyn Fn(&Snapshot) -> Vec<LogRequest>,
+    bounds: LogBounds,
+) -> Result<(Snapshot, hangar_triage::Logs), LiveError> {
+    let (client, url) = connect(options).await?;
+    let mut snapshot = list_all(&client, &url, options, progress).await;
+    let requests = select(&snapshot);
+    let logs = fetch_logs(&client, requests, bounds, &mut snapshot.not_covered).await;
+    Ok((snapshot, logs))
+}
+
+async fn list_all(
+    client: &Client,
+    url: &str,
+    options: &LiveOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut targets = typed_targets();
-    targets.extend(custom_targets(&client, &mut snapshot.not_covered).await);
+    if options.events {
+        targets.push(event_target());
+    }
+    targets.extend(custom_targets(client, &mut snapshot.not_covered).await);
     let mut tally = Tally {
         total: 0,
         step: 0,
@@ -91,7 +124,7 @@ pub async fn load_live(
     let namespace = options.namespace.as_deref();
     for target in &targets {
         list_kind(
-            &client,
+            client,
             target,
             namespace,
             &mut snapshot,
@@ -106,7 +139,7 @@ pub async fn load_live(
         not_covered = snapshot.not_covered.len(),
         "live scan done"
     );
-    Ok(snapshot)
+    snapshot
 }
 
 /// Builds the client and checks that the API server answers, so an unreachable cluster is one

@@ -20,6 +20,7 @@ async fn scan(server: &FakeApiServer, namespace: Option<&str>) -> (Snapshot, Vec
         kubeconfig: Some(server.write_kubeconfig(dir.path()).unwrap()),
         context: None,
         namespace: namespace.map(str::to_owned),
+        events: false,
     };
     let mut progress = Vec::new();
     let snapshot = load_live(&options, &mut |p| progress.push(p))
@@ -344,6 +345,7 @@ async fn an_unknown_context_is_an_error_naming_it() {
         kubeconfig: Some(server.write_kubeconfig(dir.path()).unwrap()),
         context: Some("prod-eu".into()),
         namespace: None,
+        events: false,
     };
     let error = load_live(&options, &mut |_| {}).await.unwrap_err();
     assert!(error.to_string().contains("prod-eu"), "{error}");
@@ -409,6 +411,7 @@ async fn a_real_cluster_loads_namespaces_and_nodes() {
         kubeconfig: Some(PathBuf::from(kubeconfig)),
         context: std::env::var("HANGAR_TEST_CONTEXT").ok(),
         namespace: None,
+        events: false,
     };
     let snapshot = load_live(&options, &mut |_| {}).await.unwrap();
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);

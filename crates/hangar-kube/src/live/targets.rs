@@ -22,7 +22,9 @@ impl Target {
     /// How reports name the kind: `Pod` for the kinds Hangar types,
     /// `InferenceService.serving.kserve.io` for custom resources.
     pub fn label(&self) -> String {
-        if is_typed(&self.resource.api_version, &self.resource.kind) {
+        if self.resource.group.is_empty()
+            || is_typed(&self.resource.api_version, &self.resource.kind)
+        {
             self.resource.kind.clone()
         } else {
             format!("{}.{}", self.resource.kind, self.resource.group)
@@ -81,6 +83,8 @@ pub(crate) const CUSTOM_GROUPS: &[(&str, Option<&[&str]>)] = &[
         Some(&["ServiceMonitor", "PodMonitor"]),
     ),
     ("karpenter.sh", Some(&["NodePool"])),
+    // Hangar's own release history: triage relates regressions to model changes through it.
+    ("hangar.dev", Some(&["ModelRelease"])),
 ];
 
 fn is_typed(api_version: &str, kind: &str) -> bool {
@@ -104,6 +108,15 @@ pub(crate) fn typed_targets() -> Vec<Target> {
             }
         })
         .collect()
+}
+
+/// Events (core `v1`), listed for triage only: there can be many, and audits do not read them.
+pub(crate) fn event_target() -> Target {
+    Target {
+        resource: ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event")),
+        namespaced: true,
+        metadata_only: false,
+    }
 }
 
 /// The custom resources of `CUSTOM_GROUPS` this API server serves, each at the group's preferred

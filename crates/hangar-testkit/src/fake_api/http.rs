@@ -172,6 +172,7 @@ fn hex(digit: u8) -> Option<u8> {
 fn bad_request() -> Response {
     Response {
         status: 400,
+        text: None,
         body: serde_json::json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": "malformed HTTP request", "reason": "BadRequest", "code": 400
@@ -184,10 +185,16 @@ async fn write_response(
     response: &Response,
     close: bool,
 ) -> std::io::Result<()> {
-    let body = serde_json::to_vec(&response.body).map_err(std::io::Error::other)?;
+    let (body, content_type) = match &response.text {
+        Some(text) => (text.clone().into_bytes(), "text/plain"),
+        None => (
+            serde_json::to_vec(&response.body).map_err(std::io::Error::other)?,
+            "application/json",
+        ),
+    };
     let connection = if close { "close" } else { "keep-alive" };
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
         response.status,
         reason_phrase(response.status),
         body.len()

@@ -21,7 +21,8 @@
 //! It serves `/version`, the discovery documents (`/api`, `/api/v1`, `/apis`,
 //! `/apis/<group>/<version>`) for the built-in resources and for every custom resource declared
 //! or registered, lists and gets at cluster and namespace paths with `limit`/`continue` paging,
-//! metadata-only lists (`PartialObjectMetadataList`), and `Status` errors. Anything but GET is
+//! metadata-only lists (`PartialObjectMetadataList`), pod logs (`…/pods/NAME/log` with
+//! `container`, `previous`, `tailLines` and `limitBytes`), and `Status` errors. Anything but GET is
 //! answered 405 and still recorded.
 
 mod catalogue;
@@ -75,6 +76,7 @@ pub struct FakeApiServerBuilder {
     objects: Vec<Value>,
     denied: BTreeMap<String, u16>,
     reject_credentials: bool,
+    logs: BTreeMap<(String, String, String, bool), String>,
 }
 
 impl FakeApiServerBuilder {
@@ -109,6 +111,24 @@ impl FakeApiServerBuilder {
         self
     }
 
+    /// Registers the log `GET …/pods/POD/log?container=CONTAINER` returns (`previous`: the log of
+    /// the container's previous instance, `&previous=true`). `tailLines` and `limitBytes` are
+    /// honoured; `forbid("pods/log")` refuses every log read.
+    pub fn log(
+        mut self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        text: &str,
+    ) -> Self {
+        self.logs.insert(
+            (namespace.into(), pod.into(), container.into(), previous),
+            text.into(),
+        );
+        self
+    }
+
     /// Answers 401 Unauthorized to every request, as a server does to an expired token.
     pub fn reject_credentials(mut self) -> Self {
         self.reject_credentials = true;
@@ -123,6 +143,7 @@ impl FakeApiServerBuilder {
         let mut catalogue = Catalogue::new(self.resources, self.objects, self.denied);
         catalogue.check_denied_names()?;
         catalogue.reject_credentials = self.reject_credentials;
+        catalogue.logs = self.logs;
         let catalogue = Arc::new(catalogue);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(http::serve(

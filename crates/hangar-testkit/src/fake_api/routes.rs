@@ -6,16 +6,22 @@ use serde_json::{Map, Value, json};
 use super::RecordedRequest;
 use super::catalogue::{Catalogue, CustomResource, group_version, str_at};
 
-/// A response: an HTTP status and a JSON body.
+/// A response: an HTTP status and a JSON body, or plain text (pod logs).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Response {
     pub status: u16,
     pub body: Value,
+    /// Sent as `text/plain` instead of `body` when set.
+    pub text: Option<String>,
 }
 
 impl Response {
     fn ok(body: Value) -> Self {
-        Response { status: 200, body }
+        Response {
+            status: 200,
+            body,
+            text: None,
+        }
     }
 }
 
@@ -52,6 +58,7 @@ pub(crate) fn respond(catalogue: &Catalogue, request: &RecordedRequest, address:
         ["apis"] => Response::ok(group_list(catalogue)),
         ["api", version] => resource_list(catalogue, "", version),
         ["apis", group, version] => resource_list(catalogue, group, version),
+        ["api", "v1", "namespaces", ns, "pods", pod, "log"] => pod_log(catalogue, request, ns, pod),
         ["api", version, rest @ ..] => resource_request(catalogue, request, "", version, rest),
         ["apis", group, version, rest @ ..] => {
             resource_request(catalogue, request, group, version, rest)
@@ -151,6 +158,77 @@ fn resource_request(
     match name {
         Some(name) => get(catalogue, resource, namespace, name),
         None => list(catalogue, request, resource, version, namespace),
+    }
+}
+
+/// `GET …/pods/NAME/log`: the registered log of a container, cut as the kubelet cuts it —
+/// `tailLines` last lines, then at most `limitBytes` bytes.
+fn pod_log(
+    catalogue: &Catalogue,
+    request: &RecordedRequest,
+    namespace: &str,
+    pod: &str,
+) -> Response {
+    if let Some(code) = catalogue.denied.get("pods/log") {
+        return status(
+            *code,
+            "Forbidden",
+            &format!("pods \"{pod}\" is forbidden: cannot get resource \"pods/log\""),
+        );
+    }
+    let exists = catalogue.objects.iter().any(|o| {
+        str_at(o, "/kind") == "Pod"
+            && str_at(o, "/metadata/namespace") == namespace
+            && str_at(o, "/metadata/name") == pod
+    });
+    if !exists {
+        return status(404, "NotFound", &format!("pods \"{pod}\" not found"));
+    }
+    let container = request.query_param("container").unwrap_or_default();
+    let previous = request.query_param("previous") == Some("true");
+    let key = (
+        namespace.to_owned(),
+        pod.to_owned(),
+        container.to_owned(),
+        previous,
+    );
+    let Some(text) = catalogue.logs.get(&key) else {
+        if previous {
+            return status(
+                400,
+                "BadRequest",
+                &format!(
+                    "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+                ),
+            );
+        }
+        return Response {
+            text: Some(String::new()),
+            ..Response::ok(Value::Null)
+        };
+    };
+    let mut text = text.clone();
+    if let Some(tail) = request
+        .query_param("tailLines")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(tail);
+        text = lines[start..].iter().map(|l| format!("{l}\n")).collect();
+    }
+    if let Some(limit) = request
+        .query_param("limitBytes")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let mut end = limit.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    Response {
+        text: Some(text),
+        ..Response::ok(Value::Null)
     }
 }
 
@@ -292,6 +370,7 @@ fn not_found() -> Response {
 fn status(code: u16, reason: &str, message: &str) -> Response {
     Response {
         status: code,
+        text: None,
         body: json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -367,5 +446,35 @@ mod tests {
         let mut request = get("/api/v1/namespaces", &[]);
         request.method = "POST".into();
         assert_eq!(respond(&catalogue(Vec::new()), &request, "x").status, 405);
+    }
+
+    #[test]
+    fn pod_logs_are_cut_as_the_kubelet_cuts_them() {
+        let mut c = catalogue(vec![objects::pod("ml", "vllm-0", "vllm")]);
+        c.logs.insert(
+            ("ml".into(), "vllm-0".into(), "vllm".into(), false),
+            "one\ntwo\nthree\n".into(),
+        );
+        let path = "/api/v1/namespaces/ml/pods/vllm-0/log";
+        let tail = respond(
+            &c,
+            &get(path, &[("container", "vllm"), ("tailLines", "2")]),
+            "x",
+        );
+        assert_eq!(tail.text.as_deref(), Some("two\nthree\n"));
+        let bytes = respond(
+            &c,
+            &get(path, &[("container", "vllm"), ("limitBytes", "5")]),
+            "x",
+        );
+        assert_eq!(bytes.text.as_deref(), Some("one\nt"));
+        let previous = respond(
+            &c,
+            &get(path, &[("container", "vllm"), ("previous", "true")]),
+            "x",
+        );
+        assert_eq!(previous.status, 400);
+        let missing = respond(&c, &get("/api/v1/namespaces/ml/pods/nope/log", &[]), "x");
+        assert_eq!(missing.status, 404);
     }
 }
