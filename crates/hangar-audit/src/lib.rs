@@ -4,6 +4,7 @@
 pub mod catalogue_doc;
 pub mod check;
 pub mod checks;
+pub mod cost;
 pub mod date;
 pub mod frameworks;
 pub mod render;

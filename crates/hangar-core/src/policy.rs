@@ -28,6 +28,9 @@ pub struct Policy {
     pub team_labels: Vec<String>,
     /// How many distinct principals may change an endpoint before it is a finding.
     pub max_deployers: usize,
+    /// Hourly accelerator prices for `hangar cost` (GPU showback). Without a price a GPU's hours
+    /// are still reported, marked unpriced, never counted as free.
+    pub gpu_prices: GpuPrices,
     /// Severity per check id, replacing the catalogue's (`EXP-001: critical`).
     pub severity_overrides: BTreeMap<String, Severity>,
     /// Check ids that are not run at all. Their controls show as not evaluated.
@@ -78,9 +81,93 @@ impl Default for Policy {
                 "cost-center".into(),
             ],
             max_deployers: 5,
+            gpu_prices: GpuPrices::default(),
             severity_overrides: BTreeMap::new(),
             disabled_checks: Vec::new(),
         }
+    }
+}
+
+/// Hourly accelerator prices, for `hangar cost`. A GPU is priced by the first that applies:
+/// its model (`models`), its node's instance type (`instanceTypes`, divided by the node's GPUs),
+/// then `default`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct GpuPrices {
+    /// The currency every price is in (an ISO 4217 code such as `USD` or `EUR`); reports show it.
+    pub currency: String,
+    /// Price of one whole accelerator per hour, by GPU model. A key matches a node whose GPU
+    /// model label (`nvidia.com/gpu.product`, `cloud.google.com/gke-accelerator`,
+    /// `karpenter.k8s.aws/instance-gpu-name`, …) equals it or contains it between dashes,
+    /// ignoring case: `H100` matches `NVIDIA-H100-80GB-HBM3`, `nvidia-h100-80gb` and `h100`, but
+    /// `L4` does not match `L40S`. The longest matching key wins, so `A100-SXM4-80GB` can be
+    /// priced apart from `A100`.
+    pub models: BTreeMap<String, Price>,
+    /// Price of a whole node per hour, by `node.kubernetes.io/instance-type` (`p5.48xlarge`,
+    /// `a2-highgpu-8g`, `Standard_ND96asr_v4`); each GPU costs this divided by the node's GPUs.
+    /// Used when no model price matches.
+    pub instance_types: BTreeMap<String, Price>,
+    /// Price of one accelerator per hour when neither a model nor an instance type matches.
+    /// Unset: such GPUs are reported with their GPU-hours and a warning instead of a cost.
+    pub default: Option<Price>,
+}
+
+impl Default for GpuPrices {
+    fn default() -> Self {
+        GpuPrices {
+            currency: "USD".into(),
+            models: BTreeMap::new(),
+            instance_types: BTreeMap::new(),
+            default: None,
+        }
+    }
+}
+
+/// An hourly price: a finite, non-negative number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Price(f64);
+
+impl Price {
+    pub fn new(value: f64) -> Result<Price, String> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(Price(value))
+        } else {
+            Err(format!(
+                "a price must be a non-negative number, got {value}"
+            ))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Price {
+    type Error = String;
+    fn try_from(value: f64) -> Result<Self, Self::Error> {
+        Price::new(value)
+    }
+}
+
+impl From<Price> for f64 {
+    fn from(price: Price) -> f64 {
+        price.0
+    }
+}
+
+impl JsonSchema for Price {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Price".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An hourly price in `gpuPrices.currency`.",
+            "type": "number",
+            "minimum": 0
+        })
     }
 }
 
@@ -198,6 +285,33 @@ mod tests {
     }
 
     #[test]
+    fn gpu_prices_read_models_instance_types_and_a_default() {
+        let policy = Policy::from_yaml(
+            "gpuPrices:\n  currency: EUR\n  models: {H100: 6.5, L4: 0.8}\n  instanceTypes: {p4d.24xlarge: 32.77}\n  default: 2\n",
+        )
+        .unwrap();
+        let prices = &policy.gpu_prices;
+        assert_eq!(prices.currency, "EUR");
+        assert_eq!(prices.models["H100"].get(), 6.5);
+        assert_eq!(prices.instance_types["p4d.24xlarge"].get(), 32.77);
+        assert_eq!(prices.default.map(Price::get), Some(2.0));
+        assert_eq!(Policy::default().gpu_prices.currency, "USD");
+        assert!(Policy::default().gpu_prices.default.is_none());
+    }
+
+    #[test]
+    fn a_negative_price_is_an_error_with_its_line() {
+        let err = Policy::from_yaml("gpuPrices:\n  models:\n    H100: -1\n").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("non-negative"), "{message}");
+        assert!(
+            message.contains("line 3") || message.contains(":3:"),
+            "{message}"
+        );
+        assert!(Policy::from_yaml("gpuPrices: {unknown: 1}\n").is_err());
+    }
+
+    #[test]
     fn the_schema_names_every_field() {
         let schema = Policy::json_schema().to_string();
         for field in [
@@ -206,6 +320,8 @@ mod tests {
             "minLogRetentionDays",
             "severityOverrides",
             "disabledChecks",
+            "gpuPrices",
+            "instanceTypes",
         ] {
             assert!(schema.contains(field), "{field} missing from schema");
         }

@@ -7,7 +7,7 @@ use hangar_core::Severity;
 use super::{auth_line, exposure_line, location, model_line, reasons_line};
 use crate::report::{ControlStatus, Report, ReportFinding};
 
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -22,7 +22,7 @@ fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root{--bg:#f6f7f9;--card:#fff;--ink:#1d2330;--mute:#5d6678;--line:#e2e5ea;--crit:#8b0000;--high:#c62828;--med:#b7791f;--low:#2b6cb0;--info:#718096;--ok:#2f855a}
 *{box-sizing:border-box}body{margin:0;font:14px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--ink)}
 header{background:#1d2330;color:#fff;padding:20px 32px}header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c5cad6}

@@ -1,7 +1,7 @@
 //! Renderers: the same `Report`, for a terminal, for machines (JSON, SARIF) and for people
 //! (Markdown, HTML).
 
-mod html;
+pub(crate) mod html;
 mod markdown;
 mod sarif;
 mod terminal;

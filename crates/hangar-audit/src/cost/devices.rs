@@ -1,0 +1,617 @@
+//! Accelerators: which extended resources count whole devices and which a share of one, what a
+//! pod asks for, and how many physical devices a node holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hangar_core::KubeObject;
+use hangar_core::inventory::is_accelerator;
+use k8s_openapi::api::core::v1::{Container, Node, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// Node labels that name the GPU model, in order of preference.
+pub const GPU_MODEL_LABELS: &[&str] = &[
+    "nvidia.com/gpu.product",
+    "cloud.google.com/gke-accelerator",
+    "cloud.google.com/gke-tpu-accelerator",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-accelerator-name",
+    "amd.com/gpu.product-name",
+];
+
+/// Node labels that name the instance type.
+pub const INSTANCE_TYPE_LABELS: &[&str] = &[
+    "node.kubernetes.io/instance-type",
+    "beta.kubernetes.io/instance-type",
+];
+
+/// Node labels that name the node pool, in order of preference; the instance type stands in for
+/// a pool when none is set.
+pub const POOL_LABELS: &[&str] = &[
+    "karpenter.sh/nodepool",
+    "cloud.google.com/gke-nodepool",
+    "eks.amazonaws.com/nodegroup",
+    "kubernetes.azure.com/agentpool",
+    "agentpool",
+];
+
+/// Extended resources that describe an accelerator without counting devices (Intel's GPU
+/// Aware Scheduling shares); they are not billed on their own.
+const DESCRIPTORS: &[&str] = &[
+    "gpu.intel.com/millicores",
+    "gpu.intel.com/memory.max",
+    "gpu.intel.com/tiles",
+];
+
+/// NeuronCores per Neuron device when the node does not say (Inferentia2, Trainium1).
+const NEURON_CORES_PER_DEVICE: f64 = 2.0;
+
+/// How one unit of an accelerator resource relates to a physical device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// One whole device: `amd.com/gpu`, `habana.ai/gaudi`, `google.com/tpu` chips…
+    Device,
+    /// `nvidia.com/gpu`: whole, unless the node time-slices it or is in MIG `single` mode.
+    NvidiaGpu,
+    /// `nvidia.com/gpu.shared`: one of the replicas the node makes of each GPU.
+    NvidiaShared,
+    /// A MIG instance (`nvidia.com/mig-3g.40gb`): `slices` compute slices of the GPU.
+    Mig(MigProfile),
+    /// `aws.amazon.com/neuroncore`: a core of a Neuron device.
+    NeuronCore,
+    /// An accelerator resource Hangar does not know; counted as whole devices.
+    Unknown,
+}
+
+/// A MIG profile such as `3g.40gb`: compute slices and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigProfile {
+    pub slices: u32,
+    pub memory_gb: u32,
+}
+
+impl MigProfile {
+    /// Reads `1g.10gb`, `3g.40gb`, `1g.10gb+me` or, with a compute instance, `1c.3g.40gb`
+    /// (one slice of a three-slice instance: one slice is what the pod gets).
+    pub fn parse(profile: &str) -> Option<MigProfile> {
+        let profile = profile.split('+').next()?;
+        let mut parts: Vec<&str> = profile.split('.').collect();
+        let compute = match parts.first() {
+            Some(p) if p.ends_with('c') => {
+                let c = p.trim_end_matches('c').parse::<u32>().ok()?;
+                parts.remove(0);
+                Some(c)
+            }
+            _ => None,
+        };
+        let [slices, memory] = parts.as_slice() else {
+            return None;
+        };
+        let slices = slices.strip_suffix('g')?.parse::<u32>().ok()?;
+        let memory_gb = memory.strip_suffix("gb")?.parse::<u32>().ok()?;
+        (slices > 0).then_some(MigProfile {
+            slices: compute.unwrap_or(slices).min(slices),
+            memory_gb,
+        })
+    }
+
+    /// The share of the physical GPU: compute slices out of 7, or out of 4 on an A30 (whose
+    /// profiles are 1g.6gb, 2g.12gb and 4g.24gb).
+    pub fn share(self, gpu_model: Option<&str>) -> f64 {
+        let a30 = match gpu_model {
+            Some(model) => model_matches("A30", model),
+            None => matches!((self.slices, self.memory_gb), (1, 6) | (2, 12) | (4, 24)),
+        };
+        let per_gpu = if a30 { 4.0 } else { 7.0 };
+        (f64::from(self.slices) / per_gpu).min(1.0)
+    }
+}
+
+/// What kind of unit `resource` counts, or `None` when it is no accelerator device count.
+pub fn unit(resource: &str) -> Option<Unit> {
+    if !is_accelerator(resource) || DESCRIPTORS.contains(&resource) {
+        return None;
+    }
+    Some(match resource {
+        "nvidia.com/gpu" => Unit::NvidiaGpu,
+        "nvidia.com/gpu.shared" => Unit::NvidiaShared,
+        "aws.amazon.com/neuroncore" => Unit::NeuronCore,
+        "amd.com/gpu"
+        | "gpu.intel.com/i915"
+        | "gpu.intel.com/xe"
+        | "habana.ai/gaudi"
+        | "aws.amazon.com/neuron"
+        | "aws.amazon.com/neurondevice"
+        | "google.com/tpu" => Unit::Device,
+        _ => match resource.strip_prefix("nvidia.com/mig-") {
+            Some(profile) => MigProfile::parse(profile).map_or(Unit::Unknown, Unit::Mig),
+            None => Unit::Unknown,
+        },
+    })
+}
+
+/// How a node shares or splits its devices, read from the NVIDIA GPU feature discovery labels
+/// and its capacity. `Sharing::default()` is a node that does neither (or no node at all).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sharing {
+    /// Replicas per GPU under time-slicing or MPS (`nvidia.com/gpu.replicas`); 1 when not shared.
+    pub replicas: u32,
+    /// The time-sliced replicas are offered as `nvidia.com/gpu.shared`, so `nvidia.com/gpu`
+    /// itself stays whole.
+    pub renamed: bool,
+    /// `nvidia.com/gpu` is a MIG instance of this profile (the `single` MIG strategy).
+    pub mig_single: Option<MigProfile>,
+    /// The GPU model, to tell an A30's MIG slices from the others'.
+    pub gpu_model: Option<String>,
+    /// NeuronCores per Neuron device, from the node's capacity.
+    pub neuron_cores_per_device: f64,
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing {
+            replicas: 1,
+            renamed: false,
+            mig_single: None,
+            gpu_model: None,
+            neuron_cores_per_device: NEURON_CORES_PER_DEVICE,
+        }
+    }
+}
+
+impl Sharing {
+    /// The share of physical devices that `quantity` units of `resource` hold.
+    pub fn devices(&self, resource: &str, quantity: f64) -> Option<f64> {
+        let per_unit = match unit(resource)? {
+            Unit::Device | Unit::Unknown => 1.0,
+            Unit::NvidiaGpu => match self.mig_single {
+                Some(profile) => profile.share(self.gpu_model.as_deref()),
+                None if self.replicas > 1 && !self.renamed => 1.0 / f64::from(self.replicas),
+                None => 1.0,
+            },
+            Unit::NvidiaShared => 1.0 / f64::from(self.replicas.max(1)),
+            Unit::Mig(profile) => profile.share(self.gpu_model.as_deref()),
+            Unit::NeuronCore => 1.0 / self.neuron_cores_per_device,
+        };
+        Some(quantity * per_unit)
+    }
+
+    /// Whether this node shares GPUs among pods by time-slicing or MPS.
+    pub fn is_time_sliced(&self) -> bool {
+        self.replicas > 1
+    }
+}
+
+/// Reads an extended-resource quantity: an integer, a decimal, or milli-units (`500m`).
+pub fn quantity(q: &Quantity) -> Option<f64> {
+    let text = q.0.trim();
+    let value = match text.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
+        None => text.parse::<f64>().ok()?,
+    };
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+/// The accelerators a pod asks for, per resource, as the scheduler counts them: the app
+/// containers and sidecars together, or the peak of an init container, whichever is larger.
+/// A container's request counts, or its limit when it sets no request. Unreadable quantities
+/// are returned as problems and not counted.
+pub fn pod_accelerators(spec: &PodSpec) -> (BTreeMap<String, f64>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut running: BTreeMap<String, f64> = BTreeMap::new();
+    let mut sidecars: BTreeMap<String, f64> = BTreeMap::new();
+    let mut init_peak: BTreeMap<String, f64> = BTreeMap::new();
+    for c in spec.init_containers.iter().flatten() {
+        let asks = container_accelerators(c, &mut problems);
+        let is_sidecar = c.restart_policy.as_deref() == Some("Always");
+        for (resource, value) in asks {
+            let before = sidecars.get(&resource).copied().unwrap_or(0.0);
+            if is_sidecar {
+                sidecars.insert(resource.clone(), before + value);
+            }
+            let peak = init_peak.entry(resource).or_insert(0.0);
+            *peak = peak.max(before + value);
+        }
+    }
+    for c in &spec.containers {
+        for (resource, value) in container_accelerators(c, &mut problems) {
+            *running.entry(resource).or_insert(0.0) += value;
+        }
+    }
+    for (resource, value) in sidecars {
+        *running.entry(resource).or_insert(0.0) += value;
+    }
+    for (resource, peak) in init_peak {
+        let total = running.entry(resource).or_insert(0.0);
+        *total = total.max(peak);
+    }
+    running.retain(|_, v| *v > 0.0);
+    (running, problems)
+}
+
+fn container_accelerators(c: &Container, problems: &mut Vec<String>) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Some(resources) = &c.resources else {
+        return out;
+    };
+    let names: BTreeSet<&String> = [&resources.requests, &resources.limits]
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m.keys())
+        .filter(|name| is_accelerator(name))
+        .collect();
+    for name in names {
+        let Some(q) = resources
+            .requests
+            .as_ref()
+            .and_then(|r| r.get(name))
+            .or_else(|| resources.limits.as_ref().and_then(|l| l.get(name)))
+        else {
+            continue;
+        };
+        match quantity(q) {
+            Some(value) => {
+                out.insert(name.clone(), value);
+            }
+            None => problems.push(format!(
+                "container `{}` asks for `{name}: {}`, which is not a count; not counted",
+                c.name, q.0
+            )),
+        }
+    }
+    out
+}
+
+/// `nvidia.com/mig-1g.10gb=2` for the report.
+pub fn describe(accelerators: &BTreeMap<String, f64>) -> Vec<String> {
+    accelerators
+        .iter()
+        .map(|(name, value)| format!("{name}={}", trim_number(*value)))
+        .collect()
+}
+
+/// `2`, `0.5`: a count without trailing zeros.
+pub fn trim_number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Whether a price key names this GPU model: equal, or contained between dashes, ignoring case
+/// and treating `_` and spaces as dashes (`L4` matches `nvidia-l4` but not `NVIDIA-L40S`).
+pub fn model_matches(key: &str, value: &str) -> bool {
+    let key = normalise(key);
+    let value = normalise(value);
+    if key.is_empty() {
+        return false;
+    }
+    value.match_indices(&key).any(|(at, _)| {
+        let end = at + key.len();
+        (at == 0 || value.as_bytes()[at - 1] == b'-')
+            && (end == value.len() || value.as_bytes()[end] == b'-')
+    })
+}
+
+fn normalise(text: &str) -> String {
+    text.trim().to_ascii_lowercase().replace(['_', ' '], "-")
+}
+
+/// The GPU model a node's label names, without the `-SHARED` and `-MIG-<profile>` suffixes the
+/// feature discovery adds when it shares or splits the GPU.
+pub fn base_model(label_value: &str) -> &str {
+    let upper = label_value.to_ascii_uppercase();
+    let cut = upper.find("-MIG-").unwrap_or(label_value.len());
+    let model = &label_value[..cut];
+    if model.to_ascii_uppercase().ends_with("-SHARED") {
+        &model[..model.len() - "-SHARED".len()]
+    } else {
+        model
+    }
+}
+
+/// The first label of `keys` the node carries, with its value.
+pub fn first_label<'a>(node: &'a Node, keys: &[&'static str]) -> Option<(&'static str, &'a str)> {
+    keys.iter()
+        .find_map(|k| node.label(k).map(|v| (*k, v)))
+        .filter(|(_, v)| !v.is_empty())
+}
+
+/// A node's accelerators: what it holds and how it shares them.
+#[derive(Debug, Clone)]
+pub struct NodeDevices {
+    pub sharing: Sharing,
+    /// Physical devices: every accelerator in the node's capacity converted back from replicas
+    /// and MIG instances, or `nvidia.com/gpu.count` when that is larger.
+    pub devices: f64,
+    /// Accelerator resources the node offers (capacity above zero).
+    pub resources: BTreeSet<String>,
+}
+
+/// Reads a node's capacity (its allocatable when it reports no capacity) and GPU labels.
+pub fn node_devices(node: &Node) -> NodeDevices {
+    let status = node.status.as_ref();
+    let capacity: BTreeMap<&str, f64> = status
+        .and_then(|s| s.capacity.as_ref().or(s.allocatable.as_ref()))
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| is_accelerator(name))
+        .filter_map(|(name, q)| Some((name.as_str(), quantity(q)?)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let label_number = |key: &str| -> Option<f64> {
+        node.label(key)?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| *v > 0.0)
+    };
+    let product = node.label("nvidia.com/gpu.product");
+    let gpu_model = first_label(node, GPU_MODEL_LABELS).map(|(_, v)| base_model(v).to_owned());
+    let mig_single = product.and_then(|p| {
+        let at = p.to_ascii_uppercase().find("-MIG-")?;
+        MigProfile::parse(&p[at + "-MIG-".len()..])
+    });
+    let renamed = capacity.contains_key("nvidia.com/gpu.shared");
+    let shared_gpus = label_number("nvidia.com/gpu.count");
+    let replicas = label_number("nvidia.com/gpu.replicas")
+        .map(|r| r as u32)
+        .or_else(|| {
+            // Renamed replicas with no replicas label: capacity over physical GPUs.
+            let shared = capacity.get("nvidia.com/gpu.shared")?;
+            Some((shared / shared_gpus?).round() as u32)
+        })
+        .unwrap_or(1)
+        .max(1);
+    let devices_per_core = match (
+        capacity
+            .get("aws.amazon.com/neuron")
+            .or(capacity.get("aws.amazon.com/neurondevice")),
+        capacity.get("aws.amazon.com/neuroncore"),
+    ) {
+        (Some(devices), Some(cores)) if *devices > 0.0 => cores / devices,
+        _ => NEURON_CORES_PER_DEVICE,
+    };
+    let sharing = Sharing {
+        replicas,
+        renamed,
+        mig_single,
+        gpu_model,
+        neuron_cores_per_device: devices_per_core,
+    };
+    let mut nvidia = 0.0;
+    let mut mig = 0.0;
+    let mut neuron: f64 = 0.0;
+    let mut others = 0.0;
+    for (name, count) in &capacity {
+        let Some(share) = sharing.devices(name, *count) else {
+            continue;
+        };
+        match unit(name) {
+            Some(Unit::Mig(_)) => mig += share,
+            Some(Unit::NvidiaGpu | Unit::NvidiaShared) => nvidia += share,
+            // A Neuron node offers the same hardware as devices and as cores.
+            Some(Unit::NeuronCore | Unit::Device) if name.starts_with("aws.amazon.com/") => {
+                neuron = neuron.max(share)
+            }
+            _ => others += share,
+        }
+    }
+    // Instances do not always fill a GPU (3g + 3g leaves a slice unused), but the GPU is there.
+    let mut devices = nvidia + mig.ceil() + neuron + others;
+    if mig_single.is_none()
+        && let Some(count) = shared_gpus
+    {
+        devices = devices.max(count);
+    }
+    NodeDevices {
+        sharing,
+        devices,
+        resources: capacity.keys().map(|k| (*k).to_owned()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    fn node(yaml: &str) -> Node {
+        let snapshot = hangar_core::snapshot_from_text("node.yaml", yaml);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        snapshot.nodes[0].object.clone()
+    }
+
+    #[test]
+    fn mig_profiles_are_compute_slices_of_seven() {
+        let share = |p: &str| MigProfile::parse(p).unwrap().share(None);
+        assert!(close(share("1g.10gb"), 1.0 / 7.0));
+        assert!(close(share("1g.10gb+me"), 1.0 / 7.0));
+        assert!(close(share("2g.20gb"), 2.0 / 7.0));
+        assert!(close(share("3g.40gb"), 3.0 / 7.0));
+        assert!(close(share("4g.40gb"), 4.0 / 7.0));
+        assert!(close(share("7g.80gb"), 1.0));
+        assert!(close(share("1c.3g.40gb"), 1.0 / 7.0), "a compute instance");
+        // The A30 has four slices.
+        assert!(close(share("2g.12gb"), 0.5));
+        assert!(close(
+            MigProfile::parse("1g.6gb")
+                .unwrap()
+                .share(Some("NVIDIA-A30")),
+            0.25
+        ));
+        assert_eq!(MigProfile::parse("big"), None);
+        assert_eq!(unit("nvidia.com/mig-oops"), Some(Unit::Unknown));
+    }
+
+    #[test]
+    fn units_of_each_accelerator() {
+        assert_eq!(unit("nvidia.com/gpu"), Some(Unit::NvidiaGpu));
+        assert_eq!(unit("amd.com/gpu"), Some(Unit::Device));
+        assert_eq!(unit("habana.ai/gaudi"), Some(Unit::Device));
+        assert_eq!(unit("aws.amazon.com/neuroncore"), Some(Unit::NeuronCore));
+        assert_eq!(unit("gpu.intel.com/millicores"), None, "a descriptor");
+        assert_eq!(unit("cpu"), None);
+        assert_eq!(
+            unit("nvidia.com/mig-3g.40gb"),
+            Some(Unit::Mig(MigProfile {
+                slices: 3,
+                memory_gb: 40
+            }))
+        );
+    }
+
+    #[test]
+    fn time_sliced_replicas_are_a_fraction_of_a_gpu() {
+        let sharing = Sharing {
+            replicas: 4,
+            ..Sharing::default()
+        };
+        assert!(close(sharing.devices("nvidia.com/gpu", 1.0).unwrap(), 0.25));
+        assert!(close(
+            sharing.devices("nvidia.com/gpu.shared", 2.0).unwrap(),
+            0.5
+        ));
+        let renamed = Sharing {
+            renamed: true,
+            ..sharing
+        };
+        assert!(
+            close(renamed.devices("nvidia.com/gpu", 1.0).unwrap(), 1.0),
+            "with the rename, nvidia.com/gpu stays exclusive"
+        );
+        assert!(close(
+            Sharing::default().devices("amd.com/gpu", 2.0).unwrap(),
+            2.0
+        ));
+        assert!(close(
+            Sharing::default()
+                .devices("aws.amazon.com/neuroncore", 1.0)
+                .unwrap(),
+            0.5
+        ));
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity(&Quantity("2".into())), Some(2.0));
+        assert_eq!(quantity(&Quantity("500m".into())), Some(0.5));
+        assert_eq!(quantity(&Quantity("-1".into())), None);
+        assert_eq!(quantity(&Quantity("two".into())), None);
+    }
+
+    #[test]
+    fn a_pod_asks_for_the_larger_of_its_containers_and_its_init_peak() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "initContainers": [
+                {"name": "warm", "resources": {"limits": {"nvidia.com/gpu": "3"}}},
+                {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"nvidia.com/gpu": "1"}}}
+            ],
+            "containers": [
+                {"name": "a", "resources": {"requests": {"nvidia.com/gpu": "1", "cpu": "2"}, "limits": {"nvidia.com/gpu": "1"}}},
+                {"name": "b", "resources": {"limits": {"nvidia.com/mig-1g.10gb": "2"}}},
+                {"name": "c", "resources": {"limits": {"amd.com/gpu": "lots"}}}
+            ]
+        }))
+        .unwrap();
+        let (asks, problems) = pod_accelerators(&spec);
+        // Containers 1 + sidecar 1 = 2, but the first init container held 3.
+        assert_eq!(asks["nvidia.com/gpu"], 3.0);
+        assert_eq!(asks["nvidia.com/mig-1g.10gb"], 2.0);
+        assert!(!asks.contains_key("cpu"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`c`"), "{problems:?}");
+        assert_eq!(
+            describe(&asks),
+            ["nvidia.com/gpu=3", "nvidia.com/mig-1g.10gb=2"]
+        );
+    }
+
+    #[test]
+    fn sidecars_add_to_the_app_containers() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "initContainers": [
+                {"name": "proxy", "restartPolicy": "Always", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+            ],
+            "containers": [{"name": "a", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]
+        }))
+        .unwrap();
+        assert_eq!(pod_accelerators(&spec).0["nvidia.com/gpu"], 3.0);
+    }
+
+    #[test]
+    fn model_keys_match_between_dashes() {
+        assert!(model_matches("H100", "NVIDIA-H100-80GB-HBM3"));
+        assert!(model_matches("h100", "nvidia-h100-80gb"));
+        assert!(model_matches("A100-SXM4-80GB", "NVIDIA-A100-SXM4-80GB"));
+        assert!(model_matches("MI300X", "AMD_Instinct_MI300X_OAM"));
+        assert!(!model_matches("L4", "NVIDIA-L40S"));
+        assert!(!model_matches("A100-80GB", "NVIDIA-A100-SXM4-80GB"));
+        assert!(!model_matches("", "NVIDIA-L4"));
+        assert_eq!(base_model("Tesla-T4-SHARED"), "Tesla-T4");
+        assert_eq!(
+            base_model("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"),
+            "NVIDIA-A100-SXM4-40GB"
+        );
+    }
+
+    #[test]
+    fn a_time_sliced_node_holds_its_physical_gpus() {
+        let n = node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: t4\n  labels: {nvidia.com/gpu.product: Tesla-T4-SHARED, nvidia.com/gpu.count: '2', nvidia.com/gpu.replicas: '4', nvidia.com/gpu.sharing-strategy: time-slicing}\nstatus:\n  capacity: {nvidia.com/gpu: '8', cpu: '16'}\n",
+        );
+        let d = node_devices(&n);
+        assert_eq!(d.sharing.replicas, 4);
+        assert_eq!(d.sharing.gpu_model.as_deref(), Some("Tesla-T4"));
+        assert!(close(d.devices, 2.0));
+        assert!(close(
+            d.sharing.devices("nvidia.com/gpu", 1.0).unwrap(),
+            0.25
+        ));
+    }
+
+    #[test]
+    fn a_renamed_time_sliced_node_without_a_replicas_label() {
+        let n = node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: t4\n  labels: {nvidia.com/gpu.product: Tesla-T4, nvidia.com/gpu.count: '4'}\nstatus:\n  capacity: {nvidia.com/gpu: '0', nvidia.com/gpu.shared: '16'}\n",
+        );
+        let d = node_devices(&n);
+        assert_eq!(d.sharing.replicas, 4);
+        assert!(d.sharing.renamed);
+        assert!(close(d.devices, 4.0));
+        assert_eq!(
+            d.resources.iter().collect::<Vec<_>>(),
+            ["nvidia.com/gpu.shared"]
+        );
+    }
+
+    #[test]
+    fn mig_nodes_in_mixed_and_single_strategies() {
+        let mixed = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mig\n  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}\nstatus:\n  capacity: {nvidia.com/mig-1g.10gb: '7', nvidia.com/mig-3g.40gb: '2'}\n",
+        ));
+        // 7 × 1/7 + 2 × 3/7 = 13/7 of a GPU in instances: two GPUs.
+        assert!(close(mixed.devices, 2.0));
+        let single = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mig\n  labels: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3-MIG-1g.10gb, nvidia.com/gpu.count: '14'}\nstatus:\n  capacity: {nvidia.com/gpu: '14'}\n",
+        ));
+        assert!(close(single.devices, 2.0), "{}", single.devices);
+        assert_eq!(
+            single.sharing.gpu_model.as_deref(),
+            Some("NVIDIA-H100-80GB-HBM3")
+        );
+        assert!(close(
+            single.sharing.devices("nvidia.com/gpu", 1.0).unwrap(),
+            1.0 / 7.0
+        ));
+    }
+
+    #[test]
+    fn neuron_devices_are_not_counted_twice() {
+        let d = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: inf2\nstatus:\n  capacity: {aws.amazon.com/neuron: '6', aws.amazon.com/neuroncore: '12'}\n",
+        ));
+        assert!(close(d.devices, 6.0));
+        assert!(close(d.sharing.neuron_cores_per_device, 2.0));
+    }
+}

@@ -1,0 +1,571 @@
+//! Showback told as stories: a running cluster and a set of manifests, costed, grouped and
+//! rendered, with the figures worked out by hand.
+
+use super::*;
+
+const OBSERVED: &str = include_str!("testdata/observed.yaml");
+const DECLARED: &str = include_str!("testdata/declared.yaml");
+
+const PRICES: &str = "gpuPrices:
+  currency: USD
+  models: {A100: 4.0, H100: 7.0, L4: 0.8}
+  instanceTypes: {g6e.12xlarge: 10.0}
+  default: 0.5
+";
+
+fn policy(yaml: &str) -> Policy {
+    Policy::from_yaml(yaml).unwrap()
+}
+
+fn cost(input: &str, policy: &Policy, by: GroupBy) -> CostReport {
+    let snapshot = hangar_core::snapshot_from_text("cluster.yaml", input);
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    showback(
+        &snapshot,
+        &CostOptions {
+            policy,
+            by,
+            period_hours: MONTH_HOURS,
+            at: parse_at("2026-03-01T12:00:00Z").unwrap(),
+            source: "cluster.yaml".into(),
+        },
+    )
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[track_caller]
+fn assert_close(actual: f64, expected: f64) {
+    assert!(close(actual, expected), "{actual} != {expected}");
+}
+
+fn item<'r>(report: &'r CostReport, name: &str) -> &'r Usage {
+    report
+        .usage
+        .iter()
+        .find(|u| u.object.name == name)
+        .unwrap_or_else(|| panic!("no line item {name}: {:?}", report.usage))
+}
+
+#[test]
+fn running_pods_are_billed_by_their_share_of_a_gpu_and_the_node_price() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    assert_eq!(report.schema, "hangar.dev/cost-report/v1");
+    assert_eq!(report.basis, Basis::Observed);
+    assert_eq!(report.usage.len(), 4, "{:?}", report.usage);
+
+    // Two whole A100s at 4.00, running for 10 hours.
+    let chat = item(&report, "chat-7d9f-a");
+    assert_close(chat.gpus, 2.0);
+    assert_eq!(chat.price_per_gpu_hour, Some(4.0));
+    assert_close(chat.hourly.unwrap(), 8.0);
+    assert_close(chat.projected.unwrap(), 8.0 * 730.0);
+    assert_close(chat.running_hours.unwrap(), 10.0);
+    assert_close(chat.accrued.unwrap(), 80.0);
+    assert!(chat.inference);
+    assert_eq!(chat.endpoint.as_deref(), Some("Deployment/ml/chat"));
+    assert_eq!(
+        chat.workload.as_ref().map(ToString::to_string).as_deref(),
+        Some("Deployment/ml/chat")
+    );
+    assert_eq!(chat.team.as_deref(), Some("search"), "from the namespace");
+    assert_eq!(chat.pool.as_deref(), Some("gpu-a100"));
+
+    // A 3g.40gb MIG instance is 3/7 of an H100 at 7.00: 3.00 an hour, for 24 hours.
+    let embed = item(&report, "embed-0");
+    assert_close(embed.gpus, 3.0 / 7.0);
+    assert_close(embed.hourly.unwrap(), 3.0);
+    assert_close(embed.accrued.unwrap(), 72.0);
+    assert_eq!(embed.model.as_deref(), Some("BAAI/bge-m3"));
+
+    // One of four time-sliced replicas of a T4, priced by the default (0.50), for 12 hours.
+    let notebook = item(&report, "alice-notebook-0");
+    assert_close(notebook.gpus, 0.25);
+    assert_close(notebook.hourly.unwrap(), 0.125);
+    assert_close(notebook.accrued.unwrap(), 1.5);
+    assert_eq!(notebook.price_source, "default");
+    assert!(!notebook.inference);
+    assert_eq!(notebook.what.as_deref(), Some("a notebook"));
+    assert_eq!(notebook.team.as_deref(), Some("research"));
+
+    // Two L40S on a g6e.12xlarge (10.00 an hour for 4 GPUs): 2.50 each.
+    let train = item(&report, "train-x1");
+    assert_close(train.gpus, 2.0);
+    assert_close(train.hourly.unwrap(), 5.0);
+    assert!(train.price_source.starts_with("instanceTypes.g6e.12xlarge"));
+    assert_close(train.accrued.unwrap(), 25.0);
+
+    let allocated = &report.totals.allocated;
+    assert_close(allocated.gpus, 4.25 + 3.0 / 7.0);
+    assert_close(allocated.hourly, 16.125);
+    assert_close(allocated.projected, 16.125 * 730.0);
+    assert_close(allocated.accrued.unwrap(), 178.5);
+    assert_close(allocated.unpriced_gpus, 0.0);
+}
+
+#[test]
+fn idle_gpus_are_what_the_nodes_hold_minus_what_pods_hold() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    let node = |name: &str| report.idle.nodes.iter().find(|n| n.node == name).unwrap();
+    assert_close(node("a100-1").idle, 6.0);
+    assert_close(node("a100-1").hourly.unwrap(), 24.0);
+    // 7 × 1g + 2 × 3g instances: two H100s, 3/7 of one in use.
+    assert_close(node("mig-1").gpus, 2.0);
+    assert_close(node("mig-1").idle, 2.0 - 3.0 / 7.0);
+    assert_close(node("mig-1").hourly.unwrap(), 11.0);
+    assert_close(node("t4-shared").gpus, 1.0);
+    assert_close(node("t4-shared").idle, 0.75);
+    assert_close(node("l40s-1").idle, 2.0);
+    assert!(
+        !report.idle.nodes.iter().any(|n| n.node == "cpu-1"),
+        "not a GPU node"
+    );
+    assert_close(report.totals.idle.hourly, 24.0 + 11.0 + 0.375 + 5.0);
+    // What the nodes hold is what pods hold plus what is idle.
+    assert_close(report.totals.offered.gpus, 15.0);
+    assert_close(
+        report.totals.offered.hourly,
+        report.totals.allocated.hourly + report.totals.idle.hourly,
+    );
+    let pool = |name: &str| report.idle.pools.iter().find(|p| p.pool == name).unwrap();
+    assert_close(pool("gpu-a100").idle.gpus, 6.0);
+    assert_eq!(
+        pool("h100-mig").gpu_model.as_deref(),
+        Some("NVIDIA-H100-80GB-HBM3")
+    );
+    assert_eq!(
+        report.idle.pools[0].pool, "gpu-a100",
+        "the dearest idle pool first"
+    );
+}
+
+#[test]
+fn groups_by_team_namespace_model_and_endpoint() {
+    let prices = policy(PRICES);
+    let by_team = cost(OBSERVED, &prices, GroupBy::Team);
+    let keys: Vec<&str> = by_team.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["search", "research"], "dearest first");
+    assert_close(by_team.groups[0].amount.hourly, 11.0);
+    assert_close(by_team.groups[0].inference.gpus, 2.0 + 3.0 / 7.0);
+    assert_close(by_team.groups[1].amount.hourly, 5.125);
+    assert_close(by_team.groups[1].inference.gpus, 0.0);
+    assert_eq!(by_team.groups[1].items, 2);
+
+    let by_namespace = cost(OBSERVED, &prices, GroupBy::Namespace);
+    let keys: Vec<&str> = by_namespace.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["ml", "lab"]);
+
+    let by_model = cost(OBSERVED, &prices, GroupBy::Model);
+    let keys: Vec<&str> = by_model.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "(no model)",
+            "BAAI/bge-m3"
+        ]
+    );
+
+    let by_endpoint = cost(OBSERVED, &prices, GroupBy::Endpoint);
+    let keys: Vec<&str> = by_endpoint.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "Deployment/ml/chat",
+            "(not an endpoint)",
+            "StatefulSet/ml/embed"
+        ]
+    );
+}
+
+#[test]
+fn inference_is_split_from_other_work() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    assert_close(report.split.inference.hourly, 11.0);
+    assert_close(report.split.other.hourly, 5.125);
+    let kinds: Vec<(&str, f64)> = report
+        .split
+        .other_by_kind
+        .iter()
+        .map(|k| (k.what.as_str(), k.amount.gpus))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "runs to completion: a batch or training job, not a server",
+                2.0
+            ),
+            ("a notebook", 0.25)
+        ]
+    );
+}
+
+#[test]
+fn pending_finished_and_gpu_less_pods_are_not_billed_but_listed() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    assert_eq!(report.pending.len(), 1);
+    let pending = &report.pending[0];
+    assert_eq!(pending.pod.name, "chat-7d9f-b");
+    assert_eq!(pending.endpoint.as_deref(), Some("Deployment/ml/chat"));
+    assert_close(pending.gpus, 2.0);
+    assert!(
+        pending
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("Insufficient nvidia.com/gpu")
+    );
+    assert!(report.usage.iter().all(|u| u.object.name != "train-old"));
+    assert_eq!(report.no_gpu_pods.len(), 1);
+    let redis = &report.no_gpu_pods[0];
+    assert_eq!(redis.pod.name, "redis-0");
+    assert_eq!(redis.node, "a100-1");
+    assert_eq!(redis.requests, "cpu=1 memory=2Gi");
+    assert_eq!(
+        report.node_agents, 1,
+        "dcgm-exporter is counted, not listed"
+    );
+}
+
+#[test]
+fn gpus_without_a_price_keep_their_hours_and_get_a_warning() {
+    let no_default = policy("gpuPrices:\n  models: {A100: 4.0}\n");
+    let report = cost(OBSERVED, &no_default, GroupBy::Team);
+    let embed = item(&report, "embed-0");
+    assert_eq!(embed.price_per_gpu_hour, None);
+    assert_eq!(embed.hourly, None);
+    assert!(embed.price_source.contains("NVIDIA-H100-80GB-HBM3"));
+    let allocated = &report.totals.allocated;
+    assert_close(allocated.hourly, 8.0);
+    assert_close(allocated.unpriced_gpus, 2.25 + 3.0 / 7.0);
+    assert_close(allocated.gpu_hours, (4.25 + 3.0 / 7.0) * 730.0);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("unpriced")),
+        "{:?}",
+        report.warnings
+    );
+    let table = render(&report, Format::Table);
+    assert!(table.contains("have no price"), "{table}");
+}
+
+#[test]
+fn a_pod_on_a_node_missing_from_the_input_is_priced_with_the_default() {
+    let input = format!(
+        "{OBSERVED}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: stray, namespace: ops}}\nspec:\n  nodeName: gone-1\n  containers: [{{name: a, image: x, resources: {{limits: {{amd.com/gpu: '2'}}}}}}]\nstatus: {{phase: Running}}\n"
+    );
+    let report = cost(&input, &policy(PRICES), GroupBy::Team);
+    let stray = item(&report, "stray");
+    assert_close(stray.gpus, 2.0);
+    assert_eq!(stray.price_per_gpu_hour, Some(0.5));
+    assert_eq!(stray.running_hours, None, "no startTime: accrued unknown");
+    assert_eq!(stray.accrued, None);
+    assert!(report.warnings.iter().any(|w| w.contains("gone-1")));
+}
+
+#[test]
+fn manifests_are_costed_as_declared_templates_times_replicas() {
+    let report = cost(DECLARED, &policy(PRICES), GroupBy::Team);
+    assert_eq!(report.basis, Basis::Declared);
+    let find = |name: &str, template: &str| {
+        report
+            .usage
+            .iter()
+            .find(|u| {
+                u.object.name == name && u.template.as_deref().unwrap_or("").contains(template)
+            })
+            .unwrap_or_else(|| panic!("{name} {template}: {:?}", report.usage))
+    };
+    // 3 replicas × 1 A100 on the A100 nodes it is pinned to.
+    let chat = find("chat", "");
+    assert_eq!(chat.replicas, 3);
+    assert_eq!(chat.replicas_from.as_deref(), Some("spec.replicas"));
+    assert_close(chat.gpus, 3.0);
+    assert_close(chat.hourly.unwrap(), 12.0);
+    assert_eq!(chat.pool.as_deref(), Some("gpu-a100"));
+    assert_eq!(chat.team.as_deref(), Some("platform"));
+    assert_eq!(chat.accrued, None, "declared: nothing has run");
+    // A LeaderWorkerSet of 2 groups of 3: 2 leaders and 4 workers, 8 H100s each, priced by the
+    // model its selector names (no H100 node is in the input).
+    let leaders = find("big", "leaderTemplate");
+    assert_eq!(leaders.replicas, 2);
+    assert_close(leaders.gpus, 16.0);
+    let workers = find("big", "workerTemplate");
+    assert_eq!(workers.replicas, 4);
+    assert_close(workers.gpus, 32.0);
+    assert_close(workers.hourly.unwrap(), 32.0 * 7.0);
+    assert!(
+        workers.price_source.contains("models.H100"),
+        "{}",
+        workers.price_source
+    );
+    assert_eq!(workers.pool, None);
+    // An InferenceService with minReplicas 2, each on a 1g.10gb MIG slice, at the default price.
+    let small = find("small", "predictor");
+    assert_eq!(small.replicas, 2);
+    assert_close(small.gpus, 2.0 / 7.0);
+    assert_close(small.hourly.unwrap(), 1.0 / 7.0);
+    // The notebook tolerates no taint: only the L4 node can run it.
+    let notebook = find("notebook", "");
+    assert!(!notebook.inference);
+    assert_close(notebook.hourly.unwrap(), 0.8);
+    assert_eq!(notebook.pool.as_deref(), Some("gpu-l4"));
+    assert!(
+        report.usage.iter().all(|u| u.object.name != "parked"),
+        "zero replicas cost nothing"
+    );
+    assert_eq!(report.usage.len(), 5);
+
+    // The Job runs to completion: a run rate, no projection.
+    assert_eq!(report.batch.len(), 1);
+    let job = &report.batch[0];
+    assert_close(job.gpus, 8.0);
+    assert_close(job.hourly.unwrap(), 6.4);
+    assert_eq!(job.projected, None);
+
+    assert_close(
+        report.totals.allocated.hourly,
+        12.0 + 48.0 * 7.0 + 1.0 / 7.0 + 0.8,
+    );
+    assert_eq!(report.totals.allocated.accrued, None);
+}
+
+#[test]
+fn declared_idle_subtracts_only_demand_pinned_to_a_pool() {
+    let report = cost(DECLARED, &policy(PRICES), GroupBy::Team);
+    assert!(report.idle.nodes.is_empty());
+    let pool = |name: &str| report.idle.pools.iter().find(|p| p.pool == name).unwrap();
+    assert_close(pool("gpu-a100").gpus, 16.0);
+    assert_close(pool("gpu-a100").requested, 3.0);
+    assert_close(pool("gpu-a100").idle.gpus, 13.0);
+    assert_close(pool("gpu-a100").idle.hourly, 52.0);
+    assert_close(pool("gpu-l4").idle.gpus, 0.0);
+    assert_close(report.idle.unpinned_gpus, 48.0 + 2.0 / 7.0);
+    assert_close(report.totals.idle.hourly, 52.0);
+}
+
+#[test]
+fn periods_and_instants() {
+    assert_eq!(parse_period("730h").unwrap(), 730.0);
+    assert_eq!(parse_period("30d").unwrap(), 720.0);
+    assert_eq!(parse_period("2w").unwrap(), 336.0);
+    assert_eq!(parse_period("1mo").unwrap(), 730.0);
+    assert_eq!(parse_period("1y").unwrap(), 8760.0);
+    assert_eq!(parse_period("1.5d").unwrap(), 36.0);
+    assert!(parse_period("30").is_err());
+    assert!(parse_period("0d").is_err());
+    assert!(
+        parse_period("soon")
+            .unwrap_err()
+            .to_string()
+            .contains("730h")
+    );
+    assert_eq!(
+        parse_at("2026-03-01").unwrap(),
+        parse_at("2026-03-01T00:00:00Z").unwrap()
+    );
+    assert_eq!(
+        parse_at("2026-03-01T14:00:00+02:00").unwrap().to_string(),
+        "2026-03-01T12:00:00Z"
+    );
+    assert!(parse_at("yesterday").is_err());
+}
+
+#[test]
+fn figures_for_people() {
+    assert_eq!(money(1234567.891), "1,234,567.89");
+    assert_eq!(money(0.125), "0.13");
+    assert_eq!(money(999.0), "999.00");
+    assert_eq!(number(15330.04, 1), "15,330.0");
+    assert_eq!(gpus(3.0 / 7.0), "0.43");
+    assert_eq!(gpus(2.0), "2");
+    assert_eq!(period_text(730.0), "730 h (30.4 days)");
+}
+
+#[test]
+fn json_carries_the_schema_and_rounded_figures() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+    assert_eq!(json["schema"], "hangar.dev/cost-report/v1");
+    assert_eq!(json["basis"], "observed");
+    assert_eq!(json["group_by"], "team");
+    assert_eq!(json["at"], "2026-03-01T12:00:00Z");
+    assert_eq!(json["period_hours"], 730.0);
+    assert_eq!(json["currency"], "USD");
+    assert_eq!(json["complete"], true);
+    let embed = json["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["object"]["name"] == "embed-0")
+        .unwrap();
+    assert_eq!(embed["gpus"], 0.4286);
+    assert_eq!(embed["hourly"], 3.0);
+    assert_eq!(embed["object"]["kind"], "Pod");
+    assert_eq!(json["totals"]["allocated"]["hourly"], 16.13);
+    assert_eq!(json["groups"][0]["key"], "search");
+    assert_eq!(json["pending"][0]["pod"]["name"], "chat-7d9f-b");
+}
+
+#[test]
+fn csv_has_a_row_per_line_item_and_idle_node() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Namespace);
+    let csv = render(&report, Format::Csv);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("group,kind,basis,object,"),
+        "{}",
+        lines[0]
+    );
+    let columns = lines[0].split(',').count();
+    // 4 pods and 4 GPU nodes with idle GPUs.
+    assert_eq!(lines.len(), 1 + 4 + 4, "{csv}");
+    assert!(
+        lines[1].starts_with("ml,usage,observed,Pod/ml/"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("(idle),idle,observed,Node/a100-1,"))
+    );
+    // Price sources hold commas: they are quoted, so every row has the header's columns.
+    for line in &lines[1..] {
+        assert_eq!(split_csv(line).len(), columns, "{line}");
+    }
+}
+
+/// Splits one CSV line (no line breaks inside cells) as RFC 4180 reads it.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cells.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (c, _) => cells.last_mut().unwrap().push(c),
+        }
+    }
+    cells
+}
+
+#[test]
+fn the_table_says_what_is_observed_and_what_is_projected() {
+    let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    let table = render(&report, Format::Table);
+    assert!(table.contains("basis: OBSERVED"), "{table}");
+    assert!(table.contains("ACCRUED"), "{table}");
+    assert!(table.contains("TEAM"), "{table}");
+    assert!(table.contains("Idle accelerators by node pool"), "{table}");
+    assert!(table.contains("Pending pods"), "{table}");
+    assert!(table.contains("Pod/ops/redis-0"), "{table}");
+    let search = table.lines().find(|l| l.starts_with("search")).unwrap();
+    assert!(search.contains("11.00"), "{search}");
+    assert!(search.contains("8,030.00"), "{search}");
+    assert!(search.contains("152.00"), "accrued 80 + 72: {search}");
+
+    let declared = render(
+        &cost(DECLARED, &policy(PRICES), GroupBy::Team),
+        Format::Table,
+    );
+    assert!(declared.contains("basis: DECLARED"), "{declared}");
+    assert!(!declared.contains("ACCRUED"), "{declared}");
+    assert!(declared.contains("Batch work"), "{declared}");
+    assert!(declared.contains("upper bound"), "{declared}");
+}
+
+#[test]
+fn the_html_page_is_self_contained_escaped_and_has_a_chart() {
+    let hostile = OBSERVED.replace("team: search", "team: \"<script>x</script>\"");
+    let report = cost(&hostile, &policy(PRICES), GroupBy::Team);
+    let page = render(&report, Format::Html);
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains("<svg"), "an inline SVG chart");
+    assert!(page.contains("<rect"), "with bars");
+    assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
+    assert!(!page.contains("<script>"), "nothing unescaped");
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
+    assert!(!page.contains("<link"), "no external stylesheet");
+    assert!(page.contains("--card"), "the audit report's stylesheet");
+    assert!(page.contains("Observed."));
+    assert!(page.contains("Line items"));
+}
+
+#[test]
+fn an_input_with_errors_is_marked_incomplete() {
+    let mut snapshot = hangar_core::snapshot_from_text("cluster.yaml", OBSERVED);
+    snapshot.errors.push(hangar_core::LoadError {
+        origin: hangar_core::Origin::default(),
+        object: None,
+        message: "broken".into(),
+    });
+    let prices = policy(PRICES);
+    let report = showback(
+        &snapshot,
+        &CostOptions {
+            policy: &prices,
+            by: GroupBy::Team,
+            period_hours: 24.0,
+            at: parse_at("2026-03-01T12:00:00Z").unwrap(),
+            source: "x".into(),
+        },
+    );
+    assert!(!report.complete);
+    assert_eq!(report.usage.len(), 4, "the rest is still costed");
+    assert_close(report.totals.allocated.projected, 16.125 * 24.0);
+    assert!(render(&report, Format::Html).contains("Incomplete input"));
+}
+
+#[test]
+fn agents_found_by_their_daemon_set_and_overfull_nodes_are_flagged() {
+    let input = format!(
+        "{OBSERVED}---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: node-agent, namespace: ops}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec: {{containers: [{{name: a, image: agent}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: agent-x, namespace: ops, labels: {{app: agent}}}}
+spec: {{nodeName: a100-1, containers: [{{name: a, image: agent}}]}}
+status: {{phase: Running}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stuck, namespace: lab}}
+spec:
+  nodeName: l40s-1
+  containers: [{{name: a, image: x, resources: {{limits: {{nvidia.com/gpu: '3'}}}}}}]
+status: {{phase: Pending}}
+"
+    );
+    let report = cost(&input, &policy(PRICES), GroupBy::Team);
+    assert_eq!(
+        report.node_agents, 2,
+        "owner-less, but its DaemonSet selects it"
+    );
+    assert_eq!(report.no_gpu_pods.len(), 1);
+    // A pod bound to a node holds its GPUs, even before its containers start.
+    assert_close(item(&report, "stuck").gpus, 3.0);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("node l40s-1: its pods hold 5 GPU(s) and it has 4")),
+        "{:?}",
+        report.warnings
+    );
+}
