@@ -86,6 +86,45 @@ pub struct SourceArgs {
     pub policy: Option<PathBuf>,
 }
 
+/// Where the objects come from, for commands that name an endpoint first (`triage`, `runbook`):
+/// files are given with `--from`, so the endpoint and the paths never get confused.
+#[derive(Debug, Args)]
+pub struct FromArgs {
+    /// Read files or directories instead of the live cluster: manifests, `kubectl get -o yaml`
+    /// output, a `kubectl cluster-info dump` directory, a saved snapshot or triage bundle.
+    /// Repeatable.
+    #[arg(long = "from", value_name = "PATH")]
+    pub from: Vec<PathBuf>,
+    /// The kubeconfig file for a live read (default: $KUBECONFIG, then ~/.kube/config, then
+    /// in-cluster).
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for a live read (default: the current context).
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub context: Option<String>,
+    /// Only this namespace (live: only its objects are read; files: only its endpoints).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The organisation policy (`hangar.yaml`): team labels, GPU pools, prices. See `hangar
+    /// policy schema`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+impl FromArgs {
+    /// The same source in the shape `source::load` reads.
+    pub fn to_source(&self) -> SourceArgs {
+        SourceArgs {
+            paths: self.from.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            save_snapshot: None,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     #[command(flatten)]

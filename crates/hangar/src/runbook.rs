@@ -1,13 +1,200 @@
-//! `hangar runbook`.
+//! `hangar runbook`: a Markdown runbook per inference endpoint, written from the inventory.
 
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use hangar_audit::{AuditOptions, Date, Report, audit};
+use hangar_core::{Endpoint, Severity};
+use hangar_triage::runbook::{self, IndexEntry, Risk, Risks};
+
+use crate::cli::FromArgs;
+use crate::source;
 
 #[derive(Debug, Args)]
-pub struct RunbookArgs {}
+// The subcommand's one-line summary lives in cli.rs; this is the rest of its help.
+#[command(after_help = "\
+Each runbook is written for its endpoint alone: what it serves and where it is declared, who owns
+it and whom to page for which symptom, the exact commands to check its health, to roll it back
+for its kind (Deployment revision, KServe canary, NIMService tag, LeaderWorkerSet, RayService,
+ModelRelease) and to validate it with `hangar validate`, how to tell host from GPU out-of-memory
+with its own flags, their current values and the next value to try, and its open high and
+critical audit findings.
 
-pub fn run(_args: RunbookArgs) -> Result<ExitCode> {
-    anyhow::bail!("`hangar runbook` is not built yet")
+Owners come from labels or annotations on the object, its pod template or its namespace:
+hangar.dev/model-owner, hangar.dev/owner, hangar.dev/platform-owner, hangar.dev/oncall,
+hangar.dev/escalation, hangar.dev/slack, then the policy's team labels (see docs/runbook.md).
+
+Examples:
+  hangar runbook vllm-llama-3-1-8b --from examples/cluster           # one endpoint, to stdout
+  hangar runbook platform/vllm-llama-3-1-8b --from examples/cluster  # namespace/name if names repeat
+  hangar runbook Deployment/platform/vllm-llama-3-1-8b --from k8s/   # the full endpoint id
+  hangar runbook --all -o runbooks/ --from examples/cluster          # all, plus runbooks/index.md
+  hangar runbook --all -o runbooks/ --context prod -n ml             # from the live cluster
+
+Exit codes: 0 written; 2 the endpoint is unknown or ambiguous, the input could not all be read,
+or the output could not be written.")]
+pub struct RunbookArgs {
+    /// The endpoint: its id (`Deployment/platform/vllm-llama-3-1-8b`), `namespace/name`, or a name
+    /// no other endpoint has.
+    #[arg(value_name = "ENDPOINT", required_unless_present = "all")]
+    pub endpoint: Option<String>,
+    /// Write a runbook for every endpoint (in --namespace, if given).
+    #[arg(long, conflicts_with = "endpoint")]
+    pub all: bool,
+    /// Write each runbook to DIR as `<namespace>--<name>.md` (and, with --all, an `index.md`
+    /// linking them) instead of printing it.
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: FromArgs,
+}
+
+pub fn run(args: RunbookArgs) -> Result<ExitCode> {
+    source::check_not_a_path(args.endpoint.as_deref(), &args.source.from)?;
+    let policy = source::policy(args.source.policy.as_deref())?;
+    let (snapshot, described) = source::load(&args.source.to_source())?;
+    let report = audit(
+        &snapshot,
+        &AuditOptions {
+            policy: &policy,
+            waivers: &[],
+            today: Date::today(),
+            source: described.clone(),
+        },
+    );
+    let namespace = args.source.namespace.as_deref();
+    let in_scope: Vec<&Endpoint> = report
+        .endpoints
+        .iter()
+        .filter(|e| namespace.is_none_or(|ns| e.namespace() == ns))
+        .collect();
+    let chosen: Vec<&Endpoint> = match &args.endpoint {
+        Some(wanted) => vec![source::find_endpoint(&in_scope, wanted)?],
+        None => in_scope,
+    };
+    let risks = risks_by_endpoint(&report, &audit_command(&args.source));
+    let no_risks = Risks {
+        audit_command: audit_command(&args.source),
+        ..Risks::default()
+    };
+    let pages: Vec<(&Endpoint, String)> = chosen
+        .iter()
+        .map(|e| {
+            let risks = risks.get(e.id.as_str()).unwrap_or(&no_risks);
+            (*e, runbook::render(e, &snapshot, Some(risks)))
+        })
+        .collect();
+
+    match &args.output_dir {
+        Some(dir) => write_pages(dir, &pages, &risks, &no_risks, args.all, &described)?,
+        None if pages.is_empty() => eprintln!("no inference endpoints in {described}"),
+        None => {
+            let texts: Vec<&str> = pages.iter().map(|(_, text)| text.as_str()).collect();
+            print!("{}", texts.join("\n---\n\n"));
+        }
+    }
+    for e in &snapshot.errors {
+        eprintln!("not read: {}: {}", e.origin, e.message);
+    }
+    for n in &snapshot.not_covered {
+        eprintln!("not covered: {}: {}", n.kind, n.reason);
+    }
+    let complete = snapshot.errors.is_empty() && snapshot.not_covered.is_empty();
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// The command that reads the same input again, for the runbook to cite.
+fn audit_command(source: &FromArgs) -> String {
+    let mut command = "hangar audit".to_owned();
+    for path in &source.from {
+        command.push_str(&format!(" {}", path.display()));
+    }
+    if let Some(context) = &source.context {
+        command.push_str(&format!(" --context {context}"));
+    }
+    if let Some(namespace) = &source.namespace {
+        command.push_str(&format!(" -n {namespace}"));
+    }
+    if let Some(policy) = &source.policy {
+        command.push_str(&format!(" --policy {}", policy.display()));
+    }
+    command
+}
+
+/// Each endpoint's unwaived findings: high and critical listed, the rest counted.
+fn risks_by_endpoint<'r>(report: &'r Report, command: &str) -> HashMap<&'r str, Risks> {
+    let mut out: HashMap<&str, Risks> = HashMap::new();
+    for f in report.findings.iter().filter(|f| !f.is_waived()) {
+        let Some(id) = f.finding.endpoint.as_deref() else {
+            continue;
+        };
+        let risks = out.entry(id).or_insert_with(|| Risks {
+            audit_command: command.to_owned(),
+            ..Risks::default()
+        });
+        if f.severity >= Severity::High {
+            risks.open.push(Risk {
+                check: f.finding.check.to_owned(),
+                severity: f.severity,
+                title: f.title.to_owned(),
+                message: f.finding.message.clone(),
+            });
+        } else {
+            risks.lower += 1;
+        }
+    }
+    out
+}
+
+fn write_pages(
+    dir: &Path,
+    pages: &[(&Endpoint, String)],
+    risks: &HashMap<&str, Risks>,
+    no_risks: &Risks,
+    index: bool,
+    described: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    let mut used = HashSet::new();
+    let mut entries = Vec::new();
+    for (endpoint, text) in pages {
+        let mut file = runbook::file_name(endpoint);
+        if !used.insert(file.clone()) {
+            // Two kinds with one namespace and name: tell them apart by kind.
+            file = format!(
+                "{}--{}.md",
+                file.trim_end_matches(".md"),
+                endpoint.object.kind.to_ascii_lowercase()
+            );
+            used.insert(file.clone());
+        }
+        let path = dir.join(&file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        entries.push(IndexEntry {
+            endpoint,
+            file,
+            risks: Some(risks.get(endpoint.id.as_str()).unwrap_or(no_risks)),
+        });
+    }
+    if index {
+        let path = dir.join("index.md");
+        std::fs::write(&path, runbook::render_index(&entries, described))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!(
+        "wrote {} runbook{}{} to {}",
+        entries.len(),
+        if entries.len() == 1 { "" } else { "s" },
+        if index { " and index.md" } else { "" },
+        dir.display()
+    );
+    Ok(())
 }

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hangar_core::{Policy, Snapshot};
+use hangar_core::{Endpoint, Policy, Snapshot};
 use hangar_kube::live::{LiveOptions, Progress, load_live, save_snapshot};
 
 use crate::cli::SourceArgs;
@@ -39,20 +39,9 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
         kubeconfig: source.kubeconfig.clone(),
         context: source.context.clone(),
         namespace: source.namespace.clone(),
+        events: false,
     };
-    let described = format!(
-        "cluster{}{}",
-        source
-            .context
-            .as_deref()
-            .map(|c| format!(" context {c}"))
-            .unwrap_or_default(),
-        source
-            .namespace
-            .as_deref()
-            .map(|n| format!(" namespace {n}"))
-            .unwrap_or_else(|| " (all namespaces)".into())
-    );
+    let described = describe_cluster(&options);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -77,6 +66,86 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
         }
     })?;
     Ok((snapshot, described))
+}
+
+/// How reports name a live cluster: `cluster context prod namespace ml`.
+pub fn describe_cluster(options: &LiveOptions) -> String {
+    format!(
+        "cluster{}{}",
+        options
+            .context
+            .as_deref()
+            .map(|c| format!(" context {c}"))
+            .unwrap_or_default(),
+        options
+            .namespace
+            .as_deref()
+            .map(|n| format!(" namespace {n}"))
+            .unwrap_or_else(|| " (all namespaces)".into())
+    )
+}
+
+/// A path typed where the endpoint belongs (`hangar triage dump/`) is a mistake to name at once,
+/// before a live read fails in a less helpful way.
+pub fn check_not_a_path(endpoint: Option<&str>, from: &[std::path::PathBuf]) -> Result<()> {
+    if let Some(name) = endpoint
+        && from.is_empty()
+        && Path::new(name).exists()
+    {
+        anyhow::bail!(
+            "`{name}` is a file or directory, not an endpoint: read it with `--from {name}` (and \
+             name the endpoint, or pass --all where the command takes it)"
+        );
+    }
+    Ok(())
+}
+
+/// The endpoint a user named: its id (`Deployment/ml/vllm`), then `namespace/name`, then a name
+/// only one endpoint has. An unknown or ambiguous name is an error that lists the candidates.
+pub fn find_endpoint<'a>(endpoints: &[&'a Endpoint], wanted: &str) -> Result<&'a Endpoint> {
+    let by: [&dyn Fn(&Endpoint) -> bool; 3] = [
+        &|e| e.id == wanted,
+        &|e| format!("{}/{}", e.namespace(), e.object.name) == wanted,
+        &|e| e.object.name == wanted,
+    ];
+    for matches in by {
+        let found: Vec<&Endpoint> = endpoints.iter().copied().filter(|e| matches(e)).collect();
+        match found.as_slice() {
+            [one] => return Ok(one),
+            [] => continue,
+            many => anyhow::bail!(
+                "`{wanted}` names {} endpoints; say which:\n{}",
+                many.len(),
+                list(many)
+            ),
+        }
+    }
+    if endpoints.is_empty() {
+        anyhow::bail!("no endpoint is named `{wanted}`: the input holds no inference endpoints");
+    }
+    let lower = wanted.to_ascii_lowercase();
+    let close: Vec<&Endpoint> = endpoints
+        .iter()
+        .copied()
+        .filter(|e| e.id.to_ascii_lowercase().contains(&lower))
+        .collect();
+    let (intro, candidates) = if close.is_empty() {
+        ("the endpoints are", endpoints.to_vec())
+    } else {
+        ("did you mean", close)
+    };
+    anyhow::bail!(
+        "no endpoint is named `{wanted}`; {intro}:\n{}",
+        list(&candidates)
+    )
+}
+
+fn list(endpoints: &[&Endpoint]) -> String {
+    endpoints
+        .iter()
+        .map(|e| format!("  {}", e.id))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The policy from `--policy`, or the defaults.

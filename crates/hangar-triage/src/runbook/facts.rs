@@ -1,0 +1,1184 @@
+//! What a runbook needs to know about one endpoint, read once from the endpoint and the snapshot:
+//! the serving container and its flags, its pods and replicas, its GPUs, and how to reach it.
+
+use std::collections::BTreeMap;
+
+use hangar_core::image::ImageRef;
+use hangar_core::inventory::{
+    ExposureKind, command_line, runtime_from_command, runtime_from_image,
+};
+use hangar_core::snapshot::{DynamicObject, KubeObject, Located};
+use hangar_core::workload::PodTemplate;
+use hangar_core::{Endpoint, Runtime, Snapshot};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Namespace, Node, Probe, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+/// Everything the sections of a runbook read, computed once.
+pub(super) struct Facts<'a> {
+    pub endpoint: &'a Endpoint,
+    pub snapshot: &'a Snapshot,
+    pub namespace: Option<&'a Namespace>,
+    /// The container that runs the model server, when it can be told.
+    pub server: Option<Server>,
+    /// `kubectl -l` selector for the endpoint's pods.
+    pub selector: Option<String>,
+    pub replicas: Option<Replicas>,
+    pub gpus: Option<Gpus>,
+    /// How to reach the server from a laptop: a port-forward and the base URL it gives.
+    pub route: Option<Route>,
+    /// Where the API key the server demands comes from, if it demands one.
+    pub api_key: Option<ApiKey>,
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(endpoint: &'a Endpoint, snapshot: &'a Snapshot) -> Facts<'a> {
+        let namespace = snapshot
+            .find::<Namespace>("", endpoint.namespace())
+            .map(|n| &n.object);
+        let server = serving_container(endpoint, snapshot);
+        let route = server.as_ref().and_then(|s| route(endpoint, snapshot, s));
+        let api_key = server.as_ref().and_then(|s| api_key(endpoint.runtime, s));
+        Facts {
+            endpoint,
+            snapshot,
+            namespace,
+            selector: selector(endpoint, snapshot),
+            replicas: replicas(endpoint, snapshot),
+            gpus: gpus(endpoint, snapshot),
+            server,
+            route,
+            api_key,
+        }
+    }
+
+    pub fn ns(&self) -> &str {
+        self.endpoint.namespace()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.endpoint.object.name
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.endpoint.object.kind
+    }
+
+    /// `kubectl -n NS`, the prefix of every command.
+    pub fn kubectl(&self) -> String {
+        format!("kubectl -n {}", self.ns())
+    }
+
+    /// The declaring custom resource, for kinds Hangar does not type.
+    pub fn custom_resource(&self) -> Option<&'a DynamicObject> {
+        self.snapshot
+            .find_other_ref(&self.endpoint.object)
+            .map(|o| &o.object)
+    }
+
+    /// The short resource name kubectl accepts for the declaring object, e.g. `deploy/NAME`.
+    pub fn resource(&self) -> String {
+        let short = match self.kind() {
+            "Deployment" => "deploy",
+            "StatefulSet" => "sts",
+            "DaemonSet" => "ds",
+            "Pod" => "pod",
+            "InferenceService" => "isvc",
+            "LeaderWorkerSet" => "lws",
+            "NIMService" => "nimservice",
+            "RayService" => "rayservice",
+            other => return format!("{}/{}", other.to_ascii_lowercase(), self.name()),
+        };
+        format!("{short}/{}", self.name())
+    }
+
+    /// A label or annotation on the declaring object or one of its pod templates.
+    pub fn meta_value(&self, key: &str) -> Option<&'a str> {
+        let endpoint = self.endpoint;
+        endpoint
+            .annotations
+            .get(key)
+            .or_else(|| endpoint.labels.get(key))
+            .or_else(|| {
+                endpoint
+                    .templates
+                    .iter()
+                    .find_map(|t| t.annotations.get(key).or_else(|| t.labels.get(key)))
+            })
+            .map(String::as_str)
+    }
+
+    /// Where the weights come from. The server's own model flag wins over an inventory source with
+    /// no `/` in it, which is a misread command (`python -m sglang.launch_server`), not a model.
+    pub fn model_source(&self) -> Option<String> {
+        let inventory = self.endpoint.model.source.clone();
+        if inventory.as_deref().is_some_and(|s| s.contains('/')) {
+            return inventory;
+        }
+        self.server
+            .as_ref()
+            .and_then(|s| s.flag(&["--model-path", "--model", "--model-id"]))
+            .or(inventory)
+    }
+
+    /// An init container that copies the weights in before the server starts, and from where.
+    pub fn weights_sync(&self) -> Option<(String, String)> {
+        const SCHEMES: &[&str] = &[
+            "s3://", "gs://", "az://", "hf://", "oci://", "https://", "pvc://",
+        ];
+        self.endpoint.templates.iter().find_map(|t| {
+            t.spec.init_containers.iter().flatten().find_map(|c| {
+                command_line(c).split_whitespace().find_map(|word| {
+                    let value = word.split_once('=').map_or(word, |(_, v)| v);
+                    SCHEMES
+                        .iter()
+                        .any(|s| value.starts_with(s))
+                        .then(|| (c.name.clone(), value.to_owned()))
+                })
+            })
+        })
+    }
+
+    /// The eligible nodes that have the accelerator the pods ask for.
+    pub fn gpu_nodes(&self) -> Option<Vec<&'a str>> {
+        let eligible = self.endpoint.placement.eligible_nodes.as_ref()?;
+        let resource = self.gpus.as_ref().map(|g| g.resource.as_str());
+        Some(
+            eligible
+                .iter()
+                .filter(|name| {
+                    let Some(resource) = resource else {
+                        return true;
+                    };
+                    self.snapshot.find::<Node>("", name).is_none_or(|n| {
+                        n.object
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.allocatable.as_ref())
+                            .is_some_and(|a| a.contains_key(resource))
+                    })
+                })
+                .map(String::as_str)
+                .collect(),
+        )
+    }
+
+    /// The largest allocatable memory among the nodes the pods may land on.
+    pub fn node_memory(&self) -> Option<u64> {
+        let eligible = self.endpoint.placement.eligible_nodes.as_ref()?;
+        eligible
+            .iter()
+            .filter_map(|name| self.snapshot.find::<Node>("", name))
+            .filter_map(|n| {
+                let allocatable = n.object.status.as_ref()?.allocatable.as_ref()?;
+                bytes(&allocatable.get("memory")?.0)
+            })
+            .max()
+    }
+}
+
+/// The model server's container: its image, command line, environment, ports and resources.
+pub(super) struct Server {
+    pub container: String,
+    /// Field path of the container in the declaring object.
+    pub path: String,
+    pub image: String,
+    /// Command and args, split into words (a `sh -c` script included).
+    words: Vec<String>,
+    env: Vec<EnvVar>,
+    /// Container ports, with their names.
+    pub ports: Vec<(Option<String>, i32)>,
+    pub memory_limit: Option<u64>,
+    pub memory_request: Option<u64>,
+    pub cpu_request: Option<String>,
+    /// Memory-backed emptyDir volumes the container mounts (`/dev/shm`…) and their size limits:
+    /// they are charged to the container's memory.
+    pub memory_volumes: Vec<(String, Option<u64>)>,
+    pub startup_probe: Option<ProbeInfo>,
+    pub readiness_probe: Option<ProbeInfo>,
+    pub liveness_probe: Option<ProbeInfo>,
+}
+
+/// A probe as the kubelet runs it.
+pub(super) struct ProbeInfo {
+    /// `GET /health`, `TCP 8000` or `exec`.
+    pub action: String,
+    pub period: i32,
+    pub failures: i32,
+    pub initial_delay: i32,
+}
+
+impl ProbeInfo {
+    fn new(probe: &Probe) -> ProbeInfo {
+        let action = if let Some(get) = &probe.http_get {
+            format!("GET {}", get.path.as_deref().unwrap_or("/"))
+        } else if let Some(tcp) = &probe.tcp_socket {
+            format!("TCP {}", port_text(&tcp.port))
+        } else if probe.grpc.is_some() {
+            "gRPC".into()
+        } else {
+            "exec".into()
+        };
+        ProbeInfo {
+            action,
+            period: probe.period_seconds.unwrap_or(10),
+            failures: probe.failure_threshold.unwrap_or(3),
+            initial_delay: probe.initial_delay_seconds.unwrap_or(0),
+        }
+    }
+
+    /// How long the probe lets a container fail before acting, in seconds.
+    pub fn budget(&self) -> i32 {
+        self.initial_delay + self.period * self.failures
+    }
+}
+
+fn port_text(port: &IntOrString) -> String {
+    match port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+impl Server {
+    fn new(
+        container: &Container,
+        path: String,
+        template: &PodTemplate,
+        object_name: &str,
+    ) -> Server {
+        // KServe replaces `{{.Name}}` in a ServingRuntime with the InferenceService's name.
+        let words = command_line(container)
+            .replace("{{.Name}}", object_name)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let resources = container.resources.as_ref();
+        let quantity = |limits: bool, name: &str| {
+            let map = if limits {
+                resources.and_then(|r| r.limits.as_ref())
+            } else {
+                resources.and_then(|r| r.requests.as_ref())
+            };
+            map.and_then(|m| m.get(name)).map(|q| q.0.clone())
+        };
+        Server {
+            container: container.name.clone(),
+            path,
+            image: container.image.clone().unwrap_or_default(),
+            words,
+            env: container.env.clone().unwrap_or_default(),
+            ports: container
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| (p.name.clone(), p.container_port))
+                .collect(),
+            memory_limit: quantity(true, "memory").and_then(|q| bytes(&q)),
+            memory_request: quantity(false, "memory").and_then(|q| bytes(&q)),
+            cpu_request: quantity(false, "cpu"),
+            memory_volumes: memory_volumes(container, template),
+            startup_probe: container.startup_probe.as_ref().map(ProbeInfo::new),
+            readiness_probe: container.readiness_probe.as_ref().map(ProbeInfo::new),
+            liveness_probe: container.liveness_probe.as_ref().map(ProbeInfo::new),
+        }
+    }
+
+    /// The value of the first of `flags` on the command line (`--flag value` or `--flag=value`),
+    /// with `$(VAR)` resolved from a literal environment variable.
+    pub fn flag(&self, flags: &[&str]) -> Option<String> {
+        let value = self.raw_flag(flags)?;
+        Some(
+            match value.strip_prefix("$(").and_then(|v| v.strip_suffix(')')) {
+                Some(var) => self.env(var).map_or(value.to_owned(), str::to_owned),
+                None => value.to_owned(),
+            },
+        )
+    }
+
+    /// The value as written, `$(VAR)` left alone.
+    pub fn raw_flag(&self, flags: &[&str]) -> Option<&str> {
+        for (i, word) in self.words.iter().enumerate() {
+            for flag in flags {
+                if word == flag {
+                    return self
+                        .words
+                        .get(i + 1)
+                        .map(|v| v.trim_end_matches(';'))
+                        .filter(|v| !v.starts_with("--"));
+                }
+                if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                    return Some(value.trim_end_matches(';'));
+                }
+            }
+        }
+        None
+    }
+
+    /// The command line, word by word.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
+    /// A flag given with or without a value.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.words
+            .iter()
+            .any(|w| w == flag || w.starts_with(&format!("{flag}=")))
+    }
+
+    /// A flag's value, else a literal environment variable.
+    pub fn setting(&self, flags: &[&str], env: &str) -> Option<String> {
+        self.flag(flags)
+            .or_else(|| self.env(env).map(str::to_owned))
+    }
+
+    /// A literal environment variable.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.as_deref())
+    }
+
+    /// The Secret (name, key) an environment variable is read from.
+    pub fn env_secret(&self, name: &str) -> Option<(String, String)> {
+        let reference = self
+            .env
+            .iter()
+            .find(|e| e.name == name)?
+            .value_from
+            .as_ref()?
+            .secret_key_ref
+            .as_ref()?;
+        Some((reference.name.clone(), reference.key.clone()))
+    }
+
+    pub fn has_env(&self, name: &str) -> bool {
+        self.env.iter().any(|e| e.name == name)
+    }
+
+    pub fn image_ref(&self) -> ImageRef<'_> {
+        ImageRef::parse(&self.image)
+    }
+
+    /// `(major, minor)` of the image tag, e.g. `(0, 11)` for `vllm-openai:v0.11.0`.
+    pub fn image_version(&self) -> Option<(u32, u32)> {
+        let tag = self.image_ref().tag?;
+        let mut parts = tag.trim_start_matches('v').split(['.', '-']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    }
+
+    /// The port number a named or numbered container port refers to.
+    pub fn port_number(&self, port: &IntOrString) -> Option<i32> {
+        match port {
+            IntOrString::Int(n) => Some(*n),
+            IntOrString::String(name) => self
+                .ports
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+                .map(|(_, number)| *number),
+        }
+    }
+
+    /// The port the server listens on for its API.
+    pub fn api_port(&self, runtime: Runtime) -> i32 {
+        if let Some(port) = self
+            .setting(&["--port", "--http-port"], "PORT")
+            .or_else(|| self.env("NIM_SERVER_PORT").map(str::to_owned))
+            .and_then(|p| p.parse().ok())
+        {
+            return port;
+        }
+        if let Some(port) = self
+            .env("OLLAMA_HOST")
+            .and_then(|h| h.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+        {
+            return port;
+        }
+        let named = ["http", "inference", "serve", "api"]
+            .iter()
+            .find_map(|want| {
+                self.ports
+                    .iter()
+                    .find(|(n, _)| n.as_deref() == Some(*want))
+                    .map(|(_, p)| *p)
+            });
+        named
+            .or_else(|| self.ports.first().map(|(_, p)| *p))
+            .unwrap_or(match runtime {
+                Runtime::Ollama => 11434,
+                Runtime::Sglang => 30000,
+                Runtime::Tgi | Runtime::Tei => 80,
+                Runtime::Torchserve => 8080,
+                _ => 8000,
+            })
+    }
+}
+
+/// Memory-backed emptyDirs mounted into `container`, with their mount path and size limit.
+fn memory_volumes(container: &Container, template: &PodTemplate) -> Vec<(String, Option<u64>)> {
+    let volumes = template.spec.volumes.as_deref().unwrap_or_default();
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter_map(|mount| {
+            let empty_dir = volumes
+                .iter()
+                .find(|v| v.name == mount.name)?
+                .empty_dir
+                .as_ref()?;
+            (empty_dir.medium.as_deref() == Some("Memory")).then(|| {
+                (
+                    mount.mount_path.clone(),
+                    empty_dir.size_limit.as_ref().and_then(|q| bytes(&q.0)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Finds the container that runs the model server.
+fn serving_container(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Server> {
+    if endpoint.object.kind == "InferenceService" {
+        return kserve_container(endpoint, snapshot);
+    }
+    let name = &endpoint.object.name;
+    let main = || {
+        endpoint.templates.iter().flat_map(|t| {
+            t.containers()
+                .filter(|(path, _)| !path.contains(".initContainers["))
+                .map(move |(path, c)| (t, path, c))
+        })
+    };
+    let serves = |c: &Container| {
+        c.image.as_deref().and_then(runtime_from_image) == Some(endpoint.runtime)
+            || runtime_from_command(&command_line(c)).map(|(_, r)| r) == Some(endpoint.runtime)
+    };
+    let has_accelerator = |c: &Container| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref().or(r.requests.as_ref()))
+            .is_some_and(|m| m.keys().any(|k| hangar_core::inventory::is_accelerator(k)))
+    };
+    main()
+        .find(|(_, _, c)| serves(c))
+        .or_else(|| main().find(|(_, _, c)| has_accelerator(c)))
+        .or_else(|| main().next())
+        .map(|(t, path, c)| Server::new(c, path, t, name))
+}
+
+/// A KServe predictor's container: image, command and args from its ServingRuntime, resources
+/// and extra args from the InferenceService's `predictor.model`.
+fn kserve_container(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Server> {
+    let template = endpoint.templates.first()?;
+    let (path, inline) = template.containers().next()?;
+    let isvc = snapshot.find_other_ref(&endpoint.object)?;
+    let runtime_container: Option<Container> = isvc
+        .object
+        .str_at("spec.predictor.model.runtime")
+        .and_then(|name| {
+            snapshot
+                .find_other("ServingRuntime", endpoint.namespace(), name)
+                .or_else(|| snapshot.find_other("ClusterServingRuntime", "", name))
+        })
+        .and_then(|r| r.object.get("spec.containers")?.get(0).cloned())
+        .and_then(|v| serde_json::from_value(v).ok());
+    let mut merged = inline.clone();
+    if let Some(runtime) = runtime_container {
+        merged.image = inline.image.clone().or(runtime.image);
+        merged.command = inline.command.clone().or(runtime.command);
+        // The predictor's args are appended to the runtime's.
+        let mut args = runtime.args.unwrap_or_default();
+        args.extend(inline.args.clone().unwrap_or_default());
+        merged.args = Some(args);
+        let mut env = runtime.env.unwrap_or_default();
+        env.extend(inline.env.clone().unwrap_or_default());
+        merged.env = Some(env);
+        merged.ports = inline.ports.clone().or(runtime.ports);
+        merged.resources = inline.resources.clone().or(runtime.resources);
+        merged.name = runtime.name;
+    }
+    Some(Server::new(&merged, path, template, &endpoint.object.name))
+}
+
+/// How many copies run.
+pub(super) struct Replicas {
+    pub min: i32,
+    pub max: i32,
+    /// What scales it or groups its pods, e.g. `HorizontalPodAutoscaler gpu-hpa`.
+    pub note: Option<String>,
+}
+
+impl Replicas {
+    fn fixed(n: i32) -> Replicas {
+        Replicas {
+            min: n,
+            max: n,
+            note: None,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let count = if self.min == self.max {
+            self.min.to_string()
+        } else {
+            format!("{} to {}", self.min, self.max)
+        };
+        match &self.note {
+            Some(note) => format!("{count} ({note})"),
+            None => count,
+        }
+    }
+}
+
+fn replicas(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Replicas> {
+    let (ns, name) = (endpoint.namespace(), endpoint.object.name.as_str());
+    let number = |o: &DynamicObject, path: &str| {
+        o.get(path)
+            .and_then(Value::as_i64)
+            .and_then(|n| i32::try_from(n).ok())
+    };
+    let declared = match endpoint.object.kind.as_str() {
+        "Deployment" => snapshot
+            .find::<Deployment>(ns, name)
+            .map(|d| Replicas::fixed(d.object.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))),
+        "StatefulSet" => snapshot
+            .find::<StatefulSet>(ns, name)
+            .map(|s| Replicas::fixed(s.object.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))),
+        "Pod" => Some(Replicas::fixed(1)),
+        "InferenceService" => snapshot.find_other_ref(&endpoint.object).map(|o| {
+            let min = number(&o.object, "spec.predictor.minReplicas").unwrap_or(1);
+            let max = number(&o.object, "spec.predictor.maxReplicas").unwrap_or(min);
+            Replicas {
+                min,
+                max: max.max(min),
+                note: (max > min).then(|| "KServe autoscaling".to_owned()),
+            }
+        }),
+        "NIMService" => snapshot
+            .find_other_ref(&endpoint.object)
+            .map(|o| Replicas::fixed(number(&o.object, "spec.replicas").unwrap_or(1))),
+        "LeaderWorkerSet" => snapshot.find_other_ref(&endpoint.object).map(|o| {
+            let groups = number(&o.object, "spec.replicas").unwrap_or(1);
+            let size = number(&o.object, "spec.leaderWorkerTemplate.size").unwrap_or(1);
+            Replicas {
+                note: Some(format!(
+                    "group{} of {size} pods: 1 leader and {} worker{}",
+                    if groups == 1 { "" } else { "s" },
+                    size - 1,
+                    if size == 2 { "" } else { "s" }
+                )),
+                ..Replicas::fixed(groups)
+            }
+        }),
+        "RayService" => snapshot.find_other_ref(&endpoint.object).map(|o| {
+            let groups = o
+                .object
+                .get("spec.rayClusterConfig.workerGroupSpecs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let sum = |key: &str, fallback: &str| {
+                groups
+                    .iter()
+                    .map(|g| {
+                        g.get(key)
+                            .or_else(|| g.get(fallback))
+                            .and_then(Value::as_i64)
+                            .unwrap_or(1)
+                    })
+                    .sum::<i64>()
+            };
+            let min = i32::try_from(sum("minReplicas", "replicas")).unwrap_or(1);
+            let max = i32::try_from(sum("maxReplicas", "replicas")).unwrap_or(min);
+            Replicas {
+                min,
+                max: max.max(min),
+                note: Some("Ray worker pods, plus the head pod".into()),
+            }
+        }),
+        _ => None,
+    };
+    let hpa = snapshot.others.iter().find(|o| {
+        o.object.kind == "HorizontalPodAutoscaler"
+            && o.object.namespace() == ns
+            && o.object.str_at("spec.scaleTargetRef.name") == Some(name)
+    });
+    match (declared, hpa) {
+        (_, Some(hpa)) => {
+            let min = number(&hpa.object, "spec.minReplicas").unwrap_or(1);
+            let max = number(&hpa.object, "spec.maxReplicas").unwrap_or(min);
+            Some(Replicas {
+                min,
+                max,
+                note: Some(format!("HorizontalPodAutoscaler {}", hpa.object.name())),
+            })
+        }
+        (declared, None) => declared,
+    }
+}
+
+/// The accelerators one pod gets, and what they are.
+pub(super) struct Gpus {
+    /// `nvidia.com/gpu`.
+    pub resource: String,
+    pub per_pod: u32,
+    /// The GPU model, from the node selector, node affinity or the eligible nodes' labels; several
+    /// when the pods are not pinned to one.
+    pub products: Vec<String>,
+    /// Memory of one GPU, in GiB.
+    pub memory_gib: Option<u32>,
+}
+
+impl Gpus {
+    /// `1 × NVIDIA-A100-SXM4-80GB (80 GiB)`.
+    pub fn text(&self) -> String {
+        let what = match self.products.as_slice() {
+            [] => self.resource.clone(),
+            [one] => one.clone(),
+            many => format!("any of {}", many.join(", ")),
+        };
+        match self.memory_gib {
+            Some(gib) if self.products.len() <= 1 => {
+                format!("{} × {what} ({gib} GiB each)", self.per_pod)
+            }
+            _ => format!("{} × {what}", self.per_pod),
+        }
+    }
+}
+
+/// Node labels that name the GPU model, in order of trust.
+const GPU_PRODUCT_LABELS: &[&str] = &[
+    "nvidia.com/gpu.product",
+    "cloud.google.com/gke-accelerator",
+    "karpenter.k8s.aws/instance-gpu-name",
+];
+
+fn gpus(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Gpus> {
+    let (resource, per_pod) = endpoint
+        .placement
+        .accelerators
+        .iter()
+        .filter_map(|a| a.split_once('='))
+        .filter_map(|(r, q)| Some((r.to_owned(), q.parse::<u32>().ok()?)))
+        .max_by_key(|(_, n)| *n)?;
+    let eligible: Vec<&Node> = endpoint
+        .placement
+        .eligible_nodes
+        .iter()
+        .flat_map(|names| names.iter())
+        .filter_map(|n| snapshot.find::<Node>("", n).map(|n| &n.object))
+        .collect();
+    let mut products = pinned_products(endpoint);
+    if products.is_empty() {
+        for node in &eligible {
+            if let Some(p) = GPU_PRODUCT_LABELS.iter().find_map(|l| node.label(l))
+                && !products.iter().any(|x| x == p)
+            {
+                products.push(p.to_owned());
+            }
+        }
+    }
+    let memory_gib = match products.as_slice() {
+        [product] => {
+            gpu_memory_from_nodes(snapshot, product).or_else(|| gpu_memory_from_name(product))
+        }
+        _ => None,
+    };
+    Some(Gpus {
+        resource,
+        per_pod,
+        products,
+        memory_gib,
+    })
+}
+
+/// GPU models the pods are pinned to by node selector or required node affinity.
+fn pinned_products(endpoint: &Endpoint) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for label in GPU_PRODUCT_LABELS {
+        if let Some(p) = endpoint.placement.node_selector.get(*label) {
+            out.push(p.clone());
+        }
+    }
+    for t in &endpoint.templates {
+        for term in hangar_core::nodes::required_terms(t) {
+            for r in term.match_expressions.iter().flatten() {
+                if GPU_PRODUCT_LABELS.contains(&r.key.as_str()) && r.operator == "In" {
+                    out.extend(r.values.iter().flatten().cloned());
+                }
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+fn gpu_memory_from_nodes(snapshot: &Snapshot, product: &str) -> Option<u32> {
+    snapshot.nodes.iter().find_map(|n| {
+        let node = &n.object;
+        let same = GPU_PRODUCT_LABELS
+            .iter()
+            .any(|l| node.label(l) == Some(product));
+        let mib: u32 = node.label("nvidia.com/gpu.memory")?.parse().ok()?;
+        same.then_some(mib.div_ceil(1024))
+    })
+}
+
+/// Memory of well-known GPUs whose product name does not carry it.
+const GPU_MEMORY: &[(&str, u32)] = &[
+    ("L40S", 48),
+    ("L40", 48),
+    ("L4", 24),
+    ("A10G", 24),
+    ("A10", 24),
+    ("T4", 16),
+    ("H200", 141),
+    ("H100", 80),
+    ("B200", 180),
+];
+
+fn gpu_memory_from_name(product: &str) -> Option<u32> {
+    let upper = product.to_ascii_uppercase();
+    let from_name = upper
+        .split(['-', '_', ' '])
+        .find_map(|part| part.strip_suffix("GB").and_then(|n| n.parse::<u32>().ok()));
+    from_name.or_else(|| {
+        GPU_MEMORY
+            .iter()
+            .find(|(name, _)| upper.split(['-', '_', ' ']).any(|part| part == *name))
+            .map(|(_, gib)| *gib)
+    })
+}
+
+/// The `kubectl -l` selector for the endpoint's pods.
+fn selector(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<String> {
+    let (ns, name) = (endpoint.namespace(), endpoint.object.name.as_str());
+    let from_selector = |s: Option<&LabelSelector>| {
+        s.and_then(|s| s.match_labels.as_ref())
+            .filter(|m| !m.is_empty())
+            .map(join_labels)
+    };
+    match endpoint.object.kind.as_str() {
+        "Deployment" => snapshot
+            .find::<Deployment>(ns, name)
+            .and_then(|d| from_selector(d.object.spec.as_ref().map(|s| &s.selector))),
+        "StatefulSet" => snapshot
+            .find::<StatefulSet>(ns, name)
+            .and_then(|d| from_selector(d.object.spec.as_ref().map(|s| &s.selector))),
+        "DaemonSet" => snapshot
+            .find::<DaemonSet>(ns, name)
+            .and_then(|d| from_selector(d.object.spec.as_ref().map(|s| &s.selector))),
+        "InferenceService" => Some(format!("serving.kserve.io/inferenceservice={name}")),
+        "LeaderWorkerSet" => Some(format!("leaderworkerset.sigs.k8s.io/name={name}")),
+        "NIMService" => Some(format!("app.kubernetes.io/name={name}")),
+        "Pod" => None,
+        _ => None,
+    }
+    .or_else(|| shared_app_label(&endpoint.templates))
+}
+
+/// An `app`-style label every template carries, e.g. `app=ray-summarizer`.
+fn shared_app_label(templates: &[PodTemplate]) -> Option<String> {
+    let first = templates.first()?;
+    [
+        "app",
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+    ]
+    .iter()
+    .find_map(|key| {
+        let value = first.labels.get(*key)?;
+        templates
+            .iter()
+            .all(|t| t.labels.get(*key) == Some(value))
+            .then(|| format!("{key}={value}"))
+    })
+}
+
+fn join_labels(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A `kubectl port-forward` that reaches the server, and the URL it gives.
+pub(super) struct Route {
+    /// `svc/NAME`, `deploy/NAME` or `pod/NAME`.
+    pub target: String,
+    pub remote: i32,
+    pub local: i32,
+    /// A sentence about the target when it is not in the input (made by an operator).
+    pub note: Option<String>,
+}
+
+impl Route {
+    pub fn port_forward(&self, ns: &str) -> String {
+        format!(
+            "kubectl -n {ns} port-forward {} {}:{}",
+            self.target, self.local, self.remote
+        )
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.local)
+    }
+}
+
+fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server) -> Option<Route> {
+    let ns = endpoint.namespace();
+    let name = &endpoint.object.name;
+    let port = server.api_port(endpoint.runtime);
+    let local = if port >= 1024 { port } else { 8080 };
+    let make = |target: String, remote: i32, note: Option<&str>| Route {
+        target,
+        remote,
+        local,
+        note: note.map(str::to_owned),
+    };
+    let services = endpoint.exposure.iter().filter(|e| {
+        e.via.kind == "Service"
+            && matches!(
+                e.kind,
+                ExposureKind::ClusterIp
+                    | ExposureKind::NodePort
+                    | ExposureKind::LoadBalancer
+                    | ExposureKind::ExternalIp
+            )
+    });
+    for exposure in services {
+        let Some(service) = snapshot.find::<Service>(ns, &exposure.via.name) else {
+            continue;
+        };
+        let ports = service
+            .object
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let found = ports.iter().find(|p| {
+            let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
+            server.port_number(&target) == Some(port)
+        });
+        if let Some(p) = found {
+            return Some(make(format!("svc/{}", service.object.name()), p.port, None));
+        }
+    }
+    match endpoint.object.kind.as_str() {
+        "InferenceService" => {
+            let raw = snapshot.find_other_ref(&endpoint.object).is_some_and(|o| {
+                matches!(
+                    o.object.annotation("serving.kserve.io/deploymentMode"),
+                    Some("RawDeployment" | "Standard")
+                )
+            });
+            Some(if raw {
+                make(
+                    format!("svc/{name}-predictor"),
+                    80,
+                    Some(&format!(
+                        "`svc/{name}-predictor` is the Service KServe creates for the predictor; it is not in the input."
+                    )),
+                )
+            } else {
+                // A Knative Service cannot be port-forwarded: go to a pod.
+                make(
+                    format!(
+                        "pod/$(kubectl -n {ns} get pod -l serving.kserve.io/inferenceservice={name} -o name | head -1 | cut -d/ -f2)"
+                    ),
+                    port,
+                    Some(
+                        "The port-forward goes to a predictor pod: a Knative Service cannot be port-forwarded.",
+                    ),
+                )
+            })
+        }
+        "NIMService" => {
+            let port = snapshot
+                .find_other_ref(&endpoint.object)
+                .and_then(|o| o.object.get("spec.expose.service.port")?.as_i64())
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(8000);
+            Some(make(
+                format!("svc/{name}"),
+                port,
+                Some(&format!(
+                    "`svc/{name}` is the Service the NIM Operator creates from `spec.expose`."
+                )),
+            ))
+        }
+        "RayService" => Some(make(
+            format!("svc/{name}-serve-svc"),
+            8000,
+            Some(&format!(
+                "`svc/{name}-serve-svc` is the Service KubeRay creates for Serve; it follows the active Ray cluster."
+            )),
+        )),
+        "Deployment" => Some(make(format!("deploy/{name}"), port, None)),
+        "StatefulSet" => Some(make(format!("sts/{name}"), port, None)),
+        "LeaderWorkerSet" => Some(make(
+            format!("pod/{name}-0"),
+            port,
+            Some(&format!(
+                "`pod/{name}-0` is the leader of group 0, the pod that serves the API."
+            )),
+        )),
+        "Pod" => Some(make(format!("pod/{name}"), port, None)),
+        _ => None,
+    }
+}
+
+/// Where the server's API key comes from.
+pub(super) struct ApiKey {
+    /// The variable in the pod that holds it (`VLLM_API_KEY`).
+    pub variable: Option<String>,
+    /// The Secret and key it is read from, when it is.
+    pub secret: Option<(String, String)>,
+}
+
+impl ApiKey {
+    /// A shell command that prints the key, when it can be read from a Secret.
+    pub fn read_command(&self, ns: &str) -> Option<String> {
+        let (secret, key) = self.secret.as_ref()?;
+        Some(format!(
+            "kubectl -n {ns} get secret {secret} -o jsonpath='{{.data.{}}}' | base64 -d",
+            key.replace('.', "\\.")
+        ))
+    }
+}
+
+/// The server's own API key: `--api-key`, or the variable the runtime reads it from. Read from
+/// the merged container, so a KServe ServingRuntime's `--api-key` counts too.
+fn api_key(runtime: Runtime, server: &Server) -> Option<ApiKey> {
+    let env_name = match runtime {
+        Runtime::Vllm => Some("VLLM_API_KEY"),
+        Runtime::Tei => Some("API_KEY"),
+        Runtime::Llamacpp => Some("LLAMA_API_KEY"),
+        _ => None,
+    };
+    let variable = match server.raw_flag(&["--api-key"]) {
+        Some(value) => value
+            .strip_prefix("$(")
+            .and_then(|v| v.strip_suffix(')'))
+            .map(str::to_owned),
+        None => Some(env_name.filter(|v| server.has_env(v))?.to_owned()),
+    };
+    let secret = variable.as_deref().and_then(|v| server.env_secret(v));
+    Some(ApiKey { variable, secret })
+}
+
+/// Bytes in a Kubernetes quantity (`48Gi`, `512Mi`, `8G`, `64943364Ki`).
+pub(super) fn bytes(quantity: &str) -> Option<u64> {
+    let q = quantity.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, unit) = q.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => return None,
+    };
+    Some((number * factor) as u64)
+}
+
+/// `48 GiB`, `512 MiB`.
+pub(super) fn human(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    if bytes >= GIB {
+        let gib = bytes as f64 / GIB as f64;
+        if gib >= 100.0 || (gib - gib.round()).abs() < 0.05 {
+            format!("{} GiB", gib.round())
+        } else {
+            format!("{gib:.1} GiB")
+        }
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}
+
+/// A quantity kubectl accepts for `bytes`, rounded: `64Gi`, `640Mi`.
+pub(super) fn quantity(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
+        format!("{}Gi", bytes / GIB)
+    } else {
+        format!("{}Mi", bytes.div_ceil(1 << 20))
+    }
+}
+
+/// A model's weights as the runbook estimates them from its name.
+pub(super) struct ModelSize {
+    pub params_billion: f64,
+    pub bytes_per_param: f64,
+    pub precision: &'static str,
+}
+
+impl ModelSize {
+    pub fn gb(&self) -> f64 {
+        self.params_billion * self.bytes_per_param
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "≈{:.0} GB ({} parameters in {})",
+            self.gb(),
+            params_text(self.params_billion),
+            self.precision
+        )
+    }
+
+    /// `≈16 GB for 8B parameters in bf16`, for use inside parentheses.
+    pub fn short(&self) -> String {
+        format!(
+            "≈{:.0} GB for {} parameters in {}",
+            self.gb(),
+            params_text(self.params_billion),
+            self.precision
+        )
+    }
+}
+
+fn params_text(billion: f64) -> String {
+    if (billion - billion.round()).abs() < 0.01 {
+        format!("{}B", billion.round())
+    } else {
+        format!("{billion}B")
+    }
+}
+
+/// Reads the parameter count out of a model name (`llama-3.1-8b-instruct` → 8) and the
+/// precision out of the name or the server's `--quantization`/`--dtype`.
+pub(super) fn model_size(endpoint: &Endpoint, server: Option<&Server>) -> Option<ModelSize> {
+    let names = [
+        endpoint.model.name.as_deref(),
+        endpoint.model.source.as_deref(),
+    ];
+    let params = names.iter().flatten().find_map(|n| parameter_count(n))?;
+    let hint = format!(
+        "{} {} {}",
+        names
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+        server
+            .and_then(|s| s.flag(&["--quantization", "-q", "--quantize"]))
+            .unwrap_or_default(),
+        server
+            .and_then(|s| s.flag(&["--dtype"]))
+            .unwrap_or_default(),
+    )
+    .to_ascii_lowercase();
+    let (bytes_per_param, precision) = if ["awq", "gptq", "int4", "4bit", "nf4", "bitsandbytes"]
+        .iter()
+        .any(|q| hint.contains(q))
+    {
+        (0.5, "4-bit")
+    } else if ["fp8", "int8", "8bit", "w8a8"]
+        .iter()
+        .any(|q| hint.contains(q))
+    {
+        (1.0, "8-bit")
+    } else if hint.contains("float32") || hint.contains("fp32") {
+        (4.0, "fp32")
+    } else {
+        (2.0, "bf16")
+    };
+    Some(ModelSize {
+        params_billion: params,
+        bytes_per_param,
+        precision,
+    })
+}
+
+/// `8` for `meta-llama/Llama-3.1-8B-Instruct`, `405` for `llama-3.1-405b`, `0.5` for `qwen2-0.5b`.
+fn parameter_count(name: &str) -> Option<f64> {
+    let last = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    last.split(['-', '_', ':'])
+        .filter_map(|part| part.strip_suffix('b'))
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .find_map(|n| n.parse::<f64>().ok())
+        .filter(|n| *n > 0.0)
+}
+
+/// The pod's QoS class from its containers' CPU and memory requests and limits.
+pub(super) fn qos_class(template: &PodTemplate) -> &'static str {
+    let containers = &template.spec.containers;
+    let resources = |c: &Container, limits: bool, name: &str| {
+        c.resources
+            .as_ref()
+            .and_then(|r| {
+                if limits {
+                    r.limits.as_ref()
+                } else {
+                    r.requests.as_ref()
+                }
+            })
+            .and_then(|m| m.get(name))
+            .map(|q| q.0.clone())
+    };
+    let none = containers.iter().all(|c| {
+        ["cpu", "memory"]
+            .iter()
+            .all(|r| resources(c, true, r).is_none() && resources(c, false, r).is_none())
+    });
+    if none {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let limit = resources(c, true, r);
+            limit.is_some() && resources(c, false, r).is_none_or(|q| Some(q) == limit)
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// The template the serving container belongs to.
+pub(super) fn server_template<'a>(facts: &Facts<'a>) -> Option<&'a PodTemplate> {
+    let server = facts.server.as_ref()?;
+    facts
+        .endpoint
+        .templates
+        .iter()
+        .find(|t| server.path.starts_with(&t.spec_path))
+        .or_else(|| facts.endpoint.templates.first())
+}
+
+/// An object of another kind that points at the endpoint by name at `path`.
+pub(super) fn referrer<'a>(
+    snapshot: &'a Snapshot,
+    endpoint: &Endpoint,
+    kind: &str,
+    path: &str,
+) -> Option<&'a Located<DynamicObject>> {
+    snapshot.others.iter().find(|o| {
+        o.object.kind == kind
+            && o.object.namespace() == endpoint.namespace()
+            && o.object.str_at(path) == Some(endpoint.object.name.as_str())
+    })
+}

@@ -1,0 +1,352 @@
+//! How to tell whether the endpoint is healthy: its pods, its rollout or custom resource status,
+//! the server's own routes, its probes, its metrics and its logs.
+
+use hangar_core::Runtime;
+use hangar_core::snapshot::KubeObject;
+
+use super::facts::Facts;
+use super::runtimes;
+use super::text::{Markdown, ceil_div, code, duration, plural};
+
+pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
+    doc.heading(2, "Check health");
+    pods(doc, facts);
+    server(doc, facts);
+    probes(doc, facts);
+    metrics(doc, facts);
+    logs(doc, facts);
+}
+
+/// How long one pod may take to load the model before the kubelet gives up, in seconds.
+pub(super) fn load_budget(facts: &Facts<'_>) -> Option<i64> {
+    let server = facts.server.as_ref()?;
+    server
+        .startup_probe
+        .as_ref()
+        .or(server.liveness_probe.as_ref())
+        .map(|p| i64::from(p.budget()))
+}
+
+/// `kubectl rollout status`, or what stands for it for this kind.
+pub(super) fn status_commands(facts: &Facts<'_>) -> Vec<String> {
+    let k = facts.kubectl();
+    let name = facts.name();
+    let timeout = load_budget(facts)
+        .map(|b| {
+            let pods = facts
+                .replicas
+                .as_ref()
+                .map_or(1, |r| i64::from(r.max.max(1)));
+            format!(" --timeout={}m", ceil_div(b * pods, 60).max(5))
+        })
+        .unwrap_or_default();
+    match facts.kind() {
+        "Deployment" | "StatefulSet" | "DaemonSet" => {
+            vec![format!("{k} rollout status {}{timeout}", facts.resource())]
+        }
+        "InferenceService" => vec![
+            format!("{k} get isvc {name}"),
+            format!("{k} wait --for=condition=Ready isvc/{name}{timeout}"),
+        ],
+        "NIMService" => vec![format!(
+            "{k} get nimservice {name} -o jsonpath='{{.status.state}}{{\"\\n\"}}'"
+        )],
+        "LeaderWorkerSet" => vec![format!("{k} get lws {name}")],
+        "RayService" => vec![format!(
+            "{k} get rayservice {name} -o jsonpath='{{.status.serviceStatus}}{{\"\\n\"}}'"
+        )],
+        "Pod" => vec![format!("{k} get pod {name}")],
+        _ => vec![format!("{k} get {}", facts.resource())],
+    }
+}
+
+fn pods(doc: &mut Markdown, facts: &Facts<'_>) {
+    doc.heading(3, "Pods");
+    let k = facts.kubectl();
+    let mut lines = Vec::new();
+    match &facts.selector {
+        Some(selector) => lines.push(format!("{k} get pods -l {selector} -o wide")),
+        None => lines.push(format!("{k} get pods -o wide")),
+    }
+    lines.extend(status_commands(facts));
+    doc.shell(lines);
+    let expected = match facts.kind() {
+        "InferenceService" => "`READY` is `True` and the URL is set".to_owned(),
+        "NIMService" => "the state is `Ready`".to_owned(),
+        "RayService" => "the service status is `Running`".to_owned(),
+        _ => String::new(),
+    };
+    let count = match (&facts.replicas, facts.kind()) {
+        (_, "RayService" | "LeaderWorkerSet") | (None, _) => "every pod".to_owned(),
+        (Some(r), _) if r.min == r.max => plural(r.min, "replica"),
+        (Some(r), _) => format!("{} to {} replicas", r.min, r.max),
+    };
+    let mut text = format!("Healthy: {count} `Running` with every container ready");
+    if let Some(gpus) = &facts.gpus
+        && let [product] = gpus.products.as_slice()
+    {
+        text.push_str(&format!(" on {product} nodes"));
+    }
+    if !expected.is_empty() {
+        text.push_str(&format!(", and {expected}"));
+    }
+    text.push_str(&format!(
+        ". A pod stuck `Pending` is a scheduling problem for the platform team: `{k} describe pods{}` ends with the scheduler's reason.",
+        facts
+            .selector
+            .as_ref()
+            .map(|s| format!(" -l {s}"))
+            .unwrap_or_default()
+    ));
+    if facts.kind() == "RayService" {
+        text.push_str(&format!(
+            " Ray's own view: `{k} exec \"$({k} get pod -l {},ray.io/node-type=head -o name | head -1)\" -- serve status`.",
+            facts.selector.as_deref().unwrap_or("ray.io/is-ray-node=yes")
+        ));
+    }
+    doc.para(text);
+}
+
+fn server(doc: &mut Markdown, facts: &Facts<'_>) {
+    let Some(route) = &facts.route else {
+        return;
+    };
+    let checks = runtimes::checks(facts);
+    doc.heading(3, "The server");
+    let mut lines = vec![format!("{} &", route.port_forward(facts.ns()))];
+    let key_header = key_setup(facts, &mut lines);
+    let base = route.base_url();
+    let vllm = facts.endpoint.runtime == Runtime::Vllm;
+    for check in &checks {
+        let url = match check.port {
+            Some(port) => format!("http://127.0.0.1:{port}{}", check.path),
+            None => format!("{base}{}", check.path),
+        };
+        // vLLM's key guards only the /v1 routes; other servers check it everywhere.
+        let header = match &key_header {
+            Some(h) if !vllm || check.path.starts_with("/v1") => format!("{h} "),
+            _ => String::new(),
+        };
+        let method = if check.method == "GET" {
+            String::new()
+        } else {
+            format!("-X {} ", check.method)
+        };
+        lines.push(format!(
+            "curl -fsS {method}{header}{url}   # {}",
+            check.expect.replace('`', "")
+        ));
+    }
+    if let Some(port) = checks.iter().find_map(|c| c.port) {
+        lines.insert(1, format!("{} {port}:{port} &", side_forward(facts)));
+    }
+    doc.shell(lines);
+    if let Some(note) = &route.note {
+        doc.para(note);
+    }
+    if checks.is_empty() {
+        doc.para(format!(
+            "Hangar knows no health route for {}; the readiness probe is the best check there is.",
+            runtimes::label(facts.endpoint.runtime)
+        ));
+    }
+}
+
+/// Declared as a plain workload (the pods' spec is the input's), not through an operator.
+fn is_workload(facts: &Facts<'_>) -> bool {
+    matches!(
+        facts.kind(),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Pod"
+    )
+}
+
+/// A `kubectl port-forward` prefix to the workload, for ports the Service may not expose.
+pub(super) fn side_forward(facts: &Facts<'_>) -> String {
+    let target = match facts.kind() {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Pod" => facts.resource(),
+        _ => facts
+            .route
+            .as_ref()
+            .map_or_else(|| facts.resource(), |r| r.target.clone()),
+    };
+    format!("{} port-forward {target}", facts.kubectl())
+}
+
+/// Adds the line that reads the API key into `$KEY`, and returns the curl header that sends it.
+pub(super) fn key_setup(facts: &Facts<'_>, lines: &mut Vec<String>) -> Option<String> {
+    let key = facts.api_key.as_ref()?;
+    match key.read_command(facts.ns()) {
+        Some(read) => {
+            lines.push(format!("KEY=\"$({read})\""));
+            Some("-H \"Authorization: Bearer $KEY\"".into())
+        }
+        None => {
+            match key.variable.as_deref() {
+                Some(variable) => lines.push(format!(
+                    "KEY=\"$({} exec {} -- printenv {variable})\"",
+                    facts.kubectl(),
+                    facts.resource()
+                )),
+                None => lines.push(
+                    "KEY=   # the value after --api-key: it is written in the manifest, in clear"
+                        .into(),
+                ),
+            }
+            Some("-H \"Authorization: Bearer $KEY\"".into())
+        }
+    }
+}
+
+fn probes(doc: &mut Markdown, facts: &Facts<'_>) {
+    let Some(server) = &facts.server else {
+        return;
+    };
+    let mut notes = Vec::new();
+    if let Some(p) = &server.startup_probe {
+        notes.push(format!(
+            "The startup probe ({}) gives the model {} ({} × {} s) to load before the kubelet restarts the container.",
+            code(&p.action),
+            duration(i64::from(p.budget())),
+            p.failures,
+            p.period
+        ));
+    } else if let Some(p) = &server.liveness_probe {
+        notes.push(format!(
+            "There is no startup probe, so the liveness probe ({}) judges the model load too: a load slower than {} gets the container killed and restarted (exit 137 without `OOMKilled`). Add a startupProbe sized to the load time.",
+            code(&p.action),
+            duration(i64::from(p.budget()))
+        ));
+    }
+    match &server.readiness_probe {
+        Some(p) if p.action.starts_with("TCP") => notes.push(format!(
+            "Readiness is a {} check: the port opens before the weights are loaded, so `Ready` does not mean serving. Trust the HTTP checks above.",
+            code(&p.action)
+        )),
+        Some(p) => notes.push(format!(
+            "Readiness: {} every {} s; a pod that fails it {} times leaves the Service until it passes again.",
+            code(&p.action),
+            p.period,
+            p.failures
+        )),
+        None if is_workload(facts) => notes.push(
+            "There is no readiness probe: the Service sends traffic to a pod as soon as its container starts, long before the model is loaded."
+                .into(),
+        ),
+        None => notes.push(format!(
+            "The {} declares no readiness probe; its operator may add one. See what the pods run with: `{} get pods{} -o jsonpath='{{.items[0].spec.containers[0].readinessProbe}}'`.",
+            facts.kind(),
+            facts.kubectl(),
+            facts.selector.as_ref().map(|s| format!(" -l {s}")).unwrap_or_default()
+        )),
+    }
+    if let Some(p) = &server.liveness_probe
+        && server.startup_probe.is_some()
+    {
+        notes.push(format!(
+            "Liveness: {} every {} s restarts a hung server after {} failures.",
+            code(&p.action),
+            p.period,
+            p.failures
+        ));
+    }
+    doc.para(notes.join(" "));
+}
+
+fn metrics(doc: &mut Markdown, facts: &Facts<'_>) {
+    doc.heading(3, "Metrics");
+    let runtime = facts.endpoint.runtime;
+    match runtimes::metrics(facts) {
+        Some(m) => {
+            let mut lines = Vec::new();
+            let base = match m.port {
+                Some(port) => {
+                    lines.push(format!("{} {port}:{port} &", side_forward(facts)));
+                    format!("http://127.0.0.1:{port}")
+                }
+                None => facts
+                    .route
+                    .as_ref()
+                    .map_or_else(|| "http://127.0.0.1:8000".into(), |r| r.base_url()),
+            };
+            let names: Vec<&str> = m
+                .watch
+                .iter()
+                .map(|(name, _)| name.split(' ').next().unwrap_or(name))
+                .collect();
+            lines.push(format!(
+                "curl -fsS {base}{} | grep -E '^({})'",
+                m.path,
+                names.join("|")
+            ));
+            doc.shell(lines);
+            doc.bullets(m.watch.iter().map(|(name, what)| {
+                let (metric, aside) = name.split_once(' ').unwrap_or((name, ""));
+                format!("{}{}: {what}.", code(metric), if aside.is_empty() { String::new() } else { format!(" {aside}") })
+            }));
+        }
+        None => doc.para(match runtime {
+            Runtime::Ollama => "Ollama exports no Prometheus metrics: watch `/api/ps` above and the logs.".to_owned(),
+            Runtime::Sglang => "SGLang exports metrics only with `--enable-metrics`, which this endpoint does not set: add it to see `sglang:num_queue_reqs` and `sglang:token_usage`.".to_owned(),
+            Runtime::Rayserve => "Ray Serve's metrics (`ray_serve_*`) are scraped from each Ray node's metrics export port; the Serve page of the Ray dashboard shows replica health and queue lengths.".to_owned(),
+            _ => format!("Hangar knows no metrics route for {}.", runtimes::label(runtime)),
+        }),
+    }
+    if let Some(dcgm) = dcgm_namespace(facts) {
+        doc.para(format!(
+            "GPU side, from dcgm-exporter (namespace `{dcgm}`): `DCGM_FI_DEV_FB_USED{{namespace=\"{}\"}}` is the GPU memory in use, `DCGM_FI_DEV_GPU_UTIL` the load, and any `DCGM_FI_DEV_XID_ERRORS` is a hardware or driver event for the platform team.",
+            facts.ns()
+        ));
+    }
+}
+
+/// The namespace dcgm-exporter runs in, if the input holds it.
+fn dcgm_namespace(facts: &Facts<'_>) -> Option<String> {
+    facts.gpus.as_ref()?;
+    facts.snapshot.daemon_sets.iter().find_map(|d| {
+        let spec = d.object.spec.as_ref()?.template.spec.as_ref()?;
+        spec.containers
+            .iter()
+            .any(|c| {
+                c.image
+                    .as_deref()
+                    .is_some_and(|i| i.contains("dcgm-exporter"))
+            })
+            .then(|| d.object.namespace().to_owned())
+    })
+}
+
+fn logs(doc: &mut Markdown, facts: &Facts<'_>) {
+    doc.heading(3, "Logs");
+    let k = facts.kubectl();
+    let container = match (facts.kind(), &facts.server) {
+        ("NIMService" | "RayService", _) | (_, None) => String::new(),
+        (_, Some(s)) => format!(" -c {}", s.container),
+    };
+    let lines = match (facts.kind(), &facts.selector) {
+        ("Deployment" | "StatefulSet" | "DaemonSet" | "Pod", _) | (_, None) => vec![
+            format!("{k} logs {}{container} --since=15m", facts.resource()),
+            format!(
+                "{k} logs {}{container} --previous   # the run before the last restart",
+                facts.resource()
+            ),
+        ],
+        (_, Some(selector)) => vec![format!(
+            "{k} logs -l {selector}{container} --prefix --since=15m"
+        )],
+    };
+    doc.shell(lines);
+    if let Some(scope) = facts.endpoint.data_scope
+        && scope.is_regulated()
+        && let Some(setting) = &facts.endpoint.logging.request_logging
+    {
+        doc.para(format!(
+            "These logs hold prompts and completions ({}): {} data. Read them on the cluster; never paste them into a ticket or a chat.",
+            setting.split(" (").next().unwrap_or(setting),
+            scope.as_str().to_ascii_uppercase()
+        ));
+    }
+    doc.para(format!(
+        "When something is wrong, `hangar triage {}` reads the pods, events and logs and says whether the model, its configuration or the infrastructure is at fault, with the evidence.",
+        facts.endpoint.id
+    ));
+}

@@ -1,0 +1,546 @@
+//! How to roll the endpoint back, for what manages it: a ModelRelease, Argo Rollouts or Flagger,
+//! Helm or GitOps, and underneath them the kind itself (Deployment revisions, a KServe canary,
+//! a RayService spec, a NIMService image tag, a LeaderWorkerSet template).
+
+use hangar_core::Endpoint;
+use hangar_core::image::ImageRef;
+use hangar_core::snapshot::{DynamicObject, KubeObject};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use super::facts::{Facts, referrer};
+use super::health::{load_budget, status_commands};
+use super::runtimes;
+use super::text::{Markdown, code, duration, plural};
+
+/// The label that names the ModelRelease managing an endpoint.
+pub const RELEASE_LABEL: &str = "hangar.dev/release";
+
+pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
+    doc.heading(2, "Roll back");
+    if let Some(release) = model_release(facts) {
+        release_rollback(doc, facts, &release);
+    } else if let Some(rollout) = referrer(
+        facts.snapshot,
+        facts.endpoint,
+        "Rollout",
+        "spec.workloadRef.name",
+    ) {
+        argo_rollback(doc, facts, &rollout.object);
+    } else if let Some(canary) = referrer(
+        facts.snapshot,
+        facts.endpoint,
+        "Canary",
+        "spec.targetRef.name",
+    ) {
+        flagger_rollback(doc, facts, &canary.object);
+    } else {
+        match facts.kind() {
+            "Deployment" | "StatefulSet" | "DaemonSet" => workload_rollback(doc, facts),
+            "InferenceService" => kserve_rollback(doc, facts),
+            "NIMService" => nim_rollback(doc, facts),
+            "LeaderWorkerSet" => lws_rollback(doc, facts),
+            "RayService" => ray_rollback(doc, facts),
+            "Pod" => doc.para(format!(
+                "A bare Pod keeps no revision history. Delete it and create it again from the last good manifest{}; better, move it into a Deployment so the next rollback is one command.",
+                manifest_hint(facts)
+            )),
+            kind => doc.para(format!(
+                "Revert the {kind}'s spec to the last good version{} and apply it; its operator rolls the pods.",
+                manifest_hint(facts)
+            )),
+        }
+    }
+    managed_elsewhere(doc, facts);
+    pinning(doc, facts);
+    confirm(doc, facts);
+}
+
+/// A ModelRelease that manages the endpoint: named by the `hangar.dev/release` label, or one
+/// whose `spec.target` names the endpoint.
+fn model_release(facts: &Facts<'_>) -> Option<Release> {
+    if let Some(name) = facts.meta_value(RELEASE_LABEL) {
+        let object = facts
+            .snapshot
+            .find_other("ModelRelease", facts.ns(), name)
+            .map(|o| o.object.clone());
+        return Some(Release {
+            name: name.to_owned(),
+            why: format!("the label {} names it", code(RELEASE_LABEL)),
+            model: object.as_ref().and_then(release_model),
+        });
+    }
+    facts
+        .snapshot
+        .others
+        .iter()
+        .filter(|o| o.object.kind == "ModelRelease" && o.object.group() == "hangar.dev")
+        .find(|o| targets(&o.object, facts.endpoint))
+        .map(|o| Release {
+            name: o.object.name().to_owned(),
+            why: "its `spec.target` names this endpoint".into(),
+            model: release_model(&o.object),
+        })
+}
+
+struct Release {
+    name: String,
+    why: String,
+    model: Option<String>,
+}
+
+/// `spec.model` of a ModelRelease, when it is a plain string or has a `name`.
+fn release_model(release: &DynamicObject) -> Option<String> {
+    match release.get("spec.model")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Whether a ModelRelease's `spec.target` names `endpoint`: as a string (`name`, `Kind/name`,
+/// `namespace/name` or the endpoint id) or as `{kind, name, namespace}`.
+pub(super) fn targets(release: &DynamicObject, endpoint: &Endpoint) -> bool {
+    let me = &endpoint.object;
+    let namespace = if release.namespace().is_empty() {
+        me.namespace.as_str()
+    } else {
+        release.namespace()
+    };
+    match release.get("spec.target") {
+        Some(Value::String(s)) => {
+            let candidates = [
+                me.name.clone(),
+                format!("{}/{}", me.kind, me.name),
+                format!("{}/{}", me.namespace, me.name),
+                endpoint.id.clone(),
+            ];
+            namespace == me.namespace && candidates.contains(s)
+        }
+        Some(Value::Object(o)) => {
+            let field = |k: &str| o.get(k).and_then(Value::as_str);
+            field("name") == Some(me.name.as_str())
+                && field("kind").is_none_or(|k| k == me.kind)
+                && field("namespace").unwrap_or(namespace) == me.namespace
+        }
+        _ => false,
+    }
+}
+
+fn release_rollback(doc: &mut Markdown, facts: &Facts<'_>, release: &Release) {
+    doc.para(format!(
+        "ModelRelease {} manages this endpoint ({}){}. Roll back through it, not underneath it: its controller would put back whatever `kubectl` changed in the {}.",
+        code(&release.name),
+        release.why,
+        release
+            .model
+            .as_ref()
+            .map(|m| format!(" and currently releases {}", code(m)))
+            .unwrap_or_default(),
+        facts.kind()
+    ));
+    doc.shell([
+        format!("hangar release history {}", release.name),
+        format!("hangar release rollback {}", release.name),
+        format!("hangar release status {}", release.name),
+    ]);
+}
+
+fn argo_rollback(doc: &mut Markdown, facts: &Facts<'_>, rollout: &DynamicObject) {
+    let name = rollout.name();
+    let ns = facts.ns();
+    doc.para(format!(
+        "Argo Rollout {} drives this {} (`spec.workloadRef`). Abort a bad rollout while it runs; undo one that finished:",
+        code(name),
+        facts.kind()
+    ));
+    doc.shell([
+        format!("kubectl argo rollouts -n {ns} get rollout {name}"),
+        format!("kubectl argo rollouts -n {ns} abort {name}   # mid-rollout: traffic back to the stable ReplicaSet"),
+        format!("kubectl argo rollouts -n {ns} undo {name}    # after it: roll back to the previous revision"),
+    ]);
+}
+
+fn flagger_rollback(doc: &mut Markdown, facts: &Facts<'_>, canary: &DynamicObject) {
+    doc.para(format!(
+        "Flagger's Canary {} guards this {}: a canary that fails its analysis is rolled back by Flagger itself (`status.phase: Failed`). To go back from a version already promoted, apply the previous {} spec{}: Flagger runs its analysis on it like on any change.",
+        code(canary.name()),
+        facts.kind(),
+        facts.kind(),
+        manifest_hint(facts)
+    ));
+    doc.shell([format!("{} get canary {}", facts.kubectl(), canary.name())]);
+}
+
+fn workload_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+    let k = facts.kubectl();
+    let r = facts.resource();
+    doc.para(format!(
+        "This {} is changed in place: no ModelRelease, Argo Rollout or Flagger Canary manages it. Roll back to a revision from its history:",
+        facts.kind()
+    ));
+    doc.shell([
+        format!("{k} rollout history {r}"),
+        "REV=   # the last good revision in the list; read it before you trust it:".to_owned(),
+        format!("{k} rollout history {r} --revision=$REV"),
+        format!("{k} rollout undo {r} --to-revision=$REV"),
+    ]);
+    let mut notes = Vec::new();
+    if let Some(version) = facts.endpoint.model.version.as_deref() {
+        notes.push(format!(
+            "Each revision's pod template carries the image, the args and the model version (`{version}` now), so `--revision=$REV` shows which model it ran."
+        ));
+    }
+    notes.extend(strategy_notes(facts));
+    if !notes.is_empty() {
+        doc.para(notes.join(" "));
+    }
+}
+
+/// What the update strategy means for a rollback of pods that each hold GPUs.
+fn strategy_notes(facts: &Facts<'_>) -> Vec<String> {
+    let (ns, name) = (facts.ns(), facts.name());
+    let load = load_budget(facts)
+        .map(|b| format!(" (up to {} with this startup budget)", duration(b)))
+        .unwrap_or_default();
+    let replicas = facts.replicas.as_ref().map_or(1, |r| r.min);
+    match facts.kind() {
+        "Deployment" => {
+            let Some(d) = facts.snapshot.find::<Deployment>(ns, name) else {
+                return Vec::new();
+            };
+            let strategy = d.object.spec.as_ref().and_then(|s| s.strategy.as_ref());
+            if strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate") {
+                return vec![format!(
+                    "The strategy is `Recreate`: all {} stop before the old version starts, so the endpoint is down for one model load{load}.",
+                    plural(replicas, "pod")
+                )];
+            }
+            let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
+            let surge =
+                percent_or_count(rolling.and_then(|r| r.max_surge.as_ref()), replicas, true);
+            let unavailable = percent_or_count(
+                rolling.and_then(|r| r.max_unavailable.as_ref()),
+                replicas,
+                false,
+            );
+            let mut out = vec![if unavailable == 0 {
+                format!(
+                    "The rolling update starts up to {} first and takes an old pod down only once its replacement is ready.",
+                    plural(surge, "extra pod")
+                )
+            } else {
+                format!(
+                    "The rolling update starts up to {} and takes down up to {} at a time.",
+                    plural(surge, "extra pod"),
+                    plural(unavailable, "pod")
+                )
+            }];
+            if surge > 0
+                && let Some(gpus) = &facts.gpus
+            {
+                out.push(format!(
+                    "Each extra pod needs {} free {} on {}; if the pool is full, the rollback waits `Pending`. Then let it replace pods in place: `{} patch {} -p '{{\"spec\":{{\"strategy\":{{\"rollingUpdate\":{{\"maxSurge\":0,\"maxUnavailable\":1}}}}}}}}'` (one replica down at a time).",
+                    gpus.per_pod,
+                    gpus.resource,
+                    match gpus.products.as_slice() {
+                        [product] => format!("the {product} nodes"),
+                        _ => "the GPU nodes".into(),
+                    },
+                    facts.kubectl(),
+                    facts.resource()
+                ));
+            }
+            out
+        }
+        "StatefulSet" => {
+            let update = facts.snapshot.find::<StatefulSet>(ns, name).and_then(|s| {
+                s.object
+                    .spec
+                    .as_ref()?
+                    .update_strategy
+                    .as_ref()?
+                    .type_
+                    .clone()
+            });
+            if update.as_deref() == Some("OnDelete") {
+                vec!["The update strategy is `OnDelete`: after the undo, delete each pod yourself for it to come back at the old revision.".into()]
+            } else {
+                vec![format!(
+                    "A StatefulSet replaces its pods one at a time from the highest ordinal, each waiting for the one before to be ready: count one model load{load} per pod."
+                )]
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A rolling-update bound as a pod count (percentages round up for surge, down otherwise).
+fn percent_or_count(value: Option<&IntOrString>, replicas: i32, round_up: bool) -> i32 {
+    let default = IntOrString::String("25%".into());
+    match value.unwrap_or(&default) {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(s) => {
+            let percent: i32 = s.trim_end_matches('%').parse().unwrap_or(25);
+            let scaled = replicas * percent;
+            if round_up {
+                (scaled + 99) / 100
+            } else {
+                scaled / 100
+            }
+        }
+    }
+}
+
+fn kserve_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+    let k = facts.kubectl();
+    let name = facts.name();
+    let isvc = facts.custom_resource();
+    let raw = isvc.is_some_and(|o| {
+        matches!(
+            o.annotation("serving.kserve.io/deploymentMode"),
+            Some("RawDeployment" | "Standard")
+        )
+    });
+    let storage = isvc.and_then(|o| {
+        o.str_at("spec.predictor.model.storageUri")
+            .or_else(|| o.str_at("spec.predictor.storageUri"))
+    });
+    let canary = isvc.and_then(|o| o.get("spec.predictor.canaryTrafficPercent")?.as_i64());
+    if raw {
+        doc.para(format!(
+            "This InferenceService runs in `RawDeployment` mode, which has no canary: KServe rolls its Deployment `{name}-predictor` in place. Roll back by applying the previous predictor spec{}{}. Do not `rollout undo` the predictor Deployment: KServe reconciles it back to the InferenceService.",
+            storage
+                .map(|s| format!(" — today `storageUri` is `{s}`: point it at the last good version"))
+                .unwrap_or_default(),
+            manifest_hint(facts)
+        ));
+        doc.shell([
+            format!("{k} rollout history deploy/{name}-predictor   # the storage-initializer args of each revision show the storageUri it ran"),
+            format!("{k} edit isvc {name}   # or re-apply the last good manifest"),
+        ]);
+        return;
+    }
+    let now = canary.map_or_else(
+        || "sets no `canaryTrafficPercent`, so each change takes all traffic once ready".to_owned(),
+        |c| format!("sends {c}% of traffic to the latest revision (`canaryTrafficPercent`)"),
+    );
+    doc.para(format!(
+        "This InferenceService {now}. Setting `canaryTrafficPercent` to 0 pins all traffic to the previous rolled-out revision (`status.components.predictor.previousRolledoutRevision`) and leaves the new one running for debugging:"
+    ));
+    doc.shell([
+        format!("{k} get isvc {name}   # PREV and LATEST: the traffic split"),
+        format!("{k} patch isvc {name} --type merge -p '{{\"spec\":{{\"predictor\":{{\"canaryTrafficPercent\":0}}}}}}'"),
+    ]);
+    doc.para(format!(
+        "Then revert the predictor spec{}{} so the next change starts from the good version.",
+        storage
+            .map(|s| format!(" (`storageUri` is `{s}` now)"))
+            .unwrap_or_default(),
+        manifest_hint(facts)
+    ));
+}
+
+fn nim_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+    let k = facts.kubectl();
+    let name = facts.name();
+    let tag = facts
+        .custom_resource()
+        .and_then(|o| o.str_at("spec.image.tag"));
+    doc.para(format!(
+        "The NIM Operator owns the Deployment `{name}` and rolls it when the NIMService changes. The image is the model, so roll back by setting `spec.image.tag` back{}:",
+        tag.map(|t| format!(" (it is `{t}` now)")).unwrap_or_default()
+    ));
+    doc.shell([
+        format!("{k} rollout history deploy/{name}   # the image of each revision the operator rolled"),
+        "TAG=   # the last good tag from that history".to_owned(),
+        format!("{k} patch nimservice {name} --type merge -p \"{{\\\"spec\\\":{{\\\"image\\\":{{\\\"tag\\\":\\\"$TAG\\\"}}}}}}\""),
+    ]);
+    if let Some(cache) = facts
+        .custom_resource()
+        .and_then(|o| o.str_at("spec.storage.nimCache.name"))
+    {
+        doc.para(format!(
+            "The NIMCache `{cache}` was filled for the current image's model profiles: an older tag may need its own cache before its pods can start offline."
+        ));
+    }
+}
+
+fn lws_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+    let k = facts.kubectl();
+    let name = facts.name();
+    let groups = facts.replicas.as_ref().map_or(1, |r| r.min);
+    doc.para(format!(
+        "A LeaderWorkerSet has no `kubectl rollout undo`. Re-apply the previous spec{}; the controller replaces whole groups (leader and workers together) following `spec.rolloutStrategy`.{}",
+        manifest_hint(facts),
+        if groups <= 1 {
+            " With a single group the endpoint is down while the new group starts and loads the model."
+        } else {
+            ""
+        }
+    ));
+    let mut lines = vec![format!(
+        "{k} get controllerrevisions -l leaderworkerset.sigs.k8s.io/name={name}   # the templates LWS has run"
+    )];
+    if let Some(file) = &facts.endpoint.origin.file {
+        lines.push(format!("git log -p -- {file}   # the last good spec"));
+        lines.push(format!("kubectl apply -f {file}"));
+    }
+    lines.push(format!(
+        "{k} get pods -l leaderworkerset.sigs.k8s.io/name={name} -L leaderworkerset.sigs.k8s.io/template-revision-hash"
+    ));
+    doc.shell(lines);
+}
+
+fn ray_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+    let k = facts.kubectl();
+    let name = facts.name();
+    doc.para(format!(
+        "KubeRay applies a RayService change in one of two ways: a `serveConfigV2` change redeploys the Serve applications on the running cluster; a `rayClusterConfig` change starts a second Ray cluster and switches traffic once it is ready, which needs the GPUs of both for a while. Roll back by applying the previous spec{}.",
+        manifest_hint(facts)
+    ));
+    let mut lines = vec![format!(
+        "{k} get rayservice {name} -o jsonpath='{{.status.activeServiceStatus.rayClusterName}}{{\"\\n\"}}{{.status.pendingServiceStatus.rayClusterName}}{{\"\\n\"}}'   # active, then pending cluster"
+    )];
+    if let Some(file) = &facts.endpoint.origin.file {
+        lines.push(format!("git log -p -- {file}"));
+        lines.push(format!("kubectl apply -f {file}"));
+    }
+    doc.shell(lines);
+    if let Some(url) = moving_working_dir(facts) {
+        doc.note(format!(
+            "**The application code is not pinned.** `working_dir` is `{url}`, a branch: applying an older spec fetches today's code again. Pin it to a commit's archive so that a rollback rolls the code back too."
+        ));
+    }
+}
+
+/// A Ray Serve `working_dir` that follows a branch.
+fn moving_working_dir(facts: &Facts<'_>) -> Option<String> {
+    let config = facts.custom_resource()?.str_at("spec.serveConfigV2")?;
+    config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("working_dir:"))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_owned())
+        .find(|v| {
+            v.contains("refs/heads/") || v.ends_with("/main.zip") || v.ends_with("/master.zip")
+        })
+}
+
+/// Helm, Argo CD or Flux: whoever applies this object will undo a manual rollback.
+fn managed_elsewhere(doc: &mut Markdown, facts: &Facts<'_>) {
+    if let Some(release) = facts.meta_value("meta.helm.sh/release-name") {
+        doc.para(format!(
+            "Helm release `{release}` installed it: `helm -n {ns} history {release}` then `helm -n {ns} rollback {release} REVISION` rolls back the whole chart, and a later `helm upgrade` would undo a `kubectl` rollback.",
+            ns = facts.ns()
+        ));
+    } else if let Some(app) = facts.meta_value("argocd.argoproj.io/instance").or_else(|| {
+        facts
+            .meta_value("argocd.argoproj.io/tracking-id")
+            .and_then(|t| t.split(':').next())
+    }) {
+        doc.para(format!(
+            "Argo CD application `{app}` syncs it: revert the commit (or `argocd app rollback {app}`). With auto-sync on, a `kubectl` rollback lasts only until the next sync."
+        ));
+    } else if let Some(kustomization) = facts.meta_value("kustomize.toolkit.fluxcd.io/name") {
+        let flux_ns = facts
+            .meta_value("kustomize.toolkit.fluxcd.io/namespace")
+            .unwrap_or("flux-system");
+        doc.para(format!(
+            "Flux Kustomization `{kustomization}` applies it: revert the commit, or `flux suspend kustomization {kustomization} -n {flux_ns}` before a `kubectl` rollback and resume it once Git agrees."
+        ));
+    } else if let Some(origin) = &facts.endpoint.origin.file
+        && !matches!(facts.kind(), "LeaderWorkerSet" | "RayService")
+    {
+        doc.para(format!(
+            "It is declared in `{origin}:{}`. After an emergency rollback, revert that file too, or the next apply brings the bad version back.",
+            facts.endpoint.origin.line.unwrap_or(1)
+        ));
+    }
+}
+
+/// Caveats when a rollback cannot bring back the same bytes: unpinned weights or image.
+fn pinning(doc: &mut Markdown, facts: &Facts<'_>) {
+    let model = &facts.endpoint.model;
+    // A version label is only a claim: what counts is the revision the server is given.
+    let revision = facts
+        .server
+        .as_ref()
+        .and_then(|s| s.setting(&["--revision"], "REVISION"));
+    if let Some(source) = facts.model_source().as_deref()
+        && revision.is_none()
+        && model.digest.is_none()
+        && looks_like_hub_id(source)
+    {
+        doc.note(format!(
+            "**The weights are not pinned.** `{source}` is read from the Hub with no revision, so a rollback restores the spec but not the weights: the pods download whatever the repository holds when they start. Pin `--revision` to a commit."
+        ));
+    }
+    if let Some(server) = &facts.server
+        && !server.image.is_empty()
+    {
+        let image = ImageRef::parse(&server.image);
+        if image.has_mutable_tag() {
+            doc.note(format!(
+                "**The image moves.** `{}` is a moving tag: rolling back to a revision with the same tag may pull a newer image. Pin it by digest.",
+                server.image
+            ));
+        }
+    }
+}
+
+fn looks_like_hub_id(source: &str) -> bool {
+    let bare = source.strip_prefix("hf://").unwrap_or(source);
+    !bare.starts_with('/')
+        && !bare.contains("://")
+        && bare.split('/').count() == 2
+        && !bare.contains(':')
+}
+
+fn confirm(doc: &mut Markdown, facts: &Facts<'_>) {
+    doc.para("Confirm it worked:");
+    let mut lines = status_commands(facts);
+    if let Some(selector) = &facts.selector
+        && facts.endpoint.templates.iter().any(|t| {
+            t.labels
+                .contains_key(hangar_core::inventory::MODEL_VERSION_LABEL)
+        })
+    {
+        lines.push(format!(
+            "{} get pods -l {selector} -L {}",
+            facts.kubectl(),
+            hangar_core::inventory::MODEL_VERSION_LABEL
+        ));
+    }
+    if let Some(route) = &facts.route {
+        let model_check = runtimes::checks(facts).into_iter().find(|c| {
+            ["/v1/models", "/info", "/get_model_info", "/api/tags"]
+                .iter()
+                .any(|p| c.path.ends_with(p))
+                || c.path.contains("/v2/models/")
+        });
+        if let Some(check) = model_check {
+            let header = if facts.api_key.is_some() {
+                "-H \"Authorization: Bearer $KEY\" "
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "curl -fsS {header}{}{}   # {}",
+                route.base_url(),
+                check.path,
+                check.expect.replace('`', "")
+            ));
+        }
+    }
+    doc.shell(lines);
+    doc.para("Then run the golden set below: the rollback is done when it passes.");
+}
+
+fn manifest_hint(facts: &Facts<'_>) -> String {
+    match (&facts.endpoint.origin.file, facts.endpoint.origin.line) {
+        (Some(file), Some(line)) => format!(" (`{file}:{line}`, from Git)"),
+        (Some(file), None) => format!(" (`{file}`, from Git)"),
+        _ => " (from Git)".into(),
+    }
+}

@@ -1,0 +1,756 @@
+//! The renderer on small endpoints: one per runtime family and per rollback kind, with the
+//! commands, names and flag values it must get right.
+
+use hangar_core::{Policy, Severity, discover, snapshot_from_text};
+use regex::Regex;
+
+use super::{IndexEntry, Risk, Risks, file_name, render, render_index};
+
+/// Renders the runbook of the one endpoint in `yaml`.
+fn runbook(yaml: &str) -> String {
+    let snapshot = snapshot_from_text("k8s/app.yaml", yaml);
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    let inventory = discover(&snapshot, &Policy::default());
+    assert_eq!(inventory.endpoints.len(), 1, "{:#?}", inventory.endpoints);
+    let text = render(&inventory.endpoints[0], &snapshot, None);
+    assert_clean(&text);
+    text
+}
+
+/// No unformatted `{name}`, no `<placeholder>`, no empty code span.
+fn assert_clean(text: &str) {
+    let leftovers = Regex::new(r"\{[a-z_]+\}|<[a-zA-Z_-]+>|(^|[^`])``([^`]|$)").unwrap();
+    // `{end}` closes a kubectl jsonpath range: the one brace word a command needs.
+    if let Some(m) = leftovers.find_iter(text).find(|m| m.as_str() != "{end}") {
+        panic!("leftover `{}` in:\n{text}", m.as_str());
+    }
+}
+
+fn has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+}
+
+fn lacks(text: &str, needle: &str) {
+    assert!(!text.contains(needle), "unexpected `{needle}` in:\n{text}");
+}
+
+const NODES: &str = r#"---
+apiVersion: v1
+kind: Node
+metadata:
+  name: gpu-a
+  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB, nvidia.com/gpu.memory: "81920"}
+spec:
+  taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
+status:
+  capacity: {cpu: "96", memory: 1000Gi, nvidia.com/gpu: "8"}
+  allocatable: {cpu: "95", memory: 900Gi, nvidia.com/gpu: "8"}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: gpu-h
+  labels: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3, nvidia.com/gpu.memory: "81559"}
+spec:
+  taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
+status:
+  capacity: {cpu: "192", memory: 2000Gi, nvidia.com/gpu: "8"}
+  allocatable: {cpu: "190", memory: 1900Gi, nvidia.com/gpu: "8"}
+"#;
+
+fn vllm(args: &str, extra_meta: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ml
+  labels: {{hangar.dev/data-scope: pci, team: fraud}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: chat
+  namespace: ml
+  labels: {{app: chat, hangar.dev/model-version: abc123}}
+  annotations: {{{extra_meta}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: chat}}}}
+  template:
+    metadata: {{labels: {{app: chat, hangar.dev/model-version: abc123}}}}
+    spec:
+      nodeSelector: {{nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}}
+      tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
+      containers:
+      - name: server
+        image: vllm/vllm-openai:v0.11.0@sha256:fac29ee2b2af94378107c348ea8c6fd9555b75bffe90ad15a6c7f635210eea2e
+        command: [vllm, serve]
+        args: [{args}]
+        env:
+        - name: VLLM_API_KEY
+          valueFrom: {{secretKeyRef: {{name: chat-key, key: api-key}}}}
+        ports: [{{name: http, containerPort: 8000}}]
+        resources:
+          requests: {{cpu: "8", memory: 48Gi, nvidia.com/gpu: 2}}
+          limits: {{memory: 48Gi, nvidia.com/gpu: 2}}
+        startupProbe: {{httpGet: {{path: /health, port: http}}, periodSeconds: 10, failureThreshold: 60}}
+        readinessProbe: {{httpGet: {{path: /health, port: http}}, periodSeconds: 5}}
+        volumeMounts: [{{name: dshm, mountPath: /dev/shm}}]
+      volumes: [{{name: dshm, emptyDir: {{medium: Memory, sizeLimit: 8Gi}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: chat-svc, namespace: ml}}
+spec:
+  selector: {{app: chat}}
+  ports: [{{name: web, port: 80, targetPort: http}}]
+{NODES}"#
+    )
+}
+
+const VLLM_ARGS: &str = r#"meta-llama/Llama-3.1-8B-Instruct, --revision, 0e9e39f2, --served-model-name, fraud-chat, --api-key, "$(VLLM_API_KEY)", --gpu-memory-utilization, "0.92", --max-model-len, "32768", --max-num-seqs, "128", --tensor-parallel-size, "2", --enable-log-requests"#;
+
+#[test]
+fn a_vllm_deployment_gets_its_own_commands_and_flag_values() {
+    let text = runbook(&vllm(VLLM_ARGS, "hangar.dev/oncall: fraud-primary"));
+    // Health: its selector, its Service port, its key, its served model.
+    has(&text, "kubectl -n ml get pods -l app=chat -o wide");
+    has(
+        &text,
+        "kubectl -n ml rollout status deploy/chat --timeout=20m",
+    );
+    has(&text, "kubectl -n ml port-forward svc/chat-svc 8000:80 &");
+    has(
+        &text,
+        "KEY=\"$(kubectl -n ml get secret chat-key -o jsonpath='{.data.api-key}' | base64 -d)\"",
+    );
+    has(&text, "curl -fsS http://127.0.0.1:8000/health");
+    has(
+        &text,
+        "curl -fsS -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8000/v1/models   # lists fraud-chat",
+    );
+    has(&text, "vllm:kv_cache_usage_perc");
+    has(&text, "10 min (60 × 10 s)");
+    // Rollback of a Deployment.
+    has(
+        &text,
+        "kubectl -n ml rollout undo deploy/chat --to-revision=$REV",
+    );
+    has(
+        &text,
+        "kubectl -n ml get pods -l app=chat -L hangar.dev/model-version",
+    );
+    // Validation.
+    has(
+        &text,
+        "hangar validate --golden golden/chat.yaml --url http://127.0.0.1:8000",
+    );
+    has(&text, "export CHAT_API_KEY=\"$KEY\"");
+    has(&text, "ask for the model `fraud-chat`");
+    // OOM: the current values and the next ones.
+    has(
+        &text,
+        "| `--gpu-memory-utilization` | 0.92 | 0.87 for OOM under load; 0.95 when the KV cache does not fit at start-up |",
+    );
+    has(&text, "| `--max-model-len` | 32768 | 16384 |");
+    has(&text, "| `--max-num-seqs` | 128 | 64 |");
+    has(&text, "| `--tensor-parallel-size` | 2 | 4 |");
+    has(
+        &text,
+        "kubectl -n ml set resources deploy/chat -c server --limits=memory=60Gi --requests=memory=60Gi",
+    );
+    has(&text, "up to 900 GiB allocatable, so it fits");
+    has(
+        &text,
+        "`/dev/shm` (up to 8 GiB) counts against the same limit",
+    );
+    has(&text, "74 of 80 GiB");
+    has(
+        &text,
+        "2 × NVIDIA-A100-SXM4-80GB (80 GiB each) per pod, 4 in all",
+    );
+    // Scope and owners.
+    has(&text, "**PCI DSS scope.**");
+    has(&text, "The server logs every prompt");
+    has(
+        &text,
+        "| Model team | **fraud** (from label `team` on Namespace/ml) |",
+    );
+    has(
+        &text,
+        "| On-call | fraud-primary (from annotation `hangar.dev/oncall` on Deployment/chat) |",
+    );
+    has(&text, "Declared in | `k8s/app.yaml:8`");
+}
+
+#[test]
+fn vllm_defaults_are_named_as_defaults_for_the_gpu_it_runs_on() {
+    let args = r#"--model, meta-llama/Llama-3.1-8B-Instruct, --api-key, "$(VLLM_API_KEY)""#;
+    let text = runbook(&vllm(args, ""));
+    has(
+        &text,
+        "| `--gpu-memory-utilization` | 0.90 (default) | 0.85 for OOM under load; 0.95 when",
+    );
+    has(
+        &text,
+        "| `--max-num-seqs` | 256 (default on NVIDIA-A100-SXM4-80GB) | 128 |",
+    );
+    has(
+        &text,
+        "| `--max-model-len` | unset: the model's full context |",
+    );
+    has(&text, "The weights are not pinned.");
+    has(&text, "≈16 GB (8B parameters in bf16)");
+}
+
+#[test]
+fn a_gpu_memory_fraction_already_at_the_top_is_only_lowered() {
+    let args = r#"--model, m/x-7b, --revision, r1, --api-key, "$(VLLM_API_KEY)", --gpu-memory-utilization, "0.95""#;
+    let text = runbook(&vllm(args, ""));
+    has(&text, "| `--gpu-memory-utilization` | 0.95 | 0.90 |");
+}
+
+#[test]
+fn owners_come_from_hangar_labels_or_are_said_to_be_unknown() {
+    let declared = runbook(&vllm(
+        VLLM_ARGS,
+        "hangar.dev/model-owner: risk-ml, hangar.dev/platform-owner: gpu-platform, hangar.dev/slack: '#risk-ml'",
+    ));
+    has(
+        &declared,
+        "| Model team | **risk-ml** (from annotation `hangar.dev/model-owner` on Deployment/chat) |",
+    );
+    has(
+        &declared,
+        "| Platform team | **gpu-platform** (from annotation `hangar.dev/platform-owner` on Deployment/chat) |",
+    );
+    has(&declared, "**Model symptoms → risk-ml.**");
+    has(&declared, "**Infrastructure symptoms → gpu-platform.**");
+    has(&declared, "| Chat | #risk-ml");
+
+    let bare = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: emb, namespace: lab}
+spec:
+  selector: {matchLabels: {app: emb}}
+  template:
+    metadata: {labels: {app: emb}}
+    spec:
+      containers:
+      - name: tei
+        image: ghcr.io/huggingface/text-embeddings-inference:1.7
+        args: [--model-id, BAAI/bge-m3, --port, "8080"]
+        resources: {limits: {nvidia.com/gpu: 1}}
+"#,
+    );
+    has(
+        &bare,
+        "| Model team | not declared: no `hangar.dev/model-owner`, `hangar.dev/owner` or team label",
+    );
+    has(
+        &bare,
+        "| Platform team | not declared: set `hangar.dev/platform-owner` on Namespace/lab",
+    );
+    has(
+        &bare,
+        "Nothing declares `hangar.dev/oncall`, `hangar.dev/escalation` or `hangar.dev/slack`.",
+    );
+    has(&bare, "**No data scope is declared.**");
+}
+
+#[test]
+fn tgi_lowers_input_and_total_tokens_together() {
+    let text = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: writer, namespace: shop, labels: {team: shop}}
+spec:
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: writer}}
+  template:
+    metadata: {labels: {app: writer}}
+    spec:
+      containers:
+      - name: tgi
+        image: ghcr.io/huggingface/text-generation-inference:3.3.4
+        args: [--model-id, mistralai/Mistral-7B-Instruct-v0.3, --revision, e0bc86c2, --port, "8080", --max-input-tokens, "8192", --max-total-tokens, "12288"]
+        ports: [{name: http, containerPort: 8080}]
+        resources: {limits: {memory: 32Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(
+        &text,
+        "| `--max-input-tokens` / `--max-total-tokens` | 8192 / 12288 | 4096 / 8192 |",
+    );
+    has(
+        &text,
+        "| `--max-batch-prefill-tokens` | 8242 (default: max input + 50) | 4146",
+    );
+    has(&text, "| `--cuda-memory-fraction` | 1.0 (default) | 0.95 |");
+    has(&text, "| `--num-shard` | 1 | 2 |");
+    has(
+        &text,
+        "kubectl -n shop port-forward deploy/writer 8080:8080 &",
+    );
+    has(&text, "curl -fsS http://127.0.0.1:8080/info");
+    has(&text, "tgi_queue_size");
+    has(&text, "The strategy is `Recreate`: all 1 pod stop before");
+    has(&text, "Not enough memory to handle");
+}
+
+#[test]
+fn triton_gets_its_model_routes_and_a_known_request_instead_of_hangar_validate() {
+    let text = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ranker, namespace: search}
+spec:
+  selector: {matchLabels: {app: ranker}}
+  template:
+    metadata: {labels: {app: ranker}}
+    spec:
+      containers:
+      - name: triton
+        image: nvcr.io/nvidia/tritonserver:25.01-py3
+        command: [tritonserver]
+        args: [--model-repository=/models, --model-control-mode=explicit, --load-model=ltr_ranker]
+        ports: [{name: http, containerPort: 8000}, {name: metrics, containerPort: 8002}]
+        resources: {limits: {memory: 16Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(
+        &text,
+        "curl -fsS http://127.0.0.1:8000/v2/models/ltr_ranker/ready",
+    );
+    has(
+        &text,
+        "kubectl -n search port-forward deploy/ranker 8002:8002 &",
+    );
+    has(&text, "nv_inference_queue_duration_us");
+    has(&text, "/v2/models/ltr_ranker/config | jq");
+    has(
+        &text,
+        "POST http://127.0.0.1:8000/v2/repository/models/ltr_ranker/load",
+    );
+    has(
+        &text,
+        "-d @golden/ranker.json http://127.0.0.1:8000/v2/models/ltr_ranker/infer",
+    );
+    lacks(&text, "hangar validate --golden");
+}
+
+#[test]
+fn ollama_without_limits_is_best_effort_and_tuned_through_its_environment() {
+    let text = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ollama, namespace: lab}
+spec:
+  selector: {matchLabels: {app: ollama}}
+  template:
+    metadata: {labels: {app: ollama}}
+    spec:
+      containers:
+      - name: ollama
+        image: ollama/ollama:latest
+        env: [{name: OLLAMA_KEEP_ALIVE, value: 24h}, {name: OLLAMA_HOST, value: "0.0.0.0:11434"}]
+        resources: {limits: {nvidia.com/gpu: 1}}
+"#,
+    );
+    has(&text, "**no memory limit**");
+    has(&text, "this one is BestEffort: first in line");
+    has(
+        &text,
+        "kubectl -n lab port-forward deploy/ollama 11434:11434 &",
+    );
+    has(&text, "curl -fsS http://127.0.0.1:11434/api/ps");
+    has(&text, "`OLLAMA_KEEP_ALIVE` is 24h");
+    has(&text, "| `OLLAMA_KEEP_ALIVE` | 24h | 30m |");
+    has(
+        &text,
+        "| `OLLAMA_MAX_LOADED_MODELS` | unset (3 per GPU) | 1 |",
+    );
+    has(&text, "**The image moves.**");
+    has(&text, "Ollama exports no Prometheus metrics");
+}
+
+#[test]
+fn sglang_lowers_its_static_fraction() {
+    let text = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: qwen, namespace: bot}
+spec:
+  selector: {matchLabels: {app: qwen}}
+  template:
+    metadata: {labels: {app: qwen}}
+    spec:
+      containers:
+      - name: sglang
+        image: lmsysorg/sglang:v0.4.9
+        command: [python3, -m, sglang.launch_server, --model-path, Qwen/Qwen2.5-7B-Instruct, --port, "30000", --mem-fraction-static, "0.85", --context-length, "32768"]
+        resources: {limits: {memory: 32Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(
+        &text,
+        "| `--mem-fraction-static` | 0.85 | 0.80 for OOM under load; 0.90 when the pool is too small at start-up |",
+    );
+    has(&text, "| `--context-length` | 32768 | 16384 |");
+    has(&text, "curl -fsS http://127.0.0.1:30000/health_generate");
+    has(&text, "SGLang exports metrics only with `--enable-metrics`");
+}
+
+#[test]
+fn tei_warns_about_tokenization_workers_sized_to_the_node() {
+    let text = runbook(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: emb, namespace: ml}}
+spec:
+  selector: {{matchLabels: {{app: emb}}}}
+  template:
+    metadata: {{labels: {{app: emb}}}}
+    spec:
+      nodeSelector: {{nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}}
+      tolerations: [{{key: nvidia.com/gpu, operator: Exists}}]
+      containers:
+      - name: tei
+        image: ghcr.io/huggingface/text-embeddings-inference:1.7
+        args: [--model-id, BAAI/bge-m3, --revision, 5617a9f6, --port, "8080"]
+        resources: {{requests: {{cpu: "2", memory: 8Gi}}, limits: {{memory: 8Gi, nvidia.com/gpu: 1}}}}
+{NODES}"#
+    ));
+    has(
+        &text,
+        "defaults to the node's CPU count (96 on these nodes), not the pod's; set it to the CPU request (2)",
+    );
+    has(&text, "| `--max-batch-tokens` | 16384 (default) | 8192 |");
+    has(&text, "kubectl -n ml port-forward deploy/emb 9000:9000 &");
+    has(&text, "te_queue_size");
+}
+
+#[test]
+fn a_nim_service_rolls_back_through_its_image_tag() {
+    let text = runbook(
+        r#"
+apiVersion: apps.nvidia.com/v1alpha1
+kind: NIMService
+metadata: {name: nim-llama, namespace: pay, labels: {hangar.dev/data-scope: pii}}
+spec:
+  image: {repository: nvcr.io/nim/meta/llama-3.1-8b-instruct, tag: "1.3.3"}
+  storage: {nimCache: {name: nim-llama-cache}}
+  replicas: 1
+  resources: {limits: {memory: 32Gi, nvidia.com/gpu: 1}}
+  expose: {service: {type: ClusterIP, port: 8000}}
+"#,
+    );
+    has(
+        &text,
+        "kubectl -n pay patch nimservice nim-llama --type merge",
+    );
+    has(&text, "\\\"tag\\\":\\\"$TAG\\\"");
+    has(&text, "(it is `1.3.3` now)");
+    has(&text, "The NIMCache `nim-llama-cache`");
+    has(
+        &text,
+        "kubectl -n pay port-forward svc/nim-llama 8000:8000 &",
+    );
+    has(&text, "curl -fsS http://127.0.0.1:8000/v1/health/ready");
+    has(&text, "ask for the model `meta/llama-3.1-8b-instruct`");
+    has(
+        &text,
+        "| `NIM_MAX_MODEL_LEN` | unset: the profile's full context |",
+    );
+    has(
+        &text,
+        "kubectl -n pay patch nimservice nim-llama --type merge -p '{\"spec\":{\"resources\":{\"limits\":{\"memory\":\"40Gi\"}",
+    );
+    has(&text, "**Personal data.**");
+}
+
+const ISVC: &str = r#"
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata: {name: kserve-vllm, namespace: risk}
+spec:
+  containers:
+  - name: kserve-container
+    image: docker.io/vllm/vllm-openai:v0.11.0
+    command: [python3, -m, vllm.entrypoints.openai.api_server]
+    args: [--port, "8080", --model, /mnt/models, --served-model-name, "{{.Name}}", --max-model-len, "8192"]
+    ports: [{containerPort: 8080}]
+---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: narrator
+  namespace: risk
+  annotations: {ANNOTATIONS}
+spec:
+  predictor:
+    CANARY
+    model:
+      modelFormat: {name: vllm}
+      runtime: kserve-vllm
+      storageUri: s3://models/narrator/v3/
+      resources: {limits: {memory: 40Gi, nvidia.com/gpu: "1"}}
+"#;
+
+fn isvc(annotations: &str, canary: &str) -> String {
+    ISVC.replace("ANNOTATIONS", annotations)
+        .replace("CANARY", canary)
+}
+
+#[test]
+fn a_kserve_canary_is_rolled_back_by_pinning_traffic_to_the_previous_revision() {
+    let text = runbook(&isvc("", "canaryTrafficPercent: 10"));
+    has(&text, "sends 10% of traffic to the latest revision");
+    has(
+        &text,
+        "kubectl -n risk patch isvc narrator --type merge -p '{\"spec\":{\"predictor\":{\"canaryTrafficPercent\":0}}}'",
+    );
+    has(
+        &text,
+        "kubectl -n risk wait --for=condition=Ready isvc/narrator",
+    );
+    has(
+        &text,
+        "kubectl -n risk get pods -l serving.kserve.io/inferenceservice=narrator -o wide",
+    );
+    // The flags come from the ServingRuntime, `{{.Name}}` resolved.
+    has(&text, "| `--max-model-len` | 8192 | 4096 |");
+    has(&text, "ask for the model `narrator`");
+    has(&text, "`spec.predictor.model.args` of the InferenceService");
+}
+
+#[test]
+fn a_raw_kserve_deployment_has_no_canary_to_pin() {
+    let text = runbook(&isvc(
+        "serving.kserve.io/deploymentMode: RawDeployment",
+        "minReplicas: 2",
+    ));
+    has(&text, "runs in `RawDeployment` mode, which has no canary");
+    has(&text, "today `storageUri` is `s3://models/narrator/v3/`");
+    has(
+        &text,
+        "kubectl -n risk rollout history deploy/narrator-predictor",
+    );
+    has(
+        &text,
+        "kubectl -n risk port-forward svc/narrator-predictor 8080:80 &",
+    );
+    lacks(&text, "canaryTrafficPercent\":0");
+}
+
+#[test]
+fn a_model_release_that_targets_the_endpoint_owns_its_rollback() {
+    let release = r#"
+---
+apiVersion: hangar.dev/v1alpha1
+kind: ModelRelease
+metadata: {name: chat-release, namespace: ml}
+spec:
+  target: {kind: Deployment, name: chat}
+  model: {name: llama-3.1-8b-instruct}
+"#;
+    let text = runbook(&format!("{}{release}", vllm(VLLM_ARGS, "")));
+    has(
+        &text,
+        "ModelRelease `chat-release` manages this endpoint (its `spec.target` names this endpoint) and currently releases `llama-3.1-8b-instruct`.",
+    );
+    has(&text, "hangar release rollback chat-release");
+    lacks(&text, "rollout undo deploy/chat");
+
+    let labelled = vllm(VLLM_ARGS, "").replace(
+        "labels: {app: chat, hangar.dev/model-version: abc123}",
+        "labels: {app: chat, hangar.dev/release: by-label}",
+    );
+    let text = runbook(&labelled);
+    has(&text, "hangar release rollback by-label");
+}
+
+#[test]
+fn a_model_release_for_another_endpoint_is_ignored() {
+    let release = r#"
+---
+apiVersion: hangar.dev/v1alpha1
+kind: ModelRelease
+metadata: {name: other, namespace: ml}
+spec: {target: other-chat}
+"#;
+    let text = runbook(&format!("{}{release}", vllm(VLLM_ARGS, "")));
+    lacks(&text, "hangar release rollback");
+    has(&text, "rollout undo deploy/chat");
+}
+
+#[test]
+fn an_argo_rollout_is_aborted_or_undone_through_its_plugin() {
+    let rollout = r#"
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: chat-rollout, namespace: ml}
+spec: {workloadRef: {apiVersion: apps/v1, kind: Deployment, name: chat}}
+"#;
+    let text = runbook(&format!("{}{rollout}", vllm(VLLM_ARGS, "")));
+    has(&text, "kubectl argo rollouts -n ml abort chat-rollout");
+    has(&text, "kubectl argo rollouts -n ml undo chat-rollout");
+}
+
+#[test]
+fn a_statefulset_and_a_leaderworkerset_roll_back_their_own_way() {
+    let sts = runbook(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: llm, namespace: ml}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: llm}}
+  template:
+    metadata: {labels: {app: llm}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.11.0
+        args: [--model, m/llm-7b, --revision, r1]
+        resources: {limits: {memory: 40Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(
+        &sts,
+        "kubectl -n ml rollout undo sts/llm --to-revision=$REV",
+    );
+    has(&sts, "from the highest ordinal");
+
+    let lws = runbook(
+        r#"
+apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: big, namespace: ml}
+spec:
+  replicas: 1
+  leaderWorkerTemplate:
+    size: 2
+    leaderTemplate:
+      spec:
+        containers:
+        - name: leader
+          image: vllm/vllm-openai:v0.11.0
+          command: [sh, -c]
+          args: ["vllm serve m/big-405b --revision r2 --port 8000 --tensor-parallel-size 8 --pipeline-parallel-size 2"]
+          resources: {limits: {memory: 1000Gi, nvidia.com/gpu: 8}}
+    workerTemplate:
+      spec:
+        containers:
+        - name: worker
+          image: vllm/vllm-openai:v0.11.0
+          resources: {limits: {memory: 1000Gi, nvidia.com/gpu: 8}}
+"#,
+    );
+    has(&lws, "A LeaderWorkerSet has no `kubectl rollout undo`");
+    has(
+        &lws,
+        "kubectl -n ml get controllerrevisions -l leaderworkerset.sigs.k8s.io/name=big",
+    );
+    has(&lws, "kubectl apply -f k8s/app.yaml");
+    has(&lws, "With a single group the endpoint is down");
+    has(&lws, "kubectl -n ml port-forward pod/big-0 8000:8000 &");
+    has(&lws, "| `--tensor-parallel-size` | 8 | keep |");
+    has(&lws, "1 (group of 2 pods: 1 leader and 1 worker)");
+}
+
+#[test]
+fn a_ray_service_warns_when_its_code_follows_a_branch() {
+    let text = runbook(
+        r#"
+apiVersion: ray.io/v1
+kind: RayService
+metadata: {name: summarizer, namespace: lab}
+spec:
+  serveConfigV2: |
+    applications:
+      - name: summarizer
+        route_prefix: /
+        import_path: summarizer.app:deployment
+        runtime_env:
+          working_dir: "https://github.com/acme/summarizer/archive/refs/heads/main.zip"
+        deployments:
+          - name: Summarizer
+            max_ongoing_requests: 16
+            ray_actor_options: {num_gpus: 1}
+  rayClusterConfig:
+    headGroupSpec:
+      template:
+        metadata: {labels: {app: summarizer}}
+        spec:
+          containers: [{name: ray-head, image: rayproject/ray-ml:2.9.3-py310-gpu, resources: {limits: {memory: 16Gi}}}]
+    workerGroupSpecs:
+    - groupName: gpu
+      replicas: 2
+      template:
+        metadata: {labels: {app: summarizer}}
+        spec:
+          containers: [{name: ray-worker, image: rayproject/ray-ml:2.9.3-py310-gpu, resources: {limits: {memory: 48Gi, nvidia.com/gpu: 1}}}]
+"#,
+    );
+    has(&text, "**The application code is not pinned.**");
+    has(
+        &text,
+        "kubectl -n lab port-forward svc/summarizer-serve-svc 8000:8000 &",
+    );
+    has(&text, "| `max_ongoing_requests` | 16 | 8 |");
+    has(&text, "route `/` → `summarizer.app:deployment`");
+    has(&text, "(14.4 GiB here)");
+}
+
+#[test]
+fn runbooks_list_open_risks_and_the_index_links_every_file() {
+    let yaml = vllm(VLLM_ARGS, "");
+    let snapshot = snapshot_from_text("k8s/app.yaml", &yaml);
+    let inventory = discover(&snapshot, &Policy::default());
+    let endpoint = &inventory.endpoints[0];
+    let risks = Risks {
+        open: vec![Risk {
+            check: "LOG-001".into(),
+            severity: Severity::High,
+            title: "Prompts logged in a regulated scope".into(),
+            message: "`--enable-log-requests` writes prompts to the container log".into(),
+        }],
+        lower: 2,
+        audit_command: "hangar audit k8s/".into(),
+    };
+    let text = render(endpoint, &snapshot, Some(&risks));
+    has(
+        &text,
+        "- **LOG-001** (high) Prompts logged in a regulated scope: `--enable-log-requests`",
+    );
+    has(
+        &text,
+        "`hangar audit k8s/` shows how to fix each and the 2 other findings of lower severity.",
+    );
+
+    assert_eq!(file_name(endpoint), "ml--chat.md");
+    let index = render_index(
+        &[IndexEntry {
+            endpoint,
+            file: file_name(endpoint),
+            risks: Some(&risks),
+        }],
+        "k8s/",
+    );
+    has(
+        &index,
+        "| [ml/chat](ml--chat.md) | Deployment | vLLM | meta-llama/Llama-3.1-8B-Instruct | fraud | pci | 1 |",
+    );
+    has(&index, "1 inference endpoint in `k8s/`");
+}
