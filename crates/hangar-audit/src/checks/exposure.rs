@@ -1,6 +1,8 @@
 //! EXP: who can reach a model server, through what, and what they can do once there.
 
-use hangar_core::inventory::{AuthKind, Endpoint, Exposure, ExposureKind, Runtime};
+use hangar_core::inventory::{
+    AuthKind, Endpoint, Exposure, ExposureKind, Runtime, serving_runtime_container,
+};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{KubeObject, Policy, Severity, Snapshot};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Service};
@@ -422,12 +424,13 @@ fn has_vllm_key(c: &Container) -> bool {
     !flags(&words(c), &["--api-key"]).is_empty() || env(c, "VLLM_API_KEY").is_some()
 }
 
-fn vllm_without_key(_: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Finding> {
+fn vllm_without_key(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Finding> {
     if endpoint.runtime != Runtime::Vllm {
         return Vec::new();
     }
     // Core counts a generic `API_KEY` env as the server's key; vLLM reads only these two.
-    let keyed = endpoint.containers().any(|(_, _, c)| has_vllm_key(c));
+    let keyed = endpoint.containers().any(|(_, _, c)| has_vllm_key(c))
+        || serving_runtime_container(snapshot, endpoint).is_some_and(|(_, c)| has_vllm_key(&c));
     let other_auth = endpoint
         .auth
         .iter()
@@ -1349,6 +1352,35 @@ spec:
             "nginx.ingress.kubernetes.io/auth-url: https://a/check",
         );
         assert!(run("EXP-003", &format!("{}{}{guarded}", vllm(""), cluster_ip())).is_empty());
+    }
+
+    #[test]
+    fn exp_003_reads_the_key_of_a_kserve_serving_runtime() {
+        let isvc = |args: &str| {
+            format!(
+                r#"apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata: {{name: kserve-vllm, namespace: ml}}
+spec:
+  containers:
+  - name: kserve-container
+    image: vllm/vllm-openai:v0.11.0
+    args: [--model, /mnt/models{args}]
+---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {{name: narrator, namespace: ml}}
+spec:
+  predictor:
+    model:
+      runtime: kserve-vllm
+      modelFormat: {{name: vllm}}
+      storageUri: s3://models/narrator/v3
+"#
+            )
+        };
+        assert_eq!(run("EXP-003", &isvc("")).len(), 1);
+        assert!(run("EXP-003", &isvc(", --api-key, $(VLLM_API_KEY)")).is_empty());
     }
 
     // EXP-004

@@ -80,7 +80,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    fn new(kind: AuthKind, detail: impl Into<String>) -> Auth {
+    pub(super) fn new(kind: AuthKind, detail: impl Into<String>) -> Auth {
         Auth {
             kind,
             detail: detail.into(),
@@ -560,7 +560,10 @@ const SERVER_KEYS: &[(Runtime, &[&str], &[&str])] = &[
 ];
 
 /// How the container gives the server its own API key, if it does.
-fn server_api_key(runtime: Runtime, c: &k8s_openapi::api::core::v1::Container) -> Option<String> {
+pub(super) fn server_api_key(
+    runtime: Runtime,
+    c: &k8s_openapi::api::core::v1::Container,
+) -> Option<String> {
     let (_, flags, vars) = SERVER_KEYS.iter().find(|(r, _, _)| *r == runtime)?;
     let line = command_line(c);
     let flag = line.split_whitespace().find_map(|token| {

@@ -197,6 +197,26 @@ pub fn endpoint_kind(object: &DynamicObject) -> Option<Runtime> {
         .map(|(_, _, runtime)| *runtime)
 }
 
+/// The server container of the ServingRuntime a KServe InferenceService names, and the runtime
+/// as `ServingRuntime NAME`: KServe merges it with the predictor's own fields, so its arguments
+/// and variables apply to the endpoint.
+pub fn serving_runtime_container(
+    snapshot: &Snapshot,
+    endpoint: &Endpoint,
+) -> Option<(String, Container)> {
+    if endpoint.object.kind != "InferenceService" {
+        return None;
+    }
+    let isvc = &snapshot.find_other_ref(&endpoint.object)?.object;
+    let name = isvc.str_at("spec.predictor.model.runtime")?;
+    let runtime = snapshot
+        .find_other("ServingRuntime", isvc.namespace(), name)
+        .or_else(|| snapshot.find_other("ClusterServingRuntime", "", name))?;
+    let container =
+        serde_json::from_value(runtime.object.get("spec.containers")?.get(0)?.clone()).ok()?;
+    Some((format!("{} {name}", runtime.object.kind), container))
+}
+
 /// Finds every inference endpoint in `snapshot`.
 pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
     let context = Context::new(snapshot, policy);
@@ -590,6 +610,22 @@ impl<'a> Context<'a> {
     }
 
     /// The server behind a KServe predictor: its ServingRuntime's image, or its model format.
+    /// The API key a KServe ServingRuntime's container is started with: KServe merges that
+    /// container with the predictor's, so its `--api-key` guards the InferenceService too.
+    fn serving_runtime_key(&self, endpoint: &Endpoint) -> Option<exposure::Auth> {
+        let (runtime, container) = serving_runtime_container(self.snapshot, endpoint)?;
+        let how = exposure::server_api_key(endpoint.runtime, &container)?;
+        let scope = if endpoint.runtime == Runtime::Vllm {
+            " (guards /v1 routes only)"
+        } else {
+            ""
+        };
+        Some(exposure::Auth::new(
+            exposure::AuthKind::ServerApiKey,
+            format!("server API key{scope}: {how} ({runtime} spec.containers[0])"),
+        ))
+    }
+
     fn kserve_runtime(&self, isvc: &DynamicObject) -> Option<Runtime> {
         if let Some(name) = isvc.str_at("spec.predictor.model.runtime") {
             let runtime = self
@@ -641,7 +677,8 @@ impl<'a> Context<'a> {
 
     /// Fills in what surrounds an endpoint: exposure, auth, logging, placement, scope, owners.
     fn describe(&self, endpoint: &mut Endpoint) {
-        let (exposure, auth) = self.exposure.for_endpoint(endpoint);
+        let (exposure, mut auth) = self.exposure.for_endpoint(endpoint);
+        auth.extend(self.serving_runtime_key(endpoint));
         endpoint.exposure = exposure;
         endpoint.auth = auth;
         endpoint.logging = self.logging(endpoint);

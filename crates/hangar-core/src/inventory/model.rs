@@ -194,7 +194,12 @@ fn short_model_name(source: &str) -> String {
 /// The value of the first of `flags` in `args`, as `--flag value` or `--flag=value`.
 fn flag_value<'a>(args: &[&'a str], flags: &[&str]) -> Option<&'a str> {
     for (i, arg) in args.iter().enumerate() {
+        // `python -m sglang.launch_server` names a module, not a model (llama.cpp's `-m` does).
+        let after_python = i > 0 && is_python(args[i - 1]);
         for flag in flags {
+            if *flag == "-m" && after_python {
+                continue;
+            }
             if arg == flag {
                 return args.get(i + 1).copied().filter(|v| !v.starts_with('-'));
             }
@@ -207,6 +212,14 @@ fn flag_value<'a>(args: &[&'a str], flags: &[&str]) -> Option<&'a str> {
         }
     }
     None
+}
+
+fn is_python(word: &str) -> bool {
+    let name = word.rsplit('/').next().unwrap_or(word);
+    name == "python"
+        || name
+            .strip_prefix("python3")
+            .is_some_and(|v| v.is_empty() || v.starts_with('.'))
 }
 
 /// The first non-flag word after `word` (`vllm serve <model>`).

@@ -166,6 +166,64 @@ spec:
 }
 
 #[test]
+fn a_serving_runtimes_api_key_guards_the_inference_service() {
+    let inv = inventory(
+        r#"
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata: {name: kserve-vllm, namespace: risk}
+spec:
+  containers:
+  - name: kserve-container
+    image: vllm/vllm-openai:v0.11.0
+    command: [python3, -m, vllm.entrypoints.openai.api_server]
+    args: [--model, /mnt/models, --api-key, $(VLLM_API_KEY)]
+---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: narrator, namespace: risk}
+spec:
+  predictor:
+    model:
+      runtime: kserve-vllm
+      modelFormat: {name: vllm}
+      storageUri: s3://models/narrator/v3
+"#,
+    );
+    let auth = &inv.endpoints[0].auth;
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert!(
+        auth[0].detail.contains("ServingRuntime kserve-vllm"),
+        "{}",
+        auth[0].detail
+    );
+}
+
+#[test]
+fn python_module_flags_are_not_models() {
+    let inv = inventory(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: qwen, namespace: lab}
+spec:
+  template:
+    spec:
+      containers:
+      - name: sglang
+        image: lmsysorg/sglang:v0.5.2-cu126
+        command: [python3, -m, sglang.launch_server]
+        args: [--model-path, Qwen/Qwen2.5-7B-Instruct]
+        resources: {limits: {nvidia.com/gpu: "1"}}
+"#,
+    );
+    assert_eq!(
+        inv.endpoints[0].model.source.as_deref(),
+        Some("Qwen/Qwen2.5-7B-Instruct")
+    );
+}
+
+#[test]
 fn retention_parses_common_units() {
     assert_eq!(parse_days("400d"), Some(400));
     assert_eq!(parse_days("13mo"), Some(396));
