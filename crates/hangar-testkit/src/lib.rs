@@ -3,6 +3,7 @@
 //! lists, `Status` errors) for the live loader to be tested without a cluster.
 
 pub mod fake_api;
+pub mod fake_openai;
 pub mod objects;
 
 pub use fake_api::{CustomResource, FakeApiServer, FakeApiServerBuilder, RecordedRequest};

@@ -1,0 +1,303 @@
+//! What a server answered, read out of OpenAI-compatible JSON bodies and stream chunks.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::golden::CaseKind;
+
+/// The answer to one golden request, reduced to what expectations compare.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The answer text: the first choice's `message.content` (chat) or `text` (completion),
+    /// streamed chunks concatenated. `None` for embeddings and error bodies.
+    pub text: Option<String>,
+    /// One vector per input, in input order (embedding cases).
+    pub embeddings: Vec<Vec<f32>>,
+    /// The first choice's `finish_reason`.
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+    /// The model the server says answered.
+    pub model: Option<String>,
+    /// `error.message` of an error body (or the start of a body that is not JSON).
+    pub error_message: Option<String>,
+    /// Request sent to last byte read.
+    pub latency: Duration,
+    /// Request sent to the first stream chunk carrying text (streams only).
+    pub ttft: Option<Duration>,
+    /// How many `data:` events a stream carried, `[DONE]` excluded.
+    pub chunks: usize,
+}
+
+/// Token counts as the server reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+}
+
+impl Answer {
+    /// The tokens `max_tokens_used` limits: generated tokens, or for embeddings all tokens.
+    pub fn tokens_used(&self, kind: CaseKind) -> Option<u64> {
+        let usage = self.usage?;
+        match kind {
+            CaseKind::Embedding => usage.total_tokens.or(usage.prompt_tokens),
+            CaseKind::Chat | CaseKind::Completion => usage.completion_tokens,
+        }
+    }
+
+    /// A short description of the answer for reports.
+    pub fn summary(&self) -> String {
+        if let Some(text) = &self.text {
+            return crate::compare::excerpt(text);
+        }
+        if let Some(first) = self.embeddings.first() {
+            return format!(
+                "{} embedding(s) of {} dimensions",
+                self.embeddings.len(),
+                first.len()
+            );
+        }
+        self.error_message
+            .as_deref()
+            .map(crate::compare::excerpt)
+            .unwrap_or_default()
+    }
+}
+
+/// Reads a whole (non-streamed) successful body into `answer`.
+pub fn read_body(kind: CaseKind, body: &Value, answer: &mut Answer) -> Result<(), String> {
+    answer.model = body.get("model").and_then(Value::as_str).map(str::to_owned);
+    answer.usage = read_usage(body)?;
+    match kind {
+        CaseKind::Chat | CaseKind::Completion => {
+            let choice = first_choice(body)?;
+            answer.text = Some(choice_text(kind, choice, false)?.unwrap_or_default());
+            answer.finish_reason = finish_reason(choice);
+        }
+        CaseKind::Embedding => answer.embeddings = read_embeddings(body)?,
+    }
+    Ok(())
+}
+
+/// Adds one stream chunk to `answer`; returns whether it carried text.
+pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<bool, String> {
+    if let Some(error) = chunk.get("error") {
+        return Err(format!(
+            "the stream carried an error: {}",
+            error_text(error)
+        ));
+    }
+    if answer.model.is_none() {
+        answer.model = chunk
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    if let Some(usage) = read_usage(chunk)? {
+        answer.usage = Some(usage);
+    }
+    let choices = chunk
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or("a stream chunk has no `choices` array")?;
+    // The usage chunk of `include_usage` has no choices.
+    let Some(choice) = choices.first() else {
+        return Ok(false);
+    };
+    if let Some(reason) = finish_reason(choice) {
+        answer.finish_reason = Some(reason);
+    }
+    let piece = choice_text(kind, choice, true)?.unwrap_or_default();
+    let text = answer.text.get_or_insert_with(String::new);
+    text.push_str(&piece);
+    Ok(!piece.is_empty())
+}
+
+/// `error.message` of an OpenAI error body, or the body's start when it has no such field.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => Some(match value.get("error") {
+            Some(error) => error_text(error),
+            None => crate::compare::excerpt(&value.to_string()),
+        }),
+        Err(_) => Some(crate::compare::excerpt(&String::from_utf8_lossy(body))),
+    }
+}
+
+/// OpenAI puts an object with a message under `error`; some servers put a plain string.
+fn error_text(error: &Value) -> String {
+    match error {
+        Value::String(message) => message.clone(),
+        other => other
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| other.to_string()),
+    }
+}
+
+fn first_choice(body: &Value) -> Result<&Value, String> {
+    body.get("choices")
+        .and_then(Value::as_array)
+        .and_then(|choices| choices.first())
+        .ok_or_else(|| "the body has no `choices[0]`".to_owned())
+}
+
+/// The text of a choice; `None` when the model answered without content (e.g. tool calls).
+fn choice_text(kind: CaseKind, choice: &Value, streamed: bool) -> Result<Option<String>, String> {
+    let (value, path) = match (kind, streamed) {
+        (CaseKind::Chat, false) => (
+            choice.get("message").and_then(|m| m.get("content")),
+            "choices[0].message.content",
+        ),
+        (CaseKind::Chat, true) => (
+            choice.get("delta").and_then(|d| d.get("content")),
+            "choices[0].delta.content",
+        ),
+        _ => (choice.get("text"), "choices[0].text"),
+    };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!("`{path}` is not a string: {other}")),
+    }
+}
+
+fn finish_reason(choice: &Value) -> Option<String> {
+    choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn read_usage(body: &Value) -> Result<Option<Usage>, String> {
+    match body.get("usage") {
+        None | Some(Value::Null) => Ok(None),
+        Some(usage) => serde_json::from_value(usage.clone())
+            .map(Some)
+            .map_err(|err| format!("`usage` is malformed: {err}")),
+    }
+}
+
+fn read_embeddings(body: &Value) -> Result<Vec<Vec<f32>>, String> {
+    let data = body
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or("the body has no `data` array")?;
+    let mut indexed = Vec::with_capacity(data.len());
+    for (position, item) in data.iter().enumerate() {
+        let index = item
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(position as u64);
+        let vector = match item.get("embedding") {
+            Some(Value::Array(numbers)) => numbers
+                .iter()
+                .map(|n| n.as_f64().map(|n| n as f32))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or_else(|| format!("`data[{position}].embedding` holds a non-number"))?,
+            Some(Value::String(_)) => {
+                return Err(
+                    "base64 embeddings are not supported: drop `encoding_format` from the request"
+                        .into(),
+                );
+            }
+            _ => return Err(format!("`data[{position}].embedding` is not an array")),
+        };
+        indexed.push((index, vector));
+    }
+    indexed.sort_by_key(|(index, _)| *index);
+    Ok(indexed.into_iter().map(|(_, vector)| vector).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_chat_body_gives_its_content_finish_reason_and_usage() {
+        let body = json!({
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+        });
+        let mut answer = Answer::default();
+        read_body(CaseKind::Chat, &body, &mut answer).unwrap();
+        assert_eq!(answer.text.as_deref(), Some("4"));
+        assert_eq!(answer.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(answer.tokens_used(CaseKind::Chat), Some(1));
+        assert_eq!(answer.model.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn a_body_without_choices_is_an_error() {
+        let mut answer = Answer::default();
+        let err = read_body(CaseKind::Completion, &json!({"id": "x"}), &mut answer).unwrap_err();
+        assert!(err.contains("choices[0]"), "{err}");
+    }
+
+    #[test]
+    fn embeddings_come_back_in_input_order() {
+        let body = json!({"data": [
+            {"index": 1, "embedding": [0.0, 1.0]},
+            {"index": 0, "embedding": [1.0, 0.0]}
+        ], "usage": {"prompt_tokens": 3, "total_tokens": 3}});
+        let mut answer = Answer::default();
+        read_body(CaseKind::Embedding, &body, &mut answer).unwrap();
+        assert_eq!(answer.embeddings, [vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert_eq!(answer.tokens_used(CaseKind::Embedding), Some(3));
+        let base64 = json!({"data": [{"index": 0, "embedding": "AAAA"}]});
+        assert!(read_body(CaseKind::Embedding, &base64, &mut answer).is_err());
+    }
+
+    #[test]
+    fn stream_chunks_accumulate() {
+        let mut answer = Answer::default();
+        let role = json!({"choices": [{"delta": {"role": "assistant"}, "finish_reason": null}]});
+        assert!(!read_chunk(CaseKind::Chat, &role, &mut answer).unwrap());
+        for piece in ["The answer", " is 4."] {
+            let chunk = json!({"choices": [{"delta": {"content": piece}}]});
+            assert!(read_chunk(CaseKind::Chat, &chunk, &mut answer).unwrap());
+        }
+        let last = json!({"choices": [{"delta": {}, "finish_reason": "stop"}]});
+        read_chunk(CaseKind::Chat, &last, &mut answer).unwrap();
+        let usage = json!({"choices": [], "usage": {"completion_tokens": 4}});
+        read_chunk(CaseKind::Chat, &usage, &mut answer).unwrap();
+        assert_eq!(answer.text.as_deref(), Some("The answer is 4."));
+        assert_eq!(answer.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(answer.tokens_used(CaseKind::Chat), Some(4));
+    }
+
+    #[test]
+    fn an_error_inside_a_stream_is_reported() {
+        let mut answer = Answer::default();
+        let chunk = json!({"error": {"message": "engine died"}});
+        let err = read_chunk(CaseKind::Completion, &chunk, &mut answer).unwrap_err();
+        assert!(err.contains("engine died"));
+    }
+
+    #[test]
+    fn error_bodies_give_their_message() {
+        assert_eq!(
+            error_message(br#"{"error": {"message": "boom", "type": "server_error"}}"#).as_deref(),
+            Some("boom")
+        );
+        assert_eq!(
+            error_message(b"Bad Gateway").as_deref(),
+            Some("Bad Gateway")
+        );
+        assert_eq!(error_message(b""), None);
+    }
+}

@@ -1,0 +1,386 @@
+//! `hangar validate` end to end: the built binary against the fake OpenAI-compatible server
+//! started in this test process, with its exit codes, reports and baseline file.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiBuilder, FakeOpenAiServer};
+use serde_json::Value;
+use tokio::runtime::Runtime;
+
+/// The fake server, served by its own runtime while the binary runs in the foreground.
+struct Served {
+    server: FakeOpenAiServer,
+    _runtime: Runtime,
+}
+
+fn serve(builder: FakeOpenAiBuilder) -> Served {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(builder.start()).unwrap();
+    Served {
+        server,
+        _runtime: runtime,
+    }
+}
+
+fn support_bot() -> Served {
+    serve(
+        FakeOpenAi::builder()
+            .model("support-bot")
+            .reply_to(
+                "How long do I have to return an item?",
+                "You can return any item within 30 days of delivery.",
+            )
+            .drifted_reply_to(
+                "How long do I have to return an item?",
+                "Returns are accepted for 14 days.",
+            ),
+    )
+}
+
+fn hangar(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not JSON ({err}):\n{}\n{}",
+            stdout(output),
+            stderr(output)
+        )
+    })
+}
+
+const GOLDEN: &str = r#"defaults:
+  model: support-bot
+  timeout_ms: 3000
+cases:
+  - name: refund-window
+    kind: chat
+    request:
+      messages: [{role: user, content: "How long do I have to return an item?"}]
+      temperature: 0
+    expect:
+      regex: '\b30 days\b'
+      similarity: {min: 0.9}
+  - name: ticket-embedding
+    kind: embedding
+    request: {input: "my parcel never arrived"}
+    expect:
+      similarity: {min: 0.98}
+"#;
+
+fn golden_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("support-bot.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn record_then_pass_then_drift_fails_with_exit_1() {
+    let served = support_bot();
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(dir.path(), GOLDEN);
+    let golden = golden.to_str().unwrap();
+    let url = served.server.url();
+
+    let first = hangar(&["validate", "--golden", golden, "--url", &url], &[]);
+    assert_eq!(code(&first), 2, "no baseline yet: {}", stdout(&first));
+    assert!(
+        stderr(&first).contains("no baseline at"),
+        "{}",
+        stderr(&first)
+    );
+    assert!(stderr(&first).contains("refund-window, ticket-embedding"));
+
+    let record = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden,
+            "--url",
+            &url,
+            "--record-baseline",
+        ],
+        &[],
+    );
+    assert_eq!(code(&record), 0, "{}{}", stdout(&record), stderr(&record));
+    let baseline = dir.path().join("support-bot.baseline.json");
+    assert!(
+        stderr(&record).contains("recorded 2 answer(s)"),
+        "{}",
+        stderr(&record)
+    );
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
+    assert_eq!(stored["schema"], "hangar.dev/validate-baseline/v1");
+    assert_eq!(stored["url"], format!("{url}/v1"));
+    assert!(
+        stored["cases"]["refund-window"]["content_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+
+    let check = hangar(&["validate", "--golden", golden, "--url", &url], &[]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("PASSED: 2 case(s): 2 passed"),
+        "{}",
+        stdout(&check)
+    );
+
+    served.server.update_faults(|f| f.drift = true);
+    let drifted = hangar(
+        &[
+            "validate", "--golden", golden, "--url", &url, "--format", "json",
+        ],
+        &[],
+    );
+    assert_eq!(code(&drifted), 1, "{}", stdout(&drifted));
+    let report = json(&drifted);
+    assert_eq!(report["schema"], "hangar.dev/validate-report/v1");
+    assert_eq!(report["summary"]["verdict"], "failed");
+    assert_eq!(report["summary"]["failed"], 2);
+    let embedding = &report["cases"][1];
+    assert_eq!(embedding["status"], "failed");
+    let similarity = embedding["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["expectation"] == "similarity")
+        .unwrap();
+    assert_eq!(similarity["outcome"], "failed");
+    assert_eq!(similarity["expected"], "≥ 0.98");
+    assert!(similarity["got"].as_str().unwrap().parse::<f64>().unwrap() < 0.98);
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_is_exit_2_not_a_wrong_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(
+        dir.path(),
+        &GOLDEN
+            .replace("      similarity: {min: 0.9}\n", "")
+            .replace("    expect:\n      similarity: {min: 0.98}\n", ""),
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            &url,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2);
+    let report = json(&output);
+    assert_eq!(report["summary"]["verdict"], "incomplete");
+    assert_eq!(report["summary"]["errors"], 2);
+    assert_eq!(report["summary"]["failed"], 0);
+    assert_eq!(report["cases"][0]["error"]["class"], "network");
+    assert_eq!(report["cases"][0]["error"]["kind"], "refused");
+}
+
+#[test]
+fn a_timeout_is_exit_2_and_the_table_says_network_error() {
+    let served = serve(FakeOpenAi::builder().model("support-bot").faults(
+        hangar_testkit::fake_openai::Faults {
+            latency: Duration::from_secs(3),
+            ..Default::default()
+        },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(dir.path(), GOLDEN);
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            &served.server.url(),
+            "--timeout",
+            "300ms",
+            "--case",
+            "ticket-embedding",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2);
+    let table = stdout(&output);
+    assert!(table.contains("ERROR ticket-embedding"), "{table}");
+    assert!(
+        table.contains("network error (timeout): no answer came within 300 ms"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("refund-window"),
+        "--case keeps one case: {table}"
+    );
+}
+
+#[test]
+fn a_wrong_status_is_exit_1_and_the_report_is_also_written_to_a_file() {
+    let served = serve(FakeOpenAi::builder().model("support-bot"));
+    served.server.update_faults(|f| f.status = Some(500));
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(
+        dir.path(),
+        "defaults: {model: support-bot}\ncases:\n  - name: ping\n    kind: completion\n    request: {prompt: ping}\n",
+    );
+    let saved = dir.path().join("report.json");
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            &format!("{}/v1", served.server.url()),
+            "--output",
+            &format!("json={}", saved.display()),
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 1, "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("status: expected 200, got 500"),
+        "{}",
+        stdout(&output)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(saved).unwrap()).unwrap();
+    assert_eq!(report["cases"][0]["http_status"], 500);
+    assert_eq!(report["cases"][0]["status"], "failed");
+}
+
+#[test]
+fn the_api_key_comes_from_the_named_variable() {
+    let served = serve(
+        FakeOpenAi::builder()
+            .model("support-bot")
+            .require_api_key("sk-from-env"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(
+        dir.path(),
+        "defaults: {model: support-bot, api_key_env: SUPPORT_BOT_KEY}\ncases:\n  - name: ping\n    kind: completion\n    request: {prompt: ping}\n    expect: {text: ping}\n",
+    );
+    let golden = golden.to_str().unwrap();
+    let url = served.server.url();
+    let missing = hangar(&["validate", "--golden", golden, "--url", &url], &[]);
+    assert_eq!(code(&missing), 2);
+    assert!(
+        stderr(&missing).contains("`SUPPORT_BOT_KEY`"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(served.server.request_count(), 0);
+
+    let from_file = hangar(
+        &[
+            "validate", "--golden", golden, "--url", &url, "--format", "json",
+        ],
+        &[("SUPPORT_BOT_KEY", "sk-from-env")],
+    );
+    assert_eq!(code(&from_file), 0, "{}", stdout(&from_file));
+    assert!(!stdout(&from_file).contains("sk-from-env"));
+
+    let from_flag = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden,
+            "--url",
+            &url,
+            "--api-key-env",
+            "OTHER_KEY",
+        ],
+        &[("OTHER_KEY", "sk-from-env")],
+    );
+    assert_eq!(code(&from_flag), 0, "{}", stdout(&from_flag));
+}
+
+#[test]
+fn a_bad_golden_file_is_exit_2_with_file_line_and_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(dir.path(), &GOLDEN.replace(r"'\b30 days\b'", "'(30 days'"));
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2);
+    let message = stderr(&output);
+    assert!(
+        message
+            .contains("support-bot.yaml:11: case `refund-window`: expect.regex: not a valid regex"),
+        "{message}"
+    );
+    let unknown = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden_file(dir.path(), GOLDEN).to_str().unwrap(),
+            "--url",
+            "http://127.0.0.1:9",
+            "--case",
+            "nope",
+        ],
+        &[],
+    );
+    assert_eq!(code(&unknown), 2);
+    assert!(stderr(&unknown).contains("no case is named `nope`"));
+}
+
+#[test]
+fn schema_and_help_teach_the_file_and_the_exit_codes() {
+    let schema = hangar(&["validate", "--schema"], &[]);
+    assert_eq!(code(&schema), 0);
+    let schema = json(&schema);
+    assert_eq!(schema["title"], "GoldenSet");
+    assert!(schema.to_string().contains("max_tokens_used"));
+    let help = stdout(&hangar(&["validate", "--help"], &[]));
+    for needle in [
+        "--record-baseline",
+        "Exit codes:",
+        "could not validate",
+        "--api-key-env",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+    let no_args = hangar(&["validate"], &[]);
+    assert_eq!(code(&no_args), 2);
+    assert!(stderr(&no_args).contains("--golden"));
+}
