@@ -14,16 +14,7 @@ for n in 1000 10000 100000; do
   [ -d "$out/c$n" ] || python3 bench/gen_cluster.py "$n" "$out/c$n" >/dev/null
 done
 
-# Five runs: the median wall time, the best, and the largest peak RSS (GNU time). The machine
-# is a shared VM, so single runs vary by up to a second on the largest input.
-measure() {
-  : > "$out/runs.txt"
-  for _ in 1 2 3 4 5; do
-    /usr/bin/time -f '%e %M' -o "$out/time.txt" "$@" >/dev/null 2>&1 || true
-    tail -n 1 "$out/time.txt" >> "$out/runs.txt"
-  done
-  sort -n "$out/runs.txt" | awk '{w[NR]=$1; if ($2 > m) m=$2} END {print w[3], w[1], m}'
-}
+. bench/measure.sh
 
 echo "| input | objects | command | median wall (s) | best wall (s) | peak RSS (MiB) |"
 echo "|---|---|---|---|---|---|"

@@ -456,3 +456,23 @@ async fn a_live_cluster_is_costed_read_only() {
     ));
     assert!(server.requests().iter().all(|r| r.method == "GET"));
 }
+
+/// Shows the GPU bill of the cluster `HANGAR_TEST_KUBECONFIG` points at. Run with `--ignored`.
+#[test]
+#[ignore = "needs a real cluster: set HANGAR_TEST_KUBECONFIG"]
+fn a_real_cluster_gets_a_showback() {
+    let Some(kubeconfig) = std::env::var_os("HANGAR_TEST_KUBECONFIG") else {
+        eprintln!("skipped: HANGAR_TEST_KUBECONFIG is not set");
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["cost", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{}", stderr(&out));
+    let report = json_of(&out);
+    assert_eq!(report["schema"], "hangar.dev/cost-report/v1");
+    assert_eq!(report["basis"], "observed");
+}

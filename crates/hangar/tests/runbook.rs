@@ -121,7 +121,12 @@ fn one_endpoint_by_name_prints_its_runbook() {
         "--from",
         "examples/cluster",
     ]);
-    let by_path = hangar(&["runbook", "search/tgi-mistral-7b", "--from", "examples/cluster"]);
+    let by_path = hangar(&[
+        "runbook",
+        "search/tgi-mistral-7b",
+        "--from",
+        "examples/cluster",
+    ]);
     assert_eq!(stdout(&by_id), text);
     assert_eq!(stdout(&by_path), text);
 }
@@ -202,4 +207,62 @@ fn help_teaches_with_examples() {
     ] {
         assert!(help.contains(needle), "missing `{needle}`:\n{help}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_cluster_gets_runbooks_for_its_endpoints_and_is_only_read() {
+    let server = hangar_testkit::FakeApiServer::builder()
+        .objects([
+            hangar_testkit::objects::namespace("ml"),
+            hangar_testkit::objects::deployment("ml", "llama", "vllm/vllm-openai:v0.11.0"),
+            hangar_testkit::objects::service("ml", "llama"),
+        ])
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        hangar(&[
+            "runbook",
+            "llama",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("# Runbook: ml/llama\n"), "{text}");
+    assert!(
+        text.contains("kubectl -n ml rollout undo deploy/llama"),
+        "{text}"
+    );
+    assert!(server.requests().iter().all(|r| r.method == "GET"));
+}
+
+/// Writes runbooks for the cluster `HANGAR_TEST_KUBECONFIG` points at. Run with `--ignored`.
+#[test]
+#[ignore = "needs a real cluster: set HANGAR_TEST_KUBECONFIG"]
+fn a_real_cluster_gets_runbooks() {
+    let Some(kubeconfig) = std::env::var_os("HANGAR_TEST_KUBECONFIG") else {
+        eprintln!("skipped: HANGAR_TEST_KUBECONFIG is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = hangar(&[
+        "runbook",
+        "--all",
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrote"),
+        "a runbook (or none) is reported: {}",
+        stderr(&out)
+    );
 }
