@@ -181,6 +181,7 @@ pub fn pod_evidence(
         node_events: node_ref
             .map(|n| events.about(&n).to_vec())
             .unwrap_or_default(),
+        observed_at: None,
     }
 }
 
@@ -224,6 +225,13 @@ fn container_evidence(
             .iter()
             .flatten()
             .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+            .collect(),
+        env_from: container
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| e.value_from.is_some())
+            .map(|e| e.name.clone())
             .collect(),
         memory_limit: memory(resources.and_then(|r| r.limits.as_ref())),
         memory_request: memory(resources.and_then(|r| r.requests.as_ref())),

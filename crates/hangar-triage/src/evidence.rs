@@ -32,6 +32,10 @@ pub struct PodEvidence {
     pub node: Option<NodeEvidence>,
     /// Events whose involved object is that node (kernel Xid reports, NotReady…), oldest first.
     pub node_events: Vec<EventRecord>,
+    /// When the evidence was gathered (RFC 3339): now for a live cluster, the dump's time for a
+    /// saved one; `None` when unknown. Rules use it to tell a failure that is happening from one
+    /// that happened long ago; without it they take the newest timestamp in the evidence.
+    pub observed_at: Option<String>,
 }
 
 /// A `status.conditions[]` entry of a pod or a node.
@@ -57,6 +61,9 @@ pub struct ContainerEvidence {
     pub command_line: String,
     /// Environment variables with literal values (values from Secrets are not read).
     pub env: BTreeMap<String, String>,
+    /// Names of environment variables set from a Secret, ConfigMap or field (`valueFrom`): their
+    /// values are not read, but that they are set is evidence (a hub token, for one).
+    pub env_from: Vec<String>,
     /// `resources.limits.memory` and `resources.requests.memory`, as written (`48Gi`).
     pub memory_limit: Option<String>,
     pub memory_request: Option<String>,

@@ -2,10 +2,30 @@
 //!
 //! Each rule looks for one cause and says how sure it is. `diagnose` runs them all and keeps the
 //! most confident; a pod nothing matches is `healthy` when it is running and ready, `unknown`
-//! otherwise.
+//! otherwise. The sides each family chooses, and why, are written at the top of its module.
 
-use crate::evidence::PodEvidence;
-use crate::verdict::Diagnosis;
+mod config;
+mod crash;
+pub(crate) mod facts;
+mod gpu;
+mod image;
+mod model_load;
+mod nccl;
+mod network;
+mod oom;
+mod probe;
+mod scheduling;
+pub mod signatures;
+mod steps;
+#[cfg(test)]
+mod test_support;
+
+use crate::evidence::{ContainerState, PodEvidence};
+use crate::verdict::{Category, Diagnosis, Evidence};
+use facts::{
+    Kubectl, Termination, is_recent, main_containers, pod_status_evidence, status_path,
+    terminations, waiting,
+};
 
 /// One diagnosis rule.
 #[derive(Debug, Clone, Copy)]
@@ -18,11 +38,322 @@ pub struct Rule {
 }
 
 /// Every rule, in no particular order: `diagnose` ranks their answers.
-pub const RULES: &[Rule] = &[];
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "TRI-HOST-OOM",
+        title: "The kernel OOM-killed a container (OOMKilled, exit 137): at its limit, or on a node out of memory",
+        run: oom::host_oom,
+    },
+    Rule {
+        id: "TRI-HOST-OOM-EVICTED",
+        title: "The kubelet evicted the pod because the node was low on memory",
+        run: oom::evicted_for_memory,
+    },
+    Rule {
+        id: "TRI-HOST-MEMORY-REFUSED",
+        title: "The server refused to load the model for lack of host memory (Ollama)",
+        run: oom::server_refused_for_memory,
+    },
+    Rule {
+        id: "TRI-GPU-OOM",
+        title: "The GPU ran out of memory: at start-up (configuration) or while serving (capacity)",
+        run: oom::gpu_oom,
+    },
+    Rule {
+        id: "TRI-GPU-HARDWARE",
+        title: "Hardware Xid errors, uncorrectable ECC, a GPU off the bus or a driver mismatch under the pod",
+        run: gpu::gpu_hardware,
+    },
+    Rule {
+        id: "TRI-NCCL",
+        title: "NCCL collectives time out or fail between GPU ranks; /dev/shm too small for NCCL",
+        run: nccl::nccl,
+    },
+    Rule {
+        id: "TRI-SCHEDULING",
+        title: "The scheduler cannot place the pod: GPUs, taints, affinity, volume claims",
+        run: scheduling::failed_scheduling,
+    },
+    Rule {
+        id: "TRI-PREEMPTED",
+        title: "The scheduler preempted the pod for a higher-priority one",
+        run: scheduling::preempted,
+    },
+    Rule {
+        id: "TRI-NODE-LOST",
+        title: "The pod's node is NotReady, or the node's disk filled and the kubelet evicted it",
+        run: scheduling::node_lost,
+    },
+    Rule {
+        id: "TRI-IMAGE-PULL",
+        title: "The image cannot be pulled: wrong name or tag, credentials, rate limits, network",
+        run: image::image_pull,
+    },
+    Rule {
+        id: "TRI-MODEL-LOAD",
+        title: "The model cannot be loaded: gated or missing repository, missing or corrupt files, remote code, architecture",
+        run: model_load::model_load,
+    },
+    Rule {
+        id: "TRI-CONFIG-REFERENCE",
+        title: "A Secret, ConfigMap or key the container references does not exist (CreateContainerConfigError)",
+        run: config::missing_reference,
+    },
+    Rule {
+        id: "TRI-CONFIG-START",
+        title: "The container's command cannot start (CreateContainerError, StartError)",
+        run: config::cannot_start,
+    },
+    Rule {
+        id: "TRI-CONFIG-ARGS",
+        title: "The server rejects its flags or configuration values",
+        run: config::bad_arguments,
+    },
+    Rule {
+        id: "TRI-CONFIG-EPHEMERAL",
+        title: "The pod exceeded its own ephemeral-storage limit (model cache on local disk)",
+        run: config::ephemeral_storage,
+    },
+    Rule {
+        id: "TRI-PROBE-KILL",
+        title: "A liveness or startup probe killed a server that was loading or busy (exit 137 without OOMKilled)",
+        run: probe::probe_kill,
+    },
+    Rule {
+        id: "TRI-NET-LOOPBACK",
+        title: "The server listens on loopback only, so probes and Services are refused",
+        run: network::loopback_only,
+    },
+    Rule {
+        id: "TRI-NET-UNREACHABLE",
+        title: "A host name does not resolve or a dependency does not answer (hub, object store, peers)",
+        run: network::unreachable,
+    },
+    Rule {
+        id: "TRI-CRASH-CUDA",
+        title: "A GPU kernel faulted (illegal memory access; Xid 13/31/43): the application, not the hardware",
+        run: crash::cuda_fault,
+    },
+    Rule {
+        id: "TRI-CRASH-SIGNAL",
+        title: "The server died on SIGSEGV or SIGABRT",
+        run: crash::signal,
+    },
+    Rule {
+        id: "TRI-CRASH-EXCEPTION",
+        title: "The server exited on a Python exception no other rule recognises",
+        run: crash::exception,
+    },
+];
 
 /// Every diagnosis the rules reach for `pod`, most confident first.
 pub fn diagnose_all(pod: &PodEvidence) -> Vec<Diagnosis> {
+    let _one_pass = signatures::SharedScan::begin(pod);
     let mut found: Vec<Diagnosis> = RULES.iter().filter_map(|r| (r.run)(pod)).collect();
     found.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     found
+}
+
+/// The most confident diagnosis for `pod`; `healthy` when no rule fires and the pod is running
+/// and ready, `unknown` (with what was looked at) otherwise.
+pub fn diagnose(pod: &PodEvidence) -> Diagnosis {
+    if let Some(best) = diagnose_all(pod).into_iter().next() {
+        return best;
+    }
+    healthy(pod).unwrap_or_else(|| unknown(pod))
+}
+
+/// The pod is running, every main container is running and ready, nothing restarted recently and
+/// no warning is recent.
+fn healthy(pod: &PodEvidence) -> Option<Diagnosis> {
+    if pod.phase.as_deref() != Some("Running") {
+        return None;
+    }
+    let containers: Vec<_> = main_containers(pod).collect();
+    let all_up = !containers.is_empty()
+        && containers
+            .iter()
+            .all(|c| c.ready && matches!(c.state, Some(ContainerState::Running { .. })));
+    let failing: Vec<Termination> = terminations(pod)
+        .into_iter()
+        .filter(|t| t.exit_code != 0 && t.matters(pod))
+        .collect();
+    let warnings = pod
+        .events
+        .iter()
+        .filter(|e| e.kind == "Warning" && is_recent(pod, e.last_seen.as_deref()))
+        .count();
+    let not_ready = pod
+        .conditions
+        .iter()
+        .any(|c| c.kind == "Ready" && c.status != "True");
+    if !all_up || !failing.is_empty() || warnings > 0 || not_ready {
+        return None;
+    }
+    let mut evidence: Vec<Evidence> = containers
+        .iter()
+        .map(|c| Evidence {
+            source: format!("{} ({})", status_path(pod, c), pod.origin),
+            text: format!("ready=true state=running restartCount={}", c.restart_count),
+            at: match &c.state {
+                Some(ContainerState::Running { started_at }) => started_at.clone(),
+                _ => None,
+            },
+        })
+        .collect();
+    // Old restarts are shown, so a reader sees they were weighed and set aside.
+    evidence.extend(
+        terminations(pod)
+            .into_iter()
+            .filter(|t| t.exit_code != 0)
+            .map(|t| {
+                let mut e = t.evidence(pod);
+                e.text
+                    .push_str(" (more than an hour before the evidence was gathered)");
+                e
+            }),
+    );
+    Some(Diagnosis {
+        rule: "TRI-HEALTHY",
+        category: Category::Healthy,
+        side: None,
+        confidence: 0.9,
+        summary: format!(
+            "All {} containers are running and ready, with no recent restarts or warnings.",
+            containers.len()
+        ),
+        evidence,
+        next_steps: vec![format!(
+            "If clients still see errors, look past the pod: the Service, gateway and the endpoint's other pods; {}",
+            Kubectl::of(pod).describe()
+        )],
+    })
+}
+
+/// Nothing recognised: say what was looked at and how to look further.
+fn unknown(pod: &PodEvidence) -> Diagnosis {
+    let mut evidence = vec![pod_status_evidence(pod)];
+    evidence.extend(waiting(pod).iter().map(|w| w.evidence(pod)));
+    evidence.extend(
+        terminations(pod)
+            .iter()
+            .filter(|t| t.matters(pod))
+            .map(|t| t.evidence(pod)),
+    );
+    let lines: usize = facts::tails(pod)
+        .iter()
+        .map(|(_, _, t)| t.lines.len())
+        .sum();
+    evidence.push(Evidence {
+        source: format!("{} (what triage read)", pod.pod),
+        text: format!(
+            "{} events about the pod, {} about its node, {lines} log lines from {} log tails; no rule matched",
+            pod.events.len(),
+            pod.node_events.len(),
+            facts::tails(pod).len()
+        ),
+        at: None,
+    });
+    let kubectl = Kubectl::of(pod);
+    let mut next_steps = vec![kubectl.describe(), kubectl.events()];
+    for c in main_containers(pod) {
+        let crashed = c.restart_count > 0 || c.last_state.is_some();
+        next_steps.push(kubectl.logs(&c.name, crashed, None) + " | tail -n 100");
+    }
+    Diagnosis {
+        rule: "TRI-UNKNOWN",
+        category: Category::Unknown,
+        side: None,
+        confidence: 0.0,
+        summary: "No rule recognised the cause; the evidence below is what was examined.".into(),
+        evidence,
+        next_steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::*;
+    use hangar_core::Runtime;
+
+    #[test]
+    fn rule_ids_are_unique_and_prefixed() {
+        let mut ids = std::collections::HashSet::new();
+        for rule in RULES {
+            assert!(rule.id.starts_with("TRI-"), "{}", rule.id);
+            assert!(ids.insert(rule.id), "{} twice", rule.id);
+        }
+    }
+
+    #[test]
+    fn a_running_ready_pod_is_healthy_and_a_crashing_one_is_not() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.containers[0].ready = true;
+        let d = diagnose(&pod);
+        assert_eq!((d.category, d.side), (Category::Healthy, None));
+
+        pod.containers[0].ready = false;
+        pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            1,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T10:00:40Z",
+        ));
+        let d = diagnose(&pod);
+        assert_eq!((d.category, d.side), (Category::Unknown, None));
+        assert!(d.next_steps.iter().any(|s| s.contains("--previous")));
+    }
+
+    #[test]
+    fn an_old_restart_does_not_make_a_pod_sick() {
+        let mut pod = pod_with(
+            Runtime::Tgi,
+            "ghcr.io/huggingface/text-generation-inference:3.0.1",
+            "text-generation-launcher",
+        );
+        pod.containers[0].ready = true;
+        pod.containers[0].restart_count = 1;
+        pod.containers[0].last_state = Some(terminated(
+            "OOMKilled",
+            137,
+            "2025-05-01T08:00:00Z",
+            "2025-05-01T09:00:00Z",
+        ));
+        pod.containers[0].state = Some(running("2025-05-01T09:00:05Z"));
+        pod.observed_at = Some("2025-05-03T09:00:00Z".into());
+        assert_eq!(diagnose(&pod).category, Category::Healthy);
+        pod.observed_at = Some("2025-05-01T09:10:00Z".into());
+        assert_eq!(diagnose(&pod).category, Category::HostOom);
+    }
+
+    #[test]
+    fn the_most_confident_rule_wins() {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.8.5",
+            "vllm serve m --tensor-parallel-size 2",
+        );
+        pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            1,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T12:00:00Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "[rank0]:[E ProcessGroupNCCL.cpp:563] [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=2, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600059 milliseconds before timing out.",
+        ]));
+        let mut xid = event(
+            "Warning",
+            "NVLinkError",
+            "NVRM: Xid (PCI:0000:3b:00): 74, pid=1234, NVLink: fatal error",
+        );
+        xid.last_seen = Some("2025-05-01T11:58:00Z".into());
+        pod.node_events.push(xid);
+        let all = diagnose_all(&pod);
+        assert_eq!(all[0].category, Category::GpuHardware);
+        assert!(all.iter().any(|d| d.category == Category::Nccl));
+    }
 }

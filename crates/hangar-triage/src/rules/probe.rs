@@ -1,0 +1,298 @@
+//! Probes that kill a server that is working: most often a liveness or startup probe that gives
+//! up before a large model has finished loading, sometimes a health check too impatient for a
+//! busy server. **Configuration**: the probe's timing, not the server, is wrong.
+//!
+//! A liveness kill ends in exit 137 (SIGKILL after the grace period) without `OOMKilled`: the
+//! kubelet's `Killing` event and the `Unhealthy` events tell it from a memory kill.
+
+use std::sync::LazyLock;
+
+use crate::evidence::{ContainerEvidence, EventRecord, PodEvidence, Probe};
+use crate::rules::facts::{Kubectl, Termination, events, is_recent, pod_event, terminations};
+use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::verdict::{Category, Diagnosis, Evidence, Side};
+
+static PROGRESS: LazyLock<Scanner> =
+    LazyLock::new(|| Scanner::new(&[Kind::Loading, Kind::Ready, Kind::Traffic]));
+
+/// Which probe a `Killing` or `Unhealthy` message is about.
+fn probe_kind(message: &str) -> Option<&'static str> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("startup probe") {
+        Some("startup")
+    } else if m.contains("liveness probe") {
+        Some("liveness")
+    } else {
+        None
+    }
+}
+
+/// `Container vllm failed liveness probe, will be restarted` names the container.
+fn killed_container(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("Container ")?
+        .split_whitespace()
+        .next()
+}
+
+fn declared<'a>(c: &'a ContainerEvidence, kind: &str) -> Option<&'a Probe> {
+    match kind {
+        "startup" => c.startup.as_ref(),
+        _ => c.liveness.as_ref(),
+    }
+}
+
+fn probe_evidence(pod: &PodEvidence, c: &ContainerEvidence, kind: &str, probe: &Probe) -> Evidence {
+    Evidence {
+        source: format!(
+            "{} spec.containers[{}].{kind}Probe ({})",
+            pod.pod, c.name, pod.origin
+        ),
+        text: format!(
+            "{} initialDelaySeconds={} periodSeconds={} timeoutSeconds={} failureThreshold={} (allows {} s)",
+            probe.action,
+            probe.initial_delay_seconds,
+            probe.period_seconds,
+            probe.timeout_seconds,
+            probe.failure_threshold,
+            probe.allowed_seconds()
+        ),
+        at: None,
+    }
+}
+
+/// What the server had got to when it was killed.
+enum Progress {
+    Loading,
+    Serving,
+    Unknown,
+}
+
+fn progress(hits: &[Hit<'_>], c: &ContainerEvidence) -> Progress {
+    let mine: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| std::ptr::eq(h.line.container, c) && h.line.previous)
+        .collect();
+    if mine
+        .iter()
+        .any(|h| matches!(h.kind(), Kind::Ready | Kind::Traffic))
+    {
+        Progress::Serving
+    } else if mine.iter().any(|h| h.kind() == Kind::Loading) {
+        Progress::Loading
+    } else {
+        Progress::Unknown
+    }
+}
+
+static ETA: LazyLock<Option<regex::Regex>> =
+    LazyLock::new(|| regex::Regex::new(r"\[(\d+):(\d\d)<(?:(\d+):)?(\d+):(\d\d)").ok());
+
+/// The time a progress bar (`[01:12<07:24, 10.34s/it]`) says is left, in seconds.
+fn remaining_seconds(line: &str) -> Option<i64> {
+    let c = ETA.as_ref()?.captures(line)?;
+    let number = |i: usize| c.get(i).map_or(Some(0), |m| m.as_str().parse::<i64>().ok());
+    Some(number(3)? * 3600 + number(4)? * 60 + number(5)?)
+}
+
+pub(crate) fn probe_kill(pod: &PodEvidence) -> Option<Diagnosis> {
+    let recent = |e: &&EventRecord| is_recent(pod, e.last_seen.as_deref());
+    let kill_event = events(pod, &["Killing"])
+        .into_iter()
+        .filter(recent)
+        .rfind(|e| e.message.contains("probe, will be restarted"));
+    let unhealthy: Vec<&EventRecord> = events(pod, &["Unhealthy"])
+        .into_iter()
+        .filter(recent)
+        .filter(|e| probe_kind(&e.message).is_some())
+        .collect();
+    let kill: Termination = terminations(pod).into_iter().find(|t| {
+        !t.reason_is("OOMKilled")
+            && t.matters(pod)
+            && kill_event
+                .and_then(|e| killed_container(&e.message))
+                .is_none_or(|name| name == t.container.name)
+    })?;
+    let c = kill.container;
+    let kind = kill_event
+        .and_then(|e| probe_kind(&e.message))
+        .or_else(|| unhealthy.last().and_then(|e| probe_kind(&e.message)))
+        .unwrap_or("liveness");
+    let probe = declared(c, kind)?;
+    let lifetime = kill.lifetime_seconds();
+    let allowed = probe.allowed_seconds();
+    // Without events, a SIGKILL just as the probe's budget runs out is still telling.
+    let timed_like_a_probe = kill.exit_code == 137
+        && lifetime.is_some_and(|l| {
+            l >= allowed - i64::from(probe.period_seconds)
+                && l <= allowed + 3 * i64::from(probe.period_seconds) + 30
+        });
+    if kill_event.is_none() && unhealthy.is_empty() && !timed_like_a_probe {
+        return None;
+    }
+    let hits = PROGRESS.scan(pod);
+    let stage = progress(&hits, c);
+    let timeouts = unhealthy.iter().any(|e| {
+        e.message.contains("context deadline exceeded")
+            || e.message.contains("Timeout exceeded")
+            || e.message.contains("timed out")
+    });
+    let mut evidence = Vec::new();
+    evidence.extend(kill_event.map(|e| pod_event(pod, e)));
+    evidence.extend(unhealthy.last().map(|e| pod_event(pod, e)));
+    evidence.push(kill.evidence(pod));
+    evidence.push(probe_evidence(pod, c, kind, probe));
+    let ran = lifetime
+        .map(|l| format!("after {l} s"))
+        .unwrap_or_else(|| "".into());
+    let kubectl = Kubectl::of(pod);
+    let last_progress = hits.iter().rev().find(|h| {
+        std::ptr::eq(h.line.container, c) && h.line.previous && h.kind() == Kind::Loading
+    });
+    // What the load would have taken: the time it ran plus what its progress bar said was left.
+    let load_estimate = lifetime.unwrap_or(allowed)
+        + last_progress
+            .and_then(|h| remaining_seconds(h.line.text))
+            .unwrap_or(0);
+    let budget = (load_estimate * 2).max(600);
+    let period = probe.period_seconds.max(1);
+    let startup_step = format!(
+        "Add a startupProbe ({}) with periodSeconds: {period} and failureThreshold: {} so the server gets {budget} s to load; liveness checks only begin once it succeeds.",
+        probe.action,
+        (budget + i64::from(period) - 1) / i64::from(period)
+    );
+    let (summary, confidence, mut next_steps) = match stage {
+        Progress::Loading => {
+            evidence.extend(last_progress.map(|h| h.line.evidence()));
+            (
+                format!(
+                    "The {kind} probe killed {} {ran} while the model was still loading; the probe allows {allowed} s.",
+                    c.name
+                ),
+                if kill_event.is_some() || !unhealthy.is_empty() { 0.92 } else { 0.7 },
+                vec![startup_step],
+            )
+        }
+        Progress::Serving if timeouts => (
+            format!(
+                "The {kind} probe of {} timed out while the server was busy serving and killed it; timeoutSeconds is {}.",
+                c.name, probe.timeout_seconds
+            ),
+            0.8,
+            vec![format!(
+                "Raise the {kind} probe's timeoutSeconds (now {}) to 5-10 s and its failureThreshold (now {}): model servers answer /health from the same loop that schedules batches.",
+                probe.timeout_seconds, probe.failure_threshold
+            )],
+        ),
+        Progress::Serving => (
+            format!(
+                "The {kind} probe killed {} {ran} after the server had started: it stopped answering its health check.",
+                c.name
+            ),
+            0.5,
+            vec!["Look at the previous container's last lines for a hang (NCCL, GPU) before loosening the probe.".into()],
+        ),
+        Progress::Unknown => (
+            format!("The {kind} probe killed {} {ran}; the probe allows {allowed} s.", c.name),
+            if kill_event.is_some() { 0.75 } else { 0.6 },
+            vec![startup_step],
+        ),
+    };
+    next_steps.push(format!("Confirm: {}", kubectl.events()));
+    next_steps.push(format!(
+        "See how far it got: {} | tail -n 30",
+        kubectl.logs(&c.name, true, None)
+    ));
+    Some(Diagnosis {
+        rule: "TRI-PROBE-KILL",
+        category: Category::Probe,
+        side: Some(Side::Configuration),
+        confidence,
+        summary,
+        evidence,
+        next_steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::*;
+    use hangar_core::Runtime;
+
+    fn killed() -> PodEvidence {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.8.5",
+            "vllm serve meta-llama/Llama-3.1-70B-Instruct",
+        );
+        pod.containers[0].liveness = Some(probe(30, 10, 3));
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            137,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T10:01:05Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "INFO 05-01 10:00:20 [gpu_model_runner.py:1329] Starting to load model meta-llama/Llama-3.1-70B-Instruct...",
+            "Loading safetensors checkpoint shards:  20% Completed | 6/30 [00:40<02:40,  6.70s/it]",
+        ]));
+        pod
+    }
+
+    #[test]
+    fn a_liveness_kill_during_loading_is_a_probe_problem() {
+        let mut pod = killed();
+        pod.events.push(event(
+            "Normal",
+            "Killing",
+            "Container server failed liveness probe, will be restarted",
+        ));
+        let d = probe_kill(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Probe, Some(Side::Configuration))
+        );
+        assert!(d.summary.contains("after 65 s") && d.summary.contains("allows 60 s"));
+        // 65 s run + 160 s the bar says are left, doubled, is under the 600 s floor.
+        assert!(d.next_steps[0].contains("failureThreshold: 60"));
+    }
+
+    #[test]
+    fn reads_the_time_left_from_a_progress_bar() {
+        assert_eq!(
+            remaining_seconds(
+                "Loading safetensors checkpoint shards:  14% Completed | 7/50 [01:12<07:24, 10.34s/it]"
+            ),
+            Some(444)
+        );
+        assert_eq!(
+            remaining_seconds("shards: 2% | 1/62 [00:00<1:03:18, 3.30s/it]"),
+            Some(3798)
+        );
+        assert_eq!(remaining_seconds("no bar here"), None);
+    }
+
+    #[test]
+    fn a_sigkill_at_the_probe_budget_is_suspicious_even_without_events() {
+        let d = probe_kill(&killed()).unwrap();
+        assert!(d.confidence < 0.8);
+    }
+
+    #[test]
+    fn oom_kills_are_not_probe_kills() {
+        let mut pod = killed();
+        pod.containers[0].last_state = Some(terminated(
+            "OOMKilled",
+            137,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T10:01:05Z",
+        ));
+        pod.events.push(event(
+            "Normal",
+            "Killing",
+            "Container server failed liveness probe, will be restarted",
+        ));
+        assert!(probe_kill(&pod).is_none());
+    }
+}

@@ -1,0 +1,524 @@
+//! Placement: pods the scheduler cannot place, pods it preempted, and pods whose node went away
+//! or filled its disk.
+//!
+//! Sides, and why: too few free GPUs (or CPU, memory) is **infrastructure** capacity. A GPU
+//! node's taint the pod does not tolerate, a node selector or affinity no node matches, or a
+//! claim that cannot bind is **configuration**: the pod's spec keeps it off nodes that exist.
+//! Taints the node controller sets (`node.kubernetes.io/not-ready`, `unreachable`, …), cordoned
+//! nodes, preemption, a NotReady node and disk-pressure evictions are **infrastructure**. The
+//! last three have no category of their own: the remedy is placing the pod elsewhere, so they
+//! are `scheduling` too.
+
+use crate::evidence::{ContainerEvidence, EventRecord, PodEvidence};
+use crate::rules::facts::{
+    Kubectl, events, is_recent, main_containers, node_condition, node_condition_evidence,
+    pod_event, pod_status_evidence,
+};
+use crate::rules::steps::gpus;
+use crate::verdict::{Category, Diagnosis, Side};
+
+/// One reason of a `FailedScheduling` message: `6 Insufficient nvidia.com/gpu`.
+#[derive(Debug, PartialEq, Eq)]
+struct Reason<'a> {
+    nodes: u32,
+    text: &'a str,
+}
+
+/// The per-node reasons of `0/8 nodes are available: 2 node(s) had untolerated taint {…}, 6
+/// Insufficient nvidia.com/gpu. preemption: …`.
+fn reasons(message: &str) -> Vec<Reason<'_>> {
+    let body = message
+        .split_once(" nodes are available: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or(message);
+    let body = body.split(". preemption:").next().unwrap_or(body);
+    let body = body.trim_end_matches('.');
+    let mut found = Vec::new();
+    // Taints are written `{key: value}` and may hold commas; split only outside braces.
+    let mut depth = 0;
+    let mut start = 0;
+    for (i, ch) in body.char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                found.extend(reason(&body[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    found.extend(reason(&body[start..]));
+    found
+}
+
+fn reason(part: &str) -> Option<Reason<'_>> {
+    let part = part.trim();
+    if part.is_empty() {
+        return None;
+    }
+    match part.split_once(' ') {
+        Some((count, text)) if count.chars().all(|c| c.is_ascii_digit()) => Some(Reason {
+            nodes: count.parse().unwrap_or(0),
+            text,
+        }),
+        _ => Some(Reason {
+            nodes: 0,
+            text: part,
+        }),
+    }
+}
+
+/// The taint `{key: value}` in a reason, as `(key, value)`.
+fn taint(text: &str) -> Option<(&str, &str)> {
+    let inner = text.split_once('{')?.1.split_once('}')?.0;
+    let (key, value) = inner.split_once(':').unwrap_or((inner, ""));
+    Some((key.trim(), value.trim()))
+}
+
+fn is_accelerator_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "gpu",
+        "nvidia",
+        "amd.com",
+        "accelerator",
+        "habana",
+        "neuron",
+        "tpu",
+    ]
+    .iter()
+    .any(|k| key.contains(k))
+}
+
+/// Why the pod cannot be placed.
+enum Verdict {
+    GpuTaint(String),
+    Claim,
+    Capacity(String),
+    NodeProblem(String),
+    Selector,
+    OtherTaint(String),
+}
+
+/// Taints Kubernetes and cloud providers set themselves: never the GPU pool's.
+fn is_system_taint(key: &str) -> bool {
+    [
+        "node.kubernetes.io/",
+        "node-role.kubernetes.io/",
+        "node.cloudprovider.kubernetes.io/",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
+}
+
+fn judge(reasons: &[Reason<'_>], wants_gpu: bool) -> Verdict {
+    let taints: Vec<(&str, &str)> = reasons
+        .iter()
+        .filter(|r| r.text.contains("untolerated taint"))
+        .filter_map(|r| taint(r.text))
+        .collect();
+    let short_of_gpus = reasons
+        .iter()
+        .any(|r| r.text.starts_with("Insufficient ") && is_accelerator_key(r.text));
+    // A taint named for accelerators keeps the pod off the GPU pool. Another custom taint does
+    // too when the pod wants GPUs and no node is merely out of them.
+    if let Some((key, _)) = taints.iter().find(|(k, _)| {
+        is_accelerator_key(k) || (wants_gpu && !short_of_gpus && !is_system_taint(k))
+    }) {
+        return Verdict::GpuTaint((*key).to_owned());
+    }
+    if reasons
+        .iter()
+        .any(|r| r.text.contains("unbound immediate PersistentVolumeClaims"))
+    {
+        return Verdict::Claim;
+    }
+    if let Some(r) = reasons.iter().find(|r| r.text.starts_with("Insufficient ")) {
+        let resource = r.text.trim_start_matches("Insufficient ").to_owned();
+        let gpu = reasons
+            .iter()
+            .find(|r| r.text.starts_with("Insufficient ") && is_accelerator_key(r.text));
+        return Verdict::Capacity(
+            gpu.map(|g| g.text.trim_start_matches("Insufficient ").to_owned())
+                .unwrap_or(resource),
+        );
+    }
+    if let Some((key, _)) = taints
+        .iter()
+        .find(|(k, _)| k.starts_with("node.kubernetes.io/"))
+    {
+        return Verdict::NodeProblem((*key).to_owned());
+    }
+    if reasons
+        .iter()
+        .any(|r| r.text.contains("were unschedulable") || r.text.contains("Too many pods"))
+    {
+        return Verdict::NodeProblem("unschedulable".into());
+    }
+    if reasons
+        .iter()
+        .any(|r| r.text.contains("node affinity/selector") || r.text.contains("affinity rules"))
+    {
+        return Verdict::Selector;
+    }
+    match taints.first() {
+        Some((key, _)) => Verdict::OtherTaint((*key).to_owned()),
+        None => Verdict::NodeProblem("no node fits".into()),
+    }
+}
+
+fn gpu_wanted(pod: &PodEvidence) -> Option<(String, u32)> {
+    main_containers(pod).find_map(|c: &ContainerEvidence| gpus(c))
+}
+
+/// The scheduler cannot place the pod.
+pub(crate) fn failed_scheduling(pod: &PodEvidence) -> Option<Diagnosis> {
+    if pod.phase.as_deref().is_some_and(|p| p != "Pending") {
+        return None;
+    }
+    // A pod still marked unschedulable is explained by the scheduler's last word however old it
+    // is; Events expire (after an hour by default), the condition's message does not.
+    let unschedulable = pod
+        .conditions
+        .iter()
+        .find(|c| c.kind == "PodScheduled" && c.status == "False");
+    let latest = events(pod, &["FailedScheduling"])
+        .into_iter()
+        .rfind(|e| unschedulable.is_some() || is_recent(pod, e.last_seen.as_deref()));
+    let from_condition;
+    let event: &EventRecord = match latest {
+        Some(event) => event,
+        None => {
+            let condition = unschedulable?;
+            from_condition = EventRecord {
+                kind: "Warning".into(),
+                reason: "FailedScheduling".into(),
+                message: condition.message.clone()?,
+                count: 1,
+                source: None,
+                first_seen: condition.last_transition.clone(),
+                last_seen: condition.last_transition.clone(),
+                origin: pod.origin.clone(),
+            };
+            &from_condition
+        }
+    };
+    let reasons = reasons(&event.message);
+    let wanted = gpu_wanted(pod);
+    let want_text = wanted
+        .as_ref()
+        .map(|(r, n)| format!("{r}={n}"))
+        .unwrap_or_else(|| "no accelerators".into());
+    let kubectl = Kubectl::of(pod);
+    let mut evidence = Vec::new();
+    if latest.is_some() {
+        evidence.push(pod_event(pod, event));
+    }
+    evidence.extend(unschedulable.map(|c| crate::verdict::Evidence {
+        source: format!(
+            "{} status.conditions[PodScheduled] ({})",
+            pod.pod, pod.origin
+        ),
+        text: match (&latest, &c.message) {
+            (None, Some(message)) => format!(
+                "PodScheduled=False reason={} message={message}",
+                c.reason.as_deref().unwrap_or("-")
+            ),
+            _ => format!(
+                "PodScheduled=False reason={}",
+                c.reason.as_deref().unwrap_or("-")
+            ),
+        },
+        at: c.last_transition.clone(),
+    }));
+    let gpu_columns = "kubectl get nodes -o custom-columns='NAME:.metadata.name,GPU:.status.allocatable.nvidia\\.com/gpu,TAINTS:.spec.taints[*].key'";
+    let (side, summary, next_steps) = match judge(&reasons, wanted.is_some()) {
+        Verdict::GpuTaint(key) => (
+            Side::Configuration,
+            format!("The GPU nodes carry the taint `{key}` and the pod does not tolerate it."),
+            vec![
+                format!("Add a toleration to the pod template: tolerations: [{{key: \"{key}\", operator: Exists, effect: NoSchedule}}]."),
+                format!("List the nodes' GPUs and taints: {gpu_columns}"),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+        Verdict::Claim => (
+            Side::Configuration,
+            "The pod waits for a PersistentVolumeClaim that cannot bind (a missing StorageClass, or no volume that matches).".to_owned(),
+            vec![
+                format!("See why the claim is pending: kubectl -n {} get pvc and kubectl -n {} describe pvc", pod.pod.namespace, pod.pod.namespace),
+                "Check that the claim's storageClassName exists (kubectl get storageclass) and that its provisioner runs.".into(),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+        Verdict::Capacity(resource) => (
+            Side::Infrastructure,
+            format!("No node has enough free {resource} for the pod ({want_text})."),
+            vec![
+                format!("The pod asks for {want_text} per replica: free GPUs (scale down other workloads), add GPU nodes (autoscaler or node pool), or shard the model to fit smaller nodes."),
+                format!("See what is allocatable and used: {gpu_columns} and kubectl describe nodes | grep -A 8 'Allocated resources'"),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+        Verdict::NodeProblem(key) => (
+            Side::Infrastructure,
+            format!("The nodes that could take the pod are unavailable ({key})."),
+            vec![
+                "Check the nodes: kubectl get nodes and kubectl describe node on the NotReady or cordoned ones.".into(),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+        Verdict::Selector => (
+            Side::Configuration,
+            "No node matches the pod's node selector or affinity.".to_owned(),
+            vec![
+                format!("Compare the pod's placement rules with the nodes' labels: kubectl -n {} get pod {} -o jsonpath='{{.spec.nodeSelector}} {{.spec.affinity}}' and kubectl get nodes --show-labels", pod.pod.namespace, pod.pod.name),
+                "Fix the selector (a GPU product label such as nvidia.com/gpu.product must match the nodes' exact value), or label the intended nodes.".into(),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+        Verdict::OtherTaint(key) => (
+            Side::Configuration,
+            format!("The nodes carry the taint `{key}` and the pod does not tolerate it."),
+            vec![
+                format!("Add a toleration for `{key}` to the pod template, or place the pod elsewhere."),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+    };
+    Some(Diagnosis {
+        rule: "TRI-SCHEDULING",
+        category: Category::Scheduling,
+        side: Some(side),
+        confidence: 0.9,
+        summary,
+        evidence,
+        next_steps,
+    })
+}
+
+/// The scheduler preempted the pod for a higher-priority one.
+pub(crate) fn preempted(pod: &PodEvidence) -> Option<Diagnosis> {
+    let event = events(pod, &["Preempted"])
+        .into_iter()
+        .rfind(|e| is_recent(pod, e.last_seen.as_deref()));
+    let condition = pod.conditions.iter().find(|c| {
+        c.kind == "DisruptionTarget" && c.reason.as_deref() == Some("PreemptionByScheduler")
+    });
+    if event.is_none() && condition.is_none() {
+        return None;
+    }
+    let mut evidence: Vec<_> = event.map(|e| pod_event(pod, e)).into_iter().collect();
+    evidence.extend(condition.map(|c| crate::verdict::Evidence {
+        source: format!(
+            "{} status.conditions[DisruptionTarget] ({})",
+            pod.pod, pod.origin
+        ),
+        text: format!(
+            "DisruptionTarget={} reason=PreemptionByScheduler message={:?}",
+            c.status,
+            c.message.as_deref().unwrap_or_default()
+        ),
+        at: c.last_transition.clone(),
+    }));
+    Some(Diagnosis {
+        rule: "TRI-PREEMPTED",
+        category: Category::Scheduling,
+        side: Some(Side::Infrastructure),
+        confidence: 0.85,
+        summary: "The scheduler preempted the pod to make room for a higher-priority pod.".into(),
+        evidence,
+        next_steps: vec![
+            format!("Give the endpoint a PriorityClass that matches its importance: kubectl -n {} get pod {} -o jsonpath='{{.spec.priorityClassName}}' and kubectl get priorityclass", pod.pod.namespace, pod.pod.name),
+            "Add GPU capacity or a PodDisruptionBudget-aware quota so serving is not the first thing preempted.".into(),
+            format!("Confirm: {}", Kubectl::of(pod).events()),
+        ],
+    })
+}
+
+/// The pod's node stopped reporting, or the kubelet evicted the pod because the node's disk
+/// filled.
+pub(crate) fn node_lost(pod: &PodEvidence) -> Option<Diagnosis> {
+    let not_ready_event = events(pod, &["NodeNotReady", "TaintManagerEviction"])
+        .into_iter()
+        .rfind(|e| is_recent(pod, e.last_seen.as_deref()));
+    let not_ready = node_condition(pod, "Ready").filter(|c| c.status != "True");
+    let disk = pod.reason.as_deref() == Some("Evicted")
+        && pod.message.as_deref().is_some_and(|m| {
+            m.contains("The node was low on resource: ephemeral-storage")
+                || m.contains("The node was low on resource: nodefs")
+                || m.contains("The node was low on resource: imagefs")
+                || m.contains("The node had condition: [DiskPressure]")
+        });
+    let node = pod
+        .node
+        .as_ref()
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let (summary, evidence) = if disk {
+        let mut evidence = vec![pod_status_evidence(pod)];
+        evidence.extend(
+            node_condition(pod, "DiskPressure")
+                .filter(|c| c.status == "True")
+                .map(|c| node_condition_evidence(pod, c)),
+        );
+        (
+            format!("The kubelet evicted the pod because node {node} ran low on disk."),
+            evidence,
+        )
+    } else if not_ready_event.is_some() || not_ready.is_some() {
+        let mut evidence: Vec<_> = not_ready
+            .map(|c| node_condition_evidence(pod, c))
+            .into_iter()
+            .collect();
+        evidence.extend(not_ready_event.map(|e| pod_event(pod, e)));
+        (
+            format!("Node {node} is not ready: the pod is lost with it and must run elsewhere."),
+            evidence,
+        )
+    } else {
+        return None;
+    };
+    Some(Diagnosis {
+        rule: "TRI-NODE-LOST",
+        category: Category::Scheduling,
+        side: Some(Side::Infrastructure),
+        confidence: 0.8,
+        summary,
+        evidence,
+        next_steps: vec![
+            format!("Check the node: {} (conditions, kubelet, disk).", Kubectl::node(&node)),
+            "Delete the stuck pod so its controller recreates it on a healthy node if it stays Terminating.".into(),
+            format!("Confirm: {}", Kubectl::of(pod).events()),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::*;
+    use crate::verdict::Category;
+    use hangar_core::Runtime;
+
+    fn pending(message: &str) -> PodEvidence {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.phase = Some("Pending".into());
+        pod.containers[0].state = None;
+        pod.containers[0].accelerators = vec!["nvidia.com/gpu=4".into()];
+        pod.node = None;
+        pod.events
+            .push(event("Warning", "FailedScheduling", message));
+        pod
+    }
+
+    #[test]
+    fn splits_reasons_outside_braces() {
+        let r = reasons(
+            "0/8 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 8 No preemption victims found for incoming pod.",
+        );
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[1],
+            Reason {
+                nodes: 6,
+                text: "Insufficient nvidia.com/gpu"
+            }
+        );
+        assert_eq!(taint(r[0].text), Some(("nvidia.com/gpu", "present")));
+    }
+
+    #[test]
+    fn a_pod_still_unschedulable_is_judged_by_its_condition_when_events_are_old_or_gone() {
+        let message = "0/8 nodes are available: 8 Insufficient nvidia.com/gpu.";
+        let mut pod = pending(message);
+        pod.observed_at = Some("2025-05-03T10:00:00Z".into()); // two days after the event
+        pod.conditions.push(crate::evidence::Condition {
+            kind: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some(message.into()),
+            last_transition: Some("2025-05-01T10:00:00Z".into()),
+        });
+        assert!(
+            failed_scheduling(&pod).is_some(),
+            "the old event still explains it"
+        );
+        pod.events.clear();
+        let d = failed_scheduling(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Infrastructure));
+        assert!(
+            d.evidence[0].text.contains("Insufficient nvidia.com/gpu"),
+            "{:?}",
+            d.evidence
+        );
+    }
+
+    #[test]
+    fn insufficient_gpus_is_capacity() {
+        let d = failed_scheduling(&pending("0/8 nodes are available: 8 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 8 No preemption victims found for incoming pod.")).unwrap();
+        assert_eq!(d.side, Some(Side::Infrastructure));
+        assert!(d.next_steps[0].contains("nvidia.com/gpu=4"));
+    }
+
+    #[test]
+    fn an_untolerated_gpu_taint_is_configuration() {
+        let d = failed_scheduling(&pending("0/8 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.")).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
+        assert!(d.next_steps[0].contains("key: \"nvidia.com/gpu\""));
+    }
+
+    #[test]
+    fn preemption_and_lost_nodes_are_infrastructure() {
+        let mut pod = pod_with(
+            Runtime::Sglang,
+            "lmsysorg/sglang:v0.5.2-cu126",
+            "python3 -m sglang.launch_server",
+        );
+        pod.events.push(event(
+            "Normal",
+            "Preempted",
+            "Preempted by pod 6f0c1a2b on node gpu-1",
+        ));
+        let d = preempted(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Scheduling, Some(Side::Infrastructure))
+        );
+
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
+        pod.events
+            .push(event("Warning", "NodeNotReady", "Node is not ready"));
+        assert!(
+            node_lost(&pod)
+                .unwrap()
+                .summary
+                .contains("gpu-1 is not ready")
+        );
+
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
+        pod.reason = Some("Evicted".into());
+        pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, available: 2Gi. ".into());
+        assert!(node_lost(&pod).unwrap().summary.contains("ran low on disk"));
+    }
+
+    #[test]
+    fn system_taints_are_not_the_gpu_pools() {
+        let d = failed_scheduling(&pending("0/6 nodes are available: 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 4 Insufficient nvidia.com/gpu. preemption: 0/6 nodes are available: 2 Preemption is not helpful for scheduling, 4 No preemption victims found for incoming pod.")).unwrap();
+        assert_eq!(d.side, Some(Side::Infrastructure));
+    }
+
+    #[test]
+    fn quiet_when_scheduled() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.events.push(event(
+            "Normal",
+            "Scheduled",
+            "Successfully assigned ml/srv-0 to gpu-1",
+        ));
+        assert!(failed_scheduling(&pod).is_none());
+        assert!(preempted(&pod).is_none());
+        assert!(node_lost(&pod).is_none());
+    }
+}

@@ -1,0 +1,875 @@
+//! What model servers, PyTorch, NCCL, the Hugging Face hub client and the NVIDIA stack print when
+//! something goes wrong, as patterns. Learned from the projects' documentation and public issue
+//! reports (the corpus cases cite them); written here in our own patterns.
+//!
+//! Rules scan a pod's logs through a [`Scanner`] built for the kinds they read, so each log line
+//! goes through one compiled `RegexSet` per rule.
+
+use std::cell::RefCell;
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+
+use crate::evidence::PodEvidence;
+use crate::rules::facts::{Line, tails};
+
+/// What a log line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// An allocation on the GPU failed.
+    GpuOom,
+    /// The server found too little GPU memory left for its KV cache at start-up.
+    KvCache,
+    /// The server refused to load a model for lack of host memory.
+    HostMemory,
+    NcclTimeout,
+    NcclError,
+    /// NCCL could not create its shared-memory segment: `/dev/shm` is too small.
+    NcclShm,
+    /// The GPU or its driver failed: uncorrectable ECC, fallen off the bus, NVML mismatch.
+    GpuFault,
+    /// A kernel faulted: illegal memory access, misaligned address, device-side assert.
+    CudaAppFault,
+    /// CUDA cannot reach a device it had: unknown error, no device, initialisation failure.
+    CudaDeviceError,
+    /// The hub refused the credentials, or the repository is gated.
+    HubAuth,
+    /// The repository, revision or model tag does not exist.
+    HubNotFound,
+    /// The hub rate-limited the download.
+    HubThrottled,
+    /// A file the model needs is missing from the repository or directory.
+    MissingFile,
+    /// A weights or config file exists but cannot be read.
+    CorruptWeights,
+    /// The model ships code the server must be told to trust.
+    RemoteCode,
+    /// The server does not know the model's architecture.
+    UnsupportedArch,
+    /// The server rejected its command line or configuration.
+    BadArgs,
+    NameResolution,
+    /// A dependency (hub, object store, head node) did not answer.
+    Unreachable,
+    /// The server listens on loopback only, so nothing outside the container reaches it.
+    LoopbackOnly,
+    /// The process died on a signal.
+    Signal,
+    /// `Traceback (most recent call last):`.
+    TracebackStart,
+    /// The exception line of a Python traceback.
+    Exception,
+    /// The server finished starting and serves.
+    Ready,
+    /// Requests were served.
+    Traffic,
+    /// The model is being downloaded or loaded.
+    Loading,
+}
+
+/// One recognisable message.
+#[derive(Debug)]
+pub struct Signature {
+    /// Stable id, for documentation and tests.
+    pub id: &'static str,
+    pub(crate) kind: Kind,
+    /// Who prints it.
+    pub printed_by: &'static str,
+    pub pattern: &'static str,
+}
+
+const fn sig(
+    id: &'static str,
+    kind: Kind,
+    printed_by: &'static str,
+    pattern: &'static str,
+) -> Signature {
+    Signature {
+        id,
+        kind,
+        printed_by,
+        pattern,
+    }
+}
+
+/// Every signature, by kind.
+pub static SIGNATURES: &[Signature] = &[
+    // GPU memory.
+    sig(
+        "torch-oom",
+        Kind::GpuOom,
+        "PyTorch",
+        r"OutOfMemoryError: CUDA out of memory",
+    ),
+    sig(
+        "cuda-oom-tried",
+        Kind::GpuOom,
+        "PyTorch",
+        r"CUDA out of memory\. Tried to allocate",
+    ),
+    sig(
+        "cuda-error-oom",
+        Kind::GpuOom,
+        "CUDA runtime",
+        r"CUDA error: out of memory",
+    ),
+    sig(
+        "cublas-alloc",
+        Kind::GpuOom,
+        "cuBLAS",
+        r"CUBLAS_STATUS_ALLOC_FAILED",
+    ),
+    sig(
+        "cudamalloc-oom",
+        Kind::GpuOom,
+        "llama.cpp / Ollama",
+        r"cudaMalloc(?:Async)? failed: out of memory",
+    ),
+    sig(
+        "ggml-cuda-buffer",
+        Kind::GpuOom,
+        "llama.cpp / Ollama",
+        r"(?:unable|failed) to allocate CUDA\d* buffer",
+    ),
+    sig(
+        "trtllm-oom",
+        Kind::GpuOom,
+        "TensorRT-LLM / Triton",
+        r"\[TensorRT-LLM\]\[ERROR\].*out of memory",
+    ),
+    sig(
+        "tgi-not-enough-memory",
+        Kind::GpuOom,
+        "TGI",
+        r"Not enough memory to handle \d+ (?:prefill|total) tokens",
+    ),
+    sig(
+        "sglang-mem-fraction",
+        Kind::GpuOom,
+        "SGLang",
+        r"Not enough memory\. Please try to increase --mem-fraction-static",
+    ),
+    sig(
+        "vllm-no-cache-blocks",
+        Kind::KvCache,
+        "vLLM",
+        r"No available memory for the cache blocks",
+    ),
+    sig(
+        "vllm-kv-smaller-than-len",
+        Kind::KvCache,
+        "vLLM",
+        r"is larger than the maximum number of tokens that can be stored in KV cache",
+    ),
+    sig(
+        "vllm-kv-needed",
+        Kind::KvCache,
+        "vLLM",
+        r"KV cache is needed, which is larger than the available KV cache memory",
+    ),
+    // Host memory.
+    sig(
+        "ollama-system-memory",
+        Kind::HostMemory,
+        "Ollama",
+        r"model requires more system memory \([^)]*\) than is available",
+    ),
+    // NCCL.
+    sig(
+        "nccl-watchdog",
+        Kind::NcclTimeout,
+        "PyTorch ProcessGroupNCCL",
+        r"Watchdog caught collective operation timeout: WorkNCCL",
+    ),
+    sig(
+        "nccl-timeout-work",
+        Kind::NcclTimeout,
+        "PyTorch ProcessGroupNCCL",
+        r"Timeout at NCCL work: \d+",
+    ),
+    sig(
+        "nccl-error",
+        Kind::NcclError,
+        "NCCL",
+        r"NCCL error(?: in:|:)|DistBackendError: NCCL|nccl(?:System|Internal|UnhandledCuda|Remote|InvalidUsage)Error",
+    ),
+    sig(
+        "nccl-shm",
+        Kind::NcclShm,
+        "NCCL",
+        r"Error while (?:creating|attaching to) shared memory segment /dev/shm/nccl",
+    ),
+    // GPU faults.
+    sig(
+        "ecc-uncorrectable",
+        Kind::GpuFault,
+        "CUDA runtime",
+        r"uncorrectable ECC error encountered",
+    ),
+    sig(
+        "fallen-off-bus",
+        Kind::GpuFault,
+        "NVIDIA driver",
+        r"(?i)fallen off the bus",
+    ),
+    sig(
+        "nvml-mismatch",
+        Kind::GpuFault,
+        "NVML",
+        r"(?i)driver/library version mismatch",
+    ),
+    sig(
+        "nvml-device-handle",
+        Kind::GpuFault,
+        "nvidia-smi",
+        r"Unable to determine the device handle for GPU",
+    ),
+    sig("gpu-lost", Kind::GpuFault, "NVIDIA driver", r"GPU is lost"),
+    sig(
+        "cuda-illegal-access",
+        Kind::CudaAppFault,
+        "CUDA runtime",
+        r"CUDA error: an illegal (?:memory access|instruction) was encountered",
+    ),
+    sig(
+        "cuda-misaligned",
+        Kind::CudaAppFault,
+        "CUDA runtime",
+        r"CUDA error: misaligned address",
+    ),
+    sig(
+        "cuda-device-assert",
+        Kind::CudaAppFault,
+        "CUDA runtime",
+        r"device-side assert triggered",
+    ),
+    sig(
+        "cuda-launch-failure",
+        Kind::CudaAppFault,
+        "CUDA runtime",
+        r"CUDA error: unspecified launch failure",
+    ),
+    sig(
+        "cuda-device-error",
+        Kind::CudaDeviceError,
+        "CUDA runtime",
+        r"CUDA error: (?:unknown error|initialization error|no CUDA-capable device is detected|invalid device ordinal|system not yet initialized)|CUDA-capable device\(s\) is/are busy or unavailable",
+    ),
+    sig(
+        "cuda-device-count",
+        Kind::CudaDeviceError,
+        "Triton / CUDA driver",
+        r"unable to get number of CUDA devices|CUDA_ERROR_NO_DEVICE|CUDA_ERROR_UNKNOWN",
+    ),
+    // The Hugging Face hub and model artifacts.
+    sig(
+        "hf-gated",
+        Kind::HubAuth,
+        "huggingface_hub",
+        r"GatedRepoError|Cannot access gated repo|You are trying to access a gated repo",
+    ),
+    sig(
+        "hf-401",
+        Kind::HubAuth,
+        "huggingface_hub",
+        r"401 Client Error: Unauthorized for url: https://huggingface\.co",
+    ),
+    sig(
+        "hf-403",
+        Kind::HubAuth,
+        "huggingface_hub",
+        r"403 Client Error[^\n]*huggingface\.co",
+    ),
+    sig(
+        "hf-bad-token",
+        Kind::HubAuth,
+        "huggingface_hub",
+        r"Invalid user token|Invalid credentials in Authorization header",
+    ),
+    sig(
+        "hf-repo-not-found",
+        Kind::HubNotFound,
+        "huggingface_hub",
+        r"RepositoryNotFoundError|Repository Not Found for url",
+    ),
+    sig(
+        "hf-revision-not-found",
+        Kind::HubNotFound,
+        "huggingface_hub",
+        r"RevisionNotFoundError|Revision Not Found for url",
+    ),
+    sig(
+        "hf-not-a-model-id",
+        Kind::HubNotFound,
+        "transformers",
+        r"is not a valid model identifier listed on 'https://huggingface\.co/models'",
+    ),
+    sig(
+        "ollama-no-manifest",
+        Kind::HubNotFound,
+        "Ollama",
+        r"pull model manifest: file does not exist",
+    ),
+    sig(
+        "hf-429",
+        Kind::HubThrottled,
+        "huggingface_hub",
+        r"429 Client Error: Too Many Requests for url: https://huggingface\.co",
+    ),
+    sig(
+        "hf-hub-rs-429",
+        Kind::HubThrottled,
+        "hf-hub (TEI, TGI router)",
+        r"\(429 Too Many Requests\) for url \(https://huggingface\.co",
+    ),
+    sig(
+        "hf-missing-file",
+        Kind::MissingFile,
+        "transformers",
+        r"does not appear to have a file named",
+    ),
+    sig(
+        "vllm-no-config",
+        Kind::MissingFile,
+        "vLLM",
+        r"No supported config format found in|Could not detect config format for no config file found",
+    ),
+    sig(
+        "hf-entry-not-found",
+        Kind::MissingFile,
+        "huggingface_hub",
+        r"EntryNotFoundError",
+    ),
+    sig(
+        "safetensors-header",
+        Kind::CorruptWeights,
+        "safetensors",
+        r"SafetensorError: Error while deserializing header|HeaderTooLarge",
+    ),
+    sig(
+        "json-config-invalid",
+        Kind::CorruptWeights,
+        "transformers",
+        r"is not a valid JSON file",
+    ),
+    sig(
+        "onnx-protobuf",
+        Kind::CorruptWeights,
+        "ONNX Runtime / Triton",
+        r"Protobuf parsing failed|onnx runtime error \d+: Load model from",
+    ),
+    sig(
+        "remote-code",
+        Kind::RemoteCode,
+        "transformers",
+        r"contains custom code which must be executed|requires you to execute the configuration file in that repo",
+    ),
+    sig(
+        "vllm-unsupported-arch",
+        Kind::UnsupportedArch,
+        "vLLM",
+        r"Model architectures \[[^\]]*\] are not supported",
+    ),
+    sig(
+        "transformers-unknown-arch",
+        Kind::UnsupportedArch,
+        "transformers",
+        r"does not recognize this architecture",
+    ),
+    sig(
+        "tgi-unsupported-model",
+        Kind::UnsupportedArch,
+        "TGI",
+        r"Unsupported model type",
+    ),
+    // Configuration.
+    sig(
+        "argparse-unrecognized",
+        Kind::BadArgs,
+        "argparse (vLLM, SGLang)",
+        r"error: unrecognized arguments:",
+    ),
+    sig(
+        "argparse-invalid",
+        Kind::BadArgs,
+        "argparse (vLLM, SGLang)",
+        r"error: argument [^:]+: (?:invalid|expected|ambiguous)",
+    ),
+    sig(
+        "argparse-required",
+        Kind::BadArgs,
+        "argparse (vLLM, SGLang)",
+        r"error: the following arguments are required",
+    ),
+    sig(
+        "clap-unexpected",
+        Kind::BadArgs,
+        "clap (TGI launcher)",
+        r"error: unexpected argument '[^']+' found",
+    ),
+    sig(
+        "clap-invalid-value",
+        Kind::BadArgs,
+        "clap (TGI launcher)",
+        r"error: invalid value '[^']*' for '",
+    ),
+    sig(
+        "tgi-argument-validation",
+        Kind::BadArgs,
+        "TGI",
+        r"ArgumentValidation\(",
+    ),
+    sig(
+        "vllm-tp-divisible",
+        Kind::BadArgs,
+        "vLLM",
+        r"must be divisible by (?:tensor|pipeline) parallel size",
+    ),
+    sig(
+        "pydantic-engine-args",
+        Kind::BadArgs,
+        "vLLM",
+        r"validation errors? for (?:EngineArgs|ModelConfig|ParallelConfig|SchedulerConfig|CacheConfig)",
+    ),
+    sig(
+        "triton-backend-missing",
+        Kind::BadArgs,
+        "Triton",
+        r"unable to find backend library for backend",
+    ),
+    // Network.
+    sig(
+        "dns-temporary",
+        Kind::NameResolution,
+        "glibc / urllib3",
+        r"Temporary failure in name resolution|NameResolutionError|Failed to resolve '[^']+'",
+    ),
+    sig(
+        "go-dns-lookup",
+        Kind::NameResolution,
+        "Go net (Ollama)",
+        r"dial tcp: lookup \S+(?: on \S+)?: (?:no such host|server misbehaving|i/o timeout|read udp)",
+    ),
+    sig(
+        "curl-resolve",
+        Kind::NameResolution,
+        "curl",
+        r"Could not resolve host",
+    ),
+    sig(
+        "hf-cannot-connect",
+        Kind::Unreachable,
+        "transformers",
+        r"We couldn't connect to 'https://huggingface\.co'",
+    ),
+    sig(
+        "urllib3-connect",
+        Kind::Unreachable,
+        "urllib3",
+        r"Max retries exceeded with url.*(?:ConnectTimeoutError|NewConnectionError|Connection refused)",
+    ),
+    sig(
+        "boto-endpoint",
+        Kind::Unreachable,
+        "botocore",
+        r"EndpointConnectionError: Could not connect to the endpoint URL",
+    ),
+    sig(
+        "go-dial-refused",
+        Kind::Unreachable,
+        "Go net",
+        r"dial tcp [0-9a-fA-F.:\[\]]+: connect: (?:connection refused|no route to host)|dial tcp [0-9a-fA-F.:\[\]]+: i/o timeout",
+    ),
+    sig(
+        "ray-gcs",
+        Kind::Unreachable,
+        "Ray",
+        r"Failed to connect to GCS|Unable to connect to GCS",
+    ),
+    sig(
+        "ollama-loopback",
+        Kind::LoopbackOnly,
+        "Ollama",
+        r"Listening on 127\.0\.0\.1:\d+",
+    ),
+    sig(
+        "uvicorn-loopback",
+        Kind::LoopbackOnly,
+        "uvicorn (vLLM, SGLang)",
+        r"Uvicorn running on https?://(?:127\.0\.0\.1|localhost):\d+",
+    ),
+    // Crashes.
+    sig(
+        "segfault",
+        Kind::Signal,
+        "kernel / Python",
+        r"Segmentation fault|SIGSEGV|Fatal Python error: (?:Segmentation fault|Aborted|Bus error)",
+    ),
+    sig(
+        "abort",
+        Kind::Signal,
+        "libc",
+        r"SIGABRT|core dumped|terminate called after throwing",
+    ),
+    sig(
+        "traceback",
+        Kind::TracebackStart,
+        "Python",
+        r"Traceback \(most recent call last\)",
+    ),
+    sig(
+        "exception",
+        Kind::Exception,
+        "Python",
+        r"(?:^|[\s\]|)])(?:[a-z_][a-z0-9_]*\.)*[A-Z][A-Za-z0-9]*(?:Error|Exception): \S",
+    ),
+    // Progress.
+    sig(
+        "uvicorn-startup",
+        Kind::Ready,
+        "uvicorn (vLLM, SGLang)",
+        r"Application startup complete\.",
+    ),
+    sig(
+        "vllm-api-server",
+        Kind::Ready,
+        "vLLM",
+        r"Starting vLLM API server",
+    ),
+    sig(
+        "tgi-connected",
+        Kind::Ready,
+        "TGI",
+        r"text_generation_router(?:_v3)?::server: .*Connected",
+    ),
+    sig(
+        "sglang-ready",
+        Kind::Ready,
+        "SGLang",
+        r"The server is fired up and ready to roll",
+    ),
+    sig(
+        "triton-http",
+        Kind::Ready,
+        "Triton",
+        r"Started (?:HTTPService|GRPCInferenceService) at",
+    ),
+    sig(
+        "ollama-listening",
+        Kind::Ready,
+        "Ollama",
+        r#"Listening on (?:\[::\]|0\.0\.0\.0):\d+"#,
+    ),
+    sig(
+        "openai-request-ok",
+        Kind::Traffic,
+        "uvicorn (vLLM, SGLang)",
+        r#""(?:POST|GET) /v1/[a-z/]+ HTTP/1\.1" 200"#,
+    ),
+    sig(
+        "vllm-throughput",
+        Kind::Traffic,
+        "vLLM",
+        r"Avg prompt throughput: [0-9.]+ tokens/s",
+    ),
+    sig(
+        "tgi-success",
+        Kind::Traffic,
+        "TGI",
+        r"text_generation_router(?:_v3)?::server: .*Success",
+    ),
+    sig(
+        "sglang-batch",
+        Kind::Traffic,
+        "SGLang",
+        r"(?:Decode|Prefill) batch\. #",
+    ),
+    sig(
+        "gin-ok",
+        Kind::Traffic,
+        "Ollama (gin)",
+        r#"\[GIN\] .*\| 200 \|.*"/api/(?:chat|generate)""#,
+    ),
+    sig(
+        "loading-shards",
+        Kind::Loading,
+        "vLLM / transformers",
+        r"Loading (?:safetensors|pt) checkpoint shards|Starting to load model|Loading model weights|Loading weights",
+    ),
+    sig(
+        "tgi-download",
+        Kind::Loading,
+        "TGI",
+        r"Download file: |Starting (?:download|shard)|Waiting for shard to be ready",
+    ),
+    sig(
+        "triton-loading",
+        Kind::Loading,
+        "Triton",
+        r#"model_lifecycle\.cc:\d+\] "?loading: "#,
+    ),
+    sig("sglang-load", Kind::Loading, "SGLang", r"Load weight begin"),
+    sig(
+        "ollama-loading",
+        Kind::Loading,
+        "Ollama",
+        r#"msg="loading model""#,
+    ),
+];
+
+/// A log line that matched a signature.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit<'a> {
+    pub line: Line<'a>,
+    pub signature: &'static Signature,
+}
+
+impl Hit<'_> {
+    pub(crate) fn kind(&self) -> Kind {
+        self.signature.kind
+    }
+}
+
+/// A compiled set of the signatures of some kinds.
+pub(crate) struct Scanner {
+    kinds: Vec<Kind>,
+    set: RegexSet,
+    /// For each pattern of `set`, its signature.
+    signatures: Vec<&'static Signature>,
+}
+
+/// One pass of every signature over a pod's logs: `(tail, line, signature)` by position in
+/// `tails(pod)`, the tail's lines and `SIGNATURES`.
+struct SharedHits {
+    pod: usize,
+    hits: Vec<(usize, usize, usize)>,
+}
+
+thread_local! {
+    static SHARED: RefCell<Option<SharedHits>> = const { RefCell::new(None) };
+}
+
+static EVERY_SIGNATURE: LazyLock<Scanner> = LazyLock::new(|| {
+    let kinds: Vec<Kind> = SIGNATURES.iter().map(|s| s.kind).collect();
+    Scanner::new(&kinds)
+});
+
+/// While it lives, every scanner reads `pod`'s logs from a single pass of all signatures, so a
+/// line goes through one `RegexSet` however many rules read it. `diagnose_all` opens one.
+pub(crate) struct SharedScan;
+
+impl SharedScan {
+    pub(crate) fn begin(pod: &PodEvidence) -> SharedScan {
+        let all = &*EVERY_SIGNATURE;
+        let mut hits = Vec::new();
+        for (t, (_, _, tail)) in tails(pod).into_iter().enumerate() {
+            for (index, text) in tail.lines.iter().enumerate() {
+                for which in all.set.matches(text).iter() {
+                    if let Some(position) = all
+                        .signatures
+                        .get(which)
+                        .and_then(|sig| SIGNATURES.iter().position(|s| std::ptr::eq(s, *sig)))
+                    {
+                        hits.push((t, index, position));
+                    }
+                }
+            }
+        }
+        let shared = SharedHits {
+            pod: std::ptr::from_ref(pod) as usize,
+            hits,
+        };
+        SHARED.with(|cell| *cell.borrow_mut() = Some(shared));
+        SharedScan
+    }
+}
+
+impl Drop for SharedScan {
+    fn drop(&mut self) {
+        SHARED.with(|cell| cell.borrow_mut().take());
+    }
+}
+
+impl Scanner {
+    /// Compiles the signatures of `kinds`. A pattern that does not compile is left out (a unit
+    /// test proves none does).
+    pub(crate) fn new(kinds: &[Kind]) -> Scanner {
+        let signatures: Vec<&'static Signature> = SIGNATURES
+            .iter()
+            .filter(|s| kinds.contains(&s.kind) && Regex::new(s.pattern).is_ok())
+            .collect();
+        let set = RegexSet::new(signatures.iter().map(|s| s.pattern))
+            .unwrap_or_else(|_| RegexSet::empty());
+        Scanner {
+            kinds: kinds.to_vec(),
+            set,
+            signatures,
+        }
+    }
+
+    /// This scanner's hits from the shared pass, when one is open for `pod`.
+    fn shared_hits<'a>(&self, pod: &'a PodEvidence) -> Option<Vec<Hit<'a>>> {
+        SHARED.with(|cell| {
+            let shared = cell.borrow();
+            let shared = shared
+                .as_ref()
+                .filter(|s| s.pod == std::ptr::from_ref(pod) as usize)?;
+            let tails = tails(pod);
+            let mut hits = Vec::new();
+            for &(t, index, position) in &shared.hits {
+                let signature = SIGNATURES.get(position)?;
+                if !self.kinds.contains(&signature.kind) {
+                    continue;
+                }
+                let (container, previous, tail) = *tails.get(t)?;
+                hits.push(Hit {
+                    line: Line {
+                        container,
+                        tail,
+                        previous,
+                        index,
+                        text: tail.lines.get(index)?,
+                    },
+                    signature,
+                });
+            }
+            Some(hits)
+        })
+    }
+
+    /// The first signature that matches `text` (a status message or an event), if any.
+    pub(crate) fn first_match(&self, text: &str) -> Option<&'static Signature> {
+        let matched = self.set.matches(text);
+        matched
+            .iter()
+            .next()
+            .and_then(|i| self.signatures.get(i).copied())
+    }
+
+    /// Every hit in the pod's logs, previous logs first, each tail in line order.
+    pub(crate) fn scan<'a>(&self, pod: &'a PodEvidence) -> Vec<Hit<'a>> {
+        if let Some(hits) = self.shared_hits(pod) {
+            return hits;
+        }
+        let mut hits = Vec::new();
+        for (container, previous, tail) in tails(pod) {
+            for (index, text) in tail.lines.iter().enumerate() {
+                let matched = self.set.matches(text);
+                if !matched.matched_any() {
+                    continue;
+                }
+                for which in matched.iter() {
+                    if let Some(signature) = self.signatures.get(which) {
+                        hits.push(Hit {
+                            line: Line {
+                                container,
+                                tail,
+                                previous,
+                                index,
+                                text,
+                            },
+                            signature,
+                        });
+                    }
+                }
+            }
+        }
+        hits
+    }
+}
+
+/// Whether `hit` comes after a line of `kind` in the same log tail.
+pub(crate) fn after(hits: &[Hit<'_>], hit: &Hit<'_>, kind: Kind) -> bool {
+    hits.iter().any(|other| {
+        other.kind() == kind
+            && std::ptr::eq(other.line.tail, hit.line.tail)
+            && other.line.index < hit.line.index
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signature_compiles_and_ids_are_unique() {
+        let mut ids = std::collections::HashSet::new();
+        for s in SIGNATURES {
+            assert!(Regex::new(s.pattern).is_ok(), "{} does not compile", s.id);
+            assert!(ids.insert(s.id), "{} twice", s.id);
+        }
+    }
+
+    #[test]
+    fn harmless_mentions_of_memory_are_not_oom() {
+        let scanner = Scanner::new(&[Kind::GpuOom, Kind::KvCache]);
+        let quiet = [
+            "INFO 06-02 10:00:01 [gpu_model_runner.py:1801] If out-of-memory error occurs during cudagraph capture, consider decreasing `gpu_memory_utilization` or switching to eager mode.",
+            "INFO 06-02 10:00:00 [api_server.py:1090] args: Namespace(gpu_memory_utilization=0.9, max_model_len=8192)",
+            "CUDA graphs can take additional 1~3 GiB memory per GPU. If you are running out of memory, consider decreasing `gpu_memory_utilization`",
+        ];
+        for line in quiet {
+            assert!(!scanner.set.is_match(line), "{line}");
+        }
+        assert!(
+            scanner.set.is_match(
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.15 GiB."
+            )
+        );
+    }
+
+    #[test]
+    fn the_shared_pass_finds_what_each_scanner_finds() {
+        use crate::rules::test_support::*;
+        use hangar_core::Runtime;
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.containers[0].previous_log = Some(tail(&[
+            "INFO:     Application startup complete.",
+            "Traceback (most recent call last):",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+        ]));
+        pod.containers[0].log = Some(tail(&[
+            "Loading safetensors checkpoint shards:   0% Completed | 0/4",
+        ]));
+        let scanner = Scanner::new(&[Kind::GpuOom, Kind::Ready, Kind::Loading]);
+        let direct: Vec<_> = scanner
+            .scan(&pod)
+            .iter()
+            .map(|h| (h.signature.id, h.line.index, h.line.previous))
+            .collect();
+        let shared = {
+            let _scope = SharedScan::begin(&pod);
+            scanner
+                .scan(&pod)
+                .iter()
+                .map(|h| (h.signature.id, h.line.index, h.line.previous))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(direct, shared);
+        assert_eq!(direct.len(), 4);
+        let other = pod.clone();
+        let _scope = SharedScan::begin(&pod);
+        assert_eq!(
+            scanner.scan(&other).len(),
+            4,
+            "another pod is scanned on its own"
+        );
+    }
+
+    #[test]
+    fn exception_lines_are_recognised_behind_prefixes() {
+        let scanner = Scanner::new(&[Kind::Exception]);
+        assert!(
+            scanner
+                .set
+                .is_match("ERROR 04-28 15:55:45 [core.py:396] ValueError: bad")
+        );
+        assert!(scanner.set.is_match("[rank0]: RuntimeError: NCCL error"));
+        assert!(
+            scanner
+                .set
+                .is_match("huggingface_hub.errors.GatedRepoError: 401 Client Error.")
+        );
+        assert!(!scanner.set.is_match("INFO no errors here"));
+    }
+}
