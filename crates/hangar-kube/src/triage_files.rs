@@ -26,13 +26,24 @@ const BUNDLE_LOGS: &str = "logs";
 const START: &str = "==== START logs for container ";
 const END: &str = "==== END logs for container ";
 
+/// What triage read offline.
+#[derive(Debug, Default)]
+pub struct TriageInput {
+    pub snapshot: Snapshot,
+    pub logs: Logs,
+    /// When the input was captured (RFC 3339), when a bundle says so.
+    pub observed_at: Option<String>,
+}
+
 /// Reads objects and log tails from `paths`: dump directories, bundle directories, single-stream
 /// dumps, manifests. Unreadable input is an error in the snapshot; the rest is still read.
-pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> (Snapshot, Logs) {
+pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut snapshot = Snapshot::default();
     let mut logs = Logs::default();
+    let mut observed_at = None;
     for path in paths {
         let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
+            observed_at = observed_at.or_else(|| bundle_time(path));
             load_bundle(path)
         } else if path.is_dir() {
             (
@@ -46,7 +57,18 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> (Snapshot, Log
         logs.current.extend(part_logs.current);
         logs.previous.extend(part_logs.previous);
     }
-    (snapshot, logs)
+    TriageInput {
+        snapshot,
+        logs,
+        observed_at,
+    }
+}
+
+/// The capture time a bundle's manifest records.
+fn bundle_time(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(BUNDLE_MANIFEST)).ok()?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+    manifest.get("observedAt")?.as_str().map(str::to_owned)
 }
 
 /// One file: a single-stream `cluster-info dump` (JSON lists with log sections between them),
@@ -266,11 +288,11 @@ fn load_bundle(dir: &Path) -> (Snapshot, Logs) {
 /// `hangar triage --from DIR` reads it back offline.
 pub fn save_bundle(
     dir: &Path,
-    snapshot: &Snapshot,
-    logs: &Logs,
+    input: &TriageInput,
     source: &str,
     bounds: LogBounds,
 ) -> std::io::Result<()> {
+    let (snapshot, logs) = (&input.snapshot, &input.logs);
     std::fs::create_dir_all(dir)?;
     save_snapshot(snapshot, &dir.join(BUNDLE_SNAPSHOT))?;
     let logs_dir = dir.join(BUNDLE_LOGS);
@@ -289,6 +311,7 @@ pub fn save_bundle(
     let manifest = json!({
         "schema": BUNDLE_SCHEMA,
         "source": source,
+        "observedAt": input.observed_at,
         "objects": snapshot.object_count(),
         "logTails": logs.current.len() + logs.previous.len(),
         "logBounds": {"lines": bounds.lines, "bytes": bounds.bytes},
@@ -396,13 +419,21 @@ line three
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(dump.join("ml/vllm-0/logs.txt"), logs_text).unwrap();
-        let (snapshot, logs) = load_triage_paths(&[dump.clone()], LogBounds::default());
-        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
-        assert_eq!(snapshot.pods.len(), 1);
-        assert_eq!(logs.current[&key("ml", "vllm-0", "vllm")].lines.len(), 3);
+        let mut input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+        assert!(
+            input.snapshot.errors.is_empty(),
+            "{:?}",
+            input.snapshot.errors
+        );
+        assert_eq!(input.snapshot.pods.len(), 1);
+        assert_eq!(
+            input.logs.current[&key("ml", "vllm-0", "vllm")].lines.len(),
+            3
+        );
+        assert_eq!(input.observed_at, None);
 
-        let mut logs = logs;
-        logs.previous.insert(
+        input.observed_at = Some("2026-11-28T03:30:00Z".into());
+        input.logs.previous.insert(
             key("ml", "vllm-0", "vllm"),
             LogTail {
                 source: "cluster".into(),
@@ -412,17 +443,14 @@ line three
             },
         );
         let bundle = dir.path().join("bundle");
-        save_bundle(&bundle, &snapshot, &logs, "test", LogBounds::default()).unwrap();
-        let (again, again_logs) = load_triage_paths(&[bundle], LogBounds::default());
-        assert_eq!(again.pods.len(), 1);
-        assert_eq!(
-            again_logs.current[&key("ml", "vllm-0", "vllm")].lines.len(),
-            3
-        );
-        assert_eq!(
-            again_logs.previous[&key("ml", "vllm-0", "vllm")].lines,
-            ["CUDA out of memory"]
-        );
+        save_bundle(&bundle, &input, "test", LogBounds::default()).unwrap();
+        let again = load_triage_paths(&[bundle], LogBounds::default());
+        assert_eq!(again.snapshot.pods.len(), 1);
+        let current = &again.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(current.lines.len(), 3);
+        let previous = &again.logs.previous[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(previous.lines, ["CUDA out of memory"]);
+        assert_eq!(again.observed_at.as_deref(), Some("2026-11-28T03:30:00Z"));
     }
 
     #[test]

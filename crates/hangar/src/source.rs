@@ -42,22 +42,9 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
         events: false,
     };
     let described = describe_cluster(&options);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let show = std::io::stderr().is_terminal();
-    let mut progress = |p: Progress| {
-        if show {
-            let mut err = std::io::stderr();
-            let _ = write!(err, "\r\x1b[2Kreading {p}");
-            let _ = err.flush();
-        }
-    };
-    let snapshot = runtime.block_on(load_live(&options, &mut progress));
-    if show {
-        eprint!("\r\x1b[2K");
-    }
+    let line = ProgressLine::new();
+    let snapshot = runtime()?.block_on(load_live(&options, &mut |p| line.show(&p)));
+    line.clear();
     let snapshot = snapshot.with_context(|| {
         if source.kubeconfig.is_none() && source.context.is_none() {
             "no paths were given, so Hangar tried the live cluster (pass files or directories to audit manifests)"
@@ -66,6 +53,48 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
         }
     })?;
     Ok((snapshot, described))
+}
+
+/// The runtime live reads run on: two workers, as many as the cores this is built for.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// A one-line progress report on standard error, redrawn in place; silent when standard error is
+/// not a terminal, so logs and CI output stay clean.
+pub struct ProgressLine {
+    visible: bool,
+}
+
+impl Default for ProgressLine {
+    fn default() -> Self {
+        ProgressLine::new()
+    }
+}
+
+impl ProgressLine {
+    pub fn new() -> Self {
+        ProgressLine {
+            visible: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn show(&self, progress: &Progress) {
+        if self.visible {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2Kreading {progress}");
+            let _ = err.flush();
+        }
+    }
+
+    pub fn clear(&self) {
+        if self.visible {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 /// How reports name a live cluster: `cluster context prod namespace ml`.

@@ -1,13 +1,225 @@
-//! `hangar triage`.
+//! `hangar triage`: why an endpoint is sick, from a live cluster, a `kubectl cluster-info dump`
+//! or a saved bundle.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use hangar_core::{Endpoint, Snapshot, discover};
+use hangar_kube::live::{LiveOptions, LogBounds, LogRequest, load_live_with_logs};
+use hangar_kube::triage_files::{TriageInput, load_triage_paths, save_bundle};
+use hangar_triage::report::{TriageReport, render_text, triage};
+
+use crate::cli::FromArgs;
+use crate::source::{self, ProgressLine};
 
 #[derive(Debug, Args)]
-pub struct TriageArgs {}
+#[command(after_help = "Examples:
+  hangar triage                                   every endpoint of the current context
+  hangar triage vllm-llama -n ml                  one endpoint, live
+  hangar triage --from dump/                      a `kubectl cluster-info dump --output-directory dump/`
+  hangar triage --from examples/incidents         the bundled incident examples
+  hangar triage -n ml --save-bundle ml-incident/  keep what was read, for a ticket
+  hangar triage --from ml-incident/ --format json
 
-pub fn run(_args: TriageArgs) -> Result<ExitCode> {
-    anyhow::bail!("`hangar triage` is not built yet")
+Exit codes: 0 nothing wrong found; 1 at least one endpoint has a problem; 2 the input was
+incomplete (unreadable files, kinds or logs the cluster refused) or the endpoint was not found.")]
+pub struct TriageArgs {
+    /// The endpoint to triage: `Kind/namespace/name`, `namespace/name` or a unique name. Default:
+    /// every endpoint in scope, unhealthy ones first.
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub source: FromArgs,
+    /// Output format.
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Print healthy endpoints' verdicts in full too.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Write what was read (objects, Events, log tails) to DIR, for `--from DIR` later.
+    #[arg(long, value_name = "DIR")]
+    pub save_bundle: Option<PathBuf>,
+    /// Log lines kept per container (the tail).
+    #[arg(long, default_value_t = LogBounds::default().lines, value_name = "N")]
+    pub log_lines: usize,
+    /// Judge how recent events and restarts are as of this time (RFC 3339), to replay an old
+    /// incident. Default: now for a live cluster, the capture time for a saved bundle.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<String>,
+    /// Log bytes kept per container (the tail).
+    #[arg(long, default_value_t = LogBounds::default().bytes, value_name = "BYTES")]
+    pub log_bytes: usize,
+}
+
+pub fn run(args: TriageArgs) -> Result<ExitCode> {
+    source::check_not_a_path(args.endpoint.as_deref(), &args.source.from)?;
+    let policy = source::policy(args.source.policy.as_deref())?;
+    let bounds = LogBounds {
+        lines: args.log_lines.max(1),
+        bytes: args.log_bytes.max(1),
+    };
+    let live = args.source.from.is_empty();
+    let (input, described) = if live {
+        load_live(&args, &policy, bounds)?
+    } else {
+        let described = args
+            .source
+            .from
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (load_triage_paths(&args.source.from, bounds), described)
+    };
+    if let Some(dir) = &args.save_bundle {
+        save_bundle(dir, &input, &described, bounds)
+            .with_context(|| format!("cannot write the bundle to {}", dir.display()))?;
+        eprintln!(
+            "saved {} objects and {} log tails to {}",
+            input.snapshot.object_count(),
+            input.logs.current.len() + input.logs.previous.len(),
+            dir.display()
+        );
+    }
+    let TriageInput {
+        snapshot,
+        logs,
+        observed_at,
+    } = input;
+    let observed_at = args.at.clone().or(observed_at);
+    for error in &snapshot.errors {
+        eprintln!("warning: {}: {}", error.origin, error.message);
+    }
+    for gap in &snapshot.not_covered {
+        eprintln!("warning: not covered: {}: {}", gap.kind, gap.reason);
+    }
+
+    let inventory = discover(&snapshot, &policy);
+    let namespace = args.source.namespace.as_deref();
+    let chosen = match &args.endpoint {
+        Some(query) => {
+            let in_scope: Vec<&Endpoint> = inventory
+                .endpoints
+                .iter()
+                .filter(|e| namespace.is_none_or(|ns| e.namespace() == ns))
+                .collect();
+            Some(source::find_endpoint(&in_scope, query)?.id.clone())
+        }
+        None => None,
+    };
+    let select = |e: &Endpoint| match &chosen {
+        Some(id) => e.id == *id,
+        None => namespace.is_none_or(|ns| e.namespace() == ns),
+    };
+    let results = triage(
+        &snapshot,
+        &inventory,
+        &logs,
+        observed_at.as_deref(),
+        &select,
+    );
+    if results.is_empty() {
+        bail!(
+            "no inference endpoint found in {described}{} (see `hangar inventory`)",
+            namespace
+                .map(|ns| format!(" namespace {ns}"))
+                .unwrap_or_default()
+        );
+    }
+    match args.format.as_str() {
+        "json" => {
+            let report = TriageReport::new(&described, &snapshot, &results);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        _ => print!("{}", render_text(&results, args.verbose)),
+    }
+    let sick = results.iter().any(|r| {
+        !matches!(
+            r.verdict.diagnosis.category,
+            hangar_triage::Category::Healthy | hangar_triage::Category::Unknown
+        )
+    });
+    Ok(
+        if !snapshot.errors.is_empty() || !snapshot.not_covered.is_empty() {
+            ExitCode::from(2)
+        } else if sick {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn parse_time(text: &str) -> Result<String, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.to_string())
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time (2026-11-28T03:30:00Z): {e}"))
+}
+
+fn load_live(
+    args: &TriageArgs,
+    policy: &hangar_core::Policy,
+    bounds: LogBounds,
+) -> Result<(TriageInput, String)> {
+    let options = LiveOptions {
+        kubeconfig: args.source.kubeconfig.clone(),
+        context: args.source.context.clone(),
+        namespace: args.source.namespace.clone(),
+        events: true,
+    };
+    let described = source::describe_cluster(&options);
+    let line = ProgressLine::new();
+    // Logs only of the pods that serve endpoints: the rest of the cluster is not triaged.
+    let select = |snapshot: &Snapshot| log_requests(snapshot, policy);
+    let loaded = source::runtime()?.block_on(load_live_with_logs(
+        &options,
+        &mut |p| line.show(&p),
+        &select,
+        bounds,
+    ));
+    line.clear();
+    let (snapshot, logs) = loaded.context("cannot read the live cluster for triage")?;
+    let input = TriageInput {
+        snapshot,
+        logs,
+        observed_at: Some(jiff::Timestamp::now().to_string()),
+    };
+    Ok((input, described))
+}
+
+/// Each container of each endpoint pod: its current log, and its previous one when it has
+/// restarted (that is where a crash's last words are).
+fn log_requests(snapshot: &Snapshot, policy: &hangar_core::Policy) -> Vec<LogRequest> {
+    let inventory = discover(snapshot, policy);
+    let mut requests = Vec::new();
+    for endpoint in &inventory.endpoints {
+        for pod_ref in &endpoint.pods {
+            let Some(pod) =
+                snapshot.find::<k8s_openapi::api::core::v1::Pod>(&pod_ref.namespace, &pod_ref.name)
+            else {
+                continue;
+            };
+            let status = pod.object.status.as_ref();
+            let statuses = status.into_iter().flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+            });
+            for container in statuses {
+                let request = |previous| LogRequest {
+                    namespace: pod_ref.namespace.clone(),
+                    pod: pod_ref.name.clone(),
+                    container: container.name.clone(),
+                    previous,
+                };
+                requests.push(request(false));
+                if container.restart_count > 0 {
+                    requests.push(request(true));
+                }
+            }
+        }
+    }
+    requests
 }
