@@ -21,6 +21,7 @@ fn client() -> HttpClient {
 struct Reply {
     status: u16,
     content_type: String,
+    headers: http::HeaderMap,
     /// The bytes received, all of them or up to where the body broke.
     body: Vec<u8>,
     /// Why the body broke, if it did.
@@ -77,6 +78,7 @@ async fn send_with(
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
+    let headers = response.headers().clone();
     let mut body = response.into_body();
     let mut bytes = Vec::new();
     let mut frame_times = Vec::new();
@@ -95,6 +97,7 @@ async fn send_with(
     Reply {
         status,
         content_type,
+        headers,
         body: bytes,
         broken,
         frame_times,
@@ -360,6 +363,123 @@ async fn a_status_fault_answers_an_openai_error() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.json()["error"]["type"], "InternalServerError");
     assert_eq!(reply.json()["error"]["code"], 503);
+}
+
+#[tokio::test]
+async fn a_status_fault_can_say_retry_after_and_lift_after_some_requests() {
+    let server = FakeOpenAi::builder()
+        .faults(Faults {
+            status: Some(429),
+            status_count: Some(2),
+            retry_after: Some("7".into()),
+            ..Faults::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let reply = send(&server, "POST", "/v1/chat/completions", Some(chat("hi"))).await;
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.headers["retry-after"], "7");
+        assert_eq!(reply.json()["error"]["type"], "RateLimitError");
+    }
+    let recovered = send(&server, "POST", "/v1/chat/completions", Some(chat("hi"))).await;
+    assert_eq!(recovered.status, 200);
+    assert!(recovered.headers.get("retry-after").is_none());
+    assert_eq!(server.faults().status, None);
+}
+
+#[tokio::test]
+async fn n_gives_as_many_choices_interleaved_in_streams() {
+    let server = FakeOpenAi::builder()
+        .reply_to("Count", "one two")
+        .start()
+        .await
+        .unwrap();
+    let mut ask = chat("Count");
+    ask["n"] = json!(2);
+    let whole = send(&server, "POST", "/v1/chat/completions", Some(ask.clone())).await;
+    let choices = whole.json()["choices"].as_array().unwrap().clone();
+    assert_eq!(choices.len(), 2);
+    assert_eq!(choices[1]["index"], 1);
+    assert_eq!(choices[1]["message"]["content"], "one two");
+    ask["stream"] = json!(true);
+    let events = send(&server, "POST", "/v1/chat/completions", Some(ask.clone()))
+        .await
+        .events();
+    let indices: Vec<u64> = events[..events.len() - 1]
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e).unwrap()["choices"][0]["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Role, two words and the finish, each for choice 0 then choice 1.
+    assert_eq!(indices, [0, 1, 0, 1, 0, 1, 0, 1]);
+    ask["n"] = json!(9);
+    let too_many = send(&server, "POST", "/v1/chat/completions", Some(ask)).await;
+    assert_eq!(too_many.status, 400);
+}
+
+#[tokio::test]
+async fn embedding_dimensions_are_bounded() {
+    let server = FakeOpenAi::builder().start().await.unwrap();
+    let ask =
+        |dimensions: Value| json!({"model": "fake-model", "input": "x", "dimensions": dimensions});
+    let largest = send(&server, "POST", "/v1/embeddings", Some(ask(json!(4096)))).await;
+    assert_eq!(
+        largest.json()["data"][0]["embedding"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4096
+    );
+    for refused in [
+        json!(4097),
+        json!(0),
+        json!(1_000_000_000_000u64),
+        json!("64"),
+    ] {
+        let reply = send(
+            &server,
+            "POST",
+            "/v1/embeddings",
+            Some(ask(refused.clone())),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{refused}");
+        assert!(reply.text().contains("`dimensions`"), "{}", reply.text());
+    }
+}
+
+#[tokio::test]
+async fn a_raw_body_is_served_as_it_is() {
+    let server = FakeOpenAi::builder().start().await.unwrap();
+    server.update_faults(|f| f.raw_body = Some("data: [DONE]".into()));
+    let mut streamed = chat("hi");
+    streamed["stream"] = json!(true);
+    let reply = send(&server, "POST", "/v1/chat/completions", Some(streamed)).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "data: [DONE]"));
+    assert!(reply.content_type.starts_with("text/event-stream"));
+    let whole = send(
+        &server,
+        "POST",
+        "/v1/embeddings",
+        Some(json!({"model": "fake-model", "input": "x"})),
+    )
+    .await;
+    assert_eq!(whole.content_type, "application/json");
+    assert_eq!(whole.text(), "data: [DONE]");
+    // Requests the server would refuse are still refused.
+    let unknown = send(
+        &server,
+        "POST",
+        "/v1/completions",
+        Some(json!({"model": "nope", "prompt": "x"})),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
 }
 
 #[tokio::test]

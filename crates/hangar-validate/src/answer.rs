@@ -87,14 +87,18 @@ pub fn read_body(kind: CaseKind, body: &Value, answer: &mut Answer) -> Result<()
     Ok(())
 }
 
-/// Adds one stream chunk to `answer`; returns whether it carried text.
+/// The message of an error a stream chunk carries, if it carries one: some servers send
+/// `"error": null` on every chunk, which is no error.
+pub fn stream_error(chunk: &Value) -> Option<String> {
+    chunk
+        .get("error")
+        .filter(|error| !error.is_null())
+        .map(|error| format!("the stream carried an error: {}", error_text(error)))
+}
+
+/// Adds one stream chunk to `answer`; returns whether it carried text. Only the first choice
+/// (`index` 0, or no index) counts: with `n > 1` the other choices' chunks are interleaved.
 pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<bool, String> {
-    if let Some(error) = chunk.get("error") {
-        return Err(format!(
-            "the stream carried an error: {}",
-            error_text(error)
-        ));
-    }
     if answer.model.is_none() {
         answer.model = chunk
             .get("model")
@@ -108,8 +112,8 @@ pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<
         .get("choices")
         .and_then(Value::as_array)
         .ok_or("a stream chunk has no `choices` array")?;
-    // The usage chunk of `include_usage` has no choices.
-    let Some(choice) = choices.first() else {
+    // The usage chunk of `include_usage` has no choices; a chunk of another choice is not ours.
+    let Some(choice) = first_choice_of(choices) else {
         return Ok(false);
     };
     if let Some(reason) = finish_reason(choice) {
@@ -150,8 +154,16 @@ fn error_text(error: &Value) -> String {
 fn first_choice(body: &Value) -> Result<&Value, String> {
     body.get("choices")
         .and_then(Value::as_array)
-        .and_then(|choices| choices.first())
+        .and_then(|choices| first_choice_of(choices))
         .ok_or_else(|| "the body has no `choices[0]`".to_owned())
+}
+
+/// The choice whose `index` is 0, or that has no index (a server that only ever sends one).
+fn first_choice_of(choices: &[Value]) -> Option<&Value> {
+    choices.iter().find(|choice| match choice.get("index") {
+        None | Some(Value::Null) => true,
+        Some(index) => index.as_u64() == Some(0),
+    })
 }
 
 /// The text of a choice; `None` when the model answered without content (e.g. tool calls).
@@ -202,11 +214,7 @@ fn read_embeddings(body: &Value) -> Result<Vec<Vec<f32>>, String> {
             .and_then(Value::as_u64)
             .unwrap_or(position as u64);
         let vector = match item.get("embedding") {
-            Some(Value::Array(numbers)) => numbers
-                .iter()
-                .map(|n| n.as_f64().map(|n| n as f32))
-                .collect::<Option<Vec<f32>>>()
-                .ok_or_else(|| format!("`data[{position}].embedding` holds a non-number"))?,
+            Some(Value::Array(numbers)) => read_vector(position, numbers)?,
             Some(Value::String(_)) => {
                 return Err(
                     "base64 embeddings are not supported: drop `encoding_format` from the request"
@@ -219,6 +227,29 @@ fn read_embeddings(body: &Value) -> Result<Vec<Vec<f32>>, String> {
     }
     indexed.sort_by_key(|(index, _)| *index);
     Ok(indexed.into_iter().map(|(_, vector)| vector).collect())
+}
+
+/// A vector of finite `f32`s: a value past `f32`'s range would become infinite and poison every
+/// similarity (and the baseline, whose JSON cannot hold it).
+fn read_vector(position: usize, numbers: &[Value]) -> Result<Vec<f32>, String> {
+    numbers
+        .iter()
+        .enumerate()
+        .map(|(i, number)| {
+            let place = format!("`data[{position}].embedding[{i}]`");
+            let value = number
+                .as_f64()
+                .ok_or_else(|| format!("{place} is not a number: {number}"))?;
+            let narrowed = value as f32;
+            if narrowed.is_finite() {
+                Ok(narrowed)
+            } else {
+                Err(format!(
+                    "{place} is {value:e}, beyond the range of a 32-bit float"
+                ))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -282,10 +313,53 @@ mod tests {
 
     #[test]
     fn an_error_inside_a_stream_is_reported() {
-        let mut answer = Answer::default();
         let chunk = json!({"error": {"message": "engine died"}});
-        let err = read_chunk(CaseKind::Completion, &chunk, &mut answer).unwrap_err();
-        assert!(err.contains("engine died"));
+        assert!(stream_error(&chunk).unwrap().contains("engine died"));
+        assert!(stream_error(&json!({"error": "overloaded"})).is_some());
+    }
+
+    #[test]
+    fn a_null_error_in_a_stream_chunk_is_no_error() {
+        let chunk = json!({"error": null, "choices": [{"index": 0, "text": "4"}]});
+        assert_eq!(stream_error(&chunk), None);
+        let mut answer = Answer::default();
+        assert!(read_chunk(CaseKind::Completion, &chunk, &mut answer).unwrap());
+        assert_eq!(answer.text.as_deref(), Some("4"));
+    }
+
+    #[test]
+    fn only_the_first_choice_of_an_n_stream_is_read() {
+        let mut answer = Answer::default();
+        for (index, piece) in [(0, "The"), (1, "A"), (0, " answer"), (1, " reply")] {
+            let chunk = json!({"choices": [{"index": index, "delta": {"content": piece}}]});
+            read_chunk(CaseKind::Chat, &chunk, &mut answer).unwrap();
+        }
+        let both = json!({"choices": [
+            {"index": 1, "delta": {"content": " too"}},
+            {"index": 0, "delta": {"content": " is 4."}}
+        ]});
+        read_chunk(CaseKind::Chat, &both, &mut answer).unwrap();
+        assert_eq!(answer.text.as_deref(), Some("The answer is 4."));
+        let body = json!({"choices": [
+            {"index": 1, "text": "other", "finish_reason": "length"},
+            {"index": 0, "text": "first", "finish_reason": "stop"}
+        ]});
+        let mut whole = Answer::default();
+        read_body(CaseKind::Completion, &body, &mut whole).unwrap();
+        assert_eq!(whole.text.as_deref(), Some("first"));
+        assert_eq!(whole.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn embedding_values_beyond_f32_are_a_shape_error() {
+        let mut answer = Answer::default();
+        let huge = json!({"data": [{"index": 0, "embedding": [0.5, 1e39]}]});
+        let err = read_body(CaseKind::Embedding, &huge, &mut answer).unwrap_err();
+        assert!(err.contains("`data[0].embedding[1]`"), "{err}");
+        assert!(err.contains("32-bit float"), "{err}");
+        let text = json!({"data": [{"index": 0, "embedding": [0.5, "NaN"]}]});
+        let err = read_body(CaseKind::Embedding, &text, &mut answer).unwrap_err();
+        assert!(err.contains("is not a number"), "{err}");
     }
 
     #[test]

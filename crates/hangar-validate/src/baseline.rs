@@ -42,7 +42,9 @@ pub struct RecordedAnswer {
     pub url: String,
     /// When it was recorded (RFC 3339, UTC).
     pub recorded_at: String,
-    /// `sha256:` of the request body sent (canonical JSON).
+    /// [`request_hash`] of the case's `request` as written: without `model`, and without what
+    /// Hangar adds (`stream`, `stream_options`). Older baselines hold the hash of the whole
+    /// body sent (still without `model`), which is still accepted.
     pub request_hash: String,
     /// `sha256:` of the answer: the text's UTF-8 bytes, or the vectors' little-endian `f32`s.
     pub content_hash: String,
@@ -120,13 +122,14 @@ impl Baseline {
         std::fs::write(path, text).map_err(|err| fail(format!("cannot write: {err}")))
     }
 
-    /// Records `answer` for a case, replacing what was there.
+    /// Records `answer` for a case, replacing what was there. `request_hash` is
+    /// [`request_hash`] of the case's `request`.
     pub fn record(
         &mut self,
         case: &str,
         kind: CaseKind,
         model: &str,
-        request: &Value,
+        request_hash: &str,
         answer: &Answer,
     ) {
         let recorded = RecordedAnswer {
@@ -134,7 +137,7 @@ impl Baseline {
             model: model.to_owned(),
             url: self.url.clone(),
             recorded_at: self.recorded_at.clone(),
-            request_hash: request_hash(request),
+            request_hash: request_hash.to_owned(),
             content_hash: content_hash(answer.text.as_deref(), &answer.embeddings),
             text: answer.text.clone(),
             embeddings: answer.embeddings.clone(),
@@ -150,8 +153,8 @@ fn is_yaml(path: &Path) -> bool {
     )
 }
 
-/// `sha256:<hex>` of a request body without its `model`, so that a new model version is
-/// compared with the answers of the old one. Keys are hashed sorted, so equal bodies hash
+/// `sha256:<hex>` of a request without its `model`, so that a new model version is compared
+/// with the answers of the old one. Keys are hashed sorted, so equal bodies hash
 /// equally whatever order the golden file wrote them in.
 pub fn request_hash(request: &Value) -> String {
     let mut canonical = String::new();
@@ -246,12 +249,18 @@ mod tests {
     fn a_baseline_round_trips_through_json_and_yaml() {
         let dir = tempfile::tempdir().unwrap();
         let mut baseline = Baseline::new("http://h/v1", "2025-01-02T03:04:05Z");
-        baseline.record("math", CaseKind::Chat, "m", &json!({"a": 1}), &answer());
+        baseline.record(
+            "math",
+            CaseKind::Chat,
+            "m",
+            &request_hash(&json!({"a": 1})),
+            &answer(),
+        );
         let vectors = Answer {
             embeddings: vec![vec![0.1, -0.25, 1.0 / 3.0]],
             ..Answer::default()
         };
-        baseline.record("embed", CaseKind::Embedding, "e", &json!({}), &vectors);
+        baseline.record("embed", CaseKind::Embedding, "e", "sha256:0", &vectors);
         for name in ["b.json", "b.yaml"] {
             let path = dir.path().join(name);
             baseline.save(&path).unwrap();
@@ -264,7 +273,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
         let mut baseline = Baseline::new("http://h/v1", "2025-01-02T03:04:05Z");
-        baseline.record("math", CaseKind::Chat, "m", &json!({}), &answer());
+        baseline.record("math", CaseKind::Chat, "m", "sha256:0", &answer());
         baseline.save(&path).unwrap();
         let edited = std::fs::read_to_string(&path)
             .unwrap()

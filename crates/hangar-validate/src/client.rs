@@ -5,13 +5,13 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -22,7 +22,16 @@ use serde_json::Value;
 
 use crate::answer::{self, Answer};
 use crate::golden::CaseKind;
-use crate::sse::SseReader;
+use crate::sse::{SseError, SseReader};
+
+/// The most bytes read of one response body, of one stream event, and of a streamed answer's
+/// text, unless [`Call::max_body_bytes`] says otherwise: 16 MiB. Past it the case is a
+/// `too_large` protocol error, so a runaway server cannot exhaust memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Statuses that say the server, or a gateway in front of it, is overloaded, restarting or not
+/// there yet: no answer to judge, unless the case expects that status.
+pub const UNAVAILABLE_STATUSES: [u16; 4] = [429, 502, 503, 504];
 
 /// Why a request got no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -44,6 +53,7 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// Network errors (unavailability included) are worth resending; protocol errors are not.
     pub fn is_network(&self) -> bool {
         matches!(self, CallError::Network { .. })
     }
@@ -77,6 +87,10 @@ pub enum NetworkErrorKind {
     Tls,
     /// The connection closed or reset before the answer was complete.
     Disconnected,
+    /// The server or a gateway answered 429, 502, 503 or 504 (overloaded, restarting, not
+    /// ready) to a case that did not expect that status. The message gives `Retry-After` when
+    /// the server sent one.
+    Unavailable,
     /// Any other transport failure.
     Other,
 }
@@ -96,6 +110,9 @@ pub enum ProtocolErrorKind {
     BadSse,
     /// The server reported an error inside the stream.
     StreamError,
+    /// A body, one stream event or a streamed answer's text was larger than the limit
+    /// ([`DEFAULT_MAX_BODY_BYTES`] unless set otherwise).
+    TooLarge,
 }
 
 impl fmt::Display for NetworkErrorKind {
@@ -106,6 +123,7 @@ impl fmt::Display for NetworkErrorKind {
             NetworkErrorKind::Dns => "dns",
             NetworkErrorKind::Tls => "tls",
             NetworkErrorKind::Disconnected => "disconnected",
+            NetworkErrorKind::Unavailable => "unavailable",
             NetworkErrorKind::Other => "other",
         };
         f.write_str(name)
@@ -120,6 +138,7 @@ impl fmt::Display for ProtocolErrorKind {
             ProtocolErrorKind::NotAStream => "not_a_stream",
             ProtocolErrorKind::BadSse => "bad_sse",
             ProtocolErrorKind::StreamError => "stream_error",
+            ProtocolErrorKind::TooLarge => "too_large",
         };
         f.write_str(name)
     }
@@ -139,6 +158,18 @@ pub struct Call {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub stream: bool,
     pub timeout: Duration,
+    /// The status the case expects: when it is one of [`UNAVAILABLE_STATUSES`], that status is
+    /// an answer rather than an `unavailable` error.
+    pub expect_status: u16,
+    /// The size limit of a body, a stream event and a streamed text.
+    pub max_body_bytes: usize,
+}
+
+/// A call that got no usable answer: why, and the HTTP status when a response head came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: CallError,
+    pub http_status: Option<u16>,
 }
 
 /// An HTTP client for one server's `/v1` API.
@@ -154,8 +185,18 @@ impl fmt::Debug for Client {
     }
 }
 
+/// Endpoint paths that a base URL must not end in: each case's kind picks its own.
+const ENDPOINT_PATHS: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
+];
+
 /// `http://host:8000`, `http://host:8000/` and `http://host:8000/v1` all become
-/// `http://host:8000/v1`; a path prefix (`http://gateway/team-a`) is kept.
+/// `http://host:8000/v1`; a path prefix (`http://gateway/team-a`) is kept. A URL naming an
+/// endpoint (`…/v1/chat/completions`) is refused with the base to give instead: a golden set
+/// mixes endpoints, and a silently rewritten URL would hide the mistake.
 pub fn api_base(url: &str) -> Result<String, ClientError> {
     let uri: Uri = url
         .trim()
@@ -176,6 +217,12 @@ pub fn api_base(url: &str) -> Result<String, ClientError> {
         return Err(ClientError(format!("`{url}` must not have a query string")));
     }
     let trimmed = url.trim().trim_end_matches('/');
+    if let Some(endpoint) = ENDPOINT_PATHS.iter().find(|path| trimmed.ends_with(*path)) {
+        let base = &trimmed[..trimmed.len() - endpoint.len()];
+        return Err(ClientError(format!(
+            "`{url}` names the endpoint `{endpoint}`: give the base URL `{base}/v1`, each case's kind picks its path"
+        )));
+    }
     Ok(if trimmed.ends_with("/v1") {
         trimmed.to_owned()
     } else {
@@ -217,38 +264,47 @@ impl Client {
     }
 
     /// Sends `call` and reads the whole answer within its timeout.
-    pub async fn send(&self, call: &Call) -> Result<Answer, CallError> {
+    pub async fn send(&self, call: &Call) -> Result<Answer, Failure> {
         let started = Instant::now();
-        let answered = AtomicBool::new(false);
-        match tokio::time::timeout(call.timeout, self.exchange(call, started, &answered)).await {
-            Ok(result) => result,
+        // The status of the response head, 0 until one comes: a failure reports it.
+        let head_status = AtomicU16::new(0);
+        let outcome =
+            tokio::time::timeout(call.timeout, self.exchange(call, started, &head_status)).await;
+        let http_status = Some(head_status.load(Ordering::Relaxed)).filter(|&s| s != 0);
+        let error = match outcome {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(error)) => error,
             Err(_) => {
-                let phase = if answered.load(Ordering::Relaxed) {
+                let phase = if http_status.is_some() {
                     "the answer started but did not finish"
                 } else {
                     "no answer came"
                 };
-                Err(CallError::network(
+                CallError::network(
                     NetworkErrorKind::Timeout,
                     format!("{phase} within {} ms", call.timeout.as_millis()),
-                ))
+                )
             }
-        }
+        };
+        Err(Failure { error, http_status })
     }
 
     async fn exchange(
         &self,
         call: &Call,
         started: Instant,
-        answered: &AtomicBool,
+        head_status: &AtomicU16,
     ) -> Result<Answer, CallError> {
         let request = self.request(call)?;
         let response = self.http.request(request).await.map_err(|err| {
             let (kind, message) = describe(&err);
             CallError::network(kind, message)
         })?;
-        answered.store(true, Ordering::Relaxed);
         let status = response.status().as_u16();
+        head_status.store(status, Ordering::Relaxed);
+        if UNAVAILABLE_STATUSES.contains(&status) && status != call.expect_status {
+            return Err(unavailable(response, call.max_body_bytes).await);
+        }
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -268,9 +324,9 @@ impl Client {
                     format!("a stream was asked for, the server answered `{content_type}`"),
                 ));
             }
-            read_stream(call.kind, body, started, &mut answer).await?;
+            read_stream(call, body, started, &mut answer).await?;
         } else {
-            let bytes = collect(body).await?;
+            let bytes = collect(body, call.max_body_bytes).await?;
             answer.latency = started.elapsed();
             if success {
                 let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
@@ -323,25 +379,68 @@ impl Client {
     }
 }
 
-async fn collect(body: Incoming) -> Result<Bytes, CallError> {
-    body.collect()
-        .await
-        .map(|collected| collected.to_bytes())
-        .map_err(|err| {
-            let (kind, message) = describe(&err);
-            CallError::network(kind, format!("reading the body: {message}"))
-        })
+/// The `unavailable` error for a 429/502/503/504: the status, the error body's message and
+/// `Retry-After`, when there are.
+async fn unavailable(response: Response<Incoming>, limit: usize) -> CallError {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut message = format!("the server answered {status}");
+    let body = collect(response.into_body(), limit).await.ok();
+    if let Some(detail) = body.as_deref().and_then(answer::error_message) {
+        message.push_str(&format!(": {detail}"));
+    }
+    if let Some(after) = retry_after {
+        message.push_str(&format!(" (Retry-After: {after})"));
+    }
+    CallError::network(NetworkErrorKind::Unavailable, message)
+}
+
+/// Reads a whole body, at most `limit` bytes of it.
+async fn collect(body: Incoming, limit: usize) -> Result<Bytes, CallError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(too_large(format!(
+            "the body is larger than {}",
+            bytes_shown(limit)
+        ))),
+        Err(err) => {
+            let (kind, message) = describe(&*err);
+            Err(CallError::network(
+                kind,
+                format!("reading the body: {message}"),
+            ))
+        }
+    }
+}
+
+fn too_large(message: String) -> CallError {
+    CallError::protocol(ProtocolErrorKind::TooLarge, message)
+}
+
+/// `16 MiB`, or a count of bytes when the limit is not whole mebibytes.
+fn bytes_shown(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Reads SSE events until `data: [DONE]`, timing the first chunk that carries text.
 async fn read_stream(
-    kind: CaseKind,
+    call: &Call,
     mut body: Incoming,
     started: Instant,
     answer: &mut Answer,
 ) -> Result<(), CallError> {
     let bad_sse = |message: String| CallError::protocol(ProtocolErrorKind::BadSse, message);
-    let mut reader = SseReader::default();
+    let limit = call.max_body_bytes;
+    let mut reader = SseReader::new(limit);
     loop {
         let Some(frame) = body.frame().await else {
             let pending = if reader.has_pending() {
@@ -349,6 +448,14 @@ async fn read_stream(
             } else {
                 ""
             };
+            // Some servers end with `data: [DONE]` and no blank line after it: complete all the same.
+            if reader
+                .finish()
+                .is_some_and(|event| event.trim() == "[DONE]")
+            {
+                answer.latency = started.elapsed();
+                return Ok(());
+            }
             return Err(bad_sse(format!(
                 "the stream ended after {} chunk(s) without `data: [DONE]`{pending}",
                 answer.chunks
@@ -367,7 +474,14 @@ async fn read_stream(
         let Ok(data) = frame.into_data() else {
             continue; // trailers carry nothing for us
         };
-        for event in reader.feed(&data).map_err(|err| bad_sse(err.0))? {
+        let events = reader.feed(&data).map_err(|err| match err {
+            SseError::TooLarge(_) => too_large(format!(
+                "a stream event is larger than {}",
+                bytes_shown(limit)
+            )),
+            SseError::NotUtf8 => bad_sse(err.to_string()),
+        })?;
+        for event in events {
             if event.trim() == "[DONE]" {
                 answer.latency = started.elapsed();
                 return Ok(());
@@ -380,14 +494,17 @@ async fn read_stream(
                     crate::compare::excerpt(&event)
                 ))
             })?;
-            let carried_text = answer::read_chunk(kind, &chunk, answer).map_err(|message| {
-                let kind = if chunk.get("error").is_some() {
-                    ProtocolErrorKind::StreamError
-                } else {
-                    ProtocolErrorKind::UnexpectedShape
-                };
-                CallError::protocol(kind, message)
-            })?;
+            if let Some(message) = answer::stream_error(&chunk) {
+                return Err(CallError::protocol(ProtocolErrorKind::StreamError, message));
+            }
+            let carried_text = answer::read_chunk(call.kind, &chunk, answer)
+                .map_err(|m| CallError::protocol(ProtocolErrorKind::UnexpectedShape, m))?;
+            if answer.text.as_ref().is_some_and(|text| text.len() > limit) {
+                return Err(too_large(format!(
+                    "the streamed answer is longer than {}",
+                    bytes_shown(limit)
+                )));
+            }
             if carried_text && answer.ttft.is_none() {
                 answer.ttft = Some(started.elapsed());
             }
@@ -466,6 +583,37 @@ mod tests {
         assert_eq!(api_base("http://h:8000/v1").unwrap(), "http://h:8000/v1");
         assert_eq!(api_base("https://h/v1/").unwrap(), "https://h/v1");
         assert_eq!(api_base("http://gw/team-a").unwrap(), "http://gw/team-a/v1");
+    }
+
+    #[test]
+    fn a_url_naming_an_endpoint_is_refused_with_the_base_to_give() {
+        for url in [
+            "http://h:8000/v1/chat/completions",
+            "http://h:8000/v1/completions/",
+            "http://h:8000/v1/embeddings",
+            "http://h:8000/v1/models",
+        ] {
+            let err = api_base(url).unwrap_err().0;
+            assert!(
+                err.contains("give the base URL `http://h:8000/v1`"),
+                "{err}"
+            );
+        }
+        let err = api_base("https://gw/team-a/v1/chat/completions")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("`https://gw/team-a/v1`"), "{err}");
+        // A prefix that merely looks like one is kept.
+        assert_eq!(
+            api_base("http://gw/completions-team").unwrap(),
+            "http://gw/completions-team/v1"
+        );
+    }
+
+    #[test]
+    fn limits_are_shown_in_mebibytes_when_whole() {
+        assert_eq!(bytes_shown(DEFAULT_MAX_BODY_BYTES), "16 MiB");
+        assert_eq!(bytes_shown(65_536), "65536 bytes");
     }
 
     #[test]

@@ -183,7 +183,8 @@ pub struct Expect {
     /// How close the answer must stay to the recorded baseline. Embeddings: cosine similarity of
     /// the vectors. Chat and completion: cosine similarity of the answers' word counts
     /// (lower-cased words), a cheap guard against drift when exact text is too strict.
-    /// Without a baseline the case is skipped (exit 2) until one is recorded.
+    /// Without a baseline the check is skipped (exit 2 unless another answer is wrong) until one
+    /// is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity: Option<Similarity>,
     /// Total latency budget, request sent to last byte read. Milliseconds; overrides
@@ -353,11 +354,18 @@ impl Golden {
             if !names.insert(case.name.as_str()) {
                 place("name", "another case has the same name".into());
             }
-            if let Some(mut prepared) = prepare(case, &set.defaults, &mut place) {
-                let mut headers = default_headers.clone();
-                headers.extend(prepared.headers);
-                prepared.headers = headers;
-                cases.push(prepared);
+            match prepare(case, &set.defaults) {
+                Ok(mut prepared) => {
+                    let mut headers = default_headers.clone();
+                    headers.extend(prepared.headers);
+                    prepared.headers = headers;
+                    cases.push(prepared);
+                }
+                Err(found) => {
+                    for (field, message) in found {
+                        place(&field, message);
+                    }
+                }
             }
         }
         if !problems.is_empty() {
@@ -449,18 +457,11 @@ const TEXT_EXPECTATIONS: [&str; 5] = [
     "expect.json_schema",
 ];
 
-/// Checks one case against its defaults and compiles it; reports each problem through `place`.
-fn prepare(
-    case: &Case,
-    defaults: &Defaults,
-    place: &mut impl FnMut(&str, String),
-) -> Option<PreparedCase> {
-    // Counted through a Cell because `problem` borrows `place` until the end.
-    let found = std::cell::Cell::new(0usize);
-    let mut problem = |field: &str, message: String| {
-        found.set(found.get() + 1);
-        place(field, message);
-    };
+/// Checks one case against its defaults and compiles it, or gives every problem found, each as
+/// a field and a message.
+fn prepare(case: &Case, defaults: &Defaults) -> Result<PreparedCase, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: String| problems.push((field.to_owned(), message));
     let expect = &case.expect;
     if case.name.trim().is_empty() {
         problem("name", "a case needs a non-empty name".into());
@@ -500,19 +501,20 @@ fn prepare(
     let headers = parse_headers(&case.headers, &mut |name, message| {
         problem(&format!("headers.{name}"), message);
     });
-    if found.get() > 0 {
-        return None;
+    // A missing model was reported as a problem.
+    match model {
+        Some(model) if problems.is_empty() => Ok(PreparedCase {
+            case: case.clone(),
+            model,
+            timeout: Duration::from_millis(case.timeout_ms.unwrap_or(defaults.timeout_ms)),
+            latency_budget_ms: expect.latency_ms.or(defaults.latency_ms),
+            ttft_budget_ms: expect.ttft_ms.or(defaults.ttft_ms.filter(|_| case.stream)),
+            regex,
+            schema,
+            headers,
+        }),
+        _ => Err(problems),
     }
-    Some(PreparedCase {
-        case: case.clone(),
-        model: model?,
-        timeout: Duration::from_millis(case.timeout_ms.unwrap_or(defaults.timeout_ms)),
-        latency_budget_ms: expect.latency_ms.or(defaults.latency_ms),
-        ttft_budget_ms: expect.ttft_ms.or(defaults.ttft_ms.filter(|_| case.stream)),
-        regex,
-        schema,
-        headers,
-    })
 }
 
 /// Expectations that cannot apply to the case are errors, not silent passes.

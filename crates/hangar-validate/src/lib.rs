@@ -5,8 +5,9 @@
 //! `/v1/embeddings`, each with expectations: status, exact text, substrings, a regex, a JSON
 //! Schema of the output, similarity to the baseline, latency and time-to-first-token budgets,
 //! tokens used. [`validate`] sends them (a few at a time, streams read as server-sent events)
-//! and returns a [`Report`] whose verdict tells a wrong answer (exit 1) from a run that could not
-//! validate (network or protocol errors, missing baseline: exit 2).
+//! and returns a [`Report`] whose verdict tells a wrong answer (exit 1, whatever else happened)
+//! from a run that could not validate and found nothing wrong (network or protocol errors, a
+//! server unavailable, missing baseline: exit 2).
 //!
 //! ```no_run
 //! # async fn gate() -> Result<bool, Box<dyn std::error::Error>> {
@@ -33,7 +34,9 @@ pub mod sse;
 
 pub use answer::{Answer, Usage};
 pub use baseline::{BASELINE_SCHEMA, Baseline, BaselineError, RecordedAnswer};
-pub use client::{CallError, ClientError, NetworkErrorKind, ProtocolErrorKind};
+pub use client::{
+    CallError, ClientError, DEFAULT_MAX_BODY_BYTES, Failure, NetworkErrorKind, ProtocolErrorKind,
+};
 pub use compare::{Check, Expectation, Outcome};
 pub use golden::{Case, CaseKind, Defaults, Expect, Golden, GoldenError, GoldenSet, Problem};
 pub use report::{CaseResult, CaseStatus, Mode, REPORT_SCHEMA, Report, Summary, Verdict};

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::answer::Answer;
 use crate::client::CallError;
 use crate::compare::{Check, Expectation, Outcome};
 use crate::golden::CaseKind;
@@ -77,7 +78,8 @@ pub struct CaseResult {
     pub model: String,
     pub stream: bool,
     pub status: CaseStatus,
-    /// The HTTP status, when a response came.
+    /// The HTTP status, when a response head came (also for errors: a 200 whose stream broke,
+    /// a 503 from a gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +100,13 @@ pub struct CaseResult {
     /// Whether this run recorded the answer into the baseline.
     #[serde(default)]
     pub recorded: bool,
+    /// The whole answer, when one came: what a baseline records. Not in the JSON report, which
+    /// has `answer`, its excerpt.
+    #[serde(skip)]
+    pub full_answer: Option<Answer>,
+    /// [`crate::baseline::request_hash`] of the case's request, which a baseline records.
+    #[serde(skip)]
+    pub request_hash: String,
 }
 
 impl CaseResult {
@@ -120,7 +129,11 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub errors: usize,
+    /// Cases answered with nothing failed but a check undecided.
     pub skipped: usize,
+    /// Checks undecided in any case, failed ones included (no usable baseline).
+    #[serde(default)]
+    pub skipped_checks: usize,
     pub verdict: Verdict,
 }
 
@@ -130,10 +143,11 @@ pub struct Summary {
 pub enum Verdict {
     /// Every case passed: exit 0.
     Passed,
-    /// Every case got an answer, and at least one was wrong: exit 1.
+    /// At least one answer was wrong: exit 1, even when other cases could not be validated,
+    /// because no retry would make a wrong answer right.
     Failed,
-    /// At least one case could not be validated (error, or skipped for want of a baseline):
-    /// exit 2, even when others failed, because the picture is incomplete.
+    /// No answer was wrong, but at least one case could not be validated (a network or
+    /// protocol error, or a check skipped for want of a baseline): exit 2, try again.
     Incomplete,
 }
 
@@ -157,10 +171,10 @@ impl Summary {
             count(CaseStatus::Error),
             count(CaseStatus::Skipped),
         );
-        let verdict = if errors + skipped > 0 {
-            Verdict::Incomplete
-        } else if failed > 0 {
+        let verdict = if failed > 0 {
             Verdict::Failed
+        } else if errors + skipped > 0 {
+            Verdict::Incomplete
         } else {
             Verdict::Passed
         };
@@ -170,6 +184,11 @@ impl Summary {
             failed,
             errors,
             skipped,
+            skipped_checks: cases
+                .iter()
+                .flat_map(|c| &c.checks)
+                .filter(|c| c.outcome == Outcome::Skipped)
+                .count(),
             verdict,
         }
     }
@@ -301,14 +320,22 @@ fn summary_line(summary: &Summary) -> String {
         parts.push(format!("{} error (could not validate)", summary.errors));
     }
     if summary.skipped > 0 {
-        parts.push(format!("{} skipped (no baseline)", summary.skipped));
+        parts.push(format!("{} skipped", summary.skipped));
     }
     let verdict = match summary.verdict {
         Verdict::Passed => "PASSED",
         Verdict::Failed => "FAILED",
         Verdict::Incomplete => "INCOMPLETE",
     };
-    format!("{verdict}: {} case(s): {}", summary.total, parts.join(", "))
+    let mut line = format!("{verdict}: {} case(s): {}", summary.total, parts.join(", "));
+    if summary.skipped_checks > 0 {
+        let _ = write!(
+            line,
+            "; {} check(s) skipped (no usable baseline)",
+            summary.skipped_checks
+        );
+    }
+    line
 }
 
 /// The current time as RFC 3339 in UTC, to the second.
@@ -368,21 +395,29 @@ mod tests {
             error: None,
             attempts: 1,
             recorded: false,
+            full_answer: None,
+            request_hash: String::new(),
         }
     }
 
     #[test]
-    fn errors_make_a_run_incomplete_even_beside_failures() {
+    fn a_wrong_answer_fails_the_run_even_beside_errors_and_skips() {
         let failed = [
             result("a", CaseStatus::Passed),
             result("b", CaseStatus::Failed),
         ];
         assert_eq!(Summary::of(&failed).verdict.exit_code(), 1);
-        let incomplete = [
+        let failed_beside_error = [
             result("b", CaseStatus::Failed),
             result("c", CaseStatus::Error),
+            result("d", CaseStatus::Skipped),
         ];
-        assert_eq!(Summary::of(&incomplete).verdict, Verdict::Incomplete);
+        assert_eq!(Summary::of(&failed_beside_error).verdict, Verdict::Failed);
+        let incomplete = [
+            result("a", CaseStatus::Passed),
+            result("c", CaseStatus::Error),
+        ];
+        assert_eq!(Summary::of(&incomplete).verdict.exit_code(), 2);
         let skipped = [result("d", CaseStatus::Skipped)];
         assert_eq!(Summary::of(&skipped).verdict.exit_code(), 2);
         assert_eq!(
@@ -390,6 +425,23 @@ mod tests {
                 .verdict
                 .exit_code(),
             0
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_skipped_checks_inside_failed_cases() {
+        let skipped = Check::skipped(Expectation::Similarity, "≥ 0.9".into(), "no baseline");
+        let mut wrong = result("math", CaseStatus::Failed);
+        wrong.checks = vec![compare::exact_text("4", "5"), skipped.clone()];
+        let mut undecided = result("refund", CaseStatus::Skipped);
+        undecided.checks = vec![compare::status(200, 200), skipped];
+        let summary = Summary::of(&[wrong, undecided]);
+        assert_eq!((summary.failed, summary.skipped), (1, 1));
+        assert_eq!(summary.skipped_checks, 2);
+        assert_eq!(summary.verdict, Verdict::Failed);
+        assert_eq!(
+            summary_line(&summary),
+            "FAILED: 2 case(s): 0 passed, 1 failed (wrong answer), 1 skipped; 2 check(s) skipped (no usable baseline)"
         );
     }
 
@@ -414,11 +466,17 @@ mod tests {
         wrong.checks = vec![compare::exact_text("4", "5")];
         let mut down = result("embed", CaseStatus::Error);
         down.http_status = None;
+        let mut broken = result("stream", CaseStatus::Error);
+        broken.latency_ms = None;
+        broken.error = Some(CallError::Network {
+            kind: NetworkErrorKind::Disconnected,
+            message: "the stream broke after 2 chunk(s)".into(),
+        });
         down.error = Some(CallError::Network {
             kind: NetworkErrorKind::Refused,
             message: "connection refused".into(),
         });
-        let cases = vec![wrong, down];
+        let cases = vec![wrong, down, broken];
         let report = Report {
             schema: REPORT_SCHEMA.into(),
             golden: "g.yaml".into(),
@@ -437,8 +495,11 @@ mod tests {
             table.contains("network error (refused): connection refused"),
             "{table}"
         );
+        // A 200 whose stream broke shows its status; no response shows `-`.
+        assert!(table.contains("ERROR embed   chat    -"), "{table}");
+        assert!(table.contains("ERROR stream  chat  200"), "{table}");
         assert!(
-            table.contains("INCOMPLETE: 2 case(s): 0 passed, 1 failed"),
+            table.contains("FAILED: 3 case(s): 0 passed, 1 failed (wrong answer), 2 error"),
             "{table}"
         );
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::answer::Answer;
 use crate::baseline::{Baseline, RecordedAnswer, request_hash};
-use crate::client::{Call, CallError, Client, ClientError};
+use crate::client::{Call, Client, ClientError, DEFAULT_MAX_BODY_BYTES, Failure};
 use crate::compare::{self, Check, Expectation};
 use crate::golden::{CaseKind, Golden, PreparedCase};
 use crate::report::{CaseResult, CaseStatus, Mode, REPORT_SCHEMA, Report, Summary, now_rfc3339};
@@ -22,8 +22,9 @@ pub struct Options {
     pub url: String,
     /// How many requests may be in flight at once (at least 1).
     pub concurrency: usize,
-    /// How many times to resend a request that failed with a network error. Wrong answers and
-    /// protocol errors are never retried: a gate must see them.
+    /// How many times to resend a request that failed with a network error (an `unavailable`
+    /// 429/502/503/504 included). Wrong answers and protocol errors are never retried: a gate
+    /// must see them.
     pub retries: u32,
     /// Overrides every case's timeout.
     pub timeout: Option<Duration>,
@@ -33,6 +34,9 @@ pub struct Options {
     /// `Check` compares with the baseline; `Record` skips baseline expectations so that the
     /// answers can be recorded with [`Validation::record_into`].
     pub mode: Mode,
+    /// The most bytes read of one body, one stream event or one streamed text
+    /// ([`DEFAULT_MAX_BODY_BYTES`]); past it a case is a `too_large` protocol error.
+    pub max_body_bytes: usize,
 }
 
 impl Options {
@@ -45,6 +49,7 @@ impl Options {
             timeout: None,
             api_key: None,
             mode: Mode::Check,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -62,12 +67,10 @@ pub enum RunError {
     BadApiKey,
 }
 
-/// A finished run: the report, and the answers for recording a baseline.
+/// A finished run. Each case result also holds its whole answer, for recording a baseline.
 #[derive(Debug, Clone)]
 pub struct Validation {
     pub report: Report,
-    /// Per case, in report order: the request body sent and the answer, when one came.
-    exchanges: Vec<Option<(Value, Answer)>>,
 }
 
 impl Validation {
@@ -78,14 +81,20 @@ impl Validation {
     /// no answer to compare).
     pub fn record_into(&mut self, baseline: &mut Baseline) -> Vec<String> {
         let mut recorded = Vec::new();
-        for (case, exchange) in self.report.cases.iter_mut().zip(&self.exchanges) {
-            let Some((request, answer)) = exchange else {
+        for case in &mut self.report.cases {
+            let Some(answer) = &case.full_answer else {
                 continue;
             };
             if case.status != CaseStatus::Passed || !(200..300).contains(&answer.status) {
                 continue;
             }
-            baseline.record(&case.name, case.kind, &case.model, request, answer);
+            baseline.record(
+                &case.name,
+                case.kind,
+                &case.model,
+                &case.request_hash,
+                answer,
+            );
             case.recorded = true;
             recorded.push(case.name.clone());
         }
@@ -94,12 +103,7 @@ impl Validation {
 
     /// The full answer of a case, e.g. to print or store beyond the report's excerpt.
     pub fn answer(&self, case: &str) -> Option<&Answer> {
-        self.report
-            .cases
-            .iter()
-            .zip(&self.exchanges)
-            .find(|(c, _)| c.name == case)
-            .and_then(|(_, exchange)| exchange.as_ref().map(|(_, answer)| answer))
+        self.report.case(case)?.full_answer.as_ref()
     }
 }
 
@@ -126,11 +130,10 @@ pub async fn validate(
             run_case(&client, case, options, authorization.as_ref(), recorded)
         })
         .collect();
-    let runs: Vec<(CaseResult, Option<(Value, Answer)>)> = futures_util::stream::iter(pending)
+    let cases: Vec<CaseResult> = futures_util::stream::iter(pending)
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
-    let (cases, exchanges): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
     let report = Report {
         schema: REPORT_SCHEMA.to_owned(),
         golden: golden.origin.clone(),
@@ -144,7 +147,7 @@ pub async fn validate(
         summary: Summary::of(&cases),
         cases,
     };
-    Ok(Validation { report, exchanges })
+    Ok(Validation { report })
 }
 
 fn authorization(golden: &Golden, options: &Options) -> Result<Option<HeaderValue>, RunError> {
@@ -168,7 +171,7 @@ async fn run_case(
     options: &Options,
     authorization: Option<&HeaderValue>,
     recorded: Option<&RecordedAnswer>,
-) -> (CaseResult, Option<(Value, Answer)>) {
+) -> CaseResult {
     let body = request_body(case);
     let mut headers = case.headers.clone();
     if let Some(value) = authorization {
@@ -176,10 +179,12 @@ async fn run_case(
     }
     let call = Call {
         kind: case.case.kind,
-        body: body.clone(),
+        body,
         headers,
         stream: case.case.stream,
         timeout: options.timeout.unwrap_or(case.timeout),
+        expect_status: case.case.expect.status,
+        max_body_bytes: options.max_body_bytes,
     };
     let (outcome, attempts) = send_with_retries(client, &call, options.retries).await;
     let mut result = CaseResult {
@@ -196,39 +201,42 @@ async fn run_case(
         error: None,
         attempts,
         recorded: false,
+        full_answer: None,
+        request_hash: case_request_hash(case),
     };
     match outcome {
-        Err(error) => {
-            result.error = Some(error);
-            (result, None)
+        Err(failure) => {
+            result.http_status = failure.http_status;
+            result.error = Some(failure.error);
         }
         Ok(answer) => {
             let baseline = match options.mode {
                 Mode::Check => BaselineUse::Compare(recorded),
                 Mode::Record => BaselineUse::Recording,
             };
-            result.checks = evaluate(case, &body, &answer, baseline);
+            result.checks = evaluate(case, &call.body, &answer, baseline);
             result.status = CaseResult::status_from_checks(&result.checks);
             result.http_status = Some(answer.status);
             result.latency_ms = Some(millis(answer.latency));
             result.ttft_ms = answer.ttft.map(millis);
             result.answer = Some(answer.summary()).filter(|s| !s.is_empty());
-            (result, Some((body, answer)))
+            result.full_answer = Some(answer);
         }
     }
+    result
 }
 
 async fn send_with_retries(
     client: &Client,
     call: &Call,
     retries: u32,
-) -> (Result<Answer, CallError>, u32) {
+) -> (Result<Answer, Failure>, u32) {
     let mut attempts = 0;
     loop {
         attempts += 1;
         let outcome = client.send(call).await;
         match &outcome {
-            Err(error) if error.is_network() && attempts <= retries => {
+            Err(failure) if failure.error.is_network() && attempts <= retries => {
                 // A short, growing pause: a restarting server needs a moment, a gate not long.
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
             }
@@ -259,6 +267,13 @@ pub(crate) fn request_body(case: &PreparedCase) -> Value {
     Value::Object(body)
 }
 
+/// The hash a baseline keys the question by: the user's `request` only, not what Hangar adds
+/// to it (`model`, `stream`, `stream_options`), so that editing an expectation or streaming a
+/// case keeps its baseline.
+fn case_request_hash(case: &PreparedCase) -> String {
+    request_hash(&Value::Object(case.case.request.clone()))
+}
+
 /// What to do with the baseline for one case.
 #[derive(Debug, Clone, Copy)]
 enum BaselineUse<'a> {
@@ -281,7 +296,7 @@ fn evaluate(
         checks.extend(content_checks(case, answer));
         if let (Some(similarity), BaselineUse::Compare(recorded)) = (expect.similarity, baseline) {
             checks.push(similarity_check(
-                case.case.kind,
+                case,
                 similarity.min,
                 body,
                 answer,
@@ -342,12 +357,13 @@ fn content_checks(case: &PreparedCase, answer: &Answer) -> Vec<Check> {
 /// request. The model is not part of the request hash, so a new model version is compared with
 /// the answers of the old one, which is the point of a promotion gate.
 fn similarity_check(
-    kind: CaseKind,
+    case: &PreparedCase,
     min: f64,
     body: &Value,
     answer: &Answer,
     recorded: Option<&RecordedAnswer>,
 ) -> Check {
+    let kind = case.case.kind;
     let expected = format!("≥ {min}");
     let Some(recorded) = recorded else {
         return Check::skipped(
@@ -356,7 +372,7 @@ fn similarity_check(
             "no baseline is recorded for this case: run with --record-baseline",
         );
     };
-    if recorded.request_hash != request_hash(body) {
+    if !asks_the_same(recorded, case, body) {
         return Check::skipped(
             Expectation::Similarity,
             expected,
@@ -390,4 +406,11 @@ fn similarity_check(
         check.detail = Some(format!("the baseline says {:?}", compare::excerpt(text)));
     }
     check
+}
+
+/// Whether the recorded answer answered this case's request. Baselines written before the hash
+/// left out `stream` and `stream_options` hold the hash of the whole body sent: the same body
+/// is still the same question.
+fn asks_the_same(recorded: &RecordedAnswer, case: &PreparedCase, body: &Value) -> bool {
+    recorded.request_hash == case_request_hash(case) || recorded.request_hash == request_hash(body)
 }

@@ -3,34 +3,52 @@
 //! that may split a line anywhere.
 
 /// An incremental SSE reader that yields the `data` of each complete event.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseReader {
     /// Bytes of a line not yet ended.
     partial: Vec<u8>,
     /// The data lines of the event being read.
     data: Vec<String>,
+    /// The bytes held in `data`.
+    data_bytes: usize,
+    /// The most bytes one event may hold, its unfinished line included.
+    max_event_bytes: usize,
 }
 
-/// The stream is not valid SSE.
+/// The stream is not valid SSE, or an event is too large to hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SseError(pub String);
+pub enum SseError {
+    #[error("the stream is not UTF-8 text")]
+    NotUtf8,
+    /// An event (or a line without its end) grew past the limit, in bytes.
+    #[error("a stream event is larger than {0} bytes")]
+    TooLarge(usize),
+}
 
 impl SseReader {
+    /// A reader that refuses events larger than `max_event_bytes`, so that a stream which never
+    /// ends its line cannot take all memory.
+    pub fn new(max_event_bytes: usize) -> SseReader {
+        SseReader {
+            partial: Vec::new(),
+            data: Vec::new(),
+            data_bytes: 0,
+            max_event_bytes,
+        }
+    }
+
     /// Feeds received bytes; returns the data of every event they complete, in order.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, SseError> {
         let mut events = Vec::new();
         for &byte in bytes {
             if byte != b'\n' {
+                if self.partial.len() + self.data_bytes >= self.max_event_bytes {
+                    return Err(SseError::TooLarge(self.max_event_bytes));
+                }
                 self.partial.push(byte);
                 continue;
             }
-            let mut line = std::mem::take(&mut self.partial);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            let line = String::from_utf8(line)
-                .map_err(|_| SseError("the stream is not UTF-8 text".into()))?;
+            let line = self.take_line().ok_or(SseError::NotUtf8)?;
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
@@ -43,9 +61,29 @@ impl SseReader {
         !self.partial.is_empty() || !self.data.is_empty()
     }
 
+    /// Ends the stream: the data of an event that lacked only its closing blank line (and
+    /// perhaps its line end), if there is one.
+    pub fn finish(&mut self) -> Option<String> {
+        if !self.partial.is_empty() {
+            let line = self.take_line()?;
+            self.line(&line);
+        }
+        self.line("")
+    }
+
+    /// The pending line without its `\r`, as text.
+    fn take_line(&mut self) -> Option<String> {
+        let mut line = std::mem::take(&mut self.partial);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        String::from_utf8(line).ok()
+    }
+
     fn line(&mut self, line: &str) -> Option<String> {
         if line.is_empty() {
             // A blank line ends an event; one without data is dispatched as nothing.
+            self.data_bytes = 0;
             return (!self.data.is_empty()).then(|| std::mem::take(&mut self.data).join("\n"));
         }
         if line.starts_with(':') {
@@ -53,8 +91,9 @@ impl SseReader {
         }
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         if field == "data" {
-            self.data
-                .push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            self.data_bytes += value.len();
+            self.data.push(value.to_owned());
         }
         // `event`, `id` and `retry` carry nothing an OpenAI-compatible answer needs.
         None
@@ -67,7 +106,7 @@ mod tests {
 
     #[test]
     fn events_split_across_chunks_are_joined() {
-        let mut reader = SseReader::default();
+        let mut reader = SseReader::new(1024);
         assert!(reader.feed(b"data: {\"a\"").unwrap().is_empty());
         assert!(reader.has_pending());
         let events = reader.feed(b":1}\r\n\r\ndata: [DONE]\n\n").unwrap();
@@ -77,7 +116,7 @@ mod tests {
 
     #[test]
     fn comments_and_other_fields_are_ignored_and_data_lines_joined() {
-        let mut reader = SseReader::default();
+        let mut reader = SseReader::new(1024);
         let events = reader
             .feed(b": keep-alive\n\nevent: message\nid: 7\ndata: one\ndata:two\n\n")
             .unwrap();
@@ -86,7 +125,40 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_text_are_an_error() {
-        let mut reader = SseReader::default();
-        assert!(reader.feed(b"data: \xff\xfe\n").is_err());
+        let mut reader = SseReader::new(1024);
+        assert_eq!(reader.feed(b"data: \xff\xfe\n"), Err(SseError::NotUtf8));
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_is_given_by_finish() {
+        for tail in [&b"data: [DONE]"[..], b"data: [DONE]\n", b"data: [DONE]\r\n"] {
+            let mut reader = SseReader::new(1024);
+            assert_eq!(reader.feed(b"data: {}\n\n").unwrap(), ["{}"]);
+            assert!(reader.feed(tail).unwrap().is_empty());
+            assert_eq!(reader.finish().as_deref(), Some("[DONE]"), "{tail:?}");
+        }
+        let mut empty = SseReader::new(1024);
+        empty.feed(b"data: {}\n\n: bye\n").unwrap();
+        assert_eq!(empty.finish(), None);
+    }
+
+    #[test]
+    fn an_event_past_the_limit_is_refused() {
+        let mut line = SseReader::new(16);
+        assert_eq!(
+            line.feed(&[b'x'; 17]),
+            Err(SseError::TooLarge(16)),
+            "a line that never ends"
+        );
+        // Many short data lines of one event add up.
+        let mut lines = SseReader::new(16);
+        assert_eq!(
+            lines.feed(b"data: 12345\ndata: 12345\ndata: 12345\n"),
+            Err(SseError::TooLarge(16))
+        );
+        // The count starts again with each event.
+        let mut events = SseReader::new(16);
+        let many = b"data: 12345\n\n".repeat(10);
+        assert_eq!(events.feed(&many).unwrap().len(), 10);
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer, Faults};
 use hangar_validate::{
-    Baseline, CallError, CaseStatus, Expectation, Golden, Mode, NetworkErrorKind, Options, Outcome,
-    ProtocolErrorKind, RunError, Validation, Verdict, validate,
+    Baseline, CallError, CaseStatus, ClientError, Expectation, Golden, Mode, NetworkErrorKind,
+    Options, Outcome, ProtocolErrorKind, RunError, Validation, Verdict, validate,
 };
 
 const SUPPORT_BOT: &str = r#"
@@ -476,7 +476,7 @@ async fn a_refused_connection_is_a_network_error_and_is_retried_when_asked() {
 #[tokio::test]
 async fn wrong_answers_are_never_retried() {
     let server = support_bot().await;
-    server.update_faults(|f| f.status = Some(503));
+    server.update_faults(|f| f.status = Some(500));
     let mut options = Options::new(server.url());
     options.retries = 3;
     let report = run(&one_case(ASK_REFUND), &options, None).await.report;
@@ -632,4 +632,368 @@ async fn the_run_is_a_send_future_a_controller_can_spawn() {
             .map(|v| v.report.exit_code())
     });
     assert_eq!(handle.await.unwrap().unwrap(), 0);
+}
+
+/// `ASK_REFUND` as a stream.
+fn streamed(case: &str) -> String {
+    case.replace("kind: chat\n", "kind: chat\n    stream: true\n")
+}
+
+#[tokio::test]
+async fn a_stream_with_n_choices_reads_only_the_first() {
+    let server = support_bot().await;
+    let golden = one_case(&streamed(
+        "  - name: refund\n    kind: chat\n    request: {n: 2, messages: [{role: user, content: \"How long do I have to return an item?\"}]}\n    expect: {text: \"You can return any item within 30 days of delivery.\"}\n",
+    ));
+    let validation = run(&golden, &Options::new(server.url()), None).await;
+    assert_eq!(
+        validation.report.exit_code(),
+        0,
+        "{}",
+        validation.report.to_table()
+    );
+    // Both choices came, interleaved: a chunk per word for each.
+    assert!(validation.answer("refund").unwrap().chunks >= 20);
+}
+
+/// Stream events carrying `pieces` as chat deltas, then `[DONE]` followed by `tail`.
+fn chat_stream(pieces: &[&str], extra: &str, tail: &str) -> String {
+    let mut stream: String = pieces
+        .iter()
+        .map(|piece| {
+            format!(
+                "data: {{\"choices\": [{{\"index\": 0, \"delta\": {{\"content\": {}}}}}]{extra}}}\n\n",
+                serde_json::Value::from(*piece)
+            )
+        })
+        .collect();
+    stream.push_str("data: [DONE]");
+    stream.push_str(tail);
+    stream
+}
+
+#[tokio::test]
+async fn a_null_error_in_stream_chunks_is_no_error() {
+    let server = support_bot().await;
+    let raw = chat_stream(&["30", " days"], ", \"error\": null", "\n\n");
+    server.update_faults(|f| f.raw_body = Some(raw.into()));
+    let golden = one_case(&streamed(&format!(
+        "{ASK_REFUND}    expect: {{text: 30 days}}\n"
+    )));
+    let report = run(&golden, &Options::new(server.url()), None).await.report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+    // A real error object still is one.
+    let raw = chat_stream(
+        &["30"],
+        ", \"error\": {\"message\": \"engine died\"}",
+        "\n\n",
+    );
+    server.update_faults(|f| f.raw_body = Some(raw.into()));
+    let failed = run(&golden, &Options::new(server.url()), None).await;
+    let (kind, message) = protocol_error(&failed);
+    assert_eq!(kind, ProtocolErrorKind::StreamError);
+    assert!(message.contains("engine died"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stream_ending_in_done_without_a_blank_line_is_complete() {
+    let server = support_bot().await;
+    let golden = one_case(&streamed(&format!(
+        "{ASK_REFUND}    expect: {{text: 30 days}}\n"
+    )));
+    for tail in ["", "\n", "\r\n"] {
+        let raw = chat_stream(&["30", " days"], "", tail);
+        server.update_faults(|f| f.raw_body = Some(raw.into()));
+        let report = run(&golden, &Options::new(server.url()), None).await.report;
+        assert_eq!(report.exit_code(), 0, "{tail:?}: {}", report.to_table());
+    }
+    // Without `[DONE]` the stream is still broken.
+    let cut = "data: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"30\"}}]}\n\n";
+    server.update_faults(|f| f.raw_body = Some(cut.into()));
+    let validation = run(&golden, &Options::new(server.url()), None).await;
+    assert_eq!(protocol_error(&validation).0, ProtocolErrorKind::BadSse);
+}
+
+#[tokio::test]
+async fn a_wrong_answer_beside_undecided_checks_exits_1_and_says_what_was_skipped() {
+    let server = support_bot().await;
+    // `refund` is wrong (its regex fails) and has no baseline; `ticket` only lacks one.
+    let golden = golden(&WITH_SIMILARITY.replace(
+        "      similarity: {min: 0.9}",
+        "      regex: '14 days'\n      similarity: {min: 0.9}",
+    ));
+    let report = run(&golden, &Options::new(server.url()), None).await.report;
+    assert_eq!(report.cases[0].status, CaseStatus::Failed);
+    assert_eq!(report.cases[1].status, CaseStatus::Skipped);
+    assert_eq!(report.summary.verdict, Verdict::Failed);
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.summary.skipped_checks, 2);
+    let table = report.to_table();
+    assert!(
+        table.contains("FAILED: 2 case(s): 0 passed, 1 failed (wrong answer), 1 skipped; 2 check(s) skipped (no usable baseline)"),
+        "{table}"
+    );
+}
+
+const STREAMED_SIMILARITY: &str = r#"
+defaults: {model: support-bot}
+cases:
+  - name: refund
+    kind: chat
+    stream: true
+    request:
+      messages: [{role: user, content: "How long do I have to return an item?"}]
+    expect:
+      similarity: {min: 0.9}
+"#;
+
+/// Records `golden` against `server` into a new baseline.
+async fn record(golden: &Golden, server: &FakeOpenAiServer) -> Baseline {
+    let mut recording = Options::new(server.url());
+    recording.mode = Mode::Record;
+    let mut validation = run(golden, &recording, None).await;
+    let mut baseline = Baseline::new(&validation.report.url, "2025-06-01T00:00:00Z");
+    assert_eq!(validation.record_into(&mut baseline).len(), 1);
+    baseline
+}
+
+#[tokio::test]
+async fn editing_an_expectation_keeps_the_baseline() {
+    let server = support_bot().await;
+    let baseline = record(&golden(STREAMED_SIMILARITY), &server).await;
+    // `max_tokens_used` makes Hangar ask for `stream_options`; the question is the same.
+    let edited = golden(&STREAMED_SIMILARITY.replace(
+        "similarity: {min: 0.9}",
+        "similarity: {min: 0.9}\n      max_tokens_used: 50",
+    ));
+    let report = run(&edited, &Options::new(server.url()), Some(&baseline))
+        .await
+        .report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+    let sent = server.requests().last().unwrap().json().unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    // The hash is of the request as written: the same whether the case streams or not.
+    let whole = golden(&STREAMED_SIMILARITY.replace("    stream: true\n", ""));
+    let report = run(&whole, &Options::new(server.url()), Some(&baseline))
+        .await
+        .report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+    assert_eq!(
+        baseline.cases["refund"].request_hash,
+        hangar_validate::baseline::request_hash(&serde_json::json!({
+            "messages": [{"role": "user", "content": "How long do I have to return an item?"}]
+        }))
+    );
+}
+
+#[tokio::test]
+async fn a_baseline_hashed_the_old_way_is_still_read() {
+    let server = support_bot().await;
+    let golden = golden(STREAMED_SIMILARITY);
+    let mut baseline = record(&golden, &server).await;
+    // Older baselines hashed the whole body sent, `stream` included.
+    let sent = server.requests().last().unwrap().json().unwrap();
+    assert_eq!(sent["stream"], true);
+    let old_hash = hangar_validate::baseline::request_hash(&sent);
+    assert_ne!(old_hash, baseline.cases["refund"].request_hash);
+    baseline.cases.get_mut("refund").unwrap().request_hash = old_hash;
+    let report = run(&golden, &Options::new(server.url()), Some(&baseline))
+        .await
+        .report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+    assert_eq!(report.cases[0].checks[1].got, "1.0000");
+}
+
+#[tokio::test]
+async fn gateway_unavailability_is_a_retryable_error_not_a_wrong_answer() {
+    let server = support_bot().await;
+    for status in [429, 502, 503, 504] {
+        server.set_faults(Faults {
+            status: Some(status),
+            retry_after: Some("2".into()),
+            ..Faults::default()
+        });
+        let validation = run(&one_case(ASK_REFUND), &Options::new(server.url()), None).await;
+        let report = &validation.report;
+        let (kind, message) = network_error(&validation);
+        assert_eq!(kind, NetworkErrorKind::Unavailable, "{status}: {message}");
+        assert!(
+            message.starts_with(&format!("the server answered {status} ")),
+            "{message}"
+        );
+        assert!(
+            message.contains("The fake server was told to fail."),
+            "{message}"
+        );
+        assert!(message.ends_with("(Retry-After: 2)"), "{message}");
+        assert_eq!(report.cases[0].http_status, Some(status));
+        assert_eq!(report.summary.failed, 0, "{status} is not a wrong answer");
+        assert_eq!(report.exit_code(), 2);
+        assert!(
+            report.to_table().contains("network error (unavailable)"),
+            "{}",
+            report.to_table()
+        );
+    }
+
+    // `--retries` resends, and a server that comes back passes.
+    server.set_faults(Faults {
+        status: Some(503),
+        status_count: Some(1),
+        ..Faults::default()
+    });
+    server.clear_requests();
+    let mut options = Options::new(server.url());
+    options.retries = 2;
+    let report = run(&one_case(ASK_REFUND), &options, None).await.report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+    assert_eq!(report.cases[0].attempts, 2);
+    assert_eq!(server.request_count(), 2);
+
+    // A case that expects the status gets it as its answer.
+    server.update_faults(|f| f.status = Some(429));
+    let expects_429 = one_case(&format!("{ASK_REFUND}    expect: {{status: 429}}\n"));
+    let report = run(&expects_429, &Options::new(server.url()), None)
+        .await
+        .report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+}
+
+#[tokio::test]
+async fn a_url_naming_an_endpoint_is_refused_before_any_request() {
+    let server = support_bot().await;
+    for endpoint in [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings/",
+        "/v1/models",
+    ] {
+        let url = format!("{}{endpoint}", server.url());
+        let err = validate(&one_case(ASK_REFUND), &Options::new(&url), None)
+            .await
+            .unwrap_err();
+        let RunError::Client(ClientError(message)) = err else {
+            panic!("{url}: {err:?}");
+        };
+        assert!(
+            message.contains(&format!("give the base URL `{}/v1`", server.url())),
+            "{message}"
+        );
+    }
+    assert_eq!(server.request_count(), 0);
+}
+
+#[tokio::test]
+async fn embedding_values_past_f32_are_a_protocol_error_and_never_recorded() {
+    let server = support_bot().await;
+    let raw = r#"{"object": "list", "data": [{"index": 0, "embedding": [0.5, 1e39]}]}"#;
+    server.update_faults(|f| f.raw_body = Some(raw.into()));
+    let golden = golden(WITH_SIMILARITY);
+    let mut recording = Options::new(server.url());
+    recording.mode = Mode::Record;
+    let mut validation = run(&golden, &recording, None).await;
+    let ticket = validation.report.case("ticket").unwrap().clone();
+    match ticket.error {
+        Some(CallError::Protocol { kind, message }) => {
+            assert_eq!(kind, ProtocolErrorKind::UnexpectedShape);
+            assert!(
+                message.contains("`data[0].embedding[1]` is 1e39"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ticket.status, CaseStatus::Error);
+    let mut baseline = Baseline::new("u", "t");
+    assert!(
+        !validation
+            .record_into(&mut baseline)
+            .contains(&"ticket".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_body_past_16_mib_is_too_large() {
+    let server = support_bot().await;
+    // Valid JSON, made large with trailing spaces: only the size is wrong.
+    let mut raw = String::from(r#"{"choices": [{"index": 0, "message": {"content": "30 days"}}]}"#);
+    raw.push_str(&" ".repeat(16 * 1024 * 1024));
+    server.update_faults(|f| f.raw_body = Some(raw.into()));
+    let validation = run(&one_case(ASK_REFUND), &Options::new(server.url()), None).await;
+    let (kind, message) = protocol_error(&validation);
+    assert_eq!(kind, ProtocolErrorKind::TooLarge);
+    assert_eq!(message, "the body is larger than 16 MiB");
+    assert_eq!(validation.report.cases[0].http_status, Some(200));
+    assert_eq!(validation.report.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn streams_past_the_limit_are_too_large() {
+    let server = support_bot().await;
+    let golden = one_case(&streamed(ASK_REFUND));
+    let mut options = Options::new(server.url());
+    options.max_body_bytes = 64 * 1024;
+
+    // One line that never ends.
+    let endless = format!("data: {}", "x".repeat(100 * 1024));
+    server.update_faults(|f| f.raw_body = Some(endless.into()));
+    let validation = run(&golden, &options, None).await;
+    let (kind, message) = protocol_error(&validation);
+    assert_eq!(kind, ProtocolErrorKind::TooLarge);
+    assert_eq!(message, "a stream event is larger than 65536 bytes");
+
+    // Small events whose text adds up.
+    let piece = "word ".repeat(100);
+    let many = chat_stream(&vec![piece.as_str(); 200], "", "\n\n");
+    server.update_faults(|f| f.raw_body = Some(many.into()));
+    let validation = run(&golden, &options, None).await;
+    let (kind, message) = protocol_error(&validation);
+    assert_eq!(kind, ProtocolErrorKind::TooLarge);
+    assert_eq!(message, "the streamed answer is longer than 65536 bytes");
+
+    // The same stream is fine under the default limit.
+    let report = run(&golden, &Options::new(server.url()), None).await.report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+}
+
+#[tokio::test]
+async fn an_error_after_the_response_head_keeps_its_http_status() {
+    let server = support_bot().await;
+    server.update_faults(|f| f.disconnect_after_chunks = Some(2));
+    let broken = run(
+        &one_case(&streamed(ASK_REFUND)),
+        &Options::new(server.url()),
+        None,
+    )
+    .await;
+    assert_eq!(network_error(&broken).0, NetworkErrorKind::Disconnected);
+    assert_eq!(broken.report.cases[0].http_status, Some(200));
+    assert!(
+        broken
+            .report
+            .to_table()
+            .contains("ERROR refund  chat stream  200"),
+        "{}",
+        broken.report.to_table()
+    );
+
+    server.set_faults(Faults {
+        chunk_delay: Duration::from_millis(150),
+        ..Faults::default()
+    });
+    let stalled = one_case(&streamed(
+        &ASK_REFUND.replace("kind: chat\n", "kind: chat\n    timeout_ms: 250\n"),
+    ));
+    let timed_out = run(&stalled, &Options::new(server.url()), None).await;
+    assert_eq!(network_error(&timed_out).0, NetworkErrorKind::Timeout);
+    assert_eq!(timed_out.report.cases[0].http_status, Some(200));
+
+    // No response at all: no status.
+    let refused = run(
+        &one_case(ASK_REFUND),
+        &Options::new(closed_port_url().await),
+        None,
+    )
+    .await;
+    assert_eq!(refused.report.cases[0].http_status, None);
 }

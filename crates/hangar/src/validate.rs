@@ -30,9 +30,11 @@ Examples:
 
 Exit codes:
   0  every case passed
-  1  a wrong answer: the server answered and an expectation did not hold
-  2  could not validate: network or protocol errors, a bad golden file or baseline, or a
-     similarity expectation with no baseline yet (record one with --record-baseline)
+  1  a wrong answer: the server answered and an expectation did not hold (even when other
+     cases could not be validated: no retry makes a wrong answer right)
+  2  could not validate, and no answer was wrong: network errors (429/502/503/504 included),
+     protocol errors, a bad golden file or baseline, or a similarity expectation with no
+     baseline yet (record one with --record-baseline)
 
 The golden file is described in docs/validate.md and by --schema.";
 
@@ -45,7 +47,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "schema")]
     pub golden: Option<PathBuf>,
     /// The server's base URL, with or without `/v1` (`http://host:8000`, `http://host:8000/v1`,
-    /// `https://gateway/team-a`).
+    /// `https://gateway/team-a`); not an endpoint such as `…/v1/chat/completions`.
     #[arg(long, value_name = "URL", required_unless_present = "schema")]
     pub url: Option<String>,
     /// Record the answers as the baseline instead of comparing with it. Similarity expectations
@@ -73,7 +75,8 @@ pub struct ValidateArgs {
     /// How many requests may be in flight at once.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Resend a request up to N times after a network error (never after a wrong answer).
+    /// Resend a request up to N times after a network error, a 429, 502, 503 or 504 included
+    /// (never after a wrong answer).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub retries: u32,
     /// Run only the case with this name; repeatable.
@@ -116,12 +119,12 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
     };
     let baseline = read_baseline(&baseline_path, mode, &golden)?;
     let options = Options {
-        url: url.clone(),
         concurrency: usize::from(args.concurrency),
         retries: args.retries,
         timeout: args.timeout,
         api_key: api_key(args.api_key_env.as_deref())?,
         mode,
+        ..Options::new(url.clone())
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -185,6 +188,9 @@ fn parse_output(text: &str) -> Result<(Format, PathBuf)> {
     let Some((format, path)) = text.split_once('=') else {
         bail!("--output takes FORMAT=PATH (e.g. json=report.json), not `{text}`");
     };
+    if path.trim().is_empty() {
+        bail!("--output `{text}` names no file: give FORMAT=PATH (e.g. json=report.json)");
+    }
     Ok((format.parse()?, PathBuf::from(path)))
 }
 
@@ -244,7 +250,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = match unit.trim() {
         "ms" => Duration::from_millis(number),
         "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number * 60),
+        "m" => number
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long a timeout"))?,
         _ => return Err(bad()),
     };
     if duration.is_zero() {
@@ -265,6 +274,11 @@ mod tests {
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("0s").is_err());
+        assert_eq!(
+            parse_duration("307445734561825861m"),
+            Err("`307445734561825861m` is too long a timeout".into())
+        );
+        assert!(parse_duration("99999999999999999999s").is_err());
     }
 
     #[test]
@@ -283,5 +297,7 @@ mod tests {
         );
         assert!(parse_output("r.json").is_err());
         assert!(parse_output("sarif=r").is_err());
+        let empty = parse_output("json=").unwrap_err().to_string();
+        assert!(empty.contains("names no file"), "{empty}");
     }
 }

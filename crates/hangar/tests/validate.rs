@@ -384,3 +384,119 @@ fn schema_and_help_teach_the_file_and_the_exit_codes() {
     assert_eq!(code(&no_args), 2);
     assert!(stderr(&no_args).contains("--golden"));
 }
+
+#[test]
+fn a_wrong_answer_beside_a_missing_baseline_is_exit_1_and_the_summary_counts_skipped_checks() {
+    let served = support_bot();
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(
+        dir.path(),
+        &GOLDEN.replace(r"'\b30 days\b'", r"'\b14 days\b'"),
+    );
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            &served.server.url(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 1, "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains(
+            "FAILED: 2 case(s): 0 passed, 1 failed (wrong answer), 1 skipped; 2 check(s) skipped (no usable baseline)"
+        ),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn an_unavailable_server_is_exit_2_with_its_status_and_retry_after() {
+    let served = serve(FakeOpenAi::builder().model("support-bot").faults(
+        hangar_testkit::fake_openai::Faults {
+            status: Some(503),
+            retry_after: Some("30".into()),
+            ..Default::default()
+        },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(
+        dir.path(),
+        "defaults: {model: support-bot}\ncases:\n  - name: ping\n    kind: completion\n    request: {prompt: ping}\n",
+    );
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            &served.server.url(),
+            "--retries",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2, "{}", stdout(&output));
+    let table = stdout(&output);
+    assert!(table.contains("ERROR ping  completion  503"), "{table}");
+    assert!(
+        table.contains("network error (unavailable): the server answered 503 Service Unavailable: The fake server was told to fail. (Retry-After: 30) (after 2 attempts)"),
+        "{table}"
+    );
+    assert_eq!(served.server.request_count(), 2);
+}
+
+#[test]
+fn bad_arguments_are_refused_before_any_request() {
+    let served = support_bot();
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(dir.path(), GOLDEN);
+    let golden = golden.to_str().unwrap();
+    let url = served.server.url();
+
+    let endpoint = format!("{url}/v1/chat/completions");
+    let output = hangar(&["validate", "--golden", golden, "--url", &endpoint], &[]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains(&format!("give the base URL `{url}/v1`")),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = hangar(
+        &[
+            "validate", "--golden", golden, "--url", &url, "--output", "json=",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("names no file"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden,
+            "--url",
+            &url,
+            "--timeout",
+            "307445734561825861m",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("too long a timeout"),
+        "{}",
+        stderr(&output)
+    );
+
+    assert_eq!(served.server.request_count(), 0);
+}

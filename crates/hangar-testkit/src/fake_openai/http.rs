@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::answers::{self, Script};
-use super::{Faults, ReceivedRequest, lock};
+use super::{Faults, MAX_CHOICES, MAX_EMBEDDING_DIMENSIONS, ReceivedRequest, lock};
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -82,11 +82,30 @@ async fn handle(
             .collect(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
     });
-    let faults = lock(&state.faults).clone();
+    let faults = faults_for_one_request(&state);
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
     Ok(route(&state, &faults, &parts, &bytes))
+}
+
+/// The faults this request sees; counts it against `status_count`, and clears both once it is
+/// spent, so that a later `update_faults` starts afresh.
+fn faults_for_one_request(state: &State) -> Faults {
+    let mut shared = lock(&state.faults);
+    let mut faults = shared.clone();
+    if let (Some(_), Some(left)) = (shared.status, shared.status_count) {
+        if left == 0 {
+            faults.status = None;
+        }
+        if left <= 1 {
+            shared.status = None;
+            shared.status_count = None;
+        } else {
+            shared.status_count = Some(left - 1);
+        }
+    }
+    faults
 }
 
 fn route(
@@ -106,7 +125,15 @@ fn route(
         }
     }
     if let Some(status) = faults.status {
-        return error(status, "The fake server was told to fail.");
+        let mut response = error(status, "The fake server was told to fail.");
+        if let Some(value) = faults
+            .retry_after
+            .as_deref()
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        return response;
     }
     let path = parts.uri.path();
     let endpoint = match path {
@@ -128,6 +155,9 @@ fn route(
         Some(model) => return error(404, &format!("The model `{model}` does not exist.")),
         None => return error(400, "`model` is required."),
     };
+    if let Some(raw) = &faults.raw_body {
+        return raw_response(raw, &request);
+    }
     match endpoint {
         Endpoint::Embedding => embeddings(state, faults, &model, &request),
         text => generate(state, faults, text, &model, &request),
@@ -186,6 +216,16 @@ fn generate(
         .get("max_tokens")
         .or_else(|| request.get("max_completion_tokens"))
         .and_then(Value::as_u64);
+    let choices = match request.get("n").map(Value::as_u64) {
+        None => 1,
+        Some(Some(n @ 1..=MAX_CHOICES)) => n as usize,
+        Some(_) => {
+            return error(
+                400,
+                &format!("`n` must be an integer from 1 to {MAX_CHOICES}."),
+            );
+        }
+    };
     let reply = state.script.reply(model, &prompt, faults.drift);
     let (pieces, finish_reason) = answers::limit(reply, max_tokens);
     let answer = Generated {
@@ -204,6 +244,7 @@ fn generate(
         prompt_tokens: answers::count_tokens(&prompt),
         pieces,
         finish_reason,
+        choices,
     };
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = request
@@ -225,42 +266,57 @@ struct Generated {
     prompt_tokens: u64,
     pieces: Vec<String>,
     finish_reason: &'static str,
+    /// `n`: how many (identical) choices.
+    choices: usize,
 }
 
 impl Generated {
     fn usage(&self) -> Value {
-        answers::usage(self.prompt_tokens, self.pieces.len() as u64)
+        answers::usage(
+            self.prompt_tokens,
+            (self.pieces.len() * self.choices) as u64,
+        )
     }
 
     fn body(&self) -> Value {
         let text = self.pieces.concat();
-        let (object, choice) = match self.endpoint {
-            Endpoint::Chat => (
-                "chat.completion",
-                json!({"index": 0, "message": {"role": "assistant", "content": text},
-                       "logprobs": null, "finish_reason": self.finish_reason}),
-            ),
-            _ => (
-                "text_completion",
-                json!({"index": 0, "text": text, "logprobs": null,
-                       "finish_reason": self.finish_reason}),
-            ),
+        let object = match self.endpoint {
+            Endpoint::Chat => "chat.completion",
+            _ => "text_completion",
         };
+        let choices: Vec<Value> = (0..self.choices)
+            .map(|index| match self.endpoint {
+                Endpoint::Chat => {
+                    json!({"index": index, "message": {"role": "assistant", "content": text},
+                           "logprobs": null, "finish_reason": self.finish_reason})
+                }
+                _ => json!({"index": index, "text": text, "logprobs": null,
+                            "finish_reason": self.finish_reason}),
+            })
+            .collect();
         json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
-               "choices": [choice], "usage": self.usage()})
+               "choices": choices, "usage": self.usage()})
     }
 
     /// The stream: a role chunk (chat), a chunk per token, a finishing chunk, the usage chunk
-    /// when asked, and `[DONE]`.
+    /// when asked, and `[DONE]`. With `n > 1` each step has a chunk per choice, one after the
+    /// other.
     fn events(&self, include_usage: bool) -> Vec<String> {
         let mut events = Vec::new();
+        let indices = 0..self.choices;
         if self.endpoint == Endpoint::Chat {
-            events.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            for index in indices.clone() {
+                events.push(self.chunk(index, json!({"role": "assistant", "content": ""}), None));
+            }
         }
         for piece in &self.pieces {
-            events.push(self.chunk(json!(piece), None));
+            for index in indices.clone() {
+                events.push(self.chunk(index, json!(piece), None));
+            }
         }
-        events.push(self.chunk(json!(null), Some(self.finish_reason)));
+        for index in indices {
+            events.push(self.chunk(index, json!(null), Some(self.finish_reason)));
+        }
         if include_usage {
             events.push(sse(&json!({"id": self.id, "object": self.chunk_object(),
                 "created": self.created, "model": self.model, "choices": [],
@@ -279,7 +335,7 @@ impl Generated {
 
     /// One chunk: for chat `content` is the delta (an object, or null for the empty final
     /// delta); for completion it is the text piece.
-    fn chunk(&self, content: Value, finish_reason: Option<&str>) -> String {
+    fn chunk(&self, index: usize, content: Value, finish_reason: Option<&str>) -> String {
         let choice = match self.endpoint {
             Endpoint::Chat => {
                 let delta = match content {
@@ -287,9 +343,9 @@ impl Generated {
                     Value::String(piece) => json!({"content": piece}),
                     delta => delta,
                 };
-                json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason})
+                json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": finish_reason})
             }
-            _ => json!({"index": 0, "text": content.as_str().unwrap_or_default(),
+            _ => json!({"index": index, "text": content.as_str().unwrap_or_default(),
                         "logprobs": null, "finish_reason": finish_reason}),
         };
         sse(
@@ -303,10 +359,16 @@ fn embeddings(state: &State, faults: &Faults, model: &str, request: &Value) -> R
     let Some(inputs) = answers::embedding_inputs(request) else {
         return error(400, "`input` must be a string or an array of strings.");
     };
-    let dimensions = request
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .map_or(state.embedding_dimensions, |d| d as usize);
+    let dimensions = match request.get("dimensions").map(Value::as_u64) {
+        None => state.embedding_dimensions,
+        Some(Some(d)) if (1..=MAX_EMBEDDING_DIMENSIONS as u64).contains(&d) => d as usize,
+        Some(_) => {
+            return error(
+                400,
+                &format!("`dimensions` must be an integer from 1 to {MAX_EMBEDDING_DIMENSIONS}."),
+            );
+        }
+    };
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
@@ -340,6 +402,17 @@ fn whole_response(body: &Value, faults: &Faults) -> Response<Body> {
     let cut_after = faults.disconnect_after_chunks.map(|_| 1);
     let body = delayed_body(chunks, faults.chunk_delay, cut_after);
     with_body(200, "application/json", body)
+}
+
+/// The `raw_body` fault: these bytes, as a stream when one was asked for.
+fn raw_response(raw: &str, request: &Value) -> Response<Body> {
+    let streamed = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let content_type = if streamed {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    with_body(200, content_type, full_body(raw.as_bytes().to_vec()))
 }
 
 /// A server-sent-event stream, with the stream faults applied.
@@ -400,10 +473,13 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
 }
 
 fn json_response_bytes(status: u16, bytes: Vec<u8>) -> Response<Body> {
-    let body = Full::new(Bytes::from(bytes))
+    with_body(status, "application/json", full_body(bytes))
+}
+
+fn full_body(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
         .map_err(|never| match never {})
-        .boxed();
-    with_body(status, "application/json", body)
+        .boxed()
 }
 
 fn with_body(status: u16, content_type: &'static str, body: Body) -> Response<Body> {

@@ -8,9 +8,11 @@
 //!
 //! - chat and completion reply with the scripted answer to the prompt (the last user message,
 //!   or the completion prompt), or echo the prompt; `max_tokens` cuts the reply (one token per
-//!   word) with `finish_reason: "length"`;
+//!   word) with `finish_reason: "length"`; `n` (1 to [`MAX_CHOICES`]) gives that many identical
+//!   choices, whose stream chunks are interleaved as vLLM sends them;
 //! - embeddings are hashed bags of words, normalised, so texts sharing words are close
-//!   (`dimensions` in the request, or [`FakeOpenAiBuilder::embedding_dimensions`], default 64).
+//!   (`dimensions` in the request, or [`FakeOpenAiBuilder::embedding_dimensions`], default 64,
+//!   at most [`MAX_EMBEDDING_DIMENSIONS`]: a request asking for more gets a 400).
 //!
 //! Faults can be set before start and changed while it runs, so one test can record answers,
 //! flip the server and run again:
@@ -51,6 +53,13 @@ use answers::{Script, Scripted};
 /// The model served when the builder names none.
 pub const DEFAULT_MODEL: &str = "fake-model";
 
+/// The longest embedding the fake makes; a request asking for more gets a 400, so a test
+/// cannot make it allocate without bound.
+pub const MAX_EMBEDDING_DIMENSIONS: usize = 4096;
+
+/// The most choices (`n`) one request may ask for; more gets a 400.
+pub const MAX_CHOICES: u64 = 8;
+
 /// Misbehaviour to inject. Every field off (the default) is a healthy server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
@@ -61,6 +70,11 @@ pub struct Faults {
     pub chunk_delay: Duration,
     /// Answer every request with this status and an OpenAI error body (`{"error": {…}}`).
     pub status: Option<u16>,
+    /// With `status`, only this many requests get it; then the server answers normally again
+    /// (a server that restarts, a rate limit that lifts). `None`: every request.
+    pub status_count: Option<usize>,
+    /// With `status`, send this `Retry-After` header value (`"2"`, an HTTP date…).
+    pub retry_after: Option<String>,
     /// Answer 200 with a body that is not JSON; a stream sends one chunk that is not JSON.
     pub malformed_json: bool,
     /// Drop the connection after this many stream chunks; a non-streamed answer is cut after
@@ -69,6 +83,11 @@ pub struct Faults {
     /// Answer differently: drifted replies ([`FakeOpenAiBuilder::drifted_reply_to`], else
     /// [`DEFAULT_DRIFTED_REPLY`]) and embeddings hashed with another seed.
     pub drift: bool,
+    /// Answer every chat, completion and embedding request (one with a known model) 200 with
+    /// exactly this body, as `text/event-stream` when the request streams, else as
+    /// `application/json`: for what no healthy server sends (odd chunks, numbers past `f32`, a
+    /// body too large, a stream cut after `data: [DONE]`).
+    pub raw_body: Option<Arc<str>>,
 }
 
 /// One request the server received, recorded before it was answered.
@@ -146,9 +165,10 @@ impl FakeOpenAiBuilder {
         self
     }
 
-    /// The length of embedding vectors when the request sets no `dimensions` (default 64).
+    /// The length of embedding vectors when the request sets no `dimensions` (default 64,
+    /// kept between 1 and [`MAX_EMBEDDING_DIMENSIONS`]).
     pub fn embedding_dimensions(mut self, dimensions: usize) -> Self {
-        self.embedding_dimensions = Some(dimensions.max(1));
+        self.embedding_dimensions = Some(dimensions.clamp(1, MAX_EMBEDDING_DIMENSIONS));
         self
     }
 
