@@ -379,10 +379,142 @@ fn without_prices_gpu_hours_are_shown_and_the_money_is_not_invented() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json_of(&out);
     let allocated = &report["totals"]["allocated"];
-    assert!(close(&allocated["hourly"], 0.0));
+    assert!(
+        allocated["hourly"].is_null(),
+        "unknown, not zero: {allocated}"
+    );
+    assert!(allocated["projected"].is_null(), "{allocated}");
     assert!(allocated["unpriced_gpus"].as_f64().unwrap() > 0.0);
     assert!(allocated["gpu_hours"].as_f64().unwrap() > 0.0);
     assert!(stderr(&out).contains("unpriced"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_examples_totals_add_up_as_the_docs_say() {
+    // allocated − what is beyond the nodes + idle = what the GPU nodes hold (docs/cost.md).
+    for args in [
+        &[
+            "cost",
+            "examples/cluster",
+            "--policy",
+            "examples/hangar.yaml",
+        ][..],
+        &[
+            "cost",
+            "examples/incidents",
+            "--policy",
+            "examples/hangar.yaml",
+        ][..],
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--at", "2026-11-28T12:00:00Z", "--format", "json"]);
+        let out = hangar(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report = json_of(&out);
+        let totals = &report["totals"];
+        let gpus = |total: &str| totals[total]["gpus"].as_f64().unwrap();
+        let over: f64 = match report["basis"].as_str().unwrap() {
+            "observed" => report["idle"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| (n["requested"].as_f64().unwrap() - n["gpus"].as_f64().unwrap()).max(0.0))
+                .sum(),
+            _ => {
+                let pools: f64 = report["idle"]["pools"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        (p["requested"].as_f64().unwrap() - p["gpus"].as_f64().unwrap()).max(0.0)
+                    })
+                    .sum();
+                // Unpinned demand holds what runs on no GPU node of the input too.
+                pools + report["idle"]["unpinned_gpus"].as_f64().unwrap() - gpus("off_nodes")
+            }
+        };
+        let beyond = over + gpus("off_nodes");
+        assert!(
+            (gpus("allocated") - beyond + gpus("idle") - gpus("offered")).abs() < 1e-3,
+            "{args:?}: {totals}"
+        );
+        assert!(
+            beyond > 0.0,
+            "both examples ask beyond their nodes: {totals}"
+        );
+        let table = stdout(&hangar(&args[..args.len() - 2]));
+        assert!(
+            table.contains("more than the GPU nodes hold:"),
+            "the table says why: {table}"
+        );
+    }
+}
+
+#[test]
+fn a_mig_single_node_counts_its_physical_gpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = list(vec![node(
+        "h100-mig",
+        json!({"nvidia.com/mig.strategy": "single", "nvidia.com/gpu.count": "16",
+               "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb",
+               "node.kubernetes.io/instance-type": "p5.48xlarge"}),
+        json!({"nvidia.com/gpu": "16"}),
+    )]);
+    std::fs::write(dir.path().join("nodes.json"), nodes).unwrap();
+    let policy = dir.path().join("hangar.yaml");
+    std::fs::write(
+        &policy,
+        "gpuPrices:\n  instanceTypes: {p5.48xlarge: 80.0}\n",
+    )
+    .unwrap();
+    let out = hangar(&[
+        "cost",
+        dir.path().join("nodes.json").to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json_of(&out);
+    let offered = &report["totals"]["offered"];
+    assert!(close(&offered["gpus"], 8.0), "{offered}");
+    assert!(close(&offered["hourly"], 80.0), "{offered}");
+    let pool = &report["idle"]["pools"][0]["idle"];
+    assert!(close(&pool["hourly"], 80.0), "8 idle GPUs at 10.00: {pool}");
+}
+
+#[test]
+fn hostile_replica_counts_are_warnings_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lws.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: huge, namespace: serving}
+spec:
+  replicas: 100000
+  leaderWorkerTemplate:
+    size: 100000
+    workerTemplate:
+      spec:
+        containers:
+          - name: vllm
+            image: vllm/vllm-openai:v0.11.0
+            resources: {limits: {nvidia.com/gpu: '8'}}
+",
+    )
+    .unwrap();
+    let out = hangar(&["cost", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "LeaderWorkerSet/serving/huge: spec.replicas × spec.leaderWorkerTemplate.size"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

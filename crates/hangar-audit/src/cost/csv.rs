@@ -2,8 +2,8 @@
 //! dimension as a column, so a spreadsheet can pivot by any of them. The first column holds the
 //! `--by` group; rows come in the order of the groups.
 
-use super::devices::trim_number;
 use super::report::{Basis, CostReport, Usage};
+use super::trim_number;
 
 const HEADER: &[&str] = &[
     "group",
@@ -58,8 +58,6 @@ pub(super) fn render(r: &CostReport) -> String {
 }
 
 fn usage_row(r: &CostReport, u: &Usage, group: &str, kind: &str) -> Vec<String> {
-    let opt =
-        |v: Option<f64>, places: usize| v.map(|v| format!("{v:.places$}")).unwrap_or_default();
     vec![
         group.to_owned(),
         kind.to_owned(),
@@ -82,14 +80,14 @@ fn usage_row(r: &CostReport, u: &Usage, group: &str, kind: &str) -> Vec<String> 
         u.gpu_model.clone().unwrap_or_default(),
         u.accelerators.join(" "),
         format!("{:.4}", u.gpus),
-        opt(u.price_per_gpu_hour, 4),
+        fixed(u.price_per_gpu_hour, 4),
         u.price_source.clone(),
-        opt(u.hourly, 4),
+        fixed(u.hourly, 4),
         trim_number(r.period_hours),
-        opt(u.projected, 2),
+        fixed(u.projected, 2),
         u.started.clone().unwrap_or_default(),
-        opt(u.running_hours, 2),
-        opt(u.accrued, 2),
+        fixed(u.running_hours, 2),
+        fixed(u.accrued, 2),
         r.currency.clone(),
     ]
 }
@@ -124,7 +122,7 @@ fn idle_rows(out: &mut String, r: &CostReport) {
                     source,
                 };
                 if priced > 0.0 {
-                    let average = p.idle.hourly / priced;
+                    let average = p.idle.hourly().unwrap_or(0.0) / priced;
                     let row = pool_row(priced, Some(average), "average price of the pool's GPUs");
                     push_row(out, row.cells(r));
                 }
@@ -152,8 +150,6 @@ struct IdleRow<'a> {
 
 impl IdleRow<'_> {
     fn cells(self, r: &CostReport) -> Vec<String> {
-        let fixed =
-            |v: Option<f64>, places: usize| v.map(|v| format!("{v:.places$}")).unwrap_or_default();
         let hourly = self.price.map(|p| p * self.gpus);
         let mut cells = vec![String::new(); HEADER.len()];
         let mut set = |column: &str, value: String| {
@@ -183,6 +179,11 @@ impl IdleRow<'_> {
         set("currency", r.currency.clone());
         cells
     }
+}
+
+/// A figure with `places` decimals, or an empty cell when it is unknown.
+fn fixed(value: Option<f64>, places: usize) -> String {
+    value.map(|v| format!("{v:.places$}")).unwrap_or_default()
 }
 
 fn push_row(out: &mut String, cells: impl IntoIterator<Item = String>) {

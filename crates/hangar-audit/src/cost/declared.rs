@@ -6,15 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use hangar_core::nodes::{can_schedule, required_terms};
 use hangar_core::workload::{PodTemplate, Workload};
 use hangar_core::{Endpoint, ObjectRef};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use serde_json::Value;
 
 use super::devices::{
     GPU_MODEL_LABELS, INSTANCE_TYPE_LABELS, Sharing, base_model, describe, pod_accelerators,
 };
 use super::price::{Hardware, Quote, quote};
-use super::{Context, Found, NodeInfo, Owner, Usage, held};
+use super::{Context, Found, InputObject, NodeInfo, Owner, Usage, held};
 
 pub(super) fn collect(context: &Context<'_>, warnings: &mut Vec<String>) -> Found {
     let mut found = Found::default();
@@ -30,8 +28,8 @@ pub(super) fn collect(context: &Context<'_>, warnings: &mut Vec<String>) -> Foun
         }
         let owner = context.endpoint_owner(endpoint);
         for template in costed_templates(endpoint, &context.inventory.workloads) {
-            if let Some(usage) = line(context, template, &owner, false, warnings) {
-                found.usage.push(usage);
+            if let Some((usage, on_gpu_node)) = line(context, template, &owner, false, warnings) {
+                found.bill(usage, on_gpu_node, context.period());
             }
         }
     }
@@ -47,12 +45,14 @@ pub(super) fn collect(context: &Context<'_>, warnings: &mut Vec<String>) -> Foun
             workload.object_ref(),
         );
         let batch = workload.runs_to_completion || runs_once(&workload.template);
-        if let Some(usage) = line(context, &workload.template, &owner, batch, warnings) {
-            if batch {
-                found.batch.push(usage);
-            } else {
-                found.usage.push(usage);
-            }
+        let Some((usage, on_gpu_node)) = line(context, &workload.template, &owner, batch, warnings)
+        else {
+            continue;
+        };
+        if batch {
+            found.batch.push(usage);
+        } else {
+            found.bill(usage, on_gpu_node, context.period());
         }
     }
     found
@@ -88,13 +88,14 @@ fn costed_templates<'a>(endpoint: &'a Endpoint, workloads: &'a [Workload]) -> Ve
     }
 }
 
+/// The line item of one template × its replicas, and whether a GPU node of the input can run it.
 fn line(
     context: &Context<'_>,
     template: &PodTemplate,
     owner: &Owner,
     batch: bool,
     warnings: &mut Vec<String>,
-) -> Option<Usage> {
+) -> Option<(Usage, bool)> {
     let subject = format!("{} {}", template.owner, template.spec_path);
     let (asks, problems) = pod_accelerators(&template.spec);
     warnings.extend(problems.into_iter().map(|p| format!("{subject}: {p}")));
@@ -111,14 +112,14 @@ fn line(
     if asks.is_empty() {
         return None;
     }
-    let (replicas, replicas_from) = replicas(context, template, &asks);
+    let (replicas, replicas_from) = replicas(context, template, &asks, warnings);
     if replicas == 0 {
         return None;
     }
     let place = placement(context, template, &asks);
     let gpus = held(&place.sharing, &asks, &subject, warnings) * f64::from(replicas);
     let hourly = place.quote.per_gpu_hour.map(|p| p * gpus);
-    Some(Usage {
+    let usage = Usage {
         object: template.owner.clone(),
         template: Some(template.spec_path.clone()),
         replicas,
@@ -146,7 +147,8 @@ fn line(
         started: None,
         running_hours: None,
         accrued: None,
-    })
+    };
+    Some((usage, place.on_gpu_node))
 }
 
 /// Where a declared pod would run, as far as its price and GPU sharing go.
@@ -155,6 +157,8 @@ struct Place {
     quote: Quote,
     /// The pool, when every node it may run on is in one.
     pool: Option<String>,
+    /// Whether a GPU node of the input can run it (else it is priced by what it names).
+    on_gpu_node: bool,
 }
 
 /// Prices a template on the dearest GPU node of the input it may run on; with none, on the GPU
@@ -195,6 +199,7 @@ fn placement(context: &Context<'_>, template: &PodTemplate, asks: &BTreeMap<Stri
                 source,
             },
             pool: (pools.len() == 1).then(|| node.pool.clone()),
+            on_gpu_node: true,
         };
     }
     named_hardware(context, template)
@@ -270,6 +275,7 @@ fn named_hardware(context: &Context<'_>, template: &PodTemplate) -> Place {
         },
         quote,
         pool: None,
+        on_gpu_node: false,
     }
 }
 
@@ -303,58 +309,72 @@ fn replicas(
     context: &Context<'_>,
     template: &PodTemplate,
     asks: &BTreeMap<String, f64>,
+    warnings: &mut Vec<String>,
 ) -> (u32, String) {
     let owner = &template.owner;
-    let (namespace, name) = (owner.namespace.as_str(), owner.name.as_str());
-    let s = context.snapshot;
-    match owner.kind.as_str() {
-        "Deployment" => count(
-            s.find::<Deployment>(namespace, name)
-                .and_then(|d| d.object.spec.as_ref()?.replicas),
-            "spec.replicas",
+    if owner.kind == "Pod" {
+        return (1, "a pod".into());
+    }
+    let count = |value: Option<i32>, path: &str, warnings: &mut Vec<String>| match value {
+        Some(v) => (
+            pod_count(i128::from(v), owner, path, warnings),
+            path.to_owned(),
         ),
-        "StatefulSet" => count(
-            s.find::<StatefulSet>(namespace, name)
-                .and_then(|d| d.object.spec.as_ref()?.replicas),
+        None => (1, format!("{path} unset: 1")),
+    };
+    let object = context.object(&owner.kind, &owner.namespace, &owner.name);
+    match object {
+        Some(InputObject::Deployment(d)) => count(
+            d.spec.as_ref().and_then(|s| s.replicas),
             "spec.replicas",
+            warnings,
         ),
-        "ReplicaSet" => count(
-            s.find::<ReplicaSet>(namespace, name)
-                .and_then(|d| d.object.spec.as_ref()?.replicas),
+        Some(InputObject::StatefulSet(s)) => count(
+            s.spec.as_ref().and_then(|s| s.replicas),
             "spec.replicas",
+            warnings,
         ),
-        "Job" => count(
-            s.find::<Job>(namespace, name)
-                .and_then(|j| j.object.spec.as_ref()?.parallelism),
+        Some(InputObject::ReplicaSet(r)) => count(
+            r.spec.as_ref().and_then(|s| s.replicas),
+            "spec.replicas",
+            warnings,
+        ),
+        Some(InputObject::Job(j)) => count(
+            j.spec.as_ref().and_then(|s| s.parallelism),
             "spec.parallelism",
+            warnings,
         ),
-        "CronJob" => count(
-            s.find::<CronJob>(namespace, name).and_then(|c| {
-                c.object
-                    .spec
-                    .as_ref()?
-                    .job_template
-                    .spec
-                    .as_ref()?
-                    .parallelism
-            }),
+        Some(InputObject::CronJob(c)) => count(
+            c.spec
+                .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref()?.parallelism),
             "spec.jobTemplate.spec.parallelism",
+            warnings,
         ),
-        "DaemonSet" if s.find::<DaemonSet>(namespace, name).is_some() => {
-            daemon_set_pods(context, template, asks)
-        }
-        "Pod" => (1, "a pod".into()),
-        _ => match s.find_other(&owner.kind, namespace, name) {
-            Some(object) => custom_resource_replicas(&object.object.body, &owner.kind, template),
-            None => (1, "one pod assumed".into()),
-        },
+        Some(InputObject::DaemonSet(_)) => daemon_set_pods(context, template, asks),
+        Some(InputObject::Other(o)) => custom_resource_replicas(&o.body, template, warnings),
+        None => (1, "one pod assumed".into()),
     }
 }
 
-fn count(value: Option<i32>, path: &str) -> (u32, String) {
-    match value {
-        Some(v) => (u32::try_from(v).unwrap_or(0), path.to_owned()),
-        None => (1, format!("{path} unset: 1")),
+/// A pod count read from a manifest (`field` of `object`), as a `u32`: below zero counts as
+/// none and beyond `u32::MAX` as `u32::MAX`, each with a warning, since neither is a real count.
+fn pod_count(value: i128, object: &ObjectRef, field: &str, warnings: &mut Vec<String>) -> u32 {
+    match u32::try_from(value) {
+        Ok(count) => count,
+        Err(_) if value < 0 => {
+            warnings.push(format!(
+                "{object}: {field} is {value}, below zero: counted as no pods"
+            ));
+            0
+        }
+        Err(_) => {
+            warnings.push(format!(
+                "{object}: {field} comes to {value}, more pods than Hangar counts: counted as {}",
+                u32::MAX
+            ));
+            u32::MAX
+        }
     }
 }
 
@@ -382,39 +402,40 @@ fn daemon_set_pods(
     )
 }
 
-/// Replicas of the pods a serving operator creates from its custom resource.
-fn custom_resource_replicas(body: &Value, kind: &str, template: &PodTemplate) -> (u32, String) {
+/// Replicas of the pods a serving operator creates from its custom resource. Products of two
+/// `i64` fields are taken in `i128`, where they cannot overflow.
+fn custom_resource_replicas(
+    body: &Value,
+    template: &PodTemplate,
+    warnings: &mut Vec<String>,
+) -> (u32, String) {
+    let object = &template.owner;
     let path = template.spec_path.as_str();
     let int = |p: &str| at(body, p).and_then(Value::as_i64);
-    let read = |p: &str| -> (u32, String) {
-        match int(p) {
-            Some(v) => (u32::try_from(v).unwrap_or(0), p.to_owned()),
-            None => (1, format!("{p} unset: 1")),
-        }
-    };
-    match kind {
+    let mut counted =
+        |value: i128, field: String| (pod_count(value, object, &field, warnings), field);
+    match object.kind.as_str() {
         "LeaderWorkerSet" => {
-            let (groups, _) = read("spec.replicas");
+            let groups = int("spec.replicas").unwrap_or(1);
             let size = int("spec.leaderWorkerTemplate.size").unwrap_or(1).max(1);
-            let size = u32::try_from(size).unwrap_or(1);
             let has_leader = at(body, "spec.leaderWorkerTemplate.leaderTemplate").is_some();
             if path.starts_with("spec.leaderWorkerTemplate.leaderTemplate") {
-                (groups, "spec.replicas (one leader per group)".into())
+                counted(groups.into(), "spec.replicas (one leader per group)".into())
             } else if has_leader {
-                (
-                    groups * (size - 1),
+                counted(
+                    i128::from(groups) * i128::from(size - 1),
                     "spec.replicas × (spec.leaderWorkerTemplate.size − 1)".into(),
                 )
             } else {
-                (
-                    groups * size,
+                counted(
+                    i128::from(groups) * i128::from(size),
                     "spec.replicas × spec.leaderWorkerTemplate.size".into(),
                 )
             }
         }
         "InferenceService" => {
             let component = path.split('.').nth(1).unwrap_or("predictor");
-            read(&format!("spec.{component}.minReplicas"))
+            read(body, &format!("spec.{component}.minReplicas"), counted)
         }
         "RayService" => {
             if path.contains("headGroupSpec") {
@@ -425,44 +446,55 @@ fn custom_resource_replicas(body: &Value, kind: &str, template: &PodTemplate) ->
                 .and_then(|rest| rest.split(']').next())
                 .unwrap_or("0");
             let base = format!("spec.rayClusterConfig.workerGroupSpecs[{group}]");
-            let replicas = int(&format!("{base}.replicas"))
-                .map(|v| (v, format!("{base}.replicas")))
-                .or_else(|| {
-                    int(&format!("{base}.minReplicas")).map(|v| (v, format!("{base}.minReplicas")))
-                });
-            let hosts = int(&format!("{base}.numOfHosts")).unwrap_or(1).max(1);
-            match replicas {
-                Some((v, from)) => (u32::try_from(v * hosts).unwrap_or(0), from),
-                None => (
-                    u32::try_from(hosts).unwrap_or(1),
-                    format!("{base}.replicas unset: 1"),
-                ),
+            let hosts = int(&format!("{base}.numOfHosts"));
+            let (replicas, mut field) = ["replicas", "minReplicas"]
+                .iter()
+                .find_map(|f| Some((int(&format!("{base}.{f}"))?, format!("{base}.{f}"))))
+                .unwrap_or((1, format!("{base}.replicas unset: 1")));
+            if hosts.is_some() {
+                field.push_str(" × numOfHosts");
             }
+            counted(
+                i128::from(replicas) * i128::from(hosts.unwrap_or(1).max(1)),
+                field,
+            )
         }
         "SeldonDeployment" => {
             let predictor = path
                 .strip_prefix("spec.predictors[")
                 .and_then(|rest| rest.split(']').next())
                 .unwrap_or("0");
-            let component = path
+            let component_path = path
                 .split(".componentSpecs[")
                 .nth(1)
-                .and_then(|r| r.split(']').next());
-            let component_path = component
+                .and_then(|r| r.split(']').next())
                 .map(|c| format!("spec.predictors[{predictor}].componentSpecs[{c}].replicas"));
-            match component_path.as_deref().and_then(int) {
-                Some(v) => (
-                    u32::try_from(v).unwrap_or(0),
-                    component_path.unwrap_or_default(),
+            match component_path {
+                Some(p) if int(&p).is_some() => read(body, &p, counted),
+                _ => read(
+                    body,
+                    &format!("spec.predictors[{predictor}].replicas"),
+                    counted,
                 ),
-                None => read(&format!("spec.predictors[{predictor}].replicas")),
             }
         }
         "NIMService" if at(body, "spec.scale.enabled").and_then(Value::as_bool) == Some(true) => {
-            read("spec.scale.hpa.minReplicas")
+            read(body, "spec.scale.hpa.minReplicas", counted)
         }
-        "NIMService" | "LLMInferenceService" => read("spec.replicas"),
+        "NIMService" | "LLMInferenceService" => read(body, "spec.replicas", counted),
         _ => (1, "one pod assumed".into()),
+    }
+}
+
+/// The count at `path`, or one pod when it is unset.
+fn read(
+    body: &Value,
+    path: &str,
+    mut counted: impl FnMut(i128, String) -> (u32, String),
+) -> (u32, String) {
+    match at(body, path).and_then(Value::as_i64) {
+        Some(v) => counted(v.into(), path.to_owned()),
+        None => (1, format!("{path} unset: 1")),
     }
 }
 

@@ -65,7 +65,10 @@ pub enum Unit {
 /// A MIG profile such as `3g.40gb`: compute slices and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MigProfile {
+    /// Compute slices the instance gives a pod (`3` in `3g.40gb`, `1` in `1c.3g.40gb`).
     pub slices: u32,
+    /// Slices of the GPU instance it sits in (`3` in both `3g.40gb` and `1c.3g.40gb`).
+    pub instance_slices: u32,
     pub memory_gb: u32,
 }
 
@@ -89,20 +92,37 @@ impl MigProfile {
         let slices = slices.strip_suffix('g')?.parse::<u32>().ok()?;
         let memory_gb = memory.strip_suffix("gb")?.parse::<u32>().ok()?;
         (slices > 0).then_some(MigProfile {
-            slices: compute.unwrap_or(slices).min(slices),
+            slices: compute.unwrap_or(slices).clamp(1, slices),
+            instance_slices: slices,
             memory_gb,
         })
     }
 
-    /// The share of the physical GPU: compute slices out of 7, or out of 4 on an A30 (whose
-    /// profiles are 1g.6gb, 2g.12gb and 4g.24gb).
-    pub fn share(self, gpu_model: Option<&str>) -> f64 {
+    /// Compute slices of the whole GPU: 4 on an A30 (whose profiles are 1g.6gb, 2g.12gb and
+    /// 4g.24gb), 7 on the others.
+    fn slices_per_gpu(self, gpu_model: Option<&str>) -> u32 {
         let a30 = match gpu_model {
             Some(model) => model_matches("A30", model),
-            None => matches!((self.slices, self.memory_gb), (1, 6) | (2, 12) | (4, 24)),
+            None => matches!(
+                (self.instance_slices, self.memory_gb),
+                (1, 6) | (2, 12) | (4, 24)
+            ),
         };
-        let per_gpu = if a30 { 4.0 } else { 7.0 };
-        (f64::from(self.slices) / per_gpu).min(1.0)
+        if a30 { 4 } else { 7 }
+    }
+
+    /// The share of the physical GPU: compute slices out of 7, or out of 4 on an A30.
+    pub fn share(self, gpu_model: Option<&str>) -> f64 {
+        let per_gpu = self.slices_per_gpu(gpu_model);
+        (f64::from(self.slices) / f64::from(per_gpu)).min(1.0)
+    }
+
+    /// How many instances of this profile one GPU holds at most: `3g.40gb` fits twice in 7
+    /// slices (one slice stays unused), `1c.3g.40gb` six times (three in each `3g`).
+    pub fn per_gpu(self, gpu_model: Option<&str>) -> u32 {
+        let instances = self.slices_per_gpu(gpu_model) / self.instance_slices;
+        let compute_instances = self.instance_slices / self.slices;
+        (instances * compute_instances).max(1)
     }
 }
 
@@ -265,14 +285,8 @@ fn container_accelerators(c: &Container, problems: &mut Vec<String>) -> BTreeMap
 pub fn describe(accelerators: &BTreeMap<String, f64>) -> Vec<String> {
     accelerators
         .iter()
-        .map(|(name, value)| format!("{name}={}", trim_number(*value)))
+        .map(|(name, value)| format!("{name}={}", super::trim_number(*value)))
         .collect()
-}
-
-/// `2`, `0.5`: a count without trailing zeros.
-pub fn trim_number(value: f64) -> String {
-    let text = format!("{value:.3}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// Whether a price key names this GPU model: equal, or contained between dashes, ignoring case
@@ -321,6 +335,9 @@ pub struct NodeDevices {
     /// Physical devices: every accelerator in the node's capacity converted back from replicas
     /// and MIG instances, or `nvidia.com/gpu.count` when that is larger.
     pub devices: f64,
+    /// The node offers MIG instances (`mixed` strategy) and no `nvidia.com/gpu.count` label says
+    /// how many GPUs hold them, so `devices` counts the fewest GPUs that can.
+    pub mig_inferred: bool,
     /// Accelerator resources the node offers (capacity above zero).
     pub resources: BTreeSet<String>,
 }
@@ -345,18 +362,20 @@ pub fn node_devices(node: &Node) -> NodeDevices {
     };
     let product = node.label("nvidia.com/gpu.product");
     let gpu_model = first_label(node, GPU_MODEL_LABELS).map(|(_, v)| base_model(v).to_owned());
+    // Under the `single` strategy the feature discovery appends the profile to the product.
     let mig_single = product.and_then(|p| {
         let at = p.to_ascii_uppercase().find("-MIG-")?;
         MigProfile::parse(&p[at + "-MIG-".len()..])
     });
     let renamed = capacity.contains_key("nvidia.com/gpu.shared");
-    let shared_gpus = label_number("nvidia.com/gpu.count");
+    // Physical GPUs, except under MIG `single`, where the feature discovery counts instances.
+    let gpu_count = label_number("nvidia.com/gpu.count").filter(|_| mig_single.is_none());
     let replicas = label_number("nvidia.com/gpu.replicas")
         .map(|r| r as u32)
         .or_else(|| {
             // Renamed replicas with no replicas label: capacity over physical GPUs.
             let shared = capacity.get("nvidia.com/gpu.shared")?;
-            Some((shared / shared_gpus?).round() as u32)
+            Some((shared / gpu_count?).round() as u32)
         })
         .unwrap_or(1)
         .max(1);
@@ -377,35 +396,50 @@ pub fn node_devices(node: &Node) -> NodeDevices {
         neuron_cores_per_device: devices_per_core,
     };
     let mut nvidia = 0.0;
-    let mut mig = 0.0;
+    let mut mig: Vec<(MigProfile, f64)> = Vec::new();
     let mut neuron: f64 = 0.0;
     let mut others = 0.0;
     for (name, count) in &capacity {
         let Some(share) = sharing.devices(name, *count) else {
             continue;
         };
-        match unit(name) {
-            Some(Unit::Mig(_)) => mig += share,
-            Some(Unit::NvidiaGpu | Unit::NvidiaShared) => nvidia += share,
+        match (unit(name), mig_single) {
+            (Some(Unit::Mig(profile)), _) | (Some(Unit::NvidiaGpu), Some(profile)) => {
+                mig.push((profile, *count))
+            }
+            (Some(Unit::NvidiaGpu | Unit::NvidiaShared), _) => nvidia += share,
             // A Neuron node offers the same hardware as devices and as cores.
-            Some(Unit::NeuronCore | Unit::Device) if name.starts_with("aws.amazon.com/") => {
+            (Some(Unit::NeuronCore | Unit::Device), _) if name.starts_with("aws.amazon.com/") => {
                 neuron = neuron.max(share)
             }
             _ => others += share,
         }
     }
-    // Instances do not always fill a GPU (3g + 3g leaves a slice unused), but the GPU is there.
-    let mut devices = nvidia + mig.ceil() + neuron + others;
-    if mig_single.is_none()
-        && let Some(count) = shared_gpus
-    {
+    let mut devices = nvidia + mig_gpus(&mig, sharing.gpu_model.as_deref()) + neuron + others;
+    if let Some(count) = gpu_count {
         devices = devices.max(count);
     }
     NodeDevices {
         sharing,
         devices,
+        mig_inferred: mig_single.is_none() && !mig.is_empty() && gpu_count.is_none(),
         resources: capacity.keys().map(|k| (*k).to_owned()).collect(),
     }
+}
+
+/// The fewest whole GPUs that can hold these MIG instances: enough for their slices together
+/// (a GPU cut 3g + 3g still is a GPU), and enough for each profile on its own (sixteen `3g`
+/// instances need eight GPUs, two to a GPU, though their slices fill under seven).
+fn mig_gpus(instances: &[(MigProfile, f64)], gpu_model: Option<&str>) -> f64 {
+    let whole = |gpus: f64| (gpus - 1e-9).ceil().max(0.0);
+    let slices: f64 = instances
+        .iter()
+        .map(|(profile, count)| count * profile.share(gpu_model))
+        .sum();
+    instances
+        .iter()
+        .map(|(profile, count)| whole(count / f64::from(profile.per_gpu(gpu_model))))
+        .fold(whole(slices), f64::max)
 }
 
 #[cfg(test)]
@@ -456,6 +490,7 @@ mod tests {
             unit("nvidia.com/mig-3g.40gb"),
             Some(Unit::Mig(MigProfile {
                 slices: 3,
+                instance_slices: 3,
                 memory_gb: 40
             }))
         );
@@ -604,6 +639,74 @@ mod tests {
             single.sharing.devices("nvidia.com/gpu", 1.0).unwrap(),
             1.0 / 7.0
         ));
+    }
+
+    #[test]
+    fn a_single_strategy_node_holds_its_instances_over_how_many_fit_a_gpu() {
+        // 8 H100s, each cut in two 3g.40gb instances: 16 `nvidia.com/gpu`, and the feature
+        // discovery's gpu.count counts the instances too.
+        let h100 = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mig\n  labels: {nvidia.com/mig.strategy: single, nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3-MIG-3g.40gb, nvidia.com/gpu.count: '16'}\nstatus:\n  capacity: {nvidia.com/gpu: '16'}\n",
+        ));
+        assert!(close(h100.devices, 8.0), "{}", h100.devices);
+        assert!(
+            !h100.mig_inferred,
+            "the strategy says how instances map to GPUs"
+        );
+        // Each instance is still 3/7 of a GPU: 16 of them leave a slice of each GPU idle.
+        assert!(close(
+            h100.sharing.devices("nvidia.com/gpu", 16.0).unwrap(),
+            48.0 / 7.0
+        ));
+        // An A30 has four slices: 2g.12gb fits twice.
+        let a30 = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: a30\n  labels: {nvidia.com/gpu.product: NVIDIA-A30-MIG-2g.12gb, nvidia.com/gpu.count: '8'}\nstatus:\n  capacity: {nvidia.com/gpu: '8'}\n",
+        ));
+        assert!(close(a30.devices, 4.0), "{}", a30.devices);
+        // Three of a three-slice profile need two GPUs.
+        let odd = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: odd\n  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB-MIG-3g.20gb}\nstatus:\n  capacity: {nvidia.com/gpu: '3'}\n",
+        ));
+        assert!(close(odd.devices, 2.0), "{}", odd.devices);
+    }
+
+    #[test]
+    fn mixed_strategy_gpus_are_inferred_per_profile_without_a_count_label() {
+        let without_count = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mig\n  labels: {nvidia.com/mig.strategy: mixed, nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}\nstatus:\n  capacity: {nvidia.com/mig-3g.40gb: '16'}\n",
+        ));
+        assert!(
+            close(without_count.devices, 8.0),
+            "{}",
+            without_count.devices
+        );
+        assert!(without_count.mig_inferred);
+        // The `all-balanced` layout of 8 GPUs (2 × 1g, 1 × 2g, 1 × 3g each): slices fill 8 GPUs,
+        // and no profile alone needs more.
+        let balanced = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mig\n  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}\nstatus:\n  capacity: {nvidia.com/mig-1g.10gb: '16', nvidia.com/mig-2g.20gb: '8', nvidia.com/mig-3g.40gb: '8'}\n",
+        ));
+        assert!(close(balanced.devices, 8.0), "{}", balanced.devices);
+        // In mixed mode gpu.count is the physical count, and it wins.
+        let counted = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mig\n  labels: {nvidia.com/mig.strategy: mixed, nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3, nvidia.com/gpu.count: '8'}\nstatus:\n  capacity: {nvidia.com/mig-3g.40gb: '4', nvidia.com/gpu: '4'}\n",
+        ));
+        assert!(close(counted.devices, 8.0), "{}", counted.devices);
+        assert!(!counted.mig_inferred);
+    }
+
+    #[test]
+    fn instances_per_gpu_of_each_profile() {
+        let per_gpu = |p: &str| MigProfile::parse(p).unwrap().per_gpu(None);
+        assert_eq!(per_gpu("1g.10gb"), 7);
+        assert_eq!(per_gpu("2g.20gb"), 3);
+        assert_eq!(per_gpu("3g.40gb"), 2);
+        assert_eq!(per_gpu("4g.40gb"), 1);
+        assert_eq!(per_gpu("7g.80gb"), 1);
+        assert_eq!(per_gpu("1c.3g.40gb"), 6);
+        assert_eq!(per_gpu("1g.6gb"), 4, "an A30");
+        assert_eq!(per_gpu("2g.12gb"), 2, "an A30");
+        assert_eq!(per_gpu("0c.9g.90gb"), 1, "nonsense stays finite");
     }
 
     #[test]

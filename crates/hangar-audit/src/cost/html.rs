@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::report::{Amount, Basis, CostReport, Group};
-use super::{gpus, money, number, period_text, priced};
+use super::{clip, money, number, period_text, priced, trim_number};
 use crate::render::html::{STYLE, esc};
 
 /// Additions to the audit report's stylesheet, in its palette.
@@ -74,11 +74,11 @@ fn stats(out: &mut String, r: &CostReport) {
     };
     let currency = &r.currency;
     stat(
-        money(t.allocated.hourly),
+        priced(t.allocated.hourly()),
         &format!("{currency} per hour, allocated"),
     );
     stat(
-        money(t.allocated.projected),
+        priced(t.allocated.projected()),
         &format!("{currency} over the period, allocated"),
     );
     if let Some(accrued) = t.allocated.accrued {
@@ -87,16 +87,16 @@ fn stats(out: &mut String, r: &CostReport) {
             &format!("{currency} accrued by running pods"),
         );
     }
-    stat(gpus(t.allocated.gpus), "GPUs allocated");
-    stat(gpus(t.idle.gpus), "GPUs idle");
+    stat(trim_number(t.allocated.gpus), "GPUs allocated");
+    stat(trim_number(t.idle.gpus), "GPUs idle");
     stat(
-        money(t.idle.projected),
+        priced(t.idle.projected()),
         &format!("{currency} idle over the period"),
     );
-    stat(gpus(t.offered.gpus), "GPUs on GPU nodes");
-    let unpriced = t.allocated.unpriced_gpus + t.idle.unpriced_gpus;
+    stat(trim_number(t.offered.gpus), "GPUs on GPU nodes");
+    let unpriced = r.unpriced_gpus();
     if unpriced > 0.0 {
-        stat(gpus(unpriced), "GPUs without a price");
+        stat(trim_number(unpriced), "GPUs without a price");
     }
     out.push_str("</div>");
 }
@@ -123,6 +123,9 @@ fn groups(out: &mut String, r: &CostReport) {
         out.push_str("<td></td></tr>");
     }
     out.push_str("</tbody></table>");
+    if let Some(note) = super::beyond_note(r) {
+        let _ = write!(out, "<p class=\"fix\">{}</p>", esc(&note));
+    }
 }
 
 fn share(g: &Group) -> String {
@@ -144,7 +147,7 @@ fn amount_cells(out: &mut String, r: &CostReport, a: &Amount) {
     let unpriced = if a.unpriced_gpus > 0.0 {
         format!(
             " <span class=\"unpriced\" title=\"{} GPU(s) without a price are not in the money\">*</span>",
-            esc(&gpus(a.unpriced_gpus))
+            esc(&trim_number(a.unpriced_gpus))
         )
     } else {
         String::new()
@@ -152,13 +155,13 @@ fn amount_cells(out: &mut String, r: &CostReport, a: &Amount) {
     let _ = write!(
         out,
         "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}{unpriced}</td><td class=\"num\">{}</td>",
-        esc(&gpus(a.gpus)),
+        esc(&trim_number(a.gpus)),
         esc(&number(a.gpu_hours, 1)),
-        esc(&priced(a, a.hourly)),
-        esc(&priced(a, a.projected))
+        esc(&priced(a.hourly())),
+        esc(&priced(a.projected()))
     );
     if r.basis == Basis::Observed {
-        let accrued = a.accrued.map_or_else(|| "–".to_owned(), money);
+        let accrued = priced(a.accrued);
         let _ = write!(out, "<td class=\"num\">{}</td>", esc(&accrued));
     }
 }
@@ -167,12 +170,18 @@ fn amount_cells(out: &mut String, r: &CostReport, a: &Amount) {
 /// projected cost when prices are known, GPUs otherwise.
 fn chart(r: &CostReport) -> String {
     let priced = r.has_prices();
-    let metric = |a: &Amount| if priced { a.projected } else { a.gpus };
+    let metric = |a: &Amount| {
+        if priced {
+            a.projected().unwrap_or(0.0)
+        } else {
+            a.gpus
+        }
+    };
     let shown = |v: f64| {
         if priced {
             money(v)
         } else {
-            format!("{} GPUs", gpus(v))
+            format!("{} GPUs", trim_number(v))
         }
     };
     let mut bars: Vec<(String, f64, f64)> = r
@@ -260,14 +269,6 @@ fn chart(r: &CostReport) -> String {
     svg
 }
 
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(width - 1).collect();
-    format!("{kept}…")
-}
-
 fn split(out: &mut String, r: &CostReport) {
     out.push_str("<h2>Inference against other work</h2><table><thead><tr><th>work</th>");
     amount_headings(out, r);
@@ -299,19 +300,19 @@ fn idle(out: &mut String, r: &CostReport) {
             esc(&p.pool),
             esc(p.gpu_model.as_deref().unwrap_or("mixed")),
             p.nodes,
-            esc(&gpus(p.gpus)),
-            esc(&gpus(p.requested)),
-            esc(&gpus(p.idle.gpus)),
-            esc(&priced(&p.idle, p.idle.hourly)),
-            esc(&priced(&p.idle, p.idle.projected))
+            esc(&trim_number(p.gpus)),
+            esc(&trim_number(p.requested)),
+            esc(&trim_number(p.idle.gpus)),
+            esc(&priced(p.idle.hourly())),
+            esc(&priced(p.idle.projected()))
         );
     }
     out.push_str("</tbody></table>");
     if r.basis == Basis::Declared {
         let _ = write!(
             out,
-            "<p class=\"fix\">Declared: <i>requested</i> counts the workloads that can only run in that pool. {} GPU(s) asked for by workloads that may run in several pools are subtracted from no pool, so <i>idle</i> is an upper bound.</p>",
-            esc(&gpus(r.idle.unpinned_gpus))
+            "<p class=\"fix\">Declared: <i>requested</i> counts the workloads that can only run in that pool. {} GPU(s) asked for by workloads that may run in several pools, or on no GPU node of the input, are subtracted from no pool, so <i>idle</i> is an upper bound.</p>",
+            esc(&trim_number(r.idle.unpinned_gpus))
         );
     }
     let busy: Vec<_> = r.idle.nodes.iter().filter(|n| n.idle > 0.0).collect();
@@ -323,8 +324,8 @@ fn idle(out: &mut String, r: &CostReport) {
                 "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"fix\">{}</td></tr>",
                 esc(&n.node),
                 esc(&n.pool),
-                esc(&gpus(n.gpus)),
-                esc(&gpus(n.idle)),
+                esc(&trim_number(n.gpus)),
+                esc(&trim_number(n.idle)),
                 esc(&n.hourly.map_or_else(|| "unpriced".to_owned(), money)),
                 esc(&n.price_source)
             );
@@ -343,7 +344,7 @@ fn lists(out: &mut String, r: &CostReport) {
                 "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 esc(&b.object.to_string()),
                 esc(b.what.as_deref().unwrap_or("batch")),
-                esc(&gpus(b.gpus)),
+                esc(&trim_number(b.gpus)),
                 esc(&b.hourly.map_or_else(|| "unpriced".to_owned(), money))
             );
         }
@@ -414,16 +415,12 @@ fn items(out: &mut String, r: &CostReport) {
             esc(u.endpoint.as_deref().or(u.what.as_deref()).unwrap_or("")),
             esc(&place),
             esc(&format!("{}{replicas}", u.accelerators.join(" "))),
-            esc(&gpus(u.gpus)),
+            esc(&trim_number(u.gpus)),
             esc(&u.hourly.map_or_else(|| "unpriced".to_owned(), money)),
-            esc(&u.projected.map_or_else(|| "–".to_owned(), money))
+            esc(&priced(u.projected))
         );
         if r.basis == Basis::Observed {
-            let _ = write!(
-                out,
-                "<td class=\"num\">{}</td>",
-                esc(&u.accrued.map_or_else(|| "–".to_owned(), money))
-            );
+            let _ = write!(out, "<td class=\"num\">{}</td>", esc(&priced(u.accrued)));
         }
         let _ = write!(out, "<td class=\"fix\">{}</td></tr>", esc(&u.price_source));
     }

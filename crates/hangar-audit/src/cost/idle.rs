@@ -27,8 +27,8 @@ pub(super) fn idle(
                 warnings.push(format!(
                     "node {}: its pods hold {} GPU(s) and it has {}; some of them cannot have started",
                     n.node,
-                    super::gpus(n.requested),
-                    super::gpus(n.gpus)
+                    super::trim_number(n.requested),
+                    super::trim_number(n.gpus)
                 ));
             }
             idle
@@ -39,8 +39,8 @@ pub(super) fn idle(
                 warnings.push(format!(
                     "pool {}: the manifests ask for {} GPU(s) that can only run there, and its nodes hold {}",
                     p.pool,
-                    super::gpus(p.requested),
-                    super::gpus(p.gpus)
+                    super::trim_number(p.requested),
+                    super::trim_number(p.gpus)
                 ));
             }
             idle
@@ -173,8 +173,9 @@ fn same_model(nodes: usize, pool: Option<String>, node: Option<&String>) -> Opti
 fn sorted(mut pools: Vec<PoolIdle>) -> Vec<PoolIdle> {
     pools.sort_by(|a, b| {
         b.idle
-            .hourly
-            .total_cmp(&a.idle.hourly)
+            .hourly()
+            .unwrap_or(0.0)
+            .total_cmp(&a.idle.hourly().unwrap_or(0.0))
             .then(b.idle.gpus.total_cmp(&a.idle.gpus))
             .then(a.pool.cmp(&b.pool))
     });

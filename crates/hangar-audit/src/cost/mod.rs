@@ -28,8 +28,12 @@ use std::str::FromStr;
 
 use hangar_core::inventory::MODEL_LABEL;
 use hangar_core::nodes::is_gpu_node;
+use hangar_core::snapshot::DynamicObject;
 use hangar_core::{Endpoint, Inventory, KubeObject, ObjectRef, Policy, Snapshot, discover};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use k8s_openapi::jiff::Timestamp;
 pub use report::{
@@ -82,11 +86,13 @@ pub fn showback(snapshot: &Snapshot, options: &CostOptions<'_>) -> CostReport {
     let totals = Totals {
         offered: idle::offered(&context, period),
         allocated: Amount::sum(&found.usage, period),
+        off_nodes: found.off_nodes,
         idle: idle.pools.iter().fold(Amount::default(), |mut sum, p| {
             sum.merge(&p.idle);
             sum
         }),
     };
+    warn_inferred_mig(&context, &mut warnings);
     warn_unpriced(&found.usage, &idle, &mut warnings);
     dedup(&mut warnings);
     CostReport {
@@ -121,10 +127,22 @@ pub fn showback(snapshot: &Snapshot, options: &CostOptions<'_>) -> CostReport {
 #[derive(Debug, Default)]
 struct Found {
     usage: Vec<Usage>,
+    /// The part of `usage` no GPU node of the input holds.
+    off_nodes: Amount,
     batch: Vec<Usage>,
     pending: Vec<Pending>,
     no_gpu_pods: Vec<NoGpuPod>,
     node_agents: usize,
+}
+
+impl Found {
+    /// Adds a line item to the usage, and to `off_nodes` when no GPU node of the input holds it.
+    fn bill(&mut self, usage: Usage, on_gpu_node: bool, period_hours: f64) {
+        if !on_gpu_node {
+            self.off_nodes.add(&usage, period_hours);
+        }
+        self.usage.push(usage);
+    }
 }
 
 /// A node as showback sees it: where it belongs, what it holds, what a device costs on it.
@@ -293,43 +311,55 @@ impl<'a> Context<'a> {
         Some(ObjectRef::new(owner.kind, namespace, owner.name))
     }
 
-    fn metadata_of(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
-        use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-        use k8s_openapi::api::batch::v1::{CronJob, Job};
+    fn metadata_of(&self, kind: &str, namespace: &str, name: &str) -> Option<&'a ObjectMeta> {
+        self.object(kind, namespace, name).map(|o| o.metadata())
+    }
+
+    /// An object of the input by kind, namespace and name: typed for the kinds the snapshot
+    /// types, untyped for the rest.
+    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<InputObject<'a>> {
         let s = self.snapshot;
-        match kind {
-            "ReplicaSet" => s
-                .find::<ReplicaSet>(namespace, name)
-                .map(|o| &o.object.metadata),
-            "Deployment" => s
-                .find::<Deployment>(namespace, name)
-                .map(|o| &o.object.metadata),
-            "StatefulSet" => s
-                .find::<StatefulSet>(namespace, name)
-                .map(|o| &o.object.metadata),
-            "DaemonSet" => s
-                .find::<DaemonSet>(namespace, name)
-                .map(|o| &o.object.metadata),
-            "Job" => s.find::<Job>(namespace, name).map(|o| &o.object.metadata),
-            "CronJob" => s
-                .find::<CronJob>(namespace, name)
-                .map(|o| &o.object.metadata),
-            _ => s
-                .find_other(kind, namespace, name)
-                .map(|o| &o.object.metadata),
+        Some(match kind {
+            "Deployment" => InputObject::Deployment(&s.find(namespace, name)?.object),
+            "StatefulSet" => InputObject::StatefulSet(&s.find(namespace, name)?.object),
+            "ReplicaSet" => InputObject::ReplicaSet(&s.find(namespace, name)?.object),
+            "DaemonSet" => InputObject::DaemonSet(&s.find(namespace, name)?.object),
+            "Job" => InputObject::Job(&s.find(namespace, name)?.object),
+            "CronJob" => InputObject::CronJob(&s.find(namespace, name)?.object),
+            _ => InputObject::Other(&s.find_other(kind, namespace, name)?.object),
+        })
+    }
+}
+
+/// An object of the input that owns pods or pod templates.
+#[derive(Debug, Clone, Copy)]
+enum InputObject<'a> {
+    Deployment(&'a Deployment),
+    StatefulSet(&'a StatefulSet),
+    ReplicaSet(&'a ReplicaSet),
+    DaemonSet(&'a DaemonSet),
+    Job(&'a Job),
+    CronJob(&'a CronJob),
+    /// A kind the snapshot does not type: custom resources (`LeaderWorkerSet`, `RayService`…).
+    Other(&'a DynamicObject),
+}
+
+impl<'a> InputObject<'a> {
+    fn metadata(self) -> &'a ObjectMeta {
+        match self {
+            InputObject::Deployment(o) => &o.metadata,
+            InputObject::StatefulSet(o) => &o.metadata,
+            InputObject::ReplicaSet(o) => &o.metadata,
+            InputObject::DaemonSet(o) => &o.metadata,
+            InputObject::Job(o) => &o.metadata,
+            InputObject::CronJob(o) => &o.metadata,
+            InputObject::Other(o) => &o.metadata,
         }
     }
 }
 
 /// The controller (or first) owner of an object, as `kind` and `name`.
-fn controller(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<ObjectRef> {
+fn controller(meta: &ObjectMeta) -> Option<ObjectRef> {
     let owners = meta.owner_references.as_deref()?;
     let owner = owners
         .iter()
@@ -374,15 +404,31 @@ fn warn_unpriced(usage: &[Usage], idle: &Idle, warnings: &mut Vec<String>) {
     for (reason, (gpus, items)) in by_reason {
         warnings.push(format!(
             "{} GPU(s) in {items} line item(s) are unpriced ({reason}): their GPU-hours are reported, their cost is not",
-            devices::trim_number(gpus)
+            trim_number(gpus)
         ));
     }
-    for n in idle.nodes.iter().filter(|n| n.price_per_gpu_hour.is_none()) {
+    // Unpriced GPUs that pods hold are warned about above; here only those nothing holds.
+    let unpriced_idle = idle
+        .nodes
+        .iter()
+        .filter(|n| n.price_per_gpu_hour.is_none() && n.idle > 0.0);
+    for n in unpriced_idle {
         warnings.push(format!(
             "node {}: {} ({} idle GPU(s) unpriced)",
             n.node,
             n.price_source,
-            devices::trim_number(n.idle)
+            trim_number(n.idle)
+        ));
+    }
+}
+
+/// Says which nodes' GPU counts are inferred from their MIG instances.
+fn warn_inferred_mig(context: &Context<'_>, warnings: &mut Vec<String>) {
+    for n in context.gpu_nodes().filter(|n| n.devices.mig_inferred) {
+        warnings.push(format!(
+            "node {}: it offers MIG instances and no nvidia.com/gpu.count label, so its {} GPU(s) are inferred: the fewest that can hold its instances",
+            n.name,
+            trim_number(n.devices.devices)
         ));
     }
 }
@@ -501,13 +547,9 @@ fn money(value: f64) -> String {
     number(value, 2)
 }
 
-/// Money, or `–` when none of the GPUs behind it has a price.
-fn priced(a: &Amount, value: f64) -> String {
-    if a.gpus > 0.0 && a.unpriced_gpus >= a.gpus {
-        "–".into()
-    } else {
-        money(value)
-    }
+/// Money, or `–` when it is unknown (no price, no start time, nothing run yet).
+fn priced(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), money)
 }
 
 /// `15,330.5`: a number with thousands separators and `decimals` places.
@@ -534,15 +576,42 @@ fn number(value: f64, decimals: usize) -> String {
     }
 }
 
-/// `2`, `0.14`, `12.5`: GPUs for people.
-fn gpus(value: f64) -> String {
+/// `2`, `0.14`, `12.5`: a count (GPUs, hours, a request) without trailing zeros.
+fn trim_number(value: f64) -> String {
     let text = format!("{value:.2}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// Why allocated + idle is more than the GPU nodes hold, in a sentence; `None` when they add up.
+fn beyond_note(report: &CostReport) -> Option<String> {
+    let parts = report.beyond_the_nodes();
+    if parts.is_empty() {
+        return None;
+    }
+    let total: f64 = parts.iter().map(|(gpus, _)| gpus).sum();
+    let reasons: Vec<String> = parts
+        .iter()
+        .map(|(gpus, why)| format!("{} {why}", trim_number(*gpus)))
+        .collect();
+    Some(format!(
+        "allocated + idle is {} GPU(s) more than the GPU nodes hold: {}.",
+        trim_number(total),
+        reasons.join("; ")
+    ))
+}
+
 /// `730 h (30.4 days)`.
 fn period_text(hours: f64) -> String {
-    format!("{} h ({:.1} days)", gpus(hours), hours / 24.0)
+    format!("{} h ({:.1} days)", trim_number(hours), hours / 24.0)
+}
+
+/// `text`, cut to `width` characters with an ellipsis.
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{kept}…")
 }
 
 #[cfg(test)]

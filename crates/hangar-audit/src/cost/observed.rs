@@ -75,7 +75,8 @@ pub(super) fn collect(context: &Context<'_>, warnings: &mut Vec<String>) -> Foun
             }
             PodState::Running(node) => {
                 let usage = running(context, pod, me, node, &asks, warnings);
-                found.usage.push(usage);
+                let on_gpu_node = context.nodes.get(node).is_some_and(|n| n.is_gpu);
+                found.bill(usage, on_gpu_node, context.period());
             }
             PodState::Pending if !asks.is_empty() => {
                 found.pending.push(pending(context, pod, me, &asks));
@@ -83,7 +84,31 @@ pub(super) fn collect(context: &Context<'_>, warnings: &mut Vec<String>) -> Foun
             _ => {}
         }
     }
+    warn_unstarted(&found.usage, warnings);
     found
+}
+
+/// Names the running pods with no `status.startTime`: what they cost so far is unknown, so
+/// ACCRUED leaves them out.
+fn warn_unstarted(usage: &[Usage], warnings: &mut Vec<String>) {
+    const NAMED: usize = 5;
+    let unstarted: Vec<String> = usage
+        .iter()
+        .filter(|u| u.started.is_none())
+        .map(|u| u.object.to_string())
+        .collect();
+    if unstarted.is_empty() {
+        return;
+    }
+    let more = match unstarted.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    warnings.push(format!(
+        "{} running pod(s) have no status.startTime ({}{more}): what they have cost so far is unknown, so ACCRUED leaves them out",
+        unstarted.len(),
+        unstarted[..unstarted.len().min(NAMED)].join(", ")
+    ));
 }
 
 fn owner(context: &Context<'_>, pod: &Pod, me: &ObjectRef) -> Owner {
@@ -256,8 +281,8 @@ fn cpu_and_memory(spec: &PodSpec) -> String {
     }
     format!(
         "cpu={} memory={}Gi",
-        super::devices::trim_number(cpu),
-        super::devices::trim_number(memory / f64::from(1u32 << 30))
+        super::trim_number(cpu),
+        super::trim_number(memory / f64::from(1u32 << 30))
     )
 }
 

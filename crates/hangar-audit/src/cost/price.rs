@@ -54,7 +54,7 @@ pub fn quote(prices: &GpuPrices, hardware: Hardware<'_>) -> Quote {
                     source: format!(
                         "instanceTypes.{instance_type} ({} per node ÷ {} GPUs)",
                         price.get(),
-                        super::devices::trim_number(devices)
+                        super::trim_number(devices)
                     ),
                 };
             }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use hangar_core::{LoadError, NotCovered, ObjectRef};
+use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 use crate::report::Tool;
@@ -104,35 +105,25 @@ pub struct Usage {
     /// The pod (observed), or the object whose pod template is costed (declared).
     pub object: ObjectRef,
     /// Declared: where the pod template sits in `object`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     /// Declared: how many pods the template runs (observed: 1).
     pub replicas: u32,
     /// Declared: where the replica count was read (`spec.replicas`, `default`…).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas_from: Option<String>,
     /// Observed: the pod's top controller (a Deployment, a Job…), when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<ObjectRef>,
     /// Whether this serves an inference endpoint.
     pub inference: bool,
     /// For other work: what it is (a training workload, a notebook…).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub what: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     pub namespace: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Observed: the node the pod runs on.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The node pool; declared: only when every node it may run on is in one pool.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_model: Option<String>,
     /// What the pod asks for, as `resource=count`.
     pub accelerators: Vec<String>,
@@ -149,40 +140,50 @@ pub struct Usage {
     #[serde(serialize_with = "money_opt")]
     pub projected: Option<f64>,
     /// Observed: `status.startTime`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,
     /// Observed: hours from `started` to `at`.
-    #[serde(serialize_with = "hours_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "hours_opt")]
     pub running_hours: Option<f64>,
     /// Observed: the run rate over `running_hours`: what the pod has cost so far.
-    #[serde(serialize_with = "money_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "money_opt")]
     pub accrued: Option<f64>,
 }
 
 /// GPUs and money, summed over line items.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+///
+/// Money covers the priced GPUs only; `unpriced_gpus` says how many are left out, and when
+/// none of the GPUs has a price the money is unknown (`None`, `null` in JSON), not zero.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Amount {
     /// Physical accelerators held now.
-    #[serde(serialize_with = "gpus")]
     pub gpus: f64,
     /// `gpus` over the period.
-    #[serde(serialize_with = "hours")]
     pub gpu_hours: f64,
-    /// The run rate of the priced GPUs.
-    #[serde(serialize_with = "money")]
-    pub hourly: f64,
-    /// `hourly` over the period.
-    #[serde(serialize_with = "money")]
-    pub projected: f64,
-    /// What running pods have cost since they started (observed only).
-    #[serde(serialize_with = "money_opt", skip_serializing_if = "Option::is_none")]
+    /// What running pods have cost since they started (observed only; pods with no start time
+    /// are left out, and a warning names them).
     pub accrued: Option<f64>,
     /// GPUs with no price: in `gpus` and `gpu_hours`, not in the money.
-    #[serde(serialize_with = "gpus")]
     pub unpriced_gpus: f64,
+    priced_hourly: f64,
+    priced_projected: f64,
 }
 
 impl Amount {
+    /// The run rate of the priced GPUs; `None` when every GPU here is unpriced.
+    pub fn hourly(&self) -> Option<f64> {
+        self.is_priced().then_some(self.priced_hourly)
+    }
+
+    /// `hourly` over the period.
+    pub fn projected(&self) -> Option<f64> {
+        self.is_priced().then_some(self.priced_projected)
+    }
+
+    /// Whether the money means something: no GPUs at all (it is zero), or some with a price.
+    fn is_priced(&self) -> bool {
+        self.gpus <= 0.0 || self.unpriced_gpus < self.gpus
+    }
+
     pub fn add(&mut self, usage: &Usage, period_hours: f64) {
         self.add_gpus(usage.gpus, usage.price_per_gpu_hour, period_hours);
         if let Some(accrued) = usage.accrued {
@@ -195,8 +196,8 @@ impl Amount {
         self.gpu_hours += gpus * period_hours;
         match price {
             Some(price) => {
-                self.hourly += gpus * price;
-                self.projected += gpus * price * period_hours;
+                self.priced_hourly += gpus * price;
+                self.priced_projected += gpus * price * period_hours;
             }
             None => self.unpriced_gpus += gpus,
         }
@@ -205,8 +206,8 @@ impl Amount {
     pub fn merge(&mut self, other: &Amount) {
         self.gpus += other.gpus;
         self.gpu_hours += other.gpu_hours;
-        self.hourly += other.hourly;
-        self.projected += other.projected;
+        self.priced_hourly += other.priced_hourly;
+        self.priced_projected += other.priced_projected;
         self.unpriced_gpus += other.unpriced_gpus;
         if let Some(accrued) = other.accrued {
             *self.accrued.get_or_insert(0.0) += accrued;
@@ -219,6 +220,19 @@ impl Amount {
             amount.add(usage, period_hours);
         }
         amount
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("Amount", 6)?;
+        out.serialize_field("gpus", &round(self.gpus, 4))?;
+        out.serialize_field("gpu_hours", &round(self.gpu_hours, 2))?;
+        out.serialize_field("hourly", &self.hourly().map(|v| round(v, 2)))?;
+        out.serialize_field("projected", &self.projected().map(|v| round(v, 2)))?;
+        out.serialize_field("accrued", &self.accrued.map(|v| round(v, 2)))?;
+        out.serialize_field("unpriced_gpus", &round(self.unpriced_gpus, 4))?;
+        out.end()
     }
 }
 
@@ -255,9 +269,7 @@ pub struct Kind {
 pub struct NodeIdle {
     pub node: String,
     pub pool: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
     /// Physical accelerators on the node.
     #[serde(serialize_with = "gpus")]
@@ -281,7 +293,6 @@ pub struct NodeIdle {
 pub struct PoolIdle {
     pub pool: String,
     pub nodes: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_model: Option<String>,
     #[serde(serialize_with = "gpus")]
     pub gpus: f64,
@@ -299,8 +310,9 @@ pub struct Idle {
     /// Per node (observed only).
     pub nodes: Vec<NodeIdle>,
     pub pools: Vec<PoolIdle>,
-    /// Declared: accelerators asked for by workloads that may run in more than one pool; they
-    /// are subtracted from no pool, so idle is an upper bound.
+    /// Declared: accelerators asked for by workloads that may run in more than one pool, or on
+    /// no GPU node of the input (`totals.off_nodes`); they are subtracted from no pool, so idle
+    /// is an upper bound.
     #[serde(serialize_with = "gpus")]
     pub unpinned_gpus: f64,
 }
@@ -309,16 +321,13 @@ pub struct Idle {
 #[derive(Debug, Clone, Serialize)]
 pub struct Pending {
     pub pod: ObjectRef,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     pub accelerators: Vec<String>,
     /// Accelerators asked for, as whole devices and MIG fractions.
     #[serde(serialize_with = "gpus")]
     pub gpus: f64,
     /// The scheduler's message, when it gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -328,21 +337,24 @@ pub struct NoGpuPod {
     pub pod: ObjectRef,
     pub node: String,
     pub pool: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<ObjectRef>,
     /// Its CPU and memory requests, e.g. `cpu=2 memory=8Gi`.
     pub requests: String,
 }
 
-/// The totals of the report.
+/// The totals of the report. GPUs add up as `allocated − off_nodes − (what pods or pools are
+/// asked beyond their devices) − (declared: demand that may land in several pools) + idle =
+/// offered`; see docs/cost.md.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     /// Every accelerator the GPU nodes hold, at the nodes' prices.
     pub offered: Amount,
     /// Held by pods (observed) or asked for by templates × replicas (declared).
     pub allocated: Amount,
+    /// The part of `allocated` that no GPU node of the input holds: pods on nodes missing from
+    /// the input (observed), templates no GPU node of the input can run (declared).
+    pub off_nodes: Amount,
     /// Held by nodes and by nothing else.
     pub idle: Amount,
 }
@@ -385,7 +397,49 @@ pub struct CostReport {
 impl CostReport {
     /// Whether any allocated or idle GPU has a price.
     pub fn has_prices(&self) -> bool {
-        self.totals.allocated.hourly > 0.0 || self.totals.idle.hourly > 0.0
+        [&self.totals.allocated, &self.totals.idle]
+            .iter()
+            .any(|a| a.hourly().is_some_and(|h| h > 0.0))
+    }
+
+    /// GPUs without a price: those of the GPU nodes, and those held off them. Pods that hold
+    /// more than their node has are not counted again: those GPUs do not exist.
+    pub fn unpriced_gpus(&self) -> f64 {
+        self.totals.offered.unpriced_gpus + self.totals.off_nodes.unpriced_gpus
+    }
+
+    /// Why `allocated + idle` exceeds what the GPU nodes hold, as (GPUs, reason), largest
+    /// reasons first; empty when they add up.
+    pub fn beyond_the_nodes(&self) -> Vec<(f64, &'static str)> {
+        let over = |requested: f64, gpus: f64| (requested - gpus).max(0.0);
+        let mut parts = match self.basis {
+            Basis::Observed => vec![(
+                self.idle
+                    .nodes
+                    .iter()
+                    .map(|n| over(n.requested, n.gpus))
+                    .sum(),
+                "held by pods beyond their node's devices",
+            )],
+            Basis::Declared => vec![
+                (
+                    self.idle
+                        .pools
+                        .iter()
+                        .map(|p| over(p.requested, p.gpus))
+                        .sum(),
+                    "asked of a pool beyond its devices",
+                ),
+                (
+                    self.idle.unpinned_gpus - self.totals.off_nodes.gpus,
+                    "asked by workloads that may land in several pools, set against none",
+                ),
+            ],
+        };
+        parts.push((self.totals.off_nodes.gpus, "on no GPU node of the input"));
+        parts.retain(|(gpus, _)| *gpus > 1e-9);
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        parts
     }
 }
 
@@ -409,8 +463,9 @@ pub fn group(usage: &[Usage], by: GroupBy, period_hours: f64) -> Vec<Group> {
     let mut out: Vec<Group> = groups.into_values().collect();
     out.sort_by(|a, b| {
         b.amount
-            .hourly
-            .total_cmp(&a.amount.hourly)
+            .hourly()
+            .unwrap_or(0.0)
+            .total_cmp(&a.amount.hourly().unwrap_or(0.0))
             .then(b.amount.gpus.total_cmp(&a.amount.gpus))
             .then(a.key.cmp(&b.key))
     });

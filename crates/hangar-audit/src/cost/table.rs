@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::report::{Amount, Basis, CostReport};
-use super::{gpus, money, number, period_text, priced};
+use super::{clip, money, number, period_text, priced, trim_number};
 
 pub(super) fn render(r: &CostReport) -> String {
     let mut out = String::new();
@@ -68,14 +68,14 @@ impl Columns {
             out,
             "{:<k$}  {:>8}  {:>11}  {:>10}{mark}  {:>13}",
             clip(key, self.key),
-            gpus(a.gpus),
+            trim_number(a.gpus),
             number(a.gpu_hours, 1),
-            priced(a, a.hourly),
-            priced(a, a.projected),
+            priced(a.hourly()),
+            priced(a.projected()),
             k = self.key
         );
         if self.accrued {
-            let accrued = a.accrued.map_or_else(|| "–".to_owned(), money);
+            let accrued = priced(a.accrued);
             let _ = write!(out, "  {accrued:>12}");
         }
         let share = match inference {
@@ -84,14 +84,6 @@ impl Columns {
         };
         let _ = writeln!(out, "  {share:>9}");
     }
-}
-
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
-    format!("{kept}…")
 }
 
 fn groups(out: &mut String, r: &CostReport) {
@@ -112,12 +104,15 @@ fn groups(out: &mut String, r: &CostReport) {
     columns.row(out, "allocated", &t.allocated, Some(r.split.inference.gpus));
     columns.row(out, "idle", &t.idle, None);
     columns.row(out, "GPU nodes hold", &t.offered, None);
-    let unpriced = t.allocated.unpriced_gpus + t.idle.unpriced_gpus;
+    if let Some(note) = super::beyond_note(r) {
+        let _ = writeln!(out, "{note}");
+    }
+    let unpriced = r.unpriced_gpus();
     if unpriced > 0.0 {
         let _ = writeln!(
             out,
             "* {} GPU(s) have no price: counted in GPUS and GPU-HOURS, not in the money (see Warnings).",
-            gpus(unpriced)
+            trim_number(unpriced)
         );
     }
     if !r.has_prices() && r.warnings.iter().any(|w| w.contains("unpriced")) {
@@ -138,9 +133,9 @@ fn split(out: &mut String, r: &CostReport) {
     let line = |label: &str, a: &Amount| {
         format!(
             "  {label:<36} {:>8} GPU(s)  {:>10}/h  {:>13} over the period\n",
-            gpus(a.gpus),
-            priced(a, a.hourly),
-            priced(a, a.projected)
+            trim_number(a.gpus),
+            priced(a.hourly()),
+            priced(a.projected())
         )
     };
     out.push_str(&line("inference endpoints", &s.inference));
@@ -179,11 +174,11 @@ fn idle(out: &mut String, r: &CostReport) {
             "{:<width$}  {:>5}  {:>7}  {:>9}  {:>7}  {:>10}{mark}  {:>13}",
             clip(&p.pool, width),
             p.nodes,
-            gpus(p.gpus),
-            gpus(p.requested),
-            gpus(p.idle.gpus),
-            priced(&p.idle, p.idle.hourly),
-            priced(&p.idle, p.idle.projected)
+            trim_number(p.gpus),
+            trim_number(p.requested),
+            trim_number(p.idle.gpus),
+            priced(p.idle.hourly()),
+            priced(p.idle.projected())
         );
     }
     for n in r.idle.nodes.iter().filter(|n| n.idle > 0.0) {
@@ -192,8 +187,8 @@ fn idle(out: &mut String, r: &CostReport) {
             "  node {} ({}): {} of {} GPU(s) idle{}",
             n.node,
             n.pool,
-            gpus(n.idle),
-            gpus(n.gpus),
+            trim_number(n.idle),
+            trim_number(n.gpus),
             n.hourly
                 .map(|h| format!(", {}/h", money(h)))
                 .unwrap_or_default()
@@ -202,8 +197,8 @@ fn idle(out: &mut String, r: &CostReport) {
     if r.basis == Basis::Declared {
         let _ = writeln!(
             out,
-            "  Declared: REQUESTED counts the workloads that can only run in that pool. {} GPU(s) asked for by workloads that may run in several pools are subtracted from no pool, so IDLE is an upper bound.",
-            gpus(r.idle.unpinned_gpus)
+            "  Declared: REQUESTED counts the workloads that can only run in that pool. {} GPU(s) asked for by workloads that may run in several pools, or on no GPU node of the input, are subtracted from no pool, so IDLE is an upper bound.",
+            trim_number(r.idle.unpinned_gpus)
         );
     }
     out.push('\n');
@@ -225,7 +220,7 @@ fn batch(out: &mut String, r: &CostReport) {
             out,
             "  {}  {} GPU(s)  {rate} while running  ({})",
             b.object,
-            gpus(b.gpus),
+            trim_number(b.gpus),
             b.what.as_deref().unwrap_or("batch")
         );
     }

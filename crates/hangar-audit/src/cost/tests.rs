@@ -99,8 +99,8 @@ fn running_pods_are_billed_by_their_share_of_a_gpu_and_the_node_price() {
 
     let allocated = &report.totals.allocated;
     assert_close(allocated.gpus, 4.25 + 3.0 / 7.0);
-    assert_close(allocated.hourly, 16.125);
-    assert_close(allocated.projected, 16.125 * 730.0);
+    assert_close(allocated.hourly().unwrap(), 16.125);
+    assert_close(allocated.projected().unwrap(), 16.125 * 730.0);
     assert_close(allocated.accrued.unwrap(), 178.5);
     assert_close(allocated.unpriced_gpus, 0.0);
 }
@@ -122,12 +122,15 @@ fn idle_gpus_are_what_the_nodes_hold_minus_what_pods_hold() {
         !report.idle.nodes.iter().any(|n| n.node == "cpu-1"),
         "not a GPU node"
     );
-    assert_close(report.totals.idle.hourly, 24.0 + 11.0 + 0.375 + 5.0);
+    assert_close(
+        report.totals.idle.hourly().unwrap(),
+        24.0 + 11.0 + 0.375 + 5.0,
+    );
     // What the nodes hold is what pods hold plus what is idle.
     assert_close(report.totals.offered.gpus, 15.0);
     assert_close(
-        report.totals.offered.hourly,
-        report.totals.allocated.hourly + report.totals.idle.hourly,
+        report.totals.offered.hourly().unwrap(),
+        report.totals.allocated.hourly().unwrap() + report.totals.idle.hourly().unwrap(),
     );
     let pool = |name: &str| report.idle.pools.iter().find(|p| p.pool == name).unwrap();
     assert_close(pool("gpu-a100").idle.gpus, 6.0);
@@ -147,9 +150,9 @@ fn groups_by_team_namespace_model_and_endpoint() {
     let by_team = cost(OBSERVED, &prices, GroupBy::Team);
     let keys: Vec<&str> = by_team.groups.iter().map(|g| g.key.as_str()).collect();
     assert_eq!(keys, ["search", "research"], "dearest first");
-    assert_close(by_team.groups[0].amount.hourly, 11.0);
+    assert_close(by_team.groups[0].amount.hourly().unwrap(), 11.0);
     assert_close(by_team.groups[0].inference.gpus, 2.0 + 3.0 / 7.0);
-    assert_close(by_team.groups[1].amount.hourly, 5.125);
+    assert_close(by_team.groups[1].amount.hourly().unwrap(), 5.125);
     assert_close(by_team.groups[1].inference.gpus, 0.0);
     assert_eq!(by_team.groups[1].items, 2);
 
@@ -183,8 +186,8 @@ fn groups_by_team_namespace_model_and_endpoint() {
 #[test]
 fn inference_is_split_from_other_work() {
     let report = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
-    assert_close(report.split.inference.hourly, 11.0);
-    assert_close(report.split.other.hourly, 5.125);
+    assert_close(report.split.inference.hourly().unwrap(), 11.0);
+    assert_close(report.split.other.hourly().unwrap(), 5.125);
     let kinds: Vec<(&str, f64)> = report
         .split
         .other_by_kind
@@ -239,7 +242,7 @@ fn gpus_without_a_price_keep_their_hours_and_get_a_warning() {
     assert_eq!(embed.hourly, None);
     assert!(embed.price_source.contains("NVIDIA-H100-80GB-HBM3"));
     let allocated = &report.totals.allocated;
-    assert_close(allocated.hourly, 8.0);
+    assert_close(allocated.hourly().unwrap(), 8.0);
     assert_close(allocated.unpriced_gpus, 2.25 + 3.0 / 7.0);
     assert_close(allocated.gpu_hours, (4.25 + 3.0 / 7.0) * 730.0);
     assert!(
@@ -326,7 +329,7 @@ fn manifests_are_costed_as_declared_templates_times_replicas() {
     assert_eq!(job.projected, None);
 
     assert_close(
-        report.totals.allocated.hourly,
+        report.totals.allocated.hourly().unwrap(),
         12.0 + 48.0 * 7.0 + 1.0 / 7.0 + 0.8,
     );
     assert_eq!(report.totals.allocated.accrued, None);
@@ -340,10 +343,10 @@ fn declared_idle_subtracts_only_demand_pinned_to_a_pool() {
     assert_close(pool("gpu-a100").gpus, 16.0);
     assert_close(pool("gpu-a100").requested, 3.0);
     assert_close(pool("gpu-a100").idle.gpus, 13.0);
-    assert_close(pool("gpu-a100").idle.hourly, 52.0);
+    assert_close(pool("gpu-a100").idle.hourly().unwrap(), 52.0);
     assert_close(pool("gpu-l4").idle.gpus, 0.0);
     assert_close(report.idle.unpinned_gpus, 48.0 + 2.0 / 7.0);
-    assert_close(report.totals.idle.hourly, 52.0);
+    assert_close(report.totals.idle.hourly().unwrap(), 52.0);
 }
 
 #[test]
@@ -379,9 +382,14 @@ fn figures_for_people() {
     assert_eq!(money(0.125), "0.13");
     assert_eq!(money(999.0), "999.00");
     assert_eq!(number(15330.04, 1), "15,330.0");
-    assert_eq!(gpus(3.0 / 7.0), "0.43");
-    assert_eq!(gpus(2.0), "2");
+    assert_eq!(trim_number(3.0 / 7.0), "0.43");
+    assert_eq!(trim_number(2.0), "2");
     assert_eq!(period_text(730.0), "730 h (30.4 days)");
+    assert_eq!(priced(None), "–");
+    assert_eq!(priced(Some(2.5)), "2.50");
+    assert_eq!(clip("inference", 20), "inference");
+    assert_eq!(clip("inference", 4), "inf…");
+    assert_eq!(clip("inference", 0), "…");
 }
 
 #[test]
@@ -520,7 +528,7 @@ fn an_input_with_errors_is_marked_incomplete() {
     );
     assert!(!report.complete);
     assert_eq!(report.usage.len(), 4, "the rest is still costed");
-    assert_close(report.totals.allocated.projected, 16.125 * 24.0);
+    assert_close(report.totals.allocated.projected().unwrap(), 16.125 * 24.0);
     assert!(render(&report, Format::Html).contains("Incomplete input"));
 }
 
@@ -565,6 +573,345 @@ status: {{phase: Pending}}
             .warnings
             .iter()
             .any(|w| w.starts_with("node l40s-1: its pods hold 5 GPU(s) and it has 4")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+/// Eight H100s in MIG `single` mode, each cut in two `3g.40gb` instances, on an instance type
+/// priced per node.
+const MIG_SINGLE: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: h100-mig
+  labels:
+    karpenter.sh/nodepool: h100-mig
+    node.kubernetes.io/instance-type: p5.48xlarge
+    nvidia.com/mig.strategy: single
+    nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3-MIG-3g.40gb
+    nvidia.com/gpu.count: '16'
+status:
+  capacity: {nvidia.com/gpu: '16'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: slice, namespace: ml}
+spec:
+  nodeName: h100-mig
+  containers: [{name: a, image: x, resources: {limits: {nvidia.com/gpu: '1'}}}]
+status: {phase: Running, startTime: '2026-03-01T02:00:00Z'}
+";
+
+#[test]
+fn a_mig_single_node_is_priced_per_physical_gpu() {
+    let report = cost(
+        MIG_SINGLE,
+        &policy("gpuPrices:\n  instanceTypes: {p5.48xlarge: 80.0}\n"),
+        GroupBy::Team,
+    );
+    // 16 instances, two to a GPU: 8 GPUs, so 80.00 a node is 10.00 a GPU.
+    assert_close(report.totals.offered.gpus, 8.0);
+    let node = &report.idle.nodes[0];
+    assert_eq!(node.price_per_gpu_hour, Some(10.0), "{}", node.price_source);
+    assert!(
+        node.price_source.contains("÷ 8 GPUs"),
+        "{}",
+        node.price_source
+    );
+    // One instance is 3/7 of a GPU.
+    let slice = item(&report, "slice");
+    assert_close(slice.gpus, 3.0 / 7.0);
+    assert_close(slice.hourly.unwrap(), 30.0 / 7.0);
+    assert_close(node.idle, 8.0 - 3.0 / 7.0);
+    assert_close(report.totals.offered.hourly().unwrap(), 80.0);
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("inferred")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn mixed_mig_gpus_without_a_count_label_are_inferred_and_said_so() {
+    let mixed = MIG_SINGLE
+        .replace("single", "mixed")
+        .replace("-MIG-3g.40gb", "")
+        .replace("    nvidia.com/gpu.count: '16'\n", "")
+        .replace("{nvidia.com/gpu: '16'}", "{nvidia.com/mig-3g.40gb: '16'}")
+        .replace("{nvidia.com/gpu: '1'}", "{nvidia.com/mig-3g.40gb: '1'}");
+    let report = cost(
+        &mixed,
+        &policy("gpuPrices:\n  instanceTypes: {p5.48xlarge: 80.0}\n"),
+        GroupBy::Team,
+    );
+    assert_close(report.totals.offered.gpus, 8.0);
+    assert_eq!(report.idle.nodes[0].price_per_gpu_hour, Some(10.0));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("node h100-mig:")
+                && w.contains("no nvidia.com/gpu.count label")
+                && w.contains("8 GPU(s) are inferred")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+/// A one-GPU L4 node whose two pods each hold a GPU (one cannot have started), and a pod on a
+/// node missing from the input.
+const OVERFULL: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: l4-1
+  labels: {nvidia.com/gpu.product: NVIDIA-L4}
+status:
+  capacity: {nvidia.com/gpu: '1'}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: l4-2
+  labels: {nvidia.com/gpu.product: NVIDIA-L4}
+status:
+  capacity: {nvidia.com/gpu: '2'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: first, namespace: ml}
+spec:
+  nodeName: l4-1
+  containers: [{name: a, image: x, resources: {limits: {nvidia.com/gpu: '1'}}}]
+status: {phase: Running, startTime: '2026-03-01T02:00:00Z'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: second, namespace: ml}
+spec:
+  nodeName: l4-1
+  containers: [{name: a, image: x, resources: {limits: {nvidia.com/gpu: '1'}}}]
+status: {phase: Pending}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: elsewhere, namespace: ml}
+spec:
+  nodeName: gone-1
+  containers: [{name: a, image: x, resources: {limits: {nvidia.com/gpu: '2'}}}]
+status: {phase: Running, startTime: '2026-03-01T02:00:00Z'}
+";
+
+#[test]
+fn what_is_beyond_the_nodes_explains_allocated_plus_idle() {
+    let report = cost(
+        OVERFULL,
+        &policy("gpuPrices:\n  models: {L4: 1.0}\n"),
+        GroupBy::Team,
+    );
+    let t = &report.totals;
+    assert_close(t.allocated.gpus, 4.0);
+    assert_close(t.idle.gpus, 2.0);
+    assert_close(t.offered.gpus, 3.0);
+    assert_close(t.off_nodes.gpus, 2.0);
+    // 4 + 2 = 3 + 1 held beyond l4-1's one GPU + 2 on a node missing from the input.
+    assert_eq!(
+        report.beyond_the_nodes(),
+        [
+            (2.0, "on no GPU node of the input"),
+            (1.0, "held by pods beyond their node's devices")
+        ]
+    );
+    let table = render(&report, Format::Table);
+    assert!(
+        table.contains("allocated + idle is 3 GPU(s) more than the GPU nodes hold: 2 on no GPU node of the input; 1 held by pods beyond their node's devices."),
+        "{table}"
+    );
+    // Where they add up, nothing is said.
+    let fine = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    assert!(fine.beyond_the_nodes().is_empty());
+    assert!(!render(&fine, Format::Table).contains("more than the GPU nodes hold"));
+}
+
+#[test]
+fn declared_demand_beyond_its_pools_is_explained() {
+    let report = cost(DECLARED, &policy(PRICES), GroupBy::Team);
+    let t = &report.totals;
+    let beyond: f64 = report.beyond_the_nodes().iter().map(|(g, _)| g).sum();
+    assert_close(t.allocated.gpus - beyond + t.idle.gpus, t.offered.gpus);
+    // The LeaderWorkerSet names H100s and the InferenceService asks for MIG slices: no node of
+    // the input offers either.
+    assert_close(t.off_nodes.gpus, 48.0 + 2.0 / 7.0);
+}
+
+#[test]
+fn unpriced_gpus_are_counted_once() {
+    // No price at all: l4-1's one GPU, l4-2's two and the two on gone-1. The second pod on
+    // l4-1 holds a GPU that does not exist, so it is not one more unpriced GPU.
+    let report = cost(OVERFULL, &policy("gpuPrices: {}\n"), GroupBy::Team);
+    assert_close(report.unpriced_gpus(), 5.0);
+    let table = render(&report, Format::Table);
+    assert!(table.contains("* 5 GPU(s) have no price"), "{table}");
+    assert!(render(&report, Format::Html).contains("<b>5</b><span>GPUs without a price"));
+}
+
+#[test]
+fn money_with_no_price_behind_it_is_null_not_zero() {
+    let report = cost(OVERFULL, &policy("gpuPrices: {}\n"), GroupBy::Team);
+    let allocated = &report.totals.allocated;
+    assert_eq!(allocated.hourly(), None);
+    assert_eq!(allocated.projected(), None);
+    assert_eq!(allocated.accrued, None);
+    assert_eq!(report.totals.idle.hourly(), None);
+    let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+    for total in ["allocated", "idle", "offered"] {
+        let amount = &json["totals"][total];
+        assert!(amount["hourly"].is_null(), "{total}: {amount}");
+        assert!(amount["projected"].is_null(), "{total}: {amount}");
+        assert!(amount["accrued"].is_null(), "{total}: {amount}");
+    }
+    assert!(
+        json["groups"][0]["hourly"].is_null(),
+        "{}",
+        json["groups"][0]
+    );
+    // Nothing held is zero, not unknown.
+    assert_eq!(Amount::default().hourly(), Some(0.0));
+    // Absent values are present as null, not left out.
+    let declared = cost(DECLARED, &policy(PRICES), GroupBy::Team);
+    let json: serde_json::Value = serde_json::from_str(&render(&declared, Format::Json)).unwrap();
+    let first = &json["usage"][0];
+    for field in ["accrued", "running_hours", "started", "node", "workload"] {
+        assert!(
+            first.get(field).is_some_and(serde_json::Value::is_null),
+            "{field}: {first}"
+        );
+    }
+    assert!(json["totals"]["allocated"]["accrued"].is_null());
+    // The table shows unknown money as a dash.
+    let table = render(&report, Format::Table);
+    let line = table.lines().find(|l| l.starts_with("allocated")).unwrap();
+    assert!(line.contains('–') && !line.contains("0.00"), "{line}");
+}
+
+#[test]
+fn pods_without_a_start_time_are_left_out_of_accrued_and_said_so() {
+    let input = OBSERVED.replace("  startTime: \"2026-03-01T02:00:00Z\"\n", "");
+    let report = cost(&input, &policy(PRICES), GroupBy::Team);
+    let chat = item(&report, "chat-7d9f-a");
+    assert_eq!(chat.started, None, "the fixture lost its start time");
+    assert_eq!(chat.accrued, None);
+    assert!(
+        report.warnings.iter().any(|w| w
+            .starts_with("1 running pod(s) have no status.startTime (Pod/ml/chat-7d9f-a)")
+            && w.contains("ACCRUED leaves them out")),
+        "{:?}",
+        report.warnings
+    );
+    // With every start time known there is nothing to say.
+    let all_known = cost(OBSERVED, &policy(PRICES), GroupBy::Team);
+    assert!(!all_known.warnings.iter().any(|w| w.contains("startTime")));
+}
+
+#[test]
+fn a_fully_used_unpriced_node_has_no_idle_warning() {
+    // l4-1 is full (two pods on one GPU); l4-2 has two idle GPUs.
+    let report = cost(OVERFULL, &policy("gpuPrices: {}\n"), GroupBy::Team);
+    let idle_warnings: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("idle GPU(s) unpriced"))
+        .collect();
+    assert_eq!(idle_warnings.len(), 1, "{idle_warnings:?}");
+    assert!(
+        idle_warnings[0].starts_with("node l4-2:"),
+        "{idle_warnings:?}"
+    );
+}
+
+#[test]
+fn hostile_replica_counts_are_clamped_with_a_warning() {
+    let input = r#"apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: huge, namespace: serving}
+spec:
+  replicas: 100000
+  leaderWorkerTemplate:
+    size: 100000
+    workerTemplate:
+      spec:
+        containers:
+          - name: vllm
+            image: vllm/vllm-openai:v0.11.0
+            args: ["--model", "meta-llama/Llama-3.1-405B-Instruct"]
+            resources: {limits: {nvidia.com/gpu: "8"}}
+---
+apiVersion: ray.io/v1
+kind: RayService
+metadata: {name: wide, namespace: serving}
+spec:
+  rayClusterConfig:
+    headGroupSpec:
+      template:
+        spec:
+          containers: [{name: head, image: rayproject/ray-ml:2.9.3-py310-gpu}]
+    workerGroupSpecs:
+      - groupName: gpu
+        replicas: 9223372036854775807
+        numOfHosts: 2
+        template:
+          spec:
+            containers:
+              - name: worker
+                image: rayproject/ray-ml:2.9.3-py310-gpu
+                resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: negative, namespace: serving}
+spec:
+  replicas: -3
+  selector: {matchLabels: {app: negative}}
+  template:
+    metadata: {labels: {app: negative}}
+    spec:
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.11.0
+          resources: {limits: {nvidia.com/gpu: "1"}}
+"#;
+    let report = cost(input, &policy(PRICES), GroupBy::Team);
+    let workers = item(&report, "huge");
+    assert_eq!(workers.replicas, u32::MAX);
+    let ray = item(&report, "wide");
+    assert_eq!(ray.replicas, u32::MAX);
+    assert!(report.usage.iter().all(|u| u.object.name != "negative"));
+    let warned = |object: &str, field: &str| {
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with(object) && w.contains(field))
+    };
+    assert!(
+        warned(
+            "LeaderWorkerSet/serving/huge",
+            "spec.replicas × spec.leaderWorkerTemplate.size comes to 10000000000"
+        ),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        warned(
+            "RayService/serving/wide",
+            "spec.rayClusterConfig.workerGroupSpecs[0].replicas × numOfHosts comes to 18446744073709551614"
+        ),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        warned(
+            "Deployment/serving/negative",
+            "spec.replicas is -3, below zero"
+        ),
         "{:?}",
         report.warnings
     );
