@@ -61,8 +61,9 @@ pub fn tolerates_everything(toleration: &Toleration) -> bool {
         && toleration.operator.as_deref() == Some("Exists")
 }
 
-/// Whether a pod from `template` may be scheduled on `node`, by node selector, taints and
-/// required node affinity (preferences and pod affinity are not evaluated).
+/// Whether a pod from `template` may be scheduled on `node`, by node selector, taints, required
+/// node affinity and the accelerators the node has at all (preferences, pod affinity and what
+/// other pods already use are not evaluated).
 pub fn can_schedule(template: &PodTemplate, node: &Node) -> bool {
     let selector_ok = template
         .spec
@@ -74,6 +75,38 @@ pub fn can_schedule(template: &PodTemplate, node: &Node) -> bool {
     selector_ok
         && fencing_taints(node).all(|taint| tolerations.iter().any(|t| tolerates(t, taint)))
         && affinity_admits(template, node)
+        && holds_accelerators(template, node)
+}
+
+/// Whether the node has as many of each accelerator as one pod asks for: a pod that needs four
+/// GPUs never lands on a one-GPU node. Quantities that are not whole numbers are not judged.
+fn holds_accelerators(template: &PodTemplate, node: &Node) -> bool {
+    let allocatable = node
+        .status
+        .as_ref()
+        .and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref()));
+    let offered = |resource: &str| -> u64 {
+        allocatable
+            .and_then(|a| a.get(resource))
+            .and_then(|q| q.0.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut wanted: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for container in &template.spec.containers {
+        let Some(resources) = &container.resources else {
+            continue;
+        };
+        // Limits are what the scheduler reads for extended resources when requests are unset.
+        let map = resources.requests.as_ref().or(resources.limits.as_ref());
+        for (name, quantity) in map.into_iter().flatten() {
+            if let (true, Ok(n)) = (is_accelerator(name), quantity.0.parse::<u64>()) {
+                *wanted.entry(name.as_str()).or_default() += n;
+            }
+        }
+    }
+    wanted
+        .into_iter()
+        .all(|(resource, n)| offered(resource) >= n)
 }
 
 /// The required node-affinity terms of a template (ORed by the scheduler).
@@ -137,8 +170,57 @@ pub fn affinity_admits(t: &PodTemplate, node: &Node) -> bool {
 /// What decides where a pod may land (node selector, tolerations, affinity), as a key: pods with
 /// equal keys may land on the same nodes.
 pub fn placement_key(t: &PodTemplate) -> String {
+    let accelerators: Vec<_> = t
+        .spec
+        .containers
+        .iter()
+        .filter_map(|c| c.resources.as_ref())
+        .collect();
     format!(
-        "{:?}|{:?}|{:?}",
-        t.spec.node_selector, t.spec.tolerations, t.spec.affinity
+        "{:?}|{:?}|{:?}|{:?}",
+        t.spec.node_selector, t.spec.tolerations, t.spec.affinity, accelerators
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot_from_text;
+    use crate::workload::workloads;
+
+    #[test]
+    fn a_pod_asking_more_gpus_than_a_node_has_cannot_land_there() {
+        let snapshot = snapshot_from_text(
+            "t.yaml",
+            r#"
+apiVersion: v1
+kind: Node
+metadata: {name: l4-1}
+status: {allocatable: {nvidia.com/gpu: "1"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: h100-1}
+status: {capacity: {nvidia.com/gpu: "8"}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big, namespace: ml}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: a, image: x, resources: {limits: {nvidia.com/gpu: "2"}}}
+      - {name: b, image: x, resources: {requests: {nvidia.com/gpu: "2"}, limits: {nvidia.com/gpu: "2"}}}
+"#,
+        );
+        let template = &workloads(&snapshot)[0].template;
+        let fits: Vec<&str> = snapshot
+            .nodes
+            .iter()
+            .filter(|n| can_schedule(template, &n.object))
+            .map(|n| n.object.name())
+            .collect();
+        assert_eq!(fits, ["h100-1"], "4 GPUs a pod fit only the 8-GPU node");
+    }
 }

@@ -321,11 +321,13 @@ fn manifests_are_costed_as_declared_templates_times_replicas() {
     );
     assert_eq!(report.usage.len(), 5);
 
-    // The Job runs to completion: a run rate, no projection.
+    // The Job runs to completion: a run rate, no projection. It tolerates no taint and asks for
+    // 4 GPUs a pod, more than the untainted L4 node has: no node can run it, so it takes the
+    // default price.
     assert_eq!(report.batch.len(), 1);
     let job = &report.batch[0];
     assert_close(job.gpus, 8.0);
-    assert_close(job.hourly.unwrap(), 6.4);
+    assert_close(job.hourly.unwrap(), 8.0 * 0.5);
     assert_eq!(job.projected, None);
 
     assert_close(
