@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hangar_audit::catalogue_doc::catalogue_markdown;
 use hangar_audit::checks::catalogue;
 use hangar_audit::render::{Format, TerminalStyle, render};
@@ -12,7 +12,7 @@ use hangar_audit::waivers::{Waiver, WaiverFile};
 use hangar_audit::{AuditOptions, Date, audit as run_audit};
 use hangar_core::{Policy, Severity, discover};
 
-use crate::cli::{AuditArgs, ChecksArgs, FailOn, InventoryArgs};
+use crate::cli::{AuditArgs, ChecksArgs, FailOn, InventoryArgs, parse_output};
 use crate::source;
 
 pub fn audit(args: AuditArgs) -> Result<ExitCode> {
@@ -81,20 +81,6 @@ fn threshold(fail_on: FailOn) -> Option<Severity> {
         FailOn::Info => Some(Severity::Info),
         FailOn::Never => None,
     }
-}
-
-/// `json=report.json` → (Json, "report.json").
-fn parse_output(spec: &str) -> Result<(Format, std::path::PathBuf)> {
-    let Some((format, path)) = spec.split_once('=') else {
-        bail!("--output expects FORMAT=PATH (e.g. sarif=hangar.sarif), got `{spec}`");
-    };
-    if path.is_empty() {
-        bail!("--output {format}= needs a path");
-    }
-    let format = format
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--output {spec}: {e}"))?;
-    Ok((format, path.into()))
 }
 
 fn load_waivers(path: Option<&Path>) -> Result<Vec<Waiver>> {

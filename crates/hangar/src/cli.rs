@@ -172,3 +172,21 @@ pub struct ChecksArgs {
     #[arg(short, long, default_value = "table", value_parser = ["table", "markdown", "json"])]
     pub format: String,
 }
+
+/// Reads `--output FORMAT=PATH` (`sarif=hangar.sarif`), for every command that writes extra files.
+pub fn parse_output<F>(spec: &str) -> anyhow::Result<(F, PathBuf)>
+where
+    F: std::str::FromStr,
+    F::Err: std::fmt::Display,
+{
+    let Some((format, path)) = spec.split_once('=') else {
+        anyhow::bail!("--output takes FORMAT=PATH (e.g. json=report.json), not `{spec}`");
+    };
+    if path.trim().is_empty() {
+        anyhow::bail!("--output `{spec}` names no file: give FORMAT=PATH (e.g. json=report.json)");
+    }
+    let format = format
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--output {spec}: {e}"))?;
+    Ok((format, PathBuf::from(path)))
+}

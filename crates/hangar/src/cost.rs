@@ -1,15 +1,14 @@
 //! `hangar cost`: GPU showback from manifests, a saved dump or a live cluster.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use hangar_audit::cost::{
     CostOptions, Format, GroupBy, Timestamp, parse_at, parse_period, render, showback,
 };
 
-use crate::cli::SourceArgs;
+use crate::cli::{SourceArgs, parse_output};
 use crate::source;
 
 /// The examples, in both the short and the long help.
@@ -129,18 +128,4 @@ pub fn run(args: CostArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-/// `csv=gpu.csv` → (Csv, "gpu.csv").
-fn parse_output(spec: &str) -> Result<(Format, PathBuf)> {
-    let Some((format, path)) = spec.split_once('=') else {
-        bail!("--output expects FORMAT=PATH (e.g. csv=gpu.csv), got `{spec}`");
-    };
-    if path.is_empty() {
-        bail!("--output {format}= needs a path");
-    }
-    let format = format
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--output {spec}: {e}"))?;
-    Ok((format, path.into()))
 }

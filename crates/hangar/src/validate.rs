@@ -10,6 +10,8 @@ use clap::Args;
 use hangar_validate::report::now_rfc3339;
 use hangar_validate::{Baseline, Golden, GoldenSet, Mode, Options, Report, validate};
 
+use crate::cli::parse_output;
+
 const EXAMPLES: &str = "\
 Examples:
   # print the golden file's JSON Schema (for editors and CI linting)
@@ -184,16 +186,6 @@ fn render(report: &Report, format: Format) -> String {
     }
 }
 
-fn parse_output(text: &str) -> Result<(Format, PathBuf)> {
-    let Some((format, path)) = text.split_once('=') else {
-        bail!("--output takes FORMAT=PATH (e.g. json=report.json), not `{text}`");
-    };
-    if path.trim().is_empty() {
-        bail!("--output `{text}` names no file: give FORMAT=PATH (e.g. json=report.json)");
-    }
-    Ok((format.parse()?, PathBuf::from(path)))
-}
-
 /// `golden/support-bot.yaml` → `golden/support-bot.baseline.json`.
 fn default_baseline_path(golden: &Path) -> PathBuf {
     let stem = golden
@@ -295,9 +287,9 @@ mod tests {
             parse_output("json=r.json").unwrap(),
             (Format::Json, PathBuf::from("r.json"))
         );
-        assert!(parse_output("r.json").is_err());
-        assert!(parse_output("sarif=r").is_err());
-        let empty = parse_output("json=").unwrap_err().to_string();
+        assert!(parse_output::<Format>("r.json").is_err());
+        assert!(parse_output::<Format>("sarif=r").is_err());
+        let empty = parse_output::<Format>("json=").unwrap_err().to_string();
         assert!(empty.contains("names no file"), "{empty}");
     }
 }
