@@ -181,6 +181,7 @@ pub fn pod_evidence(
         node_events: node_ref
             .map(|n| events.about(&n).to_vec())
             .unwrap_or_default(),
+        enable_service_links: spec.and_then(|s| s.enable_service_links),
         observed_at: None,
     }
 }
@@ -191,15 +192,16 @@ fn container_evidence(
     status: Option<&ContainerStatus>,
 ) -> ContainerEvidence {
     let resources = container.resources.as_ref();
-    let memory = |map: Option<&std::collections::BTreeMap<String, _>>| {
+    let quantity = |map: Option<&std::collections::BTreeMap<String, _>>, name: &str| {
         map.and_then(
             |m: &std::collections::BTreeMap<
                 String,
                 k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-            >| m.get("memory"),
+            >| m.get(name),
         )
         .map(|q| q.0.clone())
     };
+    let memory = |map| quantity(map, "memory");
     let mut accelerators = Vec::new();
     for map in [
         resources.and_then(|r| r.limits.as_ref()),
@@ -235,6 +237,15 @@ fn container_evidence(
             .collect(),
         memory_limit: memory(resources.and_then(|r| r.limits.as_ref())),
         memory_request: memory(resources.and_then(|r| r.requests.as_ref())),
+        ephemeral_storage_request: quantity(
+            resources.and_then(|r| r.requests.as_ref()),
+            "ephemeral-storage",
+        ),
+        read_only_root_filesystem: container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false),
         accelerators,
         liveness: container.liveness_probe.as_ref().map(probe),
         readiness: container.readiness_probe.as_ref().map(probe),

@@ -32,6 +32,9 @@ pub struct PodEvidence {
     pub node: Option<NodeEvidence>,
     /// Events whose involved object is that node (kernel Xid reports, NotReady…), oldest first.
     pub node_events: Vec<EventRecord>,
+    /// `spec.enableServiceLinks`; `None` when not set (Kubernetes then injects the variables of
+    /// every Service in the namespace, `<NAME>_PORT=tcp://…` among them).
+    pub enable_service_links: Option<bool>,
     /// When the evidence was gathered (RFC 3339): now for a live cluster, the dump's time for a
     /// saved one; `None` when unknown. Rules use it to tell a failure that is happening from one
     /// that happened long ago; without it they take the newest timestamp in the evidence.
@@ -67,6 +70,10 @@ pub struct ContainerEvidence {
     /// `resources.limits.memory` and `resources.requests.memory`, as written (`48Gi`).
     pub memory_limit: Option<String>,
     pub memory_request: Option<String>,
+    /// `resources.requests.ephemeral-storage`, as written (`200Gi`).
+    pub ephemeral_storage_request: Option<String>,
+    /// `securityContext.readOnlyRootFilesystem` is true: only mounted volumes are writable.
+    pub read_only_root_filesystem: bool,
     /// Accelerator requests or limits, as `resource=quantity` (`nvidia.com/gpu=2`).
     pub accelerators: Vec<String>,
     /// The probes as declared, with the time each allows before it fails the container.

@@ -1,17 +1,23 @@
 //! The server's configuration is invalid: Secrets and ConfigMaps it references are missing, its
-//! command cannot start, its flags are rejected, or its ephemeral-storage budget is smaller than
-//! the model it downloads. All **configuration**: the manifest must change.
+//! command cannot start, its flags are rejected, its ephemeral-storage budget is smaller than
+//! the model it downloads, `/dev/shm` is too small, it cannot write its cache, a Service's link
+//! variables took the place of its own settings, or a sidecar beside it is misconfigured. All
+//! **configuration**: the manifest must change.
 
 use std::sync::LazyLock;
 
-use crate::evidence::PodEvidence;
+use regex::Regex;
+
+use crate::evidence::{ContainerEvidence, ContainerState, PodEvidence};
 use crate::rules::facts::{
-    Kubectl, events, is_recent, pod_event, pod_status_evidence, runtime_name, runtime_of,
-    terminations, waiting,
+    Kubectl, Line, events, is_model_server, is_recent, main_containers, pod_event,
+    pod_status_evidence, runtime_name, runtime_of, shorten, status_path, terminations,
+    up_and_ready, waiting,
 };
 use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Kind, Scanner};
-use crate::verdict::{Category, Diagnosis, Side};
+use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::rules::steps;
+use crate::verdict::{Category, Diagnosis, Evidence, Side};
 
 /// A referenced Secret, ConfigMap or key does not exist.
 pub(crate) fn missing_reference(pod: &PodEvidence) -> Option<Diagnosis> {
@@ -108,6 +114,22 @@ pub(crate) fn bad_arguments(pod: &PodEvidence) -> Option<Diagnosis> {
             .find(|t| std::ptr::eq(t.container, c) && t.exit_code != 0 && t.matters(pod))
             .map(|t| t.evidence(pod)),
     );
+    let mut next_steps: Vec<String> = lora_rank_step(hit, c).into_iter().collect();
+    next_steps.extend([
+        format!(
+            "Fix the flag in the container's args: `{}`. Flags change between releases: check them against `--help` of the image's version ({}).",
+            shorten(&c.command_line),
+            c.image
+        ),
+        format!(
+            "Confirm: {}",
+            Kubectl::of(pod).logs(
+                &c.name,
+                hit.line.previous,
+                Some("error|invalid|unrecognized|unexpected|greater than|smaller than")
+            )
+        ),
+    ]);
     Some(Diagnosis {
         rule: "TRI-CONFIG-ARGS",
         category: Category::Config,
@@ -116,25 +138,24 @@ pub(crate) fn bad_arguments(pod: &PodEvidence) -> Option<Diagnosis> {
         summary: format!(
             "{runtime} in {} rejected its configuration: {}",
             c.name,
-            crate::rules::facts::shorten(hit.line.text.trim())
+            shorten(hit.line.text.trim())
         ),
         evidence,
-        next_steps: vec![
-            format!(
-                "Fix the flag in the container's args: `{}`. Flags change between releases: check them against `--help` of the image's version ({}).",
-                crate::rules::facts::shorten(&c.command_line),
-                c.image
-            ),
-            format!(
-                "Confirm: {}",
-                Kubectl::of(pod).logs(
-                    &c.name,
-                    hit.line.previous,
-                    Some("error|invalid|unrecognized|unexpected")
-                )
-            ),
-        ],
+        next_steps,
     })
+}
+
+static LORA_RANK: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"LoRA rank (\d+) is greater than max_lora_rank (\d+)").ok());
+
+/// An adapter of a higher rank than the server reserves for: the flag that fits it.
+fn lora_rank_step(hit: &Hit<'_>, c: &ContainerEvidence) -> Option<String> {
+    let captures = LORA_RANK.as_ref()?.captures(hit.line.text)?;
+    let rank = captures.get(1)?.as_str();
+    Some(format!(
+        "Raise {} to at least {rank}, the rank of the adapter it loads (vLLM accepts 8, 16, 32, 64, 128, 256…; a larger rank reserves more GPU memory per LoRA slot), or serve an adapter trained at a lower rank.",
+        steps::setting(c, &["--max-lora-rank"], "16")
+    ))
 }
 
 /// The pod was evicted for using more ephemeral storage than its own limits allow.
@@ -171,10 +192,320 @@ pub(crate) fn ephemeral_storage(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
+/// The first log hit of the scanner's kinds that still matters.
+fn first_hit<'a>(pod: &'a PodEvidence, scanner: &Scanner) -> Option<Hit<'a>> {
+    scanner.scan(pod).into_iter().find(|h| hit_matters(pod, h))
+}
+
+/// The termination of `c`, if it failed and still matters.
+fn failed_termination(pod: &PodEvidence, c: &ContainerEvidence) -> Option<Evidence> {
+    terminations(pod)
+        .into_iter()
+        .find(|t| std::ptr::eq(t.container, c) && t.exit_code != 0 && t.matters(pod))
+        .map(|t| t.evidence(pod))
+}
+
+static SHM: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::ShmTooSmall]));
+
+/// `/dev/shm` is smaller than the server's shared-memory segments: Triton's Python backend wants
+/// 64 MB per model instance, PyTorch's data loaders theirs; container runtimes give 64 MB.
+pub(crate) fn shm_too_small(pod: &PodEvidence) -> Option<Diagnosis> {
+    let hit = first_hit(pod, &SHM)?;
+    let c = hit.line.container;
+    let runtime = runtime_of(pod, c);
+    let mut evidence = vec![hit.line.evidence()];
+    evidence.extend(failed_termination(pod, c));
+    let limit = c
+        .memory_limit
+        .as_deref()
+        .map(|l| format!("its memory limit ({l})"))
+        .unwrap_or_else(|| "the pod's memory".into());
+    let mut next_steps = vec![format!(
+        "Mount a memory-backed emptyDir at /dev/shm in `{}`: volumes: [{{name: dshm, emptyDir: {{medium: Memory, sizeLimit: 1Gi}}}}] and volumeMounts: [{{name: dshm, mountPath: /dev/shm}}]; what it holds counts against {limit}.",
+        c.name
+    )];
+    if runtime == hangar_core::Runtime::Triton {
+        next_steps.push("Size it for Triton's Python backend: at least 64 MB per Python model instance (instance_group count × models), plus growth; `--backend-config=python,shm-default-byte-size=…` lowers the initial region.".into());
+    }
+    next_steps.push(format!(
+        "Confirm: {}",
+        Kubectl::of(pod).logs(&c.name, hit.line.previous, Some("shared memory|shm"))
+    ));
+    Some(Diagnosis {
+        rule: "TRI-CONFIG-SHM",
+        category: Category::Config,
+        side: Some(Side::Configuration),
+        confidence: 0.9,
+        summary: format!(
+            "{} in {} cannot allocate shared memory: /dev/shm is the container runtime's default (64 MB), too small for it.",
+            runtime_name(runtime),
+            c.name
+        ),
+        evidence,
+        next_steps,
+    })
+}
+
+static UNWRITABLE: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::Unwritable]));
+
+static QUOTED_PATH: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"'(/[^']*)'|mkdir (/\S*?):").ok());
+
+/// The server cannot write where it caches: the root filesystem is read-only
+/// (`readOnlyRootFilesystem`) and no volume is mounted there, or its user may not write there.
+pub(crate) fn unwritable_path(pod: &PodEvidence) -> Option<Diagnosis> {
+    // Libraries warn and fall back when a cache is not writable: only a container that failed
+    // on it, or is not ready, is explained by it.
+    let hit = UNWRITABLE
+        .scan(pod)
+        .into_iter()
+        .find(|h| hit_matters(pod, h) && (h.line.previous || !up_and_ready(h.line.container)))?;
+    let c = hit.line.container;
+    let path = QUOTED_PATH
+        .as_ref()
+        .and_then(|re| re.captures(hit.line.text))
+        .and_then(|m| m.get(1).or(m.get(2)))
+        .map(|m| m.as_str().to_owned());
+    let shown = path.as_deref().unwrap_or("its cache directory");
+    let mut evidence = vec![hit.line.evidence()];
+    if c.read_only_root_filesystem {
+        evidence.push(Evidence {
+            source: format!(
+                "{} spec.containers[{}].securityContext ({})",
+                pod.pod, c.name, pod.origin
+            ),
+            text: "readOnlyRootFilesystem=true".into(),
+            at: None,
+        });
+    }
+    evidence.extend(failed_termination(pod, c));
+    let why = if c.read_only_root_filesystem {
+        "the container's root filesystem is read-only (securityContext.readOnlyRootFilesystem: true) and no volume is mounted there"
+    } else if hit.signature.id == "read-only-filesystem" {
+        "the path is on a read-only filesystem or volume"
+    } else {
+        "the container's user may not write there (runAsUser, fsGroup, or a HOME of /)"
+    };
+    let cache_env = [
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "TRANSFORMERS_CACHE",
+        "XDG_CACHE_HOME",
+    ]
+    .iter()
+    .find_map(|k| c.env.get(*k).map(|v| format!("{k}={v}")))
+    .unwrap_or_else(|| "HF_HOME not set, so ~/.cache/huggingface".into());
+    Some(Diagnosis {
+        rule: "TRI-CONFIG-FILESYSTEM",
+        category: Category::Config,
+        side: Some(Side::Configuration),
+        confidence: 0.88,
+        summary: format!("Container {} cannot write to {shown}: {why}.", c.name),
+        evidence,
+        next_steps: vec![
+            format!(
+                "Mount a writable volume at {shown} in `{}` (an emptyDir, or a PersistentVolumeClaim for a model cache so downloads survive restarts), or point the cache at one that is mounted ({cache_env}).",
+                c.name
+            ),
+            if c.read_only_root_filesystem {
+                "Keep readOnlyRootFilesystem: true and mount emptyDirs for every path the server writes (the hub cache, /tmp, Triton's and torch's compile caches).".into()
+            } else {
+                "Give the volume to the container's user: securityContext.fsGroup on the pod, or an image whose HOME is writable.".into()
+            },
+            format!(
+                "Confirm: {}",
+                Kubectl::of(pod).logs(
+                    &c.name,
+                    hit.line.previous,
+                    Some("Read-only|read-only|Permission denied")
+                )
+            ),
+        ],
+    })
+}
+
+static SERVICE_LINKS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::ServiceLinkEnv]));
+
+static LINK_VARIABLE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"\b([A-Z][A-Z0-9_]*_PORT)\b").ok());
+
+/// Kubernetes injected `<SERVICE>_PORT=tcp://ip:port` for a Service in the namespace, and the
+/// server read it as its own setting (vLLM's `VLLM_PORT` when the Service is named `vllm`).
+pub(crate) fn service_link_collision(pod: &PodEvidence) -> Option<Diagnosis> {
+    let hit = first_hit(pod, &SERVICE_LINKS)?;
+    let c = hit.line.container;
+    let variable = LINK_VARIABLE
+        .as_ref()
+        .and_then(|re| re.captures(hit.line.text))
+        .and_then(|m| m.get(1))
+        .map(|m| m.as_str().to_owned());
+    let mut evidence = vec![hit.line.evidence()];
+    evidence.extend(failed_termination(pod, c));
+    let kubectl = Kubectl::of(pod);
+    let ns = &pod.pod.namespace;
+    let links = match pod.enable_service_links {
+        Some(true) => "now true",
+        Some(false) => "now false",
+        None => "not set; default true",
+    };
+    let (name, service) = match &variable {
+        Some(v) => (
+            v.clone(),
+            v.trim_end_matches("_PORT")
+                .to_ascii_lowercase()
+                .replace('_', "-"),
+        ),
+        None => ("<NAME>_PORT".into(), "<name>".into()),
+    };
+    let set_explicitly = variable.as_ref().is_some_and(|v| c.env.contains_key(v));
+    let summary = if set_explicitly {
+        format!(
+            "Container {} sets {name} to a URL where the server expects a port number.",
+            c.name
+        )
+    } else {
+        format!(
+            "Kubernetes injected {name}=tcp://… into {} for the Service `{service}`, and the server read it as its own {name} setting.",
+            c.name
+        )
+    };
+    Some(Diagnosis {
+        rule: "TRI-CONFIG-SERVICE-LINKS",
+        category: Category::Config,
+        side: Some(Side::Configuration),
+        confidence: 0.9,
+        summary,
+        evidence,
+        next_steps: vec![
+            format!(
+                "Set `enableServiceLinks: false` in the pod template ({links}): the server finds its peers through DNS, and Kubernetes stops injecting <SERVICE>_PORT variables."
+            ),
+            format!(
+                "Or rename the Service `{service}` so its variables no longer carry the server's prefix: kubectl -n {ns} get svc {service}"
+            ),
+            format!(
+                "Or set {name} explicitly in `{}`'s env to the value the server expects; an explicit variable wins over an injected one.",
+                c.name
+            ),
+            format!(
+                "Confirm: {}",
+                kubectl.logs(&c.name, hit.line.previous, Some("tcp://"))
+            ),
+        ],
+    })
+}
+
+/// Words a program uses when it gives up.
+const FAILURE_WORDS: &[&str] = &[
+    "error", "invalid", "fatal", "panic", "failed", "must be", "cannot",
+];
+
+/// The line a crashed container died on: the last one that says it failed, else its last line.
+fn last_failure<'a>(c: &'a ContainerEvidence) -> Option<Line<'a>> {
+    let tail = c.previous_log.as_ref().or(c.log.as_ref())?;
+    let says_failed = |l: &str| {
+        let l = l.to_ascii_lowercase();
+        FAILURE_WORDS.iter().any(|w| l.contains(w))
+    };
+    let index = tail
+        .lines
+        .iter()
+        .rposition(|l| says_failed(l))
+        .or_else(|| tail.lines.iter().rposition(|l| !l.trim().is_empty()))?;
+    Some(Line {
+        container: c,
+        tail,
+        previous: c.previous_log.is_some(),
+        index,
+        text: tail.lines.get(index)?,
+    })
+}
+
+/// A sidecar (a proxy, an auth gate) crash-loops beside a model server that is up and ready:
+/// the pod is not Ready because of the sidecar's configuration.
+pub(crate) fn sidecar_crash(pod: &PodEvidence) -> Option<Diagnosis> {
+    let (servers, sidecars): (Vec<_>, Vec<_>) =
+        main_containers(pod).partition(|c| is_model_server(c));
+    if servers.is_empty() || !servers.iter().all(|c| up_and_ready(c)) {
+        return None;
+    }
+    let crash = terminations(pod).into_iter().find(|t| {
+        sidecars.iter().any(|s| std::ptr::eq(*s, t.container))
+            && t.exit_code != 0
+            && t.matters(pod)
+            && !up_and_ready(t.container)
+    })?;
+    let sidecar = crash.container;
+    let mut evidence = vec![crash.evidence(pod)];
+    if let Some(ContainerState::Waiting {
+        reason: Some(reason),
+        ..
+    }) = &sidecar.state
+    {
+        evidence.push(Evidence {
+            source: format!("{}.state ({})", status_path(pod, sidecar), pod.origin),
+            text: format!("state.waiting: reason={reason}"),
+            at: None,
+        });
+    }
+    let words = last_failure(sidecar);
+    evidence.extend(words.map(|l| l.evidence()));
+    evidence.extend(servers.iter().map(|c| Evidence {
+        source: format!("{} ({})", status_path(pod, c), pod.origin),
+        text: format!(
+            "model server running, ready=true restartCount={}",
+            c.restart_count
+        ),
+        at: None,
+    }));
+    let kubectl = Kubectl::of(pod);
+    let from_secrets = if sidecar.env_from.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (it takes {} from Secrets or ConfigMaps)",
+            sidecar.env_from.join(", ")
+        )
+    };
+    Some(Diagnosis {
+        rule: "TRI-SIDECAR-CRASH",
+        category: Category::Config,
+        side: Some(Side::Configuration),
+        confidence: 0.7,
+        summary: format!(
+            "Sidecar {} ({}) crash-loops while the model server {} is up and ready: the sidecar's configuration keeps the pod from becoming Ready{}",
+            sidecar.name,
+            sidecar.image,
+            servers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            words
+                .map(|l| format!(": {}", shorten(l.text.trim())))
+                .unwrap_or_else(|| ".".into())
+        ),
+        evidence,
+        next_steps: vec![
+            format!(
+                "Read why it exits: {} | tail -n 30",
+                kubectl.logs(&sidecar.name, true, None)
+            ),
+            format!(
+                "Fix the sidecar's flags, environment or the values it reads{from_secrets}: `{}`; the model server needs no change.",
+                shorten(&sidecar.command_line)
+            ),
+            format!(
+                "Confirm the pod turns Ready once it stays up: {}",
+                kubectl.describe()
+            ),
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::ContainerState;
     use crate::rules::test_support::*;
     use hangar_core::Runtime;
 
@@ -245,5 +576,133 @@ mod tests {
         assert!(ephemeral_storage(&pod).is_some());
         pod.message = Some("The node was low on resource: memory.".into());
         assert!(ephemeral_storage(&pod).is_none());
+    }
+    #[test]
+    fn flag_values_the_server_refuses_are_configuration() {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.9.0.1",
+            "vllm serve m --enable-lora --lora-modules sql=/adapters/sql",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "(EngineCore pid=86) ERROR 06-01 13:18:12 [core.py:1341] ValueError: LoRA rank 64 is greater than max_lora_rank 16.",
+        ]));
+        let d = bad_arguments(&pod).unwrap();
+        assert!(d.next_steps[0].contains("`--max-lora-rank` (not set; default 16) to at least 64"));
+        for line in [
+            "ValueError: max_num_batched_tokens (2048) is smaller than max_model_len (4096). This effectively limits the maximum sequence length.",
+            "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU has compute capability 7.5.",
+            "Value error, Quantization method specified in the model config (compressed-tensors) does not match the quantization method specified in the `quantization` argument (awq).",
+        ] {
+            pod.containers[0].previous_log = Some(tail(&[line]));
+            let d = bad_arguments(&pod).unwrap();
+            assert_eq!(d.category, Category::Config, "{line}");
+            assert!(!d.next_steps[0].contains("max-lora-rank"));
+        }
+    }
+
+    #[test]
+    fn a_small_dev_shm_is_configuration() {
+        let mut pod = pod_with(
+            Runtime::Triton,
+            "nvcr.io/nvidia/tritonserver:23.04-py3",
+            "tritonserver --model-repository=/models",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "E0816 09:14:41.920145 1 model_lifecycle.cc:621] failed to load 'postprocessing' version 1: Internal: Unable to initialize shared memory key 'triton_python_backend_shm_region_3' to requested size (67108864 bytes). If you are running Triton inside docker, use '--shm-size' flag to control the shared memory region size.",
+        ]));
+        let d = shm_too_small(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Config, Some(Side::Configuration))
+        );
+        assert!(d.next_steps[0].contains("medium: Memory"));
+        pod.containers[0].previous_log = Some(tail(&[
+            "I0816 09:14:40.512771 1 pinned_memory_manager.cc:241] Pinned memory pool is created",
+        ]));
+        assert!(shm_too_small(&pod).is_none());
+    }
+
+    #[test]
+    fn a_read_only_cache_path_is_configuration() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.7.3", "vllm serve m");
+        pod.containers[0].read_only_root_filesystem = true;
+        pod.containers[0].previous_log = Some(tail(&[
+            "OSError: [Errno 30] Read-only file system: '/root/.cache/huggingface'",
+        ]));
+        let d = unwritable_path(&pod).unwrap();
+        assert_eq!(d.category, Category::Config);
+        assert!(
+            d.summary.contains("/root/.cache/huggingface")
+                && d.summary.contains("readOnlyRootFilesystem")
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "PermissionError: [Errno 13] Permission denied: '/.cache'",
+        ]));
+        assert!(unwritable_path(&pod).unwrap().summary.contains("/.cache"));
+        pod.containers[0].previous_log = Some(tail(&[
+            "PermissionError: [Errno 13] Permission denied: '/etc/shadow'",
+        ]));
+        assert!(unwritable_path(&pod).is_none(), "not a cache path");
+        pod.containers[0].previous_log = None;
+        pod.containers[0].ready = true;
+        pod.containers[0].log = Some(tail(&[
+            "WARNING: [Errno 13] Permission denied: '/.cache/flashinfer'; JIT cache disabled",
+        ]));
+        assert!(
+            unwritable_path(&pod).is_none(),
+            "a warning of a ready server"
+        );
+    }
+
+    #[test]
+    fn a_service_link_variable_in_place_of_a_port_is_configuration() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.7.2", "vllm serve m");
+        pod.containers[0].previous_log = Some(tail(&[
+            "ERROR 02-10 09:39:12 [engine.py:458] ValueError: VLLM_PORT 'tcp://10.96.112.45:8000' appears to be a URI. This may be caused by a Kubernetes service discovery issue",
+        ]));
+        let d = service_link_collision(&pod).unwrap();
+        assert!(d.summary.contains("VLLM_PORT") && d.summary.contains("`vllm`"));
+        assert!(
+            d.next_steps[0].contains("enableServiceLinks: false")
+                && d.next_steps[0].contains("default true")
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "ValueError: invalid literal for int() with base 10: 'tcp://10.0.48.109:9106'",
+        ]));
+        assert!(service_link_collision(&pod).is_some());
+        pod.containers[0].previous_log =
+            Some(tail(&["INFO Started engine at tcp://127.0.0.1:5570"]));
+        assert!(service_link_collision(&pod).is_none());
+    }
+
+    #[test]
+    fn a_crashing_sidecar_beside_a_ready_server_is_the_sidecars_configuration() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.1", "vllm serve m");
+        pod.containers[0].ready = true;
+        pod.containers.push(ContainerEvidence {
+            name: "oauth2-proxy".into(),
+            image: "quay.io/oauth2-proxy/oauth2-proxy:v7.8.1".into(),
+            command_line: "--upstream=http://127.0.0.1:8000".into(),
+            state: Some(waiting_state("CrashLoopBackOff")),
+            last_state: Some(terminated("Error", 1, "2025-03-04T12:17:55Z", "2025-03-04T12:17:55Z")),
+            previous_log: Some(tail(&[
+                "[2025/03/04 12:17:55] [main.go:54] invalid configuration:",
+                "  cookie_secret must be 16, 24, or 32 bytes to create an AES cipher, but is 44 bytes",
+            ])),
+            ..ContainerEvidence::default()
+        });
+        let d = sidecar_crash(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Config, Some(Side::Configuration))
+        );
+        assert!(d.summary.contains("cookie_secret"), "{}", d.summary);
+        assert!(d.next_steps[0].contains("-c oauth2-proxy --previous"));
+        pod.containers[0].ready = false;
+        assert!(
+            sidecar_crash(&pod).is_none(),
+            "the server is not up: look at the server first"
+        );
     }
 }

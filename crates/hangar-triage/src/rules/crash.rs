@@ -6,11 +6,18 @@
 //! its kernels or the options it runs with — the image tag, attention backend, quantization or
 //! CUDA graphs the deployment chose. Xid 13, 31 and 43 on the node point the same way: NVIDIA's
 //! catalog attributes them to the application in almost every case.
+//!
+//! The catch-all rules (a signal, an exception) step aside when the crashed container's log also
+//! holds a line that names a cause (an OOM, a missing file, a rejected flag): the abort is how the
+//! process died, that line is why. An engine that died is a crash even when the server then exits
+//! 0 (`Completed`): it stopped serving.
 
 use std::sync::LazyLock;
 
-use crate::evidence::PodEvidence;
-use crate::rules::facts::{Kubectl, runtime_name, runtime_of, terminations};
+use crate::evidence::{ContainerEvidence, PodEvidence};
+use crate::rules::facts::{
+    Kubectl, Termination, is_model_server, runtime_name, runtime_of, terminations,
+};
 use crate::rules::gpu::{APPLICATION_XIDS, troubled, xid_meaning, xid_reports};
 use crate::rules::oom::hit_matters;
 use crate::rules::signatures::{Hit, Kind, Scanner};
@@ -32,14 +39,16 @@ pub(crate) fn cuda_fault(pod: &PodEvidence) -> Option<Diagnosis> {
     let mut evidence: Vec<_> = hit.map(|h| h.line.evidence()).into_iter().collect();
     evidence.extend(xids.iter().take(2).map(|r| r.evidence.clone()));
     let c = hit.map(|h| h.line.container);
-    evidence.extend(
-        terminations(pod)
-            .into_iter()
-            .find(|t| {
-                c.is_none_or(|c| std::ptr::eq(t.container, c)) && t.exit_code != 0 && t.matters(pod)
-            })
-            .map(|t| t.evidence(pod)),
-    );
+    let mine: Vec<Termination> = terminations(pod)
+        .into_iter()
+        .filter(|t| c.is_none_or(|c| std::ptr::eq(t.container, c)) && t.matters(pod))
+        .collect();
+    // A server can shut down cleanly after its engine faulted: exit 0 is still this crash.
+    let stop = mine.iter().find(|t| t.exit_code != 0).or_else(|| {
+        mine.iter()
+            .find(|t| t.field == "lastState" && hit.is_some_and(|h| h.line.previous))
+    });
+    evidence.extend(stop.map(|t| t.evidence(pod)));
     let xid_text = xids
         .first()
         .map(|r| format!(" (node reports Xid {}: {})", r.xid, xid_meaning(r.xid)))
@@ -50,6 +59,9 @@ pub(crate) fn cuda_fault(pod: &PodEvidence) -> Option<Diagnosis> {
         format!("Treat it as a {runtime} or kernel bug for this model and settings: try the previous image tag, another attention backend, or disable CUDA graphs (vLLM `--enforce-eager`)."),
         "Rerun with CUDA_LAUNCH_BLOCKING=1 to get the faulting kernel in the traceback, and search the runtime's issues for it.".into(),
     ];
+    if hit.is_some_and(|h| h.line.text.contains("custom_all_reduce")) {
+        next_steps.insert(0, "The fault is in vLLM's custom all-reduce kernel: add `--disable-custom-all-reduce` (NCCL does the all-reduce instead) and report it with the image tag and GPU type.".into());
+    }
     if let Some(c) = c {
         next_steps.push(format!(
             "Confirm: {}",
@@ -66,7 +78,12 @@ pub(crate) fn cuda_fault(pod: &PodEvidence) -> Option<Diagnosis> {
             0.65
         },
         summary: format!(
-            "A GPU kernel in {name} faulted{xid_text}: a software fault in the server or its kernels, not the hardware."
+            "A GPU kernel in {name} faulted{xid_text}{}: a software fault in the server or its kernels, not the hardware.",
+            if stop.is_some_and(|t| t.exit_code == 0) {
+                " and the server then exited 0 (Completed)"
+            } else {
+                ""
+            }
         ),
         evidence,
         next_steps,
@@ -74,6 +91,28 @@ pub(crate) fn cuda_fault(pod: &PodEvidence) -> Option<Diagnosis> {
 }
 
 static SIGNALS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::Signal]));
+
+/// Every kind that names a cause by itself.
+static CAUSES: LazyLock<Scanner> = LazyLock::new(|| {
+    let kinds: Vec<Kind> = crate::rules::signatures::SIGNATURES
+        .iter()
+        .map(|s| s.kind)
+        .filter(|k| k.names_a_cause())
+        .collect();
+    Scanner::new(&kinds)
+});
+
+/// Confidence of a catch-all crash rule below any specific rule's.
+const STEP_ASIDE: f32 = 0.3;
+
+/// Whether `c`'s log holds a line that names a cause another rule reads: then a catch-all crash
+/// verdict must not win.
+fn cause_logged(pod: &PodEvidence, c: &ContainerEvidence) -> bool {
+    CAUSES
+        .scan(pod)
+        .iter()
+        .any(|h| std::ptr::eq(h.line.container, c) && hit_matters(pod, h))
+}
 
 /// The process died on SIGSEGV or SIGABRT.
 pub(crate) fn signal(pod: &PodEvidence) -> Option<Diagnosis> {
@@ -94,7 +133,7 @@ pub(crate) fn signal(pod: &PodEvidence) -> Option<Diagnosis> {
         rule: "TRI-CRASH-SIGNAL",
         category: Category::Crash,
         side: Some(Side::Configuration),
-        confidence: 0.6,
+        confidence: if cause_logged(pod, c) { STEP_ASIDE } else { 0.6 },
         summary: format!("The server in {} crashed on a signal (segmentation fault or abort).", c.name),
         evidence,
         next_steps: vec![
@@ -137,7 +176,11 @@ pub(crate) fn exception(pod: &PodEvidence) -> Option<Diagnosis> {
         rule: "TRI-CRASH-EXCEPTION",
         category: Category::Crash,
         side: Some(Side::Configuration),
-        confidence: 0.45,
+        confidence: if cause_logged(pod, crashed.container) {
+            STEP_ASIDE
+        } else {
+            0.45
+        },
         summary: format!(
             "The server in {} exited on an exception: {}",
             crashed.container.name,
@@ -147,6 +190,57 @@ pub(crate) fn exception(pod: &PodEvidence) -> Option<Diagnosis> {
         next_steps: vec![
             "Read the traceback from its first frame: the last line names the exception, the frames above it the component (engine, tokenizer, model code).".into(),
             format!("Confirm: {} | tail -n 80", Kubectl::of(pod).logs(&crashed.container.name, true, None)),
+        ],
+    })
+}
+
+static ENGINE_DEATHS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::EngineDead]));
+
+/// The server's engine died (vLLM's `EngineDeadError`, a worker that died unexpectedly) and the
+/// container stopped, whatever its exit code: vLLM's API server shuts down cleanly and exits 0
+/// after its engine dies, which the kubelet reports as `Completed`.
+pub(crate) fn engine_died(pod: &PodEvidence) -> Option<Diagnosis> {
+    let hits = ENGINE_DEATHS.scan(pod);
+    let (hit, stop) = hits.iter().find_map(|h| {
+        let c = h.line.container;
+        if !h.line.previous || c.init || !is_model_server(c) {
+            return None;
+        }
+        let stop = terminations(pod)
+            .into_iter()
+            .find(|t| std::ptr::eq(t.container, c) && t.field == "lastState" && t.matters(pod))?;
+        Some((h, stop))
+    })?;
+    let c = hit.line.container;
+    let runtime = runtime_name(runtime_of(pod, c));
+    let exit = if stop.exit_code == 0 {
+        " and the server then exited 0, which the kubelet reports as Completed".to_owned()
+    } else {
+        format!(" and the server exited {}", stop.exit_code)
+    };
+    Some(Diagnosis {
+        rule: "TRI-CRASH-ENGINE-DEAD",
+        category: Category::Crash,
+        side: Some(Side::Configuration),
+        confidence: if cause_logged(pod, c) {
+            STEP_ASIDE
+        } else {
+            0.5
+        },
+        summary: format!(
+            "{runtime}'s engine in {} died{exit}: the server stopped serving; the lines before the engine's death name what killed it.",
+            c.name
+        ),
+        evidence: vec![hit.line.evidence(), stop.evidence(pod)],
+        next_steps: vec![
+            format!(
+                "Read the lines before the engine died: {} | grep -B 30 -m 1 -E \"EngineDead|fatal error|died unexpectedly\"",
+                Kubectl::of(pod).logs(&c.name, true, None)
+            ),
+            format!(
+                "Treat it as a {runtime} fault for this model and settings: try the previous image tag of {}, or turn off the feature the traceback names (custom all-reduce: `--disable-custom-all-reduce`; CUDA graphs: `--enforce-eager`).",
+                c.image
+            ),
         ],
     })
 }
@@ -244,5 +338,77 @@ mod tests {
             "(APIServer pid=1) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
         ]));
         assert!(exception(&pod).is_none());
+    }
+
+    #[test]
+    fn a_catch_all_crash_steps_aside_for_a_line_that_names_the_cause() {
+        let mut pod = pod_with(
+            Runtime::Lmdeploy,
+            "openmmlab/lmdeploy:v0.8.0-cu12",
+            "lmdeploy serve api_server m",
+        );
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            134,
+            "2025-05-14T09:01:08Z",
+            "2025-05-14T15:02:47Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "terminate called after throwing an instance of 'std::runtime_error'",
+            "  what():  [TM][ERROR] CUDA runtime error: out of memory /lmdeploy/src/turbomind/core/allocator.cc:49",
+        ]));
+        assert_eq!(signal(&pod).unwrap().confidence, STEP_ASIDE);
+        pod.containers[0].previous_log = Some(tail(&[
+            "terminate called after throwing an instance of 'std::runtime_error'",
+            "  what():  unknown",
+        ]));
+        assert_eq!(signal(&pod).unwrap().confidence, 0.6);
+    }
+
+    #[test]
+    fn an_engine_that_died_before_a_clean_exit_is_a_crash() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
+        pod.containers[0].state = Some(running("2025-06-26T23:10:33Z"));
+        pod.containers[0].last_state = Some(terminated(
+            "Completed",
+            0,
+            "2025-06-26T19:02:38Z",
+            "2025-06-26T23:10:19Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "ERROR 06-26 23:10:17 [async_llm.py:420] vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
+            "INFO:     Finished server process [1]",
+        ]));
+        let d = engine_died(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Crash, Some(Side::Configuration))
+        );
+        assert!(d.summary.contains("Completed"));
+        pod.containers[0].previous_log = Some(tail(&["INFO:     Finished server process [1]"]));
+        assert!(
+            engine_died(&pod).is_none(),
+            "a clean exit without an engine death is not a crash"
+        );
+    }
+
+    #[test]
+    fn illegal_memory_access_in_a_custom_kernel_is_recognised() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
+        pod.containers[0].last_state = Some(terminated(
+            "Completed",
+            0,
+            "2025-06-26T19:02:38Z",
+            "2025-06-26T23:10:19Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:594 'an illegal memory access was encountered'",
+        ]));
+        let d = cuda_fault(&pod).unwrap();
+        assert_eq!(d.category, Category::Crash);
+        assert!(
+            d.summary.contains("exited 0")
+                && d.next_steps[0].contains("--disable-custom-all-reduce")
+        );
     }
 }

@@ -136,6 +136,19 @@ pub(crate) fn main_containers(pod: &PodEvidence) -> impl Iterator<Item = &Contai
     pod.containers.iter().filter(|c| !c.init)
 }
 
+/// Whether this container is a model server rather than a sidecar (a proxy, an auth gate, a log
+/// shipper): it asks for an accelerator, or its image or command names a model server.
+pub(crate) fn is_model_server(container: &ContainerEvidence) -> bool {
+    !container.accelerators.is_empty()
+        || runtime_from_command(&container.command_line).is_some()
+        || runtime_from_image(&container.image).is_some()
+}
+
+/// Whether the container is running and ready.
+pub(crate) fn up_and_ready(container: &ContainerEvidence) -> bool {
+    container.ready && matches!(container.state, Some(ContainerState::Running { .. }))
+}
+
 /// The model server's runtime in this container: the container's own image or command first,
 /// since a KServe, Ray or NIM pod may run vLLM or TGI underneath.
 pub(crate) fn runtime_of(pod: &PodEvidence, container: &ContainerEvidence) -> Runtime {

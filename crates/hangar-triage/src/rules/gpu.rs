@@ -114,7 +114,11 @@ pub(crate) fn troubled(pod: &PodEvidence) -> bool {
             .any(|t| t.exit_code != 0 && t.matters(pod))
 }
 
-static GPU_FAULTS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::GpuFault]));
+static GPU_FAULTS: LazyLock<Scanner> =
+    LazyLock::new(|| Scanner::new(&[Kind::GpuFault, Kind::DriverTooOld]));
+
+/// Pod events where the kubelet reports what the container runtime could not do.
+const RUNTIME_EVENTS: &[&str] = &["Failed", "FailedCreatePodSandBox"];
 
 /// Lines that show the pod itself met a failing GPU or link: a driver or device error, or a
 /// collective that hung. Without them an Xid elsewhere on the node may be another GPU's.
@@ -127,7 +131,8 @@ static CORROBORATION: LazyLock<Scanner> = LazyLock::new(|| {
     ])
 });
 
-/// GPU or driver faults in termination messages and recent `Failed` events, with their evidence.
+/// GPU or driver faults in termination messages and recent `Failed` or `FailedCreatePodSandBox`
+/// events, with their evidence.
 pub(crate) fn runtime_faults(pod: &PodEvidence) -> Vec<(&'static Signature, Evidence)> {
     let mut found = Vec::new();
     for t in terminations(pod).into_iter().filter(|t| t.matters(pod)) {
@@ -135,11 +140,9 @@ pub(crate) fn runtime_faults(pod: &PodEvidence) -> Vec<(&'static Signature, Evid
             found.push((signature, t.evidence(pod)));
         }
     }
-    for event in pod
-        .events
-        .iter()
-        .filter(|e| e.reason == "Failed" && is_recent(pod, e.last_seen.as_deref()))
-    {
+    for event in pod.events.iter().filter(|e| {
+        RUNTIME_EVENTS.contains(&e.reason.as_str()) && is_recent(pod, e.last_seen.as_deref())
+    }) {
         if let Some(signature) = GPU_FAULTS.first_match(&event.message) {
             found.push((signature, pod_event(pod, event)));
             break;
@@ -178,16 +181,35 @@ pub(crate) fn gpu_hardware(pod: &PodEvidence) -> Option<Diagnosis> {
     );
     let mut codes: Vec<u32> = hardware.iter().map(|r| r.xid).collect();
     codes.dedup();
-    let summary = match (codes.first(), faults.first()) {
-        (Some(xid), _) => format!(
+    let ids: Vec<&str> = faults
+        .iter()
+        .map(|h| h.signature.id)
+        .chain(runtime_faults.iter().map(|(s, _)| s.id))
+        .collect();
+    let stack = if codes.is_empty() {
+        Stack::of(&ids)
+    } else {
+        Stack::Hardware
+    };
+    let summary = match (codes.first(), faults.first(), stack) {
+        (Some(xid), _, _) => format!(
             "Node {node} reported Xid {xid} ({}): the GPU under the pod failed.",
             xid_meaning(*xid)
         ),
-        (None, Some(hit)) => format!(
+        (None, _, Stack::DriverTooOld) => format!(
+            "The NVIDIA driver on node {node} is older than the CUDA version the image needs: the node's driver must be upgraded, or the pod placed on nodes with a newer one."
+        ),
+        (None, _, Stack::RuntimeMissing) => format!(
+            "Node {node} cannot start GPU containers: its container runtime has no `nvidia` runtime handler configured (the NVIDIA container toolkit is not installed or not finished)."
+        ),
+        (None, _, Stack::DriverNotLoaded) => format!(
+            "The NVIDIA container toolkit on node {node} cannot reach the GPU driver, so the container cannot start: the node's GPU software stack is broken."
+        ),
+        (None, Some(hit), _) => format!(
             "Container {} hit a GPU or driver fault (`{}`): the GPU or its driver on node {node} failed.",
             hit.line.container.name, hit.signature.id
         ),
-        (None, None) => match runtime_faults.first() {
+        (None, None, _) => match runtime_faults.first() {
             Some((signature, _)) => format!(
                 "The container runtime cannot start the container on node {node}: the NVIDIA driver failed (`{}`).",
                 signature.id
@@ -195,26 +217,16 @@ pub(crate) fn gpu_hardware(pod: &PodEvidence) -> Option<Diagnosis> {
             None => return None,
         },
     };
-    let nvml_only = codes.is_empty()
-        && faults.iter().all(|h| h.signature.id == "nvml-mismatch")
-        && runtime_faults.iter().all(|(s, _)| s.id == "nvml-mismatch");
-    let mut next_steps = vec![
-        format!(
-            "Take the node out of service: kubectl cordon {node}, then drain it so the endpoint's pods move to healthy GPUs."
-        ),
-        format!(
-            "Inspect it: {} and `nvidia-smi -q -d ECC,PAGE_RETIREMENT,ROW_REMAPPER` on the node (e.g. in the NVIDIA driver pod).",
-            Kubectl::node(node)
-        ),
-    ];
-    if nvml_only {
-        next_steps.push("Driver/library version mismatch means the driver was upgraded without reloading the kernel module: reboot the node (or restart the driver daemonset) before uncordoning.".into());
-    } else {
-        next_steps.push("Reset the GPU or reboot the node; if the Xid comes back, open a hardware ticket with the node's serial number and the `nvidia-bug-report.sh` output.".into());
-    }
-    next_steps.push(format!(
-        "Look for the kernel's lines: kubectl get events --field-selector involvedObject.kind=Node,involvedObject.name={node}"
-    ));
+    let next_steps = stack.steps(pod, node);
+    // A termination can be both a runtime fault and the pod's last failure: show it once.
+    let mut seen = Vec::new();
+    evidence.retain(|e| {
+        let new = !seen.contains(e);
+        if new {
+            seen.push(e.clone());
+        }
+        new
+    });
     let corroborated =
         !faults.is_empty() || CORROBORATION.scan(pod).iter().any(|h| hit_matters(pod, h));
     // A node has several GPUs: an Xid is this pod's problem for sure only when the pod also
@@ -234,6 +246,111 @@ pub(crate) fn gpu_hardware(pod: &PodEvidence) -> Option<Diagnosis> {
         evidence,
         next_steps,
     })
+}
+
+/// Which layer of the node's GPU stack failed, for the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    /// The GPU itself: Xid, ECC, off the bus.
+    Hardware,
+    /// The driver was upgraded without reloading the kernel module.
+    LibraryMismatch,
+    /// The driver is older than the image's CUDA.
+    DriverTooOld,
+    /// containerd or CRI-O has no `nvidia` runtime.
+    RuntimeMissing,
+    /// The toolkit's hook cannot reach the driver (module not loaded).
+    DriverNotLoaded,
+}
+
+impl Stack {
+    /// The layer the signatures point at; the most telling first.
+    fn of(ids: &[&str]) -> Stack {
+        let any = |id: &str| ids.contains(&id);
+        if any("driver-too-old") {
+            Stack::DriverTooOld
+        } else if any("nvidia-runtime-missing") {
+            Stack::RuntimeMissing
+        } else if !ids.is_empty() && ids.iter().all(|id| *id == "nvml-mismatch") {
+            Stack::LibraryMismatch
+        } else if any("nvidia-container-cli") {
+            Stack::DriverNotLoaded
+        } else {
+            Stack::Hardware
+        }
+    }
+
+    fn steps(self, pod: &PodEvidence, node: &str) -> Vec<String> {
+        let cordon = format!(
+            "Take the node out of service: kubectl cordon {node}, then drain it so the endpoint's pods move to healthy GPUs."
+        );
+        let on_node = format!(
+            "kubectl get pods -A -o wide --field-selector spec.nodeName={node} | grep -i nvidia"
+        );
+        match self {
+            Stack::Hardware | Stack::LibraryMismatch => vec![
+                cordon,
+                format!(
+                    "Inspect it: {} and `nvidia-smi -q -d ECC,PAGE_RETIREMENT,ROW_REMAPPER` on the node (e.g. in the NVIDIA driver pod).",
+                    Kubectl::node(node)
+                ),
+                if self == Stack::LibraryMismatch {
+                    "Driver/library version mismatch means the driver was upgraded without reloading the kernel module: reboot the node (or restart the driver daemonset) before uncordoning.".into()
+                } else {
+                    "Reset the GPU or reboot the node; if the Xid comes back, open a hardware ticket with the node's serial number and the `nvidia-bug-report.sh` output.".into()
+                },
+                format!(
+                    "Look for the kernel's lines: kubectl get events --field-selector involvedObject.kind=Node,involvedObject.name={node}"
+                ),
+            ],
+            Stack::DriverTooOld => {
+                let labels = pod.node.as_ref().map(|n| &n.labels);
+                let label = |k: &str| {
+                    labels
+                        .and_then(|l| l.get(k))
+                        .map(String::as_str)
+                        .unwrap_or("?")
+                };
+                let image = pod
+                    .containers
+                    .iter()
+                    .find(|c| !c.init && !c.accelerators.is_empty())
+                    .map(|c| c.image.as_str())
+                    .unwrap_or("the image");
+                vec![
+                    format!(
+                        "Node {node} runs driver {}.{} (CUDA {}.{}); {image} is built for a newer CUDA. Upgrade the driver on that node pool (the GPU operator's driver version), or pin the image to a build for the node's CUDA.",
+                        label("nvidia.com/cuda.driver.major"),
+                        label("nvidia.com/cuda.driver.minor"),
+                        label("nvidia.com/cuda.runtime.major"),
+                        label("nvidia.com/cuda.runtime.minor")
+                    ),
+                    "Meanwhile place the pod on nodes with a new enough driver: a nodeSelector or node affinity on nvidia.com/cuda.driver.major.".into(),
+                    "Compare the pools: kubectl get nodes -L nvidia.com/cuda.driver.major,nvidia.com/cuda.driver.minor,nvidia.com/cuda.runtime.major,nvidia.com/cuda.runtime.minor".into(),
+                ]
+            }
+            Stack::RuntimeMissing => vec![
+                format!(
+                    "Check the NVIDIA container toolkit on node {node}: {on_node}; it must have written the `nvidia` runtime into containerd's config and restarted containerd. A node that just joined needs it to finish first."
+                ),
+                format!(
+                    "Keep GPU pods off the node until it has: kubectl cordon {node}; then kubectl uncordon {node}."
+                ),
+                "Check that the RuntimeClass handler matches the runtime's name: kubectl get runtimeclass -o yaml".into(),
+            ],
+            Stack::DriverNotLoaded => vec![
+                cordon,
+                format!(
+                    "Check the driver on node {node}: {on_node} (the driver daemonset's pod and its logs) or `nvidia-smi` on the node; after a kernel update the module must be rebuilt for the new kernel ({}).",
+                    pod.node
+                        .as_ref()
+                        .and_then(|n| n.kernel_version.as_deref())
+                        .unwrap_or("see kubectl describe node")
+                ),
+                "Reboot the node or restart the driver daemonset once the driver matches the kernel, then uncordon it.".into(),
+            ],
+        }
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +387,85 @@ mod tests {
             (Category::GpuHardware, Some(Side::Infrastructure))
         );
         assert!(d.summary.contains("Xid 79"));
+    }
+
+    #[test]
+    fn the_node_gpu_stack_failing_to_start_the_container_is_infrastructure() {
+        let mut pod = pod_with(
+            Runtime::Tgi,
+            "ghcr.io/huggingface/text-generation-inference:2.0.4",
+            "text-generation-launcher",
+        );
+        pod.phase = Some("Pending".into());
+        pod.containers[0].state = Some(waiting_state("ContainerCreating"));
+        pod.events.push(event(
+            "Warning",
+            "FailedCreatePodSandBox",
+            "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for \"nvidia\" is configured",
+        ));
+        let d = gpu_hardware(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::GpuHardware, Some(Side::Infrastructure))
+        );
+        assert!(d.summary.contains("runtime handler"));
+        pod.events[0].message = "Failed to create pod sandbox: plugin type=\"calico\" failed (add): error getting ClusterInformation: connection is unauthorized".into();
+        assert!(
+            gpu_hardware(&pod).is_none(),
+            "a CNI failure is not the GPU stack"
+        );
+
+        let mut pod = pod_with(
+            Runtime::Triton,
+            "nvcr.io/nvidia/tritonserver:25.07-py3",
+            "tritonserver",
+        );
+        let mut start_error = terminated(
+            "StartError",
+            128,
+            "1970-01-01T00:00:00Z",
+            "2025-05-01T10:00:00Z",
+        );
+        if let crate::evidence::ContainerState::Terminated { message, .. } = &mut start_error {
+            *message = Some("error running prestart hook #0: exit status 1, stdout: , stderr: Auto-detected mode as 'legacy'\nnvidia-container-cli: initialization error: nvml error: driver not loaded: unknown".into());
+        }
+        pod.containers[0].last_state = Some(start_error);
+        pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
+        let d = gpu_hardware(&pod).unwrap();
+        assert!(
+            d.summary.contains("cannot reach the GPU driver"),
+            "{}",
+            d.summary
+        );
+    }
+
+    #[test]
+    fn a_driver_older_than_the_image_is_the_nodes() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.10.1.1", "vllm serve m");
+        pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            1,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T10:00:30Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "RuntimeError: The NVIDIA driver on your system is too old (found version 12020). Please update your GPU driver.",
+        ]));
+        if let Some(node) = pod.node.as_mut() {
+            node.labels
+                .insert("nvidia.com/cuda.driver.major".into(), "535".into());
+            node.labels
+                .insert("nvidia.com/cuda.driver.minor".into(), "183".into());
+        }
+        let d = gpu_hardware(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Infrastructure));
+        assert!(
+            d.next_steps[0].contains("driver 535.183"),
+            "{:?}",
+            d.next_steps
+        );
+        assert!(!d.next_steps.iter().any(|s| s.contains("hardware ticket")));
     }
 
     #[test]

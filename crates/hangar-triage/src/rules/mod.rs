@@ -15,6 +15,7 @@ mod network;
 mod oom;
 mod probe;
 mod scheduling;
+mod serving;
 pub mod signatures;
 mod steps;
 #[cfg(test)]
@@ -51,17 +52,17 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "TRI-HOST-MEMORY-REFUSED",
-        title: "The server refused to load the model for lack of host memory (Ollama)",
+        title: "The server refused to load the model, or a memory monitor killed its workers, for lack of host memory (Ollama, Ray)",
         run: oom::server_refused_for_memory,
     },
     Rule {
         id: "TRI-GPU-OOM",
-        title: "The GPU ran out of memory: at start-up (configuration) or while serving (capacity)",
+        title: "The GPU ran out of memory: at start-up (configuration), while serving (capacity), or held by another process (the node)",
         run: oom::gpu_oom,
     },
     Rule {
         id: "TRI-GPU-HARDWARE",
-        title: "Hardware Xid errors, uncorrectable ECC, a GPU off the bus or a driver mismatch under the pod",
+        title: "Hardware Xid errors, uncorrectable ECC, a GPU off the bus, or the node's GPU software (driver too old or not loaded, no nvidia runtime) under the pod",
         run: gpu::gpu_hardware,
     },
     Rule {
@@ -75,13 +76,18 @@ pub const RULES: &[Rule] = &[
         run: scheduling::failed_scheduling,
     },
     Rule {
+        id: "TRI-ADMISSION",
+        title: "The kubelet rejected the scheduled pod: the device plugin could not allocate its GPUs (UnexpectedAdmissionError)",
+        run: scheduling::admission_rejected,
+    },
+    Rule {
         id: "TRI-PREEMPTED",
         title: "The scheduler preempted the pod for a higher-priority one",
         run: scheduling::preempted,
     },
     Rule {
         id: "TRI-NODE-LOST",
-        title: "The pod's node is NotReady, or the node's disk filled and the kubelet evicted it",
+        title: "The pod's node is NotReady, or the node's disk filled and the kubelet evicted it (configuration when this pod's undeclared cache filled it)",
         run: scheduling::node_lost,
     },
     Rule {
@@ -91,7 +97,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "TRI-MODEL-LOAD",
-        title: "The model cannot be loaded: gated or missing repository, missing or corrupt files, remote code, architecture",
+        title: "The model cannot be loaded: gated or missing repository, empty storage URI, missing or corrupt files, incompatible engine, remote code, architecture",
         run: model_load::model_load,
     },
     Rule {
@@ -115,9 +121,34 @@ pub const RULES: &[Rule] = &[
         run: config::ephemeral_storage,
     },
     Rule {
+        id: "TRI-CONFIG-SHM",
+        title: "/dev/shm is too small for the server's shared memory (Triton Python backend, PyTorch)",
+        run: config::shm_too_small,
+    },
+    Rule {
+        id: "TRI-CONFIG-FILESYSTEM",
+        title: "The server cannot write its cache: read-only root filesystem or no permission",
+        run: config::unwritable_path,
+    },
+    Rule {
+        id: "TRI-CONFIG-SERVICE-LINKS",
+        title: "A Service's injected `<SERVICE>_PORT=tcp://…` variable took the place of the server's own setting",
+        run: config::service_link_collision,
+    },
+    Rule {
+        id: "TRI-SIDECAR-CRASH",
+        title: "A sidecar (proxy, auth gate) crash-loops beside a model server that is up and ready",
+        run: config::sidecar_crash,
+    },
+    Rule {
         id: "TRI-PROBE-KILL",
         title: "A liveness or startup probe killed a server that was loading or busy (exit 137 without OOMKilled)",
         run: probe::probe_kill,
+    },
+    Rule {
+        id: "TRI-PROBE-AUTH",
+        title: "A probe gets 401/403 from a server that requires an API key",
+        run: probe::probe_refused_auth,
     },
     Rule {
         id: "TRI-NET-LOOPBACK",
@@ -126,7 +157,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "TRI-NET-UNREACHABLE",
-        title: "A host name does not resolve or a dependency does not answer (hub, object store, peers)",
+        title: "A host name does not resolve, a dependency does not answer, or a download from it stalls (hub, object store, peers)",
         run: network::unreachable,
     },
     Rule {
@@ -135,8 +166,18 @@ pub const RULES: &[Rule] = &[
         run: crash::cuda_fault,
     },
     Rule {
+        id: "TRI-SERVING-ERRORS",
+        title: "The server is up but fails every request: a missing setting (chat template) or the same server error each time",
+        run: serving::failing_requests,
+    },
+    Rule {
+        id: "TRI-CRASH-ENGINE-DEAD",
+        title: "The server's engine died and the server stopped, even with exit 0 (Completed)",
+        run: crash::engine_died,
+    },
+    Rule {
         id: "TRI-CRASH-SIGNAL",
-        title: "The server died on SIGSEGV or SIGABRT",
+        title: "The server died on SIGSEGV or SIGABRT (below any rule whose cause the log also names)",
         run: crash::signal,
     },
     Rule {

@@ -5,7 +5,10 @@
 //! side — the artifact named is not a servable model. A gated repository or a refused token is
 //! **configuration**: the model is fine, the credentials the deployment carries are not. So is
 //! code the server must be told to trust (`--trust-remote-code`): trusting it is a decision the
-//! deployment makes, not a defect of the model.
+//! deployment makes, not a defect of the model. A storage URI with no model under it, and a
+//! compiled engine (a TensorRT plan) built for another TensorRT version or GPU, are the **model**'s
+//! too: the artifact the release pipeline published must be published or rebuilt. An object store
+//! that refuses the credentials is **configuration**, as a refused hub token is.
 
 use std::sync::LazyLock;
 
@@ -20,10 +23,13 @@ use hangar_core::Runtime;
 static MODEL: LazyLock<Scanner> = LazyLock::new(|| {
     Scanner::new(&[
         Kind::HubAuth,
+        Kind::StorageAuth,
         Kind::HubNotFound,
         Kind::HubThrottled,
         Kind::MissingFile,
         Kind::CorruptWeights,
+        Kind::StorageEmpty,
+        Kind::IncompatibleEngine,
         Kind::RemoteCode,
         Kind::UnsupportedArch,
     ])
@@ -31,6 +37,9 @@ static MODEL: LazyLock<Scanner> = LazyLock::new(|| {
 
 /// The model the container serves, from its flags or environment.
 fn model_name(c: &ContainerEvidence) -> Option<String> {
+    // llama.cpp names the file with `-m`, which elsewhere is Python's `-m module`.
+    let llamacpp = hangar_core::inventory::runtime_from_image(&c.image) == Some(Runtime::Llamacpp)
+        || c.image.contains("llama.cpp");
     let from_flags = flag(
         &c.command_line,
         &[
@@ -39,7 +48,8 @@ fn model_name(c: &ContainerEvidence) -> Option<String> {
             "--model-path",
             "--model-repository",
         ],
-    );
+    )
+    .or_else(|| llamacpp.then(|| flag(&c.command_line, &["-m"])).flatten());
     let positional = || {
         let mut tokens = c.command_line.split_whitespace();
         tokens.find(|t| *t == "serve")?;
@@ -59,14 +69,45 @@ fn trust_flag(runtime: Runtime) -> &'static str {
     }
 }
 
+/// Where the container fetches the model from: the first URI among its arguments
+/// (`s3://bucket/prefix/`, `gs://…`, `pvc://…`).
+fn storage_uri(c: &ContainerEvidence) -> Option<&str> {
+    c.command_line
+        .split_whitespace()
+        .map(|t| t.rsplit_once('=').map_or(t, |(_, v)| v))
+        .find(|t| t.contains("://"))
+}
+
+static TRITON_FAILED: LazyLock<Option<regex::Regex>> =
+    LazyLock::new(|| regex::Regex::new(r"failed to load '([^']+)' version (\d+)").ok());
+
+/// The model and version Triton says it failed to load, from the lines after `hit`.
+fn failed_triton_model(hit: &Hit<'_>) -> Option<String> {
+    let re = TRITON_FAILED.as_ref()?;
+    hit.line
+        .tail
+        .lines
+        .iter()
+        .skip(hit.line.index)
+        .find_map(|l| {
+            let m = re.captures(l)?;
+            Some(format!(
+                "model '{}' version {}",
+                m.get(1)?.as_str(),
+                m.get(2)?.as_str()
+            ))
+        })
+}
+
 /// Lower is more specific. Trusting remote code comes first: nothing loads until it is set.
 fn specificity(hit: &Hit<'_>) -> u8 {
     match (hit.kind(), hit.signature.id) {
         (Kind::RemoteCode, _) => 0,
         (Kind::HubAuth, "hf-gated") => 1,
-        (Kind::HubNotFound | Kind::HubThrottled, _) => 2,
+        (Kind::StorageAuth, _) => 1,
+        (Kind::HubNotFound | Kind::HubThrottled | Kind::StorageEmpty, _) => 2,
         (Kind::MissingFile, _) => 3,
-        (Kind::CorruptWeights, _) => 4,
+        (Kind::CorruptWeights | Kind::IncompatibleEngine, _) => 4,
         (Kind::UnsupportedArch, _) => 5,
         _ => 6,
     }
@@ -153,8 +194,54 @@ pub(crate) fn model_load(pod: &PodEvidence) -> Option<Diagnosis> {
         Kind::CorruptWeights => (
             Side::Model,
             format!("The weights or config of {model} cannot be read: a file is truncated, corrupt or a Git LFS pointer."),
-            vec!["Check the file sizes against the repository (a few hundred bytes means an LFS pointer) and download again with huggingface-cli or `git lfs pull`; verify checksums in the release pipeline.".into()],
+            vec![
+                "Check the file sizes against the repository (a few hundred bytes means an LFS pointer) and download again with huggingface-cli or `git lfs pull`; verify checksums in the release pipeline.".into(),
+                format!(
+                    "See what is on disk: kubectl -n {} exec {} -c {} -- ls -la <model dir>, and compare with the published file's size and sha256 (an interrupted copy leaves a shorter file).",
+                    pod.pod.namespace, pod.pod.name, c.name
+                ),
+            ],
         ),
+        Kind::StorageEmpty => {
+            let uri = storage_uri(c).unwrap_or("the storage URI");
+            (
+                Side::Model,
+                format!("No model exists under {uri}: the artifact was never published there, or the path names the wrong version."),
+                vec![
+                    format!("List what is there: `aws s3 ls {uri}` (or gsutil ls / az storage blob list for other stores) and compare with the path the release pipeline uploads to."),
+                    format!(
+                        "Fix the storageUri of the InferenceService to the published version, or publish the model: kubectl -n {} get inferenceservice -o jsonpath='{{.items[*].spec.predictor.model.storageUri}}'",
+                        pod.pod.namespace
+                    ),
+                ],
+            )
+        }
+        Kind::IncompatibleEngine => (
+            Side::Model,
+            format!(
+                "The compiled model artifact of {} was built for another version of its runtime (TensorRT, ONNX Runtime) or another GPU than {} provides.",
+                failed_triton_model(hit).unwrap_or(model.clone()),
+                c.image
+            ),
+            vec![
+                format!("Rebuild the artifact (trtexec or the TensorRT-LLM build; the ONNX export's opset) with the runtime version inside {} and on the GPU type it will run on, and publish it as a new model version.", c.image),
+                "Or pin the serving image to the release that built it (Triton's release notes list the TensorRT and ONNX Runtime version of each image); keep the build's runtime version in the model's metadata so the pipeline can check it.".into(),
+            ],
+        ),
+        Kind::StorageAuth => {
+            let uri = storage_uri(c).unwrap_or("the object store");
+            (
+                Side::Configuration,
+                format!("The object store refused the credentials {} uses to fetch the model from {uri}.", c.name),
+                vec![
+                    format!(
+                        "Check the credentials the pod carries: the Secret or ServiceAccount the InferenceService names ({}), and that its key, role (IRSA / Workload Identity) and bucket policy allow reading {uri}.",
+                        if c.env_from.is_empty() { "no credential variables set from Secrets".to_owned() } else { c.env_from.join(", ") }
+                    ),
+                    format!("Confirm with the same identity: kubectl -n {} get serviceaccount,secret", pod.pod.namespace),
+                ],
+            )
+        }
         _ => (
             Side::Model,
             format!("{} does not support the architecture of {model}.", runtime_name(runtime)),
@@ -166,7 +253,7 @@ pub(crate) fn model_load(pod: &PodEvidence) -> Option<Diagnosis> {
         kubectl.logs(
             &c.name,
             hit.line.previous,
-            Some("Error|does not|not supported|gated")
+            Some("Error|does not|not supported|gated|No model found|corrupted|compatible|denied")
         )
     ));
     Some(Diagnosis {
@@ -225,6 +312,100 @@ mod tests {
             "INFO Loading safetensors checkpoint shards: 100% Completed | 4/4",
         ]));
         assert!(model_load(&pod).is_none());
+    }
+
+    #[test]
+    fn an_empty_storage_prefix_and_a_broken_gguf_are_the_model() {
+        let mut pod = pod_with(
+            Runtime::Kserve,
+            "kserve/storage-initializer:v0.13.1",
+            "s3://kserve-lab/llama3-ft/v3/ /mnt/models",
+        );
+        pod.containers[0].init = true;
+        pod.containers[0].previous_log = Some(tail(&[
+            "RuntimeError: Failed to fetch model. No model found in llama3-ft/v3/.",
+        ]));
+        let d = model_load(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::ModelLoad, Some(Side::Model))
+        );
+        assert!(d.summary.contains("s3://kserve-lab/llama3-ft/v3/"));
+
+        let mut pod = pod_with(
+            Runtime::Llamacpp,
+            "ghcr.io/ggml-org/llama.cpp:server-cuda",
+            "-m /models/m.gguf",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "llama_model_load: error loading model: tensor 'blk.21.ffn_down.weight' data is not within the file bounds, model is corrupted or incomplete",
+        ]));
+        let d = model_load(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Model));
+        assert!(d.summary.contains("/models/m.gguf"), "{}", d.summary);
+    }
+
+    #[test]
+    fn a_tensorrt_plan_from_another_version_is_the_model() {
+        let mut pod = pod_with(
+            Runtime::Triton,
+            "nvcr.io/nvidia/tritonserver:23.10-py3",
+            "tritonserver --model-repository=/models",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "E1121 16:00:12.693512 1 logging.cc:40] 6: The engine plan file is not compatible with this version of TensorRT, expecting library version 8.6.1.6 got 8.5.3.1, please rebuild.",
+            "E1121 16:00:12.699842 1 model_lifecycle.cc:621] failed to load 'detector' version 2: Internal: unable to create TensorRT engine",
+        ]));
+        let d = model_load(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Model));
+        assert!(
+            d.summary.contains("model 'detector' version 2"),
+            "{}",
+            d.summary
+        );
+        assert!(d.next_steps[0].contains("tritonserver:23.10-py3"));
+        pod.containers[0].previous_log = Some(tail(&[
+            "I1121 16:00:12.247315 1 tensorrt.cc:65] TRITONBACKEND_Initialize: tensorrt",
+        ]));
+        assert!(model_load(&pod).is_none());
+    }
+
+    #[test]
+    fn object_store_credentials_are_configuration_and_missing_triton_files_the_model() {
+        let mut pod = pod_with(
+            Runtime::Kserve,
+            "kserve/storage-initializer:v0.14.0",
+            "s3://models/llama/v1/ /mnt/models",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "botocore.exceptions.ClientError: An error occurred (403) when calling the HeadObject operation: Forbidden",
+        ]));
+        let d = model_load(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
+        assert!(d.summary.contains("s3://models/llama/v1/"));
+
+        let mut pod = pod_with(
+            Runtime::Triton,
+            "nvcr.io/nvidia/tritonserver:22.09-py3",
+            "tritonserver --model-repository=/models",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "E1010 00:39:51.711103 1 model_lifecycle.cc:596] failed to load 'yolox_onnx' version 1: Internal: failed to stat file /models/yolox_onnx/1/model.onnx",
+        ]));
+        assert_eq!(model_load(&pod).unwrap().side, Some(Side::Model));
+        pod.containers[0].previous_log = Some(tail(&[
+            "UNAVAILABLE: Internal: onnx runtime error 2: Failed to load model with error: Unknown model file format version",
+        ]));
+        assert!(
+            model_load(&pod)
+                .unwrap()
+                .summary
+                .contains("another version of its runtime")
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "llama_model_load: error loading model: error loading model architecture: unknown model architecture: 'gemma3'",
+        ]));
+        assert_eq!(model_load(&pod).unwrap().side, Some(Side::Model));
     }
 
     #[test]

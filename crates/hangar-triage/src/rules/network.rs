@@ -2,13 +2,17 @@
 //!
 //! A name that does not resolve or a dependency that does not answer (the model hub, an object
 //! store, a Ray head) is **infrastructure**: DNS, egress policy or a proxy between the pod and
-//! the world. A server that listens on 127.0.0.1 only is **configuration**: nothing outside the
-//! container, the kubelet's probes included, can connect to it.
+//! the world. So is a download that connected and then timed out or was cut off midway, when the
+//! container that printed it failed on it. A server that listens on 127.0.0.1 only is
+//! **configuration**: nothing outside the container, the kubelet's probes included, can connect to
+//! it.
 
 use std::sync::LazyLock;
 
 use crate::evidence::PodEvidence;
-use crate::rules::facts::{Kubectl, events, is_recent, pod_event, terminations};
+use regex::Regex;
+
+use crate::rules::facts::{Kubectl, events, is_recent, pod_event, terminations, up_and_ready};
 use crate::rules::oom::hit_matters;
 use crate::rules::signatures::{Kind, Scanner};
 use crate::verdict::{Category, Diagnosis, Side};
@@ -65,14 +69,32 @@ pub(crate) fn loopback_only(pod: &PodEvidence) -> Option<Diagnosis> {
 }
 
 static REACH: LazyLock<Scanner> =
-    LazyLock::new(|| Scanner::new(&[Kind::NameResolution, Kind::Unreachable]));
+    LazyLock::new(|| Scanner::new(&[Kind::NameResolution, Kind::Unreachable, Kind::Interrupted]));
 
-/// A dependency's name does not resolve, or it does not answer.
+static REMOTE_HOST: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r#"host='([^']+)'|endpoint URL: "?https?://([^/"\s]+)|https?://([^/"\s:]+)"#).ok()
+});
+
+/// Whether the container failed: it is not up and ready, and exited non-zero recently. A timeout
+/// in the log of a server that kept running is a blip, not the cause.
+fn failed(pod: &PodEvidence, c: &crate::evidence::ContainerEvidence) -> bool {
+    !up_and_ready(c)
+        && terminations(pod)
+            .iter()
+            .any(|t| std::ptr::eq(t.container, c) && t.exit_code != 0 && t.matters(pod))
+}
+
+/// A dependency's name does not resolve, it does not answer, or a transfer from it stalls.
 pub(crate) fn unreachable(pod: &PodEvidence) -> Option<Diagnosis> {
     let hits = REACH.scan(pod);
-    let relevant: Vec<_> = hits.iter().filter(|h| hit_matters(pod, h)).collect();
+    let relevant: Vec<_> = hits
+        .iter()
+        .filter(|h| hit_matters(pod, h))
+        .filter(|h| h.kind() != Kind::Interrupted || failed(pod, h.line.container))
+        .collect();
     let dns = relevant.iter().find(|h| h.kind() == Kind::NameResolution);
-    let hit = dns.or(relevant.first())?;
+    let refused = relevant.iter().find(|h| h.kind() == Kind::Unreachable);
+    let hit = dns.or(refused).or(relevant.first())?;
     let c = hit.line.container;
     let mut evidence = vec![hit.line.evidence()];
     evidence.extend(
@@ -82,11 +104,31 @@ pub(crate) fn unreachable(pod: &PodEvidence) -> Option<Diagnosis> {
             .map(|t| t.evidence(pod)),
     );
     let ns = &pod.pod.namespace;
-    let what = if dns.is_some() {
-        "could not resolve a host name"
-    } else {
-        "could not connect to a dependency"
+    let host = REMOTE_HOST
+        .as_ref()
+        .and_then(|re| re.captures(hit.line.text))
+        .and_then(|m| m.get(1).or(m.get(2)).or(m.get(3)))
+        .map(|m| format!(" ({})", m.as_str()))
+        .unwrap_or_default();
+    let summary = match hit.kind() {
+        Kind::NameResolution => format!(
+            "Container {} could not resolve a host name{host} it needs to start (model hub, object store or peer).",
+            c.name
+        ),
+        Kind::Interrupted => format!(
+            "Container {} lost a download from a dependency{host} it needs to start: the connection timed out or was cut off midway.",
+            c.name
+        ),
+        _ => format!(
+            "Container {} could not connect to a dependency{host} it needs to start (model hub, object store or peer).",
+            c.name
+        ),
     };
+    let target = REMOTE_HOST
+        .as_ref()
+        .and_then(|re| re.captures(hit.line.text))
+        .and_then(|m| m.get(1).or(m.get(2)).or(m.get(3)))
+        .map_or("huggingface.co", |m| m.as_str());
     let proxy = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY"]
         .iter()
         .find_map(|k| c.env.get(*k).map(|v| format!("{k}={v}")))
@@ -96,13 +138,33 @@ pub(crate) fn unreachable(pod: &PodEvidence) -> Option<Diagnosis> {
         category: Category::Network,
         side: Some(Side::Infrastructure),
         confidence: if dns.is_some() { 0.88 } else { 0.8 },
-        summary: format!("Container {} {what} it needs to start (model hub, object store or peer).", c.name),
+        summary,
         evidence,
         next_steps: vec![
-            format!("Test from the pod's network: kubectl -n {ns} run nettest --rm -it --image=busybox:1.36 --restart=Never -- nslookup huggingface.co"),
-            format!("Check egress NetworkPolicies and the proxy ({proxy}): kubectl -n {ns} get networkpolicy"),
-            "In clusters without egress, stage the weights on a volume and set HF_HUB_OFFLINE=1 (or point the server at the local path).".into(),
-            format!("Confirm: {}", Kubectl::of(pod).logs(&c.name, hit.line.previous, Some("resolve|connect|timed out|refused"))),
+            format!(
+                "Test from the pod's network: kubectl -n {ns} run nettest --rm -it --image=busybox:1.36 --restart=Never -- {}",
+                if hit.kind() == Kind::Interrupted {
+                    format!("wget -q -O /dev/null -T 30 https://{target}/")
+                } else {
+                    format!("nslookup {target}")
+                }
+            ),
+            format!(
+                "Check egress NetworkPolicies and the proxy ({proxy}): kubectl -n {ns} get networkpolicy"
+            ),
+            if hit.kind() == Kind::Interrupted {
+                "It connected, then stalled: look for a slow or lossy path (proxy, NAT gateway, mirror) and raise the client's timeouts (HF_HUB_DOWNLOAD_TIMEOUT for the hub); better, stage the weights once on a volume so every start does not download them.".into()
+            } else {
+                "In clusters without egress, stage the weights on a volume and set HF_HUB_OFFLINE=1 (or point the server at the local path).".into()
+            },
+            format!(
+                "Confirm: {}",
+                Kubectl::of(pod).logs(
+                    &c.name,
+                    hit.line.previous,
+                    Some("resolve|connect|timed out|timeout|refused|reset")
+                )
+            ),
         ],
     })
 }
@@ -111,6 +173,7 @@ pub(crate) fn unreachable(pod: &PodEvidence) -> Option<Diagnosis> {
 mod tests {
     use super::*;
     use crate::rules::test_support::*;
+    use crate::verdict::Category;
     use hangar_core::Runtime;
 
     #[test]
@@ -138,6 +201,43 @@ mod tests {
         let d = loopback_only(&pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("OLLAMA_HOST=0.0.0.0:11434"));
+    }
+
+    #[test]
+    fn a_download_that_times_out_in_a_failed_init_container_is_the_network() {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "python:3.11-slim",
+            "huggingface-cli download Qwen/Qwen2.5-7B-Instruct",
+        );
+        pod.containers[0].init = true;
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            1,
+            "2025-02-07T18:31:40Z",
+            "2025-02-07T18:36:58Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='cdn-lfs-us-1.hf.co', port=443): Read timed out.",
+        ]));
+        let d = unreachable(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Network, Some(Side::Infrastructure))
+        );
+        assert!(
+            d.summary.contains("cdn-lfs-us-1.hf.co") && d.summary.contains("cut off"),
+            "{}",
+            d.summary
+        );
+
+        // The same line from a server that kept running and ready is not the cause of anything.
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.containers[0].ready = true;
+        pod.containers[0].log = Some(tail(&[
+            "WARNING huggingface_hub: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out.",
+        ]));
+        assert!(unreachable(&pod).is_none());
     }
 
     #[test]

@@ -169,12 +169,21 @@ pub(crate) fn evicted_for_memory(pod: &PodEvidence) -> Option<Diagnosis> {
 
 static HOST_MEMORY: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::HostMemory]));
 
-/// The server refused to load the model for lack of host memory (Ollama checks before loading).
+/// The server refused to load the model for lack of host memory (Ollama checks before loading),
+/// or Ray's memory monitor killed a worker before the kernel had to: the container is never
+/// OOMKilled, yet the model does not fit in the memory it has.
 pub(crate) fn server_refused_for_memory(pod: &PodEvidence) -> Option<Diagnosis> {
     let hits = HOST_MEMORY.scan(pod);
     let hit = hits.iter().find(|h| hit_matters(pod, h))?;
     let c = hit.line.container;
+    let ray = hit.signature.id == "ray-memory-monitor";
     let mut evidence = vec![hit.line.evidence()];
+    // A monitor that keeps killing shows it in more than one line.
+    evidence.extend(
+        hits.iter()
+            .rfind(|h| std::ptr::eq(h.line.tail, hit.line.tail) && h.line.index != hit.line.index)
+            .map(|h| h.line.evidence()),
+    );
     evidence.extend(limit_evidence(pod, c));
     let kubectl = Kubectl::of(pod);
     let (side, mut next_steps) = match &c.memory_limit {
@@ -187,19 +196,44 @@ pub(crate) fn server_refused_for_memory(pod: &PodEvidence) -> Option<Diagnosis> 
             vec!["The node has too little free memory for the model: set a memory request sized for it so the scheduler places the pod where it fits.".into()],
         ),
     };
+    let (summary, grep) = if ray {
+        next_steps.push(format!(
+            "Ray kills the newest worker once memory use passes {} of what the container may use: raise the limit rather than the threshold, since the kernel OOM killer comes next.",
+            c.env
+                .get("RAY_memory_usage_threshold")
+                .map(|t| format!("RAY_memory_usage_threshold (now {t})"))
+                .unwrap_or_else(|| "RAY_memory_usage_threshold (not set; default 0.95)".into())
+        ));
+        (
+            format!(
+                "Ray's memory monitor in {} killed workers (a Serve replica) for lack of host memory: the {} is too small for what they load.",
+                c.name,
+                c.memory_limit
+                    .as_deref()
+                    .map(|l| format!("{l} memory limit"))
+                    .unwrap_or_else(|| "node's free memory".into())
+            ),
+            "killed due to|memory pressure|OutOfMemoryError",
+        )
+    } else {
+        (
+            format!(
+                "The server in {} refused to load the model: it needs more host memory than the container has.",
+                c.name
+            ),
+            "system memory|too large",
+        )
+    };
     next_steps.push(format!(
         "Confirm: {}",
-        kubectl.logs(&c.name, hit.line.previous, Some("system memory|too large"))
+        kubectl.logs(&c.name, hit.line.previous, Some(grep))
     ));
     Some(Diagnosis {
         rule: "TRI-HOST-MEMORY-REFUSED",
         category: Category::HostOom,
         side: Some(side),
         confidence: 0.85,
-        summary: format!(
-            "The server in {} refused to load the model: it needs more host memory than the container has.",
-            c.name
-        ),
+        summary,
         evidence,
         next_steps,
     })
@@ -221,6 +255,7 @@ static GPU_MEMORY: LazyLock<Scanner> = LazyLock::new(|| {
     Scanner::new(&[
         Kind::GpuOom,
         Kind::KvCache,
+        Kind::GpuMemoryHeld,
         Kind::Ready,
         Kind::Traffic,
         Kind::Loading,
@@ -271,6 +306,13 @@ fn fitting_length(line: &str) -> Option<u64> {
 /// The GPU ran out of memory: at start-up (configuration) or under load (capacity).
 pub(crate) fn gpu_oom(pod: &PodEvidence) -> Option<Diagnosis> {
     let hits = GPU_MEMORY.scan(pod);
+    // Memory held by someone else explains any allocation that fails after it.
+    if let Some(held) = hits
+        .iter()
+        .find(|h| h.kind() == Kind::GpuMemoryHeld && hit_matters(pod, h))
+    {
+        return Some(gpu_memory_held(pod, held));
+    }
     let hit = hits
         .iter()
         .find(|h| matches!(h.kind(), Kind::GpuOom | Kind::KvCache) && hit_matters(pod, h))?;
@@ -372,6 +414,116 @@ pub(crate) fn gpu_oom(pod: &PodEvidence) -> Option<Diagnosis> {
         evidence,
         next_steps,
     })
+}
+
+static FREE_OF_TOTAL: LazyLock<Option<regex::Regex>> =
+    LazyLock::new(|| regex::Regex::new(r"\(([0-9.]+)/([0-9.]+) GiB\)").ok());
+
+/// Whether the node shares each GPU between pods on purpose (time-slicing or MPS), as the GPU
+/// operator labels it.
+fn gpu_shared_on_purpose(pod: &PodEvidence) -> Option<String> {
+    let labels = &pod.node.as_ref()?.labels;
+    let strategy = labels
+        .get("nvidia.com/gpu.sharing-strategy")
+        .filter(|s| s.as_str() != "none");
+    let replicas = labels
+        .get("nvidia.com/gpu.replicas")
+        .filter(|r| r.parse::<u32>().is_ok_and(|n| n > 1));
+    match (strategy, replicas) {
+        (None, None) => None,
+        (s, r) => Some(format!(
+            "nvidia.com/gpu.sharing-strategy={} nvidia.com/gpu.replicas={}",
+            s.map(String::as_str).unwrap_or("-"),
+            r.map(String::as_str).unwrap_or("-")
+        )),
+    }
+}
+
+/// The GPU's memory was already taken when the server started: a process of another pod (often
+/// a force-deleted replica) holds it. **Infrastructure**, unless the node shares GPUs on purpose,
+/// when the server must ask for less (**configuration**).
+fn gpu_memory_held(pod: &PodEvidence, hit: &Hit<'_>) -> Diagnosis {
+    let c = hit.line.container;
+    let runtime = runtime_of(pod, c);
+    let node = pod.node.as_ref().map(|n| n.name.as_str()).unwrap_or("-");
+    let free = FREE_OF_TOTAL
+        .as_ref()
+        .and_then(|re| re.captures(hit.line.text))
+        .and_then(|m| {
+            Some(format!(
+                " (only {} of {} GiB free)",
+                m.get(1)?.as_str(),
+                m.get(2)?.as_str()
+            ))
+        })
+        .unwrap_or_default();
+    let mut evidence = vec![hit.line.evidence()];
+    evidence.extend(
+        terminations(pod)
+            .into_iter()
+            .find(|t| std::ptr::eq(t.container, c) && t.exit_code != 0 && t.matters(pod))
+            .map(|t| t.evidence(pod)),
+    );
+    let shared = gpu_shared_on_purpose(pod);
+    evidence.extend(shared.as_ref().map(|labels| Evidence {
+        source: format!("Node/{node} metadata.labels"),
+        text: labels.clone(),
+        at: None,
+    }));
+    let utilization = steps::setting(c, &["--gpu-memory-utilization"], "0.9");
+    let kubectl = Kubectl::of(pod);
+    let nvidia_smi = format!(
+        "find the NVIDIA driver pod on the node (kubectl get pods -A -o wide --field-selector spec.nodeName={node} | grep -i nvidia) and run nvidia-smi in it"
+    );
+    let (side, summary, mut next_steps) = match shared {
+        Some(_) => (
+            Side::Configuration,
+            format!(
+                "{} in {} found the GPU's memory already in use at start-up{free}: node {node} shares its GPUs between pods, and the server asks for more than its share.",
+                runtime_name(runtime),
+                c.name
+            ),
+            vec![
+                format!(
+                    "Lower {utilization} to the share this pod gets, or give it a whole GPU (a node pool without time-slicing or MPS)."
+                ),
+                format!("See who else holds the GPU: {nvidia_smi}."),
+            ],
+        ),
+        None => (
+            Side::Infrastructure,
+            format!(
+                "{} in {} found the GPU's memory already in use at start-up{free}: another process on node {node} holds the GPU it was given.",
+                runtime_name(runtime),
+                c.name
+            ),
+            vec![
+                format!(
+                    "See what holds the GPU: {nvidia_smi}; a process of a pod that no longer exists (a force-deleted replica) keeps its memory until it is killed."
+                ),
+                format!(
+                    "Free the GPU: kubectl cordon {node}, kill the orphaned process or reboot the node, then kubectl uncordon {node}; raising {utilization} will not help."
+                ),
+            ],
+        ),
+    };
+    next_steps.push(format!(
+        "Confirm: {}",
+        kubectl.logs(
+            &c.name,
+            hit.line.previous,
+            Some("Free memory|memory profiling")
+        )
+    ));
+    Diagnosis {
+        rule: "TRI-GPU-OOM",
+        category: Category::GpuOom,
+        side: Some(side),
+        confidence: 0.9,
+        summary,
+        evidence,
+        next_steps,
+    }
 }
 
 #[cfg(test)]
@@ -477,6 +629,73 @@ mod tests {
             "Pod ephemeral local storage usage exceeds the total limit of containers 10Gi.".into(),
         );
         assert!(evicted_for_memory(&pod).is_none());
+    }
+
+    #[test]
+    fn gpu_memory_held_by_another_process_is_the_node_unless_shared_on_purpose() {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.9.1",
+            "vllm serve Qwen/Qwen2.5-32B-Instruct --gpu-memory-utilization 0.9",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "ERROR 07-02 08:45:55 [core.py:515] ValueError: Free memory on device (0.49/79.32 GiB) on startup is less than desired GPU memory utilization (0.9, 71.39 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.",
+        ]));
+        let d = gpu_oom(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::GpuOom, Some(Side::Infrastructure))
+        );
+        assert!(d.summary.contains("only 0.49 of 79.32 GiB free"));
+        assert!(d.next_steps.iter().any(|s| s.contains("cordon gpu-1")));
+        if let Some(node) = pod.node.as_mut() {
+            node.labels.insert(
+                "nvidia.com/gpu.sharing-strategy".into(),
+                "time-slicing".into(),
+            );
+        }
+        let d = gpu_oom(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
+        assert!(d.next_steps[0].contains("(now 0.9)"));
+    }
+
+    #[test]
+    fn turbomind_oom_after_serving_is_capacity() {
+        let mut pod = pod_with(
+            Runtime::Lmdeploy,
+            "openmmlab/lmdeploy:v0.8.0-cu12",
+            "lmdeploy serve api_server m",
+        );
+        pod.containers[0].previous_log = Some(tail(&[
+            "INFO:     Application startup complete.",
+            "INFO:     10.42.9.14:51822 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK",
+            "terminate called after throwing an instance of 'std::runtime_error'",
+            "  what():  [TM][ERROR] CUDA runtime error: out of memory /lmdeploy/src/turbomind/core/allocator.cc:49",
+        ]));
+        let d = gpu_oom(&pod).unwrap();
+        assert_eq!(d.side, Some(Side::Infrastructure));
+    }
+
+    #[test]
+    fn rays_memory_monitor_is_host_oom_at_the_limit() {
+        let mut pod = pod_with(
+            Runtime::Rayserve,
+            "rayproject/ray-ml:2.40.0-py311-gpu",
+            "ray start --head",
+        );
+        pod.containers[0].ready = true;
+        pod.containers[0].memory_limit = Some("16Gi".into());
+        pod.containers[0].log = Some(tail(&[
+            "(ServeController pid=530) ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.",
+        ]));
+        let d = server_refused_for_memory(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::HostOom, Some(Side::Configuration))
+        );
+        assert!(d.summary.contains("Ray's memory monitor") && d.summary.contains("16Gi"));
+        pod.containers[0].log = Some(tail(&["INFO memory usage 0.61 of 16GiB; threshold 0.95"]));
+        assert!(server_refused_for_memory(&pod).is_none());
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //!
 //! A liveness kill ends in exit 137 (SIGKILL after the grace period) without `OOMKilled`: the
 //! kubelet's `Killing` event and the `Unhealthy` events tell it from a memory kill.
+//!
+//! A probe the server answers with 401 or 403 is **configuration** too: the server is up and
+//! requires an API key, and the probe calls a path that needs one without sending it.
 
 use std::sync::LazyLock;
 
-use crate::evidence::{ContainerEvidence, EventRecord, PodEvidence, Probe};
+use crate::evidence::{ContainerEvidence, ContainerState, EventRecord, PodEvidence, Probe};
 use crate::rules::facts::{Kubectl, Termination, events, is_recent, pod_event, terminations};
 use crate::rules::signatures::{Hit, Kind, Scanner};
 use crate::verdict::{Category, Diagnosis, Evidence, Side};
@@ -214,6 +217,83 @@ pub(crate) fn probe_kill(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
+/// Which probe an `Unhealthy` message is about, readiness included.
+fn any_probe_kind(message: &str) -> Option<&'static str> {
+    probe_kind(message).or_else(|| {
+        message
+            .to_ascii_lowercase()
+            .contains("readiness probe")
+            .then_some("readiness")
+    })
+}
+
+fn declared_any<'a>(c: &'a ContainerEvidence, kind: &str) -> Option<&'a Probe> {
+    match kind {
+        "readiness" => c.readiness.as_ref(),
+        other => declared(c, other),
+    }
+}
+
+/// Probes refused with 401 or 403: the server is up, and the probed path wants credentials.
+pub(crate) fn probe_refused_auth(pod: &PodEvidence) -> Option<Diagnosis> {
+    let refused = |e: &&EventRecord| {
+        e.message.contains("statuscode: 401") || e.message.contains("statuscode: 403")
+    };
+    let event = events(pod, &["Unhealthy"])
+        .into_iter()
+        .filter(|e| is_recent(pod, e.last_seen.as_deref()))
+        .rfind(refused)?;
+    let kind = any_probe_kind(&event.message).unwrap_or("readiness");
+    // The kubelet names no container in `Unhealthy`: take the one whose probe is declared.
+    let (c, probe) = crate::rules::facts::main_containers(pod)
+        .filter(|c| matches!(c.state, Some(ContainerState::Running { .. })))
+        .find_map(|c| declared_any(c, kind).map(|p| (c, p)))?;
+    let code = if event.message.contains("statuscode: 401") {
+        "401 Unauthorized"
+    } else {
+        "403 Forbidden"
+    };
+    let key = c
+        .env_from
+        .iter()
+        .chain(c.env.keys())
+        .find(|k| k.contains("API_KEY") || k.contains("TOKEN"))
+        .map(|k| format!(" ({k} is set)"))
+        .unwrap_or_default();
+    let mut evidence = vec![pod_event(pod, event), probe_evidence(pod, c, kind, probe)];
+    evidence.extend(
+        PROGRESS
+            .scan(pod)
+            .iter()
+            .rfind(|h| std::ptr::eq(h.line.container, c) && h.kind() == Kind::Ready)
+            .map(|h| h.line.evidence()),
+    );
+    let health = match crate::rules::facts::runtime_of(pod, c) {
+        hangar_core::Runtime::Vllm | hangar_core::Runtime::Sglang => "/health",
+        hangar_core::Runtime::Tgi | hangar_core::Runtime::Tei => "/health",
+        hangar_core::Runtime::Triton => "/v2/health/ready",
+        hangar_core::Runtime::Ollama => "/ (or /api/version)",
+        _ => "the server's unauthenticated health path",
+    };
+    let kubectl = Kubectl::of(pod);
+    Some(Diagnosis {
+        rule: "TRI-PROBE-AUTH",
+        category: Category::Probe,
+        side: Some(Side::Configuration),
+        confidence: 0.94,
+        summary: format!(
+            "The {kind} probe of {} gets {code}: the server is up and requires an API key{key}, and the probe ({}) does not send one.",
+            c.name, probe.action
+        ),
+        evidence,
+        next_steps: vec![
+            format!("Point the {kind} probe at {health}, which answers without a key, instead of `{}`.", probe.action),
+            "Or make the probe send the key: httpGet.httpHeaders [{name: Authorization, value: \"Bearer …\"}] (the value is then in the pod spec), or an exec probe that reads it from the environment.".into(),
+            format!("Confirm: {}", kubectl.events()),
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +374,36 @@ mod tests {
             "Container server failed liveness probe, will be restarted",
         ));
         assert!(probe_kill(&pod).is_none());
+    }
+
+    #[test]
+    fn a_probe_answered_401_is_the_probes_configuration() {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.10.1.1",
+            "vllm serve openai/gpt-oss-20b",
+        );
+        pod.containers[0].env_from = vec!["VLLM_API_KEY".into()];
+        pod.containers[0].readiness = Some(Probe {
+            action: "httpGet /v1/models :8000".into(),
+            ..probe(60, 10, 3)
+        });
+        pod.events.push(event(
+            "Warning",
+            "Unhealthy",
+            "Readiness probe failed: HTTP probe failed with statuscode: 401",
+        ));
+        let d = probe_refused_auth(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Probe, Some(Side::Configuration))
+        );
+        assert!(d.summary.contains("VLLM_API_KEY") && d.next_steps[0].contains("/health"));
+        pod.events[0].message =
+            "Readiness probe failed: HTTP probe failed with statuscode: 503".into();
+        assert!(
+            probe_refused_auth(&pod).is_none(),
+            "503 is a server still loading"
+        );
     }
 }

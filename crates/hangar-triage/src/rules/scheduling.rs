@@ -7,7 +7,15 @@
 //! Taints the node controller sets (`node.kubernetes.io/not-ready`, `unreachable`, …), cordoned
 //! nodes, preemption, a NotReady node and disk-pressure evictions are **infrastructure**. The
 //! last three have no category of their own: the remedy is placing the pod elsewhere, so they
-//! are `scheduling` too.
+//! are `scheduling` too. A disk-pressure eviction whose message names one of this pod's containers
+//! as the largest consumer, while that container requests no ephemeral storage, is
+//! **configuration**: the pod filled the node's disk with a model cache it never declared.
+//! A pod the kubelet rejects at admission after the scheduler placed it (`UnexpectedAdmissionError`:
+//! the device plugin reports fewer GPUs than the scheduler counted) is **infrastructure**.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use crate::evidence::{ContainerEvidence, EventRecord, PodEvidence};
 use crate::rules::facts::{
@@ -344,19 +352,43 @@ pub(crate) fn node_lost(pod: &PodEvidence) -> Option<Diagnosis> {
         .into_iter()
         .rfind(|e| is_recent(pod, e.last_seen.as_deref()));
     let not_ready = node_condition(pod, "Ready").filter(|c| c.status != "True");
-    let disk = pod.reason.as_deref() == Some("Evicted")
-        && pod.message.as_deref().is_some_and(|m| {
-            m.contains("The node was low on resource: ephemeral-storage")
-                || m.contains("The node was low on resource: nodefs")
-                || m.contains("The node was low on resource: imagefs")
-                || m.contains("The node had condition: [DiskPressure]")
+    let low_on_disk = |m: &str| {
+        m.contains("The node was low on resource: ephemeral-storage")
+            || m.contains("The node was low on resource: nodefs")
+            || m.contains("The node was low on resource: imagefs")
+            || m.contains("The node had condition: [DiskPressure]")
+    };
+    // The pod's status says it; when the pod is gone or replaced, its `Evicted` event still does.
+    let disk_message = pod
+        .message
+        .as_deref()
+        .filter(|m| pod.reason.as_deref() == Some("Evicted") && low_on_disk(m))
+        .or_else(|| {
+            events(pod, &["Evicted"])
+                .into_iter()
+                .rfind(|e| low_on_disk(&e.message) && is_recent(pod, e.last_seen.as_deref()))
+                .map(|e| e.message.as_str())
         });
+    let disk = disk_message.is_some();
     let node = pod
         .node
         .as_ref()
         .map(|n| n.name.clone())
         .unwrap_or_default();
-    let (summary, evidence) = if disk {
+    if let Some(diagnosis) = disk_message.and_then(|m| undeclared_disk_consumer(pod, m, &node)) {
+        return Some(diagnosis);
+    }
+    let shutdown = pod.reason.as_deref() == Some("NodeShutdown")
+        || pod
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("imminent node shutdown"));
+    let (summary, evidence) = if shutdown {
+        (
+            format!("Node {node} shut down and the kubelet terminated the pod with it."),
+            vec![pod_status_evidence(pod)],
+        )
+    } else if disk {
         let mut evidence = vec![pod_status_evidence(pod)];
         evidence.extend(
             node_condition(pod, "DiskPressure")
@@ -391,6 +423,131 @@ pub(crate) fn node_lost(pod: &PodEvidence) -> Option<Diagnosis> {
             format!("Check the node: {} (conditions, kubelet, disk).", Kubectl::node(&node)),
             "Delete the stuck pod so its controller recreates it on a healthy node if it stays Terminating.".into(),
             format!("Confirm: {}", Kubectl::of(pod).events()),
+        ],
+    })
+}
+
+static CONSUMER: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"Container (\S+) was using (\S+), request is (\S+), has larger consumption of ephemeral-storage").ok()
+});
+
+/// The disk eviction names a container of this pod as the largest consumer of ephemeral storage,
+/// and that container requests none: the manifest put a model cache on the node's disk.
+fn undeclared_disk_consumer(pod: &PodEvidence, message: &str, node: &str) -> Option<Diagnosis> {
+    let captures = CONSUMER.as_ref()?.captures(message)?;
+    let name = captures.get(1)?.as_str();
+    let used = captures.get(2)?.as_str();
+    let request = captures.get(3)?.as_str();
+    let c = pod.containers.iter().find(|c| c.name == name)?;
+    let undeclared = request == "0" && c.ephemeral_storage_request.is_none();
+    if !undeclared {
+        return None;
+    }
+    let mut evidence = vec![pod_status_evidence(pod)];
+    evidence.extend(
+        events(pod, &["Evicted"])
+            .into_iter()
+            .rfind(|e| e.message == message)
+            .map(|e| pod_event(pod, e)),
+    );
+    evidence.extend(
+        node_condition(pod, "DiskPressure")
+            .filter(|c| c.status == "True")
+            .map(|c| node_condition_evidence(pod, c)),
+    );
+    evidence.push(crate::verdict::Evidence {
+        source: format!(
+            "{} spec.containers[{name}].resources ({})",
+            pod.pod, pod.origin
+        ),
+        text: "requests.ephemeral-storage not set".into(),
+        at: None,
+    });
+    Some(Diagnosis {
+        rule: "TRI-NODE-LOST",
+        category: Category::Scheduling,
+        side: Some(Side::Configuration),
+        confidence: 0.85,
+        summary: format!(
+            "The kubelet evicted the pod when node {node} ran low on disk, and named container {name} the largest consumer ({used}) while it requests no ephemeral storage: a model cache on the node's disk that the pod never declared."
+        ),
+        evidence,
+        next_steps: vec![
+            format!(
+                "Put the model cache of `{name}` on a PersistentVolumeClaim (HF_HOME, /root/.cache/huggingface) instead of an emptyDir or the container's filesystem."
+            ),
+            format!(
+                "If it must stay on local disk, declare it: resources.requests.ephemeral-storage on `{name}` sized above {used}, so the scheduler places the pod on a node with room and the kubelet evicts others first."
+            ),
+            format!("Check the node's disk: {}", Kubectl::node(node)),
+            format!("Confirm: {}", Kubectl::of(pod).events()),
+        ],
+    })
+}
+
+/// Why the kubelet rejects a pod the scheduler placed: the device plugin's accounting.
+const ADMISSION_REASONS: &[&str] = &["UnexpectedAdmissionError"];
+
+/// The kubelet rejected the pod at admission: the scheduler counted a GPU the device plugin could
+/// not hand out (`Allocate failed … Available: 0, which is unexpected`), or the node no longer had
+/// the resource (`OutOfnvidia.com/gpu`). The pod stays Failed; the kubelet never retries it.
+pub(crate) fn admission_rejected(pod: &PodEvidence) -> Option<Diagnosis> {
+    let out_of = |r: &str| r.strip_prefix("OutOf").is_some_and(is_accelerator_key);
+    let status = pod
+        .reason
+        .as_deref()
+        .filter(|r| ADMISSION_REASONS.contains(r) || out_of(r));
+    let event = pod.events.iter().rfind(|e| {
+        (ADMISSION_REASONS.contains(&e.reason.as_str()) || out_of(&e.reason))
+            && is_recent(pod, e.last_seen.as_deref())
+    });
+    if status.is_none() && event.is_none() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if status.is_some() {
+        evidence.push(pod_status_evidence(pod));
+    }
+    evidence.extend(event.map(|e| pod_event(pod, e)));
+    let message = pod
+        .message
+        .as_deref()
+        .or(event.map(|e| e.message.as_str()))
+        .unwrap_or_default();
+    let node = pod
+        .node
+        .as_ref()
+        .map(|n| n.name.clone())
+        .unwrap_or_else(|| "the node".into());
+    let resource = message
+        .split_whitespace()
+        .find(|w| w.contains('/') && is_accelerator_key(w))
+        .map(|w| w.trim_end_matches(['.', ',']).to_owned())
+        .unwrap_or_else(|| "nvidia.com/gpu".into());
+    let kubectl = Kubectl::of(pod);
+    Some(Diagnosis {
+        rule: "TRI-ADMISSION",
+        category: Category::Scheduling,
+        side: Some(Side::Infrastructure),
+        confidence: 0.9,
+        summary: format!(
+            "The kubelet on {node} rejected the pod at admission: its device plugin could not allocate the {resource} the scheduler counted on ({}).",
+            crate::rules::facts::shorten(message.trim())
+        ),
+        evidence,
+        next_steps: vec![
+            format!(
+                "Check the device plugin on {node}: kubectl get pods -A -o wide --field-selector spec.nodeName={node} | grep -i device-plugin, and its logs (a restart, unhealthy GPUs or an NVML error leave it advertising GPUs it cannot hand out)."
+            ),
+            format!(
+                "Compare what the node advertises with what runs there: {} (Allocatable and Allocated resources for {resource}).",
+                Kubectl::node(&node)
+            ),
+            format!(
+                "The kubelet never retries a rejected pod: once the plugin is healthy, delete it so its controller creates a new one: kubectl -n {} delete pod {}",
+                pod.pod.namespace, pod.pod.name
+            ),
+            format!("Confirm: {}", kubectl.events()),
         ],
     })
 }
@@ -501,6 +658,65 @@ mod tests {
         pod.reason = Some("Evicted".into());
         pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, available: 2Gi. ".into());
         assert!(node_lost(&pod).unwrap().summary.contains("ran low on disk"));
+
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
+        pod.phase = Some("Failed".into());
+        pod.reason = Some("NodeShutdown".into());
+        pod.message = Some("Pod was terminated in response to imminent node shutdown.".into());
+        assert!(node_lost(&pod).unwrap().summary.contains("shut down"));
+    }
+
+    #[test]
+    fn a_disk_eviction_of_an_undeclared_model_cache_is_configuration() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.3", "vllm serve m");
+        pod.containers[0].name = "vllm".into();
+        pod.phase = Some("Failed".into());
+        pod.reason = Some("Evicted".into());
+        pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 49664872Ki, available: 31242220Ki. Container vllm was using 148Gi, request is 0, has larger consumption of ephemeral-storage. ".into());
+        let d = node_lost(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Scheduling, Some(Side::Configuration))
+        );
+        assert!(d.summary.contains("148Gi"));
+        pod.containers[0].ephemeral_storage_request = Some("200Gi".into());
+        pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, available: 2Gi. Container vllm was using 148Gi, request is 200Gi, has larger consumption of ephemeral-storage. ".into());
+        assert_eq!(
+            node_lost(&pod).unwrap().side,
+            Some(Side::Infrastructure),
+            "declared usage: the node is short"
+        );
+        pod.message = Some("The node was low on resource: ephemeral-storage. Container other-pod was using 9Gi, request is 0, has larger consumption of ephemeral-storage. ".into());
+        assert_eq!(
+            node_lost(&pod).unwrap().side,
+            Some(Side::Infrastructure),
+            "another container"
+        );
+    }
+
+    #[test]
+    fn an_admission_rejection_by_the_device_plugin_is_infrastructure() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.7.3", "vllm serve m");
+        pod.phase = Some("Failed".into());
+        pod.containers[0].state = None;
+        pod.reason = Some("UnexpectedAdmissionError".into());
+        pod.message = Some("Pod was rejected: Allocate failed due to requested number of devices unavailable for nvidia.com/gpu. Requested: 1, Available: 0, which is unexpected".into());
+        let d = admission_rejected(&pod).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Scheduling, Some(Side::Infrastructure))
+        );
+        assert!(d.summary.contains("nvidia.com/gpu") && d.next_steps[0].contains("gpu-1"));
+        pod.reason = Some("OutOfnvidia.com/gpu".into());
+        pod.message = Some(
+            "Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 8, capacity: 8"
+                .into(),
+        );
+        assert!(admission_rejected(&pod).is_some());
+        pod.reason = Some("OutOfcpu".into());
+        assert!(admission_rejected(&pod).is_none(), "not an accelerator");
+        pod.reason = None;
+        assert!(admission_rejected(&pod).is_none());
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub(crate) enum Kind {
     GpuOom,
     /// The server found too little GPU memory left for its KV cache at start-up.
     KvCache,
-    /// The server refused to load a model for lack of host memory.
+    /// Something else already holds the GPU's memory when the server starts.
+    GpuMemoryHeld,
+    /// The server refused to load a model, or a memory monitor killed its workers, for lack of
+    /// host memory.
     HostMemory,
     NcclTimeout,
     NcclError,
@@ -32,8 +35,14 @@ pub(crate) enum Kind {
     CudaAppFault,
     /// CUDA cannot reach a device it had: unknown error, no device, initialisation failure.
     CudaDeviceError,
+    /// The node's NVIDIA driver is older than the CUDA version the image was built for.
+    DriverTooOld,
+    /// The server's engine died; the process may still exit 0 after it.
+    EngineDead,
     /// The hub refused the credentials, or the repository is gated.
     HubAuth,
+    /// The object store refused the credentials the model is fetched with.
+    StorageAuth,
     /// The repository, revision or model tag does not exist.
     HubNotFound,
     /// The hub rate-limited the download.
@@ -42,15 +51,30 @@ pub(crate) enum Kind {
     MissingFile,
     /// A weights or config file exists but cannot be read.
     CorruptWeights,
+    /// The storage URI the model is fetched from holds no model.
+    StorageEmpty,
+    /// A compiled or exported model (a TensorRT plan, an ONNX file) was built for another version
+    /// of the runtime, or another GPU.
+    IncompatibleEngine,
     /// The model ships code the server must be told to trust.
     RemoteCode,
     /// The server does not know the model's architecture.
     UnsupportedArch,
     /// The server rejected its command line or configuration.
     BadArgs,
+    /// `/dev/shm` is too small for the server's shared-memory segments (not NCCL's).
+    ShmTooSmall,
+    /// The server cannot write where it caches: a read-only root filesystem, or no permission.
+    Unwritable,
+    /// A Kubernetes service-link variable (`<NAME>_PORT=tcp://…`) took the place of a setting.
+    ServiceLinkEnv,
+    /// Every request fails for a setting the server lacks (no chat template).
+    ServingConfig,
     NameResolution,
     /// A dependency (hub, object store, head node) did not answer.
     Unreachable,
+    /// A transfer from a dependency timed out or was cut off midway.
+    Interrupted,
     /// The server listens on loopback only, so nothing outside the container reaches it.
     LoopbackOnly,
     /// The process died on a signal.
@@ -63,8 +87,32 @@ pub(crate) enum Kind {
     Ready,
     /// Requests were served.
     Traffic,
+    /// A request was answered with a 4xx or 5xx status.
+    RequestFailed,
+    /// A serving framework stopped a replica that crashed or failed its health check.
+    ReplicaFailed,
     /// The model is being downloaded or loaded.
     Loading,
+}
+
+impl Kind {
+    /// Whether a line of this kind names a cause by itself. The catch-all crash rules step aside
+    /// when the crashed container's log holds one: an abort next to an explicit OOM line is the
+    /// OOM, not the abort.
+    pub(crate) fn names_a_cause(self) -> bool {
+        !matches!(
+            self,
+            Kind::Signal
+                | Kind::TracebackStart
+                | Kind::Exception
+                | Kind::EngineDead
+                | Kind::Ready
+                | Kind::Traffic
+                | Kind::RequestFailed
+                | Kind::ReplicaFailed
+                | Kind::Loading
+        )
+    }
 }
 
 /// One recognisable message.
@@ -150,6 +198,18 @@ pub static SIGNATURES: &[Signature] = &[
         r"Not enough memory\. Please try to increase --mem-fraction-static",
     ),
     sig(
+        "turbomind-oom",
+        Kind::GpuOom,
+        "LMDeploy TurboMind",
+        r"\[TM\]\[ERROR\] CUDA runtime error: out of memory",
+    ),
+    sig(
+        "cuda-driver-oom",
+        Kind::GpuOom,
+        "CUDA driver API / ROCm HIP",
+        r"CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation|HIP out of memory|hipErrorOutOfMemory",
+    ),
+    sig(
         "vllm-no-cache-blocks",
         Kind::KvCache,
         "vLLM",
@@ -167,12 +227,30 @@ pub static SIGNATURES: &[Signature] = &[
         "vLLM",
         r"KV cache is needed, which is larger than the available KV cache memory",
     ),
+    sig(
+        "vllm-free-memory-at-startup",
+        Kind::GpuMemoryHeld,
+        "vLLM",
+        r"Free memory on device\b[^\n]*on startup is less than desired GPU memory utilization",
+    ),
+    sig(
+        "vllm-memory-profiling",
+        Kind::GpuMemoryHeld,
+        "vLLM (V0)",
+        r"Error in memory profiling\. Initial free memory",
+    ),
     // Host memory.
     sig(
         "ollama-system-memory",
         Kind::HostMemory,
         "Ollama",
         r"model requires more system memory \([^)]*\) than is available",
+    ),
+    sig(
+        "ray-memory-monitor",
+        Kind::HostMemory,
+        "Ray memory monitor",
+        r"(?:Task|Actor) was killed due to the node running low on memory|worker\(s\) (?:were|was) killed due to the node running low on memory|Workers \(tasks / actors\) killed due to memory pressure \(OOM\)",
     ),
     // NCCL.
     sig(
@@ -229,7 +307,25 @@ pub static SIGNATURES: &[Signature] = &[
         "cuda-illegal-access",
         Kind::CudaAppFault,
         "CUDA runtime",
-        r"CUDA error: an illegal (?:memory access|instruction) was encountered",
+        r"(?i:cuda error)\b[^\n]*an illegal (?:memory access|instruction) was encountered|CUDA_ERROR_ILLEGAL_ADDRESS|cudaErrorIllegalAddress",
+    ),
+    sig(
+        "nvidia-container-cli",
+        Kind::GpuFault,
+        "NVIDIA container toolkit",
+        r"nvidia-container-cli: (?:initialization|detection|mount) error|nvml error: driver not loaded|NVML_ERROR_DRIVER_NOT_LOADED|Failed to initialize NVML: Unknown Error",
+    ),
+    sig(
+        "nvidia-runtime-missing",
+        Kind::GpuFault,
+        "containerd / CRI-O",
+        r#"no runtime for "nvidia[\w.-]*" is configured|RuntimeHandler "nvidia[\w.-]*" not supported|failed to find runtime handler nvidia"#,
+    ),
+    sig(
+        "driver-too-old",
+        Kind::DriverTooOld,
+        "PyTorch / CUDA runtime / NVIDIA container toolkit",
+        r"The NVIDIA driver on your system is too old|CUDA driver version is insufficient for CUDA runtime version|cudaErrorInsufficientDriver|CUDA_ERROR_INSUFFICIENT_DRIVER|forward compatibility was attempted on non supported HW|requirement error: unsatisfied condition: cuda ?>= ?[0-9.]+",
     ),
     sig(
         "cuda-misaligned",
@@ -261,6 +357,12 @@ pub static SIGNATURES: &[Signature] = &[
         "Triton / CUDA driver",
         r"unable to get number of CUDA devices|CUDA_ERROR_NO_DEVICE|CUDA_ERROR_UNKNOWN",
     ),
+    sig(
+        "engine-dead",
+        Kind::EngineDead,
+        "vLLM",
+        r"EngineDeadError|EngineCore encountered a fatal error|Background loop has errored already|died unexpectedly, shutting down executor|Engine loop has died",
+    ),
     // The Hugging Face hub and model artifacts.
     sig(
         "hf-gated",
@@ -285,6 +387,12 @@ pub static SIGNATURES: &[Signature] = &[
         Kind::HubAuth,
         "huggingface_hub",
         r"Invalid user token|Invalid credentials in Authorization header",
+    ),
+    sig(
+        "object-store-denied",
+        Kind::StorageAuth,
+        "botocore / google-auth / Azure SDK",
+        r"An error occurred \((?:AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken|403)\) when calling the \w+ operation|NoCredentialsError|Unable to locate credentials|DefaultCredentialsError|AuthorizationPermissionMismatch",
     ),
     sig(
         "hf-repo-not-found",
@@ -341,6 +449,12 @@ pub static SIGNATURES: &[Signature] = &[
         r"EntryNotFoundError",
     ),
     sig(
+        "triton-missing-file",
+        Kind::MissingFile,
+        "Triton",
+        r"failed to stat file /\S+|failed to load '[^']+', no version is available",
+    ),
+    sig(
         "safetensors-header",
         Kind::CorruptWeights,
         "safetensors",
@@ -357,6 +471,36 @@ pub static SIGNATURES: &[Signature] = &[
         Kind::CorruptWeights,
         "ONNX Runtime / Triton",
         r"Protobuf parsing failed|onnx runtime error \d+: Load model from",
+    ),
+    sig(
+        "gguf-corrupt",
+        Kind::CorruptWeights,
+        "llama.cpp / GGML",
+        r"is not within the file bounds, model is corrupted or incomplete|gguf_init_from_file(?:_impl)?: (?:invalid magic|failed to read)|done_getting_tensors: wrong number of tensors|invalid file magic",
+    ),
+    sig(
+        "torch-unpickling",
+        Kind::CorruptWeights,
+        "PyTorch / transformers",
+        r"UnpicklingError: invalid load key|Unable to load weights from pytorch checkpoint file",
+    ),
+    sig(
+        "kserve-no-model",
+        Kind::StorageEmpty,
+        "KServe storage initializer",
+        r"Failed to fetch model\. (?:No model found in|The path or model \S+ does not exist)|Cannot locate source uri \S+ for PVC|An error occurred \((?:NoSuchBucket|NoSuchKey|404)\) when calling the \w+ operation",
+    ),
+    sig(
+        "tensorrt-plan-mismatch",
+        Kind::IncompatibleEngine,
+        "TensorRT",
+        r"The engine plan file is (?:not compatible with this version of TensorRT|generated on an incompatible device)|Version tag does not match",
+    ),
+    sig(
+        "onnx-version",
+        Kind::IncompatibleEngine,
+        "ONNX Runtime",
+        r"Unknown model file format version|Unsupported model IR version",
     ),
     sig(
         "remote-code",
@@ -381,6 +525,12 @@ pub static SIGNATURES: &[Signature] = &[
         Kind::UnsupportedArch,
         "TGI",
         r"Unsupported model type",
+    ),
+    sig(
+        "gguf-unknown-arch",
+        Kind::UnsupportedArch,
+        "llama.cpp / Ollama",
+        r"unknown model architecture: '[^']+'",
     ),
     // Configuration.
     sig(
@@ -437,6 +587,66 @@ pub static SIGNATURES: &[Signature] = &[
         "Triton",
         r"unable to find backend library for backend",
     ),
+    sig(
+        "kserve-storage-scheme",
+        Kind::BadArgs,
+        "KServe storage initializer",
+        r"Cannot recognize storage type for",
+    ),
+    sig(
+        "vllm-lora-limits",
+        Kind::BadArgs,
+        "vLLM",
+        r"LoRA rank \d+ is greater than max_lora_rank \d+|is greater than lora_extra_vocab_size|max_lora_rank \(\d+\) must be one of|max_loras \(\d+\) must be",
+    ),
+    sig(
+        "vllm-value-bounds",
+        Kind::BadArgs,
+        "vLLM",
+        r"User-specified max_model_len \(\d+\) is greater than the derived max_model_len|max_num_batched_tokens \(\d+\) is smaller than max_model_len|GPU memory utilization must be less than 1\.0|Unknown quantization method: \S+\. Must be one of|does not match the quantization method specified in the `quantization` argument",
+    ),
+    sig(
+        "gpu-capability",
+        Kind::BadArgs,
+        "vLLM / PyTorch",
+        r"Bfloat16 is only supported on GPUs with compute capability of at least 8\.0|is not supported for the current GPU\. Minimum capability: \d+",
+    ),
+    sig(
+        "triton-python-shm",
+        Kind::ShmTooSmall,
+        "Triton Python backend",
+        r"Unable to initialize shared memory key '[^']*' to requested size|Failed to increase the shared memory pool size",
+    ),
+    sig(
+        "torch-shm",
+        Kind::ShmTooSmall,
+        "PyTorch DataLoader",
+        r"insufficient shared memory \(shm\)|out of shared memory\. Please try to raise your shared memory limit",
+    ),
+    sig(
+        "read-only-filesystem",
+        Kind::Unwritable,
+        "Linux (Python, Go)",
+        r"\[Errno 30\] Read-only file system|: read-only file system",
+    ),
+    sig(
+        "cache-permission-denied",
+        Kind::Unwritable,
+        "Linux (Python, Go)",
+        r"\[Errno 13\] Permission denied: '[^']*(?:cache|huggingface|\.triton|\.ollama|/models?\b)[^']*'|mkdir \S*(?:cache|\.ollama)\S*: permission denied",
+    ),
+    sig(
+        "service-link-env",
+        Kind::ServiceLinkEnv,
+        "Kubernetes service links",
+        r#"(?:tcp|udp)://\d{1,3}(?:\.\d{1,3}){3}:\d+'? appears to be a URI|invalid literal for int\(\) with base 10: '(?:tcp|udp)://|strconv\.\w+: parsing "(?:tcp|udp)://|address (?:tcp|udp)://\S+: too many colons|input_value='(?:tcp|udp)://"#,
+    ),
+    sig(
+        "chat-template-missing",
+        Kind::ServingConfig,
+        "transformers (vLLM, SGLang, TGI)",
+        r"default chat template is no longer allowed|Cannot use chat template functions because tokenizer\.chat_template is not set|jinja2\.exceptions\.TemplateSyntaxError|Template error: template not found",
+    ),
     // Network.
     sig(
         "dns-temporary",
@@ -485,6 +695,18 @@ pub static SIGNATURES: &[Signature] = &[
         Kind::Unreachable,
         "Ray",
         r"Failed to connect to GCS|Unable to connect to GCS",
+    ),
+    sig(
+        "read-timeout",
+        Kind::Interrupted,
+        "urllib3 / requests / botocore",
+        r"ConnectionPool\(host='[^']+', port=\d+\): Read timed out|Read timeout on endpoint URL|Connect timeout on endpoint URL|Connection broken: IncompleteRead|ChunkedEncodingError",
+    ),
+    sig(
+        "go-http-timeout",
+        Kind::Interrupted,
+        "Go net/http",
+        r"net/http: TLS handshake timeout|Client\.Timeout exceeded while awaiting headers|read: connection reset by peer",
     ),
     sig(
         "ollama-loopback",
@@ -589,6 +811,24 @@ pub static SIGNATURES: &[Signature] = &[
         Kind::Traffic,
         "Ollama (gin)",
         r#"\[GIN\] .*\| 200 \|.*"/api/(?:chat|generate)""#,
+    ),
+    sig(
+        "http-error-status",
+        Kind::RequestFailed,
+        "uvicorn (vLLM, SGLang, LMDeploy)",
+        r#""(?:POST|GET|PUT) /(?:v\d+|api|generate|invocations|predict|infer)\S* HTTP/1\.[01]" [45]\d\d"#,
+    ),
+    sig(
+        "gin-error-status",
+        Kind::RequestFailed,
+        "Ollama (gin)",
+        r#"\[GIN\] [^|]*\| [45]\d\d \|[^\n]*"/api/"#,
+    ),
+    sig(
+        "ray-serve-replica-failed",
+        Kind::ReplicaFailed,
+        "Ray Serve controller",
+        r"Exception in replica '[^']+', the replica will be stopped|Actor for replica \S+ crashed, marking it unhealthy|failed health check, stopping it",
     ),
     sig(
         "loading-shards",

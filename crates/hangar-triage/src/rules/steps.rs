@@ -27,7 +27,7 @@ pub(crate) fn flag<'a>(command_line: &'a str, names: &[&str]) -> Option<&'a str>
 }
 
 /// `--name (now X)` or `--name (not set; default D)`.
-fn setting(c: &ContainerEvidence, names: &[&str], default: &str) -> String {
+pub(crate) fn setting(c: &ContainerEvidence, names: &[&str], default: &str) -> String {
     let shown = names.first().copied().unwrap_or_default();
     match flag(&c.command_line, names) {
         Some(value) => format!("`{shown}` (now {value})"),
@@ -174,6 +174,17 @@ pub(crate) fn gpu_oom_at_startup(
             "For TensorRT-LLM engines, lower `kv_cache_free_gpu_mem_fraction` in the tensorrt_llm model's config.pbtxt, or rebuild the engine with a smaller max_batch_size / max_num_tokens.".into(),
             format!("Or give the model more GPUs ({gpus}), one model per GPU with `--model-control-mode=explicit`."),
         ],
+        Runtime::Lmdeploy => vec![
+            format!(
+                "Lower {} or {}: the KV cache takes that share of the GPU memory left after the weights.",
+                setting(c, &["--session-len"], "the model's"),
+                setting(c, &["--cache-max-entry-count"], "0.8")
+            ),
+            format!(
+                "Shard over more GPUs: raise {} with the GPU request ({gpus}), or serve an AWQ-quantized variant (`--model-format awq`).",
+                setting(c, &["--tp"], "1")
+            ),
+        ],
         _ => vec![
             "Lower the context length, batch size or number of concurrent sequences the server reserves memory for.".into(),
             format!("Or shard the model over more GPUs ({gpus}) or serve a quantized variant."),
@@ -209,6 +220,11 @@ pub(crate) fn gpu_oom_under_load(runtime: Runtime, c: &ContainerEvidence) -> Vec
             env_setting(c, "OLLAMA_NUM_PARALLEL", "auto")
         ),
         Runtime::Triton => "Leave more headroom: lower max_batch_size or the dynamic batcher's preferred sizes in config.pbtxt.".into(),
+        Runtime::Lmdeploy => format!(
+            "Leave more headroom per replica: lower {} (the share of free GPU memory the KV cache takes) or {}.",
+            setting(c, &["--cache-max-entry-count"], "0.8"),
+            setting(c, &["--max-batch-size"], "chosen by LMDeploy")
+        ),
         _ => "Leave more headroom per replica: lower the maximum batch size or concurrent sequences.".into(),
     });
     steps
@@ -264,6 +280,22 @@ mod tests {
         assert_eq!(bytes("lots"), None);
         assert_eq!(larger("64Gi").as_deref(), Some("96Gi"));
         assert_eq!(larger("512Mi").as_deref(), Some("1Gi"));
+    }
+
+    #[test]
+    fn lmdeploy_steps_name_its_own_flags() {
+        let c = ContainerEvidence {
+            command_line: "lmdeploy serve api_server m --max-batch-size 128".into(),
+            ..ContainerEvidence::default()
+        };
+        let steps = gpu_oom_under_load(Runtime::Lmdeploy, &c);
+        assert!(
+            steps[1].contains("`--max-batch-size` (now 128)")
+                && steps[1].contains("--cache-max-entry-count")
+        );
+        assert!(
+            gpu_oom_at_startup(Runtime::Lmdeploy, &c, false, None)[0].contains("--session-len")
+        );
     }
 
     #[test]
