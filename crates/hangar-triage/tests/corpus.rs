@@ -579,7 +579,11 @@ fn the_corpus_is_diagnosed_and_documented() {
     let rounds: Vec<Vec<Outcome>> = ROUNDS.iter().map(|r| run_corpus(r.dir)).collect();
     assert!(outcomes.len() >= MIN_CASES, "only {} cases", outcomes.len());
     for (round, holdout) in ROUNDS.iter().zip(&rounds) {
-        assert!(!holdout.is_empty(), "no held-out cases under {}/", round.dir);
+        assert!(
+            !holdout.is_empty(),
+            "no held-out cases under {}/",
+            round.dir
+        );
     }
 
     for o in outcomes.iter().chain(rounds.iter().flatten()) {
