@@ -18,7 +18,7 @@ use crate::source::{self, ProgressLine};
 #[command(after_help = "Examples:
   hangar triage                                   every endpoint of the current context
   hangar triage vllm-llama -n ml                  one endpoint, live
-  hangar triage --from dump/                      a `kubectl cluster-info dump --output-directory dump/`
+  hangar triage --from dump/                      a cluster-info dump directory
   hangar triage --from examples/incidents         the bundled incident examples
   hangar triage -n ml --save-bundle ml-incident/  keep what was read, for a ticket
   hangar triage --from ml-incident/ --format json
@@ -40,13 +40,13 @@ pub struct TriageArgs {
     /// Write what was read (objects, Events, log tails) to DIR, for `--from DIR` later.
     #[arg(long, value_name = "DIR")]
     pub save_bundle: Option<PathBuf>,
-    /// Log lines kept per container (the tail).
-    #[arg(long, default_value_t = LogBounds::default().lines, value_name = "N")]
-    pub log_lines: usize,
     /// Judge how recent events and restarts are as of this time (RFC 3339), to replay an old
     /// incident. Default: now for a live cluster, the capture time for a saved bundle.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<String>,
+    /// Log lines kept per container (the tail).
+    #[arg(long, default_value_t = LogBounds::default().lines, value_name = "N")]
+    pub log_lines: usize,
     /// Log bytes kept per container (the tail).
     #[arg(long, default_value_t = LogBounds::default().bytes, value_name = "BYTES")]
     pub log_bytes: usize,
