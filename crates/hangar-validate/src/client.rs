@@ -42,6 +42,9 @@ pub enum CallError {
     Network {
         kind: NetworkErrorKind,
         message: String,
+        /// How long the server asked to be left alone (`Retry-After` in seconds), if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_seconds: Option<u64>,
     },
     /// Something came back, but not what the API says: a body that is not JSON, a broken
     /// stream, a JSON body of the wrong shape.
@@ -62,6 +65,18 @@ impl CallError {
         CallError::Network {
             kind,
             message: message.into(),
+            retry_after_seconds: None,
+        }
+    }
+
+    /// The pause the server asked for before a retry, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            CallError::Network {
+                retry_after_seconds: Some(seconds),
+                ..
+            } => Some(std::time::Duration::from_secs(*seconds)),
+            _ => None,
         }
     }
 
@@ -393,10 +408,15 @@ async fn unavailable(response: Response<Incoming>, limit: usize) -> CallError {
     if let Some(detail) = body.as_deref().and_then(answer::error_message) {
         message.push_str(&format!(": {detail}"));
     }
-    if let Some(after) = retry_after {
+    if let Some(after) = &retry_after {
         message.push_str(&format!(" (Retry-After: {after})"));
     }
-    CallError::network(NetworkErrorKind::Unavailable, message)
+    CallError::Network {
+        kind: NetworkErrorKind::Unavailable,
+        message,
+        // Only the delta-seconds form: API servers and gateways send it; HTTP dates are rare.
+        retry_after_seconds: retry_after.and_then(|a| a.trim().parse().ok()),
+    }
 }
 
 /// Reads a whole body, at most `limit` bytes of it.

@@ -471,10 +471,12 @@ mod tests {
         broken.error = Some(CallError::Network {
             kind: NetworkErrorKind::Disconnected,
             message: "the stream broke after 2 chunk(s)".into(),
+            retry_after_seconds: None,
         });
         down.error = Some(CallError::Network {
             kind: NetworkErrorKind::Refused,
             message: "connection refused".into(),
+            retry_after_seconds: None,
         });
         let cases = vec![wrong, down, broken];
         let report = Report {

@@ -226,6 +226,9 @@ async fn run_case(
     result
 }
 
+/// The longest a retry waits for a server's `Retry-After`: a gate should fail, not stall.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
 async fn send_with_retries(
     client: &Client,
     call: &Call,
@@ -237,8 +240,11 @@ async fn send_with_retries(
         let outcome = client.send(call).await;
         match &outcome {
             Err(failure) if failure.error.is_network() && attempts <= retries => {
-                // A short, growing pause: a restarting server needs a moment, a gate not long.
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+                // A short, growing pause: a restarting server needs a moment, a gate not long;
+                // longer when the server said so, but never past MAX_RETRY_WAIT.
+                let backoff = Duration::from_millis(200 * u64::from(attempts));
+                let asked = failure.error.retry_after().unwrap_or_default();
+                tokio::time::sleep(backoff.max(asked.min(MAX_RETRY_WAIT))).await;
             }
             _ => return (outcome, attempts),
         }

@@ -438,7 +438,7 @@ async fn closed_port_url() -> String {
 
 fn network_error(validation: &Validation) -> (NetworkErrorKind, String) {
     match validation.report.cases[0].error.clone() {
-        Some(CallError::Network { kind, message }) => (kind, message),
+        Some(CallError::Network { kind, message, .. }) => (kind, message),
         other => panic!("expected a network error, got {other:?}"),
     }
 }
@@ -835,6 +835,20 @@ async fn gateway_unavailability_is_a_retryable_error_not_a_wrong_answer() {
             report.to_table()
         );
     }
+
+    // A retry waits as long as the server asked (capped), not just the short default pause.
+    server.set_faults(Faults {
+        status: Some(503),
+        status_count: Some(1),
+        retry_after: Some("1".into()),
+        ..Faults::default()
+    });
+    let mut options = Options::new(server.url());
+    options.retries = 1;
+    let started = std::time::Instant::now();
+    let report = run(&one_case(ASK_REFUND), &options, None).await.report;
+    assert_eq!(report.exit_code(), 0, "{}", report.to_table());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
 
     // `--retries` resends, and a server that comes back passes.
     server.set_faults(Faults {
