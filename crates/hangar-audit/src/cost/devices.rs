@@ -362,15 +362,28 @@ pub fn node_devices(node: &Node) -> NodeDevices {
     };
     let product = node.label("nvidia.com/gpu.product");
     let gpu_model = first_label(node, GPU_MODEL_LABELS).map(|(_, v)| base_model(v).to_owned());
-    // Under the `single` strategy the feature discovery appends the profile to the product.
-    let mig_single = product.and_then(|p| {
-        let at = p.to_ascii_uppercase().find("-MIG-")?;
-        MigProfile::parse(&p[at + "-MIG-".len()..])
-    });
+    // Under the `single` strategy the feature discovery appends the profile to the product;
+    // GKE names its partitions in a label of its own, and exposes them as `nvidia.com/gpu` too.
+    let mig_single = product
+        .and_then(|p| {
+            let at = p.to_ascii_uppercase().find("-MIG-")?;
+            MigProfile::parse(&p[at + "-MIG-".len()..])
+        })
+        .or_else(|| {
+            node.label("cloud.google.com/gke-gpu-partition-size")
+                .and_then(MigProfile::parse)
+        });
     let renamed = capacity.contains_key("nvidia.com/gpu.shared");
-    // Physical GPUs, except under MIG `single`, where the feature discovery counts instances.
-    let gpu_count = label_number("nvidia.com/gpu.count").filter(|_| mig_single.is_none());
+    // Physical GPUs: GKE's accelerator count always is; the feature discovery's is except under
+    // MIG `single`, where it counts instances.
+    let gpu_count = label_number("cloud.google.com/gke-accelerator-count")
+        .or_else(|| label_number("nvidia.com/gpu.count").filter(|_| mig_single.is_none()));
+    // GKE time-sharing and MPS expose this many `nvidia.com/gpu` per physical GPU.
+    let gke_shared = node
+        .label("cloud.google.com/gke-gpu-sharing-strategy")
+        .and_then(|_| label_number("cloud.google.com/gke-max-shared-clients-per-gpu"));
     let replicas = label_number("nvidia.com/gpu.replicas")
+        .or(gke_shared)
         .map(|r| r as u32)
         .or_else(|| {
             // Renamed replicas with no replicas label: capacity over physical GPUs.
@@ -693,6 +706,24 @@ mod tests {
         ));
         assert!(close(counted.devices, 8.0), "{}", counted.devices);
         assert!(!counted.mig_inferred);
+    }
+
+    #[test]
+    fn gke_partitions_and_time_sharing_count_physical_gpus() {
+        // A GKE A100 node cut into 1g.5gb partitions: 7 per GPU, 14 exposed as nvidia.com/gpu.
+        let partitioned = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: gke-mig\n  labels: {cloud.google.com/gke-accelerator: nvidia-tesla-a100, cloud.google.com/gke-gpu-partition-size: 1g.5gb, cloud.google.com/gke-accelerator-count: '2'}\nstatus:\n  capacity: {nvidia.com/gpu: '14'}\n",
+        ));
+        assert!(close(partitioned.devices, 2.0), "{}", partitioned.devices);
+        let one = partitioned.sharing.devices("nvidia.com/gpu", 1.0).unwrap();
+        assert!(close(one, 1.0 / 7.0), "{one}");
+        // GKE time-sharing: 4 clients per GPU, 4 exposed for one L4.
+        let shared = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: gke-ts\n  labels: {cloud.google.com/gke-accelerator: nvidia-l4, cloud.google.com/gke-gpu-sharing-strategy: time-sharing, cloud.google.com/gke-max-shared-clients-per-gpu: '4'}\nstatus:\n  capacity: {nvidia.com/gpu: '4'}\n",
+        ));
+        assert!(close(shared.devices, 1.0), "{}", shared.devices);
+        let one = shared.sharing.devices("nvidia.com/gpu", 1.0).unwrap();
+        assert!(close(one, 0.25), "{one}");
     }
 
     #[test]
