@@ -112,18 +112,22 @@ pub fn run(args: RunbookArgs) -> Result<ExitCode> {
 
 /// The command that reads the same input again, for the runbook to cite.
 fn audit_command(source: &FromArgs) -> String {
+    let quote = runbook::sh_quote;
     let mut command = "hangar audit".to_owned();
     for path in &source.from {
-        command.push_str(&format!(" {}", path.display()));
+        command.push_str(&format!(" {}", quote(&path.display().to_string())));
     }
     if let Some(context) = &source.context {
-        command.push_str(&format!(" --context {context}"));
+        command.push_str(&format!(" --context {}", quote(context)));
     }
     if let Some(namespace) = &source.namespace {
-        command.push_str(&format!(" -n {namespace}"));
+        command.push_str(&format!(" -n {}", quote(namespace)));
     }
     if let Some(policy) = &source.policy {
-        command.push_str(&format!(" --policy {}", policy.display()));
+        command.push_str(&format!(
+            " --policy {}",
+            quote(&policy.display().to_string())
+        ));
     }
     command
 }
@@ -153,6 +157,39 @@ fn risks_by_endpoint<'r>(report: &'r Report, command: &str) -> HashMap<&'r str, 
     out
 }
 
+/// `file`, or with the endpoint's kind appended, then a number, until no other runbook (or the
+/// index) has the name.
+fn unique_file(file: String, endpoint: &Endpoint, used: &mut HashSet<String>) -> String {
+    let stem = file.trim_end_matches(".md").to_owned();
+    let kind: String = endpoint
+        .object
+        .kind
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let mut candidate = file;
+    let mut n = 1;
+    while !used.insert(candidate.to_ascii_lowercase()) {
+        n += 1;
+        candidate = if n == 2 {
+            format!("{stem}--{kind}.md")
+        } else {
+            format!("{stem}--{kind}-{n}.md")
+        };
+    }
+    candidate
+}
+
+/// One normal path component: no separator, no `.` or `..`, nothing absolute.
+fn is_plain_file_name(file: &str) -> bool {
+    let mut components = Path::new(file).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !file.contains(['/', '\\'])
+}
+
 fn write_pages(
     dir: &Path,
     pages: &[(&Endpoint, String)],
@@ -163,18 +200,20 @@ fn write_pages(
 ) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the directory {}", dir.display()))?;
-    let mut used = HashSet::new();
+    // Lower case: on a case-insensitive file system `A.md` would overwrite `a.md`.
+    let mut used: HashSet<String> = HashSet::new();
+    if index {
+        used.insert("index.md".into());
+    }
     let mut entries = Vec::new();
     for (endpoint, text) in pages {
-        let mut file = runbook::file_name(endpoint);
-        if !used.insert(file.clone()) {
-            // Two kinds with one namespace and name: tell them apart by kind.
-            file = format!(
-                "{}--{}.md",
-                file.trim_end_matches(".md"),
-                endpoint.object.kind.to_ascii_lowercase()
+        let file = unique_file(runbook::file_name(endpoint), endpoint, &mut used);
+        if !is_plain_file_name(&file) {
+            anyhow::bail!(
+                "refusing to write {file}: the runbook of {} must be a plain file inside {}",
+                endpoint.id,
+                dir.display()
             );
-            used.insert(file.clone());
         }
         let path = dir.join(&file);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;

@@ -266,3 +266,66 @@ fn a_real_cluster_gets_runbooks() {
         stderr(&out)
     );
 }
+
+#[test]
+fn hostile_names_are_written_as_plain_files_inside_the_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runbooks");
+    let input = dir.path().join("hostile.yaml");
+    let deployment = |meta: &str, app: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {meta}\nspec:\n  selector: {{matchLabels: {{app: {app}}}}}\n  template:\n    metadata: {{labels: {{app: {app}}}}}\n    spec:\n      containers: [{{name: vllm, image: \"vllm/vllm-openai:v0.11.0\", args: [--model, m/x-7b]}}]\n"
+        )
+    };
+    std::fs::write(
+        &input,
+        [
+            deployment("{name: \"../rbpwn\"}", "one"),
+            deployment("{name: chat, namespace: \"../..\"}", "two"),
+            deployment("{name: index}", "three"),
+            deployment("{name: Index}", "four"),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let o = hangar(&[
+        "runbook",
+        "--all",
+        "-o",
+        out.to_str().unwrap(),
+        "--from",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Nothing beside the output directory, nothing above it.
+    let mut beside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["hostile.yaml", "runbooks"]);
+    assert!(!dir.path().join("../rbpwn.md").exists());
+
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    // `index` and `Index` must neither replace the index nor each other.
+    assert_eq!(
+        files,
+        [
+            "Index--deployment.md",
+            "___..--chat.md",
+            "___rbpwn.md",
+            "index--deployment-3.md",
+            "index.md"
+        ]
+    );
+    let index = std::fs::read_to_string(out.join("index.md")).unwrap();
+    assert!(index.starts_with("# Runbooks\n"), "{index}");
+    for file in files.iter().filter(|f| *f != "index.md") {
+        assert!(index.contains(&format!("]({file})")), "{file}:\n{index}");
+    }
+}

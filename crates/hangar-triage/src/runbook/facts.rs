@@ -11,10 +11,14 @@ use hangar_core::snapshot::{DynamicObject, KubeObject, Located};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{Endpoint, Runtime, Snapshot};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, EnvVar, Namespace, Node, Probe, Service};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, Namespace, Node, Probe, Service,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
+
+use super::text::sh_quote;
 
 /// Everything the sections of a runbook read, computed once.
 pub(super) struct Facts<'a> {
@@ -23,10 +27,14 @@ pub(super) struct Facts<'a> {
     pub namespace: Option<&'a Namespace>,
     /// The container that runs the model server, when it can be told.
     pub server: Option<Server>,
-    /// `kubectl -l` selector for the endpoint's pods.
+    /// `kubectl -l` selector for the pods that serve traffic, quoted for `sh`.
     pub selector: Option<String>,
     pub replicas: Option<Replicas>,
     pub gpus: Option<Gpus>,
+    /// Pods per LeaderWorkerSet group, when the endpoint is one and the size is usable.
+    pub group_size: Option<u32>,
+    /// The Flagger Canary that manages the Deployment: its traffic goes to `NAME-primary`.
+    pub canary: Option<String>,
     /// How to reach the server from a laptop: a port-forward and the base URL it gives.
     pub route: Option<Route>,
     /// Where the API key the server demands comes from, if it demands one.
@@ -39,15 +47,24 @@ impl<'a> Facts<'a> {
             .find::<Namespace>("", endpoint.namespace())
             .map(|n| &n.object);
         let server = serving_container(endpoint, snapshot);
-        let route = server.as_ref().and_then(|s| route(endpoint, snapshot, s));
+        let canary = (endpoint.object.kind == "Deployment")
+            .then(|| referrer(snapshot, endpoint, "Canary", "spec.targetRef.name"))
+            .flatten()
+            .map(|c| c.object.name().to_owned());
+        let route = server
+            .as_ref()
+            .and_then(|s| route(endpoint, snapshot, s, canary.is_some()));
         let api_key = server.as_ref().and_then(|s| api_key(endpoint.runtime, s));
+        let selector = selector(endpoint, snapshot, canary.is_some());
         Facts {
             endpoint,
             snapshot,
             namespace,
-            selector: selector(endpoint, snapshot),
+            selector: selector.map(|s| sh_quote(&s)),
             replicas: replicas(endpoint, snapshot),
             gpus: gpus(endpoint, snapshot),
+            group_size: group_size(endpoint, snapshot),
+            canary,
             server,
             route,
             api_key,
@@ -66,9 +83,52 @@ impl<'a> Facts<'a> {
         &self.endpoint.object.kind
     }
 
-    /// `kubectl -n NS`, the prefix of every command.
+    /// `namespace/name`, or the name alone when the manifest sets no namespace.
+    pub fn display_name(&self) -> String {
+        if self.ns().is_empty() {
+            self.name().to_owned()
+        } else {
+            format!("{}/{}", self.ns(), self.name())
+        }
+    }
+
+    /// `Namespace/NS` in prose, or what stands for it when none is set.
+    pub fn namespace_ref(&self) -> String {
+        if self.ns().is_empty() {
+            "its namespace".into()
+        } else {
+            format!("Namespace/{}", self.ns())
+        }
+    }
+
+    /// `kubectl -n NS`, the prefix of every command; plain `kubectl` without a namespace.
     pub fn kubectl(&self) -> String {
-        format!("kubectl -n {}", self.ns())
+        kubectl_in(self.ns())
+    }
+
+    /// ` -n NS` for other tools' commands, or nothing without a namespace.
+    pub fn ns_flag(&self) -> String {
+        ns_flag(self.ns())
+    }
+
+    /// Declared as a plain workload (the pods' spec is the input's), not through an operator.
+    pub fn is_workload(&self) -> bool {
+        matches!(
+            self.kind(),
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Pod"
+        )
+    }
+
+    /// A KServe InferenceService in raw (plain Deployment) mode rather than Knative.
+    pub fn kserve_raw(&self) -> bool {
+        self.kind() == "InferenceService" && kserve_raw(self.custom_resource())
+    }
+
+    /// The base URL `hangar validate` and OpenAI clients take, through the port-forward.
+    pub fn openai_url(&self) -> Option<String> {
+        let route = self.route.as_ref()?;
+        let prefix = self.server.as_ref().map_or("", |s| s.openai_prefix);
+        Some(format!("{}{prefix}", route.base_url()))
     }
 
     /// The declaring custom resource, for kinds Hangar does not type.
@@ -76,6 +136,22 @@ impl<'a> Facts<'a> {
         self.snapshot
             .find_other_ref(&self.endpoint.object)
             .map(|o| &o.object)
+    }
+
+    /// Every value of `key` anywhere in a RayService's `serveConfigV2`, in document order.
+    pub fn serve_config(&self, key: &str) -> Vec<String> {
+        let Some(text) = self
+            .custom_resource()
+            .and_then(|o| o.str_at("spec.serveConfigV2"))
+        else {
+            return Vec::new();
+        };
+        let Ok(config) = serde_saphyr::from_str::<Value>(text) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        collect_values(&config, key, &mut out);
+        out
     }
 
     /// The short resource name kubectl accepts for the declaring object, e.g. `deploy/NAME`.
@@ -92,6 +168,50 @@ impl<'a> Facts<'a> {
             other => return format!("{}/{}", other.to_ascii_lowercase(), self.name()),
         };
         format!("{short}/{}", self.name())
+    }
+
+    /// The workload whose pods serve traffic: the Flagger primary when a Canary manages it.
+    pub fn serving_resource(&self) -> String {
+        match &self.canary {
+            Some(_) => format!("deploy/{}-primary", self.name()),
+            None => self.resource(),
+        }
+    }
+
+    /// A selector for the pod that runs the server: a LeaderWorkerSet's leaders only, since the
+    /// workers run another container.
+    pub fn server_pods_selector(&self) -> Option<String> {
+        let selector = self.selector.as_ref()?;
+        let leader = self.kind() == "LeaderWorkerSet"
+            && self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.path.contains("leaderTemplate"));
+        Some(if leader {
+            format!("{selector},{LWS_WORKER_INDEX}=0")
+        } else {
+            selector.clone()
+        })
+    }
+
+    /// GPUs the server can use: one pod's, or a LeaderWorkerSet group's.
+    pub fn gpus_available(&self) -> Option<u64> {
+        let per_pod = u64::from(self.gpus.as_ref()?.per_pod);
+        Some(per_pod.saturating_mul(u64::from(self.group_size.unwrap_or(1))))
+    }
+
+    /// The most accelerators of this kind one eligible node offers, when the nodes are known.
+    pub fn gpus_per_node(&self) -> Option<u64> {
+        let resource = &self.gpus.as_ref()?.resource;
+        let eligible = self.endpoint.placement.eligible_nodes.as_ref()?;
+        eligible
+            .iter()
+            .filter_map(|name| self.snapshot.find::<Node>("", name))
+            .filter_map(|n| {
+                let allocatable = n.object.status.as_ref()?.allocatable.as_ref()?;
+                allocatable.get(resource)?.0.parse::<u64>().ok()
+            })
+            .max()
     }
 
     /// A label or annotation on the declaring object or one of its pod templates.
@@ -179,18 +299,72 @@ impl<'a> Facts<'a> {
     }
 }
 
+/// Whether an InferenceService runs in raw (plain Deployment) mode.
+fn kserve_raw(isvc: Option<&DynamicObject>) -> bool {
+    isvc.is_some_and(|o| {
+        matches!(
+            o.annotation("serving.kserve.io/deploymentMode"),
+            Some("RawDeployment" | "Standard")
+        )
+    })
+}
+
+/// The label LeaderWorkerSet gives each pod of a group: `0` is the leader.
+const LWS_WORKER_INDEX: &str = "leaderworkerset.sigs.k8s.io/worker-index";
+
+/// `kubectl -n NS`, or plain `kubectl` when no namespace is set.
+pub(super) fn kubectl_in(ns: &str) -> String {
+    format!("kubectl{}", ns_flag(ns))
+}
+
+/// ` -n NS`, or nothing when no namespace is set.
+pub(super) fn ns_flag(ns: &str) -> String {
+    if ns.is_empty() {
+        String::new()
+    } else {
+        format!(" -n {}", sh_quote(ns))
+    }
+}
+
+/// Scalars under `key` at any depth, as text.
+fn collect_values(value: &Value, key: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == key {
+                    match v {
+                        Value::String(s) => out.push(s.clone()),
+                        Value::Number(n) => out.push(n.to_string()),
+                        Value::Bool(b) => out.push(b.to_string()),
+                        _ => {}
+                    }
+                }
+                collect_values(v, key, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_values(item, key, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The model server's container: its image, command line, environment, ports and resources.
 pub(super) struct Server {
     pub container: String,
     /// Field path of the container in the declaring object.
     pub path: String,
     pub image: String,
-    /// Command and args, split into words (a `sh -c` script included).
+    /// The server's own arguments: the words after the program that starts it.
     words: Vec<String>,
     env: Vec<EnvVar>,
     /// Container ports, with their names.
     pub ports: Vec<(Option<String>, i32)>,
     pub memory_limit: Option<u64>,
+    /// The memory limit as written, when one is set that Hangar cannot use (`20000000Ti`).
+    pub unusable_memory_limit: Option<String>,
     pub memory_request: Option<u64>,
     pub cpu_request: Option<String>,
     /// Memory-backed emptyDir volumes the container mounts (`/dev/shm`…) and their size limits:
@@ -199,6 +373,8 @@ pub(super) struct Server {
     pub startup_probe: Option<ProbeInfo>,
     pub readiness_probe: Option<ProbeInfo>,
     pub liveness_probe: Option<ProbeInfo>,
+    /// Where the OpenAI routes sit below the root: `/openai` on KServe's own model server.
+    pub openai_prefix: &'static str,
 }
 
 /// A probe as the kubelet runs it.
@@ -209,6 +385,9 @@ pub(super) struct ProbeInfo {
     pub failures: i32,
     pub initial_delay: i32,
 }
+
+/// The longest probe budget taken at face value: a week. Beyond it the numbers are a mistake.
+const MAX_PROBE_BUDGET: i64 = 7 * 24 * 3600;
 
 impl ProbeInfo {
     fn new(probe: &Probe) -> ProbeInfo {
@@ -229,9 +408,23 @@ impl ProbeInfo {
         }
     }
 
-    /// How long the probe lets a container fail before acting, in seconds.
-    pub fn budget(&self) -> i32 {
-        self.initial_delay + self.period * self.failures
+    /// How long the probe lets a container fail before acting, in seconds; `None` when its
+    /// numbers cannot be used (zero, negative, or adding up to more than a week).
+    pub fn budget(&self) -> Option<i64> {
+        if self.period < 1 || self.failures < 1 || self.initial_delay < 0 {
+            return None;
+        }
+        let total =
+            i64::from(self.initial_delay) + i64::from(self.period) * i64::from(self.failures);
+        (total <= MAX_PROBE_BUDGET).then_some(total)
+    }
+
+    /// The probe's numbers as written, to say which ones cannot be used.
+    pub fn numbers(&self) -> String {
+        format!(
+            "`initialDelaySeconds` {}, `periodSeconds` {}, `failureThreshold` {}",
+            self.initial_delay, self.period, self.failures
+        )
     }
 }
 
@@ -242,6 +435,117 @@ fn port_text(port: &IntOrString) -> String {
     }
 }
 
+/// Shells whose `-c` script holds the real command line.
+const SHELLS: &[&str] = &["sh", "bash", "ash", "dash", "zsh"];
+
+/// Programs that are the model server itself; what follows them is its arguments.
+const SERVER_PROGRAMS: &[&str] = &[
+    "vllm",
+    "llama-server",
+    "text-generation-launcher",
+    "text-embeddings-router",
+    "tritonserver",
+    "ollama",
+    "torchserve",
+    "trtllm-serve",
+    "lmdeploy",
+];
+
+fn basename(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
+}
+
+/// The server's own arguments. A `sh -c` script is split into its commands and the one that
+/// starts the server kept; `exec`, `env`, variable assignments, `python -m MODULE` and the server
+/// program are stepped over, so a wrapper's `-c` or `-m` is never read as one of the server's flags.
+fn server_words(container: &Container, object_name: &str) -> Vec<String> {
+    // KServe replaces `{{.Name}}` in a ServingRuntime with the InferenceService's name.
+    let items: Vec<String> = container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .map(|w| w.replace("{{.Name}}", object_name))
+        .collect();
+    let words = match items.as_slice() {
+        [shell, flag, script @ ..]
+            if SHELLS.contains(&basename(shell)) && flag.starts_with('-') && flag.contains('c') =>
+        {
+            server_command(&script.join(" "))
+        }
+        _ => items
+            .iter()
+            .flat_map(|i| i.split_whitespace())
+            .map(str::to_owned)
+            .collect(),
+    };
+    skip_launcher(&words).to_vec()
+}
+
+/// The command of a shell script that starts the server, split into words.
+fn server_command(script: &str) -> Vec<String> {
+    let commands: Vec<&str> = script
+        .split(['\n', ';', '|', '&'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    commands
+        .iter()
+        .find(|c| runtime_from_command(c).is_some())
+        .or(commands.last())
+        .map(|c| {
+            c.split_whitespace()
+                .map(|w| w.trim_matches(['"', '\'']).to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The words after whatever launches the server.
+fn skip_launcher(words: &[String]) -> &[String] {
+    let mut rest = words;
+    while let [first, tail @ ..] = rest {
+        if first == "exec" || basename(first) == "env" || is_assignment(first) {
+            rest = tail;
+        } else if basename(first).starts_with("python") {
+            rest = after_python(tail);
+        } else {
+            break;
+        }
+    }
+    if let [program, tail @ ..] = rest
+        && SERVER_PROGRAMS.contains(&basename(program))
+    {
+        rest = tail;
+        if let [subcommand, tail @ ..] = rest
+            && subcommand == "serve"
+        {
+            rest = tail;
+        }
+    }
+    rest
+}
+
+/// `NAME=value` before a command.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// The words after the interpreter's own options and the module or script it runs.
+fn after_python(words: &[String]) -> &[String] {
+    let mut rest = words;
+    while let [first, tail @ ..] = rest {
+        match first.as_str() {
+            "-m" | "-c" => return tail.get(1..).unwrap_or_default(),
+            option if option.starts_with('-') => rest = tail,
+            _ => return tail,
+        }
+    }
+    rest
+}
+
 impl Server {
     fn new(
         container: &Container,
@@ -249,12 +553,6 @@ impl Server {
         template: &PodTemplate,
         object_name: &str,
     ) -> Server {
-        // KServe replaces `{{.Name}}` in a ServingRuntime with the InferenceService's name.
-        let words = command_line(container)
-            .replace("{{.Name}}", object_name)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
         let resources = container.resources.as_ref();
         let quantity = |limits: bool, name: &str| {
             let map = if limits {
@@ -264,11 +562,13 @@ impl Server {
             };
             map.and_then(|m| m.get(name)).map(|q| q.0.clone())
         };
+        let limit_text = quantity(true, "memory");
+        let memory_limit = limit_text.as_deref().and_then(bytes);
         Server {
             container: container.name.clone(),
             path,
             image: container.image.clone().unwrap_or_default(),
-            words,
+            words: server_words(container, object_name),
             env: container.env.clone().unwrap_or_default(),
             ports: container
                 .ports
@@ -276,13 +576,15 @@ impl Server {
                 .flatten()
                 .map(|p| (p.name.clone(), p.container_port))
                 .collect(),
-            memory_limit: quantity(true, "memory").and_then(|q| bytes(&q)),
+            memory_limit,
+            unusable_memory_limit: limit_text.filter(|_| memory_limit.is_none()),
             memory_request: quantity(false, "memory").and_then(|q| bytes(&q)),
             cpu_request: quantity(false, "cpu"),
             memory_volumes: memory_volumes(container, template),
             startup_probe: container.startup_probe.as_ref().map(ProbeInfo::new),
             readiness_probe: container.readiness_probe.as_ref().map(ProbeInfo::new),
             liveness_probe: container.liveness_probe.as_ref().map(ProbeInfo::new),
+            openai_prefix: "",
         }
     }
 
@@ -298,20 +600,23 @@ impl Server {
         )
     }
 
-    /// The value as written, `$(VAR)` left alone.
+    /// The value as written, `$(VAR)` left alone. `flags` are tried in order, so the first named
+    /// wins wherever it sits on the line.
     pub fn raw_flag(&self, flags: &[&str]) -> Option<&str> {
+        flags.iter().find_map(|flag| self.one_flag(flag))
+    }
+
+    fn one_flag(&self, flag: &str) -> Option<&str> {
         for (i, word) in self.words.iter().enumerate() {
-            for flag in flags {
-                if word == flag {
-                    return self
-                        .words
-                        .get(i + 1)
-                        .map(|v| v.trim_end_matches(';'))
-                        .filter(|v| !v.starts_with("--"));
-                }
-                if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                    return Some(value.trim_end_matches(';'));
-                }
+            if word == flag {
+                return self
+                    .words
+                    .get(i + 1)
+                    .map(|v| v.trim_end_matches(';'))
+                    .filter(|v| !v.starts_with("--"));
+            }
+            if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                return Some(value.trim_end_matches(';'));
             }
         }
         None
@@ -391,6 +696,7 @@ impl Server {
             .setting(&["--port", "--http-port"], "PORT")
             .or_else(|| self.env("NIM_SERVER_PORT").map(str::to_owned))
             .and_then(|p| p.parse().ok())
+            .filter(is_port)
         {
             return port;
         }
@@ -398,6 +704,7 @@ impl Server {
             .env("OLLAMA_HOST")
             .and_then(|h| h.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
+            .filter(is_port)
         {
             return port;
         }
@@ -411,6 +718,7 @@ impl Server {
             });
         named
             .or_else(|| self.ports.first().map(|(_, p)| *p))
+            .filter(is_port)
             .unwrap_or(match runtime {
                 Runtime::Ollama => 11434,
                 Runtime::Sglang => 30000,
@@ -419,6 +727,10 @@ impl Server {
                 _ => 8000,
             })
     }
+}
+
+fn is_port(port: &i32) -> bool {
+    (1..=65535).contains(port)
 }
 
 /// Memory-backed emptyDirs mounted into `container`, with their mount path and size limit.
@@ -467,15 +779,22 @@ fn serving_container(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Server>
             .and_then(|r| r.limits.as_ref().or(r.requests.as_ref()))
             .is_some_and(|m| m.keys().any(|k| hangar_core::inventory::is_accelerator(k)))
     };
-    main()
+    let mut server = main()
         .find(|(_, _, c)| serves(c))
         .or_else(|| main().find(|(_, _, c)| has_accelerator(c)))
         .or_else(|| main().next())
-        .map(|(t, path, c)| Server::new(c, path, t, name))
+        .map(|(t, path, c)| Server::new(c, path, t, name))?;
+    if endpoint.object.kind == "NIMService" {
+        // The NIM Operator names the container after the NIMService.
+        server.container = format!("{name}-ctr");
+    }
+    Some(server)
 }
 
 /// A KServe predictor's container: image, command and args from its ServingRuntime, resources
-/// and extra args from the InferenceService's `predictor.model`.
+/// and extra args from the InferenceService's `predictor.model`. KServe always names it
+/// `kserve-container`. Without a ServingRuntime in the input, KServe's own model server is
+/// assumed: it listens on 8080 and serves the OpenAI API under `/openai`.
 fn kserve_container(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Server> {
     let template = endpoint.templates.first()?;
     let (path, inline) = template.containers().next()?;
@@ -491,22 +810,36 @@ fn kserve_container(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Server> 
         .and_then(|r| r.object.get("spec.containers")?.get(0).cloned())
         .and_then(|v| serde_json::from_value(v).ok());
     let mut merged = inline.clone();
-    if let Some(runtime) = runtime_container {
-        merged.image = inline.image.clone().or(runtime.image);
-        merged.command = inline.command.clone().or(runtime.command);
-        // The predictor's args are appended to the runtime's.
-        let mut args = runtime.args.unwrap_or_default();
-        args.extend(inline.args.clone().unwrap_or_default());
-        merged.args = Some(args);
-        let mut env = runtime.env.unwrap_or_default();
-        env.extend(inline.env.clone().unwrap_or_default());
-        merged.env = Some(env);
-        merged.ports = inline.ports.clone().or(runtime.ports);
-        merged.resources = inline.resources.clone().or(runtime.resources);
-        merged.name = runtime.name;
-    }
+    merged.name = KSERVE_CONTAINER.into();
+    let Some(runtime) = runtime_container else {
+        if merged.ports.is_none() {
+            merged.ports = Some(vec![ContainerPort {
+                container_port: KSERVE_HTTP_PORT,
+                ..ContainerPort::default()
+            }]);
+        }
+        let mut server = Server::new(&merged, path, template, &endpoint.object.name);
+        server.openai_prefix = "/openai";
+        return Some(server);
+    };
+    merged.image = inline.image.clone().or(runtime.image);
+    merged.command = inline.command.clone().or(runtime.command);
+    // The predictor's args are appended to the runtime's.
+    let mut args = runtime.args.unwrap_or_default();
+    args.extend(inline.args.clone().unwrap_or_default());
+    merged.args = Some(args);
+    let mut env = runtime.env.unwrap_or_default();
+    env.extend(inline.env.clone().unwrap_or_default());
+    merged.env = Some(env);
+    merged.ports = inline.ports.clone().or(runtime.ports);
+    merged.resources = inline.resources.clone().or(runtime.resources);
     Some(Server::new(&merged, path, template, &endpoint.object.name))
 }
+
+/// The container name KServe gives a predictor's model server.
+const KSERVE_CONTAINER: &str = "kserve-container";
+/// The port KServe's model servers listen on (`--http_port`).
+const KSERVE_HTTP_PORT: i32 = 8080;
 
 /// How many copies run.
 pub(super) struct Replicas {
@@ -567,14 +900,19 @@ fn replicas(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Replicas> {
             .map(|o| Replicas::fixed(number(&o.object, "spec.replicas").unwrap_or(1))),
         "LeaderWorkerSet" => snapshot.find_other_ref(&endpoint.object).map(|o| {
             let groups = number(&o.object, "spec.replicas").unwrap_or(1);
-            let size = number(&o.object, "spec.leaderWorkerTemplate.size").unwrap_or(1);
-            Replicas {
-                note: Some(format!(
+            let note = match lws_size(&o.object) {
+                Ok(size) => format!(
                     "group{} of {size} pods: 1 leader and {} worker{}",
                     if groups == 1 { "" } else { "s" },
                     size - 1,
                     if size == 2 { "" } else { "s" }
-                )),
+                ),
+                Err(raw) => format!(
+                    "groups of a size Hangar cannot use: `spec.leaderWorkerTemplate.size` is {raw}"
+                ),
+            };
+            Replicas {
+                note: Some(note),
                 ..Replicas::fixed(groups)
             }
         }),
@@ -594,7 +932,7 @@ fn replicas(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Replicas> {
                             .and_then(Value::as_i64)
                             .unwrap_or(1)
                     })
-                    .sum::<i64>()
+                    .fold(0_i64, i64::saturating_add)
             };
             let min = i32::try_from(sum("minReplicas", "replicas")).unwrap_or(1);
             let max = i32::try_from(sum("maxReplicas", "replicas")).unwrap_or(min);
@@ -623,6 +961,26 @@ fn replicas(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<Replicas> {
         }
         (declared, None) => declared,
     }
+}
+
+/// A LeaderWorkerSet's pods per group (1 when unset), or the value as written when it is not a
+/// size (zero, negative, not a number).
+fn lws_size(lws: &DynamicObject) -> Result<u32, String> {
+    match lws.get("spec.leaderWorkerTemplate.size") {
+        None => Ok(1),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| value.to_string()),
+    }
+}
+
+fn group_size(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<u32> {
+    if endpoint.object.kind != "LeaderWorkerSet" {
+        return None;
+    }
+    lws_size(&snapshot.find_other_ref(&endpoint.object)?.object).ok()
 }
 
 /// The accelerators one pod gets, and what they are.
@@ -758,31 +1116,51 @@ fn gpu_memory_from_name(product: &str) -> Option<u32> {
     })
 }
 
-/// The `kubectl -l` selector for the endpoint's pods.
-fn selector(endpoint: &Endpoint, snapshot: &Snapshot) -> Option<String> {
+/// The `kubectl -l` selector for the pods that serve traffic. Behind a Flagger Canary those are
+/// the primary's: Flagger copies the Deployment to `NAME-primary` and appends `-primary` to the
+/// value of its selector label (`app`, `name` or `app.kubernetes.io/name`).
+fn selector(endpoint: &Endpoint, snapshot: &Snapshot, canary: bool) -> Option<String> {
     let (ns, name) = (endpoint.namespace(), endpoint.object.name.as_str());
-    let from_selector = |s: Option<&LabelSelector>| {
+    let match_labels = |s: Option<&LabelSelector>| {
         s.and_then(|s| s.match_labels.as_ref())
             .filter(|m| !m.is_empty())
-            .map(join_labels)
+            .cloned()
     };
-    match endpoint.object.kind.as_str() {
+    let labels = match endpoint.object.kind.as_str() {
         "Deployment" => snapshot
             .find::<Deployment>(ns, name)
-            .and_then(|d| from_selector(d.object.spec.as_ref().map(|s| &s.selector))),
+            .and_then(|d| match_labels(d.object.spec.as_ref().map(|s| &s.selector))),
         "StatefulSet" => snapshot
             .find::<StatefulSet>(ns, name)
-            .and_then(|d| from_selector(d.object.spec.as_ref().map(|s| &s.selector))),
+            .and_then(|d| match_labels(d.object.spec.as_ref().map(|s| &s.selector))),
         "DaemonSet" => snapshot
             .find::<DaemonSet>(ns, name)
-            .and_then(|d| from_selector(d.object.spec.as_ref().map(|s| &s.selector))),
-        "InferenceService" => Some(format!("serving.kserve.io/inferenceservice={name}")),
-        "LeaderWorkerSet" => Some(format!("leaderworkerset.sigs.k8s.io/name={name}")),
-        "NIMService" => Some(format!("app.kubernetes.io/name={name}")),
-        "Pod" => None,
+            .and_then(|d| match_labels(d.object.spec.as_ref().map(|s| &s.selector))),
+        "InferenceService" => return Some(format!("serving.kserve.io/inferenceservice={name}")),
+        "LeaderWorkerSet" => return Some(format!("leaderworkerset.sigs.k8s.io/name={name}")),
+        "NIMService" => return Some(format!("app.kubernetes.io/name={name}")),
         _ => None,
+    };
+    if canary {
+        return Some(primary_selector(labels.as_ref(), name));
     }
-    .or_else(|| shared_app_label(&endpoint.templates))
+    labels
+        .as_ref()
+        .map(join_labels)
+        .or_else(|| shared_app_label(&endpoint.templates))
+}
+
+/// The labels Flagger renames on the primary, in the order it looks for them.
+const FLAGGER_SELECTOR_LABELS: &[&str] = &["app", "name", "app.kubernetes.io/name"];
+
+fn primary_selector(labels: Option<&BTreeMap<String, String>>, name: &str) -> String {
+    labels
+        .and_then(|l| {
+            FLAGGER_SELECTOR_LABELS
+                .iter()
+                .find_map(|key| l.get(*key).map(|v| format!("{key}={v}-primary")))
+        })
+        .unwrap_or_else(|| format!("app={name}-primary"))
 }
 
 /// An `app`-style label every template carries, e.g. `app=ray-summarizer`.
@@ -824,8 +1202,11 @@ pub(super) struct Route {
 impl Route {
     pub fn port_forward(&self, ns: &str) -> String {
         format!(
-            "kubectl -n {ns} port-forward {} {}:{}",
-            self.target, self.local, self.remote
+            "{} port-forward {} {}:{}",
+            kubectl_in(ns),
+            self.target,
+            self.local,
+            self.remote
         )
     }
 
@@ -834,7 +1215,7 @@ impl Route {
     }
 }
 
-fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server) -> Option<Route> {
+fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server, canary: bool) -> Option<Route> {
     let ns = endpoint.namespace();
     let name = &endpoint.object.name;
     let port = server.api_port(endpoint.runtime);
@@ -876,13 +1257,8 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server) -> Option<Ro
     }
     match endpoint.object.kind.as_str() {
         "InferenceService" => {
-            let raw = snapshot.find_other_ref(&endpoint.object).is_some_and(|o| {
-                matches!(
-                    o.object.annotation("serving.kserve.io/deploymentMode"),
-                    Some("RawDeployment" | "Standard")
-                )
-            });
-            Some(if raw {
+            let isvc = snapshot.find_other_ref(&endpoint.object).map(|o| &o.object);
+            Some(if kserve_raw(isvc) {
                 make(
                     format!("svc/{name}-predictor"),
                     80,
@@ -894,7 +1270,8 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server) -> Option<Ro
                 // A Knative Service cannot be port-forwarded: go to a pod.
                 make(
                     format!(
-                        "pod/$(kubectl -n {ns} get pod -l serving.kserve.io/inferenceservice={name} -o name | head -1 | cut -d/ -f2)"
+                        "pod/$({} get pod -l serving.kserve.io/inferenceservice={name} -o name | head -1 | cut -d/ -f2)",
+                        kubectl_in(ns)
                     ),
                     port,
                     Some(
@@ -924,6 +1301,13 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server) -> Option<Ro
                 "`svc/{name}-serve-svc` is the Service KubeRay creates for Serve; it follows the active Ray cluster."
             )),
         )),
+        "Deployment" if canary => Some(make(
+            format!("deploy/{name}-primary"),
+            port,
+            Some(&format!(
+                "`deploy/{name}-primary` is the copy Flagger promotes and sends traffic to; `deploy/{name}` only runs the canary during an analysis."
+            )),
+        )),
         "Deployment" => Some(make(format!("deploy/{name}"), port, None)),
         "StatefulSet" => Some(make(format!("sts/{name}"), port, None)),
         "LeaderWorkerSet" => Some(make(
@@ -951,8 +1335,10 @@ impl ApiKey {
     pub fn read_command(&self, ns: &str) -> Option<String> {
         let (secret, key) = self.secret.as_ref()?;
         Some(format!(
-            "kubectl -n {ns} get secret {secret} -o jsonpath='{{.data.{}}}' | base64 -d",
-            key.replace('.', "\\.")
+            "{} get secret {} -o jsonpath={} | base64 -d",
+            kubectl_in(ns),
+            sh_quote(secret),
+            sh_quote(&format!("{{.data.{}}}", key.replace('.', "\\.")))
         ))
     }
 }
@@ -977,7 +1363,11 @@ fn api_key(runtime: Runtime, server: &Server) -> Option<ApiKey> {
     Some(ApiKey { variable, secret })
 }
 
-/// Bytes in a Kubernetes quantity (`48Gi`, `512Mi`, `8G`, `64943364Ki`).
+/// The largest memory quantity taken at face value: 1 PiB, far above any node.
+const MAX_BYTES: f64 = 1_125_899_906_842_624.0;
+
+/// Bytes in a Kubernetes quantity (`48Gi`, `512Mi`, `8G`, `64943364Ki`); `None` for what is not
+/// one, or is beyond any machine (over 1 PiB).
 pub(super) fn bytes(quantity: &str) -> Option<u64> {
     let q = quantity.trim();
     let split = q
@@ -995,9 +1385,12 @@ pub(super) fn bytes(quantity: &str) -> Option<u64> {
         "M" => 1e6,
         "G" => 1e9,
         "T" => 1e12,
+        "Pi" => 1024.0_f64.powi(5),
+        "P" => 1e15,
         _ => return None,
     };
-    Some((number * factor) as u64)
+    let total = number * factor;
+    (total.is_finite() && total <= MAX_BYTES).then_some(total as u64)
 }
 
 /// `48 GiB`, `512 MiB`.
@@ -1066,13 +1459,16 @@ fn params_text(billion: f64) -> String {
 }
 
 /// Reads the parameter count out of a model name (`llama-3.1-8b-instruct` → 8) and the
-/// precision out of the name or the server's `--quantization`/`--dtype`.
+/// precision out of the name or the server's `--quantization`/`--dtype`. A quantised name or flag
+/// whose precision Hangar cannot tell (a bare `gguf`, `compressed-tensors`) gives no estimate rather
+/// than a bf16 one.
 pub(super) fn model_size(endpoint: &Endpoint, server: Option<&Server>) -> Option<ModelSize> {
     let names = [
         endpoint.model.name.as_deref(),
         endpoint.model.source.as_deref(),
     ];
     let params = names.iter().flatten().find_map(|n| parameter_count(n))?;
+    let quantization = server.and_then(|s| s.flag(&["--quantization", "-q", "--quantize"]));
     let hint = format!(
         "{} {} {}",
         names
@@ -1081,28 +1477,20 @@ pub(super) fn model_size(endpoint: &Endpoint, server: Option<&Server>) -> Option
             .copied()
             .collect::<Vec<_>>()
             .join(" "),
-        server
-            .and_then(|s| s.flag(&["--quantization", "-q", "--quantize"]))
-            .unwrap_or_default(),
+        quantization.as_deref().unwrap_or_default(),
         server
             .and_then(|s| s.flag(&["--dtype"]))
             .unwrap_or_default(),
     )
     .to_ascii_lowercase();
-    let (bytes_per_param, precision) = if ["awq", "gptq", "int4", "4bit", "nf4", "bitsandbytes"]
-        .iter()
-        .any(|q| hint.contains(q))
-    {
-        (0.5, "4-bit")
-    } else if ["fp8", "int8", "8bit", "w8a8"]
-        .iter()
-        .any(|q| hint.contains(q))
-    {
-        (1.0, "8-bit")
-    } else if hint.contains("float32") || hint.contains("fp32") {
-        (4.0, "fp32")
-    } else {
-        (2.0, "bf16")
+    let tokens: Vec<&str> = hint
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let (bytes_per_param, precision) = match tokens.iter().find_map(|t| precision_of(t)) {
+        Some(found) => found,
+        None if quantization.is_some() || tokens.contains(&"gguf") => return None,
+        None => (2.0, "bf16"),
     };
     Some(ModelSize {
         params_billion: params,
@@ -1111,6 +1499,51 @@ pub(super) fn model_size(endpoint: &Endpoint, server: Option<&Server>) -> Option
     })
 }
 
+/// Bytes per parameter and a name for the precision a word of a model name or flag means.
+fn precision_of(token: &str) -> Option<(f64, &'static str)> {
+    const FOUR_BIT: &[&str] = &[
+        "awq",
+        "gptq",
+        "int4",
+        "4bit",
+        "nf4",
+        "fp4",
+        "mxfp4",
+        "nvfp4",
+        "bnb",
+        "bitsandbytes",
+    ];
+    const EIGHT_BIT: &[&str] = &["fp8", "int8", "8bit", "w8a8", "w8a16"];
+    // GGUF types: `q4_k_m`, `Q5_0`, `iq3_xs`…, and weight-activation names: `w4a16`.
+    let gguf_bits = token
+        .strip_prefix("iq")
+        .or_else(|| token.strip_prefix('q'))
+        .and_then(|rest| rest.chars().next()?.to_digit(10))
+        .filter(|bits| (2..=8).contains(bits));
+    let weight_bits = token
+        .strip_prefix('w')
+        .and_then(|rest| rest.split_once('a'))
+        .and_then(|(bits, _)| bits.parse::<u32>().ok())
+        .filter(|bits| (2..=8).contains(bits));
+    if FOUR_BIT.contains(&token) {
+        return Some((0.5, "4-bit"));
+    }
+    if EIGHT_BIT.contains(&token) {
+        return Some((1.0, "8-bit"));
+    }
+    if let Some(bits) = gguf_bits.or(weight_bits) {
+        const NAMES: [&str; 7] = [
+            "2-bit", "3-bit", "4-bit", "5-bit", "6-bit", "7-bit", "8-bit",
+        ];
+        let name = NAMES.get(usize::try_from(bits).ok()? - 2)?;
+        return Some((f64::from(bits) / 8.0, name));
+    }
+    matches!(token, "fp32" | "float32").then_some((4.0, "fp32"))
+}
+
+/// The largest parameter count taken at face value, in billions: no model is near it.
+const MAX_PARAMS_BILLION: f64 = 100_000.0;
+
 /// `8` for `meta-llama/Llama-3.1-8B-Instruct`, `405` for `llama-3.1-405b`, `0.5` for `qwen2-0.5b`.
 fn parameter_count(name: &str) -> Option<f64> {
     let last = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
@@ -1118,7 +1551,7 @@ fn parameter_count(name: &str) -> Option<f64> {
         .filter_map(|part| part.strip_suffix('b'))
         .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.'))
         .find_map(|n| n.parse::<f64>().ok())
-        .filter(|n| *n > 0.0)
+        .filter(|n| *n > 0.0 && *n <= MAX_PARAMS_BILLION)
 }
 
 /// The pod's QoS class from its containers' CPU and memory requests and limits.
@@ -1181,4 +1614,108 @@ pub(super) fn referrer<'a>(
             && o.object.namespace() == endpoint.namespace()
             && o.object.str_at(path) == Some(endpoint.object.name.as_str())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(command: &[&str], args: &[&str]) -> Vec<String> {
+        let container = Container {
+            command: Some(command.iter().map(|s| (*s).to_owned()).collect()),
+            args: Some(args.iter().map(|s| (*s).to_owned()).collect()),
+            ..Container::default()
+        };
+        server_words(&container, "isvc")
+    }
+
+    #[test]
+    fn the_server_words_start_after_its_launcher() {
+        assert_eq!(
+            words(
+                &["python3", "-m", "sglang.launch_server"],
+                &["--model-path", "q/w"]
+            ),
+            ["--model-path", "q/w"]
+        );
+        assert_eq!(
+            words(
+                &["sh", "-c"],
+                &["pip install x && exec llama-server -c 4096 -m /m.gguf; echo done"]
+            ),
+            ["-c", "4096", "-m", "/m.gguf"]
+        );
+        assert_eq!(
+            words(
+                &["/bin/bash", "-lc", "HF_HOME=/c vllm serve m/x --port 8000"],
+                &[]
+            ),
+            ["m/x", "--port", "8000"]
+        );
+        assert_eq!(
+            words(&[], &["--served-model-name", "{{.Name}}"]),
+            ["--served-model-name", "isvc"]
+        );
+    }
+
+    #[test]
+    fn flags_are_found_in_the_order_asked_wherever_they_sit() {
+        let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: local, namespace: lab}
+spec:
+  containers:
+  - name: llama
+    image: ghcr.io/ggml-org/llama.cpp:server
+    command: [llama-server]
+    args: [--ctx-size, "8192", -m, /m.gguf, --model=/other.gguf]
+"#;
+        let snapshot = hangar_core::snapshot_from_text("pod.yaml", yaml);
+        let inventory = hangar_core::discover(&snapshot, &hangar_core::Policy::default());
+        let facts = Facts::new(&inventory.endpoints[0], &snapshot);
+        let server = facts.server.as_ref().unwrap();
+        assert_eq!(server.raw_flag(&["--model", "-m"]), Some("/other.gguf"));
+        assert_eq!(server.raw_flag(&["-c", "--ctx-size"]), Some("8192"));
+        assert_eq!(server.raw_flag(&["--port"]), None);
+    }
+
+    #[test]
+    fn quantities_beyond_any_machine_are_refused() {
+        assert_eq!(bytes("48Gi"), Some(48 << 30));
+        assert_eq!(bytes("20000000Ti"), None);
+        assert_eq!(bytes("1e3"), None);
+        assert_eq!(bytes("2Pi"), None);
+        assert_eq!(bytes("1Pi"), Some(1 << 50));
+    }
+
+    #[test]
+    fn quantised_names_are_sized_by_their_bits() {
+        assert_eq!(precision_of("q4"), Some((0.5, "4-bit")));
+        assert_eq!(precision_of("q5"), Some((0.625, "5-bit")));
+        assert_eq!(precision_of("iq3"), Some((0.375, "3-bit")));
+        assert_eq!(precision_of("q8"), Some((1.0, "8-bit")));
+        assert_eq!(precision_of("w4a16"), Some((0.5, "4-bit")));
+        assert_eq!(precision_of("mxfp4"), Some((0.5, "4-bit")));
+        assert_eq!(precision_of("fp4"), Some((0.5, "4-bit")));
+        assert_eq!(precision_of("awq"), Some((0.5, "4-bit")));
+        assert_eq!(precision_of("qwen2"), None);
+        assert_eq!(precision_of("qwq"), None);
+        assert_eq!(parameter_count("m/odd-99999999999999999999b"), None);
+        assert_eq!(parameter_count("Qwen/Qwen2.5-0.5B"), Some(0.5));
+    }
+
+    #[test]
+    fn probes_with_numbers_out_of_range_have_no_budget() {
+        let probe = |initial_delay, period, failures| ProbeInfo {
+            action: "GET /health".into(),
+            period,
+            failures,
+            initial_delay,
+        };
+        assert_eq!(probe(0, 10, 60).budget(), Some(600));
+        assert_eq!(probe(i32::MAX, i32::MAX, i32::MAX).budget(), None);
+        assert_eq!(probe(0, 0, 3).budget(), None);
+        assert_eq!(probe(-1, 10, 3).budget(), None);
+    }
 }

@@ -6,7 +6,7 @@ use hangar_core::snapshot::KubeObject;
 
 use super::facts::Facts;
 use super::runtimes;
-use super::text::{Markdown, ceil_div, code, duration, plural};
+use super::text::{Markdown, ceil_div, code, duration, plural, sh_quote};
 
 pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
     doc.heading(2, "Check health");
@@ -24,38 +24,64 @@ pub(super) fn load_budget(facts: &Facts<'_>) -> Option<i64> {
         .startup_probe
         .as_ref()
         .or(server.liveness_probe.as_ref())
-        .map(|p| i64::from(p.budget()))
+        .and_then(|p| p.budget())
+}
+
+/// A wait for a model server when the probes give no budget: a large model's load.
+const DEFAULT_WAIT_MINUTES: i64 = 20;
+/// The longest wait a runbook proposes: past half a day, something else is wrong.
+const MAX_WAIT_MINUTES: i64 = 12 * 60;
+
+/// `--timeout=Nm` for `kubectl rollout status` and `kubectl wait`: one model load per pod by the
+/// probes' budget, at least 5 minutes, or 20 minutes when the probes say nothing. kubectl's own
+/// default (30 s for `wait`) is shorter than any model load.
+pub(super) fn wait_timeout(facts: &Facts<'_>) -> String {
+    let minutes = match load_budget(facts) {
+        Some(budget) => {
+            let pods = facts
+                .replicas
+                .as_ref()
+                .map_or(1, |r| i64::from(r.max.max(1)));
+            ceil_div(budget.saturating_mul(pods), 60).clamp(5, MAX_WAIT_MINUTES)
+        }
+        None => DEFAULT_WAIT_MINUTES,
+    };
+    format!("--timeout={minutes}m")
 }
 
 /// `kubectl rollout status`, or what stands for it for this kind.
 pub(super) fn status_commands(facts: &Facts<'_>) -> Vec<String> {
     let k = facts.kubectl();
     let name = facts.name();
-    let timeout = load_budget(facts)
-        .map(|b| {
-            let pods = facts
-                .replicas
-                .as_ref()
-                .map_or(1, |r| i64::from(r.max.max(1)));
-            format!(" --timeout={}m", ceil_div(b * pods, 60).max(5))
-        })
-        .unwrap_or_default();
+    let timeout = wait_timeout(facts);
+    if let Some(canary) = &facts.canary {
+        return vec![
+            format!("{k} get canary {canary}   # status and phase of the last analysis"),
+            format!("{k} rollout status {} {timeout}", facts.serving_resource()),
+        ];
+    }
     match facts.kind() {
-        "Deployment" | "StatefulSet" | "DaemonSet" => {
-            vec![format!("{k} rollout status {}{timeout}", facts.resource())]
+        "Pod" => vec![
+            format!("{k} get pod {name}"),
+            format!("{k} wait --for=condition=Ready pod/{name} {timeout}"),
+        ],
+        _ if facts.is_workload() => {
+            vec![format!("{k} rollout status {} {timeout}", facts.resource())]
         }
         "InferenceService" => vec![
             format!("{k} get isvc {name}"),
-            format!("{k} wait --for=condition=Ready isvc/{name}{timeout}"),
+            format!("{k} wait --for=condition=Ready isvc/{name} {timeout}"),
         ],
         "NIMService" => vec![format!(
             "{k} get nimservice {name} -o jsonpath='{{.status.state}}{{\"\\n\"}}'"
         )],
-        "LeaderWorkerSet" => vec![format!("{k} get lws {name}")],
+        "LeaderWorkerSet" => vec![
+            format!("{k} get lws {name}"),
+            format!("{k} wait --for=condition=Available lws/{name} {timeout}"),
+        ],
         "RayService" => vec![format!(
             "{k} get rayservice {name} -o jsonpath='{{.status.serviceStatus}}{{\"\\n\"}}'"
         )],
-        "Pod" => vec![format!("{k} get pod {name}")],
         _ => vec![format!("{k} get {}", facts.resource())],
     }
 }
@@ -133,8 +159,9 @@ fn server(doc: &mut Markdown, facts: &Facts<'_>) {
             format!("-X {} ", check.method)
         };
         lines.push(format!(
-            "curl -fsS {method}{header}{url}   # {}",
-            check.expect.replace('`', "")
+            "curl -fsS {method}{header}{}   # {}",
+            sh_quote(&url),
+            check.expect.replace('`', "").replace('\n', " ")
         ));
     }
     if let Some(port) = checks.iter().find_map(|c| c.port) {
@@ -152,22 +179,15 @@ fn server(doc: &mut Markdown, facts: &Facts<'_>) {
     }
 }
 
-/// Declared as a plain workload (the pods' spec is the input's), not through an operator.
-fn is_workload(facts: &Facts<'_>) -> bool {
-    matches!(
-        facts.kind(),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Pod"
-    )
-}
-
 /// A `kubectl port-forward` prefix to the workload, for ports the Service may not expose.
 pub(super) fn side_forward(facts: &Facts<'_>) -> String {
-    let target = match facts.kind() {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Pod" => facts.resource(),
-        _ => facts
+    let target = if facts.is_workload() {
+        facts.serving_resource()
+    } else {
+        facts
             .route
             .as_ref()
-            .map_or_else(|| facts.resource(), |r| r.target.clone()),
+            .map_or_else(|| facts.resource(), |r| r.target.clone())
     };
     format!("{} port-forward {target}", facts.kubectl())
 }
@@ -183,9 +203,10 @@ pub(super) fn key_setup(facts: &Facts<'_>, lines: &mut Vec<String>) -> Option<St
         None => {
             match key.variable.as_deref() {
                 Some(variable) => lines.push(format!(
-                    "KEY=\"$({} exec {} -- printenv {variable})\"",
+                    "KEY=\"$({} exec {} -- printenv {})\"",
                     facts.kubectl(),
-                    facts.resource()
+                    facts.serving_resource(),
+                    sh_quote(variable)
                 )),
                 None => lines.push(
                     "KEY=   # the value after --api-key: it is written in the manifest, in clear"
@@ -203,21 +224,30 @@ fn probes(doc: &mut Markdown, facts: &Facts<'_>) {
     };
     let mut notes = Vec::new();
     if let Some(p) = &server.startup_probe {
-        notes.push(format!(
-            "The startup probe ({}) gives the model {} ({} × {} s) to load before the kubelet restarts the container.",
-            code(&p.action),
-            duration(i64::from(p.budget())),
-            p.failures,
-            p.period
-        ));
+        notes.push(match p.budget() {
+            Some(budget) => format!(
+                "The startup probe ({}) gives the model {} ({} × {} s) to load before the kubelet restarts the container.",
+                code(&p.action),
+                duration(budget),
+                p.failures,
+                p.period
+            ),
+            None => unusable_probe("startup", &p.action, &p.numbers()),
+        });
     } else if let Some(p) = &server.liveness_probe {
-        notes.push(format!(
-            "There is no startup probe, so the liveness probe ({}) judges the model load too: a load slower than {} gets the container killed and restarted (exit 137 without `OOMKilled`). Add a startupProbe sized to the load time.",
-            code(&p.action),
-            duration(i64::from(p.budget()))
-        ));
+        notes.push(match p.budget() {
+            Some(budget) => format!(
+                "There is no startup probe, so the liveness probe ({}) judges the model load too: a load slower than {} gets the container killed and restarted (exit 137 without `OOMKilled`). Add a startupProbe sized to the load time.",
+                code(&p.action),
+                duration(budget)
+            ),
+            None => unusable_probe("liveness", &p.action, &p.numbers()),
+        });
     }
     match &server.readiness_probe {
+        Some(p) if p.budget().is_none() => {
+            notes.push(unusable_probe("readiness", &p.action, &p.numbers()));
+        }
         Some(p) if p.action.starts_with("TCP") => notes.push(format!(
             "Readiness is a {} check: the port opens before the weights are loaded, so `Ready` does not mean serving. Trust the HTTP checks above.",
             code(&p.action)
@@ -228,7 +258,7 @@ fn probes(doc: &mut Markdown, facts: &Facts<'_>) {
             p.period,
             p.failures
         )),
-        None if is_workload(facts) => notes.push(
+        None if facts.is_workload() => notes.push(
             "There is no readiness probe: the Service sends traffic to a pod as soon as its container starts, long before the model is loaded."
                 .into(),
         ),
@@ -241,6 +271,7 @@ fn probes(doc: &mut Markdown, facts: &Facts<'_>) {
     }
     if let Some(p) = &server.liveness_probe
         && server.startup_probe.is_some()
+        && p.budget().is_some()
     {
         notes.push(format!(
             "Liveness: {} every {} s restarts a hung server after {} failures.",
@@ -250,6 +281,14 @@ fn probes(doc: &mut Markdown, facts: &Facts<'_>) {
         ));
     }
     doc.para(notes.join(" "));
+}
+
+/// A probe whose numbers cannot be used: said plainly rather than turned into a duration.
+fn unusable_probe(which: &str, action: &str, numbers: &str) -> String {
+    format!(
+        "The {which} probe ({}) has numbers Hangar cannot use ({numbers}): zero, negative, or adding up to more than a week. Fix them before trusting what the probe says.",
+        code(action)
+    )
 }
 
 fn metrics(doc: &mut Markdown, facts: &Facts<'_>) {
@@ -292,9 +331,13 @@ fn metrics(doc: &mut Markdown, facts: &Facts<'_>) {
         }),
     }
     if let Some(dcgm) = dcgm_namespace(facts) {
+        let filter = if facts.ns().is_empty() {
+            format!("pod=~\"{}.*\"", facts.name())
+        } else {
+            format!("namespace=\"{}\"", facts.ns())
+        };
         doc.para(format!(
-            "GPU side, from dcgm-exporter (namespace `{dcgm}`): `DCGM_FI_DEV_FB_USED{{namespace=\"{}\"}}` is the GPU memory in use, `DCGM_FI_DEV_GPU_UTIL` the load, and any `DCGM_FI_DEV_XID_ERRORS` is a hardware or driver event for the platform team.",
-            facts.ns()
+            "GPU side, from dcgm-exporter (namespace `{dcgm}`): `DCGM_FI_DEV_FB_USED{{{filter}}}` is the GPU memory in use, `DCGM_FI_DEV_GPU_UTIL` the load, and any `DCGM_FI_DEV_XID_ERRORS` is a hardware or driver event for the platform team."
         ));
     }
 }
@@ -315,24 +358,31 @@ fn dcgm_namespace(facts: &Facts<'_>) -> Option<String> {
     })
 }
 
+/// How much of each pod's log `kubectl logs -l` shows: all of it, since with a selector kubectl
+/// keeps only the last 10 lines per pod.
+pub(super) const ALL_LINES: &str = "--tail=-1";
+
 fn logs(doc: &mut Markdown, facts: &Facts<'_>) {
     doc.heading(3, "Logs");
     let k = facts.kubectl();
     let container = match (facts.kind(), &facts.server) {
-        ("NIMService" | "RayService", _) | (_, None) => String::new(),
+        ("RayService", _) | (_, None) => String::new(),
         (_, Some(s)) => format!(" -c {}", s.container),
     };
-    let lines = match (facts.kind(), &facts.selector) {
-        ("Deployment" | "StatefulSet" | "DaemonSet" | "Pod", _) | (_, None) => vec![
-            format!("{k} logs {}{container} --since=15m", facts.resource()),
+    let lines = match facts.server_pods_selector() {
+        Some(selector) if !facts.is_workload() => vec![format!(
+            "{k} logs -l {selector}{container} --prefix --since=15m {ALL_LINES}"
+        )],
+        _ => vec![
+            format!(
+                "{k} logs {}{container} --since=15m",
+                facts.serving_resource()
+            ),
             format!(
                 "{k} logs {}{container} --previous   # the run before the last restart",
-                facts.resource()
+                facts.serving_resource()
             ),
         ],
-        (_, Some(selector)) => vec![format!(
-            "{k} logs -l {selector}{container} --prefix --since=15m"
-        )],
     };
     doc.shell(lines);
     if let Some(scope) = facts.endpoint.data_scope

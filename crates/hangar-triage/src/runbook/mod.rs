@@ -21,10 +21,11 @@ use hangar_core::inventory::{AuthKind, ExposureKind};
 use hangar_core::{DataScope, Endpoint, Severity, Snapshot};
 
 use facts::{Facts, human, model_size};
-use text::{Markdown, code, plural};
+use text::{Markdown, code, link_target, plural};
 
 pub use owners::{ESCALATION, MODEL_OWNER, ONCALL, OWNER, PLATFORM_OWNER, SLACK};
 pub use rollback::RELEASE_LABEL;
+pub use text::sh_quote;
 pub use validate::GOLDEN_SET_ANNOTATION;
 
 /// An open audit finding worth knowing before touching the endpoint.
@@ -48,13 +49,33 @@ pub struct Risks {
     pub audit_command: String,
 }
 
-/// The runbook file of an endpoint: `<namespace>--<name>.md`.
+/// The runbook file of an endpoint: `<namespace>--<name>.md`, or `<name>.md` without a
+/// namespace. Only `[A-Za-z0-9._-]` survive (anything else becomes `_`) and no part starts with a
+/// dot, so a hostile name (`../x`, `..`) stays a plain file inside the output directory. Names
+/// that collide after that are told apart by the caller.
 pub fn file_name(endpoint: &Endpoint) -> String {
+    let name = file_part(&endpoint.object.name);
     if endpoint.namespace().is_empty() {
-        format!("{}.md", endpoint.object.name)
+        format!("{name}.md")
     } else {
-        format!("{}--{}.md", endpoint.namespace(), endpoint.object.name)
+        format!("{}--{name}.md", file_part(endpoint.namespace()))
     }
+}
+
+/// One part of a file name: plain characters only, no leading dot (so never `.` or `..`), never
+/// empty. Each character maps to one, so distinct names mostly stay distinct.
+fn file_part(text: &str) -> String {
+    let mut leading = true;
+    let part: String = text
+        .chars()
+        .map(|c| {
+            let plain = c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            let leading_dot = leading && c == '.';
+            leading = leading_dot;
+            if plain && !leading_dot { c } else { '_' }
+        })
+        .collect();
+    if part.is_empty() { "_".into() } else { part }
 }
 
 /// Writes the runbook of `endpoint`. `risks` is `None` when the audit was not run.
@@ -99,20 +120,22 @@ pub fn render_index(entries: &[IndexEntry<'_>], source: &str) -> String {
         .iter()
         .map(|e| {
             let endpoint = e.endpoint;
+            let shown = if endpoint.namespace().is_empty() {
+                endpoint.object.name.clone()
+            } else {
+                format!("{}/{}", endpoint.namespace(), endpoint.object.name)
+            };
             let mut row = vec![
                 format!(
-                    "[{}/{}]({})",
-                    endpoint.namespace(),
-                    endpoint.object.name,
-                    e.file
+                    "[{}]({})",
+                    shown.replace('[', "\\[").replace(']', "\\]"),
+                    link_target(&e.file)
                 ),
                 endpoint.object.kind.clone(),
                 runtimes::label(endpoint.runtime).to_owned(),
-                endpoint
-                    .model
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| "unknown".into()),
+                endpoint.model.name.clone().unwrap_or_else(|| {
+                    "not in the spec: the runbook's Check health asks the server".into()
+                }),
                 endpoint
                     .team
                     .clone()
@@ -140,23 +163,30 @@ pub fn render_index(entries: &[IndexEntry<'_>], source: &str) -> String {
 
 fn identity(doc: &mut Markdown, facts: &Facts<'_>) {
     let endpoint = facts.endpoint;
-    doc.heading(1, &format!("Runbook: {}/{}", facts.ns(), facts.name()));
+    doc.heading(1, &format!("Runbook: {}", facts.display_name()));
     let model = endpoint
         .model
         .name
         .as_deref()
         .map(|m| format!("**{m}**"))
         .unwrap_or_else(|| "a model its spec does not name".into());
+    let place = if facts.ns().is_empty() {
+        "with no namespace set".to_owned()
+    } else {
+        format!("in namespace {}", code(facts.ns()))
+    };
     doc.para(format!(
-        "{} {} in namespace {} serves {model} with {}.",
+        "{} {} {place} serves {model} with {}.",
         endpoint.object.kind,
         code(facts.name()),
-        code(facts.ns()),
         runtimes::label(endpoint.runtime)
     ));
+    if facts.ns().is_empty() {
+        doc.note("**No namespace.** The manifest sets no `metadata.namespace`, so it lands in whatever namespace it is applied to. The commands below leave out `-n` and run in your current context's namespace (`kubectl config view --minify -o jsonpath='{..namespace}'`): switch to the right one first.");
+    }
     let mut rows = vec![vec!["Model".to_owned(), model_text(facts)]];
     if let Some(server) = &facts.server {
-        rows.push(vec!["Image".into(), image_text(server)]);
+        rows.push(vec!["Image".into(), image_text(facts, server)]);
     }
     if let Some(replicas) = &facts.replicas {
         let mut text = replicas.text();
@@ -177,9 +207,12 @@ fn identity(doc: &mut Markdown, facts: &Facts<'_>) {
         match &endpoint.origin.file {
             Some(_) => code(&endpoint.origin.to_string()),
             None => format!(
-                "the live cluster (`kubectl -n {} get {} -o yaml`)",
-                facts.ns(),
-                facts.resource()
+                "the live cluster ({})",
+                code(&format!(
+                    "{} get {} -o yaml",
+                    facts.kubectl(),
+                    facts.resource()
+                ))
             ),
         },
     ]);
@@ -192,14 +225,10 @@ fn identity(doc: &mut Markdown, facts: &Facts<'_>) {
 
 fn model_text(facts: &Facts<'_>) -> String {
     let model = &facts.endpoint.model;
-    let mut parts = Vec::new();
-    match &model.name {
-        Some(name) => parts.push(code(name)),
-        None => {
-            return "not named in the spec: the server lists what it serves (see Check health)"
-                .into();
-        }
-    }
+    let Some(name) = &model.name else {
+        return "not named in the spec: the server lists what it serves (see Check health)".into();
+    };
+    let mut parts = vec![code(name)];
     match (&model.version, &model.digest) {
         (Some(v), _) => parts.push(format!("version {}", code(v))),
         (None, Some(_)) => {}
@@ -211,10 +240,12 @@ fn model_text(facts: &Facts<'_>) -> String {
     if let Some(source) = facts.model_source()
         && Some(&source) != model.name.as_ref()
     {
-        parts.push(format!("weights from {}", code(&source)));
-        if let Some(field) = &model.field {
-            parts.push(format!("(read from {})", code(field)));
-        }
+        let field = model
+            .field
+            .as_ref()
+            .map(|f| format!(" (read from {})", code(f)))
+            .unwrap_or_default();
+        parts.push(format!("weights from {}{field}", code(&source)));
     }
     if let Some((container, url)) = facts.weights_sync() {
         parts.push(format!(
@@ -223,22 +254,38 @@ fn model_text(facts: &Facts<'_>) -> String {
             code(&url)
         ));
     }
+    let mut text = parts.join(", ");
     if let Some(size) = model_size(facts.endpoint, facts.server.as_ref()) {
-        parts.push(format!("— {}", size.text()));
+        text.push_str(&format!(" — {}", size.text()));
     }
-    parts.join(", ").replace(", (", " (").replace(", —", " —")
+    text
 }
 
+/// `sha256:0123456789ab…`: the first 12 characters of the hash, counted as characters.
 fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}…", &hex[..12]),
+        Some((algo, hex)) if hex.chars().count() > 12 => {
+            format!("{algo}:{}…", hex.chars().take(12).collect::<String>())
+        }
         _ => digest.to_owned(),
     }
 }
 
-fn image_text(server: &facts::Server) -> String {
+fn image_text(facts: &Facts<'_>, server: &facts::Server) -> String {
     if server.image.is_empty() {
-        return "chosen by the operator at run time (not in the input)".into();
+        let selector = facts
+            .selector
+            .as_ref()
+            .map(|s| format!(" -l {s}"))
+            .unwrap_or_default();
+        return format!(
+            "chosen by the operator at run time, not in the input; what runs: {}; container {}",
+            code(&format!(
+                "{} get pods{selector} -o jsonpath='{{.items[*].spec.containers[*].image}}'",
+                facts.kubectl()
+            )),
+            code(&server.container)
+        );
     }
     let image = server.image_ref();
     let shown = match server.image.split_once('@') {
@@ -294,10 +341,11 @@ fn gpu_text(facts: &Facts<'_>) -> String {
 }
 
 fn memory_text(server: &facts::Server) -> String {
-    let limit = server.memory_limit.map_or_else(
-        || "**no memory limit**".to_owned(),
-        |l| format!("{} limit", human(l)),
-    );
+    let limit = match (server.memory_limit, &server.unusable_memory_limit) {
+        (Some(l), _) => format!("{} limit", human(l)),
+        (None, Some(raw)) => format!("limit {} (**not a size Hangar can use**)", code(raw)),
+        (None, None) => "**no memory limit**".to_owned(),
+    };
     let request = server
         .memory_request
         .filter(|r| Some(*r) != server.memory_limit)

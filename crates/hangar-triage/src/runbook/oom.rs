@@ -4,7 +4,8 @@
 use hangar_core::Runtime;
 
 use super::facts::{Facts, Server, human, model_size, qos_class, quantity, server_template};
-use super::text::{Markdown, code};
+use super::health::ALL_LINES;
+use super::text::{Markdown, code, sh_quote};
 
 pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
     let Some(server) = &facts.server else {
@@ -36,8 +37,9 @@ fn gpu_oom_pattern(runtime: Runtime) -> &'static str {
 
 fn which_one(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
     let k = facts.kubectl();
+    // A LeaderWorkerSet's workers and a Ray cluster's pods run other containers than the server.
     let container = match facts.kind() {
-        "NIMService" | "RayService" => "*".to_owned(),
+        "RayService" | "LeaderWorkerSet" => "*".to_owned(),
         _ => format!("?(@.name==\"{}\")", server.container),
     };
     let selector = facts
@@ -45,12 +47,13 @@ fn which_one(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         .as_ref()
         .map(|s| format!(" -l {s}"))
         .unwrap_or_default();
-    let logs_target = match facts.kind() {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Pod" => {
-            format!("{} -c {}", facts.resource(), server.container)
+    let logs_target = match (facts.kind(), facts.server_pods_selector()) {
+        (_, None) => format!("{} -c {}", facts.serving_resource(), server.container),
+        _ if facts.is_workload() => {
+            format!("{} -c {}", facts.serving_resource(), server.container)
         }
-        "NIMService" | "RayService" => selector.trim_start().to_owned(),
-        _ => format!("{} -c {}", selector.trim_start(), server.container),
+        ("RayService", Some(selector)) => format!("-l {selector} {ALL_LINES}"),
+        (_, Some(selector)) => format!("-l {selector} -c {} {ALL_LINES}", server.container),
     };
     doc.shell([
         format!(
@@ -90,6 +93,11 @@ fn host(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
                 human(limit)
             ));
         }
+        None if server.unusable_memory_limit.is_some() => text.push(format!(
+            "The `{}` container's memory limit, `{}`, is not a size Hangar can use (not a quantity, or more than any node has): fix it before reading the rest of this section.",
+            server.container,
+            server.unusable_memory_limit.as_deref().unwrap_or_default()
+        )),
         None => text.push(format!(
             "The `{}` container has **no memory limit**: its cgroup never kills it, but it can fill the node. Under node memory pressure the kubelet evicts pods by QoS class{}, and the kernel may kill the server anyway.",
             server.container,
@@ -152,8 +160,9 @@ fn host_consumers(facts: &Facts<'_>, server: &Server) -> Vec<String> {
                 let swap = setting(&["--swap-space"], "").unwrap_or_else(|| "4 (default)".into());
                 out.push(format!("`--swap-space` is {swap} GiB of pinned host memory per GPU for preempted sequences; 2 halves it"));
             }
-            let tp = parallel_size(server, &["--tensor-parallel-size", "-tp"]);
-            if tp > 1 {
+            if let Ok(tp) = parallel_size(server, &["--tensor-parallel-size", "-tp"])
+                && tp > 1
+            {
                 out.push(format!("{tp} tensor-parallel workers exchange data through `/dev/shm`"));
             }
             if server.has_flag("--limit-mm-per-prompt") {
@@ -230,7 +239,7 @@ fn host_consumers(facts: &Facts<'_>, server: &Server) -> Vec<String> {
             "Ray's memory monitor kills tasks before the kernel does once a node passes 95% memory (`RAY_memory_usage_threshold`); the log says `Task was killed due to the node running low on memory`".to_owned(),
             format!(
                 "the object store takes 30% of the pod's memory by default{} unless `object-store-memory` is set in `rayStartParams`",
-                server.memory_limit.map(|l| format!(" ({} here)", human(l * 3 / 10))).unwrap_or_default()
+                server.memory_limit.map(|l| format!(" ({} here)", human(l / 10 * 3))).unwrap_or_default()
             ),
         ],
         Runtime::Torchserve => vec![
@@ -243,10 +252,13 @@ fn host_consumers(facts: &Facts<'_>, server: &Server) -> Vec<String> {
 
 /// How to give the container more memory, and whether the nodes can take it.
 fn raise_limit(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
+    if server.unusable_memory_limit.is_some() {
+        return;
+    }
     let Some(limit) = server.memory_limit else {
         let suggestion = model_size(facts.endpoint, Some(server))
             .map(|s| {
-                let wanted = (s.gb() * 1e9) as u64 + (8 << 30);
+                let wanted = ((s.gb() * 1e9) as u64).saturating_add(8 << 30);
                 format!(
                     " of about {} (the weights plus 8 GiB)",
                     quantity(round_up(wanted))
@@ -258,10 +270,10 @@ fn raise_limit(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         ));
         return;
     };
-    let next = round_up(limit + limit / 4);
+    let next = round_up(limit.saturating_add(limit / 4));
     let value = quantity(next);
     let command = match facts.kind() {
-        "Deployment" | "StatefulSet" | "DaemonSet" => Some(format!(
+        _ if facts.is_workload() && facts.kind() != "Pod" => Some(format!(
             "{} set resources {} -c {} --limits=memory={value} --requests=memory={value}",
             facts.kubectl(),
             facts.resource(),
@@ -326,7 +338,7 @@ fn round_up(bytes: u64) -> u64 {
     } else {
         GIB / 2
     };
-    bytes.div_ceil(step) * step
+    bytes.div_ceil(step).saturating_mul(step)
 }
 
 fn node_cpus(facts: &Facts<'_>) -> Option<u64> {
@@ -345,8 +357,104 @@ fn node_cpus(facts: &Facts<'_>) -> Option<u64> {
         .max()
 }
 
-fn parallel_size(server: &Server, flags: &[&str]) -> u32 {
-    server.flag(flags).and_then(|v| v.parse().ok()).unwrap_or(1)
+/// The largest parallel size taken at face value.
+const MAX_PARALLEL: u32 = 1024;
+
+/// A parallel size flag: 1 when unset, the value as written when it is not a size.
+fn parallel_size(server: &Server, flags: &[&str]) -> Result<u32, String> {
+    match server.flag(flags) {
+        None => Ok(1),
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PARALLEL).contains(n))
+            .ok_or(value),
+    }
+}
+
+/// The tensor-parallel size to try after `tp`: the next power of two, since attention heads
+/// divide by those and rarely by 3 or 6.
+fn next_parallel(tp: u32) -> Option<u32> {
+    let power = tp.checked_next_power_of_two()?;
+    if power > tp {
+        Some(power)
+    } else {
+        power.checked_mul(2)
+    }
+}
+
+/// How a runtime words its tensor-parallel knob.
+struct Parallelism<'a> {
+    flag: &'a str,
+    /// `splits weights and KV cache`, `shards the model`.
+    verb: &'a str,
+    /// What to do once one node's GPUs are all in use.
+    beyond: &'a str,
+}
+
+/// The tensor-parallel knob: the next power of two, the GPUs it needs (times the other parallel
+/// sizes, `others`), and whether the pod must ask for more; only when what it already has (a
+/// LeaderWorkerSet group's, for one) falls short.
+fn tensor_parallel(
+    facts: &Facts<'_>,
+    how: &Parallelism<'_>,
+    tp: Result<u32, String>,
+    others: u32,
+) -> Knob {
+    let tp = match tp {
+        Ok(tp) => tp,
+        Err(raw) => {
+            return knob(
+                how.flag,
+                format!("{raw}: not a size Hangar can use"),
+                "a power of two the GPUs allow",
+                "fix the value first: the server refuses to start with it",
+            );
+        }
+    };
+    let per_node = facts.gpus_per_node().unwrap_or(8);
+    let Some(next) = next_parallel(tp).filter(|n| u64::from(*n) <= per_node) else {
+        return knob(
+            how.flag,
+            tp.to_string(),
+            "keep",
+            &format!("already spans a whole {per_node}-GPU node; {}", how.beyond),
+        );
+    };
+    let resource = facts
+        .gpus
+        .as_ref()
+        .map_or("nvidia.com/gpu", |g| g.resource.as_str());
+    let needed = u64::from(next) * u64::from(others);
+    let have = facts.gpus_available().unwrap_or(0);
+    let unit = if facts.group_size.is_some() {
+        "group"
+    } else {
+        "pod"
+    };
+    let over = if others > 1 {
+        format!(
+            "{} over {next} GPUs ({needed} with the other parallel sizes)",
+            how.verb
+        )
+    } else {
+        format!("{} over {next} GPUs", how.verb)
+    };
+    let tradeoff = if needed <= have {
+        format!("{over}; the {unit} already has {have} `{resource}`, so it needs no more")
+    } else if let Some(pods) = facts.group_size.filter(|p| *p > 1) {
+        format!(
+            "{over}: raise `{resource}` to {} per pod with it, {needed} per group where it has {have}",
+            needed.div_ceil(u64::from(pods))
+        )
+    } else {
+        format!(
+            "{over}: raise `{resource}` from {have} to {needed} per pod with it, {} more GPU{} per replica",
+            needed - have,
+            if needed - have == 1 { "" } else { "s" }
+        )
+    };
+    knob(how.flag, tp.to_string(), next.to_string(), &tradeoff)
 }
 
 /// One setting to change: its current value, the next to try and what it costs.
@@ -388,12 +496,12 @@ fn raise_fraction(value: f64) -> String {
     format!("{:.2}", (value + 0.05).min(0.95))
 }
 
-/// `16384` → `8192`.
+/// `16384` → `8192`; a value that is not a count is named for what to do with it.
 fn halve(value: &str) -> String {
-    value
-        .parse::<u64>()
-        .map(|n| (n / 2).max(1).to_string())
-        .unwrap_or_else(|_| value.to_owned())
+    value.parse::<u64>().map_or_else(
+        |_| format!("half of {value}"),
+        |n| (n / 2).max(1).to_string(),
+    )
 }
 
 fn gpu(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
@@ -419,7 +527,7 @@ fn gpu(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         Runtime::Triton | Runtime::Torchserve
     ) {
         doc.para(format!(
-            "Change one setting at a time, {}, then run the golden set below.",
+            "Change one setting at a time, {}, then run the golden set above.",
             where_settings_live(facts, server)
         ));
     }
@@ -452,6 +560,12 @@ fn vllm(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         .unwrap_or(0.9);
     let tp = parallel_size(server, &["--tensor-parallel-size", "-tp"]);
     let pp = parallel_size(server, &["--pipeline-parallel-size", "-pp"]);
+    let dp = parallel_size(server, &["--data-parallel-size", "-dp"]);
+    // GPUs one copy of the weights is split over, when the sizes are usable.
+    let split_over = match (&tp, &pp) {
+        (Ok(tp), Ok(pp)) => Some(tp * pp),
+        _ => None,
+    };
     let gpus = facts.gpus.as_ref();
     let default = if util_text.is_none() {
         ", the default"
@@ -463,11 +577,13 @@ fn vllm(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
     );
     if let Some(mem) = gpus.and_then(|g| g.memory_gib) {
         intro.push_str(&format!(": {:.0} of {mem} GiB", util * f64::from(mem)));
-        if let Some(size) = model_size(facts.endpoint, Some(server)) {
-            let weights_gib = size.gb() * 1e9 / f64::from(1u32 << 30) / f64::from(tp * pp);
+        if let (Some(size), Some(split_over)) =
+            (model_size(facts.endpoint, Some(server)), split_over)
+        {
+            let weights_gib = size.gb() * 1e9 / f64::from(1u32 << 30) / f64::from(split_over);
             let left = util * f64::from(mem) - weights_gib;
-            let split = if tp * pp > 1 {
-                format!(", split over {} GPUs", tp * pp)
+            let split = if split_over > 1 {
+                format!(", split over {split_over} GPUs")
             } else {
                 String::new()
             };
@@ -501,7 +617,7 @@ fn vllm(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         None => knobs.push(knob(
             "--max-model-len",
             "unset: the model's full context",
-            "32768, or the longest prompt plus output you serve",
+            "half the `max_model_len` that `/v1/models` shows",
             "the KV cache must hold one full-length request; longer requests are refused with a 400",
         )),
     }
@@ -543,26 +659,21 @@ fn vllm(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
             "halves the KV cache's memory; check the golden set for a small accuracy cost",
         )),
     }
-    let per_node = gpus.map(|g| g.per_pod).unwrap_or(1);
-    if tp < 8 && tp * 2 <= 8 {
-        knobs.push(knob(
-            "--tensor-parallel-size",
-            tp.to_string(),
-            (tp * 2).to_string(),
-            &format!(
-                "splits weights and KV cache over {} GPUs: raise `nvidia.com/gpu` to {} per pod with it, which doubles the GPU cost",
-                tp * 2,
-                per_node.max(tp) * 2
-            ),
-        ));
-    } else {
-        knobs.push(knob(
-            "--tensor-parallel-size",
-            tp.to_string(),
-            "keep",
-            "already spans a whole 8-GPU node; more memory means more pipeline stages (`--pipeline-parallel-size`, more nodes) or a quantized model",
-        ));
-    }
+    let others = pp
+        .as_ref()
+        .ok()
+        .zip(dp.as_ref().ok())
+        .map_or(1, |(p, d)| p * d);
+    knobs.push(tensor_parallel(
+        facts,
+        &Parallelism {
+            flag: "--tensor-parallel-size",
+            verb: "splits weights and KV cache",
+            beyond: "more memory means more pipeline stages (`--pipeline-parallel-size`, more nodes) or a quantized model",
+        },
+        tp,
+        others,
+    ));
     knob_table(doc, knobs);
 }
 
@@ -603,7 +714,7 @@ fn tgi(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
             knobs.push(knob(
                 "`--max-input-tokens` / `--max-total-tokens`",
                 format!("{i} / {t}"),
-                format!("{next_input} / {}", next_input + output),
+                format!("{next_input} / {}", next_input.saturating_add(output)),
                 "halves the longest prompt and keeps the output budget; longer prompts are refused with a 422",
             ));
         }
@@ -621,7 +732,7 @@ fn tgi(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
     let prefill = server.setting(&["--max-batch-prefill-tokens"], "MAX_BATCH_PREFILL_TOKENS");
     let prefill_now = prefill.clone().unwrap_or_else(|| {
         match input.as_deref().and_then(|i| i.parse::<u64>().ok()) {
-            Some(i) => format!("{} (default: max input + 50)", i + 50),
+            Some(i) => format!("{} (default: max input + 50)", i.saturating_add(50)),
             None => "unset".into(),
         }
     });
@@ -652,19 +763,27 @@ fn tgi(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         lower_fraction(current),
         "leaves the rest of the GPU for peaks and other processes; batches shrink with it",
     ));
-    let gpus_per_pod = facts.gpus.as_ref().map_or(1, |g| g.per_pod);
-    let shards = server
-        .setting(&["--num-shard"], "NUM_SHARD")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(gpus_per_pod);
-    knobs.push(knob(
-        "--num-shard",
-        format!("{shards}"),
-        format!("{}", shards * 2),
-        &format!(
-            "shards the model over {} GPUs: raise `nvidia.com/gpu` to match, at twice the GPU cost",
-            shards * 2
-        ),
+    // TGI shards over every GPU it sees unless told otherwise.
+    let shards = match server.setting(&["--num-shard"], "NUM_SHARD") {
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PARALLEL).contains(n))
+            .ok_or(value),
+        None => Ok(facts
+            .gpus
+            .as_ref()
+            .map_or(1, |g| g.per_pod.clamp(1, MAX_PARALLEL))),
+    };
+    knobs.push(tensor_parallel(
+        facts,
+        &Parallelism {
+            flag: "--num-shard",
+            verb: "shards the model",
+            beyond: "more memory means a quantized model (`--quantize`)",
+        },
+        shards,
+        1,
     ));
     knob_table(doc, knobs);
 }
@@ -696,7 +815,9 @@ fn sglang(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         chunk
             .clone()
             .unwrap_or_else(|| "unset (SGLang's default for the GPU)".into()),
-        chunk.as_deref().map(halve).unwrap_or_else(|| "4096".into()),
+        chunk.as_deref().map(halve).unwrap_or_else(|| {
+            "half the `chunked_prefill_size` that `/get_server_info` shows".into()
+        }),
         "smaller prefill chunks: lower peaks, slower long prompts",
     ));
     let context = server.flag(&["--context-length"]);
@@ -708,18 +829,21 @@ fn sglang(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         context
             .as_deref()
             .map(halve)
-            .unwrap_or_else(|| "32768, or the longest request you serve".into()),
+            .unwrap_or_else(|| "half the `context_length` that `/get_server_info` shows".into()),
         "bounds the KV cache one request can claim; longer requests are refused",
     ));
     let tp = parallel_size(server, &["--tp", "--tp-size", "--tensor-parallel-size"]);
-    knobs.push(knob(
-        "--tp",
-        tp.to_string(),
-        (tp * 2).to_string(),
-        &format!(
-            "splits the model over {} GPUs: raise `nvidia.com/gpu` to match, at twice the GPU cost",
-            facts.gpus.as_ref().map_or(tp, |g| g.per_pod.max(tp)) * 2
-        ),
+    let pp = parallel_size(server, &["--pp", "--pp-size", "--pipeline-parallel-size"]);
+    let dp = parallel_size(server, &["--dp", "--dp-size", "--data-parallel-size"]);
+    knobs.push(tensor_parallel(
+        facts,
+        &Parallelism {
+            flag: "--tp",
+            verb: "splits the model",
+            beyond: "more memory means more pipeline stages (`--pp-size`, more nodes) or a quantized model",
+        },
+        tp,
+        pp.ok().zip(dp.ok()).map_or(1, |(p, d)| p * d),
     ));
     knob_table(doc, knobs);
 }
@@ -756,7 +880,10 @@ fn triton(doc: &mut Markdown, facts: &Facts<'_>) {
         .route
         .as_ref()
         .map_or_else(|| "http://127.0.0.1:8000".into(), |r| r.base_url());
-    let model_name = model.clone().unwrap_or_else(|| "$MODEL".into());
+    // `$MODEL` stays outside quotes so the shell expands it.
+    let model_name = model
+        .as_deref()
+        .map_or_else(|| "\"$MODEL\"".into(), sh_quote);
     let mut lines = Vec::new();
     if model.is_none() {
         lines.push(format!(
@@ -790,9 +917,12 @@ fn triton(doc: &mut Markdown, facts: &Facts<'_>) {
         .and_then(|s| s.flag(&["--model-control-mode"]))
         .is_some_and(|m| m == "explicit");
     doc.para(if explicit {
-        format!("Edit `config.pbtxt` in the model repository, then reload the model (model control is `explicit`): `curl -fsS -X POST {base}/v2/repository/models/{model_name}/load`. Then run the known request below.")
+        format!(
+            "Edit `config.pbtxt` in the model repository, then reload the model (model control is `explicit`): {}. Then run the known request above.",
+            code(&format!("curl -fsS -X POST {base}/v2/repository/models/{model_name}/load"))
+        )
     } else {
-        "Edit `config.pbtxt` in the model repository and restart the pods to load it. Then run the known request below.".into()
+        "Edit `config.pbtxt` in the model repository and restart the pods to load it. Then run the known request above.".into()
     });
 }
 
@@ -821,8 +951,14 @@ fn ollama(doc: &mut Markdown, server: &Server) {
             ),
             knob(
                 "`OLLAMA_CONTEXT_LENGTH` (or `num_ctx` per request)",
-                env("OLLAMA_CONTEXT_LENGTH", "unset (Ollama's default)"),
-                "8192",
+                env(
+                    "OLLAMA_CONTEXT_LENGTH",
+                    "unset: Ollama sizes it to GPU memory",
+                ),
+                server.env("OLLAMA_CONTEXT_LENGTH").map_or_else(
+                    || "half the `context_length` that `/api/ps` shows".into(),
+                    halve,
+                ),
                 "the KV cache grows with it; a request's `options.num_ctx` still overrides it",
             ),
             knob(
@@ -834,15 +970,54 @@ fn ollama(doc: &mut Markdown, server: &Server) {
             knob(
                 "OLLAMA_KEEP_ALIVE",
                 keep.to_owned(),
-                if keep == "5m" {
-                    "2m".into()
-                } else {
-                    "30m".to_owned()
-                },
+                shorter_keep_alive(keep),
                 "idle models leave memory sooner; the next request pays the load",
             ),
         ],
     );
+}
+
+/// A keep-alive shorter than `current`: the default 5 minutes, then 1, then unloading after each
+/// request. A negative value keeps models loaded for ever.
+fn shorter_keep_alive(current: &str) -> String {
+    match keep_alive_seconds(current) {
+        None => "5m (the default)".into(),
+        Some(s) if s < 0 => "5m (the default; a negative value never unloads)".into(),
+        Some(s) if s > 300 => "5m".into(),
+        Some(s) if s > 60 => "1m".into(),
+        Some(s) if s > 0 => "0 (unload after each request)".into(),
+        Some(_) => "keep: it already unloads after each request".into(),
+    }
+}
+
+/// Seconds in an Ollama keep-alive: a bare number of seconds or a Go duration (`24h`, `1h30m`).
+fn keep_alive_seconds(value: &str) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<i64>() {
+        return Some(seconds);
+    }
+    let (sign, rest) = match value.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, value),
+    };
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    for c in rest.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+        let amount: f64 = number.parse().ok()?;
+        total = total.saturating_add((amount * unit) as i64);
+        number.clear();
+    }
+    number.is_empty().then_some(sign * total)
 }
 
 fn nim(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
@@ -858,7 +1033,10 @@ fn nim(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
             knob(
                 "NIM_MAX_MODEL_LEN",
                 len.map_or_else(|| "unset: the profile's full context".into(), str::to_owned),
-                len.map_or_else(|| "32768, or the longest request you serve".into(), halve),
+                len.map_or_else(
+                    || "half the `max_model_len` that `/v1/models` shows".into(),
+                    halve,
+                ),
                 "the KV cache must hold one full-length request; longer requests are refused",
             ),
             knob(
@@ -875,18 +1053,9 @@ fn nim(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
 }
 
 fn rayserve(doc: &mut Markdown, facts: &Facts<'_>) {
-    let config = facts
-        .custom_resource()
-        .and_then(|o| o.str_at("spec.serveConfigV2"))
-        .unwrap_or_default();
-    let setting = |key: &str| {
-        config
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .map(|v| v.trim().trim_matches('"').to_owned())
-    };
+    let setting = |key: &str| facts.serve_config(key).into_iter().next();
     doc.para("GPU memory belongs to the Serve replicas: each asks `ray_actor_options.num_gpus` and loads its own copy of the model. A replica that runs out dies with `CUDA out of memory` in the worker's log and Serve starts another, so the symptom is restarts and errors, not a pod status.");
-    let ongoing = setting("max_ongoing_requests:");
+    let ongoing = setting("max_ongoing_requests");
     let mut knobs = vec![knob(
         "max_ongoing_requests",
         ongoing
@@ -895,7 +1064,7 @@ fn rayserve(doc: &mut Markdown, facts: &Facts<'_>) {
         ongoing.as_deref().map(halve).unwrap_or_else(|| "2".into()),
         "fewer requests in a replica at once: lower peaks, more queueing in the proxy",
     )];
-    if let Some(input) = setting("MAX_INPUT_TOKENS:") {
+    if let Some(input) = setting("MAX_INPUT_TOKENS") {
         knobs.push(knob(
             "`MAX_INPUT_TOKENS` (the application's `env_vars`)",
             input.clone(),
@@ -903,7 +1072,7 @@ fn rayserve(doc: &mut Markdown, facts: &Facts<'_>) {
             "the application's own cap on prompt length; longer inputs are refused or truncated by its code",
         ));
     }
-    if let Some(gpus) = setting("num_gpus:") {
+    if let Some(gpus) = setting("num_gpus") {
         knobs.push(knob(
             "ray_actor_options.num_gpus",
             gpus,
@@ -915,46 +1084,72 @@ fn rayserve(doc: &mut Markdown, facts: &Facts<'_>) {
 }
 
 fn torchserve(doc: &mut Markdown, facts: &Facts<'_>) {
-    let model =
-        super::runtimes::torchserve_model(facts.server.as_ref()).unwrap_or_else(|| "$MODEL".into());
+    let model = super::runtimes::torchserve_model(facts.server.as_ref())
+        .as_deref()
+        .map_or_else(|| "\"$MODEL\"".into(), sh_quote);
     doc.para("Each TorchServe worker loads its own copy of the model on the GPU, and runs batches of the size set at registration. Fewer workers is the first lever, and it needs no restart:");
     doc.shell([
         format!(
             "{} port-forward {} 8081:8081 &",
             facts.kubectl(),
-            facts.resource()
+            facts.serving_resource()
         ),
         format!("curl -fsS http://127.0.0.1:8081/models/{model}   # workers and batch size now"),
         format!(
-            "curl -fsS -X PUT 'http://127.0.0.1:8081/models/{model}?min_worker=1&max_worker=1'"
+            "curl -fsS -X PUT http://127.0.0.1:8081/models/{model}'?min_worker=1&max_worker=1'"
         ),
     ]);
 }
 
 fn llamacpp(doc: &mut Markdown, server: &Server) {
-    doc.para("llama.cpp puts `--n-gpu-layers` layers on the GPU and allocates the KV cache for `--ctx-size` tokens, split across `--parallel` slots.");
+    doc.para("llama.cpp puts `--n-gpu-layers` layers on the GPU and allocates the KV cache for `--ctx-size` tokens, split across `--parallel` slots. Its log says how many layers the model has: `offloaded N/M layers to GPU`.");
     let layers = server.flag(&["--n-gpu-layers", "-ngl", "--gpu-layers"]);
     let ctx = server.flag(&["--ctx-size", "-c"]);
+    let (layers_now, layers_next) = gpu_layers(layers.as_deref());
     knob_table(
         doc,
         vec![
             knob(
                 "--ctx-size",
                 ctx.clone().unwrap_or_else(|| "unset (the model's)".into()),
-                ctx.as_deref().map(halve).unwrap_or_else(|| "8192".into()),
+                ctx.as_deref()
+                    .map(halve)
+                    .unwrap_or_else(|| "half the `n_ctx` that `/props` shows".into()),
                 "a smaller KV cache; longer prompts are refused",
             ),
             knob(
                 "--n-gpu-layers",
-                layers.clone().unwrap_or_else(|| "unset".into()),
-                layers
-                    .as_deref()
-                    .map(|l| (l.parse::<u32>().unwrap_or(8).saturating_sub(4)).to_string())
-                    .unwrap_or_else(|| "fewer".into()),
+                layers_now,
+                layers_next,
                 "layers left on the CPU free GPU memory and cost speed",
             ),
         ],
     );
+}
+
+/// At or above this, `--n-gpu-layers` means every layer: no model has this many.
+const ALL_LAYERS: u32 = 99;
+
+/// `--n-gpu-layers` now and the value to try: a quarter fewer layers on the GPU.
+fn gpu_layers(value: Option<&str>) -> (String, String) {
+    let Some(value) = value else {
+        return ("unset".into(), "fewer than the model has".into());
+    };
+    match value.parse::<i64>() {
+        Ok(n) if n < 0 || n >= i64::from(ALL_LAYERS) => (
+            format!("{value} (every layer)"),
+            "M − M/4, where M is the layer count the log shows".into(),
+        ),
+        Ok(0) => (
+            "0 (no layer on the GPU)".into(),
+            "keep: the GPU holds only the KV cache".into(),
+        ),
+        Ok(n) => (value.to_owned(), (n - (n / 4).max(1)).to_string()),
+        Err(_) => (
+            format!("{value}: not a layer count"),
+            "a number of layers".into(),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -980,6 +1175,37 @@ mod tests {
         assert_eq!(lower_fraction(0.90), "0.85");
         assert_eq!(lower_fraction(0.52), "0.50");
         assert_eq!(raise_fraction(0.93), "0.95");
+    }
+
+    #[test]
+    fn the_next_parallel_size_is_the_next_power_of_two() {
+        assert_eq!(next_parallel(1), Some(2));
+        assert_eq!(next_parallel(2), Some(4));
+        assert_eq!(next_parallel(3), Some(4));
+        assert_eq!(next_parallel(6), Some(8));
+        assert_eq!(next_parallel(u32::MAX), None);
+    }
+
+    #[test]
+    fn keep_alive_only_ever_gets_shorter() {
+        assert_eq!(shorter_keep_alive("24h"), "5m");
+        assert_eq!(shorter_keep_alive("5m"), "1m");
+        assert_eq!(shorter_keep_alive("2m"), "1m");
+        assert_eq!(shorter_keep_alive("30s"), "0 (unload after each request)");
+        assert_eq!(shorter_keep_alive("45"), "0 (unload after each request)");
+        assert!(shorter_keep_alive("-1").starts_with("5m"));
+        assert!(shorter_keep_alive("0").starts_with("keep"));
+        assert_eq!(keep_alive_seconds("1h30m"), Some(5400));
+        assert_eq!(keep_alive_seconds("soon"), None);
+    }
+
+    #[test]
+    fn gpu_layers_at_or_above_the_model_mean_all_and_come_down_for_real() {
+        assert_eq!(gpu_layers(Some("999")).0, "999 (every layer)");
+        assert!(gpu_layers(Some("-1")).0.contains("every layer"));
+        assert_eq!(gpu_layers(Some("40")).1, "30");
+        assert_eq!(gpu_layers(Some("2")).1, "1");
+        assert!(gpu_layers(Some("0")).1.starts_with("keep"));
     }
 
     #[test]

@@ -28,17 +28,19 @@ const TEAM_KEYS: &[&str] = &[
     "cost-center",
 ];
 
-/// A value and the label or annotation it was read from.
+/// A value and where it was read from.
 struct Found {
     value: String,
     source: String,
+    /// Read from a label or annotation someone set, rather than inferred (from RBAC).
+    declared: bool,
 }
 
 /// Reads `keys` in order, each on the object, its pod templates, then its namespace.
 fn lookup(facts: &Facts<'_>, keys: &[&str]) -> Option<Found> {
     let endpoint = facts.endpoint;
     let object = format!("{}/{}", endpoint.object.kind, endpoint.object.name);
-    let namespace = format!("Namespace/{}", facts.ns());
+    let namespace = facts.namespace_ref();
     for key in keys {
         let candidates = [
             (endpoint.annotations.get(*key), "annotation", &object),
@@ -70,6 +72,7 @@ fn found(value: &str, what: &str, key: &str, on: &String) -> Found {
     Found {
         value: value.to_owned(),
         source: format!("{what} `{key}` on {on}"),
+        declared: true,
     }
 }
 
@@ -88,6 +91,7 @@ fn model_team(facts: &Facts<'_>) -> Option<Found> {
         return Some(Found {
             value: team.clone(),
             source,
+            declared: true,
         });
     }
     lookup(facts, &["app.kubernetes.io/part-of"])
@@ -117,6 +121,7 @@ fn platform_team(facts: &Facts<'_>) -> Option<Found> {
             first.via,
             code(PLATFORM_OWNER)
         ),
+        declared: false,
     })
 }
 
@@ -135,21 +140,19 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
         None => vec![
             "Model team".into(),
             format!(
-                "not declared: no {}, {} or team label on {} or Namespace/{}",
+                "not declared: no {}, {} or team label on {} or {}",
                 code(MODEL_OWNER),
                 code(OWNER),
                 facts.resource(),
-                facts.ns()
+                facts.namespace_ref()
             ),
         ],
     });
     rows.push(match &platform {
-        Some(f) if f.source.starts_with("it holds") => {
-            vec![
-                "Platform team".into(),
-                format!("**{}** ({})", f.value, f.source),
-            ]
-        }
+        Some(f) if !f.declared => vec![
+            "Platform team".into(),
+            format!("**{}** ({})", f.value, f.source),
+        ],
         Some(f) => vec![
             "Platform team".into(),
             format!("**{}** (from {})", f.value, f.source),
@@ -157,9 +160,9 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
         None => vec![
             "Platform team".into(),
             format!(
-                "not declared: set {} on Namespace/{}, or ask whoever runs the GPU nodes",
+                "not declared: set {} on {}, or ask whoever runs the GPU nodes",
                 code(PLATFORM_OWNER),
-                facts.ns()
+                facts.namespace_ref()
             ),
         ],
     });
@@ -189,10 +192,10 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
     doc.table(&["", ""], &rows);
     if !missing.is_empty() {
         doc.para(format!(
-            "Nothing declares {}. Put them on {} or Namespace/{} (see docs/runbook.md) and the next runbook will name them.",
+            "Nothing declares {}. Put them on {} or {} (see docs/runbook.md) and the next runbook will name them.",
             join_or(&missing),
             facts.resource(),
-            facts.ns()
+            facts.namespace_ref()
         ));
     }
     let model_name = name_of(&model).unwrap_or_else(|| "the model team".into());

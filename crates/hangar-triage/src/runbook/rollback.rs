@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::facts::{Facts, referrer};
 use super::health::{load_budget, status_commands};
 use super::runtimes;
-use super::text::{Markdown, code, duration, plural};
+use super::text::{Markdown, code, duration, plural, sh_quote};
 
 /// The label that names the ModelRelease managing an endpoint.
 pub const RELEASE_LABEL: &str = "hangar.dev/release";
@@ -28,33 +28,34 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
         "spec.workloadRef.name",
     ) {
         argo_rollback(doc, facts, &rollout.object);
-    } else if let Some(canary) = referrer(
-        facts.snapshot,
-        facts.endpoint,
-        "Canary",
-        "spec.targetRef.name",
-    ) {
-        flagger_rollback(doc, facts, &canary.object);
+    } else if let Some(canary) = &facts.canary {
+        flagger_rollback(doc, facts, canary);
     } else {
-        match facts.kind() {
-            "Deployment" | "StatefulSet" | "DaemonSet" => workload_rollback(doc, facts),
-            "InferenceService" => kserve_rollback(doc, facts),
-            "NIMService" => nim_rollback(doc, facts),
-            "LeaderWorkerSet" => lws_rollback(doc, facts),
-            "RayService" => ray_rollback(doc, facts),
-            "Pod" => doc.para(format!(
-                "A bare Pod keeps no revision history. Delete it and create it again from the last good manifest{}; better, move it into a Deployment so the next rollback is one command.",
-                manifest_hint(facts)
-            )),
-            kind => doc.para(format!(
-                "Revert the {kind}'s spec to the last good version{} and apply it; its operator rolls the pods.",
-                manifest_hint(facts)
-            )),
-        }
+        kind_rollback(doc, facts, false);
     }
     managed_elsewhere(doc, facts);
     pinning(doc, facts);
     confirm(doc, facts);
+}
+
+/// The rollback the kind itself offers, with nothing managing it from above.
+/// `managed`: something above the kind (a ModelRelease) is what should have rolled it back.
+fn kind_rollback(doc: &mut Markdown, facts: &Facts<'_>, managed: bool) {
+    match facts.kind() {
+        "Pod" => doc.para(format!(
+            "A bare Pod keeps no revision history. Delete it and create it again from the last good manifest{}; better, move it into a Deployment so the next rollback is one command.",
+            manifest_hint(facts)
+        )),
+        _ if facts.is_workload() => workload_rollback(doc, facts, managed),
+        "InferenceService" => kserve_rollback(doc, facts),
+        "NIMService" => nim_rollback(doc, facts),
+        "LeaderWorkerSet" => lws_rollback(doc, facts),
+        "RayService" => ray_rollback(doc, facts),
+        kind => doc.para(format!(
+            "Revert the {kind}'s spec to the last good version{} and apply it; its operator rolls the pods.",
+            manifest_hint(facts)
+        )),
+    }
 }
 
 /// A ModelRelease that manages the endpoint: named by the `hangar.dev/release` label, or one
@@ -64,12 +65,12 @@ fn model_release(facts: &Facts<'_>) -> Option<Release> {
         let object = facts
             .snapshot
             .find_other("ModelRelease", facts.ns(), name)
-            .map(|o| o.object.clone());
-        return Some(Release {
-            name: name.to_owned(),
-            why: format!("the label {} names it", code(RELEASE_LABEL)),
-            model: object.as_ref().and_then(release_model),
-        });
+            .map(|o| &o.object);
+        return Some(Release::new(
+            name,
+            format!("the label {} names it", code(RELEASE_LABEL)),
+            object,
+        ));
     }
     facts
         .snapshot
@@ -77,10 +78,12 @@ fn model_release(facts: &Facts<'_>) -> Option<Release> {
         .iter()
         .filter(|o| o.object.kind == "ModelRelease" && o.object.group() == "hangar.dev")
         .find(|o| targets(&o.object, facts.endpoint))
-        .map(|o| Release {
-            name: o.object.name().to_owned(),
-            why: "its `spec.target` names this endpoint".into(),
-            model: release_model(&o.object),
+        .map(|o| {
+            Release::new(
+                o.object.name(),
+                "its `spec.target` names this endpoint".into(),
+                Some(&o.object),
+            )
         })
 }
 
@@ -88,6 +91,24 @@ struct Release {
     name: String,
     why: String,
     model: Option<String>,
+    /// Whether the ModelRelease itself is in the input.
+    object: bool,
+    /// Whether its `spec.model` is an object (`{name: …}`) rather than a string.
+    model_is_object: bool,
+}
+
+impl Release {
+    fn new(name: &str, why: String, object: Option<&DynamicObject>) -> Release {
+        Release {
+            name: name.to_owned(),
+            why,
+            model: object.and_then(release_model),
+            object: object.is_some(),
+            model_is_object: object
+                .and_then(|o| o.get("spec.model"))
+                .is_some_and(Value::is_object),
+        }
+    }
 }
 
 /// `spec.model` of a ModelRelease, when it is a plain string or has a `name`.
@@ -129,6 +150,8 @@ pub(super) fn targets(release: &DynamicObject, endpoint: &Endpoint) -> bool {
 }
 
 fn release_rollback(doc: &mut Markdown, facts: &Facts<'_>, release: &Release) {
+    let k = facts.kubectl();
+    let name = sh_quote(&release.name);
     doc.para(format!(
         "ModelRelease {} manages this endpoint ({}){}. Roll back through it, not underneath it: its controller would put back whatever `kubectl` changed in the {}.",
         code(&release.name),
@@ -140,46 +163,77 @@ fn release_rollback(doc: &mut Markdown, facts: &Facts<'_>, release: &Release) {
             .unwrap_or_default(),
         facts.kind()
     ));
+    doc.para(format!(
+        "`hangar release history|rollback|status` is planned (issue 5) and **not available in this build**. Until it is, set the ModelRelease's `spec.model` back to the last good version with `kubectl`; its `status.history` lists the versions it released{}:",
+        if release.object { "" } else { " (the ModelRelease is not in the input: read it from the cluster)" }
+    ));
     doc.shell([
-        format!("hangar release history {}", release.name),
-        format!("hangar release rollback {}", release.name),
-        format!("hangar release status {}", release.name),
+        format!("{k} get modelrelease {name} -o yaml   # spec.model now; status.history: the versions before"),
+        "GOOD=   # the last good version from that history".to_owned(),
+        format!(
+            "{k} patch modelrelease {name} --type merge -p {}",
+            release_model_patch(release.model_is_object)
+        ),
     ]);
+    doc.para(format!(
+        "If no ModelRelease controller runs in the cluster, nothing acts on that change: roll the {} back directly as below, then set `spec.model` to match so the controller does not roll it forward when it returns.",
+        facts.kind()
+    ));
+    kind_rollback(doc, facts, true);
+}
+
+/// The merge patch that sets a ModelRelease's model to `$GOOD`, in the shape `spec.model` has.
+fn release_model_patch(object: bool) -> String {
+    if object {
+        r#""{\"spec\":{\"model\":{\"name\":\"$GOOD\"}}}""#.into()
+    } else {
+        r#""{\"spec\":{\"model\":\"$GOOD\"}}""#.into()
+    }
 }
 
 fn argo_rollback(doc: &mut Markdown, facts: &Facts<'_>, rollout: &DynamicObject) {
     let name = rollout.name();
-    let ns = facts.ns();
+    let ns = facts.ns_flag();
     doc.para(format!(
         "Argo Rollout {} drives this {} (`spec.workloadRef`). Abort a bad rollout while it runs; undo one that finished:",
         code(name),
         facts.kind()
     ));
     doc.shell([
-        format!("kubectl argo rollouts -n {ns} get rollout {name}"),
-        format!("kubectl argo rollouts -n {ns} abort {name}   # mid-rollout: traffic back to the stable ReplicaSet"),
-        format!("kubectl argo rollouts -n {ns} undo {name}    # after it: roll back to the previous revision"),
+        format!("kubectl argo rollouts{ns} get rollout {name}"),
+        format!("kubectl argo rollouts{ns} abort {name}   # mid-rollout: traffic back to the stable ReplicaSet"),
+        format!("kubectl argo rollouts{ns} undo {name}    # after it: roll back to the previous revision"),
     ]);
 }
 
-fn flagger_rollback(doc: &mut Markdown, facts: &Facts<'_>, canary: &DynamicObject) {
+fn flagger_rollback(doc: &mut Markdown, facts: &Facts<'_>, canary: &str) {
+    let name = facts.name();
     doc.para(format!(
-        "Flagger's Canary {} guards this {}: a canary that fails its analysis is rolled back by Flagger itself (`status.phase: Failed`). To go back from a version already promoted, apply the previous {} spec{}: Flagger runs its analysis on it like on any change.",
-        code(canary.name()),
-        facts.kind(),
-        facts.kind(),
-        manifest_hint(facts)
+        "Flagger's Canary {} guards this {kind}: after a promotion the traffic is served by `deploy/{name}-primary`, a copy Flagger keeps of the last promoted spec, and `deploy/{name}` runs only during an analysis. A canary that fails its analysis is rolled back by Flagger itself (`status.phase: Failed`); the primary never changed. To go back from a version already promoted, apply the previous {kind} spec{} to `deploy/{name}`: Flagger analyses it like any change and promotes it into the primary. Never edit `deploy/{name}-primary`: Flagger overwrites it.",
+        code(canary),
+        manifest_hint(facts),
+        kind = facts.kind(),
     ));
-    doc.shell([format!("{} get canary {}", facts.kubectl(), canary.name())]);
+    doc.shell([
+        format!("{} get canary {canary}", facts.kubectl()),
+        format!(
+            "{} get deploy {name} {name}-primary -o wide   # the images of the candidate and of what serves",
+            facts.kubectl()
+        ),
+    ]);
 }
 
-fn workload_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+fn workload_rollback(doc: &mut Markdown, facts: &Facts<'_>, managed: bool) {
     let k = facts.kubectl();
     let r = facts.resource();
-    doc.para(format!(
-        "This {} is changed in place: no ModelRelease, Argo Rollout or Flagger Canary manages it. Roll back to a revision from its history:",
-        facts.kind()
-    ));
+    doc.para(if managed {
+        "Roll back to a revision from its history:".to_owned()
+    } else {
+        format!(
+            "This {} is changed in place: no ModelRelease, Argo Rollout or Flagger Canary manages it. Roll back to a revision from its history:",
+            facts.kind()
+        )
+    });
     doc.shell([
         format!("{k} rollout history {r}"),
         "REV=   # the last good revision in the list; read it before you trust it:".to_owned(),
@@ -196,6 +250,32 @@ fn workload_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     if !notes.is_empty() {
         doc.para(notes.join(" "));
     }
+    if facts.kind() == "StatefulSet" {
+        forced_rollback(doc, facts);
+    }
+}
+
+/// Kubernetes' forced rollback: a StatefulSet stuck on a pod of the bad revision that never
+/// becomes Ready stays stuck after the undo, until that pod is deleted.
+fn forced_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
+    let k = facts.kubectl();
+    doc.para("If the rollout was stuck on a pod that never became Ready (crash loop, failed model load), the undo alone does not move it: the StatefulSet waits for that pod for ever. Delete the pods still on the bad revision and it recreates them from the restored template (Kubernetes' forced rollback):");
+    let selector = facts
+        .selector
+        .as_ref()
+        .map(|s| format!(" -l {s}"))
+        .unwrap_or_default();
+    doc.shell([
+        format!(
+            "{k} get {} -o jsonpath='{{.status.currentRevision}}{{\" → \"}}{{.status.updateRevision}}{{\"\\n\"}}'",
+            facts.resource()
+        ),
+        format!("{k} get pods{selector} -L controller-revision-hash   # the revision each pod runs"),
+        format!(
+            "{k} delete pod {}-N   # each pod whose hash is the bad revision's, highest ordinal first",
+            facts.name()
+        ),
+    ]);
 }
 
 /// What the update strategy means for a rollback of pods that each hold GPUs.
@@ -279,30 +359,26 @@ fn strategy_notes(facts: &Facts<'_>) -> Vec<String> {
 /// A rolling-update bound as a pod count (percentages round up for surge, down otherwise).
 fn percent_or_count(value: Option<&IntOrString>, replicas: i32, round_up: bool) -> i32 {
     let default = IntOrString::String("25%".into());
-    match value.unwrap_or(&default) {
-        IntOrString::Int(n) => *n,
+    let count = match value.unwrap_or(&default) {
+        IntOrString::Int(n) => i64::from(*n),
         IntOrString::String(s) => {
-            let percent: i32 = s.trim_end_matches('%').parse().unwrap_or(25);
-            let scaled = replicas * percent;
+            let percent = i64::from(s.trim_end_matches('%').parse::<i32>().unwrap_or(25));
+            let scaled = i64::from(replicas) * percent;
             if round_up {
                 (scaled + 99) / 100
             } else {
                 scaled / 100
             }
         }
-    }
+    };
+    i32::try_from(count.max(0)).unwrap_or(i32::MAX)
 }
 
 fn kserve_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     let k = facts.kubectl();
     let name = facts.name();
     let isvc = facts.custom_resource();
-    let raw = isvc.is_some_and(|o| {
-        matches!(
-            o.annotation("serving.kserve.io/deploymentMode"),
-            Some("RawDeployment" | "Standard")
-        )
-    });
+    let raw = facts.kserve_raw();
     let storage = isvc.and_then(|o| {
         o.str_at("spec.predictor.model.storageUri")
             .or_else(|| o.str_at("spec.predictor.storageUri"))
@@ -384,6 +460,7 @@ fn lws_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         "{k} get controllerrevisions -l leaderworkerset.sigs.k8s.io/name={name}   # the templates LWS has run"
     )];
     if let Some(file) = &facts.endpoint.origin.file {
+        let file = sh_quote(file);
         lines.push(format!("git log -p -- {file}   # the last good spec"));
         lines.push(format!("kubectl apply -f {file}"));
     }
@@ -404,6 +481,7 @@ fn ray_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         "{k} get rayservice {name} -o jsonpath='{{.status.activeServiceStatus.rayClusterName}}{{\"\\n\"}}{{.status.pendingServiceStatus.rayClusterName}}{{\"\\n\"}}'   # active, then pending cluster"
     )];
     if let Some(file) = &facts.endpoint.origin.file {
+        let file = sh_quote(file);
         lines.push(format!("git log -p -- {file}"));
         lines.push(format!("kubectl apply -f {file}"));
     }
@@ -417,22 +495,23 @@ fn ray_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
 
 /// A Ray Serve `working_dir` that follows a branch.
 fn moving_working_dir(facts: &Facts<'_>) -> Option<String> {
-    let config = facts.custom_resource()?.str_at("spec.serveConfigV2")?;
-    config
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("working_dir:"))
-        .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_owned())
-        .find(|v| {
-            v.contains("refs/heads/") || v.ends_with("/main.zip") || v.ends_with("/master.zip")
-        })
+    facts.serve_config("working_dir").into_iter().find(|v| {
+        v.contains("refs/heads/") || v.ends_with("/main.zip") || v.ends_with("/master.zip")
+    })
 }
 
 /// Helm, Argo CD or Flux: whoever applies this object will undo a manual rollback.
 fn managed_elsewhere(doc: &mut Markdown, facts: &Facts<'_>) {
     if let Some(release) = facts.meta_value("meta.helm.sh/release-name") {
+        let ns = facts
+            .meta_value("meta.helm.sh/release-namespace")
+            .map_or_else(|| facts.ns_flag(), |ns| format!(" -n {}", sh_quote(ns)));
+        let quoted = sh_quote(release);
         doc.para(format!(
-            "Helm release `{release}` installed it: `helm -n {ns} history {release}` then `helm -n {ns} rollback {release} REVISION` rolls back the whole chart, and a later `helm upgrade` would undo a `kubectl` rollback.",
-            ns = facts.ns()
+            "Helm release {} installed it: {} then {} rolls back the whole chart, and a later `helm upgrade` would undo a `kubectl` rollback.",
+            code(release),
+            code(&format!("helm{ns} history {quoted}")),
+            code(&format!("helm{ns} rollback {quoted} REVISION"))
         ));
     } else if let Some(app) = facts.meta_value("argocd.argoproj.io/instance").or_else(|| {
         facts
@@ -440,21 +519,29 @@ fn managed_elsewhere(doc: &mut Markdown, facts: &Facts<'_>) {
             .and_then(|t| t.split(':').next())
     }) {
         doc.para(format!(
-            "Argo CD application `{app}` syncs it: revert the commit (or `argocd app rollback {app}`). With auto-sync on, a `kubectl` rollback lasts only until the next sync."
+            "Argo CD application {} syncs it: revert the commit (or {}). With auto-sync on, a `kubectl` rollback lasts only until the next sync.",
+            code(app),
+            code(&format!("argocd app rollback {}", sh_quote(app)))
         ));
     } else if let Some(kustomization) = facts.meta_value("kustomize.toolkit.fluxcd.io/name") {
         let flux_ns = facts
             .meta_value("kustomize.toolkit.fluxcd.io/namespace")
             .unwrap_or("flux-system");
         doc.para(format!(
-            "Flux Kustomization `{kustomization}` applies it: revert the commit, or `flux suspend kustomization {kustomization} -n {flux_ns}` before a `kubectl` rollback and resume it once Git agrees."
+            "Flux Kustomization {} applies it: revert the commit, or {} before a `kubectl` rollback and resume it once Git agrees.",
+            code(kustomization),
+            code(&format!(
+                "flux suspend kustomization {} -n {}",
+                sh_quote(kustomization),
+                sh_quote(flux_ns)
+            ))
         ));
     } else if let Some(origin) = &facts.endpoint.origin.file
         && !matches!(facts.kind(), "LeaderWorkerSet" | "RayService")
     {
         doc.para(format!(
-            "It is declared in `{origin}:{}`. After an emergency rollback, revert that file too, or the next apply brings the bad version back.",
-            facts.endpoint.origin.line.unwrap_or(1)
+            "It is declared in {}. After an emergency rollback, revert that file too, or the next apply brings the bad version back.",
+            code(&format!("{origin}:{}", facts.endpoint.origin.line.unwrap_or(1)))
         ));
     }
 }
@@ -526,10 +613,9 @@ fn confirm(doc: &mut Markdown, facts: &Facts<'_>) {
                 ""
             };
             lines.push(format!(
-                "curl -fsS {header}{}{}   # {}",
-                route.base_url(),
-                check.path,
-                check.expect.replace('`', "")
+                "curl -fsS {header}{}   # {}",
+                sh_quote(&format!("{}{}", route.base_url(), check.path)),
+                check.expect.replace('`', "").replace('\n', " ")
             ));
         }
     }

