@@ -2,17 +2,25 @@
 //! prints without `--output-directory`), Hangar's own triage bundle, or plain manifests and
 //! snapshots. Objects come through the same door as `hangar audit`'s; logs are kept as bounded
 //! tails with the file and line each came from.
+//!
+//! Every log is read as a stream, a line at a time, and only its bounded tail is kept: a dump
+//! with gigabytes of logs, or one line of a hundred megabytes, takes memory for the bounds (and,
+//! in a single-stream dump, for its objects), not for the logs. Bytes that are not UTF-8 become
+//! U+FFFD; a file that cannot be read, or is not a regular file, is a load error, never a silent
+//! gap.
 
-use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hangar_core::parse::parse_text;
 use hangar_core::{LoadError, Origin, Snapshot};
 use hangar_triage::{LogTail, Logs};
 use serde_json::json;
 
 use crate::files::load_paths;
-use crate::live::{LogBounds, save_snapshot};
+use crate::live::{BoundedTail, LogBounds, save_snapshot};
 
 /// The file that marks a directory as a triage bundle written by `save_bundle`.
 pub const BUNDLE_MANIFEST: &str = "hangar-bundle.json";
@@ -20,11 +28,15 @@ pub const BUNDLE_MANIFEST: &str = "hangar-bundle.json";
 pub const BUNDLE_SCHEMA: &str = "hangar.dev/triage-bundle/v1";
 const BUNDLE_SNAPSHOT: &str = "snapshot.yaml";
 const BUNDLE_LOGS: &str = "logs";
+/// A bundle's manifest is a few hundred bytes; more is not a manifest.
+const MANIFEST_MAX_BYTES: u64 = 1 << 20;
 
 /// How kubectl opens and closes each container's log in a dump:
 /// `==== START logs for container vllm of pod ml/vllm-0 ====`.
 const START: &str = "==== START logs for container ";
 const END: &str = "==== END logs for container ";
+/// A marker line is short; the first bytes of a longer line are enough to tell it is not one.
+const MARKER_MAX_BYTES: usize = 1024;
 
 /// What triage read offline.
 #[derive(Debug, Default)]
@@ -44,12 +56,11 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     for path in paths {
         let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
             observed_at = observed_at.or_else(|| bundle_time(path));
-            load_bundle(path)
+            load_bundle(path, bounds)
         } else if path.is_dir() {
-            (
-                load_paths(std::slice::from_ref(path)),
-                dump_logs(path, bounds),
-            )
+            let mut part = load_paths(std::slice::from_ref(path));
+            let logs = dump_logs(path, bounds, &mut part.errors);
+            (part, logs)
         } else {
             load_file(path, bounds)
         };
@@ -66,41 +77,376 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
 
 /// The capture time a bundle's manifest records.
 fn bundle_time(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(BUNDLE_MANIFEST)).ok()?;
+    let file = open_regular(&dir.join(BUNDLE_MANIFEST), false).ok()?;
+    let mut text = String::new();
+    file.take(MANIFEST_MAX_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
     let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
     manifest.get("observedAt")?.as_str().map(str::to_owned)
 }
 
-/// One file: a single-stream `cluster-info dump` (JSON lists with log sections between them),
-/// or a manifest or snapshot.
-fn load_file(path: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(_) => return (load_paths(&[path.to_path_buf()]), Logs::default()),
-    };
-    if !text.contains(START) {
-        return (load_paths(&[path.to_path_buf()]), Logs::default());
+fn load_error(path: &Path, line: Option<u32>, message: String) -> LoadError {
+    LoadError {
+        origin: Origin {
+            file: Some(Arc::from(path.display().to_string())),
+            line,
+        },
+        object: None,
+        message,
     }
-    let source = path.display().to_string();
-    let (objects_text, logs) = split_dump(&text, &source, bounds);
-    let snapshot = hangar_core::snapshot_from_text(&source, &objects_text);
-    (snapshot, logs)
 }
 
-/// The `logs.txt` files below a dump directory (`DIR/<namespace>/<pod>/logs.txt`).
-fn dump_logs(dir: &Path, bounds: LogBounds) -> Logs {
+/// Opens `path` if it is a regular file, or a pipe when `pipe_ok` (a file named on the command
+/// line may be `<(kubectl cluster-info dump)`). A `logs.txt` linked to `/dev/zero` would never
+/// end.
+fn open_regular(path: &Path, pipe_ok: bool) -> Result<File, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    let kind = metadata.file_type();
+    #[cfg(unix)]
+    let pipe = std::os::unix::fs::FileTypeExt::is_fifo(&kind);
+    #[cfg(not(unix))]
+    let pipe = false;
+    let readable = kind.is_file() || (pipe_ok && pipe);
+    if !readable {
+        return Err("not a regular file (a device, socket or pipe): not read".into());
+    }
+    File::open(path).map_err(|e| format!("cannot read: {e}"))
+}
+
+/// One line as read: its first bytes, to recognise a marker, and its last bytes, what a log
+/// keeps. Only a bounded part of a long line is ever held.
+#[derive(Debug, Default)]
+struct RawLine {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    len: usize,
+}
+
+impl RawLine {
+    fn clear(&mut self) {
+        self.head.clear();
+        self.tail.clear();
+        self.len = 0;
+    }
+
+    fn push(&mut self, chunk: &[u8], keep: usize) {
+        let room = MARKER_MAX_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.len += chunk.len();
+        self.tail.extend_from_slice(chunk);
+        // Drain in batches, so a long line costs linear time.
+        if self.tail.len() > keep.saturating_mul(2).max(keep.saturating_add(64 * 1024)) {
+            let excess = self.tail.len() - keep;
+            self.tail.drain(..excess);
+        }
+    }
+
+    /// The last bytes kept, at most `keep` of them.
+    fn last(&self, keep: usize) -> &[u8] {
+        &self.tail[self.tail.len().saturating_sub(keep)..]
+    }
+
+    /// The whole line, when none of it was dropped.
+    fn whole(&self) -> Option<&[u8]> {
+        (self.tail.len() == self.len).then_some(self.tail.as_slice())
+    }
+
+    /// The line as text when it is short enough to be a marker.
+    fn marker_text(&self) -> Option<&str> {
+        if self.len > MARKER_MAX_BYTES {
+            return None;
+        }
+        std::str::from_utf8(&self.head).ok()
+    }
+}
+
+/// Reads the next line of `reader` (without its `\n`) into `line`, holding at most `keep` of its
+/// last bytes; `false` at the end of the input.
+fn read_line(reader: &mut impl BufRead, keep: usize, line: &mut RawLine) -> std::io::Result<bool> {
+    line.clear();
+    let mut read_any = false;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buffer.is_empty() {
+            return Ok(read_any);
+        }
+        read_any = true;
+        match buffer.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                line.push(&buffer[..end], keep);
+                reader.consume(end + 1);
+                return Ok(true);
+            }
+            None => {
+                let all = buffer.len();
+                line.push(buffer, keep);
+                reader.consume(all);
+            }
+        }
+    }
+}
+
+/// Where a line of a dump belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Objects,
+    Log,
+    Marker,
+}
+
+/// Splits a dump's lines, as they are read, into objects and container log sections; each
+/// section is kept as its bounded tail.
+struct DumpSplitter {
+    source: String,
+    bounds: LogBounds,
+    /// In a dump directory, the `(namespace, pod)` whose `logs.txt` is read: a line naming
+    /// another pod only copies a marker (a log that prints another dump) and stays a log line.
+    own_pod: Option<(String, String)>,
+    open: Option<((String, String, String), BoundedTail)>,
+    logs: Logs,
+}
+
+impl DumpSplitter {
+    fn new(source: String, bounds: LogBounds, own_pod: Option<(String, String)>) -> Self {
+        DumpSplitter {
+            source,
+            bounds,
+            own_pod,
+            open: None,
+            logs: Logs::default(),
+        }
+    }
+
+    /// How many of a line's last bytes to hold: all of it outside a section when objects are
+    /// wanted, the byte bound (and a few bytes to find a character boundary) inside one.
+    fn keep(&self, objects_wanted: bool) -> usize {
+        if objects_wanted && self.open.is_none() {
+            usize::MAX
+        } else {
+            self.bounds.bytes.saturating_add(4)
+        }
+    }
+
+    fn place(&mut self, number: u32, line: &RawLine) -> Place {
+        if let Some(text) = line.marker_text() {
+            if let Some(key) = text.strip_prefix(START).and_then(section_key)
+                && self.is_own(&key)
+            {
+                self.close();
+                self.open = Some((key, BoundedTail::new(self.bounds)));
+                return Place::Marker;
+            }
+            if let Some(rest) = text.strip_prefix(END)
+                && section_key(rest).is_none_or(|key| self.is_own(&key))
+            {
+                self.close();
+                return Place::Marker;
+            }
+        }
+        match &mut self.open {
+            Some((_, tail)) => {
+                let keep = self.bounds.bytes.saturating_add(4);
+                tail.push(number, line.last(keep), line.len > line.tail.len());
+                Place::Log
+            }
+            None => Place::Objects,
+        }
+    }
+
+    fn is_own(&self, key: &(String, String, String)) -> bool {
+        self.own_pod
+            .as_ref()
+            .is_none_or(|(namespace, pod)| key.0 == *namespace && key.1 == *pod)
+    }
+
+    fn close(&mut self) {
+        if let Some((key, tail)) = self.open.take()
+            && let Some(tail) = tail.finish(self.source.clone(), true)
+        {
+            self.logs.current.insert(key, tail);
+        }
+    }
+
+    fn finish(mut self) -> Logs {
+        self.close();
+        self.logs
+    }
+}
+
+/// `vllm of pod ml/vllm-0 ====` → `(ml, vllm-0, vllm)`.
+fn section_key(rest: &str) -> Option<(String, String, String)> {
+    let rest = rest.trim_end().strip_suffix("====")?.trim_end();
+    let (container, pod) = rest.split_once(" of pod ")?;
+    let (namespace, pod) = pod.split_once('/')?;
+    Some((namespace.to_owned(), pod.to_owned(), container.to_owned()))
+}
+
+/// Reads `reader` through `splitter`, handing each line and where it belongs to `visit`.
+fn split_stream(
+    mut reader: impl BufRead,
+    splitter: &mut DumpSplitter,
+    objects_wanted: bool,
+    mut visit: impl FnMut(u32, Place, &RawLine),
+) -> std::io::Result<()> {
+    let mut line = RawLine::default();
+    let mut number = 0u32;
+    while read_line(&mut reader, splitter.keep(objects_wanted), &mut line)? {
+        number = number.saturating_add(1);
+        let place = splitter.place(number, &line);
+        visit(number, place, &line);
+    }
+    Ok(())
+}
+
+/// Splits dump text into the objects (log sections blanked, so line numbers still match the
+/// file) and the log sections, each cut to its last `bounds` lines and bytes.
+pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs) {
+    let mut objects = String::with_capacity(text.len());
+    let mut splitter = DumpSplitter::new(source.to_owned(), bounds, None);
+    // Reading from memory cannot fail.
+    let _ = split_stream(text.as_bytes(), &mut splitter, true, |_, place, line| {
+        if let (Place::Objects, Some(whole)) = (place, line.whole()) {
+            objects.push_str(&String::from_utf8_lossy(whole));
+        }
+        objects.push('\n');
+    });
+    (objects, splitter.finish())
+}
+
+/// The objects between a single-stream dump's log sections, parsed a piece at a time: memory
+/// follows the objects, not the logs.
+struct Objects {
+    file: Arc<str>,
+    path: PathBuf,
+    text: Vec<u8>,
+    first_line: u32,
+    snapshot: Snapshot,
+}
+
+impl Objects {
+    fn new(path: &Path) -> Self {
+        Objects {
+            file: Arc::from(path.display().to_string()),
+            path: path.to_path_buf(),
+            text: Vec::new(),
+            first_line: 1,
+            snapshot: Snapshot::default(),
+        }
+    }
+
+    fn push(&mut self, number: u32, line: &[u8]) {
+        if self.text.is_empty() {
+            self.first_line = number;
+        }
+        self.text.extend_from_slice(line);
+        self.text.push(b'\n');
+    }
+
+    fn flush(&mut self) {
+        let bytes = std::mem::take(&mut self.text);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.snapshot.errors.push(load_error(
+                &self.path,
+                Some(self.first_line),
+                "not UTF-8 text: not a manifest".into(),
+            ));
+            return;
+        };
+        let parsed = parse_text(&self.file, &text);
+        let offset = self.first_line - 1;
+        for (object, mut origin) in parsed.objects {
+            origin.line = origin.line.map(|l| l + offset);
+            self.snapshot.insert(object, origin);
+        }
+        for mut error in parsed.errors {
+            error.origin.line = error.origin.line.map(|l| l + offset);
+            self.snapshot.errors.push(error);
+        }
+    }
+}
+
+/// One file: a single-stream `cluster-info dump` (JSON lists with log sections between them),
+/// or a manifest or snapshot, read as a stream.
+fn load_file(path: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
+    if path == Path::new("-") {
+        return (load_paths(&[path.to_path_buf()]), Logs::default());
+    }
+    let mut objects = Objects::new(path);
+    let file = match open_regular(path, true) {
+        Ok(file) => file,
+        Err(message) => {
+            objects
+                .snapshot
+                .errors
+                .push(load_error(path, None, message));
+            return (objects.snapshot, Logs::default());
+        }
+    };
+    let mut splitter = DumpSplitter::new(path.display().to_string(), bounds, None);
+    let mut last = 0;
+    let read = split_stream(
+        BufReader::new(file),
+        &mut splitter,
+        true,
+        |n, place, line| {
+            last = n;
+            match place {
+                Place::Objects => objects.push(n, line.whole().unwrap_or_default()),
+                Place::Marker => objects.flush(),
+                Place::Log => {}
+            }
+        },
+    );
+    objects.flush();
+    if let Err(e) = read {
+        let message = format!("cannot read past this line: {e}");
+        objects
+            .snapshot
+            .errors
+            .push(load_error(path, Some(last.max(1)), message));
+    }
+    (objects.snapshot, splitter.finish())
+}
+
+/// The `logs.txt` files below a dump directory (`DIR/<namespace>/<pod>/logs.txt`). A file that
+/// cannot be read is an error in `errors`.
+fn dump_logs(dir: &Path, bounds: LogBounds, errors: &mut Vec<LoadError>) -> Logs {
     let mut logs = Logs::default();
     let mut files = Vec::new();
     find_log_files(dir, &mut files, 0);
     files.sort();
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
+    for path in files {
+        let file = match open_regular(&path, false) {
+            Ok(file) => file,
+            Err(message) => {
+                errors.push(load_error(&path, None, message));
+                continue;
+            }
         };
-        let (_, found) = split_dump(&text, &file.display().to_string(), bounds);
-        logs.current.extend(found.current);
+        let mut splitter =
+            DumpSplitter::new(path.display().to_string(), bounds, pod_directory(&path));
+        if let Err(e) = split_stream(BufReader::new(file), &mut splitter, false, |_, _, _| {}) {
+            errors.push(load_error(&path, None, format!("cannot read: {e}")));
+        }
+        logs.current.extend(splitter.finish().current);
     }
     logs
+}
+
+/// `DIR/ml/vllm-0/logs.txt` → `(ml, vllm-0)`: the pod whose logs the file holds.
+fn pod_directory(file: &Path) -> Option<(String, String)> {
+    let pod = file.parent()?;
+    let namespace = pod.parent()?;
+    let name = |p: &Path| Some(p.file_name()?.to_string_lossy().into_owned());
+    Some((name(namespace)?, name(pod)?))
 }
 
 fn find_log_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
@@ -124,106 +470,8 @@ fn find_log_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
-/// Splits dump text into the objects (log sections blanked, so line numbers still match the
-/// file) and the log sections, each cut to its last `bounds` lines and bytes.
-pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs) {
-    let mut objects = String::with_capacity(text.len());
-    let mut logs = Logs::default();
-    let mut open: Option<Section> = None;
-    for (index, line) in text.lines().enumerate() {
-        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        if let Some(key) = line.strip_prefix(START).and_then(section_key) {
-            if let Some(section) = open.take() {
-                section.finish(source, &mut logs);
-            }
-            open = Some(Section::new(key, bounds));
-            objects.push('\n');
-            continue;
-        }
-        if line.starts_with(END) {
-            if let Some(section) = open.take() {
-                section.finish(source, &mut logs);
-            }
-            objects.push('\n');
-            continue;
-        }
-        match &mut open {
-            Some(section) => {
-                section.push(number, line);
-                objects.push('\n');
-            }
-            None => {
-                objects.push_str(line);
-                objects.push('\n');
-            }
-        }
-    }
-    if let Some(section) = open.take() {
-        section.finish(source, &mut logs);
-    }
-    (objects, logs)
-}
-
-/// `vllm of pod ml/vllm-0 ====` → `(ml, vllm-0, vllm)`.
-fn section_key(rest: &str) -> Option<(String, String, String)> {
-    let rest = rest.trim_end().strip_suffix("====")?.trim_end();
-    let (container, pod) = rest.split_once(" of pod ")?;
-    let (namespace, pod) = pod.split_once('/')?;
-    Some((namespace.to_owned(), pod.to_owned(), container.to_owned()))
-}
-
-/// A log section being read: only its last lines are kept.
-struct Section {
-    key: (String, String, String),
-    lines: VecDeque<(u32, String)>,
-    bytes: usize,
-    bounds: LogBounds,
-    dropped: bool,
-}
-
-impl Section {
-    fn new(key: (String, String, String), bounds: LogBounds) -> Self {
-        Section {
-            key,
-            lines: VecDeque::new(),
-            bytes: 0,
-            bounds,
-            dropped: false,
-        }
-    }
-
-    fn push(&mut self, number: u32, line: &str) {
-        self.bytes += line.len() + 1;
-        self.lines.push_back((number, line.to_owned()));
-        while self.lines.len() > self.bounds.lines
-            || (self.bytes > self.bounds.bytes && self.lines.len() > 1)
-        {
-            if let Some((_, gone)) = self.lines.pop_front() {
-                self.bytes -= gone.len() + 1;
-                self.dropped = true;
-            }
-        }
-    }
-
-    fn finish(self, source: &str, logs: &mut Logs) {
-        if self.lines.is_empty() {
-            return;
-        }
-        let first_line = self.lines.front().map(|(n, _)| *n);
-        logs.current.insert(
-            self.key,
-            LogTail {
-                source: source.to_owned(),
-                first_line,
-                lines: self.lines.into_iter().map(|(_, l)| l).collect(),
-                truncated: self.dropped,
-            },
-        );
-    }
-}
-
 /// Reads a bundle `save_bundle` wrote.
-fn load_bundle(dir: &Path) -> (Snapshot, Logs) {
+fn load_bundle(dir: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
     let mut snapshot = load_paths(&[dir.join(BUNDLE_SNAPSHOT)]);
     let mut logs = Logs::default();
     let root = dir.join(BUNDLE_LOGS);
@@ -250,14 +498,11 @@ fn load_bundle(dir: &Path) -> (Snapshot, Logs) {
                     Some(container) => (container, true),
                     None => (stem, false),
                 };
-                let text = match std::fs::read_to_string(&path) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        snapshot.errors.push(LoadError {
-                            origin: Origin::file(Arc::from(path.display().to_string()), 1),
-                            object: None,
-                            message: format!("cannot read this log: {e}"),
-                        });
+                let tail = match read_log_file(&path, bounds) {
+                    Ok(Some(tail)) => tail,
+                    Ok(None) => continue,
+                    Err(message) => {
+                        snapshot.errors.push(load_error(&path, None, message));
                         continue;
                     }
                 };
@@ -266,12 +511,6 @@ fn load_bundle(dir: &Path) -> (Snapshot, Logs) {
                     pod.file_name().to_string_lossy().into_owned(),
                     container.to_owned(),
                 );
-                let tail = LogTail {
-                    source: path.display().to_string(),
-                    first_line: Some(1),
-                    lines: text.lines().map(str::to_owned).collect(),
-                    truncated: false,
-                };
                 if previous {
                     logs.previous.insert(key, tail);
                 } else {
@@ -281,6 +520,21 @@ fn load_bundle(dir: &Path) -> (Snapshot, Logs) {
         }
     }
     (snapshot, logs)
+}
+
+/// The bounded tail of one plain log file; `Ok(None)` when it is empty.
+fn read_log_file(path: &Path, bounds: LogBounds) -> Result<Option<LogTail>, String> {
+    let file = open_regular(path, false)?;
+    let mut reader = BufReader::new(file);
+    let keep = bounds.bytes.saturating_add(4);
+    let mut tail = BoundedTail::new(bounds);
+    let mut line = RawLine::default();
+    let mut number = 0u32;
+    while read_line(&mut reader, keep, &mut line).map_err(|e| format!("cannot read: {e}"))? {
+        number = number.saturating_add(1);
+        tail.push(number, line.last(keep), line.len > line.tail.len());
+    }
+    Ok(tail.finish(path.display().to_string(), true))
 }
 
 /// Writes a triage bundle to `dir`: the snapshot (Events included) as `snapshot.yaml`, each log
@@ -451,6 +705,167 @@ line three
         let previous = &again.logs.previous[&key("ml", "vllm-0", "vllm")];
         assert_eq!(previous.lines, ["CUDA out of memory"]);
         assert_eq!(again.observed_at.as_deref(), Some("2026-11-28T03:30:00Z"));
+    }
+
+    /// A dump directory with one pod `ml/vllm-0` whose `logs.txt` holds `log` (raw bytes).
+    fn dump_with_log(log: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let dump = dir.path().join("dump");
+        std::fs::create_dir_all(dump.join("ml/vllm-0")).unwrap();
+        let (objects, _) = split_dump(STREAM, "x", LogBounds::default());
+        std::fs::write(
+            dump.join("ml/pods.json"),
+            &objects[..objects.find("{\n    \"kind\": \"ServiceList\"").unwrap()],
+        )
+        .unwrap();
+        std::fs::write(dump.join("ml/vllm-0/logs.txt"), log).unwrap();
+        (dir, dump)
+    }
+
+    fn section(lines: &[&[u8]]) -> Vec<u8> {
+        let mut log = format!("{START}vllm of pod ml/vllm-0 ====\n").into_bytes();
+        for line in lines {
+            log.extend_from_slice(line);
+            log.push(b'\n');
+        }
+        log.extend_from_slice(format!("{END}vllm of pod ml/vllm-0 ====\n").as_bytes());
+        log
+    }
+
+    #[test]
+    fn a_line_longer_than_the_byte_bound_keeps_its_end() {
+        let long = format!("{}CUDA out of memory", "é".repeat(2_000_000));
+        let (_dir, dump) = dump_with_log(&section(&[b"start", long.as_bytes()]));
+        let bounds = LogBounds {
+            lines: 100,
+            bytes: 1001,
+        };
+        let input = load_triage_paths(&[dump], bounds);
+        let tail = &input.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(
+            tail.lines.len(),
+            1,
+            "the line before does not fit beside it"
+        );
+        assert!(tail.lines[0].len() <= 1001 && tail.lines[0].ends_with("CUDA out of memory"));
+        assert!(
+            tail.lines[0].starts_with('é'),
+            "cut at a character boundary"
+        );
+        assert_eq!(tail.first_line, Some(3));
+        assert!(tail.truncated);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_not_the_whole_log_skipped() {
+        let (_dir, dump) = dump_with_log(&section(&[b"ok", b"bad \xff byte", b"crash"]));
+        let input = load_triage_paths(&[dump], LogBounds::default());
+        assert!(
+            input.snapshot.errors.is_empty(),
+            "{:?}",
+            input.snapshot.errors
+        );
+        let tail = &input.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(tail.lines, ["ok", "bad \u{fffd} byte", "crash"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_log_that_is_a_device_or_missing_is_an_error_not_a_hang_or_a_gap() {
+        let (_dir, dump) = dump_with_log(b"");
+        let logs = dump.join("ml/vllm-0/logs.txt");
+        std::fs::remove_file(&logs).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &logs).unwrap();
+        let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+        assert!(input.logs.is_empty());
+        let errors: Vec<String> = input
+            .snapshot
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.origin, e.message))
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("logs.txt") && e.contains("not a regular file")),
+            "{errors:?}"
+        );
+
+        std::fs::remove_file(&logs).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/logs", &logs).unwrap();
+        let input = load_triage_paths(&[dump], LogBounds::default());
+        assert!(
+            input
+                .snapshot
+                .errors
+                .iter()
+                .any(|e| e.message.starts_with("cannot read")),
+            "{:?}",
+            input.snapshot.errors
+        );
+    }
+
+    #[test]
+    fn a_log_line_that_copies_another_pods_marker_stays_a_log_line() {
+        let copied = format!("{START}other of pod ml/somebody-else ====");
+        let (_dir, dump) = dump_with_log(&section(&[b"one", copied.as_bytes(), b"two"]));
+        let input = load_triage_paths(&[dump], LogBounds::default());
+        assert_eq!(input.logs.current.len(), 1);
+        let tail = &input.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(tail.lines, ["one", copied.as_str(), "two"]);
+    }
+
+    #[test]
+    fn a_single_stream_file_is_read_as_a_stream_with_its_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cluster-info.dump");
+        let mut text = STREAM
+            .replace("line two", "line \u{1F600} two")
+            .into_bytes();
+        // One byte that is not UTF-8 inside the log section.
+        let at = text.windows(10).position(|w| w == b"line three").unwrap();
+        text.insert(at + 4, 0xff);
+        std::fs::write(&file, &text).unwrap();
+        let bounds = LogBounds {
+            lines: 2,
+            bytes: 1024,
+        };
+        let input = load_triage_paths(&[file], bounds);
+        assert!(
+            input.snapshot.errors.is_empty(),
+            "{:?}",
+            input.snapshot.errors
+        );
+        assert_eq!(input.snapshot.pods.len(), 1);
+        assert_eq!(input.snapshot.pods[0].origin.line, Some(5));
+        assert_eq!(input.snapshot.services[0].origin.line, Some(17));
+        let tail = &input.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(tail.lines, ["line \u{1F600} two", "line\u{fffd} three"]);
+        assert_eq!(
+            tail.locate(0),
+            format!("{}:10", dir.path().join("cluster-info.dump").display())
+        );
+    }
+
+    #[test]
+    fn bundle_logs_are_bounded_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = TriageInput::default();
+        save_bundle(dir.path(), &input, "test", LogBounds::default()).unwrap();
+        let pod = dir.path().join(BUNDLE_LOGS).join("ml/vllm-0");
+        std::fs::create_dir_all(&pod).unwrap();
+        let text: String = (1..=1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(pod.join("vllm.log"), text).unwrap();
+        let bounds = LogBounds {
+            lines: 10,
+            bytes: 1024,
+        };
+        let again = load_triage_paths(&[dir.path().to_path_buf()], bounds);
+        let tail = &again.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(tail.lines.len(), 10);
+        assert_eq!(tail.lines[9], "line 1000");
+        assert_eq!(tail.first_line, Some(991));
+        assert!(tail.truncated);
     }
 
     #[test]

@@ -244,13 +244,7 @@ fn revisions(snapshot: &Snapshot, endpoint: &Endpoint) -> Vec<Change> {
             let [(_, before), (revision, after)] = pair else {
                 continue;
             };
-            let Some(at) = after
-                .object
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.to_string())
-            else {
+            let Some((at, doubt)) = took_effect(snapshot, after) else {
                 continue;
             };
             let (kind, side, what) = template_diff(containers(before), containers(after));
@@ -258,12 +252,55 @@ fn revisions(snapshot: &Snapshot, endpoint: &Endpoint) -> Vec<Change> {
                 at,
                 kind,
                 side,
-                detail: format!("{} revision {revision}: {what}", owner),
+                detail: format!("{} revision {revision}: {what}{doubt}", owner),
                 source: after.origin.to_string(),
             });
         }
     }
     out
+}
+
+/// Pods normally start within minutes of their ReplicaSet; much later means it was reused.
+const REUSED_AFTER_SECONDS: i64 = 3600;
+
+/// When a revision took effect, and what makes that date uncertain. Its ReplicaSet's creation,
+/// unless the set was reused: a rollback brings back an old ReplicaSet (Kubernetes then records
+/// `revision-history` on it), whose creation may be weeks old. Then the oldest start of its
+/// current pods dates the change, as an upper bound.
+fn took_effect(snapshot: &Snapshot, set: &Located<ReplicaSet>) -> Option<(String, String)> {
+    let created = set.object.metadata.creation_timestamp.as_ref()?.0;
+    let first_start = snapshot
+        .in_namespace::<Pod>(set.object.namespace())
+        .filter(|pod| {
+            pod.object
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "ReplicaSet" && o.name == set.object.name())
+        })
+        .filter_map(|pod| pod.object.status.as_ref()?.start_time.as_ref().map(|t| t.0))
+        .min();
+    let reused = set
+        .object
+        .annotation("deployment.kubernetes.io/revision-history")
+        .is_some();
+    match first_start {
+        Some(start)
+            if start > created
+                && (reused || start.as_second() - created.as_second() > REUSED_AFTER_SECONDS) =>
+        {
+            Some((
+                start.to_string(),
+                format!(
+                    " (date uncertain: its ReplicaSet dates from {created}, reused by a rollback \
+                     or scaled up again; this is when its oldest current pod started, so the \
+                     change took effect then or earlier)"
+                ),
+            ))
+        }
+        _ => Some((created.to_string(), String::new())),
+    }
 }
 
 fn owned_by(
@@ -331,7 +368,7 @@ fn template_diff(before: &[Container], after: &[Container]) -> (&'static str, Si
                     "{name} env {key}: {} → {value}",
                     old_value.as_deref().unwrap_or("unset")
                 );
-                if key.to_ascii_uppercase().contains("MODEL") {
+                if MODEL_VARIABLES.contains(&key.as_str()) {
                     model.push(line);
                 } else {
                     other.push(line);
@@ -357,13 +394,30 @@ fn template_diff(before: &[Container], after: &[Container]) -> (&'static str, Si
     ("config", Side::Configuration, other.join("; "))
 }
 
-/// Whether the model-naming arguments differ between two command lines.
+/// Variables that name the model a server loads. Exact names: `OLLAMA_MAX_LOADED_MODELS` is a
+/// setting, not a model.
+const MODEL_VARIABLES: &[&str] = &[
+    "MODEL",
+    "MODEL_ID",
+    "MODEL_NAME",
+    "MODEL_PATH",
+    "MODEL_REPO",
+    "MODEL_URI",
+    "MODEL_REVISION",
+    "HF_MODEL_ID",
+    "HF_MODEL",
+    "OLLAMA_MODEL",
+    "REVISION",
+    "STORAGE_URI",
+];
+
+/// Whether the model-naming arguments differ between two command lines. `--served-model-name` is
+/// the name clients call the model by, an alias: changing it is configuration.
 fn mentions_model(old: &str, new: &str) -> bool {
     const MODEL_FLAGS: &[&str] = &[
         "--model",
         "--model-id",
         "--model-path",
-        "--served-model-name",
         "--revision",
         "--tokenizer",
         "serve",
@@ -575,6 +629,111 @@ mod tests {
         let (kind, _, detail) = template_diff(&[before], &[after]);
         assert_eq!(kind, "model");
         assert!(detail.contains("MODEL_ID: llama3 → llama3.1"), "{detail}");
+    }
+
+    #[test]
+    fn a_served_name_or_a_setting_with_model_in_its_name_is_configuration() {
+        let before = [container(
+            "vllm/vllm-openai:v0.10.1",
+            &["--model", "m", "--served-model-name", "chat"],
+        )];
+        let after = [container(
+            "vllm/vllm-openai:v0.10.1",
+            &["--model", "m", "--served-model-name", "assistant"],
+        )];
+        let (kind, side, _) = template_diff(&before, &after);
+        assert_eq!((kind, side), ("config", Side::Configuration));
+
+        let mut before = container("ollama/ollama:0.6.2", &[]);
+        let mut after = before.clone();
+        let variable = |value: &str| {
+            Some(vec![EnvVar {
+                name: "OLLAMA_MAX_LOADED_MODELS".into(),
+                value: Some(value.into()),
+                ..EnvVar::default()
+            }])
+        };
+        before.env = variable("3");
+        after.env = variable("1");
+        let (kind, side, detail) = template_diff(&[before], &[after]);
+        assert_eq!((kind, side), ("config", Side::Configuration), "{detail}");
+    }
+
+    #[test]
+    fn a_rollback_is_dated_by_its_pods_not_by_its_old_replica_set() {
+        let set = |name: &str, revision: u32, created: &str, model: &str, history: &str| {
+            format!(
+                r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: {name}
+  namespace: ml
+  creationTimestamp: "{created}"
+  annotations: {{deployment.kubernetes.io/revision: "{revision}"{history}}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: vllm, uid: u, controller: true}}]
+spec:
+  selector: {{matchLabels: {{app: vllm}}}}
+  template:
+    metadata: {{labels: {{app: vllm}}}}
+    spec:
+      containers: [{{name: vllm, image: vllm/vllm-openai:v0.10.1, args: [--model, {model}]}}]
+"#
+            )
+        };
+        let text = [
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: ml}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers: [{name: vllm, image: vllm/vllm-openai:v0.10.1, args: [--model, llama-8b]}]
+"#
+            .to_owned(),
+            set("vllm-a", 2, "2026-11-14T09:00:00Z", "llama-70b", ""),
+            // Revision 1's set, brought back by `kubectl rollout undo`.
+            set(
+                "vllm-b",
+                3,
+                "2026-10-01T09:00:00Z",
+                "llama-8b",
+                r#", deployment.kubernetes.io/revision-history: "1""#,
+            ),
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-b-x
+  namespace: ml
+  labels: {app: vllm}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: vllm-b, uid: u, controller: true}]
+spec:
+  containers: [{name: vllm, image: vllm/vllm-openai:v0.10.1, args: [--model, llama-8b]}]
+status: {phase: Running, startTime: "2026-11-28T02:40:00Z"}
+"#
+            .to_owned(),
+        ]
+        .join("---\n");
+        let snapshot = hangar_core::snapshot_from_text("dump.yaml", &text);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        let inventory = hangar_core::discover(&snapshot, &hangar_core::Policy::default());
+        let changes = revisions(&snapshot, &inventory.endpoints[0]);
+        let rollback = changes
+            .iter()
+            .find(|c| c.detail.contains("revision 3"))
+            .unwrap();
+        assert_eq!(rollback.at, "2026-11-28T02:40:00Z");
+        assert!(
+            rollback.detail.contains("date uncertain")
+                && rollback.detail.contains("2026-10-01T09:00:00Z"),
+            "{}",
+            rollback.detail
+        );
+        assert_eq!(changes.len(), 1, "{changes:?}");
     }
 
     #[test]

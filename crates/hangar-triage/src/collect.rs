@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use hangar_core::inventory::{command_line, is_accelerator};
 use hangar_core::snapshot::{DynamicObject, KubeObject, Located};
-use hangar_core::{ObjectRef, Origin, Runtime, Snapshot};
+use hangar_core::{ObjectRef, Runtime, Snapshot};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Node, Pod, Probe as KubeProbe};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use crate::evidence::{
@@ -29,10 +31,23 @@ impl EventIndex {
                 by_object.entry(about).or_default().push(record);
             }
         }
+        // By time, not text: `2025-05-01T10:00:00.5Z` and `2025-05-01T10:00:00Z` do not sort as
+        // strings, and an event without a time goes first.
         for events in by_object.values_mut() {
-            events.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
+            events.sort_by_key(|e| e.last_seen.as_deref().and_then(parse_time));
         }
         EventIndex { by_object }
+    }
+
+    /// The newest time any Event records.
+    pub fn newest(&self) -> Option<Timestamp> {
+        self.by_object
+            .values()
+            .flatten()
+            .flat_map(|e| [e.first_seen.as_deref(), e.last_seen.as_deref()])
+            .flatten()
+            .filter_map(parse_time)
+            .max()
     }
 
     pub fn about(&self, object: &ObjectRef) -> &[EventRecord] {
@@ -378,7 +393,77 @@ pub fn node_evidence(node: &Located<Node>) -> NodeEvidence {
     }
 }
 
-/// Where an object was read, for evidence lines: `file:line` or `cluster`.
-pub fn origin_label(origin: &Origin) -> String {
-    origin.to_string()
+/// The newest time the snapshot records: in its Events, and in its pods' start times, conditions
+/// and container states. A `kubectl cluster-info dump` has no capture time; this is its clock.
+pub fn newest_time(snapshot: &Snapshot, events: &EventIndex) -> Option<Timestamp> {
+    let mut newest = events.newest();
+    let mut saw = |time: Option<&Time>| {
+        if let Some(t) = time {
+            newest = newest.max(Some(t.0));
+        }
+    };
+    for pod in &snapshot.pods {
+        let Some(status) = &pod.object.status else {
+            continue;
+        };
+        saw(status.start_time.as_ref());
+        for condition in status.conditions.iter().flatten() {
+            saw(condition.last_transition_time.as_ref());
+        }
+        let containers = [
+            &status.init_container_statuses,
+            &status.container_statuses,
+            &status.ephemeral_container_statuses,
+        ];
+        for container in containers.into_iter().flatten().flatten() {
+            for state in [&container.state, &container.last_state]
+                .into_iter()
+                .flatten()
+            {
+                saw(state.running.as_ref().and_then(|r| r.started_at.as_ref()));
+                if let Some(t) = &state.terminated {
+                    saw(t.started_at.as_ref());
+                    saw(t.finished_at.as_ref());
+                }
+            }
+        }
+    }
+    newest
+}
+
+fn parse_time(text: &str) -> Option<Timestamp> {
+    text.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_ordered_by_time_not_by_text() {
+        // `…00.5Z` sorts before `…00Z` as text, yet happened after it.
+        let event = |name: &str, reason: &str, time: &str| {
+            format!(
+                "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: {name}, namespace: ml}}\nregarding: {{kind: Pod, namespace: ml, name: vllm-0}}\nreason: {reason}\nnote: x\ntype: Warning\neventTime: \"{time}\"\n"
+            )
+        };
+        let text = [
+            event("a", "Later", "2025-05-01T10:00:00.500000Z"),
+            event("b", "Earlier", "2025-05-01T10:00:00Z"),
+        ]
+        .join("---\n");
+        let snapshot = hangar_core::snapshot_from_text("events.yaml", &text);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        let index = EventIndex::new(&snapshot);
+        let reasons: Vec<&str> = index
+            .about(&ObjectRef::new("Pod", "ml", "vllm-0"))
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect();
+        assert_eq!(reasons, ["Earlier", "Later"]);
+        assert_eq!(
+            index.newest().map(|t| t.to_string()).as_deref(),
+            Some("2025-05-01T10:00:00.5Z")
+        );
+    }
 }

@@ -35,9 +35,10 @@ pub struct PodEvidence {
     /// `spec.enableServiceLinks`; `None` when not set (Kubernetes then injects the variables of
     /// every Service in the namespace, `<NAME>_PORT=tcp://…` among them).
     pub enable_service_links: Option<bool>,
-    /// When the evidence was gathered (RFC 3339): now for a live cluster, the dump's time for a
-    /// saved one; `None` when unknown. Rules use it to tell a failure that is happening from one
-    /// that happened long ago; without it they take the newest timestamp in the evidence.
+    /// When the evidence was gathered (RFC 3339): now for a live cluster, the capture time for a
+    /// bundle, and for a dump the newest time anywhere in it (`report::triage` works it out once
+    /// for every pod). Rules use it to tell a failure that is happening from one that happened
+    /// long ago; without it (a pod built by hand) they take the newest timestamp in this pod.
     pub observed_at: Option<String>,
 }
 

@@ -2,12 +2,15 @@
 
 use std::fmt::Write as _;
 
+use hangar_core::snapshot::{KubeObject, Located};
 use hangar_core::{Endpoint, Inventory, ObjectRef, Snapshot};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::change::{ChangeReport, correlate};
-use crate::collect::{EventIndex, pod_evidence};
+use crate::collect::{EventIndex, newest_time, pod_evidence};
 use crate::evidence::{Logs, PodEvidence};
 use crate::rules::diagnose;
 use crate::verdict::{Category, Diagnosis, Evidence, Verdict};
@@ -15,14 +18,15 @@ use crate::verdict::{Category, Diagnosis, Evidence, Verdict};
 /// The schema of the JSON report, versioned like the audit report's.
 pub const TRIAGE_SCHEMA: &str = "hangar.dev/triage-report/v1";
 
-/// Triage of one endpoint: the verdict for the endpoint (its most telling pod), the pods whose
-/// verdict differs, and what changed before the symptoms.
+/// Triage of one endpoint: the verdict for the endpoint (its most telling pod), the unhealthy pods
+/// whose verdict differs, and what changed before the symptoms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndpointTriage {
     pub verdict: Verdict,
-    /// Pods whose category differs from the endpoint's verdict.
+    /// Unhealthy pods whose category differs from the endpoint's verdict, one per category.
     pub other_pods: Vec<Verdict>,
-    /// Pods examined, and how many of them are unhealthy.
+    /// Pods examined, and how many of them are unhealthy (ended pods of a replaced revision are
+    /// examined, not counted).
     pub pods: usize,
     pub unhealthy_pods: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,10 +37,21 @@ impl EndpointTriage {
     pub fn is_healthy(&self) -> bool {
         self.verdict.diagnosis.category == Category::Healthy
     }
+
+    /// Whether someone must look at it: a pod is unhealthy, or the verdict names a problem. An
+    /// endpoint the input holds no pods of (manifests) is `unknown` without needing attention.
+    pub fn needs_attention(&self) -> bool {
+        self.unhealthy_pods > 0
+            || !matches!(
+                self.verdict.diagnosis.category,
+                Category::Healthy | Category::Unknown
+            )
+    }
 }
 
 /// Triages every endpoint of `inventory` (those `select` accepts), unhealthy ones first.
-/// `observed_at` is when the input was read (RFC 3339), when known: now for a live cluster.
+/// `observed_at` is when the input was read (RFC 3339), when known: now for a live cluster;
+/// without it, the newest time in the snapshot.
 pub fn triage(
     snapshot: &Snapshot,
     inventory: &Inventory,
@@ -45,11 +60,16 @@ pub fn triage(
     select: &dyn Fn(&Endpoint) -> bool,
 ) -> Vec<EndpointTriage> {
     let events = EventIndex::new(snapshot);
+    // A dump records no capture time: the newest time anywhere in it is the dump's clock, the
+    // same for every pod, so a pod quiet for two days is judged as quiet as it is.
+    let clock = observed_at
+        .map(str::to_owned)
+        .or_else(|| newest_time(snapshot, &events).map(|t| t.to_string()));
     let mut out: Vec<EndpointTriage> = inventory
         .endpoints
         .iter()
         .filter(|e| select(e))
-        .map(|endpoint| triage_endpoint(snapshot, endpoint, &events, logs, observed_at))
+        .map(|endpoint| triage_endpoint(snapshot, endpoint, &events, logs, clock.as_deref()))
         .collect();
     out.sort_by(|a, b| {
         rank(&a.verdict.diagnosis)
@@ -81,13 +101,16 @@ fn triage_endpoint(
     logs: &Logs,
     observed_at: Option<&str>,
 ) -> EndpointTriage {
-    let evidence: Vec<PodEvidence> = endpoint
+    let evidence: Vec<(PodEvidence, bool)> = endpoint
         .pods
         .iter()
         .filter_map(|pod| snapshot.find::<Pod>(&pod.namespace, &pod.name))
-        .map(|pod| PodEvidence {
-            observed_at: observed_at.map(str::to_owned),
-            ..pod_evidence(pod, endpoint.runtime, snapshot, events, logs)
+        .map(|pod| {
+            let evidence = PodEvidence {
+                observed_at: observed_at.map(str::to_owned),
+                ..pod_evidence(pod, endpoint.runtime, snapshot, events, logs)
+            };
+            (evidence, superseded(snapshot, pod))
         })
         .collect();
     if evidence.is_empty() {
@@ -103,18 +126,23 @@ fn triage_endpoint(
             change: None,
         };
     }
-    let mut diagnosed: Vec<(&PodEvidence, Diagnosis)> =
-        evidence.iter().map(|pod| (pod, diagnose(pod))).collect();
-    diagnosed.sort_by(|(a, x), (b, y)| {
-        rank(x)
-            .cmp(&rank(y))
+    // Pods of a revision the Deployment has left behind that ended come last: last week's
+    // evicted pods are history, not the endpoint's state.
+    let mut diagnosed: Vec<(&PodEvidence, bool, Diagnosis)> = evidence
+        .iter()
+        .map(|(pod, old)| (pod, *old, diagnose(pod)))
+        .collect();
+    diagnosed.sort_by(|(a, a_old, x), (b, b_old, y)| {
+        a_old
+            .cmp(b_old)
+            .then(rank(x).cmp(&rank(y)))
             .then(y.confidence.total_cmp(&x.confidence))
             .then(a.pod.name.cmp(&b.pod.name))
     });
     let unhealthy: Vec<&PodEvidence> = diagnosed
         .iter()
-        .filter(|(_, d)| d.category != Category::Healthy)
-        .map(|(p, _)| *p)
+        .filter(|(_, old, d)| !old && d.category != Category::Healthy)
+        .map(|(p, _, _)| *p)
         .collect();
     let change = (!unhealthy.is_empty()).then(|| correlate(snapshot, endpoint, &unhealthy));
     let verdict_for = |pod: &PodEvidence, diagnosis: &Diagnosis| Verdict {
@@ -122,11 +150,11 @@ fn triage_endpoint(
         pod: Some(pod_name(&pod.pod)),
         diagnosis: diagnosis.clone(),
     };
-    let (lead_pod, lead) = &diagnosed[0];
+    let (lead_pod, _, lead) = &diagnosed[0];
     let mut seen = vec![lead.category];
     let mut other_pods = Vec::new();
-    for (pod, diagnosis) in &diagnosed[1..] {
-        if !seen.contains(&diagnosis.category) {
+    for (pod, old, diagnosis) in &diagnosed[1..] {
+        if !old && diagnosis.category != Category::Healthy && !seen.contains(&diagnosis.category) {
             seen.push(diagnosis.category);
             other_pods.push(verdict_for(pod, diagnosis));
         }
@@ -138,6 +166,48 @@ fn triage_endpoint(
         unhealthy_pods: unhealthy.len(),
         change,
     }
+}
+
+/// Whether `pod` ended (Failed, Succeeded) and belongs to a ReplicaSet its Deployment has
+/// replaced with a later revision.
+fn superseded(snapshot: &Snapshot, pod: &Located<Pod>) -> bool {
+    let ended = pod
+        .object
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|phase| matches!(phase, "Failed" | "Succeeded"));
+    if !ended {
+        return false;
+    }
+    let namespace = pod.object.namespace();
+    let Some(set) = owner(&pod.object.metadata, "ReplicaSet")
+        .and_then(|name| snapshot.find::<ReplicaSet>(namespace, name))
+    else {
+        return false;
+    };
+    let Some(deployment) = owner(&set.object.metadata, "Deployment") else {
+        return false;
+    };
+    let revision = |rs: &Located<ReplicaSet>| -> u64 {
+        rs.object
+            .annotation("deployment.kubernetes.io/revision")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    };
+    snapshot
+        .in_namespace::<ReplicaSet>(namespace)
+        .filter(|rs| owner(&rs.object.metadata, "Deployment") == Some(deployment))
+        .any(|rs| revision(rs) > revision(set))
+}
+
+/// The name of the object's controller of this kind, from its owner references.
+fn owner<'a>(meta: &'a ObjectMeta, kind: &str) -> Option<&'a str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == kind)
+        .map(|o| o.name.as_str())
 }
 
 fn pod_name(pod: &ObjectRef) -> String {
@@ -197,7 +267,8 @@ fn no_pods(endpoint: &Endpoint) -> Diagnosis {
 pub struct TriageReport<'a> {
     pub schema: &'static str,
     pub source: &'a str,
-    /// One verdict per endpoint (its most telling pod), then one per pod whose category differs.
+    /// One verdict per endpoint (its most telling pod), then one per unhealthy pod whose
+    /// category differs.
     pub verdicts: Vec<&'a Verdict>,
     pub endpoints: &'a [EndpointTriage],
     /// Input that could not be read.
@@ -226,13 +297,18 @@ impl<'a> TriageReport<'a> {
 /// The terminal report: a summary line per endpoint, then each unhealthy endpoint in full.
 pub fn render_text(endpoints: &[EndpointTriage], verbose: bool) -> String {
     let mut out = String::new();
-    let sick = endpoints.iter().filter(|e| !e.is_healthy()).count();
-    let _ = writeln!(
+    let sick = endpoints.iter().filter(|e| e.needs_attention()).count();
+    let healthy = endpoints.iter().filter(|e| e.is_healthy()).count();
+    let unjudged = endpoints.len() - sick - healthy;
+    let _ = write!(
         out,
-        "{} endpoint(s) triaged: {sick} need attention, {} healthy.\n",
+        "{} endpoint(s) triaged: {sick} need attention, {healthy} healthy",
         endpoints.len(),
-        endpoints.len() - sick
     );
+    if unjudged > 0 {
+        let _ = write!(out, ", {unjudged} not judged (no current pods read)");
+    }
+    out.push_str(".\n\n");
     for e in endpoints {
         let d = &e.verdict.diagnosis;
         let side = d.side.map(|s| s.as_str()).unwrap_or("-");
@@ -301,5 +377,151 @@ fn render_verdict(out: &mut String, verdict: &Verdict) {
         for (i, step) in d.next_steps.iter().enumerate() {
             let _ = writeln!(out, "    {}. {step}", i + 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangar_core::{Policy, discover, snapshot_from_text};
+
+    const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: ml}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.10.1
+          args: [--model, m]
+          resources: {limits: {nvidia.com/gpu: "1", memory: 32Gi}}
+"#;
+
+    fn replica_set(name: &str, revision: u32) -> String {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: {name}
+  namespace: ml
+  annotations: {{deployment.kubernetes.io/revision: "{revision}"}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: vllm, uid: u, controller: true}}]
+spec:
+  selector: {{matchLabels: {{app: vllm}}}}
+  template:
+    metadata: {{labels: {{app: vllm}}}}
+    spec:
+      containers: [{{name: vllm, image: vllm/vllm-openai:v0.10.1, args: [--model, m]}}]
+"#
+        )
+    }
+
+    /// A pod of ReplicaSet `set` with the given `status` (YAML at four spaces' indent).
+    fn pod(name: &str, set: &str, status: &str) -> String {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: ml
+  labels: {{app: vllm}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: {set}, uid: u, controller: true}}]
+spec:
+  containers:
+    - name: vllm
+      image: vllm/vllm-openai:v0.10.1
+      args: [--model, m]
+      resources: {{limits: {{nvidia.com/gpu: "1", memory: 32Gi}}}}
+status:
+{status}
+"#
+        )
+    }
+
+    fn triage_all(documents: &[String]) -> Vec<EndpointTriage> {
+        let text = documents.join("---\n");
+        let snapshot = snapshot_from_text("dump.yaml", &text);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        let inventory = discover(&snapshot, &Policy::default());
+        triage(&snapshot, &inventory, &Logs::default(), None, &|_| true)
+    }
+
+    const READY_SINCE_AN_OLD_OOM: &str = r#"
+    phase: Running
+    conditions: [{type: Ready, status: "True", lastTransitionTime: "2025-05-01T09:00:10Z"}]
+    containerStatuses:
+      - name: vllm
+        image: vllm/vllm-openai:v0.10.1
+        imageID: ""
+        ready: true
+        restartCount: 1
+        state: {running: {startedAt: "2025-05-01T09:00:05Z"}}
+        lastState: {terminated: {reason: OOMKilled, exitCode: 137, startedAt: "2025-05-01T08:00:00Z", finishedAt: "2025-05-01T09:00:00Z"}}"#;
+
+    const SERVING: &str = r#"
+    phase: Running
+    conditions: [{type: Ready, status: "True", lastTransitionTime: "2025-05-01T09:00:10Z"}]
+    containerStatuses:
+      - {name: vllm, image: vllm/vllm-openai:v0.10.1, imageID: "", ready: true, restartCount: 0, state: {running: {startedAt: "2025-05-01T09:00:05Z"}}}"#;
+
+    #[test]
+    fn a_dump_is_judged_by_its_newest_time_not_each_pods_own() {
+        // Another pod of the dump started two days after the OOM kill: the dump was taken then.
+        let later = pod(
+            "other-0",
+            "unrelated",
+            r#"    phase: Running
+    startTime: "2025-05-03T09:00:00Z""#,
+        );
+        let documents = [
+            DEPLOYMENT.to_owned(),
+            replica_set("vllm-1", 1),
+            pod("vllm-1-a", "vllm-1", READY_SINCE_AN_OLD_OOM),
+            later,
+        ];
+        let results = triage_all(&documents);
+        let vllm = results
+            .iter()
+            .find(|e| e.verdict.endpoint == "Deployment/ml/vllm")
+            .unwrap();
+        assert_eq!(vllm.verdict.diagnosis.category, Category::Healthy);
+
+        // Without the later pod, the dump's clock is minutes after the kill: it is recent.
+        let results = triage_all(&documents[..3]);
+        assert_eq!(results[0].verdict.diagnosis.category, Category::HostOom);
+    }
+
+    #[test]
+    fn ended_pods_of_a_replaced_revision_and_healthy_pods_do_not_speak_for_the_endpoint() {
+        let evicted = r#"    phase: Failed
+    reason: Evicted
+    message: "The node was low on resource: memory. Threshold quantity: 100Mi, available: 87608Ki.""#;
+        let pending = r#"    phase: Pending
+    conditions: [{type: PodScheduled, status: "False", reason: Unschedulable, message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}]"#;
+        let documents = [
+            DEPLOYMENT.to_owned(),
+            replica_set("vllm-1", 1),
+            replica_set("vllm-2", 2),
+            pod("vllm-1-a", "vllm-1", evicted),
+            pod("vllm-2-b", "vllm-2", SERVING),
+            pod("vllm-2-c", "vllm-2", pending),
+        ];
+        let results = triage_all(&documents);
+        let endpoint = &results[0];
+        assert_eq!(
+            endpoint.verdict.diagnosis.category,
+            Category::Scheduling,
+            "{:?}",
+            endpoint.verdict
+        );
+        assert_eq!(endpoint.pods, 3);
+        assert_eq!(endpoint.unhealthy_pods, 1);
+        assert!(endpoint.other_pods.is_empty(), "{:?}", endpoint.other_pods);
     }
 }

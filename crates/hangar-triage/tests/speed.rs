@@ -94,3 +94,27 @@ fn five_hundred_pods_with_two_hundred_lines_each_take_well_under_two_seconds() {
     );
     eprintln!("triage of 500 pods × 2 × 200 log lines: {elapsed:?}");
 }
+
+#[test]
+fn a_megabyte_line_of_non_ascii_text_is_triaged_in_well_under_a_second() {
+    // One line of a megabyte of Cyrillic and CJK (a model's output echoed into the log), then the
+    // crash: no pattern may fall back to a slow engine on non-ASCII text.
+    let mut pod = pod(0);
+    let long = "модель 模型 ".repeat(1024 * 1024 / "модель 模型 ".len());
+    assert!(long.len() > 1_000_000);
+    for container in &mut pod.containers {
+        if let Some(log) = container.previous_log.as_mut() {
+            log.lines.insert(0, long.clone());
+        }
+    }
+    let _ = diagnose(&pod);
+    let started = Instant::now();
+    let verdict = diagnose(&pod);
+    let elapsed = started.elapsed();
+    assert_ne!(verdict.rule, "TRI-UNKNOWN");
+    assert!(
+        elapsed < Duration::from_millis(500),
+        "a 1 MB non-ASCII line took {elapsed:?}"
+    );
+    eprintln!("a 1 MB non-ASCII line: {elapsed:?}");
+}

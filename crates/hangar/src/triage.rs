@@ -134,12 +134,9 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
         }
         _ => print!("{}", render_text(&results, args.verbose)),
     }
-    let sick = results.iter().any(|r| {
-        !matches!(
-            r.verdict.diagnosis.category,
-            hangar_triage::Category::Healthy | hangar_triage::Category::Unknown
-        )
-    });
+    // A crash-looping pod nothing recognises is `unknown` and still sick; only an endpoint with
+    // no pods to judge (manifests) is unknown without being a problem.
+    let sick = results.iter().any(|r| r.needs_attention());
     Ok(
         if !snapshot.errors.is_empty() || !snapshot.not_covered.is_empty() {
             ExitCode::from(2)

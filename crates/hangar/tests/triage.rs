@@ -234,6 +234,78 @@ fn manifests_without_pods_say_so_instead_of_guessing() {
     );
 }
 
+#[test]
+fn a_crash_loop_no_rule_recognises_is_still_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    std::fs::create_dir_all(dump.join("ml/vllm-0")).unwrap();
+    std::fs::write(
+        dump.join("ml/objects.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: ml}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers: [{name: vllm, image: "vllm/vllm-openai:v0.10.1", args: [--model, m]}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-0
+  namespace: ml
+  labels: {app: vllm}
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: vllm, uid: u, controller: true}]
+spec:
+  containers: [{name: vllm, image: "vllm/vllm-openai:v0.10.1", args: [--model, m]}]
+status:
+  phase: Running
+  containerStatuses:
+    - name: vllm
+      image: vllm/vllm-openai:v0.10.1
+      imageID: ""
+      ready: false
+      restartCount: 7
+      state: {waiting: {reason: CrashLoopBackOff}}
+      lastState: {terminated: {reason: Error, exitCode: 1, startedAt: "2026-11-28T03:00:00Z", finishedAt: "2026-11-28T03:00:20Z"}}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dump.join("ml/vllm-0/logs.txt"),
+        "==== START logs for container vllm of pod ml/vllm-0 ====\nINFO starting\n==== END logs for container vllm of pod ml/vllm-0 ====\n",
+    )
+    .unwrap();
+    let out = hangar(&[
+        "triage",
+        "--from",
+        dump.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let report = json(&out);
+    assert_eq!(
+        verdicts(&report)["Deployment/ml/vllm"],
+        ("unknown".to_owned(), "-".to_owned())
+    );
+    assert_eq!(report["endpoints"][0]["unhealthy_pods"], 1);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = hangar(&["triage", "--from", dump.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .starts_with("1 endpoint(s) triaged: 1 need attention"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}
+
 /// The whole dump as kubectl prints it without `--output-directory`: JSON lists and log
 /// sections in one stream.
 fn single_stream(dir: &Path) -> String {
@@ -412,9 +484,11 @@ async fn a_live_triage_reads_events_and_log_tails_and_only_reads() {
         logs.iter()
             .all(|r| r.query_param("tailLines") == Some("300"))
     );
+    // tailLines with a generous byte cap: the server cuts from the window's start, so a tight
+    // cap would lose the crash at its end; the tail is trimmed to 64 KiB on our side.
     assert!(
         logs.iter()
-            .all(|r| r.query_param("limitBytes") == Some("65536"))
+            .all(|r| r.query_param("limitBytes") == Some("262144"))
     );
     // Previous logs are asked for only where a container restarted (the healthy TEI pod never).
     assert!(

@@ -1,7 +1,9 @@
 //! Reading the tails of containers' logs, bounded in lines and bytes, a few at a time.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use futures_util::io::AsyncReadExt;
 use hangar_core::NotCovered;
 use hangar_triage::{LogTail, Logs};
 use k8s_openapi::api::core::v1::Pod;
@@ -27,6 +29,79 @@ impl Default for LogBounds {
             bytes: 64 * 1024,
         }
     }
+}
+
+/// The last lines of a log within its bounds, kept while reading so a log of any size takes
+/// memory for the bounds only. A line longer than the byte bound keeps its end, cut at a character
+/// boundary: that is where a crash's message is, and the rules' patterns never see a 94 MB line.
+#[derive(Debug)]
+pub(crate) struct BoundedTail {
+    lines: VecDeque<(u32, String)>,
+    bytes: usize,
+    bounds: LogBounds,
+    /// Earlier lines, or the start of a long line, were dropped.
+    cut: bool,
+}
+
+impl BoundedTail {
+    pub(crate) fn new(bounds: LogBounds) -> Self {
+        BoundedTail {
+            lines: VecDeque::new(),
+            bytes: 0,
+            bounds,
+            cut: false,
+        }
+    }
+
+    /// Keeps line `number`, given as the last bytes read of it; `cut` when its start was already
+    /// dropped while reading. Invalid UTF-8 becomes U+FFFD: one bad byte must not hide a log.
+    pub(crate) fn push(&mut self, number: u32, line: &[u8], cut: bool) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (text, shortened) = last_bytes(line, self.bounds.bytes);
+        self.cut |= cut || shortened;
+        self.bytes += text.len() + 1;
+        self.lines.push_back((number, text));
+        while self.lines.len() > self.bounds.lines
+            || (self.bytes > self.bounds.bytes && self.lines.len() > 1)
+        {
+            if let Some((_, gone)) = self.lines.pop_front() {
+                self.bytes -= gone.len() + 1;
+                self.cut = true;
+            }
+        }
+    }
+
+    /// The tail read from `source`; `numbered` when `source` is a file whose line numbers were
+    /// passed to `push`. `None` when nothing was kept.
+    pub(crate) fn finish(self, source: String, numbered: bool) -> Option<LogTail> {
+        let first_line = self.lines.front().map(|(n, _)| *n)?;
+        Some(LogTail {
+            source,
+            first_line: numbered.then_some(first_line),
+            lines: self.lines.into_iter().map(|(_, l)| l).collect(),
+            truncated: self.cut,
+        })
+    }
+}
+
+/// The last `keep` bytes of `line` as text, starting at a character boundary, and whether
+/// anything was cut.
+pub(crate) fn last_bytes(line: &[u8], keep: usize) -> (String, bool) {
+    let mut start = line.len().saturating_sub(keep);
+    // Skip UTF-8 continuation bytes so the cut falls between characters.
+    while start < line.len() && start > 0 && line[start] & 0b1100_0000 == 0b1000_0000 {
+        start += 1;
+    }
+    let text = String::from_utf8_lossy(&line[start..]);
+    if text.len() <= keep {
+        return (text.into_owned(), start > 0);
+    }
+    // Replacement characters are wider than the bytes they replace: trim again.
+    let mut from = text.len() - keep;
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    (text[from..].to_owned(), true)
 }
 
 /// One container whose logs to read: the current instance's, and the previous one's when the
@@ -92,52 +167,187 @@ pub async fn fetch_logs(
     logs
 }
 
+/// How many times the byte bound the API server may send: it applies `limitBytes` from the start
+/// of the `tailLines` window, so a tight cap would cut the window's end, where the crash is.
+const SERVER_BYTES_FACTOR: usize = 4;
+
 /// One log tail; `Ok(None)` when there is nothing to read (no previous instance, empty log).
+/// The last `bounds.lines` lines are asked for with a generous byte cap; when even that cuts
+/// the window, fewer lines are asked for until the window's end fits. The tail is then trimmed to
+/// the bounds from the front, and decoded lossily: a log cut inside a character, or with binary
+/// bytes in it, is still read.
 async fn read_log(
     client: &Client,
     request: &LogRequest,
     bounds: LogBounds,
 ) -> Result<Option<LogTail>, String> {
+    let limit = bounds.bytes.saturating_mul(SERVER_BYTES_FACTOR);
+    let mut tail_lines = bounds.lines;
+    let (body, cut_by_server) = loop {
+        let Some(body) = read_window(client, request, tail_lines, limit).await? else {
+            return Ok(None);
+        };
+        let cut = body.len() >= limit;
+        if !cut || tail_lines <= 1 {
+            break (body, cut);
+        }
+        tail_lines /= 2;
+    };
+    let mut tail = BoundedTail::new(bounds);
+    let text = body.strip_suffix(b"\n").unwrap_or(&body);
+    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    for (index, line) in lines.iter().enumerate() {
+        tail.push(u32::try_from(index + 1).unwrap_or(u32::MAX), line, false);
+    }
+    let source = format!(
+        "cluster: kubectl -n {} logs {} -c {}{}",
+        request.namespace,
+        request.pod,
+        request.container,
+        if request.previous { " --previous" } else { "" }
+    );
+    Ok(tail.finish(source, false).map(|mut tail| {
+        // The server returned at most `tail_lines` lines: a full count means earlier ones exist.
+        tail.truncated |= cut_by_server || lines.len() >= tail_lines;
+        tail
+    }))
+}
+
+/// The raw bytes of the last `tail_lines` lines, at most `limit` of them; `Ok(None)` when there
+/// is no such log or it is empty.
+async fn read_window(
+    client: &Client,
+    request: &LogRequest,
+    tail_lines: usize,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &request.namespace);
     let params = LogParams {
         container: Some(request.container.clone()),
         previous: request.previous,
-        tail_lines: i64::try_from(bounds.lines).ok(),
-        limit_bytes: i64::try_from(bounds.bytes).ok(),
+        tail_lines: i64::try_from(tail_lines).ok(),
+        limit_bytes: i64::try_from(limit).ok(),
         ..LogParams::default()
     };
-    let text = match api.logs(&request.pod, &params).await {
-        Ok(text) => text,
+    let failed = |error: &dyn std::fmt::Display| {
+        format!(
+            "cannot read the log of {}/{} container {}: {error}",
+            request.namespace, request.pod, request.container
+        )
+    };
+    let stream = match api.log_stream(&request.pod, &params).await {
+        Ok(stream) => stream,
         // "previous terminated container … not found", or a pod gone since it was listed.
         Err(kube::Error::Api(status)) if status.code == 400 || status.code == 404 => {
             return Ok(None);
         }
-        Err(error) => {
-            return Err(format!(
-                "cannot read the log of {}/{} container {}: {}",
-                request.namespace,
-                request.pod,
-                request.container,
-                describe(&error)
-            ));
-        }
+        Err(error) => return Err(failed(&describe(&error))),
     };
-    if text.is_empty() {
-        return Ok(None);
+    let mut body = Vec::new();
+    // A server that ignores `limitBytes` still cannot make us hold more than the cap.
+    stream
+        .take(u64::try_from(limit).unwrap_or(u64::MAX))
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok((!body.is_empty()).then_some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangar_testkit::{FakeApiServer, objects};
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+
+    async fn client(server: &FakeApiServer) -> Client {
+        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        Client::try_from(config).unwrap()
     }
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    // The server cut at most `bounds.lines` lines; a full count means earlier lines exist.
-    let truncated = lines.len() >= bounds.lines || text.len() >= bounds.bytes;
-    Ok(Some(LogTail {
-        source: format!(
-            "cluster: kubectl -n {} logs {} -c {}{}",
-            request.namespace,
-            request.pod,
-            request.container,
-            if request.previous { " --previous" } else { "" }
-        ),
-        first_line: None,
-        lines,
-        truncated,
-    }))
+
+    fn request() -> LogRequest {
+        LogRequest {
+            namespace: "ml".into(),
+            pod: "vllm-0".into(),
+            container: "vllm".into(),
+            previous: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_crash_at_the_end_of_a_long_window_is_kept_and_bad_bytes_are_read() {
+        // Twenty lines of 60 bytes, one with a byte that is not UTF-8, and a cut `é` the server's
+        // byte limit may fall into; the crash is the last line.
+        let mut log = Vec::new();
+        for i in 0..19 {
+            log.extend_from_slice(
+                format!("INFO {i:02} loading weights {}\n", "é".repeat(20)).as_bytes(),
+            );
+        }
+        log.extend_from_slice(b"WARN binary \xff\xfe output\n");
+        log.extend_from_slice(b"ERROR CUDA out of memory\n");
+        let server = FakeApiServer::builder()
+            .object(objects::pod("ml", "vllm-0", "vllm/vllm-openai:v0.10.1"))
+            .log_bytes("ml", "vllm-0", "vllm", true, &log)
+            .start()
+            .await
+            .unwrap();
+        let bounds = LogBounds {
+            lines: 10,
+            bytes: 100,
+        };
+        let mut not_covered = Vec::new();
+        let logs = fetch_logs(
+            &client(&server).await,
+            vec![request()],
+            bounds,
+            &mut not_covered,
+        )
+        .await;
+        assert!(not_covered.is_empty(), "{not_covered:?}");
+        let tail = &logs.previous[&("ml".into(), "vllm-0".into(), "vllm".into())];
+        assert_eq!(
+            tail.lines.last().map(String::as_str),
+            Some("ERROR CUDA out of memory")
+        );
+        assert!(
+            tail.lines
+                .iter()
+                .any(|l| l == "WARN binary \u{fffd}\u{fffd} output"),
+            "{:?}",
+            tail.lines
+        );
+        assert!(tail.lines.iter().map(|l| l.len() + 1).sum::<usize>() <= 101);
+        assert!(tail.truncated);
+        // A generous cap first, then a smaller window when even that cut the end off.
+        let sent: Vec<(Option<String>, Option<String>)> = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/log"))
+            .map(|r| {
+                (
+                    r.query_param("tailLines").map(str::to_owned),
+                    r.query_param("limitBytes").map(str::to_owned),
+                )
+            })
+            .collect();
+        assert_eq!(sent[0], (Some("10".into()), Some("400".into())));
+        assert!(sent.len() > 1, "{sent:?}");
+    }
+
+    #[test]
+    fn long_lines_keep_their_end_at_a_character_boundary() {
+        let (text, cut) = last_bytes("ééééé end".as_bytes(), 6);
+        assert_eq!((text.as_str(), cut), ("é end", true));
+        let (text, cut) = last_bytes(b"short", 100);
+        assert_eq!((text.as_str(), cut), ("short", false));
+        let mut tail = BoundedTail::new(LogBounds { lines: 5, bytes: 8 });
+        tail.push(1, b"0123456789abcdef", false);
+        let tail = tail.finish("x".into(), true).unwrap();
+        assert_eq!(tail.lines, ["89abcdef"]);
+        assert!(tail.truncated);
+    }
 }

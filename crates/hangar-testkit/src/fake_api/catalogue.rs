@@ -145,7 +145,7 @@ pub(crate) struct Catalogue {
     /// Answer 401 to every request, as a server does to an expired or unknown token.
     pub reject_credentials: bool,
     /// Container logs by `(namespace, pod, container, previous)`.
-    pub logs: BTreeMap<(String, String, String, bool), String>,
+    pub logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
 }
 
 impl Catalogue {

@@ -186,7 +186,7 @@ async fn write_response(
     close: bool,
 ) -> std::io::Result<()> {
     let (body, content_type) = match &response.text {
-        Some(text) => (text.clone().into_bytes(), "text/plain"),
+        Some(text) => (text.clone(), "text/plain"),
         None => (
             serde_json::to_vec(&response.body).map_err(std::io::Error::other)?,
             "application/json",

@@ -76,7 +76,7 @@ pub struct FakeApiServerBuilder {
     objects: Vec<Value>,
     denied: BTreeMap<String, u16>,
     reject_credentials: bool,
-    logs: BTreeMap<(String, String, String, bool), String>,
+    logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
 }
 
 impl FakeApiServerBuilder {
@@ -115,16 +115,28 @@ impl FakeApiServerBuilder {
     /// the container's previous instance, `&previous=true`). `tailLines` and `limitBytes` are
     /// honoured; `forbid("pods/log")` refuses every log read.
     pub fn log(
-        mut self,
+        self,
         namespace: &str,
         pod: &str,
         container: &str,
         previous: bool,
         text: &str,
     ) -> Self {
+        self.log_bytes(namespace, pod, container, previous, text.as_bytes())
+    }
+
+    /// Like [`log`](Self::log), with bytes that need not be UTF-8, as a process may print them.
+    pub fn log_bytes(
+        mut self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        bytes: &[u8],
+    ) -> Self {
         self.logs.insert(
             (namespace.into(), pod.into(), container.into(), previous),
-            text.into(),
+            bytes.to_vec(),
         );
         self
     }

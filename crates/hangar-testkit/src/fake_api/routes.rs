@@ -11,8 +11,8 @@ use super::catalogue::{Catalogue, CustomResource, group_version, str_at};
 pub(crate) struct Response {
     pub status: u16,
     pub body: Value,
-    /// Sent as `text/plain` instead of `body` when set.
-    pub text: Option<String>,
+    /// Sent as `text/plain` instead of `body` when set: bytes, since logs need not be UTF-8.
+    pub text: Option<Vec<u8>>,
 }
 
 impl Response {
@@ -203,7 +203,7 @@ fn pod_log(
             );
         }
         return Response {
-            text: Some(String::new()),
+            text: Some(Vec::new()),
             ..Response::ok(Value::Null)
         };
     };
@@ -212,19 +212,21 @@ fn pod_log(
         .query_param("tailLines")
         .and_then(|n| n.parse::<usize>().ok())
     {
-        let lines: Vec<&str> = text.lines().collect();
+        let body = text.strip_suffix(b"\n").unwrap_or(&text);
+        let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
         let start = lines.len().saturating_sub(tail);
-        text = lines[start..].iter().map(|l| format!("{l}\n")).collect();
+        text = lines[start..]
+            .iter()
+            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .collect();
     }
+    // Like the kubelet: the first `limitBytes` bytes of what `tailLines` chose, cut anywhere,
+    // even inside a character.
     if let Some(limit) = request
         .query_param("limitBytes")
         .and_then(|n| n.parse::<usize>().ok())
     {
-        let mut end = limit.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+        text.truncate(limit.min(text.len()));
     }
     Response {
         text: Some(text),
@@ -453,7 +455,7 @@ mod tests {
         let mut c = catalogue(vec![objects::pod("ml", "vllm-0", "vllm")]);
         c.logs.insert(
             ("ml".into(), "vllm-0".into(), "vllm".into(), false),
-            "one\ntwo\nthree\n".into(),
+            b"one\ntwo\nthree\n".to_vec(),
         );
         let path = "/api/v1/namespaces/ml/pods/vllm-0/log";
         let tail = respond(
@@ -461,13 +463,13 @@ mod tests {
             &get(path, &[("container", "vllm"), ("tailLines", "2")]),
             "x",
         );
-        assert_eq!(tail.text.as_deref(), Some("two\nthree\n"));
+        assert_eq!(tail.text.as_deref(), Some(&b"two\nthree\n"[..]));
         let bytes = respond(
             &c,
             &get(path, &[("container", "vllm"), ("limitBytes", "5")]),
             "x",
         );
-        assert_eq!(bytes.text.as_deref(), Some("one\nt"));
+        assert_eq!(bytes.text.as_deref(), Some(&b"one\nt"[..]));
         let previous = respond(
             &c,
             &get(path, &[("container", "vllm"), ("previous", "true")]),

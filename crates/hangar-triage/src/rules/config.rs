@@ -14,13 +14,12 @@ use crate::rules::facts::{
     pod_status_evidence, runtime_name, runtime_of, shorten, status_path, terminations,
     up_and_ready, waiting,
 };
-use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::rules::steps;
 use crate::verdict::{Category, Diagnosis, Evidence, Side};
 
 /// A referenced Secret, ConfigMap or key does not exist.
-pub(crate) fn missing_reference(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn missing_reference(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let stuck = waiting(pod)
         .into_iter()
         .find(|w| w.reason == "CreateContainerConfigError")?;
@@ -64,7 +63,7 @@ pub(crate) fn missing_reference(pod: &PodEvidence) -> Option<Diagnosis> {
 }
 
 /// The container's command cannot be started at all.
-pub(crate) fn cannot_start(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn cannot_start(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let stuck = waiting(pod)
         .into_iter()
         .find(|w| matches!(w.reason, "CreateContainerError" | "RunContainerError"));
@@ -99,12 +98,12 @@ pub(crate) fn cannot_start(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static ARGS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::BadArgs]));
+const ARGS: &[Kind] = &[Kind::BadArgs];
 
 /// The server rejected its command line or configuration.
-pub(crate) fn bad_arguments(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = ARGS.scan(pod);
-    let hit = hits.iter().find(|h| hit_matters(pod, h))?;
+pub(crate) fn bad_arguments<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(ARGS);
+    let hit = hits.iter().find(|h| scan.matters(pod, h))?;
     let c = hit.line.container;
     let runtime = runtime_name(runtime_of(pod, c));
     let mut evidence = vec![hit.line.evidence()];
@@ -159,7 +158,7 @@ fn lora_rank_step(hit: &Hit<'_>, c: &ContainerEvidence) -> Option<String> {
 }
 
 /// The pod was evicted for using more ephemeral storage than its own limits allow.
-pub(crate) fn ephemeral_storage(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn ephemeral_storage(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let over = |m: &str| {
         m.contains("ephemeral local storage usage exceeds the total limit")
             || m.contains("exceeded its local ephemeral storage limit")
@@ -193,8 +192,8 @@ pub(crate) fn ephemeral_storage(pod: &PodEvidence) -> Option<Diagnosis> {
 }
 
 /// The first log hit of the scanner's kinds that still matters.
-fn first_hit<'a>(pod: &'a PodEvidence, scanner: &Scanner) -> Option<Hit<'a>> {
-    scanner.scan(pod).into_iter().find(|h| hit_matters(pod, h))
+fn first_hit<'a>(pod: &'a PodEvidence, scan: &Hits<'a>, kinds: &[Kind]) -> Option<Hit<'a>> {
+    scan.relevant(pod, kinds).into_iter().next()
 }
 
 /// The termination of `c`, if it failed and still matters.
@@ -205,12 +204,12 @@ fn failed_termination(pod: &PodEvidence, c: &ContainerEvidence) -> Option<Eviden
         .map(|t| t.evidence(pod))
 }
 
-static SHM: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::ShmTooSmall]));
+const SHM: &[Kind] = &[Kind::ShmTooSmall];
 
 /// `/dev/shm` is smaller than the server's shared-memory segments: Triton's Python backend wants
 /// 64 MB per model instance, PyTorch's data loaders theirs; container runtimes give 64 MB.
-pub(crate) fn shm_too_small(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hit = first_hit(pod, &SHM)?;
+pub(crate) fn shm_too_small<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hit = first_hit(pod, scan, SHM)?;
     let c = hit.line.container;
     let runtime = runtime_of(pod, c);
     let mut evidence = vec![hit.line.evidence()];
@@ -246,20 +245,20 @@ pub(crate) fn shm_too_small(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static UNWRITABLE: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::Unwritable]));
+const UNWRITABLE: &[Kind] = &[Kind::Unwritable];
 
 static QUOTED_PATH: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"'(/[^']*)'|mkdir (/\S*?):").ok());
 
 /// The server cannot write where it caches: the root filesystem is read-only
 /// (`readOnlyRootFilesystem`) and no volume is mounted there, or its user may not write there.
-pub(crate) fn unwritable_path(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn unwritable_path<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
     // Libraries warn and fall back when a cache is not writable: only a container that failed
     // on it, or is not ready, is explained by it.
-    let hit = UNWRITABLE
-        .scan(pod)
+    let hit = scan
+        .of(UNWRITABLE)
         .into_iter()
-        .find(|h| hit_matters(pod, h) && (h.line.previous || !up_and_ready(h.line.container)))?;
+        .find(|h| scan.matters(pod, h) && (h.line.previous || !up_and_ready(h.line.container)))?;
     let c = hit.line.container;
     let path = QUOTED_PATH
         .as_ref()
@@ -324,15 +323,18 @@ pub(crate) fn unwritable_path(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static SERVICE_LINKS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::ServiceLinkEnv]));
+const SERVICE_LINKS: &[Kind] = &[Kind::ServiceLinkEnv];
 
 static LINK_VARIABLE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"\b([A-Z][A-Z0-9_]*_PORT)\b").ok());
+    LazyLock::new(|| Regex::new(r"(?-u:\b)([A-Z][A-Z0-9_]*_PORT)(?-u:\b)").ok());
 
 /// Kubernetes injected `<SERVICE>_PORT=tcp://ip:port` for a Service in the namespace, and the
 /// server read it as its own setting (vLLM's `VLLM_PORT` when the Service is named `vllm`).
-pub(crate) fn service_link_collision(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hit = first_hit(pod, &SERVICE_LINKS)?;
+pub(crate) fn service_link_collision<'a>(
+    pod: &'a PodEvidence,
+    scan: &Hits<'a>,
+) -> Option<Diagnosis> {
+    let hit = first_hit(pod, scan, SERVICE_LINKS)?;
     let c = hit.line.container;
     let variable = LINK_VARIABLE
         .as_ref()
@@ -423,7 +425,7 @@ fn last_failure<'a>(c: &'a ContainerEvidence) -> Option<Line<'a>> {
 
 /// A sidecar (a proxy, an auth gate) crash-loops beside a model server that is up and ready:
 /// the pod is not Ready because of the sidecar's configuration.
-pub(crate) fn sidecar_crash(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn sidecar_crash(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let (servers, sidecars): (Vec<_>, Vec<_>) =
         main_containers(pod).partition(|c| is_model_server(c));
     if servers.is_empty() || !servers.iter().all(|c| up_and_ready(c)) {
@@ -516,9 +518,9 @@ mod tests {
             reason: Some("CreateContainerConfigError".into()),
             message: Some("couldn't find key HF_TOKEN in Secret ml/hf-token".into()),
         });
-        let d = missing_reference(&pod).unwrap();
+        let d = run(missing_reference, &pod).unwrap();
         assert!(d.summary.contains("couldn't find key HF_TOKEN"));
-        assert!(cannot_start(&pod).is_none());
+        assert!(run(cannot_start, &pod).is_none());
     }
 
     #[test]
@@ -539,13 +541,13 @@ mod tests {
                 Some("exec: \"vllm-server\": executable file not found in $PATH: unknown".into());
         }
         pod.containers[0].last_state = Some(start_error.clone());
-        assert_eq!(cannot_start(&pod).unwrap().category, Category::Config);
-        assert!(missing_reference(&pod).is_none());
+        assert_eq!(run(cannot_start, &pod).unwrap().category, Category::Config);
+        assert!(run(missing_reference, &pod).is_none());
         if let ContainerState::Terminated { message, .. } = &mut start_error {
             *message = Some("nvidia-container-cli: initialization error: nvml error: driver/library version mismatch: unknown".into());
         }
         pod.containers[0].last_state = Some(start_error);
-        assert!(cannot_start(&pod).is_none());
+        assert!(run(cannot_start, &pod).is_none());
     }
 
     #[test]
@@ -558,12 +560,12 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "error: unexpected argument '--max-model-len' found",
         ]));
-        let d = bad_arguments(&pod).unwrap();
+        let d = run(bad_arguments, &pod).unwrap();
         assert_eq!(d.category, Category::Config);
         pod.containers[0].previous_log = Some(tail(&[
             "INFO text_generation_launcher: Args { model_id: \"m\" }",
         ]));
-        assert!(bad_arguments(&pod).is_none());
+        assert!(run(bad_arguments, &pod).is_none());
     }
 
     #[test]
@@ -573,9 +575,9 @@ mod tests {
         pod.message = Some(
             "Pod ephemeral local storage usage exceeds the total limit of containers 20Gi. ".into(),
         );
-        assert!(ephemeral_storage(&pod).is_some());
+        assert!(run(ephemeral_storage, &pod).is_some());
         pod.message = Some("The node was low on resource: memory.".into());
-        assert!(ephemeral_storage(&pod).is_none());
+        assert!(run(ephemeral_storage, &pod).is_none());
     }
     #[test]
     fn flag_values_the_server_refuses_are_configuration() {
@@ -587,7 +589,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "(EngineCore pid=86) ERROR 06-01 13:18:12 [core.py:1341] ValueError: LoRA rank 64 is greater than max_lora_rank 16.",
         ]));
-        let d = bad_arguments(&pod).unwrap();
+        let d = run(bad_arguments, &pod).unwrap();
         assert!(d.next_steps[0].contains("`--max-lora-rank` (not set; default 16) to at least 64"));
         for line in [
             "ValueError: max_num_batched_tokens (2048) is smaller than max_model_len (4096). This effectively limits the maximum sequence length.",
@@ -595,7 +597,7 @@ mod tests {
             "Value error, Quantization method specified in the model config (compressed-tensors) does not match the quantization method specified in the `quantization` argument (awq).",
         ] {
             pod.containers[0].previous_log = Some(tail(&[line]));
-            let d = bad_arguments(&pod).unwrap();
+            let d = run(bad_arguments, &pod).unwrap();
             assert_eq!(d.category, Category::Config, "{line}");
             assert!(!d.next_steps[0].contains("max-lora-rank"));
         }
@@ -611,7 +613,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "E0816 09:14:41.920145 1 model_lifecycle.cc:621] failed to load 'postprocessing' version 1: Internal: Unable to initialize shared memory key 'triton_python_backend_shm_region_3' to requested size (67108864 bytes). If you are running Triton inside docker, use '--shm-size' flag to control the shared memory region size.",
         ]));
-        let d = shm_too_small(&pod).unwrap();
+        let d = run(shm_too_small, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Config, Some(Side::Configuration))
@@ -620,7 +622,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "I0816 09:14:40.512771 1 pinned_memory_manager.cc:241] Pinned memory pool is created",
         ]));
-        assert!(shm_too_small(&pod).is_none());
+        assert!(run(shm_too_small, &pod).is_none());
     }
 
     #[test]
@@ -630,7 +632,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "OSError: [Errno 30] Read-only file system: '/root/.cache/huggingface'",
         ]));
-        let d = unwritable_path(&pod).unwrap();
+        let d = run(unwritable_path, &pod).unwrap();
         assert_eq!(d.category, Category::Config);
         assert!(
             d.summary.contains("/root/.cache/huggingface")
@@ -639,18 +641,23 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "PermissionError: [Errno 13] Permission denied: '/.cache'",
         ]));
-        assert!(unwritable_path(&pod).unwrap().summary.contains("/.cache"));
+        assert!(
+            run(unwritable_path, &pod)
+                .unwrap()
+                .summary
+                .contains("/.cache")
+        );
         pod.containers[0].previous_log = Some(tail(&[
             "PermissionError: [Errno 13] Permission denied: '/etc/shadow'",
         ]));
-        assert!(unwritable_path(&pod).is_none(), "not a cache path");
+        assert!(run(unwritable_path, &pod).is_none(), "not a cache path");
         pod.containers[0].previous_log = None;
         pod.containers[0].ready = true;
         pod.containers[0].log = Some(tail(&[
             "WARNING: [Errno 13] Permission denied: '/.cache/flashinfer'; JIT cache disabled",
         ]));
         assert!(
-            unwritable_path(&pod).is_none(),
+            run(unwritable_path, &pod).is_none(),
             "a warning of a ready server"
         );
     }
@@ -661,7 +668,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "ERROR 02-10 09:39:12 [engine.py:458] ValueError: VLLM_PORT 'tcp://10.96.112.45:8000' appears to be a URI. This may be caused by a Kubernetes service discovery issue",
         ]));
-        let d = service_link_collision(&pod).unwrap();
+        let d = run(service_link_collision, &pod).unwrap();
         assert!(d.summary.contains("VLLM_PORT") && d.summary.contains("`vllm`"));
         assert!(
             d.next_steps[0].contains("enableServiceLinks: false")
@@ -670,10 +677,10 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "ValueError: invalid literal for int() with base 10: 'tcp://10.0.48.109:9106'",
         ]));
-        assert!(service_link_collision(&pod).is_some());
+        assert!(run(service_link_collision, &pod).is_some());
         pod.containers[0].previous_log =
             Some(tail(&["INFO Started engine at tcp://127.0.0.1:5570"]));
-        assert!(service_link_collision(&pod).is_none());
+        assert!(run(service_link_collision, &pod).is_none());
     }
 
     #[test]
@@ -692,7 +699,7 @@ mod tests {
             ])),
             ..ContainerEvidence::default()
         });
-        let d = sidecar_crash(&pod).unwrap();
+        let d = run(sidecar_crash, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Config, Some(Side::Configuration))
@@ -701,7 +708,7 @@ mod tests {
         assert!(d.next_steps[0].contains("-c oauth2-proxy --previous"));
         pod.containers[0].ready = false;
         assert!(
-            sidecar_crash(&pod).is_none(),
+            run(sidecar_crash, &pod).is_none(),
             "the server is not up: look at the server first"
         );
     }

@@ -12,28 +12,25 @@
 //! process died, that line is why. An engine that died is a crash even when the server then exits
 //! 0 (`Completed`): it stopped serving.
 
-use std::sync::LazyLock;
-
-use crate::evidence::{ContainerEvidence, PodEvidence};
+use crate::evidence::PodEvidence;
 use crate::rules::facts::{
     Kubectl, Termination, is_model_server, runtime_name, runtime_of, terminations,
 };
-use crate::rules::gpu::{APPLICATION_XIDS, troubled, xid_meaning, xid_reports};
-use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::rules::gpu::{APPLICATION_XIDS, xid_meaning, xid_reports};
+use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::verdict::{Category, Diagnosis, Side};
 
-static CUDA_FAULTS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::CudaAppFault]));
+const CUDA_FAULTS: &[Kind] = &[Kind::CudaAppFault];
 
 /// A kernel faulted on the GPU: illegal memory access, and Xid 13/31/43 on the node.
-pub(crate) fn cuda_fault(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = CUDA_FAULTS.scan(pod);
-    let hit = hits.iter().find(|h| hit_matters(pod, h));
+pub(crate) fn cuda_fault<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(CUDA_FAULTS);
+    let hit = hits.iter().find(|h| scan.matters(pod, h));
     let xids: Vec<_> = xid_reports(pod)
         .into_iter()
         .filter(|r| APPLICATION_XIDS.contains(&r.xid))
         .collect();
-    if hit.is_none() && (xids.is_empty() || !troubled(pod)) {
+    if hit.is_none() && (xids.is_empty() || !scan.troubled()) {
         return None;
     }
     let mut evidence: Vec<_> = hit.map(|h| h.line.evidence()).into_iter().collect();
@@ -90,37 +87,18 @@ pub(crate) fn cuda_fault(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static SIGNALS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::Signal]));
-
-/// Every kind that names a cause by itself.
-static CAUSES: LazyLock<Scanner> = LazyLock::new(|| {
-    let kinds: Vec<Kind> = crate::rules::signatures::SIGNATURES
-        .iter()
-        .map(|s| s.kind)
-        .filter(|k| k.names_a_cause())
-        .collect();
-    Scanner::new(&kinds)
-});
+const SIGNALS: &[Kind] = &[Kind::Signal];
 
 /// Confidence of a catch-all crash rule below any specific rule's.
 const STEP_ASIDE: f32 = 0.3;
 
-/// Whether `c`'s log holds a line that names a cause another rule reads: then a catch-all crash
-/// verdict must not win.
-fn cause_logged(pod: &PodEvidence, c: &ContainerEvidence) -> bool {
-    CAUSES
-        .scan(pod)
-        .iter()
-        .any(|h| std::ptr::eq(h.line.container, c) && hit_matters(pod, h))
-}
-
 /// The process died on SIGSEGV or SIGABRT.
-pub(crate) fn signal(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn signal<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
     let by_exit = terminations(pod).into_iter().find(|t| {
         (matches!(t.exit_code, 134 | 139) || matches!(t.signal, Some(6 | 11))) && t.matters(pod)
     });
-    let hits = SIGNALS.scan(pod);
-    let hit = hits.iter().find(|h| hit_matters(pod, h));
+    let hits = scan.of(SIGNALS);
+    let hit = hits.iter().find(|h| scan.matters(pod, h));
     if by_exit.is_none() && hit.is_none() {
         return None;
     }
@@ -133,7 +111,7 @@ pub(crate) fn signal(pod: &PodEvidence) -> Option<Diagnosis> {
         rule: "TRI-CRASH-SIGNAL",
         category: Category::Crash,
         side: Some(Side::Configuration),
-        confidence: if cause_logged(pod, c) { STEP_ASIDE } else { 0.6 },
+        confidence: if scan.cause_logged(pod, c) { STEP_ASIDE } else { 0.6 },
         summary: format!("The server in {} crashed on a signal (segmentation fault or abort).", c.name),
         evidence,
         next_steps: vec![
@@ -152,18 +130,18 @@ const WRAPPERS: &[&str] = &[
     "Engine core initialization failed",
 ];
 
-static TRACEBACKS: LazyLock<Scanner> =
-    LazyLock::new(|| Scanner::new(&[Kind::TracebackStart, Kind::Exception]));
+const TRACEBACKS: &[Kind] = &[Kind::TracebackStart, Kind::Exception];
 
 /// The process exited on a Python exception that no other rule recognises.
-pub(crate) fn exception(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn exception<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
     let crashed = terminations(pod)
         .into_iter()
         .find(|t| t.exit_code != 0 && !t.reason_is("OOMKilled") && t.matters(pod))?;
-    let hits = TRACEBACKS.scan(pod);
+    let hits = scan.of(TRACEBACKS);
     let names_a_cause = |h: &&Hit| {
         std::ptr::eq(h.line.container, crashed.container)
             && h.kind() == Kind::Exception
+            && scan.matters(pod, h)
             && !WRAPPERS.iter().any(|w| h.line.text.contains(w))
             && hits.iter().any(|t| {
                 t.kind() == Kind::TracebackStart
@@ -176,7 +154,7 @@ pub(crate) fn exception(pod: &PodEvidence) -> Option<Diagnosis> {
         rule: "TRI-CRASH-EXCEPTION",
         category: Category::Crash,
         side: Some(Side::Configuration),
-        confidence: if cause_logged(pod, crashed.container) {
+        confidence: if scan.cause_logged(pod, crashed.container) {
             STEP_ASIDE
         } else {
             0.45
@@ -194,16 +172,16 @@ pub(crate) fn exception(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static ENGINE_DEATHS: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::EngineDead]));
+const ENGINE_DEATHS: &[Kind] = &[Kind::EngineDead];
 
 /// The server's engine died (vLLM's `EngineDeadError`, a worker that died unexpectedly) and the
 /// container stopped, whatever its exit code: vLLM's API server shuts down cleanly and exits 0
 /// after its engine dies, which the kubelet reports as `Completed`.
-pub(crate) fn engine_died(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = ENGINE_DEATHS.scan(pod);
+pub(crate) fn engine_died<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(ENGINE_DEATHS);
     let (hit, stop) = hits.iter().find_map(|h| {
         let c = h.line.container;
-        if !h.line.previous || c.init || !is_model_server(c) {
+        if !h.line.previous || c.init || !is_model_server(c) || !scan.matters(pod, h) {
             return None;
         }
         let stop = terminations(pod)
@@ -222,7 +200,7 @@ pub(crate) fn engine_died(pod: &PodEvidence) -> Option<Diagnosis> {
         rule: "TRI-CRASH-ENGINE-DEAD",
         category: Category::Crash,
         side: Some(Side::Configuration),
-        confidence: if cause_logged(pod, c) {
+        confidence: if scan.cause_logged(pod, c) {
             STEP_ASIDE
         } else {
             0.5
@@ -269,7 +247,7 @@ mod tests {
             "GPUXidError",
             "NVRM: Xid (PCI:0000:3b:00): 13, pid=2112, name=python3, Graphics Exception",
         ));
-        let d = cuda_fault(&pod).unwrap();
+        let d = run(cuda_fault, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Crash, Some(Side::Configuration))
@@ -290,14 +268,14 @@ mod tests {
             "2025-05-01T10:00:00Z",
             "2025-05-01T10:00:30Z",
         ));
-        assert!(signal(&pod).is_none(), "exit 1 is not a signal");
+        assert!(run(signal, &pod).is_none(), "exit 1 is not a signal");
         pod.containers[0].last_state = Some(terminated(
             "Error",
             139,
             "2025-05-01T10:00:00Z",
             "2025-05-01T10:00:30Z",
         ));
-        assert!(signal(&pod).is_some());
+        assert!(run(signal, &pod).is_some());
     }
 
     #[test]
@@ -312,16 +290,16 @@ mod tests {
             "  File \"x.py\", line 1",
             "KeyError: 'rope_type'",
         ]));
-        assert!(exception(&pod).is_none(), "no termination");
+        assert!(run(exception, &pod).is_none(), "no termination");
         pod.containers[0].last_state = Some(terminated(
             "Error",
             1,
             "2025-05-01T10:00:00Z",
             "2025-05-01T10:00:30Z",
         ));
-        let d = exception(&pod).unwrap();
+        let d = run(exception, &pod).unwrap();
         assert!(d.summary.contains("KeyError"));
-        assert!(cuda_fault(&pod).is_none());
+        assert!(run(cuda_fault, &pod).is_none());
     }
 
     #[test]
@@ -337,7 +315,7 @@ mod tests {
             "(APIServer pid=1) Traceback (most recent call last):",
             "(APIServer pid=1) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
         ]));
-        assert!(exception(&pod).is_none());
+        assert!(run(exception, &pod).is_none());
     }
 
     #[test]
@@ -357,12 +335,12 @@ mod tests {
             "terminate called after throwing an instance of 'std::runtime_error'",
             "  what():  [TM][ERROR] CUDA runtime error: out of memory /lmdeploy/src/turbomind/core/allocator.cc:49",
         ]));
-        assert_eq!(signal(&pod).unwrap().confidence, STEP_ASIDE);
+        assert_eq!(run(signal, &pod).unwrap().confidence, STEP_ASIDE);
         pod.containers[0].previous_log = Some(tail(&[
             "terminate called after throwing an instance of 'std::runtime_error'",
             "  what():  unknown",
         ]));
-        assert_eq!(signal(&pod).unwrap().confidence, 0.6);
+        assert_eq!(run(signal, &pod).unwrap().confidence, 0.6);
     }
 
     #[test]
@@ -379,7 +357,7 @@ mod tests {
             "ERROR 06-26 23:10:17 [async_llm.py:420] vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
             "INFO:     Finished server process [1]",
         ]));
-        let d = engine_died(&pod).unwrap();
+        let d = run(engine_died, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Crash, Some(Side::Configuration))
@@ -387,7 +365,7 @@ mod tests {
         assert!(d.summary.contains("Completed"));
         pod.containers[0].previous_log = Some(tail(&["INFO:     Finished server process [1]"]));
         assert!(
-            engine_died(&pod).is_none(),
+            run(engine_died, &pod).is_none(),
             "a clean exit without an engine death is not a crash"
         );
     }
@@ -404,7 +382,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:594 'an illegal memory access was encountered'",
         ]));
-        let d = cuda_fault(&pod).unwrap();
+        let d = run(cuda_fault, &pod).unwrap();
         assert_eq!(d.category, Category::Crash);
         assert!(
             d.summary.contains("exited 0")

@@ -11,6 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::evidence::{
     Condition, ContainerEvidence, ContainerState, EventRecord, LogTail, PodEvidence,
 };
+use crate::rules::signatures::{Hit, Kind};
 use crate::verdict::Evidence;
 
 /// A failure older than this, in a container that has been running and ready since, is history.
@@ -149,6 +150,67 @@ pub(crate) fn up_and_ready(container: &ContainerEvidence) -> bool {
     container.ready && matches!(container.state, Some(ContainerState::Running { .. }))
 }
 
+/// Whether the pod is in trouble: it is not running, a main container is not running and ready,
+/// a container failed or a server stopped and that still matters, its Ready condition is not
+/// true, a warning Event about it is recent, or its log names a cause (an OOM, a refused load, a
+/// replica a serving framework stopped) that no request served since has superseded: Ollama and
+/// Ray Serve stay ready while the model behind them fails. The one test every rule shares: a log
+/// line explains nothing about a pod that is up, ready and serving, and a healthy pod is not
+/// blamed for an Xid on another GPU of its node.
+pub(crate) fn troubled(pod: &PodEvidence, hits: &[Hit<'_>]) -> bool {
+    let not_running = pod.phase.as_deref() != Some("Running");
+    let container_down = main_containers(pod).any(|c| !up_and_ready(c));
+    // A server that stopped, even with exit 0, restarted: only init containers end on purpose.
+    let failing = terminations(pod)
+        .iter()
+        .any(|t| (t.exit_code != 0 || !t.container.init) && t.matters(pod));
+    let not_ready = pod
+        .conditions
+        .iter()
+        .any(|c| c.kind == "Ready" && c.status != "True");
+    let warned = pod
+        .events
+        .iter()
+        .any(|e| e.kind == "Warning" && is_recent(pod, e.last_seen.as_deref()));
+    let logged = hits.iter().any(|h| {
+        (h.kind().names_a_cause() || h.kind() == Kind::ReplicaFailed)
+            && still_current(pod, h)
+            && !superseded(hits, h)
+    });
+    not_running || container_down || failing || not_ready || warned || logged
+}
+
+/// Whether the server answered requests after `hit`, in the same log: whatever the line
+/// reported, the server got past it (a hub warning before a `200 OK`).
+pub(crate) fn superseded(hits: &[Hit<'_>], hit: &Hit<'_>) -> bool {
+    hits.iter().any(|other| {
+        other.kind() == Kind::Traffic
+            && std::ptr::eq(other.line.tail, hit.line.tail)
+            && other.line.index > hit.line.index
+    })
+}
+
+/// Whether a log hit is still current: it is in the running container's log, or in the previous
+/// container's log and that container's termination still matters.
+pub(crate) fn still_current(pod: &PodEvidence, hit: &Hit<'_>) -> bool {
+    if !hit.line.previous {
+        return true;
+    }
+    terminations(pod)
+        .into_iter()
+        .filter(|t| std::ptr::eq(t.container, hit.line.container) && t.field == "lastState")
+        .all(|t| t.matters(pod))
+}
+
+/// Whether container `c` itself failed: it is not running and ready, and it exited non-zero
+/// recently. Stricter than `troubled`: a timeout a server retried past is not its cause.
+pub(crate) fn container_failed(pod: &PodEvidence, c: &ContainerEvidence) -> bool {
+    !up_and_ready(c)
+        && terminations(pod)
+            .iter()
+            .any(|t| std::ptr::eq(t.container, c) && t.exit_code != 0 && t.matters(pod))
+}
+
 /// The model server's runtime in this container: the container's own image or command first,
 /// since a KServe, Ray or NIM pod may run vLLM or TGI underneath.
 pub(crate) fn runtime_of(pod: &PodEvidence, container: &ContainerEvidence) -> Runtime {
@@ -213,9 +275,7 @@ impl<'a> Termination<'a> {
     /// Whether this termination still matters: the container is down or restarting, or it
     /// stopped within the recent window.
     pub(crate) fn matters(&self, pod: &PodEvidence) -> bool {
-        let up_and_ready = matches!(self.container.state, Some(ContainerState::Running { .. }))
-            && self.container.ready;
-        self.field == "state" || !up_and_ready || is_recent(pod, self.finished_at)
+        self.field == "state" || !up_and_ready(self.container) || is_recent(pod, self.finished_at)
     }
 
     pub(crate) fn evidence(&self, pod: &PodEvidence) -> Evidence {

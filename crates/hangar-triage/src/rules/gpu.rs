@@ -11,12 +11,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::evidence::{ContainerState, PodEvidence};
+use crate::evidence::PodEvidence;
 use crate::rules::facts::{
     Kubectl, is_recent, near_failure, node_condition_evidence, node_event, pod_event, terminations,
 };
-use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Kind, Scanner, Signature};
+use crate::rules::signatures::{Hits, Kind, Scanner, Signature};
 use crate::verdict::{Category, Diagnosis, Evidence, Side};
 
 /// Xid codes that mean the GPU, its memory, its links or its firmware failed.
@@ -47,7 +46,7 @@ pub(crate) fn xid_meaning(xid: u32) -> &'static str {
 }
 
 static XID: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)\bXid\s*(?:\([^)]*\))?\s*:?\s*(\d{1,3})(?:\D|$)").ok());
+    LazyLock::new(|| Regex::new(r"(?i)(?-u:\b)Xid\s*(?:\([^)]*\))?\s*:?\s*(\d{1,3})(?:\D|$)").ok());
 
 /// The Xid codes in a text.
 pub(crate) fn xids_in(text: &str) -> Vec<u32> {
@@ -100,50 +99,36 @@ pub(crate) fn xid_reports(pod: &PodEvidence) -> Vec<XidReport> {
     reports
 }
 
-/// Whether the pod is in trouble at all: not every main container running and ready, or a
-/// failure that still matters. A healthy pod is not blamed for an Xid on another GPU.
-pub(crate) fn troubled(pod: &PodEvidence) -> bool {
-    pod.phase.as_deref() != Some("Running")
-        || pod
-            .containers
-            .iter()
-            .filter(|c| !c.init)
-            .any(|c| !c.ready || !matches!(c.state, Some(ContainerState::Running { .. })))
-        || terminations(pod)
-            .iter()
-            .any(|t| t.exit_code != 0 && t.matters(pod))
-}
+const GPU_FAULTS: &[Kind] = &[Kind::GpuFault, Kind::DriverTooOld];
 
-static GPU_FAULTS: LazyLock<Scanner> =
-    LazyLock::new(|| Scanner::new(&[Kind::GpuFault, Kind::DriverTooOld]));
+/// The same signatures, for status messages and events.
+static GPU_FAULT_MESSAGES: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(GPU_FAULTS));
 
 /// Pod events where the kubelet reports what the container runtime could not do.
 const RUNTIME_EVENTS: &[&str] = &["Failed", "FailedCreatePodSandBox"];
 
 /// Lines that show the pod itself met a failing GPU or link: a driver or device error, or a
 /// collective that hung. Without them an Xid elsewhere on the node may be another GPU's.
-static CORROBORATION: LazyLock<Scanner> = LazyLock::new(|| {
-    Scanner::new(&[
-        Kind::CudaDeviceError,
-        Kind::CudaAppFault,
-        Kind::NcclTimeout,
-        Kind::NcclError,
-    ])
-});
+const CORROBORATION: &[Kind] = &[
+    Kind::CudaDeviceError,
+    Kind::CudaAppFault,
+    Kind::NcclTimeout,
+    Kind::NcclError,
+];
 
 /// GPU or driver faults in termination messages and recent `Failed` or `FailedCreatePodSandBox`
 /// events, with their evidence.
 pub(crate) fn runtime_faults(pod: &PodEvidence) -> Vec<(&'static Signature, Evidence)> {
     let mut found = Vec::new();
     for t in terminations(pod).into_iter().filter(|t| t.matters(pod)) {
-        if let Some(signature) = t.message.and_then(|m| GPU_FAULTS.first_match(m)) {
+        if let Some(signature) = t.message.and_then(|m| GPU_FAULT_MESSAGES.first_match(m)) {
             found.push((signature, t.evidence(pod)));
         }
     }
     for event in pod.events.iter().filter(|e| {
         RUNTIME_EVENTS.contains(&e.reason.as_str()) && is_recent(pod, e.last_seen.as_deref())
     }) {
-        if let Some(signature) = GPU_FAULTS.first_match(&event.message) {
+        if let Some(signature) = GPU_FAULT_MESSAGES.first_match(&event.message) {
             found.push((signature, pod_event(pod, event)));
             break;
         }
@@ -152,17 +137,17 @@ pub(crate) fn runtime_faults(pod: &PodEvidence) -> Vec<(&'static Signature, Evid
 }
 
 /// The GPU or its driver failed under the pod.
-pub(crate) fn gpu_hardware(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn gpu_hardware<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
     let hardware: Vec<XidReport> = xid_reports(pod)
         .into_iter()
         .filter(|r| HARDWARE_XIDS.contains(&r.xid))
         .collect();
-    let hits = GPU_FAULTS.scan(pod);
-    let faults: Vec<_> = hits.iter().filter(|h| hit_matters(pod, h)).collect();
+    let hits = scan.of(GPU_FAULTS);
+    let faults: Vec<_> = hits.iter().filter(|h| scan.matters(pod, h)).collect();
     // The NVIDIA container toolkit reports driver faults where the kubelet puts start errors:
     // in the termination message and the `Failed` event, not in any log.
     let runtime_faults = runtime_faults(pod);
-    if faults.is_empty() && runtime_faults.is_empty() && (hardware.is_empty() || !troubled(pod)) {
+    if faults.is_empty() && runtime_faults.is_empty() && (hardware.is_empty() || !scan.troubled()) {
         return None;
     }
     let node = pod.node.as_ref().map(|n| n.name.as_str()).unwrap_or("-");
@@ -228,7 +213,7 @@ pub(crate) fn gpu_hardware(pod: &PodEvidence) -> Option<Diagnosis> {
         new
     });
     let corroborated =
-        !faults.is_empty() || CORROBORATION.scan(pod).iter().any(|h| hit_matters(pod, h));
+        !faults.is_empty() || scan.of(CORROBORATION).iter().any(|h| scan.matters(pod, h));
     // A node has several GPUs: an Xid is this pod's problem for sure only when the pod also
     // shows GPU-level errors; otherwise a cause its own log names should win.
     let confidence = match (codes.is_empty(), corroborated) {
@@ -300,7 +285,7 @@ impl Stack {
                     "Reset the GPU or reboot the node; if the Xid comes back, open a hardware ticket with the node's serial number and the `nvidia-bug-report.sh` output.".into()
                 },
                 format!(
-                    "Look for the kernel's lines: kubectl get events --field-selector involvedObject.kind=Node,involvedObject.name={node}"
+                    "Look for the kernel's lines (node events live in the default namespace): kubectl get events -A --field-selector involvedObject.kind=Node,involvedObject.name={node}"
                 ),
             ],
             Stack::DriverTooOld => {
@@ -381,12 +366,21 @@ mod tests {
             "GPUXidError",
             "NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
         ));
-        let d = gpu_hardware(&pod).unwrap();
+        let d = run(gpu_hardware, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::GpuHardware, Some(Side::Infrastructure))
         );
         assert!(d.summary.contains("Xid 79"));
+        // Node events are in the default namespace: without -A, kubectl looks in the current one.
+        assert!(
+            d.next_steps
+                .iter()
+                .any(|s| s
+                    .contains("kubectl get events -A --field-selector involvedObject.kind=Node")),
+            "{:?}",
+            d.next_steps
+        );
     }
 
     #[test]
@@ -403,7 +397,7 @@ mod tests {
             "FailedCreatePodSandBox",
             "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for \"nvidia\" is configured",
         ));
-        let d = gpu_hardware(&pod).unwrap();
+        let d = run(gpu_hardware, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::GpuHardware, Some(Side::Infrastructure))
@@ -411,7 +405,7 @@ mod tests {
         assert!(d.summary.contains("runtime handler"));
         pod.events[0].message = "Failed to create pod sandbox: plugin type=\"calico\" failed (add): error getting ClusterInformation: connection is unauthorized".into();
         assert!(
-            gpu_hardware(&pod).is_none(),
+            run(gpu_hardware, &pod).is_none(),
             "a CNI failure is not the GPU stack"
         );
 
@@ -431,7 +425,7 @@ mod tests {
         }
         pod.containers[0].last_state = Some(start_error);
         pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
-        let d = gpu_hardware(&pod).unwrap();
+        let d = run(gpu_hardware, &pod).unwrap();
         assert!(
             d.summary.contains("cannot reach the GPU driver"),
             "{}",
@@ -458,7 +452,7 @@ mod tests {
             node.labels
                 .insert("nvidia.com/cuda.driver.minor".into(), "183".into());
         }
-        let d = gpu_hardware(&pod).unwrap();
+        let d = run(gpu_hardware, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         assert!(
             d.next_steps[0].contains("driver 535.183"),
@@ -477,9 +471,15 @@ mod tests {
             "GPUXidError",
             "NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.",
         ));
-        assert!(gpu_hardware(&pod).is_none(), "a healthy pod is not blamed");
+        assert!(
+            run(gpu_hardware, &pod).is_none(),
+            "a healthy pod is not blamed"
+        );
         pod.containers[0].ready = false;
         pod.node_events[0].message = "NVRM: Xid (PCI:0000:3b:00): 13, Graphics Exception".into();
-        assert!(gpu_hardware(&pod).is_none(), "Xid 13 is the application's");
+        assert!(
+            run(gpu_hardware, &pod).is_none(),
+            "Xid 13 is the application's"
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::evidence::PodEvidence;
 use crate::rules::facts::{Kubectl, events, is_recent, pod_event, waiting};
+use crate::rules::signatures::Hits;
 use crate::verdict::{Category, Diagnosis, Side};
 
 const WAITING_REASONS: &[&str] = &[
@@ -74,7 +75,7 @@ fn cause(text: &str) -> Cause {
     }
 }
 
-pub(crate) fn image_pull(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn image_pull(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let stuck = waiting(pod)
         .into_iter()
         .find(|w| WAITING_REASONS.contains(&w.reason));
@@ -172,19 +173,19 @@ mod tests {
 
     #[test]
     fn a_missing_tag_is_configuration() {
-        let d = image_pull(&pulling("Failed to pull image \"vllm/vllm-openai:v0.9.9\": rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/vllm/vllm-openai:v0.9.9\": failed to resolve reference \"docker.io/vllm/vllm-openai:v0.9.9\": docker.io/vllm/vllm-openai:v0.9.9: not found")).unwrap();
+        let d = run(image_pull, &pulling("Failed to pull image \"vllm/vllm-openai:v0.9.9\": rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/vllm/vllm-openai:v0.9.9\": failed to resolve reference \"docker.io/vllm/vllm-openai:v0.9.9\": docker.io/vllm/vllm-openai:v0.9.9: not found")).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
     }
 
     #[test]
     fn rate_limits_are_infrastructure() {
-        let d = image_pull(&pulling("Failed to pull image \"vllm/vllm-openai:v0.9.9\": rpc error: code = Unknown desc = failed to pull and unpack image: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.")).unwrap();
+        let d = run(image_pull, &pulling("Failed to pull image \"vllm/vllm-openai:v0.9.9\": rpc error: code = Unknown desc = failed to pull and unpack image: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.")).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
     }
 
     #[test]
     fn quiet_when_the_image_is_there() {
         let pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
-        assert!(image_pull(&pod).is_none());
+        assert!(run(image_pull, &pod).is_none());
     }
 }

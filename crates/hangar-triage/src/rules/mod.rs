@@ -23,10 +23,8 @@ mod test_support;
 
 use crate::evidence::{ContainerState, PodEvidence};
 use crate::verdict::{Category, Diagnosis, Evidence};
-use facts::{
-    Kubectl, Termination, is_recent, main_containers, pod_status_evidence, status_path,
-    terminations, waiting,
-};
+use facts::{Kubectl, main_containers, pod_status_evidence, status_path, terminations, waiting};
+pub use signatures::Hits;
 
 /// One diagnosis rule.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +33,8 @@ pub struct Rule {
     pub id: &'static str,
     /// What the rule recognises, for `docs/triage.md`.
     pub title: &'static str,
-    pub run: fn(&PodEvidence) -> Option<Diagnosis>,
+    /// The rule itself: the pod's evidence and the signatures found in its logs, scanned once.
+    pub run: for<'a> fn(&'a PodEvidence, &Hits<'a>) -> Option<Diagnosis>,
 }
 
 /// Every rule, in no particular order: `diagnose` ranks their answers.
@@ -189,46 +188,30 @@ pub const RULES: &[Rule] = &[
 
 /// Every diagnosis the rules reach for `pod`, most confident first.
 pub fn diagnose_all(pod: &PodEvidence) -> Vec<Diagnosis> {
-    let _one_pass = signatures::SharedScan::begin(pod);
-    let mut found: Vec<Diagnosis> = RULES.iter().filter_map(|r| (r.run)(pod)).collect();
+    ranked(pod, &Hits::scan(pod))
+}
+
+fn ranked<'a>(pod: &'a PodEvidence, hits: &Hits<'a>) -> Vec<Diagnosis> {
+    let mut found: Vec<Diagnosis> = RULES.iter().filter_map(|r| (r.run)(pod, hits)).collect();
     found.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     found
 }
 
-/// The most confident diagnosis for `pod`; `healthy` when no rule fires and the pod is running
-/// and ready, `unknown` (with what was looked at) otherwise.
+/// The most confident diagnosis for `pod`; `healthy` when no rule fires and the pod is not in
+/// trouble, `unknown` (with what was looked at) otherwise.
 pub fn diagnose(pod: &PodEvidence) -> Diagnosis {
-    if let Some(best) = diagnose_all(pod).into_iter().next() {
-        return best;
+    let hits = Hits::scan(pod);
+    match ranked(pod, &hits).into_iter().next() {
+        Some(best) => best,
+        None if hits.troubled() => unknown(pod),
+        None => healthy(pod).unwrap_or_else(|| unknown(pod)),
     }
-    healthy(pod).unwrap_or_else(|| unknown(pod))
 }
 
-/// The pod is running, every main container is running and ready, nothing restarted recently and
-/// no warning is recent.
+/// The pod is not in trouble (`facts::troubled`): say what was looked at.
 fn healthy(pod: &PodEvidence) -> Option<Diagnosis> {
-    if pod.phase.as_deref() != Some("Running") {
-        return None;
-    }
     let containers: Vec<_> = main_containers(pod).collect();
-    let all_up = !containers.is_empty()
-        && containers
-            .iter()
-            .all(|c| c.ready && matches!(c.state, Some(ContainerState::Running { .. })));
-    let failing: Vec<Termination> = terminations(pod)
-        .into_iter()
-        .filter(|t| t.exit_code != 0 && t.matters(pod))
-        .collect();
-    let warnings = pod
-        .events
-        .iter()
-        .filter(|e| e.kind == "Warning" && is_recent(pod, e.last_seen.as_deref()))
-        .count();
-    let not_ready = pod
-        .conditions
-        .iter()
-        .any(|c| c.kind == "Ready" && c.status != "True");
-    if !all_up || !failing.is_empty() || warnings > 0 || not_ready {
+    if containers.is_empty() {
         return None;
     }
     let mut evidence: Vec<Evidence> = containers

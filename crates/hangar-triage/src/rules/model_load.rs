@@ -14,26 +14,23 @@ use std::sync::LazyLock;
 
 use crate::evidence::{ContainerEvidence, PodEvidence};
 use crate::rules::facts::{Kubectl, runtime_name, runtime_of, terminations};
-use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::rules::steps::flag;
 use crate::verdict::{Category, Diagnosis, Side};
 use hangar_core::Runtime;
 
-static MODEL: LazyLock<Scanner> = LazyLock::new(|| {
-    Scanner::new(&[
-        Kind::HubAuth,
-        Kind::StorageAuth,
-        Kind::HubNotFound,
-        Kind::HubThrottled,
-        Kind::MissingFile,
-        Kind::CorruptWeights,
-        Kind::StorageEmpty,
-        Kind::IncompatibleEngine,
-        Kind::RemoteCode,
-        Kind::UnsupportedArch,
-    ])
-});
+const MODEL: &[Kind] = &[
+    Kind::HubAuth,
+    Kind::StorageAuth,
+    Kind::HubNotFound,
+    Kind::HubThrottled,
+    Kind::MissingFile,
+    Kind::CorruptWeights,
+    Kind::StorageEmpty,
+    Kind::IncompatibleEngine,
+    Kind::RemoteCode,
+    Kind::UnsupportedArch,
+];
 
 /// The model the container serves, from its flags or environment.
 fn model_name(c: &ContainerEvidence) -> Option<String> {
@@ -113,9 +110,9 @@ fn specificity(hit: &Hit<'_>) -> u8 {
     }
 }
 
-pub(crate) fn model_load(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = MODEL.scan(pod);
-    let relevant: Vec<&Hit> = hits.iter().filter(|h| hit_matters(pod, h)).collect();
+pub(crate) fn model_load<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(MODEL);
+    let relevant: Vec<&Hit> = hits.iter().filter(|h| scan.matters(pod, h)).collect();
     // The most specific line names the cause: a chained traceback starts with the transport's
     // bare `401 Client Error`, which the hub also sends for a repository that does not exist,
     // and ends with the hub's own exception class.
@@ -283,7 +280,7 @@ mod tests {
             "huggingface_hub.errors.GatedRepoError: 401 Client Error. (Request ID: Root=1-66f4b037)",
             "Cannot access gated repo for url https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct/resolve/main/config.json.",
         ]));
-        let d = model_load(&pod).unwrap();
+        let d = run(model_load, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::ModelLoad, Some(Side::Configuration))
@@ -301,7 +298,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "OSError: /models/mistral does not appear to have a file named config.json. Checkout 'https://huggingface.co//models/mistral/tree/None' for available files.",
         ]));
-        let d = model_load(&pod).unwrap();
+        let d = run(model_load, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Model));
     }
 
@@ -311,7 +308,7 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "INFO Loading safetensors checkpoint shards: 100% Completed | 4/4",
         ]));
-        assert!(model_load(&pod).is_none());
+        assert!(run(model_load, &pod).is_none());
     }
 
     #[test]
@@ -325,7 +322,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "RuntimeError: Failed to fetch model. No model found in llama3-ft/v3/.",
         ]));
-        let d = model_load(&pod).unwrap();
+        let d = run(model_load, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::ModelLoad, Some(Side::Model))
@@ -340,7 +337,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "llama_model_load: error loading model: tensor 'blk.21.ffn_down.weight' data is not within the file bounds, model is corrupted or incomplete",
         ]));
-        let d = model_load(&pod).unwrap();
+        let d = run(model_load, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Model));
         assert!(d.summary.contains("/models/m.gguf"), "{}", d.summary);
     }
@@ -356,7 +353,7 @@ mod tests {
             "E1121 16:00:12.693512 1 logging.cc:40] 6: The engine plan file is not compatible with this version of TensorRT, expecting library version 8.6.1.6 got 8.5.3.1, please rebuild.",
             "E1121 16:00:12.699842 1 model_lifecycle.cc:621] failed to load 'detector' version 2: Internal: unable to create TensorRT engine",
         ]));
-        let d = model_load(&pod).unwrap();
+        let d = run(model_load, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Model));
         assert!(
             d.summary.contains("model 'detector' version 2"),
@@ -367,7 +364,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "I1121 16:00:12.247315 1 tensorrt.cc:65] TRITONBACKEND_Initialize: tensorrt",
         ]));
-        assert!(model_load(&pod).is_none());
+        assert!(run(model_load, &pod).is_none());
     }
 
     #[test]
@@ -380,7 +377,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "botocore.exceptions.ClientError: An error occurred (403) when calling the HeadObject operation: Forbidden",
         ]));
-        let d = model_load(&pod).unwrap();
+        let d = run(model_load, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.summary.contains("s3://models/llama/v1/"));
 
@@ -392,12 +389,12 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "E1010 00:39:51.711103 1 model_lifecycle.cc:596] failed to load 'yolox_onnx' version 1: Internal: failed to stat file /models/yolox_onnx/1/model.onnx",
         ]));
-        assert_eq!(model_load(&pod).unwrap().side, Some(Side::Model));
+        assert_eq!(run(model_load, &pod).unwrap().side, Some(Side::Model));
         pod.containers[0].previous_log = Some(tail(&[
             "UNAVAILABLE: Internal: onnx runtime error 2: Failed to load model with error: Unknown model file format version",
         ]));
         assert!(
-            model_load(&pod)
+            run(model_load, &pod)
                 .unwrap()
                 .summary
                 .contains("another version of its runtime")
@@ -405,7 +402,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "llama_model_load: error loading model: error loading model architecture: unknown model architecture: 'gemma3'",
         ]));
-        assert_eq!(model_load(&pod).unwrap().side, Some(Side::Model));
+        assert_eq!(run(model_load, &pod).unwrap().side, Some(Side::Model));
     }
 
     #[test]

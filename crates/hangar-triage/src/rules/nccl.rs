@@ -5,21 +5,17 @@
 //! confidence). NCCL failing to create its segment in `/dev/shm` is **configuration**: the pod
 //! runs with the container runtime's 64 MiB `/dev/shm` instead of a memory-backed volume.
 
-use std::sync::LazyLock;
-
 use crate::evidence::PodEvidence;
 use crate::rules::facts::{Kubectl, runtime_name, runtime_of, terminations};
-use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Kind, Scanner};
+use crate::rules::signatures::{Hits, Kind};
 use crate::rules::steps::{flag, gpus};
 use crate::verdict::{Category, Diagnosis, Side};
 
-static NCCL: LazyLock<Scanner> =
-    LazyLock::new(|| Scanner::new(&[Kind::NcclTimeout, Kind::NcclError, Kind::NcclShm]));
+const NCCL: &[Kind] = &[Kind::NcclTimeout, Kind::NcclError, Kind::NcclShm];
 
-pub(crate) fn nccl(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = NCCL.scan(pod);
-    let relevant: Vec<_> = hits.iter().filter(|h| hit_matters(pod, h)).collect();
+pub(crate) fn nccl<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(NCCL);
+    let relevant: Vec<_> = hits.iter().filter(|h| scan.matters(pod, h)).collect();
     let shm = relevant.iter().find(|h| h.kind() == Kind::NcclShm);
     let first = shm
         .or_else(|| relevant.iter().find(|h| h.kind() == Kind::NcclTimeout))
@@ -135,7 +131,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "[rank1]:[E ProcessGroupNCCL.cpp:563] [Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=20518, OpType=ALLREDUCE, NumelIn=106496, NumelOut=106496, Timeout(ms)=600000) ran for 600075 milliseconds before timing out.",
         ]));
-        let d = nccl(&pod).unwrap();
+        let d = run(nccl, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         assert!(d.summary.contains("4 GPU ranks"));
     }
@@ -151,7 +147,7 @@ mod tests {
             "Error while creating shared memory segment /dev/shm/nccl-lNPZ0f (size 7340384)",
             "torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/NCCLUtils.hpp:317, unhandled system error",
         ]));
-        let d = nccl(&pod).unwrap();
+        let d = run(nccl, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
     }
 
@@ -159,6 +155,6 @@ mod tests {
     fn quiet_without_nccl_lines() {
         let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
         pod.containers[0].log = Some(tail(&["INFO NCCL_DEBUG is not set"]));
-        assert!(nccl(&pod).is_none());
+        assert!(run(nccl, &pod).is_none());
     }
 }

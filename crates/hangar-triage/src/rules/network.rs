@@ -12,17 +12,16 @@ use std::sync::LazyLock;
 use crate::evidence::PodEvidence;
 use regex::Regex;
 
-use crate::rules::facts::{Kubectl, events, is_recent, pod_event, terminations, up_and_ready};
-use crate::rules::oom::hit_matters;
-use crate::rules::signatures::{Kind, Scanner};
+use crate::rules::facts::{Kubectl, container_failed, events, is_recent, pod_event, terminations};
+use crate::rules::signatures::{Hits, Kind};
 use crate::verdict::{Category, Diagnosis, Side};
 
-static LOOPBACK: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::LoopbackOnly]));
+const LOOPBACK: &[Kind] = &[Kind::LoopbackOnly];
 
 /// The server binds to loopback, so probes and Services get `connection refused`.
-pub(crate) fn loopback_only(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = LOOPBACK.scan(pod);
-    let hit = hits.iter().find(|h| hit_matters(pod, h))?;
+pub(crate) fn loopback_only<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(LOOPBACK);
+    let hit = hits.iter().find(|h| scan.matters(pod, h))?;
     let c = hit.line.container;
     let refused = events(pod, &["Unhealthy"]).into_iter().rfind(|e| {
         e.message.contains("connection refused") && is_recent(pod, e.last_seen.as_deref())
@@ -68,29 +67,19 @@ pub(crate) fn loopback_only(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static REACH: LazyLock<Scanner> =
-    LazyLock::new(|| Scanner::new(&[Kind::NameResolution, Kind::Unreachable, Kind::Interrupted]));
+const REACH: &[Kind] = &[Kind::NameResolution, Kind::Unreachable, Kind::Interrupted];
 
 static REMOTE_HOST: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r#"host='([^']+)'|endpoint URL: "?https?://([^/"\s]+)|https?://([^/"\s:]+)"#).ok()
+    Regex::new(r#"host='([^']+)'|endpoint URL: "?https?://([^/"'\s]+)|https?://([^/"'\s:]+)"#).ok()
 });
 
-/// Whether the container failed: it is not up and ready, and exited non-zero recently. A timeout
-/// in the log of a server that kept running is a blip, not the cause.
-fn failed(pod: &PodEvidence, c: &crate::evidence::ContainerEvidence) -> bool {
-    !up_and_ready(c)
-        && terminations(pod)
-            .iter()
-            .any(|t| std::ptr::eq(t.container, c) && t.exit_code != 0 && t.matters(pod))
-}
-
 /// A dependency's name does not resolve, it does not answer, or a transfer from it stalls.
-pub(crate) fn unreachable(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = REACH.scan(pod);
+pub(crate) fn unreachable<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(REACH);
     let relevant: Vec<_> = hits
         .iter()
-        .filter(|h| hit_matters(pod, h))
-        .filter(|h| h.kind() != Kind::Interrupted || failed(pod, h.line.container))
+        .filter(|h| scan.matters(pod, h))
+        .filter(|h| h.kind() != Kind::Interrupted || container_failed(pod, h.line.container))
         .collect();
     let dns = relevant.iter().find(|h| h.kind() == Kind::NameResolution);
     let refused = relevant.iter().find(|h| h.kind() == Kind::Unreachable);
@@ -186,7 +175,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "'(MaxRetryError('HTTPSConnectionPool(host=\\'huggingface.co\\', port=443): Max retries exceeded with url: /Qwen/Qwen3-8B/resolve/main/config.json (Caused by NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve \\'huggingface.co\\' ([Errno -3] Temporary failure in name resolution)\"))'))'",
         ]));
-        let d = unreachable(&pod).unwrap();
+        let d = run(unreachable, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         assert!(d.summary.contains("could not resolve"));
     }
@@ -198,7 +187,7 @@ mod tests {
             "time=2025-03-25T09:40:00.000Z level=INFO source=routes.go:1256 msg=\"Listening on 127.0.0.1:11434 (version 0.6.2)\"",
         ]));
         pod.events.push(event("Warning", "Unhealthy", "Readiness probe failed: Get \"http://10.1.2.3:11434/api/tags\": dial tcp 10.1.2.3:11434: connect: connection refused"));
-        let d = loopback_only(&pod).unwrap();
+        let d = run(loopback_only, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("OLLAMA_HOST=0.0.0.0:11434"));
     }
@@ -220,7 +209,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='cdn-lfs-us-1.hf.co', port=443): Read timed out.",
         ]));
-        let d = unreachable(&pod).unwrap();
+        let d = run(unreachable, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Network, Some(Side::Infrastructure))
@@ -237,7 +226,40 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "WARNING huggingface_hub: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out.",
         ]));
-        assert!(unreachable(&pod).is_none());
+        assert!(run(unreachable, &pod).is_none());
+    }
+
+    #[test]
+    fn a_hub_warning_before_requests_are_served_is_not_the_cause() {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.8.5",
+            "vllm serve Qwen/Qwen3-8B",
+        );
+        pod.containers[0].ready = true;
+        pod.containers[0].log = Some(tail(&[
+            "WARNING 05-01 10:00:03 [config.py:120] We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the cached files and it looks like Qwen/Qwen3-8B is not the path to a directory containing a file named generation_config.json.",
+            "INFO:     Application startup complete.",
+            "INFO:     10.0.0.7:51234 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK",
+        ]));
+        assert!(run(unreachable, &pod).is_none());
+        assert_eq!(crate::rules::diagnose(&pod).category, Category::Healthy);
+
+        // The same line in a container that failed on it names the host without its quote.
+        pod.containers[0].ready = false;
+        pod.containers[0].log = None;
+        pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            1,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T10:00:30Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "OSError: We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the cached files.",
+        ]));
+        let d = run(unreachable, &pod).unwrap();
+        assert!(d.summary.contains("(huggingface.co)"), "{}", d.summary);
     }
 
     #[test]
@@ -247,7 +269,7 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "time=2025-03-25T09:40:00.000Z level=INFO msg=\"Listening on [::]:11434 (version 0.6.2)\"",
         ]));
-        assert!(loopback_only(&pod).is_none());
-        assert!(unreachable(&pod).is_none());
+        assert!(run(loopback_only, &pod).is_none());
+        assert!(run(unreachable, &pod).is_none());
     }
 }

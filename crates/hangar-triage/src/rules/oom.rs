@@ -16,10 +16,10 @@ use std::sync::LazyLock;
 
 use crate::evidence::{ContainerEvidence, PodEvidence};
 use crate::rules::facts::{
-    Kubectl, Termination, events, is_recent, node_condition, node_condition_evidence, pod_event,
-    pod_status_evidence, runtime_name, runtime_of, terminations,
+    Kubectl, Termination, events, is_recent, node_condition, node_condition_evidence, parse_time,
+    pod_event, pod_status_evidence, runtime_name, runtime_of, terminations,
 };
-use crate::rules::signatures::{Hit, Kind, Scanner, after};
+use crate::rules::signatures::{Hit, Hits, Kind, after};
 use crate::rules::steps;
 use crate::verdict::{Category, Diagnosis, Evidence, Side};
 
@@ -54,7 +54,7 @@ fn last_words(c: &ContainerEvidence) -> Option<Evidence> {
 }
 
 /// `OOMKilled`: the kernel killed the container for memory.
-pub(crate) fn host_oom(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn host_oom(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let kill: Termination = terminations(pod)
         .into_iter()
         .find(|t| t.reason_is("OOMKilled") && t.matters(pod))?;
@@ -122,11 +122,27 @@ pub(crate) fn host_oom(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
+/// When the pod's status last changed: its newest condition transition or container end. An
+/// evicted pod keeps its `Evicted` status forever; this dates it.
+fn ended_at(pod: &PodEvidence) -> Option<String> {
+    let conditions = pod
+        .conditions
+        .iter()
+        .filter_map(|c| c.last_transition.as_deref());
+    let ends = terminations(pod).into_iter().filter_map(|t| t.finished_at);
+    conditions
+        .chain(ends)
+        .filter_map(|t| parse_time(t).map(|parsed| (parsed, t)))
+        .max_by_key(|(parsed, _)| *parsed)
+        .map(|(_, t)| t.to_owned())
+}
+
 /// The kubelet evicted the pod because the node was low on memory.
-pub(crate) fn evicted_for_memory(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn evicted_for_memory(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let low_on_memory = |m: &str| m.contains("low on resource: memory");
     let status = pod.reason.as_deref() == Some("Evicted")
-        && pod.message.as_deref().is_some_and(low_on_memory);
+        && pod.message.as_deref().is_some_and(low_on_memory)
+        && is_recent(pod, ended_at(pod).as_deref());
     let event = events(pod, &["Evicted"])
         .into_iter()
         .rfind(|e| low_on_memory(&e.message) && is_recent(pod, e.last_seen.as_deref()));
@@ -167,14 +183,17 @@ pub(crate) fn evicted_for_memory(pod: &PodEvidence) -> Option<Diagnosis> {
     })
 }
 
-static HOST_MEMORY: LazyLock<Scanner> = LazyLock::new(|| Scanner::new(&[Kind::HostMemory]));
+const HOST_MEMORY: &[Kind] = &[Kind::HostMemory];
 
 /// The server refused to load the model for lack of host memory (Ollama checks before loading),
 /// or Ray's memory monitor killed a worker before the kernel had to: the container is never
 /// OOMKilled, yet the model does not fit in the memory it has.
-pub(crate) fn server_refused_for_memory(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = HOST_MEMORY.scan(pod);
-    let hit = hits.iter().find(|h| hit_matters(pod, h))?;
+pub(crate) fn server_refused_for_memory<'a>(
+    pod: &'a PodEvidence,
+    scan: &Hits<'a>,
+) -> Option<Diagnosis> {
+    let hits = scan.of(HOST_MEMORY);
+    let hit = hits.iter().find(|h| scan.matters(pod, h))?;
     let c = hit.line.container;
     let ray = hit.signature.id == "ray-memory-monitor";
     let mut evidence = vec![hit.line.evidence()];
@@ -239,28 +258,14 @@ pub(crate) fn server_refused_for_memory(pod: &PodEvidence) -> Option<Diagnosis> 
     })
 }
 
-/// Whether a log hit still matters: it is in the running container's log, or in the previous
-/// container's log and that container's termination still matters.
-pub(crate) fn hit_matters(pod: &PodEvidence, hit: &Hit<'_>) -> bool {
-    if !hit.line.previous {
-        return true;
-    }
-    terminations(pod)
-        .into_iter()
-        .filter(|t| std::ptr::eq(t.container, hit.line.container) && t.field == "lastState")
-        .all(|t| t.matters(pod))
-}
-
-static GPU_MEMORY: LazyLock<Scanner> = LazyLock::new(|| {
-    Scanner::new(&[
-        Kind::GpuOom,
-        Kind::KvCache,
-        Kind::GpuMemoryHeld,
-        Kind::Ready,
-        Kind::Traffic,
-        Kind::Loading,
-    ])
-});
+const GPU_MEMORY: &[Kind] = &[
+    Kind::GpuOom,
+    Kind::KvCache,
+    Kind::GpuMemoryHeld,
+    Kind::Ready,
+    Kind::Traffic,
+    Kind::Loading,
+];
 
 /// Loading, profiling and warming up take minutes; a server that ran this long before running out
 /// of GPU memory had been serving, even when its start-up lines are no longer in the log tail.
@@ -304,18 +309,18 @@ fn fitting_length(line: &str) -> Option<u64> {
 }
 
 /// The GPU ran out of memory: at start-up (configuration) or under load (capacity).
-pub(crate) fn gpu_oom(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = GPU_MEMORY.scan(pod);
+pub(crate) fn gpu_oom<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(GPU_MEMORY);
     // Memory held by someone else explains any allocation that fails after it.
     if let Some(held) = hits
         .iter()
-        .find(|h| h.kind() == Kind::GpuMemoryHeld && hit_matters(pod, h))
+        .find(|h| h.kind() == Kind::GpuMemoryHeld && scan.matters(pod, h))
     {
         return Some(gpu_memory_held(pod, held));
     }
     let hit = hits
         .iter()
-        .find(|h| matches!(h.kind(), Kind::GpuOom | Kind::KvCache) && hit_matters(pod, h))?;
+        .find(|h| matches!(h.kind(), Kind::GpuOom | Kind::KvCache) && scan.matters(pod, h))?;
     let c = hit.line.container;
     let runtime = runtime_of(pod, c);
     let served = hits.iter().rev().find(|h| {
@@ -547,7 +552,7 @@ mod tests {
             "2025-05-01T10:02:00Z",
         ));
         pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
-        let d = host_oom(&pod).unwrap();
+        let d = run(host_oom, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::HostOom, Some(Side::Configuration))
@@ -569,7 +574,7 @@ mod tests {
             "2025-05-01T10:00:00Z",
             "2025-05-01T10:02:00Z",
         ));
-        assert!(host_oom(&pod).is_none());
+        assert!(run(host_oom, &pod).is_none());
     }
 
     #[test]
@@ -583,7 +588,7 @@ mod tests {
             "INFO 05-01 10:00:00 [api_server.py:1043] vLLM API server version 0.8.5",
             "ERROR 05-01 10:01:10 [core.py:396] ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.",
         ]));
-        let d = gpu_oom(&pod).unwrap();
+        let d = run(gpu_oom, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("now 131072"));
     }
@@ -596,7 +601,7 @@ mod tests {
             "INFO:     10.0.0.7:51234 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK",
             "ERROR 05-01 12:00:00 [core.py:396] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
         ]));
-        let d = gpu_oom(&pod).unwrap();
+        let d = run(gpu_oom, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         assert!(d.evidence[1].text.contains("POST /v1/chat/completions"));
     }
@@ -607,8 +612,8 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "INFO 05-01 10:00:05 [gpu_model_runner.py:1801] If out-of-memory error occurs during cudagraph capture, consider decreasing `gpu_memory_utilization` or switching to eager mode.",
         ]));
-        assert!(gpu_oom(&pod).is_none());
-        assert!(server_refused_for_memory(&pod).is_none());
+        assert!(run(gpu_oom, &pod).is_none());
+        assert!(run(server_refused_for_memory, &pod).is_none());
     }
 
     #[test]
@@ -623,12 +628,33 @@ mod tests {
             "The node was low on resource: memory. Threshold quantity: 100Mi, available: 87608Ki."
                 .into(),
         );
-        let d = evicted_for_memory(&pod).unwrap();
+        let d = run(evicted_for_memory, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         pod.message = Some(
             "Pod ephemeral local storage usage exceeds the total limit of containers 10Gi.".into(),
         );
-        assert!(evicted_for_memory(&pod).is_none());
+        assert!(run(evicted_for_memory, &pod).is_none());
+    }
+
+    #[test]
+    fn an_eviction_days_old_is_history() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.phase = Some("Failed".into());
+        pod.reason = Some("Evicted".into());
+        pod.message = Some(
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: 87608Ki."
+                .into(),
+        );
+        pod.containers[0].state = Some(terminated(
+            "ContainerStatusUnknown",
+            137,
+            "2025-05-01T08:00:00Z",
+            "2025-05-01T10:00:00Z",
+        ));
+        pod.observed_at = Some("2025-05-01T10:20:00Z".into());
+        assert!(run(evicted_for_memory, &pod).is_some());
+        pod.observed_at = Some("2025-05-03T10:00:00Z".into());
+        assert!(run(evicted_for_memory, &pod).is_none());
     }
 
     #[test]
@@ -641,7 +667,7 @@ mod tests {
         pod.containers[0].previous_log = Some(tail(&[
             "ERROR 07-02 08:45:55 [core.py:515] ValueError: Free memory on device (0.49/79.32 GiB) on startup is less than desired GPU memory utilization (0.9, 71.39 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.",
         ]));
-        let d = gpu_oom(&pod).unwrap();
+        let d = run(gpu_oom, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::GpuOom, Some(Side::Infrastructure))
@@ -654,7 +680,7 @@ mod tests {
                 "time-slicing".into(),
             );
         }
-        let d = gpu_oom(&pod).unwrap();
+        let d = run(gpu_oom, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("(now 0.9)"));
     }
@@ -672,7 +698,7 @@ mod tests {
             "terminate called after throwing an instance of 'std::runtime_error'",
             "  what():  [TM][ERROR] CUDA runtime error: out of memory /lmdeploy/src/turbomind/core/allocator.cc:49",
         ]));
-        let d = gpu_oom(&pod).unwrap();
+        let d = run(gpu_oom, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
     }
 
@@ -688,14 +714,14 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "(ServeController pid=530) ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.",
         ]));
-        let d = server_refused_for_memory(&pod).unwrap();
+        let d = run(server_refused_for_memory, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::HostOom, Some(Side::Configuration))
         );
         assert!(d.summary.contains("Ray's memory monitor") && d.summary.contains("16Gi"));
         pod.containers[0].log = Some(tail(&["INFO memory usage 0.61 of 16GiB; threshold 0.95"]));
-        assert!(server_refused_for_memory(&pod).is_none());
+        assert!(run(server_refused_for_memory, &pod).is_none());
     }
 
     #[test]
@@ -705,7 +731,7 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "time=2025-03-25T09:45:06.861Z level=INFO source=sched.go:511 msg=\"Load failed\" model=/root/.ollama/models/blobs/sha256-667b error=\"model requires more system memory (5.3 GiB) than is available (4.8 GiB)\"",
         ]));
-        let d = server_refused_for_memory(&pod).unwrap();
+        let d = run(server_refused_for_memory, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::HostOom, Some(Side::Configuration))

@@ -3,7 +3,10 @@
 //! busy server. **Configuration**: the probe's timing, not the server, is wrong.
 //!
 //! A liveness kill ends in exit 137 (SIGKILL after the grace period) without `OOMKilled`: the
-//! kubelet's `Killing` event and the `Unhealthy` events tell it from a memory kill.
+//! kubelet's `Killing` event and the `Unhealthy` events tell it from a memory kill. A server that
+//! exits 1 on its own while its probes are refused was not killed by them; and when the log names
+//! a cause (a KV-cache error at start-up), that cause is why it stopped answering, so the probe
+//! steps aside.
 //!
 //! A probe the server answers with 401 or 403 is **configuration** too: the server is up and
 //! requires an API key, and the probe calls a path that needs one without sending it.
@@ -12,11 +15,13 @@ use std::sync::LazyLock;
 
 use crate::evidence::{ContainerEvidence, ContainerState, EventRecord, PodEvidence, Probe};
 use crate::rules::facts::{Kubectl, Termination, events, is_recent, pod_event, terminations};
-use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::verdict::{Category, Diagnosis, Evidence, Side};
 
-static PROGRESS: LazyLock<Scanner> =
-    LazyLock::new(|| Scanner::new(&[Kind::Loading, Kind::Ready, Kind::Traffic]));
+const PROGRESS: &[Kind] = &[Kind::Loading, Kind::Ready, Kind::Traffic];
+
+/// Confidence of a probe kill whose container's log names another cause: below any specific rule.
+const STEP_ASIDE: f32 = 0.3;
 
 /// Which probe a `Killing` or `Unhealthy` message is about.
 fn probe_kind(message: &str) -> Option<&'static str> {
@@ -98,7 +103,7 @@ fn remaining_seconds(line: &str) -> Option<i64> {
     Some(number(3)? * 3600 + number(4)? * 60 + number(5)?)
 }
 
-pub(crate) fn probe_kill(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn probe_kill<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
     let recent = |e: &&EventRecord| is_recent(pod, e.last_seen.as_deref());
     let kill_event = events(pod, &["Killing"])
         .into_iter()
@@ -109,12 +114,16 @@ pub(crate) fn probe_kill(pod: &PodEvidence) -> Option<Diagnosis> {
         .filter(recent)
         .filter(|e| probe_kind(&e.message).is_some())
         .collect();
+    let named = kill_event.and_then(|e| killed_container(&e.message));
+    // The kubelet kills with SIGTERM, then SIGKILL after the grace period: exit 137 (or signal 9)
+    // unless its `Killing` event names the container, which then may have exited any way. A
+    // server that exits 1 on its own while probes are refused was not killed by them.
     let kill: Termination = terminations(pod).into_iter().find(|t| {
+        let sigkill = t.exit_code == 137 || t.signal == Some(9);
         !t.reason_is("OOMKilled")
             && t.matters(pod)
-            && kill_event
-                .and_then(|e| killed_container(&e.message))
-                .is_none_or(|name| name == t.container.name)
+            && named.is_none_or(|name| name == t.container.name)
+            && (sigkill || named.is_some())
     })?;
     let c = kill.container;
     let kind = kill_event
@@ -133,7 +142,7 @@ pub(crate) fn probe_kill(pod: &PodEvidence) -> Option<Diagnosis> {
     if kill_event.is_none() && unhealthy.is_empty() && !timed_like_a_probe {
         return None;
     }
-    let hits = PROGRESS.scan(pod);
+    let hits = scan.of(PROGRESS);
     let stage = progress(&hits, c);
     let timeouts = unhealthy.iter().any(|e| {
         e.message.contains("context deadline exceeded")
@@ -210,7 +219,12 @@ pub(crate) fn probe_kill(pod: &PodEvidence) -> Option<Diagnosis> {
         rule: "TRI-PROBE-KILL",
         category: Category::Probe,
         side: Some(Side::Configuration),
-        confidence,
+        // A line naming a cause (an OOM, a missing file) says why the server stopped answering.
+        confidence: if scan.cause_logged(pod, c) {
+            STEP_ASIDE
+        } else {
+            confidence
+        },
         summary,
         evidence,
         next_steps,
@@ -235,7 +249,7 @@ fn declared_any<'a>(c: &'a ContainerEvidence, kind: &str) -> Option<&'a Probe> {
 }
 
 /// Probes refused with 401 or 403: the server is up, and the probed path wants credentials.
-pub(crate) fn probe_refused_auth(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn probe_refused_auth<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
     let refused = |e: &&EventRecord| {
         e.message.contains("statuscode: 401") || e.message.contains("statuscode: 403")
     };
@@ -262,8 +276,7 @@ pub(crate) fn probe_refused_auth(pod: &PodEvidence) -> Option<Diagnosis> {
         .unwrap_or_default();
     let mut evidence = vec![pod_event(pod, event), probe_evidence(pod, c, kind, probe)];
     evidence.extend(
-        PROGRESS
-            .scan(pod)
+        scan.of(PROGRESS)
             .iter()
             .rfind(|h| std::ptr::eq(h.line.container, c) && h.kind() == Kind::Ready)
             .map(|h| h.line.evidence()),
@@ -328,7 +341,7 @@ mod tests {
             "Killing",
             "Container server failed liveness probe, will be restarted",
         ));
-        let d = probe_kill(&pod).unwrap();
+        let d = run(probe_kill, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Probe, Some(Side::Configuration))
@@ -355,8 +368,56 @@ mod tests {
 
     #[test]
     fn a_sigkill_at_the_probe_budget_is_suspicious_even_without_events() {
-        let d = probe_kill(&killed()).unwrap();
+        let d = run(probe_kill, &killed()).unwrap();
         assert!(d.confidence < 0.8);
+    }
+
+    /// vLLM fails its start-up on the KV cache, exits 1, and the liveness probe meanwhile finds
+    /// the port closed: the probe did not kill it, the GPU memory did.
+    fn startup_gpu_oom_with_refused_probes() -> PodEvidence {
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "vllm/vllm-openai:v0.8.5",
+            "vllm serve meta-llama/Llama-3.1-70B-Instruct --max-model-len 131072",
+        );
+        pod.containers[0].liveness = Some(probe(30, 10, 3));
+        pod.containers[0].state = Some(waiting_state("CrashLoopBackOff"));
+        pod.containers[0].last_state = Some(terminated(
+            "Error",
+            1,
+            "2025-05-01T10:00:00Z",
+            "2025-05-01T10:01:05Z",
+        ));
+        pod.containers[0].previous_log = Some(tail(&[
+            "INFO 05-01 10:00:20 [gpu_model_runner.py:1329] Starting to load model meta-llama/Llama-3.1-70B-Instruct...",
+            "ERROR 05-01 10:01:04 [core.py:396] ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.",
+        ]));
+        pod.events.push(event(
+            "Warning",
+            "Unhealthy",
+            "Liveness probe failed: Get \"http://10.1.2.3:8000/health\": dial tcp 10.1.2.3:8000: connect: connection refused",
+        ));
+        pod
+    }
+
+    #[test]
+    fn a_server_that_exits_1_on_its_own_was_not_killed_by_its_probe() {
+        let pod = startup_gpu_oom_with_refused_probes();
+        assert!(run(probe_kill, &pod).is_none());
+        assert_eq!(crate::rules::diagnose(&pod).category, Category::GpuOom);
+    }
+
+    #[test]
+    fn a_probe_kill_steps_aside_when_the_log_names_the_cause() {
+        let mut pod = startup_gpu_oom_with_refused_probes();
+        pod.events.push(event(
+            "Normal",
+            "Killing",
+            "Container server failed liveness probe, will be restarted",
+        ));
+        let d = run(probe_kill, &pod).unwrap();
+        assert!(d.confidence < 0.5, "{}", d.confidence);
+        assert_eq!(crate::rules::diagnose(&pod).category, Category::GpuOom);
     }
 
     #[test]
@@ -373,7 +434,7 @@ mod tests {
             "Killing",
             "Container server failed liveness probe, will be restarted",
         ));
-        assert!(probe_kill(&pod).is_none());
+        assert!(run(probe_kill, &pod).is_none());
     }
 
     #[test]
@@ -393,7 +454,7 @@ mod tests {
             "Unhealthy",
             "Readiness probe failed: HTTP probe failed with statuscode: 401",
         ));
-        let d = probe_refused_auth(&pod).unwrap();
+        let d = run(probe_refused_auth, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Probe, Some(Side::Configuration))
@@ -402,7 +463,7 @@ mod tests {
         pod.events[0].message =
             "Readiness probe failed: HTTP probe failed with statuscode: 503".into();
         assert!(
-            probe_refused_auth(&pod).is_none(),
+            run(probe_refused_auth, &pod).is_none(),
             "503 is a server still loading"
         );
     }

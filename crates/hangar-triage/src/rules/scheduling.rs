@@ -22,6 +22,7 @@ use crate::rules::facts::{
     Kubectl, events, is_recent, main_containers, node_condition, node_condition_evidence,
     pod_event, pod_status_evidence,
 };
+use crate::rules::signatures::Hits;
 use crate::rules::steps::gpus;
 use crate::verdict::{Category, Diagnosis, Side};
 
@@ -181,7 +182,7 @@ fn gpu_wanted(pod: &PodEvidence) -> Option<(String, u32)> {
 }
 
 /// The scheduler cannot place the pod.
-pub(crate) fn failed_scheduling(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn failed_scheduling(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     if pod.phase.as_deref().is_some_and(|p| p != "Pending") {
         return None;
     }
@@ -307,7 +308,7 @@ pub(crate) fn failed_scheduling(pod: &PodEvidence) -> Option<Diagnosis> {
 }
 
 /// The scheduler preempted the pod for a higher-priority one.
-pub(crate) fn preempted(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn preempted(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let event = events(pod, &["Preempted"])
         .into_iter()
         .rfind(|e| is_recent(pod, e.last_seen.as_deref()));
@@ -347,7 +348,7 @@ pub(crate) fn preempted(pod: &PodEvidence) -> Option<Diagnosis> {
 
 /// The pod's node stopped reporting, or the kubelet evicted the pod because the node's disk
 /// filled.
-pub(crate) fn node_lost(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn node_lost(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let not_ready_event = events(pod, &["NodeNotReady", "TaintManagerEviction"])
         .into_iter()
         .rfind(|e| is_recent(pod, e.last_seen.as_deref()));
@@ -491,7 +492,7 @@ const ADMISSION_REASONS: &[&str] = &["UnexpectedAdmissionError"];
 /// The kubelet rejected the pod at admission: the scheduler counted a GPU the device plugin could
 /// not hand out (`Allocate failed … Available: 0, which is unexpected`), or the node no longer had
 /// the resource (`OutOfnvidia.com/gpu`). The pod stays Failed; the kubelet never retries it.
-pub(crate) fn admission_rejected(pod: &PodEvidence) -> Option<Diagnosis> {
+pub(crate) fn admission_rejected(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let out_of = |r: &str| r.strip_prefix("OutOf").is_some_and(is_accelerator_key);
     let status = pod
         .reason
@@ -599,11 +600,11 @@ mod tests {
             last_transition: Some("2025-05-01T10:00:00Z".into()),
         });
         assert!(
-            failed_scheduling(&pod).is_some(),
+            run(failed_scheduling, &pod).is_some(),
             "the old event still explains it"
         );
         pod.events.clear();
-        let d = failed_scheduling(&pod).unwrap();
+        let d = run(failed_scheduling, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         assert!(
             d.evidence[0].text.contains("Insufficient nvidia.com/gpu"),
@@ -614,14 +615,14 @@ mod tests {
 
     #[test]
     fn insufficient_gpus_is_capacity() {
-        let d = failed_scheduling(&pending("0/8 nodes are available: 8 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 8 No preemption victims found for incoming pod.")).unwrap();
+        let d = run(failed_scheduling, &pending("0/8 nodes are available: 8 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 8 No preemption victims found for incoming pod.")).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
         assert!(d.next_steps[0].contains("nvidia.com/gpu=4"));
     }
 
     #[test]
     fn an_untolerated_gpu_taint_is_configuration() {
-        let d = failed_scheduling(&pending("0/8 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.")).unwrap();
+        let d = run(failed_scheduling, &pending("0/8 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.")).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("key: \"nvidia.com/gpu\""));
     }
@@ -638,7 +639,7 @@ mod tests {
             "Preempted",
             "Preempted by pod 6f0c1a2b on node gpu-1",
         ));
-        let d = preempted(&pod).unwrap();
+        let d = run(preempted, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Scheduling, Some(Side::Infrastructure))
@@ -648,7 +649,7 @@ mod tests {
         pod.events
             .push(event("Warning", "NodeNotReady", "Node is not ready"));
         assert!(
-            node_lost(&pod)
+            run(node_lost, &pod)
                 .unwrap()
                 .summary
                 .contains("gpu-1 is not ready")
@@ -657,13 +658,18 @@ mod tests {
         let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
         pod.reason = Some("Evicted".into());
         pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, available: 2Gi. ".into());
-        assert!(node_lost(&pod).unwrap().summary.contains("ran low on disk"));
+        assert!(
+            run(node_lost, &pod)
+                .unwrap()
+                .summary
+                .contains("ran low on disk")
+        );
 
         let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.9.1", "vllm serve m");
         pod.phase = Some("Failed".into());
         pod.reason = Some("NodeShutdown".into());
         pod.message = Some("Pod was terminated in response to imminent node shutdown.".into());
-        assert!(node_lost(&pod).unwrap().summary.contains("shut down"));
+        assert!(run(node_lost, &pod).unwrap().summary.contains("shut down"));
     }
 
     #[test]
@@ -673,7 +679,7 @@ mod tests {
         pod.phase = Some("Failed".into());
         pod.reason = Some("Evicted".into());
         pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 49664872Ki, available: 31242220Ki. Container vllm was using 148Gi, request is 0, has larger consumption of ephemeral-storage. ".into());
-        let d = node_lost(&pod).unwrap();
+        let d = run(node_lost, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Scheduling, Some(Side::Configuration))
@@ -682,13 +688,13 @@ mod tests {
         pod.containers[0].ephemeral_storage_request = Some("200Gi".into());
         pod.message = Some("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, available: 2Gi. Container vllm was using 148Gi, request is 200Gi, has larger consumption of ephemeral-storage. ".into());
         assert_eq!(
-            node_lost(&pod).unwrap().side,
+            run(node_lost, &pod).unwrap().side,
             Some(Side::Infrastructure),
             "declared usage: the node is short"
         );
         pod.message = Some("The node was low on resource: ephemeral-storage. Container other-pod was using 9Gi, request is 0, has larger consumption of ephemeral-storage. ".into());
         assert_eq!(
-            node_lost(&pod).unwrap().side,
+            run(node_lost, &pod).unwrap().side,
             Some(Side::Infrastructure),
             "another container"
         );
@@ -701,7 +707,7 @@ mod tests {
         pod.containers[0].state = None;
         pod.reason = Some("UnexpectedAdmissionError".into());
         pod.message = Some("Pod was rejected: Allocate failed due to requested number of devices unavailable for nvidia.com/gpu. Requested: 1, Available: 0, which is unexpected".into());
-        let d = admission_rejected(&pod).unwrap();
+        let d = run(admission_rejected, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Scheduling, Some(Side::Infrastructure))
@@ -712,16 +718,19 @@ mod tests {
             "Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 8, capacity: 8"
                 .into(),
         );
-        assert!(admission_rejected(&pod).is_some());
+        assert!(run(admission_rejected, &pod).is_some());
         pod.reason = Some("OutOfcpu".into());
-        assert!(admission_rejected(&pod).is_none(), "not an accelerator");
+        assert!(
+            run(admission_rejected, &pod).is_none(),
+            "not an accelerator"
+        );
         pod.reason = None;
-        assert!(admission_rejected(&pod).is_none());
+        assert!(run(admission_rejected, &pod).is_none());
     }
 
     #[test]
     fn system_taints_are_not_the_gpu_pools() {
-        let d = failed_scheduling(&pending("0/6 nodes are available: 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 4 Insufficient nvidia.com/gpu. preemption: 0/6 nodes are available: 2 Preemption is not helpful for scheduling, 4 No preemption victims found for incoming pod.")).unwrap();
+        let d = run(failed_scheduling, &pending("0/6 nodes are available: 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 4 Insufficient nvidia.com/gpu. preemption: 0/6 nodes are available: 2 Preemption is not helpful for scheduling, 4 No preemption victims found for incoming pod.")).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
     }
 
@@ -733,8 +742,8 @@ mod tests {
             "Scheduled",
             "Successfully assigned ml/srv-0 to gpu-1",
         ));
-        assert!(failed_scheduling(&pod).is_none());
-        assert!(preempted(&pod).is_none());
-        assert!(node_lost(&pod).is_none());
+        assert!(run(failed_scheduling, &pod).is_none());
+        assert!(run(preempted, &pod).is_none());
+        assert!(run(node_lost, &pod).is_none());
     }
 }

@@ -15,21 +15,19 @@ use regex::Regex;
 
 use crate::evidence::{ContainerEvidence, ContainerState, PodEvidence};
 use crate::rules::facts::{Kubectl, main_containers, runtime_of, shorten, status_path};
-use crate::rules::signatures::{Hit, Kind, Scanner};
+use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::rules::steps;
 use crate::verdict::{Category, Diagnosis, Evidence, Side};
 use hangar_core::Runtime;
 
-static SERVING: LazyLock<Scanner> = LazyLock::new(|| {
-    Scanner::new(&[
-        Kind::ServingConfig,
-        Kind::Exception,
-        Kind::EngineDead,
-        Kind::RequestFailed,
-        Kind::ReplicaFailed,
-        Kind::Traffic,
-    ])
-});
+const SERVING: &[Kind] = &[
+    Kind::ServingConfig,
+    Kind::Exception,
+    Kind::EngineDead,
+    Kind::RequestFailed,
+    Kind::ReplicaFailed,
+    Kind::Traffic,
+];
 
 static STATUS: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#"HTTP/1\.[01]" (\d{3})|\| (\d{3}) \|"#).ok());
@@ -149,8 +147,8 @@ impl<'a> Requests<'a> {
 }
 
 /// The server is up but fails every request it gets, the same way each time.
-pub(crate) fn failing_requests(pod: &PodEvidence) -> Option<Diagnosis> {
-    let hits = SERVING.scan(pod);
+pub(crate) fn failing_requests<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
+    let hits = scan.of(SERVING);
     let running = main_containers(pod)
         .filter(|c| matches!(c.state, Some(ContainerState::Running { .. })) && c.log.is_some());
     for c in running {
@@ -435,7 +433,7 @@ mod tests {
             TEMPLATE,
             BAD_REQUEST,
         ]);
-        let d = failing_requests(&pod).unwrap();
+        let d = run(failing_requests, &pod).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Config, Some(Side::Configuration))
@@ -453,7 +451,10 @@ mod tests {
         pod.containers[0].ready = true;
         let refused = "2024-05-08T10:00:00.000000Z ERROR chat_completions: text_generation_router::server: router/src/server.rs:1020: Template error: template not found";
         pod.containers[0].log = Some(tail(&[refused, refused]));
-        assert_eq!(failing_requests(&pod).unwrap().category, Category::Config);
+        assert_eq!(
+            run(failing_requests, &pod).unwrap().category,
+            Category::Config
+        );
     }
 
     #[test]
@@ -461,7 +462,10 @@ mod tests {
         let probe = "INFO:     10.42.0.1:50212 - \"GET /v1/models HTTP/1.1\" 200 OK";
         let idle = "INFO 10-24 09:06:00 metrics.py:345] Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s, Running: 0 reqs";
         let pod = ready(&[TEMPLATE, BAD_REQUEST, probe, idle, TEMPLATE, BAD_REQUEST]);
-        assert_eq!(failing_requests(&pod).unwrap().category, Category::Config);
+        assert_eq!(
+            run(failing_requests, &pod).unwrap().category,
+            Category::Config
+        );
     }
 
     #[test]
@@ -472,10 +476,10 @@ mod tests {
             BAD_REQUEST,
             OK,
         ]);
-        assert!(failing_requests(&pod).is_none());
+        assert!(run(failing_requests, &pod).is_none());
         let pod = ready(&[TEMPLATE, BAD_REQUEST, OK, TEMPLATE, BAD_REQUEST]);
         assert!(
-            failing_requests(&pod).is_none(),
+            run(failing_requests, &pod).is_none(),
             "a request succeeded since"
         );
     }
@@ -484,7 +488,11 @@ mod tests {
     fn the_same_exception_with_a_500_on_every_request_is_a_crash() {
         let error = "ERROR 06-26 23:10:17 [serving_chat.py:201] vllm.engine.async_llm_engine.AsyncEngineDeadError: Background loop has errored already.";
         let failed = "INFO:     10.42.7.21:51244 - \"POST /v1/chat/completions HTTP/1.1\" 500 Internal Server Error";
-        let d = failing_requests(&ready(&[error, failed, error, failed, error, failed])).unwrap();
+        let d = run(
+            failing_requests,
+            &ready(&[error, failed, error, failed, error, failed]),
+        )
+        .unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Crash, Some(Side::Configuration))
@@ -492,7 +500,11 @@ mod tests {
         assert!(d.summary.contains("engine died"));
         let client = "ERROR 07-29 10:41:02 serving_chat.py:196] ValueError: This model's maximum context length is 8192 tokens.";
         assert!(
-            failing_requests(&ready(&[client, BAD_REQUEST, client, BAD_REQUEST])).is_none(),
+            run(
+                failing_requests,
+                &ready(&[client, BAD_REQUEST, client, BAD_REQUEST])
+            )
+            .is_none(),
             "4xx are client errors unless a setting is missing"
         );
     }
@@ -501,11 +513,15 @@ mod tests {
     fn only_server_errors_since_the_first_one_is_not_healthy() {
         let failed = "INFO:     10.42.7.21:51244 - \"POST /v1/chat/completions HTTP/1.1\" 500 Internal Server Error";
         let health = "INFO:     10.42.0.1:50298 - \"GET /health HTTP/1.1\" 200 OK";
-        let d = failing_requests(&ready(&[OK, failed, health, failed, failed])).unwrap();
+        let d = run(
+            failing_requests,
+            &ready(&[OK, failed, health, failed, failed]),
+        )
+        .unwrap();
         assert_eq!(d.category, Category::Crash);
         assert!(d.summary.contains("last 3 requests"));
-        assert!(failing_requests(&ready(&[failed, failed, OK, failed])).is_none());
-        assert!(failing_requests(&ready(&[failed, failed])).is_none());
+        assert!(run(failing_requests, &ready(&[failed, failed, OK, failed])).is_none());
+        assert!(run(failing_requests, &ready(&[failed, failed])).is_none());
     }
 
     #[test]
@@ -522,7 +538,7 @@ mod tests {
             "(ServeController pid=530) ValueError: Unsupported LoRA config",
             stopped,
         ]));
-        let d = failing_requests(&pod).unwrap();
+        let d = run(failing_requests, &pod).unwrap();
         assert_eq!(d.category, Category::Crash);
         assert!(
             d.summary.contains("2 times") && d.summary.contains("ValueError"),
@@ -531,7 +547,7 @@ mod tests {
         );
         pod.containers[0].log = Some(tail(&[stopped]));
         assert!(
-            failing_requests(&pod).is_none(),
+            run(failing_requests, &pod).is_none(),
             "one failed start is not a loop"
         );
     }

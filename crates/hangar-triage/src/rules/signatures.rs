@@ -2,16 +2,16 @@
 //! something goes wrong, as patterns. Learned from the projects' documentation and public issue
 //! reports (the corpus cases cite them); written here in our own patterns.
 //!
-//! Rules scan a pod's logs through a [`Scanner`] built for the kinds they read, so each log line
-//! goes through one compiled `RegexSet` per rule.
+//! `diagnose` scans a pod's logs once with every signature ([`Hits`]) and hands the hits to each
+//! rule, which takes the kinds it reads; a [`Scanner`] matches single texts (status messages,
+//! events).
 
-use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
-use crate::evidence::PodEvidence;
-use crate::rules::facts::{Line, tails};
+use crate::evidence::{ContainerEvidence, PodEvidence};
+use crate::rules::facts::{Line, still_current, superseded, tails, troubled};
 
 /// What a log line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,9 @@ const fn sig(
     }
 }
 
-/// Every signature, by kind.
+/// Every signature, by kind. Word boundaries are ASCII (`(?-u:\b)`): a Unicode `\b` makes the
+/// regex engine give up its fast automaton on the first non-ASCII byte, and a long line of model
+/// output in Cyrillic or CJK then takes seconds.
 pub static SIGNATURES: &[Signature] = &[
     // GPU memory.
     sig(
@@ -231,7 +233,7 @@ pub static SIGNATURES: &[Signature] = &[
         "vllm-free-memory-at-startup",
         Kind::GpuMemoryHeld,
         "vLLM",
-        r"Free memory on device\b[^\n]*on startup is less than desired GPU memory utilization",
+        r"Free memory on device(?-u:\b)[^\n]*on startup is less than desired GPU memory utilization",
     ),
     sig(
         "vllm-memory-profiling",
@@ -307,7 +309,7 @@ pub static SIGNATURES: &[Signature] = &[
         "cuda-illegal-access",
         Kind::CudaAppFault,
         "CUDA runtime",
-        r"(?i:cuda error)\b[^\n]*an illegal (?:memory access|instruction) was encountered|CUDA_ERROR_ILLEGAL_ADDRESS|cudaErrorIllegalAddress",
+        r"(?i:cuda error)(?-u:\b)[^\n]*an illegal (?:memory access|instruction) was encountered|CUDA_ERROR_ILLEGAL_ADDRESS|cudaErrorIllegalAddress",
     ),
     sig(
         "nvidia-container-cli",
@@ -633,7 +635,7 @@ pub static SIGNATURES: &[Signature] = &[
         "cache-permission-denied",
         Kind::Unwritable,
         "Linux (Python, Go)",
-        r"\[Errno 13\] Permission denied: '[^']*(?:cache|huggingface|\.triton|\.ollama|/models?\b)[^']*'|mkdir \S*(?:cache|\.ollama)\S*: permission denied",
+        r"\[Errno 13\] Permission denied: '[^']*(?:cache|huggingface|\.triton|\.ollama|/models?(?-u:\b))[^']*'|mkdir \S*(?:cache|\.ollama)\S*: permission denied",
     ),
     sig(
         "service-link-env",
@@ -872,62 +874,9 @@ impl Hit<'_> {
 
 /// A compiled set of the signatures of some kinds.
 pub(crate) struct Scanner {
-    kinds: Vec<Kind>,
     set: RegexSet,
     /// For each pattern of `set`, its signature.
     signatures: Vec<&'static Signature>,
-}
-
-/// One pass of every signature over a pod's logs: `(tail, line, signature)` by position in
-/// `tails(pod)`, the tail's lines and `SIGNATURES`.
-struct SharedHits {
-    pod: usize,
-    hits: Vec<(usize, usize, usize)>,
-}
-
-thread_local! {
-    static SHARED: RefCell<Option<SharedHits>> = const { RefCell::new(None) };
-}
-
-static EVERY_SIGNATURE: LazyLock<Scanner> = LazyLock::new(|| {
-    let kinds: Vec<Kind> = SIGNATURES.iter().map(|s| s.kind).collect();
-    Scanner::new(&kinds)
-});
-
-/// While it lives, every scanner reads `pod`'s logs from a single pass of all signatures, so a
-/// line goes through one `RegexSet` however many rules read it. `diagnose_all` opens one.
-pub(crate) struct SharedScan;
-
-impl SharedScan {
-    pub(crate) fn begin(pod: &PodEvidence) -> SharedScan {
-        let all = &*EVERY_SIGNATURE;
-        let mut hits = Vec::new();
-        for (t, (_, _, tail)) in tails(pod).into_iter().enumerate() {
-            for (index, text) in tail.lines.iter().enumerate() {
-                for which in all.set.matches(text).iter() {
-                    if let Some(position) = all
-                        .signatures
-                        .get(which)
-                        .and_then(|sig| SIGNATURES.iter().position(|s| std::ptr::eq(s, *sig)))
-                    {
-                        hits.push((t, index, position));
-                    }
-                }
-            }
-        }
-        let shared = SharedHits {
-            pod: std::ptr::from_ref(pod) as usize,
-            hits,
-        };
-        SHARED.with(|cell| *cell.borrow_mut() = Some(shared));
-        SharedScan
-    }
-}
-
-impl Drop for SharedScan {
-    fn drop(&mut self) {
-        SHARED.with(|cell| cell.borrow_mut().take());
-    }
 }
 
 impl Scanner {
@@ -940,41 +889,7 @@ impl Scanner {
             .collect();
         let set = RegexSet::new(signatures.iter().map(|s| s.pattern))
             .unwrap_or_else(|_| RegexSet::empty());
-        Scanner {
-            kinds: kinds.to_vec(),
-            set,
-            signatures,
-        }
-    }
-
-    /// This scanner's hits from the shared pass, when one is open for `pod`.
-    fn shared_hits<'a>(&self, pod: &'a PodEvidence) -> Option<Vec<Hit<'a>>> {
-        SHARED.with(|cell| {
-            let shared = cell.borrow();
-            let shared = shared
-                .as_ref()
-                .filter(|s| s.pod == std::ptr::from_ref(pod) as usize)?;
-            let tails = tails(pod);
-            let mut hits = Vec::new();
-            for &(t, index, position) in &shared.hits {
-                let signature = SIGNATURES.get(position)?;
-                if !self.kinds.contains(&signature.kind) {
-                    continue;
-                }
-                let (container, previous, tail) = *tails.get(t)?;
-                hits.push(Hit {
-                    line: Line {
-                        container,
-                        tail,
-                        previous,
-                        index,
-                        text: tail.lines.get(index)?,
-                    },
-                    signature,
-                });
-            }
-            Some(hits)
-        })
+        Scanner { set, signatures }
     }
 
     /// The first signature that matches `text` (a status message or an event), if any.
@@ -985,22 +900,37 @@ impl Scanner {
             .next()
             .and_then(|i| self.signatures.get(i).copied())
     }
+}
 
-    /// Every hit in the pod's logs, previous logs first, each tail in line order.
-    pub(crate) fn scan<'a>(&self, pod: &'a PodEvidence) -> Vec<Hit<'a>> {
-        if let Some(hits) = self.shared_hits(pod) {
-            return hits;
-        }
-        let mut hits = Vec::new();
+static EVERY_SIGNATURE: LazyLock<Scanner> = LazyLock::new(|| {
+    let kinds: Vec<Kind> = SIGNATURES.iter().map(|s| s.kind).collect();
+    Scanner::new(&kinds)
+});
+
+/// Every signature's hits in one pod's logs, found in one pass: each line goes through one
+/// `RegexSet` however many rules read it. `diagnose_all` scans once and hands it to every rule.
+#[derive(Debug, Clone, Default)]
+pub struct Hits<'a> {
+    /// Previous logs first, each tail in line order.
+    all: Vec<Hit<'a>>,
+    /// `facts::troubled` for the pod: log lines explain only a pod in trouble.
+    troubled: bool,
+}
+
+impl<'a> Hits<'a> {
+    /// Scans every log tail of `pod`.
+    pub fn scan(pod: &'a PodEvidence) -> Hits<'a> {
+        let every = &*EVERY_SIGNATURE;
+        let mut all = Vec::new();
         for (container, previous, tail) in tails(pod) {
             for (index, text) in tail.lines.iter().enumerate() {
-                let matched = self.set.matches(text);
+                let matched = every.set.matches(text);
                 if !matched.matched_any() {
                     continue;
                 }
                 for which in matched.iter() {
-                    if let Some(signature) = self.signatures.get(which) {
-                        hits.push(Hit {
+                    if let Some(signature) = every.signatures.get(which) {
+                        all.push(Hit {
                             line: Line {
                                 container,
                                 tail,
@@ -1014,7 +944,46 @@ impl Scanner {
                 }
             }
         }
-        hits
+        let troubled = troubled(pod, &all);
+        Hits { all, troubled }
+    }
+
+    /// Whether the pod is in trouble (`facts::troubled`).
+    pub(crate) fn troubled(&self) -> bool {
+        self.troubled
+    }
+
+    /// Whether `hit` can explain anything: the pod is in trouble, the line is still current
+    /// (`facts::still_current`) and no request served after it superseded it. Every rule that
+    /// reads a cause in the logs asks this.
+    pub(crate) fn matters(&self, pod: &PodEvidence, hit: &Hit<'_>) -> bool {
+        self.troubled && still_current(pod, hit) && !superseded(&self.all, hit)
+    }
+
+    /// Whether `c`'s log holds a line that matters and names a cause another rule reads: then a
+    /// verdict that only says how the container died (a signal, an exception, a probe's kill)
+    /// must step aside.
+    pub(crate) fn cause_logged(&self, pod: &PodEvidence, c: &ContainerEvidence) -> bool {
+        self.all.iter().any(|h| {
+            h.kind().names_a_cause() && std::ptr::eq(h.line.container, c) && self.matters(pod, h)
+        })
+    }
+
+    /// The hits of these kinds that matter, in log order.
+    pub(crate) fn relevant(&self, pod: &PodEvidence, kinds: &[Kind]) -> Vec<Hit<'a>> {
+        self.of(kinds)
+            .into_iter()
+            .filter(|h| self.matters(pod, h))
+            .collect()
+    }
+
+    /// The hits of these kinds, previous logs first, each tail in line order.
+    pub(crate) fn of(&self, kinds: &[Kind]) -> Vec<Hit<'a>> {
+        self.all
+            .iter()
+            .filter(|h| kinds.contains(&h.kind()))
+            .copied()
+            .collect()
     }
 }
 
@@ -1059,7 +1028,7 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_pass_finds_what_each_scanner_finds() {
+    fn one_pass_serves_every_kind_in_log_order() {
         use crate::rules::test_support::*;
         use hangar_core::Runtime;
         let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
@@ -1071,29 +1040,22 @@ mod tests {
         pod.containers[0].log = Some(tail(&[
             "Loading safetensors checkpoint shards:   0% Completed | 0/4",
         ]));
-        let scanner = Scanner::new(&[Kind::GpuOom, Kind::Ready, Kind::Loading]);
-        let direct: Vec<_> = scanner
-            .scan(&pod)
+        let hits = Hits::scan(&pod);
+        let found: Vec<_> = hits
+            .of(&[Kind::GpuOom, Kind::Ready, Kind::Loading])
             .iter()
             .map(|h| (h.signature.id, h.line.index, h.line.previous))
             .collect();
-        let shared = {
-            let _scope = SharedScan::begin(&pod);
-            scanner
-                .scan(&pod)
-                .iter()
-                .map(|h| (h.signature.id, h.line.index, h.line.previous))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(direct, shared);
-        assert_eq!(direct.len(), 4);
-        let other = pod.clone();
-        let _scope = SharedScan::begin(&pod);
         assert_eq!(
-            scanner.scan(&other).len(),
-            4,
-            "another pod is scanned on its own"
+            found,
+            [
+                ("uvicorn-startup", 0, true),
+                ("torch-oom", 2, true),
+                ("cuda-oom-tried", 2, true),
+                ("loading-shards", 0, false),
+            ]
         );
+        assert!(hits.of(&[Kind::NcclError]).is_empty());
     }
 
     #[test]

@@ -172,7 +172,7 @@ pub(crate) fn gpu_oom_at_startup(
         Runtime::Triton => vec![
             "Lower the instance_group count or max_batch_size in the model's config.pbtxt: every instance holds its own copy of the weights and buffers.".into(),
             "For TensorRT-LLM engines, lower `kv_cache_free_gpu_mem_fraction` in the tensorrt_llm model's config.pbtxt, or rebuild the engine with a smaller max_batch_size / max_num_tokens.".into(),
-            format!("Or give the model more GPUs ({gpus}), one model per GPU with `--model-control-mode=explicit`."),
+            format!("Or give the server more GPUs ({gpus}) and pin each model to its own: `instance_group [ {{ count: 1, kind: KIND_GPU, gpus: [ 0 ] }} ]` in one model's config.pbtxt, `gpus: [ 1 ]` in another's. By default Triton loads an instance of every model on every GPU it sees."),
         ],
         Runtime::Lmdeploy => vec![
             format!(
@@ -230,6 +230,27 @@ pub(crate) fn gpu_oom_under_load(runtime: Runtime, c: &ContainerEvidence) -> Vec
     steps
 }
 
+/// The `major.minor` of a vLLM image tag (`vllm/vllm-openai:v0.8.5` → `(0, 8)`), if it has one.
+fn vllm_version(image: &str) -> Option<(u32, u32)> {
+    let tag = image.rsplit_once(':')?.1;
+    let mut parts = tag.trim_start_matches('v').split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Whether the container runs vLLM's V1 engine: the default from v0.8 unless `VLLM_USE_V1=0`,
+/// the only engine from v0.11; a tag without a version (`latest`, a digest) is taken as current.
+/// V1 has no CPU swap space, so `--swap-space` advice does not apply to it.
+pub(crate) fn vllm_v1(c: &ContainerEvidence) -> bool {
+    match vllm_version(&c.image) {
+        Some(version) if version >= (0, 11) => true,
+        Some(version) if version >= (0, 8) => {
+            c.env.get("VLLM_USE_V1").map(String::as_str) != Some("0")
+        }
+        Some(_) => false,
+        None => true,
+    }
+}
+
 /// Steps when the container's memory limit was hit.
 pub(crate) fn host_oom_limit(runtime: Runtime, c: &ContainerEvidence, limit: &str) -> Vec<String> {
     let mut steps = vec![format!(
@@ -238,6 +259,10 @@ pub(crate) fn host_oom_limit(runtime: Runtime, c: &ContainerEvidence, limit: &st
         larger(limit).unwrap_or_else(|| "a larger value".into())
     )];
     match runtime {
+        Runtime::Vllm if vllm_v1(c) => steps.push(format!(
+            "Check {}: weights offloaded to the CPU are host memory and count against the limit.",
+            setting(c, &["--cpu-offload-gb"], "0")
+        )),
         Runtime::Vllm => steps.push(format!(
             "Check {}: the CPU swap space is pinned host memory per GPU and counts against the limit; `--cpu-offload-gb` does too.",
             setting(c, &["--swap-space"], "4 GiB per GPU")
@@ -280,6 +305,51 @@ mod tests {
         assert_eq!(bytes("lots"), None);
         assert_eq!(larger("64Gi").as_deref(), Some("96Gi"));
         assert_eq!(larger("512Mi").as_deref(), Some("1Gi"));
+    }
+
+    #[test]
+    fn swap_space_advice_is_only_for_vllms_v0_engine() {
+        let vllm = |image: &str, v1: Option<&str>| ContainerEvidence {
+            name: "vllm".into(),
+            image: image.into(),
+            env: v1
+                .map(|v| [("VLLM_USE_V1".to_owned(), v.to_owned())].into())
+                .unwrap_or_default(),
+            ..ContainerEvidence::default()
+        };
+        let swap = |c: &ContainerEvidence| {
+            host_oom_limit(Runtime::Vllm, c, "32Gi")
+                .iter()
+                .any(|s| s.contains("--swap-space"))
+        };
+        assert!(swap(&vllm("vllm/vllm-openai:v0.6.3", None)));
+        assert!(!swap(&vllm("vllm/vllm-openai:v0.8.5", None)));
+        assert!(swap(&vllm("vllm/vllm-openai:v0.8.5", Some("0"))));
+        assert!(!swap(&vllm("vllm/vllm-openai:v0.11.0", Some("0"))));
+        assert!(!swap(&vllm("vllm/vllm-openai:latest", None)));
+        assert!(
+            host_oom_limit(
+                Runtime::Vllm,
+                &vllm("vllm/vllm-openai:v0.10.1", None),
+                "32Gi"
+            )[1]
+            .contains("--cpu-offload-gb")
+        );
+    }
+
+    #[test]
+    fn triton_spreads_instances_over_gpus_with_instance_group() {
+        let c = ContainerEvidence {
+            accelerators: vec!["nvidia.com/gpu=2".into()],
+            ..ContainerEvidence::default()
+        };
+        let steps = gpu_oom_at_startup(Runtime::Triton, &c, false, None);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("kind: KIND_GPU, gpus: [ 0 ]"))
+        );
+        assert!(!steps.iter().any(|s| s.contains("model-control-mode")));
     }
 
     #[test]

@@ -5,6 +5,16 @@ use hangar_core::{ObjectRef, Runtime};
 use crate::evidence::{
     ContainerEvidence, ContainerState, EventRecord, LogTail, NodeEvidence, PodEvidence, Probe,
 };
+use crate::rules::signatures::Hits;
+use crate::verdict::Diagnosis;
+
+/// Runs one rule on `pod` as `diagnose` does: with the pod's logs scanned once.
+pub(crate) fn run(
+    rule: for<'a> fn(&'a PodEvidence, &Hits<'a>) -> Option<Diagnosis>,
+    pod: &PodEvidence,
+) -> Option<Diagnosis> {
+    rule(pod, &Hits::scan(pod))
+}
 
 /// A running pod `ml/srv-0` with one container `server`, as a rule would receive it.
 pub(crate) fn pod_with(runtime: Runtime, image: &str, command_line: &str) -> PodEvidence {
