@@ -378,7 +378,7 @@ pub(crate) fn gpu_oom<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagn
         (
             Side::Configuration,
             format!(
-                "{} in {} ran out of GPU memory while loading the model, before it ever served: the configuration asks for more than the GPUs hold.",
+                "{} in container `{}` ran out of GPU memory while loading the model, before it ever served: the configuration asks for more than the GPUs hold.",
                 runtime_name(runtime),
                 c.name
             ),
@@ -394,7 +394,7 @@ pub(crate) fn gpu_oom<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagn
         (
             Side::Infrastructure,
             format!(
-                "{} in {} ran out of GPU memory while serving requests: the load outgrew the GPUs it runs on.",
+                "{} in container `{}` ran out of GPU memory while serving requests: the load outgrew the GPUs it runs on.",
                 runtime_name(runtime),
                 c.name
             ),
