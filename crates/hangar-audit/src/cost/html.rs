@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::report::{Amount, Basis, CostReport, Group};
 use super::{clip, money, number, period_text, priced, trim_number};
-use crate::render::html::{STYLE, esc};
+use crate::render::html::{STYLE, esc, not_read};
 
 /// Additions to the audit report's stylesheet, in its palette.
 const COST_STYLE: &str = r#"
@@ -435,24 +435,5 @@ fn notes(out: &mut String, r: &CostReport) {
         }
         out.push_str("</ul>");
     }
-    if !r.errors.is_empty() || !r.not_covered.is_empty() {
-        out.push_str("<h2 id=\"not-read\">Not read</h2><ul>");
-        for e in &r.errors {
-            let _ = write!(
-                out,
-                "<li><code>{}</code>: {}</li>",
-                esc(&e.origin.to_string()),
-                esc(&e.message)
-            );
-        }
-        for n in &r.not_covered {
-            let _ = write!(
-                out,
-                "<li><code>{}</code> not covered: {}</li>",
-                esc(&n.kind),
-                esc(&n.reason)
-            );
-        }
-        out.push_str("</ul>");
-    }
+    not_read(out, &r.errors, &r.not_covered);
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use hangar_core::Severity;
+use hangar_core::{LoadError, NotCovered, Severity};
 
 use super::{auth_line, exposure_line, location, model_line, reasons_line};
 use crate::report::{ControlStatus, Report, ReportFinding};
@@ -64,7 +64,7 @@ pub(super) fn render(report: &Report) -> String {
     findings_table(&mut out, report);
     controls(&mut out, report);
     waivers(&mut out, report);
-    not_read(&mut out, report);
+    not_read(&mut out, &report.errors, &report.not_covered);
     out.push_str("</main></body></html>\n");
     out
 }
@@ -265,12 +265,14 @@ fn waivers(out: &mut String, report: &Report) {
     out.push_str("</ul>");
 }
 
-fn not_read(out: &mut String, report: &Report) {
-    if report.errors.is_empty() && report.not_covered.is_empty() {
+/// The "Not read" section: input errors and kinds a live read could not list. Shared by the
+/// audit report and the cost page.
+pub(crate) fn not_read(out: &mut String, errors: &[LoadError], not_covered: &[NotCovered]) {
+    if errors.is_empty() && not_covered.is_empty() {
         return;
     }
     out.push_str("<h2 id=\"not-read\">Not read</h2><ul>");
-    for e in &report.errors {
+    for e in errors {
         let _ = write!(
             out,
             "<li><code>{}</code>: {}</li>",
@@ -278,7 +280,7 @@ fn not_read(out: &mut String, report: &Report) {
             esc(&e.message)
         );
     }
-    for n in &report.not_covered {
+    for n in not_covered {
         let _ = write!(
             out,
             "<li><code>{}</code> not covered: {}</li>",
