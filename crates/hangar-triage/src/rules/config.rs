@@ -10,9 +10,8 @@ use regex::Regex;
 
 use crate::evidence::{ContainerEvidence, ContainerState, PodEvidence};
 use crate::rules::facts::{
-    Kubectl, Line, events, is_model_server, is_recent, main_containers, pod_event,
-    pod_status_evidence, runtime_name, runtime_of, shorten, status_path, terminations,
-    up_and_ready, waiting,
+    Kubectl, Line, events, eviction_evidence, is_model_server, main_containers, pod_event,
+    runtime_name, runtime_of, shorten, status_path, terminations, up_and_ready, waiting,
 };
 use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::rules::steps;
@@ -164,19 +163,7 @@ pub(crate) fn ephemeral_storage(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<D
             || m.contains("exceeded its local ephemeral storage limit")
             || (m.contains("Usage of EmptyDir volume") && m.contains("exceeds the limit"))
     };
-    let status =
-        pod.reason.as_deref() == Some("Evicted") && pod.message.as_deref().is_some_and(over);
-    let event = events(pod, &["Evicted"])
-        .into_iter()
-        .rfind(|e| over(&e.message) && is_recent(pod, e.last_seen.as_deref()));
-    if !status && event.is_none() {
-        return None;
-    }
-    let mut evidence = Vec::new();
-    if status {
-        evidence.push(pod_status_evidence(pod));
-    }
-    evidence.extend(event.map(|e| pod_event(pod, e)));
+    let evidence = eviction_evidence(pod, &over, true)?;
     Some(Diagnosis {
         rule: "TRI-CONFIG-EPHEMERAL",
         category: Category::Config,

@@ -456,6 +456,31 @@ pub(crate) fn node_condition_evidence(pod: &PodEvidence, condition: &Condition) 
     }
 }
 
+/// Evidence that the pod was evicted for a reason `matches` recognises in the message: its
+/// `Evicted` status (when `status_counts` too) and its latest recent `Evicted` event. `None` when
+/// there is neither.
+pub(crate) fn eviction_evidence(
+    pod: &PodEvidence,
+    matches: &dyn Fn(&str) -> bool,
+    status_counts: bool,
+) -> Option<Vec<Evidence>> {
+    let status = status_counts
+        && pod.reason.as_deref() == Some("Evicted")
+        && pod.message.as_deref().is_some_and(matches);
+    let event = events(pod, &["Evicted"])
+        .into_iter()
+        .rfind(|e| matches(&e.message) && is_recent(pod, e.last_seen.as_deref()));
+    if !status && event.is_none() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if status {
+        evidence.push(pod_status_evidence(pod));
+    }
+    evidence.extend(event.map(|e| pod_event(pod, e)));
+    Some(evidence)
+}
+
 pub(crate) fn pod_status_evidence(pod: &PodEvidence) -> Evidence {
     Evidence {
         source: format!("{} status ({})", pod.pod, pod.origin),

@@ -16,8 +16,8 @@ use std::sync::LazyLock;
 
 use crate::evidence::{ContainerEvidence, PodEvidence};
 use crate::rules::facts::{
-    Kubectl, Termination, events, is_recent, node_condition, node_condition_evidence, parse_time,
-    pod_event, pod_status_evidence, runtime_name, runtime_of, terminations,
+    Kubectl, Termination, eviction_evidence, is_recent, node_condition, node_condition_evidence,
+    parse_time, runtime_name, runtime_of, terminations,
 };
 use crate::rules::signatures::{Hit, Hits, Kind, after};
 use crate::rules::steps;
@@ -140,20 +140,8 @@ fn ended_at(pod: &PodEvidence) -> Option<String> {
 /// The kubelet evicted the pod because the node was low on memory.
 pub(crate) fn evicted_for_memory(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let low_on_memory = |m: &str| m.contains("low on resource: memory");
-    let status = pod.reason.as_deref() == Some("Evicted")
-        && pod.message.as_deref().is_some_and(low_on_memory)
-        && is_recent(pod, ended_at(pod).as_deref());
-    let event = events(pod, &["Evicted"])
-        .into_iter()
-        .rfind(|e| low_on_memory(&e.message) && is_recent(pod, e.last_seen.as_deref()));
-    if !status && event.is_none() {
-        return None;
-    }
-    let mut evidence = Vec::new();
-    if status {
-        evidence.push(pod_status_evidence(pod));
-    }
-    evidence.extend(event.map(|e| pod_event(pod, e)));
+    let dated_recently = is_recent(pod, ended_at(pod).as_deref());
+    let mut evidence = eviction_evidence(pod, &low_on_memory, dated_recently)?;
     evidence.extend(
         node_condition(pod, "MemoryPressure")
             .filter(|p| p.status == "True")
