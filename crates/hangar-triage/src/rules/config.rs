@@ -10,8 +10,9 @@ use regex::Regex;
 
 use crate::evidence::{ContainerEvidence, ContainerState, PodEvidence};
 use crate::rules::facts::{
-    Kubectl, Line, events, eviction_evidence, is_model_server, main_containers, pod_event,
-    runtime_name, runtime_of, shorten, status_path, terminations, up_and_ready, waiting,
+    Kubectl, Line, ended_at, events, eviction_evidence, is_model_server, is_recent,
+    main_containers, pod_event, runtime_name, runtime_of, shorten, status_path, terminations,
+    up_and_ready, waiting,
 };
 use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::rules::steps;
@@ -163,7 +164,8 @@ pub(crate) fn ephemeral_storage(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<D
             || m.contains("exceeded its local ephemeral storage limit")
             || (m.contains("Usage of EmptyDir volume") && m.contains("exceeds the limit"))
     };
-    let evidence = eviction_evidence(pod, &over, true)?;
+    let dated_recently = is_recent(pod, ended_at(pod).as_deref());
+    let evidence = eviction_evidence(pod, &over, dated_recently)?;
     Some(Diagnosis {
         rule: "TRI-CONFIG-EPHEMERAL",
         category: Category::Config,
@@ -564,6 +566,26 @@ mod tests {
         );
         assert!(run(ephemeral_storage, &pod).is_some());
         pod.message = Some("The node was low on resource: memory.".into());
+        assert!(run(ephemeral_storage, &pod).is_none());
+    }
+
+    #[test]
+    fn an_ephemeral_storage_eviction_days_old_is_history() {
+        let mut pod = pod_with(Runtime::Vllm, "vllm/vllm-openai:v0.8.5", "vllm serve m");
+        pod.phase = Some("Failed".into());
+        pod.reason = Some("Evicted".into());
+        pod.message = Some(
+            "Pod ephemeral local storage usage exceeds the total limit of containers 20Gi. ".into(),
+        );
+        pod.containers[0].state = Some(terminated(
+            "ContainerStatusUnknown",
+            137,
+            "2025-05-01T08:00:00Z",
+            "2025-05-01T10:00:00Z",
+        ));
+        pod.observed_at = Some("2025-05-01T10:20:00Z".into());
+        assert!(run(ephemeral_storage, &pod).is_some());
+        pod.observed_at = Some("2025-05-03T10:00:00Z".into());
         assert!(run(ephemeral_storage, &pod).is_none());
     }
     #[test]

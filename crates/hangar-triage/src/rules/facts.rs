@@ -456,6 +456,21 @@ pub(crate) fn node_condition_evidence(pod: &PodEvidence, condition: &Condition) 
     }
 }
 
+/// When the pod's status last changed: its newest condition transition or container end. An
+/// evicted pod keeps its `Evicted` status forever; this dates it.
+pub(crate) fn ended_at(pod: &PodEvidence) -> Option<String> {
+    let conditions = pod
+        .conditions
+        .iter()
+        .filter_map(|c| c.last_transition.as_deref());
+    let ends = terminations(pod).into_iter().filter_map(|t| t.finished_at);
+    conditions
+        .chain(ends)
+        .filter_map(|t| parse_time(t).map(|parsed| (parsed, t)))
+        .max_by_key(|(parsed, _)| *parsed)
+        .map(|(_, t)| t.to_owned())
+}
+
 /// Evidence that the pod was evicted for a reason `matches` recognises in the message: its
 /// `Evicted` status (when `status_counts` too) and its latest recent `Evicted` event. `None` when
 /// there is neither.

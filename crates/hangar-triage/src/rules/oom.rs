@@ -16,8 +16,8 @@ use std::sync::LazyLock;
 
 use crate::evidence::{ContainerEvidence, PodEvidence};
 use crate::rules::facts::{
-    Kubectl, Termination, eviction_evidence, is_recent, node_condition, node_condition_evidence,
-    parse_time, runtime_name, runtime_of, terminations,
+    Kubectl, Termination, ended_at, eviction_evidence, is_recent, node_condition,
+    node_condition_evidence, runtime_name, runtime_of, terminations,
 };
 use crate::rules::signatures::{Hit, Hits, Kind, after};
 use crate::rules::steps;
@@ -120,21 +120,6 @@ pub(crate) fn host_oom(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis>
         evidence,
         next_steps,
     })
-}
-
-/// When the pod's status last changed: its newest condition transition or container end. An
-/// evicted pod keeps its `Evicted` status forever; this dates it.
-fn ended_at(pod: &PodEvidence) -> Option<String> {
-    let conditions = pod
-        .conditions
-        .iter()
-        .filter_map(|c| c.last_transition.as_deref());
-    let ends = terminations(pod).into_iter().filter_map(|t| t.finished_at);
-    conditions
-        .chain(ends)
-        .filter_map(|t| parse_time(t).map(|parsed| (parsed, t)))
-        .max_by_key(|(parsed, _)| *parsed)
-        .map(|(_, t)| t.to_owned())
 }
 
 /// The kubelet evicted the pod because the node was low on memory.
