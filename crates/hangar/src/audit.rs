@@ -169,13 +169,7 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
             );
         }
     }
-    for e in &snapshot.errors {
-        eprintln!("not read: {}: {}", e.origin, e.message);
-    }
-    for n in &snapshot.not_covered {
-        eprintln!("not covered: {}: {}", n.kind, n.reason);
-    }
-    let complete = snapshot.errors.is_empty() && snapshot.not_covered.is_empty();
+    let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
     Ok(if complete {
         ExitCode::SUCCESS
     } else {

@@ -116,12 +116,7 @@ pub fn run(args: CostArgs) -> Result<ExitCode> {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
-        for e in &report.errors {
-            eprintln!("not read: {}: {}", e.origin, e.message);
-        }
-        for n in &report.not_covered {
-            eprintln!("not covered: {}: {}", n.kind, n.reason);
-        }
+        source::report_gaps(&report.errors, &report.not_covered);
     }
     Ok(if report.complete {
         ExitCode::SUCCESS

@@ -96,13 +96,7 @@ pub fn run(args: RunbookArgs) -> Result<ExitCode> {
             print!("{}", texts.join("\n---\n\n"));
         }
     }
-    for e in &snapshot.errors {
-        eprintln!("not read: {}: {}", e.origin, e.message);
-    }
-    for n in &snapshot.not_covered {
-        eprintln!("not covered: {}: {}", n.kind, n.reason);
-    }
-    let complete = snapshot.errors.is_empty() && snapshot.not_covered.is_empty();
+    let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
     Ok(if complete {
         ExitCode::SUCCESS
     } else {

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hangar_core::{Endpoint, Policy, Snapshot};
+use hangar_core::{Endpoint, LoadError, NotCovered, Policy, Snapshot};
 use hangar_kube::live::{LiveOptions, Progress, load_live, save_snapshot};
 
 use crate::cli::SourceArgs;
@@ -53,6 +53,18 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
         }
     })?;
     Ok((snapshot, described))
+}
+
+/// Says on standard error what the input could not give (files not read, kinds or logs not
+/// covered), and whether it was all read: every command exits 2 when it was not.
+pub fn report_gaps(errors: &[LoadError], not_covered: &[NotCovered]) -> bool {
+    for e in errors {
+        eprintln!("not read: {}: {}", e.origin, e.message);
+    }
+    for n in not_covered {
+        eprintln!("not covered: {}: {}", n.kind, n.reason);
+    }
+    errors.is_empty() && not_covered.is_empty()
 }
 
 /// The runtime live reads run on: two workers, as many as the cores this is built for.

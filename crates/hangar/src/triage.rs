@@ -88,12 +88,7 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
         observed_at,
     } = input;
     let observed_at = args.at.clone().or(observed_at);
-    for error in &snapshot.errors {
-        eprintln!("warning: {}: {}", error.origin, error.message);
-    }
-    for gap in &snapshot.not_covered {
-        eprintln!("warning: not covered: {}: {}", gap.kind, gap.reason);
-    }
+    let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
 
     let inventory = discover(&snapshot, &policy);
     let namespace = args.source.namespace.as_deref();
@@ -137,15 +132,13 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
     // A crash-looping pod nothing recognises is `unknown` and still sick; only an endpoint with
     // no pods to judge (manifests) is unknown without being a problem.
     let sick = results.iter().any(|r| r.needs_attention());
-    Ok(
-        if !snapshot.errors.is_empty() || !snapshot.not_covered.is_empty() {
-            ExitCode::from(2)
-        } else if sick {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(if !complete {
+        ExitCode::from(2)
+    } else if sick {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn parse_time(text: &str) -> Result<String, String> {
