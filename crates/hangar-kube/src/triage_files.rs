@@ -657,22 +657,13 @@ line three
 
     #[test]
     fn dump_directories_and_bundles_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let dump = dir.path().join("dump");
-        std::fs::create_dir_all(dump.join("ml/vllm-0")).unwrap();
-        let (objects, _) = split_dump(STREAM, "x", LogBounds::default());
-        std::fs::write(
-            dump.join("ml/pods.json"),
-            &objects[..objects.find("{\n    \"kind\": \"ServiceList\"").unwrap()],
-        )
-        .unwrap();
         let logs_text = STREAM
             .lines()
             .skip_while(|l| !l.starts_with(START))
             .take(5)
             .collect::<Vec<_>>()
             .join("\n");
-        std::fs::write(dump.join("ml/vllm-0/logs.txt"), logs_text).unwrap();
+        let (dir, dump) = dump_with_log(logs_text.as_bytes());
         let mut input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
         assert!(
             input.snapshot.errors.is_empty(),
