@@ -1,0 +1,278 @@
+//! The handle a program keeps ([`Ledger`]) and the one its request paths share
+//! ([`LedgerSender`]).
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::writer::Writer;
+use crate::{LedgerConfig, LedgerError};
+
+/// Where the writer gets the time from: the system clock, or a test's own.
+pub trait Clock: Send + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A point of the chain to remember outside the files (in the change ledger, in metrics), so
+/// that cutting the newest records can be noticed: see [`verify_against`](crate::verify_against).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anchor {
+    pub seq: u64,
+    /// The record's `hash`, lowercase hex.
+    pub hash: String,
+}
+
+/// Counts at the end of a ledger's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerStats {
+    /// Callers' records written to the files by this ledger.
+    pub written: u64,
+    /// Callers' records lost: queue full, not serialisable, or appended after close.
+    pub dropped: u64,
+    /// The last record written, if the chain has any.
+    pub last: Option<Anchor>,
+}
+
+/// A record on its way to the writer: serialised there, not on the caller's thread.
+pub(crate) trait Record: Send {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+}
+
+impl<T: Serialize + Send> Record for T {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
+    }
+}
+
+pub(crate) type BoxedRecord = Box<dyn Record>;
+
+/// What the callers, the writer thread and the [`Ledger`] share.
+pub(crate) struct Shared {
+    /// The only sender of the channel; taken out at close so the writer sees the end.
+    sender: RwLock<Option<SyncSender<BoxedRecord>>>,
+    /// Set at close so a writer stuck retrying a failed write gives up.
+    pub closing: AtomicBool,
+    /// Records refused by `append` because the queue was full: the writer records these.
+    pub refused: AtomicU64,
+    /// Records refused by `append` because the ledger was closing or closed.
+    pub refused_closed: AtomicU64,
+    /// Records the writer could not serialise.
+    pub unserializable: AtomicU64,
+    pub written: AtomicU64,
+    pub last: Mutex<Option<Anchor>>,
+}
+
+impl Shared {
+    pub(crate) fn new(sender: SyncSender<BoxedRecord>) -> Shared {
+        Shared {
+            sender: RwLock::new(Some(sender)),
+            closing: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
+            refused_closed: AtomicU64::new(0),
+            unserializable: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            last: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn last(&self) -> Option<Anchor> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_last(&self, anchor: Anchor) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(anchor);
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        [&self.refused, &self.refused_closed, &self.unserializable]
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// The cheap, cloneable handle request paths append through. Never blocks.
+#[derive(Clone)]
+pub struct LedgerSender {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LedgerSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerSender")
+            .field("written", &self.written())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl LedgerSender {
+    /// Queues one record; it is serialised (as one JSON value, normally an object) and chained
+    /// by the writer thread. Never blocks: when the queue is full, or the ledger is closing or
+    /// closed, the record is dropped, counted in [`dropped`](Self::dropped), and `false`
+    /// returned. A full queue's losses are also put in the chain by the writer, as a
+    /// `{"kind":"gap","dropped":N,…}` record. Costs one allocation and a channel send on the
+    /// caller's thread.
+    pub fn append<R: Serialize + Send + 'static>(&self, record: R) -> bool {
+        let shared = &self.shared;
+        let refusals = match shared.sender.try_read() {
+            Ok(sender) => match sender
+                .as_ref()
+                .map(|sender| sender.try_send(Box::new(record)))
+            {
+                Some(Ok(())) => return true,
+                Some(Err(TrySendError::Full(_))) => &shared.refused,
+                Some(Err(TrySendError::Disconnected(_))) | None => &shared.refused_closed,
+            },
+            // Only while `close` swaps the sender out: the ledger is closing anyway.
+            Err(_) => &shared.refused_closed,
+        };
+        refusals.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Records lost so far: refused by [`append`](Self::append) or not serialisable.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped()
+    }
+
+    /// Callers' records written to the files so far (handed to the OS; synced if configured).
+    pub fn written(&self) -> u64 {
+        self.shared.written.load(Ordering::Relaxed)
+    }
+
+    /// The last record written to the files, to export as an external [`Anchor`].
+    pub fn last(&self) -> Option<Anchor> {
+        self.shared.last()
+    }
+}
+
+/// An open ledger: one chain of files, one writer thread. Close it with [`Ledger::close`];
+/// dropping it closes it too, ignoring errors.
+pub struct Ledger {
+    sender: LedgerSender,
+    writer: Option<JoinHandle<Result<LedgerStats, LedgerError>>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("sender", &self.sender)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger `config.prefix` in `config.dir`, resumes its chain, applies
+    /// retention and starts the writer thread. See the crate documentation for what happens
+    /// after a crash.
+    pub fn open(config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        Ledger::open_with_clock(config, SystemClock)
+    }
+
+    /// [`Ledger::open`] with another clock for the records' times, rotation and retention.
+    pub fn open_with_clock(config: LedgerConfig, clock: impl Clock) -> Result<Ledger, LedgerError> {
+        config.validate()?;
+        create_private_dir(&config.dir)?;
+        let lock = lock_prefix(&config.dir, &config.prefix)?;
+
+        let (sender, receiver) = mpsc::sync_channel(config.queue);
+        let shared = Arc::new(Shared::new(sender));
+        let thread_name = format!("ledger-{}", config.prefix);
+        let writer = Writer::start(config, Box::new(clock), Arc::clone(&shared), lock)?;
+        let handle = std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || writer.run(receiver))
+            .map_err(|error| LedgerError::Writer(format!("cannot start: {error}")))?;
+        Ok(Ledger {
+            sender: LedgerSender { shared },
+            writer: Some(handle),
+        })
+    }
+
+    /// A handle for appending, to clone into every task that writes records.
+    pub fn sender(&self) -> LedgerSender {
+        self.sender.clone()
+    }
+
+    /// Stops accepting records, writes everything queued, syncs the file and waits for the
+    /// writer thread. Appends racing with close may be refused (and counted as dropped);
+    /// every append that returned `true` before is in the files when this returns `Ok`.
+    pub fn close(mut self) -> Result<LedgerStats, LedgerError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<LedgerStats, LedgerError> {
+        let shared = &self.sender.shared;
+        let Some(handle) = self.writer.take() else {
+            return Ok(LedgerStats {
+                written: shared.written.load(Ordering::Relaxed),
+                dropped: shared.dropped(),
+                last: shared.last(),
+            });
+        };
+        shared.closing.store(true, Ordering::Release);
+        // Dropping the only sender lets the writer drain the queue and then see the end.
+        *shared
+            .sender
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        handle
+            .join()
+            .map_err(|_| LedgerError::Writer("the writer thread panicked".into()))?
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::warn!(%error, "ledger closed with an error");
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|source| LedgerError::io("create directory", dir, source))
+}
+
+/// Holds `<dir>/.<prefix>.lock` for the ledger's life, so two writers never share a chain.
+fn lock_prefix(dir: &Path, prefix: &str) -> Result<File, LedgerError> {
+    let path = dir.join(format!(".{prefix}.lock"));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LedgerError::io("create lock file", &path, source))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(LedgerError::io("lock", path, source)),
+    }
+}
