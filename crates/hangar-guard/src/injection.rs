@@ -1,0 +1,482 @@
+//! Prompt-injection heuristics (OWASP LLM01): phrases that try to override the system prompt,
+//! extract it, swap the model's persona or spoof chat-template turns; invisible Unicode that
+//! smuggles instructions; base64 payloads to be decoded and obeyed.
+//!
+//! Heuristics, not a classifier: a score and the rules that fired, for the gateway to log, flag
+//! or block. All phrase rules run in one pass of a regex set; text without a match costs one
+//! DFA scan, a sampled probe for base64 runs, and a byte scan when it is not ASCII.
+//!
+//! No pattern has a bounded gap like `.{0,60}`: on text dense with trigger words such gaps make
+//! a combined DFA explode (milliseconds per prompt). "X within N characters of Y" is checked in
+//! code instead (`near`), only when the rarer half already matched.
+
+use regex::{Regex, RegexSet};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A score at or above which a prompt should be blocked when the tenant's action is
+/// [`GuardAction::Block`]: one strong rule (`ignore-instructions`, `jailbreak-persona`) or two
+/// weaker ones. Lower scores are flagged instead.
+pub const BLOCK_SCORE: u32 = 60;
+
+/// What the gateway does when a guard fires (a tenant's `injection` setting).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardAction {
+    /// Do not scan.
+    Off,
+    /// Record the decision in the audit log and metrics only.
+    Log,
+    /// Record it and tell the client (the `x-hangar-guard` response header).
+    Flag,
+    /// Refuse the request (400), or cut an answer that leaks a canary.
+    Block,
+}
+
+impl GuardAction {
+    /// The name used in configuration, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardAction::Off => "off",
+            GuardAction::Log => "log",
+            GuardAction::Flag => "flag",
+            GuardAction::Block => "block",
+        }
+    }
+
+    /// What to do with `signal` when this is the configured action: `Block` blocks only
+    /// signals that reach [`BLOCK_SCORE`] and flags the rest; the others apply as they are.
+    pub fn for_signal(self, signal: &InjectionSignal) -> GuardAction {
+        match self {
+            GuardAction::Block if !signal.is_blocking() => GuardAction::Flag,
+            action => action,
+        }
+    }
+}
+
+/// Why a prompt looks like an injection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InjectionSignal {
+    /// The sum of the weights of the rules that fired; compare with [`BLOCK_SCORE`].
+    pub score: u32,
+    /// The ids of the rules that fired, in a stable order (e.g. `ignore-instructions`).
+    pub rules: Vec<&'static str>,
+}
+
+impl InjectionSignal {
+    /// Whether the score reaches [`BLOCK_SCORE`].
+    pub fn is_blocking(&self) -> bool {
+        self.score >= BLOCK_SCORE
+    }
+}
+
+/// Scans prompts for injection attempts. Build it once and share it (`Send + Sync`).
+#[derive(Debug, Clone)]
+pub struct InjectionScanner {
+    /// `None` only if the built-in patterns failed to compile, a bug the tests catch.
+    regexes: Option<Regexes>,
+}
+
+#[derive(Debug, Clone)]
+struct Regexes {
+    /// The phrase rules, then [`NO_RESTRICTIONS`].
+    set: RegexSet,
+    role_play: Regex,
+    no_restrictions: Regex,
+    decode: Regex,
+    follow: Regex,
+    encoded: Regex,
+}
+
+impl Default for InjectionScanner {
+    fn default() -> Self {
+        InjectionScanner {
+            regexes: Regexes::new(),
+        }
+    }
+}
+
+impl Regexes {
+    fn new() -> Option<Regexes> {
+        let sources = PHRASE_RULES
+            .iter()
+            .map(|phrase| phrase.pattern)
+            .chain([NO_RESTRICTIONS]);
+        Some(Regexes {
+            set: RegexSet::new(sources).ok()?,
+            role_play: Regex::new(ROLE_PLAY).ok()?,
+            no_restrictions: Regex::new(NO_RESTRICTIONS).ok()?,
+            decode: Regex::new(DECODE).ok()?,
+            follow: Regex::new(FOLLOW).ok()?,
+            encoded: Regex::new(ENCODED).ok()?,
+        })
+    }
+}
+
+/// A rule: its id in signals and logs, and what it adds to the score.
+struct Rule {
+    id: &'static str,
+    weight: u32,
+}
+
+/// A rule matched by a regex of the set.
+struct PhraseRule {
+    rule: Rule,
+    pattern: &'static str,
+}
+
+// Fired rules are bits of a `u32`, in this order: the phrase rules, then the two scanned in code.
+const HIDDEN_UNICODE: Rule = Rule {
+    id: "hidden-unicode",
+    weight: 50,
+};
+const ENCODED_PAYLOAD: Rule = Rule {
+    id: "encoded-payload",
+    weight: 40,
+};
+const ROLE_OVERRIDE_BIT: u32 = 1 << 2;
+const HIDDEN_UNICODE_BIT: u32 = 1 << PHRASE_RULES.len();
+const ENCODED_PAYLOAD_BIT: u32 = 1 << (PHRASE_RULES.len() + 1);
+
+const PHRASE_RULES: &[PhraseRule] = &[
+    // OWASP LLM01 scenario 1 and Perez & Ribeiro, "Ignore Previous Prompt" (2022): the classic
+    // "ignore all previous instructions" / "ignore the above directions and …".
+    PhraseRule {
+        rule: Rule {
+            id: "ignore-instructions",
+            weight: 60,
+        },
+        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override)\s+(?:(?:all|any|every|of|the|your|my|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard|forget)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then))",
+    },
+    // OWASP LLM07 (system prompt leakage) and the "repeat the words above" extraction prompts
+    // collected by Perez & Ribeiro and in public prompt-leak corpora.
+    PhraseRule {
+        rule: Rule {
+            id: "reveal-system-prompt",
+            weight: 50,
+        },
+        pattern: r"(?i)(?:(?:reveal|leak|dump|disclose|recite|expose)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*(?:your|the)|(?:print|repeat|show|output|display|tell|give|write\s+out|spell\s+out|share|list)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*your|what(?:\s+is|\s+are|\s+was|\s+were|'s|’s)\s+your)\s+(?:(?:full|entire|complete|exact|original|hidden|secret|initial|first|confidential|internal)\s+)*(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|confidential|internal|first)\s+(?:prompt|instructions|message)|pre-?prompt)|(?:repeat|print|output|reveal|show|recite)\s+(?:(?:all|every|of|the)\s+)*(?:words|text|everything|instructions|content|messages?)\s+(?:above|before\s+this|preceding\s+this|you\s+were\s+given)",
+    },
+    // OWASP LLM01 role-play and authority-claim examples: "you are now unrestricted", "your new
+    // instructions are", "I am your developer"; "act as … with no restrictions" is checked in
+    // code from ROLE_PLAY and NO_RESTRICTIONS.
+    PhraseRule {
+        rule: Rule {
+            id: "role-override",
+            weight: 40,
+        },
+        pattern: r"(?i)(?:you\s+are\s+(?:now\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|unchained|amoral)(?-u:\b)|your\s+new\s+(?:role|instructions|rules|persona|system\s+prompt|directive)\s+(?:is|are)|new\s+system\s+(?:prompt|instructions)\s*:|(?:i\s+am|i'm|this\s+is)\s+your\s+(?:developer|creator|administrator|admin)(?-u:\b))",
+    },
+    // Public jailbreak corpora (the "DAN", "Developer Mode", STAN, DUDE, AIM, Mongo Tom,
+    // AntiGPT prompts catalogued by Shen et al., "Do Anything Now", CCS 2024).
+    PhraseRule {
+        rule: Rule {
+            id: "jailbreak-persona",
+            weight: 60,
+        },
+        pattern: r"(?i)(?:do\s+anything\s+now|(?-i:(?-u:\b)DAN(?-u:\b))\s*(?:mode|prompt|jailbreak|v?[0-9]+(?:\.[0-9]+)?(?-u:\b))|(?:act|respond|answer|reply|pretend)\s+(?:as|like|to\s+be)\s+(?-i:DAN)(?-u:\b)|(?:chatgpt|assistant|model|you)\s+with\s+developer\s+mode\s+enabled|developer\s+mode\s+output|jailbr(?:ea|o)k(?:en)?\s+mode|strive\s+to\s+avoid\s+norms|evil\s+confidant|mongo\s+tom|anti-?gpt|better-?dan|always\s+intelligent\s+and\s+machiavellian|unfiltered\s+and\s+amoral|(?-i:(?-u:\b)(?:STAN|DUDE|AIM|DAN)),?\s+which\s+stands\s+for)",
+    },
+    // Chat-template tokens of ChatML, Llama 2/3, Gemma, Zephyr and Alpaca-style headers, which
+    // let user text pose as a system or assistant turn (OWASP LLM01, "delimiter" attacks).
+    PhraseRule {
+        rule: Rule {
+            id: "delimiter-spoof",
+            weight: 40,
+        },
+        pattern: r"(?im)(?:<\|im_start\|>|<\|im_end\|>|<\|(?:system|assistant|user|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|^[ \t]*#{2,4}[ \t]*(?:system|instructions?|assistant)(?:[ \t]+(?:prompt|message))?[ \t]*:|</s>\s*(?:<s>|\[INST\])|^[ \t]*\[?(?:system|assistant)\]?[ \t]*:[ \t]*(?:you\s+(?:are|must|will)|ignore|new\s+instructions))",
+    },
+];
+
+/// The opening of a role-play request; it is `role-override` when [`NO_RESTRICTIONS`] follows
+/// within [`ROLE_PLAY_REACH`] characters in the same sentence.
+const ROLE_PLAY: &str = r"(?i)(?-u:\b)(?:you\s+are\s+now|you're\s+now|from\s+now\s+on,?\s+you(?:\s+are|'re|\s+will)?|act\s+as|pretend\s+(?:to\s+be|you\s+are)|role-?play\s+as|behave\s+as|simulate)(?-u:\b)";
+const NO_RESTRICTIONS: &str = r"(?i)(?-u:\b)(?:with\s+no|without(?:\s+any)?|free\s+(?:of|from)(?:\s+all)?|no\s+longer\s+bound\s+by|not\s+bound\s+by|ignoring(?:\s+all)?)\s+(?:[a-z]+\s+)?(?:restrictions|limits|limitations|filters|filtering|rules|guidelines|censorship|boundaries|ethics|morals|constraints|guardrails|policies)";
+const NO_RESTRICTIONS_INDEX: usize = PHRASE_RULES.len();
+const ROLE_PLAY_REACH: usize = 60;
+
+/// "Decode this and follow it" (within [`DECODE_REACH`] characters on one line), or "follow
+/// the decoded text": the instruction half of an encoded payload.
+const DECODE: &str = r"(?i)(?-u:\b)(?:decode|decoding|base64|b64|decipher)";
+const FOLLOW: &str = r"(?i)(?-u:\b)(?:follow|execute|run|obey|do\s+what|carry\s+out|act\s+on|comply|perform)(?-u:\b)";
+const ENCODED: &str = r"(?i)(?-u:\b)(?:decoded|base64|b64|encoded)(?-u:\b)";
+const DECODE_REACH: usize = 80;
+const FOLLOW_REACH: usize = 40;
+
+/// Base64 runs shorter than this are ignored (identifiers, short hashes).
+const MIN_BLOB: usize = 40;
+/// At most this many blobs are decoded per prompt, each from at most this many characters.
+const MAX_BLOBS: usize = 8;
+const MAX_BLOB_CHARS: usize = 16 * 1024;
+
+impl InjectionScanner {
+    /// A scanner with the built-in rules.
+    pub fn new() -> InjectionScanner {
+        InjectionScanner::default()
+    }
+
+    /// Whether the rules compiled (always true unless the built-in patterns have a bug).
+    pub fn is_ready(&self) -> bool {
+        self.regexes.is_some()
+    }
+
+    /// The rules `text` triggers, or `None` when it looks benign.
+    pub fn scan(&self, text: &str) -> Option<InjectionSignal> {
+        let regexes = self.regexes.as_ref()?;
+        let mut fired = regexes.phrase_rules(text);
+        if !text.is_ascii() && has_hidden_unicode(text) {
+            fired |= HIDDEN_UNICODE_BIT;
+        }
+        fired |= regexes.encoded_payload(text);
+        signal(fired)
+    }
+}
+
+impl Regexes {
+    /// The phrase rules that match, as bits.
+    fn phrase_rules(&self, text: &str) -> u32 {
+        if !self.set.is_match(text) {
+            return 0;
+        }
+        let mut fired = 0;
+        let mut restrictions_lifted = false;
+        for index in self.set.matches(text).iter() {
+            if index == NO_RESTRICTIONS_INDEX {
+                restrictions_lifted = true;
+            } else {
+                fired |= 1 << index;
+            }
+        }
+        if restrictions_lifted
+            && near(
+                text,
+                &self.role_play,
+                &self.no_restrictions,
+                ROLE_PLAY_REACH,
+                &['.', '\n'],
+            )
+        {
+            fired |= ROLE_OVERRIDE_BIT;
+        }
+        fired
+    }
+
+    /// Decodes long base64 runs; a payload that decodes to text fires when the text itself
+    /// triggers phrase rules (added too) or when the prompt asks to decode and follow it.
+    fn encoded_payload(&self, text: &str) -> u32 {
+        let mut readable_payload = false;
+        for blob in base64_runs(text.as_bytes()).take(MAX_BLOBS) {
+            let Some(decoded) = decode_base64_text(blob) else {
+                continue;
+            };
+            let inner = self.phrase_rules(&decoded);
+            if inner != 0 {
+                return inner | ENCODED_PAYLOAD_BIT;
+            }
+            readable_payload = true;
+        }
+        if readable_payload && self.asks_to_decode_and_follow(text) {
+            ENCODED_PAYLOAD_BIT
+        } else {
+            0
+        }
+    }
+
+    fn asks_to_decode_and_follow(&self, text: &str) -> bool {
+        near(text, &self.decode, &self.follow, DECODE_REACH, &['\n'])
+            || near(text, &self.follow, &self.encoded, FOLLOW_REACH, &['\n'])
+    }
+}
+
+/// Whether a match of `second` starts within `reach` bytes after a match of `first`, with none
+/// of `stops` in between. Linear: one pass of each regex.
+fn near(text: &str, first: &Regex, second: &Regex, reach: usize, stops: &[char]) -> bool {
+    let seconds: Vec<usize> = second.find_iter(text).map(|m| m.start()).collect();
+    if seconds.is_empty() {
+        return false;
+    }
+    first.find_iter(text).any(|m| {
+        let next = seconds.partition_point(|&start| start < m.end());
+        seconds.get(next).is_some_and(|&start| {
+            start - m.end() <= reach
+                && text
+                    .get(m.end()..start)
+                    .is_some_and(|between| !between.contains(stops))
+        })
+    })
+}
+
+fn signal(fired: u32) -> Option<InjectionSignal> {
+    if fired == 0 {
+        return None;
+    }
+    let rules = PHRASE_RULES
+        .iter()
+        .map(|phrase| &phrase.rule)
+        .chain([&HIDDEN_UNICODE, &ENCODED_PAYLOAD])
+        .enumerate()
+        .filter(|(bit, _)| fired & (1 << bit) != 0)
+        .map(|(_, rule)| rule);
+    let mut signal = InjectionSignal {
+        score: 0,
+        rules: Vec::new(),
+    };
+    for rule in rules {
+        signal.score += rule.weight;
+        signal.rules.push(rule.id);
+    }
+    Some(signal)
+}
+
+/// Invisible characters that can carry or hide instructions: Unicode tag characters outside
+/// flag emoji (ASCII smuggling), runs of zero-width, bidi or variation-selector characters, and
+/// zero-width characters splitting Latin words ("ig\u{200b}nore").
+fn has_hidden_unicode(text: &str) -> bool {
+    // A flag like England's is U+1F3F4 followed by up to 6 tag letters and a cancel tag.
+    const FLAG_TAGS: usize = 7;
+    let bytes = text.as_bytes();
+    let mut smuggled_tags = 0;
+    let mut flag_tags_left = 0;
+    let mut tag_end = usize::MAX;
+    let mut invisible_run = 0;
+    let mut invisible_end = usize::MAX;
+    let mut split_words = 0;
+    for (start, c) in special_chars(text) {
+        let end = start + c.len_utf8();
+        if c == '\u{1F3F4}' {
+            flag_tags_left = FLAG_TAGS;
+            tag_end = end;
+        } else if is_tag(c) {
+            if start == tag_end && flag_tags_left > 0 {
+                flag_tags_left -= 1;
+            } else {
+                flag_tags_left = 0;
+                smuggled_tags += 1;
+            }
+            tag_end = end;
+        } else if is_invisible(c) {
+            invisible_run = if start == invisible_end {
+                invisible_run + 1
+            } else {
+                1
+            };
+            invisible_end = end;
+            let alnum_at = |i: Option<usize>| {
+                i.and_then(|i| bytes.get(i))
+                    .is_some_and(u8::is_ascii_alphanumeric)
+            };
+            if invisible_run == 1 && alnum_at(start.checked_sub(1)) && alnum_at(Some(end)) {
+                split_words += 1;
+            }
+        }
+        if smuggled_tags >= 2 || invisible_run >= 3 || split_words >= 3 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The characters whose first two UTF-8 bytes are those of a hidden character (U+061C,
+/// U+180E, U+2000–U+207F, U+FE00–U+FE3F, U+FEC0–U+FEFF, U+1Fxxx emoji for the black flag,
+/// U+E0000–U+E0FFF), found without decoding anything else.
+fn special_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let bytes = text.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(start, lead)| {
+            let next = bytes.get(start + 1).copied().unwrap_or(0);
+            matches!(
+                (lead, next),
+                (0xD8, 0x9C)
+                    | (0xE1, 0xA0)
+                    | (0xE2, 0x80 | 0x81)
+                    | (0xEF, 0xB8 | 0xBB)
+                    | (0xF0, 0x9F)
+                    | (0xF3, 0xA0)
+            )
+        })
+        .filter_map(|(start, _)| Some((start, text.get(start..)?.chars().next()?)))
+}
+
+fn is_tag(c: char) -> bool {
+    ('\u{E0000}'..='\u{E007F}').contains(&c)
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space, joiners, LRM/RLM
+        | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // bidi isolates
+        | '\u{FEFF}' | '\u{180E}' | '\u{061C}'
+        | '\u{FE00}'..='\u{FE0F}' // variation selectors ("emoji smuggling")
+        | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Maximal runs of base64 characters (standard or URL-safe, `=` padding) at least
+/// [`MIN_BLOB`] long. Probes every [`MIN_BLOB`]th byte: a long run must cover one of them.
+fn base64_runs(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let is_base64 =
+        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let probe = at + MIN_BLOB - 1;
+            if !is_base64(bytes.get(probe)?) {
+                at = probe + 1;
+                continue;
+            }
+            let before = bytes.get(at..probe)?;
+            let start =
+                at + before.len() - before.iter().rev().take_while(|b| is_base64(b)).count();
+            let end = probe
+                + bytes
+                    .get(probe..)?
+                    .iter()
+                    .take_while(|b| is_base64(b))
+                    .count();
+            at = end;
+            if end - start >= MIN_BLOB {
+                return bytes.get(start..end);
+            }
+        }
+    })
+}
+
+/// Decodes a base64 run and keeps it only if it is readable text.
+fn decode_base64_text(run: &[u8]) -> Option<String> {
+    let run = run.get(..run.len().min(MAX_BLOB_CHARS))?;
+    let mut bytes = Vec::with_capacity(run.len() / 4 * 3);
+    let mut buffer: u32 = 0;
+    let mut bits = 0;
+    for &byte in run.iter().take_while(|b| **b != b'=') {
+        buffer = (buffer << 6) | u32::from(sextet(byte)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    let readable = text
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+    (readable && text.len() >= 16).then_some(text)
+}
+
+fn sextet(byte: u8) -> Option<u8> {
+    match byte {
+        b'A'..=b'Z' => Some(byte - b'A'),
+        b'a'..=b'z' => Some(byte - b'a' + 26),
+        b'0'..=b'9' => Some(byte - b'0' + 52),
+        b'+' | b'-' => Some(62),
+        b'/' | b'_' => Some(63),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

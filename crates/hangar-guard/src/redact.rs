@@ -1,0 +1,699 @@
+//! Masking secrets and personal data before text is logged (or sent upstream).
+//!
+//! Three regex groups and a scanner, each with a cheap way to skip clean text:
+//! - keys, tokens and private-key headers: one multi-pattern regex whose literal prefixes
+//!   (`sk-`, `AKIA`, `ghp_`, `eyJ`, `-----BEGIN`…) drive a SIMD prefilter;
+//! - e-mail addresses: a regex the engine anchors on `@`;
+//! - card numbers: a byte scanner (a regex cannot check Luhn) that skips digit-free blocks;
+//! - phone numbers: a regex run only over stretches with 10 or more digits.
+//!
+//! Overlapping finds are merged, and the text is copied only when something was found.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use regex_automata::util::syntax;
+use regex_automata::{Input, meta};
+use serde::{Deserialize, Serialize};
+
+/// A kind of secret or personal data the redactor masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    /// Payment card numbers (PAN): 13–19 digits that pass Luhn and look like a card prefix.
+    CardNumber,
+    /// API keys and access tokens with a known prefix: OpenAI, Anthropic, AWS, GitHub, GitLab,
+    /// Slack, Stripe, Google, Hugging Face, Hangar's own `hgk_` keys.
+    ProviderKey,
+    /// PEM/OpenSSH/PGP private key blocks.
+    PrivateKey,
+    /// JWTs and the credential after `Bearer`.
+    BearerToken,
+    /// E-mail addresses.
+    Email,
+    /// Phone numbers: E.164, `+CC` with separators, North American and trunk-0 national formats.
+    Phone,
+}
+
+impl SecretKind {
+    /// Every kind, in the order findings are reported.
+    pub const ALL: [SecretKind; 6] = [
+        SecretKind::CardNumber,
+        SecretKind::ProviderKey,
+        SecretKind::PrivateKey,
+        SecretKind::BearerToken,
+        SecretKind::Email,
+        SecretKind::Phone,
+    ];
+
+    /// The name used in configuration, logs and the replacement text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::CardNumber => "card_number",
+            SecretKind::ProviderKey => "provider_key",
+            SecretKind::PrivateKey => "private_key",
+            SecretKind::BearerToken => "bearer_token",
+            SecretKind::Email => "email",
+            SecretKind::Phone => "phone",
+        }
+    }
+
+    /// The kind named `text` (as written by [`SecretKind::as_str`]).
+    pub fn parse(text: &str) -> Option<SecretKind> {
+        SecretKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    /// What a masked value is replaced with, e.g. `[REDACTED:card_number]`.
+    pub fn replacement(self) -> &'static str {
+        match self {
+            SecretKind::CardNumber => "[REDACTED:card_number]",
+            SecretKind::ProviderKey => "[REDACTED:provider_key]",
+            SecretKind::PrivateKey => "[REDACTED:private_key]",
+            SecretKind::BearerToken => "[REDACTED:bearer_token]",
+            SecretKind::Email => "[REDACTED:email]",
+            SecretKind::Phone => "[REDACTED:phone]",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of [`Redactor::redact`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redaction<'a> {
+    /// The text with every find replaced; borrowed when nothing was found.
+    pub text: Cow<'a, str>,
+    /// How many values of each kind were masked, in [`SecretKind::ALL`] order; kinds with no
+    /// finds are left out, so an empty list means the text was clean.
+    pub found: Vec<(SecretKind, usize)>,
+}
+
+impl Redaction<'_> {
+    /// Whether nothing was masked.
+    pub fn is_clean(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// How many values of `kind` were masked.
+    pub fn count(&self, kind: SecretKind) -> usize {
+        self.found
+            .iter()
+            .find(|(found, _)| *found == kind)
+            .map_or(0, |(_, count)| *count)
+    }
+}
+
+/// Masks secrets and personal data. Build it once and share it: it is `Send + Sync`, and
+/// [`Redactor::redact`] does not allocate when the text is clean.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    cards: bool,
+    secrets: Matcher,
+    emails: Matcher,
+    phones: Matcher,
+}
+
+impl Default for Redactor {
+    /// A redactor for every kind.
+    fn default() -> Self {
+        Redactor::new(&SecretKind::ALL)
+    }
+}
+
+impl Redactor {
+    /// A redactor for the given kinds (duplicates are harmless; an empty list masks nothing).
+    pub fn new(kinds: &[SecretKind]) -> Redactor {
+        Redactor {
+            cards: kinds.contains(&SecretKind::CardNumber),
+            secrets: Matcher::new(SECRET_PATTERNS, kinds),
+            emails: Matcher::new(EMAIL_PATTERNS, kinds),
+            phones: Matcher::new(PHONE_PATTERNS, kinds),
+        }
+    }
+
+    /// Whether every pattern compiled (always true unless the built-in patterns have a bug).
+    pub fn is_ready(&self) -> bool {
+        self.secrets.is_ready() && self.emails.is_ready() && self.phones.is_ready()
+    }
+
+    /// Masks every find in `text`.
+    pub fn redact<'a>(&self, text: &'a str) -> Redaction<'a> {
+        if !self.is_ready() {
+            return Redaction {
+                text: Cow::Borrowed(UNAVAILABLE),
+                found: Vec::new(),
+            };
+        }
+        let mut spans = Vec::new();
+        if self.cards {
+            find_cards(text.as_bytes(), &mut spans);
+        }
+        self.secrets.find(text, 0..text.len(), &mut spans);
+        if text.contains('@') {
+            self.emails.find(text, 0..text.len(), &mut spans);
+        }
+        if self.phones.is_enabled() {
+            for window in phone_windows(text.as_bytes()) {
+                self.phones.find(text, window, &mut spans);
+            }
+        }
+        if spans.is_empty() {
+            return Redaction {
+                text: Cow::Borrowed(text),
+                found: Vec::new(),
+            };
+        }
+        apply(text, spans)
+    }
+}
+
+/// One group of patterns compiled into one multi-pattern regex.
+#[derive(Debug, Clone)]
+struct Matcher {
+    /// The enabled patterns, indexed by the regex's pattern id.
+    patterns: Vec<&'static Pattern>,
+    /// `None` when no pattern is enabled, or if they failed to compile (a bug the tests
+    /// catch); the redactor then masks everything rather than nothing.
+    regex: Option<meta::Regex>,
+}
+
+impl Matcher {
+    fn new(table: &'static [Pattern], kinds: &[SecretKind]) -> Matcher {
+        let patterns: Vec<&'static Pattern> = table
+            .iter()
+            .filter(|pattern| kinds.contains(&pattern.kind))
+            .collect();
+        let sources: Vec<&str> = patterns.iter().map(|pattern| pattern.regex).collect();
+        let regex = if sources.is_empty() {
+            None
+        } else {
+            meta::Regex::builder()
+                .syntax(syntax::Config::new().unicode(false))
+                .build_many(&sources)
+                .ok()
+        };
+        Matcher { patterns, regex }
+    }
+
+    fn is_enabled(&self) -> bool {
+        !self.patterns.is_empty()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.patterns.is_empty() || self.regex.is_some()
+    }
+
+    /// Adds the spans of the matches starting in `range` (look-around sees the whole text).
+    fn find(&self, text: &str, range: Range<usize>, spans: &mut Vec<Span>) {
+        let Some(regex) = &self.regex else {
+            return;
+        };
+        let mut at = range.start;
+        while at < range.end {
+            let input = Input::new(text).span(at..range.end);
+            let Some(found) = regex.search(&input) else {
+                break;
+            };
+            let Some(pattern) = self.patterns.get(found.pattern().as_usize()) else {
+                break;
+            };
+            match pattern.shape.span(text, found.start(), found.end()) {
+                Some((start, end)) => {
+                    spans.push(Span {
+                        start,
+                        end,
+                        kind: pattern.kind,
+                    });
+                    at = end.max(found.end());
+                }
+                // Rejected by a check the regex cannot express: look again one character on.
+                None => at = next_char_boundary(text, found.start()),
+            }
+        }
+    }
+}
+
+/// What [`Redactor::redact`] returns if its patterns could not be built.
+const UNAVAILABLE: &str = "[REDACTED:redactor_unavailable]";
+
+/// A byte range of the text to mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Span {
+    start: usize,
+    end: usize,
+    kind: SecretKind,
+}
+
+/// Replaces the spans (merging overlaps, the most sensitive kind winning) and counts them.
+fn apply(text: &str, mut spans: Vec<Span>) -> Redaction<'_> {
+    spans.sort_unstable();
+    let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start < last.end => {
+                last.end = last.end.max(span.end);
+                last.kind = last.kind.min(span.kind);
+            }
+            _ => merged.push(span),
+        }
+    }
+    let mut counts = [0usize; SecretKind::ALL.len()];
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for span in &merged {
+        out.push_str(text.get(copied..span.start).unwrap_or_default());
+        out.push_str(span.kind.replacement());
+        copied = span.end;
+        if let Some(count) = counts.get_mut(span.kind.index()) {
+            *count += 1;
+        }
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    let found = SecretKind::ALL
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    Redaction {
+        text: Cow::Owned(out),
+        found,
+    }
+}
+
+fn next_char_boundary(text: &str, from: usize) -> usize {
+    let mut next = from + 1;
+    while next < text.len() && !text.is_char_boundary(next) {
+        next += 1;
+    }
+    next
+}
+
+/// One regex of the combined set and what part of its match to mask.
+#[derive(Debug)]
+struct Pattern {
+    kind: SecretKind,
+    shape: Shape,
+    regex: &'static str,
+}
+
+/// How a regex match becomes the span to mask.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// The whole match.
+    Whole,
+    /// Only the value after the first `:` or `=` (and any quotes/blanks), keeping the label.
+    ValueAfterAssignment,
+    /// The credential after `Bearer`, if it looks like one (has a digit and a letter).
+    BearerCredential,
+    /// A `-----BEGIN … PRIVATE KEY-----` line: the block up to its END line, or to the end of
+    /// the text when there is none.
+    PrivateKeyBlock,
+    /// A phone number, if its digit count and surroundings say it is one.
+    Phone,
+}
+
+impl Shape {
+    fn span(self, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+        let bytes = text.as_bytes();
+        match self {
+            Shape::Whole => Some((start, end)),
+            Shape::ValueAfterAssignment => {
+                let matched = bytes.get(start..end)?;
+                let equals = matched.iter().position(|b| matches!(b, b':' | b'='))?;
+                let value = matched
+                    .iter()
+                    .skip(equals + 1)
+                    .position(|b| !matches!(b, b' ' | b'\t' | b'"' | b'\''))?;
+                Some((start + equals + 1 + value, end))
+            }
+            Shape::BearerCredential => {
+                let matched = bytes.get(start..end)?;
+                let value = start + matched.iter().position(|b| matches!(b, b' ' | b'\t'))?;
+                let value = value
+                    + bytes
+                        .get(value..end)?
+                        .iter()
+                        .position(|b| !matches!(b, b' ' | b'\t'))?;
+                let credential = bytes.get(value..end)?;
+                let has_digit = credential.iter().any(u8::is_ascii_digit);
+                let has_letter = credential.iter().any(u8::is_ascii_alphabetic);
+                (has_digit && has_letter).then_some((value, end))
+            }
+            Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
+            Shape::Phone => phone_span(bytes, start, end),
+        }
+    }
+}
+
+/// Where the private key block that starts before `from` ends: after its END line, or at the
+/// end of the text (the safe side) when the END line is missing.
+fn private_key_end(text: &str, from: usize) -> usize {
+    const END: &str = "-----END ";
+    const TAIL: &str = "PRIVATE KEY";
+    let mut at = from;
+    while let Some(found) = text.get(at..).and_then(|rest| rest.find(END)) {
+        let label_start = at + found + END.len();
+        let rest = text.get(label_start..).unwrap_or_default();
+        let label_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' ')
+            .count();
+        let label = rest.get(..label_len).unwrap_or_default();
+        let after = rest.get(label_len..).unwrap_or_default();
+        if label.trim_end_matches(" BLOCK").ends_with(TAIL) && after.starts_with("-----") {
+            return label_start + label_len + "-----".len();
+        }
+        at = label_start;
+    }
+    text.len()
+}
+
+/// Accepts a phone candidate: trims trailing groups until it has 10–15 digits, and rejects it
+/// when it is glued to a longer number, a word or an arithmetic `+`.
+fn phone_span(bytes: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+    let before = start.checked_sub(1).and_then(|i| bytes.get(i)).copied();
+    if let Some(before) = before {
+        let glued_to_number = matches!(before, b'.' | b'-' | b'/' | b':' | b',')
+            && start
+                .checked_sub(2)
+                .and_then(|i| bytes.get(i))
+                .is_some_and(u8::is_ascii_digit);
+        if before.is_ascii_alphanumeric() || matches!(before, b'_' | b'+') || glued_to_number {
+            return None;
+        }
+    }
+    // The longest prefix ending after a digit group with 10..=15 digits.
+    let mut digits = 0;
+    let mut best = None;
+    for (offset, byte) in bytes.get(start..end)?.iter().enumerate() {
+        if !byte.is_ascii_digit() {
+            continue;
+        }
+        digits += 1;
+        let group_end = start + offset + 1;
+        let group_closes = !bytes.get(group_end).is_some_and(u8::is_ascii_digit);
+        if group_closes && (10..=15).contains(&digits) {
+            best = Some(group_end);
+        }
+    }
+    let end = best?;
+    let after = bytes.get(end).copied();
+    let glued_after = match after {
+        Some(b'.' | b'-' | b'/' | b':') => bytes.get(end + 1).is_some_and(u8::is_ascii_digit),
+        Some(byte) => byte.is_ascii_alphanumeric() || byte == b'_',
+        None => false,
+    };
+    (!glued_after).then_some((start, end))
+}
+
+/// Keys, tokens and private keys, all ASCII and all starting with a literal (which keeps the
+/// prefilter on). Where two match at the same place the first listed wins, so specific
+/// prefixes come before generic ones.
+const SECRET_PATTERNS: &[Pattern] = &[
+    // Anthropic: sk-ant-api03-…, sk-ant-admin01-…
+    key(r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
+    // OpenAI project, service-account and admin keys.
+    key(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}"),
+    // OpenAI user keys (no dashes after `sk-`, so `sk-learn-…` prose does not match).
+    key(r"\bsk-[A-Za-z0-9]{20,}"),
+    // AWS access key ids (long-term AKIA, temporary ASIA, and the rarer ABIA/ACCA).
+    key(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+    // AWS secret access keys after their usual label (env files, credentials files, YAML).
+    Pattern {
+        kind: SecretKind::ProviderKey,
+        shape: Shape::ValueAfterAssignment,
+        regex: r#"(?i:aws_secret_access_key)["']?[ \t]*[:=][ \t]*["']?[A-Za-z0-9/+=]{30,}"#,
+    },
+    // GitHub classic tokens (personal, OAuth, server, user, refresh) and fine-grained PATs.
+    key(r"\b(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{30,}"),
+    key(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
+    // GitLab personal access tokens.
+    key(r"\bglpat-[A-Za-z0-9_-]{20,}"),
+    // Slack bot, user, app-level, refresh and legacy tokens.
+    key(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    // Stripe secret and restricted keys (test keys too: they are still credentials).
+    key(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    // Google API keys.
+    key(r"\bAIza[A-Za-z0-9_-]{35,}"),
+    // Hugging Face access tokens.
+    key(r"\bhf_[A-Za-z0-9]{30,}"),
+    // Hangar gateway keys: hgk_<8-char prefix>_<secret>.
+    key(r"\bhgk_[A-Za-z0-9_]{16,}"),
+    // JWTs: base64url JSON header and payload (both start `{"` = `eyJ`), optional signature.
+    Pattern {
+        kind: SecretKind::BearerToken,
+        shape: Shape::Whole,
+        regex: r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+    },
+    // `Bearer <credential>` in headers pasted into prompts, curl commands, logs.
+    Pattern {
+        kind: SecretKind::BearerToken,
+        shape: Shape::BearerCredential,
+        regex: r"\b(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
+    },
+    Pattern {
+        kind: SecretKind::PrivateKey,
+        shape: Shape::PrivateKeyBlock,
+        regex: r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
+    },
+];
+
+const EMAIL_PATTERNS: &[Pattern] = &[Pattern {
+    kind: SecretKind::Email,
+    shape: Shape::Whole,
+    regex: r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+}];
+
+/// Phone shapes, searched only inside [`phone_windows`].
+const PHONE_PATTERNS: &[Pattern] = &[
+    // E.164 without separators: +14155550123.
+    phone(r"\+[1-9][0-9]{9,14}"),
+    // International with separators: +44 20 7946 0958, +1 (415) 555-0123, +33 1 23 45 67 89.
+    phone(r"\+[1-9][0-9]{0,2}(?:[ .-]?\([0-9]{1,4}\))?(?:[ .-][0-9]{1,5}){2,6}"),
+    // North American: (415) 555-0123, 415-555-0123, 415.555.0123, 1-415-555-0123.
+    phone(
+        r"(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b",
+    ),
+    // National with a trunk 0: 020 7946 0958, (030) 1234 5678, 06-1234-5678.
+    phone(r"\(?0[1-9][0-9]{0,3}\)?[ .-][0-9]{3,4}[ .-]?[0-9]{3,4}\b"),
+];
+
+const fn key(regex: &'static str) -> Pattern {
+    Pattern {
+        kind: SecretKind::ProviderKey,
+        shape: Shape::Whole,
+        regex,
+    }
+}
+
+const fn phone(regex: &'static str) -> Pattern {
+    Pattern {
+        kind: SecretKind::Phone,
+        shape: Shape::Phone,
+        regex,
+    }
+}
+
+/// Finds card numbers: runs of 13–19 digits, or groups of 3–6 digits (the first 4–6) joined by
+/// one kind of single separator (space or dash), that pass Luhn and the issuer-prefix check.
+/// Digit runs are never split, so a card is never found inside a longer number.
+fn find_cards(bytes: &[u8], spans: &mut Vec<Span>) {
+    let mut at = 0;
+    while let Some(start) = next_digit(bytes, at) {
+        if card_may_start(bytes, start)
+            && let Some(end) = card_from(bytes, start)
+        {
+            spans.push(Span {
+                start,
+                end,
+                kind: SecretKind::CardNumber,
+            });
+            at = end;
+        } else {
+            at = digit_run_end(bytes, start);
+        }
+    }
+}
+
+/// The stretches of text that can hold a phone number: digit runs joined by at most three
+/// characters of phone punctuation (` .-()`), with 10 or more digits in all, widened to take a
+/// leading `+` or `(`.
+fn phone_windows(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while let Some(first) = next_digit(bytes, at) {
+            let mut end = first;
+            let mut digits = 0;
+            loop {
+                let run_end = digit_run_end(bytes, end);
+                digits += run_end - end;
+                let gap = bytes
+                    .get(run_end..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take(4)
+                    .take_while(|b| matches!(b, b' ' | b'.' | b'-' | b'(' | b')'))
+                    .count();
+                end = run_end;
+                if !(1..=3).contains(&gap) || !is_digit(bytes, run_end + gap) {
+                    break;
+                }
+                end = run_end + gap;
+            }
+            at = end;
+            if digits >= 10 {
+                let lead = bytes
+                    .get(first.saturating_sub(2)..first)
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .take_while(|b| matches!(b, b'+' | b'('))
+                    .count();
+                return Some(first - lead..end);
+            }
+        }
+        None
+    })
+}
+
+/// The position of the first ASCII digit at or after `from`. Blocks of 16 bytes without a
+/// digit are skipped with a branch-free test the compiler vectorises.
+fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    const BLOCK: usize = 16;
+    let rest = bytes.get(from..)?;
+    let skipped = rest
+        .chunks_exact(BLOCK)
+        .take_while(|block| !block.iter().fold(false, |any, b| any | b.is_ascii_digit()))
+        .count()
+        * BLOCK;
+    let offset = rest.get(skipped..)?.iter().position(u8::is_ascii_digit)?;
+    Some(from + skipped + offset)
+}
+
+fn digit_run_end(bytes: &[u8], from: usize) -> usize {
+    from + bytes
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
+fn is_digit(bytes: &[u8], at: usize) -> bool {
+    bytes.get(at).is_some_and(u8::is_ascii_digit)
+}
+
+/// A card may not continue a word, an identifier or a decimal fraction.
+fn card_may_start(bytes: &[u8], start: usize) -> bool {
+    let Some(before) = start.checked_sub(1).and_then(|i| bytes.get(i)) else {
+        return true;
+    };
+    let decimal = *before == b'.' && start >= 2 && is_digit(bytes, start - 2);
+    !(before.is_ascii_alphanumeric() || *before == b'_' || decimal)
+}
+
+/// A card may not run into a word, an identifier or a decimal fraction.
+fn card_may_end(bytes: &[u8], end: usize) -> bool {
+    match bytes.get(end) {
+        None => true,
+        Some(b'.') => !is_digit(bytes, end + 1),
+        Some(after) => !(after.is_ascii_alphanumeric() || *after == b'_'),
+    }
+}
+
+/// The end of the longest card starting at `start` (the first digit of a group), if any.
+fn card_from(bytes: &[u8], start: usize) -> Option<usize> {
+    const MAX_DIGITS: usize = 19;
+    let mut digits = [0u8; MAX_DIGITS];
+    let mut count = 0;
+    let mut separator = None;
+    let mut group_start = start;
+    let mut best = None;
+    for group in 0.. {
+        let group_end = digit_run_end(bytes, group_start);
+        let len = group_end - group_start;
+        let shape_ok = match group {
+            0 => (4..=6).contains(&len) || (13..=MAX_DIGITS).contains(&len),
+            _ => (3..=6).contains(&len),
+        };
+        if !shape_ok || count + len > MAX_DIGITS {
+            break;
+        }
+        for (slot, byte) in digits
+            .iter_mut()
+            .skip(count)
+            .zip(&bytes[group_start..group_end])
+        {
+            *slot = byte - b'0';
+        }
+        count += len;
+        let number = &digits[..count];
+        if count >= 13
+            && card_may_end(bytes, group_end)
+            && luhn_valid(number)
+            && issuer_known(number)
+        {
+            best = Some(group_end);
+        }
+        // A single long run is a card on its own; groups continue after one separator.
+        let next = bytes.get(group_end).copied();
+        let continues = matches!(next, Some(b' ' | b'-'))
+            && len <= 6
+            && separator.is_none_or(|sep| Some(sep) == next)
+            && is_digit(bytes, group_end + 1);
+        if !continues {
+            break;
+        }
+        separator = next;
+        group_start = group_end + 1;
+    }
+    best
+}
+
+/// The Luhn (mod 10) check every payment card number passes.
+fn luhn_valid(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &digit)| {
+            let digit = u32::from(digit);
+            if i % 2 == 1 {
+                let doubled = digit * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                digit
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Whether the number starts like a card of a major network: Visa 4, Mastercard 51–55 and
+/// 2221–2720, Amex 34/37, Diners 30/36/38/39, JCB 35, Discover/UnionPay/Maestro 5x/6x.
+/// Prefix 1 (UATP) is left out on purpose: it would catch millisecond timestamps.
+fn issuer_known(digits: &[u8]) -> bool {
+    match digits {
+        [4, ..] | [5, ..] | [6, ..] => true,
+        [3, second, ..] => !matches!(second, 1..=3),
+        [2, a, b, c, ..] => {
+            let prefix = 2000 + u32::from(*a) * 100 + u32::from(*b) * 10 + u32::from(*c);
+            (2221..=2720).contains(&prefix)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
