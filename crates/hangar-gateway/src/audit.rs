@@ -1,0 +1,177 @@
+//! The audit record written for every request, and the two logs it goes to: the audit log
+//! (always; metadata only) and the content log (optional; redacted prompts and answers). Both
+//! are hash-chained `hangar-ledger` files written by their own thread, off the request path.
+
+use std::time::Duration;
+
+use hangar_ledger::{Ledger, LedgerConfig, LedgerSender};
+use serde::Serialize;
+
+use crate::config::AuditConfig;
+
+/// One guard's decision on one request. `detail` names rules or kinds, never content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardDecision {
+    /// `injection`, `canary`, `redaction` or `extraction`.
+    pub guard: &'static str,
+    /// `log`, `flag`, `block`, `cut` or `redact`.
+    pub action: &'static str,
+    /// Which rules fired or which kinds were found, e.g. `ignore-instructions` or `card_number×2`.
+    pub detail: String,
+}
+
+/// What the audit log keeps of one request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditRecord {
+    /// Always `request`.
+    pub kind: &'static str,
+    /// The gateway's request id, also sent upstream and to the client as `x-request-id`.
+    pub id: String,
+    /// The client's address.
+    pub client: String,
+    /// The verified tenant; absent when authentication failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The credential's id (API key id or token subject), never the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// `chat`, `completion`, `embedding`, `models`, or the refused path's method.
+    pub endpoint: String,
+    /// The public model, once known to exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The version that served it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the answer was streamed.
+    pub stream: bool,
+    /// The status sent to the client.
+    pub status: u16,
+    /// The error code when it did not succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// How a stream ended (`complete`, `client_disconnected`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<&'static str>,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// `upstream` when the model server reported usage, `estimated` when the gateway counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_source: Option<&'static str>,
+    /// Whole request time in milliseconds.
+    pub latency_ms: f64,
+    /// Time spent waiting on the model server, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_ms: Option<f64>,
+    /// Time to the first token (stream) or the response headers, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_token_ms: Option<f64>,
+    /// Each guard's decision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<GuardDecision>,
+}
+
+/// Milliseconds with microsecond precision, for records.
+pub fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// A redacted prompt and answer, for the content log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContentRecord {
+    /// Always `content`.
+    pub kind: &'static str,
+    /// The request id, to join with the audit record.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The public model.
+    pub model: String,
+    /// The prompt texts, redacted.
+    pub prompt: Vec<String>,
+    /// The answer's text, redacted.
+    pub completion: String,
+}
+
+/// The open logs.
+pub struct AuditLogs {
+    audit: Ledger,
+    content: Option<Ledger>,
+}
+
+/// Cheap handles to the logs, for the request path.
+#[derive(Clone)]
+pub struct AuditSink {
+    audit: LedgerSender,
+    content: Option<LedgerSender>,
+}
+
+impl AuditLogs {
+    /// Opens (or resumes) the audit log, and the content log when configured, in `config.dir`.
+    pub fn open(config: &AuditConfig) -> Result<AuditLogs, hangar_ledger::LedgerError> {
+        let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
+        let mut audit = LedgerConfig::new(&config.dir, "audit");
+        audit.rotate_bytes = config.rotate_size.0;
+        audit.rotate_every = Some(Duration::from_secs(86_400));
+        audit.retention = Some(days(config.retention_days));
+        let content = match &config.content {
+            None => None,
+            Some(content) => {
+                let mut ledger = LedgerConfig::new(&config.dir, "content");
+                ledger.rotate_bytes = config.rotate_size.0;
+                ledger.rotate_every = Some(Duration::from_secs(86_400));
+                ledger.retention = Some(days(content.retention_days));
+                Some(Ledger::open(ledger)?)
+            }
+        };
+        Ok(AuditLogs {
+            audit: Ledger::open(audit)?,
+            content,
+        })
+    }
+
+    /// Handles for the request path.
+    pub fn sink(&self) -> AuditSink {
+        AuditSink {
+            audit: self.audit.sender(),
+            content: self.content.as_ref().map(Ledger::sender),
+        }
+    }
+
+    /// Writes what is queued and closes the files (graceful shutdown). It waits for the writer
+    /// threads: call it from a blocking context.
+    pub fn close(self) -> Result<(), hangar_ledger::LedgerError> {
+        if let Some(content) = self.content {
+            content.close()?;
+        }
+        self.audit.close()?;
+        Ok(())
+    }
+}
+
+impl AuditSink {
+    /// Queues an audit record; never waits, and serialises on the writer thread. A full
+    /// queue is counted and later recorded in the chain as a gap.
+    pub fn record(&self, record: AuditRecord) {
+        self.audit.append(record);
+    }
+
+    /// Whether content is logged.
+    pub fn logs_content(&self) -> bool {
+        self.content.is_some()
+    }
+
+    /// Queues a content record (already redacted by the caller).
+    pub fn content(&self, record: ContentRecord) {
+        if let Some(content) = &self.content {
+            content.append(record);
+        }
+    }
+
+    /// Records written and dropped so far, for the metrics.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.audit.written(), self.audit.dropped())
+    }
+}

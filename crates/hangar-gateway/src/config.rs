@@ -1,0 +1,795 @@
+//! The gateway's configuration file: one YAML document, typed here, documented on each field
+//! (the docs become the JSON Schema `hangar gateway schema` prints), and checked at load so a
+//! mistake is reported with its line or its field before any traffic is served.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use hangar_guard::GuardAction;
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayConfig {
+    /// Address the inference API listens on, e.g. `0.0.0.0:8443`.
+    pub listen: SocketAddr,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate and key. Without it the
+    /// gateway speaks plain HTTP/1.1 and HTTP/2 (prior knowledge), for a mesh or a local test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Address of the operator listener: `/metrics` (Prometheus), `/healthz`, `/readyz`. It is
+    /// never served on the inference port, where every path but the inference API is 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
+    /// How clients prove who they are.
+    pub auth: AuthConfig,
+    /// The tenants, by name. A credential names its tenant; nothing the client sends can.
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// The models clients may ask for, by the name they use, and where each version runs.
+    pub models: BTreeMap<String, ModelRoute>,
+    /// Gateway-wide limits that protect the gateway itself.
+    #[serde(default)]
+    pub limits: GlobalLimits,
+    /// What the guards look for.
+    #[serde(default)]
+    pub guards: GuardsConfig,
+    /// The audit log (one hash-chained record per request) and the optional content log.
+    pub audit: AuditConfig,
+}
+
+/// The certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// API keys and OIDC/JWT. Both may be on; a token starting with `hgk_` is an API key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthConfig {
+    /// Gateway API keys, stored as hashes. `hangar gateway keygen` makes one.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyEntry>,
+    /// OIDC/JWT bearer tokens from an identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtConfig>,
+}
+
+/// One API key. The key itself is never stored: only its SHA-256, and its public prefix to
+/// find the entry without comparing every hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyEntry {
+    /// Names the key in logs and metrics (never the key itself), e.g. `payments-2026-11`.
+    pub id: String,
+    /// The tenant this key acts for.
+    pub tenant: String,
+    /// The key's public prefix: the 8 characters after `hgk_`.
+    pub prefix: String,
+    /// `sha256:` and the hex SHA-256 of the whole key.
+    pub sha256: String,
+    /// The key stops working at this time (RFC 3339). Rotate by adding the new key first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// A revoked key is refused, and kept here so the audit log's key id stays explained.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// OIDC/JWT validation. Tokens are accepted only if signed by a key from the JWKS with an
+/// algorithm from `algorithms`, issued by `issuer` for one of `audiences`, and in date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtConfig {
+    /// The exact `iss` required.
+    pub issuer: String,
+    /// `aud` must contain one of these.
+    pub audiences: Vec<String>,
+    /// Where the signing keys come from: a JWKS URL (fetched, cached, refetched for an
+    /// unknown `kid`) or a JWKS file.
+    pub jwks: JwksSource,
+    /// Signature algorithms accepted, e.g. `[RS256, ES256]`. `none` is never accepted; an HMAC
+    /// algorithm only with a key of type `oct` from the JWKS.
+    pub algorithms: Vec<String>,
+    /// The claim naming the tenant.
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    /// The claim used as the key id in logs (the caller's identity), `sub` by default.
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(default = "default_leeway")]
+    pub leeway: Seconds,
+    /// How long fetched keys are trusted before they are fetched again.
+    #[serde(default = "default_jwks_cache")]
+    pub cache_for: Seconds,
+}
+
+/// A JWKS by URL or by file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum JwksSource {
+    /// `https://…/.well-known/jwks.json` (plain `http://` only for loopback).
+    Url(String),
+    /// A JWKS document on disk, read again on configuration reload.
+    File(PathBuf),
+}
+
+/// What one tenant may do, and how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TenantConfig {
+    /// Models this tenant may use, by the names in `models`; `"*"` for all of them.
+    pub models: Vec<String>,
+    /// Largest `max_tokens` (or `max_completion_tokens`) accepted; also what is reserved
+    /// against the token rate when a request does not say.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u64,
+    /// Largest `n` (choices per request).
+    #[serde(default = "default_max_n")]
+    pub max_n: u64,
+    /// Whether `logprobs`/`top_logprobs` may be asked for (they help extract a model).
+    #[serde(default)]
+    pub allow_logprobs: bool,
+    /// Whether `logit_bias` may be sent.
+    #[serde(default)]
+    pub allow_logit_bias: bool,
+    /// Whether `tools`/`functions` may be sent.
+    #[serde(default = "default_true")]
+    pub allow_tools: bool,
+    /// Largest request body.
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: Bytes,
+    /// Most chat messages in one request.
+    #[serde(default = "default_max_messages")]
+    pub max_messages: usize,
+    /// Requests per minute; past it, 429 with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per minute (prompt + completion). Each request reserves its prompt estimate plus
+    /// its `max_tokens` up front and gives back what the upstream's usage shows it did not use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    /// Requests in flight at once; past it, 429 with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+    /// Whether this tenant may pin a model version with the `x-hangar-version` header.
+    #[serde(default)]
+    pub allow_version_pin: bool,
+    /// Redact secrets and personal data from prompts before they reach the model server too,
+    /// not only before logging.
+    #[serde(default)]
+    pub redact_upstream: bool,
+    /// What to do when a prompt looks like an injection, or a response leaks a canary: `log`
+    /// it, `flag` it (log and add the `x-hangar-guard` response header), `block` it (refuse
+    /// the request with 400, or cut the leaking answer), or `off` (do not scan).
+    #[serde(default = "default_injection_action")]
+    pub injection: GuardAction,
+    /// Canary strings this tenant placed in its system prompts; a response containing one is a
+    /// system-prompt leak.
+    #[serde(default)]
+    pub canaries: Vec<String>,
+    /// Also add a gateway canary token to each system message, so leaks are caught even when
+    /// the tenant placed none.
+    #[serde(default)]
+    pub inject_canary: bool,
+    /// Timeouts for this tenant's requests, overriding `limits.timeouts` (the connect
+    /// timeout is gateway-wide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<TenantTimeouts>,
+}
+
+/// A model name clients use, and the versions that serve it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelRoute {
+    /// The versions, each with a weight: 100/0 is blue-green, 90/10 a canary.
+    pub versions: Vec<ModelVersion>,
+    /// Keep a client on one version: per `tenant`, per `session` (the `x-session-id` header,
+    /// falling back to the tenant), or `none` (each request drawn by weight).
+    #[serde(default)]
+    pub sticky: Sticky,
+}
+
+/// One version of a model and where it is served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelVersion {
+    /// The version's name, e.g. `1.4.0` or `blue`; shown in logs, metrics and the
+    /// `x-hangar-version` response header.
+    pub name: String,
+    /// Base URL of the model server, e.g. `http://vllm-llama.ml.svc:8000`. The request path
+    /// (`/v1/chat/completions`…) is appended.
+    pub url: String,
+    /// The model name the server knows, when it differs from the public name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_model: Option<String>,
+    /// Share of traffic, relative to the other versions' weights.
+    pub weight: u32,
+    /// Environment variable holding the key the gateway presents to this model server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// How a model's traffic stays on one version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sticky {
+    /// The same tenant always lands on the same version (for the same weights).
+    #[default]
+    Tenant,
+    /// The same `x-session-id` lands on the same version.
+    Session,
+    /// Every request is drawn by weight.
+    None,
+}
+
+/// Limits that protect the gateway as a whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GlobalLimits {
+    /// Requests in flight across all tenants; past it, 503 with `Retry-After`.
+    #[serde(default = "default_global_concurrency")]
+    pub max_concurrent: u32,
+    /// Time allowed to receive a request's headers and body (slow clients are cut off).
+    #[serde(default = "default_request_read")]
+    pub request_read: Seconds,
+    /// Default upstream timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// How long shutdown waits for streams in flight to finish.
+    #[serde(default = "default_drain")]
+    pub drain: Seconds,
+}
+
+impl Default for GlobalLimits {
+    fn default() -> Self {
+        GlobalLimits {
+            max_concurrent: default_global_concurrency(),
+            request_read: default_request_read(),
+            timeouts: Timeouts::default(),
+            drain: default_drain(),
+        }
+    }
+}
+
+/// Upstream timeouts. A model server that does not answer in time is a 504, never a hang.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Timeouts {
+    /// Connecting to the model server.
+    #[serde(default = "default_connect")]
+    pub connect: Seconds,
+    /// From sending the request to the response headers (for a stream, the first token).
+    #[serde(default = "default_first_token")]
+    pub first_token: Seconds,
+    /// Longest silence between two chunks of a stream, or the whole body of a non-streamed
+    /// answer after its headers.
+    #[serde(default = "default_idle")]
+    pub idle: Seconds,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: default_connect(),
+            first_token: default_first_token(),
+            idle: default_idle(),
+        }
+    }
+}
+
+/// A tenant's own model-server timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TenantTimeouts {
+    /// From sending the request to the response headers (for a stream, the first token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token: Option<Seconds>,
+    /// Longest silence between two chunks of a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Seconds>,
+}
+
+/// Guard settings shared by all tenants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GuardsConfig {
+    /// Kinds of secret and personal data masked before anything is logged: `card_number`,
+    /// `provider_key`, `private_key`, `bearer_token`, `email`, `phone`. All by default; an
+    /// empty list turns redaction off (then no content log and no `redactUpstream`).
+    #[serde(default = "default_redact_kinds")]
+    pub redact: Vec<String>,
+    /// Seed for the canary token added to system messages (`inject_canary`); change it to
+    /// rotate the token.
+    #[serde(default = "default_canary_seed")]
+    pub canary_seed: String,
+    /// When a key's traffic looks like model extraction.
+    #[serde(default)]
+    pub extraction: ExtractionConfig,
+}
+
+impl Default for GuardsConfig {
+    fn default() -> Self {
+        GuardsConfig {
+            redact: default_redact_kinds(),
+            canary_seed: default_canary_seed(),
+            extraction: ExtractionConfig::default(),
+        }
+    }
+}
+
+/// Thresholds of the per-key extraction signals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExtractionConfig {
+    /// The sliding window the signals are measured over.
+    #[serde(default = "default_extraction_window")]
+    pub window: Seconds,
+    /// Fewer requests than this in the window never alert.
+    #[serde(default = "default_extraction_min_requests")]
+    pub min_requests: u64,
+    /// Share of distinct prompts in the window at or above which a key looks like it sweeps
+    /// the input space.
+    #[serde(default = "default_distinct_ratio")]
+    pub distinct_ratio: f64,
+    /// Completion tokens per prompt token at or above which a key looks like it harvests
+    /// outputs.
+    #[serde(default = "default_output_input_ratio")]
+    pub output_input_ratio: f64,
+}
+
+impl Default for ExtractionConfig {
+    fn default() -> Self {
+        ExtractionConfig {
+            window: default_extraction_window(),
+            min_requests: default_extraction_min_requests(),
+            distinct_ratio: default_distinct_ratio(),
+            output_input_ratio: default_output_input_ratio(),
+        }
+    }
+}
+
+/// Where audit records go and how long they stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditConfig {
+    /// Directory of the hash-chained audit files (created 0700 if missing).
+    pub dir: PathBuf,
+    /// Days a file is kept after its last record; older files are deleted at rotation, and
+    /// the deletion is itself recorded in the chain.
+    pub retention_days: u32,
+    /// Start a new file past this size.
+    #[serde(default = "default_rotate_size")]
+    pub rotate_size: Bytes,
+    /// Also log prompts and completions, redacted, in their own chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentLogConfig>,
+}
+
+/// The optional content log.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContentLogConfig {
+    /// Days content is kept; usually much shorter than the audit log.
+    pub retention_days: u32,
+}
+
+/// A duration written as `30s`, `500ms`, `5m`, `2h` or `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seconds(pub Duration);
+
+impl Seconds {
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if !millis.is_multiple_of(1000) {
+            write!(f, "{millis}ms")
+        } else {
+            write!(f, "{}s", millis / 1000)
+        }
+    }
+}
+
+/// Parses `30s`, `500ms`, `5m`, `2h`, `1d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 500ms, 5m, 2h or 1d"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is out of range"))
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = StringOrNumber::deserialize(deserializer)?.0;
+        parse_duration(&text)
+            .map(Seconds)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "number"],
+            "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$",
+            "description": "A duration: 30s, 500ms, 5m, 2h or 1d; a bare number is seconds."
+        })
+    }
+}
+
+/// A size written as `1MiB`, `512KiB`, `64MB` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bytes(pub u64);
+
+/// Parses `1MiB`, `512KiB`, `2GiB`, `64MB`, `10kB` or a bare number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 1MiB, 512KiB or 4096"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = StringOrNumber::deserialize(deserializer)?.0;
+        parse_size(&text)
+            .map(Bytes)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Bytes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "integer"],
+            "pattern": "^[0-9]+ ?(B|kB|KB|KiB|MB|MiB|GB|GiB)?$",
+            "description": "A size: 1MiB, 512KiB or a number of bytes."
+        })
+    }
+}
+
+/// YAML writes `30` and `30s` alike; both arrive here as text.
+struct StringOrNumber(String);
+
+impl<'de> Deserialize<'de> for StringOrNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Whole(u64),
+            Real(f64),
+        }
+        Ok(StringOrNumber(match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text,
+            Raw::Whole(n) => n.to_string(),
+            Raw::Real(n) => n.to_string(),
+        }))
+    }
+}
+
+fn default_tenant_claim() -> String {
+    "tenant".to_owned()
+}
+fn default_subject_claim() -> String {
+    "sub".to_owned()
+}
+fn default_leeway() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_jwks_cache() -> Seconds {
+    Seconds(Duration::from_secs(300))
+}
+fn default_max_tokens() -> u64 {
+    4096
+}
+fn default_max_n() -> u64 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_body_limit() -> Bytes {
+    Bytes(1 << 20)
+}
+fn default_max_messages() -> usize {
+    256
+}
+fn default_injection_action() -> GuardAction {
+    GuardAction::Log
+}
+fn default_global_concurrency() -> u32 {
+    4096
+}
+fn default_request_read() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_drain() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_connect() -> Seconds {
+    Seconds(Duration::from_secs(5))
+}
+fn default_first_token() -> Seconds {
+    Seconds(Duration::from_secs(60))
+}
+fn default_idle() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_redact_kinds() -> Vec<String> {
+    hangar_guard::SecretKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect()
+}
+fn default_canary_seed() -> String {
+    "hangar".to_owned()
+}
+fn default_extraction_window() -> Seconds {
+    Seconds(Duration::from_secs(600))
+}
+fn default_extraction_min_requests() -> u64 {
+    500
+}
+fn default_distinct_ratio() -> f64 {
+    0.95
+}
+fn default_output_input_ratio() -> f64 {
+    20.0
+}
+fn default_rotate_size() -> Bytes {
+    Bytes(64 << 20)
+}
+
+/// A configuration that could not be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {}", problems.join("\n  "))]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// Each problem, with its line (`line 12: …`) or its field (`tenants.payments.models: …`).
+    pub problems: Vec<String>,
+}
+
+impl GatewayConfig {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: shown.clone(),
+            problems: vec![format!("cannot read: {e}")],
+        })?;
+        GatewayConfig::from_yaml(&text).map_err(|problems| ConfigError {
+            path: shown,
+            problems,
+        })
+    }
+
+    /// Parses and checks a configuration; the errors name their line or field.
+    pub fn from_yaml(text: &str) -> Result<GatewayConfig, Vec<String>> {
+        let config: GatewayConfig =
+            serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(&e)])?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// What the types cannot say: references between sections, weights, formats.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, tenant) in &self.tenants {
+            for model in &tenant.models {
+                if model != "*" && !self.models.contains_key(model) {
+                    problems.push(format!(
+                        "tenants.{name}.models: `{model}` is not in `models` (known: {})",
+                        known(self.models.keys())
+                    ));
+                }
+            }
+            if tenant.models.is_empty() {
+                problems.push(format!(
+                    "tenants.{name}.models: empty, so the tenant can use nothing (use \"*\" for all)"
+                ));
+            }
+            for canary in &tenant.canaries {
+                if canary.trim().len() < 8 {
+                    problems.push(format!(
+                        "tenants.{name}.canaries: `{canary}` is shorter than 8 characters and would match ordinary text"
+                    ));
+                }
+            }
+        }
+        for (name, route) in &self.models {
+            if route.versions.is_empty() {
+                problems.push(format!("models.{name}.versions: no version to route to"));
+            }
+            if route.versions.iter().all(|v| v.weight == 0) && !route.versions.is_empty() {
+                problems.push(format!(
+                    "models.{name}.versions: every weight is 0, so no request could be routed"
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, version) in route.versions.iter().enumerate() {
+                if !seen.insert(&version.name) {
+                    problems.push(format!(
+                        "models.{name}.versions[{i}].name: `{}` appears twice",
+                        version.name
+                    ));
+                }
+                if let Err(e) = crate::upstream::parse_base_url(&version.url) {
+                    problems.push(format!("models.{name}.versions[{i}].url: {e}"));
+                }
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, key) in self.auth.api_keys.iter().enumerate() {
+            let at = format!("auth.apiKeys[{i}] ({})", key.id);
+            if !ids.insert(&key.id) {
+                problems.push(format!("{at}.id: appears twice; key ids must be unique"));
+            }
+            if !self.tenants.contains_key(&key.tenant) {
+                problems.push(format!(
+                    "{at}.tenant: `{}` is not in `tenants` (known: {})",
+                    key.tenant,
+                    known(self.tenants.keys())
+                ));
+            }
+            if let Err(e) = crate::auth::keys::check_entry(key) {
+                problems.push(format!("{at}: {e}"));
+            }
+        }
+        if self.auth.api_keys.is_empty() && self.auth.jwt.is_none() {
+            problems.push(
+                "auth: neither apiKeys nor jwt is set, so every request would be refused".into(),
+            );
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            if jwt.audiences.is_empty() {
+                problems.push("auth.jwt.audiences: at least one audience is required".into());
+            }
+            for alg in &jwt.algorithms {
+                if !SUPPORTED_JWT_ALGORITHMS.contains(&alg.as_str()) {
+                    problems.push(format!(
+                        "auth.jwt.algorithms: `{alg}` is not supported (use {})",
+                        SUPPORTED_JWT_ALGORITHMS.join(", ")
+                    ));
+                }
+            }
+            if jwt.algorithms.is_empty() {
+                problems.push(
+                    "auth.jwt.algorithms: list the algorithms to accept, e.g. [RS256]".into(),
+                );
+            }
+        }
+        for kind in &self.guards.redact {
+            if hangar_guard::SecretKind::parse(kind).is_none() {
+                let kinds: Vec<&str> = hangar_guard::SecretKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect();
+                problems.push(format!(
+                    "guards.redact: unknown kind `{kind}` (use {})",
+                    kinds.join(", ")
+                ));
+            }
+        }
+        if self.audit.retention_days == 0 {
+            problems.push("audit.retentionDays: must be at least 1".into());
+        }
+        problems
+    }
+}
+
+/// The JWS algorithms the verifier implements; `none` is deliberately absent.
+pub const SUPPORTED_JWT_ALGORITHMS: [&str; 10] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+];
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// serde-saphyr's message with `line N:` first, without its source snippet.
+fn yaml_error(err: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! {
+        snippets: serde_saphyr::SnippetMode::Off,
+    };
+    let rendered = err.render_with_options(options);
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = match first.rfind(" at line ") {
+        Some(cut) => &first[..cut],
+        None => first,
+    };
+    match err.location().map(|l| l.line()).filter(|&l| l > 0) {
+        Some(line) => format!("line {line}: {message}"),
+        None => message.to_owned(),
+    }
+}
+
+/// The JSON Schema of the configuration file.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(GatewayConfig)).unwrap_or_default()
+}

@@ -1,0 +1,24 @@
+//! `hangar gateway`: the inference data plane. An OpenAI-compatible reverse proxy that puts
+//! authentication, per-tenant policy and limits, weighted routing, guards, a hash-chained audit
+//! log and Prometheus metrics in front of model servers that have none of them.
+//!
+//! A request flows: authenticate → tenant policy → guards → limits → route → upstream
+//! (streamed) → response guards → audit record and metrics. Each step is a plain function over
+//! the request and the current [`runtime::Runtime`], which configuration reloads swap whole.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod proxy;
+pub mod request;
+pub mod routes;
+pub mod runtime;
+pub mod server;
+pub mod stream;
+pub mod upstream;
+
+pub use config::GatewayConfig;
+pub use server::{Server, StartError};

@@ -1,0 +1,463 @@
+//! Prometheus metrics in the text exposition format. A small registry of its own: a few label
+//! families behind one short lock each, which is all a request touches, and a renderer.
+//! Label values come only from the configuration (tenant, model, version) or from the gateway's
+//! own vocabulary (codes, guards), never from raw client input, so cardinality stays bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Label values of one series, in the family's label order.
+type Labels = Vec<String>;
+
+/// A counter family.
+#[derive(Debug)]
+pub struct Counters {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    series: Mutex<BTreeMap<Labels, u64>>,
+}
+
+impl Counters {
+    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Counters {
+            name,
+            help,
+            labels,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds `by` to the series with these label values.
+    pub fn add(&self, values: &[&str], by: u64) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        match series.get_mut(&values as &dyn LabelKey) {
+            Some(count) => *count += by,
+            None => {
+                series.insert(values.iter().map(|v| (*v).to_owned()).collect(), by);
+            }
+        }
+    }
+
+    /// The current value of one series (for tests and the overload check).
+    pub fn get(&self, values: &[&str]) -> u64 {
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        series.get(&values as &dyn LabelKey).copied().unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "counter");
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for (values, count) in series.iter() {
+            let _ = writeln!(
+                out,
+                "{}{} {count}",
+                self.name,
+                label_text(self.labels, values, None)
+            );
+        }
+    }
+}
+
+/// A gauge family (values set, not added).
+#[derive(Debug)]
+pub struct Gauges {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    series: Mutex<BTreeMap<Labels, f64>>,
+}
+
+impl Gauges {
+    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Gauges {
+            name,
+            help,
+            labels,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sets the series with these label values.
+    pub fn set(&self, values: &[&str], value: f64) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        series.insert(values.iter().map(|v| (*v).to_owned()).collect(), value);
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "gauge");
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for (values, value) in series.iter() {
+            let _ = writeln!(
+                out,
+                "{}{} {value}",
+                self.name,
+                label_text(self.labels, values, None)
+            );
+        }
+    }
+}
+
+/// A histogram family with fixed buckets (upper bounds in seconds).
+#[derive(Debug)]
+pub struct Histograms {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    bounds: &'static [f64],
+    series: Mutex<BTreeMap<Labels, Histogram>>,
+}
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histograms {
+    const fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        bounds: &'static [f64],
+    ) -> Self {
+        Histograms {
+            name,
+            help,
+            labels,
+            bounds,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, values: &[&str], took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = self.bounds.partition_point(|&bound| bound < seconds);
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let histogram = match series.get_mut(&values as &dyn LabelKey) {
+            Some(histogram) => histogram,
+            None => series
+                .entry(values.iter().map(|v| (*v).to_owned()).collect())
+                .or_insert_with(|| Histogram {
+                    counts: vec![0; self.bounds.len()],
+                    sum: 0.0,
+                    count: 0,
+                }),
+        };
+        if let Some(count) = histogram.counts.get_mut(bucket) {
+            *count += 1;
+        }
+        histogram.sum += seconds;
+        histogram.count += 1;
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "histogram");
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for (values, histogram) in series.iter() {
+            let mut cumulative = 0;
+            for (bound, count) in self.bounds.iter().zip(&histogram.counts) {
+                cumulative += count;
+                let le = format!("{bound}");
+                let _ = writeln!(
+                    out,
+                    "{}_bucket{} {cumulative}",
+                    self.name,
+                    label_text(self.labels, values, Some(&le))
+                );
+            }
+            let labels = label_text(self.labels, values, None);
+            let _ = writeln!(
+                out,
+                "{}_bucket{} {}",
+                self.name,
+                label_text(self.labels, values, Some("+Inf")),
+                histogram.count
+            );
+            let _ = writeln!(out, "{}_sum{labels} {}", self.name, histogram.sum);
+            let _ = writeln!(out, "{}_count{labels} {}", self.name, histogram.count);
+        }
+    }
+}
+
+/// Lets a `&[&str]` look up a `Vec<String>` key without allocating.
+trait LabelKey {
+    fn count(&self) -> usize;
+    fn value(&self, i: usize) -> &str;
+}
+
+impl LabelKey for Labels {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn value(&self, i: usize) -> &str {
+        self.get(i).map_or("", String::as_str)
+    }
+}
+
+impl LabelKey for &[&str] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn value(&self, i: usize) -> &str {
+        self.get(i).copied().unwrap_or("")
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn LabelKey + 'a> for Labels {
+    fn borrow(&self) -> &(dyn LabelKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn LabelKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for dyn LabelKey + '_ {}
+
+impl PartialOrd for dyn LabelKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn LabelKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (0..self.count().min(other.count()))
+            .map(|i| self.value(i).cmp(other.value(i)))
+            .find(|order| order.is_ne())
+            .unwrap_or_else(|| self.count().cmp(&other.count()))
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn label_text(names: &[&str], values: &[String], le: Option<&str>) -> String {
+    let mut pairs: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
+        .collect();
+    if let Some(le) = le {
+        pairs.push(format!("le=\"{le}\""));
+    }
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", pairs.join(","))
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+const LATENCY: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+const OVERHEAD: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
+/// Every metric the gateway exports.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Requests answered, by tenant, model, version and HTTP status.
+    pub requests: Counters,
+    /// Requests that did not succeed, by tenant, model, version and error code.
+    pub errors: Counters,
+    /// Whole request time as the client saw it (to the last byte).
+    pub latency: Histograms,
+    /// Time to the first streamed chunk, or to the response headers when not streaming.
+    pub first_token: Histograms,
+    /// Tokens in (prompt) and out (completion).
+    pub tokens: Counters,
+    /// Limit decisions that refused a request, by tenant and limit.
+    pub limited: Counters,
+    /// Guard decisions, by tenant, guard and action.
+    pub guard: Counters,
+    /// Extraction alerts, by tenant and key id.
+    pub extraction_alerts: Counters,
+    /// Latest extraction signals per key (`signal` = requests, distinct_prompt_ratio,
+    /// output_input_ratio).
+    pub extraction: Gauges,
+    /// The gateway's own time: total minus the time spent waiting on the model server.
+    pub overhead: Histograms,
+    /// Failures to reach or read the model server, by model, version and kind.
+    pub upstream_errors: Counters,
+    /// Configuration reloads, by result.
+    pub reloads: Counters,
+    /// Requests in flight now.
+    pub in_flight: AtomicU64,
+    /// Audit records written and dropped, read from the audit log at render time.
+    pub audit: Gauges,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        const TMV: &[&str] = &["tenant", "model", "version"];
+        Metrics {
+            requests: Counters::new(
+                "hangar_gateway_requests_total",
+                "Requests answered, by tenant, model, version and HTTP status.",
+                &["tenant", "model", "version", "status"],
+            ),
+            errors: Counters::new(
+                "hangar_gateway_errors_total",
+                "Requests that did not succeed, by tenant, model, version and error code.",
+                &["tenant", "model", "version", "code"],
+            ),
+            latency: Histograms::new(
+                "hangar_gateway_request_duration_seconds",
+                "Whole request time, to the last byte of the answer.",
+                TMV,
+                LATENCY,
+            ),
+            first_token: Histograms::new(
+                "hangar_gateway_time_to_first_token_seconds",
+                "Time to the first streamed chunk (or the response headers when not streaming).",
+                TMV,
+                LATENCY,
+            ),
+            tokens: Counters::new(
+                "hangar_gateway_tokens_total",
+                "Tokens by direction (prompt, completion), from the model server's usage or counted.",
+                &["tenant", "model", "version", "direction"],
+            ),
+            limited: Counters::new(
+                "hangar_gateway_rate_limited_total",
+                "Requests refused by a limit, by tenant and limit.",
+                &["tenant", "limit"],
+            ),
+            guard: Counters::new(
+                "hangar_gateway_guard_decisions_total",
+                "Guard decisions, by tenant, guard and action.",
+                &["tenant", "guard", "action"],
+            ),
+            extraction_alerts: Counters::new(
+                "hangar_gateway_extraction_alerts_total",
+                "Model-extraction alerts, by tenant and key id.",
+                &["tenant", "key_id"],
+            ),
+            extraction: Gauges::new(
+                "hangar_gateway_extraction_signal",
+                "Latest per-key extraction signal over the window.",
+                &["tenant", "key_id", "signal"],
+            ),
+            overhead: Histograms::new(
+                "hangar_gateway_overhead_seconds",
+                "The gateway's own time per request: total minus time waiting on the model server.",
+                &["model"],
+                OVERHEAD,
+            ),
+            upstream_errors: Counters::new(
+                "hangar_gateway_upstream_errors_total",
+                "Failures reaching or reading the model server, by model, version and kind.",
+                &["model", "version", "kind"],
+            ),
+            reloads: Counters::new(
+                "hangar_gateway_config_reloads_total",
+                "Configuration reloads, by result (applied, rejected).",
+                &["result"],
+            ),
+            in_flight: AtomicU64::new(0),
+            audit: Gauges::new(
+                "hangar_gateway_audit_records",
+                "Audit records written and dropped (queue full) since start.",
+                &["state"],
+            ),
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.requests.render(&mut out);
+        self.errors.render(&mut out);
+        self.latency.render(&mut out);
+        self.first_token.render(&mut out);
+        self.tokens.render(&mut out);
+        self.limited.render(&mut out);
+        self.guard.render(&mut out);
+        self.extraction_alerts.render(&mut out);
+        self.extraction.render(&mut out);
+        self.overhead.render(&mut out);
+        self.upstream_errors.render(&mut out);
+        self.reloads.render(&mut out);
+        self.audit.render(&mut out);
+        header(
+            &mut out,
+            "hangar_gateway_in_flight",
+            "Requests in flight now.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "hangar_gateway_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_the_exposition_format() {
+        let metrics = Metrics::default();
+        metrics.requests.add(&["payments", "llama", "v1", "200"], 1);
+        metrics.requests.add(&["payments", "llama", "v1", "200"], 2);
+        metrics
+            .overhead
+            .observe(&["llama"], Duration::from_micros(300));
+        let text = metrics.render();
+        assert!(text.contains(
+            "hangar_gateway_requests_total{tenant=\"payments\",model=\"llama\",version=\"v1\",status=\"200\"} 3"
+        ));
+        assert!(
+            text.contains(
+                "hangar_gateway_overhead_seconds_bucket{model=\"llama\",le=\"0.00025\"} 0"
+            )
+        );
+        assert!(
+            text.contains(
+                "hangar_gateway_overhead_seconds_bucket{model=\"llama\",le=\"0.0005\"} 1"
+            )
+        );
+        assert!(text.contains("hangar_gateway_overhead_seconds_count{model=\"llama\"} 1"));
+        assert!(text.contains("# TYPE hangar_gateway_overhead_seconds histogram"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::default();
+        metrics.reloads.add(&["a\"b\\c\nd"], 1);
+        assert!(metrics.render().contains(r#"result="a\"b\\c\nd""#));
+    }
+
+    #[test]
+    fn get_reads_back_a_series() {
+        let metrics = Metrics::default();
+        metrics.limited.add(&["t", "requests_per_minute"], 4);
+        assert_eq!(metrics.limited.get(&["t", "requests_per_minute"]), 4);
+        assert_eq!(metrics.limited.get(&["t", "other"]), 0);
+    }
+}

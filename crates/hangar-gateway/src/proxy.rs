@@ -1,0 +1,1053 @@
+//! One request through the gateway: authenticate → tenant policy → guards → limits → route →
+//! model server (streamed) → response guards → audit record and metrics.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::{Map, Value, json};
+
+use hangar_guard::{CanaryWatch, ExtractionMonitor, InjectionSignal};
+
+use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis};
+use crate::auth::{AuthError, Identity};
+use crate::config::GuardAction;
+use crate::error::Refusal;
+use crate::limits::{Admission, Limiter};
+use crate::metrics::Metrics;
+use crate::request::{self, Endpoint, Inspected};
+use crate::routes::{Caller, Version};
+use crate::runtime::{Runtime, Tenant};
+use crate::stream::{self, BoxError, LeakWatch, ObservedStream, StreamEnd, StreamSummary};
+
+/// The response body the gateway sends: a whole body or an observed stream.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Header a tenant allowed to pin uses to choose a version; also sent back with the version.
+pub const VERSION_HEADER: &str = "x-hangar-version";
+/// Header naming the session for `sticky: session`.
+pub const SESSION_HEADER: &str = "x-session-id";
+/// Header that tells the client a guard flagged its request.
+pub const GUARD_HEADER: &str = "x-hangar-guard";
+/// Largest non-streamed answer read from a model server.
+const MAX_ANSWER: usize = 64 << 20;
+/// Largest error body passed on from a model server.
+const MAX_UPSTREAM_ERROR: usize = 64 << 10;
+
+/// The state that outlives configuration reloads.
+pub struct Gateway {
+    runtime: arc_swap::ArcSwap<Runtime>,
+    /// Tenant usage against their limits.
+    pub limiter: Arc<Limiter>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    audit: AuditSink,
+    extraction: Mutex<ExtractionMonitor>,
+    next_id: AtomicU64,
+    id_prefix: String,
+    started: Instant,
+}
+
+impl Gateway {
+    /// A gateway serving `runtime`, recording to `audit`.
+    pub fn new(runtime: Runtime, audit: AuditSink) -> Gateway {
+        let thresholds = extraction_thresholds(&runtime);
+        let started = jiff::Timestamp::now().as_second();
+        Gateway {
+            runtime: arc_swap::ArcSwap::from_pointee(runtime),
+            limiter: Arc::new(Limiter::default()),
+            metrics: Arc::new(Metrics::default()),
+            audit,
+            extraction: Mutex::new(ExtractionMonitor::new(thresholds)),
+            next_id: AtomicU64::new(0),
+            id_prefix: format!("{started:x}"),
+            started: Instant::now(),
+        }
+    }
+
+    /// The configuration serving now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Serves `runtime` from now on; requests in flight finish with the one they started with.
+    pub fn swap(&self, runtime: Runtime) {
+        let thresholds = extraction_thresholds(&runtime);
+        let mut monitor = self.extraction.lock().unwrap_or_else(|p| p.into_inner());
+        // New thresholds start new windows; unchanged ones keep what was seen.
+        if *monitor.thresholds() != thresholds {
+            *monitor = ExtractionMonitor::new(thresholds);
+        }
+        drop(monitor);
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    /// The audit counts, for the metrics page.
+    pub fn audit_counts(&self) -> (u64, u64) {
+        self.audit.counts()
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("hg-{}-{n:x}", self.id_prefix)
+    }
+}
+
+fn extraction_thresholds(runtime: &Runtime) -> hangar_guard::ExtractionThresholds {
+    let config = runtime.config.guards.extraction;
+    hangar_guard::ExtractionThresholds {
+        window: config.window.get(),
+        min_requests: config.min_requests,
+        distinct_ratio: config.distinct_ratio,
+        output_input_ratio: config.output_input_ratio,
+    }
+}
+
+/// What is known about a request as it goes, for its audit record and metrics.
+#[derive(Debug, Clone)]
+struct Exchange {
+    started: Instant,
+    record: AuditRecord,
+    /// Time waiting on the model server, when the request reached it.
+    upstream: Option<Duration>,
+    first_token: Option<Duration>,
+    /// Prompt texts after redaction, kept only when content is logged.
+    redacted_prompt: Vec<String>,
+    /// The prompt's normalised text for the extraction monitor.
+    prompt_digest_text: String,
+}
+
+impl Exchange {
+    fn new(started: Instant, id: String, peer: SocketAddr, endpoint: String) -> Exchange {
+        Exchange {
+            started,
+            record: AuditRecord {
+                kind: "request",
+                id,
+                client: peer.ip().to_string(),
+                endpoint,
+                ..AuditRecord::default()
+            },
+            upstream: None,
+            first_token: None,
+            redacted_prompt: Vec::new(),
+            prompt_digest_text: String::new(),
+        }
+    }
+
+    fn guard(&mut self, guard: &'static str, action: &'static str, detail: String) {
+        self.record.guards.push(GuardDecision {
+            guard,
+            action,
+            detail,
+        });
+    }
+}
+
+/// Serves one request. Never fails: every problem is an OpenAI-shaped error response.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let runtime = gateway.runtime();
+    let endpoint = Endpoint::from_path(request.uri().path());
+    let endpoint_name = endpoint.map_or("none", Endpoint::as_str).to_owned();
+    let exchange = Exchange::new(started, gateway.request_id(), peer, endpoint_name);
+    let mut pending = Pending::new(&gateway, exchange);
+    let outcome = serve(&gateway, &runtime, pending.exchange(), endpoint, request).await;
+    let mut exchange = pending.take();
+    let request_id = exchange.record.id.clone();
+    let mut response = match outcome {
+        Ok(Served::Whole(response)) => {
+            exchange.record.status = response.status().as_u16();
+            finish(&gateway, exchange);
+            response
+        }
+        // The stream's own finisher records it when the last byte is sent.
+        Ok(Served::Streaming(response)) => response,
+        Err(refusal) => {
+            exchange.record.status = refusal.status.as_u16();
+            exchange.record.code = Some(refusal.code.to_owned());
+            if refusal.status == StatusCode::TOO_MANY_REQUESTS
+                || refusal.code == "gateway_overloaded"
+            {
+                let tenant = exchange.record.tenant.as_deref().unwrap_or("");
+                gateway.metrics.limited.add(&[tenant, refusal.code], 1);
+            }
+            finish(&gateway, exchange);
+            refusal.into_response::<Full<Bytes>>().map(boxed)
+        }
+    };
+    if let Ok(id) = HeaderValue::try_from(request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// A request being served. If the client goes away before the answer (hyper drops the
+/// request's future), the drop still writes its audit record, as status 499.
+struct Pending<'a> {
+    gateway: &'a Gateway,
+    exchange: Option<Exchange>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(gateway: &'a Gateway, exchange: Exchange) -> Self {
+        gateway.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        Pending {
+            gateway,
+            exchange: Some(exchange),
+        }
+    }
+
+    fn exchange(&mut self) -> &mut Exchange {
+        self.exchange.get_or_insert_with(|| {
+            Exchange::new(
+                Instant::now(),
+                String::new(),
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                String::new(),
+            )
+        })
+    }
+
+    fn take(&mut self) -> Exchange {
+        let exchange = self.exchange().clone();
+        self.exchange = None;
+        exchange
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.gateway
+            .metrics
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+        if let Some(mut exchange) = self.exchange.take() {
+            exchange.record.status = 499;
+            exchange.record.code = Some("client_disconnected".to_owned());
+            finish(self.gateway, exchange);
+        }
+    }
+}
+
+enum Served {
+    Whole(Response<ProxyBody>),
+    Streaming(Response<ProxyBody>),
+}
+
+async fn serve(
+    gateway: &Arc<Gateway>,
+    runtime: &Arc<Runtime>,
+    exchange: &mut Exchange,
+    endpoint: Option<Endpoint>,
+    request: Request<Incoming>,
+) -> Result<Served, Refusal> {
+    let Some(endpoint) = endpoint else {
+        return Err(Refusal::not_found(
+            "unknown_url",
+            format!("no route for {} {}", request.method(), request.uri().path()),
+        ));
+    };
+    if request.method() != endpoint.method() {
+        return Err(Refusal {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            ..Refusal::bad_request(
+                "method_not_allowed",
+                format!("{} takes {}", endpoint.path(), endpoint.method()),
+            )
+        });
+    }
+    let identity = authenticate(runtime, request.headers()).await?;
+    exchange.record.tenant = Some(identity.tenant.to_string());
+    exchange.record.key_id = Some(identity.key_id.to_string());
+    let tenant = runtime.tenants.get(&*identity.tenant).ok_or_else(|| {
+        Refusal::forbidden(
+            "unknown_tenant",
+            "the credential names a tenant this gateway does not serve",
+        )
+    })?;
+    if endpoint == Endpoint::Models {
+        return Ok(Served::Whole(models(runtime, tenant)));
+    }
+
+    let (parts, body) = request.into_parts();
+    let read_limit = runtime.config.limits.request_read.get();
+    let bytes = read_body(body, &parts.headers, tenant.max_body_bytes, read_limit).await?;
+    let mut body = request::parse(&bytes)?;
+    let facts = request::inspect(endpoint, &body, &tenant.params)?;
+    if !runtime.routes.contains(&facts.model) {
+        return Err(Refusal::not_found(
+            "model_not_found",
+            format!("the model `{}` does not exist", facts.model),
+        )
+        .with_param("model"));
+    }
+    exchange.record.model = Some(facts.model.clone());
+    exchange.record.stream = facts.stream;
+    if !tenant.may_use(&facts.model) {
+        return Err(Refusal::forbidden(
+            "model_not_allowed",
+            format!("this tenant may not use the model `{}`", facts.model),
+        ));
+    }
+
+    let flagged = guard_prompt(runtime, tenant, endpoint, &mut body, exchange)?;
+
+    let pin = header_str(&parts.headers, VERSION_HEADER);
+    if pin.is_some() && !tenant.allow_version_pin {
+        return Err(Refusal::forbidden(
+            "version_pin_not_allowed",
+            format!("this tenant may not choose a version with {VERSION_HEADER}"),
+        ));
+    }
+    let caller = Caller {
+        tenant: &tenant.name,
+        session: header_str(&parts.headers, SESSION_HEADER),
+    };
+    let version = runtime.routes.pick(&facts.model, caller, pin)?;
+    exchange.record.version = Some(version.name.to_string());
+
+    let admission = gateway.limiter.admit(
+        &tenant.name,
+        tenant.limits,
+        runtime.config.limits.max_concurrent,
+        facts.reservation(),
+        Instant::now(),
+    )?;
+
+    let upstream_body = upstream_body(endpoint, body, &facts, tenant, &version, &bytes);
+    let call = Call {
+        gateway,
+        runtime,
+        tenant,
+        endpoint,
+        facts: &facts,
+        version: &version,
+        flagged,
+    };
+    call.send(upstream_body, admission, exchange).await
+}
+
+/// The credential's identity; the tenant comes only from here.
+async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Identity, Refusal> {
+    let token =
+        bearer(headers).ok_or_else(|| Refusal::unauthenticated(AuthError::Missing.to_string()))?;
+    let now = jiff::Timestamp::now();
+    let result = if token.starts_with(crate::auth::keys::KEY_PREFIX) {
+        runtime.keys.verify(token, now)
+    } else if let Some(jwt) = &runtime.jwt {
+        jwt.verify(token, now).await
+    } else {
+        Err(AuthError::Invalid)
+    };
+    result.map_err(|e| match e {
+        AuthError::Unavailable(_) => {
+            Refusal::unavailable("auth_unavailable", e.to_string(), Duration::from_secs(5))
+        }
+        _ => Refusal::unauthenticated(e.to_string()),
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// `GET /v1/models`: only the models this tenant may use.
+fn models(runtime: &Runtime, tenant: &Tenant) -> Response<ProxyBody> {
+    let data: Vec<Value> = runtime
+        .routes
+        .names()
+        .filter(|name| tenant.may_use(name))
+        .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "hangar"}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        Bytes::from(json!({"object": "list", "data": data}).to_string()),
+    )
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<ProxyBody> {
+    let mut response = Response::new(boxed(Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn boxed<B>(body: B) -> ProxyBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// Reads the body within the tenant's size limit and the read timeout (slow clients are cut).
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Bytes, Refusal> {
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Refusal::too_large(limit));
+    }
+    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(Refusal::client_timeout()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Refusal::too_large(limit))
+        }
+        Ok(Err(_)) => Err(Refusal::bad_request(
+            "body_read_failed",
+            "the request body could not be read",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// Runs the prompt guards: injection heuristics (which may refuse), redaction for the logs
+/// (and for the model server when the tenant asks), the canary. Returns the flags for the
+/// `x-hangar-guard` header.
+fn guard_prompt(
+    runtime: &Runtime,
+    tenant: &Tenant,
+    endpoint: Endpoint,
+    body: &mut Map<String, Value>,
+    exchange: &mut Exchange,
+) -> Result<Vec<&'static str>, Refusal> {
+    let mut flags = Vec::new();
+    let parts = request::prompt_parts(endpoint, body)?;
+    let texts: Vec<&str> = parts.iter().map(|p| p.text).collect();
+    exchange.prompt_digest_text = texts.concat();
+    if tenant.injection != GuardAction::Off {
+        let mut strongest: Option<InjectionSignal> = None;
+        // The tenant's own system prompt is trusted; what users and tools bring in is not.
+        for part in parts.iter().filter(|p| !p.instruction) {
+            if let Some(signal) = runtime.scanner.scan(part.text)
+                && strongest.as_ref().is_none_or(|s| signal.score > s.score)
+            {
+                strongest = Some(signal);
+            }
+        }
+        if let Some(signal) = strongest {
+            let rules = signal.rules.join(",");
+            // A weak signal is flagged, not blocked: one phrase is not proof.
+            let action = tenant.injection.for_signal(&signal);
+            exchange.guard("injection", action.as_str(), rules.clone());
+            match action {
+                GuardAction::Block => {
+                    return Err(Refusal::bad_request(
+                        "prompt_injection_detected",
+                        format!(
+                            "the request was refused: it looks like a prompt injection ({rules})"
+                        ),
+                    ));
+                }
+                GuardAction::Flag => flags.push("injection"),
+                GuardAction::Log | GuardAction::Off => {}
+            }
+        }
+    }
+    if let Some(redactor) = &runtime.redactor {
+        let mut found: Vec<(hangar_guard::SecretKind, usize)> = Vec::new();
+        let keep_content = runtime.config.audit.content.is_some();
+        for text in &texts {
+            let redaction = redactor.redact(text);
+            for (kind, count) in &redaction.found {
+                match found.iter_mut().find(|(k, _)| k == kind) {
+                    Some((_, total)) => *total += count,
+                    None => found.push((*kind, *count)),
+                }
+            }
+            if keep_content {
+                exchange.redacted_prompt.push(redaction.text.into_owned());
+            }
+        }
+        if !found.is_empty() {
+            let detail = found
+                .iter()
+                .map(|(kind, count)| format!("{}×{count}", kind.as_str()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let action = if tenant.redact_upstream {
+                "redact_upstream"
+            } else {
+                "redact_logs"
+            };
+            exchange.guard("redaction", action, detail);
+            if tenant.redact_upstream {
+                request::edit_prompt_texts(endpoint, body, |text| {
+                    let redaction = redactor.redact(text);
+                    (!redaction.found.is_empty()).then(|| redaction.text.into_owned())
+                });
+            }
+        }
+    }
+    if let Some(canary) = &tenant.injected_canary {
+        request::add_canary(body, canary);
+    }
+    Ok(flags)
+}
+
+/// The body for the model server: the client's bytes when nothing needs changing, otherwise the
+/// edited JSON (upstream model name, the cap on `max_tokens`, the usage report on streams,
+/// redaction, the canary).
+fn upstream_body(
+    endpoint: Endpoint,
+    mut body: Map<String, Value>,
+    facts: &Inspected,
+    tenant: &Tenant,
+    version: &Version,
+    original: &Bytes,
+) -> Bytes {
+    let mut changed = tenant.redact_upstream || tenant.injected_canary.is_some();
+    if *version.upstream_model != facts.model {
+        body.insert(
+            "model".into(),
+            Value::String(version.upstream_model.to_string()),
+        );
+        changed = true;
+    }
+    if endpoint.generates()
+        && !body.contains_key("max_tokens")
+        && !body.contains_key("max_completion_tokens")
+    {
+        body.insert("max_tokens".into(), Value::from(facts.max_tokens));
+        changed = true;
+    }
+    if facts.stream && !facts.client_wants_usage {
+        let options = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+        changed = true;
+    }
+    if !changed {
+        return original.clone();
+    }
+    Bytes::from(Value::Object(body).to_string())
+}
+
+/// The parts of a request that the upstream exchange needs.
+struct Call<'a> {
+    gateway: &'a Arc<Gateway>,
+    runtime: &'a Runtime,
+    tenant: &'a Tenant,
+    endpoint: Endpoint,
+    facts: &'a Inspected,
+    version: &'a Arc<Version>,
+    flagged: Vec<&'static str>,
+}
+
+impl Call<'_> {
+    async fn send(
+        self,
+        body: Bytes,
+        mut admission: Admission,
+        exchange: &mut Exchange,
+    ) -> Result<Served, Refusal> {
+        let uri = self.version.base.uri(self.endpoint.path()).map_err(|_| {
+            Refusal::bad_gateway(
+                "upstream_misconfigured",
+                "the model server's URL is invalid",
+            )
+        })?;
+        let mut upstream = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", exchange.record.id.as_str());
+        if self.facts.stream {
+            upstream = upstream.header(header::ACCEPT, "text/event-stream");
+        }
+        if let Some(auth) = &self.version.upstream_auth {
+            upstream = upstream.header(header::AUTHORIZATION, auth.clone());
+        }
+        let upstream = upstream.body(Full::new(body)).map_err(|_| {
+            Refusal::bad_gateway(
+                "upstream_misconfigured",
+                "could not build the upstream request",
+            )
+        })?;
+
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(
+            self.tenant.first_token,
+            self.runtime.client.request(upstream),
+        )
+        .await;
+        let head_wait = sent.elapsed();
+        exchange.upstream = Some(head_wait);
+        let response = match answer {
+            Err(_) => {
+                self.upstream_error("timeout");
+                return Err(Refusal::timeout(format!(
+                    "the model server did not answer within {:?}",
+                    self.tenant.first_token
+                )));
+            }
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() { "connect" } else { "request" };
+                self.upstream_error(kind);
+                return Err(Refusal::bad_gateway(
+                    "upstream_unreachable",
+                    format!(
+                        "cannot reach the model server for `{}` version `{}`",
+                        self.facts.model, self.version.name
+                    ),
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.upstream_refusal(response).await);
+        }
+        if self.facts.stream && is_event_stream(response.headers()) {
+            exchange.first_token = None;
+            return Ok(Served::Streaming(
+                self.stream(response, admission, exchange),
+            ));
+        }
+        exchange.first_token = Some(head_wait);
+        self.whole(response, &mut admission, exchange, sent)
+            .await
+            .map(Served::Whole)
+    }
+
+    fn upstream_error(&self, kind: &str) {
+        self.gateway
+            .metrics
+            .upstream_errors
+            .add(&[&self.facts.model, &self.version.name, kind], 1);
+    }
+
+    /// The model server said no. Its own validation errors (400, 413, 422) reach the client as
+    /// they are; its overload is a 503 with `Retry-After`; anything else is a 502 that does not
+    /// expose the server's internals.
+    async fn upstream_refusal(&self, response: Response<Incoming>) -> Refusal {
+        let status = response.status();
+        self.upstream_error(&status.as_u16().to_string());
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(Duration::from_secs(1), |s| Duration::from_secs(s.min(300)));
+        match status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                Refusal::unavailable(
+                    "upstream_overloaded",
+                    format!("the model server for `{}` is overloaded", self.facts.model),
+                    retry_after,
+                )
+            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNPROCESSABLE_ENTITY => {
+                let body = Limited::new(response.into_body(), MAX_UPSTREAM_ERROR)
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let message = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| upstream_message(&v))
+                    .unwrap_or_else(|| "the model server refused the request".to_owned());
+                Refusal {
+                    status,
+                    ..Refusal::bad_request("upstream_rejected", message)
+                }
+            }
+            _ => Refusal::bad_gateway(
+                "upstream_error",
+                format!(
+                    "the model server for `{}` failed with HTTP {}",
+                    self.facts.model,
+                    status.as_u16()
+                ),
+            ),
+        }
+    }
+
+    /// A whole (non-streamed) answer: read it within the idle timeout, check it, pass it on.
+    async fn whole(
+        &self,
+        response: Response<Incoming>,
+        admission: &mut Admission,
+        exchange: &mut Exchange,
+        sent: Instant,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let (parts, body) = response.into_parts();
+        let read =
+            tokio::time::timeout(self.tenant.idle, Limited::new(body, MAX_ANSWER).collect()).await;
+        exchange.upstream = Some(sent.elapsed());
+        let bytes = match read {
+            Err(_) => {
+                self.upstream_error("idle_timeout");
+                return Err(Refusal::timeout(
+                    "the model server stopped sending its answer",
+                ));
+            }
+            Ok(Err(_)) => {
+                self.upstream_error("body");
+                return Err(Refusal::bad_gateway(
+                    "upstream_disconnected",
+                    "the model server broke off its answer",
+                ));
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+            self.upstream_error("malformed");
+            return Err(Refusal::bad_gateway(
+                "upstream_malformed",
+                "the model server's answer is not JSON",
+            ));
+        };
+        let facts = stream::answer_facts(&value);
+        let mut flags = self.flagged.clone();
+        if !self.tenant.canaries.is_empty() && self.tenant.injection != GuardAction::Off {
+            let mut watch = CanaryWatch::new(self.tenant.canaries.clone());
+            if watch.feed(&facts.text) {
+                let action = self.tenant.injection;
+                exchange.guard(
+                    "canary",
+                    action.as_str(),
+                    "system prompt canary in the answer".into(),
+                );
+                self.gateway
+                    .metrics
+                    .guard
+                    .add(&[&self.tenant.name, "canary", action.as_str()], 1);
+                match action {
+                    GuardAction::Block => {
+                        self.settle(admission, exchange, facts.usage, &facts.text);
+                        return Err(Refusal::bad_gateway(
+                            "canary_leak",
+                            "the answer was withheld: it contained this tenant's system-prompt canary",
+                        ));
+                    }
+                    GuardAction::Flag => flags.push("canary"),
+                    GuardAction::Log | GuardAction::Off => {}
+                }
+            }
+        }
+        self.settle(admission, exchange, facts.usage, &facts.text);
+        self.log_content(exchange, &facts.text);
+        let mut response = Response::new(boxed(Full::new(bytes)));
+        *response.status_mut() = parts.status;
+        self.answer_headers(response.headers_mut(), &flags);
+        Ok(response)
+    }
+
+    /// A streamed answer: headers now, events as they come; the record is written at the end.
+    fn stream(
+        &self,
+        response: Response<Incoming>,
+        admission: Admission,
+        exchange: &mut Exchange,
+    ) -> Response<ProxyBody> {
+        let (parts, body) = response.into_parts();
+        let watch: Option<Box<dyn LeakWatch>> =
+            (!self.tenant.canaries.is_empty() && self.tenant.injection != GuardAction::Off).then(
+                || Box::new(CanaryWatch::new(self.tenant.canaries.clone())) as Box<dyn LeakWatch>,
+            );
+        let cut_on_leak = self.tenant.injection == GuardAction::Block;
+        let finisher = StreamFinisher {
+            gateway: Arc::clone(self.gateway),
+            exchange: exchange.clone(),
+            admission,
+            prompt_tokens: self.facts.prompt_tokens,
+            tenant: Arc::clone(&self.tenant.name),
+            injection: self.tenant.injection,
+        };
+        let observed = ObservedStream::new(
+            body,
+            self.tenant.idle,
+            !self.facts.client_wants_usage,
+            watch,
+            cut_on_leak,
+            Box::new(move |summary| finisher.finish(summary)),
+        );
+        let mut response = Response::new(observed.boxed_unsync());
+        *response.status_mut() = parts.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        self.answer_headers(response.headers_mut(), &self.flagged);
+        response
+    }
+
+    fn answer_headers(&self, headers: &mut HeaderMap, flags: &[&str]) {
+        if !headers.contains_key(header::CONTENT_TYPE) {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Ok(version) = HeaderValue::try_from(&*self.version.name) {
+            headers.insert(VERSION_HEADER, version);
+        }
+        if !flags.is_empty()
+            && let Ok(flags) = HeaderValue::try_from(flags.join(","))
+        {
+            headers.insert(GUARD_HEADER, flags);
+        }
+    }
+
+    fn settle(
+        &self,
+        admission: &mut Admission,
+        exchange: &mut Exchange,
+        usage: Option<(u64, u64)>,
+        text: &str,
+    ) {
+        let (prompt, completion, source) = match usage {
+            Some((prompt, completion)) => (prompt, completion, "upstream"),
+            None => (
+                self.facts.prompt_tokens,
+                request::estimate_tokens(&[text]),
+                "estimated",
+            ),
+        };
+        admission.settle(prompt + completion);
+        exchange.record.prompt_tokens = prompt;
+        exchange.record.completion_tokens = completion;
+        exchange.record.usage_source = Some(source);
+    }
+
+    fn log_content(&self, exchange: &Exchange, completion: &str) {
+        log_content(self.gateway, self.runtime, exchange, completion);
+    }
+}
+
+fn log_content(gateway: &Gateway, runtime: &Runtime, exchange: &Exchange, completion: &str) {
+    if !gateway.audit.logs_content() {
+        return;
+    }
+    let completion = match &runtime.redactor {
+        Some(redactor) => redactor.redact(completion).text.into_owned(),
+        None => return,
+    };
+    gateway.audit.content(ContentRecord {
+        kind: "content",
+        id: exchange.record.id.clone(),
+        tenant: exchange.record.tenant.clone().unwrap_or_default(),
+        model: exchange.record.model.clone().unwrap_or_default(),
+        prompt: exchange.redacted_prompt.clone(),
+        completion,
+    });
+}
+
+fn upstream_message(value: &Value) -> Option<String> {
+    let error = value.get("error")?;
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| error.as_str())?;
+    Some(stream::prefix_within(message, 1000).to_owned())
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+impl LeakWatch for CanaryWatch {
+    fn feed(&mut self, text: &str) -> bool {
+        CanaryWatch::feed(self, text)
+    }
+}
+
+/// Records a stream when it ends.
+struct StreamFinisher {
+    gateway: Arc<Gateway>,
+    exchange: Exchange,
+    admission: Admission,
+    prompt_tokens: u64,
+    tenant: Arc<str>,
+    injection: GuardAction,
+}
+
+impl StreamFinisher {
+    fn finish(mut self, summary: StreamSummary) {
+        let (prompt, completion, source) = match summary.usage {
+            Some((prompt, completion)) => (prompt, completion, "upstream"),
+            None => (
+                self.prompt_tokens,
+                request::estimate_tokens(&[&summary.text]),
+                "estimated",
+            ),
+        };
+        self.admission.settle(prompt + completion);
+        let record = &mut self.exchange.record;
+        record.prompt_tokens = prompt;
+        record.completion_tokens = completion;
+        record.usage_source = Some(source);
+        record.end = Some(summary.end.as_str());
+        record.status = 200;
+        if summary.end != StreamEnd::Complete {
+            record.code = Some(summary.end.as_str().to_owned());
+        }
+        if summary.canary_leaked {
+            let action = if summary.end == StreamEnd::CanaryCut {
+                "cut"
+            } else {
+                self.injection.as_str()
+            };
+            self.exchange.guard(
+                "canary",
+                action,
+                "system prompt canary in the answer".into(),
+            );
+            self.gateway
+                .metrics
+                .guard
+                .add(&[&self.tenant, "canary", action], 1);
+        }
+        let head = self.exchange.upstream.unwrap_or_default();
+        self.exchange.upstream = Some(head + summary.upstream_wait);
+        self.exchange.first_token = summary
+            .first_event
+            .map(|at| at.saturating_duration_since(self.exchange.started));
+        let runtime = self.gateway.runtime();
+        log_content(&self.gateway, &runtime, &self.exchange, &summary.text);
+        let gateway = Arc::clone(&self.gateway);
+        finish(&gateway, self.exchange);
+    }
+}
+
+/// Writes the audit record and the metrics of a finished request.
+fn finish(gateway: &Gateway, mut exchange: Exchange) {
+    let total = exchange.started.elapsed();
+    let record = &mut exchange.record;
+    record.latency_ms = millis(total);
+    record.upstream_ms = exchange.upstream.map(millis);
+    record.first_token_ms = exchange.first_token.map(millis);
+    let tenant = record.tenant.as_deref().unwrap_or("");
+    let model = record.model.as_deref().unwrap_or("");
+    let version = record.version.as_deref().unwrap_or("");
+    let metrics = &gateway.metrics;
+    let status = record.status.to_string();
+    metrics.requests.add(&[tenant, model, version, &status], 1);
+    if let Some(code) = &record.code {
+        metrics.errors.add(&[tenant, model, version, code], 1);
+    }
+    metrics.latency.observe(&[tenant, model, version], total);
+    if let Some(first) = exchange.first_token {
+        metrics
+            .first_token
+            .observe(&[tenant, model, version], first);
+    }
+    if record.prompt_tokens + record.completion_tokens > 0 {
+        metrics
+            .tokens
+            .add(&[tenant, model, version, "prompt"], record.prompt_tokens);
+        metrics.tokens.add(
+            &[tenant, model, version, "completion"],
+            record.completion_tokens,
+        );
+    }
+    if let Some(upstream) = exchange.upstream {
+        metrics
+            .overhead
+            .observe(&[model], total.saturating_sub(upstream));
+    }
+    for decision in &record.guards {
+        if decision.guard != "canary" {
+            metrics
+                .guard
+                .add(&[tenant, decision.guard, decision.action], 1);
+        }
+    }
+    if record.status < 400 && record.model.is_some() {
+        watch_extraction(gateway, &mut exchange);
+    }
+    gateway.audit.record(exchange.record);
+}
+
+/// Feeds the per-key extraction monitor; an alert is a guard decision in this request's record
+/// and a metric.
+fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
+    let record = &exchange.record;
+    let (Some(tenant), Some(key_id)) = (record.tenant.clone(), record.key_id.clone()) else {
+        return;
+    };
+    let mut monitor = gateway.extraction.lock().unwrap_or_else(|p| p.into_inner());
+    let now_ms = u64::try_from(gateway.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let alert = monitor.record(
+        &key_id,
+        now_ms,
+        &exchange.prompt_digest_text,
+        record.prompt_tokens,
+        record.completion_tokens,
+    );
+    // Only busy keys get gauges: a token subject per caller must not grow the metrics page.
+    let busy = monitor.thresholds().min_requests / 2;
+    if let Some(signals) = monitor
+        .signals(&key_id)
+        .filter(|s| s.requests_in_window >= busy)
+    {
+        let metrics = &gateway.metrics;
+        metrics.extraction.set(
+            &[&tenant, &key_id, "requests"],
+            signals.requests_in_window as f64,
+        );
+        metrics.extraction.set(
+            &[&tenant, &key_id, "distinct_prompt_ratio"],
+            signals.distinct_prompt_ratio,
+        );
+        metrics.extraction.set(
+            &[&tenant, &key_id, "output_input_ratio"],
+            signals.output_input_ratio,
+        );
+    }
+    drop(monitor);
+    if let Some(alert) = alert {
+        gateway
+            .metrics
+            .extraction_alerts
+            .add(&[&tenant, &key_id], 1);
+        exchange.guard("extraction", "log", alert.to_string());
+    }
+}

@@ -1,0 +1,660 @@
+//! What a request asks for, read from its JSON body, and whether the tenant's parameter policy
+//! allows it. Pure: the proxy hands in the bytes, gets back facts or a refusal. This is also
+//! what the fuzz target drives.
+
+use serde_json::{Map, Value};
+
+use crate::error::Refusal;
+
+/// The inference routes the gateway serves; every other path is 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    Chat,
+    /// `POST /v1/completions`
+    Completion,
+    /// `POST /v1/embeddings`
+    Embedding,
+    /// `GET /v1/models`
+    Models,
+}
+
+impl Endpoint {
+    /// The route for a path, if it is one of ours.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        match path.strip_suffix('/').unwrap_or(path) {
+            "/v1/chat/completions" => Some(Endpoint::Chat),
+            "/v1/completions" => Some(Endpoint::Completion),
+            "/v1/embeddings" => Some(Endpoint::Embedding),
+            "/v1/models" => Some(Endpoint::Models),
+            _ => None,
+        }
+    }
+
+    /// The path sent upstream.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completion => "/v1/completions",
+            Endpoint::Embedding => "/v1/embeddings",
+            Endpoint::Models => "/v1/models",
+        }
+    }
+
+    /// The method the route takes.
+    pub fn method(self) -> http::Method {
+        match self {
+            Endpoint::Models => http::Method::GET,
+            _ => http::Method::POST,
+        }
+    }
+
+    /// The name in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completion => "completion",
+            Endpoint::Embedding => "embedding",
+            Endpoint::Models => "models",
+        }
+    }
+
+    /// Whether the route generates tokens (and so has `max_tokens`, `n`, streams).
+    pub fn generates(self) -> bool {
+        matches!(self, Endpoint::Chat | Endpoint::Completion)
+    }
+}
+
+/// The tenant's parameter policy, as the inspection needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParameterPolicy {
+    /// Largest `max_tokens`; also the value set when the request has none.
+    pub max_tokens: u64,
+    /// Largest `n`.
+    pub max_n: u64,
+    /// `logprobs`/`top_logprobs` allowed.
+    pub allow_logprobs: bool,
+    /// `logit_bias` allowed.
+    pub allow_logit_bias: bool,
+    /// `tools`/`functions` allowed.
+    pub allow_tools: bool,
+    /// Most messages (chat) or inputs (embeddings, completions with a list of prompts).
+    pub max_messages: usize,
+}
+
+/// What the gateway needs to know about an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    /// The public model name asked for.
+    pub model: String,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Whether the client itself asked for the usage chunk at the end of the stream.
+    pub client_wants_usage: bool,
+    /// `max_tokens` as it will be sent (the tenant's cap when the client gave none).
+    pub max_tokens: u64,
+    /// Choices per request.
+    pub n: u64,
+    /// A cheap estimate of the prompt's tokens, for the up-front reservation.
+    pub prompt_tokens: u64,
+}
+
+impl Inspected {
+    /// Tokens reserved against the tenant's rate: prompt plus every choice's `max_tokens`.
+    pub fn reservation(&self) -> u64 {
+        self.prompt_tokens
+            .saturating_add(self.max_tokens.saturating_mul(self.n))
+    }
+}
+
+/// Parses the body: it must be a JSON object.
+pub fn parse(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Refusal::bad_request(
+            "invalid_body",
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(Refusal::bad_request(
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Reads the request's facts and checks them against the policy.
+pub fn inspect(
+    endpoint: Endpoint,
+    body: &Map<String, Value>,
+    policy: &ParameterPolicy,
+) -> Result<Inspected, Refusal> {
+    let model = match body.get("model") {
+        Some(Value::String(model)) if !model.is_empty() => model.clone(),
+        Some(_) => {
+            return Err(Refusal::bad_request(
+                "invalid_model",
+                "`model` must be a non-empty string",
+            )
+            .with_param("model"));
+        }
+        None => {
+            return Err(
+                Refusal::bad_request("missing_model", "`model` is required").with_param("model")
+            );
+        }
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => {
+            return Err(
+                Refusal::bad_request("invalid_stream", "`stream` must be true or false")
+                    .with_param("stream"),
+            );
+        }
+    };
+    if stream && !endpoint.generates() {
+        return Err(
+            Refusal::bad_request("invalid_stream", "embeddings cannot be streamed")
+                .with_param("stream"),
+        );
+    }
+    let client_wants_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+
+    let texts = prompt_texts(endpoint, body)?;
+    let prompt_tokens = estimate_tokens(&texts);
+
+    let (max_tokens, n) = if endpoint.generates() {
+        check_generation(body, policy)?
+    } else {
+        (0, 1)
+    };
+    Ok(Inspected {
+        model,
+        stream,
+        client_wants_usage,
+        max_tokens,
+        n,
+        prompt_tokens,
+    })
+}
+
+fn check_generation(
+    body: &Map<String, Value>,
+    policy: &ParameterPolicy,
+) -> Result<(u64, u64), Refusal> {
+    let mut max_tokens = policy.max_tokens;
+    for field in ["max_tokens", "max_completion_tokens"] {
+        let param = if field == "max_tokens" {
+            "max_tokens"
+        } else {
+            "max_completion_tokens"
+        };
+        match body.get(field) {
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                let asked = value.as_u64().filter(|&v| v > 0).ok_or_else(|| {
+                    Refusal::bad_request(
+                        "invalid_max_tokens",
+                        format!("`{field}` must be a positive integer"),
+                    )
+                    .with_param(param)
+                })?;
+                if asked > policy.max_tokens {
+                    return Err(Refusal::bad_request(
+                        "max_tokens_too_large",
+                        format!(
+                            "`{field}` is {asked}; this tenant may ask for at most {}",
+                            policy.max_tokens
+                        ),
+                    )
+                    .with_param(param));
+                }
+                max_tokens = max_tokens.min(asked);
+            }
+        }
+    }
+    let n = match body.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(value) => value.as_u64().filter(|&n| n > 0).ok_or_else(|| {
+            Refusal::bad_request("invalid_n", "`n` must be a positive integer").with_param("n")
+        })?,
+    };
+    if n > policy.max_n {
+        return Err(Refusal::bad_request(
+            "n_too_large",
+            format!(
+                "`n` is {n}; this tenant may ask for at most {}",
+                policy.max_n
+            ),
+        )
+        .with_param("n"));
+    }
+    if !policy.allow_logprobs {
+        let asks_logprobs = |field: &str| match body.get(field) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Number(n)) => n.as_u64() != Some(0),
+            Some(_) => true,
+        };
+        for field in ["logprobs", "top_logprobs"] {
+            if asks_logprobs(field) {
+                return Err(not_allowed(field));
+            }
+        }
+    }
+    if !policy.allow_logit_bias && present(body.get("logit_bias")) {
+        return Err(not_allowed("logit_bias"));
+    }
+    if !policy.allow_tools {
+        for field in ["tools", "functions", "tool_choice", "function_call"] {
+            if present(body.get(field)) {
+                return Err(not_allowed(field));
+            }
+        }
+    }
+    if let Some(Value::Array(messages)) = body.get("messages")
+        && messages.len() > policy.max_messages
+    {
+        return Err(Refusal::bad_request(
+            "too_many_messages",
+            format!(
+                "{} messages; this tenant may send at most {}",
+                messages.len(),
+                policy.max_messages
+            ),
+        )
+        .with_param("messages"));
+    }
+    Ok((max_tokens, n))
+}
+
+/// Whether a parameter is set to something (not absent, null, empty list or object).
+fn present(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+fn not_allowed(field: &'static str) -> Refusal {
+    Refusal::bad_request(
+        "parameter_not_allowed",
+        format!("`{field}` is not allowed for this tenant"),
+    )
+    .with_param(field)
+}
+
+/// The text the client sends the model, for the guards and the token estimate: chat message
+/// contents (strings or text parts), completion prompts, embedding inputs. Refuses a body whose
+/// prompt field has the wrong shape.
+pub fn prompt_texts(endpoint: Endpoint, body: &Map<String, Value>) -> Result<Vec<&str>, Refusal> {
+    Ok(prompt_parts(endpoint, body)?
+        .into_iter()
+        .map(|part| part.text)
+        .collect())
+}
+
+/// One piece of prompt text and who wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptPart<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Whether it is the tenant's own instruction (a `system` or `developer` message), as
+    /// opposed to what its users or tools put in: injection is looked for only in the latter.
+    pub instruction: bool,
+}
+
+/// [`prompt_texts`], each with whether it is an instruction.
+pub fn prompt_parts<'a>(
+    endpoint: Endpoint,
+    body: &'a Map<String, Value>,
+) -> Result<Vec<PromptPart<'a>>, Refusal> {
+    let mut parts = Vec::new();
+    match endpoint {
+        Endpoint::Chat => {
+            let Some(Value::Array(messages)) = body.get("messages") else {
+                return Err(Refusal::bad_request(
+                    "invalid_messages",
+                    "`messages` must be a list of messages",
+                )
+                .with_param("messages"));
+            };
+            for message in messages {
+                let instruction = matches!(
+                    message.get("role").and_then(Value::as_str),
+                    Some("system" | "developer")
+                );
+                let mut push = |text: &'a str| parts.push(PromptPart { text, instruction });
+                match message.get("content") {
+                    Some(Value::String(text)) => push(text.as_str()),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .for_each(push),
+                    _ => {}
+                }
+            }
+        }
+        Endpoint::Completion | Endpoint::Embedding => {
+            let field = if endpoint == Endpoint::Completion {
+                "prompt"
+            } else {
+                "input"
+            };
+            let mut texts = Vec::new();
+            collect_strings(body.get(field), field, &mut texts)?;
+            parts.extend(texts.into_iter().map(|text| PromptPart {
+                text,
+                instruction: false,
+            }));
+        }
+        Endpoint::Models => {}
+    }
+    Ok(parts)
+}
+
+fn collect_strings<'a>(
+    value: Option<&'a Value>,
+    field: &'static str,
+    texts: &mut Vec<&'a str>,
+) -> Result<(), Refusal> {
+    match value {
+        Some(Value::String(text)) => texts.push(text),
+        Some(Value::Array(items)) => texts.extend(items.iter().filter_map(Value::as_str)),
+        None => {
+            return Err(
+                Refusal::bad_request("missing_input", format!("`{field}` is required"))
+                    .with_param(field),
+            );
+        }
+        // Token ids: nothing to scan, counted by length below.
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Roughly four bytes per token plus a few per message: enough to reserve against a rate
+/// limit; the model server's usage settles the truth.
+pub fn estimate_tokens(texts: &[&str]) -> u64 {
+    texts.iter().map(|t| (t.len() as u64).div_ceil(4) + 4).sum()
+}
+
+/// Applies `edit` to every prompt text in place (redaction before the upstream). Returns
+/// whether anything changed.
+pub fn edit_prompt_texts(
+    endpoint: Endpoint,
+    body: &mut Map<String, Value>,
+    mut edit: impl FnMut(&str) -> Option<String>,
+) -> bool {
+    let mut changed = false;
+    let mut apply = |value: &mut Value| {
+        if let Value::String(text) = value
+            && let Some(new) = edit(text)
+        {
+            *text = new;
+            changed = true;
+        }
+    };
+    match endpoint {
+        Endpoint::Chat => {
+            if let Some(Value::Array(messages)) = body.get_mut("messages") {
+                for message in messages {
+                    match message.get_mut("content") {
+                        Some(Value::Array(parts)) => {
+                            for part in parts {
+                                if let Some(text) = part.get_mut("text") {
+                                    apply(text);
+                                }
+                            }
+                        }
+                        Some(content) => apply(content),
+                        None => {}
+                    }
+                }
+            }
+        }
+        Endpoint::Completion | Endpoint::Embedding => {
+            let field = if endpoint == Endpoint::Completion {
+                "prompt"
+            } else {
+                "input"
+            };
+            match body.get_mut(field) {
+                Some(Value::Array(items)) => items.iter_mut().for_each(&mut apply),
+                Some(value) => apply(value),
+                None => {}
+            }
+        }
+        Endpoint::Models => {}
+    }
+    changed
+}
+
+/// Appends `canary` to the first system (or developer) message. Returns whether there was one.
+pub fn add_canary(body: &mut Map<String, Value>, canary: &str) -> bool {
+    let Some(Value::Array(messages)) = body.get_mut("messages") else {
+        return false;
+    };
+    for message in messages {
+        let role = message.get("role").and_then(Value::as_str);
+        if !matches!(role, Some("system" | "developer")) {
+            continue;
+        }
+        match message.get_mut("content") {
+            Some(Value::String(text)) => {
+                text.push_str("\n\n");
+                text.push_str(canary);
+                return true;
+            }
+            Some(Value::Array(parts)) => {
+                parts.push(serde_json::json!({"type": "text", "text": canary}));
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> ParameterPolicy {
+        ParameterPolicy {
+            max_tokens: 1024,
+            max_n: 2,
+            allow_logprobs: false,
+            allow_logit_bias: false,
+            allow_tools: false,
+            max_messages: 3,
+        }
+    }
+
+    fn body(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    fn chat(extra: Value) -> Map<String, Value> {
+        let mut map = body(
+            json!({"model": "llama", "messages": [{"role": "user", "content": "hello there"}]}),
+        );
+        map.extend(body(extra));
+        map
+    }
+
+    #[test]
+    fn a_plain_chat_request_is_read_and_capped() {
+        let facts = inspect(Endpoint::Chat, &chat(json!({})), &policy()).unwrap();
+        assert_eq!(facts.model, "llama");
+        assert!(!facts.stream);
+        assert_eq!(facts.max_tokens, 1024, "no max_tokens: the cap is reserved");
+        assert_eq!(facts.n, 1);
+        assert_eq!(facts.reservation(), facts.prompt_tokens + 1024);
+        let facts = inspect(
+            Endpoint::Chat,
+            &chat(json!({"max_tokens": 10, "n": 2})),
+            &policy(),
+        )
+        .unwrap();
+        assert_eq!(facts.reservation(), facts.prompt_tokens + 20);
+    }
+
+    #[test]
+    fn the_parameter_policy_refuses_with_the_field() {
+        let refused = |extra: Value| inspect(Endpoint::Chat, &chat(extra), &policy()).unwrap_err();
+        assert_eq!(
+            refused(json!({"max_tokens": 5000})).param,
+            Some("max_tokens")
+        );
+        assert_eq!(
+            refused(json!({"max_completion_tokens": 5000})).param,
+            Some("max_completion_tokens")
+        );
+        assert_eq!(refused(json!({"n": 3})).param, Some("n"));
+        assert_eq!(refused(json!({"logprobs": true})).param, Some("logprobs"));
+        assert_eq!(
+            refused(json!({"top_logprobs": 5})).param,
+            Some("top_logprobs")
+        );
+        assert_eq!(
+            refused(json!({"logit_bias": {"50256": -100}})).param,
+            Some("logit_bias")
+        );
+        assert_eq!(
+            refused(json!({"tools": [{"type": "function"}]})).param,
+            Some("tools")
+        );
+        assert_eq!(
+            refused(json!({"max_tokens": -1})).code,
+            "invalid_max_tokens"
+        );
+        assert_eq!(refused(json!({"stream": "yes"})).param, Some("stream"));
+        let many = json!({"messages": [{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"user","content":"c"},{"role":"user","content":"d"}]});
+        assert_eq!(refused(many).code, "too_many_messages");
+    }
+
+    #[test]
+    fn harmless_values_of_guarded_parameters_pass() {
+        let ok = |extra: Value| inspect(Endpoint::Chat, &chat(extra), &policy()).is_ok();
+        assert!(ok(
+            json!({"logprobs": false, "logit_bias": {}, "tools": [], "n": null})
+        ));
+        assert!(
+            ok(json!({"logprobs": 0})),
+            "completions' logprobs: 0 asks for none"
+        );
+    }
+
+    #[test]
+    fn a_body_without_a_model_or_not_an_object_is_a_bad_request() {
+        assert_eq!(parse(b"[1,2]").unwrap_err().code, "invalid_body");
+        assert_eq!(parse(b"{\"model\":").unwrap_err().code, "invalid_json");
+        let no_model = body(json!({"messages": []}));
+        assert_eq!(
+            inspect(Endpoint::Chat, &no_model, &policy())
+                .unwrap_err()
+                .code,
+            "missing_model"
+        );
+        let no_messages = body(json!({"model": "m"}));
+        assert_eq!(
+            inspect(Endpoint::Chat, &no_messages, &policy())
+                .unwrap_err()
+                .param,
+            Some("messages")
+        );
+    }
+
+    #[test]
+    fn prompt_texts_reach_into_parts_prompts_and_inputs() {
+        let parts = chat(
+            json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}]}),
+        );
+        assert_eq!(prompt_texts(Endpoint::Chat, &parts).unwrap(), vec!["a"]);
+        let completion = body(json!({"model": "m", "prompt": ["x", "y"]}));
+        assert_eq!(
+            prompt_texts(Endpoint::Completion, &completion).unwrap(),
+            vec!["x", "y"]
+        );
+        let embedding = body(json!({"model": "m", "input": [1, 2, 3]}));
+        assert!(
+            prompt_texts(Endpoint::Embedding, &embedding)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn system_and_developer_messages_are_instructions() {
+        let map = chat(json!({"messages": [
+            {"role": "system", "content": "rules"},
+            {"role": "developer", "content": "more rules"},
+            {"role": "user", "content": "question"},
+            {"role": "tool", "content": "fetched page"}
+        ]}));
+        let parts = prompt_parts(Endpoint::Chat, &map).unwrap();
+        let untrusted: Vec<&str> = parts
+            .iter()
+            .filter(|p| !p.instruction)
+            .map(|p| p.text)
+            .collect();
+        assert_eq!(untrusted, ["question", "fetched page"]);
+    }
+
+    #[test]
+    fn editing_prompt_texts_changes_every_text_and_nothing_else() {
+        let mut map = chat(json!({"messages": [
+            {"role": "system", "content": "be nice"},
+            {"role": "user", "content": [{"type": "text", "text": "card 4111"}]}
+        ]}));
+        let changed = edit_prompt_texts(Endpoint::Chat, &mut map, |t| {
+            t.contains("4111").then(|| t.replace("4111", "[X]"))
+        });
+        assert!(changed);
+        assert_eq!(map["messages"][1]["content"][0]["text"], "card [X]");
+        assert_eq!(map["messages"][0]["content"], "be nice");
+    }
+
+    #[test]
+    fn the_canary_goes_into_the_system_message_only() {
+        let mut map = chat(json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "secret rules"}
+        ]}));
+        assert!(add_canary(&mut map, "hgc-1234"));
+        assert_eq!(map["messages"][1]["content"], "secret rules\n\nhgc-1234");
+        assert_eq!(map["messages"][0]["content"], "hi");
+        let mut no_system = chat(json!({}));
+        assert!(!add_canary(&mut no_system, "hgc-1234"));
+    }
+
+    #[test]
+    fn paths_map_to_endpoints_and_nothing_else() {
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions"),
+            Some(Endpoint::Chat)
+        );
+        assert_eq!(Endpoint::from_path("/v1/models/"), Some(Endpoint::Models));
+        for closed in [
+            "/metrics",
+            "/v1/load_lora_adapter",
+            "/api/pull",
+            "/",
+            "/v1",
+            "/health",
+        ] {
+            assert_eq!(Endpoint::from_path(closed), None, "{closed}");
+        }
+    }
+}

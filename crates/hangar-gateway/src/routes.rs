@@ -1,0 +1,312 @@
+//! The route table: a public model name → its versions and their weights. It is a plain value
+//! built from the configuration; a reload (or, later, a model release) builds a new one and the
+//! runtime swaps it whole, so a request in flight keeps the version it was given.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::{ModelRoute, Sticky};
+use crate::error::Refusal;
+use crate::upstream::BaseUrl;
+
+/// Where one version of a model is served.
+#[derive(Debug)]
+pub struct Version {
+    /// The version's name, for logs, metrics and the `x-hangar-version` header.
+    pub name: Arc<str>,
+    /// The model server.
+    pub base: BaseUrl,
+    /// The model name to send upstream.
+    pub upstream_model: Arc<str>,
+    /// The `Authorization` value to present upstream, read from the environment at load.
+    pub upstream_auth: Option<http::HeaderValue>,
+    weight: u64,
+}
+
+/// One public model.
+#[derive(Debug)]
+pub struct Route {
+    versions: Vec<Arc<Version>>,
+    total_weight: u64,
+    sticky: Sticky,
+}
+
+/// Who is asking, for stickiness.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The verified tenant.
+    pub tenant: &'a str,
+    /// The client's `x-session-id`, if it sent one.
+    pub session: Option<&'a str>,
+}
+
+/// Every public model.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: BTreeMap<String, Route>,
+    draws: AtomicU64,
+}
+
+impl RouteTable {
+    /// Builds the table. Base URLs were checked at load; an environment variable named for an
+    /// upstream key that is unset is reported here.
+    pub fn new(models: &BTreeMap<String, ModelRoute>) -> Result<RouteTable, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut routes = BTreeMap::new();
+        for (name, route) in models {
+            let mut versions = Vec::new();
+            for (i, version) in route.versions.iter().enumerate() {
+                let base = match crate::upstream::parse_base_url(&version.url) {
+                    Ok(base) => base,
+                    Err(e) => {
+                        problems.push(format!("models.{name}.versions[{i}].url: {e}"));
+                        continue;
+                    }
+                };
+                let upstream_auth = match &version.api_key_env {
+                    None => None,
+                    Some(var) => match upstream_auth(var) {
+                        Ok(value) => Some(value),
+                        Err(e) => {
+                            problems.push(format!("models.{name}.versions[{i}].apiKeyEnv: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                versions.push(Arc::new(Version {
+                    name: Arc::from(version.name.as_str()),
+                    base,
+                    upstream_model: Arc::from(version.upstream_model.as_deref().unwrap_or(name)),
+                    upstream_auth,
+                    weight: u64::from(version.weight),
+                }));
+            }
+            let total_weight = versions.iter().map(|v| v.weight).sum();
+            routes.insert(
+                name.clone(),
+                Route {
+                    versions,
+                    total_weight,
+                    sticky: route.sticky,
+                },
+            );
+        }
+        if problems.is_empty() {
+            Ok(RouteTable {
+                routes,
+                draws: AtomicU64::new(0),
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Whether `model` is a public model name.
+    pub fn contains(&self, model: &str) -> bool {
+        self.routes.contains_key(model)
+    }
+
+    /// The public model names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+
+    /// The version that serves this request: the pinned one if the caller may pin, else one
+    /// drawn by weight (stickily when the route says so).
+    pub fn pick(
+        &self,
+        model: &str,
+        caller: Caller<'_>,
+        pin: Option<&str>,
+    ) -> Result<Arc<Version>, Refusal> {
+        let route = self.routes.get(model).ok_or_else(|| {
+            Refusal::not_found(
+                "model_not_found",
+                format!("the model `{model}` does not exist"),
+            )
+            .with_param("model")
+        })?;
+        if let Some(pin) = pin {
+            return route
+                .versions
+                .iter()
+                .find(|v| &*v.name == pin)
+                .cloned()
+                .ok_or_else(|| {
+                    Refusal::not_found(
+                        "version_not_found",
+                        format!("the model `{model}` has no version `{pin}`"),
+                    )
+                });
+        }
+        let point = match route.sticky {
+            Sticky::Tenant => stable_hash(caller.tenant.as_bytes()),
+            Sticky::Session => stable_hash(caller.session.unwrap_or(caller.tenant).as_bytes()),
+            Sticky::None => mix(self.draws.fetch_add(1, Ordering::Relaxed)),
+        };
+        route.choose(point).ok_or_else(|| {
+            Refusal::unavailable(
+                "no_version",
+                format!("the model `{model}` has no version taking traffic"),
+                std::time::Duration::from_secs(5),
+            )
+        })
+    }
+}
+
+impl Route {
+    /// The version whose band of `[0, total_weight)` holds `point`. Bands follow the
+    /// configured order, so moving 10% of weight between two versions moves only the callers
+    /// in that 10%.
+    fn choose(&self, point: u64) -> Option<Arc<Version>> {
+        if self.total_weight == 0 {
+            return None;
+        }
+        let mut at = point % self.total_weight;
+        for version in &self.versions {
+            if at < version.weight {
+                return Some(Arc::clone(version));
+            }
+            at -= version.weight;
+        }
+        None
+    }
+}
+
+fn upstream_auth(var: &str) -> Result<http::HeaderValue, String> {
+    let key =
+        std::env::var(var).map_err(|_| format!("the environment variable `{var}` is not set"))?;
+    let mut value = http::HeaderValue::try_from(format!("Bearer {}", key.trim()))
+        .map_err(|_| format!("`{var}` holds characters a header cannot carry"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// FNV-1a then a SplitMix64 finish: stable across runs and releases, unlike std's hasher.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(hash)
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelVersion;
+
+    fn table(weights: &[(&str, u32)], sticky: Sticky) -> RouteTable {
+        let versions = weights
+            .iter()
+            .map(|(name, weight)| ModelVersion {
+                name: (*name).to_owned(),
+                url: "http://127.0.0.1:8000".into(),
+                upstream_model: None,
+                weight: *weight,
+                api_key_env: None,
+            })
+            .collect();
+        let models = BTreeMap::from([("llama".to_owned(), ModelRoute { versions, sticky })]);
+        RouteTable::new(&models).unwrap()
+    }
+
+    fn caller(tenant: &str) -> Caller<'_> {
+        Caller {
+            tenant,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn weights_split_traffic_in_proportion() {
+        let table = table(&[("blue", 90), ("green", 10)], Sticky::None);
+        let green = (0..10_000)
+            .filter(|_| &*table.pick("llama", caller("t"), None).unwrap().name == "green")
+            .count();
+        assert!((800..1200).contains(&green), "green got {green} of 10000");
+    }
+
+    #[test]
+    fn a_tenant_sticks_to_one_version_and_tenants_spread() {
+        let table = table(&[("blue", 50), ("green", 50)], Sticky::Tenant);
+        let first = table
+            .pick("llama", caller("payments"), None)
+            .unwrap()
+            .name
+            .clone();
+        for _ in 0..50 {
+            assert_eq!(
+                table.pick("llama", caller("payments"), None).unwrap().name,
+                first
+            );
+        }
+        let greens = (0..200)
+            .filter(|i| {
+                let tenant = format!("tenant-{i}");
+                &*table.pick("llama", caller(&tenant), None).unwrap().name == "green"
+            })
+            .count();
+        assert!(
+            (60..140).contains(&greens),
+            "{greens} of 200 tenants on green"
+        );
+    }
+
+    #[test]
+    fn blue_green_at_zero_sends_nothing_to_the_idle_side() {
+        let table = table(&[("blue", 100), ("green", 0)], Sticky::None);
+        assert!(
+            (0..1000).all(|_| &*table.pick("llama", caller("t"), None).unwrap().name == "blue")
+        );
+    }
+
+    #[test]
+    fn a_pin_picks_the_named_version_and_an_unknown_one_is_404() {
+        let table = table(&[("blue", 100), ("green", 0)], Sticky::None);
+        assert_eq!(
+            &*table
+                .pick("llama", caller("t"), Some("green"))
+                .unwrap()
+                .name,
+            "green"
+        );
+        let refusal = table.pick("llama", caller("t"), Some("red")).unwrap_err();
+        assert_eq!(refusal.status, http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn an_unknown_model_is_404_model_not_found() {
+        let table = table(&[("blue", 1)], Sticky::None);
+        let refusal = table.pick("gpt-5", caller("t"), None).unwrap_err();
+        assert_eq!(refusal.code, "model_not_found");
+    }
+
+    #[test]
+    fn a_missing_upstream_key_variable_is_reported() {
+        let models = BTreeMap::from([(
+            "m".to_owned(),
+            ModelRoute {
+                versions: vec![ModelVersion {
+                    name: "v1".into(),
+                    url: "http://127.0.0.1:1".into(),
+                    upstream_model: None,
+                    weight: 1,
+                    api_key_env: Some("HANGAR_TEST_SURELY_UNSET_VARIABLE".into()),
+                }],
+                sticky: Sticky::None,
+            },
+        )]);
+        let problems = RouteTable::new(&models).unwrap_err();
+        assert!(problems[0].contains("HANGAR_TEST_SURELY_UNSET_VARIABLE"));
+    }
+}

@@ -1,0 +1,195 @@
+//! The configuration compiled for serving: key index, JWT verifier, tenants, route table,
+//! guards and the upstream client. One value, built whole from a checked configuration and
+//! swapped whole on reload, so a request sees one consistent configuration from start to end.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hangar_guard::{InjectionScanner, Redactor, SecretKind};
+
+use crate::auth::jwt::JwtVerifier;
+use crate::auth::keys::KeyStore;
+use crate::config::{GatewayConfig, GuardAction, JwtConfig};
+use crate::limits::TenantLimits;
+use crate::request::ParameterPolicy;
+use crate::routes::RouteTable;
+use crate::upstream::{self, UpstreamClient};
+
+/// One tenant, ready to serve.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The tenant's name.
+    pub name: Arc<str>,
+    /// `None` means every model.
+    pub models: Option<HashSet<String>>,
+    /// Parameter caps and permissions.
+    pub params: ParameterPolicy,
+    /// Largest body accepted.
+    pub max_body_bytes: u64,
+    /// Rate and concurrency limits.
+    pub limits: TenantLimits,
+    /// May pin a version with `x-hangar-version`.
+    pub allow_version_pin: bool,
+    /// Redact prompts before the model server.
+    pub redact_upstream: bool,
+    /// What the injection and canary guards do.
+    pub injection: GuardAction,
+    /// Strings whose appearance in an answer means the system prompt leaked.
+    pub canaries: Vec<String>,
+    /// The gateway's own canary, added to system messages when `inject_canary` is on.
+    pub injected_canary: Option<String>,
+    /// Time to the response headers or first token.
+    pub first_token: Duration,
+    /// Longest silence within an answer.
+    pub idle: Duration,
+}
+
+impl Tenant {
+    /// Whether the tenant may use the public model `model`.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|m| m.contains(model))
+    }
+}
+
+/// Everything a request needs from the configuration.
+pub struct Runtime {
+    /// The configuration this was built from.
+    pub config: GatewayConfig,
+    /// API keys by prefix.
+    pub keys: KeyStore,
+    /// The JWT verifier, if tokens are accepted.
+    pub jwt: Option<Arc<JwtVerifier>>,
+    /// Tenants by name.
+    pub tenants: HashMap<String, Tenant>,
+    /// Public model → versions.
+    pub routes: RouteTable,
+    /// The pooled client for model servers.
+    pub client: UpstreamClient,
+    /// Redaction, unless `guards.redact` is empty.
+    pub redactor: Option<Arc<Redactor>>,
+    /// Prompt-injection heuristics.
+    pub scanner: Arc<InjectionScanner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tenants", &self.tenants.len())
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Compiles a checked configuration. `previous` lends its JWT verifier (and so its cached
+    /// keys) when the JWT settings did not change.
+    pub fn build(
+        config: GatewayConfig,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, Vec<String>> {
+        let mut problems = config.problems();
+        let routes = RouteTable::new(&config.models).unwrap_or_else(|mut more| {
+            problems.append(&mut more);
+            RouteTable::default()
+        });
+        let jwt = match &config.auth.jwt {
+            None => None,
+            Some(jwt_config) => match reuse_verifier(jwt_config, previous) {
+                Some(verifier) => Some(verifier),
+                None => match JwtVerifier::new(jwt_config) {
+                    Ok(verifier) => Some(Arc::new(verifier)),
+                    Err(e) => {
+                        problems.push(format!("auth.jwt: {e}"));
+                        None
+                    }
+                },
+            },
+        };
+        let client = match upstream::client(config.limits.timeouts.connect.get()) {
+            Ok(client) => Some(client),
+            Err(e) => {
+                problems.push(format!("upstream client: {e}"));
+                None
+            }
+        };
+        let (Some(client), true) = (client, problems.is_empty()) else {
+            problems.dedup();
+            return Err(problems);
+        };
+        let kinds: Vec<SecretKind> = config
+            .guards
+            .redact
+            .iter()
+            .filter_map(|k| SecretKind::parse(k))
+            .collect();
+        let redactor = (!kinds.is_empty()).then(|| Arc::new(Redactor::new(&kinds)));
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|(name, t)| (name.clone(), tenant(name, t, &config)))
+            .collect();
+        Ok(Runtime {
+            keys: KeyStore::new(&config.auth.api_keys),
+            jwt,
+            tenants,
+            routes,
+            client,
+            redactor,
+            scanner: Arc::new(InjectionScanner::default()),
+            config,
+        })
+    }
+}
+
+fn reuse_verifier(config: &JwtConfig, previous: Option<&Runtime>) -> Option<Arc<JwtVerifier>> {
+    let previous = previous?;
+    // A JWKS file is read again on reload: that is how its keys are rotated.
+    if matches!(config.jwks, crate::config::JwksSource::File(_)) {
+        return None;
+    }
+    (previous.config.auth.jwt.as_ref() == Some(config))
+        .then(|| previous.jwt.clone())
+        .flatten()
+}
+
+fn tenant(name: &str, t: &crate::config::TenantConfig, config: &GatewayConfig) -> Tenant {
+    let models = (!t.models.iter().any(|m| m == "*")).then(|| t.models.iter().cloned().collect());
+    let injected_canary = t.inject_canary.then(|| {
+        hangar_guard::new_canary_token(format!("{}/{name}", config.guards.canary_seed).as_bytes())
+    });
+    let mut canaries = t.canaries.clone();
+    canaries.extend(injected_canary.clone());
+    let timeouts = t.timeouts.unwrap_or(crate::config::TenantTimeouts {
+        first_token: None,
+        idle: None,
+    });
+    Tenant {
+        name: Arc::from(name),
+        models,
+        params: ParameterPolicy {
+            max_tokens: t.max_tokens,
+            max_n: t.max_n,
+            allow_logprobs: t.allow_logprobs,
+            allow_logit_bias: t.allow_logit_bias,
+            allow_tools: t.allow_tools,
+            max_messages: t.max_messages,
+        },
+        max_body_bytes: t.max_body_bytes.0,
+        limits: TenantLimits {
+            requests_per_minute: t.requests_per_minute,
+            tokens_per_minute: t.tokens_per_minute,
+            max_concurrent: t.max_concurrent,
+        },
+        allow_version_pin: t.allow_version_pin,
+        redact_upstream: t.redact_upstream,
+        injection: t.injection,
+        canaries,
+        injected_canary,
+        first_token: timeouts
+            .first_token
+            .unwrap_or(config.limits.timeouts.first_token)
+            .get(),
+        idle: timeouts.idle.unwrap_or(config.limits.timeouts.idle).get(),
+    }
+}

@@ -1,0 +1,402 @@
+//! The sockets: the inference listener (HTTP/1.1 and HTTP/2, TLS by ALPN when configured), the
+//! operator listener (`/metrics`, `/healthz`, `/readyz`), configuration reload on change or
+//! SIGHUP, and a graceful shutdown that lets streams in flight finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::audit::AuditLogs;
+use crate::config::{ConfigError, GatewayConfig};
+use crate::proxy::{Gateway, handle};
+use crate::runtime::Runtime;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be used.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The audit log could not be opened or closed.
+    #[error("audit log: {0}")]
+    Audit(#[from] hangar_ledger::LedgerError),
+    /// Shutdown could not finish writing out.
+    #[error("{0}")]
+    Shutdown(String),
+}
+
+/// A gateway with its sockets bound, not yet serving.
+pub struct Server {
+    gateway: Arc<Gateway>,
+    logs: AuditLogs,
+    config_path: PathBuf,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    drain: Duration,
+    header_read: Duration,
+}
+
+impl Server {
+    /// Reads the configuration at `path`, opens the audit log and binds the listeners.
+    pub async fn bind(path: &Path) -> Result<Server, StartError> {
+        let config = GatewayConfig::load(path)?;
+        let shown = path.display().to_string();
+        let runtime = Runtime::build(config, None).map_err(|problems| ConfigError {
+            path: shown,
+            problems,
+        })?;
+        let config = &runtime.config;
+        let listener = bind(config.listen).await?;
+        let admin = match config.admin_listen {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
+        let tls = match &config.tls {
+            Some(tls) => Some(tls_acceptor(&tls.cert, &tls.key)?),
+            None => None,
+        };
+        let logs = AuditLogs::open(&config.audit)?;
+        let drain = config.limits.drain.get();
+        let header_read = config.limits.request_read.get();
+        let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
+        Ok(Server {
+            gateway,
+            logs,
+            config_path: path.to_owned(),
+            listener,
+            admin,
+            tls,
+            drain,
+            header_read,
+        })
+    }
+
+    /// Where the inference API listens (useful with port 0).
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Where the operator endpoints listen.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The shared state, for tests that look inside.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        Arc::clone(&self.gateway)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
+    /// (up to `limits.drain`), and writes out the audit log.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+        let draining = Arc::new(AtomicBool::new(false));
+        let reloader = tokio::spawn(watch_config(
+            Arc::clone(&self.gateway),
+            self.config_path.clone(),
+        ));
+        let admin = self.admin.map(|listener| {
+            tokio::spawn(serve_admin(
+                listener,
+                Arc::clone(&self.gateway),
+                Arc::clone(&draining),
+            ))
+        });
+        let graceful = GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(1024);
+        let builder = Arc::new(builder);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    serve_connection(&self.gateway, &builder, &graceful, self.tls.clone(), stream, peer);
+                }
+            }
+        }
+        draining.store(true, Ordering::Relaxed);
+        drop(self.listener);
+        tracing::info!(
+            "shutting down: waiting up to {:?} for requests in flight",
+            self.drain
+        );
+        if tokio::time::timeout(self.drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain time is over; closing the remaining connections");
+        }
+        reloader.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+        }
+        drop(self.gateway);
+        let logs = self.logs;
+        tokio::task::spawn_blocking(move || logs.close())
+            .await
+            .map_err(|e| StartError::Shutdown(format!("the audit log writer failed: {e}")))??;
+        Ok(())
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind { address, source })
+}
+
+fn serve_connection(
+    gateway: &Arc<Gateway>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    graceful: &GracefulShutdown,
+    tls: Option<TlsAcceptor>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let gateway = Arc::clone(gateway);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let gateway = Arc::clone(&gateway);
+        async move { Ok::<_, Infallible>(handle(gateway, peer, request).await) }
+    });
+    let builder = Arc::clone(builder);
+    match tls {
+        None => {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+        Some(acceptor) => {
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                let Ok(Ok(stream)) = handshake else {
+                    return;
+                };
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let _ = watcher.watch(connection).await;
+            });
+        }
+    }
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| StartError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "{}: no certificate in the file",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StartError::Tls(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Tls(format!("the certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Reloads the configuration when its file changes (checked every second) or on SIGHUP. A file
+/// that does not load leaves the running configuration in place, and says why.
+async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
+    let mut last_seen = file_stamp(&path);
+    let mut hangup = hangup_signal();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = recv_hangup(&mut hangup) => true,
+        };
+        let stamp = file_stamp(&path);
+        if !forced && stamp == last_seen {
+            continue;
+        }
+        last_seen = stamp;
+        reload(&gateway, &path);
+    }
+}
+
+/// Loads `path` and, if it is good, serves it from now on.
+pub fn reload(gateway: &Gateway, path: &Path) -> bool {
+    let current = gateway.runtime();
+    let built = GatewayConfig::load(path)
+        .map_err(|e| e.problems)
+        .and_then(|config| Runtime::build(config, Some(&current)));
+    match built {
+        Ok(runtime) => {
+            for field in restart_only_changes(&current.config, &runtime.config) {
+                tracing::warn!(
+                    "{}: `{field}` changed; it takes effect at the next restart",
+                    path.display()
+                );
+            }
+            gateway.swap(runtime);
+            gateway.metrics.reloads.add(&["applied"], 1);
+            tracing::info!("{}: configuration reloaded", path.display());
+            true
+        }
+        Err(problems) => {
+            gateway.metrics.reloads.add(&["rejected"], 1);
+            tracing::error!(
+                "{}: the new configuration was rejected; the previous one keeps serving:\n  {}",
+                path.display(),
+                problems.join("\n  ")
+            );
+            false
+        }
+    }
+}
+
+fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.listen != new.listen {
+        changed.push("listen");
+    }
+    if old.admin_listen != new.admin_listen {
+        changed.push("adminListen");
+    }
+    if old.tls != new.tls {
+        changed.push("tls");
+    }
+    if old.audit != new.audit {
+        changed.push("audit");
+    }
+    changed
+}
+
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {
+    None
+}
+
+#[cfg(unix)]
+async fn recv_hangup(signal: &mut Hangup) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+#[cfg(not(unix))]
+async fn recv_hangup(_: &mut Hangup) -> Option<()> {
+    std::future::pending().await
+}
+
+/// `/metrics`, `/healthz`, `/readyz` on the operator listener.
+async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc<AtomicBool>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let gateway = Arc::clone(&gateway);
+        let draining = Arc::clone(&draining);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let response = admin_response(&gateway, &draining, request.uri().path());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn admin_response(gateway: &Gateway, draining: &AtomicBool, path: &str) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" => {
+            let (written, dropped) = gateway.audit_counts();
+            gateway.metrics.audit.set(&["written"], written as f64);
+            gateway.metrics.audit.set(&["dropped"], dropped as f64);
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                gateway.metrics.render(),
+            )
+        }
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/readyz" if draining.load(Ordering::Relaxed) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "draining\n".to_owned(),
+        ),
+        "/readyz" => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = http::HeaderValue::try_from(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}

@@ -1,0 +1,403 @@
+//! The gateway as a server: protocols, TLS, reloads, routing changes, overload and shutdown.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Setup, TestGateway, chat};
+use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer, Faults};
+use http::{Request, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEYS: &[(&str, &str)] = &[("a-1", "a"), ("pinner-1", "pinner"), ("b-1", "b")];
+
+fn tenants(extra_a: &str) -> String {
+    format!(
+        "a:\n  models: [\"*\"]\n{extra_a}pinner:\n  models: [\"*\"]\n  allowVersionPin: true\nb:\n  models: [\"*\"]\n"
+    )
+}
+
+const TWO_VERSIONS: &str = "\
+llama:
+  sticky: none
+  versions:
+    - {name: blue, url: \"{upstream}\", upstreamModel: fake-llama, weight: 100}
+    - {name: green, url: \"{upstream2}\", upstreamModel: fake-llama, weight: 0}
+";
+
+async fn fake() -> FakeOpenAiServer {
+    FakeOpenAi::builder()
+        .model("fake-llama")
+        .reply_to("What is 2+2?", "4")
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn start(tenants: &str, models: &str, extra: &str, upstreams: &[&str]) -> TestGateway {
+    TestGateway::start(
+        Setup {
+            keys: KEYS,
+            tenants,
+            models,
+            extra,
+        },
+        upstreams,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn weights_and_pins_route_between_versions() {
+    let (blue, green) = (fake().await, fake().await);
+    let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+    for _ in 0..5 {
+        let answer = gw
+            .post(
+                "/v1/chat/completions",
+                Some(gw.key("a-1")),
+                &chat("llama", "hi"),
+            )
+            .await;
+        assert_eq!(answer.header("x-hangar-version"), Some("blue"));
+    }
+    assert_eq!(green.request_count(), 0, "weight 0 takes no traffic");
+
+    let pinned = gw
+        .post_with(
+            "/v1/chat/completions",
+            Some(gw.key("pinner-1")),
+            &chat("llama", "hi"),
+            &[("x-hangar-version", "green")],
+        )
+        .await;
+    assert_eq!(pinned.header("x-hangar-version"), Some("green"));
+    assert_eq!(green.request_count(), 1);
+    let refused = gw
+        .post_with(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+            &[("x-hangar-version", "green")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "version_pin_not_allowed");
+}
+
+#[tokio::test]
+async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_changes_nothing() {
+    let (blue, green) = (fake().await, fake().await);
+    blue.set_faults(Faults {
+        chunk_delay: Duration::from_millis(200),
+        ..Faults::default()
+    });
+    let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+
+    // A slow stream starts on blue…
+    let stream_body = json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "What is 2+2?"}]});
+    let url = gw.url.clone();
+    let key = gw.key("a-1").to_owned();
+    let in_flight = tokio::spawn(async move {
+        let request = Request::post(format!("{url}/v1/chat/completions"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::new(Bytes::from(stream_body.to_string())))
+            .unwrap();
+        common::send(request).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // …then the weights flip to green while it is still streaming.
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let flipped = config
+        .replace("weight: 100}", "weight: swap}")
+        .replace("weight: 0}", "weight: 100}")
+        .replace("weight: swap}", "weight: 0}");
+    assert!(flipped.contains("name: green") && flipped != config);
+    std::fs::write(&gw.config_path, &flipped).unwrap();
+    assert!(hangar_gateway::server::reload(&gw.gateway, &gw.config_path));
+
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.header("x-hangar-version"), Some("green"));
+
+    let (status, _, body) = in_flight.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.trim_end().ends_with("data: [DONE]"),
+        "the stream in flight was cut: {text}"
+    );
+
+    // A broken file is refused and green keeps serving.
+    std::fs::write(
+        &gw.config_path,
+        flipped.replace("tenants:", "tenants: [oops"),
+    )
+    .unwrap();
+    assert!(!hangar_gateway::server::reload(
+        &gw.gateway,
+        &gw.config_path
+    ));
+    std::fs::write(
+        &gw.config_path,
+        flipped.replace("upstreamModel", "upstreamModle"),
+    )
+    .unwrap();
+    assert!(!hangar_gateway::server::reload(
+        &gw.gateway,
+        &gw.config_path
+    ));
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.header("x-hangar-version"), Some("green"));
+    let metrics = gw.metrics().await;
+    // The file watcher may have seen the same files too: at least these reloads happened.
+    assert!(
+        metrics.contains("hangar_gateway_config_reloads_total{result=\"rejected\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hangar_gateway_config_reloads_total{result=\"applied\"}"));
+}
+
+#[tokio::test]
+async fn an_edited_file_is_picked_up_by_the_watcher() {
+    let (blue, green) = (fake().await, fake().await);
+    let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    // Let the file's timestamp move on before rewriting it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(
+        &gw.config_path,
+        config.replace("  pinner:\n", "  pinner:\n    maxTokens: 7\n"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if gw.gateway.runtime().tenants["pinner"].params.max_tokens == 7 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the changed file was not reloaded within 5 s");
+}
+
+#[tokio::test]
+async fn past_the_tenant_concurrency_cap_it_is_429_and_past_the_gateway_cap_503_then_it_recovers() {
+    let upstream = fake().await;
+    upstream.set_faults(Faults {
+        latency: Duration::from_millis(500),
+        ..Faults::default()
+    });
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let gw = Arc::new(
+        start(
+            &tenants("  maxConcurrent: 2\n"),
+            models,
+            "limits: {maxConcurrent: 3}",
+            &[&upstream.url()],
+        )
+        .await,
+    );
+    let send = |id: &'static str| {
+        let gw = Arc::clone(&gw);
+        tokio::spawn(async move {
+            gw.post(
+                "/v1/chat/completions",
+                Some(gw.key(id)),
+                &chat("llama", "hi"),
+            )
+            .await
+            .status
+        })
+    };
+    let a: Vec<_> = (0..3).map(|_| send("a-1")).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b: Vec<_> = (0..2).map(|_| send("b-1")).collect();
+    let mut statuses = Vec::new();
+    for task in a.into_iter().chain(b) {
+        statuses.push(task.await.unwrap());
+    }
+    let count = |s: StatusCode| statuses.iter().filter(|&&x| x == s).count();
+    assert_eq!(count(StatusCode::OK), 3, "{statuses:?}");
+    assert_eq!(
+        count(StatusCode::TOO_MANY_REQUESTS),
+        1,
+        "a's third request: {statuses:?}"
+    );
+    assert_eq!(
+        count(StatusCode::SERVICE_UNAVAILABLE),
+        1,
+        "the gateway was full: {statuses:?}"
+    );
+
+    // Everything was released: the same load now fits again.
+    upstream.clear_faults();
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("b-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(gw.gateway.limiter.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
+    let upstream = fake().await;
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let gw = start(
+        &tenants(""),
+        models,
+        "limits: {requestRead: 1s}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"model\":",
+        gw.key("a-1")
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served() {
+    let upstream = fake().await;
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let gw = start(&tenants(""), models, "", &[&upstream.url()]).await;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("a-1")))
+        .body(Full::new(Bytes::from(
+            chat("llama", "What is 2+2?").to_string(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.version(), Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("\"4\""));
+}
+
+#[tokio::test]
+async fn tls_is_served_with_alpn_for_http2_and_http1() {
+    let upstream = fake().await;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let extra = format!(
+        "tls: {{cert: {}, key: {}}}",
+        cert_path.display(),
+        key_path.display()
+    );
+    let gw = start(&tenants(""), models, &extra, &[&upstream.url()]).await;
+    let port = gw.url.rsplit(':').next().unwrap().to_owned();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    for (http2, expected) in [(true, Version::HTTP_2), (false, Version::HTTP_11)] {
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_only();
+        let connector = if http2 {
+            builder.enable_http2().build()
+        } else {
+            builder.enable_http1().build()
+        };
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+        let request = Request::post(format!("https://localhost:{port}/v1/chat/completions"))
+            .header("authorization", format!("Bearer {}", gw.key("a-1")))
+            .body(Full::new(Bytes::from(
+                chat("llama", "What is 2+2?").to_string(),
+            )))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), expected);
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // Plain HTTP to the TLS port gets nothing useful.
+    let plain = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = Request::get(format!("http://127.0.0.1:{port}/v1/models"))
+        .body(Full::default())
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), plain.request(request))
+        .await
+        .unwrap();
+    assert!(outcome.is_err() || !outcome.unwrap().status().is_success());
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
+    let upstream = fake().await;
+    upstream.set_faults(Faults {
+        chunk_delay: Duration::from_millis(150),
+        ..Faults::default()
+    });
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let mut gw = start(&tenants(""), models, "", &[&upstream.url()]).await;
+    let url = gw.url.clone();
+    let key = gw.key("a-1").to_owned();
+    let stream = tokio::spawn(async move {
+        let body = json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "What is 2+2?"}]});
+        let request = Request::post(format!("{url}/v1/chat/completions"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        common::send(request).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let records = gw.audit_records().await; // stops the gateway, draining
+    let (status, _, body) = stream.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        String::from_utf8_lossy(&body)
+            .trim_end()
+            .ends_with("data: [DONE]")
+    );
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["end"], "complete");
+    // New connections are refused once it has stopped.
+    let refused = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await;
+    assert!(refused.is_err());
+}
