@@ -43,6 +43,8 @@ pub enum Command {
     Validate(crate::validate::ValidateArgs),
     /// GPU showback: accelerator spend by team, namespace, model or endpoint, and idle GPUs.
     Cost(crate::cost::CostArgs),
+    /// The inference gateway: authenticate, limit, route, guard and log OpenAI-compatible traffic.
+    Gateway(crate::gateway::GatewayArgs),
     /// The organisation policy file (`hangar.yaml`).
     Policy {
         #[command(subcommand)]

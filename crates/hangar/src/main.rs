@@ -3,6 +3,7 @@
 mod audit;
 mod cli;
 mod cost;
+mod gateway;
 mod runbook;
 mod source;
 mod triage;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::Runbook(args) => runbook::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Cost(args) => cost::run(args),
+        Command::Gateway(args) => gateway::run(args),
         Command::Policy {
             command: PolicyCommand::Schema,
         } => audit::policy_schema(),

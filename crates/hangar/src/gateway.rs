@@ -1,0 +1,294 @@
+//! `hangar gateway`: run the inference gateway, check its configuration, make API keys and
+//! verify its audit log. A thin command over the `hangar-gateway` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hangar_gateway::{GatewayConfig, Server};
+
+const EXAMPLES: &str = "\
+Examples:
+  # check a configuration, then serve it
+  hangar gateway check --config examples/gateway/gateway.yaml
+  hangar gateway run --config examples/gateway/gateway.yaml
+
+  # a key for the payments tenant, valid until the end of January (add the printed entry
+  # under auth.apiKeys; the gateway reloads it within a second)
+  hangar gateway keygen --tenant payments --id payments-2026-12 --expires 2027-01-31T00:00:00Z
+
+  # prove the audit log has not been edited
+  hangar gateway verify-log /var/log/hangar/audit
+
+  # the JSON Schema of the configuration file
+  hangar gateway schema > gateway.schema.json
+
+The configuration is described in docs/gateway.md and by `hangar gateway schema`.";
+
+/// The inference gateway: an OpenAI-compatible proxy that authenticates, limits, routes,
+/// guards and logs.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct GatewayArgs {
+    #[command(subcommand)]
+    pub command: GatewayCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Serve the inference API until SIGINT or SIGTERM, then drain streams in flight.
+    ///
+    /// The configuration file is reloaded when it changes and on SIGHUP; a file that does not
+    /// load leaves the running configuration in place and logs why.
+    Run {
+        /// The gateway configuration (YAML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and summarise it, without serving. Exit 0 good, 2 not.
+    Check {
+        /// The gateway configuration (YAML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+    /// Make an API key. The key is printed once and never stored; the configuration keeps only
+    /// its hash.
+    Keygen {
+        /// The tenant the key acts for.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id in logs and metrics, e.g. `payments-2026-12`.
+        #[arg(long)]
+        id: String,
+        /// When the key stops working (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
+    },
+    /// Verify a hash-chained audit (or content) log: exit 0 intact, 1 tampered, 2 unreadable.
+    VerifyLog {
+        /// The log directory (`audit.dir` in the configuration).
+        dir: PathBuf,
+        /// Which log: `audit` or `content`.
+        #[arg(long, default_value = "audit")]
+        prefix: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: GatewayArgs) -> Result<ExitCode> {
+    match args.command {
+        GatewayCommand::Run { config } => serve(&config),
+        GatewayCommand::Check { config } => check(&config),
+        GatewayCommand::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hangar_gateway::config::schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Keygen {
+            tenant,
+            id,
+            expires,
+        } => keygen(&tenant, &id, expires.as_deref()),
+        GatewayCommand::VerifyLog { dir, prefix, json } => verify_log(&dir, &prefix, json),
+    }
+}
+
+fn serve(config: &Path) -> Result<ExitCode> {
+    let runtime = gateway_runtime()?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        if let Some(address) = server.address() {
+            eprintln!("hangar gateway: serving the inference API on {address}");
+        }
+        if let Some(address) = server.admin_address() {
+            eprintln!("hangar gateway: metrics and health on http://{address}");
+        }
+        server.run(shutdown_signal()).await?;
+        eprintln!("hangar gateway: stopped; the audit log is written out");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// All cores: the gateway is the one command whose speed is other people's latency.
+fn gateway_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn check(path: &Path) -> Result<ExitCode> {
+    let config = match GatewayConfig::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // Building the runtime also checks what loading cannot: environment variables, JWKS files.
+    let runtime = gateway_runtime()?;
+    let built =
+        runtime.block_on(async { hangar_gateway::runtime::Runtime::build(config.clone(), None) });
+    if let Err(problems) = built {
+        eprintln!("{}: {}", path.display(), problems.join("\n  "));
+        return Ok(ExitCode::from(2));
+    }
+    println!("{}: ok", path.display());
+    println!("  listen       {}", config.listen);
+    println!(
+        "  tenants      {}",
+        config
+            .tenants
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (name, route) in &config.models {
+        let versions: Vec<String> = route
+            .versions
+            .iter()
+            .map(|v| format!("{} ({}) → {}", v.name, v.weight, v.url))
+            .collect();
+        println!("  model        {name}: {}", versions.join(", "));
+    }
+    println!(
+        "  auth         {} API keys{}",
+        config.auth.api_keys.len(),
+        if config.auth.jwt.is_some() {
+            ", JWT"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  audit        {} (kept {} days){}",
+        config.audit.dir.display(),
+        config.audit.retention_days,
+        config
+            .audit
+            .content
+            .map(|c| format!(", content kept {} days", c.retention_days))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(tenant: &str, id: &str, expires: Option<&str>) -> Result<ExitCode> {
+    let expires = expires
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .with_context(|| format!("--expires `{t}` is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    let new = hangar_gateway::auth::keys::generate(id, tenant, expires)
+        .map_err(|_| anyhow::anyhow!("the system's random generator failed"))?;
+    eprintln!("The key (shown once; hand it to the tenant, it is not stored anywhere):");
+    println!("{}", new.key);
+    eprintln!("\nAdd this entry under auth.apiKeys:");
+    let entry = serde_json::to_value(&new.entry)?;
+    let mut lines = vec![format!("- id: {}", new.entry.id)];
+    for field in ["tenant", "prefix", "sha256", "expires"] {
+        if let Some(value) = entry.get(field).and_then(|v| v.as_str()) {
+            lines.push(format!("  {field}: {}", serde_json::to_string(value)?));
+        }
+    }
+    eprintln!("{}", lines.join("\n"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_log(dir: &Path, prefix: &str, json: bool) -> Result<ExitCode> {
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    let report = match hangar_ledger::verify(dir, prefix) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", verify_text(dir, prefix, &report));
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_text(dir: &Path, prefix: &str, report: &hangar_ledger::VerifyReport) -> String {
+    let mut out = String::new();
+    let span = match (report.first_seq, report.last_seq) {
+        (Some(first), Some(last)) => format!(", seq {first}–{last}"),
+        _ => String::new(),
+    };
+    out.push_str(&format!(
+        "{}/{prefix}-*: {} files, {} records{span}\n",
+        dir.display(),
+        report.files,
+        report.records
+    ));
+    if let Some(start) = report.starts_at_seq {
+        let why = if report.start_explained_by_retention {
+            "older files were deleted by the retention policy (recorded in the chain)"
+        } else {
+            "older files are missing and no retention record explains it"
+        };
+        out.push_str(&format!("  the chain starts at seq {start}: {why}\n"));
+    }
+    if report.dropped > 0 {
+        out.push_str(&format!(
+            "  {} records were dropped before reaching the files (recorded as gaps)\n",
+            report.dropped
+        ));
+    }
+    for note in &report.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    if let Some(hash) = &report.last_hash {
+        out.push_str(&format!(
+            "  last hash {hash} (compare with your exported anchor)\n"
+        ));
+    }
+    if report.problems.is_empty() {
+        out.push_str("intact: every record chains to the one before it\n");
+    } else {
+        out.push_str(&format!("TAMPERED: {} problems\n", report.problems.len()));
+        for problem in &report.problems {
+            out.push_str(&format!("  {problem}\n"));
+        }
+    }
+    out
+}
