@@ -25,8 +25,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
+            // The gateway is a server: its reloads and shutdowns are worth a line by default.
             tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,hangar_gateway=info".into()),
         )
         .init();
     let result = match cli.command {

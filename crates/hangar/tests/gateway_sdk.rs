@@ -472,3 +472,87 @@ fn check_logs(dir: &Path, keys: &Keys) {
         );
     }
 }
+
+/// One chat request over a fresh connection: the status line's code.
+fn chat_status(address: &SocketAddr, key: &str, model: &str) -> u16 {
+    use std::io::{Read, Write};
+    let body =
+        json!({"model": model, "messages": [{"role": "user", "content": PROMPT}]}).to_string();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn sighup_reloads_the_configuration_even_when_the_file_looks_unchanged() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(fake_model_server()).unwrap();
+    let keys = Keys::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let text = serde_json::to_string_pretty(&gateway_config(
+        &fake.url(),
+        closed_port(),
+        &keys,
+        &dir.path().join("audit"),
+    ))
+    .unwrap();
+    std::fs::write(&config, &text).unwrap();
+    let gateway = Gateway::start(&config);
+    assert_eq!(
+        chat_status(&gateway.address, &keys.good.key, "chat-large"),
+        403
+    );
+
+    // Allow acme every model, with the same length and the same timestamp, so the file watcher
+    // cannot see the change: only SIGHUP can bring it in.
+    let stamp = std::fs::metadata(&config).unwrap().modified().unwrap();
+    let before = r#""chat-small",
+        "embed-small",
+        "broken""#;
+    let after = format!("{:<width$}", r#""*""#, width = before.len());
+    assert!(text.contains(before), "{text}");
+    std::fs::write(&config, text.replace(before, &after)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        chat_status(&gateway.address, &keys.good.key, "chat-large"),
+        403,
+        "reloaded without a signal"
+    );
+
+    let pid = gateway.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gateway.log().contains("configuration reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload after SIGHUP:\n{}",
+            gateway.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        chat_status(&gateway.address, &keys.good.key, "chat-large"),
+        200
+    );
+    assert!(gateway.stop().success());
+}
