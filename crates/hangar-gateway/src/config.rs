@@ -310,10 +310,11 @@ pub struct GuardsConfig {
     /// empty list turns redaction off (then no content log and no `redactUpstream`).
     #[serde(default = "default_redact_kinds")]
     pub redact: Vec<String>,
-    /// Seed for the canary token added to system messages (`inject_canary`); change it to
-    /// rotate the token.
-    #[serde(default = "default_canary_seed")]
-    pub canary_seed: String,
+    /// Secret seed for the canary token added to system messages (`injectCanary`). Without
+    /// it, a random seed is drawn at start, so the token changes with each restart; set it to
+    /// keep tokens stable across replicas. Keep it secret: the token is derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_seed: Option<String>,
     /// When a key's traffic looks like model extraction.
     #[serde(default)]
     pub extraction: ExtractionConfig,
@@ -323,7 +324,7 @@ impl Default for GuardsConfig {
     fn default() -> Self {
         GuardsConfig {
             redact: default_redact_kinds(),
-            canary_seed: default_canary_seed(),
+            canary_seed: None,
             extraction: ExtractionConfig::default(),
         }
     }
@@ -596,9 +597,6 @@ fn default_redact_kinds() -> Vec<String> {
         .iter()
         .map(|k| k.as_str().to_owned())
         .collect()
-}
-fn default_canary_seed() -> String {
-    "hangar".to_owned()
 }
 fn default_extraction_window() -> Seconds {
     Seconds(Duration::from_secs(600))

@@ -75,8 +75,10 @@ impl Bucket {
         Err(Duration::from_secs_f64((missing / per_second).min(3600.0)))
     }
 
+    /// Gives back (or, negative, charges) tokens. The debt is bounded by one minute's worth, so
+    /// a model server reporting absurd usage cannot lock a tenant out for longer.
     fn give_back(&mut self, amount: f64) {
-        self.level = (self.level + amount).min(self.per_minute);
+        self.level = (self.level + amount).clamp(-self.per_minute, self.per_minute);
     }
 }
 
@@ -269,6 +271,29 @@ mod tests {
         // The first used only 100 of its 600: 500 come back, and the second fits.
         first.settle(100);
         assert!(limiter.admit(&tenant(), limits, 100, 600, now).is_ok());
+    }
+
+    #[test]
+    fn absurd_reported_usage_costs_at_most_a_minute() {
+        let limiter = Arc::new(Limiter::default());
+        let limits = TenantLimits {
+            tokens_per_minute: Some(600),
+            ..Default::default()
+        };
+        let now = Instant::now();
+        let mut first = limiter.admit(&tenant(), limits, 100, 10, now).unwrap();
+        first.settle(u64::MAX);
+        drop(first);
+        assert!(
+            limiter
+                .admit(&tenant(), limits, 100, 10, now + Duration::from_secs(60))
+                .is_err()
+        );
+        assert!(
+            limiter
+                .admit(&tenant(), limits, 100, 10, now + Duration::from_secs(121))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::request::{self, Endpoint, Inspected};
 use crate::routes::{Caller, Version};
 use crate::runtime::{Runtime, Tenant};
-use crate::stream::{self, BoxError, LeakWatch, ObservedStream, StreamEnd, StreamSummary};
+use crate::stream::{self, BoxError, StreamEnd, StreamRules, StreamSummary};
 
 /// The response body the gateway sends: a whole body or an observed stream.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -52,6 +52,8 @@ pub struct Gateway {
     next_id: AtomicU64,
     id_prefix: String,
     started: Instant,
+    /// Set at the end of the drain: streams still open end with an error event.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -68,7 +70,18 @@ impl Gateway {
             next_id: AtomicU64::new(0),
             id_prefix: format!("{started:x}"),
             started: Instant::now(),
+            shutdown: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends the streams still open (after the drain time), so each writes its record.
+    pub fn end_streams(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Requests (streams included) not yet finished.
+    pub fn in_flight(&self) -> u64 {
+        self.metrics.in_flight.load(Ordering::Relaxed)
     }
 
     /// The configuration serving now.
@@ -121,6 +134,26 @@ struct Exchange {
     redacted_prompt: Vec<String>,
     /// The prompt's normalised text for the extraction monitor.
     prompt_digest_text: String,
+    /// Counts the request in flight until the last copy of the exchange is gone (for a stream,
+    /// the one its finisher holds).
+    in_flight: Option<Arc<InFlight>>,
+}
+
+/// One request in the in-flight gauge.
+#[derive(Debug)]
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn new(metrics: &Arc<Metrics>) -> Arc<InFlight> {
+        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        Arc::new(InFlight(Arc::clone(metrics)))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Exchange {
@@ -138,6 +171,7 @@ impl Exchange {
             first_token: None,
             redacted_prompt: Vec::new(),
             prompt_digest_text: String::new(),
+            in_flight: None,
         }
     }
 
@@ -200,8 +234,8 @@ struct Pending<'a> {
 }
 
 impl<'a> Pending<'a> {
-    fn new(gateway: &'a Gateway, exchange: Exchange) -> Self {
-        gateway.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    fn new(gateway: &'a Gateway, mut exchange: Exchange) -> Self {
+        exchange.in_flight = Some(InFlight::new(&gateway.metrics));
         Pending {
             gateway,
             exchange: Some(exchange),
@@ -228,10 +262,6 @@ impl<'a> Pending<'a> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        self.gateway
-            .metrics
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
         if let Some(mut exchange) = self.exchange.take() {
             exchange.record.status = 499;
             exchange.record.code = Some("client_disconnected".to_owned());
@@ -325,7 +355,7 @@ async fn serve(
         Instant::now(),
     )?;
 
-    let upstream_body = upstream_body(endpoint, body, &facts, tenant, &version, &bytes);
+    let upstream_body = upstream_body(endpoint, body, &facts, &version);
     let call = Call {
         gateway,
         runtime,
@@ -520,43 +550,39 @@ fn guard_prompt(
     Ok(flags)
 }
 
-/// The body for the model server: the client's bytes when nothing needs changing, otherwise the
-/// edited JSON (upstream model name, the cap on `max_tokens`, the usage report on streams,
-/// redaction, the canary).
+/// The body for the model server, always written anew from what was checked: so duplicate
+/// keys or a `null` the server might read differently never pass through. It carries the
+/// upstream model name, an explicit `max_tokens` within the cap, and the request for a usage
+/// report on streams.
 fn upstream_body(
     endpoint: Endpoint,
     mut body: Map<String, Value>,
     facts: &Inspected,
-    tenant: &Tenant,
     version: &Version,
-    original: &Bytes,
 ) -> Bytes {
-    let mut changed = tenant.redact_upstream || tenant.injected_canary.is_some();
-    if *version.upstream_model != facts.model {
-        body.insert(
-            "model".into(),
-            Value::String(version.upstream_model.to_string()),
-        );
-        changed = true;
-    }
-    if endpoint.generates()
-        && !body.contains_key("max_tokens")
-        && !body.contains_key("max_completion_tokens")
-    {
-        body.insert("max_tokens".into(), Value::from(facts.max_tokens));
-        changed = true;
+    body.insert(
+        "model".into(),
+        Value::String(version.upstream_model.to_string()),
+    );
+    if endpoint.generates() {
+        // `null` means "up to the context length" to vLLM and SGLang: never let it through.
+        for field in ["max_tokens", "max_completion_tokens"] {
+            if body.get(field).is_some_and(Value::is_null) {
+                body.remove(field);
+            }
+        }
+        if !body.contains_key("max_tokens") && !body.contains_key("max_completion_tokens") {
+            body.insert("max_tokens".into(), Value::from(facts.max_tokens));
+        }
     }
     if facts.stream && !facts.client_wants_usage {
-        let options = body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let options = body.entry("stream_options").or_insert(Value::Null);
+        if !options.is_object() {
+            *options = Value::Object(Map::new());
+        }
         if let Value::Object(options) = options {
             options.insert("include_usage".into(), Value::Bool(true));
         }
-        changed = true;
-    }
-    if !changed {
-        return original.clone();
     }
     Bytes::from(Value::Object(body).to_string())
 }
@@ -639,7 +665,7 @@ impl Call<'_> {
         if self.facts.stream && is_event_stream(response.headers()) {
             exchange.first_token = None;
             return Ok(Served::Streaming(
-                self.stream(response, admission, exchange),
+                self.stream(response, admission, exchange, sent),
             ));
         }
         exchange.first_token = Some(head_wait);
@@ -678,11 +704,11 @@ impl Call<'_> {
             StatusCode::BAD_REQUEST
             | StatusCode::PAYLOAD_TOO_LARGE
             | StatusCode::UNPROCESSABLE_ENTITY => {
-                let body = Limited::new(response.into_body(), MAX_UPSTREAM_ERROR)
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
+                let read = Limited::new(response.into_body(), MAX_UPSTREAM_ERROR).collect();
+                let body = match tokio::time::timeout(self.tenant.idle, read).await {
+                    Ok(Ok(collected)) => collected.to_bytes(),
+                    _ => Bytes::new(),
+                };
                 let message = serde_json::from_slice::<Value>(&body)
                     .ok()
                     .and_then(|v| upstream_message(&v))
@@ -740,9 +766,16 @@ impl Call<'_> {
         };
         let facts = stream::answer_facts(&value);
         let mut flags = self.flagged.clone();
+        let text = facts.text();
         if !self.tenant.canaries.is_empty() && self.tenant.injection != GuardAction::Off {
-            let mut watch = CanaryWatch::new(self.tenant.canaries.clone());
-            if watch.feed(&facts.text) {
+            // The whole body too: a canary in a field the gateway does not read still counts.
+            let leaked = facts
+                .texts
+                .iter()
+                .any(|(_, t)| CanaryWatch::new(self.tenant.canaries.clone()).feed(t))
+                || CanaryWatch::new(self.tenant.canaries.clone())
+                    .feed(&String::from_utf8_lossy(&bytes));
+            if leaked {
                 let action = self.tenant.injection;
                 exchange.guard(
                     "canary",
@@ -755,7 +788,7 @@ impl Call<'_> {
                     .add(&[&self.tenant.name, "canary", action.as_str()], 1);
                 match action {
                     GuardAction::Block => {
-                        self.settle(admission, exchange, facts.usage, &facts.text);
+                        self.settle(admission, exchange, facts.usage, &text);
                         return Err(Refusal::bad_gateway(
                             "canary_leak",
                             "the answer was withheld: it contained this tenant's system-prompt canary",
@@ -766,8 +799,8 @@ impl Call<'_> {
                 }
             }
         }
-        self.settle(admission, exchange, facts.usage, &facts.text);
-        self.log_content(exchange, &facts.text);
+        self.settle(admission, exchange, facts.usage, &text);
+        self.log_content(exchange, &text);
         let mut response = Response::new(boxed(Full::new(bytes)));
         *response.status_mut() = parts.status;
         self.answer_headers(response.headers_mut(), &flags);
@@ -780,13 +813,21 @@ impl Call<'_> {
         response: Response<Incoming>,
         admission: Admission,
         exchange: &mut Exchange,
+        sent: Instant,
     ) -> Response<ProxyBody> {
         let (parts, body) = response.into_parts();
-        let watch: Option<Box<dyn LeakWatch>> =
-            (!self.tenant.canaries.is_empty() && self.tenant.injection != GuardAction::Off).then(
-                || Box::new(CanaryWatch::new(self.tenant.canaries.clone())) as Box<dyn LeakWatch>,
-            );
-        let cut_on_leak = self.tenant.injection == GuardAction::Block;
+        let watching = self.tenant.injection != GuardAction::Off;
+        let rules = StreamRules {
+            first_token_by: sent + self.tenant.first_token,
+            idle: self.tenant.idle,
+            drop_usage_only: !self.facts.client_wants_usage,
+            canaries: if watching {
+                self.tenant.canaries.clone()
+            } else {
+                Vec::new()
+            },
+            cut_on_leak: self.tenant.injection == GuardAction::Block,
+        };
         let finisher = StreamFinisher {
             gateway: Arc::clone(self.gateway),
             exchange: exchange.clone(),
@@ -795,15 +836,13 @@ impl Call<'_> {
             tenant: Arc::clone(&self.tenant.name),
             injection: self.tenant.injection,
         };
-        let observed = ObservedStream::new(
+        let relayed = stream::relay(
             body,
-            self.tenant.idle,
-            !self.facts.client_wants_usage,
-            watch,
-            cut_on_leak,
+            rules,
+            self.gateway.shutdown.subscribe(),
             Box::new(move |summary| finisher.finish(summary)),
         );
-        let mut response = Response::new(observed.boxed_unsync());
+        let mut response = Response::new(relayed.boxed_unsync());
         *response.status_mut() = parts.status;
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -848,7 +887,7 @@ impl Call<'_> {
                 "estimated",
             ),
         };
-        admission.settle(prompt + completion);
+        admission.settle(prompt.saturating_add(completion));
         exchange.record.prompt_tokens = prompt;
         exchange.record.completion_tokens = completion;
         exchange.record.usage_source = Some(source);
@@ -893,12 +932,6 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
-impl LeakWatch for CanaryWatch {
-    fn feed(&mut self, text: &str) -> bool {
-        CanaryWatch::feed(self, text)
-    }
-}
-
 /// Records a stream when it ends.
 struct StreamFinisher {
     gateway: Arc<Gateway>,
@@ -919,7 +952,7 @@ impl StreamFinisher {
                 "estimated",
             ),
         };
-        self.admission.settle(prompt + completion);
+        self.admission.settle(prompt.saturating_add(completion));
         let record = &mut self.exchange.record;
         record.prompt_tokens = prompt;
         record.completion_tokens = completion;
@@ -979,7 +1012,11 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
             .first_token
             .observe(&[tenant, model, version], first);
     }
-    if record.prompt_tokens + record.completion_tokens > 0 {
+    if record
+        .prompt_tokens
+        .saturating_add(record.completion_tokens)
+        > 0
+    {
         metrics
             .tokens
             .add(&[tenant, model, version, "prompt"], record.prompt_tokens);

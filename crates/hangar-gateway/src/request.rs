@@ -97,13 +97,16 @@ pub struct Inspected {
     pub n: u64,
     /// A cheap estimate of the prompt's tokens, for the up-front reservation.
     pub prompt_tokens: u64,
+    /// Prompts generated for: a completion request may send a list, each answered `n` times.
+    pub prompts: u64,
 }
 
 impl Inspected {
     /// Tokens reserved against the tenant's rate: prompt plus every choice's `max_tokens`.
     pub fn reservation(&self) -> u64 {
+        let generations = self.n.saturating_mul(self.prompts);
         self.prompt_tokens
-            .saturating_add(self.max_tokens.saturating_mul(self.n))
+            .saturating_add(self.max_tokens.saturating_mul(generations))
     }
 }
 
@@ -166,7 +169,17 @@ pub fn inspect(
         .unwrap_or(false);
 
     let texts = prompt_texts(endpoint, body)?;
-    let prompt_tokens = estimate_tokens(&texts);
+    let (prompts, token_ids) = prompt_shape(endpoint, body);
+    if usize::try_from(prompts).unwrap_or(usize::MAX) > policy.max_messages {
+        return Err(Refusal::bad_request(
+            "too_many_inputs",
+            format!(
+                "{prompts} inputs; this tenant may send at most {}",
+                policy.max_messages
+            ),
+        ));
+    }
+    let prompt_tokens = estimate_tokens(&texts).saturating_add(token_ids);
 
     let (max_tokens, n) = if endpoint.generates() {
         check_generation(body, policy)?
@@ -180,6 +193,11 @@ pub fn inspect(
         max_tokens,
         n,
         prompt_tokens,
+        prompts: if endpoint == Endpoint::Embedding {
+            0
+        } else {
+            prompts
+        },
     })
 }
 
@@ -224,11 +242,14 @@ fn check_generation(
             Refusal::bad_request("invalid_n", "`n` must be a positive integer").with_param("n")
         })?,
     };
+    // `best_of` generates that many candidates server-side: it costs what `n` costs.
+    let best_of = body.get("best_of").and_then(Value::as_u64).unwrap_or(1);
+    let n = n.max(best_of);
     if n > policy.max_n {
         return Err(Refusal::bad_request(
             "n_too_large",
             format!(
-                "`n` is {n}; this tenant may ask for at most {}",
+                "`n` (or `best_of`) is {n}; this tenant may ask for at most {}",
                 policy.max_n
             ),
         )
@@ -240,21 +261,20 @@ fn check_generation(
             Some(Value::Number(n)) => n.as_u64() != Some(0),
             Some(_) => true,
         };
-        for field in ["logprobs", "top_logprobs"] {
-            if asks_logprobs(field) {
-                return Err(not_allowed(field));
-            }
+        if let Some(field) = LOGPROB_FIELDS.iter().find(|f| asks_logprobs(f)) {
+            return Err(not_allowed(field));
         }
     }
-    if !policy.allow_logit_bias && present(body.get("logit_bias")) {
-        return Err(not_allowed("logit_bias"));
+    let denied = |fields: &'static [&'static str]| fields.iter().find(|f| present(body.get(**f)));
+    if !policy.allow_logit_bias
+        && let Some(field) = denied(LOGIT_FIELDS)
+    {
+        return Err(not_allowed(field));
     }
-    if !policy.allow_tools {
-        for field in ["tools", "functions", "tool_choice", "function_call"] {
-            if present(body.get(field)) {
-                return Err(not_allowed(field));
-            }
-        }
+    if !policy.allow_tools
+        && let Some(field) = denied(TOOL_FIELDS)
+    {
+        return Err(not_allowed(field));
     }
     if let Some(Value::Array(messages)) = body.get("messages")
         && messages.len() > policy.max_messages
@@ -271,6 +291,19 @@ fn check_generation(
     }
     Ok((max_tokens, n))
 }
+
+/// Fields that expose log-probabilities, OpenAI's and vLLM's (`prompt_logprobs`).
+const LOGPROB_FIELDS: &[&str] = &["logprobs", "top_logprobs", "prompt_logprobs"];
+/// Fields that steer token choice directly, OpenAI's and vLLM's extensions.
+const LOGIT_FIELDS: &[&str] = &[
+    "logit_bias",
+    "allowed_token_ids",
+    "bad_words",
+    "logits_processors",
+    "vllm_xargs",
+];
+/// Fields that hand the model tools.
+const TOOL_FIELDS: &[&str] = &["tools", "functions", "tool_choice", "function_call"];
 
 /// Whether a parameter is set to something (not absent, null, empty list or object).
 fn present(value: Option<&Value>) -> bool {
@@ -311,11 +344,25 @@ pub struct PromptPart<'a> {
 }
 
 /// [`prompt_texts`], each with whether it is an instruction.
+///
+/// Every string a model server renders into the prompt counts, not only plain `content`:
+/// text parts of any type (`text`, `refusal`, `thinking`…), bare string parts, tool-call
+/// arguments, `reasoning_content`, names, and vLLM's `documents`. Identifiers and media
+/// (`role`, `id`, `url`, `data`…) do not.
 pub fn prompt_parts<'a>(
     endpoint: Endpoint,
     body: &'a Map<String, Value>,
 ) -> Result<Vec<PromptPart<'a>>, Refusal> {
     let mut parts = Vec::new();
+    let push_all = |value: &'a Value, instruction: bool, parts: &mut Vec<PromptPart<'a>>| {
+        let mut texts = Vec::new();
+        collect_texts(value, &mut texts);
+        parts.extend(
+            texts
+                .into_iter()
+                .map(|text| PromptPart { text, instruction }),
+        );
+    };
     match endpoint {
         Endpoint::Chat => {
             let Some(Value::Array(messages)) = body.get("messages") else {
@@ -326,57 +373,110 @@ pub fn prompt_parts<'a>(
                 .with_param("messages"));
             };
             for message in messages {
-                let instruction = matches!(
-                    message.get("role").and_then(Value::as_str),
-                    Some("system" | "developer")
-                );
-                let mut push = |text: &'a str| parts.push(PromptPart { text, instruction });
-                match message.get("content") {
-                    Some(Value::String(text)) => push(text.as_str()),
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                        .for_each(push),
-                    _ => {}
-                }
+                push_all(message, is_instruction(message), &mut parts);
+            }
+            if let Some(documents) = body.get("documents") {
+                push_all(documents, false, &mut parts);
             }
         }
         Endpoint::Completion | Endpoint::Embedding => {
-            let field = if endpoint == Endpoint::Completion {
-                "prompt"
-            } else {
-                "input"
-            };
-            let mut texts = Vec::new();
-            collect_strings(body.get(field), field, &mut texts)?;
-            parts.extend(texts.into_iter().map(|text| PromptPart {
-                text,
-                instruction: false,
-            }));
+            let field = prompt_field(endpoint);
+            let value = body.get(field).ok_or_else(|| {
+                Refusal::bad_request("missing_input", format!("`{field}` is required"))
+                    .with_param(field)
+            })?;
+            push_all(value, false, &mut parts);
         }
         Endpoint::Models => {}
     }
     Ok(parts)
 }
 
-fn collect_strings<'a>(
-    value: Option<&'a Value>,
-    field: &'static str,
-    texts: &mut Vec<&'a str>,
-) -> Result<(), Refusal> {
-    match value {
-        Some(Value::String(text)) => texts.push(text),
-        Some(Value::Array(items)) => texts.extend(items.iter().filter_map(Value::as_str)),
-        None => {
-            return Err(
-                Refusal::bad_request("missing_input", format!("`{field}` is required"))
-                    .with_param(field),
-            );
-        }
-        // Token ids: nothing to scan, counted by length below.
-        Some(_) => {}
+/// A `system` or `developer` message: the tenant's own instructions.
+fn is_instruction(message: &Value) -> bool {
+    matches!(
+        message.get("role").and_then(Value::as_str),
+        Some("system" | "developer")
+    )
+}
+
+fn prompt_field(endpoint: Endpoint) -> &'static str {
+    if endpoint == Endpoint::Completion {
+        "prompt"
+    } else {
+        "input"
     }
-    Ok(())
+}
+
+/// Keys whose strings are identifiers or media, not text the model reads.
+const NOT_TEXT: &[&str] = &[
+    "role",
+    "type",
+    "id",
+    "tool_call_id",
+    "url",
+    "image_url",
+    "input_audio",
+    "video_url",
+    "data",
+    "file_data",
+    "file_id",
+    "detail",
+    "format",
+];
+
+fn collect_texts<'a>(value: &'a Value, texts: &mut Vec<&'a str>) {
+    match value {
+        Value::String(text) => texts.push(text),
+        Value::Array(items) => items.iter().for_each(|item| collect_texts(item, texts)),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(key, _)| !NOT_TEXT.contains(&key.as_str()))
+            .for_each(|(_, item)| collect_texts(item, texts)),
+        _ => {}
+    }
+}
+
+fn edit_texts(value: &mut Value, edit: &mut dyn FnMut(&str) -> Option<String>) -> bool {
+    match value {
+        Value::String(text) => match edit(text) {
+            Some(new) => {
+                *text = new;
+                true
+            }
+            None => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| edit_texts(item, edit) | changed),
+        Value::Object(map) => map
+            .iter_mut()
+            .filter(|(key, _)| !NOT_TEXT.contains(&key.as_str()))
+            .fold(false, |changed, (_, item)| edit_texts(item, edit) | changed),
+        _ => false,
+    }
+}
+
+/// How many prompts a completion or embedding request sends, and how many token ids: a list of
+/// strings or of token-id lists is several prompts; a flat list of numbers is one.
+fn prompt_shape(endpoint: Endpoint, body: &Map<String, Value>) -> (u64, u64) {
+    if endpoint == Endpoint::Chat {
+        return (1, 0);
+    }
+    let Some(value) = body.get(prompt_field(endpoint)) else {
+        return (1, 0);
+    };
+    let ids = |v: &Value| {
+        v.as_array()
+            .map_or(0, |a| a.iter().filter(|x| x.is_number()).count() as u64)
+    };
+    match value {
+        Value::Array(items) if items.iter().any(|i| !i.is_number()) => {
+            (items.len() as u64, items.iter().map(ids).sum())
+        }
+        Value::Array(_) => (1, ids(value)),
+        _ => (1, 0),
+    }
 }
 
 /// Roughly four bytes per token plus a few per message: enough to reserve against a rate
@@ -385,58 +485,31 @@ pub fn estimate_tokens(texts: &[&str]) -> u64 {
     texts.iter().map(|t| (t.len() as u64).div_ceil(4) + 4).sum()
 }
 
-/// Applies `edit` to every prompt text in place (redaction before the upstream). Returns
-/// whether anything changed.
+/// Applies `edit` to every prompt text in place (redaction before the upstream), the same
+/// texts [`prompt_parts`] reads. Returns whether anything changed.
 pub fn edit_prompt_texts(
     endpoint: Endpoint,
     body: &mut Map<String, Value>,
     mut edit: impl FnMut(&str) -> Option<String>,
 ) -> bool {
-    let mut changed = false;
-    let mut apply = |value: &mut Value| {
-        if let Value::String(text) = value
-            && let Some(new) = edit(text)
-        {
-            *text = new;
-            changed = true;
-        }
+    let fields: &[&str] = match endpoint {
+        Endpoint::Chat => &["messages", "documents"],
+        Endpoint::Completion => &["prompt"],
+        Endpoint::Embedding => &["input"],
+        Endpoint::Models => &[],
     };
-    match endpoint {
-        Endpoint::Chat => {
-            if let Some(Value::Array(messages)) = body.get_mut("messages") {
-                for message in messages {
-                    match message.get_mut("content") {
-                        Some(Value::Array(parts)) => {
-                            for part in parts {
-                                if let Some(text) = part.get_mut("text") {
-                                    apply(text);
-                                }
-                            }
-                        }
-                        Some(content) => apply(content),
-                        None => {}
-                    }
-                }
-            }
+    let mut changed = false;
+    for field in fields {
+        if let Some(value) = body.get_mut(*field) {
+            changed |= edit_texts(value, &mut edit);
         }
-        Endpoint::Completion | Endpoint::Embedding => {
-            let field = if endpoint == Endpoint::Completion {
-                "prompt"
-            } else {
-                "input"
-            };
-            match body.get_mut(field) {
-                Some(Value::Array(items)) => items.iter_mut().for_each(&mut apply),
-                Some(value) => apply(value),
-                None => {}
-            }
-        }
-        Endpoint::Models => {}
     }
     changed
 }
 
-/// Appends `canary` to the first system (or developer) message. Returns whether there was one.
+/// Puts `canary` at the start of the first system (or developer) message, so a model that
+/// repeats its instructions gives itself away before the rest of them. Returns whether there
+/// was such a message.
 pub fn add_canary(body: &mut Map<String, Value>, canary: &str) -> bool {
     let Some(Value::Array(messages)) = body.get_mut("messages") else {
         return false;
@@ -448,12 +521,11 @@ pub fn add_canary(body: &mut Map<String, Value>, canary: &str) -> bool {
         }
         match message.get_mut("content") {
             Some(Value::String(text)) => {
-                text.push_str("\n\n");
-                text.push_str(canary);
+                *text = format!("{canary}\n\n{text}");
                 return true;
             }
             Some(Value::Array(parts)) => {
-                parts.push(serde_json::json!({"type": "text", "text": canary}));
+                parts.insert(0, serde_json::json!({"type": "text", "text": canary}));
                 return true;
             }
             _ => {}
@@ -596,6 +668,100 @@ mod tests {
     }
 
     #[test]
+    fn every_text_a_model_server_renders_is_read_not_only_content_strings() {
+        let map = chat(json!({"messages": [
+            {"role": "user", "content": ["bare part"]},
+            {"role": "user", "content": [{"type": "refusal", "refusal": "refusal part"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            {"role": "assistant", "content": null, "reasoning_content": "thoughts",
+             "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "pay", "arguments": "{\"pan\": \"4111\"}"}}]}
+        ], "documents": [{"title": "doc", "text": "retrieved"}]}));
+        let texts = prompt_texts(Endpoint::Chat, &map).unwrap();
+        for expected in [
+            "bare part",
+            "refusal part",
+            "thoughts",
+            "pay",
+            "{\"pan\": \"4111\"}",
+            "doc",
+            "retrieved",
+        ] {
+            assert!(
+                texts.contains(&expected),
+                "{expected} missing from {texts:?}"
+            );
+        }
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.contains("base64") || *t == "call_1" || *t == "assistant")
+        );
+        let mut map = map;
+        let changed = edit_prompt_texts(Endpoint::Chat, &mut map, |t| {
+            t.contains("4111").then(|| t.replace("4111", "[X]"))
+        });
+        assert!(changed);
+        assert_eq!(
+            map["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"pan\": \"[X]\"}"
+        );
+    }
+
+    #[test]
+    fn prompt_lists_and_token_ids_count_toward_the_reservation() {
+        let one = inspect(
+            Endpoint::Completion,
+            &body(json!({"model": "m", "prompt": "x", "max_tokens": 10})),
+            &policy(),
+        )
+        .unwrap();
+        assert_eq!(one.prompts, 1);
+        let three = inspect(
+            Endpoint::Completion,
+            &body(json!({"model": "m", "prompt": ["a", "b", "c"], "max_tokens": 10})),
+            &policy(),
+        )
+        .unwrap();
+        assert_eq!(
+            three.reservation() - three.prompt_tokens,
+            30,
+            "three prompts, ten tokens each"
+        );
+        let ids = inspect(
+            Endpoint::Completion,
+            &body(json!({"model": "m", "prompt": vec![1; 500], "max_tokens": 1})),
+            &policy(),
+        )
+        .unwrap();
+        assert!(ids.prompt_tokens >= 500, "{}", ids.prompt_tokens);
+        let refused = inspect(
+            Endpoint::Embedding,
+            &body(json!({"model": "m", "input": vec!["a"; 4]})),
+            &policy(),
+        )
+        .unwrap_err();
+        assert_eq!(refused.code, "too_many_inputs");
+    }
+
+    #[test]
+    fn vllm_extensions_fall_under_the_same_switches() {
+        let refused = |extra: Value| inspect(Endpoint::Chat, &chat(extra), &policy()).unwrap_err();
+        assert_eq!(
+            refused(json!({"prompt_logprobs": 20})).param,
+            Some("prompt_logprobs")
+        );
+        assert_eq!(
+            refused(json!({"allowed_token_ids": [1, 2]})).param,
+            Some("allowed_token_ids")
+        );
+        assert_eq!(
+            refused(json!({"vllm_xargs": {"a": 1}})).param,
+            Some("vllm_xargs")
+        );
+        assert_eq!(refused(json!({"best_of": 5})).param, Some("n"));
+    }
+
+    #[test]
     fn system_and_developer_messages_are_instructions() {
         let map = chat(json!({"messages": [
             {"role": "system", "content": "rules"},
@@ -633,7 +799,7 @@ mod tests {
             {"role": "system", "content": "secret rules"}
         ]}));
         assert!(add_canary(&mut map, "hgc-1234"));
-        assert_eq!(map["messages"][1]["content"], "secret rules\n\nhgc-1234");
+        assert_eq!(map["messages"][1]["content"], "hgc-1234\n\nsecret rules");
         assert_eq!(map["messages"][0]["content"], "hi");
         let mut no_system = chat(json!({}));
         assert!(!add_canary(&mut no_system, "hgc-1234"));

@@ -142,6 +142,18 @@ impl Runtime {
     }
 }
 
+/// A random seed drawn once per process, for canaries when the configuration sets none: a
+/// token nobody can compute from the tenant's name.
+fn process_seed() -> &'static str {
+    static SEED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| {
+        let bytes: [u8; 16] = ring::rand::generate(&ring::rand::SystemRandom::new())
+            .map(|random| random.expose())
+            .unwrap_or_default();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
 fn reuse_verifier(config: &JwtConfig, previous: Option<&Runtime>) -> Option<Arc<JwtVerifier>> {
     let previous = previous?;
     // A JWKS file is read again on reload: that is how its keys are rotated.
@@ -156,7 +168,12 @@ fn reuse_verifier(config: &JwtConfig, previous: Option<&Runtime>) -> Option<Arc<
 fn tenant(name: &str, t: &crate::config::TenantConfig, config: &GatewayConfig) -> Tenant {
     let models = (!t.models.iter().any(|m| m == "*")).then(|| t.models.iter().cloned().collect());
     let injected_canary = t.inject_canary.then(|| {
-        hangar_guard::new_canary_token(format!("{}/{name}", config.guards.canary_seed).as_bytes())
+        let seed = config
+            .guards
+            .canary_seed
+            .as_deref()
+            .unwrap_or_else(|| process_seed());
+        hangar_guard::new_canary_token(format!("{seed}/{name}").as_bytes())
     });
     let mut canaries = t.canaries.clone();
     canaries.extend(injected_canary.clone());

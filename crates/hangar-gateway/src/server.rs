@@ -161,7 +161,13 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!("drain time is over; closing the remaining connections");
+            tracing::warn!("drain time is over; ending the streams still open");
+            self.gateway.end_streams();
+            // Each ended stream writes its audit record; give them a moment before closing.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while self.gateway.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         reloader.abort();
         if let Some(admin) = admin {
@@ -265,7 +271,17 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
             continue;
         }
         last_seen = stamp;
-        reload(&gateway, &path);
+        // A bug in a reload must not end the watcher: later fixes (and revocations) would never
+        // be applied.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reload(&gateway, &path)));
+        if outcome.is_err() {
+            gateway.metrics.reloads.add(&["failed"], 1);
+            tracing::error!(
+                "{}: reloading failed unexpectedly; the previous configuration keeps serving",
+                path.display()
+            );
+        }
     }
 }
 

@@ -8,15 +8,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use hangar_guard::CanaryWatch;
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use serde_json::Value;
 
 /// Errors of the response body, as hyper wants them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// An event larger than this is passed on unread rather than buffered further.
-const MAX_EVENT: usize = 1 << 20;
+/// An event larger than this is passed on as it is rather than buffered further: a stream
+/// that is not framed as server-sent events still flows (and its raw bytes are still watched).
+const MAX_EVENT: usize = 64 << 10;
 /// Generated text kept for the canary watch's sake and the content log.
 pub const MAX_KEPT_TEXT: usize = 64 * 1024;
 
@@ -76,8 +79,9 @@ fn find_event_end(bytes: &[u8]) -> Option<usize> {
 /// What one event says.
 #[derive(Debug, Default, PartialEq)]
 pub struct EventFacts {
-    /// Generated text in the event's choices.
-    pub text: String,
+    /// Generated text in the event's choices, by choice index: content, reasoning, refusals
+    /// and tool-call names and arguments.
+    pub texts: Vec<(u64, String)>,
     /// `prompt_tokens` and `completion_tokens`, if the event reports usage.
     pub usage: Option<(u64, u64)>,
     /// An event carrying only usage (no choices): the one `include_usage` adds.
@@ -122,14 +126,46 @@ pub fn answer_facts(value: &Value) -> EventFacts {
     if let Some(Value::Array(choices)) = value.get("choices") {
         facts.usage_only = choices.is_empty() && facts.usage.is_some();
         for choice in choices {
-            for pointer in ["/delta/content", "/message/content", "/text"] {
-                if let Some(text) = choice.pointer(pointer).and_then(Value::as_str) {
-                    facts.text.push_str(text);
-                }
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let mut text = choice
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            for message in ["delta", "message"].iter().filter_map(|k| choice.get(*k)) {
+                message_text(message, &mut text);
+            }
+            if !text.is_empty() {
+                facts.texts.push((index, text));
             }
         }
     }
     facts
+}
+
+/// The generated text of a message or delta: what a client would show or act on.
+fn message_text(message: &Value, text: &mut String) {
+    for field in ["content", "reasoning_content", "reasoning", "refusal"] {
+        if let Some(part) = message.get(field).and_then(Value::as_str) {
+            text.push_str(part);
+        }
+    }
+    if let Some(Value::Array(calls)) = message.get("tool_calls") {
+        for function in calls.iter().filter_map(|call| call.get("function")) {
+            for field in ["name", "arguments"] {
+                if let Some(part) = function.get(field).and_then(Value::as_str) {
+                    text.push_str(part);
+                }
+            }
+        }
+    }
+}
+
+impl EventFacts {
+    /// All choices' text, in order.
+    pub fn text(&self) -> String {
+        self.texts.iter().map(|(_, t)| t.as_str()).collect()
+    }
 }
 
 fn usage_of(value: &Value) -> Option<(u64, u64)> {
@@ -150,14 +186,18 @@ fn usage_of(value: &Value) -> Option<(u64, u64)> {
 pub enum StreamEnd {
     /// The model server finished the answer.
     Complete,
-    /// The model server broke off or sent a broken frame.
+    /// The model server broke off, sent a broken frame or an error event.
     UpstreamError,
-    /// No chunk arrived within the idle timeout.
-    IdleTimeout,
+    /// No first token within the first-token timeout, or no chunk within the idle timeout.
+    UpstreamTimeout,
     /// The client went away before the end.
     ClientGone,
+    /// The client stopped reading for longer than the idle timeout.
+    ClientTooSlow,
     /// The gateway cut the answer because it leaked a canary.
     CanaryCut,
+    /// The gateway shut down before the answer ended.
+    Shutdown,
 }
 
 impl StreamEnd {
@@ -166,9 +206,11 @@ impl StreamEnd {
         match self {
             StreamEnd::Complete => "complete",
             StreamEnd::UpstreamError => "upstream_error",
-            StreamEnd::IdleTimeout => "upstream_idle_timeout",
+            StreamEnd::UpstreamTimeout => "upstream_timeout",
             StreamEnd::ClientGone => "client_disconnected",
+            StreamEnd::ClientTooSlow => "client_too_slow",
             StreamEnd::CanaryCut => "canary_leak",
+            StreamEnd::Shutdown => "gateway_shutdown",
         }
     }
 }
@@ -182,7 +224,7 @@ pub struct StreamSummary {
     pub usage: Option<(u64, u64)>,
     /// Generated text, up to [`MAX_KEPT_TEXT`].
     pub text: String,
-    /// When the first event was forwarded.
+    /// When the first event was handed to the client.
     pub first_event: Option<Instant>,
     /// Time spent waiting for the model server's frames.
     pub upstream_wait: Duration,
@@ -190,60 +232,144 @@ pub struct StreamSummary {
     pub canary_leaked: bool,
 }
 
-/// Watches generated text for canaries; `true` from `feed` means one appeared.
-pub trait LeakWatch: Send {
-    /// Feeds the next piece of generated text.
-    fn feed(&mut self, text: &str) -> bool;
+/// How a stream is to be relayed.
+#[derive(Debug, Clone)]
+pub struct StreamRules {
+    /// When the first chunk must have arrived (what is left of the first-token timeout).
+    pub first_token_by: Instant,
+    /// Longest silence from the model server, and longest wait for a client that does not read.
+    pub idle: Duration,
+    /// Remove the usage-only event the gateway asked for on the client's behalf.
+    pub drop_usage_only: bool,
+    /// Canaries to watch for; empty for none.
+    pub canaries: Vec<String>,
+    /// Cut the answer before a leaking chunk reaches the client.
+    pub cut_on_leak: bool,
 }
 
-/// The streamed response body.
-pub struct ObservedStream {
+/// Relays a streamed answer: a task reads the model server, observes each event and hands it
+/// to the client through a small channel. The task, not the client, drives the relay, so a
+/// client that stops reading is noticed (and cut off after `idle`) instead of holding its
+/// place for ever, and shutdown can end every stream. `finish` runs exactly once, at the end.
+pub fn relay(
     upstream: hyper::body::Incoming,
+    rules: StreamRules,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    finish: Box<dyn FnOnce(StreamSummary) + Send>,
+) -> ChannelBody {
+    let (sender, receiver) = tokio::sync::mpsc::channel(RELAY_CAPACITY);
+    tokio::spawn(async move {
+        let summary = Relay::new(rules).run(upstream, sender, shutdown).await;
+        finish(summary);
+    });
+    ChannelBody { receiver }
+}
+
+/// Events queued between the model server and a client that reads slower.
+const RELAY_CAPACITY: usize = 16;
+
+struct Relay {
+    rules: StreamRules,
     splitter: SseSplitter,
     ready: VecDeque<Bytes>,
-    idle: Duration,
-    idle_timer: Pin<Box<tokio::time::Sleep>>,
-    waiting_since: Option<Instant>,
-    drop_usage_only: bool,
-    watch: Option<Box<dyn LeakWatch>>,
-    cut_on_leak: bool,
+    /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
+    watches: Vec<(u64, CanaryWatch)>,
+    /// Watches the raw events too: fields the gateway does not read, and unframed bytes.
+    raw_watch: Option<CanaryWatch>,
     summary: StreamSummary,
-    finish: Option<Box<dyn FnOnce(StreamSummary) + Send>>,
-    ended: bool,
+    ended: Option<StreamEnd>,
 }
 
-impl ObservedStream {
-    /// Wraps the model server's body. `drop_usage_only` removes the usage event the gateway
-    /// asked for on the client's behalf; `finish` runs exactly once, when the stream ends for
-    /// whatever reason (including the client hanging up).
-    pub fn new(
-        upstream: hyper::body::Incoming,
-        idle: Duration,
-        drop_usage_only: bool,
-        watch: Option<Box<dyn LeakWatch>>,
-        cut_on_leak: bool,
-        finish: Box<dyn FnOnce(StreamSummary) + Send>,
-    ) -> ObservedStream {
-        ObservedStream {
-            upstream,
+impl Relay {
+    fn new(rules: StreamRules) -> Relay {
+        let raw_watch =
+            (!rules.canaries.is_empty()).then(|| CanaryWatch::new(rules.canaries.clone()));
+        Relay {
+            rules,
             splitter: SseSplitter::default(),
             ready: VecDeque::new(),
-            idle,
-            idle_timer: Box::pin(tokio::time::sleep(idle)),
-            waiting_since: None,
-            drop_usage_only,
-            watch,
-            cut_on_leak,
+            watches: Vec::new(),
+            raw_watch,
             summary: StreamSummary {
-                end: StreamEnd::ClientGone,
+                end: StreamEnd::Complete,
                 usage: None,
                 text: String::new(),
                 first_event: None,
                 upstream_wait: Duration::ZERO,
                 canary_leaked: false,
             },
-            finish: Some(finish),
-            ended: false,
+            ended: None,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut upstream: hyper::body::Incoming,
+        sender: tokio::sync::mpsc::Sender<Bytes>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> StreamSummary {
+        let mut deadline = tokio::time::Instant::from_std(self.rules.first_token_by);
+        let end = 'relay: loop {
+            while let Some(event) = self.ready.pop_front() {
+                match tokio::time::timeout(self.rules.idle, sender.send(event)).await {
+                    Ok(Ok(())) => {
+                        self.summary.first_event.get_or_insert_with(Instant::now);
+                    }
+                    Ok(Err(_)) => break 'relay StreamEnd::ClientGone,
+                    Err(_) => break 'relay StreamEnd::ClientTooSlow,
+                }
+            }
+            if let Some(end) = self.ended {
+                break end;
+            }
+            let waiting = Instant::now();
+            let frame = tokio::select! {
+                frame = upstream.frame() => frame,
+                () = tokio::time::sleep_until(deadline) => {
+                    self.fail("the model server stopped sending", "upstream_timeout", StreamEnd::UpstreamTimeout);
+                    continue;
+                }
+                () = sender.closed() => break StreamEnd::ClientGone,
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    self.fail("the gateway is shutting down", "gateway_shutdown", StreamEnd::Shutdown);
+                    continue;
+                }
+            };
+            self.summary.upstream_wait += waiting.elapsed();
+            deadline = tokio::time::Instant::now() + self.rules.idle;
+            match frame {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.take_bytes(&data);
+                    }
+                }
+                Some(Err(_)) => self.fail(
+                    "the model server broke off the answer",
+                    "upstream_disconnected",
+                    StreamEnd::UpstreamError,
+                ),
+                None => {
+                    if let Some(rest) = self.splitter.rest() {
+                        self.take_event(rest);
+                    }
+                    self.ended.get_or_insert(StreamEnd::Complete);
+                }
+            }
+        };
+        // An error event from the model server outranks the plain end of its stream.
+        if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
+            self.summary.end = end;
+        }
+        self.summary
+    }
+
+    fn take_bytes(&mut self, data: &[u8]) {
+        self.splitter.push(data);
+        while let Some(event) = self.splitter.next_event() {
+            self.take_event(event);
+            if self.ended.is_some() {
+                return;
+            }
         }
     }
 
@@ -256,52 +382,51 @@ impl ObservedStream {
         if facts.error {
             self.summary.end = StreamEnd::UpstreamError;
         }
-        if !facts.text.is_empty() {
+        let raw_leak = self
+            .raw_watch
+            .as_mut()
+            .is_some_and(|watch| watch.feed(&String::from_utf8_lossy(&event)));
+        let mut text_leak = false;
+        for (choice, text) in &facts.texts {
             let room = MAX_KEPT_TEXT.saturating_sub(self.summary.text.len());
-            self.summary.text.push_str(prefix_within(&facts.text, room));
-            if let Some(watch) = &mut self.watch
-                && watch.feed(&facts.text)
-            {
-                self.summary.canary_leaked = true;
-                if self.cut_on_leak {
-                    self.ready.push_back(error_event(
-                        "the answer was cut: it contained this tenant's system-prompt canary",
-                        "canary_leak",
-                    ));
-                    self.end(StreamEnd::CanaryCut);
-                    return;
-                }
+            self.summary.text.push_str(prefix_within(text, room));
+            if !self.rules.canaries.is_empty() {
+                text_leak |= self.watch(*choice).feed(text);
             }
         }
-        if facts.usage_only && self.drop_usage_only {
+        if raw_leak || text_leak {
+            self.summary.canary_leaked = true;
+            if self.rules.cut_on_leak {
+                self.fail(
+                    "the answer was cut: it contained this tenant's system-prompt canary",
+                    "canary_leak",
+                    StreamEnd::CanaryCut,
+                );
+                return;
+            }
+        }
+        if facts.usage_only && self.rules.drop_usage_only {
             return;
         }
         self.ready.push_back(event);
     }
 
-    fn end(&mut self, end: StreamEnd) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        // An error event seen earlier keeps its verdict over the plain end of the stream.
-        if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
-            self.summary.end = end;
-        }
-        if let Some(finish) = self.finish.take() {
-            let summary = std::mem::replace(
-                &mut self.summary,
-                StreamSummary {
-                    end,
-                    usage: None,
-                    text: String::new(),
-                    first_event: None,
-                    upstream_wait: Duration::ZERO,
-                    canary_leaked: false,
-                },
-            );
-            finish(summary);
-        }
+    fn watch(&mut self, choice: u64) -> &mut CanaryWatch {
+        let at = match self.watches.iter().position(|(c, _)| *c == choice) {
+            Some(at) => at,
+            None => {
+                self.watches
+                    .push((choice, CanaryWatch::new(self.rules.canaries.clone())));
+                self.watches.len() - 1
+            }
+        };
+        &mut self.watches[at].1
+    }
+
+    /// Ends the stream with an error event the client can read.
+    fn fail(&mut self, message: &str, code: &str, end: StreamEnd) {
+        self.ready.push_back(error_event(message, code));
+        self.ended = Some(end);
     }
 }
 
@@ -324,7 +449,13 @@ pub fn error_event(message: &str, code: &str) -> Bytes {
     Bytes::from(format!("data: {body}\n\n"))
 }
 
-impl Body for ObservedStream {
+/// The client's side of a relayed stream.
+#[derive(Debug)]
+pub struct ChannelBody {
+    receiver: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChannelBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -332,72 +463,9 @@ impl Body for ObservedStream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.ready.pop_front() {
-                if this.summary.first_event.is_none() {
-                    this.summary.first_event = Some(Instant::now());
-                }
-                return Poll::Ready(Some(Ok(Frame::data(event))));
-            }
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            let waiting_since = *this.waiting_since.get_or_insert_with(Instant::now);
-            match Pin::new(&mut this.upstream).poll_frame(cx) {
-                Poll::Pending => {
-                    if this.idle_timer.as_mut().poll(cx).is_ready() {
-                        this.summary.upstream_wait += waiting_since.elapsed();
-                        this.ready.push_back(error_event(
-                            "the model server stopped sending",
-                            "upstream_idle_timeout",
-                        ));
-                        this.end(StreamEnd::IdleTimeout);
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(frame) => {
-                    this.summary.upstream_wait += waiting_since.elapsed();
-                    this.waiting_since = None;
-                    match frame {
-                        Some(Ok(frame)) => {
-                            if let Ok(mut data) = frame.into_data() {
-                                let deadline = tokio::time::Instant::now() + this.idle;
-                                this.idle_timer.as_mut().reset(deadline);
-                                this.splitter.push(&data.copy_to_bytes(data.remaining()));
-                                while let Some(event) = this.splitter.next_event() {
-                                    this.take_event(event);
-                                    if this.ended {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        Some(Err(_)) => {
-                            this.ready.push_back(error_event(
-                                "the model server broke off the answer",
-                                "upstream_disconnected",
-                            ));
-                            this.end(StreamEnd::UpstreamError);
-                        }
-                        None => {
-                            if let Some(rest) = this.splitter.rest() {
-                                this.take_event(rest);
-                            }
-                            this.end(StreamEnd::Complete);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for ObservedStream {
-    fn drop(&mut self) {
-        // A client that hangs up mid-answer still gets its audit record and its tokens settled.
-        self.end(StreamEnd::ClientGone);
+        self.receiver
+            .poll_recv(cx)
+            .map(|event| event.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
@@ -429,7 +497,9 @@ mod tests {
     #[test]
     fn chunk_facts_read_text_usage_and_done() {
         let chunk = br#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#;
-        assert_eq!(read_event(chunk).text, "Hel");
+        assert_eq!(read_event(chunk).text(), "Hel");
+        let tool = br#"data: {"choices":[{"index":1,"delta":{"reasoning_content":"hm","tool_calls":[{"function":{"arguments":"{\"a\""}}]}}]}"#;
+        assert_eq!(read_event(tool).texts, vec![(1, "hm{\"a\"".to_owned())]);
         let usage = br#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#;
         let facts = read_event(usage);
         assert_eq!(facts.usage, Some((7, 3)));

@@ -95,7 +95,7 @@ fn parse_hash(text: &str) -> Result<[u8; 32], String> {
     let hex = text
         .strip_prefix("sha256:")
         .ok_or("sha256: must start with `sha256:`")?;
-    if hex.len() != 64 {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("sha256: expected 64 hex digits after `sha256:`".into());
     }
     let mut out = [0u8; 32];
@@ -247,6 +247,9 @@ mod tests {
     fn bad_entries_are_named() {
         let mut entry = generate("k", "t", None).unwrap().entry;
         entry.sha256 = "md5:abc".into();
+        assert!(check_entry(&entry).unwrap_err().contains("sha256:"));
+        let mut entry = generate("k", "t", None).unwrap().entry;
+        entry.sha256 = format!("sha256:a\u{e9}{}", "b".repeat(61));
         assert!(check_entry(&entry).unwrap_err().contains("sha256:"));
         let mut entry = generate("k", "t", None).unwrap().entry;
         entry.expires = Some("tomorrow".into());
