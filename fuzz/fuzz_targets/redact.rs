@@ -1,5 +1,6 @@
-//! Redaction never panics, masks every card an independent check can see, and is idempotent
-//! for cards, keys and private keys.
+//! Redaction never panics, masks every card an independent check can see (ASCII or full-width
+//! digits, in groups joined by short runs of separators), and is idempotent for cards, keys and
+//! private keys.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -33,43 +34,123 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A contiguous run of 13–19 digits, with no letter, digit, `_` or `.` on either side, that
-/// passes Luhn and starts like a card: written apart from the redactor's scanner, and stricter
-/// about neighbours, so anything it finds the redactor must have masked.
+/// A stretch of 13–19 digits that passes Luhn, starts like a card and is laid out like one (a
+/// single run, or a first group of 4–6 digits and further groups of 3–6, each joined to the
+/// last by one to three separators), with no letter, digit, `_` or decimal point on either
+/// side. Written apart from the redactor's scanner, and stricter about neighbours, so anything
+/// it finds the redactor must have masked.
 fn standalone_card(text: &str) -> Option<&str> {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        if !bytes[start].is_ascii_digit() {
-            start += 1;
-            continue;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let groups = digit_groups(&chars);
+    for (first, group) in groups.iter().enumerate() {
+        let mut digits = Vec::new();
+        for (index, last) in groups.iter().enumerate().skip(first) {
+            if index > first && !last.joined_to_previous {
+                break;
+            }
+            let len = last.digits.len();
+            let shape_ok = if index == first {
+                (4..=6).contains(&len) || (13..=19).contains(&len)
+            } else {
+                (3..=6).contains(&len) && group.digits.len() <= 6
+            };
+            digits.extend_from_slice(&last.digits);
+            if !shape_ok || digits.len() > 19 {
+                break;
+            }
+            let before = group.start.checked_sub(1).map(|i| chars[i].1);
+            let after = chars.get(last.end).map(|(_, c)| *c);
+            if digits.len() >= 13
+                && apart(before)
+                && apart(after)
+                && luhn(&digits)
+                && issuer(&digits)
+            {
+                let start = chars[group.start].0;
+                let end = chars.get(last.end).map_or(text.len(), |(at, _)| *at);
+                return text.get(start..end);
+            }
         }
-        let end = start
-            + bytes[start..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-        let apart = |b: Option<&u8>| {
-            b.is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.'))
-        };
-        let before = start.checked_sub(1).and_then(|i| bytes.get(i));
-        let run = &bytes[start..end];
-        if (13..=19).contains(&run.len())
-            && apart(before)
-            && apart(bytes.get(end))
-            && luhn(run)
-            && issuer(run)
-        {
-            return text.get(start..end);
-        }
-        start = end;
     }
     None
 }
 
-fn luhn(run: &[u8]) -> bool {
+/// A maximal run of digits, as character indices into the text.
+struct Group {
+    start: usize,
+    end: usize,
+    digits: Vec<u32>,
+    /// Whether one to three separators, and nothing else, lie between it and the group before.
+    joined_to_previous: bool,
+}
+
+fn digit_groups(chars: &[(usize, char)]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if digit_value(chars[i].1).is_none() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = Vec::new();
+        while let Some(value) = chars.get(i).and_then(|(_, c)| digit_value(*c)) {
+            digits.push(value);
+            i += 1;
+        }
+        let joined_to_previous = groups.last().is_some_and(|previous| {
+            let between = &chars[previous.end..start];
+            (1..=3).contains(&between.len()) && between.iter().all(|(_, c)| is_separator(*c))
+        });
+        groups.push(Group {
+            start,
+            end: i,
+            digits,
+            joined_to_previous,
+        });
+    }
+    groups
+}
+
+fn digit_value(c: char) -> Option<u32> {
+    match c {
+        '0'..='9' => c.to_digit(10),
+        '\u{ff10}'..='\u{ff19}' => Some(c as u32 - 0xff10),
+        _ => None,
+    }
+}
+
+/// Spaces, dashes, dots and slashes: ASCII, Unicode spaces and dashes, full-width forms.
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t'
+            | '-'
+            | '.'
+            | '/'
+            | '\u{a0}'
+            | '\u{ad}'
+            | '\u{2000}'..='\u{200b}'
+            | '\u{2010}'..='\u{2015}'
+            | '\u{202f}'
+            | '\u{2212}'
+            | '\u{3000}'
+            | '\u{ff0d}'..='\u{ff0f}'
+    )
+}
+
+/// No neighbour, or one that is neither a letter, a digit, `_` nor a decimal point (ASCII or
+/// full-width).
+fn apart(neighbour: Option<char>) -> bool {
+    neighbour.is_none_or(|c| {
+        let word = c.is_alphanumeric() && (c.is_ascii() || ('\u{ff00}'..='\u{ffef}').contains(&c));
+        !(word || matches!(c, '_' | '.' | '\u{ff3f}' | '\u{ff0e}'))
+    })
+}
+
+fn luhn(digits: &[u32]) -> bool {
     let mut sum = 0;
-    for (i, digit) in run.iter().rev().map(|b| u32::from(b - b'0')).enumerate() {
+    for (i, &digit) in digits.iter().rev().enumerate() {
         let doubled = digit * 2;
         sum += match i % 2 {
             0 => digit,
@@ -80,17 +161,11 @@ fn luhn(run: &[u8]) -> bool {
     sum % 10 == 0
 }
 
-fn issuer(run: &[u8]) -> bool {
-    match run {
-        [b'4' | b'5' | b'6', ..] => true,
-        [b'3', second, ..] => !matches!(second, b'1'..=b'3'),
-        [b'2', rest @ ..] if rest.len() >= 3 => {
-            let prefix: u32 = std::str::from_utf8(&run[..4])
-                .ok()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            (2221..=2720).contains(&prefix)
-        }
+fn issuer(digits: &[u32]) -> bool {
+    match digits {
+        [4 | 5 | 6, ..] => true,
+        [3, second, ..] => !matches!(second, 1..=3),
+        [2, a, b, c, ..] => (2221..=2720).contains(&(2000 + a * 100 + b * 10 + c)),
         _ => false,
     }
 }

@@ -4,10 +4,13 @@
 //! - keys, tokens and private-key headers: one multi-pattern regex whose literal prefixes
 //!   (`sk-`, `AKIA`, `ghp_`, `eyJ`, `-----BEGIN`…) drive a SIMD prefilter;
 //! - e-mail addresses: a regex the engine anchors on `@`;
-//! - card numbers: a byte scanner (a regex cannot check Luhn) that skips digit-free blocks;
+//! - card numbers: a byte scanner (a regex cannot check Luhn) that skips blocks with neither
+//!   an ASCII digit nor the lead byte of a full-width one;
 //! - phone numbers: a regex run only over stretches with 10 or more digits.
 //!
-//! Overlapping finds are merged, and the text is copied only when something was found.
+//! Cards are looked for last, so that one which masking another find leaves standing on its own
+//! (glued to an e-mail address, say) is masked too. Overlapping finds are merged, and the text
+//! is copied only when something was found.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,7 +24,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
-    /// Payment card numbers (PAN): 13–19 digits that pass Luhn and look like a card prefix.
+    /// Payment card numbers (PAN): 13–19 ASCII or full-width digits, in groups joined by short
+    /// runs of spaces, dashes, dots or slashes, that pass Luhn and look like a card prefix.
     CardNumber,
     /// API keys and access tokens with a known prefix: OpenAI, Anthropic, AWS, GitHub, GitLab,
     /// Slack, Stripe, Google, Hugging Face, Hangar's own `hgk_` keys.
@@ -156,9 +160,6 @@ impl Redactor {
             };
         }
         let mut spans = Vec::new();
-        if self.cards {
-            find_cards(text.as_bytes(), &mut spans);
-        }
         self.secrets.find(text, 0..text.len(), &mut spans);
         if text.contains('@') {
             self.emails.find(text, 0..text.len(), &mut spans);
@@ -167,6 +168,9 @@ impl Redactor {
             for window in phone_windows(text.as_bytes()) {
                 self.phones.find(text, window, &mut spans);
             }
+        }
+        if self.cards {
+            find_all_cards(text, &mut spans);
         }
         if spans.is_empty() {
             return Redaction {
@@ -351,7 +355,7 @@ impl Shape {
                 (has_digit && has_letter).then_some((value, end))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
-            Shape::Phone => phone_span(bytes, start, end),
+            Shape::Phone => phone_span(text, start, end),
         }
     }
 }
@@ -380,16 +384,14 @@ fn private_key_end(text: &str, from: usize) -> usize {
 }
 
 /// Accepts a phone candidate: trims trailing groups until it has 10–15 digits, and rejects it
-/// when it is glued to a longer number, a word or an arithmetic `+`.
-fn phone_span(bytes: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
-    let before = start.checked_sub(1).and_then(|i| bytes.get(i)).copied();
-    if let Some(before) = before {
-        let glued_to_number = matches!(before, b'.' | b'-' | b'/' | b':' | b',')
-            && start
-                .checked_sub(2)
-                .and_then(|i| bytes.get(i))
-                .is_some_and(u8::is_ascii_digit);
-        if before.is_ascii_alphanumeric() || matches!(before, b'_' | b'+') || glued_to_number {
+/// when it is glued to a longer number, a word (ASCII or full-width) or an arithmetic `+`.
+fn phone_span(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut before = text.get(..start)?.chars().rev();
+    if let Some(c) = before.next() {
+        let glued_to_number =
+            matches!(c, '.' | '-' | '/' | ':' | ',') && before.next().is_some_and(is_digit_char);
+        if is_word_char(c) || c == '+' || glued_to_number {
             return None;
         }
     }
@@ -402,16 +404,16 @@ fn phone_span(bytes: &[u8], start: usize, end: usize) -> Option<(usize, usize)> 
         }
         digits += 1;
         let group_end = start + offset + 1;
-        let group_closes = !bytes.get(group_end).is_some_and(u8::is_ascii_digit);
+        let group_closes = card_digit(bytes, group_end).is_none();
         if group_closes && (10..=15).contains(&digits) {
             best = Some(group_end);
         }
     }
     let end = best?;
-    let after = bytes.get(end).copied();
-    let glued_after = match after {
-        Some(b'.' | b'-' | b'/' | b':') => bytes.get(end + 1).is_some_and(u8::is_ascii_digit),
-        Some(byte) => byte.is_ascii_alphanumeric() || byte == b'_',
+    let mut after = text.get(end..)?.chars();
+    let glued_after = match after.next() {
+        Some('.' | '-' | '/' | ':') => after.next().is_some_and(is_digit_char),
+        Some(c) => is_word_char(c),
         None => false,
     };
     (!glued_after).then_some((start, end))
@@ -505,23 +507,77 @@ const fn phone(regex: &'static str) -> Pattern {
     }
 }
 
+/// Finds the cards in `text`, and then those that masking the other finds (already in `spans`)
+/// leaves standing on their own: a card glued to an e-mail address or a key is glued to
+/// nothing once that is replaced. Only the stretches between masks with a digit or a decimal
+/// point against a mask can hold such a card, so only those are read again.
+fn find_all_cards(text: &str, spans: &mut Vec<Span>) {
+    let masked = masked_ranges(spans);
+    find_cards(text, 0, spans);
+    let mut gap_start = 0;
+    let mut number_after_mask = false;
+    for range in &masked {
+        let number_before_mask =
+            number_edge(text.get(..range.start).and_then(|t| t.chars().next_back()));
+        if number_after_mask || number_before_mask {
+            find_cards_between(text, gap_start..range.start, spans);
+        }
+        number_after_mask = number_edge(text.get(range.end..).and_then(|t| t.chars().next()));
+        gap_start = range.end;
+    }
+    if number_after_mask {
+        find_cards_between(text, gap_start..text.len(), spans);
+    }
+}
+
+/// Finds the cards in `text[range]` read on its own, as it will read between two masks.
+fn find_cards_between(text: &str, range: Range<usize>, spans: &mut Vec<Span>) {
+    if let Some(part) = text.get(range.clone()) {
+        find_cards(part, range.start, spans);
+    }
+}
+
+/// Whether `c` is a digit or a decimal point: what decides whether a card is glued.
+fn number_edge(c: Option<char>) -> bool {
+    c.is_some_and(|c| is_digit_char(c) || matches!(c, '.' | '．'))
+}
+
+/// The byte ranges the spans cover, sorted and merged.
+fn masked_ranges(spans: &[Span]) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = spans.iter().map(|span| span.start..span.end).collect();
+    ranges.sort_unstable_by_key(|range| range.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
 /// Finds card numbers: runs of 13–19 digits, or groups of 3–6 digits (the first 4–6) joined by
-/// one kind of single separator (space or dash), that pass Luhn and the issuer-prefix check.
-/// Digit runs are never split, so a card is never found inside a longer number.
-fn find_cards(bytes: &[u8], spans: &mut Vec<Span>) {
+/// one to three separators of any mix, that pass Luhn and the issuer-prefix check. Digits may
+/// be ASCII or full-width. Digit runs are never split, so a card is never found inside a longer
+/// number. Spans are pushed `offset` bytes on, for when `text` is part of a larger text.
+fn find_cards(text: &str, offset: usize, spans: &mut Vec<Span>) {
+    let bytes = text.as_bytes();
     let mut at = 0;
-    while let Some(start) = next_digit(bytes, at) {
-        if card_may_start(bytes, start)
-            && let Some(end) = card_from(bytes, start)
+    while let Some(lead) = next_byte(bytes, at, may_start_card_digit) {
+        if card_digit(bytes, lead).is_none() {
+            // A full-width character that is not a digit.
+            at = lead + 1;
+        } else if card_may_start(text, lead)
+            && let Some(end) = card_from(text, lead)
         {
             spans.push(Span {
-                start,
-                end,
+                start: offset + lead,
+                end: offset + end,
                 kind: SecretKind::CardNumber,
             });
             at = end;
         } else {
-            at = digit_run_end(bytes, start);
+            at = card_digits_end(bytes, lead);
         }
     }
 }
@@ -567,17 +623,22 @@ fn phone_windows(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     })
 }
 
-/// The position of the first ASCII digit at or after `from`. Blocks of 16 bytes without a
-/// digit are skipped with a branch-free test the compiler vectorises.
+/// The position of the first ASCII digit at or after `from`.
 fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    next_byte(bytes, from, |byte| byte.is_ascii_digit())
+}
+
+/// The position of the first byte at or after `from` that `wanted` accepts. Blocks of 16 bytes
+/// without one are skipped with a branch-free test the compiler vectorises.
+fn next_byte(bytes: &[u8], from: usize, wanted: impl Fn(u8) -> bool) -> Option<usize> {
     const BLOCK: usize = 16;
     let rest = bytes.get(from..)?;
     let skipped = rest
         .chunks_exact(BLOCK)
-        .take_while(|block| !block.iter().fold(false, |any, b| any | b.is_ascii_digit()))
+        .take_while(|block| !block.iter().fold(false, |any, &byte| any | wanted(byte)))
         .count()
         * BLOCK;
-    let offset = rest.get(skipped..)?.iter().position(u8::is_ascii_digit)?;
+    let offset = rest.get(skipped..)?.iter().position(|&byte| wanted(byte))?;
     Some(from + skipped + offset)
 }
 
@@ -594,71 +655,153 @@ fn is_digit(bytes: &[u8], at: usize) -> bool {
     bytes.get(at).is_some_and(u8::is_ascii_digit)
 }
 
-/// A card may not continue a word, an identifier or a decimal fraction.
-fn card_may_start(bytes: &[u8], start: usize) -> bool {
-    let Some(before) = start.checked_sub(1).and_then(|i| bytes.get(i)) else {
-        return true;
-    };
-    let decimal = *before == b'.' && start >= 2 && is_digit(bytes, start - 2);
-    !(before.is_ascii_alphanumeric() || *before == b'_' || decimal)
+/// The most digits a card number has.
+const MAX_CARD_DIGITS: usize = 19;
+
+/// The most separator characters between two groups of a card.
+const MAX_CARD_SEPARATORS: usize = 3;
+
+/// The first byte of the full-width digits `０`–`９` (U+FF10–U+FF19: `EF BC 90`–`EF BC 99`).
+const FULL_WIDTH_LEAD: u8 = 0xEF;
+
+/// Whether `byte` may be the first byte of a card digit (`|` keeps the test branch-free).
+fn may_start_card_digit(byte: u8) -> bool {
+    byte.is_ascii_digit() | (byte == FULL_WIDTH_LEAD)
 }
 
-/// A card may not run into a word, an identifier or a decimal fraction.
-fn card_may_end(bytes: &[u8], end: usize) -> bool {
-    match bytes.get(end) {
-        None => true,
-        Some(b'.') => !is_digit(bytes, end + 1),
-        Some(after) => !(after.is_ascii_alphanumeric() || *after == b'_'),
+/// The value and UTF-8 length of the card digit at `at`: ASCII `0`–`9` or full-width `０`–`９`.
+fn card_digit(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
+    match bytes.get(at..)? {
+        [digit @ b'0'..=b'9', ..] => Some((digit - b'0', 1)),
+        [FULL_WIDTH_LEAD, 0xBC, digit @ 0x90..=0x99, ..] => Some((digit - 0x90, 3)),
+        _ => None,
     }
 }
 
+/// The UTF-8 length of the separator at `at`, if one that may stand between the groups of a
+/// card is there: what people type, and what pasting from PDFs and web pages leaves.
+fn card_separator(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at..)? {
+        [b' ' | b'\t' | b'-' | b'.' | b'/', ..] => Some(1),
+        // U+00A0 no-break space, U+00AD soft hyphen.
+        [0xC2, 0xA0 | 0xAD, ..] => Some(2),
+        // U+2000–U+200B spaces (en, em, figure, thin, hair, zero-width…), U+2010–U+2015
+        // hyphens and dashes, U+202F narrow no-break space.
+        [0xE2, 0x80, 0x80..=0x8B | 0x90..=0x95 | 0xAF, ..] => Some(3),
+        // U+2212 minus sign.
+        [0xE2, 0x88, 0x92, ..] => Some(3),
+        // U+3000 ideographic space.
+        [0xE3, 0x80, 0x80, ..] => Some(3),
+        // U+FF0D–U+FF0F full-width hyphen-minus, full stop and solidus.
+        [FULL_WIDTH_LEAD, 0xBC, 0x8D..=0x8F, ..] => Some(3),
+        _ => None,
+    }
+}
+
+fn card_digits_end(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some((_, width)) = card_digit(bytes, at) {
+        at += width;
+    }
+    at
+}
+
+/// An ASCII or full-width digit.
+fn is_digit_char(c: char) -> bool {
+    c.is_ascii_digit() || ('０'..='９').contains(&c)
+}
+
+/// Letters, digits and `_`, ASCII or full-width.
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '＿')
+}
+
+/// Whether a card would be glued to its neighbour `next` (with `beyond` the character past
+/// it): a word, an identifier or a decimal fraction.
+fn glued(next: Option<char>, beyond: Option<char>) -> bool {
+    match next {
+        Some('.' | '．') => beyond.is_some_and(is_digit_char),
+        Some(c) => is_word_char(c),
+        None => false,
+    }
+}
+
+/// A card may not continue a word, an identifier or a decimal fraction.
+fn card_may_start(text: &str, start: usize) -> bool {
+    let mut before = text.get(..start).unwrap_or_default().chars().rev();
+    let next = before.next();
+    !glued(next, before.next())
+}
+
+/// A card may not run into a word, an identifier or a decimal fraction.
+fn card_may_end(text: &str, end: usize) -> bool {
+    let mut after = text.get(end..).unwrap_or_default().chars();
+    let next = after.next();
+    !glued(next, after.next())
+}
+
 /// The end of the longest card starting at `start` (the first digit of a group), if any.
-fn card_from(bytes: &[u8], start: usize) -> Option<usize> {
-    const MAX_DIGITS: usize = 19;
-    let mut digits = [0u8; MAX_DIGITS];
+fn card_from(text: &str, start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut digits = [0u8; MAX_CARD_DIGITS];
     let mut count = 0;
-    let mut separator = None;
     let mut group_start = start;
     let mut best = None;
     for group in 0.. {
-        let group_end = digit_run_end(bytes, group_start);
-        let len = group_end - group_start;
+        let (len, group_end) = read_group(bytes, group_start, &mut digits, count);
         let shape_ok = match group {
-            0 => (4..=6).contains(&len) || (13..=MAX_DIGITS).contains(&len),
+            0 => (4..=6).contains(&len) || (13..=MAX_CARD_DIGITS).contains(&len),
             _ => (3..=6).contains(&len),
         };
-        if !shape_ok || count + len > MAX_DIGITS {
+        if !shape_ok || count + len > MAX_CARD_DIGITS {
             break;
         }
-        for (slot, byte) in digits
-            .iter_mut()
-            .skip(count)
-            .zip(&bytes[group_start..group_end])
-        {
-            *slot = byte - b'0';
-        }
         count += len;
-        let number = &digits[..count];
+        let number = digits.get(..count).unwrap_or_default();
         if count >= 13
-            && card_may_end(bytes, group_end)
+            && card_may_end(text, group_end)
             && luhn_valid(number)
             && issuer_known(number)
         {
             best = Some(group_end);
         }
-        // A single long run is a card on its own; groups continue after one separator.
-        let next = bytes.get(group_end).copied();
-        let continues = matches!(next, Some(b' ' | b'-'))
-            && len <= 6
-            && separator.is_none_or(|sep| Some(sep) == next)
-            && is_digit(bytes, group_end + 1);
-        if !continues {
-            break;
+        // A single long run is a card on its own; groups continue after a few separators.
+        match next_group(bytes, group_end) {
+            Some(next) if len <= 6 => group_start = next,
+            _ => break,
         }
-        separator = next;
-        group_start = group_end + 1;
     }
     best
+}
+
+/// Reads the digits of the group at `from` into `digits`, after the first `count`, and returns
+/// how many it has (counting stops past [`MAX_CARD_DIGITS`]) and where it ends.
+fn read_group(bytes: &[u8], from: usize, digits: &mut [u8], count: usize) -> (usize, usize) {
+    let mut len = 0;
+    let mut at = from;
+    while len <= MAX_CARD_DIGITS
+        && let Some((value, width)) = card_digit(bytes, at)
+    {
+        if let Some(slot) = digits.get_mut(count + len) {
+            *slot = value;
+        }
+        len += 1;
+        at += width;
+    }
+    (len, at)
+}
+
+/// Where the group after the one ending at `from` starts: at a digit after one to
+/// [`MAX_CARD_SEPARATORS`] separators.
+fn next_group(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    for _ in 0..MAX_CARD_SEPARATORS {
+        at += card_separator(bytes, at)?;
+        if card_digit(bytes, at).is_some() {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// The Luhn (mod 10) check every payment card number passes.
