@@ -196,8 +196,8 @@ pub async fn handle(
     let endpoint_name = endpoint.map_or("none", Endpoint::as_str).to_owned();
     let exchange = Exchange::new(started, gateway.request_id(), peer, endpoint_name);
     let mut pending = Pending::new(&gateway, exchange);
-    let outcome = serve(&gateway, &runtime, pending.exchange(), endpoint, request).await;
-    let mut exchange = pending.take();
+    let outcome = serve(&gateway, &runtime, &mut pending.exchange, endpoint, request).await;
+    let mut exchange = pending.answered();
     let request_id = exchange.record.id.clone();
     let mut response = match outcome {
         Ok(Served::Whole(response)) => {
@@ -230,7 +230,8 @@ pub async fn handle(
 /// request's future), the drop still writes its audit record, as status 499.
 struct Pending<'a> {
     gateway: &'a Gateway,
-    exchange: Option<Exchange>,
+    exchange: Exchange,
+    answered: bool,
 }
 
 impl<'a> Pending<'a> {
@@ -238,31 +239,22 @@ impl<'a> Pending<'a> {
         exchange.in_flight = Some(InFlight::new(&gateway.metrics));
         Pending {
             gateway,
-            exchange: Some(exchange),
+            exchange,
+            answered: false,
         }
     }
 
-    fn exchange(&mut self) -> &mut Exchange {
-        self.exchange.get_or_insert_with(|| {
-            Exchange::new(
-                Instant::now(),
-                String::new(),
-                SocketAddr::from(([0, 0, 0, 0], 0)),
-                String::new(),
-            )
-        })
-    }
-
-    fn take(&mut self) -> Exchange {
-        let exchange = self.exchange().clone();
-        self.exchange = None;
-        exchange
+    /// The exchange, now answered: the caller records it.
+    fn answered(mut self) -> Exchange {
+        self.answered = true;
+        self.exchange.clone()
     }
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if let Some(mut exchange) = self.exchange.take() {
+        if !self.answered {
+            let mut exchange = self.exchange.clone();
             exchange.record.status = 499;
             exchange.record.code = Some("client_disconnected".to_owned());
             finish(self.gateway, exchange);
