@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# The inference gateway's speed (issue 4), all on loopback on this machine: a fake model server
+# (`fake-upstream`), the gateway (`hangar gateway run`), Debian's nginx as a plain reverse proxy,
+# and the load generator (`loadgen`), in one run. Each round measures
+#   (a) latency at a constant RATE req/s (open loop) for DURATION s after WARMUP s:
+#       direct to the fake, through the gateway with guards off, through nginx (64-byte prompt);
+#       the same with a 4 KiB prompt, and through the gateway with guards on (redaction of every
+#       kind, injection scanning with `log`);
+#   (b) the most each path serves, closed loop, MAX_CONNECTIONS connections, MAX_SECONDS s;
+#   (c) STREAMS streamed answers open at once through a freshly started gateway (guards on),
+#       with its peak resident memory (VmHWM in /proc/PID/status).
+# ROUNDS rounds (default 3); the table at the end gives the median of each figure.
+#
+# usage: bench/gateway.sh [ROUNDS]
+#   env: RATE=3000 DURATION=20 WARMUP=3 MAX_CONNECTIONS=64 MAX_SECONDS=10 STREAMS=1000
+#        CHUNKS=100 CHUNK_MS=100 (the streams' shape: 10 s each)
+#        PROXY_CPUS=0 CLIENT_CPUS=1 (taskset lists: the gateway or nginx on one, the fake model
+#        server and the load generator on the other; set both empty to let Linux place them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-3}"
+rate="${RATE:-3000}"
+duration="${DURATION:-20}"
+warmup="${WARMUP:-3}"
+max_connections="${MAX_CONNECTIONS:-64}"
+max_seconds="${MAX_SECONDS:-10}"
+streams="${STREAMS:-1000}"
+chunks="${CHUNKS:-100}"
+chunk_ms="${CHUNK_MS:-100}"
+proxy_cpus="${PROXY_CPUS-0}"
+client_cpus="${CLIENT_CPUS-1}"
+port_base="${PORT_BASE:-18400}"
+upstream_port=$((port_base + 1))
+gateway_port=$((port_base + 2))
+admin_port=$((port_base + 3))
+nginx_port=$((port_base + 4))
+
+out=bench/out
+mkdir -p "$out"
+results="$out/gateway-runs.jsonl"
+: > "$results"
+CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar -p hangar-bench
+
+if ! command -v nginx >/dev/null 2>&1; then
+  # Keep the package from starting its own nginx on port 80.
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+# 1,000 streams are 4,000 sockets across the processes.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+tmp=$(mktemp -d /tmp/hangar-gateway-bench.XXXXXX)
+chmod 755 "$tmp"
+# Copies, so that a rebuild during the run cannot change what is measured.
+mkdir -p "$tmp/bin"
+cp target/release/hangar target/release/fake-upstream target/release/loadgen "$tmp/bin/"
+bin="$tmp/bin"
+echo "hangar binary: $(stat -c '%y' target/release/hangar), sha256 $(sha256sum "$bin/hangar" | cut -c1-16)" >&2
+started=()
+cleanup() {
+  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap "exit 130" INT TERM
+
+# Runs "$@" on the CPUs in $1 (all of them when $1 is empty).
+on_cpus() {
+  local cpus="$1"
+  shift
+  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+
+# The same for a server started with `&`: exec, so that $! is the server's own PID.
+exec_on_cpus() {
+  local cpus="$1"
+  shift
+  if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
+}
+
+# Waits until LOG has a line matching PATTERN (the process says it is ready).
+wait_for_line() {
+  local log="$1" pattern="$2"
+  for _ in $(seq 100); do
+    grep -q "$pattern" "$log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not ready after 10 s: $log" >&2
+  cat "$log" >&2
+  return 1
+}
+
+wait_for_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1 after 10 s" >&2
+  return 1
+}
+
+# Per cent of the machine's CPU time busy over one second.
+busy_percent() {
+  local a b
+  read -r -a a < /proc/stat
+  sleep 1
+  read -r -a b < /proc/stat
+  local busy=0 total=0 i
+  for i in 1 2 3 6 7 8; do busy=$((busy + b[i] - a[i])); done
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((total > 0 ? 100 * busy / total : 0))
+}
+
+# Every figure here shares two cores, so each run waits (up to QUIET_WAIT s, default 900) until
+# nothing else is using more than a tenth of the machine, and records whether it was.
+quiet="true"
+wait_quiet() {
+  local waited=0 busy
+  busy=$(busy_percent)
+  while [ "$busy" -gt 10 ] && [ "$waited" -lt "${QUIET_WAIT:-900}" ]; do
+    [ "$waited" -eq 0 ] && echo "waiting for the machine to be quiet ($busy% busy)" >&2
+    sleep 4
+    waited=$((waited + 5))
+    busy=$(busy_percent)
+  done
+  if [ "$busy" -gt 10 ]; then quiet="false"; echo "measuring on a busy machine ($busy%)" >&2; else quiet="true"; fi
+}
+
+cpu_count() {
+  if [ -n "$1" ]; then taskset -c "$1" nproc; else nproc; fi
+}
+
+# --- the fake model server -------------------------------------------------------------------
+exec_on_cpus "$client_cpus" "$bin/fake-upstream" --listen "127.0.0.1:$upstream_port" \
+  --chunks "$chunks" --interval-ms "$chunk_ms" 2> "$tmp/upstream.log" &
+upstream_pid=$!
+started+=($upstream_pid)
+wait_for_line "$tmp/upstream.log" "listening on"
+
+# --- nginx: a plain reverse proxy with keep-alive to the fake, as many workers as the gateway
+# has threads, its access log on (the gateway writes its audit log) ----------------------------
+proxy_threads=$(cpu_count "$proxy_cpus")
+mkdir -p "$tmp/nginx"
+cat > "$tmp/nginx/nginx.conf" <<EOF
+user root;
+worker_processes $proxy_threads;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log $tmp/nginx/access.log;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream fake {
+    server 127.0.0.1:$upstream_port;
+    keepalive 256;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+exec_on_cpus "$proxy_cpus" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' \
+  2> "$tmp/nginx/stderr.log" &
+nginx_pid=$!
+started+=($nginx_pid)
+wait_for_port "$nginx_port"
+
+# --- the gateway -------------------------------------------------------------------------------
+key=$("$bin/hangar" gateway keygen --tenant bench --id bench-key 2> "$tmp/keygen.txt")
+entry=$(sed -n '/^- id:/,$p' "$tmp/keygen.txt" | sed 's/^/    /')
+
+# gateway_config NAME INJECTION REDACT_LIST
+gateway_config() {
+  cat > "$tmp/$1.yaml" <<EOF
+listen: 127.0.0.1:$gateway_port
+adminListen: 127.0.0.1:$admin_port
+auth:
+  apiKeys:
+$entry
+tenants:
+  bench:
+    models: [bench-model]
+    injection: $2
+models:
+  bench-model:
+    versions:
+      - name: v1
+        url: http://127.0.0.1:$upstream_port
+        weight: 100
+limits:
+  drain: 2s
+guards:
+  redact: $3
+audit:
+  dir: $tmp/audit-$1
+  retentionDays: 1
+EOF
+}
+gateway_config guards-off off "[]"
+gateway_config guards-on log "[card_number, provider_key, private_key, bearer_token, email, phone]"
+
+gateway_pid=""
+start_gateway() {
+  exec_on_cpus "$proxy_cpus" "$bin/hangar" gateway run --config "$tmp/$1.yaml" 2> "$tmp/gateway.log" &
+  gateway_pid=$!
+  wait_for_line "$tmp/gateway.log" "serving the inference API on"
+}
+stop_gateway() {
+  kill -TERM "$gateway_pid"
+  wait "$gateway_pid" || true
+  gateway_pid=""
+}
+
+# CPU time (user + system, in clock ticks) used so far by the processes in "$@".
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
+# The processes serving PORT: the fake, the gateway, or nginx's master and workers.
+servers_on() {
+  case "$1" in
+    "$upstream_port") echo "$upstream_pid" ;;
+    "$gateway_port") echo "$gateway_pid" ;;
+    "$nginx_port") echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')" ;;
+  esac
+}
+
+# load LABEL ROUND PORT PROMPT_BYTES MODE ARGS… : one loadgen run, its JSON appended to results
+# with the CPU seconds the server on PORT and the fake model server used during the whole run
+# (warm-up included).
+load() {
+  local label="$1" round="$2" port="$3" prompt="$4" mode="$5"
+  shift 5
+  wait_quiet
+  local servers proxy_before upstream_before proxy_after upstream_after hz
+  servers=$(servers_on "$port")
+  hz=$(getconf CLK_TCK)
+  # shellcheck disable=SC2086
+  proxy_before=$(cpu_ticks $servers)
+  upstream_before=$(cpu_ticks "$upstream_pid")
+  on_cpus "$client_cpus" "$bin/loadgen" --label "$label" --addr "127.0.0.1:$port" \
+    --key "$key" --prompt-bytes "$prompt" "$mode" "$@" > "$tmp/run.json"
+  # shellcheck disable=SC2086
+  proxy_after=$(cpu_ticks $servers)
+  upstream_after=$(cpu_ticks "$upstream_pid")
+  python3 - "$tmp/run.json" "$round" "$quiet" "$(( proxy_after - proxy_before ))" \
+    "$(( upstream_after - upstream_before ))" "$hz" >> "$results" <<'PY'
+import json, sys
+path, round_, quiet, server_ticks, upstream_ticks, hz = sys.argv[1:]
+r = json.load(open(path))
+r["round"] = int(round_)
+r["quiet"] = quiet == "true"
+r["server_cpu_s"] = int(server_ticks) / int(hz)
+r["upstream_cpu_s"] = int(upstream_ticks) / int(hz)
+print(json.dumps(r))
+PY
+}
+
+rate_args=(--rate "$rate" --duration "$duration" --warmup "$warmup")
+max_args=(--connections "$max_connections" --duration "$max_seconds" --warmup 2)
+
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds" >&2
+  start_gateway guards-off
+  load direct-64B "$round" "$upstream_port" 64 rate "${rate_args[@]}"
+  load gateway-off-64B "$round" "$gateway_port" 64 rate "${rate_args[@]}"
+  load nginx-64B "$round" "$nginx_port" 64 rate "${rate_args[@]}"
+  load direct-4KiB "$round" "$upstream_port" 4096 rate "${rate_args[@]}"
+  load gateway-off-4KiB "$round" "$gateway_port" 4096 rate "${rate_args[@]}"
+  load nginx-4KiB "$round" "$nginx_port" 4096 rate "${rate_args[@]}"
+  load max-direct-64B "$round" "$upstream_port" 64 max "${max_args[@]}"
+  load max-gateway-off-64B "$round" "$gateway_port" 64 max "${max_args[@]}"
+  load max-nginx-64B "$round" "$nginx_port" 64 max "${max_args[@]}"
+  stop_gateway
+
+  start_gateway guards-on
+  load gateway-on-4KiB "$round" "$gateway_port" 4096 rate "${rate_args[@]}"
+  load max-direct-4KiB "$round" "$upstream_port" 4096 max "${max_args[@]}"
+  load max-gateway-on-4KiB "$round" "$gateway_port" 4096 max "${max_args[@]}"
+  load max-nginx-4KiB "$round" "$nginx_port" 4096 max "${max_args[@]}"
+  stop_gateway
+
+  # A fresh gateway with an empty audit directory, so its peak resident memory is that of the
+  # streams (a gateway resuming a big audit file reads all of it at start: see BENCHMARKS.md).
+  gateway_config "streams-$round" log "[card_number, provider_key, private_key, bearer_token, email, phone]"
+  start_gateway "streams-$round"
+  idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$gateway_pid/status")
+  load streams "$round" "$gateway_port" 64 streams --streams "$streams" --watch-pid "$gateway_pid" \
+    --timeout $((chunks * chunk_ms / 1000 + 60))
+  python3 - "$results" "$idle_kib" <<'EOF'
+import json, sys
+path, idle = sys.argv[1], int(sys.argv[2])
+lines = open(path).read().splitlines()
+last = json.loads(lines[-1])
+last["rss_idle_kib"] = idle
+lines[-1] = json.dumps(last)
+open(path, "w").write("\n".join(lines) + "\n")
+EOF
+  stop_gateway
+done
+
+python3 - "$results" "$rate" "$proxy_cpus" "$client_cpus" "$warmup" "$duration" "$max_seconds" <<'EOF'
+import json, sys, statistics
+from collections import defaultdict
+path, rate, proxy_cpus, client_cpus = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+rate_seconds = float(sys.argv[5]) + float(sys.argv[6])
+max_seconds = 2 + float(sys.argv[7])
+runs = [json.loads(line) for line in open(path) if line.strip()]
+by = defaultdict(dict)  # label -> round -> run
+for r in runs:
+    by[r["label"]][r["round"]] = r
+rounds = sorted({r["round"] for r in runs})
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+def m(label, key):
+    return med([by[label][k][key] for k in rounds if k in by[label] and key in by[label][k]])
+def added(label, base):
+    return [by[label][k]["p99_ms"] - by[base][k]["p99_ms"] for k in rounds if k in by[label] and k in by[base]]
+
+print(f"\nmedian of {len(rounds)} rounds; proxy CPUs: {proxy_cpus or 'any'}, fake model server and load generator CPUs: {client_cpus or 'any'}\n")
+print(f"(a) open loop at {rate:.0f} req/s")
+print("| path | prompt | p50 (ms) | p99 (ms) | p99.9 (ms) | added p99 vs direct (ms) | achieved req/s | errors | server CPU per request (µs) |")
+print("|---|---|---|---|---|---|---|---|---|")
+rows = [("direct", "64B", None), ("gateway-off", "64B", "direct-64B"), ("nginx", "64B", "direct-64B"),
+        ("direct", "4KiB", None), ("gateway-off", "4KiB", "direct-4KiB"), ("gateway-on", "4KiB", "direct-4KiB"),
+        ("nginx", "4KiB", "direct-4KiB")]
+names = {"direct": "direct to the fake", "gateway-off": "gateway, guards off", "gateway-on": "gateway, guards on", "nginx": "nginx"}
+for path_, size, base in rows:
+    label = f"{path_}-{size}"
+    if label not in by: continue
+    extra = "—"
+    if base:
+        diffs = added(label, base)
+        extra = f"{med(diffs):+.3f} (rounds: {', '.join(f'{d:+.3f}' for d in diffs)})"
+    errors = sum(by[label][k]["errors"] for k in rounds if k in by[label])
+    cpu = m(label, "server_cpu_s") / (rate * rate_seconds) * 1e6
+    print(f"| {names[path_]} | {size} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {m(label,'p999_ms'):.3f} | {extra} | {m(label,'rate'):.0f} | {errors} | {cpu:.0f} |")
+
+print(f"\n(b) closed loop, most requests per second")
+print("| path | prompt | req/s (median) | rounds | p50 (ms) | p99 (ms) | errors | server CPU (cores) | fake model server CPU (cores) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for path_, size in [("direct","64B"),("gateway-off","64B"),("nginx","64B"),("direct","4KiB"),("gateway-on","4KiB"),("nginx","4KiB")]:
+    label = f"max-{path_}-{size}"
+    if label not in by: continue
+    each = ", ".join(f"{by[label][k]['rate']:.0f}" for k in rounds if k in by[label])
+    errors = sum(by[label][k]["errors"] for k in rounds if k in by[label])
+    cores = m(label, "server_cpu_s") / max_seconds
+    upstream_cores = m(label, "upstream_cpu_s") / max_seconds
+    print(f"| {names[path_]} | {size} | {m(label,'rate'):.0f} | {each} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {errors} | {cores:.2f} | {upstream_cores:.2f} |")
+
+if "streams" in by:
+    s = by["streams"]
+    hwm_rounds = ", ".join(f"{s[k]['vm_hwm_kib'] / 1024:.1f}" for k in rounds if k in s)
+    print(f"\n(c) streams through the gateway (guards on)")
+    print("| streams | completed | peak open together | first event p50 / p99 (ms) | gateway RSS idle (MiB) | RSS with all open (MiB) | peak RSS VmHWM (MiB) | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {m('streams','streams'):.0f} | {m('streams','ok'):.0f} | {m('streams','peak_open'):.0f} | {m('streams','p50_ms'):.1f} / {m('streams','p99_ms'):.1f} | "
+          f"{m('streams','rss_idle_kib')/1024:.1f} | {m('streams','rss_all_open_kib')/1024:.1f} | {m('streams','vm_hwm_kib')/1024:.1f} "
+          f"(rounds: {hwm_rounds}) | {sum(s[k]['errors'] for k in rounds if k in s)} |")
+
+busy = [f"{r['label']} (round {r['round']})" for r in runs if not r.get("quiet", True)]
+print("\nruns started while something else used more than 10% of the CPU: " + (", ".join(busy) if busy else "none"))
+
+print("\ntargets")
+def verdict(ok): return "met" if ok else "MISSED"
+a_off = med(added("gateway-off-64B", "direct-64B"))
+a_on = med(added("gateway-on-4KiB", "direct-4KiB"))
+print(f"- added p99 at {rate:.0f} req/s, guards off: {a_off:.3f} ms (target <= 0.5 ms): {verdict(a_off <= 0.5)}")
+print(f"- added p99 at {rate:.0f} req/s, guards on, 4 KiB prompt: {a_on:.3f} ms (target <= 1 ms): {verdict(a_on <= 1.0)}")
+for size, gw in [("64B", "gateway-off"), ("4KiB", "gateway-on")]:
+    g, n = m(f"max-{gw}-{size}", "rate"), m(f"max-nginx-{size}", "rate")
+    print(f"- max throughput, {size}: gateway {g:.0f} req/s vs nginx {n:.0f} req/s ({g / n:.2f}x): {verdict(g >= n)}")
+if "streams" in by:
+    hwm = m("streams", "vm_hwm_kib") / 1024
+    print(f"- peak RSS with {m('streams','peak_open'):.0f} streams open: {hwm:.1f} MiB (target < 64 MiB): {verdict(hwm < 64)}")
+EOF
+echo "raw runs: $results" >&2
