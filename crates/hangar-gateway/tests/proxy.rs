@@ -890,18 +890,7 @@ async fn streams_still_open_at_the_end_of_the_drain_are_ended_and_recorded() {
         extra: "limits: {drain: 1s}",
     };
     let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
-    let url = gw.url.clone();
-    let key = gw.key("support-1").to_owned();
-    let stream = tokio::spawn(async move {
-        let body = json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "What is 2+2?"}]});
-        let request = http::Request::post(format!("{url}/v1/chat/completions"))
-            .header("authorization", format!("Bearer {key}"))
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.to_string(),
-            )))
-            .unwrap();
-        common::send(request).await
-    });
+    let stream = gw.spawn_stream("support-1");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
         gw.metrics().await.contains("hangar_gateway_in_flight 1"),

@@ -13,7 +13,6 @@ use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEYS: &[(&str, &str)] = &[("a-1", "a"), ("pinner-1", "pinner"), ("b-1", "b")];
@@ -102,16 +101,7 @@ async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_change
     let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
 
     // A slow stream starts on blue…
-    let stream_body = json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "What is 2+2?"}]});
-    let url = gw.url.clone();
-    let key = gw.key("a-1").to_owned();
-    let in_flight = tokio::spawn(async move {
-        let request = Request::post(format!("{url}/v1/chat/completions"))
-            .header("authorization", format!("Bearer {key}"))
-            .body(Full::new(Bytes::from(stream_body.to_string())))
-            .unwrap();
-        common::send(request).await
-    });
+    let in_flight = gw.spawn_stream("a-1");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // …then the weights flip to green while it is still streaming.
@@ -376,16 +366,7 @@ async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
     });
     let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let mut gw = start(&tenants(""), models, "", &[&upstream.url()]).await;
-    let url = gw.url.clone();
-    let key = gw.key("a-1").to_owned();
-    let stream = tokio::spawn(async move {
-        let body = json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "What is 2+2?"}]});
-        let request = Request::post(format!("{url}/v1/chat/completions"))
-            .header("authorization", format!("Bearer {key}"))
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        common::send(request).await
-    });
+    let stream = gw.spawn_stream("a-1");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let records = gw.audit_records().await; // stops the gateway, draining
     let (status, _, body) = stream.await.unwrap();

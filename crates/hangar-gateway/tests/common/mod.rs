@@ -186,6 +186,17 @@ impl TestGateway {
         }
     }
 
+    /// Starts a streamed chat request ("What is 2+2?" to `llama`) in the background.
+    pub fn spawn_stream(&self, key_id: &str) -> JoinHandle<(StatusCode, HeaderMap, Bytes)> {
+        let body = serde_json::json!({"model": "llama", "stream": true,
+            "messages": [{"role": "user", "content": "What is 2+2?"}]});
+        let request = Request::post(format!("{}/v1/chat/completions", self.url))
+            .header("authorization", format!("Bearer {}", self.key(key_id)))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        tokio::spawn(send(request))
+    }
+
     pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
         let mut request = Request::get(format!("{}{path}", self.url));
         if let Some(key) = key {
