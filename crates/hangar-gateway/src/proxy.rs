@@ -655,7 +655,6 @@ impl Call<'_> {
             return Err(self.upstream_refusal(response).await);
         }
         if self.facts.stream && is_event_stream(response.headers()) {
-            exchange.first_token = None;
             return Ok(Served::Streaming(
                 self.stream(response, admission, exchange, sent),
             ));
