@@ -382,3 +382,60 @@ async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
     let refused = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await;
     assert!(refused.is_err());
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
+    let reply = "word ".repeat(200_000);
+    let upstream = FakeOpenAi::builder()
+        .model("fake-llama")
+        .reply_to("Say a lot", &reply)
+        .start()
+        .await
+        .unwrap();
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let mut gw = start(
+        &tenants("  maxTokens: 300000\n  maxConcurrent: 1\n"),
+        models,
+        "limits: {timeouts: {idle: 1s}}",
+        &[&upstream.url()],
+    )
+    .await;
+    let body = serde_json::json!({"model": "llama", "stream": true, "max_tokens": 250000,
+        "messages": [{"role": "user", "content": "Say a lot"}]})
+    .to_string();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address = gw.url.trim_start_matches("http://").parse().unwrap();
+    let mut stalled = socket.connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        gw.key("a-1"),
+        body.len()
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    // The client never reads. Within a few idle periods its place must be free again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while gw.gateway.in_flight() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled stream still holds its place"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "the tenant's one place was freed"
+    );
+    drop(stalled);
+    let records = gw.audit_records().await;
+    assert_eq!(records[0]["end"], "client_too_slow", "{:?}", records[0]);
+}
