@@ -68,7 +68,9 @@
 //!
 //! [`LedgerSender::append`] puts the record in a bounded queue and returns at once; it never
 //! blocks. When the queue is full, the record is dropped and counted, and a `gap` record
-//! later says how many were lost. The writer thread serialises and chains records, writes each
+//! later says how many were lost. Appending does not wake the writer thread (that would cost a
+//! context switch per record): it looks at the queue every 10 ms, and is woken early only when
+//! the queue is half full. The writer thread serialises and chains records, writes each
 //! batch with a single `write`, at least every [`LedgerConfig::flush_every`], and syncs if
 //! [`LedgerConfig::fsync`] says so. A failed write is cut back and retried; meanwhile new
 //! records queue up and then are dropped and counted, so memory stays bounded.

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -20,6 +20,8 @@ use crate::{LedgerConfig, LedgerError};
 
 /// Longest pause between two attempts at a write that failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How often an idle writer looks at the queue.
+const POLL_EVERY: Duration = Duration::from_millis(10);
 
 pub(crate) struct Writer {
     config: LedgerConfig,
@@ -146,34 +148,41 @@ impl Writer {
                 self.try_flush();
                 continue;
             }
-            let wait = self
-                .pending_since
-                .and_then(|since| since.checked_add(self.config.flush_every))
-                .map_or(self.config.flush_every, |deadline| {
-                    deadline.saturating_duration_since(Instant::now())
-                });
-            match receiver.recv_timeout(wait) {
-                Ok(record) => {
-                    self.take(record);
-                    self.take_ready(&receiver);
-                    if self.batch_is_due() {
-                        self.try_flush();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => self.try_flush(),
-                Err(RecvTimeoutError::Disconnected) => return self.finish(&receiver),
+            let Some(took) = self.take_ready(&receiver) else {
+                return self.finish(&receiver);
+            };
+            if self.batch_is_due() {
+                self.try_flush();
+            }
+            if took == 0 {
+                // Callers do not wake this thread (see `Shared::queued`): look again soon.
+                let wait = self
+                    .pending_since
+                    .and_then(|since| since.checked_add(self.config.flush_every))
+                    .map_or(self.config.flush_every, |deadline| {
+                        deadline.saturating_duration_since(Instant::now())
+                    });
+                std::thread::park_timeout(wait.min(POLL_EVERY));
             }
         }
     }
 
-    /// Takes whatever is already queued, up to a batch.
-    fn take_ready(&mut self, receiver: &Receiver<BoxedRecord>) {
+    /// Takes whatever is already queued, up to a batch; how many, or `None` once the ledger is
+    /// closed and the queue empty.
+    fn take_ready(&mut self, receiver: &Receiver<BoxedRecord>) -> Option<usize> {
+        let mut took = 0;
         while self.buffered < self.batch_size() && self.failing.is_none() {
             match receiver.try_recv() {
-                Ok(record) => self.take(record),
-                Err(_) => break,
+                Ok(record) => {
+                    self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                    self.take(record);
+                    took += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return None,
             }
         }
+        Some(took)
     }
 
     fn batch_size(&self) -> u64 {
@@ -622,7 +631,7 @@ mod tests {
         let writer = Writer::start(
             config,
             Box::new(SystemClock),
-            Arc::new(Shared::new(sender)),
+            Arc::new(Shared::new(sender, 16)),
             lock,
         )
         .unwrap();
