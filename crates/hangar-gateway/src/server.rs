@@ -199,7 +199,10 @@ fn serve_connection(
     let gateway = Arc::clone(gateway);
     let service = service_fn(move |request: Request<Incoming>| {
         let gateway = Arc::clone(&gateway);
-        async move { Ok::<_, Infallible>(handle(gateway, peer, request).await) }
+        // Boxed: hyper keeps a slot the size of this future for each connection's whole life,
+        // and the request's own future is kilobytes (a thousand idle streams pay it otherwise).
+        let answer = Box::pin(handle(gateway, peer, request));
+        async move { Ok::<_, Infallible>(answer.await) }
     });
     let builder = Arc::clone(builder);
     match tls {
