@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;

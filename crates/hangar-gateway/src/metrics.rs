@@ -84,7 +84,12 @@ impl Gauges {
     /// Sets the series with these label values.
     pub fn set(&self, values: &[&str], value: f64) {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        series.insert(values.iter().map(|v| (*v).to_owned()).collect(), value);
+        match series.get_mut(&values as &dyn LabelKey) {
+            Some(current) => *current = value,
+            None => {
+                series.insert(values.iter().map(|v| (*v).to_owned()).collect(), value);
+            }
+        }
     }
 
     fn render(&self, out: &mut String) {

@@ -19,6 +19,7 @@ use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis}
 use crate::auth::{AuthError, Identity};
 use crate::config::GuardAction;
 use crate::error::Refusal;
+use crate::json::Json;
 use crate::limits::{Admission, Limiter};
 use crate::metrics::Metrics;
 use crate::request::{self, Endpoint, Inspected};
@@ -347,7 +348,7 @@ async fn serve(
         Instant::now(),
     )?;
 
-    let upstream_body = upstream_body(endpoint, body, &facts, &version);
+    let upstream_body = upstream_body(endpoint, body, &facts, &version, bytes.len());
     let call = Call {
         gateway,
         runtime,
@@ -551,6 +552,7 @@ fn upstream_body(
     mut body: Map<String, Value>,
     facts: &Inspected,
     version: &Version,
+    size_hint: usize,
 ) -> Bytes {
     body.insert(
         "model".into(),
@@ -576,7 +578,10 @@ fn upstream_body(
             options.insert("include_usage".into(), Value::Bool(true));
         }
     }
-    Bytes::from(Value::Object(body).to_string())
+    let mut out = Vec::with_capacity(size_hint + 64);
+    // A map of JSON values always serialises.
+    let _ = serde_json::to_writer(&mut out, &body);
+    Bytes::from(out)
 }
 
 /// The parts of a request that the upstream exchange needs.
@@ -748,7 +753,7 @@ impl Call<'_> {
             }
             Ok(Ok(collected)) => collected.to_bytes(),
         };
-        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        let Ok(value) = Json::parse(&bytes) else {
             self.upstream_error("malformed");
             return Err(Refusal::bad_gateway(
                 "upstream_malformed",

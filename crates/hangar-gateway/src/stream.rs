@@ -8,11 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::json::Json;
 use bytes::{Bytes, BytesMut};
 use hangar_guard::CanaryWatch;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
-use serde_json::Value;
 
 /// Errors of the response body, as hyper wants them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -110,29 +110,29 @@ pub fn read_event(event: &[u8]) -> EventFacts {
             ..EventFacts::default()
         };
     }
-    match serde_json::from_slice::<Value>(&data) {
+    match Json::parse(&data) {
         Ok(value) => answer_facts(&value),
         Err(_) => EventFacts::default(),
     }
 }
 
 /// The facts of a chunk or of a whole (non-streamed) answer.
-pub fn answer_facts(value: &Value) -> EventFacts {
+pub fn answer_facts(value: &Json<'_>) -> EventFacts {
     let mut facts = EventFacts {
         usage: usage_of(value),
-        error: value.get("error").is_some_and(|e| !e.is_null()),
+        error: value.get("error").is_some_and(|e| *e != Json::Null),
         ..EventFacts::default()
     };
-    if let Some(Value::Array(choices)) = value.get("choices") {
+    if let Some(Json::Array(choices)) = value.get("choices") {
         facts.usage_only = choices.is_empty() && facts.usage.is_some();
         for choice in choices {
-            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let index = choice.get("index").and_then(Json::as_u64).unwrap_or(0);
             let mut text = choice
                 .get("text")
-                .and_then(Value::as_str)
+                .and_then(Json::as_str)
                 .unwrap_or("")
                 .to_owned();
-            for message in ["delta", "message"].iter().filter_map(|k| choice.get(*k)) {
+            for message in ["delta", "message"].iter().filter_map(|k| choice.get(k)) {
                 message_text(message, &mut text);
             }
             if !text.is_empty() {
@@ -144,16 +144,16 @@ pub fn answer_facts(value: &Value) -> EventFacts {
 }
 
 /// The generated text of a message or delta: what a client would show or act on.
-fn message_text(message: &Value, text: &mut String) {
+fn message_text(message: &Json<'_>, text: &mut String) {
     for field in ["content", "reasoning_content", "reasoning", "refusal"] {
-        if let Some(part) = message.get(field).and_then(Value::as_str) {
+        if let Some(part) = message.get(field).and_then(Json::as_str) {
             text.push_str(part);
         }
     }
-    if let Some(Value::Array(calls)) = message.get("tool_calls") {
+    if let Some(Json::Array(calls)) = message.get("tool_calls") {
         for function in calls.iter().filter_map(|call| call.get("function")) {
             for field in ["name", "arguments"] {
-                if let Some(part) = function.get(field).and_then(Value::as_str) {
+                if let Some(part) = function.get(field).and_then(Json::as_str) {
                     text.push_str(part);
                 }
             }
@@ -168,15 +168,17 @@ impl EventFacts {
     }
 }
 
-fn usage_of(value: &Value) -> Option<(u64, u64)> {
-    let usage = value.get("usage").filter(|u| u.is_object())?;
+fn usage_of(value: &Json<'_>) -> Option<(u64, u64)> {
+    let usage = value
+        .get("usage")
+        .filter(|u| matches!(u, Json::Object(_)))?;
     let prompt = usage
         .get("prompt_tokens")
-        .and_then(Value::as_u64)
+        .and_then(Json::as_u64)
         .unwrap_or(0);
     let completion = usage
         .get("completion_tokens")
-        .and_then(Value::as_u64)
+        .and_then(Json::as_u64)
         .unwrap_or(0);
     Some((prompt, completion))
 }
