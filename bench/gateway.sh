@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The inference gateway's speed (issue 4), all on loopback on this machine: a fake model server
-# (`fake-upstream`), the gateway (`hangar gateway run`), Debian's nginx as a plain reverse proxy,
-# and the load generator (`loadgen`), in one run. Each round measures
+# The inference gateway's speed (issue 4), all on loopback on this machine: the load generator
+# (`loadgen`), which also serves the fake model server on the same thread (`--serve-upstream`:
+# so the load and the answers never wait on the scheduler for each other, and an extra hop's
+# tail latency is the hop's own), the gateway (`hangar gateway run`) and Debian's nginx as a
+# plain reverse proxy, in one run. Each round measures
 #   (a) latency at a constant RATE req/s (open loop) for DURATION s after WARMUP s:
 #       direct to the fake, through the gateway with guards off, through nginx (64-byte prompt);
 #       the same with a 4 KiB prompt, and through the gateway with guards on (redaction of every
@@ -14,8 +16,9 @@
 # usage: bench/gateway.sh [ROUNDS]
 #   env: RATE=3000 DURATION=20 WARMUP=3 MAX_CONNECTIONS=64 MAX_SECONDS=10 STREAMS=1000
 #        CHUNKS=100 CHUNK_MS=100 (the streams' shape: 10 s each)
-#        PROXY_CPUS=0 CLIENT_CPUS=1 (taskset lists: the gateway or nginx on one, the fake model
-#        server and the load generator on the other; set both empty to let Linux place them)
+#        PROXY_CPUS=0 CLIENT_CPUS=1 (taskset lists: the gateway or nginx on one, the load
+#        generator with its fake model server on the other; set both empty to let Linux place
+#        them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
@@ -61,7 +64,7 @@ tmp=$(mktemp -d /tmp/hangar-gateway-bench.XXXXXX)
 chmod 755 "$tmp"
 # Copies, so that a rebuild during the run cannot change what is measured.
 mkdir -p "$tmp/bin"
-cp target/release/hangar target/release/fake-upstream target/release/loadgen "$tmp/bin/"
+cp target/release/hangar target/release/loadgen "$tmp/bin/"
 bin="$tmp/bin"
 echo "hangar binary: $(stat -c '%y' target/release/hangar), sha256 $(sha256sum "$bin/hangar" | cut -c1-16)" >&2
 started=()
@@ -138,13 +141,6 @@ wait_quiet() {
 cpu_count() {
   if [ -n "$1" ]; then taskset -c "$1" nproc; else nproc; fi
 }
-
-# --- the fake model server -------------------------------------------------------------------
-exec_on_cpus "$client_cpus" "$bin/fake-upstream" --listen "127.0.0.1:$upstream_port" \
-  --chunks "$chunks" --interval-ms "$chunk_ms" 2> "$tmp/upstream.log" &
-upstream_pid=$!
-started+=($upstream_pid)
-wait_for_line "$tmp/upstream.log" "listening on"
 
 # --- nginx: a plain reverse proxy with keep-alive to the fake, as many workers as the gateway
 # has threads, its access log on (the gateway writes its audit log) ----------------------------
@@ -241,42 +237,65 @@ cpu_ticks() {
   echo "$total"
 }
 
-# The processes serving PORT: the fake, the gateway, or nginx's master and workers.
+# The processes serving PORT: the gateway, or nginx's master and workers (the fake model server
+# lives in the load generator).
 servers_on() {
   case "$1" in
-    "$upstream_port") echo "$upstream_pid" ;;
+    "$upstream_port") echo "" ;;
     "$gateway_port") echo "$gateway_pid" ;;
     "$nginx_port") echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')" ;;
   esac
 }
 
+# The gateway's metrics page when PORT is the gateway's (empty otherwise).
+overhead() {
+  [ "$1" = "$gateway_port" ] || return 0
+  python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$admin_port/metrics').read().decode())" \
+    2>/dev/null || true
+}
+
 # load LABEL ROUND PORT PROMPT_BYTES MODE ARGS… : one loadgen run, its JSON appended to results
-# with the CPU seconds the server on PORT and the fake model server used during the whole run
-# (warm-up included).
+# with the CPU seconds the proxy on PORT used during the whole run (warm-up included).
 load() {
   local label="$1" round="$2" port="$3" prompt="$4" mode="$5"
   shift 5
   wait_quiet
-  local servers proxy_before upstream_before proxy_after upstream_after hz
+  local servers proxy_before proxy_after hz
   servers=$(servers_on "$port")
   hz=$(getconf CLK_TCK)
   # shellcheck disable=SC2086
   proxy_before=$(cpu_ticks $servers)
-  upstream_before=$(cpu_ticks "$upstream_pid")
+  overhead "$port" > "$tmp/overhead-before.txt"
   on_cpus "$client_cpus" "$bin/loadgen" --label "$label" --addr "127.0.0.1:$port" \
+    --serve-upstream "127.0.0.1:$upstream_port" --upstream-chunks "$chunks" \
+    --upstream-interval-ms "$chunk_ms" \
     --key "$key" --prompt-bytes "$prompt" "$mode" "$@" > "$tmp/run.json"
   # shellcheck disable=SC2086
   proxy_after=$(cpu_ticks $servers)
-  upstream_after=$(cpu_ticks "$upstream_pid")
+  overhead "$port" > "$tmp/overhead-after.txt"
   python3 - "$tmp/run.json" "$round" "$quiet" "$(( proxy_after - proxy_before ))" \
-    "$(( upstream_after - upstream_before ))" "$hz" >> "$results" <<'PY'
-import json, sys
-path, round_, quiet, server_ticks, upstream_ticks, hz = sys.argv[1:]
+    "$hz" "$tmp/overhead-before.txt" "$tmp/overhead-after.txt" >> "$results" <<'PY'
+import json, re, sys
+path, round_, quiet, server_ticks, hz, before, after = sys.argv[1:]
+# The gateway's own time per request (total minus waiting on the model server), from its
+# `hangar_gateway_overhead_seconds` histogram: the bucket bound under which 99% of this run fell.
+def buckets(path):
+    found = {}
+    for line in open(path):
+        m = re.match(r'hangar_gateway_overhead_seconds_bucket\{.*le="([^"]+)"\} (\d+)', line)
+        if m:
+            found[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
+    return found
+b, a = buckets(before), buckets(after)
+
 r = json.load(open(path))
 r["round"] = int(round_)
 r["quiet"] = quiet == "true"
 r["server_cpu_s"] = int(server_ticks) / int(hz)
-r["upstream_cpu_s"] = int(upstream_ticks) / int(hz)
+if a:
+    deltas = sorted((le, a[le] - b.get(le, 0)) for le in a)
+    total = deltas[-1][1]
+    r["overhead_p99_ms"] = next(le for le, n in deltas if n >= 0.99 * total) * 1000
 print(json.dumps(r))
 PY
 }
@@ -341,10 +360,10 @@ def m(label, key):
 def added(label, base):
     return [by[label][k]["p99_ms"] - by[base][k]["p99_ms"] for k in rounds if k in by[label] and k in by[base]]
 
-print(f"\nmedian of {len(rounds)} rounds; proxy CPUs: {proxy_cpus or 'any'}, fake model server and load generator CPUs: {client_cpus or 'any'}\n")
+print(f"\nmedian of {len(rounds)} rounds; proxy CPUs: {proxy_cpus or 'any'}, load generator (with the fake model server) CPUs: {client_cpus or 'any'}\n")
 print(f"(a) open loop at {rate:.0f} req/s")
-print("| path | prompt | p50 (ms) | p99 (ms) | p99.9 (ms) | added p99 vs direct (ms) | achieved req/s | errors | server CPU per request (µs) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| path | prompt | p50 (ms) | p99 (ms) | p99.9 (ms) | added p99 vs direct (ms) | p99 inside the gateway (ms) | achieved req/s | errors | proxy CPU per request (µs) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 rows = [("direct", "64B", None), ("gateway-off", "64B", "direct-64B"), ("nginx", "64B", "direct-64B"),
         ("direct", "4KiB", None), ("gateway-off", "4KiB", "direct-4KiB"), ("gateway-on", "4KiB", "direct-4KiB"),
         ("nginx", "4KiB", "direct-4KiB")]
@@ -358,19 +377,22 @@ for path_, size, base in rows:
         extra = f"{med(diffs):+.3f} (rounds: {', '.join(f'{d:+.3f}' for d in diffs)})"
     errors = sum(by[label][k]["errors"] for k in rounds if k in by[label])
     cpu = m(label, "server_cpu_s") / (rate * rate_seconds) * 1e6
-    print(f"| {names[path_]} | {size} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {m(label,'p999_ms'):.3f} | {extra} | {m(label,'rate'):.0f} | {errors} | {cpu:.0f} |")
+    cpu = f"{cpu:.0f}" if path_ != "direct" else "—"
+    inside = m(label, "overhead_p99_ms")
+    inside = f"≤ {inside:g}" if inside == inside else "—"
+    print(f"| {names[path_]} | {size} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {m(label,'p999_ms'):.3f} | {extra} | {inside} | {m(label,'rate'):.0f} | {errors} | {cpu} |")
 
 print(f"\n(b) closed loop, most requests per second")
-print("| path | prompt | req/s (median) | rounds | p50 (ms) | p99 (ms) | errors | server CPU (cores) | fake model server CPU (cores) |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| path | prompt | req/s (median) | rounds | p50 (ms) | p99 (ms) | errors | proxy CPU (cores) |")
+print("|---|---|---|---|---|---|---|---|")
 for path_, size in [("direct","64B"),("gateway-off","64B"),("nginx","64B"),("direct","4KiB"),("gateway-on","4KiB"),("nginx","4KiB")]:
     label = f"max-{path_}-{size}"
     if label not in by: continue
     each = ", ".join(f"{by[label][k]['rate']:.0f}" for k in rounds if k in by[label])
     errors = sum(by[label][k]["errors"] for k in rounds if k in by[label])
     cores = m(label, "server_cpu_s") / max_seconds
-    upstream_cores = m(label, "upstream_cpu_s") / max_seconds
-    print(f"| {names[path_]} | {size} | {m(label,'rate'):.0f} | {each} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {errors} | {cores:.2f} | {upstream_cores:.2f} |")
+    shown = f"{cores:.2f}" if path_ != "direct" else "—"
+    print(f"| {names[path_]} | {size} | {m(label,'rate'):.0f} | {each} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {errors} | {shown} |")
 
 if "streams" in by:
     s = by["streams"]
@@ -391,6 +413,10 @@ a_off = med(added("gateway-off-64B", "direct-64B"))
 a_on = med(added("gateway-on-4KiB", "direct-4KiB"))
 print(f"- added p99 at {rate:.0f} req/s, guards off: {a_off:.3f} ms (target <= 0.5 ms): {verdict(a_off <= 0.5)}")
 print(f"- added p99 at {rate:.0f} req/s, guards on, 4 KiB prompt: {a_on:.3f} ms (target <= 1 ms): {verdict(a_on <= 1.0)}")
+for label, what in [("gateway-off-64B", "guards off, 64 B"), ("gateway-on-4KiB", "guards on, 4 KiB")]:
+    inside = m(label, "overhead_p99_ms")
+    if inside == inside:
+        print(f"  (inside the gateway, {what}: p99 <= {inside:g} ms, from its overhead histogram)")
 for size, gw in [("64B", "gateway-off"), ("4KiB", "gateway-on")]:
     g, n = m(f"max-{gw}-{size}", "rate"), m(f"max-nginx-{size}", "rate")
     print(f"- max throughput, {size}: gateway {g:.0f} req/s vs nginx {n:.0f} req/s ({g / n:.2f}x): {verdict(g >= n)}")

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use hangar_bench::load::{self, LoopRun, RateRun, StreamsRun, Target};
+use hangar_bench::upstream::{self, StreamShape};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -23,6 +24,17 @@ struct Cli {
     /// A name for this run, copied into the JSON.
     #[arg(long, default_value = "", global = true)]
     label: String,
+    /// Also serve the fake model server (`fake-upstream`) on this address, in this process and
+    /// on its thread: with one thread, the load and the answers then never wait on the
+    /// scheduler for each other, so an extra hop's tail latency is its own.
+    #[arg(long, global = true)]
+    serve_upstream: Option<SocketAddr>,
+    /// Token events per streamed answer of `--serve-upstream`.
+    #[arg(long, default_value_t = 100, global = true)]
+    upstream_chunks: usize,
+    /// Milliseconds before each token event of `--serve-upstream`.
+    #[arg(long, default_value_t = 100, global = true)]
+    upstream_interval_ms: u64,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -115,6 +127,16 @@ fn main() -> Result<()> {
             .build()?
     };
     let report = runtime.block_on(async {
+        if let Some(address) = cli.serve_upstream {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let shape = StreamShape {
+                chunks: cli.upstream_chunks,
+                interval: Duration::from_millis(cli.upstream_interval_ms),
+            };
+            tokio::spawn(upstream::serve(listener, shape));
+        }
         match cli.mode {
             Mode::Rate {
                 rate,
