@@ -1,12 +1,17 @@
-//! A JSON tree for reading model servers' answers: strings without escapes borrow from the
-//! bytes, objects are lists of members. Parsing an answer into a `serde_json::Value` (a
-//! `BTreeMap` and an owned `String` per string) was a tenth of the gateway's time per request.
+//! JSON on the request path, faster than the general tools where it counts:
+//! - [`Json`], a tree for reading model servers' answers: strings without escapes borrow from
+//!   the bytes, objects are lists of members. Parsing an answer into a `serde_json::Value` (a
+//!   `BTreeMap` and an owned `String` per string) was a tenth of the gateway's time per request.
+//! - [`write_object`], which writes the body for the model server: long prompts are mostly text
+//!   with nothing to escape, and copying it sixteen bytes at a time is several times faster than
+//!   `serde_json`'s byte-by-byte escaping (which was 15% of a request with a 4 KiB prompt).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 /// One JSON value.
 #[derive(Debug, PartialEq)]
@@ -161,6 +166,97 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
+/// Writes `object` as compact JSON to the end of `out`.
+pub fn write_object(object: &Map<String, Value>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (key, value)) in object.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(key, out);
+        out.push(b':');
+        write_value(value, out);
+    }
+    out.push(b'}');
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        // serde_json's own number text: integers as they were, floats shortest round-trip.
+        Value::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        Value::String(text) => write_str(text, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(object) => write_object(object, out),
+    }
+}
+
+/// A JSON string: clean runs of sixteen bytes are copied whole (the check compiles to a few
+/// vector instructions); a run with something to escape goes byte by byte.
+fn write_str(text: &str, out: &mut Vec<u8>) {
+    const RUN: usize = 16;
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut clean_from = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(run) = bytes.get(at..at + RUN)
+            && !run
+                .iter()
+                .fold(false, |escape, &b| escape | needs_escape(b))
+        {
+            at += RUN;
+            continue;
+        }
+        let b = bytes[at];
+        if needs_escape(b) {
+            out.extend_from_slice(&bytes[clean_from..at]);
+            escape(b, out);
+            clean_from = at + 1;
+        }
+        at += 1;
+    }
+    out.extend_from_slice(&bytes[clean_from..]);
+    out.push(b'"');
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+fn escape(b: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +314,44 @@ mod tests {
             );
         }
         assert!(Json::parse(b" 3 ").is_ok());
+    }
+
+    #[test]
+    fn writes_what_serde_json_reads_back_the_same() {
+        let awkward = "plain text long enough to fill several runs of sixteen bytes, then \
+                       \"quotes\", a back\\slash, \n\r\t, \u{1}\u{8}\u{c}\u{1f}\u{7f}, é, 日本, 🦀, and \
+                       an escape at the very end\"";
+        let body = serde_json::json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": awkward}, {"role": "system", "content": ""}],
+            "max_tokens": 64,
+            "temperature": 0.7,
+            "big": 18446744073709551615u64,
+            "negative": -3,
+            "flags": [true, false, null],
+            "nested": {"a\"key\n": {"deeper": [1.5e300, "x"]}},
+        });
+        let serde_json::Value::Object(object) = body.clone() else {
+            panic!()
+        };
+        let mut out = Vec::new();
+        write_object(&object, &mut out);
+        let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, body);
+        assert_eq!(
+            out,
+            serde_json::to_vec(&body).unwrap(),
+            "the same bytes as serde_json"
+        );
+        // Every length around the sixteen-byte runs, with the escape at every place.
+        for len in 0..40 {
+            for at in 0..len {
+                let mut text = "a".repeat(len);
+                text.replace_range(at..at + 1, "\"");
+                let mut out = Vec::new();
+                write_str(&text, &mut out);
+                assert_eq!(out, serde_json::to_vec(&text).unwrap(), "{text}");
+            }
+        }
     }
 }

@@ -579,8 +579,7 @@ fn upstream_body(
         }
     }
     let mut out = Vec::with_capacity(size_hint + 64);
-    // A map of JSON values always serialises.
-    let _ = serde_json::to_writer(&mut out, &body);
+    crate::json::write_object(&body, &mut out);
     Bytes::from(out)
 }
 
