@@ -308,21 +308,19 @@ async fn serve(
     let bytes = read_body(body, &parts.headers, tenant.max_body_bytes, read_limit).await?;
     let mut body = request::parse(&bytes)?;
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
-    if !runtime.routes.contains(&facts.model) {
+    // Another tenant's model gets the very answer a missing one does (as OpenAI's API does),
+    // so model names cannot be discovered; the record keeps the name asked for.
+    if runtime.routes.contains(&facts.model) {
+        exchange.record.model = Some(facts.model.clone());
+    }
+    if !runtime.routes.contains(&facts.model) || !tenant.may_use(&facts.model) {
         return Err(Refusal::not_found(
             "model_not_found",
             format!("the model `{}` does not exist", facts.model),
         )
         .with_param("model"));
     }
-    exchange.record.model = Some(facts.model.clone());
     exchange.record.stream = facts.stream;
-    if !tenant.may_use(&facts.model) {
-        return Err(Refusal::forbidden(
-            "model_not_allowed",
-            format!("this tenant may not use the model `{}`", facts.model),
-        ));
-    }
 
     let flagged = guard_prompt(runtime, tenant, endpoint, &mut body, exchange)?;
 

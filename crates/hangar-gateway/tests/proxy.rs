@@ -291,8 +291,21 @@ async fn models_are_listed_and_served_per_tenant() {
     let answer = gw
         .post("/v1/embeddings", Some(gw.key("payments-1")), &embed)
         .await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert_eq!(answer.json()["error"]["type"], "permission_error");
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // Exactly what a model that does not exist gets: names cannot be discovered.
+    let missing = gw
+        .post(
+            "/v1/embeddings",
+            Some(gw.key("payments-1")),
+            &json!({"model": "nothing", "input": "hello"}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer.text().replace("`embed`", "`nothing`"),
+        missing.text(),
+        "another tenant's model must look missing"
+    );
     let answer = gw
         .post("/v1/embeddings", Some(gw.key("support-1")), &embed)
         .await;
