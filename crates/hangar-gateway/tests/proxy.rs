@@ -919,3 +919,112 @@ async fn streams_still_open_at_the_end_of_the_drain_are_ended_and_recorded() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["end"], "gateway_shutdown");
 }
+
+/// A model server whose streamed answers send their head at once, the first event after
+/// `first`, then four more `gap` apart and `[DONE]`.
+async fn slow_first_event_server(first: Duration, gap: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                // Read the head and the body the Content-Length announces.
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = |data: &str| {
+                    let event = format!("data: {data}\n\n");
+                    format!("{:x}\r\n{event}\r\n", event.len())
+                };
+                tokio::time::sleep(first).await;
+                for i in 0..5 {
+                    if i > 0 {
+                        tokio::time::sleep(gap).await;
+                    }
+                    let data =
+                        format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"t{i} "}}}}]}}"#);
+                    if socket.write_all(chunk(&data).as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = socket.write_all(chunk("[DONE]").as_bytes()).await;
+                let _ = socket.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn the_first_event_may_take_until_first_token_and_later_gaps_only_until_idle() {
+    let server =
+        slow_first_event_server(Duration::from_millis(700), Duration::from_millis(20)).await;
+    let body =
+        json!({"model": "llama", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+
+    // The first event comes after 700 ms: past `idle` (300 ms) but within `firstToken` (3 s).
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: MODELS,
+        extra: "limits: {timeouts: {firstToken: 3s, idle: 300ms}}",
+    };
+    let mut gw = TestGateway::start(setup, &[&server]).await;
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("support-1")), &body)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = answer.text();
+    assert!(text.contains("t0 ") && text.contains("t4 "), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let records = gw.audit_records().await;
+    assert_eq!(records[0]["end"], "complete", "{}", records[0]);
+
+    // The same answer with `firstToken` shorter than its first event is cut and recorded.
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: MODELS,
+        extra: "limits: {timeouts: {firstToken: 300ms, idle: 3s}}",
+    };
+    let mut gw = TestGateway::start(setup, &[&server]).await;
+    let started = Instant::now();
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("support-1")), &body)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(650),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = answer.text();
+    assert!(!text.contains("t0 "), "{text}");
+    let records = gw.audit_records().await;
+    assert_eq!(records[0]["end"], "upstream_timeout", "{}", records[0]);
+}
