@@ -8,7 +8,9 @@
 #       direct to the fake, through the gateway with guards off, through nginx (64-byte prompt);
 #       the same with a 4 KiB prompt, and through the gateway with guards on (redaction of every
 #       kind, injection scanning with `log`);
-#   (b) the most each path serves, closed loop, MAX_CONNECTIONS connections, MAX_SECONDS s;
+#   (b) the most each path serves, closed loop, MAX_CONNECTIONS connections, MAX_SECONDS s, and
+#       the same through `bare_proxy` (crates/hangar-bench/examples: the gateway's HTTP stack
+#       with none of its work, the floor the gateway could reach);
 #   (c) STREAMS streamed answers open at once through a freshly started gateway (guards on),
 #       with its peak resident memory (VmHWM in /proc/PID/status).
 # ROUNDS rounds (default 3); the table at the end gives the median of each figure.
@@ -37,12 +39,14 @@ upstream_port=$((port_base + 1))
 gateway_port=$((port_base + 2))
 admin_port=$((port_base + 3))
 nginx_port=$((port_base + 4))
+bare_port=$((port_base + 5))
 
 out=bench/out
 mkdir -p "$out"
 results="$out/gateway-runs.jsonl"
 : > "$results"
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar -p hangar-bench
+CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar-bench --example bare_proxy
 
 if ! command -v nginx >/dev/null 2>&1; then
   # Keep the package from starting its own nginx on port 80.
@@ -64,7 +68,7 @@ tmp=$(mktemp -d /tmp/hangar-gateway-bench.XXXXXX)
 chmod 755 "$tmp"
 # Copies, so that a rebuild during the run cannot change what is measured.
 mkdir -p "$tmp/bin"
-cp target/release/hangar target/release/loadgen "$tmp/bin/"
+cp target/release/hangar target/release/loadgen target/release/examples/bare_proxy "$tmp/bin/"
 bin="$tmp/bin"
 echo "hangar binary: $(stat -c '%y' target/release/hangar), sha256 $(sha256sum "$bin/hangar" | cut -c1-16)" >&2
 started=()
@@ -181,6 +185,13 @@ nginx_pid=$!
 started+=($nginx_pid)
 wait_for_port "$nginx_port"
 
+# --- the floor: a proxy on the gateway's stack doing nothing else (crates/hangar-bench/examples) -
+exec_on_cpus "$proxy_cpus" "$bin/bare_proxy" "127.0.0.1:$bare_port" "http://127.0.0.1:$upstream_port" \
+  2> "$tmp/bare.log" &
+bare_pid=$!
+started+=($bare_pid)
+wait_for_port "$bare_port"
+
 # --- the gateway -------------------------------------------------------------------------------
 key=$("$bin/hangar" gateway keygen --tenant bench --id bench-key 2> "$tmp/keygen.txt")
 entry=$(sed -n '/^- id:/,$p' "$tmp/keygen.txt" | sed 's/^/    /')
@@ -244,6 +255,7 @@ servers_on() {
     "$upstream_port") echo "" ;;
     "$gateway_port") echo "$gateway_pid" ;;
     "$nginx_port") echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')" ;;
+    "$bare_port") echo "$bare_pid" ;;
   esac
 }
 
@@ -315,6 +327,7 @@ for round in $(seq "$rounds"); do
   load max-direct-64B "$round" "$upstream_port" 64 max "${max_args[@]}"
   load max-gateway-off-64B "$round" "$gateway_port" 64 max "${max_args[@]}"
   load max-nginx-64B "$round" "$nginx_port" 64 max "${max_args[@]}"
+  load max-bare-64B "$round" "$bare_port" 64 max "${max_args[@]}"
   stop_gateway
 
   start_gateway guards-on
@@ -322,6 +335,7 @@ for round in $(seq "$rounds"); do
   load max-direct-4KiB "$round" "$upstream_port" 4096 max "${max_args[@]}"
   load max-gateway-on-4KiB "$round" "$gateway_port" 4096 max "${max_args[@]}"
   load max-nginx-4KiB "$round" "$nginx_port" 4096 max "${max_args[@]}"
+  load max-bare-4KiB "$round" "$bare_port" 4096 max "${max_args[@]}"
   stop_gateway
 
   # A fresh gateway with an empty audit directory, so its peak resident memory is that of the
@@ -367,7 +381,7 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 rows = [("direct", "64B", None), ("gateway-off", "64B", "direct-64B"), ("nginx", "64B", "direct-64B"),
         ("direct", "4KiB", None), ("gateway-off", "4KiB", "direct-4KiB"), ("gateway-on", "4KiB", "direct-4KiB"),
         ("nginx", "4KiB", "direct-4KiB")]
-names = {"direct": "direct to the fake", "gateway-off": "gateway, guards off", "gateway-on": "gateway, guards on", "nginx": "nginx"}
+names = {"direct": "direct to the fake", "gateway-off": "gateway, guards off", "gateway-on": "gateway, guards on", "nginx": "nginx", "bare": "bare proxy on the gateway's stack"}
 for path_, size, base in rows:
     label = f"{path_}-{size}"
     if label not in by: continue
@@ -385,7 +399,7 @@ for path_, size, base in rows:
 print(f"\n(b) closed loop, most requests per second")
 print("| path | prompt | req/s (median) | rounds | p50 (ms) | p99 (ms) | errors | proxy CPU (cores) |")
 print("|---|---|---|---|---|---|---|---|")
-for path_, size in [("direct","64B"),("gateway-off","64B"),("nginx","64B"),("direct","4KiB"),("gateway-on","4KiB"),("nginx","4KiB")]:
+for path_, size in [("direct","64B"),("gateway-off","64B"),("nginx","64B"),("bare","64B"),("direct","4KiB"),("gateway-on","4KiB"),("nginx","4KiB"),("bare","4KiB")]:
     label = f"max-{path_}-{size}"
     if label not in by: continue
     each = ", ".join(f"{by[label][k]['rate']:.0f}" for k in rounds if k in by[label])
