@@ -150,18 +150,27 @@ impl LedgerSender {
     pub fn append<R: Serialize + Send + 'static>(&self, record: R) -> bool {
         let shared = &self.shared;
         let refusals = match shared.sender.try_read() {
-            Ok(sender) => match sender
-                .as_ref()
-                .map(|sender| sender.try_send(Box::new(record)))
-            {
-                Some(Ok(())) => {
-                    if shared.queued.fetch_add(1, Ordering::Relaxed) + 1 == shared.wake_at {
-                        shared.wake_writer();
+            Ok(sender) => match sender.as_ref() {
+                Some(sender) => {
+                    // Counted before the send, so the writer's decrement never comes first.
+                    let queued = shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
+                    match sender.try_send(Box::new(record)) {
+                        Ok(()) => {
+                            if queued == shared.wake_at {
+                                shared.wake_writer();
+                            }
+                            return true;
+                        }
+                        Err(refused) => {
+                            shared.queued.fetch_sub(1, Ordering::Relaxed);
+                            match refused {
+                                TrySendError::Full(_) => &shared.refused,
+                                TrySendError::Disconnected(_) => &shared.refused_closed,
+                            }
+                        }
                     }
-                    return true;
                 }
-                Some(Err(TrySendError::Full(_))) => &shared.refused,
-                Some(Err(TrySendError::Disconnected(_))) | None => &shared.refused_closed,
+                None => &shared.refused_closed,
             },
             // Only while `close` swaps the sender out: the ledger is closing anyway.
             Err(_) => &shared.refused_closed,
