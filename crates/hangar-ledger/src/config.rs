@@ -36,7 +36,7 @@ pub struct LedgerConfig {
     pub retention: Option<Duration>,
     /// Records that may wait for the writer; beyond that `append` drops and counts them.
     pub queue: usize,
-    /// Most records written with a single `write` call.
+    /// Most records written with a single `write` call (a batch also ends at 64 KiB).
     pub batch: usize,
     /// Longest time a record waits in memory before it is written to the file.
     pub flush_every: Duration,

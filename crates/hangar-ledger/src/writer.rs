@@ -20,6 +20,8 @@ use crate::{LedgerConfig, LedgerError};
 
 /// Longest pause between two attempts at a write that failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Bytes of records buffered before a write, at most (plus one record).
+const MAX_BATCH_BYTES: usize = 64 << 10;
 /// How often an idle writer looks at the queue.
 const POLL_EVERY: Duration = Duration::from_millis(10);
 
@@ -171,7 +173,7 @@ impl Writer {
     /// closed and the queue empty.
     fn take_ready(&mut self, receiver: &Receiver<BoxedRecord>) -> Option<usize> {
         let mut took = 0;
-        while self.buffered < self.batch_size() && self.failing.is_none() {
+        while !self.batch_is_full() && self.failing.is_none() {
             match receiver.try_recv() {
                 Ok(record) => {
                     self.shared.queued.fetch_sub(1, Ordering::Relaxed);
@@ -189,8 +191,14 @@ impl Writer {
         u64::try_from(self.config.batch).unwrap_or(u64::MAX)
     }
 
+    /// A batch is written at `batch` records or 64 KiB, whichever comes first, so the buffer
+    /// stays small however large the records.
+    fn batch_is_full(&self) -> bool {
+        self.buffered >= self.batch_size() || self.buf.len() >= MAX_BATCH_BYTES
+    }
+
     fn batch_is_due(&self) -> bool {
-        self.buffered >= self.batch_size()
+        self.batch_is_full()
             || self
                 .pending_since
                 .is_some_and(|since| since.elapsed() >= self.config.flush_every)
@@ -205,7 +213,7 @@ impl Writer {
         }
         while let Ok(record) = receiver.try_recv() {
             self.take(record);
-            if self.buffered >= self.batch_size() {
+            if self.batch_is_full() {
                 self.try_flush();
             }
             if let Some(source) = self.failing.take() {
