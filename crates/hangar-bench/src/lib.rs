@@ -5,3 +5,18 @@
 
 pub mod load;
 pub mod upstream;
+
+/// The runtime the tools run on: `threads` workers, or everything on the calling thread when
+/// `threads` is 0 or 1 (the default, so the tools disturb the measurement as little as possible).
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}

@@ -30,16 +30,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = hangar_bench::runtime(args.threads)?;
     let shape = StreamShape {
         chunks: args.chunks,
         interval: Duration::from_millis(args.interval_ms),

@@ -116,16 +116,7 @@ fn main() -> Result<()> {
         body,
         bearer: cli.target.key.clone(),
     };
-    let runtime = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = hangar_bench::runtime(cli.threads)?;
     let report = runtime.block_on(async {
         if let Some(address) = cli.serve_upstream {
             let listener = tokio::net::TcpListener::bind(address)
