@@ -159,15 +159,22 @@ impl Drop for InFlight {
 
 impl Exchange {
     fn new(started: Instant, id: String, peer: SocketAddr, endpoint: String) -> Exchange {
+        let mut exchange = Exchange::blank(started);
+        exchange.record = AuditRecord {
+            kind: "request",
+            id,
+            client: peer.ip().to_string(),
+            endpoint,
+            ..AuditRecord::default()
+        };
+        exchange
+    }
+
+    /// An exchange with nothing in it (allocates nothing).
+    fn blank(started: Instant) -> Exchange {
         Exchange {
             started,
-            record: AuditRecord {
-                kind: "request",
-                id,
-                client: peer.ip().to_string(),
-                endpoint,
-                ..AuditRecord::default()
-            },
+            record: AuditRecord::default(),
             upstream: None,
             first_token: None,
             redacted_prompt: Vec::new(),
@@ -248,14 +255,16 @@ impl<'a> Pending<'a> {
     /// The exchange, now answered: the caller records it.
     fn answered(mut self) -> Exchange {
         self.answered = true;
-        self.exchange.clone()
+        let blank = Exchange::blank(self.exchange.started);
+        std::mem::replace(&mut self.exchange, blank)
     }
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            let mut exchange = self.exchange.clone();
+            let blank = Exchange::blank(self.exchange.started);
+            let mut exchange = std::mem::replace(&mut self.exchange, blank);
             exchange.record.status = 499;
             exchange.record.code = Some("client_disconnected".to_owned());
             finish(self.gateway, exchange);
