@@ -147,9 +147,16 @@ impl Runtime {
 fn process_seed() -> &'static str {
     static SEED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SEED.get_or_init(|| {
-        let bytes: [u8; 16] = ring::rand::generate(&ring::rand::SystemRandom::new())
-            .map(|random| random.expose())
-            .unwrap_or_default();
+        let bytes: [u8; 16] = match ring::rand::generate(&ring::rand::SystemRandom::new()) {
+            Ok(random) => random.expose(),
+            Err(_) => {
+                tracing::error!(
+                    "the system's random source failed: set guards.canarySeed, or the \
+                     gateway's own canaries can be guessed"
+                );
+                [0; 16]
+            }
+        };
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     })
 }
