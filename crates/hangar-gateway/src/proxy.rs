@@ -234,8 +234,9 @@ pub async fn handle(
     response
 }
 
-/// A request being served. If the client goes away before the answer (hyper drops the
-/// request's future), the drop still writes its audit record, as status 499.
+/// A request being served. If its future is dropped before the answer, the drop still writes
+/// its audit record: status 499 when the client went away, 503 when the gateway ended it at
+/// the end of its drain.
 struct Pending<'a> {
     gateway: &'a Gateway,
     exchange: Exchange,
@@ -265,8 +266,13 @@ impl Drop for Pending<'_> {
         if !self.answered {
             let blank = Exchange::blank(self.exchange.started);
             let mut exchange = std::mem::replace(&mut self.exchange, blank);
-            exchange.record.status = 499;
-            exchange.record.code = Some("client_disconnected".to_owned());
+            let (status, code) = if *self.gateway.shutdown.borrow() {
+                (503, "gateway_shutdown")
+            } else {
+                (499, "client_disconnected")
+            };
+            exchange.record.status = status;
+            exchange.record.code = Some(code.to_owned());
             finish(self.gateway, exchange);
         }
     }

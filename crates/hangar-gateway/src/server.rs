@@ -19,12 +19,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::audit::AuditLogs;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, handle};
 use crate::runtime::Runtime;
+
+/// After the drain, how long the streams get to send their last event and record themselves
+/// before whatever is still running is dropped.
+const END_STREAMS: Duration = Duration::from_secs(2);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +145,9 @@ impl Server {
             .timer(TokioTimer::new())
             .max_concurrent_streams(1024);
         let builder = Arc::new(builder);
+        // Every connection's task, so that the ones still running when the drain is over can be
+        // ended here, each request in them writing its audit record before the log closes.
+        let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -147,8 +155,11 @@ impl Server {
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
-                    serve_connection(&self.gateway, &builder, &graceful, self.tls.clone(), stream, peer);
+                    let connection = serve_connection(&self.gateway, &builder, &graceful, self.tls.clone(), stream, peer);
+                    connections.spawn(connection);
                 }
+                // Forget the connections that are over.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
         draining.store(true, Ordering::Relaxed);
@@ -161,12 +172,15 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!("drain time is over; ending the streams still open");
+            tracing::warn!("drain time is over; ending the requests still in flight");
+            // Streams send their client a last error event and record themselves.
             self.gateway.end_streams();
-            // Each ended stream writes its audit record; give them a moment before closing.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while self.gateway.in_flight() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            let ended = async { while connections.join_next().await.is_some() {} };
+            if tokio::time::timeout(END_STREAMS, ended).await.is_err() {
+                // What is left waits on a model server: dropping it records each request as
+                // ended by the shutdown.
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
             }
         }
         reloader.abort();
@@ -188,6 +202,7 @@ async fn bind(address: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { address, source })
 }
 
+/// The connection's whole life, to be spawned: its TLS handshake, then its requests.
 fn serve_connection(
     gateway: &Arc<Gateway>,
     builder: &Arc<auto::Builder<TokioExecutor>>,
@@ -195,7 +210,7 @@ fn serve_connection(
     tls: Option<TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let gateway = Arc::clone(gateway);
     let service = service_fn(move |request: Request<Incoming>| {
         let gateway = Arc::clone(&gateway);
@@ -205,19 +220,16 @@ fn serve_connection(
         async move { Ok::<_, Infallible>(answer.await) }
     });
     let builder = Arc::clone(builder);
-    match tls {
-        None => {
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-        }
-        Some(acceptor) => {
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
+    let watcher = graceful.watcher();
+    async move {
+        match tls {
+            None => {
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let _ = watcher.watch(connection).await;
+            }
+            Some(acceptor) => {
                 let handshake =
                     tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
                 let Ok(Ok(stream)) = handshake else {
@@ -227,7 +239,7 @@ fn serve_connection(
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
                 let _ = watcher.watch(connection).await;
-            });
+            }
         }
     }
 }

@@ -920,6 +920,45 @@ async fn streams_still_open_at_the_end_of_the_drain_are_ended_and_recorded() {
     assert_eq!(records[0]["end"], "gateway_shutdown");
 }
 
+#[tokio::test]
+async fn requests_still_waiting_on_the_model_at_the_end_of_the_drain_are_recorded() {
+    let upstream = upstream().await;
+    upstream.set_faults(Faults {
+        latency: Duration::from_secs(60),
+        ..Faults::default()
+    });
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: MODELS,
+        extra: "limits: {drain: 300ms}",
+    };
+    let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let body = json!({"model": "llama", "messages": [{"role": "user", "content": "hi"}]});
+    let request = http::Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("support-1")))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let waiting = tokio::spawn(common::send(request));
+    while upstream.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let records = gw.audit_records().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the shutdown waited on the model server: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], 503, "{records:?}");
+    assert_eq!(records[0]["code"], "gateway_shutdown", "{records:?}");
+    assert_eq!(records[0]["tenant"], "support", "{records:?}");
+    waiting.abort();
+}
+
 /// A model server whose streamed answers send their head at once, the first event after
 /// `first`, then four more `gap` apart and `[DONE]`.
 async fn slow_first_event_server(first: Duration, gap: Duration) -> String {
