@@ -1,5 +1,6 @@
 //! Redaction never panics, masks every card an independent check can see (ASCII or full-width
-//! digits, in groups joined by short runs of separators), and is idempotent for cards, keys and
+//! digits, in groups joined by short runs of separators, invisible characters between digits
+//! skipped), and is idempotent for cards, keys and
 //! private keys.
 #![no_main]
 
@@ -97,6 +98,11 @@ fn digit_groups(chars: &[(usize, char)]) -> Vec<Group> {
         while let Some(value) = chars.get(i).and_then(|(_, c)| digit_value(*c)) {
             digits.push(value);
             i += 1;
+            // Invisible characters between two digits are not there.
+            let hidden = chars[i..].iter().take_while(|(_, c)| is_invisible(*c)).count();
+            if hidden > 0 && chars.get(i + hidden).is_some_and(|(_, c)| digit_value(*c).is_some()) {
+                i += hidden;
+            }
         }
         let joined_to_previous = groups.last().is_some_and(|previous| {
             let between = &chars[previous.end..start];
@@ -110,6 +116,13 @@ fn digit_groups(chars: &[(usize, char)]) -> Vec<Group> {
         });
     }
     groups
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
+    )
 }
 
 fn digit_value(c: char) -> Option<u32> {
@@ -130,7 +143,10 @@ fn is_separator(c: char) -> bool {
             | '/'
             | '\u{a0}'
             | '\u{ad}'
-            | '\u{2000}'..='\u{200b}'
+            | '\u{2000}'..='\u{200d}'
+            | '\u{180e}'
+            | '\u{2060}'
+            | '\u{feff}'
             | '\u{2010}'..='\u{2015}'
             | '\u{202f}'
             | '\u{2212}'

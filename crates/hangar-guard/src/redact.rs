@@ -558,8 +558,9 @@ fn masked_ranges(spans: &[Span]) -> Vec<Range<usize>> {
 
 /// Finds card numbers: runs of 13–19 digits, or groups of 3–6 digits (the first 4–6) joined by
 /// one to three separators of any mix, that pass Luhn and the issuer-prefix check. Digits may
-/// be ASCII or full-width. Digit runs are never split, so a card is never found inside a longer
-/// number. Spans are pushed `offset` bytes on, for when `text` is part of a larger text.
+/// be ASCII or full-width, with invisible characters anywhere between them. Digit runs are
+/// never split, so a card is never found inside a longer number. Spans are pushed `offset`
+/// bytes on, for when `text` is part of a larger text.
 fn find_cards(text: &str, offset: usize, spans: &mut Vec<Span>) {
     let bytes = text.as_bytes();
     let mut at = 0;
@@ -568,7 +569,8 @@ fn find_cards(text: &str, offset: usize, spans: &mut Vec<Span>) {
             // A full-width character that is not a digit.
             at = lead + 1;
         } else if card_may_start(text, lead)
-            && let Some(end) = card_from(text, lead)
+            && let Some(end) = card_from(text, lead, Invisible::Skipped)
+                .or_else(|| card_from(text, lead, Invisible::Separate))
         {
             spans.push(Span {
                 start: offset + lead,
@@ -683,11 +685,11 @@ fn card_digit(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
 fn card_separator(bytes: &[u8], at: usize) -> Option<usize> {
     match bytes.get(at..)? {
         [b' ' | b'\t' | b'-' | b'.' | b'/', ..] => Some(1),
-        // U+00A0 no-break space, U+00AD soft hyphen.
-        [0xC2, 0xA0 | 0xAD, ..] => Some(2),
-        // U+2000–U+200B spaces (en, em, figure, thin, hair, zero-width…), U+2010–U+2015
-        // hyphens and dashes, U+202F narrow no-break space.
-        [0xE2, 0x80, 0x80..=0x8B | 0x90..=0x95 | 0xAF, ..] => Some(3),
+        // U+00A0 no-break space.
+        [0xC2, 0xA0, ..] => Some(2),
+        // U+2000–U+200A spaces (en, em, figure, thin, hair…), U+2010–U+2015 hyphens and
+        // dashes, U+202F narrow no-break space.
+        [0xE2, 0x80, 0x80..=0x8A | 0x90..=0x95 | 0xAF, ..] => Some(3),
         // U+2212 minus sign.
         [0xE2, 0x88, 0x92, ..] => Some(3),
         // U+3000 ideographic space.
@@ -698,10 +700,45 @@ fn card_separator(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// How invisible characters are read in a card. Both readings are tried, so that hiding them in
+/// a number does not hide it from redaction.
+#[derive(Debug, Clone, Copy)]
+enum Invisible {
+    /// Not there at all: digits on either side are one group (`4⁠1⁠1⁠1…`).
+    Skipped,
+    /// A separator between groups (`4111⁠1111…`).
+    Separate,
+}
+
+/// The UTF-8 length of the invisible characters at `from` (none: 0): soft hyphen U+00AD,
+/// Mongolian vowel separator U+180E, zero-width space, non-joiner and joiner U+200B–U+200D,
+/// word joiner U+2060 and byte order mark U+FEFF.
+fn invisible_len(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    loop {
+        let width = match bytes.get(at..).unwrap_or_default() {
+            [0xC2, 0xAD, ..] => 2,
+            [0xE1, 0xA0, 0x8E, ..]
+            | [0xE2, 0x80, 0x8B..=0x8D, ..]
+            | [0xE2, 0x81, 0xA0, ..]
+            | [FULL_WIDTH_LEAD, 0xBB, 0xBF, ..] => 3,
+            _ => return at - from,
+        };
+        at += width;
+    }
+}
+
+/// Where the digit after the one ending at `at` starts, past invisible characters, if one does.
+fn next_digit_in_run(bytes: &[u8], at: usize) -> Option<usize> {
+    let next = at + invisible_len(bytes, at);
+    card_digit(bytes, next).map(|_| next)
+}
+
+/// The end of the digits from `from`, invisible characters between them skipped.
 fn card_digits_end(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
     while let Some((_, width)) = card_digit(bytes, at) {
-        at += width;
+        at = next_digit_in_run(bytes, at + width).unwrap_or(at + width);
     }
     at
 }
@@ -741,14 +778,14 @@ fn card_may_end(text: &str, end: usize) -> bool {
 }
 
 /// The end of the longest card starting at `start` (the first digit of a group), if any.
-fn card_from(text: &str, start: usize) -> Option<usize> {
+fn card_from(text: &str, start: usize, invisible: Invisible) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut digits = [0u8; MAX_CARD_DIGITS];
     let mut count = 0;
     let mut group_start = start;
     let mut best = None;
     for group in 0.. {
-        let (len, group_end) = read_group(bytes, group_start, &mut digits, count);
+        let (len, group_end) = read_group(bytes, group_start, &mut digits, count, invisible);
         let shape_ok = match group {
             0 => (4..=6).contains(&len) || (13..=MAX_CARD_DIGITS).contains(&len),
             _ => (3..=6).contains(&len),
@@ -766,7 +803,7 @@ fn card_from(text: &str, start: usize) -> Option<usize> {
             best = Some(group_end);
         }
         // A single long run is a card on its own; groups continue after a few separators.
-        match next_group(bytes, group_end) {
+        match next_group(bytes, group_end, invisible) {
             Some(next) if len <= 6 => group_start = next,
             _ => break,
         }
@@ -776,7 +813,13 @@ fn card_from(text: &str, start: usize) -> Option<usize> {
 
 /// Reads the digits of the group at `from` into `digits`, after the first `count`, and returns
 /// how many it has (counting stops past [`MAX_CARD_DIGITS`]) and where it ends.
-fn read_group(bytes: &[u8], from: usize, digits: &mut [u8], count: usize) -> (usize, usize) {
+fn read_group(
+    bytes: &[u8],
+    from: usize,
+    digits: &mut [u8],
+    count: usize,
+    invisible: Invisible,
+) -> (usize, usize) {
     let mut len = 0;
     let mut at = from;
     while len <= MAX_CARD_DIGITS
@@ -787,21 +830,38 @@ fn read_group(bytes: &[u8], from: usize, digits: &mut [u8], count: usize) -> (us
         }
         len += 1;
         at += width;
+        if let Invisible::Skipped = invisible {
+            at = next_digit_in_run(bytes, at).unwrap_or(at);
+        }
     }
     (len, at)
 }
 
 /// Where the group after the one ending at `from` starts: at a digit after one to
 /// [`MAX_CARD_SEPARATORS`] separators.
-fn next_group(bytes: &[u8], from: usize) -> Option<usize> {
+fn next_group(bytes: &[u8], from: usize, invisible: Invisible) -> Option<usize> {
     let mut at = from;
     for _ in 0..MAX_CARD_SEPARATORS {
-        at += card_separator(bytes, at)?;
+        at += separator_len(bytes, at, invisible)?;
         if card_digit(bytes, at).is_some() {
             return Some(at);
         }
     }
     None
+}
+
+/// The UTF-8 length of the separator at `at`, with the invisible characters around it when
+/// they are skipped; a run of them is a separator of its own when they separate.
+fn separator_len(bytes: &[u8], at: usize, invisible: Invisible) -> Option<usize> {
+    let hidden = invisible_len(bytes, at);
+    match invisible {
+        Invisible::Separate if hidden > 0 => Some(hidden),
+        Invisible::Separate => card_separator(bytes, at),
+        Invisible::Skipped => {
+            let visible = card_separator(bytes, at + hidden)?;
+            Some(hidden + visible + invisible_len(bytes, at + hidden + visible))
+        }
+    }
 }
 
 /// The Luhn (mod 10) check every payment card number passes.

@@ -125,6 +125,32 @@ fn cards_with_invisible_or_typographic_separators_are_masked() {
 }
 
 #[test]
+fn invisible_characters_anywhere_in_a_card_do_not_hide_it() {
+    // Zero-width space, non-joiner and joiner, word joiner, byte order mark, soft hyphen and
+    // Mongolian vowel separator: inside groups, between every digit, around separators.
+    assert_card_masked("4\u{200b}111 1111 1111 1111");
+    assert_card_masked("4111\u{200c}1111\u{200d}1111\u{2060}1111");
+    assert_card_masked("4111 11\u{feff}11 1111 11\u{ad}11");
+    assert_card_masked("4111\u{180e}1111-1111-1111");
+    assert_card_masked("4111 \u{200b}1111\u{200b} 1111 1111");
+    let every_digit: Vec<String> = "4111111111111111".chars().map(String::from).collect();
+    assert_card_masked(&every_digit.join("\u{200b}"));
+    assert_card_masked(&every_digit.join("\u{200b}\u{200d}\u{feff}"));
+    assert_eq!(
+        masked("\u{feff}4111111111111111\u{200b}."),
+        "\u{feff}[REDACTED:card_number]\u{200b}."
+    );
+}
+
+#[test]
+fn invisible_characters_do_not_make_cards_of_other_numbers() {
+    // They join digits into one number; they are not separators between groups.
+    assert!(redact("41\u{200b}11 11 11 11 11 11 11").is_clean());
+    assert!(redact("4111\u{200b}, 1111, 1111, 1111").is_clean());
+    assert!(redact("2024\u{200b}11\u{200b}28 and 10\u{200b}30\u{200b}07").is_clean());
+}
+
+#[test]
 fn cards_with_mixed_separators_are_masked() {
     assert_card_masked("4111 1111-1111 1111");
     assert_card_masked("4111-1111.1111/1111");
