@@ -8,6 +8,7 @@ use hangar_ledger::{Ledger, LedgerConfig, LedgerSender};
 use serde::Serialize;
 
 use crate::config::AuditConfig;
+use crate::refusals::RefusalSummary;
 
 /// One guard's decision on one request. `detail` names rules or kinds, never content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -168,6 +169,11 @@ impl AuditSink {
     /// Whether content is logged.
     pub fn logs_content(&self) -> bool {
         self.content.is_some()
+    }
+
+    /// Queues the summary of a second's refusals past the budget.
+    pub fn refusals(&self, summary: RefusalSummary) {
+        self.audit.append(summary);
     }
 
     /// Queues a content record (already redacted by the caller).

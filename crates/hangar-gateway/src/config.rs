@@ -373,6 +373,11 @@ pub struct AuditConfig {
     /// Start a new file past this size.
     #[serde(default = "default_rotate_size")]
     pub rotate_size: Bytes,
+    /// Refused requests recorded one by one each second; past it, that second's refusals are
+    /// counted by client, tenant, status and code and written as one `refusals` record, so a
+    /// flood cannot fill the disk. 0: record every refusal.
+    #[serde(default = "default_refusals_per_second")]
+    pub refusals_per_second: u32,
     /// Also log prompts and completions, redacted, in their own chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentLogConfig>,
@@ -612,6 +617,10 @@ fn default_output_input_ratio() -> f64 {
 }
 fn default_rotate_size() -> Bytes {
     Bytes(64 << 20)
+}
+
+fn default_refusals_per_second() -> u32 {
+    100
 }
 
 /// A configuration that could not be used, with every problem found.

@@ -14,6 +14,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;
+pub mod refusals;
 pub mod request;
 pub mod routes;
 pub mod runtime;

@@ -382,7 +382,8 @@ impl Default for Metrics {
             in_flight: AtomicU64::new(0),
             audit: Gauges::new(
                 "hangar_gateway_audit_records",
-                "Audit records written and dropped (queue full) since start.",
+                "Audit records written and dropped (queue full) since start, and refusals \
+                 summarised (counted in a per-second `refusals` record, past the budget).",
                 &["state"],
             ),
         }

@@ -22,6 +22,7 @@ use crate::error::Refusal;
 use crate::json::Json;
 use crate::limits::{Admission, Limiter};
 use crate::metrics::Metrics;
+use crate::refusals::RefusalBudget;
 use crate::request::{self, Endpoint, Inspected};
 use crate::routes::{Caller, Version};
 use crate::runtime::{Runtime, Tenant};
@@ -55,6 +56,10 @@ pub struct Gateway {
     started: Instant,
     /// Set at the end of the drain: streams still open end with an error event.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Refusals past `audit.refusalsPerSecond` are counted here, not recorded one by one.
+    refusals: RefusalBudget,
+    /// How many refusals were only counted so far.
+    summarised: AtomicU64,
 }
 
 impl Gateway {
@@ -72,6 +77,8 @@ impl Gateway {
             id_prefix: format!("{started:x}"),
             started: Instant::now(),
             shutdown: tokio::sync::watch::Sender::new(false),
+            refusals: RefusalBudget::default(),
+            summarised: AtomicU64::new(0),
         }
     }
 
@@ -102,9 +109,39 @@ impl Gateway {
         self.runtime.store(Arc::new(runtime));
     }
 
-    /// The audit counts, for the metrics page.
-    pub fn audit_counts(&self) -> (u64, u64) {
-        self.audit.counts()
+    /// The audit counts, for the metrics page: records written and dropped, refusals
+    /// summarised.
+    pub fn audit_counts(&self) -> (u64, u64, u64) {
+        let (written, dropped) = self.audit.counts();
+        (written, dropped, self.summarised.load(Ordering::Relaxed))
+    }
+
+    /// Whether a refusal gets an audit record of its own (see [`RefusalBudget`]). Writes the
+    /// summary of the second before when that one is over.
+    fn admit_refusal(&self, record: &AuditRecord) -> bool {
+        let per_second = self.runtime.load().config.audit.refusals_per_second;
+        let now = jiff::Timestamp::now().as_second();
+        let (own, over) = self.refusals.admit(now, per_second, record);
+        if let Some(summary) = over {
+            self.audit.refusals(summary);
+        }
+        if !own {
+            self.summarised.fetch_add(1, Ordering::Relaxed);
+        }
+        own
+    }
+
+    /// Writes the refusal summary of a second that is over and had no refusal after it to do
+    /// so; with `all`, of the current second too (at shutdown).
+    pub fn write_refusal_summary(&self, all: bool) {
+        let summary = if all {
+            self.refusals.flush()
+        } else {
+            self.refusals.finished(jiff::Timestamp::now().as_second())
+        };
+        if let Some(summary) = summary {
+            self.audit.refusals(summary);
+        }
     }
 
     fn request_id(&self) -> String {
@@ -1047,6 +1084,11 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
     }
     if record.status < 400 && record.model.is_some() {
         watch_extraction(gateway, &mut exchange);
+    }
+    // A refusal (it never reached a model server) may only be counted, in a flood.
+    let refused = exchange.upstream.is_none() && exchange.record.status >= 400;
+    if refused && !gateway.admit_refusal(&exchange.record) {
+        return;
     }
     gateway.audit.record(exchange.record);
 }

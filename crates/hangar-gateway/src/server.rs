@@ -126,6 +126,7 @@ impl Server {
             Arc::clone(&self.gateway),
             self.config_path.clone(),
         ));
+        let summaries = tokio::spawn(write_refusal_summaries(Arc::clone(&self.gateway)));
         let admin = self.admin.map(|listener| {
             tokio::spawn(serve_admin(
                 listener,
@@ -184,15 +185,28 @@ impl Server {
             }
         }
         reloader.abort();
+        summaries.abort();
         if let Some(admin) = admin {
             admin.abort();
         }
+        self.gateway.write_refusal_summary(true);
         drop(self.gateway);
         let logs = self.logs;
         tokio::task::spawn_blocking(move || logs.close())
             .await
             .map_err(|e| StartError::Shutdown(format!("the audit log writer failed: {e}")))??;
         Ok(())
+    }
+}
+
+/// Writes each second's refusal summary once the second is over, also when no refusal comes
+/// after it (a flood that stopped).
+async fn write_refusal_summaries(gateway: Arc<Gateway>) {
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every_second.tick().await;
+        gateway.write_refusal_summary(false);
     }
 }
 
@@ -402,9 +416,13 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
 fn admin_response(gateway: &Gateway, draining: &AtomicBool, path: &str) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/metrics" => {
-            let (written, dropped) = gateway.audit_counts();
+            let (written, dropped, summarised) = gateway.audit_counts();
             gateway.metrics.audit.set(&["written"], written as f64);
             gateway.metrics.audit.set(&["dropped"], dropped as f64);
+            gateway
+                .metrics
+                .audit
+                .set(&["summarised"], summarised as f64);
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -959,6 +959,74 @@ async fn requests_still_waiting_on_the_model_at_the_end_of_the_drain_are_recorde
     waiting.abort();
 }
 
+#[tokio::test]
+async fn past_the_budget_refusals_are_counted_in_one_record_a_second() {
+    let upstream = upstream().await;
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: MODELS,
+        // Continues the `audit` section, which the test gateway writes last.
+        extra: "  refusalsPerSecond: 5",
+    };
+    let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let mut wrong = gw.key("support-1").to_owned();
+    wrong.replace_range(wrong.len() - 4.., "AAAA");
+    let body = json!({"model": "llama", "messages": [{"role": "user", "content": "hi"}]});
+    let unix_now = || jiff::Timestamp::now().as_second();
+    let first_second = unix_now();
+    for _ in 0..60 {
+        let answer = gw.post("/v1/chat/completions", Some(&wrong), &body).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    let seconds = unix_now() - first_second + 1;
+    let served = gw
+        .post("/v1/chat/completions", Some(gw.key("support-1")), &body)
+        .await;
+    assert_eq!(served.status, StatusCode::OK);
+    let metrics = gw.metrics().await;
+
+    let records = gw.audit_records().await;
+    let own: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "request" && r["status"] == 401)
+        .collect();
+    let summaries: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["kind"] == "refusals").collect();
+    let counted: u64 = summaries.iter().map(|s| s["count"].as_u64().unwrap()).sum();
+    assert_eq!(
+        own.len() as u64 + counted,
+        60,
+        "each refusal recorded or counted"
+    );
+    assert!(
+        (5..=5 * seconds as usize).contains(&own.len()),
+        "{} refusals recorded one by one in {seconds} s",
+        own.len()
+    );
+    for summary in &summaries {
+        let group = &summary["groups"][0];
+        assert_eq!(group["client"], "127.0.0.1", "{summary}");
+        assert_eq!(group["status"], 401, "{summary}");
+        assert_eq!(group["code"], own[0]["code"], "{summary}");
+        assert_eq!(group["count"], summary["count"], "{summary}");
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "request" && r["status"] == 200),
+        "a served request keeps its record"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "hangar_gateway_audit_records{{state=\"summarised\"}} {counted}"
+        )),
+        "{metrics}"
+    );
+    let report = hangar_ledger::verify(&gw.audit_dir(), "audit").unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 /// A model server whose streamed answers send their head at once, the first event after
 /// `first`, then four more `gap` apart and `[DONE]`.
 async fn slow_first_event_server(first: Duration, gap: Duration) -> String {

@@ -303,7 +303,7 @@ pub fn read_records(dir: &Path, prefix: &str) -> Vec<Value> {
                 .collect::<Vec<_>>()
         })
         .map(|line| line["record"].clone())
-        .filter(|r| r["kind"] == "request" || r["kind"] == "content")
+        .filter(|r| ["request", "content", "refusals"].contains(&r["kind"].as_str().unwrap_or("")))
         .collect()
 }
 
