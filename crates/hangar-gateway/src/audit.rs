@@ -44,6 +44,10 @@ pub struct AuditRecord {
     /// The version that served it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The version picked first, when its model server could not be reached and `version`
+    /// took the request instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_over_from: Option<String>,
     /// Whether the answer was streamed.
     pub stream: bool,
     /// The status sent to the client.

@@ -398,17 +398,17 @@ async fn serve(
         Instant::now(),
     )?;
 
-    let upstream_body = upstream_body(endpoint, body, &facts, &version, bytes.len());
     let call = Call {
         gateway,
         runtime,
         tenant,
         endpoint,
         facts: &facts,
-        version: &version,
+        version,
+        pinned: pin.is_some(),
         flagged,
     };
-    call.send(upstream_body, admission, exchange).await
+    call.send(body, bytes.len(), admission, exchange).await
 }
 
 /// The credential's identity; the tenant comes only from here.
@@ -599,7 +599,7 @@ fn guard_prompt(
 /// report on streams.
 fn upstream_body(
     endpoint: Endpoint,
-    mut body: Map<String, Value>,
+    body: &mut Map<String, Value>,
     facts: &Inspected,
     version: &Version,
     size_hint: usize,
@@ -629,7 +629,7 @@ fn upstream_body(
         }
     }
     let mut out = Vec::with_capacity(size_hint + 64);
-    crate::json::write_object(&body, &mut out);
+    crate::json::write_object(body, &mut out);
     Bytes::from(out)
 }
 
@@ -640,69 +640,35 @@ struct Call<'a> {
     tenant: &'a Tenant,
     endpoint: Endpoint,
     facts: &'a Inspected,
-    version: &'a Arc<Version>,
+    /// The version picked; another one after a failover.
+    version: Arc<Version>,
+    /// Whether the client pinned the version (it is then never swapped).
+    pinned: bool,
     flagged: Vec<&'static str>,
 }
 
 impl Call<'_> {
     async fn send(
-        self,
-        body: Bytes,
+        mut self,
+        mut body: Map<String, Value>,
+        size_hint: usize,
         mut admission: Admission,
         exchange: &mut Exchange,
     ) -> Result<Served, Refusal> {
-        let uri = self.version.base.uri(self.endpoint.path()).map_err(|_| {
-            Refusal::bad_gateway(
-                "upstream_misconfigured",
-                "the model server's URL is invalid",
-            )
-        })?;
-        let mut upstream = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("x-request-id", exchange.record.id.as_str());
-        if self.facts.stream {
-            upstream = upstream.header(header::ACCEPT, "text/event-stream");
-        }
-        if let Some(auth) = &self.version.upstream_auth {
-            upstream = upstream.header(header::AUTHORIZATION, auth.clone());
-        }
-        let upstream = upstream.body(Full::new(body)).map_err(|_| {
-            Refusal::bad_gateway(
-                "upstream_misconfigured",
-                "could not build the upstream request",
-            )
-        })?;
-
         let sent = Instant::now();
-        let answer = tokio::time::timeout(
-            self.tenant.first_token,
-            self.runtime.client.request(upstream),
-        )
-        .await;
+        let first_token = self.tenant.first_token;
+        let answer =
+            tokio::time::timeout(first_token, self.ask(&mut body, size_hint, exchange)).await;
         let head_wait = sent.elapsed();
         exchange.upstream = Some(head_wait);
         let response = match answer {
             Err(_) => {
                 self.upstream_error("timeout");
                 return Err(Refusal::timeout(format!(
-                    "the model server did not answer within {:?}",
-                    self.tenant.first_token
+                    "the model server did not answer within {first_token:?}"
                 )));
             }
-            Ok(Err(e)) => {
-                let kind = if e.is_connect() { "connect" } else { "request" };
-                self.upstream_error(kind);
-                return Err(Refusal::bad_gateway(
-                    "upstream_unreachable",
-                    format!(
-                        "cannot reach the model server for `{}` version `{}`",
-                        self.facts.model, self.version.name
-                    ),
-                ));
-            }
-            Ok(Ok(response)) => response,
+            Ok(answer) => answer?,
         };
         let status = response.status();
         if !status.is_success() {
@@ -717,6 +683,98 @@ impl Call<'_> {
         self.whole(response, &mut admission, exchange, sent)
             .await
             .map(Served::Whole)
+    }
+
+    /// Sends the request to its version's model server. When that one cannot be connected to
+    /// (so nothing was sent and nothing can run twice) and the client did not pin the version,
+    /// the request goes once to another version of the model: a version going down fails no
+    /// request while another one is up (a blue-green switch, a crashed canary).
+    async fn ask(
+        &mut self,
+        body: &mut Map<String, Value>,
+        size_hint: usize,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Incoming>, Refusal> {
+        let request = self.upstream_request(body, size_hint, &exchange.record.id)?;
+        let error = match self.runtime.client.request(request).await {
+            Ok(response) => return Ok(response),
+            Err(error) => error,
+        };
+        let fallback = if error.is_connect() && !self.pinned {
+            self.runtime
+                .routes
+                .fallback(&self.facts.model, &self.version.name)
+        } else {
+            None
+        };
+        let Some(fallback) = fallback else {
+            return Err(self.unreachable(&error));
+        };
+        self.upstream_error("connect");
+        tracing::warn!(
+            model = %self.facts.model,
+            from = %self.version.name,
+            to = %fallback.name,
+            "cannot connect to the model server; sending the request to another version"
+        );
+        exchange.record.failed_over_from =
+            exchange.record.version.replace(fallback.name.to_string());
+        self.version = fallback;
+        let request = self.upstream_request(body, size_hint, &exchange.record.id)?;
+        self.runtime
+            .client
+            .request(request)
+            .await
+            .map_err(|error| self.unreachable(&error))
+    }
+
+    /// The refusal for a model server that could not be reached, counted in the metrics.
+    fn unreachable(&self, error: &hyper_util::client::legacy::Error) -> Refusal {
+        self.upstream_error(if error.is_connect() {
+            "connect"
+        } else {
+            "request"
+        });
+        Refusal::bad_gateway(
+            "upstream_unreachable",
+            format!(
+                "cannot reach the model server for `{}` version `{}`",
+                self.facts.model, self.version.name
+            ),
+        )
+    }
+
+    /// The request for the current version's model server.
+    fn upstream_request(
+        &self,
+        body: &mut Map<String, Value>,
+        size_hint: usize,
+        request_id: &str,
+    ) -> Result<Request<Full<Bytes>>, Refusal> {
+        let body = upstream_body(self.endpoint, body, self.facts, &self.version, size_hint);
+        let uri = self.version.base.uri(self.endpoint.path()).map_err(|_| {
+            Refusal::bad_gateway(
+                "upstream_misconfigured",
+                "the model server's URL is invalid",
+            )
+        })?;
+        let mut upstream = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", request_id);
+        if self.facts.stream {
+            upstream = upstream.header(header::ACCEPT, "text/event-stream");
+        }
+        if let Some(auth) = &self.version.upstream_auth {
+            upstream = upstream.header(header::AUTHORIZATION, auth.clone());
+        }
+        upstream.body(Full::new(body)).map_err(|_| {
+            Refusal::bad_gateway(
+                "upstream_misconfigured",
+                "could not build the upstream request",
+            )
+        })
     }
 
     fn upstream_error(&self, kind: &str) {

@@ -102,6 +102,19 @@ impl RouteTable {
         }
     }
 
+    /// Another version of `model` than `failed`, for a request whose version's model server
+    /// cannot be reached: the one with the most weight (a blue-green pair's other half, a
+    /// canary's stable version). None when the model has no other version.
+    pub fn fallback(&self, model: &str, failed: &str) -> Option<Arc<Version>> {
+        self.routes
+            .get(model)?
+            .versions
+            .iter()
+            .filter(|v| &*v.name != failed)
+            .max_by_key(|v| v.weight)
+            .cloned()
+    }
+
     /// Whether `model` is a public model name.
     pub fn contains(&self, model: &str) -> bool {
         self.routes.contains_key(model)

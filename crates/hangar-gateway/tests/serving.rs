@@ -92,6 +92,72 @@ async fn weights_and_pins_route_between_versions() {
 }
 
 #[tokio::test]
+async fn a_version_that_cannot_be_connected_to_hands_its_requests_to_another() {
+    let green = fake().await;
+    // Blue's address is a port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let models = TWO_VERSIONS.replace("{upstream}", &format!("http://{closed}"));
+    let mut gw = start(&tenants(""), &models, "", &[&green.url(), &green.url()]).await;
+    for _ in 0..3 {
+        let answer = gw
+            .post(
+                "/v1/chat/completions",
+                Some(gw.key("a-1")),
+                &chat("llama", "hi"),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.header("x-hangar-version"), Some("green"));
+    }
+    let streamed = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &serde_json::json!({"model": "llama", "stream": true,
+                "messages": [{"role": "user", "content": "What is 2+2?"}]}),
+        )
+        .await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.text());
+    assert!(streamed.text().contains("[DONE]"), "{}", streamed.text());
+    assert_eq!(streamed.header("x-hangar-version"), Some("green"));
+    assert_eq!(green.request_count(), 4);
+
+    // A client that pinned the version gets that version or nothing.
+    let pinned = gw
+        .post_with(
+            "/v1/chat/completions",
+            Some(gw.key("pinner-1")),
+            &chat("llama", "hi"),
+            &[("x-hangar-version", "blue")],
+        )
+        .await;
+    assert_eq!(pinned.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(pinned.code(), "upstream_unreachable");
+    assert_eq!(green.request_count(), 4);
+
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(
+            "hangar_gateway_upstream_errors_total{model=\"llama\",version=\"blue\",kind=\"connect\"} 5"
+        ),
+        "{metrics}"
+    );
+    let records = gw.audit_records().await;
+    let moved: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["failed_over_from"] == "blue")
+        .collect();
+    assert_eq!(moved.len(), 4, "{records:?}");
+    for record in moved {
+        assert_eq!(record["version"], "green", "{record}");
+        assert_eq!(record["status"], 200, "{record}");
+    }
+}
+
+#[tokio::test]
 async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_changes_nothing() {
     let (blue, green) = (fake().await, fake().await);
     blue.set_faults(Faults {
