@@ -22,9 +22,11 @@
 #        generator with its fake model server on the other; set both empty to let Linux place
 #        them)
 #        WARM_CPUS=1: during the open-loop runs, keep every CPU awake with a spinner at the
-#        lowest priority (SCHED_IDLE: it runs only when nothing else wants the CPU). On this VM
-#        an idle virtual CPU takes milliseconds to wake now and then, and at 3k req/s both
-#        proxies' p99 is mostly that wait; the spinners leave what the proxies themselves add.
+#        lowest priority (SCHED_IDLE), and run the proxy and the load generator SCHED_FIFO, so
+#        that they take their CPU back from the spinner the moment they wake. On this VM an
+#        idle virtual CPU takes milliseconds to wake now and then, and at 3k req/s both
+#        proxies' p99 is mostly that wait. (Spinners alone are not enough: the kernel's fair
+#        scheduler may leave a busy process waiting up to a 4 ms tick behind a SCHED_IDLE task.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
@@ -282,21 +284,26 @@ load() {
   # shellcheck disable=SC2086
   proxy_before=$(cpu_ticks $servers)
   overhead "$port" > "$tmp/overhead-before.txt"
-  local spinners=()
+  local spinners=() realtime=()
   if [ -n "${WARM_CPUS:-}" ] && [ "$mode" = rate ]; then
-    local cpu
+    local cpu pid
+    # shellcheck disable=SC2086
+    for pid in $servers; do chrt -a -f -p 1 "$pid"; done
     for cpu in $(seq 0 $(($(nproc) - 1))); do
       chrt -i 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
       spinners+=($!)
     done
+    realtime=(chrt -f 1)
   fi
-  on_cpus "$client_cpus" "$bin/loadgen" --label "$label" --addr "127.0.0.1:$port" \
+  on_cpus "$client_cpus" "${realtime[@]}" "$bin/loadgen" --label "$label" --addr "127.0.0.1:$port" \
     --serve-upstream "127.0.0.1:$upstream_port" --upstream-chunks "$chunks" \
     --upstream-interval-ms "$chunk_ms" \
     --key "$key" --prompt-bytes "$prompt" "$mode" "$@" > "$tmp/run.json"
   if [ "${#spinners[@]}" -gt 0 ]; then
     kill "${spinners[@]}"
     wait "${spinners[@]}" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    for pid in $servers; do chrt -a -o -p 0 "$pid"; done
   fi
   # shellcheck disable=SC2086
   proxy_after=$(cpu_ticks $servers)
@@ -390,7 +397,7 @@ def m(label, key):
 def added(label, base):
     return [by[label][k]["p99_ms"] - by[base][k]["p99_ms"] for k in rounds if k in by[label] and k in by[base]]
 
-warm = "; every CPU kept awake by a SCHED_IDLE spinner during the open-loop runs" if os.environ.get("WARM_CPUS") else ""
+warm = "; open-loop runs with every CPU kept awake by a SCHED_IDLE spinner, proxy and load generator SCHED_FIFO" if os.environ.get("WARM_CPUS") else ""
 print(f"\nmedian of {len(rounds)} rounds; proxy CPUs: {proxy_cpus or 'any'}, load generator (with the fake model server) CPUs: {client_cpus or 'any'}{warm}\n")
 print(f"(a) open loop at {rate:.0f} req/s")
 print("| path | prompt | p50 (ms) | p99 (ms) | p99.9 (ms) | added p99 vs direct (ms) | p99 inside the gateway (ms) | achieved req/s | errors | proxy CPU per request (µs) |")
