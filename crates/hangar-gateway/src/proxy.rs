@@ -1,7 +1,6 @@
 //! One request through the gateway: authenticate → tenant policy → guards → limits → route →
 //! model server (streamed) → response guards → audit record and metrics.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -195,12 +194,12 @@ impl Drop for InFlight {
 }
 
 impl Exchange {
-    fn new(started: Instant, id: String, peer: SocketAddr, endpoint: String) -> Exchange {
+    fn new(started: Instant, id: String, client: &str, endpoint: String) -> Exchange {
         let mut exchange = Exchange::blank(started);
         exchange.record = AuditRecord {
             kind: "request",
             id,
-            client: peer.ip().to_string(),
+            client: client.to_owned(),
             endpoint,
             ..AuditRecord::default()
         };
@@ -229,17 +228,18 @@ impl Exchange {
     }
 }
 
-/// Serves one request. Never fails: every problem is an OpenAI-shaped error response.
+/// Serves one request from `client` (the peer's address, written once per connection). Never
+/// fails: every problem is an OpenAI-shaped error response.
 pub async fn handle(
     gateway: Arc<Gateway>,
-    peer: SocketAddr,
+    client: Arc<str>,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let runtime = gateway.runtime();
     let endpoint = Endpoint::from_path(request.uri().path());
     let endpoint_name = endpoint.map_or("none", Endpoint::as_str).to_owned();
-    let exchange = Exchange::new(started, gateway.request_id(), peer, endpoint_name);
+    let exchange = Exchange::new(started, gateway.request_id(), &client, endpoint_name);
     let mut pending = Pending::new(&gateway, exchange);
     let outcome = serve(&gateway, &runtime, &mut pending.exchange, endpoint, request).await;
     let mut exchange = pending.answered();
@@ -650,15 +650,14 @@ struct Call<'a> {
 impl Call<'_> {
     async fn send(
         mut self,
-        mut body: Map<String, Value>,
+        body: Map<String, Value>,
         size_hint: usize,
         mut admission: Admission,
         exchange: &mut Exchange,
     ) -> Result<Served, Refusal> {
         let sent = Instant::now();
         let first_token = self.tenant.first_token;
-        let answer =
-            tokio::time::timeout(first_token, self.ask(&mut body, size_hint, exchange)).await;
+        let answer = tokio::time::timeout(first_token, self.ask(body, size_hint, exchange)).await;
         let head_wait = sent.elapsed();
         exchange.upstream = Some(head_wait);
         let response = match answer {
@@ -691,23 +690,26 @@ impl Call<'_> {
     /// request while another one is up (a blue-green switch, a crashed canary).
     async fn ask(
         &mut self,
-        body: &mut Map<String, Value>,
+        mut body: Map<String, Value>,
         size_hint: usize,
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, Refusal> {
-        let request = self.upstream_request(body, size_hint, &exchange.record.id)?;
+        let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
+        let fallback = if self.pinned {
+            None
+        } else {
+            self.runtime
+                .routes
+                .fallback(&self.facts.model, &self.version.name)
+        };
+        // The parsed body is kept for the other version only: it is kilobytes a request, and a
+        // thousand streams waiting for their first byte would hold a thousand of them.
+        let kept = fallback.is_some().then_some(body);
         let error = match self.runtime.client.request(request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
-        let fallback = if error.is_connect() && !self.pinned {
-            self.runtime
-                .routes
-                .fallback(&self.facts.model, &self.version.name)
-        } else {
-            None
-        };
-        let Some(fallback) = fallback else {
+        let (Some(fallback), Some(mut body), true) = (fallback, kept, error.is_connect()) else {
             return Err(self.unreachable(&error));
         };
         self.upstream_error("connect");
@@ -720,7 +722,7 @@ impl Call<'_> {
         exchange.record.failed_over_from =
             exchange.record.version.replace(fallback.name.to_string());
         self.version = fallback;
-        let request = self.upstream_request(body, size_hint, &exchange.record.id)?;
+        let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
         self.runtime
             .client
             .request(request)

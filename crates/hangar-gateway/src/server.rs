@@ -226,11 +226,12 @@ fn serve_connection(
     peer: SocketAddr,
 ) -> impl Future<Output = ()> + Send + 'static {
     let gateway = Arc::clone(gateway);
+    let client: Arc<str> = Arc::from(peer.ip().to_string());
     let service = service_fn(move |request: Request<Incoming>| {
         let gateway = Arc::clone(&gateway);
         // Boxed: hyper keeps a slot the size of this future for each connection's whole life,
         // and the request's own future is kilobytes (a thousand idle streams pay it otherwise).
-        let answer = Box::pin(handle(gateway, peer, request));
+        let answer = Box::pin(handle(gateway, Arc::clone(&client), request));
         async move { Ok::<_, Infallible>(answer.await) }
     });
     let builder = Arc::clone(builder);
