@@ -116,11 +116,18 @@ fn serve(config: &Path) -> Result<ExitCode> {
     })
 }
 
-/// All cores: the gateway is the one command whose speed is other people's latency.
+/// All cores: the gateway is the one command whose speed is other people's latency. With one
+/// core (a pinned process, a pod limited to one CPU) a single-threaded runtime: a multi-threaded
+/// one with one worker passes every wake-up between threads, and served a third fewer requests
+/// on one core in `bench/gateway.sh`.
 fn gateway_runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    Ok(builder.enable_all().build()?)
 }
 
 async fn shutdown_signal() {
