@@ -35,6 +35,17 @@ const SHUTDOWN: Duration = Duration::from_secs(15);
 
 #[test]
 fn the_openai_python_sdk_works_through_the_gateway() {
+    sdk_round_trip(Cores::All);
+}
+
+/// On one core the gateway runs a single-threaded runtime: the same round trip, signals and
+/// shutdown included.
+#[test]
+fn the_openai_python_sdk_works_through_a_gateway_on_one_core() {
+    sdk_round_trip(Cores::One);
+}
+
+fn sdk_round_trip(cores: Cores) {
     let sdk = openai_sdk_version();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(fake_model_server()).unwrap();
@@ -47,7 +58,7 @@ fn the_openai_python_sdk_works_through_the_gateway() {
             .unwrap();
     std::fs::write(&config, text).unwrap();
 
-    let gateway = Gateway::start(&config);
+    let gateway = Gateway::start_on(&config, cores);
     let run = run_script(&gateway.address, &keys, dir.path());
     let script_output = format!(
         "--- openai {sdk} ---\n{}\n--- gateway ---\n{}",
@@ -185,10 +196,30 @@ struct Gateway {
     log: Arc<Mutex<String>>,
 }
 
+/// The CPUs the gateway may use.
+#[derive(Clone, Copy)]
+enum Cores {
+    All,
+    /// CPU 0 only (`taskset -c 0`).
+    One,
+}
+
 impl Gateway {
     /// Starts the gateway and waits for the address it prints.
     fn start(config: &Path) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hangar"))
+        Gateway::start_on(config, Cores::All)
+    }
+
+    fn start_on(config: &Path, cores: Cores) -> Gateway {
+        let mut command = match cores {
+            Cores::All => Command::new(env!("CARGO_BIN_EXE_hangar")),
+            Cores::One => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", "0", env!("CARGO_BIN_EXE_hangar")]);
+                taskset
+            }
+        };
+        let mut child = command
             .args(["gateway", "run", "--config"])
             .arg(config)
             .stdin(Stdio::null())
