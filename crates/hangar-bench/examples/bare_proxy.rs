@@ -1,7 +1,7 @@
-//! The floor under the gateway: a reverse proxy on the gateway's own stack (tokio's
-//! multi-threaded runtime, hyper-util's HTTP/1+2 server, its pooled client, mimalloc) that does
-//! nothing else. It reads each request's body, sends it to the model server and passes the whole
-//! answer back. What it costs per request, the gateway cannot go below without leaving that stack.
+//! The floor under the gateway: a reverse proxy on the gateway's own stack (tokio's runtime
+//! chosen as the gateway does, hyper-util's HTTP/1+2 server, its pooled client, mimalloc) that
+//! does nothing else. It reads each request's body, sends it to the model server and passes the
+//! whole answer back. What it costs per request, the gateway cannot go below without leaving that stack.
 //!
 //! `cargo run --release -p hangar-bench --example bare_proxy -- LISTEN UPSTREAM`
 //! (e.g. `127.0.0.1:18505 http://127.0.0.1:18501`).
@@ -32,9 +32,10 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| "http://127.0.0.1:18501".into())
         .parse()
         .context("the upstream is not a URL")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // As the gateway chooses (`crates/hangar/src/gateway.rs`): one thread on one core, a
+    // worker per core otherwise.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let runtime = hangar_bench::runtime(cores)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         eprintln!("bare_proxy: listening on {listen}");
