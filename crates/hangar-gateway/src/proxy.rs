@@ -57,6 +57,9 @@ pub struct Gateway {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Refusals past `audit.refusalsPerSecond` are counted here, not recorded one by one.
     refusals: RefusalBudget,
+    /// `audit.refusalsPerSecond` as started with (like the rest of `audit`, it takes effect
+    /// at a restart).
+    refusals_per_second: u32,
     /// How many refusals were only counted so far.
     summarised: AtomicU64,
 }
@@ -66,6 +69,7 @@ impl Gateway {
     pub fn new(runtime: Runtime, audit: AuditSink) -> Gateway {
         let thresholds = extraction_thresholds(&runtime);
         let started = jiff::Timestamp::now().as_second();
+        let refusals_per_second = runtime.config.audit.refusals_per_second;
         Gateway {
             runtime: arc_swap::ArcSwap::from_pointee(runtime),
             limiter: Arc::new(Limiter::default()),
@@ -77,6 +81,7 @@ impl Gateway {
             started: Instant::now(),
             shutdown: tokio::sync::watch::Sender::new(false),
             refusals: RefusalBudget::default(),
+            refusals_per_second,
             summarised: AtomicU64::new(0),
         }
     }
@@ -118,9 +123,8 @@ impl Gateway {
     /// Whether a refusal gets an audit record of its own (see [`RefusalBudget`]). Writes the
     /// summary of the second before when that one is over.
     fn admit_refusal(&self, record: &AuditRecord) -> bool {
-        let per_second = self.runtime.load().config.audit.refusals_per_second;
         let now = jiff::Timestamp::now().as_second();
-        let (own, over) = self.refusals.admit(now, per_second, record);
+        let (own, over) = self.refusals.admit(now, self.refusals_per_second, record);
         if let Some(summary) = over {
             self.audit.refusals(summary);
         }
