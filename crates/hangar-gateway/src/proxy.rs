@@ -936,6 +936,7 @@ impl Call<'_> {
                 Vec::new()
             },
             cut_on_leak: self.tenant.injection == GuardAction::Block,
+            keep_text: self.gateway.audit.logs_content(),
         };
         let finisher = StreamFinisher {
             gateway: Arc::clone(self.gateway),
@@ -1057,7 +1058,7 @@ impl StreamFinisher {
             Some((prompt, completion)) => (prompt, completion, "upstream"),
             None => (
                 self.prompt_tokens,
-                request::estimate_tokens(&[&summary.text]),
+                request::estimate_tokens_of(summary.text_bytes),
                 "estimated",
             ),
         };

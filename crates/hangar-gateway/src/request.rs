@@ -482,7 +482,15 @@ fn prompt_shape(endpoint: Endpoint, body: &Map<String, Value>) -> (u64, u64) {
 /// Roughly four bytes per token plus a few per message: enough to reserve against a rate
 /// limit; the model server's usage settles the truth.
 pub fn estimate_tokens(texts: &[&str]) -> u64 {
-    texts.iter().map(|t| (t.len() as u64).div_ceil(4) + 4).sum()
+    texts
+        .iter()
+        .map(|t| estimate_tokens_of(t.len() as u64))
+        .sum()
+}
+
+/// [`estimate_tokens`] of one text of `bytes` bytes.
+pub fn estimate_tokens_of(bytes: u64) -> u64 {
+    bytes.div_ceil(4) + 4
 }
 
 /// Applies `edit` to every prompt text in place (redaction before the upstream), the same

@@ -20,7 +20,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// An event larger than this is passed on as it is rather than buffered further: a stream
 /// that is not framed as server-sent events still flows (and its raw bytes are still watched).
 const MAX_EVENT: usize = 64 << 10;
-/// Generated text kept for the canary watch's sake and the content log.
+/// Generated text kept for the content log.
 pub const MAX_KEPT_TEXT: usize = 64 * 1024;
 
 /// Splits a byte stream into server-sent events (each ending in a blank line).
@@ -224,8 +224,11 @@ pub struct StreamSummary {
     pub end: StreamEnd,
     /// Usage as reported by the model server.
     pub usage: Option<(u64, u64)>,
-    /// Generated text, up to [`MAX_KEPT_TEXT`].
+    /// Generated text, up to [`MAX_KEPT_TEXT`], when [`StreamRules::keep_text`] asks for it.
     pub text: String,
+    /// Bytes of generated text, all of them: the token count when the model server reports no
+    /// usage.
+    pub text_bytes: u64,
     /// When the first event was handed to the client.
     pub first_event: Option<Instant>,
     /// Time spent waiting for the model server's frames.
@@ -247,6 +250,9 @@ pub struct StreamRules {
     pub canaries: Vec<String>,
     /// Cut the answer before a leaking chunk reaches the client.
     pub cut_on_leak: bool,
+    /// Keep the generated text (for the content log). Otherwise only its length is counted:
+    /// a thousand open streams would each hold their answer so far.
+    pub keep_text: bool,
 }
 
 /// Relays a streamed answer: a task reads the model server, observes each event and hands it
@@ -296,6 +302,7 @@ impl Relay {
                 end: StreamEnd::Complete,
                 usage: None,
                 text: String::new(),
+                text_bytes: 0,
                 first_event: None,
                 upstream_wait: Duration::ZERO,
                 canary_leaked: false,
@@ -390,8 +397,11 @@ impl Relay {
             .is_some_and(|watch| watch.feed(&String::from_utf8_lossy(&event)));
         let mut text_leak = false;
         for (choice, text) in &facts.texts {
-            let room = MAX_KEPT_TEXT.saturating_sub(self.summary.text.len());
-            self.summary.text.push_str(prefix_within(text, room));
+            self.summary.text_bytes += text.len() as u64;
+            if self.rules.keep_text {
+                let room = MAX_KEPT_TEXT.saturating_sub(self.summary.text.len());
+                self.summary.text.push_str(prefix_within(text, room));
+            }
             if !self.rules.canaries.is_empty() {
                 text_leak |= self.watch(*choice).feed(text);
             }

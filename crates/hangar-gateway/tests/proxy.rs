@@ -504,6 +504,18 @@ async fn a_stream_cut_by_the_model_server_ends_with_an_error_event_and_is_record
     let records = gw.audit_records().await;
     assert_eq!(records[0]["end"], "upstream_error");
     assert_eq!(records[0]["usage_source"], "estimated");
+    // Counted from the text the client got (four bytes a token, plus four).
+    let relayed: usize = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .map(str::len)
+        .sum();
+    assert!(relayed > 0, "{}", answer.text());
+    assert_eq!(
+        records[0]["completion_tokens"],
+        relayed.div_ceil(4) as u64 + 4,
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
