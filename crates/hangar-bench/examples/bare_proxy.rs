@@ -1,7 +1,8 @@
 //! The floor under the gateway: a reverse proxy on the gateway's own stack (tokio's runtime
 //! chosen as the gateway does, hyper-util's HTTP/1+2 server, its pooled client, mimalloc) that
 //! does nothing else. It reads each request's body, sends it to the model server and passes the
-//! whole answer back. What it costs per request, the gateway cannot go below without leaving that stack.
+//! whole answer back. What it costs per request, the gateway cannot go below without leaving
+//! that stack.
 //!
 //! `cargo run --release -p hangar-bench --example bare_proxy -- LISTEN UPSTREAM`
 //! (e.g. `127.0.0.1:18505 http://127.0.0.1:18501`).

@@ -135,14 +135,17 @@ impl Gateway {
     }
 
     /// Writes the refusal summary of a second that is over and had no refusal after it to do
-    /// so; with `all`, of the current second too (at shutdown).
-    pub fn write_refusal_summary(&self, all: bool) {
-        let summary = if all {
-            self.refusals.flush()
-        } else {
-            self.refusals.finished(jiff::Timestamp::now().as_second())
-        };
-        if let Some(summary) = summary {
+    /// so (called every second).
+    pub fn write_finished_refusal_summary(&self) {
+        let now = jiff::Timestamp::now().as_second();
+        if let Some(summary) = self.refusals.finished(now) {
+            self.audit.refusals(summary);
+        }
+    }
+
+    /// Writes the refusal summary of the current second too (at shutdown).
+    pub fn flush_refusal_summary(&self) {
+        if let Some(summary) = self.refusals.flush() {
             self.audit.refusals(summary);
         }
     }
@@ -297,6 +300,11 @@ impl<'a> Pending<'a> {
     /// The exchange, now answered: the caller records it.
     fn answered(mut self) -> Exchange {
         self.answered = true;
+        self.take()
+    }
+
+    /// The exchange, leaving a blank one (which allocates nothing) in its place.
+    fn take(&mut self) -> Exchange {
         let blank = Exchange::blank(self.exchange.started);
         std::mem::replace(&mut self.exchange, blank)
     }
@@ -305,8 +313,7 @@ impl<'a> Pending<'a> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            let blank = Exchange::blank(self.exchange.started);
-            let mut exchange = std::mem::replace(&mut self.exchange, blank);
+            let mut exchange = self.take();
             let (status, code) = if *self.gateway.shutdown.borrow() {
                 (503, "gateway_shutdown")
             } else {
@@ -699,21 +706,22 @@ impl Call<'_> {
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, Refusal> {
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
-        let fallback = if self.pinned {
+        // The parsed body is kept only when there is another version to send it to: it is
+        // kilobytes a request, and a thousand streams waiting for their first byte would hold
+        // a thousand of them.
+        let retry = if self.pinned {
             None
         } else {
             self.runtime
                 .routes
                 .fallback(&self.facts.model, &self.version.name)
+                .map(|fallback| (fallback, body))
         };
-        // The parsed body is kept for the other version only: it is kilobytes a request, and a
-        // thousand streams waiting for their first byte would hold a thousand of them.
-        let kept = fallback.is_some().then_some(body);
         let error = match self.runtime.client.request(request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
-        let (Some(fallback), Some(mut body), true) = (fallback, kept, error.is_connect()) else {
+        let Some((fallback, mut body)) = retry.filter(|_| error.is_connect()) else {
             return Err(self.unreachable(&error));
         };
         self.upstream_error("connect");

@@ -189,7 +189,7 @@ impl Server {
         if let Some(admin) = admin {
             admin.abort();
         }
-        self.gateway.write_refusal_summary(true);
+        self.gateway.flush_refusal_summary();
         drop(self.gateway);
         let logs = self.logs;
         tokio::task::spawn_blocking(move || logs.close())
@@ -206,7 +206,7 @@ async fn write_refusal_summaries(gateway: Arc<Gateway>) {
     every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every_second.tick().await;
-        gateway.write_refusal_summary(false);
+        gateway.write_finished_refusal_summary();
     }
 }
 
