@@ -1,6 +1,6 @@
 //! The floor under the gateway: a reverse proxy on the gateway's own stack (tokio's runtime
-//! chosen as the gateway does, hyper-util's HTTP/1+2 server, its pooled client, mimalloc) that
-//! does nothing else. It reads each request's body, sends it to the model server and passes the
+//! chosen as the gateway does, hyper-util's HTTP/1+2 server, the gateway's own connections to
+//! model servers, mimalloc) that does nothing else. It reads each request's body, sends it to the model server and passes the
 //! whole answer back. What it costs per request, the gateway cannot go below without leaving
 //! that stack.
 //!
@@ -8,22 +8,21 @@
 //! (e.g. `127.0.0.1:18505 http://127.0.0.1:18501`).
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use hangar_gateway::upstream::Upstreams;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-type Upstream = Client<HttpConnector, Full<Bytes>>;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -40,17 +39,16 @@ fn main() -> Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         eprintln!("bare_proxy: listening on {listen}");
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);
+        let client =
+            Arc::new(Upstreams::new(Duration::from_secs(5)).map_err(|e| anyhow::anyhow!(e))?);
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
-            let client = client.clone();
+            let client = Arc::clone(&client);
             let upstream = upstream.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
-                    let client = client.clone();
+                    let client = Arc::clone(&client);
                     let upstream = upstream.clone();
                     async move { Ok::<_, Infallible>(forward(&client, &upstream, request).await) }
                 });
@@ -63,7 +61,7 @@ fn main() -> Result<()> {
 }
 
 async fn forward(
-    client: &Upstream,
+    client: &Upstreams,
     upstream: &http::Uri,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -85,7 +83,7 @@ async fn forward(
             .headers_mut()
             .insert(http::header::CONTENT_TYPE, kind.clone());
     }
-    let Ok(answer) = client.request(outgoing).await else {
+    let Ok(answer) = client.send(outgoing).await else {
         return status(StatusCode::BAD_GATEWAY);
     };
     let (parts, body) = answer.into_parts();

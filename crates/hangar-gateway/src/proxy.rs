@@ -26,6 +26,7 @@ use crate::request::{self, Endpoint, Inspected};
 use crate::routes::{Caller, Version};
 use crate::runtime::{Runtime, Tenant};
 use crate::stream::{self, BoxError, StreamEnd, StreamRules, StreamSummary};
+use crate::upstream::{UpstreamBody, UpstreamError};
 
 /// The response body the gateway sends: a whole body or an observed stream.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -704,7 +705,7 @@ impl Call<'_> {
         mut body: Map<String, Value>,
         size_hint: usize,
         exchange: &mut Exchange,
-    ) -> Result<Response<Incoming>, Refusal> {
+    ) -> Result<Response<UpstreamBody>, Refusal> {
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
         // The parsed body is kept only when there is another version to send it to: it is
         // kilobytes a request, and a thousand streams waiting for their first byte would hold
@@ -717,7 +718,7 @@ impl Call<'_> {
                 .fallback(&self.facts.model, &self.version.name)
                 .map(|fallback| (fallback, body))
         };
-        let error = match self.runtime.client.request(request).await {
+        let error = match self.runtime.upstreams.send(request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
@@ -736,14 +737,14 @@ impl Call<'_> {
         self.version = fallback;
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
         self.runtime
-            .client
-            .request(request)
+            .upstreams
+            .send(request)
             .await
             .map_err(|error| self.unreachable(&error))
     }
 
     /// The refusal for a model server that could not be reached, counted in the metrics.
-    fn unreachable(&self, error: &hyper_util::client::legacy::Error) -> Refusal {
+    fn unreachable(&self, error: &UpstreamError) -> Refusal {
         self.upstream_error(if error.is_connect() {
             "connect"
         } else {
@@ -801,7 +802,7 @@ impl Call<'_> {
     /// The model server said no. Its own validation errors (400, 413, 422) reach the client as
     /// they are; its overload is a 503 with `Retry-After`; anything else is a 502 that does not
     /// expose the server's internals.
-    async fn upstream_refusal(&self, response: Response<Incoming>) -> Refusal {
+    async fn upstream_refusal(&self, response: Response<UpstreamBody>) -> Refusal {
         let status = response.status();
         self.upstream_error(&status.as_u16().to_string());
         let retry_after = response
@@ -849,7 +850,7 @@ impl Call<'_> {
     /// A whole (non-streamed) answer: read it within the idle timeout, check it, pass it on.
     async fn whole(
         &self,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         admission: &mut Admission,
         exchange: &mut Exchange,
         sent: Instant,
@@ -927,7 +928,7 @@ impl Call<'_> {
     /// A streamed answer: headers now, events as they come; the record is written at the end.
     fn stream(
         &self,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
         admission: Admission,
         exchange: &mut Exchange,
         sent: Instant,

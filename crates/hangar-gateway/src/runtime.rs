@@ -14,7 +14,7 @@ use crate::config::{GatewayConfig, GuardAction, JwtConfig};
 use crate::limits::TenantLimits;
 use crate::request::ParameterPolicy;
 use crate::routes::RouteTable;
-use crate::upstream::{self, UpstreamClient};
+use crate::upstream::Upstreams;
 
 /// One tenant, ready to serve.
 #[derive(Debug)]
@@ -64,8 +64,8 @@ pub struct Runtime {
     pub tenants: HashMap<String, Tenant>,
     /// Public model → versions.
     pub routes: RouteTable,
-    /// The pooled client for model servers.
-    pub client: UpstreamClient,
+    /// The connections to model servers.
+    pub upstreams: Upstreams,
     /// Redaction, unless `guards.redact` is empty.
     pub redactor: Option<Arc<Redactor>>,
     /// Prompt-injection heuristics.
@@ -106,14 +106,14 @@ impl Runtime {
                 },
             },
         };
-        let client = match upstream::client(config.limits.timeouts.connect.get()) {
-            Ok(client) => Some(client),
+        let upstreams = match Upstreams::new(config.limits.timeouts.connect.get()) {
+            Ok(upstreams) => Some(upstreams),
             Err(e) => {
                 problems.push(format!("upstream client: {e}"));
                 None
             }
         };
-        let (Some(client), true) = (client, problems.is_empty()) else {
+        let (Some(upstreams), true) = (upstreams, problems.is_empty()) else {
             problems.dedup();
             return Err(problems);
         };
@@ -134,7 +134,7 @@ impl Runtime {
             jwt,
             tenants,
             routes,
-            client,
+            upstreams,
             redactor,
             scanner: Arc::new(InjectionScanner::default()),
             config,

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::json::Json;
+use crate::upstream::UpstreamBody;
 use bytes::{Bytes, BytesMut};
 use hangar_guard::CanaryWatch;
 use http_body_util::BodyExt;
@@ -260,7 +261,7 @@ pub struct StreamRules {
 /// client that stops reading is noticed (and cut off after `idle`) instead of holding its
 /// place for ever, and shutdown can end every stream. `finish` runs exactly once, at the end.
 pub fn relay(
-    upstream: hyper::body::Incoming,
+    upstream: UpstreamBody,
     rules: StreamRules,
     shutdown: tokio::sync::watch::Receiver<bool>,
     finish: Box<dyn FnOnce(StreamSummary) + Send>,
@@ -313,7 +314,7 @@ impl Relay {
 
     async fn run(
         mut self,
-        mut upstream: hyper::body::Incoming,
+        mut upstream: UpstreamBody,
         sender: tokio::sync::mpsc::Sender<Bytes>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> StreamSummary {

@@ -1,14 +1,27 @@
-//! The model servers' side: their base URLs and the pooled HTTP client that reaches them.
+//! The model servers' side: their base URLs and the connections that reach them.
+//!
+//! Plain `http://` model servers (the usual in-cluster case) get HTTP/1.1 connections from a
+//! small pool of the gateway's own: a stack of idle connections per host, taken and given back
+//! under a lock held for a push or a pop. hyper-util's general-purpose pool did the same work
+//! with a quarter of a bare proxy's CPU per request (`bench/BENCHMARKS.md`). `https://` model
+//! servers go through hyper-util's pooled client, which brings TLS, ALPN and HTTP/2.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// A model server's base URL, split once at load so each request only appends its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +72,305 @@ pub fn parse_base_url(text: &str) -> Result<BaseUrl, String> {
     })
 }
 
-/// The pooled client for every model server.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper-util's pooled client, for https model servers.
+type TlsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Builds the client: keep-alive pool, `TCP_NODELAY`, the connect timeout, and the system's CA
-/// certificates for https model servers (none if they cannot be loaded: https then fails with
-/// a clear 502, and plain http still works).
-pub fn client(connect_timeout: Duration) -> Result<UpstreamClient, String> {
+/// An idle connection is closed after this long (model servers often close theirs sooner).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle connections kept per model server; more are closed when given back.
+const MAX_IDLE_PER_HOST: usize = 256;
+
+/// How long a pooled connection may take to become ready for its next request. It was given
+/// back only once its last answer was read whole, so this is a scheduling delay, not a wait on
+/// the network; the bound only keeps a misbehaving connection from hanging a request.
+const READY_WAIT: Duration = Duration::from_secs(1);
+
+/// Every model server's connections.
+pub struct Upstreams {
+    tls: TlsClient,
+    idle: Arc<IdlePool>,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Idle HTTP/1.1 connections by host (`host:port` as written in the configuration: its text
+/// hashes in one pass, where `Authority` hashes byte by byte), newest last.
+#[derive(Default)]
+struct IdlePool {
+    hosts: Mutex<HashMap<Box<str>, VecDeque<IdleConnection>>>,
+}
+
+struct IdleConnection {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+/// Why a request did not get an answer from its model server.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// No connection could be made: nothing was sent.
+    Connect(String),
+    /// The request failed on a connection (it may have been sent).
+    Request(String),
+}
+
+impl UpstreamError {
+    /// True when nothing reached the model server.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_))
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Connect(why) => write!(f, "cannot connect: {why}"),
+            UpstreamError::Request(why) => write!(f, "request failed: {why}"),
+        }
+    }
+}
+
+impl Upstreams {
+    /// The connections for every model server, with `connect_timeout` for new ones.
+    pub fn new(connect_timeout: Duration) -> Result<Upstreams, String> {
+        Ok(Upstreams {
+            tls: tls_client(connect_timeout)?,
+            idle: Arc::default(),
+            connect_timeout,
+        })
+    }
+
+    /// Sends `request` (whose URI is absolute) and returns the answer's head. Its body gives the
+    /// connection back to the pool once it has been read to the end.
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        if request.uri().scheme() != Some(&Scheme::HTTP) {
+            return self
+                .tls
+                .request(request)
+                .await
+                .map(|answer| answer.map(|body| UpstreamBody { body, lease: None }))
+                .map_err(|error| {
+                    if error.is_connect() {
+                        UpstreamError::Connect(error.to_string())
+                    } else {
+                        UpstreamError::Request(error.to_string())
+                    }
+                });
+        }
+        let (authority, mut request) = origin_form(request)?;
+        // Idle connections first, newest first; one the model server closed meanwhile gives the
+        // request back unsent, and the next is tried. A new connection is the last resort.
+        loop {
+            let (mut sender, fresh) = match self.idle.take(&authority) {
+                Some(sender) => (sender, false),
+                None => (self.connect(&authority).await?, true),
+            };
+            if !fresh && !becomes_ready(&mut sender).await {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(answer) => {
+                    let lease = Lease {
+                        pool: Arc::clone(&self.idle),
+                        authority,
+                        sender,
+                    };
+                    return Ok(answer.map(|body| UpstreamBody {
+                        body,
+                        lease: Some(lease),
+                    }));
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => return Err(UpstreamError::Request(error.into_error().to_string())),
+                },
+            }
+        }
+    }
+
+    /// A new HTTP/1.1 connection to `authority`, driven by a task of its own until either side
+    /// closes it.
+    async fn connect(
+        &self,
+        authority: &Authority,
+    ) -> Result<SendRequest<Full<Bytes>>, UpstreamError> {
+        // An IPv6 host comes in brackets, which the resolver does not want.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let address = (host, authority.port_u16().unwrap_or(80));
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(UpstreamError::Connect(error.to_string())),
+            Err(_) => {
+                return Err(UpstreamError::Connect(format!(
+                    "no connection within {:?}",
+                    self.connect_timeout
+                )));
+            }
+        };
+        // Small requests and events go out at once rather than after Nagle's delay.
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::Builder::new()
+            // Reads of at most 4 KiB: an open stream's events are small, and a thousand
+            // streams hold 2 MiB less than with buffers that grow; a large answer takes more
+            // reads.
+            .read_buf_exact_size(Some(4096))
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| UpstreamError::Connect(error.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("model server connection ended: {error}");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// The request with an origin-form URI (`/v1/…`, which is what HTTP/1.1 sends) and a `Host`
+/// header, and the host it goes to.
+fn origin_form(
+    request: Request<Full<Bytes>>,
+) -> Result<(Authority, Request<Full<Bytes>>), UpstreamError> {
+    let (mut parts, body) = request.into_parts();
+    let mut uri = parts.uri.into_parts();
+    let authority = uri
+        .authority
+        .take()
+        .ok_or_else(|| UpstreamError::Connect("the model server's URL has no host".into()))?;
+    uri.scheme = None;
+    parts.uri = Uri::from_parts(uri).map_err(|error| UpstreamError::Connect(error.to_string()))?;
+    let host = HeaderValue::from_str(authority.as_str())
+        .map_err(|error| UpstreamError::Connect(error.to_string()))?;
+    parts.headers.insert(header::HOST, host);
+    Ok((authority, Request::from_parts(parts, body)))
+}
+
+/// Whether a pooled connection is ready, or becomes ready within `READY_WAIT`.
+async fn becomes_ready(sender: &mut SendRequest<Full<Bytes>>) -> bool {
+    if sender.is_ready() {
+        return true;
+    }
+    if sender.is_closed() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(READY_WAIT, sender.ready()).await,
+        Ok(Ok(()))
+    )
+}
+
+impl IdlePool {
+    fn hosts(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, VecDeque<IdleConnection>>> {
+        // The lock is only held for a push or a pop, which cannot leave the map half-changed.
+        self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The newest idle connection to `authority` that is still open, if any.
+    fn take(&self, authority: &Authority) -> Option<SendRequest<Full<Bytes>>> {
+        let mut hosts = self.hosts();
+        let idle = hosts.get_mut(authority.as_str())?;
+        while let Some(connection) = idle.pop_back() {
+            if !connection.sender.is_closed() && connection.since.elapsed() < IDLE_TIMEOUT {
+                return Some(connection.sender);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, authority: Authority, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut hosts = self.hosts();
+        if !hosts.contains_key(authority.as_str()) {
+            hosts.insert(authority.as_str().into(), VecDeque::new());
+        }
+        let Some(idle) = hosts.get_mut(authority.as_str()) else {
+            return;
+        };
+        // The oldest are at the front: close those idle for too long, and those over the cap.
+        while idle.front().is_some_and(|oldest| {
+            idle.len() >= MAX_IDLE_PER_HOST || now.duration_since(oldest.since) >= IDLE_TIMEOUT
+        }) {
+            idle.pop_front();
+        }
+        idle.push_back(IdleConnection { sender, since: now });
+    }
+}
+
+/// A connection in use: back to the pool when its answer has been read to the end, closed
+/// when dropped before that (its state is then unknown).
+struct Lease {
+    pool: Arc<IdlePool>,
+    authority: Authority,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// A model server's answer body.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled
+            && let Some(lease) = self.lease.take()
+        {
+            lease.pool.give_back(lease.authority, lease.sender);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
+/// connect timeout, and the system's CA certificates (none if they cannot be loaded: https
+/// then fails with a clear 502, and plain http still works).
+fn tls_client(connect_timeout: Duration) -> Result<TlsClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = match hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(Arc::clone(&provider))
@@ -101,7 +406,156 @@ pub fn client(connect_timeout: Duration) -> Result<UpstreamClient, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
     use super::*;
+
+    /// How a test model server treats its connections.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Server {
+        KeepAlive,
+        /// Closes each connection after its first answer, without saying so in a header.
+        CloseSilently,
+    }
+
+    /// A model server on loopback that answers every request `ok` and counts its connections.
+    async fn model_server(kind: Server) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    while read_request(&mut stream).await {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() || kind == Server::CloseSilently
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{address}/v1/chat/completions"), accepted)
+    }
+
+    /// Reads one request (head and `content-length` body); false at the end of the connection.
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                if bytes.len() >= end + 4 + length {
+                    return true;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn request(url: &str) -> Request<Full<Bytes>> {
+        Request::post(url)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    }
+
+    async fn ask(upstreams: &Upstreams, url: &str) -> Bytes {
+        let answer = upstreams.send(request(url)).await.unwrap();
+        answer.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn answers_read_to_the_end_give_their_connection_back() {
+        let (url, accepted) = model_server(Server::KeepAlive).await;
+        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        for _ in 0..5 {
+            assert_eq!(ask(&upstreams, &url).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Three at once need three connections; afterwards all three are reused.
+        let (a, b, c) = tokio::join!(
+            ask(&upstreams, &url),
+            ask(&upstreams, &url),
+            ask(&upstreams, &url)
+        );
+        assert_eq!((a, b, c), ("ok".into(), "ok".into(), "ok".into()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        for _ in 0..5 {
+            ask(&upstreams, &url).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_answer_left_unread_does_not_hand_its_connection_to_the_next_request() {
+        let (url, accepted) = model_server(Server::KeepAlive).await;
+        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        drop(upstreams.send(request(&url)).await.unwrap());
+        assert_eq!(ask(&upstreams, &url).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_model_server_closed_while_idle_is_replaced() {
+        let (url, accepted) = model_server(Server::CloseSilently).await;
+        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        for round in 1..=3 {
+            assert_eq!(ask(&upstreams, &url).await, "ok");
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let error = upstreams
+            .send(request(&format!("http://{address}/v1/models")))
+            .await
+            .unwrap_err();
+        assert!(error.is_connect(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn ipv6_hosts_are_reached() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 loopback on this machine
+        };
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            read_request(&mut stream).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            ask(&upstreams, &format!("http://[::1]:{port}/v1/models")).await,
+            "ok"
+        );
+    }
 
     #[test]
     fn base_urls_keep_their_prefix_and_drop_v1() {
