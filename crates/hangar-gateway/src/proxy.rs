@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -37,6 +37,8 @@ pub const VERSION_HEADER: &str = "x-hangar-version";
 pub const SESSION_HEADER: &str = "x-session-id";
 /// Header that tells the client a guard flagged its request.
 pub const GUARD_HEADER: &str = "x-hangar-guard";
+/// Header carrying the gateway's request id to the model server.
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest non-streamed answer read from a model server.
 const MAX_ANSWER: usize = 64 << 20;
 /// Largest error body passed on from a model server.
@@ -773,13 +775,20 @@ impl Call<'_> {
                 "the model server's URL is invalid",
             )
         })?;
+        // Static names and values: parsing them from text would allocate on every request.
         let mut upstream = Request::builder()
             .method(Method::POST)
             .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("x-request-id", request_id);
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .header(REQUEST_ID_HEADER, request_id);
         if self.facts.stream {
-            upstream = upstream.header(header::ACCEPT, "text/event-stream");
+            upstream = upstream.header(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
         }
         if let Some(auth) = &self.version.upstream_auth {
             upstream = upstream.header(header::AUTHORIZATION, auth.clone());
@@ -981,13 +990,13 @@ impl Call<'_> {
                 HeaderValue::from_static("application/json"),
             );
         }
-        if let Ok(version) = HeaderValue::try_from(&*self.version.name) {
-            headers.insert(VERSION_HEADER, version);
+        if let Some(version) = &self.version.name_header {
+            headers.insert(HeaderName::from_static(VERSION_HEADER), version.clone());
         }
         if !flags.is_empty()
             && let Ok(flags) = HeaderValue::try_from(flags.join(","))
         {
-            headers.insert(GUARD_HEADER, flags);
+            headers.insert(HeaderName::from_static(GUARD_HEADER), flags);
         }
     }
 
@@ -1205,13 +1214,13 @@ fn prompt_sample(texts: &[&str]) -> String {
 /// and a metric.
 fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     let record = &exchange.record;
-    let (Some(tenant), Some(key_id)) = (record.tenant.clone(), record.key_id.clone()) else {
+    let (Some(tenant), Some(key_id)) = (&record.tenant, &record.key_id) else {
         return;
     };
     let mut monitor = gateway.extraction.lock().unwrap_or_else(|p| p.into_inner());
     let now_ms = u64::try_from(gateway.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let alert = monitor.record(
-        &key_id,
+        key_id,
         now_ms,
         &exchange.prompt_digest_text,
         record.prompt_tokens,
@@ -1220,29 +1229,26 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     // Only busy keys get gauges: a token subject per caller must not grow the metrics page.
     let busy = monitor.thresholds().min_requests / 2;
     if let Some(signals) = monitor
-        .signals(&key_id)
+        .signals(key_id)
         .filter(|s| s.requests_in_window >= busy)
     {
         let metrics = &gateway.metrics;
         metrics.extraction.set(
-            &[&tenant, &key_id, "requests"],
+            &[tenant, key_id, "requests"],
             signals.requests_in_window as f64,
         );
         metrics.extraction.set(
-            &[&tenant, &key_id, "distinct_prompt_ratio"],
+            &[tenant, key_id, "distinct_prompt_ratio"],
             signals.distinct_prompt_ratio,
         );
         metrics.extraction.set(
-            &[&tenant, &key_id, "output_input_ratio"],
+            &[tenant, key_id, "output_input_ratio"],
             signals.output_input_ratio,
         );
     }
     drop(monitor);
     if let Some(alert) = alert {
-        gateway
-            .metrics
-            .extraction_alerts
-            .add(&[&tenant, &key_id], 1);
+        gateway.metrics.extraction_alerts.add(&[tenant, key_id], 1);
         exchange.guard("extraction", "log", alert.to_string());
     }
 }

@@ -21,6 +21,8 @@ pub struct Version {
     pub upstream_model: Arc<str>,
     /// The `Authorization` value to present upstream, read from the environment at load.
     pub upstream_auth: Option<http::HeaderValue>,
+    /// `name` as a header value, made once (`None` if the name cannot be one).
+    pub name_header: Option<http::HeaderValue>,
     weight: u64,
 }
 
@@ -76,6 +78,7 @@ impl RouteTable {
                 };
                 versions.push(Arc::new(Version {
                     name: Arc::from(version.name.as_str()),
+                    name_header: http::HeaderValue::try_from(version.name.as_str()).ok(),
                     base,
                     upstream_model: Arc::from(version.upstream_model.as_deref().unwrap_or(name)),
                     upstream_auth,
