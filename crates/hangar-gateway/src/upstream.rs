@@ -537,6 +537,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_model_servers_go_through_tls_and_a_failed_handshake_sends_nothing() {
+        // A listener that speaks no TLS: the handshake fails before any request is written.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let error = upstreams
+            .send(request(&format!("https://{address}/v1/models")))
+            .await
+            .unwrap_err();
+        assert!(error.is_connect(), "{error}");
+    }
+
+    #[tokio::test]
     async fn ipv6_hosts_are_reached() {
         let Ok(listener) = TcpListener::bind("[::1]:0").await else {
             return; // no IPv6 loopback on this machine
