@@ -131,6 +131,10 @@ pub enum JwksSource {
 pub struct TenantConfig {
     /// Models this tenant may use, by the names in `models`; `"*"` for all of them.
     pub models: Vec<String>,
+    /// Routes this tenant may call (`chat`, `completion`, `embedding`, `models` for the model
+    /// list); every one when not set. Any other is refused with 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<crate::request::Endpoint>>,
     /// Largest `max_tokens` (or `max_completion_tokens`) accepted; also what is reserved
     /// against the token rate when a request does not say.
     #[serde(default = "default_max_tokens")]
@@ -676,6 +680,11 @@ impl GatewayConfig {
                     "tenants.{name}.models: empty, so the tenant can use nothing (use \"*\" for all)"
                 ));
             }
+            if tenant.endpoints.as_ref().is_some_and(Vec::is_empty) {
+                problems.push(format!(
+                    "tenants.{name}.endpoints: empty, so the tenant can call nothing (leave it out for all)"
+                ));
+            }
             for canary in &tenant.canaries {
                 if canary.trim().len() < 8 {
                     problems.push(format!(
@@ -799,4 +808,69 @@ fn yaml_error(err: &serde_saphyr::Error) -> String {
 /// The JSON Schema of the configuration file.
 pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(GatewayConfig)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Endpoint;
+
+    /// A whole configuration with `tenant` as the one tenant's fields.
+    fn with_tenant(tenant: &str) -> Result<GatewayConfig, Vec<String>> {
+        GatewayConfig::from_yaml(&format!(
+            "listen: 127.0.0.1:8080
+auth:
+  apiKeys:
+    - {{id: k1, tenant: t, prefix: abcdefgh, sha256: \"sha256:{}\"}}
+tenants:
+  t:
+{tenant}
+models:
+  llama:
+    versions:
+      - {{name: blue, url: \"http://127.0.0.1:8000\", weight: 100}}
+audit:
+  dir: /var/lib/hangar/audit
+  retentionDays: 30
+",
+            "0".repeat(64)
+        ))
+    }
+
+    #[test]
+    fn a_tenant_may_be_limited_to_some_endpoints() {
+        let config =
+            with_tenant("    models: [llama]\n    endpoints: [embedding, models]").unwrap();
+        assert_eq!(
+            config.tenants["t"].endpoints,
+            Some(vec![Endpoint::Embedding, Endpoint::Models])
+        );
+        assert_eq!(
+            with_tenant("    models: [llama]").unwrap().tenants["t"].endpoints,
+            None
+        );
+    }
+
+    #[test]
+    fn endpoint_mistakes_name_their_line_or_field() {
+        let problems = with_tenant("    models: [llama]\n    endpoints: []").unwrap_err();
+        assert!(
+            problems[0].starts_with("tenants.t.endpoints: empty"),
+            "{problems:?}"
+        );
+        let problems = with_tenant("    models: [llama]\n    endpoints: [chats]").unwrap_err();
+        assert!(
+            problems[0].starts_with("line 8:") && problems[0].contains("chats"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn models_a_tenant_names_must_exist() {
+        let problems = with_tenant("    models: [llama, mistral]").unwrap_err();
+        assert!(
+            problems[0].starts_with("tenants.t.models: `mistral` is not in `models`"),
+            "{problems:?}"
+        );
+    }
 }

@@ -365,6 +365,12 @@ async fn serve(
             "the credential names a tenant this gateway does not serve",
         )
     })?;
+    if !tenant.may_call(endpoint) {
+        return Err(Refusal::forbidden(
+            "endpoint_not_allowed",
+            format!("this tenant may not call {}", endpoint.path()),
+        ));
+    }
     if endpoint == Endpoint::Models {
         return Ok(Served::Whole(models(runtime, tenant)));
     }

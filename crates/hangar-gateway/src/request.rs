@@ -6,8 +6,13 @@ use serde_json::{Map, Value};
 
 use crate::error::Refusal;
 
-/// The inference routes the gateway serves; every other path is 404.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The inference routes the gateway serves; every other path is 404. In the configuration (a
+/// tenant's `endpoints`) they are named as in audit records: `chat`, `completion`, `embedding`,
+/// `models`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     /// `POST /v1/chat/completions`
     Chat,

@@ -12,7 +12,7 @@ use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys::KeyStore;
 use crate::config::{GatewayConfig, GuardAction, JwtConfig};
 use crate::limits::TenantLimits;
-use crate::request::ParameterPolicy;
+use crate::request::{Endpoint, ParameterPolicy};
 use crate::routes::RouteTable;
 use crate::upstream::Upstreams;
 
@@ -23,6 +23,8 @@ pub struct Tenant {
     pub name: Arc<str>,
     /// `None` means every model.
     pub models: Option<HashSet<String>>,
+    /// `None` means every route.
+    pub endpoints: Option<Vec<Endpoint>>,
     /// Parameter caps and permissions.
     pub params: ParameterPolicy,
     /// Largest body accepted.
@@ -49,6 +51,13 @@ impl Tenant {
     /// Whether the tenant may use the public model `model`.
     pub fn may_use(&self, model: &str) -> bool {
         self.models.as_ref().is_none_or(|m| m.contains(model))
+    }
+
+    /// Whether the tenant may call `endpoint`.
+    pub fn may_call(&self, endpoint: Endpoint) -> bool {
+        self.endpoints
+            .as_ref()
+            .is_none_or(|e| e.contains(&endpoint))
     }
 }
 
@@ -191,6 +200,7 @@ fn tenant(name: &str, t: &crate::config::TenantConfig, config: &GatewayConfig) -
     Tenant {
         name: Arc::from(name),
         models,
+        endpoints: t.endpoints.clone(),
         params: ParameterPolicy {
             max_tokens: t.max_tokens,
             max_n: t.max_n,

@@ -329,6 +329,64 @@ async fn models_are_listed_and_served_per_tenant() {
 }
 
 #[tokio::test]
+async fn a_tenant_calls_only_the_endpoints_it_is_allowed() {
+    let upstream = upstream().await;
+    let setup = Setup {
+        keys: &[("indexer-1", "indexer"), ("support-1", "support")],
+        tenants: "\
+indexer:
+  models: [\"*\"]
+  endpoints: [embedding]
+support:
+  models: [\"*\"]
+",
+        models: MODELS,
+        extra: "",
+    };
+    let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let indexer = gw.key("indexer-1").to_owned();
+    let indexer = indexer.as_str();
+    let embed = json!({"model": "embed", "input": "hello"});
+    let answer = gw.post("/v1/embeddings", Some(indexer), &embed).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let chat_answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(indexer),
+            &chat("llama", "What is 2+2?"),
+        )
+        .await;
+    assert_eq!(chat_answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(chat_answer.code(), "endpoint_not_allowed");
+    let listing = gw.get("/v1/models", Some(indexer)).await;
+    assert_eq!(listing.status, StatusCode::FORBIDDEN);
+    // A tenant without the setting calls every route.
+    let support = gw.key("support-1").to_owned();
+    let support = support.as_str();
+    let chat_answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(support),
+            &chat("llama", "What is 2+2?"),
+        )
+        .await;
+    assert_eq!(chat_answer.status, StatusCode::OK, "{}", chat_answer.text());
+    assert_eq!(
+        gw.get("/v1/models", Some(support)).await.status,
+        StatusCode::OK
+    );
+    // Refusals reach the model server never, and the audit log names the code.
+    assert_eq!(upstream.request_count(), 2);
+    let records = gw.audit_records().await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r["code"] == "endpoint_not_allowed" && r["tenant"] == "indexer"),
+        "{records:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_parameter_policy_and_body_limits_refuse_with_bad_request() {
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;
