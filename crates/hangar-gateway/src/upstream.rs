@@ -528,11 +528,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         drop(listener);
+        assert_connect_error(&format!("http://{address}/v1/models")).await;
+    }
+
+    async fn assert_connect_error(url: &str) {
         let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
-        let error = upstreams
-            .send(request(&format!("http://{address}/v1/models")))
-            .await
-            .unwrap_err();
+        let error = upstreams.send(request(url)).await.unwrap_err();
         assert!(error.is_connect(), "{error}");
     }
 
@@ -546,12 +547,7 @@ mod tests {
                 let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
             }
         });
-        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
-        let error = upstreams
-            .send(request(&format!("https://{address}/v1/models")))
-            .await
-            .unwrap_err();
-        assert!(error.is_connect(), "{error}");
+        assert_connect_error(&format!("https://{address}/v1/models")).await;
     }
 
     #[tokio::test]
