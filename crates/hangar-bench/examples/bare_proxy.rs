@@ -40,7 +40,7 @@ fn main() -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         eprintln!("bare_proxy: listening on {listen}");
         let client =
-            Arc::new(Upstreams::new(Duration::from_secs(5)).map_err(|e| anyhow::anyhow!(e))?);
+            Arc::new(Upstreams::new(Duration::from_secs(5), None).map_err(|e| anyhow::anyhow!(e))?);
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);

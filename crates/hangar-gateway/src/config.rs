@@ -33,6 +33,9 @@ pub struct GatewayConfig {
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The models clients may ask for, by the name they use, and where each version runs.
     pub models: BTreeMap<String, ModelRoute>,
+    /// How `https://` model servers are trusted beyond the system's CA certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_tls: Option<UpstreamTlsConfig>,
     /// Gateway-wide limits that protect the gateway itself.
     #[serde(default)]
     pub limits: GlobalLimits,
@@ -41,6 +44,15 @@ pub struct GatewayConfig {
     pub guards: GuardsConfig,
     /// The audit log (one hash-chained record per request) and the optional content log.
     pub audit: AuditConfig,
+}
+
+/// Trust for `https://` model servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamTlsConfig {
+    /// PEM certificates of the CAs that sign the model servers' certificates (an in-cluster
+    /// CA, cert-manager's for instance), trusted besides the system's. Read again on reload.
+    pub ca_file: PathBuf,
 }
 
 /// The certificate chain and private key, both PEM files.

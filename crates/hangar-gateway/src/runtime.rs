@@ -115,10 +115,14 @@ impl Runtime {
                 },
             },
         };
-        let upstreams = match Upstreams::new(config.limits.timeouts.connect.get()) {
+        let ca_file = config
+            .upstream_tls
+            .as_ref()
+            .map(|tls| tls.ca_file.as_path());
+        let upstreams = match Upstreams::new(config.limits.timeouts.connect.get(), ca_file) {
             Ok(upstreams) => Some(upstreams),
             Err(e) => {
-                problems.push(format!("upstream client: {e}"));
+                problems.push(e);
                 None
             }
         };

@@ -7,6 +7,7 @@
 //! servers go through hyper-util's pooled client, which brings TLS, ALPN and HTTP/2.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -22,6 +23,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 /// A model server's base URL, split once at load so each request only appends its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,10 +142,15 @@ impl std::fmt::Display for UpstreamError {
 }
 
 impl Upstreams {
-    /// The connections for every model server, with `connect_timeout` for new ones.
-    pub fn new(connect_timeout: Duration) -> Result<Upstreams, String> {
+    /// The connections for every model server, with `connect_timeout` for new ones, trusting
+    /// the CAs in `ca_file` (PEM) for https ones besides the system's.
+    pub fn new(connect_timeout: Duration, ca_file: Option<&Path>) -> Result<Upstreams, String> {
+        let extra_roots = match ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
         Ok(Upstreams {
-            tls: tls_client(connect_timeout)?,
+            tls: tls_client(connect_timeout, extra_roots)?,
             idle: Arc::default(),
             connect_timeout,
         })
@@ -367,30 +375,53 @@ impl Body for UpstreamBody {
     }
 }
 
+/// The certificates in a PEM file, for `upstreamTls.caFile`.
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let problem = |why: String| format!("upstreamTls.caFile: {}: {why}", path.display());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| problem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(problem("no certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
 /// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
-/// connect timeout, and the system's CA certificates (none if they cannot be loaded: https
-/// then fails with a clear 502, and plain http still works).
-fn tls_client(connect_timeout: Duration) -> Result<TlsClient, String> {
+/// connect timeout, and the system's CA certificates plus `extra_roots`. Without system
+/// certificates https still works for servers signed by `extra_roots`, and fails with a clear
+/// 502 for the others, while plain http is unaffected.
+fn tls_client(
+    connect_timeout: Duration,
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<TlsClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(Arc::clone(&provider))
-    {
-        Ok(builder) => builder,
-        Err(err) => {
-            tracing::warn!("no CA certificates for https model servers: {err}");
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("cannot set up TLS: {e}"))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (_, unusable) = roots.add_parsable_certificates(native.certs);
+    if roots.is_empty() {
+        let why = native.errors.first().map_or_else(
+            || format!("{unusable} unusable certificates"),
+            ToString::to_string,
+        );
+        tracing::warn!("no system CA certificates for https model servers: {why}");
+    }
+    for cert in extra_roots {
+        roots
+            .add(cert)
+            .map_err(|e| format!("upstreamTls.caFile: a certificate cannot be used: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let connector = builder
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -484,7 +515,7 @@ mod tests {
     #[tokio::test]
     async fn answers_read_to_the_end_give_their_connection_back() {
         let (url, accepted) = model_server(Server::KeepAlive).await;
-        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
         for _ in 0..5 {
             assert_eq!(ask(&upstreams, &url).await, "ok");
         }
@@ -506,7 +537,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_left_unread_does_not_hand_its_connection_to_the_next_request() {
         let (url, accepted) = model_server(Server::KeepAlive).await;
-        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
         drop(upstreams.send(request(&url)).await.unwrap());
         assert_eq!(ask(&upstreams, &url).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -515,7 +546,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_model_server_closed_while_idle_is_replaced() {
         let (url, accepted) = model_server(Server::CloseSilently).await;
-        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
         for round in 1..=3 {
             assert_eq!(ask(&upstreams, &url).await, "ok");
             assert_eq!(accepted.load(Ordering::SeqCst), round);
@@ -532,7 +563,7 @@ mod tests {
     }
 
     async fn assert_connect_error(url: &str) {
-        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
         let error = upstreams.send(request(url)).await.unwrap_err();
         assert!(error.is_connect(), "{error}");
     }
@@ -550,6 +581,65 @@ mod tests {
         assert_connect_error(&format!("https://{address}/v1/models")).await;
     }
 
+    /// A TLS model server for `localhost` with a self-signed certificate, written as PEM to
+    /// `ca_file`; it answers one request `ok`.
+    async fn tls_model_server(ca_file: &Path) -> u16 {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(ca_file, certified.cert.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let Ok(mut stream) = acceptor.accept(stream).await else {
+                    continue; // a client that does not trust the certificate
+                };
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request).await;
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = stream.write_all(answer).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_private_ca_is_trusted_for_https_model_servers() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        let port = tls_model_server(&ca_file).await;
+        let url = format!("https://localhost:{port}/v1/models");
+        let trusting = Upstreams::new(Duration::from_secs(5), Some(&ca_file)).unwrap();
+        assert_eq!(ask(&trusting, &url).await, "ok");
+        // Without it the certificate is unknown: nothing is sent.
+        assert_connect_error(&url).await;
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_empty_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = Upstreams::new(Duration::from_secs(5), Some(&missing)).unwrap_err();
+        assert!(
+            error.starts_with("upstreamTls.caFile: ") && error.contains("missing.pem"),
+            "{error}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let error = Upstreams::new(Duration::from_secs(5), Some(&empty)).unwrap_err();
+        assert!(error.contains("no certificate in the file"), "{error}");
+    }
+
     #[tokio::test]
     async fn ipv6_hosts_are_reached() {
         let Ok(listener) = TcpListener::bind("[::1]:0").await else {
@@ -564,7 +654,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let upstreams = Upstreams::new(Duration::from_secs(5)).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
         assert_eq!(
             ask(&upstreams, &format!("http://[::1]:{port}/v1/models")).await,
             "ok"
