@@ -149,9 +149,11 @@ impl Upstreams {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
+        let idle = Arc::default();
+        spawn_reaper(&idle);
         Ok(Upstreams {
             tls: tls_client(connect_timeout, extra_roots)?,
-            idle: Arc::default(),
+            idle,
             connect_timeout,
         })
     }
@@ -286,6 +288,27 @@ async fn becomes_ready(sender: &mut SendRequest<Full<Bytes>>) -> bool {
     )
 }
 
+/// Closes idle connections past `IDLE_TIMEOUT` every half of it, so that a gateway gone quiet
+/// does not hold them open; the task ends with the pool (at a reload, with the old one). Outside
+/// a runtime (a configuration check) there is nothing to close.
+fn spawn_reaper(pool: &Arc<IdlePool>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let pool = Arc::downgrade(pool);
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(IDLE_TIMEOUT / 2);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(pool) = pool.upgrade() else {
+                return;
+            };
+            pool.close_expired(Instant::now());
+        }
+    });
+}
+
 impl IdlePool {
     fn hosts(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, VecDeque<IdleConnection>>> {
         // The lock is only held for a push or a pop, which cannot leave the map half-changed.
@@ -316,13 +339,24 @@ impl IdlePool {
         let Some(idle) = hosts.get_mut(authority.as_str()) else {
             return;
         };
-        // The oldest are at the front: close those idle for too long, and those over the cap.
-        while idle.front().is_some_and(|oldest| {
-            idle.len() >= MAX_IDLE_PER_HOST || now.duration_since(oldest.since) >= IDLE_TIMEOUT
-        }) {
+        // The oldest are at the front: close those over the cap.
+        while idle.len() >= MAX_IDLE_PER_HOST {
             idle.pop_front();
         }
         idle.push_back(IdleConnection { sender, since: now });
+    }
+
+    /// Closes (drops) the connections idle for `IDLE_TIMEOUT` at `now` or closed by their
+    /// server, and forgets the hosts left with none.
+    fn close_expired(&self, now: Instant) {
+        let mut hosts = self.hosts();
+        for idle in hosts.values_mut() {
+            idle.retain(|connection| {
+                !connection.sender.is_closed()
+                    && now.saturating_duration_since(connection.since) < IDLE_TIMEOUT
+            });
+        }
+        hosts.retain(|_, idle| !idle.is_empty());
     }
 }
 
@@ -638,6 +672,22 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let error = Upstreams::new(Duration::from_secs(5), Some(&empty)).unwrap_err();
         assert!(error.contains("no certificate in the file"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let pool = IdlePool::default();
+        let (client, _server) = tokio::io::duplex(1024);
+        let (sender, connection) = http1::handshake(TokioIo::new(client)).await.unwrap();
+        tokio::spawn(connection);
+        let authority = Authority::from_static("vllm:8000");
+        pool.give_back(authority.clone(), sender);
+        let given = Instant::now();
+        pool.close_expired(given + IDLE_TIMEOUT / 2);
+        assert_eq!(pool.hosts()["vllm:8000"].len(), 1);
+        pool.close_expired(given + IDLE_TIMEOUT + Duration::from_secs(1));
+        assert!(pool.hosts().is_empty());
+        assert!(pool.take(&authority).is_none());
     }
 
     #[tokio::test]
