@@ -187,6 +187,9 @@ fn check(path: &Path) -> Result<ExitCode> {
             .collect();
         println!("  model        {name}: {}", versions.join(", "));
     }
+    if let Some(tls) = &config.upstream_tls {
+        println!("  model TLS    system CAs and {}", tls.ca_file.display());
+    }
     println!(
         "  auth         {} API keys{}",
         config.auth.api_keys.len(),

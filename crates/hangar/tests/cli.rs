@@ -257,6 +257,37 @@ fn policy_schema_is_json_schema() {
 }
 
 #[test]
+fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
+    let out = hangar(&[
+        "gateway",
+        "check",
+        "--config",
+        "examples/gateway/gateway.yaml",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(summary.contains(": ok"), "{summary}");
+    assert!(summary.contains("search-indexer"), "{summary}");
+
+    // What only building the runtime can find: a CA file for the model servers that is not there.
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
+    let missing = dir.path().join("model-ca.pem");
+    let config = write(
+        dir.path(),
+        "gateway.yaml",
+        &format!("{example}\nupstreamTls:\n  caFile: {}\n", missing.display()),
+    );
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("upstreamTls.caFile") && stderr(&out).contains("model-ca.pem"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn inventory_lists_endpoints_as_csv() {
     let out = hangar(&["inventory", "examples/cluster", "--format", "csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
