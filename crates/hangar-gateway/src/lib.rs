@@ -13,6 +13,7 @@ pub mod error;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod pem;
 pub mod proxy;
 pub mod refusals;
 pub mod request;

@@ -260,17 +260,9 @@ fn serve_connection(
 }
 
 fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
+    use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| StartError::Tls(format!("{}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(StartError::Tls(format!(
-            "{}: no certificate in the file",
-            cert.display()
-        )));
-    }
+    let certs = crate::pem::certificates(cert).map_err(StartError::Tls)?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| StartError::Tls(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -24,7 +24,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 /// A model server's base URL, split once at load so each request only appends its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +145,9 @@ impl Upstreams {
     /// the CAs in `ca_file` (PEM) for https ones besides the system's.
     pub fn new(connect_timeout: Duration, ca_file: Option<&Path>) -> Result<Upstreams, String> {
         let extra_roots = match ca_file {
-            Some(path) => read_ca_file(path)?,
+            Some(path) => {
+                crate::pem::certificates(path).map_err(|e| format!("upstreamTls.caFile: {e}"))?
+            }
             None => Vec::new(),
         };
         let idle = Arc::default();
@@ -407,18 +408,6 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
-}
-
-/// The certificates in a PEM file, for `upstreamTls.caFile`.
-fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let problem = |why: String| format!("upstreamTls.caFile: {}: {why}", path.display());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| problem(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(problem("no certificate in the file".into()));
-    }
-    Ok(certs)
 }
 
 /// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
