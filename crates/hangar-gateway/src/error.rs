@@ -186,6 +186,19 @@ impl Refusal {
     }
 }
 
+/// An error with its causes, `outer: inner: …`: hyper and hyper-util put the useful part (the
+/// refused connection, the unknown certificate issuer) in the sources.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -738,7 +738,7 @@ impl Call<'_> {
             model = %self.facts.model,
             from = %self.version.name,
             to = %fallback.name,
-            "cannot connect to the model server; sending the request to another version"
+            "{error}; sending the request to another version"
         );
         exchange.record.failed_over_from =
             exchange.record.version.replace(fallback.name.to_string());
@@ -753,6 +753,12 @@ impl Call<'_> {
 
     /// The refusal for a model server that could not be reached, counted in the metrics.
     fn unreachable(&self, error: &UpstreamError) -> Refusal {
+        // The client hears only that the model server is unreachable; the operator needs why.
+        tracing::warn!(
+            model = %self.facts.model,
+            version = %self.version.name,
+            "cannot reach the model server: {error}"
+        );
         self.upstream_error(if error.is_connect() {
             "connect"
         } else {

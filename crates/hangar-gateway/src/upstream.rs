@@ -173,9 +173,9 @@ impl Upstreams {
                 .map(|answer| answer.map(|body| UpstreamBody { body, lease: None }))
                 .map_err(|error| {
                     if error.is_connect() {
-                        UpstreamError::Connect(error.to_string())
+                        UpstreamError::Connect(crate::error::chain(&error))
                     } else {
-                        UpstreamError::Request(error.to_string())
+                        UpstreamError::Request(crate::error::chain(&error))
                     }
                 });
         }
@@ -204,7 +204,10 @@ impl Upstreams {
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if !fresh => request = unsent,
-                    _ => return Err(UpstreamError::Request(error.into_error().to_string())),
+                    _ => {
+                        let error = error.into_error();
+                        return Err(UpstreamError::Request(crate::error::chain(&error)));
+                    }
                 },
             }
         }
@@ -246,7 +249,7 @@ impl Upstreams {
             .read_buf_exact_size(Some(4096))
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|error| UpstreamError::Connect(error.to_string()))?;
+            .map_err(|error| UpstreamError::Connect(crate::error::chain(&error)))?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!("model server connection ended: {error}");

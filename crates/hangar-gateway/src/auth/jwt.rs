@@ -594,7 +594,7 @@ impl RemoteKeys {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| crate::error::chain(&e))?;
             if response.status() != StatusCode::OK {
                 return Err(format!("answered {}", response.status()));
             }
@@ -627,17 +627,6 @@ fn unavailable() -> AuthError {
 /// was read in a different order than they took the lock.
 fn within(now: Timestamp, at: Timestamp, span: Duration) -> bool {
     now.duration_since(at).unsigned_abs() < span
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `https://…`, or plain `http://` to a loopback host (a local identity provider in a test).
