@@ -704,10 +704,11 @@ impl Call<'_> {
             .map(Served::Whole)
     }
 
-    /// Sends the request to its version's model server. When that one cannot be connected to
-    /// (so nothing was sent and nothing can run twice) and the client did not pin the version,
-    /// the request goes once to another version of the model: a version going down fails no
-    /// request while another one is up (a blue-green switch, a crashed canary).
+    /// Sends the request to its version's model server. When that one did not run it (it could
+    /// not be connected to, or it answered 429 or 503) and the client did not pin the version,
+    /// the request goes once to another version of the model: a version going down or
+    /// overloaded fails no request while another one is up (a blue-green switch, a crashed
+    /// canary, a replica still loading its weights).
     async fn ask(
         &mut self,
         mut body: Map<String, Value>,
@@ -726,19 +727,26 @@ impl Call<'_> {
                 .fallback(&self.facts.model, &self.version.name)
                 .map(|fallback| (fallback, body))
         };
-        let error = match self.runtime.upstreams.send(request).await {
-            Ok(response) => return Ok(response),
-            Err(error) => error,
-        };
-        let Some((fallback, mut body)) = retry.filter(|_| error.is_connect()) else {
-            return Err(self.unreachable(&error));
-        };
-        self.upstream_error("connect");
+        let (reason, (fallback, mut body)) =
+            match (self.runtime.upstreams.send(request).await, retry) {
+                (Ok(response), Some(retry)) if did_not_run(response.status()) => {
+                    // Dropped unread: its connection closes rather than going back to the pool.
+                    let status = response.status().as_u16();
+                    self.upstream_error(&status.to_string());
+                    (format!("the model server answered {status}"), retry)
+                }
+                (Ok(response), _) => return Ok(response),
+                (Err(error), Some(retry)) if error.is_connect() => {
+                    self.upstream_error("connect");
+                    (error.to_string(), retry)
+                }
+                (Err(error), _) => return Err(self.unreachable(&error)),
+            };
         tracing::warn!(
             model = %self.facts.model,
             from = %self.version.name,
             to = %fallback.name,
-            "{error}; sending the request to another version"
+            "{reason}; sending the request to another version"
         );
         exchange.record.failed_over_from =
             exchange.record.version.replace(fallback.name.to_string());
@@ -1063,6 +1071,12 @@ fn upstream_message(value: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .or_else(|| error.as_str())?;
     Some(stream::prefix_within(message, 1000).to_owned())
+}
+
+/// A model server's way of saying it did not run a request: overloaded (429), or not ready or
+/// shedding load (503). Anything else may have run the model, so it is never sent twice.
+fn did_not_run(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

@@ -158,6 +158,105 @@ async fn a_version_that_cannot_be_connected_to_hands_its_requests_to_another() {
 }
 
 #[tokio::test]
+async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_and_a_500_stays() {
+    let (blue, green) = (fake().await, fake().await);
+    let mut gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+    let decline = |status: u16| Faults {
+        status: Some(status),
+        retry_after: Some("7".into()),
+        ..Faults::default()
+    };
+
+    blue.set_faults(decline(503));
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.header("x-hangar-version"), Some("green"));
+    blue.set_faults(decline(429));
+    let streamed = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &serde_json::json!({"model": "llama", "stream": true,
+                "messages": [{"role": "user", "content": "What is 2+2?"}]}),
+        )
+        .await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.text());
+    assert!(streamed.text().contains("[DONE]"), "{}", streamed.text());
+    assert_eq!(streamed.header("x-hangar-version"), Some("green"));
+    assert_eq!((blue.request_count(), green.request_count()), (2, 2));
+
+    // A pinned client hears the overload itself (a 503 for the 429), with the model server's
+    // Retry-After.
+    let pinned = gw
+        .post_with(
+            "/v1/chat/completions",
+            Some(gw.key("pinner-1")),
+            &chat("llama", "hi"),
+            &[("x-hangar-version", "blue")],
+        )
+        .await;
+    assert_eq!(pinned.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(pinned.code(), "upstream_overloaded");
+    assert_eq!(pinned.header("retry-after"), Some("7"));
+
+    // A 500 may come after the model ran: it is not sent again.
+    blue.set_faults(decline(500));
+    let failed = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text());
+    assert_eq!(failed.code(), "upstream_error");
+    assert_eq!((blue.request_count(), green.request_count()), (4, 2));
+
+    // When every version declines, the client gets the overload and the last Retry-After.
+    blue.set_faults(decline(503));
+    green.set_faults(Faults {
+        retry_after: Some("3".into()),
+        ..decline(503)
+    });
+    let overloaded = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(overloaded.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(overloaded.header("retry-after"), Some("3"));
+    assert_eq!((blue.request_count(), green.request_count()), (5, 3));
+
+    let metrics = gw.metrics().await;
+    for (version, kind, count) in [
+        ("blue", "503", 2),
+        ("blue", "429", 2),
+        ("blue", "500", 1),
+        ("green", "503", 1),
+    ] {
+        let line = format!(
+            "hangar_gateway_upstream_errors_total{{model=\"llama\",version=\"{version}\",kind=\"{kind}\"}} {count}"
+        );
+        assert!(metrics.contains(&line), "{line} missing from {metrics}");
+    }
+    let records = gw.audit_records().await;
+    let moved: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["failed_over_from"] == "blue")
+        .collect();
+    assert_eq!(moved.len(), 3, "{records:?}");
+    assert!(moved.iter().all(|r| r["version"] == "green"), "{moved:?}");
+}
+
+#[tokio::test]
 async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_changes_nothing() {
     let (blue, green) = (fake().await, fake().await);
     blue.set_faults(Faults {
