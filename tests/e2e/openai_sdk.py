@@ -103,6 +103,7 @@ def chat_answers(acme):
     expect(raw.headers.get("x-request-id"), "the answer has no x-request-id header")
     expect("x-hangar-guard" not in raw.headers, f"a plain question was flagged: {raw.headers.get('x-hangar-guard')}")
     completion = raw.parse()
+    expect(completion.model == CHAT_MODEL, f"the answer names model {completion.model!r}, expected {CHAT_MODEL!r}")
     content = completion.choices[0].message.content
     expect(content == need("HANGAR_E2E_REPLY"), f"the reply is {content!r}, expected {need('HANGAR_E2E_REPLY')!r}")
     usage = completion.usage
@@ -124,6 +125,8 @@ def stream_without_usage(acme):
     text = streamed_text(chunks)
     expect(text == need("HANGAR_E2E_REPLY"), f"the streamed reply is {text!r}, expected {need('HANGAR_E2E_REPLY')!r}")
     expect(len(chunks) > 1, f"the reply came in {len(chunks)} chunk, expected one per word")
+    names = {c.model for c in chunks}
+    expect(names == {CHAT_MODEL}, f"the chunks name models {names}, expected only {CHAT_MODEL!r}")
 
 
 def stream_with_usage(acme):

@@ -227,7 +227,8 @@ pub struct ModelVersion {
     /// Base URL of the model server, e.g. `http://vllm-llama.ml.svc:8000`. The request path
     /// (`/v1/chat/completions`…) is appended.
     pub url: String,
-    /// The model name the server knows, when it differs from the public name.
+    /// The model name the server knows, when it differs from the public name. Answers are given
+    /// the public name back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_model: Option<String>,
     /// Share of traffic, relative to the other versions' weights.

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -51,6 +52,20 @@ impl<'a> Json<'a> {
                 .map(|(_, value)| value),
             _ => None,
         }
+    }
+
+    /// Where the string member `key` is in `document`, the bytes this value was parsed from,
+    /// quotes included; `None` when it is missing, not a string, or written with escapes (then
+    /// it is not a slice of `document`).
+    pub fn str_span(&self, document: &[u8], key: &str) -> Option<Range<usize>> {
+        let Some(Json::Str(Cow::Borrowed(text))) = self.get(key) else {
+            return None;
+        };
+        let start = (text.as_ptr() as usize).checked_sub(document.as_ptr() as usize)?;
+        let end = start.checked_add(text.len())?;
+        let quoted =
+            document.get(start.checked_sub(1)?) == Some(&b'"') && document.get(end) == Some(&b'"');
+        quoted.then(|| start - 1..end + 1)
     }
 
     /// The text of a string.
@@ -178,6 +193,22 @@ pub fn write_object(object: &Map<String, Value>, out: &mut Vec<u8>) {
         write_value(value, out);
     }
     out.push(b'}');
+}
+
+/// `document` with the JSON string at `span` (from [`Json::str_span`]) replaced by `text`;
+/// `None` when it says `text` already.
+pub fn replace_str(document: &[u8], span: Range<usize>, text: &str) -> Option<Vec<u8>> {
+    let before = document.get(..span.start)?;
+    let current = document.get(span.start + 1..span.end.checked_sub(1)?)?;
+    let after = document.get(span.end..)?;
+    if current == text.as_bytes() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(document.len() + text.len());
+    out.extend_from_slice(before);
+    write_str(text, &mut out);
+    out.extend_from_slice(after);
+    Some(out)
 }
 
 fn write_value(value: &Value, out: &mut Vec<u8>) {

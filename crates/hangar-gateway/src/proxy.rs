@@ -948,6 +948,11 @@ impl Call<'_> {
         }
         self.settle(admission, exchange, facts.usage, &text);
         self.log_content(exchange, &text);
+        // The client hears the model name it asked for, not the model server's own.
+        let renamed = value
+            .str_span(&bytes, "model")
+            .and_then(|span| crate::json::replace_str(&bytes, span, &self.facts.model));
+        let bytes = renamed.map_or(bytes, Bytes::from);
         let mut response = Response::new(boxed(Full::new(bytes)));
         *response.status_mut() = parts.status;
         self.answer_headers(response.headers_mut(), &flags);
@@ -975,6 +980,7 @@ impl Call<'_> {
             },
             cut_on_leak: self.tenant.injection == GuardAction::Block,
             keep_text: self.gateway.audit.logs_content(),
+            model: self.facts.model.clone(),
         };
         let finisher = StreamFinisher {
             gateway: Arc::clone(self.gateway),

@@ -4,11 +4,12 @@
 //! generated text for the canary watch and the content log, and the timing.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::json::Json;
+use crate::json::{self, Json};
 use crate::upstream::UpstreamBody;
 use bytes::{Bytes, BytesMut};
 use hangar_guard::CanaryWatch;
@@ -91,28 +92,40 @@ pub struct EventFacts {
     pub done: bool,
     /// The event carries an `error` object.
     pub error: bool,
+    /// Where the model server's `model` name is in the event, quotes included (see
+    /// [`Json::str_span`]): `None` when there is none, or the data spans several lines.
+    pub model: Option<Range<usize>>,
 }
 
 /// Reads an event's `data:` lines as JSON (OpenAI streams put one JSON object per event).
 pub fn read_event(event: &[u8]) -> EventFacts {
-    let mut data = Vec::new();
-    for line in event.split(|&b| b == b'\n') {
+    let mut lines = event.split(|&b| b == b'\n').filter_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(rest) = line.strip_prefix(b"data:") {
-            if !data.is_empty() {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
+        let data = line.strip_prefix(b"data:")?;
+        Some(data.strip_prefix(b" ").unwrap_or(data))
+    });
+    // Model servers send one `data:` line an event; it is read in place, without a copy.
+    let first = lines.next().unwrap_or_default();
+    let mut joined = Vec::new();
+    for line in lines {
+        if joined.is_empty() {
+            joined.extend_from_slice(first);
         }
+        joined.push(b'\n');
+        joined.extend_from_slice(line);
     }
+    let data = if joined.is_empty() { first } else { &joined };
     if data == b"[DONE]" {
         return EventFacts {
             done: true,
             ..EventFacts::default()
         };
     }
-    match Json::parse(&data) {
-        Ok(value) => answer_facts(&value),
+    match Json::parse(data) {
+        Ok(value) => EventFacts {
+            model: value.str_span(event, "model"),
+            ..answer_facts(&value)
+        },
         Err(_) => EventFacts::default(),
     }
 }
@@ -254,6 +267,8 @@ pub struct StreamRules {
     /// Keep the generated text (for the content log). Otherwise only its length is counted:
     /// a thousand open streams would each hold their answer so far.
     pub keep_text: bool,
+    /// The public model name, written over the model server's own in every event.
+    pub model: String,
 }
 
 /// Relays a streamed answer: a task reads the model server, observes each event and hands it
@@ -384,8 +399,15 @@ impl Relay {
     }
 
     /// Reads one event and queues it for the client unless it is to be held back.
-    fn take_event(&mut self, event: Bytes) {
+    fn take_event(&mut self, mut event: Bytes) {
         let facts = read_event(&event);
+        if let Some(renamed) = facts
+            .model
+            .clone()
+            .and_then(|span| json::replace_str(&event, span, &self.rules.model))
+        {
+            event = Bytes::from(renamed);
+        }
         if let Some(usage) = facts.usage {
             self.summary.usage = Some(usage);
         }
@@ -520,6 +542,24 @@ mod tests {
         assert!(read_event(b"data: [DONE]\n\n").done);
         assert!(read_event(br#"data: {"error":{"message":"x"}}"#).error);
         assert_eq!(read_event(b"data: not json\n\n"), EventFacts::default());
+    }
+
+    #[test]
+    fn the_model_name_is_found_in_place_and_replaced() {
+        let event = b"data: {\"id\":\"c1\",\"model\":\"fake-llama\",\"choices\":[]}\n\n";
+        let span = read_event(event).model.unwrap();
+        assert_eq!(&event[span.clone()], b"\"fake-llama\"");
+        let renamed = json::replace_str(event, span.clone(), "team/\"chat\"").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&renamed).unwrap(),
+            "data: {\"id\":\"c1\",\"model\":\"team/\\\"chat\\\"\",\"choices\":[]}\n\n"
+        );
+        assert_eq!(json::replace_str(event, span, "fake-llama"), None);
+        // Data over two lines is read from a copy: no offset into the event.
+        let split = b"data: {\"model\":\"fake-llama\",\ndata: \"choices\":[]}\n\n";
+        assert_eq!(read_event(split).model, None);
+        // A name written with escapes is not a slice of the event.
+        assert_eq!(read_event(br#"data: {"model":"fake\/llama"}"#).model, None);
     }
 
     #[test]

@@ -91,6 +91,11 @@ async fn a_chat_request_is_proxied_with_the_upstream_name_and_none_of_the_client
     );
     assert_eq!(answer.header("x-hangar-version"), Some("1.0"));
     assert!(answer.header("x-request-id").unwrap().starts_with("hg-"));
+    assert_eq!(
+        answer.json()["model"],
+        "llama",
+        "the name asked for, not the model server's"
+    );
 
     let seen = &upstream.requests()[0];
     assert_eq!(seen.json().unwrap()["model"], "fake-llama");
@@ -178,6 +183,10 @@ async fn a_stream_is_passed_on_event_by_event_without_the_usage_chunk_it_did_not
         .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
         .collect();
     assert_eq!(content, "The answer is 4.");
+    assert!(
+        events.iter().all(|e| e["model"] == "llama"),
+        "every event names the model asked for: {text}"
+    );
 
     // The gateway asked for usage on the client's behalf and recorded it.
     let sent = upstream.requests()[0].json().unwrap();
@@ -310,6 +319,7 @@ async fn models_are_listed_and_served_per_tenant() {
         .post("/v1/embeddings", Some(gw.key("support-1")), &embed)
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["model"], "embed");
     assert_eq!(
         answer.json()["data"][0]["embedding"]
             .as_array()
