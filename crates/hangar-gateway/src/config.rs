@@ -46,13 +46,22 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
 }
 
-/// Trust for `https://` model servers.
+/// TLS to `https://` model servers: whom the gateway trusts, and how it proves who it is. The
+/// files are read again on reload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpstreamTlsConfig {
     /// PEM certificates of the CAs that sign the model servers' certificates (an in-cluster
-    /// CA, cert-manager's for instance), trusted besides the system's. Read again on reload.
-    pub ca_file: PathBuf,
+    /// CA, cert-manager's for instance), trusted besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) the gateway presents to model servers that ask for
+    /// one (mutual TLS); with `keyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `certFile` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// The certificate chain and private key, both PEM files.

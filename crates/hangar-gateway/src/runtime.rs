@@ -115,11 +115,8 @@ impl Runtime {
                 },
             },
         };
-        let ca_file = config
-            .upstream_tls
-            .as_ref()
-            .map(|tls| tls.ca_file.as_path());
-        let upstreams = match Upstreams::new(config.limits.timeouts.connect.get(), ca_file) {
+        let upstream_tls = config.upstream_tls.as_ref();
+        let upstreams = match Upstreams::new(config.limits.timeouts.connect.get(), upstream_tls) {
             Ok(upstreams) => Some(upstreams),
             Err(e) => {
                 problems.push(e);

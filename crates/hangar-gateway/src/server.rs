@@ -260,11 +260,8 @@ fn serve_connection(
 }
 
 fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
     let certs = crate::pem::certificates(cert).map_err(StartError::Tls)?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| StartError::Tls(format!("{}: {e}", key.display())))?;
+    let key = crate::pem::private_key(key).map_err(StartError::Tls)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

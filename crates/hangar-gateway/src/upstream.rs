@@ -7,7 +7,6 @@
 //! servers go through hyper-util's pooled client, which brings TLS, ALPN and HTTP/2.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -23,7 +22,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::CertificateDer;
+
+use crate::config::UpstreamTlsConfig;
 
 /// A model server's base URL, split once at load so each request only appends its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,19 +141,17 @@ impl std::fmt::Display for UpstreamError {
 }
 
 impl Upstreams {
-    /// The connections for every model server, with `connect_timeout` for new ones, trusting
-    /// the CAs in `ca_file` (PEM) for https ones besides the system's.
-    pub fn new(connect_timeout: Duration, ca_file: Option<&Path>) -> Result<Upstreams, String> {
-        let extra_roots = match ca_file {
-            Some(path) => {
-                crate::pem::certificates(path).map_err(|e| format!("upstreamTls.caFile: {e}"))?
-            }
-            None => Vec::new(),
-        };
+    /// The connections for every model server, with `connect_timeout` for new ones, and for
+    /// https ones the CAs and client certificate of `tls`.
+    pub fn new(
+        connect_timeout: Duration,
+        tls: Option<&UpstreamTlsConfig>,
+    ) -> Result<Upstreams, String> {
+        let tls = tls_client(connect_timeout, tls_config(tls)?);
         let idle = Arc::default();
         spawn_reaper(&idle);
         Ok(Upstreams {
-            tls: tls_client(connect_timeout, extra_roots)?,
+            tls,
             idle,
             connect_timeout,
         })
@@ -413,14 +411,11 @@ impl Body for UpstreamBody {
     }
 }
 
-/// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
-/// connect timeout, and the system's CA certificates plus `extra_roots`. Without system
-/// certificates https still works for servers signed by `extra_roots`, and fails with a clear
-/// 502 for the others, while plain http is unaffected.
-fn tls_client(
-    connect_timeout: Duration,
-    extra_roots: Vec<CertificateDer<'static>>,
-) -> Result<TlsClient, String> {
+/// The TLS settings for https model servers: the system's CA certificates plus `caFile`'s,
+/// and `certFile` and `keyFile` for servers that ask for a client certificate. Without system
+/// certificates https still works for servers signed by `caFile`, and fails with a clear 502
+/// for the others, while plain http is unaffected.
+fn tls_config(tls: Option<&UpstreamTlsConfig>) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
@@ -432,16 +427,37 @@ fn tls_client(
         );
         tracing::warn!("no system CA certificates for https model servers: {why}");
     }
-    for cert in extra_roots {
-        roots
-            .add(cert)
-            .map_err(|e| format!("upstreamTls.caFile: a certificate cannot be used: {e}"))?;
+    if let Some(path) = tls.and_then(|tls| tls.ca_file.as_deref()) {
+        let problem = |why: String| format!("upstreamTls.caFile: {why}");
+        for cert in crate::pem::certificates(path).map_err(problem)? {
+            roots
+                .add(cert)
+                .map_err(|e| problem(format!("a certificate cannot be used: {e}")))?;
+        }
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    match tls.map(|tls| (tls.cert_file.as_deref(), tls.key_file.as_deref())) {
+        None | Some((None, None)) => Ok(builder.with_no_client_auth()),
+        Some((Some(cert), Some(key))) => {
+            let chain =
+                crate::pem::certificates(cert).map_err(|e| format!("upstreamTls.certFile: {e}"))?;
+            let key =
+                crate::pem::private_key(key).map_err(|e| format!("upstreamTls.keyFile: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                format!("upstreamTls: the certFile and keyFile do not fit together: {e}")
+            })
+        }
+        Some((Some(_), None)) => Err("upstreamTls.certFile needs a keyFile".into()),
+        Some((None, Some(_))) => Err("upstreamTls.keyFile needs a certFile".into()),
+    }
+}
+
+/// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
+/// connect timeout, HTTP/2 when the server offers it through ALPN.
+fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -452,17 +468,18 @@ fn tls_client(
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         // Reads of at most 4 KiB: an open stream's events are small, and a thousand streams
         // hold 2 MiB less than with buffers that grow; a large answer takes more reads.
         .http1_read_buf_exact_size(4096)
-        .build(connector))
+        .build(connector)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use http_body_util::BodyExt;
@@ -608,62 +625,157 @@ mod tests {
     }
 
     /// A TLS model server for `localhost` with a self-signed certificate, written as PEM to
-    /// `ca_file`; it answers one request `ok`.
-    async fn tls_model_server(ca_file: &Path) -> u16 {
+    /// `dir/ca.pem`. It offers HTTP/2 and HTTP/1.1 and answers with the HTTP version it was
+    /// asked in; with `client_ca` it refuses clients without a certificate that CA signed.
+    async fn tls_model_server(dir: &Path, client_ca: Option<&rcgen::Certificate>) -> u16 {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        std::fs::write(ca_file, certified.cert.pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), certified.cert.pem()).unwrap();
         let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
             .unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
+            .unwrap();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.der().clone()).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
             .with_single_cert(vec![certified.cert.der().clone()], key)
             .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let Ok(mut stream) = acceptor.accept(stream).await else {
+                let Ok(stream) = acceptor.accept(stream).await else {
                     continue; // a client that does not trust the certificate
                 };
-                let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request).await;
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                let _ = stream.write_all(answer).await;
-                let _ = stream.shutdown().await;
+                let answer = hyper::service::service_fn(|request: Request<Incoming>| async move {
+                    let version = format!("{:?}", request.version());
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                        version,
+                    ))))
+                });
+                tokio::spawn(
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), answer)
+                        .into_owned(),
+                );
             }
         });
         port
     }
 
+    /// A CA for the gateway's client certificates.
+    fn client_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// Trust for `dir/ca.pem`, and a client certificate signed by `ca` when there is one.
+    fn upstream_tls(
+        dir: &Path,
+        ca: Option<&rcgen::CertifiedIssuer<'_, rcgen::KeyPair>>,
+    ) -> UpstreamTlsConfig {
+        let mut tls = UpstreamTlsConfig {
+            ca_file: Some(dir.join("ca.pem")),
+            cert_file: None,
+            key_file: None,
+        };
+        if let Some(ca) = ca {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["hangar-gateway".to_owned()])
+                .unwrap()
+                .signed_by(&key, ca)
+                .unwrap();
+            std::fs::write(dir.join("client.pem"), cert.pem()).unwrap();
+            std::fs::write(dir.join("client-key.pem"), key.serialize_pem()).unwrap();
+            tls.cert_file = Some(dir.join("client.pem"));
+            tls.key_file = Some(dir.join("client-key.pem"));
+        }
+        tls
+    }
+
     #[tokio::test]
-    async fn a_private_ca_is_trusted_for_https_model_servers() {
+    async fn a_private_ca_is_trusted_for_https_model_servers_which_get_http2() {
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        let port = tls_model_server(&ca_file).await;
+        let port = tls_model_server(dir.path(), None).await;
         let url = format!("https://localhost:{port}/v1/models");
-        let trusting = Upstreams::new(Duration::from_secs(5), Some(&ca_file)).unwrap();
-        assert_eq!(ask(&trusting, &url).await, "ok");
-        // Without it the certificate is unknown: nothing is sent.
+        let trusting = Upstreams::new(
+            Duration::from_secs(5),
+            Some(&upstream_tls(dir.path(), None)),
+        )
+        .unwrap();
+        // The server offers HTTP/2 through ALPN, and the gateway takes it.
+        assert_eq!(ask(&trusting, &url).await, "HTTP/2.0");
+        // Without the CA the certificate is unknown: nothing is sent.
         assert_connect_error(&url).await;
     }
 
-    #[test]
-    fn a_ca_file_that_is_missing_or_empty_is_named() {
+    #[tokio::test]
+    async fn a_client_certificate_is_shown_to_model_servers_that_ask_for_one() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing.pem");
-        let error = Upstreams::new(Duration::from_secs(5), Some(&missing)).unwrap_err();
+        let gateways = client_ca();
+        let port = tls_model_server(dir.path(), Some(gateways.as_ref())).await;
+        let url = format!("https://localhost:{port}/v1/models");
+        let tls = upstream_tls(dir.path(), Some(&gateways));
+        let with_certificate = Upstreams::new(Duration::from_secs(5), Some(&tls)).unwrap();
+        assert_eq!(ask(&with_certificate, &url).await, "HTTP/2.0");
+
+        let without = Upstreams::new(
+            Duration::from_secs(5),
+            Some(&upstream_tls(dir.path(), None)),
+        );
+        let refused = without.unwrap().send(request(&url)).await;
+        let error = refused.map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains("CertificateRequired"), "{error}");
+        // One signed by a CA the model server does not know is refused too.
+        let stranger = upstream_tls(dir.path(), Some(&client_ca()));
+        let stranger = Upstreams::new(Duration::from_secs(5), Some(&stranger)).unwrap();
+        assert!(stranger.send(request(&url)).await.is_err());
+    }
+
+    #[test]
+    fn tls_files_that_are_missing_empty_or_apart_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let problem = |tls: &UpstreamTlsConfig| {
+            Upstreams::new(Duration::from_secs(5), Some(tls)).unwrap_err()
+        };
+        let mut tls = upstream_tls(dir.path(), None);
+        let error = problem(&tls);
         assert!(
-            error.starts_with("upstreamTls.caFile: ") && error.contains("missing.pem"),
+            error.starts_with("upstreamTls.caFile: ") && error.contains("ca.pem"),
             "{error}"
         );
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-        let error = Upstreams::new(Duration::from_secs(5), Some(&empty)).unwrap_err();
-        assert!(error.contains("no certificate in the file"), "{error}");
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+        assert!(problem(&tls).contains("no certificate in the file"));
+
+        // A certificate without its key, and a key that is not the certificate's.
+        tls = upstream_tls(dir.path(), Some(&client_ca()));
+        tls.ca_file = None;
+        let key = tls.key_file.take();
+        assert_eq!(problem(&tls), "upstreamTls.certFile needs a keyFile");
+        let other = dir.path().join("other-key.pem");
+        std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        tls.key_file = Some(other);
+        let error = problem(&tls);
+        assert!(error.contains("do not fit together"), "{error}");
+        tls.cert_file = None;
+        tls.key_file = key;
+        assert_eq!(problem(&tls), "upstreamTls.keyFile needs a certFile");
     }
 
     #[tokio::test]

@@ -188,7 +188,14 @@ fn check(path: &Path) -> Result<ExitCode> {
         println!("  model        {name}: {}", versions.join(", "));
     }
     if let Some(tls) = &config.upstream_tls {
-        println!("  model TLS    system CAs and {}", tls.ca_file.display());
+        let trusted = tls.ca_file.as_ref().map_or_else(
+            || "system CAs".to_owned(),
+            |ca| format!("system CAs and {}", ca.display()),
+        );
+        let shown = tls.cert_file.as_ref().map_or_else(String::new, |cert| {
+            format!(", client certificate {}", cert.display())
+        });
+        println!("  model TLS    {trusted}{shown}");
     }
     println!(
         "  auth         {} API keys{}",

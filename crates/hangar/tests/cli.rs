@@ -285,6 +285,19 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
         "{}",
         stderr(&out)
     );
+    // A client certificate without its key.
+    let config = write(
+        dir.path(),
+        "gateway.yaml",
+        &format!("{example}\nupstreamTls:\n  certFile: /etc/hangar/client.pem\n"),
+    );
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("upstreamTls.certFile needs a keyFile"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
