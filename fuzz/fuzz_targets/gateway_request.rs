@@ -1,12 +1,14 @@
 //! The gateway's reading of what clients and model servers send: request bodies (parse,
-//! policy, prompt texts, redaction in place, the canary) and streamed answers (event splitting
-//! and reading). Nothing here may panic, whatever the bytes.
+//! policy, prompt texts, redaction in place, the canary), whole answers and streamed ones
+//! (event splitting and reading), and the public model name written into them. Nothing here may
+//! panic, whatever the bytes, and a renamed answer must say what it said before.
 #![no_main]
 
 use std::sync::LazyLock;
 
+use hangar_gateway::json::{self, Json};
 use hangar_gateway::request::{self, Endpoint, ParameterPolicy};
-use hangar_gateway::stream::{SseSplitter, read_event};
+use hangar_gateway::stream::{EventFacts, SseSplitter, answer_facts, read_event};
 use hangar_guard::Redactor;
 use libfuzzer_sys::fuzz_target;
 
@@ -45,9 +47,40 @@ fuzz_target!(|data: &[u8]| {
     splitter.push(&data[..cut]);
     splitter.push(&data[cut..]);
     while let Some(event) = splitter.next_event() {
-        let _ = read_event(&event);
+        renamed_event_says_the_same(&event);
     }
     if let Some(rest) = splitter.rest() {
-        let _ = read_event(&rest);
+        renamed_event_says_the_same(&rest);
+    }
+    // The same bytes as a whole answer.
+    if let Ok(answer) = Json::parse(data)
+        && let Some(span) = answer.str_span(data, "model")
+        && let Some(renamed) = json::replace_str(data, span, PUBLIC_NAME)
+    {
+        let again = Json::parse(&renamed).expect("a renamed answer is still JSON");
+        assert_eq!(again.get("model").and_then(Json::as_str), Some(PUBLIC_NAME));
+        assert_eq!(answer_facts(&again), answer_facts(&answer));
     }
 });
+
+/// A name with characters JSON must escape (for whole answers).
+const PUBLIC_NAME: &str = "team/\"chat\"\n";
+
+fn renamed_event_says_the_same(event: &[u8]) {
+    let facts = read_event(event);
+    let Some(renamed) = facts
+        .model
+        .clone()
+        .and_then(|span| json::replace_str(event, span, "chat-small"))
+    else {
+        return;
+    };
+    let again = read_event(&renamed);
+    let span = again.model.clone().expect("the renamed event lost its model");
+    assert_eq!(&renamed[span], b"\"chat-small\"");
+    let without_span = |facts: EventFacts| EventFacts {
+        model: None,
+        ..facts
+    };
+    assert_eq!(without_span(again), without_span(facts));
+}
