@@ -19,8 +19,9 @@ pub use hangar_guard::GuardAction;
 pub struct GatewayConfig {
     /// Address the inference API listens on, e.g. `0.0.0.0:8443`.
     pub listen: SocketAddr,
-    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate and key. Without it the
-    /// gateway speaks plain HTTP/1.1 and HTTP/2 (prior knowledge), for a mesh or a local test.
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate and key, read again when
+    /// they change (a renewed certificate needs no restart). Without it the gateway speaks plain
+    /// HTTP/1.1 and HTTP/2 (prior knowledge), for a mesh or a local test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
     /// Address of the operator listener: `/metrics` (Prometheus), `/healthz`, `/readyz`. It is
@@ -47,7 +48,7 @@ pub struct GatewayConfig {
 }
 
 /// TLS to `https://` model servers: whom the gateway trusts, and how it proves who it is. The
-/// files are read again on reload.
+/// files are read again when they change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpstreamTlsConfig {
@@ -142,7 +143,7 @@ pub struct JwtConfig {
 pub enum JwksSource {
     /// `https://…/.well-known/jwks.json` (plain `http://` only for loopback).
     Url(String),
-    /// A JWKS document on disk, read again on configuration reload.
+    /// A JWKS document on disk, read again when it changes (or the configuration does).
     File(PathBuf),
 }
 
@@ -660,6 +661,30 @@ pub struct ConfigError {
 }
 
 impl GatewayConfig {
+    /// The files this configuration names: certificates, keys, CAs, a JWKS. They are read at
+    /// load, and a change to any of them reloads the configuration (how rotated ones come in).
+    pub fn named_files(&self) -> Vec<&Path> {
+        let mut files = Vec::new();
+        if let Some(tls) = &self.tls {
+            files.extend([tls.cert.as_path(), tls.key.as_path()]);
+        }
+        if let Some(tls) = &self.upstream_tls {
+            files.extend(
+                [&tls.ca_file, &tls.cert_file, &tls.key_file]
+                    .into_iter()
+                    .filter_map(Option::as_deref),
+            );
+        }
+        if let Some(JwtConfig {
+            jwks: JwksSource::File(jwks),
+            ..
+        }) = &self.auth.jwt
+        {
+            files.push(jwks.as_path());
+        }
+        files
+    }
+
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
         let shown = path.display().to_string();
@@ -857,6 +882,43 @@ audit:
 ",
             "0".repeat(64)
         ))
+    }
+
+    #[test]
+    fn every_file_the_configuration_names_is_watched() {
+        assert!(
+            with_tenant("    models: [llama]")
+                .unwrap()
+                .named_files()
+                .is_empty()
+        );
+        let config = GatewayConfig::from_yaml(
+            "listen: 127.0.0.1:8443
+tls: {cert: /tls/tls.crt, key: /tls/tls.key}
+upstreamTls: {caFile: /models/ca.pem, keyFile: /models/client.key}
+auth:
+  jwt: {issuer: i, audiences: [a], jwks: {file: /idp/jwks.json}, algorithms: [RS256], tenantClaim: t}
+tenants: {}
+models: {}
+audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
+",
+        )
+        .unwrap();
+        let named: Vec<&str> = config
+            .named_files()
+            .iter()
+            .filter_map(|path| path.to_str())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "/tls/tls.crt",
+                "/tls/tls.key",
+                "/models/ca.pem",
+                "/models/client.key",
+                "/idp/jwks.json"
+            ]
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hangar_guard::{InjectionScanner, Redactor, SecretKind};
+use rustls::sign::CertifiedKey;
 
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys::KeyStore;
-use crate::config::{GatewayConfig, GuardAction, JwtConfig};
+use crate::config::{GatewayConfig, GuardAction, JwtConfig, TlsConfig};
 use crate::limits::TenantLimits;
 use crate::request::{Endpoint, ParameterPolicy};
 use crate::routes::RouteTable;
@@ -79,6 +80,9 @@ pub struct Runtime {
     pub redactor: Option<Arc<Redactor>>,
     /// Prompt-injection heuristics.
     pub scanner: Arc<InjectionScanner>,
+    /// The certificate and key served on the API listener, when it speaks TLS. Each handshake
+    /// takes the current one, so a reload brings in a renewed certificate.
+    pub served_certificate: Option<Arc<CertifiedKey>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -123,6 +127,18 @@ impl Runtime {
                 None
             }
         };
+        let served_certificate = match &config.tls {
+            Some(tls) => match served_certificate(tls) {
+                Ok(certified) => Some(certified),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            // TLS is switched on or off only by a restart: until then the listener keeps
+            // serving the certificate it has.
+            None => previous.and_then(|p| p.served_certificate.clone()),
+        };
         let (Some(upstreams), true) = (upstreams, problems.is_empty()) else {
             problems.dedup();
             return Err(problems);
@@ -147,9 +163,19 @@ impl Runtime {
             upstreams,
             redactor,
             scanner: Arc::new(InjectionScanner::default()),
+            served_certificate,
             config,
         })
     }
+}
+
+/// The certificate chain and key of `tls`, checked to belong together.
+fn served_certificate(tls: &TlsConfig) -> Result<Arc<CertifiedKey>, String> {
+    let chain = crate::pem::certificates(&tls.cert).map_err(|e| format!("tls.cert: {e}"))?;
+    let key = crate::pem::private_key(&tls.key).map_err(|e| format!("tls.key: {e}"))?;
+    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
+        .map(Arc::new)
+        .map_err(|e| format!("tls: the cert and key do not fit together: {e}"))
 }
 
 /// A random seed drawn once per process, for canaries when the configuration sets none: a

@@ -83,14 +83,15 @@ impl Server {
             Some(address) => Some(bind(address).await?),
             None => None,
         };
-        let tls = match &config.tls {
-            Some(tls) => Some(tls_acceptor(&tls.cert, &tls.key)?),
-            None => None,
-        };
+        let serves_tls = config.tls.is_some();
         let logs = AuditLogs::open(&config.audit)?;
         let drain = config.limits.drain.get();
         let header_read = config.limits.request_read.get();
         let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
+        let tls = match serves_tls {
+            true => Some(tls_acceptor(&gateway)?),
+            false => None,
+        };
         Ok(Server {
             gateway,
             logs,
@@ -259,24 +260,43 @@ fn serve_connection(
     }
 }
 
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
-    let certs = crate::pem::certificates(cert).map_err(StartError::Tls)?;
-    let key = crate::pem::private_key(key).map_err(StartError::Tls)?;
+/// The API listener's TLS: HTTP/2 or HTTP/1.1 by ALPN, with the certificate of the
+/// configuration in force.
+fn tls_acceptor(gateway: &Arc<Gateway>) -> Result<TlsAcceptor, StartError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| StartError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| StartError::Tls(format!("the certificate and key do not fit: {e}")))?;
+        .with_cert_resolver(Arc::new(CurrentCertificate(Arc::clone(gateway))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Reloads the configuration when its file changes (checked every second) or on SIGHUP. A file
-/// that does not load leaves the running configuration in place, and says why.
+/// Each handshake serves the certificate of the configuration in force, so a renewed one
+/// (cert-manager rotates them) is served from the next connection on, without a restart.
+struct CurrentCertificate(Arc<Gateway>);
+
+impl rustls::server::ResolvesServerCert for CurrentCertificate {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.runtime().served_certificate.clone()
+    }
+}
+
+impl std::fmt::Debug for CurrentCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CurrentCertificate")
+    }
+}
+
+/// Reloads the configuration when its file or a file it names (certificates, keys, CAs, a
+/// JWKS) changes, checked every second, or on SIGHUP. A configuration that does not load leaves
+/// the running one in place, and says why.
 async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
-    let mut last_seen = file_stamp(&path);
+    let mut last_seen = stamps(&gateway, &path);
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -285,11 +305,9 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
             _ = tick.tick() => false,
             Some(()) = recv_hangup(&mut hangup) => true,
         };
-        let stamp = file_stamp(&path);
-        if !forced && stamp == last_seen {
+        if !forced && stamps(&gateway, &path) == last_seen {
             continue;
         }
-        last_seen = stamp;
         // A bug in a reload must not end the watcher: later fixes (and revocations) would never
         // be applied.
         let outcome =
@@ -301,6 +319,8 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
                 path.display()
             );
         }
+        // After the reload: the files named may have changed with it.
+        last_seen = stamps(&gateway, &path);
     }
 }
 
@@ -343,7 +363,8 @@ fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'stati
     if old.admin_listen != new.admin_listen {
         changed.push("adminListen");
     }
-    if old.tls != new.tls {
+    // A new certificate or key is served at once; switching TLS on or off needs a new listener.
+    if old.tls.is_some() != new.tls.is_some() {
         changed.push("tls");
     }
     if old.audit != new.audit {
@@ -352,9 +373,22 @@ fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'stati
     changed
 }
 
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells a file's versions apart: modification time, size and inode. The metadata of the
+/// file a symbolic link points to, so that a Kubernetes volume's swap of its `..data` link counts.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamps(gateway: &Gateway, path: &Path) -> Vec<Stamp> {
+    let runtime = gateway.runtime();
+    std::iter::once(path)
+        .chain(runtime.config.named_files())
+        .map(file_stamp)
+        .collect()
+}
+
+fn file_stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
 #[cfg(unix)]

@@ -522,6 +522,83 @@ async fn tls_is_served_with_alpn_for_http2_and_http1() {
     assert!(outcome.is_err() || !outcome.unwrap().status().is_success());
 }
 
+/// The certificate the gateway at `port` shows a new connection, trusting `roots`.
+async fn served_certificate(port: &str, roots: &rustls::RootCertStore) -> Option<Vec<u8>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.ok()?;
+    let (_, session) = tls.get_ref();
+    Some(session.peer_certificates()?.first()?.to_vec())
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_refused() {
+    let upstream = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let issue = || {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+        std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+        certified
+    };
+    let first = issue();
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let extra = format!(
+        "tls: {{cert: {}, key: {}}}",
+        cert_path.display(),
+        key_path.display()
+    );
+    let gw = start(&tenants(""), models, &extra, &[&upstream.url()]).await;
+    let port = gw.url.rsplit(':').next().unwrap().to_owned();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(first.cert.der().clone()).unwrap();
+    assert_eq!(
+        served_certificate(&port, &roots).await.as_deref(),
+        Some(first.cert.der().as_ref())
+    );
+
+    // cert-manager renews the certificate in place; the configuration file does not change.
+    // The watcher sees the files change and the next connection gets the new certificate.
+    let second = issue();
+    roots.add(second.cert.der().clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_certificate(&port, &roots).await.as_deref() != Some(second.cert.der().as_ref()) {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A key that is not the certificate's is refused, and the good pair keeps being served.
+    let stranger = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&key_path, stranger.serialize_pem()).unwrap();
+    assert!(!hangar_gateway::server::reload(
+        &gw.gateway,
+        &gw.config_path
+    ));
+    assert_eq!(
+        served_certificate(&port, &roots).await.as_deref(),
+        Some(second.cert.der().as_ref())
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("hangar_gateway_config_reloads_total{result=\"applied\"} 1")
+            && metrics.contains("hangar_gateway_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
     let upstream = fake().await;
