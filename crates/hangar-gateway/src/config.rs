@@ -135,6 +135,10 @@ pub struct JwtConfig {
     /// How long fetched keys are trusted before they are fetched again.
     #[serde(default = "default_jwks_cache")]
     pub cache_for: Seconds,
+    /// PEM certificates of the CAs that sign the identity provider's certificate (one in the
+    /// cluster, behind an internal CA), trusted for `jwks.url` besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A JWKS by URL or by file.
@@ -675,12 +679,11 @@ impl GatewayConfig {
                     .filter_map(Option::as_deref),
             );
         }
-        if let Some(JwtConfig {
-            jwks: JwksSource::File(jwks),
-            ..
-        }) = &self.auth.jwt
-        {
-            files.push(jwks.as_path());
+        if let Some(jwt) = &self.auth.jwt {
+            if let JwksSource::File(jwks) = &jwt.jwks {
+                files.push(jwks.as_path());
+            }
+            files.extend(jwt.ca_file.as_deref());
         }
         files
     }
@@ -897,7 +900,7 @@ audit:
 tls: {cert: /tls/tls.crt, key: /tls/tls.key}
 upstreamTls: {caFile: /models/ca.pem, keyFile: /models/client.key}
 auth:
-  jwt: {issuer: i, audiences: [a], jwks: {file: /idp/jwks.json}, algorithms: [RS256], tenantClaim: t}
+  jwt: {issuer: i, audiences: [a], jwks: {file: /idp/jwks.json}, caFile: /idp/ca.pem, algorithms: [RS256], tenantClaim: t}
 tenants: {}
 models: {}
 audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
@@ -916,7 +919,8 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "/tls/tls.key",
                 "/models/ca.pem",
                 "/models/client.key",
-                "/idp/jwks.json"
+                "/idp/jwks.json",
+                "/idp/ca.pem"
             ]
         );
     }

@@ -1,5 +1,6 @@
 //! PEM files the configuration names: the gateway's own certificate chain and key (`tls`), the
-//! CAs it trusts for model servers and the certificate it shows them (`upstreamTls`).
+//! CAs it trusts for model servers and the certificate it shows them (`upstreamTls`), the CAs of
+//! the identity provider (`auth.jwt.caFile`).
 
 use std::path::Path;
 
@@ -22,4 +23,29 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
 /// The first private key in the PEM file at `path`; an error naming the path.
 pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The system's CA certificates plus `extra`, for TLS to `what`. Without system certificates
+/// only `extra` is trusted, with a warning: a private CA still works, and other servers fail
+/// their handshake with a clear error.
+pub fn trusted_roots(
+    extra: &[CertificateDer<'static>],
+    what: &str,
+) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (_, unusable) = roots.add_parsable_certificates(native.certs);
+    if roots.is_empty() {
+        let why = native.errors.first().map_or_else(
+            || format!("{unusable} unusable certificates"),
+            ToString::to_string,
+        );
+        tracing::warn!("no system CA certificates for {what}: {why}");
+    }
+    for cert in extra {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("a certificate cannot be used: {e}"))?;
+    }
+    Ok(roots)
 }

@@ -203,9 +203,12 @@ fn reuse_verifier(config: &JwtConfig, previous: Option<&Runtime>) -> Option<Arc<
     if matches!(config.jwks, crate::config::JwksSource::File(_)) {
         return None;
     }
-    (previous.config.auth.jwt.as_ref() == Some(config))
-        .then(|| previous.jwt.clone())
-        .flatten()
+    let verifier = previous.jwt.clone()?;
+    // So is a CA file: the verifier (and its cached keys) stays only while it is the same.
+    let same_ca = config.ca_file.as_deref().is_none_or(|path| {
+        crate::pem::certificates(path).is_ok_and(|certs| certs == verifier.ca_certificates())
+    });
+    (previous.config.auth.jwt.as_ref() == Some(config) && same_ca).then_some(verifier)
 }
 
 fn tenant(name: &str, t: &crate::config::TenantConfig, config: &GatewayConfig) -> Tenant {

@@ -412,29 +412,16 @@ impl Body for UpstreamBody {
 }
 
 /// The TLS settings for https model servers: the system's CA certificates plus `caFile`'s,
-/// and `certFile` and `keyFile` for servers that ask for a client certificate. Without system
-/// certificates https still works for servers signed by `caFile`, and fails with a clear 502
-/// for the others, while plain http is unaffected.
+/// and `certFile` and `keyFile` for servers that ask for a client certificate.
 fn tls_config(tls: Option<&UpstreamTlsConfig>) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    let (_, unusable) = roots.add_parsable_certificates(native.certs);
-    if roots.is_empty() {
-        let why = native.errors.first().map_or_else(
-            || format!("{unusable} unusable certificates"),
-            ToString::to_string,
-        );
-        tracing::warn!("no system CA certificates for https model servers: {why}");
-    }
-    if let Some(path) = tls.and_then(|tls| tls.ca_file.as_deref()) {
-        let problem = |why: String| format!("upstreamTls.caFile: {why}");
-        for cert in crate::pem::certificates(path).map_err(problem)? {
-            roots
-                .add(cert)
-                .map_err(|e| problem(format!("a certificate cannot be used: {e}")))?;
-        }
-    }
+    let extra = match tls.and_then(|tls| tls.ca_file.as_deref()) {
+        Some(path) => crate::pem::certificates(path),
+        None => Ok(Vec::new()),
+    };
+    let roots = extra
+        .and_then(|extra| crate::pem::trusted_roots(&extra, "https model servers"))
+        .map_err(|e| format!("upstreamTls.caFile: {e}"))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?

@@ -219,6 +219,7 @@ fn config(jwks: JwksSource, algorithms: &[&str]) -> JwtConfig {
         subject_claim: "sub".into(),
         leeway: Seconds(Duration::from_secs(30)),
         cache_for: Seconds(Duration::from_secs(300)),
+        ca_file: None,
     }
 }
 
@@ -915,11 +916,41 @@ struct Idp {
 
 impl Idp {
     async fn start(reply: Reply) -> Idp {
+        Idp::start_with(reply, None).await
+    }
+
+    /// Serves https for `localhost`, with a certificate of its own CA, written to `ca_file`.
+    async fn start_tls(reply: Reply, ca_file: &Path) -> Idp {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(ca_file, certified.cert.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+        Idp::start_with(
+            reply,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn start_with(reply: Reply, tls: Option<tokio_rustls::TlsAcceptor>) -> Idp {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let address = listener.local_addr().unwrap();
         let reply = Arc::new(Mutex::new(reply));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(serve(listener, Arc::clone(&reply), Arc::clone(&fetches)));
+        let task = tokio::spawn(serve(
+            listener,
+            tls,
+            Arc::clone(&reply),
+            Arc::clone(&fetches),
+        ));
         Idp {
             address,
             reply,
@@ -956,11 +987,16 @@ impl Drop for Idp {
     }
 }
 
-async fn serve(listener: TcpListener, reply: Arc<Mutex<Reply>>, fetches: Arc<AtomicUsize>) {
+async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    reply: Arc<Mutex<Reply>>,
+    fetches: Arc<AtomicUsize>,
+) {
     // Owning the connections here means aborting this task closes every one of them.
     let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
-        let (reply, fetches) = (Arc::clone(&reply), Arc::clone(&fetches));
+        let (reply, fetches, tls) = (Arc::clone(&reply), Arc::clone(&fetches), tls.clone());
         connections.spawn(async move {
             let service = service_fn(move |_request| {
                 let (reply, fetches) = (Arc::clone(&reply), Arc::clone(&fetches));
@@ -970,9 +1006,17 @@ async fn serve(listener: TcpListener, reply: Arc<Mutex<Reply>>, fetches: Arc<Ato
                     Ok::<_, Infallible>(answer(reply).await)
                 }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
         while connections.try_join_next().is_some() {}
     }
@@ -991,6 +1035,97 @@ async fn answer(reply: Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap();
     response
+}
+
+#[tokio::test]
+async fn an_identity_provider_behind_a_private_ca_is_trusted_through_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("idp-ca.pem");
+    let ed = TestKey::ed25519("ed-1");
+    let idp = Idp::start_tls(Reply::Jwks(jwks(&[&ed])), &ca_file).await;
+    let url = format!(
+        "https://localhost:{}/.well-known/jwks.json",
+        idp.address.port()
+    );
+    let token = ed.sign_claims("EdDSA", &claims());
+    let trusting = JwtVerifier::new(&JwtConfig {
+        ca_file: Some(ca_file.clone()),
+        ..config(JwksSource::Url(url.clone()), &ALL_ALGORITHMS)
+    })
+    .unwrap();
+    assert_eq!(trusting.ca_certificates().len(), 1);
+    assert!(trusting.verify(&token, t0()).await.is_ok());
+    assert_eq!(idp.fetches(), 1);
+
+    // With the system's CAs only, the handshake fails and nothing is fetched.
+    let system_only = JwtVerifier::new(&config(JwksSource::Url(url), &ALL_ALGORITHMS)).unwrap();
+    assert!(system_only.verify(&token, t0()).await.is_err());
+    assert_eq!(idp.fetches(), 1);
+}
+
+#[test]
+fn a_reload_keeps_the_verifier_and_its_keys_until_the_ca_file_changes() {
+    use hangar_gateway::config::GatewayConfig;
+    use hangar_gateway::runtime::Runtime;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("idp-ca.pem");
+    let write_ca = || {
+        let certified = rcgen::generate_simple_self_signed(vec!["idp".to_owned()]).unwrap();
+        std::fs::write(&ca_file, certified.cert.pem()).unwrap();
+    };
+    write_ca();
+    let yaml = format!(
+        "listen: 127.0.0.1:0
+auth:
+  jwt: {{issuer: i, audiences: [a], jwks: {{url: \"https://idp.example.com/jwks\"}}, caFile: {}, algorithms: [RS256], tenantClaim: t}}
+tenants: {{}}
+models: {{}}
+audit: {{dir: {}, retentionDays: 1}}
+",
+        ca_file.display(),
+        dir.path().join("audit").display()
+    );
+    let build = |previous: Option<&Runtime>| {
+        Runtime::build(GatewayConfig::from_yaml(&yaml).unwrap(), previous).unwrap()
+    };
+    let first = build(None);
+    let same = build(Some(&first));
+    assert!(Arc::ptr_eq(
+        first.jwt.as_ref().unwrap(),
+        same.jwt.as_ref().unwrap()
+    ));
+    write_ca();
+    let renewed = build(Some(&same));
+    assert!(!Arc::ptr_eq(
+        same.jwt.as_ref().unwrap(),
+        renewed.jwt.as_ref().unwrap()
+    ));
+}
+
+#[test]
+fn a_ca_file_must_exist_and_goes_with_a_jwks_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = JwksSource::Url("https://idp.example.com/jwks".into());
+    let missing = JwtVerifier::new(&JwtConfig {
+        ca_file: Some(dir.path().join("missing.pem")),
+        ..config(url, &ALL_ALGORITHMS)
+    })
+    .unwrap_err();
+    assert!(
+        missing.starts_with("auth.jwt.caFile: ") && missing.contains("missing.pem"),
+        "{missing}"
+    );
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[&TestKey::ed25519("ed-1")])).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let certified = rcgen::generate_simple_self_signed(vec!["idp".to_owned()]).unwrap();
+    std::fs::write(&ca_file, certified.cert.pem()).unwrap();
+    let with_file = JwtVerifier::new(&JwtConfig {
+        ca_file: Some(ca_file),
+        ..config(JwksSource::File(file), &ALL_ALGORITHMS)
+    })
+    .unwrap_err();
+    assert!(with_file.contains("only used with"), "{with_file}");
 }
 
 fn claims_for(subject: &str) -> Value {

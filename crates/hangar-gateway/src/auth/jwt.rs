@@ -27,6 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jiff::Timestamp;
 use ring::signature::{self, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey};
+use rustls::pki_types::CertificateDer;
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -62,6 +63,8 @@ pub struct JwtVerifier {
     subject_claim: String,
     leeway_seconds: i64,
     keys: Keys,
+    /// What `caFile` held when this verifier was built.
+    ca_certificates: Vec<CertificateDer<'static>>,
     verified: Mutex<VerifiedTokens>,
 }
 
@@ -78,6 +81,11 @@ impl fmt::Debug for JwtVerifier {
 }
 
 impl JwtVerifier {
+    /// The certificates `auth.jwt.caFile` held when this verifier was built.
+    pub fn ca_certificates(&self) -> &[CertificateDer<'static>] {
+        &self.ca_certificates
+    }
+
     /// Builds the verifier. A JWKS file is read now, and a bad key in it is an error naming the
     /// file and the key's index and field; a JWKS URL is checked now and fetched on first use.
     pub fn new(config: &JwtConfig) -> Result<JwtVerifier, String> {
@@ -99,11 +107,22 @@ impl JwtVerifier {
         if config.audiences.is_empty() {
             return Err("auth.jwt.audiences: at least one audience is required".into());
         }
-        let keys = match &config.jwks {
-            JwksSource::File(path) => Keys::File(Arc::new(read_jwks_file(path)?)),
-            JwksSource::Url(url) => {
-                Keys::Url(Box::new(RemoteKeys::new(url, config.cache_for.get())?))
+        let ca_certificates = match &config.ca_file {
+            Some(path) => {
+                crate::pem::certificates(path).map_err(|e| format!("auth.jwt.caFile: {e}"))?
             }
+            None => Vec::new(),
+        };
+        let keys = match &config.jwks {
+            JwksSource::File(_) if config.ca_file.is_some() => {
+                return Err("auth.jwt.caFile: only used with `jwks: {url: …}`".into());
+            }
+            JwksSource::File(path) => Keys::File(Arc::new(read_jwks_file(path)?)),
+            JwksSource::Url(url) => Keys::Url(Box::new(RemoteKeys::new(
+                url,
+                config.cache_for.get(),
+                &ca_certificates,
+            )?)),
         };
         Ok(JwtVerifier {
             issuer: config.issuer.clone(),
@@ -113,6 +132,7 @@ impl JwtVerifier {
             subject_claim: config.subject_claim.clone(),
             leeway_seconds: i64::try_from(config.leeway.get().as_secs()).unwrap_or(i64::MAX),
             keys,
+            ca_certificates,
             verified: Mutex::new(VerifiedTokens::default()),
         })
     }
@@ -491,10 +511,14 @@ struct Fetched {
 }
 
 impl RemoteKeys {
-    fn new(url: &str, cache_for: Duration) -> Result<RemoteKeys, String> {
+    fn new(
+        url: &str,
+        cache_for: Duration,
+        ca_certificates: &[CertificateDer<'static>],
+    ) -> Result<RemoteKeys, String> {
         let url = jwks_url(url)?;
         Ok(RemoteKeys {
-            client: jwks_client(&url)?,
+            client: jwks_client(&url, ca_certificates)?,
             url,
             cache_for,
             state: Mutex::new(Fetched::default()),
@@ -654,25 +678,26 @@ fn is_loopback(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// An HTTP/1.1 client trusting the system's CA certificates (for https URLs).
-fn jwks_client(url: &Uri) -> Result<JwksClient, String> {
+/// An HTTP/1.1 client trusting the system's CA certificates and `ca_certificates` (for https
+/// URLs).
+fn jwks_client(
+    url: &Uri,
+    ca_certificates: &[CertificateDer<'static>],
+) -> Result<JwksClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = if url.scheme_str() == Some("https") {
-        builder
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| {
-                format!("auth.jwt.jwks.url: cannot load the system's CA certificates: {e}")
-            })?
+    let roots = if url.scheme_str() == Some("https") {
+        crate::pem::trusted_roots(ca_certificates, "the JWKS URL")
+            .map_err(|e| format!("auth.jwt.caFile: {e}"))?
     } else {
         // Plain http to loopback never uses TLS; an empty trust store keeps the system's out.
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("auth.jwt.jwks.url: cannot set up TLS: {e}"))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        builder.with_tls_config(config)
+        rustls::RootCertStore::empty()
     };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("auth.jwt.jwks.url: cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config);
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(FETCH_TIMEOUT));
