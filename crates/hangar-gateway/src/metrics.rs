@@ -310,6 +310,8 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
     /// Audit records written and dropped, read from the audit log at render time.
     pub audit: Gauges,
+    /// When the certificates the gateway shows expire, by certificate.
+    pub certificate_expiry: Gauges,
 }
 
 impl Default for Metrics {
@@ -386,11 +388,24 @@ impl Default for Metrics {
                  summarised (counted in a per-second `refusals` record, past the budget).",
                 &["state"],
             ),
+            certificate_expiry: Gauges::new(
+                "hangar_gateway_certificate_expiry_timestamp_seconds",
+                "When a certificate the gateway shows expires (served: the API listener's; \
+                 model_client: the one shown to model servers), as of the configuration in force.",
+                &["certificate"],
+            ),
         }
     }
 }
 
 impl Metrics {
+    /// Sets the certificate expiry gauges from `runtime`.
+    pub fn show_certificates(&self, runtime: &crate::runtime::Runtime) {
+        for (name, not_after) in &runtime.certificate_expiry {
+            self.certificate_expiry.set(&[name], *not_after as f64);
+        }
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -407,6 +422,7 @@ impl Metrics {
         self.upstream_errors.render(&mut out);
         self.reloads.render(&mut out);
         self.audit.render(&mut out);
+        self.certificate_expiry.render(&mut out);
         header(
             &mut out,
             "hangar_gateway_in_flight",

@@ -49,3 +49,9 @@ pub fn trusted_roots(
     }
     Ok(roots)
 }
+
+/// When `certificate` expires, in seconds since 1970; `None` when it cannot be read.
+pub fn not_after(certificate: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}

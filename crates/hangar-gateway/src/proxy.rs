@@ -73,10 +73,12 @@ impl Gateway {
         let thresholds = extraction_thresholds(&runtime);
         let started = jiff::Timestamp::now().as_second();
         let refusals_per_second = runtime.config.audit.refusals_per_second;
+        let metrics = Metrics::default();
+        metrics.show_certificates(&runtime);
         Gateway {
             runtime: arc_swap::ArcSwap::from_pointee(runtime),
             limiter: Arc::new(Limiter::default()),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(metrics),
             audit,
             extraction: Mutex::new(ExtractionMonitor::new(thresholds)),
             next_id: AtomicU64::new(0),
@@ -113,6 +115,7 @@ impl Gateway {
             *monitor = ExtractionMonitor::new(thresholds);
         }
         drop(monitor);
+        self.metrics.show_certificates(&runtime);
         self.runtime.store(Arc::new(runtime));
     }
 

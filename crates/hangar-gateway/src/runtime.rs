@@ -83,6 +83,9 @@ pub struct Runtime {
     /// The certificate and key served on the API listener, when it speaks TLS. Each handshake
     /// takes the current one, so a reload brings in a renewed certificate.
     pub served_certificate: Option<Arc<CertifiedKey>>,
+    /// When the certificates the gateway shows expire, in seconds since 1970: `served` (the API
+    /// listener's) and `model_client` (the one shown to model servers).
+    pub certificate_expiry: Vec<(&'static str, i64)>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -163,10 +166,48 @@ impl Runtime {
             upstreams,
             redactor,
             scanner: Arc::new(InjectionScanner::default()),
+            certificate_expiry: certificate_expiry(&config, served_certificate.as_deref()),
             served_certificate,
             config,
         })
     }
+}
+
+/// A certificate that expires within this time is warned about at each load.
+const EXPIRY_WARNING: i64 = 14 * 24 * 3600;
+
+/// When the served and the model-client certificates expire; a warning for one that has expired
+/// or soon will.
+fn certificate_expiry(
+    config: &GatewayConfig,
+    served: Option<&CertifiedKey>,
+) -> Vec<(&'static str, i64)> {
+    let served = served.and_then(|key| key.end_entity_cert().ok().cloned());
+    let model_client = config
+        .upstream_tls
+        .as_ref()
+        .and_then(|tls| tls.cert_file.as_deref())
+        .and_then(|path| crate::pem::certificates(path).ok())
+        .and_then(|chain| chain.into_iter().next());
+    let now = jiff::Timestamp::now().as_second();
+    let mut expiry = Vec::new();
+    for (name, certificate) in [("served", served), ("model_client", model_client)] {
+        let Some(not_after) = certificate.as_ref().and_then(crate::pem::not_after) else {
+            continue;
+        };
+        if not_after - now < EXPIRY_WARNING {
+            let when = jiff::Timestamp::from_second(not_after)
+                .map_or_else(|_| not_after.to_string(), |t| t.to_string());
+            let verb = if not_after <= now {
+                "expired"
+            } else {
+                "expires"
+            };
+            tracing::warn!("the {name} certificate {verb} at {when}: renew it");
+        }
+        expiry.push((name, not_after));
+    }
+    expiry
 }
 
 /// The certificate chain and key of `tls`, checked to belong together.

@@ -545,13 +545,20 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
     let upstream = fake().await;
     let dir = tempfile::tempdir().unwrap();
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let issue = || {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-        std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-        certified
+    // A certificate for localhost valid until the first of January of `year`.
+    let issue = |year: i32| {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        rcgen::CertifiedKey {
+            cert,
+            signing_key: key,
+        }
     };
-    let first = issue();
+    let first = issue(2030);
     let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let extra = format!(
         "tls: {{cert: {}, key: {}}}",
@@ -569,7 +576,13 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
 
     // cert-manager renews the certificate in place; the configuration file does not change.
     // The watcher sees the files change and the next connection gets the new certificate.
-    let second = issue();
+    let expiry = |seconds: i64| {
+        format!(
+            "hangar_gateway_certificate_expiry_timestamp_seconds{{certificate=\"served\"}} {seconds}"
+        )
+    };
+    assert!(gw.metrics().await.contains(&expiry(1_893_456_000)));
+    let second = issue(2031);
     roots.add(second.cert.der().clone()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while served_certificate(&port, &roots).await.as_deref() != Some(second.cert.der().as_ref()) {
@@ -592,6 +605,7 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
         Some(second.cert.der().as_ref())
     );
     let metrics = gw.metrics().await;
+    assert!(metrics.contains(&expiry(1_924_992_000)), "{metrics}");
     assert!(
         metrics.contains("hangar_gateway_config_reloads_total{result=\"applied\"} 1")
             && metrics.contains("hangar_gateway_config_reloads_total{result=\"rejected\"} 1"),

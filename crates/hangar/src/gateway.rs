@@ -164,12 +164,20 @@ fn check(path: &Path) -> Result<ExitCode> {
     let runtime = gateway_runtime()?;
     let built =
         runtime.block_on(async { hangar_gateway::runtime::Runtime::build(config.clone(), None) });
-    if let Err(problems) = built {
-        eprintln!("{}: {}", path.display(), problems.join("\n  "));
-        return Ok(ExitCode::from(2));
-    }
+    let built = match built {
+        Ok(built) => built,
+        Err(problems) => {
+            eprintln!("{}: {}", path.display(), problems.join("\n  "));
+            return Ok(ExitCode::from(2));
+        }
+    };
     println!("{}: ok", path.display());
     println!("  listen       {}", config.listen);
+    for (name, not_after) in &built.certificate_expiry {
+        let until = jiff::Timestamp::from_second(*not_after)
+            .map_or_else(|_| not_after.to_string(), |t| t.to_string());
+        println!("  certificate  {name} valid until {until}");
+    }
     println!(
         "  tenants      {}",
         config
