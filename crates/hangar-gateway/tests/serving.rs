@@ -69,24 +69,10 @@ async fn weights_and_pins_route_between_versions() {
     }
     assert_eq!(green.request_count(), 0, "weight 0 takes no traffic");
 
-    let pinned = gw
-        .post_with(
-            "/v1/chat/completions",
-            Some(gw.key("pinner-1")),
-            &chat("llama", "hi"),
-            &[("x-hangar-version", "green")],
-        )
-        .await;
+    let pinned = pinned_chat(&gw, "pinner-1", "green").await;
     assert_eq!(pinned.header("x-hangar-version"), Some("green"));
     assert_eq!(green.request_count(), 1);
-    let refused = gw
-        .post_with(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-            &[("x-hangar-version", "green")],
-        )
-        .await;
+    let refused = pinned_chat(&gw, "a-1", "green").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.code(), "version_pin_not_allowed");
 }
@@ -102,38 +88,13 @@ async fn a_version_that_cannot_be_connected_to_hands_its_requests_to_another() {
     let models = TWO_VERSIONS.replace("{upstream}", &format!("http://{closed}"));
     let mut gw = start(&tenants(""), &models, "", &[&green.url(), &green.url()]).await;
     for _ in 0..3 {
-        let answer = gw
-            .post(
-                "/v1/chat/completions",
-                Some(gw.key("a-1")),
-                &chat("llama", "hi"),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-        assert_eq!(answer.header("x-hangar-version"), Some("green"));
+        assert_chat_served_by(&gw, "green").await;
     }
-    let streamed = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &serde_json::json!({"model": "llama", "stream": true,
-                "messages": [{"role": "user", "content": "What is 2+2?"}]}),
-        )
-        .await;
-    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.text());
-    assert!(streamed.text().contains("[DONE]"), "{}", streamed.text());
-    assert_eq!(streamed.header("x-hangar-version"), Some("green"));
+    assert_stream_served_by(&gw, "green").await;
     assert_eq!(green.request_count(), 4);
 
     // A client that pinned the version gets that version or nothing.
-    let pinned = gw
-        .post_with(
-            "/v1/chat/completions",
-            Some(gw.key("pinner-1")),
-            &chat("llama", "hi"),
-            &[("x-hangar-version", "blue")],
-        )
-        .await;
+    let pinned = pinned_chat(&gw, "pinner-1", "blue").await;
     assert_eq!(pinned.status, StatusCode::BAD_GATEWAY);
     assert_eq!(pinned.code(), "upstream_unreachable");
     assert_eq!(green.request_count(), 4);
@@ -145,14 +106,7 @@ async fn a_version_that_cannot_be_connected_to_hands_its_requests_to_another() {
         ),
         "{metrics}"
     );
-    let records = gw.audit_records().await;
-    let moved: Vec<&serde_json::Value> = records
-        .iter()
-        .filter(|r| r["failed_over_from"] == "blue")
-        .collect();
-    assert_eq!(moved.len(), 4, "{records:?}");
-    for record in moved {
-        assert_eq!(record["version"], "green", "{record}");
+    for record in moved_from_blue_to_green(&mut gw, 4).await {
         assert_eq!(record["status"], 200, "{record}");
     }
 }
@@ -168,39 +122,14 @@ async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_a
     };
 
     blue.set_faults(decline(503));
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    assert_eq!(answer.header("x-hangar-version"), Some("green"));
+    assert_chat_served_by(&gw, "green").await;
     blue.set_faults(decline(429));
-    let streamed = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &serde_json::json!({"model": "llama", "stream": true,
-                "messages": [{"role": "user", "content": "What is 2+2?"}]}),
-        )
-        .await;
-    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.text());
-    assert!(streamed.text().contains("[DONE]"), "{}", streamed.text());
-    assert_eq!(streamed.header("x-hangar-version"), Some("green"));
+    assert_stream_served_by(&gw, "green").await;
     assert_eq!((blue.request_count(), green.request_count()), (2, 2));
 
     // A pinned client hears the overload itself (a 503 for the 429), with the model server's
     // Retry-After.
-    let pinned = gw
-        .post_with(
-            "/v1/chat/completions",
-            Some(gw.key("pinner-1")),
-            &chat("llama", "hi"),
-            &[("x-hangar-version", "blue")],
-        )
-        .await;
+    let pinned = pinned_chat(&gw, "pinner-1", "blue").await;
     assert_eq!(pinned.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(pinned.code(), "upstream_overloaded");
     assert_eq!(pinned.header("retry-after"), Some("7"));
@@ -247,13 +176,59 @@ async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_a
         );
         assert!(metrics.contains(&line), "{line} missing from {metrics}");
     }
-    let records = gw.audit_records().await;
-    let moved: Vec<&serde_json::Value> = records
-        .iter()
+    moved_from_blue_to_green(&mut gw, 3).await;
+}
+
+/// A chat from `key`'s tenant that pins `version`.
+async fn pinned_chat(gw: &TestGateway, key: &str, version: &str) -> common::Answer {
+    gw.post_with(
+        "/v1/chat/completions",
+        Some(gw.key(key)),
+        &chat("llama", "hi"),
+        &[("x-hangar-version", version)],
+    )
+    .await
+}
+
+/// A chat, answered by `version`.
+async fn assert_chat_served_by(gw: &TestGateway, version: &str) {
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.header("x-hangar-version"), Some(version));
+}
+
+/// A streamed chat, answered to the end by `version`.
+async fn assert_stream_served_by(gw: &TestGateway, version: &str) {
+    let streamed = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("a-1")),
+            &serde_json::json!({"model": "llama", "stream": true,
+                "messages": [{"role": "user", "content": "What is 2+2?"}]}),
+        )
+        .await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.text());
+    assert!(streamed.text().contains("[DONE]"), "{}", streamed.text());
+    assert_eq!(streamed.header("x-hangar-version"), Some(version));
+}
+
+/// The audit records of requests that failed over from blue: `count` of them, all to green.
+async fn moved_from_blue_to_green(gw: &mut TestGateway, count: usize) -> Vec<serde_json::Value> {
+    let moved: Vec<serde_json::Value> = gw
+        .audit_records()
+        .await
+        .into_iter()
         .filter(|r| r["failed_over_from"] == "blue")
         .collect();
-    assert_eq!(moved.len(), 3, "{records:?}");
+    assert_eq!(moved.len(), count, "{moved:?}");
     assert!(moved.iter().all(|r| r["version"] == "green"), "{moved:?}");
+    moved
 }
 
 #[tokio::test]
@@ -469,28 +444,13 @@ async fn http2_with_prior_knowledge_is_served() {
 #[tokio::test]
 async fn tls_is_served_with_alpn_for_http2_and_http1() {
     let upstream = fake().await;
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
-    let extra = format!(
-        "tls: {{cert: {}, key: {}}}",
-        cert_path.display(),
-        key_path.display()
-    );
-    let gw = start(&tenants(""), models, &extra, &[&upstream.url()]).await;
-    let port = gw.url.rsplit(':').next().unwrap().to_owned();
+    let certificate = issue_certificate(dir.path(), 2030);
+    let (gw, port) = start_tls(dir.path(), &upstream).await;
 
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    roots.add(certificate.der().clone()).unwrap();
+    let tls = trusting(&roots);
     for (http2, expected) in [(true, Version::HTTP_2), (false, Version::HTTP_11)] {
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls.clone())
@@ -522,15 +482,44 @@ async fn tls_is_served_with_alpn_for_http2_and_http1() {
     assert!(outcome.is_err() || !outcome.unwrap().status().is_success());
 }
 
-/// The certificate the gateway at `port` shows a new connection, trusting `roots`.
-async fn served_certificate(port: &str, roots: &rustls::RootCertStore) -> Option<Vec<u8>> {
+/// A certificate for localhost valid until the first of January of `year`, written with its key
+/// to `dir/tls.crt` and `dir/tls.key`.
+fn issue_certificate(dir: &std::path::Path, year: i32) -> rcgen::Certificate {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(year, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("tls.crt"), certificate.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+    certificate
+}
+
+/// A gateway serving TLS with `dir/tls.crt` and `dir/tls.key`, and its port.
+async fn start_tls(dir: &std::path::Path, upstream: &FakeOpenAiServer) -> (TestGateway, String) {
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let extra = format!(
+        "tls: {{cert: {}, key: {}}}",
+        dir.join("tls.crt").display(),
+        dir.join("tls.key").display()
+    );
+    let gw = start(&tenants(""), models, &extra, &[&upstream.url()]).await;
+    let port = gw.url.rsplit(':').next().unwrap().to_owned();
+    (gw, port)
+}
+
+/// A TLS client configuration that trusts `roots` only.
+fn trusting(roots: &rustls::RootCertStore) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        .with_no_client_auth()
+}
+
+/// The certificate the gateway at `port` shows a new connection, trusting `roots`.
+async fn served_certificate(port: &str, roots: &rustls::RootCertStore) -> Option<Vec<u8>> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(trusting(roots)));
     let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
         .await
         .unwrap();
@@ -544,34 +533,13 @@ async fn served_certificate(port: &str, roots: &rustls::RootCertStore) -> Option
 async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_refused() {
     let upstream = fake().await;
     let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    // A certificate for localhost valid until the first of January of `year`.
-    let issue = |year: i32| {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.not_after = rcgen::date_time_ymd(year, 1, 1);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        rcgen::CertifiedKey {
-            cert,
-            signing_key: key,
-        }
-    };
-    let first = issue(2030);
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
-    let extra = format!(
-        "tls: {{cert: {}, key: {}}}",
-        cert_path.display(),
-        key_path.display()
-    );
-    let gw = start(&tenants(""), models, &extra, &[&upstream.url()]).await;
-    let port = gw.url.rsplit(':').next().unwrap().to_owned();
+    let first = issue_certificate(dir.path(), 2030);
+    let (gw, port) = start_tls(dir.path(), &upstream).await;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(first.cert.der().clone()).unwrap();
+    roots.add(first.der().clone()).unwrap();
     assert_eq!(
         served_certificate(&port, &roots).await.as_deref(),
-        Some(first.cert.der().as_ref())
+        Some(first.der().as_ref())
     );
 
     // cert-manager renews the certificate in place; the configuration file does not change.
@@ -582,10 +550,10 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
         )
     };
     assert!(gw.metrics().await.contains(&expiry(1_893_456_000)));
-    let second = issue(2031);
-    roots.add(second.cert.der().clone()).unwrap();
+    let second = issue_certificate(dir.path(), 2031);
+    roots.add(second.der().clone()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while served_certificate(&port, &roots).await.as_deref() != Some(second.cert.der().as_ref()) {
+    while served_certificate(&port, &roots).await.as_deref() != Some(second.der().as_ref()) {
         assert!(
             Instant::now() < deadline,
             "the renewed certificate is not served"
@@ -595,14 +563,14 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
 
     // A key that is not the certificate's is refused, and the good pair keeps being served.
     let stranger = rcgen::KeyPair::generate().unwrap();
-    std::fs::write(&key_path, stranger.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), stranger.serialize_pem()).unwrap();
     assert!(!hangar_gateway::server::reload(
         &gw.gateway,
         &gw.config_path
     ));
     assert_eq!(
         served_certificate(&port, &roots).await.as_deref(),
-        Some(second.cert.der().as_ref())
+        Some(second.der().as_ref())
     );
     let metrics = gw.metrics().await;
     assert!(metrics.contains(&expiry(1_924_992_000)), "{metrics}");
