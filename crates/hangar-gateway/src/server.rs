@@ -88,9 +88,10 @@ impl Server {
         let drain = config.limits.drain.get();
         let header_read = config.limits.request_read.get();
         let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
-        let tls = match serves_tls {
-            true => Some(tls_acceptor(&gateway)?),
-            false => None,
+        let tls = if serves_tls {
+            Some(tls_acceptor(&gateway)?)
+        } else {
+            None
         };
         Ok(Server {
             gateway,

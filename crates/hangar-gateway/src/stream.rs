@@ -123,7 +123,11 @@ pub fn read_event(event: &[u8]) -> EventFacts {
     }
     match Json::parse(data) {
         Ok(value) => EventFacts {
-            model: value.str_span(event, "model"),
+            // Offsets into the event exist only when the data was read in place.
+            model: joined
+                .is_empty()
+                .then(|| value.str_span(event, "model"))
+                .flatten(),
             ..answer_facts(&value)
         },
         Err(_) => EventFacts::default(),
