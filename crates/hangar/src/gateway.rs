@@ -39,14 +39,16 @@ pub struct GatewayArgs {
 pub enum GatewayCommand {
     /// Serve the inference API until SIGINT or SIGTERM, then drain streams in flight.
     ///
-    /// The configuration file is reloaded when it changes and on SIGHUP; a file that does not
-    /// load leaves the running configuration in place and logs why.
+    /// The configuration is reloaded when its file or a file it names (certificates, keys, CAs,
+    /// a JWKS) changes, and on SIGHUP, so renewed certificates need no restart; a configuration
+    /// that does not load leaves the running one in place and logs why.
     Run {
         /// The gateway configuration (YAML).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Check a configuration file and summarise it, without serving. Exit 0 good, 2 not.
+    /// Check a configuration file and the files it names, and summarise it (with how long each
+    /// certificate is valid), without serving. Exit 0 good, 2 not.
     Check {
         /// The gateway configuration (YAML).
         #[arg(long, short, value_name = "FILE")]
