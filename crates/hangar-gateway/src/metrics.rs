@@ -92,6 +92,14 @@ impl Gauges {
         }
     }
 
+    /// Sets these series and removes every other one: for a family that describes the
+    /// configuration in force, where a series the previous one had would be stale.
+    pub fn set_exactly(&self, series: impl IntoIterator<Item = (Labels, f64)>) {
+        let mut current = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        current.clear();
+        current.extend(series);
+    }
+
     fn render(&self, out: &mut String) {
         header(out, self.name, self.help, "gauge");
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -401,9 +409,13 @@ impl Default for Metrics {
 impl Metrics {
     /// Sets the certificate expiry gauges from `runtime`.
     pub fn show_certificates(&self, runtime: &crate::runtime::Runtime) {
-        for (name, not_after) in &runtime.certificate_expiry {
-            self.certificate_expiry.set(&[name], *not_after as f64);
-        }
+        // A certificate the new configuration no longer shows leaves the page.
+        self.certificate_expiry.set_exactly(
+            runtime
+                .certificate_expiry
+                .iter()
+                .map(|(name, not_after)| (vec![(*name).to_owned()], *not_after as f64)),
+        );
     }
 
     /// The text exposition.
@@ -441,6 +453,22 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gauge_family_set_exactly_keeps_only_the_new_series() {
+        let metrics = Metrics::default();
+        let expiry = &metrics.certificate_expiry;
+        expiry.set_exactly([
+            (vec!["served".to_owned()], 1.0),
+            (vec!["model_client".to_owned()], 2.0),
+        ]);
+        expiry.set_exactly([(vec!["served".to_owned()], 3.0)]);
+        let text = metrics.render();
+        assert!(text.contains(
+            "hangar_gateway_certificate_expiry_timestamp_seconds{certificate=\"served\"} 3"
+        ));
+        assert!(!text.contains("certificate=\"model_client\""), "{text}");
+    }
 
     #[test]
     fn counters_and_histograms_render_in_the_exposition_format() {
