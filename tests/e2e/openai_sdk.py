@@ -96,6 +96,18 @@ def models_are_the_tenants(acme):
     expect(FORBIDDEN_MODEL not in ids, f"models.list() shows {FORBIDDEN_MODEL}, which acme may not use")
 
 
+def model_is_retrieved(acme):
+    model = acme.models.retrieve(CHAT_MODEL)
+    expect(model.id == CHAT_MODEL, f"models.retrieve({CHAT_MODEL!r}) gave id {model.id!r}")
+    expect(model.object == "model", f"models.retrieve gave object {model.object!r}")
+    error = expect_error(
+        openai.NotFoundError,
+        lambda: acme.models.retrieve(FORBIDDEN_MODEL),
+        f"acme retrieving {FORBIDDEN_MODEL}",
+    )
+    expect(error.code == "model_not_found", f"code {error.code!r}, expected 'model_not_found'")
+
+
 def chat_answers(acme):
     raw = acme.chat.completions.with_raw_response.create(model=CHAT_MODEL, messages=ask(need("HANGAR_E2E_PROMPT")))
     version = raw.headers.get("x-hangar-version")
@@ -319,6 +331,7 @@ def card_number_stream(acme):
 
 CHECKS = [
     ("models.list shows only the tenant's models", models_are_the_tenants),
+    ("models.retrieve: the tenant's model, NotFoundError for another's", model_is_retrieved),
     ("chat.completions answers, with usage and x-hangar-version", chat_answers),
     ("streamed chat, no empty-choices chunk without include_usage", stream_without_usage),
     ("streamed chat with include_usage ends with the usage chunk", stream_with_usage),
@@ -326,7 +339,7 @@ CHECKS = [
     ("embeddings", embeddings),
     ("no Authorization header: 401 authentication_error", no_key_is_refused),
     ("forged, foreign, expired and revoked keys: AuthenticationError", bad_keys_are_refused),
-    ("a model the tenant may not use: PermissionDeniedError", forbidden_model),
+    ("a model the tenant may not use: NotFoundError, as a missing one", forbidden_model),
     ("an unknown model: NotFoundError", unknown_model),
     ("max_tokens over the tenant's cap: BadRequestError", max_tokens_over_the_cap),
     ("logprobs not allowed: BadRequestError", logprobs_not_allowed),

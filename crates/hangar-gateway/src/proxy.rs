@@ -375,7 +375,11 @@ async fn serve(
         ));
     }
     if endpoint == Endpoint::Models {
-        return Ok(Served::Whole(models(runtime, tenant)));
+        let listing = match request::model_in_path(request.uri().path()) {
+            Some(name) => model(runtime, tenant, &name, exchange)?,
+            None => models(runtime, tenant),
+        };
+        return Ok(Served::Whole(listing));
     }
 
     let (parts, body) = request.into_parts();
@@ -383,17 +387,12 @@ async fn serve(
     let bytes = read_body(body, &parts.headers, tenant.max_body_bytes, read_limit).await?;
     let mut body = request::parse(&bytes)?;
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
-    // Another tenant's model gets the very answer a missing one does (as OpenAI's API does),
-    // so model names cannot be discovered; the record keeps the name asked for.
+    // The record keeps the name asked for, but not a name the gateway does not serve.
     if runtime.routes.contains(&facts.model) {
         exchange.record.model = Some(facts.model.clone());
     }
     if !runtime.routes.contains(&facts.model) || !tenant.may_use(&facts.model) {
-        return Err(Refusal::not_found(
-            "model_not_found",
-            format!("the model `{}` does not exist", facts.model),
-        )
-        .with_param("model"));
+        return Err(model_not_found(&facts.model));
     }
     exchange.record.stream = facts.stream;
 
@@ -477,12 +476,45 @@ fn models(runtime: &Runtime, tenant: &Tenant) -> Response<ProxyBody> {
         .routes
         .names()
         .filter(|name| tenant.may_use(name))
-        .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "hangar"}))
+        .map(model_object)
         .collect();
     json_response(
         StatusCode::OK,
         Bytes::from(json!({"object": "list", "data": data}).to_string()),
     )
+}
+
+/// `GET /v1/models/{model}` (the SDKs' `models.retrieve`): the model if the tenant may use it,
+/// and otherwise the same 404 a request for it gets.
+fn model(
+    runtime: &Runtime,
+    tenant: &Tenant,
+    name: &str,
+    exchange: &mut Exchange,
+) -> Result<Response<ProxyBody>, Refusal> {
+    if !runtime.routes.contains(name) {
+        return Err(model_not_found(name));
+    }
+    exchange.record.model = Some(name.to_owned());
+    if !tenant.may_use(name) {
+        return Err(model_not_found(name));
+    }
+    let body = model_object(name).to_string();
+    Ok(json_response(StatusCode::OK, Bytes::from(body)))
+}
+
+fn model_object(name: &str) -> Value {
+    json!({"id": name, "object": "model", "created": 0, "owned_by": "hangar"})
+}
+
+/// Another tenant's model gets the very answer a missing one does (as OpenAI's API does), so
+/// model names cannot be discovered.
+fn model_not_found(name: &str) -> Refusal {
+    Refusal::not_found(
+        "model_not_found",
+        format!("the model `{name}` does not exist"),
+    )
+    .with_param("model")
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<ProxyBody> {

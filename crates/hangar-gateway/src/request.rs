@@ -20,7 +20,7 @@ pub enum Endpoint {
     Completion,
     /// `POST /v1/embeddings`
     Embedding,
-    /// `GET /v1/models`
+    /// `GET /v1/models` and `GET /v1/models/{model}`
     Models,
 }
 
@@ -32,6 +32,7 @@ impl Endpoint {
             "/v1/completions" => Some(Endpoint::Completion),
             "/v1/embeddings" => Some(Endpoint::Embedding),
             "/v1/models" => Some(Endpoint::Models),
+            _ if model_in_path(path).is_some() => Some(Endpoint::Models),
             _ => None,
         }
     }
@@ -68,6 +69,20 @@ impl Endpoint {
     pub fn generates(self) -> bool {
         matches!(self, Endpoint::Chat | Endpoint::Completion)
     }
+}
+
+/// The model a `GET /v1/models/{model}` names, percent-decoded: the SDKs encode a `/` in a name
+/// as `%2F`, other clients may not, so both name the same model. `None` for any other path.
+pub fn model_in_path(path: &str) -> Option<String> {
+    let encoded = path.strip_prefix("/v1/models/")?;
+    let encoded = encoded.strip_suffix('/').unwrap_or(encoded);
+    if encoded.is_empty() {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.into_owned())
 }
 
 /// The tenant's parameter policy, as the inspection needs it.
@@ -825,6 +840,10 @@ mod tests {
             Some(Endpoint::Chat)
         );
         assert_eq!(Endpoint::from_path("/v1/models/"), Some(Endpoint::Models));
+        assert_eq!(
+            Endpoint::from_path("/v1/models/chat-small"),
+            Some(Endpoint::Models)
+        );
         for closed in [
             "/metrics",
             "/v1/load_lora_adapter",
@@ -834,6 +853,30 @@ mod tests {
             "/health",
         ] {
             assert_eq!(Endpoint::from_path(closed), None, "{closed}");
+        }
+    }
+
+    #[test]
+    fn a_model_in_the_path_is_decoded_and_nothing_else_names_one() {
+        assert_eq!(
+            model_in_path("/v1/models/chat-small").as_deref(),
+            Some("chat-small")
+        );
+        assert_eq!(
+            model_in_path("/v1/models/chat-small/").as_deref(),
+            Some("chat-small")
+        );
+        // What the openai SDK sends for `meta-llama/Llama 3.1`, and what curl may send.
+        assert_eq!(
+            model_in_path("/v1/models/meta-llama%2FLlama%203.1").as_deref(),
+            Some("meta-llama/Llama 3.1")
+        );
+        assert_eq!(
+            model_in_path("/v1/models/meta-llama/Llama").as_deref(),
+            Some("meta-llama/Llama")
+        );
+        for none in ["/v1/models", "/v1/models/", "/v1/modelsx", "/v1/models/%FF"] {
+            assert_eq!(model_in_path(none), None, "{none}");
         }
     }
 }

@@ -279,6 +279,53 @@ async fn credentials_are_checked_and_each_refusal_is_an_authentication_error() {
 }
 
 #[tokio::test]
+async fn a_model_is_retrieved_only_by_a_tenant_that_may_use_it() {
+    let upstream = upstream().await;
+    let gw = gateway(&upstream).await;
+    let payments = Some(gw.key("payments-1"));
+    let found = gw.get("/v1/models/llama", payments).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text());
+    assert_eq!(
+        found.json(),
+        json!({"id": "llama", "object": "model", "created": 0, "owned_by": "hangar"})
+    );
+    assert_eq!(
+        gw.get("/v1/models/llama/", payments).await.status,
+        StatusCode::OK
+    );
+
+    // Another tenant's model, a missing one and a path that climbs out all look the same.
+    let hidden = gw.get("/v1/models/embed", payments).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!(hidden.json()["error"]["code"], "model_not_found");
+    assert_eq!(hidden.json()["error"]["param"], "model");
+    let missing = gw.get("/v1/models/nothing", payments).await;
+    assert_eq!(
+        hidden.text().replace("`embed`", "`nothing`"),
+        missing.text(),
+        "another tenant's model must look missing"
+    );
+    let climbing = gw.get("/v1/models/..%2F..%2Fmetrics", payments).await;
+    assert_eq!(climbing.status, StatusCode::NOT_FOUND);
+    assert_eq!(climbing.json()["error"]["code"], "model_not_found");
+
+    let support = Some(gw.key("support-1"));
+    assert_eq!(
+        gw.get("/v1/models/embed", support).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        gw.get("/v1/models/llama", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        upstream.request_count(),
+        0,
+        "retrieving a model must not reach the model server"
+    );
+}
+
+#[tokio::test]
 async fn models_are_listed_and_served_per_tenant() {
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;
