@@ -894,6 +894,7 @@ impl Call<'_> {
                 let message = serde_json::from_slice::<Value>(&body)
                     .ok()
                     .and_then(|v| upstream_message(&v))
+                    .map(|m| self.public_names(&m))
                     .unwrap_or_else(|| "the model server refused the request".to_owned());
                 Refusal {
                     status,
@@ -909,6 +910,16 @@ impl Call<'_> {
                 ),
             ),
         }
+    }
+
+    /// A model server's message with its name for the model replaced by the one the client
+    /// asked for: the upstream name is often a path or a repository that clients need not see.
+    fn public_names(&self, message: &str) -> String {
+        let upstream = &*self.version.upstream_model;
+        if upstream.is_empty() {
+            return message.to_owned();
+        }
+        message.replace(upstream, &self.facts.model)
     }
 
     /// A whole (non-streamed) answer: read it within the idle timeout, check it, pass it on.

@@ -580,6 +580,18 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         .await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_error");
+    upstream.clear_faults();
+
+    // The model server's own 400 reaches the client, under the public name only.
+    // (The fake takes no token-id prompts.)
+    let token_ids = json!({"model": "llama", "prompt": [[791, 4320]]});
+    let answer = gw
+        .post("/v1/completions", Some(gw.key("support-1")), &token_ids)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert_eq!(answer.code(), "upstream_rejected");
+    assert_eq!(answer.json()["error"]["message"], "`llama` needs `prompt`.");
+    assert!(!answer.text().contains("fake-llama"), "{}", answer.text());
 
     upstream.set_faults(Faults {
         malformed_json: true,

@@ -210,7 +210,9 @@ fn generate(
         } else {
             "`prompt`"
         };
-        return error(400, &format!("The request needs {needed}."));
+        // Named, as real servers' messages often name the model: the gateway must not pass
+        // its upstream name on.
+        return error(400, &format!("`{model}` needs {needed}."));
     };
     let max_tokens = request
         .get("max_tokens")
