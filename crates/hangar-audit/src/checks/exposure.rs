@@ -38,7 +38,7 @@ pub(crate) const CHECKS: &[Check] = &[
         title: "vLLM runs without an API key and without an authenticating layer",
         severity: Severity::High,
         rationale: "Without `--api-key` and with no gateway, sidecar or mesh policy, every pod that can reach the server can call it; the server cannot tell tenants apart or refuse anyone.",
-        remediation: "Route callers through the Hangar gateway or another authenticating layer; at minimum set `VLLM_API_KEY` from a Secret (`valueFrom.secretKeyRef`).",
+        remediation: "Route callers through the Hangar gateway (with a NetworkPolicy that admits only the gateway's pods, so nothing walks around it) or another authenticating layer; at minimum set `VLLM_API_KEY` from a Secret (`valueFrom.secretKeyRef`).",
         run: Run::Endpoint(vllm_without_key),
         applies: always,
     },
@@ -450,15 +450,25 @@ fn vllm_without_key(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec
             list(&endpoint.exposure.iter().collect::<Vec<_>>())
         )
     };
+    // Only a gateway nothing can walk around counts as authentication (see `endpoint.auth`).
+    let message = match endpoint.gateways.first() {
+        Some(front) => format!(
+            "container `{}` runs vLLM without `--api-key` or `VLLM_API_KEY`; the Hangar gateway `{}` routes to it, but {}; {reach}",
+            container.name,
+            front.gateway,
+            front.bypass.as_deref().unwrap_or("it can be bypassed"),
+        ),
+        None => format!(
+            "container `{}` runs vLLM without `--api-key` or `VLLM_API_KEY` and nothing in front of it authenticates; {reach}",
+            container.name
+        ),
+    };
     vec![Finding::on_template(
         "EXP-003",
         endpoint,
         template,
         format!("{path}.args"),
-        format!(
-            "container `{}` runs vLLM without `--api-key` or `VLLM_API_KEY` and nothing in front of it authenticates; {reach}",
-            container.name
-        ),
+        message,
     )]
 }
 

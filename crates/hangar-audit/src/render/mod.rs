@@ -87,6 +87,13 @@ pub(crate) fn exposure_line(endpoint: &Endpoint) -> String {
             let scope = if e.external { "external" } else { "in-cluster" };
             format!("{kind} {} ({scope})", e.via)
         })
+        .chain(endpoint.gateways.iter().map(|g| {
+            format!(
+                "Hangar gateway {} (models {})",
+                g.gateway,
+                g.models.join(", ")
+            )
+        }))
         .collect::<Vec<_>>()
         .join(", ")
 }

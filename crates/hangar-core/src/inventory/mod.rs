@@ -1,6 +1,7 @@
 //! Discovery: which objects are AI inference endpoints, why, and what surrounds each one.
 
 mod exposure;
+mod gateway;
 mod model;
 mod runtime;
 
@@ -13,6 +14,7 @@ use k8s_openapi::api::core::v1::{Container, Namespace};
 use serde::Serialize;
 
 pub use exposure::{Auth, AuthKind, Exposure, ExposureKind};
+pub use gateway::GatewayFront;
 pub use model::{MODEL_LABEL, MODEL_VERSION_LABEL, Model};
 pub use runtime::{Runtime, runtime_from_command, runtime_from_image};
 
@@ -104,6 +106,9 @@ pub struct Endpoint {
     pub exposure: Vec<Exposure>,
     /// Authentication in front of every route (the server's own key, a sidecar, a mesh policy).
     pub auth: Vec<Auth>,
+    /// Hangar gateways whose configuration routes to one of its Services.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayFront>,
     pub logging: Logging,
     pub placement: Placement,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,7 +224,7 @@ pub fn serving_runtime_container(
 
 /// Finds every inference endpoint in `snapshot`.
 pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
-    let context = Context::new(snapshot, policy);
+    let mut context = Context::new(snapshot, policy);
     let mut inventory = Inventory::default();
     let mut by_ref: HashMap<ObjectRef, usize> = HashMap::new();
 
@@ -232,6 +237,7 @@ pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
     }
 
     let workloads = workloads(snapshot);
+    context.gateways = gateway::find(snapshot, &workloads);
     let roots = context.roots(&workloads);
     let mut groups: BTreeMap<ObjectRef, Vec<&Workload>> = BTreeMap::new();
     for (workload, root) in workloads.iter().zip(roots) {
@@ -470,6 +476,8 @@ struct Context<'a> {
     owners: HashMap<ObjectRef, ObjectRef>,
     rbac: RbacIndex<'a>,
     exposure: exposure::ExposureIndex<'a>,
+    /// Hangar gateways in the snapshot, found once the workloads are known.
+    gateways: Vec<gateway::HangarGateway>,
     /// Eligible nodes by placement (see `eligible_nodes`).
     eligible: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
@@ -519,8 +527,20 @@ impl<'a> Context<'a> {
             owners,
             rbac: RbacIndex::new(snapshot),
             exposure: exposure::ExposureIndex::new(snapshot),
+            gateways: Vec::new(),
             eligible: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A namespace's labels, with the name label Kubernetes gives every namespace.
+    fn namespace_labels(&self, name: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespaces
+            .get(name)
+            .and_then(|n| n.metadata.labels.clone())
+            .unwrap_or_default();
+        labels.insert(gateway::NAMESPACE_NAME_LABEL.to_owned(), name.to_owned());
+        labels
     }
 
     /// The object each workload ultimately belongs to: its top controller, or the custom
@@ -679,8 +699,18 @@ impl<'a> Context<'a> {
     fn describe(&self, endpoint: &mut Endpoint) {
         let (exposure, mut auth) = self.exposure.for_endpoint(endpoint);
         auth.extend(self.serving_runtime_key(endpoint));
+        let namespace_labels = |name: &str| self.namespace_labels(name);
+        let gateways = gateway::fronts(
+            self.snapshot,
+            &self.gateways,
+            &namespace_labels,
+            endpoint,
+            &exposure,
+        );
+        auth.extend(gateway::auth(&gateways));
         endpoint.exposure = exposure;
         endpoint.auth = auth;
+        endpoint.gateways = gateways;
         endpoint.logging = self.logging(endpoint);
         endpoint.placement = self.placement(endpoint);
         let namespace = self.namespaces.get(endpoint.namespace()).copied();
@@ -924,6 +954,7 @@ fn new_endpoint(
         pods: Vec::new(),
         exposure: Vec::new(),
         auth: Vec::new(),
+        gateways: Vec::new(),
         logging: Logging::default(),
         placement: Placement::default(),
         data_scope: None,

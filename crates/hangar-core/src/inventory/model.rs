@@ -192,7 +192,7 @@ fn short_model_name(source: &str) -> String {
 }
 
 /// The value of the first of `flags` in `args`, as `--flag value` or `--flag=value`.
-fn flag_value<'a>(args: &[&'a str], flags: &[&str]) -> Option<&'a str> {
+pub(super) fn flag_value<'a>(args: &[&'a str], flags: &[&str]) -> Option<&'a str> {
     for (i, arg) in args.iter().enumerate() {
         // `python -m sglang.launch_server` names a module, not a model (llama.cpp's `-m` does).
         let after_python = i > 0 && is_python(args[i - 1]);

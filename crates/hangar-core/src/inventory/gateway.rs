@@ -1,0 +1,538 @@
+//! The Hangar gateway in front of model servers. A workload that runs `hangar gateway run` is
+//! found with its configuration (read from the ConfigMap mounted at its `--config` path), and
+//! each model server behind a Service that configuration routes to learns of it. The gateway
+//! counts as the server's authentication only when NetworkPolicy admits nothing else: a gateway
+//! that other pods can walk around protects nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::model::flag_value;
+use super::{Auth, AuthKind, Endpoint, Exposure};
+use crate::object::ObjectRef;
+use crate::selector::selects;
+use crate::snapshot::{KubeObject, Located, Snapshot};
+use crate::workload::{PodTemplate, Workload};
+
+/// The label every namespace carries with its own name.
+pub(super) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A Hangar gateway that routes to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayFront {
+    /// The workload that runs the gateway.
+    pub gateway: ObjectRef,
+    /// The Service of the endpoint its configuration names.
+    pub service: String,
+    /// The public model names routed there.
+    pub models: Vec<String>,
+    /// Why other callers can reach the endpoint without the gateway; `None` when NetworkPolicy
+    /// admits only the gateway's pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<String>,
+}
+
+/// A gateway workload and the Services its configuration routes to.
+pub(super) struct HangarGateway {
+    workload: ObjectRef,
+    labels: BTreeMap<String, String>,
+    /// (namespace, Service name) → the public models routed there.
+    routes: BTreeMap<(String, String), Vec<String>>,
+}
+
+/// Every workload in the snapshot that runs the gateway with a configuration Hangar can read.
+pub(super) fn find(snapshot: &Snapshot, workloads: &[Workload]) -> Vec<HangarGateway> {
+    let mut gateways = Vec::new();
+    for workload in workloads.iter().filter(|w| !w.runs_to_completion) {
+        let template = &workload.template;
+        for (_, container) in template.containers() {
+            let argv = argv(container);
+            if !runs_gateway(&argv, container.image.as_deref().unwrap_or_default()) {
+                continue;
+            }
+            let Some(text) = flag_value(&argv, &["--config", "-c"])
+                .and_then(|path| mounted_config(snapshot, template, container, path))
+            else {
+                continue;
+            };
+            let Ok(config) = serde_saphyr::from_str::<Value>(text) else {
+                continue;
+            };
+            gateways.push(HangarGateway {
+                workload: template.owner.clone(),
+                labels: template.labels.clone(),
+                routes: routes(&config, &template.owner.namespace),
+            });
+        }
+    }
+    gateways
+}
+
+fn argv(c: &Container) -> Vec<&str> {
+    c.command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .map(String::as_str)
+        .collect()
+}
+
+/// `hangar gateway run`, from a `hangar` binary or an image named for Hangar.
+fn runs_gateway(argv: &[&str], image: &str) -> bool {
+    let subcommand = argv.windows(2).any(|w| w == ["gateway", "run"]);
+    let binary = argv
+        .first()
+        .is_some_and(|first| first.rsplit('/').next() == Some("hangar"));
+    let repository = image.rsplit('/').next().unwrap_or(image);
+    subcommand && (binary || repository.starts_with("hangar"))
+}
+
+/// The text of the file at `path` in the container, when a ConfigMap volume provides it.
+fn mounted_config<'a>(
+    snapshot: &'a Snapshot,
+    template: &PodTemplate,
+    container: &Container,
+    path: &str,
+) -> Option<&'a str> {
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| {
+            let dir = m.mount_path.trim_end_matches('/');
+            path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+        })
+        .max_by_key(|m| m.mount_path.len())?;
+    let volume = template
+        .spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)?;
+    let source = volume.config_map.as_ref()?;
+    let inside = match mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        Some(sub_path) => sub_path,
+        None => path
+            .strip_prefix(mount.mount_path.trim_end_matches('/'))?
+            .trim_start_matches('/'),
+    };
+    let key = match &source.items {
+        Some(items) => &items.iter().find(|i| i.path == inside)?.key,
+        None => inside,
+    };
+    let config_map: &Located<ConfigMap> = snapshot.config_maps.iter().find(|c| {
+        c.object.namespace() == template.owner.namespace && c.object.name() == source.name
+    })?;
+    config_map
+        .object
+        .data
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// The Services each model version's `url` names, with the public models sent there.
+fn routes(config: &Value, namespace: &str) -> BTreeMap<(String, String), Vec<String>> {
+    let mut routes: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let models = config.get("models").and_then(Value::as_object);
+    for (model, route) in models.into_iter().flatten() {
+        let versions = route.get("versions").and_then(Value::as_array);
+        for url in versions.into_iter().flatten().filter_map(|v| v.get("url")) {
+            if let Some(service) = url.as_str().and_then(|u| service_of(u, namespace)) {
+                let models = routes.entry(service).or_default();
+                if !models.contains(model) {
+                    models.push(model.clone());
+                }
+            }
+        }
+    }
+    routes
+}
+
+/// The in-cluster Service a URL names: `http://name`, `http://name.namespace`, and
+/// `http://name.namespace.svc[.cluster.local]`, with any port. Other hosts are outside.
+fn service_of(url: &str, namespace: &str) -> Option<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() || host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    match labels.as_slice() {
+        [name] => Some((namespace.to_owned(), (*name).to_owned())),
+        [name, ns] => Some(((*ns).to_owned(), (*name).to_owned())),
+        [name, ns, "svc", ..] => Some(((*ns).to_owned(), (*name).to_owned())),
+        _ => None,
+    }
+}
+
+/// The gateways routing to `endpoint` through one of its Services, each with whether
+/// NetworkPolicy leaves the endpoint to it alone.
+pub(super) fn fronts(
+    snapshot: &Snapshot,
+    gateways: &[HangarGateway],
+    namespace_labels: &dyn Fn(&str) -> BTreeMap<String, String>,
+    endpoint: &Endpoint,
+    exposure: &[Exposure],
+) -> Vec<GatewayFront> {
+    let mut fronts = Vec::new();
+    for gateway in gateways {
+        for service in exposure.iter().filter(|e| e.via.kind == "Service") {
+            let key = (service.via.namespace.clone(), service.via.name.clone());
+            let Some(models) = gateway.routes.get(&key) else {
+                continue;
+            };
+            let gateway_namespace = namespace_labels(&gateway.workload.namespace);
+            fronts.push(GatewayFront {
+                gateway: gateway.workload.clone(),
+                service: service.via.to_string(),
+                models: models.clone(),
+                bypass: bypass(snapshot, endpoint, gateway, &gateway_namespace),
+            });
+        }
+    }
+    fronts
+}
+
+/// The Hangar gateway as the endpoint's authentication, when nothing can walk around it.
+pub(super) fn auth(fronts: &[GatewayFront]) -> Option<Auth> {
+    let front = fronts.iter().find(|f| f.bypass.is_none())?;
+    Some(Auth::new(
+        AuthKind::HangarGateway,
+        format!(
+            "Hangar gateway {} (the only caller NetworkPolicy admits)",
+            front.gateway
+        ),
+    ))
+}
+
+/// How a caller other than `gateway` can reach the endpoint's pods, if one can. Ingress rules
+/// of all the policies that select the pods add up, so every peer of every rule must be the
+/// gateway's pods. A rule admitting another source on any port counts: which port serves the
+/// model is not always known.
+fn bypass(
+    snapshot: &Snapshot,
+    endpoint: &Endpoint,
+    gateway: &HangarGateway,
+    gateway_namespace: &BTreeMap<String, String>,
+) -> Option<String> {
+    let policies: Vec<&Located<NetworkPolicy>> = snapshot
+        .network_policies
+        .iter()
+        .filter(|p| p.object.namespace() == endpoint.namespace() && isolates_ingress(p, endpoint))
+        .collect();
+    if policies.is_empty() {
+        return Some(
+            "no NetworkPolicy limits its ingress, so any pod can call it directly".to_owned(),
+        );
+    }
+    let mut admits_gateway = false;
+    for policy in &policies {
+        let rules = policy.object.spec.as_ref().and_then(|s| s.ingress.as_ref());
+        for (i, rule) in rules.into_iter().flatten().enumerate() {
+            let at = format!("NetworkPolicy {} rule {i}", policy.object.name());
+            let peers = rule.from.as_deref().unwrap_or_default();
+            if peers.is_empty() {
+                return Some(format!("{at} admits every source"));
+            }
+            for peer in peers {
+                let from_gateway = admits_only_gateway(peer, endpoint, gateway, gateway_namespace)
+                    .map_err(|why| format!("{at} {why}"));
+                match from_gateway {
+                    Ok(()) => admits_gateway = true,
+                    Err(why) => return Some(why),
+                }
+            }
+        }
+    }
+    (!admits_gateway).then(|| {
+        "NetworkPolicy admits no caller, not even the gateway, so its route cannot work".to_owned()
+    })
+}
+
+/// Whether a policy selects the endpoint's pods and limits their ingress.
+fn isolates_ingress(policy: &Located<NetworkPolicy>, endpoint: &Endpoint) -> bool {
+    let Some(spec) = policy.object.spec.as_ref() else {
+        return false;
+    };
+    // Without `policyTypes`, every policy limits ingress.
+    let ingress = spec
+        .policy_types
+        .as_ref()
+        .is_none_or(|types| types.iter().any(|t| t == "Ingress"));
+    let selector = spec.pod_selector.clone().unwrap_or_default();
+    ingress
+        && endpoint
+            .templates
+            .iter()
+            .any(|t| selects(&selector, &t.labels))
+}
+
+/// `Ok` when `peer` admits the gateway's pods and nothing broader than their selector.
+fn admits_only_gateway(
+    peer: &NetworkPolicyPeer,
+    endpoint: &Endpoint,
+    gateway: &HangarGateway,
+    gateway_namespace: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if let Some(block) = &peer.ip_block {
+        return Err(format!("admits addresses in {}", block.cidr));
+    }
+    let Some(pods) = &peer.pod_selector else {
+        return Err("admits every pod of the namespaces it selects".to_owned());
+    };
+    let empty = pods.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && pods.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    if empty || !selects(pods, &gateway.labels) {
+        return Err("admits pods other than the gateway's".to_owned());
+    }
+    let gateway_ns = &gateway.workload.namespace;
+    match &peer.namespace_selector {
+        None if gateway_ns == endpoint.namespace() => Ok(()),
+        None => Err(format!(
+            "admits pods of namespace `{}`, and the gateway runs in `{gateway_ns}`",
+            endpoint.namespace()
+        )),
+        Some(namespaces) => {
+            let names_one = namespaces
+                .match_labels
+                .as_ref()
+                .is_some_and(|m| m.contains_key(NAMESPACE_NAME_LABEL));
+            if names_one && selects(namespaces, gateway_namespace) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "admits pods so labelled in namespaces other than the gateway's `{gateway_ns}` (select it by `{NAMESPACE_NAME_LABEL}`)"
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Policy;
+    use crate::inventory::discover;
+    use crate::snapshot_from_text;
+
+    /// vLLM without a key behind Service `chat` in `ml`, and a gateway in `hangar` whose
+    /// ConfigMap routes `llama` there.
+    const CLUSTER: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: chat, namespace: ml}
+spec:
+  template:
+    metadata: {labels: {app: chat}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: ["--model", "meta-llama/Llama-3.1-8B-Instruct"]
+        resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat, namespace: ml}
+spec:
+  selector: {app: chat}
+  ports: [{port: 8000}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: gateway, namespace: hangar}
+data:
+  gateway.yaml: |
+    listen: 0.0.0.0:8080
+    models:
+      llama:
+        versions:
+          - {name: blue, url: "http://chat.ml.svc.cluster.local:8000", weight: 100}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: hangar-gateway, namespace: hangar}
+spec:
+  template:
+    metadata: {labels: {app.kubernetes.io/name: hangar-gateway}}
+    spec:
+      containers:
+      - name: gateway
+        image: registry.example.com/platform/hangar:0.1.0
+        args: [gateway, run, --config, /etc/hangar/gateway.yaml]
+        volumeMounts: [{name: config, mountPath: /etc/hangar}]
+      volumes:
+      - name: config
+        configMap: {name: gateway}
+"#;
+
+    fn policy(from: &str) -> String {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: only-gateway, namespace: ml}}\nspec:\n  podSelector: {{matchLabels: {{app: chat}}}}\n  policyTypes: [Ingress]\n  ingress:\n  - from: {from}\n"
+        )
+    }
+
+    const GATEWAY_PODS: &str = "{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: hangar}}, podSelector: {matchLabels: {app.kubernetes.io/name: hangar-gateway}}}";
+
+    fn front(yaml: &str) -> (Vec<GatewayFront>, bool) {
+        let inventory = discover(&snapshot_from_text("t.yaml", yaml), &Policy::default());
+        let chat = inventory
+            .endpoints
+            .iter()
+            .find(|e| e.id == "Deployment/ml/chat")
+            .unwrap_or_else(|| panic!("no endpoint: {:?}", inventory.endpoints));
+        let credited = chat.auth.iter().any(|a| a.kind == AuthKind::HangarGateway);
+        (chat.gateways.clone(), credited)
+    }
+
+    #[test]
+    fn a_gateway_that_network_policy_leaves_alone_in_front_is_the_authentication() {
+        let (fronts, credited) = front(&format!(
+            "{CLUSTER}{}",
+            policy(&format!("[{GATEWAY_PODS}]"))
+        ));
+        assert_eq!(fronts.len(), 1, "{fronts:?}");
+        assert_eq!(
+            fronts[0].gateway.to_string(),
+            "StatefulSet/hangar/hangar-gateway"
+        );
+        assert_eq!(fronts[0].service, "Service/ml/chat");
+        assert_eq!(fronts[0].models, ["llama"]);
+        assert_eq!(fronts[0].bypass, None);
+        assert!(credited);
+
+        // The file mounted on its own, with subPath.
+        let sub_path = CLUSTER.replace(
+            "{name: config, mountPath: /etc/hangar}",
+            "{name: config, mountPath: /etc/hangar/gateway.yaml, subPath: gateway.yaml}",
+        );
+        assert_ne!(sub_path, CLUSTER);
+        let (fronts, credited) = front(&format!(
+            "{sub_path}{}",
+            policy(&format!("[{GATEWAY_PODS}]"))
+        ));
+        assert_eq!(fronts.len(), 1);
+        assert!(credited);
+    }
+
+    #[test]
+    fn a_gateway_other_callers_can_walk_around_is_named_but_not_credited() {
+        let cases = [
+            (String::new(), "no NetworkPolicy limits its ingress"),
+            (policy("[]"), "rule 0 admits every source"),
+            (
+                policy(&format!(
+                    "[{GATEWAY_PODS}, {{ipBlock: {{cidr: 10.0.0.0/8}}}}]"
+                )),
+                "admits addresses in 10.0.0.0/8",
+            ),
+            (
+                policy(
+                    "[{namespaceSelector: {matchLabels: {team: platform}}, podSelector: {matchLabels: {app.kubernetes.io/name: hangar-gateway}}}]",
+                ),
+                "namespaces other than the gateway's `hangar`",
+            ),
+            (
+                policy("[{podSelector: {matchLabels: {app.kubernetes.io/name: hangar-gateway}}}]"),
+                "admits pods of namespace `ml`",
+            ),
+            (
+                policy(
+                    "[{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: hangar}}}]",
+                ),
+                "admits every pod of the namespaces it selects",
+            ),
+        ];
+        for (policy, why) in cases {
+            let (fronts, credited) = front(&format!("{CLUSTER}{policy}"));
+            assert_eq!(fronts.len(), 1, "{why}: {fronts:?}");
+            let bypass = fronts[0].bypass.as_deref().unwrap_or_default();
+            assert!(bypass.contains(why), "expected {why:?}, got {bypass:?}");
+            assert!(!credited, "{why}");
+        }
+    }
+
+    #[test]
+    fn without_a_readable_configuration_no_gateway_is_found() {
+        let allowed = policy(&format!("[{GATEWAY_PODS}]"));
+        for (from, to) in [
+            // The configuration in a Secret, which the audit does not read.
+            (
+                "configMap: {name: gateway}",
+                "secret: {secretName: gateway}",
+            ),
+            // Another path than the one mounted.
+            (
+                "--config, /etc/hangar/gateway.yaml",
+                "--config, /config/gateway.yaml",
+            ),
+            // Routes to another Service.
+            ("http://chat.ml.svc", "http://other.ml.svc"),
+            // Not the gateway.
+            ("[gateway, run,", "[gateway, check,"),
+        ] {
+            let cluster = CLUSTER.replace(from, to);
+            assert_ne!(cluster, CLUSTER, "{from}");
+            let (fronts, credited) = front(&format!("{cluster}{allowed}"));
+            assert!(fronts.is_empty() && !credited, "{to}: {fronts:?}");
+        }
+    }
+
+    #[test]
+    fn urls_name_services_in_the_cluster_and_nothing_else() {
+        let cases = [
+            ("http://vllm:8000", Some(("serving", "vllm"))),
+            ("http://vllm.ml:8000/v1", Some(("ml", "vllm"))),
+            ("https://vllm.ml.svc:8443", Some(("ml", "vllm"))),
+            ("http://VLLM.ml.svc.cluster.local.", Some(("ml", "vllm"))),
+            ("http://api.openai.com", None),
+            ("http://10.0.0.7:8000", None),
+            ("http://[::1]:8000", None),
+            ("unix:///run/vllm.sock", None),
+        ];
+        for (url, want) in cases {
+            let want = want.map(|(ns, name)| (ns.to_owned(), name.to_owned()));
+            assert_eq!(service_of(url, "serving"), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn only_hangar_running_its_gateway_is_a_gateway() {
+        let image = "registry.example.com/platform/hangar:0.1.0";
+        assert!(runs_gateway(&["hangar", "gateway", "run"], "any"));
+        assert!(runs_gateway(&["/usr/bin/hangar", "gateway", "run"], "any"));
+        assert!(runs_gateway(&["gateway", "run", "--config", "x"], image));
+        assert!(!runs_gateway(&["hangar", "gateway", "check"], image));
+        assert!(!runs_gateway(
+            &["envoy", "gateway", "run"],
+            "envoyproxy/envoy"
+        ));
+    }
+
+    #[test]
+    fn each_model_is_listed_once_under_each_service_it_reaches() {
+        let config = serde_json::json!({"models": {
+            "chat": {"versions": [
+                {"name": "blue", "url": "http://vllm.ml.svc:8000"},
+                {"name": "green", "url": "http://vllm-green.ml.svc:8000"},
+                {"name": "again", "url": "http://vllm.ml:8000"}]},
+            "embed": {"versions": [{"name": "v1", "url": "http://tei:8080"}]},
+            "outside": {"versions": [{"name": "v1", "url": "https://api.example.com"}]},
+            "broken": {"versions": "not a list"}}});
+        let routes = routes(&config, "platform");
+        let key = |ns: &str, name: &str| (ns.to_owned(), name.to_owned());
+        assert_eq!(routes.len(), 3, "{routes:?}");
+        assert_eq!(routes[&key("ml", "vllm")], ["chat"]);
+        assert_eq!(routes[&key("ml", "vllm-green")], ["chat"]);
+        assert_eq!(routes[&key("platform", "tei")], ["embed"]);
+    }
+}
