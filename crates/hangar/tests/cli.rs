@@ -256,6 +256,106 @@ fn policy_schema_is_json_schema() {
     );
 }
 
+const GATEWAY_IN_A_CLUSTER: &str = "examples/gateway/kubernetes.yaml";
+
+#[test]
+fn the_gateway_example_cluster_is_credited_with_authentication_only_while_nothing_walks_around_it()
+{
+    let out = hangar(&["audit", GATEWAY_IN_A_CLUSTER, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let endpoints = report["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{}", stderr(&out));
+    for endpoint in endpoints {
+        let auth = endpoint["auth"].as_array().unwrap();
+        assert!(
+            auth.iter().any(|a| a["kind"] == "hangar-gateway"),
+            "{}: {auth:?}",
+            endpoint["name"]
+        );
+        assert_eq!(
+            endpoint["gateways"][0]["gateway"]["name"], "hangar-gateway",
+            "{endpoint}"
+        );
+        assert!(
+            endpoint["gateways"][0].get("bypass").is_none(),
+            "{endpoint}"
+        );
+    }
+    let checks: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for absent in ["EXP-003", "NET-001", "NET-004", "PSS-005"] {
+        assert!(!checks.contains(&absent), "{absent} in {checks:?}");
+    }
+
+    // The same cluster without the NetworkPolicy that admits only the gateway.
+    let text = std::fs::read_to_string(repo().join(GATEWAY_IN_A_CLUSTER)).unwrap();
+    let open: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("name: only-the-gateway"))
+        .collect();
+    assert_eq!(open.len(), text.split("\n---\n").count() - 1);
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = write(dir.path(), "open.yaml", &open.join("\n---\n"));
+    let out = hangar(&["audit", manifests.to_str().unwrap(), "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for endpoint in report["endpoints"].as_array().unwrap() {
+        assert!(
+            endpoint["auth"].as_array().unwrap().is_empty(),
+            "{endpoint}"
+        );
+        let bypass = endpoint["gateways"][0]["bypass"].as_str().unwrap();
+        assert!(bypass.contains("any pod can call it"), "{bypass}");
+    }
+    let exp_003 = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "EXP-003")
+        .unwrap();
+    let message = exp_003["message"].as_str().unwrap();
+    assert!(
+        message.contains("the Hangar gateway `StatefulSet/hangar/hangar-gateway` routes to it"),
+        "{message}"
+    );
+}
+
+/// The configuration the example's ConfigMap holds passes `hangar gateway check`, once its
+/// in-pod paths (the served certificate, the audit volume) point at this machine.
+#[test]
+fn the_gateway_example_cluster_holds_a_configuration_that_checks() {
+    let text = std::fs::read_to_string(repo().join(GATEWAY_IN_A_CLUSTER)).unwrap();
+    let embedded: Vec<&str> = text
+        .lines()
+        .skip_while(|line| *line != "  gateway.yaml: |")
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with("    "))
+        .map(|line| line.strip_prefix("    ").unwrap_or(line))
+        .collect();
+    assert!(embedded.len() > 20, "{embedded:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let config: String = embedded
+        .iter()
+        .filter(|line| !line.starts_with("tls:"))
+        .map(
+            |line| match line.trim_start().strip_prefix("dir: /var/lib/hangar/audit") {
+                Some(_) => format!("  dir: {}", audit.display()),
+                None => (*line).to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(config.contains(&audit.display().to_string()), "{config}");
+    let config = write(dir.path(), "gateway.yaml", &config);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("search-indexer"), "{}", stdout(&out));
+}
+
 #[test]
 fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
     let out = hangar(&[
