@@ -174,8 +174,8 @@ fn service_of(url: &str, namespace: &str) -> Option<(String, String)> {
     }
 }
 
-/// The gateways routing to `endpoint` through one of its Services, each with whether
-/// NetworkPolicy leaves the endpoint to it alone.
+/// The gateways routing to `endpoint` through one of its Services, each with how other callers
+/// can walk around them, if they can.
 pub(super) fn fronts(
     snapshot: &Snapshot,
     gateways: &[HangarGateway],
@@ -184,19 +184,28 @@ pub(super) fn fronts(
     exposure: &[Exposure],
 ) -> Vec<GatewayFront> {
     let mut fronts = Vec::new();
+    let mut routing: Vec<(&HangarGateway, BTreeMap<String, String>)> = Vec::new();
     for gateway in gateways {
         for service in exposure.iter().filter(|e| e.via.kind == "Service") {
             let key = (service.via.namespace.clone(), service.via.name.clone());
             let Some(models) = gateway.routes.get(&key) else {
                 continue;
             };
-            let gateway_namespace = namespace_labels(&gateway.workload.namespace);
             fronts.push(GatewayFront {
                 gateway: gateway.workload.clone(),
                 service: service.via.to_string(),
                 models: models.clone(),
-                bypass: bypass(snapshot, endpoint, gateway, &gateway_namespace),
+                bypass: None,
             });
+            if !routing.iter().any(|(g, _)| std::ptr::eq(*g, gateway)) {
+                routing.push((gateway, namespace_labels(&gateway.workload.namespace)));
+            }
+        }
+    }
+    if !fronts.is_empty() {
+        let bypass = bypass(snapshot, endpoint, &routing);
+        for front in &mut fronts {
+            front.bypass.clone_from(&bypass);
         }
     }
     fronts
@@ -214,15 +223,14 @@ pub(super) fn auth(fronts: &[GatewayFront]) -> Option<Auth> {
     ))
 }
 
-/// How a caller other than `gateway` can reach the endpoint's pods, if one can. Ingress rules
-/// of all the policies that select the pods add up, so every peer of every rule must be the
-/// gateway's pods. A rule admitting another source on any port counts: which port serves the
-/// model is not always known.
+/// How a caller other than the `gateways` (with their namespaces' labels) can reach the
+/// endpoint's pods, if one can. Ingress rules of all the policies that select the pods add up,
+/// so every peer of every rule must be one gateway's pods. A rule admitting another source on any
+/// port counts: which port serves the model is not always known.
 fn bypass(
     snapshot: &Snapshot,
     endpoint: &Endpoint,
-    gateway: &HangarGateway,
-    gateway_namespace: &BTreeMap<String, String>,
+    gateways: &[(&HangarGateway, BTreeMap<String, String>)],
 ) -> Option<String> {
     let policies: Vec<&Located<NetworkPolicy>> = snapshot
         .network_policies
@@ -244,11 +252,14 @@ fn bypass(
                 return Some(format!("{at} admits every source"));
             }
             for peer in peers {
-                let from_gateway = admits_only_gateway(peer, endpoint, gateway, gateway_namespace)
-                    .map_err(|why| format!("{at} {why}"));
-                match from_gateway {
-                    Ok(()) => admits_gateway = true,
-                    Err(why) => return Some(why),
+                let verdicts: Vec<Result<(), String>> = gateways
+                    .iter()
+                    .map(|(gateway, labels)| admits_only(peer, endpoint, gateway, labels))
+                    .collect();
+                if verdicts.iter().any(Result::is_ok) {
+                    admits_gateway = true;
+                } else if let Some(Err(why)) = verdicts.into_iter().next() {
+                    return Some(format!("{at} {why}"));
                 }
             }
         }
@@ -277,7 +288,7 @@ fn isolates_ingress(policy: &Located<NetworkPolicy>, endpoint: &Endpoint) -> boo
 }
 
 /// `Ok` when `peer` admits the gateway's pods and nothing broader than their selector.
-fn admits_only_gateway(
+fn admits_only(
     peer: &NetworkPolicyPeer,
     endpoint: &Endpoint,
     gateway: &HangarGateway,
@@ -421,6 +432,24 @@ spec:
             policy(&format!("[{GATEWAY_PODS}]"))
         ));
         assert_eq!(fronts.len(), 1);
+        assert!(credited);
+    }
+
+    #[test]
+    fn two_gateways_routing_to_one_endpoint_may_both_be_admitted() {
+        // The same gateway again under another name and labels, reading the same ConfigMap.
+        let second = CLUSTER
+            .split("\n---\n")
+            .last()
+            .unwrap_or_default()
+            .replace("hangar-gateway", "hangar-gateway-eu");
+        let both = format!(
+            "[{GATEWAY_PODS}, {}]",
+            GATEWAY_PODS.replace("hangar-gateway", "hangar-gateway-eu")
+        );
+        let (fronts, credited) = front(&format!("{CLUSTER}\n---\n{second}{}", policy(&both)));
+        assert_eq!(fronts.len(), 2, "{fronts:?}");
+        assert!(fronts.iter().all(|f| f.bypass.is_none()), "{fronts:?}");
         assert!(credited);
     }
 
