@@ -1,7 +1,7 @@
 //! GPU: whether accelerators, and the nodes that carry them, are fenced off from pods that should
 //! not reach them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use hangar_core::image::ImageRef;
 use hangar_core::inventory::{Endpoint, accelerator_requests, command_line, is_accelerator};
@@ -540,8 +540,9 @@ fn pci_not_dedicated(snapshot: &Snapshot, inventory: &Inventory, policy: &Policy
             })
             .collect()
     };
-    // Workloads with the same placement land on the same nodes: decide once per placement.
-    let mut by_placement: HashMap<String, Vec<&ScopedWorkload<'_>>> = HashMap::new();
+    // Workloads with the same placement land on the same nodes: decide once per placement. In
+    // key order, so the workloads a finding names are the same from run to run.
+    let mut by_placement: BTreeMap<String, Vec<&ScopedWorkload<'_>>> = BTreeMap::new();
     for scoped in &others {
         by_placement
             .entry(placement_key(&scoped.0.template))
