@@ -544,13 +544,21 @@ fn sighup_reloads_the_configuration_even_when_the_file_looks_unchanged() {
     );
 
     // Allow acme every model, with the same length and the same timestamp, so the file watcher
-    // cannot see the change: only SIGHUP can bring it in.
+    // cannot see the change: only SIGHUP can bring it in. The gateway is stopped meanwhile, or
+    // its watcher could look between the write and the restored timestamp (it did, on a busy
+    // machine).
+    let pid = gateway.child.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {name} {pid}");
+    };
     let stamp = std::fs::metadata(&config).unwrap().modified().unwrap();
     let before = r#""chat-small",
         "embed-small",
         "broken""#;
     let after = format!("{:<width$}", r#""*""#, width = before.len());
     assert!(text.contains(before), "{text}");
+    signal("-STOP");
     std::fs::write(&config, text.replace(before, &after)).unwrap();
     std::fs::File::options()
         .write(true)
@@ -558,21 +566,16 @@ fn sighup_reloads_the_configuration_even_when_the_file_looks_unchanged() {
         .unwrap()
         .set_modified(stamp)
         .unwrap();
+    signal("-CONT");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         chat_status(&gateway.address, &keys.good.key, "chat-large"),
         404,
-        "reloaded without a signal"
+        "reloaded without a signal:\n{}",
+        gateway.log()
     );
 
-    let pid = gateway.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !gateway.log().contains("configuration reloaded") {
         assert!(
