@@ -268,11 +268,7 @@ fn pci_calls_external_provider(
     _: &Policy,
 ) -> Vec<Finding> {
     let namespace = |name: &str| -> Option<&Namespace> {
-        snapshot
-            .namespaces
-            .iter()
-            .map(|n| &n.object)
-            .find(|n| n.name() == name)
+        snapshot.find::<Namespace>("", name).map(|n| &n.object)
     };
     let namespace_pci = |name: &str| pci(namespace(name).and_then(|n| n.label(DATA_SCOPE_LABEL)));
     let namespace_recorded =

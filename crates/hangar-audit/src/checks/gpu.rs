@@ -11,7 +11,7 @@ use hangar_core::nodes::{
 use hangar_core::policy::DATA_SCOPE_LABEL;
 use hangar_core::workload::{PodTemplate, Workload};
 use hangar_core::{DataScope, Inventory, KubeObject, ObjectRef, Policy, Severity, Snapshot};
-use k8s_openapi::api::core::v1::{Container, Node, NodeSelectorRequirement, Toleration};
+use k8s_openapi::api::core::v1::{Container, Namespace, Node, NodeSelectorRequirement, Toleration};
 
 use crate::check::{Check, Family, Finding, Run, always};
 
@@ -223,9 +223,7 @@ fn workload_scope(w: &Workload, snapshot: &Snapshot, policy: &Policy) -> Option<
         .map(String::as_str)
         .or_else(|| {
             snapshot
-                .namespaces
-                .iter()
-                .find(|n| n.object.name() == namespace)
+                .find::<Namespace>("", namespace)
                 .and_then(|n| n.object.label(DATA_SCOPE_LABEL))
         })
         .and_then(DataScope::parse)

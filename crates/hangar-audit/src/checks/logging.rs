@@ -4,7 +4,7 @@ use hangar_core::inventory::{Endpoint, RETENTION_ANNOTATION};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{KubeObject, Policy, Severity, Snapshot};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::check::{Check, Family, Finding, Run, always};
@@ -119,12 +119,7 @@ fn on_retention_source(
         .retention_source
         .as_deref()
         .filter(|s| s.starts_with("Namespace/"))
-        .and_then(|_| {
-            snapshot
-                .namespaces
-                .iter()
-                .find(|n| n.object.name() == endpoint.namespace())
-        });
+        .and_then(|_| snapshot.find::<Namespace>("", endpoint.namespace()));
     match namespace {
         Some(ns) => {
             let value = ns

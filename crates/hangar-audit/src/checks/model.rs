@@ -9,7 +9,7 @@ use hangar_core::inventory::Endpoint;
 use hangar_core::rbac::Subject;
 use hangar_core::workload::PodTemplate;
 use hangar_core::{Inventory, KubeObject, Policy, Runtime, Severity, Snapshot};
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, Namespace};
 use regex::Regex;
 use serde_json::Value;
 
@@ -839,10 +839,7 @@ fn environment_from(value: &str) -> Option<Environment> {
 /// An endpoint's environment: its namespace's label, its own label, or the namespace name's
 /// suffix (`-prod`, `-dev`, `-staging`, `-test`).
 fn environment(snapshot: &Snapshot, endpoint: &Endpoint) -> Option<Environment> {
-    let namespace = snapshot
-        .namespaces
-        .iter()
-        .find(|n| n.object.name() == endpoint.namespace());
+    let namespace = snapshot.find::<Namespace>("", endpoint.namespace());
     let labelled = ENVIRONMENT_LABELS.iter().find_map(|key| {
         namespace
             .and_then(|n| n.object.label(key))

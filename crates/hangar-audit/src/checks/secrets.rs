@@ -13,7 +13,8 @@ use hangar_core::inventory::Endpoint;
 use hangar_core::rbac::{Access, RbacIndex, Subject};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{Inventory, KubeObject, ObjectRef, Origin, Policy, Severity, Snapshot};
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, Namespace};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use regex::Regex;
 
@@ -630,10 +631,7 @@ pub(super) fn binding_location(
     let mut parts = via.splitn(3, '/');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("RoleBinding"), Some(namespace), Some(name)) => {
-            let b = snapshot
-                .role_bindings
-                .iter()
-                .find(|b| b.object.namespace() == namespace && b.object.name() == name)?;
+            let b = snapshot.find::<RoleBinding>(namespace, name)?;
             Some((
                 b.object_ref(),
                 b.origin.clone(),
@@ -641,10 +639,7 @@ pub(super) fn binding_location(
             ))
         }
         (Some("ClusterRoleBinding"), Some(name), None) => {
-            let b = snapshot
-                .cluster_role_bindings
-                .iter()
-                .find(|b| b.object.name() == name)?;
+            let b = snapshot.find::<ClusterRoleBinding>("", name)?;
             Some((
                 b.object_ref(),
                 b.origin.clone(),
@@ -671,19 +666,15 @@ pub(super) fn finding_on_binding(
 }
 
 fn namespace_location(snapshot: &Snapshot, namespace: &str) -> (ObjectRef, Origin) {
-    snapshot
-        .namespaces
-        .iter()
-        .find(|n| n.object.name() == namespace)
-        .map_or_else(
-            || {
-                (
-                    ObjectRef::new("Namespace", "", namespace),
-                    Origin::default(),
-                )
-            },
-            |n| (n.object_ref(), n.origin.clone()),
-        )
+    snapshot.find::<Namespace>("", namespace).map_or_else(
+        || {
+            (
+                ObjectRef::new("Namespace", "", namespace),
+                Origin::default(),
+            )
+        },
+        |n| (n.object_ref(), n.origin.clone()),
+    )
 }
 
 fn broad_secret_readers(

@@ -124,9 +124,7 @@ fn mounted_config<'a>(
         Some(items) => &items.iter().find(|i| i.path == inside)?.key,
         None => inside,
     };
-    let config_map: &Located<ConfigMap> = snapshot.config_maps.iter().find(|c| {
-        c.object.namespace() == template.owner.namespace && c.object.name() == source.name
-    })?;
+    let config_map = snapshot.find::<ConfigMap>(&template.owner.namespace, &source.name)?;
     config_map
         .object
         .data
