@@ -39,7 +39,10 @@ pub fn parse_text(file: &Arc<str>, text: &str) -> ParsedFile {
 
 fn parse_yaml(file: &Arc<str>, text: &str) -> ParsedFile {
     let mut parsed = ParsedFile::default();
-    for (line, doc) in yaml_documents(text) {
+    let documents = yaml_documents(text);
+    // Objects are large (kilobytes each): growing the list would copy them again and again.
+    parsed.objects.reserve(documents.len());
+    for (line, doc) in documents {
         parse_yaml_document(file, line, doc, &mut parsed);
     }
     parsed

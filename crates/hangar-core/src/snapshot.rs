@@ -209,6 +209,21 @@ macro_rules! typed_kinds {
                 }
             }
 
+            /// Makes room for `objects`, so inserting them never copies the lists again while
+            /// they grow (typed objects are kilobytes each).
+            pub fn reserve_for<'o>(&mut self, objects: impl IntoIterator<Item = &'o Object>) {
+                $(let mut $field = 0usize;)*
+                let mut others = 0usize;
+                for object in objects {
+                    match object {
+                        $(Object::$kind(_) => $field += 1,)*
+                        Object::Other(_) => others += 1,
+                    }
+                }
+                $(self.$field.reserve($field);)*
+                self.others.reserve(others);
+            }
+
             /// Moves every object, error and gap of `other` into this snapshot.
             pub fn absorb(&mut self, other: Snapshot) {
                 self.index = OnceLock::new();

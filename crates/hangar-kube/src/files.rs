@@ -23,6 +23,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
     files.sort();
     files.dedup();
     let parsed: Vec<ParsedFile> = files.par_iter().map(|file| read_and_parse(file)).collect();
+    snapshot.reserve_for(parsed.iter().flat_map(|f| f.objects.iter().map(|(o, _)| o)));
     for file in parsed {
         for (object, origin) in file.objects {
             snapshot.insert(object, origin);
