@@ -1,13 +1,13 @@
 //! `hangar audit`, `hangar inventory`, `hangar checks`, `hangar policy`.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hangar_audit::catalogue_doc::catalogue_markdown;
 use hangar_audit::checks::catalogue;
-use hangar_audit::render::{Format, TerminalStyle, render};
+use hangar_audit::render::{self, Format, TerminalStyle};
 use hangar_audit::waivers::{Waiver, WaiverFile};
 use hangar_audit::{AuditOptions, Date, audit as run_audit};
 use hangar_core::{Policy, Severity, discover};
@@ -38,25 +38,35 @@ pub fn audit(args: AuditArgs) -> Result<ExitCode> {
     let report = run_audit(&snapshot, &options);
 
     for (format, path) in &outputs {
-        std::fs::write(path, render(&report, *format, TerminalStyle::Plain))
+        std::fs::File::create(path)
+            .and_then(|file| {
+                let mut file = BufWriter::new(file);
+                render::write(&report, *format, TerminalStyle::Plain, &mut file)
+            })
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let colour = format == Format::Table
         && !args.no_color
         && std::env::var_os("NO_COLOR").is_none()
         && std::io::stdout().is_terminal();
-    print!(
-        "{}",
-        render(
-            &report,
-            format,
-            if colour {
-                TerminalStyle::Colour
-            } else {
-                TerminalStyle::Plain
-            }
-        )
+    let style = if colour {
+        TerminalStyle::Colour
+    } else {
+        TerminalStyle::Plain
+    };
+    let written = render::write(
+        &report,
+        format,
+        style,
+        &mut BufWriter::new(std::io::stdout().lock()),
     );
+    // A closed pipe (`hangar audit … | head`) is the reader's choice, not a failure.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write the report to standard output");
+        }
+        _ => {}
+    }
 
     let code = if !report.complete {
         ExitCode::from(2)

@@ -71,6 +71,24 @@ pub fn render(report: &Report, format: Format, style: TerminalStyle) -> String {
     }
 }
 
+/// Writes `report` in `format` to `out`. JSON is written as it is serialised: a report on a
+/// large cluster is tens of megabytes, not worth holding twice.
+pub fn write(
+    report: &Report,
+    format: Format,
+    style: TerminalStyle,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            out.write_all(b"\n")?;
+        }
+        _ => out.write_all(render(report, format, style).as_bytes())?,
+    }
+    out.flush()
+}
+
 /// One line on how to reach the endpoint: `LoadBalancer Service/ml/chat (external)`, …
 pub(crate) fn exposure_line(endpoint: &Endpoint) -> String {
     if endpoint.exposure.is_empty() {
