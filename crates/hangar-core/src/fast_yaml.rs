@@ -303,7 +303,7 @@ fn split_key(text: &str) -> Option<(String, &str)> {
         _ => {
             let colon = find_mapping_colon(text)?;
             let key = text[..colon].trim_end();
-            if key.is_empty() || key.contains(" #") || key == "<<" {
+            if key.is_empty() || find_pair(key, b' ', b'#').is_some() || key == "<<" {
                 return None;
             }
             return Some((key.to_owned(), &text[colon + 1..]));
@@ -323,8 +323,20 @@ fn find_mapping_colon(text: &str) -> Option<usize> {
 /// A plain scalar without its trailing comment.
 fn strip_comment(text: &str) -> &str {
     // A comment starts at a `#` after a space or a tab.
-    let at = text.find(" #").into_iter().chain(text.find("\t#")).min();
+    let at = text
+        .as_bytes()
+        .windows(2)
+        .position(|w| matches!(w, [b' ' | b'\t', b'#']));
     at.map_or(text, |at| &text[..at]).trim_end()
+}
+
+/// Where the two bytes `first`, `second` first occur together. A byte loop: `str::find` with a
+/// two-byte pattern sets up a general substring search for every call, and this runs for
+/// every key and scalar.
+fn find_pair(text: &str, first: u8, second: u8) -> Option<usize> {
+    text.as_bytes()
+        .windows(2)
+        .position(|w| w[0] == first && w[1] == second)
 }
 
 fn closing_double_quote(text: &str) -> Option<usize> {
@@ -418,7 +430,7 @@ fn plain_scalar(text: &str) -> Option<Value> {
             | '#'
             | '.'
     ) || (matches!(first, '-' | '?' | ':') && text[1..].starts_with([' ', '\t']))
-        || text.contains(": ")
+        || find_pair(text, b':', b' ').is_some()
         || text.ends_with(':')
     {
         return None;
@@ -429,11 +441,10 @@ fn plain_scalar(text: &str) -> Option<Value> {
         "false" => return Some(Value::Bool(false)),
         _ => {}
     }
-    let lower = text.to_ascii_lowercase();
-    if matches!(
-        lower.as_str(),
-        "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
-    ) {
+    if ["null", "true", "false", "yes", "no", "on", "off", "y", "n"]
+        .iter()
+        .any(|word| text.eq_ignore_ascii_case(word))
+    {
         return None;
     }
     if let Some(number) = decimal(text) {

@@ -448,9 +448,13 @@ pub fn accelerator_requests(template: &PodTemplate) -> Vec<String> {
             .into_iter()
             .flatten()
         {
+            // Most entries are cpu and memory: name the entry only for an accelerator.
             for (name, quantity) in map {
+                if !is_accelerator(name) || quantity.0 == "0" {
+                    continue;
+                }
                 let entry = format!("{name}={}", quantity.0);
-                if is_accelerator(name) && quantity.0 != "0" && !out.contains(&entry) {
+                if !out.contains(&entry) {
                     out.push(entry);
                 }
             }
