@@ -209,19 +209,15 @@ macro_rules! typed_kinds {
                 }
             }
 
-            /// Makes room for `objects`, so inserting them never copies the lists again while
-            /// they grow (typed objects are kilobytes each).
-            pub fn reserve_for<'o>(&mut self, objects: impl IntoIterator<Item = &'o Object>) {
-                $(let mut $field = 0usize;)*
-                let mut others = 0usize;
-                for object in objects {
-                    match object {
-                        $(Object::$kind(_) => $field += 1,)*
-                        Object::Other(_) => others += 1,
-                    }
+            /// Moves every object, error and gap of `parts` into this snapshot, in order, with
+            /// one copy per list: typed objects are kilobytes each, and growing the lists one
+            /// part at a time would copy them again at every doubling.
+            pub fn absorb_all(&mut self, parts: Vec<Snapshot>) {
+                $(self.$field.reserve(parts.iter().map(|p| p.$field.len()).sum());)*
+                self.others.reserve(parts.iter().map(|p| p.others.len()).sum());
+                for part in parts {
+                    self.absorb(part);
                 }
-                $(self.$field.reserve($field);)*
-                self.others.reserve(others);
             }
 
             /// Moves every object, error and gap of `other` into this snapshot.

@@ -22,14 +22,21 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
     }
     files.sort();
     files.dedup();
-    let parsed: Vec<ParsedFile> = files.par_iter().map(|file| read_and_parse(file)).collect();
-    snapshot.reserve_for(parsed.iter().flat_map(|f| f.objects.iter().map(|(o, _)| o)));
-    for file in parsed {
-        for (object, origin) in file.objects {
-            snapshot.insert(object, origin);
-        }
-        snapshot.errors.extend(file.errors);
-    }
+    // Each file's objects go to their kinds' lists on the thread that parsed them; joining the
+    // lists is then one copy per kind.
+    let parts: Vec<Snapshot> = files
+        .par_iter()
+        .map(|file| {
+            let parsed = read_and_parse(file);
+            let mut part = Snapshot::default();
+            for (object, origin) in parsed.objects {
+                part.insert(object, origin);
+            }
+            part.errors = parsed.errors;
+            part
+        })
+        .collect();
+    snapshot.absorb_all(parts);
     snapshot
 }
 
