@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::object::{ObjectRef, Origin};
@@ -103,20 +104,6 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
             .any(|o| present.contains(&ObjectRef::new(o.kind.clone(), namespace, o.name.clone())))
     };
     let mut out = Vec::new();
-    let mut push = |meta: &ObjectMeta,
-                    template: &dyn Fn() -> Option<PodTemplate>,
-                    runs_to_completion: bool| {
-        if controlled(meta) {
-            return;
-        }
-        if let Some(template) = template() {
-            out.push(Workload {
-                template,
-                meta: meta.clone(),
-                runs_to_completion,
-            });
-        }
-    };
     fn spec_template<T: KubeObject>(
         o: &Located<T>,
         t: Option<&PodTemplateSpec>,
@@ -125,80 +112,59 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
         from_template(o.object_ref(), &o.origin, t, path)
     }
     const TEMPLATE: &str = "spec.template.spec";
-    for d in &snapshot.deployments {
-        push(
-            &d.object.metadata,
-            &|| spec_template(d, d.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
+    gather(&mut out, &snapshot.deployments, &controlled, |d| {
+        let spec = d.object.spec.as_ref();
+        Some((
+            spec_template(d, spec.map(|s| &s.template), TEMPLATE)?,
             false,
-        );
-    }
-    for s in &snapshot.stateful_sets {
-        push(
-            &s.object.metadata,
-            &|| spec_template(s, s.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
+        ))
+    });
+    gather(&mut out, &snapshot.stateful_sets, &controlled, |s| {
+        let spec = s.object.spec.as_ref();
+        Some((
+            spec_template(s, spec.map(|s| &s.template), TEMPLATE)?,
             false,
-        );
-    }
-    for d in &snapshot.daemon_sets {
-        push(
-            &d.object.metadata,
-            &|| spec_template(d, d.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
+        ))
+    });
+    gather(&mut out, &snapshot.daemon_sets, &controlled, |d| {
+        let spec = d.object.spec.as_ref();
+        Some((
+            spec_template(d, spec.map(|s| &s.template), TEMPLATE)?,
             false,
-        );
-    }
-    for r in &snapshot.replica_sets {
-        push(
-            &r.object.metadata,
-            &|| {
-                spec_template(
-                    r,
-                    r.object.spec.as_ref().and_then(|s| s.template.as_ref()),
-                    TEMPLATE,
-                )
-            },
-            false,
-        );
-    }
-    for j in &snapshot.jobs {
-        push(
-            &j.object.metadata,
-            &|| spec_template(j, j.object.spec.as_ref().map(|s| &s.template), TEMPLATE),
-            true,
-        );
-    }
-    for c in &snapshot.cron_jobs {
-        let template = || {
-            let t = c
-                .object
-                .spec
-                .as_ref()
-                .and_then(|s| s.job_template.spec.as_ref())
-                .map(|s| &s.template);
-            spec_template(c, t, "spec.jobTemplate.spec.template.spec")
-        };
-        push(&c.object.metadata, &template, true);
-    }
-    for p in &snapshot.pods {
-        let template = || {
-            p.object.spec.clone().map(|spec| PodTemplate {
-                owner: p.object_ref(),
-                origin: p.origin.clone(),
-                labels: p.object.metadata.labels.clone().unwrap_or_default(),
-                annotations: p.object.metadata.annotations.clone().unwrap_or_default(),
-                spec,
-                spec_path: "spec".into(),
-                inline_container_path: None,
-            })
-        };
+        ))
+    });
+    gather(&mut out, &snapshot.replica_sets, &controlled, |r| {
+        let spec = r.object.spec.as_ref();
+        let template = spec.and_then(|s| s.template.as_ref());
+        Some((spec_template(r, template, TEMPLATE)?, false))
+    });
+    gather(&mut out, &snapshot.jobs, &controlled, |j| {
+        let spec = j.object.spec.as_ref();
+        Some((spec_template(j, spec.map(|s| &s.template), TEMPLATE)?, true))
+    });
+    gather(&mut out, &snapshot.cron_jobs, &controlled, |c| {
+        let spec = c.object.spec.as_ref();
+        let template = spec
+            .and_then(|s| s.job_template.spec.as_ref())
+            .map(|s| &s.template);
+        let path = "spec.jobTemplate.spec.template.spec";
+        Some((spec_template(c, template, path)?, true))
+    });
+    gather(&mut out, &snapshot.pods, &controlled, |p| {
+        let spec = p.object.spec.clone()?;
         // A bare pod that never restarts is a one-off run, not a server.
-        let one_off = p
-            .object
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.as_deref())
-            == Some("Never");
-        push(&p.object.metadata, &template, one_off);
-    }
+        let one_off = spec.restart_policy.as_deref() == Some("Never");
+        let template = PodTemplate {
+            owner: p.object_ref(),
+            origin: p.origin.clone(),
+            labels: p.object.metadata.labels.clone().unwrap_or_default(),
+            annotations: p.object.metadata.annotations.clone().unwrap_or_default(),
+            spec,
+            spec_path: "spec".into(),
+            inline_container_path: None,
+        };
+        Some((template, one_off))
+    });
     // LeaderWorkerSet is a workload kind of its own; its leader and workers are both templates.
     for o in snapshot
         .others
@@ -217,6 +183,29 @@ pub fn workloads(snapshot: &Snapshot) -> Vec<Workload> {
         }
     }
     out
+}
+
+/// Appends the workloads of one kind that no other workload controls, in their order. Their
+/// templates (a pod spec each, copied) are built in parallel.
+fn gather<'s, T: KubeObject + Sync>(
+    out: &mut Vec<Workload>,
+    objects: &'s [Located<T>],
+    controlled: &(dyn Fn(&ObjectMeta) -> bool + Sync),
+    template: impl Fn(&'s Located<T>) -> Option<(PodTemplate, bool)> + Sync + Send,
+) {
+    out.par_extend(
+        objects
+            .par_iter()
+            .filter(|o| !controlled(o.object.meta()))
+            .filter_map(|o| {
+                let (template, runs_to_completion) = template(o)?;
+                Some(Workload {
+                    template,
+                    meta: o.object.meta().clone(),
+                    runs_to_completion,
+                })
+            }),
+    );
 }
 
 /// The identity of every object of a workload kind.
