@@ -26,7 +26,7 @@ pub(crate) const CHECKS: &[Check] = &[
         title: "Regulated endpoint with no declared log retention",
         severity: Severity::Medium,
         rationale: "Without a declared retention nobody can show that inference logs of a PCI or PII endpoint are kept long enough for an investigation (PCI DSS 10.5.1), or deleted when they should be.",
-        remediation: "Declare the retention your log pipeline enforces with the annotation `hangar.dev/log-retention` on the endpoint or its namespace, e.g. `\"400d\"`, `\"13mo\"` or `\"1y\"`, and make the log store keep that long.",
+        remediation: "Declare the retention your log pipeline enforces with the annotation `hangar.dev/log-retention` on the endpoint or its namespace, e.g. `\"400d\"`, `\"13mo\"` or `\"1y\"`, and make the log store keep that long. Behind a Hangar gateway that NetworkPolicy leaves as the only caller, the gateway's `audit.retentionDays` is the declaration.",
         run: Run::Endpoint(retention_undeclared),
         applies: always,
     },
@@ -151,10 +151,30 @@ fn on_retention_source(
 
 fn retention_too_short(snapshot: &Snapshot, endpoint: &Endpoint, policy: &Policy) -> Vec<Finding> {
     let logging = &endpoint.logging;
-    if logging.retention_source.is_none() {
+    let Some(source) = &logging.retention_source else {
         return Vec::new();
-    }
+    };
     let minimum = policy.min_log_retention_days;
+    let regulated = endpoint.data_scope.is_some_and(|s| s.is_regulated());
+    // Declared by the Hangar gateway in front (see `GatewayFront`), not by an annotation.
+    if let Some(front) = endpoint
+        .gateways
+        .iter()
+        .find(|f| source.starts_with(&f.gateway.to_string()))
+    {
+        return match logging.retention_days {
+            Some(days) if days < minimum && regulated => vec![Finding::on_endpoint(
+                "LOG-003",
+                endpoint,
+                None,
+                format!(
+                    "the Hangar gateway `{}` in front keeps its audit records {days} days (`audit.retentionDays`); policy requires at least {minimum}",
+                    front.gateway
+                ),
+            )],
+            _ => Vec::new(),
+        };
+    }
     match logging.retention_days {
         // A declaration nobody can read is worth fixing whatever the scope.
         None => vec![on_retention_source(snapshot, endpoint, |value, where_| {
@@ -162,7 +182,7 @@ fn retention_too_short(snapshot: &Snapshot, endpoint: &Endpoint, policy: &Policy
                 "`{RETENTION_ANNOTATION}: \"{value}\"` on {where_} is not a duration Hangar can read (use days, weeks, months or years: `400d`, `13mo`, `1y`)"
             )
         })],
-        Some(days) if days < minimum && endpoint.data_scope.is_some_and(|s| s.is_regulated()) => {
+        Some(days) if days < minimum && regulated => {
             vec![on_retention_source(snapshot, endpoint, |value, where_| {
                 format!(
                     "`{RETENTION_ANNOTATION}: \"{value}\"` on {where_} keeps logs {days} days; policy requires at least {minimum}"
@@ -331,6 +351,81 @@ mod tests {
     }
 
     const LOG_REQUESTS: &str = r#"        args: ["--model", "org/model", "--enable-log-requests"]"#;
+
+    /// A Service for the fixture's pods, a Hangar gateway routing to it that keeps its audit
+    /// records `days`, and a NetworkPolicy that admits only the gateway.
+    fn behind_gateway(days: u32) -> String {
+        format!(
+            r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: chat, namespace: ml}}
+spec: {{selector: {{app: chat}}, ports: [{{port: 8000}}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: gateway, namespace: ml}}
+data:
+  gateway.yaml: |
+    models: {{chat: {{versions: [{{name: v1, url: "http://chat:8000", weight: 1}}]}}}}
+    audit: {{dir: /audit, retentionDays: {days}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: gateway, namespace: ml}}
+spec:
+  template:
+    metadata: {{labels: {{app: gateway}}}}
+    spec:
+      containers:
+      - {{name: gateway, image: hangar:0.1, args: [gateway, run, --config, /etc/hangar/gateway.yaml],
+         volumeMounts: [{{name: config, mountPath: /etc/hangar}}]}}
+      volumes: [{{name: config, configMap: {{name: gateway}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: only-gateway, namespace: ml}}
+spec:
+  podSelector: {{matchLabels: {{app: chat}}}}
+  policyTypes: [Ingress]
+  ingress: [{{from: [{{podSelector: {{matchLabels: {{app: gateway}}}}}}]}}]
+"#
+        )
+    }
+
+    #[test]
+    fn the_audit_log_of_a_gateway_in_front_declares_the_retention() {
+        let kept_a_month = format!("{}{}", pci("", ""), behind_gateway(30));
+        assert!(run("LOG-002", &kept_a_month).is_empty());
+        let findings = run("LOG-003", &kept_a_month);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0]
+                .message
+                .contains("`Deployment/ml/gateway` in front keeps its audit records 30 days"),
+            "{}",
+            findings[0].message
+        );
+        let kept_a_year = format!("{}{}", pci("", ""), behind_gateway(400));
+        assert!(run("LOG-002", &kept_a_year).is_empty());
+        assert!(run("LOG-003", &kept_a_year).is_empty());
+        // An annotation on the endpoint says more than the gateway: it wins.
+        let annotated = format!(
+            "{}{}",
+            pci("hangar.dev/log-retention: 90d", ""),
+            behind_gateway(400)
+        );
+        let findings = run("LOG-003", &annotated);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].message.contains("90 days"),
+            "{}",
+            findings[0].message
+        );
+        // Without the policy, callers can skip the gateway and its log: nothing is declared.
+        let bypassed = kept_a_year.replace("kind: NetworkPolicy", "kind: NotAPolicy");
+        assert_eq!(run("LOG-002", &bypassed).len(), 1);
+    }
 
     #[test]
     fn log_001_fires_when_a_pci_endpoint_logs_requests() {

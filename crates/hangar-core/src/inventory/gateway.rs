@@ -30,6 +30,9 @@ pub struct GatewayFront {
     pub service: String,
     /// The public model names routed there.
     pub models: Vec<String>,
+    /// How long the gateway keeps its audit records (`audit.retentionDays`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u32>,
     /// Why other callers can reach the endpoint without the gateway; `None` when NetworkPolicy
     /// admits only the gateway's pods.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +45,7 @@ pub(super) struct HangarGateway {
     labels: BTreeMap<String, String>,
     /// (namespace, Service name) → the public models routed there.
     routes: BTreeMap<(String, String), Vec<String>>,
+    audit_retention_days: Option<u32>,
 }
 
 /// Every workload in the snapshot that runs the gateway with a configuration Hangar can read.
@@ -66,6 +70,10 @@ pub(super) fn find(snapshot: &Snapshot, workloads: &[Workload]) -> Vec<HangarGat
                 workload: template.owner.clone(),
                 labels: template.labels.clone(),
                 routes: routes(&config, &template.owner.namespace),
+                audit_retention_days: config
+                    .pointer("/audit/retentionDays")
+                    .and_then(Value::as_u64)
+                    .and_then(|days| u32::try_from(days).ok()),
             });
         }
     }
@@ -193,6 +201,7 @@ pub(super) fn fronts(
                 gateway: gateway.workload.clone(),
                 service: service.via.to_string(),
                 models: models.clone(),
+                audit_retention_days: gateway.audit_retention_days,
                 bypass: None,
             });
             if !routing.iter().any(|(g, _)| std::ptr::eq(*g, gateway)) {
@@ -219,6 +228,15 @@ pub(super) fn auth(fronts: &[GatewayFront]) -> Option<Auth> {
             front.gateway
         ),
     ))
+}
+
+/// The retention of the audit records of a gateway nothing can walk around, with where it is
+/// declared: every request to the endpoint passes through it and is recorded there.
+pub(super) fn audit_retention(fronts: &[GatewayFront]) -> Option<(u32, String)> {
+    fronts.iter().filter(|f| f.bypass.is_none()).find_map(|f| {
+        let days = f.audit_retention_days?;
+        Some((days, format!("{} audit.retentionDays", f.gateway)))
+    })
 }
 
 /// How a caller other than the `gateways` (with their namespaces' labels) can reach the
@@ -366,6 +384,7 @@ data:
       llama:
         versions:
           - {name: blue, url: "http://chat.ml.svc.cluster.local:8000", weight: 100}
+    audit: {dir: /var/lib/hangar/audit, retentionDays: 400}
 ---
 apiVersion: apps/v1
 kind: StatefulSet
@@ -418,6 +437,13 @@ spec:
         assert_eq!(fronts[0].models, ["llama"]);
         assert_eq!(fronts[0].bypass, None);
         assert!(credited);
+        assert_eq!(
+            audit_retention(&fronts),
+            Some((
+                400,
+                "StatefulSet/hangar/hangar-gateway audit.retentionDays".to_owned()
+            ))
+        );
 
         // The file mounted on its own, with subPath.
         let sub_path = CLUSTER.replace(
@@ -485,6 +511,8 @@ spec:
             let bypass = fronts[0].bypass.as_deref().unwrap_or_default();
             assert!(bypass.contains(why), "expected {why:?}, got {bypass:?}");
             assert!(!credited, "{why}");
+            // Requests that can avoid the gateway are not all in its audit log.
+            assert_eq!(audit_retention(&fronts), None, "{why}");
         }
     }
 

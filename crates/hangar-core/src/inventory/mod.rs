@@ -68,7 +68,8 @@ pub struct Logging {
     /// The setting that makes the server log prompts or responses, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_logging: Option<String>,
-    /// Declared retention in days (`hangar.dev/log-retention`).
+    /// Declared retention in days (`hangar.dev/log-retention`, or the `audit.retentionDays` of
+    /// a Hangar gateway nothing can walk around).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
     /// Where the retention was declared.
@@ -783,6 +784,9 @@ impl<'a> Context<'a> {
             });
         if let Some((value, source)) = declared {
             logging.retention_days = parse_days(&value);
+            logging.retention_source = Some(source);
+        } else if let Some((days, source)) = gateway::audit_retention(&endpoint.gateways) {
+            logging.retention_days = Some(days);
             logging.retention_source = Some(source);
         }
         logging
