@@ -110,11 +110,11 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
     let (snapshot, _) = source::load(&args.source)?;
     let inventory = discover(&snapshot, &policy);
     match args.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&inventory)?),
+        "json" => outln!("{}", serde_json::to_string_pretty(&inventory)?)?,
         "csv" => {
-            println!(
+            outln!(
                 "kind,namespace,name,runtime,model,version,exposure,external,auth,scope,team,file,line,reasons"
-            );
+            )?;
             for e in &inventory.endpoints {
                 let row = [
                     e.object.kind.clone(),
@@ -146,17 +146,17 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join("; "),
                 ];
-                println!(
+                outln!(
                     "{}",
                     row.iter()
                         .map(|c| csv_cell(c))
                         .collect::<Vec<_>>()
                         .join(",")
-                );
+                )?;
             }
         }
         _ => {
-            println!("{:<48} {:<10} {:<40} WHY", "ENDPOINT", "RUNTIME", "MODEL");
+            outln!("{:<48} {:<10} {:<40} WHY", "ENDPOINT", "RUNTIME", "MODEL")?;
             for e in &inventory.endpoints {
                 let model = e.model.name.clone().unwrap_or_else(|| "unknown".into());
                 let why = e
@@ -165,18 +165,18 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
                     .map(|r| r.signal)
                     .collect::<Vec<_>>()
                     .join("+");
-                println!(
+                outln!(
                     "{:<48} {:<10} {:<40} {why}",
                     e.id,
                     e.runtime.as_str(),
                     model
-                );
+                )?;
             }
-            println!(
+            outln!(
                 "\n{} endpoints in {} objects",
                 inventory.endpoints.len(),
                 snapshot.object_count()
-            );
+            )?;
         }
     }
     let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
@@ -197,17 +197,17 @@ fn csv_cell(text: &str) -> String {
 
 pub fn checks(args: ChecksArgs) -> Result<ExitCode> {
     match args.format.as_str() {
-        "markdown" => print!("{}", catalogue_markdown()),
+        "markdown" => out!("{}", catalogue_markdown())?,
         "json" => {
             let rows: Vec<_> = catalogue()
                 .iter()
                 .map(|c| serde_json::json!({"id": c.id, "family": c.family, "severity": c.severity, "title": c.title, "rationale": c.rationale, "remediation": c.remediation}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         }
         _ => {
             for c in catalogue() {
-                println!("{:<8} {:<9} {}", c.id, c.severity.as_str(), c.title);
+                outln!("{:<8} {:<9} {}", c.id, c.severity.as_str(), c.title)?;
             }
         }
     }
@@ -215,12 +215,12 @@ pub fn checks(args: ChecksArgs) -> Result<ExitCode> {
 }
 
 pub fn policy_schema() -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&Policy::json_schema())?);
+    outln!("{}", serde_json::to_string_pretty(&Policy::json_schema())?)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn policy_check(file: &Path) -> Result<ExitCode> {
     let policy = source::policy(Some(file))?;
-    println!("{}", serde_json::to_string_pretty(&policy)?);
+    outln!("{}", serde_json::to_string_pretty(&policy)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -109,7 +109,7 @@ pub fn run(args: CostArgs) -> Result<ExitCode> {
         std::fs::write(path, render(&report, *format))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print!("{}", render(&report, format));
+    out!("{}", render(&report, format))?;
     // The table lists warnings and unread input itself; other formats carry them as data, so
     // say them where a person reading a terminal sees them.
     if format != Format::Table {

@@ -87,10 +87,10 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         GatewayCommand::Run { config } => serve(&config),
         GatewayCommand::Check { config } => check(&config),
         GatewayCommand::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&hangar_gateway::config::schema())?
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Keygen {
@@ -173,14 +173,14 @@ fn check(path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    println!("{}: ok", path.display());
-    println!("  listen       {}", config.listen);
+    outln!("{}: ok", path.display())?;
+    outln!("  listen       {}", config.listen)?;
     for (name, not_after) in &built.certificate_expiry {
         let until = jiff::Timestamp::from_second(*not_after)
             .map_or_else(|_| not_after.to_string(), |t| t.to_string());
-        println!("  certificate  {name} valid until {until}");
+        outln!("  certificate  {name} valid until {until}")?;
     }
-    println!(
+    outln!(
         "  tenants      {}",
         config
             .tenants
@@ -188,14 +188,14 @@ fn check(path: &Path) -> Result<ExitCode> {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )?;
     for (name, route) in &config.models {
         let versions: Vec<String> = route
             .versions
             .iter()
             .map(|v| format!("{} ({}) → {}", v.name, v.weight, v.url))
             .collect();
-        println!("  model        {name}: {}", versions.join(", "));
+        outln!("  model        {name}: {}", versions.join(", "))?;
     }
     if let Some(tls) = &config.upstream_tls {
         let trusted = tls.ca_file.as_ref().map_or_else(
@@ -205,9 +205,9 @@ fn check(path: &Path) -> Result<ExitCode> {
         let shown = tls.cert_file.as_ref().map_or_else(String::new, |cert| {
             format!(", client certificate {}", cert.display())
         });
-        println!("  model TLS    {trusted}{shown}");
+        outln!("  model TLS    {trusted}{shown}")?;
     }
-    println!(
+    outln!(
         "  auth         {} API keys{}",
         config.auth.api_keys.len(),
         if config.auth.jwt.is_some() {
@@ -215,8 +215,8 @@ fn check(path: &Path) -> Result<ExitCode> {
         } else {
             ""
         }
-    );
-    println!(
+    )?;
+    outln!(
         "  audit        {} (kept {} days){}",
         config.audit.dir.display(),
         config.audit.retention_days,
@@ -225,7 +225,7 @@ fn check(path: &Path) -> Result<ExitCode> {
             .content
             .map(|c| format!(", content kept {} days", c.retention_days))
             .unwrap_or_default()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -239,7 +239,7 @@ fn keygen(tenant: &str, id: &str, expires: Option<&str>) -> Result<ExitCode> {
     let new = hangar_gateway::auth::keys::generate(id, tenant, expires)
         .map_err(|_| anyhow::anyhow!("the system's random generator failed"))?;
     eprintln!("The key (shown once; hand it to the tenant, it is not stored anywhere):");
-    println!("{}", new.key);
+    outln!("{}", new.key)?;
     eprintln!("\nAdd this entry under auth.apiKeys:");
     let entry = serde_json::to_value(&new.entry)?;
     let mut lines = vec![format!("- id: {}", new.entry.id)];
@@ -264,9 +264,9 @@ fn verify_log(dir: &Path, prefix: &str, json: bool) -> Result<ExitCode> {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", verify_text(dir, prefix, &report));
+        out!("{}", verify_text(dir, prefix, &report))?;
     }
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS

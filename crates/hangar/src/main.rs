@@ -1,5 +1,8 @@
 //! `hangar`: operations for AI inference on Kubernetes.
 
+#[macro_use]
+mod out;
+
 mod audit;
 mod cli;
 mod cost;

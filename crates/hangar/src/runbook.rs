@@ -93,7 +93,7 @@ pub fn run(args: RunbookArgs) -> Result<ExitCode> {
         None if pages.is_empty() => eprintln!("no inference endpoints in {described}"),
         None => {
             let texts: Vec<&str> = pages.iter().map(|(_, text)| text.as_str()).collect();
-            print!("{}", texts.join("\n---\n\n"));
+            out!("{}", texts.join("\n---\n\n"))?;
         }
     }
     let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);

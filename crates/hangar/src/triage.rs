@@ -125,9 +125,9 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
     match args.format.as_str() {
         "json" => {
             let report = TriageReport::new(&described, &snapshot, &results);
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?)?;
         }
-        _ => print!("{}", render_text(&results, args.verbose)),
+        _ => out!("{}", render_text(&results, args.verbose))?,
     }
     // A crash-looping pod nothing recognises is `unknown` and still sick; only an endpoint with
     // no pods to judge (manifests) is unknown without being a problem.

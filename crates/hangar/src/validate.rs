@@ -91,10 +91,10 @@ pub struct ValidateArgs {
 
 pub fn run(args: ValidateArgs) -> Result<ExitCode> {
     if args.schema {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&GoldenSet::json_schema())?
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let (Some(golden_path), Some(url)) = (&args.golden, &args.url) else {
@@ -157,7 +157,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
         std::fs::write(path, render(report, *format))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print!("{}", render(report, args.format.parse()?));
+    out!("{}", render(report, args.format.parse()?))?;
     Ok(ExitCode::from(report.exit_code()))
 }
 
