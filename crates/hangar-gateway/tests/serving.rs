@@ -58,13 +58,7 @@ async fn weights_and_pins_route_between_versions() {
     let (blue, green) = (fake().await, fake().await);
     let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
     for _ in 0..5 {
-        let answer = gw
-            .post(
-                "/v1/chat/completions",
-                Some(gw.key("a-1")),
-                &chat("llama", "hi"),
-            )
-            .await;
+        let answer = chat_as(&gw, "a-1").await;
         assert_eq!(answer.header("x-hangar-version"), Some("blue"));
     }
     assert_eq!(green.request_count(), 0, "weight 0 takes no traffic");
@@ -136,13 +130,7 @@ async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_a
 
     // A 500 may come after the model ran: it is not sent again.
     blue.set_faults(decline(500));
-    let failed = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let failed = chat_as(&gw, "a-1").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text());
     assert_eq!(failed.code(), "upstream_error");
     assert_eq!((blue.request_count(), green.request_count()), (4, 2));
@@ -153,13 +141,7 @@ async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_a
         retry_after: Some("3".into()),
         ..decline(503)
     });
-    let overloaded = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let overloaded = chat_as(&gw, "a-1").await;
     assert_eq!(overloaded.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(overloaded.header("retry-after"), Some("3"));
     assert_eq!((blue.request_count(), green.request_count()), (5, 3));
@@ -190,15 +172,19 @@ async fn pinned_chat(gw: &TestGateway, key: &str, version: &str) -> common::Answ
     .await
 }
 
+/// A short chat about `llama`, with `key`'s credential.
+async fn chat_as(gw: &TestGateway, key: &str) -> common::Answer {
+    gw.post(
+        "/v1/chat/completions",
+        Some(gw.key(key)),
+        &chat("llama", "hi"),
+    )
+    .await
+}
+
 /// A chat, answered by `version`.
 async fn assert_chat_served_by(gw: &TestGateway, version: &str) {
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = chat_as(gw, "a-1").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(answer.header("x-hangar-version"), Some(version));
 }
@@ -254,13 +240,7 @@ async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_change
     std::fs::write(&gw.config_path, &flipped).unwrap();
     assert!(hangar_gateway::server::reload(&gw.gateway, &gw.config_path));
 
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = chat_as(&gw, "a-1").await;
     assert_eq!(answer.header("x-hangar-version"), Some("green"));
 
     let (status, _, body) = in_flight.await.unwrap();
@@ -290,13 +270,7 @@ async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_change
         &gw.gateway,
         &gw.config_path
     ));
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = chat_as(&gw, "a-1").await;
     assert_eq!(answer.header("x-hangar-version"), Some("green"));
     let metrics = gw.metrics().await;
     // The file watcher may have seen the same files too: at least these reloads happened.
@@ -380,13 +354,7 @@ async fn past_the_tenant_concurrency_cap_it_is_429_and_past_the_gateway_cap_503_
 
     // Everything was released: the same load now fits again.
     upstream.clear_faults();
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("b-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = chat_as(&gw, "b-1").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(gw.gateway.limiter.in_flight(), 0);
 }
@@ -647,13 +615,7 @@ async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("a-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = chat_as(&gw, "a-1").await;
     assert_eq!(
         answer.status,
         StatusCode::OK,
