@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::flag_value;
+use super::model::{argv, flag_value};
 use super::{Auth, AuthKind, Endpoint, Exposure};
 use crate::object::ObjectRef;
 use crate::selector::selects;
@@ -78,15 +78,6 @@ pub(super) fn find(snapshot: &Snapshot, workloads: &[Workload]) -> Vec<HangarGat
         }
     }
     gateways
-}
-
-fn argv(c: &Container) -> Vec<&str> {
-    c.command
-        .iter()
-        .flatten()
-        .chain(c.args.iter().flatten())
-        .map(String::as_str)
-        .collect()
 }
 
 /// `hangar gateway run`, from a `hangar` binary or an image named for Hangar.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Container;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -55,13 +56,7 @@ pub(super) fn from_templates(
     let mut model = Model::default();
     for t in templates {
         for (path, c) in t.containers() {
-            let args: Vec<&str> = c
-                .command
-                .iter()
-                .flatten()
-                .chain(c.args.iter().flatten())
-                .flat_map(|a| a.split_whitespace())
-                .collect();
+            let args = argv(c);
             if model.source.is_none()
                 && let Some(value) =
                     flag_value(&args, MODEL_FLAGS).or_else(|| positional_after(&args, "serve"))
@@ -189,6 +184,16 @@ fn short_model_name(source: &str) -> String {
     let source = source.split_once('@').map_or(source, |(s, _)| s);
     let source = source.split_once("://").map_or(source, |(_, rest)| rest);
     source.trim_end_matches('/').to_owned()
+}
+
+/// A container's command and args as words; `sh -c "vllm serve …"` splits into its words too.
+pub(super) fn argv(c: &Container) -> Vec<&str> {
+    c.command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .flat_map(|a| a.split_whitespace())
+        .collect()
 }
 
 /// The value of the first of `flags` in `args`, as `--flag value` or `--flag=value`.
