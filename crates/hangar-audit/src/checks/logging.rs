@@ -160,7 +160,7 @@ fn retention_too_short(snapshot: &Snapshot, endpoint: &Endpoint, policy: &Policy
     if let Some(front) = endpoint
         .gateways
         .iter()
-        .find(|f| source.starts_with(&f.gateway.to_string()))
+        .find(|f| f.retention_source() == *source)
     {
         return match logging.retention_days {
             Some(days) if days < minimum && regulated => vec![Finding::on_endpoint(

@@ -39,6 +39,13 @@ pub struct GatewayFront {
     pub bypass: Option<String>,
 }
 
+impl GatewayFront {
+    /// Where the gateway declares its audit retention, as `Logging::retention_source` names it.
+    pub fn retention_source(&self) -> String {
+        format!("{} audit.retentionDays", self.gateway)
+    }
+}
+
 /// A gateway workload and the Services its configuration routes to.
 pub(super) struct HangarGateway {
     workload: ObjectRef,
@@ -226,7 +233,7 @@ pub(super) fn auth(fronts: &[GatewayFront]) -> Option<Auth> {
 pub(super) fn audit_retention(fronts: &[GatewayFront]) -> Option<(u32, String)> {
     fronts.iter().filter(|f| f.bypass.is_none()).find_map(|f| {
         let days = f.audit_retention_days?;
-        Some((days, format!("{} audit.retentionDays", f.gateway)))
+        Some((days, f.retention_source()))
     })
 }
 
