@@ -60,13 +60,8 @@ pub fn audit(args: AuditArgs) -> Result<ExitCode> {
         style,
         &mut BufWriter::new(std::io::stdout().lock()),
     );
-    // A closed pipe (`hangar audit … | head`) is the reader's choice, not a failure.
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(e).context("cannot write the report to standard output");
-        }
-        _ => {}
-    }
+    crate::out::reader_gone_is_done(written)
+        .context("cannot write the report to standard output")?;
 
     let code = if !report.complete {
         ExitCode::from(2)

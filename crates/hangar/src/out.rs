@@ -22,8 +22,12 @@ macro_rules! outln {
 }
 
 pub fn write(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_fmt(text) {
+    reader_gone_is_done(std::io::stdout().lock().write_fmt(text))
+}
+
+/// The outcome of writing to standard output, with a reader that went away counted as done.
+pub fn reader_gone_is_done(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
