@@ -346,6 +346,11 @@ pub struct GuardsConfig {
     /// keep tokens stable across replicas. Keep it secret: the token is derived from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_seed: Option<String>,
+    /// A file holding the canary seed instead (surrounding whitespace ignored), such as a key of
+    /// a Kubernetes Secret mounted into the pod, so the rest of the configuration can live in a
+    /// ConfigMap. Read again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_seed_file: Option<PathBuf>,
     /// When a key's traffic looks like model extraction.
     #[serde(default)]
     pub extraction: ExtractionConfig,
@@ -356,6 +361,7 @@ impl Default for GuardsConfig {
         GuardsConfig {
             redact: default_redact_kinds(),
             canary_seed: None,
+            canary_seed_file: None,
             extraction: ExtractionConfig::default(),
         }
     }
@@ -685,6 +691,7 @@ impl GatewayConfig {
             }
             files.extend(jwt.ca_file.as_deref());
         }
+        files.extend(self.guards.canary_seed_file.as_deref());
         files
     }
 
@@ -817,6 +824,12 @@ impl GatewayConfig {
                 ));
             }
         }
+        if self.guards.canary_seed.is_some() && self.guards.canary_seed_file.is_some() {
+            problems.push(
+                "guards: set canarySeed or canarySeedFile, not both (the file is for a seed kept in a Secret)"
+                    .into(),
+            );
+        }
         if self.audit.retention_days == 0 {
             problems.push("audit.retentionDays: must be at least 1".into());
         }
@@ -903,6 +916,7 @@ auth:
   jwt: {issuer: i, audiences: [a], jwks: {file: /idp/jwks.json}, caFile: /idp/ca.pem, algorithms: [RS256], tenantClaim: t}
 tenants: {}
 models: {}
+guards: {canarySeedFile: /secrets/canary-seed}
 audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
 ",
         )
@@ -920,7 +934,8 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "/models/ca.pem",
                 "/models/client.key",
                 "/idp/jwks.json",
-                "/idp/ca.pem"
+                "/idp/ca.pem",
+                "/secrets/canary-seed"
             ]
         );
     }

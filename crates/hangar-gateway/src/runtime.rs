@@ -11,7 +11,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys::KeyStore;
-use crate::config::{GatewayConfig, GuardAction, JwtConfig, TlsConfig};
+use crate::config::{GatewayConfig, GuardAction, GuardsConfig, JwtConfig, TlsConfig};
 use crate::limits::TenantLimits;
 use crate::request::{Endpoint, ParameterPolicy};
 use crate::routes::RouteTable;
@@ -142,6 +142,10 @@ impl Runtime {
             // serving the certificate it has.
             None => previous.and_then(|p| p.served_certificate.clone()),
         };
+        let canary_seed = canary_seed(&config.guards).unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
         let (Some(upstreams), true) = (upstreams, problems.is_empty()) else {
             problems.dedup();
             return Err(problems);
@@ -156,7 +160,10 @@ impl Runtime {
         let tenants = config
             .tenants
             .iter()
-            .map(|(name, t)| (name.clone(), tenant(name, t, &config)))
+            .map(|(name, t)| {
+                let tenant = tenant(name, t, &config, canary_seed.as_deref());
+                (name.clone(), tenant)
+            })
             .collect();
         Ok(Runtime {
             keys: KeyStore::new(&config.auth.api_keys),
@@ -252,14 +259,29 @@ fn reuse_verifier(config: &JwtConfig, previous: Option<&Runtime>) -> Option<Arc<
     (previous.config.auth.jwt.as_ref() == Some(config) && same_ca).then_some(verifier)
 }
 
-fn tenant(name: &str, t: &crate::config::TenantConfig, config: &GatewayConfig) -> Tenant {
+/// The configured canary seed, written inline or read from its file.
+fn canary_seed(guards: &GuardsConfig) -> Result<Option<String>, String> {
+    let Some(path) = &guards.canary_seed_file else {
+        return Ok(guards.canary_seed.clone());
+    };
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("guards.canarySeedFile: cannot read {shown}: {e}"))?;
+    match text.trim() {
+        "" => Err(format!("guards.canarySeedFile: {shown} is empty")),
+        seed => Ok(Some(seed.to_owned())),
+    }
+}
+
+fn tenant(
+    name: &str,
+    t: &crate::config::TenantConfig,
+    config: &GatewayConfig,
+    canary_seed: Option<&str>,
+) -> Tenant {
     let models = (!t.models.iter().any(|m| m == "*")).then(|| t.models.iter().cloned().collect());
     let injected_canary = t.inject_canary.then(|| {
-        let seed = config
-            .guards
-            .canary_seed
-            .as_deref()
-            .unwrap_or_else(|| process_seed());
+        let seed = canary_seed.unwrap_or_else(|| process_seed());
         hangar_guard::new_canary_token(format!("{seed}/{name}").as_bytes())
     });
     let mut canaries = t.canaries.clone();
@@ -296,5 +318,70 @@ fn tenant(name: &str, t: &crate::config::TenantConfig, config: &GatewayConfig) -
             .unwrap_or(config.limits.timeouts.first_token)
             .get(),
         idle: timeouts.idle.unwrap_or(config.limits.timeouts.idle).get(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canary the gateway injects for tenant `t` with `guards` as the guard settings.
+    fn injected_canary(guards: &str) -> Result<Option<String>, Vec<String>> {
+        let yaml = format!(
+            "listen: 127.0.0.1:8080
+auth:
+  apiKeys:
+    - {{id: k1, tenant: t, prefix: abcdefgh, sha256: \"sha256:{}\"}}
+tenants:
+  t: {{models: [llama], injectCanary: true}}
+models:
+  llama:
+    versions:
+      - {{name: blue, url: \"http://127.0.0.1:8000\", weight: 100}}
+guards: {guards}
+audit: {{dir: /var/lib/hangar/audit, retentionDays: 30}}
+",
+            "0".repeat(64)
+        );
+        let runtime = Runtime::build(GatewayConfig::from_yaml(&yaml)?, None)?;
+        Ok(runtime.tenants["t"].injected_canary.clone())
+    }
+
+    #[test]
+    fn the_canary_seed_can_be_kept_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("canary-seed");
+        let from_file = || injected_canary(&format!("{{canarySeedFile: {}}}", seed.display()));
+        std::fs::write(&seed, "rotate-me-2026-11\n").unwrap();
+        let inline = injected_canary("{canarySeed: rotate-me-2026-11}").unwrap();
+        assert!(inline.is_some());
+        assert_eq!(from_file().unwrap(), inline);
+        assert_ne!(
+            injected_canary("{canarySeed: another-seed}").unwrap(),
+            inline
+        );
+
+        std::fs::write(&seed, " \n").unwrap();
+        let problems = from_file().unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("guards.canarySeedFile:") && p.ends_with("is empty")),
+            "{problems:?}"
+        );
+        std::fs::remove_file(&seed).unwrap();
+        let problems = from_file().unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("guards.canarySeedFile: cannot read")),
+            "{problems:?}"
+        );
+        let both = format!("{{canarySeed: s, canarySeedFile: {}}}", seed.display());
+        let problems = injected_canary(&both).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("not both")),
+            "{problems:?}"
+        );
     }
 }

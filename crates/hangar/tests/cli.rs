@@ -390,7 +390,8 @@ fn the_gateway_example_cluster_is_credited_with_authentication_only_while_nothin
 }
 
 /// The configuration the example's ConfigMap holds passes `hangar gateway check`, once its
-/// in-pod paths (the served certificate, the audit volume) point at this machine.
+/// in-pod paths (the served certificate, the canary seed, the audit volume) point at this
+/// machine.
 #[test]
 fn the_gateway_example_cluster_holds_a_configuration_that_checks() {
     let text = std::fs::read_to_string(repo().join(GATEWAY_IN_A_CLUSTER)).unwrap();
@@ -404,18 +405,25 @@ fn the_gateway_example_cluster_holds_a_configuration_that_checks() {
     assert!(embedded.len() > 20, "{embedded:?}");
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");
+    let seed = write(dir.path(), "seed", "a seed from a Secret\n");
     let config: String = embedded
         .iter()
         .filter(|line| !line.starts_with("tls:"))
-        .map(
-            |line| match line.trim_start().strip_prefix("dir: /var/lib/hangar/audit") {
-                Some(_) => format!("  dir: {}", audit.display()),
-                None => (*line).to_owned(),
-            },
-        )
+        .map(|line| {
+            let setting = line.trim_start();
+            if setting.starts_with("dir: /var/lib/hangar/audit") {
+                format!("  dir: {}", audit.display())
+            } else if setting.starts_with("canarySeedFile: /etc/hangar/canary/seed") {
+                format!("  canarySeedFile: {}", seed.display())
+            } else {
+                (*line).to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(config.contains(&audit.display().to_string()), "{config}");
+    for path in [&audit, &seed] {
+        assert!(config.contains(&path.display().to_string()), "{config}");
+    }
     let config = write(dir.path(), "gateway.yaml", &config);
     let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
