@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hangar_core::inventory::{Endpoint, NotAnEndpoint};
+use hangar_core::inventory::{Endpoint, GatewayNotRead, NotAnEndpoint};
 use hangar_core::{
     Inventory, LoadError, NotCovered, ObjectRef, Policy, Severity, Snapshot, discover,
 };
@@ -50,6 +50,9 @@ pub struct Report {
     pub checks_not_run: Vec<CheckNotRun>,
     /// Accelerator workloads that are not endpoints (training, notebooks…), and why.
     pub not_endpoints: Vec<NotAnEndpoint>,
+    /// Hangar gateways whose configuration could not be read, and why: the endpoints behind
+    /// them are judged as if they were not there.
+    pub gateways_not_read: Vec<GatewayNotRead>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -272,6 +275,7 @@ pub fn audit(snapshot: &Snapshot, options: &AuditOptions<'_>) -> Report {
         not_covered: snapshot.not_covered.clone(),
         checks_not_run,
         not_endpoints: inventory.other_accelerator_workloads,
+        gateways_not_read: inventory.gateways_not_read,
     }
 }
 

@@ -110,7 +110,7 @@ fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut
 }
 
 /// The error without the source snippet and location suffix: we print our own `file:line`.
-fn yaml_error_message(err: &serde_saphyr::Error) -> String {
+pub(crate) fn yaml_error_message(err: &serde_saphyr::Error) -> String {
     let options = serde_saphyr::render_options! {
         snippets: serde_saphyr::SnippetMode::Off,
     };

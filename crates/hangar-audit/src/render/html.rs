@@ -157,6 +157,20 @@ fn endpoints(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</div>");
+    if !report.gateways_not_read.is_empty() {
+        out.push_str(
+            "<p>Hangar gateways not read (endpoints behind them are judged without them):</p><ul>",
+        );
+        for g in &report.gateways_not_read {
+            let _ = write!(
+                out,
+                "<li><code>{}</code>: {}</li>",
+                esc(&g.gateway.to_string()),
+                esc(&g.why)
+            );
+        }
+        out.push_str("</ul>");
+    }
 }
 
 fn findings_table(out: &mut String, report: &Report) {

@@ -73,6 +73,16 @@ pub(super) fn render(report: &Report) -> String {
         );
     }
 
+    if !report.gateways_not_read.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nHangar gateways not read (endpoints behind them are judged without them):\n"
+        );
+        for g in &report.gateways_not_read {
+            let _ = writeln!(out, "- `{}`: {}", g.gateway, g.why);
+        }
+    }
+
     let _ = writeln!(out, "\n## Findings\n");
     if report.findings.is_empty() {
         let _ = writeln!(out, "No findings.");

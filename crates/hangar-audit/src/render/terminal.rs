@@ -101,6 +101,18 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
         out.push('\n');
     }
 
+    if !report.gateways_not_read.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            p.bold("Hangar gateways not read — endpoints behind them are judged without them")
+        );
+        for g in &report.gateways_not_read {
+            let _ = writeln!(out, "  {}: {}", g.gateway, g.why);
+        }
+        out.push('\n');
+    }
+
     let cluster: Vec<&ReportFinding> = report.cluster_findings().collect();
     if !cluster.is_empty() {
         let _ = writeln!(out, "{}", p.bold("Cluster-wide"));

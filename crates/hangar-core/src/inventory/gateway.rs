@@ -46,6 +46,14 @@ impl GatewayFront {
     }
 }
 
+/// A workload running the gateway whose configuration the audit could not read, and why. The
+/// endpoints behind it are judged as if it were not there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayNotRead {
+    pub gateway: ObjectRef,
+    pub why: String,
+}
+
 /// A gateway workload and the Services its configuration routes to.
 pub(super) struct HangarGateway {
     workload: ObjectRef,
@@ -55,9 +63,14 @@ pub(super) struct HangarGateway {
     audit_retention_days: Option<u32>,
 }
 
-/// Every workload in the snapshot that runs the gateway with a configuration Hangar can read.
-pub(super) fn find(snapshot: &Snapshot, workloads: &[Workload]) -> Vec<HangarGateway> {
+/// Every workload in the snapshot that runs the gateway: those whose configuration Hangar can
+/// read, and the others with why not.
+pub(super) fn find(
+    snapshot: &Snapshot,
+    workloads: &[Workload],
+) -> (Vec<HangarGateway>, Vec<GatewayNotRead>) {
     let mut gateways = Vec::new();
+    let mut not_read = Vec::new();
     for workload in workloads.iter().filter(|w| !w.runs_to_completion) {
         let template = &workload.template;
         for (_, container) in template.containers() {
@@ -65,13 +78,25 @@ pub(super) fn find(snapshot: &Snapshot, workloads: &[Workload]) -> Vec<HangarGat
             if !runs_gateway(&argv, container.image.as_deref().unwrap_or_default()) {
                 continue;
             }
-            let Some(text) = flag_value(&argv, &["--config", "-c"])
+            let config = flag_value(&argv, &["--config", "-c"])
+                .ok_or_else(|| "its command line has no `--config`".to_owned())
                 .and_then(|path| mounted_config(snapshot, template, container, path))
-            else {
-                continue;
-            };
-            let Ok(config) = serde_saphyr::from_str::<Value>(text) else {
-                continue;
+                .and_then(|(text, source)| {
+                    serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                        let line = e.location().map_or(0, |l| l.line());
+                        let message = crate::parse::yaml_error_message(&e);
+                        format!("the configuration in {source} is not valid YAML (its line {line}): {message}")
+                    })
+                });
+            let config = match config {
+                Ok(config) => config,
+                Err(why) => {
+                    not_read.push(GatewayNotRead {
+                        gateway: template.owner.clone(),
+                        why,
+                    });
+                    continue;
+                }
             };
             gateways.push(HangarGateway {
                 workload: template.owner.clone(),
@@ -84,7 +109,7 @@ pub(super) fn find(snapshot: &Snapshot, workloads: &[Workload]) -> Vec<HangarGat
             });
         }
     }
-    gateways
+    (gateways, not_read)
 }
 
 /// `hangar gateway run`, from a `hangar` binary or an image named for Hangar.
@@ -97,13 +122,14 @@ fn runs_gateway(argv: &[&str], image: &str) -> bool {
     subcommand && (binary || repository.starts_with("hangar"))
 }
 
-/// The text of the file at `path` in the container, when a ConfigMap volume provides it.
+/// The text of the file at `path` in the container and the ConfigMap key it comes from, or why
+/// it cannot be read: only a ConfigMap volume is read (Secret values never enter Hangar).
 fn mounted_config<'a>(
     snapshot: &'a Snapshot,
     template: &PodTemplate,
     container: &Container,
     path: &str,
-) -> Option<&'a str> {
+) -> Result<(&'a str, String), String> {
     let mount = container
         .volume_mounts
         .iter()
@@ -112,31 +138,56 @@ fn mounted_config<'a>(
             let dir = m.mount_path.trim_end_matches('/');
             path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
         })
-        .max_by_key(|m| m.mount_path.len())?;
+        .max_by_key(|m| m.mount_path.len())
+        .ok_or_else(|| format!("no volume is mounted at its `--config` {path}"))?;
     let volume = template
         .spec
         .volumes
         .iter()
         .flatten()
-        .find(|v| v.name == mount.name)?;
-    let source = volume.config_map.as_ref()?;
+        .find(|v| v.name == mount.name)
+        .ok_or_else(|| format!("its volume mount `{}` names no volume", mount.name))?;
+    let Some(source) = volume.config_map.as_ref() else {
+        return Err(match &volume.secret {
+            Some(secret) => format!(
+                "{path} comes from Secret `{}`, whose values Hangar does not read: keep the \
+                 configuration in a ConfigMap and the canary seed alone in a Secret \
+                 (`guards.canarySeedFile`)",
+                secret.secret_name.as_deref().unwrap_or_default()
+            ),
+            None => format!(
+                "{path} comes from volume `{}`, which is not a ConfigMap",
+                volume.name
+            ),
+        });
+    };
     let inside = match mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
         Some(sub_path) => sub_path,
         None => path
-            .strip_prefix(mount.mount_path.trim_end_matches('/'))?
+            .strip_prefix(mount.mount_path.trim_end_matches('/'))
+            .unwrap_or_default()
             .trim_start_matches('/'),
     };
+    let name = format!("ConfigMap `{}/{}`", template.owner.namespace, source.name);
     let key = match &source.items {
-        Some(items) => &items.iter().find(|i| i.path == inside)?.key,
+        Some(items) => {
+            let item = items.iter().find(|i| i.path == inside);
+            &item
+                .ok_or_else(|| format!("{name} as mounted has no item for {path}"))?
+                .key
+        }
         None => inside,
     };
-    let config_map = snapshot.find::<ConfigMap>(&template.owner.namespace, &source.name)?;
-    config_map
+    let config_map = snapshot
+        .find::<ConfigMap>(&template.owner.namespace, &source.name)
+        .ok_or_else(|| format!("{name}, which holds its configuration, is not in the input"))?;
+    let text = config_map
         .object
         .data
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .ok_or_else(|| format!("{name} has no key `{key}` for {path}"))?;
+    Ok((text, format!("{name} key `{key}`")))
 }
 
 /// The Services each model version's `url` names, with the public models sent there.
@@ -515,29 +566,68 @@ spec:
     }
 
     #[test]
-    fn without_a_readable_configuration_no_gateway_is_found() {
+    fn without_a_readable_configuration_no_gateway_is_found_and_the_report_says_why() {
         let allowed = policy(&format!("[{GATEWAY_PODS}]"));
-        for (from, to) in [
-            // The configuration in a Secret, which the audit does not read.
+        for (from, to, why) in [
             (
                 "configMap: {name: gateway}",
                 "secret: {secretName: gateway}",
+                "/etc/hangar/gateway.yaml comes from Secret `gateway`, whose values Hangar does not read",
             ),
-            // Another path than the one mounted.
             (
                 "--config, /etc/hangar/gateway.yaml",
                 "--config, /config/gateway.yaml",
+                "no volume is mounted at its `--config` /config/gateway.yaml",
             ),
-            // Routes to another Service.
-            ("http://chat.ml.svc", "http://other.ml.svc"),
-            // Not the gateway.
-            ("[gateway, run,", "[gateway, check,"),
+            (
+                "--config, /etc/hangar/gateway.yaml",
+                "--config, /etc/hangar/other.yaml",
+                "ConfigMap `hangar/gateway` has no key `other.yaml` for /etc/hangar/other.yaml",
+            ),
+            (
+                "metadata: {name: gateway, namespace: hangar}",
+                "metadata: {name: gateway-v2, namespace: hangar}",
+                "ConfigMap `hangar/gateway`, which holds its configuration, is not in the input",
+            ),
+            (
+                "configMap: {name: gateway}",
+                "emptyDir: {}",
+                "/etc/hangar/gateway.yaml comes from volume `config`, which is not a ConfigMap",
+            ),
+            (
+                "    listen: 0.0.0.0:8080\n",
+                "    listen: [0.0.0.0:8080\n",
+                "the configuration in ConfigMap `hangar/gateway` key `gateway.yaml` is not valid YAML",
+            ),
         ] {
             let cluster = CLUSTER.replace(from, to);
             assert_ne!(cluster, CLUSTER, "{from}");
-            let (fronts, credited) = front(&format!("{cluster}{allowed}"));
+            let yaml = format!("{cluster}{allowed}");
+            let (fronts, credited) = front(&yaml);
             assert!(fronts.is_empty() && !credited, "{to}: {fronts:?}");
+            let inventory = discover(&snapshot_from_text("t.yaml", &yaml), &Policy::default());
+            let [not_read] = inventory.gateways_not_read.as_slice() else {
+                panic!("{to}: {:?}", inventory.gateways_not_read);
+            };
+            assert_eq!(
+                not_read.gateway.to_string(),
+                "StatefulSet/hangar/hangar-gateway"
+            );
+            assert!(not_read.why.starts_with(why), "{to}: {}", not_read.why);
         }
+        // What is not the gateway, or routes elsewhere, is simply not in front.
+        for (from, to) in [
+            ("http://chat.ml.svc", "http://other.ml.svc"),
+            ("[gateway, run,", "[gateway, check,"),
+        ] {
+            let yaml = format!("{}{allowed}", CLUSTER.replace(from, to));
+            let (fronts, credited) = front(&yaml);
+            assert!(fronts.is_empty() && !credited, "{to}: {fronts:?}");
+            let inventory = discover(&snapshot_from_text("t.yaml", &yaml), &Policy::default());
+            assert!(inventory.gateways_not_read.is_empty(), "{to}");
+        }
+        let inventory = discover(&snapshot_from_text("t.yaml", CLUSTER), &Policy::default());
+        assert!(inventory.gateways_not_read.is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Container, Namespace};
 use serde::Serialize;
 
 pub use exposure::{Auth, AuthKind, Exposure, ExposureKind};
-pub use gateway::GatewayFront;
+pub use gateway::{GatewayFront, GatewayNotRead};
 pub use model::{MODEL_LABEL, MODEL_VERSION_LABEL, Model};
 pub use runtime::{Runtime, runtime_from_command, runtime_from_image};
 
@@ -158,6 +158,8 @@ pub struct Inventory {
     pub endpoints: Vec<Endpoint>,
     /// Workloads that request accelerators but are not endpoints, and why (training, notebooks…).
     pub other_accelerator_workloads: Vec<NotAnEndpoint>,
+    /// Workloads running the Hangar gateway whose configuration could not be read, and why.
+    pub gateways_not_read: Vec<GatewayNotRead>,
     /// Every workload no other workload controls, endpoint or not (see `workload::workloads`),
     /// read once for the checks that look at all of them.
     #[serde(skip)]
@@ -238,7 +240,7 @@ pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
     }
 
     let workloads = workloads(snapshot);
-    context.gateways = gateway::find(snapshot, &workloads);
+    (context.gateways, inventory.gateways_not_read) = gateway::find(snapshot, &workloads);
     let roots = context.roots(&workloads);
     let mut groups: BTreeMap<ObjectRef, Vec<&Workload>> = BTreeMap::new();
     for (workload, root) in workloads.iter().zip(roots) {
