@@ -83,9 +83,10 @@ static TOKEN_PATTERNS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     .collect()
 });
 
-/// `key: value` or `KEY=value` inside a config file held in a ConfigMap or a shell line.
+/// `key: value` or `KEY=value` inside a config file held in a ConfigMap or a shell line. A value
+/// stops at flow punctuation, so `outer: {key: value}` is read as `key: value`.
 static ASSIGNMENT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"([A-Za-z0-9_.-]+)["']?\s*[:=]\s*["']?([^\s"',;}]+)"#).ok());
+    LazyLock::new(|| Regex::new(r#"([A-Za-z0-9_.-]+)["']?\s*[:=]\s*["']?([^\s"',;{}\[\]]+)"#).ok());
 
 /// Command-line flags whose value is a credential.
 const KEY_FLAGS: &[&str] = &["--api-key", "--api_key", "--hf-token", "--hf_token"];
@@ -180,10 +181,10 @@ fn is_credential_key(key: &str) -> bool {
         .filter(|w| !w.is_empty())
         .collect();
     let single = ["token", "secret", "password", "passwd", "apikey"];
+    // `canarySeed`: the Hangar gateway derives its canary tokens from it.
+    let pairs = [["api", "key"], ["access", "key"], ["canary", "seed"]];
     words.iter().any(|w| single.contains(w))
-        || words
-            .windows(2)
-            .any(|pair| pair == ["api", "key"] || pair == ["access", "key"])
+        || words.windows(2).any(|pair| pairs.iter().any(|p| pair == p))
 }
 
 /// A value that is a literal (not a reference to a variable) and not obviously a setting.
@@ -904,6 +905,8 @@ data:
     - model_name: gpt
       litellm_params: {model: openai/gpt-4o, api_key: sk-proj-AbCdEfGhIjKlMnOpQrStUv12}
   tokenizer: meta-llama/Llama-3.1-8B-Instruct
+  gateway.yaml: |
+    guards: {canarySeed: 9fQ2mX7vL4pR8tK1wZ6nB3cY}
 ---
 apiVersion: v1
 kind: Service
@@ -914,12 +917,22 @@ metadata:
 spec: {ports: [{port: 80}]}
 "#;
         let findings = run("SEC-003", yaml);
-        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert_eq!(findings.len(), 3, "{findings:?}");
         assert_eq!(findings[0].field.as_deref(), Some("data.config.yaml"));
         assert!(findings[0].message.contains("OpenAI-style API key"));
         assert!(!findings[0].message.contains("AbCdEf"));
+        // The Hangar gateway's canary seed, which belongs in `guards.canarySeedFile`.
+        assert_eq!(findings[1].field.as_deref(), Some("data.gateway.yaml"));
+        assert!(
+            findings[1]
+                .message
+                .contains("a credential-like `canarySeed`"),
+            "{}",
+            findings[1].message
+        );
+        assert!(!findings[1].message.contains("9fQ2mX"));
         assert_eq!(
-            findings[1].field.as_deref(),
+            findings[2].field.as_deref(),
             Some("metadata.annotations.hangar.dev/upstream-token")
         );
     }
