@@ -35,7 +35,9 @@ impl Counters {
     pub fn add(&self, values: &[&str], by: u64) {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         match series.get_mut(&values as &dyn LabelKey) {
-            Some(count) => *count += by,
+            // A model server's absurd usage report must not wrap a counter (or, in a debug
+            // build, panic while the request is being recorded).
+            Some(count) => *count = count.saturating_add(by),
             None => {
                 series.insert(values.iter().map(|v| (*v).to_owned()).collect(), by);
             }
@@ -468,6 +470,15 @@ mod tests {
             "hangar_gateway_certificate_expiry_timestamp_seconds{certificate=\"served\"} 3"
         ));
         assert!(!text.contains("certificate=\"model_client\""), "{text}");
+    }
+
+    #[test]
+    fn a_counter_saturates_instead_of_wrapping() {
+        let metrics = Metrics::default();
+        let labels = ["t", "m", "v", "completion"];
+        metrics.tokens.add(&labels, u64::MAX);
+        metrics.tokens.add(&labels, 10);
+        assert_eq!(metrics.tokens.get(&labels), u64::MAX);
     }
 
     #[test]

@@ -186,18 +186,18 @@ impl EventFacts {
     }
 }
 
+/// The model server's token counts. A report without a whole-number `prompt_tokens`, or with a
+/// `completion_tokens` that is not one, is no report: the gateway then counts the tokens itself
+/// rather than charge nothing. (Embeddings report no completion tokens.)
 fn usage_of(value: &Json<'_>) -> Option<(u64, u64)> {
     let usage = value
         .get("usage")
         .filter(|u| matches!(u, Json::Object(_)))?;
-    let prompt = usage
-        .get("prompt_tokens")
-        .and_then(Json::as_u64)
-        .unwrap_or(0);
-    let completion = usage
-        .get("completion_tokens")
-        .and_then(Json::as_u64)
-        .unwrap_or(0);
+    let prompt = usage.get("prompt_tokens").and_then(Json::as_u64)?;
+    let completion = match usage.get("completion_tokens") {
+        None | Some(Json::Null) => 0,
+        Some(count) => count.as_u64()?,
+    };
     Some((prompt, completion))
 }
 
@@ -543,6 +543,21 @@ mod tests {
         let facts = read_event(usage);
         assert_eq!(facts.usage, Some((7, 3)));
         assert!(facts.usage_only);
+        // An embedding's report has no completion tokens.
+        let embedding = br#"data: {"usage":{"prompt_tokens":7,"total_tokens":7}}"#;
+        assert_eq!(read_event(embedding).usage, Some((7, 0)));
+        // A report the gateway cannot trust is none: it counts the tokens itself.
+        for broken in [
+            r#"{}"#,
+            r#"{"input_tokens":7,"output_tokens":3}"#,
+            r#"{"prompt_tokens":-7,"completion_tokens":3}"#,
+            r#"{"prompt_tokens":7,"completion_tokens":-3}"#,
+            r#"{"prompt_tokens":7.5,"completion_tokens":3}"#,
+            r#"{"prompt_tokens":"7","completion_tokens":3}"#,
+        ] {
+            let event = format!(r#"data: {{"choices":[],"usage":{broken}}}"#);
+            assert_eq!(read_event(event.as_bytes()).usage, None, "{broken}");
+        }
         assert!(read_event(b"data: [DONE]\n\n").done);
         assert!(read_event(br#"data: {"error":{"message":"x"}}"#).error);
         assert_eq!(read_event(b"data: not json\n\n"), EventFacts::default());
