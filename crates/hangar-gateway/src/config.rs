@@ -174,9 +174,13 @@ pub struct TenantConfig {
     /// Whether `logit_bias` may be sent.
     #[serde(default)]
     pub allow_logit_bias: bool,
-    /// Whether `tools`/`functions` may be sent.
+    /// Whether `tools`/`functions` may be sent (also inside vLLM's `chat_template_kwargs`).
     #[serde(default = "default_true")]
     pub allow_tools: bool,
+    /// Whether a request may bring its own chat template (vLLM's and SGLang's `chat_template`),
+    /// a Jinja program the model server runs.
+    #[serde(default)]
+    pub allow_chat_template: bool,
     /// Largest request body.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: Bytes,

@@ -92,6 +92,9 @@ pub struct Admission {
     reserved_tokens: u64,
     tokens_limited: bool,
     settled: bool,
+    /// The request went to a model server: dropped unsettled (the client left), it keeps its
+    /// reservation rather than getting it all back.
+    sent: bool,
 }
 
 impl Limiter {
@@ -133,6 +136,7 @@ impl Limiter {
                 reserved_tokens: tokens,
                 tokens_limited: limits.tokens_per_minute.is_some(),
                 settled: false,
+                sent: false,
             }),
             Err(refusal) => {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -195,6 +199,19 @@ impl Limiter {
 }
 
 impl Admission {
+    /// Marks the request as sent to a model server (see [`Admission`]'s drop).
+    pub fn mark_sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// Gives the whole reservation back unless the request settled already: for a request the
+    /// model server failed.
+    pub fn release(&mut self) {
+        if !self.settled {
+            self.settle(0);
+        }
+    }
+
     /// Trues up the token reservation with what the request really used: the unused part goes
     /// back, an overrun is charged.
     pub fn settle(&mut self, used_tokens: u64) {
@@ -217,8 +234,8 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        // Never settled: the request failed before the model answered, so it used nothing.
-        if !self.settled {
+        // Never settled and never sent: the request failed before any model worked on it.
+        if !self.settled && !self.sent {
             self.settle(0);
         }
         self.tenant_in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
-use hangar_guard::{CanaryWatch, ExtractionMonitor, InjectionSignal};
+use hangar_guard::{CanaryWatch, ExtractionMonitor};
 
 use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis};
 use crate::auth::{AuthError, Identity};
@@ -179,6 +179,9 @@ struct Exchange {
     record: AuditRecord,
     /// Time waiting on the model server, when the request reached it.
     upstream: Option<Duration>,
+    /// When the request was sent to a model server: a client that leaves after that has still
+    /// had a model work for it.
+    sent_upstream: Option<Instant>,
     first_token: Option<Duration>,
     /// Prompt texts after redaction, kept only when content is logged.
     redacted_prompt: Vec<String>,
@@ -225,6 +228,7 @@ impl Exchange {
             started,
             record: AuditRecord::default(),
             upstream: None,
+            sent_upstream: None,
             first_token: None,
             redacted_prompt: Vec::new(),
             prompt_digest_text: String::new(),
@@ -327,6 +331,9 @@ impl Drop for Pending<'_> {
             };
             exchange.record.status = status;
             exchange.record.code = Some(code.to_owned());
+            if exchange.upstream.is_none() {
+                exchange.upstream = exchange.sent_upstream.map(|sent| sent.elapsed());
+            }
             finish(self.gateway, exchange);
         }
     }
@@ -579,16 +586,20 @@ fn guard_prompt(
     let texts: Vec<&str> = parts.iter().map(|p| p.text).collect();
     exchange.prompt_digest_text = prompt_sample(&texts);
     if tenant.injection != GuardAction::Off {
-        let mut strongest: Option<InjectionSignal> = None;
-        // The tenant's own system prompt is trusted; what users and tools bring in is not.
-        for part in parts.iter().filter(|p| !p.instruction) {
-            if let Some(signal) = runtime.scanner.scan(part.text)
-                && strongest.as_ref().is_none_or(|s| signal.score > s.score)
-            {
-                strongest = Some(signal);
-            }
-        }
-        if let Some(signal) = strongest {
+        // The tenant's own system prompt is trusted; what users and tools bring in is not. The
+        // model reads the parts one after another, so they are scanned together: a phrase split
+        // across two text parts is still the phrase.
+        let untrusted: Vec<&str> = parts
+            .iter()
+            .filter(|p| !p.instruction)
+            .map(|p| p.text)
+            .collect();
+        let signal = match untrusted.as_slice() {
+            [] => None,
+            [one] => runtime.scanner.scan(one),
+            many => runtime.scanner.scan(&many.join("\n")),
+        };
+        if let Some(signal) = signal {
             let rules = signal.rules.join(",");
             // A weak signal is flagged, not blocked: one phrase is not proof.
             let action = tenant.injection.for_signal(&signal);
@@ -711,6 +722,9 @@ impl Call<'_> {
         exchange: &mut Exchange,
     ) -> Result<Served, Refusal> {
         let sent = Instant::now();
+        exchange.sent_upstream = Some(sent);
+        // From here a client that goes away leaves its reservation spent: the model worked.
+        admission.mark_sent();
         let first_token = self.tenant.first_token;
         let answer = tokio::time::timeout(first_token, self.ask(body, size_hint, exchange)).await;
         let head_wait = sent.elapsed();
@@ -718,14 +732,20 @@ impl Call<'_> {
         let response = match answer {
             Err(_) => {
                 self.upstream_error("timeout");
+                admission.release();
                 return Err(Refusal::timeout(format!(
                     "the model server did not answer within {first_token:?}"
                 )));
             }
-            Ok(answer) => answer?,
+            Ok(Err(refusal)) => {
+                admission.release();
+                return Err(refusal);
+            }
+            Ok(Ok(response)) => response,
         };
         let status = response.status();
         if !status.is_success() {
+            admission.release();
             return Err(self.upstream_refusal(response).await);
         }
         if self.facts.stream && is_event_stream(response.headers()) {
@@ -734,9 +754,11 @@ impl Call<'_> {
             ));
         }
         exchange.first_token = Some(head_wait);
-        self.whole(response, &mut admission, exchange, sent)
-            .await
-            .map(Served::Whole)
+        let answer = self.whole(response, &mut admission, exchange, sent).await;
+        if answer.is_err() {
+            admission.release();
+        }
+        answer.map(Served::Whole)
     }
 
     /// Sends the request to its version's model server. When that one did not run it (it could

@@ -98,6 +98,8 @@ pub struct ParameterPolicy {
     pub allow_logit_bias: bool,
     /// `tools`/`functions` allowed.
     pub allow_tools: bool,
+    /// `chat_template` (the client's own template) allowed.
+    pub allow_chat_template: bool,
     /// Most messages (chat) or inputs (embeddings, completions with a list of prompts).
     pub max_messages: usize,
 }
@@ -225,7 +227,9 @@ fn check_generation(
     body: &Map<String, Value>,
     policy: &ParameterPolicy,
 ) -> Result<(u64, u64), Refusal> {
-    let mut max_tokens = policy.max_tokens;
+    // Servers differ in which of the two fields wins when both are set, so the larger one is
+    // what the request may generate and what is reserved.
+    let mut asked_most: Option<u64> = None;
     for field in ["max_tokens", "max_completion_tokens"] {
         let param = if field == "max_tokens" {
             "max_tokens"
@@ -252,19 +256,29 @@ fn check_generation(
                     )
                     .with_param(param));
                 }
-                max_tokens = max_tokens.min(asked);
+                asked_most = asked_most.max(Some(asked));
             }
         }
     }
-    let n = match body.get("n") {
-        None | Some(Value::Null) => 1,
+    let max_tokens = asked_most.unwrap_or(policy.max_tokens);
+    // Read strictly: servers accept `5.0` or `"5"` for 5, so anything but an integer is refused
+    // rather than taken for 1.
+    let count = |field: &'static str| match body.get(field) {
+        None | Some(Value::Null) => Ok(1),
         Some(value) => value.as_u64().filter(|&n| n > 0).ok_or_else(|| {
-            Refusal::bad_request("invalid_n", "`n` must be a positive integer").with_param("n")
-        })?,
+            Refusal::bad_request(
+                if field == "n" {
+                    "invalid_n"
+                } else {
+                    "invalid_best_of"
+                },
+                format!("`{field}` must be a positive integer"),
+            )
+            .with_param(field)
+        }),
     };
     // `best_of` generates that many candidates server-side: it costs what `n` costs.
-    let best_of = body.get("best_of").and_then(Value::as_u64).unwrap_or(1);
-    let n = n.max(best_of);
+    let n = count("n")?.max(count("best_of")?);
     if n > policy.max_n {
         return Err(Refusal::bad_request(
             "n_too_large",
@@ -276,10 +290,13 @@ fn check_generation(
         .with_param("n"));
     }
     if !policy.allow_logprobs {
-        let asks_logprobs = |field: &str| match body.get(field) {
-            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-            Some(Value::Number(n)) => n.as_u64() != Some(0),
-            Some(_) => true,
+        // `logprobs: 0` still returns the chosen tokens' log-probabilities (and vLLM's
+        // `prompt_logprobs: 0` the prompt's), so only absent, null and false ask for none.
+        let asks_logprobs = |field: &str| {
+            !matches!(
+                body.get(field),
+                None | Some(Value::Null) | Some(Value::Bool(false))
+            )
         };
         if let Some(field) = LOGPROB_FIELDS.iter().find(|f| asks_logprobs(f)) {
             return Err(not_allowed(field));
@@ -291,8 +308,21 @@ fn check_generation(
     {
         return Err(not_allowed(field));
     }
-    if !policy.allow_tools
-        && let Some(field) = denied(TOOL_FIELDS)
+    if !policy.allow_tools {
+        if let Some(field) = denied(TOOL_FIELDS) {
+            return Err(not_allowed(field));
+        }
+        // vLLM hands these to the chat template, which renders tools from them just the same.
+        let template_args = body.get("chat_template_kwargs");
+        if let Some(field) = TOOL_FIELDS
+            .iter()
+            .find(|f| present(template_args.and_then(|args| args.get(**f))))
+        {
+            return Err(not_allowed_as(field, "chat_template_kwargs"));
+        }
+    }
+    if !policy.allow_chat_template
+        && let Some(field) = denied(TEMPLATE_FIELDS)
     {
         return Err(not_allowed(field));
     }
@@ -324,6 +354,9 @@ const LOGIT_FIELDS: &[&str] = &[
 ];
 /// Fields that hand the model tools.
 const TOOL_FIELDS: &[&str] = &["tools", "functions", "tool_choice", "function_call"];
+/// vLLM's and SGLang's fields that replace the model's chat template with the client's own: a
+/// Jinja program run on the server, which has been the way in for server-side bugs.
+const TEMPLATE_FIELDS: &[&str] = &["chat_template"];
 
 /// Whether a parameter is set to something (not absent, null, empty list or object).
 fn present(value: Option<&Value>) -> bool {
@@ -341,6 +374,15 @@ fn not_allowed(field: &'static str) -> Refusal {
         format!("`{field}` is not allowed for this tenant"),
     )
     .with_param(field)
+}
+
+/// [`not_allowed`] for `field` inside the object `within`.
+fn not_allowed_as(field: &str, within: &'static str) -> Refusal {
+    Refusal::bad_request(
+        "parameter_not_allowed",
+        format!("`{within}.{field}` is not allowed for this tenant"),
+    )
+    .with_param(within)
 }
 
 /// The text the client sends the model, for the guards and the token estimate: chat message
@@ -367,7 +409,8 @@ pub struct PromptPart<'a> {
 ///
 /// Every string a model server renders into the prompt counts, not only plain `content`:
 /// text parts of any type (`text`, `refusal`, `thinking`…), bare string parts, tool-call
-/// arguments, `reasoning_content`, names, and vLLM's `documents`. Identifiers and media
+/// arguments, `reasoning_content`, names, and vLLM's `documents` and `chat_template_kwargs`
+/// (both rendered by the chat template). Identifiers and media
 /// (`role`, `id`, `url`, `data`…) do not.
 pub fn prompt_parts<'a>(
     endpoint: Endpoint,
@@ -395,8 +438,11 @@ pub fn prompt_parts<'a>(
             for message in messages {
                 push_all(message, is_instruction(message), &mut parts);
             }
-            if let Some(documents) = body.get("documents") {
-                push_all(documents, false, &mut parts);
+            // vLLM renders both into the prompt through the chat template.
+            for field in ["documents", "chat_template_kwargs"] {
+                if let Some(value) = body.get(field) {
+                    push_all(value, false, &mut parts);
+                }
             }
         }
         Endpoint::Completion | Endpoint::Embedding => {
@@ -521,7 +567,7 @@ pub fn edit_prompt_texts(
     mut edit: impl FnMut(&str) -> Option<String>,
 ) -> bool {
     let fields: &[&str] = match endpoint {
-        Endpoint::Chat => &["messages", "documents"],
+        Endpoint::Chat => &["messages", "documents", "chat_template_kwargs"],
         Endpoint::Completion => &["prompt"],
         Endpoint::Embedding => &["input"],
         Endpoint::Models => &[],
@@ -574,6 +620,7 @@ mod tests {
             allow_logprobs: false,
             allow_logit_bias: false,
             allow_tools: false,
+            allow_chat_template: false,
             max_messages: 3,
         }
     }
@@ -608,6 +655,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(facts.reservation(), facts.prompt_tokens + 20);
+        // Servers differ in which field wins: the larger one is reserved.
+        for (max_tokens, max_completion_tokens) in [(1, 1000), (1000, 1)] {
+            let facts = inspect(
+                Endpoint::Chat,
+                &chat(json!({"max_tokens": max_tokens, "max_completion_tokens": max_completion_tokens})),
+                &policy(),
+            )
+            .unwrap();
+            assert_eq!(facts.reservation(), facts.prompt_tokens + 1000);
+        }
     }
 
     #[test]
@@ -640,6 +697,30 @@ mod tests {
             "invalid_max_tokens"
         );
         assert_eq!(refused(json!({"stream": "yes"})).param, Some("stream"));
+        // Counts are integers: `5.0` and `"5"` are what servers read as 5.
+        for count in [json!(5.0), json!("5"), json!(0), json!(-1)] {
+            assert_eq!(refused(json!({"best_of": count})).param, Some("best_of"));
+            assert_eq!(refused(json!({"n": count})).param, Some("n"));
+        }
+        assert_eq!(refused(json!({"best_of": 3})).code, "n_too_large");
+        // 0 still returns the chosen tokens' (or the prompt's) log-probabilities.
+        assert_eq!(refused(json!({"logprobs": 0})).param, Some("logprobs"));
+        assert_eq!(
+            refused(json!({"prompt_logprobs": 0})).param,
+            Some("prompt_logprobs")
+        );
+        // Tools handed to the chat template directly, and the client's own template.
+        let tools = refused(json!({"chat_template_kwargs": {"tools": [{"type": "function"}]}}));
+        assert_eq!(tools.param, Some("chat_template_kwargs"));
+        assert!(
+            tools.message.contains("`chat_template_kwargs.tools`"),
+            "{}",
+            tools.message
+        );
+        assert_eq!(
+            refused(json!({"chat_template": "{{ messages }}"})).param,
+            Some("chat_template")
+        );
         let many = json!({"messages": [{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"user","content":"c"},{"role":"user","content":"d"}]});
         assert_eq!(refused(many).code, "too_many_messages");
     }
@@ -648,12 +729,20 @@ mod tests {
     fn harmless_values_of_guarded_parameters_pass() {
         let ok = |extra: Value| inspect(Endpoint::Chat, &chat(extra), &policy()).is_ok();
         assert!(ok(
-            json!({"logprobs": false, "logit_bias": {}, "tools": [], "n": null})
+            json!({"logprobs": false, "logit_bias": {}, "tools": [], "n": null, "best_of": null})
         ));
-        assert!(
-            ok(json!({"logprobs": 0})),
-            "completions' logprobs: 0 asks for none"
-        );
+        assert!(ok(
+            json!({"chat_template_kwargs": {"enable_thinking": false}})
+        ));
+        let allowed = ParameterPolicy {
+            allow_logprobs: true,
+            allow_tools: true,
+            allow_chat_template: true,
+            ..policy()
+        };
+        let body = chat(json!({"logprobs": 0, "chat_template": "{{ messages }}",
+            "chat_template_kwargs": {"tools": [{"type": "function"}]}}));
+        assert!(inspect(Endpoint::Chat, &body, &allowed).is_ok());
     }
 
     #[test]

@@ -300,6 +300,7 @@ fn tenant(
             allow_logprobs: t.allow_logprobs,
             allow_logit_bias: t.allow_logit_bias,
             allow_tools: t.allow_tools,
+            allow_chat_template: t.allow_chat_template,
             max_messages: t.max_messages,
         },
         max_body_bytes: t.max_body_bytes.0,
