@@ -666,16 +666,29 @@ const MAX_CARD_SEPARATORS: usize = 3;
 /// The first byte of the full-width digits `０`–`９` (U+FF10–U+FF19: `EF BC 90`–`EF BC 99`).
 const FULL_WIDTH_LEAD: u8 = 0xEF;
 
-/// Whether `byte` may be the first byte of a card digit (`|` keeps the test branch-free).
+/// Whether `byte` may be the first byte of a card digit (`|` keeps the test branch-free): ASCII,
+/// full-width, Arabic-Indic (`D9`, `DB`), Devanagari (`E0`) or mathematical (`F0`) digits.
 fn may_start_card_digit(byte: u8) -> bool {
-    byte.is_ascii_digit() | (byte == FULL_WIDTH_LEAD)
+    byte.is_ascii_digit()
+        | (byte == FULL_WIDTH_LEAD)
+        | (byte == 0xD9)
+        | (byte == 0xDB)
+        | (byte == 0xE0)
+        | (byte == 0xF0)
 }
 
-/// The value and UTF-8 length of the card digit at `at`: ASCII `0`–`9` or full-width `０`–`９`.
+/// The value and UTF-8 length of the card digit at `at`: ASCII `0`–`9`, full-width `０`–`９`,
+/// or the digits a model reads just as well: Arabic-Indic `٠`–`٩` (U+0660), Eastern
+/// Arabic-Indic `۰`–`۹` (U+06F0), Devanagari `०`–`९` (U+0966), and the mathematical bold,
+/// double-struck, sans-serif and monospace digits (U+1D7CE–U+1D7FF).
 fn card_digit(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
     match bytes.get(at..)? {
         [digit @ b'0'..=b'9', ..] => Some((digit - b'0', 1)),
         [FULL_WIDTH_LEAD, 0xBC, digit @ 0x90..=0x99, ..] => Some((digit - 0x90, 3)),
+        [0xD9, digit @ 0xA0..=0xA9, ..] => Some((digit - 0xA0, 2)),
+        [0xDB, digit @ 0xB0..=0xB9, ..] => Some((digit - 0xB0, 2)),
+        [0xE0, 0xA5, digit @ 0xA6..=0xAF, ..] => Some((digit - 0xA6, 3)),
+        [0xF0, 0x9D, 0x9F, digit @ 0x8E..=0xBF, ..] => Some(((digit - 0x8E) % 10, 4)),
         _ => None,
     }
 }
@@ -685,8 +698,10 @@ fn card_digit(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
 fn card_separator(bytes: &[u8], at: usize) -> Option<usize> {
     match bytes.get(at..)? {
         [b' ' | b'\t' | b'-' | b'.' | b'/', ..] => Some(1),
-        // U+00A0 no-break space.
-        [0xC2, 0xA0, ..] => Some(2),
+        // U+00A0 no-break space, U+00B7 middle dot.
+        [0xC2, 0xA0 | 0xB7, ..] => Some(2),
+        // U+2022 bullet, U+2027 hyphenation point.
+        [0xE2, 0x80, 0xA2 | 0xA7, ..] => Some(3),
         // U+2000–U+200A spaces (en, em, figure, thin, hair…), U+2010–U+2015 hyphens and
         // dashes, U+202F narrow no-break space.
         [0xE2, 0x80, 0x80..=0x8A | 0x90..=0x95 | 0xAF, ..] => Some(3),
@@ -711,16 +726,23 @@ enum Invisible {
 }
 
 /// The UTF-8 length of the invisible characters at `from` (none: 0): soft hyphen U+00AD,
-/// Mongolian vowel separator U+180E, zero-width space, non-joiner and joiner U+200B–U+200D,
-/// word joiner U+2060 and byte order mark U+FEFF.
+/// combining marks U+0300–U+036F (the grapheme joiner U+034F among them), Mongolian vowel
+/// separator U+180E, zero-width space, non-joiner and joiner U+200B–U+200D, left-to-right and
+/// right-to-left marks U+200E–U+200F, bidirectional embeddings and overrides U+202A–U+202E,
+/// word joiner and invisible operators U+2060–U+2064, bidirectional isolates U+2066–U+2069,
+/// combining marks for symbols U+20D0–U+20FF (the keycap U+20E3), variation selectors
+/// U+FE00–U+FE0F and byte order mark U+FEFF. Pages in right-to-left scripts put the bidi marks
+/// into what is copied from them, and all of them can be slipped between digits on purpose.
 fn invisible_len(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
     loop {
         let width = match bytes.get(at..).unwrap_or_default() {
-            [0xC2, 0xAD, ..] => 2,
+            [0xC2, 0xAD, ..] | [0xCC, 0x80..=0xBF, ..] | [0xCD, 0x80..=0xAF, ..] => 2,
             [0xE1, 0xA0, 0x8E, ..]
-            | [0xE2, 0x80, 0x8B..=0x8D, ..]
-            | [0xE2, 0x81, 0xA0, ..]
+            | [0xE2, 0x80, 0x8B..=0x8F | 0xAA..=0xAE, ..]
+            | [0xE2, 0x81, 0xA0..=0xA4 | 0xA6..=0xA9, ..]
+            | [0xE2, 0x83, 0x90..=0xBF, ..]
+            | [FULL_WIDTH_LEAD, 0xB8, 0x80..=0x8F, ..]
             | [FULL_WIDTH_LEAD, 0xBB, 0xBF, ..] => 3,
             _ => return at - from,
         };
@@ -743,14 +765,17 @@ fn card_digits_end(bytes: &[u8], from: usize) -> usize {
     at
 }
 
-/// An ASCII or full-width digit.
+/// A digit [`card_digit`] reads.
 fn is_digit_char(c: char) -> bool {
-    c.is_ascii_digit() || ('０'..='９').contains(&c)
+    let mut utf8 = [0; 4];
+    card_digit(c.encode_utf8(&mut utf8).as_bytes(), 0).is_some()
 }
 
-/// Letters, digits and `_`, ASCII or full-width.
+/// Letters and `_`, ASCII or full-width, and every digit [`card_digit`] reads.
 fn is_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '＿')
+    c.is_ascii_alphabetic()
+        || matches!(c, '_' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '＿')
+        || is_digit_char(c)
 }
 
 /// Whether a card would be glued to its neighbour `next` (with `beyond` the character past

@@ -158,6 +158,51 @@ fn cards_with_mixed_separators_are_masked() {
 }
 
 #[test]
+fn bidi_marks_combining_marks_and_variation_selectors_do_not_hide_a_card() {
+    for hidden in [
+        "\u{200e}", // left-to-right mark (pages in right-to-left scripts add it when copied)
+        "\u{200f}", // right-to-left mark
+        "\u{202a}", // left-to-right embedding
+        "\u{202e}", // right-to-left override
+        "\u{2066}", // left-to-right isolate
+        "\u{2069}", // pop directional isolate
+        "\u{2063}", // invisible separator
+        "\u{34f}",  // combining grapheme joiner
+        "\u{301}",  // combining acute accent
+        "\u{fe0f}", // variation selector 16
+        "\u{20e3}", // combining enclosing keycap
+    ] {
+        assert_card_masked(&format!("4111{hidden}1111{hidden}1111{hidden}1111"));
+        let every_digit: Vec<String> = "4111111111111111".chars().map(String::from).collect();
+        assert_card_masked(&every_digit.join(hidden));
+    }
+    assert_card_masked("4\u{fe0f}\u{20e3}1\u{fe0f}\u{20e3}11 1111 1111 1111");
+}
+
+#[test]
+fn cards_with_middle_dots_or_bullets_between_groups_are_masked() {
+    assert_card_masked("4111·1111·1111·1111");
+    assert_card_masked("4111•1111•1111•1111");
+    assert_card_masked("4111 · 1111 · 1111 · 1111");
+}
+
+#[test]
+fn cards_in_arabic_indic_devanagari_or_mathematical_digits_are_masked() {
+    assert_card_masked("٤١١١ ١١١١ ١١١١ ١١١١");
+    assert_card_masked("۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱");
+    assert_card_masked("४१११ ११११ ११११ ११११");
+    assert_card_masked("𝟒𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏");
+    assert_card_masked("𝟜𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙𝟙");
+    // Luhn still decides.
+    assert!(redact("٤١١١ ١١١١ ١١١١ ١١١٢").is_clean());
+    // Arabic text around them is not a word a card would be glued to.
+    assert_eq!(
+        masked("بطاقة ٤١١١١١١١١١١١١١١١ شكرا"),
+        "بطاقة [REDACTED:card_number] شكرا"
+    );
+}
+
+#[test]
 fn cards_in_full_width_digits_are_masked() {
     assert_card_masked("４１１１ １１１１ １１１１ １１１１");
     assert_card_masked("４１１１１１１１１１１１１１１１");
