@@ -690,7 +690,8 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
         extra: "  content: {retentionDays: 1}",
     };
     let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
-    let secret_prompt = "My card is 4111 1111 1111 1111 and my key sk-proj-abcdefghijklmnopqrstuvwxyz123456, mail me at jo@example.com";
+    // The second card has left-to-right marks between its groups, as copied from some pages.
+    let secret_prompt = "My card is 4111 1111 1111 1111 and my key sk-proj-abcdefghijklmnopqrstuvwxyz123456, mail me at jo@example.com, or use 5555\u{200e}5555\u{200e}5555\u{200e}4444";
     for tenant in ["support-1", "payments-1"] {
         let answer = gw
             .post(
@@ -714,6 +715,8 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
         "4111111111111111",
         "sk-proj-abcdefghijklmnopqrstuvwxyz123456",
         "jo@example.com",
+        "5555\u{200e}5555",
+        "4444",
     ] {
         assert!(!everything.contains(secret), "{secret} reached a log file");
     }
@@ -731,11 +734,16 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
             .unwrap()
             .contains("[REDACTED:card_number]")
     );
-    assert!(
-        records[0]["guards"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("card_number")
+    // (The marks also make the injection guard flag hidden Unicode.)
+    let redaction = records[0]["guards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["guard"] == "redaction")
+        .unwrap();
+    assert_eq!(
+        redaction["detail"], "card_number×2,provider_key×1,email×1",
+        "{redaction}"
     );
 }
 
