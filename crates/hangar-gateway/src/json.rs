@@ -211,6 +211,22 @@ pub fn replace_str(document: &[u8], span: Range<usize>, text: &str) -> Option<Ve
     Some(out)
 }
 
+/// `document`, a JSON object, written anew with its string member `key` set to `text`: for what
+/// [`replace_str`] cannot do in place (a string written with escapes, data split over lines).
+/// `None` when `document` is not an object with that string member, or it says `text` already.
+pub fn with_str_member(document: &[u8], key: &str, text: &str) -> Option<Vec<u8>> {
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(document) else {
+        return None;
+    };
+    match object.get_mut(key) {
+        Some(Value::String(current)) if current != text => text.clone_into(current),
+        _ => return None,
+    }
+    let mut out = Vec::with_capacity(document.len() + text.len());
+    write_object(&object, &mut out);
+    Some(out)
+}
+
 fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),

@@ -1017,9 +1017,15 @@ impl Call<'_> {
         self.settle(admission, exchange, facts.usage, &text);
         self.log_content(exchange, &text);
         // The client hears the model name it asked for, not the model server's own.
-        let renamed = value
-            .str_span(&bytes, "model")
-            .and_then(|span| crate::json::replace_str(&bytes, span, &self.facts.model));
+        let public = &self.facts.model;
+        let renamed = match value.str_span(&bytes, "model") {
+            Some(span) => crate::json::replace_str(&bytes, span, public),
+            // Written with escapes: the answer is written anew.
+            None if value.get("model").and_then(Json::as_str).is_some() => {
+                crate::json::with_str_member(&bytes, "model", public)
+            }
+            None => None,
+        };
         let bytes = renamed.map_or(bytes, Bytes::from);
         let mut response = Response::new(boxed(Full::new(bytes)));
         *response.status_mut() = parts.status;

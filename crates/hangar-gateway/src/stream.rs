@@ -95,6 +95,9 @@ pub struct EventFacts {
     /// Where the model server's `model` name is in the event, quotes included (see
     /// [`Json::str_span`]): `None` when there is none, or the data spans several lines.
     pub model: Option<Range<usize>>,
+    /// The event names a model, but not where [`EventFacts::model`] can point: its data spans
+    /// several lines, or the name is written with escapes.
+    pub model_elsewhere: bool,
 }
 
 /// Reads an event's `data:` lines as JSON (OpenAI streams put one JSON object per event).
@@ -122,16 +125,61 @@ pub fn read_event(event: &[u8]) -> EventFacts {
         };
     }
     match Json::parse(data) {
-        Ok(value) => EventFacts {
+        Ok(value) => {
             // Offsets into the event exist only when the data was read in place.
-            model: joined
+            let model = joined
                 .is_empty()
                 .then(|| value.str_span(event, "model"))
-                .flatten(),
-            ..answer_facts(&value)
-        },
+                .flatten();
+            EventFacts {
+                model_elsewhere: model.is_none() && value.get("model").is_some_and(is_str),
+                model,
+                ..answer_facts(&value)
+            }
+        }
         Err(_) => EventFacts::default(),
     }
+}
+
+fn is_str(value: &Json<'_>) -> bool {
+    matches!(value, Json::Str(_))
+}
+
+/// `event` naming the model `public` instead of the model server's name, or `None` when it
+/// needs no change. The name is replaced in place when it can be; otherwise the event's data is
+/// written anew as one line, its other fields (`event:`, `id:`…) kept.
+pub fn renamed_event(event: &[u8], facts: &EventFacts, public: &str) -> Option<Vec<u8>> {
+    if let Some(span) = facts.model.clone() {
+        return json::replace_str(event, span, public);
+    }
+    if !facts.model_elsewhere {
+        return None;
+    }
+    let lines = event
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty());
+    let mut data = Vec::new();
+    let mut out = Vec::with_capacity(event.len() + public.len());
+    for line in lines {
+        match line.strip_prefix(b"data:") {
+            Some(part) => {
+                if !data.is_empty() {
+                    data.push(b'\n');
+                }
+                data.extend_from_slice(part.strip_prefix(b" ").unwrap_or(part));
+            }
+            None => {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+        }
+    }
+    let json = json::with_str_member(&data, "model", public)?;
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&json);
+    out.extend_from_slice(b"\n\n");
+    Some(out)
 }
 
 /// The facts of a chunk or of a whole (non-streamed) answer.
@@ -405,11 +453,7 @@ impl Relay {
     /// Reads one event and queues it for the client unless it is to be held back.
     fn take_event(&mut self, mut event: Bytes) {
         let facts = read_event(&event);
-        if let Some(renamed) = facts
-            .model
-            .clone()
-            .and_then(|span| json::replace_str(&event, span, &self.rules.model))
-        {
+        if let Some(renamed) = renamed_event(&event, &facts, &self.rules.model) {
             event = Bytes::from(renamed);
         }
         if let Some(usage) = facts.usage {
@@ -574,11 +618,28 @@ mod tests {
             "data: {\"id\":\"c1\",\"model\":\"team/\\\"chat\\\"\",\"choices\":[]}\n\n"
         );
         assert_eq!(json::replace_str(event, span, "fake-llama"), None);
-        // Data over two lines is read from a copy: no offset into the event.
-        let split = b"data: {\"model\":\"fake-llama\",\ndata: \"choices\":[]}\n\n";
-        assert_eq!(read_event(split).model, None);
+        // Data over two lines is read from a copy: no offset into the event, so the event is
+        // written anew, its other fields kept.
+        let split = b"id: 7\ndata: {\"model\":\"fake-llama\",\ndata: \"choices\":[]}\n\n";
+        let facts = read_event(split);
+        assert_eq!(facts.model, None);
+        assert_eq!(
+            renamed_event(split, &facts, "llama").as_deref(),
+            Some(&b"id: 7\ndata: {\"choices\":[],\"model\":\"llama\"}\n\n"[..])
+        );
         // A name written with escapes is not a slice of the event.
-        assert_eq!(read_event(br#"data: {"model":"fake\/llama"}"#).model, None);
+        let escaped = b"data: {\"model\":\"team\\/fake-llama\"}\n\n";
+        let facts = read_event(escaped);
+        assert_eq!(facts.model, None);
+        assert_eq!(
+            renamed_event(escaped, &facts, "llama").as_deref(),
+            Some(&b"data: {\"model\":\"llama\"}\n\n"[..])
+        );
+        // Nothing to do: no model, or the public name already.
+        let plain = b"data: {\"choices\":[]}\n\n";
+        assert_eq!(renamed_event(plain, &read_event(plain), "llama"), None);
+        let public = b"data: {\"model\":\"ll\\u0061ma\"}\n\n";
+        assert_eq!(renamed_event(public, &read_event(public), "llama"), None);
     }
 
     #[test]

@@ -1332,3 +1332,39 @@ async fn the_first_event_may_take_until_first_token_and_later_gaps_only_until_id
     let records = gw.audit_records().await;
     assert_eq!(records[0]["end"], "upstream_timeout", "{}", records[0]);
 }
+
+#[tokio::test]
+async fn the_model_servers_name_for_its_model_is_replaced_however_it_is_written() {
+    let upstream = upstream().await;
+    let gw = gateway(&upstream).await;
+    let key = Some(gw.key("support-1"));
+    // A name written with escapes, in a whole answer.
+    let whole = r#"{"id":"c1","object":"chat.completion","model":"team\/fake-llama","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+    upstream.set_faults(Faults {
+        raw_body: Some(whole.into()),
+        ..Faults::default()
+    });
+    let answer = gw
+        .post("/v1/chat/completions", key, &chat("llama", "hi"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["model"], "llama");
+    assert!(!answer.text().contains("fake-llama"), "{}", answer.text());
+
+    // In a stream: data over two lines, and a name with escapes.
+    let events = "data: {\"id\":\"c1\",\"model\":\"fake-llama\",\ndata: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n\
+                  data: {\"id\":\"c1\",\"model\":\"team\\/fake-llama\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+                  data: [DONE]\n\n";
+    upstream.set_faults(Faults {
+        raw_body: Some(events.into()),
+        ..Faults::default()
+    });
+    let mut request = chat("llama", "hi");
+    request["stream"] = json!(true);
+    let answer = gw.post("/v1/chat/completions", key, &request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let text = answer.text();
+    assert!(!text.contains("fake-llama"), "{text}");
+    assert_eq!(text.matches("\"model\":\"llama\"").count(), 2, "{text}");
+    assert!(text.contains("\"content\":\"hi\""), "{text}");
+}
