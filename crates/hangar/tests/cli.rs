@@ -389,6 +389,47 @@ fn the_gateway_example_cluster_is_credited_with_authentication_only_while_nothin
     );
 }
 
+#[test]
+fn a_gateway_configured_from_a_secret_is_reported_as_not_read_in_every_format() {
+    let text = std::fs::read_to_string(repo().join(GATEWAY_IN_A_CLUSTER)).unwrap();
+    let in_a_secret = text.replace(
+        "configMap: {name: hangar-gateway}",
+        "secret: {secretName: hangar-gateway-config}",
+    );
+    assert_ne!(in_a_secret, text);
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = write(dir.path(), "secret.yaml", &in_a_secret);
+    let manifests = manifests.to_str().unwrap();
+    let why = "/etc/hangar/config/gateway.yaml comes from Secret `hangar-gateway-config`, whose values Hangar does not read";
+
+    let out = hangar(&["audit", manifests, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let not_read = report["gateways_not_read"].as_array().unwrap();
+    assert_eq!(not_read.len(), 1, "{not_read:?}");
+    assert_eq!(not_read[0]["gateway"]["name"], "hangar-gateway");
+    assert!(
+        not_read[0]["why"].as_str().unwrap().starts_with(why),
+        "{not_read:?}"
+    );
+    for endpoint in report["endpoints"].as_array().unwrap() {
+        assert!(
+            endpoint["gateways"].as_array().is_none_or(Vec::is_empty),
+            "{endpoint}"
+        );
+    }
+
+    let table = stdout(&hangar(&["audit", manifests]));
+    assert!(table.contains("Hangar gateways not read"), "{table}");
+    assert!(table.contains(why), "{table}");
+    let sarif: Value =
+        serde_json::from_slice(&hangar(&["audit", manifests, "--format", "sarif"]).stdout).unwrap();
+    let notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"].to_string();
+    assert!(
+        notes.contains("Hangar gateway StatefulSet/hangar/hangar-gateway not read"),
+        "{notes}"
+    );
+}
+
 /// The configuration the example's ConfigMap holds passes `hangar gateway check`, once its
 /// in-pod paths (the served certificate, the canary seed, the audit volume) point at this
 /// machine.

@@ -109,7 +109,9 @@ pub(super) fn sarif(report: &Report) -> Value {
                         n["locations"] = json!([{"physicalLocation": physical}]);
                     }
                     n
-                }).chain(report.not_covered.iter().map(|n| json!({"level": "error", "message": {"text": format!("{} not covered: {}", n.kind, n.reason)}}))).collect::<Vec<_>>(),
+                }).chain(report.not_covered.iter().map(|n| json!({"level": "error", "message": {"text": format!("{} not covered: {}", n.kind, n.reason)}})))
+                .chain(report.gateways_not_read.iter().map(|g| json!({"level": "warning", "message": {"text": format!("Hangar gateway {} not read (the endpoints behind it are judged without it): {}", g.gateway, g.why)}})))
+                .collect::<Vec<_>>(),
             }],
         }],
     })

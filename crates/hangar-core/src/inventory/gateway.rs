@@ -181,6 +181,7 @@ fn mounted_config<'a>(
     let config_map = snapshot
         .find::<ConfigMap>(&template.owner.namespace, &source.name)
         .ok_or_else(|| format!("{name}, which holds its configuration, is not in the input"))?;
+    let name = format!("{name} ({})", config_map.origin);
     let text = config_map
         .object
         .data
@@ -582,7 +583,7 @@ spec:
             (
                 "--config, /etc/hangar/gateway.yaml",
                 "--config, /etc/hangar/other.yaml",
-                "ConfigMap `hangar/gateway` has no key `other.yaml` for /etc/hangar/other.yaml",
+                "ConfigMap `hangar/gateway` (t.yaml:22) has no key `other.yaml` for /etc/hangar/other.yaml",
             ),
             (
                 "metadata: {name: gateway, namespace: hangar}",
@@ -597,7 +598,7 @@ spec:
             (
                 "    listen: 0.0.0.0:8080\n",
                 "    listen: [0.0.0.0:8080\n",
-                "the configuration in ConfigMap `hangar/gateway` key `gateway.yaml` is not valid YAML",
+                "the configuration in ConfigMap `hangar/gateway` (t.yaml:22) key `gateway.yaml` is not valid YAML",
             ),
         ] {
             let cluster = CLUSTER.replace(from, to);
