@@ -1,7 +1,7 @@
-//! Redaction never panics, masks every card an independent check can see (ASCII or full-width
-//! digits, in groups joined by short runs of separators, invisible characters between digits
-//! skipped), and is idempotent for cards, keys and
-//! private keys.
+//! Redaction never panics, masks every card an independent check can see (ASCII, full-width,
+//! Arabic-Indic, Devanagari or mathematical digits, in groups joined by short runs of
+//! separators, invisible characters between digits skipped), and is idempotent for cards, keys
+//! and private keys.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -121,7 +121,16 @@ fn digit_groups(chars: &[(usize, char)]) -> Vec<Group> {
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
+        '\u{ad}'
+            | '\u{300}'..='\u{36f}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{20d0}'..='\u{20ff}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
     )
 }
 
@@ -129,30 +138,35 @@ fn digit_value(c: char) -> Option<u32> {
     match c {
         '0'..='9' => c.to_digit(10),
         '\u{ff10}'..='\u{ff19}' => Some(c as u32 - 0xff10),
+        '\u{660}'..='\u{669}' => Some(c as u32 - 0x660),
+        '\u{6f0}'..='\u{6f9}' => Some(c as u32 - 0x6f0),
+        '\u{966}'..='\u{96f}' => Some(c as u32 - 0x966),
+        '\u{1d7ce}'..='\u{1d7ff}' => Some((c as u32 - 0x1d7ce) % 10),
         _ => None,
     }
 }
 
-/// Spaces, dashes, dots and slashes: ASCII, Unicode spaces and dashes, full-width forms.
+/// Spaces, dashes, dots, slashes, middle dots and bullets: ASCII, Unicode spaces and dashes,
+/// full-width forms; and the invisible characters.
 fn is_separator(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t'
-            | '-'
-            | '.'
-            | '/'
-            | '\u{a0}'
-            | '\u{ad}'
-            | '\u{2000}'..='\u{200d}'
-            | '\u{180e}'
-            | '\u{2060}'
-            | '\u{feff}'
-            | '\u{2010}'..='\u{2015}'
-            | '\u{202f}'
-            | '\u{2212}'
-            | '\u{3000}'
-            | '\u{ff0d}'..='\u{ff0f}'
-    )
+    is_invisible(c)
+        || matches!(
+            c,
+            ' ' | '\t'
+                | '-'
+                | '.'
+                | '/'
+                | '\u{a0}'
+                | '\u{b7}'
+                | '\u{2000}'..='\u{200a}'
+                | '\u{2010}'..='\u{2015}'
+                | '\u{2022}'
+                | '\u{2027}'
+                | '\u{202f}'
+                | '\u{2212}'
+                | '\u{3000}'
+                | '\u{ff0d}'..='\u{ff0f}'
+        )
 }
 
 /// No neighbour, or one that is neither a letter, a digit, `_` nor a decimal point (ASCII or
