@@ -95,7 +95,7 @@ fn load_waivers(path: Option<&Path>) -> Result<Vec<Waiver>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the waiver file {}", path.display()))?;
     let file = WaiverFile::from_yaml(&text)
-        .map_err(anyhow::Error::msg)
+        .map_err(|e| anyhow::Error::msg(source::in_file(&e.to_string(), path)))
         .with_context(|| format!("invalid waiver file {}", path.display()))?;
     Ok(file.waivers)
 }

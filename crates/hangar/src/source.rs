@@ -189,6 +189,11 @@ fn list(endpoints: &[&Endpoint]) -> String {
         .join("\n")
 }
 
+/// A YAML parser's message about `path`, whose source snippet it calls `<input>`.
+pub fn in_file(message: &str, path: &Path) -> String {
+    message.replace("--> <input>:", &format!("--> {}:", path.display()))
+}
+
 /// The policy from `--policy`, or the defaults.
 pub fn policy(path: Option<&Path>) -> Result<Policy> {
     let Some(path) = path else {
@@ -197,6 +202,7 @@ pub fn policy(path: Option<&Path>) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the policy file {}", path.display()))?;
     let policy = Policy::from_yaml(&text)
+        .map_err(|e| anyhow::Error::msg(in_file(&e.to_string(), path)))
         .with_context(|| format!("invalid policy file {}", path.display()))?;
     let unknown: Vec<&str> = policy
         .disabled_checks

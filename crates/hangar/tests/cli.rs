@@ -230,6 +230,19 @@ fn bad_flags_and_files_are_clear_errors() {
         "{}",
         stderr(&out)
     );
+    // The parser's snippet points at the file, not at `<input>`.
+    let place = format!("--> {}:2:1", policy.display());
+    assert!(stderr(&out).contains(&place), "{}", stderr(&out));
+    let waivers = write(dir.path(), "waivers.yaml", "- check: EXP-001\n");
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        "--waivers",
+        waivers.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let place = format!("--> {}:1:1", waivers.display());
+    assert!(stderr(&out).contains(&place), "{}", stderr(&out));
     let policy = write(dir.path(), "typo.yaml", "disabledChecks: [EXP-999]\n");
     let out = hangar(&[
         "audit",
