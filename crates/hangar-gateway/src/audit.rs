@@ -158,7 +158,15 @@ impl AuditLogs {
         if let Some(content) = self.content {
             content.close()?;
         }
-        self.audit.close()?;
+        // No chain can show from its own files that its newest records were cut off: the
+        // last record's hash, kept elsewhere, can.
+        if let Some(last) = self.audit.close()?.last {
+            tracing::info!(
+                "audit log anchor: {}:{} (keep it outside the log directory; `hangar gateway verify-log --anchor` checks the log still holds it)",
+                last.seq,
+                last.hash
+            );
+        }
         Ok(())
     }
 }

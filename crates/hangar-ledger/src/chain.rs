@@ -86,6 +86,8 @@ pub(crate) fn push_line(
 #[derive(Debug)]
 pub(crate) struct Entry<'a> {
     pub seq: u64,
+    /// When the record was written (RFC 3339, UTC).
+    pub time: Cow<'a, str>,
     pub prev: Cow<'a, str>,
     pub hash: Cow<'a, str>,
     /// The record's JSON exactly as it appears in the line.
@@ -117,10 +119,28 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<Entry<'_>, String> {
         }
     }
     let record = parsed.record.get();
+    // The hash covers the fields' values; the line's own bytes are proven by being exactly what
+    // the ledger writes for them (no spaces, escapes or line endings of someone else's).
+    let mut canonical = Vec::with_capacity(line.len() + 1);
+    push_line(
+        &mut canonical,
+        parsed.seq,
+        &parsed.time,
+        &parsed.prev,
+        &parsed.hash,
+        record.as_bytes(),
+    );
+    if canonical.strip_suffix(b"\n") != Some(line) {
+        return Err(
+            "not written the way the ledger writes lines (spaces, escapes or a line ending were changed)"
+                .into(),
+        );
+    }
     let hash_ok =
         record_hash(&parsed.prev, parsed.seq, &parsed.time, record.as_bytes()) == parsed.hash;
     Ok(Entry {
         seq: parsed.seq,
+        time: parsed.time,
         prev: parsed.prev,
         hash: parsed.hash,
         record,

@@ -1,7 +1,7 @@
 //! Checking a ledger's files: every hash, every link, every file boundary.
 //!
-//! The files are read one at a time and the chain is followed with a bounded memory (a
-//! window of recent records), so a ledger of any size can be verified.
+//! The files are read one at a time and the chain is followed with a window of recent records,
+//! so memory holds one file (bounded by the rotation size) whatever the ledger's length.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,6 +89,17 @@ pub enum ProblemKind {
     Reordered { seq: u64, after_seq: u64 },
     /// The record appears twice.
     Duplicate { seq: u64 },
+    /// Another record with this seq and different content: a record was inserted, or two
+    /// ledgers' files were mixed.
+    Conflicting { seq: u64 },
+    /// The chain does not start at its genesis and no retention record explains why: the
+    /// oldest records were deleted (or archived elsewhere: verify them together).
+    UnexplainedStart { first_seq: u64 },
+    /// The previous file's rotation record names another file than the one the chain continues
+    /// in: this file was renamed.
+    RenamedFile { expected: String },
+    /// A symbolic link or another kind of file where a ledger file should be.
+    NotARegularFile,
     /// The previous file's rotation record names the file the chain continues in, and that
     /// file is not there.
     MissingFile {
@@ -150,6 +161,24 @@ impl fmt::Display for ProblemKind {
                 )
             }
             ProblemKind::Duplicate { seq } => write!(f, "record {seq} appears twice"),
+            ProblemKind::Conflicting { seq } => write!(
+                f,
+                "a second record {seq} with other content (a record was inserted, or two ledgers were mixed)"
+            ),
+            ProblemKind::UnexplainedStart { first_seq } => write!(
+                f,
+                "the chain starts at record {first_seq}: the records before it are gone and no retention record explains it (deleted, or archived elsewhere)"
+            ),
+            ProblemKind::RenamedFile { expected } => write!(
+                f,
+                "the previous file's rotation record names {expected}: this file was renamed"
+            ),
+            ProblemKind::NotARegularFile => {
+                write!(
+                    f,
+                    "not a regular file (a symbolic link?): its records cannot be trusted"
+                )
+            }
             ProblemKind::MissingFile {
                 name,
                 first_seq,
@@ -251,6 +280,13 @@ fn verify_inner(
     let mut walk = Walk::new(prefix, &files, anchor);
     for (index, file) in files.iter().enumerate() {
         let path = dir.join(&file.name);
+        let metadata = std::fs::symlink_metadata(&path)
+            .map_err(|source| LedgerError::io("read metadata of", &path, source))?;
+        if !metadata.is_file() {
+            // A link to /dev/null swallows what the ledger appends, and reads empty.
+            walk.problem((index, 0), ProblemKind::NotARegularFile);
+            continue;
+        }
         let content =
             std::fs::read(&path).map_err(|source| LedgerError::io("read", &path, source))?;
         walk.file(index, file, &content);
@@ -319,6 +355,10 @@ struct Walk<'a> {
     /// Why a gap opened by the next record would exist, when that record starts a file.
     boundary: Option<GapCause>,
     max_removed_seq: Option<u64>,
+    /// The latest `before` of the retention records: files ending before it were deleted.
+    retention_before: Option<jiff::Timestamp>,
+    /// Where the first record present is, and when it was written.
+    first_at: Option<(At, Option<jiff::Timestamp>)>,
     dropped: u64,
     notes: Vec<String>,
     problems: Vec<(At, Problem)>,
@@ -345,6 +385,8 @@ impl<'a> Walk<'a> {
             torn: None,
             boundary: None,
             max_removed_seq: None,
+            retention_before: None,
+            first_at: None,
             dropped: 0,
             notes: Vec::new(),
             problems: Vec::new(),
@@ -427,6 +469,17 @@ impl<'a> Walk<'a> {
             },
         };
         self.boundary = Some(cause);
+        let continues = self
+            .max
+            .as_ref()
+            .is_some_and(|(max, _)| entry.seq == max.saturating_add(1));
+        if let Some(GapCause::MissingFile(expected)) = &self.boundary
+            && continues
+        {
+            // Nothing is missing: the file the rotation named is this one, under a new name.
+            let expected = expected.clone();
+            self.problem((index, 0), ProblemKind::RenamedFile { expected });
+        }
 
         if line != 1 || entry.seq == file.first_seq {
             return;
@@ -513,6 +566,7 @@ impl<'a> Walk<'a> {
 
     fn chain_start(&mut self, index: usize, at: At, entry: &Entry<'_>) {
         self.first_seq = Some(entry.seq);
+        self.first_at = Some((at, entry.time.parse().ok()));
         self.first_file_seq = self.files.get(index).map(|file| file.first_seq);
         let genesis_prev = entry.prev == GENESIS_PREV;
         match (entry.seq == 0, genesis_prev) {
@@ -552,8 +606,13 @@ impl<'a> Walk<'a> {
 
     /// A record whose seq is not above every seq before it.
     fn out_of_place(&mut self, at: At, entry: &Entry<'_>) {
-        if self.window.contains_key(&entry.seq) {
-            self.problem(at, ProblemKind::Duplicate { seq: entry.seq });
+        if let Some(seen) = self.window.get(&entry.seq) {
+            let kind = if seen.hash == *entry.hash {
+                ProblemKind::Duplicate { seq: entry.seq }
+            } else {
+                ProblemKind::Conflicting { seq: entry.seq }
+            };
+            self.problem(at, kind);
             return;
         }
         self.fill_gap(entry.seq);
@@ -679,7 +738,9 @@ impl<'a> Walk<'a> {
             LedgerRecord::Gap { dropped, .. } => {
                 self.dropped = self.dropped.saturating_add(dropped)
             }
-            LedgerRecord::Retention { removed, .. } => {
+            LedgerRecord::Retention { removed, before } => {
+                let before = before.parse::<jiff::Timestamp>().ok();
+                self.retention_before = self.retention_before.max(before);
                 let prefix = self.prefix;
                 let newest_removed = removed
                     .iter()
@@ -706,11 +767,22 @@ impl<'a> Walk<'a> {
         for gap in std::mem::take(&mut self.gaps) {
             self.report_gap(gap);
         }
+        // Retention deletes a file once the next one began before `before`, so the first record
+        // left was written by then: one written later means newer files were deleted too.
+        let first_written = self.first_at.as_ref().and_then(|(_, time)| *time);
         let explained = self.starts_at_seq.is_some()
             && self
                 .max_removed_seq
                 .zip(self.first_file_seq)
-                .is_some_and(|(removed, first_file)| removed < first_file);
+                .is_some_and(|(removed, first_file)| removed < first_file)
+            && self
+                .retention_before
+                .zip(first_written)
+                .is_some_and(|(before, first)| first <= before);
+        if let (Some(first_seq), false) = (self.starts_at_seq, explained) {
+            let at = self.first_at.as_ref().map_or((0, 1), |(at, _)| *at);
+            self.problem(at, ProblemKind::UnexplainedStart { first_seq });
+        }
         self.problems.sort_by_key(|(at, _)| *at);
         VerifyReport {
             files: self.files.len(),

@@ -2,7 +2,7 @@
 //! retention. Everything here runs off the callers' threads.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -440,13 +440,14 @@ impl Writer {
         let mut removed = Vec::new();
         for pair in files.windows(2) {
             let (old, next) = (&pair[0], &pair[1]);
-            // A file ends where the next one starts; names are cut to the second.
-            let ended = next
-                .started
-                .checked_add(Duration::from_secs(1))
-                .unwrap_or(next.started);
-            if old.name == self.file.name.name || ended > before {
+            if old.name == self.file.name.name {
                 break;
+            }
+            // A file ends where the next one starts: when the next one's first record was
+            // written. (Not the time in its name, which anyone can rename.)
+            match first_record_time(&self.config.dir.join(&next.name)) {
+                Some(ended) if ended <= before => {}
+                _ => break,
             }
             let path = self.config.dir.join(&old.name);
             if let Err(error) = std::fs::remove_file(&path) {
@@ -481,9 +482,32 @@ fn into_io(error: LedgerError) -> io::Error {
     }
 }
 
-/// Opens a ledger file for appending (mode 0600 on unix), creating it if needed.
+/// When the first record of the file at `path` was written, if it has a readable one.
+fn first_record_time(path: &Path) -> Option<Timestamp> {
+    let mut line = Vec::new();
+    let file = File::open(path).ok()?;
+    // A record line is far shorter; a longer first line is no record.
+    io::BufReader::new(file.take(1 << 20))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let entry = parse_line(line.strip_suffix(b"\n")?).ok()?;
+    entry.time.parse().ok()
+}
+
+/// Opens a ledger file for appending (mode 0600 on unix), creating it if needed. Anything but
+/// a regular file there (a symbolic link to /dev/null…) is refused: appending to it could lose
+/// every record.
 fn open_file(dir: &Path, name: FileName) -> Result<ActiveFile, LedgerError> {
     let path = dir.join(&name.name);
+    if let Ok(metadata) = std::fs::symlink_metadata(&path)
+        && !metadata.is_file()
+    {
+        return Err(LedgerError::io(
+            "open",
+            &path,
+            io::Error::other("not a regular file (a symbolic link?)"),
+        ));
+    }
     let mut options = File::options();
     options.create(true).append(true);
     #[cfg(unix)]

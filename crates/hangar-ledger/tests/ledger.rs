@@ -616,16 +616,163 @@ fn retention_applies_at_start_too() {
 }
 
 #[test]
-fn missing_oldest_files_without_a_retention_record_are_information_not_a_problem() {
+fn missing_oldest_files_without_a_retention_record_are_a_problem() {
     let dir = tempfile::tempdir().unwrap();
     write(rotating_config(dir.path()), 0, 100);
     let files = files(dir.path(), PREFIX);
     std::fs::remove_file(&files[0]).unwrap();
 
     let report = verify(dir.path(), PREFIX).unwrap();
-    assert_intact(&report);
     assert!(report.starts_at_seq.is_some());
     assert!(!report.start_explained_by_retention);
+    let first_seq = report.starts_at_seq.unwrap();
+    assert_eq!(
+        kinds(&report),
+        [&ProblemKind::UnexplainedStart { first_seq }]
+    );
+    assert_eq!(report.problems[0].line, 1);
+}
+
+#[test]
+fn files_deleted_inside_the_retention_period_are_not_explained_by_an_earlier_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at("2025-01-01T00:00:00Z");
+    let mut config = rotating_config(dir.path());
+    config.retention = Some(Duration::from_secs(2 * 24 * 3600));
+    let ledger = Ledger::open_with_clock(config, clock.clone()).unwrap();
+    let sender = ledger.sender();
+    for n in 0..60 {
+        sender.append(request(n));
+    }
+    wait_until("the first records", || sender.written() == 60);
+    clock.set("2025-01-05T00:00:00Z");
+    for n in 60..160 {
+        sender.append(request(n));
+    }
+    ledger.close().unwrap();
+    assert_intact(&verify(dir.path(), PREFIX).unwrap());
+
+    // Someone deletes the oldest file left, written after the retention's cut-off.
+    let present = files(dir.path(), PREFIX);
+    assert!(present.len() >= 3, "{present:?}");
+    std::fs::remove_file(&present[0]).unwrap();
+    let report = verify(dir.path(), PREFIX).unwrap();
+    assert!(!report.start_explained_by_retention);
+    assert!(
+        matches!(kinds(&report)[..], [ProblemKind::UnexplainedStart { .. }]),
+        "{:#?}",
+        report.problems
+    );
+}
+
+#[test]
+fn renaming_files_older_does_not_make_retention_delete_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write(rotating_config(dir.path()), 0, 100);
+    let before = files(dir.path(), PREFIX);
+    assert!(before.len() >= 4);
+    // The time in a name is not covered by any hash: make the first files look years old.
+    for file in &before[..4] {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let seq = name.rsplit('-').next().unwrap();
+        std::fs::rename(
+            file,
+            dir.path().join(format!("{PREFIX}-20000101T000000-{seq}")),
+        )
+        .unwrap();
+    }
+    let mut config = rotating_config(dir.path());
+    config.retention = Some(Duration::from_secs(24 * 3600));
+    Ledger::open(config).unwrap().close().unwrap();
+
+    assert_eq!(
+        files(dir.path(), PREFIX).len(),
+        before.len(),
+        "every file stays"
+    );
+    let report = verify(dir.path(), PREFIX).unwrap();
+    // Each rotation record names the file under its old name.
+    let renamed = report
+        .problems
+        .iter()
+        .filter(|problem| matches!(problem.kind, ProblemKind::RenamedFile { .. }))
+        .count();
+    assert_eq!(renamed, 3, "{:#?}", report.problems);
+}
+
+#[test]
+fn a_ledger_file_that_is_a_symbolic_link_is_refused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(rotating_config(dir.path()), 0, 40);
+    let newest = files(dir.path(), PREFIX).pop().unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &newest).unwrap();
+
+    let report = verify(dir.path(), PREFIX).unwrap();
+    assert!(
+        kinds(&report).contains(&&ProblemKind::NotARegularFile),
+        "{:#?}",
+        report.problems
+    );
+    let opened = Ledger::open(rotating_config(dir.path()));
+    assert!(
+        matches!(&opened, Err(LedgerError::Io { .. })),
+        "appending to a link could lose every record"
+    );
+}
+
+#[test]
+fn a_line_written_differently_with_the_same_values_is_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(config(dir.path()), 0, 5);
+    let file = files(dir.path(), PREFIX).pop().unwrap();
+    let original = lines(&file);
+    for (edit, why) in [
+        (original[2].replace("\"seq\":", "\"seq\" : "), "spaces"),
+        (format!("{}\r", original[2]), "a CR line ending"),
+        (original[2].replacen("T", "\\u0054", 1), "an escape"),
+    ] {
+        let mut edited = original.clone();
+        edited[2] = edit;
+        write_lines(&file, &edited);
+        let report = verify(dir.path(), PREFIX).unwrap();
+        assert!(
+            matches!(kinds(&report)[..], [ProblemKind::Malformed { .. }]),
+            "{why}: {:#?}",
+            report.problems
+        );
+        assert_eq!(report.problems[0].line, 3, "{why}");
+    }
+}
+
+#[test]
+fn a_second_record_with_the_same_seq_and_other_content_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(config(dir.path()), 0, 5);
+    let file = files(dir.path(), PREFIX).pop().unwrap();
+    let mut edited = lines(&file);
+    let prev = serde_json::from_str::<Value>(&edited[1]).unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (forged, _) = forged_line(2, &prev, r#"{"n":99}"#);
+    edited.insert(3, forged);
+    write_lines(&file, &edited);
+    let report = verify(dir.path(), PREFIX).unwrap();
+    assert!(
+        kinds(&report).contains(&&ProblemKind::Conflicting { seq: 2 }),
+        "{:#?}",
+        report.problems
+    );
+    // The genuine record copied instead is a duplicate.
+    edited[3] = edited[2].clone();
+    write_lines(&file, &edited);
+    let report = verify(dir.path(), PREFIX).unwrap();
+    assert!(
+        kinds(&report).contains(&&ProblemKind::Duplicate { seq: 2 }),
+        "{:#?}",
+        report.problems
+    );
 }
 
 #[test]

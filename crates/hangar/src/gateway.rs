@@ -70,12 +70,21 @@ pub enum GatewayCommand {
         expires: Option<String>,
     },
     /// Verify a hash-chained audit (or content) log: exit 0 intact, 1 tampered, 2 unreadable.
+    ///
+    /// Every edited, inserted, reordered or removed record is found, and so are deleted or
+    /// renamed files, except what no chain can show from its own files: its newest records cut
+    /// off the end, or the whole chain rewritten with new hashes. For those, keep the anchor the
+    /// gateway logs when it stops ("audit log anchor: SEQ:HASH") somewhere else, and pass it
+    /// with --anchor.
     VerifyLog {
         /// The log directory (`audit.dir` in the configuration).
         dir: PathBuf,
         /// Which log: `audit` or `content`.
         #[arg(long, default_value = "audit")]
         prefix: String,
+        /// A record the chain must still hold, as SEQ:HASH, kept outside the log directory.
+        #[arg(long, value_name = "SEQ:HASH", value_parser = parse_anchor)]
+        anchor: Option<hangar_ledger::Anchor>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -98,7 +107,12 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
             id,
             expires,
         } => keygen(&tenant, &id, expires.as_deref()),
-        GatewayCommand::VerifyLog { dir, prefix, json } => verify_log(&dir, &prefix, json),
+        GatewayCommand::VerifyLog {
+            dir,
+            prefix,
+            anchor,
+            json,
+        } => verify_log(&dir, &prefix, anchor.as_ref(), json),
     }
 }
 
@@ -252,11 +266,37 @@ fn keygen(tenant: &str, id: &str, expires: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_log(dir: &Path, prefix: &str, json: bool) -> Result<ExitCode> {
+/// `SEQ:HASH`, as the gateway logs it.
+fn parse_anchor(text: &str) -> Result<hangar_ledger::Anchor, String> {
+    let (seq, hash) = text
+        .split_once(':')
+        .ok_or("expected SEQ:HASH, e.g. 1042:9f86d08…")?;
+    let seq = seq
+        .parse()
+        .map_err(|_| format!("`{seq}` is not a record number"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("the hash must be 64 lowercase hex digits".into());
+    }
+    Ok(hangar_ledger::Anchor {
+        seq,
+        hash: hash.to_owned(),
+    })
+}
+
+fn verify_log(
+    dir: &Path,
+    prefix: &str,
+    anchor: Option<&hangar_ledger::Anchor>,
+    json: bool,
+) -> Result<ExitCode> {
     if !dir.is_dir() {
         bail!("{}: not a directory", dir.display());
     }
-    let report = match hangar_ledger::verify(dir, prefix) {
+    let verified = match anchor {
+        Some(anchor) => hangar_ledger::verify_against(dir, prefix, anchor),
+        None => hangar_ledger::verify(dir, prefix),
+    };
+    let report = match verified {
         Ok(report) => report,
         Err(err) => {
             eprintln!("error: {err}");
@@ -304,9 +344,9 @@ fn verify_text(dir: &Path, prefix: &str, report: &hangar_ledger::VerifyReport) -
     for note in &report.notes {
         out.push_str(&format!("  note: {note}\n"));
     }
-    if let Some(hash) = &report.last_hash {
+    if let (Some(seq), Some(hash)) = (report.last_seq, &report.last_hash) {
         out.push_str(&format!(
-            "  last hash {hash} (compare with your exported anchor)\n"
+            "  anchor of the last record: {seq}:{hash} (check it against the one the gateway logged, or pass that with --anchor)\n"
         ));
     }
     if report.problems.is_empty() {

@@ -76,6 +76,7 @@ fn sdk_round_trip(cores: Cores) {
     );
     println!("{script_output}");
 
+    let log = Arc::clone(&gateway.log);
     let stopped = gateway.stop();
     assert!(
         stopped.success(),
@@ -84,6 +85,61 @@ fn sdk_round_trip(cores: Cores) {
 
     check_upstream_requests(&fake, &keys);
     check_logs(&audit, &keys);
+    check_anchor(&audit, &log);
+}
+
+/// The anchor the gateway logs when it stops proves what the files alone cannot: that the
+/// newest records were not cut off.
+fn check_anchor(dir: &Path, log: &Mutex<String>) {
+    const LOGGED: &str = "audit log anchor: ";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let anchor = loop {
+        let text = log.lock().unwrap().clone();
+        if let Some(rest) = text.split(LOGGED).nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no anchor in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let verify = |anchor: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hangar"));
+        command.args(["gateway", "verify-log"]).arg(dir);
+        if let Some(anchor) = anchor {
+            command.args(["--anchor", anchor]);
+        }
+        command.output().unwrap()
+    };
+    let out = verify(Some(&anchor));
+    assert!(
+        out.status.success(),
+        "{anchor}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Cut the last record off the newest file: only the anchor can tell.
+    let mut newest: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("audit-")
+        })
+        .collect();
+    newest.sort();
+    let newest = newest.pop().unwrap();
+    let text = std::fs::read_to_string(&newest).unwrap();
+    let cut = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map_or(0, |at| at + 1);
+    std::fs::write(&newest, &text[..cut]).unwrap();
+    assert!(verify(None).status.success(), "the files alone look intact");
+    let out = verify(Some(&anchor));
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("its end was cut"), "{said}");
 }
 
 /// The installed SDK's version, or a failure that says how to install it.
