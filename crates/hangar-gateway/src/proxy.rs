@@ -621,13 +621,21 @@ fn guard_prompt(
     if let Some(redactor) = &runtime.redactor {
         let mut found: Vec<(hangar_guard::SecretKind, usize)> = Vec::new();
         let keep_content = runtime.config.audit.content.is_some();
-        for text in &texts {
-            let redaction = redactor.redact(text);
+        // Read together, so that a card split across two parts is masked in both.
+        let redactions = redactor.redact_all(&texts);
+        // What the model server gets, when the tenant asks: each text and its redacted form.
+        let mut for_upstream: Vec<(String, Option<String>)> = Vec::new();
+        for (text, redaction) in texts.iter().zip(redactions) {
             for (kind, count) in &redaction.found {
                 match found.iter_mut().find(|(k, _)| k == kind) {
                     Some((_, total)) => *total += count,
                     None => found.push((*kind, *count)),
                 }
+            }
+            if tenant.redact_upstream {
+                let changed = !redaction.found.is_empty();
+                let redacted = changed.then(|| redaction.text.to_string());
+                for_upstream.push(((*text).to_owned(), redacted));
             }
             if keep_content {
                 exchange.redacted_prompt.push(redaction.text.into_owned());
@@ -646,9 +654,15 @@ fn guard_prompt(
             };
             exchange.guard("redaction", action, detail);
             if tenant.redact_upstream {
-                request::edit_prompt_texts(endpoint, body, |text| {
-                    let redaction = redactor.redact(text);
-                    (!redaction.found.is_empty()).then(|| redaction.text.into_owned())
+                // The edit walks the same texts in the same order; a text that is not the one
+                // expected there is redacted on its own rather than trusted to the order.
+                let mut expected = for_upstream.into_iter();
+                request::edit_prompt_texts(endpoint, body, |text| match expected.next() {
+                    Some((original, redacted)) if original == text => redacted,
+                    _ => {
+                        let redaction = redactor.redact(text);
+                        (!redaction.found.is_empty()).then(|| redaction.text.into_owned())
+                    }
                 });
             }
         }

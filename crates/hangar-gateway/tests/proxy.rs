@@ -708,6 +708,17 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
     assert!(!seen[1].contains("4111"), "{}", seen[1]);
     assert!(seen[1].contains("[REDACTED:card_number]"));
 
+    // A card split across two text parts, which neither part shows alone.
+    let split = json!({"model": "llama", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "and the other card is 5105 1051"},
+        {"type": "text", "text": "0510 5100, thanks"}]}]});
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("payments-1")), &split)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let sent = upstream.requests().last().unwrap().body.clone();
+    assert!(!sent.contains("5105") && !sent.contains("5100"), "{sent}");
+
     let records = gw.audit_records().await;
     let everything = common::all_bytes(&gw.audit_dir());
     for secret in [
@@ -717,6 +728,8 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
         "jo@example.com",
         "5555\u{200e}5555",
         "4444",
+        "5105 1051",
+        "0510 5100",
     ] {
         assert!(!everything.contains(secret), "{secret} reached a log file");
     }
@@ -727,7 +740,7 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
         );
     }
     let content = read_records(&gw.audit_dir(), "content");
-    assert_eq!(content.len(), 2, "the content log has both requests");
+    assert_eq!(content.len(), 3, "the content log has every request");
     assert!(
         content[0]["prompt"][0]
             .as_str()

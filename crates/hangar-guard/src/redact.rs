@@ -180,6 +180,114 @@ impl Redactor {
         }
         apply(text, spans)
     }
+
+    /// [`Redactor::redact`] for texts a model reads one after another (the parts of a prompt):
+    /// a card number split across neighbouring texts (`["4111 1111", "1111 1111"]`), which
+    /// neither text shows alone, is masked in each of them too.
+    pub fn redact_all<'a>(&self, texts: &[&'a str]) -> Vec<Redaction<'a>> {
+        let mut redactions: Vec<Redaction<'a>> =
+            texts.iter().map(|text| self.redact(text)).collect();
+        if !self.cards || !self.is_ready() {
+            return redactions;
+        }
+        let mut start = 0;
+        while start + 1 < redactions.len() {
+            let mut end = start;
+            while let [this, next, ..] = &redactions[end..]
+                && digit_at_edge(this.text.chars().rev())
+                && digit_at_edge(next.text.chars())
+            {
+                end += 1;
+            }
+            if end > start {
+                mask_split_cards(&mut redactions[start..=end]);
+            }
+            start = end + 1;
+        }
+        redactions
+    }
+}
+
+/// Whether the first of `chars` that is not a card separator (at most three are skipped) is a
+/// digit: a text that may end (or begin) with part of a card.
+fn digit_at_edge(mut chars: impl Iterator<Item = char>) -> bool {
+    let mut utf8 = [0; 4];
+    for _ in 0..=MAX_CARD_SEPARATORS {
+        let Some(c) = chars.next() else {
+            return false;
+        };
+        let bytes = c.encode_utf8(&mut utf8).as_bytes();
+        if card_digit(bytes, 0).is_some() {
+            return true;
+        }
+        if card_separator(bytes, 0).is_none() && invisible_len(bytes, 0) == 0 {
+            return false;
+        }
+    }
+    false
+}
+
+/// Masks the cards that only the texts of `run` read together, one after another, show.
+fn mask_split_cards(run: &mut [Redaction<'_>]) {
+    let mut joined = String::new();
+    let mut bounds = Vec::with_capacity(run.len());
+    for redaction in run.iter() {
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        let start = joined.len();
+        joined.push_str(&redaction.text);
+        bounds.push(start..joined.len());
+    }
+    let mut cards = Vec::new();
+    find_cards(&joined, 0, &mut cards);
+    let mut pieces: Vec<Vec<Span>> = vec![Vec::new(); run.len()];
+    for card in cards {
+        let parts: Vec<(usize, Span)> = bounds
+            .iter()
+            .enumerate()
+            .filter(|(_, text)| text.start < card.end && card.start < text.end)
+            .map(|(index, text)| {
+                let start = card.start.max(text.start) - text.start;
+                let end = card.end.min(text.end) - text.start;
+                (
+                    index,
+                    Span {
+                        start,
+                        end,
+                        kind: SecretKind::CardNumber,
+                    },
+                )
+            })
+            .collect();
+        // A card within one text was masked already.
+        if parts.len() > 1 {
+            for (index, span) in parts {
+                if let Some(spans) = pieces.get_mut(index) {
+                    spans.push(span);
+                }
+            }
+        }
+    }
+    // Each text counts the pieces masked in it, so that every changed text reports a find.
+    for (redaction, spans) in run.iter_mut().zip(pieces) {
+        if spans.is_empty() {
+            continue;
+        }
+        let masked = apply(&redaction.text, spans);
+        let mut found = redaction.found.clone();
+        for (kind, count) in masked.found {
+            match found.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, total)) => *total += count,
+                None => found.push((kind, count)),
+            }
+        }
+        found.sort_by_key(|(kind, _)| kind.index());
+        *redaction = Redaction {
+            text: Cow::Owned(masked.text.into_owned()),
+            found,
+        };
+    }
 }
 
 /// One group of patterns compiled into one multi-pattern regex.

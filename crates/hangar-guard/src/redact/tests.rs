@@ -735,3 +735,44 @@ fn random_mixes_of_digit_groups_and_separators_never_panic_and_mask_for_good() {
     }
     assert!(with_cards > 100, "only {with_cards} texts held a card");
 }
+
+#[test]
+fn a_card_split_across_neighbouring_texts_is_masked_in_each() {
+    let redactor = Redactor::default();
+    let all = |texts: &[&str]| -> Vec<String> {
+        redactor
+            .redact_all(texts)
+            .into_iter()
+            .map(|r| r.text.into_owned())
+            .collect()
+    };
+    assert_eq!(
+        all(&["my card is 4111 1111", "1111 1111 thanks"]),
+        [
+            "my card is [REDACTED:card_number]",
+            "[REDACTED:card_number] thanks"
+        ]
+    );
+    assert_eq!(
+        all(&["4111", "1111", "1111", "1111"]),
+        ["[REDACTED:card_number]"; 4]
+    );
+    let split = redactor.redact_all(&["pay 4111 1111 ", "1111 1111"]);
+    assert_eq!(split[0].count(SecretKind::CardNumber), 1);
+    assert_eq!(split[1].count(SecretKind::CardNumber), 1);
+    // Luhn still decides, a whole card in one text is masked once, and clean texts stay
+    // borrowed.
+    assert_eq!(all(&["4111 1111", "1111 1112"]), ["4111 1111", "1111 1112"]);
+    let whole = redactor.redact_all(&["4111 1111 1111 1111", "2024"]);
+    assert_eq!(whole[0].text, "[REDACTED:card_number]");
+    assert_eq!(whole[1].text, "2024");
+    assert!(matches!(
+        redactor.redact_all(&["a", "b"])[0].text,
+        Cow::Borrowed(_)
+    ));
+    // A number glued to a word stays an identifier across texts too.
+    assert_eq!(
+        all(&["id_4111 1111", "1111 1111"]),
+        ["id_4111 1111", "1111 1111"]
+    );
+}
