@@ -276,9 +276,13 @@ pub struct GlobalLimits {
     /// Requests in flight across all tenants; past it, 503 with `Retry-After`.
     #[serde(default = "default_global_concurrency")]
     pub max_concurrent: u32,
-    /// Time allowed to receive a request's headers and body (slow clients are cut off).
+    /// Time allowed to receive a request's headers and body (slow clients are cut off); also
+    /// the time a new connection has to send its first request.
     #[serde(default = "default_request_read")]
     pub request_read: Seconds,
+    /// Client connections open at once; past it, new ones wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
     /// Default upstream timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -292,6 +296,7 @@ impl Default for GlobalLimits {
         GlobalLimits {
             max_concurrent: default_global_concurrency(),
             request_read: default_request_read(),
+            max_connections: default_max_connections(),
             timeouts: Timeouts::default(),
             drain: default_drain(),
         }
@@ -625,6 +630,9 @@ fn default_global_concurrency() -> u32 {
 }
 fn default_request_read() -> Seconds {
     Seconds(Duration::from_secs(30))
+}
+fn default_max_connections() -> u32 {
+    10_000
 }
 fn default_drain() -> Seconds {
     Seconds(Duration::from_secs(30))

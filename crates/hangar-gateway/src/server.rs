@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -30,6 +31,13 @@ use crate::runtime::Runtime;
 /// After the drain, how long the streams get to send their last event and record themselves
 /// before whatever is still running is dropped.
 const END_STREAMS: Duration = Duration::from_secs(2);
+
+/// Connections open at once on the operator listener: a scraper and a few probes.
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// How long the accept loop rests after a failed accept (out of file descriptors…), so that it
+/// does not spin a core while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +74,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     drain: Duration,
     header_read: Duration,
+    max_connections: usize,
 }
 
 impl Server {
@@ -87,6 +96,7 @@ impl Server {
         let logs = AuditLogs::open(&config.audit)?;
         let drain = config.limits.drain.get();
         let header_read = config.limits.request_read.get();
+        let max_connections = usize::try_from(config.limits.max_connections).unwrap_or(usize::MAX);
         let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
         let tls = if serves_tls {
             Some(tls_acceptor(&gateway)?)
@@ -102,6 +112,7 @@ impl Server {
             tls,
             drain,
             header_read,
+            max_connections,
         })
     }
 
@@ -146,20 +157,33 @@ impl Server {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(1024);
+            .max_concurrent_streams(1024)
+            // A peer that stops answering pings is gone: its connection is closed.
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
         let builder = Arc::new(builder);
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let mut accept = Acceptor::new("the inference listener");
         // Every connection's task, so that the ones still running when the drain is over can be
         // ended here, each request in them writing its audit record before the log closes.
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
+            // A place for the next connection first: at `maxConnections`, new ones wait in the
+            // listen backlog until one closes.
+            let slot = tokio::select! {
+                () = &mut shutdown => break,
+                slot = Arc::clone(&slots).acquire_owned() => slot,
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let Ok(slot) = slot else { break };
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = self.listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
+                accepted = accept.next(&self.listener) => {
+                    let Some((stream, peer)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let connection = serve_connection(&self.gateway, &builder, &graceful, self.tls.clone(), stream, peer);
-                    connections.spawn(connection);
+                    connections.spawn(first_request_within(self.header_read, slot, connection));
                 }
                 // Forget the connections that are over.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -218,7 +242,61 @@ async fn bind(address: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { address, source })
 }
 
-/// The connection's whole life, to be spawned: its TLS handshake, then its requests.
+/// Accepts connections, resting after a failure (out of file descriptors…) instead of
+/// retrying at once, and saying so at most every few seconds.
+struct Acceptor {
+    listener_name: &'static str,
+    last_warning: Option<std::time::Instant>,
+}
+
+impl Acceptor {
+    fn new(listener_name: &'static str) -> Acceptor {
+        Acceptor {
+            listener_name,
+            last_warning: None,
+        }
+    }
+
+    async fn next(&mut self, listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+        match listener.accept().await {
+            Ok(accepted) => Some(accepted),
+            Err(error) => {
+                let quiet = self
+                    .last_warning
+                    .is_some_and(|at| at.elapsed() < Duration::from_secs(5));
+                if !quiet {
+                    tracing::warn!(%error, "{} cannot accept connections", self.listener_name);
+                    self.last_warning = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                None
+            }
+        }
+    }
+}
+
+/// A connection that has sent no request within `within` of being accepted (nothing at all,
+/// half a preface, headers that never end) is closed; `slot` is its place among the open
+/// connections, given back when it ends.
+async fn first_request_within(
+    within: Duration,
+    slot: OwnedSemaphorePermit,
+    connection: (Arc<AtomicBool>, impl Future<Output = ()>),
+) {
+    let (got_request, connection) = connection;
+    tokio::pin!(connection);
+    tokio::select! {
+        () = &mut connection => return,
+        () = tokio::time::sleep(within) => {}
+    }
+    if got_request.load(Ordering::Relaxed) {
+        connection.await;
+    }
+    drop(slot);
+}
+
+/// The connection's whole life, to be spawned: its TLS handshake, then its requests; with the
+/// flag its first request raises.
 fn serve_connection(
     gateway: &Arc<Gateway>,
     builder: &Arc<auto::Builder<TokioExecutor>>,
@@ -226,10 +304,13 @@ fn serve_connection(
     tls: Option<TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
+) -> (Arc<AtomicBool>, impl Future<Output = ()> + Send + 'static) {
     let gateway = Arc::clone(gateway);
     let client: Arc<str> = Arc::from(peer.ip().to_string());
+    let got_request = Arc::new(AtomicBool::new(false));
+    let requested = Arc::clone(&got_request);
     let service = service_fn(move |request: Request<Incoming>| {
+        requested.store(true, Ordering::Relaxed);
         let gateway = Arc::clone(&gateway);
         // Boxed: hyper keeps a slot the size of this future for each connection's whole life,
         // and the request's own future is kilobytes (a thousand idle streams pay it otherwise).
@@ -238,7 +319,7 @@ fn serve_connection(
     });
     let builder = Arc::clone(builder);
     let watcher = graceful.watcher();
-    async move {
+    let connection = async move {
         match tls {
             None => {
                 let connection = builder
@@ -258,7 +339,8 @@ fn serve_connection(
                 let _ = watcher.watch(connection).await;
             }
         }
-    }
+    };
+    (got_request, connection)
 }
 
 /// The API listener's TLS: HTTP/2 or HTTP/1.1 by ALPN, with the certificate of the
@@ -418,23 +500,40 @@ async fn recv_hangup(_: &mut Hangup) -> Option<()> {
     std::future::pending().await
 }
 
-/// `/metrics`, `/healthz`, `/readyz` on the operator listener.
+/// `/metrics`, `/healthz`, `/readyz` on the operator listener: a few connections at a time,
+/// each given a few seconds to ask.
 async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc<AtomicBool>) {
+    const ASK_WITHIN: Duration = Duration::from_secs(10);
+    let slots = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
+    let mut accept = Acceptor::new("the operator listener");
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let Some((stream, _)) = accept.next(&listener).await else {
             continue;
         };
         let gateway = Arc::clone(&gateway);
         let draining = Arc::clone(&draining);
+        let got_request = Arc::new(AtomicBool::new(false));
+        let requested = Arc::clone(&got_request);
         let service = service_fn(move |request: Request<Incoming>| {
+            requested.store(true, Ordering::Relaxed);
             let response = admin_response(&gateway, &draining, request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
-        tokio::spawn(async move {
+        let connection = async move {
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(ASK_WITHIN)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-        });
+        };
+        tokio::spawn(first_request_within(
+            ASK_WITHIN,
+            slot,
+            (got_request, connection),
+        ));
     }
 }
 

@@ -389,6 +389,70 @@ async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
+    let upstream = fake().await;
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let gw = start(
+        &tenants(""),
+        models,
+        "limits: {requestRead: 1s, maxConnections: 3}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let admin = gw.admin.trim_start_matches("http://").to_owned();
+    // Silent, half an HTTP/2 preface, a preface and SETTINGS but no request; and the same
+    // silence on the operator listener (which gives 10 s).
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let mut preface = tokio::net::TcpStream::connect(&address).await.unwrap();
+    preface
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    // The three take every place: a fourth connection waits for one of them to go.
+    let started = Instant::now();
+    let waiting = tokio::spawn({
+        let gw_url = gw.url.clone();
+        let key = gw.key("a-1").to_owned();
+        async move {
+            let request = Request::get(format!("{gw_url}/v1/models"))
+                .header("authorization", format!("Bearer {key}"))
+                .body(Full::<Bytes>::default())
+                .unwrap();
+            let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+            client.request(request).await.unwrap().status()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a fourth connection was served at once"
+    );
+    for socket in [&mut silent, &mut half, &mut preface] {
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(4), socket.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "still open after 4 s");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let status = tokio::time::timeout(Duration::from_secs(4), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "served once a place was free");
+    let mut idle_admin = tokio::net::TcpStream::connect(&admin).await.unwrap();
+    let mut rest = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(13), idle_admin.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the operator listener kept a silent connection"
+    );
+}
+
+#[tokio::test]
 async fn http2_with_prior_knowledge_is_served() {
     let upstream = fake().await;
     let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
