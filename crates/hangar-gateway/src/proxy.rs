@@ -367,14 +367,16 @@ async fn serve(
         });
     }
     let identity = authenticate(runtime, request.headers()).await?;
-    exchange.record.tenant = Some(identity.tenant.to_string());
     exchange.record.key_id = Some(identity.key_id.to_string());
+    // Only a tenant of the configuration is recorded (and so becomes a metrics label): a token
+    // may name any.
     let tenant = runtime.tenants.get(&*identity.tenant).ok_or_else(|| {
         Refusal::forbidden(
             "unknown_tenant",
             "the credential names a tenant this gateway does not serve",
         )
     })?;
+    exchange.record.tenant = Some(identity.tenant.to_string());
     if !tenant.may_call(endpoint) {
         return Err(Refusal::forbidden(
             "endpoint_not_allowed",
@@ -1337,10 +1339,12 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     let (Some(tenant), Some(key_id)) = (&record.tenant, &record.key_id) else {
         return;
     };
+    // Per tenant: a token's subject may be another tenant's API key id.
+    let caller = format!("{tenant}\u{0}{key_id}");
     let mut monitor = gateway.extraction.lock().unwrap_or_else(|p| p.into_inner());
     let now_ms = u64::try_from(gateway.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let alert = monitor.record(
-        key_id,
+        &caller,
         now_ms,
         &exchange.prompt_digest_text,
         record.prompt_tokens,
@@ -1349,7 +1353,7 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     // Only busy keys get gauges: a token subject per caller must not grow the metrics page.
     let busy = monitor.thresholds().min_requests / 2;
     if let Some(signals) = monitor
-        .signals(key_id)
+        .signals(&caller)
         .filter(|s| s.requests_in_window >= busy)
     {
         let metrics = &gateway.metrics;

@@ -983,7 +983,8 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
         keys: KEYS,
         tenants: TENANTS,
         models: MODELS,
-        extra: "",
+        // Every caller is busy enough for its extraction gauges to show.
+        extra: "guards: {extraction: {minRequests: 2}}",
     };
     let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
     // Turn JWT on through a reload, as an operator would.
@@ -1007,6 +1008,47 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    // A token subject that is another tenant's API key id is another caller.
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("support-1")),
+            &chat("llama", "What is 2+2?"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let mut borrowed = claims.clone();
+    borrowed["sub"] = json!("support-1");
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(&rs256_token(&borrowed)),
+            &chat("llama", "What is 2+2?"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let metrics = gw.metrics().await;
+    for tenant in ["support", "payments"] {
+        let series = format!(
+            "hangar_gateway_extraction_signal{{tenant=\"{tenant}\",key_id=\"support-1\",signal=\"requests\"}} 1"
+        );
+        assert!(metrics.contains(&series), "{series}\n{metrics}");
+    }
+
+    // A tenant the configuration does not have is refused, and never becomes a label.
+    let mut unknown = claims.clone();
+    unknown["tenant"] = json!("made-up-tenant");
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(&rs256_token(&unknown)),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    assert_eq!(answer.code(), "unknown_tenant");
+    assert!(!gw.metrics().await.contains("made-up-tenant"));
 
     let mut expired = claims.clone();
     expired["exp"] = json!(now - 3600);
