@@ -388,7 +388,9 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
             _ = tick.tick() => false,
             Some(()) = recv_hangup(&mut hangup) => true,
         };
-        if !forced && stamps(&gateway, &path) == last_seen {
+        // Taken before the reload reads the files, so that a write during it is seen next time.
+        let now = stamps(&gateway, &path);
+        if !forced && now == last_seen {
             continue;
         }
         // A bug in a reload must not end the watcher: later fixes (and revocations) would never
@@ -402,8 +404,7 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
                 path.display()
             );
         }
-        // After the reload: the files named may have changed with it.
-        last_seen = stamps(&gateway, &path);
+        last_seen = now;
     }
 }
 
@@ -460,12 +461,21 @@ fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'stati
 /// file a symbolic link points to, so that a Kubernetes volume's swap of its `..data` link counts.
 type Stamp = Option<(SystemTime, u64, u64)>;
 
+/// The configuration file's stamp and those of the files it names: the files the one on disk
+/// names, so that a configuration refused for a file not there yet (a Secret mounted after its
+/// ConfigMap) is tried again when the file comes; the running one's while the file on disk
+/// cannot be read.
 fn stamps(gateway: &Gateway, path: &Path) -> Vec<Stamp> {
-    let runtime = gateway.runtime();
-    std::iter::once(path)
-        .chain(runtime.config.named_files())
-        .map(file_stamp)
-        .collect()
+    let on_disk = GatewayConfig::load(path).ok();
+    let running;
+    let named = match &on_disk {
+        Some(config) => config.named_files(),
+        None => {
+            running = gateway.runtime();
+            running.config.named_files()
+        }
+    };
+    std::iter::once(path).chain(named).map(file_stamp).collect()
 }
 
 fn file_stamp(path: &Path) -> Stamp {

@@ -304,6 +304,37 @@ async fn an_edited_file_is_picked_up_by_the_watcher() {
 }
 
 #[tokio::test]
+async fn a_configuration_refused_for_a_missing_file_is_applied_when_the_file_comes() {
+    let (blue, green) = (fake().await, fake().await);
+    let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let seed = gw.dir.path().join("canary-seed");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The ConfigMap comes first and names a Secret's file that is not mounted yet.
+    std::fs::write(
+        &gw.config_path,
+        format!(
+            "{}guards: {{canarySeedFile: {}}}\n",
+            config.replace("  pinner:\n", "  pinner:\n    maxTokens: 7\n"),
+            seed.display()
+        ),
+    )
+    .unwrap();
+    let max_tokens = || gw.gateway.runtime().tenants["pinner"].params.max_tokens;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_ne!(max_tokens(), 7, "applied without its file");
+    std::fs::write(&seed, "a seed\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if max_tokens() == 7 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the configuration was not applied within 5 s of its file coming");
+}
+
+#[tokio::test]
 async fn past_the_tenant_concurrency_cap_it_is_429_and_past_the_gateway_cap_503_then_it_recovers() {
     let upstream = fake().await;
     upstream.set_faults(Faults {
