@@ -158,6 +158,9 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(1024)
+            // Room for the largest token the verifier takes and the other headers, as HTTP/1.1
+            // has (HTTP/2's default, 16 KiB, would refuse a token HTTP/1.1 accepts).
+            .max_header_list_size(64 * 1024)
             // A peer that stops answering pings is gone: its connection is closed.
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));

@@ -502,6 +502,17 @@ async fn http2_with_prior_knowledge_is_served() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("\"4\""));
+    // A credential near the verifier's 16 KiB is read (and refused) as over HTTP/1.1, not
+    // turned away for the size of the headers.
+    let large = Request::get(format!("{}/v1/models", gw.url))
+        .header(
+            "authorization",
+            format!("Bearer {}", "a".repeat(16 * 1024 - 64)),
+        )
+        .body(Full::default())
+        .unwrap();
+    let response = client.request(large).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
