@@ -94,6 +94,12 @@ impl Gauges {
         }
     }
 
+    /// Removes the series with these label values, if there is one.
+    pub fn remove(&self, values: &[&str]) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        series.remove(&values as &dyn LabelKey);
+    }
+
     /// Sets these series and removes every other one: for a family that describes the
     /// configuration in force, where a series the previous one had would be stale.
     pub fn set_exactly(&self, series: impl IntoIterator<Item = (Labels, f64)>) {

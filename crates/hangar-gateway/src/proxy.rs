@@ -119,6 +119,25 @@ impl Gateway {
         self.runtime.store(Arc::new(runtime));
     }
 
+    /// Drops the extraction gauges of callers the monitor has forgotten (idle for a whole
+    /// window, or evicted), which would otherwise show their last values for ever.
+    pub fn forget_idle_callers(&self) {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let forgotten = self
+            .extraction
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget_idle(now_ms);
+        for caller in forgotten {
+            let Some((tenant, key_id)) = caller.split_once('\u{0}') else {
+                continue;
+            };
+            for signal in EXTRACTION_SIGNALS {
+                self.metrics.extraction.remove(&[tenant, key_id, signal]);
+            }
+        }
+    }
+
     /// The audit counts, for the metrics page: records written and dropped, refusals
     /// summarised.
     pub fn audit_counts(&self) -> (u64, u64, u64) {
@@ -1334,6 +1353,9 @@ fn prompt_sample(texts: &[&str]) -> String {
 
 /// Feeds the per-key extraction monitor; an alert is a guard decision in this request's record
 /// and a metric.
+/// The `signal` label of `hangar_gateway_extraction_signal`.
+const EXTRACTION_SIGNALS: [&str; 3] = ["requests", "distinct_prompt_ratio", "output_input_ratio"];
+
 fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     let record = &exchange.record;
     let (Some(tenant), Some(key_id)) = (&record.tenant, &record.key_id) else {
@@ -1356,19 +1378,17 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
         .signals(&caller)
         .filter(|s| s.requests_in_window >= busy)
     {
-        let metrics = &gateway.metrics;
-        metrics.extraction.set(
-            &[tenant, key_id, "requests"],
+        let values = [
             signals.requests_in_window as f64,
-        );
-        metrics.extraction.set(
-            &[tenant, key_id, "distinct_prompt_ratio"],
             signals.distinct_prompt_ratio,
-        );
-        metrics.extraction.set(
-            &[tenant, key_id, "output_input_ratio"],
             signals.output_input_ratio,
-        );
+        ];
+        for (signal, value) in EXTRACTION_SIGNALS.into_iter().zip(values) {
+            gateway
+                .metrics
+                .extraction
+                .set(&[tenant, key_id, signal], value);
+        }
     }
     drop(monitor);
     if let Some(alert) = alert {

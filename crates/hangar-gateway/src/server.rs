@@ -553,6 +553,7 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
 fn admin_response(gateway: &Gateway, draining: &AtomicBool, path: &str) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/metrics" => {
+            gateway.forget_idle_callers();
             let (written, dropped, summarised) = gateway.audit_counts();
             gateway.metrics.audit.set(&["written"], written as f64);
             gateway.metrics.audit.set(&["dropped"], dropped as f64);

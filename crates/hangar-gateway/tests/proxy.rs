@@ -1389,6 +1389,30 @@ async fn the_first_event_may_take_until_first_token_and_later_gaps_only_until_id
 }
 
 #[tokio::test]
+async fn a_callers_extraction_gauges_go_once_it_has_been_idle_for_a_window() {
+    let upstream = upstream().await;
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: MODELS,
+        extra: "guards: {extraction: {window: 1s, minRequests: 2}}",
+    };
+    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let answer = gw
+        .post(
+            "/v1/chat/completions",
+            Some(gw.key("support-1")),
+            &chat("llama", "hi"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let series = "hangar_gateway_extraction_signal{tenant=\"support\",key_id=\"support-1\"";
+    assert!(gw.metrics().await.contains(series));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!gw.metrics().await.contains(series), "a stale gauge stayed");
+}
+
+#[tokio::test]
 async fn the_model_servers_name_for_its_model_is_replaced_however_it_is_written() {
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;

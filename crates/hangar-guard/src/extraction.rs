@@ -125,6 +125,8 @@ pub struct ExtractionMonitor {
     max_keys: usize,
     entries_per_key: usize,
     keys: HashMap<String, KeyWindow>,
+    /// Keys evicted to make room, until [`ExtractionMonitor::forget_idle`] hands them out.
+    evicted: Vec<String>,
 }
 
 impl ExtractionMonitor {
@@ -149,7 +151,24 @@ impl ExtractionMonitor {
                 .max(min_requests)
                 .clamp(1, MAX_ENTRIES_PER_KEY),
             keys: HashMap::new(),
+            evicted: Vec::new(),
         }
+    }
+
+    /// Forgets the keys with no request within the window at `now_ms` (their window is empty)
+    /// and returns them with the keys evicted since the last call: whatever was shown about
+    /// them (metrics) is out of date.
+    pub fn forget_idle(&mut self, now_ms: u64) -> Vec<String> {
+        let window_ms = u64::try_from(self.thresholds.window.as_millis()).unwrap_or(u64::MAX);
+        let mut forgotten = std::mem::take(&mut self.evicted);
+        self.keys.retain(|id, key| {
+            let idle = now_ms.saturating_sub(key.last_seen_ms) > window_ms;
+            if idle {
+                forgotten.push(id.clone());
+            }
+            !idle
+        });
+        forgotten
     }
 
     /// The thresholds in force.
@@ -222,6 +241,7 @@ impl ExtractionMonitor {
             .map(|(id, _)| id.clone());
         if let Some(oldest) = oldest {
             self.keys.remove(&oldest);
+            self.evicted.push(oldest);
         }
     }
 }

@@ -177,6 +177,23 @@ fn the_least_recently_seen_key_is_evicted() {
     assert!(monitor.signals("b").is_none());
     assert!(monitor.signals("a").is_some());
     assert!(monitor.signals("d").is_some());
+    // What was evicted is handed out once, so its metrics can go too.
+    assert_eq!(monitor.forget_idle(6), ["b"]);
+    assert!(monitor.forget_idle(7).is_empty());
+}
+
+#[test]
+fn keys_idle_for_a_whole_window_are_forgotten() {
+    let mut monitor = ExtractionMonitor::new(thresholds(10));
+    monitor.record("quiet", 0, "p", 1, 1);
+    monitor.record("busy", 9 * MINUTE, "p", 1, 1);
+    assert!(
+        monitor.forget_idle(10 * MINUTE).is_empty(),
+        "a window is 10 minutes"
+    );
+    assert_eq!(monitor.forget_idle(10 * MINUTE + 1), ["quiet"]);
+    assert!(monitor.signals("quiet").is_none());
+    assert!(monitor.signals("busy").is_some());
 }
 
 #[test]
