@@ -1,6 +1,7 @@
 //! Loading a Snapshot from files: YAML and JSON manifests, `kubectl get -o yaml|json` dumps,
 //! whole directories (recursively) and `-` for standard input.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,10 +17,11 @@ const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 /// `LoadError`s in the snapshot; everything else is still read.
 pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
     let mut snapshot = Snapshot::default();
-    let mut files = Vec::new();
+    let mut walk = Walk::default();
     for path in paths {
-        collect(path, true, &mut files, &mut snapshot.errors);
+        collect(path, true, &mut walk, &mut snapshot.errors);
     }
+    let mut files = walk.files;
     files.sort();
     files.dedup();
     // Each file's objects go to their kinds' lists on the thread that parsed them; joining the
@@ -51,26 +53,43 @@ fn error(path: &Path, message: String) -> LoadError {
     }
 }
 
+/// What the walk over the paths found: the files to read, and the directories entered so far
+/// (canonical), so a symbolic link back up the tree is not walked again.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    visited: HashSet<PathBuf>,
+}
+
 /// Gathers the files under `path`. A directory holding a `Chart.yaml` is a Helm chart: one error
 /// for the chart, and its templates are not read.
-fn collect(path: &Path, named: bool, files: &mut Vec<PathBuf>, errors: &mut Vec<LoadError>) {
+fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError>) {
     if path == Path::new("-") {
-        files.push(path.to_path_buf());
+        walk.files.push(path.to_path_buf());
         return;
     }
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => return errors.push(error(path, format!("cannot read: {e}"))),
     };
-    if metadata.is_file() {
+    if !metadata.is_dir() {
+        // A path given by name is read whatever it is: a pipe (`<(kustomize build)`) or a
+        // device too. Inside a directory, only regular manifest files: a pipe there could
+        // block the walk.
         let wanted = named
-            || path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+            || (metadata.is_file()
+                && path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    MANIFEST_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                }));
         if wanted {
-            files.push(path.to_path_buf());
+            walk.files.push(path.to_path_buf());
         }
+        return;
+    }
+    // A directory reached again through a symbolic link (`ln -s . again`) holds nothing new.
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if !walk.visited.insert(canonical) {
+        tracing::debug!(path = %path.display(), "directory already read; skipped");
         return;
     }
     if path.join("Chart.yaml").is_file() {
@@ -91,7 +110,7 @@ fn collect(path: &Path, named: bool, files: &mut Vec<PathBuf>, errors: &mut Vec<
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with('.'));
         if !hidden {
-            collect(&child, false, files, errors);
+            collect(&child, false, walk, errors);
         }
     }
 }
@@ -161,6 +180,64 @@ mod tests {
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
         assert!(snapshot.errors[0].message.contains("Helm chart"));
+    }
+
+    fn namespace_names(snapshot: &Snapshot) -> Vec<String> {
+        let mut names: Vec<_> = snapshot
+            .namespaces
+            .iter()
+            .map(|n| n.object.metadata.name.clone().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_symlink_back_to_its_own_directory_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "d/a.yaml", NS);
+        std::os::unix::fs::symlink(".", dir.path().join("d/loop")).unwrap();
+        let snapshot = load_paths(&[dir.path().join("d")]);
+        assert_eq!(namespace_names(&snapshot), ["a"]);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    }
+
+    #[test]
+    fn two_symlinks_back_to_their_directory_finish_and_read_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "d/a.yaml", NS);
+        write(
+            dir.path(),
+            "d/sub/b.yaml",
+            &NS.replace("name: a", "name: b"),
+        );
+        std::os::unix::fs::symlink(".", dir.path().join("d/a")).unwrap();
+        std::os::unix::fs::symlink(".", dir.path().join("d/b")).unwrap();
+        std::os::unix::fs::symlink("..", dir.path().join("d/sub/up")).unwrap();
+        let snapshot = load_paths(&[dir.path().join("d")]);
+        assert_eq!(namespace_names(&snapshot), ["a", "b"]);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    }
+
+    #[test]
+    fn a_named_pipe_is_read_as_a_file() {
+        // As `hangar audit <(kustomize build .)` passes one.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, NS).unwrap())
+        };
+        let snapshot = load_paths(std::slice::from_ref(&fifo));
+        // Joined only once read: a writer nobody reads would wait forever.
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        assert_eq!(namespace_names(&snapshot), ["a"]);
+        writer.join().unwrap();
     }
 
     #[test]
