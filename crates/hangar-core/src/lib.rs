@@ -28,5 +28,6 @@ pub fn snapshot_from_text(file: &str, text: &str) -> Snapshot {
         snapshot.insert(object, origin);
     }
     snapshot.errors = parsed.errors;
+    snapshot.resolve_duplicates();
     snapshot
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use serde::Serialize;
@@ -232,12 +232,38 @@ macro_rules! typed_kinds {
             fn build_index(&self) -> Index {
                 let mut index = Index::default();
                 $(for (i, o) in self.$field.iter().enumerate() {
-                    index.add(<$kind as Resource>::KIND, o.object.namespace(), o.object.name(), i);
+                    let kind = <$kind as Resource>::KIND;
+                    if let Some(earlier) = index.add(kind, o.object.namespace(), o.object.name(), i) {
+                        index.duplicates.push(Duplicate { kind, earlier, later: i });
+                    }
                 })*
                 for (i, o) in self.others.iter().enumerate() {
-                    index.add(&format!("~{}", o.object.kind), o.object.namespace(), o.object.name(), i);
+                    let kind = &o.object.kind;
+                    let earlier = index.add(&format!("~{kind}"), o.object.namespace(), o.object.name(), i);
+                    // `Model` of KubeAI and `Model` of Seldon share a kind, not an identity.
+                    if let Some(earlier) = earlier.filter(|e| self.others[*e].object.group() == o.object.group()) {
+                        index.duplicates.push(Duplicate { kind: OTHER_KIND, earlier, later: i });
+                    }
                 }
                 index
+            }
+
+            /// The origin of the object at `position` in the list of `kind`, whether the two
+            /// objects at `a` and `b` are the same, and dropping the objects at `positions`.
+            fn duplicate_pair(&self, d: &Duplicate) -> Option<(&str, &ObjectMeta, &Origin, &Origin, bool)> {
+                $(if d.kind == <$kind as Resource>::KIND {
+                    let (a, b) = (self.$field.get(d.earlier)?, self.$field.get(d.later)?);
+                    return Some((d.kind, &a.object.metadata, &a.origin, &b.origin, a.object == b.object));
+                })*
+                let (a, b) = (self.others.get(d.earlier)?, self.others.get(d.later)?);
+                Some((&a.object.kind, &a.object.metadata, &a.origin, &b.origin, a.object.body == b.object.body))
+            }
+
+            fn drop_positions(&mut self, kind: &str, positions: &HashSet<usize>) {
+                $(if kind == <$kind as Resource>::KIND {
+                    return drop_positions(&mut self.$field, positions);
+                })*
+                drop_positions(&mut self.others, positions)
             }
 
             /// Calls `f` with the kind and metadata of every object.
@@ -271,21 +297,90 @@ fn index_key(kind: &str, namespace: &str, name: &str) -> String {
 struct Index {
     by_name: HashMap<String, usize>,
     by_namespace: HashMap<String, Vec<usize>>,
+    /// Objects of one kind, namespace and name found twice, in input order.
+    duplicates: Vec<Duplicate>,
+}
+
+/// The `kind` of a duplicate among the untyped objects.
+const OTHER_KIND: &str = "~";
+
+/// Two objects with the same kind, namespace and name, at these positions of their list.
+#[derive(Debug, Clone)]
+struct Duplicate {
+    /// The typed kind, or `OTHER_KIND`.
+    kind: &'static str,
+    earlier: usize,
+    later: usize,
 }
 
 impl Index {
-    fn add(&mut self, kind: &str, namespace: &str, name: &str, position: usize) {
-        self.by_name
-            .entry(index_key(kind, namespace, name))
-            .or_insert(position);
+    /// Indexes the object at `position`; a nameless one only by namespace. Returns the position
+    /// of an earlier object of the same name, which the index now forgets: Kubernetes keeps the
+    /// last object applied.
+    fn add(&mut self, kind: &str, namespace: &str, name: &str, position: usize) -> Option<usize> {
         self.by_namespace
             .entry(index_key(kind, namespace, ""))
             .or_default()
             .push(position);
+        if name.is_empty() {
+            return None;
+        }
+        self.by_name
+            .insert(index_key(kind, namespace, name), position)
     }
 }
 
+fn drop_positions<T>(list: &mut Vec<T>, positions: &HashSet<usize>) {
+    let mut position = 0;
+    list.retain(|_| {
+        position += 1;
+        !positions.contains(&(position - 1))
+    });
+}
+
 impl Snapshot {
+    /// Keeps one object of each kind, namespace and name: the last in the input, as applying
+    /// the manifests in order would. Copies that differ are errors naming both places, so the
+    /// scan says it is incomplete; identical copies (the same Namespace in every app's
+    /// manifests) lose nothing and are dropped quietly.
+    pub fn resolve_duplicates(&mut self) {
+        let duplicates = self.index().duplicates.clone();
+        if duplicates.is_empty() {
+            return;
+        }
+        let mut dropped: HashMap<&'static str, HashSet<usize>> = HashMap::new();
+        for duplicate in &duplicates {
+            let Some((kind, meta, earlier, later, same)) = self.duplicate_pair(duplicate) else {
+                continue;
+            };
+            if !same {
+                let namespace = meta.namespace.as_deref().unwrap_or_default();
+                let name = meta.name.as_deref().unwrap_or_default();
+                let object = if namespace.is_empty() {
+                    format!("{kind} {name}")
+                } else {
+                    format!("{kind} {namespace}/{name}")
+                };
+                let error = LoadError {
+                    origin: earlier.clone(),
+                    object: Some(object),
+                    message: format!(
+                        "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not audited"
+                    ),
+                };
+                self.errors.push(error);
+            }
+            dropped
+                .entry(duplicate.kind)
+                .or_default()
+                .insert(duplicate.earlier);
+        }
+        for (kind, positions) in &dropped {
+            self.drop_positions(kind, positions);
+        }
+        self.index = OnceLock::new();
+    }
+
     fn index(&self) -> &Index {
         self.index.get_or_init(|| self.build_index())
     }

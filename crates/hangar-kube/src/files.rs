@@ -39,6 +39,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
         })
         .collect();
     snapshot.absorb_all(parts);
+    snapshot.resolve_duplicates();
     snapshot
 }
 

@@ -586,3 +586,28 @@ fn the_html_report_renders_in_headless_chromium() {
         "no control roll-up in the rendered DOM"
     );
 }
+
+#[test]
+fn an_object_defined_in_two_files_is_reported_and_the_last_one_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a-web.yaml",
+        PLAIN_APP
+            .replace("web, namespace: shop", "chat, namespace: ml")
+            .as_str(),
+    );
+    write(dir.path(), "b-vllm.yaml", OPEN_VLLM);
+    let out = hangar(&["audit", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["summary"]["endpoints"], 1);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        errors[0]["file"].as_str().unwrap().ends_with("a-web.yaml"),
+        "{errors:?}"
+    );
+    assert!(message.contains("b-vllm.yaml:1"), "{message}");
+}

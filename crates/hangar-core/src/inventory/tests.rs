@@ -313,3 +313,40 @@ spec:
     let inv = inventory(&nim("{ingress: {enabled: true}}"));
     assert!(inv.endpoints[0].is_externally_exposed());
 }
+
+const WEB_CHAT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: chat, namespace: ml}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: \"nginx:1.27\"}]\n";
+
+#[test]
+fn an_object_defined_twice_is_an_error_naming_both_places_and_the_last_copy_is_audited() {
+    // Kubernetes keeps the last one applied: a web copy first must not hide the vLLM one.
+    let snapshot = snapshot_from_text("t.yaml", &format!("{WEB_CHAT}---{VLLM}"));
+    assert_eq!(snapshot.deployments.len(), 1, "the earlier copy is dropped");
+    assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+    let error = &snapshot.errors[0];
+    assert_eq!(error.origin.line, Some(1));
+    assert_eq!(error.object.as_deref(), Some("Deployment ml/chat"));
+    assert!(error.message.contains("t.yaml:9"), "{}", error.message);
+    assert!(error.message.contains("last"), "{}", error.message);
+    let inv = discover(&snapshot, &Policy::default());
+    assert_eq!(inv.endpoints.len(), 1);
+    assert_eq!(inv.endpoints[0].runtime, Runtime::Vllm);
+}
+
+#[test]
+fn identical_copies_of_an_object_are_read_once_without_an_error() {
+    // The same Namespace in the manifests of every app that lives in it loses nothing.
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: ml}\n";
+    let snapshot = snapshot_from_text("t.yaml", &format!("{namespace}---\n{namespace}"));
+    assert_eq!(snapshot.namespaces.len(), 1);
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+}
+
+#[test]
+fn custom_resources_of_the_same_kind_name_in_different_groups_are_not_duplicates() {
+    let snapshot = snapshot_from_text(
+        "t.yaml",
+        "apiVersion: kubeai.org/v1\nkind: Model\nmetadata: {name: m, namespace: ml}\n---\napiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata: {name: m, namespace: ml}\n",
+    );
+    assert_eq!(snapshot.others.len(), 2);
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+}
