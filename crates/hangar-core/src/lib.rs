@@ -9,6 +9,7 @@ pub mod object;
 pub mod parse;
 pub mod policy;
 pub mod rbac;
+pub mod removed_api;
 pub mod selector;
 pub mod severity;
 pub mod snapshot;

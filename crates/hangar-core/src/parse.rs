@@ -250,9 +250,16 @@ fn is_list(value: &Value) -> bool {
     kind.ends_with("List") && value.get("items").is_some()
 }
 
-fn add_object(file: &Arc<str>, line: u32, value: Value, parsed: &mut ParsedFile) {
+fn add_object(file: &Arc<str>, line: u32, mut value: Value, parsed: &mut ParsedFile) {
     let origin = Origin::file(file.clone(), line);
     let name = object_label(&value);
+    if let Some(note) = value.as_object_mut().and_then(crate::removed_api::upgrade) {
+        parsed.errors.push(LoadError {
+            origin: origin.clone(),
+            object: name.clone(),
+            message: note,
+        });
+    }
     match Object::decode(value) {
         Ok(object) => parsed.objects.push((object, origin)),
         Err(message) => parsed.errors.push(LoadError {

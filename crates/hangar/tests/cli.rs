@@ -611,3 +611,67 @@ fn an_object_defined_in_two_files_is_reported_and_the_last_one_is_audited() {
     );
     assert!(message.contains("b-vllm.yaml:1"), "{message}");
 }
+
+/// A chart of 2019 still deploys its model server with API versions Kubernetes removed since.
+const OLD_API_VERSIONS: &str = r#"apiVersion: extensions/v1beta1
+kind: Deployment
+metadata: {name: chat, namespace: ml}
+spec:
+  template:
+    metadata: {labels: {app: chat}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat, namespace: ml}
+spec:
+  selector: {app: chat}
+  ports: [{port: 80, targetPort: 8000}]
+---
+apiVersion: networking.k8s.io/v1beta1
+kind: Ingress
+metadata: {name: chat, namespace: ml}
+spec:
+  rules:
+  - host: chat.example.com
+    http:
+      paths:
+      - path: /
+        backend: {serviceName: chat, servicePort: 80}
+"#;
+
+#[test]
+fn removed_api_versions_are_reported_and_still_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "old.yaml", OLD_API_VERSIONS);
+    let out = hangar(&["audit", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let errors = report["errors"].as_array().unwrap();
+    let messages: Vec<&str> = errors
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].contains("extensions/v1beta1") && messages[0].contains("removed"),
+        "{messages:?}"
+    );
+    assert_eq!(errors[0]["object"], "Deployment ml/chat");
+    assert_eq!(errors[1]["line"], 20);
+    assert!(
+        messages[1].contains("networking.k8s.io/v1beta1"),
+        "{messages:?}"
+    );
+    let checks: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert!(checks.contains(&"EXP-001"), "{checks:?}");
+}
