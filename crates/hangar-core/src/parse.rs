@@ -50,6 +50,7 @@ fn parse_yaml(file: &Arc<str>, text: &str) -> ParsedFile {
 
 /// Splits a YAML stream on `---` lines, returning each document's text and its first line.
 /// A `---` at column 0 is always a document marker: content of a block scalar is indented.
+/// Content after the marker (`--- {kind: …}`) belongs to the next document.
 fn yaml_documents(text: &str) -> Vec<(u32, &str)> {
     let mut docs = Vec::new();
     let mut start_byte = 0;
@@ -58,8 +59,16 @@ fn yaml_documents(text: &str) -> Vec<(u32, &str)> {
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let line_no = index as u32 + 1;
         let bare = line.trim_end();
-        let is_marker = bare == "---" || bare.starts_with("--- ") || bare == "...";
-        if is_marker {
+        if let Some(rest) = marker_rest(bare, "---") {
+            docs.push((start_line, &text[start_byte..offset]));
+            if rest.is_empty() || rest.starts_with('#') {
+                start_byte = offset + line.len();
+                start_line = line_no + 1;
+            } else {
+                start_byte = offset + "---".len();
+                start_line = line_no;
+            }
+        } else if marker_rest(bare, "...").is_some() {
             docs.push((start_line, &text[start_byte..offset]));
             start_byte = offset + line.len();
             start_line = line_no + 1;
@@ -69,6 +78,16 @@ fn yaml_documents(text: &str) -> Vec<(u32, &str)> {
     docs.push((start_line, &text[start_byte..]));
     docs.retain(|(_, doc)| !is_blank_yaml(doc));
     docs
+}
+
+/// What follows a document marker on its line, trimmed, when `line` is that marker: `---` alone
+/// or followed by a space or a tab.
+fn marker_rest<'l>(line: &'l str, marker: &str) -> Option<&'l str> {
+    let rest = line.strip_prefix(marker)?;
+    if rest.is_empty() {
+        return Some(rest);
+    }
+    rest.starts_with([' ', '\t']).then(|| rest.trim_start())
 }
 
 fn is_blank_yaml(doc: &str) -> bool {
@@ -359,6 +378,30 @@ mod tests {
         );
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert_eq!(lines(&parsed), vec![2, 8]);
+    }
+
+    #[test]
+    fn content_on_the_document_marker_line_is_read() {
+        let parsed = parse(
+            "--- {apiVersion: v1, kind: Namespace, metadata: {name: inline}}\n--- # the next one\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let names: Vec<_> = parsed
+            .objects
+            .iter()
+            .map(|(o, _)| o.meta().name.clone())
+            .collect();
+        assert_eq!(names, [Some("inline".into()), Some("b".into())]);
+        assert_eq!(lines(&parsed), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_marker_followed_by_a_tab_separates_documents() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\t# b\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(lines(&parsed), vec![1, 6]);
     }
 
     #[test]
