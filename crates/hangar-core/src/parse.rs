@@ -23,9 +23,17 @@ pub fn parse_text(file: &Arc<str>, text: &str) -> ParsedFile {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         parse_json(file, text, &mut parsed);
+        if parsed.errors.is_empty() {
+            return parsed;
+        }
+        // A YAML stream may start with a document in JSON style, `---` then block YAML: the
+        // separators say it is YAML, whose reader reports each bad document on its own.
+        if has_document_marker(text) {
+            return parse_yaml(file, text);
+        }
         // YAML flow style (`{apiVersion: v1, …}`) also starts with a brace: when the text is not
         // JSON at all, read it as YAML, and keep the JSON error only if that fails too.
-        if !parsed.objects.is_empty() || parsed.errors.is_empty() {
+        if !parsed.objects.is_empty() {
             return parsed;
         }
         let yaml = parse_yaml(file, text);
@@ -88,6 +96,11 @@ fn marker_rest<'l>(line: &'l str, marker: &str) -> Option<&'l str> {
         return Some(rest);
     }
     rest.starts_with([' ', '\t']).then(|| rest.trim_start())
+}
+
+fn has_document_marker(text: &str) -> bool {
+    text.lines()
+        .any(|line| marker_rest(line.trim_end(), "---").is_some())
 }
 
 fn is_blank_yaml(doc: &str) -> bool {
@@ -451,6 +464,15 @@ mod tests {
             "{:?}",
             broken.errors
         );
+    }
+
+    #[test]
+    fn a_yaml_stream_whose_first_document_is_json_is_read_whole() {
+        let parsed = parse(
+            "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(lines(&parsed), vec![1, 3]);
     }
 
     #[test]
