@@ -119,17 +119,30 @@ fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut
     };
     match value {
         Ok(Value::Null) => {}
-        Ok(value) => add_value(file, first_line, value, doc, parsed),
+        Ok(value) => {
+            // A template whose actions all sit in quotes is valid YAML, its values placeholders.
+            // Only documents with `{{` pay for the look.
+            let helm_line = if doc.contains("{{") {
+                helm_action_line(doc)
+            } else {
+                None
+            };
+            match helm_line {
+                Some(helm_line) => parsed.errors.push(LoadError {
+                    origin: Origin::file(file.clone(), first_line),
+                    object: None,
+                    message: helm_message(first_line + helm_line),
+                }),
+                None => add_value(file, first_line, value, doc, parsed),
+            }
+        }
         Err(err) => {
             let line = err
                 .location()
                 .map(|loc| first_line + (loc.line() as u32).saturating_sub(1))
                 .unwrap_or(first_line);
             let message = match helm_template_line(doc) {
-                Some(helm_line) => format!(
-                    "this looks like a Helm template (`{{{{ … }}}}` on line {}); render it with `helm template` first",
-                    first_line + helm_line
-                ),
+                Some(helm_line) => helm_message(first_line + helm_line),
                 None => format!("malformed YAML: {}", yaml_error_message(&err)),
             };
             parsed.errors.push(LoadError {
@@ -152,6 +165,40 @@ pub(crate) fn yaml_error_message(err: &serde_saphyr::Error) -> String {
         Some(cut) => first[..cut].to_owned(),
         None => first.to_owned(),
     }
+}
+
+fn helm_message(line: u32) -> String {
+    format!(
+        "this looks like a Helm template (`{{{{ … }}}}` on line {line}); render it with `helm template` first"
+    )
+}
+
+/// What only a Helm template's actions name: its built-in objects and its own functions. Other
+/// Go templates (alerting rules, notification texts) are data a manifest may well hold.
+const HELM_ACTION_WORDS: &[&str] = &[
+    ".Values",
+    ".Release",
+    ".Chart",
+    ".Capabilities",
+    ".Files",
+    ".Template",
+    "include ",
+    "tpl ",
+    "toYaml",
+    "required ",
+];
+
+/// The 0-based line of the first action in `doc` that can only be Helm's, if any.
+fn helm_action_line(doc: &str) -> Option<u32> {
+    doc.lines()
+        .position(|line| {
+            let Some((_, action)) = line.split_once("{{") else {
+                return false;
+            };
+            !line.trim_start().starts_with('#')
+                && HELM_ACTION_WORDS.iter().any(|w| action.contains(w))
+        })
+        .map(|index| index as u32)
 }
 
 /// The 0-based line of the first Helm template action in `doc`, if any.
@@ -473,6 +520,40 @@ mod tests {
         );
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert_eq!(lines(&parsed), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_helm_template_that_parses_as_yaml_is_still_named_as_such() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: \"{{ .Release.Name }}-svc\"\n  namespace: '{{ .Release.Namespace }}'\n",
+        );
+        assert_eq!(
+            parsed.objects.len(),
+            1,
+            "the template is not audited as if rendered"
+        );
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert!(
+            parsed.errors[0].message.contains("helm template"),
+            "{:?}",
+            parsed.errors
+        );
+        assert!(
+            parsed.errors[0].message.contains("line 9"),
+            "{:?}",
+            parsed.errors
+        );
+        assert_eq!(parsed.errors[0].origin.line, Some(6));
+    }
+
+    #[test]
+    fn go_templates_that_are_not_helm_are_data() {
+        // Alerting rules and notification templates hold `{{ }}` as their content.
+        let parsed = parse(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: alerts\ndata:\n  summary: \"{{ $labels.instance }} is down ({{ $value }})\"\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.objects.len(), 1);
     }
 
     #[test]
