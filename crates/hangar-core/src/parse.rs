@@ -45,6 +45,55 @@ pub fn parse_text(file: &Arc<str>, text: &str) -> ParsedFile {
     parse_yaml(file, text)
 }
 
+/// Parses the bytes of a file. Text that is not all UTF-8 is still read: each document holding
+/// a byte that is not is an error at that byte's line, and the other documents load.
+pub fn parse_bytes(file: &Arc<str>, bytes: &[u8]) -> ParsedFile {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_text(file, text),
+        Err(_) => parse_mostly_utf8(file, bytes),
+    }
+}
+
+fn parse_mostly_utf8(file: &Arc<str>, bytes: &[u8]) -> ParsedFile {
+    let bad_lines = lines_not_utf8(bytes);
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut parsed = ParsedFile::default();
+    for (first_line, doc) in yaml_documents(text) {
+        let end = first_line + (doc.lines().count() as u32).max(1);
+        match bad_lines.iter().find(|line| (first_line..end).contains(line)) {
+            Some(&line) => parsed.errors.push(LoadError {
+                origin: Origin::file(file.clone(), line),
+                object: None,
+                message: format!(
+                    "not UTF-8 text: a byte on line {line} is not UTF-8 (is the file in another encoding?), so the document starting on line {first_line} is not read"
+                ),
+            }),
+            None => parse_yaml_document(file, first_line, doc, &mut parsed),
+        }
+    }
+    parsed
+}
+
+/// The 1-based lines holding bytes that are not UTF-8.
+fn lines_not_utf8(bytes: &[u8]) -> Vec<u32> {
+    let newlines = |b: &[u8]| b.iter().filter(|c| **c == b'\n').count() as u32;
+    let mut lines = Vec::new();
+    let mut rest = bytes;
+    let mut line = 1;
+    while let Err(e) = std::str::from_utf8(rest) {
+        let valid = e.valid_up_to();
+        let bad_end = valid + e.error_len().unwrap_or(rest.len() - valid);
+        line += newlines(&rest[..valid]);
+        if lines.last() != Some(&line) {
+            lines.push(line);
+        }
+        line += newlines(&rest[valid..bad_end]);
+        rest = &rest[bad_end..];
+    }
+    lines
+}
+
 fn parse_yaml(file: &Arc<str>, text: &str) -> ParsedFile {
     let mut parsed = ParsedFile::default();
     let documents = yaml_documents(text);

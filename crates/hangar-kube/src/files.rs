@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hangar_core::parse::{ParsedFile, parse_text};
+use hangar_core::parse::{ParsedFile, parse_bytes};
 use hangar_core::{LoadError, Origin, Snapshot};
 use rayon::prelude::*;
 
@@ -117,22 +117,19 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
 }
 
 fn read_and_parse(path: &Path) -> ParsedFile {
-    let (name, text) = if path == Path::new("-") {
-        let mut text = String::new();
-        match std::io::stdin().read_to_string(&mut text) {
-            Ok(_) => ("<stdin>".to_owned(), text),
+    let (name, bytes) = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        match std::io::stdin().read_to_end(&mut bytes) {
+            Ok(_) => ("<stdin>".to_owned(), bytes),
             Err(e) => return failed(path, format!("cannot read standard input: {e}")),
         }
     } else {
         match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => (path.display().to_string(), text),
-                Err(_) => return failed(path, "not UTF-8 text: not a manifest".into()),
-            },
+            Ok(bytes) => (path.display().to_string(), bytes),
             Err(e) => return failed(path, format!("cannot read: {e}")),
         }
     };
-    parse_text(&Arc::from(name), &text)
+    parse_bytes(&Arc::from(name), &bytes)
 }
 
 fn failed(path: &Path, message: String) -> ParsedFile {
@@ -239,6 +236,27 @@ mod tests {
         assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
         assert_eq!(namespace_names(&snapshot), ["a"]);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_byte_that_is_not_utf8_loses_only_its_document_and_is_reported_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = NS.as_bytes().to_vec();
+        bytes.extend_from_slice(
+            b"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\xff\n---\n",
+        );
+        bytes.extend_from_slice(NS.replace("name: a", "name: c").as_bytes());
+        let path = dir.path().join("latin1.yaml");
+        std::fs::write(&path, bytes).unwrap();
+        let snapshot = load_paths(&[path]);
+        assert_eq!(namespace_names(&snapshot), ["a", "c"]);
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert_eq!(snapshot.errors[0].origin.line, Some(9));
+        assert!(
+            snapshot.errors[0].message.contains("UTF-8"),
+            "{:?}",
+            snapshot.errors
+        );
     }
 
     #[test]
