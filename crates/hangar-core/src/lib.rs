@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod object;
 pub mod parse;
 pub mod policy;
+pub mod printable;
 pub mod rbac;
 pub mod removed_api;
 pub mod selector;

@@ -10,6 +10,7 @@ use hangar_audit::checks::catalogue;
 use hangar_audit::render::{self, Format, TerminalStyle};
 use hangar_audit::waivers::{Waiver, WaiverFile};
 use hangar_audit::{AuditOptions, Date, audit as run_audit};
+use hangar_core::printable::printable;
 use hangar_core::{Policy, Severity, discover};
 
 use crate::cli::{AuditArgs, ChecksArgs, FailOn, InventoryArgs, parse_output};
@@ -144,7 +145,7 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
                 outln!(
                     "{}",
                     row.iter()
-                        .map(|c| csv_cell(c))
+                        .map(|c| csv_cell(&printable(c)))
                         .collect::<Vec<_>>()
                         .join(",")
                 )?;
@@ -162,9 +163,9 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
                     .join("+");
                 outln!(
                     "{:<48} {:<10} {:<40} {why}",
-                    e.id,
+                    printable(&e.id),
                     e.runtime.as_str(),
-                    model
+                    printable(&model)
                 )?;
             }
             outln!(

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use hangar_core::printable::printable;
 use hangar_core::{Endpoint, LoadError, NotCovered, Policy, Snapshot};
 use hangar_kube::live::{LiveOptions, Progress, load_live, save_snapshot};
 
@@ -59,10 +60,19 @@ fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {
 /// covered), and whether it was all read: every command exits 2 when it was not.
 pub fn report_gaps(errors: &[LoadError], not_covered: &[NotCovered]) -> bool {
     for e in errors {
-        eprintln!("not read: {}: {}", e.origin, e.message);
+        let origin = e.origin.to_string();
+        eprintln!(
+            "not read: {}: {}",
+            printable(&origin),
+            printable(&e.message)
+        );
     }
     for n in not_covered {
-        eprintln!("not covered: {}: {}", n.kind, n.reason);
+        eprintln!(
+            "not covered: {}: {}",
+            printable(&n.kind),
+            printable(&n.reason)
+        );
     }
     errors.is_empty() && not_covered.is_empty()
 }

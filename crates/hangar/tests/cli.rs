@@ -675,3 +675,38 @@ fn removed_api_versions_are_reported_and_still_audited() {
         .collect();
     assert!(checks.contains(&"EXP-001"), "{checks:?}");
 }
+
+#[test]
+fn control_characters_and_pipes_from_manifests_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = OPEN_VLLM.replace(
+        "metadata: {name: chat, namespace: ml}\nspec:\n  template:",
+        "metadata: {name: \"chat\\e[2J\\rSummary: no findings|x\\nforged\", namespace: ml}\nspec:\n  template:",
+    );
+    assert!(
+        hostile.contains("\\e[2J"),
+        "the fixture names the Deployment"
+    );
+    let file = write(dir.path(), "hostile.yaml", &hostile);
+    let file = file.to_str().unwrap();
+    for args in [
+        &["audit", file][..],
+        &["audit", file, "--format", "markdown"],
+        &["inventory", file],
+        &["inventory", file, "--format", "csv"],
+    ] {
+        let out = hangar(args);
+        let text = stdout(&out);
+        assert!(text.contains("chat\\u{1b}[2J"), "{args:?}: {text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r'),
+            "{args:?}: {text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("forged")),
+            "{args:?}: {text}"
+        );
+    }
+    let markdown = stdout(&hangar(&["audit", file, "--format", "markdown"]));
+    assert!(markdown.contains("no findings\\|x"), "{markdown}");
+}

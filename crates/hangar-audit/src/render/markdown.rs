@@ -2,12 +2,14 @@
 
 use std::fmt::Write;
 
+use hangar_core::printable::printable;
+
 use super::{auth_line, exposure_line, location, model_line};
 use crate::report::{ControlStatus, Report};
 
-/// Escapes the characters that break a Markdown table cell.
+/// Escapes the characters that break a Markdown table cell, and writes out control characters.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    printable(&text.replace('\n', " ")).replace('|', "\\|")
 }
 
 pub(super) fn render(report: &Report) -> String {
@@ -16,7 +18,9 @@ pub(super) fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Source: `{}` · {} · Hangar {}\n",
-        report.source, report.date, report.tool.version
+        cell(&report.source),
+        report.date,
+        report.tool.version
     );
     if !report.complete {
         let _ = writeln!(
@@ -62,7 +66,7 @@ pub(super) fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
-            e.id,
+            cell(&e.id),
             e.runtime,
             cell(&model_line(e)),
             cell(&exposure_line(e)),
@@ -79,7 +83,12 @@ pub(super) fn render(report: &Report) -> String {
             "\nHangar gateways not read (endpoints behind them are judged without them):\n"
         );
         for g in &report.gateways_not_read {
-            let _ = writeln!(out, "- `{}`: {}", g.gateway, g.why);
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                cell(&g.gateway.to_string()),
+                printable(&g.why)
+            );
         }
     }
 
@@ -103,7 +112,7 @@ pub(super) fn render(report: &Report) -> String {
                 f.finding.check,
                 f.finding.check.to_ascii_lowercase(),
                 cell(f.title),
-                f.finding.object,
+                cell(&f.finding.object.to_string()),
                 cell(&f.finding.message),
                 cell(&location(&f.finding)),
                 cell(f.remediation)
@@ -148,27 +157,48 @@ pub(super) fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "- used: **{}** via {} — {} ({} finding(s))",
-            u.check, u.source, u.reason, u.findings
+            printable(&u.check),
+            u.source,
+            printable(&u.reason),
+            u.findings
         );
     }
     for u in &w.unused {
-        let _ = writeln!(out, "- unused: **{}** — {}", u.check, u.reason);
+        let _ = writeln!(
+            out,
+            "- unused: **{}** — {}",
+            printable(&u.check),
+            printable(&u.reason)
+        );
     }
     for e in &w.expired {
         let _ = writeln!(
             out,
             "- expired: **{}** on {} — {} (approved by {})",
-            e.check, e.expires, e.reason, e.approver
+            printable(&e.check),
+            e.expires,
+            printable(&e.reason),
+            printable(&e.approver)
         );
     }
 
     if !report.errors.is_empty() || !report.not_covered.is_empty() {
         let _ = writeln!(out, "\n## Not read\n");
         for e in &report.errors {
-            let _ = writeln!(out, "- `{}`: {}", e.origin, e.message);
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                cell(&e.origin.to_string()),
+                printable(&e.message)
+            );
         }
         for n in &report.not_covered {
-            let _ = writeln!(out, "- `{}` not covered: {}", n.kind, n.reason);
+            let _ = writeln!(
+                out,
+                "- `{}` not covered: {}",
+                cell(&n.kind),
+                printable(&n.reason)
+            );
         }
     }
     out

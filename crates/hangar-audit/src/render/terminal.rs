@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use hangar_core::Severity;
+use hangar_core::printable::printable;
 
 use super::{auth_line, exposure_line, location, model_line, reasons_line};
 use crate::report::{ControlStatus, Report, ReportFinding};
@@ -50,7 +51,7 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
         "{} {}  {}",
         p.bold("Hangar audit"),
         report.tool.version,
-        p.dim(&report.source)
+        p.dim(&printable(&report.source))
     );
     let _ = writeln!(
         out,
@@ -78,15 +79,15 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
         let _ = writeln!(
             out,
             "{marker} {}  {}  {}",
-            p.bold(&endpoint.id),
+            p.bold(&printable(&endpoint.id)),
             endpoint.runtime,
             p.dim(&format!("{} finding(s)", open))
         );
         let scope = endpoint.data_scope.map_or("undeclared", |s| s.as_str());
-        let team = endpoint.team.as_deref().unwrap_or("unknown");
-        let _ = writeln!(out, "    model     {}", model_line(endpoint));
-        let _ = writeln!(out, "    exposure  {}", exposure_line(endpoint));
-        let _ = writeln!(out, "    auth      {}", auth_line(endpoint));
+        let team = printable(endpoint.team.as_deref().unwrap_or("unknown"));
+        let _ = writeln!(out, "    model     {}", printable(&model_line(endpoint)));
+        let _ = writeln!(out, "    exposure  {}", printable(&exposure_line(endpoint)));
+        let _ = writeln!(out, "    auth      {}", printable(&auth_line(endpoint)));
         let _ = writeln!(
             out,
             "    scope     {scope}    team {team}    deployers {}",
@@ -95,7 +96,7 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
         let _ = writeln!(
             out,
             "    {}",
-            p.dim(&format!("why: {}", reasons_line(endpoint)))
+            p.dim(&format!("why: {}", printable(&reasons_line(endpoint))))
         );
         write_findings(&mut out, &p, findings);
         out.push('\n');
@@ -108,7 +109,12 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
             p.bold("Hangar gateways not read — endpoints behind them are judged without them")
         );
         for g in &report.gateways_not_read {
-            let _ = writeln!(out, "  {}: {}", g.gateway, g.why);
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                printable(&g.gateway.to_string()),
+                printable(&g.why)
+            );
         }
         out.push('\n');
     }
@@ -130,12 +136,23 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
             let object = e
                 .object
                 .as_deref()
-                .map(|o| format!(" ({o})"))
+                .map(|o| format!(" ({})", printable(o)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {}{object}: {}", e.origin, e.message);
+            let origin = e.origin.to_string();
+            let _ = writeln!(
+                out,
+                "  {}{object}: {}",
+                printable(&origin),
+                printable(&e.message)
+            );
         }
         for n in &report.not_covered {
-            let _ = writeln!(out, "  {}: not covered: {}", n.kind, n.reason);
+            let _ = writeln!(
+                out,
+                "  {}: not covered: {}",
+                printable(&n.kind),
+                printable(&n.reason)
+            );
         }
         out.push('\n');
     }
@@ -178,11 +195,19 @@ pub(super) fn render(report: &Report, style: TerminalStyle) -> String {
             let _ = writeln!(
                 out,
                 "  expired {}  {} (approved by {}, expired {})",
-                e.check, e.reason, e.approver, e.expires
+                printable(&e.check),
+                printable(&e.reason),
+                printable(&e.approver),
+                e.expires
             );
         }
         for u in &w.unused {
-            let _ = writeln!(out, "  unused  {}  {}", u.check, u.reason);
+            let _ = writeln!(
+                out,
+                "  unused  {}  {}",
+                printable(&u.check),
+                printable(&u.reason)
+            );
         }
     }
 
@@ -199,7 +224,7 @@ fn write_findings(out: &mut String, p: &Paint, findings: &[&ReportFinding]) {
                 p.dim("WAIVED  "),
                 p.dim(f.finding.check),
                 p.dim(f.title),
-                p.dim(&format!("({})", w.reason))
+                p.dim(&format!("({})", printable(&w.reason)))
             );
             continue;
         }
@@ -210,11 +235,11 @@ fn write_findings(out: &mut String, p: &Paint, findings: &[&ReportFinding]) {
             f.finding.check,
             f.title
         );
-        let _ = writeln!(out, "             {}", f.finding.message);
+        let _ = writeln!(out, "             {}", printable(&f.finding.message));
         let _ = writeln!(
             out,
             "             {}",
-            p.dim(&format!("at {}", location(&f.finding)))
+            p.dim(&format!("at {}", printable(&location(&f.finding))))
         );
     }
 }
