@@ -210,9 +210,40 @@ pub(crate) fn yaml_error_message(err: &serde_saphyr::Error) -> String {
     };
     let rendered = err.render_with_options(options);
     let first = rendered.lines().next().unwrap_or_default();
-    match first.rfind(" at line ") {
-        Some(cut) => first[..cut].to_owned(),
-        None => first.to_owned(),
+    let message = without_location_suffix(first);
+    // The library's advice to its own callers means nothing to someone fixing a manifest.
+    message
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        .replace(
+            "use from_str_multiple or from_str_multiple_with_options",
+            "separate documents with a `---` line",
+        )
+        .replace(
+            "budget breached: ",
+            "too large to read safely (an alias bomb?): ",
+        )
+}
+
+/// `message` without a trailing ` at line N, column M`: we print our own `file:line`. A location
+/// inside the message (`… at line 1, column 32 (defined at line 5, column 7) …`) stays.
+fn without_location_suffix(message: &str) -> &str {
+    let Some(cut) = message.rfind(" at line ") else {
+        return message;
+    };
+    let suffix = &message[cut + " at line ".len()..];
+    let is_location = suffix
+        .split([',', ' '])
+        .filter(|word| !word.is_empty())
+        .enumerate()
+        .all(|(i, word)| match i {
+            0 | 2 => word.bytes().all(|b| b.is_ascii_digit()),
+            1 => word == "column",
+            _ => false,
+        });
+    if is_location {
+        &message[..cut]
+    } else {
+        message
     }
 }
 
@@ -603,6 +634,24 @@ mod tests {
         );
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert_eq!(parsed.objects.len(), 1);
+    }
+
+    #[test]
+    fn yaml_errors_speak_of_the_manifest_not_of_the_library() {
+        let duplicate =
+            parse("apiVersion: v1\nkind: Namespace\nkind: Namespace\nmetadata: {name: a}\n");
+        let message = &duplicate.errors[0].message;
+        assert_eq!(message, "malformed YAML: duplicate mapping key: kind");
+        let bomb: String = std::iter::once("a: &a [x, x, x, x, x, x, x, x, x]\n".to_owned())
+            .chain((b'b'..=b'i').map(|c| {
+                let prev = (c - 1) as char;
+                let c = c as char;
+                format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(", "))
+            }))
+            .collect();
+        let message = &parse(&bomb).errors[0].message;
+        assert!(!message.contains("Options"), "{message}");
+        assert!(message.ends_with(")"), "the message is not cut: {message}");
     }
 
     #[test]
