@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use crate::object::Origin;
@@ -420,12 +421,32 @@ fn add_object(file: &Arc<str>, line: u32, mut value: Value, parsed: &mut ParsedF
         });
     }
     match Object::decode(value) {
+        Ok(object) if is_nameless(object.meta()) => parsed.errors.push(LoadError {
+            origin,
+            object: Some(nameless_label(&object)),
+            message: "no `metadata.name`: Kubernetes rejects it, so it is not audited".into(),
+        }),
         Ok(object) => parsed.objects.push((object, origin)),
         Err(message) => parsed.errors.push(LoadError {
             origin,
             object: name,
             message,
         }),
+    }
+}
+
+/// No name, and none for the API server to generate (`generateName`, as `kubectl create` takes).
+fn is_nameless(meta: &ObjectMeta) -> bool {
+    meta.name.as_deref().is_none_or(str::is_empty)
+        && meta.generate_name.as_deref().is_none_or(str::is_empty)
+}
+
+/// `Deployment in ml`, or the kind alone for a cluster-scoped object.
+fn nameless_label(object: &Object) -> String {
+    let kind = object.kind();
+    match object.meta().namespace.as_deref() {
+        Some(namespace) if !namespace.is_empty() => format!("{kind} in {namespace}"),
+        _ => kind.to_owned(),
     }
 }
 
@@ -670,6 +691,25 @@ mod tests {
             "{}",
             parsed.errors[0].message
         );
+    }
+
+    #[test]
+    fn an_object_without_a_name_is_an_error_naming_its_kind() {
+        let nameless = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {namespace: ml}\nspec: {template: {}}\n";
+        let parsed = parse(&format!("{nameless}---\n{nameless}"));
+        assert!(parsed.objects.is_empty());
+        assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
+        assert_eq!(parsed.errors[1].origin.line, Some(6));
+        assert_eq!(parsed.errors[1].object.as_deref(), Some("Deployment in ml"));
+        assert!(
+            parsed.errors[1].message.contains("metadata.name"),
+            "{:?}",
+            parsed.errors
+        );
+        let generated = parse(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: eval-}\nspec: {template: {}}\n",
+        );
+        assert!(generated.errors.is_empty(), "{:?}", generated.errors);
     }
 
     #[test]

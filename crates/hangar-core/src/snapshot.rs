@@ -192,6 +192,14 @@ macro_rules! typed_kinds {
                 }))
             }
 
+            /// The kind, as the manifest names it.
+            pub fn kind(&self) -> &str {
+                match self {
+                    $(Object::$kind(_) => <$kind as Resource>::KIND,)*
+                    Object::Other(o) => &o.kind,
+                }
+            }
+
             pub fn meta(&self) -> &ObjectMeta {
                 match self {
                     $(Object::$kind(o) => &o.metadata,)*
