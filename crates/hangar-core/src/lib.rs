@@ -30,6 +30,7 @@ pub fn snapshot_from_text(file: &str, text: &str) -> Snapshot {
         snapshot.insert(object, origin);
     }
     snapshot.errors = parsed.errors;
+    snapshot.not_objects = parsed.not_objects;
     snapshot.resolve_duplicates();
     snapshot
 }

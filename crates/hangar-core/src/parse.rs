@@ -14,6 +14,9 @@ use crate::snapshot::{LoadError, Object};
 pub struct ParsedFile {
     pub objects: Vec<(Object, Origin)>,
     pub errors: Vec<LoadError>,
+    /// Documents with neither `apiVersion` nor `kind`: other YAML that lives beside manifests
+    /// (Helm values, tool configurations), skipped rather than reported as broken objects.
+    pub not_objects: Vec<Origin>,
 }
 
 /// Parses YAML (multi-document) or JSON text. `file` names the source in origins and errors.
@@ -366,7 +369,15 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
         .lines()
         .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
         .count();
-    add_object(file, first_line + skip as u32, value, parsed);
+    let line = first_line + skip as u32;
+    if let Value::Object(map) = &value
+        && !map.contains_key("apiVersion")
+        && !map.contains_key("kind")
+    {
+        parsed.not_objects.push(Origin::file(file.clone(), line));
+        return;
+    }
+    add_object(file, line, value, parsed);
 }
 
 fn add_items(
@@ -718,6 +729,20 @@ mod tests {
         assert_eq!(parsed.errors.len(), 1);
         assert_eq!(parsed.errors[0].message, "object has no `kind`");
         assert_eq!(parsed.errors[0].origin.line, Some(1));
+    }
+
+    #[test]
+    fn yaml_with_neither_api_version_nor_kind_is_skipped_not_an_error() {
+        // Helm values and tool configurations live beside manifests.
+        let parsed = parse(
+            "# values\nreplicaCount: 2\nimage: {repository: vllm/vllm-openai}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ml}\n---\n[1, 2]\n",
+        );
+        assert_eq!(parsed.objects.len(), 1);
+        let skipped: Vec<Option<u32>> = parsed.not_objects.iter().map(|o| o.line).collect();
+        assert_eq!(skipped, [Some(2)]);
+        // A sequence's items are still read as objects, and are none.
+        assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
+        assert!(parsed.errors.iter().all(|e| e.origin.line == Some(9)));
     }
 
     #[test]

@@ -134,6 +134,9 @@ macro_rules! typed_kinds {
             pub errors: Vec<LoadError>,
             /// Kinds a live scan could not list.
             pub not_covered: Vec<NotCovered>,
+            /// YAML documents in the files that are no Kubernetes object (neither `apiVersion`
+            /// nor `kind`), skipped.
+            pub not_objects: Vec<Origin>,
             /// Position of every object by kind, namespace and name; built on first lookup.
             index: OnceLock<Index>,
         }
@@ -235,6 +238,7 @@ macro_rules! typed_kinds {
                 self.others.extend(other.others);
                 self.errors.extend(other.errors);
                 self.not_covered.extend(other.not_covered);
+                self.not_objects.extend(other.not_objects);
             }
 
             fn build_index(&self) -> Index {

@@ -35,6 +35,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
                 part.insert(object, origin);
             }
             part.errors = parsed.errors;
+            part.not_objects = parsed.not_objects;
             part
         })
         .collect();
@@ -134,8 +135,8 @@ fn read_and_parse(path: &Path) -> ParsedFile {
 
 fn failed(path: &Path, message: String) -> ParsedFile {
     ParsedFile {
-        objects: Vec::new(),
         errors: vec![error(path, message)],
+        ..ParsedFile::default()
     }
 }
 

@@ -21,7 +21,9 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        (hangar_kube::load_paths(&source.paths), described)
+        let snapshot = hangar_kube::load_paths(&source.paths);
+        note_not_objects(&snapshot.not_objects);
+        (snapshot, described)
     };
     if let Some(path) = &source.save_snapshot {
         save_snapshot(&snapshot, path)
@@ -33,6 +35,28 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
         );
     }
     Ok((snapshot, described))
+}
+
+/// Says which YAML documents were skipped as no Kubernetes object, so that a manifest missing
+/// both `apiVersion` and `kind` is not skipped unseen.
+fn note_not_objects(skipped: &[hangar_core::Origin]) {
+    const SHOWN: usize = 5;
+    if skipped.is_empty() {
+        return;
+    }
+    let mut places: Vec<String> = skipped
+        .iter()
+        .take(SHOWN)
+        .map(|origin| printable(&origin.to_string()).into_owned())
+        .collect();
+    if skipped.len() > SHOWN {
+        places.push(format!("and {} more", skipped.len() - SHOWN));
+    }
+    eprintln!(
+        "note: skipped {} YAML document(s) with neither apiVersion nor kind (not Kubernetes objects): {}",
+        skipped.len(),
+        places.join(", ")
+    );
 }
 
 fn load_cluster(source: &SourceArgs) -> Result<(Snapshot, String)> {

@@ -710,3 +710,20 @@ fn control_characters_and_pipes_from_manifests_are_shown_escaped() {
     let markdown = stdout(&hangar(&["audit", file, "--format", "markdown"]));
     assert!(markdown.contains("no findings\\|x"), "{markdown}");
 }
+
+/// Other YAML beside manifests (the policy, waivers, golden sets, a gateway configuration) is
+/// skipped with a note, not taken for broken objects that make the scan incomplete.
+#[test]
+fn yaml_that_is_not_a_kubernetes_object_is_skipped_with_a_note() {
+    let out = hangar(&["audit", "examples/", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], true, "{}", report["errors"]);
+    let note = stderr(&out);
+    assert!(
+        note.contains("note: skipped 5 YAML document(s) with neither apiVersion nor kind")
+            && note.contains("examples/hangar.yaml:6"),
+        "{note}"
+    );
+    assert!(!note.contains("not read"), "{note}");
+}
