@@ -774,15 +774,12 @@ const MAX_CARD_SEPARATORS: usize = 3;
 /// The first byte of the full-width digits `０`–`９` (U+FF10–U+FF19: `EF BC 90`–`EF BC 99`).
 const FULL_WIDTH_LEAD: u8 = 0xEF;
 
-/// Whether `byte` may be the first byte of a card digit (`|` keeps the test branch-free): ASCII,
-/// full-width, Arabic-Indic (`D9`, `DB`), Devanagari (`E0`) or mathematical (`F0`) digits.
+/// Whether `byte` may be the first byte of a card digit: an ASCII digit, or the lead byte of a
+/// full-width (`EF`), Arabic-Indic (`D9`, `DB`), Devanagari (`E0`) or mathematical (`F0`) one.
+/// Two range tests, so that the scan for them stays vectorised: other lead bytes from `D9` up
+/// pass too, and [`card_digit`] turns them away.
 fn may_start_card_digit(byte: u8) -> bool {
-    byte.is_ascii_digit()
-        | (byte == FULL_WIDTH_LEAD)
-        | (byte == 0xD9)
-        | (byte == 0xDB)
-        | (byte == 0xE0)
-        | (byte == 0xF0)
+    (byte.wrapping_sub(b'0') < 10) | (byte >= 0xD9)
 }
 
 /// The value and UTF-8 length of the card digit at `at`: ASCII `0`–`9`, full-width `０`–`９`,
