@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -280,16 +281,16 @@ impl Acceptor {
 
 /// A connection that has sent no request within `within` of being accepted (nothing at all,
 /// half a preface, headers that never end) is closed; `slot` is its place among the open
-/// connections, given back when it ends.
+/// connections, given back when it ends. The connection comes boxed: an async fn keeps its
+/// arguments for its whole life, so a future taken by value would be held twice (kilobytes a
+/// connection).
 async fn first_request_within(
     within: Duration,
     slot: OwnedSemaphorePermit,
-    connection: (Arc<AtomicBool>, impl Future<Output = ()>),
+    (got_request, mut connection): (Arc<AtomicBool>, Pin<Box<dyn Future<Output = ()> + Send>>),
 ) {
-    let (got_request, connection) = connection;
-    tokio::pin!(connection);
     tokio::select! {
-        () = &mut connection => return,
+        () = connection.as_mut() => return,
         () = tokio::time::sleep(within) => {}
     }
     if got_request.load(Ordering::Relaxed) {
@@ -307,7 +308,7 @@ fn serve_connection(
     tls: Option<TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
-) -> (Arc<AtomicBool>, impl Future<Output = ()> + Send + 'static) {
+) -> (Arc<AtomicBool>, Pin<Box<dyn Future<Output = ()> + Send>>) {
     let gateway = Arc::clone(gateway);
     let client: Arc<str> = Arc::from(peer.ip().to_string());
     let got_request = Arc::new(AtomicBool::new(false));
@@ -343,7 +344,7 @@ fn serve_connection(
             }
         }
     };
-    (got_request, connection)
+    (got_request, Box::pin(connection))
 }
 
 /// The API listener's TLS: HTTP/2 or HTTP/1.1 by ALPN, with the certificate of the
@@ -545,7 +546,7 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
         tokio::spawn(first_request_within(
             ASK_WITHIN,
             slot,
-            (got_request, connection),
+            (got_request, Box::pin(connection)),
         ));
     }
 }
