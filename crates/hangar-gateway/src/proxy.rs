@@ -129,7 +129,7 @@ impl Gateway {
             .unwrap_or_else(|p| p.into_inner())
             .forget_idle(now_ms);
         for caller in forgotten {
-            let Some((tenant, key_id)) = caller.split_once('\u{0}') else {
+            let Some((tenant, key_id)) = caller.split_once(CALLER_SEPARATOR) else {
                 continue;
             };
             for signal in EXTRACTION_SIGNALS {
@@ -1353,6 +1353,10 @@ fn prompt_sample(texts: &[&str]) -> String {
 
 /// Feeds the per-key extraction monitor; an alert is a guard decision in this request's record
 /// and a metric.
+/// Joins tenant and key id into the extraction monitor's name for a caller. Split at its first
+/// occurrence, which configured tenant names do not hold.
+const CALLER_SEPARATOR: char = '\u{0}';
+
 /// The `signal` label of `hangar_gateway_extraction_signal`.
 const EXTRACTION_SIGNALS: [&str; 3] = ["requests", "distinct_prompt_ratio", "output_input_ratio"];
 
@@ -1362,7 +1366,7 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
         return;
     };
     // Per tenant: a token's subject may be another tenant's API key id.
-    let caller = format!("{tenant}\u{0}{key_id}");
+    let caller = format!("{tenant}{CALLER_SEPARATOR}{key_id}");
     let mut monitor = gateway.extraction.lock().unwrap_or_else(|p| p.into_inner());
     let now_ms = u64::try_from(gateway.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let alert = monitor.record(

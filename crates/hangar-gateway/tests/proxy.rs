@@ -406,13 +406,7 @@ support:
     let embed = json!({"model": "embed", "input": "hello"});
     let answer = gw.post("/v1/embeddings", Some(indexer), &embed).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let chat_answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(indexer),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+    let chat_answer = gw.chat(indexer, "What is 2+2?").await;
     assert_eq!(chat_answer.status, StatusCode::FORBIDDEN);
     assert_eq!(chat_answer.code(), "endpoint_not_allowed");
     let listing = gw.get("/v1/models", Some(indexer)).await;
@@ -420,13 +414,7 @@ support:
     // A tenant without the setting calls every route.
     let support = gw.key("support-1").to_owned();
     let support = support.as_str();
-    let chat_answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(support),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+    let chat_answer = gw.chat(support, "What is 2+2?").await;
     assert_eq!(chat_answer.status, StatusCode::OK, "{}", chat_answer.text());
     assert_eq!(
         gw.get("/v1/models", Some(support)).await.status,
@@ -542,13 +530,7 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         ..Faults::default()
     });
     let started = Instant::now();
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() < Duration::from_millis(2500));
 
@@ -557,13 +539,7 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         retry_after: Some("7".into()),
         ..Faults::default()
     });
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.header("retry-after"), Some("7"));
 
@@ -571,13 +547,7 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         status: Some(500),
         ..Faults::default()
     });
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_error");
     upstream.clear_faults();
@@ -597,13 +567,7 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         malformed_json: true,
         ..Faults::default()
     });
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_malformed");
 }
@@ -663,13 +627,7 @@ async fn an_injection_is_blocked_or_flagged_per_tenant() {
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("x-hangar-guard"), Some("injection"));
-    let benign = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+    let benign = gw.chat(gw.key("support-1"), "What is 2+2?").await;
     assert_eq!(benign.header("x-hangar-guard"), None);
 
     let metrics = gw.metrics().await;
@@ -693,13 +651,7 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
     // The second card has left-to-right marks between its groups, as copied from some pages.
     let secret_prompt = "My card is 4111 1111 1111 1111 and my key sk-proj-abcdefghijklmnopqrstuvwxyz123456, mail me at jo@example.com, or use 5555\u{200e}5555\u{200e}5555\u{200e}4444";
     for tenant in ["support-1", "payments-1"] {
-        let answer = gw
-            .post(
-                "/v1/chat/completions",
-                Some(gw.key(tenant)),
-                &chat("llama", secret_prompt),
-            )
-            .await;
+        let answer = gw.chat(gw.key(tenant), secret_prompt).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
     // support forwards the prompt as is; payments redacts before the model server.
@@ -803,12 +755,7 @@ async fn the_audit_log_verifies_and_an_edit_is_detected() {
     let upstream = upstream().await;
     let mut gw = gateway(&upstream).await;
     for _ in 0..5 {
-        gw.post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+        gw.chat(gw.key("support-1"), "What is 2+2?").await;
     }
     gw.post("/v1/chat/completions", None, &chat("llama", "hi"))
         .await;
@@ -843,12 +790,7 @@ async fn metrics_count_requests_tokens_first_token_and_overhead() {
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;
     for _ in 0..3 {
-        gw.post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+        gw.chat(gw.key("support-1"), "What is 2+2?").await;
     }
     gw.post(
         "/v1/chat/completions",
@@ -1000,33 +942,15 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
     let claims = json!({"iss": "https://idp.example.com/", "aud": "hangar-gateway", "sub": "svc-checkout",
         "tenant": "payments", "exp": now + 300, "iat": now});
     let token = rs256_token(&claims);
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(&token),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+    let answer = gw.chat(&token, "What is 2+2?").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 
     // A token subject that is another tenant's API key id is another caller.
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+    let answer = gw.chat(gw.key("support-1"), "What is 2+2?").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let mut borrowed = claims.clone();
     borrowed["sub"] = json!("support-1");
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(&rs256_token(&borrowed)),
-            &chat("llama", "What is 2+2?"),
-        )
-        .await;
+    let answer = gw.chat(&rs256_token(&borrowed), "What is 2+2?").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let metrics = gw.metrics().await;
     for tenant in ["support", "payments"] {
@@ -1039,13 +963,7 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
     // A tenant the configuration does not have is refused, and never becomes a label.
     let mut unknown = claims.clone();
     unknown["tenant"] = json!("made-up-tenant");
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(&rs256_token(&unknown)),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = gw.chat(&rs256_token(&unknown), "hi").await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
     assert_eq!(answer.code(), "unknown_tenant");
     assert!(!gw.metrics().await.contains("made-up-tenant"));
@@ -1059,9 +977,7 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
         rs256_token(&wrong_audience),
         format!("{token}x"),
     ] {
-        let answer = gw
-            .post("/v1/chat/completions", Some(&bad), &chat("llama", "hi"))
-            .await;
+        let answer = gw.chat(&bad, "hi").await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text());
     }
     let records = gw.audit_records().await;
@@ -1398,13 +1314,7 @@ async fn a_callers_extraction_gauges_go_once_it_has_been_idle_for_a_window() {
         extra: "guards: {extraction: {window: 1s, minRequests: 2}}",
     };
     let gw = TestGateway::start(setup, &[&upstream.url()]).await;
-    let answer = gw
-        .post(
-            "/v1/chat/completions",
-            Some(gw.key("support-1")),
-            &chat("llama", "hi"),
-        )
-        .await;
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let series = "hangar_gateway_extraction_signal{tenant=\"support\",key_id=\"support-1\"";
     assert!(gw.metrics().await.contains(series));

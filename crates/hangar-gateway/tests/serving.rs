@@ -174,12 +174,7 @@ async fn pinned_chat(gw: &TestGateway, key: &str, version: &str) -> common::Answ
 
 /// A short chat about `llama`, with `key`'s credential.
 async fn chat_as(gw: &TestGateway, key: &str) -> common::Answer {
-    gw.post(
-        "/v1/chat/completions",
-        Some(gw.key(key)),
-        &chat("llama", "hi"),
-    )
-    .await
+    gw.chat(gw.key(key), "hi").await
 }
 
 /// A chat, answered by `version`.

@@ -170,13 +170,7 @@ mod tests {
         write(dir.path(), "chart/Chart.yaml", "apiVersion: v2\nname: x\n");
         write(dir.path(), "chart/templates/svc.yaml", "{{ .Values }}");
         let snapshot = load_paths(&[dir.path().to_path_buf()]);
-        let mut names: Vec<_> = snapshot
-            .namespaces
-            .iter()
-            .map(|n| n.object.metadata.name.clone().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(namespace_names(&snapshot), ["a", "b", "c"]);
         assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
         assert!(snapshot.errors[0].message.contains("Helm chart"));
     }

@@ -537,11 +537,11 @@ fn wait_until(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn retention_deletes_old_files_at_rotation_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
+/// With two days' retention: 60 records on 2025-01-01, then `later` more four days on, which
+/// rotate and so delete the old files. Returns the files there were before the jump.
+fn write_across_retention(dir: &Path, later: u64) -> Vec<PathBuf> {
     let clock = TestClock::at("2025-01-01T00:00:00Z");
-    let mut config = rotating_config(dir.path());
+    let mut config = rotating_config(dir);
     config.retention = Some(Duration::from_secs(2 * 24 * 3600));
     let ledger = Ledger::open_with_clock(config, clock.clone()).unwrap();
     let sender = ledger.sender();
@@ -549,14 +549,21 @@ fn retention_deletes_old_files_at_rotation_and_says_so() {
         sender.append(request(n));
     }
     wait_until("the first records", || sender.written() == 60);
-    let old_files = files(dir.path(), PREFIX);
+    let old_files = files(dir, PREFIX);
     assert!(old_files.len() >= 3);
 
     clock.set("2025-01-05T00:00:00Z");
-    for n in 60..120 {
+    for n in 60..60 + later {
         sender.append(request(n));
     }
     ledger.close().unwrap();
+    old_files
+}
+
+#[test]
+fn retention_deletes_old_files_at_rotation_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_files = write_across_retention(dir.path(), 60);
 
     let present = files(dir.path(), PREFIX);
     let removed: Vec<_> = old_files
@@ -636,20 +643,7 @@ fn missing_oldest_files_without_a_retention_record_are_a_problem() {
 #[test]
 fn files_deleted_inside_the_retention_period_are_not_explained_by_an_earlier_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::at("2025-01-01T00:00:00Z");
-    let mut config = rotating_config(dir.path());
-    config.retention = Some(Duration::from_secs(2 * 24 * 3600));
-    let ledger = Ledger::open_with_clock(config, clock.clone()).unwrap();
-    let sender = ledger.sender();
-    for n in 0..60 {
-        sender.append(request(n));
-    }
-    wait_until("the first records", || sender.written() == 60);
-    clock.set("2025-01-05T00:00:00Z");
-    for n in 60..160 {
-        sender.append(request(n));
-    }
-    ledger.close().unwrap();
+    write_across_retention(dir.path(), 100);
     assert_intact(&verify(dir.path(), PREFIX).unwrap());
 
     // Someone deletes the oldest file left, written after the retention's cut-off.

@@ -154,6 +154,16 @@ impl TestGateway {
         String::from_utf8(body.to_vec()).unwrap()
     }
 
+    /// A chat request to `llama` with `credential` (an API key or a token) and one user message.
+    pub async fn chat(&self, credential: &str, prompt: &str) -> Answer {
+        self.post(
+            "/v1/chat/completions",
+            Some(credential),
+            &chat("llama", prompt),
+        )
+        .await
+    }
+
     pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Answer {
         self.post_with(path, key, body, &[]).await
     }
