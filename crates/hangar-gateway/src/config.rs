@@ -132,6 +132,11 @@ pub struct JwtConfig {
     /// Clock skew allowed on `exp` and `nbf`.
     #[serde(default = "default_leeway")]
     pub leeway: Seconds,
+    /// The longest a token may be valid: one whose `exp` lies further than this after its
+    /// `nbf` or `iat` (after now when it has neither) is refused, so a stolen token signed
+    /// to last for years is not honoured for years. 24 h by default.
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime: Seconds,
     /// How long fetched keys are trusted before they are fetched again.
     #[serde(default = "default_jwks_cache")]
     pub cache_for: Seconds,
@@ -603,6 +608,9 @@ fn default_subject_claim() -> String {
 }
 fn default_leeway() -> Seconds {
     Seconds(Duration::from_secs(30))
+}
+fn default_max_lifetime() -> Seconds {
+    Seconds(Duration::from_secs(24 * 3600))
 }
 fn default_jwks_cache() -> Seconds {
     Seconds(Duration::from_secs(300))

@@ -218,6 +218,7 @@ fn config(jwks: JwksSource, algorithms: &[&str]) -> JwtConfig {
         tenant_claim: "tenant".into(),
         subject_claim: "sub".into(),
         leeway: Seconds(Duration::from_secs(30)),
+        max_lifetime: Seconds(Duration::from_secs(24 * 3600)),
         cache_for: Seconds(Duration::from_secs(300)),
         ca_file: None,
     }
@@ -550,6 +551,56 @@ async fn expiry_is_required_and_enforced_with_the_leeway() {
         refusal(&v.verifier, &token, t0()).await,
         "malformed time claim"
     );
+}
+
+#[tokio::test]
+async fn a_token_may_not_live_longer_than_the_maximum() {
+    let rsa = TestKey::rsa();
+    let v = file_verifier(&[&rsa], &["RS256"]);
+    let now = t0().as_second();
+    let day = 24 * 3600;
+    let accepted = [
+        // Exactly a day from its issue, as Auth0 signs by default.
+        claims_with(|c| c["exp"] = json!(now - 10 + day)),
+        // Issued long ago but valid from an hour ago, for a day.
+        claims_with(|c| {
+            c["iat"] = json!(now - 30 * day);
+            c["nbf"] = json!(now - 3600);
+            c["exp"] = json!(now - 3600 + day);
+        }),
+        // Neither `iat` nor `nbf`: counted from now.
+        claims_with(|c| {
+            c.as_object_mut().unwrap().remove("iat");
+            c["exp"] = json!(now + day);
+        }),
+    ];
+    for claims in accepted {
+        let token = rsa.sign_claims("RS256", &claims);
+        assert!(v.verifier.verify(&token, t0()).await.is_ok(), "{claims}");
+    }
+    let refused = [
+        claims_with(|c| c["exp"] = json!(now - 10 + day + 1)),
+        // A token for a century, from an identity provider that signs what it is asked to.
+        claims_with(|c| c["exp"] = json!(now + 100 * 365 * day)),
+        claims_with(|c| c["exp"] = json!(1e300)),
+        // Issued a month ago and still valid: its lifetime is a month.
+        claims_with(|c| {
+            c["iat"] = json!(now - 30 * day);
+            c["exp"] = json!(now + 3600);
+        }),
+        claims_with(|c| {
+            c.as_object_mut().unwrap().remove("iat");
+            c["exp"] = json!(now + day + 1);
+        }),
+    ];
+    for claims in refused {
+        let token = rsa.sign_claims("RS256", &claims);
+        assert_eq!(
+            refusal(&v.verifier, &token, t0()).await,
+            "lifetime too long",
+            "{claims}"
+        );
+    }
 }
 
 #[tokio::test]

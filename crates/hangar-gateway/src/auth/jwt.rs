@@ -62,6 +62,7 @@ pub struct JwtVerifier {
     tenant_claim: String,
     subject_claim: String,
     leeway_seconds: i64,
+    max_lifetime_seconds: i64,
     keys: Keys,
     /// What `caFile` held when this verifier was built.
     ca_certificates: Vec<CertificateDer<'static>>,
@@ -131,6 +132,8 @@ impl JwtVerifier {
             tenant_claim: config.tenant_claim.clone(),
             subject_claim: config.subject_claim.clone(),
             leeway_seconds: i64::try_from(config.leeway.get().as_secs()).unwrap_or(i64::MAX),
+            max_lifetime_seconds: i64::try_from(config.max_lifetime.get().as_secs())
+                .unwrap_or(i64::MAX),
             keys,
             ca_certificates,
             verified: Mutex::new(VerifiedTokens::default()),
@@ -211,12 +214,16 @@ impl JwtVerifier {
         if issued_at.is_some_and(|iat| iat > now.saturating_add(leeway)) {
             return Err("issued in the future");
         }
+        let starts = not_before.max(issued_at);
+        if expires.saturating_sub(starts.unwrap_or(now)) > self.max_lifetime_seconds {
+            return Err("lifetime too long");
+        }
         let tenant = non_empty_string(claims, &self.tenant_claim).ok_or("missing tenant claim")?;
         let key_id = [self.subject_claim.as_str(), "client_id", "azp"]
             .into_iter()
             .find_map(|name| non_empty_string(claims, name))
             .ok_or("missing subject")?;
-        let starts = not_before.max(issued_at).unwrap_or(i64::MIN);
+        let starts = starts.unwrap_or(i64::MIN);
         Ok(Verified {
             identity: Identity {
                 tenant: Arc::from(tenant),
