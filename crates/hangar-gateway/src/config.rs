@@ -282,7 +282,7 @@ pub struct GlobalLimits {
     #[serde(default = "default_global_concurrency")]
     pub max_concurrent: u32,
     /// Time allowed to receive a request's headers and body (slow clients are cut off); also
-    /// the time a new connection has to send its first request.
+    /// the time a new connection has to send its first request, and an idle one its next.
     #[serde(default = "default_request_read")]
     pub request_read: Seconds,
     /// Client connections open at once; past it, new ones wait in the listen backlog.

@@ -6,6 +6,7 @@
 //! (streamed) → response guards → audit record and metrics. Each step is a plain function over
 //! the request and the current [`runtime::Runtime`], which configuration reloads swap whole.
 
+mod activity;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::activity::{Activity, Answer};
 use crate::audit::AuditLogs;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, handle};
@@ -187,7 +188,7 @@ impl Server {
                     let Some((stream, peer)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let connection = serve_connection(&self.gateway, &builder, &graceful, self.tls.clone(), stream, peer);
-                    connections.spawn(first_request_within(self.header_read, slot, connection));
+                    connections.spawn(close_when_idle(self.header_read, slot, connection));
                 }
                 // Forget the connections that are over.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -279,28 +280,40 @@ impl Acceptor {
     }
 }
 
-/// A connection that has sent no request within `within` of being accepted (nothing at all,
-/// half a preface, headers that never end) is closed; `slot` is its place among the open
-/// connections, given back when it ends. The connection comes boxed: an async fn keeps its
-/// arguments for its whole life, so a future taken by value would be held twice (kilobytes a
-/// connection).
-async fn first_request_within(
+/// Closes a connection that asks nothing for `within`: one that has sent no request that long
+/// after being accepted (nothing at all, half a preface, headers that never end), or an HTTP/2
+/// one whose streams have all been over that long (hyper itself closes an HTTP/1.1 one whose
+/// next request does not come within its header timeout, the same `within`). `slot` is its
+/// place among the open connections, given back when it ends. The connection comes boxed: an
+/// async fn keeps its arguments for its whole life, so a future taken by value would be held
+/// twice (kilobytes a connection).
+async fn close_when_idle(
     within: Duration,
     slot: OwnedSemaphorePermit,
-    (got_request, mut connection): (Arc<AtomicBool>, Pin<Box<dyn Future<Output = ()> + Send>>),
+    (activity, mut connection): (Arc<Activity>, Pin<Box<dyn Future<Output = ()> + Send>>),
 ) {
-    tokio::select! {
-        () = connection.as_mut() => return,
-        () = tokio::time::sleep(within) => {}
-    }
-    if got_request.load(Ordering::Relaxed) {
-        connection.await;
+    let mut wait = within;
+    loop {
+        tokio::select! {
+            () = connection.as_mut() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if !activity.asked() {
+            break;
+        }
+        if activity.multiplexed() {
+            let quiet = activity.quiet_for();
+            if quiet >= within {
+                break;
+            }
+            wait = within - quiet;
+        }
     }
     drop(slot);
 }
 
-/// The connection's whole life, to be spawned: its TLS handshake, then its requests; with the
-/// flag its first request raises.
+/// The connection's whole life, to be spawned: its TLS handshake, then its requests; with what
+/// it asks, for [`close_when_idle`].
 fn serve_connection(
     gateway: &Arc<Gateway>,
     builder: &Arc<auto::Builder<TokioExecutor>>,
@@ -308,18 +321,18 @@ fn serve_connection(
     tls: Option<TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
-) -> (Arc<AtomicBool>, Pin<Box<dyn Future<Output = ()> + Send>>) {
+) -> (Arc<Activity>, Pin<Box<dyn Future<Output = ()> + Send>>) {
     let gateway = Arc::clone(gateway);
     let client: Arc<str> = Arc::from(peer.ip().to_string());
-    let got_request = Arc::new(AtomicBool::new(false));
-    let requested = Arc::clone(&got_request);
+    let activity = Activity::new();
+    let asked = Arc::clone(&activity);
     let service = service_fn(move |request: Request<Incoming>| {
-        requested.store(true, Ordering::Relaxed);
+        let stream = asked.request(request.version());
         let gateway = Arc::clone(&gateway);
         // Boxed: hyper keeps a slot the size of this future for each connection's whole life,
         // and the request's own future is kilobytes (a thousand idle streams pay it otherwise).
         let answer = Box::pin(handle(gateway, Arc::clone(&client), request));
-        async move { Ok::<_, Infallible>(answer.await) }
+        async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
     });
     let builder = Arc::clone(builder);
     let watcher = graceful.watcher();
@@ -344,7 +357,7 @@ fn serve_connection(
             }
         }
     };
-    (got_request, Box::pin(connection))
+    (activity, Box::pin(connection))
 }
 
 /// The API listener's TLS: HTTP/2 or HTTP/1.1 by ALPN, with the certificate of the
@@ -529,10 +542,10 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
         };
         let gateway = Arc::clone(&gateway);
         let draining = Arc::clone(&draining);
-        let got_request = Arc::new(AtomicBool::new(false));
-        let requested = Arc::clone(&got_request);
+        let activity = Activity::new();
+        let asked = Arc::clone(&activity);
         let service = service_fn(move |request: Request<Incoming>| {
-            requested.store(true, Ordering::Relaxed);
+            asked.request(request.version());
             let response = admin_response(&gateway, &draining, request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
@@ -543,10 +556,10 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         };
-        tokio::spawn(first_request_within(
+        tokio::spawn(close_when_idle(
             ASK_WITHIN,
             slot,
-            (got_request, Box::pin(connection)),
+            (activity, Box::pin(connection)),
         ));
     }
 }

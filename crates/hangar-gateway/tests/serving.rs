@@ -12,7 +12,7 @@ use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer, Faults};
 use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEYS: &[(&str, &str)] = &[("a-1", "a"), ("pinner-1", "pinner"), ("b-1", "b")];
@@ -475,6 +475,80 @@ async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
     assert!(
         read.is_ok(),
         "the operator listener kept a silent connection"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_asks_nothing_more_is_closed_but_never_during_an_answer() {
+    let upstream = fake().await;
+    // A streamed answer of a few events 600 ms apart outlasts `requestRead`.
+    upstream.set_faults(Faults {
+        chunk_delay: Duration::from_millis(600),
+        ..Faults::default()
+    });
+    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+    let gw = start(
+        &tenants(""),
+        models,
+        "limits: {requestRead: 1s}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let mut streamed = chat("llama", "What is 2+2?");
+    streamed["stream"] = serde_json::json!(true);
+
+    // HTTP/2, which hyper would keep open for as long as the client answers its pings.
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(socket))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let started = Instant::now();
+    let request = Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("a-1")))
+        .body(Full::new(Bytes::from(streamed.to_string())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answered = started.elapsed();
+    assert!(answered > Duration::from_millis(1200), "{answered:?}");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.trim_end().ends_with("data: [DONE]"), "cut: {body}");
+    let quiet = Instant::now();
+    tokio::time::timeout(Duration::from_secs(4), connection)
+        .await
+        .expect("an HTTP/2 connection asking nothing was still open after 4 s")
+        .unwrap()
+        .ok();
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        quiet.elapsed()
+    );
+
+    // HTTP/1.1 kept alive after an answer: hyper's own deadline for the next request.
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+        gw.key("a-1")
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = socket.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let quiet = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(4), socket.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "a kept-alive HTTP/1.1 connection was still open after 4 s"
+    );
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        quiet.elapsed()
     );
 }
 
