@@ -335,7 +335,7 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
     if let Value::Array(items) = value {
         // A bare JSON array of objects, as some tools write.
         let lines = item_lines(doc, items.len());
-        return add_items(file, first_line, items, &lines, parsed);
+        return add_items(file, first_line, items, &lines, doc, parsed);
     }
     if is_list(&value) {
         let item_type = typed_list_item(&value);
@@ -362,7 +362,7 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
             _ => Vec::new(),
         };
         let lines = item_lines(doc, items.len());
-        return add_items(file, first_line, items, &lines, parsed);
+        return add_items(file, first_line, items, &lines, doc, parsed);
     }
     // Point at the first line with content, not at a leading blank line or comment.
     let skip = doc
@@ -377,7 +377,7 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
         parsed.not_objects.push(Origin::file(file.clone(), line));
         return;
     }
-    add_object(file, line, value, parsed);
+    add_object(file, line, value, (doc, None), parsed);
 }
 
 fn add_items(
@@ -385,14 +385,45 @@ fn add_items(
     first_line: u32,
     items: Vec<Value>,
     lines: &[u32],
+    doc: &str,
     parsed: &mut ParsedFile,
 ) {
     for (index, item) in items.into_iter().enumerate() {
         let line = lines
             .get(index)
             .map_or(first_line, |offset| first_line + offset);
-        add_object(file, line, item, parsed);
+        add_object(file, line, item, (doc, Some(index)), parsed);
     }
+}
+
+/// Where an object's text is: its document, and its place among the document's items when the
+/// document is a list.
+type Source<'d> = (&'d str, Option<usize>);
+
+/// The object at `source` read once more, as the first reading gave it.
+fn read_again((doc, item): Source<'_>) -> Option<Value> {
+    let value = serde_json::from_str(doc)
+        .ok()
+        .or_else(|| crate::fast_yaml::parse(doc))
+        .or_else(|| serde_saphyr::from_str(doc).ok())?;
+    let Some(index) = item else {
+        return Some(value);
+    };
+    if let Value::Array(mut items) = value {
+        return (index < items.len()).then(|| items.swap_remove(index));
+    }
+    let item_type = typed_list_item(&value);
+    let mut item = match value {
+        Value::Object(mut list) => match list.remove("items") {
+            Some(Value::Array(mut items)) if index < items.len() => items.swap_remove(index),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if let Some((api_version, kind)) = item_type {
+        fill_type(&mut item, &api_version, &kind);
+    }
+    Some(item)
 }
 
 /// For a typed list (`PodList`, `DeploymentList`), the `apiVersion` and kind of its items. The
@@ -421,7 +452,13 @@ fn is_list(value: &Value) -> bool {
     kind.ends_with("List") && value.get("items").is_some()
 }
 
-fn add_object(file: &Arc<str>, line: u32, mut value: Value, parsed: &mut ParsedFile) {
+fn add_object(
+    file: &Arc<str>,
+    line: u32,
+    mut value: Value,
+    source: Source<'_>,
+    parsed: &mut ParsedFile,
+) {
     let origin = Origin::file(file.clone(), line);
     let name = object_label(&value);
     if let Some(note) = value.as_object_mut().and_then(crate::removed_api::upgrade) {
@@ -431,7 +468,14 @@ fn add_object(file: &Arc<str>, line: u32, mut value: Value, parsed: &mut ParsedF
             message: note,
         });
     }
-    match Object::decode(value) {
+    let again = || {
+        let mut value = read_again(source)?;
+        if let Some(object) = value.as_object_mut() {
+            crate::removed_api::upgrade(object);
+        }
+        Some(value)
+    };
+    match Object::decode_or_explain(value, again) {
         Ok(object) if is_nameless(object.meta()) => parsed.errors.push(LoadError {
             origin,
             object: Some(nameless_label(&object)),
@@ -828,5 +872,87 @@ mod tests {
             "{}",
             parsed.errors[0].message
         );
+    }
+
+    #[test]
+    fn a_type_error_names_the_field_wherever_the_object_sits() {
+        let deployment = |replicas: &str, port: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  template:\n    spec:\n      containers:\n        - name: a\n          ports:\n            - containerPort: {port}\n"
+            )
+        };
+        let message = |parsed: &ParsedFile| {
+            assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+            parsed.errors[0].message.clone()
+        };
+        let alone = parse(&deployment("three", "8000"));
+        assert_eq!(
+            message(&alone),
+            "Deployment: `spec.replicas`: invalid type: string \"three\", expected i32"
+        );
+        let nested = parse(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\n{}",
+            deployment("1", "http")
+        ));
+        assert_eq!(nested.objects.len(), 1);
+        assert!(
+            message(&nested).starts_with(
+                "Deployment: `spec.template.spec.containers[0].ports[0].containerPort`: invalid type"
+            ),
+            "{}",
+            message(&nested)
+        );
+        assert_eq!(nested.errors[0].origin.line, Some(6));
+        // The second item of a typed list, whose items carry no kind of their own.
+        let list = parse(
+            "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n  - metadata: {name: a}\n  - metadata: {name: b}\n    spec: {replicas: [1]}\n",
+        );
+        assert_eq!(list.objects.len(), 1);
+        assert!(
+            message(&list).starts_with("Deployment: `spec.replicas`: invalid type: sequence"),
+            "{}",
+            message(&list)
+        );
+        assert_eq!(list.errors[0].origin.line, Some(5));
+        let json = parse(
+            r#"[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": "80"}]}}]"#,
+        );
+        assert!(
+            message(&json).starts_with("Service: `spec.ports[0].port`: invalid type: string"),
+            "{}",
+            message(&json)
+        );
+        // A kind Hangar does not type is read only as far as its metadata.
+        let custom = parse(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: a\n  labels: [x]\n",
+        );
+        assert!(
+            message(&custom).starts_with("InferenceService: `metadata.labels`: invalid type"),
+            "{}",
+            message(&custom)
+        );
+        // A removed API version is read as the current one, and so is its failing field.
+        let removed = parse(&deployment("three", "8000").replace("apps/v1", "extensions/v1beta1"));
+        assert!(
+            removed.errors.iter().any(|e| e
+                .message
+                .starts_with("Deployment: `spec.replicas`: invalid type")),
+            "{:?}",
+            removed.errors
+        );
+    }
+
+    #[test]
+    fn a_secret_that_fails_to_decode_never_shows_its_values() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata: hunter2\nstringData: [hunter3]\n",
+        );
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        let message = &parsed.errors[0].message;
+        assert!(
+            message.starts_with("Secret: `data`: invalid type"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter"), "{message}");
     }
 }

@@ -195,6 +195,18 @@ macro_rules! typed_kinds {
                 }))
             }
 
+            /// The path of the field (`spec.template.spec.containers[0].ports[0].containerPort`)
+            /// that keeps `value` from decoding as its kind, if it names one. Slow (every key is
+            /// copied as it is read): only for an object that has already failed.
+            fn failing_field_typed(api_version: &str, kind: &str, value: Value) -> Option<String> {
+                $(if kind == <$kind as Resource>::KIND && api_version == <$kind as Resource>::API_VERSION {
+                    return field_path(serde_path_to_error::deserialize::<_, $kind>(value));
+                })*
+                let metadata = value.get("metadata")?;
+                field_path(serde_path_to_error::deserialize::<_, ObjectMeta>(metadata))
+                    .map(|path| format!("metadata.{path}"))
+            }
+
             /// The kind, as the manifest names it.
             pub fn kind(&self) -> &str {
                 match self {
@@ -474,27 +486,60 @@ impl Object {
     ///
     /// Secret values never enter Hangar: `data` and `stringData` are replaced by their keys, so a
     /// saved snapshot or a report cannot leak them.
-    pub fn decode(mut value: Value) -> Result<Object, String> {
-        let Some(map) = value.as_object_mut() else {
-            return Err(
-                "not a Kubernetes object: expected a mapping with `apiVersion` and `kind`".into(),
-            );
-        };
-        let kind = match map.get("kind") {
-            Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
-            Some(_) => return Err("`kind` must be a non-empty string".into()),
-            None => return Err("object has no `kind`".into()),
-        };
-        let api_version = match map.get("apiVersion") {
-            Some(Value::String(v)) if !v.is_empty() => v.clone(),
-            Some(_) => return Err(format!("{kind}: `apiVersion` must be a non-empty string")),
-            None => return Err(format!("{kind}: object has no `apiVersion`")),
-        };
-        if kind == "Secret" {
-            redact_secret_values(map);
-        }
-        Object::decode_typed(&api_version, &kind, value).map_err(|e| format!("{kind}: {e}"))
+    pub fn decode(value: Value) -> Result<Object, String> {
+        Object::decode_or_explain(value, || None)
     }
+
+    /// As [`Object::decode`]; when the object does not decode, `again` gives it once more (read
+    /// again from its source) so that the error can name the field at fault, which decoding at
+    /// full speed does not track.
+    pub fn decode_or_explain(
+        mut value: Value,
+        again: impl FnOnce() -> Option<Value>,
+    ) -> Result<Object, String> {
+        let (api_version, kind) = prepare(&mut value)?;
+        Object::decode_typed(&api_version, &kind, value).map_err(|error| {
+            let field = again().and_then(|mut value| {
+                prepare(&mut value).ok()?;
+                Object::failing_field_typed(&api_version, &kind, value)
+            });
+            match field {
+                Some(field) => format!("{kind}: `{field}`: {error}"),
+                None => format!("{kind}: {error}"),
+            }
+        })
+    }
+}
+
+/// The object's `apiVersion` and kind, with a Secret's values already dropped.
+fn prepare(value: &mut Value) -> Result<(String, String), String> {
+    let Some(map) = value.as_object_mut() else {
+        return Err(
+            "not a Kubernetes object: expected a mapping with `apiVersion` and `kind`".into(),
+        );
+    };
+    let kind = match map.get("kind") {
+        Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
+        Some(_) => return Err("`kind` must be a non-empty string".into()),
+        None => return Err("object has no `kind`".into()),
+    };
+    let api_version = match map.get("apiVersion") {
+        Some(Value::String(v)) if !v.is_empty() => v.clone(),
+        Some(_) => return Err(format!("{kind}: `apiVersion` must be a non-empty string")),
+        None => return Err(format!("{kind}: object has no `apiVersion`")),
+    };
+    if kind == "Secret" {
+        redact_secret_values(map);
+    }
+    Ok((api_version, kind))
+}
+
+/// The path at which decoding failed, unless it is the object itself.
+fn field_path<T>(
+    decoded: Result<T, serde_path_to_error::Error<serde_json::Error>>,
+) -> Option<String> {
+    let path = decoded.err()?.path().to_string();
+    (path != ".").then_some(path)
 }
 
 fn redact_secret_values(secret: &mut serde_json::Map<String, Value>) {
@@ -506,10 +551,15 @@ fn redact_secret_values(secret: &mut serde_json::Map<String, Value>) {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
     for field in ["data", "stringData"] {
-        if let Some(Value::Object(entries)) = secret.get_mut(field) {
-            for value in entries.values_mut() {
-                *value = Value::String(String::new());
+        match secret.get_mut(field) {
+            Some(Value::Object(entries)) => {
+                for value in entries.values_mut() {
+                    *value = Value::String(String::new());
+                }
             }
+            // Not a mapping: the decoding error would quote it. An empty text fails the same way.
+            Some(value) if !value.is_null() => *value = Value::String(String::new()),
+            _ => {}
         }
     }
 }
