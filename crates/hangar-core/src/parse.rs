@@ -481,7 +481,16 @@ fn add_object(
             object: Some(nameless_label(&object)),
             message: "no `metadata.name`: Kubernetes rejects it, so it is not audited".into(),
         }),
-        Ok(object) => parsed.objects.push((object, origin)),
+        Ok(object) => {
+            for message in crate::rejected::rejected_values(&object) {
+                parsed.errors.push(LoadError {
+                    origin: origin.clone(),
+                    object: name.clone(),
+                    message: format!("{message}; Kubernetes rejects it"),
+                });
+            }
+            parsed.objects.push((object, origin));
+        }
         Err(message) => parsed.errors.push(LoadError {
             origin,
             object: name,

@@ -201,14 +201,9 @@ impl Sharing {
     }
 }
 
-/// Reads an extended-resource quantity: an integer, a decimal, or milli-units (`500m`).
+/// Reads an extended-resource quantity (`1`, `500m`); `None` when it is none, or negative.
 pub fn quantity(q: &Quantity) -> Option<f64> {
-    let text = q.0.trim();
-    let value = match text.strip_suffix('m') {
-        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
-        None => text.parse::<f64>().ok()?,
-    };
-    (value.is_finite() && value >= 0.0).then_some(value)
+    hangar_core::quantity::parse(q.0.trim()).filter(|value| *value >= 0.0)
 }
 
 /// The accelerators a pod asks for, per resource, as the scheduler counts them: the app

@@ -20,8 +20,12 @@ fn policy(yaml: &str) -> Policy {
 fn cost(input: &str, policy: &Policy, by: GroupBy) -> CostReport {
     let snapshot = hangar_core::snapshot_from_text("cluster.yaml", input);
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    cost_of(&snapshot, policy, by)
+}
+
+fn cost_of(snapshot: &Snapshot, policy: &Policy, by: GroupBy) -> CostReport {
     showback(
-        &snapshot,
+        snapshot,
         &CostOptions {
             policy,
             by,
@@ -881,7 +885,14 @@ spec:
           image: vllm/vllm-openai:v0.11.0
           resources: {limits: {nvidia.com/gpu: "1"}}
 "#;
-    let report = cost(input, &policy(PRICES), GroupBy::Team);
+    // The negative count is also an input error: no API server would take it.
+    let snapshot = hangar_core::snapshot_from_text("cluster.yaml", input);
+    let errors: Vec<_> = snapshot.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        errors,
+        ["`spec.replicas`: -3 is negative; Kubernetes rejects it"]
+    );
+    let report = cost_of(&snapshot, &policy(PRICES), GroupBy::Team);
     let workers = item(&report, "huge");
     assert_eq!(workers.replicas, u32::MAX);
     let ray = item(&report, "wide");
