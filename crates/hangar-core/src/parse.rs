@@ -332,38 +332,14 @@ fn line_at(text: &str, byte: usize) -> u32 {
 
 /// Adds one document: a single object, or the items of a `kind: List` (or `*List`) dump.
 fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: &mut ParsedFile) {
-    if let Value::Array(items) = value {
-        // A bare JSON array of objects, as some tools write.
-        let lines = item_lines(doc, items.len());
-        return add_items(file, first_line, items, &lines, doc, parsed);
-    }
-    if is_list(&value) {
-        let item_type = typed_list_item(&value);
-        let items = match value {
-            Value::Object(mut map) => match map.remove("items") {
-                Some(Value::Array(mut items)) => {
-                    if let Some((api_version, kind)) = item_type {
-                        items
-                            .iter_mut()
-                            .for_each(|item| fill_type(item, &api_version, &kind));
-                    }
-                    items
-                }
-                Some(Value::Null) | None => Vec::new(),
-                Some(_) => {
-                    parsed.errors.push(LoadError {
-                        origin: Origin::file(file.clone(), first_line),
-                        object: None,
-                        message: "`items` of a List must be a sequence".into(),
-                    });
-                    return;
-                }
-            },
-            _ => Vec::new(),
-        };
-        let lines = item_lines(doc, items.len());
-        return add_items(file, first_line, items, &lines, doc, parsed);
-    }
+    let value = match document(value) {
+        Document::Items(items) => {
+            let lines = item_lines(doc, items.len());
+            return add_items(file, first_line, items, &lines, (doc, &[]), parsed);
+        }
+        Document::BadItems => return bad_items(file, first_line, parsed),
+        Document::Object(value) => value,
+    };
     // Point at the first line with content, not at a leading blank line or comment.
     let skip = doc
         .lines()
@@ -377,53 +353,96 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
         parsed.not_objects.push(Origin::file(file.clone(), line));
         return;
     }
-    add_object(file, line, value, (doc, None), parsed);
+    add_object(file, line, value, (doc, &[]), parsed);
 }
 
+/// What a document (or a list's item) holds.
+enum Document {
+    Object(Value),
+    /// The items of a bare JSON array or of a `kind: List` (or `*List`), a typed list's items
+    /// given their `apiVersion` and kind.
+    Items(Vec<Value>),
+    /// A List whose `items` is not a sequence.
+    BadItems,
+}
+
+fn document(value: Value) -> Document {
+    if let Value::Array(items) = value {
+        return Document::Items(items);
+    }
+    if !is_list(&value) {
+        return Document::Object(value);
+    }
+    let item_type = typed_list_item(&value);
+    let Value::Object(mut list) = value else {
+        return Document::Items(Vec::new());
+    };
+    match list.remove("items") {
+        Some(Value::Array(mut items)) => {
+            if let Some((api_version, kind)) = item_type {
+                items
+                    .iter_mut()
+                    .for_each(|item| fill_type(item, &api_version, &kind));
+            }
+            Document::Items(items)
+        }
+        Some(Value::Null) | None => Document::Items(Vec::new()),
+        Some(_) => Document::BadItems,
+    }
+}
+
+fn bad_items(file: &Arc<str>, line: u32, parsed: &mut ParsedFile) {
+    parsed.errors.push(LoadError {
+        origin: Origin::file(file.clone(), line),
+        object: None,
+        message: "`items` of a List must be a sequence".into(),
+    });
+}
+
+/// Adds the items of a list at `source`, each at its line (`first_line` plus its offset in
+/// `lines`, when known). An item that is a list itself (`kubectl get -o json` of a List file)
+/// has its own items added, all at its line.
 fn add_items(
     file: &Arc<str>,
     first_line: u32,
     items: Vec<Value>,
     lines: &[u32],
-    doc: &str,
+    (doc, list): Source<'_>,
     parsed: &mut ParsedFile,
 ) {
     for (index, item) in items.into_iter().enumerate() {
         let line = lines
             .get(index)
             .map_or(first_line, |offset| first_line + offset);
-        add_object(file, line, item, (doc, Some(index)), parsed);
+        let path = [list, &[index]].concat();
+        match document(item) {
+            Document::Object(item) => add_object(file, line, item, (doc, &path), parsed),
+            Document::Items(inner) => add_items(file, line, inner, &[], (doc, &path), parsed),
+            Document::BadItems => bad_items(file, line, parsed),
+        }
     }
 }
 
-/// Where an object's text is: its document, and its place among the document's items when the
-/// document is a list.
-type Source<'d> = (&'d str, Option<usize>);
+/// Where an object's text is: its document, and its place among the document's items (and
+/// theirs, for a list in a list) when the document is a list.
+type Source<'d> = (&'d str, &'d [usize]);
 
 /// The object at `source` read once more, as the first reading gave it.
-fn read_again((doc, item): Source<'_>) -> Option<Value> {
-    let value = serde_json::from_str(doc)
+fn read_again((doc, path): Source<'_>) -> Option<Value> {
+    let mut value = serde_json::from_str(doc)
         .ok()
         .or_else(|| crate::fast_yaml::parse(doc))
         .or_else(|| serde_saphyr::from_str(doc).ok())?;
-    let Some(index) = item else {
-        return Some(value);
-    };
-    if let Value::Array(mut items) = value {
-        return (index < items.len()).then(|| items.swap_remove(index));
+    for &index in path {
+        let Document::Items(mut items) = document(value) else {
+            return None;
+        };
+        if index >= items.len() {
+            return None;
+        }
+        value = items.swap_remove(index);
     }
-    let item_type = typed_list_item(&value);
-    let mut item = match value {
-        Value::Object(mut list) => match list.remove("items") {
-            Some(Value::Array(mut items)) if index < items.len() => items.swap_remove(index),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    if let Some((api_version, kind)) = item_type {
-        fill_type(&mut item, &api_version, &kind);
-    }
-    Some(item)
+    Some(value)
 }
 
 /// For a typed list (`PodList`, `DeploymentList`), the `apiVersion` and kind of its items. The
@@ -963,5 +982,32 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("hunter"), "{message}");
+    }
+
+    #[test]
+    fn a_list_inside_a_list_is_read_whole() {
+        let parsed = parse(
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: a}\n  - apiVersion: apps/v1\n    kind: DeploymentList\n    items:\n      - metadata: {name: b, namespace: a}\n      - metadata: {name: c, namespace: a}\n        spec: {replicas: x}\n",
+        );
+        let names: Vec<_> = parsed
+            .objects
+            .iter()
+            .map(|(o, origin)| (o.kind().to_owned(), o.meta().name.clone(), origin.line))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Namespace".into(), Some("a".into()), Some(4)),
+                ("Deployment".into(), Some("b".into()), Some(7)),
+            ]
+        );
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert!(
+            parsed.errors[0]
+                .message
+                .starts_with("Deployment: `spec.replicas`: invalid type"),
+            "{}",
+            parsed.errors[0].message
+        );
     }
 }
