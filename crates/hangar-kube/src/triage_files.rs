@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hangar_core::parse::parse_text;
+use hangar_core::parse::parse_bytes;
 use hangar_core::{LoadError, Origin, Snapshot};
 use hangar_triage::{LogTail, Logs};
 use serde_json::json;
@@ -68,6 +68,8 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
         logs.current.extend(part_logs.current);
         logs.previous.extend(part_logs.previous);
     }
+    // The same object from two paths (a dump and a bundle of the same cluster): the last read.
+    snapshot.resolve_duplicates();
     TriageInput {
         snapshot,
         logs,
@@ -322,7 +324,6 @@ pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs)
 /// follows the objects, not the logs.
 struct Objects {
     file: Arc<str>,
-    path: PathBuf,
     text: Vec<u8>,
     first_line: u32,
     snapshot: Snapshot,
@@ -332,7 +333,6 @@ impl Objects {
     fn new(path: &Path) -> Self {
         Objects {
             file: Arc::from(path.display().to_string()),
-            path: path.to_path_buf(),
             text: Vec::new(),
             first_line: 1,
             snapshot: Snapshot::default(),
@@ -352,23 +352,21 @@ impl Objects {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let Ok(text) = String::from_utf8(bytes) else {
-            self.snapshot.errors.push(load_error(
-                &self.path,
-                Some(self.first_line),
-                "not UTF-8 text: not a manifest".into(),
-            ));
-            return;
-        };
-        let parsed = parse_text(&self.file, &text);
+        // As `hangar audit` reads files: a byte that is not UTF-8 costs only its own document.
+        let parsed = parse_bytes(&self.file, &bytes);
         let offset = self.first_line - 1;
+        let shift = |line: Option<u32>| line.map(|l| l + offset);
         for (object, mut origin) in parsed.objects {
-            origin.line = origin.line.map(|l| l + offset);
+            origin.line = shift(origin.line);
             self.snapshot.insert(object, origin);
         }
         for mut error in parsed.errors {
-            error.origin.line = error.origin.line.map(|l| l + offset);
+            error.origin.line = shift(error.origin.line);
             self.snapshot.errors.push(error);
+        }
+        for mut skipped in parsed.not_objects {
+            skipped.line = shift(skipped.line);
+            self.snapshot.not_objects.push(skipped);
         }
     }
 }
@@ -653,6 +651,48 @@ line three
             logs.current[&key("ml", "vllm-0", "vllm")].lines,
             ["line three"]
         );
+    }
+
+    #[test]
+    fn manifests_are_read_as_the_audit_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // A Latin-1 byte costs only its own document; values beside manifests are skipped.
+        let mut mixed = b"apiVersion: v1\nkind: Pod\nmetadata: {name: vllm-0, namespace: ml}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9, namespace: ml}\n---\nreplicaCount: 2\n".to_vec();
+        mixed.extend_from_slice(
+            b"---\napiVersion: v1\nkind: Service\nmetadata: {name: vllm, namespace: ml}\n",
+        );
+        let first = dir.path().join("mixed.yaml");
+        std::fs::write(&first, &mixed).unwrap();
+        // The same Service again from a second path, changed.
+        let second = dir.path().join("again.yaml");
+        std::fs::write(
+            &second,
+            "apiVersion: v1\nkind: Service\nmetadata: {name: vllm, namespace: ml}\nspec: {type: NodePort}\n",
+        )
+        .unwrap();
+        let input = load_triage_paths(&[first, second], LogBounds::default());
+        let snapshot = &input.snapshot;
+        assert_eq!(snapshot.pods.len(), 1);
+        assert_eq!(snapshot.services.len(), 1, "the later copy only");
+        assert!(
+            snapshot.services[0]
+                .origin
+                .to_string()
+                .ends_with("again.yaml:1")
+        );
+        assert_eq!(snapshot.not_objects.len(), 1);
+        assert_eq!(snapshot.not_objects[0].line, Some(9));
+        let messages: Vec<_> = snapshot
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.origin, e.message))
+            .collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].contains("mixed.yaml:7") && messages[0].contains("not UTF-8"),
+            "{messages:?}"
+        );
+        assert!(messages[1].contains("defined again at"), "{messages:?}");
     }
 
     #[test]
