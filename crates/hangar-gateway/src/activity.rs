@@ -54,7 +54,9 @@ impl Activity {
 
     /// How long no stream has been open: zero while one is.
     pub(crate) fn quiet_for(&self) -> Duration {
-        if self.open_streams.load(Ordering::Relaxed) > 0 {
+        // Acquire: seeing the last stream gone means seeing when it ended (streams end on
+        // other threads).
+        if self.open_streams.load(Ordering::Acquire) > 0 {
             return Duration::ZERO;
         }
         let last_end = Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed));
@@ -70,9 +72,10 @@ impl Drop for OpenStream {
     fn drop(&mut self) {
         let activity = &self.0;
         let now = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // The time first, so that a watcher seeing no stream open also sees when it ended.
-        activity.last_end_ms.store(now, Ordering::Relaxed);
-        activity.open_streams.fetch_sub(1, Ordering::Relaxed);
+        // The latest end wins when two streams end at once; the time is released with the
+        // count, so that a watcher seeing no stream open also sees when the last ended.
+        activity.last_end_ms.fetch_max(now, Ordering::Relaxed);
+        activity.open_streams.fetch_sub(1, Ordering::Release);
     }
 }
 

@@ -18,9 +18,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -149,7 +149,8 @@ impl Server {
                 Arc::clone(&draining),
             ))
         });
-        let graceful = GracefulShutdown::new();
+        // Raised when the gateway shuts down: each connection is asked to finish.
+        let (closing, closing_seen) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -187,8 +188,14 @@ impl Server {
                 accepted = accept.next(&self.listener) => {
                     let Some((stream, peer)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
-                    let connection = serve_connection(&self.gateway, &builder, &graceful, self.tls.clone(), stream, peer);
-                    connections.spawn(close_when_idle(self.header_read, slot, connection));
+                    let serve = Connection {
+                        gateway: Arc::clone(&self.gateway),
+                        builder: Arc::clone(&builder),
+                        tls: self.tls.clone(),
+                        idle: self.header_read,
+                        closing: closing_seen.clone(),
+                    };
+                    connections.spawn(serve.run(stream, peer, slot));
                 }
                 // Forget the connections that are over.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -200,10 +207,9 @@ impl Server {
             "shutting down: waiting up to {:?} for requests in flight",
             self.drain
         );
-        if tokio::time::timeout(self.drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        let _ = closing.send(true);
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.drain, drained).await.is_err() {
             tracing::warn!("drain time is over; ending the requests still in flight");
             // Streams send their client a last error event and record themselves.
             self.gateway.end_streams();
@@ -280,69 +286,40 @@ impl Acceptor {
     }
 }
 
-/// Closes a connection that asks nothing for `within`: one that has sent no request that long
-/// after being accepted (nothing at all, half a preface, headers that never end), or an HTTP/2
-/// one whose streams have all been over that long (hyper itself closes an HTTP/1.1 one whose
-/// next request does not come within its header timeout, the same `within`). `slot` is its
-/// place among the open connections, given back when it ends. The connection comes boxed: an
-/// async fn keeps its arguments for its whole life, so a future taken by value would be held
-/// twice (kilobytes a connection).
-async fn close_when_idle(
-    within: Duration,
-    slot: OwnedSemaphorePermit,
-    (activity, mut connection): (Arc<Activity>, Pin<Box<dyn Future<Output = ()> + Send>>),
-) {
-    let mut wait = within;
-    loop {
-        tokio::select! {
-            () = connection.as_mut() => break,
-            () = tokio::time::sleep(wait) => {}
-        }
-        if !activity.asked() {
-            break;
-        }
-        if activity.multiplexed() {
-            let quiet = activity.quiet_for();
-            if quiet >= within {
-                break;
-            }
-            wait = within - quiet;
-        }
-    }
-    drop(slot);
+/// What serving one client connection needs.
+struct Connection {
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<TlsAcceptor>,
+    /// How long it may ask nothing: `limits.requestRead`.
+    idle: Duration,
+    closing: watch::Receiver<bool>,
 }
 
-/// The connection's whole life, to be spawned: its TLS handshake, then its requests; with what
-/// it asks, for [`close_when_idle`].
-fn serve_connection(
-    gateway: &Arc<Gateway>,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
-    graceful: &GracefulShutdown,
-    tls: Option<TlsAcceptor>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> (Arc<Activity>, Pin<Box<dyn Future<Output = ()> + Send>>) {
-    let gateway = Arc::clone(gateway);
-    let client: Arc<str> = Arc::from(peer.ip().to_string());
-    let activity = Activity::new();
-    let asked = Arc::clone(&activity);
-    let service = service_fn(move |request: Request<Incoming>| {
-        let stream = asked.request(request.version());
-        let gateway = Arc::clone(&gateway);
-        // Boxed: hyper keeps a slot the size of this future for each connection's whole life,
-        // and the request's own future is kilobytes (a thousand idle streams pay it otherwise).
-        let answer = Box::pin(handle(gateway, Arc::clone(&client), request));
-        async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
-    });
-    let builder = Arc::clone(builder);
-    let watcher = graceful.watcher();
-    let connection = async move {
-        match tls {
+impl Connection {
+    /// The connection's whole life: its TLS handshake, then its requests. `slot` is its place
+    /// among the open connections, given back when it ends.
+    async fn run(self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        let gateway = self.gateway;
+        let client: Arc<str> = Arc::from(peer.ip().to_string());
+        let activity = Activity::new();
+        let asked = Arc::clone(&activity);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let stream = asked.request(request.version());
+            let gateway = Arc::clone(&gateway);
+            // Boxed: hyper keeps a slot the size of this future for each connection's whole
+            // life, and the request's own future is kilobytes (a thousand idle streams pay it
+            // otherwise).
+            let answer = Box::pin(handle(gateway, Arc::clone(&client), request));
+            async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
+        });
+        match self.tls {
             None => {
-                let connection = builder
+                let connection = self
+                    .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                let _ = watcher.watch(connection).await;
+                serve_until_done(connection, activity, self.idle, self.closing).await;
             }
             Some(acceptor) => {
                 let handshake =
@@ -350,14 +327,62 @@ fn serve_connection(
                 let Ok(Ok(stream)) = handshake else {
                     return;
                 };
-                let connection = builder
+                let connection = self
+                    .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                let _ = watcher.watch(connection).await;
+                serve_until_done(connection, activity, self.idle, self.closing).await;
             }
         }
-    };
-    (activity, Box::pin(connection))
+        drop(slot);
+    }
+}
+
+/// Serves `connection` until it ends. One that has asked nothing within `idle` of being
+/// accepted (nothing at all, half a preface, headers that never end) is dropped. It is asked
+/// to finish — an HTTP/2 GOAWAY, so that a request crossing it is answered or safely retried —
+/// when the gateway shuts down, or when, over HTTP/2, no stream has been open for `idle`
+/// (hyper itself closes an HTTP/1.1 connection whose next request does not come within its
+/// header timeout, the same `idle`).
+///
+/// Not an async fn: the future is boxed here, where the connection's type is known, because
+/// rustc cannot prove a generic async fn holding hyper's connection Send (the higher-ranked
+/// bound on its body's error). Boxing also keeps the kilobytes of the connection out of the
+/// task that spawns it.
+fn serve_until_done<C>(
+    connection: C,
+    activity: Arc<Activity>,
+    idle: Duration,
+    mut closing: watch::Receiver<bool>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>>
+where
+    C: GracefulConnection + Send + 'static,
+{
+    Box::pin(async move {
+        let mut connection = std::pin::pin!(connection);
+        let mut deadline = tokio::time::Instant::now() + idle;
+        loop {
+            tokio::select! {
+                // The connection first: a request that has just arrived is counted before the
+                // deadline looks.
+                biased;
+                _ = connection.as_mut() => return,
+                _ = closing.wait_for(|closing| *closing) => break,
+                () = tokio::time::sleep_until(deadline) => {
+                    if !activity.asked() {
+                        return;
+                    }
+                    let quiet = if activity.multiplexed() { activity.quiet_for() } else { Duration::ZERO };
+                    if quiet >= idle {
+                        break;
+                    }
+                    deadline = tokio::time::Instant::now() + (idle - quiet);
+                }
+            }
+        }
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    })
 }
 
 /// The API listener's TLS: HTTP/2 or HTTP/1.1 by ALPN, with the certificate of the
@@ -533,6 +558,9 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
     const ASK_WITHIN: Duration = Duration::from_secs(10);
     let slots = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
     let mut accept = Acceptor::new("the operator listener");
+    // Never raised: the operator listener's connections end with the process (or, when this
+    // loop is aborted at shutdown and the sender dropped, are asked to finish).
+    let (_closing, closing_seen) = watch::channel(false);
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
@@ -549,18 +577,15 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
             let response = admin_response(&gateway, &draining, request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
-        let connection = async move {
-            let _ = hyper::server::conn::http1::Builder::new()
+        let closing = closing_seen.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(ASK_WITHIN)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        };
-        tokio::spawn(close_when_idle(
-            ASK_WITHIN,
-            slot,
-            (activity, Box::pin(connection)),
-        ));
+                .serve_connection(TokioIo::new(stream), service);
+            serve_until_done(connection, activity, ASK_WITHIN, closing).await;
+            drop(slot);
+        });
     }
 }
 
