@@ -132,9 +132,9 @@ pub struct JwtConfig {
     /// Clock skew allowed on `exp` and `nbf`.
     #[serde(default = "default_leeway")]
     pub leeway: Seconds,
-    /// The longest a token may be valid: one whose `exp` lies further than this after its
-    /// `nbf` or `iat` (after now when it has neither) is refused, so a stolen token signed
-    /// to last for years is not honoured for years. 24 h by default.
+    /// The longest a token may be valid: one whose `exp` lies further than this after the
+    /// later of its `nbf` and `iat` (after now when it has neither) is refused, so a stolen
+    /// token signed to last for years is not honoured for years. 24 h by default.
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime: Seconds,
     /// How long fetched keys are trusted before they are fetched again.
@@ -853,6 +853,32 @@ impl GatewayConfig {
         if self.audit.retention_days == 0 {
             problems.push("audit.retentionDays: must be at least 1".into());
         }
+        // A zero time would refuse or cut everything (and the idle watch would spin).
+        let timeouts = &self.limits.timeouts;
+        let mut times = vec![
+            ("limits.requestRead".to_owned(), self.limits.request_read),
+            ("limits.timeouts.connect".to_owned(), timeouts.connect),
+            (
+                "limits.timeouts.firstToken".to_owned(),
+                timeouts.first_token,
+            ),
+            ("limits.timeouts.idle".to_owned(), timeouts.idle),
+        ];
+        for (name, tenant) in &self.tenants {
+            let own = tenant.timeouts.as_ref();
+            let first_token = own.and_then(|t| t.first_token);
+            let idle = own.and_then(|t| t.idle);
+            times.extend(first_token.map(|t| (format!("tenants.{name}.timeouts.firstToken"), t)));
+            times.extend(idle.map(|t| (format!("tenants.{name}.timeouts.idle"), t)));
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            times.push(("auth.jwt.maxLifetime".to_owned(), jwt.max_lifetime));
+        }
+        for (field, time) in times {
+            if time.get().is_zero() {
+                problems.push(format!("{field}: must be more than 0"));
+            }
+        }
         problems
     }
 }
@@ -985,6 +1011,19 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
         assert!(
             problems[0].starts_with("line 8:") && problems[0].contains("chats"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn times_must_be_more_than_zero() {
+        let problems = with_tenant("    models: [llama]\n    timeouts: {idle: 0s}\nlimits:\n  requestRead: 0ms\n  timeouts: {firstToken: 0s}").unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "limits.requestRead: must be more than 0",
+                "limits.timeouts.firstToken: must be more than 0",
+                "tenants.t.timeouts.idle: must be more than 0",
+            ]
         );
     }
 
