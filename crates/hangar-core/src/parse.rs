@@ -1,6 +1,7 @@
 //! Turning the text of a manifest or a `kubectl get -o yaml|json` dump into objects, each with
 //! the file and line it starts on. A bad document becomes one `LoadError`; the others still load.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -332,10 +333,16 @@ fn line_at(text: &str, byte: usize) -> u32 {
 
 /// Adds one document: a single object, or the items of a `kind: List` (or `*List`) dump.
 fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: &mut ParsedFile) {
+    let again = OnceCell::new();
+    let source = Source {
+        doc,
+        path: &[],
+        again: &again,
+    };
     let value = match document(value) {
         Document::Items(items) => {
             let lines = item_lines(doc, items.len());
-            return add_items(file, first_line, items, &lines, (doc, &[]), parsed);
+            return add_items(file, first_line, items, &lines, source, parsed);
         }
         Document::BadItems => return bad_items(file, first_line, parsed),
         Document::Object(value) => value,
@@ -353,7 +360,7 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
         parsed.not_objects.push(Origin::file(file.clone(), line));
         return;
     }
-    add_object(file, line, value, (doc, &[]), parsed);
+    add_object(file, line, value, source, parsed);
 }
 
 /// What a document (or a list's item) holds.
@@ -407,42 +414,64 @@ fn add_items(
     first_line: u32,
     items: Vec<Value>,
     lines: &[u32],
-    (doc, list): Source<'_>,
+    list: Source<'_>,
     parsed: &mut ParsedFile,
 ) {
     for (index, item) in items.into_iter().enumerate() {
         let line = lines
             .get(index)
             .map_or(first_line, |offset| first_line + offset);
-        let path = [list, &[index]].concat();
+        let path = [list.path, &[index]].concat();
+        let source = Source {
+            path: &path,
+            ..list
+        };
         match document(item) {
-            Document::Object(item) => add_object(file, line, item, (doc, &path), parsed),
-            Document::Items(inner) => add_items(file, line, inner, &[], (doc, &path), parsed),
+            Document::Object(item) => add_object(file, line, item, source, parsed),
+            Document::Items(inner) => add_items(file, line, inner, &[], source, parsed),
             Document::BadItems => bad_items(file, line, parsed),
         }
     }
 }
 
-/// Where an object's text is: its document, and its place among the document's items (and
-/// theirs, for a list in a list) when the document is a list.
-type Source<'d> = (&'d str, &'d [usize]);
+/// Where an object's text is, to read it again when it fails to decode.
+#[derive(Clone, Copy)]
+struct Source<'d> {
+    doc: &'d str,
+    /// Its place among the document's items (and theirs, for a list in a list); empty when
+    /// the document is the object.
+    path: &'d [usize],
+    /// The document read again, once for all the objects in it that fail: a dump with many
+    /// broken items is not read again for each.
+    again: &'d OnceCell<Option<Value>>,
+}
 
 /// The object at `source` read once more, as the first reading gave it.
-fn read_again((doc, path): Source<'_>) -> Option<Value> {
-    let mut value = serde_json::from_str(doc)
-        .ok()
-        .or_else(|| crate::fast_yaml::parse(doc))
-        .or_else(|| serde_saphyr::from_str(doc).ok())?;
-    for &index in path {
-        let Document::Items(mut items) = document(value) else {
-            return None;
+fn read_again(source: Source<'_>) -> Option<Value> {
+    let mut value = source
+        .again
+        .get_or_init(|| {
+            serde_json::from_str(source.doc)
+                .ok()
+                .or_else(|| crate::fast_yaml::parse(source.doc))
+                .or_else(|| serde_saphyr::from_str(source.doc).ok())
+        })
+        .as_ref()?;
+    let mut item_type = None;
+    for &index in source.path {
+        item_type = typed_list_item(value);
+        let items = match value {
+            Value::Array(items) => items,
+            list if is_list(list) => list.get("items")?.as_array()?,
+            _ => return None,
         };
-        if index >= items.len() {
-            return None;
-        }
-        value = items.swap_remove(index);
+        value = items.get(index)?;
     }
-    Some(value)
+    let mut object = value.clone();
+    if let Some((api_version, kind)) = item_type {
+        fill_type(&mut object, &api_version, &kind);
+    }
+    Some(object)
 }
 
 /// For a typed list (`PodList`, `DeploymentList`), the `apiVersion` and kind of its items. The

@@ -82,51 +82,73 @@ fn check_pod(spec: Option<&PodSpec>, path: &str, found: &mut Vec<String>) {
         let at = format!("{path}.{list}[{index}].resources");
         let requests = read_all(resources.requests.as_ref(), &at, "requests", found);
         let limits = read_all(resources.limits.as_ref(), &at, "limits", found);
-        // An extended resource cannot be overcommitted: its limit is required, and its request
-        // must equal it.
-        for (name, request) in requests.iter().filter(|(name, _)| is_extended(name)) {
+        let has_limit = |name: &str| {
+            resources
+                .limits
+                .as_ref()
+                .is_some_and(|l| l.contains_key(name))
+        };
+        for (name, (request_text, request)) in &requests {
+            let field = format!("`{at}.requests.{name}`");
+            // An extended resource or huge pages cannot be overcommitted: the limit is required
+            // and the request must equal it.
+            let exact = !overcommit_allowed(name);
             match limits.get(name) {
-                None => found.push(format!(
-                    "`{at}.limits.{name}`: missing; an extended resource needs a limit, equal to its request"
+                None if exact && !has_limit(name) => found.push(format!(
+                    "`{at}.limits.{name}`: missing; {name} cannot be overcommitted, so it needs a limit equal to its request"
                 )),
-                Some(limit) if limit != request => found.push(format!(
-                    "`{at}.requests.{name}`: {request} differs from the limit, {limit}; an extended resource's request must equal its limit"
+                Some((limit_text, limit)) if exact && request != limit => found.push(format!(
+                    "{field}: `{request_text}` differs from the limit, `{limit_text}`; {name} cannot be overcommitted, so they must be equal"
                 )),
-                Some(_) => {}
+                Some((limit_text, limit)) if request > limit => found.push(format!(
+                    "{field}: `{request_text}` is more than the limit, `{limit_text}`"
+                )),
+                _ => {}
             }
         }
     }
 }
 
-/// Reads every quantity of `map`, reporting the ones the API server refuses; returns the rest.
-fn read_all(
-    map: Option<&BTreeMap<String, Quantity>>,
+/// Reads every quantity of `map`, reporting the ones the API server refuses; returns the rest,
+/// each with its text.
+fn read_all<'m>(
+    map: Option<&'m BTreeMap<String, Quantity>>,
     at: &str,
     which: &str,
     found: &mut Vec<String>,
-) -> BTreeMap<String, f64> {
+) -> BTreeMap<&'m str, (&'m str, f64)> {
     let mut read = BTreeMap::new();
     for (name, quantity) in map.into_iter().flatten() {
         let field = format!("`{at}.{which}.{name}`");
-        let text = quantity.0.as_str();
+        // The API server trims a quantity before reading it.
+        let text = quantity.0.trim();
         match quantity::parse(text) {
             None => found.push(format!("{field}: `{text}` is not a quantity")),
             Some(value) if value < 0.0 => found.push(format!("{field}: `{text}` is negative")),
-            Some(value) if is_extended(name) && value.fract() != 0.0 => found.push(format!(
+            Some(value) if is_extended(name) && !quantity::is_whole(value) => found.push(format!(
                 "{field}: `{text}` is not a whole number, as an extended resource must be"
             )),
             Some(value) => {
-                read.insert(name.clone(), value);
+                read.insert(name.as_str(), (text, value));
             }
         }
     }
     read
 }
 
+/// Kubernetes' own resources other than huge pages may be requested below their limit.
+fn overcommit_allowed(name: &str) -> bool {
+    is_native(name) && !name.starts_with("hugepages-")
+}
+
+fn is_native(name: &str) -> bool {
+    !name.contains('/') || name.contains("kubernetes.io/")
+}
+
 /// A resource a device plugin or an operator provides (`nvidia.com/gpu`), not one of
 /// Kubernetes' own (`cpu`, `memory`, `hugepages-2Mi`, `kubernetes.io/…`).
 fn is_extended(name: &str) -> bool {
-    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
+    !is_native(name) && !name.starts_with("requests.")
 }
 
 #[cfg(test)]
@@ -142,7 +164,7 @@ mod tests {
     #[test]
     fn each_value_the_api_server_refuses_is_named_by_its_field() {
         let deployment = object(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: -3\n  selector: {}\n  template:\n    spec:\n      containers:\n        - name: a\n          resources:\n            limits: {nvidia.com/gpu: abc, memory: 16Gi, amd.com/gpu: '1.5'}\n            requests: {cpu: '-2'}\n      initContainers:\n        - name: b\n          resources:\n            limits: {nvidia.com/gpu: 2}\n            requests: {nvidia.com/gpu: 1}\n        - name: c\n          resources:\n            requests: {nvidia.com/gpu: 1}\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: -3\n  selector: {}\n  template:\n    spec:\n      containers:\n        - name: a\n          resources:\n            limits: {nvidia.com/gpu: abc, memory: 16Gi, amd.com/gpu: '1.5', cpu: 500m}\n            requests: {cpu: '-2', memory: 32Gi, nvidia.com/gpu: '1', hugepages-2Mi: 1Gi}\n      initContainers:\n        - name: b\n          resources:\n            limits: {nvidia.com/gpu: 2}\n            requests: {nvidia.com/gpu: 1}\n        - name: c\n          resources:\n            requests: {nvidia.com/gpu: 1}\n",
         );
         assert_eq!(
             rejected_values(&deployment),
@@ -151,12 +173,15 @@ mod tests {
                 "`spec.template.spec.containers[0].resources.requests.cpu`: `-2` is negative",
                 "`spec.template.spec.containers[0].resources.limits.amd.com/gpu`: `1.5` is not a whole number, as an extended resource must be",
                 "`spec.template.spec.containers[0].resources.limits.nvidia.com/gpu`: `abc` is not a quantity",
-                "`spec.template.spec.initContainers[0].resources.requests.nvidia.com/gpu`: 1 differs from the limit, 2; an extended resource's request must equal its limit",
-                "`spec.template.spec.initContainers[1].resources.limits.nvidia.com/gpu`: missing; an extended resource needs a limit, equal to its request",
+                // The request of a limit that is present but unreadable is not judged again.
+                "`spec.template.spec.containers[0].resources.limits.hugepages-2Mi`: missing; hugepages-2Mi cannot be overcommitted, so it needs a limit equal to its request",
+                "`spec.template.spec.containers[0].resources.requests.memory`: `32Gi` is more than the limit, `16Gi`",
+                "`spec.template.spec.initContainers[0].resources.requests.nvidia.com/gpu`: `1` differs from the limit, `2`; nvidia.com/gpu cannot be overcommitted, so they must be equal",
+                "`spec.template.spec.initContainers[1].resources.limits.nvidia.com/gpu`: missing; nvidia.com/gpu cannot be overcommitted, so it needs a limit equal to its request",
             ]
         );
         let fine = object(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n    - name: a\n      resources:\n        limits: {nvidia.com/gpu: 1, cpu: 1500m, memory: 1.5Gi, hugepages-2Mi: 1Gi}\n        requests: {nvidia.com/gpu: '1', cpu: '0.5'}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n    - name: a\n      resources:\n        limits: {nvidia.com/gpu: 1, cpu: 1500m, memory: 1.5Gi, hugepages-2Mi: 1Gi, example.com/fpga: ' 2 '}\n        requests: {nvidia.com/gpu: '1', cpu: '0.5', hugepages-2Mi: 1024Mi, memory: 1Gi}\n",
         );
         assert!(
             rejected_values(&fine).is_empty(),
