@@ -389,7 +389,7 @@ impl Snapshot {
                     origin: earlier.clone(),
                     object: Some(object),
                     message: format!(
-                        "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not audited"
+                        "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not read"
                     ),
                 };
                 self.errors.push(error);
