@@ -322,8 +322,13 @@ impl Connection {
                 serve_until_done(connection, activity, self.idle, self.closing).await;
             }
             Some(acceptor) => {
-                let handshake =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                // Boxed: the handshake's state is kilobytes, and every connection's task,
+                // plain ones included, would otherwise keep room for it.
+                let handshake = Box::pin(tokio::time::timeout(
+                    Duration::from_secs(10),
+                    acceptor.accept(stream),
+                ))
+                .await;
                 let Ok(Ok(stream)) = handshake else {
                     return;
                 };
