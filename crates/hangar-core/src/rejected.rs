@@ -1,8 +1,9 @@
 //! Values the API server refuses in objects that otherwise decode: a resource quantity that is
-//! not one (`nvidia.com/gpu: abc`), a negative one, a fraction of a GPU, an extended resource
-//! whose request differs from its limit, a negative replica count. Such a manifest never runs
-//! as written, so each is reported as an error naming the field; the object is still audited
-//! as written, like one of a removed API version.
+//! not one (`nvidia.com/gpu: abc`), a negative one, a fraction of a GPU, a request above its
+//! limit, an extended resource or huge pages whose request has no limit or differs from it, a
+//! negative replica count. Such a manifest never runs as written, so each is reported as an
+//! error naming the field; the object is still audited as written, like one of a removed API
+//! version.
 
 use std::collections::BTreeMap;
 
