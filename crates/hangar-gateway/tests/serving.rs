@@ -23,6 +23,9 @@ fn tenants(extra_a: &str) -> String {
     )
 }
 
+/// One version of `llama` on the fake at `{upstream}`.
+const ONE_VERSION: &str = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
+
 const TWO_VERSIONS: &str = "\
 llama:
   sticky: none
@@ -336,11 +339,10 @@ async fn past_the_tenant_concurrency_cap_it_is_429_and_past_the_gateway_cap_503_
         latency: Duration::from_millis(500),
         ..Faults::default()
     });
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let gw = Arc::new(
         start(
             &tenants("  maxConcurrent: 2\n"),
-            models,
+            ONE_VERSION,
             "limits: {maxConcurrent: 3}",
             &[&upstream.url()],
         )
@@ -388,10 +390,9 @@ async fn past_the_tenant_concurrency_cap_it_is_429_and_past_the_gateway_cap_503_
 #[tokio::test]
 async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
     let upstream = fake().await;
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let gw = start(
         &tenants(""),
-        models,
+        ONE_VERSION,
         "limits: {requestRead: 1s}",
         &[&upstream.url()],
     )
@@ -417,10 +418,9 @@ async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
 #[tokio::test]
 async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
     let upstream = fake().await;
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let gw = start(
         &tenants(""),
-        models,
+        ONE_VERSION,
         "limits: {requestRead: 1s, maxConnections: 3}",
         &[&upstream.url()],
     )
@@ -486,10 +486,9 @@ async fn a_connection_that_asks_nothing_more_is_closed_but_never_during_an_answe
         chunk_delay: Duration::from_millis(600),
         ..Faults::default()
     });
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let gw = start(
         &tenants(""),
-        models,
+        ONE_VERSION,
         "limits: {requestRead: 1s}",
         &[&upstream.url()],
     )
@@ -555,8 +554,7 @@ async fn a_connection_that_asks_nothing_more_is_closed_but_never_during_an_answe
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_served() {
     let upstream = fake().await;
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
-    let gw = start(&tenants(""), models, "", &[&upstream.url()]).await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -639,13 +637,12 @@ fn issue_certificate(dir: &std::path::Path, year: i32) -> rcgen::Certificate {
 
 /// A gateway serving TLS with `dir/tls.crt` and `dir/tls.key`, and its port.
 async fn start_tls(dir: &std::path::Path, upstream: &FakeOpenAiServer) -> (TestGateway, String) {
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let extra = format!(
         "tls: {{cert: {}, key: {}}}",
         dir.join("tls.crt").display(),
         dir.join("tls.key").display()
     );
-    let gw = start(&tenants(""), models, &extra, &[&upstream.url()]).await;
+    let gw = start(&tenants(""), ONE_VERSION, &extra, &[&upstream.url()]).await;
     let port = gw.url.rsplit(':').next().unwrap().to_owned();
     (gw, port)
 }
@@ -731,8 +728,7 @@ async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
         chunk_delay: Duration::from_millis(150),
         ..Faults::default()
     });
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
-    let mut gw = start(&tenants(""), models, "", &[&upstream.url()]).await;
+    let mut gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
     let stream = gw.spawn_stream("a-1");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let records = gw.audit_records().await; // stops the gateway, draining
@@ -759,10 +755,9 @@ async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
         .start()
         .await
         .unwrap();
-    let models = "llama:\n  versions:\n    - {name: v1, url: \"{upstream}\", upstreamModel: fake-llama, weight: 1}\n";
     let mut gw = start(
         &tenants("  maxTokens: 300000\n  maxConcurrent: 1\n"),
-        models,
+        ONE_VERSION,
         "limits: {timeouts: {idle: 1s}}",
         &[&upstream.url()],
     )
