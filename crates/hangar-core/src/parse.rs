@@ -165,13 +165,7 @@ fn is_blank_yaml(doc: &str) -> bool {
 }
 
 fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut ParsedFile) {
-    // Most manifests are plain block YAML, which the fast reader takes; the rest (and every
-    // error) goes through the full parser.
-    let value = match crate::fast_yaml::parse(doc) {
-        Some(value) => Ok(value),
-        None => serde_saphyr::from_str::<Value>(doc),
-    };
-    match value {
+    match yaml_value(doc) {
         Ok(Value::Null) => {}
         Ok(value) => {
             // A template whose actions all sit in quotes is valid YAML, its values placeholders.
@@ -205,6 +199,15 @@ fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut
                 message,
             });
         }
+    }
+}
+
+/// One YAML document's value. Most manifests are plain block YAML, which the fast reader takes;
+/// the rest (and every error) goes through the full parser.
+fn yaml_value(doc: &str) -> Result<Value, serde_saphyr::Error> {
+    match crate::fast_yaml::parse(doc) {
+        Some(value) => Ok(value),
+        None => serde_saphyr::from_str::<Value>(doc),
     }
 }
 
@@ -453,8 +456,7 @@ fn read_again(source: Source<'_>) -> Option<Value> {
         .get_or_init(|| {
             serde_json::from_str(source.doc)
                 .ok()
-                .or_else(|| crate::fast_yaml::parse(source.doc))
-                .or_else(|| serde_saphyr::from_str(source.doc).ok())
+                .or_else(|| yaml_value(source.doc).ok())
         })
         .as_ref()?;
     let mut item_type = None;
