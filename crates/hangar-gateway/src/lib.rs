@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pem;
 pub mod proxy;
+pub mod redis;
 pub mod refusals;
 pub mod request;
 pub mod routes;

@@ -1,0 +1,426 @@
+//! A small Redis client, enough for the rate limits replicas share: RESP2 over TCP, one command
+//! at a time on each connection, idle connections kept for the next command. It speaks `AUTH`,
+//! `SELECT` and `EVALSHA` (falling back to `EVAL` when the server does not know the script).
+//!
+//! A command cut short (its caller's timeout, a broken connection) drops its connection, so a
+//! late reply can never be read as the answer to the next command.
+
+use std::sync::Mutex;
+
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Idle connections kept; more may be open during a burst, and are closed after it.
+const MAX_IDLE: usize = 32;
+/// The largest reply read: the limits' replies are a few bytes.
+const MAX_REPLY: usize = 64 << 10;
+/// Arrays nested deeper than this are refused rather than parsed.
+const MAX_DEPTH: usize = 8;
+
+/// Where a Redis server is and how to log in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host:port`.
+    pub address: String,
+    /// The ACL user, when not `default`.
+    pub username: Option<String>,
+    /// The password, from a file (never from the URL, so it is not in the configuration).
+    pub password: Option<String>,
+    /// The database number.
+    pub database: u32,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+impl Target {
+    /// Reads `redis://[user@]host[:port][/database]`. A password in the URL is refused: it
+    /// belongs in a file such as a mounted Secret.
+    pub fn parse(url: &str, password: Option<String>) -> Result<Target, String> {
+        // Messages name the URL without anything before an `@`, which may be a password.
+        let shown = without_credentials(url);
+        let rest = match url.split_once("://") {
+            Some(("redis", rest)) => rest,
+            Some(("rediss", _)) => {
+                return Err(
+                    "TLS to Redis (`rediss://`) is not supported; use `redis://` inside \
+                            the cluster network"
+                        .to_owned(),
+                );
+            }
+            _ => return Err(format!("`{shown}` is not a `redis://host:port` URL")),
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (username, host) = match authority.rsplit_once('@') {
+            Some((user, _)) if user.contains(':') => {
+                return Err("put the password in `passwordFile`, not in the URL".to_owned());
+            }
+            Some((user, host)) => (Some(user.to_owned()).filter(|u| !u.is_empty()), host),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err(format!("`{shown}` names no host"));
+        }
+        let address = match host.rsplit_once(':') {
+            // The colons of an IPv6 address inside brackets are not a port's.
+            Some((_, port)) if !port.contains(']') => {
+                port.parse::<u16>()
+                    .map_err(|_| format!("`{port}` in `{shown}` is not a port"))?;
+                host.to_owned()
+            }
+            _ => format!("{host}:6379"),
+        };
+        let database = match path.trim_end_matches('/') {
+            "" => 0,
+            number => number
+                .parse()
+                .map_err(|_| format!("`/{number}` in `{shown}` is not a database number"))?,
+        };
+        Ok(Target {
+            address,
+            username,
+            password,
+            database,
+        })
+    }
+}
+
+/// `url` with what comes before an `@` in its host part left out, to name it in a message.
+fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let separator = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{separator}…@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A Lua script, run by its SHA-1 so its text crosses the network only once per server.
+#[derive(Debug)]
+pub struct Script {
+    source: &'static str,
+    sha1: String,
+}
+
+impl Script {
+    /// The script with this source.
+    pub fn new(source: &'static str) -> Script {
+        let digest =
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, source.as_bytes());
+        let sha1 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Script { source, sha1 }
+    }
+}
+
+/// A reply from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK` and the like.
+    Status(String),
+    /// An integer.
+    Integer(i64),
+    /// A string, or nil.
+    Bulk(Option<Vec<u8>>),
+    /// An array, or nil.
+    Array(Option<Vec<Reply>>),
+}
+
+/// Why a command got no reply.
+#[derive(Debug, Error)]
+pub enum RedisError {
+    /// The connection failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The server answered with an error.
+    #[error("Redis said: {0}")]
+    Server(String),
+    /// The server's answer was not RESP.
+    #[error("unreadable reply from Redis: {0}")]
+    Protocol(String),
+}
+
+/// A client for one server.
+#[derive(Debug)]
+pub struct Client {
+    target: Target,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+impl Client {
+    /// A client for `target`; nothing is connected until the first command.
+    pub fn new(target: Target) -> Client {
+        Client {
+            target,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Where this client connects.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs `script` with these keys and arguments.
+    pub async fn eval(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<Reply, RedisError> {
+        let mut connection = self.connection().await?;
+        let count = keys.len().to_string();
+        let mut command: Vec<&str> = vec!["EVALSHA", &script.sha1, &count];
+        command.extend_from_slice(keys);
+        command.extend_from_slice(args);
+        let reply = match call(&mut connection, &command).await? {
+            // A restarted or flushed server forgot the script: send its text once.
+            Err(message) if message.starts_with("NOSCRIPT") => {
+                command[0] = "EVAL";
+                command[1] = script.source;
+                call(&mut connection, &command).await?
+            }
+            other => other,
+        };
+        self.keep(connection);
+        reply.map_err(RedisError::Server)
+    }
+
+    async fn connection(&self) -> Result<TcpStream, RedisError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(connection) = idle {
+            return Ok(connection);
+        }
+        let mut connection = TcpStream::connect(&self.target.address).await?;
+        connection.set_nodelay(true)?;
+        if let Some(password) = &self.target.password {
+            let auth = match &self.target.username {
+                Some(user) => call(&mut connection, &["AUTH", user, password]).await?,
+                None => call(&mut connection, &["AUTH", password]).await?,
+            };
+            auth.map_err(RedisError::Server)?;
+        }
+        if self.target.database != 0 {
+            let database = self.target.database.to_string();
+            call(&mut connection, &["SELECT", &database])
+                .await?
+                .map_err(RedisError::Server)?;
+        }
+        Ok(connection)
+    }
+
+    fn keep(&self, connection: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(connection);
+        }
+    }
+}
+
+/// Sends one command and reads its reply; the inner error is the server's error reply.
+async fn call(
+    connection: &mut TcpStream,
+    args: &[&str],
+) -> Result<Result<Reply, String>, RedisError> {
+    connection.write_all(&encode(args)).await?;
+    let mut buffer = Vec::with_capacity(64);
+    loop {
+        if let Some((reply, used)) = parse(&buffer, 0)? {
+            if used != buffer.len() {
+                return Err(RedisError::Protocol("more bytes than one reply".to_owned()));
+            }
+            return Ok(reply);
+        }
+        if buffer.len() > MAX_REPLY {
+            return Err(RedisError::Protocol(format!(
+                "a reply over {MAX_REPLY} bytes"
+            )));
+        }
+        if connection.read_buf(&mut buffer).await? == 0 {
+            return Err(RedisError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+}
+
+/// A command as a RESP array of bulk strings.
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+type Parsed = Option<(Result<Reply, String>, usize)>;
+
+/// One reply from the start of `buffer` and the bytes it took, or `None` while incomplete.
+/// An error reply is `Err` inside (the connection is still good); only an element of an array
+/// cannot be one.
+fn parse(buffer: &[u8], depth: usize) -> Result<Parsed, RedisError> {
+    let Some(end) = buffer.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let (&kind, line) = buffer[..end]
+        .split_first()
+        .ok_or_else(|| RedisError::Protocol("an empty line".to_owned()))?;
+    let text = std::str::from_utf8(line).map_err(|_| RedisError::Protocol("not UTF-8".into()))?;
+    let after = end + 2;
+    let number = || {
+        text.parse::<i64>()
+            .map_err(|_| RedisError::Protocol(format!("`{text}` is not a number")))
+    };
+    let reply = match kind {
+        b'+' => Ok(Reply::Status(text.to_owned())),
+        b'-' => Err(text.to_owned()),
+        b':' => Ok(Reply::Integer(number()?)),
+        b'$' => {
+            let Ok(length) = usize::try_from(number()?) else {
+                return Ok(Some((Ok(Reply::Bulk(None)), after)));
+            };
+            if buffer.len() < after + length + 2 {
+                return Ok(None);
+            }
+            let value = buffer[after..after + length].to_vec();
+            return Ok(Some((Ok(Reply::Bulk(Some(value))), after + length + 2)));
+        }
+        b'*' => {
+            let Ok(count) = usize::try_from(number()?) else {
+                return Ok(Some((Ok(Reply::Array(None)), after)));
+            };
+            if depth >= MAX_DEPTH {
+                return Err(RedisError::Protocol("arrays nested too deep".to_owned()));
+            }
+            let mut items = Vec::with_capacity(count.min(64));
+            let mut used = after;
+            for _ in 0..count {
+                let Some((item, length)) = parse(&buffer[used..], depth + 1)? else {
+                    return Ok(None);
+                };
+                items.push(item.map_err(RedisError::Server)?);
+                used += length;
+            }
+            return Ok(Some((Ok(Reply::Array(Some(items))), used)));
+        }
+        other => {
+            return Err(RedisError::Protocol(format!(
+                "unknown reply type `{}`",
+                char::from(other)
+            )));
+        }
+    };
+    Ok(Some((reply, after)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_the_server_the_user_and_the_database_but_no_password() {
+        let target = Target::parse("redis://limits.hangar.svc:6380/2", None).unwrap();
+        assert_eq!(target.address, "limits.hangar.svc:6380");
+        assert_eq!(target.database, 2);
+        let target = Target::parse("redis://gateway@10.0.0.5", Some("pw".into())).unwrap();
+        assert_eq!(target.address, "10.0.0.5:6379");
+        assert_eq!(target.username.as_deref(), Some("gateway"));
+        assert!(!format!("{target:?}").contains("pw"));
+        assert_eq!(
+            Target::parse("redis://[::1]", None).unwrap().address,
+            "[::1]:6379"
+        );
+        assert_eq!(
+            Target::parse("redis://[::1]:7000/", None).unwrap().address,
+            "[::1]:7000"
+        );
+        for (url, says) in [
+            ("redis://user:secret@host", "passwordFile"),
+            ("rediss://host", "not supported"),
+            ("http://host", "not a `redis://"),
+            ("redis://", "no host"),
+            ("redis://host:port", "not a port"),
+            ("redis://host/zero", "not a database"),
+            ("http://user:secret@host", "`http://…@host` is not"),
+            ("user:secret@host", "`…@host` is not"),
+        ] {
+            let error = Target::parse(url, None).unwrap_err();
+            assert!(error.contains(says), "{url}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn replies_are_read_whole_or_not_at_all() {
+        let cases: [(&[u8], Reply); 5] = [
+            (b"+OK\r\n", Reply::Status("OK".into())),
+            (b":-12\r\n", Reply::Integer(-12)),
+            (b"$3\r\na\r\n\r\n", Reply::Bulk(Some(b"a\r\n".to_vec()))),
+            (b"$-1\r\n", Reply::Bulk(None)),
+            (
+                b"*2\r\n:0\r\n*1\r\n$2\r\nhi\r\n",
+                Reply::Array(Some(vec![
+                    Reply::Integer(0),
+                    Reply::Array(Some(vec![Reply::Bulk(Some(b"hi".to_vec()))])),
+                ])),
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let (reply, used) = parse(bytes, 0).unwrap().unwrap();
+            assert_eq!(reply, Ok(expected));
+            assert_eq!(used, bytes.len());
+            // Every shorter prefix is incomplete, never misread.
+            for cut in 0..bytes.len() {
+                assert!(parse(&bytes[..cut], 0).unwrap().is_none(), "{cut}");
+            }
+        }
+        let (error, _) = parse(b"-NOSCRIPT No matching script\r\n", 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(error, Err("NOSCRIPT No matching script".to_owned()));
+    }
+
+    #[test]
+    fn hostile_replies_are_errors_not_panics() {
+        for bytes in [
+            &b"?what\r\n"[..],
+            b":twelve\r\n",
+            b"\r\n",
+            b"*1\r\n-ERR inside\r\n",
+            b"$99999999999999999999\r\n",
+        ] {
+            assert!(parse(bytes, 0).is_err(), "{bytes:?}");
+        }
+        let deep = "*1\r\n".repeat(MAX_DEPTH + 1);
+        assert!(parse(deep.as_bytes(), 0).is_err());
+    }
+
+    #[test]
+    fn commands_are_arrays_of_bulk_strings() {
+        assert_eq!(
+            encode(&["GET", "a b"]),
+            b"*2\r\n$3\r\nGET\r\n$3\r\na b\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn scripts_are_named_by_their_sha1() {
+        // SHA-1 of the empty string.
+        assert_eq!(
+            Script::new("").sha1,
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+    }
+}
