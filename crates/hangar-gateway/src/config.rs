@@ -294,6 +294,48 @@ pub struct GlobalLimits {
     /// How long shutdown waits for streams in flight to finish.
     #[serde(default = "default_drain")]
     pub drain: Seconds,
+    /// Keep the tenants' request and token rates in Redis, so that all replicas of the gateway
+    /// count against one limit per tenant. Without it each replica counts on its own, and a
+    /// tenant gets its limit from each. Requests in flight (`maxConcurrent`) are always
+    /// counted per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedLimitsConfig>,
+}
+
+/// Where the shared rate limits live and what happens when they cannot be reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SharedLimitsConfig {
+    /// The Redis server: `redis://host:port/database`, with an ACL user as `redis://user@host`.
+    /// The password goes in `passwordFile`, never in the URL. Plain TCP only (no `rediss://`).
+    pub url: String,
+    /// A file holding the Redis password (surrounding whitespace ignored), such as a key of a
+    /// mounted Secret. Read again at each reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Prefix of the keys the gateway writes (`PREFIX:{TENANT}:requests` and `…:tokens`); give
+    /// gateways that must not share limits different prefixes.
+    #[serde(default = "default_shared_prefix")]
+    pub prefix: String,
+    /// How long a request waits for Redis before the limits are decided without it. After a
+    /// failure Redis is left alone for a second, so an outage costs each request nothing.
+    #[serde(default = "default_shared_timeout")]
+    pub timeout: Seconds,
+    /// Without Redis: `local` decides with this replica's own counts (a tenant may then get up
+    /// to its limit from each replica), `refuse` answers 503 with `Retry-After` (strict quotas).
+    #[serde(default)]
+    pub on_unavailable: SharedUnavailable,
+}
+
+/// What the gateway does when the shared limits cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedUnavailable {
+    /// Count on this replica alone until Redis is back.
+    #[default]
+    Local,
+    /// Refuse requests of tenants with a rate limit until Redis is back.
+    Refuse,
 }
 
 impl Default for GlobalLimits {
@@ -304,6 +346,7 @@ impl Default for GlobalLimits {
             max_connections: default_max_connections(),
             timeouts: Timeouts::default(),
             drain: default_drain(),
+            shared: None,
         }
     }
 }
@@ -642,6 +685,12 @@ fn default_request_read() -> Seconds {
 fn default_max_connections() -> u32 {
     10_000
 }
+fn default_shared_prefix() -> String {
+    "hangar".to_owned()
+}
+fn default_shared_timeout() -> Seconds {
+    Seconds(Duration::from_millis(50))
+}
 fn default_drain() -> Seconds {
     Seconds(Duration::from_secs(30))
 }
@@ -712,6 +761,8 @@ impl GatewayConfig {
             files.extend(jwt.ca_file.as_deref());
         }
         files.extend(self.guards.canary_seed_file.as_deref());
+        let shared = self.limits.shared.as_ref();
+        files.extend(shared.and_then(|s| s.password_file.as_deref()));
         files
     }
 
@@ -874,6 +925,13 @@ impl GatewayConfig {
         if let Some(jwt) = &self.auth.jwt {
             times.push(("auth.jwt.maxLifetime".to_owned(), jwt.max_lifetime));
         }
+        if let Some(shared) = &self.limits.shared {
+            times.push(("limits.shared.timeout".to_owned(), shared.timeout));
+            // The password is not known here; the URL's form is.
+            if let Err(e) = crate::redis::Target::parse(&shared.url, None) {
+                problems.push(format!("limits.shared.url: {e}"));
+            }
+        }
         for (field, time) in times {
             if time.get().is_zero() {
                 problems.push(format!("{field}: must be more than 0"));
@@ -1025,6 +1083,23 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "tenants.t.timeouts.idle: must be more than 0",
             ]
         );
+    }
+
+    #[test]
+    fn shared_limits_need_a_redis_url_without_a_password_and_a_timeout() {
+        let problems = with_tenant(
+            "    models: [llama]\nlimits:\n  shared: {url: \"redis://gw:hunter2@redis:6379\", timeout: 0ms}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "limits.shared.url: put the password in `passwordFile`, not in the URL",
+                "limits.shared.timeout: must be more than 0",
+            ]
+        );
+        let fine = with_tenant("    models: [llama]\nlimits:\n  shared: {url: redis://redis}");
+        assert!(fine.is_ok(), "{fine:?}");
     }
 
     #[test]

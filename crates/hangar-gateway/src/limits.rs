@@ -5,13 +5,19 @@
 //!
 //! The state lives outside the swappable runtime: a configuration reload changes the limits,
 //! not what each tenant has already used.
+//!
+//! With `limits.shared`, the two rate buckets live in Redis instead ([`SharedLimits`]), so all
+//! replicas count against one limit; requests in flight are still counted here.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::{SharedLimitsConfig, SharedUnavailable};
 use crate::error::Refusal;
+use crate::metrics::Counters;
+use crate::redis::{self, Reply, Script};
 
 /// A tenant's limits as configured now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,6 +101,45 @@ pub struct Admission {
     /// The request went to a model server: dropped unsettled (the client left), it keeps its
     /// reservation rather than getting it all back.
     sent: bool,
+    /// The tokens were taken from the shared buckets (at this many per minute), so they are
+    /// settled there.
+    shared: Option<(Arc<SharedLimits>, u64)>,
+}
+
+/// The two rate buckets, for the refusal that names the one that said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rate {
+    Requests,
+    Tokens,
+}
+
+impl Rate {
+    fn refusal(self, per_minute: u64, wait: Duration) -> Refusal {
+        let (code, unit) = match self {
+            Rate::Requests => ("requests_per_minute", "requests"),
+            Rate::Tokens => ("tokens_per_minute", "tokens"),
+        };
+        Refusal::rate_limited(
+            code,
+            format!("this tenant's limit of {per_minute} {unit} per minute is reached"),
+            wait,
+        )
+    }
+}
+
+/// A reservation larger than a whole minute's tokens could never be let through.
+fn check_reservation(limits: TenantLimits, tokens: u64) -> Result<(), Refusal> {
+    match limits.tokens_per_minute {
+        Some(per_minute) if tokens > per_minute => Err(Refusal::bad_request(
+            "tokens_exceed_limit",
+            format!(
+                "this request reserves {tokens} tokens (prompt estimate + max_tokens), more \
+                 than this tenant's {per_minute} tokens per minute; lower max_tokens"
+            ),
+        )
+        .with_param("max_tokens")),
+        _ => Ok(()),
+    }
 }
 
 impl Limiter {
@@ -108,18 +153,86 @@ impl Limiter {
         tokens: u64,
         now: Instant,
     ) -> Result<Admission, Refusal> {
-        if let Some(per_minute) = limits.tokens_per_minute
-            && tokens > per_minute
-        {
-            return Err(Refusal::bad_request(
-                "tokens_exceed_limit",
-                format!(
-                    "this request reserves {tokens} tokens (prompt estimate + max_tokens), more \
-                     than this tenant's {per_minute} tokens per minute; lower max_tokens"
-                ),
-            )
-            .with_param("max_tokens"));
+        check_reservation(limits, tokens)?;
+        self.enter_gateway(global_max)?;
+        match self.admit_tenant(tenant, limits, Some((tokens, now))) {
+            Ok(tenant_in_flight) => Ok(self.admission(tenant, limits, tokens, tenant_in_flight)),
+            Err(refusal) => {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                Err(refusal)
+            }
         }
+    }
+
+    /// [`Limiter::admit`] with the rate buckets in Redis. When Redis cannot answer within
+    /// `limits.shared.timeout`, `onUnavailable` decides: this replica's own buckets, or a 503.
+    /// Each such request is counted in `fallbacks` by what was done.
+    pub async fn admit_shared(
+        self: &Arc<Self>,
+        shared: &Arc<SharedLimits>,
+        tenant: &Arc<str>,
+        limits: TenantLimits,
+        global_max: u32,
+        tokens: u64,
+        fallbacks: &Counters,
+    ) -> Result<Admission, Refusal> {
+        check_reservation(limits, tokens)?;
+        self.enter_gateway(global_max)?;
+        let tenant_in_flight = match self.admit_tenant(tenant, limits, None) {
+            Ok(count) => count,
+            Err(refusal) => {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return Err(refusal);
+            }
+        };
+        // From here on, dropping the admission gives back the places in flight.
+        let mut admission = self.admission(tenant, limits, tokens, tenant_in_flight);
+        if limits.requests_per_minute.is_none() && limits.tokens_per_minute.is_none() {
+            return Ok(admission);
+        }
+        // Until tokens are taken there is nothing to give back, should the client leave while
+        // Redis is asked.
+        admission.settled = true;
+        let refused = match shared.take(tenant, limits, tokens).await {
+            Ok(None) => {
+                admission.settled = false;
+                admission.shared = limits
+                    .tokens_per_minute
+                    .map(|per_minute| (Arc::clone(shared), per_minute));
+                return Ok(admission);
+            }
+            Ok(Some((rate, wait))) => match rate {
+                Rate::Requests => rate.refusal(limits.requests_per_minute.unwrap_or(0), wait),
+                Rate::Tokens => rate.refusal(limits.tokens_per_minute.unwrap_or(0), wait),
+            },
+            Err(Unavailable) => match shared.config.on_unavailable {
+                SharedUnavailable::Local => {
+                    fallbacks.add(&["local"], 1);
+                    let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+                    let state = tenants.entry(Arc::clone(tenant)).or_default();
+                    match take_buckets(state, limits, tokens, Instant::now()) {
+                        Ok(()) => {
+                            admission.settled = false;
+                            return Ok(admission);
+                        }
+                        Err(refusal) => refusal,
+                    }
+                }
+                SharedUnavailable::Refuse => {
+                    fallbacks.add(&["refuse"], 1);
+                    Refusal::unavailable(
+                        "limits_unavailable",
+                        "the gateway cannot reach its shared rate limits; try again shortly",
+                        SHARED_REST,
+                    )
+                }
+            },
+        };
+        Err(refused)
+    }
+
+    /// Takes a place among the requests in flight across the gateway.
+    fn enter_gateway(&self, global_max: u32) -> Result<(), Refusal> {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= global_max {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::unavailable(
@@ -128,29 +241,35 @@ impl Limiter {
                 Duration::from_secs(1),
             ));
         }
-        match self.admit_tenant(tenant, limits, tokens, now) {
-            Ok(tenant_in_flight) => Ok(Admission {
-                limiter: Arc::clone(self),
-                tenant: Arc::clone(tenant),
-                tenant_in_flight,
-                reserved_tokens: tokens,
-                tokens_limited: limits.tokens_per_minute.is_some(),
-                settled: false,
-                sent: false,
-            }),
-            Err(refusal) => {
-                self.in_flight.fetch_sub(1, Ordering::AcqRel);
-                Err(refusal)
-            }
+        Ok(())
+    }
+
+    fn admission(
+        self: &Arc<Self>,
+        tenant: &Arc<str>,
+        limits: TenantLimits,
+        tokens: u64,
+        tenant_in_flight: Arc<AtomicU32>,
+    ) -> Admission {
+        Admission {
+            limiter: Arc::clone(self),
+            tenant: Arc::clone(tenant),
+            tenant_in_flight,
+            reserved_tokens: tokens,
+            tokens_limited: limits.tokens_per_minute.is_some(),
+            settled: false,
+            sent: false,
+            shared: None,
         }
     }
 
+    /// Takes a place among the tenant's requests in flight and, with `buckets` (the tokens and
+    /// the time), one request and the tokens from its local buckets.
     fn admit_tenant(
         &self,
         tenant: &Arc<str>,
         limits: TenantLimits,
-        tokens: u64,
-        now: Instant,
+        buckets: Option<(u64, Instant)>,
     ) -> Result<Arc<AtomicU32>, Refusal> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let state = tenants.entry(Arc::clone(tenant)).or_default();
@@ -163,31 +282,9 @@ impl Limiter {
                 Duration::from_secs(1),
             ));
         }
-        let mut requests = state.requests;
-        let mut token_bucket = state.tokens;
-        if let Some(rpm) = limits.requests_per_minute {
-            requests.refill(rpm, now);
-            requests.take(1.0).map_err(|wait| {
-                Refusal::rate_limited(
-                    "requests_per_minute",
-                    format!("this tenant's limit of {rpm} requests per minute is reached"),
-                    wait,
-                )
-            })?;
+        if let Some((tokens, now)) = buckets {
+            take_buckets(state, limits, tokens, now)?;
         }
-        if let Some(tpm) = limits.tokens_per_minute {
-            token_bucket.refill(tpm, now);
-            token_bucket.take(tokens as f64).map_err(|wait| {
-                Refusal::rate_limited(
-                    "tokens_per_minute",
-                    format!("this tenant's limit of {tpm} tokens per minute is reached"),
-                    wait,
-                )
-            })?;
-        }
-        // Both buckets are committed together, so a refusal by one costs nothing from the other.
-        state.requests = requests;
-        state.tokens = token_bucket;
         state.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(Arc::clone(&state.in_flight))
     }
@@ -196,6 +293,33 @@ impl Limiter {
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
     }
+}
+
+/// Takes one request and `tokens` from the tenant's local buckets, or neither.
+fn take_buckets(
+    state: &mut TenantState,
+    limits: TenantLimits,
+    tokens: u64,
+    now: Instant,
+) -> Result<(), Refusal> {
+    let mut requests = state.requests;
+    let mut token_bucket = state.tokens;
+    if let Some(rpm) = limits.requests_per_minute {
+        requests.refill(rpm, now);
+        requests
+            .take(1.0)
+            .map_err(|wait| Rate::Requests.refusal(rpm, wait))?;
+    }
+    if let Some(tpm) = limits.tokens_per_minute {
+        token_bucket.refill(tpm, now);
+        token_bucket
+            .take(tokens as f64)
+            .map_err(|wait| Rate::Tokens.refusal(tpm, wait))?;
+    }
+    // Both buckets are committed together, so a refusal by one costs nothing from the other.
+    state.requests = requests;
+    state.tokens = token_bucket;
+    Ok(())
 }
 
 impl Admission {
@@ -219,16 +343,20 @@ impl Admission {
         if !self.tokens_limited || used_tokens == self.reserved_tokens {
             return;
         }
+        let difference = self.reserved_tokens as f64 - used_tokens as f64;
+        self.reserved_tokens = used_tokens;
+        if let Some((shared, per_minute)) = &self.shared {
+            shared.give_back(&self.tenant, *per_minute, difference);
+            return;
+        }
         let mut tenants = self
             .limiter
             .tenants
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if let Some(state) = tenants.get_mut(&self.tenant) {
-            let difference = self.reserved_tokens as f64 - used_tokens as f64;
             state.tokens.give_back(difference);
         }
-        self.reserved_tokens = used_tokens;
     }
 }
 
@@ -240,6 +368,156 @@ impl Drop for Admission {
         }
         self.tenant_in_flight.fetch_sub(1, Ordering::AcqRel);
         self.limiter.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// After Redis failed, how long requests are decided without asking it, so that an outage
+/// (or a server that no longer answers) does not cost every request the whole timeout.
+const SHARED_REST: Duration = Duration::from_secs(1);
+
+/// The script behind both operations on the shared buckets.
+static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits.lua")));
+
+/// Redis could not say (the outage is logged where it starts).
+#[derive(Debug)]
+struct Unavailable;
+
+/// The tenants' rate buckets in Redis, shared by every replica (`limits.shared`).
+#[derive(Debug)]
+pub struct SharedLimits {
+    config: SharedLimitsConfig,
+    client: redis::Client,
+    /// Redis is not asked again before this, after a failure.
+    resting_until: Mutex<Option<Instant>>,
+    /// The last call failed: the outage is logged when it starts and when it ends.
+    down: AtomicBool,
+}
+
+impl SharedLimits {
+    /// The shared buckets of `config`, reading its password file; nothing connects yet.
+    pub fn new(config: &SharedLimitsConfig) -> Result<SharedLimits, String> {
+        let password = match &config.password_file {
+            None => None,
+            Some(path) => {
+                let shown = path.display();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("limits.shared.passwordFile: cannot read {shown}: {e}"))?;
+                match text.trim() {
+                    "" => return Err(format!("limits.shared.passwordFile: {shown} is empty")),
+                    password => Some(password.to_owned()),
+                }
+            }
+        };
+        let target = redis::Target::parse(&config.url, password)
+            .map_err(|e| format!("limits.shared.url: {e}"))?;
+        Ok(SharedLimits {
+            config: config.clone(),
+            client: redis::Client::new(target),
+            resting_until: Mutex::new(None),
+            down: AtomicBool::new(false),
+        })
+    }
+
+    /// This, when it reaches the same server with the same settings as `other` would (a
+    /// reload keeps its connections and what it knows of an outage).
+    pub fn same_as(&self, other: &SharedLimits) -> bool {
+        self.config == other.config && self.client.target() == other.client.target()
+    }
+
+    /// The bucket keys of `tenant`. The braces make Redis Cluster keep both on one node, as a
+    /// script's keys must be.
+    fn keys(&self, tenant: &str) -> [String; 2] {
+        let prefix = &self.config.prefix;
+        [
+            format!("{prefix}:{{{tenant}}}:requests"),
+            format!("{prefix}:{{{tenant}}}:tokens"),
+        ]
+    }
+
+    /// Takes one request and `tokens`: `Ok(None)` when taken, `Ok(Some(…))` with the rate that
+    /// refused and the wait.
+    async fn take(
+        &self,
+        tenant: &str,
+        limits: TenantLimits,
+        tokens: u64,
+    ) -> Result<Option<(Rate, Duration)>, Unavailable> {
+        let [requests_key, tokens_key] = self.keys(tenant);
+        let requests = limits.requests_per_minute.unwrap_or(0).to_string();
+        let per_minute = limits.tokens_per_minute.unwrap_or(0).to_string();
+        let tokens = tokens.to_string();
+        let keys = [requests_key.as_str(), tokens_key.as_str()];
+        let args = ["take", &requests, &per_minute, &tokens];
+        let reply = self.call(&keys, &args).await?;
+        let decision = match &reply {
+            Reply::Array(Some(items)) => match items.as_slice() {
+                [Reply::Integer(0), _] => Some(None),
+                [Reply::Integer(rate @ (1 | 2)), Reply::Integer(wait)] => {
+                    let rate = if *rate == 1 {
+                        Rate::Requests
+                    } else {
+                        Rate::Tokens
+                    };
+                    let wait = Duration::from_millis(wait.clamp(&0, &3_600_000).unsigned_abs());
+                    Some(Some((rate, wait)))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        decision.ok_or_else(|| self.failed(&format!("unexpected reply {reply:?}")))
+    }
+
+    /// Gives `amount` tokens back to `tenant` (charges them when negative), off the request's
+    /// path. A give-back lost to an outage leaves the tenant charged its reservation.
+    fn give_back(self: &Arc<Self>, tenant: &str, tokens_per_minute: u64, amount: f64) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = Arc::clone(self);
+        let tenant = tenant.to_owned();
+        runtime.spawn(async move {
+            let [_, tokens_key] = shared.keys(&tenant);
+            let per_minute = tokens_per_minute.to_string();
+            let amount = amount.to_string();
+            let _ = shared
+                .call(&[tokens_key.as_str()], &["give", &per_minute, &amount])
+                .await;
+        });
+    }
+
+    /// Runs the script, unless Redis failed within the last [`SHARED_REST`].
+    async fn call(&self, keys: &[&str], args: &[&str]) -> Result<Reply, Unavailable> {
+        let now = Instant::now();
+        let resting = *self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
+        if resting.is_some_and(|until| now < until) {
+            return Err(Unavailable);
+        }
+        let timeout = self.config.timeout.get();
+        let call = self.client.eval(&SHARED_SCRIPT, keys, args);
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(reply)) => {
+                if self.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!(url = %self.config.url, "the shared rate limits answer again");
+                }
+                Ok(reply)
+            }
+            Ok(Err(e)) => Err(self.failed(&e.to_string())),
+            Err(_) => Err(self.failed(&format!("no answer within {}", self.config.timeout))),
+        }
+    }
+
+    fn failed(&self, why: &str) -> Unavailable {
+        *self.resting_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Instant::now() + SHARED_REST);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            let instead = match self.config.on_unavailable {
+                SharedUnavailable::Local => "each replica counts on its own until it is back",
+                SharedUnavailable::Refuse => "rate-limited tenants are refused until it is back",
+            };
+            tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
+        }
+        Unavailable
     }
 }
 

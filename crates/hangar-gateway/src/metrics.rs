@@ -322,6 +322,8 @@ pub struct Metrics {
     pub upstream_errors: Counters,
     /// Configuration reloads, by result.
     pub reloads: Counters,
+    /// Requests whose rate limits were decided without the shared store, by what was done.
+    pub shared_limits_fallbacks: Counters,
     /// Requests in flight now.
     pub in_flight: AtomicU64,
     /// Audit records written and dropped, read from the audit log at render time.
@@ -397,6 +399,12 @@ impl Default for Metrics {
                 "Configuration reloads, by result (applied, rejected).",
                 &["result"],
             ),
+            shared_limits_fallbacks: Counters::new(
+                "hangar_gateway_shared_limits_fallbacks_total",
+                "Requests whose rate limits were decided without the shared store (unreachable, \
+                 failing or too slow), by what was done instead (local, refuse).",
+                &["action"],
+            ),
             in_flight: AtomicU64::new(0),
             audit: Gauges::new(
                 "hangar_gateway_audit_records",
@@ -441,6 +449,7 @@ impl Metrics {
         self.overhead.render(&mut out);
         self.upstream_errors.render(&mut out);
         self.reloads.render(&mut out);
+        self.shared_limits_fallbacks.render(&mut out);
         self.audit.render(&mut out);
         self.certificate_expiry.render(&mut out);
         header(

@@ -440,13 +440,31 @@ async fn serve(
     let version = runtime.routes.pick(&facts.model, caller, pin)?;
     exchange.record.version = Some(version.name.to_string());
 
-    let admission = gateway.limiter.admit(
-        &tenant.name,
-        tenant.limits,
-        runtime.config.limits.max_concurrent,
-        facts.reservation(),
-        Instant::now(),
-    )?;
+    let max_concurrent = runtime.config.limits.max_concurrent;
+    let admission = match &runtime.shared_limits {
+        None => gateway.limiter.admit(
+            &tenant.name,
+            tenant.limits,
+            max_concurrent,
+            facts.reservation(),
+            Instant::now(),
+        )?,
+        Some(shared) => {
+            let fallbacks = &gateway.metrics.shared_limits_fallbacks;
+            let limiter = &gateway.limiter;
+            let limits = tenant.limits;
+            let reserved = facts.reservation();
+            (limiter.admit_shared(
+                shared,
+                &tenant.name,
+                limits,
+                max_concurrent,
+                reserved,
+                fallbacks,
+            ))
+            .await?
+        }
+    };
 
     let call = Call {
         gateway,

@@ -12,7 +12,7 @@ use rustls::sign::CertifiedKey;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys::KeyStore;
 use crate::config::{GatewayConfig, GuardAction, GuardsConfig, JwtConfig, TlsConfig};
-use crate::limits::TenantLimits;
+use crate::limits::{SharedLimits, TenantLimits};
 use crate::request::{Endpoint, ParameterPolicy};
 use crate::routes::RouteTable;
 use crate::upstream::Upstreams;
@@ -80,6 +80,8 @@ pub struct Runtime {
     pub redactor: Option<Arc<Redactor>>,
     /// Prompt-injection heuristics.
     pub scanner: Arc<InjectionScanner>,
+    /// The rate buckets in Redis, with `limits.shared`.
+    pub shared_limits: Option<Arc<SharedLimits>>,
     /// The certificate and key served on the API listener, when it speaks TLS. Each handshake
     /// takes the current one, so a reload brings in a renewed certificate.
     pub served_certificate: Option<Arc<CertifiedKey>>,
@@ -142,6 +144,18 @@ impl Runtime {
             // serving the certificate it has.
             None => previous.and_then(|p| p.served_certificate.clone()),
         };
+        let shared_limits = match config.limits.shared.as_ref().map(SharedLimits::new) {
+            None => None,
+            // A reload that changes nothing here keeps the connections and the outage state.
+            Some(Ok(new)) => previous
+                .and_then(|p| p.shared_limits.clone())
+                .filter(|old| old.same_as(&new))
+                .or_else(|| Some(Arc::new(new))),
+            Some(Err(e)) => {
+                problems.push(e);
+                None
+            }
+        };
         let canary_seed = canary_seed(&config.guards).unwrap_or_else(|e| {
             problems.push(e);
             None
@@ -173,6 +187,7 @@ impl Runtime {
             upstreams,
             redactor,
             scanner: Arc::new(InjectionScanner::default()),
+            shared_limits,
             certificate_expiry: certificate_expiry(&config, served_certificate.as_deref()),
             served_certificate,
             config,

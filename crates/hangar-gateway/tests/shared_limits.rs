@@ -1,0 +1,290 @@
+//! Rate limits shared by replicas through a real Redis (Debian's `redis-server`, started on
+//! loopback for each test): two gateways count against one limit per tenant, tokens are settled
+//! in the shared bucket, and without Redis the gateway falls back as configured and recovers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Setup, TestGateway};
+use hangar_gateway::redis::{Client, Reply, Script, Target};
+use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer};
+use http::StatusCode;
+
+const MODELS: &str = "\
+llama:
+  versions:
+    - {name: \"1.0\", url: \"{upstream}\", upstreamModel: fake-llama, weight: 100}
+";
+
+/// `redis-server` on a free loopback port, stopped when dropped.
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start(port: u16, extra: &[&str]) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (.ci/run does)")
+            });
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn upstream() -> FakeOpenAiServer {
+    FakeOpenAi::builder()
+        .model("fake-llama")
+        .reply_to("What is 2+2?", "The answer is 4.")
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A gateway with tenants `team` (limited by `team_limits`) and `free` (no rate limit), its
+/// limits shared through `shared` (the YAML under `limits.shared`).
+async fn replica(upstream: &FakeOpenAiServer, team_limits: &str, shared: &str) -> TestGateway {
+    let tenants = format!(
+        "team:\n  models: [llama]\n  maxTokens: 100\n{team_limits}free:\n  models: [llama]\n"
+    );
+    let extra = format!("limits:\n  shared:\n{shared}");
+    let setup = Setup {
+        keys: &[("team-1", "team"), ("free-1", "free")],
+        tenants: &tenants,
+        models: MODELS,
+        extra: &extra,
+    };
+    TestGateway::start(setup, &[&upstream.url()]).await
+}
+
+async fn ask(gateway: &TestGateway, key_id: &str) -> common::Answer {
+    gateway.chat(gateway.key(key_id), "What is 2+2?").await
+}
+
+#[tokio::test]
+async fn two_replicas_count_against_one_limit_per_tenant() {
+    let redis = Redis::start(free_port(), &[]);
+    let upstream = upstream().await;
+    let shared = format!("    url: {}\n", redis.url());
+    let a = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
+    let b = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
+
+    // Four requests, two through each replica, use the tenant's whole minute.
+    for gateway in [&a, &b, &a, &b] {
+        let answer = ask(gateway, "team-1").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    // Each replica alone has seen only two, yet both refuse the fifth.
+    for gateway in [&a, &b] {
+        let refused = ask(gateway, "team-1").await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            refused.text()
+        );
+        assert_eq!(refused.code(), "requests_per_minute");
+        let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        assert!(
+            (13..=15).contains(&wait),
+            "one request comes back every 15 s: {wait}"
+        );
+    }
+    // Another tenant's bucket is its own.
+    assert_eq!(ask(&a, "free-1").await.status, StatusCode::OK);
+    assert!(
+        !a.metrics()
+            .await
+            .contains("hangar_gateway_shared_limits_fallbacks_total{"),
+        "Redis answered every time"
+    );
+}
+
+#[tokio::test]
+async fn unused_tokens_come_back_to_the_shared_bucket() {
+    let redis = Redis::start(free_port(), &[]);
+    let upstream = upstream().await;
+    let shared = format!("    url: {}\n    prefix: settle\n", redis.url());
+    // Each request reserves its prompt estimate and 100 tokens, and uses far fewer.
+    let a = replica(&upstream, "  tokensPerMinute: 300\n", &shared).await;
+    let b = replica(&upstream, "  tokensPerMinute: 300\n", &shared).await;
+    for _ in 0..2 {
+        assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
+    }
+    // The give-back runs after the answer: wait until the shared bucket shows it.
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap());
+    let level = Script::new("return redis.call('HGET', KEYS[1], 'level')");
+    let started = Instant::now();
+    loop {
+        let reply = client
+            .eval(&level, &["settle:{team}:tokens"], &[])
+            .await
+            .unwrap();
+        let Reply::Bulk(Some(text)) = reply else {
+            panic!("no token bucket in Redis: {reply:?}")
+        };
+        let level: f64 = String::from_utf8(text).unwrap().parse().unwrap();
+        if level > 200.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "level stays at {level}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Without the give-back, two reservations of about 110 would leave too few for a third.
+    let third = ask(&b, "team-1").await;
+    assert_eq!(third.status, StatusCode::OK, "{}", third.text());
+}
+
+#[tokio::test]
+async fn without_redis_each_replica_counts_on_its_own_then_shares_again() {
+    let port = free_port();
+    let upstream = upstream().await;
+    let shared = format!("    url: redis://127.0.0.1:{port}\n");
+    let a = replica(&upstream, "  requestsPerMinute: 2\n", &shared).await;
+
+    // Nothing listens: the replica's own bucket decides, and says so in its metrics.
+    for _ in 0..2 {
+        assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
+    }
+    let refused = ask(&a, "team-1").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        a.metrics()
+            .await
+            .contains("hangar_gateway_shared_limits_fallbacks_total{action=\"local\"} 3"),
+        "{}",
+        a.metrics().await
+    );
+
+    // Redis comes up: after the rest that follows a failure, the shared bucket decides again,
+    // and it is new and full though the local one is spent.
+    let _redis = Redis::start(port, &[]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = ask(&a, "team-1").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_costs_one_timeout_then_nothing() {
+    // Accepts connections and never replies.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let shared = format!(
+        "    url: redis://{}\n    timeout: 200ms\n",
+        silent.local_addr().unwrap()
+    );
+    let upstream = upstream().await;
+    let a = replica(&upstream, "  requestsPerMinute: 100\n", &shared).await;
+    let started = Instant::now();
+    assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
+    let first = started.elapsed();
+    assert!(
+        first >= Duration::from_millis(200),
+        "it waited for Redis: {first:?}"
+    );
+    assert!(first < Duration::from_secs(2), "{first:?}");
+    // Redis is left alone for a second: the next requests do not wait for it.
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn strict_quotas_refuse_while_redis_is_away_but_only_limited_tenants() {
+    let shared = format!(
+        "    url: redis://127.0.0.1:{}\n    onUnavailable: refuse\n",
+        free_port()
+    );
+    let upstream = upstream().await;
+    let a = replica(&upstream, "  tokensPerMinute: 1000\n", &shared).await;
+    let refused = ask(&a, "team-1").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.code(), "limits_unavailable");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    // A tenant with no rate limit never needs Redis.
+    assert_eq!(ask(&a, "free-1").await.status, StatusCode::OK);
+    assert!(
+        a.metrics()
+            .await
+            .contains("hangar_gateway_shared_limits_fallbacks_total{action=\"refuse\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn the_password_comes_from_its_file() {
+    let redis = Redis::start(free_port(), &["--requirepass", "s3cret-for-test"]);
+    let upstream = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    std::fs::write(&good, "s3cret-for-test\n").unwrap();
+    let shared = format!(
+        "    url: {}\n    passwordFile: {}\n    onUnavailable: refuse\n",
+        redis.url(),
+        good.display()
+    );
+    let a = replica(&upstream, "  requestsPerMinute: 5\n", &shared).await;
+    let answer = ask(&a, "team-1").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "guess").unwrap();
+    let shared = format!(
+        "    url: {}\n    passwordFile: {}\n    onUnavailable: refuse\n",
+        redis.url(),
+        wrong.display()
+    );
+    let b = replica(&upstream, "  requestsPerMinute: 5\n", &shared).await;
+    assert_eq!(
+        ask(&b, "team-1").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
