@@ -313,7 +313,7 @@ pub struct SharedLimitsConfig {
     /// mounted Secret. Read again at each reload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
-    /// Prefix of the keys the gateway writes (`PREFIX:{TENANT}:requests` and `…:tokens`); give
+    /// Prefix of the keys the gateway writes (`PREFIX:rates:TENANT`, one per tenant); give
     /// gateways that must not share limits different prefixes.
     #[serde(default = "default_shared_prefix")]
     pub prefix: String,

@@ -375,6 +375,9 @@ impl Drop for Admission {
 /// (or a server that no longer answers) does not cost every request the whole timeout.
 const SHARED_REST: Duration = Duration::from_secs(1);
 
+/// How long tokens owed back to tenants are gathered before they are sent to Redis.
+const GIVE_BACK_EVERY: Duration = Duration::from_millis(50);
+
 /// The script behind both operations on the shared buckets.
 static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits.lua")));
 
@@ -391,6 +394,9 @@ pub struct SharedLimits {
     resting_until: Mutex<Option<Instant>>,
     /// The last call failed: the outage is logged when it starts and when it ends.
     down: AtomicBool,
+    /// Tokens owed back to each tenant (its tokens per minute, the sum), sent together every
+    /// [`GIVE_BACK_EVERY`] rather than one call per request.
+    owed: Mutex<HashMap<Arc<str>, (u64, f64)>>,
 }
 
 impl SharedLimits {
@@ -415,6 +421,7 @@ impl SharedLimits {
             client: redis::Client::new(target),
             resting_until: Mutex::new(None),
             down: AtomicBool::new(false),
+            owed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -424,14 +431,9 @@ impl SharedLimits {
         self.config == other.config && self.client.target() == other.client.target()
     }
 
-    /// The bucket keys of `tenant`. The braces make Redis Cluster keep both on one node, as a
-    /// script's keys must be.
-    fn keys(&self, tenant: &str) -> [String; 2] {
-        let prefix = &self.config.prefix;
-        [
-            format!("{prefix}:{{{tenant}}}:requests"),
-            format!("{prefix}:{{{tenant}}}:tokens"),
-        ]
+    /// The key holding `tenant`'s buckets.
+    fn key(&self, tenant: &str) -> String {
+        format!("{}:rates:{tenant}", self.config.prefix)
     }
 
     /// Takes one request and `tokens`: `Ok(None)` when taken, `Ok(Some(…))` with the rate that
@@ -442,13 +444,12 @@ impl SharedLimits {
         limits: TenantLimits,
         tokens: u64,
     ) -> Result<Option<(Rate, Duration)>, Unavailable> {
-        let [requests_key, tokens_key] = self.keys(tenant);
+        let key = self.key(tenant);
         let requests = limits.requests_per_minute.unwrap_or(0).to_string();
         let per_minute = limits.tokens_per_minute.unwrap_or(0).to_string();
         let tokens = tokens.to_string();
-        let keys = [requests_key.as_str(), tokens_key.as_str()];
         let args = ["take", &requests, &per_minute, &tokens];
-        let reply = self.call(&keys, &args).await?;
+        let reply = self.call(&key, &args).await?;
         let decision = match &reply {
             Reply::Array(Some(items)) => match items.as_slice() {
                 [Reply::Integer(0), _] => Some(None),
@@ -469,32 +470,55 @@ impl SharedLimits {
     }
 
     /// Gives `amount` tokens back to `tenant` (charges them when negative), off the request's
-    /// path. A give-back lost to an outage leaves the tenant charged its reservation.
-    fn give_back(self: &Arc<Self>, tenant: &str, tokens_per_minute: u64, amount: f64) {
+    /// path: what each tenant is owed is summed and sent within [`GIVE_BACK_EVERY`], so a busy
+    /// tenant costs Redis one call for that rather than one a request. A give-back lost to an
+    /// outage leaves the tenant charged its reservations.
+    fn give_back(self: &Arc<Self>, tenant: &Arc<str>, tokens_per_minute: u64, amount: f64) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let shared = Arc::clone(self);
-        let tenant = tenant.to_owned();
-        runtime.spawn(async move {
-            let [_, tokens_key] = shared.keys(&tenant);
-            let per_minute = tokens_per_minute.to_string();
+        let first = {
+            let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+            let first = owed.is_empty();
+            let entry = owed
+                .entry(Arc::clone(tenant))
+                .or_insert((tokens_per_minute, 0.0));
+            // A reload may have changed the rate; the latest is the one in force.
+            *entry = (tokens_per_minute, entry.1 + amount);
+            first
+        };
+        // The first debt since the last sending schedules the next.
+        if first {
+            let shared = Arc::clone(self);
+            runtime.spawn(async move {
+                tokio::time::sleep(GIVE_BACK_EVERY).await;
+                shared.send_owed().await;
+            });
+        }
+    }
+
+    async fn send_owed(&self) {
+        let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
+        for (tenant, (per_minute, amount)) in owed {
+            let per_minute = per_minute.to_string();
             let amount = amount.to_string();
-            let _ = shared
-                .call(&[tokens_key.as_str()], &["give", &per_minute, &amount])
-                .await;
-        });
+            let give = ["give", per_minute.as_str(), amount.as_str()];
+            if self.call(&self.key(&tenant), &give).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Runs the script, unless Redis failed within the last [`SHARED_REST`].
-    async fn call(&self, keys: &[&str], args: &[&str]) -> Result<Reply, Unavailable> {
+    async fn call(&self, key: &str, args: &[&str]) -> Result<Reply, Unavailable> {
         let now = Instant::now();
         let resting = *self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
         if resting.is_some_and(|until| now < until) {
             return Err(Unavailable);
         }
         let timeout = self.config.timeout.get();
-        let call = self.client.eval(&SHARED_SCRIPT, keys, args);
+        let keys = [key];
+        let call = self.client.eval(&SHARED_SCRIPT, &keys, args);
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(reply)) => {
                 if self.down.swap(false, Ordering::AcqRel) {

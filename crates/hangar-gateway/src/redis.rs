@@ -1,18 +1,16 @@
-//! A small Redis client, enough for the rate limits replicas share: RESP2 over TCP, one command
-//! at a time on each connection, idle connections kept for the next command. It speaks `AUTH`,
-//! `SELECT` and `EVALSHA` (falling back to `EVAL` when the server does not know the script).
-//!
-//! A command cut short (its caller's timeout, a broken connection) drops its connection, so a
-//! late reply can never be read as the answer to the next command.
+//! A small Redis client, enough for the rate limits replicas share: RESP2 over one TCP
+//! connection with commands pipelined. It speaks `AUTH`, `SELECT` and `EVALSHA` (falling back
+//! to `EVAL` when the server does not know the script).
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 
-/// Idle connections kept; more may be open during a burst, and are closed after it.
-const MAX_IDLE: usize = 32;
 /// The largest reply read: the limits' replies are a few bytes.
 const MAX_REPLY: usize = 64 << 10;
 /// Arrays nested deeper than this are refused rather than parsed.
@@ -151,19 +149,32 @@ pub enum RedisError {
     Protocol(String),
 }
 
-/// A client for one server.
+/// A client for one server: one connection, on which commands from every caller are pipelined
+/// (those that arrive together leave in one write, and their replies come back in one read).
 #[derive(Debug)]
 pub struct Client {
     target: Target,
-    idle: Mutex<Vec<TcpStream>>,
+    /// The connection's task, started by the first command and again after the connection
+    /// fails; `None` or closed when there is none.
+    connection: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
 }
+
+/// A command waiting to be written, and where its reply goes.
+#[derive(Debug)]
+struct Pending {
+    command: Vec<u8>,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// A reply, the server's error reply, or why there is none.
+type Answer = Result<Result<Reply, String>, RedisError>;
 
 impl Client {
     /// A client for `target`; nothing is connected until the first command.
     pub fn new(target: Target) -> Client {
         Client {
             target,
-            idle: Mutex::new(Vec::new()),
+            connection: Mutex::new(None),
         }
     }
 
@@ -179,53 +190,176 @@ impl Client {
         keys: &[&str],
         args: &[&str],
     ) -> Result<Reply, RedisError> {
-        let mut connection = self.connection().await?;
         let count = keys.len().to_string();
         let mut command: Vec<&str> = vec!["EVALSHA", &script.sha1, &count];
         command.extend_from_slice(keys);
         command.extend_from_slice(args);
-        let reply = match call(&mut connection, &command).await? {
+        let reply = match self.send(encode(&command)).await? {
             // A restarted or flushed server forgot the script: send its text once.
             Err(message) if message.starts_with("NOSCRIPT") => {
                 command[0] = "EVAL";
                 command[1] = script.source;
-                call(&mut connection, &command).await?
+                self.send(encode(&command)).await?
             }
             other => other,
         };
-        self.keep(connection);
         reply.map_err(RedisError::Server)
     }
 
-    async fn connection(&self) -> Result<TcpStream, RedisError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        if let Some(connection) = idle {
-            return Ok(connection);
-        }
-        let mut connection = TcpStream::connect(&self.target.address).await?;
-        connection.set_nodelay(true)?;
-        if let Some(password) = &self.target.password {
-            let auth = match &self.target.username {
-                Some(user) => call(&mut connection, &["AUTH", user, password]).await?,
-                None => call(&mut connection, &["AUTH", password]).await?,
+    /// Queues `command` on the connection, starting one if there is none, and waits for its
+    /// reply. A caller that stops waiting leaves the reply to be read and dropped, so the
+    /// replies stay in step with the commands.
+    async fn send(&self, command: Vec<u8>) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { command, reply };
+        {
+            let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+            let unsent = match connection.as_ref() {
+                Some(queue) => queue.send(pending).err().map(|e| e.0),
+                None => Some(pending),
             };
-            auth.map_err(RedisError::Server)?;
+            // No connection, or its task ended: start another with this command.
+            if let Some(pending) = unsent {
+                let (queue, commands) = mpsc::unbounded_channel();
+                let _ = queue.send(pending);
+                tokio::spawn(drive(self.target.clone(), commands));
+                *connection = Some(queue);
+            }
         }
-        if self.target.database != 0 {
-            let database = self.target.database.to_string();
-            call(&mut connection, &["SELECT", &database])
-                .await?
-                .map_err(RedisError::Server)?;
-        }
-        Ok(connection)
+        answer
+            .await
+            .unwrap_or_else(|_| Err(RedisError::Io(std::io::ErrorKind::ConnectionAborted.into())))
     }
+}
 
-    fn keep(&self, connection: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(connection);
+/// The longest a connection may take to be made and logged in.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection whose oldest unanswered command has waited this long is taken for dead (a
+/// server gone without closing it, as after a failover) and replaced.
+const STALLED: Duration = Duration::from_secs(2);
+
+/// The connection's task: connects, then writes what `commands` brings and hands each reply to
+/// its command in order, until the connection fails or the client is dropped. On failure every
+/// command waiting (and every one still queued) gets the error, and the next command starts a
+/// new connection.
+async fn drive(target: Target, mut commands: mpsc::UnboundedReceiver<Pending>) {
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target)).await;
+    let stream = match connected {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return fail_queued(&mut commands, &e),
+        Err(_) => {
+            let error = RedisError::Io(std::io::ErrorKind::TimedOut.into());
+            return fail_queued(&mut commands, &error);
         }
+    };
+    let (mut reader, mut writer) = stream.into_split();
+    let mut waiting: VecDeque<(Instant, oneshot::Sender<Answer>)> = VecDeque::new();
+    let mut buffer = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(512);
+    let error = loop {
+        let stalled_at = waiting.front().map(|(sent, _)| *sent + STALLED);
+        tokio::select! {
+            pending = commands.recv() => {
+                let Some(first) = pending else { return };
+                out.clear();
+                let now = Instant::now();
+                for pending in std::iter::once(first).chain(std::iter::from_fn(|| commands.try_recv().ok())) {
+                    out.extend_from_slice(&pending.command);
+                    waiting.push_back((now, pending.reply));
+                }
+                if let Err(e) = writer.write_all(&out).await {
+                    break RedisError::Io(e);
+                }
+            }
+            read = reader.read_buf(&mut buffer), if !waiting.is_empty() => {
+                match read {
+                    Ok(0) => break RedisError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+                    Err(e) => break RedisError::Io(e),
+                    Ok(_) => {}
+                }
+                match hand_out(&mut buffer, &mut waiting) {
+                    Ok(()) => {}
+                    Err(e) => break e,
+                }
+            }
+            () = sleep_until(stalled_at) => {
+                break RedisError::Io(std::io::ErrorKind::TimedOut.into());
+            }
+        }
+    };
+    for (_, reply) in waiting {
+        let _ = reply.send(Err(copy_error(&error)));
     }
+    fail_queued(&mut commands, &error);
+}
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives each complete reply at the start of `buffer` to the oldest waiting command.
+fn hand_out(
+    buffer: &mut Vec<u8>,
+    waiting: &mut VecDeque<(Instant, oneshot::Sender<Answer>)>,
+) -> Result<(), RedisError> {
+    let mut used = 0;
+    while let Some((reply, length)) = parse(&buffer[used..], 0)? {
+        used += length;
+        let Some((_, to)) = waiting.pop_front() else {
+            return Err(RedisError::Protocol("a reply to no command".to_owned()));
+        };
+        // The caller may have stopped waiting: its reply is read all the same.
+        let _ = to.send(Ok(reply));
+    }
+    buffer.drain(..used);
+    if buffer.len() > MAX_REPLY {
+        return Err(RedisError::Protocol(format!(
+            "a reply over {MAX_REPLY} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Ends the connection's task: every command still queued gets `error`, and the queue closes so
+/// the next command starts a new connection.
+fn fail_queued(commands: &mut mpsc::UnboundedReceiver<Pending>, error: &RedisError) {
+    commands.close();
+    while let Ok(pending) = commands.try_recv() {
+        let _ = pending.reply.send(Err(copy_error(error)));
+    }
+}
+
+/// The same error again, for each command it ends.
+fn copy_error(error: &RedisError) -> RedisError {
+    match error {
+        RedisError::Io(e) => RedisError::Io(std::io::Error::new(e.kind(), e.to_string())),
+        RedisError::Server(message) => RedisError::Server(message.clone()),
+        RedisError::Protocol(message) => RedisError::Protocol(message.clone()),
+    }
+}
+
+/// A new connection, logged in and on its database.
+async fn connect(target: &Target) -> Result<TcpStream, RedisError> {
+    let mut connection = TcpStream::connect(&target.address).await?;
+    connection.set_nodelay(true)?;
+    if let Some(password) = &target.password {
+        let auth = match &target.username {
+            Some(user) => call(&mut connection, &["AUTH", user, password]).await?,
+            None => call(&mut connection, &["AUTH", password]).await?,
+        };
+        auth.map_err(RedisError::Server)?;
+    }
+    if target.database != 0 {
+        let database = target.database.to_string();
+        call(&mut connection, &["SELECT", &database])
+            .await?
+            .map_err(RedisError::Server)?;
+    }
+    Ok(connection)
 }
 
 /// Sends one command and reads its reply; the inner error is the server's error reply.
@@ -256,13 +390,30 @@ async fn call(
 /// A command as a RESP array of bulk strings.
 fn encode(args: &[&str]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    push_header(&mut out, b'*', args.len());
     for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        push_header(&mut out, b'$', arg.len());
         out.extend_from_slice(arg.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out
+}
+
+/// `*3\r\n` and the like; by hand, as `format!` cost more than the rest of a command.
+fn push_header(out: &mut Vec<u8>, kind: u8, mut number: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    out.push(kind);
+    out.extend_from_slice(&digits[start..]);
+    out.extend_from_slice(b"\r\n");
 }
 
 type Parsed = Option<(Result<Reply, String>, usize)>;
@@ -413,6 +564,9 @@ mod tests {
             encode(&["GET", "a b"]),
             b"*2\r\n$3\r\nGET\r\n$3\r\na b\r\n".to_vec()
         );
+        let long = "x".repeat(1234567);
+        let encoded = encode(&["", &long]);
+        assert!(encoded.starts_with(b"*2\r\n$0\r\n\r\n$1234567\r\nxx"));
     }
 
     #[test]

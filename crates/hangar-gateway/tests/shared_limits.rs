@@ -149,17 +149,19 @@ async fn unused_tokens_come_back_to_the_shared_bucket() {
     }
     // The give-back runs after the answer: wait until the shared bucket shows it.
     let client = Client::new(Target::parse(&redis.url(), None).unwrap());
-    let level = Script::new("return redis.call('HGET', KEYS[1], 'level')");
+    let buckets = Script::new("return redis.call('GET', KEYS[1])");
     let started = Instant::now();
     loop {
         let reply = client
-            .eval(&level, &["settle:{team}:tokens"], &[])
+            .eval(&buckets, &["settle:rates:team"], &[])
             .await
             .unwrap();
         let Reply::Bulk(Some(text)) = reply else {
-            panic!("no token bucket in Redis: {reply:?}")
+            panic!("no buckets in Redis: {reply:?}")
         };
-        let level: f64 = String::from_utf8(text).unwrap().parse().unwrap();
+        // "requests level, tokens level, requests per minute, tokens per minute, time"
+        let text = String::from_utf8(text).unwrap();
+        let level: f64 = text.split(' ').nth(1).unwrap().parse().unwrap();
         if level > 200.0 {
             break;
         }
@@ -287,4 +289,110 @@ async fn the_password_comes_from_its_file() {
         ask(&b, "team-1").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+#[tokio::test]
+async fn commands_from_many_callers_share_one_connection_and_get_their_own_replies() {
+    let redis = Redis::start(free_port(), &[]);
+    let client = std::sync::Arc::new(Client::new(Target::parse(&redis.url(), None).unwrap()));
+    let echo = std::sync::Arc::new(Script::new("return ARGV[1]"));
+    let callers: Vec<_> = (0..300)
+        .map(|i| {
+            let (client, echo) = (client.clone(), echo.clone());
+            tokio::spawn(async move {
+                let sent = i.to_string();
+                let reply = client.eval(&echo, &[], &[&sent]).await.unwrap();
+                assert_eq!(reply, Reply::Bulk(Some(sent.into_bytes())));
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let list = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "client", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    // redis-cli's own connection, and one for all 300 callers.
+    assert_eq!(list.lines().count(), 2, "{list}");
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_answering_is_replaced() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", silent.local_addr().unwrap());
+    let client = Client::new(Target::parse(&url, None).unwrap());
+    let ping = Script::new("return 1");
+    let asked = tokio::time::timeout(Duration::from_millis(100), client.eval(&ping, &[], &[]));
+    assert!(asked.await.is_err(), "no reply from a silent server");
+    let (_first, _) = silent.accept().await.unwrap();
+    // After two seconds without a reply the connection is given up; the next command opens
+    // another (a server gone without closing its connections, as after a failover).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let asked = tokio::time::timeout(Duration::from_millis(100), client.eval(&ping, &[], &[]));
+    assert!(asked.await.is_err());
+    let second = tokio::time::timeout(Duration::from_secs(1), silent.accept()).await;
+    assert!(second.is_ok(), "a new connection was opened");
+}
+
+#[tokio::test]
+async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_minute() {
+    let redis = Redis::start(free_port(), &[]);
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap());
+    let script = Script::new(include_str!("../src/limits.lua"));
+    let run = |args: &'static [&'static str]| {
+        let (client, script) = (&client, &script);
+        async move {
+            match client.eval(script, &["k"], args).await.unwrap() {
+                Reply::Array(Some(items)) => match items.as_slice() {
+                    [Reply::Integer(bucket), Reply::Integer(wait)] => (*bucket, *wait),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let levels = || async {
+        let get = Script::new("return redis.call('GET', KEYS[1])");
+        let Reply::Bulk(Some(text)) = client.eval(&get, &["k"], &[]).await.unwrap() else {
+            panic!("no key")
+        };
+        let text = String::from_utf8(text).unwrap();
+        let numbers: Vec<f64> = text.split(' ').map(|n| n.parse().unwrap()).collect();
+        (numbers[0], numbers[1])
+    };
+    // Two requests and 100 tokens a minute.
+    assert_eq!(run(&["take", "2", "100", "60"]).await, (0, 0));
+    // 40 tokens left: 60 more are refused, with the time 20 take to come back (12 s)…
+    let (bucket, wait) = run(&["take", "2", "100", "60"]).await;
+    assert_eq!(bucket, 2);
+    assert!((11_900..=12_000).contains(&wait), "{wait}");
+    // …and that refusal spent no request: the second of two still passes.
+    assert_eq!(run(&["take", "2", "100", "10"]).await, (0, 0));
+    let (bucket, wait) = run(&["take", "2", "100", "10"]).await;
+    assert_eq!(bucket, 1, "the requests bucket is empty");
+    assert!((29_900..=30_000).contains(&wait), "{wait}");
+    let (requests, tokens) = levels().await;
+    assert!(
+        requests < 0.01 && (30.0..30.1).contains(&tokens),
+        "{requests} {tokens}"
+    );
+    // Giving back is capped at a full bucket, charging at a minute's debt.
+    run(&["give", "100", "500"]).await;
+    assert_eq!(levels().await.1, 100.0);
+    run(&["give", "100", "-1000"]).await;
+    assert_eq!(levels().await.1, -100.0);
+    // The requests bucket kept its level through the give-backs.
+    assert!(levels().await.0 < 0.02);
+    let ttl = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "pttl", "k"])
+        .output()
+        .unwrap();
+    let ttl: u64 = String::from_utf8(ttl.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((119_000..=120_000).contains(&ttl), "{ttl}");
 }
