@@ -431,6 +431,19 @@ impl SharedLimits {
         self.config == other.config && self.client.target() == other.client.target()
     }
 
+    /// Asks Redis for nothing but an answer to a script (so the login, the database and the
+    /// user's permission to run scripts are all checked), and says how long it took.
+    pub async fn reach(&self) -> Result<Duration, String> {
+        static NOTHING: LazyLock<Script> = LazyLock::new(|| Script::new("return 1"));
+        let started = Instant::now();
+        let asked = self.client.eval(&NOTHING, &[], &[]);
+        match tokio::time::timeout(Duration::from_secs(5), asked).await {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 5 s".to_owned()),
+        }
+    }
+
     /// The key holding `tenant`'s buckets.
     fn key(&self, tenant: &str) -> String {
         format!("{}:rates:{tenant}", self.config.prefix)

@@ -240,6 +240,24 @@ fn check(path: &Path) -> Result<ExitCode> {
             .map(|c| format!(", content kept {} days", c.retention_days))
             .unwrap_or_default()
     )?;
+    if let (Some(shared), Some(config)) = (&built.shared_limits, &config.limits.shared) {
+        // Unreachable from here is worth saying, not failing on: the gateway copes at run time.
+        let reached = runtime.block_on(shared.reach());
+        let state = match reached {
+            Ok(took) => format!("answered in {:.1} ms", took.as_secs_f64() * 1000.0),
+            Err(why) => format!(
+                "NOT REACHED from here ({why}); without it requests are decided by onUnavailable: {}",
+                serde_json::to_value(config.on_unavailable)?
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+        };
+        outln!(
+            "  shared rates {} (prefix {}): {state}",
+            config.url,
+            config.prefix
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -727,3 +727,61 @@ fn yaml_that_is_not_a_kubernetes_object_is_skipped_with_a_note() {
     );
     assert!(!note.contains("not read"), "{note}");
 }
+
+#[test]
+fn gateway_check_says_whether_the_shared_limits_answer() {
+    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = format!("limits:\n  shared: {{url: \"redis://127.0.0.1:{port}\"}}\n");
+    let config = write(
+        dir.path(),
+        "gateway.yaml",
+        &example.replacen("limits:\n", &shared, 1),
+    );
+    let check = || hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+
+    // Nothing listens: said, not failed on (the gateway copes at run time).
+    let out = check();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(
+        summary.contains(&format!(
+            "shared rates redis://127.0.0.1:{port} (prefix hangar): NOT REACHED"
+        )) && summary.contains("onUnavailable: local"),
+        "{summary}"
+    );
+
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server; .ci/run does)");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = check();
+    let _ = redis.kill();
+    let _ = redis.wait();
+    assert!(
+        stdout(&out).contains("(prefix hangar): answered in"),
+        "{}",
+        stdout(&out)
+    );
+}
