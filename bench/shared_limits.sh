@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# What sharing the rate limits through Redis (`limits.shared`) costs the gateway, on loopback:
+# the gateway with a rate-limited tenant (limits it never reaches), its buckets kept locally,
+# then in Redis, alternating, ROUNDS rounds. Each run measures
+#   (a) latency at RATE req/s (open loop, 64-byte prompts, DURATION s after 2 s of warm-up);
+#   (b) the most it serves (closed loop, 64 connections, 6 s), with the CPU time the gateway
+#       and Redis used per request (from /proc/PID/stat).
+# The gateway and redis-server share CPU 0 (REDIS_CPUS), the load generator with its fake model
+# server runs on CPU 1, as in bench/gateway.sh. In a cluster Redis runs elsewhere; here its work
+# takes from the gateway's core, so (b) is the worst case for the gateway.
+#
+# usage: bench/shared_limits.sh [ROUNDS]     env: RATE=3000 DURATION=10 REDIS_CPUS=0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-3}"
+rate="${RATE:-3000}"
+duration="${DURATION:-10}"
+redis_cpus="${REDIS_CPUS-0}"
+base="${PORT_BASE:-18520}"
+upstream=$((base + 1)) gateway=$((base + 2)) admin=$((base + 3)) redis_port=$((base + 9))
+
+CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar -p hangar-bench
+if ! command -v redis-server >/dev/null 2>&1; then
+  # Keep the package from starting its own Redis as a service.
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+tmp=$(mktemp -d /tmp/hangar-shared-bench.XXXXXX)
+cp target/release/hangar target/release/loadgen "$tmp/"
+started=()
+cleanup() {
+  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+taskset -c "$redis_cpus" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+  --appendonly no > "$tmp/redis.log" &
+redis_pid=$!
+started+=("$redis_pid")
+
+key=$("$tmp/hangar" gateway keygen --tenant bench --id bench-key 2> "$tmp/keygen.txt")
+entry=$(sed -n '/^- id:/,$p' "$tmp/keygen.txt" | sed 's/^/    /')
+# config NAME [SHARED_LINE]
+config() {
+  cat > "$tmp/$1.yaml" <<EOF
+listen: 127.0.0.1:$gateway
+adminListen: 127.0.0.1:$admin
+auth:
+  apiKeys:
+$entry
+tenants:
+  bench:
+    models: [bench-model]
+    injection: "off"
+    requestsPerMinute: 1000000000
+    tokensPerMinute: 1000000000000
+models:
+  bench-model:
+    versions:
+      - {name: v1, url: "http://127.0.0.1:$upstream", weight: 100}
+limits:
+  drain: 2s
+${2:-}
+guards:
+  redact: []
+audit:
+  dir: $tmp/audit-$1
+  retentionDays: 1
+EOF
+}
+config local
+config shared "  shared: {url: \"redis://127.0.0.1:$redis_port\"}"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() { taskset -c 1 "$tmp/loadgen" --addr "127.0.0.1:$gateway" --serve-upstream "127.0.0.1:$upstream" --key "$key" "$@" 2>/dev/null | tail -1; }
+
+printf '| round | limits | p50 (ms) | p99 (ms) | p99.9 (ms) | closed loop (req/s) | gateway CPU per request (µs) | Redis CPU per request (µs) | decided without Redis |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
+for round in $(seq "$rounds"); do
+  for mode in local shared; do
+    taskset -c 0 "$tmp/hangar" gateway run --config "$tmp/$mode.yaml" 2> "$tmp/gateway-$mode.log" &
+    gateway_pid=$!
+    for _ in $(seq 100); do grep -q "serving the inference API" "$tmp/gateway-$mode.log" && break; sleep 0.1; done
+    open=$(load rate --rate "$rate" --duration "$duration" --warmup 2)
+    g0=$(cpu_ticks "$gateway_pid") r0=$(cpu_ticks "$redis_pid")
+    closed=$(load max --connections 64 --duration 6 --warmup 0)
+    g1=$(cpu_ticks "$gateway_pid") r1=$(cpu_ticks "$redis_pid")
+    fallbacks=$(curl -s "http://127.0.0.1:$admin/metrics" | awk '/^hangar_gateway_shared_limits_fallbacks_total/ {n += $2} END {print n + 0}')
+    kill "$gateway_pid"
+    wait "$gateway_pid" 2>/dev/null || true
+    python3 - "$round" "$mode" "$open" "$closed" $((g1 - g0)) $((r1 - r0)) "$fallbacks" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+round_, mode, open_, closed, gateway, redis, fallbacks, hz = sys.argv[1:]
+o, c = json.loads(open_), json.loads(closed)
+per = 1e6 / int(hz) / max(c["ok"], 1)
+print(f"| {round_} | {mode} | {o['p50_ms']:.3f} | {o['p99_ms']:.3f} | {o['p999_ms']:.3f} | "
+      f"{c['rate']:.0f} | {int(gateway) * per:.1f} | {int(redis) * per:.1f} | {fallbacks} |")
+PY
+  done
+done
