@@ -1,7 +1,7 @@
 //! EXP: who can reach a model server, through what, and what they can do once there.
 
 use hangar_core::inventory::{
-    AuthKind, Endpoint, Exposure, ExposureKind, Runtime, serving_runtime_container,
+    AuthKind, Endpoint, Exposure, ExposureKind, Inventory, Runtime, serving_runtime_container,
 };
 use hangar_core::workload::PodTemplate;
 use hangar_core::{KubeObject, Policy, Severity, Snapshot};
@@ -152,7 +152,52 @@ pub(crate) const CHECKS: &[Check] = &[
         run: Run::Endpoint(internal_ports_exposed),
         applies: always,
     },
+    Check {
+        id: "EXP-015",
+        family: Family::Exposure,
+        title: "Hangar gateway replicas each grant a tenant its whole rate limit",
+        severity: Severity::Medium,
+        rationale: "Without `limits.shared` each gateway replica counts a tenant's requests and tokens per minute on its own, so with N replicas a tenant gets up to N times its limits, unevenly (HTTP/2 clients stay on one replica), and more as an autoscaler adds replicas (OWASP LLM10 unbounded consumption).",
+        remediation: "Keep the rates in Redis with `limits.shared` (`url`, and `passwordFile` from a Secret) so every replica counts against one limit per tenant; or run one replica. Dividing each limit by the replica count only holds while the count and the balancing stay fixed.",
+        run: Run::Cluster(rates_per_replica),
+        applies: always,
+    },
 ];
+
+/// EXP-015: once per gateway, at the field that sets its replica count.
+fn rates_per_replica(_: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut findings = Vec::new();
+    let fronts = inventory.endpoints.iter().flat_map(|e| &e.gateways);
+    for front in fronts {
+        let Some(rates) = &front.rates_per_replica else {
+            continue;
+        };
+        if !seen.insert(front.gateway.to_string()) {
+            continue;
+        }
+        let tenants: Vec<String> = rates.tenants.iter().map(|t| format!("`{t}`")).collect();
+        let (whose, who) = match tenants.len() {
+            1 => ("tenant", "it gets its limits"),
+            _ => ("tenants", "each gets its limits"),
+        };
+        let message = format!(
+            "the Hangar gateway `{}` may run {} and keeps the request and token rates of {whose} {} in each replica (no `limits.shared`), so {who} once per replica",
+            front.gateway,
+            rates.replicas,
+            tenants.join(", ")
+        );
+        let field = Some(rates.field.clone());
+        findings.push(Finding::on(
+            "EXP-015",
+            rates.source.clone(),
+            &rates.origin,
+            field,
+            message,
+        ));
+    }
+    findings
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading containers.
@@ -1762,5 +1807,88 @@ spec:
         let headless = service("ClusterIP", "[{port: 29500, targetPort: 29500}]")
             .replace("  type: ClusterIP", "  type: ClusterIP\n  clusterIP: None");
         assert!(run("EXP-014", &format!("{}{headless}", vllm(""))).is_empty());
+    }
+
+    /// vLLM behind a Hangar gateway run as `workload_spec` (a Deployment's spec lines) whose
+    /// configuration adds `config` (YAML lines of gateway.yaml).
+    fn behind_gateway(workload_spec: &str, config: &str) -> String {
+        format!(
+            r#"{}---
+apiVersion: v1
+kind: Service
+metadata: {{name: chat, namespace: ml}}
+spec: {{selector: {{app: chat}}, ports: [{{port: 8000}}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: gateway, namespace: ml}}
+data:
+  gateway.yaml: |
+    models: {{chat: {{versions: [{{name: v1, url: "http://chat:8000", weight: 1}}]}}}}
+{config}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: gateway, namespace: ml}}
+spec:
+{workload_spec}
+  template:
+    metadata: {{labels: {{app: gateway}}}}
+    spec:
+      containers:
+      - {{name: gateway, image: hangar:0.1, args: [gateway, run, --config, /etc/hangar/gateway.yaml],
+         volumeMounts: [{{name: config, mountPath: /etc/hangar}}]}}
+      volumes: [{{name: config, configMap: {{name: gateway}}}}]
+"#,
+            vllm("")
+        )
+    }
+
+    const RATES: &str = "    tenants:\n      a: {models: [chat], requestsPerMinute: 60}\n      b: {models: [chat], tokensPerMinute: 1000}\n      c: {models: [chat]}";
+
+    #[test]
+    fn gateway_replicas_that_each_count_the_rates_are_found_where_the_count_is_set() {
+        let findings = run("EXP-015", &behind_gateway("  replicas: 3", RATES));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        let finding = &findings[0];
+        assert_eq!(finding.object.to_string(), "Deployment/ml/gateway");
+        assert_eq!(finding.field.as_deref(), Some("spec.replicas"));
+        assert!(
+            finding.message.contains("may run 3 replicas")
+                && finding.message.contains("tenants `a`, `b` in each replica"),
+            "{}",
+            finding.message
+        );
+
+        // An autoscaler that may add replicas says it, even over one replica set by hand.
+        let hpa = "---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: gateway, namespace: ml}\nspec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: gateway}, minReplicas: 2, maxReplicas: 6}\n";
+        let scaled = format!("{}{hpa}", behind_gateway("  replicas: 1", RATES));
+        let findings = run("EXP-015", &scaled);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(
+            findings[0].object.to_string(),
+            "HorizontalPodAutoscaler/ml/gateway"
+        );
+        assert_eq!(findings[0].field.as_deref(), Some("spec.maxReplicas"));
+        assert!(
+            findings[0].message.contains("up to 6 replicas"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn one_replica_shared_rates_or_no_rates_are_not_findings() {
+        let shared = format!("{RATES}\n    limits: {{shared: {{url: \"redis://redis:6379\"}}}}");
+        let no_rates = "    tenants:\n      c: {models: [chat], maxConcurrent: 4}";
+        for (spec, config) in [
+            ("  replicas: 1", RATES),
+            ("  selector: {matchLabels: {app: gateway}}", RATES),
+            ("  replicas: 3", shared.as_str()),
+            ("  replicas: 3", no_rates),
+        ] {
+            let findings = run("EXP-015", &behind_gateway(spec, config));
+            assert!(findings.is_empty(), "{spec} {config}: {findings:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use serde::Serialize;
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 use super::model::{argv, flag_value};
 use super::{Auth, AuthKind, Endpoint, Exposure};
-use crate::object::ObjectRef;
+use crate::object::{ObjectRef, Origin};
 use crate::selector::selects;
 use crate::snapshot::{KubeObject, Located, Snapshot};
 use crate::workload::{PodTemplate, Workload};
@@ -37,6 +38,26 @@ pub struct GatewayFront {
     /// admits only the gateway's pods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bypass: Option<String>,
+    /// The gateway runs as several replicas and counts its tenants' rates in each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rates_per_replica: Option<RatesPerReplica>,
+}
+
+/// A gateway that may run as several replicas while its tenants' request and token rates are
+/// counted in each replica (no `limits.shared`), so a tenant gets its rates from every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RatesPerReplica {
+    /// How many replicas there may be, and what says so.
+    pub replicas: String,
+    /// Where: the workload's field, or the HorizontalPodAutoscaler that scales it.
+    pub source: ObjectRef,
+    /// Where `source` was read.
+    #[serde(skip)]
+    pub origin: Origin,
+    /// The field of `source` that sets the count.
+    pub field: String,
+    /// The tenants with `requestsPerMinute` or `tokensPerMinute`.
+    pub tenants: Vec<String>,
 }
 
 impl GatewayFront {
@@ -61,6 +82,7 @@ pub(super) struct HangarGateway {
     /// (namespace, Service name) → the public models routed there.
     routes: BTreeMap<(String, String), Vec<String>>,
     audit_retention_days: Option<u32>,
+    rates_per_replica: Option<RatesPerReplica>,
 }
 
 /// Every workload in the snapshot that runs the gateway: those whose configuration Hangar can
@@ -106,10 +128,114 @@ pub(super) fn find(
                     .pointer("/audit/retentionDays")
                     .and_then(Value::as_u64)
                     .and_then(|days| u32::try_from(days).ok()),
+                rates_per_replica: rates_per_replica(snapshot, template, &config),
             });
         }
     }
     (gateways, not_read)
+}
+
+/// When `config` keeps tenants' rates per replica and `workload` may run more than one.
+fn rates_per_replica(
+    snapshot: &Snapshot,
+    workload: &PodTemplate,
+    config: &Value,
+) -> Option<RatesPerReplica> {
+    if config
+        .pointer("/limits/shared")
+        .is_some_and(|s| !s.is_null())
+    {
+        return None;
+    }
+    let tenants: Vec<String> = config
+        .get("tenants")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, t)| {
+            ["requestsPerMinute", "tokensPerMinute"]
+                .iter()
+                .any(|rate| t.get(rate).is_some_and(|v| !v.is_null()))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if tenants.is_empty() {
+        return None;
+    }
+    let (replicas, source, origin, field) = replicas(snapshot, workload)?;
+    Some(RatesPerReplica {
+        replicas,
+        source,
+        origin,
+        field,
+        tenants,
+    })
+}
+
+/// How many replicas `workload` may run, what says so and in which field, when more than one:
+/// its own count, or the largest a HorizontalPodAutoscaler that scales it may set.
+fn replicas(
+    snapshot: &Snapshot,
+    template: &PodTemplate,
+) -> Option<(String, ObjectRef, Origin, String)> {
+    let workload = &template.owner;
+    let (namespace, name) = (workload.namespace.as_str(), workload.name.as_str());
+    let autoscaler = snapshot
+        .others
+        .iter()
+        .filter(|o| o.object.kind == "HorizontalPodAutoscaler" && o.object.namespace() == namespace)
+        .find(|o| {
+            o.object.str_at("spec.scaleTargetRef.kind") == Some(workload.kind.as_str())
+                && o.object.str_at("spec.scaleTargetRef.name") == Some(name)
+        });
+    if let Some(hpa) = autoscaler {
+        let most = hpa.object.get("spec.maxReplicas").and_then(Value::as_u64)?;
+        return (most > 1).then(|| {
+            let source = hpa.object_ref();
+            let says = format!("up to {most} replicas (`{source}` maxReplicas)");
+            let origin = hpa.origin.clone();
+            (says, source, origin, "spec.maxReplicas".to_owned())
+        });
+    }
+    let count = match workload.kind.as_str() {
+        "Deployment" => {
+            snapshot
+                .find::<Deployment>(namespace, name)?
+                .object
+                .spec
+                .as_ref()?
+                .replicas
+        }
+        "StatefulSet" => {
+            snapshot
+                .find::<StatefulSet>(namespace, name)?
+                .object
+                .spec
+                .as_ref()?
+                .replicas
+        }
+        "ReplicaSet" => {
+            snapshot
+                .find::<ReplicaSet>(namespace, name)?
+                .object
+                .spec
+                .as_ref()?
+                .replicas
+        }
+        "DaemonSet" => {
+            let says = "a replica on every node it runs on (a DaemonSet)".to_owned();
+            let origin = template.origin.clone();
+            return Some((says, workload.clone(), origin, "spec".to_owned()));
+        }
+        _ => return None,
+    };
+    // Kubernetes runs one when `replicas` is not set.
+    let count = count.unwrap_or(1);
+    (count > 1).then(|| {
+        let says = format!("{count} replicas (`spec.replicas`)");
+        let origin = template.origin.clone();
+        (says, workload.clone(), origin, "spec.replicas".to_owned())
+    })
 }
 
 /// `hangar gateway run`, from a `hangar` binary or an image named for Hangar.
@@ -253,6 +379,7 @@ pub(super) fn fronts(
                 models: models.clone(),
                 audit_retention_days: gateway.audit_retention_days,
                 bypass: None,
+                rates_per_replica: gateway.rates_per_replica.clone(),
             });
             if !routing.iter().any(|(g, _)| std::ptr::eq(*g, gateway)) {
                 routing.push((gateway, namespace_labels(&gateway.workload.namespace)));
