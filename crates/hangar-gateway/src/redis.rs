@@ -271,7 +271,9 @@ async fn drive(target: Target, mut commands: mpsc::UnboundedReceiver<Pending>) {
                     break RedisError::Io(e);
                 }
             }
-            read = reader.read_buf(&mut buffer), if !waiting.is_empty() => {
+            // Read even with nothing waiting, so that a connection the server closed while idle
+            // (its `timeout`, a load balancer's) is noticed now, not by the next command.
+            read = reader.read_buf(&mut buffer) => {
                 match read {
                     Ok(0) => break RedisError::Io(std::io::ErrorKind::UnexpectedEof.into()),
                     Err(e) => break RedisError::Io(e),

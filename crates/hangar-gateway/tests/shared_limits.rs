@@ -396,3 +396,21 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
         .unwrap();
     assert!((119_000..=120_000).contains(&ttl), "{ttl}");
 }
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
+    // Redis closes connections idle for a second.
+    let redis = Redis::start(free_port(), &["--timeout", "1"]);
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap());
+    let one = Script::new("return 1");
+    assert_eq!(
+        client.eval(&one, &[], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The closed connection was noticed while idle: this command goes out on a new one.
+    assert_eq!(
+        client.eval(&one, &[], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+}
