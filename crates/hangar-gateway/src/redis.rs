@@ -57,14 +57,15 @@ impl Target {
             }
             _ => return Err(format!("`{shown}` is not a `redis://host:port` URL")),
         };
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (username, host) = match authority.rsplit_once('@') {
+        // The last `@` ends the user part even past a `/`: a password may hold one.
+        let (username, rest) = match rest.rsplit_once('@') {
             Some((user, _)) if user.contains(':') => {
                 return Err("put the password in `passwordFile`, not in the URL".to_owned());
             }
-            Some((user, host)) => (Some(user.to_owned()).filter(|u| !u.is_empty()), host),
-            None => (None, authority),
+            Some((user, rest)) => (Some(user.to_owned()).filter(|u| !u.is_empty()), rest),
+            None => (None, rest),
         };
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         if host.is_empty() {
             return Err(format!("`{shown}` names no host"));
         }
@@ -95,11 +96,10 @@ impl Target {
 /// `url` with what comes before an `@` in its host part left out, to name it in a message.
 fn without_credentials(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
+    match rest.rsplit_once('@') {
+        Some((_, host)) => {
             let separator = if scheme.is_empty() { "" } else { "://" };
-            format!("{scheme}{separator}…@{}", &rest[at + 1..])
+            format!("{scheme}{separator}…@{host}")
         }
         None => url.to_owned(),
     }
@@ -150,7 +150,8 @@ pub enum RedisError {
 }
 
 /// A client for one server: one connection, on which commands from every caller are pipelined
-/// (those that arrive together leave in one write, and their replies come back in one read).
+/// (those that arrive together leave in one write, and their replies are read together as they
+/// come).
 #[derive(Debug)]
 pub struct Client {
     target: Target,
@@ -263,12 +264,18 @@ async fn drive(target: Target, mut commands: mpsc::UnboundedReceiver<Pending>) {
                 let Some(first) = pending else { return };
                 out.clear();
                 let now = Instant::now();
-                for pending in std::iter::once(first).chain(std::iter::from_fn(|| commands.try_recv().ok())) {
+                let queued = std::iter::once(first).chain(std::iter::from_fn(|| commands.try_recv().ok()));
+                // A caller that gave up before its command left (its timeout, while connecting)
+                // is not charged for it.
+                for pending in queued.filter(|p| !p.reply.is_closed()) {
                     out.extend_from_slice(&pending.command);
                     waiting.push_back((now, pending.reply));
                 }
-                if let Err(e) = writer.write_all(&out).await {
-                    break RedisError::Io(e);
+                // A server that stopped reading is as dead as one that stopped answering.
+                match tokio::time::timeout(STALLED, writer.write_all(&out)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break RedisError::Io(e),
+                    Err(_) => break RedisError::Io(std::io::ErrorKind::TimedOut.into()),
                 }
             }
             // Read even with nothing waiting, so that a connection the server closed while idle
@@ -447,6 +454,11 @@ fn parse(buffer: &[u8], depth: usize) -> Result<Parsed, RedisError> {
             if buffer.len() < after + length + 2 {
                 return Ok(None);
             }
+            if &buffer[after + length..after + length + 2] != b"\r\n" {
+                return Err(RedisError::Protocol(
+                    "a string longer than it said".to_owned(),
+                ));
+            }
             let value = buffer[after..after + length].to_vec();
             return Ok(Some((Ok(Reply::Bulk(Some(value))), after + length + 2)));
         }
@@ -508,6 +520,8 @@ mod tests {
             ("redis://host/zero", "not a database"),
             ("http://user:secret@host", "`http://…@host` is not"),
             ("user:secret@host", "`…@host` is not"),
+            ("redis://:ab/secret@host", "passwordFile"),
+            ("http://:12/secret@host", "`http://…@host` is not"),
         ] {
             let error = Target::parse(url, None).unwrap_err();
             assert!(error.contains(says), "{url}: {error}");
@@ -553,6 +567,7 @@ mod tests {
             b"\r\n",
             b"*1\r\n-ERR inside\r\n",
             b"$99999999999999999999\r\n",
+            b"$1\r\nab\r\n",
         ] {
             assert!(parse(bytes, 0).is_err(), "{bytes:?}");
         }
