@@ -338,6 +338,16 @@ pub enum SharedUnavailable {
     Refuse,
 }
 
+impl SharedUnavailable {
+    /// The name the configuration uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedUnavailable::Local => "local",
+            SharedUnavailable::Refuse => "refuse",
+        }
+    }
+}
+
 impl Default for GlobalLimits {
     fn default() -> Self {
         GlobalLimits {
@@ -685,6 +695,9 @@ fn default_request_read() -> Seconds {
 fn default_max_connections() -> u32 {
     10_000
 }
+/// The longest `limits.shared.timeout`: below the Redis client's own stall limit (2 s).
+const MAX_SHARED_TIMEOUT: Duration = Duration::from_secs(1);
+
 fn default_shared_prefix() -> String {
     "hangar".to_owned()
 }
@@ -813,6 +826,15 @@ impl GatewayConfig {
                     "tenants.{name}.endpoints: empty, so the tenant can call nothing (leave it out for all)"
                 ));
             }
+            let rates = [
+                ("requestsPerMinute", tenant.requests_per_minute),
+                ("tokensPerMinute", tenant.tokens_per_minute),
+            ];
+            for (field, _) in rates.iter().filter(|(_, rate)| *rate == Some(0)) {
+                problems.push(format!(
+                    "tenants.{name}.{field}: must be more than 0 (to stop a tenant, revoke its keys or remove it)"
+                ));
+            }
             for canary in &tenant.canaries {
                 if canary.trim().len() < 8 {
                     problems.push(format!(
@@ -927,9 +949,21 @@ impl GatewayConfig {
         }
         if let Some(shared) = &self.limits.shared {
             times.push(("limits.shared.timeout".to_owned(), shared.timeout));
+            if shared.timeout.get() > MAX_SHARED_TIMEOUT {
+                problems.push(format!(
+                    "limits.shared.timeout: at most {} (a request should not wait longer for its limits)",
+                    Seconds(MAX_SHARED_TIMEOUT)
+                ));
+            }
             // The password is not known here; the URL's form is.
-            if let Err(e) = crate::redis::Target::parse(&shared.url, None) {
-                problems.push(format!("limits.shared.url: {e}"));
+            match crate::redis::Target::parse(&shared.url, None) {
+                Err(e) => problems.push(format!("limits.shared.url: {e}")),
+                Ok(target) if target.username.is_some() && shared.password_file.is_none() => {
+                    problems.push(
+                        "limits.shared.url: names a user but `passwordFile` is not set".to_owned(),
+                    );
+                }
+                Ok(_) => {}
             }
         }
         for (field, time) in times {
@@ -1100,6 +1134,27 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
         );
         let fine = with_tenant("    models: [llama]\nlimits:\n  shared: {url: redis://redis}");
         assert!(fine.is_ok(), "{fine:?}");
+        let problems = with_tenant(
+            "    models: [llama]\nlimits:\n  shared: {url: \"redis://gw@redis\", timeout: 2s}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "limits.shared.timeout: at most 1s (a request should not wait longer for its limits)",
+                "limits.shared.url: names a user but `passwordFile` is not set",
+            ]
+        );
+    }
+
+    #[test]
+    fn rates_of_zero_are_refused() {
+        let problems =
+            with_tenant("    models: [llama]\n    requestsPerMinute: 0\n    tokensPerMinute: 0")
+                .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("tenants.t.requestsPerMinute: must be more than 0"));
+        assert!(problems[1].starts_with("tenants.t.tokensPerMinute: must be more than 0"));
     }
 
     #[test]

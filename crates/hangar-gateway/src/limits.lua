@@ -8,6 +8,8 @@
 --   give: ARGV = {'give', tokens per minute, tokens}. Gives tokens back, or charges them when
 --         negative; the level stays within a minute's worth either way.
 -- The clock is the server's, so replicas whose clocks disagree still share one bucket.
+-- Redis before 5 replicates scripts whole, which TIME forbids; later ones replicate effects.
+redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local saved = {}
@@ -15,8 +17,9 @@ for number in string.gmatch(redis.call('GET', KEYS[1]) or '', '%S+') do
   saved[#saved + 1] = tonumber(number)
 end
 
--- Bucket i's level now at `per_minute`: none without a rate, full when new, cut down to a new
--- size, else refilled since the last use.
+-- Bucket i's level now at `per_minute`: none without a rate, full when new, else refilled at
+-- the rate it had since its last use and held to its size now (replicas reloaded one after the
+-- other may still disagree on the rate).
 local function level(i, per_minute)
   local value, size, updated = saved[i], saved[i + 2], saved[5]
   if per_minute == 0 then
@@ -25,10 +28,7 @@ local function level(i, per_minute)
   if value == nil or size == nil or updated == nil or size == 0 then
     return per_minute
   end
-  if size ~= per_minute then
-    return math.min(value, per_minute)
-  end
-  return math.min(value + math.max(now - updated, 0) * per_minute / 60000, per_minute)
+  return math.min(value + math.max(now - updated, 0) * size / 60000, per_minute)
 end
 
 -- A full bucket is the same as none, so the key lives only while one could be below full: two

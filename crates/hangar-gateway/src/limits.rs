@@ -58,11 +58,13 @@ impl Bucket {
     fn refill(&mut self, per_minute: u64, now: Instant) {
         let per_minute = per_minute as f64;
         match self.updated {
-            // A new bucket, or a limit just changed by a reload: start full at the new size.
+            // A new bucket starts full.
             None => self.level = per_minute,
-            Some(_) if per_minute != self.per_minute => self.level = self.level.min(per_minute),
+            // Refilled at the rate it had since its last use, then held to its size now (a
+            // reload may have changed the limit).
             Some(then) => {
-                let gained = now.saturating_duration_since(then).as_secs_f64() * per_minute / 60.0;
+                let elapsed = now.saturating_duration_since(then).as_secs_f64();
+                let gained = elapsed * self.per_minute / 60.0;
                 self.level = (self.level + gained).min(per_minute);
             }
         }
@@ -190,8 +192,9 @@ impl Limiter {
         if limits.requests_per_minute.is_none() && limits.tokens_per_minute.is_none() {
             return Ok(admission);
         }
-        // Until tokens are taken there is nothing to give back, should the client leave while
-        // Redis is asked.
+        // Nothing is given back until Redis says it took the tokens: a client that leaves while
+        // Redis is asked (or a call that times out after Redis ran it) may leave them charged,
+        // never given twice.
         admission.settled = true;
         let refused = match shared.take(tenant, limits, tokens).await {
             Ok(None) => {
@@ -207,7 +210,7 @@ impl Limiter {
             },
             Err(Unavailable) => match shared.config.on_unavailable {
                 SharedUnavailable::Local => {
-                    fallbacks.add(&["local"], 1);
+                    fallbacks.add(&[SharedUnavailable::Local.as_str()], 1);
                     let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
                     let state = tenants.entry(Arc::clone(tenant)).or_default();
                     match take_buckets(state, limits, tokens, Instant::now()) {
@@ -219,7 +222,7 @@ impl Limiter {
                     }
                 }
                 SharedUnavailable::Refuse => {
-                    fallbacks.add(&["refuse"], 1);
+                    fallbacks.add(&[SharedUnavailable::Refuse.as_str()], 1);
                     Refusal::unavailable(
                         "limits_unavailable",
                         "the gateway cannot reach its shared rate limits; try again shortly",
@@ -431,12 +434,15 @@ impl SharedLimits {
         self.config == other.config && self.client.target() == other.client.target()
     }
 
-    /// Asks Redis for nothing but an answer to a script (so the login, the database and the
-    /// user's permission to run scripts are all checked), and says how long it took.
+    /// Runs the limits' script once, as requests will (so the login, the database, the user's
+    /// permissions and a writable server are all checked), and says how long it took.
     pub async fn reach(&self) -> Result<Duration, String> {
-        static NOTHING: LazyLock<Script> = LazyLock::new(|| Script::new("return 1"));
         let started = Instant::now();
-        let asked = self.client.eval(&NOTHING, &[], &[]);
+        // The limits' own script on a key of its own (gone two minutes later): the commands it
+        // runs, the key pattern and a writable server are what the user needs.
+        let key = format!("{}:check", self.config.prefix);
+        let keys = [key.as_str()];
+        let asked = self.client.eval(&SHARED_SCRIPT, &keys, &["give", "1", "0"]);
         match tokio::time::timeout(Duration::from_secs(5), asked).await {
             Ok(Ok(_)) => Ok(started.elapsed()),
             Ok(Err(e)) => Err(e.to_string()),
@@ -472,7 +478,7 @@ impl SharedLimits {
                     } else {
                         Rate::Tokens
                     };
-                    let wait = Duration::from_millis(wait.clamp(&0, &3_600_000).unsigned_abs());
+                    let wait = Duration::from_millis((*wait).clamp(0, 3_600_000).unsigned_abs());
                     Some(Some((rate, wait)))
                 }
                 _ => None,
@@ -490,35 +496,54 @@ impl SharedLimits {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let first = {
-            let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
-            let first = owed.is_empty();
-            let entry = owed
-                .entry(Arc::clone(tenant))
-                .or_insert((tokens_per_minute, 0.0));
-            // A reload may have changed the rate; the latest is the one in force.
-            *entry = (tokens_per_minute, entry.1 + amount);
-            first
-        };
         // The first debt since the last sending schedules the next.
-        if first {
-            let shared = Arc::clone(self);
-            runtime.spawn(async move {
-                tokio::time::sleep(GIVE_BACK_EVERY).await;
-                shared.send_owed().await;
-            });
+        if self.owe(tenant, tokens_per_minute, amount) {
+            self.send_owed_after(&runtime, GIVE_BACK_EVERY);
         }
     }
 
-    async fn send_owed(&self) {
+    /// Adds to what `tenant` is owed; true when nothing else was owed (no sending is scheduled).
+    fn owe(&self, tenant: &Arc<str>, tokens_per_minute: u64, amount: f64) -> bool {
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        let first = owed.is_empty();
+        let entry = owed
+            .entry(Arc::clone(tenant))
+            .or_insert((tokens_per_minute, 0.0));
+        // A reload may have changed the rate; the latest is the one in force.
+        *entry = (tokens_per_minute, entry.1 + amount);
+        first
+    }
+
+    fn send_owed_after(self: &Arc<Self>, runtime: &tokio::runtime::Handle, wait: Duration) {
+        let shared = Arc::clone(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(wait).await;
+            shared.send_owed().await;
+        });
+    }
+
+    /// Sends what each tenant is owed. What Redis does not take is kept and tried again after
+    /// [`SHARED_REST`], so one failure loses no tenant's tokens.
+    async fn send_owed(self: Arc<Self>) {
         let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
-        for (tenant, (per_minute, amount)) in owed {
-            let per_minute = per_minute.to_string();
-            let amount = amount.to_string();
-            let give = ["give", per_minute.as_str(), amount.as_str()];
-            if self.call(&self.key(&tenant), &give).await.is_err() {
-                return;
+        let mut owed = owed.into_iter();
+        while let Some((tenant, (per_minute, amount))) = owed.next() {
+            let rate = per_minute.to_string();
+            let tokens = amount.to_string();
+            let give = ["give", rate.as_str(), tokens.as_str()];
+            if self.call(&self.key(&tenant), &give).await.is_ok() {
+                continue;
             }
+            let mut unscheduled = false;
+            for (tenant, (per_minute, amount)) in
+                std::iter::once((tenant, (per_minute, amount))).chain(owed)
+            {
+                unscheduled |= self.owe(&tenant, per_minute, amount);
+            }
+            if unscheduled && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                self.send_owed_after(&runtime, SHARED_REST);
+            }
+            return;
         }
     }
 
@@ -651,6 +676,36 @@ mod tests {
         let mut first = limiter.admit(&tenant(), limits, 100, 100, now).unwrap();
         first.settle(1000);
         assert!(limiter.admit(&tenant(), limits, 100, 1, now).is_err());
+    }
+
+    #[test]
+    fn a_changed_limit_keeps_what_the_old_one_refilled_and_holds_to_the_new_size() {
+        let limiter = Arc::new(Limiter::default());
+        let at = |per_minute| TenantLimits {
+            requests_per_minute: Some(per_minute),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        for _ in 0..60 {
+            drop(limiter.admit(&tenant(), at(60), 100, 0, start).unwrap());
+        }
+        assert!(limiter.admit(&tenant(), at(60), 100, 0, start).is_err());
+        // Ten minutes idle, then the limit is raised: the bucket is full at its new size…
+        let later = start + Duration::from_secs(600);
+        for _ in 0..120 {
+            drop(limiter.admit(&tenant(), at(120), 100, 0, later).unwrap());
+        }
+        assert!(limiter.admit(&tenant(), at(120), 100, 0, later).is_err());
+        // …and a limit that flips between two values (replicas reloaded one after the other)
+        // still refills, each second at the rate it had: two requests back after the second at
+        // 120 (one spent, one left), one more after the second at 60.
+        let flip = later + Duration::from_secs(1);
+        assert!(limiter.admit(&tenant(), at(60), 100, 0, flip).is_ok());
+        let flop = flip + Duration::from_secs(1);
+        for _ in 0..2 {
+            assert!(limiter.admit(&tenant(), at(120), 100, 0, flop).is_ok());
+        }
+        assert!(limiter.admit(&tenant(), at(120), 100, 0, flop).is_err());
     }
 
     #[test]

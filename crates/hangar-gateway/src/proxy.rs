@@ -452,17 +452,16 @@ async fn serve(
         Some(shared) => {
             let fallbacks = &gateway.metrics.shared_limits_fallbacks;
             let limiter = &gateway.limiter;
-            let limits = tenant.limits;
             let reserved = facts.reservation();
-            (limiter.admit_shared(
+            let admitted = limiter.admit_shared(
                 shared,
                 &tenant.name,
-                limits,
+                tenant.limits,
                 max_concurrent,
                 reserved,
                 fallbacks,
-            ))
-            .await?
+            );
+            admitted.await?
         }
     };
 

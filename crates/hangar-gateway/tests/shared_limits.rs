@@ -77,15 +77,15 @@ async fn upstream() -> FakeOpenAiServer {
         .unwrap()
 }
 
-/// A gateway with tenants `team` (limited by `team_limits`) and `free` (no rate limit), its
-/// limits shared through `shared` (the YAML under `limits.shared`).
+/// A gateway with tenants `team` and `other` (each limited by `team_limits`) and `free` (no
+/// rate limit), its limits shared through `shared` (the YAML under `limits.shared`).
 async fn replica(upstream: &FakeOpenAiServer, team_limits: &str, shared: &str) -> TestGateway {
     let tenants = format!(
-        "team:\n  models: [llama]\n  maxTokens: 100\n{team_limits}free:\n  models: [llama]\n"
+        "team:\n  models: [llama]\n  maxTokens: 100\n{team_limits}other:\n  models: [llama]\n  maxTokens: 100\n{team_limits}free:\n  models: [llama]\n"
     );
     let extra = format!("limits:\n  shared:\n{shared}");
     let setup = Setup {
-        keys: &[("team-1", "team"), ("free-1", "free")],
+        keys: &[("team-1", "team"), ("other-1", "other"), ("free-1", "free")],
         tenants: &tenants,
         models: MODELS,
         extra: &extra,
@@ -126,8 +126,10 @@ async fn two_replicas_count_against_one_limit_per_tenant() {
             "one request comes back every 15 s: {wait}"
         );
     }
-    // Another tenant's bucket is its own.
-    assert_eq!(ask(&a, "free-1").await.status, StatusCode::OK);
+    // Another tenant's buckets, with the same limits, are its own.
+    for gateway in [&a, &b] {
+        assert_eq!(ask(gateway, "other-1").await.status, StatusCode::OK);
+    }
     assert!(
         !a.metrics()
             .await

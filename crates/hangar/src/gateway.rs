@@ -247,9 +247,7 @@ fn check(path: &Path) -> Result<ExitCode> {
             Ok(took) => format!("answered in {:.1} ms", took.as_secs_f64() * 1000.0),
             Err(why) => format!(
                 "NOT REACHED from here ({why}); without it requests are decided by onUnavailable: {}",
-                serde_json::to_value(config.on_unavailable)?
-                    .as_str()
-                    .unwrap_or_default()
+                config.on_unavailable.as_str()
             ),
         };
         outln!(

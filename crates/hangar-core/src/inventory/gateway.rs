@@ -225,7 +225,7 @@ fn replicas(
         "DaemonSet" => {
             let says = "a replica on every node it runs on (a DaemonSet)".to_owned();
             let origin = template.origin.clone();
-            return Some((says, workload.clone(), origin, "spec".to_owned()));
+            return Some((says, workload.clone(), origin, "kind".to_owned()));
         }
         _ => return None,
     };
