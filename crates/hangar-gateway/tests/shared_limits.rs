@@ -268,29 +268,21 @@ async fn the_password_comes_from_its_file() {
     let redis = Redis::start(free_port(), &["--requirepass", "s3cret-for-test"]);
     let upstream = upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good");
-    std::fs::write(&good, "s3cret-for-test\n").unwrap();
-    let shared = format!(
-        "    url: {}\n    passwordFile: {}\n    onUnavailable: refuse\n",
-        redis.url(),
-        good.display()
-    );
-    let a = replica(&upstream, "  requestsPerMinute: 5\n", &shared).await;
-    let answer = ask(&a, "team-1").await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-
-    let wrong = dir.path().join("wrong");
-    std::fs::write(&wrong, "guess").unwrap();
-    let shared = format!(
-        "    url: {}\n    passwordFile: {}\n    onUnavailable: refuse\n",
-        redis.url(),
-        wrong.display()
-    );
-    let b = replica(&upstream, "  requestsPerMinute: 5\n", &shared).await;
-    assert_eq!(
-        ask(&b, "team-1").await.status,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    let file = dir.path().join("password");
+    for (password, expected) in [
+        ("s3cret-for-test\n", StatusCode::OK),
+        ("guess", StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        std::fs::write(&file, password).unwrap();
+        let shared = format!(
+            "    url: {}\n    passwordFile: {}\n    onUnavailable: refuse\n",
+            redis.url(),
+            file.display()
+        );
+        let gateway = replica(&upstream, "  requestsPerMinute: 5\n", &shared).await;
+        let answer = ask(&gateway, "team-1").await;
+        assert_eq!(answer.status, expected, "{password:?}: {}", answer.text());
+    }
 }
 
 #[tokio::test]

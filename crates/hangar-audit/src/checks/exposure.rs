@@ -1238,7 +1238,7 @@ fn internal_ports_exposed(snapshot: &Snapshot, endpoint: &Endpoint, _: &Policy) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::testing::{run, vllm};
+    use crate::checks::testing::{hangar_gateway, run, vllm};
 
     /// A Service named `chat` in `ml` selecting the `vllm()` pods.
     fn service(kind: &str, ports: &str) -> String {
@@ -1809,39 +1809,10 @@ spec:
         assert!(run("EXP-014", &format!("{}{headless}", vllm(""))).is_empty());
     }
 
-    /// vLLM behind a Hangar gateway run as `workload_spec` (a Deployment's spec lines) whose
-    /// configuration adds `config` (YAML lines of gateway.yaml).
+    /// vLLM behind a Hangar gateway run as `workload_spec` (lines of its Deployment's spec)
+    /// whose configuration adds `config` (lines of gateway.yaml).
     fn behind_gateway(workload_spec: &str, config: &str) -> String {
-        format!(
-            r#"{}---
-apiVersion: v1
-kind: Service
-metadata: {{name: chat, namespace: ml}}
-spec: {{selector: {{app: chat}}, ports: [{{port: 8000}}]}}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: gateway, namespace: ml}}
-data:
-  gateway.yaml: |
-    models: {{chat: {{versions: [{{name: v1, url: "http://chat:8000", weight: 1}}]}}}}
-{config}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: gateway, namespace: ml}}
-spec:
-{workload_spec}
-  template:
-    metadata: {{labels: {{app: gateway}}}}
-    spec:
-      containers:
-      - {{name: gateway, image: hangar:0.1, args: [gateway, run, --config, /etc/hangar/gateway.yaml],
-         volumeMounts: [{{name: config, mountPath: /etc/hangar}}]}}
-      volumes: [{{name: config, configMap: {{name: gateway}}}}]
-"#,
-            vllm("")
-        )
+        format!("{}{}", vllm(""), hangar_gateway(config, workload_spec))
     }
 
     const RATES: &str = "    tenants:\n      a: {models: [chat], requestsPerMinute: 60}\n      b: {models: [chat], tokensPerMinute: 1000}\n      c: {models: [chat]}";

@@ -333,7 +333,7 @@ mod tests {
     use hangar_core::DataScope;
 
     use super::*;
-    use crate::checks::testing::{run, run_with, vllm};
+    use crate::checks::testing::{hangar_gateway, run, run_with, vllm};
 
     /// The vLLM fixture with labels and annotations on the Deployment.
     fn endpoint(meta: &str, extra: &str) -> String {
@@ -355,33 +355,9 @@ mod tests {
     /// A Service for the fixture's pods, a Hangar gateway routing to it that keeps its audit
     /// records `days`, and a NetworkPolicy that admits only the gateway.
     fn behind_gateway(days: u32) -> String {
+        let config = format!("    audit: {{dir: /audit, retentionDays: {days}}}");
         format!(
-            r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: chat, namespace: ml}}
-spec: {{selector: {{app: chat}}, ports: [{{port: 8000}}]}}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: gateway, namespace: ml}}
-data:
-  gateway.yaml: |
-    models: {{chat: {{versions: [{{name: v1, url: "http://chat:8000", weight: 1}}]}}}}
-    audit: {{dir: /audit, retentionDays: {days}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: gateway, namespace: ml}}
-spec:
-  template:
-    metadata: {{labels: {{app: gateway}}}}
-    spec:
-      containers:
-      - {{name: gateway, image: hangar:0.1, args: [gateway, run, --config, /etc/hangar/gateway.yaml],
-         volumeMounts: [{{name: config, mountPath: /etc/hangar}}]}}
-      volumes: [{{name: config, configMap: {{name: gateway}}}}]
----
+            r#"{}---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {{name: only-gateway, namespace: ml}}
@@ -389,7 +365,8 @@ spec:
   podSelector: {{matchLabels: {{app: chat}}}}
   policyTypes: [Ingress]
   ingress: [{{from: [{{podSelector: {{matchLabels: {{app: gateway}}}}}}]}}]
-"#
+"#,
+            hangar_gateway(&config, "")
         )
     }
 

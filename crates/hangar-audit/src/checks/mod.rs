@@ -93,4 +93,40 @@ spec:
 "#
         )
     }
+
+    /// What [`vllm`]'s pods need to sit behind a Hangar gateway: a Service `chat` for them and a
+    /// gateway Deployment `gateway` (pod label `app: gateway`) whose configuration routes to it.
+    /// `config` adds lines to its gateway.yaml (indent 4 spaces), `spec` to the Deployment's
+    /// spec (indent 2).
+    pub fn hangar_gateway(config: &str, spec: &str) -> String {
+        format!(
+            r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: chat, namespace: ml}}
+spec: {{selector: {{app: chat}}, ports: [{{port: 8000}}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: gateway, namespace: ml}}
+data:
+  gateway.yaml: |
+    models: {{chat: {{versions: [{{name: v1, url: "http://chat:8000", weight: 1}}]}}}}
+{config}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: gateway, namespace: ml}}
+spec:
+{spec}
+  template:
+    metadata: {{labels: {{app: gateway}}}}
+    spec:
+      containers:
+      - {{name: gateway, image: hangar:0.1, args: [gateway, run, --config, /etc/hangar/gateway.yaml],
+         volumeMounts: [{{name: config, mountPath: /etc/hangar}}]}}
+      volumes: [{{name: config, configMap: {{name: gateway}}}}]
+"#
+        )
+    }
 }
