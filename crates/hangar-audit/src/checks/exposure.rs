@@ -1846,6 +1846,19 @@ spec:
             "{}",
             findings[0].message
         );
+
+        // KEDA: its target's kind and its largest count have defaults (Deployment, 100).
+        let keda = "---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: gateway, namespace: ml}\nspec: {scaleTargetRef: {name: gateway}, triggers: []}\n";
+        let scaled = format!("{}{keda}", behind_gateway("  replicas: 1", RATES));
+        let findings = run("EXP-015", &scaled);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].object.to_string(), "ScaledObject/ml/gateway");
+        assert_eq!(findings[0].field.as_deref(), Some("spec.maxReplicaCount"));
+        assert!(
+            findings[0].message.contains("up to 100 replicas"),
+            "{}",
+            findings[0].message
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct GatewayFront {
 pub struct RatesPerReplica {
     /// How many replicas there may be, and what says so.
     pub replicas: String,
-    /// Where: the workload's field, or the HorizontalPodAutoscaler that scales it.
+    /// Where: the workload, or the autoscaler that scales it.
     pub source: ObjectRef,
     /// Where `source` was read.
     #[serde(skip)]
@@ -173,28 +173,50 @@ fn rates_per_replica(
 }
 
 /// How many replicas `workload` may run, what says so and in which field, when more than one:
-/// its own count, or the largest a HorizontalPodAutoscaler that scales it may set.
+/// its own count, or the largest an autoscaler (HorizontalPodAutoscaler, KEDA) may set.
 fn replicas(
     snapshot: &Snapshot,
     template: &PodTemplate,
 ) -> Option<(String, ObjectRef, Origin, String)> {
     let workload = &template.owner;
     let (namespace, name) = (workload.namespace.as_str(), workload.name.as_str());
-    let autoscaler = snapshot
-        .others
-        .iter()
-        .filter(|o| o.object.kind == "HorizontalPodAutoscaler" && o.object.namespace() == namespace)
-        .find(|o| {
-            o.object.str_at("spec.scaleTargetRef.kind") == Some(workload.kind.as_str())
-                && o.object.str_at("spec.scaleTargetRef.name") == Some(name)
-        });
-    if let Some(hpa) = autoscaler {
-        let most = hpa.object.get("spec.maxReplicas").and_then(Value::as_u64)?;
+    // (kind, its largest count, the count when unset, the target's kind when unset)
+    const AUTOSCALERS: [(&str, &str, Option<u64>, Option<&str>); 2] = [
+        ("HorizontalPodAutoscaler", "spec.maxReplicas", None, None),
+        // KEDA, common for inference scaled on queue length.
+        (
+            "ScaledObject",
+            "spec.maxReplicaCount",
+            Some(100),
+            Some("Deployment"),
+        ),
+    ];
+    for (kind, field, default_most, default_target) in AUTOSCALERS {
+        let scaler = snapshot
+            .others
+            .iter()
+            .filter(|o| o.object.kind == kind && o.object.namespace() == namespace)
+            .find(|o| {
+                let target = o
+                    .object
+                    .str_at("spec.scaleTargetRef.kind")
+                    .or(default_target);
+                target == Some(workload.kind.as_str())
+                    && o.object.str_at("spec.scaleTargetRef.name") == Some(name)
+            });
+        let Some(scaler) = scaler else {
+            continue;
+        };
+        let most = scaler
+            .object
+            .get(field)
+            .and_then(Value::as_u64)
+            .or(default_most)?;
+        let name = field.rsplit('.').next().unwrap_or(field);
         return (most > 1).then(|| {
-            let source = hpa.object_ref();
-            let says = format!("up to {most} replicas (`{source}` maxReplicas)");
-            let origin = hpa.origin.clone();
-            (says, source, origin, "spec.maxReplicas".to_owned())
+            let source = scaler.object_ref();
+            let says = format!("up to {most} replicas (`{source}` {name})");
+            (says, source, scaler.origin.clone(), field.to_owned())
         });
     }
     let count = match workload.kind.as_str() {
