@@ -380,6 +380,8 @@ const SHARED_REST: Duration = Duration::from_secs(1);
 
 /// How long tokens owed back to tenants are gathered before they are sent to Redis.
 const GIVE_BACK_EVERY: Duration = Duration::from_millis(50);
+/// How many times tokens owed back are sent again, a [`SHARED_REST`] apart, when Redis fails.
+const GIVE_BACK_TRIES: u32 = 120;
 
 /// The script behind both operations on the shared buckets.
 static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits.lua")));
@@ -498,7 +500,7 @@ impl SharedLimits {
         };
         // The first debt since the last sending schedules the next.
         if self.owe(tenant, tokens_per_minute, amount) {
-            self.send_owed_after(&runtime, GIVE_BACK_EVERY);
+            self.send_owed_after(&runtime, GIVE_BACK_EVERY, 0);
         }
     }
 
@@ -514,17 +516,23 @@ impl SharedLimits {
         first
     }
 
-    fn send_owed_after(self: &Arc<Self>, runtime: &tokio::runtime::Handle, wait: Duration) {
+    fn send_owed_after(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        wait: Duration,
+        tries: u32,
+    ) {
         let shared = Arc::clone(self);
         runtime.spawn(async move {
             tokio::time::sleep(wait).await;
-            shared.send_owed().await;
+            shared.send_owed(tries).await;
         });
     }
 
     /// Sends what each tenant is owed. What Redis does not take is kept and tried again after
-    /// [`SHARED_REST`], so one failure loses no tenant's tokens.
-    async fn send_owed(self: Arc<Self>) {
+    /// [`SHARED_REST`], for two minutes: by then the buckets are full again, and a replaced
+    /// configuration's Redis is not tried for ever.
+    async fn send_owed(self: Arc<Self>, tries: u32) {
         let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
         let mut owed = owed.into_iter();
         while let Some((tenant, (per_minute, amount))) = owed.next() {
@@ -540,8 +548,14 @@ impl SharedLimits {
             {
                 unscheduled |= self.owe(&tenant, per_minute, amount);
             }
-            if unscheduled && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                self.send_owed_after(&runtime, SHARED_REST);
+            let more = tries < GIVE_BACK_TRIES;
+            if unscheduled
+                && more
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                self.send_owed_after(&runtime, SHARED_REST, tries + 1);
+            } else if unscheduled {
+                self.owed.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
             return;
         }
@@ -706,6 +720,27 @@ mod tests {
             assert!(limiter.admit(&tenant(), at(120), 100, 0, flop).is_ok());
         }
         assert!(limiter.admit(&tenant(), at(120), 100, 0, flop).is_err());
+    }
+
+    #[tokio::test]
+    async fn tokens_redis_did_not_take_back_are_kept_then_given_up() {
+        // Nothing listens on the port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": format!("redis://127.0.0.1:{port}")}))
+                .unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
+        let owed = |shared: &SharedLimits| shared.owed.lock().unwrap().get(&tenant()).copied();
+        assert!(shared.owe(&tenant(), 300, 50.0));
+        assert!(!shared.owe(&tenant(), 300, 30.0));
+        Arc::clone(&shared).send_owed(0).await;
+        assert_eq!(owed(&shared), Some((300, 80.0)), "kept for the next try");
+        Arc::clone(&shared).send_owed(GIVE_BACK_TRIES).await;
+        assert_eq!(owed(&shared), None, "given up after the last try");
     }
 
     #[test]

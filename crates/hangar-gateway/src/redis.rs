@@ -93,7 +93,7 @@ impl Target {
     }
 }
 
-/// `url` with what comes before an `@` in its host part left out, to name it in a message.
+/// `url` with what comes before its last `@` left out, to name it in a message.
 fn without_credentials(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
     match rest.rsplit_once('@') {
