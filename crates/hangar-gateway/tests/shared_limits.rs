@@ -212,7 +212,7 @@ async fn a_redis_that_does_not_answer_costs_one_timeout_then_nothing() {
     // Accepts connections and never replies.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let shared = format!(
-        "    url: redis://{}\n    timeout: 200ms\n",
+        "    url: redis://{}\n    timeout: 1s\n",
         silent.local_addr().unwrap()
     );
     let upstream = upstream().await;
@@ -221,17 +221,18 @@ async fn a_redis_that_does_not_answer_costs_one_timeout_then_nothing() {
     assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
     let first = started.elapsed();
     assert!(
-        first >= Duration::from_millis(200),
+        first >= Duration::from_secs(1),
         "it waited for Redis: {first:?}"
     );
-    assert!(first < Duration::from_secs(2), "{first:?}");
-    // Redis is left alone for a second: the next requests do not wait for it.
+    assert!(first < Duration::from_secs(3), "{first:?}");
+    // Redis is left alone for a second: the next requests do not wait for it (one that did
+    // would take the whole second).
     let started = Instant::now();
     for _ in 0..3 {
         assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
     }
     assert!(
-        started.elapsed() < Duration::from_millis(200),
+        started.elapsed() < Duration::from_millis(900),
         "{:?}",
         started.elapsed()
     );
@@ -323,7 +324,7 @@ async fn a_connection_that_stops_answering_is_replaced() {
     let (_first, _) = silent.accept().await.unwrap();
     // After two seconds without a reply the connection is given up; the next command opens
     // another (a server gone without closing its connections, as after a failover).
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let asked = tokio::time::timeout(Duration::from_millis(100), client.eval(&ping, &[], &[]));
     assert!(asked.await.is_err());
     let second = tokio::time::timeout(Duration::from_secs(1), silent.accept()).await;
@@ -401,7 +402,7 @@ async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
         client.eval(&one, &[], &[]).await.unwrap(),
         Reply::Integer(1)
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     // The closed connection was noticed while idle: this command goes out on a new one.
     assert_eq!(
         client.eval(&one, &[], &[]).await.unwrap(),
