@@ -695,8 +695,9 @@ fn default_request_read() -> Seconds {
 fn default_max_connections() -> u32 {
     10_000
 }
-/// The longest `limits.shared.timeout`: below the Redis client's own stall limit (2 s).
-const MAX_SHARED_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest `limits.shared.timeout`: well below the time the Redis client gives a connection
+/// to answer before it replaces it.
+const MAX_SHARED_TIMEOUT: Duration = Duration::from_secs(crate::redis::STALLED.as_secs() / 2);
 
 fn default_shared_prefix() -> String {
     "hangar".to_owned()

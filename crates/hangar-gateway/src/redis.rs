@@ -117,7 +117,7 @@ impl Script {
     pub fn new(source: &'static str) -> Script {
         let digest =
             ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, source.as_bytes());
-        let sha1 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let sha1 = hangar_ledger::hex(digest.as_ref());
         Script { source, sha1 }
     }
 }
@@ -237,7 +237,7 @@ impl Client {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A connection whose oldest unanswered command has waited this long is taken for dead (a
 /// server gone without closing it, as after a failover) and replaced.
-const STALLED: Duration = Duration::from_secs(2);
+pub(crate) const STALLED: Duration = Duration::from_secs(2);
 
 /// The connection's task: connects, then writes what `commands` brings and hands each reply to
 /// its command in order, until the connection fails or the client is dropped. On failure every
@@ -409,19 +409,9 @@ fn encode(args: &[&str]) -> Vec<u8> {
 }
 
 /// `*3\r\n` and the like; by hand, as `format!` cost more than the rest of a command.
-fn push_header(out: &mut Vec<u8>, kind: u8, mut number: usize) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (number % 10) as u8;
-        number /= 10;
-        if number == 0 {
-            break;
-        }
-    }
+fn push_header(out: &mut Vec<u8>, kind: u8, number: usize) {
     out.push(kind);
-    out.extend_from_slice(&digits[start..]);
+    out.extend_from_slice(hangar_ledger::decimal(number as u64, &mut [0; 20]));
     out.extend_from_slice(b"\r\n");
 }
 

@@ -31,7 +31,8 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&SHA256, bytes).as_ref())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits: Vec<u8> = bytes
         .iter()
@@ -47,7 +48,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `n` in decimal, written into `buffer` (u64::MAX has 20 digits) without allocating.
-fn decimal(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
+pub fn decimal(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
     let mut start = buffer.len();
     loop {
         start -= 1;

@@ -115,7 +115,7 @@ mod ledger;
 mod verify;
 mod writer;
 
-pub use chain::GENESIS_PREV;
+pub use chain::{GENESIS_PREV, decimal, hex};
 pub use config::{
     DEFAULT_BATCH, DEFAULT_FLUSH_EVERY, DEFAULT_QUEUE, DEFAULT_ROTATE_BYTES, LedgerConfig,
     MAX_QUEUE,
