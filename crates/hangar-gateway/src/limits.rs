@@ -725,11 +725,7 @@ mod tests {
     #[tokio::test]
     async fn tokens_redis_did_not_take_back_are_kept_then_given_up() {
         // Nothing listens on the port.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = hangar_testkit::redis::free_port().unwrap();
         let config: crate::config::SharedLimitsConfig =
             serde_json::from_value(serde_json::json!({"url": format!("redis://127.0.0.1:{port}")}))
                 .unwrap();

@@ -6,12 +6,13 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Setup, TestGateway};
 use hangar_gateway::redis::{Client, Reply, Script, Target};
 use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer};
+use hangar_testkit::redis::{RedisServer, free_port};
 use http::StatusCode;
 
 const MODELS: &str = "\
@@ -19,54 +20,6 @@ llama:
   versions:
     - {name: \"1.0\", url: \"{upstream}\", upstreamModel: fake-llama, weight: 100}
 ";
-
-/// `redis-server` on a free loopback port, stopped when dropped.
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start(port: u16, extra: &[&str]) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (.ci/run does)")
-            });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn upstream() -> FakeOpenAiServer {
     FakeOpenAi::builder()
@@ -99,7 +52,7 @@ async fn ask(gateway: &TestGateway, key_id: &str) -> common::Answer {
 
 #[tokio::test]
 async fn two_replicas_count_against_one_limit_per_tenant() {
-    let redis = Redis::start(free_port(), &[]);
+    let redis = RedisServer::start(&[]).unwrap();
     let upstream = upstream().await;
     let shared = format!("    url: {}\n", redis.url());
     let a = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
@@ -140,7 +93,7 @@ async fn two_replicas_count_against_one_limit_per_tenant() {
 
 #[tokio::test]
 async fn unused_tokens_come_back_to_the_shared_bucket() {
-    let redis = Redis::start(free_port(), &[]);
+    let redis = RedisServer::start(&[]).unwrap();
     let upstream = upstream().await;
     let shared = format!("    url: {}\n    prefix: settle\n", redis.url());
     // Each request reserves its prompt estimate and 100 tokens, and uses far fewer.
@@ -180,7 +133,7 @@ async fn unused_tokens_come_back_to_the_shared_bucket() {
 
 #[tokio::test]
 async fn without_redis_each_replica_counts_on_its_own_then_shares_again() {
-    let port = free_port();
+    let port = free_port().unwrap();
     let upstream = upstream().await;
     let shared = format!("    url: redis://127.0.0.1:{port}\n");
     let a = replica(&upstream, "  requestsPerMinute: 2\n", &shared).await;
@@ -201,7 +154,7 @@ async fn without_redis_each_replica_counts_on_its_own_then_shares_again() {
 
     // Redis comes up: after the rest that follows a failure, the shared bucket decides again,
     // and it is new and full though the local one is spent.
-    let _redis = Redis::start(port, &[]);
+    let _redis = RedisServer::start_on(port, &[]).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let answer = ask(&a, "team-1").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
@@ -242,7 +195,7 @@ async fn a_redis_that_does_not_answer_costs_one_timeout_then_nothing() {
 async fn strict_quotas_refuse_while_redis_is_away_but_only_limited_tenants() {
     let shared = format!(
         "    url: redis://127.0.0.1:{}\n    onUnavailable: refuse\n",
-        free_port()
+        free_port().unwrap()
     );
     let upstream = upstream().await;
     let a = replica(&upstream, "  tokensPerMinute: 1000\n", &shared).await;
@@ -266,7 +219,7 @@ async fn strict_quotas_refuse_while_redis_is_away_but_only_limited_tenants() {
 
 #[tokio::test]
 async fn the_password_comes_from_its_file() {
-    let redis = Redis::start(free_port(), &["--requirepass", "s3cret-for-test"]);
+    let redis = RedisServer::start(&["--requirepass", "s3cret-for-test"]).unwrap();
     let upstream = upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("password");
@@ -288,7 +241,7 @@ async fn the_password_comes_from_its_file() {
 
 #[tokio::test]
 async fn commands_from_many_callers_share_one_connection_and_get_their_own_replies() {
-    let redis = Redis::start(free_port(), &[]);
+    let redis = RedisServer::start(&[]).unwrap();
     let client = std::sync::Arc::new(Client::new(Target::parse(&redis.url(), None).unwrap()));
     let echo = std::sync::Arc::new(Script::new("return ARGV[1]"));
     let callers: Vec<_> = (0..300)
@@ -305,7 +258,7 @@ async fn commands_from_many_callers_share_one_connection_and_get_their_own_repli
         caller.await.unwrap();
     }
     let list = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "client", "list"])
+        .args(["-p", &redis.port().to_string(), "client", "list"])
         .output()
         .unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
@@ -333,7 +286,7 @@ async fn a_connection_that_stops_answering_is_replaced() {
 
 #[tokio::test]
 async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_minute() {
-    let redis = Redis::start(free_port(), &[]);
+    let redis = RedisServer::start(&[]).unwrap();
     let client = Client::new(Target::parse(&redis.url(), None).unwrap());
     let script = Script::new(include_str!("../src/limits.lua"));
     let run = |args: &'static [&'static str]| {
@@ -381,7 +334,7 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
     // The requests bucket kept its level through the give-backs.
     assert!(levels().await.0 < 0.02);
     let ttl = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "pttl", "k"])
+        .args(["-p", &redis.port().to_string(), "pttl", "k"])
         .output()
         .unwrap();
     let ttl: u64 = String::from_utf8(ttl.stdout)
@@ -395,7 +348,7 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
 #[tokio::test]
 async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
     // Redis closes connections idle for a second.
-    let redis = Redis::start(free_port(), &["--timeout", "1"]);
+    let redis = RedisServer::start(&["--timeout", "1"]).unwrap();
     let client = Client::new(Target::parse(&redis.url(), None).unwrap());
     let one = Script::new("return 1");
     assert_eq!(

@@ -5,5 +5,6 @@
 pub mod fake_api;
 pub mod fake_openai;
 pub mod objects;
+pub mod redis;
 
 pub use fake_api::{CustomResource, FakeApiServer, FakeApiServerBuilder, RecordedRequest};

@@ -740,11 +740,7 @@ fn yaml_that_is_not_a_kubernetes_object_is_skipped_with_a_note() {
 #[test]
 fn gateway_check_says_whether_the_shared_limits_answer() {
     let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hangar_testkit::redis::free_port().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let shared = format!("limits:\n  shared: {{url: \"redis://127.0.0.1:{port}\"}}\n");
     let config = write(
@@ -765,29 +761,9 @@ fn gateway_check_says_whether_the_shared_limits_answer() {
         "{summary}"
     );
 
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (apt-get install redis-server; .ci/run does)");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed().as_secs() < 10,
-            "redis-server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let redis = hangar_testkit::redis::RedisServer::start_on(port, &[]).unwrap();
     let out = check();
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     assert!(
         stdout(&out).contains("(prefix hangar): answered in"),
         "{}",

@@ -1,0 +1,71 @@
+//! A real Redis for tests: Debian's `redis-server` on a loopback port, without persistence,
+//! stopped when dropped. `.ci/run` installs it.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`.
+pub struct RedisServer {
+    port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, with `extra` arguments (`--requirepass`, `--timeout`…).
+    pub fn start(extra: &[&str]) -> io::Result<RedisServer> {
+        RedisServer::start_on(free_port()?, extra)
+    }
+
+    /// Starts one on `port`, and waits until it accepts connections.
+    pub fn start_on(port: u16, extra: &[&str]) -> io::Result<RedisServer> {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (.ci/run does)"),
+                )
+            })?;
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("redis-server did not listen on port {port} within 10 s"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(RedisServer { port, child })
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on (as of the call).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
