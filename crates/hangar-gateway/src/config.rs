@@ -36,7 +36,7 @@ pub struct GatewayConfig {
     pub models: BTreeMap<String, ModelRoute>,
     /// How `https://` model servers are trusted beyond the system's CA certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_tls: Option<UpstreamTlsConfig>,
+    pub upstream_tls: Option<ClientTlsConfig>,
     /// Gateway-wide limits that protect the gateway itself.
     #[serde(default)]
     pub limits: GlobalLimits,
@@ -47,22 +47,32 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
 }
 
-/// TLS to `https://` model servers: whom the gateway trusts, and how it proves who it is. The
-/// files are read again when they change.
+/// TLS to servers the gateway calls (model servers, Redis): whom it trusts, and how it proves
+/// who it is. The files are read again when they change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpstreamTlsConfig {
-    /// PEM certificates of the CAs that sign the model servers' certificates (an in-cluster
-    /// CA, cert-manager's for instance), trusted besides the system's.
+pub struct ClientTlsConfig {
+    /// PEM certificates of the CAs that sign the servers' certificates (an in-cluster CA,
+    /// cert-manager's for instance), trusted besides the system's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
-    /// PEM certificate chain (leaf first) the gateway presents to model servers that ask for
-    /// one (mutual TLS); with `keyFile`.
+    /// PEM certificate chain (leaf first) the gateway presents to servers that ask for one
+    /// (mutual TLS); with `keyFile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `certFile` (PKCS#8, PKCS#1 or SEC1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
+}
+
+impl ClientTlsConfig {
+    /// The files it names.
+    pub(crate) fn files(&self) -> Vec<&Path> {
+        [&self.ca_file, &self.cert_file, &self.key_file]
+            .into_iter()
+            .filter_map(Option::as_deref)
+            .collect()
+    }
 }
 
 /// The certificate chain and private key, both PEM files.
@@ -306,9 +316,13 @@ pub struct GlobalLimits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SharedLimitsConfig {
-    /// The Redis server: `redis://host:port/database`, with an ACL user as `redis://user@host`.
-    /// The password goes in `passwordFile`, never in the URL. Plain TCP only (no `rediss://`).
+    /// The Redis server: `redis://host:port/database`, or `rediss://` for TLS; with an ACL user
+    /// as `redis://user@host`. The password goes in `passwordFile`, never in the URL.
     pub url: String,
+    /// For a `rediss://` URL: the CAs trusted besides the system's (`caFile`), and the
+    /// certificate the gateway presents when Redis asks for one (`certFile`, `keyFile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTlsConfig>,
     /// A file holding the Redis password (surrounding whitespace ignored), such as a key of a
     /// mounted Secret. Read again at each reload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -761,13 +775,11 @@ impl GatewayConfig {
         if let Some(tls) = &self.tls {
             files.extend([tls.cert.as_path(), tls.key.as_path()]);
         }
-        if let Some(tls) = &self.upstream_tls {
-            files.extend(
-                [&tls.ca_file, &tls.cert_file, &tls.key_file]
-                    .into_iter()
-                    .filter_map(Option::as_deref),
-            );
-        }
+        files.extend(
+            self.upstream_tls
+                .as_ref()
+                .map_or(Vec::new(), ClientTlsConfig::files),
+        );
         if let Some(jwt) = &self.auth.jwt {
             if let JwksSource::File(jwks) = &jwt.jwks {
                 files.push(jwks.as_path());
@@ -775,8 +787,15 @@ impl GatewayConfig {
             files.extend(jwt.ca_file.as_deref());
         }
         files.extend(self.guards.canary_seed_file.as_deref());
-        let shared = self.limits.shared.as_ref();
-        files.extend(shared.and_then(|s| s.password_file.as_deref()));
+        if let Some(shared) = &self.limits.shared {
+            files.extend(shared.password_file.as_deref());
+            files.extend(
+                shared
+                    .tls
+                    .as_ref()
+                    .map_or(Vec::new(), ClientTlsConfig::files),
+            );
+        }
         files
     }
 
@@ -964,6 +983,9 @@ impl GatewayConfig {
                         "limits.shared.url: names a user but `passwordFile` is not set".to_owned(),
                     );
                 }
+                Ok(target) if !target.tls && shared.tls.is_some() => {
+                    problems.push("limits.shared.tls: only used with a `rediss://` URL".to_owned());
+                }
                 Ok(_) => {}
             }
         }
@@ -1146,6 +1168,18 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "limits.shared.url: names a user but `passwordFile` is not set",
             ]
         );
+        let problems = with_tenant(
+            "    models: [llama]\nlimits:\n  shared: {url: redis://redis, tls: {caFile: /ca.pem}}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            ["limits.shared.tls: only used with a `rediss://` URL"]
+        );
+        let tls =
+            "    models: [llama]\nlimits:\n  shared: {url: rediss://redis, tls: {caFile: /ca.pem}}";
+        let config = with_tenant(tls).unwrap();
+        assert!(config.named_files().contains(&Path::new("/ca.pem")));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{SharedLimitsConfig, SharedUnavailable};
+use crate::config::{ClientTlsConfig, SharedLimitsConfig, SharedUnavailable};
 use crate::error::Refusal;
 use crate::metrics::Counters;
 use crate::redis::{self, Reply, Script};
@@ -399,6 +399,9 @@ pub struct SharedLimits {
     resting_until: Mutex<Option<Instant>>,
     /// The last call failed: the outage is logged when it starts and when it ends.
     down: AtomicBool,
+    /// What the TLS files held when this was built, so that a reload with new certificates
+    /// connects again.
+    tls_files: Vec<Vec<u8>>,
     /// Tokens owed back to each tenant (its tokens per minute, the sum), sent together every
     /// [`GIVE_BACK_EVERY`] rather than one call per request.
     owed: Mutex<HashMap<Arc<str>, (u64, f64)>>,
@@ -421,11 +424,25 @@ impl SharedLimits {
         };
         let target = redis::Target::parse(&config.url, password)
             .map_err(|e| format!("limits.shared.url: {e}"))?;
+        let tls_files = (config.tls.iter().flat_map(ClientTlsConfig::files))
+            .map(|path| std::fs::read(path).unwrap_or_default())
+            .collect();
+        let tls = if target.tls {
+            let tls = config.tls.as_ref();
+            Some(crate::pem::client_config(
+                tls,
+                "limits.shared.tls",
+                "Redis",
+            )?)
+        } else {
+            None
+        };
         Ok(SharedLimits {
             config: config.clone(),
-            client: redis::Client::new(target),
+            client: redis::Client::new(target, tls.map(Arc::new)),
             resting_until: Mutex::new(None),
             down: AtomicBool::new(false),
+            tls_files,
             owed: Mutex::new(HashMap::new()),
         })
     }
@@ -433,7 +450,9 @@ impl SharedLimits {
     /// This, when it reaches the same server with the same settings as `other` would (a
     /// reload keeps its connections and what it knows of an outage).
     pub fn same_as(&self, other: &SharedLimits) -> bool {
-        self.config == other.config && self.client.target() == other.client.target()
+        self.config == other.config
+            && self.client.target() == other.client.target()
+            && self.tls_files == other.tls_files
     }
 
     /// Runs the limits' script once, as requests will (so the login, the database, the user's
@@ -737,6 +756,26 @@ mod tests {
         assert_eq!(owed(&shared), Some((300, 80.0)), "kept for the next try");
         Arc::clone(&shared).send_owed(GIVE_BACK_TRIES).await;
         assert_eq!(owed(&shared), None, "given up after the last try");
+    }
+
+    #[test]
+    fn new_redis_certificates_make_a_new_connection_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let certified = rcgen::generate_simple_self_signed(vec!["redis".to_owned()]).unwrap();
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        let config: crate::config::SharedLimitsConfig = serde_json::from_value(
+            serde_json::json!({"url": "rediss://redis", "tls": {"caFile": ca}}),
+        )
+        .unwrap();
+        let first = SharedLimits::new(&config).unwrap();
+        assert!(first.same_as(&SharedLimits::new(&config).unwrap()));
+        let renewed = rcgen::generate_simple_self_signed(vec!["redis".to_owned()]).unwrap();
+        std::fs::write(&ca, renewed.cert.pem()).unwrap();
+        assert!(!first.same_as(&SharedLimits::new(&config).unwrap()));
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let error = SharedLimits::new(&config).unwrap_err();
+        assert!(error.starts_with("limits.shared.tls.caFile: "), "{error}");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! PEM files the configuration names: the gateway's own certificate chain and key (`tls`), the
-//! CAs it trusts for model servers and the certificate it shows them (`upstreamTls`), the CAs of
-//! the identity provider (`auth.jwt.caFile`).
+//! CAs it trusts for model servers and Redis and the certificate it shows them (`upstreamTls`,
+//! `limits.shared.tls`), the CAs of the identity provider (`auth.jwt.caFile`).
 
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::ClientTlsConfig;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -48,6 +51,40 @@ pub fn trusted_roots(
             .map_err(|e| format!("a certificate cannot be used: {e}"))?;
     }
     Ok(roots)
+}
+
+/// The TLS settings for calling `what`: the system's CA certificates plus `caFile`'s, and
+/// `certFile` and `keyFile` for servers that ask for a client certificate. Errors name the
+/// setting, `field` being where `tls` sits in the configuration.
+pub fn client_config(
+    tls: Option<&ClientTlsConfig>,
+    field: &str,
+    what: &str,
+) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let extra = match tls.and_then(|tls| tls.ca_file.as_deref()) {
+        Some(path) => certificates(path),
+        None => Ok(Vec::new()),
+    };
+    let roots = extra
+        .and_then(|extra| trusted_roots(&extra, what))
+        .map_err(|e| format!("{field}.caFile: {e}"))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots);
+    match tls.map(|tls| (tls.cert_file.as_deref(), tls.key_file.as_deref())) {
+        None | Some((None, None)) => Ok(builder.with_no_client_auth()),
+        Some((Some(cert), Some(key))) => {
+            let chain = certificates(cert).map_err(|e| format!("{field}.certFile: {e}"))?;
+            let key = private_key(key).map_err(|e| format!("{field}.keyFile: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("{field}: the certFile and keyFile do not fit together: {e}"))
+        }
+        Some((Some(_), None)) => Err(format!("{field}.certFile needs a keyFile")),
+        Some((None, Some(_))) => Err(format!("{field}.keyFile needs a certFile")),
+    }
 }
 
 /// When `certificate` expires, in seconds since 1970; `None` when it cannot be read.

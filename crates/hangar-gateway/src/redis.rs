@@ -1,15 +1,18 @@
 //! A small Redis client, enough for the rate limits replicas share: RESP2 over one TCP
-//! connection with commands pipelined. It speaks `AUTH`, `SELECT` and `EVALSHA` (falling back
-//! to `EVAL` when the server does not know the script).
+//! connection (TLS with `rediss://`) with commands pipelined. It speaks `AUTH`, `SELECT` and
+//! `EVALSHA` (falling back to `EVAL` when the server does not know the script).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// The largest reply read: the limits' replies are a few bytes.
 const MAX_REPLY: usize = 64 << 10;
@@ -21,6 +24,8 @@ const MAX_DEPTH: usize = 8;
 pub struct Target {
     /// `host:port`.
     pub address: String,
+    /// `rediss://`: TLS, the server's certificate checked for the URL's host.
+    pub tls: bool,
     /// The ACL user, when not `default`.
     pub username: Option<String>,
     /// The password, from a file (never from the URL, so it is not in the configuration).
@@ -33,6 +38,7 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("address", &self.address)
+            .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "…"))
             .field("database", &self.database)
@@ -41,20 +47,14 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
-    /// Reads `redis://[user@]host[:port][/database]`. A password in the URL is refused: it
+    /// Reads `redis[s]://[user@]host[:port][/database]`. A password in the URL is refused: it
     /// belongs in a file such as a mounted Secret.
     pub fn parse(url: &str, password: Option<String>) -> Result<Target, String> {
         // Messages name the URL without anything before an `@`, which may be a password.
         let shown = without_credentials(url);
-        let rest = match url.split_once("://") {
-            Some(("redis", rest)) => rest,
-            Some(("rediss", _)) => {
-                return Err(
-                    "TLS to Redis (`rediss://`) is not supported; use `redis://` inside \
-                            the cluster network"
-                        .to_owned(),
-                );
-            }
+        let (tls, rest) = match url.split_once("://") {
+            Some(("redis", rest)) => (false, rest),
+            Some(("rediss", rest)) => (true, rest),
             _ => return Err(format!("`{shown}` is not a `redis://host:port` URL")),
         };
         // The last `@` ends the user part even past a `/`: a password may hold one.
@@ -86,10 +86,21 @@ impl Target {
         };
         Ok(Target {
             address,
+            tls,
             username,
             password,
             database,
         })
+    }
+
+    /// The host the server's certificate must name: the address without its port (and an
+    /// IPv6 address without its brackets).
+    fn host(&self) -> &str {
+        let host = self
+            .address
+            .rsplit_once(':')
+            .map_or(&*self.address, |(host, _)| host);
+        host.trim_start_matches('[').trim_end_matches(']')
     }
 }
 
@@ -152,9 +163,10 @@ pub enum RedisError {
 /// A client for one server: one connection, on which commands from every caller are pipelined
 /// (those that arrive together leave in one write, and their replies are read together as they
 /// come).
-#[derive(Debug)]
 pub struct Client {
     target: Target,
+    /// How TLS is spoken, for a `rediss://` target.
+    tls: Option<TlsConnector>,
     /// The connection's task, started by the first command and again after the connection
     /// fails; `None` or closed when there is none.
     connection: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
@@ -170,11 +182,21 @@ struct Pending {
 /// A reply, the server's error reply, or why there is none.
 type Answer = Result<Result<Reply, String>, RedisError>;
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
-    /// A client for `target`; nothing is connected until the first command.
-    pub fn new(target: Target) -> Client {
+    /// A client for `target`, speaking TLS with `tls` (which a `rediss://` target needs);
+    /// nothing is connected until the first command.
+    pub fn new(target: Target, tls: Option<Arc<rustls::ClientConfig>>) -> Client {
         Client {
             target,
+            tls: tls.map(TlsConnector::from),
             connection: Mutex::new(None),
         }
     }
@@ -223,7 +245,7 @@ impl Client {
             if let Some(pending) = unsent {
                 let (queue, commands) = mpsc::unbounded_channel();
                 let _ = queue.send(pending);
-                tokio::spawn(drive(self.target.clone(), commands));
+                tokio::spawn(drive(self.target.clone(), self.tls.clone(), commands));
                 *connection = Some(queue);
             }
         }
@@ -243,17 +265,36 @@ pub(crate) const STALLED: Duration = Duration::from_secs(2);
 /// its command in order, until the connection fails or the client is dropped. On failure every
 /// command waiting (and every one still queued) gets the error, and the next command starts a
 /// new connection.
-async fn drive(target: Target, mut commands: mpsc::UnboundedReceiver<Pending>) {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target)).await;
-    let stream = match connected {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return fail_queued(&mut commands, &e),
+async fn drive(
+    target: Target,
+    tls: Option<TlsConnector>,
+    mut commands: mpsc::UnboundedReceiver<Pending>,
+) {
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target, tls)).await;
+    match connected {
+        Ok(Ok(Connection::Plain(tcp))) => {
+            let (reader, writer) = tcp.into_split();
+            relay(reader, writer, commands).await;
+        }
+        Ok(Ok(Connection::Tls(tls))) => {
+            let (reader, writer) = tokio::io::split(*tls);
+            relay(reader, writer, commands).await;
+        }
+        Ok(Err(e)) => fail_queued(&mut commands, &e),
         Err(_) => {
             let error = RedisError::Io(std::io::ErrorKind::TimedOut.into());
-            return fail_queued(&mut commands, &error);
+            fail_queued(&mut commands, &error);
         }
-    };
-    let (mut reader, mut writer) = stream.into_split();
+    }
+}
+
+/// Writes what `commands` brings to the connection and hands each reply to its command in
+/// order (see [`drive`]).
+async fn relay(
+    mut reader: impl AsyncRead + Unpin,
+    mut writer: impl AsyncWrite + Unpin,
+    mut commands: mpsc::UnboundedReceiver<Pending>,
+) {
     let mut waiting: VecDeque<(Instant, oneshot::Sender<Answer>)> = VecDeque::new();
     let mut buffer = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(512);
@@ -272,7 +313,9 @@ async fn drive(target: Target, mut commands: mpsc::UnboundedReceiver<Pending>) {
                     waiting.push_back((now, pending.reply));
                 }
                 // A server that stopped reading is as dead as one that stopped answering.
-                match tokio::time::timeout(STALLED, writer.write_all(&out)).await {
+                // (The flush is TLS's: it sends what the TLS layer still holds.)
+                let written = async { writer.write_all(&out).await?; writer.flush().await };
+                match tokio::time::timeout(STALLED, written).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => break RedisError::Io(e),
                     Err(_) => break RedisError::Io(std::io::ErrorKind::TimedOut.into()),
@@ -351,32 +394,69 @@ fn copy_error(error: &RedisError) -> RedisError {
     }
 }
 
-/// A new connection, logged in and on its database.
-async fn connect(target: &Target) -> Result<TcpStream, RedisError> {
-    let mut connection = TcpStream::connect(&target.address).await?;
-    connection.set_nodelay(true)?;
+/// A connection to Redis, in plain TCP or in TLS.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A new connection, through TLS when `tls` is set, logged in and on its database.
+async fn connect(target: &Target, tls: Option<TlsConnector>) -> Result<Connection, RedisError> {
+    let tcp = TcpStream::connect(&target.address).await?;
+    tcp.set_nodelay(true)?;
+    match tls {
+        None if target.tls => {
+            let why = "a `rediss://` server, but no TLS settings";
+            Err(RedisError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                why,
+            )))
+        }
+        None => {
+            let mut tcp = tcp;
+            log_in(&mut tcp, target).await?;
+            Ok(Connection::Plain(tcp))
+        }
+        Some(connector) => {
+            let name = ServerName::try_from(target.host().to_owned()).map_err(|_| {
+                let why = format!("`{}` is not a host name for TLS", target.host());
+                RedisError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
+            })?;
+            let mut tls = connector.connect(name, tcp).await?;
+            log_in(&mut tls, target).await?;
+            Ok(Connection::Tls(Box::new(tls)))
+        }
+    }
+}
+
+/// Logs in on `connection` and selects the target's database.
+async fn log_in(
+    connection: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    target: &Target,
+) -> Result<(), RedisError> {
     if let Some(password) = &target.password {
         let auth = match &target.username {
-            Some(user) => call(&mut connection, &["AUTH", user, password]).await?,
-            None => call(&mut connection, &["AUTH", password]).await?,
+            Some(user) => call(connection, &["AUTH", user, password]).await?,
+            None => call(connection, &["AUTH", password]).await?,
         };
         auth.map_err(RedisError::Server)?;
     }
     if target.database != 0 {
         let database = target.database.to_string();
-        call(&mut connection, &["SELECT", &database])
+        call(connection, &["SELECT", &database])
             .await?
             .map_err(RedisError::Server)?;
     }
-    Ok(connection)
+    Ok(())
 }
 
 /// Sends one command and reads its reply; the inner error is the server's error reply.
 async fn call(
-    connection: &mut TcpStream,
+    connection: &mut (impl AsyncRead + AsyncWrite + Unpin),
     args: &[&str],
 ) -> Result<Result<Reply, String>, RedisError> {
     connection.write_all(&encode(args)).await?;
+    connection.flush().await?;
     let mut buffer = Vec::with_capacity(64);
     loop {
         if let Some((reply, used)) = parse(&buffer, 0)? {
@@ -497,13 +577,17 @@ mod tests {
             Target::parse("redis://[::1]", None).unwrap().address,
             "[::1]:6379"
         );
+        let target = Target::parse("redis://[::1]:7000/", None).unwrap();
         assert_eq!(
-            Target::parse("redis://[::1]:7000/", None).unwrap().address,
-            "[::1]:7000"
+            (target.address.as_str(), target.host()),
+            ("[::1]:7000", "::1")
         );
+        let target = Target::parse("rediss://limits.hangar.svc", None).unwrap();
+        assert!(target.tls);
+        assert_eq!(target.host(), "limits.hangar.svc");
+        assert!(!Target::parse("redis://limits", None).unwrap().tls);
         for (url, says) in [
             ("redis://user:secret@host", "passwordFile"),
-            ("rediss://host", "not supported"),
             ("http://host", "not a `redis://"),
             ("redis://", "no host"),
             ("redis://host:port", "not a port"),

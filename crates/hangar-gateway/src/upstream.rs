@@ -23,7 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::config::UpstreamTlsConfig;
+use crate::config::ClientTlsConfig;
 
 /// A model server's base URL, split once at load so each request only appends its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,9 +145,10 @@ impl Upstreams {
     /// https ones the CAs and client certificate of `tls`.
     pub fn new(
         connect_timeout: Duration,
-        tls: Option<&UpstreamTlsConfig>,
+        tls: Option<&ClientTlsConfig>,
     ) -> Result<Upstreams, String> {
-        let tls = tls_client(connect_timeout, tls_config(tls)?);
+        let config = crate::pem::client_config(tls, "upstreamTls", "https model servers")?;
+        let tls = tls_client(connect_timeout, config);
         let idle = Arc::default();
         spawn_reaper(&idle);
         Ok(Upstreams {
@@ -411,37 +412,6 @@ impl Body for UpstreamBody {
     }
 }
 
-/// The TLS settings for https model servers: the system's CA certificates plus `caFile`'s,
-/// and `certFile` and `keyFile` for servers that ask for a client certificate.
-fn tls_config(tls: Option<&UpstreamTlsConfig>) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let extra = match tls.and_then(|tls| tls.ca_file.as_deref()) {
-        Some(path) => crate::pem::certificates(path),
-        None => Ok(Vec::new()),
-    };
-    let roots = extra
-        .and_then(|extra| crate::pem::trusted_roots(&extra, "https model servers"))
-        .map_err(|e| format!("upstreamTls.caFile: {e}"))?;
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots);
-    match tls.map(|tls| (tls.cert_file.as_deref(), tls.key_file.as_deref())) {
-        None | Some((None, None)) => Ok(builder.with_no_client_auth()),
-        Some((Some(cert), Some(key))) => {
-            let chain =
-                crate::pem::certificates(cert).map_err(|e| format!("upstreamTls.certFile: {e}"))?;
-            let key =
-                crate::pem::private_key(key).map_err(|e| format!("upstreamTls.keyFile: {e}"))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| {
-                format!("upstreamTls: the certFile and keyFile do not fit together: {e}")
-            })
-        }
-        Some((Some(_), None)) => Err("upstreamTls.certFile needs a keyFile".into()),
-        Some((None, Some(_))) => Err("upstreamTls.keyFile needs a certFile".into()),
-    }
-}
-
 /// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
 /// connect timeout, HTTP/2 when the server offers it through ALPN.
 fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsClient {
@@ -676,8 +646,8 @@ mod tests {
     fn upstream_tls(
         dir: &Path,
         ca: Option<&rcgen::CertifiedIssuer<'_, rcgen::KeyPair>>,
-    ) -> UpstreamTlsConfig {
-        let mut tls = UpstreamTlsConfig {
+    ) -> ClientTlsConfig {
+        let mut tls = ClientTlsConfig {
             ca_file: Some(dir.join("ca.pem")),
             cert_file: None,
             key_file: None,
@@ -738,9 +708,8 @@ mod tests {
     #[test]
     fn tls_files_that_are_missing_empty_or_apart_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let problem = |tls: &UpstreamTlsConfig| {
-            Upstreams::new(Duration::from_secs(5), Some(tls)).unwrap_err()
-        };
+        let problem =
+            |tls: &ClientTlsConfig| Upstreams::new(Duration::from_secs(5), Some(tls)).unwrap_err();
         let mut tls = upstream_tls(dir.path(), None);
         let error = problem(&tls);
         assert!(

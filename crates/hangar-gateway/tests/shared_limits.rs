@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Setup, TestGateway};
+use hangar_gateway::limits::SharedLimits;
 use hangar_gateway::redis::{Client, Reply, Script, Target};
 use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer};
 use hangar_testkit::redis::{RedisServer, free_port};
@@ -103,7 +104,7 @@ async fn unused_tokens_come_back_to_the_shared_bucket() {
         assert_eq!(ask(&a, "team-1").await.status, StatusCode::OK);
     }
     // The give-back runs after the answer: wait until the shared bucket shows it.
-    let client = Client::new(Target::parse(&redis.url(), None).unwrap());
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap(), None);
     let buckets = Script::new("return redis.call('GET', KEYS[1])");
     let started = Instant::now();
     loop {
@@ -242,7 +243,10 @@ async fn the_password_comes_from_its_file() {
 #[tokio::test]
 async fn commands_from_many_callers_share_one_connection_and_get_their_own_replies() {
     let redis = RedisServer::start(&[]).unwrap();
-    let client = std::sync::Arc::new(Client::new(Target::parse(&redis.url(), None).unwrap()));
+    let client = std::sync::Arc::new(Client::new(
+        Target::parse(&redis.url(), None).unwrap(),
+        None,
+    ));
     let echo = std::sync::Arc::new(Script::new("return ARGV[1]"));
     let callers: Vec<_> = (0..300)
         .map(|i| {
@@ -270,7 +274,7 @@ async fn commands_from_many_callers_share_one_connection_and_get_their_own_repli
 async fn a_connection_that_stops_answering_is_replaced() {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("redis://{}", silent.local_addr().unwrap());
-    let client = Client::new(Target::parse(&url, None).unwrap());
+    let client = Client::new(Target::parse(&url, None).unwrap(), None);
     let ping = Script::new("return 1");
     let asked = tokio::time::timeout(Duration::from_millis(100), client.eval(&ping, &[], &[]));
     assert!(asked.await.is_err(), "no reply from a silent server");
@@ -287,7 +291,7 @@ async fn a_connection_that_stops_answering_is_replaced() {
 #[tokio::test]
 async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_minute() {
     let redis = RedisServer::start(&[]).unwrap();
-    let client = Client::new(Target::parse(&redis.url(), None).unwrap());
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap(), None);
     let script = Script::new(include_str!("../src/limits.lua"));
     let run = |args: &'static [&'static str]| {
         let (client, script) = (&client, &script);
@@ -349,7 +353,7 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
 async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
     // Redis closes connections idle for a second.
     let redis = RedisServer::start(&["--timeout", "1"]).unwrap();
-    let client = Client::new(Target::parse(&redis.url(), None).unwrap());
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap(), None);
     let one = Script::new("return 1");
     assert_eq!(
         client.eval(&one, &[], &[]).await.unwrap(),
@@ -361,4 +365,134 @@ async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
         client.eval(&one, &[], &[]).await.unwrap(),
         Reply::Integer(1)
     );
+}
+
+/// A CA and, signed by it, a certificate for Redis at 127.0.0.1 and one for the gateway, as PEM
+/// files in `dir`: `ca.pem`, `redis.pem` and `redis.key`, `gateway.pem` and `gateway.key`.
+fn certificates(dir: &std::path::Path) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Names of their own: OpenSSL (Redis's) takes a certificate whose subject is its issuer's
+    // for self-signed, and rcgen gives every certificate the same one.
+    params.distinguished_name = common_name("hangar test CA");
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (name, subject) in [("redis", "127.0.0.1"), ("gateway", "hangar-gateway")] {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![subject.to_owned()]).unwrap();
+        params.distinguished_name = common_name(name);
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+fn common_name(name: &str) -> rcgen::DistinguishedName {
+    let mut distinguished = rcgen::DistinguishedName::new();
+    distinguished.push(rcgen::DnType::CommonName, name);
+    distinguished
+}
+
+/// A Redis speaking only TLS with the certificates of [`certificates`], started with `extra`.
+fn tls_redis(dir: &std::path::Path, extra: &[&str]) -> RedisServer {
+    let file = |name: &str| dir.join(name);
+    RedisServer::start_tls(
+        &file("redis.pem"),
+        &file("redis.key"),
+        &file("ca.pem"),
+        extra,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn limits_are_shared_over_tls_with_a_redis_the_gateway_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let redis = tls_redis(dir.path(), &[]);
+    assert!(redis.url().starts_with("rediss://"));
+    let upstream = upstream().await;
+    let trusted = format!(
+        "    url: {}\n    tls: {{caFile: {}}}\n    onUnavailable: refuse\n",
+        redis.url(),
+        dir.path().join("ca.pem").display()
+    );
+    let a = replica(&upstream, "  requestsPerMinute: 2\n", &trusted).await;
+    let b = replica(&upstream, "  requestsPerMinute: 2\n", &trusted).await;
+    for gateway in [&a, &b] {
+        let answer = ask(gateway, "team-1").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    let refused = ask(&a, "team-1").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.code(), "requests_per_minute");
+
+    // Without the CA the server's certificate is not trusted: no limits are taken from it,
+    // and with `refuse` the tenant is refused rather than counted locally.
+    let untrusted = format!("    url: {}\n    onUnavailable: refuse\n", redis.url());
+    let c = replica(&upstream, "  requestsPerMinute: 2\n", &untrusted).await;
+    let answer = ask(&c, "other-1").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.code(), "limits_unavailable");
+    // `hangar gateway check` says why.
+    let config = serde_json::from_value(serde_json::json!({"url": redis.url()})).unwrap();
+    let why = SharedLimits::new(&config)
+        .unwrap()
+        .reach()
+        .await
+        .unwrap_err();
+    assert!(
+        why.contains("invalid peer certificate: UnknownIssuer"),
+        "{why}"
+    );
+    // The plain protocol on a TLS port is refused as well.
+    let plain = format!(
+        "    url: redis://127.0.0.1:{}\n    onUnavailable: refuse\n",
+        redis.port()
+    );
+    let d = replica(&upstream, "  requestsPerMinute: 2\n", &plain).await;
+    assert_eq!(
+        ask(&d, "other-1").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_asks_for_a_client_certificate_gets_the_gateways() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let redis = tls_redis(dir.path(), &["--tls-auth-clients", "yes"]);
+    let upstream = upstream().await;
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let with_certificate = format!(
+        "    url: {}\n    tls: {{caFile: {}, certFile: {}, keyFile: {}}}\n    onUnavailable: refuse\n",
+        redis.url(),
+        file("ca.pem"),
+        file("gateway.pem"),
+        file("gateway.key")
+    );
+    let without = format!(
+        "    url: {}\n    tls: {{caFile: {}}}\n    onUnavailable: refuse\n",
+        redis.url(),
+        file("ca.pem")
+    );
+    for (shared, expected) in [
+        (with_certificate, StatusCode::OK),
+        (without, StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        let gateway = replica(&upstream, "  requestsPerMinute: 5\n", &shared).await;
+        let answer = ask(&gateway, "team-1").await;
+        assert_eq!(answer.status, expected, "{shared}: {}", answer.text());
+    }
 }

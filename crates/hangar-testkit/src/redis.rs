@@ -3,12 +3,14 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running `redis-server`.
 pub struct RedisServer {
     port: u16,
+    tls: bool,
     child: Child,
 }
 
@@ -44,7 +46,32 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(RedisServer { port, child })
+        Ok(RedisServer {
+            port,
+            tls: false,
+            child,
+        })
+    }
+
+    /// Starts one that speaks only TLS, with the PEM certificate and key at `cert` and `key`.
+    /// It trusts the CA at `ca` for clients' certificates, which it asks for only when `extra`
+    /// holds `--tls-auth-clients yes`.
+    pub fn start_tls(
+        cert: &Path,
+        key: &Path,
+        ca: &Path,
+        extra: &[&str],
+    ) -> io::Result<RedisServer> {
+        let port = free_port()?;
+        let tls_port = port.to_string();
+        let files = [cert, key, ca].map(|path| path.display().to_string());
+        let mut args = vec!["--port", "0", "--tls-port", &tls_port];
+        args.extend(["--tls-cert-file", &files[0], "--tls-key-file", &files[1]]);
+        args.extend(["--tls-ca-cert-file", &files[2], "--tls-auth-clients", "no"]);
+        args.extend_from_slice(extra);
+        let mut server = RedisServer::start_on(port, &args)?;
+        server.tls = true;
+        Ok(server)
     }
 
     /// Its port.
@@ -52,9 +79,10 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://…` when it speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 }
 
