@@ -353,21 +353,32 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Gives each complete reply at the start of `buffer` to the oldest waiting command.
+/// Gives each complete reply at the start of `buffer` to the oldest waiting command. A
+/// `READONLY` reply ends the connection (after the replies already read are handed out): the
+/// server became a replica in a failover, and a new connection reaches the new primary.
 fn hand_out(
     buffer: &mut Vec<u8>,
     waiting: &mut VecDeque<(Instant, oneshot::Sender<Answer>)>,
 ) -> Result<(), RedisError> {
     let mut used = 0;
+    let mut demoted = None;
     while let Some((reply, length)) = parse(&buffer[used..], 0)? {
         used += length;
         let Some((_, to)) = waiting.pop_front() else {
             return Err(RedisError::Protocol("a reply to no command".to_owned()));
         };
+        if let Err(message) = &reply
+            && message.starts_with("READONLY")
+        {
+            demoted = Some(message.clone());
+        }
         // The caller may have stopped waiting: its reply is read all the same.
         let _ = to.send(Ok(reply));
     }
     buffer.drain(..used);
+    if let Some(message) = demoted {
+        return Err(RedisError::Server(message));
+    }
     if buffer.len() > MAX_REPLY {
         return Err(RedisError::Protocol(format!(
             "a reply over {MAX_REPLY} bytes"

@@ -367,6 +367,46 @@ async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
     );
 }
 
+/// The ids of `redis`'s client connections, other than its own replication link and the
+/// `redis-cli` asking.
+fn client_ids(redis: &RedisServer) -> Vec<String> {
+    let list = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "client", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.contains("cmd=client|list") && !line.contains("flags=M"))
+        .map(|line| line.split(' ').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_server_that_says_it_is_a_replica_is_left_for_a_new_connection() {
+    let primary = RedisServer::start(&[]).unwrap();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let client = Client::new(Target::parse(&replica.url(), None).unwrap(), None);
+    let write = Script::new("return redis.call('INCR', KEYS[1])");
+    let error = client.eval(&write, &["k"], &[]).await.unwrap_err();
+    assert!(error.to_string().contains("READONLY"), "{error}");
+    // A failover promotes it (behind a Service, the next connection would reach the new
+    // primary): the connection that heard READONLY is not used again.
+    let before = client_ids(&replica);
+    assert!(before.len() <= 1, "{before:?}");
+    let promoted = Command::new("redis-cli")
+        .args(["-p", &replica.port().to_string(), "replicaof", "no", "one"])
+        .output()
+        .unwrap();
+    assert!(promoted.status.success());
+    let reply = client.eval(&write, &["k"], &[]).await.unwrap();
+    assert_eq!(reply, Reply::Integer(1));
+    let after = client_ids(&replica);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!before.contains(&after[0]), "{before:?} then {after:?}");
+}
+
 /// A CA and, signed by it, a certificate for Redis at 127.0.0.1 and one for the gateway, as PEM
 /// files in `dir`: `ca.pem`, `redis.pem` and `redis.key`, `gateway.pem` and `gateway.key`.
 fn certificates(dir: &std::path::Path) {
