@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Where the gateway's CPU goes against nginx's: user-space and kernel time per request
+# (utime and stime from /proc/PID/stat over 4 s of a closed loop, 64 connections, 64-byte
+# prompts) for the gateway (guards off), the bare proxy on its HTTP stack, and nginx, each
+# pinned to CPU 0 with the load generator and its fake model server on CPU 1. Run
+# bench/gateway.sh once first (it builds the binaries and installs nginx).
+#
+# usage: ROUNDS="1 2 3" bench/cpu_split.sh     env: PROMPT=64 GUARDS=off SECS=8
+set -u
+cd "$(dirname "$0")/.."
+H=${H:-target/release/hangar}; B=target/release/examples/bare_proxy
+L=target/release/loadgen
+PROMPT=${PROMPT:-64}; GUARDS=${GUARDS:-off}
+t=$(mktemp -d); up=18501; gw=18502; ad=18503; np=18504; bp=18505
+key=$($H gateway keygen --tenant bench --id bench-key 2> $t/keygen.txt)
+entry=$(sed -n '/^- id:/,$p' $t/keygen.txt | sed 's/^/    /')
+if [ "$GUARDS" = on ]; then inj=log; red="[card_number, provider_key, private_key, bearer_token, email, phone]"; else inj=off; red="[]"; fi
+cat > $t/g.yaml <<Y
+listen: 127.0.0.1:$gw
+adminListen: 127.0.0.1:$ad
+auth:
+  apiKeys:
+$entry
+tenants:
+  bench:
+    models: [bench-model]
+    injection: $inj
+models:
+  bench-model:
+    versions:
+      - name: v1
+        url: http://127.0.0.1:$up
+        weight: 100
+limits:
+  drain: 2s
+guards:
+  redact: $red
+audit:
+  dir: $t/audit
+  retentionDays: 1
+Y
+mkdir -p $t/nginx
+cat > $t/nginx/nginx.conf <<X
+user root;
+worker_processes 1;
+pid $t/nginx/nginx.pid;
+error_log $t/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log $t/nginx/access.log;
+  client_body_temp_path $t/nginx/body;
+  proxy_temp_path $t/nginx/proxy;
+  fastcgi_temp_path $t/nginx/fastcgi;
+  uwsgi_temp_path $t/nginx/uwsgi;
+  scgi_temp_path $t/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream fake { server 127.0.0.1:$up; keepalive 256; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$np; location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+X
+taskset -c 0 $H gateway run --config $t/g.yaml 2> $t/gw.log & gp=$!
+taskset -c 0 $B 127.0.0.1:$bp http://127.0.0.1:$up 2> $t/bare.log & bpid=$!
+taskset -c 0 nginx -p $t/nginx -c $t/nginx/nginx.conf -g 'daemon off;' 2>$t/err & np_pid=$!
+sleep 1.5
+wpid=$(pgrep -P $np_pid | head -1)
+cpu() { awk '{print $14, $15}' /proc/$1/stat; }
+for r in ${ROUNDS:-1 2}; do
+for pair in "gateway:$gw:$gp" "bare:$bp:$bpid" "nginx:$np:$wpid"; do
+  IFS=: read name port pid <<< "$pair"
+  taskset -c 1 $L --addr 127.0.0.1:$port --serve-upstream 127.0.0.1:$up --key "$key" --prompt-bytes $PROMPT max --connections 64 --duration ${SECS:-8} --warmup 2 > $t/run.json &
+  lp=$!
+  sleep 3; read u0 s0 <<< "$(cpu $pid)"; sleep 4; read u1 s1 <<< "$(cpu $pid)"
+  wait $lp
+  python3 - "$name" $u0 $s0 $u1 $s1 $t/run.json <<'P'
+import json,sys
+name,u0,s0,u1,s1,f=sys.argv[1],*map(int,sys.argv[2:6]),sys.argv[6]
+r=json.load(open(f)); rate=r['rate']
+tck=100.0
+us=(u1-u0)/tck/4; ss=(s1-s0)/tck/4
+print(f"{name:8} {rate:8.0f} req/s  user {us:.2f} sys {ss:.2f} cores  user/req {us/rate*1e6:.1f} us  sys/req {ss/rate*1e6:.1f} us")
+P
+done; done
+kill $gp $bpid $np_pid; wait 2>/dev/null; rm -rf $t
