@@ -319,6 +319,11 @@ pub struct SharedLimitsConfig {
     /// The Redis server: `redis://host:port/database`, or `rediss://` for TLS; with an ACL user
     /// as `redis://user@host`. The password goes in `passwordFile`, never in the URL.
     pub url: String,
+    /// The name of the primary (`mymaster`) when Redis runs with Sentinel: `url`'s host and
+    /// port are then a Sentinel's (a Service in front of the Sentinels, port 26379), asked
+    /// where the primary is at each new connection, so a failover is followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_master: Option<String>,
     /// For a `rediss://` URL: the CAs trusted besides the system's (`caFile`), and the
     /// certificate the gateway presents when Redis asks for one (`certFile`, `keyFile`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -983,6 +988,9 @@ impl GatewayConfig {
                         "limits.shared.url: names a user but `passwordFile` is not set".to_owned(),
                     );
                 }
+                Ok(_) if shared.sentinel_master.as_deref().is_some_and(str::is_empty) => {
+                    problems.push("limits.shared.sentinelMaster: must not be empty".to_owned());
+                }
                 Ok(target) if !target.tls && shared.tls.is_some() => {
                     problems.push("limits.shared.tls: only used with a `rediss://` URL".to_owned());
                 }
@@ -1175,6 +1183,14 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
         assert_eq!(
             problems,
             ["limits.shared.tls: only used with a `rediss://` URL"]
+        );
+        let problems = with_tenant(
+            "    models: [llama]\nlimits:\n  shared: {url: \"redis://redis:26379\", sentinelMaster: \"\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            ["limits.shared.sentinelMaster: must not be empty"]
         );
         let tls =
             "    models: [llama]\nlimits:\n  shared: {url: rediss://redis, tls: {caFile: /ca.pem}}";

@@ -422,8 +422,9 @@ impl SharedLimits {
                 }
             }
         };
-        let target = redis::Target::parse(&config.url, password)
+        let mut target = redis::Target::parse(&config.url, password)
             .map_err(|e| format!("limits.shared.url: {e}"))?;
+        target.sentinel.clone_from(&config.sentinel_master);
         let tls_files = (config.tls.iter().flat_map(ClientTlsConfig::files))
             .map(|path| std::fs::read(path).unwrap_or_default())
             .collect();

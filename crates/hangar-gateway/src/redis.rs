@@ -26,6 +26,9 @@ pub struct Target {
     pub address: String,
     /// `rediss://`: TLS, the server's certificate checked for the URL's host.
     pub tls: bool,
+    /// The name of a primary that Sentinel watches: `address` is then a Sentinel's, asked
+    /// where the primary is at each new connection.
+    pub sentinel: Option<String>,
     /// The ACL user, when not `default`.
     pub username: Option<String>,
     /// The password, from a file (never from the URL, so it is not in the configuration).
@@ -39,6 +42,7 @@ impl std::fmt::Debug for Target {
         f.debug_struct("Target")
             .field("address", &self.address)
             .field("tls", &self.tls)
+            .field("sentinel", &self.sentinel)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "…"))
             .field("database", &self.database)
@@ -87,20 +91,11 @@ impl Target {
         Ok(Target {
             address,
             tls,
+            sentinel: None,
             username,
             password,
             database,
         })
-    }
-
-    /// The host the server's certificate must name: the address without its port (and an
-    /// IPv6 address without its brackets).
-    fn host(&self) -> &str {
-        let host = self
-            .address
-            .rsplit_once(':')
-            .map_or(&*self.address, |(host, _)| host);
-        host.trim_start_matches('[').trim_end_matches(']')
     }
 }
 
@@ -411,54 +406,130 @@ enum Connection {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// A new connection, through TLS when `tls` is set, logged in and on its database.
-async fn connect(target: &Target, tls: Option<TlsConnector>) -> Result<Connection, RedisError> {
-    let tcp = TcpStream::connect(&target.address).await?;
-    tcp.set_nodelay(true)?;
-    match tls {
-        None if target.tls => {
-            let why = "a `rediss://` server, but no TLS settings";
-            Err(RedisError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                why,
-            )))
-        }
-        None => {
-            let mut tcp = tcp;
-            log_in(&mut tcp, target).await?;
-            Ok(Connection::Plain(tcp))
-        }
-        Some(connector) => {
-            let name = ServerName::try_from(target.host().to_owned()).map_err(|_| {
-                let why = format!("`{}` is not a host name for TLS", target.host());
-                RedisError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
-            })?;
-            let mut tls = connector.connect(name, tcp).await?;
-            log_in(&mut tls, target).await?;
-            Ok(Connection::Tls(Box::new(tls)))
-        }
+impl Connection {
+    /// Sends one command and reads its reply, failing on the server's error reply.
+    async fn call(&mut self, args: &[&str]) -> Result<Reply, RedisError> {
+        let answer = match self {
+            Connection::Plain(tcp) => call(tcp, args).await?,
+            Connection::Tls(tls) => call(tls.as_mut(), args).await?,
+        };
+        answer.map_err(RedisError::Server)
     }
 }
 
-/// Logs in on `connection` and selects the target's database.
-async fn log_in(
-    connection: &mut (impl AsyncRead + AsyncWrite + Unpin),
-    target: &Target,
-) -> Result<(), RedisError> {
-    if let Some(password) = &target.password {
-        let auth = match &target.username {
-            Some(user) => call(connection, &["AUTH", user, password]).await?,
-            None => call(connection, &["AUTH", password]).await?,
-        };
-        auth.map_err(RedisError::Server)?;
+/// A new connection to the target's server (with Sentinel, to the primary it names), through
+/// TLS for `rediss://`, logged in and on its database.
+async fn connect(target: &Target, tls: Option<TlsConnector>) -> Result<Connection, RedisError> {
+    if target.tls && tls.is_none() {
+        let why = "a `rediss://` server, but no TLS settings";
+        return Err(RedisError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            why,
+        )));
     }
+    let address = match &target.sentinel {
+        None => target.address.clone(),
+        Some(primary) => find_primary(target, tls.clone(), primary).await?,
+    };
+    let mut connection = open(&address, tls).await?;
+    log_in(&mut connection, target).await?;
     if target.database != 0 {
         let database = target.database.to_string();
-        call(connection, &["SELECT", &database])
-            .await?
-            .map_err(RedisError::Server)?;
+        connection.call(&["SELECT", &database]).await?;
     }
+    if target.sentinel.is_some() {
+        // Sentinel's answer may be a moment old: write only to a server that says it is the
+        // primary.
+        let says_primary = match connection.call(&["ROLE"]).await? {
+            Reply::Array(Some(items)) => {
+                items.first() == Some(&Reply::Bulk(Some(b"master".to_vec())))
+            }
+            _ => false,
+        };
+        if !says_primary {
+            return Err(RedisError::Server(format!(
+                "{address}, which Sentinel named, is not a primary"
+            )));
+        }
+    }
+    Ok(connection)
+}
+
+/// Asks the Sentinel at the target's address where the primary named `primary` is.
+async fn find_primary(
+    target: &Target,
+    tls: Option<TlsConnector>,
+    primary: &str,
+) -> Result<String, RedisError> {
+    let mut sentinel = open(&target.address, tls).await?;
+    // A Sentinel usually shares the servers' password (Bitnami's chart, for one); one without
+    // a password says so, and is asked all the same.
+    if let Err(RedisError::Server(message)) = log_in(&mut sentinel, target).await
+        && !message.contains("without any password configured")
+    {
+        return Err(RedisError::Server(format!("Sentinel said: {message}")));
+    }
+    let reply = (sentinel
+        .call(&["SENTINEL", "get-master-addr-by-name", primary])
+        .await)
+        .map_err(|e| RedisError::Server(format!("Sentinel said: {e}")))?;
+    match reply {
+        Reply::Array(Some(items)) => match items.as_slice() {
+            [Reply::Bulk(Some(host)), Reply::Bulk(Some(port))] => {
+                let host = String::from_utf8_lossy(host);
+                let port = String::from_utf8_lossy(port);
+                // An IPv6 address takes brackets before its port.
+                if host.contains(':') {
+                    Ok(format!("[{host}]:{port}"))
+                } else {
+                    Ok(format!("{host}:{port}"))
+                }
+            }
+            _ => Err(RedisError::Protocol(format!(
+                "Sentinel's answer: {items:?}"
+            ))),
+        },
+        _ => Err(RedisError::Server(format!(
+            "Sentinel at {} does not watch a primary named `{primary}`",
+            target.address
+        ))),
+    }
+}
+
+/// A connection to `address`, through TLS when `tls` is set (the certificate checked for the
+/// address's host).
+async fn open(address: &str, tls: Option<TlsConnector>) -> Result<Connection, RedisError> {
+    let tcp = TcpStream::connect(address).await?;
+    tcp.set_nodelay(true)?;
+    let Some(connector) = tls else {
+        return Ok(Connection::Plain(tcp));
+    };
+    let host = host_of(address);
+    let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+        let why = format!("`{host}` is not a host name for TLS");
+        RedisError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
+    })?;
+    Ok(Connection::Tls(Box::new(
+        connector.connect(name, tcp).await?,
+    )))
+}
+
+/// Logs in on `connection` when the target has a password.
+async fn log_in(connection: &mut Connection, target: &Target) -> Result<(), RedisError> {
+    let Some(password) = &target.password else {
+        return Ok(());
+    };
+    match &target.username {
+        Some(user) => connection.call(&["AUTH", user, password]).await?,
+        None => connection.call(&["AUTH", password]).await?,
+    };
     Ok(())
+}
+
+/// The host of `host:port`, an IPv6 address without its brackets: what a certificate names.
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// Sends one command and reads its reply; the inner error is the server's error reply.
@@ -590,12 +661,12 @@ mod tests {
         );
         let target = Target::parse("redis://[::1]:7000/", None).unwrap();
         assert_eq!(
-            (target.address.as_str(), target.host()),
+            (target.address.as_str(), host_of(&target.address)),
             ("[::1]:7000", "::1")
         );
         let target = Target::parse("rediss://limits.hangar.svc", None).unwrap();
         assert!(target.tls);
-        assert_eq!(target.host(), "limits.hangar.svc");
+        assert_eq!(host_of(&target.address), "limits.hangar.svc");
         assert!(!Target::parse("redis://limits", None).unwrap().tls);
         for (url, says) in [
             ("redis://user:secret@host", "passwordFile"),

@@ -407,6 +407,77 @@ async fn a_server_that_says_it_is_a_replica_is_left_for_a_new_connection() {
     assert!(!before.contains(&after[0]), "{before:?} then {after:?}");
 }
 
+/// `redis-cli -p PORT ARGS…`'s output.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_primary_is_found_through_sentinel_and_followed_after_a_failover() {
+    // (Without the delay, the primary waits 5 s for more replicas before syncing one.)
+    let first = RedisServer::start(&["--repl-diskless-sync-delay", "0"]).unwrap();
+    let port = first.port().to_string();
+    let second = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let sentinel = RedisServer::start_sentinel(first.port(), "limits").unwrap();
+    let through_sentinel = |primary: &str| {
+        let mut target = Target::parse(&sentinel.url(), None).unwrap();
+        target.sentinel = Some(primary.to_owned());
+        Client::new(target, None)
+    };
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+
+    let unknown = through_sentinel("other").eval(&count, &["k"], &[]).await;
+    let error = unknown.unwrap_err().to_string();
+    assert!(
+        error.contains("does not watch a primary named `other`"),
+        "{error}"
+    );
+
+    let client = through_sentinel("limits");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(redis_cli(first.port(), &["get", "k"]).trim(), "1");
+
+    // Once the replica holds the count, and Sentinel has learnt of it from the primary (within
+    // seconds), Sentinel promotes it.
+    let started = Instant::now();
+    while redis_cli(second.port(), &["get", "k"]).trim() != "1" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not replicated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while redis_cli(sentinel.port(), &["sentinel", "failover", "limits"]).trim() != "OK" {
+        assert!(started.elapsed() < Duration::from_secs(30), "no failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = Instant::now();
+    while !(redis_cli(second.port(), &["role"]).starts_with("master")
+        && redis_cli(first.port(), &["role"]).starts_with("slave"))
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "no switch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old primary closes its clients' connections when demoted, so the command in flight
+    // may fail (or, on a connection it kept, hear READONLY); the next connection asks Sentinel
+    // again and reaches the new primary, where the count goes on.
+    let reply = match client.eval(&count, &["k"], &[]).await {
+        Ok(reply) => reply,
+        Err(_) => client.eval(&count, &["k"], &[]).await.unwrap(),
+    };
+    assert_eq!(reply, Reply::Integer(2));
+    assert_eq!(redis_cli(second.port(), &["get", "k"]).trim(), "2");
+}
+
 /// A CA and, signed by it, a certificate for Redis at 127.0.0.1 and one for the gateway, as PEM
 /// files in `dir`: `ca.pem`, `redis.pem` and `redis.key`, `gateway.pem` and `gateway.key`.
 fn certificates(dir: &std::path::Path) {

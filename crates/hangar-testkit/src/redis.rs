@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ pub struct RedisServer {
     port: u16,
     tls: bool,
     child: Child,
+    /// A Sentinel's configuration file (Sentinel rewrites it), removed when dropped.
+    config: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -22,7 +24,13 @@ impl RedisServer {
 
     /// Starts one on `port`, and waits until it accepts connections.
     pub fn start_on(port: u16, extra: &[&str]) -> io::Result<RedisServer> {
+        RedisServer::launch(port, None, extra)
+    }
+
+    /// Starts one on `port` with the configuration file `config`, if any, and `extra`.
+    fn launch(port: u16, config: Option<&Path>, extra: &[&str]) -> io::Result<RedisServer> {
         let mut child = Command::new("redis-server")
+            .args(config)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(extra)
@@ -50,7 +58,29 @@ impl RedisServer {
             port,
             tls: false,
             child,
+            config: None,
         })
+    }
+
+    /// Starts a Sentinel that watches the primary on `primary_port` under the name `name`, with
+    /// a quorum of one and a primary taken for down after one second without an answer.
+    pub fn start_sentinel(primary_port: u16, name: &str) -> io::Result<RedisServer> {
+        let port = free_port()?;
+        let config = std::env::temp_dir().join(format!("hangar-test-sentinel-{port}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "sentinel monitor {name} 127.0.0.1 {primary_port} 1\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 5000\n"
+            ),
+        )?;
+        let started = RedisServer::launch(port, Some(&config), &["--sentinel"]);
+        let mut server = started.inspect_err(|_| {
+            let _ = std::fs::remove_file(&config);
+        })?;
+        server.config = Some(config);
+        Ok(server)
     }
 
     /// Starts one that speaks only TLS, with the PEM certificate and key at `cert` and `key`.
@@ -90,6 +120,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
     }
 }
 

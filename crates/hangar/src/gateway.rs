@@ -250,8 +250,11 @@ fn check(path: &Path) -> Result<ExitCode> {
                 config.on_unavailable.as_str()
             ),
         };
+        let sentinel = (config.sentinel_master.as_ref())
+            .map(|primary| format!(", Sentinel's primary `{primary}`"))
+            .unwrap_or_default();
         outln!(
-            "  shared rates {} (prefix {}): {state}",
+            "  shared rates {} (prefix {}{sentinel}): {state}",
             config.url,
             config.prefix
         )?;
