@@ -321,7 +321,7 @@ pub struct SharedLimitsConfig {
     pub url: String,
     /// The name of the primary (`mymaster`) when Redis runs with Sentinel: `url`'s host and
     /// port are then a Sentinel's (a Service in front of the Sentinels, port 26379), asked
-    /// where the primary is at each new connection, so a failover is followed.
+    /// where the primary is at each new connection and every 2 s, so a failover is followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel_master: Option<String>,
     /// For a `rediss://` URL: the CAs trusted besides the system's (`caFile`), and the

@@ -265,31 +265,58 @@ async fn drive(
     tls: Option<TlsConnector>,
     mut commands: mpsc::UnboundedReceiver<Pending>,
 ) {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target, tls)).await;
-    match connected {
-        Ok(Ok(Connection::Plain(tcp))) => {
-            let (reader, writer) = tcp.into_split();
-            relay(reader, writer, commands).await;
-        }
-        Ok(Ok(Connection::Tls(tls))) => {
-            let (reader, writer) = tokio::io::split(*tls);
-            relay(reader, writer, commands).await;
-        }
-        Ok(Err(e)) => fail_queued(&mut commands, &e),
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target, tls.clone())).await;
+    let (connection, address) = match connected {
+        Ok(Ok(connected)) => connected,
+        Ok(Err(e)) => return fail_queued(&mut commands, &e),
         Err(_) => {
             let error = RedisError::Io(std::io::ErrorKind::TimedOut.into());
-            fail_queued(&mut commands, &error);
+            return fail_queued(&mut commands, &error);
+        }
+    };
+    let moved = primary_moved(&target, tls, &address);
+    match connection {
+        Connection::Plain(tcp) => {
+            let (reader, writer) = tcp.into_split();
+            relay(reader, writer, commands, moved).await;
+        }
+        Connection::Tls(tls) => {
+            let (reader, writer) = tokio::io::split(*tls);
+            relay(reader, writer, commands, moved).await;
+        }
+    }
+}
+
+/// How often a connection made through Sentinel asks it again where the primary is.
+const SENTINEL_RECHECK: Duration = Duration::from_secs(2);
+
+/// With Sentinel, returns once it names another primary than `address`: Sentinel may switch
+/// before the old primary learns it is one no longer (or while it is cut off), and writes to
+/// it would be lost. Never returns without Sentinel, nor while Sentinel cannot be asked.
+async fn primary_moved(target: &Target, tls: Option<TlsConnector>, address: &str) {
+    let Some(primary) = &target.sentinel else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(SENTINEL_RECHECK).await;
+        let asked = find_primary(target, tls.clone(), primary);
+        if let Ok(Ok(now)) = tokio::time::timeout(CONNECT_TIMEOUT, asked).await
+            && now != address
+        {
+            return;
         }
     }
 }
 
 /// Writes what `commands` brings to the connection and hands each reply to its command in
-/// order (see [`drive`]).
+/// order (see [`drive`]), until the connection fails or `moved` (the primary did) returns.
 async fn relay(
     mut reader: impl AsyncRead + Unpin,
     mut writer: impl AsyncWrite + Unpin,
     mut commands: mpsc::UnboundedReceiver<Pending>,
+    moved: impl Future<Output = ()>,
 ) {
+    let mut moved = std::pin::pin!(moved);
     let mut waiting: VecDeque<(Instant, oneshot::Sender<Answer>)> = VecDeque::new();
     let mut buffer = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(512);
@@ -332,6 +359,9 @@ async fn relay(
             () = sleep_until(stalled_at) => {
                 break RedisError::Io(std::io::ErrorKind::TimedOut.into());
             }
+            () = &mut moved => {
+                break RedisError::Server("Sentinel names another primary".to_owned());
+            }
         }
     };
     for (_, reply) in waiting {
@@ -363,7 +393,7 @@ fn hand_out(
             return Err(RedisError::Protocol("a reply to no command".to_owned()));
         };
         if let Err(message) = &reply
-            && message.starts_with("READONLY")
+            && says_replica(message)
         {
             demoted = Some(message.clone());
         }
@@ -380,6 +410,12 @@ fn hand_out(
         )));
     }
     Ok(())
+}
+
+/// The error a replica gives a write: `READONLY …` from Redis 7, and inside a script's error
+/// (`ERR Error running script … -READONLY You can't write…`) from Redis 5 and 6.
+fn says_replica(message: &str) -> bool {
+    message.starts_with("READONLY") || message.contains("-READONLY ")
 }
 
 /// Ends the connection's task: every command still queued gets `error`, and the queue closes so
@@ -418,8 +454,11 @@ impl Connection {
 }
 
 /// A new connection to the target's server (with Sentinel, to the primary it names), through
-/// TLS for `rediss://`, logged in and on its database.
-async fn connect(target: &Target, tls: Option<TlsConnector>) -> Result<Connection, RedisError> {
+/// TLS for `rediss://`, logged in and on its database; and the address it reached.
+async fn connect(
+    target: &Target,
+    tls: Option<TlsConnector>,
+) -> Result<(Connection, String), RedisError> {
     if target.tls && tls.is_none() {
         let why = "a `rediss://` server, but no TLS settings";
         return Err(RedisError::Io(std::io::Error::new(
@@ -452,7 +491,7 @@ async fn connect(target: &Target, tls: Option<TlsConnector>) -> Result<Connectio
             )));
         }
     }
-    Ok(connection)
+    Ok((connection, address))
 }
 
 /// Asks the Sentinel at the target's address where the primary named `primary` is.
@@ -462,17 +501,22 @@ async fn find_primary(
     primary: &str,
 ) -> Result<String, RedisError> {
     let mut sentinel = open(&target.address, tls).await?;
-    // A Sentinel usually shares the servers' password (Bitnami's chart, for one); one without
-    // a password says so, and is asked all the same.
-    if let Err(RedisError::Server(message)) = log_in(&mut sentinel, target).await
-        && !message.contains("without any password configured")
-    {
-        return Err(RedisError::Server(format!("Sentinel said: {message}")));
-    }
-    let reply = (sentinel
-        .call(&["SENTINEL", "get-master-addr-by-name", primary])
-        .await)
-        .map_err(|e| RedisError::Server(format!("Sentinel said: {e}")))?;
+    // A Sentinel usually shares the servers' login (Bitnami's chart, for one). One without a
+    // password refuses it (how depends on its version), and is asked all the same: its refusal
+    // is reported only if it then wants a login.
+    let refused = match log_in(&mut sentinel, target).await {
+        Ok(()) => None,
+        Err(RedisError::Server(message)) => Some(message),
+        Err(other) => return Err(other),
+    };
+    let ask = ["SENTINEL", "get-master-addr-by-name", primary];
+    let reply = sentinel.call(&ask).await.map_err(|e| match e {
+        RedisError::Server(message) => {
+            let said = refused.unwrap_or(message);
+            RedisError::Server(format!("(Sentinel at {}) {said}", target.address))
+        }
+        other => other,
+    })?;
     match reply {
         Reply::Array(Some(items)) => match items.as_slice() {
             [Reply::Bulk(Some(host)), Reply::Bulk(Some(port))] => {
@@ -729,6 +773,36 @@ mod tests {
         }
         let deep = "*1\r\n".repeat(MAX_DEPTH + 1);
         assert!(parse(deep.as_bytes(), 0).is_err());
+    }
+
+    #[test]
+    fn a_write_refused_by_a_replica_ends_the_connection_in_every_version() {
+        for said in [
+            // Redis 7.
+            "-READONLY You can't write against a read only replica. script: 6163…, on @user_script:1.\r\n",
+            // Redis 5 and 6 wrap it in the script's error.
+            "-ERR Error running script (call to f_6163…): @user_script:1: @user_script: 1: -READONLY You can't write against a read only replica. \r\n",
+        ] {
+            let mut buffer = format!(":1\r\n{said}").into_bytes();
+            let (first, first_reply) = oneshot::channel();
+            let (second, second_reply) = oneshot::channel();
+            let mut waiting = VecDeque::from([(Instant::now(), first), (Instant::now(), second)]);
+            let ended = hand_out(&mut buffer, &mut waiting);
+            assert!(matches!(ended, Err(RedisError::Server(_))), "{said}");
+            // The replies read are handed out all the same, in order.
+            assert!(matches!(
+                first_reply.blocking_recv(),
+                Ok(Ok(Ok(Reply::Integer(1))))
+            ));
+            assert!(matches!(second_reply.blocking_recv(), Ok(Ok(Err(_)))));
+        }
+        let mut buffer = b"-ERR unknown command\r\n".to_vec();
+        let (to, _reply) = oneshot::channel();
+        let mut waiting = VecDeque::from([(Instant::now(), to)]);
+        assert!(
+            hand_out(&mut buffer, &mut waiting).is_ok(),
+            "other errors keep it"
+        );
     }
 
     #[test]

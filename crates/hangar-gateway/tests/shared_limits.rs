@@ -387,6 +387,12 @@ async fn a_server_that_says_it_is_a_replica_is_left_for_a_new_connection() {
     let primary = RedisServer::start(&[]).unwrap();
     let port = primary.port().to_string();
     let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    // (Until its first sync is loaded a replica answers LOADING instead.)
+    let started = Instant::now();
+    while !redis_cli(replica.port(), &["info", "replication"]).contains("master_link_status:up") {
+        assert!(started.elapsed() < Duration::from_secs(60), "no sync");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let client = Client::new(Target::parse(&replica.url(), None).unwrap(), None);
     let write = Script::new("return redis.call('INCR', KEYS[1])");
     let error = client.eval(&write, &["k"], &[]).await.unwrap_err();
@@ -424,7 +430,7 @@ async fn the_primary_is_found_through_sentinel_and_followed_after_a_failover() {
     let first = RedisServer::start(&["--repl-diskless-sync-delay", "0"]).unwrap();
     let port = first.port().to_string();
     let second = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
-    let sentinel = RedisServer::start_sentinel(first.port(), "limits").unwrap();
+    let sentinel = RedisServer::start_sentinel(first.port(), "limits", &[]).unwrap();
     let through_sentinel = |primary: &str| {
         let mut target = Target::parse(&sentinel.url(), None).unwrap();
         target.sentinel = Some(primary.to_owned());
@@ -451,20 +457,20 @@ async fn the_primary_is_found_through_sentinel_and_followed_after_a_failover() {
     let started = Instant::now();
     while redis_cli(second.port(), &["get", "k"]).trim() != "1" {
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_secs(60),
             "not replicated"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     while redis_cli(sentinel.port(), &["sentinel", "failover", "limits"]).trim() != "OK" {
-        assert!(started.elapsed() < Duration::from_secs(30), "no failover");
+        assert!(started.elapsed() < Duration::from_secs(60), "no failover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let started = Instant::now();
     while !(redis_cli(second.port(), &["role"]).starts_with("master")
         && redis_cli(first.port(), &["role"]).starts_with("slave"))
     {
-        assert!(started.elapsed() < Duration::from_secs(20), "no switch");
+        assert!(started.elapsed() < Duration::from_secs(60), "no switch");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The old primary closes its clients' connections when demoted, so the command in flight
@@ -476,6 +482,88 @@ async fn the_primary_is_found_through_sentinel_and_followed_after_a_failover() {
     };
     assert_eq!(reply, Reply::Integer(2));
     assert_eq!(redis_cli(second.port(), &["get", "k"]).trim(), "2");
+}
+
+/// A stand-in for Sentinel that names the primary on the port `primary` holds at each question
+/// (a real Sentinel cannot be made to switch without demoting the old primary at once).
+async fn fake_sentinel(primary: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut connection, _)) = listener.accept().await {
+            let primary = primary.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0; 512];
+                // One question a connection, in one read on loopback.
+                if connection.read(&mut buffer).await.unwrap_or(0) > 0 {
+                    let port = primary
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                        .to_string();
+                    let answer = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len());
+                    let _ = connection.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_primary_sentinel_no_longer_names_is_left_even_while_it_still_takes_writes() {
+    let old = RedisServer::start(&[]).unwrap();
+    let new = RedisServer::start(&[]).unwrap();
+    let named = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(old.port()));
+    let sentinel = fake_sentinel(named.clone()).await;
+    let mut target = Target::parse(&format!("redis://127.0.0.1:{sentinel}"), None).unwrap();
+    target.sentinel = Some("limits".to_owned());
+    let client = Client::new(target, None);
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+
+    // The old primary never says READONLY: only asking Sentinel again moves the client.
+    named.store(new.port(), std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    while redis_cli(new.port(), &["get", "k"]).trim().is_empty() {
+        let _ = client.eval(&count, &["k"], &[]).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still on the old primary"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sentinel_without_a_password_is_asked_without_one() {
+    let primary =
+        RedisServer::start(&["--user", "gateway", "on", ">s3cret", "~*", "&*", "+@all"]).unwrap();
+    let open_sentinel = RedisServer::start_sentinel(primary.port(), "limits", &[]).unwrap();
+    let locked_sentinel =
+        RedisServer::start_sentinel(primary.port(), "limits", &["--requirepass", "other"]).unwrap();
+    let through = |sentinel: &RedisServer| {
+        let url = format!("redis://gateway@127.0.0.1:{}", sentinel.port());
+        let mut target = Target::parse(&url, Some("s3cret".to_owned())).unwrap();
+        target.sentinel = Some("limits".to_owned());
+        Client::new(target, None)
+    };
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    let counted = through(&open_sentinel).eval(&count, &["k"], &[]).await;
+    assert_eq!(counted.unwrap(), Reply::Integer(1));
+    // A Sentinel that wants another login says why it refused this one.
+    let error = through(&locked_sentinel)
+        .eval(&count, &["k"], &[])
+        .await
+        .unwrap_err();
+    let error = error.to_string();
+    assert!(
+        error.contains("(Sentinel at 127.0.0.1:") && error.contains("WRONGPASS"),
+        "{error}"
+    );
+    assert!(!error.contains("s3cret"), "{error}");
 }
 
 /// A CA and, signed by it, a certificate for Redis at 127.0.0.1 and one for the gateway, as PEM

@@ -1,5 +1,6 @@
-//! A real Redis for tests: Debian's `redis-server` on a loopback port, without persistence,
-//! stopped when dropped. `.ci/run` installs it.
+//! A real Redis for tests: Debian's `redis-server` on a loopback port, without persistence, in
+//! a directory of its own (a replica writes the data it receives there, and a server started
+//! in a shared one would load it), stopped and removed when dropped. `.ci/run` installs it.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -12,8 +13,8 @@ pub struct RedisServer {
     port: u16,
     tls: bool,
     child: Child,
-    /// A Sentinel's configuration file (Sentinel rewrites it), removed when dropped.
-    config: Option<PathBuf>,
+    /// Its working directory, removed when dropped.
+    dir: PathBuf,
 }
 
 impl RedisServer {
@@ -27,26 +28,42 @@ impl RedisServer {
         RedisServer::launch(port, None, extra)
     }
 
-    /// Starts one on `port` with the configuration file `config`, if any, and `extra`.
-    fn launch(port: u16, config: Option<&Path>, extra: &[&str]) -> io::Result<RedisServer> {
-        let mut child = Command::new("redis-server")
+    /// Starts one on `port` in a new directory, with the configuration file `config` (written
+    /// there), if any, and `extra`.
+    fn launch(port: u16, config: Option<&str>, extra: &[&str]) -> io::Result<RedisServer> {
+        let dir =
+            std::env::temp_dir().join(format!("hangar-test-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let config = match config {
+            Some(text) => {
+                let path = dir.join("redis.conf");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let spawned = Command::new("redis-server")
             .args(config)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
             .args(extra)
             .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (.ci/run does)"),
-                )
-            })?;
+            .spawn();
+        let mut child = spawned.map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            io::Error::new(
+                e.kind(),
+                format!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (.ci/run does)"),
+            )
+        })?;
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if started.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&dir);
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("redis-server did not listen on port {port} within 10 s"),
@@ -58,29 +75,27 @@ impl RedisServer {
             port,
             tls: false,
             child,
-            config: None,
+            dir,
         })
     }
 
     /// Starts a Sentinel that watches the primary on `primary_port` under the name `name`, with
-    /// a quorum of one and a primary taken for down after one second without an answer.
-    pub fn start_sentinel(primary_port: u16, name: &str) -> io::Result<RedisServer> {
-        let port = free_port()?;
-        let config = std::env::temp_dir().join(format!("hangar-test-sentinel-{port}.conf"));
-        std::fs::write(
-            &config,
-            format!(
-                "sentinel monitor {name} 127.0.0.1 {primary_port} 1\n\
-                 sentinel down-after-milliseconds {name} 1000\n\
-                 sentinel failover-timeout {name} 5000\n"
-            ),
-        )?;
-        let started = RedisServer::launch(port, Some(&config), &["--sentinel"]);
-        let mut server = started.inspect_err(|_| {
-            let _ = std::fs::remove_file(&config);
-        })?;
-        server.config = Some(config);
-        Ok(server)
+    /// a quorum of one and a primary taken for down after one second without an answer; with
+    /// `extra` arguments (`--requirepass`…).
+    pub fn start_sentinel(
+        primary_port: u16,
+        name: &str,
+        extra: &[&str],
+    ) -> io::Result<RedisServer> {
+        // Sentinel keeps what it learns in its configuration file, so it needs one.
+        let config = format!(
+            "sentinel monitor {name} 127.0.0.1 {primary_port} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 5000\n"
+        );
+        let mut args = vec!["--sentinel"];
+        args.extend_from_slice(extra);
+        RedisServer::launch(free_port()?, Some(&config), &args)
     }
 
     /// Starts one that speaks only TLS, with the PEM certificate and key at `cert` and `key`.
@@ -120,9 +135,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(config) = &self.config {
-            let _ = std::fs::remove_file(config);
-        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
