@@ -1,13 +1,14 @@
 //! Values the API server refuses in objects that otherwise decode: a resource quantity that is
 //! not one (`nvidia.com/gpu: abc`), a negative one, a fraction of a GPU, a request above its
 //! limit, an extended resource or huge pages whose request has no limit or differs from it, a
-//! negative replica count. Such a manifest never runs as written, so each is reported as an
+//! negative replica count; in containers and whole pods, quotas (`spec.hard`) and volume
+//! claims (whose storage request must be there and above zero). Such a manifest never runs as written, so each is reported as an
 //! error naming the field; the object is still audited as written, like one of a removed API
 //! version.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::quantity;
@@ -50,6 +51,40 @@ pub fn rejected_values(object: &Object) -> Vec<String> {
             let path = "spec.jobTemplate.spec.template.spec";
             check_pod(template(job.map(|j| &j.template)), path, &mut found);
         }
+        Object::ResourceQuota(o) => {
+            let hard = o.spec.as_ref().and_then(|s| s.hard.as_ref());
+            for (name, (text, value)) in read_all(hard, "spec", "hard", &mut found) {
+                if counted_in_quota(name) && !quantity::is_whole(value) {
+                    found.push(format!(
+                        "`spec.hard.{name}`: `{text}` is not a whole number, as a count must be"
+                    ));
+                }
+            }
+        }
+        Object::PersistentVolumeClaim(o) => {
+            let resources = o.spec.as_ref().and_then(|s| s.resources.as_ref());
+            let requests = resources.and_then(|r| r.requests.as_ref());
+            let limits = resources.and_then(|r| r.limits.as_ref());
+            let at = "spec.resources";
+            let read = read_all(requests, at, "requests", &mut found);
+            compare(
+                &read,
+                &read_all(limits, at, "limits", &mut found),
+                at,
+                |_| false,
+                &mut found,
+            );
+            let storage = requests.and_then(|r| r.get("storage"));
+            match read.get("storage") {
+                None if storage.is_none() => found.push(format!(
+                    "`{at}.requests.storage`: missing; a claim must say how much storage it needs"
+                )),
+                Some((text, value)) if *value <= 0.0 => found.push(format!(
+                    "`{at}.requests.storage`: `{text}` must be more than zero"
+                )),
+                _ => {}
+            }
+        }
         _ => {}
     }
     found
@@ -70,6 +105,9 @@ fn check_replicas(replicas: Option<i32>, found: &mut Vec<String>) {
 
 fn check_pod(spec: Option<&PodSpec>, path: &str, found: &mut Vec<String>) {
     let Some(spec) = spec else { return };
+    if let Some(resources) = &spec.resources {
+        check_resources(resources, &format!("{path}.resources"), found);
+    }
     let containers = spec
         .containers
         .iter()
@@ -77,35 +115,51 @@ fn check_pod(spec: Option<&PodSpec>, path: &str, found: &mut Vec<String>) {
         .map(|(i, c)| ("containers", i, c));
     let init = spec.init_containers.iter().flatten().enumerate();
     for (list, index, container) in containers.chain(init.map(|(i, c)| ("initContainers", i, c))) {
-        let Some(resources) = &container.resources else {
-            continue;
-        };
-        let at = format!("{path}.{list}[{index}].resources");
-        let requests = read_all(resources.requests.as_ref(), &at, "requests", found);
-        let limits = read_all(resources.limits.as_ref(), &at, "limits", found);
-        let has_limit = |name: &str| {
-            resources
-                .limits
-                .as_ref()
-                .is_some_and(|l| l.contains_key(name))
-        };
-        for (name, (request_text, request)) in &requests {
-            let field = format!("`{at}.requests.{name}`");
-            // An extended resource or huge pages cannot be overcommitted: the limit is required
-            // and the request must equal it.
-            let exact = !overcommit_allowed(name);
-            match limits.get(name) {
-                None if exact && !has_limit(name) => found.push(format!(
-                    "`{at}.limits.{name}`: missing; {name} cannot be overcommitted, so it needs a limit equal to its request"
-                )),
-                Some((limit_text, limit)) if exact && request != limit => found.push(format!(
-                    "{field}: `{request_text}` differs from the limit, `{limit_text}`; {name} cannot be overcommitted, so they must be equal"
-                )),
-                Some((limit_text, limit)) if request > limit => found.push(format!(
-                    "{field}: `{request_text}` is more than the limit, `{limit_text}`"
-                )),
-                _ => {}
-            }
+        if let Some(resources) = &container.resources {
+            let at = format!("{path}.{list}[{index}].resources");
+            check_resources(resources, &at, found);
+        }
+    }
+}
+
+/// The requests and limits of a container or of a whole pod, at `at`.
+fn check_resources(resources: &ResourceRequirements, at: &str, found: &mut Vec<String>) {
+    let requests = read_all(resources.requests.as_ref(), at, "requests", found);
+    let limits = read_all(resources.limits.as_ref(), at, "limits", found);
+    let has_limit = |name: &str| {
+        resources
+            .limits
+            .as_ref()
+            .is_some_and(|l| l.contains_key(name))
+    };
+    compare(&requests, &limits, at, has_limit, found);
+}
+
+/// Each request against its limit: not above it, and equal to it (and present) for a resource
+/// that cannot be overcommitted. `has_limit` says whether an unreadable limit was given.
+fn compare(
+    requests: &BTreeMap<&str, (&str, f64)>,
+    limits: &BTreeMap<&str, (&str, f64)>,
+    at: &str,
+    has_limit: impl Fn(&str) -> bool,
+    found: &mut Vec<String>,
+) {
+    for (name, (request_text, request)) in requests {
+        let field = format!("`{at}.requests.{name}`");
+        // An extended resource or huge pages cannot be overcommitted: the limit is required
+        // and the request must equal it.
+        let exact = !overcommit_allowed(name);
+        match limits.get(name) {
+            None if exact && !has_limit(name) => found.push(format!(
+                "`{at}.limits.{name}`: missing; {name} cannot be overcommitted, so it needs a limit equal to its request"
+            )),
+            Some((limit_text, limit)) if exact && request != limit => found.push(format!(
+                "{field}: `{request_text}` differs from the limit, `{limit_text}`; {name} cannot be overcommitted, so they must be equal"
+            )),
+            Some((limit_text, limit)) if request > limit => found.push(format!(
+                "{field}: `{request_text}` is more than the limit, `{limit_text}`"
+            )),
+            _ => {}
         }
     }
 }
@@ -144,6 +198,23 @@ fn overcommit_allowed(name: &str) -> bool {
 
 fn is_native(name: &str) -> bool {
     !name.contains('/') || name.contains("kubernetes.io/")
+}
+
+/// A quota entry that counts objects (`pods`, `count/deployments.apps`) or extended resources,
+/// which the API server takes only in whole numbers.
+fn counted_in_quota(name: &str) -> bool {
+    const COUNTS: [&str; 9] = [
+        "pods",
+        "services",
+        "replicationcontrollers",
+        "resourcequotas",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    COUNTS.contains(&name) || name.starts_with("count/") || is_extended(name)
 }
 
 /// A resource a device plugin or an operator provides (`nvidia.com/gpu`), not one of
@@ -198,5 +269,54 @@ mod tests {
                 "`spec.jobTemplate.spec.template.spec.containers[0].resources.limits.memory`: `lots` is not a quantity"
             ]
         );
+    }
+
+    #[test]
+    fn whole_pods_quotas_and_claims_are_checked_too() {
+        let pod = object(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  resources:\n    requests: {cpu: '4', memory: 1Gi}\n    limits: {cpu: '2', memory: lots}\n  containers: [{name: a}]\n",
+        );
+        assert_eq!(
+            rejected_values(&pod),
+            [
+                "`spec.resources.limits.memory`: `lots` is not a quantity",
+                "`spec.resources.requests.cpu`: `4` is more than the limit, `2`",
+            ]
+        );
+        let quota = object(
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: '2.5', requests.cpu: '-1', requests.nvidia.com/gpu: '4', count/deployments.apps: 10, limits.memory: 2x, requests.memory: 1.5Gi}\n",
+        );
+        assert_eq!(
+            rejected_values(&quota),
+            [
+                "`spec.hard.limits.memory`: `2x` is not a quantity",
+                "`spec.hard.requests.cpu`: `-1` is negative",
+                "`spec.hard.pods`: `2.5` is not a whole number, as a count must be",
+            ]
+        );
+        let claim = |resources: &str| {
+            rejected_values(&object(&format!(
+                "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: c}}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {resources}\n"
+            )))
+        };
+        assert_eq!(
+            claim("{requests: {storage: 20Gi}, limits: {storage: 10Gi}}"),
+            ["`spec.resources.requests.storage`: `20Gi` is more than the limit, `10Gi`"]
+        );
+        assert_eq!(
+            claim("{requests: {storage: '0'}}"),
+            ["`spec.resources.requests.storage`: `0` must be more than zero"]
+        );
+        assert_eq!(
+            claim("{}"),
+            [
+                "`spec.resources.requests.storage`: missing; a claim must say how much storage it needs"
+            ]
+        );
+        assert_eq!(
+            claim("{requests: {storage: big}}"),
+            ["`spec.resources.requests.storage`: `big` is not a quantity"]
+        );
+        assert!(claim("{requests: {storage: 100Gi}}").is_empty());
     }
 }
