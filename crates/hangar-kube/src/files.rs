@@ -55,12 +55,27 @@ fn error(path: &Path, message: String) -> LoadError {
     }
 }
 
-/// What the walk over the paths found: the files to read, and the directories entered so far
-/// (canonical), so a symbolic link back up the tree is not walked again.
+/// What the walk over the paths found: the files to read, and the directories entered and
+/// regular files taken so far (canonical), so a symbolic link back up the tree is not walked
+/// again and a file reached by two paths is read once.
 #[derive(Default)]
 struct Walk {
     files: Vec<PathBuf>,
     visited: HashSet<PathBuf>,
+}
+
+impl Walk {
+    /// Takes `path` to be read, unless it is a regular file already taken by another path.
+    fn take(&mut self, path: &Path, regular: bool) {
+        if regular {
+            let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            if !self.visited.insert(canonical) {
+                tracing::debug!(path = %path.display(), "file already taken; skipped");
+                return;
+            }
+        }
+        self.files.push(path.to_path_buf());
+    }
 }
 
 /// Gathers the files under `path`. A directory holding a `Chart.yaml` is a Helm chart: one error
@@ -84,7 +99,7 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
                     MANIFEST_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
                 }));
         if wanted {
-            walk.files.push(path.to_path_buf());
+            walk.take(path, metadata.is_file());
         }
         return;
     }
@@ -151,6 +166,43 @@ mod tests {
     }
 
     const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n";
+
+    #[test]
+    fn a_file_reached_by_two_paths_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "apps/ns.yaml", NS);
+        write(
+            dir.path(),
+            "other/svc.yaml",
+            &NS.replace("name: a", "name: b"),
+        );
+        std::fs::create_dir_all(dir.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("apps/ns.yaml"),
+            dir.path().join("linked/ns.yaml"),
+        )
+        .unwrap();
+        let mut walk = Walk::default();
+        let mut errors = Vec::new();
+        collect(dir.path(), true, &mut walk, &mut errors);
+        // Named again on the command line, too.
+        collect(
+            &dir.path().join("linked/ns.yaml"),
+            true,
+            &mut walk,
+            &mut errors,
+        );
+        let names: Vec<_> = walk
+            .files
+            .iter()
+            .map(|f| f.strip_prefix(dir.path()).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [Path::new("apps/ns.yaml"), Path::new("other/svc.yaml")]
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
 
     #[test]
     fn directories_are_read_recursively_and_charts_are_refused_once() {
