@@ -274,13 +274,24 @@ macro_rules! typed_kinds {
 
             /// The origin of the object at `position` in the list of `kind`, whether the two
             /// objects at `a` and `b` are the same, and dropping the objects at `positions`.
-            fn duplicate_pair(&self, d: &Duplicate) -> Option<(&str, &ObjectMeta, &Origin, &Origin, bool)> {
+            fn duplicate_pair(&self, d: &Duplicate) -> Option<DuplicatePair<'_>> {
                 $(if d.kind == <$kind as Resource>::KIND {
                     let (a, b) = (self.$field.get(d.earlier)?, self.$field.get(d.later)?);
-                    return Some((d.kind, &a.object.metadata, &a.origin, &b.origin, a.object == b.object));
+                    let same = a.object == b.object;
+                    let (earlier, later) = ((&a.object.metadata, &a.origin), (&b.object.metadata, &b.origin));
+                    return Some(DuplicatePair { kind: d.kind, earlier, later, same });
                 })*
                 let (a, b) = (self.others.get(d.earlier)?, self.others.get(d.later)?);
-                Some((&a.object.kind, &a.object.metadata, &a.origin, &b.origin, a.object.body == b.object.body))
+                let same = a.object.body == b.object.body;
+                let (earlier, later) = ((&a.object.metadata, &a.origin), (&b.object.metadata, &b.origin));
+                Some(DuplicatePair { kind: &a.object.kind, earlier, later, same })
+            }
+
+            fn swap_positions(&mut self, kind: &str, a: usize, b: usize) {
+                $(if kind == <$kind as Resource>::KIND {
+                    return self.$field.swap(a, b);
+                })*
+                self.others.swap(a, b)
             }
 
             fn drop_positions(&mut self, kind: &str, positions: &HashSet<usize>) {
@@ -354,6 +365,30 @@ impl Index {
     }
 }
 
+/// Two objects of one kind, namespace and name, each with where it was read.
+struct DuplicatePair<'s> {
+    kind: &'s str,
+    earlier: (&'s ObjectMeta, &'s Origin),
+    later: (&'s ObjectMeta, &'s Origin),
+    /// The two are identical.
+    same: bool,
+}
+
+impl DuplicatePair<'_> {
+    /// The two are one live object read from two captures (the same `uid`), and the earlier
+    /// copy is the newer one: a larger `resourceVersion` (etcd's revisions are numbers, though
+    /// Kubernetes promises nothing about their form; otherwise the later copy is taken as the
+    /// newer, as with manifests).
+    fn one_object(&self) -> Option<bool> {
+        let (earlier, later) = (self.earlier.0, self.later.0);
+        if earlier.uid.is_none() || earlier.uid != later.uid {
+            return None;
+        }
+        let version = |meta: &ObjectMeta| meta.resource_version.as_deref()?.parse::<u64>().ok();
+        Some(matches!((version(earlier), version(later)), (Some(e), Some(l)) if e > l))
+    }
+}
+
 fn drop_positions<T>(list: &mut Vec<T>, positions: &HashSet<usize>) {
     let mut position = 0;
     list.retain(|_| {
@@ -366,7 +401,8 @@ impl Snapshot {
     /// Keeps one object of each kind, namespace and name: the last in the input, as applying
     /// the manifests in order would. Copies that differ are errors naming both places, so the
     /// scan says it is incomplete; identical copies (the same Namespace in every app's
-    /// manifests) lose nothing and are dropped quietly.
+    /// manifests) lose nothing and are dropped quietly. Copies of one live object (the same
+    /// `uid`, from two captures of a cluster) are no conflict: the newer is kept, quietly.
     pub fn resolve_duplicates(&mut self) {
         let duplicates = self.index().duplicates.clone();
         if duplicates.is_empty() {
@@ -374,10 +410,21 @@ impl Snapshot {
         }
         let mut dropped: HashMap<&'static str, HashSet<usize>> = HashMap::new();
         for duplicate in &duplicates {
-            let Some((kind, meta, earlier, later, same)) = self.duplicate_pair(duplicate) else {
+            let Some(pair) = self.duplicate_pair(duplicate) else {
                 continue;
             };
-            if !same {
+            let one_object = pair.one_object();
+            let DuplicatePair {
+                kind,
+                earlier: (meta, earlier),
+                later: (_, later),
+                same,
+            } = pair;
+            if one_object == Some(true) {
+                // The later position keeps the newer copy; the earlier one is dropped below, and
+                // a third copy is then compared with the newer of these two.
+                self.swap_positions(duplicate.kind, duplicate.earlier, duplicate.later);
+            } else if one_object.is_none() && !same {
                 let namespace = meta.namespace.as_deref().unwrap_or_default();
                 let name = meta.name.as_deref().unwrap_or_default();
                 let object = if namespace.is_empty() {

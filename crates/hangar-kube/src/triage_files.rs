@@ -696,6 +696,53 @@ line three
     }
 
     #[test]
+    fn two_captures_of_one_cluster_keep_the_newer_copy_of_each_object_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = |uid: &str, version: u32, phase: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: vllm-0, namespace: ml, uid: {uid}, resourceVersion: '{version}'}}\nspec: {{containers: [{{name: vllm}}]}}\nstatus: {{phase: {phase}}}\n"
+            )
+        };
+        let capture = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let phase = |paths: &[PathBuf]| {
+            let input = load_triage_paths(paths, LogBounds::default());
+            let snapshot = input.snapshot;
+            assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+            assert_eq!(snapshot.pods.len(), 1);
+            let status = snapshot.pods[0].object.status.clone().unwrap();
+            status.phase.unwrap()
+        };
+        let morning = capture("morning.yaml", pod("u-1", 900, "Running"));
+        let evening = capture("evening.yaml", pod("u-1", 1200, "Failed"));
+        let noon = capture("noon.yaml", pod("u-1", 1000, "Pending"));
+        // Whatever the order the captures are given in.
+        assert_eq!(phase(&[morning.clone(), evening.clone()]), "Failed");
+        assert_eq!(phase(&[evening.clone(), morning.clone()]), "Failed");
+        assert_eq!(
+            phase(&[evening.clone(), morning.clone(), noon.clone()]),
+            "Failed"
+        );
+        // Another pod under the same name (recreated: a new uid) is no copy of this one.
+        let recreated = capture("recreated.yaml", pod("u-2", 1300, "Running"));
+        let input = load_triage_paths(&[evening, recreated], LogBounds::default());
+        assert_eq!(
+            input.snapshot.errors.len(),
+            1,
+            "{:?}",
+            input.snapshot.errors
+        );
+        assert!(
+            input.snapshot.errors[0]
+                .message
+                .contains("defined again at")
+        );
+    }
+
+    #[test]
     fn dump_directories_and_bundles_round_trip() {
         let logs_text = STREAM
             .lines()
