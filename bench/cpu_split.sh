@@ -8,19 +8,19 @@
 # usage: ROUNDS="1 2 3" bench/cpu_split.sh     env: PROMPT=64 GUARDS=off SECS=8
 set -u
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 H=${H:-target/release/hangar}; B=target/release/examples/bare_proxy
 L=target/release/loadgen
 PROMPT=${PROMPT:-64}; GUARDS=${GUARDS:-off}
 t=$(mktemp -d); up=18501; gw=18502; ad=18503; np=18504; bp=18505
-key=$($H gateway keygen --tenant bench --id bench-key 2> $t/keygen.txt)
-entry=$(sed -n '/^- id:/,$p' $t/keygen.txt | sed 's/^/    /')
+new_api_key "$H" "$t"
 if [ "$GUARDS" = on ]; then inj=log; red="[card_number, provider_key, private_key, bearer_token, email, phone]"; else inj=off; red="[]"; fi
 cat > $t/g.yaml <<Y
 listen: 127.0.0.1:$gw
 adminListen: 127.0.0.1:$ad
 auth:
   apiKeys:
-$entry
+$key_entry
 tenants:
   bench:
     models: [bench-model]
@@ -39,25 +39,7 @@ audit:
   dir: $t/audit
   retentionDays: 1
 Y
-mkdir -p $t/nginx
-cat > $t/nginx/nginx.conf <<X
-user root;
-worker_processes 1;
-pid $t/nginx/nginx.pid;
-error_log $t/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log $t/nginx/access.log;
-  client_body_temp_path $t/nginx/body;
-  proxy_temp_path $t/nginx/proxy;
-  fastcgi_temp_path $t/nginx/fastcgi;
-  uwsgi_temp_path $t/nginx/uwsgi;
-  scgi_temp_path $t/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream fake { server 127.0.0.1:$up; keepalive 256; keepalive_requests 1000000; }
-  server { listen 127.0.0.1:$np; location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-X
+write_nginx_conf "$t/nginx" 1 "$up" "$np"
 taskset -c 0 $H gateway run --config $t/g.yaml 2> $t/gw.log & gp=$!
 taskset -c 0 $B 127.0.0.1:$bp http://127.0.0.1:$up 2> $t/bare.log & bpid=$!
 taskset -c 0 nginx -p $t/nginx -c $t/nginx/nginx.conf -g 'daemon off;' 2>$t/err & np_pid=$!

@@ -29,6 +29,7 @@
 #        scheduler may leave a busy process waiting up to a 4 ms tick behind a SCHED_IDLE task.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 rounds="${1:-3}"
 rate="${RATE:-3000}"
 duration="${DURATION:-20}"
@@ -54,18 +55,7 @@ results="$out/gateway-runs.jsonl"
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar -p hangar-bench
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar-bench --example bare_proxy
 
-if ! command -v nginx >/dev/null 2>&1; then
-  # Keep the package from starting its own nginx on port 80.
-  added_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    added_policy=1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
-  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
-fi
+APT_COMMAND=nginx apt_install nginx-light || APT_COMMAND=nginx apt_install nginx
 
 # 1,000 streams are 4,000 sockets across the processes.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -155,36 +145,7 @@ cpu_count() {
 # --- nginx: a plain reverse proxy with keep-alive to the fake, as many workers as the gateway
 # has threads, its access log on (the gateway writes its audit log) ----------------------------
 proxy_threads=$(cpu_count "$proxy_cpus")
-mkdir -p "$tmp/nginx"
-cat > "$tmp/nginx/nginx.conf" <<EOF
-user root;
-worker_processes $proxy_threads;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log $tmp/nginx/access.log;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream fake {
-    server 127.0.0.1:$upstream_port;
-    keepalive 256;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://fake;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
+write_nginx_conf "$tmp/nginx" "$proxy_threads" "$upstream_port" "$nginx_port"
 exec_on_cpus "$proxy_cpus" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' \
   2> "$tmp/nginx/stderr.log" &
 nginx_pid=$!
@@ -199,8 +160,7 @@ started+=($bare_pid)
 wait_for_port "$bare_port"
 
 # --- the gateway -------------------------------------------------------------------------------
-key=$("$bin/hangar" gateway keygen --tenant bench --id bench-key 2> "$tmp/keygen.txt")
-entry=$(sed -n '/^- id:/,$p' "$tmp/keygen.txt" | sed 's/^/    /')
+new_api_key "$bin/hangar" "$tmp"
 
 # gateway_config NAME INJECTION REDACT_LIST
 gateway_config() {
@@ -209,7 +169,7 @@ listen: 127.0.0.1:$gateway_port
 adminListen: 127.0.0.1:$admin_port
 auth:
   apiKeys:
-$entry
+$key_entry
 tenants:
   bench:
     models: [bench-model]

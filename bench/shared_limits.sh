@@ -12,6 +12,7 @@
 # usage: bench/shared_limits.sh [ROUNDS]     env: RATE=3000 DURATION=10 REDIS_CPUS=0
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 rounds="${1:-3}"
 rate="${RATE:-3000}"
 duration="${DURATION:-10}"
@@ -20,17 +21,7 @@ base="${PORT_BASE:-18520}"
 upstream=$((base + 1)) gateway=$((base + 2)) admin=$((base + 3)) redis_port=$((base + 9))
 
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --locked -q -p hangar -p hangar-bench
-if ! command -v redis-server >/dev/null 2>&1; then
-  # Keep the package from starting its own Redis as a service.
-  added_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    added_policy=1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
-fi
+apt_install redis-server
 
 tmp=$(mktemp -d /tmp/hangar-shared-bench.XXXXXX)
 cp target/release/hangar target/release/loadgen "$tmp/"
@@ -47,8 +38,7 @@ taskset -c "$redis_cpus" redis-server --port "$redis_port" --bind 127.0.0.1 --sa
 redis_pid=$!
 started+=("$redis_pid")
 
-key=$("$tmp/hangar" gateway keygen --tenant bench --id bench-key 2> "$tmp/keygen.txt")
-entry=$(sed -n '/^- id:/,$p' "$tmp/keygen.txt" | sed 's/^/    /')
+new_api_key "$tmp/hangar" "$tmp"
 # config NAME [SHARED_LINE]
 config() {
   cat > "$tmp/$1.yaml" <<EOF
@@ -56,7 +46,7 @@ listen: 127.0.0.1:$gateway
 adminListen: 127.0.0.1:$admin
 auth:
   apiKeys:
-$entry
+$key_entry
 tenants:
   bench:
     models: [bench-model]
