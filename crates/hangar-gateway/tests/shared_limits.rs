@@ -51,6 +51,12 @@ async fn ask(gateway: &TestGateway, key_id: &str) -> common::Answer {
     gateway.chat(gateway.key(key_id), "What is 2+2?").await
 }
 
+/// Asserts that `answer` is a refusal with `status` and the error code `code`.
+fn assert_refused(answer: &common::Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text());
+    assert_eq!(answer.code(), code);
+}
+
 #[tokio::test]
 async fn two_replicas_count_against_one_limit_per_tenant() {
     let redis = RedisServer::start(&[]).unwrap();
@@ -67,13 +73,11 @@ async fn two_replicas_count_against_one_limit_per_tenant() {
     // Each replica alone has seen only two, yet both refuse the fifth.
     for gateway in [&a, &b] {
         let refused = ask(gateway, "team-1").await;
-        assert_eq!(
-            refused.status,
+        assert_refused(
+            &refused,
             StatusCode::TOO_MANY_REQUESTS,
-            "{}",
-            refused.text()
+            "requests_per_minute",
         );
-        assert_eq!(refused.code(), "requests_per_minute");
         let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
         assert!(
             (13..=15).contains(&wait),
@@ -201,13 +205,11 @@ async fn strict_quotas_refuse_while_redis_is_away_but_only_limited_tenants() {
     let upstream = upstream().await;
     let a = replica(&upstream, "  tokensPerMinute: 1000\n", &shared).await;
     let refused = ask(&a, "team-1").await;
-    assert_eq!(
-        refused.status,
+    assert_refused(
+        &refused,
         StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        refused.text()
+        "limits_unavailable",
     );
-    assert_eq!(refused.code(), "limits_unavailable");
     assert_eq!(refused.header("retry-after"), Some("1"));
     // A tenant with no rate limit never needs Redis.
     assert_eq!(ask(&a, "free-1").await.status, StatusCode::OK);
@@ -624,26 +626,22 @@ async fn limits_are_shared_over_tls_with_a_redis_the_gateway_trusts() {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
     let refused = ask(&a, "team-1").await;
-    assert_eq!(
-        refused.status,
+    assert_refused(
+        &refused,
         StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        refused.text()
+        "requests_per_minute",
     );
-    assert_eq!(refused.code(), "requests_per_minute");
 
     // Without the CA the server's certificate is not trusted: no limits are taken from it,
     // and with `refuse` the tenant is refused rather than counted locally.
     let untrusted = format!("    url: {}\n    onUnavailable: refuse\n", redis.url());
     let c = replica(&upstream, "  requestsPerMinute: 2\n", &untrusted).await;
     let answer = ask(&c, "other-1").await;
-    assert_eq!(
-        answer.status,
+    assert_refused(
+        &answer,
         StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.text()
+        "limits_unavailable",
     );
-    assert_eq!(answer.code(), "limits_unavailable");
     // `hangar gateway check` says why.
     let config = serde_json::from_value(serde_json::json!({"url": redis.url()})).unwrap();
     let why = SharedLimits::new(&config)
