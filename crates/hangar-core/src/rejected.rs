@@ -1,11 +1,13 @@
 //! Values the API server refuses in objects that otherwise decode: a resource quantity that is
 //! not one (`nvidia.com/gpu: abc`), a negative one, a fraction of a GPU, a request above its
 //! limit, an extended resource or huge pages whose request has no limit or differs from it, a
-//! negative replica count; in containers and whole pods, quotas (`spec.hard`) and volume
-//! claims (whose storage request must be there and above zero). Such a manifest never runs as written, so each is reported as an
+//! negative replica count; in containers, quotas (`spec.hard`) and volume claims (whose
+//! storage request must be there and above zero). A pod's own `spec.resources` is left alone:
+//! what the API server accepts there depends on its version and feature gates. Such a manifest never runs as written, so each is reported as an
 //! error naming the field; the object is still audited as written, like one of a removed API
 //! version.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec, ResourceRequirements};
@@ -61,25 +63,29 @@ pub fn rejected_values(object: &Object) -> Vec<String> {
                 }
             }
         }
+        // The API server reads a claim's storage request only (not its limits, nor other
+        // names), but no quantity anywhere may be unreadable.
         Object::PersistentVolumeClaim(o) => {
             let resources = o.spec.as_ref().and_then(|s| s.resources.as_ref());
-            let requests = resources.and_then(|r| r.requests.as_ref());
-            let limits = resources.and_then(|r| r.limits.as_ref());
             let at = "spec.resources";
-            let read = read_all(requests, at, "requests", &mut found);
-            compare(
-                &read,
-                &read_all(limits, at, "limits", &mut found),
-                at,
-                |_| false,
-                &mut found,
-            );
-            let storage = requests.and_then(|r| r.get("storage"));
-            match read.get("storage") {
-                None if storage.is_none() => found.push(format!(
+            let lists = resources
+                .iter()
+                .flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)]);
+            for (which, map) in lists {
+                for (name, quantity) in map.iter().flatten() {
+                    let text = quantity.0.trim();
+                    if quantity::parse(text).is_none() {
+                        found.push(format!("`{at}.{which}.{name}`: `{text}` is not a quantity"));
+                    }
+                }
+            }
+            let storage = resources.and_then(|r| r.requests.as_ref()?.get("storage"));
+            let storage = storage.map(|q| (q.0.trim(), quantity::parse(q.0.trim())));
+            match storage {
+                None => found.push(format!(
                     "`{at}.requests.storage`: missing; a claim must say how much storage it needs"
                 )),
-                Some((text, value)) if *value <= 0.0 => found.push(format!(
+                Some((text, Some(value))) if value <= 0.0 => found.push(format!(
                     "`{at}.requests.storage`: `{text}` must be more than zero"
                 )),
                 _ => {}
@@ -105,9 +111,6 @@ fn check_replicas(replicas: Option<i32>, found: &mut Vec<String>) {
 
 fn check_pod(spec: Option<&PodSpec>, path: &str, found: &mut Vec<String>) {
     let Some(spec) = spec else { return };
-    if let Some(resources) = &spec.resources {
-        check_resources(resources, &format!("{path}.resources"), found);
-    }
     let containers = spec
         .containers
         .iter()
@@ -122,7 +125,7 @@ fn check_pod(spec: Option<&PodSpec>, path: &str, found: &mut Vec<String>) {
     }
 }
 
-/// The requests and limits of a container or of a whole pod, at `at`.
+/// The requests and limits of a container, at `at`.
 fn check_resources(resources: &ResourceRequirements, at: &str, found: &mut Vec<String>) {
     let requests = read_all(resources.requests.as_ref(), at, "requests", found);
     let limits = read_all(resources.limits.as_ref(), at, "limits", found);
@@ -144,7 +147,7 @@ fn compare(
     has_limit: impl Fn(&str) -> bool,
     found: &mut Vec<String>,
 ) {
-    for (name, (request_text, request)) in requests {
+    for (name, (request_text, _)) in requests {
         let field = format!("`{at}.requests.{name}`");
         // An extended resource or huge pages cannot be overcommitted: the limit is required
         // and the request must equal it.
@@ -153,12 +156,15 @@ fn compare(
             None if exact && !has_limit(name) => found.push(format!(
                 "`{at}.limits.{name}`: missing; {name} cannot be overcommitted, so it needs a limit equal to its request"
             )),
-            Some((limit_text, limit)) if exact && request != limit => found.push(format!(
-                "{field}: `{request_text}` differs from the limit, `{limit_text}`; {name} cannot be overcommitted, so they must be equal"
-            )),
-            Some((limit_text, limit)) if request > limit => found.push(format!(
-                "{field}: `{request_text}` is more than the limit, `{limit_text}`"
-            )),
+            Some((limit_text, _)) if exact && order(request_text, limit_text) != Ordering::Equal => {
+                found.push(format!(
+                    "{field}: `{request_text}` differs from the limit, `{limit_text}`; {name} cannot be overcommitted, so they must be equal"
+                ));
+            }
+            Some((limit_text, _)) if order(request_text, limit_text) == Ordering::Greater => found
+                .push(format!(
+                    "{field}: `{request_text}` is more than the limit, `{limit_text}`"
+                )),
             _ => {}
         }
     }
@@ -189,6 +195,11 @@ fn read_all<'m>(
         }
     }
     read
+}
+
+/// How two quantities already read compare.
+fn order(a: &str, b: &str) -> Ordering {
+    quantity::compare(a, b).unwrap_or(Ordering::Equal)
 }
 
 /// Kubernetes' own resources other than huge pages may be requested below their limit.
@@ -272,17 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_pods_quotas_and_claims_are_checked_too() {
-        let pod = object(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  resources:\n    requests: {cpu: '4', memory: 1Gi}\n    limits: {cpu: '2', memory: lots}\n  containers: [{name: a}]\n",
-        );
-        assert_eq!(
-            rejected_values(&pod),
-            [
-                "`spec.resources.limits.memory`: `lots` is not a quantity",
-                "`spec.resources.requests.cpu`: `4` is more than the limit, `2`",
-            ]
-        );
+    fn quotas_and_claims_are_checked_too() {
         let quota = object(
             "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: '2.5', requests.cpu: '-1', requests.nvidia.com/gpu: '4', count/deployments.apps: 10, limits.memory: 2x, requests.memory: 1.5Gi}\n",
         );
@@ -299,9 +300,12 @@ mod tests {
                 "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: c}}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {resources}\n"
             )))
         };
+        // Limits and other names are not the API server's concern, unless no quantity.
+        let others = "{requests: {storage: 20Gi, example.com/x: '-1'}, limits: {storage: 10Gi}}";
+        assert!(claim(others).is_empty());
         assert_eq!(
-            claim("{requests: {storage: 20Gi}, limits: {storage: 10Gi}}"),
-            ["`spec.resources.requests.storage`: `20Gi` is more than the limit, `10Gi`"]
+            claim("{requests: {storage: 1Gi}, limits: {storage: much}}"),
+            ["`spec.resources.limits.storage`: `much` is not a quantity"]
         );
         assert_eq!(
             claim("{requests: {storage: '0'}}"),
@@ -318,5 +322,10 @@ mod tests {
             ["`spec.resources.requests.storage`: `big` is not a quantity"]
         );
         assert!(claim("{requests: {storage: 100Gi}}").is_empty());
+        // Equal values written two ways are equal (as f64s, 700m is more than 0.7).
+        let written_two_ways = object(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n    - name: a\n      resources:\n        requests: {cpu: 700m, memory: 9m, nvidia.com/gpu: 1000m}\n        limits: {cpu: '0.7', memory: '0.009', nvidia.com/gpu: 1}\n",
+        );
+        assert_eq!(rejected_values(&written_two_ways), Vec::<String>::new());
     }
 }

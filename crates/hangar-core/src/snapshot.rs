@@ -375,13 +375,17 @@ struct DuplicatePair<'s> {
 }
 
 impl DuplicatePair<'_> {
-    /// The two are one live object read from two captures (the same `uid`), and the earlier
-    /// copy is the newer one: a larger `resourceVersion` (etcd's revisions are numbers, though
-    /// Kubernetes promises nothing about their form; otherwise the later copy is taken as the
-    /// newer, as with manifests).
+    /// `Some` when the two are one live object at two times (the same `uid`, from two captures
+    /// of a cluster, with different `resourceVersion`s), saying whether the earlier copy is the
+    /// newer: a larger `resourceVersion` (etcd's revisions are numbers, though Kubernetes
+    /// promises nothing of their form; when either is not one, the later copy is taken as the
+    /// newer, as with manifests). `None` for anything else, copies of one version included.
     fn one_object(&self) -> Option<bool> {
         let (earlier, later) = (self.earlier.0, self.later.0);
         if earlier.uid.is_none() || earlier.uid != later.uid {
+            return None;
+        }
+        if earlier.resource_version == later.resource_version {
             return None;
         }
         let version = |meta: &ObjectMeta| meta.resource_version.as_deref()?.parse::<u64>().ok();

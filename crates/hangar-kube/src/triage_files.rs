@@ -740,6 +740,16 @@ line three
                 .message
                 .contains("defined again at")
         );
+        // One version twice with different bodies (an export edited by hand) is a conflict.
+        let edited = capture("edited.yaml", pod("u-1", 1200, "Succeeded"));
+        let evening = dir.path().join("evening.yaml");
+        let input = load_triage_paths(&[evening, edited], LogBounds::default());
+        assert_eq!(
+            input.snapshot.errors.len(),
+            1,
+            "{:?}",
+            input.snapshot.errors
+        );
     }
 
     #[test]
