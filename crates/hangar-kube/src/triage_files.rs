@@ -9,6 +9,7 @@
 //! U+FFFD; a file that cannot be read, or is not a regular file, is a load error, never a silent
 //! gap.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub struct TriageInput {
 pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut snapshot = Snapshot::default();
     let mut logs = Logs::default();
+    // The capture each pod's logs were taken from, as that capture's copy of the pod.
+    let mut log_sources: HashMap<(String, String), PodVersion> = HashMap::new();
     let mut observed_at = None;
     for path in paths {
         let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
@@ -64,9 +67,8 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
         } else {
             load_file(path, bounds)
         };
+        take_logs(&part, part_logs, &mut logs, &mut log_sources);
         snapshot.absorb(part);
-        logs.current.extend(part_logs.current);
-        logs.previous.extend(part_logs.previous);
     }
     // The same object from two paths (a dump and a bundle of the same cluster): the last read.
     snapshot.resolve_duplicates();
@@ -75,6 +77,84 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
         logs,
         observed_at,
     }
+}
+
+/// A pod as one capture holds it: its `uid` and `resourceVersion`.
+#[derive(Debug, Clone, PartialEq)]
+struct PodVersion {
+    uid: Option<String>,
+    version: Option<u64>,
+}
+
+/// Adds the logs of one capture (`part`'s) to `logs`. A pod's logs all come from one capture:
+/// the one whose copy of the pod is kept, which is the newer copy of the same pod (see
+/// `Snapshot::resolve_duplicates`), or else the capture given last.
+fn take_logs(
+    part: &Snapshot,
+    part_logs: Logs,
+    logs: &mut Logs,
+    sources: &mut HashMap<(String, String), PodVersion>,
+) {
+    let versions: HashMap<(&str, &str), PodVersion> = (part.pods.iter())
+        .map(|pod| &pod.object.metadata)
+        .map(|meta| {
+            let key = (
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+            );
+            let version = PodVersion {
+                uid: meta.uid.clone(),
+                version: meta
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok()),
+            };
+            (key, version)
+        })
+        .collect();
+    let version_in_part = |namespace: &str, name: &str| {
+        let unknown = PodVersion {
+            uid: None,
+            version: None,
+        };
+        versions.get(&(namespace, name)).cloned().unwrap_or(unknown)
+    };
+    let pods: BTreeSet<(String, String)> = (part_logs.current.keys())
+        .chain(part_logs.previous.keys())
+        .map(|(namespace, pod, _)| (namespace.clone(), pod.clone()))
+        .collect();
+    let mut taken = BTreeSet::new();
+    for key in pods {
+        let new = version_in_part(&key.0, &key.1);
+        if let Some(held) = sources.get(&key) {
+            let same_pod = held.uid.is_some() && held.uid == new.uid;
+            if let (true, Some(held), Some(new)) = (same_pod, held.version, new.version)
+                && held > new
+            {
+                continue;
+            }
+        }
+        sources.insert(key.clone(), new);
+        taken.insert(key);
+    }
+    // A pod's logs from this capture replace all it had, containers this one lacks included.
+    let of_taken = |(namespace, pod, _): &(String, String, String)| {
+        taken.contains(&(namespace.clone(), pod.clone()))
+    };
+    logs.current.retain(|key, _| !of_taken(key));
+    logs.previous.retain(|key, _| !of_taken(key));
+    logs.current.extend(
+        part_logs
+            .current
+            .into_iter()
+            .filter(|(key, _)| of_taken(key)),
+    );
+    logs.previous.extend(
+        part_logs
+            .previous
+            .into_iter()
+            .filter(|(key, _)| of_taken(key)),
+    );
 }
 
 /// The capture time a bundle's manifest records.
@@ -750,6 +830,47 @@ line three
             "{:?}",
             input.snapshot.errors
         );
+    }
+
+    #[test]
+    fn a_pods_logs_come_from_the_capture_whose_copy_of_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = |name: &str, version: u32, containers: &[&str]| {
+            let mut text = format!(
+                "{{\"kind\": \"PodList\", \"apiVersion\": \"v1\", \"items\": [{{\"metadata\": {{\"name\": \"vllm-0\", \"namespace\": \"ml\", \"uid\": \"u-1\", \"resourceVersion\": \"{version}\"}}, \"spec\": {{\"containers\": [{{\"name\": \"vllm\"}}]}}}}]}}\n"
+            );
+            for container in containers {
+                text.push_str(&format!(
+                    "==== START logs for container {container} of pod ml/vllm-0 ====\n{name}\n==== END logs for container {container} of pod ml/vllm-0 ====\n"
+                ));
+            }
+            let path = dir.path().join(format!("{name}.txt"));
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let morning = capture("morning", 900, &["vllm", "sidecar"]);
+        let evening = capture("evening", 1200, &["vllm"]);
+        for paths in [
+            [morning.clone(), evening.clone()],
+            [evening.clone(), morning.clone()],
+        ] {
+            let input = load_triage_paths(&paths, LogBounds::default());
+            assert!(
+                input.snapshot.errors.is_empty(),
+                "{:?}",
+                input.snapshot.errors
+            );
+            let logs = &input.logs.current;
+            assert_eq!(
+                logs[&key("ml", "vllm-0", "vllm")].lines,
+                ["evening"],
+                "{paths:?}"
+            );
+            assert!(
+                !logs.contains_key(&key("ml", "vllm-0", "sidecar")),
+                "{paths:?}"
+            );
+        }
     }
 
     #[test]
