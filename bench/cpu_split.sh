@@ -11,11 +11,11 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 H=${H:-target/release/hangar}; B=target/release/examples/bare_proxy
 L=target/release/loadgen
-PROMPT=${PROMPT:-64}; GUARDS=${GUARDS:-off}
-t=$(mktemp -d); up=18501; gw=18502; ad=18503; np=18504; bp=18505
-new_api_key "$H" "$t"
+PROMPT=${PROMPT:-64}; GUARDS=${GUARDS:-off}; WINDOW=4
+tmp=$(mktemp -d); trap cleanup EXIT; up=18501; gw=18502; ad=18503; np=18504; bp=18505
+new_api_key "$H" "$tmp"
 if [ "$GUARDS" = on ]; then inj=log; red="[card_number, provider_key, private_key, bearer_token, email, phone]"; else inj=off; red="[]"; fi
-cat > $t/g.yaml <<Y
+cat > $tmp/g.yaml <<Y
 listen: 127.0.0.1:$gw
 adminListen: 127.0.0.1:$ad
 auth:
@@ -36,30 +36,28 @@ limits:
 guards:
   redact: $red
 audit:
-  dir: $t/audit
+  dir: $tmp/audit
   retentionDays: 1
 Y
-write_nginx_conf "$t/nginx" 1 "$up" "$np"
-taskset -c 0 $H gateway run --config $t/g.yaml 2> $t/gw.log & gp=$!
-taskset -c 0 $B 127.0.0.1:$bp http://127.0.0.1:$up 2> $t/bare.log & bpid=$!
-taskset -c 0 nginx -p $t/nginx -c $t/nginx/nginx.conf -g 'daemon off;' 2>$t/err & np_pid=$!
+write_nginx_conf "$tmp/nginx" 1 "$up" "$np"
+taskset -c 0 $H gateway run --config $tmp/g.yaml 2> $tmp/gw.log & gp=$!; started+=($gp)
+taskset -c 0 $B 127.0.0.1:$bp http://127.0.0.1:$up 2> $tmp/bare.log & bpid=$!; started+=($bpid)
+taskset -c 0 nginx -p $tmp/nginx -c $tmp/nginx/nginx.conf -g 'daemon off;' 2>$tmp/err & np_pid=$!; started+=($np_pid)
 sleep 1.5
 wpid=$(pgrep -P $np_pid | head -1)
 cpu() { awk '{print $14, $15}' /proc/$1/stat; }
 for r in ${ROUNDS:-1 2}; do
 for pair in "gateway:$gw:$gp" "bare:$bp:$bpid" "nginx:$np:$wpid"; do
   IFS=: read name port pid <<< "$pair"
-  taskset -c 1 $L --addr 127.0.0.1:$port --serve-upstream 127.0.0.1:$up --key "$key" --prompt-bytes $PROMPT max --connections 64 --duration ${SECS:-8} --warmup 2 > $t/run.json &
+  taskset -c 1 $L --addr 127.0.0.1:$port --serve-upstream 127.0.0.1:$up --key "$key" --prompt-bytes $PROMPT max --connections 64 --duration ${SECS:-8} --warmup 2 > $tmp/run.json &
   lp=$!
-  sleep 3; read u0 s0 <<< "$(cpu $pid)"; sleep 4; read u1 s1 <<< "$(cpu $pid)"
+  sleep 3; read u0 s0 <<< "$(cpu $pid)"; sleep $WINDOW; read u1 s1 <<< "$(cpu $pid)"
   wait $lp
-  python3 - "$name" $u0 $s0 $u1 $s1 $t/run.json <<'P'
+  python3 - "$name" $u0 $s0 $u1 $s1 $tmp/run.json "$(getconf CLK_TCK)" $WINDOW <<'P'
 import json,sys
-name,u0,s0,u1,s1,f=sys.argv[1],*map(int,sys.argv[2:6]),sys.argv[6]
+name,u0,s0,u1,s1,f,tck,window=sys.argv[1],*map(int,sys.argv[2:6]),sys.argv[6],float(sys.argv[7]),float(sys.argv[8])
 r=json.load(open(f)); rate=r['rate']
-tck=100.0
-us=(u1-u0)/tck/4; ss=(s1-s0)/tck/4
+us=(u1-u0)/tck/window; ss=(s1-s0)/tck/window
 print(f"{name:8} {rate:8.0f} req/s  user {us:.2f} sys {ss:.2f} cores  user/req {us/rate*1e6:.1f} us  sys/req {ss/rate*1e6:.1f} us")
 P
 done; done
-kill $gp $bpid $np_pid; wait 2>/dev/null; rm -rf $t

@@ -67,12 +67,6 @@ mkdir -p "$tmp/bin"
 cp target/release/hangar target/release/loadgen target/release/examples/bare_proxy "$tmp/bin/"
 bin="$tmp/bin"
 echo "hangar binary: $(stat -c '%y' target/release/hangar), sha256 $(sha256sum "$bin/hangar" | cut -c1-16)" >&2
-started=()
-cleanup() {
-  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
 trap cleanup EXIT
 trap "exit 130" INT TERM
 

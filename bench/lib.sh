@@ -1,5 +1,13 @@
 # Pieces the gateway benchmarks share; `source bench/lib.sh` from the repository's root.
 
+# Servers started with `&` go in `started`; `trap cleanup EXIT` stops them and removes $tmp.
+started=()
+cleanup() {
+  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "${tmp:?}"
+}
+
 # apt_install PACKAGE... : installs Debian packages without letting them start a service (an
 # nginx on port 80, a Redis on 6379), unless the command named by the first is already there.
 apt_install() {

@@ -25,12 +25,6 @@ apt_install redis-server
 
 tmp=$(mktemp -d /tmp/hangar-shared-bench.XXXXXX)
 cp target/release/hangar target/release/loadgen "$tmp/"
-started=()
-cleanup() {
-  for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 taskset -c "$redis_cpus" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
