@@ -374,13 +374,20 @@ struct DuplicatePair<'s> {
     same: bool,
 }
 
+/// Which of two copies of one live object is the newer.
+#[derive(Debug, PartialEq)]
+enum Newer {
+    Earlier,
+    Later,
+}
+
 impl DuplicatePair<'_> {
     /// `Some` when the two are one live object at two times (the same `uid`, from two captures
-    /// of a cluster, with different `resourceVersion`s), saying whether the earlier copy is the
-    /// newer: a larger `resourceVersion` (etcd's revisions are numbers, though Kubernetes
-    /// promises nothing of their form; when either is not one, the later copy is taken as the
-    /// newer, as with manifests). `None` for anything else, copies of one version included.
-    fn one_object(&self) -> Option<bool> {
+    /// of a cluster, with different `resourceVersion`s), with the newer: the larger
+    /// `resourceVersion` (etcd's revisions are numbers, though Kubernetes promises nothing of
+    /// their form; when either is not one, the later copy, as with manifests). `None` for
+    /// anything else, copies of one version included.
+    fn newer(&self) -> Option<Newer> {
         let (earlier, later) = (self.earlier.0, self.later.0);
         if earlier.uid.is_none() || earlier.uid != later.uid {
             return None;
@@ -389,7 +396,10 @@ impl DuplicatePair<'_> {
             return None;
         }
         let version = |meta: &ObjectMeta| meta.resource_version.as_deref()?.parse::<u64>().ok();
-        Some(matches!((version(earlier), version(later)), (Some(e), Some(l)) if e > l))
+        match (version(earlier), version(later)) {
+            (Some(e), Some(l)) if e > l => Some(Newer::Earlier),
+            _ => Some(Newer::Later),
+        }
     }
 }
 
@@ -417,18 +427,18 @@ impl Snapshot {
             let Some(pair) = self.duplicate_pair(duplicate) else {
                 continue;
             };
-            let one_object = pair.one_object();
+            let newer = pair.newer();
             let DuplicatePair {
                 kind,
                 earlier: (meta, earlier),
                 later: (_, later),
                 same,
             } = pair;
-            if one_object == Some(true) {
+            if newer == Some(Newer::Earlier) {
                 // The later position keeps the newer copy; the earlier one is dropped below, and
                 // a third copy is then compared with the newer of these two.
                 self.swap_positions(duplicate.kind, duplicate.earlier, duplicate.later);
-            } else if one_object.is_none() && !same {
+            } else if newer.is_none() && !same {
                 let namespace = meta.namespace.as_deref().unwrap_or_default();
                 let name = meta.name.as_deref().unwrap_or_default();
                 let object = if namespace.is_empty() {
