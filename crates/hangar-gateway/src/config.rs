@@ -317,7 +317,9 @@ pub struct GlobalLimits {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SharedLimitsConfig {
     /// The Redis server: `redis://host:port/database`, or `rediss://` for TLS; with an ACL user
-    /// as `redis://user@host`. The password goes in `passwordFile`, never in the URL.
+    /// as `redis://user@host`. The password goes in `passwordFile`, never in the URL. For a
+    /// Redis Cluster, any node (or the cluster's configuration endpoint): its `MOVED` and
+    /// `ASK` redirections are followed.
     pub url: String,
     /// The name of the primary (`mymaster`) when Redis runs with Sentinel: `url`'s host and
     /// port are then a Sentinel's (a Service in front of the Sentinels, port 26379), asked

@@ -472,6 +472,11 @@ impl SharedLimits {
         }
     }
 
+    /// The Redis Cluster nodes a redirection sent calls to (none for a single server).
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        self.client.cluster_nodes()
+    }
+
     /// The key holding `tenant`'s buckets.
     fn key(&self, tenant: &str) -> String {
         format!("{}:rates:{tenant}", self.config.prefix)

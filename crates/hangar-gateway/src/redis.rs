@@ -1,8 +1,9 @@
 //! A small Redis client, enough for the rate limits replicas share: RESP2 over one TCP
 //! connection (TLS with `rediss://`) with commands pipelined. It speaks `AUTH`, `SELECT` and
-//! `EVALSHA` (falling back to `EVAL` when the server does not know the script).
+//! `EVALSHA` (falling back to `EVAL` when the server does not know the script), and follows a
+//! Redis Cluster's `MOVED` and `ASK` redirections with a connection to each node it is sent to.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -157,22 +158,32 @@ pub enum RedisError {
 
 /// A client for one server: one connection, on which commands from every caller are pipelined
 /// (those that arrive together leave in one write, and their replies are read together as they
-/// come).
+/// come). When the server is a Redis Cluster's node, each other node a redirection names gets a
+/// connection of its own, and each slot goes to the node that last said it holds it.
 pub struct Client {
     target: Target,
     /// How TLS is spoken, for a `rediss://` target.
     tls: Option<TlsConnector>,
-    /// The connection's task, started by the first command and again after the connection
-    /// fails; `None` or closed when there is none.
-    connection: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    /// Each connection's task by the address it reaches (the target's, and the cluster nodes'),
+    /// started by the first command and again after the connection fails; closed when it ended.
+    connections: Mutex<HashMap<Arc<str>, mpsc::UnboundedSender<Pending>>>,
+    /// The cluster slots a `MOVED` reply placed on a node; empty unless the server is a Redis
+    /// Cluster's node.
+    slots: Mutex<HashMap<u16, Arc<str>>>,
 }
 
 /// A command waiting to be written, and where its reply goes.
 #[derive(Debug)]
 struct Pending {
     command: Vec<u8>,
+    /// Sent after `ASKING`, as an `ASK` redirection wants (for this command only).
+    asking: bool,
     reply: oneshot::Sender<Answer>,
 }
+
+/// How many redirections a command follows before it fails: a cluster moving slots sends one
+/// or two.
+const MAX_REDIRECTIONS: usize = 5;
 
 /// A reply, the server's error reply, or why there is none.
 type Answer = Result<Result<Reply, String>, RedisError>;
@@ -192,7 +203,8 @@ impl Client {
         Client {
             target,
             tls: tls.map(TlsConnector::from),
-            connection: Mutex::new(None),
+            connections: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,7 +213,8 @@ impl Client {
         &self.target
     }
 
-    /// Runs `script` with these keys and arguments.
+    /// Runs `script` with these keys and arguments, on the cluster node holding the first key's
+    /// slot when the server is a Redis Cluster's.
     pub async fn eval(
         &self,
         script: &Script,
@@ -212,27 +225,91 @@ impl Client {
         let mut command: Vec<&str> = vec!["EVALSHA", &script.sha1, &count];
         command.extend_from_slice(keys);
         command.extend_from_slice(args);
-        let reply = match self.send(encode(&command)).await? {
-            // A restarted or flushed server forgot the script: send its text once.
-            Err(message) if message.starts_with("NOSCRIPT") => {
-                command[0] = "EVAL";
-                command[1] = script.source;
-                self.send(encode(&command)).await?
+        let mut node = keys.first().and_then(|key| self.node_of(key));
+        let mut asking = false;
+        for _ in 0..=MAX_REDIRECTIONS {
+            let sent = self.send(node.as_ref(), encode(&command), asking).await;
+            let reply = match sent {
+                // A restarted or flushed server (or a node not asked before) does not know the
+                // script: send its text once.
+                Ok(Err(message)) if message.starts_with("NOSCRIPT") => {
+                    command[0] = "EVAL";
+                    command[1] = script.source;
+                    self.send(node.as_ref(), encode(&command), asking).await
+                }
+                other => other,
+            };
+            let message = match reply {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(message)) => message,
+                Err(e) => {
+                    // A node that failed may have been replaced: its slots are asked of the
+                    // target again, which redirects to whichever node holds them now.
+                    if let Some(node) = &node {
+                        self.forget(node);
+                    }
+                    return Err(e);
+                }
+            };
+            let answered_by = node.as_deref().unwrap_or(&self.target.address);
+            match Redirection::read(&message, answered_by) {
+                Some(Redirection::Moved { slot, address }) => {
+                    let address: Arc<str> = address.into();
+                    let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                    slots.insert(slot, Arc::clone(&address));
+                    node = Some(address);
+                    asking = false;
+                }
+                Some(Redirection::Ask { address }) => {
+                    node = Some(address.into());
+                    asking = true;
+                }
+                None => return Err(RedisError::Server(message)),
             }
-            other => other,
-        };
-        reply.map_err(RedisError::Server)
+        }
+        Err(RedisError::Server(format!(
+            "more than {MAX_REDIRECTIONS} cluster redirections for one command"
+        )))
     }
 
-    /// Queues `command` on the connection, starting one if there is none, and waits for its
-    /// reply. A caller that stops waiting leaves the reply to be read and dropped, so the
-    /// replies stay in step with the commands.
-    async fn send(&self, command: Vec<u8>) -> Answer {
+    /// The cluster node last named for `key`'s slot, if any.
+    fn node_of(&self, key: &str) -> Option<Arc<str>> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.is_empty() {
+            return None;
+        }
+        slots.get(&slot(key)).cloned()
+    }
+
+    /// Forgets the slots placed on `node`.
+    fn forget(&self, node: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, on| &**on != node);
+    }
+
+    /// The cluster nodes commands were redirected to, by address.
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nodes: Vec<String> = slots.values().map(|node| node.to_string()).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    /// Queues `command` on the connection to `node` (the target's without one), starting one if
+    /// there is none, and waits for its reply. A caller that stops waiting leaves the reply to
+    /// be read and dropped, so the replies stay in step with the commands.
+    async fn send(&self, node: Option<&Arc<str>>, command: Vec<u8>, asking: bool) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { command, reply };
+        let pending = Pending {
+            command,
+            asking,
+            reply,
+        };
         {
-            let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
-            let unsent = match connection.as_ref() {
+            let address = node.map_or(self.target.address.as_str(), |node| node);
+            let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            let unsent = match connections.get(address) {
                 Some(queue) => queue.send(pending).err().map(|e| e.0),
                 None => Some(pending),
             };
@@ -240,14 +317,85 @@ impl Client {
             if let Some(pending) = unsent {
                 let (queue, commands) = mpsc::unbounded_channel();
                 let _ = queue.send(pending);
-                tokio::spawn(drive(self.target.clone(), self.tls.clone(), commands));
-                *connection = Some(queue);
+                let target = match node {
+                    // A cluster node: the target's login and TLS at another address.
+                    Some(node) if **node != *self.target.address => Target {
+                        address: node.to_string(),
+                        sentinel: None,
+                        ..self.target.clone()
+                    },
+                    _ => self.target.clone(),
+                };
+                tokio::spawn(drive(target, self.tls.clone(), commands));
+                connections.insert(address.into(), queue);
             }
         }
         answer
             .await
             .unwrap_or_else(|_| Err(RedisError::Io(std::io::ErrorKind::ConnectionAborted.into())))
     }
+}
+
+/// A Redis Cluster's error reply sending a command to another node.
+#[derive(Debug, PartialEq, Eq)]
+enum Redirection {
+    /// `MOVED SLOT HOST:PORT`: the slot is on that node now.
+    Moved { slot: u16, address: String },
+    /// `ASK SLOT HOST:PORT`: the slot is moving there; ask it this once, after `ASKING`.
+    Ask { address: String },
+}
+
+impl Redirection {
+    /// The redirection in `message`, an error reply from the node at `answered_by`: a node
+    /// without a name to give leaves the host out (`MOVED 3999 :6381`), meaning its own.
+    fn read(message: &str, answered_by: &str) -> Option<Redirection> {
+        let mut words = message.split(' ');
+        let (kind, slot, node) = (words.next()?, words.next()?, words.next()?);
+        let slot: u16 = slot.parse().ok().filter(|slot| *slot < SLOTS)?;
+        let (host, port) = node.rsplit_once(':')?;
+        port.parse::<u16>().ok()?;
+        let host = match host {
+            "" => host_of(answered_by),
+            host => host,
+        };
+        // An IPv6 address takes brackets before its port.
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        match kind {
+            "MOVED" => Some(Redirection::Moved { slot, address }),
+            "ASK" => Some(Redirection::Ask { address }),
+            _ => None,
+        }
+    }
+}
+
+/// A Redis Cluster's hash slots.
+const SLOTS: u16 = 16384;
+
+/// The cluster slot of `key`: CRC-16/XMODEM of the key, or of its hash tag (what is between
+/// the first `{` and the next `}`, when not empty), modulo [`SLOTS`].
+fn slot(key: &str) -> u16 {
+    let key = key.as_bytes();
+    let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|b| *b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for byte in tagged.unwrap_or(key) {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc % SLOTS
 }
 
 /// The longest a connection may take to be made and logged in.
@@ -317,7 +465,8 @@ async fn relay(
     moved: impl Future<Output = ()>,
 ) {
     let mut moved = std::pin::pin!(moved);
-    let mut waiting: VecDeque<(Instant, oneshot::Sender<Answer>)> = VecDeque::new();
+    // Each command written and where its reply goes (nowhere for an `ASKING`).
+    let mut waiting: VecDeque<(Instant, Option<oneshot::Sender<Answer>>)> = VecDeque::new();
     let mut buffer = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(512);
     let error = loop {
@@ -331,8 +480,12 @@ async fn relay(
                 // A caller that gave up before its command left (its timeout, while connecting)
                 // is not charged for it.
                 for pending in queued.filter(|p| !p.reply.is_closed()) {
+                    if pending.asking {
+                        out.extend_from_slice(ASKING);
+                        waiting.push_back((now, None));
+                    }
                     out.extend_from_slice(&pending.command);
-                    waiting.push_back((now, pending.reply));
+                    waiting.push_back((now, Some(pending.reply)));
                 }
                 // A server that stopped reading is as dead as one that stopped answering.
                 // (The flush is TLS's: it sends what the TLS layer still holds.)
@@ -364,11 +517,14 @@ async fn relay(
             }
         }
     };
-    for (_, reply) in waiting {
+    for reply in waiting.into_iter().filter_map(|(_, reply)| reply) {
         let _ = reply.send(Err(copy_error(&error)));
     }
     fail_queued(&mut commands, &error);
 }
+
+/// `ASKING`, which lets the next command use a slot the node is taking over.
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 /// Sleeps until `deadline`, or for ever without one.
 async fn sleep_until(deadline: Option<Instant>) {
@@ -383,7 +539,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// server became a replica in a failover, and a new connection reaches the new primary.
 fn hand_out(
     buffer: &mut Vec<u8>,
-    waiting: &mut VecDeque<(Instant, oneshot::Sender<Answer>)>,
+    waiting: &mut VecDeque<(Instant, Option<oneshot::Sender<Answer>>)>,
 ) -> Result<(), RedisError> {
     let mut used = 0;
     let mut demoted = None;
@@ -398,7 +554,9 @@ fn hand_out(
             demoted = Some(message.clone());
         }
         // The caller may have stopped waiting: its reply is read all the same.
-        let _ = to.send(Ok(reply));
+        if let Some(to) = to {
+            let _ = to.send(Ok(reply));
+        }
     }
     buffer.drain(..used);
     if let Some(message) = demoted {
@@ -786,7 +944,10 @@ mod tests {
             let mut buffer = format!(":1\r\n{said}").into_bytes();
             let (first, first_reply) = oneshot::channel();
             let (second, second_reply) = oneshot::channel();
-            let mut waiting = VecDeque::from([(Instant::now(), first), (Instant::now(), second)]);
+            let mut waiting = VecDeque::from([
+                (Instant::now(), Some(first)),
+                (Instant::now(), Some(second)),
+            ]);
             let ended = hand_out(&mut buffer, &mut waiting);
             assert!(matches!(ended, Err(RedisError::Server(_))), "{said}");
             // The replies read are handed out all the same, in order.
@@ -798,11 +959,74 @@ mod tests {
         }
         let mut buffer = b"-ERR unknown command\r\n".to_vec();
         let (to, _reply) = oneshot::channel();
-        let mut waiting = VecDeque::from([(Instant::now(), to)]);
+        let mut waiting = VecDeque::from([(Instant::now(), Some(to))]);
         assert!(
             hand_out(&mut buffer, &mut waiting).is_ok(),
             "other errors keep it"
         );
+    }
+
+    #[test]
+    fn keys_fall_in_the_slots_redis_cluster_gives_them() {
+        // Each as `CLUSTER KEYSLOT` answered on Redis 7.0.
+        for (key, expected) in [
+            ("123456789", 12739),
+            ("foo", 12182),
+            ("hangar:rates:team", 14162),
+            ("{user1000}.following", 3443),
+            ("user1000", 3443),
+            // An empty tag is no tag; only the first tag counts.
+            ("foo{}{bar}", 8363),
+            ("foo{{bar}}zap", 4015),
+            ("foo{bar}{zap}", 5061),
+            ("", 0),
+            ("{}", 15257),
+        ] {
+            assert_eq!(slot(key), expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn redirections_name_the_node_to_ask() {
+        let read = |message| Redirection::read(message, "10.0.0.1:7000");
+        assert_eq!(
+            read("MOVED 3999 10.0.0.2:6381"),
+            Some(Redirection::Moved {
+                slot: 3999,
+                address: "10.0.0.2:6381".into()
+            })
+        );
+        assert_eq!(
+            read("ASK 3999 redis-1.redis.svc:6379"),
+            Some(Redirection::Ask {
+                address: "redis-1.redis.svc:6379".into()
+            })
+        );
+        // No host: the answering node's own. An IPv6 address gets brackets.
+        assert_eq!(
+            read("MOVED 1 :6381"),
+            Some(Redirection::Moved {
+                slot: 1,
+                address: "10.0.0.1:6381".into()
+            })
+        );
+        assert_eq!(
+            read("MOVED 1 fd00::2:6381"),
+            Some(Redirection::Moved {
+                slot: 1,
+                address: "[fd00::2]:6381".into()
+            })
+        );
+        for other in [
+            "MOVED 16384 10.0.0.2:6381",
+            "MOVED x 10.0.0.2:6381",
+            "MOVED 1 10.0.0.2",
+            "MOVED 1",
+            "ERR unknown command",
+            "CLUSTERDOWN The cluster is down",
+        ] {
+            assert_eq!(read(other), None, "{other}");
+        }
     }
 
     #[test]

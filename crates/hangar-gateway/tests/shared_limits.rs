@@ -13,7 +13,7 @@ use common::{Setup, TestGateway};
 use hangar_gateway::limits::SharedLimits;
 use hangar_gateway::redis::{Client, Reply, Script, Target};
 use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer};
-use hangar_testkit::redis::{RedisServer, free_port};
+use hangar_testkit::redis::{RedisServer, cluster_id, cluster_owner, free_port};
 use http::StatusCode;
 
 const MODELS: &str = "\
@@ -60,10 +60,15 @@ fn assert_refused(answer: &common::Answer, status: StatusCode, code: &str) {
 #[tokio::test]
 async fn two_replicas_count_against_one_limit_per_tenant() {
     let redis = RedisServer::start(&[]).unwrap();
+    two_replicas_share_one_limit(&format!("    url: {}\n", redis.url())).await;
+}
+
+/// Two gateways sharing limits through `shared` refuse a tenant's fifth request of a minute
+/// limited to four, two through each, and keep another tenant's buckets apart.
+async fn two_replicas_share_one_limit(shared: &str) {
     let upstream = upstream().await;
-    let shared = format!("    url: {}\n", redis.url());
-    let a = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
-    let b = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
+    let a = replica(&upstream, "  requestsPerMinute: 4\n", shared).await;
+    let b = replica(&upstream, "  requestsPerMinute: 4\n", shared).await;
 
     // Four requests, two through each replica, use the tenant's whole minute.
     for gateway in [&a, &b, &a, &b] {
@@ -417,13 +422,7 @@ async fn a_server_that_says_it_is_a_replica_is_left_for_a_new_connection() {
 
 /// `redis-cli -p PORT ARGS…`'s output.
 fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    hangar_testkit::redis::cli(port, args).unwrap()
 }
 
 #[tokio::test]
@@ -692,4 +691,139 @@ async fn a_redis_that_asks_for_a_client_certificate_gets_the_gateways() {
         let answer = ask(&gateway, "team-1").await;
         assert_eq!(answer.status, expected, "{shared}: {}", answer.text());
     }
+}
+
+#[tokio::test]
+async fn replicas_share_limits_through_a_redis_cluster_following_its_redirections() {
+    let nodes = RedisServer::start_cluster(3, 0).unwrap();
+    let team = cluster_owner(&nodes, "hangar:rates:team").unwrap();
+    // Point the gateways at a node that does not hold the tenant's key, as a cluster's
+    // configuration endpoint may.
+    let seed = &nodes[(team + 1) % nodes.len()];
+    two_replicas_share_one_limit(&format!("    url: {}\n", seed.url())).await;
+    // The tenant's buckets are on the node holding its slot: no request used up the minute.
+    let saved = redis_cli(nodes[team].port(), &["get", "hangar:rates:team"]);
+    let level: f64 = saved.split(' ').next().unwrap().parse().unwrap();
+    assert!(level < 1.0, "{saved}");
+}
+
+/// Calls of EVAL and EVALSHA the node has answered or refused (with a redirection).
+fn script_calls(node: &RedisServer) -> u64 {
+    let stats = redis_cli(node.port(), &["info", "commandstats"]);
+    stats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_eval"))
+        .flat_map(|line| line.split([':', ',']))
+        .filter_map(|field| {
+            let (name, value) = field.split_once('=')?;
+            ["calls", "rejected_calls"]
+                .contains(&name)
+                .then(|| value.trim().parse::<u64>().unwrap())
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_slot_moving_between_cluster_nodes_is_followed_with_ask_then_moved() {
+    let nodes = RedisServer::start_cluster(3, 0).unwrap();
+    let from = cluster_owner(&nodes, "k").unwrap();
+    let (source, destination) = (&nodes[from], &nodes[(from + 1) % nodes.len()]);
+    let slot = redis_cli(source.port(), &["cluster", "keyslot", "k"]);
+    let slot = slot.trim();
+    let client = Client::new(Target::parse(&source.url(), None).unwrap(), None);
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+
+    // The slot starts moving: the source keeps serving the keys it still has, and sends a key
+    // it does not have to the destination, to be asked after ASKING.
+    let (source_id, destination_id) = (cluster_id(source), cluster_id(destination));
+    let importing = ["cluster", "setslot", slot, "importing", &source_id];
+    assert_eq!(redis_cli(destination.port(), &importing).trim(), "OK");
+    let migrating = ["cluster", "setslot", slot, "migrating", &destination_id];
+    assert_eq!(redis_cli(source.port(), &migrating).trim(), "OK");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(2)
+    );
+    // (A hash tag puts the new key in the same slot.)
+    assert_eq!(
+        client.eval(&count, &["{k}:new"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    let on_destination = ["cluster", "countkeysinslot", slot];
+    assert_eq!(redis_cli(destination.port(), &on_destination).trim(), "1");
+    assert_eq!(redis_cli(source.port(), &on_destination).trim(), "1");
+
+    // The rest moves and the slot is the destination's: the source says MOVED, once.
+    let port = destination.port().to_string();
+    let moved = ["migrate", "127.0.0.1", &port, "", "0", "5000", "keys", "k"];
+    assert_eq!(redis_cli(source.port(), &moved).trim(), "OK");
+    for node in &nodes {
+        let settled = ["cluster", "setslot", slot, "node", &destination_id];
+        assert_eq!(redis_cli(node.port(), &settled).trim(), "OK");
+    }
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(3)
+    );
+    let destination_address = format!("127.0.0.1:{}", destination.port());
+    assert_eq!(client.cluster_nodes(), [destination_address]);
+    let asked_of_source = script_calls(source);
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(4)
+    );
+    assert_eq!(
+        script_calls(source),
+        asked_of_source,
+        "asked the source again"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_node_replaced_in_a_failover_is_found_through_the_others() {
+    let mut nodes = RedisServer::start_cluster(3, 1).unwrap();
+    let from = cluster_owner(&nodes, "k").unwrap();
+    let seed = (from + 1) % 3;
+    let client = Client::new(Target::parse(&nodes[seed].url(), None).unwrap(), None);
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    // Once the primary's replica holds the count, the primary goes away.
+    let primary_port = nodes[from].port().to_string();
+    let replica = (3..nodes.len())
+        .find(|i| {
+            // A replica's ROLE: `slave`, its primary's host, then its port.
+            let role = redis_cli(nodes[*i].port(), &["role"]);
+            role.lines().nth(2) == Some(primary_port.as_str())
+        })
+        .unwrap();
+    let started = Instant::now();
+    while !redis_cli(nodes[replica].port(), &["info", "keyspace"]).contains("keys=1") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not replicated"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let promoted = format!("127.0.0.1:{}", nodes[replica].port());
+    drop(nodes.remove(from));
+
+    // Calls fail until the replica takes over; then the slot is asked of the seed again, which
+    // sends it to the new primary, where the count goes on.
+    let started = Instant::now();
+    let reply = loop {
+        if let Ok(reply) = client.eval(&count, &["k"], &[]).await {
+            break reply;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(reply, Reply::Integer(2));
+    assert_eq!(client.cluster_nodes(), [promoted]);
 }

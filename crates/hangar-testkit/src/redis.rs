@@ -119,6 +119,54 @@ impl RedisServer {
         Ok(server)
     }
 
+    /// Starts a Redis Cluster of `primaries` nodes (at least three), each with `replicas`
+    /// replicas, its slots spread evenly over the primaries, and waits until every node says
+    /// the cluster is up. A node is taken for failed after one second without an answer.
+    /// The primaries come first.
+    pub fn start_cluster(primaries: usize, replicas: usize) -> io::Result<Vec<RedisServer>> {
+        let mut nodes = Vec::new();
+        for _ in 0..primaries * (1 + replicas) {
+            // The cluster bus's port is the client port + 10000 unless set: that may be taken.
+            let bus = free_port()?.to_string();
+            nodes.push(RedisServer::start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-node-timeout",
+                "1000",
+                "--repl-diskless-sync-delay",
+                "0",
+            ])?);
+        }
+        let addresses = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()?;
+        if !created.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&created.stdout),
+                String::from_utf8_lossy(&created.stderr)
+            )));
+        }
+        let started = Instant::now();
+        for node in &nodes {
+            while !cli(node.port, &["cluster", "info"])?.contains("cluster_state:ok") {
+                if started.elapsed() > Duration::from_secs(30) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the Redis Cluster was not up within 30 s",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(nodes)
+    }
+
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port
@@ -137,6 +185,52 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// What `redis-cli -p PORT ARGS…` prints.
+pub fn cli(port: u16, args: &[&str]) -> io::Result<String> {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A Redis Cluster node's id.
+pub fn cluster_id(node: &RedisServer) -> String {
+    cli(node.port, &["cluster", "myid"])
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The position in `nodes` (a cluster's) of the primary holding `key`'s slot, as the cluster
+/// says.
+pub fn cluster_owner(nodes: &[RedisServer], key: &str) -> io::Result<usize> {
+    let first = nodes.first().map_or(0, |node| node.port);
+    let slot = cli(first, &["cluster", "keyslot", key])?;
+    let slot: u16 = slot
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("CLUSTER KEYSLOT said `{slot}`")))?;
+    let table = cli(first, &["cluster", "nodes"])?;
+    // `ID HOST:PORT@BUS FLAGS PRIMARY PING PONG EPOCH STATE SLOTS…`, a slot range as `0-5460`.
+    let holds = |line: &&str| {
+        line.split(' ').skip(8).any(|range| {
+            let (low, high) = range.split_once('-').unwrap_or((range, range));
+            match (low.parse::<u16>(), high.parse::<u16>()) {
+                (Ok(low), Ok(high)) => (low..=high).contains(&slot),
+                _ => false,
+            }
+        })
+    };
+    let id = table
+        .lines()
+        .find(holds)
+        .and_then(|line| line.split(' ').next());
+    id.and_then(|id| nodes.iter().position(|node| cluster_id(node) == id))
+        .ok_or_else(|| io::Error::other(format!("no node holds slot {slot}:\n{table}")))
 }
 
 /// A loopback port nothing listens on (as of the call).

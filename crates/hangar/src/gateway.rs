@@ -244,7 +244,17 @@ fn check(path: &Path) -> Result<ExitCode> {
         // Unreachable from here is worth saying, not failing on: the gateway copes at run time.
         let reached = runtime.block_on(shared.reach());
         let state = match reached {
-            Ok(took) => format!("answered in {:.1} ms", took.as_secs_f64() * 1000.0),
+            Ok(took) => {
+                let nodes = shared.cluster_nodes();
+                let redirected = match nodes.as_slice() {
+                    [] => String::new(),
+                    nodes => format!(" (redirected by a Redis Cluster to {})", nodes.join(", ")),
+                };
+                format!(
+                    "answered in {:.1} ms{redirected}",
+                    took.as_secs_f64() * 1000.0
+                )
+            }
             Err(why) => format!(
                 "NOT REACHED from here ({why}); without it requests are decided by onUnavailable: {}",
                 config.on_unavailable.as_str()

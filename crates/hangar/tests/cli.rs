@@ -769,4 +769,22 @@ fn gateway_check_says_whether_the_shared_limits_answer() {
         "{}",
         stdout(&out)
     );
+
+    // A Redis Cluster's node that does not hold the check's key redirects, and says where.
+    let nodes = hangar_testkit::redis::RedisServer::start_cluster(3, 0).unwrap();
+    let holder = hangar_testkit::redis::cluster_owner(&nodes, "hangar:check").unwrap();
+    let seed = nodes[(holder + 1) % 3].port();
+    let to_seed = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&format!(":{port}\""), &format!(":{seed}\""));
+    std::fs::write(&config, to_seed).unwrap();
+    let summary = stdout(&check());
+    let holder = nodes[holder].port();
+    assert!(
+        summary.contains("answered in")
+            && summary.contains(&format!(
+                "(redirected by a Redis Cluster to 127.0.0.1:{holder})"
+            )),
+        "{summary}"
+    );
 }
