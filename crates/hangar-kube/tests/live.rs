@@ -240,6 +240,37 @@ async fn lists_are_read_page_by_page() {
 }
 
 #[tokio::test]
+async fn an_object_that_does_not_decode_is_named_with_its_field_and_the_rest_loads() {
+    let mut broken = objects::pod("ml", "broken", "vllm/vllm-openai:v0.6.0");
+    broken["spec"]["containers"][0]["ports"] = json!([{"containerPort": "http"}]);
+    let server = FakeApiServer::builder()
+        .objects([
+            objects::pod("ml", "before", "busybox"),
+            broken,
+            objects::pod("ml", "after", "busybox"),
+        ])
+        .start()
+        .await
+        .unwrap();
+    let (snapshot, _) = scan(&server, None).await;
+
+    let mut names: Vec<&str> = snapshot.pods.iter().map(|p| p.object.name()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["after", "before"]);
+    let [error] = snapshot.errors.as_slice() else {
+        panic!("{:?}", snapshot.errors);
+    };
+    assert_eq!(error.object.as_deref(), Some("Pod ml/broken"));
+    assert!(
+        error
+            .message
+            .starts_with("Pod: `spec.containers[0].ports[0].containerPort`: invalid type"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
 async fn a_namespace_limits_namespaced_kinds_but_not_cluster_scoped_ones() {
     let server = FakeApiServer::builder()
         .objects([

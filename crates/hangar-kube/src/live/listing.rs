@@ -54,14 +54,20 @@ pub(crate) async fn list_kind(
                 return;
             }
         };
+        // Decoding takes each item; the page keeps its copy, read again only for an item that
+        // does not decode, to name the field at fault.
         let items = match page.get("items") {
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
         };
         listed += items.len();
         tally.total += items.len();
-        for item in items {
-            add_item(target, item, snapshot);
+        for (index, item) in items.into_iter().enumerate() {
+            let again = || {
+                let item = page.get("items")?.get(index)?.clone();
+                Some(complete(target, item))
+            };
+            add_item(target, item, again, snapshot);
         }
         report(progress, &kind, listed, tally);
         match page.pointer("/metadata/continue").and_then(Value::as_str) {
@@ -100,11 +106,17 @@ async fn fetch_page(
         .map_err(|e| describe(&e))
 }
 
-/// Decodes one list item into the snapshot, or records why it could not be.
-fn add_item(target: &Target, item: Value, snapshot: &mut Snapshot) {
+/// Decodes one list item into the snapshot, or records why it could not be, naming the field
+/// at fault in the item `again` gives once more.
+fn add_item(
+    target: &Target,
+    item: Value,
+    again: impl FnOnce() -> Option<Value>,
+    snapshot: &mut Snapshot,
+) {
     let value = complete(target, item);
     let label = object_label(&value);
-    match Object::decode(value) {
+    match Object::decode_or_explain(value, again) {
         Ok(object) => snapshot.insert(object, Origin::live()),
         Err(message) => snapshot.errors.push(LoadError {
             origin: Origin::live(),
