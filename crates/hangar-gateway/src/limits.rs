@@ -395,8 +395,9 @@ struct Unavailable;
 pub struct SharedLimits {
     config: SharedLimitsConfig,
     client: redis::Client,
-    /// Redis is not asked again before this, after a failure.
-    resting_until: Mutex<Option<Instant>>,
+    /// After a failure, the node (the server, or a Redis Cluster's node) is not asked again
+    /// before this: one failed cluster node leaves the others' tenants shared.
+    resting_until: Mutex<HashMap<Arc<str>, Instant>>,
     /// The last call failed: the outage is logged when it starts and when it ends.
     down: AtomicBool,
     /// What the TLS files held when this was built, so that a reload with new certificates
@@ -441,7 +442,7 @@ impl SharedLimits {
         Ok(SharedLimits {
             config: config.clone(),
             client: redis::Client::new(target, tls.map(Arc::new)),
-            resting_until: Mutex::new(None),
+            resting_until: Mutex::new(HashMap::new()),
             down: AtomicBool::new(false),
             tls_files,
             owed: Mutex::new(HashMap::new()),
@@ -512,7 +513,10 @@ impl SharedLimits {
             },
             _ => None,
         };
-        decision.ok_or_else(|| self.failed(&format!("unexpected reply {reply:?}")))
+        decision.ok_or_else(|| {
+            let node = self.client.node_for(&key);
+            self.failed(node, &format!("unexpected reply {reply:?}"))
+        })
     }
 
     /// Gives `amount` tokens back to `tenant` (charges them when negative), off the request's
@@ -586,16 +590,21 @@ impl SharedLimits {
         }
     }
 
-    /// Runs the script, unless Redis failed within the last [`SHARED_REST`].
+    /// Runs the script, unless the node it goes to failed within the last [`SHARED_REST`].
     async fn call(&self, key: &str, args: &[&str]) -> Result<Reply, Unavailable> {
         let now = Instant::now();
-        let resting = *self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
-        if resting.is_some_and(|until| now < until) {
-            return Err(Unavailable);
+        let node = self.client.node_for(key);
+        {
+            let resting = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
+            if resting.get(&node).is_some_and(|until| now < *until) {
+                return Err(Unavailable);
+            }
         }
         let timeout = self.config.timeout.get();
         let keys = [key];
-        let call = self.client.eval(&SHARED_SCRIPT, &keys, args);
+        let call = self
+            .client
+            .eval_from(Arc::clone(&node), &SHARED_SCRIPT, &keys, args);
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(reply)) => {
                 if self.down.swap(false, Ordering::AcqRel) {
@@ -603,14 +612,20 @@ impl SharedLimits {
                 }
                 Ok(reply)
             }
-            Ok(Err(e)) => Err(self.failed(&e.to_string())),
-            Err(_) => Err(self.failed(&format!("no answer within {}", self.config.timeout))),
+            Ok(Err(e)) => Err(self.failed(node, &e.to_string())),
+            Err(_) => {
+                let why = format!("no answer within {}", self.config.timeout);
+                Err(self.failed(node, &why))
+            }
         }
     }
 
-    fn failed(&self, why: &str) -> Unavailable {
-        *self.resting_until.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Instant::now() + SHARED_REST);
+    fn failed(&self, node: Arc<str>, why: &str) -> Unavailable {
+        let mut resting = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        resting.retain(|_, until| *until > now);
+        resting.insert(node, now + SHARED_REST);
+        drop(resting);
         if !self.down.swap(true, Ordering::AcqRel) {
             let instead = match self.config.on_unavailable {
                 SharedUnavailable::Local => "each replica counts on its own until it is back",

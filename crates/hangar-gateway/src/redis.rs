@@ -162,14 +162,40 @@ pub enum RedisError {
 /// connection of its own, and each slot goes to the node that last said it holds it.
 pub struct Client {
     target: Target,
+    /// The target's address, as the connections are named.
+    address: Arc<str>,
     /// How TLS is spoken, for a `rediss://` target.
     tls: Option<TlsConnector>,
     /// Each connection's task by the address it reaches (the target's, and the cluster nodes'),
     /// started by the first command and again after the connection fails; closed when it ended.
     connections: Mutex<HashMap<Arc<str>, mpsc::UnboundedSender<Pending>>>,
-    /// The cluster slots a `MOVED` reply placed on a node; empty unless the server is a Redis
-    /// Cluster's node.
-    slots: Mutex<HashMap<u16, Arc<str>>>,
+    /// What redirections taught of a Redis Cluster, shared with the connections' tasks, which
+    /// say when their node fails.
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+/// What the client knows of a Redis Cluster: nothing for a single server.
+#[derive(Debug, Default)]
+struct Cluster {
+    /// The node a `MOVED` reply placed each slot on.
+    slots: HashMap<u16, Arc<str>>,
+    /// When the target's node last failed: for a while, slots not placed are asked of another
+    /// known node instead, which redirects them as well.
+    target_failed: Option<Instant>,
+}
+
+/// How long slots not placed are asked of another node after the target's node failed.
+const TARGET_REST: Duration = Duration::from_secs(10);
+
+impl Cluster {
+    /// The node at `address` failed (to connect, or later): its slots are asked of the target
+    /// again, which redirects them to whichever node holds them now, as after a failover.
+    fn failed(&mut self, address: &str, is_target: bool) {
+        self.slots.retain(|_, on| &**on != address);
+        if is_target {
+            self.target_failed = Some(Instant::now());
+        }
+    }
 }
 
 /// A command waiting to be written, and where its reply goes.
@@ -201,10 +227,11 @@ impl Client {
     /// nothing is connected until the first command.
     pub fn new(target: Target, tls: Option<Arc<rustls::ClientConfig>>) -> Client {
         Client {
+            address: target.address.as_str().into(),
             target,
             tls: tls.map(TlsConnector::from),
             connections: Mutex::new(HashMap::new()),
-            slots: Mutex::new(HashMap::new()),
+            cluster: Arc::new(Mutex::new(Cluster::default())),
         }
     }
 
@@ -221,47 +248,63 @@ impl Client {
         keys: &[&str],
         args: &[&str],
     ) -> Result<Reply, RedisError> {
+        let node = self.node_for(keys.first().copied().unwrap_or_default());
+        self.eval_from(node, script, keys, args).await
+    }
+
+    /// The node a command on `key` goes to first: the one last named for its slot, else the
+    /// target's (another known node for a while after the target's failed).
+    pub fn node_for(&self, key: &str) -> Arc<str> {
+        let cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        if cluster.slots.is_empty() {
+            return Arc::clone(&self.address);
+        }
+        if let Some(node) = cluster.slots.get(&slot(key)) {
+            return Arc::clone(node);
+        }
+        let target_resting = (cluster.target_failed).is_some_and(|at| at.elapsed() < TARGET_REST);
+        let elsewhere = target_resting
+            .then(|| cluster.slots.values().find(|node| **node != self.address))
+            .flatten();
+        Arc::clone(elsewhere.unwrap_or(&self.address))
+    }
+
+    /// As [`Client::eval`], sent first to `node` (from [`Client::node_for`]).
+    pub async fn eval_from(
+        &self,
+        mut node: Arc<str>,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<Reply, RedisError> {
         let count = keys.len().to_string();
         let mut command: Vec<&str> = vec!["EVALSHA", &script.sha1, &count];
         command.extend_from_slice(keys);
         command.extend_from_slice(args);
-        let mut node = keys.first().and_then(|key| self.node_of(key));
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTIONS {
-            let sent = self.send(node.as_ref(), encode(&command), asking).await;
-            let reply = match sent {
-                // A restarted or flushed server (or a node not asked before) does not know the
-                // script: send its text once.
-                Ok(Err(message)) if message.starts_with("NOSCRIPT") => {
-                    command[0] = "EVAL";
-                    command[1] = script.source;
-                    self.send(node.as_ref(), encode(&command), asking).await
-                }
-                other => other,
-            };
+            let mut reply = self.send(&node, encode(&command), asking).await?;
+            // A restarted or flushed server (or a node not asked before) does not know the
+            // script: send its text once.
+            if matches!(&reply, Err(message) if message.starts_with("NOSCRIPT")) {
+                command[0] = "EVAL";
+                command[1] = script.source;
+                reply = self.send(&node, encode(&command), asking).await?;
+            }
             let message = match reply {
-                Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err(message)) => message,
-                Err(e) => {
-                    // A node that failed may have been replaced: its slots are asked of the
-                    // target again, which redirects to whichever node holds them now.
-                    if let Some(node) = &node {
-                        self.forget(node);
-                    }
-                    return Err(e);
-                }
+                Ok(reply) => return Ok(reply),
+                Err(message) => message,
             };
-            let answered_by = node.as_deref().unwrap_or(&self.target.address);
-            match Redirection::read(&message, answered_by) {
+            match Redirection::read(&message, &node) {
                 Some(Redirection::Moved { slot, address }) => {
                     let address: Arc<str> = address.into();
-                    let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-                    slots.insert(slot, Arc::clone(&address));
-                    node = Some(address);
+                    let mut cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+                    cluster.slots.insert(slot, Arc::clone(&address));
+                    node = address;
                     asking = false;
                 }
                 Some(Redirection::Ask { address }) => {
-                    node = Some(address.into());
+                    node = address.into();
                     asking = true;
                 }
                 None => return Err(RedisError::Server(message)),
@@ -272,34 +315,19 @@ impl Client {
         )))
     }
 
-    /// The cluster node last named for `key`'s slot, if any.
-    fn node_of(&self, key: &str) -> Option<Arc<str>> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.is_empty() {
-            return None;
-        }
-        slots.get(&slot(key)).cloned()
-    }
-
-    /// Forgets the slots placed on `node`.
-    fn forget(&self, node: &str) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.retain(|_, on| &**on != node);
-    }
-
-    /// The cluster nodes commands were redirected to, by address.
+    /// The cluster nodes a `MOVED` redirection placed slots on, by address.
     pub fn cluster_nodes(&self) -> Vec<String> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let mut nodes: Vec<String> = slots.values().map(|node| node.to_string()).collect();
+        let cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nodes: Vec<String> = cluster.slots.values().map(|n| n.to_string()).collect();
         nodes.sort();
         nodes.dedup();
         nodes
     }
 
-    /// Queues `command` on the connection to `node` (the target's without one), starting one if
-    /// there is none, and waits for its reply. A caller that stops waiting leaves the reply to
-    /// be read and dropped, so the replies stay in step with the commands.
-    async fn send(&self, node: Option<&Arc<str>>, command: Vec<u8>, asking: bool) -> Answer {
+    /// Queues `command` on the connection to `node`, starting one if there is none, and waits
+    /// for its reply. A caller that stops waiting leaves the reply to be read and dropped, so
+    /// the replies stay in step with the commands.
+    async fn send(&self, node: &Arc<str>, command: Vec<u8>, asking: bool) -> Answer {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command,
@@ -307,9 +335,8 @@ impl Client {
             reply,
         };
         {
-            let address = node.map_or(self.target.address.as_str(), |node| node);
             let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-            let unsent = match connections.get(address) {
+            let unsent = match connections.get(node) {
                 Some(queue) => queue.send(pending).err().map(|e| e.0),
                 None => Some(pending),
             };
@@ -317,17 +344,29 @@ impl Client {
             if let Some(pending) = unsent {
                 let (queue, commands) = mpsc::unbounded_channel();
                 let _ = queue.send(pending);
-                let target = match node {
+                let is_target = *node == self.address;
+                let target = if is_target {
+                    self.target.clone()
+                } else {
                     // A cluster node: the target's login and TLS at another address.
-                    Some(node) if **node != *self.target.address => Target {
+                    Target {
                         address: node.to_string(),
                         sentinel: None,
                         ..self.target.clone()
-                    },
-                    _ => self.target.clone(),
+                    }
                 };
-                tokio::spawn(drive(target, self.tls.clone(), commands));
-                connections.insert(address.into(), queue);
+                let cluster = Arc::downgrade(&self.cluster);
+                let address = Arc::clone(node);
+                let failed = move || {
+                    if let Some(cluster) = cluster.upgrade() {
+                        let mut cluster = cluster.lock().unwrap_or_else(|p| p.into_inner());
+                        cluster.failed(&address, is_target);
+                    }
+                };
+                tokio::spawn(drive(target, self.tls.clone(), commands, failed));
+                // Tasks of nodes gone (pods replaced) are not kept.
+                connections.retain(|_, queue| !queue.is_closed());
+                connections.insert(Arc::clone(node), queue);
             }
         }
         answer
@@ -356,6 +395,8 @@ impl Redirection {
         port.parse::<u16>().ok()?;
         let host = match host {
             "" => host_of(answered_by),
+            // A node that should be named by a host name and has none.
+            "?" => return None,
             host => host,
         };
         // An IPv6 address takes brackets before its port.
@@ -405,19 +446,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const STALLED: Duration = Duration::from_secs(2);
 
 /// The connection's task: connects, then writes what `commands` brings and hands each reply to
-/// its command in order, until the connection fails or the client is dropped. On failure every
-/// command waiting (and every one still queued) gets the error, and the next command starts a
-/// new connection.
+/// its command in order, until the connection fails or the client is dropped. On failure
+/// `failed` is told first (callers may have stopped waiting long before: the limits' timeout is
+/// shorter than a connection's), then every command waiting (and every one still queued) gets
+/// the error, and the next command starts a new connection.
 async fn drive(
     target: Target,
     tls: Option<TlsConnector>,
     mut commands: mpsc::UnboundedReceiver<Pending>,
+    failed: impl FnOnce(),
 ) {
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target, tls.clone())).await;
     let (connection, address) = match connected {
         Ok(Ok(connected)) => connected,
-        Ok(Err(e)) => return fail_queued(&mut commands, &e),
+        Ok(Err(e)) => {
+            failed();
+            return fail_queued(&mut commands, &e);
+        }
         Err(_) => {
+            failed();
             let error = RedisError::Io(std::io::ErrorKind::TimedOut.into());
             return fail_queued(&mut commands, &error);
         }
@@ -426,11 +473,11 @@ async fn drive(
     match connection {
         Connection::Plain(tcp) => {
             let (reader, writer) = tcp.into_split();
-            relay(reader, writer, commands, moved).await;
+            relay(reader, writer, commands, moved, failed).await;
         }
         Connection::Tls(tls) => {
             let (reader, writer) = tokio::io::split(*tls);
-            relay(reader, writer, commands, moved).await;
+            relay(reader, writer, commands, moved, failed).await;
         }
     }
 }
@@ -457,12 +504,14 @@ async fn primary_moved(target: &Target, tls: Option<TlsConnector>, address: &str
 }
 
 /// Writes what `commands` brings to the connection and hands each reply to its command in
-/// order (see [`drive`]), until the connection fails or `moved` (the primary did) returns.
+/// order (see [`drive`]), until the connection fails (said to `failed`) or `moved` (the
+/// primary did) returns.
 async fn relay(
     mut reader: impl AsyncRead + Unpin,
     mut writer: impl AsyncWrite + Unpin,
     mut commands: mpsc::UnboundedReceiver<Pending>,
     moved: impl Future<Output = ()>,
+    failed: impl FnOnce(),
 ) {
     let mut moved = std::pin::pin!(moved);
     // Each command written and where its reply goes (nowhere for an `ASKING`).
@@ -517,6 +566,7 @@ async fn relay(
             }
         }
     };
+    failed();
     for reply in waiting.into_iter().filter_map(|(_, reply)| reply) {
         let _ = reply.send(Err(copy_error(&error)));
     }
@@ -543,6 +593,9 @@ fn hand_out(
 ) -> Result<(), RedisError> {
     let mut used = 0;
     let mut demoted = None;
+    // An `ASKING` refused (an ACL user without `+asking`) is the next command's answer: what
+    // that command hears then (a redirection back) would hide why.
+    let mut asking_refused = None;
     while let Some((reply, length)) = parse(&buffer[used..], 0)? {
         used += length;
         let Some((_, to)) = waiting.pop_front() else {
@@ -553,10 +606,16 @@ fn hand_out(
         {
             demoted = Some(message.clone());
         }
+        let Some(to) = to else {
+            asking_refused = reply.err();
+            continue;
+        };
+        let reply = match asking_refused.take() {
+            Some(refused) => Err(format!("ASKING refused: {refused}")),
+            None => reply,
+        };
         // The caller may have stopped waiting: its reply is read all the same.
-        if let Some(to) = to {
-            let _ = to.send(Ok(reply));
-        }
+        let _ = to.send(Ok(reply));
     }
     buffer.drain(..used);
     if let Some(message) = demoted {
@@ -1022,11 +1081,36 @@ mod tests {
             "MOVED x 10.0.0.2:6381",
             "MOVED 1 10.0.0.2",
             "MOVED 1",
+            "MOVED 1 ?:6381",
             "ERR unknown command",
             "CLUSTERDOWN The cluster is down",
         ] {
             assert_eq!(read(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_refused_asking_is_the_answer_of_the_command_it_came_with() {
+        let mut buffer = b"-NOPERM no permissions to run the 'asking' command\r\n-MOVED 1 10.0.0.1:7000\r\n+OK\r\n+OK\r\n".to_vec();
+        let (first, first_reply) = oneshot::channel();
+        let (second, second_reply) = oneshot::channel();
+        let mut waiting = VecDeque::from([
+            (Instant::now(), None),
+            (Instant::now(), Some(first)),
+            (Instant::now(), None),
+            (Instant::now(), Some(second)),
+        ]);
+        hand_out(&mut buffer, &mut waiting).unwrap();
+        let Ok(Ok(Err(said))) = first_reply.blocking_recv() else {
+            panic!("no error for the first command");
+        };
+        assert!(said.starts_with("ASKING refused: NOPERM"), "{said}");
+        // An `ASKING` that worked leaves its command's own answer.
+        assert!(matches!(
+            second_reply.blocking_recv(),
+            Ok(Ok(Ok(Reply::Status(ok)))) if ok == "OK"
+        ));
+        assert!(waiting.is_empty());
     }
 
     #[test]

@@ -700,11 +700,60 @@ async fn replicas_share_limits_through_a_redis_cluster_following_its_redirection
     // Point the gateways at a node that does not hold the tenant's key, as a cluster's
     // configuration endpoint may.
     let seed = &nodes[(team + 1) % nodes.len()];
-    two_replicas_share_one_limit(&format!("    url: {}\n", seed.url())).await;
+    // (The first request connects to two nodes: a timeout with room for a loaded machine.)
+    let shared = format!("    url: {}\n    timeout: 1s\n", seed.url());
+    two_replicas_share_one_limit(&shared).await;
     // The tenant's buckets are on the node holding its slot: no request used up the minute.
     let saved = redis_cli(nodes[team].port(), &["get", "hangar:rates:team"]);
     let level: f64 = saved.split(' ').next().unwrap().parse().unwrap();
     assert!(level < 1.0, "{saved}");
+}
+
+#[tokio::test]
+async fn a_cluster_node_that_stops_answering_leaves_the_other_nodes_tenants_shared() {
+    let nodes = RedisServer::start_cluster(3, 0).unwrap();
+    // A prefix that puts the two tenants' keys on different nodes.
+    let prefix = (0..)
+        .map(|i| format!("p{i}"))
+        .find(|p| {
+            let team = cluster_owner(&nodes, &format!("{p}:rates:team")).unwrap();
+            team != cluster_owner(&nodes, &format!("{p}:rates:other")).unwrap()
+        })
+        .unwrap();
+    let team = cluster_owner(&nodes, &format!("{prefix}:rates:team")).unwrap();
+    let upstream = upstream().await;
+    let shared = format!(
+        "    url: {}\n    prefix: {prefix}\n    timeout: 200ms\n",
+        nodes[(team + 1) % 3].url()
+    );
+    let a = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
+    let b = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
+    // Both replicas learn where the tenants' keys are.
+    for gateway in [&a, &b] {
+        for key in ["team-1", "other-1"] {
+            assert_eq!(ask(gateway, key).await.status, StatusCode::OK);
+        }
+    }
+
+    nodes[team].freeze().unwrap();
+    // `team`'s node times out: its requests are decided by each replica alone...
+    for gateway in [&a, &b] {
+        assert_eq!(ask(gateway, "team-1").await.status, StatusCode::OK);
+    }
+    // ...while `other`'s are still counted on its node, within the second that follows: two
+    // more use its minute, and both replicas refuse the fifth.
+    for gateway in [&a, &b] {
+        let answer = ask(gateway, "other-1").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    for gateway in [&a, &b] {
+        let refused = ask(gateway, "other-1").await;
+        assert_refused(
+            &refused,
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests_per_minute",
+        );
+    }
 }
 
 /// Calls of EVAL and EVALSHA the node has answered or refused (with a redirection).
@@ -785,11 +834,35 @@ async fn a_slot_moving_between_cluster_nodes_is_followed_with_ask_then_moved() {
 
 #[tokio::test]
 async fn a_cluster_node_replaced_in_a_failover_is_found_through_the_others() {
+    cluster_failover(false).await;
+}
+
+#[tokio::test]
+async fn when_the_urls_own_cluster_node_fails_the_other_nodes_are_asked() {
+    cluster_failover(true).await;
+}
+
+/// A key held by another primary than `k`'s.
+fn key_elsewhere(nodes: &[RedisServer]) -> String {
+    let k = cluster_owner(nodes, "k").unwrap();
+    (0..)
+        .map(|i| format!("key-{i}"))
+        .find(|key| cluster_owner(nodes, key).unwrap() != k)
+        .unwrap()
+}
+
+/// Counts on `k` through a client pointed at `k`'s primary (`url_fails`) or at another, kills
+/// that primary once its replica has the count, and checks that the count goes on at the
+/// promoted replica, each call given up after 100 ms as the limits do.
+async fn cluster_failover(url_fails: bool) {
     let mut nodes = RedisServer::start_cluster(3, 1).unwrap();
     let from = cluster_owner(&nodes, "k").unwrap();
-    let seed = (from + 1) % 3;
-    let client = Client::new(Target::parse(&nodes[seed].url(), None).unwrap(), None);
+    let url = if url_fails { from } else { (from + 1) % 3 };
+    let client = Client::new(Target::parse(&nodes[url].url(), None).unwrap(), None);
     let count = Script::new("return redis.call('INCR', KEYS[1])");
+    // The client learns of another node than the URL's.
+    let elsewhere = key_elsewhere(&nodes);
+    client.eval(&count, &[&elsewhere], &[]).await.unwrap();
     assert_eq!(
         client.eval(&count, &["k"], &[]).await.unwrap(),
         Reply::Integer(1)
@@ -814,16 +887,64 @@ async fn a_cluster_node_replaced_in_a_failover_is_found_through_the_others() {
     let promoted = format!("127.0.0.1:{}", nodes[replica].port());
     drop(nodes.remove(from));
 
-    // Calls fail until the replica takes over; then the slot is asked of the seed again, which
-    // sends it to the new primary, where the count goes on.
+    // Calls fail until the replica takes over; then the slot is asked again (of the URL's node,
+    // or of another while that is down), which sends it to the new primary.
     let started = Instant::now();
     let reply = loop {
-        if let Ok(reply) = client.eval(&count, &["k"], &[]).await {
+        let call = client.eval(&count, &["k"], &[]);
+        if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_millis(100), call).await {
             break reply;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "no failover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(reply, Reply::Integer(2));
-    assert_eq!(client.cluster_nodes(), [promoted]);
+    assert!(client.cluster_nodes().contains(&promoted), "{promoted}");
+}
+
+/// A stand-in for a server that answers every read with `answer`.
+async fn answering(answer: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut connection, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0; 4096];
+                while connection.read(&mut buffer).await.unwrap_or(0) > 0 {
+                    let _ = connection.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_cluster_node_that_stops_answering_is_forgotten_though_callers_gave_up() {
+    // A node that takes connections and never answers, as one cut off by a partition.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let url = answering(format!("-MOVED 12182 127.0.0.1:{silent_port}\r\n")).await;
+    let client = Client::new(
+        Target::parse(&format!("redis://127.0.0.1:{url}"), None).unwrap(),
+        None,
+    );
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    let call = client.eval(&count, &["foo"], &[]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), call)
+            .await
+            .is_err()
+    );
+    assert_eq!(client.cluster_nodes(), [format!("127.0.0.1:{silent_port}")]);
+    // The connection is taken for dead 2 s after its command, and the slot is asked of the
+    // URL's node again.
+    let started = Instant::now();
+    while !client.cluster_nodes().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "still placed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(silent);
 }

@@ -60,6 +60,13 @@ impl RedisServer {
         })?;
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // Gone already: a port taken since it was found free, for one.
+            if let Ok(Some(status)) = child.try_wait() {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(io::Error::other(format!(
+                    "redis-server exited ({status}) before listening on port {port}"
+                )));
+            }
             if started.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -126,18 +133,7 @@ impl RedisServer {
     pub fn start_cluster(primaries: usize, replicas: usize) -> io::Result<Vec<RedisServer>> {
         let mut nodes = Vec::new();
         for _ in 0..primaries * (1 + replicas) {
-            // The cluster bus's port is the client port + 10000 unless set: that may be taken.
-            let bus = free_port()?.to_string();
-            nodes.push(RedisServer::start(&[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-port",
-                &bus,
-                "--cluster-node-timeout",
-                "1000",
-                "--repl-diskless-sync-delay",
-                "0",
-            ])?);
+            nodes.push(RedisServer::start_cluster_node()?);
         }
         let addresses = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
         let created = Command::new("redis-cli")
@@ -165,6 +161,44 @@ impl RedisServer {
             }
         }
         Ok(nodes)
+    }
+
+    /// One node for [`RedisServer::start_cluster`], started again on other ports when the two
+    /// it was given are taken meanwhile.
+    fn start_cluster_node() -> io::Result<RedisServer> {
+        let mut tries = 0;
+        loop {
+            // The cluster bus's port is the client port + 10000 unless set: that may be taken.
+            let bus = free_port()?.to_string();
+            let started = RedisServer::start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-node-timeout",
+                "1000",
+                "--repl-diskless-sync-delay",
+                "0",
+            ]);
+            tries += 1;
+            match started {
+                Err(e) if tries < 3 && e.kind() != io::ErrorKind::NotFound => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Stops it without closing anything (`SIGSTOP`): it keeps its connections and answers
+    /// nothing, as a node cut off by a partition.
+    pub fn freeze(&self) -> io::Result<()> {
+        let status = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -STOP failed: {status}")))
+        }
     }
 
     /// Its port.
