@@ -304,10 +304,9 @@ pub struct GlobalLimits {
     /// How long shutdown waits for streams in flight to finish.
     #[serde(default = "default_drain")]
     pub drain: Seconds,
-    /// Keep the tenants' request and token rates in Redis, so that all replicas of the gateway
-    /// count against one limit per tenant. Without it each replica counts on its own, and a
-    /// tenant gets its limit from each. Requests in flight (`maxConcurrent`) are always
-    /// counted per replica.
+    /// Keep the tenants' request and token rates and their requests in flight in Redis, so that
+    /// all replicas of the gateway count against one limit per tenant. Without it each replica
+    /// counts on its own, and a tenant gets its limits from each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared: Option<SharedLimitsConfig>,
 }
@@ -334,10 +333,15 @@ pub struct SharedLimitsConfig {
     /// mounted Secret. Read again at each reload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
-    /// Prefix of the keys the gateway writes (`PREFIX:rates:TENANT`, one per tenant); give
-    /// gateways that must not share limits different prefixes.
+    /// Prefix of the keys the gateway writes (`PREFIX:{TENANT}:rates` and
+    /// `PREFIX:{TENANT}:inflight`); give gateways that must not share limits different prefixes.
     #[serde(default = "default_shared_prefix")]
     pub prefix: String,
+    /// Count the tenants' requests in flight (`maxConcurrent`) across the replicas too, which
+    /// costs tenants with only `maxConcurrent` a call to Redis per request. With `false`, each
+    /// replica lets a tenant have `maxConcurrent` requests in flight.
+    #[serde(default = "default_true")]
+    pub concurrency: bool,
     /// How long a request waits for Redis before the limits are decided without it. After a
     /// failure Redis is left alone for a second, so an outage costs each request nothing.
     #[serde(default = "default_shared_timeout")]
@@ -835,6 +839,10 @@ impl GatewayConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, tenant) in &self.tenants {
+            // The name is in metrics, audit records and the shared limits' keys.
+            if name.trim().is_empty() {
+                problems.push(format!("tenants: `{name}` is not a tenant's name"));
+            }
             for model in &tenant.models {
                 if model != "*" && !self.models.contains_key(model) {
                     problems.push(format!(
@@ -1149,6 +1157,15 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "limits.timeouts.firstToken: must be more than 0",
                 "tenants.t.timeouts.idle: must be more than 0",
             ]
+        );
+    }
+
+    #[test]
+    fn a_tenant_needs_a_name() {
+        let problems = with_tenant("    models: [llama]\n  \" \":\n    models: [llama]");
+        assert_eq!(
+            problems.unwrap_err(),
+            ["tenants: ` ` is not a tenant's name"]
         );
     }
 

@@ -1,17 +1,41 @@
--- A tenant's two rate buckets, shared by every replica of the gateway: the token buckets a
--- replica keeps on its own (limits.rs), in one Redis string per tenant (KEYS[1]) holding
--- "requests level, tokens level, requests per minute, tokens per minute, time in ms".
---   take: ARGV = {'take', requests per minute, tokens per minute, tokens}, a rate of 0 meaning
---         no limit. Takes one request and the tokens from both buckets or from neither. Returns
---         {0, 0}, or the bucket that refused (1 requests, 2 tokens) and the milliseconds until it
---         could give.
---   give: ARGV = {'give', tokens per minute, tokens}. Gives tokens back, or charges them when
---         negative; the level stays within a minute's worth either way.
+-- A tenant's two rate buckets and its requests in flight, shared by every replica of the
+-- gateway. The rate buckets are the ones a replica keeps on its own (limits.rs), in one Redis
+-- string per tenant ("requests level, tokens level, requests per minute, tokens per minute,
+-- time in ms"); the requests in flight are a sorted set of places, each scored with the time
+-- its lease ends, so the places of a replica that died are freed when their leases end.
+--   take:    KEYS = {rates[, in flight]},
+--            ARGV = {'take', requests per minute, tokens per minute, tokens[, most in flight,
+--            place, lease in ms]}, a rate of 0 meaning no limit. Takes one request and the
+--            tokens from both buckets and, with the last three, a place in flight, or none of
+--            them. Returns {0, 0}, or what refused (1 requests, 2 tokens, 3 in flight) and the
+--            milliseconds until it could give.
+--   give:    KEYS = {rates}, ARGV = {'give', tokens per minute, tokens}. Gives tokens back, or
+--            charges them when negative; the level stays within a minute's worth either way.
+--   release: KEYS = {in flight}, ARGV = {'release', place…}. Frees the places.
+--   renew:   KEYS = {in flight}, ARGV = {'renew', lease in ms, place…}. Extends the leases of
+--            the places still held (a long stream outlives one lease).
 -- The clock is the server's, so replicas whose clocks disagree still share one bucket.
 -- Redis before 5 replicates scripts whole, which TIME forbids; later ones replicate effects.
 redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+if ARGV[1] == 'release' then
+  for i = 2, #ARGV do
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+  return {0, 0}
+end
+
+if ARGV[1] == 'renew' then
+  local lease = tonumber(ARGV[2])
+  for i = 3, #ARGV do
+    redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+  end
+  redis.call('PEXPIRE', KEYS[1], lease)
+  return {0, 0}
+end
+
 local saved = {}
 for number in string.gmatch(redis.call('GET', KEYS[1]) or '', '%S+') do
   saved[#saved + 1] = tonumber(number)
@@ -46,6 +70,15 @@ if ARGV[1] == 'give' then
   return {0, 0}
 end
 
+local most_in_flight = tonumber(ARGV[5])
+if most_in_flight then
+  -- Places whose lease ended belong to replicas that are gone.
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= most_in_flight then
+    return {3, 1000}
+  end
+end
+
 local rates = {tonumber(ARGV[2]), tonumber(ARGV[3])}
 local wants = {1, tonumber(ARGV[4])}
 local levels = {}
@@ -58,5 +91,12 @@ end
 local function after(i)
   return rates[i] > 0 and levels[i] - wants[i] or 0
 end
-save(after(1), after(2), rates[1], rates[2])
+if rates[1] > 0 or rates[2] > 0 then
+  save(after(1), after(2), rates[1], rates[2])
+end
+if most_in_flight then
+  local lease = tonumber(ARGV[7])
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], lease)
+end
 return {0, 0}

@@ -6,12 +6,13 @@
 //! The state lives outside the swappable runtime: a configuration reload changes the limits,
 //! not what each tenant has already used.
 //!
-//! With `limits.shared`, the two rate buckets live in Redis instead ([`SharedLimits`]), so all
-//! replicas count against one limit; requests in flight are still counted here.
+//! With `limits.shared`, the two rate buckets and the tenants' requests in flight live in Redis
+//! instead ([`SharedLimits`]), so all replicas count against one limit; each replica still
+//! counts its own requests in flight here too.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::{ClientTlsConfig, SharedLimitsConfig, SharedUnavailable};
@@ -106,6 +107,9 @@ pub struct Admission {
     /// The tokens were taken from the shared buckets (at this many per minute), so they are
     /// settled there.
     shared: Option<(Arc<SharedLimits>, u64)>,
+    /// The request holds this place among the tenant's requests in flight in Redis, freed
+    /// when it ends.
+    shared_place: Option<(Arc<SharedLimits>, Arc<str>)>,
 }
 
 /// The two rate buckets, for the refusal that names the one that said no.
@@ -113,6 +117,24 @@ pub struct Admission {
 enum Rate {
     Requests,
     Tokens,
+}
+
+/// Why the shared limits refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SharedRefusal {
+    /// A rate bucket, and the wait until it could give.
+    Rate(Rate, Duration),
+    /// The tenant's requests in flight across the replicas.
+    InFlight,
+}
+
+/// The refusal of a request past its tenant's `max` requests in flight.
+fn in_flight_refusal(max: u32) -> Refusal {
+    Refusal::rate_limited(
+        "concurrency_limit",
+        format!("this tenant already has {max} requests in flight, its limit"),
+        Duration::from_secs(1),
+    )
 }
 
 impl Rate {
@@ -189,25 +211,35 @@ impl Limiter {
         };
         // From here on, dropping the admission gives back the places in flight.
         let mut admission = self.admission(tenant, limits, tokens, tenant_in_flight);
-        if limits.requests_per_minute.is_none() && limits.tokens_per_minute.is_none() {
+        let most_in_flight = limits.max_concurrent.filter(|_| shared.config.concurrency);
+        if limits.requests_per_minute.is_none()
+            && limits.tokens_per_minute.is_none()
+            && most_in_flight.is_none()
+        {
             return Ok(admission);
         }
         // Nothing is given back until Redis says it took the tokens: a client that leaves while
         // Redis is asked (or a call that times out after Redis ran it) may leave them charged,
-        // never given twice.
+        // never given twice; a place taken then is freed when its lease ends.
         admission.settled = true;
-        let refused = match shared.take(tenant, limits, tokens).await {
+        let place = most_in_flight.map(|most| (most, shared.new_place()));
+        let refused = match shared.take(tenant, limits, tokens, place.clone()).await {
             Ok(None) => {
                 admission.settled = false;
                 admission.shared = limits
                     .tokens_per_minute
                     .map(|per_minute| (Arc::clone(shared), per_minute));
+                if let Some((_, place)) = place {
+                    shared.hold(tenant, &place);
+                    admission.shared_place = Some((Arc::clone(shared), place));
+                }
                 return Ok(admission);
             }
-            Ok(Some((rate, wait))) => match rate {
+            Ok(Some(SharedRefusal::Rate(rate, wait))) => match rate {
                 Rate::Requests => rate.refusal(limits.requests_per_minute.unwrap_or(0), wait),
                 Rate::Tokens => rate.refusal(limits.tokens_per_minute.unwrap_or(0), wait),
             },
+            Ok(Some(SharedRefusal::InFlight)) => in_flight_refusal(most_in_flight.unwrap_or(0)),
             Err(Unavailable) => match shared.config.on_unavailable {
                 SharedUnavailable::Local => {
                     fallbacks.add(&[SharedUnavailable::Local.as_str()], 1);
@@ -263,6 +295,7 @@ impl Limiter {
             settled: false,
             sent: false,
             shared: None,
+            shared_place: None,
         }
     }
 
@@ -279,11 +312,7 @@ impl Limiter {
         if let Some(max) = limits.max_concurrent
             && state.in_flight.load(Ordering::Acquire) >= max
         {
-            return Err(Refusal::rate_limited(
-                "concurrency_limit",
-                format!("this tenant already has {max} requests in flight, its limit"),
-                Duration::from_secs(1),
-            ));
+            return Err(in_flight_refusal(max));
         }
         if let Some((tokens, now)) = buckets {
             take_buckets(state, limits, tokens, now)?;
@@ -369,6 +398,9 @@ impl Drop for Admission {
         if !self.settled && !self.sent {
             self.settle(0);
         }
+        if let Some((shared, place)) = self.shared_place.take() {
+            shared.release(&self.tenant, place);
+        }
         self.tenant_in_flight.fetch_sub(1, Ordering::AcqRel);
         self.limiter.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -382,6 +414,11 @@ const SHARED_REST: Duration = Duration::from_secs(1);
 const GIVE_BACK_EVERY: Duration = Duration::from_millis(50);
 /// How many times tokens owed back are sent again, a [`SHARED_REST`] apart, when Redis fails.
 const GIVE_BACK_TRIES: u32 = 120;
+/// How long a place in flight in Redis lasts unless its replica renews it: the longest the
+/// places of a replica that died (or of a call that timed out after Redis ran it) stay taken.
+const PLACE_LEASE: Duration = Duration::from_secs(15);
+/// How often a replica renews the leases of the places its requests hold.
+const PLACE_RENEW_EVERY: Duration = Duration::from_secs(5);
 
 /// The script behind both operations on the shared buckets.
 static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits.lua")));
@@ -406,6 +443,21 @@ pub struct SharedLimits {
     /// Tokens owed back to each tenant (its tokens per minute, the sum), sent together every
     /// [`GIVE_BACK_EVERY`] rather than one call per request.
     owed: Mutex<HashMap<Arc<str>, (u64, f64)>>,
+    /// This replica's name in its places in flight, random at start.
+    replica: String,
+    /// The number of the next place.
+    places_taken: AtomicU64,
+    /// The places in flight this replica's requests hold, by tenant, renewed every
+    /// [`PLACE_RENEW_EVERY`].
+    held: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    /// Places freed and not yet sent to Redis, by tenant, sent together every
+    /// [`GIVE_BACK_EVERY`].
+    freed: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    /// The task renewing leases runs.
+    renewing: AtomicBool,
+    /// How long a place lasts unless renewed, and how often held ones are: [`PLACE_LEASE`] and
+    /// [`PLACE_RENEW_EVERY`] (shorter in tests).
+    lease: (Duration, Duration),
 }
 
 impl SharedLimits {
@@ -446,6 +498,12 @@ impl SharedLimits {
             down: AtomicBool::new(false),
             tls_files,
             owed: Mutex::new(HashMap::new()),
+            replica: replica_name(),
+            places_taken: AtomicU64::new(0),
+            held: Mutex::new(HashMap::new()),
+            freed: Mutex::new(HashMap::new()),
+            renewing: AtomicBool::new(false),
+            lease: (PLACE_LEASE, PLACE_RENEW_EVERY),
         })
     }
 
@@ -478,25 +536,47 @@ impl SharedLimits {
         self.client.cluster_nodes()
     }
 
-    /// The key holding `tenant`'s buckets.
+    /// The key holding `tenant`'s buckets. The tenant is the key's hash tag, so that its two
+    /// keys are on one Redis Cluster node, which a script using both needs.
     fn key(&self, tenant: &str) -> String {
-        format!("{}:rates:{tenant}", self.config.prefix)
+        format!("{}:{{{tenant}}}:rates", self.config.prefix)
     }
 
-    /// Takes one request and `tokens`: `Ok(None)` when taken, `Ok(Some(…))` with the rate that
-    /// refused and the wait.
+    /// The key holding `tenant`'s places in flight.
+    fn in_flight_key(&self, tenant: &str) -> String {
+        format!("{}:{{{tenant}}}:inflight", self.config.prefix)
+    }
+
+    /// A name for a place in flight no other replica or request uses.
+    fn new_place(&self) -> Arc<str> {
+        let number = self.places_taken.fetch_add(1, Ordering::Relaxed);
+        format!("{}:{number}", self.replica).into()
+    }
+
+    /// Takes one request and `tokens` and, with `place` (the tenant's most requests in flight
+    /// and a new place's name), a place in flight: `Ok(None)` when taken, `Ok(Some(…))` with
+    /// what refused.
     async fn take(
         &self,
         tenant: &str,
         limits: TenantLimits,
         tokens: u64,
-    ) -> Result<Option<(Rate, Duration)>, Unavailable> {
+        place: Option<(u32, Arc<str>)>,
+    ) -> Result<Option<SharedRefusal>, Unavailable> {
         let key = self.key(tenant);
+        let in_flight_key = self.in_flight_key(tenant);
         let requests = limits.requests_per_minute.unwrap_or(0).to_string();
         let per_minute = limits.tokens_per_minute.unwrap_or(0).to_string();
         let tokens = tokens.to_string();
-        let args = ["take", &requests, &per_minute, &tokens];
-        let reply = self.call(&key, &args).await?;
+        let mut keys = vec![key.as_str()];
+        let mut args = vec!["take", &requests, &per_minute, &tokens];
+        let most = place.as_ref().map(|(most, _)| most.to_string());
+        let lease = self.lease.0.as_millis().to_string();
+        if let (Some(most), Some((_, name))) = (&most, &place) {
+            keys.push(&in_flight_key);
+            args.extend([most.as_str(), name, &lease]);
+        }
+        let reply = self.call(&keys, &args).await?;
         let decision = match &reply {
             Reply::Array(Some(items)) => match items.as_slice() {
                 [Reply::Integer(0), _] => Some(None),
@@ -507,8 +587,9 @@ impl SharedLimits {
                         Rate::Tokens
                     };
                     let wait = Duration::from_millis((*wait).clamp(0, 3_600_000).unsigned_abs());
-                    Some(Some((rate, wait)))
+                    Some(Some(SharedRefusal::Rate(rate, wait)))
                 }
+                [Reply::Integer(3), _] => Some(Some(SharedRefusal::InFlight)),
                 _ => None,
             },
             _ => None,
@@ -517,6 +598,52 @@ impl SharedLimits {
             let node = self.client.node_for(&key);
             self.failed(node, &format!("unexpected reply {reply:?}"))
         })
+    }
+
+    /// Notes that a request of `tenant` holds `place`, so that its lease is renewed while it
+    /// runs; starts the renewing task at the first.
+    fn hold(self: &Arc<Self>, tenant: &Arc<str>, place: &Arc<str>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.entry(Arc::clone(tenant))
+            .or_default()
+            .push(Arc::clone(place));
+        drop(held);
+        if !self.renewing.swap(true, Ordering::AcqRel)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(renew_places(Arc::downgrade(self)));
+        }
+    }
+
+    /// Frees `place` of `tenant`, off the request's path: the places freed are sent together
+    /// within [`GIVE_BACK_EVERY`]. One Redis does not take stays until its lease ends.
+    fn release(self: &Arc<Self>, tenant: &Arc<str>, place: Arc<str>) {
+        {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(places) = held.get_mut(tenant) {
+                places.retain(|held| *held != place);
+                if places.is_empty() {
+                    held.remove(tenant);
+                }
+            }
+        }
+        let mut freed = self.freed.lock().unwrap_or_else(|p| p.into_inner());
+        let first = freed.is_empty();
+        freed.entry(Arc::clone(tenant)).or_default().push(place);
+        drop(freed);
+        if first && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let shared = Arc::clone(self);
+            runtime.spawn(async move {
+                tokio::time::sleep(GIVE_BACK_EVERY).await;
+                let freed =
+                    std::mem::take(&mut *shared.freed.lock().unwrap_or_else(|p| p.into_inner()));
+                for (tenant, places) in freed {
+                    let mut args = vec!["release"];
+                    args.extend(places.iter().map(|place| &**place));
+                    let _ = shared.call(&[&shared.in_flight_key(&tenant)], &args).await;
+                }
+            });
+        }
     }
 
     /// Gives `amount` tokens back to `tenant` (charges them when negative), off the request's
@@ -568,7 +695,7 @@ impl SharedLimits {
             let rate = per_minute.to_string();
             let tokens = amount.to_string();
             let give = ["give", rate.as_str(), tokens.as_str()];
-            if self.call(&self.key(&tenant), &give).await.is_ok() {
+            if self.call(&[&self.key(&tenant)], &give).await.is_ok() {
                 continue;
             }
             let mut unscheduled = false;
@@ -590,10 +717,13 @@ impl SharedLimits {
         }
     }
 
-    /// Runs the script, unless the node it goes to failed within the last [`SHARED_REST`].
-    async fn call(&self, key: &str, args: &[&str]) -> Result<Reply, Unavailable> {
+    /// Runs the script on `keys` (one tenant's: all on one cluster node), unless the node it
+    /// goes to failed within the last [`SHARED_REST`].
+    async fn call(&self, keys: &[&str], args: &[&str]) -> Result<Reply, Unavailable> {
         let now = Instant::now();
-        let node = self.client.node_for(key);
+        let node = self
+            .client
+            .node_for(keys.first().copied().unwrap_or_default());
         {
             let resting = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
             if resting.get(&node).is_some_and(|until| now < *until) {
@@ -601,10 +731,9 @@ impl SharedLimits {
             }
         }
         let timeout = self.config.timeout.get();
-        let keys = [key];
         let call = self
             .client
-            .eval_from(Arc::clone(&node), &SHARED_SCRIPT, &keys, args);
+            .eval_from(Arc::clone(&node), &SHARED_SCRIPT, keys, args);
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(reply)) => {
                 if self.down.swap(false, Ordering::AcqRel) {
@@ -635,6 +764,41 @@ impl SharedLimits {
         }
         Unavailable
     }
+}
+
+/// Renews the leases of the places the replica's requests hold, every [`PLACE_RENEW_EVERY`],
+/// until the shared limits are dropped (replaced by a reload, and their last request ended).
+async fn renew_places(shared: Weak<SharedLimits>) {
+    let Some(every) = shared.upgrade().map(|shared| shared.lease.1) else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let held = (shared.held.lock().unwrap_or_else(|p| p.into_inner())).clone();
+        let lease = shared.lease.0.as_millis().to_string();
+        for (tenant, places) in held {
+            let mut args = vec!["renew", lease.as_str()];
+            args.extend(places.iter().map(|place| &**place));
+            let _ = shared.call(&[&shared.in_flight_key(&tenant)], &args).await;
+        }
+    }
+}
+
+/// A random name for this replica's places in flight.
+fn replica_name() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0; 8];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // Unique enough among replicas: the process and the time it started.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        return format!("{}-{nanos}", std::process::id());
+    }
+    hangar_ledger::hex(&bytes)
 }
 
 #[cfg(test)]
@@ -777,6 +941,51 @@ mod tests {
         assert_eq!(owed(&shared), Some((300, 80.0)), "kept for the next try");
         Arc::clone(&shared).send_owed(GIVE_BACK_TRIES).await;
         assert_eq!(owed(&shared), None, "given up after the last try");
+    }
+
+    #[tokio::test]
+    async fn a_place_in_flight_is_renewed_while_its_request_runs_and_freed_when_it_ends() {
+        let redis = hangar_testkit::redis::RedisServer::start(&[]).unwrap();
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": redis.url(), "timeout": "1s"}))
+                .unwrap();
+        let mut shared = SharedLimits::new(&config).unwrap();
+        shared.lease = (Duration::from_millis(400), Duration::from_millis(100));
+        let shared = Arc::new(shared);
+        let limiter = Arc::new(Limiter::default());
+        let limits = TenantLimits {
+            max_concurrent: Some(1),
+            ..TenantLimits::default()
+        };
+        let fallbacks = Counters::new("fallbacks", "", &["action"]);
+        let tenant = tenant();
+        let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        let held = admit().await.unwrap();
+        let places = || {
+            let key = shared.in_flight_key(&tenant);
+            hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap()
+        };
+        // Three leases later the place is still held, renewed by the replica.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(places().trim(), "1");
+        // Another replica's request is refused meanwhile (its own count would let it in).
+        let other = Arc::new(Limiter::default());
+        let refused = other.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        assert!(refused.await.is_err());
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(places().trim(), "0");
+        let again = admit().await.unwrap();
+
+        // With `concurrency: false` each replica counts on its own, and Redis is not asked.
+        let per_replica: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": redis.url(), "concurrency": false}))
+                .unwrap();
+        let per_replica = Arc::new(SharedLimits::new(&per_replica).unwrap());
+        let own = other.admit_shared(&per_replica, &tenant, limits, 100, 0, &fallbacks);
+        assert!(own.await.is_ok());
+        assert_eq!(places().trim(), "1", "only `again`'s place");
+        drop(again);
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub struct Counters {
 }
 
 impl Counters {
-    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+    pub(crate) const fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
         Counters {
             name,
             help,

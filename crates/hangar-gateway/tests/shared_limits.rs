@@ -7,12 +7,13 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Setup, TestGateway};
 use hangar_gateway::limits::SharedLimits;
 use hangar_gateway::redis::{Client, Reply, Script, Target};
-use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer};
+use hangar_testkit::fake_openai::{FakeOpenAi, FakeOpenAiServer, Faults};
 use hangar_testkit::redis::{RedisServer, cluster_id, cluster_owner, free_port};
 use http::StatusCode;
 
@@ -118,7 +119,7 @@ async fn unused_tokens_come_back_to_the_shared_bucket() {
     let started = Instant::now();
     loop {
         let reply = client
-            .eval(&buckets, &["settle:rates:team"], &[])
+            .eval(&buckets, &["settle:{team}:rates"], &[])
             .await
             .unwrap();
         let Reply::Bulk(Some(text)) = reply else {
@@ -696,7 +697,7 @@ async fn a_redis_that_asks_for_a_client_certificate_gets_the_gateways() {
 #[tokio::test]
 async fn replicas_share_limits_through_a_redis_cluster_following_its_redirections() {
     let nodes = RedisServer::start_cluster(3, 0).unwrap();
-    let team = cluster_owner(&nodes, "hangar:rates:team").unwrap();
+    let team = cluster_owner(&nodes, "hangar:{team}:rates").unwrap();
     // Point the gateways at a node that does not hold the tenant's key, as a cluster's
     // configuration endpoint may.
     let seed = &nodes[(team + 1) % nodes.len()];
@@ -704,7 +705,7 @@ async fn replicas_share_limits_through_a_redis_cluster_following_its_redirection
     let shared = format!("    url: {}\n    timeout: 1s\n", seed.url());
     two_replicas_share_one_limit(&shared).await;
     // The tenant's buckets are on the node holding its slot: no request used up the minute.
-    let saved = redis_cli(nodes[team].port(), &["get", "hangar:rates:team"]);
+    let saved = redis_cli(nodes[team].port(), &["get", "hangar:{team}:rates"]);
     let level: f64 = saved.split(' ').next().unwrap().parse().unwrap();
     assert!(level < 1.0, "{saved}");
 }
@@ -712,25 +713,28 @@ async fn replicas_share_limits_through_a_redis_cluster_following_its_redirection
 #[tokio::test]
 async fn a_cluster_node_that_stops_answering_leaves_the_other_nodes_tenants_shared() {
     let nodes = RedisServer::start_cluster(3, 0).unwrap();
-    // A prefix that puts the two tenants' keys on different nodes.
-    let prefix = (0..)
-        .map(|i| format!("p{i}"))
-        .find(|p| {
-            let team = cluster_owner(&nodes, &format!("{p}:rates:team")).unwrap();
-            team != cluster_owner(&nodes, &format!("{p}:rates:other")).unwrap()
-        })
-        .unwrap();
-    let team = cluster_owner(&nodes, &format!("{prefix}:rates:team")).unwrap();
+    // `team` and `free`, each limited, have their keys on different nodes (as each tenant's
+    // keys hash by its name, their slots are 15631 and 255).
+    let team = cluster_owner(&nodes, "hangar:{team}:rates").unwrap();
+    assert_ne!(team, cluster_owner(&nodes, "hangar:{free}:rates").unwrap());
     let upstream = upstream().await;
-    let shared = format!(
-        "    url: {}\n    prefix: {prefix}\n    timeout: 200ms\n",
+    let limited = "  models: [llama]\n  maxTokens: 100\n  requestsPerMinute: 4\n";
+    let tenants = format!("team:\n{limited}free:\n{limited}");
+    let extra = format!(
+        "limits:\n  shared:\n    url: {}\n    timeout: 200ms\n",
         nodes[(team + 1) % 3].url()
     );
-    let a = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
-    let b = replica(&upstream, "  requestsPerMinute: 4\n", &shared).await;
+    let setup = || Setup {
+        keys: &[("team-1", "team"), ("free-1", "free")],
+        tenants: &tenants,
+        models: MODELS,
+        extra: &extra,
+    };
+    let a = TestGateway::start(setup(), &[&upstream.url()]).await;
+    let b = TestGateway::start(setup(), &[&upstream.url()]).await;
     // Both replicas learn where the tenants' keys are.
     for gateway in [&a, &b] {
-        for key in ["team-1", "other-1"] {
+        for key in ["team-1", "free-1"] {
             assert_eq!(ask(gateway, key).await.status, StatusCode::OK);
         }
     }
@@ -740,14 +744,14 @@ async fn a_cluster_node_that_stops_answering_leaves_the_other_nodes_tenants_shar
     for gateway in [&a, &b] {
         assert_eq!(ask(gateway, "team-1").await.status, StatusCode::OK);
     }
-    // ...while `other`'s are still counted on its node, within the second that follows: two
+    // ...while `free`'s are still counted on its node, within the second that follows: two
     // more use its minute, and both replicas refuse the fifth.
     for gateway in [&a, &b] {
-        let answer = ask(gateway, "other-1").await;
+        let answer = ask(gateway, "free-1").await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
     for gateway in [&a, &b] {
-        let refused = ask(gateway, "other-1").await;
+        let refused = ask(gateway, "free-1").await;
         assert_refused(
             &refused,
             StatusCode::TOO_MANY_REQUESTS,
@@ -947,4 +951,92 @@ async fn a_cluster_node_that_stops_answering_is_forgotten_though_callers_gave_up
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(silent);
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_counted_across_replicas() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let upstream = upstream().await;
+    upstream.set_faults(Faults {
+        latency: Duration::from_millis(700),
+        ..Faults::default()
+    });
+    let shared = format!("    url: {}\n", redis.url());
+    let a = Arc::new(replica(&upstream, "  maxConcurrent: 2\n", &shared).await);
+    let b = Arc::new(replica(&upstream, "  maxConcurrent: 2\n", &shared).await);
+    let slow = |gateway: &Arc<TestGateway>, key: &'static str| {
+        let gateway = Arc::clone(gateway);
+        tokio::spawn(async move { ask(&gateway, key).await.status })
+    };
+    // One slow request through each replica fills the tenant's two places...
+    let running = [slow(&a, "team-1"), slow(&b, "team-1")];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so a third is refused by either, though each holds only one.
+    for gateway in [&a, &b] {
+        let refused = ask(gateway, "team-1").await;
+        assert_refused(&refused, StatusCode::TOO_MANY_REQUESTS, "concurrency_limit");
+        assert_eq!(refused.header("retry-after"), Some("1"));
+    }
+    // Another tenant's places are its own.
+    let other = slow(&a, "other-1");
+    for task in running {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(other.await.unwrap(), StatusCode::OK);
+
+    // Ended requests free their places (sent to Redis within 50 ms).
+    upstream.clear_faults();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        redis_cli(redis.port(), &["zcard", "hangar:{team}:inflight"]).trim(),
+        "0"
+    );
+    for gateway in [&a, &b] {
+        assert_eq!(ask(gateway, "team-1").await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn places_in_flight_are_taken_with_the_rates_and_lapse_without_their_replica() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap(), None);
+    let script = Script::new(include_str!("../src/limits.lua"));
+    let keys = ["t:{a}:rates", "t:{a}:inflight"];
+    // Two places at most, leases of 300 ms; `per_minute` requests a minute (0: no limit).
+    let take = |per_minute: &'static str, place: &'static str| {
+        let client = &client;
+        let script = &script;
+        async move {
+            let args = ["take", per_minute, "0", "0", "2", place, "300"];
+            match client.eval(script, &keys, &args).await.unwrap() {
+                Reply::Array(Some(items)) => items,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        take("1", "r1:0").await,
+        [Reply::Integer(0), Reply::Integer(0)]
+    );
+    // The rate refuses the second request: no place is taken for it.
+    assert_eq!(take("1", "r1:1").await[0], Reply::Integer(1));
+    assert_eq!(redis_cli(redis.port(), &["zcard", keys[1]]).trim(), "1");
+    // Without a rate, places alone: the second fills them, the third is refused.
+    let free = |place| take("0", place);
+    assert_eq!(free("r2:0").await[0], Reply::Integer(0));
+    assert_eq!(free("r2:1").await[0], Reply::Integer(3));
+    // A renewed place outlives its first lease; one not renewed (its replica gone) lapses.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let renewed = client
+        .eval(&script, &keys[1..], &["renew", "300", "r2:0"])
+        .await;
+    assert!(renewed.is_ok(), "{renewed:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(free("r3:0").await[0], Reply::Integer(0), "r1:0 lapsed");
+    assert_eq!(free("r3:1").await[0], Reply::Integer(3), "r2:0 renewed");
+    let released = client
+        .eval(&script, &keys[1..], &["release", "r2:0", "r3:0"])
+        .await;
+    assert!(released.is_ok(), "{released:?}");
+    assert_eq!(redis_cli(redis.port(), &["zcard", keys[1]]).trim(), "0");
 }
