@@ -839,9 +839,14 @@ impl GatewayConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, tenant) in &self.tenants {
-            // The name is in metrics, audit records and the shared limits' keys.
+            // The name is in metrics, audit records and the shared limits' keys, where it is
+            // the hash tag that keeps a tenant's keys on one Redis Cluster node.
             if name.trim().is_empty() {
                 problems.push(format!("tenants: `{name}` is not a tenant's name"));
+            } else if self.limits.shared.is_some() && name.contains(['{', '}']) {
+                problems.push(format!(
+                    "tenants.{name}: a name with `{{` or `}}` cannot key the shared limits in Redis"
+                ));
             }
             for model in &tenant.models {
                 if model != "*" && !self.models.contains_key(model) {
@@ -1161,11 +1166,18 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
     }
 
     #[test]
-    fn a_tenant_needs_a_name() {
+    fn a_tenant_needs_a_name_that_can_key_the_shared_limits() {
         let problems = with_tenant("    models: [llama]\n  \" \":\n    models: [llama]");
         assert_eq!(
             problems.unwrap_err(),
             ["tenants: ` ` is not a tenant's name"]
+        );
+        let braces = "    models: [llama]\n  \"}a\":\n    models: [llama]";
+        assert!(with_tenant(braces).is_ok());
+        let shared = format!("{braces}\nlimits:\n  shared: {{url: redis://redis}}");
+        assert_eq!(
+            with_tenant(&shared).unwrap_err(),
+            ["tenants.}a: a name with `{` or `}` cannot key the shared limits in Redis"]
         );
     }
 

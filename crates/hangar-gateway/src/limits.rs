@@ -220,9 +220,12 @@ impl Limiter {
         }
         // Nothing is given back until Redis says it took the tokens: a client that leaves while
         // Redis is asked (or a call that times out after Redis ran it) may leave them charged,
-        // never given twice; a place taken then is freed when its lease ends.
+        // never given twice. The place is freed in any case unless Redis refused it: freeing
+        // one never taken changes nothing.
         admission.settled = true;
         let place = most_in_flight.map(|most| (most, shared.new_place()));
+        admission.shared_place =
+            (place.as_ref()).map(|(_, name)| (Arc::clone(shared), Arc::clone(name)));
         let refused = match shared.take(tenant, limits, tokens, place.clone()).await {
             Ok(None) => {
                 admission.settled = false;
@@ -231,15 +234,21 @@ impl Limiter {
                     .map(|per_minute| (Arc::clone(shared), per_minute));
                 if let Some((_, place)) = place {
                     shared.hold(tenant, &place);
-                    admission.shared_place = Some((Arc::clone(shared), place));
                 }
                 return Ok(admission);
             }
-            Ok(Some(SharedRefusal::Rate(rate, wait))) => match rate {
-                Rate::Requests => rate.refusal(limits.requests_per_minute.unwrap_or(0), wait),
-                Rate::Tokens => rate.refusal(limits.tokens_per_minute.unwrap_or(0), wait),
-            },
-            Ok(Some(SharedRefusal::InFlight)) => in_flight_refusal(most_in_flight.unwrap_or(0)),
+            Ok(Some(refusal)) => {
+                admission.shared_place = None;
+                match refusal {
+                    SharedRefusal::Rate(rate @ Rate::Requests, wait) => {
+                        rate.refusal(limits.requests_per_minute.unwrap_or(0), wait)
+                    }
+                    SharedRefusal::Rate(rate @ Rate::Tokens, wait) => {
+                        rate.refusal(limits.tokens_per_minute.unwrap_or(0), wait)
+                    }
+                    SharedRefusal::InFlight => in_flight_refusal(most_in_flight.unwrap_or(0)),
+                }
+            }
             Err(Unavailable) => match shared.config.on_unavailable {
                 SharedUnavailable::Local => {
                     fallbacks.add(&[SharedUnavailable::Local.as_str()], 1);
@@ -440,9 +449,8 @@ pub struct SharedLimits {
     /// What the TLS files held when this was built, so that a reload with new certificates
     /// connects again.
     tls_files: Vec<Vec<u8>>,
-    /// Tokens owed back to each tenant (its tokens per minute, the sum), sent together every
-    /// [`GIVE_BACK_EVERY`] rather than one call per request.
-    owed: Mutex<HashMap<Arc<str>, (u64, f64)>>,
+    /// What is sent to Redis off the requests' path.
+    backlog: Mutex<Backlog>,
     /// This replica's name in its places in flight, random at start.
     replica: String,
     /// The number of the next place.
@@ -450,9 +458,6 @@ pub struct SharedLimits {
     /// The places in flight this replica's requests hold, by tenant, renewed every
     /// [`PLACE_RENEW_EVERY`].
     held: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
-    /// Places freed and not yet sent to Redis, by tenant, sent together every
-    /// [`GIVE_BACK_EVERY`].
-    freed: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
     /// The task renewing leases runs.
     renewing: AtomicBool,
     /// How long a place lasts unless renewed, and how often held ones are: [`PLACE_LEASE`] and
@@ -497,11 +502,10 @@ impl SharedLimits {
             resting_until: Mutex::new(HashMap::new()),
             down: AtomicBool::new(false),
             tls_files,
-            owed: Mutex::new(HashMap::new()),
+            backlog: Mutex::new(Backlog::default()),
             replica: replica_name(),
             places_taken: AtomicU64::new(0),
             held: Mutex::new(HashMap::new()),
-            freed: Mutex::new(HashMap::new()),
             renewing: AtomicBool::new(false),
             lease: (PLACE_LEASE, PLACE_RENEW_EVERY),
         })
@@ -515,18 +519,49 @@ impl SharedLimits {
             && self.tls_files == other.tls_files
     }
 
-    /// Runs the limits' script once, as requests will (so the login, the database, the user's
+    /// Runs the limits' script as requests will (so the login, the database, the user's
     /// permissions and a writable server are all checked), and says how long it took.
     pub async fn reach(&self) -> Result<Duration, String> {
         let started = Instant::now();
-        // The limits' own script on a key of its own (gone two minutes later): the commands it
-        // runs, the key pattern and a writable server are what the user needs.
-        let key = format!("{}:check", self.config.prefix);
-        let keys = [key.as_str()];
-        let asked = self.client.eval(&SHARED_SCRIPT, &keys, &["give", "1", "0"]);
+        // The limits' own script on keys of their own (gone two minutes later), whose hash tag
+        // `{check` no tenant's can be: a give-back as settlements do, and with `concurrency` a
+        // place taken and freed.
+        let keys = [self.key("{check"), self.in_flight_key("{check")];
+        let keys = [keys[0].as_str(), keys[1].as_str()];
+        let lease = self.lease.0.as_millis().to_string();
+        let place = self.new_place();
+        let mut calls = vec![(&keys[..1], vec!["give", "1", "0"])];
+        if self.config.concurrency {
+            let take = vec!["take", "0", "0", "0", "1000000", &place, &lease];
+            calls.extend([(&keys[..], take), (&keys[1..], vec!["release", &place])]);
+        }
+        let asked = async {
+            for (keys, args) in calls {
+                self.client.eval(&SHARED_SCRIPT, keys, &args).await?;
+            }
+            Ok::<_, redis::RedisError>(())
+        };
         match tokio::time::timeout(Duration::from_secs(5), asked).await {
-            Ok(Ok(_)) => Ok(started.elapsed()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(e)) => {
+                let said = e.to_string();
+                // Redis names the script's line, not the command it refused.
+                let permissions =
+                    said.contains("NOPERM") || said.contains("can't run this command");
+                let needs = match self.config.concurrency {
+                    true => {
+                        "+evalsha +eval +get +set +time +zadd +zrem +zcard +zremrangebyscore +pexpire"
+                    }
+                    false => "+evalsha +eval +get +set +time",
+                };
+                Err(match permissions {
+                    true => format!(
+                        "{said} (the user needs {needs} on ~{}:*)",
+                        self.config.prefix
+                    ),
+                    false => said,
+                })
+            }
             Err(_) => Err("no answer within 5 s".to_owned()),
         }
     }
@@ -615,8 +650,7 @@ impl SharedLimits {
         }
     }
 
-    /// Frees `place` of `tenant`, off the request's path: the places freed are sent together
-    /// within [`GIVE_BACK_EVERY`]. One Redis does not take stays until its lease ends.
+    /// Frees `place` of `tenant`, off the request's path (see [`Backlog`]).
     fn release(self: &Arc<Self>, tenant: &Arc<str>, place: Arc<str>) {
         {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -627,52 +661,42 @@ impl SharedLimits {
                 }
             }
         }
-        let mut freed = self.freed.lock().unwrap_or_else(|p| p.into_inner());
-        let first = freed.is_empty();
-        freed.entry(Arc::clone(tenant)).or_default().push(place);
-        drop(freed);
-        if first && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let shared = Arc::clone(self);
-            runtime.spawn(async move {
-                tokio::time::sleep(GIVE_BACK_EVERY).await;
-                let freed =
-                    std::mem::take(&mut *shared.freed.lock().unwrap_or_else(|p| p.into_inner()));
-                for (tenant, places) in freed {
-                    let mut args = vec!["release"];
-                    args.extend(places.iter().map(|place| &**place));
-                    let _ = shared.call(&[&shared.in_flight_key(&tenant)], &args).await;
-                }
-            });
-        }
+        self.add_to_backlog(|backlog| {
+            backlog
+                .freed
+                .entry(Arc::clone(tenant))
+                .or_default()
+                .push(place)
+        });
     }
 
     /// Gives `amount` tokens back to `tenant` (charges them when negative), off the request's
-    /// path: what each tenant is owed is summed and sent within [`GIVE_BACK_EVERY`], so a busy
-    /// tenant costs Redis one call for that rather than one a request. A give-back lost to an
-    /// outage leaves the tenant charged its reservations.
+    /// path (see [`Backlog`]). A give-back lost to an outage leaves the tenant charged its
+    /// reservations.
     fn give_back(self: &Arc<Self>, tenant: &Arc<str>, tokens_per_minute: u64, amount: f64) {
+        self.add_to_backlog(|backlog| backlog.owe(tenant, tokens_per_minute, amount));
+    }
+
+    /// Adds to the backlog with `add`; the first addition since the last sending schedules the
+    /// next.
+    fn add_to_backlog(self: &Arc<Self>, add: impl FnOnce(&mut Backlog)) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        // The first debt since the last sending schedules the next.
-        if self.owe(tenant, tokens_per_minute, amount) {
-            self.send_owed_after(&runtime, GIVE_BACK_EVERY, 0);
+        if self.add_to_backlog_unsent(add) {
+            self.send_backlog_after(&runtime, GIVE_BACK_EVERY, 0);
         }
     }
 
-    /// Adds to what `tenant` is owed; true when nothing else was owed (no sending is scheduled).
-    fn owe(&self, tenant: &Arc<str>, tokens_per_minute: u64, amount: f64) -> bool {
-        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
-        let first = owed.is_empty();
-        let entry = owed
-            .entry(Arc::clone(tenant))
-            .or_insert((tokens_per_minute, 0.0));
-        // A reload may have changed the rate; the latest is the one in force.
-        *entry = (tokens_per_minute, entry.1 + amount);
+    /// Adds to the backlog with `add`; true when it was empty (no sending is scheduled).
+    fn add_to_backlog_unsent(&self, add: impl FnOnce(&mut Backlog)) -> bool {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        let first = backlog.is_empty();
+        add(&mut backlog);
         first
     }
 
-    fn send_owed_after(
+    fn send_backlog_after(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
         wait: Duration,
@@ -681,39 +705,47 @@ impl SharedLimits {
         let shared = Arc::clone(self);
         runtime.spawn(async move {
             tokio::time::sleep(wait).await;
-            shared.send_owed(tries).await;
+            shared.send_backlog(tries).await;
         });
     }
 
-    /// Sends what each tenant is owed. What Redis does not take is kept and tried again after
-    /// [`SHARED_REST`], for two minutes: by then the buckets are full again, and a replaced
-    /// configuration's Redis is not tried for ever.
-    async fn send_owed(self: Arc<Self>, tries: u32) {
-        let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut owed = owed.into_iter();
-        while let Some((tenant, (per_minute, amount))) = owed.next() {
+    /// Sends the backlog. What Redis does not take is kept and tried again after
+    /// [`SHARED_REST`]: tokens for two minutes (by then the buckets are full again, and a
+    /// replaced configuration's Redis is not tried for ever), places while their leases last.
+    async fn send_backlog(self: Arc<Self>, tries: u32) {
+        let backlog = std::mem::take(&mut *self.backlog.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut unsent = Backlog::default();
+        for (tenant, (per_minute, amount)) in backlog.owed {
             let rate = per_minute.to_string();
             let tokens = amount.to_string();
             let give = ["give", rate.as_str(), tokens.as_str()];
-            if self.call(&[&self.key(&tenant)], &give).await.is_ok() {
-                continue;
+            if self.call(&[&self.key(&tenant)], &give).await.is_err() {
+                unsent.owed.insert(tenant, (per_minute, amount));
             }
-            let mut unscheduled = false;
-            for (tenant, (per_minute, amount)) in
-                std::iter::once((tenant, (per_minute, amount))).chain(owed)
+        }
+        for (tenant, places) in backlog.freed {
+            let mut release = vec!["release"];
+            release.extend(places.iter().map(|place| &**place));
+            if self
+                .call(&[&self.in_flight_key(&tenant)], &release)
+                .await
+                .is_err()
             {
-                unscheduled |= self.owe(&tenant, per_minute, amount);
+                unsent.freed.insert(tenant, places);
             }
-            let more = tries < GIVE_BACK_TRIES;
-            if unscheduled
-                && more
-                && let Ok(runtime) = tokio::runtime::Handle::try_current()
-            {
-                self.send_owed_after(&runtime, SHARED_REST, tries + 1);
-            } else if unscheduled {
-                self.owed.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            }
+        }
+        if tries >= GIVE_BACK_TRIES {
+            unsent.owed.clear();
+        }
+        if SHARED_REST * tries >= self.lease.0 {
+            unsent.freed.clear();
+        }
+        if unsent.is_empty() {
             return;
+        }
+        let unscheduled = self.add_to_backlog_unsent(|backlog| backlog.merge(unsent));
+        if unscheduled && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.send_backlog_after(&runtime, SHARED_REST, tries + 1);
         }
     }
 
@@ -721,7 +753,7 @@ impl SharedLimits {
     /// goes to failed within the last [`SHARED_REST`].
     async fn call(&self, keys: &[&str], args: &[&str]) -> Result<Reply, Unavailable> {
         let now = Instant::now();
-        let node = self
+        let mut node = self
             .client
             .node_for(keys.first().copied().unwrap_or_default());
         {
@@ -731,10 +763,10 @@ impl SharedLimits {
             }
         }
         let timeout = self.config.timeout.get();
-        let call = self
-            .client
-            .eval_from(Arc::clone(&node), &SHARED_SCRIPT, keys, args);
-        match tokio::time::timeout(timeout, call).await {
+        let call = self.client.eval_from(&mut node, &SHARED_SCRIPT, keys, args);
+        let answered = tokio::time::timeout(timeout, call).await;
+        // `node` is now the last node asked (after redirections), the one to blame.
+        match answered {
             Ok(Ok(reply)) => {
                 if self.down.swap(false, Ordering::AcqRel) {
                     tracing::info!(url = %self.config.url, "the shared rate limits answer again");
@@ -763,6 +795,41 @@ impl SharedLimits {
             tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
         }
         Unavailable
+    }
+}
+
+/// What a replica sends to Redis off the requests' path, gathered for [`GIVE_BACK_EVERY`] so
+/// that a busy tenant costs Redis one call for each rather than one a request.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Tokens owed back to each tenant: its tokens per minute, and the sum.
+    owed: HashMap<Arc<str>, (u64, f64)>,
+    /// The places in flight each tenant's requests freed.
+    freed: HashMap<Arc<str>, Vec<Arc<str>>>,
+}
+
+impl Backlog {
+    fn is_empty(&self) -> bool {
+        self.owed.is_empty() && self.freed.is_empty()
+    }
+
+    /// Adds `amount` to what `tenant` is owed, at its latest rate.
+    fn owe(&mut self, tenant: &Arc<str>, tokens_per_minute: u64, amount: f64) {
+        let entry = (self.owed)
+            .entry(Arc::clone(tenant))
+            .or_insert((tokens_per_minute, 0.0));
+        *entry = (tokens_per_minute, entry.1 + amount);
+    }
+
+    /// Takes in what an earlier sending could not send, before what came since.
+    fn merge(&mut self, earlier: Backlog) {
+        for (tenant, (per_minute, amount)) in earlier.owed {
+            let entry = self.owed.entry(tenant).or_insert((per_minute, 0.0));
+            entry.1 += amount;
+        }
+        for (tenant, places) in earlier.freed {
+            self.freed.entry(tenant).or_default().extend(places);
+        }
     }
 }
 
@@ -927,19 +994,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tokens_redis_did_not_take_back_are_kept_then_given_up() {
+    async fn what_redis_did_not_take_back_is_kept_then_given_up() {
         // Nothing listens on the port.
         let port = hangar_testkit::redis::free_port().unwrap();
         let config: crate::config::SharedLimitsConfig =
             serde_json::from_value(serde_json::json!({"url": format!("redis://127.0.0.1:{port}")}))
                 .unwrap();
         let shared = Arc::new(SharedLimits::new(&config).unwrap());
-        let owed = |shared: &SharedLimits| shared.owed.lock().unwrap().get(&tenant()).copied();
-        assert!(shared.owe(&tenant(), 300, 50.0));
-        assert!(!shared.owe(&tenant(), 300, 30.0));
-        Arc::clone(&shared).send_owed(0).await;
+        let owed =
+            |shared: &SharedLimits| shared.backlog.lock().unwrap().owed.get(&tenant()).copied();
+        let freed =
+            |shared: &SharedLimits| shared.backlog.lock().unwrap().freed.get(&tenant()).cloned();
+        assert!(shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 50.0)));
+        assert!(!shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 30.0)));
+        let place: Arc<str> = "r:1".into();
+        shared.add_to_backlog_unsent(|b| b.freed.entry(tenant()).or_default().push(place.clone()));
+        Arc::clone(&shared).send_backlog(0).await;
         assert_eq!(owed(&shared), Some((300, 80.0)), "kept for the next try");
-        Arc::clone(&shared).send_owed(GIVE_BACK_TRIES).await;
+        assert_eq!(
+            freed(&shared),
+            Some(vec![place.clone()]),
+            "kept for the next try"
+        );
+        // Places are tried while their leases last (15 s), tokens for two minutes.
+        Arc::clone(&shared).send_backlog(15).await;
+        assert_eq!(owed(&shared), Some((300, 80.0)));
+        assert_eq!(freed(&shared), None, "its lease has ended");
+        Arc::clone(&shared).send_backlog(GIVE_BACK_TRIES).await;
         assert_eq!(owed(&shared), None, "given up after the last try");
     }
 
@@ -986,6 +1067,95 @@ mod tests {
         assert!(own.await.is_ok());
         assert_eq!(places().trim(), "1", "only `again`'s place");
         drop(again);
+    }
+
+    #[tokio::test]
+    async fn a_place_taken_for_a_client_that_left_meanwhile_is_freed() {
+        let redis = hangar_testkit::redis::RedisServer::start(&[]).unwrap();
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": redis.url(), "timeout": "1s"}))
+                .unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
+        let limiter = Arc::new(Limiter::default());
+        let limits = TenantLimits {
+            max_concurrent: Some(1),
+            ..TenantLimits::default()
+        };
+        let fallbacks = Counters::new("fallbacks", "", &["action"]);
+        let tenant = tenant();
+        let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        // Connected, and the script loaded; the place is freed again.
+        drop(admit().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Redis takes the place only after the client left (as after a call that timed out).
+        redis.freeze().unwrap();
+        let left = tokio::time::timeout(Duration::from_millis(200), admit()).await;
+        assert!(left.is_err());
+        redis.thaw().unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let key = shared.in_flight_key(&tenant);
+        let places = hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap();
+        assert_eq!(places.trim(), "0");
+        assert!(admit().await.is_ok(), "the tenant's one place is free");
+    }
+
+    #[tokio::test]
+    async fn a_call_that_fails_after_a_redirection_rests_the_node_it_was_sent_to() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A cluster node that takes connections and never answers, and one that sends every
+        // call there.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let seed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let seed_port = seed.local_addr().unwrap().port();
+        let reads = Arc::new(AtomicU32::new(0));
+        let key_a = format!("hangar:{{{}}}:rates", tenant());
+        let moved = format!("-MOVED {} 127.0.0.1:{silent_port}\r\n", redis::slot(&key_a));
+        let counted = Arc::clone(&reads);
+        tokio::spawn(async move {
+            while let Ok((mut connection, _)) = seed.accept().await {
+                let (counted, moved) = (Arc::clone(&counted), moved.clone());
+                tokio::spawn(async move {
+                    let mut buffer = [0; 4096];
+                    while connection.read(&mut buffer).await.unwrap_or(0) > 0 {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let _ = connection.write_all(moved.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        let url = format!("redis://127.0.0.1:{seed_port}");
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": url, "timeout": "200ms"})).unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
+        let limiter = Arc::new(Limiter::default());
+        let fallbacks = Counters::new("fallbacks", "", &["action"]);
+        let other: Arc<str> = "other".into();
+        let per_minute = TenantLimits {
+            requests_per_minute: Some(60),
+            ..Default::default()
+        };
+        let admit = |tenant: &Arc<str>| {
+            let (tenant, shared, limiter, fallbacks) =
+                (Arc::clone(tenant), &shared, &limiter, &fallbacks);
+            async move {
+                limiter
+                    .admit_shared(shared, &tenant, per_minute, 100, 0, fallbacks)
+                    .await
+            }
+        };
+        // The tenant's call goes on to the silent node and times out there: that node rests...
+        assert!(admit(&tenant()).await.is_ok(), "decided locally");
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // ...not the URL's, which another tenant's call still reaches...
+        assert!(admit(&other).await.is_ok());
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // ...while the tenant's next call, on the resting node, is decided at once.
+        let started = Instant::now();
+        assert!(admit(&tenant()).await.is_ok());
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        drop(silent);
     }
 
     #[test]

@@ -248,8 +248,8 @@ impl Client {
         keys: &[&str],
         args: &[&str],
     ) -> Result<Reply, RedisError> {
-        let node = self.node_for(keys.first().copied().unwrap_or_default());
-        self.eval_from(node, script, keys, args).await
+        let mut node = self.node_for(keys.first().copied().unwrap_or_default());
+        self.eval_from(&mut node, script, keys, args).await
     }
 
     /// The node a command on `key` goes to first: the one last named for its slot, else the
@@ -269,10 +269,11 @@ impl Client {
         Arc::clone(elsewhere.unwrap_or(&self.address))
     }
 
-    /// As [`Client::eval`], sent first to `node` (from [`Client::node_for`]).
+    /// As [`Client::eval`], sent first to `node` (from [`Client::node_for`]), which is left
+    /// naming the last node asked: the one at fault when the call fails or takes too long.
     pub async fn eval_from(
         &self,
-        mut node: Arc<str>,
+        node: &mut Arc<str>,
         script: &Script,
         keys: &[&str],
         args: &[&str],
@@ -283,28 +284,28 @@ impl Client {
         command.extend_from_slice(args);
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTIONS {
-            let mut reply = self.send(&node, encode(&command), asking).await?;
+            let mut reply = self.send(node, encode(&command), asking).await?;
             // A restarted or flushed server (or a node not asked before) does not know the
             // script: send its text once.
             if matches!(&reply, Err(message) if message.starts_with("NOSCRIPT")) {
                 command[0] = "EVAL";
                 command[1] = script.source;
-                reply = self.send(&node, encode(&command), asking).await?;
+                reply = self.send(node, encode(&command), asking).await?;
             }
             let message = match reply {
                 Ok(reply) => return Ok(reply),
                 Err(message) => message,
             };
-            match Redirection::read(&message, &node) {
+            match Redirection::read(&message, node) {
                 Some(Redirection::Moved { slot, address }) => {
                     let address: Arc<str> = address.into();
                     let mut cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
                     cluster.slots.insert(slot, Arc::clone(&address));
-                    node = address;
+                    *node = address;
                     asking = false;
                 }
                 Some(Redirection::Ask { address }) => {
-                    node = address.into();
+                    *node = address.into();
                     asking = true;
                 }
                 None => return Err(RedisError::Server(message)),
@@ -418,7 +419,7 @@ const SLOTS: u16 = 16384;
 
 /// The cluster slot of `key`: CRC-16/XMODEM of the key, or of its hash tag (what is between
 /// the first `{` and the next `}`, when not empty), modulo [`SLOTS`].
-fn slot(key: &str) -> u16 {
+pub(crate) fn slot(key: &str) -> u16 {
     let key = key.as_bytes();
     let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
         let rest = &key[open + 1..];
@@ -518,6 +519,7 @@ async fn relay(
     let mut waiting: VecDeque<(Instant, Option<oneshot::Sender<Answer>>)> = VecDeque::new();
     let mut buffer = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(512);
+    let mut asking_refused = None;
     let error = loop {
         let stalled_at = waiting.front().map(|(sent, _)| *sent + STALLED);
         tokio::select! {
@@ -553,7 +555,7 @@ async fn relay(
                     Err(e) => break RedisError::Io(e),
                     Ok(_) => {}
                 }
-                match hand_out(&mut buffer, &mut waiting) {
+                match hand_out(&mut buffer, &mut waiting, &mut asking_refused) {
                     Ok(()) => {}
                     Err(e) => break e,
                 }
@@ -587,15 +589,17 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Gives each complete reply at the start of `buffer` to the oldest waiting command. A
 /// `READONLY` reply ends the connection (after the replies already read are handed out): the
 /// server became a replica in a failover, and a new connection reaches the new primary.
+///
+/// An `ASKING` refused (an ACL user without `+asking`) is the next command's answer, kept in
+/// `asking_refused` until that command's reply is read: what it hears (a redirection back)
+/// would hide why.
 fn hand_out(
     buffer: &mut Vec<u8>,
     waiting: &mut VecDeque<(Instant, Option<oneshot::Sender<Answer>>)>,
+    asking_refused: &mut Option<String>,
 ) -> Result<(), RedisError> {
     let mut used = 0;
     let mut demoted = None;
-    // An `ASKING` refused (an ACL user without `+asking`) is the next command's answer: what
-    // that command hears then (a redirection back) would hide why.
-    let mut asking_refused = None;
     while let Some((reply, length)) = parse(&buffer[used..], 0)? {
         used += length;
         let Some((_, to)) = waiting.pop_front() else {
@@ -607,7 +611,7 @@ fn hand_out(
             demoted = Some(message.clone());
         }
         let Some(to) = to else {
-            asking_refused = reply.err();
+            *asking_refused = reply.err();
             continue;
         };
         let reply = match asking_refused.take() {
@@ -1007,7 +1011,7 @@ mod tests {
                 (Instant::now(), Some(first)),
                 (Instant::now(), Some(second)),
             ]);
-            let ended = hand_out(&mut buffer, &mut waiting);
+            let ended = hand_out(&mut buffer, &mut waiting, &mut None);
             assert!(matches!(ended, Err(RedisError::Server(_))), "{said}");
             // The replies read are handed out all the same, in order.
             assert!(matches!(
@@ -1020,7 +1024,7 @@ mod tests {
         let (to, _reply) = oneshot::channel();
         let mut waiting = VecDeque::from([(Instant::now(), Some(to))]);
         assert!(
-            hand_out(&mut buffer, &mut waiting).is_ok(),
+            hand_out(&mut buffer, &mut waiting, &mut None).is_ok(),
             "other errors keep it"
         );
     }
@@ -1091,7 +1095,6 @@ mod tests {
 
     #[test]
     fn a_refused_asking_is_the_answer_of_the_command_it_came_with() {
-        let mut buffer = b"-NOPERM no permissions to run the 'asking' command\r\n-MOVED 1 10.0.0.1:7000\r\n+OK\r\n+OK\r\n".to_vec();
         let (first, first_reply) = oneshot::channel();
         let (second, second_reply) = oneshot::channel();
         let mut waiting = VecDeque::from([
@@ -1100,7 +1103,12 @@ mod tests {
             (Instant::now(), None),
             (Instant::now(), Some(second)),
         ]);
-        hand_out(&mut buffer, &mut waiting).unwrap();
+        // The refusal and the command's own reply come in two reads.
+        let mut asking_refused = None;
+        let mut buffer = b"-NOPERM no permissions to run the 'asking' command\r\n".to_vec();
+        hand_out(&mut buffer, &mut waiting, &mut asking_refused).unwrap();
+        buffer.extend_from_slice(b"-MOVED 1 10.0.0.1:7000\r\n+OK\r\n+OK\r\n");
+        hand_out(&mut buffer, &mut waiting, &mut asking_refused).unwrap();
         let Ok(Ok(Err(said))) = first_reply.blocking_recv() else {
             panic!("no error for the first command");
         };

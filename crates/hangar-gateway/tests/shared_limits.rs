@@ -1040,3 +1040,47 @@ async fn places_in_flight_are_taken_with_the_rates_and_lapse_without_their_repli
     assert!(released.is_ok(), "{released:?}");
     assert_eq!(redis_cli(redis.port(), &["zcard", keys[1]]).trim(), "0");
 }
+
+#[tokio::test]
+async fn the_check_runs_every_command_the_limits_need() {
+    // One ACL user with what the rates alone need, one with what places in flight need too.
+    let rates = ["~hangar:*", "+evalsha", "+eval", "+get", "+set", "+time"];
+    let places = ["+zadd", "+zrem", "+zcard", "+zremrangebyscore", "+pexpire"];
+    let mut args = vec!["--user", "rates", "on", ">pw"];
+    args.extend(rates);
+    args.extend(["--user", "both", "on", ">pw"]);
+    args.extend(rates.iter().chain(&places));
+    let redis = RedisServer::start(&args).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "pw").unwrap();
+    let check = |user: &str, concurrency: bool| {
+        let config = serde_json::json!({
+            "url": format!("redis://{user}@127.0.0.1:{}", redis.port()),
+            "passwordFile": password,
+            "concurrency": concurrency,
+        });
+        let shared = SharedLimits::new(&serde_json::from_value(config).unwrap()).unwrap();
+        async move { shared.reach().await }
+    };
+    let refused = check("rates", true).await.unwrap_err();
+    assert!(
+        refused.contains("the user needs +evalsha +eval +get +set +time +zadd"),
+        "{refused}"
+    );
+    assert!(check("rates", false).await.is_ok());
+    assert!(check("both", true).await.is_ok());
+    let places = [
+        "--user",
+        "both",
+        "--pass",
+        "pw",
+        "zcard",
+        "hangar:{{check}:inflight",
+    ];
+    assert_eq!(
+        redis_cli(redis.port(), &places).trim(),
+        "0",
+        "the place was freed"
+    );
+}

@@ -191,13 +191,22 @@ impl RedisServer {
     /// Stops it without closing anything (`SIGSTOP`): it keeps its connections and answers
     /// nothing, as a node cut off by a partition.
     pub fn freeze(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a frozen server go on (`SIGCONT`): it answers what it was sent meanwhile.
+    pub fn thaw(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> io::Result<()> {
         let status = Command::new("kill")
-            .args(["-STOP", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()?;
         if status.success() {
             Ok(())
         } else {
-            Err(io::Error::other(format!("kill -STOP failed: {status}")))
+            Err(io::Error::other(format!("kill {signal} failed: {status}")))
         }
     }
 

@@ -264,7 +264,7 @@ fn check(path: &Path) -> Result<ExitCode> {
             .map(|primary| format!(", Sentinel's primary `{primary}`"))
             .unwrap_or_default();
         outln!(
-            "  shared rates {} (prefix {}{sentinel}): {state}",
+            "  shared limits {} (prefix {}{sentinel}): {state}",
             config.url,
             config.prefix
         )?;

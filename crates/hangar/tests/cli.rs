@@ -756,7 +756,7 @@ fn gateway_check_says_whether_the_shared_limits_answer() {
     let summary = stdout(&out);
     assert!(
         summary.contains(&format!(
-            "shared rates redis://127.0.0.1:{port} (prefix hangar): NOT REACHED"
+            "shared limits redis://127.0.0.1:{port} (prefix hangar): NOT REACHED"
         )) && summary.contains("onUnavailable: local"),
         "{summary}"
     );
@@ -772,7 +772,7 @@ fn gateway_check_says_whether_the_shared_limits_answer() {
 
     // A Redis Cluster's node that does not hold the check's key redirects, and says where.
     let nodes = hangar_testkit::redis::RedisServer::start_cluster(3, 0).unwrap();
-    let holder = hangar_testkit::redis::cluster_owner(&nodes, "hangar:check").unwrap();
+    let holder = hangar_testkit::redis::cluster_owner(&nodes, "hangar:{{check}:rates").unwrap();
     let seed = nodes[(holder + 1) % 3].port();
     let to_seed = std::fs::read_to_string(&config)
         .unwrap()

@@ -155,22 +155,22 @@ pub(crate) const CHECKS: &[Check] = &[
     Check {
         id: "EXP-015",
         family: Family::Exposure,
-        title: "Hangar gateway replicas each grant a tenant its whole rate limit",
+        title: "Hangar gateway replicas each grant a tenant its whole limits",
         severity: Severity::Medium,
-        rationale: "Without `limits.shared` each gateway replica counts a tenant's requests and tokens per minute on its own, so with N replicas a tenant gets up to N times its limits, unevenly (HTTP/2 clients stay on one replica), and more as an autoscaler adds replicas (OWASP LLM10 unbounded consumption).",
-        remediation: "Keep the rates in Redis with `limits.shared` (`url`, and `passwordFile` from a Secret) so every replica counts against one limit per tenant; or run one replica. Dividing each limit by the replica count only holds while the count and the balancing stay fixed.",
-        run: Run::Cluster(rates_per_replica),
+        rationale: "Without `limits.shared` each gateway replica counts a tenant's requests and tokens per minute and its requests in flight on its own (with `concurrency: false`, the requests in flight), so with N replicas a tenant gets up to N times its limits, unevenly (HTTP/2 clients stay on one replica), and more as an autoscaler adds replicas (OWASP LLM10 unbounded consumption).",
+        remediation: "Keep the limits in Redis with `limits.shared` (`url`, and `passwordFile` from a Secret; `concurrency` left on) so every replica counts against one limit per tenant; or run one replica. Dividing each limit by the replica count only holds while the count and the balancing stay fixed.",
+        run: Run::Cluster(limits_per_replica),
         applies: always,
     },
 ];
 
 /// EXP-015: once per gateway, at the field that sets its replica count.
-fn rates_per_replica(_: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
+fn limits_per_replica(_: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Finding> {
     let mut seen = std::collections::BTreeSet::new();
     let mut findings = Vec::new();
     let fronts = inventory.endpoints.iter().flat_map(|e| &e.gateways);
     for front in fronts {
-        let Some(rates) = &front.rates_per_replica else {
+        let Some(rates) = &front.limits_per_replica else {
             continue;
         };
         if !seen.insert(front.gateway.to_string()) {
@@ -181,11 +181,14 @@ fn rates_per_replica(_: &Snapshot, inventory: &Inventory, _: &Policy) -> Vec<Fin
             1 => ("tenant", "it gets its limits"),
             _ => ("tenants", "each gets its limits"),
         };
+        let limits: Vec<String> = rates.limits.iter().map(|l| format!("`{l}`")).collect();
         let message = format!(
-            "the Hangar gateway `{}` may run {} and keeps the request and token rates of {whose} {} in each replica (no `limits.shared`), so {who} once per replica",
+            "the Hangar gateway `{}` may run {} and counts the {} of {whose} {} in each replica ({}), so {who} once per replica",
             front.gateway,
             rates.replicas,
-            tenants.join(", ")
+            limits.join(", "),
+            tenants.join(", "),
+            rates.why
         );
         let field = Some(rates.field.clone());
         findings.push(Finding::on(
@@ -1826,7 +1829,9 @@ spec:
         assert_eq!(finding.field.as_deref(), Some("spec.replicas"));
         assert!(
             finding.message.contains("may run 3 replicas")
-                && finding.message.contains("tenants `a`, `b` in each replica"),
+                && finding.message.contains(
+                    "counts the `requestsPerMinute`, `tokensPerMinute` of tenants `a`, `b` in each replica (no `limits.shared`)"
+                ),
             "{}",
             finding.message
         );
@@ -1862,14 +1867,44 @@ spec:
     }
 
     #[test]
-    fn one_replica_shared_rates_or_no_rates_are_not_findings() {
+    fn requests_in_flight_counted_per_replica_are_found_too() {
+        let in_flight = "    tenants:\n      c: {models: [chat], maxConcurrent: 4}";
+        let findings = run("EXP-015", &behind_gateway("  replicas: 3", in_flight));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].message.contains(
+                "counts the `maxConcurrent` of tenant `c` in each replica (no `limits.shared`)"
+            ),
+            "{}",
+            findings[0].message
+        );
+        // Shared limits with `concurrency: false` leave only the requests in flight per replica.
+        let both = format!("{RATES}\n      d: {{models: [chat], maxConcurrent: 4}}");
+        let unshared = format!(
+            "{both}\n    limits: {{shared: {{url: \"redis://redis:6379\", concurrency: false}}}}"
+        );
+        let findings = run("EXP-015", &behind_gateway("  replicas: 3", &unshared));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].message.contains(
+                "counts the `maxConcurrent` of tenant `d` in each replica (`limits.shared.concurrency: false`)"
+            ),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn one_replica_or_shared_limits_are_not_findings() {
         let shared = format!("{RATES}\n    limits: {{shared: {{url: \"redis://redis:6379\"}}}}");
-        let no_rates = "    tenants:\n      c: {models: [chat], maxConcurrent: 4}";
+        let in_flight_shared = "    tenants:\n      c: {models: [chat], maxConcurrent: 4}\n    limits: {shared: {url: \"redis://redis:6379\"}}";
+        let no_limits = "    tenants:\n      c: {models: [chat]}";
         for (spec, config) in [
             ("  replicas: 1", RATES),
             ("  selector: {matchLabels: {app: gateway}}", RATES),
             ("  replicas: 3", shared.as_str()),
-            ("  replicas: 3", no_rates),
+            ("  replicas: 3", in_flight_shared),
+            ("  replicas: 3", no_limits),
         ] {
             let findings = run("EXP-015", &behind_gateway(spec, config));
             assert!(findings.is_empty(), "{spec} {config}: {findings:?}");

@@ -38,15 +38,16 @@ pub struct GatewayFront {
     /// admits only the gateway's pods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bypass: Option<String>,
-    /// The gateway runs as several replicas and counts its tenants' rates in each.
+    /// The gateway runs as several replicas and counts its tenants' limits in each.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rates_per_replica: Option<RatesPerReplica>,
+    pub limits_per_replica: Option<LimitsPerReplica>,
 }
 
-/// A gateway that may run as several replicas while its tenants' request and token rates are
-/// counted in each replica (no `limits.shared`), so a tenant gets its rates from every replica.
+/// A gateway that may run as several replicas while its tenants' limits (request and token
+/// rates, requests in flight) are counted in each replica, so a tenant gets them from every
+/// replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RatesPerReplica {
+pub struct LimitsPerReplica {
     /// How many replicas there may be, and what says so.
     pub replicas: String,
     /// Where: the workload, or the autoscaler that scales it.
@@ -56,8 +57,12 @@ pub struct RatesPerReplica {
     pub origin: Origin,
     /// The field of `source` that sets the count.
     pub field: String,
-    /// The tenants with `requestsPerMinute` or `tokensPerMinute`.
+    /// The tenants with a limit counted per replica.
     pub tenants: Vec<String>,
+    /// Those limits, as the configuration names them (`requestsPerMinute`, `maxConcurrent`…).
+    pub limits: Vec<String>,
+    /// Why they are per replica: no `limits.shared`, or `limits.shared.concurrency: false`.
+    pub why: String,
 }
 
 impl GatewayFront {
@@ -82,7 +87,7 @@ pub(super) struct HangarGateway {
     /// (namespace, Service name) → the public models routed there.
     routes: BTreeMap<(String, String), Vec<String>>,
     audit_retention_days: Option<u32>,
-    rates_per_replica: Option<RatesPerReplica>,
+    limits_per_replica: Option<LimitsPerReplica>,
 }
 
 /// Every workload in the snapshot that runs the gateway: those whose configuration Hangar can
@@ -128,47 +133,54 @@ pub(super) fn find(
                     .pointer("/audit/retentionDays")
                     .and_then(Value::as_u64)
                     .and_then(|days| u32::try_from(days).ok()),
-                rates_per_replica: rates_per_replica(snapshot, template, &config),
+                limits_per_replica: limits_per_replica(snapshot, template, &config),
             });
         }
     }
     (gateways, not_read)
 }
 
-/// When `config` keeps tenants' rates per replica and `workload` may run more than one.
-fn rates_per_replica(
+/// When `config` keeps tenants' limits per replica and `workload` may run more than one.
+fn limits_per_replica(
     snapshot: &Snapshot,
     workload: &PodTemplate,
     config: &Value,
-) -> Option<RatesPerReplica> {
-    if config
-        .pointer("/limits/shared")
-        .is_some_and(|s| !s.is_null())
-    {
-        return None;
-    }
-    let tenants: Vec<String> = config
+) -> Option<LimitsPerReplica> {
+    const RATES: [&str; 2] = ["requestsPerMinute", "tokensPerMinute"];
+    let shared = config.pointer("/limits/shared").filter(|s| !s.is_null());
+    // `limits.shared` shares the rates, and the requests in flight unless `concurrency: false`.
+    let (per_replica, why): (&[&str], &str) = match shared {
+        None => (&[RATES[0], RATES[1], "maxConcurrent"], "no `limits.shared`"),
+        Some(shared) if shared.get("concurrency") == Some(&Value::Bool(false)) => {
+            (&["maxConcurrent"], "`limits.shared.concurrency: false`")
+        }
+        Some(_) => return None,
+    };
+    let set = |tenant: &Value, limit: &&str| tenant.get(*limit).is_some_and(|v| !v.is_null());
+    let tenants: Vec<(&String, &Value)> = config
         .get("tenants")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .filter(|(_, t)| {
-            ["requestsPerMinute", "tokensPerMinute"]
-                .iter()
-                .any(|rate| t.get(rate).is_some_and(|v| !v.is_null()))
-        })
-        .map(|(name, _)| name.clone())
+        .filter(|(_, t)| per_replica.iter().any(|limit| set(t, limit)))
         .collect();
     if tenants.is_empty() {
         return None;
     }
+    let limits = per_replica
+        .iter()
+        .filter(|limit| tenants.iter().any(|(_, t)| set(t, limit)))
+        .map(|limit| (*limit).to_owned())
+        .collect();
     let (replicas, source, origin, field) = replicas(snapshot, workload)?;
-    Some(RatesPerReplica {
+    Some(LimitsPerReplica {
         replicas,
         source,
         origin,
         field,
-        tenants,
+        tenants: tenants.into_iter().map(|(name, _)| name.clone()).collect(),
+        limits,
+        why: why.to_owned(),
     })
 }
 
@@ -401,7 +413,7 @@ pub(super) fn fronts(
                 models: models.clone(),
                 audit_retention_days: gateway.audit_retention_days,
                 bypass: None,
-                rates_per_replica: gateway.rates_per_replica.clone(),
+                limits_per_replica: gateway.limits_per_replica.clone(),
             });
             if !routing.iter().any(|(g, _)| std::ptr::eq(*g, gateway)) {
                 routing.push((gateway, namespace_labels(&gateway.workload.namespace)));

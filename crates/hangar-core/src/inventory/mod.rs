@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Container, Namespace};
 use serde::Serialize;
 
 pub use exposure::{Auth, AuthKind, Exposure, ExposureKind};
-pub use gateway::{GatewayFront, GatewayNotRead, RatesPerReplica};
+pub use gateway::{GatewayFront, GatewayNotRead, LimitsPerReplica};
 pub use model::{MODEL_LABEL, MODEL_VERSION_LABEL, Model};
 pub use runtime::{Runtime, runtime_from_command, runtime_from_image};
 
