@@ -1024,22 +1024,33 @@ mod tests {
         assert_eq!(owed(&shared), None, "given up after the last try");
     }
 
-    #[tokio::test]
-    async fn a_place_in_flight_is_renewed_while_its_request_runs_and_freed_when_it_ends() {
+    /// A Redis for the shared limits, and the limits.
+    fn one_place_in_redis() -> (hangar_testkit::redis::RedisServer, SharedLimits) {
         let redis = hangar_testkit::redis::RedisServer::start(&[]).unwrap();
         let config: crate::config::SharedLimitsConfig =
             serde_json::from_value(serde_json::json!({"url": redis.url(), "timeout": "1s"}))
                 .unwrap();
-        let mut shared = SharedLimits::new(&config).unwrap();
-        shared.lease = (Duration::from_millis(400), Duration::from_millis(100));
-        let shared = Arc::new(shared);
-        let limiter = Arc::new(Limiter::default());
+        let shared = SharedLimits::new(&config).unwrap();
+        (redis, shared)
+    }
+
+    /// A limiter, the limits of a tenant with one request in flight at most, the fallbacks'
+    /// counter and the tenant.
+    fn one_place_tenant() -> (Arc<Limiter>, TenantLimits, Counters, Arc<str>) {
         let limits = TenantLimits {
             max_concurrent: Some(1),
             ..TenantLimits::default()
         };
         let fallbacks = Counters::new("fallbacks", "", &["action"]);
-        let tenant = tenant();
+        (Arc::new(Limiter::default()), limits, fallbacks, tenant())
+    }
+
+    #[tokio::test]
+    async fn a_place_in_flight_is_renewed_while_its_request_runs_and_freed_when_it_ends() {
+        let (redis, mut shared) = one_place_in_redis();
+        shared.lease = (Duration::from_millis(400), Duration::from_millis(100));
+        let shared = Arc::new(shared);
+        let (limiter, limits, fallbacks, tenant) = one_place_tenant();
         let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
         let held = admit().await.unwrap();
         let places = || {
@@ -1071,18 +1082,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_place_taken_for_a_client_that_left_meanwhile_is_freed() {
-        let redis = hangar_testkit::redis::RedisServer::start(&[]).unwrap();
-        let config: crate::config::SharedLimitsConfig =
-            serde_json::from_value(serde_json::json!({"url": redis.url(), "timeout": "1s"}))
-                .unwrap();
-        let shared = Arc::new(SharedLimits::new(&config).unwrap());
-        let limiter = Arc::new(Limiter::default());
-        let limits = TenantLimits {
-            max_concurrent: Some(1),
-            ..TenantLimits::default()
-        };
-        let fallbacks = Counters::new("fallbacks", "", &["action"]);
-        let tenant = tenant();
+        let (redis, shared) = one_place_in_redis();
+        let shared = Arc::new(shared);
+        let (limiter, limits, fallbacks, tenant) = one_place_tenant();
         let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
         // Connected, and the script loaded; the place is freed again.
         drop(admit().await.unwrap());

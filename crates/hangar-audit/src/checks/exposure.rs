@@ -1869,29 +1869,26 @@ spec:
     #[test]
     fn requests_in_flight_counted_per_replica_are_found_too() {
         let in_flight = "    tenants:\n      c: {models: [chat], maxConcurrent: 4}";
-        let findings = run("EXP-015", &behind_gateway("  replicas: 3", in_flight));
-        assert_eq!(findings.len(), 1, "{findings:?}");
-        assert!(
-            findings[0].message.contains(
-                "counts the `maxConcurrent` of tenant `c` in each replica (no `limits.shared`)"
-            ),
-            "{}",
-            findings[0].message
-        );
         // Shared limits with `concurrency: false` leave only the requests in flight per replica.
         let both = format!("{RATES}\n      d: {{models: [chat], maxConcurrent: 4}}");
         let unshared = format!(
             "{both}\n    limits: {{shared: {{url: \"redis://redis:6379\", concurrency: false}}}}"
         );
-        let findings = run("EXP-015", &behind_gateway("  replicas: 3", &unshared));
-        assert_eq!(findings.len(), 1, "{findings:?}");
-        assert!(
-            findings[0].message.contains(
-                "counts the `maxConcurrent` of tenant `d` in each replica (`limits.shared.concurrency: false`)"
+        for (config, says) in [
+            (
+                in_flight,
+                "`maxConcurrent` of tenant `c` in each replica (no `limits.shared`)",
             ),
-            "{}",
-            findings[0].message
-        );
+            (
+                &unshared,
+                "`maxConcurrent` of tenant `d` in each replica (`limits.shared.concurrency: false`)",
+            ),
+        ] {
+            let findings = run("EXP-015", &behind_gateway("  replicas: 3", config));
+            assert_eq!(findings.len(), 1, "{findings:?}");
+            let message = &findings[0].message;
+            assert!(message.contains(&format!("counts the {says}")), "{message}");
+        }
     }
 
     #[test]
