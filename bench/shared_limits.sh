@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What sharing the rate limits through Redis (`limits.shared`) costs the gateway, on loopback:
 # the gateway with a rate-limited tenant (limits it never reaches), its buckets kept locally,
-# then in Redis, alternating, ROUNDS rounds. Each run measures
+# then in Redis, then in Redis with its requests in flight too (`maxConcurrent`, a cap it never
+# reaches), alternating, ROUNDS rounds. Each run measures
 #   (a) latency at RATE req/s (open loop, 64-byte prompts, DURATION s after 2 s of warm-up);
 #   (b) the most it serves (closed loop, 64 connections, 6 s), with the CPU time the gateway
 #       and Redis used per request (from /proc/PID/stat).
@@ -47,6 +48,7 @@ tenants:
     injection: "off"
     requestsPerMinute: 1000000000
     tokensPerMinute: 1000000000000
+${3:-}
 models:
   bench-model:
     versions:
@@ -63,6 +65,7 @@ EOF
 }
 config local
 config shared "  shared: {url: \"redis://127.0.0.1:$redis_port\"}"
+config inflight "  shared: {url: \"redis://127.0.0.1:$redis_port\"}" "    maxConcurrent: 100000"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load() { taskset -c 1 "$tmp/loadgen" --addr "127.0.0.1:$gateway" --serve-upstream "127.0.0.1:$upstream" --key "$key" "$@" 2>/dev/null | tail -1; }
@@ -70,7 +73,7 @@ load() { taskset -c 1 "$tmp/loadgen" --addr "127.0.0.1:$gateway" --serve-upstrea
 printf '| round | limits | p50 (ms) | p99 (ms) | p99.9 (ms) | closed loop (req/s) | gateway CPU per request (µs) | Redis CPU per request (µs) | decided without Redis |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
 for round in $(seq "$rounds"); do
-  for mode in local shared; do
+  for mode in local shared inflight; do
     taskset -c 0 "$tmp/hangar" gateway run --config "$tmp/$mode.yaml" 2> "$tmp/gateway-$mode.log" &
     gateway_pid=$!
     for _ in $(seq 100); do grep -q "serving the inference API" "$tmp/gateway-$mode.log" && break; sleep 0.1; done

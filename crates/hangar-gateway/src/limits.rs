@@ -599,17 +599,19 @@ impl SharedLimits {
         place: Option<(u32, Arc<str>)>,
     ) -> Result<Option<SharedRefusal>, Unavailable> {
         let key = self.key(tenant);
-        let in_flight_key = self.in_flight_key(tenant);
         let requests = limits.requests_per_minute.unwrap_or(0).to_string();
         let per_minute = limits.tokens_per_minute.unwrap_or(0).to_string();
         let tokens = tokens.to_string();
         let mut keys = vec![key.as_str()];
         let mut args = vec!["take", &requests, &per_minute, &tokens];
-        let most = place.as_ref().map(|(most, _)| most.to_string());
-        let lease = self.lease.0.as_millis().to_string();
-        if let (Some(most), Some((_, name))) = (&most, &place) {
-            keys.push(&in_flight_key);
-            args.extend([most.as_str(), name, &lease]);
+        // (key, most in flight, lease) for a place; only then are they written.
+        let in_flight = (place.as_ref()).map(|(most, _)| {
+            let lease = self.lease.0.as_millis().to_string();
+            (self.in_flight_key(tenant), most.to_string(), lease)
+        });
+        if let (Some((in_flight_key, most, lease)), Some((_, name))) = (&in_flight, &place) {
+            keys.push(in_flight_key);
+            args.extend([most.as_str(), name, lease]);
         }
         let reply = self.call(&keys, &args).await?;
         let decision = match &reply {
