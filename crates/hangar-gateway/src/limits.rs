@@ -249,28 +249,34 @@ impl Limiter {
                     SharedRefusal::InFlight => in_flight_refusal(most_in_flight.unwrap_or(0)),
                 }
             }
-            Err(Unavailable) => match shared.config.on_unavailable {
-                SharedUnavailable::Local => {
-                    fallbacks.add(&[SharedUnavailable::Local.as_str()], 1);
-                    let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-                    let state = tenants.entry(Arc::clone(tenant)).or_default();
-                    match take_buckets(state, limits, tokens, Instant::now()) {
-                        Ok(()) => {
-                            admission.settled = false;
-                            return Ok(admission);
+            Err(Unavailable { asked }) => {
+                if !asked {
+                    // Never sent: there is no place to free.
+                    admission.shared_place = None;
+                }
+                match shared.config.on_unavailable {
+                    SharedUnavailable::Local => {
+                        fallbacks.add(&[SharedUnavailable::Local.as_str()], 1);
+                        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+                        let state = tenants.entry(Arc::clone(tenant)).or_default();
+                        match take_buckets(state, limits, tokens, Instant::now()) {
+                            Ok(()) => {
+                                admission.settled = false;
+                                return Ok(admission);
+                            }
+                            Err(refusal) => refusal,
                         }
-                        Err(refusal) => refusal,
+                    }
+                    SharedUnavailable::Refuse => {
+                        fallbacks.add(&[SharedUnavailable::Refuse.as_str()], 1);
+                        Refusal::unavailable(
+                            "limits_unavailable",
+                            "the gateway cannot reach its shared rate limits; try again shortly",
+                            SHARED_REST,
+                        )
                     }
                 }
-                SharedUnavailable::Refuse => {
-                    fallbacks.add(&[SharedUnavailable::Refuse.as_str()], 1);
-                    Refusal::unavailable(
-                        "limits_unavailable",
-                        "the gateway cannot reach its shared rate limits; try again shortly",
-                        SHARED_REST,
-                    )
-                }
-            },
+            }
         };
         Err(refused)
     }
@@ -421,8 +427,11 @@ const SHARED_REST: Duration = Duration::from_secs(1);
 
 /// How long tokens owed back to tenants are gathered before they are sent to Redis.
 const GIVE_BACK_EVERY: Duration = Duration::from_millis(50);
-/// How many times tokens owed back are sent again, a [`SHARED_REST`] apart, when Redis fails.
-const GIVE_BACK_TRIES: u32 = 120;
+/// How long tokens owed back wait for a Redis that rests after failures: by then the buckets
+/// are full again, and a replaced configuration's Redis is not tried for ever.
+const GIVE_BACK_FOR: Duration = Duration::from_secs(120);
+/// The most places one call frees.
+const RELEASE_BATCH: usize = 500;
 /// How long a place in flight in Redis lasts unless its replica renews it: the longest the
 /// places of a replica that died (or of a call that timed out after Redis ran it) stay taken.
 const PLACE_LEASE: Duration = Duration::from_secs(15);
@@ -434,7 +443,10 @@ static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_st
 
 /// Redis could not say (the outage is logged where it starts).
 #[derive(Debug)]
-struct Unavailable;
+struct Unavailable {
+    /// Redis was asked, and may have run the call: the node did not rest.
+    asked: bool,
+}
 
 /// The tenants' rate buckets in Redis, shared by every replica (`limits.shared`).
 #[derive(Debug)]
@@ -545,25 +557,34 @@ impl SharedLimits {
             Ok(Ok(())) => Ok(started.elapsed()),
             Ok(Err(e)) => {
                 let said = e.to_string();
-                // Redis names the script's line, not the command it refused.
-                let permissions =
-                    said.contains("NOPERM") || said.contains("can't run this command");
-                let needs = match self.config.concurrency {
-                    true => {
-                        "+evalsha +eval +get +set +time +zadd +zrem +zcard +zremrangebyscore +pexpire"
-                    }
-                    false => "+evalsha +eval +get +set +time",
-                };
-                Err(match permissions {
-                    true => format!(
-                        "{said} (the user needs {needs} on ~{}:*)",
-                        self.config.prefix
-                    ),
+                // Redis 7.0 names the script's line, not the command or key it refused.
+                let refused = ["NOPERM", "can't run this command", "can't access"];
+                Err(match refused.iter().any(|r| said.contains(r)) {
+                    true => format!("{said} ({})", self.acl_needs()),
                     false => said,
                 })
             }
             Err(_) => Err("no answer within 5 s".to_owned()),
         }
+    }
+
+    /// What an ACL user needs for these settings.
+    fn acl_needs(&self) -> String {
+        let mut commands = vec!["+evalsha", "+eval", "+get", "+set", "+time"];
+        if self.config.concurrency {
+            commands.extend(["+zadd", "+zrem", "+zcard", "+zremrangebyscore", "+pexpire"]);
+        }
+        if self.client.target().database != 0 {
+            commands.push("+select");
+        }
+        if self.config.sentinel_master.is_some() {
+            commands.push("+role");
+        }
+        format!(
+            "the user needs {} on ~{}:*, and +asking with a Redis Cluster",
+            commands.join(" "),
+            self.config.prefix
+        )
     }
 
     /// The Redis Cluster nodes a redirection sent calls to (none for a single server).
@@ -663,13 +684,7 @@ impl SharedLimits {
                 }
             }
         }
-        self.add_to_backlog(|backlog| {
-            backlog
-                .freed
-                .entry(Arc::clone(tenant))
-                .or_default()
-                .push(place)
-        });
+        self.add_to_backlog(|backlog| backlog.free(tenant, place));
     }
 
     /// Gives `amount` tokens back to `tenant` (charges them when negative), off the request's
@@ -686,7 +701,7 @@ impl SharedLimits {
             return;
         };
         if self.add_to_backlog_unsent(add) {
-            self.send_backlog_after(&runtime, GIVE_BACK_EVERY, 0);
+            self.send_backlog_after(&runtime, GIVE_BACK_EVERY);
         }
     }
 
@@ -698,56 +713,50 @@ impl SharedLimits {
         first
     }
 
-    fn send_backlog_after(
-        self: &Arc<Self>,
-        runtime: &tokio::runtime::Handle,
-        wait: Duration,
-        tries: u32,
-    ) {
+    fn send_backlog_after(self: &Arc<Self>, runtime: &tokio::runtime::Handle, wait: Duration) {
         let shared = Arc::clone(self);
         runtime.spawn(async move {
             tokio::time::sleep(wait).await;
-            shared.send_backlog(tries).await;
+            shared.send_backlog().await;
         });
     }
 
-    /// Sends the backlog. What Redis does not take is kept and tried again after
-    /// [`SHARED_REST`]: tokens for two minutes (by then the buckets are full again, and a
-    /// replaced configuration's Redis is not tried for ever), places while their leases last.
-    async fn send_backlog(self: Arc<Self>, tries: u32) {
+    /// Sends the backlog, and keeps for another try after [`SHARED_REST`] what Redis did not
+    /// take: tokens only if Redis was not asked (it rested after a failure), for
+    /// [`GIVE_BACK_FOR`], since a call that failed may have run and must not give them twice;
+    /// places (freeing one twice changes nothing) while their leases last.
+    async fn send_backlog(self: Arc<Self>) {
         let backlog = std::mem::take(&mut *self.backlog.lock().unwrap_or_else(|p| p.into_inner()));
         let mut unsent = Backlog::default();
-        for (tenant, (per_minute, amount)) in backlog.owed {
-            let rate = per_minute.to_string();
-            let tokens = amount.to_string();
+        for (tenant, owed) in backlog.owed {
+            let rate = owed.per_minute.to_string();
+            let tokens = owed.amount.to_string();
             let give = ["give", rate.as_str(), tokens.as_str()];
-            if self.call(&[&self.key(&tenant)], &give).await.is_err() {
-                unsent.owed.insert(tenant, (per_minute, amount));
-            }
-        }
-        for (tenant, places) in backlog.freed {
-            let mut release = vec!["release"];
-            release.extend(places.iter().map(|place| &**place));
-            if self
-                .call(&[&self.in_flight_key(&tenant)], &release)
-                .await
-                .is_err()
+            let sent = self.call(&[&self.key(&tenant)], &give).await;
+            if matches!(sent, Err(Unavailable { asked: false }))
+                && owed.since.elapsed() < GIVE_BACK_FOR
             {
-                unsent.freed.insert(tenant, places);
+                unsent.owed.insert(tenant, owed);
             }
         }
-        if tries >= GIVE_BACK_TRIES {
-            unsent.owed.clear();
-        }
-        if SHARED_REST * tries >= self.lease.0 {
-            unsent.freed.clear();
+        for (tenant, mut places) in backlog.freed {
+            places.retain(|(_, freed)| freed.elapsed() < self.lease.0);
+            for batch in places.chunks(RELEASE_BATCH) {
+                let mut release = vec!["release"];
+                release.extend(batch.iter().map(|(place, _)| &**place));
+                let key = self.in_flight_key(&tenant);
+                if self.call(&[&key], &release).await.is_err() {
+                    let unfreed = unsent.freed.entry(Arc::clone(&tenant)).or_default();
+                    unfreed.extend_from_slice(batch);
+                }
+            }
         }
         if unsent.is_empty() {
             return;
         }
         let unscheduled = self.add_to_backlog_unsent(|backlog| backlog.merge(unsent));
         if unscheduled && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            self.send_backlog_after(&runtime, SHARED_REST, tries + 1);
+            self.send_backlog_after(&runtime, SHARED_REST);
         }
     }
 
@@ -761,7 +770,7 @@ impl SharedLimits {
         {
             let resting = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
             if resting.get(&node).is_some_and(|until| now < *until) {
-                return Err(Unavailable);
+                return Err(Unavailable { asked: false });
             }
         }
         let timeout = self.config.timeout.get();
@@ -796,7 +805,7 @@ impl SharedLimits {
             };
             tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
         }
-        Unavailable
+        Unavailable { asked: true }
     }
 }
 
@@ -804,10 +813,21 @@ impl SharedLimits {
 /// that a busy tenant costs Redis one call for each rather than one a request.
 #[derive(Debug, Default)]
 struct Backlog {
-    /// Tokens owed back to each tenant: its tokens per minute, and the sum.
-    owed: HashMap<Arc<str>, (u64, f64)>,
-    /// The places in flight each tenant's requests freed.
-    freed: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Tokens owed back to each tenant.
+    owed: HashMap<Arc<str>, Owed>,
+    /// The places in flight each tenant's requests freed, and when.
+    freed: HashMap<Arc<str>, Vec<(Arc<str>, Instant)>>,
+}
+
+/// Tokens owed back to a tenant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Owed {
+    /// Its tokens per minute, the latest.
+    per_minute: u64,
+    /// The sum.
+    amount: f64,
+    /// When the oldest part was owed.
+    since: Instant,
 }
 
 impl Backlog {
@@ -816,18 +836,31 @@ impl Backlog {
     }
 
     /// Adds `amount` to what `tenant` is owed, at its latest rate.
-    fn owe(&mut self, tenant: &Arc<str>, tokens_per_minute: u64, amount: f64) {
-        let entry = (self.owed)
-            .entry(Arc::clone(tenant))
-            .or_insert((tokens_per_minute, 0.0));
-        *entry = (tokens_per_minute, entry.1 + amount);
+    fn owe(&mut self, tenant: &Arc<str>, per_minute: u64, amount: f64) {
+        let owed = self.owed.entry(Arc::clone(tenant)).or_insert(Owed {
+            per_minute,
+            amount: 0.0,
+            since: Instant::now(),
+        });
+        owed.per_minute = per_minute;
+        owed.amount += amount;
+    }
+
+    /// Notes that `tenant`'s request freed `place` now.
+    fn free(&mut self, tenant: &Arc<str>, place: Arc<str>) {
+        let freed = self.freed.entry(Arc::clone(tenant)).or_default();
+        freed.push((place, Instant::now()));
     }
 
     /// Takes in what an earlier sending could not send, before what came since.
     fn merge(&mut self, earlier: Backlog) {
-        for (tenant, (per_minute, amount)) in earlier.owed {
-            let entry = self.owed.entry(tenant).or_insert((per_minute, 0.0));
-            entry.1 += amount;
+        for (tenant, old) in earlier.owed {
+            let owed = self
+                .owed
+                .entry(tenant)
+                .or_insert(Owed { amount: 0.0, ..old });
+            owed.amount += old.amount;
+            owed.since = owed.since.min(old.since);
         }
         for (tenant, places) in earlier.freed {
             self.freed.entry(tenant).or_default().extend(places);
@@ -996,34 +1029,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn what_redis_did_not_take_back_is_kept_then_given_up() {
+    async fn what_redis_did_not_take_back_is_kept_while_it_may_still_be_sent() {
         // Nothing listens on the port.
         let port = hangar_testkit::redis::free_port().unwrap();
         let config: crate::config::SharedLimitsConfig =
             serde_json::from_value(serde_json::json!({"url": format!("redis://127.0.0.1:{port}")}))
                 .unwrap();
         let shared = Arc::new(SharedLimits::new(&config).unwrap());
-        let owed =
-            |shared: &SharedLimits| shared.backlog.lock().unwrap().owed.get(&tenant()).copied();
-        let freed =
-            |shared: &SharedLimits| shared.backlog.lock().unwrap().freed.get(&tenant()).cloned();
+        let owed = |shared: &SharedLimits| {
+            let backlog = shared.backlog.lock().unwrap();
+            backlog
+                .owed
+                .get(&tenant())
+                .map(|o| (o.per_minute, o.amount))
+        };
+        let freed = |shared: &SharedLimits| {
+            let backlog = shared.backlog.lock().unwrap();
+            let places = backlog.freed.get(&tenant()).into_iter().flatten();
+            places
+                .map(|(place, _)| place.to_string())
+                .collect::<Vec<_>>()
+        };
         assert!(shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 50.0)));
         assert!(!shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 30.0)));
-        let place: Arc<str> = "r:1".into();
-        shared.add_to_backlog_unsent(|b| b.freed.entry(tenant()).or_default().push(place.clone()));
-        Arc::clone(&shared).send_backlog(0).await;
-        assert_eq!(owed(&shared), Some((300, 80.0)), "kept for the next try");
+        shared.add_to_backlog_unsent(|b| b.free(&tenant(), "r:1".into()));
+        // Redis is asked and fails: the tokens may have been given, so they are not sent again;
+        // freeing a place twice is harmless, so it is kept.
+        Arc::clone(&shared).send_backlog().await;
+        assert_eq!(owed(&shared), None, "never given twice");
+        assert_eq!(freed(&shared), ["r:1"], "kept for the next try");
+        // While Redis rests after that failure it is not asked: both wait for it.
+        shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 20.0));
+        Arc::clone(&shared).send_backlog().await;
         assert_eq!(
-            freed(&shared),
-            Some(vec![place.clone()]),
-            "kept for the next try"
+            owed(&shared),
+            Some((300, 20.0)),
+            "kept: Redis was not asked"
         );
-        // Places are tried while their leases last (15 s), tokens for two minutes.
-        Arc::clone(&shared).send_backlog(15).await;
-        assert_eq!(owed(&shared), Some((300, 80.0)));
-        assert_eq!(freed(&shared), None, "its lease has ended");
-        Arc::clone(&shared).send_backlog(GIVE_BACK_TRIES).await;
-        assert_eq!(owed(&shared), None, "given up after the last try");
+        assert_eq!(freed(&shared), ["r:1"]);
+        // Places whose leases ended, and tokens owed for two minutes, are given up.
+        let long_ago = Instant::now() - Duration::from_secs(121);
+        shared.add_to_backlog_unsent(|b| {
+            b.owed.values_mut().for_each(|owed| owed.since = long_ago);
+            b.freed
+                .values_mut()
+                .flatten()
+                .for_each(|(_, at)| *at = long_ago);
+        });
+        Arc::clone(&shared).send_backlog().await;
+        assert_eq!(owed(&shared), None, "given up after two minutes");
+        assert_eq!(freed(&shared), Vec::<String>::new(), "its lease has ended");
     }
 
     /// A Redis for the shared limits, and the limits.
