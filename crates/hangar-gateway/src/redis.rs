@@ -398,8 +398,12 @@ impl Redirection {
             "" => host_of(answered_by),
             // A node that should be named by a host name and has none.
             "?" => return None,
-            host => host,
+            // Redis writes an IPv6 address bare; brackets are taken too.
+            host => host.trim_start_matches('[').trim_end_matches(']'),
         };
+        if host.is_empty() {
+            return None;
+        }
         // An IPv6 address takes brackets before its port.
         let address = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -419,7 +423,7 @@ const SLOTS: u16 = 16384;
 
 /// The cluster slot of `key`: CRC-16/XMODEM of the key, or of its hash tag (what is between
 /// the first `{` and the next `}`, when not empty), modulo [`SLOTS`].
-pub(crate) fn slot(key: &str) -> u16 {
+pub fn slot(key: &str) -> u16 {
     let key = key.as_bytes();
     let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
         let rest = &key[open + 1..];
@@ -844,6 +848,20 @@ fn push_header(out: &mut Vec<u8>, kind: u8, number: usize) {
 
 type Parsed = Option<(Result<Reply, String>, usize)>;
 
+/// One reply from the start of `buffer` and the bytes it took, `None` while incomplete, as a
+/// connection reads them (public for the fuzz target).
+pub fn read_reply(buffer: &[u8]) -> Result<Parsed, RedisError> {
+    parse(buffer, 0)
+}
+
+/// The node an error reply from the node at `answered_by` redirects to, if it is a Redis
+/// Cluster's `MOVED` or `ASK` (public for the fuzz target).
+pub fn redirected_to(message: &str, answered_by: &str) -> Option<String> {
+    Redirection::read(message, answered_by).map(|redirection| match redirection {
+        Redirection::Moved { address, .. } | Redirection::Ask { address } => address,
+    })
+}
+
 /// One reply from the start of `buffer` and the bytes it took, or `None` while incomplete.
 /// An error reply is `Err` inside (the connection is still good); only an element of an array
 /// cannot be one.
@@ -1073,19 +1091,22 @@ mod tests {
                 address: "10.0.0.1:6381".into()
             })
         );
-        assert_eq!(
-            read("MOVED 1 fd00::2:6381"),
-            Some(Redirection::Moved {
-                slot: 1,
-                address: "[fd00::2]:6381".into()
-            })
-        );
+        for bare_or_not in ["MOVED 1 fd00::2:6381", "MOVED 1 [fd00::2]:6381"] {
+            assert_eq!(
+                read(bare_or_not),
+                Some(Redirection::Moved {
+                    slot: 1,
+                    address: "[fd00::2]:6381".into()
+                })
+            );
+        }
         for other in [
             "MOVED 16384 10.0.0.2:6381",
             "MOVED x 10.0.0.2:6381",
             "MOVED 1 10.0.0.2",
             "MOVED 1",
             "MOVED 1 ?:6381",
+            "ASK 1 ]]:9",
             "ERR unknown command",
             "CLUSTERDOWN The cluster is down",
         ] {
