@@ -634,7 +634,7 @@ impl SharedLimits {
             keys.push(in_flight_key);
             args.extend([most.as_str(), name, lease]);
         }
-        let reply = self.call(&keys, &args).await?;
+        let (reply, node) = self.call(&keys, &args).await?;
         let decision = match &reply {
             Reply::Array(Some(items)) => match items.as_slice() {
                 [Reply::Integer(0), _] => Some(None),
@@ -652,10 +652,7 @@ impl SharedLimits {
             },
             _ => None,
         };
-        decision.ok_or_else(|| {
-            let node = self.client.node_for(&key);
-            self.failed(node, &format!("unexpected reply {reply:?}"))
-        })
+        decision.ok_or_else(|| self.failed(node, &format!("unexpected reply {reply:?}")))
     }
 
     /// Notes that a request of `tenant` holds `place`, so that its lease is renewed while it
@@ -761,8 +758,8 @@ impl SharedLimits {
     }
 
     /// Runs the script on `keys` (one tenant's: all on one cluster node), unless the node it
-    /// goes to failed within the last [`SHARED_REST`].
-    async fn call(&self, keys: &[&str], args: &[&str]) -> Result<Reply, Unavailable> {
+    /// goes to failed within the last [`SHARED_REST`]; with the reply, the node that gave it.
+    async fn call(&self, keys: &[&str], args: &[&str]) -> Result<(Reply, Arc<str>), Unavailable> {
         let now = Instant::now();
         let mut node = self
             .client
@@ -782,7 +779,7 @@ impl SharedLimits {
                 if self.down.swap(false, Ordering::AcqRel) {
                     tracing::info!(url = %self.config.url, "the shared rate limits answer again");
                 }
-                Ok(reply)
+                Ok((reply, node))
             }
             Ok(Err(e)) => Err(self.failed(node, &e.to_string())),
             Err(_) => {

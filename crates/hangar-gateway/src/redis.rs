@@ -207,9 +207,11 @@ struct Pending {
     reply: oneshot::Sender<Answer>,
 }
 
-/// How many redirections a command follows before it fails: a cluster moving slots sends one
-/// or two.
+/// How many redirections (or `TRYAGAIN`s) a command follows before it fails: a cluster moving
+/// slots sends one or two.
 const MAX_REDIRECTIONS: usize = 5;
+/// How long a command waits before it is sent again after `TRYAGAIN`.
+const TRY_AGAIN_AFTER: Duration = Duration::from_millis(10);
 
 /// A reply, the server's error reply, or why there is none.
 type Answer = Result<Result<Reply, String>, RedisError>;
@@ -308,11 +310,16 @@ impl Client {
                     *node = address.into();
                     asking = true;
                 }
+                // A slot moving between nodes, the command's keys not all moved yet: that ends
+                // in moments.
+                None if message.starts_with("TRYAGAIN") => {
+                    tokio::time::sleep(TRY_AGAIN_AFTER).await;
+                }
                 None => return Err(RedisError::Server(message)),
             }
         }
         Err(RedisError::Server(format!(
-            "more than {MAX_REDIRECTIONS} cluster redirections for one command"
+            "more than {MAX_REDIRECTIONS} cluster redirections or TRYAGAINs for one command"
         )))
     }
 

@@ -906,18 +906,22 @@ async fn cluster_failover(url_fails: bool) {
     assert!(client.cluster_nodes().contains(&promoted), "{promoted}");
 }
 
-/// A stand-in for a server that answers every read with `answer`.
-async fn answering(answer: String) -> u16 {
+/// A stand-in for a server that answers each read on a connection with the next of `answers`,
+/// and with the last one once they are used up.
+async fn answering(answers: Vec<String>) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((mut connection, _)) = listener.accept().await {
-            let answer = answer.clone();
+            let answers = answers.clone();
             tokio::spawn(async move {
                 let mut buffer = [0; 4096];
+                let mut next = answers
+                    .iter()
+                    .chain(std::iter::repeat(answers.last().unwrap()));
                 while connection.read(&mut buffer).await.unwrap_or(0) > 0 {
-                    let _ = connection.write_all(answer.as_bytes()).await;
+                    let _ = connection.write_all(next.next().unwrap().as_bytes()).await;
                 }
             });
         }
@@ -926,11 +930,26 @@ async fn answering(answer: String) -> u16 {
 }
 
 #[tokio::test]
+async fn a_command_told_to_try_again_while_its_slot_moves_is_sent_again() {
+    let busy = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n".to_owned();
+    let port = answering(vec![busy.clone(), busy, ":7\r\n".to_owned()]).await;
+    let client = Client::new(
+        Target::parse(&format!("redis://127.0.0.1:{port}"), None).unwrap(),
+        None,
+    );
+    let count = Script::new("return 7");
+    let reply = client
+        .eval(&count, &["{a}:rates", "{a}:inflight"], &[])
+        .await;
+    assert_eq!(reply.unwrap(), Reply::Integer(7));
+}
+
+#[tokio::test]
 async fn a_cluster_node_that_stops_answering_is_forgotten_though_callers_gave_up() {
     // A node that takes connections and never answers, as one cut off by a partition.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
-    let url = answering(format!("-MOVED 12182 127.0.0.1:{silent_port}\r\n")).await;
+    let url = answering(vec![format!("-MOVED 12182 127.0.0.1:{silent_port}\r\n")]).await;
     let client = Client::new(
         Target::parse(&format!("redis://127.0.0.1:{url}"), None).unwrap(),
         None,
