@@ -249,8 +249,8 @@ impl Limiter {
                     SharedRefusal::InFlight => in_flight_refusal(most_in_flight.unwrap_or(0)),
                 }
             }
-            Err(Unavailable { asked }) => {
-                if !asked {
+            Err(Unavailable { may_have_run }) => {
+                if !may_have_run {
                     // Never sent: there is no place to free.
                     admission.shared_place = None;
                 }
@@ -444,8 +444,8 @@ static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_st
 /// Redis could not say (the outage is logged where it starts).
 #[derive(Debug)]
 struct Unavailable {
-    /// Redis was asked, and may have run the call: the node did not rest.
-    asked: bool,
+    /// Redis may have run the call: it failed or timed out, rather than meet a resting node.
+    may_have_run: bool,
 }
 
 /// The tenants' rate buckets in Redis, shared by every replica (`limits.shared`).
@@ -453,9 +453,6 @@ struct Unavailable {
 pub struct SharedLimits {
     config: SharedLimitsConfig,
     client: redis::Client,
-    /// After a failure, the node (the server, or a Redis Cluster's node) is not asked again
-    /// before this: one failed cluster node leaves the others' tenants shared.
-    resting_until: Mutex<HashMap<Arc<str>, Instant>>,
     /// The last call failed: the outage is logged when it starts and when it ends.
     down: AtomicBool,
     /// What the TLS files held when this was built, so that a reload with new certificates
@@ -511,7 +508,6 @@ impl SharedLimits {
         Ok(SharedLimits {
             config: config.clone(),
             client: redis::Client::new(target, tls.map(Arc::new)),
-            resting_until: Mutex::new(HashMap::new()),
             down: AtomicBool::new(false),
             tls_files,
             backlog: Mutex::new(Backlog::default()),
@@ -719,7 +715,7 @@ impl SharedLimits {
     }
 
     /// Sends the backlog, and keeps for another try after [`SHARED_REST`] what Redis did not
-    /// take: tokens only if Redis was not asked (it rested after a failure), for
+    /// take: tokens only if their call met a node resting after a failure, for
     /// [`GIVE_BACK_FOR`], since a call that failed may have run and must not give them twice;
     /// places (freeing one twice changes nothing) while their leases last.
     async fn send_backlog(self: Arc<Self>) {
@@ -730,8 +726,12 @@ impl SharedLimits {
             let tokens = owed.amount.to_string();
             let give = ["give", rate.as_str(), tokens.as_str()];
             let sent = self.call(&[&self.key(&tenant)], &give).await;
-            if matches!(sent, Err(Unavailable { asked: false }))
-                && owed.since.elapsed() < GIVE_BACK_FOR
+            if matches!(
+                sent,
+                Err(Unavailable {
+                    may_have_run: false
+                })
+            ) && owed.since.elapsed() < GIVE_BACK_FOR
             {
                 unsent.owed.insert(tenant, owed);
             }
@@ -757,19 +757,12 @@ impl SharedLimits {
         }
     }
 
-    /// Runs the script on `keys` (one tenant's: all on one cluster node), unless the node it
-    /// goes to failed within the last [`SHARED_REST`]; with the reply, the node that gave it.
+    /// Runs the script on `keys` (one tenant's: all on one cluster node), unless a node it goes
+    /// to failed within the last [`SHARED_REST`]; with the reply, the node that gave it.
     async fn call(&self, keys: &[&str], args: &[&str]) -> Result<(Reply, Arc<str>), Unavailable> {
-        let now = Instant::now();
         let mut node = self
             .client
             .node_for(keys.first().copied().unwrap_or_default());
-        {
-            let resting = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
-            if resting.get(&node).is_some_and(|until| now < *until) {
-                return Err(Unavailable { asked: false });
-            }
-        }
         let timeout = self.config.timeout.get();
         let call = self.client.eval_from(&mut node, &SHARED_SCRIPT, keys, args);
         let answered = tokio::time::timeout(timeout, call).await;
@@ -781,6 +774,9 @@ impl SharedLimits {
                 }
                 Ok((reply, node))
             }
+            Ok(Err(redis::RedisError::Resting(_))) => Err(Unavailable {
+                may_have_run: false,
+            }),
             Ok(Err(e)) => Err(self.failed(node, &e.to_string())),
             Err(_) => {
                 let why = format!("no answer within {}", self.config.timeout);
@@ -789,12 +785,9 @@ impl SharedLimits {
         }
     }
 
+    /// Rests `node`, which failed (one failed cluster node leaves the others' tenants shared).
     fn failed(&self, node: Arc<str>, why: &str) -> Unavailable {
-        let mut resting = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        resting.retain(|_, until| *until > now);
-        resting.insert(node, now + SHARED_REST);
-        drop(resting);
+        self.client.rest(node, SHARED_REST);
         if !self.down.swap(true, Ordering::AcqRel) {
             let instead = match self.config.on_unavailable {
                 SharedUnavailable::Local => "each replica counts on its own until it is back",
@@ -802,7 +795,7 @@ impl SharedLimits {
             };
             tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
         }
-        Unavailable { asked: true }
+        Unavailable { may_have_run: true }
     }
 }
 
@@ -1203,9 +1196,12 @@ mod tests {
         // The tenant's call goes on to the silent node and times out there: that node rests...
         assert!(admit(&tenant()).await.is_ok(), "decided locally");
         assert_eq!(reads.load(Ordering::SeqCst), 1);
-        // ...not the URL's, which another tenant's call still reaches...
+        // ...not the URL's, which another tenant's call still reaches; sent on to the resting
+        // node, it is decided at once rather than wait there again...
+        let started = Instant::now();
         assert!(admit(&other).await.is_ok());
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+        assert!(started.elapsed() < Duration::from_millis(100));
         // ...while the tenant's next call, on the resting node, is decided at once.
         let started = Instant::now();
         assert!(admit(&tenant()).await.is_ok());

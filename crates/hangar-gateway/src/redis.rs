@@ -154,6 +154,10 @@ pub enum RedisError {
     /// The server's answer was not RESP.
     #[error("unreadable reply from Redis: {0}")]
     Protocol(String),
+    /// The node the command went to (first, or by a redirection) rests after a failure, so
+    /// nothing was sent to it.
+    #[error("{0} rests after a failure")]
+    Resting(String),
 }
 
 /// A client for one server: one connection, on which commands from every caller are pipelined
@@ -172,6 +176,8 @@ pub struct Client {
     /// What redirections taught of a Redis Cluster, shared with the connections' tasks, which
     /// say when their node fails.
     cluster: Arc<Mutex<Cluster>>,
+    /// Nodes left alone after a failure, until when.
+    resting: Mutex<HashMap<Arc<str>, Instant>>,
 }
 
 /// What the client knows of a Redis Cluster: nothing for a single server.
@@ -234,6 +240,7 @@ impl Client {
             tls: tls.map(TlsConnector::from),
             connections: Mutex::new(HashMap::new()),
             cluster: Arc::new(Mutex::new(Cluster::default())),
+            resting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -271,6 +278,23 @@ impl Client {
         Arc::clone(elsewhere.unwrap_or(&self.address))
     }
 
+    /// Leaves `node` alone for `rest` (after a failure): a command for it, first or by a
+    /// redirection, fails at once with [`RedisError::Resting`] rather than wait for it again.
+    pub fn rest(&self, node: Arc<str>, rest: Duration) {
+        let now = Instant::now();
+        let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
+        resting.retain(|_, until| *until > now);
+        resting.insert(node, now + rest);
+    }
+
+    /// Whether `node` rests.
+    fn resting(&self, node: &str) -> bool {
+        let resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
+        resting
+            .get(node)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
     /// As [`Client::eval`], sent first to `node` (from [`Client::node_for`]), which is left
     /// naming the last node asked: the one at fault when the call fails or takes too long.
     pub async fn eval_from(
@@ -286,6 +310,9 @@ impl Client {
         command.extend_from_slice(args);
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTIONS {
+            if self.resting(node) {
+                return Err(RedisError::Resting(node.to_string()));
+            }
             let mut reply = self.send(node, encode(&command), asking).await?;
             // A restarted or flushed server (or a node not asked before) does not know the
             // script: send its text once.
@@ -665,6 +692,7 @@ fn copy_error(error: &RedisError) -> RedisError {
         RedisError::Io(e) => RedisError::Io(std::io::Error::new(e.kind(), e.to_string())),
         RedisError::Server(message) => RedisError::Server(message.clone()),
         RedisError::Protocol(message) => RedisError::Protocol(message.clone()),
+        RedisError::Resting(node) => RedisError::Resting(node.clone()),
     }
 }
 
