@@ -1006,6 +1006,14 @@ impl GatewayConfig {
                 Ok(_) if shared.sentinel_master.as_deref().is_some_and(str::is_empty) => {
                     problems.push("limits.shared.sentinelMaster: must not be empty".to_owned());
                 }
+                // Sentinels stand in for each other; servers do not.
+                Ok(target)
+                    if !target.more_addresses.is_empty() && shared.sentinel_master.is_none() =>
+                {
+                    problems.push(
+                        "limits.shared.url: several hosts are only for Sentinels: set `sentinelMaster` (a Redis Cluster needs one node's address)".to_owned(),
+                    );
+                }
                 Ok(target) if !target.tls && shared.tls.is_some() => {
                     problems.push("limits.shared.tls: only used with a `rediss://` URL".to_owned());
                 }
@@ -1223,6 +1231,13 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
             problems,
             ["limits.shared.sentinelMaster: must not be empty"]
         );
+        let several = "    models: [llama]\nlimits:\n  shared: {url: \"redis://s0:26379,s1:26379\"";
+        let problems = with_tenant(&format!("{several}}}")).unwrap_err();
+        assert!(
+            problems[0].starts_with("limits.shared.url: several hosts are only for Sentinels"),
+            "{problems:?}"
+        );
+        assert!(with_tenant(&format!("{several}, sentinelMaster: limits}}")).is_ok());
         let tls =
             "    models: [llama]\nlimits:\n  shared: {url: rediss://redis, tls: {caFile: /ca.pem}}";
         let config = with_tenant(tls).unwrap();

@@ -25,6 +25,9 @@ const MAX_DEPTH: usize = 8;
 pub struct Target {
     /// `host:port`.
     pub address: String,
+    /// More addresses the URL gave (`redis://sentinel-0:26379,sentinel-1:26379`), asked in
+    /// turn after `address` when it does not answer: only Sentinels can stand in for each other.
+    pub more_addresses: Vec<String>,
     /// `rediss://`: TLS, the server's certificate checked for the URL's host.
     pub tls: bool,
     /// The name of a primary that Sentinel watches: `address` is then a Sentinel's, asked
@@ -42,6 +45,7 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("address", &self.address)
+            .field("more_addresses", &self.more_addresses)
             .field("tls", &self.tls)
             .field("sentinel", &self.sentinel)
             .field("username", &self.username)
@@ -52,8 +56,8 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
-    /// Reads `redis[s]://[user@]host[:port][/database]`. A password in the URL is refused: it
-    /// belongs in a file such as a mounted Secret.
+    /// Reads `redis[s]://[user@]host[:port][,host[:port]…][/database]`. A password in the URL
+    /// is refused: it belongs in a file such as a mounted Secret.
     pub fn parse(url: &str, password: Option<String>) -> Result<Target, String> {
         // Messages name the URL without anything before an `@`, which may be a password.
         let shown = without_credentials(url);
@@ -70,19 +74,23 @@ impl Target {
             Some((user, rest)) => (Some(user.to_owned()).filter(|u| !u.is_empty()), rest),
             None => (None, rest),
         };
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if host.is_empty() {
-            return Err(format!("`{shown}` names no host"));
-        }
-        let address = match host.rsplit_once(':') {
-            // The colons of an IPv6 address inside brackets are not a port's.
-            Some((_, port)) if !port.contains(']') => {
-                port.parse::<u16>()
-                    .map_err(|_| format!("`{port}` in `{shown}` is not a port"))?;
-                host.to_owned()
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut addresses = Vec::new();
+        for host in hosts.split(',') {
+            if host.is_empty() {
+                return Err(format!("`{shown}` names no host"));
             }
-            _ => format!("{host}:6379"),
-        };
+            addresses.push(match host.rsplit_once(':') {
+                // The colons of an IPv6 address inside brackets are not a port's.
+                Some((_, port)) if !port.contains(']') => {
+                    port.parse::<u16>()
+                        .map_err(|_| format!("`{port}` in `{shown}` is not a port"))?;
+                    host.to_owned()
+                }
+                _ => format!("{host}:6379"),
+            });
+        }
+        let address = addresses.remove(0);
         let database = match path.trim_end_matches('/') {
             "" => 0,
             number => number
@@ -91,6 +99,7 @@ impl Target {
         };
         Ok(Target {
             address,
+            more_addresses: addresses,
             tls,
             sentinel: None,
             username,
@@ -386,6 +395,7 @@ impl Client {
                     // A cluster node: the target's login and TLS at another address.
                     Target {
                         address: node.to_string(),
+                        more_addresses: Vec::new(),
                         sentinel: None,
                         ..self.target.clone()
                     }
@@ -754,13 +764,32 @@ async fn connect(
     Ok((connection, address))
 }
 
-/// Asks the Sentinel at the target's address where the primary named `primary` is.
+/// Asks the Sentinels at the target's addresses, in turn until one answers, where the primary
+/// named `primary` is.
 async fn find_primary(
     target: &Target,
     tls: Option<TlsConnector>,
     primary: &str,
 ) -> Result<String, RedisError> {
-    let mut sentinel = open(&target.address, tls).await?;
+    let mut failure = None;
+    for address in std::iter::once(&target.address).chain(&target.more_addresses) {
+        match ask_sentinel(address, target, tls.clone(), primary).await {
+            Ok(found) => return Ok(found),
+            // The first Sentinel's answer says the most (the others are stand-ins).
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    Err(failure.unwrap_or_else(|| RedisError::Protocol("no Sentinel to ask".to_owned())))
+}
+
+/// Asks the Sentinel at `address` where the primary named `primary` is.
+async fn ask_sentinel(
+    address: &str,
+    target: &Target,
+    tls: Option<TlsConnector>,
+    primary: &str,
+) -> Result<String, RedisError> {
+    let mut sentinel = open(address, tls).await?;
     // A Sentinel usually shares the servers' login (Bitnami's chart, for one). One without a
     // password refuses it (how depends on its version), and is asked all the same: its refusal
     // is reported only if it then wants a login.
@@ -773,7 +802,7 @@ async fn find_primary(
     let reply = sentinel.call(&ask).await.map_err(|e| match e {
         RedisError::Server(message) => {
             let said = refused.unwrap_or(message);
-            RedisError::Server(format!("(Sentinel at {}) {said}", target.address))
+            RedisError::Server(format!("(Sentinel at {address}) {said}"))
         }
         other => other,
     })?;
@@ -794,8 +823,7 @@ async fn find_primary(
             ))),
         },
         _ => Err(RedisError::Server(format!(
-            "Sentinel at {} does not watch a primary named `{primary}`",
-            target.address
+            "Sentinel at {address} does not watch a primary named `{primary}`"
         ))),
     }
 }
@@ -982,6 +1010,11 @@ mod tests {
             (target.address.as_str(), host_of(&target.address)),
             ("[::1]:7000", "::1")
         );
+        let sentinels =
+            Target::parse("redis://gw@sentinel-0:26379,sentinel-1,[::1]:26380/1", None).unwrap();
+        assert_eq!(sentinels.address, "sentinel-0:26379");
+        assert_eq!(sentinels.more_addresses, ["sentinel-1:6379", "[::1]:26380"]);
+        assert_eq!(sentinels.database, 1);
         let target = Target::parse("rediss://limits.hangar.svc", None).unwrap();
         assert!(target.tls);
         assert_eq!(host_of(&target.address), "limits.hangar.svc");
@@ -990,6 +1023,8 @@ mod tests {
             ("redis://user:secret@host", "passwordFile"),
             ("http://host", "not a `redis://"),
             ("redis://", "no host"),
+            ("redis://a,,b", "no host"),
+            ("redis://a,b:x", "not a port"),
             ("redis://host:port", "not a port"),
             ("redis://host/zero", "not a database"),
             ("http://user:secret@host", "`http://…@host` is not"),

@@ -517,9 +517,7 @@ async fn a_primary_sentinel_no_longer_names_is_left_even_while_it_still_takes_wr
     let new = RedisServer::start(&[]).unwrap();
     let named = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(old.port()));
     let sentinel = fake_sentinel(named.clone()).await;
-    let mut target = Target::parse(&format!("redis://127.0.0.1:{sentinel}"), None).unwrap();
-    target.sentinel = Some("limits".to_owned());
-    let client = Client::new(target, None);
+    let client = through_sentinels(&format!("redis://127.0.0.1:{sentinel}"));
     let count = Script::new("return redis.call('INCR', KEYS[1])");
     assert_eq!(
         client.eval(&count, &["k"], &[]).await.unwrap(),
@@ -537,6 +535,34 @@ async fn a_primary_sentinel_no_longer_names_is_left_even_while_it_still_takes_wr
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A client of the primary named `limits` that the Sentinels at `url` watch.
+fn through_sentinels(url: &str) -> Client {
+    let mut target = Target::parse(url, None).unwrap();
+    target.sentinel = Some("limits".to_owned());
+    Client::new(target, None)
+}
+
+#[tokio::test]
+async fn the_next_sentinel_is_asked_when_the_first_does_not_answer() {
+    let primary = RedisServer::start(&[]).unwrap();
+    let sentinel = RedisServer::start_sentinel(primary.port(), "limits", &[]).unwrap();
+    let gone = free_port().unwrap();
+    let client = through_sentinels(&format!(
+        "redis://127.0.0.1:{gone},127.0.0.1:{}",
+        sentinel.port()
+    ));
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(redis_cli(primary.port(), &["get", "k"]).trim(), "1");
+    // With none answering, the call fails.
+    let none = through_sentinels(&format!("redis://127.0.0.1:{gone},127.0.0.1:{gone}"));
+    let error = none.eval(&count, &["k"], &[]).await;
+    assert!(error.is_err());
 }
 
 #[tokio::test]
