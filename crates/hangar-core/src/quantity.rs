@@ -8,18 +8,7 @@ use std::cmp::Ordering;
 /// the API server does, a number with no digits is 0 (`Gi`, `-`, `.`), and one too large for
 /// an `f64` is read as the largest.
 pub fn parse(text: &str) -> Option<f64> {
-    if text.is_empty() {
-        return None;
-    }
-    let (sign, unsigned) = match text.as_bytes().first()? {
-        b'-' => (-1.0, &text[1..]),
-        b'+' => (1.0, &text[1..]),
-        _ => (1.0, text),
-    };
-    let split = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(split);
+    let (negative, number, suffix) = split(text)?;
     if number.matches('.').count() > 1 {
         return None;
     }
@@ -28,36 +17,52 @@ pub fn parse(text: &str) -> Option<f64> {
     } else {
         0.0
     };
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exponent => {
-            let digits = exponent.strip_prefix(['e', 'E'])?;
-            let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
-            if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            10f64.powi(digits.parse::<i32>().ok()?)
-        }
-    };
+    let (power_of_ten, power_of_two) = scale(suffix)?;
     if value == 0.0 {
         return Some(0.0);
     }
-    Some(sign * (value * scale).min(f64::MAX))
+    let sign = if negative { -1.0 } else { 1.0 };
+    let scaled = value * 10f64.powi(power_of_ten) * 2f64.powi(power_of_two.cast_signed());
+    Some(sign * scaled.min(f64::MAX))
+}
+
+/// A quantity's sign (true when negative), number and suffix: `-1.5Gi` is `(true, "1.5",
+/// "Gi")`. `None` for an empty text.
+fn split(text: &str) -> Option<(bool, &str, &str)> {
+    let (negative, unsigned) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let at = unsigned
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(at);
+    Some((negative, number, suffix))
+}
+
+/// A suffix's scale as a power of ten and a power of two; `None` for one no quantity has.
+fn scale(suffix: &str) -> Option<(i32, u32)> {
+    Some(match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 10),
+        "Mi" => (0, 20),
+        "Gi" => (0, 30),
+        "Ti" => (0, 40),
+        "Pi" => (0, 50),
+        "Ei" => (0, 60),
+        // `e3`, `E-2`: digits only, after an optional sign.
+        exponent => (exponent.strip_prefix(['e', 'E'])?.parse().ok()?, 0),
+    })
 }
 
 /// How the quantities `a` and `b` compare; `None` when either is not one. Exact where their
@@ -82,15 +87,7 @@ struct Exact {
 impl Exact {
     /// The value of `text`, when it is a quantity and fits.
     fn read(text: &str) -> Option<Exact> {
-        let (negative, unsigned) = match text.as_bytes().first()? {
-            b'-' => (true, &text[1..]),
-            b'+' => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let split = unsigned
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(unsigned.len());
-        let (number, suffix) = unsigned.split_at(split);
+        let (negative, number, suffix) = split(text)?;
         let (mut coefficient, mut exponent, mut point) = (0i128, 0i32, false);
         for byte in number.bytes() {
             if byte == b'.' {
@@ -105,25 +102,7 @@ impl Exact {
                 .checked_add(i128::from(byte - b'0'))?;
             exponent -= i32::from(point);
         }
-        let (power_of_ten, power_of_two) = match suffix {
-            "" => (0, 0),
-            "n" => (-9, 0),
-            "u" => (-6, 0),
-            "m" => (-3, 0),
-            "k" => (3, 0),
-            "M" => (6, 0),
-            "G" => (9, 0),
-            "T" => (12, 0),
-            "P" => (15, 0),
-            "E" => (18, 0),
-            "Ki" => (0, 10),
-            "Mi" => (0, 20),
-            "Gi" => (0, 30),
-            "Ti" => (0, 40),
-            "Pi" => (0, 50),
-            "Ei" => (0, 60),
-            other => (other.strip_prefix(['e', 'E'])?.parse().ok()?, 0),
-        };
+        let (power_of_ten, power_of_two) = scale(suffix)?;
         let coefficient = coefficient.checked_mul(1i128 << power_of_two)?;
         Some(Exact {
             coefficient: if negative { -coefficient } else { coefficient },
