@@ -395,12 +395,22 @@ impl DuplicatePair<'_> {
         if earlier.resource_version == later.resource_version {
             return None;
         }
-        let version = |meta: &ObjectMeta| meta.resource_version.as_deref()?.parse::<u64>().ok();
-        match (version(earlier), version(later)) {
-            (Some(e), Some(l)) if e > l => Some(Newer::Earlier),
-            _ => Some(Newer::Later),
+        match earlier_is_newer(earlier, later) {
+            true => Some(Newer::Earlier),
+            false => Some(Newer::Later),
         }
     }
+}
+
+/// Whether `earlier`, read before `later`, is the newer copy of one live object and so the
+/// one to keep: the same `uid` and a larger `resourceVersion` (etcd's revisions are numbers,
+/// though Kubernetes promises nothing of their form; when either is not one, `later` is kept).
+pub fn earlier_is_newer(earlier: &ObjectMeta, later: &ObjectMeta) -> bool {
+    if earlier.uid.is_none() || earlier.uid != later.uid {
+        return false;
+    }
+    let version = |meta: &ObjectMeta| meta.resource_version.as_deref()?.parse::<u64>().ok();
+    matches!((version(earlier), version(later)), (Some(e), Some(l)) if e > l)
 }
 
 fn drop_positions<T>(list: &mut Vec<T>, positions: &HashSet<usize>) {

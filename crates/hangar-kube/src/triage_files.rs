@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hangar_core::parse::parse_bytes;
+use hangar_core::snapshot::earlier_is_newer;
 use hangar_core::{LoadError, Origin, Snapshot};
 use hangar_triage::{LogTail, Logs};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
 use crate::files::load_paths;
@@ -53,8 +55,9 @@ pub struct TriageInput {
 pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut snapshot = Snapshot::default();
     let mut logs = Logs::default();
-    // The capture each pod's logs were taken from, as that capture's copy of the pod.
-    let mut log_sources: HashMap<(String, String), PodVersion> = HashMap::new();
+    // The capture each pod's logs were taken from, as that capture's copy of the pod (its
+    // `uid` and `resourceVersion`).
+    let mut log_sources: HashMap<(String, String), ObjectMeta> = HashMap::new();
     let mut observed_at = None;
     for path in paths {
         let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
@@ -79,13 +82,6 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     }
 }
 
-/// A pod as one capture holds it: its `uid` and `resourceVersion`.
-#[derive(Debug, Clone, PartialEq)]
-struct PodVersion {
-    uid: Option<String>,
-    version: Option<u64>,
-}
-
 /// Adds the logs of one capture (`part`'s) to `logs`. A pod's logs all come from one capture:
 /// the one whose copy of the pod is kept, which is the newer copy of the same pod (see
 /// `Snapshot::resolve_duplicates`), or else the capture given last.
@@ -93,46 +89,36 @@ fn take_logs(
     part: &Snapshot,
     part_logs: Logs,
     logs: &mut Logs,
-    sources: &mut HashMap<(String, String), PodVersion>,
+    sources: &mut HashMap<(String, String), ObjectMeta>,
 ) {
-    let versions: HashMap<(&str, &str), PodVersion> = (part.pods.iter())
+    let versions: HashMap<(&str, &str), ObjectMeta> = (part.pods.iter())
         .map(|pod| &pod.object.metadata)
         .map(|meta| {
             let key = (
                 meta.namespace.as_deref().unwrap_or_default(),
                 meta.name.as_deref().unwrap_or_default(),
             );
-            let version = PodVersion {
+            let version = ObjectMeta {
                 uid: meta.uid.clone(),
-                version: meta
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok()),
+                resource_version: meta.resource_version.clone(),
+                ..ObjectMeta::default()
             };
             (key, version)
         })
         .collect();
-    let version_in_part = |namespace: &str, name: &str| {
-        let unknown = PodVersion {
-            uid: None,
-            version: None,
-        };
-        versions.get(&(namespace, name)).cloned().unwrap_or(unknown)
-    };
     let pods: BTreeSet<(String, String)> = (part_logs.current.keys())
         .chain(part_logs.previous.keys())
         .map(|(namespace, pod, _)| (namespace.clone(), pod.clone()))
         .collect();
     let mut taken = BTreeSet::new();
     for key in pods {
-        let new = version_in_part(&key.0, &key.1);
-        if let Some(held) = sources.get(&key) {
-            let same_pod = held.uid.is_some() && held.uid == new.uid;
-            if let (true, Some(held), Some(new)) = (same_pod, held.version, new.version)
-                && held > new
-            {
-                continue;
-            }
+        let new = (versions.get(&(key.0.as_str(), key.1.as_str()))).cloned();
+        let new = new.unwrap_or_default();
+        if sources
+            .get(&key)
+            .is_some_and(|held| earlier_is_newer(held, &new))
+        {
+            continue;
         }
         sources.insert(key.clone(), new);
         taken.insert(key);
