@@ -335,6 +335,7 @@ pub struct SharedLimitsConfig {
     pub password_file: Option<PathBuf>,
     /// Prefix of the keys the gateway writes (`PREFIX:{TENANT}:rates` and
     /// `PREFIX:{TENANT}:inflight`); give gateways that must not share limits different prefixes.
+    /// Without `{` or `}`: the braces around the tenant keep its keys on one Redis Cluster node.
     #[serde(default = "default_shared_prefix")]
     pub prefix: String,
     /// Count the tenants' requests in flight (`maxConcurrent`) across the replicas too, which
@@ -1019,6 +1020,13 @@ impl GatewayConfig {
                 }
                 Ok(_) => {}
             }
+            // A `{…}` in the prefix would be every key's hash tag: one Redis Cluster node for
+            // all tenants, or (`{}`) a tenant's two keys on different nodes.
+            if shared.prefix.contains(['{', '}']) {
+                problems.push(
+                    "limits.shared.prefix: `{` and `}` are kept for the tenant's name, which keeps a tenant's keys on one Redis Cluster node".to_owned(),
+                );
+            }
         }
         for (field, time) in times {
             if time.get().is_zero() {
@@ -1187,6 +1195,25 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
             with_tenant(&shared).unwrap_err(),
             ["tenants.}a: a name with `{` or `}` cannot key the shared limits in Redis"]
         );
+    }
+
+    #[test]
+    fn a_shared_prefix_leaves_the_hash_tag_to_the_tenant() {
+        for prefix in ["hangar{a}", "{}", "x}"] {
+            let shared = format!(
+                "    models: [llama]\nlimits:\n  shared: {{url: redis://redis, prefix: \"{prefix}\"}}"
+            );
+            assert_eq!(
+                with_tenant(&shared).unwrap_err(),
+                [
+                    "limits.shared.prefix: `{` and `}` are kept for the tenant's name, which keeps a tenant's keys on one Redis Cluster node"
+                ],
+                "{prefix}"
+            );
+        }
+        let plain =
+            "    models: [llama]\nlimits:\n  shared: {url: redis://redis, prefix: \"team-a:gw\"}";
+        assert!(with_tenant(plain).is_ok());
     }
 
     #[test]
