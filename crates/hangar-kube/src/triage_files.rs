@@ -56,8 +56,8 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut snapshot = Snapshot::default();
     let mut logs = Logs::default();
     // The capture each pod's logs were taken from, as that capture's copy of the pod (its
-    // `uid` and `resourceVersion`).
-    let mut log_sources: HashMap<(String, String), ObjectMeta> = HashMap::new();
+    // `uid` and `resourceVersion`), if it had one.
+    let mut log_sources: HashMap<(String, String), Option<ObjectMeta>> = HashMap::new();
     let mut observed_at = None;
     for path in paths {
         let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
@@ -84,12 +84,13 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
 
 /// Adds the logs of one capture (`part`'s) to `logs`. A pod's logs all come from one capture:
 /// the one whose copy of the pod is kept, which is the newer copy of the same pod (see
-/// `Snapshot::resolve_duplicates`), or else the capture given last.
+/// `Snapshot::resolve_duplicates`), or else the capture given last. A capture without the pod
+/// (logs saved alone) gives its logs only when no capture with the pod did.
 fn take_logs(
     part: &Snapshot,
     part_logs: Logs,
     logs: &mut Logs,
-    sources: &mut HashMap<(String, String), ObjectMeta>,
+    sources: &mut HashMap<(String, String), Option<ObjectMeta>>,
 ) {
     let versions: HashMap<(&str, &str), ObjectMeta> = (part.pods.iter())
         .map(|pod| &pod.object.metadata)
@@ -113,11 +114,12 @@ fn take_logs(
     let mut taken = BTreeSet::new();
     for key in pods {
         let new = (versions.get(&(key.0.as_str(), key.1.as_str()))).cloned();
-        let new = new.unwrap_or_default();
-        if sources
-            .get(&key)
-            .is_some_and(|held| earlier_is_newer(held, &new))
-        {
+        let keep_held = match (sources.get(&key), &new) {
+            (Some(Some(held)), Some(new)) => earlier_is_newer(held, new),
+            (Some(Some(_)), None) => true,
+            _ => false,
+        };
+        if keep_held {
             continue;
         }
         sources.insert(key.clone(), new);
@@ -857,6 +859,31 @@ line three
                 "{paths:?}"
             );
         }
+        // Logs saved without the pod: its copy is the evening's, and so are its logs.
+        let alone = dir.path().join("alone.txt");
+        std::fs::write(
+            &alone,
+            "==== START logs for container vllm of pod ml/vllm-0 ====\nalone\n==== END logs for container vllm of pod ml/vllm-0 ====\n",
+        )
+        .unwrap();
+        for paths in [
+            [evening.clone(), alone.clone()],
+            [alone.clone(), evening.clone()],
+        ] {
+            let input = load_triage_paths(&paths, LogBounds::default());
+            let logs = &input.logs.current;
+            assert_eq!(
+                logs[&key("ml", "vllm-0", "vllm")].lines,
+                ["evening"],
+                "{paths:?}"
+            );
+        }
+        // Alone, they are the pod's logs all the same.
+        let input = load_triage_paths(&[alone], LogBounds::default());
+        assert_eq!(
+            input.logs.current[&key("ml", "vllm-0", "vllm")].lines,
+            ["alone"]
+        );
     }
 
     #[test]
