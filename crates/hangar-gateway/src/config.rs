@@ -907,10 +907,21 @@ impl GatewayConfig {
             }
         }
         let mut ids = std::collections::BTreeSet::new();
+        let mut hashes = BTreeMap::new();
         for (i, key) in self.auth.api_keys.iter().enumerate() {
             let at = format!("auth.apiKeys[{i}] ({})", key.id);
             if !ids.insert(&key.id) {
                 problems.push(format!("{at}.id: appears twice; key ids must be unique"));
+            }
+            // Only the first entry of a key would be read, so a copy could keep a revoked key
+            // working, or send it to another tenant.
+            let first = hashes
+                .entry(key.sha256.to_ascii_lowercase())
+                .or_insert(&key.id);
+            if *first != &key.id {
+                problems.push(format!(
+                    "{at}.sha256: the same key as `{first}`; give each key one entry"
+                ));
             }
             if !self.tenants.contains_key(&key.tenant) {
                 problems.push(format!(
@@ -1194,6 +1205,21 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
         assert_eq!(
             with_tenant(&shared).unwrap_err(),
             ["tenants.}a: a name with `{` or `}` cannot key the shared limits in Redis"]
+        );
+    }
+
+    #[test]
+    fn a_key_has_one_entry() {
+        let config = with_tenant("    models: [llama]").unwrap();
+        let mut yaml = serde_saphyr::to_string(&config).unwrap();
+        let copy = format!(
+            "apiKeys:\n  - id: k2\n    tenant: t\n    prefix: abcdefgh\n    sha256: sha256:{}\n    revoked: true\n",
+            "0".repeat(64)
+        );
+        yaml = yaml.replacen("apiKeys:\n", &copy, 1);
+        assert_eq!(
+            GatewayConfig::from_yaml(&yaml).unwrap_err(),
+            ["auth.apiKeys[1] (k1).sha256: the same key as `k2`; give each key one entry"]
         );
     }
 
