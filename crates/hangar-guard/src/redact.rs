@@ -208,19 +208,22 @@ impl Redactor {
     }
 }
 
-/// Whether the first of `chars` that is not a card separator (at most three are skipped) is a
-/// digit: a text that may end (or begin) with part of a card.
-fn digit_at_edge(mut chars: impl Iterator<Item = char>) -> bool {
+/// Whether the first of `chars` that is not a card separator (at most three are skipped) or
+/// an invisible character (any number, as the card reader skips them) is a digit: a text that
+/// may end (or begin) with part of a card.
+fn digit_at_edge(chars: impl Iterator<Item = char>) -> bool {
     let mut utf8 = [0; 4];
-    for _ in 0..=MAX_CARD_SEPARATORS {
-        let Some(c) = chars.next() else {
-            return false;
-        };
+    let mut separators = 0;
+    for c in chars {
         let bytes = c.encode_utf8(&mut utf8).as_bytes();
         if card_digit(bytes, 0).is_some() {
             return true;
         }
-        if card_separator(bytes, 0).is_none() && invisible_len(bytes, 0) == 0 {
+        if invisible_len(bytes, 0) > 0 {
+            continue;
+        }
+        separators += 1;
+        if card_separator(bytes, 0).is_none() || separators > MAX_CARD_SEPARATORS {
             return false;
         }
     }
@@ -242,11 +245,15 @@ fn mask_split_cards(run: &mut [Redaction<'_>]) {
     let mut cards = Vec::new();
     find_cards(&joined, 0, &mut cards);
     let mut pieces: Vec<Vec<Span>> = vec![Vec::new(); run.len()];
+    // Cards come in order, so the texts before one are never looked at again: a prompt of
+    // many short parts costs a pass, not a pass per card.
+    let mut first = 0;
     for card in cards {
-        let parts: Vec<(usize, Span)> = bounds
-            .iter()
-            .enumerate()
-            .filter(|(_, text)| text.start < card.end && card.start < text.end)
+        while bounds.get(first).is_some_and(|text| text.end <= card.start) {
+            first += 1;
+        }
+        let parts: Vec<(usize, Span)> = (bounds.iter().enumerate().skip(first))
+            .take_while(|(_, text)| text.start < card.end)
             .map(|(index, text)| {
                 let start = card.start.max(text.start) - text.start;
                 let end = card.end.min(text.end) - text.start;

@@ -775,4 +775,18 @@ fn a_card_split_across_neighbouring_texts_is_masked_in_each() {
         all(&["id_4111 1111", "1111 1111"]),
         ["id_4111 1111", "1111 1111"]
     );
+    // Invisible characters at the split hide nothing, however many: the card reader skips
+    // them all.
+    let hidden = format!("4111 1111{}", "\u{200b}".repeat(6));
+    assert_eq!(all(&[&hidden, "1111 1111"]), ["[REDACTED:card_number]"; 2]);
+    // Many cards over many short parts: each is masked in its own parts.
+    let parts: Vec<&str> = ["4111", "1111", "1111", "1111", "next"].repeat(500);
+    let masked = all(&parts);
+    assert_eq!(masked.len(), 2500);
+    for (part, text) in parts.iter().zip(&masked) {
+        match *part {
+            "next" => assert_eq!(text, "next"),
+            _ => assert_eq!(text, "[REDACTED:card_number]"),
+        }
+    }
 }
