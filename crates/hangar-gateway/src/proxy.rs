@@ -1182,10 +1182,13 @@ fn log_content(gateway: &Gateway, runtime: &Runtime, exchange: &Exchange, comple
     if !gateway.audit.logs_content() {
         return;
     }
-    let completion = match &runtime.redactor {
-        Some(redactor) => redactor.redact(completion).text.into_owned(),
-        None => return,
+    let Some(redactor) = &runtime.redactor else {
+        return;
     };
+    // Redacted before it is cut to the limit, so that a secret the cut splits is still seen.
+    let read = stream::prefix_within(completion, stream::MAX_KEPT_TEXT + stream::KEPT_MARGIN);
+    let redacted = redactor.redact(read).text;
+    let completion = stream::prefix_within(&redacted, stream::MAX_KEPT_TEXT).to_owned();
     gateway.audit.content(ContentRecord {
         kind: "content",
         id: exchange.record.id.clone(),

@@ -24,6 +24,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const MAX_EVENT: usize = 64 << 10;
 /// Generated text kept for the content log.
 pub const MAX_KEPT_TEXT: usize = 64 * 1024;
+/// Text read past [`MAX_KEPT_TEXT`] so that redaction sees whole a secret that the cut would
+/// split (a card, a key, a token up to a few KiB); only what is within the limit is logged.
+pub const KEPT_MARGIN: usize = 4 * 1024;
 
 /// Splits a byte stream into server-sent events (each ending in a blank line).
 #[derive(Debug, Default)]
@@ -290,7 +293,8 @@ pub struct StreamSummary {
     pub end: StreamEnd,
     /// Usage as reported by the model server.
     pub usage: Option<(u64, u64)>,
-    /// Generated text, up to [`MAX_KEPT_TEXT`], when [`StreamRules::keep_text`] asks for it.
+    /// Generated text, up to [`MAX_KEPT_TEXT`] and [`KEPT_MARGIN`], when
+    /// [`StreamRules::keep_text`] asks for it.
     pub text: String,
     /// Bytes of generated text, all of them: the token count when the model server reports no
     /// usage.
@@ -470,7 +474,7 @@ impl Relay {
         for (choice, text) in &facts.texts {
             self.summary.text_bytes += text.len() as u64;
             if self.rules.keep_text {
-                let room = MAX_KEPT_TEXT.saturating_sub(self.summary.text.len());
+                let room = (MAX_KEPT_TEXT + KEPT_MARGIN).saturating_sub(self.summary.text.len());
                 self.summary.text.push_str(prefix_within(text, room));
             }
             if !self.rules.canaries.is_empty() {

@@ -716,6 +716,51 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
 }
 
 #[tokio::test]
+async fn an_answer_cut_for_the_content_log_is_redacted_before_the_cut() {
+    let upstream = upstream().await;
+    let setup = Setup {
+        keys: &[("open-1", "open")],
+        tenants: "open:\n  models: [llama]\n  maxTokens: 20000\n",
+        models: MODELS,
+        extra: "  content: {retentionDays: 1}",
+    };
+    let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    // The fake echoes the prompt: a card that starts 15 bytes before the 64 KiB the log keeps.
+    let filler = format!("{}{} ", "xxxxxxxxx ".repeat(6551), "y".repeat(10));
+    assert_eq!(filler.len(), 64 * 1024 - 15);
+    let prompt = format!("{filler}4111111111111111 and more");
+    for stream in [true, false] {
+        let mut body = chat("llama", &prompt);
+        body["stream"] = json!(stream);
+        body["max_tokens"] = json!(20000);
+        let answer = gw
+            .post("/v1/chat/completions", Some(gw.key("open-1")), &body)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let text = answer.text();
+        assert!(
+            text.contains("4111111111111111"),
+            "{}",
+            &text[text.len().saturating_sub(600)..]
+        );
+    }
+    gw.audit_records().await;
+    let content = read_records(&gw.audit_dir(), "content");
+    assert_eq!(content.len(), 2);
+    for record in &content {
+        let completion = record["completion"].as_str().unwrap();
+        assert!(completion.len() <= 64 * 1024, "{}", completion.len());
+        assert!(completion.starts_with("xxxxxxxxx"));
+        assert!(
+            !completion.contains("41111111"),
+            "{}",
+            &completion[65_000..]
+        );
+    }
+    assert!(!common::all_bytes(&gw.audit_dir()).contains("41111111"));
+}
+
+#[tokio::test]
 async fn a_leaked_canary_is_caught_in_whole_and_streamed_answers() {
     let upstream = upstream().await;
     let mut gw = gateway(&upstream).await;
