@@ -160,17 +160,13 @@ impl Redactor {
             };
         }
         let mut spans = Vec::new();
-        self.secrets.find(text, 0..text.len(), &mut spans);
-        if text.contains('@') {
-            self.emails.find(text, 0..text.len(), &mut spans);
-        }
-        if self.phones.is_enabled() {
-            for window in phone_windows(text.as_bytes()) {
-                self.phones.find(text, window, &mut spans);
-            }
-        }
-        if self.cards {
-            find_all_cards(text, &mut spans);
+        self.find(text, &mut spans);
+        // JSON text inside a string (a tool call's `arguments`) keeps its escapes: read it
+        // decoded as well, where a card after `\n` is not glued to the `n`.
+        if let Some(decoded) = Unescaped::of(text) {
+            let mut found = Vec::new();
+            self.find(&decoded.text, &mut found);
+            spans.extend(found.into_iter().map(|span| decoded.original(span)));
         }
         if spans.is_empty() {
             return Redaction {
@@ -179,6 +175,22 @@ impl Redactor {
             };
         }
         apply(text, spans)
+    }
+
+    /// Adds the spans of every find in `text`.
+    fn find(&self, text: &str, spans: &mut Vec<Span>) {
+        self.secrets.find(text, 0..text.len(), spans);
+        if text.contains('@') {
+            self.emails.find(text, 0..text.len(), spans);
+        }
+        if self.phones.is_enabled() {
+            for window in phone_windows(text.as_bytes()) {
+                self.phones.find(text, window, spans);
+            }
+        }
+        if self.cards {
+            find_all_cards(text, spans);
+        }
     }
 
     /// [`Redactor::redact`] for texts a model reads one after another (the parts of a prompt):
@@ -295,6 +307,87 @@ fn mask_split_cards(run: &mut [Redaction<'_>]) {
             found,
         };
     }
+}
+
+/// A text with its JSON string escapes (`\n`, `\"`, `\u0034`…) decoded, and the way back to
+/// the text's own positions.
+struct Unescaped {
+    text: String,
+    /// At each end of each decoded escape: its position in `text` and in the original.
+    marks: Vec<(usize, usize)>,
+}
+
+impl Unescaped {
+    /// `None` when `text` has no escape to decode.
+    fn of(text: &str) -> Option<Unescaped> {
+        let bytes = text.as_bytes();
+        let mut decoded = String::new();
+        let mut marks = Vec::new();
+        let mut copied = 0;
+        let mut at = 0;
+        while let Some(found) = text.get(at..).and_then(|rest| rest.find('\\')) {
+            let start = at + found;
+            let Some((c, length)) = json_escape(bytes.get(start + 1..).unwrap_or_default()) else {
+                at = start + 1;
+                continue;
+            };
+            decoded.push_str(text.get(copied..start).unwrap_or_default());
+            marks.push((decoded.len(), start));
+            decoded.push(c);
+            copied = start + 1 + length;
+            marks.push((decoded.len(), copied));
+            at = copied;
+        }
+        if marks.is_empty() {
+            return None;
+        }
+        decoded.push_str(text.get(copied..).unwrap_or_default());
+        Some(Unescaped {
+            text: decoded,
+            marks,
+        })
+    }
+
+    /// `span` of the decoded text as a span of the original: an escape inside it or at its
+    /// edges is masked whole.
+    fn original(&self, span: Span) -> Span {
+        let at = |position: usize| {
+            let before = self
+                .marks
+                .partition_point(|(decoded, _)| *decoded <= position);
+            match before.checked_sub(1).and_then(|i| self.marks.get(i)) {
+                Some((decoded, original)) => original + (position - decoded),
+                None => position,
+            }
+        };
+        Span {
+            start: at(span.start),
+            end: at(span.end),
+            kind: span.kind,
+        }
+    }
+}
+
+/// The character a JSON escape stands for, given what follows its backslash, and how many of
+/// those bytes it takes. A surrogate (half of a character) is left as it is.
+fn json_escape(after: &[u8]) -> Option<(char, usize)> {
+    let c = match after.first()? {
+        b'n' => '\n',
+        b't' => '\t',
+        b'r' => '\r',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'"' => '"',
+        b'/' => '/',
+        b'\\' => '\\',
+        b'u' => {
+            let hex = std::str::from_utf8(after.get(1..5)?).ok()?;
+            let code = u32::from_str_radix(hex, 16).ok()?;
+            return Some((char::from_u32(code)?, 5));
+        }
+        _ => return None,
+    };
+    Some((c, 1))
 }
 
 /// One group of patterns compiled into one multi-pattern regex.

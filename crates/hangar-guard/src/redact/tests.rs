@@ -790,3 +790,43 @@ fn a_card_split_across_neighbouring_texts_is_masked_in_each() {
         }
     }
 }
+
+#[test]
+fn secrets_in_json_text_inside_a_string_are_masked_through_its_escapes() {
+    let redactor = Redactor::default();
+    // A tool call's `arguments`, as the parsed body holds it: JSON text with its escapes.
+    let arguments = r#"{"note":"card:\n4111111111111111\nkey:\nsk-proj-AAAAAAAAAAAAAAAAAAAAAAAA\tcall +1 415 555 0100"}"#;
+    let masked = redactor.redact(arguments);
+    assert_eq!(
+        masked.text,
+        r#"{"note":"card:\n[REDACTED:card_number]\nkey:\n[REDACTED:provider_key]\tcall [REDACTED:phone]"}"#
+    );
+    assert_eq!(masked.count(SecretKind::CardNumber), 1);
+    // An escaped digit is part of the card, and masked with it.
+    let escaped = r#"pay \u0034111111111111111 now"#;
+    assert_eq!(
+        redactor.redact(escaped).text,
+        "pay [REDACTED:card_number] now"
+    );
+    let all_escaped = r#"\u0034\u0031\u0031\u0031 1111 1111 1111 ok"#;
+    assert_eq!(
+        redactor.redact(all_escaped).text,
+        "[REDACTED:card_number] ok"
+    );
+    // Found both as written and decoded, a find counts once.
+    let plain = r#"mail jo@example.com\n"#;
+    let masked = redactor.redact(plain);
+    assert_eq!(masked.text, r#"mail [REDACTED:email]\n"#);
+    assert_eq!(masked.count(SecretKind::Email), 1);
+    // Backslashes that are no escape, and clean text, change nothing.
+    for clean in [
+        r#"C:\dir\new\u12"#,
+        r#"regex \d+\s\n"#,
+        "\\",
+        r#"\u00"#,
+        r#"\ud83d\ude00"#,
+    ] {
+        assert_eq!(redactor.redact(clean).text, clean);
+    }
+    assert!(matches!(redactor.redact(r#"a\nb"#).text, Cow::Borrowed(_)));
+}
