@@ -115,13 +115,15 @@ impl Runtime {
             None => None,
             Some(jwt_config) => match reuse_verifier(jwt_config, previous) {
                 Some(verifier) => Some(verifier),
-                None => match JwtVerifier::new(jwt_config) {
-                    Ok(verifier) => Some(Arc::new(verifier)),
-                    Err(e) => {
-                        problems.push(format!("auth.jwt: {e}"));
-                        None
+                None => {
+                    match JwtVerifier::after(jwt_config, previous.and_then(|p| p.jwt.as_deref())) {
+                        Ok(verifier) => Some(Arc::new(verifier)),
+                        Err(e) => {
+                            problems.push(format!("auth.jwt: {e}"));
+                            None
+                        }
                     }
-                },
+                }
             },
         };
         let upstream_tls = config.upstream_tls.as_ref();

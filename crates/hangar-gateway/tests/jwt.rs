@@ -1236,6 +1236,128 @@ async fn a_new_key_from_the_idp_is_fetched_when_a_token_names_it() {
 }
 
 #[tokio::test]
+async fn a_key_replaced_under_its_kid_is_fetched_again_on_a_bad_signature() {
+    let first = TestKey::ed25519("main");
+    let second = TestKey::ed25519("main");
+    let idp = Idp::start(Reply::Jwks(jwks(&[&first]))).await;
+    let v = idp.verifier();
+    assert!(
+        v.verify(&first.sign_claims("EdDSA", &claims()), t0())
+            .await
+            .is_ok()
+    );
+    // A careless rotation: a new key under the old `kid`.
+    idp.set(Reply::Jwks(jwks(&[&second])));
+    let token = second.sign_claims("EdDSA", &claims_for("bob"));
+    assert!(v.verify(&token, at(45)).await.is_ok());
+    assert_eq!(idp.fetches(), 2, "the bad signature made one refetch");
+    // A forgery costs no more fetches than a made-up kid: one each 30 s.
+    let forger = TestKey::ed25519("main");
+    for i in 0..20 {
+        let token = forger.sign_claims("EdDSA", &claims_for(&format!("eve-{i}")));
+        assert_eq!(refusal(&v, &token, at(50 + i)).await, "bad signature");
+    }
+    assert_eq!(idp.fetches(), 2);
+    let token = forger.sign_claims("EdDSA", &claims_for("eve"));
+    assert_eq!(refusal(&v, &token, at(80)).await, "bad signature");
+    assert_eq!(idp.fetches(), 3);
+}
+
+#[tokio::test]
+async fn tokens_without_kid_follow_the_rotation_of_a_single_key() {
+    let old = TestKey::ed25519("k");
+    let new = TestKey::ed25519("k2");
+    let idp = Idp::start(Reply::Jwks(jwks(&[&old]))).await;
+    let v = idp.verifier();
+    let unnamed =
+        |key: &TestKey, subject: &str| key.token(&header("EdDSA", None), &claims_for(subject));
+    assert!(v.verify(&unnamed(&old, "a"), t0()).await.is_ok());
+    idp.set(Reply::Jwks(jwks(&[&new])));
+    assert!(v.verify(&unnamed(&new, "b"), at(45)).await.is_ok());
+    assert_eq!(idp.fetches(), 2);
+}
+
+#[tokio::test]
+async fn two_keys_under_one_kid_both_verify() {
+    let first = TestKey::ec("main", "P-256");
+    let second = TestKey::ec("main", "P-256");
+    let idp = Idp::start(Reply::Jwks(jwks(&[&first, &second]))).await;
+    let v = idp.verifier();
+    for (key, subject) in [(&first, "a"), (&second, "b")] {
+        let token = key.sign_claims("ES256", &claims_for(subject));
+        assert!(v.verify(&token, t0()).await.is_ok(), "{subject}");
+    }
+    assert_eq!(idp.fetches(), 1, "no refetch was needed");
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_other_settings_keeps_the_fetched_keys() {
+    use hangar_gateway::config::GatewayConfig;
+    use hangar_gateway::runtime::Runtime;
+    let ed = TestKey::ed25519("ed-1");
+    let idp = Idp::start(Reply::Jwks(jwks(&[&ed]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |leeway: &str| {
+        format!(
+            "listen: 127.0.0.1:0
+auth:
+  jwt: {{issuer: \"{ISSUER}\", audiences: [{AUDIENCE}], jwks: {{url: \"{}\"}}, algorithms: [EdDSA], leeway: {leeway}}}
+tenants: {{}}
+models: {{}}
+audit: {{dir: {}, retentionDays: 1}}
+",
+            idp.url(),
+            dir.path().join("audit").display()
+        )
+    };
+    let build = |leeway: &str, previous: Option<&Runtime>| {
+        Runtime::build(GatewayConfig::from_yaml(&yaml(leeway)).unwrap(), previous).unwrap()
+    };
+    let first = build("30s", None);
+    let token = ed.sign_claims("EdDSA", &claims());
+    assert!(
+        first
+            .jwt
+            .as_ref()
+            .unwrap()
+            .verify(&token, t0())
+            .await
+            .is_ok()
+    );
+    idp.shut_down();
+    // The identity provider is away when the leeway changes.
+    let second = build("60s", Some(&first));
+    assert!(!Arc::ptr_eq(
+        first.jwt.as_ref().unwrap(),
+        second.jwt.as_ref().unwrap()
+    ));
+    let token = ed.sign_claims("EdDSA", &claims_for("bob"));
+    assert!(
+        second
+            .jwt
+            .as_ref()
+            .unwrap()
+            .verify(&token, at(1))
+            .await
+            .is_ok()
+    );
+    // Another URL starts afresh.
+    let elsewhere = yaml("60s").replace("/.well-known/", "/other/");
+    let third =
+        Runtime::build(GatewayConfig::from_yaml(&elsewhere).unwrap(), Some(&second)).unwrap();
+    let token = ed.sign_claims("EdDSA", &claims_for("carol"));
+    assert!(
+        third
+            .jwt
+            .as_ref()
+            .unwrap()
+            .verify(&token, at(2))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn made_up_key_ids_cannot_make_the_gateway_hammer_the_idp() {
     let ed = TestKey::ed25519("ed-1");
     let idp = Idp::start(Reply::Jwks(jwks(&[&ed]))).await;

@@ -90,6 +90,16 @@ impl JwtVerifier {
     /// Builds the verifier. A JWKS file is read now, and a bad key in it is an error naming the
     /// file and the key's index and field; a JWKS URL is checked now and fetched on first use.
     pub fn new(config: &JwtConfig) -> Result<JwtVerifier, String> {
+        JwtVerifier::after(config, None)
+    }
+
+    /// As [`JwtVerifier::new`], keeping the keys `previous` fetched when they come from the same
+    /// URL through the same CAs, so that a reload changing another setting (a leeway, an
+    /// audience) does not need the identity provider to answer at that moment.
+    pub fn after(
+        config: &JwtConfig,
+        previous: Option<&JwtVerifier>,
+    ) -> Result<JwtVerifier, String> {
         let algorithms = config
             .algorithms
             .iter()
@@ -119,11 +129,26 @@ impl JwtVerifier {
                 return Err("auth.jwt.caFile: only used with `jwks: {url: …}`".into());
             }
             JwksSource::File(path) => Keys::File(Arc::new(read_jwks_file(path)?)),
-            JwksSource::Url(url) => Keys::Url(Box::new(RemoteKeys::new(
-                url,
-                config.cache_for.get(),
-                &ca_certificates,
-            )?)),
+            JwksSource::Url(url) => {
+                let fetched = previous.and_then(|previous| match &previous.keys {
+                    Keys::Url(remote)
+                        if jwks_url(url).is_ok_and(|url| url == remote.url)
+                            && remote.cache_for == config.cache_for.get()
+                            && previous.ca_certificates == ca_certificates =>
+                    {
+                        Some(Arc::clone(remote))
+                    }
+                    _ => None,
+                });
+                match fetched {
+                    Some(remote) => Keys::Url(remote),
+                    None => Keys::Url(Arc::new(RemoteKeys::new(
+                        url,
+                        config.cache_for.get(),
+                        &ca_certificates,
+                    )?)),
+                }
+            }
         };
         Ok(JwtVerifier {
             issuer: config.issuer.clone(),
@@ -167,17 +192,28 @@ impl JwtVerifier {
         now: Timestamp,
     ) -> Result<Verified, AuthError> {
         let (kid, alg) = (token.kid.as_deref(), token.alg);
+        let mut refreshed = false;
         if let Keys::Url(remote) = &self.keys
             && keys.select(kid, alg).err() == Some(KeyLookup::UnknownKid)
         {
             // Key rotation: the identity provider may have published a new key since.
             keys = remote.refresh(now).await?;
+            refreshed = true;
         }
-        let key = keys.select(kid, alg).map_err(|e| refuse(e.reason()))?;
-        if !key
-            .key
-            .verify(alg, token.signing_input.as_bytes(), &token.signature)
+        let mut signed = signed_by(token, &keys)?;
+        if !signed
+            && !refreshed
+            && let Keys::Url(remote) = &self.keys
         {
+            // A key replaced under the same `kid`, or the only key of a provider whose tokens
+            // name none: the refetch is as rate-limited as for an unknown `kid`.
+            let newer = remote.refresh(now).await?;
+            if newer.generation != keys.generation {
+                keys = newer;
+                signed = signed_by(token, &keys)?;
+            }
+        }
+        if !signed {
             return Err(refuse("bad signature"));
         }
         // Only now, with the signature checked, is the payload worth reading.
@@ -202,15 +238,15 @@ impl JwtVerifier {
             return Err("wrong audience");
         }
         let leeway = self.leeway_seconds;
-        let expires = numeric_date(claims, "exp")?.ok_or("missing expiry")?;
+        let expires = numeric_date(claims, "exp", Round::Down)?.ok_or("missing expiry")?;
         if now >= expires.saturating_add(leeway) {
             return Err("expired");
         }
-        let not_before = numeric_date(claims, "nbf")?;
+        let not_before = numeric_date(claims, "nbf", Round::Up)?;
         if not_before.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
             return Err("not yet valid");
         }
-        let issued_at = numeric_date(claims, "iat")?;
+        let issued_at = numeric_date(claims, "iat", Round::Up)?;
         if issued_at.is_some_and(|iat| iat > now.saturating_add(leeway)) {
             return Err("issued in the future");
         }
@@ -439,6 +475,17 @@ enum KeyLookup {
     WrongAlgorithm,
 }
 
+/// Whether one of the keys `token` names in `keys` made its signature.
+fn signed_by(token: &Compact<'_>, keys: &KeySet) -> Result<bool, AuthError> {
+    let candidates = keys
+        .select(token.kid.as_deref(), token.alg)
+        .map_err(|e| refuse(e.reason()))?;
+    Ok(candidates.iter().any(|key| {
+        key.key
+            .verify(token.alg, token.signing_input.as_bytes(), &token.signature)
+    }))
+}
+
 impl KeyLookup {
     fn reason(self) -> &'static str {
         match self {
@@ -450,34 +497,35 @@ impl KeyLookup {
 }
 
 impl KeySet {
-    /// The key named by the token's `kid` that fits its `alg`. A token without `kid` is
-    /// accepted only when the set holds a single key, so the choice is never a guess.
-    fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Jwk, KeyLookup> {
+    /// The keys named by the token's `kid` that fit its `alg` (a provider may publish two
+    /// under one `kid` while it rotates). A token without `kid` is accepted only when the set
+    /// holds a single key, so the choice is never a guess.
+    fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<Vec<&Jwk>, KeyLookup> {
         let Some(kid) = kid else {
             return match self.keys.as_slice() {
-                [only] if only.fits(alg) => Ok(only),
+                [only] if only.fits(alg) => Ok(vec![only]),
                 [_] => Err(KeyLookup::WrongAlgorithm),
                 _ => Err(KeyLookup::MissingKid),
             };
         };
-        let mut named = self
-            .keys
-            .iter()
+        let named: Vec<&Jwk> = (self.keys.iter())
             .filter(|key| key.kid.as_deref() == Some(kid))
-            .peekable();
-        if named.peek().is_none() {
+            .collect();
+        if named.is_empty() {
             return Err(KeyLookup::UnknownKid);
         }
-        named
-            .find(|key| key.fits(alg))
-            .ok_or(KeyLookup::WrongAlgorithm)
+        let fitting: Vec<&Jwk> = named.into_iter().filter(|key| key.fits(alg)).collect();
+        match fitting.is_empty() {
+            true => Err(KeyLookup::WrongAlgorithm),
+            false => Ok(fitting),
+        }
     }
 }
 
 /// Where the keys come from.
 enum Keys {
     File(Arc<KeySet>),
-    Url(Box<RemoteKeys>),
+    Url(Arc<RemoteKeys>),
 }
 
 impl fmt::Debug for Keys {
@@ -981,17 +1029,33 @@ impl<'de> Deserialize<'de> for UniqueObject {
     }
 }
 
-/// A NumericDate claim in whole seconds (fractions are allowed by RFC 7519 and dropped).
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, &'static str> {
+/// Which way a fraction of a second goes: always to the stricter side (an expiry earlier, a
+/// start later).
+#[derive(Debug, Clone, Copy)]
+enum Round {
+    Down,
+    Up,
+}
+
+/// A NumericDate claim in whole seconds (RFC 7519 allows fractions).
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &str,
+    round: Round,
+) -> Result<Option<i64>, &'static str> {
     let Some(value) = claims.get(name) else {
         return Ok(None);
     };
     if let Some(seconds) = value.as_i64() {
         return Ok(Some(seconds));
     }
+    let whole = |seconds: f64| match round {
+        Round::Down => seconds.floor(),
+        Round::Up => seconds.ceil(),
+    };
     match value.as_f64() {
         // `as` saturates, so an absurd date stays absurd instead of wrapping.
-        Some(seconds) if seconds.is_finite() => Ok(Some(seconds.floor() as i64)),
+        Some(seconds) if seconds.is_finite() => Ok(Some(whole(seconds) as i64)),
         _ => Err("malformed time claim"),
     }
 }
@@ -1086,10 +1150,24 @@ mod tests {
     fn numeric_dates_accept_integers_and_fractions_only() {
         let claims =
             parse_object(br#"{"a":1700000000,"b":1700000000.9,"c":"1700000000"}"#).unwrap();
-        assert_eq!(numeric_date(&claims, "a"), Ok(Some(1_700_000_000)));
-        assert_eq!(numeric_date(&claims, "b"), Ok(Some(1_700_000_000)));
-        assert_eq!(numeric_date(&claims, "c"), Err("malformed time claim"));
-        assert_eq!(numeric_date(&claims, "d"), Ok(None));
+        assert_eq!(
+            numeric_date(&claims, "a", Round::Up),
+            Ok(Some(1_700_000_000))
+        );
+        assert_eq!(
+            numeric_date(&claims, "b", Round::Down),
+            Ok(Some(1_700_000_000))
+        );
+        // A start is never earlier than the token says.
+        assert_eq!(
+            numeric_date(&claims, "b", Round::Up),
+            Ok(Some(1_700_000_001))
+        );
+        assert_eq!(
+            numeric_date(&claims, "c", Round::Down),
+            Err("malformed time claim")
+        );
+        assert_eq!(numeric_date(&claims, "d", Round::Down), Ok(None));
     }
 
     #[test]
