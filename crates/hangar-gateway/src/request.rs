@@ -208,6 +208,9 @@ pub fn inspect(
     } else {
         (0, 1)
     };
+    if endpoint == Endpoint::Embedding {
+        check_embedding(body)?;
+    }
     Ok(Inspected {
         model,
         stream,
@@ -221,6 +224,22 @@ pub fn inspect(
             prompts
         },
     })
+}
+
+/// vLLM also embeds a conversation (`messages`, rendered through the chat template): the
+/// guards read only `input`, so the chat form is refused rather than passed unread.
+fn check_embedding(body: &Map<String, Value>) -> Result<(), Refusal> {
+    const CHAT_FORM: &[&str] = &["messages", "chat_template", "chat_template_kwargs"];
+    match CHAT_FORM.iter().find(|field| present(body.get(**field))) {
+        Some(field) => Err(Refusal::bad_request(
+            "parameter_not_allowed",
+            format!(
+                "`{field}` is not supported on /v1/embeddings through the gateway; send `input`"
+            ),
+        )
+        .with_param(field)),
+        None => Ok(()),
+    }
 }
 
 fn check_generation(
@@ -312,19 +331,25 @@ fn check_generation(
         if let Some(field) = denied(TOOL_FIELDS) {
             return Err(not_allowed(field));
         }
-        // vLLM hands these to the chat template, which renders tools from them just the same.
-        let template_args = body.get("chat_template_kwargs");
-        if let Some(field) = TOOL_FIELDS
-            .iter()
-            .find(|f| present(template_args.and_then(|args| args.get(**f))))
-        {
-            return Err(not_allowed_as(field, "chat_template_kwargs"));
+        // vLLM and SGLang hand these to the chat template, which renders tools from them just
+        // the same, under names each template chooses (`custom_tools`, `xml_tools`…).
+        let names_tools = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            name.contains("tool") || name.contains("function")
+        };
+        if let Some(field) = template_kwargs(body).find(|(name, _)| names_tools(name)) {
+            return Err(not_allowed_as(field.0, "chat_template_kwargs"));
         }
     }
-    if !policy.allow_chat_template
-        && let Some(field) = denied(TEMPLATE_FIELDS)
-    {
-        return Err(not_allowed(field));
+    if !policy.allow_chat_template {
+        if let Some(field) = denied(TEMPLATE_FIELDS) {
+            return Err(not_allowed(field));
+        }
+        // SGLang (and vLLM before 0.11) take a template from the kwargs too.
+        if let Some(field) = template_kwargs(body).find(|(name, _)| TEMPLATE_FIELDS.contains(name))
+        {
+            return Err(not_allowed_as(field.0, "chat_template_kwargs"));
+        }
     }
     if let Some(Value::Array(messages)) = body.get("messages")
         && messages.len() > policy.max_messages
@@ -357,6 +382,14 @@ const TOOL_FIELDS: &[&str] = &["tools", "functions", "tool_choice", "function_ca
 /// vLLM's and SGLang's fields that replace the model's chat template with the client's own: a
 /// Jinja program run on the server, which has been the way in for server-side bugs.
 const TEMPLATE_FIELDS: &[&str] = &["chat_template"];
+
+/// The fields of `chat_template_kwargs` that are set to something.
+fn template_kwargs(body: &Map<String, Value>) -> impl Iterator<Item = (&str, &Value)> {
+    let kwargs = body.get("chat_template_kwargs").and_then(Value::as_object);
+    (kwargs.into_iter().flatten())
+        .filter(|(_, value)| present(Some(value)))
+        .map(|(name, value)| (name.as_str(), value))
+}
 
 /// Whether a parameter is set to something (not absent, null, empty list or object).
 fn present(value: Option<&Value>) -> bool {
@@ -721,8 +754,42 @@ mod tests {
             refused(json!({"chat_template": "{{ messages }}"})).param,
             Some("chat_template")
         );
+        // Under the names templates give them, and a template passed as a kwarg.
+        for kwargs in [
+            json!({"custom_tools": [{"type": "function"}]}),
+            json!({"xml_tools": "<tool/>"}),
+            json!({"Functions": ["f"]}),
+            json!({"chat_template": "{{ messages }}"}),
+        ] {
+            let refusal = refused(json!({ "chat_template_kwargs": kwargs }));
+            assert_eq!(refusal.param, Some("chat_template_kwargs"), "{kwargs}");
+            assert_eq!(refusal.code, "parameter_not_allowed");
+        }
         let many = json!({"messages": [{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"user","content":"c"},{"role":"user","content":"d"}]});
         assert_eq!(refused(many).code, "too_many_messages");
+    }
+
+    #[test]
+    fn embeddings_take_input_only() {
+        let embedding = |extra: Value| {
+            let mut value = json!({"model": "m", "input": "x"});
+            value
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            inspect(Endpoint::Embedding, &body(value), &policy())
+        };
+        assert!(embedding(json!({"dimensions": 8, "messages": []})).is_ok());
+        for field in ["messages", "chat_template", "chat_template_kwargs"] {
+            let value = match field {
+                "chat_template" => json!("{{ messages }}"),
+                "messages" => json!([{"role": "user", "content": "hi"}]),
+                _ => json!({"a": 1}),
+            };
+            let refusal = embedding(json!({ field: value })).unwrap_err();
+            assert_eq!(refusal.param, Some(field));
+            assert_eq!(refusal.code, "parameter_not_allowed");
+        }
     }
 
     #[test]
