@@ -733,7 +733,10 @@ fn upstream_body(
                 body.remove(field);
             }
         }
-        if !body.contains_key("max_tokens") && !body.contains_key("max_completion_tokens") {
+        // Always a `max_tokens`, even beside `max_completion_tokens` (the largest of the two,
+        // as reserved): servers that do not know the newer field (vLLM's completions, Ollama,
+        // TGI) would otherwise generate to the context length.
+        if !body.contains_key("max_tokens") {
             body.insert("max_tokens".into(), Value::from(facts.max_tokens));
         }
     }
@@ -782,9 +785,10 @@ impl Call<'_> {
         let head_wait = sent.elapsed();
         exchange.upstream = Some(head_wait);
         let response = match answer {
+            // The model may be generating still: as when a client hangs up, the reservation
+            // stays spent (a slow non-streamed answer must not be free).
             Err(_) => {
                 self.upstream_error("timeout");
-                admission.release();
                 return Err(Refusal::timeout(format!(
                     "the model server did not answer within {first_token:?}"
                 )));
@@ -806,10 +810,8 @@ impl Call<'_> {
             ));
         }
         exchange.first_token = Some(head_wait);
+        // A 200 whose body then stalls or breaks was worked on: its reservation stays spent.
         let answer = self.whole(response, &mut admission, exchange, sent).await;
-        if answer.is_err() {
-            admission.release();
-        }
         answer.map(Served::Whole)
     }
 

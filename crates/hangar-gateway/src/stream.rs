@@ -239,14 +239,20 @@ impl EventFacts {
 
 /// The model server's token counts. A report without a whole-number `prompt_tokens`, or with a
 /// `completion_tokens` that is not one, is no report: the gateway then counts the tokens itself
-/// rather than charge nothing. (Embeddings report no completion tokens.)
+/// rather than charge nothing. Embeddings (an answer without `choices`) report no completion
+/// tokens; a generated answer that leaves them out is charged `total_tokens` less the prompt,
+/// or counted without one.
 fn usage_of(value: &Json<'_>) -> Option<(u64, u64)> {
     let usage = value
         .get("usage")
         .filter(|u| matches!(u, Json::Object(_)))?;
     let prompt = usage.get("prompt_tokens").and_then(Json::as_u64)?;
     let completion = match usage.get("completion_tokens") {
-        None | Some(Json::Null) => 0,
+        None | Some(Json::Null) if value.get("choices").is_none() => 0,
+        None | Some(Json::Null) => {
+            let total = usage.get("total_tokens").and_then(Json::as_u64)?;
+            total.saturating_sub(prompt)
+        }
         Some(count) => count.as_u64()?,
     };
     Some((prompt, completion))
@@ -391,6 +397,8 @@ impl Relay {
     ) -> StreamSummary {
         let mut deadline = tokio::time::Instant::from_std(self.rules.first_token_by);
         let end = 'relay: loop {
+            // Time spent waiting on the client is not the model server's silence.
+            let sending = tokio::time::Instant::now();
             while let Some(event) = self.ready.pop_front() {
                 match tokio::time::timeout(self.rules.idle, sender.send(event)).await {
                     Ok(Ok(())) => {
@@ -403,6 +411,7 @@ impl Relay {
             if let Some(end) = self.ended {
                 break end;
             }
+            deadline += sending.elapsed();
             let waiting = Instant::now();
             let frame = tokio::select! {
                 frame = upstream.frame() => frame,
@@ -594,6 +603,9 @@ mod tests {
         // An embedding's report has no completion tokens.
         let embedding = br#"data: {"usage":{"prompt_tokens":7,"total_tokens":7}}"#;
         assert_eq!(read_event(embedding).usage, Some((7, 0)));
+        // A generated answer without them is charged its total less the prompt.
+        let total = br#"data: {"choices":[],"usage":{"prompt_tokens":12,"total_tokens":500}}"#;
+        assert_eq!(read_event(total).usage, Some((12, 488)));
         // A report the gateway cannot trust is none: it counts the tokens itself.
         for broken in [
             r#"{}"#,
@@ -602,6 +614,8 @@ mod tests {
             r#"{"prompt_tokens":7,"completion_tokens":-3}"#,
             r#"{"prompt_tokens":7.5,"completion_tokens":3}"#,
             r#"{"prompt_tokens":"7","completion_tokens":3}"#,
+            r#"{"prompt_tokens":7,"completion_tokens":null}"#,
+            r#"{"prompt_tokens":7}"#,
         ] {
             let event = format!(r#"data: {{"choices":[],"usage":{broken}}}"#);
             assert_eq!(read_event(event.as_bytes()).usage, None, "{broken}");

@@ -931,6 +931,45 @@ async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent()
     assert_eq!(third.code(), "tokens_per_minute");
 }
 
+#[tokio::test]
+async fn an_answer_the_gateway_gives_up_on_keeps_its_tokens_spent() {
+    let upstream = upstream().await;
+    upstream.set_faults(Faults {
+        latency: Duration::from_millis(800),
+        ..Faults::default()
+    });
+    let setup = Setup {
+        keys: &[("metered-1", "metered")],
+        tenants: "metered:\n  models: [llama]\n  maxTokens: 100\n  tokensPerMinute: 300\n  timeouts: {firstToken: 200ms}\n",
+        models: MODELS,
+        extra: "",
+    };
+    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let request = chat("llama", "What is 2+2?");
+    for _ in 0..2 {
+        let answer = gw
+            .post("/v1/chat/completions", Some(gw.key("metered-1")), &request)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::GATEWAY_TIMEOUT,
+            "{}",
+            answer.text()
+        );
+    }
+    // The model may have worked for both: a slow answer is not a free one.
+    let third = gw
+        .post("/v1/chat/completions", Some(gw.key("metered-1")), &request)
+        .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.text()
+    );
+    assert_eq!(third.code(), "tokens_per_minute");
+}
+
 /// An RS256 token signed with the checked-in test key (its JWKS is tests/fixtures/jwt/jwks.json).
 fn rs256_token(claims: &serde_json::Value) -> String {
     use base64::Engine as _;
@@ -1053,6 +1092,17 @@ async fn a_null_max_tokens_cannot_lift_the_cap_and_duplicate_keys_never_pass_thr
     assert_eq!(sent["max_tokens"], 100);
     assert!(sent.get("max_completion_tokens").is_none());
 
+    // The newer field alone: servers that do not read it still get the cap.
+    let mut newer = chat("llama", "What is 2+2?");
+    newer["max_completion_tokens"] = json!(7);
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("support-1")), &newer)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let sent = upstream.requests()[1].json().unwrap();
+    assert_eq!(sent["max_tokens"], 7);
+    assert_eq!(sent["max_completion_tokens"], 7);
+
     let duplicated = r#"{"model": "llama", "model": "llama", "max_tokens": 999999, "max_tokens": 10,
         "messages": [{"role": "user", "content": "What is 2+2?"}]}"#;
     let post = http::Request::post(format!("{}/v1/chat/completions", gw.url))
@@ -1061,7 +1111,7 @@ async fn a_null_max_tokens_cannot_lift_the_cap_and_duplicate_keys_never_pass_thr
         .unwrap();
     let (status, _, _) = common::send(post).await;
     assert_eq!(status, StatusCode::OK);
-    let sent = upstream.requests()[1].body.clone();
+    let sent = upstream.requests()[2].body.clone();
     assert_eq!(sent.matches("max_tokens").count(), 1, "{sent}");
     assert!(!sent.contains("999999"));
 }
