@@ -892,21 +892,30 @@ async fn a_client_that_hangs_up_before_the_answer_is_still_on_the_record() {
     assert!(records[0]["upstream_ms"].is_number(), "{}", records[0]);
 }
 
-#[tokio::test]
-async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent() {
+/// A model server that answers after 800 ms, behind a tenant (`metered-1`) whose requests each
+/// reserve their prompt (about 10 tokens) and 100 for the answer, of 300 a minute.
+async fn slow_and_metered(tenant_extra: &str) -> (FakeOpenAiServer, TestGateway) {
     let upstream = upstream().await;
     upstream.set_faults(Faults {
         latency: Duration::from_millis(800),
         ..Faults::default()
     });
-    // Each request reserves its prompt (about 10 tokens) and 100 for the answer.
+    let tenants = format!(
+        "metered:\n  models: [llama]\n  maxTokens: 100\n  tokensPerMinute: 300\n{tenant_extra}"
+    );
     let setup = Setup {
         keys: &[("metered-1", "metered")],
-        tenants: "metered:\n  models: [llama]\n  maxTokens: 100\n  tokensPerMinute: 300\n",
+        tenants: &tenants,
         models: MODELS,
         extra: "",
     };
     let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent() {
+    let (_upstream, gw) = slow_and_metered("").await;
     let request = chat("llama", "What is 2+2?");
     for _ in 0..2 {
         let hurried = tokio::time::timeout(
@@ -933,18 +942,7 @@ async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent()
 
 #[tokio::test]
 async fn an_answer_the_gateway_gives_up_on_keeps_its_tokens_spent() {
-    let upstream = upstream().await;
-    upstream.set_faults(Faults {
-        latency: Duration::from_millis(800),
-        ..Faults::default()
-    });
-    let setup = Setup {
-        keys: &[("metered-1", "metered")],
-        tenants: "metered:\n  models: [llama]\n  maxTokens: 100\n  tokensPerMinute: 300\n  timeouts: {firstToken: 200ms}\n",
-        models: MODELS,
-        extra: "",
-    };
-    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let (_upstream, gw) = slow_and_metered("  timeouts: {firstToken: 200ms}\n").await;
     let request = chat("llama", "What is 2+2?");
     for _ in 0..2 {
         let answer = gw
