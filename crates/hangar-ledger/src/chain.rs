@@ -83,6 +83,16 @@ pub(crate) fn push_line(
     out.extend_from_slice(b"}\n");
 }
 
+/// The time of the line starting `start`, read from the line's first bytes as [`push_line`]
+/// lays them out; the rest of the line (and its hash) is not looked at.
+pub(crate) fn line_time(start: &[u8]) -> Option<&str> {
+    let rest = start.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let rest = rest.get(digits..)?.strip_prefix(b",\"time\":\"")?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 /// One parsed line, borrowing from the file's bytes.
 #[derive(Debug)]
 pub(crate) struct Entry<'a> {
@@ -164,10 +174,13 @@ pub(crate) enum LedgerRecord {
     Rotate { next: String },
     /// The first record of a file started because the previous one ended in a torn line.
     Resume { torn: Torn },
-    /// Files deleted by the retention policy.
+    /// Files deleted by the retention policy, and the oldest file left, where the chain now
+    /// begins (absent from records of earlier versions).
     Retention {
         removed: Vec<String>,
         before: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<String>,
     },
 }
 

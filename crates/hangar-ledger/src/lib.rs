@@ -53,8 +53,9 @@
 //! * `{"kind":"rotate","next":"<file>"}`: the last record of a file, naming the next one.
 //! * `{"kind":"resume","torn":{"file":…,"offset":…,"bytes":…,"sha256":…}}`: the first record of
 //!   the file started after a crash left an incomplete line; it pins those bytes down.
-//! * `{"kind":"retention","removed":["<file>",…],"before":"RFC3339"}`: files deleted by policy
-//!   because all their records were older than `before`.
+//! * `{"kind":"retention","removed":["<file>",…],"before":"RFC3339","kept":"<file>"}`: files
+//!   deleted by policy because all their records were older than `before`, and the oldest
+//!   file left.
 //!
 //! # Files
 //!
@@ -88,8 +89,9 @@
 //!
 //! At start and at each rotation, files whose records are all older than
 //! [`LedgerConfig::retention`] (those whose successor started before the cut-off) are deleted,
-//! oldest first, never the current file, and a `retention` record lists them. [`verify`] then
-//! reports a chain that starts mid-way as information ([`VerifyReport::starts_at_seq`],
+//! oldest first, never the current file, and a `retention` record lists them and the file kept
+//! where the chain now begins. [`verify`] then reports a chain that starts mid-way, in that
+//! file, as information ([`VerifyReport::starts_at_seq`],
 //! [`VerifyReport::start_explained_by_retention`]), not as a problem.
 //!
 //! # What verification can and cannot see

@@ -355,6 +355,9 @@ struct Walk<'a> {
     /// Why a gap opened by the next record would exist, when that record starts a file.
     boundary: Option<GapCause>,
     max_removed_seq: Option<u64>,
+    /// Where the newest retention record says the chain begins now: the first sequence number
+    /// of the oldest file it left.
+    retention_kept: Option<u64>,
     /// The latest `before` of the retention records: files ending before it were deleted.
     retention_before: Option<jiff::Timestamp>,
     /// Where the first record present is, and when it was written.
@@ -385,6 +388,7 @@ impl<'a> Walk<'a> {
             torn: None,
             boundary: None,
             max_removed_seq: None,
+            retention_kept: None,
             retention_before: None,
             first_at: None,
             dropped: 0,
@@ -738,10 +742,16 @@ impl<'a> Walk<'a> {
             LedgerRecord::Gap { dropped, .. } => {
                 self.dropped = self.dropped.saturating_add(dropped)
             }
-            LedgerRecord::Retention { removed, before } => {
+            LedgerRecord::Retention {
+                removed,
+                before,
+                kept,
+            } => {
                 let before = before.parse::<jiff::Timestamp>().ok();
                 self.retention_before = self.retention_before.max(before);
                 let prefix = self.prefix;
+                let kept = kept.and_then(|name| FileName::parse(prefix, &name));
+                self.retention_kept = self.retention_kept.max(kept.map(|file| file.first_seq));
                 let newest_removed = removed
                     .iter()
                     .filter_map(|name| FileName::parse(prefix, name))
@@ -770,11 +780,17 @@ impl<'a> Walk<'a> {
         // Retention deletes a file once the next one began before `before`, so the first record
         // left was written by then: one written later means newer files were deleted too.
         let first_written = self.first_at.as_ref().and_then(|(_, time)| *time);
-        let explained = self.starts_at_seq.is_some()
-            && self
+        // The file retention left must be the first one here, under its own name: records cut
+        // from its start, the file renamed to match, would otherwise pass for retention's.
+        let kept_is_first = match self.retention_kept {
+            Some(kept) => self.first_file_seq == Some(kept),
+            None => self
                 .max_removed_seq
                 .zip(self.first_file_seq)
-                .is_some_and(|(removed, first_file)| removed < first_file)
+                .is_some_and(|(removed, first_file)| removed < first_file),
+        };
+        let explained = self.starts_at_seq.is_some()
+            && kept_is_first
             && self
                 .retention_before
                 .zip(first_written)

@@ -2,7 +2,7 @@
 //! retention. Everything here runs off the callers' threads.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::chain::{
-    GENESIS_PREV, LedgerRecord, Torn, parse_line, push_line, record_hash, sha256_hex,
+    GENESIS_PREV, LedgerRecord, Torn, line_time, parse_line, push_line, record_hash, sha256_hex,
 };
 use crate::files::{FileName, list_files, split_lines};
 use crate::ledger::{Anchor, BoxedRecord, Clock, LedgerStats, Shared};
@@ -438,6 +438,7 @@ impl Writer {
             }
         };
         let mut removed = Vec::new();
+        let mut kept = None;
         for pair in files.windows(2) {
             let (old, next) = (&pair[0], &pair[1]);
             if old.name == self.file.name.name {
@@ -455,11 +456,13 @@ impl Writer {
                 break;
             }
             removed.push(old.name.clone());
+            kept = Some(next.name.clone());
         }
         if !removed.is_empty() {
             self.chain_own(&LedgerRecord::Retention {
                 removed,
                 before: format!("{before:.6}"),
+                kept,
             });
         }
     }
@@ -482,17 +485,21 @@ fn into_io(error: LedgerError) -> io::Error {
     }
 }
 
-/// When the first record of the file at `path` was written, if it has a readable one.
+/// When the first record of the file at `path` was written, if it has a readable one. Only
+/// the line's start is read, where the ledger writes the time: a content log's record can be
+/// megabytes long.
 fn first_record_time(path: &Path) -> Option<Timestamp> {
-    let mut line = Vec::new();
-    let file = File::open(path).ok()?;
-    // A record line is far shorter; a longer first line is no record.
-    io::BufReader::new(file.take(1 << 20))
-        .read_until(b'\n', &mut line)
+    let mut start = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(LINE_START)
+        .read_to_end(&mut start)
         .ok()?;
-    let entry = parse_line(line.strip_suffix(b"\n")?).ok()?;
-    entry.time.parse().ok()
+    line_time(&start)?.parse().ok()
 }
+
+/// Enough of a line to hold its sequence number and time.
+const LINE_START: u64 = 256;
 
 /// Opens a ledger file for appending (mode 0600 on unix), creating it if needed. Anything but
 /// a regular file there (a symbolic link to /dev/null…) is refused: appending to it could lose

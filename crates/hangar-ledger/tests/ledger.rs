@@ -602,22 +602,28 @@ fn retention_applies_at_start_too() {
         sender.append(request(n));
     }
     ledger.close().unwrap();
-    let before = files(dir.path(), PREFIX).len();
-
-    clock.set("2025-02-01T00:00:00Z");
     let mut config = rotating_config(dir.path());
     config.retention = Some(Duration::from_secs(24 * 3600));
+    assert_a_month_on_only_the_newest_file_stays(config, clock);
+}
+
+/// Opens the ledger of `config` a month after `clock` (with a retention shorter than that),
+/// which keeps only the newest file, and the chain verifies.
+fn assert_a_month_on_only_the_newest_file_stays(config: LedgerConfig, clock: TestClock) {
+    let dir = config.dir.clone();
+    let before = files(&dir, PREFIX).len();
+    assert!(before >= 3, "{before}");
+    clock.set("2025-02-01T00:00:00Z");
     Ledger::open_with_clock(config, clock)
         .unwrap()
         .close()
         .unwrap();
-
     assert_eq!(
-        files(dir.path(), PREFIX).len(),
+        files(&dir, PREFIX).len(),
         1,
         "only the newest of {before} stays"
     );
-    let report = verify(dir.path(), PREFIX).unwrap();
+    let report = verify(&dir, PREFIX).unwrap();
     assert_intact(&report);
     assert!(report.start_explained_by_retention);
 }
@@ -640,6 +646,17 @@ fn missing_oldest_files_without_a_retention_record_are_a_problem() {
     assert_eq!(report.problems[0].line, 1);
 }
 
+/// The chain in `dir` starts mid-way, and no retention explains it.
+fn assert_unexplained_start(dir: &Path) {
+    let report = verify(dir, PREFIX).unwrap();
+    assert!(!report.start_explained_by_retention);
+    assert!(
+        matches!(kinds(&report)[..], [ProblemKind::UnexplainedStart { .. }]),
+        "{:#?}",
+        report.problems
+    );
+}
+
 #[test]
 fn files_deleted_inside_the_retention_period_are_not_explained_by_an_earlier_retention() {
     let dir = tempfile::tempdir().unwrap();
@@ -650,13 +667,45 @@ fn files_deleted_inside_the_retention_period_are_not_explained_by_an_earlier_ret
     let present = files(dir.path(), PREFIX);
     assert!(present.len() >= 3, "{present:?}");
     std::fs::remove_file(&present[0]).unwrap();
-    let report = verify(dir.path(), PREFIX).unwrap();
-    assert!(!report.start_explained_by_retention);
-    assert!(
-        matches!(kinds(&report)[..], [ProblemKind::UnexplainedStart { .. }]),
-        "{:#?}",
-        report.problems
-    );
+    assert_unexplained_start(dir.path());
+}
+
+#[test]
+fn records_cut_from_the_file_retention_kept_are_found_even_when_it_is_renamed_to_match() {
+    let dir = tempfile::tempdir().unwrap();
+    write_across_retention(dir.path(), 100);
+    let present = files(dir.path(), PREFIX);
+    let oldest = &present[0];
+    let kept: Vec<String> = lines(oldest);
+    let record = |line: &str| serde_json::from_str::<Value>(line).unwrap();
+    let first_seq = record(&kept[0])["seq"].as_u64().unwrap();
+    // Its first three records go, and the name is changed to the new first one's.
+    let rest = &kept[3..];
+    let new_first = record(&rest[0])["seq"].as_u64().unwrap();
+    assert_eq!(new_first, first_seq + 3);
+    let name = oldest.file_name().unwrap().to_str().unwrap();
+    let renamed = name.replace(&format!("{first_seq:020}"), &format!("{new_first:020}"));
+    assert_ne!(renamed, name);
+    std::fs::remove_file(oldest).unwrap();
+    std::fs::write(dir.path().join(&renamed), rest.join("\n") + "\n").unwrap();
+
+    assert_unexplained_start(dir.path());
+}
+
+#[test]
+fn a_first_line_too_long_to_read_whole_does_not_stop_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at("2025-01-01T00:00:00Z");
+    let mut config = rotating_config(dir.path());
+    config.retention = Some(Duration::from_secs(24 * 3600));
+    let ledger = Ledger::open_with_clock(config.clone(), clock.clone()).unwrap();
+    let sender = ledger.sender();
+    // Each file starts with a record of 2 MiB (a content log's long answer).
+    for n in 0..6 {
+        sender.append(json!({"n": n, "text": "a".repeat(2 << 20)}));
+    }
+    ledger.close().unwrap();
+    assert_a_month_on_only_the_newest_file_stays(config, clock);
 }
 
 #[test]
