@@ -123,6 +123,7 @@ impl Redaction<'_> {
 #[derive(Debug, Clone)]
 pub struct Redactor {
     cards: bool,
+    private_keys: bool,
     secrets: Matcher,
     emails: Matcher,
     phones: Matcher,
@@ -140,6 +141,7 @@ impl Redactor {
     pub fn new(kinds: &[SecretKind]) -> Redactor {
         Redactor {
             cards: kinds.contains(&SecretKind::CardNumber),
+            private_keys: kinds.contains(&SecretKind::PrivateKey),
             secrets: Matcher::new(SECRET_PATTERNS, kinds),
             emails: Matcher::new(EMAIL_PATTERNS, kinds),
             phones: Matcher::new(PHONE_PATTERNS, kinds),
@@ -153,13 +155,17 @@ impl Redactor {
 
     /// Masks every find in `text`.
     pub fn redact<'a>(&self, text: &'a str) -> Redaction<'a> {
+        self.redact_with(text, Vec::new())
+    }
+
+    /// [`Redactor::redact`], masking `spans` as well.
+    fn redact_with<'a>(&self, text: &'a str, mut spans: Vec<Span>) -> Redaction<'a> {
         if !self.is_ready() {
             return Redaction {
                 text: Cow::Borrowed(UNAVAILABLE),
                 found: Vec::new(),
             };
         }
-        let mut spans = Vec::new();
         self.find(text, &mut spans);
         // JSON text inside a string (a tool call's `arguments`) keeps its escapes: read it
         // decoded as well, where a card after `\n` is not glued to the `n`.
@@ -196,9 +202,29 @@ impl Redactor {
     /// [`Redactor::redact`] for texts a model reads one after another (the parts of a prompt):
     /// a card number split across neighbouring texts (`["4111 1111", "1111 1111"]`), which
     /// neither text shows alone, is masked in each of them too.
+    ///
+    /// Likewise a private key block begun in one text and ended in a later one: the texts after
+    /// its BEGIN line are masked up to its END line.
     pub fn redact_all<'a>(&self, texts: &[&'a str]) -> Vec<Redaction<'a>> {
-        let mut redactions: Vec<Redaction<'a>> =
-            texts.iter().map(|text| self.redact(text)).collect();
+        let mut key_open = false;
+        let mut redactions: Vec<Redaction<'a>> = Vec::with_capacity(texts.len());
+        for text in texts {
+            let mut spans = Vec::new();
+            let mut rest = 0;
+            if key_open {
+                let closed = private_key_close(text, 0);
+                rest = closed.unwrap_or(text.len());
+                spans.push(Span {
+                    start: 0,
+                    end: rest,
+                    kind: SecretKind::PrivateKey,
+                });
+                key_open = closed.is_none();
+            }
+            let tail = text.get(rest..).unwrap_or_default();
+            key_open |= self.private_keys && opens_private_key(tail);
+            redactions.push(self.redact_with(text, spans));
+        }
         if !self.cards || !self.is_ready() {
             return redactions;
         }
@@ -571,11 +597,36 @@ impl Shape {
 /// Where the private key block that starts before `from` ends: after its END line, or at the
 /// end of the text (the safe side) when the END line is missing.
 fn private_key_end(text: &str, from: usize) -> usize {
-    const END: &str = "-----END ";
+    private_key_close(text, from).unwrap_or(text.len())
+}
+
+/// Where the first `-----END … PRIVATE KEY-----` line from `from` ends, if there is one.
+fn private_key_close(text: &str, from: usize) -> Option<usize> {
+    key_line(text, from, "-----END ")
+}
+
+/// Whether `text` begins a private key block it does not end.
+fn opens_private_key(text: &str) -> bool {
+    let mut at = 0;
+    let mut open = false;
+    while let Some(begun) = key_line(text, at, "-----BEGIN ") {
+        match private_key_close(text, begun) {
+            Some(closed) => at = closed,
+            None => {
+                open = true;
+                break;
+            }
+        }
+    }
+    open
+}
+
+/// Where the first `<marker><label>PRIVATE KEY[ BLOCK]-----` line from `from` ends.
+fn key_line(text: &str, from: usize, marker: &str) -> Option<usize> {
     const TAIL: &str = "PRIVATE KEY";
     let mut at = from;
-    while let Some(found) = text.get(at..).and_then(|rest| rest.find(END)) {
-        let label_start = at + found + END.len();
+    while let Some(found) = text.get(at..).and_then(|rest| rest.find(marker)) {
+        let label_start = at + found + marker.len();
         let rest = text.get(label_start..).unwrap_or_default();
         let label_len = rest
             .bytes()
@@ -584,11 +635,11 @@ fn private_key_end(text: &str, from: usize) -> usize {
         let label = rest.get(..label_len).unwrap_or_default();
         let after = rest.get(label_len..).unwrap_or_default();
         if label.trim_end_matches(" BLOCK").ends_with(TAIL) && after.starts_with("-----") {
-            return label_start + label_len + "-----".len();
+            return Some(label_start + label_len + "-----".len());
         }
         at = label_start;
     }
-    text.len()
+    None
 }
 
 /// Accepts a phone candidate: trims trailing groups until it has 10–15 digits, and rejects it

@@ -830,3 +830,45 @@ fn secrets_in_json_text_inside_a_string_are_masked_through_its_escapes() {
     }
     assert!(matches!(redactor.redact(r#"a\nb"#).text, Cow::Borrowed(_)));
 }
+
+#[test]
+fn a_private_key_split_across_texts_is_masked_in_each() {
+    let redactor = Redactor::default();
+    let all = |texts: &[&str]| -> Vec<String> {
+        redactor
+            .redact_all(texts)
+            .into_iter()
+            .map(|r| r.text.into_owned())
+            .collect()
+    };
+    let begin = "here it is: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA";
+    let middle = "q3Zx9yW0bT7uV";
+    let end = "Hn2kL8pQ==\n-----END RSA PRIVATE KEY----- thanks";
+    assert_eq!(
+        all(&[begin, middle, end, "next"]),
+        [
+            "here it is: [REDACTED:private_key]",
+            "[REDACTED:private_key]",
+            "[REDACTED:private_key] thanks",
+            "next",
+        ]
+    );
+    let found = redactor.redact_all(&[begin, end]);
+    assert_eq!(found[1].count(SecretKind::PrivateKey), 1);
+    // A whole block in one text leaves the next one alone, and so does a BEGIN that is no key.
+    let whole = "-----BEGIN PRIVATE KEY-----\nMC4CAQ\n-----END PRIVATE KEY-----";
+    assert_eq!(all(&[whole, "after"])[1], "after");
+    assert_eq!(
+        all(&["-----BEGIN CERTIFICATE-----\nMIIB", "after"])[1],
+        "after"
+    );
+    // Closed, then opened again in the same text.
+    let reopened = format!("{whole} and -----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl");
+    assert_eq!(
+        all(&[&reopened, "bnNzaC1r\n-----END OPENSSH PRIVATE KEY-----"])[1],
+        "[REDACTED:private_key]"
+    );
+    // Without the private-key kind, nothing carries over.
+    let cards_only = Redactor::new(&[SecretKind::CardNumber]);
+    assert_eq!(cards_only.redact_all(&[begin, middle])[1].text, middle);
+}
