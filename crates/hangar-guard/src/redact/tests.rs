@@ -739,13 +739,7 @@ fn random_mixes_of_digit_groups_and_separators_never_panic_and_mask_for_good() {
 #[test]
 fn a_card_split_across_neighbouring_texts_is_masked_in_each() {
     let redactor = Redactor::default();
-    let all = |texts: &[&str]| -> Vec<String> {
-        redactor
-            .redact_all(texts)
-            .into_iter()
-            .map(|r| r.text.into_owned())
-            .collect()
-    };
+    let all = |texts: &[&str]| masked_texts(&redactor, texts);
     assert_eq!(
         all(&["my card is 4111 1111", "1111 1111 thanks"]),
         [
@@ -834,13 +828,7 @@ fn secrets_in_json_text_inside_a_string_are_masked_through_its_escapes() {
 #[test]
 fn a_private_key_split_across_texts_is_masked_in_each() {
     let redactor = Redactor::default();
-    let all = |texts: &[&str]| -> Vec<String> {
-        redactor
-            .redact_all(texts)
-            .into_iter()
-            .map(|r| r.text.into_owned())
-            .collect()
-    };
+    let all = |texts: &[&str]| masked_texts(&redactor, texts);
     let begin = "here it is: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA";
     let middle = "q3Zx9yW0bT7uV";
     let end = "Hn2kL8pQ==\n-----END RSA PRIVATE KEY----- thanks";
@@ -871,4 +859,13 @@ fn a_private_key_split_across_texts_is_masked_in_each() {
     // Without the private-key kind, nothing carries over.
     let cards_only = Redactor::new(&[SecretKind::CardNumber]);
     assert_eq!(cards_only.redact_all(&[begin, middle])[1].text, middle);
+}
+
+/// What [`Redactor::redact_all`] makes of `texts`.
+fn masked_texts(redactor: &Redactor, texts: &[&str]) -> Vec<String> {
+    redactor
+        .redact_all(texts)
+        .into_iter()
+        .map(|r| r.text.into_owned())
+        .collect()
 }
