@@ -188,10 +188,14 @@ impl AuditSink {
         self.audit.append(summary);
     }
 
-    /// Queues a content record (already redacted by the caller).
+    /// Queues a content record (already redacted by the caller). The records waiting are
+    /// bounded by their bytes (the ledger's 64 MiB), not only by their number: a stalled disk
+    /// must not fill memory with prompts.
     pub fn content(&self, record: ContentRecord) {
         if let Some(content) = &self.content {
-            content.append(record);
+            let bytes =
+                record.prompt.iter().map(String::len).sum::<usize>() + record.completion.len();
+            content.append_sized(record, bytes);
         }
     }
 

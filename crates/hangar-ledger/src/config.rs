@@ -9,6 +9,8 @@ use crate::LedgerError;
 pub const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default length of the queue between callers and the writer thread.
 pub const DEFAULT_QUEUE: usize = 65_536;
+/// Default bytes the sized records in the queue may hold: 64 MiB.
+const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 /// Longest queue accepted: the queue's slots are allocated up front.
 pub const MAX_QUEUE: usize = 1 << 24;
 /// Default number of records written with one `write` call.
@@ -36,6 +38,12 @@ pub struct LedgerConfig {
     pub retention: Option<Duration>,
     /// Records that may wait for the writer; beyond that `append` drops and counts them.
     pub queue: usize,
+    /// Bytes that records appended with [`LedgerSender::append_sized`] may hold while they
+    /// wait; beyond that they are dropped and counted as a full queue's are. A queue of large
+    /// records (prompts and answers) is bounded by this rather than by its length.
+    ///
+    /// [`LedgerSender::append_sized`]: crate::LedgerSender::append_sized
+    pub queue_bytes: usize,
     /// Most records written with a single `write` call (a batch also ends at 64 KiB).
     pub batch: usize,
     /// Longest time a record waits in memory before it is written to the file.
@@ -47,7 +55,8 @@ pub struct LedgerConfig {
 
 impl LedgerConfig {
     /// A configuration with the defaults: 64 MiB files, no time rotation, no retention,
-    /// a 65 536-record queue, batches of 1024, written every 200 ms, no fsync per batch.
+    /// a 65 536-record queue holding at most 64 MiB of sized records, batches of 1024, written
+    /// every 200 ms, no fsync per batch.
     pub fn new(dir: impl Into<PathBuf>, prefix: impl Into<String>) -> Self {
         LedgerConfig {
             dir: dir.into(),
@@ -56,6 +65,7 @@ impl LedgerConfig {
             rotate_every: None,
             retention: None,
             queue: DEFAULT_QUEUE,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             batch: DEFAULT_BATCH,
             flush_every: DEFAULT_FLUSH_EVERY,
             fsync: false,

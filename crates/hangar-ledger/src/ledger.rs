@@ -80,12 +80,15 @@ pub(crate) struct Shared {
     /// Records in the queue. The writer polls rather than being woken per record (a wake-up
     /// per request cost the gateway a context switch each); only a queue half full wakes it.
     pub queued: AtomicUsize,
+    /// Bytes the sized records in the queue hold, and how many they may.
+    queued_bytes: Arc<AtomicUsize>,
+    queue_bytes: usize,
     wake_at: usize,
     pub writer: OnceLock<std::thread::Thread>,
 }
 
 impl Shared {
-    pub(crate) fn new(sender: SyncSender<BoxedRecord>, queue: usize) -> Shared {
+    pub(crate) fn new(sender: SyncSender<BoxedRecord>, queue: usize, queue_bytes: usize) -> Shared {
         Shared {
             sender: RwLock::new(Some(sender)),
             closing: AtomicBool::new(false),
@@ -95,6 +98,8 @@ impl Shared {
             written: AtomicU64::new(0),
             last: Mutex::new(None),
             queued: AtomicUsize::new(0),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            queue_bytes,
             wake_at: (queue / 2).max(1),
             writer: OnceLock::new(),
         }
@@ -122,6 +127,25 @@ impl Shared {
             .iter()
             .map(|count| count.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+/// A record and the bytes it holds, counted in the queue until it is dropped.
+struct Weighed<R> {
+    record: R,
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl<R: Serialize> Serialize for Weighed<R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.record.serialize(serializer)
+    }
+}
+
+impl<R> Drop for Weighed<R> {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -179,6 +203,27 @@ impl LedgerSender {
         false
     }
 
+    /// [`append`](Self::append) for a record that holds about `bytes` (its large strings):
+    /// dropped and counted, as when the queue is full, while the records queued this way
+    /// already hold [`LedgerConfig::queue_bytes`](crate::LedgerConfig::queue_bytes). A record
+    /// larger than that alone is still taken when nothing else waits.
+    pub fn append_sized<R: Serialize + Send + 'static>(&self, record: R, bytes: usize) -> bool {
+        let shared = &self.shared;
+        let held = shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        // The share is taken back when the writer is done with the record, or it is refused.
+        let weighed = Weighed {
+            record,
+            bytes,
+            held: Arc::clone(&shared.queued_bytes),
+        };
+        if held > 0 && held.saturating_add(bytes) > shared.queue_bytes {
+            drop(weighed);
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.append(weighed)
+    }
+
     /// Records lost so far: refused by [`append`](Self::append) or not serialisable.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped()
@@ -225,7 +270,7 @@ impl Ledger {
         let lock = lock_prefix(&config.dir, &config.prefix)?;
 
         let (sender, receiver) = mpsc::sync_channel(config.queue);
-        let shared = Arc::new(Shared::new(sender, config.queue));
+        let shared = Arc::new(Shared::new(sender, config.queue, config.queue_bytes));
         let thread_name = format!("ledger-{}", config.prefix);
         let writer = Writer::start(config, Box::new(clock), Arc::clone(&shared), lock)?;
         let handle = std::thread::Builder::new()

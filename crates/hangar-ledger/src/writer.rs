@@ -670,7 +670,7 @@ mod tests {
         let writer = Writer::start(
             config,
             Box::new(SystemClock),
-            Arc::new(Shared::new(sender, 16)),
+            Arc::new(Shared::new(sender, 16, 1 << 20)),
             lock,
         )
         .unwrap();

@@ -853,6 +853,39 @@ fn a_full_queue_drops_counts_and_records_the_gap() {
 }
 
 #[test]
+fn large_records_are_bounded_by_bytes_and_their_room_comes_back_once_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at("2025-01-01T00:00:00Z");
+    let mut config = config(dir.path());
+    config.queue_bytes = 10_000;
+    let ledger = Ledger::open_with_clock(config, clock.clone()).unwrap();
+    let sender = ledger.sender();
+    let big = |n: u64| json!({"n": n, "text": "a".repeat(3_000)});
+
+    clock.hold(true);
+    let accepted: Vec<bool> = (0..10)
+        .map(|n| sender.append_sized(big(n), 3_000))
+        .collect();
+    // Three fit in 10 000 bytes; the fourth would not. Unsized records are not held back.
+    assert_eq!(accepted.iter().filter(|a| **a).count(), 3, "{accepted:?}");
+    assert!(sender.append(request(100)));
+    clock.hold(false);
+    wait_until("the queue to drain", || sender.written() == 4);
+    assert!(
+        sender.append_sized(big(10), 3_000),
+        "room again once written"
+    );
+    // A record larger than the budget alone still goes when nothing else waits.
+    wait_until("the queue to drain", || sender.written() == 5);
+    assert!(sender.append_sized(big(11), 20_000));
+    let stats = ledger.close().unwrap();
+    assert_eq!((stats.written, stats.dropped), (6, 7));
+    let report = verify(dir.path(), PREFIX).unwrap();
+    assert_intact(&report);
+    assert_eq!(report.dropped, 7);
+}
+
+#[test]
 fn appends_after_close_are_refused_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(config(dir.path())).unwrap();
