@@ -565,8 +565,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is out of range"))
+    let duration = Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("`{text}` is out of range"))?;
+    // Times are added to clocks; a thousand years would overflow them where a request waits.
+    if duration > MAX_DURATION {
+        return Err(format!("`{text}` is more than a year"));
+    }
+    Ok(duration)
 }
+
+/// The longest duration the configuration takes.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 impl Serialize for Seconds {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -978,6 +987,9 @@ impl GatewayConfig {
         if self.audit.retention_days == 0 {
             problems.push("audit.retentionDays: must be at least 1".into());
         }
+        if self.limits.max_connections == 0 {
+            problems.push("limits.maxConnections: must be at least 1, or nothing is served".into());
+        }
         // A zero time would refuse or cut everything (and the idle watch would spin).
         let timeouts = &self.limits.timeouts;
         let mut times = vec![
@@ -1190,6 +1202,25 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "tenants.t.timeouts.idle: must be more than 0",
             ]
         );
+    }
+
+    #[test]
+    fn no_connection_limit_of_zero_and_no_time_past_a_year() {
+        let problems =
+            with_tenant("    models: [llama]\nlimits:\n  maxConnections: 0").unwrap_err();
+        assert_eq!(
+            problems,
+            ["limits.maxConnections: must be at least 1, or nothing is served"]
+        );
+        let far = with_tenant("    models: [llama]\n    timeouts: {idle: 200000000000000d}");
+        let problems = far.unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("is more than a year"), "{problems:?}");
+        assert_eq!(
+            parse_duration("366d"),
+            Ok(Duration::from_secs(366 * 86_400))
+        );
+        assert!(parse_duration("367d").is_err());
     }
 
     #[test]

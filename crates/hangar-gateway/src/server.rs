@@ -501,7 +501,52 @@ fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'stati
     if old.audit != new.audit {
         changed.push("audit");
     }
+    // Read when the listener starts: its connection limit, drain and header deadlines.
+    let limits = [
+        (
+            "limits.maxConnections",
+            old.limits.max_connections != new.limits.max_connections,
+        ),
+        ("limits.drain", old.limits.drain != new.limits.drain),
+        (
+            "limits.requestRead",
+            old.limits.request_read != new.limits.request_read,
+        ),
+    ];
+    changed.extend(
+        limits
+            .iter()
+            .filter(|(_, differs)| *differs)
+            .map(|(field, _)| *field),
+    );
     changed
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+
+    #[test]
+    fn listener_settings_are_said_to_need_a_restart() {
+        let yaml = |limits: &str| {
+            format!(
+                "listen: 127.0.0.1:0\nauth: {{apiKeys: [{{id: k, tenant: t, prefix: abcdefgh, sha256: \"sha256:{}\"}}]}}\ntenants: {{t: {{models: [\"*\"]}}}}\nmodels: {{}}\naudit: {{dir: /tmp/a, retentionDays: 1}}\nlimits: {{{limits}}}\n",
+                "0".repeat(64)
+            )
+        };
+        let config = |limits: &str| GatewayConfig::from_yaml(&yaml(limits)).unwrap();
+        let old = config("maxConnections: 10, drain: 5s, requestRead: 10s");
+        assert!(restart_only_changes(&old, &old).is_empty());
+        let new = config("maxConnections: 20, drain: 6s, requestRead: 11s");
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            [
+                "limits.maxConnections",
+                "limits.drain",
+                "limits.requestRead"
+            ]
+        );
+    }
 }
 
 /// What tells a file's versions apart: modification time, size and inode. The metadata of the
