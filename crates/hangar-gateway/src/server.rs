@@ -522,33 +522,6 @@ fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'stati
     changed
 }
 
-#[cfg(test)]
-mod restart_tests {
-    use super::*;
-
-    #[test]
-    fn listener_settings_are_said_to_need_a_restart() {
-        let yaml = |limits: &str| {
-            format!(
-                "listen: 127.0.0.1:0\nauth: {{apiKeys: [{{id: k, tenant: t, prefix: abcdefgh, sha256: \"sha256:{}\"}}]}}\ntenants: {{t: {{models: [\"*\"]}}}}\nmodels: {{}}\naudit: {{dir: /tmp/a, retentionDays: 1}}\nlimits: {{{limits}}}\n",
-                "0".repeat(64)
-            )
-        };
-        let config = |limits: &str| GatewayConfig::from_yaml(&yaml(limits)).unwrap();
-        let old = config("maxConnections: 10, drain: 5s, requestRead: 10s");
-        assert!(restart_only_changes(&old, &old).is_empty());
-        let new = config("maxConnections: 20, drain: 6s, requestRead: 11s");
-        assert_eq!(
-            restart_only_changes(&old, &new),
-            [
-                "limits.maxConnections",
-                "limits.drain",
-                "limits.requestRead"
-            ]
-        );
-    }
-}
-
 /// What tells a file's versions apart: modification time, size and inode. The metadata of the
 /// file a symbolic link points to, so that a Kubernetes volume's swap of its `..data` link counts.
 type Stamp = Option<(SystemTime, u64, u64)>;
@@ -675,4 +648,31 @@ fn admin_response(gateway: &Gateway, draining: &AtomicBool, path: &str) -> Respo
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+
+    #[test]
+    fn listener_settings_are_said_to_need_a_restart() {
+        let yaml = |limits: &str| {
+            format!(
+                "listen: 127.0.0.1:0\nauth: {{apiKeys: [{{id: k, tenant: t, prefix: abcdefgh, sha256: \"sha256:{}\"}}]}}\ntenants: {{t: {{models: [\"*\"]}}}}\nmodels: {{}}\naudit: {{dir: /tmp/a, retentionDays: 1}}\nlimits: {{{limits}}}\n",
+                "0".repeat(64)
+            )
+        };
+        let config = |limits: &str| GatewayConfig::from_yaml(&yaml(limits)).unwrap();
+        let old = config("maxConnections: 10, drain: 5s, requestRead: 10s");
+        assert!(restart_only_changes(&old, &old).is_empty());
+        let new = config("maxConnections: 20, drain: 6s, requestRead: 11s");
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            [
+                "limits.maxConnections",
+                "limits.drain",
+                "limits.requestRead"
+            ]
+        );
+    }
 }
