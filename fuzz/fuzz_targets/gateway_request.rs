@@ -20,6 +20,7 @@ const POLICY: ParameterPolicy = ParameterPolicy {
     allow_logprobs: false,
     allow_logit_bias: false,
     allow_tools: true,
+    allow_chat_template: false,
     max_messages: 64,
 };
 
