@@ -24,6 +24,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::ClientTlsConfig;
+use crate::stream::BoxError;
 
 /// A model server's base URL, split once at load so each request only appends its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ pub fn parse_base_url(text: &str) -> Result<BaseUrl, String> {
 }
 
 /// hyper-util's pooled client, for https model servers.
-type TlsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type TlsClient = Client<Timed<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 
 /// An idle connection is closed after this long (model servers often close theirs sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -425,6 +426,10 @@ fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsCli
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
+    let connector = Timed {
+        inner: connector,
+        timeout: connect_timeout,
+    };
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
@@ -432,6 +437,43 @@ fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsCli
         // hold 2 MiB less than with buffers that grow; a large answer takes more reads.
         .http1_read_buf_exact_size(4096)
         .build(connector)
+}
+
+/// A connector that gives up on a connection not made within `timeout`, TLS handshake
+/// included: the TCP connector's own timeout ends at the TCP handshake, and a server that
+/// accepts and never answers the TLS one would hold a request until its first-token timeout.
+#[derive(Debug, Clone)]
+struct Timed<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for Timed<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => {
+                    Err(format!("no connection within {timeout:?}, TLS handshake included").into())
+                }
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -579,6 +621,33 @@ mod tests {
             }
         });
         assert_connect_error(&format!("https://{address}/v1/models")).await;
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_never_ends_is_a_connect_error_within_the_connect_timeout() {
+        // Accepts, reads the ClientHello and says nothing.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut hello = [0u8; 512];
+                let _ = stream.read(&mut hello).await;
+                held.push(stream);
+            }
+        });
+        let upstreams = Upstreams::new(Duration::from_millis(300), None).unwrap();
+        let started = Instant::now();
+        let error = upstreams
+            .send(request(&format!("https://{address}/v1/models")))
+            .await
+            .unwrap_err();
+        assert!(error.is_connect(), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// A TLS model server for `localhost` with a self-signed certificate, written as PEM to
