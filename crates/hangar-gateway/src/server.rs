@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::activity::{Activity, Answer};
+use crate::activity::{Activity, Answer, Watched};
 use crate::audit::AuditLogs;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, handle};
@@ -313,6 +313,7 @@ impl Connection {
             let answer = Box::pin(handle(gateway, Arc::clone(&client), request));
             async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
         });
+        let stream = Watched::new(stream, Arc::clone(&activity));
         match self.tls {
             None => {
                 let connection = self
@@ -344,11 +345,13 @@ impl Connection {
 }
 
 /// Serves `connection` until it ends. One that has asked nothing within `idle` of being
-/// accepted (nothing at all, half a preface, headers that never end) is dropped. It is asked
-/// to finish — an HTTP/2 GOAWAY, so that a request crossing it is answered or safely retried —
-/// when the gateway shuts down, or when, over HTTP/2, no stream has been open for `idle`
-/// (hyper itself closes an HTTP/1.1 connection whose next request does not come within its
-/// header timeout, the same `idle`).
+/// accepted (nothing at all, half a preface, headers that never end) is dropped, and so is one
+/// whose client has taken nothing it was sent for `idle` (it stopped reading, or keeps its
+/// HTTP/2 window shut), even while the gateway drains. It is asked to finish — an HTTP/2
+/// GOAWAY, so that a request crossing it is answered or safely retried — when the gateway shuts
+/// down, or when, over HTTP/2, no stream has been open for `idle` (hyper itself closes an
+/// HTTP/1.1 connection whose next request does not come within its header timeout, the same
+/// `idle`).
 ///
 /// Not an async fn: the future is boxed here, where the connection's type is known, because
 /// rustc cannot prove a generic async fn holding hyper's connection Send (the higher-ranked
@@ -374,19 +377,30 @@ where
                 _ = connection.as_mut() => return,
                 _ = closing.wait_for(|closing| *closing) => break,
                 () = tokio::time::sleep_until(deadline) => {
-                    if !activity.asked() {
+                    let stalled = activity.stalled_for();
+                    if !activity.asked() || stalled >= idle {
                         return;
                     }
                     let quiet = if activity.multiplexed() { activity.quiet_for() } else { Duration::ZERO };
                     if quiet >= idle {
                         break;
                     }
-                    deadline = tokio::time::Instant::now() + (idle - quiet);
+                    deadline = tokio::time::Instant::now() + (idle - quiet).min(idle - stalled);
                 }
             }
         }
         connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+        loop {
+            let stalled = activity.stalled_for();
+            if stalled >= idle {
+                return;
+            }
+            tokio::select! {
+                biased;
+                _ = connection.as_mut() => return,
+                () = tokio::time::sleep(idle - stalled) => {}
+            }
+        }
     })
 }
 

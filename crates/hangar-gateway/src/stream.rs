@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -344,11 +346,15 @@ pub fn relay(
     finish: Box<dyn FnOnce(StreamSummary) + Send>,
 ) -> ChannelBody {
     let (sender, receiver) = tokio::sync::mpsc::channel(RELAY_CAPACITY);
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut_by_relay = Arc::clone(&cut);
     tokio::spawn(async move {
-        let summary = Relay::new(rules).run(upstream, sender, shutdown).await;
+        let summary = Relay::new(rules)
+            .run(upstream, sender, shutdown, &cut_by_relay)
+            .await;
         finish(summary);
     });
-    ChannelBody { receiver }
+    ChannelBody { receiver, cut }
 }
 
 /// Events queued between the model server and a client that reads slower.
@@ -394,6 +400,7 @@ impl Relay {
         mut upstream: UpstreamBody,
         sender: tokio::sync::mpsc::Sender<Bytes>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        cut: &AtomicBool,
     ) -> StreamSummary {
         let mut deadline = tokio::time::Instant::from_std(self.rules.first_token_by);
         let end = 'relay: loop {
@@ -446,6 +453,10 @@ impl Relay {
                 }
             }
         };
+        // Said before the sender goes with this function, so the body never ends cleanly.
+        if end == StreamEnd::ClientTooSlow {
+            cut.store(true, Ordering::Release);
+        }
         // An error event from the model server outranks the plain end of its stream.
         if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
             self.summary.end = end;
@@ -549,6 +560,10 @@ pub fn error_event(message: &str, code: &str) -> Bytes {
 #[derive(Debug)]
 pub struct ChannelBody {
     receiver: tokio::sync::mpsc::Receiver<Bytes>,
+    /// Set when the relay gave up on a client too slow to read: the body then ends in an error,
+    /// so hyper resets the stream (HTTP/2) or closes the connection (HTTP/1.1) rather than end
+    /// an answer that looks whole, and wait on a client that reads nothing to write its end.
+    cut: Arc<AtomicBool>,
 }
 
 impl Body for ChannelBody {
@@ -559,9 +574,14 @@ impl Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.receiver
-            .poll_recv(cx)
-            .map(|event| event.map(|bytes| Ok(Frame::data(bytes))))
+        match self.receiver.poll_recv(cx) {
+            Poll::Ready(Some(bytes)) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(None) if self.cut.load(Ordering::Acquire) => Poll::Ready(Some(Err(
+                "the client read too slowly: the answer was cut".into(),
+            ))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -415,6 +415,79 @@ async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// Whether a plain request gets its answer within `within` on a gateway with one place.
+async fn served_within(gw: &TestGateway, within: Duration) -> bool {
+    let request = Request::get(format!("{}/v1/models", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("a-1")))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let answer = tokio::time::timeout(within, client.request(request)).await;
+    answer.is_ok_and(|answer| answer.is_ok_and(|a| a.status() == StatusCode::OK))
+}
+
+#[tokio::test]
+async fn a_client_that_takes_nothing_it_is_sent_loses_its_connection() {
+    let upstream = fake().await;
+    let gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {requestRead: 1s, maxConnections: 1}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+
+    // HTTP/2 with a shut flow-control window: no answer, not even a 401, can be sent, while
+    // the client answers every ping. It takes the only place.
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(socket))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get(format!("{}/v1/models", gw.url))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    // The head needs no window; its body does, and is never read.
+    let unread = sender.send_request(request).await.unwrap();
+    assert_eq!(unread.status(), StatusCode::UNAUTHORIZED);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(6), connection)
+        .await
+        .expect("the connection of a client with a shut window was kept")
+        .unwrap()
+        .ok();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    drop((sender, unread));
+    assert!(
+        served_within(&gw, Duration::from_secs(3)).await,
+        "its place was not given back"
+    );
+
+    // HTTP/1.1 from a client that pipelines requests and reads nothing: the answers fill the
+    // sockets' buffers and the gateway's writes wait.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(address.parse().unwrap()).await.unwrap();
+    let (_unread, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let request = b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n";
+        while writer.write_all(request).await.is_ok() {}
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !served_within(&gw, Duration::from_millis(200)).await,
+        "the reader-less client should hold the only place for now"
+    );
+    assert!(
+        served_within(&gw, Duration::from_secs(6)).await,
+        "its place was not given back"
+    );
+    writing.abort();
+}
+
 #[tokio::test]
 async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
     let upstream = fake().await;
@@ -791,7 +864,14 @@ async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
         StatusCode::OK,
         "the tenant's one place was freed"
     );
-    drop(stalled);
+    // What reached the client is no whole answer: no last chunk, and the connection ends.
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut received));
+    assert!(read.await.is_ok(), "the connection was kept open");
+    assert!(
+        !received.ends_with(b"0\r\n\r\n"),
+        "the cut answer ended as a whole one"
+    );
     let records = gw.audit_records().await;
     assert_eq!(records[0]["end"], "client_too_slow", "{:?}", records[0]);
 }
