@@ -36,6 +36,8 @@ pub struct TenantLimits {
 pub struct Limiter {
     tenants: Mutex<HashMap<Arc<str>, TenantState>>,
     in_flight: AtomicU32,
+    /// Requests whose bodies are being read and checked, before their admission.
+    reading: Arc<AtomicU32>,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +45,23 @@ struct TenantState {
     requests: Bucket,
     tokens: Bucket,
     in_flight: Arc<AtomicU32>,
+    reading: Arc<AtomicU32>,
+}
+
+/// A request reading and checking its body, before it is admitted: a place among as many as
+/// may be in flight, gateway-wide and for its tenant, so that the bodies held in memory and the
+/// work on them are bounded like the requests that follow. Given back when dropped.
+#[derive(Debug)]
+pub struct Reading {
+    counters: [Arc<AtomicU32>; 2],
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        for counter in &self.counters {
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// A bucket refilled continuously at `per_minute / 60` per second up to one minute's worth.
@@ -129,6 +148,14 @@ enum SharedRefusal {
 }
 
 /// The refusal of a request past its tenant's `max` requests in flight.
+fn overloaded() -> Refusal {
+    Refusal::unavailable(
+        "gateway_overloaded",
+        "the gateway is at its limit of requests in flight; try again shortly",
+        Duration::from_secs(1),
+    )
+}
+
 fn in_flight_refusal(max: u32) -> Refusal {
     Refusal::rate_limited(
         "concurrency_limit",
@@ -282,14 +309,41 @@ impl Limiter {
     }
 
     /// Takes a place among the requests in flight across the gateway.
+    /// A place among the requests reading their bodies: at most `global_max` across the
+    /// gateway and the tenant's `maxConcurrent`, refused as being in flight past those would be.
+    pub fn start_reading(
+        &self,
+        tenant: &Arc<str>,
+        limits: TenantLimits,
+        global_max: u32,
+    ) -> Result<Reading, Refusal> {
+        let tenant_reading = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(&tenants.entry(Arc::clone(tenant)).or_default().reading)
+        };
+        let take = |counter: &AtomicU32, max: u32| {
+            let ok = counter.fetch_add(1, Ordering::AcqRel) < max;
+            if !ok {
+                counter.fetch_sub(1, Ordering::AcqRel);
+            }
+            ok
+        };
+        if !take(&self.reading, global_max) {
+            return Err(overloaded());
+        }
+        if !take(&tenant_reading, limits.max_concurrent.unwrap_or(u32::MAX)) {
+            self.reading.fetch_sub(1, Ordering::AcqRel);
+            return Err(in_flight_refusal(limits.max_concurrent.unwrap_or(u32::MAX)));
+        }
+        Ok(Reading {
+            counters: [Arc::clone(&self.reading), tenant_reading],
+        })
+    }
+
     fn enter_gateway(&self, global_max: u32) -> Result<(), Refusal> {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= global_max {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refusal::unavailable(
-                "gateway_overloaded",
-                "the gateway is at its limit of requests in flight; try again shortly",
-                Duration::from_secs(1),
-            ));
+            return Err(overloaded());
         }
         Ok(())
     }

@@ -410,6 +410,10 @@ async fn serve(
         return Ok(Served::Whole(listing));
     }
 
+    let max_concurrent = runtime.config.limits.max_concurrent;
+    // Bodies being read count against the same caps as requests in flight: a tenant cannot
+    // make the gateway hold and scan a thousand bodies to refuse them after.
+    let reading = (gateway.limiter).start_reading(&tenant.name, tenant.limits, max_concurrent)?;
     let (parts, body) = request.into_parts();
     let read_limit = runtime.config.limits.request_read.get();
     let bytes = read_body(body, &parts.headers, tenant.max_body_bytes, read_limit).await?;
@@ -440,7 +444,6 @@ async fn serve(
     let version = runtime.routes.pick(&facts.model, caller, pin)?;
     exchange.record.version = Some(version.name.to_string());
 
-    let max_concurrent = runtime.config.limits.max_concurrent;
     let admission = match &runtime.shared_limits {
         None => gateway.limiter.admit(
             &tenant.name,
@@ -464,6 +467,7 @@ async fn serve(
             admitted.await?
         }
     };
+    drop(reading);
 
     let call = Call {
         gateway,

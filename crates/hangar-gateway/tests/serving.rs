@@ -489,6 +489,57 @@ async fn a_client_that_takes_nothing_it_is_sent_loses_its_connection() {
 }
 
 #[tokio::test]
+async fn bodies_being_read_count_against_the_tenants_requests_in_flight() {
+    let upstream = fake().await;
+    let gw = start(
+        &tenants("  maxConcurrent: 1\n"),
+        ONE_VERSION,
+        "",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let body = chat("llama", "What is 2+2?").to_string();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut trickling = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{first_half}",
+        gw.key("a-1"),
+        body.len()
+    );
+    trickling.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its one place is taken by a body still coming.
+    let refused = chat_as(&gw, "a-1").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.code(), "concurrency_limit");
+    assert_eq!(
+        chat_as(&gw, "b-1").await.status,
+        StatusCode::OK,
+        "other tenants are not held"
+    );
+
+    trickling.write_all(second_half.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = trickling.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+    assert_eq!(
+        chat_as(&gw, "a-1").await.status,
+        StatusCode::OK,
+        "the place came back"
+    );
+}
+
+#[tokio::test]
 async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
     let upstream = fake().await;
     let gw = start(
