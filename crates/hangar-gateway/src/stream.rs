@@ -350,9 +350,12 @@ pub fn relay(
     let cut_by_relay = Arc::clone(&cut);
     tokio::spawn(async move {
         let summary = Relay::new(rules)
-            .run(upstream, sender, shutdown, &cut_by_relay)
+            .run(upstream, &sender, shutdown, &cut_by_relay)
             .await;
+        // Recorded before the client's body ends: a shutdown waiting for the connection to
+        // finish then finds the record queued.
         finish(summary);
+        drop(sender);
     });
     ChannelBody { receiver, cut }
 }
@@ -398,7 +401,7 @@ impl Relay {
     async fn run(
         mut self,
         mut upstream: UpstreamBody,
-        sender: tokio::sync::mpsc::Sender<Bytes>,
+        sender: &tokio::sync::mpsc::Sender<Bytes>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         cut: &AtomicBool,
     ) -> StreamSummary {
@@ -453,7 +456,7 @@ impl Relay {
                 }
             }
         };
-        // Said before the sender goes with this function, so the body never ends cleanly.
+        // Said before the sender goes, so the body never ends cleanly.
         if end == StreamEnd::ClientTooSlow {
             cut.store(true, Ordering::Release);
         }

@@ -871,6 +871,51 @@ async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
 }
 
 #[tokio::test]
+async fn http2_requests_still_waiting_when_the_drain_ends_are_recorded() {
+    let upstream = fake().await;
+    upstream.set_faults(Faults {
+        latency: Duration::from_secs(5),
+        ..Faults::default()
+    });
+    let mut gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {drain: 300ms}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(socket))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let request = Request::post(format!("{}/v1/chat/completions", gw.url))
+            .header("authorization", format!("Bearer {}", gw.key("a-1")))
+            .body(Full::new(Bytes::from(
+                chat("llama", "What is 2+2?").to_string(),
+            )))
+            .unwrap();
+        waiting.push(tokio::spawn(sender.send_request(request)));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let records = gw.audit_records().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(records.len(), 3, "{records:?}");
+    for record in &records {
+        assert_eq!(record["code"], "gateway_shutdown", "{record}");
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
     let reply = "word ".repeat(200_000);
     let upstream = FakeOpenAi::builder()
