@@ -69,7 +69,8 @@ pub enum GatewayCommand {
         #[arg(long, value_name = "TIME")]
         expires: Option<String>,
     },
-    /// Verify a hash-chained audit (or content) log: exit 0 intact, 1 tampered, 2 unreadable.
+    /// Verify a hash-chained audit (or content) log: exit 0 intact, 1 tampered, 2 unreadable
+    /// or no log file at all.
     ///
     /// Every edited, inserted, reordered or removed record is found, and so are deleted or
     /// renamed files, except what no chain can show from its own files: its newest records cut
@@ -332,6 +333,15 @@ fn verify_log(
             return Ok(ExitCode::from(2));
         }
     };
+    // Nothing to verify is no proof of anything: a wrong directory or prefix, or a log whose
+    // every file is gone, must not read as intact to a script checking the exit code.
+    if report.files == 0 {
+        eprintln!(
+            "error: {}: no {prefix}-*.jsonl file to verify (is this `audit.dir`, and is the prefix `audit` or `content`?)",
+            dir.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {

@@ -494,6 +494,27 @@ fn the_gateway_example_cluster_holds_a_configuration_that_checks() {
 }
 
 #[test]
+fn verify_log_with_no_log_file_is_no_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = hangar(&["gateway", "verify-log", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("no audit-*.jsonl file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hangar(&["gateway", "verify-log", "--prefix", "content", path]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
     let out = hangar(&[
         "gateway",
