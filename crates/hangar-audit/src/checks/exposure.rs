@@ -716,12 +716,18 @@ fn admin_ports_exposed(_: &Snapshot, endpoint: &Endpoint, _: &Policy) -> Vec<Fin
                         .map(|(p, what, _)| format!("{p} ({what})"))
                 })
                 .collect();
+            // A route publishes the port its backend names in its rules.
+            let field = if is_service(e.kind) {
+                "spec.ports"
+            } else {
+                exposing_field(e.kind)
+            };
             (!ports.is_empty()).then(|| {
                 on_exposure(
                     "EXP-008",
                     endpoint,
                     e,
-                    "spec.ports",
+                    field,
                     format!(
                         "{} exposes port {} outside the cluster",
                         describe(e),
@@ -1599,6 +1605,30 @@ spec:
         // 8081 on a vLLM pod is not TorchServe's management API.
         let vllm_8081 = service("LoadBalancer", "[{port: 8081, targetPort: 8081}]");
         assert!(run("EXP-008", &format!("{}{vllm_8081}", vllm(""))).is_empty());
+    }
+
+    #[test]
+    fn exp_008_fires_on_a_management_port_behind_an_ingress() {
+        let svc = service(
+            "ClusterIP",
+            "[{port: 80, targetPort: 8080}, {name: management, port: 8081, targetPort: management}]",
+        );
+        for port in ["{number: 8081}", "{name: management}"] {
+            let backend_port = format!("port: {port}");
+            let route = ingress("/", true, "").replace("port: {number: 80}", &backend_port);
+            let findings = run("EXP-008", &format!("{TORCHSERVE}{svc}{route}"));
+            assert_eq!(findings.len(), 1, "{port}: {findings:?}");
+            assert_eq!(findings[0].object.kind, "Ingress");
+            assert_eq!(findings[0].field.as_deref(), Some("spec.rules"));
+            assert!(
+                findings[0]
+                    .message
+                    .contains("8081 (TorchServe management API)")
+            );
+        }
+        // The inference port alone is no finding.
+        let inference = format!("{TORCHSERVE}{svc}{}", ingress("/", true, ""));
+        assert!(run("EXP-008", &inference).is_empty());
     }
 
     #[test]

@@ -785,11 +785,13 @@ fn missing_metadata(_: &Snapshot, endpoint: &Endpoint, policy: &Policy) -> Vec<F
 // Deploy rights: MOD-007, MOD-008
 
 fn too_many_deployers(_: &Snapshot, endpoint: &Endpoint, policy: &Policy) -> Vec<Finding> {
-    let everyone: Vec<String> = endpoint
+    let crowds: Vec<String> = endpoint
         .deployers
         .iter()
-        .filter(|d| d.subject.is_everyone())
-        .map(|d| format!("{} (via {})", d.subject, d.via))
+        .filter_map(|d| {
+            let crowd = d.subject.crowd()?;
+            Some(format!("{} ({crowd}, via {})", d.subject, d.via))
+        })
         .collect();
     let named: Vec<String> = endpoint
         .deployers
@@ -797,10 +799,10 @@ fn too_many_deployers(_: &Snapshot, endpoint: &Endpoint, policy: &Policy) -> Vec
         .filter(|d| !d.subject.is_system())
         .map(|d| d.subject.to_string())
         .collect();
-    let message = if !everyone.is_empty() {
+    let message = if !crowds.is_empty() {
         format!(
             "{} may change `{}` or exec into its pods",
-            list_some(everyone.into_iter()),
+            list_some(crowds.into_iter()),
             endpoint.object.name
         )
     } else if named.len() > policy.max_deployers {
@@ -1181,6 +1183,57 @@ subjects: [{subjects}]
         assert!(run("MOD-007", &few).is_empty());
     }
 
+    fn binding_to(subjects: &str) -> String {
+        let subjects = format!("subjects: [{subjects}]");
+        let binding = edit_binding("ml", &[]).replace("subjects: []", &subjects);
+        format!("{}---\n{binding}", vllm(""))
+    }
+
+    #[test]
+    fn mod_007_fires_on_every_service_account_of_a_namespace_and_anonymous_callers() {
+        for (subject, crowd) in [
+            (
+                "{kind: Group, name: \"system:serviceaccounts:ml\", apiGroup: rbac.authorization.k8s.io}",
+                "every service account of namespace `ml`",
+            ),
+            (
+                "{kind: Group, name: \"system:serviceaccounts\", apiGroup: rbac.authorization.k8s.io}",
+                "every service account of the cluster",
+            ),
+            (
+                "{kind: User, name: \"system:anonymous\", apiGroup: rbac.authorization.k8s.io}",
+                "every caller that does not authenticate",
+            ),
+        ] {
+            let findings = run("MOD-007", &binding_to(subject));
+            assert_eq!(findings.len(), 1, "{subject}: {findings:?}");
+            assert!(
+                findings[0].message.contains(crowd),
+                "{}",
+                findings[0].message
+            );
+        }
+    }
+
+    #[test]
+    fn mod_007_counts_a_service_account_named_as_a_user_but_not_the_control_plane() {
+        let policy = Policy {
+            max_deployers: 1,
+            ..Policy::default()
+        };
+        let users = binding_to(
+            "{kind: User, name: \"system:serviceaccount:ci:deployer\", apiGroup: rbac.authorization.k8s.io}, {kind: User, name: ana, apiGroup: rbac.authorization.k8s.io}",
+        );
+        let findings = run_with("MOD-007", &users, &policy);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        let message = &findings[0].message;
+        assert!(message.starts_with("2 principals"), "{message}");
+        let control_plane = binding_to(
+            "{kind: User, name: \"system:kube-controller-manager\", apiGroup: rbac.authorization.k8s.io}, {kind: Group, name: \"system:nodes\", apiGroup: rbac.authorization.k8s.io}, {kind: Group, name: \"system:masters\", apiGroup: rbac.authorization.k8s.io}, {kind: User, name: ana, apiGroup: rbac.authorization.k8s.io}",
+        );
+        assert!(run_with("MOD-007", &control_plane, &policy).is_empty());
+    }
+
     fn two_environments(prod_users: &[&str], dev_users: &[&str]) -> String {
         let in_namespace =
             |ns: &str| vllm("").replace("namespace: ml}", &format!("namespace: {ns}}}"));
@@ -1204,6 +1257,20 @@ subjects: [{subjects}]
         assert_eq!(findings[0].object.kind, "RoleBinding");
         assert_eq!(findings[0].object.namespace, "chat-prod");
         assert_eq!(findings[0].field.as_deref(), Some("subjects[0]"));
+    }
+
+    #[test]
+    fn mod_008_fires_on_a_service_account_named_as_a_user_in_prod_and_dev() {
+        let account = "\"system:serviceaccount:ci:deployer\"";
+        let findings = run("MOD-008", &two_environments(&[account], &[account]));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0]
+                .message
+                .starts_with("User system:serviceaccount:ci:deployer"),
+            "{}",
+            findings[0].message
+        );
     }
 
     #[test]

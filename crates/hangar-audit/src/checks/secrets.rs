@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use hangar_core::inventory::Endpoint;
-use hangar_core::rbac::{Access, RbacIndex, Subject};
+use hangar_core::rbac::{Access, Objects, RbacIndex, Subject};
 use hangar_core::workload::PodTemplate;
 use hangar_core::{Inventory, KubeObject, ObjectRef, Origin, Policy, Severity, Snapshot};
 use k8s_openapi::api::core::v1::{Container, Namespace};
@@ -570,16 +570,8 @@ const READ_VERBS: &[&str] = &["get", "list", "watch"];
 
 /// Why a subject is a broad reader of Secrets, if it is one.
 fn broad_reader(subject: &Subject) -> Option<String> {
-    if subject.is_everyone() {
-        return Some(format!("`{}` is everyone of that kind", subject.name));
-    }
-    if subject.kind == "Group"
-        && let Some(namespace) = subject.name.strip_prefix("system:serviceaccounts:")
-    {
-        return Some(format!(
-            "`{}` is every service account of namespace `{namespace}`",
-            subject.name
-        ));
+    if let Some(crowd) = subject.crowd() {
+        return Some(format!("`{}` is {crowd}", subject.name));
     }
     if subject.kind == "Group" && looks_organisation_wide(&subject.name) {
         return Some(format!(
@@ -689,12 +681,17 @@ fn broad_secret_readers(
     let mut broad: BTreeMap<(String, Subject), (String, Vec<&str>)> = BTreeMap::new();
     let mut findings = Vec::new();
     for namespace in namespaces {
-        let grants = rbac.who_can(Access {
-            verbs: READ_VERBS,
-            group: "",
-            resource: "secrets",
-            namespace,
-        });
+        let readers = |objects| {
+            rbac.who_can(Access {
+                verbs: READ_VERBS,
+                group: "",
+                resource: "secrets",
+                namespace,
+                objects,
+            })
+        };
+        // A broad subject that may read even one named Secret holds its value.
+        let grants = readers(Objects::Any);
         for (subject, via) in &grants {
             if let Some(why) = broad_reader(subject) {
                 broad
@@ -704,8 +701,9 @@ fn broad_secret_readers(
                     .push(namespace);
             }
         }
-        let named: BTreeSet<&Subject> = grants
-            .iter()
+        // Readers held to named Secrets (`resourceNames`, the remediation) are no crowd.
+        let named: BTreeSet<Subject> = readers(Objects::Every)
+            .into_iter()
             .map(|(s, _)| s)
             .filter(|s| !s.is_system() && broad_reader(s).is_none())
             .collect();

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -115,6 +115,8 @@ pub(super) struct ExposureIndex<'a> {
     ingresses: HashMap<&'a str, Vec<&'a Located<Ingress>>>,
     /// Dynamic objects by namespace and kind: HTTPRoute, InferencePool, SecurityPolicy, Istio…
     dynamic: HashMap<(&'a str, &'a str), Vec<&'a Located<DynamicObject>>>,
+    /// Every HTTPRoute, whatever its namespace: a route may send to a Service in another.
+    http_routes: Vec<&'a Located<DynamicObject>>,
 }
 
 /// Ingress annotations that put authentication in front of the backend.
@@ -175,10 +177,16 @@ impl<'a> ExposureIndex<'a> {
                 .or_default()
                 .push(o);
         }
+        let http_routes = snapshot
+            .others
+            .iter()
+            .filter(|o| o.object.kind == "HTTPRoute")
+            .collect();
         ExposureIndex {
             services,
             ingresses,
             dynamic,
+            http_routes,
         }
     }
 
@@ -197,115 +205,21 @@ impl<'a> ExposureIndex<'a> {
     /// Every way to reach `endpoint`, and the authentication in front of all of them.
     pub(super) fn for_endpoint(&self, endpoint: &Endpoint) -> (Vec<Exposure>, Vec<Auth>) {
         let namespace = endpoint.namespace();
-        let mut out = Vec::new();
-        let selects = |selector: Option<&BTreeMap<String, String>>| {
+        let selected = |selector: Option<&BTreeMap<String, String>>| {
             endpoint
                 .templates
                 .iter()
                 .any(|t| map_selects(selector, &t.labels))
         };
-
-        let mut service_names = Vec::new();
-        for svc in self.services.get(namespace).into_iter().flatten() {
-            let spec = svc.object.spec.clone().unwrap_or_default();
-            if !selects(spec.selector.as_ref()) {
-                continue;
-            }
-            service_names.push(svc.object.name());
-            let (kind, external) = match spec.type_.as_deref() {
-                Some("LoadBalancer") => (
-                    ExposureKind::LoadBalancer,
-                    !is_internal_load_balancer(&svc.object),
-                ),
-                Some("NodePort") => (ExposureKind::NodePort, true),
-                _ if spec
-                    .external_ips
-                    .as_ref()
-                    .is_some_and(|ips| !ips.is_empty()) =>
-                {
-                    (ExposureKind::ExternalIp, true)
-                }
-                _ => (ExposureKind::ClusterIp, false),
-            };
-            let mut exposure = Exposure::new(kind, svc.object_ref(), &svc.origin, external);
-            exposure.ports = spec
-                .ports
-                .iter()
-                .flatten()
-                .map(|p| target_port(endpoint, p))
-                .collect();
-            exposure.paths.push("/".into());
-            out.push(exposure);
-        }
-
-        for ing in self.ingresses.get(namespace).into_iter().flatten() {
-            let spec = ing.object.spec.clone().unwrap_or_default();
-            let mut paths = Vec::new();
-            let mut hosts = Vec::new();
-            if spec
-                .default_backend
-                .as_ref()
-                .and_then(|b| b.service.as_ref())
-                .is_some_and(|s| service_names.contains(&s.name.as_str()))
-            {
-                paths.push("/".to_owned());
-            }
-            for rule in spec.rules.iter().flatten() {
-                for path in rule.http.iter().flat_map(|h| &h.paths) {
-                    if path
-                        .backend
-                        .service
-                        .as_ref()
-                        .is_some_and(|s| service_names.contains(&s.name.as_str()))
-                    {
-                        paths.push(path.path.clone().unwrap_or_else(|| "/".into()));
-                        hosts.push(rule.host.clone().unwrap_or_default());
-                    }
-                }
-            }
-            if paths.is_empty() {
-                continue;
-            }
-            let mut exposure =
-                Exposure::new(ExposureKind::Ingress, ing.object_ref(), &ing.origin, true);
-            let tls_hosts: Vec<&String> = spec
-                .tls
-                .iter()
-                .flatten()
-                .flat_map(|t| t.hosts.iter().flatten())
-                .collect();
-            let has_tls = spec.tls.as_ref().is_some_and(|t| !t.is_empty());
-            exposure.tls = Some(
-                has_tls
-                    && hosts
-                        .iter()
-                        .all(|h| h.is_empty() || tls_hosts.is_empty() || tls_hosts.contains(&h)),
-            );
-            exposure.paths = paths;
-            for (annotation, what) in INGRESS_AUTH_ANNOTATIONS {
-                if let Some(value) = ing.object.annotation(annotation) {
-                    let authenticates = match *annotation {
-                        "konghq.com/plugins"
-                        | "traefik.ingress.kubernetes.io/router.middlewares" => {
-                            ["auth", "jwt", "oidc", "key"]
-                                .iter()
-                                .any(|k| value.contains(k))
-                        }
-                        "nginx.ingress.kubernetes.io/auth-tls-verify-client" => value == "on",
-                        _ => true,
-                    };
-                    if authenticates {
-                        exposure.auth.push(Auth::new(
-                            AuthKind::IngressAuth,
-                            format!("{what} ({annotation})"),
-                        ));
-                    }
-                }
-            }
-            out.push(exposure);
-        }
-
-        let pools: Vec<&str> = self
+        let services = self
+            .services
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|s| selected(s.object.spec.as_ref().and_then(|s| s.selector.as_ref())))
+            .collect();
+        let pools = self
             .dynamic(namespace, "InferencePool")
             .filter(|p| {
                 endpoint
@@ -313,70 +227,26 @@ impl<'a> ExposureIndex<'a> {
                     .iter()
                     .any(|t| value_selects(p.object.get("spec.selector"), &t.labels))
             })
-            .map(|p| {
-                let mut exposure = Exposure::new(
-                    ExposureKind::InferencePool,
-                    p.object_ref(),
-                    &p.origin,
-                    false,
-                );
-                exposure.paths.push("/".into());
-                out.push(exposure);
-                p.object.name()
-            })
             .collect();
+        let backends = Backends {
+            endpoint,
+            services,
+            pools,
+        };
 
-        for route in self.dynamic(namespace, "HTTPRoute") {
-            let mut paths = Vec::new();
-            for rule in route
-                .object
-                .get("spec.rules")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let hits = rule
-                    .get("backendRefs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .any(|b| {
-                        let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
-                        match b.get("kind").and_then(Value::as_str).unwrap_or("Service") {
-                            "Service" => service_names.contains(&name),
-                            "InferencePool" => pools.contains(&name),
-                            _ => false,
-                        }
-                    });
-                if hits {
-                    let matches = rule.get("matches").and_then(Value::as_array);
-                    let rule_paths: Vec<String> = matches
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|m| m.pointer("/path/value")?.as_str().map(str::to_owned))
-                        .collect();
-                    if rule_paths.is_empty() {
-                        paths.push("/".into())
-                    } else {
-                        paths.extend(rule_paths)
-                    }
-                }
-            }
-            if paths.is_empty() {
-                continue;
-            }
-            let mut exposure = Exposure::new(
-                ExposureKind::HttpRoute,
-                route.object_ref(),
-                &route.origin,
-                true,
-            );
-            exposure.paths = paths;
-            exposure.tls = self.gateway_tls(&route.object);
-            exposure.auth = self.security_policies(&route.object);
-            out.push(exposure);
-        }
-
+        let mut out: Vec<Exposure> = backends
+            .services
+            .iter()
+            .map(|svc| service_exposure(endpoint, svc))
+            .collect();
+        let ingresses = self.ingresses.get(namespace).into_iter().flatten();
+        out.extend(ingresses.filter_map(|ing| ingress_exposure(&backends, ing)));
+        out.extend(backends.pools.iter().map(|pool| pool_exposure(pool)));
+        out.extend(
+            self.http_routes
+                .iter()
+                .filter_map(|route| self.route_exposure(&backends, route)),
+        );
         let declaration = self
             .dynamic(namespace, "NIMService")
             .find(|o| o.object.name() == endpoint.object.name);
@@ -384,6 +254,56 @@ impl<'a> ExposureIndex<'a> {
             out.push(exposure);
         }
         (out, self.endpoint_auth(endpoint))
+    }
+
+    /// The HTTPRoute's way to the endpoint, when a rule's backend is a Service or InferencePool
+    /// that selects it. The route may live in any namespace: a backend in another one than the
+    /// route's needs a ReferenceGrant there, which is not read, so it counts either way.
+    fn route_exposure(
+        &self,
+        backends: &Backends<'_, '_>,
+        route: &Located<DynamicObject>,
+    ) -> Option<Exposure> {
+        let mut paths = Vec::new();
+        let mut ports = Vec::new();
+        let rules = route.object.get("spec.rules").and_then(Value::as_array);
+        for rule in rules.into_iter().flatten() {
+            let references = rule.get("backendRefs").and_then(Value::as_array);
+            let reached: Vec<Vec<i32>> = references
+                .into_iter()
+                .flatten()
+                .filter_map(|r| backends.reached_from_route(route.object.namespace(), r))
+                .collect();
+            if reached.is_empty() {
+                continue;
+            }
+            reached.into_iter().for_each(|r| add_ports(&mut ports, r));
+            let matches = rule.get("matches").and_then(Value::as_array);
+            let rule_paths: Vec<String> = matches
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.pointer("/path/value")?.as_str().map(str::to_owned))
+                .collect();
+            if rule_paths.is_empty() {
+                paths.push("/".into())
+            } else {
+                paths.extend(rule_paths)
+            }
+        }
+        if paths.is_empty() {
+            return None;
+        }
+        let mut exposure = Exposure::new(
+            ExposureKind::HttpRoute,
+            route.object_ref(),
+            &route.origin,
+            true,
+        );
+        exposure.paths = paths;
+        exposure.ports = ports;
+        exposure.tls = self.gateway_tls(&route.object);
+        exposure.auth = self.security_policies(&route.object);
+        Some(exposure)
     }
 
     /// Whether the Gateways a route attaches to terminate TLS on every listener it may use.
@@ -520,15 +440,12 @@ impl<'a> ExposureIndex<'a> {
             .dynamic(namespace, "RequestAuthentication")
             .chain(self.dynamic("istio-system", "RequestAuthentication"))
             .find(selected);
-        let istio_authz = self
+        let authorization: Vec<&Located<DynamicObject>> = self
             .dynamic(namespace, "AuthorizationPolicy")
             .chain(self.dynamic("istio-system", "AuthorizationPolicy"))
-            .find(|p| {
-                selected(p)
-                    && (p.object.body.to_string().contains("requestPrincipals")
-                        || p.object.str_at("spec.action") == Some("CUSTOM"))
-            });
-        if let Some(authz) = istio_authz {
+            .filter(|p| selected(p))
+            .collect();
+        if let Some(authz) = istio_authorization(&authorization) {
             let authn = istio_authn
                 .map(|a| format!(" + RequestAuthentication {}", a.object.name()))
                 .unwrap_or_default();
@@ -539,6 +456,307 @@ impl<'a> ExposureIndex<'a> {
         }
         auth
     }
+}
+
+/// What a route may reach the endpoint through: the Services and InferencePools of its
+/// namespace that select its pods.
+struct Backends<'e, 'a> {
+    endpoint: &'e Endpoint,
+    services: Vec<&'a Located<Service>>,
+    pools: Vec<&'a Located<DynamicObject>>,
+}
+
+impl Backends<'_, '_> {
+    /// The container ports a route reaches through Service `name` on its port `number` or
+    /// `port_name` (every port of the Service when it names none); `None` when no Service of
+    /// that name selects the endpoint.
+    fn service_ports(
+        &self,
+        name: &str,
+        number: Option<i32>,
+        port_name: Option<&str>,
+    ) -> Option<Vec<i32>> {
+        let service = self.services.iter().find(|s| s.object.name() == name)?;
+        let declared = service
+            .object
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_deref())
+            .unwrap_or_default();
+        let named = |p: &&ServicePort| {
+            Some(p.port) == number || (port_name.is_some() && p.name.as_deref() == port_name)
+        };
+        let chosen: Vec<&ServicePort> = match (number, port_name) {
+            (None, None) => declared.iter().collect(),
+            _ => declared.iter().filter(named).collect(),
+        };
+        if chosen.is_empty() {
+            // A port the Service does not declare: its number is all there is to go by.
+            return Some(number.into_iter().collect());
+        }
+        Some(
+            chosen
+                .into_iter()
+                .map(|p| target_port(self.endpoint, p))
+                .collect(),
+        )
+    }
+
+    /// The container ports an HTTPRoute `reference` (one of its `backendRefs`) reaches, when
+    /// it names a Service or InferencePool that selects the endpoint; its namespace is the
+    /// route's unless it names another.
+    fn reached_from_route(&self, route_namespace: &str, reference: &Value) -> Option<Vec<i32>> {
+        let namespace = reference
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(route_namespace);
+        if namespace != self.endpoint.namespace() {
+            return None;
+        }
+        let name = reference.get("name").and_then(Value::as_str)?;
+        let port = reference.get("port").and_then(port_number);
+        match reference
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("Service")
+        {
+            "Service" => self.service_ports(name, port, None),
+            "InferencePool" => {
+                let pool = self.pools.iter().find(|p| p.object.name() == name)?;
+                Some(pool_ports(&pool.object))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A port number held in a dynamic object.
+fn port_number(value: &Value) -> Option<i32> {
+    value.as_i64().and_then(|p| i32::try_from(p).ok())
+}
+
+/// The container ports an InferencePool sends to: `spec.targetPorts[].number` (v1) or
+/// `spec.targetPortNumber` (v1alpha2).
+fn pool_ports(pool: &DynamicObject) -> Vec<i32> {
+    let listed = pool
+        .get("spec.targetPorts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("number").and_then(port_number));
+    let single = pool.get("spec.targetPortNumber").and_then(port_number);
+    listed.chain(single).collect()
+}
+
+/// Adds each of `ports` to `to` once.
+fn add_ports(to: &mut Vec<i32>, ports: Vec<i32>) {
+    for port in ports {
+        if !to.contains(&port) {
+            to.push(port);
+        }
+    }
+}
+
+/// The Service's way to the endpoint it selects, and from where.
+fn service_exposure(endpoint: &Endpoint, svc: &Located<Service>) -> Exposure {
+    let spec = svc.object.spec.clone().unwrap_or_default();
+    let (kind, external) = match spec.type_.as_deref() {
+        Some("LoadBalancer") => (
+            ExposureKind::LoadBalancer,
+            !is_internal_load_balancer(&svc.object),
+        ),
+        Some("NodePort") => (ExposureKind::NodePort, true),
+        _ if spec
+            .external_ips
+            .as_ref()
+            .is_some_and(|ips| !ips.is_empty()) =>
+        {
+            (ExposureKind::ExternalIp, true)
+        }
+        _ => (ExposureKind::ClusterIp, false),
+    };
+    let mut exposure = Exposure::new(kind, svc.object_ref(), &svc.origin, external);
+    exposure.ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| target_port(endpoint, p))
+        .collect();
+    exposure.paths.push("/".into());
+    exposure
+}
+
+/// The Ingress's way to the endpoint, when one of its backends is a Service that selects it,
+/// with the container ports those backends reach.
+fn ingress_exposure(backends: &Backends<'_, '_>, ing: &Located<Ingress>) -> Option<Exposure> {
+    let spec = ing.object.spec.as_ref()?;
+    let reached = |backend: Option<&IngressServiceBackend>| {
+        let backend = backend?;
+        let port = backend.port.as_ref();
+        let number = port.and_then(|p| p.number);
+        backends.service_ports(&backend.name, number, port.and_then(|p| p.name.as_deref()))
+    };
+    let mut paths = Vec::new();
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    let default = spec
+        .default_backend
+        .as_ref()
+        .and_then(|b| b.service.as_ref());
+    if let Some(reached) = reached(default) {
+        paths.push("/".to_owned());
+        add_ports(&mut ports, reached);
+    }
+    for rule in spec.rules.iter().flatten() {
+        for path in rule.http.iter().flat_map(|h| &h.paths) {
+            if let Some(reached) = reached(path.backend.service.as_ref()) {
+                paths.push(path.path.clone().unwrap_or_else(|| "/".into()));
+                hosts.push(rule.host.clone().unwrap_or_default());
+                add_ports(&mut ports, reached);
+            }
+        }
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    let mut exposure = Exposure::new(ExposureKind::Ingress, ing.object_ref(), &ing.origin, true);
+    let tls_hosts: Vec<&String> = spec
+        .tls
+        .iter()
+        .flatten()
+        .flat_map(|t| t.hosts.iter().flatten())
+        .collect();
+    let has_tls = spec.tls.as_ref().is_some_and(|t| !t.is_empty());
+    exposure.tls = Some(
+        has_tls
+            && hosts
+                .iter()
+                .all(|h| h.is_empty() || tls_hosts.is_empty() || tls_hosts.contains(&h)),
+    );
+    exposure.paths = paths;
+    exposure.ports = ports;
+    exposure.auth = ingress_auth(&ing.object);
+    Some(exposure)
+}
+
+/// The authentication an Ingress's annotations put in front of its backends.
+fn ingress_auth(ing: &Ingress) -> Vec<Auth> {
+    let mut auth = Vec::new();
+    for (annotation, what) in INGRESS_AUTH_ANNOTATIONS {
+        if let Some(value) = ing.annotation(annotation) {
+            let authenticates = match *annotation {
+                "konghq.com/plugins" | "traefik.ingress.kubernetes.io/router.middlewares" => {
+                    ["auth", "jwt", "oidc", "key"]
+                        .iter()
+                        .any(|k| value.contains(k))
+                }
+                "nginx.ingress.kubernetes.io/auth-tls-verify-client" => value == "on",
+                _ => true,
+            };
+            if authenticates {
+                auth.push(Auth::new(
+                    AuthKind::IngressAuth,
+                    format!("{what} ({annotation})"),
+                ));
+            }
+        }
+    }
+    auth
+}
+
+/// The InferencePool's way to the endpoint it selects.
+fn pool_exposure(pool: &Located<DynamicObject>) -> Exposure {
+    let mut exposure = Exposure::new(
+        ExposureKind::InferencePool,
+        pool.object_ref(),
+        &pool.origin,
+        false,
+    );
+    exposure.paths.push("/".into());
+    exposure.ports = pool_ports(&pool.object);
+    exposure
+}
+
+/// The AuthorizationPolicy, among those selecting a workload, that keeps out every request
+/// without a request principal (a JWT its RequestAuthentication validated), if one does. Istio
+/// asks CUSTOM policies first (an external authoriser decides), then DENY ones: a DENY rule
+/// for `notRequestPrincipals: ["*"]` refuses those requests whatever else allows them. Then,
+/// when ALLOW policies exist, a request passes if any of their rules matches it, so every rule
+/// of every one of them must require a principal.
+fn istio_authorization<'p>(
+    policies: &[&'p Located<DynamicObject>],
+) -> Option<&'p Located<DynamicObject>> {
+    let with_action = |action: &str| -> Vec<&'p Located<DynamicObject>> {
+        policies
+            .iter()
+            .copied()
+            .filter(|p| p.object.str_at("spec.action").unwrap_or("ALLOW") == action)
+            .collect()
+    };
+    let custom = with_action("CUSTOM").first().copied();
+    if custom.is_some() {
+        return custom;
+    }
+    let deny = with_action("DENY")
+        .into_iter()
+        .find(|p| istio_rules(&p.object).iter().any(denies_without_principal));
+    if deny.is_some() {
+        return deny;
+    }
+    let allow = with_action("ALLOW");
+    let rules: Vec<&Value> = allow.iter().flat_map(|p| istio_rules(&p.object)).collect();
+    if rules.is_empty() || !rules.iter().all(|rule| requires_principal(rule)) {
+        return None;
+    }
+    allow
+        .into_iter()
+        .find(|p| !istio_rules(&p.object).is_empty())
+}
+
+/// The rules of an AuthorizationPolicy.
+fn istio_rules(policy: &DynamicObject) -> &[Value] {
+    policy
+        .get("spec.rules")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
+/// Whether an ALLOW rule matches only requests with a request principal: it has sources
+/// (`from`; a rule without any, `{}` included, matches everyone), each naming
+/// `requestPrincipals`. `notRequestPrincipals` alone matches requests without one.
+fn requires_principal(rule: &Value) -> bool {
+    let sources = rule.get("from").and_then(Value::as_array);
+    sources.is_some_and(|sources| {
+        !sources.is_empty()
+            && sources.iter().all(|from| {
+                from.pointer("/source/requestPrincipals")
+                    .and_then(Value::as_array)
+                    .is_some_and(|principals| !principals.is_empty())
+            })
+    })
+}
+
+/// Whether a DENY rule refuses every request without a request principal: a source with
+/// `notRequestPrincipals: ["*"]` and nothing else, on every operation (no `to`, no `when`).
+fn denies_without_principal(rule: &Value) -> bool {
+    let unset = |key: &str| {
+        rule.get(key)
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    };
+    let sources = rule.get("from").and_then(Value::as_array);
+    unset("to")
+        && unset("when")
+        && sources.into_iter().flatten().any(|from| {
+            let Some(source) = from.get("source").and_then(Value::as_object) else {
+                return false;
+            };
+            let anyone = source
+                .get("notRequestPrincipals")
+                .and_then(Value::as_array)
+                .is_some_and(|principals| principals.iter().any(|p| p.as_str() == Some("*")));
+            anyone && source.len() == 1
+        })
 }
 
 /// The flags and variables through which each server takes an API key of its own.

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::model::{argv, flag_value};
 use super::{Auth, AuthKind, Endpoint, Exposure};
+use crate::network_policy::restricts_ingress;
 use crate::object::{ObjectRef, Origin};
 use crate::selector::selects;
 use crate::snapshot::{KubeObject, Located, Snapshot};
@@ -391,13 +392,15 @@ fn service_of(url: &str, namespace: &str) -> Option<(String, String)> {
 }
 
 /// The gateways routing to `endpoint` through one of its Services, each with how other callers
-/// can walk around them, if they can.
+/// can walk around them, if they can. `workloads` are every workload in the snapshot: the pods
+/// a NetworkPolicy may admit besides the gateway's.
 pub(super) fn fronts(
     snapshot: &Snapshot,
     gateways: &[HangarGateway],
     namespace_labels: &dyn Fn(&str) -> BTreeMap<String, String>,
     endpoint: &Endpoint,
     exposure: &[Exposure],
+    workloads: &[Workload],
 ) -> Vec<GatewayFront> {
     let mut fronts = Vec::new();
     let mut routing: Vec<(&HangarGateway, BTreeMap<String, String>)> = Vec::new();
@@ -421,7 +424,11 @@ pub(super) fn fronts(
         }
     }
     if !fronts.is_empty() {
-        let bypass = bypass(snapshot, endpoint, &routing);
+        let callers = Callers {
+            workloads,
+            namespace_labels,
+        };
+        let bypass = bypass(snapshot, endpoint, &routing, &callers);
         for front in &mut fronts {
             front.bypass.clone_from(&bypass);
         }
@@ -450,14 +457,48 @@ pub(super) fn audit_retention(fronts: &[GatewayFront]) -> Option<(u32, String)> 
     })
 }
 
+/// The pods a NetworkPolicy peer may admit: every workload's, in namespaces known by their labels.
+struct Callers<'a> {
+    workloads: &'a [Workload],
+    namespace_labels: &'a dyn Fn(&str) -> BTreeMap<String, String>,
+}
+
+impl Callers<'_> {
+    /// A workload other than the `gateways` whose pods `peer`, in a policy of `namespace`,
+    /// admits: a selector written for the gateway may match more than its pods.
+    fn other_than_gateways(
+        &self,
+        peer: &NetworkPolicyPeer,
+        namespace: &str,
+        gateways: &[(&HangarGateway, BTreeMap<String, String>)],
+    ) -> Option<&ObjectRef> {
+        let pods = peer.pod_selector.as_ref()?;
+        self.workloads
+            .iter()
+            .map(|w| (w.object_ref(), &w.template.labels))
+            .filter(|(owner, _)| !gateways.iter().any(|(g, _)| g.workload == **owner))
+            .find(|(owner, labels)| {
+                let in_namespace = match &peer.namespace_selector {
+                    None => owner.namespace == namespace,
+                    Some(namespaces) => {
+                        selects(namespaces, &(self.namespace_labels)(&owner.namespace))
+                    }
+                };
+                in_namespace && selects(pods, labels)
+            })
+            .map(|(owner, _)| owner)
+    }
+}
+
 /// How a caller other than the `gateways` (with their namespaces' labels) can reach the
 /// endpoint's pods, if one can. Ingress rules of all the policies that select the pods add up,
-/// so every peer of every rule must be one gateway's pods. A rule admitting another source on any
-/// port counts: which port serves the model is not always known.
+/// so every peer of every rule must be one gateway's pods, and no other workload's. A rule
+/// admitting another source on any port counts: which port serves the model is not always known.
 fn bypass(
     snapshot: &Snapshot,
     endpoint: &Endpoint,
     gateways: &[(&HangarGateway, BTreeMap<String, String>)],
+    callers: &Callers<'_>,
 ) -> Option<String> {
     let policies: Vec<&Located<NetworkPolicy>> = snapshot
         .network_policies
@@ -484,6 +525,13 @@ fn bypass(
                     .map(|(gateway, labels)| admits_only(peer, endpoint, gateway, labels))
                     .collect();
                 if verdicts.iter().any(Result::is_ok) {
+                    if let Some(other) =
+                        callers.other_than_gateways(peer, endpoint.namespace(), gateways)
+                    {
+                        return Some(format!(
+                            "{at} admits pods other than the gateway's: those of `{other}`"
+                        ));
+                    }
                     admits_gateway = true;
                 } else if let Some(Err(why)) = verdicts.into_iter().next() {
                     return Some(format!("{at} {why}"));
@@ -501,13 +549,8 @@ fn isolates_ingress(policy: &Located<NetworkPolicy>, endpoint: &Endpoint) -> boo
     let Some(spec) = policy.object.spec.as_ref() else {
         return false;
     };
-    // Without `policyTypes`, every policy limits ingress.
-    let ingress = spec
-        .policy_types
-        .as_ref()
-        .is_none_or(|types| types.iter().any(|t| t == "Ingress"));
     let selector = spec.pod_selector.clone().unwrap_or_default();
-    ingress
+    restricts_ingress(&policy.object)
         && endpoint
             .templates
             .iter()
@@ -725,6 +768,44 @@ spec:
             // Requests that can avoid the gateway are not all in its audit log.
             assert_eq!(audit_retention(&fronts), None, "{why}");
         }
+    }
+
+    /// A Deployment beside the gateway in `hangar`, labelled like an app but no gateway.
+    const DEBUG_SHELL: &str = "\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: debug-shell, namespace: hangar}\nspec:\n  template:\n    metadata: {labels: {app.kubernetes.io/name: debug-shell}}\n    spec:\n      containers: [{name: shell, image: \"busybox:1.36\", command: [sleep, infinity]}]\n";
+
+    #[test]
+    fn a_peer_that_also_admits_other_workloads_does_not_leave_the_gateway_alone() {
+        let any_named = "[{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: hangar}}, podSelector: {matchExpressions: [{key: app.kubernetes.io/name, operator: Exists}]}}]";
+        let (fronts, credited) = front(&format!("{CLUSTER}{DEBUG_SHELL}{}", policy(any_named)));
+        assert_eq!(fronts.len(), 1, "{fronts:?}");
+        let bypass = fronts[0].bypass.as_deref().unwrap_or_default();
+        assert!(
+            bypass.contains(
+                "admits pods other than the gateway's: those of `Deployment/hangar/debug-shell`"
+            ),
+            "{bypass:?}"
+        );
+        assert!(!credited);
+        // The same selector with the gateway alone in its namespace, or the gateway's own labels
+        // beside the other Deployment, admit the gateway only.
+        let (_, credited) = front(&format!("{CLUSTER}{}", policy(any_named)));
+        assert!(credited);
+        let (fronts, credited) = front(&format!(
+            "{CLUSTER}{DEBUG_SHELL}{}",
+            policy(&format!("[{GATEWAY_PODS}]"))
+        ));
+        assert_eq!(fronts[0].bypass, None, "{fronts:?}");
+        assert!(credited);
+    }
+
+    #[test]
+    fn empty_policy_types_limit_ingress_as_kubernetes_defaults_them() {
+        let empty = policy(&format!("[{GATEWAY_PODS}]"))
+            .replace("policyTypes: [Ingress]", "policyTypes: []");
+        let (fronts, credited) = front(&format!("{CLUSTER}{empty}"));
+        assert_eq!(fronts.len(), 1, "{fronts:?}");
+        assert_eq!(fronts[0].bypass, None, "{fronts:?}");
+        assert!(credited);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use runtime::{Runtime, runtime_from_command, runtime_from_image};
 
 use crate::object::{ObjectRef, Origin};
 use crate::policy::{DATA_SCOPE_LABEL, DataScope, Policy};
-use crate::rbac::{Access, RbacIndex, Subject, WRITE_VERBS, plural};
+use crate::rbac::{Access, Objects, RbacIndex, Subject, WRITE_VERBS, plural};
 use crate::snapshot::{DynamicObject, KubeObject, Located, Snapshot};
 use crate::workload::{PodTemplate, Workload, custom_resource_templates, workloads};
 
@@ -284,7 +284,7 @@ pub fn discover(snapshot: &Snapshot, policy: &Policy) -> Inventory {
     inventory
         .endpoints
         .par_iter_mut()
-        .for_each(|endpoint| context.describe(endpoint));
+        .for_each(|endpoint| context.describe(endpoint, &workloads));
     inventory.workloads = workloads;
     inventory.endpoints.sort_by(|a, b| {
         a.object
@@ -703,7 +703,8 @@ impl<'a> Context<'a> {
     }
 
     /// Fills in what surrounds an endpoint: exposure, auth, logging, placement, scope, owners.
-    fn describe(&self, endpoint: &mut Endpoint) {
+    /// `workloads` are every workload of the snapshot.
+    fn describe(&self, endpoint: &mut Endpoint, workloads: &[Workload]) {
         let (exposure, mut auth) = self.exposure.for_endpoint(endpoint);
         auth.extend(self.serving_runtime_key(endpoint));
         let namespace_labels = |name: &str| self.namespace_labels(name);
@@ -713,6 +714,7 @@ impl<'a> Context<'a> {
             &namespace_labels,
             endpoint,
             &exposure,
+            workloads,
         );
         auth.extend(gateway::auth(&gateways));
         endpoint.exposure = exposure;
@@ -885,16 +887,19 @@ impl<'a> Context<'a> {
             group: &group,
             resource: &resource,
             namespace,
+            objects: Objects::Named(&endpoint.object.name),
         });
+        // The pods' names are made up as they start: a rule naming pods may name these.
         grants.extend(self.rbac.who_can(Access {
             verbs: &["create", "*"],
             group: "",
             resource: "pods/exec",
             namespace,
+            objects: Objects::Any,
         }));
         let mut deployers: Vec<Deployer> = grants
             .into_iter()
-            .filter(|(s, _)| !s.is_system() || s.is_broad())
+            .filter(|(s, _)| !s.is_system())
             .map(|(subject, via)| Deployer { subject, via })
             .collect();
         deployers.dedup_by(|a, b| a.subject == b.subject);

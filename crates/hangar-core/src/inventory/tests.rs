@@ -350,3 +350,118 @@ fn custom_resources_of_the_same_kind_name_in_different_groups_are_not_duplicates
     assert_eq!(snapshot.others.len(), 2);
     assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
 }
+
+/// An HTTPRoute `chat` in `namespace` whose one rule sends to `backend`.
+fn route(namespace: &str, backend: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: chat, namespace: {namespace}}}\nspec:\n  parentRefs: [{{name: public}}]\n  rules: [{{backendRefs: [{backend}]}}]\n"
+    )
+}
+
+/// The HTTPRoutes that reach the `VLLM` endpoint, each with the container ports it reaches.
+fn routes_to_chat(routes: &str) -> Vec<(String, Vec<i32>)> {
+    inventory(&format!("{VLLM}{routes}")).endpoints[0]
+        .exposure
+        .iter()
+        .filter(|e| e.kind == ExposureKind::HttpRoute)
+        .map(|e| (e.via.to_string(), e.ports.clone()))
+        .collect()
+}
+
+#[test]
+fn an_http_route_exposes_the_service_its_backend_names_in_whatever_namespace() {
+    let across = route("gateway", "{name: chat, namespace: ml, port: 80}");
+    assert_eq!(
+        routes_to_chat(&across),
+        [("HTTPRoute/gateway/chat".to_owned(), vec![8000])]
+    );
+    let beside = route("ml", "{name: chat, port: 80}");
+    assert_eq!(
+        routes_to_chat(&beside),
+        [("HTTPRoute/ml/chat".to_owned(), vec![8000])]
+    );
+    // A route beside the endpoint whose backend is another namespace's `chat` does not reach it.
+    let elsewhere = route("ml", "{name: chat, namespace: other, port: 80}");
+    assert!(routes_to_chat(&elsewhere).is_empty());
+}
+
+#[test]
+fn an_ingress_reaches_the_container_port_its_backend_port_leads_to() {
+    let ingress = |port: &str| {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: chat, namespace: ml}}\nspec:\n  rules: [{{http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: chat, port: {port}}}}}}}]}}}}]\n"
+        )
+    };
+    let named = VLLM.replace("ports: [{port: 80, ", "ports: [{name: http, port: 80, ");
+    for (yaml, port) in [
+        (format!("{VLLM}{}", ingress("{number: 80}")), "number"),
+        (format!("{named}{}", ingress("{name: http}")), "name"),
+    ] {
+        let inv = inventory(&yaml);
+        let ingress = inv.endpoints[0]
+            .exposure
+            .iter()
+            .find(|e| e.kind == ExposureKind::Ingress);
+        assert_eq!(ingress.map(|e| e.ports.clone()), Some(vec![8000]), "{port}");
+    }
+}
+
+/// The Istio policies credited as the `VLLM` endpoint's authentication.
+fn mesh_auth(policies: &[(&str, &str)]) -> Vec<String> {
+    let policies: String = policies
+        .iter()
+        .map(|(name, spec)| {
+            format!(
+                "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: ml}}\nspec: {{selector: {{matchLabels: {{app: chat}}}}, {spec}}}\n"
+            )
+        })
+        .collect();
+    inventory(&format!("{VLLM}{policies}")).endpoints[0]
+        .auth
+        .iter()
+        .filter(|a| a.kind == AuthKind::MeshPolicy)
+        .map(|a| a.detail.clone())
+        .collect()
+}
+
+const REQUIRE_JWT: &str =
+    "action: ALLOW, rules: [{from: [{source: {requestPrincipals: [\"*\"]}}]}]";
+
+#[test]
+fn an_istio_allow_policy_counts_only_when_every_allowed_request_carries_a_principal() {
+    assert_eq!(
+        mesh_auth(&[("require-jwt", REQUIRE_JWT)]),
+        ["Istio AuthorizationPolicy require-jwt"]
+    );
+    // `action` defaults to ALLOW.
+    let implicit = REQUIRE_JWT.replace("action: ALLOW, ", "");
+    assert_eq!(mesh_auth(&[("require-jwt", implicit.as_str())]).len(), 1);
+    // A second ALLOW policy admitting everyone lets requests without a token through.
+    for open in [
+        "rules: [{}]",
+        "rules: [{to: [{operation: {paths: [\"/v1/*\"]}}]}]",
+    ] {
+        assert!(
+            mesh_auth(&[("require-jwt", REQUIRE_JWT), ("allow-all", open)]).is_empty(),
+            "{open}"
+        );
+    }
+    // A source that only excludes principals admits requests without one.
+    let not_principals = "rules: [{from: [{source: {notRequestPrincipals: [\"admin\"]}}]}]";
+    assert!(mesh_auth(&[("exclude", not_principals)]).is_empty());
+}
+
+#[test]
+fn an_istio_deny_policy_counts_only_when_it_refuses_requests_without_a_principal() {
+    let deny_principals = REQUIRE_JWT.replace("action: ALLOW", "action: DENY");
+    assert!(mesh_auth(&[("deny-jwt", deny_principals.as_str())]).is_empty());
+    let deny_anonymous =
+        "action: DENY, rules: [{from: [{source: {notRequestPrincipals: [\"*\"]}}]}]";
+    assert_eq!(
+        mesh_auth(&[("deny-anonymous", deny_anonymous)]),
+        ["Istio AuthorizationPolicy deny-anonymous"]
+    );
+    // Refusing them on some paths only leaves the others open.
+    let some_paths = "action: DENY, rules: [{from: [{source: {notRequestPrincipals: [\"*\"]}}], to: [{operation: {paths: [\"/admin\"]}}]}]";
+    assert!(mesh_auth(&[("deny-admin", some_paths)]).is_empty());
+}
