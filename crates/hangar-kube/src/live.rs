@@ -21,6 +21,17 @@ pub(crate) use logs::BoundedTail;
 pub use logs::{LogBounds, LogRequest, fetch_logs};
 use targets::{custom_targets, event_target, typed_targets};
 
+/// A client of the test kit's fake API server.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) async fn test_client(server: &hangar_testkit::FakeApiServer) -> Client {
+    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
 /// Which cluster to read and how much of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveOptions {

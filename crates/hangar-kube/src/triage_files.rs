@@ -20,6 +20,7 @@ use hangar_core::snapshot::earlier_is_newer;
 use hangar_core::{LoadError, Origin, Snapshot};
 use hangar_triage::{LogTail, Logs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use crate::files::load_paths;
@@ -61,7 +62,7 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut observed_at = None;
     for path in paths {
         let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
-            observed_at = observed_at.or_else(|| bundle_time(path));
+            observed_at = later(observed_at, bundle_time(path));
             load_bundle(path, bounds)
         } else if path.is_dir() {
             let mut part = load_paths(std::slice::from_ref(path));
@@ -154,6 +155,21 @@ fn bundle_time(dir: &Path) -> Option<String> {
         .ok()?;
     let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
     manifest.get("observedAt")?.as_str().map(str::to_owned)
+}
+
+/// The later of two capture times: the newer copies of objects are kept, and the clock goes
+/// with them. A time that does not parse gives way to one that does.
+fn later(held: Option<String>, new: Option<String>) -> Option<String> {
+    let parse = |time: &Option<String>| {
+        time.as_deref()
+            .and_then(|t| t.trim().parse::<Timestamp>().ok())
+    };
+    match (parse(&held), parse(&new)) {
+        (Some(a), Some(b)) if b > a => new,
+        (Some(_), _) => held,
+        (None, Some(_)) => new,
+        (None, None) => held.or(new),
+    }
 }
 
 fn load_error(path: &Path, line: Option<u32>, message: String) -> LoadError {
@@ -927,6 +943,31 @@ line three
         let previous = &again.logs.previous[&key("ml", "vllm-0", "vllm")];
         assert_eq!(previous.lines, ["CUDA out of memory"]);
         assert_eq!(again.observed_at.as_deref(), Some("2026-11-28T03:30:00Z"));
+    }
+
+    #[test]
+    fn several_bundles_keep_the_latest_capture_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = |name: &str, at: &str| {
+            let input = TriageInput {
+                observed_at: Some(at.into()),
+                ..TriageInput::default()
+            };
+            let path = dir.path().join(name);
+            save_bundle(&path, &input, "test", LogBounds::default()).unwrap();
+            path
+        };
+        // 07:00Z written with its offset: as text it sorts after 08:30Z.
+        let early = bundle("early", "2026-12-01T09:00:00+02:00");
+        let late = bundle("late", "2026-12-01T08:30:00Z");
+        for paths in [[early.clone(), late.clone()], [late.clone(), early.clone()]] {
+            let input = load_triage_paths(&paths, LogBounds::default());
+            assert_eq!(
+                input.observed_at.as_deref(),
+                Some("2026-12-01T08:30:00Z"),
+                "{paths:?}"
+            );
+        }
     }
 
     /// A dump directory with one pod `ml/vllm-0` whose `logs.txt` holds `log` (raw bytes).

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::evidence::{ContainerState, PodEvidence};
+use crate::evidence::{ContainerState, EventRecord, PodEvidence};
 use crate::verdict::Side;
 
 /// One change on either timeline.
@@ -155,7 +155,20 @@ fn minutes_between(from: Timestamp, to: Timestamp) -> String {
     }
 }
 
-/// The earliest dated sign of trouble on a pod: a container's termination, a warning event.
+/// Node warnings the kubelet repeats for weeks on healthy nodes (a disk it cannot measure, image
+/// garbage collection that cannot reach its target): they date no failure.
+const CHRONIC_NODE_WARNINGS: &[&str] = &[
+    "FreeDiskSpaceFailed",
+    "InvalidDiskCapacity",
+    "ImageGCFailed",
+];
+
+/// How long before the pod's own first symptom a node warning may begin and still be part of
+/// the same trouble (an Xid an hour before the crash).
+const NODE_LEAD_SECONDS: i64 = 3600;
+
+/// The earliest dated sign of trouble on a pod: a container's termination, a warning event about
+/// it, or a warning about its node that began shortly before those.
 fn first_symptom(pod: &PodEvidence) -> Option<Timestamp> {
     let terminations = pod.containers.iter().flat_map(|c| {
         [&c.state, &c.last_state]
@@ -170,13 +183,23 @@ fn first_symptom(pod: &PodEvidence) -> Option<Timestamp> {
                 _ => None,
             })
     });
-    let warnings = pod
-        .events
+    let warnings = warning_starts(&pod.events);
+    let own = terminations.filter_map(parse).chain(warnings).min();
+    // A node warning that began long before the pod's own trouble is the node's background, not
+    // this failure's start: a disk warning recurring for three weeks would hide last night's
+    // revision.
+    let node = warning_starts(&pod.node_events)
+        .filter(|at| own.is_none_or(|own| own.as_second() - at.as_second() <= NODE_LEAD_SECONDS));
+    own.into_iter().chain(node).min()
+}
+
+/// When each warning among `events` began, chronic node noise left out.
+fn warning_starts(events: &[EventRecord]) -> impl Iterator<Item = Timestamp> + '_ {
+    events
         .iter()
-        .chain(&pod.node_events)
-        .filter(|e| e.kind == "Warning")
-        .filter_map(|e| e.first_seen.as_deref().or(e.last_seen.as_deref()));
-    terminations.chain(warnings).filter_map(parse).min()
+        .filter(|e| e.kind == "Warning" && !CHRONIC_NODE_WARNINGS.contains(&e.reason.as_str()))
+        .filter_map(|e| e.first_seen.as_deref().or(e.last_seen.as_deref()))
+        .filter_map(parse)
 }
 
 /// `ModelRelease` history (Hangar's release CRD), read defensively: entries of
@@ -774,6 +797,66 @@ status: {phase: Running, startTime: "2026-11-28T02:40:00Z"}
         assert!(
             text.contains("nothing recorded changed in the 24 hours before"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_chronic_node_warning_does_not_hide_last_nights_revision() {
+        let mut pod = PodEvidence::default();
+        pod.containers.push(crate::evidence::ContainerEvidence {
+            last_state: Some(ContainerState::Terminated {
+                reason: Some("Error".into()),
+                exit_code: 1,
+                signal: None,
+                message: None,
+                started_at: Some("2026-11-28T02:48:00Z".into()),
+                finished_at: Some("2026-11-28T02:50:00Z".into()),
+            }),
+            ..Default::default()
+        });
+        let warning = |reason: &str, first: &str, last: &str| EventRecord {
+            kind: "Warning".into(),
+            reason: reason.into(),
+            message: "failed to garbage collect required amount of images".into(),
+            count: 900,
+            first_seen: Some(first.into()),
+            last_seen: Some(last.into()),
+            ..EventRecord::default()
+        };
+        pod.node_events.push(warning(
+            "FreeDiskSpaceFailed",
+            "2026-11-07T01:00:00Z",
+            "2026-11-28T02:40:00Z",
+        ));
+        // Not on the list of chronic reasons, yet it began three weeks before the crash.
+        pod.node_events.push(warning(
+            "ContainerGCFailed",
+            "2026-11-07T01:00:00Z",
+            "2026-11-28T02:41:00Z",
+        ));
+        let since = first_symptom(&pod).unwrap();
+        assert_eq!(since.to_string(), "2026-11-28T02:50:00Z");
+        let changes = [Change {
+            at: "2026-11-28T02:45:00Z".into(),
+            kind: "model",
+            side: Side::Model,
+            detail: "Deployment/ml/vllm revision 4".into(),
+            source: "f:1".into(),
+        }];
+        let closest = closest_before(&changes, since);
+        assert_eq!(closest.map(|c| c.at.as_str()), Some("2026-11-28T02:45:00Z"));
+        let text = conclude(Some(since), closest, &changes);
+        assert!(text.contains("suspect the model release first"), "{text}");
+
+        // A node warning that began shortly before the crash is part of it.
+        pod.node_events.push(warning(
+            "XidError",
+            "2026-11-28T02:30:00Z",
+            "2026-11-28T02:30:00Z",
+        ));
+        assert_eq!(
+            first_symptom(&pod).map(|t| t.to_string()).as_deref(),
+            Some("2026-11-28T02:30:00Z")
         );
     }
 

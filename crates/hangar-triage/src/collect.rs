@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 
 use hangar_core::inventory::{command_line, is_accelerator};
+use hangar_core::nodes::{fencing_taints, tolerates};
 use hangar_core::snapshot::{DynamicObject, KubeObject, Located};
 use hangar_core::{ObjectRef, Runtime, Snapshot};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Node, Pod, Probe as KubeProbe};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStatus, Node, Pod, PodSpec, Probe as KubeProbe, Taint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
@@ -52,6 +55,20 @@ impl EventIndex {
 
     pub fn about(&self, object: &ObjectRef) -> &[EventRecord] {
         self.by_object.get(object).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The events about `object` that are about this very instance of it (`uid`): a pod
+    /// recreated under the same name does not inherit its predecessor's evictions and kills.
+    /// When either uid is unknown, the name decides.
+    pub fn about_instance(&self, object: &ObjectRef, uid: Option<&str>) -> Vec<EventRecord> {
+        self.about(object)
+            .iter()
+            .filter(|e| match (e.object_uid.as_deref(), uid) {
+                (Some(theirs), Some(ours)) => theirs == ours,
+                _ => true,
+            })
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -116,6 +133,9 @@ fn event_record(event: &Located<DynamicObject>) -> Option<(ObjectRef, EventRecor
             .or_else(|| text(&["deprecatedLastTimestamp"]))
             .or_else(|| text(&["eventTime"]))
             .or_else(|| text(&["firstTimestamp"])),
+        object_uid: Some(field("uid"))
+            .filter(|uid| !uid.is_empty())
+            .map(str::to_owned),
         origin: event.origin.clone(),
     };
     Some((object, record))
@@ -185,7 +205,7 @@ pub fn pod_evidence(
             })
             .collect(),
         containers,
-        events: events.about(&me).to_vec(),
+        events: events.about_instance(&me, object.metadata.uid.as_deref()),
         node: node.map(|name| match snapshot.find::<Node>("", name) {
             Some(node) => node_evidence(node),
             None => NodeEvidence {
@@ -193,11 +213,41 @@ pub fn pod_evidence(
                 ..NodeEvidence::default()
             },
         }),
+        // Not by uid: the kubelet and node-problem-detector write the node's name there.
         node_events: node_ref
             .map(|n| events.about(&n).to_vec())
             .unwrap_or_default(),
+        untolerated_taints: match node {
+            Some(_) => Vec::new(),
+            None => untolerated_taints(snapshot, spec),
+        },
         enable_service_links: spec.and_then(|s| s.enable_service_links),
         observed_at: None,
+    }
+}
+
+/// The taints of the snapshot's nodes that keep a pod with `spec` off them, each once.
+fn untolerated_taints(snapshot: &Snapshot, spec: Option<&PodSpec>) -> Vec<String> {
+    let tolerations = spec
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
+    let mut found: Vec<String> = Vec::new();
+    for node in &snapshot.nodes {
+        for taint in fencing_taints(&node.object) {
+            let text = taint_text(taint);
+            if !tolerations.iter().any(|t| tolerates(t, taint)) && !found.contains(&text) {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
+/// A taint as `kubectl describe node` shows it: `key=value:Effect`, or `key:Effect`.
+fn taint_text(taint: &Taint) -> String {
+    match &taint.value {
+        Some(v) => format!("{}={v}:{}", taint.key, taint.effect),
+        None => format!("{}:{}", taint.key, taint.effect),
     }
 }
 
@@ -364,10 +414,7 @@ pub fn node_evidence(node: &Located<Node>) -> NodeEvidence {
             .and_then(|s| s.taints.as_ref())
             .into_iter()
             .flatten()
-            .map(|t| match &t.value {
-                Some(v) => format!("{}={v}:{}", t.key, t.effect),
-                None => format!("{}:{}", t.key, t.effect),
-            })
+            .map(taint_text)
             .collect(),
         unschedulable: object
             .spec
@@ -464,6 +511,105 @@ mod tests {
         assert_eq!(
             index.newest().map(|t| t.to_string()).as_deref(),
             Some("2025-05-01T10:00:00.5Z")
+        );
+    }
+
+    #[test]
+    fn a_pending_pod_knows_the_node_taints_it_does_not_tolerate() {
+        let text = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: gpu-1}
+spec:
+  taints:
+  - {key: nvidia.com/gpu, value: present, effect: NoSchedule}
+  - {key: team, value: ml, effect: PreferNoSchedule}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: gpu-2}
+spec:
+  taints:
+  - {key: nvidia.com/gpu, value: present, effect: NoSchedule}
+  - {key: dedicated, value: inference, effect: NoExecute}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vllm-0, namespace: ml}
+spec:
+  containers: [{name: vllm, image: vllm/vllm-openai:v0.10.1}]
+  tolerations: [{key: dedicated, operator: Exists}]
+status: {phase: Pending}
+"#;
+        let snapshot = hangar_core::snapshot_from_text("dump.yaml", text);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        let evidence = pod_evidence(
+            &snapshot.pods[0],
+            Runtime::Vllm,
+            &snapshot,
+            &EventIndex::new(&snapshot),
+            &Logs::default(),
+        );
+        assert_eq!(
+            evidence.untolerated_taints,
+            ["nvidia.com/gpu=present:NoSchedule"]
+        );
+    }
+
+    #[test]
+    fn a_recreated_pod_does_not_inherit_its_predecessors_events() {
+        let event = |name: &str, uid: &str, kind: &str, reason: &str, message: &str| {
+            format!(
+                "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}, namespace: ml}}\ninvolvedObject: {{kind: Pod, namespace: ml, name: vllm-0, uid: {uid}}}\nreason: {reason}\nmessage: \"{message}\"\ntype: {kind}\nsource: {{component: kubelet, host: gpu-1}}\nfirstTimestamp: \"2025-05-01T09:50:00Z\"\nlastTimestamp: \"2025-05-01T09:50:00Z\"\n"
+            )
+        };
+        let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: vllm-0, namespace: ml, uid: uid-b}
+spec:
+  nodeName: gpu-2
+  containers: [{name: vllm, image: vllm/vllm-openai:v0.10.1, args: [--model, m]}]
+status:
+  phase: Running
+  conditions: [{type: Ready, status: "True", lastTransitionTime: "2025-05-01T10:01:00Z"}]
+  containerStatuses:
+  - name: vllm
+    image: vllm/vllm-openai:v0.10.1
+    imageID: ""
+    ready: true
+    restartCount: 0
+    state: {running: {startedAt: "2025-05-01T10:00:00Z"}}
+"#;
+        let text = [
+            pod.to_owned(),
+            event(
+                "vllm-0.a",
+                "uid-a",
+                "Warning",
+                "Evicted",
+                "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. Container vllm was using 60Gi, request is 0, has larger consumption of memory.",
+            ),
+            event("vllm-0.b", "uid-b", "Normal", "Started", "Started container vllm"),
+        ]
+        .join("---\n");
+        let snapshot = hangar_core::snapshot_from_text("dump.yaml", &text);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        let index = EventIndex::new(&snapshot);
+        let evidence = pod_evidence(
+            &snapshot.pods[0],
+            Runtime::Vllm,
+            &snapshot,
+            &index,
+            &Logs::default(),
+        );
+        let reasons: Vec<&str> = evidence.events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["Started"]);
+        let diagnosis = crate::rules::diagnose(&evidence);
+        assert_eq!(
+            diagnosis.category,
+            crate::verdict::Category::Healthy,
+            "{diagnosis:?}"
         );
     }
 }

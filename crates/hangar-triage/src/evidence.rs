@@ -32,6 +32,10 @@ pub struct PodEvidence {
     pub node: Option<NodeEvidence>,
     /// Events whose involved object is that node (kernel Xid reports, NotReady…), oldest first.
     pub node_events: Vec<EventRecord>,
+    /// For a pod not bound to a node: the taints of the input's nodes that keep pods off
+    /// (`NoSchedule`, `NoExecute`) and that the pod does not tolerate, as `key=value:Effect`, each
+    /// once. Since Kubernetes 1.34 the scheduler's message no longer names them.
+    pub untolerated_taints: Vec<String>,
     /// `spec.enableServiceLinks`; `None` when not set (Kubernetes then injects the variables of
     /// every Service in the namespace, `<NAME>_PORT=tcp://…` among them).
     pub enable_service_links: Option<bool>,
@@ -147,6 +151,10 @@ pub struct EventRecord {
     pub source: Option<String>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
+    /// The `uid` of the object it is about, when recorded: a pod recreated under the same name
+    /// (a StatefulSet's) has a new one, and its predecessor's events are not about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_uid: Option<String>,
     /// Where the event was read (file:line, or the cluster).
     pub origin: Origin,
 }

@@ -24,8 +24,23 @@ pub(crate) struct Tally {
     pub steps: usize,
 }
 
+/// Where the kubelet and node-problem-detector record the Events about nodes (Xid errors,
+/// reboots, NotReady): a node is in no namespace, and its events land in `default`.
+const NODE_EVENTS_NAMESPACE: &str = "default";
+
+/// One listing of a kind: where, which objects the API server should send, and which of those
+/// to keep (a fake or old server may ignore the field selector).
+struct Listing<'a> {
+    namespace: Option<&'a str>,
+    fields: Option<&'static str>,
+    keep: fn(&Value) -> bool,
+    /// How a failure names what was not covered.
+    label: String,
+}
+
 /// Lists `target` (in `namespace` when it is namespaced and one is given) into `snapshot`.
-/// A failure keeps what earlier pages brought and records the kind as not covered.
+/// A failure keeps what earlier pages brought and records the kind as not covered. Events of
+/// one namespace come with the node Events of `default`, which the pods' nodes report there.
 pub(crate) async fn list_kind(
     client: &Client,
     target: &Target,
@@ -36,11 +51,57 @@ pub(crate) async fn list_kind(
 ) {
     let kind = target.label();
     let namespace = namespace.filter(|_| target.namespaced);
-    let request = Request::new(DynamicObject::url_path(&target.resource, namespace));
-    let mut params = ListParams::default().limit(PAGE_SIZE);
-    let mut listed = 0;
     tally.step += 1;
-    report(progress, &kind, listed, tally);
+    report(progress, &kind, 0, tally);
+    let everything = Listing {
+        namespace,
+        fields: None,
+        keep: |_| true,
+        label: kind.clone(),
+    };
+    list_pages(client, target, everything, snapshot, tally, progress).await;
+    if !lists_node_events_apart(target, namespace) {
+        return;
+    }
+    let node_events = Listing {
+        namespace: Some(NODE_EVENTS_NAMESPACE),
+        fields: Some("involvedObject.kind=Node"),
+        keep: is_about_a_node,
+        label: format!("{kind} (about nodes, in namespace {NODE_EVENTS_NAMESPACE})"),
+    };
+    list_pages(client, target, node_events, snapshot, tally, progress).await;
+}
+
+/// Whether listing `target` in `namespace` misses the node Events recorded in `default`.
+fn lists_node_events_apart(target: &Target, namespace: Option<&str>) -> bool {
+    let events = target.resource.group.is_empty() && target.resource.kind == "Event";
+    events && namespace.is_some_and(|ns| ns != NODE_EVENTS_NAMESPACE)
+}
+
+/// Whether a core `v1` Event is about a Node.
+fn is_about_a_node(event: &Value) -> bool {
+    event
+        .pointer("/involvedObject/kind")
+        .and_then(Value::as_str)
+        == Some("Node")
+}
+
+/// Lists every page of one listing into `snapshot`.
+async fn list_pages(
+    client: &Client,
+    target: &Target,
+    listing: Listing<'_>,
+    snapshot: &mut Snapshot,
+    tally: &mut Tally,
+    progress: &mut dyn FnMut(Progress),
+) {
+    let kind = target.label();
+    let request = Request::new(DynamicObject::url_path(&target.resource, listing.namespace));
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    if let Some(fields) = listing.fields {
+        params = params.fields(fields);
+    }
+    let mut listed = 0;
     loop {
         let page = match fetch_page(client, &request, &params, target.metadata_only).await {
             Ok(page) => page,
@@ -50,19 +111,25 @@ pub(crate) async fn list_kind(
                 } else {
                     format!("listing stopped after {listed} objects: {reason}")
                 };
-                snapshot.not_covered.push(NotCovered { kind, reason });
+                snapshot.not_covered.push(NotCovered {
+                    kind: listing.label.clone(),
+                    reason,
+                });
                 return;
             }
         };
         // Decoding takes each item; the page keeps its copy, read again only for an item that
         // does not decode, to name the field at fault.
-        let items = match page.get("items") {
-            Some(Value::Array(items)) => items.clone(),
+        let items: Vec<(usize, Value)> = match page.get("items") {
+            Some(Value::Array(items)) => (items.iter().enumerate())
+                .filter(|&(_, item)| (listing.keep)(item))
+                .map(|(index, item)| (index, item.clone()))
+                .collect(),
             _ => Vec::new(),
         };
         listed += items.len();
         tally.total += items.len();
-        for (index, item) in items.into_iter().enumerate() {
+        for (index, item) in items {
             let again = || {
                 let item = page.get("items")?.get(index)?.clone();
                 Some(complete(target, item))
@@ -209,6 +276,8 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::targets::event_target;
+    use hangar_testkit::FakeApiServer;
     use kube::core::{ApiResource, GroupVersionKind};
 
     fn target(api_version: &str, kind: &str, metadata_only: bool) -> Target {
@@ -247,6 +316,85 @@ mod tests {
         assert_eq!(value["kind"], "Secret");
         assert!(value.get("data").is_none());
         assert_eq!(value["metadata"]["annotations"], json!({"team": "ml"}));
+    }
+
+    fn event(namespace: &str, name: &str, about_kind: &str, about: &str) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {"kind": about_kind, "name": about},
+            "reason": "XidError",
+            "type": "Warning",
+            "message": "NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus."
+        })
+    }
+
+    async fn list_events(server: &FakeApiServer, namespace: Option<&str>) -> (Snapshot, usize) {
+        let mut snapshot = Snapshot::default();
+        let mut tally = Tally {
+            total: 0,
+            step: 0,
+            steps: 1,
+        };
+        list_kind(
+            &crate::live::test_client(server).await,
+            &event_target(),
+            namespace,
+            &mut snapshot,
+            &mut tally,
+            &mut |_: Progress| {},
+        )
+        .await;
+        (snapshot, tally.total)
+    }
+
+    fn names(snapshot: &Snapshot) -> Vec<&str> {
+        let mut names: Vec<&str> = (snapshot.others.iter())
+            .filter_map(|o| o.object.metadata.name.as_deref())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[tokio::test]
+    async fn the_events_of_one_namespace_come_with_the_node_events_of_default() {
+        let server = FakeApiServer::builder()
+            .objects([
+                event("ml", "vllm-0.1", "Pod", "vllm-0"),
+                event("default", "gpu-1.1", "Node", "gpu-1"),
+                event("default", "web-0.1", "Pod", "web-0"),
+                event("other", "job-0.1", "Pod", "job-0"),
+            ])
+            .start()
+            .await
+            .unwrap();
+        let (snapshot, total) = list_events(&server, Some("ml")).await;
+        assert!(
+            snapshot.not_covered.is_empty(),
+            "{:?}",
+            snapshot.not_covered
+        );
+        assert_eq!(names(&snapshot), ["gpu-1.1", "vllm-0.1"]);
+        assert_eq!(total, 2);
+        let from_default: Vec<_> = (server.requests().into_iter())
+            .filter(|r| r.path == "/api/v1/namespaces/default/events")
+            .collect();
+        assert_eq!(from_default.len(), 1, "{from_default:?}");
+        assert_eq!(
+            from_default[0].query_param("fieldSelector"),
+            Some("involvedObject.kind=Node")
+        );
+
+        // Every namespace, or `default` itself, already holds them: one listing, all kept.
+        let (snapshot, _) = list_events(&server, None).await;
+        assert_eq!(names(&snapshot).len(), 4);
+        let (snapshot, _) = list_events(&server, Some("default")).await;
+        assert_eq!(names(&snapshot), ["gpu-1.1", "web-0.1"]);
+        let selected = (server.requests().iter())
+            .filter(|r| r.query_param("fieldSelector").is_some())
+            .count();
+        assert_eq!(selected, 1);
     }
 
     #[test]

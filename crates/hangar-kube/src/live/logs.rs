@@ -257,16 +257,6 @@ async fn read_window(
 mod tests {
     use super::*;
     use hangar_testkit::{FakeApiServer, objects};
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-
-    async fn client(server: &FakeApiServer) -> Client {
-        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        Client::try_from(config).unwrap()
-    }
 
     fn request() -> LogRequest {
         LogRequest {
@@ -301,7 +291,7 @@ mod tests {
         };
         let mut not_covered = Vec::new();
         let logs = fetch_logs(
-            &client(&server).await,
+            &crate::live::test_client(&server).await,
             vec![request()],
             bounds,
             &mut not_covered,

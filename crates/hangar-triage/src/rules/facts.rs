@@ -150,6 +150,17 @@ pub(crate) fn up_and_ready(container: &ContainerEvidence) -> bool {
     container.ready && matches!(container.state, Some(ContainerState::Running { .. }))
 }
 
+/// Whether an init container finished its work (its current state is exit 0) and the pod's main
+/// containers run: it is never running and ready, and this is its way of being healed.
+fn init_completed(pod: &PodEvidence, container: &ContainerEvidence) -> bool {
+    container.init
+        && matches!(
+            container.state,
+            Some(ContainerState::Terminated { exit_code: 0, .. })
+        )
+        && main_containers(pod).all(|c| matches!(c.state, Some(ContainerState::Running { .. })))
+}
+
 /// Whether the pod is in trouble: it is not running, a main container is not running and ready,
 /// a container failed or a server stopped and that still matters, its Ready condition is not
 /// true, a warning Event about it is recent, or its log names a cause (an OOM, a refused load, a
@@ -273,9 +284,11 @@ impl<'a> Termination<'a> {
     }
 
     /// Whether this termination still matters: the container is down or restarting, or it
-    /// stopped within the recent window.
+    /// stopped within the recent window. An init container that completed since, under running
+    /// main containers, is healed as a ready main container is.
     pub(crate) fn matters(&self, pod: &PodEvidence) -> bool {
-        self.field == "state" || !up_and_ready(self.container) || is_recent(pod, self.finished_at)
+        let healed = up_and_ready(self.container) || init_completed(pod, self.container);
+        self.field == "state" || !healed || is_recent(pod, self.finished_at)
     }
 
     pub(crate) fn evidence(&self, pod: &PodEvidence) -> Evidence {

@@ -1,11 +1,12 @@
 //! Images that cannot be pulled.
 //!
 //! A tag or repository that does not exist, and a registry that refuses the credentials, are
-//! **configuration**: the manifest names the wrong image or lacks the pull secret. Rate limits,
-//! timeouts, TLS failures and a full node disk are **infrastructure**: the same manifest pulls
-//! once the registry or node recovers.
+//! **configuration**: the manifest names the wrong image or lacks the pull secret. So is
+//! `imagePullPolicy: Never` on a node that does not hold the image (`ErrImageNeverPull`): the
+//! manifest forbids the pull that would fix it. Rate limits, timeouts, TLS failures and a full
+//! node disk are **infrastructure**: the same manifest pulls once the registry or node recovers.
 
-use crate::evidence::PodEvidence;
+use crate::evidence::{EventRecord, PodEvidence};
 use crate::rules::facts::{Kubectl, events, is_recent, pod_event, waiting};
 use crate::rules::signatures::Hits;
 use crate::verdict::{Category, Diagnosis, Side};
@@ -17,8 +18,13 @@ const WAITING_REASONS: &[&str] = &[
     "ErrImageNeverPull",
 ];
 
+/// The kubelet's reason, and the words of its message, for an image it may not pull.
+const NEVER_PULL: &str = "ErrImageNeverPull";
+const NEVER_PULL_MESSAGE: &str = "is not present with pull policy of never";
+
 #[derive(Debug, PartialEq, Eq)]
 enum Cause {
+    NeverPull,
     NotFound,
     Unauthorized,
     RateLimited,
@@ -31,7 +37,9 @@ enum Cause {
 fn cause(text: &str) -> Cause {
     let t = text.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
-    if any(&["toomanyrequests", "429 too many requests", "rate limit"]) {
+    if any(&["errimageneverpull", NEVER_PULL_MESSAGE]) {
+        Cause::NeverPull
+    } else if any(&["toomanyrequests", "429 too many requests", "rate limit"]) {
         Cause::RateLimited
     } else if any(&["no space left on device"]) {
         Cause::DiskFull
@@ -75,17 +83,19 @@ fn cause(text: &str) -> Cause {
     }
 }
 
+/// A kubelet event about a pull that failed, or that the pull policy forbade.
+fn pull_failure(event: &EventRecord) -> bool {
+    event.reason == NEVER_PULL || event.message.starts_with("Failed to pull image")
+}
+
 pub(crate) fn image_pull(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
     let stuck = waiting(pod)
         .into_iter()
         .find(|w| WAITING_REASONS.contains(&w.reason));
-    let failures: Vec<_> = events(pod, &["Failed"])
+    let failures: Vec<_> = events(pod, &["Failed", NEVER_PULL])
         .into_iter()
         // While a container still waits on the pull, the last failure explains it however old.
-        .filter(|e| {
-            e.message.starts_with("Failed to pull image")
-                && (stuck.is_some() || is_recent(pod, e.last_seen.as_deref()))
-        })
+        .filter(|e| pull_failure(e) && (stuck.is_some() || is_recent(pod, e.last_seen.as_deref())))
         .collect();
     if stuck.is_none() && failures.is_empty() {
         return None;
@@ -95,13 +105,20 @@ pub(crate) fn image_pull(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosi
             .as_ref()
             .and_then(|w| w.message.map(|m| format!("{} {m}", w.reason)))
     });
-    let found = cause(
-        detail
-            .as_deref()
-            .unwrap_or_else(|| stuck.as_ref().map(|w| w.reason).unwrap_or_default()),
-    );
+    // The waiting reason says it outright, whatever an older pull failure said.
+    let never_pull = stuck.as_ref().is_some_and(|w| w.reason == NEVER_PULL);
+    let found = if never_pull {
+        Cause::NeverPull
+    } else {
+        cause(
+            detail
+                .as_deref()
+                .unwrap_or_else(|| stuck.as_ref().map(|w| w.reason).unwrap_or_default()),
+        )
+    };
     let container = stuck.as_ref().map(|w| w.container);
     let image = container.map(|c| c.image.clone()).unwrap_or_default();
+    let node = pod.node.as_ref().map(|n| n.name.as_str()).unwrap_or("-");
     let mut evidence = Vec::new();
     evidence.extend(stuck.as_ref().map(|w| w.evidence(pod)));
     evidence.extend(failures.iter().rev().take(2).map(|e| pod_event(pod, e)));
@@ -111,6 +128,11 @@ pub(crate) fn image_pull(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosi
         pod.pod.namespace, pod.pod.name
     );
     let (side, summary, mut next_steps) = match found {
+        Cause::NeverPull => (
+            Side::Configuration,
+            format!("The image {image} is not on node {node} and the pod's imagePullPolicy is Never, so the kubelet may not pull it."),
+            vec![format!("Pre-pull {image} on the GPU nodes (in the node image, or with a DaemonSet that runs it), or set imagePullPolicy: IfNotPresent so the kubelet pulls it where it is missing.")],
+        ),
         Cause::NotFound => (
             Side::Configuration,
             format!("The image {image} does not exist in its registry: the repository or tag is wrong."),
@@ -181,6 +203,46 @@ mod tests {
     fn rate_limits_are_infrastructure() {
         let d = run(image_pull, &pulling("Failed to pull image \"vllm/vllm-openai:v0.9.9\": rpc error: code = Unknown desc = failed to pull and unpack image: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.")).unwrap();
         assert_eq!(d.side, Some(Side::Infrastructure));
+    }
+
+    #[test]
+    fn a_pull_policy_of_never_without_the_image_is_configuration() {
+        let message = "Container image \"registry.local/vllm-openai:v0.9.9\" is not present with pull policy of Never";
+        let mut pod = pod_with(
+            Runtime::Vllm,
+            "registry.local/vllm-openai:v0.9.9",
+            "vllm serve m",
+        );
+        pod.phase = Some("Pending".into());
+        pod.containers[0].state = Some(crate::evidence::ContainerState::Waiting {
+            reason: Some("ErrImageNeverPull".into()),
+            message: Some(message.into()),
+        });
+        pod.events
+            .push(event("Warning", "ErrImageNeverPull", message));
+        let d = run(image_pull, &pod).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
+        assert!(d.confidence > 0.9, "{}", d.confidence);
+        assert!(
+            d.summary.contains("imagePullPolicy is Never"),
+            "{}",
+            d.summary
+        );
+        assert!(
+            d.next_steps[0].contains("Pre-pull") && d.next_steps[0].contains("IfNotPresent"),
+            "{:?}",
+            d.next_steps
+        );
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("ErrImageNeverPull"))
+        );
+
+        // The event alone, once the container status is gone, says the same.
+        pod.containers[0].state = None;
+        let d = run(image_pull, &pod).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
     }
 
     #[test]

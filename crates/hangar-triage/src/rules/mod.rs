@@ -353,6 +353,46 @@ mod tests {
     }
 
     #[test]
+    fn an_init_containers_old_failure_does_not_make_a_pod_sick() {
+        let mut pod = pod_with(
+            Runtime::Kserve,
+            "kserve/huggingfaceserver:v0.15.0-gpu",
+            "--model_name=gemma --backend=vllm",
+        );
+        pod.containers[0].name = "kserve-container".into();
+        pod.containers[0].ready = true;
+        pod.containers.insert(
+            0,
+            crate::evidence::ContainerEvidence {
+                name: "storage-initializer".into(),
+                image: "kserve/storage-initializer:v0.15.0".into(),
+                init: true,
+                memory_limit: Some("1Gi".into()),
+                restart_count: 1,
+                last_state: Some(terminated(
+                    "OOMKilled",
+                    137,
+                    "2025-05-01T09:40:00Z",
+                    "2025-05-01T09:50:00Z",
+                )),
+                state: Some(terminated(
+                    "Completed",
+                    0,
+                    "2025-05-01T09:50:05Z",
+                    "2025-05-01T09:59:00Z",
+                )),
+                ..Default::default()
+            },
+        );
+        pod.observed_at = Some("2025-05-03T10:00:00Z".into());
+        assert!(super::oom::host_oom(&pod, &Hits::scan(&pod)).is_none());
+        assert_eq!(diagnose(&pod).category, Category::Healthy);
+        // Within the hour it is as recent as a main container's restart would be.
+        pod.observed_at = Some("2025-05-01T10:05:00Z".into());
+        assert_eq!(diagnose(&pod).category, Category::HostOom);
+    }
+
+    #[test]
     fn the_most_confident_rule_wins() {
         let mut pod = pod_with(
             Runtime::Vllm,

@@ -96,11 +96,38 @@ fn progress(hits: &[Hit<'_>], c: &ContainerEvidence) -> Progress {
 static ETA: LazyLock<Option<regex::Regex>> =
     LazyLock::new(|| regex::Regex::new(r"\[(\d+):(\d\d)<(?:(\d+):)?(\d+):(\d\d)").ok());
 
-/// The time a progress bar (`[01:12<07:24, 10.34s/it]`) says is left, in seconds.
+/// A progress bar that says more than this is left is guessing from a stalled first step: no
+/// probe should be sized on it.
+const MAX_REMAINING_SECONDS: i64 = 3 * 86400;
+
+/// The time a progress bar (`[01:12<07:24, 10.34s/it]`) says is left, in seconds; `None` when
+/// it says more than a few days.
 fn remaining_seconds(line: &str) -> Option<i64> {
     let c = ETA.as_ref()?.captures(line)?;
     let number = |i: usize| c.get(i).map_or(Some(0), |m| m.as_str().parse::<i64>().ok());
-    Some(number(3)? * 3600 + number(4)? * 60 + number(5)?)
+    let seconds = number(3)?
+        .checked_mul(3600)?
+        .checked_add(number(4)?.checked_mul(60)?)?
+        .checked_add(number(5)?)?;
+    (seconds <= MAX_REMAINING_SECONDS).then_some(seconds)
+}
+
+/// The step that gives the server `budget` seconds to load before liveness checks begin: when
+/// the `kind` probe that killed it is the startupProbe, a longer one; otherwise a new one.
+fn load_time_step(kind: &str, probe: &Probe, budget: i64) -> String {
+    let period = probe.period_seconds.max(1);
+    let failures = budget.saturating_add(i64::from(period) - 1) / i64::from(period);
+    if kind == "startup" {
+        return format!(
+            "Raise the startupProbe's failureThreshold (now {}) to {failures}, or its periodSeconds (now {period}), so it allows {budget} s for the load instead of {} s; liveness checks only begin once it succeeds.",
+            probe.failure_threshold,
+            probe.allowed_seconds()
+        );
+    }
+    format!(
+        "Add a startupProbe ({}) with periodSeconds: {period} and failureThreshold: {failures} so the server gets {budget} s to load; liveness checks only begin once it succeeds.",
+        probe.action
+    )
 }
 
 pub(crate) fn probe_kill<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Diagnosis> {
@@ -162,17 +189,13 @@ pub(crate) fn probe_kill<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Di
         std::ptr::eq(h.line.container, c) && h.line.previous && h.kind() == Kind::Loading
     });
     // What the load would have taken: the time it ran plus what its progress bar said was left.
-    let load_estimate = lifetime.unwrap_or(allowed)
-        + last_progress
+    let load_estimate = lifetime.unwrap_or(allowed).saturating_add(
+        last_progress
             .and_then(|h| remaining_seconds(h.line.text))
-            .unwrap_or(0);
-    let budget = (load_estimate * 2).max(600);
-    let period = probe.period_seconds.max(1);
-    let startup_step = format!(
-        "Add a startupProbe ({}) with periodSeconds: {period} and failureThreshold: {} so the server gets {budget} s to load; liveness checks only begin once it succeeds.",
-        probe.action,
-        (budget + i64::from(period) - 1) / i64::from(period)
+            .unwrap_or(0),
     );
+    let budget = load_estimate.saturating_mul(2).max(600);
+    let load_step = load_time_step(kind, probe, budget);
     let (summary, confidence, mut next_steps) = match stage {
         Progress::Loading => {
             evidence.extend(last_progress.map(|h| h.line.evidence()));
@@ -182,7 +205,7 @@ pub(crate) fn probe_kill<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Di
                     c.name
                 ),
                 if kill_event.is_some() || !unhealthy.is_empty() { 0.92 } else { 0.7 },
-                vec![startup_step],
+                vec![load_step],
             )
         }
         Progress::Serving if timeouts => (
@@ -207,7 +230,7 @@ pub(crate) fn probe_kill<'a>(pod: &'a PodEvidence, scan: &Hits<'a>) -> Option<Di
         Progress::Unknown => (
             format!("The {kind} probe killed {} {ran}; the probe allows {allowed} s.", c.name),
             if kill_event.is_some() { 0.75 } else { 0.6 },
-            vec![startup_step],
+            vec![load_step],
         ),
     };
     next_steps.push(format!("Confirm: {}", kubectl.events()));
@@ -364,6 +387,54 @@ mod tests {
             Some(3798)
         );
         assert_eq!(remaining_seconds("no bar here"), None);
+    }
+
+    #[test]
+    fn an_absurd_time_left_is_ignored_not_overflowed() {
+        let absurd = "Loading safetensors checkpoint shards:   3% Completed | 1/30 [00:10<9999999999999999:00:00,  5.0s/it]";
+        assert_eq!(remaining_seconds(absurd), None);
+        assert_eq!(
+            remaining_seconds("shards: 1% | 1/99 [00:10<100:00:00, 5.0s/it]"),
+            None,
+            "more than a few days is no estimate"
+        );
+        let mut pod = killed();
+        pod.containers[0].previous_log = Some(tail(&[
+            "INFO 05-01 10:00:20 [gpu_model_runner.py:1329] Starting to load model meta-llama/Llama-3.1-70B-Instruct...",
+            absurd,
+        ]));
+        pod.events.push(event(
+            "Normal",
+            "Killing",
+            "Container server failed liveness probe, will be restarted",
+        ));
+        let d = run(probe_kill, &pod).unwrap();
+        // 65 s run and no usable estimate, doubled, is under the 600 s floor.
+        assert!(
+            d.next_steps[0].contains("failureThreshold: 60"),
+            "{:?}",
+            d.next_steps
+        );
+    }
+
+    #[test]
+    fn a_startup_probe_that_gives_up_too_soon_is_lengthened_not_added() {
+        let mut pod = killed();
+        pod.containers[0].startup = Some(probe(0, 10, 6));
+        pod.events.push(event(
+            "Normal",
+            "Killing",
+            "Container server failed startup probe, will be restarted",
+        ));
+        let d = run(probe_kill, &pod).unwrap();
+        assert!(d.summary.starts_with("The startup probe"), "{}", d.summary);
+        let step = &d.next_steps[0];
+        assert!(
+            step.contains("Raise the startupProbe's failureThreshold (now 6) to 60")
+                && step.contains("instead of 60 s"),
+            "{step}"
+        );
+        assert!(!step.contains("Add a startupProbe"), "{step}");
     }
 
     #[test]

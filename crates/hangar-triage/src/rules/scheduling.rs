@@ -85,6 +85,36 @@ fn taint(text: &str) -> Option<(&str, &str)> {
     Some((key.trim(), value.trim()))
 }
 
+/// `2 node(s) had untolerated taint {nvidia.com/gpu: present}`, or since Kubernetes 1.34
+/// `2 node(s) had untolerated taint(s)`.
+fn is_taint_reason(reason: &Reason<'_>) -> bool {
+    reason.text.contains("untolerated taint")
+}
+
+/// A node's taint as the evidence writes it (`key=value:Effect`), as `(key, value)`.
+fn node_taint(text: &str) -> (&str, &str) {
+    let taint = text.rsplit_once(':').map_or(text, |(taint, _effect)| taint);
+    taint.split_once('=').unwrap_or((taint, ""))
+}
+
+/// The untolerated taints a scheduler message names; since Kubernetes 1.34 it only counts the
+/// nodes (`2 node(s) had untolerated taint(s)`), and the taints of the input's nodes the pod
+/// does not tolerate stand in. `None` when no reason is about taints.
+fn untolerated<'a>(reasons: &[Reason<'a>], known: &'a [String]) -> Option<Vec<(&'a str, &'a str)>> {
+    if !reasons.iter().any(is_taint_reason) {
+        return None;
+    }
+    let named: Vec<(&str, &str)> = reasons
+        .iter()
+        .filter(|r| is_taint_reason(r))
+        .filter_map(|r| taint(r.text))
+        .collect();
+    if !named.is_empty() {
+        return Some(named);
+    }
+    Some(known.iter().map(|t| node_taint(t)).collect())
+}
+
 fn is_accelerator_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
@@ -108,6 +138,9 @@ enum Verdict {
     NodeProblem(String),
     Selector,
     OtherTaint(String),
+    /// Nodes carry a taint the pod does not tolerate, and neither the message nor the input
+    /// names it: how many nodes.
+    UnnamedTaint(u32),
 }
 
 /// Taints Kubernetes and cloud providers set themselves: never the GPU pool's.
@@ -121,12 +154,17 @@ fn is_system_taint(key: &str) -> bool {
     .any(|p| key.starts_with(p))
 }
 
-fn judge(reasons: &[Reason<'_>], wants_gpu: bool) -> Verdict {
-    let taints: Vec<(&str, &str)> = reasons
-        .iter()
-        .filter(|r| r.text.contains("untolerated taint"))
-        .filter_map(|r| taint(r.text))
-        .collect();
+fn judge(reasons: &[Reason<'_>], wants_gpu: bool, known_taints: &[String]) -> Verdict {
+    let tainted = untolerated(reasons, known_taints);
+    // Taints nobody named: the nodes the message counts as tainted.
+    let unnamed = tainted.as_ref().filter(|t| t.is_empty()).map(|_| {
+        reasons
+            .iter()
+            .filter(|r| is_taint_reason(r))
+            .map(|r| r.nodes)
+            .fold(0, u32::saturating_add)
+    });
+    let taints = tainted.unwrap_or_default();
     let short_of_gpus = reasons
         .iter()
         .any(|r| r.text.starts_with("Insufficient ") && is_accelerator_key(r.text));
@@ -136,6 +174,11 @@ fn judge(reasons: &[Reason<'_>], wants_gpu: bool) -> Verdict {
         is_accelerator_key(k) || (wants_gpu && !short_of_gpus && !is_system_taint(k))
     }) {
         return Verdict::GpuTaint((*key).to_owned());
+    }
+    // A GPU pod kept off tainted nodes while the rest lack GPUs: the tainted ones are most
+    // likely the GPU pool.
+    if let Some(nodes) = unnamed.filter(|_| wants_gpu) {
+        return Verdict::UnnamedTaint(nodes);
     }
     if reasons
         .iter()
@@ -171,9 +214,10 @@ fn judge(reasons: &[Reason<'_>], wants_gpu: bool) -> Verdict {
     {
         return Verdict::Selector;
     }
-    match taints.first() {
-        Some((key, _)) => Verdict::OtherTaint((*key).to_owned()),
-        None => Verdict::NodeProblem("no node fits".into()),
+    match (taints.first(), unnamed) {
+        (Some((key, _)), _) => Verdict::OtherTaint((*key).to_owned()),
+        (None, Some(nodes)) => Verdict::UnnamedTaint(nodes),
+        (None, None) => Verdict::NodeProblem("no node fits".into()),
     }
 }
 
@@ -208,6 +252,7 @@ pub(crate) fn failed_scheduling(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<D
                 source: None,
                 first_seen: condition.last_transition.clone(),
                 last_seen: condition.last_transition.clone(),
+                object_uid: None,
                 origin: pod.origin.clone(),
             };
             &from_condition
@@ -242,7 +287,21 @@ pub(crate) fn failed_scheduling(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<D
         at: c.last_transition.clone(),
     }));
     let gpu_columns = "kubectl get nodes -o custom-columns='NAME:.metadata.name,GPU:.status.allocatable.nvidia\\.com/gpu,TAINTS:.spec.taints[*].key'";
-    let (side, summary, next_steps) = match judge(&reasons, wanted.is_some()) {
+    let names_no_taint = reasons
+        .iter()
+        .any(|r| is_taint_reason(r) && taint(r.text).is_none());
+    if names_no_taint && !pod.untolerated_taints.is_empty() {
+        evidence.push(crate::verdict::Evidence {
+            source: format!(
+                "{} spec.tolerations against the nodes' taints ({})",
+                pod.pod, pod.origin
+            ),
+            text: format!("not tolerated: {}", pod.untolerated_taints.join(", ")),
+            at: None,
+        });
+    }
+    let judged = judge(&reasons, wanted.is_some(), &pod.untolerated_taints);
+    let (side, summary, next_steps) = match judged {
         Verdict::GpuTaint(key) => (
             Side::Configuration,
             format!("The GPU nodes carry the taint `{key}` and the pod does not tolerate it."),
@@ -292,6 +351,15 @@ pub(crate) fn failed_scheduling(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<D
             format!("The nodes carry the taint `{key}` and the pod does not tolerate it."),
             vec![
                 format!("Add a toleration for `{key}` to the pod template, or place the pod elsewhere."),
+                format!("Confirm: {}", kubectl.events()),
+            ],
+        ),
+        Verdict::UnnamedTaint(nodes) => (
+            Side::Configuration,
+            format!("{nodes} node(s) carry a taint the pod does not tolerate (the scheduler no longer names it): the pod lacks a toleration for the nodes meant for it."),
+            vec![
+                format!("Find the taint on the nodes meant for the pod: {gpu_columns}, or kubectl describe node NODE | grep Taints"),
+                "Add a toleration for it to the pod template: tolerations: [{key: \"KEY\", operator: Exists, effect: NoSchedule}].".into(),
                 format!("Confirm: {}", kubectl.events()),
             ],
         ),
@@ -625,6 +693,49 @@ mod tests {
         let d = run(failed_scheduling, &pending("0/8 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.")).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("key: \"nvidia.com/gpu\""));
+    }
+
+    #[test]
+    fn an_untolerated_taint_is_configuration_whether_or_not_the_message_names_it() {
+        let named = "0/8 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.";
+        let d = run(failed_scheduling, &pending(named)).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
+        assert!(d.next_steps[0].contains("key: \"nvidia.com/gpu\""));
+
+        // Kubernetes 1.34 and later count the nodes without naming the taint.
+        let unnamed = "0/8 nodes are available: 2 node(s) had untolerated taint(s), 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.";
+        let d = run(failed_scheduling, &pending(unnamed)).unwrap();
+        assert_eq!(
+            (d.category, d.side),
+            (Category::Scheduling, Some(Side::Configuration))
+        );
+        assert!(
+            d.summary.starts_with("2 node(s) carry a taint"),
+            "{}",
+            d.summary
+        );
+        assert!(d.next_steps[1].contains("toleration"), "{:?}", d.next_steps);
+
+        // The input's nodes name it again.
+        let mut pod = pending(unnamed);
+        pod.untolerated_taints = vec![
+            "node-role.kubernetes.io/control-plane:NoSchedule".into(),
+            "nvidia.com/gpu=present:NoSchedule".into(),
+        ];
+        let d = run(failed_scheduling, &pod).unwrap();
+        assert_eq!(d.side, Some(Side::Configuration));
+        assert!(
+            d.next_steps[0].contains("key: \"nvidia.com/gpu\""),
+            "{:?}",
+            d.next_steps
+        );
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("nvidia.com/gpu=present:NoSchedule")),
+            "{:?}",
+            d.evidence
+        );
     }
 
     #[test]
