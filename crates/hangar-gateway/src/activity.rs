@@ -67,8 +67,10 @@ impl Activity {
         };
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         answers.retain(|answer| answer.strong_count() > 0);
+        // Acquire, paired with `progressed`: an answer seen not waiting comes with the time it
+        // stopped waiting, not an older one.
         let answer = (answers.iter().filter_map(Weak::upgrade))
-            .filter(|progress| !progress.waiting_on_source.load(Ordering::Relaxed))
+            .filter(|progress| !progress.waiting_on_source.load(Ordering::Acquire))
             .map(|progress| now.saturating_sub(progress.last_ms.load(Ordering::Relaxed)))
             .max()
             .unwrap_or(0);
@@ -108,6 +110,11 @@ impl Activity {
         // Until its handler answers, the stream waits on the gateway, not on the client.
         progress.waiting_on_source.store(true, Ordering::Relaxed);
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Ended streams are forgotten here too, so that a connection asking fast does not pile
+        // them up between two looks of its watch.
+        if answers.len() >= 2 * self.open_streams.load(Ordering::Relaxed) + 16 {
+            answers.retain(|answer| answer.strong_count() > 0);
+        }
         answers.push(Arc::downgrade(&progress));
         Some(OpenStream(Arc::clone(self), progress))
     }
@@ -133,7 +140,7 @@ impl OpenStream {
     fn progressed(&self, waiting: bool) {
         let (activity, progress) = (&self.0, &self.1);
         progress.last_ms.store(activity.now_ms(), Ordering::Relaxed);
-        progress.waiting_on_source.store(waiting, Ordering::Relaxed);
+        progress.waiting_on_source.store(waiting, Ordering::Release);
     }
 }
 

@@ -390,15 +390,28 @@ where
             }
         }
         connection.as_mut().graceful_shutdown();
+        // Once no stream is open, the close is given `idle` at most: h2 does not finish it
+        // while an ended stream still has data its client's window never let out.
+        let mut nothing_open_since = None;
         loop {
             let stalled = activity.stalled_for();
-            if stalled >= idle {
+            let nothing_open = activity.multiplexed() && !activity.quiet_for().is_zero();
+            if !nothing_open {
+                nothing_open_since = None;
+            }
+            let waited = match nothing_open {
+                true => nothing_open_since
+                    .get_or_insert_with(tokio::time::Instant::now)
+                    .elapsed(),
+                false => Duration::ZERO,
+            };
+            if stalled >= idle || waited >= idle {
                 return;
             }
             tokio::select! {
                 biased;
                 _ = connection.as_mut() => return,
-                () = tokio::time::sleep(idle - stalled) => {}
+                () = tokio::time::sleep((idle - stalled).min(idle - waited)) => {}
             }
         }
     })
