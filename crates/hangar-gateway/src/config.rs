@@ -269,6 +269,28 @@ pub struct ModelVersion {
     /// Environment variable holding the key the gateway presents to this model server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// The field that carries the cap on generated tokens to this model server.
+    #[serde(default, skip_serializing_if = "CapField::is_default")]
+    pub cap_field: CapField,
+}
+
+/// How a request's cap on generated tokens is written for a model server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CapField {
+    /// `max_tokens`, always, beside a client's `max_completion_tokens`: the servers that read
+    /// only `max_tokens` (vLLM's completions, Ollama, TGI) are held to the cap too.
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens` only, a client's `max_tokens` moved there: for OpenAI's and
+    /// Azure OpenAI's APIs, which refuse the two together and `max_tokens` for reasoning models.
+    MaxCompletionTokens,
+}
+
+impl CapField {
+    fn is_default(&self) -> bool {
+        *self == CapField::default()
+    }
 }
 
 /// How a model's traffic stays on one version.

@@ -16,7 +16,7 @@ use hangar_guard::{CanaryWatch, ExtractionMonitor};
 
 use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis};
 use crate::auth::{AuthError, Identity};
-use crate::config::GuardAction;
+use crate::config::{CapField, GuardAction};
 use crate::error::Refusal;
 use crate::json::Json;
 use crate::limits::{Admission, Limiter};
@@ -737,11 +737,20 @@ fn upstream_body(
                 body.remove(field);
             }
         }
-        // Always a `max_tokens`, even beside `max_completion_tokens` (the largest of the two,
-        // as reserved): servers that do not know the newer field (vLLM's completions, Ollama,
-        // TGI) would otherwise generate to the context length.
-        if !body.contains_key("max_tokens") {
-            body.insert("max_tokens".into(), Value::from(facts.max_tokens));
+        match version.cap_field {
+            // Always a `max_tokens`, even beside `max_completion_tokens` (the largest of the
+            // two, as reserved): servers that do not know the newer field (vLLM's completions,
+            // Ollama, TGI) would otherwise generate to the context length.
+            CapField::MaxTokens => {
+                if !body.contains_key("max_tokens") {
+                    body.insert("max_tokens".into(), Value::from(facts.max_tokens));
+                }
+            }
+            CapField::MaxCompletionTokens => {
+                body.remove("max_tokens");
+                let cap = Value::from(facts.max_tokens);
+                body.insert("max_completion_tokens".into(), cap);
+            }
         }
     }
     if facts.stream && !facts.client_wants_usage {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::{ModelRoute, Sticky};
+use crate::config::{CapField, ModelRoute, Sticky};
 use crate::error::Refusal;
 use crate::upstream::BaseUrl;
 
@@ -23,6 +23,8 @@ pub struct Version {
     pub upstream_auth: Option<http::HeaderValue>,
     /// `name` as a header value, made once (`None` if the name cannot be one).
     pub name_header: Option<http::HeaderValue>,
+    /// The field the cap on generated tokens goes in.
+    pub cap_field: CapField,
     weight: u64,
 }
 
@@ -82,6 +84,7 @@ impl RouteTable {
                     base,
                     upstream_model: Arc::from(version.upstream_model.as_deref().unwrap_or(name)),
                     upstream_auth,
+                    cap_field: version.cap_field,
                     weight: u64::from(version.weight),
                 }));
             }
@@ -230,6 +233,7 @@ mod tests {
                 upstream_model: None,
                 weight: *weight,
                 api_key_env: None,
+                cap_field: CapField::default(),
             })
             .collect();
         let models = BTreeMap::from([("llama".to_owned(), ModelRoute { versions, sticky })]);
@@ -318,6 +322,7 @@ mod tests {
                     upstream_model: None,
                     weight: 1,
                     api_key_env: Some("HANGAR_TEST_SURELY_UNSET_VARIABLE".into()),
+                    cap_field: CapField::default(),
                 }],
                 sticky: Sticky::None,
             },

@@ -1115,6 +1115,42 @@ async fn a_null_max_tokens_cannot_lift_the_cap_and_duplicate_keys_never_pass_thr
 }
 
 #[tokio::test]
+async fn a_model_server_that_takes_only_max_completion_tokens_gets_the_cap_there() {
+    let upstream = upstream().await;
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: &MODELS.replace(
+            "weight: 100}",
+            "weight: 100, capField: maxCompletionTokens}",
+        ),
+        extra: "",
+    };
+    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    for (field, value) in [
+        ("max_tokens", json!(7)),
+        ("max_completion_tokens", json!(9)),
+    ] {
+        let mut request = chat("llama", "What is 2+2?");
+        request[field] = value.clone();
+        let answer = gw
+            .post("/v1/chat/completions", Some(gw.key("support-1")), &request)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let sent = upstream.requests().last().unwrap().json().unwrap();
+        assert!(sent.get("max_tokens").is_none(), "{sent}");
+        assert_eq!(sent["max_completion_tokens"], value, "{sent}");
+    }
+    let answer = gw.chat(gw.key("support-1"), "What is 2+2?").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let sent = upstream.requests().last().unwrap().json().unwrap();
+    assert_eq!(
+        sent["max_completion_tokens"], 100,
+        "the tenant's cap: {sent}"
+    );
+}
+
+#[tokio::test]
 async fn injections_and_secrets_outside_plain_content_are_seen_too() {
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;
