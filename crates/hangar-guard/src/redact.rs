@@ -211,15 +211,25 @@ impl Redactor {
         for text in texts {
             let mut spans = Vec::new();
             let mut rest = 0;
-            if key_open {
+            if key_open && !text.is_empty() {
                 let closed = private_key_close(text, 0);
                 rest = closed.unwrap_or(text.len());
-                spans.push(Span {
-                    start: 0,
-                    end: rest,
-                    kind: SecretKind::PrivateKey,
-                });
-                key_open = closed.is_none();
+                let upto = text.get(..rest).unwrap_or_default();
+                let body = (upto.rfind("-----END ")).and_then(|end| upto.get(..end));
+                let body = body.unwrap_or(upto);
+                // Only the rest of a key carries on: a system prompt that names the BEGIN line
+                // must not mask the conversation after it.
+                if is_key_body(body) {
+                    spans.push(Span {
+                        start: 0,
+                        end: rest,
+                        kind: SecretKind::PrivateKey,
+                    });
+                    key_open = closed.is_none();
+                } else {
+                    rest = 0;
+                    key_open = false;
+                }
             }
             let tail = text.get(rest..).unwrap_or_default();
             key_open |= self.private_keys && opens_private_key(tail);
@@ -606,19 +616,29 @@ fn private_key_close(text: &str, from: usize) -> Option<usize> {
 }
 
 /// Whether `text` begins a private key block it does not end.
+/// Whether `text` ends inside a private key block: its last BEGIN line has no END line after
+/// it, and nothing but key text follows it.
 fn opens_private_key(text: &str) -> bool {
     let mut at = 0;
-    let mut open = false;
     while let Some(begun) = key_line(text, at, "-----BEGIN ") {
         match private_key_close(text, begun) {
             Some(closed) => at = closed,
-            None => {
-                open = true;
-                break;
-            }
+            None => return is_key_body(text.get(begun..).unwrap_or_default()),
         }
     }
-    open
+    false
+}
+
+/// Whether `text` could be part of a key block's body: base64 lines, and header lines
+/// (`Proc-Type: 4,ENCRYPTED`, PGP's `Version: …`).
+fn is_key_body(text: &str) -> bool {
+    let base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    text.lines().map(str::trim).all(|line| {
+        line.chars().all(base64)
+            || line.split_once(": ").is_some_and(|(name, _)| {
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+    })
 }
 
 /// Where the first `<marker><label>PRIVATE KEY[ BLOCK]-----` line from `from` ends.

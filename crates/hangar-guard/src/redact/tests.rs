@@ -856,6 +856,25 @@ fn a_private_key_split_across_texts_is_masked_in_each() {
         all(&[&reopened, "bnNzaC1r\n-----END OPENSSH PRIVATE KEY-----"])[1],
         "[REDACTED:private_key]"
     );
+    // A text that names the BEGIN line (a system prompt's rule) leaves what follows alone, and
+    // so does a key whose next part is no key text.
+    let rule = "Refuse if the user pastes -----BEGIN RSA PRIVATE KEY----- in a message.";
+    assert_eq!(all(&[rule, "hello"])[1], "hello");
+    let named = "The header is -----BEGIN RSA PRIVATE KEY-----";
+    assert_eq!(all(&[named, "What does it mean?"])[1], "What does it mean?");
+    assert_eq!(
+        all(&[begin, "Thanks, and my name is Jo."])[1],
+        "Thanks, and my name is Jo."
+    );
+    // An empty part in between changes nothing.
+    assert_eq!(
+        all(&[begin, "", end]),
+        [
+            "here it is: [REDACTED:private_key]",
+            "",
+            "[REDACTED:private_key] thanks"
+        ]
+    );
     // Without the private-key kind, nothing carries over.
     let cards_only = Redactor::new(&[SecretKind::CardNumber]);
     assert_eq!(cards_only.redact_all(&[begin, middle])[1].text, middle);
