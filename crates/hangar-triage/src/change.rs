@@ -183,23 +183,34 @@ fn first_symptom(pod: &PodEvidence) -> Option<Timestamp> {
                 _ => None,
             })
     });
-    let warnings = warning_starts(&pod.events);
+    let warnings = warning_spans(&pod.events).map(|(first, _)| first);
     let own = terminations.filter_map(parse).chain(warnings).min();
-    // A node warning that began long before the pod's own trouble is the node's background, not
-    // this failure's start: a disk warning recurring for three weeks would hide last night's
-    // revision.
-    let node = warning_starts(&pod.node_events)
-        .filter(|at| own.is_none_or(|own| own.as_second() - at.as_second() <= NODE_LEAD_SECONDS));
+    // A node warning is where the trouble began when it began within the hour before the pod's
+    // own, or is still firing then having begun within the day (Xid errors since 02:00, the pod
+    // down at 05:00). One recurring for weeks is the node's background: it would hide last
+    // night's revision.
+    let before_own =
+        |at: Timestamp, most: i64| own.is_none_or(|own| own.as_second() - at.as_second() <= most);
+    let node = warning_spans(&pod.node_events)
+        .filter(move |(first, last)| {
+            before_own(*first, NODE_LEAD_SECONDS)
+                || (before_own(*last, NODE_LEAD_SECONDS)
+                    && before_own(*first, SUSPECT_WINDOW_SECONDS))
+        })
+        .map(|(first, _)| first);
     own.into_iter().chain(node).min()
 }
 
-/// When each warning among `events` began, chronic node noise left out.
-fn warning_starts(events: &[EventRecord]) -> impl Iterator<Item = Timestamp> + '_ {
+/// When each warning among `events` began and was last seen, chronic node noise left out.
+fn warning_spans(events: &[EventRecord]) -> impl Iterator<Item = (Timestamp, Timestamp)> + '_ {
     events
         .iter()
         .filter(|e| e.kind == "Warning" && !CHRONIC_NODE_WARNINGS.contains(&e.reason.as_str()))
-        .filter_map(|e| e.first_seen.as_deref().or(e.last_seen.as_deref()))
-        .filter_map(parse)
+        .filter_map(|e| {
+            let first = parse(e.first_seen.as_deref().or(e.last_seen.as_deref())?)?;
+            let last = e.last_seen.as_deref().and_then(parse).unwrap_or(first);
+            Some((first, last.max(first)))
+        })
 }
 
 /// `ModelRelease` history (Hangar's release CRD), read defensively: entries of
@@ -848,7 +859,20 @@ status: {phase: Running, startTime: "2026-11-28T02:40:00Z"}
         let text = conclude(Some(since), closest, &changes);
         assert!(text.contains("suspect the model release first"), "{text}");
 
-        // A node warning that began shortly before the crash is part of it.
+        // A node warning still firing before the crash, begun that night, is part of it.
+        let mut xid_all_night = pod.clone();
+        xid_all_night.node_events.push(warning(
+            "XidError",
+            "2026-11-28T00:10:00Z",
+            "2026-11-28T02:49:00Z",
+        ));
+        assert_eq!(
+            first_symptom(&xid_all_night)
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2026-11-28T00:10:00Z")
+        );
+        // And so is one that began shortly before the crash.
         pod.node_events.push(warning(
             "XidError",
             "2026-11-28T02:30:00Z",

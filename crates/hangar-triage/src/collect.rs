@@ -233,13 +233,19 @@ fn untolerated_taints(snapshot: &Snapshot, spec: Option<&PodSpec>) -> Vec<String
         .unwrap_or_default();
     let mut found: Vec<String> = Vec::new();
     for node in &snapshot.nodes {
-        for taint in fencing_taints(&node.object) {
+        // A cordoned node's taint: the scheduler reports those nodes as unschedulable instead.
+        let taints =
+            fencing_taints(&node.object).filter(|t| t.key != "node.kubernetes.io/unschedulable");
+        for taint in taints {
             let text = taint_text(taint);
             if !tolerations.iter().any(|t| tolerates(t, taint)) && !found.contains(&text) {
                 found.push(text);
             }
         }
     }
+    // In an order of their own, not the nodes': the verdict must not depend on which is listed
+    // first.
+    found.sort();
     found
 }
 

@@ -84,6 +84,13 @@ fn cause(text: &str) -> Cause {
 }
 
 /// A kubelet event about a pull that failed, or that the pull policy forbade.
+/// The image a kubelet message quotes: `… image "REF" …`.
+fn quoted_image(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("image \"")?;
+    let (image, _) = rest.split_once('"')?;
+    Some(image.to_owned())
+}
+
 fn pull_failure(event: &EventRecord) -> bool {
     event.reason == NEVER_PULL || event.message.starts_with("Failed to pull image")
 }
@@ -117,7 +124,11 @@ pub(crate) fn image_pull(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosi
         )
     };
     let container = stuck.as_ref().map(|w| w.container);
-    let image = container.map(|c| c.image.clone()).unwrap_or_default();
+    // Without a waiting container (events only), the kubelet's message names the image:
+    // `Container image "vllm/vllm-openai:v0.9" is not present…`.
+    let image = (container.map(|c| c.image.clone()))
+        .or_else(|| failures.iter().find_map(|e| quoted_image(&e.message)))
+        .unwrap_or_default();
     let node = pod.node.as_ref().map(|n| n.name.as_str()).unwrap_or("-");
     let mut evidence = Vec::new();
     evidence.extend(stuck.as_ref().map(|w| w.evidence(pod)));
@@ -239,10 +250,16 @@ mod tests {
                 .any(|e| e.text.contains("ErrImageNeverPull"))
         );
 
-        // The event alone, once the container status is gone, says the same.
+        // The event alone, once the container status is gone, says the same, image named.
         pod.containers[0].state = None;
         let d = run(image_pull, &pod).unwrap();
         assert_eq!(d.side, Some(Side::Configuration));
+        assert!(
+            d.summary
+                .contains("image registry.local/vllm-openai:v0.9.9 is not on"),
+            "{}",
+            d.summary
+        );
     }
 
     #[test]

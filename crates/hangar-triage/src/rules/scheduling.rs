@@ -175,9 +175,10 @@ fn judge(reasons: &[Reason<'_>], wants_gpu: bool, known_taints: &[String]) -> Ve
     }) {
         return Verdict::GpuTaint((*key).to_owned());
     }
-    // A GPU pod kept off tainted nodes while the rest lack GPUs: the tainted ones are most
-    // likely the GPU pool.
-    if let Some(nodes) = unnamed.filter(|_| wants_gpu) {
+    // A GPU pod kept off tainted nodes nobody names, and no node merely out of GPUs: the
+    // tainted ones are most likely the GPU pool. (With nodes out of GPUs, the tainted ones are
+    // more likely the control plane's, and capacity is the answer below.)
+    if let Some(nodes) = unnamed.filter(|_| wants_gpu && !short_of_gpus) {
         return Verdict::UnnamedTaint(nodes);
     }
     if reasons
@@ -702,19 +703,25 @@ mod tests {
         assert_eq!(d.side, Some(Side::Configuration));
         assert!(d.next_steps[0].contains("key: \"nvidia.com/gpu\""));
 
-        // Kubernetes 1.34 and later count the nodes without naming the taint.
-        let unnamed = "0/8 nodes are available: 2 node(s) had untolerated taint(s), 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.";
-        let d = run(failed_scheduling, &pending(unnamed)).unwrap();
+        // Kubernetes 1.34 and later count the nodes without naming the taint. Alone, the
+        // tainted nodes are most likely the GPU pool.
+        let only_tainted = "0/3 nodes are available: 3 node(s) had untolerated taint(s). preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
+        let d = run(failed_scheduling, &pending(only_tainted)).unwrap();
         assert_eq!(
             (d.category, d.side),
             (Category::Scheduling, Some(Side::Configuration))
         );
         assert!(
-            d.summary.starts_with("2 node(s) carry a taint"),
+            d.summary.starts_with("3 node(s) carry a taint"),
             "{}",
             d.summary
         );
         assert!(d.next_steps[1].contains("toleration"), "{:?}", d.next_steps);
+        // Beside nodes out of GPUs they are more likely the control plane's: capacity, as when
+        // the message names the control plane's taint.
+        let unnamed = "0/8 nodes are available: 2 node(s) had untolerated taint(s), 6 Insufficient nvidia.com/gpu. preemption: 0/8 nodes are available: 2 Preemption is not helpful for scheduling, 6 No preemption victims found for incoming pod.";
+        let d = run(failed_scheduling, &pending(unnamed)).unwrap();
+        assert_eq!(d.side, Some(Side::Infrastructure), "{}", d.summary);
 
         // The input's nodes name it again.
         let mut pod = pending(unnamed);
