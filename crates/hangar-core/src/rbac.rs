@@ -23,6 +23,18 @@ pub struct Subject {
 
 impl Subject {
     fn from_rbac(s: &RbacSubject, binding_namespace: &str) -> Subject {
+        // A service account's token authenticates as this user: the same principal as the
+        // `ServiceAccount` subject, so both forms of a binding meet.
+        if s.kind == "User"
+            && let Some((namespace, name)) = (s.name.strip_prefix("system:serviceaccount:"))
+                .and_then(|account| account.split_once(':'))
+        {
+            return Subject {
+                kind: "ServiceAccount".to_owned(),
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+            };
+        }
         let namespace = match s.kind.as_str() {
             "ServiceAccount" => s
                 .namespace
@@ -44,7 +56,10 @@ impl Subject {
             "ServiceAccount" if self.namespace == "kube-system" => Breadth::ControlPlane,
             "ServiceAccount" => Breadth::ServiceAccount,
             "Group" => match name {
-                "system:authenticated" => Breadth::Everyone("every authenticated user"),
+                // OpenShift's OAuth users are a group of their own.
+                "system:authenticated" | "system:authenticated:oauth" => {
+                    Breadth::Everyone("every authenticated user")
+                }
                 "system:unauthenticated" => {
                     Breadth::Everyone("every caller that does not authenticate")
                 }

@@ -1267,10 +1267,16 @@ subjects: [{subjects}]
         assert!(
             findings[0]
                 .message
-                .starts_with("User system:serviceaccount:ci:deployer"),
+                .starts_with("ServiceAccount ci/deployer"),
             "{}",
             findings[0].message
         );
+        // The same account bound in each form: one principal.
+        let as_account = two_environments(&[account], &[]).replace(
+            "subjects: []",
+            "subjects: [{kind: ServiceAccount, name: deployer, namespace: ci}]",
+        );
+        assert_eq!(run("MOD-008", &as_account).len(), 1, "{as_account}");
     }
 
     #[test]

@@ -145,8 +145,11 @@ fn open_to_every_address(rule: &NetworkPolicyEgressRule) -> Option<String> {
 fn opens_dns_only(rule: &NetworkPolicyEgressRule) -> bool {
     let ports = rule.ports.as_deref().unwrap_or_default();
     !ports.is_empty()
-        && ports.iter().all(|p| {
-            matches!(p.port, Some(IntOrString::Int(53))) && p.end_port.is_none_or(|end| end == 53)
+        && ports.iter().all(|p| match &p.port {
+            Some(IntOrString::Int(53)) => p.end_port.is_none_or(|end| end == 53),
+            // CoreDNS names its ports `dns` and `dns-tcp`.
+            Some(IntOrString::String(name)) => name.starts_with("dns"),
+            _ => false,
         })
 }
 
@@ -217,8 +220,9 @@ const METADATA_ADDRESS: [u8; 4] = [169, 254, 169, 254];
 /// The port the cloud metadata services answer on (plain HTTP).
 const METADATA_PORT: i32 = 80;
 
-/// Whether a rule lets TCP through to the metadata port. Without `ports` every port is open; a
-/// named port is resolved against the destination's own ports, so it may be 80.
+/// Whether a rule lets TCP through to the metadata port. Without `ports` every port is open. A
+/// named port is resolved against the destination pod's own ports, and the metadata address is
+/// no pod, so a named port never opens it.
 fn opens_metadata_port(rule: &NetworkPolicyEgressRule) -> bool {
     let ports = rule.ports.as_deref().unwrap_or_default();
     ports.is_empty()
@@ -228,7 +232,8 @@ fn opens_metadata_port(rule: &NetworkPolicyEgressRule) -> bool {
                 .as_deref()
                 .is_none_or(|protocol| protocol == "TCP");
             let covers = match &p.port {
-                None | Some(IntOrString::String(_)) => true,
+                None => true,
+                Some(IntOrString::String(_)) => false,
                 Some(IntOrString::Int(port)) => {
                     (*port..=p.end_port.unwrap_or(*port)).contains(&METADATA_PORT)
                 }
@@ -512,6 +517,19 @@ spec:
         );
         assert!(run("NET-002", &dns).is_empty());
         assert!(run("NET-003", &dns).is_empty());
+        // Named as CoreDNS names them; a named port is a pod's, and the metadata address is none.
+        let named = chat_policy(
+            "policyTypes: [Egress], egress: [{ports: [{port: dns, protocol: UDP}, {port: dns-tcp, protocol: TCP}]}]",
+        );
+        assert!(run("NET-002", &named).is_empty());
+        assert!(run("NET-003", &named).is_empty());
+        let web = chat_policy("policyTypes: [Egress], egress: [{ports: [{port: http}]}]");
+        assert!(run("NET-003", &web).is_empty());
+        assert_eq!(
+            run("NET-002", &web).len(),
+            1,
+            "every address on port `http`"
+        );
     }
 
     #[test]

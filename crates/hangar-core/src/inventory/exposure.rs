@@ -693,7 +693,11 @@ fn istio_authorization<'p>(
             .filter(|p| p.object.str_at("spec.action").unwrap_or("ALLOW") == action)
             .collect()
     };
-    let custom = with_action("CUSTOM").first().copied();
+    // A CUSTOM policy sends the requests its rules match to an external authoriser: it counts
+    // when one rule takes in the inference API (a policy without rules matches nothing).
+    let custom = with_action("CUSTOM")
+        .into_iter()
+        .find(|p| istio_rules(&p.object).iter().any(reaches_inference));
     if custom.is_some() {
         return custom;
     }
@@ -704,7 +708,10 @@ fn istio_authorization<'p>(
         return deny;
     }
     let allow = with_action("ALLOW");
-    let rules: Vec<&Value> = allow.iter().flat_map(|p| istio_rules(&p.object)).collect();
+    // Rules for other paths (a scraper's `/metrics`) let nobody into the inference API.
+    let rules: Vec<&Value> = (allow.iter().flat_map(|p| istio_rules(&p.object)))
+        .filter(|rule| reaches_inference(rule))
+        .collect();
     if rules.is_empty() || !rules.iter().all(|rule| requires_principal(rule)) {
         return None;
     }
@@ -719,6 +726,45 @@ fn istio_rules(policy: &DynamicObject) -> &[Value] {
         .get("spec.rules")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice)
+}
+
+/// Whether a rule may match requests to the inference API (`/v1/chat/completions`): it names
+/// no operation, or one whose `paths` could match that path and whose `notPaths` do not.
+fn reaches_inference(rule: &Value) -> bool {
+    const INFERENCE: &str = "/v1/chat/completions";
+    let matches = |pattern: &str| {
+        pattern == "*"
+            || pattern == INFERENCE
+            || pattern
+                .strip_suffix('*')
+                .is_some_and(|prefix| INFERENCE.starts_with(prefix))
+            || pattern
+                .strip_prefix('*')
+                .is_some_and(|suffix| INFERENCE.ends_with(suffix))
+    };
+    let patterns = |operation: &Value, key: &str| -> Option<Vec<String>> {
+        let list = operation.get(key)?.as_array()?;
+        Some(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        )
+    };
+    let operations = rule.get("to").and_then(Value::as_array);
+    match operations {
+        None => true,
+        Some(operations) if operations.is_empty() => true,
+        Some(operations) => operations.iter().any(|to| {
+            let Some(operation) = to.get("operation") else {
+                return true;
+            };
+            let paths = patterns(operation, "paths");
+            let not_paths = patterns(operation, "notPaths").unwrap_or_default();
+            paths.is_none_or(|paths| paths.iter().any(|p| matches(p)))
+                && !not_paths.iter().any(|p| matches(p))
+        }),
+    }
 }
 
 /// Whether an ALLOW rule matches only requests with a request principal: it has sources

@@ -477,14 +477,15 @@ impl Callers<'_> {
             .iter()
             .map(|w| (w.object_ref(), &w.template.labels))
             .filter(|(owner, _)| !gateways.iter().any(|(g, _)| g.workload == **owner))
+            // The pods' labels first: a namespace's labels are built only for the few that match.
             .find(|(owner, labels)| {
-                let in_namespace = match &peer.namespace_selector {
-                    None => owner.namespace == namespace,
-                    Some(namespaces) => {
-                        selects(namespaces, &(self.namespace_labels)(&owner.namespace))
+                selects(pods, labels)
+                    && match &peer.namespace_selector {
+                        None => owner.namespace == namespace,
+                        Some(namespaces) => {
+                            selects(namespaces, &(self.namespace_labels)(&owner.namespace))
+                        }
                     }
-                };
-                in_namespace && selects(pods, labels)
             })
             .map(|(owner, _)| owner)
     }

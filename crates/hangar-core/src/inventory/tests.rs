@@ -449,6 +449,35 @@ fn an_istio_allow_policy_counts_only_when_every_allowed_request_carries_a_princi
     // A source that only excludes principals admits requests without one.
     let not_principals = "rules: [{from: [{source: {notRequestPrincipals: [\"admin\"]}}]}]";
     assert!(mesh_auth(&[("exclude", not_principals)]).is_empty());
+    // A rule for other paths (a scraper's) lets nobody into the inference API.
+    let metrics = "rules: [{from: [{source: {namespaces: [monitoring]}}], to: [{operation: {paths: [\"/metrics\"]}}]}]";
+    assert_eq!(
+        mesh_auth(&[("require-jwt", REQUIRE_JWT), ("scrape", metrics)]).len(),
+        1
+    );
+    let but_not_v1 = "rules: [{to: [{operation: {notPaths: [\"/v1/*\"]}}]}]";
+    assert_eq!(
+        mesh_auth(&[("require-jwt", REQUIRE_JWT), ("rest", but_not_v1)]).len(),
+        1
+    );
+}
+
+#[test]
+fn an_istio_custom_policy_counts_when_its_rules_take_in_the_inference_api() {
+    let custom = |rules: &str| {
+        let spec = format!("action: CUSTOM, provider: {{name: oauth2}}, {rules}");
+        mesh_auth(&[("ext-authz", spec.as_str())])
+    };
+    assert_eq!(custom("rules: [{}]").len(), 1);
+    assert_eq!(
+        custom("rules: [{to: [{operation: {paths: [\"/v1/*\"]}}]}]").len(),
+        1
+    );
+    assert!(
+        custom("rules: []").is_empty(),
+        "a policy without rules matches nothing"
+    );
+    assert!(custom("rules: [{to: [{operation: {paths: [\"/admin/*\"]}}]}]").is_empty());
 }
 
 #[test]
