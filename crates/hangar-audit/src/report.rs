@@ -425,7 +425,17 @@ fn waiver_report(
             });
         }
     }
-    report.unused.sort_by(|a, b| a.check.cmp(&b.check));
+    // By check, then by what it covers: annotations come from a map whose order changes from
+    // run to run, and the report must not.
+    let order = |w: &Waiver| {
+        (
+            w.check.clone(),
+            w.scope.namespace.clone(),
+            w.scope.kind.clone(),
+            w.scope.name.clone(),
+        )
+    };
+    report.unused.sort_by_key(order);
     report
 }
 

@@ -21,9 +21,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
     for path in paths {
         collect(path, true, &mut walk, &mut snapshot.errors);
     }
-    let mut files = walk.files;
-    files.sort();
-    files.dedup();
+    // In the order given, each directory's files sorted by the walk: the last copy of an
+    // object wins, as applying the paths in that order would leave it.
+    let mut seen = HashSet::new();
+    let files: Vec<PathBuf> = (walk.files.into_iter())
+        .filter(|file| seen.insert(file.clone()))
+        .collect();
     // Each file's objects go to their kinds' lists on the thread that parsed them; joining the
     // lists is then one copy per kind.
     let parts: Vec<Snapshot> = files
@@ -78,6 +81,11 @@ impl Walk {
     }
 }
 
+fn has_manifest_extension(path: &Path) -> bool {
+    (path.extension().and_then(|e| e.to_str()))
+        .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// Gathers the files under `path`. A directory holding a `Chart.yaml` is a Helm chart: one error
 /// for the chart, and its templates are not read.
 fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError>) {
@@ -87,17 +95,21 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
     }
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return errors.push(error(path, format!("cannot read: {e}"))),
+        // Inside a directory, only a manifest that cannot be read matters: a dangling link
+        // elsewhere (`result`, `bazel-out`) is no input.
+        Err(e) if named || has_manifest_extension(path) => {
+            return errors.push(error(path, format!("cannot read: {e}")));
+        }
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "unreadable entry skipped");
+            return;
+        }
     };
     if !metadata.is_dir() {
         // A path given by name is read whatever it is: a pipe (`<(kustomize build)`) or a
         // device too. Inside a directory, only regular manifest files: a pipe there could
         // block the walk.
-        let wanted = named
-            || (metadata.is_file()
-                && path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    MANIFEST_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-                }));
+        let wanted = named || (metadata.is_file() && has_manifest_extension(path));
         if wanted {
             walk.take(path, metadata.is_file());
         }
@@ -235,6 +247,40 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_dangling_link_in_a_directory_is_no_input_unless_it_names_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "d/a.yaml", NS);
+        std::os::unix::fs::symlink("/nowhere/out", dir.path().join("d/result")).unwrap();
+        let snapshot = load_paths(&[dir.path().join("d")]);
+        assert_eq!(namespace_names(&snapshot), ["a"]);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        std::os::unix::fs::symlink("/nowhere/b.yaml", dir.path().join("d/b.yaml")).unwrap();
+        let snapshot = load_paths(&[dir.path().join("d")]);
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert!(snapshot.errors[0].message.starts_with("cannot read"));
+    }
+
+    #[test]
+    fn the_path_given_last_wins_as_applying_in_that_order_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |value: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: ml}}\ndata: {{v: {value}}}\n"
+            )
+        };
+        write(dir.path(), "patched.yaml", &config("patched"));
+        write(dir.path(), "base.yaml", &config("base"));
+        let value = |paths: &[&str]| {
+            let paths: Vec<PathBuf> = paths.iter().map(|p| dir.path().join(p)).collect();
+            let snapshot = load_paths(&paths);
+            let data = snapshot.config_maps[0].object.data.clone().unwrap();
+            data["v"].clone()
+        };
+        assert_eq!(value(&["patched.yaml", "base.yaml"]), "base");
+        assert_eq!(value(&["base.yaml", "patched.yaml"]), "patched");
     }
 
     #[test]

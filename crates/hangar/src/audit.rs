@@ -145,7 +145,7 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
                 outln!(
                     "{}",
                     row.iter()
-                        .map(|c| csv_cell(&printable(c)))
+                        .map(|c| hangar_audit::render::csv_cell(&printable(c)))
                         .collect::<Vec<_>>()
                         .join(",")
                 )?;
@@ -181,14 +181,6 @@ pub fn inventory(args: InventoryArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
 }
 
 pub fn checks(args: ChecksArgs) -> Result<ExitCode> {

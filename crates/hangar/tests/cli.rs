@@ -739,6 +739,34 @@ fn control_characters_and_pipes_from_manifests_are_shown_escaped() {
     }
     let markdown = stdout(&hangar(&["audit", file, "--format", "markdown"]));
     assert!(markdown.contains("no findings\\|x"), "{markdown}");
+
+    // A waiver annotation on that object prints its name too; a model argument with HTML or a
+    // backtick renders as neither; a formula stays text in the CSV.
+    let waived = hostile
+        .replacen(
+            "namespace: ml}\nspec:\n  template:",
+            "namespace: ml, annotations: {hangar.dev/waive.EXP-001: \"accepted\"}}\nspec:\n  template:",
+            1,
+        )
+        .replace(
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "=HYPERLINK(\\\"x\\\")<img src=x>`",
+        );
+    assert!(waived.contains("hangar.dev/waive.EXP-001"), "{waived}");
+    let file = write(dir.path(), "waived.yaml", &waived);
+    let file = file.to_str().unwrap();
+    let markdown = stdout(&hangar(&["audit", file, "--format", "markdown"]));
+    assert!(markdown.contains("- used: **EXP-001** via"), "{markdown}");
+    assert!(
+        !markdown.lines().any(|l| l.starts_with("forged")),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("<img"), "{markdown}");
+    let csv = stdout(&hangar(&["inventory", file, "--format", "csv"]));
+    assert!(
+        !csv.contains(",=HYPERLINK") && !csv.contains(",\"=HYPERLINK"),
+        "{csv}"
+    );
 }
 
 /// Other YAML beside manifests (the policy, waivers, golden sets, a gateway configuration) is

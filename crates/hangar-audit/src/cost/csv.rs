@@ -4,6 +4,7 @@
 
 use super::report::{Basis, CostReport, Usage};
 use super::trim_number;
+use crate::render::csv_cell;
 
 const HEADER: &[&str] = &[
     "group",
@@ -187,37 +188,7 @@ fn fixed(value: Option<f64>, places: usize) -> String {
 }
 
 fn push_row(out: &mut String, cells: impl IntoIterator<Item = String>) {
-    let line: Vec<String> = cells.into_iter().map(|c| cell(&c)).collect();
+    let line: Vec<String> = cells.into_iter().map(|c| csv_cell(&c)).collect();
     out.push_str(&line.join(","));
     out.push('\n');
-}
-
-/// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break. A text that
-/// a spreadsheet would run as a formula (`=`, `+`, `@`) is prefixed with `'`.
-fn cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cell;
-
-    #[test]
-    fn cells_are_quoted_and_defused() {
-        assert_eq!(cell("plain"), "plain");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("two\nlines"), "\"two\nlines\"");
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(cell("12.50"), "12.50");
-    }
 }

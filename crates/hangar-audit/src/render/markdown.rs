@@ -7,9 +7,22 @@ use hangar_core::printable::printable;
 use super::{auth_line, exposure_line, location, model_line};
 use crate::report::{ControlStatus, Report};
 
-/// Escapes the characters that break a Markdown table cell, and writes out control characters.
+/// Escapes the characters that break a Markdown table cell or would render as HTML or code
+/// (names and arguments come from the manifests), and writes out control characters.
 fn cell(text: &str) -> String {
-    printable(&text.replace('\n', " ")).replace('|', "\\|")
+    printable(&text.replace('\n', " "))
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "\\`")
+}
+
+/// A cell shown as code: no HTML is rendered there, but a backtick would end it, so it
+/// becomes a quote.
+fn code(text: &str) -> String {
+    printable(&text.replace('\n', " "))
+        .replace('|', "\\|")
+        .replace('`', "'")
 }
 
 pub(super) fn render(report: &Report) -> String {
@@ -18,7 +31,7 @@ pub(super) fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Source: `{}` · {} · Hangar {}\n",
-        cell(&report.source),
+        code(&report.source),
         report.date,
         report.tool.version
     );
@@ -66,7 +79,7 @@ pub(super) fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
-            cell(&e.id),
+            code(&e.id),
             e.runtime,
             cell(&model_line(e)),
             cell(&exposure_line(e)),
@@ -86,7 +99,7 @@ pub(super) fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "- `{}`: {}",
-                cell(&g.gateway.to_string()),
+                code(&g.gateway.to_string()),
                 printable(&g.why)
             );
         }
@@ -112,9 +125,9 @@ pub(super) fn render(report: &Report) -> String {
                 f.finding.check,
                 f.finding.check.to_ascii_lowercase(),
                 cell(f.title),
-                cell(&f.finding.object.to_string()),
+                code(&f.finding.object.to_string()),
                 cell(&f.finding.message),
-                cell(&location(&f.finding)),
+                code(&location(&f.finding)),
                 cell(f.remediation)
             );
         }
@@ -158,7 +171,7 @@ pub(super) fn render(report: &Report) -> String {
             out,
             "- used: **{}** via {} — {} ({} finding(s))",
             printable(&u.check),
-            u.source,
+            cell(&u.source),
             printable(&u.reason),
             u.findings
         );
