@@ -115,6 +115,68 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// The kind of the item `--save-snapshot` adds when the scan had gaps, so that the saved file,
+/// read back, is as incomplete as the scan was.
+pub const SCAN_GAPS_KIND: &str = "ScanGaps";
+/// Its API version.
+pub const SCAN_GAPS_API_VERSION: &str = "hangar.dev/v1";
+
+fn is_scan_gaps(object: &DynamicObject) -> bool {
+    object.kind == SCAN_GAPS_KIND && object.api_version == SCAN_GAPS_API_VERSION
+}
+
+impl Snapshot {
+    /// The saved item holding this snapshot's kinds not covered and errors, if it has any.
+    pub fn gaps_item(&self) -> Option<Value> {
+        if self.not_covered.is_empty() && self.errors.is_empty() {
+            return None;
+        }
+        let not_covered: Vec<Value> = (self.not_covered.iter())
+            .map(|gap| serde_json::json!({"kind": gap.kind, "reason": gap.reason}))
+            .collect();
+        let errors: Vec<String> = (self.errors.iter())
+            .map(|e| match &e.object {
+                Some(object) => format!("{}: {object}: {}", e.origin, e.message),
+                None => format!("{}: {}", e.origin, e.message),
+            })
+            .collect();
+        Some(serde_json::json!({
+            "apiVersion": SCAN_GAPS_API_VERSION,
+            "kind": SCAN_GAPS_KIND,
+            "metadata": {"name": "scan-gaps"},
+            "notCovered": not_covered,
+            "errors": errors,
+        }))
+    }
+
+    /// Reads back what [`Snapshot::gaps_item`] saved.
+    fn take_gaps(&mut self, object: &DynamicObject, origin: &Origin) {
+        let list = |key: &str| object.body.get(key).and_then(Value::as_array).cloned();
+        for gap in list("notCovered").unwrap_or_default() {
+            let text = |key: &str| {
+                gap.get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned()
+            };
+            self.not_covered.push(NotCovered {
+                kind: text("kind"),
+                reason: text("reason"),
+            });
+        }
+        for error in list("errors").unwrap_or_default() {
+            self.errors.push(LoadError {
+                origin: origin.clone(),
+                object: None,
+                message: format!(
+                    "the saved scan could not read: {}",
+                    error.as_str().unwrap_or("?")
+                ),
+            });
+        }
+    }
+}
+
 /// A kind the scan could not list (for example RBAC forbids it), so findings about it are unknown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotCovered {
@@ -228,6 +290,7 @@ macro_rules! typed_kinds {
                 self.index = OnceLock::new();
                 match object {
                     $(Object::$kind(object) => self.$field.push(Located { object, origin }),)*
+                    Object::Other(object) if is_scan_gaps(&object) => self.take_gaps(&object, &origin),
                     Object::Other(object) => self.others.push(Located { object, origin }),
                 }
             }

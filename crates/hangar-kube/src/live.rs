@@ -208,12 +208,16 @@ async fn client_config(options: &LiveOptions) -> Result<Config, LiveError> {
 }
 
 /// Writes `snapshot` as one `kind: List` that `hangar audit FILE` reads back: JSON when `path`
-/// ends in `.json`, YAML otherwise.
+/// ends in `.json`, YAML otherwise. Kinds the scan could not list and objects it could not read
+/// are saved in a `hangar.dev/v1 ScanGaps` item, so the file read back is incomplete too.
 pub fn save_snapshot(snapshot: &Snapshot, path: &Path) -> Result<(), std::io::Error> {
+    // The scan's gaps go with it: the file read back must not pass for a complete scan.
+    let mut items = snapshot.to_values();
+    items.extend(snapshot.gaps_item());
     let list = json!({
         "apiVersion": "v1",
         "kind": "List",
-        "items": snapshot.to_values(),
+        "items": items,
     });
     let is_json = path
         .extension()

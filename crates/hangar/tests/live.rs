@@ -123,6 +123,36 @@ async fn a_saved_snapshot_audits_the_same_offline() {
     assert_eq!(checks(&live), checks(&offline));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_snapshot_of_an_incomplete_scan_is_incomplete_too() {
+    let server = cluster().forbid("secrets").start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("snapshot.yaml");
+    let (out, _kubeconfig) = audit(&server, &["--save-snapshot", saved.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let offline = Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["audit", "--format", "json"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert_eq!(
+        offline.status.code(),
+        Some(2),
+        "read back, still incomplete"
+    );
+    let offline = report(&offline);
+    assert_eq!(offline["complete"], false);
+    assert_eq!(offline["not_covered"][0]["kind"], "Secret");
+    let statuses: Vec<&str> = offline["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["controls"].as_array().unwrap())
+        .filter_map(|c| c["status"].as_str())
+        .collect();
+    assert!(!statuses.contains(&"passed"));
+}
+
 #[test]
 fn an_unreachable_cluster_is_a_clear_error_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
