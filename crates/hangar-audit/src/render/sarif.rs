@@ -69,9 +69,9 @@ pub(super) fn sarif(report: &Report) -> Value {
                 result["ruleIndex"] = json!(index);
             }
             let logical = json!([{"fullyQualifiedName": finding.object.to_string(), "kind": "resource"}]);
-            result["locations"] = match &finding.origin.file {
-                Some(file) => {
-                    let mut physical = json!({"artifactLocation": {"uri": uri(file)}});
+            result["locations"] = match finding.origin.file.as_deref().and_then(uri) {
+                Some(uri) => {
+                    let mut physical = json!({"artifactLocation": {"uri": uri}});
                     if let Some(line) = finding.origin.line {
                         physical["region"] = json!({"startLine": line});
                     }
@@ -101,8 +101,8 @@ pub(super) fn sarif(report: &Report) -> Value {
                 "executionSuccessful": report.complete,
                 "toolExecutionNotifications": report.errors.iter().map(|e| {
                     let mut n = json!({"level": "error", "message": {"text": e.message}});
-                    if let Some(file) = &e.origin.file {
-                        let mut physical = json!({"artifactLocation": {"uri": uri(file)}});
+                    if let Some(uri) = e.origin.file.as_deref().and_then(uri) {
+                        let mut physical = json!({"artifactLocation": {"uri": uri}});
                         if let Some(line) = e.origin.line {
                             physical["region"] = json!({"startLine": line});
                         }
@@ -117,8 +117,64 @@ pub(super) fn sarif(report: &Report) -> Value {
     })
 }
 
-/// A relative URI as GitHub expects (forward slashes, no leading `./`).
-fn uri(file: &str) -> String {
-    let file = file.replace('\\', "/");
-    file.strip_prefix("./").unwrap_or(&file).to_owned()
+/// The file as a URI GitHub maps to the repository: relative to the working directory (where
+/// the scan ran, usually the checkout), forward slashes, percent-encoded; a file outside it as a
+/// `file://` URI. Standard input is no file: `None`.
+fn uri(file: &str) -> Option<String> {
+    if file == "<stdin>" || file == "-" {
+        return None;
+    }
+    let path = std::path::Path::new(file);
+    let relative = std::env::current_dir().ok().and_then(|cwd| {
+        path.strip_prefix(cwd)
+            .ok()
+            .map(std::path::Path::to_path_buf)
+    });
+    let (prefix, path) = match relative {
+        Some(relative) => ("", relative),
+        None if path.is_absolute() => ("file://", path.to_path_buf()),
+        None => ("", path.to_path_buf()),
+    };
+    let text = path.to_string_lossy().replace('\\', "/");
+    let text = text.strip_prefix("./").unwrap_or(&text);
+    Some(format!("{prefix}{}", percent_encode(text)))
+}
+
+/// Every byte but RFC 3986's unreserved characters and `/` as `%XX`.
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn file_uris_are_relative_encoded_and_never_stdin() {
+        assert_eq!(uri("k8s/app.yaml").as_deref(), Some("k8s/app.yaml"));
+        assert_eq!(uri("./k8s/app.yaml").as_deref(), Some("k8s/app.yaml"));
+        assert_eq!(
+            uri("my app#1/100%.yaml").as_deref(),
+            Some("my%20app%231/100%25.yaml")
+        );
+        let cwd = std::env::current_dir().unwrap();
+        let inside = cwd.join("k8s/app.yaml");
+        assert_eq!(
+            uri(inside.to_str().unwrap()).as_deref(),
+            Some("k8s/app.yaml")
+        );
+        assert_eq!(
+            uri("/elsewhere/a b.yaml").as_deref(),
+            Some("file:///elsewhere/a%20b.yaml")
+        );
+        assert_eq!(uri("<stdin>"), None);
+    }
 }
