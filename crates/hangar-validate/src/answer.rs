@@ -15,6 +15,8 @@ pub struct Answer {
     /// The answer text: the first choice's `message.content` (chat) or `text` (completion),
     /// streamed chunks concatenated. `None` for embeddings and error bodies.
     pub text: Option<String>,
+    /// The functions the first choice calls (chat with `tools`), streamed pieces joined.
+    pub tool_calls: Vec<ToolCall>,
     /// One vector per input, in input order (embedding cases).
     pub embeddings: Vec<Vec<f32>>,
     /// The first choice's `finish_reason`.
@@ -30,6 +32,31 @@ pub struct Answer {
     pub ttft: Option<Duration>,
     /// How many `data:` events a stream carried, `[DONE]` excluded.
     pub chunks: usize,
+}
+
+/// A function the model asked to call. Similarity compares these beside the text, since an
+/// answer that calls a tool often has no text at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub name: String,
+    /// The arguments as the server sent them, normally JSON text.
+    pub arguments: String,
+}
+
+impl std::fmt::Display for ToolCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({})", self.name, self.arguments)
+    }
+}
+
+/// The calls, one `name(arguments)` a line, for comparison and reports.
+pub fn calls_text(calls: &[ToolCall]) -> String {
+    calls
+        .iter()
+        .map(ToolCall::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Token counts as the server reports them.
@@ -53,8 +80,22 @@ impl Answer {
         }
     }
 
+    /// The bytes of text and tool calls a stream has built up, which the body limit bounds.
+    pub fn content_bytes(&self) -> usize {
+        let calls: usize = self
+            .tool_calls
+            .iter()
+            .map(|call| call.name.len() + call.arguments.len())
+            .sum();
+        self.text.as_ref().map_or(0, String::len) + calls
+    }
+
     /// A short description of the answer for reports.
     pub fn summary(&self) -> String {
+        // An answer that only calls tools is shown by its calls rather than as nothing.
+        if !self.tool_calls.is_empty() && self.text.as_deref().unwrap_or_default().is_empty() {
+            return crate::compare::excerpt(&calls_text(&self.tool_calls));
+        }
         if let Some(text) = &self.text {
             return crate::compare::excerpt(text);
         }
@@ -80,6 +121,9 @@ pub fn read_body(kind: CaseKind, body: &Value, answer: &mut Answer) -> Result<()
         CaseKind::Chat | CaseKind::Completion => {
             let choice = first_choice(body)?;
             answer.text = Some(choice_text(kind, choice, false)?.unwrap_or_default());
+            if let Some(message) = choice.get("message") {
+                answer.tool_calls = message_tool_calls(message);
+            }
             answer.finish_reason = finish_reason(choice);
         }
         CaseKind::Embedding => answer.embeddings = read_embeddings(body)?,
@@ -118,6 +162,9 @@ pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<
     };
     if let Some(reason) = finish_reason(choice) {
         answer.finish_reason = Some(reason);
+    }
+    if let Some(delta) = choice.get("delta") {
+        add_tool_call_pieces(delta, &mut answer.tool_calls);
     }
     let piece = choice_text(kind, choice, true)?.unwrap_or_default();
     let text = answer.text.get_or_insert_with(String::new);
@@ -184,6 +231,82 @@ fn choice_text(kind: CaseKind, choice: &Value, streamed: bool) -> Result<Option<
         Some(Value::String(text)) => Ok(Some(text.clone())),
         Some(other) => Err(format!("`{path}` is not a string: {other}")),
     }
+}
+
+/// The calls of a whole chat message: `tool_calls`, or the older single `function_call`.
+fn message_tool_calls(message: &Value) -> Vec<ToolCall> {
+    let mut calls: Vec<ToolCall> = array_of(message, "tool_calls")
+        .iter()
+        .filter_map(|call| call.get("function"))
+        .map(tool_call)
+        .collect();
+    calls.extend(
+        message
+            .get("function_call")
+            .filter(|f| f.is_object())
+            .map(tool_call),
+    );
+    calls
+}
+
+/// Adds a stream delta's call pieces to `calls`: each piece names its call by `index`, and
+/// names and arguments come in pieces to append, as OpenAI streams them.
+fn add_tool_call_pieces(delta: &Value, calls: &mut Vec<ToolCall>) {
+    for (position, piece) in array_of(delta, "tool_calls").iter().enumerate() {
+        let index = piece
+            .get("index")
+            .and_then(Value::as_u64)
+            .map_or(position, |index| {
+                usize::try_from(index).unwrap_or(usize::MAX)
+            });
+        if let Some(function) = piece.get("function") {
+            append_piece(calls, index, &tool_call(function));
+        }
+    }
+    if let Some(function) = delta.get("function_call").filter(|f| f.is_object()) {
+        append_piece(calls, 0, &tool_call(function));
+    }
+}
+
+/// Appends a piece to call `index`; an index past the calls so far starts the next call, so a
+/// stray index cannot make room for calls that never come.
+fn append_piece(calls: &mut Vec<ToolCall>, index: usize, piece: &ToolCall) {
+    let at = if index < calls.len() {
+        index
+    } else {
+        calls.push(ToolCall::default());
+        calls.len() - 1
+    };
+    if let Some(call) = calls.get_mut(at) {
+        call.name.push_str(&piece.name);
+        call.arguments.push_str(&piece.arguments);
+    }
+}
+
+/// A `function` object's name and arguments; arguments that are not a string (some servers
+/// send an object) are kept as JSON text.
+fn tool_call(function: &Value) -> ToolCall {
+    ToolCall {
+        name: string_of(function.get("name")),
+        arguments: string_of(function.get("arguments")),
+    }
+}
+
+fn string_of(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The array under `key`, or none when it is absent or not an array.
+fn array_of<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn finish_reason(choice: &Value) -> Option<String> {
@@ -373,5 +496,50 @@ mod tests {
             Some("Bad Gateway")
         );
         assert_eq!(error_message(b""), None);
+    }
+
+    #[test]
+    fn tool_calls_are_read_from_a_body_and_from_a_stream() {
+        let body = json!({"choices": [{"index": 0, "message": {
+            "role": "assistant",
+            "content": null,
+            "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]
+        }, "finish_reason": "tool_calls"}]});
+        let mut whole = Answer::default();
+        read_body(CaseKind::Chat, &body, &mut whole).unwrap();
+        assert_eq!(whole.text.as_deref(), Some(""));
+        let weather = ToolCall {
+            name: "get_weather".into(),
+            arguments: "{\"city\": \"Paris\"}".into(),
+        };
+        assert_eq!(whole.tool_calls, [weather.clone()]);
+        assert_eq!(whole.summary(), "get_weather({\"city\": \"Paris\"})");
+
+        let mut streamed = Answer::default();
+        for delta in [
+            json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+                "function": {"name": "get_weather", "arguments": ""}}]}),
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\": "}}]}),
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
+            json!({"tool_calls": [{"index": 7, "function": {"name": "delete_account"}}]}),
+        ] {
+            let chunk = json!({"choices": [{"index": 0, "delta": delta}]});
+            read_chunk(CaseKind::Chat, &chunk, &mut streamed).unwrap();
+        }
+        // A stray index starts the next call rather than seven empty ones.
+        let delete = ToolCall {
+            name: "delete_account".into(),
+            arguments: String::new(),
+        };
+        assert_eq!(streamed.tool_calls, [weather, delete]);
+        let bytes = "get_weather".len() + "{\"city\": \"Paris\"}".len() + "delete_account".len();
+        assert_eq!(streamed.content_bytes(), bytes);
+
+        let legacy = json!({"choices": [{"message": {"content": null,
+            "function_call": {"name": "lookup", "arguments": {"id": 3}}}}]});
+        let mut old = Answer::default();
+        read_body(CaseKind::Chat, &legacy, &mut old).unwrap();
+        assert_eq!(calls_text(&old.tool_calls), "lookup({\"id\":3})");
     }
 }

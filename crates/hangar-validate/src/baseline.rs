@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::answer::Answer;
+use crate::answer::{Answer, ToolCall};
 use crate::golden::CaseKind;
 
 /// The `schema` of every baseline file this version writes and reads.
@@ -46,11 +46,15 @@ pub struct RecordedAnswer {
     /// Hangar adds (`stream`, `stream_options`). Older baselines hold the hash of the whole
     /// body sent (still without `model`), which is still accepted.
     pub request_hash: String,
-    /// `sha256:` of the answer: the text's UTF-8 bytes, or the vectors' little-endian `f32`s.
+    /// `sha256:` of the answer: the text's UTF-8 bytes and its tool calls, or the vectors'
+    /// little-endian `f32`s.
     pub content_hash: String,
     /// The answer text (chat and completion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The functions the answer called (chat with `tools`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
     /// The vectors, one per input (embedding).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub embeddings: Vec<Vec<f32>>,
@@ -95,8 +99,12 @@ impl Baseline {
             )));
         }
         for (name, recorded) in &baseline.cases {
-            if recorded.content_hash != content_hash(recorded.text.as_deref(), &recorded.embeddings)
-            {
+            let hash = content_hash(
+                recorded.text.as_deref(),
+                &recorded.tool_calls,
+                &recorded.embeddings,
+            );
+            if recorded.content_hash != hash {
                 return Err(fail(format!(
                     "case `{name}`: the answer does not match its content_hash (edited by hand?); record the baseline again"
                 )));
@@ -138,8 +146,13 @@ impl Baseline {
             url: self.url.clone(),
             recorded_at: self.recorded_at.clone(),
             request_hash: request_hash.to_owned(),
-            content_hash: content_hash(answer.text.as_deref(), &answer.embeddings),
+            content_hash: content_hash(
+                answer.text.as_deref(),
+                &answer.tool_calls,
+                &answer.embeddings,
+            ),
             text: answer.text.clone(),
+            tool_calls: answer.tool_calls.clone(),
             embeddings: answer.embeddings.clone(),
         };
         self.cases.insert(case.to_owned(), recorded);
@@ -193,11 +206,23 @@ fn write_canonical(value: &Value, out: &mut String, top: bool) {
     }
 }
 
-/// `sha256:<hex>` of an answer's content.
-pub fn content_hash(text: Option<&str>, embeddings: &[Vec<f32>]) -> String {
+/// `sha256:<hex>` of an answer's content. Without tool calls it is the hash earlier versions
+/// wrote, so their baselines still load.
+pub fn content_hash(
+    text: Option<&str>,
+    tool_calls: &[ToolCall],
+    embeddings: &[Vec<f32>],
+) -> String {
     let mut bytes = Vec::new();
     if let Some(text) = text {
         bytes.extend_from_slice(text.as_bytes());
+    }
+    for call in tool_calls {
+        // Length-prefixed, so that bytes moved from a name to its arguments change the hash.
+        for part in [&call.name, &call.arguments] {
+            bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
     }
     for vector in embeddings {
         for number in vector {
@@ -293,5 +318,36 @@ mod tests {
         )
         .unwrap();
         assert!(Baseline::load(&path).unwrap_err().message.contains("v9"));
+    }
+
+    #[test]
+    fn tool_calls_are_recorded_and_an_edited_call_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        let calls = Answer {
+            status: 200,
+            text: Some(String::new()),
+            tool_calls: vec![ToolCall {
+                name: "get_weather".into(),
+                arguments: "{}".into(),
+            }],
+            ..Answer::default()
+        };
+        let mut baseline = Baseline::new("http://h/v1", "2025-01-02T03:04:05Z");
+        baseline.record("weather", CaseKind::Chat, "m", "sha256:0", &calls);
+        // A call changes the hash, so editing it by hand is noticed.
+        assert_ne!(
+            baseline.cases["weather"].content_hash,
+            content_hash(Some(""), &[], &[])
+        );
+        baseline.save(&path).unwrap();
+        assert_eq!(Baseline::load(&path).unwrap(), baseline);
+        let edited = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("get_weather", "delete_account");
+        std::fs::write(&path, edited).unwrap();
+        assert!(Baseline::load(&path).is_err());
+        // An answer without calls keeps the hash earlier versions wrote.
+        assert_eq!(content_hash(Some("4"), &[], &[]), sha256(b"4"));
     }
 }

@@ -519,7 +519,8 @@ async fn read_stream(
             }
             let carried_text = answer::read_chunk(call.kind, &chunk, answer)
                 .map_err(|m| CallError::protocol(ProtocolErrorKind::UnexpectedShape, m))?;
-            if answer.text.as_ref().is_some_and(|text| text.len() > limit) {
+            // Tool-call arguments grow like text, so they count against the same limit.
+            if answer.content_bytes() > limit {
                 return Err(too_large(format!(
                     "the streamed answer is longer than {}",
                     bytes_shown(limit)

@@ -7,6 +7,8 @@ use std::time::Duration;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::answer::{ToolCall, calls_text};
+
 /// Which expectation a check tested; the same names as the golden file's `expect` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -276,13 +278,41 @@ pub fn embeddings_similarity(got: &[Vec<f32>], baseline: &[Vec<f32>]) -> Result<
         })
 }
 
-/// The cosine similarity of the lower-cased word counts of two texts: 1 for the same words in
-/// any order, 0 for no word in common. Two empty texts are identical.
-pub fn text_similarity(a: &str, b: &str) -> f64 {
-    let (a, b) = (word_counts(a), word_counts(b));
-    if a.is_empty() && b.is_empty() {
-        return 1.0;
+/// The similarity of a chat or completion answer to the baseline's: the lower of the texts'
+/// and the tool calls'. A changed call is a changed answer even when the texts agree, as they
+/// do when both are empty.
+pub fn answer_similarity(
+    text: &str,
+    calls: &[ToolCall],
+    baseline_text: &str,
+    baseline_calls: &[ToolCall],
+) -> f64 {
+    text_similarity(text, baseline_text).min(calls_similarity(calls, baseline_calls))
+}
+
+/// 0 when the called functions differ (in any order), else the similarity of the calls' names
+/// and arguments as words: calling another function is never a small drift.
+fn calls_similarity(a: &[ToolCall], b: &[ToolCall]) -> f64 {
+    fn names(calls: &[ToolCall]) -> Vec<&str> {
+        let mut names: Vec<&str> = calls.iter().map(|call| call.name.as_str()).collect();
+        names.sort_unstable();
+        names
     }
+    if names(a) != names(b) {
+        return 0.0;
+    }
+    text_similarity(&calls_text(a), &calls_text(b))
+}
+
+/// The cosine similarity of the lower-cased word counts of two texts: 1 for the same words in
+/// any order, 0 for no word in common. Texts without a word (`{}`, `…`, empty) are compared
+/// as they are: 1 when equal, else 0.
+pub fn text_similarity(a: &str, b: &str) -> f64 {
+    let (a_words, b_words) = (word_counts(a), word_counts(b));
+    if a_words.is_empty() && b_words.is_empty() {
+        return if a == b { 1.0 } else { 0.0 };
+    }
+    let (a, b) = (a_words, b_words);
     let dot: f64 = a
         .iter()
         .map(|(word, &n)| n * b.get(word).copied().unwrap_or(0.0))
@@ -471,6 +501,44 @@ mod tests {
             "You can return items within 30 days of delivery.",
         );
         assert!(close > 0.8 && close < 1.0, "{close}");
+    }
+
+    #[test]
+    fn texts_without_words_are_compared_as_they_are() {
+        assert_eq!(text_similarity("", ""), 1.0);
+        assert_eq!(text_similarity("{}", "{}"), 1.0);
+        assert_eq!(text_similarity("{}", "[]"), 0.0);
+        assert_eq!(text_similarity("…", ""), 0.0);
+    }
+
+    fn call(name: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    #[test]
+    fn a_changed_tool_call_is_a_changed_answer() {
+        let weather = [call("get_weather", r#"{"city": "Paris"}"#)];
+        let itself = answer_similarity("", &weather, "", &weather);
+        assert!((itself - 1.0).abs() < 1e-9, "{itself}");
+        // Both texts are empty (content null): the calls decide.
+        let delete = [call("delete_account", "{}")];
+        assert_eq!(answer_similarity("", &delete, "", &weather), 0.0);
+        assert_eq!(answer_similarity("", &[], "", &weather), 0.0);
+        // The same function with other arguments drifts like text does.
+        let london = [call("get_weather", r#"{"city": "London"}"#)];
+        let drift = answer_similarity("", &london, "", &weather);
+        assert!(drift > 0.5 && drift < 1.0, "{drift}");
+        // Parallel calls in another order are the same answer.
+        let both = [weather[0].clone(), london[0].clone()];
+        let swapped = [london[0].clone(), weather[0].clone()];
+        let same = answer_similarity("", &both, "", &swapped);
+        assert!((same - 1.0).abs() < 1e-9, "{same}");
+        // Without calls the texts alone count.
+        let texts = answer_similarity("Four.", &[], "four", &[]);
+        assert!((texts - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -399,19 +399,34 @@ fn similarity_check(
         CaseKind::Embedding => {
             compare::embeddings_similarity(&answer.embeddings, &recorded.embeddings)
         }
-        CaseKind::Chat | CaseKind::Completion => Ok(compare::text_similarity(
+        CaseKind::Chat | CaseKind::Completion => Ok(compare::answer_similarity(
             answer.text.as_deref().unwrap_or_default(),
+            &answer.tool_calls,
             recorded.text.as_deref().unwrap_or_default(),
+            &recorded.tool_calls,
         )),
     };
     let mut check = compare::similarity(min, similarity);
-    if check.detail.is_none()
-        && !check.passed()
-        && let Some(text) = &recorded.text
-    {
-        check.detail = Some(format!("the baseline says {:?}", compare::excerpt(text)));
+    if check.detail.is_none() && !check.passed() {
+        check.detail = baseline_said(recorded);
     }
     check
+}
+
+/// What the baseline answered, for a failed similarity: its text and the functions it called.
+fn baseline_said(recorded: &RecordedAnswer) -> Option<String> {
+    let mut said = recorded
+        .text
+        .as_deref()
+        .map(|text| format!("the baseline says {:?}", compare::excerpt(text)));
+    if !recorded.tool_calls.is_empty() {
+        let calls = compare::excerpt(&crate::answer::calls_text(&recorded.tool_calls));
+        said = Some(match said {
+            Some(text) => format!("{text} and calls {calls}"),
+            None => format!("the baseline calls {calls}"),
+        });
+    }
+    said
 }
 
 /// Whether the recorded answer answered this case's request. Baselines written before the hash

@@ -7,10 +7,9 @@
 pub struct SseReader {
     /// Bytes of a line not yet ended.
     partial: Vec<u8>,
-    /// The data lines of the event being read.
-    data: Vec<String>,
-    /// The bytes held in `data`.
-    data_bytes: usize,
+    /// The data lines of the event being read, each followed by `\n`: one buffer, so that every
+    /// line, even an empty one, costs its bytes against the limit and no more.
+    data: String,
     /// The most bytes one event may hold, its unfinished line included.
     max_event_bytes: usize,
 }
@@ -31,8 +30,7 @@ impl SseReader {
     pub fn new(max_event_bytes: usize) -> SseReader {
         SseReader {
             partial: Vec::new(),
-            data: Vec::new(),
-            data_bytes: 0,
+            data: String::new(),
             max_event_bytes,
         }
     }
@@ -42,7 +40,7 @@ impl SseReader {
         let mut events = Vec::new();
         for &byte in bytes {
             if byte != b'\n' {
-                if self.partial.len() + self.data_bytes >= self.max_event_bytes {
+                if self.partial.len() + self.data.len() >= self.max_event_bytes {
                     return Err(SseError::TooLarge(self.max_event_bytes));
                 }
                 self.partial.push(byte);
@@ -83,8 +81,8 @@ impl SseReader {
     fn line(&mut self, line: &str) -> Option<String> {
         if line.is_empty() {
             // A blank line ends an event; one without data is dispatched as nothing.
-            self.data_bytes = 0;
-            return (!self.data.is_empty()).then(|| std::mem::take(&mut self.data).join("\n"));
+            let mut data = std::mem::take(&mut self.data);
+            return data.pop().map(|_| data); // the last line's `\n` is no part of the data
         }
         if line.starts_with(':') {
             return None; // a comment, e.g. a keep-alive
@@ -92,8 +90,8 @@ impl SseReader {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         if field == "data" {
             let value = value.strip_prefix(' ').unwrap_or(value);
-            self.data_bytes += value.len();
-            self.data.push(value.to_owned());
+            self.data.push_str(value);
+            self.data.push('\n');
         }
         // `event`, `id` and `retry` carry nothing an OpenAI-compatible answer needs.
         None
@@ -160,5 +158,24 @@ mod tests {
         let mut events = SseReader::new(16);
         let many = b"data: 12345\n\n".repeat(10);
         assert_eq!(events.feed(&many).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn every_data_line_counts_against_the_limit_even_an_empty_one() {
+        // Empty data lines without a blank line would otherwise pile up without bound.
+        let mut empty = SseReader::new(64);
+        assert_eq!(
+            empty.feed(&b"data:\n".repeat(1000)),
+            Err(SseError::TooLarge(64))
+        );
+        // One-byte lines cost more than their byte: 40 of them do not fit in 64.
+        let mut short = SseReader::new(64);
+        assert_eq!(
+            short.feed(&b"data:x\n".repeat(40)),
+            Err(SseError::TooLarge(64))
+        );
+        // An empty data line is still an event of empty data.
+        let mut one = SseReader::new(64);
+        assert_eq!(one.feed(b"data:\n\ndata:\ndata:\n\n").unwrap(), ["", "\n"]);
     }
 }
