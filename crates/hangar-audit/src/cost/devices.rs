@@ -76,6 +76,8 @@ impl MigProfile {
     /// Reads `1g.10gb`, `3g.40gb`, `1g.10gb+me` or, with a compute instance, `1c.3g.40gb`
     /// (one slice of a three-slice instance: one slice is what the pod gets).
     pub fn parse(profile: &str) -> Option<MigProfile> {
+        // The feature discovery appends `-SHARED` to a MIG `single` product it time-slices.
+        let profile = strip_shared(profile);
         let profile = profile.split('+').next()?;
         let mut parts: Vec<&str> = profile.split('.').collect();
         let compute = match parts.first() {
@@ -183,12 +185,13 @@ impl Sharing {
     pub fn devices(&self, resource: &str, quantity: f64) -> Option<f64> {
         let per_unit = match unit(resource)? {
             Unit::Device | Unit::Unknown => 1.0,
-            Unit::NvidiaGpu => match self.mig_single {
-                Some(profile) => profile.share(self.gpu_model.as_deref()),
-                None if self.replicas > 1 && !self.renamed => 1.0 / f64::from(self.replicas),
-                None => 1.0,
-            },
-            Unit::NvidiaShared => 1.0 / f64::from(self.replicas.max(1)),
+            // Under MIG `single` the unit shared is an instance, else a whole GPU.
+            kind @ (Unit::NvidiaGpu | Unit::NvidiaShared) => {
+                let whole = self
+                    .mig_single
+                    .map_or(1.0, |profile| profile.share(self.gpu_model.as_deref()));
+                whole / self.replicas_per(kind)
+            }
             Unit::Mig(profile) => profile.share(self.gpu_model.as_deref()),
             Unit::NeuronCore => 1.0 / self.neuron_cores_per_device,
         };
@@ -198,6 +201,16 @@ impl Sharing {
     /// Whether this node shares GPUs among pods by time-slicing or MPS.
     pub fn is_time_sliced(&self) -> bool {
         self.replicas > 1
+    }
+
+    /// How many units of an NVIDIA resource the node makes of each GPU (or MIG instance):
+    /// `replicas`, except for `nvidia.com/gpu` when the replicas are renamed `.shared`.
+    fn replicas_per(&self, kind: Unit) -> f64 {
+        match kind {
+            Unit::NvidiaGpu if self.renamed => 1.0,
+            Unit::NvidiaGpu | Unit::NvidiaShared => f64::from(self.replicas.max(1)),
+            _ => 1.0,
+        }
     }
 }
 
@@ -308,11 +321,17 @@ fn normalise(text: &str) -> String {
 pub fn base_model(label_value: &str) -> &str {
     let upper = label_value.to_ascii_uppercase();
     let cut = upper.find("-MIG-").unwrap_or(label_value.len());
-    let model = &label_value[..cut];
-    if model.to_ascii_uppercase().ends_with("-SHARED") {
-        &model[..model.len() - "-SHARED".len()]
-    } else {
-        model
+    strip_shared(&label_value[..cut])
+}
+
+/// `value` without a `-SHARED` suffix, in any case.
+fn strip_shared(value: &str) -> &str {
+    const SHARED: &str = "-SHARED";
+    match value.len().checked_sub(SHARED.len()) {
+        Some(at) if value.is_char_boundary(at) && value[at..].eq_ignore_ascii_case(SHARED) => {
+            &value[..at]
+        }
+        _ => value,
     }
 }
 
@@ -412,8 +431,11 @@ pub fn node_devices(node: &Node) -> NodeDevices {
             continue;
         };
         match (unit(name), mig_single) {
-            (Some(Unit::Mig(profile)), _) | (Some(Unit::NvidiaGpu), Some(profile)) => {
-                mig.push((profile, *count))
+            (Some(Unit::Mig(profile)), _) => mig.push((profile, *count)),
+            // Under MIG `single` both count instances of the one profile, each made `replicas`
+            // times when the node time-slices them.
+            (Some(kind @ (Unit::NvidiaGpu | Unit::NvidiaShared)), Some(profile)) => {
+                mig.push((profile, count / sharing.replicas_per(kind)))
             }
             (Some(Unit::NvidiaGpu | Unit::NvidiaShared), _) => nvidia += share,
             // A Neuron node offers the same hardware as devices and as cores.
@@ -676,6 +698,44 @@ mod tests {
             "apiVersion: v1\nkind: Node\nmetadata:\n  name: odd\n  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB-MIG-3g.20gb}\nstatus:\n  capacity: {nvidia.com/gpu: '3'}\n",
         ));
         assert!(close(odd.devices, 2.0), "{}", odd.devices);
+    }
+
+    #[test]
+    fn a_time_sliced_single_strategy_node_divides_its_instances_by_the_replicas() {
+        // 8 A100s, seven 1g.5gb instances each, every instance time-sliced in two: 112.
+        let shared = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: a100\n  labels: {nvidia.com/gpu.product: A100-SXM4-40GB-MIG-1g.5gb-SHARED, nvidia.com/gpu.replicas: '2'}\nstatus:\n  capacity: {nvidia.com/gpu: '112'}\n",
+        ));
+        assert_eq!(shared.sharing.mig_single, MigProfile::parse("1g.5gb"));
+        assert_eq!(shared.sharing.gpu_model.as_deref(), Some("A100-SXM4-40GB"));
+        assert_eq!(shared.sharing.replicas, 2);
+        assert!(close(shared.devices, 8.0), "{}", shared.devices);
+        // A pod's one device is half of a seventh of a GPU.
+        let one = shared.sharing.devices("nvidia.com/gpu", 1.0).unwrap();
+        assert!(close(one, 1.0 / 14.0), "{one}");
+        // With the rename, the replicas are `nvidia.com/gpu.shared` and count the same way.
+        let renamed = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: a100\n  labels: {nvidia.com/gpu.product: A100-SXM4-40GB-MIG-1g.5gb-SHARED, nvidia.com/gpu.replicas: '2'}\nstatus:\n  capacity: {nvidia.com/gpu.shared: '112'}\n",
+        ));
+        assert!(close(renamed.devices, 8.0), "{}", renamed.devices);
+        let one = renamed
+            .sharing
+            .devices("nvidia.com/gpu.shared", 1.0)
+            .unwrap();
+        assert!(close(one, 1.0 / 14.0), "{one}");
+    }
+
+    #[test]
+    fn a_shared_suffix_does_not_hide_the_mig_profile() {
+        let plain = MigProfile::parse("1g.5gb");
+        assert!(plain.is_some());
+        assert_eq!(MigProfile::parse("1g.5gb-SHARED"), plain);
+        assert_eq!(
+            MigProfile::parse("1g.10gb+me-SHARED"),
+            MigProfile::parse("1g.10gb")
+        );
+        assert_eq!(base_model("A100-SXM4-40GB-SHARED"), "A100-SXM4-40GB");
+        assert_eq!(base_model("SHARED"), "SHARED");
     }
 
     #[test]

@@ -638,6 +638,28 @@ fn a_mig_single_node_is_priced_per_physical_gpu() {
 }
 
 #[test]
+fn a_time_sliced_mig_single_node_bills_a_replica_of_an_instance() {
+    // Eight A100s, seven 1g.5gb instances each, every instance time-sliced in two: 112.
+    let shared = MIG_SINGLE
+        .replace(
+            "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb",
+            "A100-SXM4-40GB-MIG-1g.5gb-SHARED",
+        )
+        .replace("nvidia.com/gpu.count: '16'", "nvidia.com/gpu.replicas: '2'")
+        .replace("{nvidia.com/gpu: '16'}", "{nvidia.com/gpu: '112'}");
+    let report = cost(
+        &shared,
+        &policy("gpuPrices:\n  instanceTypes: {p5.48xlarge: 80.0}\n"),
+        GroupBy::Team,
+    );
+    assert_close(report.totals.offered.gpus, 8.0);
+    // One replica of a 1g instance: half of a seventh of a 10.00 GPU.
+    let slice = item(&report, "slice");
+    assert_close(slice.gpus, 1.0 / 14.0);
+    assert_close(slice.hourly.unwrap(), 10.0 / 14.0);
+}
+
+#[test]
 fn mixed_mig_gpus_without_a_count_label_are_inferred_and_said_so() {
     let mixed = MIG_SINGLE
         .replace("single", "mixed")
