@@ -513,7 +513,7 @@ mod tests {
             name: "get_weather".into(),
             arguments: "{\"city\": \"Paris\"}".into(),
         };
-        assert_eq!(whole.tool_calls, [weather.clone()]);
+        assert_eq!(whole.tool_calls, std::slice::from_ref(&weather));
         assert_eq!(whole.summary(), "get_weather({\"city\": \"Paris\"})");
 
         let mut streamed = Answer::default();
