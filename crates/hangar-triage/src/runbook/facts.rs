@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::text::sh_quote;
+use super::text::{code, sh_quote};
 
 /// Everything the sections of a runbook read, computed once.
 pub(super) struct Facts<'a> {
@@ -154,7 +154,8 @@ impl<'a> Facts<'a> {
         out
     }
 
-    /// The short resource name kubectl accepts for the declaring object, e.g. `deploy/NAME`.
+    /// The short resource name kubectl accepts for the declaring object, e.g. `deploy/NAME`,
+    /// quoted for `sh` as one word.
     pub fn resource(&self) -> String {
         let short = match self.kind() {
             "Deployment" => "deploy",
@@ -165,17 +166,34 @@ impl<'a> Facts<'a> {
             "LeaderWorkerSet" => "lws",
             "NIMService" => "nimservice",
             "RayService" => "rayservice",
-            other => return format!("{}/{}", other.to_ascii_lowercase(), self.name()),
+            other => {
+                return sh_quote(&format!("{}/{}", other.to_ascii_lowercase(), self.name()));
+            }
         };
-        format!("{short}/{}", self.name())
+        sh_quote(&format!("{short}/{}", self.name()))
     }
 
     /// The workload whose pods serve traffic: the Flagger primary when a Canary manages it.
+    /// Quoted for `sh`.
     pub fn serving_resource(&self) -> String {
         match &self.canary {
-            Some(_) => format!("deploy/{}-primary", self.name()),
+            Some(_) => sh_quote(&format!("deploy/{}-primary", self.name())),
             None => self.resource(),
         }
+    }
+
+    /// A target for `kubectl exec` in the server's pod, quoted for `sh`: the workload itself, or
+    /// for kinds kubectl cannot attach to (an InferenceService, a LeaderWorkerSet), the first pod
+    /// the server's selector finds. `None` when there is no such selector.
+    pub fn exec_target(&self) -> Option<String> {
+        if self.is_workload() {
+            return Some(self.serving_resource());
+        }
+        let selector = self.server_pods_selector()?;
+        Some(format!(
+            "\"$({} get pod -l {selector} -o name | head -1)\"",
+            self.kubectl()
+        ))
     }
 
     /// A selector for the pod that runs the server: a LeaderWorkerSet's leaders only, since the
@@ -311,6 +329,20 @@ fn kserve_raw(isvc: Option<&DynamicObject>) -> bool {
 
 /// The label LeaderWorkerSet gives each pod of a group: `0` is the leader.
 const LWS_WORKER_INDEX: &str = "leaderworkerset.sigs.k8s.io/worker-index";
+
+/// `TYPE NAME…` for a kubectl command, each name quoted; `TYPE/NAME…` when a name starts with
+/// `-`, which kubectl would otherwise take for an option.
+pub(super) fn kube_objects(short: &str, names: &[&str]) -> String {
+    if names.iter().any(|n| n.starts_with('-')) {
+        let refs: Vec<String> = names
+            .iter()
+            .map(|n| sh_quote(&format!("{short}/{n}")))
+            .collect();
+        return refs.join(" ");
+    }
+    let quoted: Vec<String> = names.iter().map(|n| sh_quote(n)).collect();
+    format!("{short} {}", quoted.join(" "))
+}
 
 /// `kubectl -n NS`, or plain `kubectl` when no namespace is set.
 pub(super) fn kubectl_in(ns: &str) -> String {
@@ -1220,11 +1252,12 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server, canary: bool
     let name = &endpoint.object.name;
     let port = server.api_port(endpoint.runtime);
     let local = if port >= 1024 { port } else { 8080 };
-    let make = |target: String, remote: i32, note: Option<&str>| Route {
-        target,
+    // Names from the input may hold anything: each target is one quoted word.
+    let make = |target: String, remote: i32, note: Option<String>| Route {
+        target: sh_quote(&target),
         remote,
         local,
-        note: note.map(str::to_owned),
+        note,
     };
     let services = endpoint.exposure.iter().filter(|e| {
         e.via.kind == "Service"
@@ -1259,25 +1292,29 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server, canary: bool
         "InferenceService" => {
             let isvc = snapshot.find_other_ref(&endpoint.object).map(|o| &o.object);
             Some(if kserve_raw(isvc) {
+                let service = format!("svc/{name}-predictor");
                 make(
-                    format!("svc/{name}-predictor"),
+                    service.clone(),
                     80,
-                    Some(&format!(
-                        "`svc/{name}-predictor` is the Service KServe creates for the predictor; it is not in the input."
+                    Some(format!(
+                        "{} is the Service KServe creates for the predictor; it is not in the input.",
+                        code(&service)
                     )),
                 )
             } else {
-                // A Knative Service cannot be port-forwarded: go to a pod.
-                make(
-                    format!(
-                        "pod/$({} get pod -l serving.kserve.io/inferenceservice={name} -o name | head -1 | cut -d/ -f2)",
-                        kubectl_in(ns)
+                // No port-forward to a Knative Service: a pod, found by a quoted selector.
+                Route {
+                    target: format!(
+                        "pod/$({} get pod -l {} -o name | head -1 | cut -d/ -f2)",
+                        kubectl_in(ns),
+                        sh_quote(&format!("serving.kserve.io/inferenceservice={name}"))
                     ),
-                    port,
-                    Some(
-                        "The port-forward goes to a predictor pod: a Knative Service cannot be port-forwarded.",
+                    remote: port,
+                    local,
+                    note: Some(
+                        "The port-forward goes to a predictor pod: a Knative Service cannot be port-forwarded.".into(),
                     ),
-                )
+                }
             })
         }
         "NIMService" => {
@@ -1286,26 +1323,31 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server, canary: bool
                 .and_then(|o| o.object.get("spec.expose.service.port")?.as_i64())
                 .and_then(|p| i32::try_from(p).ok())
                 .unwrap_or(8000);
+            let service = format!("svc/{name}");
             Some(make(
-                format!("svc/{name}"),
+                service.clone(),
                 port,
-                Some(&format!(
-                    "`svc/{name}` is the Service the NIM Operator creates from `spec.expose`."
+                Some(format!(
+                    "{} is the Service the NIM Operator creates from `spec.expose`.",
+                    code(&service)
                 )),
             ))
         }
         "RayService" => Some(make(
             format!("svc/{name}-serve-svc"),
             8000,
-            Some(&format!(
-                "`svc/{name}-serve-svc` is the Service KubeRay creates for Serve; it follows the active Ray cluster."
+            Some(format!(
+                "{} is the Service KubeRay creates for Serve; it follows the active Ray cluster.",
+                code(&format!("svc/{name}-serve-svc"))
             )),
         )),
         "Deployment" if canary => Some(make(
             format!("deploy/{name}-primary"),
             port,
-            Some(&format!(
-                "`deploy/{name}-primary` is the copy Flagger promotes and sends traffic to; `deploy/{name}` only runs the canary during an analysis."
+            Some(format!(
+                "{} is the copy Flagger promotes and sends traffic to; {} only runs the canary during an analysis.",
+                code(&format!("deploy/{name}-primary")),
+                code(&format!("deploy/{name}"))
             )),
         )),
         "Deployment" => Some(make(format!("deploy/{name}"), port, None)),
@@ -1313,8 +1355,9 @@ fn route(endpoint: &Endpoint, snapshot: &Snapshot, server: &Server, canary: bool
         "LeaderWorkerSet" => Some(make(
             format!("pod/{name}-0"),
             port,
-            Some(&format!(
-                "`pod/{name}-0` is the leader of group 0, the pod that serves the API."
+            Some(format!(
+                "{} is the leader of group 0, the pod that serves the API.",
+                code(&format!("pod/{name}-0"))
             )),
         )),
         "Pod" => Some(make(format!("pod/{name}"), port, None)),
@@ -1335,9 +1378,9 @@ impl ApiKey {
     pub fn read_command(&self, ns: &str) -> Option<String> {
         let (secret, key) = self.secret.as_ref()?;
         Some(format!(
-            "{} get secret {} -o jsonpath={} | base64 -d",
+            "{} get {} -o jsonpath={} | base64 -d",
             kubectl_in(ns),
-            sh_quote(secret),
+            kube_objects("secret", &[secret.as_str()]),
             sh_quote(&format!("{{.data.{}}}", key.replace('.', "\\.")))
         ))
     }

@@ -4,7 +4,7 @@
 use hangar_core::Runtime;
 use hangar_core::snapshot::KubeObject;
 
-use super::facts::Facts;
+use super::facts::{Facts, kube_objects};
 use super::runtimes;
 use super::text::{Markdown, ceil_div, code, duration, plural, sh_quote};
 
@@ -52,37 +52,44 @@ pub(super) fn wait_timeout(facts: &Facts<'_>) -> String {
 /// `kubectl rollout status`, or what stands for it for this kind.
 pub(super) fn status_commands(facts: &Facts<'_>) -> Vec<String> {
     let k = facts.kubectl();
-    let name = facts.name();
+    // `get TYPE NAME`, the name quoted: it comes from the input.
+    let get = |short: &str| format!("{k} get {}", kube_objects(short, &[facts.name()]));
+    let resource = facts.resource();
     let timeout = wait_timeout(facts);
     if let Some(canary) = &facts.canary {
         return vec![
-            format!("{k} get canary {canary}   # status and phase of the last analysis"),
+            format!(
+                "{k} get {}   # status and phase of the last analysis",
+                kube_objects("canary", &[canary.as_str()])
+            ),
             format!("{k} rollout status {} {timeout}", facts.serving_resource()),
         ];
     }
     match facts.kind() {
         "Pod" => vec![
-            format!("{k} get pod {name}"),
-            format!("{k} wait --for=condition=Ready pod/{name} {timeout}"),
+            get("pod"),
+            format!("{k} wait --for=condition=Ready {resource} {timeout}"),
         ],
         _ if facts.is_workload() => {
-            vec![format!("{k} rollout status {} {timeout}", facts.resource())]
+            vec![format!("{k} rollout status {resource} {timeout}")]
         }
         "InferenceService" => vec![
-            format!("{k} get isvc {name}"),
-            format!("{k} wait --for=condition=Ready isvc/{name} {timeout}"),
+            get("isvc"),
+            format!("{k} wait --for=condition=Ready {resource} {timeout}"),
         ],
         "NIMService" => vec![format!(
-            "{k} get nimservice {name} -o jsonpath='{{.status.state}}{{\"\\n\"}}'"
+            "{} -o jsonpath='{{.status.state}}{{\"\\n\"}}'",
+            get("nimservice")
         )],
         "LeaderWorkerSet" => vec![
-            format!("{k} get lws {name}"),
-            format!("{k} wait --for=condition=Available lws/{name} {timeout}"),
+            get("lws"),
+            format!("{k} wait --for=condition=Available {resource} {timeout}"),
         ],
         "RayService" => vec![format!(
-            "{k} get rayservice {name} -o jsonpath='{{.status.serviceStatus}}{{\"\\n\"}}'"
+            "{} -o jsonpath='{{.status.serviceStatus}}{{\"\\n\"}}'",
+            get("rayservice")
         )],
-        _ => vec![format!("{k} get {}", facts.resource())],
+        _ => vec![format!("{k} get {resource}")],
     }
 }
 
@@ -117,17 +124,23 @@ fn pods(doc: &mut Markdown, facts: &Facts<'_>) {
         text.push_str(&format!(", and {expected}"));
     }
     text.push_str(&format!(
-        ". A pod stuck `Pending` is a scheduling problem for the platform team: `{k} describe pods{}` ends with the scheduler's reason.",
-        facts
-            .selector
-            .as_ref()
-            .map(|s| format!(" -l {s}"))
-            .unwrap_or_default()
+        ". A pod stuck `Pending` is a scheduling problem for the platform team: {} ends with the scheduler's reason.",
+        code(&format!(
+            "{k} describe pods{}",
+            facts
+                .selector
+                .as_ref()
+                .map(|s| format!(" -l {s}"))
+                .unwrap_or_default()
+        ))
     ));
     if facts.kind() == "RayService" {
         text.push_str(&format!(
-            " Ray's own view: `{k} exec \"$({k} get pod -l {},ray.io/node-type=head -o name | head -1)\" -- serve status`.",
-            facts.selector.as_deref().unwrap_or("ray.io/is-ray-node=yes")
+            " Ray's own view: {}.",
+            code(&format!(
+                "{k} exec \"$({k} get pod -l {},ray.io/node-type=head -o name | head -1)\" -- serve status",
+                facts.selector.as_deref().unwrap_or("ray.io/is-ray-node=yes")
+            ))
         ));
     }
     doc.para(text);
@@ -201,20 +214,37 @@ pub(super) fn key_setup(facts: &Facts<'_>, lines: &mut Vec<String>) -> Option<St
             Some("-H \"Authorization: Bearer $KEY\"".into())
         }
         None => {
-            match key.variable.as_deref() {
-                Some(variable) => lines.push(format!(
-                    "KEY=\"$({} exec {} -- printenv {})\"",
-                    facts.kubectl(),
-                    facts.serving_resource(),
-                    sh_quote(variable)
-                )),
-                None => lines.push(
+            lines.push(match key.variable.as_deref() {
+                Some(variable) => exec_printenv(facts, variable),
+                None => {
                     "KEY=   # the value after --api-key: it is written in the manifest, in clear"
-                        .into(),
-                ),
-            }
+                        .into()
+                }
+            });
             Some("-H \"Authorization: Bearer $KEY\"".into())
         }
+    }
+}
+
+/// `KEY="$(kubectl exec … -c SERVER -- printenv VARIABLE)"`, in the server's container (a sidecar
+/// listed first would have no key), or a comment when no pod can be named for `kubectl exec`.
+fn exec_printenv(facts: &Facts<'_>, variable: &str) -> String {
+    let container = facts
+        .server
+        .as_ref()
+        .map(|s| format!(" -c {}", sh_quote(&s.container)))
+        .unwrap_or_default();
+    match facts.exec_target() {
+        Some(target) => format!(
+            "KEY=\"$({} exec {target}{container} -- printenv {})\"",
+            facts.kubectl(),
+            sh_quote(variable)
+        ),
+        None => format!(
+            "KEY=   # the value of {} in the server's container: kubectl exec cannot attach to {} and no selector for its pods is known",
+            sh_quote(variable),
+            facts.resource()
+        ),
     }
 }
 
@@ -263,10 +293,13 @@ fn probes(doc: &mut Markdown, facts: &Facts<'_>) {
                 .into(),
         ),
         None => notes.push(format!(
-            "The {} declares no readiness probe; its operator may add one. See what the pods run with: `{} get pods{} -o jsonpath='{{.items[0].spec.containers[0].readinessProbe}}'`.",
+            "The {} declares no readiness probe; its operator may add one. See what the pods run with: {}.",
             facts.kind(),
-            facts.kubectl(),
-            facts.selector.as_ref().map(|s| format!(" -l {s}")).unwrap_or_default()
+            code(&format!(
+                "{} get pods{} -o jsonpath='{{.items[0].spec.containers[0].readinessProbe}}'",
+                facts.kubectl(),
+                facts.selector.as_ref().map(|s| format!(" -l {s}")).unwrap_or_default()
+            ))
         )),
     }
     if let Some(p) = &server.liveness_probe
@@ -337,7 +370,9 @@ fn metrics(doc: &mut Markdown, facts: &Facts<'_>) {
             format!("namespace=\"{}\"", facts.ns())
         };
         doc.para(format!(
-            "GPU side, from dcgm-exporter (namespace `{dcgm}`): `DCGM_FI_DEV_FB_USED{{{filter}}}` is the GPU memory in use, `DCGM_FI_DEV_GPU_UTIL` the load, and any `DCGM_FI_DEV_XID_ERRORS` is a hardware or driver event for the platform team."
+            "GPU side, from dcgm-exporter (namespace {}): {} is the GPU memory in use, `DCGM_FI_DEV_GPU_UTIL` the load, and any `DCGM_FI_DEV_XID_ERRORS` is a hardware or driver event for the platform team.",
+            code(&dcgm),
+            code(&format!("DCGM_FI_DEV_FB_USED{{{filter}}}"))
         ));
     }
 }
@@ -367,7 +402,7 @@ fn logs(doc: &mut Markdown, facts: &Facts<'_>) {
     let k = facts.kubectl();
     let container = match (facts.kind(), &facts.server) {
         ("RayService", _) | (_, None) => String::new(),
-        (_, Some(s)) => format!(" -c {}", s.container),
+        (_, Some(s)) => format!(" -c {}", sh_quote(&s.container)),
     };
     let lines = match facts.server_pods_selector() {
         Some(selector) if !facts.is_workload() => vec![format!(
@@ -396,7 +431,7 @@ fn logs(doc: &mut Markdown, facts: &Facts<'_>) {
         ));
     }
     doc.para(format!(
-        "When something is wrong, `hangar triage {}` reads the pods, events and logs and says whether the model, its configuration or the infrastructure is at fault, with the evidence.",
-        facts.endpoint.id
+        "When something is wrong, {} reads the pods, events and logs and says whether the model, its configuration or the infrastructure is at fault, with the evidence.",
+        code(&format!("hangar triage {}", sh_quote(&facts.endpoint.id)))
     ));
 }

@@ -478,7 +478,7 @@ fn reach(doc: &mut Markdown, facts: &Facts<'_>) {
             "the server's API key ({})",
             key.variable.as_deref().map_or_else(
                 || "`--api-key`".to_owned(),
-                |v| format!("`--api-key` from `${v}`")
+                |v| format!("`--api-key` from {}", code(&format!("${v}")))
             )
         ));
     }
@@ -510,12 +510,12 @@ fn known_risks(doc: &mut Markdown, risks: &Risks) {
     if risks.open.is_empty() {
         doc.para(match risks.lower {
             0 => format!(
-                "The audit finds nothing open on this endpoint (`{}`).",
-                risks.audit_command
+                "The audit finds nothing open on this endpoint ({}).",
+                code(&risks.audit_command)
             ),
             n => format!(
-                "No high or critical findings. `{}` lists the {} of lower severity.",
-                risks.audit_command,
+                "No high or critical findings. {} lists the {} of lower severity.",
+                code(&risks.audit_command),
                 plural(i64::try_from(n).unwrap_or(0), "finding")
             ),
         });
@@ -542,7 +542,7 @@ fn known_risks(doc: &mut Markdown, risks: &Risks) {
         String::new()
     };
     doc.para(format!(
-        "`{}` shows how to fix each{more}.",
-        risks.audit_command
+        "{} shows how to fix each{more}.",
+        code(&risks.audit_command)
     ));
 }

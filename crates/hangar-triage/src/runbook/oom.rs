@@ -3,7 +3,9 @@
 
 use hangar_core::Runtime;
 
-use super::facts::{Facts, Server, human, model_size, qos_class, quantity, server_template};
+use super::facts::{
+    Facts, Server, human, kube_objects, model_size, qos_class, quantity, server_template,
+};
 use super::health::ALL_LINES;
 use super::text::{Markdown, code, sh_quote};
 
@@ -47,18 +49,19 @@ fn which_one(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
         .as_ref()
         .map(|s| format!(" -l {s}"))
         .unwrap_or_default();
+    let c = sh_quote(&server.container);
     let logs_target = match (facts.kind(), facts.server_pods_selector()) {
-        (_, None) => format!("{} -c {}", facts.serving_resource(), server.container),
-        _ if facts.is_workload() => {
-            format!("{} -c {}", facts.serving_resource(), server.container)
-        }
+        (_, None) => format!("{} -c {c}", facts.serving_resource()),
+        _ if facts.is_workload() => format!("{} -c {c}", facts.serving_resource()),
         ("RayService", Some(selector)) => format!("-l {selector} {ALL_LINES}"),
-        (_, Some(selector)) => format!("-l {selector} -c {} {ALL_LINES}", server.container),
+        (_, Some(selector)) => format!("-l {selector} -c {c} {ALL_LINES}"),
     };
+    // The whole template is one quoted word: the container name inside it comes from the input.
+    let jsonpath = format!(
+        "{{range .items[*]}}{{.metadata.name}}{{\"\\t\"}}{{.status.containerStatuses[{container}].lastState.terminated.reason}}{{\"\\t\"}}{{.status.containerStatuses[{container}].lastState.terminated.exitCode}}{{\"\\n\"}}{{end}}"
+    );
     doc.shell([
-        format!(
-            "{k} get pods{selector} -o jsonpath='{{range .items[*]}}{{.metadata.name}}{{\"\\t\"}}{{.status.containerStatuses[{container}].lastState.terminated.reason}}{{\"\\t\"}}{{.status.containerStatuses[{container}].lastState.terminated.exitCode}}{{\"\\n\"}}{{end}}'"
-        ),
+        format!("{k} get pods{selector} -o jsonpath={}", sh_quote(&jsonpath)),
         format!(
             "{k} logs {logs_target} --previous | grep -E '{}'",
             gpu_oom_pattern(facts.endpoint.runtime)
@@ -88,26 +91,27 @@ fn host(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
                 })
                 .unwrap_or_default();
             text.push(format!(
-                "The `{}` container may use {} (`resources.limits.memory`){request}.",
-                server.container,
+                "The {} container may use {} (`resources.limits.memory`){request}.",
+                code(&server.container),
                 human(limit)
             ));
         }
         None if server.unusable_memory_limit.is_some() => text.push(format!(
-            "The `{}` container's memory limit, `{}`, is not a size Hangar can use (not a quantity, or more than any node has): fix it before reading the rest of this section.",
-            server.container,
-            server.unusable_memory_limit.as_deref().unwrap_or_default()
+            "The {} container's memory limit, {}, is not a size Hangar can use (not a quantity, or more than any node has): fix it before reading the rest of this section.",
+            code(&server.container),
+            code(server.unusable_memory_limit.as_deref().unwrap_or_default())
         )),
         None => text.push(format!(
-            "The `{}` container has **no memory limit**: its cgroup never kills it, but it can fill the node. Under node memory pressure the kubelet evicts pods by QoS class{}, and the kernel may kill the server anyway.",
-            server.container,
+            "The {} container has **no memory limit**: its cgroup never kills it, but it can fill the node. Under node memory pressure the kubelet evicts pods by QoS class{}, and the kernel may kill the server anyway.",
+            code(&server.container),
             qos.map(|q| format!(" (this one is {q}{})", if q == "BestEffort" { ": first in line" } else { "" }))
                 .unwrap_or_default()
         )),
     }
     for (path, size) in &server.memory_volumes {
         text.push(format!(
-            "The memory-backed emptyDir at `{path}`{} counts against the same limit.",
+            "The memory-backed emptyDir at {}{} counts against the same limit.",
+            code(path),
             size.map(|s| format!(" (up to {})", human(s)))
                 .unwrap_or_default()
         ));
@@ -147,7 +151,7 @@ fn host_consumers(facts: &Facts<'_>, server: &Server) -> Vec<String> {
                 "the API server and engine-core processes, each with a tokenizer, a few GiB together".to_owned(),
             ];
             match setting(&["--cpu-offload-gb"], "") {
-                Some(gb) => out.push(format!("`--cpu-offload-gb {gb}`: that many GiB of weights live in host memory")),
+                Some(gb) => out.push(format!("{}: that many GiB of weights live in host memory", code(&format!("--cpu-offload-gb {gb}")))),
                 None => out.push("`--cpu-offload-gb` (not set: no weights offloaded)".into()),
             }
             let v1 = server.image_version().is_none_or(|(major, minor)| major > 0 || minor >= 8);
@@ -277,17 +281,17 @@ fn raise_limit(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
             "{} set resources {} -c {} --limits=memory={value} --requests=memory={value}",
             facts.kubectl(),
             facts.resource(),
-            server.container
+            sh_quote(&server.container)
         )),
         "InferenceService" => Some(format!(
-            "{} patch isvc {} --type merge -p '{{\"spec\":{{\"predictor\":{{\"model\":{{\"resources\":{{\"limits\":{{\"memory\":\"{value}\"}},\"requests\":{{\"memory\":\"{value}\"}}}}}}}}}}}}'",
+            "{} patch {} --type merge -p '{{\"spec\":{{\"predictor\":{{\"model\":{{\"resources\":{{\"limits\":{{\"memory\":\"{value}\"}},\"requests\":{{\"memory\":\"{value}\"}}}}}}}}}}}}'",
             facts.kubectl(),
-            facts.name()
+            kube_objects("isvc", &[facts.name()])
         )),
         "NIMService" => Some(format!(
-            "{} patch nimservice {} --type merge -p '{{\"spec\":{{\"resources\":{{\"limits\":{{\"memory\":\"{value}\"}},\"requests\":{{\"memory\":\"{value}\"}}}}}}}}'",
+            "{} patch {} --type merge -p '{{\"spec\":{{\"resources\":{{\"limits\":{{\"memory\":\"{value}\"}},\"requests\":{{\"memory\":\"{value}\"}}}}}}}}'",
             facts.kubectl(),
-            facts.name()
+            kube_objects("nimservice", &[facts.name()])
         )),
         _ => None,
     };
@@ -421,10 +425,12 @@ fn tensor_parallel(
             &format!("already spans a whole {per_node}-GPU node; {}", how.beyond),
         );
     };
-    let resource = facts
-        .gpus
-        .as_ref()
-        .map_or("nvidia.com/gpu", |g| g.resource.as_str());
+    let resource = code(
+        facts
+            .gpus
+            .as_ref()
+            .map_or("nvidia.com/gpu", |g| g.resource.as_str()),
+    );
     let needed = u64::from(next) * u64::from(others);
     let have = facts.gpus_available().unwrap_or(0);
     let unit = if facts.group_size.is_some() {
@@ -441,15 +447,15 @@ fn tensor_parallel(
         format!("{} over {next} GPUs", how.verb)
     };
     let tradeoff = if needed <= have {
-        format!("{over}; the {unit} already has {have} `{resource}`, so it needs no more")
+        format!("{over}; the {unit} already has {have} {resource}, so it needs no more")
     } else if let Some(pods) = facts.group_size.filter(|p| *p > 1) {
         format!(
-            "{over}: raise `{resource}` to {} per pod with it, {needed} per group where it has {have}",
+            "{over}: raise {resource} to {} per pod with it, {needed} per group where it has {have}",
             needed.div_ceil(u64::from(pods))
         )
     } else {
         format!(
-            "{over}: raise `{resource}` from {have} to {needed} per pod with it, {} more GPU{} per replica",
+            "{over}: raise {resource} from {have} to {needed} per pod with it, {} more GPU{} per replica",
             needed - have,
             if needed - have == 1 { "" } else { "s" }
         )
@@ -1022,9 +1028,12 @@ fn keep_alive_seconds(value: &str) -> Option<i64> {
 
 fn nim(doc: &mut Markdown, facts: &Facts<'_>, server: &Server) {
     doc.para(format!(
-        "A NIM picks a model profile for the GPUs it finds (engine, precision, tensor parallelism) and sizes the KV cache to the rest. The profiles this image offers: `{} exec deploy/{} -- list-model-profiles`.",
-        facts.kubectl(),
-        facts.name()
+        "A NIM picks a model profile for the GPUs it finds (engine, precision, tensor parallelism) and sizes the KV cache to the rest. The profiles this image offers: {}.",
+        code(&format!(
+            "{} exec {} -- list-model-profiles",
+            facts.kubectl(),
+            sh_quote(&format!("deploy/{}", facts.name()))
+        ))
     ));
     let len = server.env("NIM_MAX_MODEL_LEN");
     knob_table(

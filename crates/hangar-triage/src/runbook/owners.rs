@@ -210,11 +210,14 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
             "**Model symptoms → {model_name}.** Wrong or worse answers, a regression that started with a model version change, the model failing to load (missing files, safetensors or config errors, `trust_remote_code`, unsupported architecture), tokenizer or chat-template errors, Hub 401/403/404 for a gated or moved repository."
         ),
         format!(
-            "**Infrastructure symptoms → {platform_name}.** Pods Pending (`Insufficient {}`, untolerated taints, affinity), NVIDIA Xid or NVML errors, nodes NotReady, NCCL timeouts, DNS, NetworkPolicy, ingress or certificate failures, a regression that started with a node, driver or runtime change.",
-            facts
-                .gpus
-                .as_ref()
-                .map_or("nvidia.com/gpu", |g| g.resource.as_str())
+            "**Infrastructure symptoms → {platform_name}.** Pods Pending ({}, untolerated taints, affinity), NVIDIA Xid or NVML errors, nodes NotReady, NCCL timeouts, DNS, NetworkPolicy, ingress or certificate failures, a regression that started with a node, driver or runtime change.",
+            code(&format!(
+                "Insufficient {}",
+                facts
+                    .gpus
+                    .as_ref()
+                    .map_or("nvidia.com/gpu", |g| g.resource.as_str())
+            ))
         ),
         "**Out of memory → read the OOM section first.** A setting that no longer fits (context length, batch size, memory fraction) is the model team's change; a node with less memory than the pod expects is the platform team's.".to_owned(),
     ]);

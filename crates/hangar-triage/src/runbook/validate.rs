@@ -6,7 +6,7 @@ use hangar_core::Runtime;
 use super::facts::Facts;
 use super::health::key_setup;
 use super::runtimes;
-use super::text::{Markdown, code, sh_quote};
+use super::text::{Markdown, code, has_control, left_out, sh_quote};
 
 /// The annotation that names an endpoint's golden-set file.
 pub const GOLDEN_SET_ANNOTATION: &str = "hangar.dev/golden-set";
@@ -55,11 +55,20 @@ pub(super) fn section(doc: &mut Markdown, facts: &Facts<'_>) {
         lines.extend(key_lines);
         lines.push(format!("export {variable}=\"$KEY\""));
     }
-    lines.push(format!(
-        "hangar validate --golden {} --url {}",
-        sh_quote(&golden),
-        facts.openai_url().unwrap_or_else(|| route.base_url())
-    ));
+    // A file named with a line break is no file to run against: say so rather than rewrite it.
+    lines.push(if has_control(&golden) {
+        left_out(if declared {
+            GOLDEN_SET_ANNOTATION
+        } else {
+            "metadata.name"
+        })
+    } else {
+        format!(
+            "hangar validate --golden {} --url {}",
+            sh_quote(&golden),
+            facts.openai_url().unwrap_or_else(|| route.base_url())
+        )
+    });
     doc.shell(lines);
     let mut text = if declared {
         format!(
@@ -127,7 +136,8 @@ fn not_openai(doc: &mut Markdown, facts: &Facts<'_>, runtime: Runtime) {
                     sh_quote(&format!("{base}/v2/models/{model}"))
                 ),
                 format!(
-                    "curl -fsS -X POST -H 'Content-Type: application/json' -d @{golden}.json {}",
+                    "curl -fsS -X POST -H 'Content-Type: application/json' -d {} {}",
+                    sh_quote(&format!("@{golden}.json")),
                     sh_quote(&format!("{base}/v2/models/{model}/infer"))
                 ),
             ]);
@@ -142,7 +152,8 @@ fn not_openai(doc: &mut Markdown, facts: &Facts<'_>, runtime: Runtime) {
             doc.shell([
                 forward,
                 format!(
-                    "curl -fsS -X POST -T {golden}.input {}",
+                    "curl -fsS -X POST -T {} {}",
+                    sh_quote(&format!("{golden}.input")),
                     sh_quote(&format!("{base}/predictions/{model}"))
                 ),
             ]);
@@ -156,13 +167,16 @@ fn not_openai(doc: &mut Markdown, facts: &Facts<'_>, runtime: Runtime) {
             ));
             doc.shell([
                 forward,
-                format!("hangar validate --golden {golden}.yaml --url {base}"),
+                format!(
+                    "hangar validate --golden {} --url {base}",
+                    sh_quote(&format!("{golden}.yaml"))
+                ),
             ]);
         }
         _ => doc.para(format!(
-            "{} does not speak the OpenAI API that `hangar validate` uses: keep a known request and its expected answer beside the golden sets and replay it through `{}`.",
+            "{} does not speak the OpenAI API that `hangar validate` uses: keep a known request and its expected answer beside the golden sets and replay it through {}.",
             runtimes::label(runtime),
-            route.port_forward(facts.ns())
+            code(&route.port_forward(facts.ns()))
         )),
     }
 }
