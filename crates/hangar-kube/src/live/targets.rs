@@ -83,6 +83,9 @@ pub(crate) const CUSTOM_GROUPS: &[(&str, Option<&[&str]>)] = &[
         Some(&["ServiceMonitor", "PodMonitor"]),
     ),
     ("karpenter.sh", Some(&["NodePool"])),
+    // Autoscalers: how many replicas a workload may reach (EXP-015 reads them for the gateway).
+    ("autoscaling", Some(&["HorizontalPodAutoscaler"])),
+    ("keda.sh", Some(&["ScaledObject"])),
     // Hangar's own release history: triage relates regressions to model changes through it.
     ("hangar.dev", Some(&["ModelRelease"])),
 ];
