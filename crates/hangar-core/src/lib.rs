@@ -32,7 +32,7 @@ pub fn snapshot_from_text(file: &str, text: &str) -> Snapshot {
     for (object, origin) in parsed.objects {
         snapshot.insert(object, origin);
     }
-    snapshot.errors = parsed.errors;
+    snapshot.errors.extend(parsed.errors);
     snapshot.not_objects = parsed.not_objects;
     snapshot.resolve_duplicates();
     snapshot

@@ -37,7 +37,8 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
             for (object, origin) in parsed.objects {
                 part.insert(object, origin);
             }
-            part.errors = parsed.errors;
+            // Added to what the objects brought (a saved scan's gaps), not in their place.
+            part.errors.extend(parsed.errors);
             part.not_objects = parsed.not_objects;
             part
         })
@@ -247,6 +248,26 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_saved_snapshot_reads_back_with_its_gaps_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut snapshot = hangar_core::snapshot_from_text("a.yaml", NS);
+        snapshot.not_covered.push(hangar_core::NotCovered {
+            kind: "Secret".into(),
+            reason: "forbidden".into(),
+        });
+        snapshot
+            .errors
+            .push(error(Path::new("cluster"), "Pod ml/x: bad field".into()));
+        let saved = dir.path().join("s.yaml");
+        crate::live::save_snapshot(&snapshot, &saved).unwrap();
+        let read = load_paths(&[saved]);
+        assert_eq!(namespace_names(&read), ["a"]);
+        assert_eq!(read.not_covered.len(), 1);
+        assert_eq!(read.errors.len(), 1, "{:?}", read.errors);
+        assert!(read.errors[0].message.contains("Pod ml/x: bad field"));
     }
 
     #[test]
