@@ -17,6 +17,8 @@ pub struct Answer {
     pub text: Option<String>,
     /// The functions the first choice calls (chat with `tools`), streamed pieces joined.
     pub tool_calls: Vec<ToolCall>,
+    /// The stream's `index` of each of `tool_calls` (streams only), to join a call's pieces.
+    pub call_indexes: Vec<u64>,
     /// One vector per input, in input order (embedding cases).
     pub embeddings: Vec<Vec<f32>>,
     /// The first choice's `finish_reason`.
@@ -164,7 +166,7 @@ pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<
         answer.finish_reason = Some(reason);
     }
     if let Some(delta) = choice.get("delta") {
-        add_tool_call_pieces(delta, &mut answer.tool_calls);
+        add_tool_call_pieces(delta, answer);
     }
     let piece = choice_text(kind, choice, true)?.unwrap_or_default();
     let text = answer.text.get_or_insert_with(String::new);
@@ -251,33 +253,32 @@ fn message_tool_calls(message: &Value) -> Vec<ToolCall> {
 
 /// Adds a stream delta's call pieces to `calls`: each piece names its call by `index`, and
 /// names and arguments come in pieces to append, as OpenAI streams them.
-fn add_tool_call_pieces(delta: &Value, calls: &mut Vec<ToolCall>) {
+fn add_tool_call_pieces(delta: &Value, answer: &mut Answer) {
     for (position, piece) in array_of(delta, "tool_calls").iter().enumerate() {
-        let index = piece
-            .get("index")
-            .and_then(Value::as_u64)
-            .map_or(position, |index| {
-                usize::try_from(index).unwrap_or(usize::MAX)
-            });
+        let index = (piece.get("index").and_then(Value::as_u64))
+            .unwrap_or_else(|| u64::try_from(position).unwrap_or(u64::MAX));
         if let Some(function) = piece.get("function") {
-            append_piece(calls, index, &tool_call(function));
+            append_piece(answer, index, &tool_call(function));
         }
     }
+    // The older `function_call` streams one call, without an index.
     if let Some(function) = delta.get("function_call").filter(|f| f.is_object()) {
-        append_piece(calls, 0, &tool_call(function));
+        append_piece(answer, u64::MAX, &tool_call(function));
     }
 }
 
-/// Appends a piece to call `index`; an index past the calls so far starts the next call, so a
-/// stray index cannot make room for calls that never come.
-fn append_piece(calls: &mut Vec<ToolCall>, index: usize, piece: &ToolCall) {
-    let at = if index < calls.len() {
-        index
-    } else {
-        calls.push(ToolCall::default());
-        calls.len() - 1
+/// Appends a piece to the call the stream names `index`, starting that call when it is new
+/// (whatever the number: a server may count from 1, or skip).
+fn append_piece(answer: &mut Answer, index: u64, piece: &ToolCall) {
+    let at = match answer.call_indexes.iter().position(|seen| *seen == index) {
+        Some(at) => at,
+        None => {
+            answer.call_indexes.push(index);
+            answer.tool_calls.push(ToolCall::default());
+            answer.tool_calls.len() - 1
+        }
     };
-    if let Some(call) = calls.get_mut(at) {
+    if let Some(call) = answer.tool_calls.get_mut(at) {
         call.name.push_str(&piece.name);
         call.arguments.push_str(&piece.arguments);
     }
@@ -535,6 +536,18 @@ mod tests {
         assert_eq!(streamed.tool_calls, [weather, delete]);
         let bytes = "get_weather".len() + "{\"city\": \"Paris\"}".len() + "delete_account".len();
         assert_eq!(streamed.content_bytes(), bytes);
+
+        // A call's pieces join by their index, whatever number the server starts from.
+        let mut from_one = Answer::default();
+        for delta in [
+            json!({"tool_calls": [{"index": 1, "function": {"name": "f"}}]}),
+            json!({"tool_calls": [{"index": 1, "function": {"arguments": "{\"a\""}}]}),
+            json!({"tool_calls": [{"index": 1, "function": {"arguments": ":1}"}}]}),
+        ] {
+            let chunk = json!({"choices": [{"index": 0, "delta": delta}]});
+            read_chunk(CaseKind::Chat, &chunk, &mut from_one).unwrap();
+        }
+        assert_eq!(calls_text(&from_one.tool_calls), "f({\"a\":1})");
 
         let legacy = json!({"choices": [{"message": {"content": null,
             "function_call": {"name": "lookup", "arguments": {"id": 3}}}}]});

@@ -15,8 +15,11 @@ use serde_json::Value;
 use crate::answer::{Answer, ToolCall};
 use crate::golden::CaseKind;
 
-/// The `schema` of every baseline file this version writes and reads.
-pub const BASELINE_SCHEMA: &str = "hangar.dev/validate-baseline/v1";
+/// The `schema` of every baseline file this version writes.
+pub const BASELINE_SCHEMA: &str = "hangar.dev/validate-baseline/v2";
+/// The schema of baselines written before tool calls were recorded: still read, their answers
+/// compared by text alone.
+const BASELINE_SCHEMA_V1: &str = "hangar.dev/validate-baseline/v1";
 
 /// Recorded answers, keyed by case name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +61,10 @@ pub struct RecordedAnswer {
     /// The vectors, one per input (embedding).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub embeddings: Vec<Vec<f32>>,
+    /// Whether tool calls were recorded (not in a v1 baseline, whose answers may have made
+    /// calls it did not keep).
+    #[serde(skip)]
+    pub calls_recorded: bool,
 }
 
 /// A baseline file that cannot be read or trusted.
@@ -92,11 +99,18 @@ impl Baseline {
         } else {
             serde_json::from_str(&text).map_err(|err| fail(err.to_string()))?
         };
-        if baseline.schema != BASELINE_SCHEMA {
-            return Err(fail(format!(
-                "schema is `{}`, this version reads `{BASELINE_SCHEMA}`",
-                baseline.schema
-            )));
+        let mut baseline = baseline;
+        let calls_recorded = match baseline.schema.as_str() {
+            BASELINE_SCHEMA => true,
+            BASELINE_SCHEMA_V1 => false,
+            other => {
+                return Err(fail(format!(
+                    "schema is `{other}`, this version reads `{BASELINE_SCHEMA}` and `{BASELINE_SCHEMA_V1}`"
+                )));
+            }
+        };
+        for recorded in baseline.cases.values_mut() {
+            recorded.calls_recorded = calls_recorded;
         }
         for (name, recorded) in &baseline.cases {
             let hash = content_hash(
@@ -154,6 +168,7 @@ impl Baseline {
             text: answer.text.clone(),
             tool_calls: answer.tool_calls.clone(),
             embeddings: answer.embeddings.clone(),
+            calls_recorded: true,
         };
         self.cases.insert(case.to_owned(), recorded);
     }
@@ -306,6 +321,24 @@ mod tests {
         std::fs::write(&path, edited).unwrap();
         let err = Baseline::load(&path).unwrap_err();
         assert!(err.message.contains("case `math`"), "{err}");
+    }
+
+    #[test]
+    fn a_v1_baseline_is_read_with_its_calls_unrecorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut baseline = Baseline::new("u", "t");
+        let body = json!({"model": "m", "messages": []});
+        baseline.record("c", CaseKind::Chat, "m", &request_hash(&body), &answer());
+        let path = dir.path().join("b.json");
+        baseline.save(&path).unwrap();
+        assert!(Baseline::load(&path).unwrap().cases["c"].calls_recorded);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("validate-baseline/v2", "validate-baseline/v1"),
+        )
+        .unwrap();
+        assert!(!Baseline::load(&path).unwrap().cases["c"].calls_recorded);
     }
 
     #[test]

@@ -399,11 +399,18 @@ fn similarity_check(
         CaseKind::Embedding => {
             compare::embeddings_similarity(&answer.embeddings, &recorded.embeddings)
         }
-        CaseKind::Chat | CaseKind::Completion => Ok(compare::answer_similarity(
+        CaseKind::Chat | CaseKind::Completion if recorded.calls_recorded => {
+            Ok(compare::answer_similarity(
+                answer.text.as_deref().unwrap_or_default(),
+                &answer.tool_calls,
+                recorded.text.as_deref().unwrap_or_default(),
+                &recorded.tool_calls,
+            ))
+        }
+        // A v1 baseline kept no calls: the text alone, as it was compared then.
+        CaseKind::Chat | CaseKind::Completion => Ok(compare::text_similarity(
             answer.text.as_deref().unwrap_or_default(),
-            &answer.tool_calls,
             recorded.text.as_deref().unwrap_or_default(),
-            &recorded.tool_calls,
         )),
     };
     let mut check = compare::similarity(min, similarity);

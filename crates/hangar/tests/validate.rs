@@ -135,7 +135,7 @@ fn record_then_pass_then_drift_fails_with_exit_1() {
         stderr(&record)
     );
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
-    assert_eq!(stored["schema"], "hangar.dev/validate-baseline/v1");
+    assert_eq!(stored["schema"], "hangar.dev/validate-baseline/v2");
     assert_eq!(stored["url"], format!("{url}/v1"));
     assert!(
         stored["cases"]["refund-window"]["content_hash"]
