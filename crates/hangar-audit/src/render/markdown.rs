@@ -7,14 +7,14 @@ use hangar_core::printable::printable;
 use super::{auth_line, exposure_line, location, model_line};
 use crate::report::{ControlStatus, Report};
 
-/// Escapes the characters that break a Markdown table cell or would render as HTML or code
-/// (names and arguments come from the manifests), and writes out control characters.
+/// Escapes the characters that break a Markdown table cell or would render as HTML (names and
+/// arguments come from the manifests), and writes out control characters. Backticks stay: the
+/// checks' own texts write code with them, and one from a manifest cannot leave its line.
 fn cell(text: &str) -> String {
     printable(&text.replace('\n', " "))
         .replace('|', "\\|")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-        .replace('`', "\\`")
 }
 
 /// A cell shown as code: no HTML is rendered there, but a backtick would end it, so it
@@ -172,7 +172,7 @@ pub(super) fn render(report: &Report) -> String {
             "- used: **{}** via {} — {} ({} finding(s))",
             printable(&u.check),
             cell(&u.source),
-            printable(&u.reason),
+            cell(&u.reason),
             u.findings
         );
     }
@@ -181,7 +181,7 @@ pub(super) fn render(report: &Report) -> String {
             out,
             "- unused: **{}** — {}",
             printable(&u.check),
-            printable(&u.reason)
+            cell(&u.reason)
         );
     }
     for e in &w.expired {
@@ -190,8 +190,8 @@ pub(super) fn render(report: &Report) -> String {
             "- expired: **{}** on {} — {} (approved by {})",
             printable(&e.check),
             e.expires,
-            printable(&e.reason),
-            printable(&e.approver)
+            cell(&e.reason),
+            cell(&e.approver)
         );
     }
 
@@ -201,16 +201,16 @@ pub(super) fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "- `{}`: {}",
-                cell(&e.origin.to_string()),
-                printable(&e.message)
+                code(&e.origin.to_string()),
+                cell(&e.message)
             );
         }
         for n in &report.not_covered {
             let _ = writeln!(
                 out,
                 "- `{}` not covered: {}",
-                cell(&n.kind),
-                printable(&n.reason)
+                code(&n.kind),
+                cell(&n.reason)
             );
         }
     }

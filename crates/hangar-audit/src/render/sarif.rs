@@ -125,14 +125,23 @@ fn uri(file: &str) -> Option<String> {
         return None;
     }
     let path = std::path::Path::new(file);
-    let relative = std::env::current_dir().ok().and_then(|cwd| {
+    let under = |path: &std::path::Path, cwd: &std::path::Path| {
         path.strip_prefix(cwd)
             .ok()
             .map(std::path::Path::to_path_buf)
+    };
+    // As written, then with links resolved (a checkout under a linked /tmp).
+    let relative = std::env::current_dir().ok().and_then(|cwd| {
+        under(path, &cwd).or_else(|| {
+            let real = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+            under(&real(path)?, &real(&cwd)?)
+        })
     });
     let (prefix, path) = match relative {
         Some(relative) => ("", relative),
-        None if path.is_absolute() => ("file://", path.to_path_buf()),
+        None if file.starts_with('/') => ("file://", path.to_path_buf()),
+        // `C:\k8s\a.yaml`: the drive goes in the path, after an empty host.
+        None if path.is_absolute() => ("file:///", path.to_path_buf()),
         None => ("", path.to_path_buf()),
     };
     let text = path.to_string_lossy().replace('\\', "/");
