@@ -4,7 +4,7 @@ use std::io::{BufWriter, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use hangar_audit::catalogue_doc::catalogue_markdown;
 use hangar_audit::checks::catalogue;
 use hangar_audit::render::{self, Format, TerminalStyle};
@@ -23,6 +23,17 @@ pub fn audit(args: AuditArgs) -> Result<ExitCode> {
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>>>()?;
+    // A report that could not be written after a long scan is the scan lost.
+    for (_, path) in &outputs {
+        let directory = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(directory) = directory.filter(|d| !d.is_dir()) {
+            bail!(
+                "--output {}: the directory {} does not exist",
+                path.display(),
+                directory.display()
+            );
+        }
+    }
     let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
     let policy = source::policy(args.source.policy.as_deref())?;
     let waivers = load_waivers(args.waivers.as_deref())?;

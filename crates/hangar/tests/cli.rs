@@ -212,6 +212,20 @@ fn bad_flags_and_files_are_clear_errors() {
         "{}",
         stderr(&out)
     );
+    // Said before the scan, and nothing else written.
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        "--output",
+        "json=/nonexistent-dir/r.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the directory /nonexistent-dir does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
     let dir = tempfile::tempdir().unwrap();
     let policy = write(
         dir.path(),
