@@ -913,6 +913,20 @@ async fn slow_and_metered(tenant_extra: &str) -> (FakeOpenAiServer, TestGateway)
     (upstream, gw)
 }
 
+/// A third request of `metered-1` is refused: the first two kept their tokens spent.
+async fn assert_out_of_tokens(gw: &TestGateway, request: &serde_json::Value) {
+    let third = gw
+        .post("/v1/chat/completions", Some(gw.key("metered-1")), request)
+        .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.text()
+    );
+    assert_eq!(third.code(), "tokens_per_minute");
+}
+
 #[tokio::test]
 async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent() {
     let (_upstream, gw) = slow_and_metered("").await;
@@ -928,16 +942,7 @@ async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent()
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(gw.gateway.limiter.in_flight(), 0, "their places were freed");
     // The model worked for both: 80 of 300 tokens are left, not enough for a third.
-    let third = gw
-        .post("/v1/chat/completions", Some(gw.key("metered-1")), &request)
-        .await;
-    assert_eq!(
-        third.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        third.text()
-    );
-    assert_eq!(third.code(), "tokens_per_minute");
+    assert_out_of_tokens(&gw, &request).await;
 }
 
 #[tokio::test]
@@ -956,16 +961,7 @@ async fn an_answer_the_gateway_gives_up_on_keeps_its_tokens_spent() {
         );
     }
     // The model may have worked for both: a slow answer is not a free one.
-    let third = gw
-        .post("/v1/chat/completions", Some(gw.key("metered-1")), &request)
-        .await;
-    assert_eq!(
-        third.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        third.text()
-    );
-    assert_eq!(third.code(), "tokens_per_minute");
+    assert_out_of_tokens(&gw, &request).await;
 }
 
 /// An RS256 token signed with the checked-in test key (its JWKS is tests/fixtures/jwt/jwks.json).
