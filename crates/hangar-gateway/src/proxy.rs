@@ -1,14 +1,17 @@
 //! One request through the gateway: authenticate → tenant policy → guards → limits → route →
 //! model server (streamed) → response guards → audit record and metrics.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
@@ -277,7 +280,16 @@ pub async fn handle(
     let endpoint_name = endpoint.map_or("none", Endpoint::as_str).to_owned();
     let exchange = Exchange::new(started, gateway.request_id(), &client, endpoint_name);
     let mut pending = Pending::new(&gateway, exchange);
-    let outcome = serve(&gateway, &runtime, &mut pending.exchange, endpoint, request).await;
+    let (head, mut body) = request.into_parts();
+    let outcome = serve(
+        &gateway,
+        &runtime,
+        &mut pending.exchange,
+        endpoint,
+        &head,
+        &mut body,
+    )
+    .await;
     let mut exchange = pending.answered();
     let request_id = exchange.record.id.clone();
     let mut response = match outcome {
@@ -304,7 +316,38 @@ pub async fn handle(
     if let Ok(id) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
+    if head.version < http::Version::HTTP_2 && !rest_has_arrived(&mut body) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
+}
+
+/// The most of a request body left unread that is drained to keep its connection open.
+const DRAIN_AT_MOST: usize = 64 * 1024;
+
+/// Whether what is left of a request body (all of it, when a refusal came before reading it)
+/// has already arrived, draining it without waiting. When it has not, hyper closes the
+/// HTTP/1.1 connection after the answer, and the answer must say so: otherwise the client may
+/// send its next request into the closing socket and get no answer at all.
+fn rest_has_arrived(body: &mut Incoming) -> bool {
+    let mut context = Context::from_waker(Waker::noop());
+    let mut budget = DRAIN_AT_MOST;
+    while !body.is_end_stream() {
+        match Pin::new(&mut *body).poll_frame(&mut context) {
+            Poll::Ready(None) => return true,
+            Poll::Ready(Some(Ok(frame))) => {
+                let size = frame.data_ref().map_or(0, Bytes::len);
+                match budget.checked_sub(size) {
+                    Some(left) => budget = left,
+                    None => return false,
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => return false,
+        }
+    }
+    true
 }
 
 /// A request being served. If its future is dropped before the answer, the drop still writes
@@ -368,15 +411,16 @@ async fn serve(
     runtime: &Arc<Runtime>,
     exchange: &mut Exchange,
     endpoint: Option<Endpoint>,
-    request: Request<Incoming>,
+    request: &http::request::Parts,
+    body: &mut Incoming,
 ) -> Result<Served, Refusal> {
     let Some(endpoint) = endpoint else {
         return Err(Refusal::not_found(
             "unknown_url",
-            format!("no route for {} {}", request.method(), request.uri().path()),
+            format!("no route for {} {}", request.method, request.uri.path()),
         ));
     };
-    if request.method() != endpoint.method() {
+    if request.method != endpoint.method() {
         return Err(Refusal {
             status: StatusCode::METHOD_NOT_ALLOWED,
             ..Refusal::bad_request(
@@ -385,7 +429,7 @@ async fn serve(
             )
         });
     }
-    let identity = authenticate(runtime, request.headers()).await?;
+    let identity = authenticate(runtime, &request.headers).await?;
     exchange.record.key_id = Some(identity.key_id.to_string());
     // Only a tenant of the configuration is recorded (and so becomes a metrics label): a token
     // may name any.
@@ -403,7 +447,7 @@ async fn serve(
         ));
     }
     if endpoint == Endpoint::Models {
-        let listing = match request::model_in_path(request.uri().path()) {
+        let listing = match request::model_in_path(request.uri.path()) {
             Some(name) => model(runtime, tenant, &name, exchange)?,
             None => models(runtime, tenant),
         };
@@ -414,9 +458,8 @@ async fn serve(
     // Bodies being read count against the same caps as requests in flight: a tenant cannot
     // make the gateway hold and scan a thousand bodies to refuse them after.
     let reading = (gateway.limiter).start_reading(&tenant.name, tenant.limits, max_concurrent)?;
-    let (parts, body) = request.into_parts();
     let read_limit = runtime.config.limits.request_read.get();
-    let bytes = read_body(body, &parts.headers, tenant.max_body_bytes, read_limit).await?;
+    let bytes = read_body(body, &request.headers, tenant.max_body_bytes, read_limit).await?;
     let mut body = request::parse(&bytes)?;
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
     // The record keeps the name asked for, but not a name the gateway does not serve.
@@ -430,7 +473,7 @@ async fn serve(
 
     let flagged = guard_prompt(runtime, tenant, endpoint, &mut body, exchange)?;
 
-    let pin = header_str(&parts.headers, VERSION_HEADER);
+    let pin = header_str(&request.headers, VERSION_HEADER);
     if pin.is_some() && !tenant.allow_version_pin {
         return Err(Refusal::forbidden(
             "version_pin_not_allowed",
@@ -439,7 +482,7 @@ async fn serve(
     }
     let caller = Caller {
         tenant: &tenant.name,
-        session: header_str(&parts.headers, SESSION_HEADER),
+        session: header_str(&request.headers, SESSION_HEADER),
     };
     let version = runtime.routes.pick(&facts.model, caller, pin)?;
     exchange.record.version = Some(version.name.to_string());
@@ -586,7 +629,7 @@ where
 
 /// Reads the body within the tenant's size limit and the read timeout (slow clients are cut).
 async fn read_body(
-    body: Incoming,
+    body: &mut Incoming,
     headers: &HeaderMap,
     limit: u64,
     timeout: Duration,

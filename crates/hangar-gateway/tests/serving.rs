@@ -984,3 +984,61 @@ async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
     let records = gw.audit_records().await;
     assert_eq!(records[0]["end"], "client_too_slow", "{:?}", records[0]);
 }
+
+/// Sends `head` (and `body`, when given, in the same write), and reads the answer's head.
+async fn refused_on_a_fresh_connection(
+    address: &str,
+    head: &str,
+    body: Option<&str>,
+) -> (tokio::net::TcpStream, String) {
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let sent = format!("{head}{}", body.unwrap_or(""));
+    socket.write_all(sent.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = socket.read(&mut answer).await.unwrap();
+    (
+        socket,
+        String::from_utf8_lossy(&answer[..read]).to_lowercase(),
+    )
+}
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_came_says_the_connection_closes() {
+    // hyper closes an HTTP/1.1 connection whose request body was not read. An answer that did
+    // not say so let the openai SDK send its next request into the closing socket ("Server
+    // disconnected without sending a response").
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let key = gw.key("a-1");
+    let unknown_path = format!(
+        "POST /v1/load_lora_adapter HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-length: 2\r\n\r\n"
+    );
+    let no_key = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n";
+    for (head, status) in [(unknown_path.as_str(), "404"), (no_key, "401")] {
+        let (mut socket, answer) = refused_on_a_fresh_connection(&address, head, None).await;
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(answer.contains("connection: close"), "{answer}");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest));
+        assert!(
+            matches!(closed.await, Ok(Ok(0))),
+            "the connection stays open"
+        );
+    }
+
+    // A body that came with its head is drained, and the connection serves the next request.
+    let (mut socket, answer) =
+        refused_on_a_fresh_connection(&address, &unknown_path, Some("{}")).await;
+    assert!(answer.starts_with("http/1.1 404"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    let next = format!("GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\r\n");
+    socket.write_all(next.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = socket.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
