@@ -30,7 +30,7 @@ pub struct Answer {
     pub error_message: Option<String>,
     /// Request sent to last byte read.
     pub latency: Duration,
-    /// Request sent to the first stream chunk carrying text (streams only).
+    /// Request sent to the first stream chunk carrying a generated token (streams only).
     pub ttft: Option<Duration>,
     /// How many `data:` events a stream carried, `[DONE]` excluded.
     pub chunks: usize,
@@ -142,8 +142,10 @@ pub fn stream_error(chunk: &Value) -> Option<String> {
         .map(|error| format!("the stream carried an error: {}", error_text(error)))
 }
 
-/// Adds one stream chunk to `answer`; returns whether it carried text. Only the first choice
-/// (`index` 0, or no index) counts: with `n > 1` the other choices' chunks are interleaved.
+/// Adds one stream chunk to `answer`; returns whether it carried a generated token: text,
+/// reasoning, or a piece of a tool call (a stream that only calls a tool has no text at all).
+/// Only the first choice (`index` 0, or no index) counts: with `n > 1` the other choices'
+/// chunks are interleaved.
 pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<bool, String> {
     if answer.model.is_none() {
         answer.model = chunk
@@ -165,13 +167,21 @@ pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<
     if let Some(reason) = finish_reason(choice) {
         answer.finish_reason = Some(reason);
     }
+    let mut generated = false;
     if let Some(delta) = choice.get("delta") {
-        add_tool_call_pieces(delta, answer);
+        generated |= add_tool_call_pieces(delta, answer);
+        // vLLM and SGLang stream a reasoning model's thinking apart from its answer.
+        generated |= ["reasoning_content", "reasoning"].iter().any(|field| {
+            delta
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|r| !r.is_empty())
+        });
     }
     let piece = choice_text(kind, choice, true)?.unwrap_or_default();
     let text = answer.text.get_or_insert_with(String::new);
     text.push_str(&piece);
-    Ok(!piece.is_empty())
+    Ok(generated || !piece.is_empty())
 }
 
 /// `error.message` of an OpenAI error body, or the body's start when it has no such field.
@@ -253,18 +263,26 @@ fn message_tool_calls(message: &Value) -> Vec<ToolCall> {
 
 /// Adds a stream delta's call pieces to `calls`: each piece names its call by `index`, and
 /// names and arguments come in pieces to append, as OpenAI streams them.
-fn add_tool_call_pieces(delta: &Value, answer: &mut Answer) {
+/// Returns whether a piece carried some of a call's name or arguments.
+fn add_tool_call_pieces(delta: &Value, answer: &mut Answer) -> bool {
+    let mut pieces = Vec::new();
     for (position, piece) in array_of(delta, "tool_calls").iter().enumerate() {
         let index = (piece.get("index").and_then(Value::as_u64))
             .unwrap_or_else(|| u64::try_from(position).unwrap_or(u64::MAX));
         if let Some(function) = piece.get("function") {
-            append_piece(answer, index, &tool_call(function));
+            pieces.push((index, tool_call(function)));
         }
     }
     // The older `function_call` streams one call, without an index.
     if let Some(function) = delta.get("function_call").filter(|f| f.is_object()) {
-        append_piece(answer, u64::MAX, &tool_call(function));
+        pieces.push((u64::MAX, tool_call(function)));
     }
+    let mut carried = false;
+    for (index, piece) in &pieces {
+        carried |= !piece.name.is_empty() || !piece.arguments.is_empty();
+        append_piece(answer, *index, piece);
+    }
+    carried
 }
 
 /// Appends a piece to the call the stream names `index`, starting that call when it is new
@@ -433,6 +451,25 @@ mod tests {
         assert_eq!(answer.text.as_deref(), Some("The answer is 4."));
         assert_eq!(answer.finish_reason.as_deref(), Some("stop"));
         assert_eq!(answer.tokens_used(CaseKind::Chat), Some(4));
+    }
+
+    #[test]
+    fn a_tool_call_or_reasoning_is_a_first_token_too() {
+        let mut answer = Answer::default();
+        let opening = json!({"choices": [{"delta": {"role": "assistant", "content": "",
+            "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": ""}}]}}]});
+        assert!(!read_chunk(CaseKind::Chat, &opening, &mut answer).unwrap());
+        let name = json!({"choices": [{"delta": {"content": null,
+            "tool_calls": [{"index": 0, "function": {"name": "get_weather"}}]}}]});
+        assert!(read_chunk(CaseKind::Chat, &name, &mut answer).unwrap());
+        let legacy = json!({"choices": [{"delta": {"function_call": {"arguments": "{}"}}}]});
+        assert!(read_chunk(CaseKind::Chat, &legacy, &mut Answer::default()).unwrap());
+        for field in ["reasoning_content", "reasoning"] {
+            let thinking = json!({"choices": [{"delta": {field: "Let me think"}}]});
+            assert!(read_chunk(CaseKind::Chat, &thinking, &mut Answer::default()).unwrap());
+            let empty = json!({"choices": [{"delta": {field: ""}}]});
+            assert!(!read_chunk(CaseKind::Chat, &empty, &mut Answer::default()).unwrap());
+        }
     }
 
     #[test]

@@ -451,7 +451,7 @@ fn bytes_shown(bytes: usize) -> String {
     }
 }
 
-/// Reads SSE events until `data: [DONE]`, timing the first chunk that carries text.
+/// Reads SSE events until `data: [DONE]`, timing the first chunk that carries a token.
 async fn read_stream(
     call: &Call,
     mut body: Incoming,
@@ -517,7 +517,7 @@ async fn read_stream(
             if let Some(message) = answer::stream_error(&chunk) {
                 return Err(CallError::protocol(ProtocolErrorKind::StreamError, message));
             }
-            let carried_text = answer::read_chunk(call.kind, &chunk, answer)
+            let carried_token = answer::read_chunk(call.kind, &chunk, answer)
                 .map_err(|m| CallError::protocol(ProtocolErrorKind::UnexpectedShape, m))?;
             // Tool-call arguments grow like text, so they count against the same limit.
             if answer.content_bytes() > limit {
@@ -526,7 +526,7 @@ async fn read_stream(
                     bytes_shown(limit)
                 )));
             }
-            if carried_text && answer.ttft.is_none() {
+            if carried_token && answer.ttft.is_none() {
                 answer.ttft = Some(started.elapsed());
             }
         }

@@ -192,7 +192,8 @@ pub struct Expect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
     /// Time-to-first-token budget for streaming cases: request sent to the first chunk that
-    /// carries text. Milliseconds; overrides `defaults.ttft_ms`.
+    /// carries a generated token (text, reasoning or a piece of a tool call). Milliseconds;
+    /// overrides `defaults.ttft_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<u64>,
     /// At most this many tokens generated, as the server reports in `usage.completion_tokens`
