@@ -128,6 +128,28 @@ fn sarif_is_2_1_0_with_file_and_line() {
 }
 
 #[test]
+fn sarif_paths_reached_through_a_link_are_relative_to_the_working_directory() {
+    // A checkout under a linked directory (macOS's /tmp, a linked home): the path given goes
+    // through the link, the working directory does not.
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("k8s dir")).unwrap();
+    write(&checkout.join("k8s dir"), "chat.yaml", OPEN_VLLM);
+    let link = dir.path().join("linked");
+    std::os::unix::fs::symlink(&checkout, &link).unwrap();
+    let through_link = link.join("k8s dir/chat.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["audit", through_link.to_str().unwrap(), "--format", "sarif"])
+        .current_dir(&checkout)
+        .output()
+        .unwrap();
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uri = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+        ["uri"];
+    assert_eq!(uri, "k8s%20dir/chat.yaml", "{}", stderr(&out));
+}
+
+#[test]
 fn exit_codes_follow_fail_on_and_completeness() {
     let dir = tempfile::tempdir().unwrap();
     let plain = write(dir.path(), "plain.yaml", PLAIN_APP);
