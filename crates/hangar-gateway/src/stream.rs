@@ -12,7 +12,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::json::{self, Json};
-use crate::upstream::UpstreamBody;
 use bytes::{Bytes, BytesMut};
 use hangar_guard::CanaryWatch;
 use http_body_util::BodyExt;
@@ -339,12 +338,15 @@ pub struct StreamRules {
 /// to the client through a small channel. The task, not the client, drives the relay, so a
 /// client that stops reading is noticed (and cut off after `idle`) instead of holding its
 /// place for ever, and shutdown can end every stream. `finish` runs exactly once, at the end.
-pub fn relay(
-    upstream: UpstreamBody,
+pub fn relay<B>(
+    upstream: B,
     rules: StreamRules,
     shutdown: tokio::sync::watch::Receiver<bool>,
     finish: Box<dyn FnOnce(StreamSummary) + Send>,
-) -> ChannelBody {
+) -> ChannelBody
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
     let (sender, receiver) = tokio::sync::mpsc::channel(RELAY_CAPACITY);
     let cut = Arc::new(AtomicBool::new(false));
     let cut_by_relay = Arc::clone(&cut);
@@ -398,9 +400,9 @@ impl Relay {
         }
     }
 
-    async fn run(
+    async fn run<B: Body<Data = Bytes> + Unpin>(
         mut self,
-        mut upstream: UpstreamBody,
+        mut upstream: B,
         sender: &tokio::sync::mpsc::Sender<Bytes>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         cut: &AtomicBool,
@@ -591,6 +593,68 @@ impl Body for ChannelBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model server's body whose frames the test sends when it likes.
+    struct Frames(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|bytes| bytes.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_waiting_on_a_slow_client_is_not_the_model_servers_silence() {
+        let (frames, upstream) = tokio::sync::mpsc::channel(4);
+        let rules = StreamRules {
+            first_token_by: Instant::now() + Duration::from_secs(10),
+            idle: Duration::from_millis(500),
+            drop_usage_only: false,
+            canaries: Vec::new(),
+            cut_on_leak: false,
+            keep_text: false,
+            model: "m".into(),
+        };
+        let (_running, shutdown) = tokio::sync::watch::channel(false);
+        let (ended, end) = tokio::sync::oneshot::channel();
+        let finish = Box::new(move |summary: StreamSummary| {
+            let _ = ended.send(summary.end);
+        });
+        let mut client = relay(Frames(upstream), rules, shutdown, finish);
+
+        // 20 events in one frame: 16 fit the relay's queue, and the client takes the others
+        // one every 150 ms, 600 ms in all, longer than `idle`. The model server's next frame
+        // comes 900 ms after its first: it was never silent for 500 ms once it was read.
+        let event = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
+        frames.send(Bytes::from(event.repeat(20))).await.unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            frames
+                .send(Bytes::from_static(b"data: [DONE]\n\n"))
+                .await
+                .unwrap();
+        });
+        let mut received = Vec::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            match client.frame().await {
+                Some(frame) => received.extend_from_slice(&frame.unwrap().into_data().unwrap()),
+                None => break,
+            }
+        }
+        let received = String::from_utf8(received).unwrap();
+        assert!(!received.contains("upstream_timeout"), "{received}");
+        assert!(received.ends_with("data: [DONE]\n\n"), "{received}");
+        assert_eq!(end.await.unwrap(), StreamEnd::Complete);
+    }
 
     #[test]
     fn events_split_across_chunks_come_out_whole() {
