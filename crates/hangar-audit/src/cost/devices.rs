@@ -45,6 +45,10 @@ const DESCRIPTORS: &[&str] = &[
 /// NeuronCores per Neuron device when the node does not say (Inferentia2, Trainium1).
 const NEURON_CORES_PER_DEVICE: f64 = 2.0;
 
+/// What the NVIDIA device plugin appends to a resource it time-slices or shares with MPS when
+/// `renameByDefault` is set: `nvidia.com/gpu.shared`, `nvidia.com/mig-1g.5gb.shared`.
+const SHARED_RESOURCE_SUFFIX: &str = ".shared";
+
 /// How one unit of an accelerator resource relates to a physical device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -54,8 +58,12 @@ pub enum Unit {
     NvidiaGpu,
     /// `nvidia.com/gpu.shared`: one of the replicas the node makes of each GPU.
     NvidiaShared,
-    /// A MIG instance (`nvidia.com/mig-3g.40gb`): `slices` compute slices of the GPU.
+    /// A MIG instance (`nvidia.com/mig-3g.40gb`, MIG `mixed` strategy): `slices` compute slices
+    /// of the GPU; one of its replicas when the node time-slices the profile without renaming it.
     Mig(MigProfile),
+    /// `nvidia.com/mig-1g.5gb.shared`: one of the replicas the node makes of each instance of
+    /// the profile (time-slicing with `renameByDefault`).
+    MigShared(MigProfile),
     /// `aws.amazon.com/neuroncore`: a core of a Neuron device.
     NeuronCore,
     /// An accelerator resource Hangar does not know; counted as whole devices.
@@ -145,10 +153,26 @@ pub fn unit(resource: &str) -> Option<Unit> {
         | "aws.amazon.com/neurondevice"
         | "google.com/tpu" => Unit::Device,
         _ => match resource.strip_prefix("nvidia.com/mig-") {
-            Some(profile) => MigProfile::parse(profile).map_or(Unit::Unknown, Unit::Mig),
+            Some(name) => mig_unit(name),
             None => Unit::Unknown,
         },
     })
+}
+
+/// `1g.5gb` is an instance, `1g.5gb.shared` one of its renamed replicas.
+fn mig_unit(name: &str) -> Unit {
+    match name.strip_suffix(SHARED_RESOURCE_SUFFIX) {
+        Some(profile) => MigProfile::parse(profile).map_or(Unit::Unknown, Unit::MigShared),
+        None => MigProfile::parse(name).map_or(Unit::Unknown, Unit::Mig),
+    }
+}
+
+/// The resource the device plugin renamed: `nvidia.com/mig-1g.5gb.shared` is a replica of
+/// `nvidia.com/mig-1g.5gb`, whose name its feature discovery labels keep.
+pub fn unshared(resource: &str) -> &str {
+    resource
+        .strip_suffix(SHARED_RESOURCE_SUFFIX)
+        .unwrap_or(resource)
 }
 
 /// How a node shares or splits its devices, read from the NVIDIA GPU feature discovery labels
@@ -162,6 +186,10 @@ pub struct Sharing {
     pub renamed: bool,
     /// `nvidia.com/gpu` is a MIG instance of this profile (the `single` MIG strategy).
     pub mig_single: Option<MigProfile>,
+    /// Replicas per instance of each time-sliced MIG resource of the `mixed` strategy, by the
+    /// resource's name before any `.shared` rename (`nvidia.com/mig-1g.5gb` → 4). Profiles
+    /// absent here are not shared.
+    pub mig_replicas: BTreeMap<String, u32>,
     /// The GPU model, to tell an A30's MIG slices from the others'.
     pub gpu_model: Option<String>,
     /// NeuronCores per Neuron device, from the node's capacity.
@@ -174,6 +202,7 @@ impl Default for Sharing {
             replicas: 1,
             renamed: false,
             mig_single: None,
+            mig_replicas: BTreeMap::new(),
             gpu_model: None,
             neuron_cores_per_device: NEURON_CORES_PER_DEVICE,
         }
@@ -183,19 +212,18 @@ impl Default for Sharing {
 impl Sharing {
     /// The share of physical devices that `quantity` units of `resource` hold.
     pub fn devices(&self, resource: &str, quantity: f64) -> Option<f64> {
-        let per_unit = match unit(resource)? {
+        let whole = match unit(resource)? {
             Unit::Device | Unit::Unknown => 1.0,
             // Under MIG `single` the unit shared is an instance, else a whole GPU.
-            kind @ (Unit::NvidiaGpu | Unit::NvidiaShared) => {
-                let whole = self
-                    .mig_single
-                    .map_or(1.0, |profile| profile.share(self.gpu_model.as_deref()));
-                whole / self.replicas_per(kind)
+            Unit::NvidiaGpu | Unit::NvidiaShared => self
+                .mig_single
+                .map_or(1.0, |profile| profile.share(self.gpu_model.as_deref())),
+            Unit::Mig(profile) | Unit::MigShared(profile) => {
+                profile.share(self.gpu_model.as_deref())
             }
-            Unit::Mig(profile) => profile.share(self.gpu_model.as_deref()),
             Unit::NeuronCore => 1.0 / self.neuron_cores_per_device,
         };
-        Some(quantity * per_unit)
+        Some(quantity * (whole / f64::from(self.replicas_of(resource))))
     }
 
     /// Whether this node shares GPUs among pods by time-slicing or MPS.
@@ -203,14 +231,24 @@ impl Sharing {
         self.replicas > 1
     }
 
-    /// How many units of an NVIDIA resource the node makes of each GPU (or MIG instance):
-    /// `replicas`, except for `nvidia.com/gpu` when the replicas are renamed `.shared`.
-    fn replicas_per(&self, kind: Unit) -> f64 {
-        match kind {
-            Unit::NvidiaGpu if self.renamed => 1.0,
-            Unit::NvidiaGpu | Unit::NvidiaShared => f64::from(self.replicas.max(1)),
-            _ => 1.0,
-        }
+    /// How many units of `resource` the node makes of each GPU or MIG instance: `replicas` for
+    /// `nvidia.com/gpu` (unless its replicas are renamed `.shared`) and `nvidia.com/gpu.shared`,
+    /// the profile's own replicas for a MIG resource, 1 for the others.
+    pub fn replicas_of(&self, resource: &str) -> u32 {
+        let replicas = match unit(resource) {
+            Some(Unit::NvidiaGpu) if self.renamed => 1,
+            Some(Unit::NvidiaGpu | Unit::NvidiaShared) => self.replicas,
+            Some(Unit::Mig(_)) => self.mig_replicas.get(resource).copied().unwrap_or(1),
+            // Renamed replicas are shared by definition: when the node does not say how many
+            // each instance makes, the GPUs' replicas stand in.
+            Some(Unit::MigShared(_)) => self
+                .mig_replicas
+                .get(unshared(resource))
+                .copied()
+                .unwrap_or(self.replicas),
+            _ => 1,
+        };
+        replicas.max(1)
     }
 }
 
@@ -419,6 +457,7 @@ pub fn node_devices(node: &Node) -> NodeDevices {
         replicas,
         renamed,
         mig_single,
+        mig_replicas: mig_replicas(node, &capacity),
         gpu_model,
         neuron_cores_per_device: devices_per_core,
     };
@@ -427,19 +466,20 @@ pub fn node_devices(node: &Node) -> NodeDevices {
     let mut neuron: f64 = 0.0;
     let mut others = 0.0;
     for (name, count) in &capacity {
-        let Some(share) = sharing.devices(name, *count) else {
+        let (Some(kind), Some(share)) = (unit(name), sharing.devices(name, *count)) else {
             continue;
         };
-        match (unit(name), mig_single) {
-            (Some(Unit::Mig(profile)), _) => mig.push((profile, *count)),
-            // Under MIG `single` both count instances of the one profile, each made `replicas`
-            // times when the node time-slices them.
-            (Some(kind @ (Unit::NvidiaGpu | Unit::NvidiaShared)), Some(profile)) => {
-                mig.push((profile, count / sharing.replicas_per(kind)))
+        match (kind, mig_single) {
+            // MIG instances, each made `replicas` times when the node time-slices them. Under
+            // MIG `single`, `nvidia.com/gpu` and its `.shared` replicas are instances of the one
+            // profile.
+            (Unit::Mig(profile) | Unit::MigShared(profile), _)
+            | (Unit::NvidiaGpu | Unit::NvidiaShared, Some(profile)) => {
+                mig.push((profile, count / f64::from(sharing.replicas_of(name))))
             }
-            (Some(Unit::NvidiaGpu | Unit::NvidiaShared), _) => nvidia += share,
+            (Unit::NvidiaGpu | Unit::NvidiaShared, None) => nvidia += share,
             // A Neuron node offers the same hardware as devices and as cores.
-            (Some(Unit::NeuronCore | Unit::Device), _) if name.starts_with("aws.amazon.com/") => {
+            (Unit::NeuronCore | Unit::Device, _) if name.starts_with("aws.amazon.com/") => {
                 neuron = neuron.max(share)
             }
             _ => others += share,
@@ -455,6 +495,31 @@ pub fn node_devices(node: &Node) -> NodeDevices {
         mig_inferred: mig_single.is_none() && !mig.is_empty() && gpu_count.is_none(),
         resources: capacity.keys().map(|k| (*k).to_owned()).collect(),
     }
+}
+
+/// Replicas per instance of each time-sliced MIG resource the node offers (`mixed` strategy), by
+/// its name before the `.shared` rename: the feature discovery's `<resource>.replicas` label
+/// (it keeps the name the time-slicing config gives, `nvidia.com/mig-1g.5gb.replicas`), else
+/// the capacity over its `<resource>.count` label of instances.
+fn mig_replicas(node: &Node, capacity: &BTreeMap<&str, f64>) -> BTreeMap<String, u32> {
+    let label = |key: String| -> Option<f64> {
+        node.label(&key)?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| *v >= 1.0)
+    };
+    capacity
+        .iter()
+        .filter(|(name, _)| matches!(unit(name), Some(Unit::Mig(_) | Unit::MigShared(_))))
+        .filter_map(|(name, offered)| {
+            let resource = unshared(name);
+            let replicas = label(format!("{resource}.replicas"))
+                .or_else(|| Some((offered / label(format!("{resource}.count"))?).round()))?;
+            Some((resource.to_owned(), replicas as u32))
+        })
+        .filter(|(_, replicas)| *replicas > 1)
+        .collect()
 }
 
 /// The fewest whole GPUs that can hold these MIG instances: enough for their slices together
@@ -736,6 +801,67 @@ mod tests {
         );
         assert_eq!(base_model("A100-SXM4-40GB-SHARED"), "A100-SXM4-40GB");
         assert_eq!(base_model("SHARED"), "SHARED");
+    }
+
+    #[test]
+    fn renamed_mig_replicas_keep_their_profile() {
+        let one_g = MigProfile::parse("1g.5gb");
+        assert_eq!(
+            unit("nvidia.com/mig-1g.5gb.shared"),
+            one_g.map(Unit::MigShared)
+        );
+        assert_eq!(
+            unit("nvidia.com/mig-1g.10gb+me.shared"),
+            MigProfile::parse("1g.10gb").map(Unit::MigShared),
+            "a replica, not an instance"
+        );
+        assert_eq!(unit("nvidia.com/mig-oops.shared"), Some(Unit::Unknown));
+        assert_eq!(
+            unshared("nvidia.com/mig-1g.5gb.shared"),
+            "nvidia.com/mig-1g.5gb"
+        );
+        assert_eq!(unshared("nvidia.com/mig-1g.5gb"), "nvidia.com/mig-1g.5gb");
+    }
+
+    #[test]
+    fn a_time_sliced_mixed_strategy_node_divides_each_profile_by_its_replicas() {
+        // 8 A100s, seven 1g.5gb instances each, every instance time-sliced in four and renamed:
+        // 224 replicas of 56 instances. No gpu.count label: the GPUs are inferred.
+        let labelled = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: a100\n  labels: {nvidia.com/mig.strategy: mixed, nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB, nvidia.com/mig-1g.5gb.replicas: '4'}\nstatus:\n  capacity: {nvidia.com/mig-1g.5gb.shared: '224'}\n",
+        ));
+        assert_eq!(
+            labelled.sharing.mig_replicas.get("nvidia.com/mig-1g.5gb"),
+            Some(&4)
+        );
+        assert!(close(labelled.devices, 8.0), "{}", labelled.devices);
+        assert!(labelled.mig_inferred);
+        let one = labelled
+            .sharing
+            .devices("nvidia.com/mig-1g.5gb.shared", 1.0)
+            .unwrap();
+        assert!(close(one, 1.0 / 28.0), "{one}");
+        // Without the replicas label, the instance count label gives them.
+        let counted = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: a100\n  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB, nvidia.com/mig-1g.5gb.count: '56'}\nstatus:\n  capacity: {nvidia.com/mig-1g.5gb.shared: '224'}\n",
+        ));
+        assert_eq!(
+            counted.sharing.replicas_of("nvidia.com/mig-1g.5gb.shared"),
+            4
+        );
+        assert!(close(counted.devices, 8.0), "{}", counted.devices);
+        // Time-sliced without the rename: the replicas keep the instance's name.
+        let unrenamed = node_devices(&node(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: a100\n  labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB, nvidia.com/mig-1g.5gb.replicas: '4', nvidia.com/mig-1g.5gb.product: NVIDIA-A100-SXM4-40GB-MIG-1g.5gb-SHARED}\nstatus:\n  capacity: {nvidia.com/mig-1g.5gb: '224'}\n",
+        ));
+        assert!(close(unrenamed.devices, 8.0), "{}", unrenamed.devices);
+        let one = unrenamed
+            .sharing
+            .devices("nvidia.com/mig-1g.5gb", 1.0)
+            .unwrap();
+        assert!(close(one, 1.0 / 28.0), "{one}");
+        // A profile the node does not time-slice stays an instance.
+        assert_eq!(unrenamed.sharing.replicas_of("nvidia.com/mig-3g.20gb"), 1);
     }
 
     #[test]

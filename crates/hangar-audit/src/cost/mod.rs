@@ -4,7 +4,7 @@
 //! The model, in short (docs/cost.md has the long form):
 //! - A running pod holds the accelerators it requests (init containers as the scheduler counts
 //!   them), converted to physical devices: a MIG instance is its compute slices out of 7, a
-//!   time-sliced replica is 1/replicas of a GPU.
+//!   time-sliced replica is 1/replicas of a GPU (or of a MIG instance).
 //! - A device's hourly price comes from the policy's `gpuPrices`: by GPU model from the node's
 //!   labels, else the node's instance price ÷ its devices, else the default, else unpriced.
 //! - The run rate (per hour) × `--period` is the projection; the run rate × the hours since each
@@ -384,6 +384,12 @@ fn held(
             Some(devices::Unit::NvidiaShared) if !sharing.is_time_sliced() => {
                 warnings.push(format!(
                     "{subject}: asks for `{resource}`, but how many replicas share each GPU is unknown (no nvidia.com/gpu.replicas label); counted as whole GPUs"
+                ))
+            }
+            Some(devices::Unit::MigShared(_)) if sharing.replicas_of(resource) == 1 => {
+                warnings.push(format!(
+                    "{subject}: asks for `{resource}`, but how many replicas share each MIG instance is unknown (no {}.replicas label); counted as whole instances",
+                    devices::unshared(resource)
                 ))
             }
             _ => {}

@@ -686,6 +686,108 @@ fn mixed_mig_gpus_without_a_count_label_are_inferred_and_said_so() {
     );
 }
 
+/// Eight A100s in MIG `mixed` mode, each cut in seven `1g.5gb` instances, every instance
+/// time-sliced in four and renamed (`renameByDefault`): 224 `nvidia.com/mig-1g.5gb.shared`. The
+/// feature discovery labels the profile under its name before the rename.
+const MIG_MIXED_SHARED: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: a100-mig
+  labels:
+    karpenter.sh/nodepool: a100-mig
+    node.kubernetes.io/instance-type: p4d.24xlarge
+    nvidia.com/mig.strategy: mixed
+    nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB
+    nvidia.com/gpu.count: '8'
+    nvidia.com/mig-1g.5gb.count: '56'
+    nvidia.com/mig-1g.5gb.replicas: '4'
+    nvidia.com/mig-1g.5gb.product: NVIDIA-A100-SXM4-40GB-MIG-1g.5gb
+status:
+  capacity: {nvidia.com/mig-1g.5gb.shared: '224'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: replica, namespace: ml}
+spec:
+  nodeName: a100-mig
+  containers: [{name: a, image: x, resources: {limits: {nvidia.com/mig-1g.5gb.shared: '1'}}}]
+status: {phase: Running, startTime: '2026-03-01T02:00:00Z'}
+";
+
+#[test]
+fn a_time_sliced_mig_mixed_node_bills_a_replica_of_an_instance() {
+    let prices = policy("gpuPrices:\n  instanceTypes: {p4d.24xlarge: 80.0}\n");
+    // Renamed `.shared`, and without the rename (the product label then says SHARED): the same.
+    let unrenamed = MIG_MIXED_SHARED
+        .replace("mig-1g.5gb.shared", "mig-1g.5gb")
+        .replace("-MIG-1g.5gb\n", "-MIG-1g.5gb-SHARED\n");
+    for input in [MIG_MIXED_SHARED, unrenamed.as_str()] {
+        let report = cost(input, &prices, GroupBy::Team);
+        // 224 replicas are 56 instances on 8 GPUs, so 80.00 a node is 10.00 a GPU.
+        assert_close(report.totals.offered.gpus, 8.0);
+        let node = &report.idle.nodes[0];
+        assert_eq!(node.price_per_gpu_hour, Some(10.0), "{}", node.price_source);
+        // One replica of a 1g instance: a quarter of a seventh of a 10.00 GPU.
+        let replica = item(&report, "replica");
+        assert_close(replica.gpus, 1.0 / 28.0);
+        assert_close(replica.hourly.unwrap(), 10.0 / 28.0);
+        assert_close(node.idle, 8.0 - 1.0 / 28.0);
+        assert!(
+            !report.warnings.iter().any(|w| w.contains("mig-1g.5gb")),
+            "{:?}",
+            report.warnings
+        );
+    }
+}
+
+#[test]
+fn each_mig_profile_is_time_sliced_by_its_own_replicas() {
+    // Two A100s: one in seven 1g.5gb instances time-sliced in four, one in two 3g.20gb
+    // instances time-sliced in two. No gpu.count label: the GPUs are inferred.
+    let input = "apiVersion: v1
+kind: Node
+metadata:
+  name: a100-mig
+  labels:
+    nvidia.com/mig.strategy: mixed
+    nvidia.com/gpu.product: NVIDIA-A100-SXM4-40GB
+    nvidia.com/mig-1g.5gb.replicas: '4'
+    nvidia.com/mig-3g.20gb.replicas: '2'
+status:
+  capacity: {nvidia.com/mig-1g.5gb.shared: '28', nvidia.com/mig-3g.20gb.shared: '4'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: both, namespace: ml}
+spec:
+  nodeName: a100-mig
+  containers: [{name: a, image: x, resources: {limits: {nvidia.com/mig-1g.5gb.shared: '1', nvidia.com/mig-3g.20gb.shared: '1'}}}]
+status: {phase: Running, startTime: '2026-03-01T02:00:00Z'}
+";
+    let prices = policy("gpuPrices:\n  models: {A100: 4.0}\n");
+    let report = cost(input, &prices, GroupBy::Team);
+    assert_close(report.totals.offered.gpus, 2.0);
+    // A quarter of a 1g and half of a 3g: 1/28 + 6/28 of a 4.00 GPU.
+    let both = item(&report, "both");
+    assert_close(both.gpus, 0.25);
+    assert_close(both.hourly.unwrap(), 1.0);
+
+    // Without the replicas labels nothing says how many share an instance: each replica is
+    // counted as a whole instance, and the report says so.
+    let unlabelled = input
+        .replace("    nvidia.com/mig-1g.5gb.replicas: '4'\n", "")
+        .replace("    nvidia.com/mig-3g.20gb.replicas: '2'\n", "");
+    let report = cost(&unlabelled, &prices, GroupBy::Team);
+    assert_close(item(&report, "both").gpus, 1.0 / 7.0 + 3.0 / 7.0);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("Pod/ml/both")
+            && w.contains("`nvidia.com/mig-1g.5gb.shared`")
+            && w.contains("no nvidia.com/mig-1g.5gb.replicas label")),
+        "{:?}",
+        report.warnings
+    );
+}
+
 /// A one-GPU L4 node whose two pods each hold a GPU (one cannot have started), and a pod on a
 /// node missing from the input.
 const OVERFULL: &str = "apiVersion: v1
