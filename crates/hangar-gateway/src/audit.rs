@@ -70,7 +70,9 @@ pub struct AuditRecord {
     /// Time spent waiting on the model server, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_ms: Option<f64>,
-    /// Time to the first token (stream) or the response headers, in milliseconds.
+    /// From the request's sending to the model server to the first token (a stream's first
+    /// event carrying text, reasoning or a piece of a tool call) or to the response headers (an
+    /// answer not streamed), in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_token_ms: Option<f64>,
     /// Each guard's decision.

@@ -1327,9 +1327,11 @@ impl StreamFinisher {
         }
         let head = self.exchange.upstream.unwrap_or_default();
         self.exchange.upstream = Some(head + summary.upstream_wait);
+        // From the request's sending, as for an answer not streamed.
+        let sent = self.exchange.sent_upstream.unwrap_or(self.exchange.started);
         self.exchange.first_token = summary
-            .first_event
-            .map(|at| at.saturating_duration_since(self.exchange.started));
+            .first_token
+            .map(|at| at.saturating_duration_since(sent));
         let runtime = self.gateway.runtime();
         log_content(&self.gateway, &runtime, &self.exchange, &summary.text);
         let gateway = Arc::clone(&self.gateway);

@@ -220,12 +220,18 @@ fn message_text(message: &Json<'_>, text: &mut String) {
             text.push_str(part);
         }
     }
-    if let Some(Json::Array(calls)) = message.get("tool_calls") {
-        for function in calls.iter().filter_map(|call| call.get("function")) {
-            for field in ["name", "arguments"] {
-                if let Some(part) = function.get(field).and_then(Json::as_str) {
-                    text.push_str(part);
-                }
+    // `function_call` is the single call of the older API.
+    let calls = match message.get("tool_calls") {
+        Some(Json::Array(calls)) => calls
+            .iter()
+            .filter_map(|call| call.get("function"))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for function in calls.into_iter().chain(message.get("function_call")) {
+        for field in ["name", "arguments"] {
+            if let Some(part) = function.get(field).and_then(Json::as_str) {
+                text.push_str(part);
             }
         }
     }
@@ -306,8 +312,10 @@ pub struct StreamSummary {
     /// Bytes of generated text, all of them: the token count when the model server reports no
     /// usage.
     pub text_bytes: u64,
-    /// When the first event was handed to the client.
-    pub first_event: Option<Instant>,
+    /// When the first event carrying a generated token (text, reasoning, a refusal, a piece
+    /// of a tool call) came from the model server. Role-only chunks, comments, usage and the
+    /// gateway's own error events carry none.
+    pub first_token: Option<Instant>,
     /// Time spent waiting for the model server's frames.
     pub upstream_wait: Duration,
     /// Whether a canary was seen.
@@ -392,7 +400,7 @@ impl Relay {
                 usage: None,
                 text: String::new(),
                 text_bytes: 0,
-                first_event: None,
+                first_token: None,
                 upstream_wait: Duration::ZERO,
                 canary_leaked: false,
             },
@@ -413,9 +421,7 @@ impl Relay {
             let sending = tokio::time::Instant::now();
             while let Some(event) = self.ready.pop_front() {
                 match tokio::time::timeout(self.rules.idle, sender.send(event)).await {
-                    Ok(Ok(())) => {
-                        self.summary.first_event.get_or_insert_with(Instant::now);
-                    }
+                    Ok(Ok(())) => {}
                     Ok(Err(_)) => break 'relay StreamEnd::ClientGone,
                     Err(_) => break 'relay StreamEnd::ClientTooSlow,
                 }
@@ -438,7 +444,11 @@ impl Relay {
                 }
             };
             self.summary.upstream_wait += waiting.elapsed();
-            deadline = tokio::time::Instant::now() + self.rules.idle;
+            // Until a token comes, the first-token timeout holds: a role-only chunk or a
+            // keep-alive comment does not trade it for the (often longer) idle timeout.
+            if self.summary.first_token.is_some() {
+                deadline = tokio::time::Instant::now() + self.rules.idle;
+            }
             match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -496,6 +506,11 @@ impl Relay {
             .as_mut()
             .is_some_and(|watch| watch.feed(&String::from_utf8_lossy(&event)));
         let mut text_leak = false;
+        if !facts.texts.is_empty() {
+            // tokio's clock, which tests can stop: the same as std's otherwise.
+            let now = || tokio::time::Instant::now().into_std();
+            self.summary.first_token.get_or_insert_with(now);
+        }
         for (choice, text) in &facts.texts {
             self.summary.text_bytes += text.len() as u64;
             if self.rules.keep_text {
@@ -611,49 +626,112 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn time_spent_waiting_on_a_slow_client_is_not_the_model_servers_silence() {
+    /// A relay whose model server sends `script`: each piece after its delay from the one
+    /// before. Returns the stream's start, the client's side and the summary to come.
+    fn relay_of(
+        script: Vec<(u64, &'static [u8])>,
+        first_token: Duration,
+        idle: Duration,
+    ) -> (
+        Instant,
+        ChannelBody,
+        tokio::sync::oneshot::Receiver<StreamSummary>,
+    ) {
         let (frames, upstream) = tokio::sync::mpsc::channel(4);
+        let started = tokio::time::Instant::now().into_std();
         let rules = StreamRules {
-            first_token_by: Instant::now() + Duration::from_secs(10),
-            idle: Duration::from_millis(500),
+            first_token_by: started + first_token,
+            idle,
             drop_usage_only: false,
             canaries: Vec::new(),
             cut_on_leak: false,
             keep_text: false,
             model: "m".into(),
         };
-        let (_running, shutdown) = tokio::sync::watch::channel(false);
-        let (ended, end) = tokio::sync::oneshot::channel();
+        let (running, shutdown) = tokio::sync::watch::channel(false);
+        let (ended, summary) = tokio::sync::oneshot::channel();
         let finish = Box::new(move |summary: StreamSummary| {
-            let _ = ended.send(summary.end);
+            drop(running);
+            let _ = ended.send(summary);
         });
-        let mut client = relay(Frames(upstream), rules, shutdown, finish);
+        let client = relay(Frames(upstream), rules, shutdown, finish);
+        tokio::spawn(async move {
+            for (delay, piece) in script {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                // Fails only when the relay has already given up, which the tests show.
+                let _ = frames.send(Bytes::from_static(piece)).await;
+            }
+        });
+        (started, client, summary)
+    }
 
+    /// What the client receives, reading a frame every `pace`.
+    async fn read_all(client: &mut ChannelBody, pace: Duration) -> String {
+        let mut received = Vec::new();
+        loop {
+            tokio::time::sleep(pace).await;
+            match client.frame().await {
+                Some(frame) => received.extend_from_slice(&frame.unwrap().into_data().unwrap()),
+                None => return String::from_utf8(received).unwrap(),
+            }
+        }
+    }
+
+    const ROLE: &[u8] =
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+    const TOKEN: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
+    const DONE: &[u8] = b"data: [DONE]\n\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_waiting_on_a_slow_client_is_not_the_model_servers_silence() {
         // 20 events in one frame: 16 fit the relay's queue, and the client takes the others
         // one every 150 ms, 600 ms in all, longer than `idle`. The model server's next frame
         // comes 900 ms after its first: it was never silent for 500 ms once it was read.
-        let event = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
-        frames.send(Bytes::from(event.repeat(20))).await.unwrap();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(900)).await;
-            frames
-                .send(Bytes::from_static(b"data: [DONE]\n\n"))
-                .await
-                .unwrap();
-        });
-        let mut received = Vec::new();
-        loop {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            match client.frame().await {
-                Some(frame) => received.extend_from_slice(&frame.unwrap().into_data().unwrap()),
-                None => break,
-            }
-        }
-        let received = String::from_utf8(received).unwrap();
+        let batch: &'static [u8] = TOKEN.repeat(20).leak();
+        let script = vec![(0, batch), (900, DONE)];
+        let (_, mut client, summary) =
+            relay_of(script, Duration::from_secs(10), Duration::from_millis(500));
+        let received = read_all(&mut client, Duration::from_millis(150)).await;
         assert!(!received.contains("upstream_timeout"), "{received}");
         assert!(received.ends_with("data: [DONE]\n\n"), "{received}");
-        assert_eq!(end.await.unwrap(), StreamEnd::Complete);
+        assert_eq!(summary.await.unwrap().end, StreamEnd::Complete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_token_timeout_holds_until_a_token_comes() {
+        // A role-only chunk at once and a keep-alive comment are no token: the first-token
+        // timeout (300 ms) ends the stream, not the idle timeout (10 s).
+        let script = vec![
+            (0, ROLE),
+            (200, b": keep-alive\n\n"),
+            (2000, TOKEN),
+            (0, DONE),
+        ];
+        let (_, mut client, summary) =
+            relay_of(script, Duration::from_millis(300), Duration::from_secs(10));
+        let received = read_all(&mut client, Duration::ZERO).await;
+        assert!(received.contains("upstream_timeout"), "{received}");
+        let summary = summary.await.unwrap();
+        assert_eq!(summary.end, StreamEnd::UpstreamTimeout);
+        assert_eq!(
+            summary.first_token, None,
+            "the gateway's error event is no token"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_token_is_the_first_generated_one() {
+        let tool_call: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"get_weather\"}}]}}]}\n\n";
+        for first in [TOKEN, tool_call] {
+            let script = vec![(0, ROLE), (250, first), (50, DONE)];
+            let (started, mut client, summary) =
+                relay_of(script, Duration::from_secs(10), Duration::from_secs(10));
+            read_all(&mut client, Duration::ZERO).await;
+            let summary = summary.await.unwrap();
+            assert_eq!(summary.end, StreamEnd::Complete);
+            let first_token = summary.first_token.unwrap() - started;
+            assert_eq!(first_token.as_millis(), 250, "{first_token:?}");
+        }
     }
 
     #[test]
