@@ -355,9 +355,14 @@ fn is_service(kind: ExposureKind) -> bool {
     )
 }
 
-/// `Ingress/ml/chat (Ingress)`-style name for messages.
+/// How messages name an exposure (Ingress `Ingress/ml/chat`), with why the path is counted when
+/// the input cannot show it works (a route across namespaces and no ReferenceGrant read).
 fn describe(exposure: &Exposure) -> String {
-    format!("{} `{}`", kind_name(exposure.kind), exposure.via)
+    let name = format!("{} `{}`", kind_name(exposure.kind), exposure.via);
+    match &exposure.unconfirmed {
+        Some(why) => format!("{name} ({why})"),
+        None => name,
+    }
 }
 
 fn list(exposures: &[&Exposure]) -> String {
@@ -1342,6 +1347,69 @@ spec:
         let findings = run("EXP-001", &yaml);
         let kinds: Vec<&str> = findings.iter().map(|f| f.object.kind.as_str()).collect();
         assert_eq!(kinds, ["Service", "Ingress"]);
+    }
+
+    #[test]
+    fn exp_001_counts_a_route_from_another_namespace_only_when_a_reference_grant_allows_it() {
+        let route = r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: chat, namespace: gw}
+spec:
+  parentRefs: [{name: public}]
+  rules: [{backendRefs: [{name: chat, namespace: ml, port: 80}]}]
+"#;
+        let grant = |service: &str| {
+            format!(
+                r#"---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: gw-routes, namespace: ml}}
+spec:
+  from: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: gw}}]
+  to: [{{group: "", kind: Service, name: {service}}}]
+"#
+            )
+        };
+        let base = format!("{}{}{route}", vllm(""), cluster_ip());
+        let findings = run("EXP-001", &format!("{base}{}", grant("chat")));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].object.kind, "HTTPRoute");
+        assert!(
+            run("EXP-001", &format!("{base}{}", grant("other"))).is_empty(),
+            "the gateway refuses a backend no grant allows"
+        );
+        // No ReferenceGrant in the input at all: the route counts, and the finding says why.
+        let findings = run("EXP-001", &base);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].message.contains("no ReferenceGrant was read"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn exp_001_is_quiet_behind_istio_whatever_a_rule_for_another_port_allows() {
+        let policy = |name: &str, rules: &str| {
+            format!(
+                "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: ml}}\nspec: {{selector: {{matchLabels: {{app: chat}}}}, rules: {rules}}}\n"
+            )
+        };
+        let jwt = policy(
+            "require-jwt",
+            r#"[{from: [{source: {requestPrincipals: ["*"]}}]}]"#,
+        );
+        // A rule admitting anyone on `port`: the metrics port, or vLLM's own.
+        let yaml = |port: &str| {
+            let open = policy(
+                "scrape",
+                &format!(r#"[{{to: [{{operation: {{ports: ["{port}"]}}}}]}}]"#),
+            );
+            format!("{}{}{jwt}{open}", vllm(""), lb())
+        };
+        assert!(run("EXP-001", &yaml("9090")).is_empty());
+        assert_eq!(run("EXP-001", &yaml("8000")).len(), 1);
     }
 
     // EXP-002

@@ -49,6 +49,10 @@ pub struct Exposure {
     /// Authentication enforced on this path (ingress auth, a SecurityPolicy…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub auth: Vec<Auth>,
+    /// Why the path is counted though the input cannot show it works: a route to a backend in
+    /// another namespace when no ReferenceGrant was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unconfirmed: Option<String>,
 }
 
 /// What kind of layer authenticates callers.
@@ -105,6 +109,7 @@ impl Exposure {
             paths: Vec::new(),
             ports: Vec::new(),
             auth: Vec::new(),
+            unconfirmed: None,
         }
     }
 }
@@ -117,6 +122,26 @@ pub(super) struct ExposureIndex<'a> {
     dynamic: HashMap<(&'a str, &'a str), Vec<&'a Located<DynamicObject>>>,
     /// Every HTTPRoute, whatever its namespace: a route may send to a Service in another.
     http_routes: Vec<&'a Located<DynamicObject>>,
+    /// Whether the input tells which routes ReferenceGrants let reach into another namespace:
+    /// it holds some, and no listing of them failed. When it does not (a scan of one directory,
+    /// a cluster role without the kind), such routes count, saying so: better an exposure
+    /// reported that a grant would have to allow than one hidden.
+    grants_read: bool,
+}
+
+/// The API group of the Gateway API, whose ReferenceGrants allow references across namespaces.
+const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Whether a reference from a route to a backend is allowed.
+enum Grant {
+    /// The backend is in the route's namespace.
+    NotNeeded,
+    /// A ReferenceGrant in the backend's namespace allows it.
+    Found,
+    /// ReferenceGrants were read, and none there allows it: the route cannot use the backend.
+    Missing,
+    /// No ReferenceGrant was read, so whether one allows it is unknown.
+    NotRead,
 }
 
 /// Ingress annotations that put authentication in front of the backend.
@@ -182,11 +207,24 @@ impl<'a> ExposureIndex<'a> {
             .iter()
             .filter(|o| o.object.kind == "HTTPRoute")
             .collect();
+        let grants_listed = !snapshot.not_covered.iter().any(|gap| {
+            // A live scan names the kind `ReferenceGrant.gateway.networking.k8s.io`, a failed
+            // group `gateway.networking.k8s.io/v1`, failed discovery `custom resources`.
+            gap.kind.starts_with("ReferenceGrant")
+                || gap.kind.starts_with(GATEWAY_API_GROUP)
+                || gap.kind == "custom resources"
+        });
+        let grants_read = grants_listed
+            && snapshot
+                .others
+                .iter()
+                .any(|o| is_reference_grant(&o.object));
         ExposureIndex {
             services,
             ingresses,
             dynamic,
             http_routes,
+            grants_read,
         }
     }
 
@@ -258,7 +296,8 @@ impl<'a> ExposureIndex<'a> {
 
     /// The HTTPRoute's way to the endpoint, when a rule's backend is a Service or InferencePool
     /// that selects it. The route may live in any namespace: a backend in another one than the
-    /// route's needs a ReferenceGrant there, which is not read, so it counts either way.
+    /// route's counts only when a ReferenceGrant there allows it (see `grants_read` for when
+    /// none was read).
     fn route_exposure(
         &self,
         backends: &Backends<'_, '_>,
@@ -266,13 +305,24 @@ impl<'a> ExposureIndex<'a> {
     ) -> Option<Exposure> {
         let mut paths = Vec::new();
         let mut ports = Vec::new();
+        let mut ungranted = false;
         let rules = route.object.get("spec.rules").and_then(Value::as_array);
         for rule in rules.into_iter().flatten() {
             let references = rule.get("backendRefs").and_then(Value::as_array);
             let reached: Vec<Vec<i32>> = references
                 .into_iter()
                 .flatten()
-                .filter_map(|r| backends.reached_from_route(route.object.namespace(), r))
+                .filter_map(|r| {
+                    let reached = backends.reached_from_route(route.object.namespace(), r)?;
+                    match self.grant(&route.object, r) {
+                        Grant::NotNeeded | Grant::Found => Some(reached),
+                        Grant::Missing => None,
+                        Grant::NotRead => {
+                            ungranted = true;
+                            Some(reached)
+                        }
+                    }
+                })
                 .collect();
             if reached.is_empty() {
                 continue;
@@ -303,7 +353,44 @@ impl<'a> ExposureIndex<'a> {
         exposure.ports = ports;
         exposure.tls = self.gateway_tls(&route.object);
         exposure.auth = self.security_policies(&route.object);
+        if ungranted {
+            exposure.unconfirmed = Some(format!(
+                "its backend is in namespace `{}`, where a ReferenceGrant must allow HTTPRoutes of `{}`; no ReferenceGrant was read, so it is counted",
+                backends.endpoint.namespace(),
+                route.object.namespace()
+            ));
+        }
         Some(exposure)
+    }
+
+    /// Whether `route` may use `reference`, one of its `backendRefs`: a backend in another
+    /// namespace needs a ReferenceGrant there whose `from` names the route's kind and namespace
+    /// and whose `to` names the backend's group and kind, and its name or none.
+    fn grant(&self, route: &DynamicObject, reference: &Value) -> Grant {
+        let namespace = match str_field(reference, "namespace") {
+            "" => route.namespace(),
+            namespace => namespace,
+        };
+        if namespace == route.namespace() {
+            return Grant::NotNeeded;
+        }
+        if !self.grants_read {
+            return Grant::NotRead;
+        }
+        let name = str_field(reference, "name");
+        let group = str_field(reference, "group");
+        let kind = match str_field(reference, "kind") {
+            "" => "Service",
+            kind => kind,
+        };
+        let allows = |grant: &Located<DynamicObject>| {
+            grant_allows(&grant.object, route, (group, kind, name))
+        };
+        if self.dynamic(namespace, "ReferenceGrant").any(allows) {
+            Grant::Found
+        } else {
+            Grant::Missing
+        }
     }
 
     /// Whether the Gateways a route attaches to terminate TLS on every listener it may use.
@@ -445,7 +532,7 @@ impl<'a> ExposureIndex<'a> {
             .chain(self.dynamic("istio-system", "AuthorizationPolicy"))
             .filter(|p| selected(p))
             .collect();
-        if let Some(authz) = istio_authorization(&authorization) {
+        if let Some(authz) = istio_authorization(&authorization, &endpoint.serving_ports) {
             let authn = istio_authn
                 .map(|a| format!(" + RequestAuthentication {}", a.object.name()))
                 .unwrap_or_default();
@@ -456,6 +543,43 @@ impl<'a> ExposureIndex<'a> {
         }
         auth
     }
+}
+
+/// Whether `object` is a Gateway API ReferenceGrant.
+fn is_reference_grant(object: &DynamicObject) -> bool {
+    object.kind == "ReferenceGrant" && object.group() == GATEWAY_API_GROUP
+}
+
+/// Whether ReferenceGrant `grant` lets `route` refer to the backend `(group, kind, name)` in the
+/// grant's namespace: an entry of its `from` names the route's group, kind and namespace, and
+/// one of its `to` the backend's group and kind, and its name or none (every one of them).
+fn grant_allows(grant: &DynamicObject, route: &DynamicObject, backend: (&str, &str, &str)) -> bool {
+    let (group, kind, name) = backend;
+    let from = list(grant, "spec.from").iter().any(|f| {
+        str_field(f, "group") == route.group()
+            && str_field(f, "kind") == route.kind
+            && str_field(f, "namespace") == route.namespace()
+    });
+    let to = list(grant, "spec.to").iter().any(|t| {
+        let named = str_field(t, "name");
+        str_field(t, "group") == group
+            && str_field(t, "kind") == kind
+            && (named.is_empty() || named == name)
+    });
+    is_reference_grant(grant) && from && to
+}
+
+/// The list at `path` in `object`, empty when there is none.
+fn list<'v>(object: &'v DynamicObject, path: &str) -> &'v [Value] {
+    object
+        .get(path)
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
+/// The text at `key` in `value`, empty when there is none.
+fn str_field<'v>(value: &'v Value, key: &str) -> &'v str {
+    value.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// What a route may reach the endpoint through: the Services and InferencePools of its
@@ -682,9 +806,12 @@ fn pool_exposure(pool: &Located<DynamicObject>) -> Exposure {
 /// asks CUSTOM policies first (an external authoriser decides), then DENY ones: a DENY rule
 /// for `notRequestPrincipals: ["*"]` refuses those requests whatever else allows them. Then,
 /// when ALLOW policies exist, a request passes if any of their rules matches it, so every rule
-/// of every one of them must require a principal.
+/// of every one of them that may take in the inference API must require a principal.
+/// `serving` are the container ports the API listens on (empty when not known: any port may
+/// be the API's); rules limited to other ports (a scraper's metrics port) do not reach it.
 fn istio_authorization<'p>(
     policies: &[&'p Located<DynamicObject>],
+    serving: &[i32],
 ) -> Option<&'p Located<DynamicObject>> {
     let with_action = |action: &str| -> Vec<&'p Located<DynamicObject>> {
         policies
@@ -693,31 +820,30 @@ fn istio_authorization<'p>(
             .filter(|p| p.object.str_at("spec.action").unwrap_or("ALLOW") == action)
             .collect()
     };
+    let reaches = |policy: &Located<DynamicObject>| {
+        (istio_rules(&policy.object).iter()).any(|rule| reaches_inference(rule, serving))
+    };
     // A CUSTOM policy sends the requests its rules match to an external authoriser: it counts
     // when one rule takes in the inference API (a policy without rules matches nothing).
-    let custom = with_action("CUSTOM")
-        .into_iter()
-        .find(|p| istio_rules(&p.object).iter().any(reaches_inference));
+    let custom = with_action("CUSTOM").into_iter().find(|&p| reaches(p));
     if custom.is_some() {
         return custom;
     }
-    let deny = with_action("DENY")
-        .into_iter()
-        .find(|p| istio_rules(&p.object).iter().any(denies_without_principal));
+    let deny = with_action("DENY").into_iter().find(|p| {
+        (istio_rules(&p.object).iter()).any(|rule| denies_without_principal(rule, serving))
+    });
     if deny.is_some() {
         return deny;
     }
     let allow = with_action("ALLOW");
-    // Rules for other paths (a scraper's `/metrics`) let nobody into the inference API.
+    // Rules for other paths or ports (a scraper's `/metrics`) let nobody into the inference API.
     let rules: Vec<&Value> = (allow.iter().flat_map(|p| istio_rules(&p.object)))
-        .filter(|rule| reaches_inference(rule))
+        .filter(|rule| reaches_inference(rule, serving))
         .collect();
     if rules.is_empty() || !rules.iter().all(|rule| requires_principal(rule)) {
         return None;
     }
-    allow
-        .into_iter()
-        .find(|p| !istio_rules(&p.object).is_empty())
+    allow.into_iter().find(|&p| reaches(p))
 }
 
 /// The rules of an AuthorizationPolicy.
@@ -728,9 +854,11 @@ fn istio_rules(policy: &DynamicObject) -> &[Value] {
         .map_or(&[][..], Vec::as_slice)
 }
 
-/// Whether a rule may match requests to the inference API (`/v1/chat/completions`): it names
-/// no operation, or one whose `paths` could match that path and whose `notPaths` do not.
-fn reaches_inference(rule: &Value) -> bool {
+/// Whether a rule may match requests to the inference API (`/v1/chat/completions` on one of
+/// the `serving` ports): it names no operation, or one whose `paths` could match that path and
+/// whose `notPaths` do not, and whose `ports` and `notPorts` let one of those ports through
+/// (any port when `serving` is empty). An empty list sets nothing, as in Istio.
+fn reaches_inference(rule: &Value, serving: &[i32]) -> bool {
     const INFERENCE: &str = "/v1/chat/completions";
     let matches = |pattern: &str| {
         pattern == "*"
@@ -743,7 +871,7 @@ fn reaches_inference(rule: &Value) -> bool {
                 .is_some_and(|suffix| INFERENCE.ends_with(suffix))
     };
     let patterns = |operation: &Value, key: &str| -> Option<Vec<String>> {
-        let list = operation.get(key)?.as_array()?;
+        let list = operation.get(key)?.as_array().filter(|l| !l.is_empty())?;
         Some(
             list.iter()
                 .filter_map(Value::as_str)
@@ -761,10 +889,74 @@ fn reaches_inference(rule: &Value) -> bool {
             };
             let paths = patterns(operation, "paths");
             let not_paths = patterns(operation, "notPaths").unwrap_or_default();
+            let on_api_port = serving.is_empty()
+                || (serving.iter()).any(|&port| operation_takes_port(operation, port));
             paths.is_none_or(|paths| paths.iter().any(|p| matches(p)))
                 && !not_paths.iter().any(|p| matches(p))
+                && on_api_port
         }),
     }
+}
+
+/// Whether an operation's `ports` and `notPorts` let a request on `port` through. Istio
+/// compares them, as numbers, with the port of the connection to the workload: the container
+/// port, not the Service's. An entry that is no port number (Istio refuses those) is taken to
+/// name any port in `ports` and none in `notPorts`.
+fn operation_takes_port(operation: &Value, port: i32) -> bool {
+    let entries =
+        |key: &str| (operation.get(key).and_then(Value::as_array)).filter(|list| !list.is_empty());
+    let listed = entries("ports").is_none_or(|ports| {
+        ports
+            .iter()
+            .any(|p| port_entry(p).is_none_or(|number| number == port))
+    });
+    let excluded =
+        entries("notPorts").is_some_and(|ports| ports.iter().any(|p| port_entry(p) == Some(port)));
+    listed && !excluded
+}
+
+/// A port of an Istio operation: a string (`"8000"`), or a number in hand-written YAML.
+fn port_entry(entry: &Value) -> Option<i32> {
+    match entry.as_str() {
+        Some(text) => text.trim().parse::<i32>().ok(),
+        None => port_number(entry),
+    }
+}
+
+/// Whether a rule's operations (`to`) match every request to the inference API: it names none,
+/// or one that restricts nothing, or (when the `serving` ports are known) operations that
+/// restrict only the port and between them take in each of those ports.
+fn every_api_request(rule: &Value, serving: &[i32]) -> bool {
+    let Some(operations) = (rule.get("to").and_then(Value::as_array)).filter(|o| !o.is_empty())
+    else {
+        return true;
+    };
+    if operations.iter().any(|to| to.get("operation").is_none()) {
+        return true;
+    }
+    let ports_only: Vec<&Value> = operations
+        .iter()
+        .filter_map(|to| to.get("operation"))
+        .filter(|operation| {
+            operation.as_object().is_some_and(|fields| {
+                fields.iter().all(|(key, value)| {
+                    matches!(key.as_str(), "ports" | "notPorts")
+                        || value.as_array().is_some_and(Vec::is_empty)
+                })
+            })
+        })
+        .collect();
+    let restricts_ports = |operation: &Value| {
+        ["ports", "notPorts"].iter().any(|key| {
+            (operation.get(*key).and_then(Value::as_array)).is_some_and(|list| !list.is_empty())
+        })
+    };
+    let takes =
+        |port: i32| (ports_only.iter()).any(|&operation| operation_takes_port(operation, port));
+    ports_only
+        .iter()
+        .any(|&operation| !restricts_ports(operation))
+        || (!serving.is_empty() && serving.iter().all(|&port| takes(port)))
 }
 
 /// Whether an ALLOW rule matches only requests with a request principal: it has sources
@@ -782,17 +974,14 @@ fn requires_principal(rule: &Value) -> bool {
     })
 }
 
-/// Whether a DENY rule refuses every request without a request principal: a source with
-/// `notRequestPrincipals: ["*"]` and nothing else, on every operation (no `to`, no `when`).
-fn denies_without_principal(rule: &Value) -> bool {
-    let unset = |key: &str| {
-        rule.get(key)
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty)
-    };
+/// Whether a DENY rule refuses every request without a request principal to the inference
+/// API: a source with `notRequestPrincipals: ["*"]` and nothing else, no `when`, and operations
+/// that take in every request to the `serving` ports (see `every_api_request`).
+fn denies_without_principal(rule: &Value, serving: &[i32]) -> bool {
+    let no_conditions = (rule.get("when").and_then(Value::as_array)).is_none_or(Vec::is_empty);
     let sources = rule.get("from").and_then(Value::as_array);
-    unset("to")
-        && unset("when")
+    no_conditions
+        && every_api_request(rule, serving)
         && sources.into_iter().flatten().any(|from| {
             let Some(source) = from.get("source").and_then(Value::as_object) else {
                 return false;

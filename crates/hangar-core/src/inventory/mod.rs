@@ -105,6 +105,11 @@ pub struct Endpoint {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<ObjectRef>,
     pub exposure: Vec<Exposure>,
+    /// The container ports the model server's API listens on, from its flags and variables or
+    /// its image's defaults; empty when they cannot be told (a server whose ports are not known,
+    /// a port taken from a Secret). Mesh policies are matched against these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub serving_ports: Vec<i32>,
     /// Authentication in front of every route (the server's own key, a sidecar, a mesh policy).
     pub auth: Vec<Auth>,
     /// Hangar gateways whose configuration routes to one of its Services.
@@ -705,6 +710,8 @@ impl<'a> Context<'a> {
     /// Fills in what surrounds an endpoint: exposure, auth, logging, placement, scope, owners.
     /// `workloads` are every workload of the snapshot.
     fn describe(&self, endpoint: &mut Endpoint, workloads: &[Workload]) {
+        // First: the mesh policies read in `for_endpoint` are matched against these ports.
+        endpoint.serving_ports = serving_ports(endpoint);
         let (exposure, mut auth) = self.exposure.for_endpoint(endpoint);
         auth.extend(self.serving_runtime_key(endpoint));
         let namespace_labels = |name: &str| self.namespace_labels(name);
@@ -907,6 +914,36 @@ impl<'a> Context<'a> {
     }
 }
 
+/// The ports the endpoint's model server listens on for its API, over every container that runs
+/// it (by image or command); empty when none does or one's ports cannot be read. The container
+/// an operator builds from a custom resource's inline fields is left out: the operator, not the
+/// image, may choose its port.
+fn serving_ports(endpoint: &Endpoint) -> Vec<i32> {
+    let runtime = endpoint.runtime;
+    let runs_server = |c: &Container| {
+        c.image.as_deref().and_then(runtime_from_image) == Some(runtime)
+            || runtime_from_command(&command_line(c)).is_some_and(|(_, r)| r == runtime)
+    };
+    let mut ports = Vec::new();
+    for template in &endpoint.templates {
+        let skip = usize::from(template.inline_container_path.is_some());
+        for c in template.spec.containers.iter().skip(skip) {
+            if !runs_server(c) {
+                continue;
+            }
+            let Some(found) = runtime::api_ports(runtime, c) else {
+                return Vec::new();
+            };
+            for port in found {
+                if !ports.contains(&port) {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports
+}
+
 /// vLLM logged every request, prompt included, unless `--disable-log-requests` was given, until
 /// the default flipped in the 0.10 series (vllm-project/vllm#21739). Only tags clearly older
 /// than 0.10 are claimed.
@@ -968,6 +1005,7 @@ fn new_endpoint(
         workloads: Vec::new(),
         pods: Vec::new(),
         exposure: Vec::new(),
+        serving_ports: Vec::new(),
         auth: Vec::new(),
         gateways: Vec::new(),
         logging: Logging::default(),

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use k8s_openapi::api::core::v1::Container;
 use serde::Serialize;
 
 use crate::image::ImageRef;
@@ -171,6 +172,168 @@ pub const SERVING_ENV_PREFIXES: &[&str] = &[
     "MODEL_ID",
     "TRANSFORMERS_CACHE",
 ];
+
+/// One port a model server listens on for its API: the flags and variables that set it, and
+/// the port it takes otherwise.
+struct Listener {
+    flags: &'static [&'static str],
+    /// Variables holding the port, or (`address`) an address `[scheme://]host[:port]`.
+    vars: &'static [&'static str],
+    address: bool,
+    default: i32,
+    /// The default the server's own image sets instead (TGI's and TEI's `ENV PORT=80`; the
+    /// launchers alone listen on 3000).
+    image_default: Option<i32>,
+}
+
+const fn listener(
+    flags: &'static [&'static str],
+    vars: &'static [&'static str],
+    default: i32,
+) -> Listener {
+    Listener {
+        flags,
+        vars,
+        address: false,
+        default,
+        image_default: None,
+    }
+}
+
+/// The listener of Hugging Face's launchers (TGI and TEI).
+const HF_LAUNCHER: Listener = Listener {
+    flags: &["--port", "-p"],
+    vars: &["PORT"],
+    address: false,
+    default: 3000,
+    image_default: Some(80),
+};
+
+/// The API listeners of the servers whose ports are documented; servers not listed (TorchServe
+/// and TF Serving read theirs from configuration, KServe and Seldon wrap another) have none.
+const LISTENERS: &[(Runtime, &[Listener])] = &[
+    (Runtime::Vllm, &[listener(&["--port"], &[], 8000)]),
+    (Runtime::Sglang, &[listener(&["--port"], &[], 30000)]),
+    (
+        Runtime::Llamacpp,
+        &[listener(&["--port"], &["LLAMA_ARG_PORT"], 8080)],
+    ),
+    (
+        Runtime::Lmdeploy,
+        &[listener(&["--server-port"], &[], 23333)],
+    ),
+    (
+        Runtime::Triton,
+        &[
+            listener(&["--http-port"], &[], 8000),
+            listener(&["--grpc-port"], &[], 8001),
+        ],
+    ),
+    (Runtime::Nim, &[listener(&[], &["NIM_SERVER_PORT"], 8000)]),
+    (
+        Runtime::Ollama,
+        &[Listener {
+            flags: &[],
+            vars: &["OLLAMA_HOST"],
+            address: true,
+            default: 11434,
+            image_default: None,
+        }],
+    ),
+    (Runtime::Tgi, &[HF_LAUNCHER]),
+    (Runtime::Tei, &[HF_LAUNCHER]),
+];
+
+/// The ports container `c`, running the `runtime` server, listens on for its API: each
+/// listener's flag (the last one given) or variable, else its default. `None` when the server's
+/// ports are not documented here or a setting cannot be read (`--port $(PORT)` with `PORT`
+/// from a Secret).
+pub(super) fn api_ports(runtime: Runtime, c: &Container) -> Option<Vec<i32>> {
+    let (_, listeners) = LISTENERS.iter().find(|(r, _)| *r == runtime)?;
+    let words: Vec<String> = super::command_line(c)
+        .split_whitespace()
+        .map(|w| w.trim_matches(|ch| ch == '"' || ch == '\'').to_owned())
+        .collect();
+    let own_image = c
+        .image
+        .as_deref()
+        .and_then(runtime_from_image)
+        .is_some_and(|r| r == runtime);
+    listeners
+        .iter()
+        .map(|listener| -> Option<i32> {
+            if let Some(value) = last_flag(&words, listener.flags) {
+                let value = value?;
+                let value = match value.strip_prefix("$(").and_then(|v| v.strip_suffix(')')) {
+                    Some(var) => env_value(c, var)??,
+                    None => value,
+                };
+                return port_number(value);
+            }
+            let default = match listener.image_default {
+                Some(port) if own_image => port,
+                _ => listener.default,
+            };
+            match listener.vars.iter().find_map(|var| env_value(c, var)) {
+                Some(value) if listener.address => port_of_address(value?, default),
+                Some(value) => port_number(value?),
+                None => Some(default),
+            }
+        })
+        .collect()
+}
+
+/// The value of the last of `flags` on the command line (`--f v` or `--f=v`): `None` when none
+/// is given, `Some(None)` when one is given without a value.
+fn last_flag<'w>(words: &'w [String], flags: &[&str]) -> Option<Option<&'w str>> {
+    let mut found = None;
+    for (i, word) in words.iter().enumerate() {
+        for flag in flags {
+            if word == flag {
+                found = Some(words.get(i + 1).map(String::as_str));
+            } else if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                found = Some(Some(value));
+            }
+        }
+    }
+    found
+}
+
+/// A variable of the container: `None` when it does not set it, `Some(None)` when its value
+/// comes from elsewhere (a Secret, a ConfigMap, a field).
+fn env_value<'c>(c: &'c Container, name: &str) -> Option<Option<&'c str>> {
+    let var = c.env.iter().flatten().rev().find(|e| e.name == name)?;
+    Some(var.value.as_deref())
+}
+
+/// A port number, if `value` is one.
+fn port_number(value: &str) -> Option<i32> {
+    value
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| (1..=65535).contains(p))
+}
+
+/// The port of an address such as `0.0.0.0:11434`, `http://[::]:8080` or `0.0.0.0` (which
+/// keeps `default`); `None` when it is not an address.
+fn port_of_address(value: &str, default: i32) -> Option<i32> {
+    let value = value.trim();
+    let authority = value.split_once("://").map_or(value, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !authority.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_is_address = host.starts_with('[')
+        || host
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
+    if !host_is_address {
+        return None;
+    }
+    port.map_or(Some(default), port_number)
+}
 
 #[cfg(test)]
 mod tests {

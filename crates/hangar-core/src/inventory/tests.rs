@@ -385,6 +385,130 @@ fn an_http_route_exposes_the_service_its_backend_names_in_whatever_namespace() {
     assert!(routes_to_chat(&elsewhere).is_empty());
 }
 
+/// A ReferenceGrant in `namespace` letting the HTTPRoutes of namespace `from` refer to `to`.
+fn reference_grant(namespace: &str, from: &str, to: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: routes, namespace: {namespace}}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: {from}}}]\n  to: [{to}]\n"
+    )
+}
+
+const EVERY_SERVICE: &str = "{group: \"\", kind: Service}";
+
+#[test]
+fn a_route_into_another_namespace_counts_only_when_a_reference_grant_there_allows_it() {
+    let across = route("gateway", "{name: chat, namespace: ml, port: 80}");
+    let routed = |grants: &str| -> Vec<String> {
+        let routes = routes_to_chat(&format!("{across}{grants}"));
+        routes.into_iter().map(|(via, _)| via).collect()
+    };
+    for to in [EVERY_SERVICE, "{group: \"\", kind: Service, name: chat}"] {
+        assert_eq!(
+            routed(&reference_grant("ml", "gateway", to)),
+            ["HTTPRoute/gateway/chat"],
+            "{to}"
+        );
+    }
+    // The gateway refuses the backend: another Service is named, the routes of another
+    // namespace are trusted, or the grant sits in the route's namespace, not the backend's.
+    for grant in [
+        reference_grant("ml", "gateway", "{group: \"\", kind: Service, name: other}"),
+        reference_grant("ml", "elsewhere", EVERY_SERVICE),
+        reference_grant("gateway", "gateway", EVERY_SERVICE),
+    ] {
+        assert!(routed(&grant).is_empty(), "{grant}");
+    }
+    // A route beside its backend needs none.
+    let beside = route("ml", "{name: chat, port: 80}");
+    let grant = reference_grant("gateway", "gateway", EVERY_SERVICE);
+    assert_eq!(routes_to_chat(&format!("{beside}{grant}")).len(), 1);
+}
+
+#[test]
+fn a_route_into_another_namespace_counts_when_no_reference_grant_was_read_and_says_why() {
+    let across = route("gateway", "{name: chat, namespace: ml, port: 80}");
+    let why_counted = |snapshot: &Snapshot| -> Vec<Option<String>> {
+        let inventory = discover(snapshot, &Policy::default());
+        (inventory.endpoints[0].exposure.iter())
+            .filter(|e| e.kind == ExposureKind::HttpRoute)
+            .map(|e| e.unconfirmed.clone())
+            .collect()
+    };
+    // A scan of one directory: no ReferenceGrant anywhere in the input.
+    let notes = why_counted(&snapshot_from_text("t.yaml", &format!("{VLLM}{across}")));
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0]
+            .as_deref()
+            .is_some_and(|why| why.contains("no ReferenceGrant was read")),
+        "{notes:?}"
+    );
+    // Grants were read, and none in `ml` allows the route: it is refused...
+    let elsewhere = reference_grant("other", "gateway", EVERY_SERVICE);
+    let mut live = snapshot_from_text("t.yaml", &format!("{VLLM}{across}{elsewhere}"));
+    assert!(why_counted(&live).is_empty());
+    // ...unless a live scan could not list them all.
+    live.not_covered.push(crate::NotCovered {
+        kind: "ReferenceGrant.gateway.networking.k8s.io".into(),
+        reason: "forbidden".into(),
+    });
+    assert_eq!(why_counted(&live).len(), 1);
+}
+
+/// A Deployment `srv` in `ml` running `image`, its container given `fields` too (flow style,
+/// each starting with a comma).
+fn server(image: &str, fields: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: srv, namespace: ml}}\nspec:\n  template:\n    spec:\n      containers: [{{name: srv, image: \"{image}\"{fields}}}]\n"
+    )
+}
+
+#[test]
+fn the_serving_ports_come_from_the_servers_flags_and_variables_or_its_defaults() {
+    let ports = |yaml: &str| inventory(yaml).endpoints[0].serving_ports.clone();
+    assert_eq!(ports(VLLM), [8000]);
+    let flag = |value: &str| {
+        VLLM.replace(
+            r#"args: ["--model""#,
+            &format!(r#"args: ["--port", "{value}", "--model""#),
+        )
+    };
+    assert_eq!(ports(&flag("8080")), [8080]);
+    let with_env = |env: &str| {
+        flag("$(API_PORT)").replace(
+            "        resources:",
+            &format!("        env: [{env}]\n        resources:"),
+        )
+    };
+    assert_eq!(
+        ports(&with_env("{name: API_PORT, value: \"9000\"}")),
+        [9000]
+    );
+    // A port from a Secret, or a variable that is not set, cannot be told.
+    let secret = "{name: API_PORT, valueFrom: {secretKeyRef: {name: s, key: port}}}";
+    assert!(ports(&with_env(secret)).is_empty());
+    assert!(ports(&flag("$(API_PORT)")).is_empty());
+
+    let triton = server(
+        "nvcr.io/nvidia/tritonserver:24.08-py3",
+        ", command: [tritonserver, --model-repository=/models, --grpc-port=9001]",
+    );
+    assert_eq!(ports(&triton), [8000, 9001]);
+    let ollama = |host: &str| {
+        server(
+            "ollama/ollama:0.5.7",
+            &format!(", env: [{{name: OLLAMA_HOST, value: \"{host}\"}}]"),
+        )
+    };
+    assert_eq!(ports(&ollama("0.0.0.0")), [11434]);
+    assert_eq!(ports(&ollama("http://0.0.0.0:8080")), [8080]);
+    // TGI's image sets `PORT=80`; its launcher alone would listen on 3000.
+    let tgi = "ghcr.io/huggingface/text-generation-inference:3.0";
+    assert_eq!(ports(&server(tgi, "")), [80]);
+    assert_eq!(ports(&server(tgi, ", args: [--port, \"8080\"]")), [8080]);
+    // TorchServe reads its addresses from a configuration file.
+    assert!(ports(&server("pytorch/torchserve:0.12.0", "")).is_empty());
+}
+
 #[test]
 fn an_ingress_reaches_the_container_port_its_backend_port_leads_to() {
     let ingress = |port: &str| {
@@ -408,6 +532,12 @@ fn an_ingress_reaches_the_container_port_its_backend_port_leads_to() {
 
 /// The Istio policies credited as the `VLLM` endpoint's authentication.
 fn mesh_auth(policies: &[(&str, &str)]) -> Vec<String> {
+    mesh_auth_on(VLLM, policies)
+}
+
+/// The Istio policies credited as the authentication of the endpoint in `base` (pod label
+/// `app: chat`, namespace `ml`).
+fn mesh_auth_on(base: &str, policies: &[(&str, &str)]) -> Vec<String> {
     let policies: String = policies
         .iter()
         .map(|(name, spec)| {
@@ -416,7 +546,7 @@ fn mesh_auth(policies: &[(&str, &str)]) -> Vec<String> {
             )
         })
         .collect();
-    inventory(&format!("{VLLM}{policies}")).endpoints[0]
+    inventory(&format!("{base}{policies}")).endpoints[0]
         .auth
         .iter()
         .filter(|a| a.kind == AuthKind::MeshPolicy)
@@ -493,4 +623,81 @@ fn an_istio_deny_policy_counts_only_when_it_refuses_requests_without_a_principal
     // Refusing them on some paths only leaves the others open.
     let some_paths = "action: DENY, rules: [{from: [{source: {notRequestPrincipals: [\"*\"]}}], to: [{operation: {paths: [\"/admin\"]}}]}]";
     assert!(mesh_auth(&[("deny-admin", some_paths)]).is_empty());
+}
+
+/// An Istio ALLOW rule admitting anyone on container port `port`.
+fn open_port(port: &str) -> String {
+    format!("rules: [{{to: [{{operation: {{ports: [\"{port}\"]}}}}]}}]")
+}
+
+#[test]
+fn an_istio_rule_for_other_ports_neither_opens_nor_guards_the_inference_port() {
+    // `VLLM` listens on vLLM's default 8000, which its Service publishes as 80: Istio matches
+    // the port of the workload, not the Service's.
+    for other in [
+        open_port("9090"),
+        open_port("80"),
+        "rules: [{to: [{operation: {notPorts: [\"8000\"]}}]}]".to_owned(),
+    ] {
+        assert_eq!(
+            mesh_auth(&[("require-jwt", REQUIRE_JWT), ("other", other.as_str())]),
+            ["Istio AuthorizationPolicy require-jwt"],
+            "{other}"
+        );
+    }
+    let inference = open_port("8000");
+    assert!(mesh_auth(&[("require-jwt", REQUIRE_JWT), ("open", inference.as_str())]).is_empty());
+
+    let custom = "action: CUSTOM, provider: {name: oauth2}, rules: [{to: [{operation: {ports: [\"9090\"]}}]}]";
+    assert!(mesh_auth(&[("ext-authz", custom)]).is_empty());
+
+    let deny_anonymous_on = |port: &str| {
+        format!(
+            "action: DENY, rules: [{{from: [{{source: {{notRequestPrincipals: [\"*\"]}}}}], to: [{{operation: {{ports: [\"{port}\"]}}}}]}}]"
+        )
+    };
+    let on_api = deny_anonymous_on("8000");
+    assert_eq!(
+        mesh_auth(&[("deny-anonymous", on_api.as_str())]),
+        ["Istio AuthorizationPolicy deny-anonymous"]
+    );
+    let on_metrics = deny_anonymous_on("9090");
+    assert!(mesh_auth(&[("deny-anonymous", on_metrics.as_str())]).is_empty());
+}
+
+#[test]
+fn istio_ports_are_matched_against_the_port_the_server_listens_on_when_it_is_known() {
+    let port_flag = |value: &str| {
+        VLLM.replace(
+            r#"args: ["--model""#,
+            &format!(r#"args: ["--port", "{value}", "--model""#),
+        )
+    };
+    let moved = port_flag("8080");
+    let (old, new) = (open_port("8000"), open_port("8080"));
+    assert_eq!(
+        mesh_auth_on(
+            &moved,
+            &[("require-jwt", REQUIRE_JWT), ("open", old.as_str())]
+        )
+        .len(),
+        1
+    );
+    assert!(
+        mesh_auth_on(
+            &moved,
+            &[("require-jwt", REQUIRE_JWT), ("open", new.as_str())]
+        )
+        .is_empty()
+    );
+    // Unknown (a variable that is not set): any port may be the API's, as before.
+    let unknown = port_flag("$(API_PORT)");
+    let metrics = open_port("9090");
+    assert!(
+        mesh_auth_on(
+            &unknown,
+            &[("require-jwt", REQUIRE_JWT), ("open", metrics.as_str())]
+        )
+        .is_empty()
+    );
 }

@@ -60,7 +60,10 @@ pub(crate) const CUSTOM_GROUPS: &[(&str, Option<&[&str]>)] = &[
     ("kaito.sh", None),
     ("kubeai.org", None),
     ("leaderworkerset.x-k8s.io", None),
-    ("gateway.networking.k8s.io", Some(&["Gateway", "HTTPRoute"])),
+    (
+        "gateway.networking.k8s.io",
+        Some(&["Gateway", "HTTPRoute", "ReferenceGrant"]),
+    ),
     (
         "inference.networking.k8s.io",
         Some(&["InferencePool", "InferenceModel", "InferenceObjective"]),
