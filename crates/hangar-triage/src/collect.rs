@@ -292,6 +292,7 @@ fn container_evidence(
         name: container.name.clone(),
         image: container.image.clone().unwrap_or_default(),
         init,
+        sidecar: init && container.restart_policy.as_deref() == Some("Always"),
         command_line: command_line(container),
         env: container
             .env
@@ -616,6 +617,141 @@ status:
             diagnosis.category,
             crate::verdict::Category::Healthy,
             "{diagnosis:?}"
+        );
+    }
+
+    /// `ml/vllm-0`: a vLLM server, running and ready, and a native sidecar (an init container
+    /// with `restartPolicy: Always`) with the fields `spec` and the status `status` (a flow
+    /// mapping); `pod_ready` is the pod's Ready condition.
+    fn with_native_sidecar(spec: &str, status: &str, pod_ready: &str) -> PodEvidence {
+        let text = format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: vllm-0, namespace: ml}}
+spec:
+  initContainers:
+  - {{{spec}, restartPolicy: Always}}
+  containers:
+  - {{name: vllm, image: "vllm/vllm-openai:v0.10.1", args: [--model, m]}}
+status:
+  phase: Running
+  conditions: [{{type: Ready, status: "{pod_ready}", lastTransitionTime: "2025-05-01T10:01:00Z"}}]
+  initContainerStatuses:
+  - {status}
+  containerStatuses:
+  - {{name: vllm, image: "vllm/vllm-openai:v0.10.1", imageID: "", ready: true, restartCount: 0, state: {{running: {{startedAt: "2025-05-01T10:00:05Z"}}}}}}
+"#
+        );
+        let snapshot = hangar_core::snapshot_from_text("dump.yaml", &text);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        pod_evidence(
+            &snapshot.pods[0],
+            Runtime::Vllm,
+            &snapshot,
+            &EventIndex::new(&snapshot),
+            &Logs::default(),
+        )
+    }
+
+    #[test]
+    fn a_native_sidecar_that_crash_loops_beside_a_ready_server_is_the_sidecar() {
+        let pod = with_native_sidecar(
+            r#"name: log-shipper, image: "fluent/fluent-bit:3.2.2""#,
+            r#"{name: log-shipper, image: "fluent/fluent-bit:3.2.2", imageID: "", ready: false, restartCount: 6, state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {reason: Error, exitCode: 1, startedAt: "2025-05-01T10:09:58Z", finishedAt: "2025-05-01T10:10:00Z"}}}"#,
+            "False",
+        );
+        let diagnosis = crate::rules::diagnose(&pod);
+        assert_eq!(diagnosis.rule, "TRI-SIDECAR-CRASH", "{diagnosis:?}");
+        assert!(
+            diagnosis.summary.starts_with("Sidecar log-shipper "),
+            "{}",
+            diagnosis.summary
+        );
+        assert!(
+            diagnosis.evidence[0]
+                .source
+                .contains("status.initContainerStatuses[log-shipper].lastState"),
+            "{:?}",
+            diagnosis.evidence
+        );
+        assert!(
+            diagnosis.next_steps[0].contains("kubectl -n ml logs vllm-0 -c log-shipper --previous"),
+            "{:?}",
+            diagnosis.next_steps
+        );
+    }
+
+    #[test]
+    fn a_native_sidecar_oomkilled_again_and_again_is_confirmed_in_init_container_statuses() {
+        let pod = with_native_sidecar(
+            r#"name: istio-proxy, image: "docker.io/istio/proxyv2:1.24.0", resources: {limits: {memory: 128Mi}}"#,
+            r#"{name: istio-proxy, image: "docker.io/istio/proxyv2:1.24.0", imageID: "", ready: false, restartCount: 9, state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {reason: OOMKilled, exitCode: 137, startedAt: "2025-05-01T10:08:00Z", finishedAt: "2025-05-01T10:10:00Z"}}}"#,
+            "False",
+        );
+        let diagnosis = crate::rules::diagnose(&pod);
+        assert_eq!(diagnosis.rule, "TRI-HOST-OOM", "{diagnosis:?}");
+        assert!(
+            diagnosis.next_steps.iter().any(|s| s.contains(
+                r#"jsonpath='{.status.initContainerStatuses[?(@.name=="istio-proxy")].lastState}'"#
+            )),
+            "{:?}",
+            diagnosis.next_steps
+        );
+        assert!(
+            diagnosis.evidence.iter().any(|e| e
+                .source
+                .contains("spec.initContainers[istio-proxy].resources")),
+            "{:?}",
+            diagnosis.evidence
+        );
+    }
+
+    #[test]
+    fn a_running_native_sidecar_is_up_beside_the_server_not_an_unfinished_init_container() {
+        let spec = r#"name: istio-proxy, image: "docker.io/istio/proxyv2:1.24.0""#;
+        let status = |ready: bool| {
+            format!(
+                r#"{{name: istio-proxy, image: "docker.io/istio/proxyv2:1.24.0", imageID: "", ready: {ready}, restartCount: 0, started: true, state: {{running: {{startedAt: "2025-05-01T10:00:00Z"}}}}}}"#
+            )
+        };
+        let healthy = crate::rules::diagnose(&with_native_sidecar(spec, &status(true), "True"));
+        assert_eq!(
+            healthy.category,
+            crate::verdict::Category::Healthy,
+            "{healthy:?}"
+        );
+        assert!(
+            healthy
+                .summary
+                .starts_with("All 2 containers are running and ready"),
+            "{}",
+            healthy.summary
+        );
+        assert!(
+            healthy.evidence.iter().any(|e| {
+                e.source
+                    .contains("status.initContainerStatuses[istio-proxy]")
+                    && e.text.starts_with("ready=true state=running")
+            }),
+            "{:?}",
+            healthy.evidence
+        );
+
+        // Not ready, it keeps the pod from serving: its log is among the first things to read.
+        let not_ready = crate::rules::diagnose(&with_native_sidecar(spec, &status(false), "False"));
+        assert_eq!(
+            not_ready.category,
+            crate::verdict::Category::Unknown,
+            "{not_ready:?}"
+        );
+        assert!(
+            not_ready
+                .next_steps
+                .iter()
+                .any(|s| s.starts_with("kubectl -n ml logs vllm-0 -c istio-proxy")),
+            "{:?}",
+            not_ready.next_steps
         );
     }
 }

@@ -63,8 +63,13 @@ pub struct Condition {
 pub struct ContainerEvidence {
     pub name: String,
     pub image: String,
-    /// An init container (runs to completion before the main containers start).
+    /// Declared under `initContainers`: it runs to completion before the main containers start,
+    /// unless it is a native sidecar.
     pub init: bool,
+    /// A native sidecar (Kubernetes 1.28+): an init container with `restartPolicy: Always`. It
+    /// starts before the main containers and runs beside them for the pod's life, restarted
+    /// whenever it stops, so its state counts as a main container's does.
+    pub sidecar: bool,
     /// `command` and `args` joined by spaces, as the container runs them.
     pub command_line: String,
     /// Environment variables with literal values (values from Secrets are not read).
@@ -94,6 +99,14 @@ pub struct ContainerEvidence {
     pub log: Option<LogTail>,
     /// The tail of the previous container's log (the one that crashed), if one was kept.
     pub previous_log: Option<LogTail>,
+}
+
+impl ContainerEvidence {
+    /// Whether the container is meant to stop: an init container that is not a native sidecar.
+    /// A stop of any other container is a restart.
+    pub fn runs_to_completion(&self) -> bool {
+        self.init && !self.sidecar
+    }
 }
 
 /// A container's state, as the kubelet reports it.

@@ -11,8 +11,8 @@ use regex::Regex;
 use crate::evidence::{ContainerEvidence, ContainerState, PodEvidence};
 use crate::rules::facts::{
     Kubectl, Line, ended_at, events, eviction_evidence, is_model_server, is_recent,
-    main_containers, pod_event, runtime_name, runtime_of, shorten, status_path, terminations,
-    up_and_ready, waiting,
+    long_running_containers, pod_event, runtime_name, runtime_of, shorten, status_path,
+    terminations, up_and_ready, waiting,
 };
 use crate::rules::signatures::{Hit, Hits, Kind};
 use crate::rules::steps;
@@ -415,8 +415,9 @@ fn last_failure<'a>(c: &'a ContainerEvidence) -> Option<Line<'a>> {
 /// A sidecar (a proxy, an auth gate) crash-loops beside a model server that is up and ready:
 /// the pod is not Ready because of the sidecar's configuration.
 pub(crate) fn sidecar_crash(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis> {
+    // A native sidecar (an init container that runs for the pod's life) crash-loops as one.
     let (servers, sidecars): (Vec<_>, Vec<_>) =
-        main_containers(pod).partition(|c| is_model_server(c));
+        long_running_containers(pod).partition(|c| is_model_server(c));
     if servers.is_empty() || !servers.iter().all(|c| up_and_ready(c)) {
         return None;
     }

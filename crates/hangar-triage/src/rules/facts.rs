@@ -132,9 +132,17 @@ pub(crate) fn runtime_name(runtime: Runtime) -> &'static str {
     }
 }
 
-/// The main containers (not init containers).
+/// The main containers, `spec.containers`: neither init containers nor native sidecars.
 pub(crate) fn main_containers(pod: &PodEvidence) -> impl Iterator<Item = &ContainerEvidence> {
     pod.containers.iter().filter(|c| !c.init)
+}
+
+/// The containers that run for the pod's life: the main containers and the native sidecars,
+/// which must be up and ready as they are. Not the init containers that run to completion.
+pub(crate) fn long_running_containers(
+    pod: &PodEvidence,
+) -> impl Iterator<Item = &ContainerEvidence> {
+    pod.containers.iter().filter(|c| !c.runs_to_completion())
 }
 
 /// Whether this container is a model server rather than a sidecar (a proxy, an auth gate, a log
@@ -151,9 +159,10 @@ pub(crate) fn up_and_ready(container: &ContainerEvidence) -> bool {
 }
 
 /// Whether an init container finished its work (its current state is exit 0) and the pod's main
-/// containers run: it is never running and ready, and this is its way of being healed.
+/// containers run: it is never running and ready, and this is its way of being healed. A native
+/// sidecar that stopped is not done: the kubelet restarts it, and it heals by running and ready.
 fn init_completed(pod: &PodEvidence, container: &ContainerEvidence) -> bool {
-    container.init
+    container.runs_to_completion()
         && matches!(
             container.state,
             Some(ContainerState::Terminated { exit_code: 0, .. })
@@ -161,20 +170,21 @@ fn init_completed(pod: &PodEvidence, container: &ContainerEvidence) -> bool {
         && main_containers(pod).all(|c| matches!(c.state, Some(ContainerState::Running { .. })))
 }
 
-/// Whether the pod is in trouble: it is not running, a main container is not running and ready,
-/// a container failed or a server stopped and that still matters, its Ready condition is not
-/// true, a warning Event about it is recent, or its log names a cause (an OOM, a refused load, a
-/// replica a serving framework stopped) that no request served since has superseded: Ollama and
-/// Ray Serve stay ready while the model behind them fails. The one test every rule shares: a log
-/// line explains nothing about a pod that is up, ready and serving, and a healthy pod is not
-/// blamed for an Xid on another GPU of its node.
+/// Whether the pod is in trouble: it is not running, a main container or native sidecar is not
+/// running and ready, a container failed or a server stopped and that still matters, its Ready
+/// condition is not true, a warning Event about it is recent, or its log names a cause (an OOM, a
+/// refused load, a replica a serving framework stopped) that no request served since has
+/// superseded: Ollama and Ray Serve stay ready while the model behind them fails. The one test
+/// every rule shares: a log line explains nothing about a pod that is up, ready and serving, and
+/// a healthy pod is not blamed for an Xid on another GPU of its node.
 pub(crate) fn troubled(pod: &PodEvidence, hits: &[Hit<'_>]) -> bool {
     let not_running = pod.phase.as_deref() != Some("Running");
-    let container_down = main_containers(pod).any(|c| !up_and_ready(c));
-    // A server that stopped, even with exit 0, restarted: only init containers end on purpose.
+    let container_down = long_running_containers(pod).any(|c| !up_and_ready(c));
+    // A server or sidecar that stopped, even with exit 0, restarted: only init containers that
+    // run to completion end on purpose.
     let failing = terminations(pod)
         .iter()
-        .any(|t| (t.exit_code != 0 || !t.container.init) && t.matters(pod));
+        .any(|t| (t.exit_code != 0 || !t.container.runs_to_completion()) && t.matters(pod));
     let not_ready = pod
         .conditions
         .iter()
@@ -251,12 +261,22 @@ pub(crate) fn runtime_of(pod: &PodEvidence, container: &ContainerEvidence) -> Ru
 
 /// `status.containerStatuses[name]` or `status.initContainerStatuses[name]`, for sources.
 pub(crate) fn status_path(pod: &PodEvidence, container: &ContainerEvidence) -> String {
-    let list = if container.init {
+    format!(
+        "{} status.{}[{}]",
+        pod.pod,
+        status_list(container),
+        container.name
+    )
+}
+
+/// The list of the pod's status that holds the container's: init containers, native sidecars
+/// among them, are in `initContainerStatuses`.
+fn status_list(container: &ContainerEvidence) -> &'static str {
+    if container.init {
         "initContainerStatuses"
     } else {
         "containerStatuses"
-    };
-    format!("{} status.{list}[{}]", pod.pod, container.name)
+    }
 }
 
 /// A container that terminated, from its current state or its last one.
@@ -285,7 +305,8 @@ impl<'a> Termination<'a> {
 
     /// Whether this termination still matters: the container is down or restarting, or it
     /// stopped within the recent window. An init container that completed since, under running
-    /// main containers, is healed as a ready main container is.
+    /// main containers, is healed as a ready main container is; a native sidecar only by running
+    /// and ready.
     pub(crate) fn matters(&self, pod: &PodEvidence) -> bool {
         let healed = up_and_ready(self.container) || init_completed(pod, self.container);
         self.field == "state" || !healed || is_recent(pod, self.finished_at)
@@ -606,10 +627,13 @@ impl<'a> Kubectl<'a> {
     }
 
     /// The container's last termination, straight from the API.
-    pub(crate) fn last_state(&self, container: &str) -> String {
+    pub(crate) fn last_state(&self, container: &ContainerEvidence) -> String {
         format!(
-            "kubectl -n {} get pod {} -o jsonpath='{{.status.containerStatuses[?(@.name==\"{container}\")].lastState}}'",
-            self.namespace, self.pod
+            "kubectl -n {} get pod {} -o jsonpath='{{.status.{}[?(@.name==\"{}\")].lastState}}'",
+            self.namespace,
+            self.pod,
+            status_list(container),
+            container.name
         )
     }
 

@@ -23,7 +23,9 @@ mod test_support;
 
 use crate::evidence::{ContainerState, PodEvidence};
 use crate::verdict::{Category, Diagnosis, Evidence};
-use facts::{Kubectl, main_containers, pod_status_evidence, status_path, terminations, waiting};
+use facts::{
+    Kubectl, long_running_containers, pod_status_evidence, status_path, terminations, waiting,
+};
 pub use signatures::Hits;
 
 /// One diagnosis rule.
@@ -210,7 +212,7 @@ pub fn diagnose(pod: &PodEvidence) -> Diagnosis {
 
 /// The pod is not in trouble (`facts::troubled`): say what was looked at.
 fn healthy(pod: &PodEvidence) -> Option<Diagnosis> {
-    let containers: Vec<_> = main_containers(pod).collect();
+    let containers: Vec<_> = long_running_containers(pod).collect();
     if containers.is_empty() {
         return None;
     }
@@ -280,7 +282,7 @@ fn unknown(pod: &PodEvidence) -> Diagnosis {
     });
     let kubectl = Kubectl::of(pod);
     let mut next_steps = vec![kubectl.describe(), kubectl.events()];
-    for c in main_containers(pod) {
+    for c in long_running_containers(pod) {
         let crashed = c.restart_count > 0 || c.last_state.is_some();
         next_steps.push(kubectl.logs(&c.name, crashed, None) + " | tail -n 100");
     }

@@ -26,9 +26,14 @@ use crate::verdict::{Category, Diagnosis, Evidence, Side};
 /// The container's memory limit as evidence.
 fn limit_evidence(pod: &PodEvidence, c: &ContainerEvidence) -> Option<Evidence> {
     let limit = c.memory_limit.as_ref()?;
+    let list = if c.init {
+        "initContainers"
+    } else {
+        "containers"
+    };
     Some(Evidence {
         source: format!(
-            "{} spec.containers[{}].resources ({})",
+            "{} spec.{list}[{}].resources ({})",
             pod.pod, c.name, pod.origin
         ),
         text: format!(
@@ -100,7 +105,7 @@ pub(crate) fn host_oom(pod: &PodEvidence, _scan: &Hits<'_>) -> Option<Diagnosis>
             )],
         ),
     };
-    next_steps.push(format!("Confirm the kill: {}", kubectl.last_state(&c.name)));
+    next_steps.push(format!("Confirm the kill: {}", kubectl.last_state(c)));
     next_steps.push(format!(
         "See what it was doing: {}",
         kubectl.logs(&c.name, true, None) + " | tail -n 50"

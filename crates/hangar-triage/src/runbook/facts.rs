@@ -184,16 +184,47 @@ impl<'a> Facts<'a> {
 
     /// A target for `kubectl exec` in the server's pod, quoted for `sh`: the workload itself, or
     /// for kinds kubectl cannot attach to (an InferenceService, a LeaderWorkerSet), the first pod
-    /// the server's selector finds. `None` when there is no such selector.
+    /// the server's selector finds; a RayService's Ray pod of the server's kind
+    /// (`ray_exec_target`). `None` when there is no such selector.
     pub fn exec_target(&self) -> Option<String> {
         if self.is_workload() {
             return Some(self.serving_resource());
         }
+        if self.kind() == "RayService" {
+            return self.ray_exec_target();
+        }
         let selector = self.server_pods_selector()?;
-        Some(format!(
+        Some(self.first_pod(&selector))
+    }
+
+    /// The Ray pod that runs the server's container. A selector the head and worker templates
+    /// share may find a worker first (`…-gpu-worker-…` sorts before `…-head-…`), and the
+    /// RayCluster's name is generated, so the head is reached through `ray_head`; a worker's
+    /// container, on a pod KubeRay labels `ray.io/node-type=worker`.
+    fn ray_exec_target(&self) -> Option<String> {
+        let on_head = self
+            .server
+            .as_ref()
+            .is_none_or(|s| s.path.contains(".headGroupSpec."));
+        if on_head {
+            return Some(self.ray_head());
+        }
+        let selector = self.server_pods_selector()?;
+        Some(self.first_pod(&format!("{selector},{RAY_NODE_TYPE}=worker")))
+    }
+
+    /// A RayService's head pod for `kubectl exec`, quoted for `sh`: `svc/NAME-head-svc`, the
+    /// Service KubeRay keeps on the head pod of the RayService's active Ray cluster.
+    pub fn ray_head(&self) -> String {
+        sh_quote(&format!("svc/{}-head-svc", self.name()))
+    }
+
+    /// The first pod `selector` (quoted for `sh`) finds, as one word for `kubectl exec`.
+    pub fn first_pod(&self, selector: &str) -> String {
+        format!(
             "\"$({} get pod -l {selector} -o name | head -1)\"",
             self.kubectl()
-        ))
+        )
     }
 
     /// A selector for the pod that runs the server: a LeaderWorkerSet's leaders only, since the
@@ -329,6 +360,9 @@ fn kserve_raw(isvc: Option<&DynamicObject>) -> bool {
 
 /// The label LeaderWorkerSet gives each pod of a group: `0` is the leader.
 const LWS_WORKER_INDEX: &str = "leaderworkerset.sigs.k8s.io/worker-index";
+
+/// The label KubeRay gives each Ray pod: `head` or `worker`.
+pub(super) const RAY_NODE_TYPE: &str = "ray.io/node-type";
 
 /// `TYPE NAME…` for a kubectl command, each name quoted; `TYPE/NAME…` when a name starts with
 /// `-`, which kubectl would otherwise take for an option.

@@ -4,7 +4,7 @@
 use hangar_core::Runtime;
 use hangar_core::snapshot::KubeObject;
 
-use super::facts::{Facts, kube_objects};
+use super::facts::{Facts, RAY_NODE_TYPE, kube_objects};
 use super::runtimes;
 use super::text::{Markdown, ceil_div, code, duration, plural, sh_quote};
 
@@ -135,12 +135,15 @@ fn pods(doc: &mut Markdown, facts: &Facts<'_>) {
         ))
     ));
     if facts.kind() == "RayService" {
+        // Without a label of the service's own, only KubeRay's Service finds its head: every Ray
+        // cluster's head pod is `ray.io/node-type=head`.
+        let head = match &facts.selector {
+            Some(selector) => facts.first_pod(&format!("{selector},{RAY_NODE_TYPE}=head")),
+            None => facts.ray_head(),
+        };
         text.push_str(&format!(
             " Ray's own view: {}.",
-            code(&format!(
-                "{k} exec \"$({k} get pod -l {},ray.io/node-type=head -o name | head -1)\" -- serve status",
-                facts.selector.as_deref().unwrap_or("ray.io/is-ray-node=yes")
-            ))
+            code(&format!("{k} exec {head} -- serve status"))
         ));
     }
     doc.para(text);

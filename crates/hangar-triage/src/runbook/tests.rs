@@ -1483,3 +1483,78 @@ fn the_key_is_read_in_the_server_container_of_a_pod_kubectl_can_attach_to() {
     );
     lacks(&kserve, "exec isvc/");
 }
+
+#[test]
+fn a_ray_services_key_is_read_on_its_head_pod() {
+    // The head runs the server, and its template shares `app: summarizer` with the workers':
+    // the first pod that label finds is a worker (`summarizer-…-gpu-worker-…` sorts before
+    // `summarizer-…-head-…`), which has no `ray-head` container.
+    let yaml = r#"
+apiVersion: ray.io/v1
+kind: RayService
+metadata: {name: summarizer, namespace: lab}
+spec:
+  serveConfigV2: |
+    applications:
+      - name: summarizer
+        route_prefix: /
+        import_path: summarizer.app:deployment
+  rayClusterConfig:
+    headGroupSpec:
+      template:
+        metadata: {labels: {app: summarizer}}
+        spec:
+          containers:
+          - name: ray-head
+            image: rayproject/ray-ml:2.9.3-py310-gpu
+            command: [sh, -c]
+            args: ["ray start --head --block & serve run summarizer.app:deployment --api-key $(SERVE_API_KEY)"]
+            env: [{name: SERVE_API_KEY, valueFrom: {configMapKeyRef: {name: serve-cfg, key: api-key}}}]
+    workerGroupSpecs:
+    - groupName: gpu
+      replicas: 2
+      template:
+        metadata: {labels: {app: summarizer}}
+        spec:
+          containers: [{name: ray-worker, image: rayproject/ray-ml:2.9.3-py310-gpu, resources: {limits: {memory: 48Gi, nvidia.com/gpu: 1}}}]
+"#;
+    let read_on_head = r#"KEY="$(kubectl -n lab exec svc/summarizer-head-svc -c ray-head -- printenv SERVE_API_KEY)""#;
+    let labelled = runbook(yaml);
+    has(&labelled, read_on_head);
+    lacks(
+        &labelled,
+        "exec \"$(kubectl -n lab get pod -l app=summarizer -o name",
+    );
+    // Ray's own view still goes to the head by the shared label, as before.
+    has(
+        &labelled,
+        "`kubectl -n lab exec \"$(kubectl -n lab get pod -l app=summarizer,ray.io/node-type=head -o name | head -1)\" -- serve status`",
+    );
+
+    // No label of its own: KubeRay's head Service is still there; `ray.io/is-ray-node=yes` would
+    // find any Ray cluster's head in the namespace.
+    let unlabelled = runbook(&yaml.replace("        metadata: {labels: {app: summarizer}}\n", ""));
+    has(&unlabelled, read_on_head);
+    has(
+        &unlabelled,
+        "`kubectl -n lab exec svc/summarizer-head-svc -- serve status`",
+    );
+    lacks(&unlabelled, "ray.io/is-ray-node=yes");
+
+    // A worker's container is read on a worker pod.
+    let on_worker = runbook(
+        &yaml
+            .replace(
+                "            command: [sh, -c]\n            args: [\"ray start --head --block & serve run summarizer.app:deployment --api-key $(SERVE_API_KEY)\"]\n            env: [{name: SERVE_API_KEY, valueFrom: {configMapKeyRef: {name: serve-cfg, key: api-key}}}]\n",
+                "",
+            )
+            .replace(
+                "resources: {limits: {memory: 48Gi, nvidia.com/gpu: 1}}}]",
+                "resources: {limits: {memory: 48Gi, nvidia.com/gpu: 1}}, args: [--api-key, $(SERVE_API_KEY)], env: [{name: SERVE_API_KEY, value: from-the-manifest}]}]",
+            ),
+    );
+    has(
+        &on_worker,
+        r#"KEY="$(kubectl -n lab exec "$(kubectl -n lab get pod -l app=summarizer,ray.io/node-type=worker -o name | head -1)" -c ray-worker -- printenv SERVE_API_KEY)""#,
+    );
+}
