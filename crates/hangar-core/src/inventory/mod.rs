@@ -196,11 +196,12 @@ const ENDPOINT_KINDS: &[(&str, &str, Runtime)] = &[
 ];
 
 /// Labels the serving operators put on the workloads they create, naming the custom resource.
+/// Not KubeRay's `ray.io/serve`, a "true"/"false" flag: its pods belong to the RayService through
+/// their RayCluster's owner.
 const OPERATOR_LABELS: &[(&str, &str)] = &[
     ("serving.kserve.io/inferenceservice", "InferenceService"),
     ("seldon-deployment-id", "SeldonDeployment"),
     ("kaito.sh/workspace", "Workspace"),
-    ("ray.io/serve", "RayService"),
 ];
 
 pub fn endpoint_kind(object: &DynamicObject) -> Option<Runtime> {

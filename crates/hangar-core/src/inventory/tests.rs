@@ -701,3 +701,48 @@ fn istio_ports_are_matched_against_the_port_the_server_listens_on_when_it_is_kno
         .is_empty()
     );
 }
+
+#[test]
+fn a_ray_services_pods_belong_to_it_whatever_their_serve_label_says() {
+    // KubeRay's `ray.io/serve` is "true" or "false" (whether the pod takes Serve traffic), not
+    // the RayService's name: the pods belong to it through their RayCluster.
+    let inv = inventory(
+        r#"
+apiVersion: ray.io/v1
+kind: RayService
+metadata: {name: summarizer, namespace: ml}
+spec:
+  rayClusterConfig:
+    headGroupSpec:
+      template:
+        spec:
+          containers: [{name: ray-head, image: "rayproject/ray-ml:2.9.0"}]
+---
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata:
+  name: summarizer-raycluster-x7k2p
+  namespace: ml
+  ownerReferences: [{apiVersion: ray.io/v1, kind: RayService, name: summarizer, controller: true, uid: a}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: summarizer-raycluster-x7k2p-head-abcde
+  namespace: ml
+  labels: {ray.io/serve: "true", ray.io/node-type: head}
+  ownerReferences: [{apiVersion: ray.io/v1, kind: RayCluster, name: summarizer-raycluster-x7k2p, controller: true, uid: b}]
+spec:
+  containers: [{name: ray-head, image: "rayproject/ray-ml:2.9.0", resources: {limits: {nvidia.com/gpu: "1"}}}]
+status: {phase: Running}
+"#,
+    );
+    let ids: Vec<_> = inv.endpoints.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["RayService/ml/summarizer"]);
+    let pods: Vec<_> = inv.endpoints[0]
+        .pods
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(pods, ["summarizer-raycluster-x7k2p-head-abcde"]);
+}
