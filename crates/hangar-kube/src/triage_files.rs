@@ -32,6 +32,10 @@ pub const BUNDLE_MANIFEST: &str = "hangar-bundle.json";
 pub const BUNDLE_SCHEMA: &str = "hangar.dev/triage-bundle/v1";
 const BUNDLE_SNAPSHOT: &str = "snapshot.yaml";
 const BUNDLE_LOGS: &str = "logs";
+/// The path that names standard input, as `hangar audit -` takes it.
+const STDIN: &str = "-";
+/// What errors and evidence call standard input, as `hangar audit -` does.
+const STDIN_NAME: &str = "<stdin>";
 /// A bundle's manifest is a few hundred bytes; more is not a manifest.
 const MANIFEST_MAX_BYTES: u64 = 1 << 20;
 
@@ -52,7 +56,8 @@ pub struct TriageInput {
 }
 
 /// Reads objects and log tails from `paths`: dump directories, bundle directories, single-stream
-/// dumps, manifests. Unreadable input is an error in the snapshot; the rest is still read.
+/// dumps (`-`: standard input), manifests. Unreadable input is an error in the snapshot; the rest
+/// is still read.
 pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut snapshot = Snapshot::default();
     let mut logs = Logs::default();
@@ -61,7 +66,9 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     let mut log_sources: HashMap<(String, String), Option<ObjectMeta>> = HashMap::new();
     let mut observed_at = None;
     for path in paths {
-        let (part, part_logs) = if path.join(BUNDLE_MANIFEST).is_file() {
+        let (part, part_logs) = if path == Path::new(STDIN) {
+            load_stdin(bounds)
+        } else if path.join(BUNDLE_MANIFEST).is_file() {
             observed_at = later(observed_at, bundle_time(path));
             load_bundle(path, bounds)
         } else if path.is_dir() {
@@ -293,8 +300,34 @@ struct DumpSplitter {
     /// In a dump directory, the `(namespace, pod)` whose `logs.txt` is read: a line naming
     /// another pod only copies a marker (a log that prints another dump) and stays a log line.
     own_pod: Option<(String, String)>,
-    open: Option<((String, String, String), BoundedTail)>,
+    open: Option<Section>,
     logs: Logs,
+}
+
+/// The container log section being read: whose it is, and its bounded tail so far.
+struct Section {
+    key: (String, String, String),
+    tail: BoundedTail,
+}
+
+impl Section {
+    /// Where the END marker that closes this section starts on `line`, when the line ends with
+    /// it. kubectl writes the marker straight after the log's bytes, so a log whose last line has
+    /// no newline ends on the marker's line: `Killed==== END logs for container …`. Only this
+    /// section's own marker closes it: a log may copy another container's.
+    fn end_at(&self, line: &RawLine) -> Option<usize> {
+        let kept = line.tail.trim_ascii_end();
+        if !kept.ends_with(b"====") {
+            return None;
+        }
+        let from = kept.len().saturating_sub(MARKER_MAX_BYTES);
+        let at = from
+            + kept[from..]
+                .windows(END.len())
+                .rposition(|w| w == END.as_bytes())?;
+        let rest = std::str::from_utf8(&kept[at + END.len()..]).ok()?;
+        (section_key(rest)? == self.key).then_some(at)
+    }
 }
 
 impl DumpSplitter {
@@ -309,38 +342,55 @@ impl DumpSplitter {
     }
 
     /// How many of a line's last bytes to hold: all of it outside a section when objects are
-    /// wanted, the byte bound (and a few bytes to find a character boundary) inside one.
+    /// wanted; inside one, the byte bound (and a few bytes to find a character boundary), and
+    /// never less than a marker, which may end the log's last line.
     fn keep(&self, objects_wanted: bool) -> usize {
         if objects_wanted && self.open.is_none() {
             usize::MAX
         } else {
-            self.bounds.bytes.saturating_add(4)
+            self.bounds.bytes.saturating_add(4).max(MARKER_MAX_BYTES)
         }
     }
 
+    /// Inside a section, every line is the log's until the section's own END marker; the text
+    /// before that marker on its line is the log's last line.
     fn place(&mut self, number: u32, line: &RawLine) -> Place {
-        if let Some(text) = line.marker_text() {
-            if let Some(key) = text.strip_prefix(START).and_then(section_key)
-                && self.is_own(&key)
-            {
-                self.close();
-                self.open = Some((key, BoundedTail::new(self.bounds)));
-                return Place::Marker;
-            }
-            if let Some(rest) = text.strip_prefix(END)
-                && section_key(rest).is_none_or(|key| self.is_own(&key))
-            {
-                self.close();
-                return Place::Marker;
-            }
+        let Some(section) = &mut self.open else {
+            return self.place_outside(line);
+        };
+        let cut = line.len > line.tail.len();
+        let Some(at) = section.end_at(line) else {
+            let keep = self.bounds.bytes.saturating_add(4);
+            section.tail.push(number, line.last(keep), cut);
+            return Place::Log;
+        };
+        if at > 0 || cut {
+            section.tail.push(number, &line.tail[..at], cut);
         }
-        match &mut self.open {
-            Some((_, tail)) => {
-                let keep = self.bounds.bytes.saturating_add(4);
-                tail.push(number, line.last(keep), line.len > line.tail.len());
-                Place::Log
-            }
-            None => Place::Objects,
+        self.close();
+        Place::Marker
+    }
+
+    /// Outside a section, a START marker (for this file's pod, in a dump directory) opens one; a
+    /// stray END marker belongs nowhere; any other line belongs to the objects.
+    fn place_outside(&mut self, line: &RawLine) -> Place {
+        let Some(text) = line.marker_text() else {
+            return Place::Objects;
+        };
+        if let Some(key) = text.strip_prefix(START).and_then(section_key)
+            && self.is_own(&key)
+        {
+            let tail = BoundedTail::new(self.bounds);
+            self.open = Some(Section { key, tail });
+            return Place::Marker;
+        }
+        let stray_end = text
+            .strip_prefix(END)
+            .is_some_and(|rest| section_key(rest).is_none_or(|key| self.is_own(&key)));
+        if stray_end {
+            Place::Marker
+        } else {
+            Place::Objects
         }
     }
 
@@ -351,7 +401,7 @@ impl DumpSplitter {
     }
 
     fn close(&mut self) {
-        if let Some((key, tail)) = self.open.take()
+        if let Some(Section { key, tail }) = self.open.take()
             && let Some(tail) = tail.finish(self.source.clone(), true)
         {
             self.logs.current.insert(key, tail);
@@ -414,9 +464,9 @@ struct Objects {
 }
 
 impl Objects {
-    fn new(path: &Path) -> Self {
+    fn new(name: &str) -> Self {
         Objects {
-            file: Arc::from(path.display().to_string()),
+            file: Arc::from(name),
             text: Vec::new(),
             first_line: 1,
             snapshot: Snapshot::default(),
@@ -458,42 +508,42 @@ impl Objects {
 /// One file: a single-stream `cluster-info dump` (JSON lists with log sections between them),
 /// or a manifest or snapshot, read as a stream.
 fn load_file(path: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
-    if path == Path::new("-") {
-        return (load_paths(&[path.to_path_buf()]), Logs::default());
-    }
-    let mut objects = Objects::new(path);
-    let file = match open_regular(path, true) {
-        Ok(file) => file,
+    match open_regular(path, true) {
+        Ok(file) => load_stream(&path.display().to_string(), BufReader::new(file), bounds),
         Err(message) => {
-            objects
-                .snapshot
-                .errors
-                .push(load_error(path, None, message));
-            return (objects.snapshot, Logs::default());
+            let mut snapshot = Snapshot::default();
+            snapshot.errors.push(load_error(path, None, message));
+            (snapshot, Logs::default())
         }
-    };
-    let mut splitter = DumpSplitter::new(path.display().to_string(), bounds, None);
+    }
+}
+
+/// Standard input (`kubectl cluster-info dump | hangar triage --from -`), read as a file is.
+fn load_stdin(bounds: LogBounds) -> (Snapshot, Logs) {
+    load_stream(STDIN_NAME, std::io::stdin().lock(), bounds)
+}
+
+/// A stream `name`d in errors and evidence: its objects, parsed a piece at a time between the
+/// log sections, and the sections' bounded tails.
+fn load_stream(name: &str, reader: impl BufRead, bounds: LogBounds) -> (Snapshot, Logs) {
+    let mut objects = Objects::new(name);
+    let mut splitter = DumpSplitter::new(name.to_owned(), bounds, None);
     let mut last = 0;
-    let read = split_stream(
-        BufReader::new(file),
-        &mut splitter,
-        true,
-        |n, place, line| {
-            last = n;
-            match place {
-                Place::Objects => objects.push(n, line.whole().unwrap_or_default()),
-                Place::Marker => objects.flush(),
-                Place::Log => {}
-            }
-        },
-    );
+    let read = split_stream(reader, &mut splitter, true, |n, place, line| {
+        last = n;
+        match place {
+            Place::Objects => objects.push(n, line.whole().unwrap_or_default()),
+            Place::Marker => objects.flush(),
+            Place::Log => {}
+        }
+    });
     objects.flush();
     if let Err(e) = read {
         let message = format!("cannot read past this line: {e}");
         objects
             .snapshot
             .errors
-            .push(load_error(path, Some(last.max(1)), message));
+            .push(load_error(Path::new(name), Some(last.max(1)), message));
     }
     (objects.snapshot, splitter.finish())
 }
@@ -621,7 +671,8 @@ fn read_log_file(path: &Path, bounds: LogBounds) -> Result<Option<LogTail>, Stri
 
 /// Writes a triage bundle to `dir`: the snapshot (Events included) as `snapshot.yaml`, each log
 /// tail as `logs/<namespace>/<pod>/<container>[.previous].log`, and a manifest saying what it is.
-/// `hangar triage --from DIR` reads it back offline.
+/// `hangar triage --from DIR` reads it back offline. `dir` must be new, empty, or an earlier
+/// bundle, which this one replaces.
 pub fn save_bundle(
     dir: &Path,
     input: &TriageInput,
@@ -629,7 +680,7 @@ pub fn save_bundle(
     bounds: LogBounds,
 ) -> std::io::Result<()> {
     let (snapshot, logs) = (&input.snapshot, &input.logs);
-    std::fs::create_dir_all(dir)?;
+    prepare_bundle_dir(dir)?;
     save_snapshot(snapshot, &dir.join(BUNDLE_SNAPSHOT))?;
     let logs_dir = dir.join(BUNDLE_LOGS);
     for (tails, suffix) in [(&logs.current, ""), (&logs.previous, ".previous")] {
@@ -654,6 +705,36 @@ pub fn save_bundle(
     });
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
     std::fs::write(dir.join(BUNDLE_MANIFEST), text)
+}
+
+/// Makes `dir` ready for a bundle. An earlier bundle there loses its logs, which would otherwise
+/// be read back with the new ones: a pod recreated since, with no previous log now, would get
+/// the old one. Any other non-empty directory is refused rather than cleared or mixed with.
+fn prepare_bundle_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.join(BUNDLE_MANIFEST).is_file() {
+        let logs = dir.join(BUNDLE_LOGS);
+        return match std::fs::symlink_metadata(&logs) {
+            Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&logs),
+            Ok(_) => std::fs::remove_file(&logs),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+    }
+    let occupied = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    if occupied {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::DirectoryNotEmpty,
+            format!(
+                "the directory is not empty and holds no bundle (no {BUNDLE_MANIFEST}): name a \
+                 new or empty directory"
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir)
 }
 
 /// Kubernetes names cannot hold `/`, but a bundle must never write outside its directory even
@@ -1108,6 +1189,162 @@ line three
             tail.locate(0),
             format!("{}:10", dir.path().join("cluster-info.dump").display())
         );
+    }
+
+    /// STREAM with `last` appended to the vllm log without a newline, as a killed process leaves
+    /// its log: kubectl writes the END marker straight after the log's bytes.
+    fn stream_ending_a_log_with(last: &str) -> String {
+        let text = STREAM.replace(
+            "line three\n==== END",
+            &format!("line three\n{last}==== END"),
+        );
+        assert_ne!(text, STREAM);
+        text
+    }
+
+    #[test]
+    fn a_log_without_a_final_newline_still_ends_at_its_marker() {
+        let text = stream_ending_a_log_with("Killed");
+        for (bytes, expected) in [
+            (1024, &["line one", "line two", "line three", "Killed"][..]),
+            // A byte bound smaller than the marker still finds it.
+            (4, &["lled"][..]),
+        ] {
+            let bounds = LogBounds { lines: 100, bytes };
+            let (objects, logs) = split_dump(&text, "dump.txt", bounds);
+            let snapshot = hangar_core::snapshot_from_text("dump.txt", &objects);
+            assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+            // The objects after the log are objects, not the log's tail.
+            assert_eq!(snapshot.services.len(), 1, "{bytes}");
+            assert_eq!(snapshot.services[0].origin.line, Some(17));
+            let tail = &logs.current[&key("ml", "vllm-0", "vllm")];
+            assert_eq!(tail.lines, expected, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn a_long_last_line_without_a_newline_keeps_its_end_and_the_objects_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cluster-info.dump");
+        let long = format!("{}Killed", "x".repeat(200_000));
+        std::fs::write(&file, stream_ending_a_log_with(&long)).unwrap();
+        let bounds = LogBounds {
+            lines: 100,
+            bytes: 16,
+        };
+        let input = load_triage_paths(&[file], bounds);
+        assert!(
+            input.snapshot.errors.is_empty(),
+            "{:?}",
+            input.snapshot.errors
+        );
+        assert_eq!(input.snapshot.services.len(), 1);
+        assert_eq!(input.snapshot.services[0].origin.line, Some(17));
+        let tail = &input.logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(tail.lines, ["xxxxxxxxxxKilled"]);
+        assert_eq!(tail.first_line, Some(12));
+        assert!(tail.truncated);
+    }
+
+    #[test]
+    fn in_a_single_stream_only_a_sections_own_end_marker_closes_it() {
+        // A log that prints another dump's markers, END first.
+        let copied_end = format!("{END}other of pod ml/somebody-else ====");
+        let copied_start = format!("{START}other of pod ml/somebody-else ====");
+        let text = STREAM.replace(
+            "line two\n",
+            &format!("line two\n{copied_end}\n{copied_start}\n"),
+        );
+        let (objects, logs) = split_dump(&text, "dump.txt", LogBounds::default());
+        let snapshot = hangar_core::snapshot_from_text("dump.txt", &objects);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        assert_eq!(snapshot.services.len(), 1);
+        assert_eq!(logs.current.len(), 1, "{:?}", logs.current.keys());
+        let tail = &logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(
+            tail.lines,
+            [
+                "line one",
+                "line two",
+                copied_end.as_str(),
+                copied_start.as_str(),
+                "line three"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dump_piped_to_standard_input_is_split_as_a_file_is() {
+        const CHILD: &str = "HANGAR_TEST_STDIN_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let input = load_triage_paths(&[PathBuf::from("-")], LogBounds::default());
+            assert!(
+                input.snapshot.errors.is_empty(),
+                "{:?}",
+                input.snapshot.errors
+            );
+            assert_eq!(input.snapshot.pods.len(), 1);
+            assert_eq!(input.snapshot.services[0].origin.to_string(), "<stdin>:17");
+            let tail = &input.logs.current[&key("ml", "vllm-0", "vllm")];
+            assert_eq!(tail.lines, ["line one", "line two", "line three"]);
+            assert_eq!(tail.locate(0), "<stdin>:9");
+            return;
+        }
+        // Standard input is the process's own: this test runs again, with the dump piped in.
+        let name = "triage_files::tests::a_dump_piped_to_standard_input_is_split_as_a_file_is";
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, STREAM.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn saving_over_an_earlier_bundle_leaves_none_of_its_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("bundle");
+        let tail = |line: &str| LogTail {
+            source: "cluster".into(),
+            first_line: None,
+            lines: vec![line.into()],
+            truncated: false,
+        };
+        let vllm = key("ml", "vllm-0", "vllm");
+        let mut input = TriageInput::default();
+        input.logs.current.insert(vllm.clone(), tail("loading"));
+        input
+            .logs
+            .previous
+            .insert(vllm.clone(), tail("CUDA out of memory"));
+        save_bundle(&bundle, &input, "monday", LogBounds::default()).unwrap();
+        // Recreated since: the pod has no previous log now.
+        input.logs.current.insert(vllm.clone(), tail("serving"));
+        input.logs.previous.clear();
+        save_bundle(&bundle, &input, "tuesday", LogBounds::default()).unwrap();
+        let again = load_triage_paths(std::slice::from_ref(&bundle), LogBounds::default());
+        assert_eq!(again.logs.current[&vllm].lines, ["serving"]);
+        assert!(again.logs.previous.is_empty(), "{:?}", again.logs.previous);
+
+        // Any other directory with something in it is left alone.
+        let notes = dir.path().join("notes");
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("todo.txt"), "call the GPU vendor").unwrap();
+        let error = save_bundle(&notes, &input, "tuesday", LogBounds::default()).unwrap_err();
+        assert!(error.to_string().contains("not empty"), "{error}");
+        assert_eq!(std::fs::read_dir(&notes).unwrap().count(), 1);
     }
 
     #[test]

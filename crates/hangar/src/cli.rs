@@ -93,8 +93,8 @@ pub struct SourceArgs {
 #[derive(Debug, Args)]
 pub struct FromArgs {
     /// Read files or directories instead of the live cluster: manifests, `kubectl get -o yaml`
-    /// output, a `kubectl cluster-info dump` directory, a saved snapshot or triage bundle.
-    /// Repeatable.
+    /// output, a `kubectl cluster-info dump` directory or single stream (`-`: standard input), a
+    /// saved snapshot or triage bundle. Repeatable.
     #[arg(long = "from", value_name = "PATH")]
     pub from: Vec<PathBuf>,
     /// The kubeconfig file for a live read (default: $KUBECONFIG, then ~/.kube/config, then

@@ -19,6 +19,7 @@ use crate::source::{self, ProgressLine};
   hangar triage                                   every endpoint of the current context
   hangar triage vllm-llama -n ml                  one endpoint, live
   hangar triage --from dump/                      a cluster-info dump directory
+  kubectl cluster-info dump | hangar triage --from -   the dump's single stream, piped in
   hangar triage --from examples/incidents         the bundled incident examples
   hangar triage -n ml --save-bundle ml-incident/  keep what was read, for a ticket
   hangar triage --from ml-incident/ --format json
@@ -37,7 +38,8 @@ pub struct TriageArgs {
     /// Print healthy endpoints' verdicts in full too.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Write what was read (objects, Events, log tails) to DIR, for `--from DIR` later.
+    /// Write what was read (objects, Events, log tails) to DIR, for `--from DIR` later. DIR must
+    /// be new, empty, or an earlier bundle, which is replaced.
     #[arg(long, value_name = "DIR")]
     pub save_bundle: Option<PathBuf>,
     /// Judge how recent events and restarts are as of this time (RFC 3339), to replay an old
