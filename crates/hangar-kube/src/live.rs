@@ -11,7 +11,7 @@ mod targets;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hangar_core::Snapshot;
+use hangar_core::{LoadError, Origin, Snapshot};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::json;
@@ -23,9 +23,15 @@ use targets::{custom_targets, event_target, typed_targets};
 
 /// A client of the test kit's fake API server.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub(crate) async fn test_client(server: &hangar_testkit::FakeApiServer) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+    test_client_at(&server.url()).await
+}
+
+/// A client of the API server at `url` (plain HTTP on loopback).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) async fn test_client_at(url: &str) -> Client {
+    let kubeconfig = Kubeconfig::from_yaml(&hangar_testkit::fake_api::kubeconfig(url)).unwrap();
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap();
@@ -95,8 +101,8 @@ pub async fn load_live(
     options: &LiveOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Snapshot, LiveError> {
-    let (client, url) = connect(options).await?;
-    let snapshot = list_all(&client, &url, options, progress).await;
+    let (client, cluster) = connect(options).await?;
+    let snapshot = list_all(&client, &cluster, options, progress).await;
     Ok(snapshot)
 }
 
@@ -109,16 +115,32 @@ pub async fn load_live_with_logs(
     select: &dyn Fn(&Snapshot) -> Vec<LogRequest>,
     bounds: LogBounds,
 ) -> Result<(Snapshot, hangar_triage::Logs), LiveError> {
-    let (client, url) = connect(options).await?;
-    let mut snapshot = list_all(&client, &url, options, progress).await;
+    let (client, cluster) = connect(options).await?;
+    let mut snapshot = list_all(&client, &cluster, options, progress).await;
     let requests = select(&snapshot);
     let logs = fetch_logs(&client, requests, bounds, &mut snapshot.not_covered).await;
     Ok((snapshot, logs))
 }
 
+/// Where a scan reads: the API server, and the kubeconfig context that names it when one does.
+struct Cluster {
+    url: String,
+    context: Option<String>,
+}
+
+impl Cluster {
+    /// `context prod`, or `the cluster at https://…` when no context names it (in-cluster).
+    fn name(&self) -> String {
+        match &self.context {
+            Some(context) => format!("context {context}"),
+            None => format!("the cluster at {}", self.url),
+        }
+    }
+}
+
 async fn list_all(
     client: &Client,
-    url: &str,
+    cluster: &Cluster,
     options: &LiveOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Snapshot {
@@ -145,8 +167,11 @@ async fn list_all(
         )
         .await;
     }
+    if let Some(namespace) = namespace {
+        record_missing_namespace(&mut snapshot, namespace, cluster);
+    }
     tracing::debug!(
-        %url,
+        url = %cluster.url,
         objects = snapshot.object_count(),
         not_covered = snapshot.not_covered.len(),
         "live scan done"
@@ -154,25 +179,50 @@ async fn list_all(
     snapshot
 }
 
+/// A namespace that does not exist lists as empty, not as an error: without this, `-n` with a
+/// typo would pass for a clean scan of nothing. When the Namespaces could not be listed (RBAC),
+/// or the list holds none at all (no real cluster's, which always has `default` and
+/// `kube-system`, but a filtering proxy's or a fake's), whether it exists is unknown, and
+/// nothing is claimed.
+fn record_missing_namespace(snapshot: &mut Snapshot, namespace: &str, cluster: &Cluster) {
+    let unlisted = snapshot
+        .not_covered
+        .iter()
+        .any(|gap| gap.kind == "Namespace");
+    if unlisted || snapshot.namespaces.is_empty() {
+        return;
+    }
+    let exists = (snapshot.namespaces.iter())
+        .any(|listed| listed.object.metadata.name.as_deref() == Some(namespace));
+    if !exists {
+        snapshot.errors.push(LoadError {
+            origin: Origin::live(),
+            object: None,
+            message: format!("namespace {namespace} does not exist in {}", cluster.name()),
+        });
+    }
+}
+
 /// Builds the client and checks that the API server answers, so an unreachable cluster is one
 /// clear error rather than one gap per kind.
-async fn connect(options: &LiveOptions) -> Result<(Client, String), LiveError> {
-    let mut config = client_config(options).await?;
-    config.read_timeout.get_or_insert(READ_TIMEOUT);
+async fn connect(options: &LiveOptions) -> Result<(Client, Cluster), LiveError> {
+    let (mut config, context) = client_config(options).await?;
+    bound_reads(&mut config);
     let url = config
         .cluster_url
         .to_string()
         .trim_end_matches('/')
         .to_owned();
     let client = Client::try_from(config).map_err(|e| LiveError::Config(describe(&e)))?;
+    let cluster = |url| Cluster { url, context };
     match client.apiserver_version().await {
-        Ok(_) => Ok((client, url)),
+        Ok(_) => Ok((client, cluster(url))),
         Err(kube::Error::Api(status)) if status.code == 401 => Err(LiveError::Unauthorized {
             url,
             cause: status.message.clone(),
         }),
         // Any other answer means the server is there; per-kind errors will say the rest.
-        Err(kube::Error::Api(_)) => Ok((client, url)),
+        Err(kube::Error::Api(_)) => Ok((client, cluster(url))),
         Err(error) => Err(LiveError::Unreachable {
             url,
             cause: describe(&error),
@@ -180,7 +230,16 @@ async fn connect(options: &LiveOptions) -> Result<(Client, String), LiveError> {
     }
 }
 
-async fn client_config(options: &LiveOptions) -> Result<Config, LiveError> {
+/// A response that stops coming is given up after `READ_TIMEOUT`, counted from when its request
+/// was sent: without the reset, the time a pooled connection sat idle (up to 90 s) counts too,
+/// and the next list on it times out at once.
+fn bound_reads(config: &mut Config) {
+    config.read_timeout.get_or_insert(READ_TIMEOUT);
+    config.reset_reader_on_write = true;
+}
+
+/// The client configuration, and the name of the kubeconfig context it comes from, when one.
+async fn client_config(options: &LiveOptions) -> Result<(Config, Option<String>), LiveError> {
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
@@ -191,20 +250,26 @@ async fn client_config(options: &LiveOptions) -> Result<Config, LiveError> {
             cause: e.to_string(),
         };
         let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
-        return Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+        let context = (options.context.clone()).or_else(|| kubeconfig.current_context.clone());
+        let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
             .await
-            .map_err(kubeconfig_error);
+            .map_err(kubeconfig_error)?;
+        return Ok((config, context));
     }
     if let Some(context) = &options.context {
-        return Config::from_kubeconfig(&kube_options)
+        let config = Config::from_kubeconfig(&kube_options)
             .await
-            .map_err(|e| LiveError::Config(format!("cannot use context {context}: {e}")));
+            .map_err(|e| LiveError::Config(format!("cannot use context {context}: {e}")))?;
+        return Ok((config, Some(context.clone())));
     }
-    Config::infer().await.map_err(|e| {
+    let config = Config::infer().await.map_err(|e| {
         LiveError::Config(format!(
             "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}"
         ))
-    })
+    })?;
+    // As inferred: the kubeconfig's current context, or none in a cluster without one.
+    let context = Kubeconfig::read().ok().and_then(|k| k.current_context);
+    Ok((config, context))
 }
 
 /// Writes `snapshot` as one `kind: List` that `hangar audit FILE` reads back: JSON when `path`
@@ -229,4 +294,24 @@ pub fn save_snapshot(snapshot: &Snapshot, path: &Path) -> Result<(), std::io::Er
         serde_saphyr::to_string(&list).map_err(std::io::Error::other)?
     };
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_time_out_from_each_request_not_from_a_pooled_connections_idle_time() {
+        let mut config = Config::new("https://127.0.0.1:6443".parse().unwrap());
+        bound_reads(&mut config);
+        assert_eq!(config.read_timeout, Some(READ_TIMEOUT));
+        assert!(config.reset_reader_on_write);
+
+        // A timeout the configuration already sets is kept.
+        let mut config = Config::new("https://127.0.0.1:6443".parse().unwrap());
+        config.read_timeout = Some(Duration::from_secs(5));
+        bound_reads(&mut config);
+        assert_eq!(config.read_timeout, Some(Duration::from_secs(5)));
+        assert!(config.reset_reader_on_write);
+    }
 }

@@ -305,6 +305,37 @@ async fn a_namespace_limits_namespaced_kinds_but_not_cluster_scoped_ones() {
 }
 
 #[tokio::test]
+async fn a_namespace_the_cluster_does_not_have_makes_the_scan_incomplete() {
+    let server = a_small_inference_cluster().start().await.unwrap();
+    // An API server lists every kind of a missing namespace as empty, without an error.
+    let (snapshot, _) = scan(&server, Some("ml-servng")).await;
+    assert!(snapshot.pods.is_empty());
+    let messages: Vec<String> = (snapshot.errors.iter())
+        .map(|e| format!("{}: {}", e.origin, e.message))
+        .collect();
+    assert_eq!(
+        messages,
+        ["cluster: namespace ml-servng does not exist in context fake"]
+    );
+
+    let (snapshot, _) = scan(&server, Some("ml")).await;
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+
+    // Without the Namespaces, whether it exists is unknown: that gap is all there is to say.
+    let server = a_small_inference_cluster()
+        .forbid("namespaces")
+        .start()
+        .await
+        .unwrap();
+    let (snapshot, _) = scan(&server, Some("ml-servng")).await;
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    let gaps: Vec<&str> = (snapshot.not_covered.iter())
+        .map(|n| n.kind.as_str())
+        .collect();
+    assert_eq!(gaps, ["Namespace"]);
+}
+
+#[tokio::test]
 async fn the_scan_only_reads() {
     let server = a_small_inference_cluster()
         .forbid("secrets")

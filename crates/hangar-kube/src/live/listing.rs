@@ -1,6 +1,8 @@
 //! Listing one kind, page by page, into the snapshot through the same door as files:
 //! `Object::decode`.
 
+use std::collections::HashSet;
+
 use hangar_core::{LoadError, NotCovered, Object, Origin, Snapshot};
 use kube::Client;
 use kube::core::params::ListParams;
@@ -102,21 +104,22 @@ async fn list_pages(
         params = params.fields(fields);
     }
     let mut listed = 0;
+    let mut tokens_followed = HashSet::new();
+    let stop = |snapshot: &mut Snapshot, listed: usize, reason: String| {
+        let reason = if listed == 0 {
+            reason
+        } else {
+            format!("listing stopped after {listed} objects: {reason}")
+        };
+        snapshot.not_covered.push(NotCovered {
+            kind: listing.label.clone(),
+            reason,
+        });
+    };
     loop {
         let page = match fetch_page(client, &request, &params, target.metadata_only).await {
             Ok(page) => page,
-            Err(reason) => {
-                let reason = if listed == 0 {
-                    reason
-                } else {
-                    format!("listing stopped after {listed} objects: {reason}")
-                };
-                snapshot.not_covered.push(NotCovered {
-                    kind: listing.label.clone(),
-                    reason,
-                });
-                return;
-            }
+            Err(reason) => return stop(snapshot, listed, reason),
         };
         // Decoding takes each item; the page keeps its copy, read again only for an item that
         // does not decode, to name the field at fault.
@@ -137,10 +140,17 @@ async fn list_pages(
             add_item(target, item, again, snapshot);
         }
         report(progress, &kind, listed, tally);
-        match page.pointer("/metadata/continue").and_then(Value::as_str) {
-            Some(token) if !token.is_empty() => params.continue_token = Some(token.to_owned()),
+        let token = match page.pointer("/metadata/continue").and_then(Value::as_str) {
+            Some(token) if !token.is_empty() => token.to_owned(),
             _ => return,
+        };
+        // A server whose paging goes round in circles would be listed forever, its pages again
+        // and again.
+        if !tokens_followed.insert(token.clone()) {
+            let reason = "the API server sent a continue token it had sent before".to_owned();
+            return stop(snapshot, listed, reason);
         }
+        params.continue_token = Some(token);
     }
 }
 
@@ -279,6 +289,9 @@ mod tests {
     use crate::live::targets::event_target;
     use hangar_testkit::FakeApiServer;
     use kube::core::{ApiResource, GroupVersionKind};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
     fn target(api_version: &str, kind: &str, metadata_only: bool) -> Target {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -395,6 +408,103 @@ mod tests {
             .filter(|r| r.query_param("fieldSelector").is_some())
             .count();
         assert_eq!(selected, 1);
+    }
+
+    /// An API server whose paging goes round in circles: the first page of any list brings pod
+    /// `first` and the token `stuck`, every page asked for with `stuck` brings pod `second` and
+    /// `stuck` again. After ten requests it answers 500, so a client that loops still ends.
+    /// Returns its URL and the request lines it received.
+    async fn stuck_paging_server() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head: Vec<u8> = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let line = text.lines().next().unwrap_or_default().to_owned();
+                let count = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(line.clone());
+                    seen.len()
+                };
+                let (status, body) = stuck_page(count, &line);
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        (url, received)
+    }
+
+    /// What the stuck server answers to its `count`th request, `line`.
+    fn stuck_page(count: usize, line: &str) -> (&'static str, String) {
+        if count > 10 {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "code": 500});
+            return ("500 Internal Server Error", status.to_string());
+        }
+        let name = if line.contains("continue=") {
+            "second"
+        } else {
+            "first"
+        };
+        let pod =
+            json!({"metadata": {"name": name, "namespace": "ml"}, "spec": {"containers": []}});
+        let page = json!({
+            "kind": "PodList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": "7", "continue": "stuck"},
+            "items": [pod]
+        });
+        ("200 OK", page.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_continue_token_sent_again_ends_the_listing_with_a_gap() {
+        let (url, received) = stuck_paging_server().await;
+        let mut snapshot = Snapshot::default();
+        let mut tally = Tally {
+            total: 0,
+            step: 0,
+            steps: 1,
+        };
+        list_kind(
+            &crate::live::test_client_at(&url).await,
+            &target("v1", "Pod", false),
+            Some("ml"),
+            &mut snapshot,
+            &mut tally,
+            &mut |_: Progress| {},
+        )
+        .await;
+
+        let requests = received.lock().unwrap().clone();
+        assert_eq!(requests.len(), 2, "no page asked for twice: {requests:?}");
+        let mut names: Vec<&str> = (snapshot.pods.iter())
+            .filter_map(|p| p.object.metadata.name.as_deref())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["first", "second"]);
+        assert_eq!(tally.total, 2);
+        let [gap] = snapshot.not_covered.as_slice() else {
+            panic!("{:?}", snapshot.not_covered);
+        };
+        assert_eq!(gap.kind, "Pod");
+        assert_eq!(
+            gap.reason,
+            "listing stopped after 2 objects: the API server sent a continue token it had sent before"
+        );
     }
 
     #[test]
