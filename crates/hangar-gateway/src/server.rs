@@ -221,6 +221,19 @@ impl Server {
                 while connections.join_next().await.is_some() {}
             }
         }
+        // Streams are relayed by tasks of their own, which may write their record a moment
+        // after their connection ended: the audit log closes after them.
+        let recorded = async {
+            while self.gateway.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(END_STREAMS, recorded).await.is_err() {
+            tracing::warn!(
+                in_flight = self.gateway.in_flight(),
+                "requests still unrecorded when the audit log closes"
+            );
+        }
         reloader.abort();
         summaries.abort();
         if let Some(admin) = admin {

@@ -420,7 +420,19 @@ impl Relay {
             // Time spent waiting on the client is not the model server's silence.
             let sending = tokio::time::Instant::now();
             while let Some(event) = self.ready.pop_front() {
-                match tokio::time::timeout(self.rules.idle, sender.send(event)).await {
+                let send = tokio::time::timeout(self.rules.idle, sender.send(event));
+                let sent = tokio::select! {
+                    biased;
+                    sent = send => sent,
+                    // Once the gateway shuts down, a client that takes nothing more is not
+                    // waited for: the stream ends, and writes its record, now. What it missed
+                    // makes its answer end in an error.
+                    _ = shutdown.wait_for(|stop| *stop) => {
+                        cut.store(true, Ordering::Release);
+                        break 'relay StreamEnd::Shutdown;
+                    }
+                };
+                match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break 'relay StreamEnd::ClientGone,
                     Err(_) => break 'relay StreamEnd::ClientTooSlow,

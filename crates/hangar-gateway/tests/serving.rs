@@ -985,6 +985,44 @@ async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
     assert_eq!(records[0]["end"], "client_too_slow", "{:?}", records[0]);
 }
 
+#[tokio::test]
+async fn a_stream_whose_client_takes_nothing_is_recorded_when_the_gateway_stops() {
+    // An HTTP/2 client that opens no window: the relay fills its queue and waits to hand the
+    // client an event, for up to `idle` (30 s). At the drain's end the stream must end as the
+    // shutdown's, not as a client gone when its connection is dropped two seconds later, and
+    // its record must be written before the audit log closes.
+    let upstream = fake().await;
+    let mut gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {drain: 200ms, timeouts: {idle: 30s}}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://");
+    let socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(socket))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let long = "word ".repeat(2000);
+    let body = serde_json::json!({"model": "llama", "stream": true,
+        "messages": [{"role": "user", "content": long}]});
+    let request = Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("a-1")))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let unread = sender.send_request(request).await.unwrap();
+    assert_eq!(unread.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records = gw.audit_records().await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["end"], "gateway_shutdown", "{:?}", records[0]);
+    drop(unread);
+}
+
 /// Sends `head` (and `body`, when given, in the same write), and reads the answer's head.
 async fn refused_on_a_fresh_connection(
     address: &str,
