@@ -307,7 +307,7 @@ pub struct StreamSummary {
     /// Usage as reported by the model server.
     pub usage: Option<(u64, u64)>,
     /// Generated text, up to [`MAX_KEPT_TEXT`] and [`KEPT_MARGIN`], when
-    /// [`StreamRules::keep_text`] asks for it.
+    /// [`StreamRules::keep_text`] asks for it: each choice's whole, in the choices' order.
     pub text: String,
     /// Bytes of generated text, all of them: the token count when the model server reports no
     /// usage.
@@ -379,6 +379,10 @@ struct Relay {
     ready: VecDeque<Bytes>,
     /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
     watches: Vec<(u64, CanaryWatch)>,
+    /// The text kept so far, by choice: interleaved choices written one after the other would
+    /// split a card number or a key between them, out of the redactor's sight.
+    kept: Vec<(u64, String)>,
+    kept_bytes: usize,
     /// Watches the raw events too: fields the gateway does not read, and unframed bytes.
     raw_watch: Option<CanaryWatch>,
     summary: StreamSummary,
@@ -394,6 +398,8 @@ impl Relay {
             splitter: SseSplitter::default(),
             ready: VecDeque::new(),
             watches: Vec::new(),
+            kept: Vec::new(),
+            kept_bytes: 0,
             raw_watch,
             summary: StreamSummary {
                 end: StreamEnd::Complete,
@@ -488,6 +494,8 @@ impl Relay {
         if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
             self.summary.end = end;
         }
+        self.kept.sort_by_key(|(choice, _)| *choice);
+        self.summary.text = self.kept.iter().map(|(_, text)| text.as_str()).collect();
         self.summary
     }
 
@@ -526,8 +534,7 @@ impl Relay {
         for (choice, text) in &facts.texts {
             self.summary.text_bytes += text.len() as u64;
             if self.rules.keep_text {
-                let room = (MAX_KEPT_TEXT + KEPT_MARGIN).saturating_sub(self.summary.text.len());
-                self.summary.text.push_str(prefix_within(text, room));
+                self.keep(*choice, text);
             }
             if !self.rules.canaries.is_empty() {
                 text_leak |= self.watch(*choice).feed(text);
@@ -548,6 +555,16 @@ impl Relay {
             return;
         }
         self.ready.push_back(event);
+    }
+
+    fn keep(&mut self, choice: u64, text: &str) {
+        let room = (MAX_KEPT_TEXT + KEPT_MARGIN).saturating_sub(self.kept_bytes);
+        let piece = prefix_within(text, room);
+        self.kept_bytes += piece.len();
+        match self.kept.iter_mut().find(|(c, _)| *c == choice) {
+            Some((_, kept)) => kept.push_str(piece),
+            None => self.kept.push((choice, piece.to_owned())),
+        }
     }
 
     fn watch(&mut self, choice: u64) -> &mut CanaryWatch {
@@ -638,12 +655,24 @@ mod tests {
         }
     }
 
+    /// Rules with these timeouts, from now.
+    fn rules(first_token: Duration, idle: Duration) -> StreamRules {
+        StreamRules {
+            first_token_by: tokio::time::Instant::now().into_std() + first_token,
+            idle,
+            drop_usage_only: false,
+            canaries: Vec::new(),
+            cut_on_leak: false,
+            keep_text: false,
+            model: "m".into(),
+        }
+    }
+
     /// A relay whose model server sends `script`: each piece after its delay from the one
     /// before. Returns the stream's start, the client's side and the summary to come.
     fn relay_of(
         script: Vec<(u64, &'static [u8])>,
-        first_token: Duration,
-        idle: Duration,
+        rules: StreamRules,
     ) -> (
         Instant,
         ChannelBody,
@@ -651,15 +680,6 @@ mod tests {
     ) {
         let (frames, upstream) = tokio::sync::mpsc::channel(4);
         let started = tokio::time::Instant::now().into_std();
-        let rules = StreamRules {
-            first_token_by: started + first_token,
-            idle,
-            drop_usage_only: false,
-            canaries: Vec::new(),
-            cut_on_leak: false,
-            keep_text: false,
-            model: "m".into(),
-        };
         let (running, shutdown) = tokio::sync::watch::channel(false);
         let (ended, summary) = tokio::sync::oneshot::channel();
         let finish = Box::new(move |summary: StreamSummary| {
@@ -701,8 +721,10 @@ mod tests {
         // comes 900 ms after its first: it was never silent for 500 ms once it was read.
         let batch: &'static [u8] = TOKEN.repeat(20).leak();
         let script = vec![(0, batch), (900, DONE)];
-        let (_, mut client, summary) =
-            relay_of(script, Duration::from_secs(10), Duration::from_millis(500));
+        let (_, mut client, summary) = relay_of(
+            script,
+            rules(Duration::from_secs(10), Duration::from_millis(500)),
+        );
         let received = read_all(&mut client, Duration::from_millis(150)).await;
         assert!(!received.contains("upstream_timeout"), "{received}");
         assert!(received.ends_with("data: [DONE]\n\n"), "{received}");
@@ -719,8 +741,10 @@ mod tests {
             (2000, TOKEN),
             (0, DONE),
         ];
-        let (_, mut client, summary) =
-            relay_of(script, Duration::from_millis(300), Duration::from_secs(10));
+        let (_, mut client, summary) = relay_of(
+            script,
+            rules(Duration::from_millis(300), Duration::from_secs(10)),
+        );
         let received = read_all(&mut client, Duration::ZERO).await;
         assert!(received.contains("upstream_timeout"), "{received}");
         let summary = summary.await.unwrap();
@@ -736,14 +760,40 @@ mod tests {
         let tool_call: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"get_weather\"}}]}}]}\n\n";
         for first in [TOKEN, tool_call] {
             let script = vec![(0, ROLE), (250, first), (50, DONE)];
-            let (started, mut client, summary) =
-                relay_of(script, Duration::from_secs(10), Duration::from_secs(10));
+            let (started, mut client, summary) = relay_of(
+                script,
+                rules(Duration::from_secs(10), Duration::from_secs(10)),
+            );
             read_all(&mut client, Duration::ZERO).await;
             let summary = summary.await.unwrap();
             assert_eq!(summary.end, StreamEnd::Complete);
             let first_token = summary.first_token.unwrap() - started;
             assert_eq!(first_token.as_millis(), 250, "{first_token:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn interleaved_choices_are_kept_each_whole_for_the_content_log() {
+        // With `n: 2` a card number in the first choice arrives in pieces between the second's.
+        let piece = |choice: u8, text: &str| -> &'static [u8] {
+            let event = format!(
+                "data: {{\"choices\":[{{\"index\":{choice},\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
+            );
+            event.into_bytes().leak()
+        };
+        let script = vec![
+            (0, piece(0, "card 4111 1111 ")),
+            (0, piece(1, "no card ")),
+            (0, piece(0, "1111 1111")),
+            (0, piece(1, "here")),
+            (0, DONE),
+        ];
+        let mut keeping = rules(Duration::from_secs(10), Duration::from_secs(10));
+        keeping.keep_text = true;
+        let (_, mut client, summary) = relay_of(script, keeping);
+        read_all(&mut client, Duration::ZERO).await;
+        let summary = summary.await.unwrap();
+        assert_eq!(summary.text, "card 4111 1111 1111 1111no card here");
     }
 
     #[test]
