@@ -9,11 +9,15 @@
 --            tokens from both buckets and, with the last three, a place in flight, or none of
 --            them. Returns {0, 0}, or what refused (1 requests, 2 tokens, 3 in flight) and the
 --            milliseconds until it could give.
---   give:    KEYS = {rates}, ARGV = {'give', tokens per minute, tokens}. Gives tokens back, or
---            charges them when negative; the level stays within a minute's worth either way.
+--   give:    KEYS = {rates}, ARGV = {'give', tokens per minute, tokens…}. Gives each amount of
+--            tokens back in turn, or charges it when negative; the level stays within a minute's
+--            worth after each, as a local bucket's after each settlement (so a refund sent
+--            after a charge is not lost in a debt past that).
 --   release: KEYS = {in flight}, ARGV = {'release', place…}. Frees the places.
---   renew:   KEYS = {in flight}, ARGV = {'renew', lease in ms, place…}. Extends the leases of
---            the places still held (a long stream outlives one lease).
+--   renew:   KEYS = {in flight}, ARGV = {'renew', lease in ms, places taken, place…}. Extends
+--            the leases of the places still held (a long stream outlives one lease): the first
+--            `places taken` ones are put back if Redis lost them, the others (a take that timed
+--            out, which may never have run) only extended if they are there.
 -- The clock is the server's, so replicas whose clocks disagree still share one bucket.
 -- Redis before 5 replicates scripts whole, which TIME forbids; later ones replicate effects.
 redis.replicate_commands()
@@ -28,9 +32,17 @@ if ARGV[1] == 'release' then
 end
 
 if ARGV[1] == 'renew' then
-  local lease = tonumber(ARGV[2])
-  for i = 3, #ARGV do
-    redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+  local lease, taken = tonumber(ARGV[2]), tonumber(ARGV[3])
+  for i = 4, #ARGV do
+    if i - 3 <= taken then
+      -- Put back if Redis lost it (a restart without persistence, a failover before it was
+      -- replicated, a lapse while Redis was away): its request still runs. A renewal that
+      -- crosses the place's release may put it back too, for one lease at most. (Not ZADD GT,
+      -- which Redis 5 and 6.0 lack, and all renewals of a place are its replica's anyway.)
+      redis.call('ZADD', KEYS[1], now + lease, ARGV[i])
+    else
+      redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+    end
   end
   redis.call('PEXPIRE', KEYS[1], lease)
   return {0, 0}
@@ -64,8 +76,10 @@ end
 
 if ARGV[1] == 'give' then
   local requests_rate, tokens_rate = saved[3] or 0, tonumber(ARGV[2])
-  local tokens = level(2, tokens_rate) + tonumber(ARGV[3])
-  tokens = math.max(math.min(tokens, tokens_rate), -tokens_rate)
+  local tokens = level(2, tokens_rate)
+  for i = 3, #ARGV do
+    tokens = math.max(math.min(tokens + tonumber(ARGV[i]), tokens_rate), -tokens_rate)
+  end
   save(level(1, requests_rate), tokens, requests_rate, tokens_rate)
   return {0, 0}
 end

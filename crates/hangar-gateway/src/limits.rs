@@ -260,7 +260,7 @@ impl Limiter {
                     .tokens_per_minute
                     .map(|per_minute| (Arc::clone(shared), per_minute));
                 if let Some((_, place)) = place {
-                    shared.hold(tenant, &place);
+                    shared.hold(tenant, &place, Taken::Surely);
                 }
                 return Ok(admission);
             }
@@ -278,7 +278,7 @@ impl Limiter {
             }
             Err(Unavailable { may_have_run }) => {
                 if !may_have_run {
-                    // Never sent: there is no place to free.
+                    // Never sent, or refused with an error: there is no place to free.
                     admission.shared_place = None;
                 }
                 match shared.config.on_unavailable {
@@ -289,6 +289,11 @@ impl Limiter {
                         match take_buckets(state, limits, tokens, Instant::now()) {
                             Ok(()) => {
                                 admission.settled = false;
+                                // The call may have taken the place: if so, it lasts as long
+                                // as the request.
+                                if let Some((_, place)) = &admission.shared_place {
+                                    shared.hold(tenant, place, Taken::Maybe);
+                                }
                                 return Ok(admission);
                             }
                             Err(refusal) => refusal,
@@ -495,12 +500,25 @@ const PLACE_RENEW_EVERY: Duration = Duration::from_secs(5);
 /// The script behind both operations on the shared buckets.
 static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits.lua")));
 
+/// Whether Redis took a place a request holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Redis said so: renewing it puts it back if Redis lost it.
+    Surely,
+    /// The call timed out, so Redis may never have run it: renewing it only extends it if
+    /// Redis has it, never takes a place past the tenant's limit.
+    Maybe,
+}
+
 /// Redis could not say (the outage is logged where it starts).
 #[derive(Debug)]
 struct Unavailable {
     /// Redis may have run the call: it failed or timed out, rather than meet a resting node.
     may_have_run: bool,
 }
+
+/// A place in flight and whether Redis surely took it.
+type HeldPlace = (Arc<str>, Taken);
 
 /// The tenants' rate buckets in Redis, shared by every replica (`limits.shared`).
 #[derive(Debug)]
@@ -520,7 +538,7 @@ pub struct SharedLimits {
     places_taken: AtomicU64,
     /// The places in flight this replica's requests hold, by tenant, renewed every
     /// [`PLACE_RENEW_EVERY`].
-    held: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    held: Mutex<HashMap<Arc<str>, Vec<HeldPlace>>>,
     /// The task renewing leases runs.
     renewing: AtomicBool,
     /// How long a place lasts unless renewed, and how often held ones are: [`PLACE_LEASE`] and
@@ -702,16 +720,16 @@ impl SharedLimits {
             },
             _ => None,
         };
-        decision.ok_or_else(|| self.failed(node, &format!("unexpected reply {reply:?}")))
+        decision.ok_or_else(|| self.failed(node, &format!("unexpected reply {reply:?}"), true))
     }
 
     /// Notes that a request of `tenant` holds `place`, so that its lease is renewed while it
     /// runs; starts the renewing task at the first.
-    fn hold(self: &Arc<Self>, tenant: &Arc<str>, place: &Arc<str>) {
+    fn hold(self: &Arc<Self>, tenant: &Arc<str>, place: &Arc<str>, taken: Taken) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         held.entry(Arc::clone(tenant))
             .or_default()
-            .push(Arc::clone(place));
+            .push((Arc::clone(place), taken));
         drop(held);
         if !self.renewing.swap(true, Ordering::AcqRel)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -725,7 +743,7 @@ impl SharedLimits {
         {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(places) = held.get_mut(tenant) {
-                places.retain(|held| *held != place);
+                places.retain(|(held, _)| *held != place);
                 if places.is_empty() {
                     held.remove(tenant);
                 }
@@ -769,16 +787,20 @@ impl SharedLimits {
     }
 
     /// Sends the backlog, and keeps for another try after [`SHARED_REST`] what Redis did not
-    /// take: tokens only if their call met a node resting after a failure, for
-    /// [`GIVE_BACK_FOR`], since a call that failed may have run and must not give them twice;
-    /// places (freeing one twice changes nothing) while their leases last.
+    /// take: tokens only if their call surely did not run (it met a node resting after a
+    /// failure, or Redis refused it with an error), for [`GIVE_BACK_FOR`], since a call that
+    /// failed otherwise may have run and must not give them twice; places (freeing one twice
+    /// changes nothing) while their leases last.
     async fn send_backlog(self: Arc<Self>) {
         let backlog = std::mem::take(&mut *self.backlog.lock().unwrap_or_else(|p| p.into_inner()));
         let mut unsent = Backlog::default();
         for (tenant, owed) in backlog.owed {
             let rate = owed.per_minute.to_string();
-            let tokens = owed.amount.to_string();
-            let give = ["give", rate.as_str(), tokens.as_str()];
+            // Charges first, then refunds: the script holds the level within a minute's worth
+            // after each, as a local bucket after each settlement.
+            let charged = owed.charged.to_string();
+            let refunded = owed.refunded.to_string();
+            let give = ["give", rate.as_str(), charged.as_str(), refunded.as_str()];
             let sent = self.call(&[&self.key(&tenant)], &give).await;
             if matches!(
                 sent,
@@ -831,16 +853,24 @@ impl SharedLimits {
             Ok(Err(redis::RedisError::Resting(_))) => Err(Unavailable {
                 may_have_run: false,
             }),
-            Ok(Err(e)) => Err(self.failed(node, &e.to_string())),
+            // An error reply (`READONLY` from a primary just demoted, `LOADING`, `BUSY`,
+            // `NOPERM`, a redirection too many…): Redis did not run the script, or stopped it
+            // at a command it refused before the write that counts, as `give` writes once, at
+            // its end, and `take` its place last (a refused write is refused at the first).
+            Ok(Err(e @ redis::RedisError::Server(_))) => {
+                Err(self.failed(node, &e.to_string(), false))
+            }
+            Ok(Err(e)) => Err(self.failed(node, &e.to_string(), true)),
             Err(_) => {
                 let why = format!("no answer within {}", self.config.timeout);
-                Err(self.failed(node, &why))
+                Err(self.failed(node, &why, true))
             }
         }
     }
 
-    /// Rests `node`, which failed (one failed cluster node leaves the others' tenants shared).
-    fn failed(&self, node: Arc<str>, why: &str) -> Unavailable {
+    /// Rests `node`, which failed (one failed cluster node leaves the others' tenants shared),
+    /// after a call that `may_have_run`.
+    fn failed(&self, node: Arc<str>, why: &str, may_have_run: bool) -> Unavailable {
         self.client.rest(node, SHARED_REST);
         if !self.down.swap(true, Ordering::AcqRel) {
             let instead = match self.config.on_unavailable {
@@ -849,7 +879,7 @@ impl SharedLimits {
             };
             tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
         }
-        Unavailable { may_have_run: true }
+        Unavailable { may_have_run }
     }
 }
 
@@ -863,13 +893,16 @@ struct Backlog {
     freed: HashMap<Arc<str>, Vec<(Arc<str>, Instant)>>,
 }
 
-/// Tokens owed back to a tenant.
+/// Tokens owed back to a tenant, or charged. Charges and refunds are summed apart: one sum
+/// held within a minute's worth would lose a refund in the debt of a huge overrun.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Owed {
     /// Its tokens per minute, the latest.
     per_minute: u64,
-    /// The sum.
-    amount: f64,
+    /// The overruns charged (zero or less).
+    charged: f64,
+    /// The unused reservations given back (zero or more).
+    refunded: f64,
     /// When the oldest part was owed.
     since: Instant,
 }
@@ -879,15 +912,20 @@ impl Backlog {
         self.owed.is_empty() && self.freed.is_empty()
     }
 
-    /// Adds `amount` to what `tenant` is owed, at its latest rate.
+    /// Adds `amount` to what `tenant` is owed (a charge when negative), at its latest rate.
     fn owe(&mut self, tenant: &Arc<str>, per_minute: u64, amount: f64) {
         let owed = self.owed.entry(Arc::clone(tenant)).or_insert(Owed {
             per_minute,
-            amount: 0.0,
+            charged: 0.0,
+            refunded: 0.0,
             since: Instant::now(),
         });
         owed.per_minute = per_minute;
-        owed.amount += amount;
+        if amount < 0.0 {
+            owed.charged += amount;
+        } else {
+            owed.refunded += amount;
+        }
     }
 
     /// Notes that `tenant`'s request freed `place` now.
@@ -899,11 +937,13 @@ impl Backlog {
     /// Takes in what an earlier sending could not send, before what came since.
     fn merge(&mut self, earlier: Backlog) {
         for (tenant, old) in earlier.owed {
-            let owed = self
-                .owed
-                .entry(tenant)
-                .or_insert(Owed { amount: 0.0, ..old });
-            owed.amount += old.amount;
+            let owed = self.owed.entry(tenant).or_insert(Owed {
+                charged: 0.0,
+                refunded: 0.0,
+                ..old
+            });
+            owed.charged += old.charged;
+            owed.refunded += old.refunded;
             owed.since = owed.since.min(old.since);
         }
         for (tenant, places) in earlier.freed {
@@ -923,12 +963,28 @@ async fn renew_places(shared: Weak<SharedLimits>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let held = (shared.held.lock().unwrap_or_else(|p| p.into_inner())).clone();
+        let tenants: Vec<Arc<str>> = (shared.held.lock().unwrap_or_else(|p| p.into_inner()))
+            .keys()
+            .cloned()
+            .collect();
         let lease = shared.lease.0.as_millis().to_string();
-        for (tenant, places) in held {
-            let mut args = vec!["renew", lease.as_str()];
-            args.extend(places.iter().map(|place| &**place));
-            let _ = shared.call(&[&shared.in_flight_key(&tenant)], &args).await;
+        for tenant in tenants {
+            // The places held now, not when the first tenant's were renewed: a renewal puts a
+            // place Redis took back if missing, so one whose request ended meanwhile (freed
+            // 50 ms later) would be taken again, for a lease.
+            let places = (shared.held.lock().unwrap_or_else(|p| p.into_inner()))
+                .get(&tenant)
+                .cloned()
+                .unwrap_or_default();
+            let (surely, maybe): (Vec<_>, Vec<_>) = places
+                .iter()
+                .partition(|(_, taken)| *taken == Taken::Surely);
+            let taken = surely.len().to_string();
+            let mut args = vec!["renew", lease.as_str(), taken.as_str()];
+            args.extend(surely.iter().chain(&maybe).map(|(place, _)| &**place));
+            if args.len() > 3 {
+                let _ = shared.call(&[&shared.in_flight_key(&tenant)], &args).await;
+            }
         }
     }
 }
@@ -1085,7 +1141,7 @@ mod tests {
             backlog
                 .owed
                 .get(&tenant())
-                .map(|o| (o.per_minute, o.amount))
+                .map(|o| (o.per_minute, o.charged + o.refunded))
         };
         let freed = |shared: &SharedLimits| {
             let backlog = shared.backlog.lock().unwrap();
@@ -1123,6 +1179,100 @@ mod tests {
         Arc::clone(&shared).send_backlog().await;
         assert_eq!(owed(&shared), None, "given up after two minutes");
         assert_eq!(freed(&shared), Vec::<String>::new(), "its lease has ended");
+    }
+
+    #[tokio::test]
+    async fn tokens_owed_back_are_sent_again_when_redis_refused_them_with_an_error() {
+        // A replica (its primary away, so it serves all the same) refuses every write with
+        // `READONLY`, as a primary demoted in a failover does: the script did not run.
+        let away = hangar_testkit::redis::free_port().unwrap().to_string();
+        let replica =
+            hangar_testkit::redis::RedisServer::start(&["--replicaof", "127.0.0.1", &away])
+                .unwrap();
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": replica.url(), "timeout": "1s"}))
+                .unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
+        shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 50.0));
+        Arc::clone(&shared).send_backlog().await;
+        let backlog = shared.backlog.lock().unwrap();
+        let owed = backlog
+            .owed
+            .get(&tenant())
+            .map(|o| (o.per_minute, o.refunded));
+        assert_eq!(owed, Some((300, 50.0)), "kept for the new primary");
+    }
+
+    #[tokio::test]
+    async fn a_refund_settled_with_an_absurd_overrun_is_not_lost_in_its_debt() {
+        let (redis, shared) = one_place_in_redis();
+        let shared = Arc::new(shared);
+        // Within one sending, one request reports absurd usage and another leaves 500 of its
+        // reservation unused.
+        shared.add_to_backlog_unsent(|b| {
+            b.owe(&tenant(), 1000, -1e12);
+            b.owe(&tenant(), 1000, 500.0);
+        });
+        Arc::clone(&shared).send_backlog().await;
+        let saved = hangar_testkit::redis::cli(redis.port(), &["get", &shared.key(&tenant())]);
+        let saved = saved.unwrap();
+        // As in a local bucket: the overrun costs a minute's worth of debt, and the refund is
+        // given back on top of that.
+        let tokens: f64 = saved.split(' ').nth(1).unwrap().parse().unwrap();
+        assert_eq!(tokens, -500.0, "{saved}");
+    }
+
+    #[tokio::test]
+    async fn a_place_redis_lost_is_put_back_while_its_request_runs() {
+        let (redis, mut shared) = one_place_in_redis();
+        shared.lease = (Duration::from_millis(400), Duration::from_millis(100));
+        let shared = Arc::new(shared);
+        let (limiter, limits, fallbacks, tenant) = one_place_tenant();
+        let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        let held = admit().await.unwrap();
+        // Redis loses the tenant's places (restarted without persistence, say).
+        let key = shared.in_flight_key(&tenant);
+        let places = || hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap();
+        hangar_testkit::redis::cli(redis.port(), &["del", &key]).unwrap();
+        assert_eq!(places().trim(), "0");
+        // The next renewal puts the place back: another replica's request is refused again.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(places().trim(), "1");
+        let other = Arc::new(Limiter::default());
+        let refused = other.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        assert!(refused.await.is_err());
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_place_taken_after_its_call_timed_out_lasts_as_long_as_its_request() {
+        let redis = hangar_testkit::redis::RedisServer::start(&[]).unwrap();
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": redis.url(), "timeout": "100ms"}))
+                .unwrap();
+        let mut shared = SharedLimits::new(&config).unwrap();
+        // Leases outlast the second Redis is left alone after the timeout, when nothing is
+        // renewed.
+        shared.lease = (Duration::from_millis(1500), Duration::from_millis(200));
+        let shared = Arc::new(shared);
+        // Connected, and the script loaded.
+        shared.reach().await.unwrap();
+        let (limiter, limits, fallbacks, tenant) = one_place_tenant();
+        // Redis takes the place only after the call timed out; the request, decided by the
+        // replica alone, runs on.
+        redis.freeze().unwrap();
+        let admitted = limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        let held = admitted.await.unwrap();
+        redis.thaw().unwrap();
+        let key = shared.in_flight_key(&tenant);
+        let places = || hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap();
+        // Well past its first lease, the place is still held...
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(places().trim(), "1", "renewed while its request runs");
+        // ...and freed when the request ends.
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(places().trim(), "0");
     }
 
     /// A Redis for the shared limits, and the limits.

@@ -4,6 +4,7 @@
 //! Redis Cluster's `MOVED` and `ASK` redirections with a connection to each node it is sent to.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ pub struct Target {
     /// `host:port`.
     pub address: String,
     /// More addresses the URL gave (`redis://sentinel-0:26379,sentinel-1:26379`), asked in
-    /// turn after `address` when it does not answer: only Sentinels can stand in for each other.
+    /// turn with `address` until one answers: only Sentinels can stand in for each other.
     pub more_addresses: Vec<String>,
     /// `rediss://`: TLS, the server's certificate checked for the URL's host.
     pub tls: bool,
@@ -157,9 +158,16 @@ pub enum RedisError {
     /// The connection failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The server answered with an error.
+    /// The server answered with an error: the command's own reply, or while connecting (a
+    /// refused login, a Sentinel's refusal, a server that is not the primary). Either way the
+    /// command did not run, unless it is a script that stopped at an error after a write.
     #[error("Redis said: {0}")]
     Server(String),
+    /// The connection was left while the command was on it, because its server is no longer
+    /// the primary: it answered another command `READONLY`, or Sentinel names another. The
+    /// command may have run.
+    #[error("no longer the primary: {0}")]
+    Demoted(String),
     /// The server's answer was not RESP.
     #[error("unreadable reply from Redis: {0}")]
     Protocol(String),
@@ -187,6 +195,9 @@ pub struct Client {
     cluster: Arc<Mutex<Cluster>>,
     /// Nodes left alone after a failure, until when.
     resting: Mutex<HashMap<Arc<str>, Instant>>,
+    /// With Sentinel, the place among the target's addresses of the Sentinel that answered
+    /// last (naming a primary that was reached): asked first next time.
+    sentinel_answered: Arc<AtomicUsize>,
 }
 
 /// What the client knows of a Redis Cluster: nothing for a single server.
@@ -250,6 +261,7 @@ impl Client {
             connections: Mutex::new(HashMap::new()),
             cluster: Arc::new(Mutex::new(Cluster::default())),
             resting: Mutex::new(HashMap::new()),
+            sentinel_answered: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -408,7 +420,8 @@ impl Client {
                         cluster.failed(&address, is_target);
                     }
                 };
-                tokio::spawn(drive(target, self.tls.clone(), commands, failed));
+                let sentinels = Arc::clone(&self.sentinel_answered);
+                tokio::spawn(drive(target, self.tls.clone(), sentinels, commands, failed));
                 // Tasks of nodes gone (pods replaced) are not kept.
                 connections.retain(|_, queue| !queue.is_closed());
                 connections.insert(Arc::clone(node), queue);
@@ -488,8 +501,12 @@ pub fn slot(key: &str) -> u16 {
     crc % SLOTS
 }
 
-/// The longest a connection may take to be made and logged in.
+/// The longest a connection may take to be made and logged in, once its server is known.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest one Sentinel may take to say where the primary is: a quarter of
+/// [`CONNECT_TIMEOUT`], so that past one that never answers (its node powered off, or stalled)
+/// the others are still asked in time.
+const SENTINEL_TIMEOUT: Duration = Duration::from_millis(500);
 /// A connection whose oldest unanswered command has waited this long is taken for dead (a
 /// server gone without closing it, as after a failover) and replaced.
 pub(crate) const STALLED: Duration = Duration::from_secs(2);
@@ -499,26 +516,26 @@ pub(crate) const STALLED: Duration = Duration::from_secs(2);
 /// `failed` is told first (callers may have stopped waiting long before: the limits' timeout is
 /// shorter than a connection's), then every command waiting (and every one still queued) gets
 /// the error, and the next command starts a new connection.
+///
+/// With Sentinel, `sentinel_answered` is the place of the Sentinel that answered last (see
+/// [`Client`]).
 async fn drive(
     target: Target,
     tls: Option<TlsConnector>,
+    sentinel_answered: Arc<AtomicUsize>,
     mut commands: mpsc::UnboundedReceiver<Pending>,
     failed: impl FnOnce(),
 ) {
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target, tls.clone())).await;
+    // Each step of connecting has a time limit of its own.
+    let connected = connect(&target, tls.clone(), &sentinel_answered).await;
     let (connection, address) = match connected {
-        Ok(Ok(connected)) => connected,
-        Ok(Err(e)) => {
+        Ok(connected) => connected,
+        Err(e) => {
             failed();
             return fail_queued(&mut commands, &e);
         }
-        Err(_) => {
-            failed();
-            let error = RedisError::Io(std::io::ErrorKind::TimedOut.into());
-            return fail_queued(&mut commands, &error);
-        }
     };
-    let moved = primary_moved(&target, tls, &address);
+    let moved = primary_moved(&target, tls, &sentinel_answered, &address);
     match connection {
         Connection::Plain(tcp) => {
             let (reader, writer) = tcp.into_split();
@@ -537,14 +554,20 @@ const SENTINEL_RECHECK: Duration = Duration::from_secs(2);
 /// With Sentinel, returns once it names another primary than `address`: Sentinel may switch
 /// before the old primary learns it is one no longer (or while it is cut off), and writes to
 /// it would be lost. Never returns without Sentinel, nor while Sentinel cannot be asked.
-async fn primary_moved(target: &Target, tls: Option<TlsConnector>, address: &str) {
+async fn primary_moved(
+    target: &Target,
+    tls: Option<TlsConnector>,
+    sentinel_answered: &AtomicUsize,
+    address: &str,
+) {
     let Some(primary) = &target.sentinel else {
         return std::future::pending().await;
     };
     loop {
         tokio::time::sleep(SENTINEL_RECHECK).await;
-        let asked = find_primary(target, tls.clone(), primary);
-        if let Ok(Ok(now)) = tokio::time::timeout(CONNECT_TIMEOUT, asked).await
+        // Each Sentinel asked has a time limit of its own.
+        let asked = find_primary(target, tls.clone(), primary, sentinel_answered).await;
+        if let Ok(now) = asked
             && now != address
         {
             return;
@@ -612,7 +635,7 @@ async fn relay(
                 break RedisError::Io(std::io::ErrorKind::TimedOut.into());
             }
             () = &mut moved => {
-                break RedisError::Server("Sentinel names another primary".to_owned());
+                break RedisError::Demoted("Sentinel names another primary".to_owned());
             }
         }
     };
@@ -639,8 +662,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// server became a replica in a failover, and a new connection reaches the new primary.
 ///
 /// An `ASKING` refused (an ACL user without `+asking`) is the next command's answer, kept in
-/// `asking_refused` until that command's reply is read: what it hears (a redirection back)
-/// would hide why.
+/// `asking_refused` until that command's reply is read, when that is an error: what it hears
+/// (a redirection back) would hide why. A command that worked keeps its answer (the slot
+/// finished moving between the redirection and the command).
 fn hand_out(
     buffer: &mut Vec<u8>,
     waiting: &mut VecDeque<(Instant, Option<oneshot::Sender<Answer>>)>,
@@ -662,16 +686,16 @@ fn hand_out(
             *asking_refused = reply.err();
             continue;
         };
-        let reply = match asking_refused.take() {
-            Some(refused) => Err(format!("ASKING refused: {refused}")),
-            None => reply,
+        let reply = match (asking_refused.take(), reply) {
+            (Some(refused), Err(_)) => Err(format!("ASKING refused: {refused}")),
+            (_, reply) => reply,
         };
         // The caller may have stopped waiting: its reply is read all the same.
         let _ = to.send(Ok(reply));
     }
     buffer.drain(..used);
     if let Some(message) = demoted {
-        return Err(RedisError::Server(message));
+        return Err(RedisError::Demoted(message));
     }
     if buffer.len() > MAX_REPLY {
         return Err(RedisError::Protocol(format!(
@@ -701,6 +725,7 @@ fn copy_error(error: &RedisError) -> RedisError {
     match error {
         RedisError::Io(e) => RedisError::Io(std::io::Error::new(e.kind(), e.to_string())),
         RedisError::Server(message) => RedisError::Server(message.clone()),
+        RedisError::Demoted(message) => RedisError::Demoted(message.clone()),
         RedisError::Protocol(message) => RedisError::Protocol(message.clone()),
         RedisError::Resting(node) => RedisError::Resting(node.clone()),
     }
@@ -725,9 +750,15 @@ impl Connection {
 
 /// A new connection to the target's server (with Sentinel, to the primary it names), through
 /// TLS for `rediss://`, logged in and on its database; and the address it reached.
+///
+/// With Sentinel, the Sentinels are asked in turn from the one in `sentinel_answered`, each
+/// within [`SENTINEL_TIMEOUT`], until one names a server that is reached within
+/// [`CONNECT_TIMEOUT`] and says it is the primary: one Sentinel may be away, or not have seen
+/// a failover yet. The one that did is noted in `sentinel_answered`.
 async fn connect(
     target: &Target,
     tls: Option<TlsConnector>,
+    sentinel_answered: &AtomicUsize,
 ) -> Result<(Connection, String), RedisError> {
     if target.tls && tls.is_none() {
         let why = "a `rediss://` server, but no TLS settings";
@@ -736,50 +767,135 @@ async fn connect(
             why,
         )));
     }
-    let address = match &target.sentinel {
-        None => target.address.clone(),
-        Some(primary) => find_primary(target, tls.clone(), primary).await?,
+    let Some(primary) = &target.sentinel else {
+        let address = target.address.clone();
+        let server = open_server(&address, target, tls);
+        let connection = within(CONNECT_TIMEOUT, &address, server).await?;
+        return Ok((connection, address));
     };
-    let mut connection = open(&address, tls).await?;
+    // The servers tried: another Sentinel naming one of them is not followed there again.
+    let mut tried: Vec<String> = Vec::new();
+    let mut failure = None;
+    for (place, sentinel) in sentinels_in_turn(target, sentinel_answered) {
+        let named = ask_sentinel_in_time(sentinel, target, tls.clone(), primary).await;
+        let error = match named {
+            Ok(address) if tried.contains(&address) => continue,
+            Ok(address) => {
+                tried.push(address.clone());
+                let server = open_server(&address, target, tls.clone());
+                let reached = within(CONNECT_TIMEOUT, &address, server).await;
+                match reached {
+                    Ok(connection) => {
+                        sentinel_answered.store(place, Ordering::Relaxed);
+                        return Ok((connection, address));
+                    }
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        // The first failure says the most (the others are stand-ins).
+        failure = failure.or(Some(error));
+    }
+    Err(failure.unwrap_or_else(|| RedisError::Protocol("no Sentinel to ask".to_owned())))
+}
+
+/// A connection to the server at `address`, logged in and on the target's database. With
+/// Sentinel, only to a server that says it is the primary: Sentinel's answer may be a moment
+/// old, or come from a Sentinel that has not seen a failover.
+async fn open_server(
+    address: &str,
+    target: &Target,
+    tls: Option<TlsConnector>,
+) -> Result<Connection, RedisError> {
+    let mut connection = open(address, tls).await?;
     log_in(&mut connection, target).await?;
     if target.database != 0 {
         let database = target.database.to_string();
         connection.call(&["SELECT", &database]).await?;
     }
-    if target.sentinel.is_some() {
-        // Sentinel's answer may be a moment old: write only to a server that says it is the
-        // primary.
-        let says_primary = match connection.call(&["ROLE"]).await? {
-            Reply::Array(Some(items)) => {
-                items.first() == Some(&Reply::Bulk(Some(b"master".to_vec())))
-            }
-            _ => false,
-        };
-        if !says_primary {
-            return Err(RedisError::Server(format!(
-                "{address}, which Sentinel named, is not a primary"
-            )));
-        }
+    if target.sentinel.is_none() {
+        return Ok(connection);
     }
-    Ok((connection, address))
+    let says_primary = match connection.call(&["ROLE"]).await? {
+        Reply::Array(Some(items)) => items.first() == Some(&Reply::Bulk(Some(b"master".to_vec()))),
+        _ => false,
+    };
+    if !says_primary {
+        return Err(RedisError::Server(format!(
+            "{address}, which Sentinel named, is not a primary"
+        )));
+    }
+    Ok(connection)
 }
 
-/// Asks the Sentinels at the target's addresses, in turn until one answers, where the primary
-/// named `primary` is.
+/// What `future` gives, or a timeout naming `what` when it takes longer than `limit`.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    future: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| {
+            let why = format!("{what} did not answer within {} ms", limit.as_millis());
+            Err(RedisError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                why,
+            )))
+        })
+}
+
+/// The target's Sentinels with their places among its addresses, in the order they are asked:
+/// from the one in `sentinel_answered` (see [`Client`]) on, then from the first.
+fn sentinels_in_turn<'a>(
+    target: &'a Target,
+    sentinel_answered: &AtomicUsize,
+) -> Vec<(usize, &'a str)> {
+    let all: Vec<&str> = std::iter::once(&target.address)
+        .chain(&target.more_addresses)
+        .map(String::as_str)
+        .collect();
+    let count = all.len();
+    let first = sentinel_answered.load(Ordering::Relaxed) % count.max(1);
+    (0..count)
+        .map(|i| (first + i) % count)
+        .map(|place| (place, all[place]))
+        .collect()
+}
+
+/// Asks the target's Sentinels in turn (see [`sentinels_in_turn`]), each within
+/// [`SENTINEL_TIMEOUT`], where the primary named `primary` is; the one that answers is noted in
+/// `sentinel_answered`.
 async fn find_primary(
     target: &Target,
     tls: Option<TlsConnector>,
     primary: &str,
+    sentinel_answered: &AtomicUsize,
 ) -> Result<String, RedisError> {
     let mut failure = None;
-    for address in std::iter::once(&target.address).chain(&target.more_addresses) {
-        match ask_sentinel(address, target, tls.clone(), primary).await {
-            Ok(found) => return Ok(found),
+    for (place, sentinel) in sentinels_in_turn(target, sentinel_answered) {
+        match ask_sentinel_in_time(sentinel, target, tls.clone(), primary).await {
+            Ok(found) => {
+                sentinel_answered.store(place, Ordering::Relaxed);
+                return Ok(found);
+            }
             // The first Sentinel's answer says the most (the others are stand-ins).
             Err(e) => failure = failure.or(Some(e)),
         }
     }
     Err(failure.unwrap_or_else(|| RedisError::Protocol("no Sentinel to ask".to_owned())))
+}
+
+/// [`ask_sentinel`] within [`SENTINEL_TIMEOUT`].
+async fn ask_sentinel_in_time(
+    address: &str,
+    target: &Target,
+    tls: Option<TlsConnector>,
+    primary: &str,
+) -> Result<String, RedisError> {
+    let asked = ask_sentinel(address, target, tls, primary);
+    within(SENTINEL_TIMEOUT, &format!("Sentinel at {address}"), asked).await
 }
 
 /// Asks the Sentinel at `address` where the primary named `primary` is.
@@ -973,7 +1089,11 @@ fn parse(buffer: &[u8], depth: usize) -> Result<Parsed, RedisError> {
                 let Some((item, length)) = parse(&buffer[used..], depth + 1)? else {
                     return Ok(None);
                 };
-                items.push(item.map_err(RedisError::Server)?);
+                // Not the command's refusal (the command ran): a reply this client cannot read.
+                let item = item.map_err(|message| {
+                    RedisError::Protocol(format!("an error inside an array: {message}"))
+                })?;
+                items.push(item);
                 used += length;
             }
             return Ok(Some((Ok(Reply::Array(Some(items))), used)));
@@ -1100,7 +1220,7 @@ mod tests {
                 (Instant::now(), Some(second)),
             ]);
             let ended = hand_out(&mut buffer, &mut waiting, &mut None);
-            assert!(matches!(ended, Err(RedisError::Server(_))), "{said}");
+            assert!(matches!(ended, Err(RedisError::Demoted(_))), "{said}");
             // The replies read are handed out all the same, in order.
             assert!(matches!(
                 first_reply.blocking_recv(),
@@ -1210,6 +1330,27 @@ mod tests {
             Ok(Ok(Ok(Reply::Status(ok)))) if ok == "OK"
         ));
         assert!(waiting.is_empty());
+    }
+
+    #[test]
+    fn a_command_that_worked_without_its_asking_keeps_its_answer() {
+        // The slot finished moving between the `ASK` and the command: the node refused `ASKING`
+        // (an ACL user without `+asking`) and ran the command, as it holds the slot now.
+        let (to, reply) = oneshot::channel();
+        let mut waiting = VecDeque::from([(Instant::now(), None), (Instant::now(), Some(to))]);
+        let mut buffer = b"-NOPERM no permissions to run the 'asking' command\r\n:7\r\n".to_vec();
+        hand_out(&mut buffer, &mut waiting, &mut None).unwrap();
+        assert!(matches!(
+            reply.blocking_recv(),
+            Ok(Ok(Ok(Reply::Integer(7))))
+        ));
+    }
+
+    #[test]
+    fn an_error_inside_an_array_is_unreadable_not_a_refusal() {
+        // The command it answers ran: it must not pass for an error reply, which says it did not.
+        let error = parse(b"*2\r\n:1\r\n-ERR inside\r\n", 0).unwrap_err();
+        assert!(matches!(error, RedisError::Protocol(_)), "{error:?}");
     }
 
     #[test]

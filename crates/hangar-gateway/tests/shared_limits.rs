@@ -8,6 +8,7 @@ mod common;
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Setup, TestGateway};
@@ -487,36 +488,44 @@ async fn the_primary_is_found_through_sentinel_and_followed_after_a_failover() {
 }
 
 /// A stand-in for Sentinel that names the primary on the port `primary` holds at each question
-/// (a real Sentinel cannot be made to switch without demoting the old primary at once).
-async fn fake_sentinel(primary: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+/// (a real Sentinel cannot be made to switch without demoting the old primary at once), or,
+/// while that is 0, takes the question and never answers, as a Sentinel whose node stalls. Its
+/// port, and how many connections it took.
+async fn fake_sentinel(primary: Arc<AtomicU16>) -> (u16, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
     tokio::spawn(async move {
         while let Ok((mut connection, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
             let primary = primary.clone();
             tokio::spawn(async move {
                 let mut buffer = [0; 512];
                 // One question a connection, in one read on loopback.
                 if connection.read(&mut buffer).await.unwrap_or(0) > 0 {
-                    let port = primary
-                        .load(std::sync::atomic::Ordering::SeqCst)
-                        .to_string();
+                    let port = primary.load(Ordering::SeqCst);
+                    if port == 0 {
+                        // Holds the connection, silent.
+                        return std::future::pending::<()>().await;
+                    }
+                    let port = port.to_string();
                     let answer = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len());
                     let _ = connection.write_all(answer.as_bytes()).await;
                 }
             });
         }
     });
-    port
+    (port, connections)
 }
 
 #[tokio::test]
 async fn a_primary_sentinel_no_longer_names_is_left_even_while_it_still_takes_writes() {
     let old = RedisServer::start(&[]).unwrap();
     let new = RedisServer::start(&[]).unwrap();
-    let named = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(old.port()));
-    let sentinel = fake_sentinel(named.clone()).await;
+    let named = Arc::new(AtomicU16::new(old.port()));
+    let (sentinel, _) = fake_sentinel(named.clone()).await;
     let client = through_sentinels(&format!("redis://127.0.0.1:{sentinel}"));
     let count = Script::new("return redis.call('INCR', KEYS[1])");
     assert_eq!(
@@ -525,7 +534,7 @@ async fn a_primary_sentinel_no_longer_names_is_left_even_while_it_still_takes_wr
     );
 
     // The old primary never says READONLY: only asking Sentinel again moves the client.
-    named.store(new.port(), std::sync::atomic::Ordering::SeqCst);
+    named.store(new.port(), Ordering::SeqCst);
     let started = Instant::now();
     while redis_cli(new.port(), &["get", "k"]).trim().is_empty() {
         let _ = client.eval(&count, &["k"], &[]).await;
@@ -563,6 +572,82 @@ async fn the_next_sentinel_is_asked_when_the_first_does_not_answer() {
     let none = through_sentinels(&format!("redis://127.0.0.1:{gone},127.0.0.1:{gone}"));
     let error = none.eval(&count, &["k"], &[]).await;
     assert!(error.is_err());
+}
+
+#[tokio::test]
+async fn a_sentinel_that_never_answers_is_passed_over_in_time_and_asked_last() {
+    let primary = RedisServer::start(&[]).unwrap();
+    // The first Sentinel's node stalls: it takes connections and never answers.
+    let (stalled, stalled_connections) = fake_sentinel(Arc::new(AtomicU16::new(0))).await;
+    let (answering, _) = fake_sentinel(Arc::new(AtomicU16::new(primary.port()))).await;
+    let client = through_sentinels(&format!(
+        "redis://127.0.0.1:{stalled},127.0.0.1:{answering}"
+    ));
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    let started = Instant::now();
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(stalled_connections.load(Ordering::SeqCst), 1);
+    // The connection ends (the primary restarted, say): the next one asks the Sentinel that
+    // answered first, and the stalled one not at all.
+    redis_cli(primary.port(), &["client", "kill", "type", "normal"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(2)
+    );
+    assert_eq!(stalled_connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_sentinel_naming_a_server_that_is_no_longer_the_primary_is_passed_over() {
+    let primary = RedisServer::start(&[]).unwrap();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    // The first Sentinel has not seen the failover yet: it names a replica.
+    let (behind, _) = fake_sentinel(Arc::new(AtomicU16::new(replica.port()))).await;
+    let (current, _) = fake_sentinel(Arc::new(AtomicU16::new(primary.port()))).await;
+    let client = through_sentinels(&format!("redis://127.0.0.1:{behind},127.0.0.1:{current}"));
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(redis_cli(primary.port(), &["get", "k"]).trim(), "1");
+}
+
+#[tokio::test]
+async fn a_new_primary_is_followed_though_the_sentinel_that_named_the_old_one_stalls() {
+    let old = RedisServer::start(&[]).unwrap();
+    let new = RedisServer::start(&[]).unwrap();
+    let first_names = Arc::new(AtomicU16::new(old.port()));
+    let second_names = Arc::new(AtomicU16::new(old.port()));
+    let (first, _) = fake_sentinel(first_names.clone()).await;
+    let (second, _) = fake_sentinel(second_names.clone()).await;
+    let client = through_sentinels(&format!("redis://127.0.0.1:{first},127.0.0.1:{second}"));
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+
+    // The first Sentinel's node stalls while the others fail over; the old primary never says
+    // READONLY: only the second Sentinel, asked again, moves the client.
+    first_names.store(0, Ordering::SeqCst);
+    second_names.store(new.port(), Ordering::SeqCst);
+    let started = Instant::now();
+    while redis_cli(new.port(), &["get", "k"]).trim().is_empty() {
+        let _ = client.eval(&count, &["k"], &[]).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still on the old primary"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -1073,7 +1158,7 @@ async fn places_in_flight_are_taken_with_the_rates_and_lapse_without_their_repli
     // A renewed place outlives its first lease; one not renewed (its replica gone) lapses.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let renewed = client
-        .eval(&script, &keys[1..], &["renew", "300", "r2:0"])
+        .eval(&script, &keys[1..], &["renew", "300", "1", "r2:0"])
         .await;
     assert!(renewed.is_ok(), "{renewed:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1084,6 +1169,37 @@ async fn places_in_flight_are_taken_with_the_rates_and_lapse_without_their_repli
         .await;
     assert!(released.is_ok(), "{released:?}");
     assert_eq!(redis_cli(redis.port(), &["zcard", keys[1]]).trim(), "0");
+}
+
+#[tokio::test]
+async fn a_renewal_puts_back_a_place_redis_lost_but_never_takes_one_it_may_not_have() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let client = Client::new(Target::parse(&redis.url(), None).unwrap(), None);
+    let script = Script::new(include_str!("../src/limits.lua"));
+    let key = "t:{a}:inflight";
+    // Redis lost the places (restarted without persistence): `r:0`, which it said it took, is
+    // put back; `r:1`, whose take timed out and may never have run, is not taken now.
+    let renew = ["renew", "60000", "1", "r:0", "r:1"];
+    let renewed = client.eval(&script, &[key], &renew).await;
+    assert!(renewed.is_ok(), "{renewed:?}");
+    assert_eq!(
+        redis_cli(redis.port(), &["zrange", key, "0", "-1"]).trim(),
+        "r:0"
+    );
+    let ttl: u64 = redis_cli(redis.port(), &["pttl", key])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((59_000..=60_000).contains(&ttl), "{ttl}");
+    // A place of a take that timed out and did run is there: its lease is extended.
+    redis_cli(redis.port(), &["zadd", key, "1", "r:1"]);
+    let renewed = client.eval(&script, &[key], &renew).await;
+    assert!(renewed.is_ok(), "{renewed:?}");
+    let lease_ends: f64 = redis_cli(redis.port(), &["zscore", key, "r:1"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(lease_ends > 1.0, "{lease_ends}");
 }
 
 #[tokio::test]
