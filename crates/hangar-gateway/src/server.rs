@@ -463,12 +463,13 @@ impl std::fmt::Debug for CurrentCertificate {
 }
 
 /// Reloads the configuration when its file or a file it names (certificates, keys, CAs, a
-/// JWKS) changes, checked every second, or on SIGHUP. A configuration that does not load leaves
-/// the running one in place, and says why.
+/// JWKS) changes and then stays the same for a check, checked every half second, or on SIGHUP.
+/// A configuration that does not load leaves the running one in place, and says why.
 async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
     let mut last_seen = stamps(&gateway, &path);
+    let mut changed_to = None;
     let mut hangup = hangup_signal();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let forced = tokio::select! {
@@ -477,9 +478,19 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
         };
         // Taken before the reload reads the files, so that a write during it is seen next time.
         let now = stamps(&gateway, &path);
-        if !forced && now == last_seen {
-            continue;
+        if !forced {
+            if now == last_seen {
+                changed_to = None;
+                continue;
+            }
+            // A file written in place may parse half-written (cut after a tenant, before the
+            // keys): a change is applied once it has stayed the same for a check.
+            if changed_to.as_ref() != Some(&now) {
+                changed_to = Some(now);
+                continue;
+            }
         }
+        changed_to = None;
         // A bug in a reload must not end the watcher: later fixes (and revocations) would never
         // be applied.
         let outcome =

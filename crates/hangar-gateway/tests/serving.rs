@@ -302,6 +302,34 @@ async fn an_edited_file_is_picked_up_by_the_watcher() {
 }
 
 #[tokio::test]
+async fn a_file_still_being_written_is_not_applied() {
+    // An editor writing in place: a version that parses, then 300 ms later the one meant.
+    let (blue, green) = (fake().await, fake().await);
+    let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let with_cap =
+        |cap: u32| config.replace("  pinner:\n", &format!("  pinner:\n    maxTokens: {cap}\n"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&gw.config_path, with_cap(5)).unwrap();
+    let max_tokens = || gw.gateway.runtime().tenants["pinner"].params.max_tokens;
+    let written = Instant::now();
+    while written.elapsed() < Duration::from_millis(300) {
+        assert_ne!(max_tokens(), 5, "the passing version was applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::fs::write(&gw.config_path, with_cap(7)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while max_tokens() != 7 {
+        assert_ne!(max_tokens(), 5, "the passing version was applied");
+        assert!(
+            Instant::now() < deadline,
+            "the file was not reloaded within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_configuration_refused_for_a_missing_file_is_applied_when_the_file_comes() {
     let (blue, green) = (fake().await, fake().await);
     let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
