@@ -205,6 +205,9 @@ struct Exchange {
     /// had a model work for it.
     sent_upstream: Option<Instant>,
     first_token: Option<Duration>,
+    /// Time waiting on the client: for its body, and for it to take a stream's events. Not the
+    /// gateway's overhead.
+    client_wait: Duration,
     /// Prompt texts after redaction, kept only when content is logged.
     redacted_prompt: Vec<String>,
     /// The prompt's normalised text for the extraction monitor.
@@ -252,6 +255,7 @@ impl Exchange {
             upstream: None,
             sent_upstream: None,
             first_token: None,
+            client_wait: Duration::ZERO,
             redacted_prompt: Vec::new(),
             prompt_digest_text: String::new(),
             in_flight: None,
@@ -459,7 +463,10 @@ async fn serve(
     // make the gateway hold and scan a thousand bodies to refuse them after.
     let reading = (gateway.limiter).start_reading(&tenant.name, tenant.limits, max_concurrent)?;
     let read_limit = runtime.config.limits.request_read.get();
-    let bytes = read_body(body, &request.headers, tenant.max_body_bytes, read_limit).await?;
+    let read_started = Instant::now();
+    let read = read_body(body, &request.headers, tenant.max_body_bytes, read_limit).await;
+    exchange.client_wait += read_started.elapsed();
+    let bytes = read?;
     let mut body = request::parse(&bytes)?;
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
     // The record keeps the name asked for, but not a name the gateway does not serve.
@@ -1327,6 +1334,7 @@ impl StreamFinisher {
         }
         let head = self.exchange.upstream.unwrap_or_default();
         self.exchange.upstream = Some(head + summary.upstream_wait);
+        self.exchange.client_wait += summary.client_wait;
         // From the request's sending, as for an answer not streamed.
         let sent = self.exchange.sent_upstream.unwrap_or(self.exchange.started);
         self.exchange.first_token = summary
@@ -1375,9 +1383,10 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
         );
     }
     if let Some(upstream) = exchange.upstream {
-        metrics
-            .overhead
-            .observe(&[model], total.saturating_sub(upstream));
+        metrics.overhead.observe(
+            &[model],
+            total.saturating_sub(upstream + exchange.client_wait),
+        );
     }
     for decision in &record.guards {
         if decision.guard != "canary" {

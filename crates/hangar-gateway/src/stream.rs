@@ -318,6 +318,8 @@ pub struct StreamSummary {
     pub first_token: Option<Instant>,
     /// Time spent waiting for the model server's frames.
     pub upstream_wait: Duration,
+    /// Time spent waiting for the client to take events.
+    pub client_wait: Duration,
     /// Whether a canary was seen.
     pub canary_leaked: bool,
 }
@@ -408,6 +410,7 @@ impl Relay {
                 text_bytes: 0,
                 first_token: None,
                 upstream_wait: Duration::ZERO,
+                client_wait: Duration::ZERO,
                 canary_leaked: false,
             },
             ended: None,
@@ -447,7 +450,9 @@ impl Relay {
             if let Some(end) = self.ended {
                 break end;
             }
-            deadline += sending.elapsed();
+            let sent_in = sending.elapsed();
+            deadline += sent_in;
+            self.summary.client_wait += sent_in;
             let waiting = Instant::now();
             let frame = tokio::select! {
                 frame = upstream.frame() => frame,
