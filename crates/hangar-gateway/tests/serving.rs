@@ -581,6 +581,39 @@ async fn bodies_being_read_count_against_the_tenants_requests_in_flight() {
 }
 
 #[tokio::test]
+async fn a_slow_upload_is_not_the_gateways_overhead() {
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let body = chat("llama", "What is 2+2?").to_string();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut trickling = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{first_half}",
+        gw.key("a-1"),
+        body.len()
+    );
+    trickling.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    trickling.write_all(second_half.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    trickling.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let metrics = gw.metrics().await;
+    let sum: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hangar_gateway_overhead_seconds_sum{model=\"llama\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sum < 0.3, "overhead {sum} s: the client's 600 ms counted");
+}
+
+#[tokio::test]
 async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
     let upstream = fake().await;
     let gw = start(
