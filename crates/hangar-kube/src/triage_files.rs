@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use hangar_core::parse::parse_bytes;
 use hangar_core::snapshot::earlier_is_newer;
-use hangar_core::{LoadError, Origin, Snapshot};
+use hangar_core::{LoadError, NotCovered, Origin, Snapshot};
 use hangar_triage::{LogTail, Logs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use crate::files::load_paths;
-use crate::live::{BoundedTail, LogBounds, save_snapshot};
+use crate::live::{BoundedTail, LogBounds, UnreadLogs, save_snapshot};
 
 /// The file that marks a directory as a triage bundle written by `save_bundle`.
 pub const BUNDLE_MANIFEST: &str = "hangar-bundle.json";
@@ -45,6 +45,10 @@ const START: &str = "==== START logs for container ";
 const END: &str = "==== END logs for container ";
 /// A marker line is short; the first bytes of a longer line are enough to tell it is not one.
 const MARKER_MAX_BYTES: usize = 1024;
+/// What kubectl writes between a container's markers instead of its log when it could not get
+/// it: the log request could not be made, or the API server or the kubelet refused it (RBAC, a
+/// NotReady node). See `printContainer` in kubectl's `cluster-info dump`.
+const KUBECTL_LOG_FAILURES: [&str; 2] = ["Create log request error: ", "Request log error: "];
 
 /// What triage read offline.
 #[derive(Debug, Default)]
@@ -73,7 +77,7 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
             load_bundle(path, bounds)
         } else if path.is_dir() {
             let mut part = load_paths(std::slice::from_ref(path));
-            let logs = dump_logs(path, bounds, &mut part.errors);
+            let logs = dump_logs(path, bounds, &mut part);
             (part, logs)
         } else {
             load_file(path, bounds)
@@ -302,15 +306,40 @@ struct DumpSplitter {
     own_pod: Option<(String, String)>,
     open: Option<Section>,
     logs: Logs,
+    /// The sections that hold only kubectl's failure to read the log.
+    unread: UnreadLogs,
 }
 
 /// The container log section being read: whose it is, and its bounded tail so far.
 struct Section {
     key: (String, String, String),
     tail: BoundedTail,
+    /// The lines read so far.
+    lines: u32,
+    /// The first line, with its number, when it is kubectl's failure to read the log.
+    failure: Option<(u32, String)>,
 }
 
 impl Section {
+    fn new(key: (String, String, String), bounds: LogBounds) -> Self {
+        Section {
+            key,
+            tail: BoundedTail::new(bounds),
+            lines: 0,
+            failure: None,
+        }
+    }
+
+    /// Keeps line `number`: `start` is its first bytes, `last` the last ones, which the tail
+    /// keeps; `cut` when bytes between them were dropped.
+    fn push(&mut self, number: u32, start: &[u8], last: &[u8], cut: bool) {
+        if self.lines == 0 {
+            self.failure = kubectl_failure(start).map(|text| (number, text));
+        }
+        self.lines = self.lines.saturating_add(1);
+        self.tail.push(number, last, cut);
+    }
+
     /// Where the END marker that closes this section starts on `line`, when the line ends with
     /// it. kubectl writes the marker straight after the log's bytes, so a log whose last line has
     /// no newline ends on the marker's line: `Killed==== END logs for container …`. Only this
@@ -338,6 +367,7 @@ impl DumpSplitter {
             own_pod,
             open: None,
             logs: Logs::default(),
+            unread: UnreadLogs::default(),
         }
     }
 
@@ -361,11 +391,17 @@ impl DumpSplitter {
         let cut = line.len > line.tail.len();
         let Some(at) = section.end_at(line) else {
             let keep = self.bounds.bytes.saturating_add(4);
-            section.tail.push(number, line.last(keep), cut);
+            section.push(number, &line.head, line.last(keep), cut);
             return Place::Log;
         };
         if at > 0 || cut {
-            section.tail.push(number, &line.tail[..at], cut);
+            // Whole, the line is its own start up to the marker.
+            let start = if cut {
+                &line.head[..]
+            } else {
+                &line.tail[..at]
+            };
+            section.push(number, start, &line.tail[..at], cut);
         }
         self.close();
         Place::Marker
@@ -380,8 +416,7 @@ impl DumpSplitter {
         if let Some(key) = text.strip_prefix(START).and_then(section_key)
             && self.is_own(&key)
         {
-            let tail = BoundedTail::new(self.bounds);
-            self.open = Some(Section { key, tail });
+            self.open = Some(Section::new(key, self.bounds));
             return Place::Marker;
         }
         let stray_end = text
@@ -400,18 +435,40 @@ impl DumpSplitter {
             .is_none_or(|(namespace, pod)| key.0 == *namespace && key.1 == *pod)
     }
 
+    /// Ends the open section: its tail is the container's log, unless all it holds is kubectl's
+    /// failure to read the log, which is no log but a gap, as a refused read is live.
     fn close(&mut self) {
-        if let Some(Section { key, tail }) = self.open.take()
-            && let Some(tail) = tail.finish(self.source.clone(), true)
-        {
-            self.logs.current.insert(key, tail);
+        let Some(section) = self.open.take() else {
+            return;
+        };
+        if let (1, Some((number, failure))) = (section.lines, &section.failure) {
+            let (namespace, pod, container) = &section.key;
+            let reason = format!(
+                "kubectl could not read the log of {namespace}/{pod} container {container} ({}:{number}): {failure}",
+                self.source
+            );
+            self.unread.add(section.key, false, reason);
+            return;
+        }
+        if let Some(tail) = section.tail.finish(self.source.clone(), true) {
+            self.logs.current.insert(section.key, tail);
         }
     }
 
-    fn finish(mut self) -> Logs {
+    /// The logs read, and the sections that held none.
+    fn finish(mut self) -> (Logs, UnreadLogs) {
         self.close();
-        self.logs
+        (self.logs, self.unread)
     }
+}
+
+/// The line as kubectl's failure to read a log, when it is one; `start` is the line's first bytes.
+fn kubectl_failure(start: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(start);
+    let text = text.trim_end();
+    (KUBECTL_LOG_FAILURES.iter())
+        .any(|failure| text.starts_with(*failure))
+        .then(|| text.to_owned())
 }
 
 /// `vllm of pod ml/vllm-0 ====` → `(ml, vllm-0, vllm)`.
@@ -440,8 +497,9 @@ fn split_stream(
 }
 
 /// Splits dump text into the objects (log sections blanked, so line numbers still match the
-/// file) and the log sections, each cut to its last `bounds` lines and bytes.
-pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs) {
+/// file), the log sections, each cut to its last `bounds` lines and bytes, and the `pods/log` gap
+/// of the sections that hold only kubectl's failure to read the log.
+pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs, Vec<NotCovered>) {
     let mut objects = String::with_capacity(text.len());
     let mut splitter = DumpSplitter::new(source.to_owned(), bounds, None);
     // Reading from memory cannot fail.
@@ -451,7 +509,10 @@ pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs)
         }
         objects.push('\n');
     });
-    (objects, splitter.finish())
+    let (logs, unread) = splitter.finish();
+    let mut not_covered = Vec::new();
+    unread.record(&mut not_covered);
+    (objects, logs, not_covered)
 }
 
 /// The objects between a single-stream dump's log sections, parsed a piece at a time: memory
@@ -545,13 +606,17 @@ fn load_stream(name: &str, reader: impl BufRead, bounds: LogBounds) -> (Snapshot
             .errors
             .push(load_error(Path::new(name), Some(last.max(1)), message));
     }
-    (objects.snapshot, splitter.finish())
+    let (logs, unread) = splitter.finish();
+    unread.record(&mut objects.snapshot.not_covered);
+    (objects.snapshot, logs)
 }
 
 /// The `logs.txt` files below a dump directory (`DIR/<namespace>/<pod>/logs.txt`). A file that
-/// cannot be read is an error in `errors`.
-fn dump_logs(dir: &Path, bounds: LogBounds, errors: &mut Vec<LoadError>) -> Logs {
+/// cannot be read is an error in `part`, the directory's snapshot; the logs kubectl could not
+/// read are its one `pods/log` gap.
+fn dump_logs(dir: &Path, bounds: LogBounds, part: &mut Snapshot) -> Logs {
     let mut logs = Logs::default();
+    let mut unread = UnreadLogs::default();
     let mut files = Vec::new();
     find_log_files(dir, &mut files, 0);
     files.sort();
@@ -559,17 +624,21 @@ fn dump_logs(dir: &Path, bounds: LogBounds, errors: &mut Vec<LoadError>) -> Logs
         let file = match open_regular(&path, false) {
             Ok(file) => file,
             Err(message) => {
-                errors.push(load_error(&path, None, message));
+                part.errors.push(load_error(&path, None, message));
                 continue;
             }
         };
         let mut splitter =
             DumpSplitter::new(path.display().to_string(), bounds, pod_directory(&path));
         if let Err(e) = split_stream(BufReader::new(file), &mut splitter, false, |_, _, _| {}) {
-            errors.push(load_error(&path, None, format!("cannot read: {e}")));
+            part.errors
+                .push(load_error(&path, None, format!("cannot read: {e}")));
         }
-        logs.current.extend(splitter.finish().current);
+        let (file_logs, file_unread) = splitter.finish();
+        logs.current.extend(file_logs.current);
+        unread.absorb(file_unread);
     }
+    unread.record(&mut part.not_covered);
     logs
 }
 
@@ -792,7 +861,7 @@ line three
             lines: 2,
             bytes: 1024,
         };
-        let (objects, logs) = split_dump(STREAM, "dump.txt", bounds);
+        let (objects, logs, _) = split_dump(STREAM, "dump.txt", bounds);
         let snapshot = hangar_core::snapshot_from_text("dump.txt", &objects);
         assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
         assert_eq!(snapshot.pods.len(), 1);
@@ -811,7 +880,7 @@ line three
             lines: 100,
             bytes: 12,
         };
-        let (_, logs) = split_dump(STREAM, "dump.txt", bounds);
+        let (_, logs, _) = split_dump(STREAM, "dump.txt", bounds);
         assert_eq!(
             logs.current[&key("ml", "vllm-0", "vllm")].lines,
             ["line three"]
@@ -1056,7 +1125,7 @@ line three
         let dir = tempfile::tempdir().unwrap();
         let dump = dir.path().join("dump");
         std::fs::create_dir_all(dump.join("ml/vllm-0")).unwrap();
-        let (objects, _) = split_dump(STREAM, "x", LogBounds::default());
+        let (objects, _, _) = split_dump(STREAM, "x", LogBounds::default());
         std::fs::write(
             dump.join("ml/pods.json"),
             &objects[..objects.find("{\n    \"kind\": \"ServiceList\"").unwrap()],
@@ -1074,6 +1143,53 @@ line three
         }
         log.extend_from_slice(format!("{END}vllm of pod ml/vllm-0 ====\n").as_bytes());
         log
+    }
+
+    /// What kubectl writes in a container's section when the pod's kubelet does not answer.
+    const KUBELET_UNREACHABLE: &str = "Request log error: Get \"https://10.0.0.7:10250/containerLogs/ml/vllm-0/vllm\": dial tcp 10.0.0.7:10250: connect: no route to host";
+
+    #[test]
+    fn a_section_holding_only_kubectls_failure_is_not_covered_and_no_log() {
+        let (_dir, dump) = dump_with_log(&section(&[KUBELET_UNREACHABLE.as_bytes()]));
+        let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+        assert!(input.logs.is_empty(), "{:?}", input.logs.current.keys());
+        let [gap] = input.snapshot.not_covered.as_slice() else {
+            panic!("{:?}", input.snapshot.not_covered);
+        };
+        assert_eq!(gap.kind, "pods/log");
+        assert_eq!(
+            gap.reason,
+            format!(
+                "kubectl could not read the log of ml/vllm-0 container vllm ({}:2): {KUBELET_UNREACHABLE}",
+                dump.join("ml/vllm-0/logs.txt").display()
+            )
+        );
+
+        // In a single stream too, for a log request kubectl could not make.
+        let forbidden = r#"Create log request error: pods "vllm-0" is forbidden: User "dumper" cannot get resource "pods/log" in API group "" in the namespace "ml""#;
+        let text = STREAM.replace(
+            "line one\nline two\nline three\n",
+            &format!("{forbidden}\n"),
+        );
+        let (_, logs, not_covered) = split_dump(&text, "dump.txt", LogBounds::default());
+        assert!(logs.is_empty(), "{:?}", logs.current.keys());
+        let [gap] = not_covered.as_slice() else {
+            panic!("{not_covered:?}");
+        };
+        assert!(
+            gap.reason.ends_with(&format!("(dump.txt:9): {forbidden}")),
+            "{}",
+            gap.reason
+        );
+
+        // A log that merely starts with such a line is a log.
+        let text = STREAM.replace("line one\n", &format!("{KUBELET_UNREACHABLE}\n"));
+        let (_, logs, not_covered) = split_dump(&text, "dump.txt", LogBounds::default());
+        assert!(not_covered.is_empty(), "{not_covered:?}");
+        assert_eq!(
+            logs.current[&key("ml", "vllm-0", "vllm")].lines,
+            [KUBELET_UNREACHABLE, "line two", "line three"]
+        );
     }
 
     #[test]
@@ -1211,7 +1327,7 @@ line three
             (4, &["lled"][..]),
         ] {
             let bounds = LogBounds { lines: 100, bytes };
-            let (objects, logs) = split_dump(&text, "dump.txt", bounds);
+            let (objects, logs, _) = split_dump(&text, "dump.txt", bounds);
             let snapshot = hangar_core::snapshot_from_text("dump.txt", &objects);
             assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
             // The objects after the log are objects, not the log's tail.
@@ -1255,7 +1371,7 @@ line three
             "line two\n",
             &format!("line two\n{copied_end}\n{copied_start}\n"),
         );
-        let (objects, logs) = split_dump(&text, "dump.txt", LogBounds::default());
+        let (objects, logs, _) = split_dump(&text, "dump.txt", LogBounds::default());
         let snapshot = hangar_core::snapshot_from_text("dump.txt", &objects);
         assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
         assert_eq!(snapshot.services.len(), 1);

@@ -239,6 +239,77 @@ async fn lists_are_read_page_by_page() {
     assert_eq!((last.step, last.total), (last.steps, 1201));
 }
 
+/// 1201 pods, read in three pages, whose continue tokens the server answers as expired the
+/// first `times` times.
+async fn pods_whose_continue_tokens_expire(times: usize) -> FakeApiServer {
+    let pods = (0..1201).map(|i| objects::pod("ml", &format!("worker-{i:04}"), "busybox"));
+    FakeApiServer::builder()
+        .objects(pods)
+        .expire_continue_tokens("pods", times)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn pod_names(snapshot: &Snapshot) -> Vec<&str> {
+    let mut names: Vec<&str> = snapshot.pods.iter().map(|p| p.object.name()).collect();
+    names.sort_unstable();
+    names
+}
+
+#[tokio::test]
+async fn an_expired_continue_token_lists_the_kind_again_from_the_start_once() {
+    // etcd compacted the revision the listing started at while it was being paged through.
+    let server = pods_whose_continue_tokens_expire(1).await;
+    let (snapshot, progress) = scan(&server, None).await;
+
+    assert!(
+        snapshot.not_covered.is_empty(),
+        "{:?}",
+        snapshot.not_covered
+    );
+    let mut names = pod_names(&snapshot);
+    assert_eq!(names.len(), 1201);
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        1201,
+        "the first page of the abandoned pass is not kept twice"
+    );
+    let continues: Vec<Option<String>> = (server.requests().into_iter())
+        .filter(|r| r.path == "/api/v1/pods")
+        .map(|r| r.query_param("continue").map(str::to_owned))
+        .collect();
+    let token = |offset: &str| Some(format!("offset={offset}"));
+    assert_eq!(
+        continues,
+        [None, token("500"), None, token("500"), token("1000")]
+    );
+    let last = progress.last().unwrap();
+    assert_eq!(last.total, 1201, "the abandoned page is not counted");
+
+    // Expired again: the kind is not covered, with what the second pass brought.
+    let server = pods_whose_continue_tokens_expire(2).await;
+    let (snapshot, _) = scan(&server, None).await;
+    let mut names = pod_names(&snapshot);
+    names.dedup();
+    assert_eq!(names.len(), 500);
+    let [gap] = snapshot.not_covered.as_slice() else {
+        panic!("{:?}", snapshot.not_covered);
+    };
+    assert_eq!(gap.kind, "Pod");
+    assert!(
+        gap.reason
+            .starts_with("listing stopped after 500 objects: the API server answered 410: "),
+        "{}",
+        gap.reason
+    );
+    let lists = (server.requests().iter())
+        .filter(|r| r.path == "/api/v1/pods")
+        .count();
+    assert_eq!(lists, 4, "listed again once, not more");
+}
+
 #[tokio::test]
 async fn an_object_that_does_not_decode_is_named_with_its_field_and_the_rest_loads() {
     let mut broken = objects::pod("ml", "broken", "vllm/vllm-openai:v0.6.0");

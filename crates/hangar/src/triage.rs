@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use hangar_core::{Endpoint, Snapshot, discover};
+use hangar_core::{Endpoint, Inventory, Snapshot, discover};
 use hangar_kube::live::{LiveOptions, LogBounds, LogRequest, load_live_with_logs};
 use hangar_kube::triage_files::{TriageInput, load_triage_paths, save_bundle};
 use hangar_triage::report::{TriageReport, render_text, triage};
@@ -94,21 +94,8 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
 
     let inventory = discover(&snapshot, &policy);
     let namespace = args.source.namespace.as_deref();
-    let chosen = match &args.endpoint {
-        Some(query) => {
-            let in_scope: Vec<&Endpoint> = inventory
-                .endpoints
-                .iter()
-                .filter(|e| namespace.is_none_or(|ns| e.namespace() == ns))
-                .collect();
-            Some(source::find_endpoint(&in_scope, query)?.id.clone())
-        }
-        None => None,
-    };
-    let select = |e: &Endpoint| match &chosen {
-        Some(id) => e.id == *id,
-        None => namespace.is_none_or(|ns| e.namespace() == ns),
-    };
+    let selection = Selection::resolve(&inventory, &args)?;
+    let select = |e: &Endpoint| selection.includes(e);
     let results = triage(
         &snapshot,
         &inventory,
@@ -143,6 +130,43 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
     })
 }
 
+/// Which endpoints a triage is about: the one named, or every one in the namespace (all of them
+/// without one).
+struct Selection<'a> {
+    /// The id of the endpoint named.
+    named: Option<String>,
+    namespace: Option<&'a str>,
+}
+
+impl<'a> Selection<'a> {
+    /// Finds the endpoint `args` names among those of `inventory` in its namespace. A name that
+    /// matches none, or several, is an error that lists the candidates.
+    fn resolve(inventory: &Inventory, args: &'a TriageArgs) -> Result<Self> {
+        let in_namespace = Selection {
+            named: None,
+            namespace: args.source.namespace.as_deref(),
+        };
+        let Some(query) = &args.endpoint else {
+            return Ok(in_namespace);
+        };
+        let candidates: Vec<&Endpoint> = (inventory.endpoints.iter())
+            .filter(|e| in_namespace.includes(e))
+            .collect();
+        let id = source::find_endpoint(&candidates, query)?.id.clone();
+        Ok(Selection {
+            named: Some(id),
+            ..in_namespace
+        })
+    }
+
+    fn includes(&self, endpoint: &Endpoint) -> bool {
+        match &self.named {
+            Some(id) => endpoint.id == *id,
+            None => self.namespace.is_none_or(|ns| endpoint.namespace() == ns),
+        }
+    }
+}
+
 fn parse_time(text: &str) -> Result<String, String> {
     text.parse::<jiff::Timestamp>()
         .map(|t| t.to_string())
@@ -162,8 +186,8 @@ fn load_live(
     };
     let described = source::describe_cluster(&options);
     let line = ProgressLine::new();
-    // Logs only of the pods that serve endpoints: the rest of the cluster is not triaged.
-    let select = |snapshot: &Snapshot| log_requests(snapshot, policy);
+    // Logs only of the pods that serve the endpoints triaged: the rest of the cluster is not.
+    let select = |snapshot: &Snapshot| log_requests(snapshot, policy, args);
     let loaded = source::runtime()?.block_on(load_live_with_logs(
         &options,
         &mut |p| line.show(&p),
@@ -180,12 +204,21 @@ fn load_live(
     Ok((input, described))
 }
 
-/// Each container of each endpoint pod: its current log, and its previous one when it has
-/// restarted (that is where a crash's last words are).
-fn log_requests(snapshot: &Snapshot, policy: &hangar_core::Policy) -> Vec<LogRequest> {
+/// Each container of each pod of the endpoints `args` selects: its current log, and its previous
+/// one when it has restarted (that is where a crash's last words are). A name that matches no
+/// endpoint reads no logs: the triage then says so, with the candidates.
+fn log_requests(
+    snapshot: &Snapshot,
+    policy: &hangar_core::Policy,
+    args: &TriageArgs,
+) -> Vec<LogRequest> {
     let inventory = discover(snapshot, policy);
+    let Ok(selection) = Selection::resolve(&inventory, args) else {
+        return Vec::new();
+    };
     let mut requests = Vec::new();
-    for endpoint in &inventory.endpoints {
+    let selected = (inventory.endpoints.iter()).filter(|e| selection.includes(e));
+    for endpoint in selected {
         for pod_ref in &endpoint.pods {
             let Some(pod) =
                 snapshot.find::<k8s_openapi::api::core::v1::Pod>(&pod_ref.namespace, &pod_ref.name)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hangar_testkit::FakeApiServer;
+use hangar_testkit::{FakeApiServer, FakeApiServerBuilder};
 use serde_json::Value;
 
 /// When the bundled incidents were captured (bench/gen_dump.py): a live triage judges recency
@@ -420,41 +420,47 @@ fn incident_objects() -> Vec<Value> {
 /// `hangar triage -n ml-serving --format json` against `server`, judged as of the incidents'
 /// capture time.
 async fn triage_live(server: &FakeApiServer) -> Output {
+    triage_live_with(server, &["-n", "ml-serving"]).await
+}
+
+/// `hangar triage ARGS --format json` against `server`, judged as of the incidents' capture
+/// time.
+async fn triage_live_with(server: &FakeApiServer, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let kubeconfig = kubeconfig.to_str().unwrap();
-        let args = [
-            "triage",
-            "--kubeconfig",
-            kubeconfig,
-            "-n",
-            "ml-serving",
-            "--at",
-        ];
-        hangar(&[&args[..], &[INCIDENTS_TIME, "--format", "json"]].concat())
+        let mut all = vec!["triage", "--kubeconfig", kubeconfig.to_str().unwrap()];
+        all.extend(args.iter().map(String::as_str));
+        all.extend(["--at", INCIDENTS_TIME, "--format", "json"]);
+        hangar(&all)
     })
     .await
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_live_triage_reads_events_and_log_tails_and_only_reads() {
+/// The incidents as a live cluster: their objects, and the logs the dump holds as the pods'
+/// current logs and, the crashed containers' last words, as their previous logs, as the kubelet
+/// keeps them.
+fn incident_cluster() -> FakeApiServerBuilder {
     let mut builder = FakeApiServer::builder().objects(incident_objects());
-    // The logs the dump holds become the pods' current logs; the crashed containers' last words
-    // are served as their previous logs, as the kubelet keeps them.
-    let split = hangar_kube::triage_files::split_dump(
+    let (_, logs, _) = hangar_kube::triage_files::split_dump(
         &single_stream(&incidents()),
         "x",
         hangar_kube::live::LogBounds::default(),
     );
-    for ((ns, pod, container), tail) in &split.1.current {
+    for ((ns, pod, container), tail) in &logs.current {
         let text = tail.lines.join("\n");
         builder = builder
             .log(ns, pod, container, false, &text)
             .log(ns, pod, container, true, &text);
     }
-    let server = builder.start().await.unwrap();
+    builder
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_triage_reads_events_and_log_tails_and_only_reads() {
+    let server = incident_cluster().start().await.unwrap();
     let out = triage_live(&server).await;
     assert_eq!(
         out.status.code(),
@@ -499,6 +505,55 @@ async fn a_live_triage_reads_events_and_log_tails_and_only_reads() {
         !logs
             .iter()
             .any(|r| r.path.contains("bge-embeddings") && r.query_param("previous") == Some("true"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_endpoint_reads_only_its_own_pods_logs() {
+    // Two other endpoints' logs cannot be read: one's node does not answer, RBAC refuses the other.
+    let server = incident_cluster()
+        .fail_log("ml-serving", "mistral-tgi-7c9d5f4b8-fvktd", 502)
+        .fail_log("ml-serving", "mixtral-7c9d5f4b8-fvdtd", 403)
+        .start()
+        .await
+        .unwrap();
+    // Without -n the whole cluster is read, but only llama-70b's logs.
+    let out = triage_live_with(&server, &["llama-70b"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["not_covered"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        verdicts(&report)["Deployment/ml-serving/llama-70b"].0,
+        "gpu_oom"
+    );
+    let logs_read: std::collections::BTreeSet<String> = (server.requests().into_iter())
+        .filter(|r| r.path.ends_with("/log"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        logs_read.into_iter().collect::<Vec<_>>(),
+        ["/api/v1/namespaces/ml-serving/pods/llama-70b-7c9d5f4b8-vwcjf/log"]
+    );
+
+    // Every endpoint: one gap, naming each pod whose logs were not read.
+    let out = triage_live(&server).await;
+    assert_eq!(out.status.code(), Some(2));
+    let report = json(&out);
+    let gaps = report["not_covered"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["kind"], "pods/log");
+    let reason = gaps[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "the logs of 2 pods were not read: ml-serving/mistral-tgi-7c9d5f4b8-fvktd, \
+             ml-serving/mixtral-7c9d5f4b8-fvdtd; the first: "
+        ),
+        "{reason}"
     );
 }
 

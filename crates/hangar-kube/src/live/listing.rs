@@ -41,8 +41,9 @@ struct Listing<'a> {
 }
 
 /// Lists `target` (in `namespace` when it is namespaced and one is given) into `snapshot`.
-/// A failure keeps what earlier pages brought and records the kind as not covered. Events of
-/// one namespace come with the node Events of `default`, which the pods' nodes report there.
+/// A failure keeps what earlier pages brought and records the kind as not covered, except an
+/// expired continue token, which lists the kind again from the start, once. Events of one
+/// namespace come with the node Events of `default`, which the pods' nodes report there.
 pub(crate) async fn list_kind(
     client: &Client,
     target: &Target,
@@ -88,7 +89,27 @@ fn is_about_a_node(event: &Value) -> bool {
         == Some("Node")
 }
 
-/// Lists every page of one listing into `snapshot`.
+/// What one pass over a listing's pages brought, held apart from the snapshot until the listing
+/// is done: a pass started again from the first page then adds nothing twice.
+struct Pass {
+    objects: Snapshot,
+    listed: usize,
+    stopped: Option<Stop>,
+}
+
+/// Why a pass ended before its last page.
+struct Stop {
+    reason: String,
+    /// A later page answered 410 Gone: its continue token expired, etcd having compacted the
+    /// revision the listing started at (every five minutes by default), which a listing of many
+    /// pages on a busy cluster can outlast.
+    expired: bool,
+}
+
+/// Lists every page of one listing into `snapshot`. A continue token that expired restarts the
+/// listing from the first page, once, as client-go's pager falls back to a fresh list; what the
+/// abandoned pass brought is dropped. Any other failure, or a second expiry, keeps what the pass
+/// brought and records the listing as not covered.
 async fn list_pages(
     client: &Client,
     target: &Target,
@@ -97,29 +118,58 @@ async fn list_pages(
     tally: &mut Tally,
     progress: &mut dyn FnMut(Progress),
 ) {
+    let mut pass = list_pass(client, target, &listing, tally, progress).await;
+    if pass.stopped.as_ref().is_some_and(|stop| stop.expired) {
+        tally.total = tally.total.saturating_sub(pass.listed);
+        pass = list_pass(client, target, &listing, tally, progress).await;
+    }
+    snapshot.absorb(pass.objects);
+    let Some(stop) = pass.stopped else {
+        return;
+    };
+    let reason = if pass.listed == 0 {
+        stop.reason
+    } else {
+        format!(
+            "listing stopped after {} objects: {}",
+            pass.listed, stop.reason
+        )
+    };
+    snapshot.not_covered.push(NotCovered {
+        kind: listing.label,
+        reason,
+    });
+}
+
+/// One pass over a listing's pages, from the first.
+async fn list_pass(
+    client: &Client,
+    target: &Target,
+    listing: &Listing<'_>,
+    tally: &mut Tally,
+    progress: &mut dyn FnMut(Progress),
+) -> Pass {
     let kind = target.label();
     let request = Request::new(DynamicObject::url_path(&target.resource, listing.namespace));
     let mut params = ListParams::default().limit(PAGE_SIZE);
     if let Some(fields) = listing.fields {
         params = params.fields(fields);
     }
-    let mut listed = 0;
-    let mut tokens_followed = HashSet::new();
-    let stop = |snapshot: &mut Snapshot, listed: usize, reason: String| {
-        let reason = if listed == 0 {
-            reason
-        } else {
-            format!("listing stopped after {listed} objects: {reason}")
-        };
-        snapshot.not_covered.push(NotCovered {
-            kind: listing.label.clone(),
-            reason,
-        });
+    let mut pass = Pass {
+        objects: Snapshot::default(),
+        listed: 0,
+        stopped: None,
     };
+    let mut tokens_followed = HashSet::new();
     loop {
         let page = match fetch_page(client, &request, &params, target.metadata_only).await {
             Ok(page) => page,
-            Err(reason) => return stop(snapshot, listed, reason),
+            Err(mut stop) => {
+                // Only a token can expire: a first page that answers 410 is no reason to retry.
+                stop.expired &= params.continue_token.is_some();
+                pass.stopped = Some(stop);
+                return pass;
+            }
         };
         // Decoding takes each item; the page keeps its copy, read again only for an item that
         // does not decode, to name the field at fault.
@@ -130,25 +180,28 @@ async fn list_pages(
                 .collect(),
             _ => Vec::new(),
         };
-        listed += items.len();
+        pass.listed += items.len();
         tally.total += items.len();
         for (index, item) in items {
             let again = || {
                 let item = page.get("items")?.get(index)?.clone();
                 Some(complete(target, item))
             };
-            add_item(target, item, again, snapshot);
+            add_item(target, item, again, &mut pass.objects);
         }
-        report(progress, &kind, listed, tally);
+        report(progress, &kind, pass.listed, tally);
         let token = match page.pointer("/metadata/continue").and_then(Value::as_str) {
             Some(token) if !token.is_empty() => token.to_owned(),
-            _ => return,
+            _ => return pass,
         };
         // A server whose paging goes round in circles would be listed forever, its pages again
         // and again.
         if !tokens_followed.insert(token.clone()) {
-            let reason = "the API server sent a continue token it had sent before".to_owned();
-            return stop(snapshot, listed, reason);
+            pass.stopped = Some(Stop {
+                reason: "the API server sent a continue token it had sent before".to_owned(),
+                expired: false,
+            });
+            return pass;
         }
         params.continue_token = Some(token);
     }
@@ -169,18 +222,30 @@ async fn fetch_page(
     request: &Request,
     params: &ListParams,
     metadata_only: bool,
-) -> Result<Value, String> {
+) -> Result<Value, Stop> {
     let built = if metadata_only {
         request.list_metadata(params)
     } else {
         request.list(params)
     };
-    let mut http_request = built.map_err(|e| format!("cannot build the list request: {e}"))?;
+    let mut http_request = built.map_err(|e| Stop {
+        reason: format!("cannot build the list request: {e}"),
+        expired: false,
+    })?;
     http_request.extensions_mut().insert("list");
     client
         .request::<Value>(http_request)
         .await
-        .map_err(|e| describe(&e))
+        .map_err(|e| Stop {
+            reason: describe(&e),
+            expired: is_expired(&e),
+        })
+}
+
+/// Whether the API server answered 410 Gone (reason `Expired`): what it says to a continue
+/// token whose revision etcd has compacted.
+fn is_expired(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 410 || status.reason == "Expired")
 }
 
 /// Decodes one list item into the snapshot, or records why it could not be, naming the field

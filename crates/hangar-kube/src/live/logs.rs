@@ -1,6 +1,6 @@
 //! Reading the tails of containers' logs, bounded in lines and bytes, a few at a time.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use futures_util::io::AsyncReadExt;
@@ -117,8 +117,9 @@ pub struct LogRequest {
 /// Log reads in flight at once: enough to hide latency, few enough to spare the API server.
 const CONCURRENT_READS: usize = 8;
 
-/// Reads every requested log tail. A log the server refuses (RBAC on `pods/log`) is recorded
-/// once in `not_covered`; a previous instance that does not exist is simply absent.
+/// Reads every requested log tail. Logs that cannot be read (RBAC on `pods/log`, a kubelet that
+/// does not answer) are one `pods/log` gap in `not_covered` naming their pods; a previous instance
+/// that does not exist is simply absent.
 pub async fn fetch_logs(
     client: &Client,
     requests: Vec<LogRequest>,
@@ -137,7 +138,7 @@ pub async fn fetch_logs(
         });
     }
     let mut logs = Logs::default();
-    let mut refused: Option<String> = None;
+    let mut unread = UnreadLogs::default();
     while let Some(joined) = tasks.join_next().await {
         let Ok((request, result)) = joined else {
             continue;
@@ -154,17 +155,74 @@ pub async fn fetch_logs(
             }
             Ok(None) => {}
             Err(reason) => {
-                refused.get_or_insert(reason);
+                let key = (request.namespace, request.pod, request.container);
+                unread.add(key, request.previous, reason);
             }
         }
     }
-    if let Some(reason) = refused {
+    unread.record(not_covered);
+    logs
+}
+
+/// Pods named in a `pods/log` gap before the rest are only counted.
+const UNREAD_PODS_NAMED: usize = 10;
+
+/// The container logs that could not be read, and why, recorded as one `pods/log` gap that
+/// names their pods: a gap must say which pods' evidence is missing, and one NotReady node or a
+/// namespace RBAC refuses fails many reads alike.
+#[derive(Debug, Default)]
+pub(crate) struct UnreadLogs {
+    /// Why, by `(namespace, pod, container, previous)`: sorted, so the gap reads the same
+    /// whatever order the reads ended in.
+    reasons: BTreeMap<(String, String, String, bool), String>,
+}
+
+impl UnreadLogs {
+    /// Notes that the log of container `(namespace, pod, container)` (its previous instance's
+    /// when `previous`) was not read, and why.
+    pub(crate) fn add(
+        &mut self,
+        (namespace, pod, container): (String, String, String),
+        previous: bool,
+        reason: String,
+    ) {
+        let key = (namespace, pod, container, previous);
+        self.reasons.entry(key).or_insert(reason);
+    }
+
+    pub(crate) fn absorb(&mut self, other: UnreadLogs) {
+        for (key, reason) in other.reasons {
+            self.reasons.entry(key).or_insert(reason);
+        }
+    }
+
+    /// Adds the gap to `not_covered`, when a log was not read: the reason itself when one pod's
+    /// logs were not, or else the pods (the first few, then how many more) and the first reason.
+    pub(crate) fn record(self, not_covered: &mut Vec<NotCovered>) {
+        let pods: BTreeSet<String> = (self.reasons.keys())
+            .map(|(namespace, pod, _, _)| format!("{namespace}/{pod}"))
+            .collect();
+        let Some(first) = self.reasons.into_values().next() else {
+            return;
+        };
+        let reason = if pods.len() == 1 {
+            first
+        } else {
+            let mut named: Vec<String> = pods.iter().take(UNREAD_PODS_NAMED).cloned().collect();
+            if pods.len() > UNREAD_PODS_NAMED {
+                named.push(format!("and {} more", pods.len() - UNREAD_PODS_NAMED));
+            }
+            format!(
+                "the logs of {} pods were not read: {}; the first: {first}",
+                pods.len(),
+                named.join(", ")
+            )
+        };
         not_covered.push(NotCovered {
             kind: "pods/log".into(),
             reason,
         });
     }
-    logs
 }
 
 /// How many times the byte bound the API server may send: it applies `limitBytes` from the start
@@ -326,6 +384,46 @@ mod tests {
             .collect();
         assert_eq!(sent[0], (Some("10".into()), Some("400".into())));
         assert!(sent.len() > 1, "{sent:?}");
+    }
+
+    #[test]
+    fn logs_not_read_are_one_gap_naming_their_pods() {
+        let container = |pod: &str| ("ml".to_owned(), pod.to_owned(), "vllm".to_owned());
+        let refused = |pod: &str| format!("cannot read the log of ml/{pod} container vllm: 502");
+        let gap = |unread: UnreadLogs| {
+            let mut not_covered = Vec::new();
+            unread.record(&mut not_covered);
+            not_covered
+        };
+        assert!(gap(UnreadLogs::default()).is_empty());
+
+        // One pod, its current and previous logs: its first reason, which names it.
+        let mut unread = UnreadLogs::default();
+        unread.add(container("vllm-0"), true, refused("vllm-0"));
+        unread.add(container("vllm-0"), false, refused("vllm-0"));
+        let [one]: [NotCovered; 1] = gap(unread).try_into().unwrap();
+        assert_eq!(one.kind, "pods/log");
+        assert_eq!(one.reason, refused("vllm-0"));
+
+        // Twelve pods, the reads ending in any order: ten named, the rest counted.
+        let mut unread = UnreadLogs::default();
+        for i in (0..12).rev() {
+            let pod = format!("vllm-{i:02}");
+            unread.add(container(&pod), false, refused(&pod));
+        }
+        let mut other = UnreadLogs::default();
+        other.add(container("vllm-00"), false, "not the first".into());
+        unread.absorb(other);
+        let [many]: [NotCovered; 1] = gap(unread).try_into().unwrap();
+        let names: Vec<String> = (0..10).map(|i| format!("ml/vllm-{i:02}")).collect();
+        assert_eq!(
+            many.reason,
+            format!(
+                "the logs of 12 pods were not read: {}, and 2 more; the first: {}",
+                names.join(", "),
+                refused("vllm-00")
+            )
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! holds, with the lookups the routes need.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -146,6 +147,11 @@ pub(crate) struct Catalogue {
     pub reject_credentials: bool,
     /// Container logs by `(namespace, pod, container, previous)`.
     pub logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
+    /// HTTP status codes to answer instead of the logs of a pod, by `(namespace, pod)`.
+    pub failing_logs: BTreeMap<(String, String), u16>,
+    /// How many more continue tokens to answer as expired, by `CustomResource::qualified_name`:
+    /// the only state that changes while serving.
+    pub expiring: BTreeMap<String, AtomicUsize>,
 }
 
 impl Catalogue {
@@ -172,13 +178,15 @@ impl Catalogue {
             denied,
             reject_credentials: false,
             logs: BTreeMap::new(),
+            failing_logs: BTreeMap::new(),
+            expiring: BTreeMap::new(),
         }
     }
 
-    /// A name given to `forbid` or `fail` that matches no resource is a mistake in the test,
-    /// which would otherwise pass without exercising the refusal.
+    /// A name given to `forbid`, `fail` or `expire_continue_tokens` that matches no resource is a
+    /// mistake in the test, which would otherwise pass without exercising the refusal.
     pub fn check_denied_names(&self) -> std::io::Result<()> {
-        for name in self.denied.keys() {
+        for name in self.denied.keys().chain(self.expiring.keys()) {
             if name == "pods/log" {
                 continue;
             }
@@ -196,6 +204,16 @@ impl Catalogue {
             }
         }
         Ok(())
+    }
+
+    /// Whether to answer a continue token of `resource` as expired; counts the answer.
+    pub fn expire_continue_token(&self, resource: &CustomResource) -> bool {
+        self.expiring
+            .get(&resource.qualified_name())
+            .is_some_and(|left| {
+                left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            })
     }
 
     pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<&CustomResource> {

@@ -214,6 +214,8 @@ fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        410 => "Gone",
+        502 => "Bad Gateway",
         _ => "Error",
     }
 }

@@ -22,8 +22,8 @@
 //! `/apis/<group>/<version>`) for the built-in resources and for every custom resource declared
 //! or registered, lists and gets at cluster and namespace paths with `limit`/`continue` paging,
 //! metadata-only lists (`PartialObjectMetadataList`), pod logs (`…/pods/NAME/log` with
-//! `container`, `previous`, `tailLines` and `limitBytes`), and `Status` errors. Anything but GET is
-//! answered 405 and still recorded.
+//! `container`, `previous`, `tailLines` and `limitBytes`), and `Status` errors, continue tokens
+//! that expire (410) included. Anything but GET is answered 405 and still recorded.
 
 mod catalogue;
 mod http;
@@ -32,6 +32,7 @@ mod routes;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
@@ -77,6 +78,8 @@ pub struct FakeApiServerBuilder {
     denied: BTreeMap<String, u16>,
     reject_credentials: bool,
     logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
+    failing_logs: BTreeMap<(String, String), u16>,
+    expiring: BTreeMap<String, usize>,
 }
 
 impl FakeApiServerBuilder {
@@ -141,6 +144,24 @@ impl FakeApiServerBuilder {
         self
     }
 
+    /// Answers `code` to every log read of pod `namespace/pod`: 403 as RBAC refusing `pods/log`
+    /// in its namespace, 502 as the API server does when the pod's kubelet does not answer (a
+    /// NotReady node).
+    pub fn fail_log(mut self, namespace: &str, pod: &str, code: u16) -> Self {
+        self.failing_logs
+            .insert((namespace.to_owned(), pod.to_owned()), code);
+        self
+    }
+
+    /// Answers 410 Gone (reason `Expired`) to the first `times` list requests of `resource`
+    /// (named as for [`fail`](Self::fail)) that carry a continue token, as an API server does once
+    /// etcd has compacted the revision a paginated list started at. Lists from the first page are
+    /// served as usual.
+    pub fn expire_continue_tokens(mut self, resource: &str, times: usize) -> Self {
+        self.expiring.insert(resource.to_owned(), times);
+        self
+    }
+
     /// Answers 401 Unauthorized to every request, as a server does to an expired token.
     pub fn reject_credentials(mut self) -> Self {
         self.reject_credentials = true;
@@ -153,9 +174,13 @@ impl FakeApiServerBuilder {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
         let mut catalogue = Catalogue::new(self.resources, self.objects, self.denied);
-        catalogue.check_denied_names()?;
         catalogue.reject_credentials = self.reject_credentials;
         catalogue.logs = self.logs;
+        catalogue.failing_logs = self.failing_logs;
+        catalogue.expiring = (self.expiring.into_iter())
+            .map(|(resource, times)| (resource, AtomicUsize::new(times)))
+            .collect();
+        catalogue.check_denied_names()?;
         let catalogue = Arc::new(catalogue);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(http::serve(

@@ -169,12 +169,13 @@ fn pod_log(
     namespace: &str,
     pod: &str,
 ) -> Response {
-    if let Some(code) = catalogue.denied.get("pods/log") {
-        return status(
-            *code,
-            "Forbidden",
-            &format!("pods \"{pod}\" is forbidden: cannot get resource \"pods/log\""),
-        );
+    let failing = (catalogue.denied.get("pods/log")).or_else(|| {
+        catalogue
+            .failing_logs
+            .get(&(namespace.to_owned(), pod.to_owned()))
+    });
+    if let Some(code) = failing {
+        return log_refused(*code, namespace, pod);
     }
     let exists = catalogue.objects.iter().any(|o| {
         str_at(o, "/kind") == "Pod"
@@ -234,6 +235,27 @@ fn pod_log(
     }
 }
 
+/// A log read refused: by RBAC (403), or, as the API server relays it, by a kubelet that does not
+/// answer.
+fn log_refused(code: u16, namespace: &str, pod: &str) -> Response {
+    if code == 403 {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "pods \"{pod}\" is forbidden: cannot get resource \"pods/log\" in the namespace \"{namespace}\""
+            ),
+        );
+    }
+    status(
+        code,
+        "InternalError",
+        &format!(
+            "Get \"https://10.0.0.7:10250/containerLogs/{namespace}/{pod}\": dial tcp 10.0.0.7:10250: connect: no route to host"
+        ),
+    )
+}
+
 fn get(
     catalogue: &Catalogue,
     resource: &CustomResource,
@@ -264,6 +286,13 @@ fn list(
     version: &str,
     namespace: Option<&str>,
 ) -> Response {
+    if request.query_param("continue").is_some() && catalogue.expire_continue_token(resource) {
+        return status(
+            410,
+            "Expired",
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+        );
+    }
     let objects = catalogue.objects_of(resource, namespace);
     let offset = match request.query_param("continue") {
         None => 0,
@@ -441,6 +470,31 @@ mod tests {
         );
         assert_eq!(last.body["items"][0]["metadata"]["name"], "ns4");
         assert!(last.body["metadata"].get("continue").is_none());
+    }
+
+    #[test]
+    fn continue_tokens_expire_as_often_as_asked() {
+        let mut c = catalogue(
+            (0..3)
+                .map(|i| objects::namespace(&format!("ns{i}")))
+                .collect(),
+        );
+        c.expiring
+            .insert("namespaces".into(), std::sync::atomic::AtomicUsize::new(1));
+        let next = get(
+            "/api/v1/namespaces",
+            &[("limit", "2"), ("continue", "offset=2")],
+        );
+        let expired = respond(&c, &next, "x");
+        assert_eq!(expired.status, 410);
+        assert_eq!(expired.body["reason"], "Expired");
+        // A list from the first page is served, and so is the next token.
+        let first = respond(&c, &get("/api/v1/namespaces", &[("limit", "2")]), "x");
+        assert_eq!(first.status, 200);
+        assert_eq!(
+            respond(&c, &next, "x").body["items"][0]["metadata"]["name"],
+            "ns2"
+        );
     }
 
     #[test]
