@@ -375,6 +375,19 @@ where
 /// Events queued between the model server and a client that reads slower.
 const RELAY_CAPACITY: usize = 16;
 
+/// How long, once the gateway shuts down, a client has to take an event (the shutdown's own
+/// last event among them): within the two seconds the shutdown gives streams to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// What the relay heard while it waited on the model server.
+enum Heard<E> {
+    Frame(Option<Result<Frame<Bytes>, E>>),
+    /// Nothing within the first-token or idle timeout.
+    Silence,
+    ClientGone,
+    Shutdown,
+}
+
 struct Relay {
     rules: StreamRules,
     splitter: SseSplitter,
@@ -425,76 +438,67 @@ impl Relay {
         cut: &AtomicBool,
     ) -> StreamSummary {
         let mut deadline = tokio::time::Instant::from_std(self.rules.first_token_by);
-        let end = 'relay: loop {
+        let end = loop {
             // Time spent waiting on the client is not the model server's silence.
             let sending = tokio::time::Instant::now();
-            while let Some(event) = self.ready.pop_front() {
-                let send = tokio::time::timeout(self.rules.idle, sender.send(event));
-                let sent = tokio::select! {
-                    biased;
-                    sent = send => sent,
-                    // Once the gateway shuts down, a client that takes nothing more is not
-                    // waited for: the stream ends, and writes its record, now. What it missed
-                    // makes its answer end in an error.
-                    _ = shutdown.wait_for(|stop| *stop) => {
-                        cut.store(true, Ordering::Release);
-                        break 'relay StreamEnd::Shutdown;
-                    }
-                };
-                match sent {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break 'relay StreamEnd::ClientGone,
-                    Err(_) => break 'relay StreamEnd::ClientTooSlow,
+            let delivered = self.deliver(sender, &mut shutdown).await;
+            let sent_in = sending.elapsed();
+            self.summary.client_wait += sent_in;
+            if let Err(end) = delivered {
+                // Said before the sender goes, so that the body does not end as a whole one.
+                if end != StreamEnd::ClientGone {
+                    cut.store(true, Ordering::Release);
                 }
+                break end;
             }
             if let Some(end) = self.ended {
                 break end;
             }
-            let sent_in = sending.elapsed();
             deadline += sent_in;
-            self.summary.client_wait += sent_in;
-            let waiting = Instant::now();
-            let frame = tokio::select! {
-                frame = upstream.frame() => frame,
-                () = tokio::time::sleep_until(deadline) => {
-                    self.fail("the model server stopped sending", "upstream_timeout", StreamEnd::UpstreamTimeout);
-                    continue;
-                }
-                () = sender.closed() => break StreamEnd::ClientGone,
-                _ = shutdown.wait_for(|stop| *stop) => {
-                    self.fail("the gateway is shutting down", "gateway_shutdown", StreamEnd::Shutdown);
-                    continue;
-                }
+            let waiting = tokio::time::Instant::now();
+            let heard = tokio::select! {
+                frame = upstream.frame() => Heard::Frame(frame),
+                () = tokio::time::sleep_until(deadline) => Heard::Silence,
+                () = sender.closed() => Heard::ClientGone,
+                _ = shutdown.wait_for(|stop| *stop) => Heard::Shutdown,
             };
             self.summary.upstream_wait += waiting.elapsed();
-            // Until a token comes, the first-token timeout holds: a role-only chunk or a
-            // keep-alive comment does not trade it for the (often longer) idle timeout.
-            if self.summary.first_token.is_some() {
-                deadline = tokio::time::Instant::now() + self.rules.idle;
-            }
-            match frame {
-                Some(Ok(frame)) => {
+            match heard {
+                Heard::Frame(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         self.take_bytes(&data);
                     }
                 }
-                Some(Err(_)) => self.fail(
+                Heard::Frame(Some(Err(_))) => self.fail(
                     "the model server broke off the answer",
                     "upstream_disconnected",
                     StreamEnd::UpstreamError,
                 ),
-                None => {
+                Heard::Frame(None) => {
                     if let Some(rest) = self.splitter.rest() {
                         self.take_event(rest);
                     }
                     self.ended.get_or_insert(StreamEnd::Complete);
                 }
+                Heard::Silence => self.fail(
+                    "the model server stopped sending",
+                    "upstream_timeout",
+                    StreamEnd::UpstreamTimeout,
+                ),
+                Heard::ClientGone => break StreamEnd::ClientGone,
+                Heard::Shutdown => self.fail(
+                    "the gateway is shutting down",
+                    "gateway_shutdown",
+                    StreamEnd::Shutdown,
+                ),
+            }
+            // Until a token comes, the first-token timeout holds: a role-only chunk or a
+            // keep-alive comment does not trade it for the (often longer) idle timeout. From
+            // the frame that brought the first token on, silences are held to `idle`.
+            if self.summary.first_token.is_some() {
+                deadline = tokio::time::Instant::now() + self.rules.idle;
             }
         };
-        // Said before the sender goes, so the body never ends cleanly.
-        if end == StreamEnd::ClientTooSlow {
-            cut.store(true, Ordering::Release);
-        }
         // An error event from the model server outranks the plain end of its stream.
         if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
             self.summary.end = end;
@@ -502,6 +506,34 @@ impl Relay {
         self.kept.sort_by_key(|(choice, _)| *choice);
         self.summary.text = self.kept.iter().map(|(_, text)| text.as_str()).collect();
         self.summary
+    }
+
+    /// Hands the queued events to the client. Ends the stream when the client is gone, takes
+    /// nothing for `idle`, or, once the gateway shuts down, takes nothing for
+    /// [`SHUTDOWN_GRACE`]: the stream then ends, and writes its record, without waiting more.
+    async fn deliver(
+        &mut self,
+        sender: &tokio::sync::mpsc::Sender<Bytes>,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), StreamEnd> {
+        while let Some(event) = self.ready.pop_front() {
+            let send = tokio::time::timeout(self.rules.idle, sender.send(event));
+            let shutting_down = async {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            let sent = tokio::select! {
+                biased;
+                sent = send => sent,
+                () = shutting_down => return Err(StreamEnd::Shutdown),
+            };
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(StreamEnd::ClientGone),
+                Err(_) => return Err(StreamEnd::ClientTooSlow),
+            }
+        }
+        Ok(())
     }
 
     fn take_bytes(&mut self, data: &[u8]) {
@@ -758,6 +790,19 @@ mod tests {
             summary.first_token, None,
             "the gateway's error event is no token"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_first_token_silences_are_held_to_idle() {
+        // The first token comes 50 ms before the first-token timeout, the next 100 ms after it.
+        let script = vec![(0, ROLE), (250, TOKEN), (100, TOKEN), (0, DONE)];
+        let (_, mut client, summary) = relay_of(
+            script,
+            rules(Duration::from_millis(300), Duration::from_secs(10)),
+        );
+        let received = read_all(&mut client, Duration::ZERO).await;
+        assert!(!received.contains("upstream_timeout"), "{received}");
+        assert_eq!(summary.await.unwrap().end, StreamEnd::Complete);
     }
 
     #[tokio::test(start_paused = true)]
