@@ -1,10 +1,8 @@
 //! One request through the gateway: authenticate → tenant policy → guards → limits → route →
 //! model server (streamed) → response guards → audit record and metrics.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -296,6 +294,8 @@ pub async fn handle(
     .await;
     let mut exchange = pending.answered();
     let request_id = exchange.record.id.clone();
+    // A body that broke off (bad chunked framing) has ended, but its connection cannot go on.
+    let body_broke = matches!(&outcome, Err(refusal) if refusal.code == "body_read_failed");
     let mut response = match outcome {
         Ok(Served::Whole(response)) => {
             exchange.record.status = response.status().as_u16();
@@ -320,7 +320,8 @@ pub async fn handle(
     if let Ok(id) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
-    if head.version < http::Version::HTTP_2 && !rest_has_arrived(&mut body) {
+    let keep_alive = !body_broke && drain_rest(&mut body, &head.headers).await;
+    if head.version < http::Version::HTTP_2 && !keep_alive {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -330,28 +331,43 @@ pub async fn handle(
 
 /// The most of a request body left unread that is drained to keep its connection open.
 const DRAIN_AT_MOST: usize = 64 * 1024;
+/// How long the rest of a request body is waited for, to keep its connection open.
+const DRAIN_WITHIN: Duration = Duration::from_millis(250);
 
-/// Whether what is left of a request body (all of it, when a refusal came before reading it)
-/// has already arrived, draining it without waiting. When it has not, hyper closes the
-/// HTTP/1.1 connection after the answer, and the answer must say so: otherwise the client may
-/// send its next request into the closing socket and get no answer at all.
-fn rest_has_arrived(body: &mut Incoming) -> bool {
-    let mut context = Context::from_waker(Waker::noop());
-    let mut budget = DRAIN_AT_MOST;
-    while !body.is_end_stream() {
-        match Pin::new(&mut *body).poll_frame(&mut context) {
-            Poll::Ready(None) => return true,
-            Poll::Ready(Some(Ok(frame))) => {
-                let size = frame.data_ref().map_or(0, Bytes::len);
-                match budget.checked_sub(size) {
-                    Some(left) => budget = left,
-                    None => return false,
-                }
-            }
-            Poll::Ready(Some(Err(_))) | Poll::Pending => return false,
-        }
+/// Reads and drops what is left of a request body (all of it, when a refusal came before reading
+/// it), [`DRAIN_AT_MOST`] within [`DRAIN_WITHIN`] at most, and says whether it ended. When it did
+/// not, hyper closes the HTTP/1.1 connection after the answer, and the answer must say so:
+/// otherwise the client may send its next request into the closing socket and get no answer.
+/// Draining also spares a client still sending a reset before it has read the answer. A client
+/// that waits to be asked for its body (`Expect: 100-continue`) is not asked.
+async fn drain_rest(body: &mut Incoming, headers: &HeaderMap) -> bool {
+    if body.is_end_stream() {
+        return true;
     }
-    true
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let drain = async {
+        let mut budget = DRAIN_AT_MOST;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return false;
+            };
+            let size = frame.data_ref().map_or(0, Bytes::len);
+            match budget.checked_sub(size) {
+                Some(left) => budget = left,
+                None => return false,
+            }
+        }
+        true
+    };
+    // Polled once at least: a chunked body read to its end says so at once.
+    let within = if expects_continue {
+        Duration::ZERO
+    } else {
+        DRAIN_WITHIN
+    };
+    tokio::time::timeout(within, drain).await.unwrap_or(false)
 }
 
 /// A request being served. If its future is dropped before the answer, the drop still writes
