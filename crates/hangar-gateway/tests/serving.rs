@@ -1129,6 +1129,15 @@ async fn an_answer_given_before_the_body_came_says_the_connection_closes() {
         );
     }
 
+    // A chunked body that breaks off (a chunk size that is no number) has ended, but the
+    // connection cannot carry another request.
+    let broken = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"
+    );
+    let (_, answer) = refused_on_a_fresh_connection(&address, &broken, None).await;
+    assert!(answer.starts_with("http/1.1 400"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+
     // A body that came with its head, or comes soon after (a client writing them apart), is
     // drained, and the connection serves the next request.
     let next = format!("GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\r\n");
