@@ -468,6 +468,8 @@ impl std::fmt::Debug for CurrentCertificate {
 async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
     let mut last_seen = stamps(&gateway, &path);
     let mut changed_to = None;
+    // Checks in a row that found the files changed again.
+    let mut changing = 0;
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -481,16 +483,21 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
         if !forced {
             if now == last_seen {
                 changed_to = None;
+                changing = 0;
                 continue;
             }
             // A file written in place may parse half-written (cut after a tenant, before the
-            // keys): a change is applied once it has stayed the same for a check.
-            if changed_to.as_ref() != Some(&now) {
+            // keys): a change is applied once it has stayed the same for a check, or after
+            // five seconds of changes (a file rewritten in a loop must not hold back the rest,
+            // a key's revocation among them).
+            if changed_to.as_ref() != Some(&now) && changing < SETTLE_CHECKS {
                 changed_to = Some(now);
+                changing += 1;
                 continue;
             }
         }
         changed_to = None;
+        changing = 0;
         // A bug in a reload must not end the watcher: later fixes (and revocations) would never
         // be applied.
         let outcome =
@@ -505,6 +512,10 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
         last_seen = now;
     }
 }
+
+/// How many checks in a row may find the configuration's files changing before one is applied
+/// all the same.
+const SETTLE_CHECKS: u32 = 10;
 
 /// Loads `path` and, if it is good, serves it from now on.
 pub fn reload(gateway: &Gateway, path: &Path) -> bool {
