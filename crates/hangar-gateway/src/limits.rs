@@ -853,10 +853,11 @@ impl SharedLimits {
             Ok(Err(redis::RedisError::Resting(_))) => Err(Unavailable {
                 may_have_run: false,
             }),
-            // An error reply (`READONLY` from a primary just demoted, `LOADING`, `BUSY`,
-            // `NOPERM`, a redirection too many…): Redis did not run the script, or stopped it
-            // at a command it refused before the write that counts, as `give` writes once, at
-            // its end, and `take` its place last (a refused write is refused at the first).
+            // A refusal (`READONLY` from a primary just demoted, `LOADING`, `BUSY`, `NOPERM`, a
+            // redirection too many…): Redis did not run the script, or stopped it at a command
+            // it refused before the write that counts, as `give` writes once, at its end, and
+            // `take` its place last (a refused write is refused at the first). Other error
+            // replies (a proxy's `ERR` after forwarding the call) may have run.
             Ok(Err(e @ redis::RedisError::Server(_))) => {
                 Err(self.failed(node, &e.to_string(), false))
             }

@@ -158,11 +158,15 @@ pub enum RedisError {
     /// The connection failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The server answered with an error: the command's own reply, or while connecting (a
-    /// refused login, a Sentinel's refusal, a server that is not the primary). Either way the
-    /// command did not run, unless it is a script that stopped at an error after a write.
+    /// The server refused the command before running it (`READONLY`, `LOADING`, `NOPERM`…, see
+    /// [`REFUSED_BEFORE_RUNNING`]), or refused the connection it was to go on (a login, a
+    /// Sentinel's refusal, a server that is not the primary): the command did not run.
     #[error("Redis said: {0}")]
     Server(String),
+    /// Any other error reply: a script's own error, or a proxy's `ERR` (Envoy, Twemproxy, a
+    /// managed service's front) about a command it may have forwarded. It may have run.
+    #[error("Redis said: {0}")]
+    Failed(String),
     /// The connection was left while the command was on it, because its server is no longer
     /// the primary: it answered another command `READONLY`, or Sentinel names another. The
     /// command may have run.
@@ -363,7 +367,10 @@ impl Client {
                 None if message.starts_with("TRYAGAIN") => {
                     tokio::time::sleep(TRY_AGAIN_AFTER).await;
                 }
-                None => return Err(RedisError::Server(message)),
+                None if refused_before_running(&message) => {
+                    return Err(RedisError::Server(message));
+                }
+                None => return Err(RedisError::Failed(message)),
             }
         }
         Err(RedisError::Server(format!(
@@ -501,6 +508,34 @@ pub fn slot(key: &str) -> u16 {
     crc % SLOTS
 }
 
+/// The error codes with which Redis refuses a command before running any of it. A refused
+/// `ASKING` (see [`hand_out`]) leaves the command redirected, not run, too.
+const REFUSED_BEFORE_RUNNING: &[&str] = &[
+    "READONLY",
+    "LOADING",
+    "BUSY",
+    "NOSCRIPT",
+    "NOPERM",
+    "NOAUTH",
+    "WRONGPASS",
+    "OOM",
+    "MISCONF",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "CROSSSLOT",
+    "NOREPLICAS",
+    "ASKING refused",
+];
+
+/// Whether an error reply says the command was refused before it ran.
+fn refused_before_running(message: &str) -> bool {
+    REFUSED_BEFORE_RUNNING.iter().any(|code| {
+        message
+            .strip_prefix(code)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ':']))
+    })
+}
+
 /// The longest a connection may take to be made and logged in, once its server is known.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest one Sentinel may take to say where the primary is: a quarter of
@@ -535,7 +570,7 @@ async fn drive(
             return fail_queued(&mut commands, &e);
         }
     };
-    let moved = primary_moved(&target, tls, &sentinel_answered, &address);
+    let moved = primary_moved(&target, tls, &address);
     match connection {
         Connection::Plain(tcp) => {
             let (reader, writer) = tcp.into_split();
@@ -551,25 +586,25 @@ async fn drive(
 /// How often a connection made through Sentinel asks it again where the primary is.
 const SENTINEL_RECHECK: Duration = Duration::from_secs(2);
 
-/// With Sentinel, returns once it names another primary than `address`: Sentinel may switch
-/// before the old primary learns it is one no longer (or while it is cut off), and writes to
-/// it would be lost. Never returns without Sentinel, nor while Sentinel cannot be asked.
-async fn primary_moved(
-    target: &Target,
-    tls: Option<TlsConnector>,
-    sentinel_answered: &AtomicUsize,
-    address: &str,
-) {
+/// With Sentinel, returns once the Sentinels that answer mostly name another primary than
+/// `address`: Sentinel may switch before the old primary learns it is one no longer (or while
+/// it is cut off), and writes to it would be lost. They are all asked, together: one cut off
+/// with the old primary still names it, and must not hold the connection there. Never returns
+/// without Sentinel, nor while no Sentinel answers.
+async fn primary_moved(target: &Target, tls: Option<TlsConnector>, address: &str) {
     let Some(primary) = &target.sentinel else {
         return std::future::pending().await;
     };
     loop {
         tokio::time::sleep(SENTINEL_RECHECK).await;
         // Each Sentinel asked has a time limit of its own.
-        let asked = find_primary(target, tls.clone(), primary, sentinel_answered).await;
-        if let Ok(now) = asked
-            && now != address
-        {
+        let asked = sentinel_addresses(target)
+            .into_iter()
+            .map(|sentinel| ask_sentinel_in_time(sentinel, target, tls.clone(), primary));
+        let answers = futures_util::future::join_all(asked).await;
+        let named: Vec<&String> = answers.iter().flatten().collect();
+        let elsewhere = named.iter().filter(|now| **now != address).count();
+        if elsewhere > named.len() - elsewhere {
             return;
         }
     }
@@ -726,6 +761,7 @@ fn copy_error(error: &RedisError) -> RedisError {
         RedisError::Io(e) => RedisError::Io(std::io::Error::new(e.kind(), e.to_string())),
         RedisError::Server(message) => RedisError::Server(message.clone()),
         RedisError::Demoted(message) => RedisError::Demoted(message.clone()),
+        RedisError::Failed(message) => RedisError::Failed(message.clone()),
         RedisError::Protocol(message) => RedisError::Protocol(message.clone()),
         RedisError::Resting(node) => RedisError::Resting(node.clone()),
     }
@@ -852,10 +888,7 @@ fn sentinels_in_turn<'a>(
     target: &'a Target,
     sentinel_answered: &AtomicUsize,
 ) -> Vec<(usize, &'a str)> {
-    let all: Vec<&str> = std::iter::once(&target.address)
-        .chain(&target.more_addresses)
-        .map(String::as_str)
-        .collect();
+    let all = sentinel_addresses(target);
     let count = all.len();
     let first = sentinel_answered.load(Ordering::Relaxed) % count.max(1);
     (0..count)
@@ -864,27 +897,12 @@ fn sentinels_in_turn<'a>(
         .collect()
 }
 
-/// Asks the target's Sentinels in turn (see [`sentinels_in_turn`]), each within
-/// [`SENTINEL_TIMEOUT`], where the primary named `primary` is; the one that answers is noted in
-/// `sentinel_answered`.
-async fn find_primary(
-    target: &Target,
-    tls: Option<TlsConnector>,
-    primary: &str,
-    sentinel_answered: &AtomicUsize,
-) -> Result<String, RedisError> {
-    let mut failure = None;
-    for (place, sentinel) in sentinels_in_turn(target, sentinel_answered) {
-        match ask_sentinel_in_time(sentinel, target, tls.clone(), primary).await {
-            Ok(found) => {
-                sentinel_answered.store(place, Ordering::Relaxed);
-                return Ok(found);
-            }
-            // The first Sentinel's answer says the most (the others are stand-ins).
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    Err(failure.unwrap_or_else(|| RedisError::Protocol("no Sentinel to ask".to_owned())))
+/// The target's addresses: with Sentinel, the Sentinels'.
+fn sentinel_addresses(target: &Target) -> Vec<&str> {
+    std::iter::once(&target.address)
+        .chain(&target.more_addresses)
+        .map(String::as_str)
+        .collect()
 }
 
 /// [`ask_sentinel`] within [`SENTINEL_TIMEOUT`].
@@ -1111,6 +1129,27 @@ fn parse(buffer: &[u8], depth: usize) -> Result<Parsed, RedisError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_before_running_say_a_command_did_not_run() {
+        for refused in [
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "NOPERM User hangar has no permissions to run the 'evalsha' command",
+            "ASKING refused: NOPERM User hangar has no permissions to run the 'asking' command",
+        ] {
+            assert!(refused_before_running(refused), "{refused}");
+        }
+        for may_have_run in [
+            "ERR user_script:12: Script attempted to access nonexistent global variable 'x'",
+            "ERR upstream request timeout",
+            "BUSYGROUP Consumer Group name already exists",
+            "OOMKILLER",
+        ] {
+            assert!(!refused_before_running(may_have_run), "{may_have_run}");
+        }
+    }
 
     #[test]
     fn urls_name_the_server_the_user_and_the_database_but_no_password() {
