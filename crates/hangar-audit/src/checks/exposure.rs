@@ -1389,27 +1389,56 @@ spec:
         );
     }
 
+    /// An Istio AuthorizationPolicy `name` for the `vllm()` pods, with `spec` (flow style, the
+    /// selector aside).
+    fn authorization_policy(name: &str, spec: &str) -> String {
+        format!(
+            "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: ml}}\nspec: {{selector: {{matchLabels: {{app: chat}}}}, {spec}}}\n"
+        )
+    }
+
     #[test]
     fn exp_001_is_quiet_behind_istio_whatever_a_rule_for_another_port_allows() {
-        let policy = |name: &str, rules: &str| {
-            format!(
-                "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: {name}, namespace: ml}}\nspec: {{selector: {{matchLabels: {{app: chat}}}}, rules: {rules}}}\n"
-            )
-        };
-        let jwt = policy(
+        let jwt = authorization_policy(
             "require-jwt",
-            r#"[{from: [{source: {requestPrincipals: ["*"]}}]}]"#,
+            r#"rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]"#,
         );
         // A rule admitting anyone on `port`: the metrics port, or vLLM's own.
         let yaml = |port: &str| {
-            let open = policy(
+            let open = authorization_policy(
                 "scrape",
-                &format!(r#"[{{to: [{{operation: {{ports: ["{port}"]}}}}]}}]"#),
+                &format!(r#"rules: [{{to: [{{operation: {{ports: ["{port}"]}}}}]}}]"#),
             );
             format!("{}{}{jwt}{open}", vllm(""), lb())
         };
         assert!(run("EXP-001", &yaml("9090")).is_empty());
         assert_eq!(run("EXP-001", &yaml("8000")).len(), 1);
+    }
+
+    #[test]
+    fn exp_001_fires_when_istio_guards_the_servers_port_but_requests_enter_through_a_proxy() {
+        // nginx in the pod takes requests on 8080, which the load balancer targets, and passes
+        // them to vLLM on 127.0.0.1:8000: Istio sees connections on 8080.
+        let proxied = vllm(
+            "        args: [--host, 127.0.0.1, --port, \"8000\"]\n      - name: proxy\n        image: nginx:1.27",
+        );
+        let to_proxy = service("LoadBalancer", "[{port: 80, targetPort: 8080}]");
+        let deny_anonymous_on = |ports: &str| {
+            authorization_policy(
+                "deny-anonymous",
+                &format!(
+                    r#"action: DENY, rules: [{{from: [{{source: {{notRequestPrincipals: ["*"]}}}}], to: [{{operation: {{ports: [{ports}]}}}}]}}]"#
+                ),
+            )
+        };
+        let findings = run(
+            "EXP-001",
+            &format!("{proxied}{to_proxy}{}", deny_anonymous_on(r#""8000""#)),
+        );
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].object.kind, "Service");
+        let every_way_in = deny_anonymous_on(r#""8000", "8080""#);
+        assert!(run("EXP-001", &format!("{proxied}{to_proxy}{every_way_in}")).is_empty());
     }
 
     // EXP-002

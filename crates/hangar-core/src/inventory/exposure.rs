@@ -122,11 +122,8 @@ pub(super) struct ExposureIndex<'a> {
     dynamic: HashMap<(&'a str, &'a str), Vec<&'a Located<DynamicObject>>>,
     /// Every HTTPRoute, whatever its namespace: a route may send to a Service in another.
     http_routes: Vec<&'a Located<DynamicObject>>,
-    /// Whether the input tells which routes ReferenceGrants let reach into another namespace:
-    /// it holds some, and no listing of them failed. When it does not (a scan of one directory,
-    /// a cluster role without the kind), such routes count, saying so: better an exposure
-    /// reported that a grant would have to allow than one hidden.
-    grants_read: bool,
+    /// Whether no listing of ReferenceGrants failed (see `grants_read`).
+    grants_listed: bool,
 }
 
 /// The API group of the Gateway API, whose ReferenceGrants allow references across namespaces.
@@ -138,9 +135,10 @@ enum Grant {
     NotNeeded,
     /// A ReferenceGrant in the backend's namespace allows it.
     Found,
-    /// ReferenceGrants were read, and none there allows it: the route cannot use the backend.
+    /// The grants there were read, and none allows it: the route cannot use the backend.
     Missing,
-    /// No ReferenceGrant was read, so whether one allows it is unknown.
+    /// No ReferenceGrant of the backend's namespace was read, so whether one allows it is
+    /// unknown.
     NotRead,
 }
 
@@ -214,18 +212,25 @@ impl<'a> ExposureIndex<'a> {
                 || gap.kind.starts_with(GATEWAY_API_GROUP)
                 || gap.kind == "custom resources"
         });
-        let grants_read = grants_listed
-            && snapshot
-                .others
-                .iter()
-                .any(|o| is_reference_grant(&o.object));
         ExposureIndex {
             services,
             ingresses,
             dynamic,
             http_routes,
-            grants_read,
+            grants_listed,
         }
+    }
+
+    /// Whether the input tells which routes the ReferenceGrants of `namespace` let refer to its
+    /// backends: it holds one there, and no listing of them failed. When it does not (a scan of
+    /// one directory, grants only in other namespaces, a cluster role without the kind), such
+    /// routes count, saying so: better an exposure reported that a grant would have to allow
+    /// than one hidden.
+    fn grants_read(&self, namespace: &str) -> bool {
+        self.grants_listed
+            && self
+                .dynamic(namespace, "ReferenceGrant")
+                .any(|grant| is_reference_grant(&grant.object))
     }
 
     fn dynamic(
@@ -291,7 +296,9 @@ impl<'a> ExposureIndex<'a> {
         if let Some(exposure) = operator_route(endpoint, declaration.map(|o| &o.object)) {
             out.push(exposure);
         }
-        (out, self.endpoint_auth(endpoint))
+        let ports = policy_ports(&endpoint.serving_ports, &out);
+        let auth = self.endpoint_auth(endpoint, &ports);
+        (out, auth)
     }
 
     /// The HTTPRoute's way to the endpoint, when a rule's backend is a Service or InferencePool
@@ -355,7 +362,7 @@ impl<'a> ExposureIndex<'a> {
         exposure.auth = self.security_policies(&route.object);
         if ungranted {
             exposure.unconfirmed = Some(format!(
-                "its backend is in namespace `{}`, where a ReferenceGrant must allow HTTPRoutes of `{}`; no ReferenceGrant was read, so it is counted",
+                "its backend is in namespace `{}`, where a ReferenceGrant must allow HTTPRoutes of `{}`; no ReferenceGrant was read there, so it is counted",
                 backends.endpoint.namespace(),
                 route.object.namespace()
             ));
@@ -374,7 +381,7 @@ impl<'a> ExposureIndex<'a> {
         if namespace == route.namespace() {
             return Grant::NotNeeded;
         }
-        if !self.grants_read {
+        if !self.grants_read(namespace) {
             return Grant::NotRead;
         }
         let name = str_field(reference, "name");
@@ -476,8 +483,9 @@ impl<'a> ExposureIndex<'a> {
     }
 
     /// Authentication that guards every path to the endpoint: the server's own key, an auth
-    /// sidecar, an Istio request-authentication policy, an operator's auth switch.
-    fn endpoint_auth(&self, endpoint: &Endpoint) -> Vec<Auth> {
+    /// sidecar, an Istio request-authentication policy, an operator's auth switch. `ports` are
+    /// the container ports requests to its API may arrive on (see `policy_ports`).
+    fn endpoint_auth(&self, endpoint: &Endpoint, ports: &[i32]) -> Vec<Auth> {
         let mut auth = Vec::new();
         for (_, path, c) in endpoint.containers() {
             if let Some(how) = server_api_key(endpoint.runtime, c) {
@@ -532,7 +540,7 @@ impl<'a> ExposureIndex<'a> {
             .chain(self.dynamic("istio-system", "AuthorizationPolicy"))
             .filter(|p| selected(p))
             .collect();
-        if let Some(authz) = istio_authorization(&authorization, &endpoint.serving_ports) {
+        if let Some(authz) = istio_authorization(&authorization, ports) {
             let authn = istio_authn
                 .map(|a| format!(" + RequestAuthentication {}", a.object.name()))
                 .unwrap_or_default();
@@ -672,6 +680,21 @@ fn pool_ports(pool: &DynamicObject) -> Vec<i32> {
     listed.chain(single).collect()
 }
 
+/// The container ports requests to the endpoint's API may arrive on, which Istio matches an
+/// AuthorizationPolicy's `ports` against: those its server listens on (`serving`) and those its
+/// exposures reach (a proxy in the pod in front of the server, an exposed gRPC port). Empty,
+/// any port, when the server's or an exposure's cannot be told.
+fn policy_ports(serving: &[i32], exposures: &[Exposure]) -> Vec<i32> {
+    if serving.is_empty() || exposures.iter().any(|e| e.ports.is_empty()) {
+        return Vec::new();
+    }
+    let mut ports = serving.to_vec();
+    for exposure in exposures {
+        add_ports(&mut ports, exposure.ports.clone());
+    }
+    ports
+}
+
 /// Adds each of `ports` to `to` once.
 fn add_ports(to: &mut Vec<i32>, ports: Vec<i32>) {
     for port in ports {
@@ -807,11 +830,13 @@ fn pool_exposure(pool: &Located<DynamicObject>) -> Exposure {
 /// for `notRequestPrincipals: ["*"]` refuses those requests whatever else allows them. Then,
 /// when ALLOW policies exist, a request passes if any of their rules matches it, so every rule
 /// of every one of them that may take in the inference API must require a principal.
-/// `serving` are the container ports the API listens on (empty when not known: any port may
-/// be the API's); rules limited to other ports (a scraper's metrics port) do not reach it.
+/// `ports` are the container ports requests to the API may arrive on (see `policy_ports`;
+/// empty when not known: any port may be). A CUSTOM or DENY policy must take in every one of
+/// them, or requests on the others pass it by; an ALLOW rule that takes in any one of them lets
+/// those requests in, and rules limited to other ports (a scraper's metrics port) do not.
 fn istio_authorization<'p>(
     policies: &[&'p Located<DynamicObject>],
-    serving: &[i32],
+    ports: &[i32],
 ) -> Option<&'p Located<DynamicObject>> {
     let with_action = |action: &str| -> Vec<&'p Located<DynamicObject>> {
         policies
@@ -821,16 +846,18 @@ fn istio_authorization<'p>(
             .collect()
     };
     let reaches = |policy: &Located<DynamicObject>| {
-        (istio_rules(&policy.object).iter()).any(|rule| reaches_inference(rule, serving))
+        (istio_rules(&policy.object).iter()).any(|rule| reaches_inference(rule, ports))
     };
     // A CUSTOM policy sends the requests its rules match to an external authoriser: it counts
-    // when one rule takes in the inference API (a policy without rules matches nothing).
-    let custom = with_action("CUSTOM").into_iter().find(|&p| reaches(p));
+    // when its rules take in the inference API on every port (a policy without rules matches
+    // nothing).
+    let custom = (with_action("CUSTOM").into_iter())
+        .find(|p| takes_in_every_port(istio_rules(&p.object), ports));
     if custom.is_some() {
         return custom;
     }
     let deny = with_action("DENY").into_iter().find(|p| {
-        (istio_rules(&p.object).iter()).any(|rule| denies_without_principal(rule, serving))
+        (istio_rules(&p.object).iter()).any(|rule| denies_without_principal(rule, ports))
     });
     if deny.is_some() {
         return deny;
@@ -838,7 +865,7 @@ fn istio_authorization<'p>(
     let allow = with_action("ALLOW");
     // Rules for other paths or ports (a scraper's `/metrics`) let nobody into the inference API.
     let rules: Vec<&Value> = (allow.iter().flat_map(|p| istio_rules(&p.object)))
-        .filter(|rule| reaches_inference(rule, serving))
+        .filter(|rule| reaches_inference(rule, ports))
         .collect();
     if rules.is_empty() || !rules.iter().all(|rule| requires_principal(rule)) {
         return None;
@@ -855,10 +882,34 @@ fn istio_rules(policy: &DynamicObject) -> &[Value] {
 }
 
 /// Whether a rule may match requests to the inference API (`/v1/chat/completions` on one of
-/// the `serving` ports): it names no operation, or one whose `paths` could match that path and
-/// whose `notPaths` do not, and whose `ports` and `notPorts` let one of those ports through
-/// (any port when `serving` is empty). An empty list sets nothing, as in Istio.
-fn reaches_inference(rule: &Value, serving: &[i32]) -> bool {
+/// `ports`): it names no operation, or one whose `paths` could match that path, whose
+/// `notPaths` do not, and whose `ports` and `notPorts` let one of those ports through (any port
+/// when `ports` is empty). An empty list sets nothing, as in Istio.
+fn reaches_inference(rule: &Value, ports: &[i32]) -> bool {
+    reaches_inference_where(rule, |operation| {
+        ports.is_empty() || (ports.iter()).any(|&port| operation_takes_port(operation, port))
+    })
+}
+
+/// Whether `rules` between them take in every request to the inference API on each of
+/// `ports`; when those are not known (empty), a rule must take them in whatever the port (it
+/// limits none).
+fn takes_in_every_port(rules: &[Value], ports: &[i32]) -> bool {
+    if ports.is_empty() {
+        return (rules.iter())
+            .any(|rule| reaches_inference_where(rule, |operation| !restricts_ports(operation)));
+    }
+    ports.iter().all(|&port| {
+        (rules.iter()).any(|rule| {
+            reaches_inference_where(rule, |operation| operation_takes_port(operation, port))
+        })
+    })
+}
+
+/// Whether a rule may match requests to the inference API (`/v1/chat/completions`): it names
+/// no operation, or one whose `paths` could match that path, whose `notPaths` do not, and whose
+/// ports `on_port` accepts.
+fn reaches_inference_where(rule: &Value, on_port: impl Fn(&Value) -> bool) -> bool {
     const INFERENCE: &str = "/v1/chat/completions";
     let matches = |pattern: &str| {
         pattern == "*"
@@ -889,11 +940,9 @@ fn reaches_inference(rule: &Value, serving: &[i32]) -> bool {
             };
             let paths = patterns(operation, "paths");
             let not_paths = patterns(operation, "notPaths").unwrap_or_default();
-            let on_api_port = serving.is_empty()
-                || (serving.iter()).any(|&port| operation_takes_port(operation, port));
             paths.is_none_or(|paths| paths.iter().any(|p| matches(p)))
                 && !not_paths.iter().any(|p| matches(p))
-                && on_api_port
+                && on_port(operation)
         }),
     }
 }
@@ -923,10 +972,17 @@ fn port_entry(entry: &Value) -> Option<i32> {
     }
 }
 
+/// Whether an operation limits the ports it takes in (`ports` or `notPorts`, not empty).
+fn restricts_ports(operation: &Value) -> bool {
+    ["ports", "notPorts"].iter().any(|key| {
+        (operation.get(*key).and_then(Value::as_array)).is_some_and(|list| !list.is_empty())
+    })
+}
+
 /// Whether a rule's operations (`to`) match every request to the inference API: it names none,
-/// or one that restricts nothing, or (when the `serving` ports are known) operations that
-/// restrict only the port and between them take in each of those ports.
-fn every_api_request(rule: &Value, serving: &[i32]) -> bool {
+/// or one that restricts nothing, or (when the `ports` requests may arrive on are known)
+/// operations that restrict only the port and between them take in each of those ports.
+fn every_api_request(rule: &Value, ports: &[i32]) -> bool {
     let Some(operations) = (rule.get("to").and_then(Value::as_array)).filter(|o| !o.is_empty())
     else {
         return true;
@@ -946,17 +1002,12 @@ fn every_api_request(rule: &Value, serving: &[i32]) -> bool {
             })
         })
         .collect();
-    let restricts_ports = |operation: &Value| {
-        ["ports", "notPorts"].iter().any(|key| {
-            (operation.get(*key).and_then(Value::as_array)).is_some_and(|list| !list.is_empty())
-        })
-    };
     let takes =
         |port: i32| (ports_only.iter()).any(|&operation| operation_takes_port(operation, port));
     ports_only
         .iter()
         .any(|&operation| !restricts_ports(operation))
-        || (!serving.is_empty() && serving.iter().all(|&port| takes(port)))
+        || (!ports.is_empty() && ports.iter().all(|&port| takes(port)))
 }
 
 /// Whether an ALLOW rule matches only requests with a request principal: it has sources
@@ -976,12 +1027,12 @@ fn requires_principal(rule: &Value) -> bool {
 
 /// Whether a DENY rule refuses every request without a request principal to the inference
 /// API: a source with `notRequestPrincipals: ["*"]` and nothing else, no `when`, and operations
-/// that take in every request to the `serving` ports (see `every_api_request`).
-fn denies_without_principal(rule: &Value, serving: &[i32]) -> bool {
+/// that take in every request on each of `ports` (see `every_api_request`).
+fn denies_without_principal(rule: &Value, ports: &[i32]) -> bool {
     let no_conditions = (rule.get("when").and_then(Value::as_array)).is_none_or(Vec::is_empty);
     let sources = rule.get("from").and_then(Value::as_array);
     no_conditions
-        && every_api_request(rule, serving)
+        && every_api_request(rule, ports)
         && sources.into_iter().flatten().any(|from| {
             let Some(source) = from.get("source").and_then(Value::as_object) else {
                 return false;

@@ -106,8 +106,10 @@ pub struct Endpoint {
     pub pods: Vec<ObjectRef>,
     pub exposure: Vec<Exposure>,
     /// The container ports the model server's API listens on, from its flags and variables or
-    /// its image's defaults; empty when they cannot be told (a server whose ports are not known,
-    /// a port taken from a Secret). Mesh policies are matched against these.
+    /// its image's defaults (for a NIM, whose family its image does not tell, each family's);
+    /// empty when they cannot be told (a server whose ports are not known, a port taken from a
+    /// Secret or perhaps from `envFrom`, a configuration file, a shell command). Mesh policies
+    /// are matched against these and the container ports its exposures reach.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub serving_ports: Vec<i32>,
     /// Authentication in front of every route (the server's own key, a sidecar, a mesh policy).
@@ -711,7 +713,8 @@ impl<'a> Context<'a> {
     /// Fills in what surrounds an endpoint: exposure, auth, logging, placement, scope, owners.
     /// `workloads` are every workload of the snapshot.
     fn describe(&self, endpoint: &mut Endpoint, workloads: &[Workload]) {
-        // First: the mesh policies read in `for_endpoint` are matched against these ports.
+        // First: the mesh policies read in `for_endpoint` are matched against these ports and
+        // those of the exposures it finds.
         endpoint.serving_ports = serving_ports(endpoint);
         let (exposure, mut auth) = self.exposure.for_endpoint(endpoint);
         auth.extend(self.serving_runtime_key(endpoint));

@@ -173,14 +173,27 @@ pub const SERVING_ENV_PREFIXES: &[&str] = &[
     "TRANSFORMERS_CACHE",
 ];
 
+/// What a listener's variables hold.
+#[derive(Clone, Copy)]
+enum Holds {
+    /// A port number.
+    Port,
+    /// An address `[scheme://]host[:port]`; without a port, the scheme's (`http://` 80,
+    /// `https://` 443, as Ollama's `envconfig.Host()` takes it), else the listener's default.
+    Address,
+    /// An address `host:port` that must name its port (Nemotron Parse's `NIM_SERVER_BIND_ADDR`).
+    HostPort,
+}
+
 /// One port a model server listens on for its API: the flags and variables that set it, and
 /// the port it takes otherwise.
 struct Listener {
     flags: &'static [&'static str],
-    /// Variables holding the port, or (`address`) an address `[scheme://]host[:port]`.
     vars: &'static [&'static str],
-    address: bool,
-    default: i32,
+    holds: Holds,
+    /// The port it takes when nothing sets it; `None` for a listener that is closed unless one
+    /// of its variables is set (a NIM's gRPC port).
+    default: Option<i32>,
     /// The default the server's own image sets instead (TGI's and TEI's `ENV PORT=80`; the
     /// launchers alone listen on 3000).
     image_default: Option<i32>,
@@ -194,7 +207,22 @@ const fn listener(
     Listener {
         flags,
         vars,
-        address: false,
+        holds: Holds::Port,
+        default: Some(default),
+        image_default: None,
+    }
+}
+
+/// A listener set by its variables alone, else on `default`.
+const fn by_variable(
+    vars: &'static [&'static str],
+    holds: Holds,
+    default: Option<i32>,
+) -> Listener {
+    Listener {
+        flags: &[],
+        vars,
+        holds,
         default,
         image_default: None,
     }
@@ -204,13 +232,18 @@ const fn listener(
 const HF_LAUNCHER: Listener = Listener {
     flags: &["--port", "-p"],
     vars: &["PORT"],
-    address: false,
-    default: 3000,
+    holds: Holds::Port,
+    default: Some(3000),
     image_default: Some(80),
 };
 
 /// The API listeners of the servers whose ports are documented; servers not listed (TorchServe
 /// and TF Serving read theirs from configuration, KServe and Seldon wrap another) have none.
+/// A NIM's image does not tell which family it is of, so every family's listener is listed:
+/// LLM NIMs read `NIM_SERVER_PORT`; the others `NIM_HTTP_API_PORT` and, for gRPC,
+/// `NIM_GRPC_API_PORT` (its 50051 is not assumed: LLM NIMs have none, and a Service to it is
+/// counted as an exposure's port); Nemotron Parse `NIM_SERVER_BIND_ADDR` and, when set,
+/// `NIM_SERVER_GRPC_BIND_ADDR`.
 const LISTENERS: &[(Runtime, &[Listener])] = &[
     (Runtime::Vllm, &[listener(&["--port"], &[], 8000)]),
     (Runtime::Sglang, &[listener(&["--port"], &[], 30000)]),
@@ -229,81 +262,168 @@ const LISTENERS: &[(Runtime, &[Listener])] = &[
             listener(&["--grpc-port"], &[], 8001),
         ],
     ),
-    (Runtime::Nim, &[listener(&[], &["NIM_SERVER_PORT"], 8000)]),
+    (
+        Runtime::Nim,
+        &[
+            by_variable(&["NIM_SERVER_PORT"], Holds::Port, Some(8000)),
+            by_variable(&["NIM_HTTP_API_PORT"], Holds::Port, Some(8000)),
+            by_variable(&["NIM_SERVER_BIND_ADDR"], Holds::HostPort, Some(8000)),
+            by_variable(&["NIM_GRPC_API_PORT"], Holds::Port, None),
+            by_variable(&["NIM_SERVER_GRPC_BIND_ADDR"], Holds::HostPort, None),
+        ],
+    ),
     (
         Runtime::Ollama,
-        &[Listener {
-            flags: &[],
-            vars: &["OLLAMA_HOST"],
-            address: true,
-            default: 11434,
-            image_default: None,
-        }],
+        &[by_variable(&["OLLAMA_HOST"], Holds::Address, Some(11434))],
     ),
     (Runtime::Tgi, &[HF_LAUNCHER]),
     (Runtime::Tei, &[HF_LAUNCHER]),
 ];
 
-/// The ports container `c`, running the `runtime` server, listens on for its API: each
+/// Flags naming a configuration file that may set the port too (vLLM's `--config` YAML).
+const CONFIG_FILE_FLAGS: &[(Runtime, &[&str])] = &[(Runtime::Vllm, &["--config"])];
+
+/// Shells whose `-c` runs a command line that may set the server's variables itself.
+const SHELLS: &[&str] = &["sh", "bash", "ash", "dash", "zsh", "ksh"];
+
+/// The ports container `c`, running the `runtime` server, may listen on for its API: each
 /// listener's flag (the last one given) or variable, else its default. `None` when the server's
 /// ports are not documented here or a setting cannot be read (`--port $(PORT)` with `PORT`
-/// from a Secret).
+/// from a Secret, a variable that `envFrom` may set, a configuration file, a shell command
+/// that sets the variable).
 pub(super) fn api_ports(runtime: Runtime, c: &Container) -> Option<Vec<i32>> {
     let (_, listeners) = LISTENERS.iter().find(|(r, _)| *r == runtime)?;
-    let words: Vec<String> = super::command_line(c)
+    let line = super::command_line(c);
+    let words: Vec<String> = line
         .split_whitespace()
         .map(|w| w.trim_matches(|ch| ch == '"' || ch == '\'').to_owned())
         .collect();
-    let own_image = c
-        .image
-        .as_deref()
-        .and_then(runtime_from_image)
-        .is_some_and(|r| r == runtime);
-    listeners
+    let config_file = CONFIG_FILE_FLAGS
         .iter()
-        .map(|listener| -> Option<i32> {
-            if let Some(value) = last_flag(&words, listener.flags) {
-                let value = value?;
-                let value = match value.strip_prefix("$(").and_then(|v| v.strip_suffix(')')) {
-                    Some(var) => env_value(c, var)??,
-                    None => value,
-                };
-                return port_number(value);
-            }
-            let default = match listener.image_default {
-                Some(port) if own_image => port,
-                _ => listener.default,
-            };
-            match listener.vars.iter().find_map(|var| env_value(c, var)) {
-                Some(value) if listener.address => port_of_address(value?, default),
-                Some(value) => port_number(value?),
-                None => Some(default),
-            }
-        })
-        .collect()
+        .any(|(r, flags)| *r == runtime && last_flag(&words, flags).is_some());
+    if config_file {
+        return None;
+    }
+    let launch = Launch {
+        container: c,
+        script: runs_in_shell(&words).then_some(line.as_str()),
+        words: &words,
+        own_image: c
+            .image
+            .as_deref()
+            .and_then(runtime_from_image)
+            .is_some_and(|r| r == runtime),
+    };
+    let mut ports = Vec::new();
+    for listener in listeners.iter() {
+        if let Some(port) = launch.port(listener)?
+            && !ports.contains(&port)
+        {
+            ports.push(port);
+        }
+    }
+    Some(ports)
 }
 
-/// The value of the last of `flags` on the command line (`--f v` or `--f=v`): `None` when none
-/// is given, `Some(None)` when one is given without a value.
+/// How a container starts its server: what the port of a listener is read from.
+struct Launch<'c> {
+    container: &'c Container,
+    /// The command and args, split into words without their quotes.
+    words: &'c [String],
+    /// The command line, when a shell runs it (`sh -c "…"`).
+    script: Option<&'c str>,
+    /// Whether the image is the server's own (whose defaults it may set).
+    own_image: bool,
+}
+
+impl Launch<'_> {
+    /// The port `listener` takes: `Some(None)` when it is closed (not set, and no default),
+    /// `None` when it cannot be told.
+    fn port(&self, listener: &Listener) -> Option<Option<i32>> {
+        let c = self.container;
+        if let Some(value) = last_flag(self.words, listener.flags) {
+            let value = value?;
+            let value = match value.strip_prefix("$(").and_then(|v| v.strip_suffix(')')) {
+                Some(var) => env_value(c, var)??,
+                None => value,
+            };
+            return port_number(value).map(Some);
+        }
+        // `export PORT=9000; text-generation-launcher`: the shell sets what `env` does not say.
+        let script = self.script.unwrap_or_default();
+        if listener.vars.iter().any(|var| mentions(script, var)) {
+            return None;
+        }
+        let default = match listener.image_default {
+            Some(port) if self.own_image => Some(port),
+            _ => listener.default,
+        };
+        let Some(value) = listener.vars.iter().find_map(|var| env_value(c, var)) else {
+            return Some(default);
+        };
+        let value = value?;
+        let port = match listener.holds {
+            Holds::Port => port_number(value),
+            Holds::Address => port_of_address(value, scheme_port(value).or(default)),
+            Holds::HostPort => port_of_address(value, None),
+        };
+        port.map(Some)
+    }
+}
+
+/// The value of the last of `flags` on the command line (`--f v`, `--f=v`, and for a short
+/// flag `-f8080`): `None` when none is given, `Some(None)` when one is given without a value.
 fn last_flag<'w>(words: &'w [String], flags: &[&str]) -> Option<Option<&'w str>> {
     let mut found = None;
     for (i, word) in words.iter().enumerate() {
         for flag in flags {
+            let short = flag.len() == 2 && !flag.starts_with("--");
             if word == flag {
                 found = Some(words.get(i + 1).map(String::as_str));
-            } else if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                found = Some(Some(value));
+            } else if let Some(rest) = word.strip_prefix(flag) {
+                if let Some(value) = rest.strip_prefix('=') {
+                    found = Some(Some(value));
+                } else if short && !rest.is_empty() {
+                    found = Some(Some(rest));
+                }
             }
         }
     }
     found
 }
 
+/// Whether the command line runs through a shell's `-c` (`sh -c`, `/bin/bash -ec`).
+fn runs_in_shell(words: &[String]) -> bool {
+    let Some((first, rest)) = words.split_first() else {
+        return false;
+    };
+    let program = first.rsplit('/').next().unwrap_or(first.as_str());
+    SHELLS.contains(&program)
+        && (rest.iter())
+            .take_while(|w| w.starts_with('-'))
+            .any(|w| !w.starts_with("--") && w.contains('c'))
+}
+
+/// Whether `script` names variable `var` as a word of its own (`PORT=9000`, `$PORT`, `${PORT}`,
+/// not `MASTER_PORT`).
+fn mentions(script: &str, var: &str) -> bool {
+    let identifier = |ch: char| ch.is_ascii_alphanumeric() || ch == '_';
+    script.match_indices(var).any(|(at, _)| {
+        let before = script.get(..at).and_then(|s| s.chars().next_back());
+        let after = script.get(at + var.len()..).and_then(|s| s.chars().next());
+        !before.is_some_and(identifier) && !after.is_some_and(identifier)
+    })
+}
+
 /// A variable of the container: `None` when it does not set it, `Some(None)` when its value
-/// comes from elsewhere (a Secret, a ConfigMap, a field).
+/// comes from elsewhere (a Secret, a ConfigMap, a field) or may (`env` does not name it, and
+/// `envFrom` may hold it: Kubernetes sets both, `env` winning).
 fn env_value<'c>(c: &'c Container, name: &str) -> Option<Option<&'c str>> {
-    let var = c.env.iter().flatten().rev().find(|e| e.name == name)?;
-    Some(var.value.as_deref())
+    match c.env.iter().flatten().rev().find(|e| e.name == name) {
+        Some(var) => Some(var.value.as_deref()),
+        None if c.env_from.as_ref().is_some_and(|from| !from.is_empty()) => Some(None),
+        None => None,
+    }
 }
 
 /// A port number, if `value` is one.
@@ -315,9 +435,20 @@ fn port_number(value: &str) -> Option<i32> {
         .filter(|p| (1..=65535).contains(p))
 }
 
+/// The port a URL's scheme implies, `http://` 80 and `https://` 443; `None` without a scheme
+/// or for another one.
+fn scheme_port(address: &str) -> Option<i32> {
+    match address.trim().split_once("://")?.0 {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
 /// The port of an address such as `0.0.0.0:11434`, `http://[::]:8080` or `0.0.0.0` (which
-/// keeps `default`); `None` when it is not an address.
-fn port_of_address(value: &str, default: i32) -> Option<i32> {
+/// takes `default`); `None` when it is not an address, or names no port and there is no
+/// `default`.
+fn port_of_address(value: &str, default: Option<i32>) -> Option<i32> {
     let value = value.trim();
     let authority = value.split_once("://").map_or(value, |(_, rest)| rest);
     let authority = authority.split('/').next().unwrap_or_default();
@@ -332,7 +463,7 @@ fn port_of_address(value: &str, default: i32) -> Option<i32> {
     if !host_is_address {
         return None;
     }
-    port.map_or(Some(default), port_number)
+    port.map_or(default, port_number)
 }
 
 #[cfg(test)]

@@ -408,12 +408,11 @@ fn a_route_into_another_namespace_counts_only_when_a_reference_grant_there_allow
             "{to}"
         );
     }
-    // The gateway refuses the backend: another Service is named, the routes of another
-    // namespace are trusted, or the grant sits in the route's namespace, not the backend's.
+    // The gateway refuses the backend: another Service is named, or the routes of another
+    // namespace are trusted.
     for grant in [
         reference_grant("ml", "gateway", "{group: \"\", kind: Service, name: other}"),
         reference_grant("ml", "elsewhere", EVERY_SERVICE),
-        reference_grant("gateway", "gateway", EVERY_SERVICE),
     ] {
         assert!(routed(&grant).is_empty(), "{grant}");
     }
@@ -423,28 +422,30 @@ fn a_route_into_another_namespace_counts_only_when_a_reference_grant_there_allow
     assert_eq!(routes_to_chat(&format!("{beside}{grant}")).len(), 1);
 }
 
+/// The HTTPRoutes that reach the `VLLM` endpoint in `snapshot`, each with why it is counted
+/// though the input cannot show it works (`unconfirmed`).
+fn why_counted(snapshot: &Snapshot) -> Vec<Option<String>> {
+    let inventory = discover(snapshot, &Policy::default());
+    (inventory.endpoints[0].exposure.iter())
+        .filter(|e| e.kind == ExposureKind::HttpRoute)
+        .map(|e| e.unconfirmed.clone())
+        .collect()
+}
+
+/// Whether `notes` (see `why_counted`) are one route's, counted because no grant was read.
+fn counted_unread(notes: &[Option<String>]) -> bool {
+    matches!(notes, [Some(why)] if why.contains("no ReferenceGrant was read"))
+}
+
 #[test]
 fn a_route_into_another_namespace_counts_when_no_reference_grant_was_read_and_says_why() {
     let across = route("gateway", "{name: chat, namespace: ml, port: 80}");
-    let why_counted = |snapshot: &Snapshot| -> Vec<Option<String>> {
-        let inventory = discover(snapshot, &Policy::default());
-        (inventory.endpoints[0].exposure.iter())
-            .filter(|e| e.kind == ExposureKind::HttpRoute)
-            .map(|e| e.unconfirmed.clone())
-            .collect()
-    };
     // A scan of one directory: no ReferenceGrant anywhere in the input.
     let notes = why_counted(&snapshot_from_text("t.yaml", &format!("{VLLM}{across}")));
-    assert_eq!(notes.len(), 1);
-    assert!(
-        notes[0]
-            .as_deref()
-            .is_some_and(|why| why.contains("no ReferenceGrant was read")),
-        "{notes:?}"
-    );
-    // Grants were read, and none in `ml` allows the route: it is refused...
-    let elsewhere = reference_grant("other", "gateway", EVERY_SERVICE);
-    let mut live = snapshot_from_text("t.yaml", &format!("{VLLM}{across}{elsewhere}"));
+    assert!(counted_unread(&notes), "{notes:?}");
+    // Grants in `ml` were read, and none allows the route: it is refused...
+    let others = reference_grant("ml", "other", EVERY_SERVICE);
+    let mut live = snapshot_from_text("t.yaml", &format!("{VLLM}{across}{others}"));
     assert!(why_counted(&live).is_empty());
     // ...unless a live scan could not list them all.
     live.not_covered.push(crate::NotCovered {
@@ -454,17 +455,45 @@ fn a_route_into_another_namespace_counts_when_no_reference_grant_was_read_and_sa
     assert_eq!(why_counted(&live).len(), 1);
 }
 
-/// A Deployment `srv` in `ml` running `image`, its container given `fields` too (flow style,
-/// each starting with a comma).
+#[test]
+fn a_reference_grant_tells_only_about_routes_into_its_own_namespace() {
+    let across = route("gateway", "{name: chat, namespace: ml, port: 80}");
+    // Another team's grant, one in the route's namespace rather than the backend's, or one
+    // whose namespace the file leaves to `kubectl -n`: none says what `ml` allows, so the
+    // route counts, as when no grant is in the input at all.
+    let unplaced = reference_grant("ml", "gateway", EVERY_SERVICE)
+        .replace("{name: routes, namespace: ml}", "{name: routes}");
+    for grant in [
+        reference_grant("billing", "billing", EVERY_SERVICE),
+        reference_grant("gateway", "gateway", EVERY_SERVICE),
+        unplaced,
+    ] {
+        let notes = why_counted(&snapshot_from_text(
+            "t.yaml",
+            &format!("{VLLM}{across}{grant}"),
+        ));
+        assert!(counted_unread(&notes), "{grant}: {notes:?}");
+    }
+}
+
+/// A Deployment `srv` in `ml` (pod label `app: chat`) running `image`, its container given
+/// `fields` too (flow style, each starting with a comma).
 fn server(image: &str, fields: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: srv, namespace: ml}}\nspec:\n  template:\n    spec:\n      containers: [{{name: srv, image: \"{image}\"{fields}}}]\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: srv, namespace: ml}}\nspec:\n  template:\n    metadata: {{labels: {{app: chat}}}}\n    spec:\n      containers: [{{name: srv, image: \"{image}\"{fields}}}]\n"
     )
+}
+
+const TGI: &str = "ghcr.io/huggingface/text-generation-inference:3.0";
+
+/// The ports the one endpoint in `yaml` is found to serve on.
+fn serving_ports_of(yaml: &str) -> Vec<i32> {
+    inventory(yaml).endpoints[0].serving_ports.clone()
 }
 
 #[test]
 fn the_serving_ports_come_from_the_servers_flags_and_variables_or_its_defaults() {
-    let ports = |yaml: &str| inventory(yaml).endpoints[0].serving_ports.clone();
+    let ports = serving_ports_of;
     assert_eq!(ports(VLLM), [8000]);
     let flag = |value: &str| {
         VLLM.replace(
@@ -502,11 +531,91 @@ fn the_serving_ports_come_from_the_servers_flags_and_variables_or_its_defaults()
     assert_eq!(ports(&ollama("0.0.0.0")), [11434]);
     assert_eq!(ports(&ollama("http://0.0.0.0:8080")), [8080]);
     // TGI's image sets `PORT=80`; its launcher alone would listen on 3000.
-    let tgi = "ghcr.io/huggingface/text-generation-inference:3.0";
-    assert_eq!(ports(&server(tgi, "")), [80]);
-    assert_eq!(ports(&server(tgi, ", args: [--port, \"8080\"]")), [8080]);
+    assert_eq!(ports(&server(TGI, "")), [80]);
+    assert_eq!(ports(&server(TGI, ", args: [--port, \"8080\"]")), [8080]);
     // TorchServe reads its addresses from a configuration file.
     assert!(ports(&server("pytorch/torchserve:0.12.0", "")).is_empty());
+}
+
+#[test]
+fn a_port_variable_that_env_from_may_set_cannot_be_told() {
+    // The ConfigMap may hold `PORT=8080`: the image's 80 is not to be assumed.
+    let env_from = ", envFrom: [{configMapRef: {name: tgi-settings}}]";
+    assert!(serving_ports_of(&server(TGI, env_from)).is_empty());
+    // `env` wins over `envFrom`.
+    let both = format!("{env_from}, env: [{{name: PORT, value: \"8080\"}}]");
+    assert_eq!(serving_ports_of(&server(TGI, &both)), [8080]);
+}
+
+#[test]
+fn a_nims_ports_are_read_from_the_variables_of_every_nim_family() {
+    // An embedding NIM, whose image does not say it is no LLM NIM: each family's port counts.
+    let ports = |env: &str| {
+        let nim = "nvcr.io/nim/nvidia/nv-embedqa-e5-v5:1.0.0";
+        serving_ports_of(&server(nim, &format!(", env: [{env}]")))
+    };
+    assert_eq!(ports(""), [8000]);
+    // Its HTTP port (an LLM NIM, reading `NIM_SERVER_PORT`, would stay on 8000).
+    assert_eq!(
+        ports("{name: NIM_HTTP_API_PORT, value: \"9000\"}"),
+        [8000, 9000]
+    );
+    // Its gRPC port, when set; Nemotron Parse's address.
+    assert_eq!(
+        ports("{name: NIM_GRPC_API_PORT, value: \"50052\"}"),
+        [8000, 50052]
+    );
+    assert_eq!(
+        ports("{name: NIM_SERVER_BIND_ADDR, value: \"0.0.0.0:9000\"}"),
+        [8000, 9000]
+    );
+    // An address without its port, or a port from a Secret, cannot be told.
+    assert!(ports("{name: NIM_SERVER_BIND_ADDR, value: \"0.0.0.0\"}").is_empty());
+    let secret = "{name: NIM_GRPC_API_PORT, valueFrom: {secretKeyRef: {name: s, key: port}}}";
+    assert!(ports(secret).is_empty());
+}
+
+#[test]
+fn ollama_takes_the_port_of_its_hosts_scheme_when_the_host_names_none() {
+    // As Ollama's `envconfig.Host()`: `http://` means 80, `https://` 443, no scheme 11434.
+    let ollama = |host: &str| {
+        let env = format!(", env: [{{name: OLLAMA_HOST, value: \"{host}\"}}]");
+        serving_ports_of(&server("ollama/ollama:0.5.7", &env))
+    };
+    assert_eq!(ollama("http://0.0.0.0"), [80]);
+    assert_eq!(ollama("https://0.0.0.0"), [443]);
+    assert_eq!(ollama("0.0.0.0"), [11434]);
+    assert_eq!(ollama("https://0.0.0.0:8443"), [8443]);
+}
+
+#[test]
+fn a_port_set_where_hangar_cannot_read_it_is_not_known() {
+    // vLLM's `--config` file may hold `port:`.
+    let config = VLLM.replace(
+        r#"args: ["--model""#,
+        r#"args: ["--config", "/etc/vllm/config.yaml", "--model""#,
+    );
+    assert!(serving_ports_of(&config).is_empty());
+    // A shell that sets the launcher's variable itself.
+    let shell = |script: &str| {
+        serving_ports_of(&server(
+            TGI,
+            &format!(", command: [sh, -c], args: [\"{script}\"]"),
+        ))
+    };
+    assert!(shell("export PORT=9000; text-generation-launcher --model-id m").is_empty());
+    assert!(shell("PORT=9000 exec text-generation-launcher --model-id m").is_empty());
+    // A shell that leaves it alone, or sets another variable, changes nothing.
+    assert_eq!(shell("exec text-generation-launcher --model-id m"), [80]);
+    assert_eq!(
+        shell("export MASTER_PORT=29500; text-generation-launcher --model-id m"),
+        [80]
+    );
+    // The launchers' short flag, its value attached.
+    assert_eq!(
+        serving_ports_of(&server(TGI, ", args: [\"-p8080\"]")),
+        [8080]
+    );
 }
 
 #[test]
@@ -630,6 +739,33 @@ fn open_port(port: &str) -> String {
     format!("rules: [{{to: [{{operation: {{ports: [\"{port}\"]}}}}]}}]")
 }
 
+/// An Istio policy of `action` whose one rule takes in `source` (flow style, maybe empty) on
+/// container `ports`.
+fn on_ports(action: &str, source: &str, ports: &[&str]) -> String {
+    let ports: Vec<String> = ports.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        "action: {action}, rules: [{{{source}to: [{{operation: {{ports: [{}]}}}}]}}]",
+        ports.join(", ")
+    )
+}
+
+/// An Istio CUSTOM policy sending the requests on container `ports` to an external authoriser.
+fn custom_on(ports: &[&str]) -> String {
+    format!(
+        "provider: {{name: oauth2}}, {}",
+        on_ports("CUSTOM", "", ports)
+    )
+}
+
+/// An Istio DENY policy refusing requests without a principal on container `ports`.
+fn deny_anonymous_on(ports: &[&str]) -> String {
+    on_ports(
+        "DENY",
+        "from: [{source: {notRequestPrincipals: [\"*\"]}}], ",
+        ports,
+    )
+}
+
 #[test]
 fn an_istio_rule_for_other_ports_neither_opens_nor_guards_the_inference_port() {
     // `VLLM` listens on vLLM's default 8000, which its Service publishes as 80: Istio matches
@@ -651,17 +787,12 @@ fn an_istio_rule_for_other_ports_neither_opens_nor_guards_the_inference_port() {
     let custom = "action: CUSTOM, provider: {name: oauth2}, rules: [{to: [{operation: {ports: [\"9090\"]}}]}]";
     assert!(mesh_auth(&[("ext-authz", custom)]).is_empty());
 
-    let deny_anonymous_on = |port: &str| {
-        format!(
-            "action: DENY, rules: [{{from: [{{source: {{notRequestPrincipals: [\"*\"]}}}}], to: [{{operation: {{ports: [\"{port}\"]}}}}]}}]"
-        )
-    };
-    let on_api = deny_anonymous_on("8000");
+    let on_api = deny_anonymous_on(&["8000"]);
     assert_eq!(
         mesh_auth(&[("deny-anonymous", on_api.as_str())]),
         ["Istio AuthorizationPolicy deny-anonymous"]
     );
-    let on_metrics = deny_anonymous_on("9090");
+    let on_metrics = deny_anonymous_on(&["9090"]);
     assert!(mesh_auth(&[("deny-anonymous", on_metrics.as_str())]).is_empty());
 }
 
@@ -673,7 +804,8 @@ fn istio_ports_are_matched_against_the_port_the_server_listens_on_when_it_is_kno
             &format!(r#"args: ["--port", "{value}", "--model""#),
         )
     };
-    let moved = port_flag("8080");
+    // vLLM moved to 8080, and its Service with it.
+    let moved = port_flag("8080").replace("targetPort: 8000", "targetPort: 8080");
     let (old, new) = (open_port("8000"), open_port("8080"));
     assert_eq!(
         mesh_auth_on(
@@ -700,6 +832,83 @@ fn istio_ports_are_matched_against_the_port_the_server_listens_on_when_it_is_kno
         )
         .is_empty()
     );
+}
+
+/// `VLLM` behind a proxy in its pod: nginx takes requests on 8080, which its Service targets,
+/// and passes them to vLLM on 127.0.0.1:8000.
+const PROXIED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: chat, namespace: ml}
+spec:
+  template:
+    metadata: {labels: {app: chat}}
+    spec:
+      containers:
+      - name: proxy
+        image: nginx:1.27
+        ports: [{containerPort: 8080}]
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: ["--host", "127.0.0.1", "--port", "8000", "--model", "meta-llama/Llama-3.1-8B-Instruct"]
+        resources: {limits: {nvidia.com/gpu: "1"}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat, namespace: ml}
+spec:
+  type: LoadBalancer
+  selector: {app: chat}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+#[test]
+fn istio_ports_are_matched_against_every_port_requests_enter_the_pod_on() {
+    assert_eq!(serving_ports_of(PROXIED), [8000]);
+    // Istio sees the connections on the proxy's 8080: a DENY on vLLM's port alone refuses none.
+    let server_only = deny_anonymous_on(&["8000"]);
+    assert!(mesh_auth_on(PROXIED, &[("deny-anonymous", server_only.as_str())]).is_empty());
+    let both = deny_anonymous_on(&["8000", "8080"]);
+    assert_eq!(
+        mesh_auth_on(PROXIED, &[("deny-anonymous", both.as_str())]),
+        ["Istio AuthorizationPolicy deny-anonymous"]
+    );
+    // A rule admitting anyone on the proxy's port lets requests without a token in.
+    let proxy = open_port("8080");
+    assert!(
+        mesh_auth_on(
+            PROXIED,
+            &[("require-jwt", REQUIRE_JWT), ("open", proxy.as_str())]
+        )
+        .is_empty()
+    );
+    // A headless Service without ports lets clients pick the port: any may be the way in.
+    let headless = "---\napiVersion: v1\nkind: Service\nmetadata: {name: chat-pods, namespace: ml}\nspec: {clusterIP: None, selector: {app: chat}}\n";
+    let with_headless = format!("{PROXIED}{headless}");
+    assert!(mesh_auth_on(&with_headless, &[("deny-anonymous", both.as_str())]).is_empty());
+}
+
+#[test]
+fn an_istio_custom_policy_counts_only_when_it_takes_in_every_port_of_the_api() {
+    // Triton serves HTTP on 8000 and gRPC on 8001: an authoriser on gRPC alone leaves HTTP open.
+    let triton = server(
+        "nvcr.io/nvidia/tritonserver:24.08-py3",
+        ", command: [tritonserver, --model-repository=/models]",
+    );
+    let grpc = custom_on(&["8001"]);
+    assert!(mesh_auth_on(&triton, &[("ext-authz", grpc.as_str())]).is_empty());
+    let both = custom_on(&["8000", "8001"]);
+    assert_eq!(
+        mesh_auth_on(&triton, &[("ext-authz", both.as_str())]),
+        ["Istio AuthorizationPolicy ext-authz"]
+    );
+    // When the API's port cannot be told, a rule limited to some ports may miss it.
+    let unknown = VLLM.replace(
+        r#"args: ["--model""#,
+        r#"args: ["--port", "$(API_PORT)", "--model""#,
+    );
+    let on_8000 = custom_on(&["8000"]);
+    assert!(mesh_auth_on(&unknown, &[("ext-authz", on_8000.as_str())]).is_empty());
 }
 
 #[test]
