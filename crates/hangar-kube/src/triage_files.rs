@@ -9,7 +9,7 @@
 //! U+FFFD; a file that cannot be read, or is not a regular file, is a load error, never a silent
 //! gap.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -47,8 +47,24 @@ const END: &str = "==== END logs for container ";
 const MARKER_MAX_BYTES: usize = 1024;
 /// What kubectl writes between a container's markers instead of its log when it could not get
 /// it: the log request could not be made, or the API server or the kubelet refused it (RBAC, a
-/// NotReady node). See `printContainer` in kubectl's `cluster-info dump`.
+/// NotReady node), or answered that there is no log (`kubectl_says_no_log`). See
+/// `printContainer` in kubectl's `cluster-info dump`.
 const KUBECTL_LOG_FAILURES: [&str; 2] = ["Create log request error: ", "Request log error: "];
+/// How the kubelet says a container has no log to read, after naming it (`container "vllm" in pod
+/// "vllm-0" is waiting to start: PodInitializing`): `validateContainerLogStatus`, answered as 400.
+const KUBELET_NO_LOG: [&str; 4] = [
+    "is waiting to start",
+    "is terminated",
+    "is not available",
+    "not found",
+];
+/// How the API server and the kubelet say the pod is gone, as the start and end of the message:
+/// the API server's 404, the kubelet's 400, and the kubelet's 404 as the API server relays it.
+const POD_GONE: [(&str, &str); 3] = [
+    ("pods \"", "\" not found"),
+    ("pod \"", "\" cannot be found - no logs available"),
+    ("the server could not find the requested resource", ""),
+];
 
 /// What triage read offline.
 #[derive(Debug, Default)]
@@ -57,6 +73,54 @@ pub struct TriageInput {
     pub logs: Logs,
     /// When the input was captured (RFC 3339), when a bundle says so.
     pub observed_at: Option<String>,
+    /// The logs a dump says kubectl could not read: not yet a gap, since only the pods of the
+    /// endpoints triaged count (`record_logs_not_read`).
+    pub logs_not_read: LogsNotRead,
+}
+
+impl TriageInput {
+    /// Makes the logs not read of the pods `wanted` keeps (by namespace and name) the snapshot's
+    /// `pods/log` gap: the pods whose logs a live triage would read.
+    pub fn record_logs_not_read(&mut self, wanted: impl Fn(&str, &str) -> bool) {
+        let not_read = std::mem::take(&mut self.logs_not_read);
+        not_read.record(wanted, &mut self.snapshot.not_covered);
+    }
+}
+
+/// The container logs kubectl could not read, by pod. Live, triage reads only the logs of the
+/// pods of the endpoints triaged, so an unreadable log elsewhere is no gap of theirs; a dump holds
+/// every pod's, and keeps which pod each one is to be judged the same way.
+#[derive(Debug, Default)]
+pub struct LogsNotRead {
+    /// By `(namespace, pod)`.
+    pods: BTreeMap<(String, String), UnreadLogs>,
+}
+
+impl LogsNotRead {
+    /// Notes that kubectl could not read the log of container `(namespace, pod, container)`, and
+    /// why.
+    fn add(&mut self, key: (String, String, String), reason: String) {
+        let pod = (key.0.clone(), key.1.clone());
+        self.pods.entry(pod).or_default().add(key, false, reason);
+    }
+
+    fn absorb(&mut self, other: LogsNotRead) {
+        for (pod, unread) in other.pods {
+            self.pods.entry(pod).or_default().absorb(unread);
+        }
+    }
+
+    /// Adds to `not_covered` the one `pods/log` gap of the pods `wanted` keeps (by namespace and
+    /// name), when one of their logs was not read.
+    pub fn record(self, wanted: impl Fn(&str, &str) -> bool, not_covered: &mut Vec<NotCovered>) {
+        let mut kept = UnreadLogs::default();
+        for ((namespace, pod), unread) in self.pods {
+            if wanted(namespace.as_str(), pod.as_str()) {
+                kept.absorb(unread);
+            }
+        }
+        kept.record(not_covered);
+    }
 }
 
 /// Reads objects and log tails from `paths`: dump directories, bundle directories, single-stream
@@ -69,18 +133,19 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     // `uid` and `resourceVersion`), if it had one.
     let mut log_sources: HashMap<(String, String), Option<ObjectMeta>> = HashMap::new();
     let mut observed_at = None;
+    let mut logs_not_read = LogsNotRead::default();
     for path in paths {
         let (part, part_logs) = if path == Path::new(STDIN) {
-            load_stdin(bounds)
+            load_stdin(bounds, &mut logs_not_read)
         } else if path.join(BUNDLE_MANIFEST).is_file() {
             observed_at = later(observed_at, bundle_time(path));
             load_bundle(path, bounds)
         } else if path.is_dir() {
             let mut part = load_paths(std::slice::from_ref(path));
-            let logs = dump_logs(path, bounds, &mut part);
+            let logs = dump_logs(path, bounds, &mut part, &mut logs_not_read);
             (part, logs)
         } else {
-            load_file(path, bounds)
+            load_file(path, bounds, &mut logs_not_read)
         };
         take_logs(&part, part_logs, &mut logs, &mut log_sources);
         snapshot.absorb(part);
@@ -91,6 +156,7 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
         snapshot,
         logs,
         observed_at,
+        logs_not_read,
     }
 }
 
@@ -307,7 +373,7 @@ struct DumpSplitter {
     open: Option<Section>,
     logs: Logs,
     /// The sections that hold only kubectl's failure to read the log.
-    unread: UnreadLogs,
+    not_read: LogsNotRead,
 }
 
 /// The container log section being read: whose it is, and its bounded tail so far.
@@ -367,7 +433,7 @@ impl DumpSplitter {
             own_pod,
             open: None,
             logs: Logs::default(),
-            unread: UnreadLogs::default(),
+            not_read: LogsNotRead::default(),
         }
     }
 
@@ -436,18 +502,22 @@ impl DumpSplitter {
     }
 
     /// Ends the open section: its tail is the container's log, unless all it holds is kubectl's
-    /// failure to read the log, which is no log but a gap, as a refused read is live.
+    /// failure to read the log. That is no log, and a gap, as a refused read is live; but not when
+    /// the answer was that the container has no log to read (it has not started), which is no gap
+    /// live either.
     fn close(&mut self) {
         let Some(section) = self.open.take() else {
             return;
         };
         if let (1, Some((number, failure))) = (section.lines, &section.failure) {
-            let (namespace, pod, container) = &section.key;
-            let reason = format!(
-                "kubectl could not read the log of {namespace}/{pod} container {container} ({}:{number}): {failure}",
-                self.source
-            );
-            self.unread.add(section.key, false, reason);
+            if !kubectl_says_no_log(failure) {
+                let (namespace, pod, container) = &section.key;
+                let reason = format!(
+                    "kubectl could not read the log of {namespace}/{pod} container {container} ({}:{number}): {failure}",
+                    self.source
+                );
+                self.not_read.add(section.key, reason);
+            }
             return;
         }
         if let Some(tail) = section.tail.finish(self.source.clone(), true) {
@@ -456,9 +526,9 @@ impl DumpSplitter {
     }
 
     /// The logs read, and the sections that held none.
-    fn finish(mut self) -> (Logs, UnreadLogs) {
+    fn finish(mut self) -> (Logs, LogsNotRead) {
         self.close();
-        (self.logs, self.unread)
+        (self.logs, self.not_read)
     }
 }
 
@@ -469,6 +539,37 @@ fn kubectl_failure(start: &[u8]) -> Option<String> {
     (KUBECTL_LOG_FAILURES.iter())
         .any(|failure| text.starts_with(*failure))
         .then(|| text.to_owned())
+}
+
+/// Whether kubectl's failure `line` is the answer that the container has no log to read, rather
+/// than a failure to read one: it has not started (`is waiting to start: PodInitializing`,
+/// `…: ContainerCreating`, `…: trying and failing to pull image`), it has no instance left, or its
+/// pod is gone. The live reader takes these answers, a 400 or a 404, as no log (`read_window` in
+/// `live::logs`); kubectl keeps only their text, so they are told apart by it here.
+fn kubectl_says_no_log(line: &str) -> bool {
+    let mut messages = KUBECTL_LOG_FAILURES.iter();
+    let Some(message) = messages.find_map(|prefix| line.strip_prefix(*prefix)) else {
+        return false;
+    };
+    if let Some(state) = kubelet_container_state(message) {
+        return KUBELET_NO_LOG
+            .iter()
+            .any(|no_log| state.starts_with(*no_log));
+    }
+    (POD_GONE.iter()).any(|&(start, end)| message.starts_with(start) && message.ends_with(end))
+}
+
+/// The kubelet's words for a container's state after the names it quotes: `container "vllm" in
+/// pod "vllm-0" is waiting to start: PodInitializing` → `is waiting to start: PodInitializing`.
+fn kubelet_container_state(message: &str) -> Option<&str> {
+    let named = message
+        .strip_prefix("previous terminated ")
+        .unwrap_or(message);
+    let (_, pod_on) = named
+        .strip_prefix("container \"")?
+        .split_once("\" in pod \"")?;
+    let (_, state) = pod_on.split_once("\" ")?;
+    Some(state)
 }
 
 /// `vllm of pod ml/vllm-0 ====` → `(ml, vllm-0, vllm)`.
@@ -509,9 +610,9 @@ pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs,
         }
         objects.push('\n');
     });
-    let (logs, unread) = splitter.finish();
+    let (logs, not_read) = splitter.finish();
     let mut not_covered = Vec::new();
-    unread.record(&mut not_covered);
+    not_read.record(|_, _| true, &mut not_covered);
     (objects, logs, not_covered)
 }
 
@@ -567,10 +668,13 @@ impl Objects {
 }
 
 /// One file: a single-stream `cluster-info dump` (JSON lists with log sections between them),
-/// or a manifest or snapshot, read as a stream.
-fn load_file(path: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
+/// or a manifest or snapshot, read as a stream. The logs kubectl could not read go to `not_read`.
+fn load_file(path: &Path, bounds: LogBounds, not_read: &mut LogsNotRead) -> (Snapshot, Logs) {
     match open_regular(path, true) {
-        Ok(file) => load_stream(&path.display().to_string(), BufReader::new(file), bounds),
+        Ok(file) => {
+            let name = path.display().to_string();
+            load_stream(&name, BufReader::new(file), bounds, not_read)
+        }
         Err(message) => {
             let mut snapshot = Snapshot::default();
             snapshot.errors.push(load_error(path, None, message));
@@ -580,13 +684,19 @@ fn load_file(path: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
 }
 
 /// Standard input (`kubectl cluster-info dump | hangar triage --from -`), read as a file is.
-fn load_stdin(bounds: LogBounds) -> (Snapshot, Logs) {
-    load_stream(STDIN_NAME, std::io::stdin().lock(), bounds)
+fn load_stdin(bounds: LogBounds, not_read: &mut LogsNotRead) -> (Snapshot, Logs) {
+    load_stream(STDIN_NAME, std::io::stdin().lock(), bounds, not_read)
 }
 
 /// A stream `name`d in errors and evidence: its objects, parsed a piece at a time between the
-/// log sections, and the sections' bounded tails.
-fn load_stream(name: &str, reader: impl BufRead, bounds: LogBounds) -> (Snapshot, Logs) {
+/// log sections, and the sections' bounded tails; the logs kubectl could not read go to
+/// `not_read`.
+fn load_stream(
+    name: &str,
+    reader: impl BufRead,
+    bounds: LogBounds,
+    not_read: &mut LogsNotRead,
+) -> (Snapshot, Logs) {
     let mut objects = Objects::new(name);
     let mut splitter = DumpSplitter::new(name.to_owned(), bounds, None);
     let mut last = 0;
@@ -606,17 +716,21 @@ fn load_stream(name: &str, reader: impl BufRead, bounds: LogBounds) -> (Snapshot
             .errors
             .push(load_error(Path::new(name), Some(last.max(1)), message));
     }
-    let (logs, unread) = splitter.finish();
-    unread.record(&mut objects.snapshot.not_covered);
+    let (logs, stream_not_read) = splitter.finish();
+    not_read.absorb(stream_not_read);
     (objects.snapshot, logs)
 }
 
 /// The `logs.txt` files below a dump directory (`DIR/<namespace>/<pod>/logs.txt`). A file that
 /// cannot be read is an error in `part`, the directory's snapshot; the logs kubectl could not
-/// read are its one `pods/log` gap.
-fn dump_logs(dir: &Path, bounds: LogBounds, part: &mut Snapshot) -> Logs {
+/// read go to `not_read`.
+fn dump_logs(
+    dir: &Path,
+    bounds: LogBounds,
+    part: &mut Snapshot,
+    not_read: &mut LogsNotRead,
+) -> Logs {
     let mut logs = Logs::default();
-    let mut unread = UnreadLogs::default();
     let mut files = Vec::new();
     find_log_files(dir, &mut files, 0);
     files.sort();
@@ -634,11 +748,10 @@ fn dump_logs(dir: &Path, bounds: LogBounds, part: &mut Snapshot) -> Logs {
             part.errors
                 .push(load_error(&path, None, format!("cannot read: {e}")));
         }
-        let (file_logs, file_unread) = splitter.finish();
+        let (file_logs, file_not_read) = splitter.finish();
         logs.current.extend(file_logs.current);
-        unread.absorb(file_unread);
+        not_read.absorb(file_not_read);
     }
-    unread.record(&mut part.not_covered);
     logs
 }
 
@@ -1148,13 +1261,22 @@ line three
     /// What kubectl writes in a container's section when the pod's kubelet does not answer.
     const KUBELET_UNREACHABLE: &str = "Request log error: Get \"https://10.0.0.7:10250/containerLogs/ml/vllm-0/vllm\": dial tcp 10.0.0.7:10250: connect: no route to host";
 
+    /// The `pods/log` gap of every log `input` says was not read, made the snapshot's.
+    fn every_gap(mut input: TriageInput) -> Vec<NotCovered> {
+        input.record_logs_not_read(|_, _| true);
+        input.snapshot.not_covered
+    }
+
     #[test]
     fn a_section_holding_only_kubectls_failure_is_not_covered_and_no_log() {
         let (_dir, dump) = dump_with_log(&section(&[KUBELET_UNREACHABLE.as_bytes()]));
         let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
         assert!(input.logs.is_empty(), "{:?}", input.logs.current.keys());
-        let [gap] = input.snapshot.not_covered.as_slice() else {
-            panic!("{:?}", input.snapshot.not_covered);
+        // Not a gap until the pods triaged are known.
+        assert!(input.snapshot.not_covered.is_empty());
+        let not_covered = every_gap(input);
+        let [gap] = not_covered.as_slice() else {
+            panic!("{not_covered:?}");
         };
         assert_eq!(gap.kind, "pods/log");
         assert_eq!(
@@ -1190,6 +1312,58 @@ line three
             logs.current[&key("ml", "vllm-0", "vllm")].lines,
             [KUBELET_UNREACHABLE, "line two", "line three"]
         );
+    }
+
+    #[test]
+    fn a_container_that_has_not_started_has_no_log_and_no_gap() {
+        // The kubelet's answers (400) for a container with no log to read, and the API server's
+        // (404) for a pod gone since it was listed: no log live either.
+        for answer in [
+            r#"Request log error: container "vllm" in pod "vllm-0" is waiting to start: PodInitializing"#,
+            r#"Request log error: container "vllm" in pod "vllm-0" is waiting to start: ContainerCreating"#,
+            r#"Request log error: container "vllm" in pod "vllm-0" is waiting to start: trying and failing to pull image"#,
+            r#"Request log error: container "vllm" in pod "vllm-0" is waiting to start - no logs yet"#,
+            r#"Request log error: container "vllm" in pod "vllm-0" is terminated"#,
+            r#"Request log error: pods "vllm-0" not found"#,
+        ] {
+            let (_dir, dump) = dump_with_log(&section(&[answer.as_bytes()]));
+            let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+            assert!(input.logs.is_empty(), "{answer}: {:?}", input.logs.current);
+            let not_covered = every_gap(input);
+            assert!(not_covered.is_empty(), "{answer}: {not_covered:?}");
+        }
+
+        // A refusal that merely mentions such words is still one.
+        let forbidden = r#"Request log error: pods "vllm-0" is forbidden: container "vllm" in pod "vllm-0" is waiting to start"#;
+        let (_dir, dump) = dump_with_log(&section(&[forbidden.as_bytes()]));
+        let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+        assert_eq!(every_gap(input).len(), 1);
+    }
+
+    #[test]
+    fn only_the_pods_wanted_make_the_gap() {
+        let not_read = || {
+            let mut not_read = LogsNotRead::default();
+            for pod in ["vllm-0", "other-0"] {
+                let reason = format!("kubectl could not read the log of ml/{pod} container vllm");
+                not_read.add(key("ml", pod, "vllm"), reason);
+            }
+            not_read
+        };
+        let mut not_covered = Vec::new();
+        not_read().record(|ns, pod| (ns, pod) == ("ml", "vllm-0"), &mut not_covered);
+        let [gap] = not_covered.as_slice() else {
+            panic!("{not_covered:?}");
+        };
+        assert_eq!(gap.kind, "pods/log");
+        assert_eq!(
+            gap.reason,
+            "kubectl could not read the log of ml/vllm-0 container vllm"
+        );
+
+        let mut not_covered = Vec::new();
+        not_read().record(|_, pod| pod == "somebody-else", &mut not_covered);
+        assert!(not_covered.is_empty(), "{not_covered:?}");
     }
 
     #[test]

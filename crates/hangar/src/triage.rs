@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use hangar_core::{Endpoint, Inventory, Snapshot, discover};
 use hangar_kube::live::{LiveOptions, LogBounds, LogRequest, load_live_with_logs};
-use hangar_kube::triage_files::{TriageInput, load_triage_paths, save_bundle};
+use hangar_kube::triage_files::{LogsNotRead, TriageInput, load_triage_paths, save_bundle};
 use hangar_triage::report::{TriageReport, render_text, triage};
 
 use crate::cli::FromArgs;
@@ -62,7 +62,7 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
         bytes: args.log_bytes.max(1),
     };
     let live = args.source.from.is_empty();
-    let (input, described) = if live {
+    let (mut input, described) = if live {
         load_live(&args, &policy, bounds)?
     } else {
         let described = args
@@ -74,6 +74,15 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
             .join(" ");
         (load_triage_paths(&args.source.from, bounds), described)
     };
+    let inventory = discover(&input.snapshot, &policy);
+    let selection = Selection::resolve(&inventory, &args);
+    // A log a dump says was not read is a gap only for the endpoints triaged, as live, where no
+    // other pod's log is read. With no endpoint to triage (a name that matches none), every one
+    // counts: the bundle saved then still says which logs it lacks.
+    input.record_logs_not_read(|namespace, pod| match &selection {
+        Ok(selection) => selection.serves(&inventory, namespace, pod),
+        Err(_) => true,
+    });
     if let Some(dir) = &args.save_bundle {
         save_bundle(dir, &input, &described, bounds)
             .with_context(|| format!("cannot write the bundle to {}", dir.display()))?;
@@ -88,13 +97,13 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
         snapshot,
         logs,
         observed_at,
+        ..
     } = input;
     let observed_at = args.at.clone().or(observed_at);
     let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
 
-    let inventory = discover(&snapshot, &policy);
     let namespace = args.source.namespace.as_deref();
-    let selection = Selection::resolve(&inventory, &args)?;
+    let selection = selection?;
     let select = |e: &Endpoint| selection.includes(e);
     let results = triage(
         &snapshot,
@@ -165,6 +174,15 @@ impl<'a> Selection<'a> {
             None => self.namespace.is_none_or(|ns| endpoint.namespace() == ns),
         }
     }
+
+    /// Whether pod `namespace/pod` serves one of the endpoints of `inventory` selected: the pods
+    /// whose logs a triage reads.
+    fn serves(&self, inventory: &Inventory, namespace: &str, pod: &str) -> bool {
+        (inventory.endpoints.iter())
+            .filter(|e| self.includes(e))
+            .flat_map(|e| &e.pods)
+            .any(|p| p.namespace == namespace && p.name == pod)
+    }
 }
 
 fn parse_time(text: &str) -> Result<String, String> {
@@ -200,6 +218,8 @@ fn load_live(
         snapshot,
         logs,
         observed_at: Some(jiff::Timestamp::now().to_string()),
+        // Live, only the pods triaged have their logs read, and a log not read is already a gap.
+        logs_not_read: LogsNotRead::default(),
     };
     Ok((input, described))
 }

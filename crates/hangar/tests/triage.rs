@@ -389,6 +389,134 @@ fn a_single_stream_dump_and_a_saved_bundle_give_the_same_verdicts() {
     );
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (path, target) = (entry.path(), to.join(entry.file_name()));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// `namespace/pod`'s `logs.txt` in `dump` as kubectl writes it when it gets no log of
+/// `container`: its section holds only kubectl's `Request log error: ANSWER`.
+fn kubectl_got_no_log(dump: &Path, namespace: &str, pod: &str, container: &str, answer: &str) {
+    let dir = dump.join(namespace).join(pod);
+    std::fs::create_dir_all(&dir).unwrap();
+    let of = format!("{container} of pod {namespace}/{pod} ====");
+    std::fs::write(
+        dir.join("logs.txt"),
+        format!("==== START logs for container {of}\nRequest log error: {answer}\n==== END logs for container {of}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("dump");
+    copy_dir(&incidents(), &dump);
+    // The image cannot be pulled: the container has no log yet, which is no gap.
+    kubectl_got_no_log(
+        &dump,
+        "ml-serving",
+        "ollama-chat-7c9d5f4b8-wwxdk",
+        "ollama",
+        r#"container "ollama" in pod "ollama-chat-7c9d5f4b8-wwxdk" is waiting to start: trying and failing to pull image"#,
+    );
+    // Two kubelets do not answer: one an endpoint's pod's, one the GPU driver's, which serves
+    // no endpoint.
+    let unreachable = |ip: &str, path: &str| {
+        format!(
+            "Get \"https://{ip}:10250/containerLogs/{path}\": dial tcp {ip}:10250: connect: no route to host"
+        )
+    };
+    let bge = "bge-embeddings-7c9d5f4b8-jdmxp";
+    kubectl_got_no_log(
+        &dump,
+        "ml-serving",
+        bge,
+        "tei",
+        &unreachable("10.0.0.7", &format!("ml-serving/{bge}/tei")),
+    );
+    let driver = "nvidia-driver-daemonset-h7x2k";
+    kubectl_got_no_log(
+        &dump,
+        "gpu-operator",
+        driver,
+        "nvidia-driver-ctr",
+        &unreachable(
+            "10.0.0.9",
+            &format!("gpu-operator/{driver}/nvidia-driver-ctr"),
+        ),
+    );
+    let triage = |args: &[&str]| {
+        let mut all = vec![
+            "triage",
+            "--from",
+            dump.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        all.extend(args);
+        let out = hangar(&all);
+        let gaps: Vec<String> = json(&out)["not_covered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|gap| {
+                format!(
+                    "{}: {}",
+                    gap["kind"].as_str().unwrap(),
+                    gap["reason"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (out, gaps)
+    };
+
+    // Every endpoint: the one endpoint pod whose log was not read is the gap, alone.
+    let (out, gaps) = triage(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(verdicts(&json(&out)), expected());
+    let [gap] = gaps.as_slice() else {
+        panic!("{gaps:?}");
+    };
+    assert!(
+        gap.starts_with(&format!(
+            "pods/log: kubectl could not read the log of ml-serving/{bge} container tei ("
+        )),
+        "{gap}"
+    );
+
+    // Another endpoint's pods' logs are not this one's gap.
+    let (out, gaps) = triage(&["ollama-chat"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(gaps.is_empty(), "{gaps:?}");
+    assert_eq!(
+        verdicts(&json(&out))["Deployment/ml-serving/ollama-chat"].0,
+        "image_pull"
+    );
+
+    // Its own are.
+    let (out, gaps) = triage(&["bge-embeddings"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+}
+
 /// Every object of the incidents dump, as the fake API server holds them.
 fn incident_objects() -> Vec<Value> {
     let mut objects = Vec::new();
