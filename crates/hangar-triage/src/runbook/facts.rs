@@ -213,14 +213,30 @@ impl<'a> Facts<'a> {
         Some(self.first_pod(&format!("{selector},{RAY_NODE_TYPE}=worker")))
     }
 
-    /// A RayService's head pod for `kubectl exec`, quoted for `sh`: `svc/NAME-head-svc`, the
-    /// Service KubeRay keeps on the head pod of the RayService's active Ray cluster.
+    /// A RayService's head pod for `kubectl exec`, quoted for `sh`: `svc/NAME-head-svc`
+    /// (`ray_head_service`), the Service KubeRay keeps on the head pod of the RayService's active
+    /// Ray cluster.
     pub fn ray_head(&self) -> String {
-        sh_quote(&format!("svc/{}-head-svc", self.name()))
+        sh_quote(&format!("svc/{}", self.ray_head_service()))
+    }
+
+    /// The name of a RayService's head Service. KubeRay up to 1.3 passes `NAME-head-svc` through
+    /// `CheckName` (`kuberay_check_name`); from 1.4 it keeps it whole, and refuses RayService
+    /// names over 47 characters or not starting with a letter. The two disagree only on names of
+    /// 42 to 47 characters: `CheckName`'s, unless the input holds the Service under the whole
+    /// name alone.
+    fn ray_head_service(&self) -> String {
+        let whole = format!("{}-head-svc", self.name());
+        let checked = kuberay_check_name(&whole);
+        let held = |name: &str| self.snapshot.find::<Service>(self.ns(), name).is_some();
+        if checked != whole && held(&whole) && !held(&checked) {
+            return whole;
+        }
+        checked
     }
 
     /// The first pod `selector` (quoted for `sh`) finds, as one word for `kubectl exec`.
-    pub fn first_pod(&self, selector: &str) -> String {
+    fn first_pod(&self, selector: &str) -> String {
         format!(
             "\"$({} get pod -l {selector} -o name | head -1)\"",
             self.kubectl()
@@ -362,7 +378,28 @@ fn kserve_raw(isvc: Option<&DynamicObject>) -> bool {
 const LWS_WORKER_INDEX: &str = "leaderworkerset.sigs.k8s.io/worker-index";
 
 /// The label KubeRay gives each Ray pod: `head` or `worker`.
-pub(super) const RAY_NODE_TYPE: &str = "ray.io/node-type";
+const RAY_NODE_TYPE: &str = "ray.io/node-type";
+
+/// The longest name KubeRay's `CheckName` keeps.
+const KUBERAY_NAME_MAX: usize = 50;
+
+/// A name as KubeRay's `CheckName` (`ray-operator/controllers/ray/utils/util.go`) makes it: its
+/// last 50 bytes, the first one replaced by `r` when it is a digit or punctuation (in a
+/// Kubernetes name, `-` or `.`).
+fn kuberay_check_name(name: &str) -> String {
+    let mut start = name.len().saturating_sub(KUBERAY_NAME_MAX);
+    while !name.is_char_boundary(start) {
+        start += 1;
+    }
+    let kept = &name[start..];
+    let mut chars = kept.chars();
+    match chars.next() {
+        Some(first) if first.is_ascii_digit() || first.is_ascii_punctuation() => {
+            format!("r{}", chars.as_str())
+        }
+        _ => kept.to_owned(),
+    }
+}
 
 /// `TYPE NAME…` for a kubectl command, each name quoted; `TYPE/NAME…` when a name starts with
 /// `-`, which kubectl would otherwise take for an option.
@@ -1755,6 +1792,27 @@ spec:
         assert_eq!(server.raw_flag(&["--model", "-m"]), Some("/other.gguf"));
         assert_eq!(server.raw_flag(&["-c", "--ctx-size"]), Some("8192"));
         assert_eq!(server.raw_flag(&["--port"]), None);
+    }
+
+    #[test]
+    fn kuberay_names_are_cut_to_their_last_50_characters_and_start_with_a_letter() {
+        assert_eq!(
+            kuberay_check_name("summarizer-head-svc"),
+            "summarizer-head-svc"
+        );
+        let fifty = format!("{}-head-svc", "s".repeat(41));
+        assert_eq!(kuberay_check_name(&fifty), fifty);
+        // Cut from the front, where KubeRay cuts: the `-` it leaves first becomes `r`.
+        assert_eq!(
+            kuberay_check_name("llm-summarizer-for-the-customer-support-team-head-svc"),
+            "rsummarizer-for-the-customer-support-team-head-svc"
+        );
+        assert_eq!(
+            kuberay_check_name("llm-summarizer-for-the-customer-support-team-eu-head-svc"),
+            "mmarizer-for-the-customer-support-team-eu-head-svc"
+        );
+        assert_eq!(kuberay_check_name("7b-chat-head-svc"), "rb-chat-head-svc");
+        assert_eq!(kuberay_check_name(""), "");
     }
 
     #[test]

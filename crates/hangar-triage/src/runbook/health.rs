@@ -4,7 +4,7 @@
 use hangar_core::Runtime;
 use hangar_core::snapshot::KubeObject;
 
-use super::facts::{Facts, RAY_NODE_TYPE, kube_objects};
+use super::facts::{Facts, kube_objects};
 use super::runtimes;
 use super::text::{Markdown, ceil_div, code, duration, plural, sh_quote};
 
@@ -135,15 +135,11 @@ fn pods(doc: &mut Markdown, facts: &Facts<'_>) {
         ))
     ));
     if facts.kind() == "RayService" {
-        // Without a label of the service's own, only KubeRay's Service finds its head: every Ray
-        // cluster's head pod is `ray.io/node-type=head`.
-        let head = match &facts.selector {
-            Some(selector) => facts.first_pod(&format!("{selector},{RAY_NODE_TYPE}=head")),
-            None => facts.ray_head(),
-        };
+        // KubeRay's head Service, as for the key: a selector with `ray.io/node-type=head` finds
+        // every Ray cluster's head, and during an upgrade the pending cluster's may come first.
         text.push_str(&format!(
             " Ray's own view: {}.",
-            code(&format!("{k} exec {head} -- serve status"))
+            code(&format!("{k} exec {} -- serve status", facts.ray_head()))
         ));
     }
     doc.para(text);

@@ -1525,11 +1525,13 @@ spec:
         &labelled,
         "exec \"$(kubectl -n lab get pod -l app=summarizer -o name",
     );
-    // Ray's own view still goes to the head by the shared label, as before.
+    // Ray's own view too: `ray.io/node-type=head` beside the shared label would find the head of
+    // the cluster an upgrade is preparing as readily as the active one's.
     has(
         &labelled,
-        "`kubectl -n lab exec \"$(kubectl -n lab get pod -l app=summarizer,ray.io/node-type=head -o name | head -1)\" -- serve status`",
+        "`kubectl -n lab exec svc/summarizer-head-svc -- serve status`",
     );
+    lacks(&labelled, "ray.io/node-type=head");
 
     // No label of its own: KubeRay's head Service is still there; `ray.io/is-ray-node=yes` would
     // find any Ray cluster's head in the namespace.
@@ -1556,5 +1558,52 @@ spec:
     has(
         &on_worker,
         r#"KEY="$(kubectl -n lab exec "$(kubectl -n lab get pod -l app=summarizer,ray.io/node-type=worker -o name | head -1)" -c ray-worker -- printenv SERVE_API_KEY)""#,
+    );
+}
+
+#[test]
+fn a_long_ray_service_name_reaches_the_head_service_kuberay_named() {
+    let yaml = |name: &str, extra: &str| {
+        format!(
+            r#"
+apiVersion: ray.io/v1
+kind: RayService
+metadata: {{name: {name}, namespace: lab}}
+spec:
+  serveConfigV2: |
+    applications:
+      - name: summarizer
+        route_prefix: /
+        import_path: summarizer.app:deployment
+  rayClusterConfig:
+    headGroupSpec:
+      template:
+        spec:
+          containers: [{{name: ray-head, image: rayproject/ray-ml:2.9.3-py310-gpu}}]
+{extra}"#
+        )
+    };
+    let serve_status =
+        |service: &str| format!("`kubectl -n lab exec svc/{service} -- serve status`");
+    // `…-team-head-svc` is 53 characters: KubeRay up to 1.3 keeps its last 50, and a name may not
+    // start with `-`.
+    let long = "llm-summarizer-for-the-customer-support-team";
+    let text = runbook(&yaml(long, ""));
+    has(
+        &text,
+        &serve_status("rsummarizer-for-the-customer-support-team-head-svc"),
+    );
+
+    // KubeRay 1.4 and later keep it whole: the input's Service says which.
+    let whole = format!("{long}-head-svc");
+    let service = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {whole}, namespace: lab}}\n"
+    );
+    has(&runbook(&yaml(long, &service)), &serve_status(&whole));
+
+    // A name that starts with a digit starts with `r`.
+    has(
+        &runbook(&yaml("7b-chat", "")),
+        &serve_status("rb-chat-head-svc"),
     );
 }
