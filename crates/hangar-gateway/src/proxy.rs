@@ -320,8 +320,9 @@ pub async fn handle(
     if let Ok(id) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
-    let keep_alive = !body_broke && drain_rest(&mut body, &head.headers).await;
-    if head.version < http::Version::HTTP_2 && !keep_alive {
+    // Over HTTP/2 an unread body costs its stream alone.
+    let one_at_a_time = head.version < http::Version::HTTP_2;
+    if one_at_a_time && (body_broke || !drain_rest(&mut body, &head.headers).await) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -339,7 +340,9 @@ const DRAIN_WITHIN: Duration = Duration::from_millis(250);
 /// not, hyper closes the HTTP/1.1 connection after the answer, and the answer must say so:
 /// otherwise the client may send its next request into the closing socket and get no answer.
 /// Draining also spares a client still sending a reset before it has read the answer. A client
-/// that waits to be asked for its body (`Expect: 100-continue`) is not asked.
+/// that waits to be asked for its body (`Expect: 100-continue`) is not asked: polling the body
+/// would make hyper send `100 Continue`. (A chunked body it sent, read to its end, then closes
+/// its connection too, needlessly but rarely.)
 async fn drain_rest(body: &mut Incoming, headers: &HeaderMap) -> bool {
     if body.is_end_stream() {
         return true;
@@ -347,6 +350,9 @@ async fn drain_rest(body: &mut Incoming, headers: &HeaderMap) -> bool {
     let expects_continue = headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        return false;
+    }
     let drain = async {
         let mut budget = DRAIN_AT_MOST;
         while let Some(frame) = body.frame().await {
@@ -361,13 +367,9 @@ async fn drain_rest(body: &mut Incoming, headers: &HeaderMap) -> bool {
         }
         true
     };
-    // Polled once at least: a chunked body read to its end says so at once.
-    let within = if expects_continue {
-        Duration::ZERO
-    } else {
-        DRAIN_WITHIN
-    };
-    tokio::time::timeout(within, drain).await.unwrap_or(false)
+    tokio::time::timeout(DRAIN_WITHIN, drain)
+        .await
+        .unwrap_or(false)
 }
 
 /// A request being served. If its future is dropped before the answer, the drop still writes

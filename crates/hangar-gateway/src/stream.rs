@@ -392,6 +392,8 @@ struct Relay {
     rules: StreamRules,
     splitter: SseSplitter,
     ready: VecDeque<Bytes>,
+    /// Once the gateway shuts down, until when the client may still take events.
+    shutdown_grace: Option<tokio::time::Instant>,
     /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
     watches: Vec<(u64, CanaryWatch)>,
     /// The text kept so far, by choice: interleaved choices written one after the other would
@@ -412,6 +414,7 @@ impl Relay {
             rules,
             splitter: SseSplitter::default(),
             ready: VecDeque::new(),
+            shutdown_grace: None,
             watches: Vec::new(),
             kept: Vec::new(),
             kept_bytes: 0,
@@ -509,8 +512,8 @@ impl Relay {
     }
 
     /// Hands the queued events to the client. Ends the stream when the client is gone, takes
-    /// nothing for `idle`, or, once the gateway shuts down, takes nothing for
-    /// [`SHUTDOWN_GRACE`]: the stream then ends, and writes its record, without waiting more.
+    /// nothing for `idle`, or has not taken them all [`SHUTDOWN_GRACE`] after the gateway began
+    /// to shut down: the stream then ends, and writes its record, without waiting more.
     async fn deliver(
         &mut self,
         sender: &tokio::sync::mpsc::Sender<Bytes>,
@@ -518,9 +521,12 @@ impl Relay {
     ) -> Result<(), StreamEnd> {
         while let Some(event) = self.ready.pop_front() {
             let send = tokio::time::timeout(self.rules.idle, sender.send(event));
+            let grace = &mut self.shutdown_grace;
             let shutting_down = async {
                 let _ = shutdown.wait_for(|stop| *stop).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
+                let until =
+                    *grace.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                tokio::time::sleep_until(until).await;
             };
             let sent = tokio::select! {
                 biased;
