@@ -4,7 +4,6 @@
 //! Redis Cluster's `MOVED` and `ASK` redirections with a connection to each node it is sent to.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,9 +198,6 @@ pub struct Client {
     cluster: Arc<Mutex<Cluster>>,
     /// Nodes left alone after a failure, until when.
     resting: Mutex<HashMap<Arc<str>, Instant>>,
-    /// With Sentinel, the place among the target's addresses of the Sentinel that answered
-    /// last (naming a primary that was reached): asked first next time.
-    sentinel_answered: Arc<AtomicUsize>,
 }
 
 /// What the client knows of a Redis Cluster: nothing for a single server.
@@ -265,7 +261,6 @@ impl Client {
             connections: Mutex::new(HashMap::new()),
             cluster: Arc::new(Mutex::new(Cluster::default())),
             resting: Mutex::new(HashMap::new()),
-            sentinel_answered: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -427,8 +422,7 @@ impl Client {
                         cluster.failed(&address, is_target);
                     }
                 };
-                let sentinels = Arc::clone(&self.sentinel_answered);
-                tokio::spawn(drive(target, self.tls.clone(), sentinels, commands, failed));
+                tokio::spawn(drive(target, self.tls.clone(), commands, failed));
                 // Tasks of nodes gone (pods replaced) are not kept.
                 connections.retain(|_, queue| !queue.is_closed());
                 connections.insert(Arc::clone(node), queue);
@@ -527,8 +521,18 @@ const REFUSED_BEFORE_RUNNING: &[&str] = &[
     "ASKING refused",
 ];
 
-/// Whether an error reply says the command was refused before it ran.
+/// Whether an error reply says the command was refused before it ran. Redis 5 and 6 wrap the
+/// error a script's command met (`ERR Error running script (call to f_…): @user_script:10: …
+/// -READONLY You can't write…`): a refused write is refused at the script's first, as this
+/// gateway's scripts write last.
 fn refused_before_running(message: &str) -> bool {
+    let message = match message.strip_prefix("ERR Error running script") {
+        Some(wrapped) => match wrapped.rfind(" -") {
+            Some(at) => &wrapped[at + 2..],
+            None => return false,
+        },
+        None => message,
+    };
     REFUSED_BEFORE_RUNNING.iter().any(|code| {
         message
             .strip_prefix(code)
@@ -551,18 +555,14 @@ pub(crate) const STALLED: Duration = Duration::from_secs(2);
 /// `failed` is told first (callers may have stopped waiting long before: the limits' timeout is
 /// shorter than a connection's), then every command waiting (and every one still queued) gets
 /// the error, and the next command starts a new connection.
-///
-/// With Sentinel, `sentinel_answered` is the place of the Sentinel that answered last (see
-/// [`Client`]).
 async fn drive(
     target: Target,
     tls: Option<TlsConnector>,
-    sentinel_answered: Arc<AtomicUsize>,
     mut commands: mpsc::UnboundedReceiver<Pending>,
     failed: impl FnOnce(),
 ) {
     // Each step of connecting has a time limit of its own.
-    let connected = connect(&target, tls.clone(), &sentinel_answered).await;
+    let connected = connect(&target, tls.clone()).await;
     let (connection, address) = match connected {
         Ok(connected) => connected,
         Err(e) => {
@@ -597,14 +597,16 @@ async fn primary_moved(target: &Target, tls: Option<TlsConnector>, address: &str
     };
     loop {
         tokio::time::sleep(SENTINEL_RECHECK).await;
-        // Each Sentinel asked has a time limit of its own.
-        let asked = sentinel_addresses(target)
-            .into_iter()
-            .map(|sentinel| ask_sentinel_in_time(sentinel, target, tls.clone(), primary));
-        let answers = futures_util::future::join_all(asked).await;
-        let named: Vec<&String> = answers.iter().flatten().collect();
-        let elsewhere = named.iter().filter(|now| **now != address).count();
-        if elsewhere > named.len() - elsewhere {
+        let (named, _) = sentinels_say(target, tls.clone(), primary).await;
+        let votes_for = |wanted: &str| {
+            (named.iter())
+                .find(|(a, _)| a == wanted)
+                .map_or(0, |(_, v)| *v)
+        };
+        if let Some((first, votes)) = named.first()
+            && first != address
+            && *votes > votes_for(address)
+        {
             return;
         }
     }
@@ -787,14 +789,13 @@ impl Connection {
 /// A new connection to the target's server (with Sentinel, to the primary it names), through
 /// TLS for `rediss://`, logged in and on its database; and the address it reached.
 ///
-/// With Sentinel, the Sentinels are asked in turn from the one in `sentinel_answered`, each
-/// within [`SENTINEL_TIMEOUT`], until one names a server that is reached within
-/// [`CONNECT_TIMEOUT`] and says it is the primary: one Sentinel may be away, or not have seen
-/// a failover yet. The one that did is noted in `sentinel_answered`.
+/// With Sentinel, the servers the Sentinels name are tried, the most named first (see
+/// [`sentinels_say`]), until one is reached within [`CONNECT_TIMEOUT`] and says it is the
+/// primary: one Sentinel may be away, cut off with the old primary, or not have seen a failover
+/// yet.
 async fn connect(
     target: &Target,
     tls: Option<TlsConnector>,
-    sentinel_answered: &AtomicUsize,
 ) -> Result<(Connection, String), RedisError> {
     if target.tls && tls.is_none() {
         let why = "a `rediss://` server, but no TLS settings";
@@ -809,29 +810,14 @@ async fn connect(
         let connection = within(CONNECT_TIMEOUT, &address, server).await?;
         return Ok((connection, address));
     };
-    // The servers tried: another Sentinel naming one of them is not followed there again.
-    let mut tried: Vec<String> = Vec::new();
-    let mut failure = None;
-    for (place, sentinel) in sentinels_in_turn(target, sentinel_answered) {
-        let named = ask_sentinel_in_time(sentinel, target, tls.clone(), primary).await;
-        let error = match named {
-            Ok(address) if tried.contains(&address) => continue,
-            Ok(address) => {
-                tried.push(address.clone());
-                let server = open_server(&address, target, tls.clone());
-                let reached = within(CONNECT_TIMEOUT, &address, server).await;
-                match reached {
-                    Ok(connection) => {
-                        sentinel_answered.store(place, Ordering::Relaxed);
-                        return Ok((connection, address));
-                    }
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
-        };
-        // The first failure says the most (the others are stand-ins).
-        failure = failure.or(Some(error));
+    let (named, refused) = sentinels_say(target, tls.clone(), primary).await;
+    let mut failure = refused;
+    for (address, _) in named {
+        let server = open_server(&address, target, tls.clone());
+        match within(CONNECT_TIMEOUT, &address, server).await {
+            Ok(connection) => return Ok((connection, address)),
+            Err(e) => failure = failure.or(Some(e)),
+        }
     }
     Err(failure.unwrap_or_else(|| RedisError::Protocol("no Sentinel to ask".to_owned())))
 }
@@ -882,19 +868,40 @@ async fn within<T>(
         })
 }
 
-/// The target's Sentinels with their places among its addresses, in the order they are asked:
-/// from the one in `sentinel_answered` (see [`Client`]) on, then from the first.
-fn sentinels_in_turn<'a>(
-    target: &'a Target,
-    sentinel_answered: &AtomicUsize,
-) -> Vec<(usize, &'a str)> {
-    let all = sentinel_addresses(target);
-    let count = all.len();
-    let first = sentinel_answered.load(Ordering::Relaxed) % count.max(1);
-    (0..count)
-        .map(|i| (first + i) % count)
-        .map(|place| (place, all[place]))
-        .collect()
+/// Where the target's Sentinels say the primary named `primary` is: each address named, with
+/// how many named it, the most named first (ties in the order they were first named); and why
+/// the first Sentinel that did not answer did not. They are asked together, each within
+/// [`SENTINEL_TIMEOUT`], and no more are waited for once more than half of them name one
+/// server: Sentinel elects a new primary by a majority, and one cut off with the old primary
+/// still names it.
+async fn sentinels_say(
+    target: &Target,
+    tls: Option<TlsConnector>,
+    primary: &str,
+) -> (Vec<(String, usize)>, Option<RedisError>) {
+    use futures_util::StreamExt as _;
+    let sentinels = sentinel_addresses(target);
+    let majority = sentinels.len() / 2 + 1;
+    let mut answers: futures_util::stream::FuturesUnordered<_> = (sentinels.into_iter())
+        .map(|sentinel| ask_sentinel_in_time(sentinel, target, tls.clone(), primary))
+        .collect();
+    let mut named: Vec<(String, usize)> = Vec::new();
+    let mut failure = None;
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Ok(address) => match named.iter_mut().find(|(a, _)| *a == address) {
+                Some((_, votes)) => *votes += 1,
+                None => named.push((address, 1)),
+            },
+            Err(e) => failure = failure.or(Some(e)),
+        }
+        if named.iter().any(|(_, votes)| *votes >= majority) {
+            break;
+        }
+    }
+    // Stable: among equals, the first named stays first.
+    named.sort_by_key(|(_, votes)| std::cmp::Reverse(*votes));
+    (named, failure)
 }
 
 /// The target's addresses: with Sentinel, the Sentinels'.
@@ -1138,12 +1145,14 @@ mod tests {
             "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
             "NOPERM User hangar has no permissions to run the 'evalsha' command",
             "ASKING refused: NOPERM User hangar has no permissions to run the 'asking' command",
+            "ERR Error running script (call to f_1a2b): @user_script:10: @user_script: 10: -READONLY You can't write against a read only replica.",
         ] {
             assert!(refused_before_running(refused), "{refused}");
         }
         for may_have_run in [
             "ERR user_script:12: Script attempted to access nonexistent global variable 'x'",
             "ERR upstream request timeout",
+            "ERR Error running script (call to f_1a2b): @user_script:3: user_script:3: attempt to compare nil with number",
             "BUSYGROUP Consumer Group name already exists",
             "OOMKILLER",
         ] {
