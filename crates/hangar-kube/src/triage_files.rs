@@ -556,7 +556,13 @@ fn kubectl_says_no_log(line: &str) -> bool {
             .iter()
             .any(|no_log| state.starts_with(*no_log));
     }
-    (POD_GONE.iter()).any(|&(start, end)| message.starts_with(start) && message.ends_with(end))
+    // The pod's name alone between them: an RBAC refusal may end the same way (`pods "vllm-0" is
+    // forbidden: … role "log-reader" not found`).
+    (POD_GONE.iter()).any(|&(start, end)| {
+        (message.strip_prefix(start))
+            .and_then(|rest| rest.strip_suffix(end))
+            .is_some_and(|name| !name.contains('"'))
+    })
 }
 
 /// The kubelet's words for a container's state after the names it quotes: `container "vllm" in
@@ -1334,10 +1340,14 @@ line three
         }
 
         // A refusal that merely mentions such words is still one.
-        let forbidden = r#"Request log error: pods "vllm-0" is forbidden: container "vllm" in pod "vllm-0" is waiting to start"#;
-        let (_dir, dump) = dump_with_log(&section(&[forbidden.as_bytes()]));
-        let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
-        assert_eq!(every_gap(input).len(), 1);
+        for forbidden in [
+            r#"Request log error: pods "vllm-0" is forbidden: container "vllm" in pod "vllm-0" is waiting to start"#,
+            r#"Request log error: pods "vllm-0" is forbidden: User "u" cannot get resource "pods/log" in API group "" in the namespace "ml": RBAC: role.rbac.authorization.k8s.io "log-reader" not found"#,
+        ] {
+            let (_dir, dump) = dump_with_log(&section(&[forbidden.as_bytes()]));
+            let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+            assert_eq!(every_gap(input).len(), 1, "{forbidden}");
+        }
     }
 
     #[test]
