@@ -848,19 +848,30 @@ fn istio_authorization<'p>(
     let reaches = |policy: &Located<DynamicObject>| {
         (istio_rules(&policy.object).iter()).any(|rule| reaches_inference(rule, ports))
     };
-    // A CUSTOM policy sends the requests its rules match to an external authoriser: it counts
-    // when its rules take in the inference API on every port (a policy without rules matches
-    // nothing).
-    let custom = (with_action("CUSTOM").into_iter())
-        .find(|p| takes_in_every_port(istio_rules(&p.object), ports));
-    if custom.is_some() {
-        return custom;
+    // CUSTOM policies send the requests their rules match to an external authoriser: they count
+    // when their rules, between them, take in the inference API on every port (a policy
+    // without rules matches nothing).
+    let custom = with_action("CUSTOM");
+    let custom_rules: Vec<&Value> = (custom.iter().flat_map(|p| istio_rules(&p.object))).collect();
+    if takes_in_every_port(&custom_rules, ports) {
+        return custom.into_iter().find(|&p| reaches(p));
     }
-    let deny = with_action("DENY").into_iter().find(|p| {
-        (istio_rules(&p.object).iter()).any(|rule| denies_without_principal(rule, ports))
-    });
-    if deny.is_some() {
-        return deny;
+    // DENY rules for requests without a principal count when, between them, they keep those
+    // out on every port: one rule a port is as good as one for all.
+    let deny = with_action("DENY");
+    let denying_on = |on: &[i32]| {
+        (deny.iter().copied()).find(|p| {
+            (istio_rules(&p.object).iter()).any(|rule| denies_without_principal(rule, on))
+        })
+    };
+    let denying = match ports {
+        [] => denying_on(&[]),
+        _ => (ports.iter().map(|&port| denying_on(&[port])))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|found| found.first().copied()),
+    };
+    if denying.is_some() {
+        return denying;
     }
     let allow = with_action("ALLOW");
     // Rules for other paths or ports (a scraper's `/metrics`) let nobody into the inference API.
@@ -894,7 +905,7 @@ fn reaches_inference(rule: &Value, ports: &[i32]) -> bool {
 /// Whether `rules` between them take in every request to the inference API on each of
 /// `ports`; when those are not known (empty), a rule must take them in whatever the port (it
 /// limits none).
-fn takes_in_every_port(rules: &[Value], ports: &[i32]) -> bool {
+fn takes_in_every_port(rules: &[&Value], ports: &[i32]) -> bool {
     if ports.is_empty() {
         return (rules.iter())
             .any(|rule| reaches_inference_where(rule, |operation| !restricts_ports(operation)));

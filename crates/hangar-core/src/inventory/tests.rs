@@ -555,11 +555,11 @@ fn a_nims_ports_are_read_from_the_variables_of_every_nim_family() {
         serving_ports_of(&server(nim, &format!(", env: [{env}]")))
     };
     assert_eq!(ports(""), [8000]);
-    // Its HTTP port (an LLM NIM, reading `NIM_SERVER_PORT`, would stay on 8000).
-    assert_eq!(
-        ports("{name: NIM_HTTP_API_PORT, value: \"9000\"}"),
-        [8000, 9000]
-    );
+    // Its HTTP port, or an LLM NIM's: a port moved by one family's variable is not also 8000.
+    for variable in ["NIM_HTTP_API_PORT", "NIM_SERVER_PORT"] {
+        let moved = format!("{{name: {variable}, value: \"9000\"}}");
+        assert_eq!(ports(&moved), [9000], "{variable}");
+    }
     // Its gRPC port, when set; Nemotron Parse's address.
     assert_eq!(
         ports("{name: NIM_GRPC_API_PORT, value: \"50052\"}"),
@@ -902,6 +902,21 @@ fn an_istio_custom_policy_counts_only_when_it_takes_in_every_port_of_the_api() {
         mesh_auth_on(&triton, &[("ext-authz", both.as_str())]),
         ["Istio AuthorizationPolicy ext-authz"]
     );
+    // A policy a port, CUSTOM or DENY, is as good as one for all.
+    let http = custom_on(&["8000"]);
+    assert_eq!(
+        mesh_auth_on(&triton, &[("authz-http", &http), ("authz-grpc", &grpc)]),
+        ["Istio AuthorizationPolicy authz-http"]
+    );
+    let (deny_http, deny_grpc) = (deny_anonymous_on(&["8000"]), deny_anonymous_on(&["8001"]));
+    assert_eq!(
+        mesh_auth_on(
+            &triton,
+            &[("deny-http", &deny_http), ("deny-grpc", &deny_grpc)]
+        ),
+        ["Istio AuthorizationPolicy deny-http"]
+    );
+    assert!(mesh_auth_on(&triton, &[("deny-http", &deny_http)]).is_empty());
     // When the API's port cannot be told, a rule limited to some ports may miss it.
     let unknown = VLLM.replace(
         r#"args: ["--model""#,
