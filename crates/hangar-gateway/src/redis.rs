@@ -597,7 +597,7 @@ async fn primary_moved(target: &Target, tls: Option<TlsConnector>, address: &str
     };
     loop {
         tokio::time::sleep(SENTINEL_RECHECK).await;
-        let (named, _) = sentinels_say(target, tls.clone(), primary).await;
+        let (named, _) = sentinels_say(target, tls.clone(), primary, false).await;
         let votes_for = |wanted: &str| {
             (named.iter())
                 .find(|(a, _)| a == wanted)
@@ -810,15 +810,28 @@ async fn connect(
         let connection = within(CONNECT_TIMEOUT, &address, server).await?;
         return Ok((connection, address));
     };
-    let (named, refused) = sentinels_say(target, tls.clone(), primary).await;
-    let mut failure = refused;
-    for (address, _) in named {
-        let server = open_server(&address, target, tls.clone());
-        match within(CONNECT_TIMEOUT, &address, server).await {
-            Ok(connection) => return Ok((connection, address)),
-            Err(e) => failure = failure.or(Some(e)),
+    // What a majority says first; when that server fails (the majority has not heard of a
+    // failover yet), what every Sentinel says.
+    let mut tried: Vec<String> = Vec::new();
+    let mut server_failure = None;
+    let mut sentinel_failure = None;
+    for wait_for_all in [false, true] {
+        let (named, refused) = sentinels_say(target, tls.clone(), primary, wait_for_all).await;
+        sentinel_failure = sentinel_failure.or(refused);
+        for (address, _) in named {
+            if tried.contains(&address) {
+                continue;
+            }
+            tried.push(address.clone());
+            let server = open_server(&address, target, tls.clone());
+            match within(CONNECT_TIMEOUT, &address, server).await {
+                Ok(connection) => return Ok((connection, address)),
+                Err(e) => server_failure = server_failure.or(Some(e)),
+            }
         }
     }
+    // The server's refusal says more than a Sentinel's (a login refused, `ROLE` not allowed).
+    let failure = server_failure.or(sentinel_failure);
     Err(failure.unwrap_or_else(|| RedisError::Protocol("no Sentinel to ask".to_owned())))
 }
 
@@ -871,13 +884,14 @@ async fn within<T>(
 /// Where the target's Sentinels say the primary named `primary` is: each address named, with
 /// how many named it, the most named first (ties in the order they were first named); and why
 /// the first Sentinel that did not answer did not. They are asked together, each within
-/// [`SENTINEL_TIMEOUT`], and no more are waited for once more than half of them name one
-/// server: Sentinel elects a new primary by a majority, and one cut off with the old primary
-/// still names it.
+/// [`SENTINEL_TIMEOUT`], and unless `wait_for_all`, no more are waited for once more than half
+/// of them name one server: Sentinel elects a new primary by a majority, and one cut off with
+/// the old primary still names it.
 async fn sentinels_say(
     target: &Target,
     tls: Option<TlsConnector>,
     primary: &str,
+    wait_for_all: bool,
 ) -> (Vec<(String, usize)>, Option<RedisError>) {
     use futures_util::StreamExt as _;
     let sentinels = sentinel_addresses(target);
@@ -895,7 +909,7 @@ async fn sentinels_say(
             },
             Err(e) => failure = failure.or(Some(e)),
         }
-        if named.iter().any(|(_, votes)| *votes >= majority) {
+        if !wait_for_all && named.iter().any(|(_, votes)| *votes >= majority) {
             break;
         }
     }

@@ -644,6 +644,27 @@ async fn the_primary_most_sentinels_name_is_the_one_written_to() {
 }
 
 #[tokio::test]
+async fn the_server_a_minority_names_is_tried_when_the_majoritys_is_no_primary() {
+    // Just after a failover the leader Sentinel names the new primary while the two others
+    // still name the old one, now a replica.
+    let primary = RedisServer::start(&[]).unwrap();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let (first, _) = fake_sentinel(Arc::new(AtomicU16::new(replica.port()))).await;
+    let (second, _) = fake_sentinel(Arc::new(AtomicU16::new(replica.port()))).await;
+    let (leader, _) = fake_sentinel(Arc::new(AtomicU16::new(primary.port()))).await;
+    let client = through_sentinels(&format!(
+        "redis://127.0.0.1:{first},127.0.0.1:{second},127.0.0.1:{leader}"
+    ));
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(redis_cli(primary.port(), &["get", "k"]).trim(), "1");
+}
+
+#[tokio::test]
 async fn a_new_primary_is_followed_though_the_sentinel_that_named_the_old_one_stalls() {
     let old = RedisServer::start(&[]).unwrap();
     let new = RedisServer::start(&[]).unwrap();
