@@ -206,6 +206,8 @@ struct Exchange {
     /// Time waiting on the client: for its body, and for it to take a stream's events. Not the
     /// gateway's overhead.
     client_wait: Duration,
+    /// The request's body was read to its end.
+    body_read: bool,
     /// Prompt texts after redaction, kept only when content is logged.
     redacted_prompt: Vec<String>,
     /// The prompt's normalised text for the extraction monitor.
@@ -254,6 +256,7 @@ impl Exchange {
             sent_upstream: None,
             first_token: None,
             client_wait: Duration::ZERO,
+            body_read: false,
             redacted_prompt: Vec::new(),
             prompt_digest_text: String::new(),
             in_flight: None,
@@ -296,6 +299,7 @@ pub async fn handle(
     let request_id = exchange.record.id.clone();
     // A body that broke off (bad chunked framing) has ended, but its connection cannot go on.
     let body_broke = matches!(&outcome, Err(refusal) if refusal.code == "body_read_failed");
+    let body_read = exchange.body_read;
     let mut response = match outcome {
         Ok(Served::Whole(response)) => {
             exchange.record.status = response.status().as_u16();
@@ -322,7 +326,7 @@ pub async fn handle(
     }
     // Over HTTP/2 an unread body costs its stream alone.
     let one_at_a_time = head.version < http::Version::HTTP_2;
-    if one_at_a_time && (body_broke || !drain_rest(&mut body, &head.headers).await) {
+    if one_at_a_time && !body_read && (body_broke || !drain_rest(&mut body, &head.headers).await) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -341,8 +345,7 @@ const DRAIN_WITHIN: Duration = Duration::from_millis(250);
 /// otherwise the client may send its next request into the closing socket and get no answer.
 /// Draining also spares a client still sending a reset before it has read the answer. A client
 /// that waits to be asked for its body (`Expect: 100-continue`) is not asked: polling the body
-/// would make hyper send `100 Continue`. (A chunked body it sent, read to its end, then closes
-/// its connection too, needlessly but rarely.)
+/// would make hyper send `100 Continue`.
 async fn drain_rest(body: &mut Incoming, headers: &HeaderMap) -> bool {
     if body.is_end_stream() {
         return true;
@@ -485,6 +488,7 @@ async fn serve(
     let read = read_body(body, &request.headers, tenant.max_body_bytes, read_limit).await;
     exchange.client_wait += read_started.elapsed();
     let bytes = read?;
+    exchange.body_read = true;
     let mut body = request::parse(&bytes)?;
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
     // The record keeps the name asked for, but not a name the gateway does not serve.
