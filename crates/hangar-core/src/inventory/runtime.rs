@@ -265,12 +265,10 @@ const LISTENERS: &[(Runtime, &[Listener])] = &[
     (
         Runtime::Nim,
         &[
-            // One family's variable or the other's: a port moved by one is not also 8000.
-            by_variable(
-                &["NIM_SERVER_PORT", "NIM_HTTP_API_PORT"],
-                Holds::Port,
-                Some(8000),
-            ),
+            // Which family's variable a NIM reads cannot be told (LLM NIMs have been seen
+            // reading either): a port one moves may still be the other's 8000.
+            by_variable(&["NIM_SERVER_PORT"], Holds::Port, Some(8000)),
+            by_variable(&["NIM_HTTP_API_PORT"], Holds::Port, Some(8000)),
             by_variable(&["NIM_SERVER_BIND_ADDR"], Holds::HostPort, None),
             by_variable(&["NIM_GRPC_API_PORT"], Holds::Port, None),
             by_variable(&["NIM_SERVER_GRPC_BIND_ADDR"], Holds::HostPort, None),
