@@ -581,6 +581,34 @@ async fn bodies_being_read_count_against_the_tenants_requests_in_flight() {
 }
 
 #[tokio::test]
+async fn a_chunked_upload_that_waited_for_100_continue_keeps_its_connection() {
+    // As curl sends an upload of unknown size: chunked, after `100 Continue`.
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n",
+        gw.key("a-1")
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = socket.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+    let body = chat("llama", "What is 2+2?").to_string();
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    socket.write_all(chunked.as_bytes()).await.unwrap();
+    let read = socket.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).to_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+}
+
+#[tokio::test]
 async fn a_slow_upload_is_not_the_gateways_overhead() {
     let upstream = fake().await;
     let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
