@@ -108,6 +108,27 @@ fn json_lists_endpoints_and_findings_with_locations() {
 }
 
 #[test]
+fn the_documented_cargo_run_commands_name_what_to_run() {
+    // The workspace builds three binaries: `cargo run` without `--bin` refuses to pick one.
+    let mut pages = vec![repo().join("README.md")];
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    let mut seen = 0;
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for line in text.lines().filter(|l| l.contains("cargo run ")) {
+            seen += 1;
+            let named = ["--bin ", "-p ", "--example "]
+                .iter()
+                .any(|f| line.contains(f));
+            assert!(named, "{}: {line}", page.display());
+        }
+    }
+    assert!(seen >= 2, "the quick start's command was not found");
+}
+
+#[test]
 fn sarif_is_2_1_0_with_file_and_line() {
     let out = hangar(&["audit", "examples/cluster", "--format", "sarif"]);
     let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
