@@ -307,7 +307,8 @@ pub struct Metrics {
     pub errors: Counters,
     /// Whole request time as the client saw it (to the last byte).
     pub latency: Histograms,
-    /// Time to the first streamed chunk, or to the response headers when not streaming.
+    /// From sending to the model server to the first generated token, or to the response headers
+    /// when not streaming.
     pub first_token: Histograms,
     /// Tokens in (prompt) and out (completion).
     pub tokens: Counters,
@@ -358,7 +359,7 @@ impl Default for Metrics {
             ),
             first_token: Histograms::new(
                 "hangar_gateway_time_to_first_token_seconds",
-                "Time to the first streamed chunk (or the response headers when not streaming).",
+                "From sending to the model server to the first generated token (text, reasoning or a piece of a tool call; the response headers when not streaming).",
                 TMV,
                 LATENCY,
             ),
@@ -389,7 +390,7 @@ impl Default for Metrics {
             ),
             overhead: Histograms::new(
                 "hangar_gateway_overhead_seconds",
-                "The gateway's own time per request: total minus time waiting on the model server.",
+                "The gateway's own time per request: total minus time waiting on the model server and on the client.",
                 &["model"],
                 OVERHEAD,
             ),
@@ -400,7 +401,7 @@ impl Default for Metrics {
             ),
             reloads: Counters::new(
                 "hangar_gateway_config_reloads_total",
-                "Configuration reloads, by result (applied, rejected).",
+                "Configuration reloads, by result (applied, rejected, failed).",
                 &["result"],
             ),
             shared_limits_fallbacks: Counters::new(
