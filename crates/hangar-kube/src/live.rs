@@ -17,7 +17,8 @@ use kube::{Client, Config};
 use serde_json::json;
 
 use listing::{Tally, describe, list_kind};
-pub(crate) use logs::{BoundedTail, UnreadLogs};
+pub(crate) use logs::BoundedTail;
+pub use logs::UnreadLogs;
 pub use logs::{LogBounds, LogRequest, fetch_logs};
 use targets::{custom_targets, event_target, typed_targets};
 

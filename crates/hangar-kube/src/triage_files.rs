@@ -9,7 +9,7 @@
 //! U+FFFD; a file that cannot be read, or is not a regular file, is a load error, never a silent
 //! gap.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -75,51 +75,16 @@ pub struct TriageInput {
     pub observed_at: Option<String>,
     /// The logs a dump says kubectl could not read: not yet a gap, since only the pods of the
     /// endpoints triaged count (`record_logs_not_read`).
-    pub logs_not_read: LogsNotRead,
+    pub logs_not_read: UnreadLogs,
 }
 
 impl TriageInput {
     /// Makes the logs not read of the pods `wanted` keeps (by namespace and name) the snapshot's
     /// `pods/log` gap: the pods whose logs a live triage would read.
     pub fn record_logs_not_read(&mut self, wanted: impl Fn(&str, &str) -> bool) {
-        let not_read = std::mem::take(&mut self.logs_not_read);
-        not_read.record(wanted, &mut self.snapshot.not_covered);
-    }
-}
-
-/// The container logs kubectl could not read, by pod. Live, triage reads only the logs of the
-/// pods of the endpoints triaged, so an unreadable log elsewhere is no gap of theirs; a dump holds
-/// every pod's, and keeps which pod each one is to be judged the same way.
-#[derive(Debug, Default)]
-pub struct LogsNotRead {
-    /// By `(namespace, pod)`.
-    pods: BTreeMap<(String, String), UnreadLogs>,
-}
-
-impl LogsNotRead {
-    /// Notes that kubectl could not read the log of container `(namespace, pod, container)`, and
-    /// why.
-    fn add(&mut self, key: (String, String, String), reason: String) {
-        let pod = (key.0.clone(), key.1.clone());
-        self.pods.entry(pod).or_default().add(key, false, reason);
-    }
-
-    fn absorb(&mut self, other: LogsNotRead) {
-        for (pod, unread) in other.pods {
-            self.pods.entry(pod).or_default().absorb(unread);
-        }
-    }
-
-    /// Adds to `not_covered` the one `pods/log` gap of the pods `wanted` keeps (by namespace and
-    /// name), when one of their logs was not read.
-    pub fn record(self, wanted: impl Fn(&str, &str) -> bool, not_covered: &mut Vec<NotCovered>) {
-        let mut kept = UnreadLogs::default();
-        for ((namespace, pod), unread) in self.pods {
-            if wanted(namespace.as_str(), pod.as_str()) {
-                kept.absorb(unread);
-            }
-        }
-        kept.record(not_covered);
+        let mut not_read = std::mem::take(&mut self.logs_not_read);
+        not_read.retain_pods(wanted);
+        not_read.record(&mut self.snapshot.not_covered);
     }
 }
 
@@ -133,7 +98,7 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
     // `uid` and `resourceVersion`), if it had one.
     let mut log_sources: HashMap<(String, String), Option<ObjectMeta>> = HashMap::new();
     let mut observed_at = None;
-    let mut logs_not_read = LogsNotRead::default();
+    let mut logs_not_read = UnreadLogs::default();
     for path in paths {
         let (part, part_logs) = if path == Path::new(STDIN) {
             load_stdin(bounds, &mut logs_not_read)
@@ -373,7 +338,7 @@ struct DumpSplitter {
     open: Option<Section>,
     logs: Logs,
     /// The sections that hold only kubectl's failure to read the log.
-    not_read: LogsNotRead,
+    not_read: UnreadLogs,
 }
 
 /// The container log section being read: whose it is, and its bounded tail so far.
@@ -433,7 +398,7 @@ impl DumpSplitter {
             own_pod,
             open: None,
             logs: Logs::default(),
-            not_read: LogsNotRead::default(),
+            not_read: UnreadLogs::default(),
         }
     }
 
@@ -516,7 +481,7 @@ impl DumpSplitter {
                     "kubectl could not read the log of {namespace}/{pod} container {container} ({}:{number}): {failure}",
                     self.source
                 );
-                self.not_read.add(section.key, reason);
+                self.not_read.add(section.key, false, reason);
             }
             return;
         }
@@ -526,7 +491,7 @@ impl DumpSplitter {
     }
 
     /// The logs read, and the sections that held none.
-    fn finish(mut self) -> (Logs, LogsNotRead) {
+    fn finish(mut self) -> (Logs, UnreadLogs) {
         self.close();
         (self.logs, self.not_read)
     }
@@ -618,7 +583,7 @@ pub fn split_dump(text: &str, source: &str, bounds: LogBounds) -> (String, Logs,
     });
     let (logs, not_read) = splitter.finish();
     let mut not_covered = Vec::new();
-    not_read.record(|_, _| true, &mut not_covered);
+    not_read.record(&mut not_covered);
     (objects, logs, not_covered)
 }
 
@@ -675,7 +640,7 @@ impl Objects {
 
 /// One file: a single-stream `cluster-info dump` (JSON lists with log sections between them),
 /// or a manifest or snapshot, read as a stream. The logs kubectl could not read go to `not_read`.
-fn load_file(path: &Path, bounds: LogBounds, not_read: &mut LogsNotRead) -> (Snapshot, Logs) {
+fn load_file(path: &Path, bounds: LogBounds, not_read: &mut UnreadLogs) -> (Snapshot, Logs) {
     match open_regular(path, true) {
         Ok(file) => {
             let name = path.display().to_string();
@@ -690,7 +655,7 @@ fn load_file(path: &Path, bounds: LogBounds, not_read: &mut LogsNotRead) -> (Sna
 }
 
 /// Standard input (`kubectl cluster-info dump | hangar triage --from -`), read as a file is.
-fn load_stdin(bounds: LogBounds, not_read: &mut LogsNotRead) -> (Snapshot, Logs) {
+fn load_stdin(bounds: LogBounds, not_read: &mut UnreadLogs) -> (Snapshot, Logs) {
     load_stream(STDIN_NAME, std::io::stdin().lock(), bounds, not_read)
 }
 
@@ -701,7 +666,7 @@ fn load_stream(
     name: &str,
     reader: impl BufRead,
     bounds: LogBounds,
-    not_read: &mut LogsNotRead,
+    not_read: &mut UnreadLogs,
 ) -> (Snapshot, Logs) {
     let mut objects = Objects::new(name);
     let mut splitter = DumpSplitter::new(name.to_owned(), bounds, None);
@@ -734,7 +699,7 @@ fn dump_logs(
     dir: &Path,
     bounds: LogBounds,
     part: &mut Snapshot,
-    not_read: &mut LogsNotRead,
+    not_read: &mut UnreadLogs,
 ) -> Logs {
     let mut logs = Logs::default();
     let mut files = Vec::new();
@@ -1352,16 +1317,18 @@ line three
 
     #[test]
     fn only_the_pods_wanted_make_the_gap() {
-        let not_read = || {
-            let mut not_read = LogsNotRead::default();
+        let gaps_of = |wanted: &dyn Fn(&str, &str) -> bool| {
+            let mut not_read = UnreadLogs::default();
             for pod in ["vllm-0", "other-0"] {
                 let reason = format!("kubectl could not read the log of ml/{pod} container vllm");
-                not_read.add(key("ml", pod, "vllm"), reason);
+                not_read.add(key("ml", pod, "vllm"), false, reason);
             }
-            not_read
+            not_read.retain_pods(wanted);
+            let mut not_covered = Vec::new();
+            not_read.record(&mut not_covered);
+            not_covered
         };
-        let mut not_covered = Vec::new();
-        not_read().record(|ns, pod| (ns, pod) == ("ml", "vllm-0"), &mut not_covered);
+        let not_covered = gaps_of(&|ns, pod| (ns, pod) == ("ml", "vllm-0"));
         let [gap] = not_covered.as_slice() else {
             panic!("{not_covered:?}");
         };
@@ -1371,8 +1338,7 @@ line three
             "kubectl could not read the log of ml/vllm-0 container vllm"
         );
 
-        let mut not_covered = Vec::new();
-        not_read().record(|_, pod| pod == "somebody-else", &mut not_covered);
+        let not_covered = gaps_of(&|_, pod| pod == "somebody-else");
         assert!(not_covered.is_empty(), "{not_covered:?}");
     }
 

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hangar_core::{Endpoint, Inventory, Snapshot, discover};
-use hangar_kube::live::{LiveOptions, LogBounds, LogRequest, load_live_with_logs};
-use hangar_kube::triage_files::{LogsNotRead, TriageInput, load_triage_paths, save_bundle};
+use hangar_kube::live::{LiveOptions, LogBounds, LogRequest, UnreadLogs, load_live_with_logs};
+use hangar_kube::triage_files::{TriageInput, load_triage_paths, save_bundle};
 use hangar_triage::report::{TriageReport, render_text, triage};
 
 use crate::cli::FromArgs;
@@ -219,7 +219,7 @@ fn load_live(
         logs,
         observed_at: Some(jiff::Timestamp::now().to_string()),
         // Live, only the pods triaged have their logs read, and a log not read is already a gap.
-        logs_not_read: LogsNotRead::default(),
+        logs_not_read: UnreadLogs::default(),
     };
     Ok((input, described))
 }

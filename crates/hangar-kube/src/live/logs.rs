@@ -171,7 +171,7 @@ const UNREAD_PODS_NAMED: usize = 10;
 /// names their pods: a gap must say which pods' evidence is missing, and one NotReady node or a
 /// namespace RBAC refuses fails many reads alike.
 #[derive(Debug, Default)]
-pub(crate) struct UnreadLogs {
+pub struct UnreadLogs {
     /// Why, by `(namespace, pod, container, previous)`: sorted, so the gap reads the same
     /// whatever order the reads ended in.
     reasons: BTreeMap<(String, String, String, bool), String>,
@@ -188,6 +188,13 @@ impl UnreadLogs {
     ) {
         let key = (namespace, pod, container, previous);
         self.reasons.entry(key).or_insert(reason);
+    }
+
+    /// Keeps the logs of the pods `wanted` keeps (by namespace and name) alone: a dump holds
+    /// every pod's, where a live triage reads only those of the endpoints triaged.
+    pub(crate) fn retain_pods(&mut self, wanted: impl Fn(&str, &str) -> bool) {
+        self.reasons
+            .retain(|(namespace, pod, _, _), _| wanted(namespace, pod));
     }
 
     pub(crate) fn absorb(&mut self, other: UnreadLogs) {
