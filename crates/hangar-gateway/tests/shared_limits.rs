@@ -605,21 +605,34 @@ async fn a_sentinel_that_never_answers_is_passed_over_in_time() {
     assert!(took < Duration::from_millis(1500), "{took:?}");
 }
 
+/// A client through fake Sentinels, each naming the server on one of `ports`, in this order.
+async fn through_sentinels_naming(ports: &[u16]) -> Client {
+    let mut sentinels = Vec::new();
+    for port in ports {
+        let (sentinel, _) = fake_sentinel(Arc::new(AtomicU16::new(*port))).await;
+        sentinels.push(format!("127.0.0.1:{sentinel}"));
+    }
+    through_sentinels(&format!("redis://{}", sentinels.join(",")))
+}
+
+/// Counts once through `client`, and asserts the count landed on `server`.
+async fn assert_counted_on(client: &Client, server: &RedisServer) {
+    let count = Script::new("return redis.call('INCR', KEYS[1])");
+    assert_eq!(
+        client.eval(&count, &["k"], &[]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(redis_cli(server.port(), &["get", "k"]).trim(), "1");
+}
+
 #[tokio::test]
 async fn a_sentinel_naming_a_server_that_is_no_longer_the_primary_is_passed_over() {
     let primary = RedisServer::start(&[]).unwrap();
     let port = primary.port().to_string();
     let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
     // The first Sentinel has not seen the failover yet: it names a replica.
-    let (behind, _) = fake_sentinel(Arc::new(AtomicU16::new(replica.port()))).await;
-    let (current, _) = fake_sentinel(Arc::new(AtomicU16::new(primary.port()))).await;
-    let client = through_sentinels(&format!("redis://127.0.0.1:{behind},127.0.0.1:{current}"));
-    let count = Script::new("return redis.call('INCR', KEYS[1])");
-    assert_eq!(
-        client.eval(&count, &["k"], &[]).await.unwrap(),
-        Reply::Integer(1)
-    );
-    assert_eq!(redis_cli(primary.port(), &["get", "k"]).trim(), "1");
+    let client = through_sentinels_naming(&[replica.port(), primary.port()]).await;
+    assert_counted_on(&client, &primary).await;
 }
 
 #[tokio::test]
@@ -628,18 +641,8 @@ async fn the_primary_most_sentinels_name_is_the_one_written_to() {
     // the two others have elected a new one.
     let old = RedisServer::start(&[]).unwrap();
     let new = RedisServer::start(&[]).unwrap();
-    let (cut_off, _) = fake_sentinel(Arc::new(AtomicU16::new(old.port()))).await;
-    let (second, _) = fake_sentinel(Arc::new(AtomicU16::new(new.port()))).await;
-    let (third, _) = fake_sentinel(Arc::new(AtomicU16::new(new.port()))).await;
-    let client = through_sentinels(&format!(
-        "redis://127.0.0.1:{cut_off},127.0.0.1:{second},127.0.0.1:{third}"
-    ));
-    let count = Script::new("return redis.call('INCR', KEYS[1])");
-    assert_eq!(
-        client.eval(&count, &["k"], &[]).await.unwrap(),
-        Reply::Integer(1)
-    );
-    assert_eq!(redis_cli(new.port(), &["get", "k"]).trim(), "1");
+    let client = through_sentinels_naming(&[old.port(), new.port(), new.port()]).await;
+    assert_counted_on(&client, &new).await;
     assert_eq!(redis_cli(old.port(), &["get", "k"]).trim(), "");
 }
 
@@ -650,18 +653,8 @@ async fn the_server_a_minority_names_is_tried_when_the_majoritys_is_no_primary()
     let primary = RedisServer::start(&[]).unwrap();
     let port = primary.port().to_string();
     let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
-    let (first, _) = fake_sentinel(Arc::new(AtomicU16::new(replica.port()))).await;
-    let (second, _) = fake_sentinel(Arc::new(AtomicU16::new(replica.port()))).await;
-    let (leader, _) = fake_sentinel(Arc::new(AtomicU16::new(primary.port()))).await;
-    let client = through_sentinels(&format!(
-        "redis://127.0.0.1:{first},127.0.0.1:{second},127.0.0.1:{leader}"
-    ));
-    let count = Script::new("return redis.call('INCR', KEYS[1])");
-    assert_eq!(
-        client.eval(&count, &["k"], &[]).await.unwrap(),
-        Reply::Integer(1)
-    );
-    assert_eq!(redis_cli(primary.port(), &["get", "k"]).trim(), "1");
+    let client = through_sentinels_naming(&[replica.port(), replica.port(), primary.port()]).await;
+    assert_counted_on(&client, &primary).await;
 }
 
 #[tokio::test]
