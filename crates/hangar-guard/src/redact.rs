@@ -158,22 +158,26 @@ impl Redactor {
         self.redact_with(text, Vec::new())
     }
 
-    /// [`Redactor::redact`], masking `spans` as well.
-    fn redact_with<'a>(&self, text: &'a str, mut spans: Vec<Span>) -> Redaction<'a> {
+    /// [`Redactor::redact`] of `text` cut at `cut` bytes: the text after the cut is read too,
+    /// so that a secret the cut splits is masked whole rather than left in part. What follows
+    /// the cut is left out, but for the rest of such a secret's mask.
+    pub fn redact_prefix<'a>(&self, text: &'a str, cut: usize) -> Redaction<'a> {
+        let mut cut = cut.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
         if !self.is_ready() {
-            return Redaction {
-                text: Cow::Borrowed(UNAVAILABLE),
-                found: Vec::new(),
-            };
+            return unavailable();
         }
-        self.find(text, &mut spans);
-        // JSON text inside a string (a tool call's `arguments`) keeps its escapes: read it
-        // decoded as well, where a card after `\n` is not glued to the `n`.
-        if let Some(decoded) = Unescaped::of(text) {
-            let mut found = Vec::new();
-            self.find(&decoded.text, &mut found);
-            spans.extend(found.into_iter().map(|span| decoded.original(span)));
-        }
+        let mut spans = Vec::new();
+        self.find_all(text, &mut spans);
+        spans.retain(|span| span.start < cut);
+        // Every span kept begins before the cut, so up to the last one's end all is masked.
+        let end = spans.iter().map(|span| span.end).fold(cut, usize::max);
+        let Some(text) = text.get(..end) else {
+            // Not reached (spans end on character boundaries); the whole text is safe too.
+            return self.redact(text);
+        };
         if spans.is_empty() {
             return Redaction {
                 text: Cow::Borrowed(text),
@@ -181,6 +185,33 @@ impl Redactor {
             };
         }
         apply(text, spans)
+    }
+
+    /// [`Redactor::redact`], masking `spans` as well.
+    fn redact_with<'a>(&self, text: &'a str, mut spans: Vec<Span>) -> Redaction<'a> {
+        if !self.is_ready() {
+            return unavailable();
+        }
+        self.find_all(text, &mut spans);
+        if spans.is_empty() {
+            return Redaction {
+                text: Cow::Borrowed(text),
+                found: Vec::new(),
+            };
+        }
+        apply(text, spans)
+    }
+
+    /// Adds the spans of every find in `text`, read as it is and with JSON escapes decoded.
+    fn find_all(&self, text: &str, spans: &mut Vec<Span>) {
+        self.find(text, spans);
+        // JSON text inside a string (a tool call's `arguments`) keeps its escapes: read it
+        // decoded as well, where a card after `\n` is not glued to the `n`.
+        if let Some(decoded) = Unescaped::of(text) {
+            let mut found = Vec::new();
+            self.find(&decoded.text, &mut found);
+            spans.extend(found.into_iter().map(|span| decoded.original(span)));
+        }
     }
 
     /// Adds the spans of every find in `text`.
@@ -504,6 +535,14 @@ struct Span {
 }
 
 /// Replaces the spans (merging overlaps, the most sensitive kind winning) and counts them.
+/// What a redactor whose patterns failed to compile gives instead of the text.
+fn unavailable() -> Redaction<'static> {
+    Redaction {
+        text: Cow::Borrowed(UNAVAILABLE),
+        found: Vec::new(),
+    }
+}
+
 fn apply(text: &str, mut spans: Vec<Span>) -> Redaction<'_> {
     spans.sort_unstable();
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());

@@ -888,3 +888,18 @@ fn masked_texts(redactor: &Redactor, texts: &[&str]) -> Vec<String> {
         .map(|r| r.text.into_owned())
         .collect()
 }
+
+#[test]
+fn a_prefix_masks_whole_the_secret_its_cut_splits_and_nothing_after() {
+    let redactor = Redactor::default();
+    let text = "pay 4111 1111 1111 1111 then 5555 5555 5555 4444 é";
+    let prefix = |cut| redactor.redact_prefix(text, cut).text.into_owned();
+    // Cut inside the first card: it is masked whole, and the second is left out.
+    assert_eq!(prefix(10), "pay [REDACTED:card_number]");
+    // Cut just before a card: none of its digits.
+    assert_eq!(prefix(29), "pay [REDACTED:card_number] then ");
+    assert_eq!(prefix(3), "pay");
+    // A cut past the end, or inside a character, is taken to the nearest boundary below.
+    assert_eq!(prefix(1000), masked(text));
+    assert_eq!(prefix(text.len() - 1), masked(&text[..text.len() - 2]));
+}
