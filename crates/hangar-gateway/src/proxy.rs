@@ -26,7 +26,7 @@ use crate::refusals::RefusalBudget;
 use crate::request::{self, Endpoint, Inspected};
 use crate::routes::{Caller, Version};
 use crate::runtime::{Runtime, Tenant};
-use crate::stream::{self, BoxError, StreamEnd, StreamRules, StreamSummary};
+use crate::stream::{self, BoxError, KeptText, KeptTexts, StreamEnd, StreamRules, StreamSummary};
 use crate::upstream::{UpstreamBody, UpstreamError};
 
 /// The response body the gateway sends: a whole body or an observed stream.
@@ -1154,7 +1154,13 @@ impl Call<'_> {
             }
         }
         self.settle(admission, exchange, facts.usage, &text);
-        self.log_content(exchange, &text);
+        if self.gateway.audit.logs_content() {
+            let mut kept = KeptTexts::default();
+            for (choice, text) in &facts.texts {
+                kept.keep(*choice, text);
+            }
+            log_content(self.gateway, self.runtime, exchange, &kept.into_choices());
+        }
         // The client hears the model name it asked for, not the model server's own.
         let public = &self.facts.model;
         let renamed = match value.str_span(&bytes, "model") {
@@ -1259,23 +1265,23 @@ impl Call<'_> {
         exchange.record.completion_tokens = completion;
         exchange.record.usage_source = Some(source);
     }
-
-    fn log_content(&self, exchange: &Exchange, completion: &str) {
-        log_content(self.gateway, self.runtime, exchange, completion);
-    }
 }
 
-fn log_content(gateway: &Gateway, runtime: &Runtime, exchange: &Exchange, completion: &str) {
+fn log_content(gateway: &Gateway, runtime: &Runtime, exchange: &Exchange, kept: &[KeptText]) {
     if !gateway.audit.logs_content() {
         return;
     }
     let Some(redactor) = &runtime.redactor else {
         return;
     };
-    // Redacted before it is cut to the limit, so that a secret the cut splits is still seen.
-    let read = stream::prefix_within(completion, stream::MAX_KEPT_TEXT + stream::KEPT_MARGIN);
-    let redacted = redactor.redact(read).text;
-    let completion = stream::prefix_within(&redacted, stream::MAX_KEPT_TEXT).to_owned();
+    // Each choice on its own: the digits of one would run into the next's.
+    let completion = kept
+        .iter()
+        .map(|choice| {
+            let cut = choice.cut.unwrap_or(choice.text.len());
+            redactor.redact_prefix(&choice.text, cut).text
+        })
+        .collect();
     gateway.audit.content(ContentRecord {
         kind: "content",
         id: exchange.record.id.clone(),
@@ -1363,7 +1369,7 @@ impl StreamFinisher {
             .first_token
             .map(|at| at.saturating_duration_since(sent));
         let runtime = self.gateway.runtime();
-        log_content(&self.gateway, &runtime, &self.exchange, &summary.text);
+        log_content(&self.gateway, &runtime, &self.exchange, &summary.kept);
         let gateway = Arc::clone(&self.gateway);
         finish(&gateway, self.exchange);
     }

@@ -94,6 +94,11 @@ pub struct EventFacts {
     pub usage_only: bool,
     /// `data: [DONE]`.
     pub done: bool,
+    /// A choice says why it ended (`finish_reason`): the answer reached its end.
+    pub finished: bool,
+    /// The event has data the gateway could not read as JSON: an event cut at [`MAX_EVENT`], or
+    /// one that is not JSON. Its generated text, if any, is unknown.
+    pub unread: bool,
     /// The event carries an `error` object.
     pub error: bool,
     /// Where the model server's `model` name is in the event, quotes included (see
@@ -141,8 +146,21 @@ pub fn read_event(event: &[u8]) -> EventFacts {
                 ..answer_facts(&value)
             }
         }
-        Err(_) => EventFacts::default(),
+        Err(_) => EventFacts {
+            unread: carries_data(event),
+            ..EventFacts::default()
+        },
     }
+}
+
+/// Whether an event has lines other than comments and the fields that carry no text: the
+/// piece of an event cut at [`MAX_EVENT`] may have no `data:` prefix left.
+fn carries_data(event: &[u8]) -> bool {
+    event.split(|&b| b == b'\n').any(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let quiet = [&b":"[..], b"event:", b"id:", b"retry:"];
+        !line.is_empty() && !quiet.iter().any(|field| line.starts_with(field))
+    })
 }
 
 fn is_str(value: &Json<'_>) -> bool {
@@ -197,6 +215,9 @@ pub fn answer_facts(value: &Json<'_>) -> EventFacts {
         facts.usage_only = choices.is_empty() && facts.usage.is_some();
         for choice in choices {
             let index = choice.get("index").and_then(Json::as_u64).unwrap_or(0);
+            facts.finished |= choice
+                .get("finish_reason")
+                .is_some_and(|reason| *reason != Json::Null);
             let mut text = choice
                 .get("text")
                 .and_then(Json::as_str)
@@ -244,6 +265,66 @@ impl EventFacts {
     }
 }
 
+/// Generated text kept for the content log, by choice: [`MAX_KEPT_TEXT`] in all, and each
+/// choice cut there read on for [`KEPT_MARGIN`], so that redaction sees whole a secret the cut
+/// splits. Choices are kept apart: interleaved (`n` > 1) or written one after the other, their
+/// pieces would split a card number or a key, or run its digits into another's.
+#[derive(Debug, Default)]
+pub struct KeptTexts {
+    choices: Vec<(u64, KeptText)>,
+    /// Bytes kept within the log's budget, all choices together.
+    within: usize,
+}
+
+/// One choice's kept text.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct KeptText {
+    /// The text read.
+    pub text: String,
+    /// Where the log's budget ran out in it, if it did: what follows was read for redaction,
+    /// and is not logged.
+    pub cut: Option<usize>,
+}
+
+impl KeptTexts {
+    /// Adds a piece of a choice's text.
+    pub fn keep(&mut self, choice: u64, piece: &str) {
+        let kept = by_choice(&mut self.choices, choice, KeptText::default);
+        if kept.cut.is_none() {
+            let within = prefix_within(piece, MAX_KEPT_TEXT.saturating_sub(self.within));
+            if within.len() == piece.len() {
+                kept.text.push_str(piece);
+                self.within += piece.len();
+                return;
+            }
+            kept.cut = Some(kept.text.len() + within.len());
+            self.within = MAX_KEPT_TEXT;
+        }
+        if let Some(cut) = kept.cut {
+            let room = (cut + KEPT_MARGIN).saturating_sub(kept.text.len());
+            kept.text.push_str(prefix_within(piece, room));
+        }
+    }
+
+    /// The choices' texts, in the choices' order.
+    pub fn into_choices(mut self) -> Vec<KeptText> {
+        self.choices.sort_by_key(|(choice, _)| *choice);
+        self.choices.into_iter().map(|(_, kept)| kept).collect()
+    }
+}
+
+/// The entry for `choice`, made by `new` when there is none yet.
+fn by_choice<T>(list: &mut Vec<(u64, T)>, choice: u64, new: impl FnOnce() -> T) -> &mut T {
+    let at = match list.iter().position(|(c, _)| *c == choice) {
+        Some(at) => at,
+        None => {
+            list.push((choice, new()));
+            list.len() - 1
+        }
+    };
+    &mut list[at].1
+}
+
 /// The model server's token counts. A report without a whole-number `prompt_tokens`, or with a
 /// `completion_tokens` that is not one, is no report: the gateway then counts the tokens itself
 /// rather than charge nothing. Embeddings (an answer without `choices`) report no completion
@@ -270,7 +351,8 @@ fn usage_of(value: &Json<'_>) -> Option<(u64, u64)> {
 pub enum StreamEnd {
     /// The model server finished the answer.
     Complete,
-    /// The model server broke off, sent a broken frame or an error event.
+    /// The model server broke off, sent a broken frame or an error event, or ended its body
+    /// before the answer's end.
     UpstreamError,
     /// No first token within the first-token timeout, or no chunk within the idle timeout.
     UpstreamTimeout,
@@ -306,9 +388,9 @@ pub struct StreamSummary {
     pub end: StreamEnd,
     /// Usage as reported by the model server.
     pub usage: Option<(u64, u64)>,
-    /// Generated text, up to [`MAX_KEPT_TEXT`] and [`KEPT_MARGIN`], when
-    /// [`StreamRules::keep_text`] asks for it: each choice's whole, in the choices' order.
-    pub text: String,
+    /// Generated text by choice, in the choices' order (see [`KeptTexts`]), when
+    /// [`StreamRules::keep_text`] asks for it.
+    pub kept: Vec<KeptText>,
     /// Bytes of generated text, all of them: the token count when the model server reports no
     /// usage.
     pub text_bytes: u64,
@@ -396,10 +478,9 @@ struct Relay {
     shutdown_grace: Option<tokio::time::Instant>,
     /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
     watches: Vec<(u64, CanaryWatch)>,
-    /// The text kept so far, by choice: interleaved choices written one after the other would
-    /// split a card number or a key between them, out of the redactor's sight.
-    kept: Vec<(u64, String)>,
-    kept_bytes: usize,
+    kept: KeptTexts,
+    /// `data: [DONE]` or a `finish_reason` came: the model server reached the answer's end.
+    reached_end: bool,
     /// Watches the raw events too: fields the gateway does not read, and unframed bytes.
     raw_watch: Option<CanaryWatch>,
     summary: StreamSummary,
@@ -416,13 +497,13 @@ impl Relay {
             ready: VecDeque::new(),
             shutdown_grace: None,
             watches: Vec::new(),
-            kept: Vec::new(),
-            kept_bytes: 0,
+            kept: KeptTexts::default(),
+            reached_end: false,
             raw_watch,
             summary: StreamSummary {
                 end: StreamEnd::Complete,
                 usage: None,
-                text: String::new(),
+                kept: Vec::new(),
                 text_bytes: 0,
                 first_token: None,
                 upstream_wait: Duration::ZERO,
@@ -481,6 +562,16 @@ impl Relay {
                     if let Some(rest) = self.splitter.rest() {
                         self.take_event(rest);
                     }
+                    // A body that ends without either ends early: the client is told, not
+                    // handed a cut answer that looks whole. An error event already said it.
+                    let told = self.summary.end == StreamEnd::UpstreamError;
+                    if !self.reached_end && !told && self.ended.is_none() {
+                        self.fail(
+                            "the model server ended the stream before the answer's end",
+                            "upstream_incomplete",
+                            StreamEnd::UpstreamError,
+                        );
+                    }
                     self.ended.get_or_insert(StreamEnd::Complete);
                 }
                 Heard::Silence => self.fail(
@@ -506,8 +597,7 @@ impl Relay {
         if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
             self.summary.end = end;
         }
-        self.kept.sort_by_key(|(choice, _)| *choice);
-        self.summary.text = self.kept.iter().map(|(_, text)| text.as_str()).collect();
+        self.summary.kept = self.kept.into_choices();
         self.summary
     }
 
@@ -564,6 +654,11 @@ impl Relay {
         if facts.error {
             self.summary.end = StreamEnd::UpstreamError;
         }
+        self.reached_end |= facts.done || facts.finished;
+        if facts.unread {
+            // Counted as text for the token estimate: what it holds cannot be told.
+            self.summary.text_bytes += event.len() as u64;
+        }
         let raw_leak = self
             .raw_watch
             .as_mut()
@@ -577,7 +672,7 @@ impl Relay {
         for (choice, text) in &facts.texts {
             self.summary.text_bytes += text.len() as u64;
             if self.rules.keep_text {
-                self.keep(*choice, text);
+                self.kept.keep(*choice, text);
             }
             if !self.rules.canaries.is_empty() {
                 text_leak |= self.watch(*choice).feed(text);
@@ -600,26 +695,11 @@ impl Relay {
         self.ready.push_back(event);
     }
 
-    fn keep(&mut self, choice: u64, text: &str) {
-        let room = (MAX_KEPT_TEXT + KEPT_MARGIN).saturating_sub(self.kept_bytes);
-        let piece = prefix_within(text, room);
-        self.kept_bytes += piece.len();
-        match self.kept.iter_mut().find(|(c, _)| *c == choice) {
-            Some((_, kept)) => kept.push_str(piece),
-            None => self.kept.push((choice, piece.to_owned())),
-        }
-    }
-
     fn watch(&mut self, choice: u64) -> &mut CanaryWatch {
-        let at = match self.watches.iter().position(|(c, _)| *c == choice) {
-            Some(at) => at,
-            None => {
-                self.watches
-                    .push((choice, CanaryWatch::new(self.rules.canaries.clone())));
-                self.watches.len() - 1
-            }
-        };
-        &mut self.watches[at].1
+        let canaries = &self.rules.canaries;
+        by_choice(&mut self.watches, choice, || {
+            CanaryWatch::new(canaries.clone())
+        })
     }
 
     /// Ends the stream with an error event the client can read.
@@ -849,7 +929,98 @@ mod tests {
         let (_, mut client, summary) = relay_of(script, keeping);
         read_all(&mut client, Duration::ZERO).await;
         let summary = summary.await.unwrap();
-        assert_eq!(summary.text, "card 4111 1111 1111 1111no card here");
+        let texts: Vec<_> = summary.kept.iter().map(|kept| kept.text.as_str()).collect();
+        assert_eq!(texts, ["card 4111 1111 1111 1111", "no card here"]);
+    }
+
+    #[test]
+    fn no_digit_of_a_card_the_content_logs_budget_cuts_is_logged() {
+        // Two interleaved choices fill the budget; a card in each comes as it runs out: in
+        // the first, the cut falls inside the card; in the second, just before it.
+        let mut kept = KeptTexts::default();
+        kept.keep(0, &"x".repeat(40_000));
+        kept.keep(1, &"y".repeat(MAX_KEPT_TEXT - 40_000 - 6));
+        kept.keep(0, " 4111 1111 1111 1111 and on");
+        kept.keep(1, " 5555 5555 5555 4444 and on");
+        let choices = kept.into_choices();
+        assert_eq!(choices[0].cut, Some(40_006));
+        assert_eq!(choices[1].cut, Some(MAX_KEPT_TEXT - 40_006));
+        let redactor = hangar_guard::Redactor::default();
+        let logged: Vec<String> = choices
+            .iter()
+            .map(|choice| {
+                let cut = choice.cut.unwrap_or(choice.text.len());
+                redactor.redact_prefix(&choice.text, cut).text.into_owned()
+            })
+            .collect();
+        assert!(
+            logged[0].ends_with("x [REDACTED:card_number]"),
+            "{}",
+            &logged[0][39_990..]
+        );
+        assert!(logged[1].ends_with('y'), "{}", &logged[1][25_000..]);
+        for text in &logged {
+            assert!(!text.contains("41") && !text.contains("55"));
+        }
+        // Past the margin nothing more is read.
+        let mut kept = KeptTexts::default();
+        kept.keep(0, &"x".repeat(MAX_KEPT_TEXT + KEPT_MARGIN + 10));
+        assert_eq!(
+            kept.into_choices()[0].text.len(),
+            MAX_KEPT_TEXT + KEPT_MARGIN
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_stops_before_its_end_ends_in_an_error() {
+        let finished: &[u8] =
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        for (script, whole) in [
+            (vec![(0, ROLE), (0, TOKEN)], false),
+            (vec![(0, ROLE), (0, TOKEN), (0, finished)], true),
+            (vec![(0, ROLE), (0, TOKEN), (0, DONE)], true),
+        ] {
+            let (_, mut client, summary) = relay_of(
+                script,
+                rules(Duration::from_secs(10), Duration::from_secs(10)),
+            );
+            let received = read_all(&mut client, Duration::ZERO).await;
+            assert_eq!(
+                !received.contains("upstream_incomplete"),
+                whole,
+                "{received}"
+            );
+            let end = summary.await.unwrap().end;
+            let expected = if whole {
+                StreamEnd::Complete
+            } else {
+                StreamEnd::UpstreamError
+            };
+            assert_eq!(end, expected, "{received}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_too_large_to_read_still_counts_toward_the_token_estimate() {
+        // It comes in two frames: the first is passed on unread at `MAX_EVENT`.
+        let huge: &'static [u8] = format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            "z".repeat(MAX_EVENT)
+        )
+        .into_bytes()
+        .leak();
+        let (first, rest) = huge.split_at(MAX_EVENT + 10);
+        let (_, mut client, summary) = relay_of(
+            vec![(0, first), (0, rest), (0, DONE)],
+            rules(Duration::from_secs(10), Duration::from_secs(10)),
+        );
+        read_all(&mut client, Duration::ZERO).await;
+        let summary = summary.await.unwrap();
+        assert!(
+            summary.text_bytes >= MAX_EVENT as u64,
+            "{}",
+            summary.text_bytes
+        );
     }
 
     #[test]
@@ -905,7 +1076,14 @@ mod tests {
         }
         assert!(read_event(b"data: [DONE]\n\n").done);
         assert!(read_event(br#"data: {"error":{"message":"x"}}"#).error);
-        assert_eq!(read_event(b"data: not json\n\n"), EventFacts::default());
+        assert!(read_event(b"data: not json\n\n").unread);
+        // The rest of an event cut at `MAX_EVENT` has no `data:` of its own.
+        assert!(read_event(b"zzz\"}}]}\n\n").unread);
+        assert!(!read_event(b": keep-alive\nid: 3\n\n").unread);
+        let stop = br#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        assert!(read_event(stop).finished);
+        let going = br#"data: {"choices":[{"index":0,"delta":{},"finish_reason":null}]}"#;
+        assert!(!read_event(going).finished);
     }
 
     #[test]
