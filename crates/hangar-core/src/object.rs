@@ -28,6 +28,11 @@ impl Origin {
     pub fn live() -> Self {
         Origin::default()
     }
+
+    /// Whether the object was read from the API server (a live scan), not from a file.
+    pub fn is_live(&self) -> bool {
+        self.file.is_none()
+    }
 }
 
 impl fmt::Display for Origin {

@@ -50,7 +50,8 @@ pub struct Exposure {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub auth: Vec<Auth>,
     /// Why the path is counted though the input cannot show it works: a route to a backend in
-    /// another namespace when no ReferenceGrant was read.
+    /// another namespace when no ReferenceGrant of that namespace was read (files without one
+    /// there, a live listing that failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unconfirmed: Option<String>,
 }
@@ -137,8 +138,8 @@ enum Grant {
     Found,
     /// The grants there were read, and none allows it: the route cannot use the backend.
     Missing,
-    /// No ReferenceGrant of the backend's namespace was read, so whether one allows it is
-    /// unknown.
+    /// The ReferenceGrants of the backend's namespace were not read (files without one there,
+    /// a listing that failed), so whether one allows it is unknown.
     NotRead,
 }
 
@@ -222,15 +223,18 @@ impl<'a> ExposureIndex<'a> {
     }
 
     /// Whether the input tells which routes the ReferenceGrants of `namespace` let refer to its
-    /// backends: it holds one there, and no listing of them failed. When it does not (a scan of
-    /// one directory, grants only in other namespaces, a cluster role without the kind), such
+    /// backends: no listing of them failed, and it holds one there, or `live`, the backend was
+    /// read from a cluster (whose scan lists ReferenceGrants in every namespace it reads, as it
+    /// does Services: none there means none allows the route). When it does not (files without
+    /// a grant there, grants only in other namespaces, a cluster role without the kind), such
     /// routes count, saying so: better an exposure reported that a grant would have to allow
     /// than one hidden.
-    fn grants_read(&self, namespace: &str) -> bool {
+    fn grants_read(&self, namespace: &str, live: bool) -> bool {
         self.grants_listed
-            && self
-                .dynamic(namespace, "ReferenceGrant")
-                .any(|grant| is_reference_grant(&grant.object))
+            && (live
+                || self
+                    .dynamic(namespace, "ReferenceGrant")
+                    .any(|grant| is_reference_grant(&grant.object)))
     }
 
     fn dynamic(
@@ -313,6 +317,8 @@ impl<'a> ExposureIndex<'a> {
         let mut paths = Vec::new();
         let mut ports = Vec::new();
         let mut ungranted = false;
+        // A backend is always in the endpoint's namespace (see `reached_from_route`).
+        let live = backends.endpoint.origin.is_live();
         let rules = route.object.get("spec.rules").and_then(Value::as_array);
         for rule in rules.into_iter().flatten() {
             let references = rule.get("backendRefs").and_then(Value::as_array);
@@ -321,7 +327,7 @@ impl<'a> ExposureIndex<'a> {
                 .flatten()
                 .filter_map(|r| {
                     let reached = backends.reached_from_route(route.object.namespace(), r)?;
-                    match self.grant(&route.object, r) {
+                    match self.grant(&route.object, r, live) {
                         Grant::NotNeeded | Grant::Found => Some(reached),
                         Grant::Missing => None,
                         Grant::NotRead => {
@@ -372,8 +378,9 @@ impl<'a> ExposureIndex<'a> {
 
     /// Whether `route` may use `reference`, one of its `backendRefs`: a backend in another
     /// namespace needs a ReferenceGrant there whose `from` names the route's kind and namespace
-    /// and whose `to` names the backend's group and kind, and its name or none.
-    fn grant(&self, route: &DynamicObject, reference: &Value) -> Grant {
+    /// and whose `to` names the backend's group and kind, and its name or none. `live`: the
+    /// backend was read from a cluster (see `grants_read`).
+    fn grant(&self, route: &DynamicObject, reference: &Value, live: bool) -> Grant {
         let namespace = match str_field(reference, "namespace") {
             "" => route.namespace(),
             namespace => namespace,
@@ -381,7 +388,7 @@ impl<'a> ExposureIndex<'a> {
         if namespace == route.namespace() {
             return Grant::NotNeeded;
         }
-        if !self.grants_read(namespace) {
+        if !self.grants_read(namespace, live) {
             return Grant::NotRead;
         }
         let name = str_field(reference, "name");

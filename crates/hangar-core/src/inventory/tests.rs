@@ -476,6 +476,43 @@ fn a_reference_grant_tells_only_about_routes_into_its_own_namespace() {
     }
 }
 
+/// `yaml` as a live scan reads it: every object from the cluster, none from a file.
+fn live_snapshot(yaml: &str) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let parsed = crate::parse::parse_text(&std::sync::Arc::from("cluster.yaml"), yaml);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    for (object, _) in parsed.objects {
+        snapshot.insert(object, Origin::live());
+    }
+    snapshot
+}
+
+#[test]
+fn a_live_scan_that_found_no_reference_grant_in_the_backends_namespace_refuses_the_route() {
+    let across = route("gateway", "{name: chat, namespace: ml, port: 80}");
+    let yaml = format!("{VLLM}{across}");
+    // The scan listed the ReferenceGrants of `ml` with its Services, and found none there (a
+    // grant in the route's namespace allows nothing in `ml`): the gateway refuses the backend.
+    assert!(why_counted(&live_snapshot(&yaml)).is_empty());
+    let beside_the_route = reference_grant("gateway", "gateway", EVERY_SERVICE);
+    assert!(why_counted(&live_snapshot(&format!("{yaml}{beside_the_route}"))).is_empty());
+    // A grant in `ml` that allows it: counted, and confirmed.
+    let allowing = reference_grant("ml", "gateway", EVERY_SERVICE);
+    let notes = why_counted(&live_snapshot(&format!("{yaml}{allowing}")));
+    assert_eq!(notes, [None::<String>]);
+    // The listing failed: what it would have found is unknown, so the route counts, saying why.
+    let mut failed = live_snapshot(&yaml);
+    failed.not_covered.push(crate::NotCovered {
+        kind: "ReferenceGrant.gateway.networking.k8s.io".into(),
+        reason: "forbidden".into(),
+    });
+    let notes = why_counted(&failed);
+    assert!(counted_unread(&notes), "{notes:?}");
+    // Files hold what they hold: without a grant in `ml`, the grants there are unknown.
+    let notes = why_counted(&snapshot_from_text("t.yaml", &yaml));
+    assert!(counted_unread(&notes), "{notes:?}");
+}
+
 /// A Deployment `srv` in `ml` (pod label `app: chat`) running `image`, its container given
 /// `fields` too (flow style, each starting with a comma).
 fn server(image: &str, fields: &str) -> String {
