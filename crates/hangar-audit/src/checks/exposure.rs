@@ -1441,6 +1441,25 @@ spec:
         assert!(run("EXP-001", &format!("{proxied}{to_proxy}{every_way_in}")).is_empty());
     }
 
+    #[test]
+    fn exp_001_is_quiet_when_istio_guards_tritons_apis_though_its_metrics_port_is_published() {
+        let triton = triton("--log-info=true").replace("app: triton", "app: chat");
+        let every_port = service(
+            "LoadBalancer",
+            "[{name: http, port: 8000, targetPort: 8000}, {name: grpc, port: 8001, targetPort: 8001}, {name: metrics, port: 8002, targetPort: 8002}]",
+        );
+        let findings = run("EXP-001", &format!("{triton}{every_port}"));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        // Requests without a token are refused on HTTP and gRPC inference; 8002 serves only
+        // Triton's metrics, no inference API.
+        let deny_anonymous = authorization_policy(
+            "deny-anonymous",
+            r#"action: DENY, rules: [{from: [{source: {notRequestPrincipals: ["*"]}}], to: [{operation: {ports: ["8000", "8001"]}}]}]"#,
+        );
+        let findings = run("EXP-001", &format!("{triton}{every_port}{deny_anonymous}"));
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
     // EXP-002
 
     const OLLAMA: &str = r#"apiVersion: apps/v1

@@ -8,7 +8,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Endpoint, Runtime, command_line};
+use super::{Endpoint, Runtime, command_line, metrics_ports};
 use crate::object::{ObjectRef, Origin};
 use crate::selector::{map_selects, value_selects};
 use crate::snapshot::{DynamicObject, KubeObject, Located, Snapshot};
@@ -300,7 +300,7 @@ impl<'a> ExposureIndex<'a> {
         if let Some(exposure) = operator_route(endpoint, declaration.map(|o| &o.object)) {
             out.push(exposure);
         }
-        let ports = policy_ports(&endpoint.serving_ports, &out);
+        let ports = policy_ports(&endpoint.serving_ports, &metrics_ports(endpoint), &out);
         let auth = self.endpoint_auth(endpoint, &ports);
         (out, auth)
     }
@@ -689,15 +689,19 @@ fn pool_ports(pool: &DynamicObject) -> Vec<i32> {
 
 /// The container ports requests to the endpoint's API may arrive on, which Istio matches an
 /// AuthorizationPolicy's `ports` against: those its server listens on (`serving`) and those its
-/// exposures reach (a proxy in the pod in front of the server, an exposed gRPC port). Empty,
-/// any port, when the server's or an exposure's cannot be told.
-fn policy_ports(serving: &[i32], exposures: &[Exposure]) -> Vec<i32> {
+/// exposures reach (a proxy in the pod in front of the server, an exposed gRPC port), less those
+/// on which the server serves only metrics (`metrics`, Triton's 8002, unless it serves its API
+/// there too): a policy need not guard those for the API to be guarded. Empty, any port, when
+/// the server's or an exposure's cannot be told.
+fn policy_ports(serving: &[i32], metrics: &[i32], exposures: &[Exposure]) -> Vec<i32> {
     if serving.is_empty() || exposures.iter().any(|e| e.ports.is_empty()) {
         return Vec::new();
     }
     let mut ports = serving.to_vec();
     for exposure in exposures {
-        add_ports(&mut ports, exposure.ports.clone());
+        let api = (exposure.ports.iter().copied())
+            .filter(|port| serving.contains(port) || !metrics.contains(port));
+        add_ports(&mut ports, api.collect());
     }
     ports
 }

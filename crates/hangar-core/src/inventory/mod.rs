@@ -109,7 +109,8 @@ pub struct Endpoint {
     /// its image's defaults (for a NIM, whose family its image does not tell, each family's);
     /// empty when they cannot be told (a server whose ports are not known, a port taken from a
     /// Secret or perhaps from `envFrom`, a configuration file, a shell command). Mesh policies
-    /// are matched against these and the container ports its exposures reach.
+    /// are matched against these and the container ports its exposures reach, less those on
+    /// which the server serves only metrics (Triton's 8002).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub serving_ports: Vec<i32>,
     /// Authentication in front of every route (the server's own key, a sidecar, a mesh policy).
@@ -918,31 +919,50 @@ impl<'a> Context<'a> {
     }
 }
 
-/// The ports the endpoint's model server listens on for its API, over every container that runs
-/// it (by image or command); empty when none does or one's ports cannot be read. The container
-/// an operator builds from a custom resource's inline fields is left out: the operator, not the
-/// image, may choose its port.
-fn serving_ports(endpoint: &Endpoint) -> Vec<i32> {
+/// The containers that run the endpoint's model server (by image or command), over every
+/// template. The container an operator builds from a custom resource's inline fields is left
+/// out: the operator, not the image, may choose its ports.
+fn server_containers(endpoint: &Endpoint) -> impl Iterator<Item = &Container> {
     let runtime = endpoint.runtime;
-    let runs_server = |c: &Container| {
+    let runs_server = move |c: &&Container| {
         c.image.as_deref().and_then(runtime_from_image) == Some(runtime)
             || runtime_from_command(&command_line(c)).is_some_and(|(_, r)| r == runtime)
     };
+    (endpoint.templates.iter())
+        .flat_map(|template| {
+            let skip = usize::from(template.inline_container_path.is_some());
+            template.spec.containers.iter().skip(skip)
+        })
+        .filter(runs_server)
+}
+
+/// The ports the endpoint's model server listens on for its API, over every container that runs
+/// it (see `server_containers`); empty when none does or one's ports cannot be read.
+fn serving_ports(endpoint: &Endpoint) -> Vec<i32> {
     let mut ports = Vec::new();
-    for template in &endpoint.templates {
-        let skip = usize::from(template.inline_container_path.is_some());
-        for c in template.spec.containers.iter().skip(skip) {
-            if !runs_server(c) {
-                continue;
+    for c in server_containers(endpoint) {
+        let Some(found) = runtime::api_ports(endpoint.runtime, c) else {
+            return Vec::new();
+        };
+        for port in found {
+            if !ports.contains(&port) {
+                ports.push(port);
             }
-            let Some(found) = runtime::api_ports(runtime, c) else {
-                return Vec::new();
-            };
-            for port in found {
-                if !ports.contains(&port) {
-                    ports.push(port);
-                }
-            }
+        }
+    }
+    ports
+}
+
+/// The ports on which the endpoint's model server serves only metrics (Triton's 8002), over
+/// every container that runs it (see `server_containers`): requests to its API do not arrive
+/// there. A port that cannot be told is not among them.
+fn metrics_ports(endpoint: &Endpoint) -> Vec<i32> {
+    let mut ports = Vec::new();
+    for c in server_containers(endpoint) {
+        if let Some(port) = runtime::metrics_port(endpoint.runtime, c)
+            && !ports.contains(&port)
+        {
+            ports.push(port);
         }
     }
     ports

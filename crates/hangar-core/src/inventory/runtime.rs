@@ -296,26 +296,14 @@ const SHELLS: &[&str] = &["sh", "bash", "ash", "dash", "zsh", "ksh"];
 pub(super) fn api_ports(runtime: Runtime, c: &Container) -> Option<Vec<i32>> {
     let (_, listeners) = LISTENERS.iter().find(|(r, _)| *r == runtime)?;
     let line = super::command_line(c);
-    let words: Vec<String> = line
-        .split_whitespace()
-        .map(|w| w.trim_matches(|ch| ch == '"' || ch == '\'').to_owned())
-        .collect();
+    let words = words_of(&line);
     let config_file = CONFIG_FILE_FLAGS
         .iter()
         .any(|(r, flags)| *r == runtime && last_flag(&words, flags).is_some());
     if config_file {
         return None;
     }
-    let launch = Launch {
-        container: c,
-        script: runs_in_shell(&words).then_some(line.as_str()),
-        words: &words,
-        own_image: c
-            .image
-            .as_deref()
-            .and_then(runtime_from_image)
-            .is_some_and(|r| r == runtime),
-    };
+    let launch = Launch::new(runtime, c, &line, &words);
     let mut ports = Vec::new();
     for listener in listeners.iter() {
         if let Some(port) = launch.port(listener)?
@@ -325,6 +313,58 @@ pub(super) fn api_ports(runtime: Runtime, c: &Container) -> Option<Vec<i32>> {
         }
     }
     Some(ports)
+}
+
+/// A listener that serves only metrics, never the inference API, and the flags that switch it
+/// on or off.
+struct MetricsListener {
+    runtime: Runtime,
+    listener: Listener,
+    switch: &'static [&'static str],
+}
+
+/// The servers that serve metrics on a port of their own: Triton on `--metrics-port` (8002)
+/// while `--allow-metrics` does not switch it off, TEI on `--prometheus-port` or
+/// `PROMETHEUS_PORT` (9000). Others (vLLM, SGLang, a NIM for LLMs) serve their metrics on the
+/// API's own port.
+const METRICS_LISTENERS: &[MetricsListener] = &[
+    MetricsListener {
+        runtime: Runtime::Triton,
+        listener: listener(&["--metrics-port"], &[], 8002),
+        switch: &["--allow-metrics"],
+    },
+    MetricsListener {
+        runtime: Runtime::Tei,
+        listener: listener(&["--prometheus-port"], &["PROMETHEUS_PORT"], 9000),
+        switch: &[],
+    },
+];
+
+/// The port on which container `c`, running the `runtime` server, serves only metrics (Triton's
+/// 8002, TEI's 9000). `None` when the server has no such port, the container may switch it off
+/// (Triton's `--allow-metrics` with any value but `true`, `on` or `1`), or the port cannot be
+/// told (a variable from a Secret or perhaps from `envFrom`, a shell command that sets it).
+pub(super) fn metrics_port(runtime: Runtime, c: &Container) -> Option<i32> {
+    let metrics = METRICS_LISTENERS.iter().find(|m| m.runtime == runtime)?;
+    let line = super::command_line(c);
+    let words = words_of(&line);
+    if let Some(value) = last_flag(&words, metrics.switch) {
+        let on =
+            value.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "on" | "1"));
+        if !on {
+            return None;
+        }
+    }
+    Launch::new(runtime, c, &line, &words)
+        .port(&metrics.listener)
+        .flatten()
+}
+
+/// The words of a command line, without their quotes.
+fn words_of(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .map(|w| w.trim_matches(|ch| ch == '"' || ch == '\'').to_owned())
+        .collect()
 }
 
 /// How a container starts its server: what the port of a listener is read from.
@@ -338,7 +378,19 @@ struct Launch<'c> {
     own_image: bool,
 }
 
-impl Launch<'_> {
+impl<'c> Launch<'c> {
+    /// How `container`, whose command line is `line` (in `words`), starts the `runtime` server.
+    fn new(runtime: Runtime, container: &'c Container, line: &'c str, words: &'c [String]) -> Self {
+        Launch {
+            container,
+            script: runs_in_shell(words).then_some(line),
+            words,
+            own_image: (container.image.as_deref())
+                .and_then(runtime_from_image)
+                .is_some_and(|r| r == runtime),
+        }
+    }
+
     /// The port `listener` takes: `Some(None)` when it is closed (not set, and no default),
     /// `None` when it cannot be told.
     fn port(&self, listener: &Listener) -> Option<Option<i32>> {

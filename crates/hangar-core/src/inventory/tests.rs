@@ -966,6 +966,81 @@ fn an_istio_custom_policy_counts_only_when_it_takes_in_every_port_of_the_api() {
     assert!(mesh_auth_on(&unknown, &[("ext-authz", on_8000.as_str())]).is_empty());
 }
 
+/// Triton, its three ports declared by name, behind a load balancer whose `ports` are given
+/// (flow style).
+fn triton_behind(args: &str, ports: &str) -> String {
+    let server = server(
+        "nvcr.io/nvidia/tritonserver:24.08-py3",
+        &format!(
+            ", command: [tritonserver, --model-repository=/models{args}], ports: [{{name: http, containerPort: 8000}}, {{name: grpc, containerPort: 8001}}, {{name: metrics, containerPort: 8002}}]"
+        ),
+    );
+    format!(
+        "{server}---\napiVersion: v1\nkind: Service\nmetadata: {{name: triton, namespace: ml}}\nspec: {{type: LoadBalancer, selector: {{app: chat}}, ports: {ports}}}\n"
+    )
+}
+
+#[test]
+fn a_policy_need_not_guard_tritons_metrics_port_for_its_api_to_count_as_guarded() {
+    let by_name = "[{name: http, port: 8000, targetPort: http}, {name: grpc, port: 8001, targetPort: grpc}, {name: metrics, port: 8002, targetPort: metrics}]";
+    let by_number = "[{port: 80, targetPort: 8000}, {port: 81, targetPort: 8001}, {port: 82, targetPort: 8002}]";
+    let deny = deny_anonymous_on(&["8000", "8001"]);
+    let custom = custom_on(&["8000", "8001"]);
+    // Istio guards HTTP and gRPC inference; the Service publishes metrics too, which serve no
+    // inference API.
+    for ports in [by_name, by_number] {
+        let triton = triton_behind("", ports);
+        assert_eq!(
+            mesh_auth_on(&triton, &[("deny-anonymous", deny.as_str())]),
+            ["Istio AuthorizationPolicy deny-anonymous"],
+            "{ports}"
+        );
+        assert_eq!(
+            mesh_auth_on(&triton, &[("ext-authz", custom.as_str())]),
+            ["Istio AuthorizationPolicy ext-authz"],
+            "{ports}"
+        );
+    }
+    // Metrics moved to 9102: 8002 may be anything now, and 9102 serves only metrics.
+    let moved = triton_behind(", --metrics-port=9102", by_number);
+    assert!(mesh_auth_on(&moved, &[("deny-anonymous", deny.as_str())]).is_empty());
+    let to_moved = "[{port: 80, targetPort: 8000}, {port: 81, targetPort: 8001}, {port: 82, targetPort: 9102}]";
+    let moved = triton_behind(", --metrics-port=9102", to_moved);
+    assert_eq!(
+        mesh_auth_on(&moved, &[("deny-anonymous", deny.as_str())]),
+        ["Istio AuthorizationPolicy deny-anonymous"]
+    );
+    // A metrics port that cannot be told, or metrics switched off (something else may listen
+    // on 8002): any port the Service reaches may be a way in.
+    for args in [
+        ", \"--metrics-port=$(METRICS_PORT)\"",
+        ", --allow-metrics=false",
+    ] {
+        let unknown = triton_behind(args, by_number);
+        assert!(
+            mesh_auth_on(&unknown, &[("deny-anonymous", deny.as_str())]).is_empty(),
+            "{args}"
+        );
+    }
+}
+
+#[test]
+fn a_policy_need_not_guard_teis_prometheus_port_either() {
+    // TEI's own image serves its API on 80 and Prometheus on 9000, or on `PROMETHEUS_PORT`.
+    let tei = |fields: &str, metrics_target: i32| {
+        let server = server("ghcr.io/huggingface/text-embeddings-inference:1.5", fields);
+        format!(
+            "{server}---\napiVersion: v1\nkind: Service\nmetadata: {{name: tei, namespace: ml}}\nspec: {{type: LoadBalancer, selector: {{app: chat}}, ports: [{{port: 80, targetPort: 80}}, {{port: 9000, targetPort: {metrics_target}}}]}}\n"
+        )
+    };
+    let deny = deny_anonymous_on(&["80"]);
+    let guarded = |yaml: &str| !mesh_auth_on(yaml, &[("deny-anonymous", deny.as_str())]).is_empty();
+    assert!(guarded(&tei("", 9000)));
+    let moved = ", env: [{name: PROMETHEUS_PORT, value: \"9100\"}]";
+    assert!(!guarded(&tei(moved, 9000)), "9000 may be anything now");
+    assert!(guarded(&tei(moved, 9100)));
+}
+
 #[test]
 fn a_ray_services_pods_belong_to_it_whatever_their_serve_label_says() {
     // KubeRay's `ray.io/serve` is "true" or "false" (whether the pod takes Serve traffic), not
