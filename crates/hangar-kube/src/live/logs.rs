@@ -1,16 +1,16 @@
 //! Reading the tails of containers' logs, bounded in lines and bytes, a few at a time.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use futures_util::io::AsyncReadExt;
+use futures_util::io::{AsyncRead, AsyncReadExt};
 use hangar_core::NotCovered;
 use hangar_triage::{LogTail, Logs};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use kube::{Api, Client};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use super::listing::describe;
 
@@ -118,34 +118,68 @@ pub struct LogRequest {
 const CONCURRENT_READS: usize = 8;
 
 /// Reads every requested log tail. Logs that cannot be read (RBAC on `pods/log`, a kubelet that
-/// does not answer) are one `pods/log` gap in `not_covered` naming their pods; a previous instance
-/// that does not exist is simply absent.
+/// does not answer, a read that panicked) are one `pods/log` gap in `not_covered` naming their
+/// pods; a previous instance that does not exist is simply absent.
 pub async fn fetch_logs(
     client: &Client,
     requests: Vec<LogRequest>,
     bounds: LogBounds,
     not_covered: &mut Vec<NotCovered>,
 ) -> Logs {
+    let (logs, unread) = read_all(requests, |request| {
+        let client = client.clone();
+        async move { read_log(&client, &request, bounds).await }
+    })
+    .await;
+    unread.record(not_covered);
+    logs
+}
+
+/// Runs `read` on every request, `CONCURRENT_READS` at a time. A read whose task panicked or was
+/// cancelled is a log not read like any other, naming its container: a task that vanished would
+/// leave a pod's evidence missing with no gap saying so.
+async fn read_all<Read, Reading>(requests: Vec<LogRequest>, read: Read) -> (Logs, UnreadLogs)
+where
+    Read: Fn(LogRequest) -> Reading,
+    Reading: Future<Output = Result<Option<LogTail>, String>> + Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(CONCURRENT_READS));
     let mut tasks = JoinSet::new();
+    // A failed task's error carries only its id: the request is found by it.
+    let mut requested = HashMap::new();
     for request in requests {
-        let client = client.clone();
         let permits = Arc::clone(&permits);
-        tasks.spawn(async move {
+        let reading = read(request.clone());
+        let task = tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let result = read_log(&client, &request, bounds).await;
-            (request, result)
+            reading.await
         });
+        requested.insert(task.id(), request);
     }
     let mut logs = Logs::default();
     let mut unread = UnreadLogs::default();
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((request, result)) = joined else {
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, outcome) = match joined {
+            Ok((id, result)) => (id, Ok(result)),
+            Err(error) => (error.id(), Err(error)),
+        };
+        // Every task spawned above is in `requested`.
+        let Some(request) = requested.remove(&id) else {
             continue;
         };
+        let result = match outcome {
+            Ok(result) => result,
+            Err(error) => Err(format!(
+                "cannot read the log of {}/{} container {}: {}",
+                request.namespace,
+                request.pod,
+                request.container,
+                task_failure(error)
+            )),
+        };
+        let key = (request.namespace, request.pod, request.container);
         match result {
             Ok(Some(tail)) => {
-                let key = (request.namespace, request.pod, request.container);
                 let map = if request.previous {
                     &mut logs.previous
                 } else {
@@ -154,14 +188,23 @@ pub async fn fetch_logs(
                 map.insert(key, tail);
             }
             Ok(None) => {}
-            Err(reason) => {
-                let key = (request.namespace, request.pod, request.container);
-                unread.add(key, request.previous, reason);
-            }
+            Err(reason) => unread.add(key, request.previous, reason),
         }
     }
-    unread.record(not_covered);
-    logs
+    (logs, unread)
+}
+
+/// Why a reading task ended without a result: its panic, with the message when it has one.
+fn task_failure(error: JoinError) -> String {
+    let Ok(payload) = error.try_into_panic() else {
+        return "the reading task was cancelled".into();
+    };
+    let message = (payload.downcast_ref::<&str>().map(|m| (*m).to_owned()))
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    match message {
+        Some(message) => format!("the reading task panicked: {message}"),
+        None => "the reading task panicked".into(),
+    }
 }
 
 /// Pods named in a `pods/log` gap before the rest are only counted.
@@ -236,11 +279,18 @@ impl UnreadLogs {
 /// of the `tailLines` window, so a tight cap would cut the window's end, where the crash is.
 const SERVER_BYTES_FACTOR: usize = 4;
 
+/// The most of a last line read through to keep its end. The kubelet rotates a container's log at
+/// `containerLogMaxSize` (10 MiB by default), so no line it serves is near this: it only stops a
+/// server that never ends the stream.
+const LINE_READ_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
 /// One log tail; `Ok(None)` when there is nothing to read (no previous instance, empty log).
 /// The last `bounds.lines` lines are asked for with a generous byte cap; when even that cuts
-/// the window, fewer lines are asked for until the window's end fits. The tail is then trimmed to
-/// the bounds from the front, and decoded lossily: a log cut inside a character, or with binary
-/// bytes in it, is still read.
+/// the window, fewer lines are asked for until the window's end fits. When the last line alone
+/// is longer than the cap, the server's cut keeps its start: it is read again whole, keeping its
+/// end, where an OOM or CUDA error is written (`BoundedTail` keeps a long line's end, and so do
+/// dumps). The tail is then trimmed to the bounds from the front, and decoded lossily: a log cut
+/// inside a character, or with binary bytes in it, is still read.
 async fn read_log(
     client: &Client,
     request: &LogRequest,
@@ -249,12 +299,17 @@ async fn read_log(
     let limit = bounds.bytes.saturating_mul(SERVER_BYTES_FACTOR);
     let mut tail_lines = bounds.lines;
     let (body, cut_by_server) = loop {
-        let Some(body) = read_window(client, request, tail_lines, limit).await? else {
+        let Some(body) = read_window(client, request, tail_lines, Hold::First(limit)).await? else {
             return Ok(None);
         };
-        let cut = body.len() >= limit;
-        if !cut || tail_lines <= 1 {
-            break (body, cut);
+        if body.len() < limit {
+            break (body, false);
+        }
+        if tail_lines <= 1 {
+            let Some(end) = read_window(client, request, 1, Hold::Last(bounds.bytes)).await? else {
+                return Ok(None);
+            };
+            break (end, true);
         }
         tail_lines /= 2;
     };
@@ -278,20 +333,33 @@ async fn read_log(
     }))
 }
 
-/// The raw bytes of the last `tail_lines` lines, at most `limit` of them; `Ok(None)` when there
-/// is no such log or it is empty.
+/// Which bytes of a window to hold.
+#[derive(Debug, Clone, Copy)]
+enum Hold {
+    /// The first ones, at most this many: the server is asked to send no more (`limitBytes`).
+    First(usize),
+    /// The last ones, at most this many (and a line break after them): the window is read to its
+    /// end, held this many at a time.
+    Last(usize),
+}
+
+/// The raw bytes of the last `tail_lines` lines that `hold` keeps; `Ok(None)` when there is no
+/// such log or it is empty.
 async fn read_window(
     client: &Client,
     request: &LogRequest,
     tail_lines: usize,
-    limit: usize,
+    hold: Hold,
 ) -> Result<Option<Vec<u8>>, String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &request.namespace);
     let params = LogParams {
         container: Some(request.container.clone()),
         previous: request.previous,
         tail_lines: i64::try_from(tail_lines).ok(),
-        limit_bytes: i64::try_from(limit).ok(),
+        limit_bytes: match hold {
+            Hold::First(limit) => i64::try_from(limit).ok(),
+            Hold::Last(_) => None,
+        },
         ..LogParams::default()
     };
     let failed = |error: &dyn std::fmt::Display| {
@@ -309,13 +377,45 @@ async fn read_window(
         Err(error) => return Err(failed(&describe(&error))),
     };
     let mut body = Vec::new();
-    // A server that ignores `limitBytes` still cannot make us hold more than the cap.
-    stream
-        .take(u64::try_from(limit).unwrap_or(u64::MAX))
-        .read_to_end(&mut body)
-        .await
-        .map_err(|e| failed(&e))?;
+    let read = match hold {
+        // A server that ignores `limitBytes` still cannot make us hold more than the cap.
+        Hold::First(limit) => stream
+            .take(u64::try_from(limit).unwrap_or(u64::MAX))
+            .read_to_end(&mut body)
+            .await
+            .map(|_| ()),
+        Hold::Last(keep) => keep_end(stream.take(LINE_READ_MAX_BYTES), keep, &mut body).await,
+    };
+    read.map_err(|e| failed(&e))?;
     Ok((!body.is_empty()).then_some(body))
+}
+
+/// Reads `reader` to its end, leaving in `end` its last `keep` bytes and up to two more, for the
+/// `\r\n` a line may end with: a line of any length takes memory for the bound only.
+async fn keep_end(
+    mut reader: impl AsyncRead + Unpin,
+    keep: usize,
+    end: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let keep = keep.saturating_add(2);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = match reader.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        end.extend_from_slice(chunk.get(..read).unwrap_or(&chunk));
+        // Drain in batches, so a long line costs linear time.
+        if end.len() > keep.saturating_mul(2).max(keep.saturating_add(chunk.len())) {
+            let excess = end.len() - keep;
+            end.drain(..excess);
+        }
+    }
+    let excess = end.len().saturating_sub(keep);
+    end.drain(..excess);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -332,6 +432,32 @@ mod tests {
         }
     }
 
+    /// The fake API server with `log` as vllm-0's previous log, and the tail read of it within
+    /// 10 lines and 100 bytes.
+    async fn read_previous_log(log: &[u8]) -> (FakeApiServer, LogTail) {
+        let server = FakeApiServer::builder()
+            .object(objects::pod("ml", "vllm-0", "vllm/vllm-openai:v0.10.1"))
+            .log_bytes("ml", "vllm-0", "vllm", true, log)
+            .start()
+            .await
+            .unwrap();
+        let bounds = LogBounds {
+            lines: 10,
+            bytes: 100,
+        };
+        let mut not_covered = Vec::new();
+        let mut logs = fetch_logs(
+            &crate::live::test_client(&server).await,
+            vec![request()],
+            bounds,
+            &mut not_covered,
+        )
+        .await;
+        assert!(not_covered.is_empty(), "{not_covered:?}");
+        let key = ("ml".into(), "vllm-0".into(), "vllm".into());
+        (server, logs.previous.remove(&key).unwrap())
+    }
+
     #[tokio::test]
     async fn the_crash_at_the_end_of_a_long_window_is_kept_and_bad_bytes_are_read() {
         // Twenty lines of 60 bytes, one with a byte that is not UTF-8, and a cut `é` the server's
@@ -344,26 +470,7 @@ mod tests {
         }
         log.extend_from_slice(b"WARN binary \xff\xfe output\n");
         log.extend_from_slice(b"ERROR CUDA out of memory\n");
-        let server = FakeApiServer::builder()
-            .object(objects::pod("ml", "vllm-0", "vllm/vllm-openai:v0.10.1"))
-            .log_bytes("ml", "vllm-0", "vllm", true, &log)
-            .start()
-            .await
-            .unwrap();
-        let bounds = LogBounds {
-            lines: 10,
-            bytes: 100,
-        };
-        let mut not_covered = Vec::new();
-        let logs = fetch_logs(
-            &crate::live::test_client(&server).await,
-            vec![request()],
-            bounds,
-            &mut not_covered,
-        )
-        .await;
-        assert!(not_covered.is_empty(), "{not_covered:?}");
-        let tail = &logs.previous[&("ml".into(), "vllm-0".into(), "vllm".into())];
+        let (server, tail) = read_previous_log(&log).await;
         assert_eq!(
             tail.lines.last().map(String::as_str),
             Some("ERROR CUDA out of memory")
@@ -391,6 +498,65 @@ mod tests {
             .collect();
         assert_eq!(sent[0], (Some("10".into()), Some("400".into())));
         assert!(sent.len() > 1, "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_last_line_keeps_its_end_where_the_error_is() {
+        // A last line of 2 000 bytes, twenty times the byte bound and five times the server's
+        // cap: a timestamp at its start, the error at its end.
+        let error = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB";
+        let last = format!("2025-03-03 17:01:41 ERROR {} {error}", "x".repeat(2_000));
+        let log = format!("INFO loading weights\nINFO warming up\n{last}\n");
+        let (server, tail) = read_previous_log(log.as_bytes()).await;
+        assert_eq!(tail.lines, [&last[last.len() - 100..]]);
+        assert!(tail.lines[0].ends_with(error), "{:?}", tail.lines);
+        assert!(tail.truncated);
+        // The server's cut kept the line's start; the last read took the line whole.
+        let last_read = (server.requests().into_iter())
+            .rfind(|r| r.path.ends_with("/log"))
+            .unwrap();
+        assert_eq!(last_read.query_param("tailLines"), Some("1"));
+        assert_eq!(last_read.query_param("limitBytes"), None);
+    }
+
+    #[tokio::test]
+    async fn a_line_read_through_keeps_its_last_bytes_and_its_line_break() {
+        // 200 000 bytes of `é` first, so the bytes held are dropped while reading.
+        let mut line = "é".repeat(100_000).into_bytes();
+        line.extend_from_slice(b" CUDA error: an illegal memory access\r\n");
+        let mut end = Vec::new();
+        keep_end(&line[..], 36, &mut end).await.unwrap();
+        assert_eq!(end, b"CUDA error: an illegal memory access\r\n");
+        let mut end = Vec::new();
+        keep_end(&b"short\n"[..], 36, &mut end).await.unwrap();
+        assert_eq!(end, b"short\n");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_panics_is_a_gap_naming_its_pod() {
+        let other = LogRequest {
+            pod: "vllm-1".into(),
+            ..request()
+        };
+        let (logs, unread) = read_all(vec![request(), other], |request| async move {
+            if request.pod == "vllm-1" {
+                panic!("decoder state corrupt");
+            }
+            Ok::<_, String>(Some(LogTail {
+                lines: vec!["INFO ready".into()],
+                ..LogTail::default()
+            }))
+        })
+        .await;
+        assert_eq!(logs.previous.len(), 1, "{:?}", logs.previous);
+        let mut not_covered = Vec::new();
+        unread.record(&mut not_covered);
+        let [gap]: [NotCovered; 1] = not_covered.try_into().unwrap();
+        assert_eq!(gap.kind, "pods/log");
+        assert_eq!(
+            gap.reason,
+            "cannot read the log of ml/vllm-1 container vllm: the reading task panicked: decoder state corrupt"
+        );
     }
 
     #[test]
