@@ -213,11 +213,23 @@ impl<'a> Facts<'a> {
         Some(self.first_pod(&format!("{selector},{RAY_NODE_TYPE}=worker")))
     }
 
-    /// A RayService's head pod for `kubectl exec`, quoted for `sh`: `svc/NAME-head-svc`
-    /// (`ray_head_service`), the Service KubeRay keeps on the head pod of the RayService's active
-    /// Ray cluster.
+    /// A RayService's head pod for `kubectl exec`, as one `sh` word: KubeRay's head Service
+    /// (`ray_head_service`), which follows the active Ray cluster, when it exists; else the head
+    /// pod of the Ray cluster the RayService's status names, the active one or else the pending
+    /// one. KubeRay 1.2 and later create the Service only once Serve runs, so a first deploy whose
+    /// applications fail has none. A label cannot find that pod alone: `ray.io/node-type=head`
+    /// finds every Ray cluster's head, and KubeRay writes `ray.io/originated-from-cr-name` on the
+    /// RayCluster, not on its pods; `ray.io/cluster` names the cluster itself.
     pub fn ray_head(&self) -> String {
-        sh_quote(&format!("svc/{}", self.ray_head_service()))
+        let k = self.kubectl();
+        let service = sh_quote(&format!("svc/{}", self.ray_head_service()));
+        let cluster = format!(
+            "{k} get {} -o jsonpath='{RAYSERVICE_CLUSTERS}' | awk '{{print $1}}'",
+            self.resource()
+        );
+        format!(
+            "\"$({{ {k} get {service} -o name --ignore-not-found; {k} get pod -l \"{RAY_NODE_TYPE}=head,{RAY_CLUSTER}=$({cluster})\" -o name; }} | head -1)\""
+        )
     }
 
     /// The name of a RayService's head Service. KubeRay up to 1.3 passes `NAME-head-svc` through
@@ -379,6 +391,14 @@ const LWS_WORKER_INDEX: &str = "leaderworkerset.sigs.k8s.io/worker-index";
 
 /// The label KubeRay gives each Ray pod: `head` or `worker`.
 const RAY_NODE_TYPE: &str = "ray.io/node-type";
+
+/// The label KubeRay gives each Ray pod: the name of its RayCluster.
+const RAY_CLUSTER: &str = "ray.io/cluster";
+
+/// A RayService's Ray clusters, as a kubectl jsonpath: the active one's name, a space, the
+/// pending one's. The first word is the active cluster, or the pending one before any is active.
+const RAYSERVICE_CLUSTERS: &str =
+    "{.status.activeServiceStatus.rayClusterName} {.status.pendingServiceStatus.rayClusterName}";
 
 /// The longest name KubeRay's `CheckName` keeps.
 const KUBERAY_NAME_MAX: usize = 50;

@@ -135,8 +135,9 @@ fn pods(doc: &mut Markdown, facts: &Facts<'_>) {
         ))
     ));
     if facts.kind() == "RayService" {
-        // KubeRay's head Service, as for the key: a selector with `ray.io/node-type=head` finds
-        // every Ray cluster's head, and during an upgrade the pending cluster's may come first.
+        // The head as for the key (`ray_head`): a selector with `ray.io/node-type=head` alone
+        // finds every Ray cluster's head, and during an upgrade the pending cluster's may come
+        // first; the head Service is missing until Serve runs.
         text.push_str(&format!(
             " Ray's own view: {}.",
             code(&format!("{k} exec {} -- serve status", facts.ray_head()))

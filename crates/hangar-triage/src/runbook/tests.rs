@@ -1484,12 +1484,11 @@ fn the_key_is_read_in_the_server_container_of_a_pod_kubectl_can_attach_to() {
     lacks(&kserve, "exec isvc/");
 }
 
-#[test]
-fn a_ray_services_key_is_read_on_its_head_pod() {
-    // The head runs the server, and its template shares `app: summarizer` with the workers':
-    // the first pod that label finds is a worker (`summarizer-…-gpu-worker-…` sorts before
-    // `summarizer-…-head-…`), which has no `ray-head` container.
-    let yaml = r#"
+/// A RayService whose head runs the server with a key, and whose head template shares
+/// `app: summarizer` with the workers': the first pod that label finds is a worker
+/// (`summarizer-…-gpu-worker-…` sorts before `summarizer-…-head-…`), which has no `ray-head`
+/// container.
+const RAY_SUMMARIZER: &str = r#"
 apiVersion: ray.io/v1
 kind: RayService
 metadata: {name: summarizer, namespace: lab}
@@ -1518,7 +1517,26 @@ spec:
         spec:
           containers: [{name: ray-worker, image: rayproject/ray-ml:2.9.3-py310-gpu, resources: {limits: {memory: 48Gi, nvidia.com/gpu: 1}}}]
 "#;
-    let read_on_head = r#"KEY="$(kubectl -n lab exec svc/summarizer-head-svc -c ray-head -- printenv SERVE_API_KEY)""#;
+
+/// The one word `kubectl exec` reaches the head of RayService `name` in `lab` with: its head
+/// Service `service` when it exists, else the head pod of the Ray cluster the RayService's status
+/// names (active, else pending).
+fn ray_head(name: &str, service: &str) -> String {
+    format!(
+        r#""$({{ kubectl -n lab get svc/{service} -o name --ignore-not-found; kubectl -n lab get pod -l "ray.io/node-type=head,ray.io/cluster=$(kubectl -n lab get rayservice/{name} -o jsonpath='{{.status.activeServiceStatus.rayClusterName}} {{.status.pendingServiceStatus.rayClusterName}}' | awk '{{print $1}}')" -o name; }} | head -1)""#
+    )
+}
+
+#[test]
+fn a_ray_services_key_is_read_on_its_head_pod() {
+    let yaml = RAY_SUMMARIZER;
+    // The head Service, and before KubeRay creates it (1.2 and later: once Serve runs), the head
+    // of the Ray cluster the RayService's status names.
+    let read_on_head = r#"KEY="$(kubectl -n lab exec "$({ kubectl -n lab get svc/summarizer-head-svc -o name --ignore-not-found; kubectl -n lab get pod -l "ray.io/node-type=head,ray.io/cluster=$(kubectl -n lab get rayservice/summarizer -o jsonpath='{.status.activeServiceStatus.rayClusterName} {.status.pendingServiceStatus.rayClusterName}' | awk '{print $1}')" -o name; } | head -1)" -c ray-head -- printenv SERVE_API_KEY)""#;
+    let serve_status = format!(
+        "`kubectl -n lab exec {} -- serve status`",
+        ray_head("summarizer", "summarizer-head-svc")
+    );
     let labelled = runbook(yaml);
     has(&labelled, read_on_head);
     lacks(
@@ -1526,21 +1544,16 @@ spec:
         "exec \"$(kubectl -n lab get pod -l app=summarizer -o name",
     );
     // Ray's own view too: `ray.io/node-type=head` beside the shared label would find the head of
-    // the cluster an upgrade is preparing as readily as the active one's.
-    has(
-        &labelled,
-        "`kubectl -n lab exec svc/summarizer-head-svc -- serve status`",
-    );
-    lacks(&labelled, "ray.io/node-type=head");
+    // the cluster an upgrade is preparing as readily as the active one's; the cluster's own name
+    // finds one head.
+    has(&labelled, &serve_status);
+    lacks(&labelled, "app=summarizer,ray.io/node-type=head");
 
-    // No label of its own: KubeRay's head Service is still there; `ray.io/is-ray-node=yes` would
-    // find any Ray cluster's head in the namespace.
+    // No label of its own: the same commands; `ray.io/is-ray-node=yes` would find any Ray
+    // cluster's head in the namespace.
     let unlabelled = runbook(&yaml.replace("        metadata: {labels: {app: summarizer}}\n", ""));
     has(&unlabelled, read_on_head);
-    has(
-        &unlabelled,
-        "`kubectl -n lab exec svc/summarizer-head-svc -- serve status`",
-    );
+    has(&unlabelled, &serve_status);
     lacks(&unlabelled, "ray.io/is-ray-node=yes");
 
     // A worker's container is read on a worker pod.
@@ -1558,6 +1571,64 @@ spec:
     has(
         &on_worker,
         r#"KEY="$(kubectl -n lab exec "$(kubectl -n lab get pod -l app=summarizer,ray.io/node-type=worker -o name | head -1)" -c ray-worker -- printenv SERVE_API_KEY)""#,
+    );
+}
+
+/// Runs `commands` in `sh` with a `kubectl` that answers as KubeRay's objects would on a first
+/// deploy whose Serve applications fail (no head Service; a pending Ray cluster, no active one),
+/// or once the head Service exists when `service`; any other call prints its arguments, one
+/// `[…]` each.
+#[cfg(unix)]
+fn run_against_kuberay(commands: &str, service: bool) -> String {
+    let script = format!(
+        r#"kubectl() {{
+  case "$*" in
+    "-n lab get svc/summarizer-head-svc -o name --ignore-not-found")
+      if [ -n "$SERVICE" ]; then echo service/summarizer-head-svc; fi ;;
+    "-n lab get rayservice/summarizer -o jsonpath={{.status.activeServiceStatus.rayClusterName}} {{.status.pendingServiceStatus.rayClusterName}}")
+      printf ' %s' summarizer-raycluster-x7k2p ;;
+    "-n lab get pod -l ray.io/node-type=head,ray.io/cluster=summarizer-raycluster-x7k2p -o name")
+      echo pod/summarizer-raycluster-x7k2p-head-5w8tq ;;
+    *) printf '[%s]' "$@"; echo ;;
+  esac
+}}
+{commands}
+"#
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("SERVICE", if service { "1" } else { "" })
+        .output()
+        .unwrap();
+    // Not stderr's emptiness: once `head -1` has the Service, the pod lookup after it may write
+    // to a closed pipe.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_ray_services_head_is_reached_before_kuberay_creates_its_head_service() {
+    let text = runbook(RAY_SUMMARIZER);
+    let serve_status = (text.split("Ray's own view: `").nth(1))
+        .and_then(|rest| rest.split('`').next())
+        .unwrap();
+    let read_key = text.lines().find(|l| l.starts_with("KEY=")).unwrap();
+    let commands = format!("{serve_status}\n{read_key}\necho \"$KEY\"");
+
+    // A first deploy: the head pod of the pending Ray cluster, one word.
+    assert_eq!(
+        run_against_kuberay(&commands, false),
+        "[-n][lab][exec][pod/summarizer-raycluster-x7k2p-head-5w8tq][--][serve][status]\n\
+         [-n][lab][exec][pod/summarizer-raycluster-x7k2p-head-5w8tq][-c][ray-head][--][printenv][SERVE_API_KEY]\n"
+    );
+    // Once Serve runs: the head Service, which follows the active cluster.
+    assert_eq!(
+        run_against_kuberay(&commands, true),
+        "[-n][lab][exec][service/summarizer-head-svc][--][serve][status]\n\
+         [-n][lab][exec][service/summarizer-head-svc][-c][ray-head][--][printenv][SERVE_API_KEY]\n"
     );
 }
 
@@ -1583,15 +1654,19 @@ spec:
 {extra}"#
         )
     };
-    let serve_status =
-        |service: &str| format!("`kubectl -n lab exec svc/{service} -- serve status`");
+    let serve_status = |name: &str, service: &str| {
+        format!(
+            "`kubectl -n lab exec {} -- serve status`",
+            ray_head(name, service)
+        )
+    };
     // `…-team-head-svc` is 53 characters: KubeRay up to 1.3 keeps its last 50, and a name may not
     // start with `-`.
     let long = "llm-summarizer-for-the-customer-support-team";
     let text = runbook(&yaml(long, ""));
     has(
         &text,
-        &serve_status("rsummarizer-for-the-customer-support-team-head-svc"),
+        &serve_status(long, "rsummarizer-for-the-customer-support-team-head-svc"),
     );
 
     // KubeRay 1.4 and later keep it whole: the input's Service says which.
@@ -1599,11 +1674,11 @@ spec:
     let service = format!(
         "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {whole}, namespace: lab}}\n"
     );
-    has(&runbook(&yaml(long, &service)), &serve_status(&whole));
+    has(&runbook(&yaml(long, &service)), &serve_status(long, &whole));
 
     // A name that starts with a digit starts with `r`.
     has(
         &runbook(&yaml("7b-chat", "")),
-        &serve_status("rb-chat-head-svc"),
+        &serve_status("7b-chat", "rb-chat-head-svc"),
     );
 }
