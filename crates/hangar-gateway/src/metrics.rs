@@ -38,14 +38,16 @@ impl Counters {
     /// Adds `by` to the series with these label values.
     pub fn add(&self, values: &[&str], by: u64) {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        match series.get_mut(&values as &dyn LabelKey) {
-            // A model server's absurd usage report must not wrap a counter (or, in a debug
-            // build, panic while the request is being recorded).
-            Some(count) => *count = count.saturating_add(by),
-            None => {
-                series.insert(values.iter().map(|v| (*v).to_owned()).collect(), by);
-            }
-        }
+        add_to(&mut series, values, by);
+    }
+
+    /// [`Counters::add`], but once the family holds `max_series` series a new one is counted
+    /// under `overflow` instead: for labels taken from callers' credentials (a token's subject),
+    /// which the configuration does not bound.
+    pub fn add_bounded(&self, values: &[&str], by: u64, max_series: usize, overflow: &[&str]) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let full = series.len() >= max_series && !series.contains_key(&values as &dyn LabelKey);
+        add_to(&mut series, if full { overflow } else { values }, by);
     }
 
     /// The current value of one series (for tests and the overload check).
@@ -64,6 +66,17 @@ impl Counters {
                 self.name,
                 label_text(self.labels, values, None)
             );
+        }
+    }
+}
+
+fn add_to(series: &mut BTreeMap<Labels, u64>, values: &[&str], by: u64) {
+    match series.get_mut(&values as &dyn LabelKey) {
+        // A model server's absurd usage report must not wrap a counter (or, in a debug build,
+        // panic while the request is being recorded).
+        Some(count) => *count = count.saturating_add(by),
+        None => {
+            series.insert(values.iter().map(|v| (*v).to_owned()).collect(), by);
         }
     }
 }
@@ -490,6 +503,22 @@ mod tests {
             "hangar_gateway_certificate_expiry_timestamp_seconds{certificate=\"served\"} 3"
         ));
         assert!(!text.contains("certificate=\"model_client\""), "{text}");
+    }
+
+    #[test]
+    fn a_bounded_counter_family_counts_new_series_past_its_bound_as_one() {
+        let metrics = Metrics::default();
+        let alerts = &metrics.extraction_alerts;
+        let other = ["t", "(others)"];
+        alerts.add_bounded(&["t", "a"], 1, 2, &other);
+        alerts.add_bounded(&["t", "b"], 1, 2, &other);
+        alerts.add_bounded(&["t", "c"], 1, 2, &other);
+        alerts.add_bounded(&["t", "d"], 1, 2, &other);
+        // A series already there keeps counting.
+        alerts.add_bounded(&["t", "a"], 1, 2, &other);
+        assert_eq!(alerts.get(&["t", "a"]), 2);
+        assert_eq!(alerts.get(&["t", "c"]), 0);
+        assert_eq!(alerts.get(&other), 2);
     }
 
     #[test]

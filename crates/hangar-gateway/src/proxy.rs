@@ -111,9 +111,11 @@ impl Gateway {
     pub fn swap(&self, runtime: Runtime) {
         let thresholds = extraction_thresholds(&runtime);
         let mut monitor = self.extraction.lock().unwrap_or_else(|p| p.into_inner());
-        // New thresholds start new windows; unchanged ones keep what was seen.
+        // New thresholds start new windows; unchanged ones keep what was seen. The old
+        // windows' gauges go with them, or they would show their last values for ever.
         if *monitor.thresholds() != thresholds {
             *monitor = ExtractionMonitor::new(thresholds);
+            self.metrics.extraction.set_exactly([]);
         }
         drop(monitor);
         self.metrics.show_certificates(&runtime);
@@ -129,14 +131,7 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .forget_idle(now_ms);
-        for caller in forgotten {
-            let Some((tenant, key_id)) = caller.split_once(CALLER_SEPARATOR) else {
-                continue;
-            };
-            for signal in EXTRACTION_SIGNALS {
-                self.metrics.extraction.remove(&[tenant, key_id, signal]);
-            }
-        }
+        forget_gauges(&self.metrics, &forgotten);
     }
 
     /// The audit counts, for the metrics page: records written and dropped, refusals
@@ -1477,6 +1472,25 @@ const CALLER_SEPARATOR: char = '\u{0}';
 /// The `signal` label of `hangar_gateway_extraction_signal`.
 const EXTRACTION_SIGNALS: [&str; 3] = ["requests", "distinct_prompt_ratio", "output_input_ratio"];
 
+/// Callers with a series in `hangar_gateway_extraction_alerts_total`, at most: a token's subject
+/// is a key id no configuration bounds. Alerts of callers past it are counted under
+/// [`OTHER_CALLERS`].
+const MAX_ALERTING_CALLERS: usize = 1000;
+/// The `key_id` of the alerts past [`MAX_ALERTING_CALLERS`].
+const OTHER_CALLERS: &str = "(others)";
+
+/// Removes the extraction gauges of `callers`, whom the monitor no longer tracks.
+fn forget_gauges(metrics: &Metrics, callers: &[String]) {
+    for caller in callers {
+        let Some((tenant, key_id)) = caller.split_once(CALLER_SEPARATOR) else {
+            continue;
+        };
+        for signal in EXTRACTION_SIGNALS {
+            metrics.extraction.remove(&[tenant, key_id, signal]);
+        }
+    }
+}
+
 fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     let record = &exchange.record;
     let (Some(tenant), Some(key_id)) = (&record.tenant, &record.key_id) else {
@@ -1493,6 +1507,8 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
         record.prompt_tokens,
         record.completion_tokens,
     );
+    // Gauges of callers evicted to make room go now: without a scrape, their names would pile up.
+    forget_gauges(&gateway.metrics, &monitor.take_evicted());
     // Only busy keys get gauges: a token subject per caller must not grow the metrics page.
     let busy = monitor.thresholds().min_requests / 2;
     if let Some(signals) = monitor
@@ -1513,7 +1529,12 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     }
     drop(monitor);
     if let Some(alert) = alert {
-        gateway.metrics.extraction_alerts.add(&[tenant, key_id], 1);
+        gateway.metrics.extraction_alerts.add_bounded(
+            &[tenant, key_id],
+            1,
+            MAX_ALERTING_CALLERS,
+            &[tenant, OTHER_CALLERS],
+        );
         exchange.guard("extraction", "log", alert.to_string());
     }
 }

@@ -1439,22 +1439,46 @@ async fn the_first_event_may_take_until_first_token_and_later_gaps_only_until_id
     assert_eq!(records[0]["end"], "upstream_timeout", "{}", records[0]);
 }
 
-#[tokio::test]
-async fn a_callers_extraction_gauges_go_once_it_has_been_idle_for_a_window() {
+/// support-1's extraction gauges, in the metrics after one request.
+const SUPPORT_1_GAUGES: &str =
+    "hangar_gateway_extraction_signal{tenant=\"support\",key_id=\"support-1\"";
+
+/// A gateway with this extraction window whose metrics show support-1's gauges (a busy caller
+/// from its first request), and its model server.
+async fn watched_by_extraction(window: &str) -> (FakeOpenAiServer, TestGateway) {
     let upstream = upstream().await;
+    let extra = format!("guards: {{extraction: {{window: {window}, minRequests: 2}}}}");
     let setup = Setup {
         keys: KEYS,
         tenants: TENANTS,
         models: MODELS,
-        extra: "guards: {extraction: {window: 1s, minRequests: 2}}",
+        extra: &extra,
     };
     let gw = TestGateway::start(setup, &[&upstream.url()]).await;
     let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let series = "hangar_gateway_extraction_signal{tenant=\"support\",key_id=\"support-1\"";
-    assert!(gw.metrics().await.contains(series));
+    assert!(gw.metrics().await.contains(SUPPORT_1_GAUGES));
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn a_callers_extraction_gauges_go_once_it_has_been_idle_for_a_window() {
+    let (_upstream, gw) = watched_by_extraction("1s").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(!gw.metrics().await.contains(series), "a stale gauge stayed");
+    let metrics = gw.metrics().await;
+    assert!(!metrics.contains(SUPPORT_1_GAUGES), "a stale gauge stayed");
+}
+
+#[tokio::test]
+async fn new_extraction_thresholds_drop_the_gauges_of_the_old_windows() {
+    let (_upstream, gw) = watched_by_extraction("60s").await;
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let raised = config.replace("minRequests: 2", "minRequests: 3");
+    assert_ne!(raised, config);
+    std::fs::write(&gw.config_path, raised).unwrap();
+    assert!(hangar_gateway::server::reload(&gw.gateway, &gw.config_path));
+    let metrics = gw.metrics().await;
+    assert!(!metrics.contains(SUPPORT_1_GAUGES), "a stale gauge stayed");
 }
 
 #[tokio::test]

@@ -171,6 +171,12 @@ impl ExtractionMonitor {
         forgotten
     }
 
+    /// The keys evicted to make room since the last call (or the last
+    /// [`ExtractionMonitor::forget_idle`]).
+    pub fn take_evicted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.evicted)
+    }
+
     /// The thresholds in force.
     pub fn thresholds(&self) -> &ExtractionThresholds {
         &self.thresholds

@@ -180,6 +180,11 @@ fn the_least_recently_seen_key_is_evicted() {
     // What was evicted is handed out once, so its metrics can go too.
     assert_eq!(monitor.forget_idle(6), ["b"]);
     assert!(monitor.forget_idle(7).is_empty());
+    // Or taken as they go, without waiting for a scrape.
+    monitor.record("e", 8, "p", 1, 1);
+    assert_eq!(monitor.take_evicted(), ["c"]);
+    assert!(monitor.take_evicted().is_empty());
+    assert!(monitor.forget_idle(9).is_empty());
 }
 
 #[test]
