@@ -237,9 +237,24 @@ pub fn answer_facts(value: &Json<'_>) -> EventFacts {
 /// The generated text of a message or delta: what a client would show or act on.
 fn message_text(message: &Json<'_>, text: &mut String) {
     for field in ["content", "reasoning_content", "reasoning", "refusal"] {
-        if let Some(part) = message.get(field).and_then(Json::as_str) {
-            text.push_str(part);
+        match message.get(field) {
+            Some(Json::Str(part)) => text.push_str(part),
+            // Content as parts (`[{"type": "text", "text": …}]`), as some servers answer.
+            Some(Json::Array(parts)) => {
+                for part in parts {
+                    let part = part
+                        .get("text")
+                        .or_else(|| part.get("refusal"))
+                        .unwrap_or(part);
+                    text.push_str(part.as_str().unwrap_or(""));
+                }
+            }
+            _ => {}
         }
+    }
+    // A spoken answer's words (`modalities: ["audio"]`): the audio itself is not text.
+    if let Some(transcript) = message.get("audio").and_then(|a| a.get("transcript")) {
+        text.push_str(transcript.as_str().unwrap_or(""));
     }
     // `function_call` is the single call of the older API.
     let calls = match message.get("tool_calls") {
@@ -1074,6 +1089,13 @@ mod tests {
             let event = format!(r#"data: {{"choices":[],"usage":{broken}}}"#);
             assert_eq!(read_event(event.as_bytes()).usage, None, "{broken}");
         }
+        // Content as parts, and a spoken answer's transcript.
+        let parts =
+            br#"data: {"choices":[{"delta":{"content":[{"type":"text","text":"Hel"},"lo"]}}]}"#;
+        assert_eq!(read_event(parts).text(), "Hello");
+        let audio =
+            br#"data: {"choices":[{"delta":{"audio":{"data":"UklGR","transcript":"Hi"}}}]}"#;
+        assert_eq!(read_event(audio).text(), "Hi");
         assert!(read_event(b"data: [DONE]\n\n").done);
         assert!(read_event(br#"data: {"error":{"message":"x"}}"#).error);
         assert!(read_event(b"data: not json\n\n").unread);
