@@ -16,7 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::json;
 
-use listing::{Tally, describe, list_kind};
+use listing::{Tally, describe, list_driver_pods, list_kind};
 pub(crate) use logs::BoundedTail;
 pub use logs::UnreadLogs;
 pub use logs::{LogBounds, LogRequest, fetch_logs};
@@ -103,13 +103,15 @@ pub async fn load_live(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Snapshot, LiveError> {
     let (client, cluster) = connect(options).await?;
-    let snapshot = list_all(&client, &cluster, options, progress).await;
+    let snapshot = list_all(&client, &cluster, options, false, progress).await;
     Ok(snapshot)
 }
 
 /// Reads the cluster as `load_live` does, then the log tails `select` asks for once it has seen
 /// the snapshot (the pods of the endpoints being triaged). A log that cannot be read is a line in
-/// `Snapshot::not_covered`, not a failure.
+/// `Snapshot::not_covered`, not a failure. With a namespace, the GPU operator's driver pods of
+/// the other namespaces are read too: a driver restarting on an endpoint's node may be the cause,
+/// and the operator runs it in a namespace of its own.
 pub async fn load_live_with_logs(
     options: &LiveOptions,
     progress: &mut dyn FnMut(Progress),
@@ -117,7 +119,7 @@ pub async fn load_live_with_logs(
     bounds: LogBounds,
 ) -> Result<(Snapshot, hangar_triage::Logs), LiveError> {
     let (client, cluster) = connect(options).await?;
-    let mut snapshot = list_all(&client, &cluster, options, progress).await;
+    let mut snapshot = list_all(&client, &cluster, options, true, progress).await;
     let requests = select(&snapshot);
     let logs = fetch_logs(&client, requests, bounds, &mut snapshot.not_covered).await;
     Ok((snapshot, logs))
@@ -139,10 +141,13 @@ impl Cluster {
     }
 }
 
+/// Lists every target into a snapshot; with `driver_pods` and a namespace, the GPU driver's pods
+/// of the other namespaces as well (triage's reading).
 async fn list_all(
     client: &Client,
     cluster: &Cluster,
     options: &LiveOptions,
+    driver_pods: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Snapshot {
     let mut snapshot = Snapshot::default();
@@ -151,12 +156,14 @@ async fn list_all(
         targets.push(event_target());
     }
     targets.extend(custom_targets(client, &mut snapshot.not_covered).await);
+    let namespace = options.namespace.as_deref();
+    // Without a namespace, every pod is listed, the driver's among them.
+    let drivers_elsewhere = namespace.filter(|_| driver_pods);
     let mut tally = Tally {
         total: 0,
         step: 0,
-        steps: targets.len(),
+        steps: targets.len() + usize::from(drivers_elsewhere.is_some()),
     };
-    let namespace = options.namespace.as_deref();
     for target in &targets {
         list_kind(
             client,
@@ -167,6 +174,9 @@ async fn list_all(
             progress,
         )
         .await;
+    }
+    if let Some(namespace) = drivers_elsewhere {
+        list_driver_pods(client, namespace, &mut snapshot, &mut tally, progress).await;
     }
     if let Some(namespace) = namespace {
         record_missing_namespace(&mut snapshot, namespace, cluster);

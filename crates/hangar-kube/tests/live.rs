@@ -8,7 +8,10 @@
 use std::path::PathBuf;
 
 use hangar_core::{KubeObject, Snapshot};
-use hangar_kube::live::{LiveError, LiveOptions, Progress, load_live, save_snapshot};
+use hangar_kube::live::{
+    LiveError, LiveOptions, LogBounds, LogRequest, Progress, load_live, load_live_with_logs,
+    save_snapshot,
+};
 use hangar_testkit::fake_api::closed_port_url;
 use hangar_testkit::{CustomResource, FakeApiServer, FakeApiServerBuilder, objects};
 use serde_json::json;
@@ -404,6 +407,151 @@ async fn a_namespace_the_cluster_does_not_have_makes_the_scan_incomplete() {
         .map(|n| n.kind.as_str())
         .collect();
     assert_eq!(gaps, ["Namespace"]);
+}
+
+/// A triage's reading of `server` with `-n namespace` (Events, no logs asked for), with the
+/// progress it reported.
+async fn triage_scan(server: &FakeApiServer, namespace: &str) -> (Snapshot, Vec<Progress>) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LiveOptions {
+        kubeconfig: Some(server.write_kubeconfig(dir.path()).unwrap()),
+        context: None,
+        namespace: Some(namespace.to_owned()),
+        events: true,
+    };
+    let mut progress = Vec::new();
+    let no_logs = |_: &Snapshot| Vec::<LogRequest>::new();
+    let (snapshot, _) = load_live_with_logs(
+        &options,
+        &mut |p| progress.push(p),
+        &no_logs,
+        LogBounds::default(),
+    )
+    .await
+    .unwrap();
+    assert_read_only(server);
+    (snapshot, progress)
+}
+
+/// A pod of the NVIDIA GPU operator, with the labels its release gives it.
+fn gpu_operator_pod(namespace: &str, name: &str, labels: serde_json::Value) -> serde_json::Value {
+    let mut pod = objects::pod(namespace, name, "nvcr.io/nvidia/driver:550.127.05");
+    pod["metadata"]["labels"] = labels;
+    pod
+}
+
+/// An endpoint in `ml`, the GPU operator's pods in their own namespaces, and another team's pod.
+fn a_cluster_with_a_gpu_operator() -> FakeApiServerBuilder {
+    FakeApiServer::builder().objects([
+        objects::namespace("ml"),
+        objects::namespace("gpu-operator"),
+        objects::pod("ml", "llama-0", "vllm/vllm-openai:v0.6.0"),
+        // Labelled by an older operator, by a newer one, and for an `NVIDIADriver` resource.
+        gpu_operator_pod(
+            "gpu-operator",
+            "nvidia-driver-daemonset-a1",
+            json!({"app": "nvidia-driver-daemonset"}),
+        ),
+        gpu_operator_pod(
+            "gpu-operator",
+            "nvidia-driver-daemonset-b2",
+            json!({"app": "nvidia-driver-daemonset", "app.kubernetes.io/component": "nvidia-driver"}),
+        ),
+        gpu_operator_pod(
+            "nvidia-gpu-operator",
+            "nvidia-gpu-driver-ubuntu22.04-c3",
+            json!({"app": "nvidia-gpu-driver-ubuntu22.04", "app.kubernetes.io/component": "nvidia-driver"}),
+        ),
+        // Not the driver.
+        gpu_operator_pod(
+            "gpu-operator",
+            "nvidia-device-plugin-daemonset-d4",
+            json!({"app": "nvidia-device-plugin-daemonset"}),
+        ),
+        objects::pod("web", "frontend-0", "nginx"),
+    ])
+}
+
+#[tokio::test]
+async fn a_triage_of_one_namespace_also_reads_the_gpu_driver_pods_of_the_others() {
+    let server = a_cluster_with_a_gpu_operator().start().await.unwrap();
+    let (snapshot, progress) = triage_scan(&server, "ml").await;
+
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    assert!(
+        snapshot.not_covered.is_empty(),
+        "{:?}",
+        snapshot.not_covered
+    );
+    // Each driver pod once, though the newer ones carry both labels.
+    assert_eq!(
+        pod_names(&snapshot),
+        [
+            "llama-0",
+            "nvidia-driver-daemonset-a1",
+            "nvidia-driver-daemonset-b2",
+            "nvidia-gpu-driver-ubuntu22.04-c3"
+        ]
+    );
+    // Cluster-wide, only pods a driver label selects are asked for.
+    let selectors: Vec<Option<String>> = (server.requests().into_iter())
+        .filter(|r| r.path == "/api/v1/pods")
+        .map(|r| r.query_param("labelSelector").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        selectors,
+        [
+            Some("app=nvidia-driver-daemonset".to_owned()),
+            Some("app.kubernetes.io/component=nvidia-driver".to_owned())
+        ]
+    );
+    let last = progress.last().unwrap();
+    assert_eq!((last.kind.as_str(), last.step), ("Pod", last.steps));
+    assert_eq!(last.total, snapshot.object_count());
+
+    // The namespace's own driver pods are listed once.
+    let (snapshot, _) = triage_scan(&server, "gpu-operator").await;
+    assert_eq!(
+        pod_names(&snapshot),
+        [
+            "nvidia-device-plugin-daemonset-d4",
+            "nvidia-driver-daemonset-a1",
+            "nvidia-driver-daemonset-b2",
+            "nvidia-gpu-driver-ubuntu22.04-c3"
+        ]
+    );
+
+    // An audit of the namespace reads its pods alone.
+    let (snapshot, _) = scan(&server, Some("ml")).await;
+    assert_eq!(pod_names(&snapshot), ["llama-0"]);
+}
+
+#[tokio::test]
+async fn driver_pods_a_role_in_the_namespace_cannot_read_are_a_gap_and_the_rest_is_read() {
+    let server = a_cluster_with_a_gpu_operator()
+        .confine("pods", "ml")
+        .start()
+        .await
+        .unwrap();
+    let (snapshot, _) = triage_scan(&server, "ml").await;
+
+    assert_eq!(pod_names(&snapshot), ["llama-0"]);
+    assert_eq!(snapshot.namespaces.len(), 2);
+    let gaps: Vec<(&str, &str)> = (snapshot.not_covered.iter())
+        .map(|n| (n.kind.as_str(), n.reason.as_str()))
+        .collect();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].0, "Pod (GPU driver, in every namespace)");
+    assert!(
+        gaps[0].1.starts_with("forbidden (403)") && gaps[0].1.contains("at the cluster scope"),
+        "{}",
+        gaps[0].1
+    );
+    // Refused once: the other label is not asked for.
+    let cluster_wide = (server.requests().iter())
+        .filter(|r| r.path == "/api/v1/pods")
+        .count();
+    assert_eq!(cluster_wide, 1);
 }
 
 #[tokio::test]

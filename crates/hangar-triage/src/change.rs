@@ -596,9 +596,17 @@ fn driver_restarts(snapshot: &Snapshot, nodes: &[&str], out: &mut Vec<Change>) {
     }
 }
 
+/// The labels that mark a pod as the NVIDIA GPU operator's driver, any one of them: `app` on the
+/// driver daemonset's pods, `app.kubernetes.io/component` on those of newer releases and of
+/// `NVIDIADriver` resources (whose `app` is the resource's own name). A live triage of one
+/// namespace lists the pods they mark in every other, where the operator runs.
+pub const DRIVER_POD_LABELS: &[(&str, &str)] = &[
+    ("app", "nvidia-driver-daemonset"),
+    ("app.kubernetes.io/component", "nvidia-driver"),
+];
+
 fn is_driver_pod(pod: &Located<Pod>) -> bool {
-    pod.object.label("app") == Some("nvidia-driver-daemonset")
-        || pod.object.label("app.kubernetes.io/component") == Some("nvidia-driver")
+    (DRIVER_POD_LABELS.iter()).any(|&(key, value)| pod.object.label(key) == Some(value))
         || pod.object.name().starts_with("nvidia-driver-daemonset")
 }
 

@@ -597,9 +597,15 @@ async fn a_live_triage_reads_events_and_log_tails_and_only_reads() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = json(&out);
-    // Live, only ml-serving is read, so the driver pod in gpu-operator is not seen; the Xid
-    // verdict stands on the node's own event.
     assert_eq!(verdicts(&report), expected());
+    // Only ml-serving is read, and the GPU driver's pods wherever they run: the Xid endpoint
+    // points at the driver pod restarted on its node in gpu-operator, as from the dump.
+    let closest = &change(&report, "mixtral")["closest"];
+    assert_eq!(closest["kind"], "driver", "{closest}");
+    assert!(
+        (closest["detail"].as_str().unwrap()).contains("nvidia-driver-daemonset-h7x2k"),
+        "{closest}"
+    );
 
     let requests = server.requests();
     assert!(requests.iter().all(|r| r.method == "GET"));
@@ -608,6 +614,15 @@ async fn a_live_triage_reads_events_and_log_tails_and_only_reads() {
             .iter()
             .any(|r| r.path == "/api/v1/namespaces/ml-serving/events"),
         "events are listed"
+    );
+    // Beyond ml-serving, only the pods a GPU driver label selects.
+    let cluster_wide: Vec<_> = (requests.iter())
+        .filter(|r| r.path == "/api/v1/pods")
+        .collect();
+    assert!(!cluster_wide.is_empty());
+    assert!(
+        (cluster_wide.iter()).all(|r| r.query_param("labelSelector").is_some()),
+        "{cluster_wide:?}"
     );
     let logs: Vec<_> = requests
         .iter()
@@ -702,6 +717,47 @@ async fn refused_logs_make_the_triage_incomplete_but_still_give_verdicts() {
     assert_eq!(all["Deployment/ml-serving/mistral-tgi"].0, "host_oom");
     assert_eq!(all["Deployment/ml-serving/qwen-sglang"].0, "scheduling");
     assert_eq!(all["Deployment/ml-serving/ollama-chat"].0, "image_pull");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn driver_pods_a_role_in_the_namespace_cannot_read_are_a_gap_and_triage_goes_on() {
+    let server = incident_cluster()
+        .confine("pods", "ml-serving")
+        .start()
+        .await
+        .unwrap();
+    let out = triage_live(&server).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let gaps = report["not_covered"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["kind"], "Pod (GPU driver, in every namespace)");
+    let reason = gaps[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("forbidden (403)"), "{reason}");
+    // The verdicts still come, the Xid one standing on the node's own event; no driver change
+    // can be named.
+    assert_eq!(verdicts(&report), expected());
+    assert_ne!(change(&report, "mixtral")["closest"]["kind"], "driver");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not covered: Pod (GPU driver, in every namespace): forbidden (403)"),
+        "{stderr}"
+    );
+}
+
+/// The change report of endpoint `Deployment/ml-serving/NAME` in a JSON triage report.
+fn change<'r>(report: &'r Value, name: &str) -> &'r Value {
+    let id = format!("Deployment/ml-serving/{name}");
+    let endpoints = report["endpoints"].as_array().unwrap();
+    let endpoint = (endpoints.iter())
+        .find(|e| e["verdict"]["endpoint"] == id.as_str())
+        .unwrap_or_else(|| panic!("no endpoint {id} in {report}"));
+    &endpoint["change"]
 }
 
 /// Triages the cluster `HANGAR_TEST_KUBECONFIG` points at. Run with `--ignored`.

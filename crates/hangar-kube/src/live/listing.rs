@@ -3,14 +3,15 @@
 
 use std::collections::HashSet;
 
-use hangar_core::{LoadError, NotCovered, Object, Origin, Snapshot};
+use hangar_core::{KubeObject, LoadError, NotCovered, Object, Origin, Snapshot};
+use hangar_triage::change::DRIVER_POD_LABELS;
 use kube::Client;
 use kube::core::params::ListParams;
 use kube::core::{DynamicObject, Request, Resource};
 use serde_json::{Value, json};
 
 use super::Progress;
-use super::targets::Target;
+use super::targets::{Target, pod_target};
 
 /// Objects per page: large enough to keep round trips few, small enough to keep each response
 /// (and the API server's memory for it) modest.
@@ -35,6 +36,7 @@ const NODE_EVENTS_NAMESPACE: &str = "default";
 struct Listing<'a> {
     namespace: Option<&'a str>,
     fields: Option<&'static str>,
+    labels: Option<&'a str>,
     keep: fn(&Value) -> bool,
     /// How a failure names what was not covered.
     label: String,
@@ -59,6 +61,7 @@ pub(crate) async fn list_kind(
     let everything = Listing {
         namespace,
         fields: None,
+        labels: None,
         keep: |_| true,
         label: kind.clone(),
     };
@@ -69,6 +72,7 @@ pub(crate) async fn list_kind(
     let node_events = Listing {
         namespace: Some(NODE_EVENTS_NAMESPACE),
         fields: Some("involvedObject.kind=Node"),
+        labels: None,
         keep: is_about_a_node,
         label: format!("{kind} (about nodes, in namespace {NODE_EVENTS_NAMESPACE})"),
     };
@@ -87,6 +91,57 @@ fn is_about_a_node(event: &Value) -> bool {
         .pointer("/involvedObject/kind")
         .and_then(Value::as_str)
         == Some("Node")
+}
+
+/// Lists the GPU operator's driver pods of every namespace but `namespace`, whose pods are listed
+/// already: triage relates an endpoint's failure to the driver restarting on its node, and the
+/// operator runs the driver in a namespace of its own (`gpu-operator`, `nvidia-gpu-operator`,
+/// `kube-system`). One cluster-wide listing per label that marks them, so that only they travel;
+/// a pod both labels mark is kept once. A refusal (a Role bound in `namespace` alone) or any other
+/// failure is one gap naming them, the listings after it are not tried, and the scan goes on.
+pub(crate) async fn list_driver_pods(
+    client: &Client,
+    namespace: &str,
+    snapshot: &mut Snapshot,
+    tally: &mut Tally,
+    progress: &mut dyn FnMut(Progress),
+) {
+    let target = pod_target();
+    let kind = target.label();
+    tally.step += 1;
+    report(progress, &kind, 0, tally);
+    let mut found = Snapshot::default();
+    for (key, value) in DRIVER_POD_LABELS {
+        let selector = format!("{key}={value}");
+        let listing = Listing {
+            namespace: None,
+            fields: None,
+            labels: Some(selector.as_str()),
+            keep: has_driver_label,
+            label: format!("{kind} (GPU driver, in every namespace)"),
+        };
+        list_pages(client, &target, listing, &mut found, tally, progress).await;
+        if !found.not_covered.is_empty() {
+            break;
+        }
+    }
+    let listed = found.pods.len();
+    let mut seen = HashSet::new();
+    found.pods.retain(|pod| {
+        let (pod_namespace, name) = (pod.object.namespace(), pod.object.name());
+        pod_namespace != namespace && seen.insert((pod_namespace.to_owned(), name.to_owned()))
+    });
+    tally.total = tally.total.saturating_sub(listed - found.pods.len());
+    report(progress, &kind, found.pods.len(), tally);
+    snapshot.absorb(found);
+}
+
+/// Whether a pod carries one of the labels that mark the GPU operator's driver: a server that
+/// ignored the label selector would send every pod.
+fn has_driver_label(pod: &Value) -> bool {
+    let labels = pod.pointer("/metadata/labels");
+    (DRIVER_POD_LABELS.iter())
+        .any(|&(key, value)| labels.and_then(|l| l.get(key)).and_then(Value::as_str) == Some(value))
 }
 
 /// What one pass over a listing's pages brought, held apart from the snapshot until the listing
@@ -154,6 +209,9 @@ async fn list_pass(
     let mut params = ListParams::default().limit(PAGE_SIZE);
     if let Some(fields) = listing.fields {
         params = params.fields(fields);
+    }
+    if let Some(labels) = listing.labels {
+        params = params.labels(labels);
     }
     let mut pass = Pass {
         objects: Snapshot::default(),

@@ -125,6 +125,16 @@ pub(crate) fn event_target() -> Target {
     }
 }
 
+/// Pods (core `v1`), for a listing of some pods apart from the kind's own: the GPU driver's, which
+/// a triage of one namespace reads in the others.
+pub(crate) fn pod_target() -> Target {
+    Target {
+        resource: ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Pod")),
+        namespaced: true,
+        metadata_only: false,
+    }
+}
+
 /// The custom resources of `CUSTOM_GROUPS` this API server serves, each at the group's preferred
 /// version, or at the most stable version serving it when the preferred one does not (KServe
 /// serves `InferenceService` at v1beta1 but `ServingRuntime` only at v1alpha1). What discovery

@@ -143,6 +143,9 @@ pub(crate) struct Catalogue {
     pub objects: Vec<Value>,
     /// HTTP status codes to answer instead of the resource, by `CustomResource::qualified_name`.
     pub denied: BTreeMap<String, u16>,
+    /// The one namespace where reads of a resource are allowed, by
+    /// `CustomResource::qualified_name`: 403 everywhere else, cluster scope included.
+    pub confined: BTreeMap<String, String>,
     /// Answer 401 to every request, as a server does to an expired or unknown token.
     pub reject_credentials: bool,
     /// Container logs by `(namespace, pod, container, previous)`.
@@ -176,6 +179,7 @@ impl Catalogue {
             resources,
             objects,
             denied,
+            confined: BTreeMap::new(),
             reject_credentials: false,
             logs: BTreeMap::new(),
             failing_logs: BTreeMap::new(),
@@ -183,10 +187,14 @@ impl Catalogue {
         }
     }
 
-    /// A name given to `forbid`, `fail` or `expire_continue_tokens` that matches no resource is a
-    /// mistake in the test, which would otherwise pass without exercising the refusal.
+    /// A name given to `forbid`, `fail`, `confine` or `expire_continue_tokens` that matches no
+    /// resource is a mistake in the test, which would otherwise pass without exercising the
+    /// refusal.
     pub fn check_denied_names(&self) -> std::io::Result<()> {
-        for name in self.denied.keys().chain(self.expiring.keys()) {
+        let names = (self.denied.keys())
+            .chain(self.confined.keys())
+            .chain(self.expiring.keys());
+        for name in names {
             if name == "pods/log" {
                 continue;
             }

@@ -76,6 +76,7 @@ pub struct FakeApiServerBuilder {
     resources: Vec<CustomResource>,
     objects: Vec<Value>,
     denied: BTreeMap<String, u16>,
+    confined: BTreeMap<String, String>,
     reject_credentials: bool,
     logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
     failing_logs: BTreeMap<(String, String), u16>,
@@ -111,6 +112,15 @@ impl FakeApiServerBuilder {
     /// Answers `code` (401, 403, 500…) with a `Status` body to every read of `resource`.
     pub fn fail(mut self, resource: &str, code: u16) -> Self {
         self.denied.insert(resource.to_owned(), code);
+        self
+    }
+
+    /// Answers 403 Forbidden to every read of `resource` (named as for [`fail`](Self::fail))
+    /// but those in `namespace`, cluster-wide lists included, as RBAC answers a client whose Role
+    /// grants it in that namespace alone.
+    pub fn confine(mut self, resource: &str, namespace: &str) -> Self {
+        self.confined
+            .insert(resource.to_owned(), namespace.to_owned());
         self
     }
 
@@ -175,6 +185,7 @@ impl FakeApiServerBuilder {
         let address = listener.local_addr()?;
         let mut catalogue = Catalogue::new(self.resources, self.objects, self.denied);
         catalogue.reject_credentials = self.reject_credentials;
+        catalogue.confined = self.confined;
         catalogue.logs = self.logs;
         catalogue.failing_logs = self.failing_logs;
         catalogue.expiring = (self.expiring.into_iter())

@@ -151,9 +151,13 @@ fn resource_request(
     if namespace.is_some() && !resource.namespaced {
         return not_found();
     }
+    let verb = if name.is_some() { "get" } else { "list" };
     if let Some(code) = catalogue.denied.get(&resource.qualified_name()) {
-        let verb = if name.is_some() { "get" } else { "list" };
         return denied(*code, resource, verb, namespace);
+    }
+    let confined = catalogue.confined.get(&resource.qualified_name());
+    if confined.is_some_and(|allowed| namespace != Some(allowed.as_str())) {
+        return denied(403, resource, verb, namespace);
     }
     match name {
         Some(name) => get(catalogue, resource, namespace, name),
@@ -495,6 +499,26 @@ mod tests {
             respond(&c, &next, "x").body["items"][0]["metadata"]["name"],
             "ns2"
         );
+    }
+
+    #[test]
+    fn a_confined_resource_is_read_in_its_namespace_alone() {
+        let mut c = catalogue(vec![
+            objects::pod("ml", "vllm-0", "vllm"),
+            objects::pod("gpu-operator", "nvidia-driver-daemonset-x", "driver"),
+        ]);
+        c.confined.insert("pods".into(), "ml".into());
+        let own = respond(&c, &get("/api/v1/namespaces/ml/pods", &[]), "x");
+        assert_eq!(own.status, 200);
+        assert_eq!(own.body["items"][0]["metadata"]["name"], "vllm-0");
+        for path in ["/api/v1/pods", "/api/v1/namespaces/gpu-operator/pods"] {
+            let refused = respond(&c, &get(path, &[]), "x");
+            assert_eq!(refused.status, 403, "{path}");
+            assert_eq!(refused.body["reason"], "Forbidden");
+        }
+        // Other resources are not confined.
+        let nodes = respond(&c, &get("/api/v1/nodes", &[]), "x");
+        assert_eq!(nodes.status, 200);
     }
 
     #[test]
