@@ -14,10 +14,11 @@
 --            worth after each, as a local bucket's after each settlement (so a refund sent
 --            after a charge is not lost in a debt past that).
 --   release: KEYS = {in flight}, ARGV = {'release', place…}. Frees the places.
---   renew:   KEYS = {in flight}, ARGV = {'renew', lease in ms, places taken, place…}. Extends
---            the leases of the places still held (a long stream outlives one lease): the first
---            `places taken` ones are put back if Redis lost them, the others (a take that timed
---            out, which may never have run) only extended if they are there.
+--   renew:   KEYS = {in flight}, ARGV = {'renew', lease in ms, places to put back, place…}.
+--            Extends the leases of the places still held (a long stream outlives one lease): the
+--            first `places to put back` ones are put back if Redis lost them, the others only
+--            extended if they are there (a renewal may arrive after the place's release, and a
+--            take that timed out may never have run). Returns those others it did not find.
 -- The clock is the server's, so replicas whose clocks disagree still share one bucket.
 -- Redis before 5 replicates scripts whole, which TIME forbids; later ones replicate effects.
 redis.replicate_commands()
@@ -32,20 +33,22 @@ if ARGV[1] == 'release' then
 end
 
 if ARGV[1] == 'renew' then
-  local lease, taken = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local lease, put_back = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local missing = {}
   for i = 4, #ARGV do
-    if i - 3 <= taken then
-      -- Put back if Redis lost it (a restart without persistence, a failover before it was
-      -- replicated, a lapse while Redis was away): its request still runs. A renewal that
-      -- crosses the place's release may put it back too, for one lease at most. (Not ZADD GT,
-      -- which Redis 5 and 6.0 lack, and all renewals of a place are its replica's anyway.)
+    if i - 3 <= put_back then
+      -- Redis lost it (a restart without persistence, a failover before it was replicated, a
+      -- lapse while Redis was away) and its request still runs, as its replica just checked.
+      -- (Not ZADD GT, which Redis 5 and 6.0 lack, and all renewals of a place are its
+      -- replica's anyway.)
       redis.call('ZADD', KEYS[1], now + lease, ARGV[i])
-    else
-      redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+    elseif redis.call('ZADD', KEYS[1], 'XX', 'CH', now + lease, ARGV[i]) == 0 then
+      -- Not there (or renewed already within this millisecond: putting it back is harmless).
+      missing[#missing + 1] = ARGV[i]
     end
   end
   redis.call('PEXPIRE', KEYS[1], lease)
-  return {0, 0}
+  return missing
 end
 
 local saved = {}

@@ -513,7 +513,8 @@ enum Taken {
 /// Redis could not say (the outage is logged where it starts).
 #[derive(Debug)]
 struct Unavailable {
-    /// Redis may have run the call: it failed or timed out, rather than meet a resting node.
+    /// Redis may have run the call: it failed or timed out once sent, rather than meet a resting
+    /// node, never leave, or be refused.
     may_have_run: bool,
 }
 
@@ -788,9 +789,9 @@ impl SharedLimits {
 
     /// Sends the backlog, and keeps for another try after [`SHARED_REST`] what Redis did not
     /// take: tokens only if their call surely did not run (it met a node resting after a
-    /// failure, or Redis refused it with an error), for [`GIVE_BACK_FOR`], since a call that
-    /// failed otherwise may have run and must not give them twice; places (freeing one twice
-    /// changes nothing) while their leases last.
+    /// failure, was never sent, or Redis refused it with an error), for [`GIVE_BACK_FOR`], since
+    /// a call that failed otherwise may have run and must not give them twice; places (freeing
+    /// one twice changes nothing) while their leases last.
     async fn send_backlog(self: Arc<Self>) {
         let backlog = std::mem::take(&mut *self.backlog.lock().unwrap_or_else(|p| p.into_inner()));
         let mut unsent = Backlog::default();
@@ -854,11 +855,12 @@ impl SharedLimits {
                 may_have_run: false,
             }),
             // A refusal (`READONLY` from a primary just demoted, `LOADING`, `BUSY`, `NOPERM`, a
-            // redirection too many…): Redis did not run the script, or stopped it at a command
-            // it refused before the write that counts, as `give` writes once, at its end, and
-            // `take` its place last (a refused write is refused at the first). Other error
-            // replies (a proxy's `ERR` after forwarding the call) may have run.
-            Ok(Err(e @ redis::RedisError::Server(_))) => {
+            // redirection too many…): Redis did not run the script, or stopped it at its first
+            // write (see `redis::refused_before_running`). Or the call never left: its
+            // connection could not be made, or failed before its turn. Other error replies (a
+            // proxy's `ERR` after forwarding the call, an ACL's refusal inside the script) may
+            // have run.
+            Ok(Err(e @ (redis::RedisError::Server(_) | redis::RedisError::Unsent(_)))) => {
                 Err(self.failed(node, &e.to_string(), false))
             }
             Ok(Err(e)) => Err(self.failed(node, &e.to_string(), true)),
@@ -867,6 +869,48 @@ impl SharedLimits {
                 Err(self.failed(node, &why, true))
             }
         }
+    }
+
+    /// Extends the leases of `places`, which `tenant`'s requests held a moment ago, where Redis
+    /// has them; then puts back those Redis lost (restarted without persistence, a failover
+    /// before they were replicated, a lapse while it was away) that it surely took and that are
+    /// still held now, as their requests still run. A place freed meanwhile (the renewal slowed
+    /// on its way, or sent again, after the release) is thus not taken again for a lease.
+    async fn renew(&self, tenant: &Arc<str>, places: &[HeldPlace]) {
+        if places.is_empty() {
+            return;
+        }
+        let key = self.in_flight_key(tenant);
+        let lease = self.lease.0.as_millis().to_string();
+        let mut renewal = vec!["renew", lease.as_str(), "0"];
+        renewal.extend(places.iter().map(|(place, _)| &**place));
+        // The reply names the places Redis did not have.
+        let Ok((Reply::Array(Some(replies)), _)) = self.call(&[&key], &renewal).await else {
+            return;
+        };
+        let missing: Vec<&[u8]> = (replies.iter())
+            .filter_map(|reply| match reply {
+                Reply::Bulk(Some(place)) => Some(place.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let lost: Vec<Arc<str>> = {
+            let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let still_held = held.get(tenant).map(Vec::as_slice).unwrap_or_default();
+            (still_held.iter())
+                .filter(|(place, taken)| {
+                    *taken == Taken::Surely && missing.iter().any(|name| *name == place.as_bytes())
+                })
+                .map(|(place, _)| Arc::clone(place))
+                .collect()
+        };
+        if lost.is_empty() {
+            return;
+        }
+        let count = lost.len().to_string();
+        let mut put_back = vec!["renew", lease.as_str(), count.as_str()];
+        put_back.extend(lost.iter().map(|place| &**place));
+        let _ = self.call(&[&key], &put_back).await;
     }
 
     /// Rests `node`, which failed (one failed cluster node leaves the others' tenants shared),
@@ -968,24 +1012,13 @@ async fn renew_places(shared: Weak<SharedLimits>) {
             .keys()
             .cloned()
             .collect();
-        let lease = shared.lease.0.as_millis().to_string();
         for tenant in tenants {
-            // The places held now, not when the first tenant's were renewed: a renewal puts a
-            // place Redis took back if missing, so one whose request ended meanwhile (freed
-            // 50 ms later) would be taken again, for a lease.
+            // The places held now, not when the first tenant's were renewed.
             let places = (shared.held.lock().unwrap_or_else(|p| p.into_inner()))
                 .get(&tenant)
                 .cloned()
                 .unwrap_or_default();
-            let (surely, maybe): (Vec<_>, Vec<_>) = places
-                .iter()
-                .partition(|(_, taken)| *taken == Taken::Surely);
-            let taken = surely.len().to_string();
-            let mut args = vec!["renew", lease.as_str(), taken.as_str()];
-            args.extend(surely.iter().chain(&maybe).map(|(place, _)| &**place));
-            if args.len() > 3 {
-                let _ = shared.call(&[&shared.in_flight_key(&tenant)], &args).await;
-            }
+            shared.renew(&tenant, &places).await;
         }
     }
 }
@@ -1131,11 +1164,11 @@ mod tests {
 
     #[tokio::test]
     async fn what_redis_did_not_take_back_is_kept_while_it_may_still_be_sent() {
-        // Nothing listens on the port.
-        let port = hangar_testkit::redis::free_port().unwrap();
+        // A server that takes connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}", silent.local_addr().unwrap());
         let config: crate::config::SharedLimitsConfig =
-            serde_json::from_value(serde_json::json!({"url": format!("redis://127.0.0.1:{port}")}))
-                .unwrap();
+            serde_json::from_value(serde_json::json!({ "url": url })).unwrap();
         let shared = Arc::new(SharedLimits::new(&config).unwrap());
         let owed = |shared: &SharedLimits| {
             let backlog = shared.backlog.lock().unwrap();
@@ -1154,8 +1187,8 @@ mod tests {
         assert!(shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 50.0)));
         assert!(!shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 30.0)));
         shared.add_to_backlog_unsent(|b| b.free(&tenant(), "r:1".into()));
-        // Redis is asked and fails: the tokens may have been given, so they are not sent again;
-        // freeing a place twice is harmless, so it is kept.
+        // Redis is asked and does not answer: the tokens may have been given, so they are not
+        // sent again; freeing a place twice is harmless, so it is kept.
         Arc::clone(&shared).send_backlog().await;
         assert_eq!(owed(&shared), None, "never given twice");
         assert_eq!(freed(&shared), ["r:1"], "kept for the next try");
@@ -1180,6 +1213,64 @@ mod tests {
         Arc::clone(&shared).send_backlog().await;
         assert_eq!(owed(&shared), None, "given up after two minutes");
         assert_eq!(freed(&shared), Vec::<String>::new(), "its lease has ended");
+        drop(silent);
+    }
+
+    #[tokio::test]
+    async fn tokens_owed_back_are_sent_again_when_their_call_never_left() {
+        // Nothing listens on the port: no connection, so the call was never sent.
+        let port = hangar_testkit::redis::free_port().unwrap();
+        let owed = owed_after_sending_a_refund(&format!("redis://127.0.0.1:{port}")).await;
+        assert_eq!(owed, Some((300, 50.0)), "kept for when Redis is back");
+    }
+
+    /// What is still owed back to the tenant after one refund (50 tokens of a 300-a-minute
+    /// bucket) was sent to Redis at `url`, within a second.
+    async fn owed_after_sending_a_refund(url: &str) -> Option<(u64, f64)> {
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": url, "timeout": "1s"})).unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
+        shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 50.0));
+        Arc::clone(&shared).send_backlog().await;
+        let backlog = shared.backlog.lock().unwrap();
+        backlog
+            .owed
+            .get(&tenant())
+            .map(|o| (o.per_minute, o.refunded))
+    }
+
+    #[tokio::test]
+    async fn a_take_refused_after_it_charged_the_rates_may_have_run() {
+        // An ACL user without `+zadd`: the script charges the rates, then its place is refused.
+        let rates = ["~hangar:*", "+evalsha", "+eval", "+get", "+set", "+time"];
+        let places = ["+zremrangebyscore", "+zcard", "+pexpire"];
+        let mut args = vec!["--user", "gateway", "on", ">pw"];
+        args.extend(rates.iter().chain(&places));
+        let redis = hangar_testkit::redis::RedisServer::start(&args).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "pw").unwrap();
+        let config: crate::config::SharedLimitsConfig = serde_json::from_value(serde_json::json!({
+            "url": format!("redis://gateway@127.0.0.1:{}", redis.port()),
+            "passwordFile": password,
+            "timeout": "1s",
+        }))
+        .unwrap();
+        let shared = SharedLimits::new(&config).unwrap();
+        let limits = TenantLimits {
+            requests_per_minute: Some(60),
+            max_concurrent: Some(1),
+            ..TenantLimits::default()
+        };
+        let place = Some((1, shared.new_place()));
+        let taken = shared.take(&tenant(), limits, 0, place).await;
+        assert!(
+            matches!(taken, Err(Unavailable { may_have_run: true })),
+            "{taken:?}"
+        );
+        let key = shared.key(&tenant());
+        let charged = hangar_testkit::redis::cli(redis.port(), &["get", &key]).unwrap();
+        assert!(!charged.trim().is_empty(), "the rates were charged");
     }
 
     #[tokio::test]
@@ -1190,17 +1281,7 @@ mod tests {
         let replica =
             hangar_testkit::redis::RedisServer::start(&["--replicaof", "127.0.0.1", &away])
                 .unwrap();
-        let config: crate::config::SharedLimitsConfig =
-            serde_json::from_value(serde_json::json!({"url": replica.url(), "timeout": "1s"}))
-                .unwrap();
-        let shared = Arc::new(SharedLimits::new(&config).unwrap());
-        shared.add_to_backlog_unsent(|b| b.owe(&tenant(), 300, 50.0));
-        Arc::clone(&shared).send_backlog().await;
-        let backlog = shared.backlog.lock().unwrap();
-        let owed = backlog
-            .owed
-            .get(&tenant())
-            .map(|o| (o.per_minute, o.refunded));
+        let owed = owed_after_sending_a_refund(&replica.url()).await;
         assert_eq!(owed, Some((300, 50.0)), "kept for the new primary");
     }
 
@@ -1274,6 +1355,33 @@ mod tests {
         drop(held);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(places().trim(), "0");
+    }
+
+    #[tokio::test]
+    async fn a_renewal_that_crosses_its_places_release_does_not_take_it_again() {
+        let (redis, shared) = one_place_in_redis();
+        let shared = Arc::new(shared);
+        let (limiter, limits, fallbacks, tenant) = one_place_tenant();
+        let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        let held = admit().await.unwrap();
+        let key = shared.in_flight_key(&tenant);
+        let places = || hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap();
+        // A renewal of the places held now...
+        let renewing = shared.held.lock().unwrap().get(&tenant).cloned().unwrap();
+        assert_eq!(renewing.len(), 1);
+        // ...reaches Redis only after the request ended and its place was freed.
+        drop(held);
+        Arc::clone(&shared).send_backlog().await;
+        assert_eq!(places().trim(), "0");
+        shared.renew(&tenant, &renewing).await;
+        assert_eq!(places().trim(), "0", "the freed place is not taken again");
+        let again = admit().await.unwrap();
+        // A place Redis lost while its request runs is put back all the same.
+        hangar_testkit::redis::cli(redis.port(), &["del", &key]).unwrap();
+        let renewing = shared.held.lock().unwrap().get(&tenant).cloned().unwrap();
+        shared.renew(&tenant, &renewing).await;
+        assert_eq!(places().trim(), "1", "put back");
+        drop(again);
     }
 
     /// A Redis for the shared limits, and the limits.

@@ -158,10 +158,16 @@ pub enum RedisError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The server refused the command before running it (`READONLY`, `LOADING`, `NOPERM`…, see
-    /// [`REFUSED_BEFORE_RUNNING`]), or refused the connection it was to go on (a login, a
-    /// Sentinel's refusal, a server that is not the primary): the command did not run.
+    /// [`refused_before_running`]), or refused the connection it was to go on (a login, a
+    /// Sentinel's refusal, a server that is not the primary, inside [`RedisError::Unsent`]): the
+    /// command did not run.
     #[error("Redis said: {0}")]
     Server(String),
+    /// The command was never written: its connection could not be made, or failed (or was left)
+    /// before its turn, for the reason inside. It did not run. (It was sent once more, on a new
+    /// connection, before a caller hears this.)
+    #[error("{0}")]
+    Unsent(Box<RedisError>),
     /// Any other error reply: a script's own error, or a proxy's `ERR` (Envoy, Twemproxy, a
     /// managed service's front) about a command it may have forwarded. It may have run.
     #[error("Redis said: {0}")]
@@ -333,13 +339,13 @@ impl Client {
             if self.resting(node) {
                 return Err(RedisError::Resting(node.to_string()));
             }
-            let mut reply = self.send(node, encode(&command), asking).await?;
+            let mut reply = self.deliver(node, &command, asking).await?;
             // A restarted or flushed server (or a node not asked before) does not know the
             // script: send its text once.
             if matches!(&reply, Err(message) if message.starts_with("NOSCRIPT")) {
                 command[0] = "EVAL";
                 command[1] = script.source;
-                reply = self.send(node, encode(&command), asking).await?;
+                reply = self.deliver(node, &command, asking).await?;
             }
             let message = match reply {
                 Ok(reply) => return Ok(reply),
@@ -380,6 +386,16 @@ impl Client {
         nodes.sort();
         nodes.dedup();
         nodes
+    }
+
+    /// Sends `command` to `node` as [`Client::send`] does, and once more when it was not sent
+    /// ([`RedisError::Unsent`]): it did not run, and the new connection its second sending
+    /// starts may well take it (after a failover, the new primary's).
+    async fn deliver(&self, node: &Arc<str>, command: &[&str], asking: bool) -> Answer {
+        match self.send(node, encode(command), asking).await {
+            Err(RedisError::Unsent(_)) => self.send(node, encode(command), asking).await,
+            answer => answer,
+        }
     }
 
     /// Queues `command` on the connection to `node`, starting one if there is none, and waits
@@ -521,19 +537,36 @@ const REFUSED_BEFORE_RUNNING: &[&str] = &[
     "ASKING refused",
 ];
 
-/// Whether an error reply says the command was refused before it ran. Redis 5 and 6 wrap the
-/// error a script's command met (`ERR Error running script (call to f_…): @user_script:10: …
-/// -READONLY You can't write…`): a refused write is refused at the script's first, as this
-/// gateway's scripts write last.
+/// Those of [`REFUSED_BEFORE_RUNNING`] that a command inside a script meets at the script's
+/// first write at the latest: they say what the server is (a replica, short of memory, unable to
+/// persist, short of replicas, cut off from its primary, in a cluster that is down), which does
+/// not change while a script runs, and Redis checks memory only until a script wrote. Any other
+/// refusal (an ACL's `NOPERM`, checked at each command) may come after the script wrote.
+const REFUSED_AT_FIRST_WRITE: &[&str] = &[
+    "READONLY",
+    "OOM",
+    "MISCONF",
+    "NOREPLICAS",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+];
+
+/// Whether an error reply says the command was refused before it ran. The error a script's
+/// command met (Redis 5 and 6 wrap it: `ERR Error running script (call to f_…):
+/// @user_script:10: … -READONLY You can't write…`; Redis 7 names the script's line after it:
+/// `READONLY You can't write… script: 6163…, on @user_script:1.`) says so only with a code of
+/// [`REFUSED_AT_FIRST_WRITE`]: `take` charges the rates before it takes its place, and a refusal
+/// of its `ZADD` would leave them charged.
 fn refused_before_running(message: &str) -> bool {
-    let message = match message.strip_prefix("ERR Error running script") {
+    let (message, codes) = match message.strip_prefix("ERR Error running script") {
         Some(wrapped) => match wrapped.rfind(" -") {
-            Some(at) => &wrapped[at + 2..],
+            Some(at) => (&wrapped[at + 2..], REFUSED_AT_FIRST_WRITE),
             None => return false,
         },
-        None => message,
+        None if message.contains("@user_script") => (message, REFUSED_AT_FIRST_WRITE),
+        None => (message, REFUSED_BEFORE_RUNNING),
     };
-    REFUSED_BEFORE_RUNNING.iter().any(|code| {
+    codes.iter().any(|code| {
         message
             .strip_prefix(code)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ':']))
@@ -553,8 +586,9 @@ pub(crate) const STALLED: Duration = Duration::from_secs(2);
 /// The connection's task: connects, then writes what `commands` brings and hands each reply to
 /// its command in order, until the connection fails or the client is dropped. On failure
 /// `failed` is told first (callers may have stopped waiting long before: the limits' timeout is
-/// shorter than a connection's), then every command waiting (and every one still queued) gets
-/// the error, and the next command starts a new connection.
+/// shorter than a connection's), then every command written gets the error, every one still
+/// queued hears that it was not sent (see [`fail_queued`]), and the next command starts a new
+/// connection.
 async fn drive(
     target: Target,
     tls: Option<TlsConnector>,
@@ -748,12 +782,14 @@ fn says_replica(message: &str) -> bool {
     message.starts_with("READONLY") || message.contains("-READONLY ")
 }
 
-/// Ends the connection's task: every command still queued gets `error`, and the queue closes so
-/// the next command starts a new connection.
+/// Ends the connection's task: every command still queued, never written, gets `error` as
+/// [`RedisError::Unsent`], and the queue closes (before that, so that a command sent again
+/// starts a new connection, as the next command does).
 fn fail_queued(commands: &mut mpsc::UnboundedReceiver<Pending>, error: &RedisError) {
     commands.close();
     while let Ok(pending) = commands.try_recv() {
-        let _ = pending.reply.send(Err(copy_error(error)));
+        let unsent = RedisError::Unsent(Box::new(copy_error(error)));
+        let _ = pending.reply.send(Err(unsent));
     }
 }
 
@@ -766,6 +802,7 @@ fn copy_error(error: &RedisError) -> RedisError {
         RedisError::Failed(message) => RedisError::Failed(message.clone()),
         RedisError::Protocol(message) => RedisError::Protocol(message.clone()),
         RedisError::Resting(node) => RedisError::Resting(node.clone()),
+        RedisError::Unsent(error) => RedisError::Unsent(Box::new(copy_error(error))),
     }
 }
 
@@ -1169,6 +1206,26 @@ mod tests {
             "ERR Error running script (call to f_1a2b): @user_script:3: user_script:3: attempt to compare nil with number",
             "BUSYGROUP Consumer Group name already exists",
             "OOMKILLER",
+        ] {
+            assert!(!refused_before_running(may_have_run), "{may_have_run}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_inside_a_script_says_it_did_not_run_only_up_to_the_first_write() {
+        // A replica, or a server short of memory, refuses a script at its first write.
+        for refused in [
+            "READONLY You can't write against a read only replica. script: 6163…, on @user_script:1.",
+            "OOM command not allowed when used memory > 'maxmemory'. script: 6163…, on @user_script:1.",
+        ] {
+            assert!(refused_before_running(refused), "{refused}");
+        }
+        // An ACL is checked at each command: `take`'s `ZADD` is refused after its `SET` ran.
+        for may_have_run in [
+            "NOPERM User hangar has no permissions to run the 'zadd' command script: 6163…, on @user_script:111.",
+            "ERR Error running script (call to f_6163…): @user_script:111: @user_script: 111: -NOPERM User hangar has no permissions to run the 'zadd' command",
+            "ERR The user executing the script can't run this command or subcommand script: 6163…, on @user_script:111.",
+            "ERR ACL failure in script: User hangar has no permissions to run the 'zadd' command script: 6163…, on @user_script:111.",
         ] {
             assert!(!refused_before_running(may_have_run), "{may_have_run}");
         }

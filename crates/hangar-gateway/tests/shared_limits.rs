@@ -298,6 +298,43 @@ async fn a_connection_that_stops_answering_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_command_queued_behind_a_connection_that_fails_goes_out_on_the_next() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The first connection is never read, as by a server that stopped; the next ones answer
+    // each command with 7.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _stopped = listener.accept().await.unwrap();
+        while let Ok((mut connection, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0; 4096];
+                while connection.read(&mut buffer).await.unwrap_or(0) > 0 {
+                    let _ = connection.write_all(b":7\r\n").await;
+                }
+            });
+        }
+    });
+    let client = Arc::new(Client::new(Target::parse(&url, None).unwrap(), None));
+    let seven = Arc::new(Script::new("return 7"));
+    // A command larger than the sockets' buffers: its write waits for the server to read...
+    let stuck = {
+        let (client, seven) = (Arc::clone(&client), Arc::clone(&seven));
+        tokio::spawn(async move {
+            let large = "x".repeat(64 << 20);
+            client.eval(&seven, &[], &[&large]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // ...so the next one waits behind it, unwritten. The connection is given up when the write
+    // has taken 2 s: the command did not run, and goes out on a new connection.
+    let queued = client.eval(&seven, &[], &[]).await;
+    assert_eq!(queued.unwrap(), Reply::Integer(7));
+    // The large one was partly written, so it may have run: it fails.
+    assert!(stuck.await.unwrap().is_err());
+}
+
+#[tokio::test]
 async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_minute() {
     let redis = RedisServer::start(&[]).unwrap();
     let client = Client::new(Target::parse(&redis.url(), None).unwrap(), None);
