@@ -32,6 +32,12 @@ pub const BUNDLE_MANIFEST: &str = "hangar-bundle.json";
 pub const BUNDLE_SCHEMA: &str = "hangar.dev/triage-bundle/v1";
 const BUNDLE_SNAPSHOT: &str = "snapshot.yaml";
 const BUNDLE_LOGS: &str = "logs";
+/// The logs a dump said kubectl could not read, every pod's, kept as such: each triage read from
+/// the bundle counts those of its own endpoints' pods (`TriageInput::record_logs_not_read`).
+const BUNDLE_LOGS_NOT_READ: &str = "logs-not-read.json";
+/// An entry per log not read, of a few hundred bytes: this is far more than a large cluster's
+/// worth, and a larger file is not such a list.
+const LOGS_NOT_READ_MAX_BYTES: u64 = 64 << 20;
 /// The path that names standard input, as `hangar audit -` takes it.
 const STDIN: &str = "-";
 /// What errors and evidence call standard input, as `hangar audit -` does.
@@ -73,8 +79,8 @@ pub struct TriageInput {
     pub logs: Logs,
     /// When the input was captured (RFC 3339), when a bundle says so.
     pub observed_at: Option<String>,
-    /// The logs a dump says kubectl could not read: not yet a gap, since only the pods of the
-    /// endpoints triaged count (`record_logs_not_read`).
+    /// The logs a dump (or a bundle saved from one) says kubectl could not read: not yet a gap,
+    /// since only the pods of the endpoints triaged count (`record_logs_not_read`).
     pub logs_not_read: UnreadLogs,
 }
 
@@ -104,7 +110,7 @@ pub fn load_triage_paths(paths: &[PathBuf], bounds: LogBounds) -> TriageInput {
             load_stdin(bounds, &mut logs_not_read)
         } else if path.join(BUNDLE_MANIFEST).is_file() {
             observed_at = later(observed_at, bundle_time(path));
-            load_bundle(path, bounds)
+            load_bundle(path, bounds, &mut logs_not_read)
         } else if path.is_dir() {
             let mut part = load_paths(std::slice::from_ref(path));
             let logs = dump_logs(path, bounds, &mut part, &mut logs_not_read);
@@ -755,9 +761,10 @@ fn find_log_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
-/// Reads a bundle `save_bundle` wrote.
-fn load_bundle(dir: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
+/// Reads a bundle `save_bundle` wrote. The logs it says were not read go to `not_read`.
+fn load_bundle(dir: &Path, bounds: LogBounds, not_read: &mut UnreadLogs) -> (Snapshot, Logs) {
     let mut snapshot = load_paths(&[dir.join(BUNDLE_SNAPSHOT)]);
+    load_logs_not_read(dir, &mut snapshot, not_read);
     let mut logs = Logs::default();
     let root = dir.join(BUNDLE_LOGS);
     let Ok(namespaces) = std::fs::read_dir(&root) else {
@@ -807,6 +814,90 @@ fn load_bundle(dir: &Path, bounds: LogBounds) -> (Snapshot, Logs) {
     (snapshot, logs)
 }
 
+/// The logs not read that a bundle keeps (`logs-not-read.json`), into `not_read`; a bundle saved
+/// without any (or before they were kept) has no such file. A file that cannot be read is an
+/// error in `snapshot` naming it; an entry that is not a log not read is one naming the file, the
+/// entry and its field, and the other entries are still taken.
+fn load_logs_not_read(dir: &Path, snapshot: &mut Snapshot, not_read: &mut UnreadLogs) {
+    let path = dir.join(BUNDLE_LOGS_NOT_READ);
+    let absent =
+        std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if absent {
+        return;
+    }
+    let entries = match read_logs_not_read(&path) {
+        Ok(entries) => entries,
+        Err((line, message)) => {
+            snapshot.errors.push(load_error(&path, line, message));
+            return;
+        }
+    };
+    for (index, entry) in entries.iter().enumerate() {
+        if let Err(message) = add_log_not_read(entry, not_read) {
+            let message = format!("entry {}: {message}: not read", index + 1);
+            snapshot.errors.push(load_error(&path, None, message));
+        }
+    }
+}
+
+/// The entries of a bundle's `logs-not-read.json`, a JSON list; the error has the line where the
+/// JSON says one.
+fn read_logs_not_read(path: &Path) -> Result<Vec<serde_json::Value>, (Option<u32>, String)> {
+    let file = open_regular(path, false).map_err(|message| (None, message))?;
+    let mut bytes = Vec::new();
+    (file.take(LOGS_NOT_READ_MAX_BYTES.saturating_add(1)))
+        .read_to_end(&mut bytes)
+        .map_err(|e| (None, format!("cannot read: {e}")))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > LOGS_NOT_READ_MAX_BYTES {
+        let message = format!("larger than {LOGS_NOT_READ_MAX_BYTES} bytes: not read");
+        return Err((None, message));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let line = u32::try_from(e.line()).ok().filter(|line| *line > 0);
+        (line, format!("not a list of logs not read: {e}"))
+    })
+}
+
+/// Adds one entry of `logs-not-read.json` to `not_read`: `{"namespace", "pod", "container",
+/// "previous", "reason"}`, as `save_logs_not_read` writes it. Otherwise, the field that is wrong.
+fn add_log_not_read(entry: &serde_json::Value, not_read: &mut UnreadLogs) -> Result<(), String> {
+    if !entry.is_object() {
+        return Err("not an object".into());
+    }
+    let text = |field: &str| {
+        (entry.get(field).and_then(serde_json::Value::as_str))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`{field}` is missing or not a string"))
+    };
+    let key = (text("namespace")?, text("pod")?, text("container")?);
+    let previous = (entry.get("previous").and_then(serde_json::Value::as_bool))
+        .ok_or("`previous` is missing or not true or false")?;
+    not_read.add(key, previous, text("reason")?);
+    Ok(())
+}
+
+/// Writes `not_read` to `path` when it holds any log, as `load_logs_not_read` reads it back; how
+/// many it holds.
+fn save_logs_not_read(not_read: &UnreadLogs, path: &Path) -> std::io::Result<usize> {
+    let entries: Vec<serde_json::Value> = (not_read.iter())
+        .map(|([namespace, pod, container], previous, reason)| {
+            json!({
+                "namespace": namespace,
+                "pod": pod,
+                "container": container,
+                "previous": previous,
+                "reason": reason,
+            })
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let text = serde_json::to_string_pretty(&entries).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)?;
+    Ok(entries.len())
+}
+
 /// The bounded tail of one plain log file; `Ok(None)` when it is empty.
 fn read_log_file(path: &Path, bounds: LogBounds) -> Result<Option<LogTail>, String> {
     let file = open_regular(path, false)?;
@@ -823,9 +914,14 @@ fn read_log_file(path: &Path, bounds: LogBounds) -> Result<Option<LogTail>, Stri
 }
 
 /// Writes a triage bundle to `dir`: the snapshot (Events included) as `snapshot.yaml`, each log
-/// tail as `logs/<namespace>/<pod>/<container>[.previous].log`, and a manifest saying what it is.
-/// `hangar triage --from DIR` reads it back offline. `dir` must be new, empty, or an earlier
-/// bundle, which this one replaces.
+/// tail as `logs/<namespace>/<pod>/<container>[.previous].log`, the logs a dump said were not read
+/// as `logs-not-read.json`, and a manifest saying what it is. `hangar triage --from DIR` reads it
+/// back offline. `dir` must be new, empty, or an earlier bundle, which this one replaces.
+///
+/// Save `input` as read, before `TriageInput::record_logs_not_read`: every pod's logs not read are
+/// then kept as such, for whichever endpoint is triaged from the bundle later, and none is a gap
+/// of the snapshot, which would count for every endpoint and again beside the log kept as not
+/// read. The gaps already in the snapshot (the logs a live triage could not read) stay gaps.
 pub fn save_bundle(
     dir: &Path,
     input: &TriageInput,
@@ -848,30 +944,28 @@ pub fn save_bundle(
             )?;
         }
     }
+    let logs_not_read = save_logs_not_read(&input.logs_not_read, &dir.join(BUNDLE_LOGS_NOT_READ))?;
     let manifest = json!({
         "schema": BUNDLE_SCHEMA,
         "source": source,
         "observedAt": input.observed_at,
         "objects": snapshot.object_count(),
         "logTails": logs.current.len() + logs.previous.len(),
+        "logsNotRead": logs_not_read,
         "logBounds": {"lines": bounds.lines, "bytes": bounds.bytes},
     });
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
     std::fs::write(dir.join(BUNDLE_MANIFEST), text)
 }
 
-/// Makes `dir` ready for a bundle. An earlier bundle there loses its logs, which would otherwise
-/// be read back with the new ones: a pod recreated since, with no previous log now, would get
-/// the old one. Any other non-empty directory is refused rather than cleared or mixed with.
+/// Makes `dir` ready for a bundle. An earlier bundle there loses its logs and logs not read,
+/// which would otherwise be read back with the new ones: a pod recreated since, with no previous
+/// log now, would get the old one. Any other non-empty directory is refused rather than cleared
+/// or mixed with.
 fn prepare_bundle_dir(dir: &Path) -> std::io::Result<()> {
     if dir.join(BUNDLE_MANIFEST).is_file() {
-        let logs = dir.join(BUNDLE_LOGS);
-        return match std::fs::symlink_metadata(&logs) {
-            Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&logs),
-            Ok(_) => std::fs::remove_file(&logs),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        };
+        remove_if_present(&dir.join(BUNDLE_LOGS))?;
+        return remove_if_present(&dir.join(BUNDLE_LOGS_NOT_READ));
     }
     let occupied = match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_some(),
@@ -888,6 +982,16 @@ fn prepare_bundle_dir(dir: &Path) -> std::io::Result<()> {
         ));
     }
     std::fs::create_dir_all(dir)
+}
+
+/// Removes `path`, a directory with what it holds or a file (a link itself, not what it names).
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Kubernetes names cannot hold `/`, but a bundle must never write outside its directory even
@@ -1340,6 +1444,164 @@ line three
 
         let not_covered = gaps_of(&|_, pod| pod == "somebody-else");
         assert!(not_covered.is_empty(), "{not_covered:?}");
+    }
+
+    /// A dump directory whose pods `ml/vllm-0` and `ml/other-0` have no log: kubectl could not
+    /// reach their node's kubelet.
+    fn dump_with_two_logs_not_read() -> (tempfile::TempDir, PathBuf) {
+        let (dir, dump) = dump_with_log(&section(&[KUBELET_UNREACHABLE.as_bytes()]));
+        let other = String::from_utf8(section(&[KUBELET_UNREACHABLE.as_bytes()]))
+            .unwrap()
+            .replace("vllm-0", "other-0");
+        std::fs::create_dir_all(dump.join("ml/other-0")).unwrap();
+        std::fs::write(dump.join("ml/other-0/logs.txt"), other).unwrap();
+        (dir, dump)
+    }
+
+    /// The `pods/log` gap of the logs `paths` say were not read, of the pods `wanted` keeps.
+    fn gaps_of(paths: &[PathBuf], wanted: impl Fn(&str, &str) -> bool) -> Vec<NotCovered> {
+        let mut input = load_triage_paths(paths, LogBounds::default());
+        assert!(
+            input.snapshot.errors.is_empty(),
+            "{:?}",
+            input.snapshot.errors
+        );
+        input.record_logs_not_read(wanted);
+        input.snapshot.not_covered
+    }
+
+    #[test]
+    fn a_bundle_keeps_every_log_the_dump_did_not_read_for_any_endpoint_triaged_from_it() {
+        let (dir, dump) = dump_with_two_logs_not_read();
+        let input = load_triage_paths(std::slice::from_ref(&dump), LogBounds::default());
+        let bundle = dir.path().join("bundle");
+        save_bundle(&bundle, &input, "test", LogBounds::default()).unwrap();
+        let from_bundle = std::slice::from_ref(&bundle);
+
+        // Each pod's log not read is its own triage's gap, once, whichever was triaged first.
+        let gaps = gaps_of(from_bundle, |_, pod| pod == "other-0");
+        let [gap] = gaps.as_slice() else {
+            panic!("{gaps:?}");
+        };
+        assert_eq!(gap.kind, "pods/log");
+        assert!(
+            (gap.reason)
+                .starts_with("kubectl could not read the log of ml/other-0 container vllm ("),
+            "{}",
+            gap.reason
+        );
+        let gaps = gaps_of(from_bundle, |_, _| true);
+        let [gap] = gaps.as_slice() else {
+            panic!("{gaps:?}");
+        };
+        assert!(
+            (gap.reason).starts_with("the logs of 2 pods were not read: ml/other-0, ml/vllm-0;"),
+            "{}",
+            gap.reason
+        );
+        // Another pod's are no gap: the snapshot holds none of them.
+        let gaps = gaps_of(from_bundle, |_, pod| pod == "somebody-else");
+        assert!(gaps.is_empty(), "{gaps:?}");
+
+        // A bundle saved from the bundle keeps them too.
+        let again = load_triage_paths(from_bundle, LogBounds::default());
+        let resaved = dir.path().join("resaved");
+        save_bundle(&resaved, &again, "test", LogBounds::default()).unwrap();
+        let gaps = gaps_of(std::slice::from_ref(&resaved), |_, pod| pod == "vllm-0");
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+
+        // Saved over with none, the bundle has none left of the earlier capture's.
+        save_bundle(
+            &bundle,
+            &TriageInput::default(),
+            "test",
+            LogBounds::default(),
+        )
+        .unwrap();
+        assert!(gaps_of(from_bundle, |_, _| true).is_empty());
+        // Nor does a bundle saved before they were kept: it reads as before.
+        save_bundle(&bundle, &input, "test", LogBounds::default()).unwrap();
+        std::fs::remove_file(bundle.join(BUNDLE_LOGS_NOT_READ)).unwrap();
+        assert!(gaps_of(from_bundle, |_, _| true).is_empty());
+    }
+
+    #[test]
+    fn a_live_triages_log_gaps_stay_gaps_in_its_bundle_and_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut input = TriageInput::default();
+        // As `fetch_logs` records the logs it could not read.
+        input.snapshot.not_covered.push(NotCovered {
+            kind: "pods/log".into(),
+            reason: "cannot read the log of ml/vllm-0 container vllm: forbidden (403)".into(),
+        });
+        save_bundle(dir.path(), &input, "test", LogBounds::default()).unwrap();
+        assert!(!dir.path().join(BUNDLE_LOGS_NOT_READ).exists());
+        let gaps = gaps_of(&[dir.path().to_path_buf()], |_, _| true);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].reason, input.snapshot.not_covered[0].reason);
+    }
+
+    #[test]
+    fn a_malformed_list_of_logs_not_read_is_an_error_naming_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut input = TriageInput::default();
+        let tail = LogTail {
+            source: "cluster".into(),
+            first_line: None,
+            lines: vec!["serving".into()],
+            truncated: false,
+        };
+        input.logs.current.insert(key("ml", "vllm-0", "vllm"), tail);
+        save_bundle(dir.path(), &input, "test", LogBounds::default()).unwrap();
+        let file = dir.path().join(BUNDLE_LOGS_NOT_READ);
+        let load = || load_triage_paths(&[dir.path().to_path_buf()], LogBounds::default());
+        let errors_of = |input: &TriageInput| -> Vec<String> {
+            (input.snapshot.errors.iter())
+                .map(|e| format!("{}: {}", e.origin, e.message))
+                .collect()
+        };
+
+        std::fs::write(
+            &file,
+            r#"[
+  {"namespace": "ml", "pod": "vllm-0", "container": "vllm", "previous": true, "reason": "no route to host"},
+  {"namespace": "ml", "pod": 7, "container": "vllm", "previous": false, "reason": "no route to host"},
+  {"namespace": "ml", "pod": "other-0", "container": "vllm", "reason": "no route to host"},
+  "ml/other-0"
+]"#,
+        )
+        .unwrap();
+        let input = load();
+        let errors = errors_of(&input);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for (error, says) in errors.iter().zip([
+            "entry 2: `pod`",
+            "entry 3: `previous`",
+            "entry 4: not an object",
+        ]) {
+            assert!(
+                error.contains("logs-not-read.json") && error.contains(says),
+                "{error}"
+            );
+        }
+        // The rest is still read: the good entry, and the logs.
+        assert_eq!(input.logs.current.len(), 1);
+        let not_read: Vec<_> = input.logs_not_read.iter().collect();
+        assert_eq!(
+            not_read,
+            [(["ml", "vllm-0", "vllm"], true, "no route to host")]
+        );
+
+        std::fs::write(&file, r#"{"namespace": "ml"}"#).unwrap();
+        let input = load();
+        let errors = errors_of(&input);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("logs-not-read.json") && errors[0].contains("not a list"),
+            "{errors:?}"
+        );
+        assert_eq!(input.logs.current.len(), 1);
+        assert_eq!(input.logs_not_read.iter().count(), 0);
     }
 
     #[test]

@@ -74,15 +74,8 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
             .join(" ");
         (load_triage_paths(&args.source.from, bounds), described)
     };
-    let inventory = discover(&input.snapshot, &policy);
-    let selection = Selection::resolve(&inventory, &args);
-    // A log a dump says was not read is a gap only for the endpoints triaged, as live, where no
-    // other pod's log is read. With no endpoint to triage (a name that matches none), every one
-    // counts: the bundle saved then still says which logs it lacks.
-    input.record_logs_not_read(|namespace, pod| match &selection {
-        Ok(selection) => selection.serves(&inventory, namespace, pod),
-        Err(_) => true,
-    });
+    // Saved before the logs not read become this triage's gaps: the bundle keeps every pod's, for
+    // whichever endpoint is triaged from it later.
     if let Some(dir) = &args.save_bundle {
         save_bundle(dir, &input, &described, bounds)
             .with_context(|| format!("cannot write the bundle to {}", dir.display()))?;
@@ -93,6 +86,15 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
             dir.display()
         );
     }
+    let inventory = discover(&input.snapshot, &policy);
+    let selection = Selection::resolve(&inventory, &args);
+    // A log a dump says was not read is a gap only for the endpoints triaged, as live, where no
+    // other pod's log is read. With no endpoint to triage (a name that matches none), every one
+    // counts.
+    input.record_logs_not_read(|namespace, pod| match &selection {
+        Ok(selection) => selection.serves(&inventory, namespace, pod),
+        Err(_) => true,
+    });
     let TriageInput {
         snapshot,
         logs,

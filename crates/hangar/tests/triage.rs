@@ -414,10 +414,13 @@ fn kubectl_got_no_log(dump: &Path, namespace: &str, pod: &str, container: &str, 
     .unwrap();
 }
 
-#[test]
-fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dump = tmp.path().join("dump");
+/// The pod of bge-embeddings, which serves no other endpoint.
+const BGE_POD: &str = "bge-embeddings-7c9d5f4b8-jdmxp";
+
+/// The incidents dump copied into `dir`, with logs kubectl did not get: ollama-chat's pod's, which
+/// has none yet, and bge-embeddings' pod's and the GPU driver's, whose kubelets do not answer.
+fn dump_with_logs_not_read(dir: &Path) -> PathBuf {
+    let dump = dir.join("dump");
     copy_dir(&incidents(), &dump);
     // The image cannot be pulled: the container has no log yet, which is no gap.
     kubectl_got_no_log(
@@ -434,13 +437,12 @@ fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
             "Get \"https://{ip}:10250/containerLogs/{path}\": dial tcp {ip}:10250: connect: no route to host"
         )
     };
-    let bge = "bge-embeddings-7c9d5f4b8-jdmxp";
     kubectl_got_no_log(
         &dump,
         "ml-serving",
-        bge,
+        BGE_POD,
         "tei",
-        &unreachable("10.0.0.7", &format!("ml-serving/{bge}/tei")),
+        &unreachable("10.0.0.7", &format!("ml-serving/{BGE_POD}/tei")),
     );
     let driver = "nvidia-driver-daemonset-h7x2k";
     kubectl_got_no_log(
@@ -453,30 +455,48 @@ fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
             &format!("gpu-operator/{driver}/nvidia-driver-ctr"),
         ),
     );
-    let triage = |args: &[&str]| {
-        let mut all = vec![
-            "triage",
-            "--from",
-            dump.to_str().unwrap(),
-            "--format",
-            "json",
-        ];
-        all.extend(args);
-        let out = hangar(&all);
-        let gaps: Vec<String> = json(&out)["not_covered"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|gap| {
-                format!(
-                    "{}: {}",
-                    gap["kind"].as_str().unwrap(),
-                    gap["reason"].as_str().unwrap()
-                )
-            })
-            .collect();
-        (out, gaps)
-    };
+    dump
+}
+
+/// `hangar triage --from FROM --format json ARGS`, and the gaps its report lists, as
+/// `kind: reason`.
+fn triage_from(from: &Path, args: &[&str]) -> (Output, Vec<String>) {
+    let mut all = vec![
+        "triage",
+        "--from",
+        from.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    all.extend(args);
+    let out = hangar(&all);
+    let gaps: Vec<String> = json(&out)["not_covered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|gap| {
+            format!(
+                "{}: {}",
+                gap["kind"].as_str().unwrap(),
+                gap["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    (out, gaps)
+}
+
+/// Whether `gap` is the one of bge-embeddings' pod's log, which kubectl could not read.
+fn is_bge_gap(gap: &str) -> bool {
+    gap.starts_with(&format!(
+        "pods/log: kubectl could not read the log of ml-serving/{BGE_POD} container tei ("
+    ))
+}
+
+#[test]
+fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump_with_logs_not_read(tmp.path());
+    let triage = |args: &[&str]| triage_from(&dump, args);
 
     // Every endpoint: the one endpoint pod whose log was not read is the gap, alone.
     let (out, gaps) = triage(&[]);
@@ -490,12 +510,7 @@ fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
     let [gap] = gaps.as_slice() else {
         panic!("{gaps:?}");
     };
-    assert!(
-        gap.starts_with(&format!(
-            "pods/log: kubectl could not read the log of ml-serving/{bge} container tei ("
-        )),
-        "{gap}"
-    );
+    assert!(is_bge_gap(gap), "{gap}");
 
     // Another endpoint's pods' logs are not this one's gap.
     let (out, gaps) = triage(&["ollama-chat"]);
@@ -515,6 +530,46 @@ fn a_dump_counts_only_the_unread_logs_of_the_endpoints_triaged() {
     let (out, gaps) = triage(&["bge-embeddings"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(gaps.len(), 1, "{gaps:?}");
+}
+
+#[test]
+fn a_bundle_saved_for_one_endpoint_still_counts_the_unread_logs_of_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump_with_logs_not_read(tmp.path());
+    let bundle = tmp.path().join("bundle");
+    let bundle_arg = bundle.to_str().unwrap();
+
+    // Saved while triaging ollama-chat, whose pod's log is no gap.
+    let (out, gaps) = triage_from(&dump, &["ollama-chat", "--save-bundle", bundle_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(gaps.is_empty(), "{gaps:?}");
+    // bge-embeddings from that bundle: its pod's log was not read, and the triage says so.
+    let (out, gaps) = triage_from(&bundle, &["bge-embeddings"]);
+    assert_eq!(out.status.code(), Some(2));
+    let [gap] = gaps.as_slice() else {
+        panic!("{gaps:?}");
+    };
+    assert!(is_bge_gap(gap), "{gap}");
+    let (out, gaps) = triage_from(&bundle, &["ollama-chat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(gaps.is_empty(), "{gaps:?}");
+
+    // Saved while triaging bge-embeddings, whose gap that triage counted: read back, it is
+    // counted once, and still for bge-embeddings alone.
+    let (_, gaps) = triage_from(&dump, &["bge-embeddings", "--save-bundle", bundle_arg]);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let endpoints: [(&[&str], usize); 3] =
+        [(&["bge-embeddings"], 1), (&[], 1), (&["ollama-chat"], 0)];
+    for (endpoint, expected) in endpoints {
+        let (_, gaps) = triage_from(&bundle, endpoint);
+        assert_eq!(gaps.len(), expected, "{endpoint:?}: {gaps:?}");
+        assert!(gaps.iter().all(|gap| is_bge_gap(gap)), "{gaps:?}");
+    }
 }
 
 /// Every object of the incidents dump, as the fake API server holds them.

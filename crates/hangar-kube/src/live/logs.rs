@@ -240,6 +240,15 @@ impl UnreadLogs {
             .retain(|(namespace, pod, _, _), _| wanted(namespace, pod));
     }
 
+    /// Each log not read, in order: its `[namespace, pod, container]`, whether it is the previous
+    /// instance's, and why; what `add` was given, so a bundle can keep them and give them back.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ([&str; 3], bool, &str)> {
+        (self.reasons.iter()).map(|((namespace, pod, container, previous), reason)| {
+            let names = [namespace.as_str(), pod.as_str(), container.as_str()];
+            (names, *previous, reason.as_str())
+        })
+    }
+
     pub(crate) fn absorb(&mut self, other: UnreadLogs) {
         for (key, reason) in other.reasons {
             self.reasons.entry(key).or_insert(reason);
