@@ -1195,6 +1195,11 @@ impl Call<'_> {
             cut_on_leak: self.tenant.injection == GuardAction::Block,
             keep_text: self.gateway.audit.logs_content(),
             model: self.facts.model.clone(),
+            choices: self
+                .facts
+                .n
+                .max(1)
+                .saturating_mul(self.facts.prompts.max(1)),
         };
         let finisher = StreamFinisher {
             gateway: Arc::clone(self.gateway),

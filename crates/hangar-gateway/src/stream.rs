@@ -94,8 +94,8 @@ pub struct EventFacts {
     pub usage_only: bool,
     /// `data: [DONE]`.
     pub done: bool,
-    /// A choice says why it ended (`finish_reason`): the answer reached its end.
-    pub finished: bool,
+    /// The event's choices, by index, and whether each says why it ended (`finish_reason`).
+    pub choices: Vec<(u64, bool)>,
     /// The event has data the gateway could not read as JSON: an event cut at [`MAX_EVENT`], or
     /// one that is not JSON. Its generated text, if any, is unknown.
     pub unread: bool,
@@ -215,9 +215,9 @@ pub fn answer_facts(value: &Json<'_>) -> EventFacts {
         facts.usage_only = choices.is_empty() && facts.usage.is_some();
         for choice in choices {
             let index = choice.get("index").and_then(Json::as_u64).unwrap_or(0);
-            facts.finished |= choice
-                .get("finish_reason")
-                .is_some_and(|reason| *reason != Json::Null);
+            let finished =
+                (choice.get("finish_reason")).is_some_and(|reason| *reason != Json::Null);
+            facts.choices.push((index, finished));
             let mut text = choice
                 .get("text")
                 .and_then(Json::as_str)
@@ -439,6 +439,9 @@ pub struct StreamRules {
     pub keep_text: bool,
     /// The public model name, written over the model server's own in every event.
     pub model: String,
+    /// Choices asked for (`n`, times the prompts of a completion): the indices a model server
+    /// may use.
+    pub choices: u64,
 }
 
 /// Relays a streamed answer: a task reads the model server, observes each event and hands it
@@ -494,8 +497,12 @@ struct Relay {
     /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
     watches: Vec<(u64, CanaryWatch)>,
     kept: KeptTexts,
-    /// `data: [DONE]` or a `finish_reason` came: the model server reached the answer's end.
-    reached_end: bool,
+    /// `data: [DONE]` came: the model server reached the answer's end.
+    done: bool,
+    /// The choices begun, and those that said why they ended (`finish_reason`): without
+    /// `[DONE]`, the answer is whole when every choice begun ended.
+    begun: Vec<u64>,
+    finished: Vec<u64>,
     /// Watches the raw events too: fields the gateway does not read, and unframed bytes.
     raw_watch: Option<CanaryWatch>,
     summary: StreamSummary,
@@ -513,7 +520,9 @@ impl Relay {
             shutdown_grace: None,
             watches: Vec::new(),
             kept: KeptTexts::default(),
-            reached_end: false,
+            done: false,
+            begun: Vec::new(),
+            finished: Vec::new(),
             raw_watch,
             summary: StreamSummary {
                 end: StreamEnd::Complete,
@@ -577,10 +586,10 @@ impl Relay {
                     if let Some(rest) = self.splitter.rest() {
                         self.take_event(rest);
                     }
-                    // A body that ends without either ends early: the client is told, not
-                    // handed a cut answer that looks whole. An error event already said it.
+                    // A body that ends before the answer's end ends early: the client is told,
+                    // not handed a cut answer that looks whole. An error event already said it.
                     let told = self.summary.end == StreamEnd::UpstreamError;
-                    if !self.reached_end && !told && self.ended.is_none() {
+                    if self.ended_early() && !told && self.ended.is_none() {
                         self.fail(
                             "the model server ended the stream before the answer's end",
                             "upstream_incomplete",
@@ -669,7 +678,18 @@ impl Relay {
         if facts.error {
             self.summary.end = StreamEnd::UpstreamError;
         }
-        self.reached_end |= facts.done || facts.finished;
+        self.done |= facts.done;
+        for &(index, finished) in &facts.choices {
+            let choice = self.choice(index);
+            let seen = if finished {
+                &mut self.finished
+            } else {
+                &mut self.begun
+            };
+            if !seen.contains(&choice) {
+                seen.push(choice);
+            }
+        }
         if facts.unread {
             // Counted as text for the token estimate: what it holds cannot be told.
             self.summary.text_bytes += event.len() as u64;
@@ -686,11 +706,12 @@ impl Relay {
         }
         for (choice, text) in &facts.texts {
             self.summary.text_bytes += text.len() as u64;
+            let choice = self.choice(*choice);
             if self.rules.keep_text {
-                self.kept.keep(*choice, text);
+                self.kept.keep(choice, text);
             }
             if !self.rules.canaries.is_empty() {
-                text_leak |= self.watch(*choice).feed(text);
+                text_leak |= self.watch(choice).feed(text);
             }
         }
         if raw_leak || text_leak {
@@ -708,6 +729,23 @@ impl Relay {
             return;
         }
         self.ready.push_back(event);
+    }
+
+    /// The choice `index` names, as the relay tracks it: one past those asked for (a model
+    /// server's mistake) is tracked as one, so that what is kept per choice stays bounded.
+    fn choice(&self, index: u64) -> u64 {
+        if index < self.rules.choices {
+            index
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Whether the model server's body ended before the answer's end: no `[DONE]`, and a choice
+    /// it began did not say why it ended. A stream with no choices (a server's own format) tells
+    /// nothing, and is taken as whole.
+    fn ended_early(&self) -> bool {
+        !self.done && (self.begun.iter()).any(|choice| !self.finished.contains(choice))
     }
 
     fn watch(&mut self, choice: u64) -> &mut CanaryWatch {
@@ -803,6 +841,7 @@ mod tests {
             cut_on_leak: false,
             keep_text: false,
             model: "m".into(),
+            choices: 2,
         }
     }
 
@@ -851,6 +890,14 @@ mod tests {
         b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
     const TOKEN: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
     const DONE: &[u8] = b"data: [DONE]\n\n";
+
+    /// A chunk with a piece of one choice's content.
+    fn piece(choice: u8, text: &str) -> &'static [u8] {
+        let event = format!(
+            "data: {{\"choices\":[{{\"index\":{choice},\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
+        );
+        event.into_bytes().leak()
+    }
 
     #[tokio::test(start_paused = true)]
     async fn time_spent_waiting_on_a_slow_client_is_not_the_model_servers_silence() {
@@ -923,15 +970,19 @@ mod tests {
         }
     }
 
+    /// The texts a relay keeps for the content log (two choices asked for) of `script`.
+    async fn kept_texts(script: Vec<(u64, &'static [u8])>) -> Vec<String> {
+        let mut keeping = rules(Duration::from_secs(10), Duration::from_secs(10));
+        keeping.keep_text = true;
+        let (_, mut client, summary) = relay_of(script, keeping);
+        read_all(&mut client, Duration::ZERO).await;
+        let kept = summary.await.unwrap().kept;
+        kept.into_iter().map(|kept| kept.text).collect()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn interleaved_choices_are_kept_each_whole_for_the_content_log() {
         // With `n: 2` a card number in the first choice arrives in pieces between the second's.
-        let piece = |choice: u8, text: &str| -> &'static [u8] {
-            let event = format!(
-                "data: {{\"choices\":[{{\"index\":{choice},\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
-            );
-            event.into_bytes().leak()
-        };
         let script = vec![
             (0, piece(0, "card 4111 1111 ")),
             (0, piece(1, "no card ")),
@@ -939,13 +990,23 @@ mod tests {
             (0, piece(1, "here")),
             (0, DONE),
         ];
-        let mut keeping = rules(Duration::from_secs(10), Duration::from_secs(10));
-        keeping.keep_text = true;
-        let (_, mut client, summary) = relay_of(script, keeping);
-        read_all(&mut client, Duration::ZERO).await;
-        let summary = summary.await.unwrap();
-        let texts: Vec<_> = summary.kept.iter().map(|kept| kept.text.as_str()).collect();
-        assert_eq!(texts, ["card 4111 1111 1111 1111", "no card here"]);
+        assert_eq!(
+            kept_texts(script).await,
+            ["card 4111 1111 1111 1111", "no card here"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn choices_past_those_asked_for_are_kept_as_one() {
+        // Asked for two; a model server that numbers choices at will cannot make the relay keep
+        // text, margins and watches for each.
+        let script = vec![
+            (0, piece(0, "a")),
+            (0, piece(7, "b")),
+            (0, piece(9, "c")),
+            (0, DONE),
+        ];
+        assert_eq!(kept_texts(script).await, ["a", "bc"]);
     }
 
     #[test]
@@ -990,10 +1051,17 @@ mod tests {
     async fn a_stream_that_stops_before_its_end_ends_in_an_error() {
         let finished: &[u8] =
             b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let second: &[u8] =
+            b"data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"y\"}}]}\n\n";
+        // llama.cpp's own format before it spoke OpenAI's: no choices, no `[DONE]`.
+        let own: &[u8] = b"data: {\"content\":\"x\",\"stop\":true}\n\n";
         for (script, whole) in [
             (vec![(0, ROLE), (0, TOKEN)], false),
             (vec![(0, ROLE), (0, TOKEN), (0, finished)], true),
             (vec![(0, ROLE), (0, TOKEN), (0, DONE)], true),
+            // With `n: 2`, the second choice cut before its end.
+            (vec![(0, ROLE), (0, second), (0, finished)], false),
+            (vec![(0, own)], true),
         ] {
             let (_, mut client, summary) = relay_of(
                 script,
@@ -1102,10 +1170,10 @@ mod tests {
         // The rest of an event cut at `MAX_EVENT` has no `data:` of its own.
         assert!(read_event(b"zzz\"}}]}\n\n").unread);
         assert!(!read_event(b": keep-alive\nid: 3\n\n").unread);
-        let stop = br#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
-        assert!(read_event(stop).finished);
+        let stop = br#"data: {"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}"#;
+        assert_eq!(read_event(stop).choices, [(1, true)]);
         let going = br#"data: {"choices":[{"index":0,"delta":{},"finish_reason":null}]}"#;
-        assert!(!read_event(going).finished);
+        assert_eq!(read_event(going).choices, [(0, false)]);
     }
 
     #[test]
