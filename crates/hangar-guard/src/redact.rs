@@ -534,7 +534,6 @@ struct Span {
     kind: SecretKind,
 }
 
-/// Replaces the spans (merging overlaps, the most sensitive kind winning) and counts them.
 /// What a redactor whose patterns failed to compile gives instead of the text.
 fn unavailable() -> Redaction<'static> {
     Redaction {
@@ -543,6 +542,7 @@ fn unavailable() -> Redaction<'static> {
     }
 }
 
+/// Replaces the spans (merging overlaps, the most sensitive kind winning) and counts them.
 fn apply(text: &str, mut spans: Vec<Span>) -> Redaction<'_> {
     spans.sort_unstable();
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());

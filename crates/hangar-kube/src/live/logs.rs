@@ -315,10 +315,10 @@ async fn read_log(
             break (body, false);
         }
         if tail_lines <= 1 {
-            let Some(end) = read_window(client, request, 1, Hold::Last(bounds.bytes)).await? else {
-                return Ok(None);
-            };
-            break (end, true);
+            // Should the second reading fail (the pod gone meanwhile), the first one's start of
+            // the line is still evidence.
+            let end = read_window(client, request, 1, Hold::Last(bounds.bytes)).await;
+            break (end.ok().flatten().unwrap_or(body), true);
         }
         tail_lines /= 2;
     };
@@ -444,7 +444,15 @@ mod tests {
     /// The fake API server with `log` as vllm-0's previous log, and the tail read of it within
     /// 10 lines and 100 bytes.
     async fn read_previous_log(log: &[u8]) -> (FakeApiServer, LogTail) {
-        let server = FakeApiServer::builder()
+        read_previous_log_from(FakeApiServer::builder(), log).await
+    }
+
+    /// [`read_previous_log`] from a server `builder` makes.
+    async fn read_previous_log_from(
+        builder: hangar_testkit::FakeApiServerBuilder,
+        log: &[u8],
+    ) -> (FakeApiServer, LogTail) {
+        let server = builder
             .object(objects::pod("ml", "vllm-0", "vllm/vllm-openai:v0.10.1"))
             .log_bytes("ml", "vllm-0", "vllm", true, log)
             .start()
@@ -526,6 +534,12 @@ mod tests {
             .unwrap();
         assert_eq!(last_read.query_param("tailLines"), Some("1"));
         assert_eq!(last_read.query_param("limitBytes"), None);
+        // Should the pod go before that last reading, the line's start is kept.
+        let gone = FakeApiServer::builder().fail_uncapped_log("ml", "vllm-0", 404);
+        let (_, tail) = read_previous_log_from(gone, log.as_bytes()).await;
+        assert_eq!(tail.lines.len(), 1, "{:?}", tail.lines);
+        assert!(tail.lines[0].starts_with("xxx"), "{:?}", tail.lines);
+        assert!(tail.truncated);
     }
 
     #[tokio::test]

@@ -152,6 +152,8 @@ pub(crate) struct Catalogue {
     pub logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
     /// HTTP status codes to answer instead of the logs of a pod, by `(namespace, pod)`.
     pub failing_logs: BTreeMap<(String, String), u16>,
+    /// The same, only for reads without `limitBytes`.
+    pub failing_uncapped_logs: BTreeMap<(String, String), u16>,
     /// How many more continue tokens to answer as expired, by `CustomResource::qualified_name`:
     /// the only state that changes while serving.
     pub expiring: BTreeMap<String, AtomicUsize>,
@@ -183,6 +185,7 @@ impl Catalogue {
             reject_credentials: false,
             logs: BTreeMap::new(),
             failing_logs: BTreeMap::new(),
+            failing_uncapped_logs: BTreeMap::new(),
             expiring: BTreeMap::new(),
         }
     }

@@ -80,6 +80,7 @@ pub struct FakeApiServerBuilder {
     reject_credentials: bool,
     logs: BTreeMap<(String, String, String, bool), Vec<u8>>,
     failing_logs: BTreeMap<(String, String), u16>,
+    failing_uncapped_logs: BTreeMap<(String, String), u16>,
     expiring: BTreeMap<String, usize>,
 }
 
@@ -163,6 +164,14 @@ impl FakeApiServerBuilder {
         self
     }
 
+    /// Answers `code` to the log reads of pod `namespace/pod` that set no `limitBytes`, and
+    /// serves the others: as if the pod went between a capped reading and an uncapped one.
+    pub fn fail_uncapped_log(mut self, namespace: &str, pod: &str, code: u16) -> Self {
+        self.failing_uncapped_logs
+            .insert((namespace.to_owned(), pod.to_owned()), code);
+        self
+    }
+
     /// Answers 410 Gone (reason `Expired`) to the first `times` list requests of `resource`
     /// (named as for [`fail`](Self::fail)) that carry a continue token, as an API server does once
     /// etcd has compacted the revision a paginated list started at. Lists from the first page are
@@ -188,6 +197,7 @@ impl FakeApiServerBuilder {
         catalogue.confined = self.confined;
         catalogue.logs = self.logs;
         catalogue.failing_logs = self.failing_logs;
+        catalogue.failing_uncapped_logs = self.failing_uncapped_logs;
         catalogue.expiring = (self.expiring.into_iter())
             .map(|(resource, times)| (resource, AtomicUsize::new(times)))
             .collect();

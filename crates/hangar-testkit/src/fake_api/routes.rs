@@ -173,11 +173,11 @@ fn pod_log(
     namespace: &str,
     pod: &str,
 ) -> Response {
-    let failing = (catalogue.denied.get("pods/log")).or_else(|| {
-        catalogue
-            .failing_logs
-            .get(&(namespace.to_owned(), pod.to_owned()))
-    });
+    let key = (namespace.to_owned(), pod.to_owned());
+    let uncapped = request.query_param("limitBytes").is_none();
+    let failing = (catalogue.denied.get("pods/log"))
+        .or_else(|| catalogue.failing_logs.get(&key))
+        .or_else(|| (catalogue.failing_uncapped_logs.get(&key)).filter(|_| uncapped));
     if let Some(code) = failing {
         return log_refused(*code, namespace, pod);
     }
