@@ -94,6 +94,8 @@ pub struct EventFacts {
     pub usage_only: bool,
     /// `data: [DONE]`.
     pub done: bool,
+    /// The event's data was read as JSON (not `[DONE]`).
+    pub read: bool,
     /// The event's choices, by index, and whether each says why it ended (`finish_reason`).
     pub choices: Vec<(u64, bool)>,
     /// The event has data the gateway could not read as JSON: an event cut at [`MAX_EVENT`], or
@@ -141,6 +143,7 @@ pub fn read_event(event: &[u8]) -> EventFacts {
                 .then(|| value.str_span(event, "model"))
                 .flatten();
             EventFacts {
+                read: true,
                 model_elsewhere: model.is_none() && value.get("model").is_some_and(is_str),
                 model,
                 ..answer_facts(&value)
@@ -499,6 +502,8 @@ struct Relay {
     kept: KeptTexts,
     /// `data: [DONE]` came: the model server reached the answer's end.
     done: bool,
+    /// An event was read: the model server began to answer.
+    answered: bool,
     /// The choices begun, and those that said why they ended (`finish_reason`): without
     /// `[DONE]`, the answer is whole when every choice begun ended.
     begun: Vec<u64>,
@@ -521,6 +526,7 @@ impl Relay {
             watches: Vec::new(),
             kept: KeptTexts::default(),
             done: false,
+            answered: false,
             begun: Vec::new(),
             finished: Vec::new(),
             raw_watch,
@@ -679,6 +685,7 @@ impl Relay {
             self.summary.end = StreamEnd::UpstreamError;
         }
         self.done |= facts.done;
+        self.answered |= facts.read;
         for &(index, finished) in &facts.choices {
             let choice = self.choice(index);
             let seen = if finished {
@@ -741,11 +748,12 @@ impl Relay {
         }
     }
 
-    /// Whether the model server's body ended before the answer's end: no `[DONE]`, and a choice
-    /// it began did not say why it ended. A stream with no choices (a server's own format) tells
-    /// nothing, and is taken as whole.
+    /// Whether the model server's body ended before the answer's end: no `[DONE]`, and no event
+    /// was read, or a choice it began did not say why it ended. A stream whose events have no
+    /// choices (a server's own format) is taken as whole.
     fn ended_early(&self) -> bool {
-        !self.done && (self.begun.iter()).any(|choice| !self.finished.contains(choice))
+        let open = |choice: &u64| !self.finished.contains(choice);
+        !self.done && (!self.answered || self.begun.iter().any(open))
     }
 
     fn watch(&mut self, choice: u64) -> &mut CanaryWatch {
@@ -1062,6 +1070,8 @@ mod tests {
             // With `n: 2`, the second choice cut before its end.
             (vec![(0, ROLE), (0, second), (0, finished)], false),
             (vec![(0, own)], true),
+            // Nothing but a keep-alive comment.
+            (vec![(0, b": keep-alive\n\n")], false),
         ] {
             let (_, mut client, summary) = relay_of(
                 script,
