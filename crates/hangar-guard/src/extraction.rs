@@ -109,7 +109,7 @@ impl fmt::Display for ExtractionAlert {
     }
 }
 
-/// Keys tracked at once by default; the least recently seen is evicted past it.
+/// Keys tracked at once by default; past it, the least recently seen eighth is evicted.
 pub const DEFAULT_MAX_KEYS: usize = 4096;
 /// Requests remembered per key by default (raised to `min_requests` when that is larger, up
 /// to [`MAX_ENTRIES_PER_KEY`]).
@@ -235,20 +235,26 @@ impl ExtractionMonitor {
         self.keys.get(key_id).map(KeyWindow::signals)
     }
 
-    /// Evicts the least recently seen key when the monitor is full.
+    /// Evicts the least recently seen eighth of the keys (at least one) when the monitor is
+    /// full: one pass over the keys for many new ones. Evicting one at a time scanned every key
+    /// for each new caller, under the gateway's lock, once callers outnumbered the room.
     fn make_room(&mut self) {
         if self.keys.len() < self.max_keys {
             return;
         }
-        let oldest = self
-            .keys
-            .iter()
-            .min_by_key(|(_, key)| key.last_seen_ms)
-            .map(|(id, _)| id.clone());
-        if let Some(oldest) = oldest {
-            self.keys.remove(&oldest);
-            self.evicted.push(oldest);
-        }
+        let mut seen: Vec<u64> = self.keys.values().map(|key| key.last_seen_ms).collect();
+        let evict = (self.max_keys / 8).clamp(1, seen.len());
+        let (_, &mut newest_evicted, _) = seen.select_nth_unstable(evict - 1);
+        let mut left = evict;
+        let evicted = &mut self.evicted;
+        self.keys.retain(|id, key| {
+            let old = left > 0 && key.last_seen_ms <= newest_evicted;
+            if old {
+                left -= 1;
+                evicted.push(id.clone());
+            }
+            !old
+        });
     }
 }
 

@@ -188,6 +188,22 @@ fn the_least_recently_seen_key_is_evicted() {
 }
 
 #[test]
+fn a_full_monitor_evicts_its_least_recently_seen_eighth_at_once() {
+    let mut monitor = ExtractionMonitor::with_limits(thresholds(10), 16, 64);
+    for i in 0..16 {
+        monitor.record(&format!("k{i}"), 100 - i, "p", 1, 1);
+    }
+    monitor.record("new", 200, "p", 1, 1);
+    // k15 and k14 were seen least recently; the next new keys need no eviction.
+    let mut evicted = monitor.take_evicted();
+    evicted.sort();
+    assert_eq!(evicted, ["k14", "k15"]);
+    monitor.record("newer", 201, "p", 1, 1);
+    assert!(monitor.take_evicted().is_empty());
+    assert_eq!(monitor.tracked_keys(), 16);
+}
+
+#[test]
 fn keys_idle_for_a_whole_window_are_forgotten() {
     let mut monitor = ExtractionMonitor::new(thresholds(10));
     monitor.record("quiet", 0, "p", 1, 1);
