@@ -315,10 +315,11 @@ async fn read_log(
             break (body, false);
         }
         if tail_lines <= 1 {
-            // Should the second reading fail (the pod gone meanwhile), the first one's start of
-            // the line is still evidence.
-            let end = read_window(client, request, 1, Hold::Last(bounds.bytes)).await;
-            break (end.ok().flatten().unwrap_or(body), true);
+            // Should the pod be gone by the second reading, the first one's start of the line
+            // (its time and level) is still evidence. Any other failure is a log not read.
+            let end = read_window(client, request, 1, Hold::Last(bounds.bytes)).await?;
+            let end = end.unwrap_or_else(|| start_within(body, bounds.bytes));
+            break (end, true);
         }
         tail_lines /= 2;
     };
@@ -340,6 +341,19 @@ async fn read_log(
         tail.truncated |= cut_by_server || lines.len() >= tail_lines;
         tail
     }))
+}
+
+/// The first `bytes` of `line`, cut at a character's start when it is UTF-8 there.
+fn start_within(mut line: Vec<u8>, bytes: usize) -> Vec<u8> {
+    let mut cut = bytes.min(line.len());
+    // A UTF-8 continuation byte is 0b10xxxxxx: back off at most three to a character's start.
+    for _ in 0..3 {
+        if line.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
+            cut -= 1;
+        }
+    }
+    line.truncate(cut);
+    line
 }
 
 /// Which bytes of a window to hold.
@@ -537,9 +551,32 @@ mod tests {
         // Should the pod go before that last reading, the line's start is kept.
         let gone = FakeApiServer::builder().fail_uncapped_log("ml", "vllm-0", 404);
         let (_, tail) = read_previous_log_from(gone, log.as_bytes()).await;
-        assert_eq!(tail.lines.len(), 1, "{:?}", tail.lines);
-        assert!(tail.lines[0].starts_with("xxx"), "{:?}", tail.lines);
+        assert_eq!(tail.lines, [&last[..100]]);
         assert!(tail.truncated);
+        // Any other failure of it is a log not read.
+        let failing = FakeApiServer::builder()
+            .object(objects::pod("ml", "vllm-0", "vllm/vllm-openai:v0.10.1"))
+            .log("ml", "vllm-0", "vllm", true, &log)
+            .fail_uncapped_log("ml", "vllm-0", 500)
+            .start()
+            .await
+            .unwrap();
+        let mut not_covered = Vec::new();
+        let bounds = LogBounds {
+            lines: 10,
+            bytes: 100,
+        };
+        let client = crate::live::test_client(&failing).await;
+        let logs = fetch_logs(&client, vec![request()], bounds, &mut not_covered).await;
+        assert!(logs.previous.is_empty(), "{:?}", logs.previous);
+        assert_eq!(not_covered.len(), 1, "{not_covered:?}");
+    }
+
+    #[test]
+    fn a_lines_start_is_cut_at_a_characters_start() {
+        assert_eq!(start_within("ééé".as_bytes().to_vec(), 3), "é".as_bytes());
+        assert_eq!(start_within(b"abc".to_vec(), 10), b"abc");
+        assert_eq!(start_within(b"\x80\x80\x80\x80\x80".to_vec(), 4), b"\x80");
     }
 
     #[tokio::test]
