@@ -509,6 +509,25 @@ async fn a_triage_of_one_namespace_also_reads_the_gpu_driver_pods_of_the_others(
     assert_eq!((last.kind.as_str(), last.step), ("Pod", last.steps));
     assert_eq!(last.total, snapshot.object_count());
 
+    // A driver pod that cannot be read, in another namespace, carrying both labels, is named
+    // once.
+    let mut broken = gpu_operator_pod(
+        "gpu-operator",
+        "nvidia-driver-daemonset-e5",
+        json!({"app": "nvidia-driver-daemonset", "app.kubernetes.io/component": "nvidia-driver"}),
+    );
+    broken["spec"]["containers"][0]["ports"] = json!([{"containerPort": "http"}]);
+    let with_broken = a_cluster_with_a_gpu_operator()
+        .objects([broken])
+        .start()
+        .await
+        .unwrap();
+    let (snapshot, _) = triage_scan(&with_broken, "ml").await;
+    assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+    // In the namespace triaged, once too.
+    let (snapshot, _) = triage_scan(&with_broken, "gpu-operator").await;
+    assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+
     // The namespace's own driver pods are listed once.
     let (snapshot, _) = triage_scan(&server, "gpu-operator").await;
     assert_eq!(

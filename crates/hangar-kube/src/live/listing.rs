@@ -132,6 +132,16 @@ pub(crate) async fn list_driver_pods(
         pod_namespace != namespace && seen.insert((pod_namespace.to_owned(), name.to_owned()))
     });
     tally.total = tally.total.saturating_sub(listed - found.pods.len());
+    // A pod that cannot be read is named once: the namespace's listing, or the other label's,
+    // may have named it already.
+    let mut named = Vec::new();
+    found.errors.retain(|error| {
+        let new = !snapshot.errors.contains(error) && !named.contains(error);
+        if new {
+            named.push(error.clone());
+        }
+        new
+    });
     report(progress, &kind, found.pods.len(), tally);
     snapshot.absorb(found);
 }
