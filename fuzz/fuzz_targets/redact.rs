@@ -1,7 +1,8 @@
 //! Redaction never panics, masks every card an independent check can see (ASCII, full-width,
 //! Arabic-Indic, Devanagari or mathematical digits, in groups joined by short runs of
 //! separators, invisible characters between digits skipped), and is idempotent for cards, keys
-//! and private keys.
+//! and private keys. A prefix cut anywhere (inside a character, past the end) never panics,
+//! and one cut past the end is the whole text's redaction.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -20,6 +21,13 @@ fuzz_target!(|data: &[u8]| {
     if let Some(card) = standalone_card(&once.text) {
         panic!("card {card} survived redaction: {:?}", once.text);
     }
+    let cut = data.first().map_or(0, |b| usize::from(*b) * text.len() / 255);
+    let prefix = REDACTOR.redact_prefix(&text, cut);
+    if cut == text.len() {
+        assert_eq!(prefix.text, once.text, "a cut at the end changes nothing");
+    }
+    let past = REDACTOR.redact_prefix(&text, text.len() + 1);
+    assert_eq!(past.text, once.text, "a cut past the end changes nothing");
     let twice = REDACTOR.redact(&once.text);
     for kind in [
         SecretKind::CardNumber,
