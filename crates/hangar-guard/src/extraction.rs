@@ -244,13 +244,17 @@ impl ExtractionMonitor {
         }
         let mut seen: Vec<u64> = self.keys.values().map(|key| key.last_seen_ms).collect();
         let evict = (self.max_keys / 8).clamp(1, seen.len());
-        let (_, &mut newest_evicted, _) = seen.select_nth_unstable(evict - 1);
-        let mut left = evict;
+        let (older, &mut newest_evicted, _) = seen.select_nth_unstable(evict - 1);
+        // Every key seen before `newest_evicted` goes, and as many seen then as make `evict`.
+        let mut ties = evict - older.iter().filter(|&&at| at < newest_evicted).count();
         let evicted = &mut self.evicted;
         self.keys.retain(|id, key| {
-            let old = left > 0 && key.last_seen_ms <= newest_evicted;
+            let old = key.last_seen_ms < newest_evicted
+                || (key.last_seen_ms == newest_evicted && ties > 0);
             if old {
-                left -= 1;
+                if key.last_seen_ms == newest_evicted {
+                    ties -= 1;
+                }
                 evicted.push(id.clone());
             }
             !old

@@ -201,6 +201,17 @@ fn a_full_monitor_evicts_its_least_recently_seen_eighth_at_once() {
     monitor.record("newer", 201, "p", 1, 1);
     assert!(monitor.take_evicted().is_empty());
     assert_eq!(monitor.tracked_keys(), 16);
+
+    // Keys seen at the same time as the newest to go do not spare an older one.
+    let mut monitor = ExtractionMonitor::with_limits(thresholds(10), 16, 64);
+    monitor.record("oldest", 1, "p", 1, 1);
+    for i in 0..15 {
+        monitor.record(&format!("k{i}"), 5 + u64::from(i >= 8) * 10, "p", 1, 1);
+    }
+    monitor.record("new", 200, "p", 1, 1);
+    let evicted = monitor.take_evicted();
+    assert_eq!(evicted.len(), 2, "{evicted:?}");
+    assert!(evicted.contains(&"oldest".to_owned()), "{evicted:?}");
 }
 
 #[test]
