@@ -135,6 +135,7 @@ pub(crate) async fn list_driver_pods(
     // A pod that cannot be read is named once: the namespace's listing, or the other label's,
     // may have named it already.
     let mut named = Vec::new();
+    let failed = found.errors.len();
     found.errors.retain(|error| {
         let new = !snapshot.errors.contains(error) && !named.contains(error);
         if new {
@@ -142,6 +143,7 @@ pub(crate) async fn list_driver_pods(
         }
         new
     });
+    tally.total = tally.total.saturating_sub(failed - found.errors.len());
     report(progress, &kind, found.pods.len(), tally);
     snapshot.absorb(found);
 }

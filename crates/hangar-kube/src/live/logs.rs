@@ -348,7 +348,7 @@ fn start_within(mut line: Vec<u8>, bytes: usize) -> Vec<u8> {
     let mut cut = bytes.min(line.len());
     // A UTF-8 continuation byte is 0b10xxxxxx: back off at most three to a character's start.
     for _ in 0..3 {
-        if line.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
+        if cut > 0 && line.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
             cut -= 1;
         }
     }
@@ -577,6 +577,7 @@ mod tests {
         assert_eq!(start_within("ééé".as_bytes().to_vec(), 3), "é".as_bytes());
         assert_eq!(start_within(b"abc".to_vec(), 10), b"abc");
         assert_eq!(start_within(b"\x80\x80\x80\x80\x80".to_vec(), 4), b"\x80");
+        assert_eq!(start_within(b"\x80\x80\x80\x80\x80".to_vec(), 2), b"");
     }
 
     #[tokio::test]
