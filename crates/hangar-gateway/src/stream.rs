@@ -502,7 +502,7 @@ struct Relay {
     kept: KeptTexts,
     /// `data: [DONE]` came: the model server reached the answer's end.
     done: bool,
-    /// An event was read: the model server began to answer.
+    /// An event with data came: the model server began to answer.
     answered: bool,
     /// The choices begun, and those that said why they ended (`finish_reason`): without
     /// `[DONE]`, the answer is whole when every choice begun ended.
@@ -685,7 +685,8 @@ impl Relay {
             self.summary.end = StreamEnd::UpstreamError;
         }
         self.done |= facts.done;
-        self.answered |= facts.read;
+        // Data that is not JSON (a body not framed as events) is an answer begun too.
+        self.answered |= facts.read || facts.unread;
         for &(index, finished) in &facts.choices {
             let choice = self.choice(index);
             let seen = if finished {
@@ -1072,6 +1073,8 @@ mod tests {
             (vec![(0, own)], true),
             // Nothing but a keep-alive comment.
             (vec![(0, b": keep-alive\n\n")], false),
+            // Data that is not JSON: nothing to tell its end by.
+            (vec![(0, b"data: hello\n\n")], true),
         ] {
             let (_, mut client, summary) = relay_of(
                 script,
