@@ -231,6 +231,21 @@ fn check(path: &Path) -> Result<ExitCode> {
             ""
         }
     )?;
+    // Worth saying, not failing on: keys may come in a later edit.
+    if config.auth.jwt.is_none() {
+        let keyless: Vec<&str> = (config.tenants.keys())
+            .filter(|tenant| {
+                !(config.auth.api_keys.iter()).any(|key| &key.tenant == *tenant && !key.revoked)
+            })
+            .map(String::as_str)
+            .collect();
+        if !keyless.is_empty() {
+            outln!(
+                "  warning      no API key acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
+                keyless.join(", ")
+            )?;
+        }
+    }
     outln!(
         "  audit        {} (kept {} days){}",
         config.audit.dir.display(),
@@ -319,8 +334,14 @@ fn verify_log(
     anchor: Option<&hangar_ledger::Anchor>,
     json: bool,
 ) -> Result<ExitCode> {
+    if dir.is_file() {
+        bail!(
+            "{}: a file; give the directory that holds the log (`audit.dir`): its chain runs through every {prefix}-*.jsonl file there",
+            dir.display()
+        );
+    }
     if !dir.is_dir() {
-        bail!("{}: not a directory", dir.display());
+        bail!("{}: no such directory", dir.display());
     }
     let verified = match anchor {
         Some(anchor) => hangar_ledger::verify_against(dir, prefix, anchor),

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour for a person at a terminal; a pod's log (`kubectl logs`, a shipper) gets text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             // The gateway is a server: its reloads and shutdowns are worth a line by default.
             tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")

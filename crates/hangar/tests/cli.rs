@@ -569,6 +569,24 @@ fn verify_log_with_no_log_file_is_no_proof() {
     );
     let out = hangar(&["gateway", "verify-log", "--prefix", "content", path]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A log file, or a directory that is not there, is named for what it is.
+    let file = write(dir.path(), "audit-1.jsonl", "");
+    let out = hangar(&["gateway", "verify-log", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("give the directory"),
+        "{}",
+        stderr(&out)
+    );
+    let gone = dir.path().join("gone");
+    let out = hangar(&["gateway", "verify-log", gone.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no such directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -583,6 +601,11 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
     let summary = stdout(&out);
     assert!(summary.contains(": ok"), "{summary}");
     assert!(summary.contains("search-indexer"), "{summary}");
+    // Two of the example's tenants have no key, and JWT is commented out.
+    assert!(
+        summary.contains("warning      no API key acts for release-bot, search-indexer"),
+        "{summary}"
+    );
 
     // What only building the runtime can find: a CA file for the model servers that is not there.
     let dir = tempfile::tempdir().unwrap();

@@ -96,6 +96,8 @@ fn check_anchor(dir: &Path, log: &Mutex<String>) {
     let anchor = loop {
         let text = log.lock().unwrap().clone();
         if let Some(rest) = text.split(LOGGED).nth(1) {
+            // Its standard error is a pipe, as in a pod: text, no colour codes.
+            assert!(!text.contains('\x1b'), "a coloured log:\n{text:?}");
             break rest.split_whitespace().next().unwrap().to_owned();
         }
         assert!(Instant::now() < deadline, "no anchor in the log:\n{text}");
