@@ -858,7 +858,7 @@ impl GatewayConfig {
     /// Parses and checks a configuration; the errors name their line or field.
     pub fn from_yaml(text: &str) -> Result<GatewayConfig, Vec<String>> {
         let config: GatewayConfig =
-            serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(&e)])?;
+            serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(&e, text)])?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -1097,7 +1097,9 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// serde-saphyr's message with `line N:` first, without its source snippet.
-fn yaml_error(err: &serde_saphyr::Error) -> String {
+/// A YAML or type error in `text`, at its line, naming the field there (`line 72:
+/// models.llama.versions.weight: expected a whole number from 0 to 4294967295`).
+fn yaml_error(err: &serde_saphyr::Error, text: &str) -> String {
     let options = serde_saphyr::render_options! {
         snippets: serde_saphyr::SnippetMode::Off,
     };
@@ -1107,10 +1109,67 @@ fn yaml_error(err: &serde_saphyr::Error) -> String {
         Some(cut) => &first[..cut],
         None => first,
     };
+    let message = plain_type_error(message).unwrap_or_else(|| message.to_owned());
     match err.location().map(|l| l.line()).filter(|&l| l > 0) {
-        Some(line) => format!("line {line}: {message}"),
-        None => message.to_owned(),
+        Some(line) => match field_at(text, line) {
+            Some(field) if !message.contains('`') => format!("line {line}: {field}: {message}"),
+            _ => format!("line {line}: {message}"),
+        },
+        None => message,
     }
+}
+
+/// serde's "invalid u32" in words.
+fn plain_type_error(message: &str) -> Option<String> {
+    let wanted = message.strip_prefix("invalid ")?;
+    Some(match wanted {
+        "u8" => format!("expected a whole number from 0 to {}", u8::MAX),
+        "u16" => format!("expected a whole number from 0 to {}", u16::MAX),
+        "u32" => format!("expected a whole number from 0 to {}", u32::MAX),
+        "u64" | "usize" => "expected a whole number, 0 or more".to_owned(),
+        "i32" | "i64" => "expected a whole number".to_owned(),
+        "f32" | "f64" => "expected a number".to_owned(),
+        "bool" => "expected true or false".to_owned(),
+        _ => return None,
+    })
+}
+
+/// The dotted path of the key on line `line` (1-based) of a block-style YAML `text`, found by
+/// walking up to the keys it is indented under; `None` when the line holds no key.
+fn field_at(text: &str, line: u64) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = usize::try_from(line).ok()?.checked_sub(1)?;
+    let (mut indent, key) = key_of(lines.get(at)?)?;
+    let mut path = vec![key];
+    for above in lines.get(..at)?.iter().rev() {
+        if let Some((above_indent, key)) = key_of(above)
+            && above_indent < indent
+        {
+            path.push(key);
+            indent = above_indent;
+        }
+    }
+    path.reverse();
+    Some(path.join("."))
+}
+
+/// The indentation of a line's key (a list item's `- ` counted as indentation) and the key.
+fn key_of(line: &str) -> Option<(usize, &str)> {
+    let body = line.trim_start();
+    let mut indent = line.len() - body.len();
+    let mut body = body;
+    while let Some(item) = body.strip_prefix("- ") {
+        let trimmed = item.trim_start();
+        indent += body.len() - trimmed.len();
+        body = trimmed;
+    }
+    if body.starts_with('#') {
+        return None;
+    }
+    let (key, _) = body.split_once(':')?;
+    let key = key.trim().trim_matches(['"', '\'']);
+    let plain = !key.is_empty() && !key.contains([' ', '{', '[', ',']);
+    plain.then_some((indent, key))
 }
 
 /// The JSON Schema of the configuration file.
@@ -1122,6 +1181,32 @@ pub fn schema() -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::request::Endpoint;
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_its_field_in_words() {
+        let text = "listen: 127.0.0.1:8080
+auth:
+  apiKeys:
+    - {id: k, tenant: t, prefix: hgk_k, sha256: aa}
+tenants:
+  t:
+    models: [m]
+models:
+  m:
+    versions:
+      - name: v1
+        url: http://127.0.0.1:9
+        weight: ninety
+audit: {dir: /tmp/a, retentionDays: 1}
+";
+        let problems = GatewayConfig::from_yaml(text).unwrap_err();
+        assert_eq!(
+            problems,
+            ["line 13: models.m.versions.weight: expected a whole number from 0 to 4294967295"]
+        );
+        assert_eq!(field_at("a:\n  # b:\n  c: 1\n", 3).as_deref(), Some("a.c"));
+        assert_eq!(field_at("a: 1\n", 9), None);
+    }
 
     /// A whole configuration with `tenant` as the one tenant's fields.
     fn with_tenant(tenant: &str) -> Result<GatewayConfig, Vec<String>> {
