@@ -258,7 +258,11 @@ async fn client_config(options: &LiveOptions) -> Result<(Config, Option<String>)
     if let Some(path) = &options.kubeconfig {
         let kubeconfig_error = |e: kube::config::KubeconfigError| LiveError::Kubeconfig {
             path: path.clone(),
-            cause: e.to_string(),
+            cause: match e {
+                // Its text repeats the path, quoted twice: the error names it already.
+                kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
+                other => other.to_string(),
+            },
         };
         let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
         let context = (options.context.clone()).or_else(|| kubeconfig.current_context.clone());
