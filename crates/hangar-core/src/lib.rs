@@ -4,6 +4,7 @@
 pub mod fast_yaml;
 pub mod image;
 pub mod inventory;
+pub mod kustomize;
 pub mod network_policy;
 pub mod nodes;
 pub mod object;

@@ -204,7 +204,7 @@ fn parse_yaml_document(file: &Arc<str>, first_line: u32, doc: &str, parsed: &mut
 
 /// One YAML document's value. Most manifests are plain block YAML, which the fast reader takes;
 /// the rest (and every error) goes through the full parser.
-fn yaml_value(doc: &str) -> Result<Value, serde_saphyr::Error> {
+pub(crate) fn yaml_value(doc: &str) -> Result<Value, serde_saphyr::Error> {
     match crate::fast_yaml::parse(doc) {
         Some(value) => Ok(value),
         None => serde_saphyr::from_str::<Value>(doc),

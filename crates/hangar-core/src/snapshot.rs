@@ -199,6 +199,10 @@ macro_rules! typed_kinds {
             /// YAML documents in the files that are no Kubernetes object (neither `apiVersion`
             /// nor `kind`), skipped.
             pub not_objects: Vec<Origin>,
+            /// What the user should know of how the input was read, though nothing it means
+            /// was lost (a Kustomize directory read as its plain resources): printed as notes,
+            /// and no gap in the scan.
+            pub notes: Vec<String>,
             /// Position of every object by kind, namespace and name; built on first lookup.
             index: OnceLock<Index>,
         }
@@ -314,6 +318,7 @@ macro_rules! typed_kinds {
                 self.errors.extend(other.errors);
                 self.not_covered.extend(other.not_covered);
                 self.not_objects.extend(other.not_objects);
+                self.notes.extend(other.notes);
             }
 
             fn build_index(&self) -> Index {
@@ -491,6 +496,13 @@ impl Snapshot {
     /// manifests) lose nothing and are dropped quietly. Copies of one live object (the same
     /// `uid`, from two captures of a cluster) are no conflict: the newer is kept, quietly.
     pub fn resolve_duplicates(&mut self) {
+        self.resolve_duplicates_with(|_, _| false);
+    }
+
+    /// As [`Snapshot::resolve_duplicates`], except that two copies that differ and for which
+    /// `alternatives(earlier, later)` holds (read from two Kustomize directories, each built on
+    /// its own) are no conflict either: the later is kept, and a note, not an error, says so.
+    pub fn resolve_duplicates_with(&mut self, alternatives: impl Fn(&Origin, &Origin) -> bool) {
         let duplicates = self.index().duplicates.clone();
         if duplicates.is_empty() {
             return;
@@ -519,14 +531,21 @@ impl Snapshot {
                 } else {
                     format!("{kind} {namespace}/{name}")
                 };
-                let error = LoadError {
-                    origin: earlier.clone(),
-                    object: Some(object),
-                    message: format!(
-                        "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not read"
-                    ),
-                };
-                self.errors.push(error);
+                if alternatives(earlier, later) {
+                    let note = format!(
+                        "{earlier}: {object} is defined again, differently, at {later} in another Kustomize directory; each directory is built on its own, so this is no conflict: only the copy at {later} is audited"
+                    );
+                    self.notes.push(note);
+                } else {
+                    let error = LoadError {
+                        origin: earlier.clone(),
+                        object: Some(object),
+                        message: format!(
+                            "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not read"
+                        ),
+                    };
+                    self.errors.push(error);
+                }
             }
             dropped
                 .entry(duplicate.kind)

@@ -1,5 +1,6 @@
 //! Loading a Snapshot from files: YAML and JSON manifests, `kubectl get -o yaml|json` dumps,
-//! whole directories (recursively) and `-` for standard input.
+//! whole directories (recursively; Kustomize directories as their plain resources) and `-` for
+//! standard input.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -10,23 +11,34 @@ use hangar_core::parse::{ParsedFile, parse_bytes};
 use hangar_core::{LoadError, Origin, Snapshot};
 use rayon::prelude::*;
 
+use crate::kustomize::Kustomizations;
+
 /// Extensions read when walking a directory. Files named explicitly are read whatever their name.
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 /// Reads every path into one snapshot. Unreadable files, Helm charts and bad documents become
-/// `LoadError`s in the snapshot; everything else is still read.
+/// `LoadError`s in the snapshot; everything else is still read. Kustomize directories are read
+/// as their plain resources, with notes saying so.
 pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut walk = Walk::default();
     for path in paths {
         collect(path, true, &mut walk, &mut snapshot.errors);
     }
+    let Walk {
+        files,
+        named,
+        mut kustomizations,
+        ..
+    } = walk;
     // In the order given, each directory's files sorted by the walk: the last copy of an
     // object wins, as applying the paths in that order would leave it.
     let mut seen = HashSet::new();
-    let files: Vec<PathBuf> = (walk.files.into_iter())
+    let files: Vec<PathBuf> = (kustomizations.without_patches(files, &named).into_iter())
         .filter(|file| seen.insert(file.clone()))
         .collect();
+    let owners = kustomizations.owners(&files);
+    snapshot.notes = kustomizations.into_notes();
     // Each file's objects go to their kinds' lists on the thread that parsed them; joining the
     // lists is then one copy per kind.
     let parts: Vec<Snapshot> = files
@@ -44,7 +56,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
         })
         .collect();
     snapshot.absorb_all(parts);
-    snapshot.resolve_duplicates();
+    // Two Kustomize directories are two builds, never applied as one: their copies of an
+    // object are alternatives, not a conflict.
+    let owner = |origin: &Origin| origin.file.as_deref().and_then(|f| owners.get(f).copied());
+    snapshot.resolve_duplicates_with(
+        |earlier, later| matches!((owner(earlier), owner(later)), (Some(a), Some(b)) if a != b),
+    );
     snapshot
 }
 
@@ -66,17 +83,22 @@ fn error(path: &Path, message: String) -> LoadError {
 struct Walk {
     files: Vec<PathBuf>,
     visited: HashSet<PathBuf>,
+    /// The files given by name, read whatever a kustomization says of them.
+    named: HashSet<PathBuf>,
+    kustomizations: Kustomizations,
+}
+
+/// The path with every link resolved, or as it is when that fails.
+pub(crate) fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 impl Walk {
     /// Takes `path` to be read, unless it is a regular file already taken by another path.
     fn take(&mut self, path: &Path, regular: bool) {
-        if regular {
-            let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            if !self.visited.insert(canonical) {
-                tracing::debug!(path = %path.display(), "file already taken; skipped");
-                return;
-            }
+        if regular && !self.visited.insert(canonical(path)) {
+            tracing::debug!(path = %path.display(), "file already taken; skipped");
+            return;
         }
         self.files.push(path.to_path_buf());
     }
@@ -88,7 +110,8 @@ fn has_manifest_extension(path: &Path) -> bool {
 }
 
 /// Gathers the files under `path`. A directory holding a `Chart.yaml` is a Helm chart: one error
-/// for the chart, and its templates are not read.
+/// for the chart, and its templates are not read. A directory holding a kustomization is
+/// recorded, so that its patches are not read as objects.
 fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError>) {
     if path == Path::new("-") {
         walk.files.push(path.to_path_buf());
@@ -111,14 +134,16 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
         // device too. Inside a directory, only regular manifest files: a pipe there could
         // block the walk.
         let wanted = named || (metadata.is_file() && has_manifest_extension(path));
+        if named {
+            walk.named.insert(path.to_path_buf());
+        }
         if wanted {
             walk.take(path, metadata.is_file());
         }
         return;
     }
     // A directory reached again through a symbolic link (`ln -s . again`) holds nothing new.
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    if !walk.visited.insert(canonical) {
+    if !walk.visited.insert(canonical(path)) {
         tracing::debug!(path = %path.display(), "directory already read; skipped");
         return;
     }
@@ -128,6 +153,7 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
             "this is a Helm chart; render it with `helm template` and audit the output".into(),
         ));
     }
+    walk.kustomizations.enter(path);
     let entries = match std::fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) => return errors.push(error(path, format!("cannot list directory: {e}"))),
@@ -248,6 +274,196 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    const VLLM: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: chat, namespace: ml}
+spec:
+  replicas: 1
+  template:
+    metadata: {labels: {app: chat}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: ["--model", "meta-llama/Llama-3.1-8B-Instruct"]
+        resources: {limits: {nvidia.com/gpu: "1"}}
+"#;
+
+    /// A strategic-merge patch: the object's identity and one field, no more.
+    const REPLICAS_PATCH: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: chat\n  namespace: ml\nspec:\n  replicas: 4\n";
+
+    fn replicas(snapshot: &Snapshot) -> Vec<Option<i32>> {
+        (snapshot.deployments.iter())
+            .map(|d| d.object.spec.as_ref().and_then(|s| s.replicas))
+            .collect()
+    }
+
+    #[test]
+    fn a_kustomize_overlay_patch_is_skipped_with_a_note_and_the_base_object_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let ko = dir.path().join("ko");
+        write(&ko, "base/deploy.yaml", VLLM);
+        write(
+            &ko,
+            "base/kustomization.yaml",
+            "resources:\n- deploy.yaml\n",
+        );
+        write(
+            &ko,
+            "overlays/prod/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../base\n- quota.yaml\npatches:\n- path: replicas.yaml\n",
+        );
+        write(&ko, "overlays/prod/replicas.yaml", REPLICAS_PATCH);
+        // An object the overlay adds is a resource like any other.
+        write(
+            &ko,
+            "overlays/prod/quota.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: limits, namespace: ml}\n",
+        );
+        let snapshot = load_paths(std::slice::from_ref(&ko));
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        assert_eq!(replicas(&snapshot), [Some(1)]);
+        assert_eq!(snapshot.config_maps.len(), 1);
+        // The kustomizations are configuration, neither objects nor other YAML to note.
+        assert_eq!(snapshot.object_count(), 2);
+        assert!(
+            snapshot.not_objects.is_empty(),
+            "{:?}",
+            snapshot.not_objects
+        );
+        let policy = hangar_core::Policy::default();
+        assert_eq!(hangar_core::discover(&snapshot, &policy).endpoints.len(), 1);
+
+        let base = ko.join("base").display().to_string();
+        let prod = ko.join("overlays/prod");
+        let notes = &snapshot.notes;
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with("Kustomize directories are read as their plain resources")
+                && notes[0].contains(&format!(": {base}, {}; ", prod.display()))
+                && notes[0].ends_with(
+                    "`kubectl kustomize DIR | hangar audit -` audits what would actually be applied"
+                ),
+            "{notes:?}"
+        );
+        assert_eq!(
+            notes[1],
+            format!(
+                "skipped {}: {} lists it as a patch, which changes an object and defines none",
+                prod.join("replicas.yaml").display(),
+                prod.join("kustomization.yaml").display()
+            )
+        );
+
+        // Named, a patch is read as what it is asked to be.
+        let named = load_paths(&[prod.join("replicas.yaml")]);
+        assert_eq!(replicas(&named), [Some(4)]);
+        assert!(named.notes.is_empty(), "{:?}", named.notes);
+    }
+
+    #[test]
+    fn copies_in_two_kustomize_directories_are_alternatives_but_in_one_directory_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let four = VLLM.replace("replicas: 1", "replicas: 4");
+        for (tree, kustomization) in [("kustomized", "resources: [deploy.yaml]\n"), ("plain", "")] {
+            let root = dir.path().join(tree);
+            write(&root, "overlays/dev/deploy.yaml", VLLM);
+            write(&root, "overlays/prod/deploy.yaml", &four);
+            if !kustomization.is_empty() {
+                write(&root, "overlays/dev/kustomization.yaml", kustomization);
+                write(&root, "overlays/prod/kustomization.yaml", kustomization);
+            }
+        }
+        // dev and prod are two builds: prod, read last, is audited, and a note says so.
+        let snapshot = load_paths(&[dir.path().join("kustomized")]);
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        assert_eq!(replicas(&snapshot), [Some(4)]);
+        let dev = dir.path().join("kustomized/overlays/dev/deploy.yaml");
+        assert!(
+            snapshot.notes.iter().any(|n| n.starts_with(&format!(
+                "{}:1: Deployment ml/chat is defined again, differently, at",
+                dev.display()
+            )) && n.contains("another Kustomize directory")),
+            "{:?}",
+            snapshot.notes
+        );
+
+        // Without kustomizations, the same files are one set of manifests that disagree.
+        let snapshot = load_paths(&[dir.path().join("plain")]);
+        assert_eq!(replicas(&snapshot), [Some(4)]);
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert!(snapshot.errors[0].message.starts_with("defined again at"));
+        assert!(snapshot.notes.is_empty(), "{:?}", snapshot.notes);
+
+        // Two copies in one Kustomize directory are one build that disagrees with itself.
+        write(
+            dir.path(),
+            "one/kustomization.yaml",
+            "resources: [a.yaml, b.yaml]\n",
+        );
+        write(dir.path(), "one/a.yaml", VLLM);
+        write(dir.path(), "one/b.yaml", &four);
+        let snapshot = load_paths(&[dir.path().join("one")]);
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert!(snapshot.errors[0].message.starts_with("defined again at"));
+    }
+
+    #[test]
+    fn a_kustomization_that_cannot_be_read_is_a_note_and_its_directory_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "bad/kustomization.yaml",
+            "resources: [ns.yaml\npatches:\n- path: x.yaml\n",
+        );
+        write(dir.path(), "bad/ns.yaml", NS);
+        write(
+            dir.path(),
+            "shape/kustomization.yml",
+            "patches: replicas.yaml\n",
+        );
+        write(
+            dir.path(),
+            "shape/ns.yaml",
+            &NS.replace("name: a", "name: b"),
+        );
+        write(
+            dir.path(),
+            "bytes/ns.yaml",
+            &NS.replace("name: a", "name: c"),
+        );
+        std::fs::write(
+            dir.path().join("bytes/Kustomization"),
+            b"resources: [\xff]\n",
+        )
+        .unwrap();
+        let snapshot = load_paths(&[dir.path().to_path_buf()]);
+        assert_eq!(namespace_names(&snapshot), ["a", "b", "c"]);
+        // A kustomization is no manifest: broken, it is still no broken object.
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        assert!(
+            snapshot.not_objects.is_empty(),
+            "{:?}",
+            snapshot.not_objects
+        );
+        let notes = &snapshot.notes;
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert!(notes[0].starts_with("Kustomize directories"), "{notes:?}");
+        for (kustomization, why) in [
+            ("bad/kustomization.yaml", "malformed YAML"),
+            ("shape/kustomization.yml", "`patches` is not a list"),
+            ("bytes/Kustomization", "cannot read"),
+        ] {
+            let file = dir.path().join(kustomization).display().to_string();
+            assert!(
+                notes.iter().any(|n| n
+                    .starts_with(&format!("{file}: this kustomization is not read ({why}"))
+                    && n.ends_with("so any patches it lists are read as objects")),
+                "{file}: {notes:?}"
+            );
+        }
     }
 
     #[test]

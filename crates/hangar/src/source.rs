@@ -23,6 +23,9 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
             .join(" ");
         let snapshot = hangar_kube::load_paths(&source.paths);
         note_not_objects(&snapshot.not_objects);
+        for note in &snapshot.notes {
+            eprintln!("note: {}", printable(note));
+        }
         (snapshot, described)
     };
     if let Some(path) = &source.save_snapshot {

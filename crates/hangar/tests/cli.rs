@@ -866,6 +866,90 @@ fn yaml_that_is_not_a_kubernetes_object_is_skipped_with_a_note() {
     assert!(!note.contains("not read"), "{note}");
 }
 
+/// `ko/base` holds the model server; `ko/overlays/prod` patches its replicas.
+fn kustomize_layout(dir: &Path) -> PathBuf {
+    let ko = dir.join("ko");
+    for sub in ["base", "overlays/prod"] {
+        std::fs::create_dir_all(ko.join(sub)).unwrap();
+    }
+    write(&ko, "base/deploy.yaml", OPEN_VLLM);
+    write(
+        &ko,
+        "base/kustomization.yaml",
+        "resources:\n- deploy.yaml\n",
+    );
+    write(
+        &ko,
+        "overlays/prod/replicas.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: chat\n  namespace: ml\nspec:\n  replicas: 4\n",
+    );
+    write(
+        &ko,
+        "overlays/prod/kustomization.yaml",
+        "resources:\n- ../../base\npatches:\n- path: replicas.yaml\n",
+    );
+    ko
+}
+
+/// A patch in an overlay is no second copy of the object it patches: the endpoint stays, and
+/// the user is told once how a Kustomize directory is read and how to audit its build.
+#[test]
+fn a_kustomize_base_and_overlay_are_read_as_plain_resources_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let ko = kustomize_layout(dir.path());
+    let out = hangar(&["audit", ko.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], true, "{}", report["errors"]);
+    assert_eq!(report["summary"]["endpoints"], 1);
+    assert_eq!(report["summary"]["objects"], 2);
+    let note = stderr(&out);
+    let prod = ko.join("overlays/prod");
+    let told = note.matches("`kubectl kustomize DIR | hangar audit -`");
+    assert_eq!(told.count(), 1, "{note}");
+    assert!(
+        note.contains(&format!(
+            "note: skipped {}: {} lists it as a patch",
+            prod.join("replicas.yaml").display(),
+            prod.join("kustomization.yaml").display()
+        )),
+        "{note}"
+    );
+    assert!(
+        !note.contains("not read") && !note.contains("YAML document(s)"),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_malformed_kustomization_is_a_note_and_its_directory_is_still_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let ko = kustomize_layout(dir.path());
+    write(&ko, "base/kustomization.yaml", "resources: [deploy.yaml\n");
+    let out = hangar(&[
+        "audit",
+        ko.join("base").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], true, "{}", report["errors"]);
+    assert_eq!(report["summary"]["endpoints"], 1);
+    let note = stderr(&out);
+    assert!(
+        note.contains(&format!(
+            "note: {}: this kustomization is not read (malformed YAML",
+            ko.join("base/kustomization.yaml").display()
+        )),
+        "{note}"
+    );
+    assert!(
+        note.contains("`kubectl kustomize DIR | hangar audit -`"),
+        "{note}"
+    );
+}
+
 #[test]
 fn gateway_check_says_whether_the_shared_limits_answer() {
     let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
