@@ -216,6 +216,26 @@ impl DataScope {
 /// The label that declares an object's data scope.
 pub const DATA_SCOPE_LABEL: &str = "hangar.dev/data-scope";
 
+/// A check id a policy file names, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedCheck {
+    /// The key naming it: `disabledChecks` or `severityOverrides`.
+    pub key: &'static str,
+    pub id: String,
+    /// The 1-based line, when the file could be read for positions.
+    pub line: Option<u64>,
+}
+
+/// The positions of the check ids in a policy file, read apart from the policy itself. (A map
+/// key has no position of its own here: an override's is its value's, on the key's line as
+/// policies are written, `EXP-001: low`.)
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct CheckLines {
+    disabled_checks: Vec<serde_saphyr::Spanned<String>>,
+    severity_overrides: BTreeMap<String, serde_saphyr::Spanned<serde::de::IgnoredAny>>,
+}
+
 /// Why a policy file could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -228,6 +248,31 @@ impl Policy {
             return Ok(Policy::default());
         }
         serde_saphyr::from_str(text).map_err(|e| PolicyError(e.to_string()))
+    }
+
+    /// The check ids this policy names, `disabledChecks` first, then the keys of
+    /// `severityOverrides`, each with the line of `text` (the file it was read from) naming it:
+    /// which ids exist is known only to the catalogue, so an unknown one is found after reading.
+    pub fn named_checks(&self, text: &str) -> Vec<NamedCheck> {
+        let lines: CheckLines = serde_saphyr::from_str(text).unwrap_or_default();
+        let known = |line: u64| (line > 0).then_some(line);
+        let disabled = self.disabled_checks.iter().enumerate().map(|(i, id)| {
+            let spanned = lines.disabled_checks.get(i).filter(|s| s.value == *id);
+            NamedCheck {
+                key: "disabledChecks",
+                id: id.clone(),
+                line: spanned.and_then(|s| known(s.referenced.line())),
+            }
+        });
+        let overridden = self.severity_overrides.keys().map(|id| NamedCheck {
+            key: "severityOverrides",
+            id: id.clone(),
+            line: lines
+                .severity_overrides
+                .get(id)
+                .and_then(|s| known(s.referenced.line())),
+        });
+        disabled.chain(overridden).collect()
     }
 
     pub fn is_disabled(&self, check: &str) -> bool {
@@ -272,6 +317,23 @@ mod tests {
         assert!(
             message.contains("line 2") || message.contains(":2:"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn the_check_ids_named_carry_their_key_and_line() {
+        let text = "disabledChecks:\n  - EXP-001\n  - XYZ-001\nseverityOverrides: {EXP-002: low}\n";
+        let policy = Policy::from_yaml(text).unwrap();
+        let named: Vec<(&str, String, Option<u64>)> = (policy.named_checks(text).into_iter())
+            .map(|c| (c.key, c.id, c.line))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("disabledChecks", "EXP-001".to_owned(), Some(2)),
+                ("disabledChecks", "XYZ-001".to_owned(), Some(3)),
+                ("severityOverrides", "EXP-002".to_owned(), Some(4)),
+            ]
         );
     }
 

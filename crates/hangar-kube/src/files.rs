@@ -172,19 +172,43 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
 }
 
 fn read_and_parse(path: &Path) -> ParsedFile {
-    let (name, bytes) = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        match std::io::stdin().read_to_end(&mut bytes) {
-            Ok(_) => ("<stdin>".to_owned(), bytes),
-            Err(e) => return failed(path, format!("cannot read standard input: {e}")),
-        }
+    let (name, read) = if path == Path::new("-") {
+        let read = read_unless_binary(std::io::stdin().lock())
+            .map_err(|e| format!("cannot read standard input: {e}"));
+        ("<stdin>".to_owned(), read)
     } else {
-        match std::fs::read(path) {
-            Ok(bytes) => (path.display().to_string(), bytes),
-            Err(e) => return failed(path, format!("cannot read: {e}")),
-        }
+        let read = std::fs::File::open(path)
+            .and_then(read_unless_binary)
+            .map_err(|e| format!("cannot read: {e}"));
+        (path.display().to_string(), read)
     };
-    parse_bytes(&Arc::from(name), &bytes)
+    match read {
+        Ok(Some(bytes)) => parse_bytes(&Arc::from(name), &bytes),
+        Ok(None) => failed(path, BINARY_MESSAGE.into()),
+        Err(message) => failed(path, message),
+    }
+}
+
+/// How much of a file is looked at to tell binary from text: as git does, a NUL byte in the
+/// first 8 KiB. No text format Hangar reads holds one.
+const BINARY_SNIFF_BYTES: u64 = 8 * 1024;
+
+/// The error of a binary file, here and where triage reads a stream.
+pub(crate) const BINARY_MESSAGE: &str = "binary file, not read (a NUL byte near its start: an executable, an archive, or text in UTF-16?)";
+
+/// The bytes of `input`, or `None` when it is binary: then only its first 8 KiB were read, so
+/// an executable given by mistake costs one error, not one per line and its size in memory.
+fn read_unless_binary(mut input: impl Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    input
+        .by_ref()
+        .take(BINARY_SNIFF_BYTES)
+        .read_to_end(&mut bytes)?;
+    if bytes.contains(&0) {
+        return Ok(None);
+    }
+    input.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
 fn failed(path: &Path, message: String) -> ParsedFile {
@@ -587,6 +611,39 @@ spec:
             "{:?}",
             snapshot.errors
         );
+    }
+
+    #[test]
+    fn a_binary_file_is_one_error_and_the_rest_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.yaml", NS);
+        // An executable named like a manifest: a NUL byte at once, then many "documents" of bytes
+        // that are not UTF-8, each of which would otherwise be an error of its own.
+        let mut binary = b"\x7fELF\x02\x01\x01\x00".to_vec();
+        for _ in 0..100 {
+            binary.extend_from_slice(b"\n---\n\xff\xfe junk");
+        }
+        std::fs::write(dir.path().join("tool.yaml"), binary).unwrap();
+        let snapshot = load_paths(&[dir.path().to_path_buf()]);
+        assert_eq!(namespace_names(&snapshot), ["a"]);
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert_eq!(snapshot.errors[0].message, BINARY_MESSAGE);
+        assert!(
+            (snapshot.errors[0].origin.file.as_deref())
+                .unwrap()
+                .ends_with("tool.yaml")
+        );
+    }
+
+    #[test]
+    fn only_a_nul_byte_near_the_start_makes_input_binary() {
+        let early = b"apiVersion: v1\n\x00".to_vec();
+        assert_eq!(read_unless_binary(&early[..]).unwrap(), None);
+        // Past the first 8 KiB, a NUL byte is the parser's to report, at its line.
+        let mut late = vec![b'a'; 8 * 1024];
+        late.push(0);
+        let read = read_unless_binary(&late[..]).unwrap();
+        assert_eq!(read.map(|bytes| bytes.len()), Some(8 * 1024 + 1));
     }
 
     #[test]

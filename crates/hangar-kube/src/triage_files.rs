@@ -670,11 +670,18 @@ fn load_stdin(bounds: LogBounds, not_read: &mut UnreadLogs) -> (Snapshot, Logs) 
 /// `not_read`.
 fn load_stream(
     name: &str,
-    reader: impl BufRead,
+    mut reader: impl BufRead,
     bounds: LogBounds,
     not_read: &mut UnreadLogs,
 ) -> (Snapshot, Logs) {
     let mut objects = Objects::new(name);
+    // As `hangar audit` reads files: a NUL byte in what the first read gives (a file's first
+    // 8 KiB) is binary input, one error rather than one per line.
+    if reader.fill_buf().is_ok_and(|head| head.contains(&0)) {
+        let message = crate::files::BINARY_MESSAGE.to_owned();
+        (objects.snapshot.errors).push(load_error(Path::new(name), None, message));
+        return (objects.snapshot, Logs::default());
+    }
     let mut splitter = DumpSplitter::new(name.to_owned(), bounds, None);
     let mut last = 0;
     let read = split_stream(reader, &mut splitter, true, |n, place, line| {
@@ -1073,6 +1080,20 @@ line three
             logs.current[&key("ml", "vllm-0", "vllm")].lines,
             ["line three"]
         );
+    }
+
+    #[test]
+    fn a_binary_stream_is_one_error() {
+        let mut binary = b"\x7fELF\x02\x01\x01\x00".to_vec();
+        for _ in 0..100 {
+            binary.extend_from_slice(b"\n---\n\xff\xfe junk");
+        }
+        let mut not_read = UnreadLogs::default();
+        let (snapshot, logs) =
+            load_stream("tool", &binary[..], LogBounds::default(), &mut not_read);
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert_eq!(snapshot.errors[0].message, crate::files::BINARY_MESSAGE);
+        assert!(logs.current.is_empty());
     }
 
     #[test]

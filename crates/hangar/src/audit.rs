@@ -13,16 +13,12 @@ use hangar_audit::{AuditOptions, Date, audit as run_audit};
 use hangar_core::printable::printable;
 use hangar_core::{Policy, Severity, discover};
 
-use crate::cli::{AuditArgs, ChecksArgs, FailOn, InventoryArgs, parse_output};
+use crate::cli::{AuditArgs, ChecksArgs, FailOn, InventoryArgs, parse_outputs};
 use crate::source;
 
 pub fn audit(args: AuditArgs) -> Result<ExitCode> {
     // Validate everything the user typed before the (possibly long) scan.
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<Result<Vec<_>>>()?;
+    let outputs = parse_outputs(&args.outputs)?;
     // A report that could not be written after a long scan is the scan lost.
     for (_, path) in &outputs {
         let directory = path.parent().filter(|d| !d.as_os_str().is_empty());

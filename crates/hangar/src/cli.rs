@@ -1,7 +1,9 @@
 //! The command line: what each command reads, writes and how it exits.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
+use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
+use clap::error::ContextKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Operations for AI inference on Kubernetes: find every inference endpoint and every security
@@ -26,7 +28,8 @@ pub enum Command {
     /// or, with no paths, the cluster of the current kubeconfig context (read-only).
     ///
     /// Exit codes: 0 nothing at or above --fail-on; 1 findings at or above --fail-on;
-    /// 2 the scan was incomplete (unreadable input, kinds RBAC forbids) or failed.
+    /// 2 the scan was incomplete (unreadable input, files or stdin with no Kubernetes object,
+    /// kinds RBAC forbids) or failed.
     #[command(
         after_help = "Examples:\n  hangar audit examples/cluster\n  hangar audit examples/cluster --policy examples/hangar.yaml --waivers examples/waivers.yaml\n  hangar audit k8s/ --format sarif > hangar.sarif\n  hangar audit k8s/ --output html=report.html --output json=report.json\n  kubectl get deploy,svc,ing,netpol -A -o yaml | hangar audit -\n  hangar audit --context prod -n ml-serving --save-snapshot prod.yaml"
     )]
@@ -141,7 +144,7 @@ pub struct AuditArgs {
     #[arg(short, long = "output", value_name = "FORMAT=PATH")]
     pub outputs: Vec<String>,
     /// Exit 1 when an unwaived finding is at or above this severity.
-    #[arg(long, default_value = "high", value_enum)]
+    #[arg(long, default_value = "high", value_parser = FailOnParser)]
     pub fail_on: FailOn,
     /// Never colour the table (colour is used only on a terminal anyway; NO_COLOR is honoured).
     #[arg(long)]
@@ -157,6 +160,37 @@ pub enum FailOn {
     Info,
     /// Never fail on findings (exit 2 for incomplete scans still applies).
     Never,
+}
+
+/// Reads `--fail-on` as clap reads any value enum, without its "a similar value exists" tip: the
+/// value most like a typo (`severe`) is `never`, and copying that tip would turn the gate off.
+#[derive(Debug, Clone, Copy)]
+struct FailOnParser;
+
+impl TypedValueParser for FailOnParser {
+    type Value = FailOn;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<FailOn, clap::Error> {
+        EnumValueParser::<FailOn>::new()
+            .parse_ref(cmd, arg, value)
+            .map_err(|mut err| {
+                err.remove(ContextKind::SuggestedValue);
+                err
+            })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            FailOn::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value()),
+        ))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -191,4 +225,47 @@ where
         .parse()
         .map_err(|e| anyhow::anyhow!("--output {spec}: {e}"))?;
     Ok((format, PathBuf::from(path)))
+}
+
+/// Reads every `--output FORMAT=PATH`, refusing two that name one file: the last written would
+/// silently replace the others.
+pub fn parse_outputs<F>(specs: &[String]) -> anyhow::Result<Vec<(F, PathBuf)>>
+where
+    F: std::str::FromStr,
+    F::Err: std::fmt::Display,
+{
+    let mut outputs = Vec::with_capacity(specs.len());
+    let mut files: Vec<(PathBuf, &str)> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (format, path) = parse_output::<F>(spec)?;
+        let file = file_named(&path);
+        if let Some((_, earlier)) = files.iter().find(|(other, _)| *other == file) {
+            anyhow::bail!(
+                "--output {earlier} and --output {spec} write the same file: give each output a path of its own"
+            );
+        }
+        files.push((file, spec.as_str()));
+        outputs.push((format, path));
+    }
+    Ok(outputs)
+}
+
+/// The file `path` names, however it is written: `r.json`, `./r.json` and `out//r.json` alike,
+/// and through the real directory when it exists (`../here/r.json` from `here`).
+fn file_named(path: &Path) -> PathBuf {
+    let plain: PathBuf = (path.components())
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    let real = match (plain.parent(), plain.file_name()) {
+        (Some(directory), Some(name)) => {
+            let directory = if directory.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                directory
+            };
+            std::fs::canonicalize(directory).ok().map(|d| d.join(name))
+        }
+        _ => None,
+    };
+    real.unwrap_or(plain)
 }

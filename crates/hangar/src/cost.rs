@@ -8,7 +8,7 @@ use hangar_audit::cost::{
     CostOptions, Format, GroupBy, Timestamp, parse_at, parse_period, render, showback,
 };
 
-use crate::cli::{SourceArgs, parse_output};
+use crate::cli::{SourceArgs, parse_outputs};
 use crate::source;
 
 /// The examples, in both the short and the long help.
@@ -41,8 +41,8 @@ What it computes:
     examples!(),
     "
 
-Exit codes: 0 costed; 2 part of the input could not be read (the rest is still costed) or the
-command failed. See docs/cost.md."
+Exit codes: 0 costed; 2 part of the input could not be read (the rest is still costed), the files
+or standard input held no Kubernetes object, or the command failed. See docs/cost.md."
 );
 
 #[derive(Debug, Args)]
@@ -76,11 +76,7 @@ pub struct CostArgs {
 
 pub fn run(args: CostArgs) -> Result<ExitCode> {
     // Validate everything the user typed before reading a cluster.
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<Result<Vec<_>>>()?;
+    let outputs = parse_outputs(&args.outputs)?;
     let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
     let by: GroupBy = args.by.parse().map_err(anyhow::Error::msg)?;
     let period_hours = parse_period(&args.period).context("--period")?;

@@ -34,8 +34,8 @@ Examples:
   hangar runbook --all -o runbooks/ --from examples/cluster          # all, plus runbooks/index.md
   hangar runbook --all -o runbooks/ --context prod -n ml             # from the live cluster
 
-Exit codes: 0 written; 2 the endpoint is unknown or ambiguous, the input could not all be read,
-or the output could not be written.")]
+Exit codes: 0 written; 2 the endpoint is unknown or ambiguous, --all found no endpoint, the input
+could not all be read, or the output could not be written.")]
 pub struct RunbookArgs {
     /// The endpoint: its id (`Deployment/platform/vllm-llama-3-1-8b`), `namespace/name`, or a name
     /// no other endpoint has.
@@ -65,6 +65,8 @@ pub fn run(args: RunbookArgs) -> Result<ExitCode> {
             source: described.clone(),
         },
     );
+    // Said before an endpoint is looked for: input not read may be why none is found.
+    let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
     let namespace = args.source.namespace.as_deref();
     let in_scope: Vec<&Endpoint> = report
         .endpoints
@@ -73,6 +75,10 @@ pub fn run(args: RunbookArgs) -> Result<ExitCode> {
         .collect();
     let chosen: Vec<&Endpoint> = match &args.endpoint {
         Some(wanted) => vec![source::find_endpoint(&in_scope, wanted)?],
+        // `--all` writing no runbook is a mistyped namespace or input, as for `triage`.
+        None if in_scope.is_empty() => {
+            return Err(source::no_endpoint_found(&described, namespace));
+        }
         None => in_scope,
     };
     let risks = risks_by_endpoint(&report, &audit_command(&args.source));
@@ -90,13 +96,11 @@ pub fn run(args: RunbookArgs) -> Result<ExitCode> {
 
     match &args.output_dir {
         Some(dir) => write_pages(dir, &pages, &risks, &no_risks, args.all, &described)?,
-        None if pages.is_empty() => eprintln!("no inference endpoints in {described}"),
         None => {
             let texts: Vec<&str> = pages.iter().map(|(_, text)| text.as_str()).collect();
             out!("{}", texts.join("\n---\n\n"))?;
         }
     }
-    let complete = source::report_gaps(&snapshot.errors, &snapshot.not_covered);
     Ok(if complete {
         ExitCode::SUCCESS
     } else {

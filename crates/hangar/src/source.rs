@@ -2,10 +2,11 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use hangar_core::printable::printable;
-use hangar_core::{Endpoint, LoadError, NotCovered, Policy, Snapshot};
+use hangar_core::{Endpoint, LoadError, NotCovered, Origin, Policy, Snapshot};
 use hangar_kube::live::{LiveOptions, Progress, load_live, save_snapshot};
 
 use crate::cli::SourceArgs;
@@ -21,10 +22,18 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        let snapshot = hangar_kube::load_paths(&source.paths);
+        let mut snapshot = hangar_kube::load_paths(&source.paths);
         note_not_objects(&snapshot.not_objects);
         for note in &snapshot.notes {
             eprintln!("note: {}", printable(note));
+        }
+        if snapshot.object_count() == 0
+            && snapshot.errors.is_empty()
+            && snapshot.not_covered.is_empty()
+        {
+            snapshot.errors = (source.paths.iter())
+                .map(|path| holds_no_object(path.as_path()))
+                .collect();
         }
         (snapshot, described)
     };
@@ -38,6 +47,37 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
         );
     }
     Ok((snapshot, described))
+}
+
+/// Input that holds no Kubernetes object at all is not a clean scan of nothing: it is what an
+/// empty pipe from a `kubectl get` that failed, a mistyped directory or a file of other YAML look
+/// like. Each path given is then an error, so the scan is incomplete (exit 2). A live scan of an
+/// empty namespace is not one of these: it read the cluster, and the cluster had nothing there.
+fn holds_no_object(path: &Path) -> LoadError {
+    let (name, message) = if path == Path::new("-") {
+        (
+            "<stdin>".to_owned(),
+            "no Kubernetes object on standard input (did the command writing to it fail?), so nothing was checked",
+        )
+    } else if path.is_dir() {
+        (
+            path.display().to_string(),
+            "no Kubernetes object in this directory (no .yaml, .yml or .json document with apiVersion and kind), so nothing was checked",
+        )
+    } else {
+        (
+            path.display().to_string(),
+            "no Kubernetes object in this file (no document with apiVersion and kind), so nothing was checked",
+        )
+    };
+    LoadError {
+        origin: Origin {
+            file: Some(Arc::from(name)),
+            line: None,
+        },
+        object: None,
+        message: message.to_owned(),
+    }
 }
 
 /// Says which YAML documents were skipped as no Kubernetes object, so that a manifest missing
@@ -163,6 +203,17 @@ pub fn describe_cluster(options: &LiveOptions) -> String {
     )
 }
 
+/// The error of a command about inference endpoints that finds none in scope (`triage`,
+/// `runbook --all`): an empty result there is a mistyped namespace or input, not a success.
+pub fn no_endpoint_found(described: &str, namespace: Option<&str>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no inference endpoint found in {described}{} (see `hangar inventory`)",
+        namespace
+            .map(|ns| format!(" namespace {ns}"))
+            .unwrap_or_default()
+    )
+}
+
 /// A path typed where the endpoint belongs (`hangar triage dump/`) is a mistake to name at once,
 /// before a live read fails in a less helpful way.
 pub fn check_not_a_path(endpoint: Option<&str>, from: &[std::path::PathBuf]) -> Result<()> {
@@ -241,18 +292,20 @@ pub fn policy(path: Option<&Path>) -> Result<Policy> {
     let policy = Policy::from_yaml(&text)
         .map_err(|e| anyhow::Error::msg(in_file(&e.to_string(), path)))
         .with_context(|| format!("invalid policy file {}", path.display()))?;
-    let unknown: Vec<&str> = policy
-        .disabled_checks
-        .iter()
-        .chain(policy.severity_overrides.keys())
-        .filter(|id| hangar_audit::checks::find(id).is_none())
-        .map(String::as_str)
+    // Each unknown id at `file:line`, with the key naming it, as the parser's own errors are.
+    let unknown: Vec<String> = (policy.named_checks(&text).into_iter())
+        .filter(|named| hangar_audit::checks::find(&named.id).is_none())
+        .map(|named| {
+            let line = named.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let id = printable(&named.id);
+            format!("  {}{line}: {}: {id}", path.display(), named.key)
+        })
         .collect();
     if !unknown.is_empty() {
         anyhow::bail!(
-            "invalid policy file {}: unknown check id(s): {} (see `hangar checks`)",
+            "invalid policy file {}: unknown check id(s) (see `hangar checks`):\n{}",
             path.display(),
-            unknown.join(", ")
+            unknown.join("\n")
         );
     }
     Ok(policy)

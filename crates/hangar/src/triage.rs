@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use hangar_core::{Endpoint, Inventory, Snapshot, discover};
 use hangar_kube::live::{LiveOptions, LogBounds, LogRequest, UnreadLogs, load_live_with_logs};
@@ -46,11 +46,11 @@ pub struct TriageArgs {
     /// incident. Default: now for a live cluster, the capture time for a saved bundle.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<String>,
-    /// Log lines kept per container (the tail).
-    #[arg(long, default_value_t = LogBounds::default().lines, value_name = "N")]
+    /// Log lines kept per container (the tail); at least 1.
+    #[arg(long, default_value_t = LogBounds::default().lines, value_name = "N", value_parser = parse_log_bound)]
     pub log_lines: usize,
-    /// Log bytes kept per container (the tail).
-    #[arg(long, default_value_t = LogBounds::default().bytes, value_name = "BYTES")]
+    /// Log bytes kept per container (the tail); at least 1.
+    #[arg(long, default_value_t = LogBounds::default().bytes, value_name = "BYTES", value_parser = parse_log_bound)]
     pub log_bytes: usize,
 }
 
@@ -58,8 +58,8 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
     source::check_not_a_path(args.endpoint.as_deref(), &args.source.from)?;
     let policy = source::policy(args.source.policy.as_deref())?;
     let bounds = LogBounds {
-        lines: args.log_lines.max(1),
-        bytes: args.log_bytes.max(1),
+        lines: args.log_lines,
+        bytes: args.log_bytes,
     };
     let live = args.source.from.is_empty();
     let (mut input, described) = if live {
@@ -115,12 +115,7 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
         &select,
     );
     if results.is_empty() {
-        bail!(
-            "no inference endpoint found in {described}{} (see `hangar inventory`)",
-            namespace
-                .map(|ns| format!(" namespace {ns}"))
-                .unwrap_or_default()
-        );
+        return Err(source::no_endpoint_found(&described, namespace));
     }
     match args.format.as_str() {
         "json" => {
@@ -184,6 +179,18 @@ impl<'a> Selection<'a> {
             .filter(|e| self.includes(e))
             .flat_map(|e| &e.pods)
             .any(|p| p.namespace == namespace && p.name == pod)
+    }
+}
+
+/// A bound of `--log-lines` or `--log-bytes`: 0 would keep no log at all, and a triage without
+/// the logs cannot see why a container died.
+fn parse_log_bound(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err(
+            "must be at least 1: 0 would keep no log, and the log says why a container died".into(),
+        ),
+        Ok(bound) => Ok(bound),
+        Err(e) => Err(format!("`{text}` is not a whole number: {e}")),
     }
 }
 

@@ -10,7 +10,7 @@ use clap::Args;
 use hangar_validate::report::now_rfc3339;
 use hangar_validate::{Baseline, Golden, GoldenSet, Mode, Options, Report, validate};
 
-use crate::cli::parse_output;
+use crate::cli::parse_outputs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -101,11 +101,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
         bail!("--golden and --url are required");
     };
     // Check everything the user typed before sending anything.
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<Result<Vec<_>>>()?;
+    let outputs = parse_outputs(&args.outputs)?;
     let mut golden = Golden::load(golden_path)?;
     golden
         .retain_cases(&args.cases)
@@ -257,6 +253,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::parse_output;
 
     #[test]
     fn durations_need_a_unit() {

@@ -1001,3 +1001,201 @@ fn gateway_check_says_whether_the_shared_limits_answer() {
         "{summary}"
     );
 }
+
+/// Input that holds no Kubernetes object is an input error, never a clean pass: it is what an
+/// empty pipe from a `kubectl get` that failed, a mistyped directory or a file of other YAML
+/// look like.
+#[test]
+fn input_with_no_kubernetes_object_is_an_input_error_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    let notes = dir.path().join("notes");
+    let values = dir.path().join("values");
+    for sub in [&empty, &notes, &values] {
+        std::fs::create_dir(sub).unwrap();
+    }
+    write(&notes, "readme.txt", "not a manifest\n");
+    write(&values, "values.yaml", "replicaCount: 2\n");
+    let empty_file = write(dir.path(), "empty.yaml", "");
+    let inputs = [
+        "-".to_owned(),
+        empty.display().to_string(),
+        notes.display().to_string(),
+        values.display().to_string(),
+        empty_file.display().to_string(),
+    ];
+    for input in &inputs {
+        let out = hangar(&["audit", input.as_str()]);
+        assert_eq!(out.status.code(), Some(2), "{input}: {}", stdout(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("no Kubernetes object") && text.contains("INCOMPLETE"),
+            "{input}: {text}"
+        );
+    }
+    assert!(
+        stderr(&hangar(&["audit", inputs[3].as_str()])).contains("note: skipped 1 YAML document"),
+        "the skipped document is still named"
+    );
+
+    let out = hangar(&["audit", inputs[1].as_str(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["errors"][0]["file"], inputs[1].as_str());
+    let out = hangar(&["audit", "-", "--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(2));
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        sarif["runs"][0]["invocations"][0]["executionSuccessful"],
+        false
+    );
+    for format in ["markdown", "html"] {
+        let out = hangar(&["audit", "-", "--format", format]);
+        assert_eq!(out.status.code(), Some(2), "{format}");
+    }
+    // The other commands that take files as arguments read them the same way.
+    for command in ["cost", "inventory"] {
+        let out = hangar(&[command, inputs[1].as_str()]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stdout(&out));
+    }
+
+    // Objects without an inference endpoint are a clean audit: there was something to check.
+    let plain = write(dir.path(), "plain.yaml", PLAIN_APP);
+    assert_eq!(
+        hangar(&["audit", plain.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn two_outputs_to_one_file_are_refused_before_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.json");
+    let json = format!("json={}", file.display());
+    let html = format!("html={}", file.display());
+    let through_dot = format!("html={}/./r.json", dir.path().display());
+    for second in [&html, &through_dot] {
+        let out = hangar(&[
+            "audit",
+            "examples/cluster",
+            "--output",
+            json.as_str(),
+            "--output",
+            second.as_str(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{second}");
+        assert!(
+            stderr(&out).contains(&format!(
+                "--output {json} and --output {second} write the same file"
+            )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "said before the scan");
+        assert!(!file.exists());
+    }
+    // Relative to the working directory, with `./` or without.
+    let out = Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["audit", repo().join("examples/cluster").to_str().unwrap()])
+        .args(["-o", "json=r.json", "-o", "sarif=./r.json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("write the same file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!file.exists());
+    let csv = format!("csv={}", file.display());
+    let out = hangar(&[
+        "cost",
+        "examples/cluster",
+        "--output",
+        csv.as_str(),
+        "--output",
+        html.as_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("write the same file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The value most like a mistyped severity is `never`: suggesting it would turn the gate off.
+#[test]
+fn a_mistyped_fail_on_lists_the_severities_and_suggests_none() {
+    let out = hangar(&["audit", "examples/cluster", "--fail-on", "severe"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("invalid value 'severe' for '--fail-on"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[possible values: critical, high, medium, low, info, never]"),
+        "{err}"
+    );
+    assert!(!err.contains("similar") && !err.contains("tip:"), "{err}");
+    let help = stdout(&hangar(&["audit", "--help"]));
+    assert!(help.contains("Never fail on findings"), "{help}");
+}
+
+#[test]
+fn an_unknown_check_id_in_the_policy_is_named_with_its_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "hangar.yaml",
+        "minLogRetentionDays: 30\ndisabledChecks: [EXP-001, XYZ-001]\nseverityOverrides:\n  EXP-002: low\n  EXP-999: low\n",
+    );
+    let out = hangar(&["policy", "check", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let path = policy.display();
+    assert!(
+        err.contains(&format!("{path}:2: disabledChecks: XYZ-001")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{path}:5: severityOverrides: EXP-999")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("EXP-001") && !err.contains("EXP-002"),
+        "only the unknown ids: {err}"
+    );
+}
+
+/// An executable named like a manifest is one error, not one per line, and the rest is read.
+#[test]
+fn a_binary_file_is_one_error_and_the_rest_is_still_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "open.yaml", OPEN_VLLM);
+    let mut binary = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    for _ in 0..1000 {
+        binary.extend_from_slice(b"\n---\n\xff\xfe\x00 not text");
+    }
+    std::fs::write(dir.path().join("tool.yaml"), binary).unwrap();
+    let out = hangar(&["audit", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("binary file, not read"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0]["file"].as_str().unwrap().ends_with("tool.yaml"),
+        "{errors:?}"
+    );
+    assert_eq!(report["summary"]["endpoints"], 1);
+}

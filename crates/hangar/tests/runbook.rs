@@ -260,10 +260,10 @@ fn a_real_cluster_gets_runbooks() {
         kubeconfig.to_str().unwrap(),
     ]);
     assert!(matches!(out.status.code(), Some(0 | 2)), "{}", stderr(&out));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("wrote"),
-        "a runbook (or none) is reported: {}",
-        stderr(&out)
+        err.contains("wrote") || err.contains("no inference endpoint found"),
+        "the runbooks written, or that there is none to write, are reported: {err}"
     );
 }
 
@@ -328,4 +328,52 @@ fn hostile_names_are_written_as_plain_files_inside_the_output_directory() {
     for file in files.iter().filter(|f| *f != "index.md") {
         assert!(index.contains(&format!("]({file})")), "{file}:\n{index}");
     }
+}
+
+/// `--all` that finds no endpoint (a mistyped namespace, input with nothing in it) writes nothing
+/// and says so, exit 2, in the words `triage` uses.
+#[test]
+fn all_with_no_endpoint_in_scope_is_an_error_as_for_triage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runbooks");
+    let o = hangar(&[
+        "runbook",
+        "--all",
+        "--from",
+        "examples/cluster",
+        "-n",
+        "nope",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let expected = "error: no inference endpoint found in examples/cluster namespace nope";
+    assert!(stderr(&o).contains(expected), "{}", stderr(&o));
+    assert!(!out.exists(), "no directory of no runbooks");
+    let triage = hangar(&["triage", "--from", "examples/cluster", "-n", "nope"]);
+    assert_eq!(triage.status.code(), Some(2));
+    assert!(stderr(&triage).contains(expected), "{}", stderr(&triage));
+
+    let o = hangar(&[
+        "runbook",
+        "--all",
+        "--from",
+        "examples/cluster",
+        "-n",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty());
+
+    // Input that holds no object at all says that first.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = hangar(&["runbook", "--all", "--from", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no Kubernetes object in this directory")
+            && err.contains("no inference endpoint found"),
+        "{err}"
+    );
 }

@@ -209,6 +209,25 @@ fn an_unknown_endpoint_is_an_error_that_lists_candidates() {
     );
 }
 
+/// A bound of 0 would keep no log, and the log is where a crash says why: refused, not read as 1.
+#[test]
+fn log_bounds_of_zero_are_refused() {
+    let dir = incidents();
+    for flag in ["--log-lines", "--log-bytes"] {
+        let out = hangar(&["triage", "--from", dir.to_str().unwrap(), flag, "0"]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("invalid value '0' for '{flag}")) && err.contains("at least 1"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let help = hangar(&["triage", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("at least 1"), "{help}");
+}
+
 #[test]
 fn manifests_without_pods_say_so_instead_of_guessing() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cluster");
