@@ -483,6 +483,27 @@ async fn a_raw_body_is_served_as_it_is() {
 }
 
 #[tokio::test]
+async fn a_raw_answer_is_served_to_every_request() {
+    let server = FakeOpenAi::builder().start().await.unwrap();
+    let page = "<html><body><h1>404 Not Found</h1></body></html>";
+    server.update_faults(|f| f.raw_answer = Some((404, page.into())));
+    for (method, path) in [
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/team-a/v1/embeddings"),
+        ("GET", "/v1/models"),
+    ] {
+        let reply = send(&server, method, path, Some(chat("hi"))).await;
+        assert_eq!((reply.status, reply.text().as_str()), (404, page), "{path}");
+        assert_eq!(reply.content_type, "text/html");
+    }
+    let detail = r#"{"detail": "Not Found"}"#;
+    server.update_faults(|f| f.raw_answer = Some((404, detail.into())));
+    let reply = send(&server, "POST", "/v1/completions", None).await;
+    assert_eq!((reply.status, reply.text().as_str()), (404, detail));
+    assert_eq!(reply.content_type, "application/json");
+}
+
+#[tokio::test]
 async fn malformed_json_is_served_whole_and_streamed() {
     let server = FakeOpenAi::builder().start().await.unwrap();
     server.update_faults(|f| f.malformed_json = true);

@@ -26,7 +26,7 @@ pub struct Answer {
     pub usage: Option<Usage>,
     /// The model the server says answered.
     pub model: Option<String>,
-    /// `error.message` of an error body (or the start of a body that is not JSON).
+    /// The message of the API's error body, for an error status.
     pub error_message: Option<String>,
     /// Request sent to last byte read.
     pub latency: Duration,
@@ -184,17 +184,33 @@ pub fn read_chunk(kind: CaseKind, chunk: &Value, answer: &mut Answer) -> Result<
     Ok(generated || !piece.is_empty())
 }
 
-/// `error.message` of an OpenAI error body, or the body's start when it has no such field.
+/// The message of an error body, or the body's start when it is not the API's error.
 pub fn error_message(body: &[u8]) -> Option<String> {
     if body.is_empty() {
         return None;
     }
     match serde_json::from_slice::<Value>(body) {
-        Ok(value) => Some(match value.get("error") {
-            Some(error) => error_text(error),
-            None => crate::compare::excerpt(&value.to_string()),
-        }),
+        Ok(value) => Some(
+            api_error_message(&value)
+                .unwrap_or_else(|| crate::compare::excerpt(&value.to_string())),
+        ),
         Err(_) => Some(crate::compare::excerpt(&String::from_utf8_lossy(body))),
+    }
+}
+
+/// The message of an error body as OpenAI-compatible servers write it: a JSON object with an
+/// `error` (OpenAI and llama.cpp `{"error": {"message": …}}`, Ollama and TGI
+/// `{"error": "…"}`) or a top-level `message` (vLLM and SGLang
+/// `{"object": "error", "message": …}`). `None` for anything else (an HTML page, FastAPI's
+/// route-not-found `{"detail": "Not Found"}`): the API did not write it.
+pub fn api_error_message(body: &Value) -> Option<String> {
+    let object = body.as_object()?;
+    match object.get("error") {
+        Some(error @ (Value::String(_) | Value::Object(_))) => Some(error_text(error)),
+        _ => object
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     }
 }
 
@@ -534,6 +550,42 @@ mod tests {
             Some("Bad Gateway")
         );
         assert_eq!(error_message(b""), None);
+        assert_eq!(
+            error_message(br#"{"object": "error", "message": "no such model"}"#).as_deref(),
+            Some("no such model")
+        );
+    }
+
+    #[test]
+    fn an_api_error_carries_an_error_or_a_message() {
+        for (body, message) in [
+            (
+                json!({"error": {"message": "The model `x` does not exist.", "type": "NotFoundError", "param": null, "code": 404}}),
+                "The model `x` does not exist.",
+            ),
+            (
+                json!({"object": "error", "message": "The model `x` does not exist.", "type": "NotFoundError", "param": null, "code": 404}),
+                "The model `x` does not exist.",
+            ),
+            (
+                json!({"error": "model 'x' not found"}),
+                "model 'x' not found",
+            ),
+            (
+                json!({"error": {"code": 404, "message": "model not found", "type": "not_found_error"}}),
+                "model not found",
+            ),
+        ] {
+            assert_eq!(api_error_message(&body).as_deref(), Some(message), "{body}");
+        }
+        for body in [
+            json!({"detail": "Not Found"}),
+            json!({"error": null}),
+            json!("Not Found"),
+            json!([]),
+        ] {
+            assert_eq!(api_error_message(&body), None, "{body}");
+        }
     }
 
     #[test]

@@ -114,9 +114,11 @@ pub enum NetworkErrorKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProtocolErrorKind {
-    /// A success status with a body that is not JSON.
+    /// A body that is not JSON: of a success status, or of an error status (whose body must be
+    /// the API's error, else something other than the API answered).
     NotJson,
-    /// JSON, but not an OpenAI-compatible answer (no `choices`, no `data`…).
+    /// JSON, but not an OpenAI-compatible answer (no `choices`, no `data`…), or an error status
+    /// whose body has no `error` or `message`.
     UnexpectedShape,
     /// A stream was asked for and something else came back.
     NotAStream,
@@ -356,7 +358,7 @@ impl Client {
                 answer::read_body(call.kind, &value, &mut answer)
                     .map_err(|m| CallError::protocol(ProtocolErrorKind::UnexpectedShape, m))?;
             } else {
-                answer.error_message = answer::error_message(&bytes);
+                answer.error_message = Some(api_error(status, &bytes)?);
             }
         }
         Ok(answer)
@@ -417,6 +419,43 @@ async fn unavailable(response: Response<Incoming>, limit: usize) -> CallError {
         // Only the delta-seconds form: API servers and gateways send it; HTTP dates are rare.
         retry_after_seconds: retry_after.and_then(|a| a.trim().parse().ok()),
     }
+}
+
+/// The message of an error status's body, which must be the API's own error
+/// ([`answer::api_error_message`]). Anything else (a proxy's HTML 404 page, an empty body,
+/// FastAPI's `{"detail": "Not Found"}`) means the request did not reach the API, as behind a
+/// wrong path prefix or the wrong Service: a protocol error, never a wrong answer, and never the
+/// status a case expects.
+fn api_error(status: u16, bytes: &[u8]) -> Result<String, CallError> {
+    let not_the_api = |kind: ProtocolErrorKind, what: &str| {
+        let mut message = format!(
+            "the {status} body {what}, so not the API's error (is the URL the model server's, with the right path prefix?)"
+        );
+        let shown = body_excerpt(bytes);
+        if !shown.is_empty() {
+            message.push_str(": ");
+            message.push_str(&shown);
+        }
+        CallError::protocol(kind, message)
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_the_api(ProtocolErrorKind::NotJson, "is empty"));
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return Err(not_the_api(ProtocolErrorKind::NotJson, "is not JSON"));
+    };
+    answer::api_error_message(&value).ok_or_else(|| {
+        not_the_api(
+            ProtocolErrorKind::UnexpectedShape,
+            "has no `error` or `message`",
+        )
+    })
+}
+
+/// The start of a body on one line: an HTML page's line breaks would break the report's.
+fn body_excerpt(bytes: &[u8]) -> String {
+    let start = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    crate::compare::excerpt(&start.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// Reads a whole body, at most `limit` bytes of it.

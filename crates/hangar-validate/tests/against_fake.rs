@@ -428,6 +428,78 @@ async fn an_expected_error_status_passes() {
     assert_eq!(report.exit_code(), 0, "{}", report.to_table());
 }
 
+/// nginx's own 404 page, as a proxy in front of the wrong path or Service sends it.
+const NGINX_404: &str = "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.27.4</center>\r\n</body>\r\n</html>\r\n";
+
+const UNKNOWN_MODEL: &str = "  - name: unknown-model\n    kind: chat\n    model: nope\n    request: {messages: [{role: user, content: hi}]}\n    expect: {status: 404}\n";
+
+#[tokio::test]
+async fn an_answer_that_is_not_the_api_is_a_protocol_error_never_a_status() {
+    let server = support_bot().await;
+    let golden = one_case(&format!("{ASK_REFUND}{UNKNOWN_MODEL}"));
+    server.update_faults(|f| f.raw_answer = Some((404, NGINX_404.into())));
+    let validation = run(&golden, &Options::new(server.url()), None).await;
+    let report = &validation.report;
+    let table = report.to_table();
+    assert_eq!(report.exit_code(), 2, "{table}");
+    assert_eq!(report.summary.failed, 0, "not a wrong answer: {table}");
+    assert_eq!(report.summary.errors, 2, "{table}");
+    for case in &report.cases {
+        // The case that expects 404 is not passed by a 404 from something else.
+        assert_eq!(case.status, CaseStatus::Error, "{}: {table}", case.name);
+        assert!(case.checks.is_empty());
+        assert_eq!(case.http_status, Some(404));
+        let Some(CallError::Protocol { kind, message }) = &case.error else {
+            panic!("{}: {:?}", case.name, case.error);
+        };
+        assert_eq!(*kind, ProtocolErrorKind::NotJson, "{message}");
+        assert!(
+            message.starts_with("the 404 body is not JSON, so not the API's error"),
+            "{message}"
+        );
+        assert!(
+            message.contains("<title>404 Not Found</title>"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+    assert!(table.contains("protocol error (not_json)"), "{table}");
+
+    // FastAPI's answer to an unknown path, and an empty body, did not come from the API either.
+    for (body, want) in [
+        (
+            r#"{"detail": "Not Found"}"#,
+            ProtocolErrorKind::UnexpectedShape,
+        ),
+        ("", ProtocolErrorKind::NotJson),
+    ] {
+        server.update_faults(|f| f.raw_answer = Some((404, body.into())));
+        let validation = run(&one_case(UNKNOWN_MODEL), &Options::new(server.url()), None).await;
+        let (kind, message) = protocol_error(&validation);
+        assert_eq!(kind, want, "{body}: {message}");
+        assert_eq!(validation.report.exit_code(), 2);
+    }
+
+    // The error bodies real servers send for an unknown model are the API answering.
+    for body in [
+        r#"{"error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "param": null, "code": 404}}"#,
+        r#"{"object": "error", "message": "The model `nope` does not exist.", "type": "NotFoundError", "param": null, "code": 404}"#,
+        r#"{"error": "model 'nope' not found"}"#,
+        r#"{"error": {"code": 404, "message": "model not found", "type": "not_found_error"}}"#,
+    ] {
+        server.update_faults(|f| f.raw_answer = Some((404, body.into())));
+        let report = run(&one_case(UNKNOWN_MODEL), &Options::new(server.url()), None)
+            .await
+            .report;
+        assert_eq!(report.exit_code(), 0, "{body}: {}", report.to_table());
+        // And a wrong status with one is still a wrong answer.
+        let report = run(&one_case(ASK_REFUND), &Options::new(server.url()), None)
+            .await
+            .report;
+        assert_eq!(report.exit_code(), 1, "{body}: {}", report.to_table());
+    }
+}
+
 /// A loopback port nothing listens on.
 async fn closed_port_url() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

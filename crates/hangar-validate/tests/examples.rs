@@ -99,3 +99,39 @@ async fn the_examples_record_pass_and_catch_drift() {
         }
     }
 }
+
+/// The walkthrough's mistake: `--url` with a path prefix the proxy does not route, which answers
+/// every request with its own HTML 404 page. Nothing is a wrong answer, nothing passes (the
+/// unknown-model case included), and the run is incomplete.
+#[tokio::test]
+async fn the_support_bot_behind_a_wrong_path_is_incomplete_not_wrong() {
+    let server = support_models().await;
+    server.update_faults(|f| {
+        f.raw_answer = Some((
+            404,
+            "<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>".into(),
+        ))
+    });
+    let golden = Golden::load(&example("support-bot.yaml")).unwrap();
+    let mut options = Options::new(format!("{}/team-a", server.url()));
+    options.api_key = Some("sk-EXAMPLE".into());
+    let run = validate(&golden, &options, None).await.unwrap();
+    let report = &run.report;
+    let table = report.to_table();
+    assert_eq!(report.summary.verdict, Verdict::Incomplete, "{table}");
+    assert_eq!(report.exit_code(), 2, "{table}");
+    assert_eq!(report.summary.failed, 0, "{table}");
+    assert_eq!(report.summary.passed, 0, "{table}");
+    assert!(
+        report.cases.iter().all(|c| c.status == CaseStatus::Error),
+        "{table}"
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.path.starts_with("/team-a/v1/")),
+        "{:?}",
+        server.requests()
+    );
+}

@@ -450,6 +450,42 @@ fn an_unavailable_server_is_exit_2_with_its_status_and_retry_after() {
 }
 
 #[test]
+fn a_wrong_path_prefix_is_exit_2_not_a_wrong_answer() {
+    let served = support_bot();
+    // What an ingress or proxy answers for a path it does not route.
+    let page = "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    served
+        .server
+        .update_faults(|f| f.raw_answer = Some((404, page.into())));
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_file(
+        dir.path(),
+        "defaults: {model: support-bot}\ncases:\n  - name: ping\n    kind: completion\n    request: {prompt: ping}\n  - name: unknown-model-is-refused\n    kind: chat\n    model: nope\n    request: {messages: [{role: user, content: ping}]}\n    expect: {status: 404}\n",
+    );
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            golden.to_str().unwrap(),
+            "--url",
+            &format!("{}/team-a", served.server.url()),
+        ],
+        &[],
+    );
+    let table = stdout(&output);
+    assert_eq!(code(&output), 2, "{table}");
+    assert!(!table.contains("FAIL"), "{table}");
+    assert!(!table.contains("PASS"), "{table}");
+    assert!(
+        table.contains(
+            "protocol error (not_json): the 404 body is not JSON, so not the API's error"
+        ),
+        "{table}"
+    );
+    assert!(table.contains("INCOMPLETE: 2 case(s)"), "{table}");
+}
+
+#[test]
 fn bad_arguments_are_refused_before_any_request() {
     let served = support_bot();
     let dir = tempfile::tempdir().unwrap();

@@ -114,6 +114,14 @@ fn route(
     parts: &http::request::Parts,
     body: &[u8],
 ) -> Response<Body> {
+    if let Some((status, raw)) = &faults.raw_answer {
+        let content_type = if raw.trim_start().starts_with('<') {
+            "text/html"
+        } else {
+            "application/json"
+        };
+        return with_body(*status, content_type, full_body(raw.as_bytes().to_vec()));
+    }
     if let Some(key) = &state.api_key {
         let sent = parts
             .headers

@@ -88,6 +88,12 @@ pub struct Faults {
     /// `application/json`: for what no healthy server sends (odd chunks, numbers past `f32`, a
     /// body too large, a stream cut after `data: [DONE]`).
     pub raw_body: Option<Arc<str>>,
+    /// Answer every request, whatever its method, path, model or key, with this status and
+    /// exactly this body (as `text/html` when it starts with `<`, else `application/json`):
+    /// what a server that is not the model server sends behind a wrong path prefix or the wrong
+    /// Service (nginx's HTML 404 page, FastAPI's `{"detail": "Not Found"}`), or another model
+    /// server's error shape (vLLM's `{"object": "error", …}`, Ollama's `{"error": "…"}`).
+    pub raw_answer: Option<(u16, Arc<str>)>,
 }
 
 /// One request the server received, recorded before it was answered.
