@@ -27,6 +27,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use regex::Regex;
 use schemars::JsonSchema;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -158,9 +159,10 @@ impl CaseKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// The HTTP status code. Default 200. With another status, only `latency_ms` may be set
-    /// beside it (an error body has no answer to compare).
-    #[serde(default = "default_status")]
+    /// The HTTP status code, from 100 to 599. Default 200. With another status, only
+    /// `latency_ms` may be set beside it (an error body has no answer to compare).
+    #[serde(default = "default_status", deserialize_with = "status_code")]
+    #[schemars(range(min = 100, max = 599))]
     pub status: u16,
     /// The answer text, exactly (chat and completion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +232,49 @@ impl Default for Expect {
 
 fn default_status() -> u16 {
     200
+}
+
+/// A status code from 100 to 599, written as a number or as text (`'404'`); anything else is
+/// refused with what was written.
+fn status_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    deserializer.deserialize_any(StatusCode)
+}
+
+struct StatusCode;
+
+impl StatusCode {
+    fn refuse<E: de::Error>(got: impl fmt::Display) -> E {
+        E::custom(format!("expected a status code (100–599), got {got}"))
+    }
+}
+
+impl<'de> Visitor<'de> for StatusCode {
+    type Value = u16;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a status code (100–599)")
+    }
+
+    fn visit_u64<E: de::Error>(self, code: u64) -> Result<u16, E> {
+        u16::try_from(code)
+            .ok()
+            .filter(|code| (100..=599).contains(code))
+            .ok_or_else(|| StatusCode::refuse(code))
+    }
+
+    fn visit_i64<E: de::Error>(self, code: i64) -> Result<u16, E> {
+        match u64::try_from(code) {
+            Ok(code) => self.visit_u64(code),
+            Err(_) => Err(StatusCode::refuse(code)),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<u16, E> {
+        match text.trim().parse::<u64>() {
+            Ok(code) => self.visit_u64(code),
+            Err(_) => Err(StatusCode::refuse(format!("{text:?}"))),
+        }
+    }
 }
 
 /// A similarity threshold against the baseline.
@@ -321,54 +366,20 @@ impl Golden {
             origin: origin.to_owned(),
             problems,
         };
-        let set: GoldenSet =
-            serde_saphyr::from_str(text).map_err(|err| fail(vec![yaml_problem(&err, &lines)]))?;
+        let set: GoldenSet = match serde_saphyr::from_str(text) {
+            Ok(set) => set,
+            Err(err) => return Err(fail(every_problem_of_a_bad_file(text, &err, &lines))),
+        };
         let mut problems = Vec::new();
         if set.cases.is_empty() {
-            problems.push(Problem {
-                line: lines.cases_line,
-                case: None,
-                field: Some("cases".into()),
-                message: "there are no cases: add at least one golden request".into(),
-            });
+            problems.push(no_cases(&lines));
         }
-        let default_headers = parse_headers(&set.defaults.headers, &mut |name, message| {
-            let field = format!("headers.{name}");
-            problems.push(Problem {
-                line: lines.defaults_line(&field),
-                case: None,
-                field: Some(format!("defaults.{field}")),
-                message,
-            });
-        });
-        let mut names = BTreeSet::new();
-        let mut cases = Vec::new();
-        for (index, case) in set.cases.iter().enumerate() {
-            let mut place = |field: &str, message: String| {
-                problems.push(Problem {
-                    line: lines.field_line(index, field),
-                    case: Some(case.name.clone()),
-                    field: Some(field.to_owned()),
-                    message,
-                });
-            };
-            if !names.insert(case.name.as_str()) {
-                place("name", "another case has the same name".into());
-            }
-            match prepare(case, &set.defaults) {
-                Ok(mut prepared) => {
-                    let mut headers = default_headers.clone();
-                    headers.extend(prepared.headers);
-                    prepared.headers = headers;
-                    cases.push(prepared);
-                }
-                Err(found) => {
-                    for (field, message) in found {
-                        place(&field, message);
-                    }
-                }
-            }
-        }
+        let cases = check_cases(
+            &set.defaults,
+            set.cases.iter().enumerate(),
+            &lines,
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(fail(problems));
         }
@@ -450,6 +461,328 @@ fn yaml_error_message(err: &serde_saphyr::Error) -> String {
     }
 }
 
+fn no_cases(lines: &LineIndex) -> Problem {
+    Problem {
+        line: lines.cases_line,
+        case: None,
+        field: Some("cases".into()),
+        message: "there are no cases: add at least one golden request".into(),
+    }
+}
+
+/// Checks and compiles `cases` (each with its index in the file) against `defaults`, adding
+/// every problem found, each with its line, case and field.
+fn check_cases<'a>(
+    defaults: &Defaults,
+    cases: impl Iterator<Item = (usize, &'a Case)>,
+    lines: &LineIndex,
+    problems: &mut Vec<Problem>,
+) -> Vec<PreparedCase> {
+    let default_headers = parse_headers(&defaults.headers, &mut |name, message| {
+        let field = format!("headers.{name}");
+        problems.push(Problem {
+            line: lines.defaults_line(&field),
+            case: None,
+            field: Some(format!("defaults.{field}")),
+            message,
+        });
+    });
+    let mut names = BTreeSet::new();
+    let mut prepared = Vec::new();
+    for (index, case) in cases {
+        let mut place = |field: &str, message: String| {
+            problems.push(Problem {
+                line: lines.field_line(index, field),
+                case: Some(case.name.clone()),
+                field: Some(field.to_owned()),
+                message,
+            });
+        };
+        if !names.insert(case.name.as_str()) {
+            place("name", "another case has the same name".into());
+        }
+        match prepare(case, defaults) {
+            Ok(mut ready) => {
+                let mut headers = default_headers.clone();
+                headers.extend(ready.headers);
+                ready.headers = headers;
+                prepared.push(ready);
+            }
+            Err(found) => {
+                for (field, message) in found {
+                    place(&field, message);
+                }
+            }
+        }
+    }
+    prepared
+}
+
+/// A problem found while decoding part of a file: the dotted key path, and what is wrong.
+type Found = (String, String);
+
+/// Looks into a key whose value is a struct of its own for the problems it holds: `None`
+/// reports the key as a whole.
+type Inside = fn(&str, &Value) -> Option<Vec<Found>>;
+
+/// Every problem of a file that does not decode, rather than the first: the file is read as
+/// plain YAML values, then each case, and each key of each case, is decoded on its own, so
+/// that one bad key hides neither the next nor another case; the cases that decode are checked
+/// as in a good file (a bad regex, a missing model). The parser's own error stands when the
+/// YAML itself is broken, or when no problem could be placed.
+fn every_problem_of_a_bad_file(
+    text: &str,
+    err: &serde_saphyr::Error,
+    lines: &LineIndex,
+) -> Vec<Problem> {
+    let Ok(Value::Object(top)) = serde_saphyr::from_str::<Value>(text) else {
+        return vec![yaml_problem(err, lines)];
+    };
+    decoding_problems(&top, err, lines)
+}
+
+fn decoding_problems(
+    top: &Map<String, Value>,
+    err: &serde_saphyr::Error,
+    lines: &LineIndex,
+) -> Vec<Problem> {
+    let top_found = field_problems::<GoldenSet>(top, "", top_inside);
+    let mut problems: Vec<Problem> = top_found
+        .iter()
+        .map(|(field, message)| Problem {
+            line: lines.top_line(field),
+            case: None,
+            field: Some(field.clone()),
+            message: message.clone(),
+        })
+        .collect();
+    let cases: &[Value] = match top.get("cases") {
+        Some(Value::Array(cases)) => cases,
+        _ => &[],
+    };
+    let mut decoded = Vec::new();
+    for (index, case) in cases.iter().enumerate() {
+        let mut found = match case {
+            Value::Object(fields) => field_problems::<Case>(fields, "", case_inside),
+            other => vec![(
+                String::new(),
+                format!(
+                    "expected a mapping with `name`, `kind` and `request`, got {}",
+                    crate::compare::excerpt(&other.to_string())
+                ),
+            )],
+        };
+        if found.is_empty() {
+            match decode::<Case>(case) {
+                Ok(case) => {
+                    decoded.push((index, case));
+                    continue;
+                }
+                Err(message) => found.push((String::new(), message)),
+            }
+        }
+        found.extend(compiled_apart(case, &found));
+        let name = match case.get("name") {
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        for (field, message) in found {
+            // A case without a usable name is named by its place in the file.
+            let shown = match (&name, field.is_empty()) {
+                (Some(_), true) => None,
+                (Some(_), false) => Some(field.clone()),
+                (None, true) => Some(format!("cases[{index}]")),
+                (None, false) => Some(format!("cases[{index}].{field}")),
+            };
+            problems.push(Problem {
+                line: lines.field_line(index, &field),
+                case: name.clone(),
+                field: shown,
+                message,
+            });
+        }
+    }
+    if problems.is_empty() {
+        // None could be placed: the decoder's own error, as it came.
+        problems.push(yaml_problem(err, lines));
+    }
+    if cases.is_empty() && top.get("cases").is_some_and(Value::is_array) {
+        problems.push(no_cases(lines));
+    }
+    // The cases that decode are checked against the defaults that do, their bad keys left out.
+    let bad_defaults: Vec<&str> = top_found
+        .iter()
+        .filter_map(|(field, _)| field.strip_prefix("defaults."))
+        .collect();
+    let defaults = match top.get("defaults") {
+        None => Some(Defaults::default()),
+        Some(value) => decode_without::<Defaults>(value, &bad_defaults),
+    };
+    if let Some(defaults) = defaults {
+        check_cases(
+            &defaults,
+            decoded.iter().map(|(index, case)| (*index, case)),
+            lines,
+            &mut problems,
+        );
+    }
+    // In file order; what has no line (a missing `cases`) last.
+    problems.sort_by_key(|problem| problem.line.unwrap_or(u64::MAX));
+    problems
+}
+
+/// What of a case that does not decode can still be checked on its own: its regex and its JSON
+/// Schema, unless they are themselves at fault. Checks that weigh one key against another (the
+/// kind, the status, the model) wait until the case decodes.
+fn compiled_apart(case: &Value, found: &[Found]) -> Vec<Found> {
+    let at_fault = |field: &str| {
+        found
+            .iter()
+            .any(|(path, _)| path.is_empty() || path == field || path == "expect")
+    };
+    let mut compiled = Vec::new();
+    if let Some(Value::String(pattern)) = case.pointer("/expect/regex")
+        && !at_fault("expect.regex")
+        && let Err(message) = expected_regex(pattern)
+    {
+        compiled.push(("expect.regex".to_owned(), message));
+    }
+    if let Some(schema) = case.pointer("/expect/json_schema")
+        && !at_fault("expect.json_schema")
+        && let Err(message) = expected_schema(schema)
+    {
+        compiled.push(("expect.json_schema".to_owned(), message));
+    }
+    compiled
+}
+
+fn top_inside(key: &str, value: &Value) -> Option<Vec<Found>> {
+    match key {
+        "defaults" => struct_inside::<Defaults>(value, "defaults.", nothing_inside),
+        // Each case is decoded on its own, with its name.
+        "cases" => value.is_array().then(Vec::new),
+        _ => None,
+    }
+}
+
+fn case_inside(key: &str, value: &Value) -> Option<Vec<Found>> {
+    match key {
+        "expect" => struct_inside::<Expect>(value, "expect.", expect_inside),
+        _ => None,
+    }
+}
+
+fn expect_inside(key: &str, value: &Value) -> Option<Vec<Found>> {
+    match key {
+        "similarity" => struct_inside::<Similarity>(value, "expect.similarity.", nothing_inside),
+        _ => None,
+    }
+}
+
+fn nothing_inside(_: &str, _: &Value) -> Option<Vec<Found>> {
+    None
+}
+
+/// The problems inside a mapping decoded as a `T`, when any can be placed there.
+fn struct_inside<T: DeserializeOwned + JsonSchema>(
+    value: &Value,
+    prefix: &str,
+    inside: Inside,
+) -> Option<Vec<Found>> {
+    let found = field_problems::<T>(value.as_object()?, prefix, inside);
+    (!found.is_empty()).then_some(found)
+}
+
+/// The keys of `object` at fault when it is decoded as a `T`, then the required fields it
+/// lacks. Each key is decoded alone (a required field it lacks is then no fault of that key),
+/// so that one bad key does not hide the next.
+fn field_problems<T: DeserializeOwned + JsonSchema>(
+    object: &Map<String, Value>,
+    prefix: &str,
+    inside: Inside,
+) -> Vec<Found> {
+    let required = required_fields::<T>();
+    let mut found = Vec::new();
+    for (key, value) in object {
+        let alone: Map<String, Value> = std::iter::once((key.clone(), value.clone())).collect();
+        let Err(message) = decode::<T>(&Value::Object(alone)) else {
+            continue;
+        };
+        let lacks_another = missing_field(&message)
+            .is_some_and(|field| field != key.as_str() && required.iter().any(|r| r == field));
+        if lacks_another {
+            continue;
+        }
+        match inside(key, value) {
+            Some(deeper) => found.extend(deeper),
+            None => found.push((
+                format!("{prefix}{key}"),
+                plain_message(&message, key, value),
+            )),
+        }
+    }
+    for field in required.iter().filter(|f| !object.contains_key(f.as_str())) {
+        found.push((format!("{prefix}{field}"), "required but missing".into()));
+    }
+    found
+}
+
+/// Decodes `value` as a `T` the way the file itself is decoded (serde-saphyr, so that `4` is
+/// also text and `'5000'` a number, as in a good file), by writing it back as YAML.
+fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
+    let yaml = serde_saphyr::to_string(value).map_err(|err| err.to_string())?;
+    serde_saphyr::from_str(&yaml).map_err(|err| yaml_error_message(&err))
+}
+
+/// `value` decoded as a `T` once its keys named in `bad` are left out.
+fn decode_without<T: DeserializeOwned>(value: &Value, bad: &[&str]) -> Option<T> {
+    let mut value = value.clone();
+    if let Value::Object(fields) = &mut value {
+        for path in bad {
+            let key = path.split('.').next().unwrap_or_default();
+            fields.remove(key);
+        }
+    }
+    decode(&value).ok()
+}
+
+/// The fields a `T` cannot do without (those without a default), from its JSON Schema.
+fn required_fields<T: JsonSchema>() -> Vec<String> {
+    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The field a "missing field `…`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// The decoder's message in the file's terms: what was expected and what was written rather
+/// than Rust's type names, without repeating the key.
+fn plain_message(message: &str, key: &str, value: &Value) -> String {
+    if let Some(rest) = message.strip_prefix(&format!("unknown field `{key}`")) {
+        return format!("unknown field{rest}");
+    }
+    let expected = match message.strip_prefix("invalid ") {
+        Some("u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64") => "a whole number",
+        Some("f32" | "f64" | "floating point") => "a number",
+        Some("boolean" | "bool") => "true or false",
+        _ => return message.to_owned(),
+    };
+    format!(
+        "expected {expected}, got {}",
+        crate::compare::excerpt(&value.to_string())
+    )
+}
+
 const TEXT_EXPECTATIONS: [&str; 5] = [
     "expect.text",
     "expect.contains",
@@ -479,23 +812,20 @@ fn prepare(case: &Case, defaults: &Defaults) -> Result<PreparedCase, Vec<(String
     let regex = expect
         .regex
         .as_deref()
-        .and_then(|pattern| match Regex::new(pattern) {
+        .and_then(|pattern| match expected_regex(pattern) {
             Ok(regex) => Some(regex),
-            Err(err) => {
-                problem("expect.regex", format!("not a valid regex: {err}"));
+            Err(message) => {
+                problem("expect.regex", message);
                 None
             }
         });
     let schema = expect
         .json_schema
         .as_ref()
-        .and_then(|schema| match compile_schema(schema) {
+        .and_then(|schema| match expected_schema(schema) {
             Ok(validator) => Some(std::sync::Arc::new(validator)),
-            Err(err) => {
-                problem(
-                    "expect.json_schema",
-                    format!("not a valid JSON Schema: {err}"),
-                );
+            Err(message) => {
+                problem("expect.json_schema", message);
                 None
             }
         });
@@ -516,6 +846,14 @@ fn prepare(case: &Case, defaults: &Defaults) -> Result<PreparedCase, Vec<(String
         }),
         _ => Err(problems),
     }
+}
+
+fn expected_regex(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|err| format!("not a valid regex: {err}"))
+}
+
+fn expected_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
+    compile_schema(schema).map_err(|err| format!("not a valid JSON Schema: {err}"))
 }
 
 /// Expectations that cannot apply to the case are errors, not silent passes.
@@ -755,7 +1093,115 @@ cases:
         let problem = &problems[0];
         assert_eq!(problem.case.as_deref(), Some("refund-window"));
         assert_eq!(problem.line, Some(14));
-        assert!(problem.message.contains("regexp"), "{}", problem.message);
+        assert_eq!(problem.field.as_deref(), Some("expect.regexp"));
+        assert!(
+            problem
+                .message
+                .starts_with("unknown field, expected one of status, text"),
+            "{}",
+            problem.message
+        );
+    }
+
+    /// A status that is no number in one case, a bad regex in another, an unknown key in two
+    /// (one beside a bad regex), a case without a name, a bad default: every one at once, each
+    /// with its place.
+    const BROKEN: &str = r#"defaults:
+  model: support-bot
+  timeout_ms: soon
+cases:
+  - name: refund-window
+    kind: chat
+    request: {messages: []}
+    expect:
+      regex: '(30 days'
+  - name: unknown-model
+    kind: chat
+    request: {messages: []}
+    expect:
+      status: 'notfound'
+      regexp: x
+  - name: greeting
+    kind: chat
+    request: {messages: []}
+    expect: {regexp: hello, regex: '(hi'}
+  - kind: embeding
+    request: {input: x}
+"#;
+
+    #[test]
+    fn a_file_that_does_not_decode_reports_every_problem_with_its_field() {
+        let err = Golden::from_yaml(BROKEN, "g.yaml").unwrap_err();
+        let text = err.to_string();
+        let want = [
+            "g.yaml:3: defaults.timeout_ms: expected a whole number, got \"soon\"",
+            "g.yaml:9: case `refund-window`: expect.regex: not a valid regex",
+            "g.yaml:14: case `unknown-model`: expect.status: expected a status code (100–599), got \"notfound\"",
+            "g.yaml:15: case `unknown-model`: expect.regexp: unknown field, expected one of status, text",
+            "g.yaml:19: case `greeting`: expect.regexp: unknown field",
+            "g.yaml:19: case `greeting`: expect.regex: not a valid regex",
+            "g.yaml:20: cases[3].kind: unknown variant `embeding`",
+            "g.yaml:20: cases[3].name: required but missing",
+        ];
+        for line in want {
+            assert!(
+                text.lines().any(|l| l.starts_with(line)),
+                "{line}\nmissing from:\n{text}"
+            );
+        }
+        assert_eq!(err.problems.len(), want.len(), "{text}");
+        // In file order.
+        let lines: Vec<u64> = err.problems.iter().map(|p| p.line.unwrap()).collect();
+        assert!(lines.is_sorted(), "{lines:?}");
+    }
+
+    #[test]
+    fn what_a_good_file_may_write_is_no_problem_beside_a_bad_case() {
+        let good = "defaults: {model: m, headers: {x-version: 2}}\ncases:\n  - name: lenient\n    kind: chat\n    stream: yes\n    timeout_ms: '5000'\n    request: {messages: []}\n    expect: {text: 4, contains: [30, true], status: '200', ttft_ms: 100}\n";
+        let golden = Golden::from_yaml(good, "g.yaml").unwrap();
+        let case = &golden.set.cases[0];
+        assert_eq!(
+            (case.expect.status, case.expect.text.as_deref(), case.stream),
+            (200, Some("4"), true)
+        );
+        assert_eq!(golden.cases[0].timeout, Duration::from_secs(5));
+
+        let bad = format!(
+            "{good}  - name: broken\n    kind: chat\n    request: {{messages: []}}\n    expect: {{status: 42}}\n"
+        );
+        let problems = problems(&bad);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].case.as_deref(), Some("broken"));
+        assert_eq!(problems[0].field.as_deref(), Some("expect.status"));
+        assert_eq!(problems[0].line, Some(12));
+        assert_eq!(
+            problems[0].message,
+            "expected a status code (100–599), got 42"
+        );
+    }
+
+    #[test]
+    fn the_file_s_own_keys_are_checked_too() {
+        let found = problems("defaults: {model: m, timeout: 5}\ncase: []\n");
+        let fields: Vec<_> = found
+            .iter()
+            .map(|p| (p.field.as_deref().unwrap_or_default(), p.line))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("defaults.timeout", Some(1)),
+                ("case", Some(2)),
+                ("cases", None)
+            ],
+            "{found:?}"
+        );
+        assert!(
+            found[1]
+                .message
+                .starts_with("unknown field, expected one of defaults, cases")
+        );
+        assert_eq!(found[2].message, "required but missing");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub(crate) struct LineIndex {
     cases: Vec<CaseLines>,
     /// The keys of `defaults`.
     defaults: Option<BTreeMap<String, Spanned<Node>>>,
+    /// The file's own keys (`defaults`, `cases`, and any unknown one).
+    top: Option<BTreeMap<String, Spanned<Node>>>,
 }
 
 #[derive(Debug)]
@@ -37,9 +39,14 @@ impl LineIndex {
             Some(Node::Map(fields)) => Some(fields.clone()),
             _ => None,
         };
+        let top = match &root {
+            Node::Map(fields) => Some(fields.clone()),
+            _ => None,
+        };
         let Some(cases) = root.get("cases") else {
             return LineIndex {
                 defaults,
+                top,
                 ..LineIndex::default()
             };
         };
@@ -49,6 +56,7 @@ impl LineIndex {
                 cases_line,
                 cases: Vec::new(),
                 defaults,
+                top,
             };
         };
         let cases = items
@@ -77,6 +85,7 @@ impl LineIndex {
             cases_line,
             cases,
             defaults,
+            top,
         }
     }
 
@@ -90,6 +99,11 @@ impl LineIndex {
     /// The line of `path` inside `defaults` (e.g. `headers.x-team`).
     pub fn defaults_line(&self, path: &str) -> Option<u64> {
         descend(0, self.defaults.as_ref(), path)
+    }
+
+    /// The line of `path` from the top of the file (e.g. `defaults.timeout_ms`).
+    pub fn top_line(&self, path: &str) -> Option<u64> {
+        descend(0, self.top.as_ref(), path)
     }
 
     /// The name of the case whose text holds `line`.
@@ -234,6 +248,8 @@ mod tests {
         // A missing field falls back to its nearest parent.
         assert_eq!(index.field_line(1, "request.stream"), Some(11));
         assert_eq!(index.field_line(1, "expect.text"), Some(8));
+        assert_eq!(index.top_line("defaults.model"), Some(2));
+        assert_eq!(index.top_line("nope"), None);
     }
 
     #[test]

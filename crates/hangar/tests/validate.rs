@@ -348,6 +348,32 @@ fn a_bad_golden_file_is_exit_2_with_file_line_and_case() {
             .contains("support-bot.yaml:11: case `refund-window`: expect.regex: not a valid regex"),
         "{message}"
     );
+    // A case that does not decode hides neither its own field nor the other cases' problems.
+    let undecodable = golden_file(
+        dir.path(),
+        &GOLDEN.replace(r"'\b30 days\b'", "'(30 days'").replace(
+            "      similarity: {min: 0.98}\n",
+            "      status: notfound\n",
+        ),
+    );
+    let output = hangar(
+        &[
+            "validate",
+            "--golden",
+            undecodable.to_str().unwrap(),
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2);
+    let message = stderr(&output);
+    for line in [
+        "support-bot.yaml:11: case `refund-window`: expect.regex: not a valid regex",
+        "support-bot.yaml:17: case `ticket-embedding`: expect.status: expected a status code (100–599), got \"notfound\"",
+    ] {
+        assert!(message.contains(line), "{line}\nmissing from:\n{message}");
+    }
     let unknown = hangar(
         &[
             "validate",
