@@ -198,19 +198,31 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     }
 }
 
-/// The message of an error body as OpenAI-compatible servers write it: a JSON object with an
-/// `error` (OpenAI and llama.cpp `{"error": {"message": …}}`, Ollama and TGI
-/// `{"error": "…"}`) or a top-level `message` (vLLM and SGLang
-/// `{"object": "error", "message": …}`). `None` for anything else (an HTML page, FastAPI's
-/// route-not-found `{"detail": "Not Found"}`): the API did not write it.
+/// The message of an error body as model servers write it: a JSON object with an `error`
+/// (OpenAI and llama.cpp `{"error": {"message": …}}`, Ollama and TGI `{"error": "…"}`), a
+/// `message` beside `"object": "error"` (vLLM, SGLang, LMDeploy), or a FastAPI `detail`
+/// (Triton's OpenAI frontend, Xinference: `{"detail": "Unknown model: x"}`). `None` for
+/// anything else: an HTML page, a gateway's `{"message": "no Route matched…"}` (Kong, AWS API
+/// Gateway), or FastAPI's own answer for a path no route serves (`{"detail": "Not Found"}`).
 pub fn api_error_message(body: &Value) -> Option<String> {
     let object = body.as_object()?;
-    match object.get("error") {
-        Some(error @ (Value::String(_) | Value::Object(_))) => Some(error_text(error)),
-        _ => object
+    if let Some(error @ (Value::String(_) | Value::Object(_))) = object.get("error") {
+        return Some(error_text(error));
+    }
+    if object.get("object").and_then(Value::as_str) == Some("error") {
+        return object
             .get("message")
             .and_then(Value::as_str)
-            .map(str::to_owned),
+            .map(str::to_owned);
+    }
+    match object.get("detail")? {
+        Value::String(detail) if matches!(detail.as_str(), "Not Found" | "Method Not Allowed") => {
+            None
+        }
+        Value::String(detail) => Some(detail.clone()),
+        // A request FastAPI's validation refused: a list of what was wrong.
+        detail @ Value::Array(_) => Some(detail.to_string()),
+        _ => None,
     }
 }
 

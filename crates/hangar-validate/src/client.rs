@@ -358,7 +358,11 @@ impl Client {
                 answer::read_body(call.kind, &value, &mut answer)
                     .map_err(|m| CallError::protocol(ProtocolErrorKind::UnexpectedShape, m))?;
             } else {
-                answer.error_message = Some(api_error(status, &bytes)?);
+                answer.error_message = if reached_by_mistake(status) {
+                    Some(api_error(status, &bytes)?)
+                } else {
+                    answer::error_message(&bytes)
+                };
             }
         }
         Ok(answer)
@@ -419,6 +423,13 @@ async fn unavailable(response: Response<Incoming>, limit: usize) -> CallError {
         // Only the delta-seconds form: API servers and gateways send it; HTTP dates are rare.
         retry_after_seconds: retry_after.and_then(|a| a.trim().parse().ok()),
     }
+}
+
+/// Statuses a request sent to the wrong place gets (a wrong path prefix, the wrong Service):
+/// their body must be the API's own error to count as the API's answer. Any other error status
+/// (a 401 from an auth proxy in front of the server, a 500) is an answer, whoever wrote it.
+fn reached_by_mistake(status: u16) -> bool {
+    matches!(status, 300..=399 | 404 | 405)
 }
 
 /// The message of an error status's body, which must be the API's own error

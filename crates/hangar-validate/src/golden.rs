@@ -620,12 +620,21 @@ fn decoding_problems(
         Some(value) => decode_without::<Defaults>(value, &bad_defaults),
     };
     if let Some(defaults) = defaults {
+        let mut checked = Vec::new();
         check_cases(
             &defaults,
             decoded.iter().map(|(index, case)| (*index, case)),
             lines,
-            &mut problems,
+            &mut checked,
         );
+        // A case that takes its model from a bad `defaults.model` has no model until it is
+        // fixed: one problem, not one more a case.
+        if bad_defaults.contains(&"model") {
+            checked.retain(|p| {
+                !(p.field.as_deref() == Some("model") && p.message.starts_with("no model"))
+            });
+        }
+        problems.extend(checked);
     }
     // In file order; what has no line (a missing `cases`) last.
     problems.sort_by_key(|problem| problem.line.unwrap_or(u64::MAX));
@@ -1202,6 +1211,15 @@ cases:
                 .starts_with("unknown field, expected one of defaults, cases")
         );
         assert_eq!(found[2].message, "required but missing");
+    }
+
+    #[test]
+    fn a_bad_default_model_is_one_problem_not_one_per_case() {
+        let found = problems(
+            "defaults: {model: [support-bot]}\ncases:\n  - {name: a, kind: chat, request: {messages: [{role: user, content: hi}]}}\n  - {name: b, kind: chat, request: {messages: [{role: user, content: hi}]}}\n",
+        );
+        let fields: Vec<_> = found.iter().map(|p| p.field.as_deref()).collect();
+        assert_eq!(fields, [Some("defaults.model")], "{found:?}");
     }
 
     #[test]

@@ -465,10 +465,15 @@ async fn an_answer_that_is_not_the_api_is_a_protocol_error_never_a_status() {
     }
     assert!(table.contains("protocol error (not_json)"), "{table}");
 
-    // FastAPI's answer to an unknown path, and an empty body, did not come from the API either.
+    // FastAPI's answer to an unknown path, a gateway's with no route, and an empty body did not
+    // come from the API either.
     for (body, want) in [
         (
             r#"{"detail": "Not Found"}"#,
+            ProtocolErrorKind::UnexpectedShape,
+        ),
+        (
+            r#"{"message": "no Route matched with those values"}"#,
             ProtocolErrorKind::UnexpectedShape,
         ),
         ("", ProtocolErrorKind::NotJson),
@@ -486,6 +491,8 @@ async fn an_answer_that_is_not_the_api_is_a_protocol_error_never_a_status() {
         r#"{"object": "error", "message": "The model `nope` does not exist.", "type": "NotFoundError", "param": null, "code": 404}"#,
         r#"{"error": "model 'nope' not found"}"#,
         r#"{"error": {"code": 404, "message": "model not found", "type": "not_found_error"}}"#,
+        // Triton's OpenAI frontend and Xinference, in FastAPI's words.
+        r#"{"detail": "Unknown model: nope"}"#,
     ] {
         server.update_faults(|f| f.raw_answer = Some((404, body.into())));
         let report = run(&one_case(UNKNOWN_MODEL), &Options::new(server.url()), None)
@@ -498,6 +505,14 @@ async fn an_answer_that_is_not_the_api_is_a_protocol_error_never_a_status() {
             .report;
         assert_eq!(report.exit_code(), 1, "{body}: {}", report.to_table());
     }
+
+    // A 401 is an answer whoever wrote it (an auth proxy's page in front of the server): a
+    // wrong or missing key is a wrong answer, not a run to try again.
+    server.update_faults(|f| f.raw_answer = Some((401, "<html>Unauthorized</html>".into())));
+    let report = run(&one_case(ASK_REFUND), &Options::new(server.url()), None)
+        .await
+        .report;
+    assert_eq!(report.exit_code(), 1, "{}", report.to_table());
 }
 
 /// A loopback port nothing listens on.
