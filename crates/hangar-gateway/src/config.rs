@@ -857,8 +857,15 @@ impl GatewayConfig {
 
     /// Parses and checks a configuration; the errors name their line or field.
     pub fn from_yaml(text: &str) -> Result<GatewayConfig, Vec<String>> {
-        let config: GatewayConfig =
-            serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(&e, text)])?;
+        // The path of the field at fault, whatever the YAML's style (flow maps, quoted keys).
+        let mut field = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |yaml| {
+            serde_path_to_error::deserialize(yaml).map_err(|e| {
+                field = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let config: GatewayConfig = parsed.map_err(|e| vec![yaml_error(&e, &field)])?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -1097,9 +1104,10 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// serde-saphyr's message with `line N:` first, without its source snippet.
-/// A YAML or type error in `text`, at its line, naming the field there (`line 72:
-/// models.llama.versions.weight: expected a whole number from 0 to 4294967295`).
-fn yaml_error(err: &serde_saphyr::Error, text: &str) -> String {
+/// A YAML or type error at its line, naming the `field` at fault unless the message does
+/// (`line 72: models.llama-3-8b.versions[0].weight: expected a whole number from 0 to
+/// 4294967295`).
+fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
     let options = serde_saphyr::render_options! {
         snippets: serde_saphyr::SnippetMode::Off,
     };
@@ -1109,12 +1117,12 @@ fn yaml_error(err: &serde_saphyr::Error, text: &str) -> String {
         Some(cut) => &first[..cut],
         None => first,
     };
-    let message = plain_type_error(message).unwrap_or_else(|| message.to_owned());
+    let mut message = plain_type_error(message).unwrap_or_else(|| message.to_owned());
+    if !field.is_empty() && field != "." && !message.contains('`') {
+        message = format!("{field}: {message}");
+    }
     match err.location().map(|l| l.line()).filter(|&l| l > 0) {
-        Some(line) => match field_at(text, line) {
-            Some(field) if !message.contains('`') => format!("line {line}: {field}: {message}"),
-            _ => format!("line {line}: {message}"),
-        },
+        Some(line) => format!("line {line}: {message}"),
         None => message,
     }
 }
@@ -1132,44 +1140,6 @@ fn plain_type_error(message: &str) -> Option<String> {
         "bool" => "expected true or false".to_owned(),
         _ => return None,
     })
-}
-
-/// The dotted path of the key on line `line` (1-based) of a block-style YAML `text`, found by
-/// walking up to the keys it is indented under; `None` when the line holds no key.
-fn field_at(text: &str, line: u64) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let at = usize::try_from(line).ok()?.checked_sub(1)?;
-    let (mut indent, key) = key_of(lines.get(at)?)?;
-    let mut path = vec![key];
-    for above in lines.get(..at)?.iter().rev() {
-        if let Some((above_indent, key)) = key_of(above)
-            && above_indent < indent
-        {
-            path.push(key);
-            indent = above_indent;
-        }
-    }
-    path.reverse();
-    Some(path.join("."))
-}
-
-/// The indentation of a line's key (a list item's `- ` counted as indentation) and the key.
-fn key_of(line: &str) -> Option<(usize, &str)> {
-    let body = line.trim_start();
-    let mut indent = line.len() - body.len();
-    let mut body = body;
-    while let Some(item) = body.strip_prefix("- ") {
-        let trimmed = item.trim_start();
-        indent += body.len() - trimmed.len();
-        body = trimmed;
-    }
-    if body.starts_with('#') {
-        return None;
-    }
-    let (key, _) = body.split_once(':')?;
-    let key = key.trim().trim_matches(['"', '\'']);
-    let plain = !key.is_empty() && !key.contains([' ', '{', '[', ',']);
-    plain.then_some((indent, key))
 }
 
 /// The JSON Schema of the configuration file.
@@ -1202,10 +1172,23 @@ audit: {dir: /tmp/a, retentionDays: 1}
         let problems = GatewayConfig::from_yaml(text).unwrap_err();
         assert_eq!(
             problems,
-            ["line 13: models.m.versions.weight: expected a whole number from 0 to 4294967295"]
+            ["line 13: models.m.versions[0].weight: expected a whole number from 0 to 4294967295"]
         );
-        assert_eq!(field_at("a:\n  # b:\n  c: 1\n", 3).as_deref(), Some("a.c"));
-        assert_eq!(field_at("a: 1\n", 9), None);
+        // Whatever the style: a flow map, a key with colons.
+        let flow = text
+            .replace(
+                "audit: {dir: /tmp/a, retentionDays: 1}",
+                "audit: {dir: /tmp/a, retentionDays: many}",
+            )
+            .replace("weight: ninety", "weight: 1")
+            .replace("  m:\n", "  \"llama3.1:8b\":\n")
+            .replace("models: [m]", "models: [\"llama3.1:8b\"]");
+        let problems = GatewayConfig::from_yaml(&flow).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("audit.retentionDays: expected a whole number"),
+            "{problems:?}"
+        );
     }
 
     /// A whole configuration with `tenant` as the one tenant's fields.

@@ -233,15 +233,22 @@ fn check(path: &Path) -> Result<ExitCode> {
     )?;
     // Worth saying, not failing on: keys may come in a later edit.
     if config.auth.jwt.is_none() {
+        let now = jiff::Timestamp::now();
+        let usable = |key: &hangar_gateway::config::ApiKeyEntry| {
+            let expired = (key.expires.as_deref())
+                .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|at| at <= now);
+            !key.revoked && !expired
+        };
         let keyless: Vec<&str> = (config.tenants.keys())
             .filter(|tenant| {
-                !(config.auth.api_keys.iter()).any(|key| &key.tenant == *tenant && !key.revoked)
+                !(config.auth.api_keys.iter()).any(|key| &key.tenant == *tenant && usable(key))
             })
             .map(String::as_str)
             .collect();
         if !keyless.is_empty() {
             outln!(
-                "  warning      no API key acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
+                "  warning      no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
                 keyless.join(", ")
             )?;
         }

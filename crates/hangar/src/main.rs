@@ -27,8 +27,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        // Colour for a person at a terminal; a pod's log (`kubectl logs`, a shipper) gets text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Colour for a person at a terminal who did not say NO_COLOR; a pod's log (`kubectl
+        // logs`, a shipper) gets text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_env_filter(
             // The gateway is a server: its reloads and shutdowns are worth a line by default.
             tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
