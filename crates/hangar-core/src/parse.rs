@@ -18,6 +18,8 @@ pub struct ParsedFile {
     /// Documents with neither `apiVersion` nor `kind`: other YAML that lives beside manifests
     /// (Helm values, tool configurations), skipped rather than reported as broken objects.
     pub not_objects: Vec<Origin>,
+    /// Lists read (`kind: List`, a JSON array), empty ones included.
+    pub lists: usize,
 }
 
 /// Parses YAML (multi-document) or JSON text. `file` names the source in origins and errors.
@@ -344,6 +346,7 @@ fn add_value(file: &Arc<str>, first_line: u32, value: Value, doc: &str, parsed: 
     };
     let value = match document(value) {
         Document::Items(items) => {
+            parsed.lists += 1;
             let lines = item_lines(doc, items.len());
             return add_items(file, first_line, items, &lines, source, parsed);
         }

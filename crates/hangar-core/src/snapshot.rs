@@ -203,6 +203,9 @@ macro_rules! typed_kinds {
             /// was lost (a Kustomize directory read as its plain resources): printed as notes,
             /// and no gap in the scan.
             pub notes: Vec<String>,
+            /// Lists read (`kind: List`, a JSON array), empty ones included: a dump of an empty
+            /// namespace holds no object but was read.
+            pub lists: usize,
             /// Position of every object by kind, namespace and name; built on first lookup.
             index: OnceLock<Index>,
         }
@@ -319,6 +322,7 @@ macro_rules! typed_kinds {
                 self.not_covered.extend(other.not_covered);
                 self.not_objects.extend(other.not_objects);
                 self.notes.extend(other.notes);
+                self.lists += other.lists;
             }
 
             fn build_index(&self) -> Index {
@@ -496,13 +500,6 @@ impl Snapshot {
     /// manifests) lose nothing and are dropped quietly. Copies of one live object (the same
     /// `uid`, from two captures of a cluster) are no conflict: the newer is kept, quietly.
     pub fn resolve_duplicates(&mut self) {
-        self.resolve_duplicates_with(|_, _| false);
-    }
-
-    /// As [`Snapshot::resolve_duplicates`], except that two copies that differ and for which
-    /// `alternatives(earlier, later)` holds (read from two Kustomize directories, each built on
-    /// its own) are no conflict either: the later is kept, and a note, not an error, says so.
-    pub fn resolve_duplicates_with(&mut self, alternatives: impl Fn(&Origin, &Origin) -> bool) {
         let duplicates = self.index().duplicates.clone();
         if duplicates.is_empty() {
             return;
@@ -531,21 +528,14 @@ impl Snapshot {
                 } else {
                     format!("{kind} {namespace}/{name}")
                 };
-                if alternatives(earlier, later) {
-                    let note = format!(
-                        "{earlier}: {object} is defined again, differently, at {later} in another Kustomize directory; each directory is built on its own, so this is no conflict: only the copy at {later} is audited"
-                    );
-                    self.notes.push(note);
-                } else {
-                    let error = LoadError {
-                        origin: earlier.clone(),
-                        object: Some(object),
-                        message: format!(
-                            "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not read"
-                        ),
-                    };
-                    self.errors.push(error);
-                }
+                let error = LoadError {
+                    origin: earlier.clone(),
+                    object: Some(object),
+                    message: format!(
+                        "defined again at {later}, differently; Kubernetes keeps the last one applied, so this copy is not read"
+                    ),
+                };
+                self.errors.push(error);
             }
             dropped
                 .entry(duplicate.kind)

@@ -37,7 +37,6 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
     let files: Vec<PathBuf> = (kustomizations.without_patches(files, &named).into_iter())
         .filter(|file| seen.insert(file.clone()))
         .collect();
-    let owners = kustomizations.owners(&files);
     snapshot.notes = kustomizations.into_notes();
     // Each file's objects go to their kinds' lists on the thread that parsed them; joining the
     // lists is then one copy per kind.
@@ -52,16 +51,15 @@ pub fn load_paths(paths: &[PathBuf]) -> Snapshot {
             // Added to what the objects brought (a saved scan's gaps), not in their place.
             part.errors.extend(parsed.errors);
             part.not_objects = parsed.not_objects;
+            part.lists = parsed.lists;
             part
         })
         .collect();
     snapshot.absorb_all(parts);
-    // Two Kustomize directories are two builds, never applied as one: their copies of an
-    // object are alternatives, not a conflict.
-    let owner = |origin: &Origin| origin.file.as_deref().and_then(|f| owners.get(f).copied());
-    snapshot.resolve_duplicates_with(
-        |earlier, later| matches!((owner(earlier), owner(later)), (Some(a), Some(b)) if a != b),
-    );
+    // Copies that differ are a conflict in Kustomize directories too: whether two of them are
+    // built together (a kustomization listing both) or apart (dev and prod) is for
+    // `kubectl kustomize` to say, which the note points to.
+    snapshot.resolve_duplicates();
     snapshot
 }
 
@@ -83,7 +81,7 @@ fn error(path: &Path, message: String) -> LoadError {
 struct Walk {
     files: Vec<PathBuf>,
     visited: HashSet<PathBuf>,
-    /// The files given by name, read whatever a kustomization says of them.
+    /// The files given by name (resolved), read whatever a kustomization says of them.
     named: HashSet<PathBuf>,
     kustomizations: Kustomizations,
 }
@@ -135,7 +133,8 @@ fn collect(path: &Path, named: bool, walk: &mut Walk, errors: &mut Vec<LoadError
         // block the walk.
         let wanted = named || (metadata.is_file() && has_manifest_extension(path));
         if named {
-            walk.named.insert(path.to_path_buf());
+            // Resolved: the walk of a directory given too may spell it otherwise (`./ko/…`).
+            walk.named.insert(canonical(path));
         }
         if wanted {
             walk.take(path, metadata.is_file());
@@ -381,57 +380,66 @@ spec:
             )
         );
 
-        // Named, a patch is read as what it is asked to be.
+        // Named, a patch is read as what it is asked to be, however its path is spelt.
         let named = load_paths(&[prod.join("replicas.yaml")]);
         assert_eq!(replicas(&named), [Some(4)]);
         assert!(named.notes.is_empty(), "{:?}", named.notes);
+        let spelt = prod.join("../prod/replicas.yaml");
+        let named = load_paths(&[prod.clone(), spelt]);
+        assert_eq!(replicas(&named), [Some(4)]);
+        assert!(
+            !named
+                .notes
+                .iter()
+                .any(|n| n.contains("lists it as a patch")),
+            "{:?}",
+            named.notes
+        );
     }
 
     #[test]
-    fn copies_in_two_kustomize_directories_are_alternatives_but_in_one_directory_a_conflict() {
+    fn copies_that_differ_are_a_conflict_in_kustomize_directories_too() {
+        // Whether two Kustomize directories are built apart (dev, prod) or together (a root
+        // kustomization listing both) only `kubectl kustomize` can tell: a conflict either way.
         let dir = tempfile::tempdir().unwrap();
         let four = VLLM.replace("replicas: 1", "replicas: 4");
-        for (tree, kustomization) in [("kustomized", "resources: [deploy.yaml]\n"), ("plain", "")] {
-            let root = dir.path().join(tree);
-            write(&root, "overlays/dev/deploy.yaml", VLLM);
-            write(&root, "overlays/prod/deploy.yaml", &four);
-            if !kustomization.is_empty() {
-                write(&root, "overlays/dev/kustomization.yaml", kustomization);
-                write(&root, "overlays/prod/kustomization.yaml", kustomization);
-            }
+        write(
+            dir.path(),
+            "root/kustomization.yaml",
+            "resources: [dev, prod]\n",
+        );
+        write(dir.path(), "root/dev/deploy.yaml", VLLM);
+        write(dir.path(), "root/prod/deploy.yaml", &four);
+        for build in ["dev", "prod"] {
+            let path = format!("root/{build}/kustomization.yaml");
+            write(dir.path(), &path, "resources: [deploy.yaml]\n");
         }
-        // dev and prod are two builds: prod, read last, is audited, and a note says so.
-        let snapshot = load_paths(&[dir.path().join("kustomized")]);
-        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        let snapshot = load_paths(&[dir.path().join("root")]);
         assert_eq!(replicas(&snapshot), [Some(4)]);
-        let dev = dir.path().join("kustomized/overlays/dev/deploy.yaml");
+        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+        assert!(snapshot.errors[0].message.starts_with("defined again at"));
+    }
+
+    #[test]
+    fn a_patch_outside_its_kustomizations_directory_hides_nothing() {
+        // Kustomize refuses such a path; it must not take another app's manifest out of the audit.
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "repo/apps/chat/deploy.yaml", VLLM);
+        write(
+            dir.path(),
+            "repo/x/kustomization.yaml",
+            "patches:\n- path: ../apps/chat/deploy.yaml\n",
+        );
+        let snapshot = load_paths(&[dir.path().join("repo")]);
+        assert_eq!(replicas(&snapshot), [Some(1)]);
         assert!(
-            snapshot.notes.iter().any(|n| n.starts_with(&format!(
-                "{}:1: Deployment ml/chat is defined again, differently, at",
-                dev.display()
-            )) && n.contains("another Kustomize directory")),
+            snapshot
+                .notes
+                .iter()
+                .any(|n| n.contains("outside its directory")),
             "{:?}",
             snapshot.notes
         );
-
-        // Without kustomizations, the same files are one set of manifests that disagree.
-        let snapshot = load_paths(&[dir.path().join("plain")]);
-        assert_eq!(replicas(&snapshot), [Some(4)]);
-        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
-        assert!(snapshot.errors[0].message.starts_with("defined again at"));
-        assert!(snapshot.notes.is_empty(), "{:?}", snapshot.notes);
-
-        // Two copies in one Kustomize directory are one build that disagrees with itself.
-        write(
-            dir.path(),
-            "one/kustomization.yaml",
-            "resources: [a.yaml, b.yaml]\n",
-        );
-        write(dir.path(), "one/a.yaml", VLLM);
-        write(dir.path(), "one/b.yaml", &four);
-        let snapshot = load_paths(&[dir.path().join("one")]);
-        assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
-        assert!(snapshot.errors[0].message.starts_with("defined again at"));
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! The Kustomize directories a walk meets. Each is read as its plain resources, as Hangar reads
 //! any directory, except that its kustomization and the patches that kustomization lists are
-//! no objects: a patch read as one would replace the whole object with a fragment. Copies of an
-//! object in two Kustomize directories (a base and its overlays, or `dev` and `prod` each with
-//! a full copy) are alternatives, each directory being built on its own, not a conflict.
+//! no objects: a patch read as one would replace the whole object with a fragment.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -45,10 +43,19 @@ impl Kustomizations {
             .and_then(|text| patch_paths(&text));
         match listed {
             Ok(paths) => {
+                let inside = canonical(dir);
                 for path in paths {
-                    self.patches
-                        .entry(canonical(&dir.join(path)))
-                        .or_insert_with(|| file.clone());
+                    let patch = canonical(&dir.join(&path));
+                    // Kustomize loads no file above its kustomization's directory: a path that
+                    // leaves it must not hide another app's manifest from the audit.
+                    if !patch.starts_with(&inside) {
+                        self.notes.push(format!(
+                            "{}: its patch {path} is outside its directory, which Kustomize refuses: the file is read as any other",
+                            file.display()
+                        ));
+                        continue;
+                    }
+                    self.patches.entry(patch).or_insert_with(|| file.clone());
                 }
             }
             Err(e) => self.notes.push(format!(
@@ -59,7 +66,8 @@ impl Kustomizations {
     }
 
     /// `files` without the kustomizations and the patches they list, but for files given by
-    /// name (`named`), which are read whatever they are. Each patch left out gets a note.
+    /// name (`named`, resolved), which are read whatever they are. Each patch left out gets a
+    /// note.
     pub(crate) fn without_patches(
         &mut self,
         files: Vec<PathBuf>,
@@ -69,7 +77,7 @@ impl Kustomizations {
             return files;
         }
         (files.into_iter())
-            .filter(|file| named.contains(file) || !self.leaves_out(file))
+            .filter(|file| named.contains(&canonical(file)) || !self.leaves_out(file))
             .collect()
     }
 
@@ -88,24 +96,6 @@ impl Kustomizations {
         );
         self.notes.push(note);
         true
-    }
-
-    /// The Kustomize directory each of `files` belongs to (the nearest holding it), by the
-    /// name the file's objects' origins give it.
-    pub(crate) fn owners(&self, files: &[PathBuf]) -> HashMap<String, usize> {
-        if self.dirs.is_empty() {
-            return HashMap::new();
-        }
-        let position: HashMap<&Path, usize> = (self.dirs.iter())
-            .enumerate()
-            .map(|(i, dir)| (dir.as_path(), i))
-            .collect();
-        (files.iter())
-            .filter_map(|file| {
-                let dir = file.ancestors().skip(1).find_map(|a| position.get(a))?;
-                Some((file.display().to_string(), *dir))
-            })
-            .collect()
     }
 
     /// What to tell the user: once, how Kustomize directories are read; then each kustomization

@@ -23,11 +23,10 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
             .collect::<Vec<_>>()
             .join(" ");
         let mut snapshot = hangar_kube::load_paths(&source.paths);
-        note_not_objects(&snapshot.not_objects);
-        for note in &snapshot.notes {
-            eprintln!("note: {}", printable(note));
-        }
+        print_notes(&snapshot);
+        // An empty List (kubectl's answer for an empty namespace, a saved scan of one) was read.
         if snapshot.object_count() == 0
+            && snapshot.lists == 0
             && snapshot.errors.is_empty()
             && snapshot.not_covered.is_empty()
         {
@@ -82,6 +81,15 @@ fn holds_no_object(path: &Path) -> LoadError {
 
 /// Says which YAML documents were skipped as no Kubernetes object, so that a manifest missing
 /// both `apiVersion` and `kind` is not skipped unseen.
+/// Says on stderr how the files were read, where nothing was lost: documents that are no
+/// Kubernetes object, Kustomize directories read as their resources, patches skipped.
+pub fn print_notes(snapshot: &Snapshot) {
+    note_not_objects(&snapshot.not_objects);
+    for note in &snapshot.notes {
+        eprintln!("note: {}", printable(note));
+    }
+}
+
 fn note_not_objects(skipped: &[hangar_core::Origin]) {
     const SHOWN: usize = 5;
     if skipped.is_empty() {

@@ -72,7 +72,9 @@ pub fn run(args: TriageArgs) -> Result<ExitCode> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        (load_triage_paths(&args.source.from, bounds), described)
+        let input = load_triage_paths(&args.source.from, bounds);
+        crate::source::print_notes(&input.snapshot);
+        (input, described)
     };
     // Saved before the logs not read become this triage's gaps: the bundle keeps every pod's, for
     // whichever endpoint is triaged from it later.

@@ -603,8 +603,20 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
     assert!(summary.contains("search-indexer"), "{summary}");
     // Two of the example's tenants have no key, and JWT is commented out.
     assert!(
-        summary.contains("warning      no API key acts for release-bot, search-indexer"),
+        summary.contains("acts for release-bot, search-indexer and there is no `auth.jwt`"),
         "{summary}"
+    );
+    // A tenant whose keys have all expired is one of them too.
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
+    let expired = example.replace("2027-02-01T00:00:00Z", "2020-02-01T00:00:00Z");
+    assert_ne!(expired, example);
+    let config = write(dir.path(), "gateway.yaml", &expired);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert!(
+        stdout(&out).contains("acts for release-bot, search-indexer, support and"),
+        "{}",
+        stdout(&out)
     );
 
     // What only building the runtime can find: a CA file for the model servers that is not there.
@@ -919,6 +931,13 @@ fn a_kustomize_base_and_overlay_are_read_as_plain_resources_with_a_note() {
         !note.contains("not read") && !note.contains("YAML document(s)"),
         "{note}"
     );
+    // Triage reads files as the audit does, and says so the same way.
+    let out = hangar(&["triage", "--from", ko.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("lists it as a patch"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -1064,6 +1083,16 @@ fn input_with_no_kubernetes_object_is_an_input_error_in_every_format() {
     let plain = write(dir.path(), "plain.yaml", PLAIN_APP);
     assert_eq!(
         hangar(&["audit", plain.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    // So is an empty List: kubectl's answer for an empty namespace, or a saved scan of one.
+    let list = write(
+        dir.path(),
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems: []\n",
+    );
+    assert_eq!(
+        hangar(&["audit", list.to_str().unwrap()]).status.code(),
         Some(0)
     );
 }
