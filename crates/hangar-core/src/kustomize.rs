@@ -37,6 +37,21 @@ pub fn patch_paths(text: &str) -> Result<Vec<String>, String> {
     Ok(paths)
 }
 
+/// The files and directories the kustomization `text` lists as `resources` or `components`, as
+/// written, in order; none when it cannot be read (`patch_paths` says why).
+pub fn resource_paths(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Ok(Value::Object(fields)) = yaml_value(text) else {
+        return Vec::new();
+    };
+    (["resources", "components"].iter())
+        .filter_map(|field| fields.get(*field)?.as_array())
+        .flatten()
+        .filter_map(|entry| Some(entry.as_str()?.trim().to_owned()))
+        .filter(|path| !path.is_empty())
+        .collect()
+}
+
 /// The file one entry names: `{path: …}` (`patches`, `patchesJson6902`), or a one-line text
 /// (`patchesStrategicMerge`; several lines there are a patch written inline).
 fn patch_path(entry: &Value) -> Option<&str> {
@@ -79,6 +94,14 @@ patchesJson6902:
             patch_paths(text).unwrap(),
             ["replicas.yaml", "gpu.yaml", "json/args.yaml"]
         );
+    }
+
+    #[test]
+    fn resources_and_components_are_listed_and_bad_text_lists_none() {
+        let text = "resources: [../../base, hpa.yaml]\ncomponents:\n- ../gpu\n";
+        assert_eq!(resource_paths(text), ["../../base", "hpa.yaml", "../gpu"]);
+        assert!(resource_paths("resources: [a\n").is_empty());
+        assert!(resource_paths("resources: 3\n").is_empty());
     }
 
     #[test]

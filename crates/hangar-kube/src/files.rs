@@ -440,6 +440,45 @@ spec:
             "{:?}",
             snapshot.notes
         );
+
+        // Nor from inside: a file listed as a resource too, or in an app whose own kustomization
+        // is nearer than the one above that calls it a patch.
+        let both = "resources: [deploy.yaml]\npatches:\n- path: deploy.yaml\n";
+        write(dir.path(), "self/kustomization.yaml", both);
+        write(dir.path(), "self/deploy.yaml", VLLM);
+        let above = "patches:\n- path: apps/chat/deploy.yaml\n";
+        write(dir.path(), "above/kustomization.yaml", above);
+        write(
+            dir.path(),
+            "above/apps/chat/kustomization.yaml",
+            "namePrefix: x-\n",
+        );
+        write(dir.path(), "above/apps/chat/deploy.yaml", VLLM);
+        for root in ["self", "above"] {
+            let snapshot = load_paths(&[dir.path().join(root)]);
+            assert_eq!(
+                replicas(&snapshot),
+                [Some(1)],
+                "{root}: {:?}",
+                snapshot.notes
+            );
+        }
+
+        // A patch that is not there is said to be missing, not outside.
+        write(
+            dir.path(),
+            "typo/kustomization.yaml",
+            "patches:\n- path: typo.yaml\n",
+        );
+        let snapshot = load_paths(&[dir.path().join("typo")]);
+        assert!(
+            snapshot
+                .notes
+                .iter()
+                .any(|n| n.contains("typo.yaml does not exist")),
+            "{:?}",
+            snapshot.notes
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use hangar_core::kustomize::{FILE_NAMES, patch_paths};
+use hangar_core::kustomize::{FILE_NAMES, patch_paths, resource_paths};
 
 use crate::files::canonical;
 
@@ -19,8 +19,14 @@ pub(crate) struct Kustomizations {
     dirs: Vec<PathBuf>,
     /// Every kustomization file met (canonical): configuration, not objects.
     files: HashSet<PathBuf>,
-    /// Every patch file listed (canonical), with the kustomization that lists it first.
-    patches: HashMap<PathBuf, PathBuf>,
+    /// Each directory holding a kustomization, resolved.
+    dirs_resolved: HashSet<PathBuf>,
+    /// Every patch file listed (canonical), with the kustomization that lists it first and that
+    /// kustomization's directory, resolved.
+    patches: HashMap<PathBuf, (PathBuf, PathBuf)>,
+    /// Every file a kustomization lists as a resource (canonical): an object, whatever else
+    /// lists it.
+    resources: HashSet<PathBuf>,
     /// What to tell the user of a kustomization that could not be read, or of a patch skipped.
     notes: Vec<String>,
 }
@@ -38,14 +44,26 @@ impl Kustomizations {
         };
         self.dirs.push(dir.to_path_buf());
         self.files.insert(canonical(&file));
-        let listed = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read: {e}"))
-            .and_then(|text| patch_paths(&text));
-        match listed {
+        let inside = canonical(dir);
+        self.dirs_resolved.insert(inside.clone());
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read: {e}"));
+        if let Ok(text) = &text {
+            let listed = resource_paths(text).into_iter();
+            self.resources
+                .extend(listed.map(|path| canonical(&dir.join(path))));
+        }
+        match text.and_then(|text| patch_paths(&text)) {
             Ok(paths) => {
-                let inside = canonical(dir);
                 for path in paths {
-                    let patch = canonical(&dir.join(&path));
+                    let written = dir.join(&path);
+                    if !written.exists() {
+                        self.notes.push(format!(
+                            "{}: its patch {path} does not exist (kustomize fails on it too)",
+                            file.display()
+                        ));
+                        continue;
+                    }
+                    let patch = canonical(&written);
                     // Kustomize loads no file above its kustomization's directory: a path that
                     // leaves it must not hide another app's manifest from the audit.
                     if !patch.starts_with(&inside) {
@@ -55,7 +73,7 @@ impl Kustomizations {
                         ));
                         continue;
                     }
-                    self.patches.entry(patch).or_insert_with(|| file.clone());
+                    (self.patches.entry(patch)).or_insert_with(|| (file.clone(), inside.clone()));
                 }
             }
             Err(e) => self.notes.push(format!(
@@ -86,9 +104,18 @@ impl Kustomizations {
         if self.files.contains(&real) {
             return true;
         }
-        let Some(kustomization) = self.patches.get(&real) else {
+        let Some((kustomization, listed_in)) = self.patches.get(&real) else {
             return false;
         };
+        // Listed as a resource too, it is an object. And only the nearest kustomization above a
+        // file may call it a patch: one higher up cannot take an app's own manifest out.
+        let nearest = real
+            .ancestors()
+            .skip(1)
+            .find(|dir| self.dirs_resolved.contains(*dir));
+        if self.resources.contains(&real) || nearest != Some(listed_in.as_path()) {
+            return false;
+        }
         let note = format!(
             "skipped {}: {} lists it as a patch, which changes an object and defines none",
             file.display(),

@@ -114,11 +114,11 @@ pub enum NetworkErrorKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProtocolErrorKind {
-    /// A body that is not JSON: of a success status, or of an error status (whose body must be
-    /// the API's error, else something other than the API answered).
+    /// A body that is not JSON: of a success status, or of a 404, 405 or redirect (whose body
+    /// must be the API's error, else something other than the API answered).
     NotJson,
-    /// JSON, but not an OpenAI-compatible answer (no `choices`, no `data`…), or an error status
-    /// whose body has no `error` or `message`.
+    /// JSON, but not an OpenAI-compatible answer (no `choices`, no `data`…), or a 404, 405 or
+    /// redirect whose body is not the API's error.
     UnexpectedShape,
     /// A stream was asked for and something else came back.
     NotAStream,
@@ -458,7 +458,7 @@ fn api_error(status: u16, bytes: &[u8]) -> Result<String, CallError> {
     answer::api_error_message(&value).ok_or_else(|| {
         not_the_api(
             ProtocolErrorKind::UnexpectedShape,
-            "has no `error` or `message`",
+            "is not the API's error (an `error`, a `message` beside `\"object\": \"error\"`, or a FastAPI `detail`)",
         )
     })
 }

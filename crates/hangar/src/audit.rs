@@ -55,7 +55,7 @@ pub fn audit(args: AuditArgs) -> Result<ExitCode> {
     }
     let colour = format == Format::Table
         && !args.no_color
-        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::stdout().is_terminal();
     let style = if colour {
         TerminalStyle::Colour

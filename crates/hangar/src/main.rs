@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         // logs`, a shipper) gets text.
         .with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         )
         .with_env_filter(
             // The gateway is a server: its reloads and shutdowns are worth a line by default.

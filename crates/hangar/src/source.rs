@@ -79,8 +79,6 @@ fn holds_no_object(path: &Path) -> LoadError {
     }
 }
 
-/// Says which YAML documents were skipped as no Kubernetes object, so that a manifest missing
-/// both `apiVersion` and `kind` is not skipped unseen.
 /// Says on stderr how the files were read, where nothing was lost: documents that are no
 /// Kubernetes object, Kustomize directories read as their resources, patches skipped.
 pub fn print_notes(snapshot: &Snapshot) {
@@ -90,6 +88,8 @@ pub fn print_notes(snapshot: &Snapshot) {
     }
 }
 
+/// Says which YAML documents were skipped as no Kubernetes object, so that a manifest missing
+/// both `apiVersion` and `kind` is not skipped unseen.
 fn note_not_objects(skipped: &[hangar_core::Origin]) {
     const SHOWN: usize = 5;
     if skipped.is_empty() {
