@@ -247,7 +247,16 @@ impl Policy {
         if text.trim().is_empty() {
             return Ok(Policy::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| PolicyError(e.to_string()))
+        // The parser's text begins `error: `, which the command's own `error:` says already.
+        serde_saphyr::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            PolicyError(
+                message
+                    .strip_prefix("error: ")
+                    .unwrap_or(&message)
+                    .to_owned(),
+            )
+        })
     }
 
     /// The check ids this policy names, `disabledChecks` first, then the keys of
@@ -340,6 +349,8 @@ mod tests {
     #[test]
     fn a_wrong_type_is_an_error() {
         let err = Policy::from_yaml("minLogRetentionDays: a year\n").unwrap_err();
+        // The command says `error:` before it once.
+        assert!(!err.to_string().starts_with("error:"), "{err}");
         assert!(
             err.to_string().contains("minLogRetentionDays") || err.to_string().contains("line 1"),
             "{err}"

@@ -29,7 +29,7 @@ hangar.dev/escalation, hangar.dev/slack, then the policy's team labels (see docs
 
 Examples:
   hangar runbook vllm-llama-3-1-8b --from examples/cluster           # one endpoint, to stdout
-  hangar runbook platform/vllm-llama-3-1-8b --from examples/cluster  # namespace/name if names repeat
+  hangar runbook platform/vllm-llama-3-1-8b --from examples/cluster  # names repeat: add the ns
   hangar runbook Deployment/platform/vllm-llama-3-1-8b --from k8s/   # the full endpoint id
   hangar runbook --all -o runbooks/ --from examples/cluster          # all, plus runbooks/index.md
   hangar runbook --all -o runbooks/ --context prod -n ml             # from the live cluster
