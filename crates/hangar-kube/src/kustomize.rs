@@ -95,16 +95,19 @@ impl Kustomizations {
             return files;
         }
         (files.into_iter())
-            .filter(|file| named.contains(&canonical(file)) || !self.leaves_out(file))
+            .filter(|file| {
+                let real = canonical(file);
+                named.contains(&real) || !self.leaves_out(file, &real)
+            })
             .collect()
     }
 
-    fn leaves_out(&mut self, file: &Path) -> bool {
-        let real = canonical(file);
-        if self.files.contains(&real) {
+    /// Whether `file` (resolved: `real`) is a kustomization or a patch, noting a patch skipped.
+    fn leaves_out(&mut self, file: &Path, real: &Path) -> bool {
+        if self.files.contains(real) {
             return true;
         }
-        let Some((kustomization, listed_in)) = self.patches.get(&real) else {
+        let Some((kustomization, listed_in)) = self.patches.get(real) else {
             return false;
         };
         // Listed as a resource too, it is an object. And only the nearest kustomization above a
@@ -113,7 +116,7 @@ impl Kustomizations {
             .ancestors()
             .skip(1)
             .find(|dir| self.dirs_resolved.contains(*dir));
-        if self.resources.contains(&real) || nearest != Some(listed_in.as_path()) {
+        if self.resources.contains(real) || nearest != Some(listed_in.as_path()) {
             return false;
         }
         let note = format!(
