@@ -781,7 +781,8 @@ fn plain_message(message: &str, key: &str, value: &Value) -> String {
         return format!("unknown field{rest}");
     }
     let expected = match message.strip_prefix("invalid ") {
-        Some("u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64") => "a whole number",
+        Some("u8" | "u16" | "u32" | "u64" | "usize") => "a whole number, 0 or more",
+        Some("i32" | "i64") => "a whole number",
         Some("f32" | "f64" | "floating point") => "a number",
         Some("boolean" | "bool") => "true or false",
         _ => return message.to_owned(),
@@ -1143,7 +1144,7 @@ cases:
         let err = Golden::from_yaml(BROKEN, "g.yaml").unwrap_err();
         let text = err.to_string();
         let want = [
-            "g.yaml:3: defaults.timeout_ms: expected a whole number, got \"soon\"",
+            "g.yaml:3: defaults.timeout_ms: expected a whole number, 0 or more, got \"soon\"",
             "g.yaml:9: case `refund-window`: expect.regex: not a valid regex",
             "g.yaml:14: case `unknown-model`: expect.status: expected a status code (100–599), got \"notfound\"",
             "g.yaml:15: case `unknown-model`: expect.regexp: unknown field, expected one of status, text",
@@ -1162,6 +1163,16 @@ cases:
         // In file order.
         let lines: Vec<u64> = err.problems.iter().map(|p| p.line.unwrap()).collect();
         assert!(lines.is_sorted(), "{lines:?}");
+    }
+
+    #[test]
+    fn a_negative_count_is_told_what_a_count_may_be() {
+        let yaml = "defaults: {timeout_ms: -5}\ncases: []\n";
+        let err = Golden::from_yaml(yaml, "g.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("defaults.timeout_ms: expected a whole number, 0 or more, got -5"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -35,8 +35,18 @@ pub enum Command {
     )]
     Audit(AuditArgs),
     /// List the inference endpoints and why each was recognised, without running checks.
+    ///
+    /// Reads what `audit` reads: files and directories, `-` for stdin, or with no paths the
+    /// cluster of the current kubeconfig context. Exit code 2 when the input could not be read
+    /// or holds no Kubernetes object.
+    #[command(
+        after_help = "Examples:\n  hangar inventory examples/cluster\n  hangar inventory k8s/ --format csv > endpoints.csv\n  kubectl get deploy,sts,svc -A -o yaml | hangar inventory -\n  hangar inventory --context prod -n ml-serving --format json"
+    )]
     Inventory(InventoryArgs),
-    /// Print the check catalogue.
+    /// Print the check catalogue: each check's id, severity, title and the controls it maps to.
+    #[command(
+        after_help = "Examples:\n  hangar checks\n  hangar checks --format markdown > docs/checks.md\n  hangar checks --format json | jq -r '.[] | select(.severity == \"critical\") | .id'"
+    )]
     Checks(ChecksArgs),
     /// Why an endpoint is sick: the model, its configuration or the infrastructure.
     Triage(crate::triage::TriageArgs),

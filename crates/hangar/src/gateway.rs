@@ -86,8 +86,11 @@ pub enum GatewayCommand {
         /// A record the chain must still hold, as SEQ:HASH, kept outside the log directory.
         #[arg(long, value_name = "SEQ:HASH", value_parser = parse_anchor)]
         anchor: Option<hangar_ledger::Anchor>,
-        /// Print the report as JSON.
-        #[arg(long)]
+        /// The report on standard output.
+        #[arg(short, long, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
+        format: String,
+        /// The same as `--format json` (the flag's first name).
+        #[arg(long, hide = true)]
         json: bool,
     },
 }
@@ -112,8 +115,9 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
             dir,
             prefix,
             anchor,
+            format,
             json,
-        } => verify_log(&dir, &prefix, anchor.as_ref(), json),
+        } => verify_log(&dir, &prefix, anchor.as_ref(), json || format == "json"),
     }
 }
 

@@ -590,6 +590,26 @@ fn verify_log_with_no_log_file_is_no_proof() {
 }
 
 #[test]
+fn verify_log_reports_as_json_with_format_as_other_commands_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger =
+        hangar_ledger::Ledger::open(hangar_ledger::LedgerConfig::new(dir.path(), "audit")).unwrap();
+    for n in 0..3 {
+        assert!(ledger.sender().append(serde_json::json!({"n": n})));
+    }
+    ledger.close().unwrap();
+    let path = dir.path().to_str().unwrap();
+    for flag in [&["--format", "json"][..], &["--json"]] {
+        let out = hangar(&[&["gateway", "verify-log", path][..], flag].concat());
+        assert!(out.status.success(), "{flag:?}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(report["records"], 3, "{report}");
+    }
+    let out = hangar(&["gateway", "verify-log", path]);
+    assert!(stdout(&out).contains("intact"), "{}", stdout(&out));
+}
+
+#[test]
 fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
     let out = hangar(&[
         "gateway",
