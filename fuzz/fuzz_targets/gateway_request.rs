@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 
 static REDACTOR: LazyLock<Redactor> = LazyLock::new(Redactor::default);
 
-const POLICY: ParameterPolicy = ParameterPolicy {
+static POLICY: LazyLock<ParameterPolicy> = LazyLock::new(|| ParameterPolicy {
     max_tokens: 1024,
     max_n: 2,
     allow_logprobs: false,
@@ -22,7 +22,8 @@ const POLICY: ParameterPolicy = ParameterPolicy {
     allow_tools: true,
     allow_chat_template: false,
     max_messages: 64,
-};
+    extra_parameters: ["top_a".to_owned()].into(),
+});
 
 fuzz_target!(|data: &[u8]| {
     let redactor = &*REDACTOR;

@@ -196,6 +196,13 @@ pub struct TenantConfig {
     /// a Jinja program the model server runs.
     #[serde(default)]
     pub allow_chat_template: bool,
+    /// Request fields beyond those the gateway knows (OpenAI's, and the sampling and
+    /// structured-output ones vLLM and SGLang share) that may reach the model server, such as a
+    /// server's own extension (`["top_a"]`); `["*"]` passes any. Every other field is refused
+    /// with 400, for some choose another tenant's adapter, run code, or carry a prompt the guards
+    /// cannot read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_parameters: Vec<String>,
     /// Largest request body.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: Bytes,
@@ -914,6 +921,13 @@ impl GatewayConfig {
                     "tenants.{name}.{field}: must be more than 0 (to stop a tenant, revoke its keys or remove it)"
                 ));
             }
+            for field in &tenant.extra_parameters {
+                if let Some(switch) = crate::request::governed_by(field) {
+                    problems.push(format!(
+                        "tenants.{name}.extraParameters: `{field}` is governed by `{switch}`, not by this list"
+                    ));
+                }
+            }
             for canary in &tenant.canaries {
                 if canary.trim().len() < 8 {
                     problems.push(format!(
@@ -1103,7 +1117,6 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// serde-saphyr's message with `line N:` first, without its source snippet.
 /// A YAML or type error at its line, naming the `field` at fault unless the message does
 /// (`line 72: models.llama-3-8b.versions[0].weight: expected a whole number from 0 to
 /// 4294967295`).
@@ -1426,6 +1439,21 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("tenants.t.requestsPerMinute: must be more than 0"));
         assert!(problems[1].starts_with("tenants.t.tokensPerMinute: must be more than 0"));
+    }
+
+    #[test]
+    fn extra_parameters_cannot_open_what_a_switch_governs() {
+        let problems =
+            with_tenant("    models: [llama]\n    extraParameters: [top_a, logprobs, tools]")
+                .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "tenants.t.extraParameters: `logprobs` is governed by `allowLogprobs`, not by this list",
+                "tenants.t.extraParameters: `tools` is governed by `allowTools`, not by this list",
+            ]
+        );
+        with_tenant("    models: [llama]\n    extraParameters: [top_a]").unwrap();
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (`AuthenticationError` for 401, `PermissionDeniedError` 403, `NotFoundError` 404,
 //! `RateLimitError` 429, `BadRequestError` 400, `InternalServerError` 5xx).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +21,7 @@ pub struct Refusal {
     /// What the client should know; never a secret, never upstream internals.
     pub message: String,
     /// The request field at fault, if one is.
-    pub param: Option<&'static str>,
+    pub param: Option<Cow<'static, str>>,
     /// When to try again, for 429 and 503.
     pub retry_after: Option<Duration>,
 }
@@ -152,8 +153,8 @@ impl Refusal {
     }
 
     /// Names the request field at fault.
-    pub fn with_param(mut self, param: &'static str) -> Self {
-        self.param = Some(param);
+    pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(param.into());
         self
     }
 

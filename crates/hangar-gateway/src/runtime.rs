@@ -319,6 +319,7 @@ fn tenant(
             allow_tools: t.allow_tools,
             allow_chat_template: t.allow_chat_template,
             max_messages: t.max_messages,
+            extra_parameters: t.extra_parameters.iter().cloned().collect(),
         },
         max_body_bytes: t.max_body_bytes.0,
         limits: TenantLimits {
