@@ -54,8 +54,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     audit: AuditSink,
     extraction: Mutex<ExtractionMonitor>,
-    next_id: AtomicU64,
-    id_prefix: String,
+    ids: RequestIds,
     started: Instant,
     /// Set at the end of the drain: streams still open end with an error event.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -72,7 +71,6 @@ impl Gateway {
     /// A gateway serving `runtime`, recording to `audit`.
     pub fn new(runtime: Runtime, audit: AuditSink) -> Gateway {
         let thresholds = extraction_thresholds(&runtime);
-        let started = jiff::Timestamp::now().as_second();
         let refusals_per_second = runtime.config.audit.refusals_per_second;
         let metrics = Metrics::default();
         metrics.show_certificates(&runtime);
@@ -82,8 +80,7 @@ impl Gateway {
             metrics: Arc::new(metrics),
             audit,
             extraction: Mutex::new(ExtractionMonitor::new(thresholds)),
-            next_id: AtomicU64::new(0),
-            id_prefix: format!("{started:x}"),
+            ids: RequestIds::new(),
             started: Instant::now(),
             shutdown: tokio::sync::watch::Sender::new(false),
             refusals: RefusalBudget::default(),
@@ -172,8 +169,51 @@ impl Gateway {
     }
 
     fn request_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("hg-{}-{n:x}", self.id_prefix)
+        self.ids.next()
+    }
+}
+
+/// Request ids, sent to the model server too: a random prefix per process, for replicas started
+/// together must not hand a model server the same id at once (vLLM took it for its engine's id,
+/// and a repeated one in flight failed requests), then the request's number mixed under a
+/// random key, which keeps a process's ids apart and tells clients nothing of its traffic.
+#[derive(Debug)]
+struct RequestIds {
+    prefix: u64,
+    key: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        let random: [u8; 16] = match ring::rand::generate(&ring::rand::SystemRandom::new()) {
+            Ok(random) => random.expose(),
+            // Unlikely; the start time in nanoseconds still keeps replicas apart.
+            Err(_) => {
+                let now = jiff::Timestamp::now().as_nanosecond() as u64;
+                let mut bytes = [0; 16];
+                bytes[..8].copy_from_slice(&now.to_le_bytes());
+                bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+                bytes
+            }
+        };
+        let [prefix, key] = [&random[..8], &random[8..]]
+            .map(|half| half.iter().fold(0, |n, &b| (n << 8) | u64::from(b)));
+        RequestIds {
+            prefix,
+            key,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // `mix` is a bijection, so no two numbers share an id.
+        format!(
+            "hg-{:016x}-{:016x}",
+            self.prefix,
+            crate::routes::mix(n ^ self.key)
+        )
     }
 }
 
@@ -1546,6 +1586,24 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn request_ids_differ_between_processes_and_do_not_count_requests() {
+        let (first, second) = (super::RequestIds::new(), super::RequestIds::new());
+        let ids: Vec<String> = (0..1000).map(|_| first.next()).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert_ne!(
+            first.prefix, second.prefix,
+            "two processes started together"
+        );
+        // Consecutive requests' ids share nothing past the prefix that would count them.
+        let tail = |id: &str| u64::from_str_radix(id.rsplit('-').next().unwrap(), 16).unwrap();
+        assert!(tail(&ids[1]).abs_diff(tail(&ids[0])) > 1 << 20, "{ids:?}");
+        assert!(ids[0].starts_with("hg-") && ids[0].len() == 3 + 16 + 1 + 16);
+    }
+
+    use super::*;
+
     use super::*;
 
     #[test]
