@@ -922,7 +922,19 @@ impl Call<'_> {
         let status = response.status();
         if !status.is_success() {
             admission.release();
-            return Err(self.upstream_refusal(response).await);
+            return Err(self.upstream_refusal(response, exchange).await);
+        }
+        // An answer is read, renamed and watched as text: a compressed one cannot be, and its
+        // bytes must not reach the client unread. The model worked: its reservation stays spent.
+        if let Some(encoding) = compressed(response.headers()) {
+            self.upstream_error("malformed");
+            return Err(Refusal::bad_gateway(
+                "upstream_malformed",
+                format!(
+                    "the model server for `{}` answered in `{encoding}` encoding, though asked for none",
+                    self.facts.model
+                ),
+            ));
         }
         if self.facts.stream && is_event_stream(response.headers()) {
             return Ok(Served::Streaming(
@@ -1034,7 +1046,11 @@ impl Call<'_> {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
-            .header(REQUEST_ID_HEADER, request_id);
+            .header(REQUEST_ID_HEADER, request_id)
+            .header(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
         if self.facts.stream {
             upstream = upstream.header(
                 header::ACCEPT,
@@ -1062,7 +1078,11 @@ impl Call<'_> {
     /// The model server said no. Its own validation errors (400, 413, 422) reach the client as
     /// they are; its overload is a 503 with `Retry-After`; anything else is a 502 that does not
     /// expose the server's internals.
-    async fn upstream_refusal(&self, response: Response<UpstreamBody>) -> Refusal {
+    async fn upstream_refusal(
+        &self,
+        response: Response<UpstreamBody>,
+        exchange: &mut Exchange,
+    ) -> Refusal {
         let status = response.status();
         self.upstream_error(&status.as_u16().to_string());
         let retry_after = response
@@ -1091,6 +1111,7 @@ impl Call<'_> {
                     .ok()
                     .and_then(|v| upstream_message(&v))
                     .map(|m| self.public_names(&m))
+                    .filter(|m| !self.leaks_canary(m, exchange))
                     .unwrap_or_else(|| "the model server refused the request".to_owned());
                 Refusal {
                     status,
@@ -1106,6 +1127,24 @@ impl Call<'_> {
                 ),
             ),
         }
+    }
+
+    /// Whether a model server's error message holds one of the tenant's canaries: servers quote
+    /// the input they refuse, so a request built to fail can bring back its system prompt. The
+    /// message is then withheld, whatever the guard's action, and the guard recorded.
+    fn leaks_canary(&self, message: &str, exchange: &mut Exchange) -> bool {
+        if self.tenant.canaries.is_empty() || self.tenant.injection == GuardAction::Off {
+            return false;
+        }
+        if !CanaryWatch::new(self.tenant.canaries.clone()).feed(message) {
+            return false;
+        }
+        let action = self.tenant.injection.as_str();
+        let detail = "system prompt canary in the model server's error message".to_owned();
+        exchange.guard("canary", action, detail);
+        let labels = [&*self.tenant.name, "canary", action];
+        self.gateway.metrics.guard.add(&labels, 1);
+        true
     }
 
     /// A model server's message with its name for the model replaced by the one the client
@@ -1345,6 +1384,16 @@ fn upstream_message(value: &Value) -> Option<String> {
 /// shedding load (503). Anything else may have run the model, so it is never sent twice.
 fn did_not_run(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// The content coding of an answer, unless it has none (`identity`).
+fn compressed(headers: &HeaderMap) -> Option<String> {
+    let encoding = headers.get(header::CONTENT_ENCODING)?;
+    let encoding = String::from_utf8_lossy(encoding.as_bytes())
+        .trim()
+        .to_owned();
+    let plain = encoding.is_empty() || encoding.eq_ignore_ascii_case("identity");
+    (!plain).then(|| stream::prefix_within(&encoding, 40).to_owned())
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -1601,8 +1650,6 @@ mod tests {
         assert!(tail(&ids[1]).abs_diff(tail(&ids[0])) > 1 << 20, "{ids:?}");
         assert!(ids[0].starts_with("hg-") && ids[0].len() == 3 + 16 + 1 + 16);
     }
-
-    use super::*;
 
     use super::*;
 

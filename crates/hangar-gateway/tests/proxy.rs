@@ -99,6 +99,12 @@ async fn a_chat_request_is_proxied_with_the_upstream_name_and_none_of_the_client
 
     let seen = &upstream.requests()[0];
     assert_eq!(seen.json().unwrap()["model"], "fake-llama");
+    assert_eq!(seen.header("accept-encoding"), Some("identity"));
+    assert_eq!(
+        seen.header("x-request-id"),
+        answer.header("x-request-id"),
+        "the request's id goes upstream"
+    );
     assert_eq!(
         seen.json().unwrap()["max_tokens"],
         100,
@@ -570,6 +576,23 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
     let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_malformed");
+
+    // A compressing proxy before the model server: bytes the gateway cannot read never reach
+    // the client as an answer, streamed or not.
+    upstream.set_faults(Faults {
+        content_encoding: Some("gzip".into()),
+        ..Faults::default()
+    });
+    for stream in [false, true] {
+        let mut body = chat("llama", "hi");
+        body["stream"] = json!(stream);
+        let answer = gw
+            .post("/v1/chat/completions", Some(gw.key("support-1")), &body)
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "stream: {stream}");
+        assert_eq!(answer.code(), "upstream_malformed");
+        assert!(answer.text().contains("`gzip`"), "{}", answer.text());
+    }
 }
 
 #[tokio::test]
@@ -797,7 +820,22 @@ async fn a_leaked_canary_is_caught_in_whole_and_streamed_answers() {
         answer.events().last().unwrap()["error"]["code"],
         "canary_leak"
     );
+
+    // A model server's error quoting the system prompt it refused.
+    let quoted = r#"{"error": {"message": "bad input: [{'role': 'system', 'content': 'CANARY-7f3a9c1b be terse'}]"}}"#;
+    upstream.set_faults(Faults {
+        raw_answer: Some((400, quoted.into())),
+        ..Faults::default()
+    });
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("payments-1")), &leak)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.code(), "upstream_rejected");
+    assert!(!answer.text().contains("7f3a9c1b"), "{}", answer.text());
+
     let records = gw.audit_records().await;
+    assert_eq!(records.len(), 3);
     assert!(records.iter().all(|r| {
         r["guards"]
             .as_array()

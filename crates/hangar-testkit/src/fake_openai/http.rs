@@ -86,7 +86,17 @@ async fn handle(
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    Ok(route(&state, &faults, &parts, &bytes))
+    let mut response = route(&state, &faults, &parts, &bytes);
+    if let Some(encoding) = faults
+        .content_encoding
+        .as_deref()
+        .and_then(|e| http::HeaderValue::from_str(e).ok())
+    {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_ENCODING, encoding);
+    }
+    Ok(response)
 }
 
 /// The faults this request sees; counts it against `status_count`, and clears both once it is

@@ -94,6 +94,9 @@ pub struct Faults {
     /// Service (nginx's HTML 404 page, FastAPI's `{"detail": "Not Found"}`), or another model
     /// server's error shape (vLLM's `{"object": "error", …}`, Ollama's `{"error": "…"}`).
     pub raw_answer: Option<(u16, Arc<str>)>,
+    /// Label every answer with this `content-encoding` (its body unchanged): what a compressing
+    /// proxy in front of a model server sends.
+    pub content_encoding: Option<Arc<str>>,
 }
 
 /// One request the server received, recorded before it was answered.
