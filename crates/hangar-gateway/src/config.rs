@@ -333,6 +333,11 @@ pub struct GlobalLimits {
     /// How long shutdown waits for streams in flight to finish.
     #[serde(default = "default_drain")]
     pub drain: Seconds,
+    /// On SIGTERM, how long the gateway goes on serving, `/readyz` answering 503, before it
+    /// stops accepting and drains: the time Kubernetes takes to stop sending it new connections
+    /// after the pod is deleted. `0s` stops accepting at once; SIGINT (Ctrl-C) always does.
+    #[serde(default = "default_shutdown_delay")]
+    pub shutdown_delay: Seconds,
     /// Keep the tenants' request and token rates and their requests in flight in Redis, so that
     /// all replicas of the gateway count against one limit per tenant. Without it each replica
     /// counts on its own, and a tenant gets its limits from each.
@@ -411,6 +416,7 @@ impl Default for GlobalLimits {
             max_connections: default_max_connections(),
             timeouts: Timeouts::default(),
             drain: default_drain(),
+            shutdown_delay: default_shutdown_delay(),
             shared: None,
         }
     }
@@ -771,6 +777,9 @@ fn default_shared_timeout() -> Seconds {
 }
 fn default_drain() -> Seconds {
     Seconds(Duration::from_secs(30))
+}
+fn default_shutdown_delay() -> Seconds {
+    Seconds(Duration::from_secs(5))
 }
 fn default_connect() -> Seconds {
     Seconds(Duration::from_secs(5))

@@ -75,8 +75,23 @@ pub struct Server {
     admin: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     drain: Duration,
+    shutdown_delay: Duration,
     header_read: Duration,
     max_connections: usize,
+    /// Set when shutdown begins: `/readyz` then answers 503.
+    draining: Arc<AtomicBool>,
+}
+
+/// Takes the gateway out of service while it still serves: `/readyz` answers 503, so that load
+/// balancers stop sending before the listener closes.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// `/readyz` answers 503 from now on.
+    pub fn withdraw(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Server {
@@ -97,6 +112,7 @@ impl Server {
         let serves_tls = config.tls.is_some();
         let logs = AuditLogs::open(&config.audit)?;
         let drain = config.limits.drain.get();
+        let shutdown_delay = config.limits.shutdown_delay.get();
         let header_read = config.limits.request_read.get();
         let max_connections = usize::try_from(config.limits.max_connections).unwrap_or(usize::MAX);
         let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
@@ -113,9 +129,21 @@ impl Server {
             admin,
             tls,
             drain,
+            shutdown_delay,
             header_read,
             max_connections,
+            draining: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// What takes the gateway out of service before it stops (see [`Server::run`]).
+    pub fn readiness(&self) -> Readiness {
+        Readiness(Arc::clone(&self.draining))
+    }
+
+    /// `limits.shutdownDelay`: how long to serve unready after SIGTERM before stopping.
+    pub fn shutdown_delay(&self) -> Duration {
+        self.shutdown_delay
     }
 
     /// Where the inference API listens (useful with port 0).
@@ -134,9 +162,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
-    /// (up to `limits.drain`), and writes out the audit log.
+    /// (up to `limits.drain`), and writes out the audit log. To be taken out of service first,
+    /// `shutdown` calls [`Readiness::withdraw`] and waits a while before it completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-        let draining = Arc::new(AtomicBool::new(false));
+        let draining = self.draining;
         let reloader = tokio::spawn(watch_config(
             Arc::clone(&self.gateway),
             self.config_path.clone(),
@@ -570,6 +599,10 @@ fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'stati
             old.limits.max_connections != new.limits.max_connections,
         ),
         ("limits.drain", old.limits.drain != new.limits.drain),
+        (
+            "limits.shutdownDelay",
+            old.limits.shutdown_delay != new.limits.shutdown_delay,
+        ),
         (
             "limits.requestRead",
             old.limits.request_read != new.limits.request_read,

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -131,7 +132,8 @@ fn serve(config: &Path) -> Result<ExitCode> {
         if let Some(address) = server.admin_address() {
             eprintln!("hangar gateway: metrics and health on http://{address}");
         }
-        server.run(shutdown_signal()).await?;
+        let stop = shutdown_signal(server.readiness(), server.shutdown_delay());
+        server.run(stop).await?;
         eprintln!("hangar gateway: stopped; the audit log is written out");
         Ok(ExitCode::SUCCESS)
     })
@@ -151,24 +153,39 @@ fn gateway_runtime() -> Result<tokio::runtime::Runtime> {
     Ok(builder.enable_all().build()?)
 }
 
-async fn shutdown_signal() {
+/// Completes when the gateway is to stop accepting. SIGINT (Ctrl-C) stops it at once. SIGTERM,
+/// Kubernetes' way, first takes it out of service for `delay` while it still serves: the pod's
+/// address leaves the Service's endpoints a few seconds after the pod is deleted, and a
+/// listener closed before then would refuse the connections still sent to it. A second signal
+/// ends the wait.
+async fn shutdown_signal(readiness: hangar_gateway::server::Readiness, delay: Duration) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = terminate.recv() => {}
+        }
+        if delay.is_zero() {
+            return;
+        }
+        readiness.withdraw();
+        eprintln!(
+            "hangar gateway: SIGTERM: /readyz answers 503; serving {delay:?} more (limits.shutdownDelay) before draining; a second signal stops now"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("hangar gateway: second signal: stopping now"),
+            _ = terminate.recv() => eprintln!("hangar gateway: second signal: stopping now"),
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = (readiness, delay);
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -242,7 +242,7 @@ fn gateway_config(fake: &str, closed_port: u16, keys: &Keys, audit: &Path) -> Va
             "embed-small": version("v1", fake),
             "broken": version("v1", &format!("http://127.0.0.1:{closed_port}")),
         },
-        "limits": {"drain": "2s", "timeouts": {"connect": "2s", "firstToken": "10s", "idle": "10s"}},
+        "limits": {"drain": "2s", "shutdownDelay": "0s", "timeouts": {"connect": "2s", "firstToken": "10s", "idle": "10s"}},
         "audit": {"dir": audit, "retentionDays": 1, "content": {"retentionDays": 1}},
     })
 }
@@ -577,6 +577,65 @@ fn chat_status(address: &SocketAddr, key: &str, model: &str) -> u16 {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// One HTTP/1.1 GET: the status, or `None` when no connection could be made.
+fn get_status(address: &SocketAddr, path: &str, key: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {key}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn sigterm_takes_the_gateway_out_of_service_before_it_stops_accepting() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(fake_model_server()).unwrap();
+    let keys = Keys::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let mut text = gateway_config(&fake.url(), closed_port(), &keys, &dir.path().join("audit"));
+    text["adminListen"] = json!("127.0.0.1:0");
+    text["limits"]["shutdownDelay"] = json!("3s");
+    std::fs::write(&config, text.to_string()).unwrap();
+    let gateway = Gateway::start(&config);
+    let deadline = Instant::now() + STARTUP;
+    let admin: SocketAddr = loop {
+        if let Some(rest) = gateway.log().split("metrics and health on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no admin address:\n{}",
+            gateway.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(get_status(&admin, "/readyz", ""), Some(200));
+
+    let pid = gateway.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while get_status(&admin, "/readyz", "") != Some(503) {
+        assert!(Instant::now() < deadline, "still ready:\n{}", gateway.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Unready, and still serving new connections while load balancers catch up.
+    assert_eq!(
+        get_status(&gateway.address, "/v1/models", &keys.good.key),
+        Some(200),
+        "{}",
+        gateway.log()
+    );
+    let status = gateway.stop();
+    assert!(status.success(), "{status}");
 }
 
 #[test]
