@@ -41,6 +41,8 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     /// Callers' records in `buf`.
     buffered: u64,
+    /// The seq of the first line in `buf`.
+    buf_first_seq: u64,
     /// When `buf` stopped being empty: it is written `flush_every` later at the latest.
     pending_since: Option<Instant>,
     /// The rotation record is chained: once `buf` is written, continue in this file.
@@ -108,6 +110,7 @@ impl Writer {
             time: String::new(),
             buf: Vec::new(),
             buffered: 0,
+            buf_first_seq: 0,
             pending_since: None,
             switch_to: None,
             held: None,
@@ -282,6 +285,7 @@ impl Writer {
         if self.buf.is_empty() {
             self.stamp();
             self.pending_since = Some(Instant::now());
+            self.buf_first_seq = self.next_seq;
         }
         let seq = self.next_seq;
         let hash = record_hash(&self.last_hash, seq, &self.time, record);
@@ -323,8 +327,34 @@ impl Writer {
         if self.switch_to.is_none() {
             self.record_losses();
         }
+        self.leave_a_replaced_file()?;
         self.write_buf()?;
         self.finish_rotation()
+    }
+
+    /// When the file being written was removed or replaced behind the writer (`sed -i`, an
+    /// editor, a clean-up job), says so and continues in a new file: written to the old one, the
+    /// records would go to a file no one can read any more, and nothing would tell.
+    /// `verify` then finds what was done to the file, and the chain goes on in the new one.
+    fn leave_a_replaced_file(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() || !is_replaced(&self.file) {
+            return Ok(());
+        }
+        tracing::error!(
+            path = %self.file.path.display(),
+            "the ledger's file was removed or replaced while it was being written; continuing in a new file"
+        );
+        let name = fresh_name(
+            &self.config.prefix,
+            self.now,
+            self.buf_first_seq,
+            Some(&self.file.name),
+        );
+        self.file = open_file(&self.config.dir, name).map_err(into_io)?;
+        self.file.records = self.buffered;
+        self.dirty = false;
+        self.sync_dir();
+        Ok(())
     }
 
     /// Continues in the file the rotation record named, applies retention, and chains the
@@ -475,6 +505,26 @@ impl Writer {
         if let Err(error) = File::open(&self.config.dir).and_then(|dir| dir.sync_all()) {
             tracing::warn!(dir = %self.config.dir.display(), %error, "ledger directory fsync failed");
         }
+    }
+}
+
+/// Whether `file`'s path no longer names the file open for writing.
+fn is_replaced(file: &ActiveFile) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(open) = file.file.metadata() else {
+            return false;
+        };
+        match std::fs::symlink_metadata(&file.path) {
+            Ok(named) => (named.dev(), named.ino()) != (open.dev(), open.ino()),
+            Err(error) => error.kind() == io::ErrorKind::NotFound,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
     }
 }
 
@@ -727,6 +777,37 @@ mod tests {
             (2, 3),
             "two records and the rotation"
         );
+    }
+
+    #[test]
+    fn a_file_replaced_behind_the_writer_is_left_for_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _receiver) = writer(dir.path());
+        let path = writer.file.path.clone();
+        writer.take(Box::new(serde_json::json!({"n": 0})));
+        writer.take(Box::new(serde_json::json!({"n": 1})));
+        writer.try_flush();
+
+        // What `sed -i` does: a new file renamed over the old one.
+        let edited = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"n\":1", "\"n\":9");
+        let tmp = dir.path().join("sed-tmp");
+        std::fs::write(&tmp, edited).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        writer.take(Box::new(serde_json::json!({"n": 2})));
+        writer.try_flush();
+        assert!(writer.failing.is_none());
+        assert_ne!(writer.file.path, path, "still writing the replaced file");
+
+        let all: String = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default())
+            .collect();
+        assert!(all.contains("\"n\":2"), "the new record is lost:\n{all}");
+        let report = verify(dir.path(), "audit").unwrap();
+        assert!(!report.is_intact(), "the edit went unnoticed");
+        assert_eq!(writer.shared.written.load(Ordering::Relaxed), 3);
     }
 
     #[test]
