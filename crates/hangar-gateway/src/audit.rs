@@ -28,7 +28,11 @@ pub struct AuditRecord {
     pub kind: &'static str,
     /// The gateway's request id, also sent upstream and to the client as `x-request-id`.
     pub id: String,
-    /// The client's address.
+    /// The client's own `x-request-id`, to join its traces: at most 128 bytes of printable
+    /// ASCII, or left out. Never sent upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
+    /// The client's address: the peer's, or behind a trusted proxy the one it forwarded.
     pub client: String,
     /// The verified tenant; absent when authentication failed.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -28,6 +28,12 @@ pub struct GatewayConfig {
     /// never served on the inference port, where every path but the inference API is 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
+    /// Load balancers and proxies in front of the gateway, as address blocks (`10.0.0.0/8`,
+    /// `fd00::/8`, or one address). A request from one of them is recorded as coming from the
+    /// right-most address in its `X-Forwarded-For` that is not itself trusted; from any other
+    /// peer the header is not read, for a client can write it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
     /// How clients prove who they are.
     pub auth: AuthConfig,
     /// The tenants, by name. A credential names its tenant; nothing the client sends can.
@@ -1036,6 +1042,11 @@ impl GatewayConfig {
                     .into(),
             );
         }
+        for (i, block) in self.trusted_proxies.iter().enumerate() {
+            if let Err(e) = crate::forwarded::Cidr::parse(block) {
+                problems.push(format!("trustedProxies[{i}]: {e}"));
+            }
+        }
         if self.audit.retention_days == 0 {
             problems.push("audit.retentionDays: must be at least 1".into());
         }
@@ -1463,6 +1474,26 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
             ]
         );
         with_tenant("    models: [llama]\n    extraParameters: [top_a]").unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_are_address_blocks() {
+        let fine = with_tenant(
+            "    models: [llama]\ntrustedProxies: [10.0.0.0/8, \"fd00::/8\", 192.0.2.7]",
+        );
+        assert_eq!(fine.unwrap().trusted_proxies.len(), 3);
+        let problems =
+            with_tenant("    models: [llama]\ntrustedProxies: [10.0.0.0/33, load-balancer]")
+                .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("trustedProxies[0]: `10.0.0.0/33`: the prefix length"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("trustedProxies[1]: `load-balancer` is not an address block"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod forwarded;
 pub mod json;
 pub mod limits;
 pub mod metrics;

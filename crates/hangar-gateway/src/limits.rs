@@ -178,6 +178,27 @@ impl Rate {
     }
 }
 
+/// A prompt whose estimate alone is more than a whole minute's tokens could never be let
+/// through, whatever its `max_tokens`: the refusal names the prompt (`param`, the field holding
+/// it), so the client is not told to lower `max_tokens`.
+pub fn check_prompt(
+    limits: TenantLimits,
+    prompt_tokens: u64,
+    param: &'static str,
+) -> Result<(), Refusal> {
+    match limits.tokens_per_minute {
+        Some(per_minute) if prompt_tokens > per_minute => Err(Refusal::bad_request(
+            "tokens_exceed_limit",
+            format!(
+                "the prompt is too long for this tenant's limit: its estimate alone is \
+                 {prompt_tokens} tokens, more than this tenant's {per_minute} tokens per minute"
+            ),
+        )
+        .with_param(param)),
+        _ => Ok(()),
+    }
+}
+
 /// A reservation larger than a whole minute's tokens could never be let through.
 fn check_reservation(limits: TenantLimits, tokens: u64) -> Result<(), Refusal> {
     match limits.tokens_per_minute {
@@ -1554,6 +1575,29 @@ mod tests {
             .admit(&tenant(), limits, 100, 5000, Instant::now())
             .unwrap_err();
         assert_eq!(refusal.status, http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_prompt_over_the_limit_by_itself_is_named_not_max_tokens() {
+        let limits = TenantLimits {
+            tokens_per_minute: Some(2000),
+            ..Default::default()
+        };
+        let refusal = check_prompt(limits, 2254, "messages").unwrap_err();
+        assert_eq!(refusal.code, "tokens_exceed_limit");
+        assert_eq!(refusal.param.as_deref(), Some("messages"));
+        assert!(
+            refusal.message.contains("prompt is too long"),
+            "{}",
+            refusal.message
+        );
+        assert!(
+            !refusal.message.contains("max_tokens"),
+            "{}",
+            refusal.message
+        );
+        assert!(check_prompt(limits, 2000, "messages").is_ok());
+        assert!(check_prompt(TenantLimits::default(), 1 << 40, "input").is_ok());
     }
 
     #[test]

@@ -245,6 +245,8 @@ struct Exchange {
     body_read: bool,
     /// Prompt texts after redaction, kept only when content is logged.
     redacted_prompt: Vec<String>,
+    /// A refusal whose content is logged with its audit record (a blocked injection).
+    refusal_content: bool,
     /// The prompt's normalised text for the extraction monitor.
     prompt_digest_text: String,
     /// Counts the request in flight until the last copy of the exchange is gone (for a stream,
@@ -293,6 +295,7 @@ impl Exchange {
             client_wait: Duration::ZERO,
             body_read: false,
             redacted_prompt: Vec::new(),
+            refusal_content: false,
             prompt_digest_text: String::new(),
             in_flight: None,
         }
@@ -318,7 +321,10 @@ pub async fn handle(
     let runtime = gateway.runtime();
     let endpoint = Endpoint::from_path(request.uri().path());
     let endpoint_name = endpoint.map_or("none", Endpoint::as_str).to_owned();
-    let exchange = Exchange::new(started, gateway.request_id(), &client, endpoint_name);
+    let forwarded = forwarded_client(&runtime, &client, request.headers());
+    let client = forwarded.as_deref().unwrap_or(&*client);
+    let mut exchange = Exchange::new(started, gateway.request_id(), client, endpoint_name);
+    exchange.record.client_request_id = client_request_id(request.headers());
     let mut pending = Pending::new(&gateway, exchange);
     let (head, mut body) = request.into_parts();
     let outcome = serve(
@@ -367,6 +373,29 @@ pub async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// The client behind a trusted proxy (`trustedProxies`), when the peer is one and names it.
+fn forwarded_client(runtime: &Runtime, peer: &str, headers: &HeaderMap) -> Option<String> {
+    if runtime.trusted_proxies.is_empty() {
+        return None;
+    }
+    let peer = peer.parse().ok()?;
+    crate::forwarded::client(peer, headers, &runtime.trusted_proxies).map(|ip| ip.to_string())
+}
+
+/// The longest client `x-request-id` recorded.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// The client's own `x-request-id`, for its record: only short printable ASCII, as anything
+/// else could not be trusted in a log line or a trace search.
+fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(REQUEST_ID_HEADER)?.as_bytes();
+    let printable = value.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    if value.is_empty() || value.len() > MAX_CLIENT_REQUEST_ID || !printable {
+        return None;
+    }
+    String::from_utf8(value.to_vec()).ok()
 }
 
 /// The most of a request body left unread that is drained to keep its connection open.
@@ -525,6 +554,14 @@ async fn serve(
     let bytes = read?;
     exchange.body_read = true;
     let mut body = request::parse(&bytes)?;
+    // From here refusals (the parameter policy, the guards) are recorded under the model asked
+    // for, when the tenant may use it: any other name would be the client's own string.
+    if let Some(Value::String(name)) = body.get("model")
+        && runtime.routes.contains(name)
+        && tenant.may_use(name)
+    {
+        exchange.record.model = Some(name.clone());
+    }
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
     // The record keeps the name asked for, but not a name the gateway does not serve.
     if runtime.routes.contains(&facts.model) {
@@ -551,6 +588,8 @@ async fn serve(
     let version = runtime.routes.pick(&facts.model, caller, pin)?;
     exchange.record.version = Some(version.name.to_string());
 
+    // A prompt over the limit by itself is told so, not to lower `max_tokens`.
+    crate::limits::check_prompt(tenant.limits, facts.prompt_tokens, endpoint.prompt_field())?;
     let admission = match &runtime.shared_limits {
         None => gateway.limiter.admit(
             &tenant.name,
@@ -591,6 +630,16 @@ async fn serve(
 
 /// The credential's identity; the tenant comes only from here.
 async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Identity, Refusal> {
+    // Only the first would be read: a valid key followed by anything would pass, and a proxy's
+    // credential beside the client's could be taken for it.
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(Refusal::unauthenticated(AuthError::Several.to_string()));
+    }
     let token =
         bearer(headers).ok_or_else(|| Refusal::unauthenticated(AuthError::Missing.to_string()))?;
     let now = jiff::Timestamp::now();
@@ -755,6 +804,10 @@ fn guard_prompt(
             exchange.guard("injection", action.as_str(), rules.clone());
             match action {
                 GuardAction::Block => {
+                    // A blocked injection is evidence the content log is kept for; the
+                    // redaction below would have filled its prompt.
+                    exchange.redacted_prompt = redacted_for_content(runtime, &texts);
+                    exchange.refusal_content = true;
                     return Err(Refusal::bad_request(
                         "prompt_injection_detected",
                         format!(
@@ -820,6 +873,19 @@ fn guard_prompt(
         request::add_canary(body, canary);
     }
     Ok(flags)
+}
+
+/// The prompt's texts redacted (read together, as for the model server), when content is
+/// logged; nothing otherwise.
+fn redacted_for_content(runtime: &Runtime, texts: &[&str]) -> Vec<String> {
+    match &runtime.redactor {
+        Some(redactor) if runtime.config.audit.content.is_some() => redactor
+            .redact_all(texts)
+            .into_iter()
+            .map(|redaction| redaction.text.into_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The body for the model server, always written anew from what was checked: so duplicate
@@ -1217,6 +1283,8 @@ impl Call<'_> {
                 match action {
                     GuardAction::Block => {
                         self.settle(admission, exchange, facts.usage, &text);
+                        // Withheld from the client, kept (redacted) as the leak's evidence.
+                        self.log_answer(exchange, &facts.texts);
                         return Err(Refusal::bad_gateway(
                             "canary_leak",
                             "the answer was withheld: it contained this tenant's system-prompt canary",
@@ -1228,13 +1296,7 @@ impl Call<'_> {
             }
         }
         self.settle(admission, exchange, facts.usage, &text);
-        if self.gateway.audit.logs_content() {
-            let mut kept = KeptTexts::default();
-            for (choice, text) in &facts.texts {
-                kept.keep(*choice, text);
-            }
-            log_content(self.gateway, self.runtime, exchange, &kept.into_choices());
-        }
+        self.log_answer(exchange, &facts.texts);
         // The client hears the model name it asked for, not the model server's own.
         let public = &self.facts.model;
         let renamed = match value.str_span(&bytes, "model") {
@@ -1250,6 +1312,18 @@ impl Call<'_> {
         *response.status_mut() = parts.status;
         self.answer_headers(response.headers_mut(), &flags);
         Ok(response)
+    }
+
+    /// Writes the content record of a whole answer's texts (by choice), when content is logged.
+    fn log_answer(&self, exchange: &Exchange, texts: &[(u64, String)]) {
+        if !self.gateway.audit.logs_content() {
+            return;
+        }
+        let mut kept = KeptTexts::default();
+        for (choice, text) in texts {
+            kept.keep(*choice, text);
+        }
+        log_content(self.gateway, self.runtime, exchange, &kept.into_choices());
     }
 
     /// A streamed answer: headers now, events as they come; the record is written at the end.
@@ -1519,6 +1593,11 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
     let refused = exchange.upstream.is_none() && exchange.record.status >= 400;
     if refused && !gateway.admit_refusal(&exchange.record) {
         return;
+    }
+    // Only beside a record of its own: a flood of blocked injections is bounded as their
+    // records are, and each content record joins its audit record.
+    if exchange.refusal_content {
+        log_content(gateway, &gateway.runtime(), &exchange, &[]);
     }
     gateway.audit.record(exchange.record);
 }

@@ -71,6 +71,16 @@ impl Endpoint {
     pub fn generates(self) -> bool {
         matches!(self, Endpoint::Chat | Endpoint::Completion)
     }
+
+    /// The request field holding the prompt: `messages`, `prompt` or `input` (the model list
+    /// has none; it is given `input`, never read).
+    pub fn prompt_field(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "messages",
+            Endpoint::Completion => "prompt",
+            Endpoint::Embedding | Endpoint::Models => "input",
+        }
+    }
 }
 
 /// The model a `GET /v1/models/{model}` names, percent-decoded: the SDKs encode a `/` in a name
@@ -194,6 +204,10 @@ pub fn inspect(
         .and_then(Value::as_bool)
         .unwrap_or(false);
 
+    // Before the prompt is read: the chat form has no `input`, and is refused as what it is.
+    if endpoint == Endpoint::Embedding {
+        check_embedding(body)?;
+    }
     let texts = prompt_texts(endpoint, body)?;
     let (prompts, token_ids) = prompt_shape(endpoint, body);
     if usize::try_from(prompts).unwrap_or(usize::MAX) > policy.max_messages {
@@ -212,9 +226,6 @@ pub fn inspect(
     } else {
         (0, 1)
     };
-    if endpoint == Endpoint::Embedding {
-        check_embedding(body)?;
-    }
     check_known(endpoint, body, policy)?;
     Ok(Inspected {
         model,
@@ -611,7 +622,7 @@ pub fn prompt_parts<'a>(
             }
         }
         Endpoint::Completion | Endpoint::Embedding => {
-            let field = prompt_field(endpoint);
+            let field = endpoint.prompt_field();
             let value = body.get(field).ok_or_else(|| {
                 Refusal::bad_request("missing_input", format!("`{field}` is required"))
                     .with_param(field)
@@ -646,14 +657,6 @@ fn is_instruction(message: &Value) -> bool {
         message.get("role").and_then(Value::as_str),
         Some("system" | "developer")
     )
-}
-
-fn prompt_field(endpoint: Endpoint) -> &'static str {
-    if endpoint == Endpoint::Completion {
-        "prompt"
-    } else {
-        "input"
-    }
 }
 
 /// Keys whose strings are identifiers or media, not text the model reads.
@@ -711,7 +714,7 @@ fn prompt_shape(endpoint: Endpoint, body: &Map<String, Value>) -> (u64, u64) {
     if endpoint == Endpoint::Chat {
         return (1, 0);
     }
-    let Some(value) = body.get(prompt_field(endpoint)) else {
+    let Some(value) = body.get(endpoint.prompt_field()) else {
         return (1, 0);
     };
     let ids = |v: &Value| {
@@ -966,6 +969,13 @@ mod tests {
             assert_eq!(refusal.param.as_deref(), Some(field));
             assert_eq!(refusal.code, "parameter_not_allowed");
         }
+        // vLLM's chat form alone, without `input`: refused as the chat form, not as a request
+        // missing its `input`.
+        let chat_form =
+            body(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}));
+        let refusal = inspect(Endpoint::Embedding, &chat_form, &policy()).unwrap_err();
+        assert_eq!(refusal.code, "parameter_not_allowed");
+        assert_eq!(refusal.param.as_deref(), Some("messages"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rustls::sign::CertifiedKey;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::keys::KeyStore;
 use crate::config::{GatewayConfig, GuardAction, GuardsConfig, JwtConfig, TlsConfig};
+use crate::forwarded::Cidr;
 use crate::limits::{SharedLimits, TenantLimits};
 use crate::request::{Endpoint, ParameterPolicy};
 use crate::routes::RouteTable;
@@ -88,6 +89,8 @@ pub struct Runtime {
     /// When the certificates the gateway shows expire, in seconds since 1970: `served` (the API
     /// listener's) and `model_client` (the one shown to model servers).
     pub certificate_expiry: Vec<(&'static str, i64)>,
+    /// `trustedProxies`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -181,6 +184,10 @@ impl Runtime {
                 (name.clone(), tenant)
             })
             .collect();
+        // Checked by `problems` above.
+        let trusted_proxies = (config.trusted_proxies.iter())
+            .filter_map(|block| Cidr::parse(block).ok())
+            .collect();
         Ok(Runtime {
             keys: KeyStore::new(&config.auth.api_keys),
             jwt,
@@ -192,6 +199,7 @@ impl Runtime {
             shared_limits,
             certificate_expiry: certificate_expiry(&config, served_certificate.as_deref()),
             served_certificate,
+            trusted_proxies,
             config,
         })
     }

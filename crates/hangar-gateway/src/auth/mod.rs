@@ -23,6 +23,9 @@ pub enum AuthError {
     /// No `Authorization: Bearer …` header.
     #[error("missing credential: send `Authorization: Bearer <key>`")]
     Missing,
+    /// More than one `Authorization` header.
+    #[error("more than one `Authorization` header: send one credential")]
+    Several,
     /// The key or token is not one the gateway accepts.
     #[error("invalid credential")]
     Invalid,
