@@ -562,7 +562,7 @@ pub struct ContentLogConfig {
     pub retention_days: u32,
 }
 
-/// A duration written as `30s`, `500ms`, `5m`, `2h` or `1d`.
+/// A duration written as `30s`, `500ms`, `5m`, `2h`, `1d`, or a sum such as `5m30s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Seconds(pub Duration);
 
@@ -584,30 +584,46 @@ impl fmt::Display for Seconds {
     }
 }
 
-/// Parses `30s`, `500ms`, `5m`, `2h`, `1d` (a bare number is seconds).
+/// Parses `30s`, `500ms`, `5m`, `2h`, `1d` and sums of them such as `5m30s` or `1h30m` (a bare
+/// number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30s, 500ms, 5m, 2h or 1d"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}` (use ms, s, m, h or d)"
-            ));
+    let not_a_duration = || format!("`{text}` is not a duration like 30s, 500ms, 5m30s, 2h or 1d");
+    let mut seconds = 0.0;
+    let mut rest = text;
+    loop {
+        let number_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let value: f64 = number.parse().map_err(|_| not_a_duration())?;
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let scale = match unit.trim() {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            // A bare number only alone: in `5m30` the 30 could be seconds or a typo.
+            "" if rest.len() == text.len() => 1.0,
+            "" => return Err(not_a_duration()),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}` (use ms, s, m, h or d, or a sum like 5m30s)"
+                ));
+            }
+        };
+        seconds += value * scale;
+        if next.is_empty() {
+            break;
         }
-    };
-    let duration = Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("`{text}` is out of range"))?;
+        rest = next;
+    }
+    let duration =
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))?;
     // Times are added to clocks; a thousand years would overflow them where a request waits.
     if duration > MAX_DURATION {
         return Err(format!("`{text}` is more than a year"));
@@ -641,8 +657,8 @@ impl JsonSchema for Seconds {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": ["string", "number"],
-            "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$",
-            "description": "A duration: 30s, 500ms, 5m, 2h or 1d; a bare number is seconds."
+            "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+(\\.[0-9]+)?$",
+            "description": "A duration: 30s, 500ms, 5m, 2h, 1d or a sum such as 5m30s; a bare number is seconds."
         })
     }
 }
@@ -899,6 +915,15 @@ impl GatewayConfig {
     /// What the types cannot say: references between sections, weights, formats.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(admin) = self
+            .admin_listen
+            .filter(|admin| same_port(*admin, self.listen))
+        {
+            problems.push(format!(
+                "adminListen: {admin} takes the port of `listen` ({}); metrics, health and readiness are never served on the inference port, so give them a port of their own",
+                self.listen
+            ));
+        }
         for (name, tenant) in &self.tenants {
             // The name is in metrics, audit records and the shared limits' keys, where it is
             // the hash tag that keeps a tenant's keys on one Redis Cluster node.
@@ -977,7 +1002,11 @@ impl GatewayConfig {
         let mut hashes = BTreeMap::new();
         for (i, key) in self.auth.api_keys.iter().enumerate() {
             let at = format!("auth.apiKeys[{i}] ({})", key.id);
-            if !ids.insert(&key.id) {
+            if key.id.trim().is_empty() {
+                problems.push(format!(
+                    "auth.apiKeys[{i}].id: empty; name the key (logs and metrics show its id)"
+                ));
+            } else if !ids.insert(&key.id) {
                 problems.push(format!("{at}.id: appears twice; key ids must be unique"));
             }
             // Only the first entry of a key would be read, so a copy could keep a revoked key
@@ -1123,6 +1152,14 @@ impl GatewayConfig {
     }
 }
 
+/// Whether two listeners would take the same port: the same address, or one of them on every
+/// address. Port 0 asks for any free port, so two of them never clash.
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// The JWS algorithms the verifier implements; `none` is deliberately absent.
 pub const SUPPORTED_JWT_ALGORITHMS: [&str; 10] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
@@ -1139,7 +1176,7 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
 
 /// A YAML or type error at its line, naming the `field` at fault unless the message does
 /// (`line 72: models.llama-3-8b.versions[0].weight: expected a whole number from 0 to
-/// 4294967295`).
+/// 4294967295`, ``line 20: tenants.acme.injection: unknown variant `strict`…``).
 fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
     let options = serde_saphyr::render_options! {
         snippets: serde_saphyr::SnippetMode::Off,
@@ -1150,14 +1187,34 @@ fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
         Some(cut) => &first[..cut],
         None => first,
     };
-    let mut message = plain_type_error(message).unwrap_or_else(|| message.to_owned());
-    if !field.is_empty() && field != "." && !message.contains('`') {
+    let mut message = plain_type_error(message)
+        .or_else(|| plain_duplicate_key(message))
+        .unwrap_or_else(|| message.to_owned());
+    // A key not read yet (a duplicate one) is `?` in the path: the mapping that holds it is named.
+    let field = field.trim_end_matches(".?");
+    if !field.is_empty() && field != "." && field != "?" && !names_field(&message, field) {
         message = format!("{field}: {message}");
     }
     match err.location().map(|l| l.line()).filter(|&l| l > 0) {
         Some(line) => format!("line {line}: {message}"),
         None => message,
     }
+}
+
+/// Whether `message` already names the last part of `field`, as in "unknown field `maxToken`".
+fn names_field(message: &str, field: &str) -> bool {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let name = last.split('[').next().unwrap_or(last);
+    !name.is_empty() && message.contains(&format!("`{name}`"))
+}
+
+/// The YAML library's duplicate key message without its advice, which is for programmers.
+fn plain_duplicate_key(message: &str) -> Option<String> {
+    let rest = message.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable")?;
+    Some(match rest.strip_prefix("duplicate mapping key: ") {
+        Some(key) => format!("`{key}` appears twice in this mapping; keep one"),
+        None => "a key appears twice in this mapping; keep one".to_owned(),
+    })
 }
 
 /// serde's "invalid u32" in words.
@@ -1492,6 +1549,74 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
         );
         assert!(
             problems[1].starts_with("trustedProxies[1]: `load-balancer` is not an address block"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_operator_listener_needs_a_port_of_its_own() {
+        let mut config = with_tenant("    models: [llama]").unwrap();
+        config.admin_listen = Some(config.listen);
+        assert_eq!(
+            config.problems(),
+            [
+                "adminListen: 127.0.0.1:8080 takes the port of `listen` (127.0.0.1:8080); metrics, health and readiness are never served on the inference port, so give them a port of their own"
+            ]
+        );
+        config.admin_listen = Some("0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.problems().len(), 1);
+        config.admin_listen = Some("127.0.0.1:9090".parse().unwrap());
+        assert!(config.problems().is_empty());
+        // Port 0 is any free port: two listeners asking for it never clash.
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin_listen = Some(config.listen);
+        assert!(config.problems().is_empty());
+    }
+
+    #[test]
+    fn a_key_needs_an_id() {
+        let mut config = with_tenant("    models: [llama]").unwrap();
+        config.auth.api_keys[0].id = " ".to_owned();
+        assert_eq!(
+            config.problems(),
+            ["auth.apiKeys[0].id: empty; name the key (logs and metrics show its id)"]
+        );
+    }
+
+    #[test]
+    fn a_wrong_choice_names_its_field_and_a_repeated_key_its_name() {
+        let problems = with_tenant("    models: [llama]\n    injection: strict").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("line 8: tenants.t.injection: unknown variant `strict`"),
+            "{problems:?}"
+        );
+        let problems = with_tenant("    models: [llama]\n  t:\n    models: [llama]").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("line 8: ")
+                && problems[0].contains("`t` appears twice in this mapping; keep one")
+                && !problems[0].contains("DuplicateKeyPolicy"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn durations_may_be_sums_and_a_wrong_unit_names_its_field() {
+        assert_eq!(parse_duration("5m30s"), Ok(Duration::from_secs(330)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1m500ms"), Ok(Duration::from_millis(60_500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        // A bare number only alone: in `5m30` the 30 could be anything.
+        assert!(parse_duration("5m30").is_err());
+        let config = with_tenant("    models: [llama]\nlimits:\n  drain: 5m30s").unwrap();
+        assert_eq!(config.limits.drain, Seconds(Duration::from_secs(330)));
+        let problems = with_tenant("    models: [llama]\nlimits:\n  drain: 5min").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].ends_with(
+                "limits.drain: unknown unit `min` in `5min` (use ms, s, m, h or d, or a sum like 5m30s)"
+            ),
             "{problems:?}"
         );
     }

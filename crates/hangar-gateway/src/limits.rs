@@ -159,7 +159,7 @@ fn overloaded() -> Refusal {
 fn in_flight_refusal(max: u32) -> Refusal {
     Refusal::rate_limited(
         "concurrency_limit",
-        format!("this tenant already has {max} requests in flight, its limit"),
+        format!("this tenant is at its limit of requests in flight ({max})"),
         Duration::from_secs(1),
     )
 }
@@ -1598,6 +1598,14 @@ mod tests {
         );
         assert!(check_prompt(limits, 2000, "messages").is_ok());
         assert!(check_prompt(TenantLimits::default(), 1 << 40, "input").is_ok());
+    }
+
+    #[test]
+    fn the_concurrency_refusal_reads_right_for_a_limit_of_one() {
+        assert_eq!(
+            in_flight_refusal(1).message,
+            "this tenant is at its limit of requests in flight (1)"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use hangar_guard::{CanaryWatch, ExtractionMonitor};
 
 use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis};
 use crate::auth::{AuthError, Identity};
-use crate::config::{CapField, GuardAction};
+use crate::config::{CapField, GatewayConfig, GuardAction};
 use crate::error::Refusal;
 use crate::json::Json;
 use crate::limits::{Admission, Limiter};
@@ -60,9 +60,9 @@ pub struct Gateway {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Refusals past `audit.refusalsPerSecond` are counted here, not recorded one by one.
     refusals: RefusalBudget,
-    /// `audit.refusalsPerSecond` as started with (like the rest of `audit`, it takes effect
-    /// at a restart).
-    refusals_per_second: u32,
+    /// The configuration the process started with: its listeners and audit log keep these
+    /// settings until a restart (`audit.refusalsPerSecond` among them).
+    started_with: GatewayConfig,
     /// How many refusals were only counted so far.
     summarised: AtomicU64,
 }
@@ -71,7 +71,7 @@ impl Gateway {
     /// A gateway serving `runtime`, recording to `audit`.
     pub fn new(runtime: Runtime, audit: AuditSink) -> Gateway {
         let thresholds = extraction_thresholds(&runtime);
-        let refusals_per_second = runtime.config.audit.refusals_per_second;
+        let started_with = runtime.config.clone();
         let metrics = Metrics::default();
         metrics.show_certificates(&runtime);
         Gateway {
@@ -84,7 +84,7 @@ impl Gateway {
             started: Instant::now(),
             shutdown: tokio::sync::watch::Sender::new(false),
             refusals: RefusalBudget::default(),
-            refusals_per_second,
+            started_with,
             summarised: AtomicU64::new(0),
         }
     }
@@ -102,6 +102,12 @@ impl Gateway {
     /// The configuration serving now.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// The configuration the process started with, whose listener and audit settings stay in
+    /// force until a restart whatever a reload brings.
+    pub fn started_with(&self) -> &GatewayConfig {
+        &self.started_with
     }
 
     /// Serves `runtime` from now on; requests in flight finish with the one they started with.
@@ -142,7 +148,8 @@ impl Gateway {
     /// summary of the second before when that one is over.
     fn admit_refusal(&self, record: &AuditRecord) -> bool {
         let now = jiff::Timestamp::now().as_second();
-        let (own, over) = self.refusals.admit(now, self.refusals_per_second, record);
+        let per_second = self.started_with.audit.refusals_per_second;
+        let (own, over) = self.refusals.admit(now, per_second, record);
         if let Some(summary) = over {
             self.audit.refusals(summary);
         }
@@ -514,7 +521,7 @@ async fn serve(
             status: StatusCode::METHOD_NOT_ALLOWED,
             ..Refusal::bad_request(
                 "method_not_allowed",
-                format!("{} takes {}", endpoint.path(), endpoint.method()),
+                format!("{} takes {}", request.uri.path(), endpoint.method()),
             )
         });
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -41,29 +41,36 @@ const ADMIN_CONNECTIONS: usize = 64;
 /// does not spin a core while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Why the gateway could not start.
+/// Why the gateway could not start. Each message holds its cause, which is not also given as
+/// the error's source: a chain printed whole (`{:#}`) would repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration file is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listener could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {reason}")]
     Bind {
         /// The address.
         address: SocketAddr,
         /// The reason.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The TLS certificate or key could not be used.
     #[error("tls: {0}")]
     Tls(String),
     /// The audit log could not be opened or closed.
     #[error("audit log: {0}")]
-    Audit(#[from] hangar_ledger::LedgerError),
+    Audit(hangar_ledger::LedgerError),
     /// Shutdown could not finish writing out.
     #[error("{0}")]
     Shutdown(String),
+}
+
+impl From<hangar_ledger::LedgerError> for StartError {
+    fn from(error: hangar_ledger::LedgerError) -> Self {
+        StartError::Audit(error)
+    }
 }
 
 /// A gateway with its sockets bound, not yet serving.
@@ -292,7 +299,7 @@ async fn write_refusal_summaries(gateway: Arc<Gateway>) {
 async fn bind(address: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(address)
         .await
-        .map_err(|source| StartError::Bind { address, source })
+        .map_err(|reason| StartError::Bind { address, reason })
 }
 
 /// Accepts connections, resting after a failure (out of file descriptors…) instead of
@@ -554,13 +561,13 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
         .and_then(|config| Runtime::build(config, Some(&current)));
     match built {
         Ok(runtime) => {
-            for field in restart_only_changes(&current.config, &runtime.config) {
+            gateway.swap(runtime);
+            for field in waiting_for_restart(gateway) {
                 tracing::warn!(
-                    "{}: `{field}` changed; it takes effect at the next restart",
+                    "{}: `{field}` differs from what this process started with; it takes effect at the next restart",
                     path.display()
                 );
             }
-            gateway.swap(runtime);
             gateway.metrics.reloads.add(&["applied"], 1);
             tracing::info!("{}: configuration reloaded", path.display());
             true
@@ -575,6 +582,12 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
             false
         }
     }
+}
+
+/// The settings of the configuration in force that differ from those the process started with
+/// and only a restart applies: its listeners and its audit log still run on the old ones.
+pub fn waiting_for_restart(gateway: &Gateway) -> Vec<&'static str> {
+    restart_only_changes(gateway.started_with(), &gateway.runtime().config)
 }
 
 fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
@@ -692,7 +705,8 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
         let asked = Arc::clone(&activity);
         let service = service_fn(move |request: Request<Incoming>| {
             asked.request(request.version());
-            let response = admin_response(&gateway, &draining, request.uri().path());
+            let response =
+                admin_response(&gateway, &draining, request.method(), request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
         let closing = closing_seen.clone();
@@ -707,8 +721,19 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
     }
 }
 
-fn admin_response(gateway: &Gateway, draining: &AtomicBool, path: &str) -> Response<Full<Bytes>> {
+fn admin_response(
+    gateway: &Gateway,
+    draining: &AtomicBool,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    let reads = *method == Method::GET || *method == Method::HEAD;
     let (status, content_type, body) = match path {
+        "/metrics" | "/healthz" | "/readyz" if !reads => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            format!("{path} takes GET or HEAD\n"),
+        ),
         "/metrics" => {
             gateway.forget_idle_callers();
             let (written, dropped, summarised) = gateway.audit_counts();
@@ -742,12 +767,35 @@ fn admin_response(gateway: &Gateway, draining: &AtomicBool, path: &str) -> Respo
     if let Ok(value) = http::HeaderValue::try_from(content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+    }
     response
 }
 
 #[cfg(test)]
 mod restart_tests {
     use super::*;
+
+    #[test]
+    fn a_start_error_tells_its_cause_once() {
+        let in_use = || std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let taken = StartError::Bind {
+            address: "127.0.0.1:18080".parse().unwrap(),
+            reason: in_use(),
+        };
+        let text = crate::error::chain(&taken);
+        assert_eq!(text.matches(&in_use().to_string()).count(), 1, "{text}");
+        let locked = StartError::from(hangar_ledger::LedgerError::Locked {
+            path: "/var/log/hangar/content.lock".into(),
+        });
+        assert_eq!(
+            crate::error::chain(&locked),
+            "audit log: /var/log/hangar/content.lock is locked: another ledger already writes this prefix there"
+        );
+    }
 
     #[test]
     fn listener_settings_are_said_to_need_a_restart() {

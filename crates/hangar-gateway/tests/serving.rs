@@ -280,6 +280,54 @@ async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_change
 }
 
 #[tokio::test]
+async fn settings_only_a_restart_applies_are_compared_with_those_the_process_started_with() {
+    let upstream = fake().await;
+    let gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {drain: 5s}",
+        &[&upstream.url()],
+    )
+    .await;
+    let started = std::fs::read_to_string(&gw.config_path).unwrap();
+    let reload_with = |text: &str| {
+        std::fs::write(&gw.config_path, text).unwrap();
+        assert!(hangar_gateway::server::reload(&gw.gateway, &gw.config_path));
+        hangar_gateway::server::waiting_for_restart(&gw.gateway)
+    };
+    let longer_drain = started.replace("drain: 5s", "drain: 6s");
+    assert_ne!(longer_drain, started);
+    assert_eq!(reload_with(&longer_drain), ["limits.drain"]);
+    // A later edit of something else still says the drain waits for a restart…
+    let capped = longer_drain.replace("  pinner:\n", "  pinner:\n    maxTokens: 7\n");
+    assert_eq!(reload_with(&capped), ["limits.drain"]);
+    // …and once the drain is back to what runs, nothing waits.
+    assert!(reload_with(&capped.replace("drain: 6s", "drain: 5s")).is_empty());
+}
+
+#[tokio::test]
+async fn the_operator_endpoints_answer_get_and_head_only() {
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let url = format!("{}{path}", gw.admin);
+        let posted = Request::post(url.as_str()).body(Full::default()).unwrap();
+        let (status, headers, _) = common::send(posted).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "POST {path}");
+        assert_eq!(headers["allow"], "GET, HEAD", "POST {path}");
+        let head = Request::head(url.as_str()).body(Full::default()).unwrap();
+        let (status, _, body) = common::send(head).await;
+        assert_eq!(status, StatusCode::OK, "HEAD {path}");
+        assert!(body.is_empty(), "HEAD {path}");
+    }
+    let elsewhere = Request::delete(format!("{}/nothing", gw.admin))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(common::send(elsewhere).await.0, StatusCode::NOT_FOUND);
+    assert!(gw.metrics().await.contains("hangar_gateway_in_flight"));
+}
+
+#[tokio::test]
 async fn an_edited_file_is_picked_up_by_the_watcher() {
     let (blue, green) = (fake().await, fake().await);
     let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;

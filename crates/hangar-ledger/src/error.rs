@@ -7,6 +7,9 @@ use std::path::PathBuf;
 ///
 /// Tampering found by [`verify`](crate::verify) is not an error: it is reported as
 /// [`Problem`](crate::Problem)s. Errors are about not being able to do the work at all.
+///
+/// Each message holds its cause, which is not also given as the error's source: a chain
+/// printed whole (`{:#}`) would repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// The configuration cannot work (empty prefix, zero queue…).
@@ -14,13 +17,12 @@ pub enum LedgerError {
     InvalidConfig(String),
 
     /// A file-system operation failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {cause}", path.display())]
     Io {
         /// What the ledger was doing, as a verb phrase ("create directory", "append to").
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 
     /// Another ledger (in this process or another) already writes this prefix in this directory.
@@ -28,12 +30,11 @@ pub enum LedgerError {
     Locked { path: PathBuf },
 
     /// Records could not be written before the ledger closed.
-    #[error("{lost} record(s) not written to {}: {source}", path.display())]
+    #[error("{lost} record(s) not written to {}: {cause}", path.display())]
     Unwritten {
         lost: u64,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 
     /// The writer thread could not be started or ended abnormally.
@@ -46,7 +47,39 @@ impl LedgerError {
         LedgerError::Io {
             action,
             path: path.into(),
-            source,
+            cause: source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `{:#}` prints: the error, then each source after a colon.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_cause_is_told_once() {
+        let denied = || io::Error::new(io::ErrorKind::PermissionDenied, "no entry");
+        let failed = LedgerError::io("lock", "/var/log/hangar/audit.lock", denied());
+        assert_eq!(
+            chain(&failed),
+            "cannot lock /var/log/hangar/audit.lock: no entry"
+        );
+        let unwritten = LedgerError::Unwritten {
+            lost: 3,
+            path: "/var/log/hangar/audit-0.jsonl".into(),
+            cause: denied(),
+        };
+        assert_eq!(chain(&unwritten).matches("no entry").count(), 1);
     }
 }

@@ -148,10 +148,15 @@ impl fmt::Display for ProblemKind {
                 first_seq,
                 last_seq,
             } => {
+                let (verb, them) = if first_seq == last_seq {
+                    ("is", "it")
+                } else {
+                    ("are", "them")
+                };
                 write!(
                     f,
-                    "records {} are missing before this line",
-                    range(*first_seq, Some(*last_seq))
+                    "{} {verb} missing: the chain skips {them} just before this line (removed from the file)",
+                    records(*first_seq, Some(*last_seq))
                 )
             }
             ProblemKind::Reordered { seq, after_seq } => {
@@ -185,16 +190,17 @@ impl fmt::Display for ProblemKind {
                 last_seq,
             } => write!(
                 f,
-                "file {name} is missing: the chain continues there (records {})",
-                range(*first_seq, *last_seq)
+                "file {name} is missing: the chain continues there ({})",
+                records(*first_seq, *last_seq)
             ),
             ProblemKind::TruncatedFile {
                 first_seq,
                 last_seq,
             } => write!(
                 f,
-                "records {} are missing after this file's last line (its end was cut, or whole files after it were deleted)",
-                range(*first_seq, Some(*last_seq))
+                "{} {} missing after this file's last line (its end was cut, or whole files after it were deleted)",
+                records(*first_seq, Some(*last_seq)),
+                if first_seq == last_seq { "is" } else { "are" }
             ),
             ProblemKind::TornLine { bytes } => write!(
                 f,
@@ -238,11 +244,12 @@ impl fmt::Display for ProblemKind {
     }
 }
 
-fn range(first: u64, last: Option<u64>) -> String {
+/// `record 9`, `records 9 to 12` or `records 9 onwards`.
+fn records(first: u64, last: Option<u64>) -> String {
     match last {
-        Some(last) if last == first => first.to_string(),
-        Some(last) => format!("{first}..={last}"),
-        None => format!("{first} onwards"),
+        Some(last) if last == first => format!("record {first}"),
+        Some(last) => format!("records {first} to {last}"),
+        None => format!("records {first} onwards"),
     }
 }
 

@@ -239,7 +239,7 @@ impl Writer {
         LedgerError::Unwritten {
             lost: self.buffered + u64::from(self.held.is_some()) + queued,
             path: self.file.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -530,7 +530,7 @@ fn is_replaced(file: &ActiveFile) -> bool {
 
 fn into_io(error: LedgerError) -> io::Error {
     match error {
-        LedgerError::Io { source, .. } => source,
+        LedgerError::Io { cause, .. } => cause,
         other => io::Error::other(other.to_string()),
     }
 }

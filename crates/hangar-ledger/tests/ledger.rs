@@ -207,6 +207,18 @@ fn a_deleted_line_is_found() {
         }]
     );
     assert_eq!(report.problems[0].line, 7);
+    assert_eq!(
+        report.problems[0].kind.to_string(),
+        "record 6 is missing: the chain skips it just before this line (removed from the file)"
+    );
+    let several = ProblemKind::RemovedRecords {
+        first_seq: 6,
+        last_seq: 9,
+    };
+    assert_eq!(
+        several.to_string(),
+        "records 6 to 9 are missing: the chain skips them just before this line (removed from the file)"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use hangar_gateway::config::ApiKeyEntry;
 use hangar_gateway::{GatewayConfig, Server};
 
 const EXAMPLES: &str = "\
@@ -49,7 +50,8 @@ pub enum GatewayCommand {
         config: PathBuf,
     },
     /// Check a configuration file and the files it names, and summarise it (with how long each
-    /// certificate is valid), without serving. Exit 0 good, 2 not.
+    /// certificate is valid), without serving. Exit 0 good, 2 not; what works but is risky (no
+    /// TLS on a reachable address, no operator listener, canaries without a seed) is a warning.
     Check {
         /// The gateway configuration (YAML).
         #[arg(long, short, value_name = "FILE")]
@@ -211,6 +213,13 @@ fn check(path: &Path) -> Result<ExitCode> {
     };
     outln!("{}: ok", path.display())?;
     outln!("  listen       {}", config.listen)?;
+    if let Some(admin) = config.admin_listen {
+        outln!("  admin        http://{admin} (/metrics, /healthz, /readyz)")?;
+    }
+    // Worth saying, not failing on: each has its reasons (a mesh ends TLS, a local test).
+    for warning in listener_warnings(&config) {
+        outln!("  warning      {warning}")?;
+    }
     for (name, not_after) in &built.certificate_expiry {
         let until = jiff::Timestamp::from_second(*not_after)
             .map_or_else(|_| not_after.to_string(), |t| t.to_string());
@@ -225,6 +234,9 @@ fn check(path: &Path) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     )?;
+    if let Some(warning) = canary_warning(&config) {
+        outln!("  warning      {warning}")?;
+    }
     for (name, route) in &config.models {
         let versions: Vec<String> = route
             .versions
@@ -243,9 +255,27 @@ fn check(path: &Path) -> Result<ExitCode> {
         });
         outln!("  model TLS    {trusted}{shown}")?;
     }
+    let now = jiff::Timestamp::now();
+    let keys = &config.auth.api_keys;
+    let revoked = keys.iter().filter(|key| key.revoked).count();
+    let expired = (keys.iter())
+        .filter(|key| !key.revoked && has_expired(key, now))
+        .count();
+    let mut out_of_force = Vec::new();
+    if revoked > 0 {
+        out_of_force.push(format!("{revoked} revoked"));
+    }
+    if expired > 0 {
+        out_of_force.push(format!("{expired} expired"));
+    }
     outln!(
-        "  auth         {} API keys{}",
-        config.auth.api_keys.len(),
+        "  auth         {} in force{}{}",
+        count(keys.len() - revoked - expired, "API key"),
+        if out_of_force.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", out_of_force.join(", "))
+        },
         if config.auth.jwt.is_some() {
             ", JWT"
         } else {
@@ -254,16 +284,11 @@ fn check(path: &Path) -> Result<ExitCode> {
     )?;
     // Worth saying, not failing on: keys may come in a later edit.
     if config.auth.jwt.is_none() {
-        let now = jiff::Timestamp::now();
-        let usable = |key: &hangar_gateway::config::ApiKeyEntry| {
-            let expired = (key.expires.as_deref())
-                .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-                .is_some_and(|at| at <= now);
-            !key.revoked && !expired
-        };
         let keyless: Vec<&str> = (config.tenants.keys())
             .filter(|tenant| {
-                !(config.auth.api_keys.iter()).any(|key| &key.tenant == *tenant && usable(key))
+                !keys
+                    .iter()
+                    .any(|key| &key.tenant == *tenant && in_force(key, now))
             })
             .map(String::as_str)
             .collect();
@@ -275,13 +300,13 @@ fn check(path: &Path) -> Result<ExitCode> {
         }
     }
     outln!(
-        "  audit        {} (kept {} days){}",
+        "  audit        {} (kept {}){}",
         config.audit.dir.display(),
-        config.audit.retention_days,
+        count(config.audit.retention_days, "day"),
         config
             .audit
             .content
-            .map(|c| format!(", content kept {} days", c.retention_days))
+            .map(|c| format!(", content kept {}", count(c.retention_days, "day")))
             .unwrap_or_default()
     )?;
     if let (Some(shared), Some(config)) = (&built.shared_limits, &config.limits.shared) {
@@ -316,23 +341,94 @@ fn check(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether the key is neither revoked nor expired at `now`.
+fn in_force(key: &ApiKeyEntry, now: jiff::Timestamp) -> bool {
+    !key.revoked && !has_expired(key, now)
+}
+
+fn has_expired(key: &ApiKeyEntry, now: jiff::Timestamp) -> bool {
+    (key.expires.as_deref())
+        .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|at| at <= now)
+}
+
+/// What `check` says about the listeners: the configuration works, but exposes or hides
+/// something.
+fn listener_warnings(config: &GatewayConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.tls.is_none() && !config.listen.ip().is_loopback() {
+        warnings.push(format!(
+            "`listen` {} takes connections from other hosts and there is no `tls`: API keys and prompts cross the network in clear text, unless TLS ends before the gateway (a mesh sidecar, a load balancer)",
+            config.listen
+        ));
+    }
+    if config.admin_listen.is_none() {
+        warnings.push(
+            "no `adminListen`: no /metrics, /healthz or /readyz for monitoring and probes"
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+/// Tenants that plant a canary with no seed set: each replica, and each restart, draws its own.
+fn canary_warning(config: &GatewayConfig) -> Option<String> {
+    let guards = &config.guards;
+    if guards.canary_seed.is_some() || guards.canary_seed_file.is_some() {
+        return None;
+    }
+    let planting: Vec<&str> = (config.tenants.iter())
+        .filter(|(_, tenant)| tenant.inject_canary)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if planting.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "`injectCanary` is on for {} but neither `guards.canarySeed` nor `guards.canarySeedFile` is set: each replica, and each restart, plants a different token; set one so that every replica plants the same",
+        planting.join(", ")
+    ))
+}
+
+/// `1 day`, `2 days`: a count and its word, plural unless it is one.
+fn count<N>(n: N, word: &str) -> String
+where
+    u64: TryFrom<N>,
+{
+    match u64::try_from(n).unwrap_or(u64::MAX) {
+        1 => format!("1 {word}"),
+        n => format!("{n} {word}s"),
+    }
+}
+
 fn keygen(tenant: &str, id: &str, expires: Option<&str>) -> Result<ExitCode> {
+    if tenant.trim().is_empty() {
+        bail!("--tenant is empty: give the name of the tenant the key acts for, as in `tenants`");
+    }
+    if id.trim().is_empty() {
+        bail!("--id is empty: give the key a name for logs and metrics, e.g. payments-2026-12");
+    }
     let expires = expires
         .map(|t| {
             t.parse::<jiff::Timestamp>()
                 .with_context(|| format!("--expires `{t}` is not an RFC 3339 time"))
         })
         .transpose()?;
+    if let Some(at) = expires.filter(|at| *at <= jiff::Timestamp::now()) {
+        eprintln!("warning: --expires {at} is already past: the key will not work");
+    }
     let new = hangar_gateway::auth::keys::generate(id, tenant, expires)
         .map_err(|_| anyhow::anyhow!("the system's random generator failed"))?;
     eprintln!("The key (shown once; hand it to the tenant, it is not stored anywhere):");
     outln!("{}", new.key)?;
     eprintln!("\nAdd this entry under auth.apiKeys:");
     let entry = serde_json::to_value(&new.entry)?;
-    let mut lines = vec![format!("- id: {}", new.entry.id)];
-    for field in ["tenant", "prefix", "sha256", "expires"] {
+    let mut lines = Vec::new();
+    for field in ["id", "tenant", "prefix", "sha256", "expires"] {
         if let Some(value) = entry.get(field).and_then(|v| v.as_str()) {
-            lines.push(format!("  {field}: {}", serde_json::to_string(value)?));
+            // A JSON string is a YAML string too: an id like `#x` or `a: b` stays one value.
+            let lead = if lines.is_empty() { "- " } else { "  " };
+            lines.push(format!("{lead}{field}: {}", serde_json::to_string(value)?));
         }
     }
     eprintln!("{}", lines.join("\n"));
@@ -410,10 +506,10 @@ fn verify_text(dir: &Path, prefix: &str, report: &hangar_ledger::VerifyReport) -
         _ => String::new(),
     };
     out.push_str(&format!(
-        "{}/{prefix}-*: {} files, {} records{span}\n",
+        "{}/{prefix}-*: {}, {}{span}\n",
         dir.display(),
-        report.files,
-        report.records
+        count(report.files, "file"),
+        count(report.records, "record")
     ));
     if let Some(start) = report.starts_at_seq {
         let why = if report.start_explained_by_retention {
@@ -425,8 +521,11 @@ fn verify_text(dir: &Path, prefix: &str, report: &hangar_ledger::VerifyReport) -
     }
     if report.dropped > 0 {
         out.push_str(&format!(
-            "  {} records were dropped before reaching the files (recorded as gaps)\n",
-            report.dropped
+            "  {} dropped before reaching the files (recorded as gaps)\n",
+            match report.dropped {
+                1 => "1 record was".to_owned(),
+                n => format!("{n} records were"),
+            }
         ));
     }
     for note in &report.notes {
@@ -440,7 +539,10 @@ fn verify_text(dir: &Path, prefix: &str, report: &hangar_ledger::VerifyReport) -
     if report.problems.is_empty() {
         out.push_str("intact: every record chains to the one before it\n");
     } else {
-        out.push_str(&format!("TAMPERED: {} problems\n", report.problems.len()));
+        out.push_str(&format!(
+            "TAMPERED: {}\n",
+            count(report.problems.len(), "problem")
+        ));
         for problem in &report.problems {
             out.push_str(&format!("  {problem}\n"));
         }

@@ -14,7 +14,7 @@ mod validate;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command, PolicyCommand};
 
@@ -23,8 +23,18 @@ use cli::{Cli, Command, PolicyCommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The command line, every subcommand's `--version` naming the program (`hangar 0.1.0`) rather
+/// than clap's `hangar-gateway 0.1.0`.
+fn command() -> clap::Command {
+    fn named_hangar(app: clap::Command) -> clap::Command {
+        app.display_name("hangar").mut_subcommands(named_hangar)
+    }
+    named_hangar(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command()).exit());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour for a person at a terminal who did not say NO_COLOR; a pod's log (`kubectl

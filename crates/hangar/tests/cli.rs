@@ -621,6 +621,15 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
     let summary = stdout(&out);
     assert!(summary.contains(": ok"), "{summary}");
     assert!(summary.contains("search-indexer"), "{summary}");
+    // The revoked key is not counted among those in force.
+    assert!(
+        summary.contains("  auth         2 API keys in force (1 revoked)\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("(kept 400 days), content kept 7 days"),
+        "{summary}"
+    );
     // Two of the example's tenants have no key, and JWT is commented out.
     assert!(
         summary.contains("acts for release-bot, search-indexer and there is no `auth.jwt`"),
@@ -668,6 +677,119 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
+    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
+    let out = hangar(&[
+        "gateway",
+        "check",
+        "--config",
+        "examples/gateway/gateway.yaml",
+    ]);
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("  admin        http://127.0.0.1:9090 (/metrics, /healthz, /readyz)\n"),
+        "{summary}"
+    );
+    for quiet in ["clear text", "adminListen", "injectCanary"] {
+        assert!(!summary.contains(quiet), "{quiet}: {summary}");
+    }
+
+    let risky = example
+        .replace("listen: 127.0.0.1:8080", "listen: 0.0.0.0:8080")
+        .replace("adminListen: 127.0.0.1:9090", "# no operator listener")
+        .replace("canarySeed: rotate-me-2026-11", "# no seed");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "gateway.yaml", &risky);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("`listen` 0.0.0.0:8080 takes connections from other hosts and there is no `tls`: API keys and prompts cross the network in clear text, unless TLS ends before the gateway"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  warning      no `adminListen`"),
+        "{summary}"
+    );
+    assert!(!summary.contains("  admin  "), "{summary}");
+    assert!(
+        summary.contains("`injectCanary` is on for support but neither `guards.canarySeed` nor `guards.canarySeedFile` is set"),
+        "{summary}"
+    );
+
+    // The inference port is no place for the operator endpoints.
+    let shared = example.replace("adminListen: 127.0.0.1:9090", "adminListen: 127.0.0.1:8080");
+    let config = write(dir.path(), "gateway.yaml", &shared);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("adminListen: 127.0.0.1:8080 takes the port of `listen`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn keygen_prints_an_entry_that_pastes_into_the_configuration_whatever_the_names() {
+    let out = hangar(&["gateway", "keygen", "--tenant", "a: b", "--id", "#x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = stdout(&out);
+    assert!(key.starts_with("hgk_"), "{key}");
+    let told = stderr(&out);
+    let (_, entry) = told.split_once("under auth.apiKeys:\n").unwrap();
+    let entry: String = entry.lines().map(|line| format!("    {line}\n")).collect();
+    let config = format!(
+        "listen: 127.0.0.1:8080\nauth:\n  apiKeys:\n{entry}tenants:\n  \"a: b\": {{models: [\"*\"]}}\nmodels: {{}}\naudit: {{dir: /var/lib/hangar/audit, retentionDays: 1}}\n"
+    );
+    let config = hangar_gateway::GatewayConfig::from_yaml(&config).unwrap();
+    assert_eq!(config.auth.api_keys[0].id, "#x");
+    assert_eq!(config.auth.api_keys[0].tenant, "a: b");
+
+    // No empty names; a time already past is said, and still made.
+    for empty in [
+        ["--tenant", " ", "--id", "k"],
+        ["--tenant", "t", "--id", ""],
+    ] {
+        let out = hangar(&[&["gateway", "keygen"][..], &empty].concat());
+        assert_eq!(out.status.code(), Some(2), "{empty:?}");
+        assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
+    }
+    let out = hangar(&[
+        "gateway",
+        "keygen",
+        "--tenant",
+        "t",
+        "--id",
+        "k",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --expires 2020-01-01T00:00:00Z is already past"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_command_names_the_program_in_its_version() {
+    for args in [
+        &["-V"][..],
+        &["gateway", "-V"],
+        &["gateway", "run", "--version"],
+    ] {
+        let out = hangar(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            format!("hangar {}\n", env!("CARGO_PKG_VERSION")),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
