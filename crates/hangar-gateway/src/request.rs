@@ -219,7 +219,14 @@ pub fn inspect(
             ),
         ));
     }
-    let prompt_tokens = estimate_tokens(&texts).saturating_add(token_ids);
+    let media = if endpoint == Endpoint::Chat {
+        body.get("messages").map_or(0, media_parts)
+    } else {
+        0
+    };
+    let prompt_tokens = estimate_tokens(&texts)
+        .saturating_add(token_ids)
+        .saturating_add(media.saturating_mul(MEDIA_TOKENS));
 
     let (max_tokens, n) = if endpoint.generates() {
         check_generation(body, policy)?
@@ -657,6 +664,39 @@ fn is_instruction(message: &Value) -> bool {
         message.get("role").and_then(Value::as_str),
         Some("system" | "developer")
     )
+}
+
+/// Tokens reserved for each image, audio or video part: none of its bytes are text, and a
+/// model server turns one into hundreds or thousands of tokens (576 for LLaVA-1.5, up to about
+/// 1,100 for a detailed image at OpenAI). Without it a request of many images reserved next to
+/// nothing, and parallel ones could overrun the tenant's token rate many times over.
+pub const MEDIA_TOKENS: u64 = 1000;
+
+/// Keys that hold media in a message's parts.
+const MEDIA: &[&str] = &[
+    "image_url",
+    "input_image",
+    "input_audio",
+    "audio_url",
+    "video_url",
+];
+
+/// How many media parts `value` holds.
+fn media_parts(value: &Value) -> u64 {
+    match value {
+        Value::Array(items) => items.iter().map(media_parts).sum(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, item)| {
+                if MEDIA.contains(&key.as_str()) {
+                    1
+                } else {
+                    media_parts(item)
+                }
+            })
+            .sum(),
+        _ => 0,
+    }
 }
 
 /// Keys whose strings are identifiers or media, not text the model reads.
@@ -1102,6 +1142,22 @@ mod tests {
         let completion = body(json!({"model": "m", "prompt": "def f(", "suffix": "return x"}));
         let texts = prompt_texts(Endpoint::Completion, &completion).unwrap();
         assert_eq!(texts, ["def f(", "return x"]);
+    }
+
+    #[test]
+    fn each_image_or_audio_part_reserves_tokens_of_its_own() {
+        let part = |kind: &str| json!({"type": kind, kind: {"url": "https://x/y"}});
+        let text_only = chat(json!({}));
+        let with_media = chat(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "hello there"},
+            part("image_url"), part("image_url"), part("input_audio"), part("video_url"),
+        ]}]}));
+        let tokens = |body| {
+            inspect(Endpoint::Chat, &body, &policy())
+                .unwrap()
+                .prompt_tokens
+        };
+        assert_eq!(tokens(with_media), tokens(text_only) + 4 * MEDIA_TOKENS);
     }
 
     #[test]
