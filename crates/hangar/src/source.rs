@@ -58,6 +58,11 @@ fn holds_no_object(path: &Path) -> LoadError {
             "<stdin>".to_owned(),
             "no Kubernetes object on standard input (did the command writing to it fail?), so nothing was checked",
         )
+    } else if is_kustomization_dir(path) {
+        (
+            path.display().to_string(),
+            "no Kubernetes object in this directory but the Kustomize patches it skips (see the notes), so nothing was checked; audit what it builds with `kubectl kustomize DIR | hangar audit -`",
+        )
     } else if path.is_dir() {
         (
             path.display().to_string(),
@@ -77,6 +82,11 @@ fn holds_no_object(path: &Path) -> LoadError {
         object: None,
         message: message.to_owned(),
     }
+}
+
+/// A directory with a kustomization of its own, such as an overlay of patches.
+fn is_kustomization_dir(path: &Path) -> bool {
+    (hangar_core::kustomize::FILE_NAMES.iter()).any(|name| path.join(name).is_file())
 }
 
 /// Says on stderr how the files were read, where nothing was lost: documents that are no

@@ -1221,6 +1221,28 @@ fn input_with_no_kubernetes_object_is_an_input_error_in_every_format() {
         assert_eq!(out.status.code(), Some(2), "{command}: {}", stdout(&out));
     }
 
+    // An overlay of patches alone is told for what it is, with the way to audit its build.
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    write(
+        &overlay,
+        "kustomization.yaml",
+        "resources: [../base]\npatches:\n  - path: replicas.yaml\n",
+    );
+    write(
+        &overlay,
+        "replicas.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: vllm}\nspec: {replicas: 3}\n",
+    );
+    let out = hangar(&["audit", overlay.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("but the Kustomize patches it skips")
+            && stdout(&out).contains("kubectl kustomize DIR | hangar audit -"),
+        "{}",
+        stdout(&out)
+    );
+
     // Objects without an inference endpoint are a clean audit: there was something to check.
     let plain = write(dir.path(), "plain.yaml", PLAIN_APP);
     assert_eq!(
