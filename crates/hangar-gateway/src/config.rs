@@ -848,7 +848,34 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+impl ApiKeyEntry {
+    /// Whether the key is neither revoked nor expired at `now`.
+    pub fn in_force(&self, now: jiff::Timestamp) -> bool {
+        !self.revoked && !self.has_expired(now)
+    }
+
+    /// Whether the key's expiry is past at `now` (an unreadable one is a load problem).
+    pub fn has_expired(&self, now: jiff::Timestamp) -> bool {
+        (self.expires.as_deref())
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|at| at <= now)
+    }
+}
+
 impl GatewayConfig {
+    /// Tenants nothing can authenticate as at `now`: no key in force acts for them, and there
+    /// is no `auth.jwt`. Worth a warning, not a refusal: keys may come in a later edit.
+    pub fn tenants_without_a_key(&self, now: jiff::Timestamp) -> Vec<&str> {
+        if self.auth.jwt.is_some() {
+            return Vec::new();
+        }
+        let keys = &self.auth.api_keys;
+        (self.tenants.keys())
+            .filter(|tenant| !keys.iter().any(|k| &k.tenant == *tenant && k.in_force(now)))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The files this configuration names: certificates, keys, CAs, a JWKS. They are read at
     /// load, and a change to any of them reloads the configuration (how rotated ones come in).
     pub fn named_files(&self) -> Vec<&Path> {
@@ -1301,6 +1328,18 @@ audit:
 ",
             "0".repeat(64)
         ))
+    }
+
+    #[test]
+    fn a_tenant_whose_keys_are_all_revoked_or_expired_has_no_way_in() {
+        let mut config = with_tenant("    models: [llama]").unwrap();
+        let now = jiff::Timestamp::now();
+        assert!(config.tenants_without_a_key(now).is_empty());
+        config.auth.api_keys[0].expires = Some("2020-01-01T00:00:00Z".into());
+        assert_eq!(config.tenants_without_a_key(now), ["t"]);
+        config.auth.api_keys[0].expires = None;
+        config.auth.api_keys[0].revoked = true;
+        assert_eq!(config.tenants_without_a_key(now), ["t"]);
     }
 
     #[test]

@@ -35,8 +35,16 @@ impl Cidr {
                     format!("`{text}`: the prefix length must be a number from 0 to {most}")
                 })?,
         };
+        // `::ffff:10.0.0.0/104` is `10.0.0.0/8`, as the addresses it is matched against are.
+        let canonical = network.to_canonical();
+        let prefix = match (network, canonical) {
+            (IpAddr::V6(_), IpAddr::V4(_)) => prefix.checked_sub(96).ok_or_else(|| {
+                format!("`{text}`: an IPv4-mapped block needs a prefix length of 96 or more")
+            })?,
+            _ => prefix,
+        };
         Ok(Cidr {
-            network: network.to_canonical(),
+            network: canonical,
             prefix,
         })
     }
@@ -125,6 +133,9 @@ mod tests {
         );
         assert!(Cidr::parse("::/0").unwrap().contains(ip("2001:db8::1")));
         assert!(Cidr::parse("10.1.2.3/8").unwrap().contains(ip("10.9.9.9")));
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.200.0.1")) && !mapped.contains(ip("11.0.0.1")));
+        assert!(Cidr::parse("::ffff:10.0.0.0/90").is_err());
         for wrong in [
             "10.0.0.0/33",
             "fd00::/129",

@@ -1,7 +1,7 @@
 //! One request through the gateway: authenticate → tenant policy → guards → limits → route →
 //! model server (streamed) → response guards → audit record and metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,8 @@ pub struct Gateway {
     started_with: GatewayConfig,
     /// How many refusals were only counted so far.
     summarised: AtomicU64,
+    /// Shutdown has begun: `/readyz` answers 503, and HTTP/1.1 answers close their connection.
+    withdrawn: AtomicBool,
 }
 
 impl Gateway {
@@ -86,7 +88,20 @@ impl Gateway {
             refusals: RefusalBudget::default(),
             started_with,
             summarised: AtomicU64::new(0),
+            withdrawn: AtomicBool::new(false),
         }
+    }
+
+    /// Takes the gateway out of service while it still serves: `/readyz` answers 503, and each
+    /// HTTP/1.1 answer closes its connection, so that clients reconnect (to another replica, once
+    /// the Service has dropped this one) rather than reuse a connection about to close.
+    pub fn withdraw(&self) {
+        self.withdrawn.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Gateway::withdraw`] was called.
+    pub fn withdrawn(&self) -> bool {
+        self.withdrawn.load(Ordering::Relaxed)
     }
 
     /// Ends the streams still open (after the drain time), so each writes its record.
@@ -182,30 +197,27 @@ impl Gateway {
 
 /// Request ids, sent to the model server too: a random prefix per process, for replicas started
 /// together must not hand a model server the same id at once (vLLM took it for its engine's id,
-/// and a repeated one in flight failed requests), then the request's number mixed under a
-/// random key, which keeps a process's ids apart and tells clients nothing of its traffic.
-#[derive(Debug)]
+/// and a repeated one in flight failed requests), then 96 bits of an HMAC of the request's
+/// number under a random key: no two ids coincide in practice, and without the key nothing in
+/// them tells a client how many requests came between two of its own.
 struct RequestIds {
     prefix: u64,
-    key: u64,
+    key: ring::hmac::Key,
     next: AtomicU64,
 }
 
 impl RequestIds {
     fn new() -> RequestIds {
-        let random: [u8; 16] = match ring::rand::generate(&ring::rand::SystemRandom::new()) {
-            Ok(random) => random.expose(),
+        let random = ring::rand::SystemRandom::new();
+        let prefix = match ring::rand::generate::<[u8; 8]>(&random) {
+            Ok(bytes) => u64::from_be_bytes(bytes.expose()),
             // Unlikely; the start time in nanoseconds still keeps replicas apart.
-            Err(_) => {
-                let now = jiff::Timestamp::now().as_nanosecond() as u64;
-                let mut bytes = [0; 16];
-                bytes[..8].copy_from_slice(&now.to_le_bytes());
-                bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-                bytes
-            }
+            Err(_) => jiff::Timestamp::now().as_nanosecond() as u64,
         };
-        let [prefix, key] = [&random[..8], &random[8..]]
-            .map(|half| half.iter().fold(0, |n, &b| (n << 8) | u64::from(b)));
+        let key =
+            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &random).unwrap_or_else(|_| {
+                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &prefix.to_be_bytes())
+            });
         RequestIds {
             prefix,
             key,
@@ -215,12 +227,12 @@ impl RequestIds {
 
     fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        // `mix` is a bijection, so no two numbers share an id.
-        format!(
-            "hg-{:016x}-{:016x}",
-            self.prefix,
-            crate::routes::mix(n ^ self.key)
-        )
+        let tag = ring::hmac::sign(&self.key, &n.to_be_bytes());
+        let mut id = format!("hg-{:016x}-", self.prefix);
+        for byte in tag.as_ref().iter().take(12) {
+            id.push_str(&format!("{byte:02x}"));
+        }
+        id
     }
 }
 
@@ -374,7 +386,9 @@ pub async fn handle(
     }
     // Over HTTP/2 an unread body costs its stream alone.
     let one_at_a_time = head.version < http::Version::HTTP_2;
-    if one_at_a_time && !body_read && (body_broke || !drain_rest(&mut body, &head.headers).await) {
+    let unread =
+        one_at_a_time && !body_read && (body_broke || !drain_rest(&mut body, &head.headers).await);
+    if unread || (one_at_a_time && gateway.withdrawn()) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -1731,10 +1745,12 @@ mod tests {
             first.prefix, second.prefix,
             "two processes started together"
         );
-        // Consecutive requests' ids share nothing past the prefix that would count them.
-        let tail = |id: &str| u64::from_str_radix(id.rsplit('-').next().unwrap(), 16).unwrap();
-        assert!(tail(&ids[1]).abs_diff(tail(&ids[0])) > 1 << 20, "{ids:?}");
-        assert!(ids[0].starts_with("hg-") && ids[0].len() == 3 + 16 + 1 + 16);
+        // The same number gives another tail under another process's key.
+        assert_ne!(ids[0].rsplit('-').next(), second.next().rsplit('-').next());
+        assert!(
+            ids[0].starts_with("hg-") && ids[0].len() == 3 + 16 + 1 + 24,
+            "{ids:?}"
+        );
     }
 
     use super::*;

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -85,19 +84,17 @@ pub struct Server {
     shutdown_delay: Duration,
     header_read: Duration,
     max_connections: usize,
-    /// Set when shutdown begins: `/readyz` then answers 503.
-    draining: Arc<AtomicBool>,
 }
 
-/// Takes the gateway out of service while it still serves: `/readyz` answers 503, so that load
-/// balancers stop sending before the listener closes.
-#[derive(Debug, Clone)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Takes the gateway out of service while it still serves (see [`Gateway::withdraw`]), so
+/// that load balancers stop sending before the listener closes.
+#[derive(Clone)]
+pub struct Readiness(Arc<Gateway>);
 
 impl Readiness {
-    /// `/readyz` answers 503 from now on.
+    /// `/readyz` answers 503 from now on, and HTTP/1.1 answers close their connection.
     pub fn withdraw(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.withdraw();
     }
 }
 
@@ -111,6 +108,7 @@ impl Server {
             problems,
         })?;
         let config = &runtime.config;
+        warn_of_tenants_without_a_key(config, path);
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
             Some(address) => Some(bind(address).await?),
@@ -139,13 +137,12 @@ impl Server {
             shutdown_delay,
             header_read,
             max_connections,
-            draining: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// What takes the gateway out of service before it stops (see [`Server::run`]).
     pub fn readiness(&self) -> Readiness {
-        Readiness(Arc::clone(&self.draining))
+        Readiness(Arc::clone(&self.gateway))
     }
 
     /// `limits.shutdownDelay`: how long to serve unready after SIGTERM before stopping.
@@ -172,19 +169,14 @@ impl Server {
     /// (up to `limits.drain`), and writes out the audit log. To be taken out of service first,
     /// `shutdown` calls [`Readiness::withdraw`] and waits a while before it completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-        let draining = self.draining;
         let reloader = tokio::spawn(watch_config(
             Arc::clone(&self.gateway),
             self.config_path.clone(),
         ));
         let summaries = tokio::spawn(write_refusal_summaries(Arc::clone(&self.gateway)));
-        let admin = self.admin.map(|listener| {
-            tokio::spawn(serve_admin(
-                listener,
-                Arc::clone(&self.gateway),
-                Arc::clone(&draining),
-            ))
-        });
+        let admin = self
+            .admin
+            .map(|listener| tokio::spawn(serve_admin(listener, Arc::clone(&self.gateway))));
         // Raised when the gateway shuts down: each connection is asked to finish.
         let (closing, closing_seen) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -237,7 +229,7 @@ impl Server {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        draining.store(true, Ordering::Relaxed);
+        self.gateway.withdraw();
         drop(self.listener);
         tracing::info!(
             "shutting down: waiting up to {:?} for requests in flight",
@@ -561,6 +553,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
         .and_then(|config| Runtime::build(config, Some(&current)));
     match built {
         Ok(runtime) => {
+            warn_of_tenants_without_a_key(&runtime.config, path);
             gateway.swap(runtime);
             for field in waiting_for_restart(gateway) {
                 tracing::warn!(
@@ -581,6 +574,19 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
             );
             false
         }
+    }
+}
+
+/// Says which tenants nothing can authenticate as (`gateway check` says it too): after an edit
+/// that revoked a tenant's last key, its clients would meet 401s with nothing in the log.
+fn warn_of_tenants_without_a_key(config: &GatewayConfig, path: &Path) {
+    let keyless = config.tenants_without_a_key(jiff::Timestamp::now());
+    if !keyless.is_empty() {
+        tracing::warn!(
+            "{}: no API key in force acts for {}, and there is no `auth.jwt`: requests for them cannot authenticate",
+            path.display(),
+            keyless.join(", ")
+        );
     }
 }
 
@@ -685,7 +691,7 @@ async fn recv_hangup(_: &mut Hangup) -> Option<()> {
 
 /// `/metrics`, `/healthz`, `/readyz` on the operator listener: a few connections at a time,
 /// each given a few seconds to ask.
-async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc<AtomicBool>) {
+async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>) {
     const ASK_WITHIN: Duration = Duration::from_secs(10);
     let slots = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
     let mut accept = Acceptor::new("the operator listener");
@@ -700,13 +706,11 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
             continue;
         };
         let gateway = Arc::clone(&gateway);
-        let draining = Arc::clone(&draining);
         let activity = Activity::new();
         let asked = Arc::clone(&activity);
         let service = service_fn(move |request: Request<Incoming>| {
             asked.request(request.version());
-            let response =
-                admin_response(&gateway, &draining, request.method(), request.uri().path());
+            let response = admin_response(&gateway, request.method(), request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
         let closing = closing_seen.clone();
@@ -721,12 +725,7 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, draining: Arc
     }
 }
 
-fn admin_response(
-    gateway: &Gateway,
-    draining: &AtomicBool,
-    method: &Method,
-    path: &str,
-) -> Response<Full<Bytes>> {
+fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Full<Bytes>> {
     let reads = *method == Method::GET || *method == Method::HEAD;
     let (status, content_type, body) = match path {
         "/metrics" | "/healthz" | "/readyz" if !reads => (
@@ -750,7 +749,7 @@ fn admin_response(
             )
         }
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" if draining.load(Ordering::Relaxed) => (
+        "/readyz" if gateway.withdrawn() => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "draining\n".to_owned(),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hangar_gateway::config::ApiKeyEntry;
 use hangar_gateway::{GatewayConfig, Server};
 
 const EXAMPLES: &str = "\
@@ -259,7 +258,7 @@ fn check(path: &Path) -> Result<ExitCode> {
     let keys = &config.auth.api_keys;
     let revoked = keys.iter().filter(|key| key.revoked).count();
     let expired = (keys.iter())
-        .filter(|key| !key.revoked && has_expired(key, now))
+        .filter(|key| !key.revoked && key.has_expired(now))
         .count();
     let mut out_of_force = Vec::new();
     if revoked > 0 {
@@ -282,22 +281,12 @@ fn check(path: &Path) -> Result<ExitCode> {
             ""
         }
     )?;
-    // Worth saying, not failing on: keys may come in a later edit.
-    if config.auth.jwt.is_none() {
-        let keyless: Vec<&str> = (config.tenants.keys())
-            .filter(|tenant| {
-                !keys
-                    .iter()
-                    .any(|key| &key.tenant == *tenant && in_force(key, now))
-            })
-            .map(String::as_str)
-            .collect();
-        if !keyless.is_empty() {
-            outln!(
-                "  warning      no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
-                keyless.join(", ")
-            )?;
-        }
+    let keyless = config.tenants_without_a_key(now);
+    if !keyless.is_empty() {
+        outln!(
+            "  warning      no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
+            keyless.join(", ")
+        )?;
     }
     outln!(
         "  audit        {} (kept {}){}",
@@ -339,17 +328,6 @@ fn check(path: &Path) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether the key is neither revoked nor expired at `now`.
-fn in_force(key: &ApiKeyEntry, now: jiff::Timestamp) -> bool {
-    !key.revoked && !has_expired(key, now)
-}
-
-fn has_expired(key: &ApiKeyEntry, now: jiff::Timestamp) -> bool {
-    (key.expires.as_deref())
-        .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-        .is_some_and(|at| at <= now)
 }
 
 /// What `check` says about the listeners: the configuration works, but exposes or hides

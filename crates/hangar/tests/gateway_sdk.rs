@@ -634,6 +634,28 @@ fn sigterm_takes_the_gateway_out_of_service_before_it_stops_accepting() {
         "{}",
         gateway.log()
     );
+    // A client that would keep its connection is asked to reconnect: the next one may go to
+    // another replica, and this connection would close under it at the end of the delay.
+    let kept_alive = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(gateway.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let key = &keys.good.key;
+        write!(
+            stream,
+            "GET /v1/models HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {key}\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map(|_| answer)
+    };
+    let answer = kept_alive.unwrap_or_else(|e| panic!("the connection stayed open: {e}"));
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     let status = gateway.stop();
     assert!(status.success(), "{status}");
 }
