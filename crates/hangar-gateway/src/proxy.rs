@@ -216,7 +216,9 @@ impl RequestIds {
         };
         let key =
             ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &random).unwrap_or_else(|_| {
-                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &prefix.to_be_bytes())
+                tracing::error!("the system's random source failed: request ids may be guessed");
+                let now = jiff::Timestamp::now().as_nanosecond().to_be_bytes();
+                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &now)
             });
         RequestIds {
             prefix,

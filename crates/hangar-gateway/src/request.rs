@@ -708,6 +708,7 @@ fn media_parts(value: &Value) -> u64 {
 
 /// Keys whose strings are identifiers or media, not text the model reads.
 const NOT_TEXT: &[&str] = &[
+    "image_embeds",
     "role",
     "type",
     "id",
@@ -765,8 +766,9 @@ fn collect_texts<'a>(value: &'a Value, reading: Reading, texts: &mut Vec<&'a str
     }
 }
 
-/// Edits the strings [`collect_texts`] reads, but not keys: a key is a name, whose redaction
-/// would break the schema it names.
+/// Edits the strings [`collect_texts`] reads. Keys are handed to `edit` too, in the same order,
+/// so that it can follow along, but not renamed: a key is a name, and a schema renamed would
+/// no longer describe its tool.
 fn edit_texts(
     value: &mut Value,
     reading: Reading,
@@ -783,12 +785,16 @@ fn edit_texts(
         Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
             edit_texts(item, reading, edit) | changed
         }),
-        Value::Object(map) => map
-            .iter_mut()
-            .filter(|(key, _)| reading.reads(key))
-            .fold(false, |changed, (_, item)| {
-                edit_texts(item, reading, edit) | changed
-            }),
+        Value::Object(map) => {
+            let mut changed = false;
+            for (key, item) in map.iter_mut().filter(|(key, _)| reading.reads(key)) {
+                if reading == Reading::Whole {
+                    let _ = edit(key);
+                }
+                changed |= edit_texts(item, reading, edit);
+            }
+            changed
+        }
         _ => false,
     }
 }
@@ -1213,6 +1219,28 @@ mod tests {
         let completion = body(json!({"model": "m", "prompt": "def f(", "suffix": "return x"}));
         let texts = prompt_texts(Endpoint::Completion, &completion).unwrap();
         assert_eq!(texts, ["def f(", "return x"]);
+    }
+
+    #[test]
+    fn the_edit_is_handed_what_the_reading_read_in_the_same_order() {
+        // Redaction before the model server pairs each edited string with the one read.
+        let mut body = chat(json!({
+            "tools": [{"type": "function", "function": {"name": "f", "description": "d",
+                "parameters": {"type": "object", "properties": {"url": {"enum": ["a", "b"]}}}}}],
+            "documents": [{"title": "t", "text": "x"}],
+            "chat_template_kwargs": {"k": "v"},
+        }));
+        let read: Vec<String> = prompt_texts(Endpoint::Chat, &body)
+            .unwrap()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut handed = Vec::new();
+        edit_prompt_texts(Endpoint::Chat, &mut body, |text| {
+            handed.push(text.to_owned());
+            None
+        });
+        assert_eq!(handed, read);
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn holds_no_object(path: &Path) -> LoadError {
     } else if is_kustomization_dir(path) {
         (
             path.display().to_string(),
-            "no Kubernetes object in this directory but the Kustomize patches it skips (see the notes), so nothing was checked; audit what it builds with `kubectl kustomize DIR | hangar audit -`",
+            "no Kubernetes object in this directory, which is a Kustomize directory: it is read as its plain resources, not built (see the notes), so nothing was checked; audit what it builds with `kubectl kustomize DIR | hangar audit -`",
         )
     } else if path.is_dir() {
         (

@@ -1237,7 +1237,7 @@ fn input_with_no_kubernetes_object_is_an_input_error_in_every_format() {
     let out = hangar(&["audit", overlay.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stdout(&out).contains("but the Kustomize patches it skips")
+        stdout(&out).contains("which is a Kustomize directory")
             && stdout(&out).contains("kubectl kustomize DIR | hangar audit -"),
         "{}",
         stdout(&out)
