@@ -1,6 +1,7 @@
 //! One request through the gateway: authenticate → tenant policy → guards → limits → route →
 //! model server (streamed) → response guards → audit record and metrics.
 
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,31 +198,21 @@ impl Gateway {
 
 /// Request ids, sent to the model server too: a random prefix per process, for replicas started
 /// together must not hand a model server the same id at once (vLLM took it for its engine's id,
-/// and a repeated one in flight failed requests), then 96 bits of an HMAC of the request's
-/// number under a random key: no two ids coincide in practice, and without the key nothing in
-/// them tells a client how many requests came between two of its own.
+/// and a repeated one in flight failed requests), then the request's number through SipHash
+/// under a random key: a keyed function, so nothing in two ids tells a client how many
+/// requests came between them, at a fraction of an HMAC's cost.
 struct RequestIds {
     prefix: u64,
-    key: ring::hmac::Key,
+    /// std's hasher: SipHash keyed with 128 random bits from the system.
+    key: std::collections::hash_map::RandomState,
     next: AtomicU64,
 }
 
 impl RequestIds {
     fn new() -> RequestIds {
-        let random = ring::rand::SystemRandom::new();
-        let prefix = match ring::rand::generate::<[u8; 8]>(&random) {
-            Ok(bytes) => u64::from_be_bytes(bytes.expose()),
-            // Unlikely; the start time in nanoseconds still keeps replicas apart.
-            Err(_) => jiff::Timestamp::now().as_nanosecond() as u64,
-        };
-        let key =
-            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &random).unwrap_or_else(|_| {
-                tracing::error!("the system's random source failed: request ids may be guessed");
-                let now = jiff::Timestamp::now().as_nanosecond().to_be_bytes();
-                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &now)
-            });
+        let key = std::collections::hash_map::RandomState::new();
         RequestIds {
-            prefix,
+            prefix: key.hash_one("hangar request ids"),
             key,
             next: AtomicU64::new(0),
         }
@@ -229,12 +220,7 @@ impl RequestIds {
 
     fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let tag = ring::hmac::sign(&self.key, &n.to_be_bytes());
-        let mut id = format!("hg-{:016x}-", self.prefix);
-        for byte in tag.as_ref().iter().take(12) {
-            id.push_str(&format!("{byte:02x}"));
-        }
-        id
+        format!("hg-{:016x}-{:016x}", self.prefix, self.key.hash_one(n))
     }
 }
 
@@ -1750,7 +1736,7 @@ mod tests {
         // The same number gives another tail under another process's key.
         assert_ne!(ids[0].rsplit('-').next(), second.next().rsplit('-').next());
         assert!(
-            ids[0].starts_with("hg-") && ids[0].len() == 3 + 16 + 1 + 24,
+            ids[0].starts_with("hg-") && ids[0].len() == 3 + 16 + 1 + 16,
             "{ids:?}"
         );
     }
