@@ -16,6 +16,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod pem;
+pub mod probe;
 pub mod proxy;
 pub mod redis;
 pub mod refusals;

@@ -131,6 +131,12 @@ impl RouteTable {
         self.routes.keys().map(String::as_str)
     }
 
+    /// Every version of every model, with the model's public name.
+    pub fn versions(&self) -> impl Iterator<Item = (&str, &Version)> {
+        (self.routes.iter())
+            .flat_map(|(name, route)| route.versions.iter().map(move |v| (name.as_str(), &**v)))
+    }
+
     /// The version that serves this request: the pinned one if the caller may pin, else one
     /// drawn by weight (stickily when the route says so).
     pub fn pick(

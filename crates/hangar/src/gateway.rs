@@ -15,6 +15,9 @@ Examples:
   hangar gateway check --config examples/gateway/gateway.yaml
   hangar gateway run --config examples/gateway/gateway.yaml
 
+  # from where the gateway runs: can it reach each model server, and does it serve the model?
+  hangar gateway check --config gateway.yaml --probe
+
   # a key for the payments tenant, valid until the end of January (add the printed entry
   # under auth.apiKeys; the gateway reloads it within a second)
   hangar gateway keygen --tenant payments --id payments-2026-12 --expires 2027-01-31T00:00:00Z
@@ -51,10 +54,16 @@ pub enum GatewayCommand {
     /// Check a configuration file and the files it names, and summarise it (with how long each
     /// certificate is valid), without serving. Exit 0 good, 2 not; what works but is risky (no
     /// TLS on a reachable address, no operator listener, canaries without a seed) is a warning.
+    /// With --probe, also ask each model server for its model list, as the gateway would reach
+    /// it: exit 1 if one cannot be reached or refuses the gateway's key.
     Check {
         /// The gateway configuration (YAML).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Reach every model version (`GET /v1/models`, with its CA, client certificate and key)
+        /// and say whether it serves the model the gateway asks it for.
+        #[arg(long)]
+        probe: bool,
     },
     /// Print the JSON Schema of the configuration file.
     Schema,
@@ -100,7 +109,7 @@ pub enum GatewayCommand {
 pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     match args.command {
         GatewayCommand::Run { config } => serve(&config),
-        GatewayCommand::Check { config } => check(&config),
+        GatewayCommand::Check { config, probe } => check(&config, probe),
         GatewayCommand::Schema => {
             outln!(
                 "{}",
@@ -191,7 +200,7 @@ async fn shutdown_signal(readiness: hangar_gateway::server::Readiness, delay: Du
     }
 }
 
-fn check(path: &Path) -> Result<ExitCode> {
+fn check(path: &Path, probe: bool) -> Result<ExitCode> {
     let config = match GatewayConfig::load(path) {
         Ok(config) => config,
         Err(err) => {
@@ -327,7 +336,50 @@ fn check(path: &Path) -> Result<ExitCode> {
             config.prefix
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    if !probe {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let probes = runtime.block_on(hangar_gateway::probe::probe_all(
+        &built,
+        Duration::from_secs(5),
+    ));
+    for probe in &probes {
+        outln!("  probe        {}", probe_line(probe))?;
+    }
+    Ok(if probes.iter().any(|p| p.outcome.fails()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What a model version's server answered, in a line.
+fn probe_line(probe: &hangar_gateway::probe::Probe) -> String {
+    use hangar_gateway::probe::Outcome;
+    let asked = &probe.upstream_model;
+    let said = match &probe.outcome {
+        Outcome::Serves => format!("ok, serves `{asked}`"),
+        Outcome::Unlisted(listed) if listed.is_empty() => {
+            format!("warning: answers, but lists no model; the gateway asks it for `{asked}`")
+        }
+        Outcome::Unlisted(listed) => format!(
+            "warning: answers, but lists {} and not `{asked}`, the name the gateway sends (set `upstreamModel`?)",
+            listed
+                .iter()
+                .take(5)
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Outcome::NoListing(status) => format!(
+            "warning: /v1/models answered {status}, so whether it serves `{asked}` cannot be told"
+        ),
+        Outcome::Refused(status) => format!(
+            "FAILED: refused the gateway's credentials ({status}): check the version's `apiKeyEnv`"
+        ),
+        Outcome::Failed(why) => format!("FAILED: {why}"),
+    };
+    format!("{} {}: {said}", probe.model, probe.version)
 }
 
 /// What `check` says about the listeners: the configuration works, but exposes or hides

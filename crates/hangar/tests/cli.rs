@@ -551,6 +551,58 @@ fn the_gateway_example_cluster_holds_a_configuration_that_checks() {
 }
 
 #[test]
+fn check_probe_asks_each_model_server_what_it_serves() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime
+        .block_on(
+            hangar_testkit::fake_openai::FakeOpenAi::builder()
+                .model("meta-llama/Meta-Llama-3-8B-Instruct")
+                .start(),
+        )
+        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
+    let config = example
+        .replace("http://vllm-llama.ml-serving.svc:8000", &fake.url())
+        .replace("http://tei-bge.ml-serving.svc:8080", &fake.url())
+        .replace(
+            "http://vllm-llama-canary.ml-serving.svc:8000",
+            &format!("http://{closed}"),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "gateway.yaml", &config);
+    let path = config.to_str().unwrap();
+
+    // Without --probe nothing is reached, and the file is good.
+    assert!(
+        hangar(&["gateway", "check", "--config", path])
+            .status
+            .success()
+    );
+    let out = hangar(&["gateway", "check", "--config", path, "--probe"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    let probe = |line: &str| {
+        text.lines()
+            .any(|l| l.starts_with(&format!("  probe        {line}")))
+    };
+    assert!(
+        probe("llama-3-8b 1.4.0: ok, serves `meta-llama/Meta-Llama-3-8B-Instruct`"),
+        "{text}"
+    );
+    assert!(probe("llama-3-8b 1.5.0: FAILED: "), "{text}");
+    assert!(
+        probe(
+            "bge-m3 blue: warning: answers, but lists `meta-llama/Meta-Llama-3-8B-Instruct` and not `BAAI/bge-m3`"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn verify_log_with_no_log_file_is_no_proof() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();
