@@ -572,8 +572,9 @@ async fn serve(
         exchange.record.model = Some(name.clone());
     }
     let facts = request::inspect(endpoint, &body, &tenant.params)?;
-    // The record keeps the name asked for, but not a name the gateway does not serve.
-    if runtime.routes.contains(&facts.model) {
+    // The record keeps the name asked for (another tenant's too, once refused), but not a name
+    // the gateway does not serve.
+    if exchange.record.model.is_none() && runtime.routes.contains(&facts.model) {
         exchange.record.model = Some(facts.model.clone());
     }
     if !runtime.routes.contains(&facts.model) || !tenant.may_use(&facts.model) {

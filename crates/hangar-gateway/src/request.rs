@@ -402,20 +402,19 @@ fn check_known(
     let extra = |field: &str| {
         (policy.extra_parameters.iter()).any(|allowed| allowed == field || allowed == "*")
     };
-    match body
-        .keys()
-        .find(|field| !known_field(endpoint, field) && !extra(field))
-    {
-        Some(field) => Err(Refusal::bad_request(
-            "parameter_not_allowed",
-            format!(
-                "`{}` is not a parameter the gateway passes on to the model server; an operator may allow it in the tenant's `extraParameters`",
-                crate::stream::prefix_within(field, 100)
-            ),
-        )
-        .with_param(crate::stream::prefix_within(field, 100).to_owned())),
-        None => Ok(()),
-    }
+    let Some(field) = (body.keys()).find(|field| !known_field(endpoint, field) && !extra(field))
+    else {
+        return Ok(());
+    };
+    // The name is the client's: shown, but not at any length.
+    let field = crate::stream::prefix_within(field, 100);
+    Err(Refusal::bad_request(
+        "parameter_not_allowed",
+        format!(
+            "`{field}` is not a parameter the gateway passes on to the model server; an operator may allow it in the tenant's `extraParameters`"
+        ),
+    )
+    .with_param(field.to_owned()))
 }
 
 /// Whether the gateway knows `field` on `endpoint`: OpenAI's parameters, and the sampling,
