@@ -9,6 +9,7 @@
 mod activity;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod config;
 pub mod error;
 pub mod forwarded;

@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::activity::{Activity, Answer, Watched};
 use crate::audit::AuditLogs;
+use crate::changes;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, handle};
 use crate::runtime::Runtime;
@@ -554,6 +555,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
     match built {
         Ok(runtime) => {
             warn_of_tenants_without_a_key(&runtime.config, path);
+            let changes = changes::describe(&current.config, &runtime.config);
             gateway.swap(runtime);
             for field in waiting_for_restart(gateway) {
                 tracing::warn!(
@@ -562,7 +564,11 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
                 );
             }
             gateway.metrics.reloads.add(&["applied"], 1);
-            tracing::info!("{}: configuration reloaded", path.display());
+            tracing::info!(
+                "{}: configuration reloaded: {}",
+                path.display(),
+                changes::summary(&changes)
+            );
             true
         }
         Err(problems) => {

@@ -132,19 +132,23 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     }
 }
 
+/// The gateway's own lines go out under its library's name, in the same format as its
+/// reloads and warnings, and by the same `HANGAR_LOG` filter.
+const LOG: &str = "hangar_gateway";
+
 fn serve(config: &Path) -> Result<ExitCode> {
     let runtime = gateway_runtime()?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         if let Some(address) = server.address() {
-            eprintln!("hangar gateway: serving the inference API on {address}");
+            tracing::info!(target: LOG, "serving the inference API on {address}");
         }
         if let Some(address) = server.admin_address() {
-            eprintln!("hangar gateway: metrics and health on http://{address}");
+            tracing::info!(target: LOG, "metrics and health on http://{address}");
         }
         let stop = shutdown_signal(server.readiness(), server.shutdown_delay());
         server.run(stop).await?;
-        eprintln!("hangar gateway: stopped; the audit log is written out");
+        tracing::info!(target: LOG, "stopped; the audit log is written out");
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -184,13 +188,14 @@ async fn shutdown_signal(readiness: hangar_gateway::server::Readiness, delay: Du
             return;
         }
         readiness.withdraw();
-        eprintln!(
-            "hangar gateway: SIGTERM: /readyz answers 503; serving {delay:?} more (limits.shutdownDelay) before draining; a second signal stops now"
+        tracing::info!(
+            target: LOG,
+            "SIGTERM: /readyz answers 503; serving {delay:?} more (limits.shutdownDelay) before draining; a second signal stops now"
         );
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = tokio::signal::ctrl_c() => eprintln!("hangar gateway: second signal: stopping now"),
-            _ = terminate.recv() => eprintln!("hangar gateway: second signal: stopping now"),
+            _ = tokio::signal::ctrl_c() => tracing::info!(target: LOG, "second signal: stopping now"),
+            _ = terminate.recv() => tracing::info!(target: LOG, "second signal: stopping now"),
         }
     }
     #[cfg(not(unix))]
