@@ -312,6 +312,9 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
             .map(|c| format!(", content kept {}", count(c.retention_days, "day")))
             .unwrap_or_default()
     )?;
+    if let Some(warning) = audit_dir_warning(&config.audit.dir) {
+        outln!("  warning      {warning}")?;
+    }
     if let (Some(shared), Some(config)) = (&built.shared_limits, &config.limits.shared) {
         // Unreachable from here is worth saying, not failing on: the gateway copes at run time.
         let reached = runtime.block_on(shared.reach());
@@ -423,6 +426,51 @@ fn canary_warning(config: &GatewayConfig) -> Option<String> {
         "`injectCanary` is on for {} but neither `guards.canarySeed` nor `guards.canarySeedFile` is set: each replica, and each restart, plants a different token; set one so that every replica plants the same",
         planting.join(", ")
     ))
+}
+
+/// Whether `gateway run` could write its audit log in `dir`, here: the directory, or the nearest
+/// existing one above it that `run` would create it in, takes a file. A warning, not an error,
+/// for `check` often runs where the gateway does not (a CI job, a laptop).
+fn audit_dir_warning(dir: &Path) -> Option<String> {
+    let shown = dir.display();
+    // A relative path's last ancestor is the empty path: the working directory.
+    let existing = (dir.ancestors()).find(|at| at.as_os_str().is_empty() || at.exists())?;
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    if !existing.is_dir() {
+        return Some(format!(
+            "audit.dir {shown}: {} is not a directory: the gateway cannot start here",
+            existing.display()
+        ));
+    }
+    let will_be = if existing == dir {
+        String::new()
+    } else {
+        format!(
+            " (it does not exist, and would be created in {})",
+            existing.display()
+        )
+    };
+    // Nothing short of writing says whether this process may: ownership, modes, ACLs, a
+    // read-only mount.
+    let probe = existing.join(format!(".hangar-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!(
+            "audit.dir {shown}: cannot write in {} ({e}){will_be}: the gateway cannot start here",
+            existing.display()
+        )),
+    }
 }
 
 /// `1 day`, `2 days`: a count and its word, plural unless it is one.

@@ -745,7 +745,7 @@ fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
         summary.contains("  admin        http://127.0.0.1:9090 (/metrics, /healthz, /readyz)\n"),
         "{summary}"
     );
-    for quiet in ["clear text", "adminListen", "injectCanary"] {
+    for quiet in ["clear text", "adminListen", "injectCanary", "audit.dir"] {
         assert!(!summary.contains(quiet), "{quiet}: {summary}");
     }
 
@@ -770,6 +770,24 @@ fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
     assert!(
         summary.contains("`injectCanary` is on for support but neither `guards.canarySeed` nor `guards.canarySeedFile` is set"),
         "{summary}"
+    );
+
+    // An audit directory the gateway could not create is found before `run` fails on it.
+    let file = write(dir.path(), "not-a-dir", "");
+    let blocked = example.replace(
+        "dir: /var/log/hangar/audit",
+        &format!("dir: {}/audit", file.display()),
+    );
+    let config = write(dir.path(), "gateway.yaml", &blocked);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "  warning      audit.dir {0}/audit: {0} is not a directory: the gateway cannot start here",
+            file.display()
+        )),
+        "{}",
+        stdout(&out)
     );
 
     // The inference port is no place for the operator endpoints.
