@@ -29,6 +29,8 @@ pub(crate) struct Activity {
     write_waits_since: AtomicU64,
     /// The open HTTP/2 streams' answers.
     answers: Mutex<Vec<Weak<Progress>>>,
+    /// Raised when the connection is to be asked to finish, from a request's handler.
+    leave: tokio::sync::Notify,
 }
 
 /// How far an answer's body has gone: when hyper last took from it, and whether the body was
@@ -50,7 +52,18 @@ impl Activity {
             last_end_ms: AtomicU64::new(0),
             write_waits_since: AtomicU64::new(0),
             answers: Mutex::new(Vec::new()),
+            leave: tokio::sync::Notify::new(),
         })
+    }
+
+    /// The connection's watch is to ask it to finish (an HTTP/2 GOAWAY).
+    pub(crate) fn ask_to_leave(&self) {
+        self.leave.notify_one();
+    }
+
+    /// Completes once [`Activity::ask_to_leave`] was called.
+    pub(crate) async fn asked_to_leave(&self) {
+        self.leave.notified().await;
     }
 
     fn now_ms(&self) -> u64 {

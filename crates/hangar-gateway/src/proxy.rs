@@ -2,7 +2,7 @@
 //! model server (streamed) → response guards → audit record and metrics.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,8 +66,9 @@ pub struct Gateway {
     started_with: GatewayConfig,
     /// How many refusals were only counted so far.
     summarised: AtomicU64,
-    /// Shutdown has begun: `/readyz` answers 503, and HTTP/1.1 answers close their connection.
-    withdrawn: AtomicBool,
+    /// Shutdown has begun: `/readyz` answers 503, HTTP/1.1 answers close their connection, and
+    /// HTTP/2 connections are sent GOAWAY.
+    withdrawn: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -89,20 +90,26 @@ impl Gateway {
             refusals: RefusalBudget::default(),
             started_with,
             summarised: AtomicU64::new(0),
-            withdrawn: AtomicBool::new(false),
+            withdrawn: tokio::sync::watch::Sender::new(false),
         }
     }
 
-    /// Takes the gateway out of service while it still serves: `/readyz` answers 503, and each
-    /// HTTP/1.1 answer closes its connection, so that clients reconnect (to another replica, once
-    /// the Service has dropped this one) rather than reuse a connection about to close.
+    /// Takes the gateway out of service while it still serves: `/readyz` answers 503, each
+    /// HTTP/1.1 answer closes its connection, and each HTTP/2 connection is sent GOAWAY once
+    /// it has been asked something, so that clients reconnect (to another replica, once the
+    /// Service has dropped this one) rather than reuse a connection about to close.
     pub fn withdraw(&self) {
-        self.withdrawn.store(true, Ordering::Relaxed);
+        self.withdrawn.send_replace(true);
     }
 
     /// Whether [`Gateway::withdraw`] was called.
     pub fn withdrawn(&self) -> bool {
-        self.withdrawn.load(Ordering::Relaxed)
+        *self.withdrawn.borrow()
+    }
+
+    /// Sees [`Gateway::withdraw`] when it comes.
+    pub(crate) fn withdrawal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.withdrawn.subscribe()
     }
 
     /// Ends the streams still open (after the drain time), so each writes its record.

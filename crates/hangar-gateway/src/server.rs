@@ -93,7 +93,8 @@ pub struct Server {
 pub struct Readiness(Arc<Gateway>);
 
 impl Readiness {
-    /// `/readyz` answers 503 from now on, and HTTP/1.1 answers close their connection.
+    /// `/readyz` answers 503 from now on, HTTP/1.1 answers close their connection, and HTTP/2
+    /// connections are sent GOAWAY.
     pub fn withdraw(&self) {
         self.0.withdraw();
     }
@@ -223,6 +224,7 @@ impl Server {
                         tls: self.tls.clone(),
                         idle: self.header_read,
                         closing: closing_seen.clone(),
+                        withdrawn: self.gateway.withdrawal(),
                     };
                     connections.spawn(serve.run(stream, peer, slot));
                 }
@@ -336,6 +338,7 @@ struct Connection {
     /// How long it may ask nothing: `limits.requestRead`.
     idle: Duration,
     closing: watch::Receiver<bool>,
+    withdrawn: watch::Receiver<bool>,
 }
 
 impl Connection {
@@ -348,6 +351,11 @@ impl Connection {
         let asked = Arc::clone(&activity);
         let service = service_fn(move |request: Request<Incoming>| {
             let stream = asked.request(request.version());
+            // An HTTP/2 connection opened while the gateway is out of service is served, and
+            // then told to go.
+            if stream.is_some() && gateway.withdrawn() {
+                asked.ask_to_leave();
+            }
             let gateway = Arc::clone(&gateway);
             // Boxed: hyper keeps a slot the size of this future for each connection's whole
             // life, and the request's own future is kilobytes (a thousand idle streams pay it
@@ -356,13 +364,17 @@ impl Connection {
             async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
         });
         let stream = Watched::new(stream, Arc::clone(&activity));
+        let ends = Ends {
+            closing: self.closing,
+            withdrawn: self.withdrawn,
+        };
         match self.tls {
             None => {
                 let connection = self
                     .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                serve_until_done(connection, activity, self.idle, self.closing).await;
+                serve_until_done(connection, activity, self.idle, ends).await;
             }
             Some(acceptor) => {
                 // Boxed: the handshake's state is kilobytes, and every connection's task,
@@ -379,11 +391,19 @@ impl Connection {
                     .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                serve_until_done(connection, activity, self.idle, self.closing).await;
+                serve_until_done(connection, activity, self.idle, ends).await;
             }
         }
         drop(slot);
     }
+}
+
+/// What ends a connection from the gateway's side.
+struct Ends {
+    /// The gateway shuts down.
+    closing: watch::Receiver<bool>,
+    /// The gateway is out of service, still serving (see [`Gateway::withdraw`]).
+    withdrawn: watch::Receiver<bool>,
 }
 
 /// Serves `connection` until it ends. One that has asked nothing within `idle` of being
@@ -391,8 +411,10 @@ impl Connection {
 /// whose client has taken nothing it was sent for `idle` (it stopped reading, or keeps its
 /// HTTP/2 window shut), even while the gateway drains. It is asked to finish — an HTTP/2
 /// GOAWAY, so that a request crossing it is answered or safely retried — when the gateway shuts
-/// down, or when, over HTTP/2, no stream has been open for `idle` (hyper itself closes an
-/// HTTP/1.1 connection whose next request does not come within its header timeout, the same
+/// down, when it is taken out of service and the connection is HTTP/2 (HTTP/1.1 answers then
+/// close theirs themselves; an idle one is left to its client's next request, which a close
+/// could cross), or when, over HTTP/2, no stream has been open for `idle` (hyper itself closes
+/// an HTTP/1.1 connection whose next request does not come within its header timeout, the same
 /// `idle`).
 ///
 /// Not an async fn: the future is boxed here, where the connection's type is known, because
@@ -403,14 +425,19 @@ fn serve_until_done<C>(
     connection: C,
     activity: Arc<Activity>,
     idle: Duration,
-    mut closing: watch::Receiver<bool>,
+    ends: Ends,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>>
 where
     C: GracefulConnection + Send + 'static,
 {
     Box::pin(async move {
+        let Ends {
+            mut closing,
+            mut withdrawn,
+        } = ends;
         let mut connection = std::pin::pin!(connection);
         let mut deadline = tokio::time::Instant::now() + idle;
+        let mut withdrawal_seen = false;
         loop {
             tokio::select! {
                 // The connection first: a request that has just arrived is counted before the
@@ -418,6 +445,13 @@ where
                 biased;
                 _ = connection.as_mut() => return,
                 _ = closing.wait_for(|closing| *closing) => break,
+                _ = withdrawn.wait_for(|withdrawn| *withdrawn), if !withdrawal_seen => {
+                    withdrawal_seen = true;
+                    if activity.multiplexed() {
+                        break;
+                    }
+                }
+                () = activity.asked_to_leave() => break,
                 () = tokio::time::sleep_until(deadline) => {
                     let stalled = activity.stalled_for();
                     if !activity.asked() || stalled >= idle {
@@ -719,13 +753,17 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>) {
             let response = admin_response(&gateway, request.method(), request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
-        let closing = closing_seen.clone();
+        // Taking the gateway out of service does not touch these: `/readyz` must say so.
+        let ends = Ends {
+            closing: closing_seen.clone(),
+            withdrawn: closing_seen.clone(),
+        };
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(ASK_WITHIN)
                 .serve_connection(TokioIo::new(stream), service);
-            serve_until_done(connection, activity, ASK_WITHIN, closing).await;
+            serve_until_done(connection, activity, ASK_WITHIN, ends).await;
             drop(slot);
         });
     }

@@ -1065,6 +1065,68 @@ async fn http2_requests_still_waiting_when_the_drain_ends_are_recorded() {
     }
 }
 
+/// An HTTP/2 connection to `gw`, and what completes when it has closed.
+async fn http2_connection(
+    gw: &TestGateway,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let socket = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(socket))
+            .await
+            .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+fn chat_over_http2(gw: &TestGateway) -> Request<Full<Bytes>> {
+    Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("a-1")))
+        .body(Full::new(Bytes::from(
+            chat("llama", "What is 2+2?").to_string(),
+        )))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http2_clients_are_told_to_go_when_the_gateway_is_taken_out_of_service() {
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (mut idle, idle_closed) = http2_connection(&gw).await;
+    let (mut busy, busy_closed) = http2_connection(&gw).await;
+    let asked = idle.send_request(chat_over_http2(&gw)).await.unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    upstream.set_faults(Faults {
+        latency: Duration::from_millis(500),
+        ..Faults::default()
+    });
+    let in_flight = tokio::spawn(busy.send_request(chat_over_http2(&gw)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    gw.gateway.withdraw();
+    // The answer under way comes whole, then both connections close (GOAWAY), long before
+    // the idle deadline would have closed them.
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body = answer.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("\"4\""));
+    for closed in [idle_closed, busy_closed] {
+        let closed = tokio::time::timeout(Duration::from_secs(3), closed).await;
+        assert!(matches!(closed, Ok(Ok(Ok(())))), "{closed:?}");
+    }
+
+    // One opened now is still served (the Service may send it here for a few seconds), and
+    // then told to go.
+    let (mut late, late_closed) = http2_connection(&gw).await;
+    let answer = late.send_request(chat_over_http2(&gw)).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let closed = tokio::time::timeout(Duration::from_secs(3), late_closed).await;
+    assert!(matches!(closed, Ok(Ok(Ok(())))), "{closed:?}");
+}
+
 #[tokio::test]
 async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
     let reply = "word ".repeat(200_000);
