@@ -1128,6 +1128,55 @@ async fn http2_clients_are_told_to_go_when_the_gateway_is_taken_out_of_service()
 }
 
 #[tokio::test]
+async fn an_http2_client_that_never_takes_an_answer_does_not_hold_up_the_shutdown() {
+    // The handler has given hyper the whole answer, so no stream is open, but h2 holds what
+    // the client's window never let out, and does not finish its close while it does.
+    let reply = "word ".repeat(40_000);
+    let upstream = FakeOpenAi::builder()
+        .model("fake-llama")
+        .reply_to("Say a lot", &reply)
+        .start()
+        .await
+        .unwrap();
+    let mut gw = start(
+        &tenants("  maxTokens: 100000\n"),
+        ONE_VERSION,
+        "limits: {requestRead: 1s}",
+        &[&upstream.url()],
+    )
+    .await;
+    let socket = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(1024)
+        .handshake(TokioIo::new(socket))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key("a-1")))
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"model": "llama", "max_tokens": 50000,
+                "messages": [{"role": "user", "content": "Say a lot"}]})
+            .to_string(),
+        )))
+        .unwrap();
+    let answer = sender.send_request(request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    // The answer's body is never read. Once the handler is done with it, the gateway stops.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    gw.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(answer);
+}
+
+#[tokio::test]
 async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
     let reply = "word ".repeat(200_000);
     let upstream = FakeOpenAi::builder()
