@@ -201,6 +201,46 @@ impl Gateway {
     fn request_id(&self) -> String {
         self.ids.next()
     }
+
+    /// Records a request that hyper refused and answered itself, before the gateway saw it:
+    /// headers too large or too many (431), a URI too long (414), a request line or header that
+    /// is not HTTP (400). A scanner's probes are requests a security team wants to see.
+    pub(crate) fn record_http_refusal(
+        &self,
+        client: &str,
+        error: &(dyn std::error::Error + 'static),
+    ) {
+        let Some((status, code)) = http_refusal(error) else {
+            return;
+        };
+        let mut exchange =
+            Exchange::new(Instant::now(), self.request_id(), client, "none".to_owned());
+        exchange.record.status = status;
+        exchange.record.code = Some(code.to_owned());
+        finish(self, exchange);
+    }
+}
+
+/// The status hyper answered a connection's error with, and the code the audit record gives
+/// it; `None` for errors hyper answers nothing to (a client gone, a timeout, a broken body).
+fn http_refusal(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    let error = error.downcast_ref::<hyper::Error>()?;
+    if !error.is_parse() || error.is_parse_status() {
+        return None;
+    }
+    // hyper says which of its two size limits was met only in its message.
+    let message = error.to_string();
+    if error.is_parse_too_large() {
+        return Some(match message.as_str() {
+            "URI too long" => (414, "uri_too_long"),
+            _ => (431, "request_header_too_large"),
+        });
+    }
+    // Its own failure, which it answers nothing to.
+    if message.starts_with("internal error") {
+        return None;
+    }
+    Some((400, "malformed_request"))
 }
 
 /// Request ids, sent to the model server too: a random prefix per process, for replicas started

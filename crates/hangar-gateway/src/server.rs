@@ -29,6 +29,7 @@ use crate::changes;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, handle};
 use crate::runtime::Runtime;
+use crate::stream::BoxError;
 
 /// After the drain, how long the streams get to send their last event and record themselves
 /// before whatever is still running is dropped.
@@ -345,8 +346,10 @@ impl Connection {
     /// The connection's whole life: its TLS handshake, then its requests. `slot` is its place
     /// among the open connections, given back when it ends.
     async fn run(self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        let recorder = Arc::clone(&self.gateway);
         let gateway = self.gateway;
         let client: Arc<str> = Arc::from(peer.ip().to_string());
+        let address = Arc::clone(&client);
         let activity = Activity::new();
         let asked = Arc::clone(&activity);
         let service = service_fn(move |request: Request<Incoming>| {
@@ -368,13 +371,13 @@ impl Connection {
             closing: self.closing,
             withdrawn: self.withdrawn,
         };
-        match self.tls {
+        let failed = match self.tls {
             None => {
                 let connection = self
                     .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                serve_until_done(connection, activity, self.idle, ends).await;
+                serve_until_done(connection, activity, self.idle, ends).await
             }
             Some(acceptor) => {
                 // Boxed: the handshake's state is kilobytes, and every connection's task,
@@ -391,8 +394,11 @@ impl Connection {
                     .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                serve_until_done(connection, activity, self.idle, ends).await;
+                serve_until_done(connection, activity, self.idle, ends).await
             }
+        };
+        if let Some(error) = failed {
+            recorder.record_http_refusal(&address, &*error);
         }
         drop(slot);
     }
@@ -426,9 +432,10 @@ fn serve_until_done<C>(
     activity: Arc<Activity>,
     idle: Duration,
     ends: Ends,
-) -> Pin<Box<dyn Future<Output = ()> + Send>>
+) -> Pin<Box<dyn Future<Output = Option<BoxError>> + Send>>
 where
     C: GracefulConnection + Send + 'static,
+    C::Error: Into<BoxError>,
 {
     Box::pin(async move {
         let Ends {
@@ -443,7 +450,7 @@ where
                 // The connection first: a request that has just arrived is counted before the
                 // deadline looks.
                 biased;
-                _ = connection.as_mut() => return,
+                served = connection.as_mut() => return served.err().map(Into::into),
                 _ = closing.wait_for(|closing| *closing) => break,
                 _ = withdrawn.wait_for(|withdrawn| *withdrawn), if !withdrawal_seen => {
                     withdrawal_seen = true;
@@ -455,7 +462,7 @@ where
                 () = tokio::time::sleep_until(deadline) => {
                     let stalled = activity.stalled_for();
                     if !activity.asked() || stalled >= idle {
-                        return;
+                        return None;
                     }
                     let quiet = if activity.multiplexed() { activity.quiet_for() } else { Duration::ZERO };
                     if quiet >= idle {
@@ -482,11 +489,11 @@ where
                 false => Duration::ZERO,
             };
             if stalled >= idle || waited >= idle {
-                return;
+                return None;
             }
             tokio::select! {
                 biased;
-                _ = connection.as_mut() => return,
+                served = connection.as_mut() => return served.err().map(Into::into),
                 () = tokio::time::sleep((idle - stalled).min(idle - waited)) => {}
             }
         }

@@ -1289,6 +1289,65 @@ async fn refused_on_a_fresh_connection(
 }
 
 #[tokio::test]
+async fn requests_the_http_layer_refuses_are_recorded_and_counted() {
+    let upstream = fake().await;
+    let mut gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let many_headers: String = (0..200).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    let refused = [
+        (
+            format!("GET /v1/models HTTP/1.1\r\nhost: x\r\n{many_headers}\r\n"),
+            "431",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000)),
+            "414",
+        ),
+        ("HELLO\r\n\r\n".to_owned(), "400"),
+    ];
+    for (head, status) in &refused {
+        let (_, answer) = refused_on_a_fresh_connection(&address, head, None).await;
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{status}: {answer}"
+        );
+    }
+    // The connection's task records it once the connection is over.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let metrics = gw.metrics().await;
+    for code in [
+        "request_header_too_large",
+        "uri_too_long",
+        "malformed_request",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "hangar_gateway_errors_total{{tenant=\"\",model=\"\",version=\"\",code=\"{code}\"}} 1"
+            )),
+            "{code}: {metrics}"
+        );
+    }
+    let records = gw.audit_records().await;
+    let seen: Vec<(u64, &str, &str)> = (records.iter())
+        .map(|r| {
+            (
+                r["status"].as_u64().unwrap(),
+                r["code"].as_str().unwrap(),
+                r["client"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (431, "request_header_too_large", "127.0.0.1"),
+            (414, "uri_too_long", "127.0.0.1"),
+            (400, "malformed_request", "127.0.0.1"),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn an_answer_given_before_the_body_came_says_the_connection_closes() {
     // hyper closes an HTTP/1.1 connection whose request body was not read. An answer that did
     // not say so let the openai SDK send its next request into the closing socket ("Server
