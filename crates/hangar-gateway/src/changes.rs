@@ -16,6 +16,14 @@ const NAMED: usize = 12;
 /// reload brought in a file the configuration names: a certificate, a JWKS).
 pub fn describe(old: &GatewayConfig, new: &GatewayConfig) -> Vec<String> {
     let mut changes = Vec::new();
+    // What an operator checks after a rotation or a release first, so that it is named even
+    // when the line is cut.
+    keys(&old.auth.api_keys, &new.auth.api_keys, &mut changes);
+    for (name, route) in &new.models {
+        if let Some(before) = old.models.get(name) {
+            versions(name, before, route, &mut changes);
+        }
+    }
     let (mut old_value, mut new_value) = (plain(old), plain(new));
     // Keys and versions are told apart by their names, not their places in a list.
     for value in [&mut old_value, &mut new_value] {
@@ -29,12 +37,6 @@ pub fn describe(old: &GatewayConfig, new: &GatewayConfig) -> Vec<String> {
         }
     }
     settings("", &old_value, &new_value, &mut changes);
-    keys(&old.auth.api_keys, &new.auth.api_keys, &mut changes);
-    for (name, route) in &new.models {
-        if let Some(before) = old.models.get(name) {
-            versions(name, before, route, &mut changes);
-        }
-    }
     changes
 }
 
@@ -221,8 +223,8 @@ audit:
         assert_eq!(
             found,
             [
-                "guards.canarySeed changed",
-                "models.m.versions.green.url changed"
+                "models.m.versions.green.url changed",
+                "guards.canarySeed changed"
             ]
         );
         assert!(!summary(&found).contains("secret"));

@@ -2,7 +2,7 @@
 //! model server (streamed) → response guards → audit record and metrics.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,9 +66,20 @@ pub struct Gateway {
     started_with: GatewayConfig,
     /// How many refusals were only counted so far.
     summarised: AtomicU64,
-    /// Shutdown has begun: `/readyz` answers 503, HTTP/1.1 answers close their connection, and
-    /// HTTP/2 connections are sent GOAWAY.
-    withdrawn: tokio::sync::watch::Sender<bool>,
+    /// Where the gateway is in its life, for the connections to follow.
+    stage: tokio::sync::watch::Sender<Stage>,
+    /// The stage is past `Serving`: read for every answer, so not through the watch's lock.
+    withdrawn: AtomicBool,
+}
+
+/// Where the gateway is in its life, as its client connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Serving,
+    /// Out of service but still serving (see [`Gateway::withdraw`]).
+    Withdrawn,
+    /// Shutting down: every connection is asked to finish.
+    Closing,
 }
 
 impl Gateway {
@@ -90,7 +101,8 @@ impl Gateway {
             refusals: RefusalBudget::default(),
             started_with,
             summarised: AtomicU64::new(0),
-            withdrawn: tokio::sync::watch::Sender::new(false),
+            stage: tokio::sync::watch::Sender::new(Stage::Serving),
+            withdrawn: AtomicBool::new(false),
         }
     }
 
@@ -99,17 +111,30 @@ impl Gateway {
     /// it has been asked something, so that clients reconnect (to another replica, once the
     /// Service has dropped this one) rather than reuse a connection about to close.
     pub fn withdraw(&self) {
-        self.withdrawn.send_replace(true);
+        self.withdrawn.store(true, Ordering::Relaxed);
+        self.stage.send_if_modified(|stage| {
+            let serving = *stage == Stage::Serving;
+            if serving {
+                *stage = Stage::Withdrawn;
+            }
+            serving
+        });
     }
 
     /// Whether [`Gateway::withdraw`] was called.
     pub fn withdrawn(&self) -> bool {
-        *self.withdrawn.borrow()
+        self.withdrawn.load(Ordering::Relaxed)
     }
 
-    /// Sees [`Gateway::withdraw`] when it comes.
-    pub(crate) fn withdrawal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.withdrawn.subscribe()
+    /// Asks every client connection to finish (the gateway shuts down).
+    pub(crate) fn close_connections(&self) {
+        self.withdrawn.store(true, Ordering::Relaxed);
+        self.stage.send_replace(Stage::Closing);
+    }
+
+    /// Follows the gateway's stage, from the current one.
+    pub(crate) fn stages(&self) -> tokio::sync::watch::Receiver<Stage> {
+        self.stage.subscribe()
     }
 
     /// Ends the streams still open (after the drain time), so each writes its record.
@@ -225,10 +250,13 @@ impl Gateway {
 /// it; `None` for errors hyper answers nothing to (a client gone, a timeout, a broken body).
 fn http_refusal(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
     let error = error.downcast_ref::<hyper::Error>()?;
-    if !error.is_parse() || error.is_parse_status() {
+    // A status line is a client's error; an HTTP/2 preface on an HTTP/1.1 connection is not
+    // answered.
+    if !error.is_parse() || error.is_parse_status() || error.is_parse_version_h2() {
         return None;
     }
-    // hyper says which of its two size limits was met only in its message.
+    // hyper says which of its two size limits was met only in its message (to check again at
+    // each hyper upgrade, with `internal error` below: `tests/serving.rs` covers 414 and 431).
     let message = error.to_string();
     if error.is_parse_too_large() {
         return Some(match message.as_str() {

@@ -27,7 +27,7 @@ use crate::activity::{Activity, Answer, Watched};
 use crate::audit::AuditLogs;
 use crate::changes;
 use crate::config::{ConfigError, GatewayConfig};
-use crate::proxy::{Gateway, handle};
+use crate::proxy::{Gateway, Stage, handle};
 use crate::runtime::Runtime;
 use crate::stream::BoxError;
 
@@ -180,8 +180,6 @@ impl Server {
         let admin = self
             .admin
             .map(|listener| tokio::spawn(serve_admin(listener, Arc::clone(&self.gateway))));
-        // Raised when the gateway shuts down: each connection is asked to finish.
-        let (closing, closing_seen) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -224,8 +222,7 @@ impl Server {
                         builder: Arc::clone(&builder),
                         tls: self.tls.clone(),
                         idle: self.header_read,
-                        closing: closing_seen.clone(),
-                        withdrawn: self.gateway.withdrawal(),
+                        stage: self.gateway.stages(),
                     };
                     connections.spawn(serve.run(stream, peer, slot));
                 }
@@ -239,7 +236,7 @@ impl Server {
             "shutting down: waiting up to {:?} for requests in flight",
             self.drain
         );
-        let _ = closing.send(true);
+        self.gateway.close_connections();
         let drained = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(self.drain, drained).await.is_err() {
             tracing::warn!("drain time is over; ending the requests still in flight");
@@ -338,8 +335,7 @@ struct Connection {
     tls: Option<TlsAcceptor>,
     /// How long it may ask nothing: `limits.requestRead`.
     idle: Duration,
-    closing: watch::Receiver<bool>,
-    withdrawn: watch::Receiver<bool>,
+    stage: watch::Receiver<Stage>,
 }
 
 impl Connection {
@@ -367,17 +363,13 @@ impl Connection {
             async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
         });
         let stream = Watched::new(stream, Arc::clone(&activity));
-        let ends = Ends {
-            closing: self.closing,
-            withdrawn: self.withdrawn,
-        };
         let failed = match self.tls {
             None => {
                 let connection = self
                     .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                serve_until_done(connection, activity, self.idle, ends).await
+                serve_until_done(connection, activity, self.idle, self.stage).await
             }
             Some(acceptor) => {
                 // Boxed: the handshake's state is kilobytes, and every connection's task,
@@ -394,7 +386,7 @@ impl Connection {
                     .builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                serve_until_done(connection, activity, self.idle, ends).await
+                serve_until_done(connection, activity, self.idle, self.stage).await
             }
         };
         if let Some(error) = failed {
@@ -402,14 +394,6 @@ impl Connection {
         }
         drop(slot);
     }
-}
-
-/// What ends a connection from the gateway's side.
-struct Ends {
-    /// The gateway shuts down.
-    closing: watch::Receiver<bool>,
-    /// The gateway is out of service, still serving (see [`Gateway::withdraw`]).
-    withdrawn: watch::Receiver<bool>,
 }
 
 /// Serves `connection` until it ends. One that has asked nothing within `idle` of being
@@ -421,7 +405,7 @@ struct Ends {
 /// close theirs themselves; an idle one is left to its client's next request, which a close
 /// could cross), or when, over HTTP/2, no stream has been open for `idle` (hyper itself closes
 /// an HTTP/1.1 connection whose next request does not come within its header timeout, the same
-/// `idle`).
+/// `idle`). Gives back the error the connection ended in, if any.
 ///
 /// Not an async fn: the future is boxed here, where the connection's type is known, because
 /// rustc cannot prove a generic async fn holding hyper's connection Send (the higher-ranked
@@ -431,33 +415,26 @@ fn serve_until_done<C>(
     connection: C,
     activity: Arc<Activity>,
     idle: Duration,
-    ends: Ends,
+    mut stage: watch::Receiver<Stage>,
 ) -> Pin<Box<dyn Future<Output = Option<BoxError>> + Send>>
 where
     C: GracefulConnection + Send + 'static,
     C::Error: Into<BoxError>,
 {
     Box::pin(async move {
-        let Ends {
-            mut closing,
-            mut withdrawn,
-        } = ends;
         let mut connection = std::pin::pin!(connection);
         let mut deadline = tokio::time::Instant::now() + idle;
-        let mut withdrawal_seen = false;
         loop {
             tokio::select! {
                 // The connection first: a request that has just arrived is counted before the
                 // deadline looks.
                 biased;
                 served = connection.as_mut() => return served.err().map(Into::into),
-                _ = closing.wait_for(|closing| *closing) => break,
-                _ = withdrawn.wait_for(|withdrawn| *withdrawn), if !withdrawal_seen => {
-                    withdrawal_seen = true;
-                    if activity.multiplexed() {
-                        break;
-                    }
-                }
+                changed = stage.changed() => match changed.map(|()| *stage.borrow_and_update()) {
+                    Ok(Stage::Withdrawn) if !activity.multiplexed() => {}
+                    // Closing, out of service over HTTP/2, or the gateway gone.
+                    _ => break,
+                },
                 () = activity.asked_to_leave() => break,
                 () = tokio::time::sleep_until(deadline) => {
                     let stalled = activity.stalled_for();
@@ -744,7 +721,7 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>) {
     let mut accept = Acceptor::new("the operator listener");
     // Never raised: the operator listener's connections end with the process (or, when this
     // loop is aborted at shutdown and the sender dropped, are asked to finish).
-    let (_closing, closing_seen) = watch::channel(false);
+    let (_stage, stage_seen) = watch::channel(Stage::Serving);
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
@@ -760,17 +737,14 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>) {
             let response = admin_response(&gateway, request.method(), request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
-        // Taking the gateway out of service does not touch these: `/readyz` must say so.
-        let ends = Ends {
-            closing: closing_seen.clone(),
-            withdrawn: closing_seen.clone(),
-        };
+        // Not the gateway's stage: `/readyz` must answer while it is out of service.
+        let stage = stage_seen.clone();
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(ASK_WITHIN)
                 .serve_connection(TokioIo::new(stream), service);
-            serve_until_done(connection, activity, ASK_WITHIN, ends).await;
+            serve_until_done(connection, activity, ASK_WITHIN, stage).await;
             drop(slot);
         });
     }

@@ -433,16 +433,38 @@ fn canary_warning(config: &GatewayConfig) -> Option<String> {
 /// for `check` often runs where the gateway does not (a CI job, a laptop).
 fn audit_dir_warning(dir: &Path) -> Option<String> {
     let shown = dir.display();
-    // A relative path's last ancestor is the empty path: the working directory.
-    let existing = (dir.ancestors()).find(|at| at.as_os_str().is_empty() || at.exists())?;
-    let existing = if existing.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        existing
+    let cannot_start = ": the gateway cannot start here";
+    // The nearest path that is there: the directory, or the one `run` would create it in.
+    let mut at = dir;
+    let existing = loop {
+        // A relative path's last ancestor is the empty path: the working directory.
+        let here = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        match here.try_exists() {
+            Ok(true) => break here,
+            Ok(false) if here.symlink_metadata().is_ok() => {
+                return Some(format!(
+                    "audit.dir {shown}: {} is a link to nothing{cannot_start}",
+                    here.display()
+                ));
+            }
+            // Under a file: the file is what stands in the way.
+            Ok(false) => at = here.parent()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => at = here.parent()?,
+            Err(e) => {
+                return Some(format!(
+                    "audit.dir {shown}: cannot look at {} ({e}){cannot_start}",
+                    here.display()
+                ));
+            }
+        }
     };
     if !existing.is_dir() {
         return Some(format!(
-            "audit.dir {shown}: {} is not a directory: the gateway cannot start here",
+            "audit.dir {shown}: {} is not a directory{cannot_start}",
             existing.display()
         ));
     }
@@ -456,7 +478,10 @@ fn audit_dir_warning(dir: &Path) -> Option<String> {
     };
     // Nothing short of writing says whether this process may: ownership, modes, ACLs, a
     // read-only mount.
-    let probe = existing.join(format!(".hangar-check-{}", std::process::id()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let probe = existing.join(format!(".hangar-check-{}-{nanos}", std::process::id()));
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -467,7 +492,7 @@ fn audit_dir_warning(dir: &Path) -> Option<String> {
             None
         }
         Err(e) => Some(format!(
-            "audit.dir {shown}: cannot write in {} ({e}){will_be}: the gateway cannot start here",
+            "audit.dir {shown}: cannot write in {} ({e}){will_be}{cannot_start}",
             existing.display()
         )),
     }

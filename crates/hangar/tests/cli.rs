@@ -733,13 +733,16 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
 
 #[test]
 fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
-    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml")).unwrap();
-    let out = hangar(&[
-        "gateway",
-        "check",
-        "--config",
-        "examples/gateway/gateway.yaml",
-    ]);
+    let dir = tempfile::tempdir().unwrap();
+    // The example's audit directory, somewhere any user may create it.
+    let example = std::fs::read_to_string(repo().join("examples/gateway/gateway.yaml"))
+        .unwrap()
+        .replace(
+            "dir: /var/log/hangar/audit",
+            &format!("dir: {}/audit", dir.path().display()),
+        );
+    let config = write(dir.path(), "gateway.yaml", &example);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
     let summary = stdout(&out);
     assert!(
         summary.contains("  admin        http://127.0.0.1:9090 (/metrics, /healthz, /readyz)\n"),
@@ -753,7 +756,6 @@ fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
         .replace("listen: 127.0.0.1:8080", "listen: 0.0.0.0:8080")
         .replace("adminListen: 127.0.0.1:9090", "# no operator listener")
         .replace("canarySeed: rotate-me-2026-11", "# no seed");
-    let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "gateway.yaml", &risky);
     let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -775,7 +777,7 @@ fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
     // An audit directory the gateway could not create is found before `run` fails on it.
     let file = write(dir.path(), "not-a-dir", "");
     let blocked = example.replace(
-        "dir: /var/log/hangar/audit",
+        &format!("dir: {}/audit", dir.path().display()),
         &format!("dir: {}/audit", file.display()),
     );
     let config = write(dir.path(), "gateway.yaml", &blocked);
@@ -785,6 +787,24 @@ fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
         stdout(&out).contains(&format!(
             "  warning      audit.dir {0}/audit: {0} is not a directory: the gateway cannot start here",
             file.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // Nor could it create one where a link to nothing stands.
+    let link = dir.path().join("gone");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+    let dangling = example.replace(
+        &format!("dir: {}/audit", dir.path().display()),
+        &format!("dir: {}", link.display()),
+    );
+    let config = write(dir.path(), "gateway.yaml", &dangling);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "audit.dir {0}: {0} is a link to nothing: the gateway cannot start here",
+            link.display()
         )),
         "{}",
         stdout(&out)
