@@ -5,10 +5,11 @@
 -- its lease ends, so the places of a replica that died are freed when their leases end.
 --   take:    KEYS = {rates[, in flight]},
 --            ARGV = {'take', requests per minute, tokens per minute, tokens[, most in flight,
---            place, lease in ms]}, a rate of 0 meaning no limit. Takes one request and the
---            tokens from both buckets and, with the last three, a place in flight, or none of
---            them. Returns {0, 0}, or what refused (1 requests, 2 tokens, 3 in flight) and the
---            milliseconds until it could give.
+--            place, lease in ms, place freed…]}, a rate of 0 meaning no limit. Frees the places
+--            freed (the replica's requests that ended since it last sent them), then takes one
+--            request and the tokens from both buckets and, with a most in flight, a place in
+--            flight, or none of them. Returns {0, 0}, or what refused (1 requests, 2 tokens, 3
+--            in flight) and the milliseconds until it could give.
 --   give:    KEYS = {rates}, ARGV = {'give', tokens per minute, tokens…}. Gives each amount of
 --            tokens back in turn, or charges it when negative; the level stays within a minute's
 --            worth after each, as a local bucket's after each settlement (so a refund sent
@@ -89,6 +90,9 @@ end
 
 local most_in_flight = tonumber(ARGV[5])
 if most_in_flight then
+  for i = 8, #ARGV do
+    redis.call('ZREM', KEYS[2], ARGV[i])
+  end
   -- Places whose lease ended belong to replicas that are gone.
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) >= most_in_flight then

@@ -703,11 +703,53 @@ impl SharedLimits {
     /// and a new place's name), a place in flight: `Ok(None)` when taken, `Ok(Some(…))` with
     /// what refused.
     async fn take(
+        self: &Arc<Self>,
+        tenant: &Arc<str>,
+        limits: TenantLimits,
+        tokens: u64,
+        place: Option<(u32, Arc<str>)>,
+    ) -> Result<Option<SharedRefusal>, Unavailable> {
+        // The tenant's places this replica freed since its last sending are freed first, in
+        // the same call: a client that waits for each answer before its next request would
+        // otherwise meet its own finished requests still counted.
+        let freed = match place {
+            Some(_) => self.take_freed(tenant),
+            None => Vec::new(),
+        };
+        let taken = self.take_with(tenant, limits, tokens, place, &freed).await;
+        if taken.is_err() && !freed.is_empty() {
+            // Freeing a place twice changes nothing: the next sending tries them again.
+            self.add_to_backlog(|backlog| {
+                backlog
+                    .freed
+                    .entry(Arc::clone(tenant))
+                    .or_default()
+                    .extend(freed);
+            });
+        }
+        taken
+    }
+
+    /// Up to [`RELEASE_BATCH`] of the places the backlog holds for `tenant`, taken out of it.
+    fn take_freed(&self, tenant: &Arc<str>) -> Vec<(Arc<str>, Instant)> {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(places) = backlog.freed.get_mut(tenant) else {
+            return Vec::new();
+        };
+        let taken: Vec<_> = places.drain(..places.len().min(RELEASE_BATCH)).collect();
+        if places.is_empty() {
+            backlog.freed.remove(tenant);
+        }
+        taken
+    }
+
+    async fn take_with(
         &self,
         tenant: &str,
         limits: TenantLimits,
         tokens: u64,
         place: Option<(u32, Arc<str>)>,
+        freed: &[(Arc<str>, Instant)],
     ) -> Result<Option<SharedRefusal>, Unavailable> {
         let key = self.key(tenant);
         let requests = limits.requests_per_minute.unwrap_or(0).to_string();
@@ -723,6 +765,7 @@ impl SharedLimits {
         if let (Some((in_flight_key, most, lease)), Some((_, name))) = (&in_flight, &place) {
             keys.push(in_flight_key);
             args.extend([most.as_str(), name, lease]);
+            args.extend(freed.iter().map(|(place, _)| &**place));
         }
         let (reply, node) = self.call(&keys, &args).await?;
         let decision = match &reply {
@@ -1277,7 +1320,7 @@ mod tests {
             "timeout": "1s",
         }))
         .unwrap();
-        let shared = SharedLimits::new(&config).unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
         let limits = TenantLimits {
             requests_per_minute: Some(60),
             max_concurrent: Some(1),
@@ -1459,6 +1502,25 @@ mod tests {
         assert!(own.await.is_ok());
         assert_eq!(places().trim(), "1", "only `again`'s place");
         drop(again);
+    }
+
+    #[tokio::test]
+    async fn a_client_asking_one_request_at_a_time_never_meets_its_own_ended_requests() {
+        let (redis, shared) = one_place_in_redis();
+        let shared = Arc::new(shared);
+        let (limiter, limits, fallbacks, tenant) = one_place_tenant();
+        let admit = || limiter.admit_shared(&shared, &tenant, limits, 100, 0, &fallbacks);
+        // Each request asks the moment the one before has ended, well within the 50 ms
+        // after which freed places are sent on their own.
+        for asked in 0..20 {
+            let admitted = admit().await;
+            assert!(admitted.is_ok(), "request {asked}: {:?}", admitted.err());
+        }
+        // The last one's place is freed by the backlog as before.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let key = shared.in_flight_key(&tenant);
+        let places = hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap();
+        assert_eq!(places.trim(), "0");
     }
 
     #[tokio::test]
