@@ -406,7 +406,7 @@ pub async fn handle(
     let forwarded = forwarded_client(&runtime, &client, request.headers());
     let client = forwarded.as_deref().unwrap_or(&*client);
     let mut exchange = Exchange::new(started, gateway.request_id(), client, endpoint_name);
-    exchange.record.client_request_id = client_request_id(request.headers());
+    exchange.record.client_request_id = client_request_id(request.headers(), &runtime);
     let mut pending = Pending::new(&gateway, exchange);
     let (head, mut body) = request.into_parts();
     let outcome = serve(
@@ -472,14 +472,19 @@ fn forwarded_client(runtime: &Runtime, peer: &str, headers: &HeaderMap) -> Optio
 const MAX_CLIENT_REQUEST_ID: usize = 128;
 
 /// The client's own `x-request-id`, for its record: only short printable ASCII, as anything
-/// else could not be trusted in a log line or a trace search.
-fn client_request_id(headers: &HeaderMap) -> Option<String> {
+/// else could not be trusted in a log line or a trace search, and redacted as prompts are
+/// (applications build ids from e-mail addresses and account numbers).
+fn client_request_id(headers: &HeaderMap, runtime: &Runtime) -> Option<String> {
     let value = headers.get(REQUEST_ID_HEADER)?.as_bytes();
     let printable = value.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
     if value.is_empty() || value.len() > MAX_CLIENT_REQUEST_ID || !printable {
         return None;
     }
-    String::from_utf8(value.to_vec()).ok()
+    let value = std::str::from_utf8(value).ok()?;
+    Some(match &runtime.redactor {
+        Some(redactor) => redactor.redact(value).text.into_owned(),
+        None => value.to_owned(),
+    })
 }
 
 /// The most of a request body left unread that is drained to keep its connection open.

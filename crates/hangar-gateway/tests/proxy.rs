@@ -1704,6 +1704,7 @@ async fn the_clients_request_id_is_recorded_beside_the_gateways_and_never_sent_u
         longest.as_str(),
         too_long.as_str(),
         "tab\there",
+        "order-4111111111111111-a@example.com",
     ] {
         let answer = gw
             .post_with(
@@ -1725,14 +1726,21 @@ async fn the_clients_request_id_is_recorded_beside_the_gateways_and_never_sent_u
         assert_eq!(seen.header("x-request-id"), Some(id.as_str()));
     }
     let records = gw.audit_records().await;
-    assert_eq!(records.len(), 4);
+    assert_eq!(records.len(), 5);
     assert_eq!(records[0]["id"], ours[0].as_str());
     assert_eq!(records[0]["client_request_id"], "trace 7f3a-01");
     assert_eq!(records[1]["client_request_id"], longest.as_str());
     // Too long, or not printable ASCII: left out.
-    for record in &records[2..] {
+    for record in &records[2..4] {
         assert!(record.get("client_request_id").is_none(), "{record}");
     }
+    // Redacted as a prompt is.
+    let redacted = records[4]["client_request_id"].as_str().unwrap();
+    assert!(
+        !redacted.contains("4111111111111111") && !redacted.contains("a@example.com"),
+        "{redacted}"
+    );
+    assert!(redacted.contains("[REDACTED:"), "{redacted}");
 }
 
 #[tokio::test]
