@@ -541,7 +541,7 @@ pub struct AuditConfig {
     /// Days a file is kept after its last record; older files are deleted at rotation, and
     /// the deletion is itself recorded in the chain.
     pub retention_days: u32,
-    /// Start a new file past this size.
+    /// Start a new file past this size (at least `64KiB`).
     #[serde(default = "default_rotate_size")]
     pub rotate_size: Bytes,
     /// Refused requests recorded one by one each second; past it, that second's refusals are
@@ -632,6 +632,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The longest duration the configuration takes.
+/// The smallest `audit.rotateSize`.
+const MIN_ROTATE_SIZE: u64 = 64 * 1024;
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 impl Serialize for Seconds {
@@ -1103,8 +1105,23 @@ impl GatewayConfig {
                 problems.push(format!("trustedProxies[{i}]: {e}"));
             }
         }
+        // What the ledger refuses to open with is refused here too: `audit` takes effect only
+        // at a restart, so a reload that let it through would crash-loop the next pod.
         if self.audit.retention_days == 0 {
             problems.push("audit.retentionDays: must be at least 1".into());
+        }
+        if self
+            .audit
+            .content
+            .is_some_and(|content| content.retention_days == 0)
+        {
+            problems.push("audit.content.retentionDays: must be at least 1".into());
+        }
+        if self.audit.rotate_size.0 < MIN_ROTATE_SIZE {
+            problems.push(format!(
+                "audit.rotateSize: must be at least 64KiB (a file per handful of records makes the log hard to keep and check), not {} bytes",
+                self.audit.rotate_size.0
+            ));
         }
         if self.limits.max_connections == 0 {
             problems.push("limits.maxConnections: must be at least 1, or nothing is served".into());
@@ -1419,6 +1436,20 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "limits.requestRead: must be more than 0",
                 "limits.timeouts.firstToken: must be more than 0",
                 "tenants.t.timeouts.idle: must be more than 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn audit_settings_the_ledger_would_refuse_at_start_are_refused_at_load() {
+        let mut config = with_tenant("    models: [llama]").unwrap();
+        config.audit.rotate_size = Bytes(10);
+        config.audit.content = Some(ContentLogConfig { retention_days: 0 });
+        assert_eq!(
+            config.problems(),
+            [
+                "audit.content.retentionDays: must be at least 1",
+                "audit.rotateSize: must be at least 64KiB (a file per handful of records makes the log hard to keep and check), not 10 bytes",
             ]
         );
     }
