@@ -5,7 +5,8 @@
 //!
 //! Keys come from a JWKS file, read when the verifier is built, or a JWKS URL, fetched on first
 //! use, cached for `cacheFor`, fetched again for an unknown `kid` (key rotation), and never
-//! more than once per [`MIN_REFETCH_INTERVAL`] whatever asks for it. Embedded keys (`jwk`,
+//! more than once per [`MIN_REFETCH_INTERVAL`] whatever asks for it ([`RETRY_WITHOUT_KEYS`]
+//! while no fetch has succeeded yet, when nothing can be verified). Embedded keys (`jwk`,
 //! `jku`, `x5u`, `x5c`) are never read.
 
 use std::collections::HashMap;
@@ -44,6 +45,10 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// cache, an earlier failure), so tokens with made-up key ids cannot make the gateway hammer
 /// the identity provider.
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// The same, while no fetch has brought keys: every token is refused meanwhile, so an identity
+/// provider back from an outage (or reachable a moment after the gateway started) is asked
+/// again soon, at one fetch a second at most.
+pub const RETRY_WITHOUT_KEYS: Duration = Duration::from_secs(1);
 /// Verified tokens remembered, so a client repeating its token costs one signature check.
 const VERIFIED_CACHE_ENTRIES: usize = 10_000;
 const MIN_RSA_BITS: usize = 2048;
@@ -133,20 +138,18 @@ impl JwtVerifier {
                 let fetched = previous.and_then(|previous| match &previous.keys {
                     Keys::Url(remote)
                         if jwks_url(url).is_ok_and(|url| url == remote.url)
-                            && remote.cache_for == config.cache_for.get()
                             && previous.ca_certificates == ca_certificates =>
                     {
                         Some(Arc::clone(remote))
                     }
                     _ => None,
                 });
+                let cache_for = config.cache_for.get();
                 match fetched {
-                    Some(remote) => Keys::Url(remote),
-                    None => Keys::Url(Arc::new(RemoteKeys::new(
-                        url,
-                        config.cache_for.get(),
-                        &ca_certificates,
-                    )?)),
+                    Some(remote) if remote.cache_for == cache_for => Keys::Url(remote),
+                    // The keys fetched still serve (the identity provider may be down now).
+                    Some(remote) => Keys::Url(Arc::new(remote.with_cache_for(cache_for))),
+                    None => Keys::Url(Arc::new(RemoteKeys::new(url, cache_for, &ca_certificates)?)),
                 }
             }
         };
@@ -581,6 +584,23 @@ impl RemoteKeys {
         })
     }
 
+    /// The same keys from the same place, kept for another time.
+    fn with_cache_for(&self, cache_for: Duration) -> RemoteKeys {
+        let state = lock(&self.state);
+        RemoteKeys {
+            url: self.url.clone(),
+            client: self.client.clone(),
+            cache_for,
+            state: Mutex::new(Fetched {
+                keys: state.keys.clone(),
+                fetched_at: state.fetched_at,
+                attempted_at: state.attempted_at,
+                document_sha256: state.document_sha256,
+            }),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// The cached keys while fresh; otherwise fetched again. A stale set keeps serving while
     /// another request fetches its successor.
     async fn current(&self, now: Timestamp) -> Result<Arc<KeySet>, AuthError> {
@@ -616,9 +636,13 @@ impl RemoteKeys {
         {
             let mut state = lock(&self.state);
             // This also coalesces: whoever waited for a fetch in flight finds it just began.
+            let interval = match state.keys {
+                Some(_) => MIN_REFETCH_INTERVAL,
+                None => RETRY_WITHOUT_KEYS,
+            };
             if state
                 .attempted_at
-                .is_some_and(|at| within(now, at, MIN_REFETCH_INTERVAL))
+                .is_some_and(|at| within(now, at, interval))
             {
                 return state.keys.clone().ok_or_else(unavailable);
             }
