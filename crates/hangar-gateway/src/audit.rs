@@ -37,9 +37,14 @@ pub struct AuditRecord {
     /// The verified tenant; absent when authentication failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
-    /// The credential's id (API key id or token subject), never the secret.
+    /// The credential's id (API key id or token subject), never the secret; also for a key
+    /// refused as revoked or expired, which names its holder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Why authentication failed (`revoked key`, `token: wrong audience`…), never the
+    /// credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_failure: Option<String>,
     /// `chat`, `completion`, `embedding`, `models`, or the refused path's method.
     pub endpoint: String,
     /// The public model, once known to exist.

@@ -607,7 +607,25 @@ async fn serve(
             )
         });
     }
-    let identity = authenticate(runtime, &request.headers).await?;
+    let identity = authenticate(runtime, &request.headers)
+        .await
+        .map_err(|refused| {
+            // A key that matched though it is revoked or expired names its holder: after a
+            // rotation, that is who still sends the old key.
+            if let Some(holder) = refused.holder() {
+                exchange.record.key_id = Some(holder.key_id.to_string());
+                exchange.record.tenant = Some(holder.tenant.to_string());
+            }
+            exchange.record.auth_failure = Some(refused.reason().into_owned());
+            match refused {
+                AuthError::Unavailable(_) => Refusal::unavailable(
+                    "auth_unavailable",
+                    refused.to_string(),
+                    Duration::from_secs(5),
+                ),
+                _ => Refusal::unauthenticated(refused.to_string()),
+            }
+        })?;
     exchange.record.key_id = Some(identity.key_id.to_string());
     // Only a tenant of the configuration is recorded (and so becomes a metrics label): a token
     // may name any.
@@ -719,7 +737,7 @@ async fn serve(
 }
 
 /// The credential's identity; the tenant comes only from here.
-async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Identity, Refusal> {
+async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Identity, AuthError> {
     // Only the first would be read: a valid key followed by anything would pass, and a proxy's
     // credential beside the client's could be taken for it.
     if headers
@@ -728,24 +746,17 @@ async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Identity
         .nth(1)
         .is_some()
     {
-        return Err(Refusal::unauthenticated(AuthError::Several.to_string()));
+        return Err(AuthError::Several);
     }
-    let token =
-        bearer(headers).ok_or_else(|| Refusal::unauthenticated(AuthError::Missing.to_string()))?;
+    let token = bearer(headers).ok_or(AuthError::Missing)?;
     let now = jiff::Timestamp::now();
-    let result = if token.starts_with(crate::auth::keys::KEY_PREFIX) {
+    if token.starts_with(crate::auth::keys::KEY_PREFIX) {
         runtime.keys.verify(token, now)
     } else if let Some(jwt) = &runtime.jwt {
         jwt.verify(token, now).await
     } else {
         Err(AuthError::Invalid)
-    };
-    result.map_err(|e| match e {
-        AuthError::Unavailable(_) => {
-            Refusal::unavailable("auth_unavailable", e.to_string(), Duration::from_secs(5))
-        }
-        _ => Refusal::unauthenticated(e.to_string()),
-    })
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

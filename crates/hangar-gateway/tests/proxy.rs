@@ -261,7 +261,7 @@ async fn only_the_inference_api_is_served() {
 #[tokio::test]
 async fn credentials_are_checked_and_each_refusal_is_an_authentication_error() {
     let upstream = upstream().await;
-    let gw = gateway(&upstream).await;
+    let mut gw = gateway(&upstream).await;
     let request = chat("llama", "What is 2+2?");
     let mut wrong = gw.key("support-1").to_owned();
     wrong.replace_range(wrong.len() - 4.., "AAAA");
@@ -296,6 +296,39 @@ async fn credentials_are_checked_and_each_refusal_is_an_authentication_error() {
         )
         .await;
     assert!(expired.text().contains("expired"));
+
+    // The records say why, and a key that matched though it may no longer be used names its
+    // holder (who still sends the old key after a rotation?).
+    let records = gw.audit_records().await;
+    let refused: Vec<(&str, Option<&str>, Option<&str>)> = (records.iter())
+        .filter(|r| r["status"] == 401)
+        .map(|r| {
+            (
+                r["auth_failure"].as_str().unwrap(),
+                r["key_id"].as_str(),
+                r["tenant"].as_str(),
+            )
+        })
+        .collect();
+    let holder = (Some("support-old-expired"), Some("support"));
+    assert_eq!(
+        refused,
+        [
+            ("no credential", None, None),
+            ("unknown key or token", None, None),
+            ("unknown key or token", None, None),
+            ("expired key", holder.0, holder.1),
+            (
+                "revoked key",
+                Some("support-leaked-revoked"),
+                Some("support")
+            ),
+            ("expired key", holder.0, holder.1),
+        ]
+    );
+    for record in &records {
+        assert!(!record.to_string().contains(&wrong), "{record}");
+    }
 }
 
 #[tokio::test]

@@ -68,10 +68,10 @@ impl KeyStore {
             .find(|k| bool::from(k.sha256.ct_eq(&digest)))
             .ok_or(AuthError::Invalid)?;
         if stored.revoked {
-            return Err(AuthError::Revoked);
+            return Err(AuthError::Revoked(stored.identity.clone()));
         }
         if stored.expires.is_some_and(|at| at <= now) {
-            return Err(AuthError::Expired);
+            return Err(AuthError::Expired(stored.identity.clone()));
         }
         Ok(stored.identity.clone())
     }
@@ -212,19 +212,23 @@ mod tests {
     }
 
     #[test]
-    fn expired_and_revoked_keys_are_refused_with_their_reason() {
+    fn expired_and_revoked_keys_are_refused_with_their_reason_and_holder() {
+        let holder = |key_id: &str| Identity {
+            tenant: "t".into(),
+            key_id: key_id.into(),
+        };
         let expired = generate("old", "t", Some("2026-01-01T00:00:00Z".parse().unwrap())).unwrap();
         let store = store_with(expired.entry);
         assert_eq!(
             store.verify(&expired.key, Timestamp::now()),
-            Err(AuthError::Expired)
+            Err(AuthError::Expired(holder("old")))
         );
         let mut revoked = generate("gone", "t", None).unwrap();
         revoked.entry.revoked = true;
         let store = store_with(revoked.entry);
         assert_eq!(
             store.verify(&revoked.key, Timestamp::now()),
-            Err(AuthError::Revoked)
+            Err(AuthError::Revoked(holder("gone")))
         );
     }
 

@@ -29,16 +29,39 @@ pub enum AuthError {
     /// The key or token is not one the gateway accepts.
     #[error("invalid credential")]
     Invalid,
-    /// The key has expired.
+    /// The key has expired. Its holder is known (the key matched), for the audit record.
     #[error("this API key has expired; ask for a new one")]
-    Expired,
-    /// The key was revoked.
+    Expired(Identity),
+    /// The key was revoked. Its holder is known, for the audit record.
     #[error("this API key has been revoked")]
-    Revoked,
+    Revoked(Identity),
     /// The token failed validation; the reason is safe to show (no token content).
     #[error("invalid token: {0}")]
     Token(String),
     /// The identity provider's keys could not be fetched, so no token can be checked now.
     #[error("cannot verify tokens right now: {0}")]
     Unavailable(String),
+}
+
+impl AuthError {
+    /// Why, for the audit record: short, and never the credential.
+    pub fn reason(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            AuthError::Missing => "no credential".into(),
+            AuthError::Several => "several credentials".into(),
+            AuthError::Invalid => "unknown key or token".into(),
+            AuthError::Expired(_) => "expired key".into(),
+            AuthError::Revoked(_) => "revoked key".into(),
+            AuthError::Token(reason) => format!("token: {reason}").into(),
+            AuthError::Unavailable(_) => "identity provider's keys unavailable".into(),
+        }
+    }
+
+    /// Who holds the credential, when it was proven though refused (a revoked or expired key).
+    pub fn holder(&self) -> Option<&Identity> {
+        match self {
+            AuthError::Expired(holder) | AuthError::Revoked(holder) => Some(holder),
+            _ => None,
+        }
+    }
 }
