@@ -172,14 +172,19 @@ impl AuditLogs {
         // No chain can show from its own files that its newest records were cut off: the
         // last record's hash, kept elsewhere, can.
         if let Some(last) = self.audit.close()?.last {
-            tracing::info!(
-                "audit log anchor: {}:{} (keep it outside the log directory; `hangar gateway verify-log --anchor` checks the log still holds it)",
-                last.seq,
-                last.hash
-            );
+            log_anchor(&last);
         }
         Ok(())
     }
+}
+
+/// Logs `last` as the audit log's anchor.
+pub fn log_anchor(last: &hangar_ledger::Anchor) {
+    tracing::info!(
+        "audit log anchor: {}:{} (keep it outside the log directory; `hangar gateway verify-log --anchor` checks the log still holds it)",
+        last.seq,
+        last.hash
+    );
 }
 
 impl AuditSink {
@@ -187,6 +192,11 @@ impl AuditSink {
     /// queue is counted and later recorded in the chain as a gap.
     pub fn record(&self, record: AuditRecord) {
         self.audit.append(record);
+    }
+
+    /// The newest record written to the audit log.
+    pub fn anchor(&self) -> Option<hangar_ledger::Anchor> {
+        self.audit.last()
     }
 
     /// Whether content is logged.

@@ -50,6 +50,16 @@ impl Counters {
         add_to(&mut series, if full { overflow } else { values }, by);
     }
 
+    /// Sets the series with these label values to `count`: for counts kept elsewhere (the audit
+    /// log's), which only grow.
+    pub fn set(&self, values: &[&str], count: u64) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        match series.get_mut(&values as &dyn LabelKey) {
+            Some(value) => *value = count,
+            None => add_to(&mut series, values, count),
+        }
+    }
+
     /// The current value of one series (for tests and the overload check).
     pub fn get(&self, values: &[&str]) -> u64 {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -344,8 +354,14 @@ pub struct Metrics {
     pub shared_limits_fallbacks: Counters,
     /// Requests in flight now.
     pub in_flight: AtomicU64,
-    /// Audit records written and dropped, read from the audit log at render time.
+    /// Audit records written and dropped, read from the audit log at render time. Kept for
+    /// dashboards made before `audit_total`, which says the same as a counter.
     pub audit: Gauges,
+    /// The same, as counters.
+    pub audit_total: Counters,
+    /// The sequence number of the newest audit record written: kept by Prometheus, out of the
+    /// reach of whoever can write the log's volume, it shows a chain cut short.
+    pub audit_seq: Gauges,
     /// When the certificates the gateway shows expire, by certificate.
     pub certificate_expiry: Gauges,
 }
@@ -430,6 +446,17 @@ impl Default for Metrics {
                  summarised (counted in a per-second `refusals` record, past the budget).",
                 &["state"],
             ),
+            audit_total: Counters::new(
+                "hangar_gateway_audit_records_total",
+                "Audit records written and dropped (queue full) since start, and refusals \
+                 summarised (counted in a per-second `refusals` record, past the budget).",
+                &["state"],
+            ),
+            audit_seq: Gauges::new(
+                "hangar_gateway_audit_last_seq",
+                "Sequence number of the newest record in the audit log's chain.",
+                &[],
+            ),
             certificate_expiry: Gauges::new(
                 "hangar_gateway_certificate_expiry_timestamp_seconds",
                 "When a certificate the gateway shows expires (served: the API listener's; \
@@ -469,6 +496,8 @@ impl Metrics {
         self.reloads.render(&mut out);
         self.shared_limits_fallbacks.render(&mut out);
         self.audit.render(&mut out);
+        self.audit_total.render(&mut out);
+        self.audit_seq.render(&mut out);
         self.certificate_expiry.render(&mut out);
         header(
             &mut out,
@@ -488,6 +517,25 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_counts_are_counters_and_the_newest_seq_a_gauge_without_labels() {
+        let metrics = Metrics::default();
+        metrics.audit_total.set(&["written"], 7);
+        metrics.audit_total.set(&["written"], 9);
+        metrics.audit_seq.set(&[], 12.0);
+        let page = metrics.render();
+        assert!(
+            page.contains("hangar_gateway_audit_records_total{state=\"written\"} 9\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "# TYPE hangar_gateway_audit_last_seq gauge\nhangar_gateway_audit_last_seq 12\n"
+            ),
+            "{page}"
+        );
+    }
 
     #[test]
     fn a_gauge_family_set_exactly_keeps_only_the_new_series() {

@@ -192,6 +192,11 @@ impl Gateway {
         (written, dropped, self.summarised.load(Ordering::Relaxed))
     }
 
+    /// The newest record written to the audit log.
+    pub fn audit_anchor(&self) -> Option<hangar_ledger::Anchor> {
+        self.audit.anchor()
+    }
+
     /// Whether a refusal gets an audit record of its own (see [`RefusalBudget`]). Writes the
     /// summary of the second before when that one is over.
     fn admit_refusal(&self, record: &AuditRecord) -> bool {

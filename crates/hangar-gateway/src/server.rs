@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::activity::{Activity, Answer, Watched};
-use crate::audit::AuditLogs;
+use crate::audit::{AuditLogs, log_anchor};
 use crate::changes;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, Stage, handle};
@@ -177,6 +177,7 @@ impl Server {
             self.config_path.clone(),
         ));
         let summaries = tokio::spawn(write_refusal_summaries(Arc::clone(&self.gateway)));
+        let anchors = tokio::spawn(log_anchors(Arc::clone(&self.gateway)));
         let admin = self
             .admin
             .map(|listener| tokio::spawn(serve_admin(listener, Arc::clone(&self.gateway))));
@@ -265,6 +266,7 @@ impl Server {
         }
         reloader.abort();
         summaries.abort();
+        anchors.abort();
         if let Some(admin) = admin {
             admin.abort();
         }
@@ -286,6 +288,27 @@ async fn write_refusal_summaries(gateway: Arc<Gateway>) {
     loop {
         every_second.tick().await;
         gateway.write_finished_refusal_summary();
+    }
+}
+
+/// How often the audit log's anchor is logged while the log grows.
+const ANCHOR_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs the audit log's anchor (its newest record's number and hash) at start, where the chain
+/// resumed, then every [`ANCHOR_EVERY`] while it grows. The files alone cannot show that their
+/// newest records were cut off, and a gateway killed outright logs no anchor as it closes: a
+/// log shipped off the host keeps one a minute old at most.
+async fn log_anchors(gateway: Arc<Gateway>) {
+    let mut every = tokio::time::interval(ANCHOR_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut logged = None;
+    loop {
+        every.tick().await;
+        let anchor = gateway.audit_anchor();
+        if let Some(last) = anchor.as_ref().filter(|_| anchor != logged) {
+            log_anchor(last);
+            logged = anchor;
+        }
     }
 }
 
@@ -761,12 +784,18 @@ fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Fu
         "/metrics" => {
             gateway.forget_idle_callers();
             let (written, dropped, summarised) = gateway.audit_counts();
-            gateway.metrics.audit.set(&["written"], written as f64);
-            gateway.metrics.audit.set(&["dropped"], dropped as f64);
-            gateway
-                .metrics
-                .audit
-                .set(&["summarised"], summarised as f64);
+            let metrics = &gateway.metrics;
+            for (state, count) in [
+                ("written", written),
+                ("dropped", dropped),
+                ("summarised", summarised),
+            ] {
+                metrics.audit.set(&[state], count as f64);
+                metrics.audit_total.set(&[state], count);
+            }
+            if let Some(last) = gateway.audit_anchor() {
+                metrics.audit_seq.set(&[], last.seq as f64);
+            }
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

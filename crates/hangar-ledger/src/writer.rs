@@ -124,6 +124,14 @@ impl Writer {
         };
         writer.stamp();
         if let Some(torn) = resume.torn {
+            // A crash in the middle of a write leaves this; so does an edit. Worth a look
+            // either way, after a clean stop above all.
+            tracing::warn!(
+                file = %torn.file,
+                offset = torn.offset,
+                bytes = torn.bytes,
+                "the ledger's newest file ends in part of a record; the chain goes on past it, and a `resume` record says so"
+            );
             writer.chain_own(&LedgerRecord::Resume { torn });
         }
         writer.apply_retention();

@@ -731,3 +731,76 @@ fn sighup_reloads_the_configuration_even_when_the_file_looks_unchanged() {
     );
     assert!(gateway.stop().success());
 }
+
+#[test]
+fn a_gateway_killed_outright_says_where_its_audit_chain_resumed_and_what_it_found_torn() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(fake_model_server()).unwrap();
+    let keys = Keys::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let config = dir.path().join("gateway.yaml");
+    let text = gateway_config(&fake.url(), closed_port(), &keys, &audit);
+    std::fs::write(&config, serde_json::to_string_pretty(&text).unwrap()).unwrap();
+    let mut gateway = Gateway::start(&config);
+    assert_eq!(
+        chat_status(&gateway.address, &keys.good.key, "chat-small"),
+        200
+    );
+    // The record is written in a batch a moment later.
+    let newest = || {
+        let mut files: Vec<_> = std::fs::read_dir(&audit)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                path.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("audit-")
+            })
+            .collect();
+        files.sort();
+        files.pop().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(newest())
+        .unwrap()
+        .contains("\"request\"")
+    {
+        assert!(Instant::now() < deadline, "no record written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Killed outright: no anchor is logged as the log closes.
+    gateway.child.kill().unwrap();
+    gateway.child.wait().unwrap();
+    assert!(
+        !gateway.log().contains("audit log anchor"),
+        "{}",
+        gateway.log()
+    );
+    // The newest record is cut in the middle, as a crash mid-write leaves it.
+    let file = newest();
+    let length = std::fs::metadata(&file).unwrap().len();
+    let cut = std::fs::File::options().write(true).open(&file).unwrap();
+    cut.set_len(length - 20).unwrap();
+
+    let gateway = Gateway::start(&config);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gateway.log().contains("audit log anchor: ") {
+        assert!(
+            Instant::now() < deadline,
+            "no anchor at start:\n{}",
+            gateway.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        gateway
+            .log()
+            .contains("the ledger's newest file ends in part of a record"),
+        "{}",
+        gateway.log()
+    );
+    assert!(gateway.stop().success());
+}
