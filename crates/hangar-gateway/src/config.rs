@@ -865,6 +865,31 @@ impl ApiKeyEntry {
 }
 
 impl GatewayConfig {
+    /// What works but leaves tenants unable to do what they are there for, said at start, at
+    /// each reload and by `gateway check`: worth a warning, not a refusal (keys may come in a
+    /// later edit).
+    pub fn tenant_warnings(&self, now: jiff::Timestamp) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let keyless = self.tenants_without_a_key(now);
+        if !keyless.is_empty() {
+            warnings.push(format!(
+                "no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
+                keyless.join(", ")
+            ));
+        }
+        for (name, tenant) in &self.tenants {
+            // A request that sets no `max_tokens` reserves the tenant's `maxTokens`, and the
+            // SDKs set none by default.
+            if let Some(per_minute) = tenant.tokens_per_minute.filter(|&n| n < tenant.max_tokens) {
+                warnings.push(format!(
+                    "tenants.{name}: tokensPerMinute {per_minute} is below maxTokens {}: a request that sets no max_tokens reserves {} tokens and is refused; lower maxTokens or raise tokensPerMinute",
+                    tenant.max_tokens, tenant.max_tokens
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Tenants nothing can authenticate as at `now`: no key in force acts for them, and there
     /// is no `auth.jwt`. Worth a warning, not a refusal: keys may come in a later edit.
     pub fn tenants_without_a_key(&self, now: jiff::Timestamp) -> Vec<&str> {
@@ -1357,6 +1382,20 @@ audit:
         config.auth.api_keys[0].expires = None;
         config.auth.api_keys[0].revoked = true;
         assert_eq!(config.tenants_without_a_key(now), ["t"]);
+    }
+
+    #[test]
+    fn a_token_limit_below_max_tokens_is_warned_about() {
+        let now = jiff::Timestamp::now();
+        let affordable = with_tenant("    models: [llama]\n    tokensPerMinute: 4096").unwrap();
+        assert!(affordable.tenant_warnings(now).is_empty());
+        let short = with_tenant("    models: [llama]\n    tokensPerMinute: 1000").unwrap();
+        assert_eq!(
+            short.tenant_warnings(now),
+            [
+                "tenants.t: tokensPerMinute 1000 is below maxTokens 4096: a request that sets no max_tokens reserves 4096 tokens and is refused; lower maxTokens or raise tokensPerMinute"
+            ]
+        );
     }
 
     #[test]

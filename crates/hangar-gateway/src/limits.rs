@@ -205,8 +205,9 @@ fn check_reservation(limits: TenantLimits, tokens: u64) -> Result<(), Refusal> {
         Some(per_minute) if tokens > per_minute => Err(Refusal::bad_request(
             "tokens_exceed_limit",
             format!(
-                "this request reserves {tokens} tokens (prompt estimate + max_tokens), more \
-                 than this tenant's {per_minute} tokens per minute; lower max_tokens"
+                "this request reserves {tokens} tokens (prompt estimate + max_tokens, or this \
+                 tenant's maxTokens when the request sets none), more than this tenant's \
+                 {per_minute} tokens per minute; set a lower max_tokens"
             ),
         )
         .with_param("max_tokens")),

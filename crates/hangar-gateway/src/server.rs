@@ -111,7 +111,7 @@ impl Server {
             problems,
         })?;
         let config = &runtime.config;
-        warn_of_tenants_without_a_key(config, path);
+        warn_of_tenants_left_unable(config, path);
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
             Some(address) => Some(bind(address).await?),
@@ -595,7 +595,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
         .and_then(|config| Runtime::build(config, Some(&current)));
     match built {
         Ok(runtime) => {
-            warn_of_tenants_without_a_key(&runtime.config, path);
+            warn_of_tenants_left_unable(&runtime.config, path);
             let changes = changes::describe(&current.config, &runtime.config);
             gateway.swap(runtime);
             for field in waiting_for_restart(gateway) {
@@ -624,16 +624,11 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
     }
 }
 
-/// Says which tenants nothing can authenticate as (`gateway check` says it too): after an edit
-/// that revoked a tenant's last key, its clients would meet 401s with nothing in the log.
-fn warn_of_tenants_without_a_key(config: &GatewayConfig, path: &Path) {
-    let keyless = config.tenants_without_a_key(jiff::Timestamp::now());
-    if !keyless.is_empty() {
-        tracing::warn!(
-            "{}: no API key in force acts for {}, and there is no `auth.jwt`: requests for them cannot authenticate",
-            path.display(),
-            keyless.join(", ")
-        );
+/// Says what leaves tenants unable to work (`gateway check` says it too): after an edit that
+/// revoked a tenant's last key, its clients would meet 401s with nothing in the log.
+fn warn_of_tenants_left_unable(config: &GatewayConfig, path: &Path) {
+    for warning in config.tenant_warnings(jiff::Timestamp::now()) {
+        tracing::warn!("{}: {warning}", path.display());
     }
 }
 

@@ -295,12 +295,8 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
             ""
         }
     )?;
-    let keyless = config.tenants_without_a_key(now);
-    if !keyless.is_empty() {
-        outln!(
-            "  warning      no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
-            keyless.join(", ")
-        )?;
+    for warning in config.tenant_warnings(now) {
+        outln!("  warning      {warning}")?;
     }
     outln!(
         "  audit        {} (kept {}){}",
