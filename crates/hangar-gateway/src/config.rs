@@ -400,7 +400,8 @@ pub enum SharedUnavailable {
     /// Count on this replica alone until Redis is back.
     #[default]
     Local,
-    /// Refuse requests of tenants with a rate limit until Redis is back.
+    /// Refuse requests of tenants with a limit Redis keeps (a rate, or `maxConcurrent` with
+    /// `concurrency` on) until Redis is back.
     Refuse,
 }
 

@@ -985,7 +985,9 @@ impl SharedLimits {
         if !self.down.swap(true, Ordering::AcqRel) {
             let instead = match self.config.on_unavailable {
                 SharedUnavailable::Local => "each replica counts on its own until it is back",
-                SharedUnavailable::Refuse => "rate-limited tenants are refused until it is back",
+                SharedUnavailable::Refuse => {
+                    "tenants with a shared limit (a rate, or maxConcurrent) are refused until it is back"
+                }
             };
             tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
         }

@@ -435,7 +435,8 @@ impl Default for Metrics {
             ),
             shared_limits_fallbacks: Counters::new(
                 "hangar_gateway_shared_limits_fallbacks_total",
-                "Requests whose rate limits were decided without the shared store (unreachable, \
+                "Requests whose shared limits (rates, places in flight) were decided without the \
+                 shared store (unreachable, \
                  failing or too slow), by what was done instead (local, refuse).",
                 &["action"],
             ),
