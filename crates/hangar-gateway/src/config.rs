@@ -859,9 +859,12 @@ impl ApiKeyEntry {
 
     /// Whether the key's expiry is past at `now` (an unreadable one is a load problem).
     pub fn has_expired(&self, now: jiff::Timestamp) -> bool {
-        (self.expires.as_deref())
-            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-            .is_some_and(|at| at <= now)
+        self.expiry().is_some_and(|at| at <= now)
+    }
+
+    /// When the key stops working, if it ever does.
+    pub fn expiry(&self) -> Option<jiff::Timestamp> {
+        self.expires.as_deref()?.parse().ok()
     }
 }
 

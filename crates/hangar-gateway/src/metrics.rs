@@ -364,6 +364,8 @@ pub struct Metrics {
     pub audit_seq: Gauges,
     /// When the certificates the gateway shows expire, by certificate.
     pub certificate_expiry: Gauges,
+    /// When the API keys not revoked expire, by tenant and key id.
+    pub api_key_expiry: Gauges,
 }
 
 impl Default for Metrics {
@@ -464,20 +466,35 @@ impl Default for Metrics {
                  model_client: the one shown to model servers), as of the configuration in force.",
                 &["certificate"],
             ),
+            api_key_expiry: Gauges::new(
+                "hangar_gateway_api_key_expiry_timestamp_seconds",
+                "When an API key of the configuration in force stops working (keys that expire \
+                 and are not revoked), by tenant and key id.",
+                &["tenant", "key_id"],
+            ),
         }
     }
 }
 
 impl Metrics {
-    /// Sets the certificate expiry gauges from `runtime`.
-    pub fn show_certificates(&self, runtime: &crate::runtime::Runtime) {
-        // A certificate the new configuration no longer shows leaves the page.
+    /// Sets the expiry gauges (certificates, API keys) from `runtime`.
+    pub fn show_expiries(&self, runtime: &crate::runtime::Runtime) {
+        // A certificate or key the new configuration no longer has leaves the page.
         self.certificate_expiry.set_exactly(
             runtime
                 .certificate_expiry
                 .iter()
                 .map(|(name, not_after)| (vec![(*name).to_owned()], *not_after as f64)),
         );
+        let keys = runtime.config.auth.api_keys.iter();
+        self.api_key_expiry
+            .set_exactly(keys.filter(|key| !key.revoked).filter_map(|key| {
+                let at = key.expiry()?;
+                Some((
+                    vec![key.tenant.clone(), key.id.clone()],
+                    at.as_second() as f64,
+                ))
+            }));
     }
 
     /// The text exposition.
@@ -500,6 +517,7 @@ impl Metrics {
         self.audit_total.render(&mut out);
         self.audit_seq.render(&mut out);
         self.certificate_expiry.render(&mut out);
+        self.api_key_expiry.render(&mut out);
         header(
             &mut out,
             "hangar_gateway_in_flight",

@@ -88,7 +88,7 @@ impl Gateway {
         let thresholds = extraction_thresholds(&runtime);
         let started_with = runtime.config.clone();
         let metrics = Metrics::default();
-        metrics.show_certificates(&runtime);
+        metrics.show_expiries(&runtime);
         Gateway {
             runtime: arc_swap::ArcSwap::from_pointee(runtime),
             limiter: Arc::new(Limiter::default()),
@@ -169,7 +169,7 @@ impl Gateway {
             self.metrics.extraction.set_exactly([]);
         }
         drop(monitor);
-        self.metrics.show_certificates(&runtime);
+        self.metrics.show_expiries(&runtime);
         self.runtime.store(Arc::new(runtime));
     }
 

@@ -178,6 +178,10 @@ impl Server {
         ));
         let summaries = tokio::spawn(write_refusal_summaries(Arc::clone(&self.gateway)));
         let anchors = tokio::spawn(log_anchors(Arc::clone(&self.gateway)));
+        let expiries = tokio::spawn(log_key_expiry(
+            Arc::clone(&self.gateway),
+            self.config_path.clone(),
+        ));
         let admin = self
             .admin
             .map(|listener| tokio::spawn(serve_admin(listener, Arc::clone(&self.gateway))));
@@ -267,6 +271,7 @@ impl Server {
         reloader.abort();
         summaries.abort();
         anchors.abort();
+        expiries.abort();
         if let Some(admin) = admin {
             admin.abort();
         }
@@ -309,6 +314,41 @@ async fn log_anchors(gateway: Arc<Gateway>) {
             log_anchor(last);
             logged = anchor;
         }
+    }
+}
+
+/// How often keys are checked for having expired.
+const KEY_EXPIRY_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs each API key as it expires, and then the tenants left with no way in: a key runs out
+/// at its time, with no edit or reload to say so, and its clients would meet 401s with
+/// nothing in the log.
+async fn log_key_expiry(gateway: Arc<Gateway>, path: PathBuf) {
+    let mut every = tokio::time::interval(KEY_EXPIRY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checked = jiff::Timestamp::now();
+    loop {
+        every.tick().await;
+        let now = jiff::Timestamp::now();
+        let runtime = gateway.runtime();
+        let config = &runtime.config;
+        let expired: Vec<_> = (config.auth.api_keys.iter())
+            .filter(|key| !key.revoked)
+            .filter(|key| key.expiry().is_some_and(|at| checked < at && at <= now))
+            .collect();
+        for key in &expired {
+            tracing::warn!(
+                "{}: API key `{}` of tenant {} expired at {}: requests with it are refused",
+                path.display(),
+                key.id,
+                key.tenant,
+                key.expires.as_deref().unwrap_or_default()
+            );
+        }
+        if !expired.is_empty() {
+            warn_of_tenants_left_unable(config, &path);
+        }
+        checked = now;
     }
 }
 

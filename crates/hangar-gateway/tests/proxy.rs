@@ -297,6 +297,17 @@ async fn credentials_are_checked_and_each_refusal_is_an_authentication_error() {
         .await;
     assert!(expired.text().contains("expired"));
 
+    // Keys that expire show when, for an alert to fire before; revoked ones do not.
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("hangar_gateway_api_key_expiry_timestamp_seconds{tenant=\"support\",key_id=\"support-old-expired\"} 1577836800\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("key_id=\"support-leaked-revoked\""),
+        "{metrics}"
+    );
+
     // The records say why, and a key that matched though it may no longer be used names its
     // holder (who still sends the old key after a rotation?).
     let records = gw.audit_records().await;

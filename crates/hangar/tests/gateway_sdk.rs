@@ -804,3 +804,38 @@ fn a_gateway_killed_outright_says_where_its_audit_chain_resumed_and_what_it_foun
     );
     assert!(gateway.stop().success());
 }
+
+#[test]
+fn a_key_that_expires_while_the_gateway_runs_is_logged_with_the_tenant_it_leaves_out() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(fake_model_server()).unwrap();
+    let keys = Keys::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let mut text = gateway_config(&fake.url(), closed_port(), &keys, &dir.path().join("audit"));
+    // `limited`'s only key runs out two seconds after the start.
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    text["auth"]["apiKeys"][3]["expires"] = json!(soon.to_string());
+    assert_eq!(text["auth"]["apiKeys"][3]["id"], "limited-1");
+    std::fs::write(&config, serde_json::to_string_pretty(&text).unwrap()).unwrap();
+    let gateway = Gateway::start(&config);
+    assert!(
+        !gateway.log().contains("acts for limited"),
+        "{}",
+        gateway.log()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let told = |log: &str| {
+        log.contains("API key `limited-1` of tenant limited expired at")
+            && log.contains("acts for limited and there is no `auth.jwt`")
+    };
+    while !told(&gateway.log()) {
+        assert!(
+            Instant::now() < deadline,
+            "no word of the expiry:\n{}",
+            gateway.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gateway.stop().success());
+}
