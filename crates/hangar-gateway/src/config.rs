@@ -1260,11 +1260,18 @@ fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
         Some(cut) => &first[..cut],
         None => first,
     };
-    let mut message = plain_type_error(message)
+    let unknown = plain_unknown_field(message);
+    let mut message = (unknown.clone())
+        .or_else(|| plain_type_error(message))
         .or_else(|| plain_duplicate_key(message))
+        .or_else(|| plain_not_a_mapping(message))
         .unwrap_or_else(|| message.to_owned());
     // A key not read yet (a duplicate one) is `?` in the path: the mapping that holds it is named.
-    let field = field.trim_end_matches(".?");
+    let mut field = field.trim_end_matches(".?");
+    // An unknown key is named in the message: the path says which mapping holds it.
+    if unknown.is_some() {
+        field = field.rsplit_once('.').map_or("", |(parent, _)| parent);
+    }
     if !field.is_empty() && field != "." && field != "?" && !names_field(&message, field) {
         message = format!("{field}: {message}");
     }
@@ -1279,6 +1286,47 @@ fn names_field(message: &str, field: &str) -> bool {
     let last = field.rsplit('.').next().unwrap_or(field);
     let name = last.split('[').next().unwrap_or(last);
     !name.is_empty() && message.contains(&format!("`{name}`"))
+}
+
+/// serde's unknown field message, with the known field closest to a misspelt one.
+fn plain_unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (name, expected) = rest.split_once("`, expected one of ")?;
+    let closest = (expected.split(", "))
+        .map(|known| (edit_distance(name, known), known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min();
+    Some(match closest {
+        Some((_, known)) => {
+            format!("unknown field `{name}` (did you mean `{known}`?); expected one of {expected}")
+        }
+        None => message.to_owned(),
+    })
+}
+
+/// How many single-letter insertions, deletions and substitutions make `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The YAML library's "expected mapping start" (a section left empty, or given one value).
+fn plain_not_a_mapping(message: &str) -> Option<String> {
+    (message == "expected mapping start").then(|| {
+        "expected settings indented under it; an empty section (every key commented out?) or a single value is not one: remove it or fill it in".to_owned()
+    })
 }
 
 /// The YAML library's duplicate key message without its advice, which is for programmers.
@@ -1314,6 +1362,39 @@ pub fn schema() -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::request::Endpoint;
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_mapping_and_the_known_key_it_is_closest_to() {
+        let problems = with_tenant("    models: [llama]\n    requestPerMinute: 5").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("line 8: tenants.t: unknown field `requestPerMinute` (did you mean `requestsPerMinute`?); expected one of models, "),
+            "{problems:?}"
+        );
+        // Nothing close: no guess.
+        let problems = with_tenant("    models: [llama]\n    colour: blue").unwrap_err();
+        assert!(
+            problems[0].starts_with("line 8: tenants.t: unknown field `colour`, expected one of"),
+            "{problems:?}"
+        );
+        assert_eq!(edit_distance("auht", "auth"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("limits", "limits"), 0);
+    }
+
+    #[test]
+    fn an_empty_section_is_said_to_be_empty() {
+        let problems = GatewayConfig::from_yaml(
+            "listen: 127.0.0.1:8080\nauth: {}\ntenants: {}\nmodels: {}\nlimits:\naudit: {dir: /x, retentionDays: 1}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "line 5: limits: expected settings indented under it; an empty section (every key commented out?) or a single value is not one: remove it or fill it in"
+            ]
+        );
+    }
 
     #[test]
     fn a_value_of_the_wrong_type_is_named_by_its_field_in_words() {
