@@ -542,7 +542,7 @@ pub struct AuditConfig {
     /// Days a file is kept after its last record; older files are deleted at rotation, and
     /// the deletion is itself recorded in the chain.
     pub retention_days: u32,
-    /// Start a new file past this size (at least `64KiB`).
+    /// Start a new file past this size.
     #[serde(default = "default_rotate_size")]
     pub rotate_size: Bytes,
     /// Refused requests recorded one by one each second; past it, that second's refusals are
@@ -633,8 +633,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The longest duration the configuration takes.
-/// The smallest `audit.rotateSize`.
-const MIN_ROTATE_SIZE: u64 = 64 * 1024;
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 impl Serialize for Seconds {
@@ -873,25 +871,27 @@ impl GatewayConfig {
     /// each reload and by `gateway check`: worth a warning, not a refusal (keys may come in a
     /// later edit).
     pub fn tenant_warnings(&self, now: jiff::Timestamp) -> Vec<String> {
-        let mut warnings = Vec::new();
-        let keyless = self.tenants_without_a_key(now);
-        if !keyless.is_empty() {
-            warnings.push(format!(
-                "no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
-                keyless.join(", ")
-            ));
-        }
+        let mut warnings = Vec::from_iter(self.keyless_warning(now));
         for (name, tenant) in &self.tenants {
             // A request that sets no `max_tokens` reserves the tenant's `maxTokens`, and the
             // SDKs set none by default.
-            if let Some(per_minute) = tenant.tokens_per_minute.filter(|&n| n < tenant.max_tokens) {
+            if let Some(per_minute) = tenant.tokens_per_minute.filter(|&n| n <= tenant.max_tokens) {
                 warnings.push(format!(
-                    "tenants.{name}: tokensPerMinute {per_minute} is below maxTokens {}: a request that sets no max_tokens reserves {} tokens and is refused; lower maxTokens or raise tokensPerMinute",
+                    "tenants.{name}: tokensPerMinute {per_minute} is not above maxTokens {}: a request that sets no max_tokens reserves its prompt plus {} tokens and is refused; lower maxTokens or raise tokensPerMinute",
                     tenant.max_tokens, tenant.max_tokens
                 ));
             }
         }
         warnings
+    }
+
+    /// The tenants nothing can authenticate as at `now`, in a sentence, if there are any.
+    pub fn keyless_warning(&self, now: jiff::Timestamp) -> Option<String> {
+        let keyless = self.tenants_without_a_key(now);
+        (!keyless.is_empty()).then(|| format!(
+            "no API key in force (not revoked, not expired) acts for {} and there is no `auth.jwt`: requests for them cannot authenticate",
+            keyless.join(", ")
+        ))
     }
 
     /// Tenants nothing can authenticate as at `now`: no key in force acts for them, and there
@@ -1146,11 +1146,8 @@ impl GatewayConfig {
         {
             problems.push("audit.content.retentionDays: must be at least 1".into());
         }
-        if self.audit.rotate_size.0 < MIN_ROTATE_SIZE {
-            problems.push(format!(
-                "audit.rotateSize: must be at least 64KiB (a file per handful of records makes the log hard to keep and check), not {} bytes",
-                self.audit.rotate_size.0
-            ));
+        if self.audit.rotate_size.0 == 0 {
+            problems.push("audit.rotateSize: must be more than 0 (64MiB if left out)".into());
         }
         if self.limits.max_connections == 0 {
             problems.push("limits.maxConnections: must be at least 1, or nothing is served".into());
@@ -1261,6 +1258,10 @@ fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
         None => first,
     };
     let unknown = plain_unknown_field(message);
+    // The unknown key, which the path ends with.
+    let unknown_name = (message.strip_prefix("unknown field `"))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
     let mut message = (unknown.clone())
         .or_else(|| plain_type_error(message))
         .or_else(|| plain_duplicate_key(message))
@@ -1269,10 +1270,12 @@ fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
     // A key not read yet (a duplicate one) is `?` in the path: the mapping that holds it is named.
     let mut field = field.trim_end_matches(".?");
     // An unknown key is named in the message: the path says which mapping holds it.
-    if unknown.is_some() {
-        field = field.rsplit_once('.').map_or("", |(parent, _)| parent);
+    if let Some(name) = unknown_name {
+        field = (field.strip_suffix(name))
+            .map_or(field, |parent| parent.strip_suffix('.').unwrap_or(parent));
     }
-    if !field.is_empty() && field != "." && field != "?" && !names_field(&message, field) {
+    let named = unknown_name.is_none() && names_field(&message, field);
+    if !field.is_empty() && field != "." && field != "?" && !named {
         message = format!("{field}: {message}");
     }
     match err.location().map(|l| l.line()).filter(|&l| l > 0) {
@@ -1304,28 +1307,35 @@ fn plain_unknown_field(message: &str) -> Option<String> {
     })
 }
 
-/// How many single-letter insertions, deletions and substitutions make `a` into `b`.
+/// How many single-letter insertions, deletions, substitutions and swaps of neighbours make
+/// `a` into `b` (a swap is one typing slip, as in `auht`).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: the distance between the first i letters of `a` and the first j of `b`.
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let substitution = d[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(substitution);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// The YAML library's "expected mapping start" (a section left empty, or given one value).
 fn plain_not_a_mapping(message: &str) -> Option<String> {
     (message == "expected mapping start").then(|| {
-        "expected settings indented under it; an empty section (every key commented out?) or a single value is not one: remove it or fill it in".to_owned()
+        "expected settings indented under it (a mapping), and found none (every key commented out?), a single value or a list".to_owned()
     })
 }
 
@@ -1377,7 +1387,21 @@ mod tests {
             problems[0].starts_with("line 8: tenants.t: unknown field `colour`, expected one of"),
             "{problems:?}"
         );
-        assert_eq!(edit_distance("auht", "auth"), 2);
+        // At the top, and under a key of the same name.
+        let top = "listen: 127.0.0.1:8080\nauht: {}\ntenants: {}\nmodels: {}\naudit: {dir: /x, retentionDays: 1}\n";
+        let problems = GatewayConfig::from_yaml(top).unwrap_err();
+        assert!(
+            problems[0].starts_with("line 2: unknown field `auht` (did you mean `auth`?)"),
+            "{problems:?}"
+        );
+        let nested = top.replace("auht: {}", "auth: {auth: 1}");
+        let problems = GatewayConfig::from_yaml(&nested).unwrap_err();
+        assert!(
+            problems[0].starts_with("line 2: auth: unknown field `auth`, expected one of"),
+            "{problems:?}"
+        );
+        assert_eq!(edit_distance("auht", "auth"), 1);
+        assert_eq!(edit_distance("auht", "audit"), 2);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("limits", "limits"), 0);
     }
@@ -1391,7 +1415,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "line 5: limits: expected settings indented under it; an empty section (every key commented out?) or a single value is not one: remove it or fill it in"
+                "line 5: limits: expected settings indented under it (a mapping), and found none (every key commented out?), a single value or a list"
             ]
         );
     }
@@ -1470,17 +1494,21 @@ audit:
     }
 
     #[test]
-    fn a_token_limit_below_max_tokens_is_warned_about() {
+    fn a_token_limit_not_above_max_tokens_is_warned_about() {
         let now = jiff::Timestamp::now();
-        let affordable = with_tenant("    models: [llama]\n    tokensPerMinute: 4096").unwrap();
+        let affordable = with_tenant("    models: [llama]\n    tokensPerMinute: 8000").unwrap();
         assert!(affordable.tenant_warnings(now).is_empty());
-        let short = with_tenant("    models: [llama]\n    tokensPerMinute: 1000").unwrap();
-        assert_eq!(
-            short.tenant_warnings(now),
-            [
-                "tenants.t: tokensPerMinute 1000 is below maxTokens 4096: a request that sets no max_tokens reserves 4096 tokens and is refused; lower maxTokens or raise tokensPerMinute"
-            ]
-        );
+        // The prompt comes on top: a minute's worth of exactly maxTokens is not enough either.
+        for short in [1000, 4096] {
+            let tenant = format!("    models: [llama]\n    tokensPerMinute: {short}");
+            let config = with_tenant(&tenant).unwrap();
+            assert_eq!(
+                config.tenant_warnings(now),
+                [format!(
+                    "tenants.t: tokensPerMinute {short} is not above maxTokens 4096: a request that sets no max_tokens reserves its prompt plus 4096 tokens and is refused; lower maxTokens or raise tokensPerMinute"
+                )]
+            );
+        }
     }
 
     #[test]
@@ -1567,13 +1595,13 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
     #[test]
     fn audit_settings_the_ledger_would_refuse_at_start_are_refused_at_load() {
         let mut config = with_tenant("    models: [llama]").unwrap();
-        config.audit.rotate_size = Bytes(10);
+        config.audit.rotate_size = Bytes(0);
         config.audit.content = Some(ContentLogConfig { retention_days: 0 });
         assert_eq!(
             config.problems(),
             [
                 "audit.content.retentionDays: must be at least 1",
-                "audit.rotateSize: must be at least 64KiB (a file per handful of records makes the log hard to keep and check), not 10 bytes",
+                "audit.rotateSize: must be more than 0 (64MiB if left out)",
             ]
         );
     }

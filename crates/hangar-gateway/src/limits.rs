@@ -713,20 +713,18 @@ impl SharedLimits {
         // The tenant's places this replica freed since its last sending are freed first, in
         // the same call: a client that waits for each answer before its next request would
         // otherwise meet its own finished requests still counted.
-        let freed = match place {
-            Some(_) => self.take_freed(tenant),
-            None => Vec::new(),
+        let mut freed = FreedOnTheWay {
+            shared: Arc::clone(self),
+            tenant: Arc::clone(tenant),
+            places: match place {
+                Some(_) => self.take_freed(tenant),
+                None => Vec::new(),
+            },
         };
-        let taken = self.take_with(tenant, limits, tokens, place, &freed).await;
-        if taken.is_err() && !freed.is_empty() {
-            // Freeing a place twice changes nothing: the next sending tries them again.
-            self.add_to_backlog(|backlog| {
-                backlog
-                    .freed
-                    .entry(Arc::clone(tenant))
-                    .or_default()
-                    .extend(freed);
-            });
+        let taken = (self.take_with(tenant, limits, tokens, place, &freed.places)).await;
+        if taken.is_ok() {
+            // Redis ran the script, which freed them.
+            freed.places.clear();
         }
         taken
     }
@@ -992,6 +990,28 @@ impl SharedLimits {
             tracing::warn!(url = %self.config.url, "the shared rate limits are unavailable ({why}); {instead}");
         }
         Unavailable { may_have_run }
+    }
+}
+
+/// Places freed that ride on a take call; back to the backlog unless Redis surely ran it: the
+/// call failed, or was dropped with its request (a client that left while Redis was asked),
+/// perhaps before it was sent. Freeing a place twice changes nothing.
+struct FreedOnTheWay {
+    shared: Arc<SharedLimits>,
+    tenant: Arc<str>,
+    places: Vec<(Arc<str>, Instant)>,
+}
+
+impl Drop for FreedOnTheWay {
+    fn drop(&mut self) {
+        if self.places.is_empty() {
+            return;
+        }
+        let places = std::mem::take(&mut self.places);
+        let tenant = Arc::clone(&self.tenant);
+        self.shared.add_to_backlog(|backlog| {
+            backlog.freed.entry(tenant).or_default().extend(places);
+        });
     }
 }
 
@@ -1524,6 +1544,30 @@ mod tests {
         let key = shared.in_flight_key(&tenant);
         let places = hangar_testkit::redis::cli(redis.port(), &["zcard", &key]).unwrap();
         assert_eq!(places.trim(), "0");
+    }
+
+    #[tokio::test]
+    async fn places_freed_on_a_call_its_client_left_go_back_to_be_sent_again() {
+        // A server that takes connections and never answers: the call is dropped with its
+        // request, having run nowhere.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://127.0.0.1:{}", silent.local_addr().unwrap().port());
+        let config: crate::config::SharedLimitsConfig =
+            serde_json::from_value(serde_json::json!({"url": url, "timeout": "5s"})).unwrap();
+        let shared = Arc::new(SharedLimits::new(&config).unwrap());
+        let (_, limits, _, tenant) = one_place_tenant();
+        shared.add_to_backlog_unsent(|backlog| backlog.free(&tenant, "ended".into()));
+        let place = Some((1, shared.new_place()));
+        let left = tokio::time::timeout(
+            Duration::from_millis(200),
+            shared.take(&tenant, limits, 0, place),
+        );
+        assert!(left.await.is_err(), "the client left");
+        let backlog = shared.backlog.lock().unwrap();
+        let waiting: Vec<&str> = (backlog.freed.get(&tenant).into_iter().flatten())
+            .map(|(place, _)| &**place)
+            .collect();
+        assert_eq!(waiting, ["ended"]);
     }
 
     #[tokio::test]

@@ -55,7 +55,8 @@ impl Counters {
     pub fn set(&self, values: &[&str], count: u64) {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         match series.get_mut(&values as &dyn LabelKey) {
-            Some(value) => *value = count,
+            // Two scrapes at once may read the count in one order and set it in the other.
+            Some(value) => *value = (*value).max(count),
             None => add_to(&mut series, values, count),
         }
     }

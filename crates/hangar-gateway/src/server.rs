@@ -345,8 +345,8 @@ async fn log_key_expiry(gateway: Arc<Gateway>, path: PathBuf) {
                 key.expires.as_deref().unwrap_or_default()
             );
         }
-        if !expired.is_empty() {
-            warn_of_tenants_left_unable(config, &path);
+        if let Some(keyless) = expired.first().and_then(|_| config.keyless_warning(now)) {
+            tracing::warn!("{}: {keyless}", path.display());
         }
         checked = now;
     }

@@ -1417,6 +1417,25 @@ async fn concurrent_requests_share_one_fetch() {
 }
 
 #[tokio::test]
+async fn requests_that_waited_for_a_failed_fetch_take_its_outcome_instead_of_fetching_again() {
+    // A slow provider with no usable key: requests keep coming, their clocks a second and more
+    // past the fetch they wait for. Each fetching again in turn would queue them for ever.
+    let ed = TestKey::ed25519("ed-1");
+    let idp = Idp::start(Reply::SlowJwks(Duration::from_millis(300), jwks(&[]))).await;
+    let v = Arc::new(idp.verifier());
+    let mut tasks = JoinSet::new();
+    for i in 0..6 {
+        let token = ed.sign_claims("EdDSA", &claims_for(&format!("user-{i}")));
+        let v = Arc::clone(&v);
+        tasks.spawn(async move { v.verify(&token, at(2 * i)).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        assert!(matches!(outcome.unwrap(), Err(AuthError::Unavailable(_))));
+    }
+    assert_eq!(idp.fetches(), 1);
+}
+
+#[tokio::test]
 async fn stale_keys_are_kept_while_the_idp_is_down() {
     let ed = TestKey::ed25519("ed-1");
     let idp = Idp::start(Reply::Jwks(jwks(&[&ed]))).await;

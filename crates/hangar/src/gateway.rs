@@ -311,6 +311,12 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
     if let Some(warning) = audit_dir_warning(&config.audit.dir) {
         outln!("  warning      {warning}")?;
     }
+    if config.audit.rotate_size.0 < 64 * 1024 {
+        outln!(
+            "  warning      audit.rotateSize {} bytes starts a new file every few records, which makes the log hard to keep and check; the default is 64MiB",
+            config.audit.rotate_size.0
+        )?;
+    }
     if let (Some(shared), Some(config)) = (&built.shared_limits, &config.limits.shared) {
         // Unreachable from here is worth saying, not failing on: the gateway copes at run time.
         let reached = runtime.block_on(shared.reach());

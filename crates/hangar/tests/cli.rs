@@ -792,6 +792,19 @@ fn gateway_check_warns_about_what_works_but_exposes_or_hides_something() {
         stdout(&out)
     );
 
+    // A file every few records is allowed, and said to be a poor idea.
+    let tiny = example.replace("rotateSize: 64MiB", "rotateSize: 10");
+    let config = write(dir.path(), "gateway.yaml", &tiny);
+    let out = hangar(&["gateway", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "  warning      audit.rotateSize 10 bytes starts a new file every few records"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
     // Nor could it create one where a link to nothing stands.
     let link = dir.path().join("gone");
     std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();

@@ -565,6 +565,11 @@ struct Fetched {
     keys: Option<Arc<KeySet>>,
     fetched_at: Option<Timestamp>,
     attempted_at: Option<Timestamp>,
+    /// Fetches ended so far: a request that waited for one to end takes its outcome, whatever
+    /// its own clock says (a slow provider would otherwise queue fetch after fetch).
+    attempts: u64,
+    /// The last fetch failed with no keys to fall back on (said once, not at every retry).
+    failing: bool,
     document_sha256: [u8; 32],
 }
 
@@ -595,6 +600,8 @@ impl RemoteKeys {
                 keys: state.keys.clone(),
                 fetched_at: state.fetched_at,
                 attempted_at: state.attempted_at,
+                attempts: state.attempts,
+                failing: state.failing,
                 document_sha256: state.document_sha256,
             }),
             fetching: tokio::sync::Mutex::new(()),
@@ -624,7 +631,14 @@ impl RemoteKeys {
     /// Fetches the set again, unless a fetch began within [`MIN_REFETCH_INTERVAL`], and returns
     /// the newest keys: stale ones if the fetch failed.
     async fn refresh(&self, now: Timestamp) -> Result<Arc<KeySet>, AuthError> {
+        let seen = lock(&self.state).attempts;
         let fetching = self.fetching.lock().await;
+        {
+            let state = lock(&self.state);
+            if state.attempts != seen {
+                return state.keys.clone().ok_or_else(unavailable);
+            }
+        }
         self.refresh_holding(fetching, now).await
     }
 
@@ -650,6 +664,7 @@ impl RemoteKeys {
         }
         let fetched = self.fetch().await;
         let mut state = lock(&self.state);
+        state.attempts += 1;
         match fetched {
             Ok((keys, document_sha256)) => {
                 let previous = state.keys.as_ref().map(|set| set.generation);
@@ -662,6 +677,9 @@ impl RemoteKeys {
                 state.keys = Some(Arc::clone(&set));
                 state.fetched_at = Some(now);
                 state.document_sha256 = document_sha256;
+                if std::mem::take(&mut state.failing) {
+                    tracing::info!(jwks = %self.url, "fetched the identity provider's keys: tokens are verified again");
+                }
                 Ok(set)
             }
             Err(reason) => match (&state.keys, state.fetched_at) {
@@ -674,11 +692,13 @@ impl RemoteKeys {
                     Ok(Arc::clone(keys))
                 }
                 _ => {
-                    tracing::warn!(
-                        jwks = %self.url,
-                        error = %reason,
-                        "cannot fetch the identity provider's keys; no token can be verified until it answers"
-                    );
+                    if !std::mem::replace(&mut state.failing, true) {
+                        tracing::warn!(
+                            jwks = %self.url,
+                            error = %reason,
+                            "cannot fetch the identity provider's keys; no token can be verified until it answers (asked again at most every second)"
+                        );
+                    }
                     Err(unavailable())
                 }
             },
@@ -711,7 +731,9 @@ impl RemoteKeys {
             .await
             .map_err(|_| format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))??;
         let (keys, problems) = parse_jwks(&body)?;
-        for problem in problems {
+        // Once while the provider serves no usable key, not at each retry.
+        let said = lock(&self.state).failing;
+        for problem in problems.into_iter().filter(|_| !said) {
             tracing::warn!(jwks = %self.url, "left out a key of the identity provider's JWKS: {problem}");
         }
         if keys.is_empty() {
