@@ -624,7 +624,7 @@ impl SharedLimits {
 
     /// Runs the limits' script as requests will (so the login, the database, the user's
     /// permissions and a writable server are all checked), and says how long it took.
-    pub async fn reach(&self) -> Result<Duration, String> {
+    pub async fn reach(&self) -> Result<Duration, Unreached> {
         let started = Instant::now();
         // The limits' own script on keys of their own (gone two minutes later), whose hash tag
         // `{check` no tenant's can be: a give-back as settlements do, and with `concurrency` a
@@ -649,13 +649,20 @@ impl SharedLimits {
             Ok(Err(e)) => {
                 let said = e.to_string();
                 // Redis 7.0 names the script's line, not the command or key it refused.
-                let refused = ["NOPERM", "can't run this command", "can't access"];
-                Err(match refused.iter().any(|r| said.contains(r)) {
+                let acl = ["NOPERM", "can't run this command", "can't access"];
+                let why = match acl.iter().any(|r| said.contains(r)) {
                     true => format!("{said} ({})", self.acl_needs()),
                     false => said,
+                };
+                Err(Unreached {
+                    refused: e.answered(),
+                    why,
                 })
             }
-            Err(_) => Err("no answer within 5 s".to_owned()),
+            Err(_) => Err(Unreached {
+                refused: false,
+                why: "no answer within 5 s".to_owned(),
+            }),
         }
     }
 
@@ -991,6 +998,15 @@ impl SharedLimits {
         }
         Unavailable { may_have_run }
     }
+}
+
+/// Why [`SharedLimits::reach`] did not get through.
+#[derive(Debug)]
+pub struct Unreached {
+    /// Redis answered, with a refusal (a login, an ACL, a script): a setting to fix, where
+    /// not being reached from one place may say little of another.
+    pub refused: bool,
+    pub why: String,
 }
 
 /// Places freed that ride on a take call; back to the backlog unless Redis surely ran it: the

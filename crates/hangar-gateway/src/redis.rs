@@ -186,6 +186,18 @@ pub enum RedisError {
     Resting(String),
 }
 
+impl RedisError {
+    /// Whether Redis itself answered with this error (a login, an ACL or a script refused),
+    /// rather than not being reached or not answering.
+    pub fn answered(&self) -> bool {
+        match self {
+            RedisError::Server(_) | RedisError::Failed(_) => true,
+            RedisError::Unsent(inner) => inner.answered(),
+            _ => false,
+        }
+    }
+}
+
 /// A client for one server: one connection, on which commands from every caller are pipelined
 /// (those that arrive together leave in one write, and their replies are read together as they
 /// come). When the server is a Redis Cluster's node, each other node a redirection names gets a

@@ -317,8 +317,11 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
             config.audit.rotate_size.0
         )?;
     }
+    // Redis answering with a refusal (a login, an ACL) is a setting to fix: exit 1, as for a
+    // model server that refuses the probe. Not being reached from here is only said: `check`
+    // often runs where the gateway does not, and the gateway copes at run time.
+    let mut refused = false;
     if let (Some(shared), Some(config)) = (&built.shared_limits, &config.limits.shared) {
-        // Unreachable from here is worth saying, not failing on: the gateway copes at run time.
         let reached = runtime.block_on(shared.reach());
         let state = match reached {
             Ok(took) => {
@@ -332,10 +335,19 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
                     took.as_secs_f64() * 1000.0
                 )
             }
-            Err(why) => format!(
-                "NOT REACHED from here ({why}); without it requests are decided by onUnavailable: {}",
-                config.on_unavailable.as_str()
-            ),
+            Err(unreached) => {
+                refused |= unreached.refused;
+                let what = if unreached.refused {
+                    "REFUSED by Redis"
+                } else {
+                    "NOT REACHED from here"
+                };
+                format!(
+                    "{what} ({}); without it requests are decided by onUnavailable: {}",
+                    unreached.why,
+                    config.on_unavailable.as_str()
+                )
+            }
         };
         let sentinel = (config.sentinel_master.as_ref())
             .map(|primary| format!(", Sentinel's primary `{primary}`"))
@@ -347,7 +359,7 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
         )?;
     }
     if !probe {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitCode::from(u8::from(refused)));
     }
     let probes = runtime.block_on(hangar_gateway::probe::probe_all(
         &built,
@@ -356,7 +368,7 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
     for probe in &probes {
         outln!("  probe        {}", probe_line(probe))?;
     }
-    Ok(if probes.iter().any(|p| p.outcome.fails()) {
+    Ok(if refused || probes.iter().any(|p| p.outcome.fails()) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -1247,6 +1247,18 @@ fn gateway_check_says_whether_the_shared_limits_answer() {
         stdout(&out)
     );
 
+    // Reached, and refused (no password where one is required): a setting to fix, exit 1.
+    let redis =
+        hangar_testkit::redis::RedisServer::start_on(port, &["--requirepass", "secret"]).unwrap();
+    let out = check();
+    drop(redis);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("(prefix hangar): REFUSED by Redis (Redis said: "),
+        "{}",
+        stdout(&out)
+    );
+
     // A Redis Cluster's node that does not hold the check's key redirects, and says where.
     let nodes = hangar_testkit::redis::RedisServer::start_cluster(3, 0).unwrap();
     let holder = hangar_testkit::redis::cluster_owner(&nodes, "hangar:{{check}:rates").unwrap();
