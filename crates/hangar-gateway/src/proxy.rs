@@ -1142,18 +1142,24 @@ impl Call<'_> {
                 .fallback(&self.facts.model, &self.version.name)
                 .map(|fallback| (fallback, body))
         };
-        let (reason, (fallback, mut body)) =
+        // With the first server's overload (its Retry-After), when that was why.
+        let (reason, overloaded, (fallback, mut body)) =
             match (self.runtime.upstreams.send(request).await, retry) {
                 (Ok(response), Some(retry)) if did_not_run(response.status()) => {
                     // Dropped unread: its connection closes rather than going back to the pool.
                     let status = response.status().as_u16();
                     self.upstream_error(&status.to_string());
-                    (format!("the model server answered {status}"), retry)
+                    let wait = retry_after(response.headers());
+                    (
+                        format!("the model server answered {status}"),
+                        Some(wait),
+                        retry,
+                    )
                 }
                 (Ok(response), _) => return Ok(response),
                 (Err(error), Some(retry)) if error.is_connect() => {
                     self.upstream_error("connect");
-                    (error.to_string(), retry)
+                    (error.to_string(), None, retry)
                 }
                 (Err(error), _) => return Err(self.unreachable(&error)),
             };
@@ -1167,15 +1173,36 @@ impl Call<'_> {
             exchange.record.version.replace(fallback.name.to_string());
         self.version = fallback;
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
-        self.runtime
-            .upstreams
-            .send(request)
-            .await
-            .map_err(|error| self.unreachable(&error))
+        let sent = self.runtime.upstreams.send(request).await;
+        sent.map_err(|error| match overloaded {
+            // The model is overloaded and the other version cannot be reached: the client is
+            // to try again later, as if there had been no other version, not to give up.
+            Some(wait) if error.is_connect() => {
+                self.note_unreachable(&error);
+                Refusal::unavailable(
+                    "upstream_overloaded",
+                    format!("the model server for `{}` is overloaded", self.facts.model),
+                    wait,
+                )
+            }
+            _ => self.unreachable(&error),
+        })
     }
 
     /// The refusal for a model server that could not be reached, counted in the metrics.
     fn unreachable(&self, error: &UpstreamError) -> Refusal {
+        self.note_unreachable(error);
+        Refusal::bad_gateway(
+            "upstream_unreachable",
+            format!(
+                "cannot reach the model server for `{}` version `{}`",
+                self.facts.model, self.version.name
+            ),
+        )
+    }
+
+    /// Logs why the model server could not be reached, and counts it.
+    fn note_unreachable(&self, error: &UpstreamError) {
         // The client hears only that the model server is unreachable; the operator needs why.
         tracing::warn!(
             model = %self.facts.model,
@@ -1187,13 +1214,6 @@ impl Call<'_> {
         } else {
             "request"
         });
-        Refusal::bad_gateway(
-            "upstream_unreachable",
-            format!(
-                "cannot reach the model server for `{}` version `{}`",
-                self.facts.model, self.version.name
-            ),
-        )
     }
 
     /// The request for the current version's model server.
@@ -1257,12 +1277,7 @@ impl Call<'_> {
     ) -> Refusal {
         let status = response.status();
         self.upstream_error(&status.as_u16().to_string());
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(Duration::from_secs(1), |s| Duration::from_secs(s.min(300)));
+        let retry_after = retry_after(response.headers());
         match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 Refusal::unavailable(
@@ -1562,6 +1577,14 @@ fn upstream_message(value: &Value) -> Option<String> {
 
 /// A model server's way of saying it did not run a request: overloaded (429), or not ready or
 /// shedding load (503). Anything else may have run the model, so it is never sent twice.
+/// A model server's `Retry-After` in seconds, 1 s without one, 5 minutes at most.
+fn retry_after(headers: &HeaderMap) -> Duration {
+    (headers.get(header::RETRY_AFTER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(1), |s| Duration::from_secs(s.min(300)))
+}
+
 fn did_not_run(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
 }

@@ -57,6 +57,43 @@ async fn start(tenants: &str, models: &str, extra: &str, upstreams: &[&str]) -> 
 }
 
 #[tokio::test]
+async fn an_overloaded_version_whose_other_cannot_be_reached_is_still_an_overload() {
+    let blue = fake().await;
+    blue.set_faults(Faults {
+        status: Some(429),
+        retry_after: Some("7".into()),
+        ..Faults::default()
+    });
+    // Green's address is a port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let models = TWO_VERSIONS.replace("{upstream2}", &format!("http://{closed}"));
+    let mut gw = start(&tenants(""), &models, "", &[&blue.url()]).await;
+    // The client is told to come back, with blue's Retry-After, not that the model is gone.
+    let answer = chat_as(&gw, "a-1").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.code(), "upstream_overloaded");
+    assert_eq!(answer.header("retry-after"), Some("7"));
+    let metrics = gw.metrics().await;
+    for (version, kind) in [("blue", "429"), ("green", "connect")] {
+        let line = format!(
+            "hangar_gateway_upstream_errors_total{{model=\"llama\",version=\"{version}\",kind=\"{kind}\"}} 1"
+        );
+        assert!(metrics.contains(&line), "{line} missing from {metrics}");
+    }
+    let records = gw.audit_records().await;
+    assert_eq!(records[0]["failed_over_from"], "blue", "{records:?}");
+    assert_eq!(records[0]["code"], "upstream_overloaded", "{records:?}");
+}
+
+#[tokio::test]
 async fn weights_and_pins_route_between_versions() {
     let (blue, green) = (fake().await, fake().await);
     let gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
