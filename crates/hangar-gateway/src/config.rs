@@ -186,13 +186,15 @@ pub struct TenantConfig {
     /// against the token rate when a request does not say.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u64,
-    /// Largest `n` (choices per request).
+    /// Largest `n` (choices per request), and `best_of`.
     #[serde(default = "default_max_n")]
     pub max_n: u64,
-    /// Whether `logprobs`/`top_logprobs` may be asked for (they help extract a model).
+    /// Whether `logprobs`, `top_logprobs` and vLLM's `prompt_logprobs` may be asked for (they
+    /// help extract a model).
     #[serde(default)]
     pub allow_logprobs: bool,
-    /// Whether `logit_bias` may be sent.
+    /// Whether `logit_bias`, and vLLM's `allowed_token_ids`, `bad_words`, `logits_processors`
+    /// and `vllm_xargs`, may be sent.
     #[serde(default)]
     pub allow_logit_bias: bool,
     /// Whether `tools`/`functions` may be sent (also inside vLLM's `chat_template_kwargs`).
@@ -217,10 +219,12 @@ pub struct TenantConfig {
     pub max_messages: usize,
     /// Requests per minute; past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub requests_per_minute: Option<u64>,
     /// Tokens per minute (prompt + completion). Each request reserves its prompt estimate plus
     /// its `max_tokens` up front and gives back what the upstream's usage shows it did not use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub tokens_per_minute: Option<u64>,
     /// Requests in flight at once; past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,6 +336,7 @@ pub struct GlobalLimits {
     pub request_read: Seconds,
     /// Client connections open at once; past it, new ones wait in the listen backlog.
     #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1))]
     pub max_connections: u32,
     /// Default upstream timeouts.
     #[serde(default)]
@@ -383,8 +388,9 @@ pub struct SharedLimitsConfig {
     /// replica lets a tenant have `maxConcurrent` requests in flight.
     #[serde(default = "default_true")]
     pub concurrency: bool,
-    /// How long a request waits for Redis before the limits are decided without it. After a
-    /// failure Redis is left alone for a second, so an outage costs each request nothing.
+    /// How long a request waits for Redis before the limits are decided without it (at most
+    /// `1s`). After a failure Redis is left alone for a second, so an outage costs each request
+    /// nothing.
     #[serde(default = "default_shared_timeout")]
     pub timeout: Seconds,
     /// Without Redis: `local` decides with this replica's own counts (a tenant may then get up
@@ -541,6 +547,7 @@ pub struct AuditConfig {
     pub dir: PathBuf,
     /// Days a file is kept after its last record; older files are deleted at rotation, and
     /// the deletion is itself recorded in the chain.
+    #[schemars(range(min = 1))]
     pub retention_days: u32,
     /// Start a new file past this size.
     #[serde(default = "default_rotate_size")]
@@ -560,6 +567,7 @@ pub struct AuditConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContentLogConfig {
     /// Days content is kept; usually much shorter than the audit log.
+    #[schemars(range(min = 1))]
     pub retention_days: u32,
 }
 
