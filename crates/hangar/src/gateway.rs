@@ -51,11 +51,12 @@ pub enum GatewayCommand {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Check a configuration file and the files it names, and summarise it (with how long each
-    /// certificate is valid), without serving. Exit 0 good, 2 not; what works but is risky (no
-    /// TLS on a reachable address, no operator listener, canaries without a seed) is a warning.
-    /// With --probe, also ask each model server for its model list, as the gateway would reach
-    /// it: exit 1 if one cannot be reached or refuses the gateway's key.
+    /// Check a configuration file and the files it names, and summarise it (with until when each
+    /// certificate is valid), without serving. Exit 0 good, 2 not; 1 when the shared limits'
+    /// Redis refuses the gateway (a login, a command). What works but is risky (no TLS on a
+    /// reachable address, no operator listener, canaries without a seed, tenants with no key)
+    /// is a warning. With --probe, also ask each model server for its model list, as the
+    /// gateway would reach it: exit 1 if one cannot be reached or refuses the gateway's key.
     Check {
         /// The gateway configuration (YAML).
         #[arg(long, short, value_name = "FILE")]
