@@ -1575,8 +1575,6 @@ fn upstream_message(value: &Value) -> Option<String> {
     Some(stream::prefix_within(message, 1000).to_owned())
 }
 
-/// A model server's way of saying it did not run a request: overloaded (429), or not ready or
-/// shedding load (503). Anything else may have run the model, so it is never sent twice.
 /// A model server's `Retry-After` in seconds, 1 s without one, 5 minutes at most.
 fn retry_after(headers: &HeaderMap) -> Duration {
     (headers.get(header::RETRY_AFTER))
@@ -1585,6 +1583,8 @@ fn retry_after(headers: &HeaderMap) -> Duration {
         .map_or(Duration::from_secs(1), |s| Duration::from_secs(s.min(300)))
 }
 
+/// A model server's way of saying it did not run a request: overloaded (429), or not ready or
+/// shedding load (503). Anything else may have run the model, so it is never sent twice.
 fn did_not_run(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
 }
