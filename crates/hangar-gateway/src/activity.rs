@@ -31,6 +31,8 @@ pub(crate) struct Activity {
     answers: Mutex<Vec<Weak<Progress>>>,
     /// Raised when the connection is to be asked to finish, from a request's handler.
     leave: tokio::sync::Notify,
+    /// An answer over this HTTP/2 connection succeeded (so it carries a real client's requests).
+    served: AtomicBool,
 }
 
 /// How far an answer's body has gone: when hyper last took from it, and whether the body was
@@ -53,6 +55,7 @@ impl Activity {
             write_waits_since: AtomicU64::new(0),
             answers: Mutex::new(Vec::new()),
             leave: tokio::sync::Notify::new(),
+            served: AtomicBool::new(false),
         })
     }
 
@@ -149,6 +152,21 @@ impl Activity {
 pub(crate) struct OpenStream(Arc<Activity>, Arc<Progress>);
 
 impl OpenStream {
+    /// The stream's request was answered with `status`. A connection that has carried no
+    /// successful request and meets a refused credential is told to go (GOAWAY): a client
+    /// without a key must not hold a place among `maxConnections` by asking now and then,
+    /// while a proxy's connection, which carries other clients' good requests too, stays.
+    pub(crate) fn answered(&self, status: http::StatusCode) {
+        let activity = &self.0;
+        if status.is_success() {
+            activity.served.store(true, Ordering::Relaxed);
+        } else if status == http::StatusCode::UNAUTHORIZED
+            && !activity.served.load(Ordering::Relaxed)
+        {
+            activity.ask_to_leave();
+        }
+    }
+
     /// hyper asked the answer's body for more: `waiting` when the body had nothing yet.
     fn progressed(&self, waiting: bool) {
         let (activity, progress) = (&self.0, &self.1);

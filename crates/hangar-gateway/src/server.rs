@@ -423,7 +423,13 @@ impl Connection {
             // life, and the request's own future is kilobytes (a thousand idle streams pay it
             // otherwise).
             let answer = Box::pin(handle(gateway, Arc::clone(&client), request));
-            async move { Ok::<_, Infallible>(answer.await.map(|body| Answer::new(body, stream))) }
+            async move {
+                let response = answer.await;
+                if let Some(stream) = &stream {
+                    stream.answered(response.status());
+                }
+                Ok::<_, Infallible>(response.map(|body| Answer::new(body, stream)))
+            }
         });
         let stream = Watched::new(stream, Arc::clone(&activity));
         let failed = match self.tls {

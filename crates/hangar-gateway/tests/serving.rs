@@ -598,10 +598,13 @@ async fn a_client_that_takes_nothing_it_is_sent_loses_its_connection() {
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(address.parse().unwrap()).await.unwrap();
     let (_unread, mut writer) = stream.into_split();
-    let writing = tokio::spawn(async move {
-        let request = b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n";
-        while writer.write_all(request).await.is_ok() {}
-    });
+    // With a good key: a refused one would close the connection at its first answer.
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+        gw.key("a-1")
+    );
+    let writing =
+        tokio::spawn(async move { while writer.write_all(request.as_bytes()).await.is_ok() {} });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !served_within(&gw, Duration::from_millis(200)).await,
@@ -1129,6 +1132,47 @@ fn chat_over_http2(gw: &TestGateway) -> Request<Full<Bytes>> {
 }
 
 #[tokio::test]
+async fn a_connection_without_a_good_key_cannot_keep_its_place_by_asking_now_and_then() {
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let wrong = |gw: &TestGateway| {
+        let mut request = chat_over_http2(gw);
+        let bad = http::HeaderValue::from_static("Bearer hgk_wrongkeywrongkeywrongkey");
+        request.headers_mut().insert("authorization", bad);
+        request
+    };
+    // HTTP/1.1: the 401 closes its connection.
+    let head = "GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer hgk_nope\r\n\r\n";
+    let (mut socket, answer) = refused_on_a_fresh_connection(&address, head, None).await;
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest));
+    assert!(
+        matches!(closed.await, Ok(Ok(0))),
+        "the connection stays open"
+    );
+
+    // HTTP/2: a connection that has carried nothing good is told to go at its first 401…
+    let (mut keyless, keyless_closed) = http2_connection(&gw).await;
+    let refused = keyless.send_request(wrong(&gw)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let closed = tokio::time::timeout(Duration::from_secs(3), keyless_closed).await;
+    assert!(matches!(closed, Ok(Ok(Ok(())))), "{closed:?}");
+    // …while one that carries good requests too (a proxy's) stays.
+    let (mut shared, mut shared_closed) = http2_connection(&gw).await;
+    let served = shared.send_request(chat_over_http2(&gw)).await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let refused = shared.send_request(wrong(&gw)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let open = tokio::time::timeout(Duration::from_millis(500), &mut shared_closed).await;
+    assert!(open.is_err(), "closed: {open:?}");
+    let again = shared.send_request(chat_over_http2(&gw)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn http2_clients_are_told_to_go_when_the_gateway_is_taken_out_of_service() {
     let upstream = fake().await;
     let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
@@ -1323,6 +1367,72 @@ async fn refused_on_a_fresh_connection(
         socket,
         String::from_utf8_lossy(&answer[..read]).to_lowercase(),
     )
+}
+
+#[tokio::test]
+async fn a_body_in_tiny_pieces_is_refused_and_a_client_that_leaves_mid_body_is_a_499() {
+    let upstream = fake().await;
+    let mut gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let key = gw.key("a-1").to_owned();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\n"
+    );
+    // 20,000 one-byte chunks: more pieces than a 1 MiB body may come in (1024 + 1 MiB / 64).
+    let body = format!(
+        "{{\"model\": \"llama\", \"messages\": [], \"pad\": \"{}\"}}",
+        " ".repeat(20_000)
+    );
+    let chunked: String = body
+        .bytes()
+        .map(|b| format!("1\r\n{}\r\n", b as char))
+        .collect();
+    let (_, answer) = refused_on_a_fresh_connection(
+        &address,
+        &format!("{head}transfer-encoding: chunked\r\n\r\n{chunked}0\r\n\r\n"),
+        None,
+    )
+    .await;
+    assert!(answer.starts_with("http/1.1 400"), "{answer}");
+    assert!(answer.contains("body_too_fragmented"), "{answer}");
+    // The same body in a few chunks is read (and refused only for what it says).
+    let few: String = body
+        .as_bytes()
+        .chunks(4096)
+        .map(|c| format!("{:x}\r\n{}\r\n", c.len(), String::from_utf8_lossy(c)))
+        .collect();
+    let (_, answer) = refused_on_a_fresh_connection(
+        &address,
+        &format!("{head}transfer-encoding: chunked\r\n\r\n{few}0\r\n\r\n"),
+        None,
+    )
+    .await;
+    assert!(answer.contains("parameter_not_allowed"), "{answer}");
+
+    // A client that closes its connection after part of its body has left: 499, not a 400.
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let partial = format!("{head}content-length: 1000\r\n\r\n{{\"model\": ");
+    socket.write_all(partial.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let records = gw.audit_records().await;
+    let codes: Vec<(u64, &str)> = (records.iter())
+        .map(|r| {
+            (
+                r["status"].as_u64().unwrap(),
+                r["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (400, "body_too_fragmented"),
+            (400, "parameter_not_allowed"),
+            (499, "client_disconnected")
+        ]
+    );
 }
 
 #[tokio::test]
