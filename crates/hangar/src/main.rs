@@ -45,8 +45,10 @@ fn main() -> ExitCode {
         )
         .with_env_filter(
             // The gateway is a server: its reloads and shutdowns are worth a line by default.
+            // h2 warns of each peer that misbehaves (a rapid reset), keyless ones too: a line a
+            // connection an attacker could write at will, about what h2 has already refused.
             tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
-                .unwrap_or_else(|_| "warn,hangar_gateway=info".into()),
+                .unwrap_or_else(|_| "warn,h2=error,hangar_gateway=info".into()),
         )
         .init();
     let result = match cli.command {
