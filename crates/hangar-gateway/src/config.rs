@@ -1282,6 +1282,17 @@ fn yaml_error(err: &serde_saphyr::Error, field: &str) -> String {
         field = (field.strip_suffix(name))
             .map_or(field, |parent| parent.strip_suffix('.').unwrap_or(parent));
     }
+    // A section missing at the top is most often a file cut short (a write in progress, a paste
+    // that stopped), and the line is where the top-level mapping ends, not the section's.
+    let top = field.is_empty() || field == "." || field == "?";
+    if let Some(name) = (message.strip_prefix("missing field `"))
+        .and_then(|rest| rest.strip_suffix('`'))
+        .filter(|_| top)
+    {
+        message = format!(
+            "`{name}` is missing, and required: the file's top level ends here (is the file cut short?)"
+        );
+    }
     let named = unknown_name.is_none() && names_field(&message, field);
     if !field.is_empty() && field != "." && field != "?" && !named {
         message = format!("{field}: {message}");
@@ -1412,6 +1423,25 @@ mod tests {
         assert_eq!(edit_distance("auht", "audit"), 2);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("limits", "limits"), 0);
+    }
+
+    #[test]
+    fn a_section_missing_at_the_top_is_said_to_be_missing_where_the_file_ends() {
+        let cut = "listen: 127.0.0.1:8080\nauth: {}\ntenants: {}\nmodels: {}\n";
+        let problems = GatewayConfig::from_yaml(cut).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "line 4: `audit` is missing, and required: the file's top level ends here (is the file cut short?)"
+            ]
+        );
+        // Deeper down, the mapping that lacks it is named.
+        let no_url = cut.replace(
+            "models: {}",
+            "models: {m: {versions: [{name: a, weight: 1}]}}",
+        ) + "audit: {dir: /x, retentionDays: 1}\n";
+        let problems = GatewayConfig::from_yaml(&no_url).unwrap_err();
+        assert!(problems[0].contains("missing field `url`"), "{problems:?}");
     }
 
     #[test]
