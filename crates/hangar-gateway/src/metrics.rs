@@ -446,14 +446,12 @@ impl Default for Metrics {
             in_flight: AtomicU64::new(0),
             audit: Gauges::new(
                 "hangar_gateway_audit_records",
-                "Audit records written and dropped (queue full) since start, and refusals \
-                 summarised (counted in a per-second `refusals` record, past the budget).",
+                AUDIT_RECORDS_HELP,
                 &["state"],
             ),
             audit_total: Counters::new(
                 "hangar_gateway_audit_records_total",
-                "Audit records written and dropped (queue full) since start, and refusals \
-                 summarised (counted in a per-second `refusals` record, past the budget).",
+                AUDIT_RECORDS_HELP,
                 &["state"],
             ),
             audit_seq: Gauges::new(
@@ -476,6 +474,10 @@ impl Default for Metrics {
         }
     }
 }
+
+/// The audit counts' help, for their gauge and their counter alike.
+const AUDIT_RECORDS_HELP: &str = "Audit records written and dropped (queue full) since start, \
+     and refusals summarised (counted in a per-second `refusals` record, past the budget).";
 
 impl Metrics {
     /// Sets the expiry gauges (certificates, API keys) from `runtime`.

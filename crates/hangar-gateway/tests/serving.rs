@@ -1105,6 +1105,16 @@ async fn http2_requests_still_waiting_when_the_drain_ends_are_recorded() {
     }
 }
 
+/// A fake model server that answers "Say a lot" with `words` words.
+async fn saying_a_lot(words: usize) -> FakeOpenAiServer {
+    FakeOpenAi::builder()
+        .model("fake-llama")
+        .reply_to("Say a lot", &"word ".repeat(words))
+        .start()
+        .await
+        .unwrap()
+}
+
 /// An HTTP/2 connection to `gw`, and what completes when it has closed.
 async fn http2_connection(
     gw: &TestGateway,
@@ -1212,13 +1222,7 @@ async fn http2_clients_are_told_to_go_when_the_gateway_is_taken_out_of_service()
 async fn an_http2_client_that_never_takes_an_answer_does_not_hold_up_the_shutdown() {
     // The handler has given hyper the whole answer, so no stream is open, but h2 holds what
     // the client's window never let out, and does not finish its close while it does.
-    let reply = "word ".repeat(40_000);
-    let upstream = FakeOpenAi::builder()
-        .model("fake-llama")
-        .reply_to("Say a lot", &reply)
-        .start()
-        .await
-        .unwrap();
+    let upstream = saying_a_lot(40_000).await;
     let mut gw = start(
         &tenants("  maxTokens: 100000\n"),
         ONE_VERSION,
@@ -1259,13 +1263,7 @@ async fn an_http2_client_that_never_takes_an_answer_does_not_hold_up_the_shutdow
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_stream_is_cut_off_and_frees_its_place() {
-    let reply = "word ".repeat(200_000);
-    let upstream = FakeOpenAi::builder()
-        .model("fake-llama")
-        .reply_to("Say a lot", &reply)
-        .start()
-        .await
-        .unwrap();
+    let upstream = saying_a_lot(200_000).await;
     let mut gw = start(
         &tenants("  maxTokens: 300000\n  maxConcurrent: 1\n"),
         ONE_VERSION,

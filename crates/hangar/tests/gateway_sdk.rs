@@ -88,6 +88,23 @@ fn sdk_round_trip(cores: Cores) {
     check_anchor(&audit, &log);
 }
 
+/// The audit log's newest file in `dir`.
+fn newest_audit_file(dir: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("audit-")
+        })
+        .collect();
+    files.sort();
+    files.pop().unwrap()
+}
+
 /// The anchor the gateway logs when it stops proves what the files alone cannot: that the
 /// newest records were not cut off.
 fn check_anchor(dir: &Path, log: &Mutex<String>) {
@@ -118,19 +135,7 @@ fn check_anchor(dir: &Path, log: &Mutex<String>) {
         String::from_utf8_lossy(&out.stdout)
     );
     // Cut the last record off the newest file: only the anchor can tell.
-    let mut newest: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("audit-")
-        })
-        .collect();
-    newest.sort();
-    let newest = newest.pop().unwrap();
+    let newest = newest_audit_file(dir);
     let text = std::fs::read_to_string(&newest).unwrap();
     let cut = text
         .trim_end_matches('\n')
@@ -748,21 +753,7 @@ fn a_gateway_killed_outright_says_where_its_audit_chain_resumed_and_what_it_foun
         200
     );
     // The record is written in a batch a moment later.
-    let newest = || {
-        let mut files: Vec<_> = std::fs::read_dir(&audit)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| {
-                path.file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .starts_with("audit-")
-            })
-            .collect();
-        files.sort();
-        files.pop().unwrap()
-    };
+    let newest = || newest_audit_file(&audit);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(newest())
         .unwrap()

@@ -560,7 +560,7 @@ struct RemoteKeys {
     fetching: tokio::sync::Mutex<()>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Fetched {
     keys: Option<Arc<KeySet>>,
     fetched_at: Option<Timestamp>,
@@ -591,19 +591,11 @@ impl RemoteKeys {
 
     /// The same keys from the same place, kept for another time.
     fn with_cache_for(&self, cache_for: Duration) -> RemoteKeys {
-        let state = lock(&self.state);
         RemoteKeys {
             url: self.url.clone(),
             client: self.client.clone(),
             cache_for,
-            state: Mutex::new(Fetched {
-                keys: state.keys.clone(),
-                fetched_at: state.fetched_at,
-                attempted_at: state.attempted_at,
-                attempts: state.attempts,
-                failing: state.failing,
-                document_sha256: state.document_sha256,
-            }),
+            state: Mutex::new(lock(&self.state).clone()),
             fetching: tokio::sync::Mutex::new(()),
         }
     }
