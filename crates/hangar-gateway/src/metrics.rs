@@ -355,11 +355,8 @@ pub struct Metrics {
     pub shared_limits_fallbacks: Counters,
     /// Requests in flight now.
     pub in_flight: AtomicU64,
-    /// Audit records written and dropped, read from the audit log at render time. Kept for
-    /// dashboards made before `audit_total`, which says the same as a counter.
-    pub audit: Gauges,
-    /// The same, as counters.
-    pub audit_total: Counters,
+    /// Audit records written, dropped and summarised, read from the audit log at render time.
+    pub audit: Counters,
     /// The sequence number of the newest audit record written: kept by Prometheus, out of the
     /// reach of whoever can write the log's volume, it shows a chain cut short.
     pub audit_seq: Gauges,
@@ -444,14 +441,10 @@ impl Default for Metrics {
                 &["action"],
             ),
             in_flight: AtomicU64::new(0),
-            audit: Gauges::new(
-                "hangar_gateway_audit_records",
-                AUDIT_RECORDS_HELP,
-                &["state"],
-            ),
-            audit_total: Counters::new(
+            audit: Counters::new(
                 "hangar_gateway_audit_records_total",
-                AUDIT_RECORDS_HELP,
+                "Audit records written and dropped (queue full) since start, and refusals \
+                 summarised (counted in a per-second `refusals` record, past the budget).",
                 &["state"],
             ),
             audit_seq: Gauges::new(
@@ -476,9 +469,6 @@ impl Default for Metrics {
 }
 
 /// The audit counts' help, for their gauge and their counter alike.
-const AUDIT_RECORDS_HELP: &str = "Audit records written and dropped (queue full) since start, \
-     and refusals summarised (counted in a per-second `refusals` record, past the budget).";
-
 impl Metrics {
     /// Sets the expiry gauges (certificates, API keys) from `runtime`.
     pub fn show_expiries(&self, runtime: &crate::runtime::Runtime) {
@@ -517,7 +507,6 @@ impl Metrics {
         self.reloads.render(&mut out);
         self.shared_limits_fallbacks.render(&mut out);
         self.audit.render(&mut out);
-        self.audit_total.render(&mut out);
         self.audit_seq.render(&mut out);
         self.certificate_expiry.render(&mut out);
         self.api_key_expiry.render(&mut out);
@@ -543,8 +532,8 @@ mod tests {
     #[test]
     fn the_audit_counts_are_counters_and_the_newest_seq_a_gauge_without_labels() {
         let metrics = Metrics::default();
-        metrics.audit_total.set(&["written"], 7);
-        metrics.audit_total.set(&["written"], 9);
+        metrics.audit.set(&["written"], 7);
+        metrics.audit.set(&["written"], 9);
         metrics.audit_seq.set(&[], 12.0);
         let page = metrics.render();
         assert!(

@@ -831,8 +831,7 @@ fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Fu
                 ("dropped", dropped),
                 ("summarised", summarised),
             ] {
-                metrics.audit.set(&[state], count as f64);
-                metrics.audit_total.set(&[state], count);
+                metrics.audit.set(&[state], count);
             }
             if let Some(last) = gateway.audit_anchor() {
                 metrics.audit_seq.set(&[], last.seq as f64);
