@@ -27,7 +27,9 @@ use crate::refusals::RefusalBudget;
 use crate::request::{self, Endpoint, Inspected};
 use crate::routes::{Caller, Version};
 use crate::runtime::{Runtime, Tenant};
-use crate::stream::{self, BoxError, KeptText, KeptTexts, StreamEnd, StreamRules, StreamSummary};
+use crate::stream::{
+    self, BoxError, ChoiceText, KeptText, KeptTexts, StreamEnd, StreamRules, StreamSummary,
+};
 use crate::upstream::{UpstreamBody, UpstreamError};
 
 /// The response body the gateway sends: a whole body or an observed stream.
@@ -1453,7 +1455,7 @@ impl Call<'_> {
             let leaked = facts
                 .texts
                 .iter()
-                .any(|(_, t)| CanaryWatch::new(self.tenant.canaries.clone()).feed(t))
+                .any(|t| CanaryWatch::new(self.tenant.canaries.clone()).feed(&t.text))
                 || CanaryWatch::new(self.tenant.canaries.clone())
                     .feed(&String::from_utf8_lossy(&bytes));
             if leaked {
@@ -1502,13 +1504,13 @@ impl Call<'_> {
     }
 
     /// Writes the content record of a whole answer's texts (by choice), when content is logged.
-    fn log_answer(&self, exchange: &Exchange, texts: &[(u64, String)]) {
+    fn log_answer(&self, exchange: &Exchange, texts: &[ChoiceText]) {
         if !self.gateway.audit.logs_content() {
             return;
         }
         let mut kept = KeptTexts::default();
-        for (choice, text) in texts {
-            kept.keep(*choice, text);
+        for text in texts {
+            kept.keep(text.choice, text);
         }
         log_content(self.gateway, self.runtime, exchange, &kept.into_choices());
     }

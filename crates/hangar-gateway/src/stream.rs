@@ -85,9 +85,9 @@ fn find_event_end(bytes: &[u8]) -> Option<usize> {
 /// What one event says.
 #[derive(Debug, Default, PartialEq)]
 pub struct EventFacts {
-    /// Generated text in the event's choices, by choice index: content, reasoning, refusals
-    /// and tool-call names and arguments.
-    pub texts: Vec<(u64, String)>,
+    /// Generated text in the event's choices, by choice: content, reasoning, refusals and
+    /// tool-call names and arguments.
+    pub texts: Vec<ChoiceText>,
     /// `prompt_tokens` and `completion_tokens`, if the event reports usage.
     pub usage: Option<(u64, u64)>,
     /// An event carrying only usage (no choices): the one `include_usage` adds.
@@ -221,35 +221,78 @@ pub fn answer_facts(value: &Json<'_>) -> EventFacts {
             let finished =
                 (choice.get("finish_reason")).is_some_and(|reason| *reason != Json::Null);
             facts.choices.push((index, finished));
-            let mut text = choice
-                .get("text")
-                .and_then(Json::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let mut text = ChoiceText {
+                choice: index,
+                ..ChoiceText::default()
+            };
+            if let Some(completion) = choice.get("text").and_then(Json::as_str) {
+                text.push(CONTENT, completion);
+            }
             for message in ["delta", "message"].iter().filter_map(|k| choice.get(k)) {
                 message_text(message, &mut text);
             }
-            if !text.is_empty() {
-                facts.texts.push((index, text));
+            if !text.text.is_empty() {
+                facts.texts.push(text);
             }
         }
     }
     facts
 }
 
+/// Which part of an answer a text is in: the content, the reasoning, a tool call's name or
+/// arguments… Pieces of one part are joined as they come (a token may end mid-word); pieces of
+/// different parts are kept apart, so that a card number ending one part does not run into the
+/// next part's first word and escape redaction as part of an identifier.
+pub type Part = u64;
+
+const CONTENT: Part = 0;
+/// Tool call `i`'s name is part `FIRST_CALL + 2 * i`, its arguments the part after.
+const FIRST_CALL: Part = 8;
+
+/// One choice's generated text in an event, with the parts it starts and ends in.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ChoiceText {
+    pub choice: u64,
+    pub text: String,
+    pub first: Part,
+    pub last: Part,
+}
+
+impl ChoiceText {
+    /// Adds a piece of `part`, after a line break when the text so far ends in another part.
+    fn push(&mut self, part: Part, piece: &str) {
+        if piece.is_empty() {
+            return;
+        }
+        if self.text.is_empty() {
+            self.first = part;
+        } else if self.last != part {
+            self.text.push('\n');
+        }
+        self.text.push_str(piece);
+        self.last = part;
+    }
+}
+
 /// The generated text of a message or delta: what a client would show or act on.
-fn message_text(message: &Json<'_>, text: &mut String) {
-    for field in ["content", "reasoning_content", "reasoning", "refusal"] {
+fn message_text(message: &Json<'_>, text: &mut ChoiceText) {
+    let fields = [
+        (CONTENT, "content"),
+        (1, "reasoning_content"),
+        (2, "reasoning"),
+        (3, "refusal"),
+    ];
+    for (part, field) in fields {
         match message.get(field) {
-            Some(Json::Str(part)) => text.push_str(part),
+            Some(Json::Str(piece)) => text.push(part, piece),
             // Content as parts (`[{"type": "text", "text": …}]`), as some servers answer.
-            Some(Json::Array(parts)) => {
-                for part in parts {
-                    let part = part
+            Some(Json::Array(pieces)) => {
+                for piece in pieces {
+                    let piece = piece
                         .get("text")
-                        .or_else(|| part.get("refusal"))
-                        .unwrap_or(part);
-                    text.push_str(part.as_str().unwrap_or(""));
+                        .or_else(|| piece.get("refusal"))
+                        .unwrap_or(piece);
+                    text.push(part, piece.as_str().unwrap_or(""));
                 }
             }
             _ => {}
@@ -257,20 +300,27 @@ fn message_text(message: &Json<'_>, text: &mut String) {
     }
     // A spoken answer's words (`modalities: ["audio"]`): the audio itself is not text.
     if let Some(transcript) = message.get("audio").and_then(|a| a.get("transcript")) {
-        text.push_str(transcript.as_str().unwrap_or(""));
+        text.push(4, transcript.as_str().unwrap_or(""));
     }
-    // `function_call` is the single call of the older API.
+    // A streamed call names its place (`index`); `function_call` is the single call of the
+    // older API.
     let calls = match message.get("tool_calls") {
-        Some(Json::Array(calls)) => calls
-            .iter()
-            .filter_map(|call| call.get("function"))
+        Some(Json::Array(calls)) => (calls.iter().zip(0..))
+            .filter_map(|(call, at)| {
+                let at = call.get("index").and_then(Json::as_u64).unwrap_or(at);
+                Some((at, call.get("function")?))
+            })
             .collect(),
         _ => Vec::new(),
     };
-    for function in calls.into_iter().chain(message.get("function_call")) {
-        for field in ["name", "arguments"] {
-            if let Some(part) = function.get(field).and_then(Json::as_str) {
-                text.push_str(part);
+    for (at, function) in calls
+        .into_iter()
+        .chain(message.get("function_call").map(|f| (0, f)))
+    {
+        for (offset, field) in [(0, "name"), (1, "arguments")] {
+            if let Some(piece) = function.get(field).and_then(Json::as_str) {
+                let part = FIRST_CALL.saturating_add(at.saturating_mul(2)) + offset;
+                text.push(part, piece);
             }
         }
     }
@@ -279,7 +329,7 @@ fn message_text(message: &Json<'_>, text: &mut String) {
 impl EventFacts {
     /// All choices' text, in order.
     pub fn text(&self) -> String {
-        self.texts.iter().map(|(_, t)| t.as_str()).collect()
+        self.texts.iter().map(|t| t.text.as_str()).collect()
     }
 }
 
@@ -289,7 +339,8 @@ impl EventFacts {
 /// pieces would split a card number or a key, or run its digits into another's.
 #[derive(Debug, Default)]
 pub struct KeptTexts {
-    choices: Vec<(u64, KeptText)>,
+    /// Each choice's text, and the part of the answer its last piece was in.
+    choices: Vec<(u64, (KeptText, Part))>,
     /// Bytes kept within the log's budget, all choices together.
     within: usize,
 }
@@ -305,18 +356,29 @@ pub struct KeptText {
 }
 
 impl KeptTexts {
-    /// Adds a piece of a choice's text.
-    pub fn keep(&mut self, choice: u64, piece: &str) {
-        let kept = by_choice(&mut self.choices, choice, KeptText::default);
+    /// Adds a piece of a choice's text, after a line break when it starts in another part of
+    /// the answer than the text kept so far ended in (see [`Part`]).
+    pub fn keep(&mut self, choice: u64, piece: &ChoiceText) {
+        let (kept, last) = by_choice(&mut self.choices, choice, Default::default);
+        let joined = kept.text.is_empty() || *last == piece.first;
+        *last = piece.last;
+        if !joined {
+            Self::push(kept, &mut self.within, "\n");
+        }
+        Self::push(kept, &mut self.within, &piece.text);
+    }
+
+    /// Adds `piece` to `kept` within the budget, of which `within` is spent.
+    fn push(kept: &mut KeptText, within: &mut usize, piece: &str) {
         if kept.cut.is_none() {
-            let within = prefix_within(piece, MAX_KEPT_TEXT.saturating_sub(self.within));
-            if within.len() == piece.len() {
+            let fits = prefix_within(piece, MAX_KEPT_TEXT.saturating_sub(*within));
+            if fits.len() == piece.len() {
                 kept.text.push_str(piece);
-                self.within += piece.len();
+                *within += piece.len();
                 return;
             }
-            kept.cut = Some(kept.text.len() + within.len());
-            self.within = MAX_KEPT_TEXT;
+            kept.cut = Some(kept.text.len() + fits.len());
+            *within = MAX_KEPT_TEXT;
         }
         if let Some(cut) = kept.cut {
             let room = (cut + KEPT_MARGIN).saturating_sub(kept.text.len());
@@ -327,7 +389,10 @@ impl KeptTexts {
     /// The choices' texts, in the choices' order.
     pub fn into_choices(mut self) -> Vec<KeptText> {
         self.choices.sort_by_key(|(choice, _)| *choice);
-        self.choices.into_iter().map(|(_, kept)| kept).collect()
+        self.choices
+            .into_iter()
+            .map(|(_, (kept, _))| kept)
+            .collect()
     }
 }
 
@@ -712,14 +777,14 @@ impl Relay {
             let now = || tokio::time::Instant::now().into_std();
             self.summary.first_token.get_or_insert_with(now);
         }
-        for (choice, text) in &facts.texts {
-            self.summary.text_bytes += text.len() as u64;
-            let choice = self.choice(*choice);
+        for text in &facts.texts {
+            self.summary.text_bytes += text.text.len() as u64;
+            let choice = self.choice(text.choice);
             if self.rules.keep_text {
                 self.kept.keep(choice, text);
             }
             if !self.rules.canaries.is_empty() {
-                text_leak |= self.watch(choice).feed(text);
+                text_leak |= self.watch(choice).feed(&text.text);
             }
         }
         if raw_leak || text_leak {
@@ -979,6 +1044,47 @@ mod tests {
         }
     }
 
+    /// A piece of a choice's content.
+    fn content(text: &str) -> ChoiceText {
+        ChoiceText {
+            text: text.to_owned(),
+            ..ChoiceText::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parts_of_an_answer_are_kept_apart_so_a_card_ending_one_is_redacted() {
+        // A reasoning model thinks, then answers; an assistant talks, then calls a tool. Run
+        // together, the card's last digit met the next word and the card read as an identifier.
+        let reasoning: &'static [u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"the card is 4111 1111 1111 1111\"}}]}\n\n";
+        let call: &'static [u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"charge\",\"arguments\":\"\"}}]}}]}\n\n";
+        let arguments: &'static [u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\\\":5}\"}}]}}]}\n\n";
+        let script = vec![
+            (0, reasoning),
+            (0, piece(0, "I have upd")),
+            (0, piece(0, "ated it, 5555 5555 5555 4444")),
+            (0, call),
+            (0, arguments),
+            (0, DONE),
+        ];
+        let kept = kept_texts(script).await;
+        assert_eq!(
+            kept,
+            [
+                "the card is 4111 1111 1111 1111\nI have updated it, 5555 5555 5555 4444\ncharge\n{\"a\":5}"
+            ]
+        );
+        let logged = hangar_guard::Redactor::default().redact(&kept[0]).text;
+        assert!(
+            !logged.contains("1111") && !logged.contains("4444"),
+            "{logged}"
+        );
+        // A whole answer is read the same way.
+        let whole = br#"{"choices":[{"message":{"content":"Use AKIAIOSFODNN7EXAMPLE","reasoning_content":"ok","tool_calls":[{"function":{"name":"f","arguments":"{}"}},{"function":{"name":"g","arguments":"{}"}}]}}]}"#;
+        let facts = answer_facts(&Json::parse(whole).unwrap());
+        assert_eq!(facts.text(), "Use AKIAIOSFODNN7EXAMPLE\nok\nf\n{}\ng\n{}");
+    }
+
     /// The texts a relay keeps for the content log (two choices asked for) of `script`.
     async fn kept_texts(script: Vec<(u64, &'static [u8])>) -> Vec<String> {
         let mut keeping = rules(Duration::from_secs(10), Duration::from_secs(10));
@@ -1023,10 +1129,10 @@ mod tests {
         // Two interleaved choices fill the budget; a card in each comes as it runs out: in
         // the first, the cut falls inside the card; in the second, just before it.
         let mut kept = KeptTexts::default();
-        kept.keep(0, &"x".repeat(40_000));
-        kept.keep(1, &"y".repeat(MAX_KEPT_TEXT - 40_000 - 6));
-        kept.keep(0, " 4111 1111 1111 1111 and on");
-        kept.keep(1, " 5555 5555 5555 4444 and on");
+        kept.keep(0, &content(&"x".repeat(40_000)));
+        kept.keep(1, &content(&"y".repeat(MAX_KEPT_TEXT - 40_000 - 6)));
+        kept.keep(0, &content(" 4111 1111 1111 1111 and on"));
+        kept.keep(1, &content(" 5555 5555 5555 4444 and on"));
         let choices = kept.into_choices();
         assert_eq!(choices[0].cut, Some(40_006));
         assert_eq!(choices[1].cut, Some(MAX_KEPT_TEXT - 40_006));
@@ -1049,7 +1155,7 @@ mod tests {
         }
         // Past the margin nothing more is read.
         let mut kept = KeptTexts::default();
-        kept.keep(0, &"x".repeat(MAX_KEPT_TEXT + KEPT_MARGIN + 10));
+        kept.keep(0, &content(&"x".repeat(MAX_KEPT_TEXT + KEPT_MARGIN + 10)));
         assert_eq!(
             kept.into_choices()[0].text.len(),
             MAX_KEPT_TEXT + KEPT_MARGIN
@@ -1145,7 +1251,9 @@ mod tests {
         let chunk = br#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#;
         assert_eq!(read_event(chunk).text(), "Hel");
         let tool = br#"data: {"choices":[{"index":1,"delta":{"reasoning_content":"hm","tool_calls":[{"function":{"arguments":"{\"a\""}}]}}]}"#;
-        assert_eq!(read_event(tool).texts, vec![(1, "hm{\"a\"".to_owned())]);
+        let texts = read_event(tool).texts;
+        assert_eq!(texts.len(), 1);
+        assert_eq!((texts[0].choice, texts[0].text.as_str()), (1, "hm\n{\"a\""));
         let usage = br#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#;
         let facts = read_event(usage);
         assert_eq!(facts.usage, Some((7, 3)));
