@@ -1,6 +1,7 @@
 //! One request through the gateway: authenticate → tenant policy → guards → limits → route →
 //! model server (streamed) → response guards → audit record and metrics.
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1362,15 +1363,28 @@ impl Call<'_> {
                     Ok(Ok(collected)) => collected.to_bytes(),
                     _ => Bytes::new(),
                 };
-                let message = serde_json::from_slice::<Value>(&body)
+                let said = serde_json::from_slice::<Value>(&body)
                     .ok()
-                    .and_then(|v| upstream_message(&v))
-                    .map(|m| self.public_names(&m))
-                    .filter(|m| !self.leaks_canary(m, exchange))
-                    .unwrap_or_else(|| "the model server refused the request".to_owned());
-                Refusal {
+                    .and_then(|v| UpstreamRefusal::read(&v));
+                let refusal = Refusal {
                     status,
-                    ..Refusal::bad_request("upstream_rejected", message)
+                    ..Refusal::bad_request(
+                        "upstream_rejected",
+                        "the model server refused the request",
+                    )
+                };
+                let Some(said) = said else {
+                    return refusal;
+                };
+                let message = self.public_names(&said.message);
+                if self.leaks_canary(&message, exchange) {
+                    return refusal;
+                }
+                Refusal {
+                    code: said.code.unwrap_or(refusal.code),
+                    message,
+                    param: said.param.map(Cow::Owned),
+                    ..refusal
                 }
             }
             _ => Refusal::bad_gateway(
@@ -1634,13 +1648,95 @@ fn log_content(gateway: &Gateway, runtime: &Runtime, exchange: &Exchange, kept: 
     });
 }
 
-fn upstream_message(value: &Value) -> Option<String> {
-    let error = value.get("error")?;
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .or_else(|| error.as_str())?;
-    Some(stream::prefix_within(message, 1000).to_owned())
+/// What a model server's 400, 413 or 422 says, in whichever shape it says it.
+#[derive(Debug, PartialEq)]
+struct UpstreamRefusal {
+    message: String,
+    /// The request field at fault, when the server names one plainly.
+    param: Option<String>,
+    /// The server's code, when it is one of OpenAI's that clients branch on.
+    code: Option<&'static str>,
+}
+
+/// OpenAI's codes for a request refused, which compatible servers and proxies pass on and
+/// clients test for (`context_length_exceeded` above all). Any other code is the gateway's own
+/// `upstream_rejected`: codes are metric labels, and a server must not make new ones.
+const UPSTREAM_CODES: &[&str] = &[
+    "context_length_exceeded",
+    "string_above_max_length",
+    "invalid_value",
+    "invalid_type",
+    "missing_required_parameter",
+    "unknown_parameter",
+    "unsupported_parameter",
+    "unsupported_value",
+    "invalid_request_error",
+];
+
+impl UpstreamRefusal {
+    /// Reads OpenAI's and vLLM's `{"error": {"message", "param", "code"}}`, TGI's
+    /// `{"error": "…"}`, SGLang's and older vLLM's `{"message", "param", "code"}` at the top,
+    /// and FastAPI's `{"detail": "…"}` or `{"detail": [{"loc", "msg"}]}`.
+    fn read(value: &Value) -> Option<UpstreamRefusal> {
+        let error = value
+            .get("error")
+            .filter(|e| e.is_object())
+            .unwrap_or(value);
+        let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+        let (message, param) = if let Some(message) = text(error, "message") {
+            (message, text(error, "param"))
+        } else if let Some(message) = value.get("error").and_then(Value::as_str) {
+            (message.to_owned(), None)
+        } else if let Some(detail) = value.get("detail").and_then(Value::as_str) {
+            (detail.to_owned(), None)
+        } else {
+            let problems = value.get("detail").and_then(Value::as_array)?;
+            fastapi_problems(problems)?
+        };
+        let code = (error.get("code").and_then(Value::as_str))
+            .and_then(|code| UPSTREAM_CODES.iter().copied().find(|known| *known == code));
+        Some(UpstreamRefusal {
+            message: stream::prefix_within(&message, 1000).to_owned(),
+            param: param.filter(|p| plain_field_path(p)),
+            code,
+        })
+    }
+}
+
+/// FastAPI's validation errors (`[{"loc": ["body", "temperature"], "msg": "…"}]`) as one
+/// message, and the first one's field.
+fn fastapi_problems(problems: &[Value]) -> Option<(String, Option<String>)> {
+    let mut fields = Vec::new();
+    let mut messages = Vec::new();
+    for problem in problems.iter().take(5) {
+        let msg = problem.get("msg").and_then(Value::as_str)?;
+        let path: Vec<String> = (problem.get("loc").and_then(Value::as_array))
+            .into_iter()
+            .flatten()
+            .skip_while(|part| part.as_str() == Some("body"))
+            .map(|part| match part {
+                Value::String(name) => name.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let field = path.join(".");
+        messages.push(if field.is_empty() {
+            msg.to_owned()
+        } else {
+            format!("{field}: {msg}")
+        });
+        fields.push(field);
+    }
+    let param = fields.into_iter().next().filter(|f| !f.is_empty());
+    Some((messages.join("; "), param))
+}
+
+/// A request field's path (`messages`, `tools.0.function.parameters`): what a `param` may
+/// hold. Anything else a server puts there is not passed on.
+fn plain_field_path(param: &str) -> bool {
+    !param.is_empty()
+        && param.len() <= 100
+        && (param.bytes()).all(|b| b.is_ascii_alphanumeric() || b"_.[]-".contains(&b))
 }
 
 /// A model server's `Retry-After` in seconds, 1 s without one, 5 minutes at most.
@@ -1911,6 +2007,71 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_model_servers_refusal_is_read_in_each_servers_shape() {
+        use super::UpstreamRefusal;
+        let read = |body: &str| UpstreamRefusal::read(&serde_json::from_str(body).unwrap());
+        let refusal = |message: &str, param: Option<&str>, code: Option<&'static str>| {
+            Some(UpstreamRefusal {
+                message: message.to_owned(),
+                param: param.map(str::to_owned),
+                code,
+            })
+        };
+        // OpenAI and vLLM: the code clients test for and the field are kept.
+        let openai = r#"{"error": {"message": "too long", "type": "invalid_request_error",
+            "param": "messages", "code": "context_length_exceeded"}}"#;
+        assert_eq!(
+            read(openai),
+            refusal(
+                "too long",
+                Some("messages"),
+                Some("context_length_exceeded")
+            )
+        );
+        // SGLang, older vLLM, TensorRT-LLM: at the top, with a number for a code.
+        let sglang = r#"{"object": "error", "message": "This model's maximum context length is 4096 tokens.",
+            "type": "BadRequestError", "param": null, "code": 400}"#;
+        assert_eq!(
+            read(sglang),
+            refusal(
+                "This model's maximum context length is 4096 tokens.",
+                None,
+                None
+            )
+        );
+        // TGI.
+        let tgi =
+            r#"{"error": "Input validation error: `inputs` too long", "error_type": "validation"}"#;
+        assert_eq!(
+            read(tgi),
+            refusal("Input validation error: `inputs` too long", None, None)
+        );
+        // FastAPI's validation errors, and its plain detail.
+        let fastapi = r#"{"detail": [{"loc": ["body", "temperature"], "msg": "Input should be less than or equal to 2", "type": "less_than_equal"},
+            {"loc": ["body", "messages", 0, "role"], "msg": "Field required"}]}"#;
+        assert_eq!(
+            read(fastapi),
+            refusal(
+                "temperature: Input should be less than or equal to 2; messages.0.role: Field required",
+                Some("temperature"),
+                None
+            )
+        );
+        assert_eq!(
+            read(r#"{"detail": "Not allowed"}"#),
+            refusal("Not allowed", None, None)
+        );
+        // Codes a server makes up, and a `param` that is no field path, are not passed on.
+        let odd = r#"{"error": {"message": "no", "param": "<script>", "code": "my_own_code"}}"#;
+        assert_eq!(read(odd), refusal("no", None, None));
+        // Nothing readable: the gateway's own message stands.
+        assert_eq!(read(r#"{"error": {"code": 400}}"#), None);
+        assert_eq!(read(r#"[1, 2]"#), None);
+        let long = format!(r#"{{"message": "{}"}}"#, "x".repeat(5000));
+        assert_eq!(read(&long).unwrap().message.len(), 1000);
+    }
+
     #[test]
     fn request_ids_differ_between_processes_and_do_not_count_requests() {
         let (first, second) = (super::RequestIds::new(), super::RequestIds::new());

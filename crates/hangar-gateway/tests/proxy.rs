@@ -627,6 +627,29 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
     assert_eq!(answer.json()["error"]["message"], "`llama` needs `prompt`.");
     assert!(!answer.text().contains("fake-llama"), "{}", answer.text());
 
+    // SGLang's shape (the message at the top), and OpenAI's code for a prompt too long.
+    let sglang = r#"{"object": "error", "message": "fake-llama: maximum context length is 4096 tokens", "code": 400}"#;
+    upstream.set_faults(Faults {
+        raw_answer: Some((400, sglang.into())),
+        ..Faults::default()
+    });
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
+    assert_eq!(answer.code(), "upstream_rejected");
+    assert_eq!(
+        answer.json()["error"]["message"],
+        "llama: maximum context length is 4096 tokens"
+    );
+    let openai = r#"{"error": {"message": "too long", "param": "messages", "code": "context_length_exceeded"}}"#;
+    upstream.set_faults(Faults {
+        raw_answer: Some((400, openai.into())),
+        ..Faults::default()
+    });
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.code(), "context_length_exceeded");
+    assert_eq!(answer.json()["error"]["param"], "messages");
+    upstream.clear_faults();
+
     upstream.set_faults(Faults {
         malformed_json: true,
         ..Faults::default()
