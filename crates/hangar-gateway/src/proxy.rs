@@ -743,6 +743,7 @@ async fn serve(
         version,
         pinned: pin.is_some(),
         flagged,
+        with_cap: true,
     };
     call.send(body, bytes.len(), admission, exchange).await
 }
@@ -1073,6 +1074,7 @@ fn upstream_body(
     facts: &Inspected,
     version: &Version,
     size_hint: usize,
+    with_cap: bool,
 ) -> Bytes {
     body.insert(
         "model".into(),
@@ -1086,6 +1088,7 @@ fn upstream_body(
             }
         }
         match version.cap_field {
+            _ if !with_cap => {}
             // Always a `max_tokens`, even beside `max_completion_tokens` (the largest of the
             // two, as reserved): servers that do not know the newer field (vLLM's completions,
             // Ollama, TGI) would otherwise generate to the context length.
@@ -1127,6 +1130,9 @@ struct Call<'a> {
     /// Whether the client pinned the version (it is then never swapped).
     pinned: bool,
     flagged: Vec<&'static str>,
+    /// Whether the body carries the tenant's cap as `max_tokens`: all do but one sent again
+    /// without it (see [`Call::ask_without_cap`]).
+    with_cap: bool,
 }
 
 impl Call<'_> {
@@ -1163,7 +1169,7 @@ impl Call<'_> {
         let status = response.status();
         if !status.is_success() {
             admission.release();
-            return Err(self.upstream_refusal(response, exchange).await);
+            return Err(self.refuse(response, exchange).await);
         }
         // An answer is read, renamed and watched as text: a compressed one cannot be, and its
         // bytes must not reach the client unread. The model worked: its reservation stays spent.
@@ -1200,21 +1206,21 @@ impl Call<'_> {
         exchange: &mut Exchange,
     ) -> Result<Response<UpstreamBody>, Refusal> {
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
-        // The parsed body is kept only when there is another version to send it to: it is
-        // kilobytes a request, and a thousand streams waiting for their first byte would hold
-        // a thousand of them.
-        let retry = if self.pinned {
+        let fallback = if self.pinned {
             None
         } else {
-            self.runtime
-                .routes
-                .fallback(&self.facts.model, &self.version.name)
-                .map(|fallback| (fallback, body))
+            (self.runtime.routes).fallback(&self.facts.model, &self.version.name)
         };
+        let cap_added = self.endpoint == Endpoint::Chat && !self.facts.max_tokens_asked;
         // With the first server's overload (its Retry-After), when that was why.
-        let (reason, overloaded, (fallback, mut body)) =
-            match (self.runtime.upstreams.send(request).await, retry) {
-                (Ok(response), Some(retry)) if did_not_run(response.status()) => {
+        let (reason, overloaded, fallback) =
+            match (self.runtime.upstreams.send(request).await, fallback) {
+                (Ok(response), _) if cap_added && refuses_input(response.status()) => {
+                    return self
+                        .ask_without_cap(response, body, size_hint, exchange)
+                        .await;
+                }
+                (Ok(response), Some(fallback)) if did_not_run(response.status()) => {
                     // Dropped unread: its connection closes rather than going back to the pool.
                     let status = response.status().as_u16();
                     self.upstream_error(&status.to_string());
@@ -1222,13 +1228,13 @@ impl Call<'_> {
                     (
                         format!("the model server answered {status}"),
                         Some(wait),
-                        retry,
+                        fallback,
                     )
                 }
                 (Ok(response), _) => return Ok(response),
-                (Err(error), Some(retry)) if error.is_connect() => {
+                (Err(error), Some(fallback)) if error.is_connect() => {
                     self.upstream_error("connect");
-                    (error.to_string(), None, retry)
+                    (error.to_string(), None, fallback)
                 }
                 (Err(error), _) => return Err(self.unreachable(&error)),
             };
@@ -1256,6 +1262,37 @@ impl Call<'_> {
             }
             _ => self.unreachable(&error),
         })
+    }
+
+    /// A chat request without `max_tokens` is sent with the tenant's cap in it, and vLLM and
+    /// SGLang refuse one whose prompt plus `max_tokens` is longer than the model's context,
+    /// though they would answer it without: generating up to the context's end. When that is
+    /// why the server refused, the request goes again without the cap. The context then bounds
+    /// the answer, and below the cap, since prompt plus cap did not fit.
+    async fn ask_without_cap(
+        &mut self,
+        response: Response<UpstreamBody>,
+        mut body: Map<String, Value>,
+        size_hint: usize,
+        exchange: &mut Exchange,
+    ) -> Result<Response<UpstreamBody>, Refusal> {
+        let (head, said) = self.read_refusal(response).await;
+        if !said
+            .as_ref()
+            .is_some_and(|said| about_context(&said.message))
+        {
+            return Err(self.upstream_refusal(head, said, exchange));
+        }
+        tracing::debug!(
+            model = %self.facts.model,
+            "prompt and max_tokens longer than the context; sending the request without max_tokens"
+        );
+        for field in ["max_tokens", "max_completion_tokens"] {
+            body.remove(field);
+        }
+        self.with_cap = false;
+        let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
+        (self.runtime.upstreams.send(request).await).map_err(|error| self.unreachable(&error))
     }
 
     /// The refusal for a model server that could not be reached, counted in the metrics.
@@ -1292,7 +1329,14 @@ impl Call<'_> {
         size_hint: usize,
         request_id: &str,
     ) -> Result<Request<Full<Bytes>>, Refusal> {
-        let body = upstream_body(self.endpoint, body, self.facts, &self.version, size_hint);
+        let body = upstream_body(
+            self.endpoint,
+            body,
+            self.facts,
+            &self.version,
+            size_hint,
+            self.with_cap,
+        );
         let uri = self.version.base.uri(self.endpoint.path()).map_err(|_| {
             Refusal::bad_gateway(
                 "upstream_misconfigured",
@@ -1336,36 +1380,53 @@ impl Call<'_> {
             .add(&[&self.facts.model, &self.version.name, kind], 1);
     }
 
-    /// The model server said no. Its own validation errors (400, 413, 422) reach the client as
-    /// they are; its overload is a 503 with `Retry-After`; anything else is a 502 that does not
-    /// expose the server's internals.
-    async fn upstream_refusal(
+    /// A model server's answer that is no success, as the client's refusal.
+    async fn refuse(&self, response: Response<UpstreamBody>, exchange: &mut Exchange) -> Refusal {
+        let (head, said) = self.read_refusal(response).await;
+        self.upstream_refusal(head, said, exchange)
+    }
+
+    /// The status and headers of a model server's refusal, and what it says when it refused
+    /// the request itself (400, 413, 422): other bodies are left unread.
+    async fn read_refusal(
         &self,
         response: Response<UpstreamBody>,
+    ) -> (http::response::Parts, Option<UpstreamRefusal>) {
+        let (head, body) = response.into_parts();
+        if !refuses_input(head.status) {
+            return (head, None);
+        }
+        let read = Limited::new(body, MAX_UPSTREAM_ERROR).collect();
+        let body = match tokio::time::timeout(self.tenant.idle, read).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        };
+        let said = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| UpstreamRefusal::read(&v));
+        (head, said)
+    }
+
+    /// The client's refusal for a model server's: an overload is the client's to retry later,
+    /// a refused request passes on what the server said of it, and anything else is a 502
+    /// that does not expose the server's internals.
+    fn upstream_refusal(
+        &self,
+        head: http::response::Parts,
+        said: Option<UpstreamRefusal>,
         exchange: &mut Exchange,
     ) -> Refusal {
-        let status = response.status();
+        let status = head.status;
         self.upstream_error(&status.as_u16().to_string());
-        let retry_after = retry_after(response.headers());
         match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 Refusal::unavailable(
                     "upstream_overloaded",
                     format!("the model server for `{}` is overloaded", self.facts.model),
-                    retry_after,
+                    retry_after(&head.headers),
                 )
             }
-            StatusCode::BAD_REQUEST
-            | StatusCode::PAYLOAD_TOO_LARGE
-            | StatusCode::UNPROCESSABLE_ENTITY => {
-                let read = Limited::new(response.into_body(), MAX_UPSTREAM_ERROR).collect();
-                let body = match tokio::time::timeout(self.tenant.idle, read).await {
-                    Ok(Ok(collected)) => collected.to_bytes(),
-                    _ => Bytes::new(),
-                };
-                let said = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| UpstreamRefusal::read(&v));
+            _ if refuses_input(status) => {
                 let refusal = Refusal {
                     status,
                     ..Refusal::bad_request(
@@ -1737,6 +1798,29 @@ fn plain_field_path(param: &str) -> bool {
     !param.is_empty()
         && param.len() <= 100
         && (param.bytes()).all(|b| b.is_ascii_alphanumeric() || b"_.[]-".contains(&b))
+}
+
+/// Whether a model server's status says it refused the request itself, and its body why.
+fn refuses_input(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY
+    )
+}
+
+/// Whether a refusal's message is about the model's context being too short for the prompt
+/// and `max_tokens` (vLLM's, SGLang's and OpenAI's "maximum context length", TGI's
+/// `max_new_tokens`, llama.cpp's "context size").
+fn about_context(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "context length",
+        "context window",
+        "context size",
+        "max_new_tokens",
+    ]
+    .iter()
+    .any(|said| message.contains(said))
 }
 
 /// A model server's `Retry-After` in seconds, 1 s without one, 5 minutes at most.

@@ -127,8 +127,11 @@ pub struct Inspected {
     pub stream: bool,
     /// Whether the client itself asked for the usage chunk at the end of the stream.
     pub client_wants_usage: bool,
-    /// `max_tokens` as it will be sent (the tenant's cap when the client gave none).
+    /// `max_tokens` as it will be sent: when the client gave none, the tenant's cap, or on
+    /// `/v1/completions` the API's default of 16 within it.
     pub max_tokens: u64,
+    /// Whether the client set `max_tokens` or `max_completion_tokens` itself.
+    pub max_tokens_asked: bool,
     /// Choices per request.
     pub n: u64,
     /// A cheap estimate of the prompt's tokens, for the up-front reservation.
@@ -228,17 +231,23 @@ pub fn inspect(
         .saturating_add(token_ids)
         .saturating_add(media.saturating_mul(MEDIA_TOKENS));
 
-    let (max_tokens, n) = if endpoint.generates() {
+    let (asked, n) = if endpoint.generates() {
         check_generation(body, policy)?
     } else {
-        (0, 1)
+        (Some(0), 1)
     };
+    let max_tokens = asked.unwrap_or(match endpoint {
+        // OpenAI's, vLLM's and SGLang's default there: scoring and eval scripts rely on it.
+        Endpoint::Completion => COMPLETION_DEFAULT_MAX_TOKENS.min(policy.max_tokens),
+        _ => policy.max_tokens,
+    });
     check_known(endpoint, body, policy)?;
     Ok(Inspected {
         model,
         stream,
         client_wants_usage,
         max_tokens,
+        max_tokens_asked: asked.is_some(),
         n,
         prompt_tokens,
         prompts: if endpoint == Endpoint::Embedding {
@@ -265,10 +274,14 @@ fn check_embedding(body: &Map<String, Value>) -> Result<(), Refusal> {
     }
 }
 
+/// What `/v1/completions` generates when the request sets no `max_tokens`.
+const COMPLETION_DEFAULT_MAX_TOKENS: u64 = 16;
+
+/// The most tokens the request asks to generate, if it says, and its choices per prompt.
 fn check_generation(
     body: &Map<String, Value>,
     policy: &ParameterPolicy,
-) -> Result<(u64, u64), Refusal> {
+) -> Result<(Option<u64>, u64), Refusal> {
     // Servers differ in which of the two fields wins when both are set, so the larger one is
     // what the request may generate and what is reserved.
     let mut asked_most: Option<u64> = None;
@@ -302,7 +315,6 @@ fn check_generation(
             }
         }
     }
-    let max_tokens = asked_most.unwrap_or(policy.max_tokens);
     // Read strictly: servers accept `5.0` or `"5"` for 5, so anything but an integer is refused
     // rather than taken for 1.
     let count = |field: &'static str| match body.get(field) {
@@ -387,7 +399,7 @@ fn check_generation(
         )
         .with_param("messages"));
     }
-    Ok((max_tokens, n))
+    Ok((asked_most, n))
 }
 
 /// Refuses a field the gateway does not know on `endpoint`, unless the tenant's
@@ -921,6 +933,7 @@ mod tests {
         assert_eq!(facts.model, "llama");
         assert!(!facts.stream);
         assert_eq!(facts.max_tokens, 1024, "no max_tokens: the cap is reserved");
+        assert!(!facts.max_tokens_asked);
         assert_eq!(facts.n, 1);
         assert_eq!(facts.reservation(), facts.prompt_tokens + 1024);
         let facts = inspect(

@@ -1191,6 +1191,67 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
 }
 
 #[tokio::test]
+async fn a_cap_longer_than_the_context_is_left_to_the_context_and_completions_default_to_16() {
+    let upstream = upstream().await;
+    let gw = gateway(&upstream).await;
+    // The model's context holds the prompt, but not the prompt and the tenant's cap (100), so
+    // vLLM refuses the cap the gateway adds, though it answers the request as the client sent it.
+    upstream.set_faults(Faults {
+        context_length: Some(50),
+        ..Faults::default()
+    });
+    let answer = gw.chat(gw.key("support-1"), "What is 2+2?").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let sent: Vec<_> = (upstream.requests().iter())
+        .map(|r| r.json().unwrap())
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0]["max_tokens"], 100);
+    assert!(sent[1].get("max_tokens").is_none(), "{}", sent[1]);
+    assert_eq!(sent[1]["messages"], sent[0]["messages"]);
+
+    // A client that set `max_tokens` hears the server's refusal, and nothing is sent again.
+    upstream.clear_requests();
+    let mut asked = chat("llama", "What is 2+2?");
+    asked["max_tokens"] = json!(60);
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("support-1")), &asked)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("maximum context length is 50"),
+        "{message}"
+    );
+    assert_eq!(upstream.request_count(), 1);
+
+    // Nor is a request refused for another reason.
+    upstream.set_faults(Faults {
+        raw_answer: Some((400, r#"{"error": {"message": "bad temperature"}}"#.into())),
+        ..Faults::default()
+    });
+    upstream.clear_requests();
+    let answer = gw.chat(gw.key("support-1"), "What is 2+2?").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json()["error"]["message"], "bad temperature");
+    assert_eq!(upstream.request_count(), 1);
+
+    // `/v1/completions` generates 16 tokens when the request does not say, as OpenAI's, vLLM's
+    // and SGLang's do: not the tenant's cap.
+    upstream.clear_faults();
+    upstream.clear_requests();
+    let completion = json!({"model": "llama", "prompt": "Say hi"});
+    let answer = gw
+        .post("/v1/completions", Some(gw.key("support-1")), &completion)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(upstream.requests()[0].json().unwrap()["max_tokens"], 16);
+}
+
+#[tokio::test]
 async fn a_null_max_tokens_cannot_lift_the_cap_and_duplicate_keys_never_pass_through() {
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;

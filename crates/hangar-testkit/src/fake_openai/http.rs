@@ -232,10 +232,23 @@ fn generate(
         // its upstream name on.
         return error(400, &format!("`{model}` needs {needed}."));
     };
-    let max_tokens = request
+    let mut max_tokens = request
         .get("max_tokens")
         .or_else(|| request.get("max_completion_tokens"))
         .and_then(Value::as_u64);
+    let prompt_tokens = answers::count_tokens(&prompt);
+    if let Some(context) = faults.context_length {
+        let asked = max_tokens.unwrap_or(1);
+        if prompt_tokens + asked > context {
+            let message = format!(
+                "'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's \
+                 maximum context length is {context} tokens and your request has \
+                 {prompt_tokens} input tokens ({asked} > {context} - {prompt_tokens})."
+            );
+            return error(400, &message);
+        }
+        max_tokens.get_or_insert(context - prompt_tokens);
+    }
     let choices = match request.get("n").map(Value::as_u64) {
         None => 1,
         Some(Some(n @ 1..=MAX_CHOICES)) => n as usize,
@@ -261,7 +274,7 @@ fn generate(
         ),
         created: now(),
         model: model.to_owned(),
-        prompt_tokens: answers::count_tokens(&prompt),
+        prompt_tokens,
         pieces,
         finish_reason,
         choices,

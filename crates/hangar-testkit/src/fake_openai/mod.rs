@@ -97,6 +97,10 @@ pub struct Faults {
     /// Label every answer with this `content-encoding` (its body unchanged): what a compressing
     /// proxy in front of a model server sends.
     pub content_encoding: Option<Arc<str>>,
+    /// The model's context, in the fake's tokens: a request whose prompt plus `max_tokens` is
+    /// longer is refused with vLLM's 400, and one without `max_tokens` generates at most what
+    /// is left of it, as vLLM does.
+    pub context_length: Option<u64>,
 }
 
 /// One request the server received, recorded before it was answered.
