@@ -2,7 +2,7 @@
 //! model server (streamed) → response guards → audit record and metrics.
 
 use std::borrow::Cow;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1980,8 +1980,10 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
 }
 
 /// What the extraction monitor tells prompts apart by: the whole prompt when short, else its
-/// first and last 512 bytes and its length. Hashing every byte of every long prompt cost a
-/// quarter of the gateway's time, and sweeps of the input space differ at the ends anyway.
+/// first and last 512 bytes, its length and a fast hash of all of it. The monitor's own hash
+/// (which forgives case and spacing) over every byte of every long prompt cost a quarter of
+/// the gateway's time; without the fast hash, templated prompts (a fixed preamble, tools and
+/// tail around a question that changes) all looked the same.
 fn prompt_sample(texts: &[&str]) -> String {
     const EDGE: usize = 512;
     let total: usize = texts.iter().map(|t| t.len()).sum();
@@ -2010,7 +2012,11 @@ fn prompt_sample(texts: &[&str]) -> String {
         }
     }
     tail.reverse();
-    format!("{head}…{total}…{}", tail.concat())
+    let mut all = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    for text in texts {
+        all.write(text.as_bytes());
+    }
+    format!("{head}…{total}:{:016x}…{}", all.finish(), tail.concat())
 }
 
 /// Feeds the per-key extraction monitor; an alert is a guard decision in this request's record
@@ -2078,7 +2084,10 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
         }
     }
     drop(monitor);
-    if let Some(alert) = alert {
+    if let Some(mut alert) = alert {
+        // The monitor's name for the caller joins tenant and key with a NUL, which log tools
+        // read as the end of the text.
+        alert.key_id = format!("{key_id} (tenant {tenant})");
         gateway.metrics.extraction_alerts.add_bounded(
             &[tenant, key_id],
             1,
@@ -2177,15 +2186,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_long_prompt_is_sampled_at_both_ends_on_character_boundaries() {
+    fn a_long_prompt_is_sampled_at_both_ends_on_character_boundaries_and_hashed_whole() {
         assert_eq!(prompt_sample(&["short ", "prompt"]), "short prompt");
         let long = format!("{}{}{}", "é".repeat(400), "x".repeat(3000), "ü".repeat(400));
         let sample = prompt_sample(&["start ", &long, " end"]);
         assert!(sample.len() < 1200, "{}", sample.len());
         assert!(sample.starts_with("start é"));
         assert!(sample.ends_with("ü end"));
-        let other = prompt_sample(&["start ", &long.replace("xxx", "yyy"), " end"]);
-        assert_eq!(sample, other, "only the ends and the length count");
+        assert_eq!(sample, prompt_sample(&["start ", &long, " end"]));
         assert_ne!(sample, prompt_sample(&["begin ", &long, " end"]));
+        // Templated prompts: the same preamble and tail around a question that changes.
+        let other = prompt_sample(&["start ", &long.replacen("xxx", "yyy", 1), " end"]);
+        assert_ne!(sample, other, "the middle counts too");
     }
 }

@@ -1629,6 +1629,26 @@ async fn watched_by_extraction(window: &str) -> (FakeOpenAiServer, TestGateway) 
 }
 
 #[tokio::test]
+async fn an_extraction_alert_names_the_key_and_its_tenant_in_plain_text() {
+    let (_upstream, mut gw) = watched_by_extraction("10m").await;
+    // Two requests, two prompts: every prompt distinct, past `minRequests`.
+    let answer = gw.chat(gw.key("support-1"), "What is 2+2?").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let records = gw.audit_records().await;
+    let alerts: Vec<&str> = (records.iter())
+        .flat_map(|r| r["guards"].as_array().into_iter().flatten())
+        .filter(|g| g["guard"] == "extraction")
+        .map(|g| g["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{records:?}");
+    assert!(
+        alerts[0].starts_with("key support-1 (tenant support) looks like model extraction"),
+        "{}",
+        alerts[0]
+    );
+}
+
+#[tokio::test]
 async fn a_callers_extraction_gauges_go_once_it_has_been_idle_for_a_window() {
     let (_upstream, gw) = watched_by_extraction("1s").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
