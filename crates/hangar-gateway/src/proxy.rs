@@ -1004,12 +1004,7 @@ fn guard_prompt(
         // What the model server gets, when the tenant asks: each text and its redacted form.
         let mut for_upstream: Vec<(String, Option<String>)> = Vec::new();
         for (text, redaction) in texts.iter().zip(redactions) {
-            for (kind, count) in &redaction.found {
-                match found.iter_mut().find(|(k, _)| k == kind) {
-                    Some((_, total)) => *total += count,
-                    None => found.push((*kind, *count)),
-                }
-            }
+            add_found(&mut found, &redaction.found);
             if tenant.redact_upstream {
                 let changed = !redaction.found.is_empty();
                 let redacted = changed.then(|| redaction.text.to_string());
@@ -1018,6 +1013,16 @@ fn guard_prompt(
             if keep_content {
                 exchange.redacted_prompt.push(redaction.text.into_owned());
             }
+        }
+        if tenant.redact_upstream {
+            // Not rendered into the prompt, but a model server (or a provider behind it) may
+            // keep, log or send back `user`, `metadata`, `stop` or a schema: each string is
+            // redacted on its own.
+            request::edit_other_texts(endpoint, body, |text| {
+                let redaction = redactor.redact(text);
+                add_found(&mut found, &redaction.found);
+                (!redaction.found.is_empty()).then(|| redaction.text.into_owned())
+            });
         }
         if !found.is_empty() {
             let detail = found
@@ -1049,6 +1054,19 @@ fn guard_prompt(
         request::add_canary(body, canary);
     }
     Ok(flags)
+}
+
+/// Adds what a redaction found to the counts by kind.
+fn add_found(
+    found: &mut Vec<(hangar_guard::SecretKind, usize)>,
+    more: &[(hangar_guard::SecretKind, usize)],
+) {
+    for (kind, count) in more {
+        match found.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, total)) => *total += count,
+            None => found.push((*kind, *count)),
+        }
+    }
 }
 
 /// The prompt's texts redacted (read together, as for the model server), when content is

@@ -776,9 +776,9 @@ fn collect_texts<'a>(value: &'a Value, reading: Reading, texts: &mut Vec<&'a str
     }
 }
 
-/// Edits the strings [`collect_texts`] reads. Keys are handed to `edit` too, in the same order,
-/// so that it can follow along, but not renamed: a key is a name, and a schema renamed would
-/// no longer describe its tool.
+/// Edits the strings [`collect_texts`] reads, keys included, in the same order. A key renamed
+/// changes the tool its schema describes, but a card or a key in a name must not reach the
+/// model server either.
 fn edit_texts(
     value: &mut Value,
     reading: Reading,
@@ -796,12 +796,25 @@ fn edit_texts(
             edit_texts(item, reading, edit) | changed
         }),
         Value::Object(map) => {
+            let mut renamed = Vec::new();
             let mut changed = false;
             for (key, item) in map.iter_mut().filter(|(key, _)| reading.reads(key)) {
-                if reading == Reading::Whole {
-                    let _ = edit(key);
+                if reading == Reading::Whole
+                    && let Some(new) = edit(key).filter(|new| new != key)
+                {
+                    renamed.push((key.clone(), new));
                 }
                 changed |= edit_texts(item, reading, edit);
+            }
+            for (old, mut new) in renamed {
+                // Two names masked alike stay two.
+                while map.contains_key(&new) {
+                    new.push('_');
+                }
+                if let Some(item) = map.remove(&old) {
+                    map.insert(new, item);
+                    changed = true;
+                }
             }
             changed
         }
@@ -845,6 +858,16 @@ pub fn estimate_tokens_of(bytes: u64) -> u64 {
     bytes.div_ceil(4) + 4
 }
 
+/// The fields that hold the prompt on `endpoint`.
+fn prompt_fields(endpoint: Endpoint) -> &'static [&'static str] {
+    match endpoint {
+        Endpoint::Chat => CHAT_PROMPT_FIELDS,
+        Endpoint::Completion => &["prompt", "suffix"],
+        Endpoint::Embedding => &["input"],
+        Endpoint::Models => &[],
+    }
+}
+
 /// Applies `edit` to every prompt text in place (redaction before the upstream), the same
 /// texts [`prompt_parts`] reads. Returns whether anything changed.
 pub fn edit_prompt_texts(
@@ -852,19 +875,29 @@ pub fn edit_prompt_texts(
     body: &mut Map<String, Value>,
     mut edit: impl FnMut(&str) -> Option<String>,
 ) -> bool {
-    let fields: &[&str] = match endpoint {
-        Endpoint::Chat => CHAT_PROMPT_FIELDS,
-        Endpoint::Completion => &["prompt", "suffix"],
-        Endpoint::Embedding => &["input"],
-        Endpoint::Models => &[],
-    };
     let mut changed = false;
-    for field in fields {
+    for field in prompt_fields(endpoint) {
         if let Some(value) = body.get_mut(*field) {
             changed |= edit_texts(value, Reading::of(field), &mut edit);
         }
     }
     changed
+}
+
+/// Applies `edit` to every string of the request's other fields, those that are not prompt
+/// text ([`edit_prompt_texts`]) but that a model server may still keep, log or send back:
+/// `user`, `metadata`, `stop`, structured-output schemas and choices, cache keys.
+pub fn edit_other_texts(
+    endpoint: Endpoint,
+    body: &mut Map<String, Value>,
+    mut edit: impl FnMut(&str) -> Option<String>,
+) {
+    let prompt = prompt_fields(endpoint);
+    for (field, value) in body.iter_mut() {
+        if field != "model" && !prompt.contains(&field.as_str()) {
+            edit_texts(value, Reading::Whole, &mut edit);
+        }
+    }
 }
 
 /// Puts `canary` at the start of the first system (or developer) message, so a model that
@@ -1230,6 +1263,31 @@ mod tests {
         let completion = body(json!({"model": "m", "prompt": "def f(", "suffix": "return x"}));
         let texts = prompt_texts(Endpoint::Completion, &completion).unwrap();
         assert_eq!(texts, ["def f(", "return x"]);
+    }
+
+    #[test]
+    fn the_other_fields_are_edited_and_a_name_masked_is_renamed() {
+        let mut body = chat(json!({"user": "u", "metadata": {"k": "v"}, "stop": ["s"],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters":
+                {"properties": {"secret": {"type": "string"}, "secret_": {"type": "number"}}}}}]}));
+        let mut handed = Vec::new();
+        edit_other_texts(Endpoint::Chat, &mut body, |text| {
+            handed.push(text.to_owned());
+            None
+        });
+        // Neither the model nor the prompt: those are the prompt edit's.
+        assert_eq!(handed, ["k", "v", "s", "u"], "{body:?}");
+        assert!(edit_prompt_texts(Endpoint::Chat, &mut body, |text| {
+            text.starts_with("secret").then(|| "[MASKED]".to_owned())
+        }));
+        let properties = &body["tools"][0]["function"]["parameters"]["properties"];
+        let mut names: Vec<&String> = properties.as_object().unwrap().keys().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["[MASKED]", "[MASKED]_"],
+            "two names masked alike stay two"
+        );
     }
 
     #[test]

@@ -769,6 +769,26 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
     let sent = upstream.requests().last().unwrap().body.clone();
     assert!(!sent.contains("5105") && !sent.contains("5100"), "{sent}");
 
+    // Fields that are no prompt, which a model server or a provider may still keep, and a
+    // card as a tool's property name.
+    let around = json!({"model": "llama", "messages": [{"role": "user", "content": "hi"}],
+        "user": "jo@example.com", "metadata": {"card": "4111 1111 1111 1111"},
+        "stop": ["5555 5555 5555 4444"],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema":
+            {"description": "key sk-proj-abcdefghijklmnopqrstuvwxyz123456"}}},
+        "tools": [{"type": "function", "function": {"name": "f", "parameters":
+            {"properties": {"4111 1111 1111 1111": {"type": "string"}}}}}]});
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("payments-1")), &around)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let sent = upstream.requests().last().unwrap().json().unwrap();
+    for secret in ["jo@example.com", "4111", "5555", "sk-proj-"] {
+        assert!(!sent.to_string().contains(secret), "{secret}: {sent}");
+    }
+    assert_eq!(sent["user"], "[REDACTED:email]");
+    assert_eq!(sent["messages"][0]["content"], "hi");
+
     let records = gw.audit_records().await;
     let everything = common::all_bytes(&gw.audit_dir());
     for secret in [
@@ -793,7 +813,7 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
         );
     }
     let content = read_records(&gw.audit_dir(), "content");
-    assert_eq!(content.len(), 3, "the content log has every request");
+    assert_eq!(content.len(), 4, "the content log has every request");
     assert!(
         content[0]["prompt"][0]
             .as_str()
@@ -810,6 +830,12 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
     assert_eq!(
         redaction["detail"], "card_number×2,provider_key×1,email×1",
         "{redaction}"
+    );
+    let around = records[3]["guards"][0].clone();
+    assert_eq!(around["action"], "redact_upstream");
+    assert_eq!(
+        around["detail"], "card_number×3,provider_key×1,email×1",
+        "{around}"
     );
 }
 
