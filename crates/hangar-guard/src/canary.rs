@@ -3,15 +3,31 @@
 
 use ring::digest;
 
+/// Canaries with fewer letters and digits than this are matched exactly: matched loosely, a
+/// short string turns up in ordinary text.
+const MIN_LOOSE_LEN: usize = 8;
+
 /// Watches one response for canary strings. Feed it every chunk in order; once a canary has
 /// been seen it stays leaked.
+///
+/// Canaries are matched loosely: case-folded, with everything but letters and digits dropped
+/// and JSON escapes read, on both sides. So `HGC-F516…`, `hgc - f516 ad28 …`, `h\u{200b}gc-…`
+/// and `hgc\u002df516…` (a tool call's arguments, or a raw JSON body) are all seen. Canaries
+/// with fewer than 8 letters and digits are matched exactly, as written.
 #[derive(Debug, Clone)]
 pub struct CanaryWatch {
     canaries: Vec<String>,
-    /// The end of the text seen so far (at most the longest canary's length − 1 bytes), then the
-    /// chunk being searched.
+    /// Each canary's folded form, or `None` for one matched exactly.
+    folded: Vec<Option<String>>,
+    /// For the canaries matched exactly: the end of the text seen so far (at most the longest
+    /// one's length − 1 bytes), then the chunk being searched.
     window: String,
     keep: usize,
+    /// The same for the others, folded: the end of the folded text, then the folded chunk.
+    folded_window: String,
+    folded_keep: usize,
+    /// Where folding stopped, when a chunk ended inside a JSON escape.
+    escape: Escape,
     leaked: Option<usize>,
 }
 
@@ -21,16 +37,33 @@ impl CanaryWatch {
         let mut canaries: Vec<String> = canaries.into_iter().filter(|c| !c.is_empty()).collect();
         canaries.sort();
         canaries.dedup();
+        let folded: Vec<Option<String>> = canaries
+            .iter()
+            .map(|canary| Some(fold(canary)).filter(|f| f.chars().count() >= MIN_LOOSE_LEN))
+            .collect();
         let keep = canaries
             .iter()
+            .zip(&folded)
+            .filter(|(_, folded)| folded.is_none())
+            .map(|(canary, _)| canary.len())
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1);
+        let folded_keep = folded
+            .iter()
+            .flatten()
             .map(String::len)
             .max()
             .unwrap_or(0)
             .saturating_sub(1);
         CanaryWatch {
             canaries,
+            folded,
             window: String::new(),
             keep,
+            folded_window: String::new(),
+            folded_keep,
+            escape: Escape::Outside,
             leaked: None,
         }
     }
@@ -40,12 +73,22 @@ impl CanaryWatch {
         if self.leaked.is_some() || self.canaries.is_empty() {
             return self.leaked();
         }
-        self.window.push_str(chunk);
+        if self.folded.iter().any(Option::is_none) {
+            self.window.push_str(chunk);
+        }
+        if self.folded.iter().any(Option::is_some) {
+            self.escape = fold_into(self.escape, chunk, &mut self.folded_window);
+        }
         self.leaked = self
             .canaries
             .iter()
-            .position(|canary| self.window.contains(canary.as_str()));
-        self.keep_tail();
+            .zip(&self.folded)
+            .position(|(canary, folded)| match folded {
+                Some(folded) => self.folded_window.contains(folded.as_str()),
+                None => self.window.contains(canary.as_str()),
+            });
+        keep_tail(&mut self.window, self.keep);
+        keep_tail(&mut self.folded_window, self.folded_keep);
         self.leaked()
     }
 
@@ -60,16 +103,121 @@ impl CanaryWatch {
             .and_then(|index| self.canaries.get(index))
             .map(String::as_str)
     }
+}
 
-    /// Drops all but the last `keep` bytes (fewer if that would split a character: a canary
-    /// starts on a character boundary, so nothing it needs is lost).
-    fn keep_tail(&mut self) {
-        let mut cut = self.window.len().saturating_sub(self.keep);
-        while !self.window.is_char_boundary(cut) {
-            cut += 1;
-        }
-        self.window.drain(..cut);
+/// Drops all but the last `keep` bytes of `window` (fewer if that would split a character: a
+/// canary starts on a character boundary, so nothing it needs is lost).
+fn keep_tail(window: &mut String, keep: usize) {
+    let mut cut = window.len().saturating_sub(keep);
+    while !window.is_char_boundary(cut) {
+        cut += 1;
     }
+    window.drain(..cut);
+}
+
+/// Where folding stands in a JSON escape, which the end of a chunk may split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    Outside,
+    /// After a backslash.
+    Backslash,
+    /// After `\u` and `digits` hex digits, worth `code` so far.
+    Unicode {
+        digits: u32,
+        code: u32,
+    },
+}
+
+/// `text` folded: its letters and digits, lower-cased, JSON escapes read.
+fn fold(text: &str) -> String {
+    let mut folded = String::with_capacity(text.len());
+    if let Escape::Unicode { digits, code } = fold_into(Escape::Outside, text, &mut folded) {
+        push_unfinished_escape(digits, code, &mut folded);
+    }
+    folded
+}
+
+/// Appends the letters and digits of `text` to `folded`, lower-cased, from where `escape` says
+/// the text before it stopped; returns where `text` stops. A JSON escape stands for its
+/// character (`\u002d` is a dash, dropped; `\u0041` an `a`) and `\n`, `\r`, `\t` for blanks,
+/// however many backslashes precede it: JSON inside a JSON string escapes them again.
+fn fold_into(mut escape: Escape, text: &str, folded: &mut String) -> Escape {
+    // Fast path: plain ASCII without a backslash, the usual chunk.
+    if escape == Escape::Outside && text.is_ascii() && !text.contains('\\') {
+        let alphanumeric = text.bytes().filter(u8::is_ascii_alphanumeric);
+        folded.extend(alphanumeric.map(|b| char::from(b.to_ascii_lowercase())));
+        return escape;
+    }
+    for c in text.chars() {
+        escape = match escape {
+            Escape::Outside => outside(c, folded),
+            Escape::Backslash => match c {
+                'u' => Escape::Unicode { digits: 0, code: 0 },
+                'n' | 'r' | 't' => Escape::Outside,
+                '\\' => Escape::Backslash,
+                _ => outside(c, folded),
+            },
+            Escape::Unicode { digits, code } => match c.to_digit(16) {
+                Some(digit) if digits == 3 => {
+                    if let Some(decoded) = char::from_u32(code * 16 + digit) {
+                        push_folded(decoded, folded);
+                    }
+                    Escape::Outside
+                }
+                Some(digit) => Escape::Unicode {
+                    digits: digits + 1,
+                    code: code * 16 + digit,
+                },
+                None => {
+                    // Not an escape after all: the `u` and its digits are text.
+                    push_unfinished_escape(digits, code, folded);
+                    outside(c, folded)
+                }
+            },
+        };
+    }
+    escape
+}
+
+/// Folds `c` read outside an escape.
+fn outside(c: char, folded: &mut String) -> Escape {
+    if c == '\\' {
+        return Escape::Backslash;
+    }
+    push_folded(c, folded);
+    Escape::Outside
+}
+
+/// Appends the `u` and the `digits` hex digits of an escape that turned out not to be one.
+fn push_unfinished_escape(digits: u32, code: u32, folded: &mut String) {
+    folded.push('u');
+    for place in (0..digits).rev() {
+        if let Some(digit) = char::from_digit((code >> (4 * place)) & 0xF, 16) {
+            folded.push(digit);
+        }
+    }
+}
+
+/// Appends `c` lower-cased if it is a letter or a digit; full-width forms count as ASCII.
+fn push_folded(c: char, folded: &mut String) {
+    if c.is_ascii() {
+        if c.is_ascii_alphanumeric() {
+            folded.push(c.to_ascii_lowercase());
+        }
+        return;
+    }
+    let c = full_width_as_ascii(c).unwrap_or(c);
+    if c.is_alphanumeric() {
+        folded.extend(c.to_lowercase());
+    }
+}
+
+/// The ASCII character a full-width form (U+FF01–U+FF5E) stands for.
+fn full_width_as_ascii(c: char) -> Option<char> {
+    ('\u{FF01}'..='\u{FF5E}')
+        .contains(&c)
+        .then(|| char::from_u32(u32::from(c) - 0xFEE0))
+        .flatten()
 }
 
 /// A canary token derived from `seed`: `hgc-` and 16 hex digits of SHA-256 over a fixed domain
@@ -149,11 +297,84 @@ mod tests {
     #[test]
     fn near_misses_do_not_leak() {
         let mut watch = watch();
-        assert!(!watch.feed("hgc-0123456789abcde"));
-        assert!(!watch.feed("F and hgc-0123456789"));
+        // Letters and digits decide: one missing, one added, or a word between the halves.
+        assert!(!watch.feed("hgc-0123456789abcde and "));
+        assert!(!watch.feed("F, hgc-0123456789"));
         assert!(!watch.feed(" abcdeX"));
+        assert!(!watch.feed(" hgc-0123456789-abcd-e0f"));
+        assert!(!watch.feed(" ghc-0123456789abcdef"));
         assert!(!watch.leaked());
         assert_eq!(watch.leaked_canary(), None);
+    }
+
+    #[test]
+    fn case_spacing_and_punctuation_do_not_hide_a_canary() {
+        let full_width: String = CANARY
+            .chars()
+            .map(|c| char::from_u32(u32::from(c) + 0xFEE0).unwrap())
+            .collect();
+        for text in [
+            "HGC-0123456789ABCDEF".to_owned(),
+            "Hgc - 0123 4567 89ab cdef".to_owned(),
+            "hgc0123456789abcdef".to_owned(),
+            "h\u{200b}g\u{200b}c-0123\u{00ad}4567\u{2011}89ab\u{feff}cdef".to_owned(),
+            "**hgc**-`0123456789`_abcdef_".to_owned(),
+            full_width,
+        ] {
+            let mut watch = watch();
+            assert!(watch.feed(&format!("The token: {text}.")), "{text:?}");
+            assert_eq!(watch.leaked_canary(), Some(CANARY), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_do_not_hide_a_canary() {
+        for text in [
+            // A tool call's arguments, JSON text as the answer's parsed body holds them.
+            r#"{"note":"hgc\u002d0123456789abcdef"}"#,
+            // The same in the raw body: JSON inside a JSON string, escaped twice.
+            r#"{"arguments":"{\"note\":\"hgc\\u002d0123456789abcdef\"}"}"#,
+            r"\u0068\u0047\u0063-0123456789abcdef",
+            r"hgc-\n0123\t4567\r89ab\u00A0cdef",
+            r"HGC\\u002D0123456789ABCDEF",
+        ] {
+            let mut watch = watch();
+            assert!(watch.feed(text), "{text:?}");
+        }
+        // What only looks like an escape is text: `\user` is the letters u, s, e, r.
+        let mut watch = CanaryWatch::new(vec!["user-0123-beef".to_owned()]);
+        assert!(watch.feed(r"C:\user-0123-beef"));
+        let mut watch = CanaryWatch::new(vec!["u12x-4567-cafe".to_owned()]);
+        assert!(watch.feed(r"path \u12x-4567-cafe"));
+    }
+
+    #[test]
+    fn a_loose_or_escaped_canary_split_at_every_position_is_seen() {
+        let text = r#"{"arguments":"{\"note\":\"HGC\\u002D0123 4567 89AB CDEF\"}"}"#;
+        let canary_end = text.find("CDEF").unwrap() + "CDEF".len();
+        for split in 1..text.len() {
+            let mut watch = watch();
+            let (first, second) = text.split_at(split);
+            assert_eq!(watch.feed(first), split >= canary_end, "split {split}");
+            assert!(watch.feed(second), "split {split}");
+        }
+    }
+
+    #[test]
+    fn short_canaries_are_matched_exactly() {
+        let canary = "ab-12x";
+        for text in ["AB-12X", "ab 12x", "ab12x", "lab-1 2x"] {
+            let mut watch = CanaryWatch::new(vec![canary.to_owned()]);
+            assert!(!watch.feed(text), "{text:?}");
+        }
+        let mut watch = CanaryWatch::new(vec![canary.to_owned(), CANARY.to_owned()]);
+        assert!(!watch.feed("table ab-1"));
+        assert!(watch.feed("2x."));
+        assert_eq!(watch.leaked_canary(), Some(canary));
+        // A long one beside it is still matched loosely.
+        let mut watch = CanaryWatch::new(vec![canary.to_owned(), CANARY.to_owned()]);
+        assert!(watch.feed("HGC 0123456789ABCDEF"));
+        assert_eq!(watch.leaked_canary(), Some(CANARY));
     }
 
     #[test]
@@ -162,7 +383,13 @@ mod tests {
         for _ in 0..1000 {
             watch.feed("lorem ipsum dolor sit amet ");
         }
-        assert!(watch.window.len() < CANARY.len());
+        assert!(watch.folded_window.len() < CANARY.len());
+        let mut both = CanaryWatch::new(vec!["ab-12x".to_owned(), CANARY.to_owned()]);
+        for _ in 0..1000 {
+            both.feed("lorem ipsum dolor sit amet \\u00");
+        }
+        assert!(both.window.len() < "ab-12x".len());
+        assert!(both.folded_window.len() < CANARY.len());
     }
 
     #[test]
