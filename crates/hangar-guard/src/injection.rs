@@ -6,17 +6,27 @@
 //! or block. All phrase rules run in one pass of a regex set; text without a match costs one
 //! DFA scan, a sampled probe for base64 runs, and a byte scan when it is not ASCII.
 //!
+//! The phrase rules read the words as a model does: zero-width and other format characters
+//! are dropped, full-width forms and Cyrillic or Greek look-alikes of Latin letters read as
+//! ASCII (in a copy, made only for non-ASCII text that has one), and `_`, `-` and Markdown
+//! emphasis join words as a space does (in the patterns themselves, so ASCII text is never
+//! copied).
+//!
 //! No pattern has a bounded gap like `.{0,60}`: on text dense with trigger words such gaps make
 //! a combined DFA explode (milliseconds per prompt). "X within N characters of Y" is checked in
 //! code instead (`near`), only when the rarer half already matched.
+
+use std::borrow::Cow;
 
 use regex::{Regex, RegexSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::redact::next_byte;
+
 /// A score at or above which a prompt should be blocked when the tenant's action is
-/// [`GuardAction::Block`]: one strong rule (`ignore-instructions`, `jailbreak-persona`) or two
-/// weaker ones. Lower scores are flagged instead.
+/// [`GuardAction::Block`]: one strong rule (`ignore-instructions`, `jailbreak-persona`, a
+/// direct request for the system prompt) or two weaker ones. Lower scores are flagged instead.
 pub const BLOCK_SCORE: u32 = 60;
 
 /// What the gateway does when a guard fires (a tenant's `injection` setting).
@@ -59,7 +69,8 @@ impl GuardAction {
 /// Why a prompt looks like an injection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InjectionSignal {
-    /// The sum of the weights of the rules that fired; compare with [`BLOCK_SCORE`].
+    /// The sum of the weights of the rules that fired; compare with [`BLOCK_SCORE`]. A phrase
+    /// that only appears in quotation marks (asked about, not used) weighs half.
     pub score: u32,
     /// The ids of the rules that fired, in a stable order (e.g. `ignore-instructions`).
     pub rules: Vec<&'static str>,
@@ -83,6 +94,8 @@ pub struct InjectionScanner {
 struct Regexes {
     /// The phrase rules, then [`NO_RESTRICTIONS`].
     set: RegexSet,
+    /// The phrase rules one by one, to weigh where a rule that fired matched.
+    phrases: Vec<Regex>,
     role_play: Regex,
     no_restrictions: Regex,
     decode: Regex,
@@ -100,19 +113,39 @@ impl Default for InjectionScanner {
 
 impl Regexes {
     fn new() -> Option<Regexes> {
-        let sources = PHRASE_RULES
+        let phrases: Vec<String> = PHRASE_RULES
             .iter()
-            .map(|phrase| phrase.pattern)
-            .chain([NO_RESTRICTIONS]);
+            .map(|phrase| loosened(phrase.pattern))
+            .collect();
+        let no_restrictions = loosened(NO_RESTRICTIONS);
         Some(Regexes {
-            set: RegexSet::new(sources).ok()?,
-            role_play: Regex::new(ROLE_PLAY).ok()?,
-            no_restrictions: Regex::new(NO_RESTRICTIONS).ok()?,
+            set: RegexSet::new(phrases.iter().chain([&no_restrictions])).ok()?,
+            phrases: phrases
+                .iter()
+                .map(|pattern| Regex::new(pattern))
+                .collect::<Result<Vec<Regex>, regex::Error>>()
+                .ok()?,
+            role_play: Regex::new(&loosened(ROLE_PLAY)).ok()?,
+            no_restrictions: Regex::new(&no_restrictions).ok()?,
             decode: Regex::new(DECODE).ok()?,
             follow: Regex::new(FOLLOW).ok()?,
             encoded: Regex::new(ENCODED).ok()?,
         })
     }
+}
+
+/// Between two words of a phrase: blanks, or what joins words in identifiers and Markdown
+/// (`ignore_all_previous…`, `ignore-all-previous…`, `**Ignore** all previous…`).
+const WORD_GAP: &str = r"[\s_*`-]+";
+/// At the edge of a phrase: a word boundary, or the `_` of an identifier or of emphasis.
+const WORD_EDGE: &str = r"(?:(?-u:\b)|_)";
+
+/// `pattern` with its word gaps (`\s+`) and word edges (`(?-u:\b)`) widened to
+/// [`WORD_GAP`] and [`WORD_EDGE`].
+fn loosened(pattern: &str) -> String {
+    pattern
+        .replace(r"\s+", WORD_GAP)
+        .replace(r"(?-u:\b)", WORD_EDGE)
 }
 
 /// A rule: its id in signals and logs, and what it adds to the score.
@@ -127,7 +160,7 @@ struct PhraseRule {
     pattern: &'static str,
 }
 
-// Fired rules are bits of a `u32`, in this order: the phrase rules, then the two scanned in code.
+// Rules are numbered in this order: the phrase rules, then the two scanned in code.
 const HIDDEN_UNICODE: Rule = Rule {
     id: "hidden-unicode",
     weight: 50,
@@ -136,28 +169,33 @@ const ENCODED_PAYLOAD: Rule = Rule {
     id: "encoded-payload",
     weight: 40,
 };
-const ROLE_OVERRIDE_BIT: u32 = 1 << 2;
-const HIDDEN_UNICODE_BIT: u32 = 1 << PHRASE_RULES.len();
-const ENCODED_PAYLOAD_BIT: u32 = 1 << (PHRASE_RULES.len() + 1);
+const REVEAL_SYSTEM_PROMPT_RULE: usize = 1;
+const ROLE_OVERRIDE_RULE: usize = 2;
+const HIDDEN_UNICODE_RULE: usize = PHRASE_RULES.len();
+const ENCODED_PAYLOAD_RULE: usize = PHRASE_RULES.len() + 1;
+const RULE_COUNT: usize = PHRASE_RULES.len() + 2;
 
 const PHRASE_RULES: &[PhraseRule] = &[
     // OWASP LLM01 scenario 1 and Perez & Ribeiro, "Ignore Previous Prompt" (2022): the classic
-    // "ignore all previous instructions" / "ignore the above directions and …".
+    // "ignore all previous instructions" / "ignore the above directions and …" / "ignore the
+    // instructions above" / "ignore what you were told". "Forget all the rules" alone is not
+    // one: "forget all the rules of chess" is a fine request.
     PhraseRule {
         rule: Rule {
             id: "ignore-instructions",
             weight: 60,
         },
-        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override)\s+(?:(?:all|any|every|of|the|your|my|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard|forget)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then))",
+        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override)\s+(?:(?:all|any|every|of|the|your|my|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|forget\s+(?:all|any)\s+(?:of\s+)?(?:(?:the\s+)?(?:instructions|guidelines|restrictions|guardrails)|your\s+(?:instructions|rules|guidelines|restrictions|guardrails))|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then)|(?:ignore|disregard|forget)\s+(?:(?:all|any|of|the|your|these|those)\s+)*(?:instructions?|rules|guidelines|directions|directives|prompts?|commands)\s+(?:above|given\s+(?:above|before|earlier)|you\s+(?:were|have\s+been)\s+given)|(?:ignore|disregard|forget)\s+(?:everything\s+|all\s+)?what\s+you\s+(?:were|have\s+been|'ve\s+been|’ve\s+been)\s+(?:told|given|instructed|asked)(?:\s+(?:before|earlier|previously|above|so\s+far|until\s+now)|\s*[.!,;:]|\s*$))",
     },
-    // OWASP LLM07 (system prompt leakage) and the "repeat the words above" extraction prompts
-    // collected by Perez & Ribeiro and in public prompt-leak corpora.
+    // OWASP LLM07 (system prompt leakage) and the "repeat the words above" / "print your
+    // instructions verbatim" extraction prompts collected by Perez & Ribeiro and in public
+    // prompt-leak corpora. A direct request weighs enough to block (see `phrase_weight`).
     PhraseRule {
         rule: Rule {
             id: "reveal-system-prompt",
             weight: 50,
         },
-        pattern: r"(?i)(?:(?:reveal|leak|dump|disclose|recite|expose)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*(?:your|the)|(?:print|repeat|show|output|display|tell|give|write\s+out|spell\s+out|share|list)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*your|what(?:\s+is|\s+are|\s+was|\s+were|'s|’s)\s+your)\s+(?:(?:full|entire|complete|exact|original|hidden|secret|initial|first|confidential|internal)\s+)*(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|confidential|internal|first)\s+(?:prompt|instructions|message)|pre-?prompt)|(?:repeat|print|output|reveal|show|recite)\s+(?:(?:all|every|of|the)\s+)*(?:words|text|everything|instructions|content|messages?)\s+(?:above|before\s+this|preceding\s+this|you\s+were\s+given)",
+        pattern: r"(?i)(?:(?:reveal|leak|dump|disclose|recite|expose)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*(?:your|the)|(?:print|repeat|show|output|display|tell|give|write\s+out|spell\s+out|share|list)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*your|what(?:\s+is|\s+are|\s+was|\s+were|'s|’s)\s+your)\s+(?:(?:full|entire|complete|exact|original|hidden|secret|initial|first|confidential|internal)\s+)*(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|confidential|internal|first)\s+(?:prompt|instructions|message)|pre-?prompt)|(?:repeat|print|output|reveal|show|recite)\s+(?:(?:all|every|of|the)\s+)*(?:words|text|everything|instructions|content|messages?)\s+(?:above|before\s+this|preceding\s+this|you\s+were\s+given)|(?:print|repeat|output|recite|reveal|show|display|dump|list|write\s+out|spell\s+out|tell|give|share)\s+(?:(?:me|us|back|all|of|exactly)\s+)*your\s+(?:(?:full|entire|complete|exact|original)\s+)*(?:instructions|prompt|rules|guidelines|directives)\s+(?:verbatim|word\s+for\s+word|exactly|in\s+full)|(?:print|repeat|output|recite|reveal|dump)\s+(?:(?:me|us|back|all|of)\s+)*your\s+(?:(?:full|entire|complete|exact|original)\s+)*(?:instructions|prompt)\s*(?:[.!?]|$)|what\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|given|asked)\s+(?:before|prior\s+to|at\s+the\s+(?:start|beginning)\s+of)\s+(?:this|our|the)\s+(?:conversation|chat|session)",
     },
     // OWASP LLM01 role-play and authority-claim examples: "you are now unrestricted", "your new
     // instructions are", "I am your developer"; "act as … with no restrictions" is checked in
@@ -170,13 +208,14 @@ const PHRASE_RULES: &[PhraseRule] = &[
         pattern: r"(?i)(?:you\s+are\s+(?:now\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|unchained|amoral)(?-u:\b)|your\s+new\s+(?:role|instructions|rules|persona|system\s+prompt|directive)\s+(?:is|are)|new\s+system\s+(?:prompt|instructions)\s*:|(?:i\s+am|i'm|this\s+is)\s+your\s+(?:developer|creator|administrator|admin)(?-u:\b))",
     },
     // Public jailbreak corpora (the "DAN", "Developer Mode", STAN, DUDE, AIM, Mongo Tom,
-    // AntiGPT prompts catalogued by Shen et al., "Do Anything Now", CCS 2024).
+    // AntiGPT prompts catalogued by Shen et al., "Do Anything Now", CCS 2024). "DAN mode" alone
+    // is not one ("DAN mode on the router is off"): it takes a request to enter it.
     PhraseRule {
         rule: Rule {
             id: "jailbreak-persona",
             weight: 60,
         },
-        pattern: r"(?i)(?:do\s+anything\s+now|(?-i:(?-u:\b)DAN(?-u:\b))\s*(?:mode|prompt|jailbreak|v?[0-9]+(?:\.[0-9]+)?(?-u:\b))|(?:act|respond|answer|reply|pretend)\s+(?:as|like|to\s+be)\s+(?-i:DAN)(?-u:\b)|(?:chatgpt|assistant|model|you)\s+with\s+developer\s+mode\s+enabled|developer\s+mode\s+output|jailbr(?:ea|o)k(?:en)?\s+mode|strive\s+to\s+avoid\s+norms|evil\s+confidant|mongo\s+tom|anti-?gpt|better-?dan|always\s+intelligent\s+and\s+machiavellian|unfiltered\s+and\s+amoral|(?-i:(?-u:\b)(?:STAN|DUDE|AIM|DAN)),?\s+which\s+stands\s+for)",
+        pattern: r"(?i)(?:do\s+anything\s+now|(?:enable|activate|enter|engage|start|switch\s+(?:on|to|into)|turn\s+on|go\s+into|stay\s+in|remain\s+in|you\s+are\s+(?:now\s+)?in|you're\s+(?:now\s+)?in)\s+(?:the\s+)?(?-i:DAN)\s*mode|(?-i:(?-u:\b)DAN)\s*mode\s+(?:enabled|activated|engaged)|(?-i:(?-u:\b)DAN(?-u:\b))\s*(?:jailbreak|v?[0-9]+(?:\.[0-9]+)?(?-u:\b))|(?:act|respond|answer|reply|pretend)\s+(?:as|like|to\s+be)\s+(?-i:DAN)(?-u:\b)|(?:chatgpt|assistant|model|you)\s+with\s+developer\s+mode\s+enabled|developer\s+mode\s+output|jailbr(?:ea|o)k(?:en)?\s+mode|strive\s+to\s+avoid\s+norms|evil\s+confidant|mongo\s+tom|anti-?gpt|better-?dan|always\s+intelligent\s+and\s+machiavellian|unfiltered\s+and\s+amoral|(?-i:(?-u:\b)(?:STAN|DUDE|AIM|DAN)),?\s+which\s+stands\s+for)",
     },
     // Chat-template tokens of ChatML, Llama 2/3, Gemma, Zephyr and Alpaca-style headers, which
     // let user text pose as a system or assistant turn (OWASP LLM01, "delimiter" attacks).
@@ -210,6 +249,10 @@ const MIN_BLOB: usize = 40;
 const MAX_BLOBS: usize = 8;
 const MAX_BLOB_CHARS: usize = 16 * 1024;
 
+/// How far past a quoted phrase its closing quotation mark may be: a question about a phrase
+/// quotes the phrase and little more.
+const QUOTE_REACH: usize = 40;
+
 impl InjectionScanner {
     /// A scanner with the built-in rules.
     pub fn new() -> InjectionScanner {
@@ -224,28 +267,52 @@ impl InjectionScanner {
     /// The rules `text` triggers, or `None` when it looks benign.
     pub fn scan(&self, text: &str) -> Option<InjectionSignal> {
         let regexes = self.regexes.as_ref()?;
-        let mut fired = regexes.phrase_rules(text);
+        let mut fired = Fired::default();
         if !text.is_ascii() && has_hidden_unicode(text) {
-            fired |= HIDDEN_UNICODE_BIT;
+            fired.fire(HIDDEN_UNICODE_RULE, HIDDEN_UNICODE.weight);
         }
-        fired |= regexes.encoded_payload(text);
+        let text = plain_letters(text);
+        fired.merge(regexes.phrase_rules(&text));
+        fired.merge(regexes.encoded_payload(&text));
         signal(fired)
     }
 }
 
-impl Regexes {
-    /// The phrase rules that match, as bits.
-    fn phrase_rules(&self, text: &str) -> u32 {
-        if !self.set.is_match(text) {
-            return 0;
+/// The weight each rule fired with, in [`signal`]'s order; 0 for those that did not fire.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fired([u32; RULE_COUNT]);
+
+impl Fired {
+    fn fire(&mut self, rule: usize, weight: u32) {
+        if let Some(fired) = self.0.get_mut(rule) {
+            *fired = (*fired).max(weight);
         }
-        let mut fired = 0;
+    }
+
+    fn merge(&mut self, other: Fired) {
+        for (rule, weight) in other.0.into_iter().enumerate() {
+            self.fire(rule, weight);
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.0.iter().any(|&weight| weight > 0)
+    }
+}
+
+impl Regexes {
+    /// The phrase rules that match, with their weights.
+    fn phrase_rules(&self, text: &str) -> Fired {
+        let mut fired = Fired::default();
+        if !self.set.is_match(text) {
+            return fired;
+        }
         let mut restrictions_lifted = false;
         for index in self.set.matches(text).iter() {
             if index == NO_RESTRICTIONS_INDEX {
                 restrictions_lifted = true;
             } else {
-                fired |= 1 << index;
+                fired.fire(index, self.phrase_weight(index, text));
             }
         }
         if restrictions_lifted
@@ -257,36 +324,315 @@ impl Regexes {
                 &['.', '\n'],
             )
         {
-            fired |= ROLE_OVERRIDE_BIT;
+            fired.fire(ROLE_OVERRIDE_RULE, phrase_rule_weight(ROLE_OVERRIDE_RULE));
         }
         fired
     }
 
+    /// What phrase rule `index`, which matched `text`, weighs there: the most of its matches,
+    /// each half its weight when quoted (a question about the phrase: "how does 'ignore all
+    /// previous instructions' work?"), and a direct request for the system prompt enough to
+    /// block on its own. Only run for rules that fired, so a clean prompt never pays for it.
+    fn phrase_weight(&self, index: usize, text: &str) -> u32 {
+        let weight = phrase_rule_weight(index);
+        let Some(regex) = self.phrases.get(index) else {
+            return weight;
+        };
+        regex
+            .find_iter(text)
+            .map(|found| {
+                let direct = index == REVEAL_SYSTEM_PROMPT_RULE
+                    && is_direct_request(text, found.start(), found.as_str());
+                let full = if direct {
+                    weight.max(BLOCK_SCORE)
+                } else {
+                    weight
+                };
+                if is_quoted(text, found.start(), found.end()) {
+                    full / 2
+                } else {
+                    full
+                }
+            })
+            .max()
+            .unwrap_or(weight)
+    }
+
     /// Decodes long base64 runs; a payload that decodes to text fires when the text itself
     /// triggers phrase rules (added too) or when the prompt asks to decode and follow it.
-    fn encoded_payload(&self, text: &str) -> u32 {
+    fn encoded_payload(&self, text: &str) -> Fired {
         let mut readable_payload = false;
         for blob in base64_runs(text.as_bytes()).take(MAX_BLOBS) {
             let Some(decoded) = decode_base64_text(blob) else {
                 continue;
             };
-            let inner = self.phrase_rules(&decoded);
-            if inner != 0 {
-                return inner | ENCODED_PAYLOAD_BIT;
+            let mut inner = self.phrase_rules(&plain_letters(&decoded));
+            if inner.any() {
+                inner.fire(ENCODED_PAYLOAD_RULE, ENCODED_PAYLOAD.weight);
+                return inner;
             }
             readable_payload = true;
         }
+        let mut fired = Fired::default();
         if readable_payload && self.asks_to_decode_and_follow(text) {
-            ENCODED_PAYLOAD_BIT
-        } else {
-            0
+            fired.fire(ENCODED_PAYLOAD_RULE, ENCODED_PAYLOAD.weight);
         }
+        fired
     }
 
     fn asks_to_decode_and_follow(&self, text: &str) -> bool {
         near(text, &self.decode, &self.follow, DECODE_REACH, &['\n'])
             || near(text, &self.follow, &self.encoded, FOLLOW_REACH, &['\n'])
     }
+}
+
+fn phrase_rule_weight(index: usize) -> u32 {
+    PHRASE_RULES
+        .get(index)
+        .map_or(0, |phrase| phrase.rule.weight)
+}
+
+/// Whether the `reveal-system-prompt` match `found`, at `start` of `text`, is a request of its
+/// own: not a question ("what is your system prompt?" is how the curious ask too), and at the
+/// start of a sentence or after words that only lead into a request ("please", "now", "can
+/// you", "I want you to"), not inside a sentence about one ("attackers ask models to reveal
+/// your system prompt").
+fn is_direct_request(text: &str, start: usize, found: &str) -> bool {
+    let question = found
+        .get(..4)
+        .is_some_and(|word| word.eq_ignore_ascii_case("what"));
+    !question && opens_a_request(text.get(..start).unwrap_or_default())
+}
+
+/// Whether what follows `before` begins a request: nothing but punctuation or words that lead
+/// into one are between it and the start of its clause.
+fn opens_a_request(before: &str) -> bool {
+    const LEAD_INS: &[&str] = &[
+        "please",
+        "now",
+        "just",
+        "kindly",
+        "then",
+        "and",
+        "so",
+        "also",
+        "ok",
+        "okay",
+        "first",
+        "simply",
+        "immediately",
+        "to",
+        "must",
+        "should",
+        "can",
+        "could",
+        "will",
+        "would",
+    ];
+    let mut rest = before;
+    loop {
+        rest = rest.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '`'));
+        let word_start = rest
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !c.is_alphanumeric())
+            .map_or(0, |(at, c)| at + c.len_utf8());
+        let word = rest.get(word_start..).unwrap_or_default();
+        // The text's start, the end of a sentence or clause, or the one addressed ("can you").
+        if word.is_empty() || word.eq_ignore_ascii_case("you") {
+            return true;
+        }
+        if !LEAD_INS
+            .iter()
+            .any(|lead_in| word.eq_ignore_ascii_case(lead_in))
+        {
+            return false;
+        }
+        rest = rest.get(..word_start).unwrap_or_default();
+    }
+}
+
+/// Whether `text[start..end]` stands in quotation marks, as a phrase asked about does ("how
+/// does 'ignore all previous instructions' work?"). Not a quoted value (`"text": "…"`,
+/// `title="…"`): a tool's output or a document quotes whatever it holds.
+fn is_quoted(text: &str, start: usize, end: usize) -> bool {
+    let before = text.get(..start).unwrap_or_default();
+    let mut back = before
+        .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_'))
+        .chars()
+        .rev();
+    let Some(close) = back.next().and_then(closing_quote) else {
+        return false;
+    };
+    let mut back = back.peekable();
+    // After a letter it is an apostrophe (the users' …).
+    if back.peek().is_some_and(|c| c.is_alphanumeric()) {
+        return false;
+    }
+    let opens_value = back
+        .find(|c| !c.is_whitespace())
+        .is_some_and(|c| matches!(c, ':' | '=' | '[' | '{' | ','));
+    if opens_value {
+        return false;
+    }
+    let after = text.get(end..).unwrap_or_default();
+    let mut after = after
+        .char_indices()
+        .take_while(|&(at, c)| at <= QUOTE_REACH && c != '\n')
+        .peekable();
+    while let Some((_, c)) = after.next() {
+        // A closing mark ends a word; inside one it is an apostrophe (don't).
+        if c == close
+            && !after
+                .peek()
+                .is_some_and(|&(_, next)| next.is_alphanumeric())
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The mark that closes a quotation `open` opens, if `open` opens one.
+fn closing_quote(open: char) -> Option<char> {
+    match open {
+        '"' | '\'' | '`' => Some(open),
+        '“' => Some('”'),
+        '‘' => Some('’'),
+        '„' => Some('“'),
+        '«' => Some('»'),
+        '「' => Some('」'),
+        _ => None,
+    }
+}
+
+/// `text` as the phrase rules read it: format characters (zero-width, soft hyphen, bidi
+/// controls, tags) dropped, full-width forms and Cyrillic or Greek look-alikes of Latin letters
+/// read as ASCII. Borrowed when that changes nothing, as in any ASCII text.
+fn plain_letters(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        return Cow::Borrowed(text);
+    }
+    let mut at = 0;
+    let first = loop {
+        let Some(lead) = next_byte(text.as_bytes(), at, may_start_changed_char) else {
+            return Cow::Borrowed(text);
+        };
+        let c = text.get(lead..).and_then(|rest| rest.chars().next());
+        if c.is_some_and(|c| is_format_char(c) || latin_look_alike(c).is_some()) {
+            break lead;
+        }
+        at = lead + 1;
+    };
+    let mut plain = String::with_capacity(text.len());
+    plain.push_str(text.get(..first).unwrap_or_default());
+    for c in text.get(first..).unwrap_or_default().chars() {
+        if !is_format_char(c) {
+            plain.push(latin_look_alike(c).unwrap_or(c));
+        }
+    }
+    Cow::Owned(plain)
+}
+
+/// Whether `byte` is the first byte of a character [`plain_letters`] may change: U+00AD
+/// (`C2`), Greek and Cyrillic (`CD`–`D4`), U+061C (`D8`), U+180E (`E1`), U+200B–U+206F (`E2`),
+/// U+3000 (`E3`), U+FE00–U+FF5E (`EF`), tags and variation selectors (`F3`). Other text, such
+/// as accented Latin or CJK, is passed over without being decoded.
+fn may_start_changed_char(byte: u8) -> bool {
+    matches!(byte, 0xC2 | 0xCD..=0xD4 | 0xD8 | 0xE1..=0xE3 | 0xEF | 0xF3)
+}
+
+/// Invisible format characters (Unicode category Cf and the variation selectors) that split a
+/// word without showing: soft hyphen, Arabic letter mark, Mongolian vowel separator,
+/// zero-width space, joiners and direction marks, bidi embeddings, overrides and isolates,
+/// word joiner and invisible operators, byte order mark, tag characters.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{E0000}'..='\u{E007F}'
+        | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// The ASCII character a full-width form stands for, or the Latin letter a Cyrillic or Greek
+/// one is drawn like (`Ignоre` with a Cyrillic `о`).
+fn latin_look_alike(c: char) -> Option<char> {
+    if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
+        return char::from_u32(u32::from(c) - 0xFEE0);
+    }
+    let latin = match c {
+        '\u{3000}' => ' ', // ideographic space
+        // Cyrillic: а е о р с у х і ѕ ј к м н т в һ ԁ ԛ ԝ ӏ ү
+        '\u{0430}' => 'a',
+        '\u{0435}' => 'e',
+        '\u{043E}' => 'o',
+        '\u{0440}' => 'p',
+        '\u{0441}' => 'c',
+        '\u{0443}' | '\u{04AF}' => 'y',
+        '\u{0445}' => 'x',
+        '\u{0456}' => 'i',
+        '\u{0455}' => 's',
+        '\u{0458}' => 'j',
+        '\u{043A}' => 'k',
+        '\u{043C}' => 'm',
+        '\u{043D}' | '\u{04BB}' => 'h',
+        '\u{0442}' => 't',
+        '\u{0432}' => 'b',
+        '\u{0501}' => 'd',
+        '\u{051B}' => 'q',
+        '\u{051D}' => 'w',
+        '\u{04CF}' => 'l',
+        // Cyrillic capitals: А В Е К М Н О Р С Т У Х І Ѕ Ј Ү Ԛ Ԝ Ӏ
+        '\u{0410}' => 'A',
+        '\u{0412}' => 'B',
+        '\u{0415}' => 'E',
+        '\u{041A}' => 'K',
+        '\u{041C}' => 'M',
+        '\u{041D}' => 'H',
+        '\u{041E}' => 'O',
+        '\u{0420}' => 'P',
+        '\u{0421}' => 'C',
+        '\u{0422}' => 'T',
+        '\u{0423}' | '\u{04AE}' => 'Y',
+        '\u{0425}' => 'X',
+        '\u{0406}' | '\u{04C0}' => 'I',
+        '\u{0405}' => 'S',
+        '\u{0408}' => 'J',
+        '\u{051A}' => 'Q',
+        '\u{051C}' => 'W',
+        // Greek: α ε ι κ ν ο ρ τ υ χ
+        '\u{03B1}' => 'a',
+        '\u{03B5}' => 'e',
+        '\u{03B9}' => 'i',
+        '\u{03BA}' => 'k',
+        '\u{03BD}' => 'v',
+        '\u{03BF}' => 'o',
+        '\u{03C1}' => 'p',
+        '\u{03C4}' => 't',
+        '\u{03C5}' => 'u',
+        '\u{03C7}' => 'x',
+        // Greek capitals: Α Β Ε Ζ Η Ι Κ Μ Ν Ο Ρ Τ Υ Χ
+        '\u{0391}' => 'A',
+        '\u{0392}' => 'B',
+        '\u{0395}' => 'E',
+        '\u{0396}' => 'Z',
+        '\u{0397}' => 'H',
+        '\u{0399}' => 'I',
+        '\u{039A}' => 'K',
+        '\u{039C}' => 'M',
+        '\u{039D}' => 'N',
+        '\u{039F}' => 'O',
+        '\u{03A1}' => 'P',
+        '\u{03A4}' => 'T',
+        '\u{03A5}' => 'Y',
+        '\u{03A7}' => 'X',
+        _ => return None,
+    };
+    Some(latin)
 }
 
 /// Whether a match of `second` starts within `reach` bytes after a match of `first`, with none
@@ -307,24 +653,23 @@ fn near(text: &str, first: &Regex, second: &Regex, reach: usize, stops: &[char])
     })
 }
 
-fn signal(fired: u32) -> Option<InjectionSignal> {
-    if fired == 0 {
+fn signal(fired: Fired) -> Option<InjectionSignal> {
+    if !fired.any() {
         return None;
     }
     let rules = PHRASE_RULES
         .iter()
         .map(|phrase| &phrase.rule)
-        .chain([&HIDDEN_UNICODE, &ENCODED_PAYLOAD])
-        .enumerate()
-        .filter(|(bit, _)| fired & (1 << bit) != 0)
-        .map(|(_, rule)| rule);
+        .chain([&HIDDEN_UNICODE, &ENCODED_PAYLOAD]);
     let mut signal = InjectionSignal {
         score: 0,
         rules: Vec::new(),
     };
-    for rule in rules {
-        signal.score += rule.weight;
-        signal.rules.push(rule.id);
+    for (rule, &weight) in rules.zip(&fired.0) {
+        if weight > 0 {
+            signal.score += weight;
+            signal.rules.push(rule.id);
+        }
     }
     Some(signal)
 }

@@ -4,7 +4,8 @@
 //!
 //! Pure: no I/O, no async, no clocks (time is passed in), no panics on any input. The redactor
 //! and the scanner are built once and shared across threads; on a clean prompt neither
-//! allocates.
+//! allocates (but for the scanner's copy of a prompt in Cyrillic or Greek, whose look-alikes of
+//! Latin letters it reads as Latin).
 
 pub mod canary;
 pub mod extraction;

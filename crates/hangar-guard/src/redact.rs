@@ -950,7 +950,7 @@ fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// The position of the first byte at or after `from` that `wanted` accepts. Blocks of 16 bytes
 /// without one are skipped with a branch-free test the compiler vectorises.
-fn next_byte(bytes: &[u8], from: usize, wanted: impl Fn(u8) -> bool) -> Option<usize> {
+pub(crate) fn next_byte(bytes: &[u8], from: usize, wanted: impl Fn(u8) -> bool) -> Option<usize> {
     const BLOCK: usize = 16;
     let rest = bytes.get(from..)?;
     let skipped = rest
