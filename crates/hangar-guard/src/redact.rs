@@ -28,7 +28,9 @@ pub enum SecretKind {
     /// runs of spaces, dashes, dots or slashes, that pass Luhn and look like a card prefix.
     CardNumber,
     /// API keys and access tokens with a known prefix: OpenAI, Anthropic, AWS, GitHub, GitLab,
-    /// Slack, Stripe, Google, Hugging Face, Hangar's own `hgk_` keys.
+    /// Slack (webhook URLs too), Stripe, Google, Hugging Face, Groq, Replicate, xAI, npm,
+    /// SendGrid, Hangar's own `hgk_` keys; AWS secret keys and session tokens after their
+    /// labels; the password of a URL's `user:password@`.
     ProviderKey,
     /// PEM/OpenSSH/PGP private key blocks.
     PrivateKey,
@@ -603,6 +605,9 @@ enum Shape {
     ValueAfterAssignment,
     /// The credential after `Bearer`, if it looks like one (has a digit and a letter).
     BearerCredential,
+    /// The password of a match `://user:password@`: after the first `:` past `://`, up to the
+    /// `@`.
+    UrlPassword,
     /// A `-----BEGIN … PRIVATE KEY-----` line: the block up to its END line, or to the end of
     /// the text when there is none.
     PrivateKeyBlock,
@@ -636,6 +641,11 @@ impl Shape {
                 let has_digit = credential.iter().any(u8::is_ascii_digit);
                 let has_letter = credential.iter().any(u8::is_ascii_alphabetic);
                 (has_digit && has_letter).then_some((value, end))
+            }
+            Shape::UrlPassword => {
+                let userinfo = start + "://".len();
+                let colon = bytes.get(userinfo..end)?.iter().position(|&b| b == b':')?;
+                Some((userinfo + colon + 1, end.checked_sub(1)?))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
             Shape::Phone => phone_span(text, start, end),
@@ -743,17 +753,20 @@ fn phone_span(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
 const SECRET_PATTERNS: &[Pattern] = &[
     // Anthropic: sk-ant-api03-…, sk-ant-admin01-…
     key(r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
-    // OpenAI project, service-account and admin keys.
-    key(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}"),
+    // OpenAI project, service-account and admin keys, and `sk-None-` ones made without a project.
+    key(r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}"),
     // OpenAI user keys (no dashes after `sk-`, so `sk-learn-…` prose does not match).
     key(r"\bsk-[A-Za-z0-9]{20,}"),
     // AWS access key ids (long-term AKIA, temporary ASIA, and the rarer ABIA/ACCA).
     key(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
-    // AWS secret access keys after their usual label (env files, credentials files, YAML).
+    // AWS secret access keys and session tokens after their usual labels: env, credentials and
+    // YAML files (`aws_secret_access_key =`, `AWS_SESSION_TOKEN=`), the JSON that
+    // `aws iam create-access-key` and `aws sts` print (`"SecretAccessKey": "…"`,
+    // `"SessionToken": "…"`) and the `aws configure` prompt (`AWS Secret Access Key [None]: …`).
     Pattern {
         kind: SecretKind::ProviderKey,
         shape: Shape::ValueAfterAssignment,
-        regex: r#"(?i:aws_secret_access_key)["']?[ \t]*[:=][ \t]*["']?[A-Za-z0-9/+=]{30,}"#,
+        regex: r#"(?:(?i:aws[_ ]secret[_ ]access[_ ]key|aws[_ ]secret[_ ]key|aws[_ ]session[_ ]token)|secret_access_key|SECRET_ACCESS_KEY|[Ss]ecretAccessKey|[Ss]essionToken)(?:[ \t]*\[[A-Za-z0-9*]{0,64}\])?["']?[ \t]*[:=][ \t]*["']?[A-Za-z0-9/+=]{30,}"#,
     },
     // GitHub classic tokens (personal, OAuth, server, user, refresh) and fine-grained PATs.
     key(r"\b(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{30,}"),
@@ -762,14 +775,37 @@ const SECRET_PATTERNS: &[Pattern] = &[
     key(r"\bglpat-[A-Za-z0-9_-]{20,}"),
     // Slack bot, user, app-level, refresh and legacy tokens.
     key(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    // Slack app-level tokens (xapp-1-A…-<digits>-<hex>) and incoming webhook URLs, whose path
+    // is the credential.
+    key(r"\bxapp-[0-9]+-[A-Za-z0-9]{6,}-[0-9]{6,}-[A-Za-z0-9]{16,}"),
+    key(
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Za-z0-9]{6,}/[A-Za-z0-9]{6,}/[A-Za-z0-9]{16,}(?:/[A-Za-z0-9]+)?",
+    ),
     // Stripe secret and restricted keys (test keys too: they are still credentials).
     key(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    // Stripe (and Svix) webhook signing secrets.
+    key(r"\bwhsec_[A-Za-z0-9+/]{24,}=*"),
     // Google API keys.
     key(r"\bAIza[A-Za-z0-9_-]{35,}"),
     // Hugging Face access tokens.
     key(r"\bhf_[A-Za-z0-9]{30,}"),
+    // Groq, Replicate, xAI and npm tokens.
+    key(r"\bgsk_[A-Za-z0-9]{40,}"),
+    key(r"\br8_[A-Za-z0-9]{30,}"),
+    key(r"\bxai-[A-Za-z0-9]{50,}"),
+    key(r"\bnpm_[A-Za-z0-9]{36,}"),
+    // SendGrid: SG.<22>.<43>.
+    key(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}"),
     // Hangar gateway keys: hgk_<8-char prefix>_<secret>.
     key(r"\bhgk_[A-Za-z0-9_]{16,}"),
+    // A password in a URL (`postgres://admin:S3cr3t@db`, `redis://:pass@cache`), any scheme:
+    // only the password is masked. Printable ASCII but for URL and quoting delimiters (`/?#@`,
+    // `"<>`) and `[]`, so that a mask is not read as a password again.
+    Pattern {
+        kind: SecretKind::ProviderKey,
+        shape: Shape::UrlPassword,
+        regex: r"://[!$-.0-9;=A-Z\\^-~]*:[!$-.0-;=A-Z\\^-~]+@",
+    },
     // JWTs: base64url JSON header and payload (both start `{"` = `eyJ`), optional signature.
     Pattern {
         kind: SecretKind::BearerToken,

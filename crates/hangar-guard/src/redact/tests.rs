@@ -403,6 +403,27 @@ fn provider_keys_are_masked() {
         format!("AIza{}", "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"),
         format!("hf_{}", "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345"),
         format!("hgk_{}_{}", "ab12CD34", "s3cr3tS3cr3tS3cr3tS3cr3tS3cr3tXY"),
+        format!("sk-None-{}", "Ab3_dE-f9".repeat(5)),
+        format!(
+            "xapp-1-A0{}-{}-{}",
+            "12BCDEFGH",
+            "1234567890123",
+            "0a1b2c3d4e5f".repeat(4)
+        ),
+        format!(
+            "https://hooks.slack.com/services/T0{}/B0{}/{}",
+            "1ABCDEFG", "2HIJKLMN", "aBcDeFgHiJkLmNoPqRsTuVwX"
+        ),
+        format!("whsec_{}", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        format!("gsk_{}", "aBcDeFgHiJ".repeat(5)),
+        format!("r8_{}", "aBcDeFgHiJ".repeat(4)),
+        format!("xai-{}", "aBcDeFgHiJ".repeat(8)),
+        format!("npm_{}", "aBcDeFgHiJ".repeat(4)),
+        format!(
+            "SG.{}.{}kLm",
+            "aBcDeFgHiJkLmNoPqRsTuV",
+            "aBcDeFgHiJ".repeat(4)
+        ),
     ];
     for key in keys {
         let text = format!("use key {key} for the call");
@@ -423,6 +444,17 @@ fn prose_that_resembles_key_prefixes_is_kept() {
         "keys start with hgk_ and a prefix like hgk_ab12CD34",
         "ghp_ tokens are GitHub personal access tokens",
         "AKIA prefixes mark long-term AWS keys",
+        "sk-None- is the prefix of keys made without a project",
+        "xapp-1-A0123 tokens are app-level",
+        "see https://hooks.slack.com/services/ for webhooks",
+        "whsec_ secrets sign webhooks, e.g. whsec_test",
+        "the gsk_ prefix and gsk_short",
+        "call var_r8_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 later, r8_ registers too",
+        "pip install xai-sdk and read xai-org/grok-1",
+        "npm_config_registry and npm_package_version_long_name_here",
+        "SG.Settings.Default and SG.abc.def",
+        "Rotate the SecretAccessKey every 90 days",
+        r#""SessionToken": null, "SecretAccessKey": "short""#,
     ] {
         assert!(redact(text).is_clean(), "{text}");
     }
@@ -446,6 +478,93 @@ fn aws_secret_keeps_its_label_and_masks_the_value() {
                 .starts_with("aws_secret_access_key"),
             "{line}"
         );
+    }
+}
+
+#[test]
+fn aws_secrets_and_session_tokens_are_masked_after_every_common_label() {
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let token = format!(
+        "IQoJb3JpZ2luX2Vj{}/+Ab==",
+        "EHYaCXVzLWVhc3QtMSJHMEUCIQD".repeat(4)
+    );
+    let key = "[REDACTED:provider_key]";
+    for (line, expected) in [
+        // What `aws iam create-access-key` and `aws sts get-session-token` print.
+        (
+            format!(
+                r#"{{"AccessKeyId": "ASIA{}", "SecretAccessKey": "{secret}"}}"#,
+                "Z2X3C4V5B6N7M8Q9"
+            ),
+            format!(r#"{{"AccessKeyId": "{key}", "SecretAccessKey": "{key}"}}"#),
+        ),
+        (
+            format!(r#""SessionToken": "{token}","#),
+            format!(r#""SessionToken": "{key}","#),
+        ),
+        // The `aws configure` prompts, before and after a key was set.
+        (
+            format!("AWS Secret Access Key [None]: {secret}"),
+            format!("AWS Secret Access Key [None]: {key}"),
+        ),
+        (
+            format!("AWS Secret Access Key [****************EKEY]: {secret}"),
+            format!("AWS Secret Access Key [****************EKEY]: {key}"),
+        ),
+        (
+            format!("secret_access_key = {secret}"),
+            format!("secret_access_key = {key}"),
+        ),
+        (
+            format!("aws_secret_key: {secret}"),
+            format!("aws_secret_key: {key}"),
+        ),
+        (
+            format!("aws_session_token = {token}"),
+            format!("aws_session_token = {key}"),
+        ),
+        (
+            format!("export AWS_SESSION_TOKEN={token}"),
+            format!("export AWS_SESSION_TOKEN={key}"),
+        ),
+    ] {
+        assert_eq!(masked(&line), expected, "{line}");
+    }
+}
+
+#[test]
+fn passwords_in_urls_are_masked_and_nothing_else() {
+    let key = "[REDACTED:provider_key]";
+    for (url, expected) in [
+        (
+            "postgres://admin:S3cr3t@localhost:5432/app".to_owned(),
+            format!("postgres://admin:{key}@localhost:5432/app"),
+        ),
+        (
+            "redis://:hunter2@cache:6379/0".to_owned(),
+            format!("redis://:{key}@cache:6379/0"),
+        ),
+        (
+            "amqp://guest:p%40ss:w0rd@mq/vhost".to_owned(),
+            format!("amqp://guest:{key}@mq/vhost"),
+        ),
+        (
+            r#"{"dsn": "mysql://root:t0p$ecret!@db/shop"}"#.to_owned(),
+            format!(r#"{{"dsn": "mysql://root:{key}@db/shop"}}"#),
+        ),
+    ] {
+        let once = redact(&url);
+        assert_eq!(once.text, expected, "{url}");
+        assert_eq!(once.found, vec![(SecretKind::ProviderKey, 1)], "{url}");
+        assert!(redact(&once.text).is_clean(), "{url}");
+    }
+    // A user and no password, a port, or an `@` in the path is no password.
+    for text in [
+        "clone ssh://git@github.com/acme/api.git",
+        "open https://user@example.com:8443/path",
+        "open https://example.com:8443/a@b and http://localhost:8080/",
+    ] {
+        assert_eq!(redact(text).count(SecretKind::ProviderKey), 0, "{text}");
     }
 }
 
