@@ -1263,6 +1263,11 @@ fn luhn_valid(digits: &[u8]) -> bool {
 /// 2221–2720, Amex 34/37, Diners 30/36/38/39, JCB 35, Discover/UnionPay/Maestro 5x/6x.
 /// Prefix 1 (UATP) is left out on purpose: it would catch millisecond timestamps.
 fn issuer_known(digits: &[u8]) -> bool {
+    // The only 15-digit cards are Amex and UATP (left out): other 15 Luhn-valid digits are
+    // IMEIs (35…, 49…) and the like.
+    if digits.len() == 15 {
+        return matches!(digits, [3, 4 | 7, ..]);
+    }
     match digits {
         [4, ..] | [5, ..] | [6, ..] => true,
         [3, second, ..] => !matches!(second, 1..=3),

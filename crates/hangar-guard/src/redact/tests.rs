@@ -385,6 +385,31 @@ fn issuer_prefixes() {
 }
 
 #[test]
+fn fifteen_digit_numbers_are_cards_only_with_an_amex_prefix() {
+    // Luhn-valid IMEIs: their type allocation codes start 35 (JCB's prefix) or 49 (Visa's).
+    for imei in [
+        "352099001761481",
+        "356938035643809",
+        "354885071234567",
+        "490154203237518",
+    ] {
+        let digits: Vec<u8> = imei.bytes().map(|b| b - b'0').collect();
+        assert!(luhn_valid(&digits), "{imei}");
+        assert!(!issuer_known(&digits), "{imei}");
+        assert!(redact(&format!("IMEI {imei}")).is_clean(), "{imei}");
+    }
+    for amex in ["378282246310005", "371449635398431", "3400 000000 00009"] {
+        assert_eq!(
+            masked(&format!("Amex {amex} ok")),
+            "Amex [REDACTED:card_number] ok",
+            "{amex}"
+        );
+    }
+    // 16 digits starting 35 are JCB cards still.
+    assert_eq!(masked("JCB 3530111333300000"), "JCB [REDACTED:card_number]");
+}
+
+#[test]
 fn provider_keys_are_masked() {
     let keys = [
         openai_key(),
