@@ -69,8 +69,7 @@ impl GuardAction {
 /// Why a prompt looks like an injection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InjectionSignal {
-    /// The sum of the weights of the rules that fired; compare with [`BLOCK_SCORE`]. A phrase
-    /// that only appears in quotation marks (asked about, not used) weighs half.
+    /// The sum of the weights of the rules that fired; compare with [`BLOCK_SCORE`].
     pub score: u32,
     /// The ids of the rules that fired, in a stable order (e.g. `ignore-instructions`).
     pub rules: Vec<&'static str>,
@@ -94,8 +93,8 @@ pub struct InjectionScanner {
 struct Regexes {
     /// The phrase rules, then [`NO_RESTRICTIONS`].
     set: RegexSet,
-    /// The phrase rules one by one, to weigh where a rule that fired matched.
-    phrases: Vec<Regex>,
+    /// The `reveal-system-prompt` rule alone, to tell a request from a mention.
+    reveal: Regex,
     role_play: Regex,
     no_restrictions: Regex,
     decode: Regex,
@@ -120,11 +119,7 @@ impl Regexes {
         let no_restrictions = loosened(NO_RESTRICTIONS);
         Some(Regexes {
             set: RegexSet::new(phrases.iter().chain([&no_restrictions])).ok()?,
-            phrases: phrases
-                .iter()
-                .map(|pattern| Regex::new(pattern))
-                .collect::<Result<Vec<Regex>, regex::Error>>()
-                .ok()?,
+            reveal: Regex::new(phrases.get(REVEAL_SYSTEM_PROMPT_RULE)?).ok()?,
             role_play: Regex::new(&loosened(ROLE_PLAY)).ok()?,
             no_restrictions: Regex::new(&no_restrictions).ok()?,
             decode: Regex::new(DECODE).ok()?,
@@ -249,10 +244,6 @@ const MIN_BLOB: usize = 40;
 const MAX_BLOBS: usize = 8;
 const MAX_BLOB_CHARS: usize = 16 * 1024;
 
-/// How far past a quoted phrase its closing quotation mark may be: a question about a phrase
-/// quotes the phrase and little more.
-const QUOTE_REACH: usize = 40;
-
 impl InjectionScanner {
     /// A scanner with the built-in rules.
     pub fn new() -> InjectionScanner {
@@ -329,33 +320,22 @@ impl Regexes {
         fired
     }
 
-    /// What phrase rule `index`, which matched `text`, weighs there: the most of its matches,
-    /// each half its weight when quoted (a question about the phrase: "how does 'ignore all
-    /// previous instructions' work?"), and a direct request for the system prompt enough to
-    /// block on its own. Only run for rules that fired, so a clean prompt never pays for it.
+    /// What phrase rule `index`, which matched `text`, weighs there: a direct request for the
+    /// system prompt weighs enough to block on its own, a question about it or a sentence that
+    /// mentions one does not. Quoting a phrase does not lower it: quotes would be the cheapest
+    /// way round `block`.
     fn phrase_weight(&self, index: usize, text: &str) -> u32 {
         let weight = phrase_rule_weight(index);
-        let Some(regex) = self.phrases.get(index) else {
+        if index != REVEAL_SYSTEM_PROMPT_RULE {
             return weight;
-        };
-        regex
-            .find_iter(text)
-            .map(|found| {
-                let direct = index == REVEAL_SYSTEM_PROMPT_RULE
-                    && is_direct_request(text, found.start(), found.as_str());
-                let full = if direct {
-                    weight.max(BLOCK_SCORE)
-                } else {
-                    weight
-                };
-                if is_quoted(text, found.start(), found.end()) {
-                    full / 2
-                } else {
-                    full
-                }
-            })
-            .max()
-            .unwrap_or(weight)
+        }
+        let direct = (self.reveal.find_iter(text))
+            .any(|found| is_direct_request(text, found.start(), found.as_str()));
+        if direct {
+            weight.max(BLOCK_SCORE)
+        } else {
+            weight
+        }
     }
 
     /// Decodes long base64 runs; a payload that decodes to text fires when the text itself
@@ -449,60 +429,6 @@ fn opens_a_request(before: &str) -> bool {
             return false;
         }
         rest = rest.get(..word_start).unwrap_or_default();
-    }
-}
-
-/// Whether `text[start..end]` stands in quotation marks, as a phrase asked about does ("how
-/// does 'ignore all previous instructions' work?"). Not a quoted value (`"text": "…"`,
-/// `title="…"`): a tool's output or a document quotes whatever it holds.
-fn is_quoted(text: &str, start: usize, end: usize) -> bool {
-    let before = text.get(..start).unwrap_or_default();
-    let mut back = before
-        .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_'))
-        .chars()
-        .rev();
-    let Some(close) = back.next().and_then(closing_quote) else {
-        return false;
-    };
-    let mut back = back.peekable();
-    // After a letter it is an apostrophe (the users' …).
-    if back.peek().is_some_and(|c| c.is_alphanumeric()) {
-        return false;
-    }
-    let opens_value = back
-        .find(|c| !c.is_whitespace())
-        .is_some_and(|c| matches!(c, ':' | '=' | '[' | '{' | ','));
-    if opens_value {
-        return false;
-    }
-    let after = text.get(end..).unwrap_or_default();
-    let mut after = after
-        .char_indices()
-        .take_while(|&(at, c)| at <= QUOTE_REACH && c != '\n')
-        .peekable();
-    while let Some((_, c)) = after.next() {
-        // A closing mark ends a word; inside one it is an apostrophe (don't).
-        if c == close
-            && !after
-                .peek()
-                .is_some_and(|&(_, next)| next.is_alphanumeric())
-        {
-            return true;
-        }
-    }
-    false
-}
-
-/// The mark that closes a quotation `open` opens, if `open` opens one.
-fn closing_quote(open: char) -> Option<char> {
-    match open {
-        '"' | '\'' | '`' => Some(open),
-        '“' => Some('”'),
-        '‘' => Some('’'),
-        '„' => Some('“'),
-        '«' => Some('»'),
-        '「' => Some('」'),
-        _ => None,
     }
 }
 
