@@ -224,4 +224,19 @@ impl AuditSink {
     pub fn counts(&self) -> (u64, u64) {
         (self.audit.written(), self.audit.dropped())
     }
+
+    /// Whether the audit log's writes are failing now.
+    pub fn failing(&self) -> bool {
+        self.audit.failing()
+    }
+
+    /// Each log (`audit`, `content`) with whether its writes fail now and the records waiting
+    /// for its writer, for the metrics.
+    pub fn writers(&self) -> impl Iterator<Item = (&'static str, bool, usize)> + '_ {
+        let logs = [
+            ("audit", Some(&self.audit)),
+            ("content", self.content.as_ref()),
+        ];
+        (logs.into_iter()).filter_map(|(name, log)| Some((name, log?.failing(), log?.queued())))
+    }
 }

@@ -360,6 +360,10 @@ pub struct Metrics {
     /// The sequence number of the newest audit record written: kept by Prometheus, out of the
     /// reach of whoever can write the log's volume, it shows a chain cut short.
     pub audit_seq: Gauges,
+    /// 1 while a log's writes fail, by log (`audit`, `content`).
+    pub audit_failing: Gauges,
+    /// Records waiting for a log's writer, by log.
+    pub audit_queued: Gauges,
     /// When the certificates the gateway shows expire, by certificate.
     pub certificate_expiry: Gauges,
     /// When the API keys not revoked expire, by tenant and key id.
@@ -452,6 +456,17 @@ impl Default for Metrics {
                 "Sequence number of the newest record in the audit log's chain.",
                 &[],
             ),
+            audit_failing: Gauges::new(
+                "hangar_gateway_audit_write_failing",
+                "1 while a log's writes fail (full disk, directory gone or read-only): records \
+                 wait in memory, and are lost if the process ends.",
+                &["log"],
+            ),
+            audit_queued: Gauges::new(
+                "hangar_gateway_audit_queued_records",
+                "Records waiting for a log's writer.",
+                &["log"],
+            ),
             certificate_expiry: Gauges::new(
                 "hangar_gateway_certificate_expiry_timestamp_seconds",
                 "When a certificate the gateway shows expires (served: the API listener's; \
@@ -508,6 +523,8 @@ impl Metrics {
         self.shared_limits_fallbacks.render(&mut out);
         self.audit.render(&mut out);
         self.audit_seq.render(&mut out);
+        self.audit_failing.render(&mut out);
+        self.audit_queued.render(&mut out);
         self.certificate_expiry.render(&mut out);
         self.api_key_expiry.render(&mut out);
         header(

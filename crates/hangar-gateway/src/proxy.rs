@@ -49,6 +49,9 @@ const MAX_ANSWER: usize = 64 << 20;
 /// Largest error body passed on from a model server.
 const MAX_UPSTREAM_ERROR: usize = 64 << 10;
 
+/// When to try again while the audit log cannot be written (`audit.failClosed`).
+const AUDIT_RETRY: Duration = Duration::from_secs(5);
+
 /// The state that outlives configuration reloads.
 pub struct Gateway {
     runtime: arc_swap::ArcSwap<Runtime>,
@@ -193,6 +196,17 @@ impl Gateway {
     pub fn audit_counts(&self) -> (u64, u64, u64) {
         let (written, dropped) = self.audit.counts();
         (written, dropped, self.summarised.load(Ordering::Relaxed))
+    }
+
+    /// Whether requests are to be refused: the audit log cannot be written and
+    /// `audit.failClosed` is set.
+    pub fn audit_closed(&self) -> bool {
+        self.started_with.audit.fail_closed && self.audit.failing()
+    }
+
+    /// Each log with whether its writes fail and the records waiting, for the metrics.
+    pub fn audit_writers(&self) -> Vec<(&'static str, bool, usize)> {
+        self.audit.writers().collect()
     }
 
     /// The newest record written to the audit log.
@@ -661,6 +675,13 @@ async fn serve(
         return Ok(Served::Whole(listing));
     }
 
+    if gateway.audit_closed() {
+        return Err(Refusal::unavailable(
+            "audit_unavailable",
+            "the gateway cannot write its audit log, and serves no request it cannot record",
+            AUDIT_RETRY,
+        ));
+    }
     let max_concurrent = runtime.config.limits.max_concurrent;
     // Bodies being read count against the same caps as requests in flight: a tenant cannot
     // make the gateway hold and scan a thousand bodies to refuse them after.

@@ -836,6 +836,12 @@ fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Fu
             if let Some(last) = gateway.audit_anchor() {
                 metrics.audit_seq.set(&[], last.seq as f64);
             }
+            for (log, failing, queued) in gateway.audit_writers() {
+                metrics
+                    .audit_failing
+                    .set(&[log], f64::from(u8::from(failing)));
+                metrics.audit_queued.set(&[log], queued as f64);
+            }
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -847,6 +853,11 @@ fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Fu
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "draining\n".to_owned(),
+        ),
+        "/readyz" if gateway.audit_closed() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "the audit log cannot be written\n".to_owned(),
         ),
         "/readyz" => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
         _ => (

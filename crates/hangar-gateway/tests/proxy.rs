@@ -1957,3 +1957,60 @@ async fn behind_a_trusted_proxy_the_client_is_the_address_it_forwarded() {
     let records = direct.audit_records().await;
     assert_eq!(records[0]["client"], "127.0.0.1");
 }
+
+#[tokio::test]
+async fn with_fail_closed_an_audit_log_that_cannot_be_written_refuses_requests_until_it_can() {
+    let upstream = upstream().await;
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: MODELS,
+        extra: "  failClosed: true",
+    };
+    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let ready = || async {
+        let request = http::Request::get(format!("{}/readyz", gw.admin))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        common::send(request).await.0
+    };
+    let until = |wanted: StatusCode| async move {
+        for _ in 0..100 {
+            if ready().await == wanted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("/readyz never answered {wanted}");
+    };
+    assert_eq!(
+        gw.chat(gw.key("support-1"), "hi").await.status,
+        StatusCode::OK
+    );
+
+    // The directory goes (a volume unmounted, a clean-up job): the next batch cannot be written.
+    std::fs::remove_dir_all(gw.audit_dir()).unwrap();
+    assert_eq!(
+        gw.chat(gw.key("support-1"), "hi").await.status,
+        StatusCode::OK
+    );
+    until(StatusCode::SERVICE_UNAVAILABLE).await;
+    let refused = gw.chat(gw.key("support-1"), "hi").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.code(), "audit_unavailable");
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("hangar_gateway_audit_write_failing{log=\"audit\"} 1\n"),
+        "{metrics}"
+    );
+
+    // Back: the records that waited are written, and requests served again.
+    std::fs::create_dir(gw.audit_dir()).unwrap();
+    until(StatusCode::OK).await;
+    assert_eq!(
+        gw.chat(gw.key("support-1"), "hi").await.status,
+        StatusCode::OK
+    );
+    assert!((gw.metrics().await).contains("hangar_gateway_audit_write_failing{log=\"audit\"} 0\n"));
+}

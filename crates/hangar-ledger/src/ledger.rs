@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     sender: RwLock<Option<SyncSender<BoxedRecord>>>,
     /// Set at close so a writer stuck retrying a failed write gives up.
     pub closing: AtomicBool,
+    /// Set while the writer's writes fail (it keeps retrying): what it holds is not on disk.
+    pub failing: AtomicBool,
     /// Records refused by `append` because the queue was full: the writer records these.
     pub refused: AtomicU64,
     /// Records refused by `append` because the ledger was closing or closed.
@@ -92,6 +94,7 @@ impl Shared {
         Shared {
             sender: RwLock::new(Some(sender)),
             closing: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             refused_closed: AtomicU64::new(0),
             unserializable: AtomicU64::new(0),
@@ -237,6 +240,18 @@ impl LedgerSender {
     /// The last record written to the files, to export as an external [`Anchor`].
     pub fn last(&self) -> Option<Anchor> {
         self.shared.last()
+    }
+
+    /// Whether the writer's writes are failing now (a full disk, a directory removed or made
+    /// read-only): it retries, and records wait in memory until the queue fills, then are
+    /// dropped. What waits when the process ends is lost.
+    pub fn failing(&self) -> bool {
+        self.shared.failing.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in the queue for the writer.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
     }
 }
 

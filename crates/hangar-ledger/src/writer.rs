@@ -317,15 +317,21 @@ impl Writer {
 
     fn try_flush(&mut self) {
         match self.flush() {
-            Ok(()) => self.failing = None,
+            Ok(()) => {
+                if self.failing.take().is_some() {
+                    tracing::warn!(path = %self.file.path.display(), "ledger writes work again");
+                }
+                self.shared.failing.store(false, Ordering::Relaxed);
+            }
             Err(error) => self.fail(error),
         }
     }
 
     fn fail(&mut self, error: io::Error) {
         if self.failing.is_none() {
-            tracing::warn!(path = %self.file.path.display(), %error, "ledger write failed; retrying");
+            tracing::error!(path = %self.file.path.display(), %error, "ledger write failed; retrying");
         }
+        self.shared.failing.store(true, Ordering::Relaxed);
         self.failing = Some(error);
     }
 
@@ -348,17 +354,25 @@ impl Writer {
         if self.buf.is_empty() || !is_replaced(&self.file) {
             return Ok(());
         }
-        tracing::error!(
-            path = %self.file.path.display(),
-            "the ledger's file was removed or replaced while it was being written; continuing in a new file"
-        );
         let name = fresh_name(
             &self.config.prefix,
             self.now,
             self.buf_first_seq,
             Some(&self.file.name),
         );
-        self.file = open_file(&self.config.dir, name).map_err(into_io)?;
+        // Said once, by `fail`, with why, while no new file can be made (its directory gone).
+        let file = open_file(&self.config.dir, name).map_err(|error| {
+            let error = into_io(error);
+            io::Error::new(
+                error.kind(),
+                format!("the file was removed or replaced while it was being written, and no new one can be made: {error}"),
+            )
+        })?;
+        tracing::error!(
+            path = %self.file.path.display(),
+            "the ledger's file was removed or replaced while it was being written; continuing in a new file"
+        );
+        self.file = file;
         self.file.records = self.buffered;
         self.dirty = false;
         self.sync_dir();
@@ -749,15 +763,48 @@ mod tests {
         writer.take(Box::new(serde_json::json!({"n": 2})));
         writer.try_flush();
         assert!(writer.failing.is_some());
+        assert!(
+            writer.shared.failing.load(Ordering::Relaxed),
+            "callers see the failure"
+        );
         assert_eq!(writer.shared.written.load(Ordering::Relaxed), 1);
 
         writer.file.file = writable;
         writer.try_flush();
         assert!(writer.failing.is_none());
+        assert!(!writer.shared.failing.load(Ordering::Relaxed));
         assert_eq!(writer.shared.written.load(Ordering::Relaxed), 3);
         let report = verify(dir.path(), "audit").unwrap();
         assert!(report.is_intact(), "{:?}", report.problems);
         assert_eq!(report.records, 3);
+    }
+
+    #[test]
+    fn a_directory_removed_behind_the_writer_is_one_failure_that_says_why() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("audit");
+        std::fs::create_dir(&dir).unwrap();
+        let (mut writer, _receiver) = writer(&dir);
+        writer.take(Box::new(serde_json::json!({"n": 0})));
+        writer.try_flush();
+
+        std::fs::remove_dir_all(&dir).unwrap();
+        writer.take(Box::new(serde_json::json!({"n": 1})));
+        writer.try_flush();
+        let error = writer.failing.as_ref().unwrap().to_string();
+        assert!(error.contains("no new one can be made"), "{error}");
+        assert!(writer.shared.failing.load(Ordering::Relaxed));
+
+        // Back once the directory is: the record that waited is written to a new file.
+        std::fs::create_dir(&dir).unwrap();
+        writer.try_flush();
+        assert!(writer.failing.is_none());
+        assert!(!writer.shared.failing.load(Ordering::Relaxed));
+        let all: String = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default())
+            .collect();
+        assert!(all.contains("\"n\":1"), "{all}");
     }
 
     #[test]

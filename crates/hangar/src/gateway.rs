@@ -300,14 +300,19 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
         outln!("  warning      {warning}")?;
     }
     outln!(
-        "  audit        {} (kept {}){}",
+        "  audit        {} (kept {}){}{}",
         config.audit.dir.display(),
         count(config.audit.retention_days, "day"),
         config
             .audit
             .content
             .map(|c| format!(", content kept {}", count(c.retention_days, "day")))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if config.audit.fail_closed {
+            "; requests refused while it cannot be written"
+        } else {
+            ""
+        }
     )?;
     if let Some(warning) = audit_dir_warning(&config.audit.dir) {
         outln!("  warning      {warning}")?;

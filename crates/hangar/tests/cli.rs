@@ -679,7 +679,9 @@ fn gateway_check_summarises_a_good_file_and_names_what_is_wrong() {
         "{summary}"
     );
     assert!(
-        summary.contains("(kept 400 days), content kept 7 days"),
+        summary.contains(
+            "(kept 400 days), content kept 7 days; requests refused while it cannot be written"
+        ),
         "{summary}"
     );
     // Two of the example's tenants have no key, and JWT is commented out.
