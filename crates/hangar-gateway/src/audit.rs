@@ -28,6 +28,9 @@ pub struct AuditRecord {
     pub kind: &'static str,
     /// The gateway's request id, also sent upstream and to the client as `x-request-id`.
     pub id: String,
+    /// When the request arrived (RFC 3339, UTC, microseconds). The chain's own `time` is when
+    /// the record was written: a batch later, a stream's length later, or a disk stall later.
+    pub started: String,
     /// The client's own `x-request-id`, to join its traces: at most 128 bytes of printable
     /// ASCII, or left out. Never sent upstream.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -381,6 +381,7 @@ impl Exchange {
         exchange.record = AuditRecord {
             kind: "request",
             id,
+            started: format!("{:.6}", jiff::Timestamp::now()),
             client: client.to_owned(),
             endpoint,
             ..AuditRecord::default()

@@ -135,6 +135,10 @@ async fn a_chat_request_is_proxied_with_the_upstream_name_and_none_of_the_client
     assert_eq!(record["status"], 200);
     assert_eq!(record["usage_source"], "upstream");
     assert!(record["completion_tokens"].as_u64().unwrap() > 0);
+    // When the request came, not when its batch was written.
+    let started: jiff::Timestamp = record["started"].as_str().unwrap().parse().unwrap();
+    let age = jiff::Timestamp::now().duration_since(started);
+    assert!(age.is_positive() && age.as_secs() < 60, "{started}");
 }
 
 #[tokio::test]
