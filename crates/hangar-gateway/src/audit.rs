@@ -2,6 +2,7 @@
 //! (always; metadata only) and the content log (optional; redacted prompts and answers). Both
 //! are hash-chained `hangar-ledger` files written by their own thread, off the request path.
 
+use std::path::Path;
 use std::time::Duration;
 
 use hangar_ledger::{Ledger, LedgerConfig, LedgerSender};
@@ -95,6 +96,59 @@ pub struct AuditRecord {
 /// Milliseconds with microsecond precision, for records.
 pub fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// What the gateway itself did, in the audit chain: it started, its configuration was changed
+/// (or a change refused), it stopped. An administrator's changes (keys among them) and the
+/// audit log's own starts and stops are what an auditor must find in the chain, beside the
+/// requests (PCI DSS 10.2.1.2, 10.2.1.5, 10.2.1.6); a stop recorded also tells a pause in the
+/// chain from records removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayEvent {
+    /// Always `gateway`.
+    pub kind: &'static str,
+    /// `start`, `reload`, `reload_rejected` or `stop`.
+    pub event: &'static str,
+    /// When (RFC 3339, UTC, microseconds).
+    pub at: String,
+    /// Hangar's version.
+    pub version: &'static str,
+    /// SHA-256 of the configuration file read, so the file behind a stretch of the log can be
+    /// told (absent when it could not be read again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    /// What a reload changed, as its log line says it: keys by id and settings by path, never
+    /// a value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// How many problems a refused configuration had (they are in the gateway's log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<usize>,
+}
+
+impl GatewayEvent {
+    /// `event`, now, with the digest of the configuration file at `config`, when given.
+    pub fn new(event: &'static str, config: Option<&Path>) -> GatewayEvent {
+        GatewayEvent {
+            kind: "gateway",
+            event,
+            at: format!("{:.6}", jiff::Timestamp::now()),
+            version: env!("CARGO_PKG_VERSION"),
+            config_sha256: config.and_then(file_sha256),
+            changes: Vec::new(),
+            problems: None,
+        }
+    }
+}
+
+/// `sha256:` and the hex SHA-256 of the file at `path`.
+fn file_sha256(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let hex: String = (digest.as_ref().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!("sha256:{hex}"))
 }
 
 /// A redacted prompt and answer, for the content log.
@@ -205,6 +259,11 @@ impl AuditSink {
     /// Whether content is logged.
     pub fn logs_content(&self) -> bool {
         self.content.is_some()
+    }
+
+    /// Queues a record of the gateway's own doing.
+    pub fn event(&self, event: GatewayEvent) {
+        self.audit.append(event);
     }
 
     /// Queues the summary of a second's refusals past the budget.

@@ -198,6 +198,11 @@ impl Gateway {
         (written, dropped, self.summarised.load(Ordering::Relaxed))
     }
 
+    /// Records what the gateway itself did (started, reloaded, stopped) in the audit chain.
+    pub fn record_event(&self, event: crate::audit::GatewayEvent) {
+        self.audit.event(event);
+    }
+
     /// Whether requests are to be refused: the audit log cannot be written and
     /// `audit.failClosed` is set.
     pub fn audit_closed(&self) -> bool {

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::activity::{Activity, Answer, Watched};
-use crate::audit::{AuditLogs, log_anchor};
+use crate::audit::{AuditLogs, GatewayEvent, log_anchor};
 use crate::changes;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, Stage, handle};
@@ -124,6 +124,7 @@ impl Server {
         let header_read = config.limits.request_read.get();
         let max_connections = usize::try_from(config.limits.max_connections).unwrap_or(usize::MAX);
         let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
+        gateway.record_event(GatewayEvent::new("start", Some(path)));
         let tls = if serves_tls {
             Some(tls_acceptor(&gateway)?)
         } else {
@@ -276,6 +277,7 @@ impl Server {
             admin.abort();
         }
         self.gateway.flush_refusal_summary();
+        self.gateway.record_event(GatewayEvent::new("stop", None));
         drop(self.gateway);
         let logs = self.logs;
         tokio::task::spawn_blocking(move || logs.close())
@@ -656,10 +658,18 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
                 path.display(),
                 changes::summary(&changes)
             );
+            gateway.record_event(GatewayEvent {
+                changes,
+                ..GatewayEvent::new("reload", Some(path))
+            });
             true
         }
         Err(problems) => {
             gateway.metrics.reloads.add(&["rejected"], 1);
+            gateway.record_event(GatewayEvent {
+                problems: Some(problems.len()),
+                ..GatewayEvent::new("reload_rejected", Some(path))
+            });
             tracing::error!(
                 "{}: the new configuration was rejected; the previous one keeps serving:\n  {}",
                 path.display(),

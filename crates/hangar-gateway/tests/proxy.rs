@@ -2018,3 +2018,56 @@ async fn with_fail_closed_an_audit_log_that_cannot_be_written_refuses_requests_u
     );
     assert!((gw.metrics().await).contains("hangar_gateway_audit_write_failing{log=\"audit\"} 0\n"));
 }
+
+#[tokio::test]
+async fn the_gateways_start_reloads_and_stop_are_in_the_audit_chain() {
+    let upstream = upstream().await;
+    let mut gw = gateway(&upstream).await;
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let capped = config.replace("maxTokens: 100", "maxTokens: 90");
+    assert_ne!(capped, config);
+    std::fs::write(&gw.config_path, &capped).unwrap();
+    assert!(hangar_gateway::server::reload(&gw.gateway, &gw.config_path));
+    std::fs::write(&gw.config_path, "tenants: [").unwrap();
+    assert!(!hangar_gateway::server::reload(
+        &gw.gateway,
+        &gw.config_path
+    ));
+    gw.stop().await;
+
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(gw.audit_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("audit-")
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let record = serde_json::from_str::<serde_json::Value>(line).unwrap()["record"].clone();
+            if record["kind"] == "gateway" {
+                events.push(record);
+            }
+        }
+    }
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["start", "reload", "reload_rejected", "stop"]);
+    let digest = |e: &serde_json::Value| e["config_sha256"].as_str().unwrap().to_owned();
+    assert!(digest(&events[0]).starts_with("sha256:"));
+    assert_ne!(digest(&events[0]), digest(&events[1]), "the file changed");
+    let changes = events[1]["changes"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.as_str().unwrap().contains("maxTokens")),
+        "{changes:?}"
+    );
+    assert!(events[2]["problems"].as_u64().unwrap() >= 1);
+    assert!(events[3].get("config_sha256").is_none());
+}
