@@ -49,8 +49,13 @@ pub struct AuditRecord {
     /// credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_failure: Option<String>,
-    /// `chat`, `completion`, `embedding`, `models`, or the refused path's method.
+    /// `chat`, `completion`, `embedding`, `models`, or `none` for a path the gateway does not
+    /// serve.
     pub endpoint: String,
+    /// For a path the gateway does not serve: the method and path asked for (what a scanner
+    /// or a credential's holder probed), cut at 256 bytes, the query left out, redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// The public model, once known to exist.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,

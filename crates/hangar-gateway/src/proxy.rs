@@ -505,6 +505,21 @@ const MAX_CLIENT_REQUEST_ID: usize = 128;
 /// The client's own `x-request-id`, for its record: only short printable ASCII, as anything
 /// else could not be trusted in a log line or a trace search, and redacted as prompts are
 /// (applications build ids from e-mail addresses and account numbers).
+/// The method and path of a request for a path the gateway does not serve, for its record: at
+/// most [`MAX_PROBED_PATH`] bytes, and redacted, for a path can carry anything.
+fn probed_path(runtime: &Runtime, request: &http::request::Parts) -> String {
+    let path = request.uri.path();
+    let path = stream::prefix_within(path, MAX_PROBED_PATH);
+    let probed = format!("{} {path}", request.method);
+    match &runtime.redactor {
+        Some(redactor) => redactor.redact(&probed).text.into_owned(),
+        None => probed,
+    }
+}
+
+/// The longest path kept in a record.
+const MAX_PROBED_PATH: usize = 256;
+
 fn client_request_id(headers: &HeaderMap, runtime: &Runtime) -> Option<String> {
     let value = headers.get(REQUEST_ID_HEADER)?.as_bytes();
     let printable = value.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
@@ -624,6 +639,7 @@ async fn serve(
     body: &mut Incoming,
 ) -> Result<Served, Refusal> {
     let Some(endpoint) = endpoint else {
+        exchange.record.path = Some(probed_path(runtime, request));
         return Err(Refusal::not_found(
             "unknown_url",
             format!("no route for {} {}", request.method, request.uri.path()),

@@ -230,7 +230,7 @@ async fn a_client_that_asks_for_usage_gets_the_usage_chunk() {
 #[tokio::test]
 async fn only_the_inference_api_is_served() {
     let upstream = upstream().await;
-    let gw = gateway(&upstream).await;
+    let mut gw = gateway(&upstream).await;
     let key = gw.key("support-1");
     for path in [
         "/metrics",
@@ -260,6 +260,18 @@ async fn only_the_inference_api_is_served() {
         0,
         "nothing reached the model server"
     );
+    // Each probe's record says what was probed, redacted as prompts are.
+    let answer = gw
+        .get("/v1/users/jo@example.com/keys?token=x", Some(key))
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let records = gw.audit_records().await;
+    let paths: Vec<&str> = (records.iter())
+        .filter_map(|r| r["path"].as_str())
+        .collect();
+    assert_eq!(paths.len(), 7, "{records:?}");
+    assert_eq!(paths[1], "POST /v1/load_lora_adapter");
+    assert_eq!(paths[6], "GET /v1/users/[REDACTED:email]/keys");
 }
 
 #[tokio::test]
