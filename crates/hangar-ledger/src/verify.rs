@@ -128,6 +128,9 @@ pub enum ProblemKind {
     },
     /// The record at the anchor's seq does not have the anchor's hash.
     AnchorMismatch { seq: u64 },
+    /// This retention record kept the file named, and it is gone though no later retention
+    /// record removed it: it was deleted by something else.
+    DeletedKeptFile { name: String },
 }
 
 impl fmt::Display for ProblemKind {
@@ -169,6 +172,10 @@ impl fmt::Display for ProblemKind {
             ProblemKind::Conflicting { seq } => write!(
                 f,
                 "a second record {seq} with other content (a record was inserted, or two ledgers were mixed)"
+            ),
+            ProblemKind::DeletedKeptFile { name } => write!(
+                f,
+                "this retention record kept {name}, which is gone though no later retention record removed it (deleted by something else)"
             ),
             ProblemKind::UnexplainedStart { first_seq } => write!(
                 f,
@@ -367,6 +374,11 @@ struct Walk<'a> {
     retention_kept: Option<u64>,
     /// The latest `before` of the retention records: files ending before it were deleted.
     retention_before: Option<jiff::Timestamp>,
+    /// Every file a retention record kept, with where that record is: each must still be here
+    /// or be removed by a later retention record.
+    retention_kept_files: Vec<(String, At)>,
+    /// Every file a retention record removed.
+    retention_removed: Vec<String>,
     /// Where the first record present is, and when it was written.
     first_at: Option<(At, Option<jiff::Timestamp>)>,
     dropped: u64,
@@ -397,6 +409,8 @@ impl<'a> Walk<'a> {
             max_removed_seq: None,
             retention_kept: None,
             retention_before: None,
+            retention_kept_files: Vec::new(),
+            retention_removed: Vec::new(),
             first_at: None,
             dropped: 0,
             notes: Vec::new(),
@@ -564,7 +578,7 @@ impl<'a> Walk<'a> {
             self.problem(at, ProblemKind::EditedRecord { seq: entry.seq });
         }
         self.check_anchor(at, entry);
-        let rotate_next = self.note_ledger_record(entry);
+        let rotate_next = self.note_ledger_record(at, entry);
         match self.max.as_ref().map(|(max, _)| *max) {
             None => self.chain_start(index, at, entry),
             Some(max) => self.follow(at, entry, max),
@@ -743,7 +757,7 @@ impl<'a> Walk<'a> {
     }
 
     /// Reads what the ledger's own records say; returns the next file of a rotation record.
-    fn note_ledger_record(&mut self, entry: &Entry<'_>) -> Option<String> {
+    fn note_ledger_record(&mut self, at: At, entry: &Entry<'_>) -> Option<String> {
         match LedgerRecord::parse(entry.record)? {
             LedgerRecord::Rotate { next } => return Some(next),
             LedgerRecord::Gap { dropped, .. } => {
@@ -757,6 +771,10 @@ impl<'a> Walk<'a> {
                 let before = before.parse::<jiff::Timestamp>().ok();
                 self.retention_before = self.retention_before.max(before);
                 let prefix = self.prefix;
+                if let Some(name) = &kept {
+                    self.retention_kept_files.push((name.clone(), at));
+                }
+                self.retention_removed.extend(removed.iter().cloned());
                 let kept = kept.and_then(|name| FileName::parse(prefix, &name));
                 self.retention_kept = self.retention_kept.max(kept.map(|file| file.first_seq));
                 let newest_removed = removed
@@ -781,6 +799,7 @@ impl<'a> Walk<'a> {
         }
         self.check_last_rotation();
         self.check_anchor_reached();
+        self.check_kept_files();
         for gap in std::mem::take(&mut self.gaps) {
             self.report_gap(gap);
         }
@@ -822,6 +841,19 @@ impl<'a> Walk<'a> {
                 .into_iter()
                 .map(|(_, problem)| problem)
                 .collect(),
+        }
+    }
+
+    /// A file a retention record kept is still here, or a later retention record removed it:
+    /// deleted otherwise, the deletion would be taken for retention's once the policy had
+    /// caught up with the files after it.
+    fn check_kept_files(&mut self) {
+        let kept = std::mem::take(&mut self.retention_kept_files);
+        for (name, at) in kept {
+            let here = self.files.iter().any(|file| file.name == name);
+            if !here && !self.retention_removed.contains(&name) {
+                self.problem(at, ProblemKind::DeletedKeptFile { name });
+            }
         }
     }
 

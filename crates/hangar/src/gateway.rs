@@ -607,7 +607,21 @@ fn verify_log(
         }
     };
     // Nothing to verify is no proof of anything: a wrong directory or prefix, or a log whose
-    // every file is gone, must not read as intact to a script checking the exit code.
+    // every file is gone, must not read as intact to a script checking the exit code. Where an
+    // anchor vouches for records, or the gateway's lock file shows a log was kept here, their
+    // absence is the log deleted: tampering, not a mistyped path.
+    let kept_here = dir.join(format!(".{prefix}.lock")).is_file();
+    if report.files == 0 && (anchor.is_some() || kept_here) {
+        let why = match anchor {
+            Some(anchor) => format!("the anchor names record {}", anchor.seq),
+            None => format!("its lock file .{prefix}.lock shows a log was kept here"),
+        };
+        eprintln!(
+            "TAMPERED: {}: no {prefix}-*.jsonl file left, though {why}: the log was deleted",
+            dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
     if report.files == 0 {
         eprintln!(
             "error: {}: no {prefix}-*.jsonl file to verify (is this `audit.dir`, and is the prefix `audit` or `content`?)",

@@ -622,6 +622,26 @@ fn verify_log_with_no_log_file_is_no_proof() {
     let out = hangar(&["gateway", "verify-log", "--prefix", "content", path]);
     assert_eq!(out.status.code(), Some(2));
 
+    // But where an anchor vouches for records, or the gateway's lock file shows a log was kept,
+    // no file is the log deleted.
+    let anchor = format!("7:{}", "ab".repeat(32));
+    let out = hangar(&["gateway", "verify-log", "--anchor", &anchor, path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the anchor names record 7"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(dir.path().join(".audit.lock"), "").unwrap();
+    let out = hangar(&["gateway", "verify-log", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the log was deleted"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(dir.path().join(".audit.lock")).unwrap();
+
     // A log file, or a directory that is not there, is named for what it is.
     let file = write(dir.path(), "audit-1.jsonl", "");
     let out = hangar(&["gateway", "verify-log", file.to_str().unwrap()]);
