@@ -228,22 +228,29 @@ impl AuditLogs {
     /// Writes what is queued and closes the files (graceful shutdown). It waits for the writer
     /// threads: call it from a blocking context.
     pub fn close(self) -> Result<(), hangar_ledger::LedgerError> {
-        if let Some(content) = self.content {
-            content.close()?;
-        }
         // No chain can show from its own files that its newest records were cut off: the
         // last record's hash, kept elsewhere, can.
+        if let Some(content) = self.content
+            && let Some(last) = content.close()?.last
+        {
+            log_anchor("content", &last);
+        }
         if let Some(last) = self.audit.close()?.last {
-            log_anchor(&last);
+            log_anchor("audit", &last);
         }
         Ok(())
     }
 }
 
-/// Logs `last` as the audit log's anchor.
-pub fn log_anchor(last: &hangar_ledger::Anchor) {
+/// Logs `last` as the anchor of the log `prefix` (`audit`, `content`).
+pub fn log_anchor(prefix: &str, last: &hangar_ledger::Anchor) {
+    let option = if prefix == "audit" {
+        String::new()
+    } else {
+        format!(" --prefix {prefix}")
+    };
     tracing::info!(
-        "audit log anchor: {}:{} (keep it outside the log directory; `hangar gateway verify-log --anchor` checks the log still holds it)",
+        "{prefix} log anchor: {}:{} (keep it outside the log directory; `hangar gateway verify-log{option} --anchor` checks the log still holds it)",
         last.seq,
         last.hash
     );
@@ -259,6 +266,17 @@ impl AuditSink {
     /// The newest record written to the audit log.
     pub fn anchor(&self) -> Option<hangar_ledger::Anchor> {
         self.audit.last()
+    }
+
+    /// The newest record written to each log, by prefix.
+    pub fn anchors(&self) -> Vec<(&'static str, hangar_ledger::Anchor)> {
+        let logs = [
+            ("audit", Some(&self.audit)),
+            ("content", self.content.as_ref()),
+        ];
+        (logs.into_iter())
+            .filter_map(|(prefix, log)| Some((prefix, log?.last()?)))
+            .collect()
     }
 
     /// Whether content is logged.
@@ -290,6 +308,12 @@ impl AuditSink {
     /// Records written and dropped so far, for the metrics.
     pub fn counts(&self) -> (u64, u64) {
         (self.audit.written(), self.audit.dropped())
+    }
+
+    /// Content records written and dropped so far, when content is logged.
+    pub fn content_counts(&self) -> Option<(u64, u64)> {
+        let content = self.content.as_ref()?;
+        Some((content.written(), content.dropped()))
     }
 
     /// Whether the audit log's writes are failing now.

@@ -360,6 +360,8 @@ pub struct Metrics {
     /// The sequence number of the newest audit record written: kept by Prometheus, out of the
     /// reach of whoever can write the log's volume, it shows a chain cut short.
     pub audit_seq: Gauges,
+    /// Content records written and dropped (past its 64 MiB waiting), when content is logged.
+    pub content: Counters,
     /// 1 while a log's writes fail, by log (`audit`, `content`).
     pub audit_failing: Gauges,
     /// Records waiting for a log's writer, by log.
@@ -456,6 +458,12 @@ impl Default for Metrics {
                 "Sequence number of the newest record in the audit log's chain.",
                 &[],
             ),
+            content: Counters::new(
+                "hangar_gateway_content_records_total",
+                "Content-log records written, and dropped (the records waiting for the disk past \
+                 64 MiB), since start.",
+                &["state"],
+            ),
             audit_failing: Gauges::new(
                 "hangar_gateway_audit_write_failing",
                 "1 while a log's writes fail (full disk, directory gone or read-only): records \
@@ -523,6 +531,7 @@ impl Metrics {
         self.shared_limits_fallbacks.render(&mut out);
         self.audit.render(&mut out);
         self.audit_seq.render(&mut out);
+        self.content.render(&mut out);
         self.audit_failing.render(&mut out);
         self.audit_queued.render(&mut out);
         self.certificate_expiry.render(&mut out);

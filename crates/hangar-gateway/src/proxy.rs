@@ -214,6 +214,16 @@ impl Gateway {
         self.audit.writers().collect()
     }
 
+    /// The newest record written to each log (`audit`, `content`).
+    pub fn log_anchors(&self) -> Vec<(&'static str, hangar_ledger::Anchor)> {
+        self.audit.anchors()
+    }
+
+    /// Content records written and dropped, when content is logged.
+    pub fn content_counts(&self) -> Option<(u64, u64)> {
+        self.audit.content_counts()
+    }
+
     /// The newest record written to the audit log.
     pub fn audit_anchor(&self) -> Option<hangar_ledger::Anchor> {
         self.audit.anchor()

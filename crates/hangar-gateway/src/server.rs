@@ -308,14 +308,16 @@ const ANCHOR_EVERY: Duration = Duration::from_secs(60);
 async fn log_anchors(gateway: Arc<Gateway>) {
     let mut every = tokio::time::interval(ANCHOR_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut logged = None;
+    let mut logged = Vec::new();
     loop {
         every.tick().await;
-        let anchor = gateway.audit_anchor();
-        if let Some(last) = anchor.as_ref().filter(|_| anchor != logged) {
-            log_anchor(last);
-            logged = anchor;
+        let anchors = gateway.log_anchors();
+        for (prefix, last) in &anchors {
+            if !logged.contains(&(*prefix, last.clone())) {
+                log_anchor(prefix, last);
+            }
         }
+        logged = anchors;
     }
 }
 
@@ -845,6 +847,10 @@ fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Fu
             }
             if let Some(last) = gateway.audit_anchor() {
                 metrics.audit_seq.set(&[], last.seq as f64);
+            }
+            if let Some((written, dropped)) = gateway.content_counts() {
+                metrics.content.set(&["written"], written);
+                metrics.content.set(&["dropped"], dropped);
             }
             for (log, failing, queued) in gateway.audit_writers() {
                 metrics

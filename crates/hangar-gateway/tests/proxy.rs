@@ -805,6 +805,16 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
     assert_eq!(sent["user"], "[REDACTED:email]");
     assert_eq!(sent["messages"][0]["content"], "hi");
 
+    // The content log's records are counted apart from the audit log's.
+    let counted = "hangar_gateway_content_records_total{state=\"written\"} 4\n";
+    for _ in 0..100 {
+        if gw.metrics().await.contains(counted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gw.metrics().await.contains(counted));
+
     let records = gw.audit_records().await;
     let everything = common::all_bytes(&gw.audit_dir());
     for secret in [
