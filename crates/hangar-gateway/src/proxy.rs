@@ -1683,6 +1683,7 @@ impl Call<'_> {
             cut_on_leak: self.tenant.injection == GuardAction::Block,
             keep_text: self.gateway.audit.logs_content(),
             model: self.facts.model.clone(),
+            upstream_model: self.version.upstream_model.to_string(),
             choices: self
                 .facts
                 .n

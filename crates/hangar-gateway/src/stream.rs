@@ -173,6 +173,32 @@ fn is_str(value: &Json<'_>) -> bool {
 /// `event` naming the model `public` instead of the model server's name, or `None` when it
 /// needs no change. The name is replaced in place when it can be; otherwise the event's data is
 /// written anew as one line, its other fields (`event:`, `id:`…) kept.
+/// `bytes` with every JSON string `"from"` replaced by `"to"`, if there is one: the model name
+/// in a piece of an event too large to read as JSON. A name split across two pieces stays.
+fn replace_quoted(bytes: &[u8], from: &str, to: &str) -> Option<Vec<u8>> {
+    if from.is_empty() {
+        return None;
+    }
+    let quoted = |name: &str| serde_json::to_string(name).ok().map(String::into_bytes);
+    let (from, to) = (quoted(from)?, quoted(to)?);
+    let mut found = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_slice())?;
+    let mut out = Vec::with_capacity(bytes.len() + to.len());
+    let mut rest = bytes;
+    loop {
+        out.extend_from_slice(&rest[..found]);
+        out.extend_from_slice(&to);
+        rest = &rest[found + from.len()..];
+        match rest.windows(from.len()).position(|w| w == from.as_slice()) {
+            Some(next) => found = next,
+            None => break,
+        }
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 pub fn renamed_event(event: &[u8], facts: &EventFacts, public: &str) -> Option<Vec<u8>> {
     if let Some(span) = facts.model.clone() {
         return json::replace_str(event, span, public);
@@ -507,6 +533,9 @@ pub struct StreamRules {
     pub keep_text: bool,
     /// The public model name, written over the model server's own in every event.
     pub model: String,
+    /// The model server's name for the model: in an event too large to read, its quoted
+    /// occurrences are replaced with the public name's.
+    pub upstream_model: String,
     /// Choices asked for (`n`, times the prompts of a completion): the indices a model server
     /// may use.
     pub choices: u64,
@@ -743,6 +772,12 @@ impl Relay {
         if let Some(renamed) = renamed_event(&event, &facts, &self.rules.model) {
             event = Bytes::from(renamed);
         }
+        if facts.unread
+            && let Some(renamed) =
+                replace_quoted(&event, &self.rules.upstream_model, &self.rules.model)
+        {
+            event = Bytes::from(renamed);
+        }
         if let Some(usage) = facts.usage {
             self.summary.usage = Some(usage);
         }
@@ -915,6 +950,7 @@ mod tests {
             cut_on_leak: false,
             keep_text: false,
             model: "m".into(),
+            upstream_model: "org/model-7b".into(),
             choices: 2,
         }
     }
@@ -1203,10 +1239,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_event_too_large_to_read_still_counts_toward_the_token_estimate() {
+    async fn an_event_too_large_to_read_still_counts_and_hides_the_model_servers_name() {
         // It comes in two frames: the first is passed on unread at `MAX_EVENT`.
         let huge: &'static [u8] = format!(
-            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            "data: {{\"model\":\"org/model-7b\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
             "z".repeat(MAX_EVENT)
         )
         .into_bytes()
@@ -1216,13 +1252,32 @@ mod tests {
             vec![(0, first), (0, rest), (0, DONE)],
             rules(Duration::from_secs(10), Duration::from_secs(10)),
         );
-        read_all(&mut client, Duration::ZERO).await;
+        let received = read_all(&mut client, Duration::ZERO).await;
         let summary = summary.await.unwrap();
         assert!(
             summary.text_bytes >= MAX_EVENT as u64,
             "{}",
             summary.text_bytes
         );
+        assert!(received.starts_with("data: {\"model\":\"m\","));
+        assert!(!received.contains("org/model-7b"));
+        assert_eq!(
+            received.matches('z').count(),
+            MAX_EVENT,
+            "nothing else changed"
+        );
+    }
+
+    #[test]
+    fn only_the_quoted_name_is_replaced() {
+        let piece = br#"{"model":"org/m","content":"not org/m, nor \"org/m\"; "org/m""#;
+        let replaced = replace_quoted(piece, "org/m", "pub").unwrap();
+        assert_eq!(
+            String::from_utf8(replaced).unwrap(),
+            r#"{"model":"pub","content":"not org/m, nor \"org/m\"; "pub""#
+        );
+        assert_eq!(replace_quoted(b"nothing here", "org/m", "pub"), None);
+        assert_eq!(replace_quoted(b"\"\"", "", "pub"), None);
     }
 
     #[test]
