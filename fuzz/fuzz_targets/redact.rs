@@ -200,6 +200,10 @@ fn luhn(digits: &[u32]) -> bool {
 }
 
 fn issuer(digits: &[u32]) -> bool {
+    // The 15-digit cards are American Express's; other 15-digit numbers (IMEIs) are not cards.
+    if digits.len() == 15 {
+        return matches!(digits, [3, 4 | 7, ..]);
+    }
     match digits {
         [4 | 5 | 6, ..] => true,
         [3, second, ..] => !matches!(second, 1..=3),

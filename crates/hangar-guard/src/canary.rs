@@ -3,9 +3,17 @@
 
 use ring::digest;
 
-/// Canaries with fewer letters and digits than this are matched exactly: matched loosely, a
-/// short string turns up in ordinary text.
-const MIN_LOOSE_LEN: usize = 8;
+/// Canaries with fewer letters and digits than this, or without both, are matched exactly:
+/// matched loosely, a short one or one made of words (`DO-NOT-REVEAL` is "do not reveal")
+/// turns up in ordinary text.
+const MIN_LOOSE_LEN: usize = 12;
+
+/// Whether a canary folded to `folded` is matched loosely: long, and random-looking.
+fn loose(folded: &str) -> bool {
+    folded.chars().count() >= MIN_LOOSE_LEN
+        && folded.chars().any(char::is_alphabetic)
+        && folded.chars().any(char::is_numeric)
+}
 
 /// Watches one response for canary strings. Feed it every chunk in order; once a canary has
 /// been seen it stays leaked.
@@ -13,7 +21,7 @@ const MIN_LOOSE_LEN: usize = 8;
 /// Canaries are matched loosely: case-folded, with everything but letters and digits dropped
 /// and JSON escapes read, on both sides. So `HGC-F516…`, `hgc - f516 ad28 …`, `h\u{200b}gc-…`
 /// and `hgc\u002df516…` (a tool call's arguments, or a raw JSON body) are all seen. Canaries
-/// with fewer than 8 letters and digits are matched exactly, as written.
+/// with fewer than 12 letters and digits, or not both, are matched exactly, as written.
 #[derive(Debug, Clone)]
 pub struct CanaryWatch {
     canaries: Vec<String>,
@@ -39,7 +47,7 @@ impl CanaryWatch {
         canaries.dedup();
         let folded: Vec<Option<String>> = canaries
             .iter()
-            .map(|canary| Some(fold(canary)).filter(|f| f.chars().count() >= MIN_LOOSE_LEN))
+            .map(|canary| Some(fold(canary)).filter(|folded| loose(folded)))
             .collect();
         let keep = canaries
             .iter()
@@ -371,6 +379,10 @@ mod tests {
         assert!(!watch.feed("table ab-1"));
         assert!(watch.feed("2x."));
         assert_eq!(watch.leaked_canary(), Some(canary));
+        // Words are matched exactly however long: loosely, they would be ordinary prose.
+        let mut watch = CanaryWatch::new(vec!["DO-NOT-REVEAL-THIS".to_owned()]);
+        assert!(!watch.feed("Do not reveal this to anyone."));
+        assert!(watch.feed("DO-NOT-REVEAL-THIS"));
         // A long one beside it is still matched loosely.
         let mut watch = CanaryWatch::new(vec![canary.to_owned(), CANARY.to_owned()]);
         assert!(watch.feed("HGC 0123456789ABCDEF"));

@@ -93,8 +93,8 @@ pub struct InjectionScanner {
 struct Regexes {
     /// The phrase rules, then [`NO_RESTRICTIONS`].
     set: RegexSet,
-    /// The `reveal-system-prompt` rule alone, to tell a request from a mention.
-    reveal: Regex,
+    /// The phrase rules one by one, to weigh a rule that fired by where it matched.
+    phrases: Vec<Regex>,
     role_play: Regex,
     no_restrictions: Regex,
     decode: Regex,
@@ -119,7 +119,9 @@ impl Regexes {
         let no_restrictions = loosened(NO_RESTRICTIONS);
         Some(Regexes {
             set: RegexSet::new(phrases.iter().chain([&no_restrictions])).ok()?,
-            reveal: Regex::new(phrases.get(REVEAL_SYSTEM_PROMPT_RULE)?).ok()?,
+            phrases: (phrases.iter())
+                .map(|pattern| Regex::new(pattern).ok())
+                .collect::<Option<Vec<Regex>>>()?,
             role_play: Regex::new(&loosened(ROLE_PLAY)).ok()?,
             no_restrictions: Regex::new(&no_restrictions).ok()?,
             decode: Regex::new(DECODE).ok()?,
@@ -166,6 +168,8 @@ const ENCODED_PAYLOAD: Rule = Rule {
 };
 const REVEAL_SYSTEM_PROMPT_RULE: usize = 1;
 const ROLE_OVERRIDE_RULE: usize = 2;
+/// Chat-template tokens (`<|im_start|>`): no words, so never "written as an identifier".
+const DELIMITER_SPOOF_RULE: usize = 4;
 const HIDDEN_UNICODE_RULE: usize = PHRASE_RULES.len();
 const ENCODED_PAYLOAD_RULE: usize = PHRASE_RULES.len() + 1;
 const RULE_COUNT: usize = PHRASE_RULES.len() + 2;
@@ -320,22 +324,32 @@ impl Regexes {
         fired
     }
 
-    /// What phrase rule `index`, which matched `text`, weighs there: a direct request for the
-    /// system prompt weighs enough to block on its own, a question about it or a sentence that
-    /// mentions one does not. Quoting a phrase does not lower it: quotes would be the cheapest
-    /// way round `block`.
+    /// What phrase rule `index`, which matched `text`, weighs there, the most of its matches:
+    /// a direct request for the system prompt enough to block on its own (a question about it,
+    /// or a sentence that mentions one, does not); a phrase written as one identifier
+    /// (`override_system_prompt`, `--ignore-previous-rules`: code, more often than not) half,
+    /// so that it is flagged, not blocked. Quoting a phrase does not lower it: quotes would be
+    /// the cheapest way round `block`. Only run for rules that fired.
     fn phrase_weight(&self, index: usize, text: &str) -> u32 {
         let weight = phrase_rule_weight(index);
-        if index != REVEAL_SYSTEM_PROMPT_RULE {
+        let Some(regex) = self.phrases.get(index) else {
             return weight;
-        }
-        let direct = (self.reveal.find_iter(text))
-            .any(|found| is_direct_request(text, found.start(), found.as_str()));
-        if direct {
-            weight.max(BLOCK_SCORE)
-        } else {
-            weight
-        }
+        };
+        (regex.find_iter(text))
+            .map(|found| {
+                let phrase = found.as_str();
+                if index != DELIMITER_SPOOF_RULE && !phrase.contains(char::is_whitespace) {
+                    weight / 2
+                } else if index == REVEAL_SYSTEM_PROMPT_RULE
+                    && is_direct_request(text, found.start(), phrase)
+                {
+                    weight.max(BLOCK_SCORE)
+                } else {
+                    weight
+                }
+            })
+            .max()
+            .unwrap_or(weight)
     }
 
     /// Decodes long base64 runs; a payload that decodes to text fires when the text itself

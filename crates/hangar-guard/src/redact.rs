@@ -645,7 +645,11 @@ impl Shape {
             Shape::UrlPassword => {
                 let userinfo = start + "://".len();
                 let colon = bytes.get(userinfo..end)?.iter().position(|&b| b == b':')?;
-                Some((userinfo + colon + 1, end.checked_sub(1)?))
+                let (from, to) = (userinfo + colon + 1, end.checked_sub(1)?);
+                // Digits and dots are a port or a version (`docker://alpine:3.19@sha256:…`).
+                let password = bytes.get(from..to)?;
+                let numeric = password.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+                (!numeric).then_some((from, to))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
             Shape::Phone => phone_span(text, start, end),

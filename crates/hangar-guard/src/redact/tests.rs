@@ -588,6 +588,8 @@ fn passwords_in_urls_are_masked_and_nothing_else() {
         "clone ssh://git@github.com/acme/api.git",
         "open https://user@example.com:8443/path",
         "open https://example.com:8443/a@b and http://localhost:8080/",
+        "skopeo copy docker://alpine:3.19@sha256:0123abcd oci:dir",
+        "curl http://localhost:3000@example.com/",
     ] {
         assert_eq!(redact(text).count(SecretKind::ProviderKey), 0, "{text}");
     }
