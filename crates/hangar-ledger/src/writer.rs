@@ -52,6 +52,9 @@ pub(crate) struct Writer {
     held: Option<Vec<u8>>,
     /// A write failed; `buf` is kept and retried, and no new records are taken meanwhile.
     failing: Option<io::Error>,
+    /// When the directory was last looked for while idle, and whether it was gone.
+    dir_checked: Instant,
+    dir_gone: bool,
     /// A failed write may have left part of `buf` past `file.len`.
     dirty: bool,
     refusals_recorded: u64,
@@ -115,6 +118,8 @@ impl Writer {
             switch_to: None,
             held: None,
             failing: None,
+            dir_checked: Instant::now(),
+            dir_gone: false,
             dirty: false,
             refusals_recorded: 0,
             unserializable: 0,
@@ -168,6 +173,7 @@ impl Writer {
                 self.try_flush();
             }
             if took == 0 {
+                self.watch_directory();
                 // Callers do not wake this thread (see `Shared::queued`): look again soon.
                 let wait = self
                     .pending_since
@@ -315,9 +321,30 @@ impl Writer {
         self.time = format!("{:.6}", self.now);
     }
 
+    /// While idle, notices the directory gone (a volume unmounted, a clean-up job) at most a
+    /// `flush_every` later: otherwise nothing fails until the next record, which then waits in
+    /// memory, and callers that refuse to serve what they cannot record would serve it.
+    fn watch_directory(&mut self) {
+        if self.failing.is_some() || self.dir_checked.elapsed() < self.config.flush_every {
+            return;
+        }
+        self.dir_checked = Instant::now();
+        let gone = !self.config.dir.is_dir();
+        if gone != self.dir_gone {
+            if gone {
+                tracing::error!(dir = %self.config.dir.display(), "the ledger's directory is gone");
+            } else {
+                tracing::warn!(dir = %self.config.dir.display(), "the ledger's directory is back");
+            }
+            self.dir_gone = gone;
+        }
+        self.shared.failing.store(gone, Ordering::Relaxed);
+    }
+
     fn try_flush(&mut self) {
         match self.flush() {
             Ok(()) => {
+                self.dir_gone = false;
                 if self.failing.take().is_some() {
                     tracing::warn!(path = %self.file.path.display(), "ledger writes work again");
                 }
@@ -516,6 +543,10 @@ impl Writer {
                 before: format!("{before:.6}"),
                 kept,
             });
+            // Written now, not with the next batch: files gone with no record naming them
+            // (a crash in between) would read as deleted by someone else. A write that fails
+            // here is retried, and reported, by the next flush.
+            let _ = self.write_buf();
         }
     }
 
@@ -780,7 +811,7 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_removed_behind_the_writer_is_one_failure_that_says_why() {
+    fn a_directory_removed_behind_the_writer_is_a_failure_that_says_why() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("audit");
         std::fs::create_dir(&dir).unwrap();

@@ -592,6 +592,16 @@ fn verify_log(
             dir.display()
         );
     }
+    if !dir.exists()
+        && let Some(anchor) = anchor
+    {
+        eprintln!(
+            "TAMPERED: {}: no such directory, though the anchor names record {}: the log was deleted",
+            dir.display(),
+            anchor.seq
+        );
+        return Ok(ExitCode::from(1));
+    }
     if !dir.is_dir() {
         bail!("{}: no such directory", dir.display());
     }

@@ -641,6 +641,15 @@ fn verify_log_with_no_log_file_is_no_proof() {
         stderr(&out)
     );
     std::fs::remove_file(dir.path().join(".audit.lock")).unwrap();
+    let gone = dir.path().join("gone");
+    let out = hangar(&[
+        "gateway",
+        "verify-log",
+        "--anchor",
+        &anchor,
+        gone.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
     // A log file, or a directory that is not there, is named for what it is.
     let file = write(dir.path(), "audit-1.jsonl", "");
