@@ -2,7 +2,6 @@
 //! (always; metadata only) and the content log (optional; redacted prompts and answers). Both
 //! are hash-chained `hangar-ledger` files written by their own thread, off the request path.
 
-use std::path::Path;
 use std::time::Duration;
 
 use hangar_ledger::{Ledger, LedgerConfig, LedgerSender};
@@ -119,7 +118,7 @@ pub struct GatewayEvent {
     /// Hangar's version.
     pub version: &'static str,
     /// SHA-256 of the configuration file read, so the file behind a stretch of the log can be
-    /// told (absent when it could not be read again).
+    /// told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_sha256: Option<String>,
     /// What a reload changed, as its log line says it: keys by id and settings by path, never
@@ -132,28 +131,18 @@ pub struct GatewayEvent {
 }
 
 impl GatewayEvent {
-    /// `event`, now, with the digest of the configuration file at `config`, when given.
-    pub fn new(event: &'static str, config: Option<&Path>) -> GatewayEvent {
+    /// `event`, now, with the digest of the configuration file read, when there is one.
+    pub fn new(event: &'static str, config_sha256: Option<String>) -> GatewayEvent {
         GatewayEvent {
             kind: "gateway",
             event,
             at: format!("{:.6}", jiff::Timestamp::now()),
             version: env!("CARGO_PKG_VERSION"),
-            config_sha256: config.and_then(file_sha256),
+            config_sha256,
             changes: Vec::new(),
             problems: None,
         }
     }
-}
-
-/// `sha256:` and the hex SHA-256 of the file at `path`.
-fn file_sha256(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let hex: String = (digest.as_ref().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Some(format!("sha256:{hex}"))
 }
 
 /// A redacted prompt and answer, for the content log.
@@ -268,14 +257,19 @@ impl AuditSink {
         self.audit.last()
     }
 
-    /// The newest record written to each log, by prefix.
-    pub fn anchors(&self) -> Vec<(&'static str, hangar_ledger::Anchor)> {
+    /// Each open log by its prefix: `audit`, and `content` when content is logged.
+    fn logs(&self) -> impl Iterator<Item = (&'static str, &LedgerSender)> {
         let logs = [
             ("audit", Some(&self.audit)),
             ("content", self.content.as_ref()),
         ];
-        (logs.into_iter())
-            .filter_map(|(prefix, log)| Some((prefix, log?.last()?)))
+        (logs.into_iter()).filter_map(|(prefix, log)| Some((prefix, log?)))
+    }
+
+    /// The newest record written to each log, by prefix.
+    pub fn anchors(&self) -> Vec<(&'static str, hangar_ledger::Anchor)> {
+        (self.logs())
+            .filter_map(|(prefix, log)| Some((prefix, log.last()?)))
             .collect()
     }
 
@@ -324,10 +318,6 @@ impl AuditSink {
     /// Each log (`audit`, `content`) with whether its writes fail now and the records waiting
     /// for its writer, for the metrics.
     pub fn writers(&self) -> impl Iterator<Item = (&'static str, bool, usize)> + '_ {
-        let logs = [
-            ("audit", Some(&self.audit)),
-            ("content", self.content.as_ref()),
-        ];
-        (logs.into_iter()).filter_map(|(name, log)| Some((name, log?.failing(), log?.queued())))
+        (self.logs()).map(|(prefix, log)| (prefix, log.failing(), log.queued()))
     }
 }

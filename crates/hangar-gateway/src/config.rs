@@ -51,6 +51,11 @@ pub struct GatewayConfig {
     pub guards: GuardsConfig,
     /// The audit log (one hash-chained record per request) and the optional content log.
     pub audit: AuditConfig,
+    /// SHA-256 of the file this was read from (`sha256:…`), for the audit log's records of
+    /// starts and reloads: not a setting.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub file_sha256: Option<String>,
 }
 
 /// TLS to servers the gateway calls (model servers, Redis): whom it trusts, and how it proves
@@ -601,6 +606,15 @@ impl fmt::Display for Seconds {
 
 /// Parses `30s`, `500ms`, `5m`, `2h`, `1d` and sums of them such as `5m30s` or `1h30m` (a bare
 /// number is seconds).
+/// `sha256:` and the hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = (digest.as_ref().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let not_a_duration = || format!("`{text}` is not a duration like 30s, 500ms, 5m30s, 2h or 1d");
@@ -959,10 +973,12 @@ impl GatewayConfig {
             path: shown.clone(),
             problems: vec![format!("cannot read: {e}")],
         })?;
-        GatewayConfig::from_yaml(&text).map_err(|problems| ConfigError {
+        let mut config = GatewayConfig::from_yaml(&text).map_err(|problems| ConfigError {
             path: shown,
             problems,
-        })
+        })?;
+        config.file_sha256 = Some(sha256_hex(text.as_bytes()));
+        Ok(config)
     }
 
     /// Parses and checks a configuration; the errors name their line or field.

@@ -512,24 +512,28 @@ fn forwarded_client(runtime: &Runtime, peer: &str, headers: &HeaderMap) -> Optio
 /// The longest client `x-request-id` recorded.
 const MAX_CLIENT_REQUEST_ID: usize = 128;
 
-/// The client's own `x-request-id`, for its record: only short printable ASCII, as anything
-/// else could not be trusted in a log line or a trace search, and redacted as prompts are
-/// (applications build ids from e-mail addresses and account numbers).
-/// The method and path of a request for a path the gateway does not serve, for its record: at
-/// most [`MAX_PROBED_PATH`] bytes, and redacted, for a path can carry anything.
+/// The method and path of a request for a path the gateway does not serve, for its record:
+/// percent-decoded, redacted (a path can carry anything), and cut at [`MAX_PROBED_PATH`] bytes
+/// after redaction, so that a cut never leaves part of a secret unmasked.
 fn probed_path(runtime: &Runtime, request: &http::request::Parts) -> String {
-    let path = request.uri.path();
-    let path = stream::prefix_within(path, MAX_PROBED_PATH);
-    let probed = format!("{} {path}", request.method);
+    let method = stream::prefix_within(request.method.as_str(), 16);
+    let path = percent_encoding::percent_decode_str(request.uri.path()).decode_utf8_lossy();
+    let probed = format!("{method} {path}");
     match &runtime.redactor {
-        Some(redactor) => redactor.redact(&probed).text.into_owned(),
-        None => probed,
+        Some(redactor) => redactor
+            .redact_prefix(&probed, MAX_PROBED_PATH)
+            .text
+            .into_owned(),
+        None => stream::prefix_within(&probed, MAX_PROBED_PATH).to_owned(),
     }
 }
 
 /// The longest path kept in a record.
 const MAX_PROBED_PATH: usize = 256;
 
+/// The client's own `x-request-id`, for its record: only short printable ASCII, as anything
+/// else could not be trusted in a log line or a trace search, and redacted as prompts are
+/// (applications build ids from e-mail addresses and account numbers).
 fn client_request_id(headers: &HeaderMap, runtime: &Runtime) -> Option<String> {
     let value = headers.get(REQUEST_ID_HEADER)?.as_bytes();
     let printable = value.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
@@ -650,6 +654,13 @@ async fn serve(
 ) -> Result<Served, Refusal> {
     let Some(endpoint) = endpoint else {
         exchange.record.path = Some(probed_path(runtime, request));
+        // A probe with a credential is recorded under it: who tried the admin routes.
+        if bearer(&request.headers).is_some()
+            && let Ok(identity) = identify(runtime, &request.headers, exchange).await
+            && runtime.tenants.contains_key(&*identity.tenant)
+        {
+            exchange.record.tenant = Some(identity.tenant.to_string());
+        }
         return Err(Refusal::not_found(
             "unknown_url",
             format!("no route for {} {}", request.method, request.uri.path()),
@@ -664,26 +675,7 @@ async fn serve(
             )
         });
     }
-    let identity = authenticate(runtime, &request.headers)
-        .await
-        .map_err(|refused| {
-            // A key that matched though it is revoked or expired names its holder: after a
-            // rotation, that is who still sends the old key.
-            if let Some(holder) = refused.holder() {
-                exchange.record.key_id = Some(holder.key_id.to_string());
-                exchange.record.tenant = Some(holder.tenant.to_string());
-            }
-            exchange.record.auth_failure = Some(refused.reason().into_owned());
-            match refused {
-                AuthError::Unavailable(_) => Refusal::unavailable(
-                    "auth_unavailable",
-                    refused.to_string(),
-                    Duration::from_secs(5),
-                ),
-                _ => Refusal::unauthenticated(refused.to_string()),
-            }
-        })?;
-    exchange.record.key_id = Some(identity.key_id.to_string());
+    let identity = identify(runtime, &request.headers, exchange).await?;
     // Only a tenant of the configuration is recorded (and so becomes a metrics label): a token
     // may name any.
     let tenant = runtime.tenants.get(&*identity.tenant).ok_or_else(|| {
@@ -796,9 +788,36 @@ async fn serve(
         version,
         pinned: pin.is_some(),
         flagged,
-        with_cap: true,
+        max_tokens: facts.max_tokens,
     };
     call.send(body, bytes.len(), admission, exchange).await
+}
+
+/// Authenticates the request and records who it is (the key id), or why not.
+async fn identify(
+    runtime: &Runtime,
+    headers: &HeaderMap,
+    exchange: &mut Exchange,
+) -> Result<Identity, Refusal> {
+    let identity = authenticate(runtime, headers).await.map_err(|refused| {
+        // A key that matched though it is revoked or expired names its holder: after a
+        // rotation, that is who still sends the old key.
+        if let Some(holder) = refused.holder() {
+            exchange.record.key_id = Some(holder.key_id.to_string());
+            exchange.record.tenant = Some(holder.tenant.to_string());
+        }
+        exchange.record.auth_failure = Some(refused.reason().into_owned());
+        match refused {
+            AuthError::Unavailable(_) => Refusal::unavailable(
+                "auth_unavailable",
+                refused.to_string(),
+                Duration::from_secs(5),
+            ),
+            _ => Refusal::unauthenticated(refused.to_string()),
+        }
+    })?;
+    exchange.record.key_id = Some(identity.key_id.to_string());
+    Ok(identity)
 }
 
 /// The credential's identity; the tenant comes only from here.
@@ -1145,7 +1164,7 @@ fn upstream_body(
     facts: &Inspected,
     version: &Version,
     size_hint: usize,
-    with_cap: bool,
+    max_tokens: u64,
 ) -> Bytes {
     body.insert(
         "model".into(),
@@ -1159,19 +1178,17 @@ fn upstream_body(
             }
         }
         match version.cap_field {
-            _ if !with_cap => {}
             // Always a `max_tokens`, even beside `max_completion_tokens` (the largest of the
             // two, as reserved): servers that do not know the newer field (vLLM's completions,
             // Ollama, TGI) would otherwise generate to the context length.
             CapField::MaxTokens => {
                 if !body.contains_key("max_tokens") {
-                    body.insert("max_tokens".into(), Value::from(facts.max_tokens));
+                    body.insert("max_tokens".into(), Value::from(max_tokens));
                 }
             }
             CapField::MaxCompletionTokens => {
                 body.remove("max_tokens");
-                let cap = Value::from(facts.max_tokens);
-                body.insert("max_completion_tokens".into(), cap);
+                body.insert("max_completion_tokens".into(), Value::from(max_tokens));
             }
         }
     }
@@ -1201,9 +1218,9 @@ struct Call<'a> {
     /// Whether the client pinned the version (it is then never swapped).
     pinned: bool,
     flagged: Vec<&'static str>,
-    /// Whether the body carries the tenant's cap as `max_tokens`: all do but one sent again
-    /// without it (see [`Call::ask_without_cap`]).
-    with_cap: bool,
+    /// The `max_tokens` the gateway sends when the client set none: the tenant's cap, or less
+    /// after the model server said its context leaves less (see [`Call::ask_within_context`]).
+    max_tokens: u64,
 }
 
 impl Call<'_> {
@@ -1283,13 +1300,17 @@ impl Call<'_> {
             (self.runtime.routes).fallback(&self.facts.model, &self.version.name)
         };
         let cap_added = self.endpoint == Endpoint::Chat && !self.facts.max_tokens_asked;
+        // The parsed body is kept only when it may be sent again: it is kilobytes a request,
+        // and a thousand streams waiting for their first byte would hold a thousand of them.
+        let mut kept = (cap_added || fallback.is_some()).then_some(body);
         // With the first server's overload (its Retry-After), when that was why.
         let (reason, overloaded, fallback) =
             match (self.runtime.upstreams.send(request).await, fallback) {
                 (Ok(response), _) if cap_added && refuses_input(response.status()) => {
-                    return self
-                        .ask_without_cap(response, body, size_hint, exchange)
-                        .await;
+                    let Some(body) = kept else {
+                        return Ok(response);
+                    };
+                    return (self.ask_within_context(response, body, size_hint, exchange)).await;
                 }
                 (Ok(response), Some(fallback)) if did_not_run(response.status()) => {
                     // Dropped unread: its connection closes rather than going back to the pool.
@@ -1318,6 +1339,12 @@ impl Call<'_> {
         exchange.record.failed_over_from =
             exchange.record.version.replace(fallback.name.to_string());
         self.version = fallback;
+        let Some(mut body) = kept.take() else {
+            return Err(Refusal::bad_gateway(
+                "upstream_unreachable",
+                "the request could not be sent to another version",
+            ));
+        };
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
         let sent = self.runtime.upstreams.send(request).await;
         sent.map_err(|error| match overloaded {
@@ -1337,10 +1364,11 @@ impl Call<'_> {
 
     /// A chat request without `max_tokens` is sent with the tenant's cap in it, and vLLM and
     /// SGLang refuse one whose prompt plus `max_tokens` is longer than the model's context,
-    /// though they would answer it without: generating up to the context's end. When that is
-    /// why the server refused, the request goes again without the cap. The context then bounds
-    /// the answer, and below the cap, since prompt plus cap did not fit.
-    async fn ask_without_cap(
+    /// though they would answer it without. When the server's refusal says how long the
+    /// context and the prompt are, the request goes again, once, with `max_tokens` lowered to
+    /// what the context leaves: never above the cap, whichever replica takes it. The record
+    /// says so (the `max_tokens` guard, `lowered`).
+    async fn ask_within_context(
         &mut self,
         response: Response<UpstreamBody>,
         mut body: Map<String, Value>,
@@ -1348,20 +1376,22 @@ impl Call<'_> {
         exchange: &mut Exchange,
     ) -> Result<Response<UpstreamBody>, Refusal> {
         let (head, said) = self.read_refusal(response).await;
-        if !said
-            .as_ref()
-            .is_some_and(|said| about_context(&said.message))
-        {
+        let room = (said.as_ref())
+            .and_then(|said| context_room(&said.message))
+            .filter(|room| (1..self.max_tokens).contains(room));
+        let Some(room) = room else {
             return Err(self.upstream_refusal(head, said, exchange));
-        }
-        tracing::debug!(
-            model = %self.facts.model,
-            "prompt and max_tokens longer than the context; sending the request without max_tokens"
+        };
+        let detail = format!(
+            "{} to {room}: what the model's context leaves",
+            self.max_tokens
         );
+        exchange.guard("max_tokens", "lowered", detail);
+        self.max_tokens = room;
+        // The client set neither; the cap the first send wrote is replaced.
         for field in ["max_tokens", "max_completion_tokens"] {
             body.remove(field);
         }
-        self.with_cap = false;
         let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
         (self.runtime.upstreams.send(request).await).map_err(|error| self.unreachable(&error))
     }
@@ -1406,7 +1436,7 @@ impl Call<'_> {
             self.facts,
             &self.version,
             size_hint,
-            self.with_cap,
+            self.max_tokens,
         );
         let uri = self.version.base.uri(self.endpoint.path()).map_err(|_| {
             Refusal::bad_gateway(
@@ -1509,13 +1539,15 @@ impl Call<'_> {
                     return refusal;
                 };
                 let message = self.public_names(&said.message);
-                if self.leaks_canary(&message, exchange) {
+                let param = said.param.map(|param| self.public_names(&param));
+                let quoted = format!("{message} {}", param.as_deref().unwrap_or_default());
+                if self.leaks_canary(&quoted, exchange) {
                     return refusal;
                 }
                 Refusal {
                     code: said.code.unwrap_or(refusal.code),
                     message,
-                    param: said.param.map(Cow::Owned),
+                    param: param.map(Cow::Owned),
                     ..refusal
                 }
             }
@@ -1803,7 +1835,6 @@ const UPSTREAM_CODES: &[&str] = &[
     "unknown_parameter",
     "unsupported_parameter",
     "unsupported_value",
-    "invalid_request_error",
 ];
 
 impl UpstreamRefusal {
@@ -1839,10 +1870,12 @@ impl UpstreamRefusal {
 /// FastAPI's validation errors (`[{"loc": ["body", "temperature"], "msg": "…"}]`) as one
 /// message, and the first one's field.
 fn fastapi_problems(problems: &[Value]) -> Option<(String, Option<String>)> {
-    let mut fields = Vec::new();
+    let mut first_field = None;
     let mut messages = Vec::new();
     for problem in problems.iter().take(5) {
-        let msg = problem.get("msg").and_then(Value::as_str)?;
+        let Some(msg) = problem.get("msg").and_then(Value::as_str) else {
+            continue;
+        };
         let path: Vec<String> = (problem.get("loc").and_then(Value::as_array))
             .into_iter()
             .flatten()
@@ -1858,10 +1891,12 @@ fn fastapi_problems(problems: &[Value]) -> Option<(String, Option<String>)> {
         } else {
             format!("{field}: {msg}")
         });
-        fields.push(field);
+        first_field.get_or_insert(field);
     }
-    let param = fields.into_iter().next().filter(|f| !f.is_empty());
-    Some((messages.join("; "), param))
+    if messages.is_empty() {
+        return None;
+    }
+    Some((messages.join("; "), first_field.filter(|f| !f.is_empty())))
 }
 
 /// A request field's path (`messages`, `tools.0.function.parameters`): what a `param` may
@@ -1880,19 +1915,43 @@ fn refuses_input(status: StatusCode) -> bool {
     )
 }
 
-/// Whether a refusal's message is about the model's context being too short for the prompt
-/// and `max_tokens` (vLLM's, SGLang's and OpenAI's "maximum context length", TGI's
-/// `max_new_tokens`, llama.cpp's "context size").
-fn about_context(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "context length",
-        "context window",
-        "context size",
-        "max_new_tokens",
+/// What a model's context leaves for the answer, from a refusal that says how long the
+/// context and the prompt are: vLLM's ("maximum context length is 4096 tokens and your request
+/// has 312 input tokens", or "… (312 in the messages, …)"), SGLang's ("maximum context length
+/// of 4096 tokens … 312 tokens from the input messages"), TGI's ("must be <= 4096. Given: 312
+/// `inputs` tokens") and OpenAI's.
+fn context_room(message: &str) -> Option<u64> {
+    let context = ["context length is ", "context length of ", "must be <= "]
+        .iter()
+        .find_map(|marker| number_after(message, marker))?;
+    let prompt = [
+        " input tokens",
+        " in the messages",
+        " tokens from the input",
+        " `inputs` tokens",
     ]
     .iter()
-    .any(|said| message.contains(said))
+    .find_map(|marker| number_before(message, marker))?;
+    context.checked_sub(prompt)
+}
+
+/// The whole number right after a `marker` in `text`, the first that has one.
+fn number_after(text: &str, marker: &str) -> Option<u64> {
+    text.match_indices(marker).find_map(|(at, _)| {
+        let rest = &text[at + marker.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        rest.get(..digits)?.parse().ok()
+    })
+}
+
+/// The whole number right before a `marker` in `text`, the first that has one (TGI's message
+/// names `` `inputs` tokens `` once without a number).
+fn number_before(text: &str, marker: &str) -> Option<u64> {
+    text.match_indices(marker).find_map(|(at, _)| {
+        let before = &text[..at];
+        let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        before.get(before.len() - digits..)?.parse().ok()
+    })
 }
 
 /// A model server's `Retry-After` in seconds, 1 s without one, 5 minutes at most.
@@ -2214,7 +2273,7 @@ mod tests {
         );
         // FastAPI's validation errors, and its plain detail.
         let fastapi = r#"{"detail": [{"loc": ["body", "temperature"], "msg": "Input should be less than or equal to 2", "type": "less_than_equal"},
-            {"loc": ["body", "messages", 0, "role"], "msg": "Field required"}]}"#;
+            {"loc": ["body", "x"]}, {"loc": ["body", "messages", 0, "role"], "msg": "Field required"}]}"#;
         assert_eq!(
             read(fastapi),
             refusal(
@@ -2235,6 +2294,40 @@ mod tests {
         assert_eq!(read(r#"[1, 2]"#), None);
         let long = format!(r#"{{"message": "{}"}}"#, "x".repeat(5000));
         assert_eq!(read(&long).unwrap().message.len(), 1000);
+    }
+
+    #[test]
+    fn what_the_context_leaves_is_read_from_each_servers_refusal() {
+        use super::context_room;
+        for (message, room) in [
+            // vLLM now, and before.
+            (
+                "'max_tokens' or 'max_completion_tokens' is too large: 4096. This model's maximum context length is 4096 tokens and your request has 312 input tokens (4096 > 4096 - 312).",
+                Some(3784),
+            ),
+            (
+                "This model's maximum context length is 4096 tokens. However, you requested 4408 tokens (312 in the messages, 4096 in the completion). Please reduce the length of the messages or completion.",
+                Some(3784),
+            ),
+            // SGLang.
+            (
+                "Requested token count exceeds the model's maximum context length of 8192 tokens. You requested a total of 9000 tokens: 904 tokens from the input messages and 8096 tokens for the completion.",
+                Some(7288),
+            ),
+            // TGI.
+            (
+                "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. Given: 1000 `inputs` tokens and 4096 `max_new_tokens`",
+                Some(1048),
+            ),
+            // A prompt longer than the context alone, and a message without numbers.
+            (
+                "This model's maximum context length is 4096 tokens. However, your request has 5000 input tokens.",
+                None,
+            ),
+            ("the prompt is too long", None),
+        ] {
+            assert_eq!(context_room(message), room, "{message}");
+        }
     }
 
     #[test]

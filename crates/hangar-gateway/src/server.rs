@@ -123,13 +123,15 @@ impl Server {
         let shutdown_delay = config.limits.shutdown_delay.get();
         let header_read = config.limits.request_read.get();
         let max_connections = usize::try_from(config.limits.max_connections).unwrap_or(usize::MAX);
+        let config_sha256 = runtime.config.file_sha256.clone();
         let gateway = Arc::new(Gateway::new(runtime, logs.sink()));
-        gateway.record_event(GatewayEvent::new("start", Some(path)));
         let tls = if serves_tls {
             Some(tls_acceptor(&gateway)?)
         } else {
             None
         };
+        // Only a gateway that will serve starts: each start is to have its stop.
+        gateway.record_event(GatewayEvent::new("start", config_sha256));
         Ok(Server {
             gateway,
             logs,
@@ -647,6 +649,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
         Ok(runtime) => {
             warn_of_tenants_left_unable(&runtime.config, path);
             let changes = changes::describe(&current.config, &runtime.config);
+            let config_sha256 = runtime.config.file_sha256.clone();
             gateway.swap(runtime);
             for field in waiting_for_restart(gateway) {
                 tracing::warn!(
@@ -662,7 +665,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
             );
             gateway.record_event(GatewayEvent {
                 changes,
-                ..GatewayEvent::new("reload", Some(path))
+                ..GatewayEvent::new("reload", config_sha256)
             });
             true
         }
@@ -670,7 +673,7 @@ pub fn reload(gateway: &Gateway, path: &Path) -> bool {
             gateway.metrics.reloads.add(&["rejected"], 1);
             gateway.record_event(GatewayEvent {
                 problems: Some(problems.len()),
-                ..GatewayEvent::new("reload_rejected", Some(path))
+                ..GatewayEvent::new("reload_rejected", None)
             });
             tracing::error!(
                 "{}: the new configuration was rejected; the previous one keeps serving:\n  {}",

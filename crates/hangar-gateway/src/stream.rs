@@ -170,35 +170,36 @@ fn is_str(value: &Json<'_>) -> bool {
     matches!(value, Json::Str(_))
 }
 
-/// `event` naming the model `public` instead of the model server's name, or `None` when it
-/// needs no change. The name is replaced in place when it can be; otherwise the event's data is
-/// written anew as one line, its other fields (`event:`, `id:`…) kept.
 /// `bytes` with every JSON string `"from"` replaced by `"to"`, if there is one: the model name
-/// in a piece of an event too large to read as JSON. A name split across two pieces stays.
+/// in a piece of an event too large to read as JSON. A name split across two pieces stays, and
+/// so does one whose opening quote is escaped (it is inside another string).
 fn replace_quoted(bytes: &[u8], from: &str, to: &str) -> Option<Vec<u8>> {
-    if from.is_empty() {
+    if from.is_empty() || from == to {
         return None;
     }
     let quoted = |name: &str| serde_json::to_string(name).ok().map(String::into_bytes);
     let (from, to) = (quoted(from)?, quoted(to)?);
-    let mut found = bytes
-        .windows(from.len())
-        .position(|w| w == from.as_slice())?;
-    let mut out = Vec::with_capacity(bytes.len() + to.len());
-    let mut rest = bytes;
-    loop {
-        out.extend_from_slice(&rest[..found]);
-        out.extend_from_slice(&to);
-        rest = &rest[found + from.len()..];
-        match rest.windows(from.len()).position(|w| w == from.as_slice()) {
-            Some(next) => found = next,
-            None => break,
+    let mut out: Option<Vec<u8>> = None;
+    let (mut copied, mut at) = (0, 0);
+    while let Some(found) = bytes.get(at..)?.windows(from.len()).position(|w| w == from) {
+        let start = at + found;
+        at = start + from.len();
+        if start > 0 && bytes.get(start - 1) == Some(&b'\\') {
+            continue;
         }
+        let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len() + to.len()));
+        out.extend_from_slice(bytes.get(copied..start)?);
+        out.extend_from_slice(&to);
+        copied = at;
     }
-    out.extend_from_slice(rest);
+    let mut out = out?;
+    out.extend_from_slice(bytes.get(copied..)?);
     Some(out)
 }
 
+/// `event` naming the model `public` instead of the model server's name, or `None` when it
+/// needs no change. The name is replaced in place when it can be; otherwise the event's data is
+/// written anew as one line, its other fields (`event:`, `id:`…) kept.
 pub fn renamed_event(event: &[u8], facts: &EventFacts, public: &str) -> Option<Vec<u8>> {
     if let Some(span) = facts.model.clone() {
         return json::replace_str(event, span, public);
@@ -345,7 +346,7 @@ fn message_text(message: &Json<'_>, text: &mut ChoiceText) {
     {
         for (offset, field) in [(0, "name"), (1, "arguments")] {
             if let Some(piece) = function.get(field).and_then(Json::as_str) {
-                let part = FIRST_CALL.saturating_add(at.saturating_mul(2)) + offset;
+                let part = (FIRST_CALL.saturating_add(at.saturating_mul(2))).saturating_add(offset);
                 text.push(part, piece);
             }
         }
@@ -1270,14 +1271,16 @@ mod tests {
 
     #[test]
     fn only_the_quoted_name_is_replaced() {
-        let piece = br#"{"model":"org/m","content":"not org/m, nor \"org/m\"; "org/m""#;
+        let piece =
+            br#"{"model":"org/m","content":"not org/m, nor \"org/m\"; "org/m","x":"\"org/m"}"#;
         let replaced = replace_quoted(piece, "org/m", "pub").unwrap();
         assert_eq!(
             String::from_utf8(replaced).unwrap(),
-            r#"{"model":"pub","content":"not org/m, nor \"org/m\"; "pub""#
+            r#"{"model":"pub","content":"not org/m, nor \"org/m\"; "pub","x":"\"org/m"}"#
         );
         assert_eq!(replace_quoted(b"nothing here", "org/m", "pub"), None);
         assert_eq!(replace_quoted(b"\"\"", "", "pub"), None);
+        assert_eq!(replace_quoted(br#""pub""#, "pub", "pub"), None);
     }
 
     #[test]

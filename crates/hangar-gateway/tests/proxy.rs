@@ -260,18 +260,30 @@ async fn only_the_inference_api_is_served() {
         0,
         "nothing reached the model server"
     );
-    // Each probe's record says what was probed, redacted as prompts are.
-    let answer = gw
-        .get("/v1/users/jo@example.com/keys?token=x", Some(key))
-        .await;
-    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // Each probe's record says what was probed, and with whose key, redacted as prompts are:
+    // percent-encoded, and cut only after redaction.
+    let probes = [
+        "/v1/users/jo%40example.com/keys?token=x".to_owned(),
+        format!(
+            "/{}/sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123",
+            "a".repeat(230)
+        ),
+    ];
+    for probe in &probes {
+        assert_eq!(gw.get(probe, Some(key)).await.status, StatusCode::NOT_FOUND);
+    }
     let records = gw.audit_records().await;
-    let paths: Vec<&str> = (records.iter())
-        .filter_map(|r| r["path"].as_str())
+    let probed: Vec<&serde_json::Value> = (records.iter())
+        .filter(|r| r.get("path").is_some())
         .collect();
-    assert_eq!(paths.len(), 7, "{records:?}");
-    assert_eq!(paths[1], "POST /v1/load_lora_adapter");
-    assert_eq!(paths[6], "GET /v1/users/[REDACTED:email]/keys");
+    assert_eq!(probed.len(), 8, "{records:?}");
+    assert_eq!(probed[1]["path"], "POST /v1/load_lora_adapter");
+    assert_eq!(probed[1]["key_id"], "support-1");
+    assert_eq!(probed[1]["tenant"], "support");
+    assert_eq!(probed[6]["path"], "GET /v1/users/[REDACTED:email]/keys");
+    let cut = probed[7]["path"].as_str().unwrap();
+    assert!(cut.ends_with("/[REDACTED:provider_key]"), "{cut}");
+    assert!(!cut.contains("sk-proj"), "{cut}");
 }
 
 #[tokio::test]
@@ -1243,11 +1255,12 @@ async fn a_jwt_from_the_identity_provider_names_the_tenant_and_a_bad_one_is_refu
 }
 
 #[tokio::test]
-async fn a_cap_longer_than_the_context_is_left_to_the_context_and_completions_default_to_16() {
+async fn a_cap_longer_than_the_context_is_lowered_to_fit_and_completions_default_to_16() {
     let upstream = upstream().await;
-    let gw = gateway(&upstream).await;
+    let mut gw = gateway(&upstream).await;
     // The model's context holds the prompt, but not the prompt and the tenant's cap (100), so
-    // vLLM refuses the cap the gateway adds, though it answers the request as the client sent it.
+    // vLLM refuses the cap the gateway adds, though it answers the request as the client sent
+    // it. Its refusal says what the context leaves: the request goes again with that.
     upstream.set_faults(Faults {
         context_length: Some(50),
         ..Faults::default()
@@ -1259,7 +1272,8 @@ async fn a_cap_longer_than_the_context_is_left_to_the_context_and_completions_de
         .collect();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0]["max_tokens"], 100);
-    assert!(sent[1].get("max_tokens").is_none(), "{}", sent[1]);
+    let lowered = sent[1]["max_tokens"].as_u64().unwrap();
+    assert!((40..50).contains(&lowered), "{}", sent[1]);
     assert_eq!(sent[1]["messages"], sent[0]["messages"]);
 
     // A client that set `max_tokens` hears the server's refusal, and nothing is sent again.
@@ -1301,6 +1315,16 @@ async fn a_cap_longer_than_the_context_is_left_to_the_context_and_completions_de
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(upstream.requests()[0].json().unwrap()["max_tokens"], 16);
+
+    // The record says the cap was lowered, and to what.
+    let records = gw.audit_records().await;
+    let decision = &records[0]["guards"][0];
+    assert_eq!(decision["guard"], "max_tokens");
+    assert_eq!(decision["action"], "lowered");
+    assert_eq!(
+        decision["detail"],
+        format!("100 to {lowered}: what the model's context leaves")
+    );
 }
 
 #[tokio::test]
@@ -2014,12 +2038,8 @@ async fn with_fail_closed_an_audit_log_that_cannot_be_written_refuses_requests_u
         StatusCode::OK
     );
 
-    // The directory goes (a volume unmounted, a clean-up job): the next batch cannot be written.
+    // The directory goes (a volume unmounted, a clean-up job): the idle writer notices.
     std::fs::remove_dir_all(gw.audit_dir()).unwrap();
-    assert_eq!(
-        gw.chat(gw.key("support-1"), "hi").await.status,
-        StatusCode::OK
-    );
     until(StatusCode::SERVICE_UNAVAILABLE).await;
     let refused = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -2092,4 +2112,42 @@ async fn the_gateways_start_reloads_and_stop_are_in_the_audit_chain() {
     );
     assert!(events[2]["problems"].as_u64().unwrap() >= 1);
     assert!(events[3].get("config_sha256").is_none());
+}
+
+#[tokio::test]
+async fn a_records_started_is_when_the_request_came_not_when_it_was_written() {
+    let upstream = upstream().await;
+    let mut gw = gateway(&upstream).await;
+    upstream.set_faults(Faults {
+        latency: Duration::from_millis(300),
+        ..Faults::default()
+    });
+    assert_eq!(
+        gw.chat(gw.key("support-1"), "hi").await.status,
+        StatusCode::OK
+    );
+    gw.stop().await;
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(gw.audit_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("audit-")
+        {
+            let text = std::fs::read_to_string(path).unwrap();
+            lines.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            );
+        }
+    }
+    let line = lines
+        .iter()
+        .find(|l| l["record"]["kind"] == "request")
+        .unwrap();
+    let time = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let waited = time(&line["time"]).duration_since(time(&line["record"]["started"]));
+    assert!(waited.as_millis() >= 300, "{waited:?}: {line}");
 }
