@@ -518,6 +518,8 @@ const MAX_CLIENT_REQUEST_ID: usize = 128;
 fn probed_path(runtime: &Runtime, request: &http::request::Parts) -> String {
     let method = stream::prefix_within(request.method.as_str(), 16);
     let path = percent_encoding::percent_decode_str(request.uri.path()).decode_utf8_lossy();
+    // What is past the cut is read only for a secret the cut would split: no key is longer.
+    let path = stream::prefix_within(&path, MAX_PROBED_PATH + 4096);
     let probed = format!("{method} {path}");
     match &runtime.redactor {
         Some(redactor) => redactor
@@ -1915,7 +1917,7 @@ fn refuses_input(status: StatusCode) -> bool {
     )
 }
 
-/// What a model's context leaves for the answer, from a refusal that says how long the
+/// What a model's context leaves for the answer (one token short of it), from a refusal that says how long the
 /// context and the prompt are: vLLM's ("maximum context length is 4096 tokens and your request
 /// has 312 input tokens", or "… (312 in the messages, …)"), SGLang's ("maximum context length
 /// of 4096 tokens … 312 tokens from the input messages"), TGI's ("must be <= 4096. Given: 312
@@ -1932,7 +1934,8 @@ fn context_room(message: &str) -> Option<u64> {
     ]
     .iter()
     .find_map(|marker| number_before(message, marker))?;
-    context.checked_sub(prompt)
+    // One less: SGLang refuses prompt + max_tokens equal to the context too.
+    context.checked_sub(prompt)?.checked_sub(1)
 }
 
 /// The whole number right after a `marker` in `text`, the first that has one.
@@ -2303,21 +2306,21 @@ mod tests {
             // vLLM now, and before.
             (
                 "'max_tokens' or 'max_completion_tokens' is too large: 4096. This model's maximum context length is 4096 tokens and your request has 312 input tokens (4096 > 4096 - 312).",
-                Some(3784),
+                Some(3783),
             ),
             (
                 "This model's maximum context length is 4096 tokens. However, you requested 4408 tokens (312 in the messages, 4096 in the completion). Please reduce the length of the messages or completion.",
-                Some(3784),
+                Some(3783),
             ),
             // SGLang.
             (
                 "Requested token count exceeds the model's maximum context length of 8192 tokens. You requested a total of 9000 tokens: 904 tokens from the input messages and 8096 tokens for the completion.",
-                Some(7288),
+                Some(7287),
             ),
             // TGI.
             (
                 "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. Given: 1000 `inputs` tokens and 4096 `max_new_tokens`",
-                Some(1048),
+                Some(1047),
             ),
             // A prompt longer than the context alone, and a message without numbers.
             (

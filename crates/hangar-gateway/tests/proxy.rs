@@ -2038,7 +2038,20 @@ async fn with_fail_closed_an_audit_log_that_cannot_be_written_refuses_requests_u
         StatusCode::OK
     );
 
-    // The directory goes (a volume unmounted, a clean-up job): the idle writer notices.
+    // Once what was recorded is written, the directory goes (a volume unmounted, a clean-up
+    // job): no write fails, and the idle writer notices all the same.
+    let written = "hangar_gateway_audit_records_total{state=\"written\"} 2\n";
+    for _ in 0..100 {
+        if gw.metrics().await.contains(written) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        gw.metrics().await.contains(written),
+        "{}",
+        gw.metrics().await
+    );
     std::fs::remove_dir_all(gw.audit_dir()).unwrap();
     until(StatusCode::SERVICE_UNAVAILABLE).await;
     let refused = gw.chat(gw.key("support-1"), "hi").await;

@@ -3,16 +3,23 @@
 
 use ring::digest;
 
-/// Canaries with fewer letters and digits than this, or without both, are matched exactly:
-/// matched loosely, a short one or one made of words (`DO-NOT-REVEAL` is "do not reveal")
-/// turns up in ordinary text.
+/// Canaries with fewer letters and digits than this, or whose letters and digits are not mixed,
+/// are matched exactly: matched loosely, a short one or one made of words (`DO-NOT-REVEAL` is
+/// "do not reveal") turns up in ordinary text.
 const MIN_LOOSE_LEN: usize = 12;
 
-/// Whether a canary folded to `folded` is matched loosely: long, and random-looking.
+/// Whether a canary folded to `folded` is matched loosely: one of Hangar's own tokens
+/// ([`new_canary_token`]), or long and random-looking, its letters and digits mixed
+/// (`x7f3a9c1b`), not words then a number (`projectzebra42`).
 fn loose(folded: &str) -> bool {
-    folded.chars().count() >= MIN_LOOSE_LEN
-        && folded.chars().any(char::is_alphabetic)
-        && folded.chars().any(char::is_numeric)
+    let hex = folded.strip_prefix("hgc").filter(|hex| hex.len() == 16);
+    if hex.is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return true;
+    }
+    let turns = (folded.chars().zip(folded.chars().skip(1)))
+        .filter(|(a, b)| a.is_alphabetic() != b.is_alphabetic())
+        .count();
+    folded.chars().count() >= MIN_LOOSE_LEN && turns >= 3
 }
 
 /// Watches one response for canary strings. Feed it every chunk in order; once a canary has
@@ -21,7 +28,8 @@ fn loose(folded: &str) -> bool {
 /// Canaries are matched loosely: case-folded, with everything but letters and digits dropped
 /// and JSON escapes read, on both sides. So `HGC-F516…`, `hgc - f516 ad28 …`, `h\u{200b}gc-…`
 /// and `hgc\u002df516…` (a tool call's arguments, or a raw JSON body) are all seen. Canaries
-/// with fewer than 12 letters and digits, or not both, are matched exactly, as written.
+/// with fewer than 12 letters and digits, or whose letters and digits do not alternate at
+/// least three times (words, or words then a number), are matched exactly, as written.
 #[derive(Debug, Clone)]
 pub struct CanaryWatch {
     canaries: Vec<String>,
@@ -379,10 +387,16 @@ mod tests {
         assert!(!watch.feed("table ab-1"));
         assert!(watch.feed("2x."));
         assert_eq!(watch.leaked_canary(), Some(canary));
-        // Words are matched exactly however long: loosely, they would be ordinary prose.
-        let mut watch = CanaryWatch::new(vec!["DO-NOT-REVEAL-THIS".to_owned()]);
-        assert!(!watch.feed("Do not reveal this to anyone."));
-        assert!(watch.feed("DO-NOT-REVEAL-THIS"));
+        // Words, and words then a number, are matched exactly however long: loosely, they
+        // would be ordinary prose.
+        for (canary, prose) in [
+            ("DO-NOT-REVEAL-THIS", "Do not reveal this to anyone."),
+            ("PROJECT-ZEBRA-42", "Project Zebra 42 launches in May."),
+        ] {
+            let mut watch = CanaryWatch::new(vec![canary.to_owned()]);
+            assert!(!watch.feed(prose), "{canary}");
+            assert!(watch.feed(canary), "{canary}");
+        }
         // A long one beside it is still matched loosely.
         let mut watch = CanaryWatch::new(vec![canary.to_owned(), CANARY.to_owned()]);
         assert!(watch.feed("HGC 0123456789ABCDEF"));

@@ -338,7 +338,7 @@ impl Regexes {
         (regex.find_iter(text))
             .map(|found| {
                 let phrase = found.as_str();
-                if index != DELIMITER_SPOOF_RULE && !phrase.contains(char::is_whitespace) {
+                if index != DELIMITER_SPOOF_RULE && is_identifier(phrase) {
                     weight / 2
                 } else if index == REVEAL_SYSTEM_PROMPT_RULE
                     && is_direct_request(text, found.start(), phrase)
@@ -378,6 +378,15 @@ impl Regexes {
         near(text, &self.decode, &self.follow, DECODE_REACH, &['\n'])
             || near(text, &self.follow, &self.encoded, FOLLOW_REACH, &['\n'])
     }
+}
+
+/// Whether a phrase is written as one identifier: snake_case, or lower-case kebab-case (a
+/// command-line flag), and nothing else between its words. Emphasis (`**`, `` ` ``), capitals
+/// between dashes and a name without gaps (`AntiGPT`) read as prose.
+fn is_identifier(phrase: &str) -> bool {
+    let joined =
+        phrase.contains('_') || (phrase.contains('-') && !phrase.contains(char::is_uppercase));
+    joined && !phrase.contains(|c: char| c.is_whitespace() || c == '*' || c == '`')
 }
 
 fn phrase_rule_weight(index: usize) -> u32 {

@@ -646,10 +646,10 @@ impl Shape {
                 let userinfo = start + "://".len();
                 let colon = bytes.get(userinfo..end)?.iter().position(|&b| b == b':')?;
                 let (from, to) = (userinfo + colon + 1, end.checked_sub(1)?);
-                // Digits and dots are a port or a version (`docker://alpine:3.19@sha256:…`).
-                let password = bytes.get(from..to)?;
-                let numeric = password.iter().all(|&b| b.is_ascii_digit() || b == b'.');
-                (!numeric).then_some((from, to))
+                // An image digest follows a tag, not a password (`docker://alpine:3.19@sha256:…`).
+                let after = bytes.get(end..).unwrap_or_default();
+                let digest = after.starts_with(b"sha256:") || after.starts_with(b"sha512:");
+                (!digest).then_some((from, to))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
             Shape::Phone => phone_span(text, start, end),

@@ -592,9 +592,8 @@ fn verify_log(
             dir.display()
         );
     }
-    if !dir.exists()
-        && let Some(anchor) = anchor
-    {
+    let gone = std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if gone && let Some(anchor) = anchor {
         eprintln!(
             "TAMPERED: {}: no such directory, though the anchor names record {}: the log was deleted",
             dir.display(),

@@ -570,6 +570,10 @@ fn passwords_in_urls_are_masked_and_nothing_else() {
             format!("redis://:{key}@cache:6379/0"),
         ),
         (
+            "mysql://root:123456@10.0.0.5:3306/app".to_owned(),
+            format!("mysql://root:{key}@10.0.0.5:3306/app"),
+        ),
+        (
             "amqp://guest:p%40ss:w0rd@mq/vhost".to_owned(),
             format!("amqp://guest:{key}@mq/vhost"),
         ),
@@ -589,7 +593,7 @@ fn passwords_in_urls_are_masked_and_nothing_else() {
         "open https://user@example.com:8443/path",
         "open https://example.com:8443/a@b and http://localhost:8080/",
         "skopeo copy docker://alpine:3.19@sha256:0123abcd oci:dir",
-        "curl http://localhost:3000@example.com/",
+        "skopeo copy docker://nginx:1.25-alpine@sha512:0123abcd oci:dir",
     ] {
         assert_eq!(redact(text).count(SecretKind::ProviderKey), 0, "{text}");
     }
