@@ -818,14 +818,8 @@ async fn card_numbers_and_keys_never_reach_the_logs_and_optionally_not_the_model
     assert_eq!(sent["messages"][0]["content"], "hi");
 
     // The content log's records are counted apart from the audit log's.
-    let counted = "hangar_gateway_content_records_total{state=\"written\"} 4\n";
-    for _ in 0..100 {
-        if gw.metrics().await.contains(counted) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(gw.metrics().await.contains(counted));
+    gw.metrics_with("hangar_gateway_content_records_total{state=\"written\"} 4\n")
+        .await;
 
     let records = gw.audit_records().await;
     let everything = common::all_bytes(&gw.audit_dir());
@@ -2040,18 +2034,8 @@ async fn with_fail_closed_an_audit_log_that_cannot_be_written_refuses_requests_u
 
     // Once what was recorded is written, the directory goes (a volume unmounted, a clean-up
     // job): no write fails, and the idle writer notices all the same.
-    let written = "hangar_gateway_audit_records_total{state=\"written\"} 2\n";
-    for _ in 0..100 {
-        if gw.metrics().await.contains(written) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        gw.metrics().await.contains(written),
-        "{}",
-        gw.metrics().await
-    );
+    gw.metrics_with("hangar_gateway_audit_records_total{state=\"written\"} 2\n")
+        .await;
     std::fs::remove_dir_all(gw.audit_dir()).unwrap();
     until(StatusCode::SERVICE_UNAVAILABLE).await;
     let refused = gw.chat(gw.key("support-1"), "hi").await;
@@ -2090,24 +2074,11 @@ async fn the_gateways_start_reloads_and_stop_are_in_the_audit_chain() {
     ));
     gw.stop().await;
 
-    let mut events = Vec::new();
-    for entry in std::fs::read_dir(gw.audit_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if !path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("audit-")
-        {
-            continue;
-        }
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let record = serde_json::from_str::<serde_json::Value>(line).unwrap()["record"].clone();
-            if record["kind"] == "gateway" {
-                events.push(record);
-            }
-        }
-    }
+    let events: Vec<serde_json::Value> = common::read_lines(&gw.audit_dir(), "audit")
+        .into_iter()
+        .map(|line| line["record"].clone())
+        .filter(|record| record["kind"] == "gateway")
+        .collect();
     let names: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -2140,22 +2111,7 @@ async fn a_records_started_is_when_the_request_came_not_when_it_was_written() {
         StatusCode::OK
     );
     gw.stop().await;
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(gw.audit_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("audit-")
-        {
-            let text = std::fs::read_to_string(path).unwrap();
-            lines.extend(
-                text.lines()
-                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
-            );
-        }
-    }
+    let lines = common::read_lines(&gw.audit_dir(), "audit");
     let line = lines
         .iter()
         .find(|l| l["record"]["kind"] == "request")

@@ -154,6 +154,18 @@ impl TestGateway {
         String::from_utf8(body.to_vec()).unwrap()
     }
 
+    /// The metrics page once it holds `line`, waiting up to 2 s for the log writers.
+    pub async fn metrics_with(&self, line: &str) -> String {
+        for _ in 0..100 {
+            let page = self.metrics().await;
+            if page.contains(line) {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the metrics never showed {line}:\n{}", self.metrics().await)
+    }
+
     /// A chat request to `llama` with `credential` (an API key or a token) and one user message.
     pub async fn chat(&self, credential: &str, prompt: &str) -> Answer {
         self.post(
@@ -291,7 +303,8 @@ pub async fn send(request: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Byte
 }
 
 /// Every record of the `prefix` log in `dir`, in order.
-pub fn read_records(dir: &Path, prefix: &str) -> Vec<Value> {
+/// Every line of the log `prefix` in `dir`, in order: the chain's fields and the record.
+pub fn read_lines(dir: &Path, prefix: &str) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -312,6 +325,13 @@ pub fn read_records(dir: &Path, prefix: &str) -> Vec<Value> {
                 .map(|l| serde_json::from_str::<Value>(l).unwrap())
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The records of requests, contents and refusals in the log `prefix` in `dir`.
+pub fn read_records(dir: &Path, prefix: &str) -> Vec<Value> {
+    read_lines(dir, prefix)
+        .into_iter()
         .map(|line| line["record"].clone())
         .filter(|r| ["request", "content", "refusals"].contains(&r["kind"].as_str().unwrap_or("")))
         .collect()
