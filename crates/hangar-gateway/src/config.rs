@@ -606,15 +606,6 @@ impl fmt::Display for Seconds {
 
 /// Parses `30s`, `500ms`, `5m`, `2h`, `1d` and sums of them such as `5m30s` or `1h30m` (a bare
 /// number is seconds).
-/// `sha256:` and the hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let hex: String = (digest.as_ref().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
-}
-
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let not_a_duration = || format!("`{text}` is not a duration like 30s, 500ms, 5m30s, 2h or 1d");
@@ -977,7 +968,7 @@ impl GatewayConfig {
             path: shown,
             problems,
         })?;
-        config.file_sha256 = Some(sha256_hex(text.as_bytes()));
+        config.file_sha256 = Some(crate::auth::keys::sha256_label(text.as_bytes()));
         Ok(config)
     }
 

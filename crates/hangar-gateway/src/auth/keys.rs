@@ -110,6 +110,12 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `sha256:` and the hex SHA-256 of `bytes`: how the configuration writes a key's hash, and how
+/// the audit log names a configuration file.
+pub fn sha256_label(bytes: &[u8]) -> String {
+    format!("sha256:{}", to_hex(&sha256(bytes)))
+}
+
 /// Checks one configured key entry, for the configuration's load-time report.
 pub fn check_entry(entry: &ApiKeyEntry) -> Result<(), String> {
     parse_hash(&entry.sha256)?;
@@ -152,7 +158,7 @@ pub fn generate(
         id: id.to_owned(),
         tenant: tenant.to_owned(),
         prefix,
-        sha256: format!("sha256:{}", to_hex(&sha256(key.as_bytes()))),
+        sha256: sha256_label(key.as_bytes()),
         expires: expires.map(|t| t.to_string()),
         revoked: false,
     };
