@@ -29,14 +29,17 @@ fn loose(folded: &str) -> bool {
 /// and JSON escapes read, on both sides. So `HGC-F516…`, `hgc - f516 ad28 …`, `h\u{200b}gc-…`
 /// and `hgc\u002df516…` (a tool call's arguments, or a raw JSON body) are all seen. Canaries
 /// with fewer than 12 letters and digits, or whose letters and digits do not alternate at
-/// least three times (words, or words then a number), are matched exactly, as written.
+/// least three times (words, or words then a number), are matched as written but for the case
+/// of ASCII letters.
 #[derive(Debug, Clone)]
 pub struct CanaryWatch {
     canaries: Vec<String>,
+    /// Each canary with its ASCII letters lower-cased, for those matched as written.
+    lowered: Vec<String>,
     /// Each canary's folded form, or `None` for one matched exactly.
     folded: Vec<Option<String>>,
-    /// For the canaries matched exactly: the end of the text seen so far (at most the longest
-    /// one's length − 1 bytes), then the chunk being searched.
+    /// For the canaries matched as written: the end of the text seen so far (at most the
+    /// longest one's length − 1 bytes), then the chunk being searched, ASCII lower-cased.
     window: String,
     keep: usize,
     /// The same for the others, folded: the end of the folded text, then the folded chunk.
@@ -73,6 +76,7 @@ impl CanaryWatch {
             .unwrap_or(0)
             .saturating_sub(1);
         CanaryWatch {
+            lowered: canaries.iter().map(|c| c.to_ascii_lowercase()).collect(),
             canaries,
             folded,
             window: String::new(),
@@ -90,18 +94,22 @@ impl CanaryWatch {
             return self.leaked();
         }
         if self.folded.iter().any(Option::is_none) {
+            let start = self.window.len();
             self.window.push_str(chunk);
+            if let Some(added) = self.window.get_mut(start..) {
+                added.make_ascii_lowercase();
+            }
         }
         if self.folded.iter().any(Option::is_some) {
             self.escape = fold_into(self.escape, chunk, &mut self.folded_window);
         }
         self.leaked = self
-            .canaries
+            .lowered
             .iter()
             .zip(&self.folded)
-            .position(|(canary, folded)| match folded {
+            .position(|(lowered, folded)| match folded {
                 Some(folded) => self.folded_window.contains(folded.as_str()),
-                None => self.window.contains(canary.as_str()),
+                None => self.window.contains(lowered.as_str()),
             });
         keep_tail(&mut self.window, self.keep);
         keep_tail(&mut self.folded_window, self.folded_keep);
@@ -377,12 +385,15 @@ mod tests {
     }
 
     #[test]
-    fn short_canaries_are_matched_exactly() {
+    fn short_canaries_are_matched_as_written_but_for_case() {
         let canary = "ab-12x";
-        for text in ["AB-12X", "ab 12x", "ab12x", "lab-1 2x"] {
+        for text in ["ab 12x", "ab12x", "lab-1 2x"] {
             let mut watch = CanaryWatch::new(vec![canary.to_owned()]);
             assert!(!watch.feed(text), "{text:?}");
         }
+        // A model asked to shout it out still leaks it.
+        let mut watch = CanaryWatch::new(vec![canary.to_owned()]);
+        assert!(watch.feed("the code is AB-12X"));
         let mut watch = CanaryWatch::new(vec![canary.to_owned(), CANARY.to_owned()]);
         assert!(!watch.feed("table ab-1"));
         assert!(watch.feed("2x."));
@@ -395,7 +406,7 @@ mod tests {
         ] {
             let mut watch = CanaryWatch::new(vec![canary.to_owned()]);
             assert!(!watch.feed(prose), "{canary}");
-            assert!(watch.feed(canary), "{canary}");
+            assert!(watch.feed(&canary.to_lowercase()), "{canary}");
         }
         // A long one beside it is still matched loosely.
         let mut watch = CanaryWatch::new(vec![canary.to_owned(), CANARY.to_owned()]);
