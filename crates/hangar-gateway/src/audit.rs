@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hangar_ledger::{Ledger, LedgerConfig, LedgerSender};
+use hangar_ledger::{Clock, Ledger, LedgerConfig, LedgerSender, SystemClock};
 use serde::Serialize;
 
 use crate::config::AuditConfig;
@@ -181,6 +181,13 @@ const AUDIT_QUEUE: usize = 16_384;
 impl AuditLogs {
     /// Opens (or resumes) the audit log, and the content log when configured, in `config.dir`.
     pub fn open(config: &AuditConfig) -> Result<AuditLogs, hangar_ledger::LedgerError> {
+        AuditLogs::open_with_clock(config, SystemClock)
+    }
+
+    fn open_with_clock(
+        config: &AuditConfig,
+        clock: impl Clock + Clone,
+    ) -> Result<AuditLogs, hangar_ledger::LedgerError> {
         let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
         let mut audit = LedgerConfig::new(&config.dir, "audit");
         // The queue's slots are allocated and touched up front: 16k records (0.4 MiB, not the
@@ -197,11 +204,11 @@ impl AuditLogs {
                 ledger.rotate_bytes = config.rotate_size.0;
                 ledger.rotate_every = Some(Duration::from_secs(86_400));
                 ledger.retention = Some(days(content.retention_days));
-                Some(Ledger::open(ledger)?)
+                Some(Ledger::open_with_clock(ledger, clock.clone())?)
             }
         };
         Ok(AuditLogs {
-            audit: Ledger::open(audit)?,
+            audit: Ledger::open_with_clock(audit, clock)?,
             content,
         })
     }
@@ -310,14 +317,60 @@ impl AuditSink {
         Some((content.written(), content.dropped()))
     }
 
-    /// Whether the audit log's writes are failing now.
-    pub fn failing(&self) -> bool {
-        self.audit.failing()
+    /// Whether records may be lost now: a log's writes fail, or the audit log's queue is
+    /// three-quarters full (a disk slower than the traffic: the records past the queue would be
+    /// dropped).
+    pub fn may_lose_records(&self) -> bool {
+        self.logs().any(|(_, log)| log.failing()) || self.audit.queued() >= AUDIT_QUEUE / 4 * 3
     }
 
     /// Each log (`audit`, `content`) with whether its writes fail now and the records waiting
     /// for its writer, for the metrics.
     pub fn writers(&self) -> impl Iterator<Item = (&'static str, bool, usize)> + '_ {
         (self.logs()).map(|(prefix, log)| (prefix, log.failing(), log.queued()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// The system clock, behind a gate: the writer threads stop at their next batch while the
+    /// gate is held, as on a disk that does not keep up.
+    #[derive(Clone, Default)]
+    struct GatedClock(Arc<Mutex<()>>);
+
+    impl Clock for GatedClock {
+        fn now(&self) -> jiff::Timestamp {
+            drop(self.0.lock());
+            jiff::Timestamp::now()
+        }
+    }
+
+    #[test]
+    fn records_may_be_lost_while_the_queue_fills_and_not_once_it_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: AuditConfig =
+            serde_json::from_value(serde_json::json!({"dir": dir.path(), "retentionDays": 1}))
+                .unwrap();
+        let clock = GatedClock::default();
+        let logs = AuditLogs::open_with_clock(&config, clock.clone()).unwrap();
+        let sink = logs.sink();
+        assert!(!sink.may_lose_records());
+        let gate = clock.0.lock().unwrap();
+        for _ in 0..AUDIT_QUEUE / 4 * 3 + 1 {
+            sink.event(GatewayEvent::new("start", None));
+        }
+        assert!(sink.may_lose_records(), "{} queued", sink.audit.queued());
+        drop(gate);
+        let drained = std::time::Instant::now() + Duration::from_secs(10);
+        while sink.may_lose_records() && std::time::Instant::now() < drained {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!sink.may_lose_records(), "{} queued", sink.audit.queued());
+        assert_eq!(sink.counts().1, 0, "nothing was dropped");
+        logs.close().unwrap();
     }
 }

@@ -565,7 +565,8 @@ pub struct AuditConfig {
     /// Also log prompts and completions, redacted, in their own chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentLogConfig>,
-    /// While the audit log cannot be written (a full disk, a directory gone or read-only),
+    /// While the audit or content log cannot be written (a full disk, a directory gone or
+    /// read-only) or the audit log's writer falls behind (its queue three-quarters full),
     /// refuse inference requests (503 `audit_unavailable`) and answer `/readyz` 503, rather
     /// than serve requests no record may be kept of. Off: serve, log the failure and export
     /// `hangar_gateway_audit_write_failing`.

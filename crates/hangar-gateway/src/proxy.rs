@@ -206,7 +206,7 @@ impl Gateway {
     /// Whether requests are to be refused: the audit log cannot be written and
     /// `audit.failClosed` is set.
     pub fn audit_closed(&self) -> bool {
-        self.started_with.audit.fail_closed && self.audit.failing()
+        self.started_with.audit.fail_closed && self.audit.may_lose_records()
     }
 
     /// Each log with whether its writes fail and the records waiting, for the metrics.
