@@ -272,7 +272,10 @@ def version_pin_not_allowed(acme):
 
 def rate_limited(_acme):
     limited = client(need("HANGAR_E2E_KEY_LIMITED"))
-    limited.chat.completions.create(model=CHAT_MODEL, messages=ask("first"))
+    first = limited.chat.completions.with_raw_response.create(model=CHAT_MODEL, messages=ask("first"))
+    limit = (first.headers.get("x-ratelimit-limit-requests"), first.headers.get("x-ratelimit-remaining-requests"))
+    expect(limit == ("1", "0"), f"x-ratelimit-limit/remaining-requests are {limit!r}, expected ('1', '0')")
+    first.parse()
     error = expect_error(
         openai.RateLimitError,
         lambda: limited.chat.completions.create(model=CHAT_MODEL, messages=ask("second")),

@@ -6,8 +6,10 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use serde_json::json;
+
+use crate::limits::Quotas;
 
 /// Why the gateway answered instead of the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,8 @@ pub struct Refusal {
     pub param: Option<Cow<'static, str>>,
     /// When to try again, for 429 and 503.
     pub retry_after: Option<Duration>,
+    /// The tenant's rate buckets, on a refusal by one (boxed: refusals travel in `Result`s).
+    pub quotas: Option<Box<Quotas>>,
 }
 
 impl Refusal {
@@ -35,6 +39,7 @@ impl Refusal {
             message,
             param: None,
             retry_after: None,
+            quotas: None,
         }
     }
 
@@ -152,6 +157,12 @@ impl Refusal {
         )
     }
 
+    /// Tells the client where the tenant's rate buckets stand.
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = Some(Box::new(quotas));
+        self
+    }
+
     /// Names the request field at fault.
     pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
         self.param = Some(param.into());
@@ -182,6 +193,15 @@ impl Refusal {
             // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            // OpenAI's SDKs prefer this one when it is there: they wait no longer than needed.
+            let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            headers.insert(
+                HeaderName::from_static("retry-after-ms"),
+                HeaderValue::from(millis),
+            );
+        }
+        if let Some(quotas) = &self.quotas {
+            quotas.write(headers);
         }
         response
     }
@@ -219,6 +239,7 @@ mod tests {
         let r: Response<Bytes> =
             Refusal::rate_limited("rpm", "slow down", Duration::from_millis(1200)).into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(r.headers()["retry-after-ms"], "1200");
         let r: Response<Bytes> =
             Refusal::rate_limited("rpm", "slow down", Duration::ZERO).into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");

@@ -8,8 +8,9 @@
 --            place, lease in ms, place freed…]}, a rate of 0 meaning no limit. Frees the places
 --            freed (the replica's requests that ended since it last sent them), then takes one
 --            request and the tokens from both buckets and, with a most in flight, a place in
---            flight, or none of them. Returns {0, 0}, or what refused (1 requests, 2 tokens, 3
---            in flight) and the milliseconds until it could give.
+--            flight, or none of them. Returns {0, 0, requests level, tokens level} with the
+--            levels after the take, or what refused (1 requests, 2 tokens, 3 in flight), the
+--            milliseconds until it could give and, for a rate, the levels before the take.
 --   give:    KEYS = {rates}, ARGV = {'give', tokens per minute, tokens…}. Gives each amount of
 --            tokens back in turn, or charges it when negative; the level stays within a minute's
 --            worth after each, as a local bucket's after each settlement (so a refund sent
@@ -102,11 +103,11 @@ end
 
 local rates = {tonumber(ARGV[2]), tonumber(ARGV[3])}
 local wants = {1, tonumber(ARGV[4])}
-local levels = {}
+local levels = {level(1, rates[1]), level(2, rates[2])}
 for i = 1, 2 do
-  levels[i] = level(i, rates[i])
   if rates[i] > 0 and levels[i] < wants[i] then
-    return {i, math.ceil((wants[i] - levels[i]) * 60000 / rates[i])}
+    -- (Redis turns a Lua number into an integer by cutting its fraction.)
+    return {i, math.ceil((wants[i] - levels[i]) * 60000 / rates[i]), levels[1], levels[2]}
   end
 end
 local function after(i)
@@ -120,4 +121,4 @@ if most_in_flight then
   redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
   redis.call('PEXPIRE', KEYS[2], lease)
 end
-return {0, 0}
+return {0, 0, after(1), after(2)}

@@ -108,6 +108,122 @@ impl Bucket {
     fn give_back(&mut self, amount: f64) {
         self.level = (self.level + amount).clamp(-self.per_minute, self.per_minute);
     }
+
+    fn quota(&self) -> Quota {
+        Quota::new(self.level, self.per_minute as u64)
+    }
+}
+
+/// Where one of a tenant's rate buckets stands, for the `x-ratelimit-*` headers OpenAI's API
+/// sends and clients pace themselves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Per minute.
+    pub limit: u64,
+    /// What the bucket holds now: what the next requests may take at once.
+    pub remaining: u64,
+    /// Until the bucket is full again, as OpenAI's `x-ratelimit-reset-*` means it.
+    pub reset: Duration,
+}
+
+impl Quota {
+    fn new(level: f64, per_minute: u64) -> Quota {
+        let limit = per_minute as f64;
+        let reset = if per_minute == 0 {
+            0.0
+        } else {
+            (limit - level).max(0.0) * 60.0 / limit
+        };
+        Quota {
+            limit: per_minute,
+            remaining: level.clamp(0.0, limit) as u64,
+            reset: Duration::from_millis((reset * 1000.0).ceil() as u64),
+        }
+    }
+}
+
+/// A tenant's rate buckets after its request took from them or was refused, each one it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// With `requestsPerMinute`.
+    pub requests: Option<Quota>,
+    /// With `tokensPerMinute`.
+    pub tokens: Option<Quota>,
+}
+
+impl Quotas {
+    fn of(limits: TenantLimits, requests: &Bucket, tokens: &Bucket) -> Quotas {
+        Quotas {
+            requests: limits.requests_per_minute.map(|_| requests.quota()),
+            tokens: limits.tokens_per_minute.map(|_| tokens.quota()),
+        }
+    }
+
+    /// From the levels the shared limits' script reports.
+    fn of_levels(limits: TenantLimits, [requests, tokens]: [i64; 2]) -> Quotas {
+        let quota = |level: i64, per_minute| Quota::new(level as f64, per_minute);
+        Quotas {
+            requests: (limits.requests_per_minute).map(|rpm| quota(requests, rpm)),
+            tokens: (limits.tokens_per_minute).map(|tpm| quota(tokens, tpm)),
+        }
+    }
+
+    /// Writes OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers.
+    pub fn write(&self, headers: &mut http::HeaderMap) {
+        const NAMES: [[&str; 3]; 2] = [
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ];
+        for (quota, [limit, remaining, reset]) in [self.requests, self.tokens].iter().zip(NAMES) {
+            let Some(quota) = quota else { continue };
+            let reset_text = go_duration(quota.reset);
+            for (name, value) in [
+                (limit, http::HeaderValue::from(quota.limit)),
+                (remaining, http::HeaderValue::from(quota.remaining)),
+                (
+                    reset,
+                    http::HeaderValue::from_str(&reset_text)
+                        .unwrap_or(http::HeaderValue::from_static("0s")),
+                ),
+            ] {
+                headers.insert(http::HeaderName::from_static(name), value);
+            }
+        }
+    }
+}
+
+/// A duration as Go's `time.Duration` prints it, to the millisecond (`17ms`, `1.5s`, `6m0s`,
+/// `1h2m3s`): the form OpenAI's `x-ratelimit-reset-*` headers take, which clients parse.
+fn go_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let (hours, minutes) = (millis / 3_600_000, millis / 60_000 % 60);
+    let (seconds, fraction) = (millis / 1000 % 60, millis % 1000);
+    let mut text = String::new();
+    if hours > 0 {
+        text.push_str(&format!("{hours}h"));
+    }
+    if hours > 0 || minutes > 0 {
+        text.push_str(&format!("{minutes}m"));
+    }
+    text.push_str(&seconds.to_string());
+    if fraction > 0 {
+        let digits = format!("{fraction:03}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+    text.push('s');
+    text
 }
 
 /// What a request holds while it runs: its place in the concurrency counts and its token
@@ -129,6 +245,8 @@ pub struct Admission {
     /// The request holds this place among the tenant's requests in flight in Redis, freed
     /// when it ends.
     shared_place: Option<(Arc<SharedLimits>, Arc<str>)>,
+    /// The tenant's rate buckets once this request took from them.
+    pub quotas: Quotas,
 }
 
 /// The two rate buckets, for the refusal that names the one that said no.
@@ -136,6 +254,15 @@ pub struct Admission {
 enum Rate {
     Requests,
     Tokens,
+}
+
+/// What the shared limits' script answered a take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SharedTake {
+    refusal: Option<SharedRefusal>,
+    /// The requests and tokens buckets' levels after the take, or before a refusal by a rate
+    /// (not with one by the requests in flight).
+    levels: Option<[i64; 2]>,
 }
 
 /// Why the shared limits refused a request.
@@ -229,7 +356,11 @@ impl Limiter {
         check_reservation(limits, tokens)?;
         self.enter_gateway(global_max)?;
         match self.admit_tenant(tenant, limits, Some((tokens, now))) {
-            Ok(tenant_in_flight) => Ok(self.admission(tenant, limits, tokens, tenant_in_flight)),
+            Ok((tenant_in_flight, quotas)) => {
+                let mut admission = self.admission(tenant, limits, tokens, tenant_in_flight);
+                admission.quotas = quotas;
+                Ok(admission)
+            }
             Err(refusal) => {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
                 Err(refusal)
@@ -252,7 +383,7 @@ impl Limiter {
         check_reservation(limits, tokens)?;
         self.enter_gateway(global_max)?;
         let tenant_in_flight = match self.admit_tenant(tenant, limits, None) {
-            Ok(count) => count,
+            Ok((count, _)) => count,
             Err(refusal) => {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
                 return Err(refusal);
@@ -276,8 +407,13 @@ impl Limiter {
         admission.shared_place =
             (place.as_ref()).map(|(_, name)| (Arc::clone(shared), Arc::clone(name)));
         let refused = match shared.take(tenant, limits, tokens, place.clone()).await {
-            Ok(None) => {
+            Ok(SharedTake {
+                refusal: None,
+                levels,
+            }) => {
                 admission.settled = false;
+                admission.quotas =
+                    (levels.map(|levels| Quotas::of_levels(limits, levels))).unwrap_or_default();
                 admission.shared = limits
                     .tokens_per_minute
                     .map(|per_minute| (Arc::clone(shared), per_minute));
@@ -286,9 +422,12 @@ impl Limiter {
                 }
                 return Ok(admission);
             }
-            Ok(Some(refusal)) => {
+            Ok(SharedTake {
+                refusal: Some(refusal),
+                levels,
+            }) => {
                 admission.shared_place = None;
-                match refusal {
+                let refusal = match refusal {
                     SharedRefusal::Rate(rate @ Rate::Requests, wait) => {
                         rate.refusal(limits.requests_per_minute.unwrap_or(0), wait)
                     }
@@ -296,6 +435,10 @@ impl Limiter {
                         rate.refusal(limits.tokens_per_minute.unwrap_or(0), wait)
                     }
                     SharedRefusal::InFlight => in_flight_refusal(most_in_flight.unwrap_or(0)),
+                };
+                match levels {
+                    Some(levels) => refusal.with_quotas(Quotas::of_levels(limits, levels)),
+                    None => refusal,
                 }
             }
             Err(Unavailable { may_have_run }) => {
@@ -309,8 +452,9 @@ impl Limiter {
                         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
                         let state = tenants.entry(Arc::clone(tenant)).or_default();
                         match take_buckets(state, limits, tokens, Instant::now()) {
-                            Ok(()) => {
+                            Ok(quotas) => {
                                 admission.settled = false;
+                                admission.quotas = quotas;
                                 // The call may have taken the place: if so, it lasts as long
                                 // as the request.
                                 if let Some((_, place)) = &admission.shared_place {
@@ -392,6 +536,7 @@ impl Limiter {
             sent: false,
             shared: None,
             shared_place: None,
+            quotas: Quotas::default(),
         }
     }
 
@@ -402,7 +547,7 @@ impl Limiter {
         tenant: &Arc<str>,
         limits: TenantLimits,
         buckets: Option<(u64, Instant)>,
-    ) -> Result<Arc<AtomicU32>, Refusal> {
+    ) -> Result<(Arc<AtomicU32>, Quotas), Refusal> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let state = tenants.entry(Arc::clone(tenant)).or_default();
         if let Some(max) = limits.max_concurrent
@@ -410,11 +555,12 @@ impl Limiter {
         {
             return Err(in_flight_refusal(max));
         }
-        if let Some((tokens, now)) = buckets {
-            take_buckets(state, limits, tokens, now)?;
-        }
+        let quotas = match buckets {
+            Some((tokens, now)) => take_buckets(state, limits, tokens, now)?,
+            None => Quotas::default(),
+        };
         state.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok(Arc::clone(&state.in_flight))
+        Ok((Arc::clone(&state.in_flight), quotas))
     }
 
     /// Requests in flight across the gateway.
@@ -423,31 +569,37 @@ impl Limiter {
     }
 }
 
-/// Takes one request and `tokens` from the tenant's local buckets, or neither.
+/// Takes one request and `tokens` from the tenant's local buckets, or neither, and says where
+/// the buckets stand then.
 fn take_buckets(
     state: &mut TenantState,
     limits: TenantLimits,
     tokens: u64,
     now: Instant,
-) -> Result<(), Refusal> {
+) -> Result<Quotas, Refusal> {
     let mut requests = state.requests;
     let mut token_bucket = state.tokens;
     if let Some(rpm) = limits.requests_per_minute {
         requests.refill(rpm, now);
-        requests
-            .take(1.0)
-            .map_err(|wait| Rate::Requests.refusal(rpm, wait))?;
     }
     if let Some(tpm) = limits.tokens_per_minute {
         token_bucket.refill(tpm, now);
-        token_bucket
-            .take(tokens as f64)
-            .map_err(|wait| Rate::Tokens.refusal(tpm, wait))?;
+    }
+    let refilled = Quotas::of(limits, &requests, &token_bucket);
+    if let Some(rpm) = limits.requests_per_minute
+        && let Err(wait) = requests.take(1.0)
+    {
+        return Err(Rate::Requests.refusal(rpm, wait).with_quotas(refilled));
+    }
+    if let Some(tpm) = limits.tokens_per_minute
+        && let Err(wait) = token_bucket.take(tokens as f64)
+    {
+        return Err(Rate::Tokens.refusal(tpm, wait).with_quotas(refilled));
     }
     // Both buckets are committed together, so a refusal by one costs nothing from the other.
     state.requests = requests;
     state.tokens = token_bucket;
-    Ok(())
+    Ok(Quotas::of(limits, &requests, &token_bucket))
 }
 
 impl Admission {
@@ -716,7 +868,7 @@ impl SharedLimits {
         limits: TenantLimits,
         tokens: u64,
         place: Option<(u32, Arc<str>)>,
-    ) -> Result<Option<SharedRefusal>, Unavailable> {
+    ) -> Result<SharedTake, Unavailable> {
         // The tenant's places this replica freed since its last sending are freed first, in
         // the same call: a client that waits for each answer before its next request would
         // otherwise meet its own finished requests still counted.
@@ -756,7 +908,7 @@ impl SharedLimits {
         tokens: u64,
         place: Option<(u32, Arc<str>)>,
         freed: &[(Arc<str>, Instant)],
-    ) -> Result<Option<SharedRefusal>, Unavailable> {
+    ) -> Result<SharedTake, Unavailable> {
         let key = self.key(tenant);
         let requests = limits.requests_per_minute.unwrap_or(0).to_string();
         let per_minute = limits.tokens_per_minute.unwrap_or(0).to_string();
@@ -776,17 +928,30 @@ impl SharedLimits {
         let (reply, node) = self.call(&keys, &args).await?;
         let decision = match &reply {
             Reply::Array(Some(items)) => match items.as_slice() {
-                [Reply::Integer(0), _] => Some(None),
-                [Reply::Integer(rate @ (1 | 2)), Reply::Integer(wait)] => {
-                    let rate = if *rate == 1 {
-                        Rate::Requests
-                    } else {
-                        Rate::Tokens
+                [decision, wait, levels @ ..] => {
+                    let levels = match levels {
+                        [Reply::Integer(requests), Reply::Integer(tokens)] => {
+                            Some([*requests, *tokens])
+                        }
+                        _ => None,
                     };
-                    let wait = Duration::from_millis((*wait).clamp(0, 3_600_000).unsigned_abs());
-                    Some(Some(SharedRefusal::Rate(rate, wait)))
+                    let refusal = match (decision, wait) {
+                        (Reply::Integer(0), _) => Some(None),
+                        (Reply::Integer(rate @ (1 | 2)), Reply::Integer(wait)) => {
+                            let rate = if *rate == 1 {
+                                Rate::Requests
+                            } else {
+                                Rate::Tokens
+                            };
+                            let wait = (*wait).clamp(0, 3_600_000).unsigned_abs();
+                            let wait = Duration::from_millis(wait);
+                            Some(Some(SharedRefusal::Rate(rate, wait)))
+                        }
+                        (Reply::Integer(3), _) => Some(Some(SharedRefusal::InFlight)),
+                        _ => None,
+                    };
+                    refusal.map(|refusal| SharedTake { refusal, levels })
                 }
-                [Reply::Integer(3), _] => Some(Some(SharedRefusal::InFlight)),
                 _ => None,
             },
             _ => None,
@@ -1171,6 +1336,71 @@ mod tests {
         );
     }
 
+    /// The `x-ratelimit-*` headers `quotas` writes, by name.
+    fn quota_headers(quotas: &Quotas) -> Vec<(String, String)> {
+        let mut headers = http::HeaderMap::new();
+        quotas.write(&mut headers);
+        let mut written: Vec<_> = (headers.iter())
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        written.sort();
+        written
+    }
+
+    fn pair(name: &str, value: &str) -> (String, String) {
+        (name.to_owned(), value.to_owned())
+    }
+
+    #[test]
+    fn durations_are_written_as_go_writes_them() {
+        let text = |millis| go_duration(Duration::from_millis(millis));
+        assert_eq!(text(0), "0ms");
+        assert_eq!(text(17), "17ms");
+        assert_eq!(text(1000), "1s");
+        assert_eq!(text(8640), "8.64s");
+        assert_eq!(text(360_000), "6m0s");
+        assert_eq!(text(3_723_500), "1h2m3.5s");
+    }
+
+    #[test]
+    fn an_admission_and_a_refusal_say_where_the_buckets_stand() {
+        let limiter = Arc::new(Limiter::default());
+        let limits = TenantLimits {
+            requests_per_minute: Some(60),
+            tokens_per_minute: Some(1000),
+            ..Default::default()
+        };
+        let now = Instant::now();
+        let first = limiter.admit(&tenant(), limits, 100, 400, now).unwrap();
+        assert_eq!(
+            quota_headers(&first.quotas),
+            [
+                pair("x-ratelimit-limit-requests", "60"),
+                pair("x-ratelimit-limit-tokens", "1000"),
+                pair("x-ratelimit-remaining-requests", "59"),
+                pair("x-ratelimit-remaining-tokens", "600"),
+                // One request comes back a second; 400 tokens in 24 seconds.
+                pair("x-ratelimit-reset-requests", "1s"),
+                pair("x-ratelimit-reset-tokens", "24s"),
+            ]
+        );
+        // Refused by the tokens: the buckets as they stand, the refused request taking nothing.
+        let refusal = limiter.admit(&tenant(), limits, 100, 700, now).unwrap_err();
+        let quotas = refusal.quotas.as_deref().unwrap();
+        assert_eq!(quotas.requests.unwrap().remaining, 59);
+        assert_eq!(quotas.tokens.unwrap().remaining, 600);
+        // A tenant without rate limits gets no headers.
+        let unlimited = limiter.admit(&"other".into(), TenantLimits::default(), 100, 400, now);
+        assert_eq!(quota_headers(&unlimited.unwrap().quotas), []);
+    }
+
+    #[test]
+    fn a_bucket_in_debt_has_nothing_remaining_and_resets_past_a_minute() {
+        let quota = Quota::new(-500.0, 1000);
+        assert_eq!(quota.remaining, 0);
+        assert_eq!(quota.reset, Duration::from_secs(90));
+    }
+
     #[test]
     fn tokens_are_reserved_up_front_and_settled_on_usage() {
         let limiter = Arc::new(Limiter::default());
@@ -1506,6 +1736,35 @@ mod tests {
         };
         let fallbacks = Counters::new("fallbacks", "", &["action"]);
         (Arc::new(Limiter::default()), limits, fallbacks, tenant())
+    }
+
+    #[tokio::test]
+    async fn the_shared_buckets_say_where_they_stand_as_the_local_ones_do() {
+        let (_redis, shared) = one_place_in_redis();
+        let shared = Arc::new(shared);
+        let (limiter, _, fallbacks, tenant) = one_place_tenant();
+        let limits = TenantLimits {
+            requests_per_minute: Some(60),
+            tokens_per_minute: Some(1000),
+            ..Default::default()
+        };
+        let admit =
+            |tokens| limiter.admit_shared(&shared, &tenant, limits, 100, tokens, &fallbacks);
+        let first = admit(400).await.unwrap();
+        let (requests, tokens) = (first.quotas.requests.unwrap(), first.quotas.tokens.unwrap());
+        assert_eq!((requests.limit, requests.remaining), (60, 59));
+        assert_eq!((tokens.limit, tokens.remaining), (1000, 600));
+        assert!(
+            tokens.reset <= Duration::from_secs(24),
+            "{:?}",
+            tokens.reset
+        );
+        assert!(tokens.reset > Duration::from_secs(23), "{:?}", tokens.reset);
+        let refusal = admit(700).await.unwrap_err();
+        assert_eq!(refusal.code, "tokens_per_minute");
+        let quotas = refusal.quotas.as_deref().unwrap();
+        assert_eq!(quotas.requests.unwrap().remaining, 59);
+        assert_eq!(quotas.tokens.unwrap().remaining, 600);
     }
 
     #[tokio::test]

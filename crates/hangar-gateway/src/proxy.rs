@@ -22,7 +22,7 @@ use crate::auth::{AuthError, Identity};
 use crate::config::{CapField, GatewayConfig, GuardAction};
 use crate::error::Refusal;
 use crate::json::Json;
-use crate::limits::{Admission, Limiter};
+use crate::limits::{Admission, Limiter, Quotas};
 use crate::metrics::Metrics;
 use crate::refusals::RefusalBudget;
 use crate::request::{self, Endpoint, Inspected};
@@ -203,8 +203,8 @@ impl Gateway {
         self.audit.event(event);
     }
 
-    /// Whether requests are to be refused: the audit log cannot be written and
-    /// `audit.failClosed` is set.
+    /// Whether requests are to be refused: `audit.failClosed` is set, and records may be lost
+    /// (a log cannot be written, or the audit log's writer falls behind).
     pub fn audit_closed(&self) -> bool {
         self.started_with.audit.fail_closed && self.audit.may_lose_records()
     }
@@ -792,7 +792,20 @@ async fn serve(
         flagged,
         max_tokens: facts.max_tokens,
     };
-    call.send(body, bytes.len(), admission, exchange).await
+    // Every answer to an admitted request says where the tenant's rate buckets stand, as
+    // OpenAI's do.
+    let quotas = admission.quotas;
+    let mut served = call.send(body, bytes.len(), admission, exchange).await;
+    match &mut served {
+        Ok(Served::Whole(response) | Served::Streaming(response)) => {
+            quotas.write(response.headers_mut());
+        }
+        Err(refusal) if quotas != Quotas::default() => {
+            refusal.quotas.get_or_insert_with(|| Box::new(quotas));
+        }
+        Err(_) => {}
+    }
+    served
 }
 
 /// Authenticates the request and records who it is (the key id), or why not.

@@ -563,13 +563,18 @@ async fn past_the_request_rate_the_tenant_gets_429_with_retry_after_and_others_d
     let upstream = upstream().await;
     let gw = gateway(&upstream).await;
     let request = chat("llama", "What is 2+2?");
-    for _ in 0..2 {
-        assert_eq!(
-            gw.post("/v1/chat/completions", Some(gw.key("limited-1")), &request)
-                .await
-                .status,
-            StatusCode::OK
-        );
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    // Each answer says how many requests are left, streamed or not, as OpenAI's do.
+    for (left, request) in [("1", &request), ("0", &streamed)] {
+        let answer = gw
+            .post("/v1/chat/completions", Some(gw.key("limited-1")), request)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.header("x-ratelimit-limit-requests"), Some("2"));
+        assert_eq!(answer.header("x-ratelimit-remaining-requests"), Some(left));
+        // No token limit, no token headers.
+        assert_eq!(answer.header("x-ratelimit-remaining-tokens"), None);
     }
     let answer = gw
         .post("/v1/chat/completions", Some(gw.key("limited-1")), &request)
@@ -578,12 +583,24 @@ async fn past_the_request_rate_the_tenant_gets_429_with_retry_after_and_others_d
     assert_eq!(answer.json()["error"]["type"], "rate_limit_error");
     let wait: u64 = answer.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=30).contains(&wait), "retry after {wait}s");
-    assert_eq!(
-        gw.post("/v1/chat/completions", Some(gw.key("support-1")), &request)
-            .await
-            .status,
-        StatusCode::OK
+    let wait_ms: u64 = answer.header("retry-after-ms").unwrap().parse().unwrap();
+    assert!(
+        wait_ms <= wait * 1000 && wait_ms > (wait - 1) * 1000,
+        "{wait_ms} ms"
     );
+    assert_eq!(answer.header("x-ratelimit-remaining-requests"), Some("0"));
+    // Two requests a minute, both taken just now: the bucket is full again in about a minute.
+    let reset = answer.header("x-ratelimit-reset-requests").unwrap();
+    let seconds: f64 = match reset {
+        "1m0s" => 60.0,
+        _ => reset.strip_suffix('s').unwrap().parse().unwrap(),
+    };
+    assert!((30.0..=60.0).contains(&seconds), "{reset}");
+    let answer = gw
+        .post("/v1/chat/completions", Some(gw.key("support-1")), &request)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("x-ratelimit-limit-requests"), None);
     let metrics = gw.metrics().await;
     assert!(
         metrics.contains(

@@ -343,10 +343,12 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
         let (client, script) = (&client, &script);
         async move {
             match client.eval(script, &["k"], args).await.unwrap() {
-                Reply::Array(Some(items)) => match items.as_slice() {
-                    [Reply::Integer(bucket), Reply::Integer(wait)] => (*bucket, *wait),
-                    other => panic!("{other:?}"),
-                },
+                Reply::Array(Some(items)) => (items.iter())
+                    .map(|item| match item {
+                        Reply::Integer(n) => *n,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect::<Vec<i64>>(),
                 other => panic!("{other:?}"),
             }
         }
@@ -360,17 +362,17 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
         let numbers: Vec<f64> = text.split(' ').map(|n| n.parse().unwrap()).collect();
         (numbers[0], numbers[1])
     };
-    // Two requests and 100 tokens a minute.
-    assert_eq!(run(&["take", "2", "100", "60"]).await, (0, 0));
-    // 40 tokens left: 60 more are refused, with the time 20 take to come back (12 s)…
-    let (bucket, wait) = run(&["take", "2", "100", "60"]).await;
-    assert_eq!(bucket, 2);
-    assert!((11_900..=12_000).contains(&wait), "{wait}");
+    // Two requests and 100 tokens a minute; taken, with the levels after: 1 request, 40 tokens.
+    assert_eq!(run(&["take", "2", "100", "60"]).await, [0, 0, 1, 40]);
+    // 60 more tokens are refused, with the time 20 take to come back (12 s) and the levels…
+    let refused = run(&["take", "2", "100", "60"]).await;
+    assert_eq!((refused[0], &refused[2..]), (2, &[1, 40][..]));
+    assert!((11_900..=12_000).contains(&refused[1]), "{refused:?}");
     // …and that refusal spent no request: the second of two still passes.
-    assert_eq!(run(&["take", "2", "100", "10"]).await, (0, 0));
-    let (bucket, wait) = run(&["take", "2", "100", "10"]).await;
-    assert_eq!(bucket, 1, "the requests bucket is empty");
-    assert!((29_900..=30_000).contains(&wait), "{wait}");
+    assert_eq!(run(&["take", "2", "100", "10"]).await, [0, 0, 0, 30]);
+    let refused = run(&["take", "2", "100", "10"]).await;
+    assert_eq!(refused[0], 1, "the requests bucket is empty");
+    assert!((29_900..=30_000).contains(&refused[1]), "{refused:?}");
     let (requests, tokens) = levels().await;
     assert!(
         requests < 0.01 && (30.0..30.1).contains(&tokens),
@@ -1218,10 +1220,8 @@ async fn places_in_flight_are_taken_with_the_rates_and_lapse_without_their_repli
             }
         }
     };
-    assert_eq!(
-        take("1", "r1:0").await,
-        [Reply::Integer(0), Reply::Integer(0)]
-    );
+    // Taken, and the buckets' levels after it: no request left, no token rate.
+    assert_eq!(take("1", "r1:0").await, [0, 0, 0, 0].map(Reply::Integer));
     // The rate refuses the second request: no place is taken for it.
     assert_eq!(take("1", "r1:1").await[0], Reply::Integer(1));
     assert_eq!(redis_cli(redis.port(), &["zcard", keys[1]]).trim(), "1");
