@@ -566,7 +566,8 @@ pub struct AuditConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentLogConfig>,
     /// While the audit or content log cannot be written (a full disk, a directory gone or
-    /// read-only) or the audit log's writer falls behind (its queue three-quarters full),
+    /// read-only) or its writer falls behind (its queue three-quarters full, or too short
+    /// for the requests in flight were the disk to stall),
     /// refuse inference requests (503 `audit_unavailable`) and answer `/readyz` 503, rather
     /// than serve requests no record may be kept of. Off: serve, log the failure and export
     /// `hangar_gateway_audit_write_failing`.

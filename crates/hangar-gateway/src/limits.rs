@@ -555,6 +555,7 @@ impl Limiter {
         {
             return Err(in_flight_refusal(max));
         }
+
         let quotas = match buckets {
             Some((tokens, now)) => take_buckets(state, limits, tokens, now)?,
             None => Quotas::default(),
@@ -566,6 +567,11 @@ impl Limiter {
     /// Requests in flight across the gateway.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Requests reading and checking their bodies, before their admission.
+    pub fn reading(&self) -> u32 {
+        self.reading.load(Ordering::Acquire)
     }
 }
 

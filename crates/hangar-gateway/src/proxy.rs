@@ -206,7 +206,11 @@ impl Gateway {
     /// Whether requests are to be refused: `audit.failClosed` is set, and records may be lost
     /// (a log cannot be written, or the audit log's writer falls behind).
     pub fn audit_closed(&self) -> bool {
-        self.started_with.audit.fail_closed && self.audit.may_lose_records()
+        let pending = self
+            .limiter
+            .in_flight()
+            .saturating_add(self.limiter.reading());
+        self.started_with.audit.fail_closed && self.audit.may_lose_records(pending as usize)
     }
 
     /// Each log with whether its writes fail and the records waiting, for the metrics.

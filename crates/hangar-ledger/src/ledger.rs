@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     /// Bytes the sized records in the queue hold, and how many they may.
     queued_bytes: Arc<AtomicUsize>,
     queue_bytes: usize,
+    /// Records the queue holds at most.
+    queue: usize,
     wake_at: usize,
     pub writer: OnceLock<std::thread::Thread>,
 }
@@ -103,6 +105,7 @@ impl Shared {
             queued: AtomicUsize::new(0),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             queue_bytes,
+            queue,
             wake_at: (queue / 2).max(1),
             writer: OnceLock::new(),
         }
@@ -252,6 +255,18 @@ impl LedgerSender {
     /// Records waiting in the queue for the writer.
     pub fn queued(&self) -> usize {
         self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// How full the queue is, by its records or by the sized records' bytes, whichever is
+    /// fuller: at 1.0, what comes next is dropped.
+    pub fn fill(&self) -> f64 {
+        let shared = &self.shared;
+        let share = |held: usize, most: usize| held as f64 / most.max(1) as f64;
+        let records = share(self.queued(), shared.queue);
+        records.max(share(
+            shared.queued_bytes.load(Ordering::Relaxed),
+            shared.queue_bytes,
+        ))
     }
 }
 
