@@ -224,12 +224,12 @@ pub struct TenantConfig {
     pub max_messages: usize,
     /// Requests per minute; past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000_000u64))]
     pub requests_per_minute: Option<u64>,
     /// Tokens per minute (prompt + completion). Each request reserves its prompt estimate plus
     /// its `max_tokens` up front and gives back what the upstream's usage shows it did not use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000_000u64))]
     pub tokens_per_minute: Option<u64>,
     /// Requests in flight at once; past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -834,6 +834,9 @@ fn default_first_token() -> Seconds {
 fn default_idle() -> Seconds {
     Seconds(Duration::from_secs(30))
 }
+/// The largest `requestsPerMinute` or `tokensPerMinute`.
+const MAX_RATE: u64 = 1_000_000_000_000;
+
 fn default_redact_kinds() -> Vec<String> {
     hangar_guard::SecretKind::ALL
         .iter()
@@ -1040,6 +1043,13 @@ impl GatewayConfig {
             for (field, _) in rates.iter().filter(|(_, rate)| *rate == Some(0)) {
                 problems.push(format!(
                     "tenants.{name}.{field}: must be more than 0 (to stop a tenant, revoke its keys or remove it)"
+                ));
+            }
+            // Rates are counted in floating point, here and in Redis: past this, whole units
+            // would be lost (and no tenant needs them: leave the rate out for no limit).
+            for (field, _) in (rates.iter()).filter(|(_, rate)| rate.is_some_and(|n| n > MAX_RATE)) {
+                problems.push(format!(
+                    "tenants.{name}.{field}: at most {MAX_RATE} (leave it out for no limit)"
                 ));
             }
             for field in &tenant.extra_parameters {
@@ -1784,13 +1794,20 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
     }
 
     #[test]
-    fn rates_of_zero_are_refused() {
+    fn rates_of_zero_or_past_a_trillion_are_refused() {
         let problems =
             with_tenant("    models: [llama]\n    requestsPerMinute: 0\n    tokensPerMinute: 0")
                 .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("tenants.t.requestsPerMinute: must be more than 0"));
         assert!(problems[1].starts_with("tenants.t.tokensPerMinute: must be more than 0"));
+        let huge = "    models: [llama]\n    tokensPerMinute: 9223372036854775808";
+        let problems = with_tenant(huge).unwrap_err();
+        assert_eq!(
+            problems,
+            ["tenants.t.tokensPerMinute: at most 1000000000000 (leave it out for no limit)"]
+        );
+        assert!(with_tenant("    models: [llama]\n    tokensPerMinute: 1000000000000").is_ok());
     }
 
     #[test]

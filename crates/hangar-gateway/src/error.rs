@@ -193,8 +193,10 @@ impl Refusal {
             // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-            // OpenAI's SDKs prefer this one when it is there: they wait no longer than needed.
-            let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            // OpenAI's SDKs prefer this one when it is there: they wait no longer than needed
+            // (rounded up too: a retry a fraction early is refused again).
+            let millis = wait.as_nanos().div_ceil(1_000_000);
+            let millis = u64::try_from(millis).unwrap_or(u64::MAX).max(1);
             headers.insert(
                 HeaderName::from_static("retry-after-ms"),
                 HeaderValue::from(millis),

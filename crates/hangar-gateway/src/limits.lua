@@ -9,8 +9,9 @@
 --            freed (the replica's requests that ended since it last sent them), then takes one
 --            request and the tokens from both buckets and, with a most in flight, a place in
 --            flight, or none of them. Returns {0, 0, requests level, tokens level} with the
---            levels after the take, or what refused (1 requests, 2 tokens, 3 in flight), the
---            milliseconds until it could give and, for a rate, the levels before the take.
+--            levels after the take in thousandths, or what refused (1 requests, 2 tokens, 3 in
+--            flight), the milliseconds until it could give and, for a rate, the levels before
+--            the take.
 --   give:    KEYS = {rates}, ARGV = {'give', tokens per minute, tokens…}. Gives each amount of
 --            tokens back in turn, or charges it when negative; the level stays within a minute's
 --            worth after each, as a local bucket's after each settlement (so a refund sent
@@ -104,10 +105,14 @@ end
 local rates = {tonumber(ARGV[2]), tonumber(ARGV[3])}
 local wants = {1, tonumber(ARGV[4])}
 local levels = {level(1, rates[1]), level(2, rates[2])}
+-- A level in thousandths: Redis would cut a Lua number's fraction.
+local function reported(level)
+  return math.floor(level * 1000)
+end
 for i = 1, 2 do
   if rates[i] > 0 and levels[i] < wants[i] then
-    -- (Redis turns a Lua number into an integer by cutting its fraction.)
-    return {i, math.ceil((wants[i] - levels[i]) * 60000 / rates[i]), levels[1], levels[2]}
+    local wait = math.ceil((wants[i] - levels[i]) * 60000 / rates[i])
+    return {i, wait, reported(levels[1]), reported(levels[2])}
   end
 end
 local function after(i)
@@ -121,4 +126,4 @@ if most_in_flight then
   redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
   redis.call('PEXPIRE', KEYS[2], lease)
 end
-return {0, 0, after(1), after(2)}
+return {0, 0, reported(after(1)), reported(after(2))}

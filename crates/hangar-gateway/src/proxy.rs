@@ -22,7 +22,7 @@ use crate::auth::{AuthError, Identity};
 use crate::config::{CapField, GatewayConfig, GuardAction};
 use crate::error::Refusal;
 use crate::json::Json;
-use crate::limits::{Admission, Limiter, Quotas};
+use crate::limits::{Admission, Limiter};
 use crate::metrics::Metrics;
 use crate::refusals::RefusalBudget;
 use crate::request::{self, Endpoint, Inspected};
@@ -796,18 +796,12 @@ async fn serve(
         flagged,
         max_tokens: facts.max_tokens,
     };
-    // Every answer to an admitted request says where the tenant's rate buckets stand, as
-    // OpenAI's do.
+    // An answer says where the tenant's rate buckets stand, as OpenAI's do. (A failure gives
+    // its reservation back, and an overloaded model server is no limit of the tenant's.)
     let quotas = admission.quotas;
     let mut served = call.send(body, bytes.len(), admission, exchange).await;
-    match &mut served {
-        Ok(Served::Whole(response) | Served::Streaming(response)) => {
-            quotas.write(response.headers_mut());
-        }
-        Err(refusal) if quotas != Quotas::default() => {
-            refusal.quotas.get_or_insert_with(|| Box::new(quotas));
-        }
-        Err(_) => {}
+    if let Ok(Served::Whole(response) | Served::Streaming(response)) = &mut served {
+        quotas.write(response.headers_mut());
     }
     served
 }

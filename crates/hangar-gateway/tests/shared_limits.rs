@@ -362,14 +362,19 @@ async fn the_shared_buckets_take_from_both_or_neither_and_keep_debts_within_a_mi
         let numbers: Vec<f64> = text.split(' ').map(|n| n.parse().unwrap()).collect();
         (numbers[0], numbers[1])
     };
-    // Two requests and 100 tokens a minute; taken, with the levels after: 1 request, 40 tokens.
-    assert_eq!(run(&["take", "2", "100", "60"]).await, [0, 0, 1, 40]);
-    // 60 more tokens are refused, with the time 20 take to come back (12 s) and the levels…
+    // Two requests and 100 tokens a minute; taken, with the levels after in thousandths: 1
+    // request, 40 tokens.
+    assert_eq!(run(&["take", "2", "100", "60"]).await, [0, 0, 1000, 40_000]);
+    // 60 more tokens are refused, with the time 20 take to come back (12 s) and the levels
+    // (with what the time since refilled: a token each 600 ms)…
     let refused = run(&["take", "2", "100", "60"]).await;
-    assert_eq!((refused[0], &refused[2..]), (2, &[1, 40][..]));
+    assert_eq!(refused[0], 2);
+    assert!((40_000..41_000).contains(&refused[3]), "{refused:?}");
     assert!((11_900..=12_000).contains(&refused[1]), "{refused:?}");
     // …and that refusal spent no request: the second of two still passes.
-    assert_eq!(run(&["take", "2", "100", "10"]).await, [0, 0, 0, 30]);
+    let taken = run(&["take", "2", "100", "10"]).await;
+    assert_eq!((taken[0], taken[1]), (0, 0));
+    assert!((0..100).contains(&taken[2]) && (30_000..31_000).contains(&taken[3]));
     let refused = run(&["take", "2", "100", "10"]).await;
     assert_eq!(refused[0], 1, "the requests bucket is empty");
     assert!((29_900..=30_000).contains(&refused[1]), "{refused:?}");
