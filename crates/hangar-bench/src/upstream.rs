@@ -63,6 +63,9 @@ pub struct StreamShape {
     pub chunks: usize,
     /// Time before each token event, the first included.
     pub interval: Duration,
+    /// Time before an answer not streamed: the whole generation, which model servers wait for
+    /// before they send its headers.
+    pub whole_delay: Duration,
 }
 
 impl Default for StreamShape {
@@ -70,6 +73,7 @@ impl Default for StreamShape {
         StreamShape {
             chunks: 100,
             interval: Duration::from_millis(100),
+            whole_delay: Duration::ZERO,
         }
     }
 }
@@ -109,7 +113,12 @@ async fn answer(
         (Method::POST, "/v1/chat/completions") if flag_is_true(&body, b"\"stream\"") => {
             stream(shape, flag_is_true(&body, b"\"include_usage\""))
         }
-        (Method::POST, "/v1/chat/completions") => whole(StatusCode::OK, ANSWER),
+        (Method::POST, "/v1/chat/completions") => {
+            if !shape.whole_delay.is_zero() {
+                tokio::time::sleep(shape.whole_delay).await;
+            }
+            whole(StatusCode::OK, ANSWER)
+        }
         (Method::GET, "/v1/models") => whole(StatusCode::OK, MODELS),
         _ => whole(
             StatusCode::NOT_FOUND,

@@ -95,6 +95,7 @@ async fn streams_are_held_open_together_and_read_to_the_end() {
     let shape = StreamShape {
         chunks: 5,
         interval: Duration::from_millis(40),
+        whole_delay: Duration::ZERO,
     };
     let address = fake(shape).await;
     let run = StreamsRun {

@@ -23,6 +23,9 @@ struct Args {
     /// Milliseconds before each token event.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
+    /// Milliseconds before an answer not streamed (its whole generation).
+    #[arg(long, default_value_t = 0)]
+    whole_delay_ms: u64,
     /// Runtime threads; 1 runs everything on the calling thread.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -34,6 +37,7 @@ fn main() -> Result<()> {
     let shape = StreamShape {
         chunks: args.chunks,
         interval: Duration::from_millis(args.interval_ms),
+        whole_delay: Duration::from_millis(args.whole_delay_ms),
     };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -125,6 +125,7 @@ fn main() -> Result<()> {
             let shape = StreamShape {
                 chunks: cli.upstream_chunks,
                 interval: Duration::from_millis(cli.upstream_interval_ms),
+                whole_delay: Duration::ZERO,
             };
             tokio::spawn(upstream::serve(listener, shape));
         }
