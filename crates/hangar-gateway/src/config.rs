@@ -1047,7 +1047,8 @@ impl GatewayConfig {
             }
             // Rates are counted in floating point, here and in Redis: past this, whole units
             // would be lost (and no tenant needs them: leave the rate out for no limit).
-            for (field, _) in (rates.iter()).filter(|(_, rate)| rate.is_some_and(|n| n > MAX_RATE)) {
+            for (field, _) in (rates.iter()).filter(|(_, rate)| rate.is_some_and(|n| n > MAX_RATE))
+            {
                 problems.push(format!(
                     "tenants.{name}.{field}: at most {MAX_RATE} (leave it out for no limit)"
                 ));

@@ -204,7 +204,7 @@ impl Gateway {
     }
 
     /// Whether requests are to be refused: `audit.failClosed` is set, and records may be lost
-    /// (a log cannot be written, or the audit log's writer falls behind).
+    /// (a log cannot be written, or its writer falls behind).
     pub fn audit_closed(&self) -> bool {
         let pending = self
             .limiter
@@ -722,7 +722,10 @@ async fn serve(
     exchange.client_wait += read_started.elapsed();
     let bytes = read?;
     exchange.body_read = true;
+    let size_hint = bytes.len();
     let mut body = request::parse(&bytes)?;
+    // Not held through the model server's wait: a thousand requests would hold a thousand.
+    drop(bytes);
     // From here refusals (the parameter policy, the guards) are recorded under the model asked
     // for, when the tenant may use it: any other name would be the client's own string.
     if let Some(Value::String(name)) = body.get("model")
@@ -799,7 +802,7 @@ async fn serve(
     // An answer says where the tenant's rate buckets stand, as OpenAI's do. (A failure gives
     // its reservation back, and an overloaded model server is no limit of the tenant's.)
     let quotas = admission.quotas;
-    let mut served = call.send(body, bytes.len(), admission, exchange).await;
+    let mut served = call.send(body, size_hint, admission, exchange).await;
     if let Ok(Served::Whole(response) | Served::Streaming(response)) = &mut served {
         quotas.write(response.headers_mut());
     }
@@ -1306,16 +1309,18 @@ impl Call<'_> {
         size_hint: usize,
         exchange: &mut Exchange,
     ) -> Result<Response<UpstreamBody>, Refusal> {
-        let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
+        let sent = self.upstream_body(&mut body, size_hint);
+        drop(body);
+        let request = self.upstream_request(sent.clone(), &exchange.record.id)?;
         let fallback = if self.pinned {
             None
         } else {
             (self.runtime.routes).fallback(&self.facts.model, &self.version.name)
         };
         let cap_added = self.endpoint == Endpoint::Chat && !self.facts.max_tokens_asked;
-        // The parsed body is kept only when it may be sent again: it is kilobytes a request,
-        // and a thousand streams waiting for their first byte would hold a thousand of them.
-        let mut kept = (cap_added || fallback.is_some()).then_some(body);
+        // What was sent is kept only when it may be sent again, and as its bytes, smaller than
+        // the parsed body: a thousand requests waiting on model servers hold a thousand.
+        let mut kept = (cap_added || fallback.is_some()).then_some(sent);
         // With the first server's overload (its Retry-After), when that was why.
         let (reason, overloaded, fallback) =
             match (self.runtime.upstreams.send(request).await, fallback) {
@@ -1352,13 +1357,16 @@ impl Call<'_> {
         exchange.record.failed_over_from =
             exchange.record.version.replace(fallback.name.to_string());
         self.version = fallback;
-        let Some(mut body) = kept.take() else {
+        let Some(sent) = kept.take() else {
             return Err(Refusal::bad_gateway(
                 "upstream_unreachable",
                 "the request could not be sent to another version",
             ));
         };
-        let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
+        // Written anew for this version: its name for the model, its field for the cap.
+        let mut body = request::parse(&sent)?;
+        let body = self.upstream_body(&mut body, size_hint);
+        let request = self.upstream_request(body, &exchange.record.id)?;
         let sent = self.runtime.upstreams.send(request).await;
         sent.map_err(|error| match overloaded {
             // The model is overloaded and the other version cannot be reached: the client is
@@ -1384,7 +1392,7 @@ impl Call<'_> {
     async fn ask_within_context(
         &mut self,
         response: Response<UpstreamBody>,
-        mut body: Map<String, Value>,
+        sent: Bytes,
         size_hint: usize,
         exchange: &mut Exchange,
     ) -> Result<Response<UpstreamBody>, Refusal> {
@@ -1402,10 +1410,12 @@ impl Call<'_> {
         exchange.guard("max_tokens", "lowered", detail);
         self.max_tokens = room;
         // The client set neither; the cap the first send wrote is replaced.
+        let mut body = request::parse(&sent)?;
         for field in ["max_tokens", "max_completion_tokens"] {
             body.remove(field);
         }
-        let request = self.upstream_request(&mut body, size_hint, &exchange.record.id)?;
+        let body = self.upstream_body(&mut body, size_hint);
+        let request = self.upstream_request(body, &exchange.record.id)?;
         (self.runtime.upstreams.send(request).await).map_err(|error| self.unreachable(&error))
     }
 
@@ -1436,21 +1446,24 @@ impl Call<'_> {
         });
     }
 
-    /// The request for the current version's model server.
-    fn upstream_request(
-        &self,
-        body: &mut Map<String, Value>,
-        size_hint: usize,
-        request_id: &str,
-    ) -> Result<Request<Full<Bytes>>, Refusal> {
-        let body = upstream_body(
+    /// The body for the current version's model server.
+    fn upstream_body(&self, body: &mut Map<String, Value>, size_hint: usize) -> Bytes {
+        upstream_body(
             self.endpoint,
             body,
             self.facts,
             &self.version,
             size_hint,
             self.max_tokens,
-        );
+        )
+    }
+
+    /// The request for the current version's model server.
+    fn upstream_request(
+        &self,
+        body: Bytes,
+        request_id: &str,
+    ) -> Result<Request<Full<Bytes>>, Refusal> {
         let uri = self.version.base.uri(self.endpoint.path()).map_err(|_| {
             Refusal::bad_gateway(
                 "upstream_misconfigured",
