@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions a gateway binary spends on 2,000 requests (200/s for 10 s, 8 connections), start-up
 # included, under callgrind: a steady figure for comparing two builds on a noisy VM.
-#   usage: bench/callgrind.sh HANGAR_BINARY [off|on]
-#   off: guards off, 64-byte prompts; on: redaction (upstream too) and injection blocking, 4 KiB.
+#   usage: bench/callgrind.sh HANGAR_BINARY [off|on|limited]
+#   off: guards off, 64-byte prompts; on: redaction (upstream too) and injection blocking, 4 KiB;
+#   limited: as off, with requests and tokens per minute (never reached) on the tenant.
 # Needs valgrind and target/release/loadgen (cargo build --release -p hangar-bench).
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ else
   tenant='    injection: off'
   redact='[]'
   prompt=64
+fi
+if [ "$guards" = limited ]; then
+  tenant=$'    injection: off\n    requestsPerMinute: 1000000\n    tokensPerMinute: 100000000'
 fi
 cat > "$tmp/g.yaml" <<YAML
 listen: 127.0.0.1:$gw

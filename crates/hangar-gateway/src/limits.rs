@@ -170,26 +170,27 @@ impl Quotas {
 
     /// Writes OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers.
     pub fn write(&self, headers: &mut http::HeaderMap) {
-        const NAMES: [[&str; 3]; 2] = [
+        use http::{HeaderName, HeaderValue};
+        // Constants, so the names are checked at compile time, not for each answer.
+        const NAMES: [[HeaderName; 3]; 2] = [
             [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
+                HeaderName::from_static("x-ratelimit-limit-requests"),
+                HeaderName::from_static("x-ratelimit-remaining-requests"),
+                HeaderName::from_static("x-ratelimit-reset-requests"),
             ],
             [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
+                HeaderName::from_static("x-ratelimit-limit-tokens"),
+                HeaderName::from_static("x-ratelimit-remaining-tokens"),
+                HeaderName::from_static("x-ratelimit-reset-tokens"),
             ],
         ];
         headers.reserve(6);
         for (quota, [limit, remaining, reset]) in [self.requests, self.tokens].iter().zip(NAMES) {
             let Some(quota) = quota else { continue };
-            let name = http::HeaderName::from_static;
-            headers.insert(name(limit), http::HeaderValue::from(quota.limit));
-            headers.insert(name(remaining), http::HeaderValue::from(quota.remaining));
-            if let Ok(value) = http::HeaderValue::try_from(go_duration(quota.reset)) {
-                headers.insert(name(reset), value);
+            headers.insert(limit, HeaderValue::from(quota.limit));
+            headers.insert(remaining, HeaderValue::from(quota.remaining));
+            if let Ok(value) = HeaderValue::try_from(go_duration(quota.reset)) {
+                headers.insert(reset, value);
             }
         }
     }
@@ -197,21 +198,54 @@ impl Quotas {
 
 /// A duration as Go's `time.Duration` prints it, to the millisecond (`17ms`, `1.5s`, `6m0s`,
 /// `1h2m3s`): the form OpenAI's `x-ratelimit-reset-*` headers take, which clients parse.
+/// Written digit by digit: `format!` cost thousands of instructions an answer.
 fn go_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    match millis {
-        0 => return "0s".into(),
-        1..1000 => return format!("{millis}ms"),
-        _ => {}
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let mut text = String::with_capacity(16);
+    if millis < 1000 {
+        push_number(&mut text, millis);
+        text.push_str(if millis == 0 { "s" } else { "ms" });
+        return text;
     }
     let (hours, minutes, seconds) = (millis / 3_600_000, millis / 60_000 % 60, millis / 1000 % 60);
-    let fraction = format!(".{:03}", millis % 1000);
-    let fraction = fraction.trim_end_matches(['0', '.']);
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds}{fraction}s"),
-        (0, _) => format!("{minutes}m{seconds}{fraction}s"),
-        _ => format!("{hours}h{minutes}m{seconds}{fraction}s"),
+    if hours > 0 {
+        push_number(&mut text, hours);
+        text.push('h');
     }
+    if hours > 0 || minutes > 0 {
+        push_number(&mut text, minutes);
+        text.push('m');
+    }
+    push_number(&mut text, seconds);
+    let mut fraction = millis % 1000;
+    if fraction > 0 {
+        text.push('.');
+        // Three digits, without the zeros that end them.
+        for _ in 0..3 {
+            push_number(&mut text, fraction / 100);
+            fraction = fraction % 100 * 10;
+            if fraction == 0 {
+                break;
+            }
+        }
+    }
+    text.push('s');
+    text
+}
+
+/// Appends `n` in decimal.
+fn push_number(text: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text.extend(digits[start..].iter().map(|&digit| char::from(digit)));
 }
 
 /// What a request holds while it runs: its place in the concurrency counts and its token
@@ -1353,6 +1387,10 @@ mod tests {
         assert_eq!(text(8640), "8.64s");
         assert_eq!(text(360_000), "6m0s");
         assert_eq!(text(3_723_500), "1h2m3.5s");
+        assert_eq!(text(1005), "1.005s");
+        assert_eq!(text(60_050), "1m0.05s");
+        assert_eq!(text(3_600_000), "1h0m0s");
+        assert_eq!(text(u64::MAX), "5124095576030h25m51.615s");
     }
 
     #[test]
