@@ -3,6 +3,7 @@
 //! runtime swaps it whole, so a request in flight keeps the version it was given.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -99,9 +100,12 @@ impl RouteTable {
             );
         }
         if problems.is_empty() {
+            // Each table draws from its own random start: from 0, every reload and every replica
+            // would send the same first requests to the same versions.
+            let start = std::hash::RandomState::new().hash_one(0u8);
             Ok(RouteTable {
                 routes,
-                draws: AtomicU64::new(0),
+                draws: AtomicU64::new(start),
             })
         } else {
             Err(problems)
@@ -165,9 +169,11 @@ impl RouteTable {
                     )
                 });
         }
+        // Sticky callers are placed per model: a tenant in one model's canary band is not
+        // therefore in every model's.
         let point = match route.sticky {
-            Sticky::Tenant => stable_hash(caller.tenant.as_bytes()),
-            Sticky::Session => stable_hash(caller.session.unwrap_or(caller.tenant).as_bytes()),
+            Sticky::Tenant => stable_hash(&[model, caller.tenant]),
+            Sticky::Session => stable_hash(&[model, caller.session.unwrap_or(caller.tenant)]),
             Sticky::None => mix(self.draws.fetch_add(1, Ordering::Relaxed)),
         };
         route.choose(point).ok_or_else(|| {
@@ -181,14 +187,16 @@ impl RouteTable {
 }
 
 impl Route {
-    /// The version whose band of `[0, total_weight)` holds `point`. Bands follow the
-    /// configured order, so moving 10% of weight between two versions moves only the callers
-    /// in that 10%.
+    /// The version whose band of `[0, total_weight)` holds `point` scaled into it. Bands follow
+    /// the configured order, so moving 10% of weight between two versions moves only the
+    /// callers in that 10%; and a point keeps its place as a share of the whole, so weights
+    /// written anew in the same proportions (90/10 as 9/1) move no one.
     fn choose(&self, point: u64) -> Option<Arc<Version>> {
         if self.total_weight == 0 {
             return None;
         }
-        let mut at = point % self.total_weight;
+        let scaled = (u128::from(point) * u128::from(self.total_weight)) >> 64;
+        let mut at = u64::try_from(scaled).unwrap_or(u64::MAX);
         for version in &self.versions {
             if at < version.weight {
                 return Some(Arc::clone(version));
@@ -208,12 +216,15 @@ fn upstream_auth(var: &str) -> Result<http::HeaderValue, String> {
     Ok(value)
 }
 
-/// FNV-1a then a SplitMix64 finish: stable across runs and releases, unlike std's hasher.
-fn stable_hash(bytes: &[u8]) -> u64 {
+/// FNV-1a over the parts, each followed by a NUL, then a SplitMix64 finish: stable across
+/// runs and releases, unlike std's hasher.
+fn stable_hash(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    for part in parts {
+        for &byte in part.as_bytes().iter().chain(&[0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
     }
     mix(hash)
 }
@@ -286,6 +297,86 @@ mod tests {
             (60..140).contains(&greens),
             "{greens} of 200 tenants on green"
         );
+    }
+
+    /// The version each of 1,000 tenants of `model` is placed on.
+    fn placements(table: &RouteTable, model: &str) -> Vec<Arc<str>> {
+        (0..1000)
+            .map(|i| {
+                let tenant = format!("tenant-{i}");
+                table
+                    .pick(model, caller(&tenant), None)
+                    .unwrap()
+                    .name
+                    .clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sticky_callers_move_only_with_the_weight_that_moves() {
+        let before = placements(
+            &table(&[("blue", 90), ("green", 10)], Sticky::Tenant),
+            "llama",
+        );
+        // The same proportions written anew: no one moves.
+        let scaled = placements(
+            &table(&[("blue", 9), ("green", 1)], Sticky::Tenant),
+            "llama",
+        );
+        assert_eq!(before, scaled);
+        // 40 more to green, the total kept: only blue's callers move, and only to green.
+        let after = placements(
+            &table(&[("blue", 50), ("green", 50)], Sticky::Tenant),
+            "llama",
+        );
+        let moved: Vec<_> = (before.iter().zip(&after))
+            .filter(|(b, a)| b != a)
+            .collect();
+        assert!(
+            moved
+                .iter()
+                .all(|(b, a)| &***b == "blue" && &***a == "green")
+        );
+        assert!((300..500).contains(&moved.len()), "{} moved", moved.len());
+    }
+
+    #[test]
+    fn tenants_are_placed_per_model() {
+        let versions = || {
+            (["blue", "green"].into_iter().zip([50, 50]))
+                .map(|(name, weight)| ModelVersion {
+                    name: name.to_owned(),
+                    url: "http://127.0.0.1:8000".into(),
+                    upstream_model: None,
+                    weight,
+                    api_key_env: None,
+                    cap_field: CapField::default(),
+                })
+                .collect()
+        };
+        let route = || ModelRoute {
+            versions: versions(),
+            sticky: Sticky::Tenant,
+        };
+        let models = BTreeMap::from([("a".to_owned(), route()), ("b".to_owned(), route())]);
+        let table = RouteTable::new(&models).unwrap();
+        let (a, b) = (placements(&table, "a"), placements(&table, "b"));
+        let same = (a.iter().zip(&b)).filter(|(a, b)| a == b).count();
+        // Independent placements agree about half the time; the same one, always.
+        assert!((400..600).contains(&same), "{same} of 1000 alike");
+    }
+
+    #[test]
+    fn draws_start_anew_with_each_table() {
+        let sequence = |table: &RouteTable| -> Vec<Arc<str>> {
+            (0..64)
+                .map(|_| table.pick("llama", caller("t"), None).unwrap().name.clone())
+                .collect()
+        };
+        let weights = [("blue", 50), ("green", 50)];
+        let first = sequence(&table(&weights, Sticky::None));
+        assert_ne!(first, sequence(&table(&weights, Sticky::None)));
     }
 
     #[test]
