@@ -277,7 +277,7 @@ pub struct ModelRoute {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelVersion {
     /// The version's name, e.g. `1.4.0` or `blue`; shown in logs, metrics and the
-    /// `x-hangar-version` response header.
+    /// `x-hangar-version` response header. ASCII letters, digits and `.` `_` `-` `+` `:`.
     pub name: String,
     /// Base URL of the model server, e.g. `http://vllm-llama.ml.svc:8000`. The request path
     /// (`/v1/chat/completions`…) is appended.
@@ -1085,6 +1085,15 @@ impl GatewayConfig {
                         version.name
                     ));
                 }
+                // It travels in `x-hangar-version`, both ways: a name a header cannot carry as
+                // written could be neither pinned nor reported.
+                let allowed = |c: char| c.is_ascii_alphanumeric() || "._-+:".contains(c);
+                if version.name.is_empty() || !version.name.chars().all(allowed) {
+                    problems.push(format!(
+                        "models.{name}.versions[{i}].name: `{}` must be letters, digits and `.` `_` `-` `+` `:` (ASCII), as it is sent in x-hangar-version",
+                        version.name
+                    ));
+                }
                 if let Err(e) = crate::upstream::parse_base_url(&version.url) {
                     problems.push(format!("models.{name}.versions[{i}].url: {e}"));
                 }
@@ -1525,6 +1534,10 @@ audit: {dir: /tmp/a, retentionDays: 1}
 
     /// A whole configuration with `tenant` as the one tenant's fields.
     fn with_tenant(tenant: &str) -> Result<GatewayConfig, Vec<String>> {
+        with_tenant_and_version(tenant, "blue")
+    }
+
+    fn with_tenant_and_version(tenant: &str, version: &str) -> Result<GatewayConfig, Vec<String>> {
         GatewayConfig::from_yaml(&format!(
             "listen: 127.0.0.1:8080
 auth:
@@ -1536,7 +1549,7 @@ tenants:
 models:
   llama:
     versions:
-      - {{name: blue, url: \"http://127.0.0.1:8000\", weight: 100}}
+      - {{name: {version:?}, url: \"http://127.0.0.1:8000\", weight: 100}}
 audit:
   dir: /var/lib/hangar/audit
   retentionDays: 30
@@ -1792,6 +1805,21 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
             "    models: [llama]\nlimits:\n  shared: {url: rediss://redis, tls: {caFile: /ca.pem}}";
         let config = with_tenant(tls).unwrap();
         assert!(config.named_files().contains(&Path::new("/ca.pem")));
+    }
+
+    #[test]
+    fn version_names_are_what_a_header_carries_as_written() {
+        let with_version = |name: &str| with_tenant_and_version("    models: [llama]", name);
+        for name in ["1.4.0+build.7", "llama3:8b", "blue_2"] {
+            assert!(with_version(name).is_ok(), "{name}");
+        }
+        for name in ["grün", "", "blue one"] {
+            let problems = with_version(name).unwrap_err();
+            assert!(
+                problems[0].starts_with("models.llama.versions[0].name: "),
+                "{name}: {problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -482,8 +482,16 @@ pub async fn handle(
                 let tenant = exchange.record.tenant.as_deref().unwrap_or("");
                 gateway.metrics.limited.add(&[tenant, refusal.code], 1);
             }
+            // A failure of a model server names its version too, as an answer does.
+            let version = (exchange.sent_upstream)
+                .and(exchange.record.version.as_deref())
+                .and_then(|name| HeaderValue::try_from(name).ok());
             finish(&gateway, exchange);
-            refusal.into_response::<Full<Bytes>>().map(boxed)
+            let mut response = refusal.into_response::<Full<Bytes>>().map(boxed);
+            if let Some(version) = version {
+                (response.headers_mut()).insert(HeaderName::from_static(VERSION_HEADER), version);
+            }
+            response
         }
     };
     if let Ok(id) = HeaderValue::try_from(request_id) {

@@ -659,6 +659,8 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
     let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_error");
+    // A failing version names itself, as an answering one does.
+    assert_eq!(answer.header("x-hangar-version"), Some("1.0"));
     upstream.clear_faults();
 
     // The model server's own 400 reaches the client, under the public name only.
