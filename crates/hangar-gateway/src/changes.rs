@@ -1,7 +1,7 @@
 //! What a reload changed, for its log line. Settings are named by their path in the file, never
 //! with their values (a canary seed, a URL with a password or a key's hash must not reach the
-//! log), except what an operator checks after a release or a rotation: the versions' weights,
-//! and which keys came, went, were revoked or expire when.
+//! log), except what an operator checks after a release or a rotation: the versions' weights
+//! and order, a model's stickiness, and which keys came, went, were revoked or expire when.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +33,7 @@ pub fn describe(old: &GatewayConfig, new: &GatewayConfig) -> Vec<String> {
         if let Some(models) = value.get_mut("models").and_then(Value::as_object_mut) {
             for route in models.values_mut().filter_map(Value::as_object_mut) {
                 route.remove("versions");
+                route.remove("sticky");
             }
         }
     }
@@ -43,7 +44,7 @@ pub fn describe(old: &GatewayConfig, new: &GatewayConfig) -> Vec<String> {
 /// `describe`'s changes as one phrase for a log line, the first few named.
 pub fn summary(changes: &[String]) -> String {
     match changes.len() {
-        0 => "no setting changed (files it names were read again)".into(),
+        0 => "no setting differs from the running configuration (files it names, such as certificates, were read again)".into(),
         n if n <= NAMED => changes.join("; "),
         n => format!("{}; and {} more", changes[..NAMED].join("; "), n - NAMED),
     }
@@ -126,7 +127,25 @@ fn versions(model: &str, old: &ModelRoute, new: &ModelRoute, changes: &mut Vec<S
     };
     let (before, after) = (weights(old), weights(new));
     if before != after {
-        changes.push(format!("models.{model}: weights {before} → {after}"));
+        // The same versions and weights listed in another order: bands follow the order.
+        let sorted = |route: &ModelRoute| {
+            let mut pairs: Vec<(String, u32)> = (route.versions.iter())
+                .map(|v| (v.name.clone(), v.weight))
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        let what = if sorted(old) == sorted(new) {
+            "versions reordered, so sticky callers move"
+        } else {
+            "weights"
+        };
+        changes.push(format!("models.{model}: {what} {before} → {after}"));
+    }
+    if old.sticky != new.sticky {
+        let name = |sticky| plain(&sticky).as_str().unwrap_or_default().to_owned();
+        let (was, now) = (name(old.sticky), name(new.sticky));
+        changes.push(format!("models.{model}: sticky {was} → {now}"));
     }
     for version in &new.versions {
         let Some(was) = old.versions.iter().find(|v| v.name == version.name) else {
@@ -182,7 +201,7 @@ audit:
         assert!(changes(|_| {}).is_empty());
         assert_eq!(
             summary(&[]),
-            "no setting changed (files it names were read again)"
+            "no setting differs from the running configuration (files it names, such as certificates, were read again)"
         );
     }
 
@@ -196,6 +215,32 @@ audit:
         assert_eq!(
             found,
             ["models.m: weights blue 90, green 10 → blue 50, green 50"]
+        );
+    }
+
+    #[test]
+    fn versions_reordered_and_stickiness_are_shown_as_such() {
+        let found = changes(|text| {
+            *text = text
+                .replace("- {name: blue", "- {name: GREEN")
+                .replace("- {name: green", "- {name: blue")
+                .replace("- {name: GREEN", "- {name: green")
+                .replace("weight: 90}", "weight: 9X}")
+                .replace("weight: 10}", "weight: 90}")
+                .replace("weight: 9X}", "weight: 10}")
+                .replace(
+                    "  m:\n    versions:",
+                    "  m:\n    sticky: session\n    versions:",
+                );
+        });
+        assert_eq!(
+            found,
+            [
+                "models.m: versions reordered, so sticky callers move blue 90, green 10 → green 10, blue 90",
+                "models.m: sticky tenant → session",
+                "models.m.versions.green.url changed",
+                "models.m.versions.blue.url changed",
+            ]
         );
     }
 
