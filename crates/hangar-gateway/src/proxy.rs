@@ -1427,16 +1427,25 @@ impl Call<'_> {
         (self.runtime.upstreams.send(request).await).map_err(|error| self.unreachable(&error))
     }
 
-    /// The refusal for a model server that could not be reached, counted in the metrics.
+    /// The refusal for a model server that could not be reached, or that failed the request
+    /// before answering (it closed the connection, or answered in something not HTTP),
+    /// counted in the metrics.
     fn unreachable(&self, error: &UpstreamError) -> Refusal {
         self.note_unreachable(error);
-        Refusal::bad_gateway(
-            "upstream_unreachable",
-            format!(
-                "cannot reach the model server for `{}` version `{}`",
-                self.facts.model, self.version.name
-            ),
-        )
+        let (model, version) = (&self.facts.model, &self.version.name);
+        if error.is_connect() {
+            Refusal::bad_gateway(
+                "upstream_unreachable",
+                format!("cannot reach the model server for `{model}` version `{version}`"),
+            )
+        } else {
+            Refusal::bad_gateway(
+                "upstream_disconnected",
+                format!(
+                    "the model server for `{model}` version `{version}` failed the request without answering"
+                ),
+            )
+        }
     }
 
     /// Logs why the model server could not be reached, and counts it.

@@ -617,8 +617,20 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         .unwrap()
         .local_addr()
         .unwrap();
+    // A model server that reads each request and hangs up without answering.
+    let hangs_up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hangs_up_at = hangs_up.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut connection in hangs_up.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut connection, &mut request);
+        }
+    });
     let models = MODELS.to_owned()
-        + &format!("down:\n  versions:\n    - {{name: v1, url: \"http://{closed}\", weight: 1}}\n");
+        + &format!("down:\n  versions:\n    - {{name: v1, url: \"http://{closed}\", weight: 1}}\n")
+        + &format!(
+            "hangup:\n  versions:\n    - {{name: v1, url: \"http://{hangs_up_at}\", weight: 1}}\n"
+        );
     let setup = Setup {
         keys: KEYS,
         tenants: TENANTS,
@@ -633,6 +645,12 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         .await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_unreachable");
+    // Reached, then hung up on: not "cannot reach".
+    let answer = gw
+        .post("/v1/chat/completions", Some(key), &chat("hangup", "hi"))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.code(), "upstream_disconnected", "{}", answer.text());
 
     upstream.set_faults(Faults {
         latency: Duration::from_secs(3),
