@@ -175,17 +175,30 @@ pub struct AuditSink {
     content: Option<LedgerSender>,
 }
 
-/// Records waiting for the audit log's writer thread.
+/// Records waiting for the audit log's writer thread, at least.
 const AUDIT_QUEUE: usize = 16_384;
 
+/// The audit log's queue for a gateway with `max_concurrent` requests in flight: room for the
+/// records of those in flight and as many reading their bodies, with a quarter to spare, so
+/// that `failClosed` refuses for a stalled disk and never for a busy gateway.
+fn audit_queue(max_concurrent: u32) -> usize {
+    let pending = 2 * usize::try_from(max_concurrent).unwrap_or(usize::MAX / 4);
+    AUDIT_QUEUE.max(pending.saturating_add(pending / 3))
+}
+
 impl AuditLogs {
-    /// Opens (or resumes) the audit log, and the content log when configured, in `config.dir`.
-    pub fn open(config: &AuditConfig) -> Result<AuditLogs, hangar_ledger::LedgerError> {
-        AuditLogs::open_with_clock(config, SystemClock)
+    /// Opens (or resumes) the audit log, and the content log when configured, in `config.dir`,
+    /// for a gateway with `max_concurrent` requests in flight (`limits.maxConcurrent`).
+    pub fn open(
+        config: &AuditConfig,
+        max_concurrent: u32,
+    ) -> Result<AuditLogs, hangar_ledger::LedgerError> {
+        AuditLogs::open_with_clock(config, audit_queue(max_concurrent), SystemClock)
     }
 
     fn open_with_clock(
         config: &AuditConfig,
+        queue: usize,
         clock: impl Clock + Clone,
     ) -> Result<AuditLogs, hangar_ledger::LedgerError> {
         let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
@@ -193,7 +206,7 @@ impl AuditLogs {
         // The queue's slots are allocated and touched up front: 16k records (0.4 MiB, not the
         // ledger's default 1.5 MiB) is still most of a second of a stalled disk at 20k req/s,
         // and a longer stall is recorded as a gap.
-        audit.queue = AUDIT_QUEUE;
+        audit.queue = queue;
         audit.rotate_bytes = config.rotate_size.0;
         audit.rotate_every = Some(Duration::from_secs(86_400));
         audit.retention = Some(days(config.retention_days));
@@ -325,7 +338,7 @@ impl AuditSink {
         let behind = self
             .logs()
             .any(|(_, log)| log.failing() || log.fill() >= 0.75);
-        behind || self.audit.queued() + pending >= AUDIT_QUEUE
+        behind || self.audit.queued() + pending >= self.audit.capacity()
     }
 
     /// Each log (`audit`, `content`) with whether its writes fail now and the records waiting
@@ -340,6 +353,15 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn the_queue_holds_what_a_busy_gateway_has_pending_with_room_to_spare() {
+        assert_eq!(audit_queue(4096), AUDIT_QUEUE);
+        for most in [20_000, 100_000, u32::MAX] {
+            let pending = 2 * most as usize;
+            assert!(audit_queue(most) >= pending + pending / 3, "{most}");
+        }
+    }
 
     /// The system clock, behind a gate: the writer threads stop at their next batch while the
     /// gate is held, as on a disk that does not keep up.
@@ -360,11 +382,12 @@ mod tests {
             serde_json::from_value(serde_json::json!({"dir": dir.path(), "retentionDays": 1}))
                 .unwrap();
         let clock = GatedClock::default();
-        let logs = AuditLogs::open_with_clock(&config, clock.clone()).unwrap();
+        let logs = AuditLogs::open_with_clock(&config, AUDIT_QUEUE, clock.clone()).unwrap();
         let sink = logs.sink();
         assert!(!sink.may_lose_records(0));
         // As many requests in flight as the queue holds: a stalled disk would lose some.
         assert!(sink.may_lose_records(AUDIT_QUEUE));
+        assert!(!sink.may_lose_records(AUDIT_QUEUE - 1));
         let gate = clock.0.lock().unwrap();
         // The writer takes what is queued when it wakes, then stops at the gate: the queue
         // fills behind it, and says so before it is full.

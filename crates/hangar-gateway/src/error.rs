@@ -190,15 +190,9 @@ impl Refusal {
             HeaderValue::from_static("application/json"),
         );
         if let Some(wait) = self.retry_after {
-            // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry (a
-            // model server's own 0 is read as a second, in both headers).
-            let wait = if wait.is_zero() {
-                Duration::from_secs(1)
-            } else {
-                wait
-            };
+            // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             // OpenAI's SDKs prefer this one when it is there: they wait no longer than needed
             // (rounded up too: a retry a fraction early is refused again).
             let millis = wait.as_nanos().div_ceil(1_000_000);
@@ -251,7 +245,7 @@ mod tests {
         let r: Response<Bytes> =
             Refusal::rate_limited("rpm", "slow down", Duration::ZERO).into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
-        assert_eq!(r.headers()["retry-after-ms"], "1000");
+        assert_eq!(r.headers()["retry-after-ms"], "1");
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 }

@@ -1372,7 +1372,7 @@ impl Call<'_> {
             ));
         };
         // Written anew for this version: its name for the model, its field for the cap.
-        let mut body = request::parse(&sent)?;
+        let mut body = resent(&sent)?;
         let body = self.upstream_body(&mut body, size_hint);
         let request = self.upstream_request(body, &exchange.record.id)?;
         let sent = self.runtime.upstreams.send(request).await;
@@ -1418,7 +1418,7 @@ impl Call<'_> {
         exchange.guard("max_tokens", "lowered", detail);
         self.max_tokens = room;
         // The client set neither; the cap the first send wrote is replaced.
-        let mut body = request::parse(&sent)?;
+        let mut body = resent(&sent)?;
         for field in ["max_tokens", "max_completion_tokens"] {
             body.remove(field);
         }
@@ -2003,7 +2003,19 @@ fn retry_after(headers: &HeaderMap) -> Duration {
     (headers.get(header::RETRY_AFTER))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::from_secs(1), |s| Duration::from_secs(s.min(300)))
+        // `0` would invite an immediate retry: a second, as when none is given.
+        .map_or(Duration::from_secs(1), |s| {
+            Duration::from_secs(s.clamp(1, 300))
+        })
+}
+
+/// The body first sent, parsed again to be written anew for a resend. It is the gateway's own
+/// JSON, so this cannot fail but by a bug, which is the gateway's fault, not the client's.
+fn resent(sent: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    request::parse(sent).map_err(|_| {
+        tracing::error!("the body sent to a model server could not be read again");
+        Refusal::bad_gateway("upstream_error", "the request could not be sent again")
+    })
 }
 
 /// A model server's way of saying it did not run a request: overloaded (429), or not ready or
@@ -2275,6 +2287,19 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_model_servers_retry_after_is_read_as_one_to_300_seconds() {
+        let read = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            super::retry_after(&headers).as_secs()
+        };
+        assert_eq!(read("7"), 7);
+        assert_eq!(read("0"), 1);
+        assert_eq!(read("86400"), 300);
+        assert_eq!(read("Wed, 21 Oct 2099 07:28:00 GMT"), 1);
+    }
+
     #[test]
     fn a_model_servers_refusal_is_read_in_each_servers_shape() {
         use super::UpstreamRefusal;

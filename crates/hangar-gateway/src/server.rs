@@ -118,7 +118,7 @@ impl Server {
             None => None,
         };
         let serves_tls = config.tls.is_some();
-        let logs = AuditLogs::open(&config.audit)?;
+        let logs = AuditLogs::open(&config.audit, config.limits.max_concurrent)?;
         let drain = config.limits.drain.get();
         let shutdown_delay = config.limits.shutdown_delay.get();
         let header_read = config.limits.request_read.get();

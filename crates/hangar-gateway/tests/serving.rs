@@ -146,6 +146,42 @@ async fn a_version_that_cannot_be_connected_to_hands_its_requests_to_another() {
 }
 
 #[tokio::test]
+async fn a_request_handed_to_another_version_is_written_for_that_version() {
+    let blue = fake().await;
+    blue.set_faults(Faults {
+        status: Some(503),
+        ..Faults::default()
+    });
+    let green = FakeOpenAi::builder()
+        .model("green-llama")
+        .reply_to("What is 2+2?", "4")
+        .start()
+        .await
+        .unwrap();
+    let models = "\
+llama:
+  sticky: none
+  versions:
+    - {name: blue, url: \"{upstream}\", upstreamModel: fake-llama, weight: 100}
+    - {name: green, url: \"{upstream2}\", upstreamModel: green-llama, capField: maxCompletionTokens, weight: 0}
+";
+    let gw = start(&tenants(""), models, "", &[&blue.url(), &green.url()]).await;
+    assert_chat_served_by(&gw, "green").await;
+    let first: serde_json::Value = serde_json::from_str(&blue.requests()[0].body).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&green.requests()[0].body).unwrap();
+    assert_eq!(first["model"], "fake-llama");
+    assert!(first["max_tokens"].is_u64(), "{first}");
+    // Green's own name for the model, and the cap in the field green reads, alone.
+    assert_eq!(second["model"], "green-llama");
+    assert_eq!(
+        second["max_completion_tokens"], first["max_tokens"],
+        "{second}"
+    );
+    assert!(second.get("max_tokens").is_none(), "{second}");
+    assert_eq!(second["messages"], first["messages"]);
+}
+
+#[tokio::test]
 async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_and_a_500_stays() {
     let (blue, green) = (fake().await, fake().await);
     let mut gw = start(&tenants(""), TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;

@@ -257,6 +257,11 @@ impl LedgerSender {
         self.shared.queued.load(Ordering::Relaxed)
     }
 
+    /// The most records the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.shared.queue
+    }
+
     /// How full the queue is, by its records or by the sized records' bytes, whichever is
     /// fuller: at 1.0, what comes next is dropped.
     pub fn fill(&self) -> f64 {
