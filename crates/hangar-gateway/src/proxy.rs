@@ -767,7 +767,6 @@ async fn serve(
         session: header_str(&request.headers, SESSION_HEADER),
     };
     let version = runtime.routes.pick(&facts.model, caller, pin)?;
-    exchange.record.version = Some(version.name.to_string());
 
     // A prompt over the limit by itself is told so, not to lower `max_tokens`.
     crate::limits::check_prompt(tenant.limits, facts.prompt_tokens, endpoint.prompt_field())?;
@@ -1257,6 +1256,8 @@ impl Call<'_> {
     ) -> Result<Served, Refusal> {
         let sent = Instant::now();
         exchange.sent_upstream = Some(sent);
+        // Only now: a refusal before (a rate limit, say) is no failure of the version.
+        exchange.record.version = Some(self.version.name.to_string());
         // From here a client that goes away leaves its reservation spent: the model worked.
         admission.mark_sent();
         let first_token = self.tenant.first_token;
@@ -1300,9 +1301,12 @@ impl Call<'_> {
                 self.stream(response, admission, exchange, sent),
             ));
         }
-        exchange.first_token = Some(head_wait);
         // A 200 whose body then stalls or breaks was worked on: its reservation stays spent.
         let answer = self.whole(response, &mut admission, exchange, sent).await;
+        // An answer that failed after its headers gave no first token.
+        if answer.is_ok() {
+            exchange.first_token = Some(head_wait);
+        }
         answer.map(Served::Whole)
     }
 
@@ -1820,7 +1824,7 @@ impl Call<'_> {
             Some((prompt, completion)) => (prompt, completion, "upstream"),
             None => (
                 self.facts.prompt_tokens,
-                request::estimate_tokens(&[text]),
+                request::estimate_generated(text.len() as u64),
                 "estimated",
             ),
         };
@@ -2057,7 +2061,7 @@ impl StreamFinisher {
             Some((prompt, completion)) => (prompt, completion, "upstream"),
             None => (
                 self.prompt_tokens,
-                request::estimate_tokens_of(summary.text_bytes),
+                request::estimate_generated(summary.text_bytes),
                 "estimated",
             ),
         };
@@ -2069,7 +2073,15 @@ impl StreamFinisher {
         record.end = Some(summary.end.as_str());
         record.status = 200;
         if summary.end != StreamEnd::Complete {
-            record.code = Some(summary.end.as_str().to_owned());
+            // The code the client was told in the stream's last event, when the gateway told it.
+            let code = summary.told.unwrap_or(summary.end.as_str());
+            record.code = Some(code.to_owned());
+        }
+        // A model server failing mid-stream counts as its failures before the headers do.
+        if let Some(kind) = upstream_failure(&summary) {
+            let model = record.model.as_deref().unwrap_or("");
+            let version = record.version.as_deref().unwrap_or("");
+            (self.gateway.metrics.upstream_errors).add(&[model, version, kind], 1);
         }
         if summary.canary_leaked {
             let action = if summary.end == StreamEnd::CanaryCut {
@@ -2099,6 +2111,21 @@ impl StreamFinisher {
         log_content(&self.gateway, &runtime, &self.exchange, &summary.kept);
         let gateway = Arc::clone(&self.gateway);
         finish(&gateway, self.exchange);
+    }
+}
+
+/// The `kind` of `hangar_gateway_upstream_errors_total` for a stream the model server failed:
+/// broke off (`body`, as for an answer not streamed), ended early (`incomplete`), sent an error
+/// event (`error_event`), or fell silent before its first token (`timeout`) or after
+/// (`idle_timeout`).
+fn upstream_failure(summary: &StreamSummary) -> Option<&'static str> {
+    match (summary.end, summary.told) {
+        (StreamEnd::UpstreamTimeout, _) if summary.first_token.is_some() => Some("idle_timeout"),
+        (StreamEnd::UpstreamTimeout, _) => Some("timeout"),
+        (StreamEnd::UpstreamError, Some("upstream_disconnected")) => Some("body"),
+        (StreamEnd::UpstreamError, Some("upstream_incomplete")) => Some("incomplete"),
+        (StreamEnd::UpstreamError, _) => Some("error_event"),
+        _ => None,
     }
 }
 

@@ -858,6 +858,13 @@ pub fn estimate_tokens_of(bytes: u64) -> u64 {
     bytes.div_ceil(4) + 4
 }
 
+/// The tokens an answer of `bytes` bytes of text generated, when the model server does not
+/// say: four bytes a token, with no overhead, so that an answer without text (an embedding, a
+/// stream that timed out before its first token) generated none.
+pub fn estimate_generated(bytes: u64) -> u64 {
+    bytes.div_ceil(4)
+}
+
 /// The fields that hold the prompt on `endpoint`.
 fn prompt_fields(endpoint: Endpoint) -> &'static [&'static str] {
     match endpoint {

@@ -514,6 +514,8 @@ pub struct StreamSummary {
     pub client_wait: Duration,
     /// Whether a canary was seen.
     pub canary_leaked: bool,
+    /// The code of the error event the gateway ended the stream with, if it did.
+    pub told: Option<&'static str>,
 }
 
 /// How a stream is to be relayed.
@@ -634,6 +636,7 @@ impl Relay {
                 upstream_wait: Duration::ZERO,
                 client_wait: Duration::ZERO,
                 canary_leaked: false,
+                told: None,
             },
             ended: None,
         }
@@ -866,8 +869,9 @@ impl Relay {
     }
 
     /// Ends the stream with an error event the client can read.
-    fn fail(&mut self, message: &str, code: &str, end: StreamEnd) {
+    fn fail(&mut self, message: &str, code: &'static str, end: StreamEnd) {
         self.ready.push_back(error_event(message, code));
+        self.summary.told = Some(code);
         self.ended = Some(end);
     }
 }

@@ -608,6 +608,9 @@ async fn past_the_request_rate_the_tenant_gets_429_with_retry_after_and_others_d
         ),
         "{metrics}"
     );
+    // The refusal reached no model server: it is no version's.
+    let refused = "hangar_gateway_requests_total{tenant=\"limited\",model=\"llama\",version=\"\",status=\"429\"} 1";
+    assert!(metrics.contains(refused), "{metrics}");
 }
 
 #[tokio::test]
@@ -761,10 +764,16 @@ async fn a_stream_cut_by_the_model_server_ends_with_an_error_event_and_is_record
         "{}",
         answer.text()
     );
+    // The model server's failure counts as its failures before the headers do.
+    let line =
+        "hangar_gateway_upstream_errors_total{model=\"llama\",version=\"1.0\",kind=\"body\"} 1";
+    gw.metrics_with(line).await;
     let records = gw.audit_records().await;
     assert_eq!(records[0]["end"], "upstream_error");
+    // The record says what the client was told.
+    assert_eq!(records[0]["code"], "upstream_disconnected");
     assert_eq!(records[0]["usage_source"], "estimated");
-    // Counted from the text the client got (four bytes a token, plus four).
+    // Counted from the text the client got (four bytes a token).
     let relayed: usize = events
         .iter()
         .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
@@ -773,7 +782,7 @@ async fn a_stream_cut_by_the_model_server_ends_with_an_error_event_and_is_record
     assert!(relayed > 0, "{}", answer.text());
     assert_eq!(
         records[0]["completion_tokens"],
-        relayed.div_ceil(4) as u64 + 4,
+        relayed.div_ceil(4) as u64,
         "{records:?}"
     );
 }
