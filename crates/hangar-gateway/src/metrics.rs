@@ -332,7 +332,8 @@ pub struct Metrics {
     pub requests: Counters,
     /// Requests that did not succeed, by tenant, model, version and error code.
     pub errors: Counters,
-    /// Whole request time as the client saw it (to the last byte).
+    /// Whole request time, to the last byte of the answer handed to the connection (a short
+    /// answer may still wait in its buffers for a client slow to read).
     pub latency: Histograms,
     /// From sending to the model server to the first generated token, or to the response headers
     /// when not streaming.
@@ -391,7 +392,7 @@ impl Default for Metrics {
             ),
             latency: Histograms::new(
                 "hangar_gateway_request_duration_seconds",
-                "Whole request time, to the last byte of the answer.",
+                "Whole request time, to the last byte of the answer handed to the connection.",
                 TMV,
                 LATENCY,
             ),
