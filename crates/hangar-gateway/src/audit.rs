@@ -178,12 +178,21 @@ pub struct AuditSink {
 /// Records waiting for the audit log's writer thread, at least.
 const AUDIT_QUEUE: usize = 16_384;
 
-/// The audit log's queue for a gateway with `max_concurrent` requests in flight: room for the
-/// records of those in flight and as many reading their bodies, with a quarter to spare, so
-/// that `failClosed` refuses for a stalled disk and never for a busy gateway.
-fn audit_queue(max_concurrent: u32) -> usize {
-    let pending = 2 * usize::try_from(max_concurrent).unwrap_or(usize::MAX / 4);
-    AUDIT_QUEUE.max(pending.saturating_add(pending / 3))
+/// The most records the audit log's queue is sized for (its slots, 24 MiB, are allocated at
+/// start).
+const MAX_AUDIT_QUEUE: usize = 1 << 20;
+
+/// The audit log's queue. With `failClosed`, for a gateway with `max_concurrent` requests in
+/// flight: room for the records of those in flight and as many reading their bodies, with a
+/// quarter to spare, so that it refuses for a stalled disk and not for a busy gateway (up to
+/// [`MAX_AUDIT_QUEUE`]: past it, requests that could not be recorded for sure are refused).
+fn audit_queue(fail_closed: bool, max_concurrent: u32) -> usize {
+    if !fail_closed {
+        return AUDIT_QUEUE;
+    }
+    let pending = 2 * u64::from(max_concurrent);
+    let wanted = usize::try_from(pending + pending / 3).unwrap_or(MAX_AUDIT_QUEUE);
+    wanted.clamp(AUDIT_QUEUE, MAX_AUDIT_QUEUE)
 }
 
 impl AuditLogs {
@@ -193,7 +202,8 @@ impl AuditLogs {
         config: &AuditConfig,
         max_concurrent: u32,
     ) -> Result<AuditLogs, hangar_ledger::LedgerError> {
-        AuditLogs::open_with_clock(config, audit_queue(max_concurrent), SystemClock)
+        let queue = audit_queue(config.fail_closed, max_concurrent);
+        AuditLogs::open_with_clock(config, queue, SystemClock)
     }
 
     fn open_with_clock(
@@ -355,12 +365,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_queue_holds_what_a_busy_gateway_has_pending_with_room_to_spare() {
-        assert_eq!(audit_queue(4096), AUDIT_QUEUE);
-        for most in [20_000, 100_000, u32::MAX] {
-            let pending = 2 * most as usize;
-            assert!(audit_queue(most) >= pending + pending / 3, "{most}");
-        }
+    fn a_fail_closed_queue_holds_what_a_busy_gateway_has_pending_within_a_bound() {
+        assert_eq!(audit_queue(false, 100_000), AUDIT_QUEUE);
+        assert_eq!(audit_queue(true, 4096), AUDIT_QUEUE);
+        assert_eq!(audit_queue(true, 100_000), 266_666);
+        assert_eq!(audit_queue(true, u32::MAX), MAX_AUDIT_QUEUE);
     }
 
     /// The system clock, behind a gate: the writer threads stop at their next batch while the
@@ -382,17 +391,18 @@ mod tests {
             serde_json::from_value(serde_json::json!({"dir": dir.path(), "retentionDays": 1}))
                 .unwrap();
         let clock = GatedClock::default();
-        let logs = AuditLogs::open_with_clock(&config, AUDIT_QUEUE, clock.clone()).unwrap();
+        let queue = 2 * AUDIT_QUEUE;
+        let logs = AuditLogs::open_with_clock(&config, queue, clock.clone()).unwrap();
         let sink = logs.sink();
         assert!(!sink.may_lose_records(0));
         // As many requests in flight as the queue holds: a stalled disk would lose some.
-        assert!(sink.may_lose_records(AUDIT_QUEUE));
-        assert!(!sink.may_lose_records(AUDIT_QUEUE - 1));
+        assert!(sink.may_lose_records(queue));
+        assert!(!sink.may_lose_records(queue - 1));
         let gate = clock.0.lock().unwrap();
         // The writer takes what is queued when it wakes, then stops at the gate: the queue
         // fills behind it, and says so before it is full.
         let mut sent = 0;
-        while !sink.may_lose_records(0) && sent < AUDIT_QUEUE * 2 {
+        while !sink.may_lose_records(0) && sent < queue * 2 {
             sink.event(GatewayEvent::new("start", None));
             sent += 1;
         }

@@ -1366,17 +1366,17 @@ impl Call<'_> {
             to = %fallback.name,
             "{reason}; sending the request to another version"
         );
-        exchange.record.failed_over_from =
-            exchange.record.version.replace(fallback.name.to_string());
-        self.version = fallback;
         let Some(sent) = kept.take() else {
             return Err(Refusal::bad_gateway(
                 "upstream_unreachable",
                 "the request could not be sent to another version",
             ));
         };
-        // Written anew for this version: its name for the model, its field for the cap.
         let mut body = resent(&sent)?;
+        exchange.record.failed_over_from =
+            exchange.record.version.replace(fallback.name.to_string());
+        self.version = fallback;
+        // Written anew for this version: its name for the model, its field for the cap.
         let body = self.upstream_body(&mut body, size_hint);
         let request = self.upstream_request(body, &exchange.record.id)?;
         let sent = self.runtime.upstreams.send(request).await;
@@ -1454,11 +1454,12 @@ impl Call<'_> {
 
     /// Logs why the model server could not be reached, and counts it.
     fn note_unreachable(&self, error: &UpstreamError) {
-        // The client hears only that the model server is unreachable; the operator needs why.
+        // The client hears only that the model server is unreachable or hung up; the operator
+        // needs why.
         tracing::warn!(
             model = %self.facts.model,
             version = %self.version.name,
-            "cannot reach the model server: {error}"
+            "the model server failed the request: {error}"
         );
         self.upstream_error(if error.is_connect() {
             "connect"
@@ -2078,7 +2079,7 @@ impl StreamFinisher {
             record.code = Some(code.to_owned());
         }
         // A model server failing mid-stream counts as its failures before the headers do.
-        if let Some(kind) = upstream_failure(&summary) {
+        if let Some(kind) = summary.upstream_failure {
             let model = record.model.as_deref().unwrap_or("");
             let version = record.version.as_deref().unwrap_or("");
             (self.gateway.metrics.upstream_errors).add(&[model, version, kind], 1);
@@ -2111,21 +2112,6 @@ impl StreamFinisher {
         log_content(&self.gateway, &runtime, &self.exchange, &summary.kept);
         let gateway = Arc::clone(&self.gateway);
         finish(&gateway, self.exchange);
-    }
-}
-
-/// The `kind` of `hangar_gateway_upstream_errors_total` for a stream the model server failed:
-/// broke off (`body`, as for an answer not streamed), ended early (`incomplete`), sent an error
-/// event (`error_event`), or fell silent before its first token (`timeout`) or after
-/// (`idle_timeout`).
-fn upstream_failure(summary: &StreamSummary) -> Option<&'static str> {
-    match (summary.end, summary.told) {
-        (StreamEnd::UpstreamTimeout, _) if summary.first_token.is_some() => Some("idle_timeout"),
-        (StreamEnd::UpstreamTimeout, _) => Some("timeout"),
-        (StreamEnd::UpstreamError, Some("upstream_disconnected")) => Some("body"),
-        (StreamEnd::UpstreamError, Some("upstream_incomplete")) => Some("incomplete"),
-        (StreamEnd::UpstreamError, _) => Some("error_event"),
-        _ => None,
     }
 }
 

@@ -514,8 +514,12 @@ pub struct StreamSummary {
     pub client_wait: Duration,
     /// Whether a canary was seen.
     pub canary_leaked: bool,
-    /// The code of the error event the gateway ended the stream with, if it did.
+    /// The code of the error event the gateway ended the stream with, if the client got it.
     pub told: Option<&'static str>,
+    /// How the model server failed the stream, whatever became of the client: `body` (broke
+    /// off), `incomplete` (ended early), `error_event` (its own), `timeout` (no first token
+    /// in time) or `idle_timeout`; the `kind` of `hangar_gateway_upstream_errors_total`.
+    pub upstream_failure: Option<&'static str>,
 }
 
 /// How a stream is to be relayed.
@@ -637,6 +641,7 @@ impl Relay {
                 client_wait: Duration::ZERO,
                 canary_leaked: false,
                 told: None,
+                upstream_failure: None,
             },
             ended: None,
         }
@@ -657,6 +662,8 @@ impl Relay {
             let sent_in = sending.elapsed();
             self.summary.client_wait += sent_in;
             if let Err(end) = delivered {
+                // An error event queued for the client never reached it.
+                self.summary.told = None;
                 // Said before the sender goes, so that the body does not end as a whole one.
                 if end != StreamEnd::ClientGone {
                     cut.store(true, Ordering::Release);
@@ -787,6 +794,7 @@ impl Relay {
         }
         if facts.error {
             self.summary.end = StreamEnd::UpstreamError;
+            self.summary.upstream_failure.get_or_insert("error_event");
         }
         self.done |= facts.done;
         // Data that is not JSON (a body not framed as events) is an answer begun too.
@@ -873,6 +881,14 @@ impl Relay {
         self.ready.push_back(error_event(message, code));
         self.summary.told = Some(code);
         self.ended = Some(end);
+        let failure = match end {
+            StreamEnd::UpstreamTimeout if self.summary.first_token.is_some() => "idle_timeout",
+            StreamEnd::UpstreamTimeout => "timeout",
+            StreamEnd::UpstreamError if code == "upstream_incomplete" => "incomplete",
+            StreamEnd::UpstreamError => "body",
+            _ => return,
+        };
+        self.summary.upstream_failure.get_or_insert(failure);
     }
 }
 
@@ -1053,6 +1069,8 @@ mod tests {
             summary.first_token, None,
             "the gateway's error event is no token"
         );
+        assert_eq!(summary.upstream_failure, Some("timeout"));
+        assert_eq!(summary.told, Some("upstream_timeout"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -1233,13 +1251,17 @@ mod tests {
                 whole,
                 "{received}"
             );
-            let end = summary.await.unwrap().end;
+            let summary = summary.await.unwrap();
             let expected = if whole {
-                StreamEnd::Complete
+                (StreamEnd::Complete, None)
             } else {
-                StreamEnd::UpstreamError
+                (StreamEnd::UpstreamError, Some("incomplete"))
             };
-            assert_eq!(end, expected, "{received}");
+            assert_eq!(
+                (summary.end, summary.upstream_failure),
+                expected,
+                "{received}"
+            );
         }
     }
 

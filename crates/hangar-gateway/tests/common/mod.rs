@@ -156,7 +156,8 @@ impl TestGateway {
 
     /// The metrics page once it holds `line`, waiting up to 2 s for the log writers.
     pub async fn metrics_with(&self, line: &str) -> String {
-        for _ in 0..100 {
+        // Up to 10 s: a stream's finisher may run late on a loaded machine.
+        for _ in 0..500 {
             let page = self.metrics().await;
             if page.contains(line) {
                 return page;
