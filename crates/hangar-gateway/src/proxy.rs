@@ -1312,7 +1312,8 @@ impl Call<'_> {
 
     /// Sends the request to its version's model server. When that one did not run it (it could
     /// not be connected to, or it answered 429 or 503) and the client did not pin the version,
-    /// the request goes once to another version of the model: a version going down or
+    /// the request goes to the model's other versions in turn, most weight first, until one
+    /// runs it: a version going down or
     /// overloaded fails no request while another one is up (a blue-green switch, a crashed
     /// canary, a replica still loading its weights).
     async fn ask(
@@ -1323,76 +1324,81 @@ impl Call<'_> {
     ) -> Result<Response<UpstreamBody>, Refusal> {
         let sent = self.upstream_body(&mut body, size_hint);
         drop(body);
-        let request = self.upstream_request(sent.clone(), &exchange.record.id)?;
-        let fallback = if self.pinned {
-            None
+        let mut request = self.upstream_request(sent.clone(), &exchange.record.id)?;
+        // The other versions, most weight first, each tried in turn while none runs it.
+        let mut fallbacks = if self.pinned {
+            Vec::new()
         } else {
-            (self.runtime.routes).fallback(&self.facts.model, &self.version.name)
+            (self.runtime.routes).fallbacks(&self.facts.model, &self.version.name)
         };
+        fallbacks.reverse();
         let cap_added = self.endpoint == Endpoint::Chat && !self.facts.max_tokens_asked;
         // What was sent is kept only when it may be sent again, and as its bytes, smaller than
         // the parsed body: a thousand requests waiting on model servers hold a thousand.
-        let mut kept = (cap_added || fallback.is_some()).then_some(sent);
-        // With the first server's overload (its Retry-After), when that was why.
-        let (reason, overloaded, fallback) =
-            match (self.runtime.upstreams.send(request).await, fallback) {
-                (Ok(response), _) if cap_added && refuses_input(response.status()) => {
+        let kept = (cap_added || !fallbacks.is_empty()).then_some(sent);
+        // The last overload's Retry-After, when a server declined.
+        let mut overloaded = None;
+        loop {
+            let answer = self.runtime.upstreams.send(request).await;
+            let more = !fallbacks.is_empty();
+            let reason = match answer {
+                Ok(response) if cap_added && refuses_input(response.status()) => {
                     let Some(body) = kept else {
                         return Ok(response);
                     };
                     return (self.ask_within_context(response, body, size_hint, exchange)).await;
                 }
-                (Ok(response), Some(fallback)) if did_not_run(response.status()) => {
+                Ok(response) if more && did_not_run(response.status()) => {
                     // Dropped unread: its connection closes rather than going back to the pool.
                     let status = response.status().as_u16();
                     self.upstream_error(&status.to_string());
-                    let wait = retry_after(response.headers());
-                    (
-                        format!("the model server answered {status}"),
-                        Some(wait),
-                        fallback,
-                    )
+                    overloaded = Some(retry_after(response.headers()));
+                    format!("the model server answered {status}")
                 }
-                (Ok(response), _) => return Ok(response),
-                (Err(error), Some(fallback)) if error.is_connect() => {
+                Ok(response) => return Ok(response),
+                Err(error) if more && error.is_connect() => {
                     self.upstream_error("connect");
-                    (error.to_string(), None, fallback)
+                    error.to_string()
                 }
-                (Err(error), _) => return Err(self.unreachable(&error)),
+                Err(error) => {
+                    // A server declined and the others cannot be reached: the model is
+                    // overloaded, and the client is to try again later, not to give up.
+                    if error.is_connect()
+                        && let Some(wait) = overloaded
+                    {
+                        self.note_unreachable(&error);
+                        return Err(Refusal::unavailable(
+                            "upstream_overloaded",
+                            format!("the model server for `{}` is overloaded", self.facts.model),
+                            wait,
+                        ));
+                    }
+                    return Err(self.unreachable(&error));
+                }
             };
-        tracing::warn!(
-            model = %self.facts.model,
-            from = %self.version.name,
-            to = %fallback.name,
-            "{reason}; sending the request to another version"
-        );
-        let Some(sent) = kept.take() else {
-            return Err(Refusal::bad_gateway(
-                "upstream_unreachable",
-                "the request could not be sent to another version",
-            ));
-        };
-        let mut body = resent(&sent)?;
-        exchange.record.failed_over_from =
-            exchange.record.version.replace(fallback.name.to_string());
-        self.version = fallback;
-        // Written anew for this version: its name for the model, its field for the cap.
-        let body = self.upstream_body(&mut body, size_hint);
-        let request = self.upstream_request(body, &exchange.record.id)?;
-        let sent = self.runtime.upstreams.send(request).await;
-        sent.map_err(|error| match overloaded {
-            // The model is overloaded and the other version cannot be reached: the client is
-            // to try again later, as if there had been no other version, not to give up.
-            Some(wait) if error.is_connect() => {
-                self.note_unreachable(&error);
-                Refusal::unavailable(
-                    "upstream_overloaded",
-                    format!("the model server for `{}` is overloaded", self.facts.model),
-                    wait,
-                )
+            let (Some(fallback), Some(sent)) = (fallbacks.pop(), &kept) else {
+                return Err(Refusal::bad_gateway(
+                    "upstream_unreachable",
+                    "the request could not be sent to another version",
+                ));
+            };
+            tracing::warn!(
+                model = %self.facts.model,
+                from = %self.version.name,
+                to = %fallback.name,
+                "{reason}; sending the request to another version"
+            );
+            let mut body = resent(sent)?;
+            // The record keeps the version first chosen.
+            let failed = exchange.record.version.replace(fallback.name.to_string());
+            if exchange.record.failed_over_from.is_none() {
+                exchange.record.failed_over_from = failed;
             }
-            _ => self.unreachable(&error),
-        })
+            self.version = fallback;
+            // Written anew for this version: its name for the model, its field for the cap.
+            let body = self.upstream_body(&mut body, size_hint);
+            request = self.upstream_request(body, &exchange.record.id)?;
+        }
     }
 
     /// A chat request without `max_tokens` is sent with the tenant's cap in it, and vLLM and

@@ -112,17 +112,19 @@ impl RouteTable {
         }
     }
 
-    /// Another version of `model` than `failed`, for a request whose version's model server
-    /// cannot be reached: the one with the most weight (a blue-green pair's other half, a
-    /// canary's stable version). None when the model has no other version.
-    pub fn fallback(&self, model: &str, failed: &str) -> Option<Arc<Version>> {
-        self.routes
-            .get(model)?
-            .versions
-            .iter()
+    /// The versions of `model` other than `failed`, for a request whose version's model server
+    /// did not run it: the one with the most weight first (a blue-green pair's other half, a
+    /// canary's stable version), then the others by weight, in their listed order when equal.
+    pub fn fallbacks(&self, model: &str, failed: &str) -> Vec<Arc<Version>> {
+        let Some(route) = self.routes.get(model) else {
+            return Vec::new();
+        };
+        let mut others: Vec<_> = (route.versions.iter())
             .filter(|v| &*v.name != failed)
-            .max_by_key(|v| v.weight)
             .cloned()
+            .collect();
+        others.sort_by_key(|v| std::cmp::Reverse(v.weight));
+        others
     }
 
     /// Whether `model` is a public model name.

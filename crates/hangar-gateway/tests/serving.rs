@@ -146,6 +146,57 @@ async fn a_version_that_cannot_be_connected_to_hands_its_requests_to_another() {
 }
 
 #[tokio::test]
+async fn each_other_version_is_tried_in_turn_most_weight_first() {
+    // Blue cannot be reached, green (more weight than the canary) is overloaded: the canary
+    // takes the request.
+    let (green, canary) = (fake().await, fake().await);
+    green.set_faults(Faults {
+        status: Some(503),
+        ..Faults::default()
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let models = format!(
+        "\
+llama:
+  sticky: none
+  versions:
+    - {{name: blue, url: \"http://{closed}\", upstreamModel: fake-llama, weight: 50}}
+    - {{name: canary, url: \"{{upstream2}}\", upstreamModel: fake-llama, weight: 20}}
+    - {{name: green, url: \"{{upstream}}\", upstreamModel: fake-llama, weight: 30}}
+"
+    );
+    let mut gw = start(&tenants(""), &models, "", &[&green.url(), &canary.url()]).await;
+    // Pinned to blue, so that the first try is blue's.
+    let answer = pinned_chat(&gw, "pinner-1", "blue").await;
+    assert_eq!(
+        answer.code(),
+        "upstream_unreachable",
+        "a pin never fails over"
+    );
+    let mut served = 0;
+    for _ in 0..20 {
+        let answer = chat_as(&gw, "a-1").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        served += usize::from(answer.header("x-hangar-version") == Some("canary"));
+    }
+    assert_eq!(served, 20);
+    let records = gw.audit_records().await;
+    let from_blue = (records.iter())
+        .filter(|r| r["failed_over_from"] == "blue")
+        .count();
+    assert!(from_blue > 0, "{records:?}");
+    assert!(
+        (records.iter())
+            .filter(|r| r["failed_over_from"] == "blue")
+            .all(|r| r["version"] == "canary"),
+        "{records:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_request_handed_to_another_version_is_written_for_that_version() {
     let blue = fake().await;
     blue.set_faults(Faults {
