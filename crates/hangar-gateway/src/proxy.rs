@@ -1313,9 +1313,8 @@ impl Call<'_> {
     /// Sends the request to its version's model server. When that one did not run it (it could
     /// not be connected to, or it answered 429 or 503) and the client did not pin the version,
     /// the request goes to the model's other versions in turn, most weight first, until one
-    /// runs it: a version going down or
-    /// overloaded fails no request while another one is up (a blue-green switch, a crashed
-    /// canary, a replica still loading its weights).
+    /// runs it: a version going down or overloaded fails no request while another one is up
+    /// (a blue-green switch, a crashed canary, a replica still loading its weights).
     async fn ask(
         &mut self,
         mut body: Map<String, Value>,
@@ -1325,7 +1324,8 @@ impl Call<'_> {
         let sent = self.upstream_body(&mut body, size_hint);
         drop(body);
         let mut request = self.upstream_request(sent.clone(), &exchange.record.id)?;
-        // The other versions, most weight first, each tried in turn while none runs it.
+        // The other versions, each tried in turn while none runs it: reversed, so that `pop`
+        // gives the one with the most weight first.
         let mut fallbacks = if self.pinned {
             Vec::new()
         } else {
