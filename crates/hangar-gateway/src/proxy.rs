@@ -521,6 +521,9 @@ fn forwarded_client(runtime: &Runtime, peer: &str, headers: &HeaderMap) -> Optio
     crate::forwarded::client(peer, headers, &runtime.trusted_proxies).map(|ip| ip.to_string())
 }
 
+/// The most other versions a request a model server did not run goes to.
+const MAX_FAILOVERS: usize = 2;
+
 /// The longest client `x-request-id` recorded.
 const MAX_CLIENT_REQUEST_ID: usize = 128;
 
@@ -1313,8 +1316,9 @@ impl Call<'_> {
     /// Sends the request to its version's model server. When that one did not run it (it could
     /// not be connected to, or it answered 429 or 503) and the client did not pin the version,
     /// the request goes to the model's other versions in turn, most weight first, until one
-    /// runs it: a version going down or overloaded fails no request while another one is up
-    /// (a blue-green switch, a crashed canary, a replica still loading its weights).
+    /// runs it (two at most): a version going down or overloaded fails no request while
+    /// another one is up (a blue-green switch, a crashed canary, a replica still loading its
+    /// weights).
     async fn ask(
         &mut self,
         mut body: Map<String, Value>,
@@ -1324,23 +1328,31 @@ impl Call<'_> {
         let sent = self.upstream_body(&mut body, size_hint);
         drop(body);
         let mut request = self.upstream_request(sent.clone(), &exchange.record.id)?;
-        // The other versions, each tried in turn while none runs it: reversed, so that `pop`
-        // gives the one with the most weight first.
-        let mut fallbacks = if self.pinned {
-            Vec::new()
-        } else {
-            (self.runtime.routes).fallbacks(&self.facts.model, &self.version.name)
-        };
-        fallbacks.reverse();
+        let routes = &self.runtime.routes;
+        let may_fail_over = !self.pinned && routes.has_other_versions(&self.facts.model);
+        // The other versions to try in turn while none runs it, found at the first failure:
+        // reversed, so that `pop` gives the one with the most weight first.
+        let mut fallbacks: Option<Vec<Arc<Version>>> = None;
         let cap_added = self.endpoint == Endpoint::Chat && !self.facts.max_tokens_asked;
         // What was sent is kept only when it may be sent again, and as its bytes, smaller than
         // the parsed body: a thousand requests waiting on model servers hold a thousand.
-        let kept = (cap_added || !fallbacks.is_empty()).then_some(sent);
+        let kept = (cap_added || may_fail_over).then_some(sent);
         // The last overload's Retry-After, when a server declined.
         let mut overloaded = None;
         loop {
             let answer = self.runtime.upstreams.send(request).await;
-            let more = !fallbacks.is_empty();
+            let did_not_run_it = match &answer {
+                Ok(response) => did_not_run(response.status()),
+                Err(error) => error.is_connect(),
+            };
+            if did_not_run_it && may_fail_over && fallbacks.is_none() {
+                let mut others = routes.fallbacks(&self.facts.model, &self.version.name);
+                // Each try is another server's work, when all of them may be shedding load.
+                others.truncate(MAX_FAILOVERS);
+                others.reverse();
+                fallbacks = Some(others);
+            }
+            let more = fallbacks.as_ref().is_some_and(|others| !others.is_empty());
             let reason = match answer {
                 Ok(response) if cap_added && refuses_input(response.status()) => {
                     let Some(body) = kept else {
@@ -1376,7 +1388,8 @@ impl Call<'_> {
                     return Err(self.unreachable(&error));
                 }
             };
-            let (Some(fallback), Some(sent)) = (fallbacks.pop(), &kept) else {
+            let next = fallbacks.as_mut().and_then(Vec::pop);
+            let (Some(fallback), Some(sent)) = (next, &kept) else {
                 return Err(Refusal::bad_gateway(
                     "upstream_unreachable",
                     "the request could not be sent to another version",

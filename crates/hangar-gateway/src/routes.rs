@@ -127,6 +127,13 @@ impl RouteTable {
         others
     }
 
+    /// Whether `model` has versions besides one.
+    pub fn has_other_versions(&self, model: &str) -> bool {
+        self.routes
+            .get(model)
+            .is_some_and(|route| route.versions.len() > 1)
+    }
+
     /// Whether `model` is a public model name.
     pub fn contains(&self, model: &str) -> bool {
         self.routes.contains_key(model)

@@ -514,7 +514,8 @@ pub struct StreamSummary {
     pub client_wait: Duration,
     /// Whether a canary was seen.
     pub canary_leaked: bool,
-    /// The code of the error event the gateway ended the stream with, if the client got it.
+    /// The code of the error event the gateway ended the stream with, if it was handed to the
+    /// client's connection.
     pub told: Option<&'static str>,
     /// How the model server failed the stream, whatever became of the client: `body` (broke
     /// off), `incomplete` (ended early), `error_event` (its own), `timeout` (no first token

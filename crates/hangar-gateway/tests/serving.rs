@@ -169,7 +169,6 @@ llama:
 "
     );
     let mut gw = start(&tenants(""), &models, "", &[&green.url(), &canary.url()]).await;
-    // Pinned to blue, so that the first try is blue's.
     let answer = pinned_chat(&gw, "pinner-1", "blue").await;
     assert_eq!(
         answer.code(),
@@ -183,7 +182,19 @@ llama:
         served += usize::from(answer.header("x-hangar-version") == Some("canary"));
     }
     assert_eq!(served, 20);
+    let metrics = gw.metrics().await;
+    let green_declined =
+        "hangar_gateway_upstream_errors_total{model=\"llama\",version=\"green\",kind=\"503\"} ";
+    let declined: usize = (metrics.lines())
+        .find_map(|line| line.strip_prefix(green_declined))
+        .map_or(0, |count| count.parse().unwrap());
     let records = gw.audit_records().await;
+    // Green, with more weight than the canary, was tried before it after blue too: it declined
+    // every request that did not go to the canary first.
+    let failed_over = (records.iter())
+        .filter(|r| r["failed_over_from"] == "blue" || r["failed_over_from"] == "green")
+        .count();
+    assert_eq!(declined, failed_over, "{records:?}");
     let from_blue = (records.iter())
         .filter(|r| r["failed_over_from"] == "blue")
         .count();
