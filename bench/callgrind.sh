@@ -15,44 +15,19 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 up=18601 gw=18602
 new_api_key "$binary" "$tmp"
-if [ "$guards" = on ]; then
-  tenant=$'    injection: block\n    redactUpstream: true'
-  redact='[card_number, provider_key, private_key, bearer_token, email, phone]'
-  prompt=4096
-else
-  tenant='    injection: off'
-  redact='[]'
-  prompt=64
-fi
-if [ "$guards" = limited ]; then
-  tenant=$'    injection: off\n    requestsPerMinute: 1000000\n    tokensPerMinute: 100000000'
-fi
-cat > "$tmp/g.yaml" <<YAML
-listen: 127.0.0.1:$gw
-auth:
-  apiKeys:
-$key_entry
-tenants:
-  bench:
-    models: [bench-model]
-$tenant
-models:
-  bench-model:
-    versions:
-      - name: v1
-        url: http://127.0.0.1:$up
-        weight: 100
-limits:
-  drain: 2s
-guards:
-  redact: $redact
-audit:
-  dir: $tmp/audit
-  retentionDays: 1
-YAML
+prompt=64
+case "$guards" in
+  on)
+    export GW_TENANT=$'    injection: block\n    redactUpstream: true'
+    export GW_REDACT='[card_number, provider_key, private_key, bearer_token, email, phone]'
+    prompt=4096
+    ;;
+  limited) export GW_TENANT=$'    injection: "off"\n    requestsPerMinute: 1000000\n    tokensPerMinute: 100000000' ;;
+esac
+gateway_yaml 127.0.0.1:$gw 127.0.0.1:$up "$tmp/audit" > "$tmp/g.yaml"
 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$binary" gateway run --config "$tmp/g.yaml" 2> "$tmp/gw.log" &
 gateway=$!
-for _ in $(seq 1 100); do grep -q "serving the inference API" "$tmp/gw.log" && break; sleep 0.5; done
+wait_for_line "$tmp/gw.log" "serving the inference API" 50
 "$loadgen" --addr 127.0.0.1:$gw --serve-upstream 127.0.0.1:$up --key "$key" --prompt-bytes $prompt \
   rate --rate 200 --duration 10 --warmup 0 --connections 8 > "$tmp/run.json"
 kill -INT $gateway

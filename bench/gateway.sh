@@ -85,17 +85,6 @@ exec_on_cpus() {
 }
 
 # Waits until LOG has a line matching PATTERN (the process says it is ready).
-wait_for_line() {
-  local log="$1" pattern="$2"
-  for _ in $(seq 100); do
-    grep -q "$pattern" "$log" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "not ready after 10 s: $log" >&2
-  cat "$log" >&2
-  return 1
-}
-
 wait_for_port() {
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

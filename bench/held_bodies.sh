@@ -22,37 +22,14 @@ text = " ".join(words[i % len(words)] for i in range(150))[:800]
 messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": text} for i in range(20)]
 json.dump({"model": "bench-model", "messages": messages}, open(sys.argv[1], "w"))
 PY
-cat > "$tmp/g.yaml" <<YAML
-listen: 127.0.0.1:$gw
-auth:
-  apiKeys:
-$key_entry
-tenants:
-  bench:
-    models: [bench-model]
-    maxTokens: 64
-    injection: off
-models:
-  bench-model:
-    versions:
-      - name: v1
-        url: http://127.0.0.1:$up
-        weight: 100
-limits:
-  drain: 2s
-  timeouts: {firstToken: 30s}
-guards:
-  redact: []
-audit:
-  dir: $tmp/audit
-  retentionDays: 1
-YAML
+GW_TENANT=$'    maxTokens: 64\n    injection: "off"' GW_LIMITS='  timeouts: {firstToken: 30s}' \
+  gateway_yaml 127.0.0.1:$gw 127.0.0.1:$up "$tmp/audit" > "$tmp/g.yaml"
 target/release/fake-upstream --listen 127.0.0.1:$up --whole-delay-ms 3000 2> "$tmp/up.log" &
 started+=($!)
 "$binary" gateway run --config "$tmp/g.yaml" 2> "$tmp/gw.log" &
 gateway=$!
 started+=($gateway)
-for _ in $(seq 1 100); do grep -q "serving the inference API" "$tmp/gw.log" && break; sleep 0.2; done
+wait_for_line "$tmp/gw.log" "serving the inference API"
 idle=$(awk '/^VmRSS:/ {print $2}' "/proc/$gateway/status")
 target/release/loadgen --addr 127.0.0.1:$gw --key "$key" --body "$tmp/body.json" \
   max --connections "$connections" --duration 10 --warmup 0 > "$tmp/run.json"

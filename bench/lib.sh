@@ -31,6 +31,50 @@ new_api_key() {
   key_entry=$(sed -n '/^- id:/,$p' "$2/keygen.txt" | sed 's/^/    /')
 }
 
+# gateway_yaml LISTEN UPSTREAM AUDIT_DIR : the configuration of a gateway at LISTEN with tenant
+# `bench` (key `key_entry`, from new_api_key) and model `bench-model` at UPSTREAM (host:port), on
+# standard output. GW_TENANT: the tenant's lines besides its models (indented four spaces;
+# default injection off); GW_LIMITS: lines under `limits` besides `drain`; GW_REDACT: the kinds
+# redacted (default none); GW_ADMIN: an operator address.
+gateway_yaml() {
+  cat <<YAML
+listen: $1
+${GW_ADMIN:+adminListen: $GW_ADMIN}
+auth:
+  apiKeys:
+$key_entry
+tenants:
+  bench:
+    models: [bench-model]
+${GW_TENANT:-    injection: "off"}
+models:
+  bench-model:
+    versions:
+      - {name: v1, url: "http://$2", weight: 100}
+limits:
+  drain: 2s
+${GW_LIMITS:-}
+guards:
+  redact: ${GW_REDACT:-[]}
+audit:
+  dir: $3
+  retentionDays: 1
+YAML
+}
+
+# wait_for_line LOG PATTERN [SECONDS] : waits until LOG holds PATTERN (10 s at most by default);
+# says so and shows LOG otherwise.
+wait_for_line() {
+  local log="$1" pattern="$2" tries=$(( ${3:-10} * 10 ))
+  for _ in $(seq "$tries"); do
+    grep -q "$pattern" "$log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not ready after ${3:-10} s: $log" >&2
+  cat "$log" >&2
+  return 1
+}
+
 # write_nginx_conf DIR WORKERS UPSTREAM_PORT LISTEN_PORT : nginx as a plain reverse proxy to the
 # fake model server, keep-alive on both sides, its access log on (the gateway writes its audit
 # log), everything it writes under DIR.
