@@ -336,7 +336,8 @@ pub struct Metrics {
     /// answer may still wait in its buffers for a client slow to read).
     pub latency: Histograms,
     /// From sending to the model server to the first generated token, or to the response headers
-    /// when not streaming.
+    /// when not streaming (for vLLM, TGI and SGLang, the whole generation): told apart by the
+    /// `stream` label.
     pub first_token: Histograms,
     /// Tokens in (prompt) and out (completion).
     pub tokens: Counters,
@@ -398,8 +399,8 @@ impl Default for Metrics {
             ),
             first_token: Histograms::new(
                 "hangar_gateway_time_to_first_token_seconds",
-                "From sending to the model server to the first generated token (text, reasoning or a piece of a tool call; the response headers when not streaming).",
-                TMV,
+                "From sending to the model server to the first generated token (text, reasoning or a piece of a tool call; the response headers when not streaming, stream=\"false\").",
+                &["tenant", "model", "version", "stream"],
                 LATENCY,
             ),
             tokens: Counters::new(

@@ -2152,9 +2152,8 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
     }
     metrics.latency.observe(&[tenant, model, version], total);
     if let Some(first) = exchange.first_token {
-        metrics
-            .first_token
-            .observe(&[tenant, model, version], first);
+        let stream = if record.stream { "true" } else { "false" };
+        (metrics.first_token).observe(&[tenant, model, version, stream], first);
     }
     if record
         .prompt_tokens

@@ -768,6 +768,9 @@ async fn a_stream_cut_by_the_model_server_ends_with_an_error_event_and_is_record
     let line =
         "hangar_gateway_upstream_errors_total{model=\"llama\",version=\"1.0\",kind=\"body\"} 1";
     gw.metrics_with(line).await;
+    // Its first token came: a streamed one, told apart from a whole answer's headers.
+    let first = "hangar_gateway_time_to_first_token_seconds_count{tenant=\"support\",model=\"llama\",version=\"1.0\",stream=\"true\"} 1";
+    gw.metrics_with(first).await;
     let records = gw.audit_records().await;
     assert_eq!(records[0]["end"], "upstream_error");
     // The record says what the client was told.
@@ -1075,7 +1078,7 @@ async fn metrics_count_requests_tokens_first_token_and_overhead() {
         "hangar_gateway_requests_total{tenant=\"support\",model=\"llama\",version=\"1.0\",status=\"200\"} 3",
         "hangar_gateway_errors_total{tenant=\"support\",model=\"\",version=\"\",code=\"model_not_found\"} 1",
         "hangar_gateway_tokens_total{tenant=\"support\",model=\"llama\",version=\"1.0\",direction=\"completion\"}",
-        "hangar_gateway_time_to_first_token_seconds_count{tenant=\"support\",model=\"llama\",version=\"1.0\"} 3",
+        "hangar_gateway_time_to_first_token_seconds_count{tenant=\"support\",model=\"llama\",version=\"1.0\",stream=\"false\"} 3",
         "hangar_gateway_overhead_seconds_count{model=\"llama\"} 3",
         "hangar_gateway_request_duration_seconds_bucket{tenant=\"support\",model=\"llama\",version=\"1.0\",le=\"+Inf\"} 3",
     ] {
