@@ -1088,6 +1088,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_model_servers_failure_is_named_by_its_kind() {
+        let error: &[u8] = b"data: {\"error\":{\"message\":\"engine dead\"}}\n\n";
+        // Silent after its first token (idle, 100 ms); its own error event; silent before
+        // any token (first-token timeout, 300 ms).
+        for (script, kind, told) in [
+            (
+                vec![(0, ROLE), (0, TOKEN), (500, DONE)],
+                "idle_timeout",
+                Some("upstream_timeout"),
+            ),
+            (vec![(0, ROLE), (0, TOKEN), (0, error)], "error_event", None),
+            (
+                vec![(0, ROLE), (500, TOKEN)],
+                "timeout",
+                Some("upstream_timeout"),
+            ),
+        ] {
+            let (_, mut client, summary) = relay_of(
+                script,
+                rules(Duration::from_millis(300), Duration::from_millis(100)),
+            );
+            let received = read_all(&mut client, Duration::ZERO).await;
+            let summary = summary.await.unwrap();
+            assert_eq!(summary.upstream_failure, Some(kind), "{received}");
+            assert_eq!(summary.told, told, "{received}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_first_token_is_the_first_generated_one() {
         let tool_call: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"get_weather\"}}]}}]}\n\n";
         for first in [TOKEN, tool_call] {
