@@ -224,12 +224,12 @@ pub struct TenantConfig {
     pub max_messages: usize,
     /// Requests per minute; past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1_000_000_000_000u64))]
+    #[schemars(range(min = 1, max = MAX_RATE))]
     pub requests_per_minute: Option<u64>,
     /// Tokens per minute (prompt + completion). Each request reserves its prompt estimate plus
     /// its `max_tokens` up front and gives back what the upstream's usage shows it did not use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1_000_000_000_000u64))]
+    #[schemars(range(min = 1, max = MAX_RATE))]
     pub tokens_per_minute: Option<u64>,
     /// Requests in flight at once; past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

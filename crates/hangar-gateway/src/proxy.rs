@@ -206,11 +206,11 @@ impl Gateway {
     /// Whether requests are to be refused: `audit.failClosed` is set, and records may be lost
     /// (a log cannot be written, or its writer falls behind).
     pub fn audit_closed(&self) -> bool {
-        let pending = self
-            .limiter
-            .in_flight()
-            .saturating_add(self.limiter.reading());
-        self.started_with.audit.fail_closed && self.audit.may_lose_records(pending as usize)
+        if !self.started_with.audit.fail_closed {
+            return false;
+        }
+        let pending = (self.limiter.in_flight()).saturating_add(self.limiter.reading());
+        self.audit.may_lose_records(pending as usize)
     }
 
     /// Each log with whether its writes fail and the records waiting, for the metrics.
