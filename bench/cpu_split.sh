@@ -15,30 +15,8 @@ PROMPT=${PROMPT:-64}; GUARDS=${GUARDS:-off}; WINDOW=4
 tmp=$(mktemp -d); trap cleanup EXIT; up=18501; gw=18502; ad=18503; np=18504; bp=18505
 new_api_key "$H" "$tmp"
 if [ "$GUARDS" = on ]; then inj=log; red="[card_number, provider_key, private_key, bearer_token, email, phone]"; else inj=off; red="[]"; fi
-cat > $tmp/g.yaml <<Y
-listen: 127.0.0.1:$gw
-adminListen: 127.0.0.1:$ad
-auth:
-  apiKeys:
-$key_entry
-tenants:
-  bench:
-    models: [bench-model]
-    injection: $inj
-models:
-  bench-model:
-    versions:
-      - name: v1
-        url: http://127.0.0.1:$up
-        weight: 100
-limits:
-  drain: 2s
-guards:
-  redact: $red
-audit:
-  dir: $tmp/audit
-  retentionDays: 1
-Y
+GW_ADMIN=127.0.0.1:$ad GW_TENANT="    injection: $inj" GW_REDACT=$red \
+  gateway_yaml 127.0.0.1:$gw 127.0.0.1:$up "$tmp/audit" > $tmp/g.yaml
 write_nginx_conf "$tmp/nginx" 1 "$up" "$np"
 taskset -c 0 $H gateway run --config $tmp/g.yaml 2> $tmp/gw.log & gp=$!; started+=($gp)
 taskset -c 0 $B 127.0.0.1:$bp http://127.0.0.1:$up 2> $tmp/bare.log & bpid=$!; started+=($bpid)

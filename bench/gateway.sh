@@ -147,30 +147,9 @@ new_api_key "$bin/hangar" "$tmp"
 
 # gateway_config NAME INJECTION REDACT_LIST
 gateway_config() {
-  cat > "$tmp/$1.yaml" <<EOF
-listen: 127.0.0.1:$gateway_port
-adminListen: 127.0.0.1:$admin_port
-auth:
-  apiKeys:
-$key_entry
-tenants:
-  bench:
-    models: [bench-model]
-    injection: $2
-models:
-  bench-model:
-    versions:
-      - name: v1
-        url: http://127.0.0.1:$upstream_port
-        weight: 100
-limits:
-  drain: 2s
-guards:
-  redact: $3
-audit:
-  dir: $tmp/audit-$1
-  retentionDays: 1
-EOF
+  GW_ADMIN=127.0.0.1:$admin_port GW_TENANT="    injection: $2" GW_REDACT=$3 \
+    gateway_yaml "127.0.0.1:$gateway_port" "127.0.0.1:$upstream_port" "$tmp/audit-$1" \
+    > "$tmp/$1.yaml"
 }
 gateway_config guards-off off "[]"
 gateway_config guards-on log "[card_number, provider_key, private_key, bearer_token, email, phone]"

@@ -34,34 +34,11 @@ redis_pid=$!
 started+=("$redis_pid")
 
 new_api_key "$tmp/hangar" "$tmp"
-# config NAME [SHARED_LINE]
+# config NAME [SHARED_LINE] [TENANT_LINE]
 config() {
-  cat > "$tmp/$1.yaml" <<EOF
-listen: 127.0.0.1:$gateway
-adminListen: 127.0.0.1:$admin
-auth:
-  apiKeys:
-$key_entry
-tenants:
-  bench:
-    models: [bench-model]
-    injection: "off"
-    requestsPerMinute: 1000000000
-    tokensPerMinute: 1000000000000
-${3:-}
-models:
-  bench-model:
-    versions:
-      - {name: v1, url: "http://127.0.0.1:$upstream", weight: 100}
-limits:
-  drain: 2s
-${2:-}
-guards:
-  redact: []
-audit:
-  dir: $tmp/audit-$1
-  retentionDays: 1
-EOF
+  GW_ADMIN=127.0.0.1:$admin GW_LIMITS="${2:-}" \
+    GW_TENANT=$'    injection: "off"\n    requestsPerMinute: 1000000000\n    tokensPerMinute: 1000000000000\n'"${3:-}" \
+    gateway_yaml "127.0.0.1:$gateway" "127.0.0.1:$upstream" "$tmp/audit-$1" > "$tmp/$1.yaml"
 }
 config local
 config shared "  shared: {url: \"redis://127.0.0.1:$redis_port\"}"
