@@ -154,10 +154,11 @@ async fn each_other_version_is_tried_in_turn_most_weight_first() {
         status: Some(503),
         ..Faults::default()
     });
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Bound but not listening: connections are refused, and no other test can take the port
+    // meanwhile, as one could a port merely closed, over the twenty requests.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = refusing.local_addr().unwrap();
     let models = format!(
         "\
 llama:
