@@ -3,7 +3,7 @@
 //! swapped whole on reload, so a request sees one consistent configuration from start to end.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hangar_guard::{InjectionScanner, Redactor, SecretKind};
@@ -102,6 +102,13 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// The injection scanner, compiled once per process: its rules are built in, and compiling
+/// them takes tens of milliseconds that a reload need not spend again.
+fn shared_scanner() -> Arc<InjectionScanner> {
+    static SCANNER: OnceLock<Arc<InjectionScanner>> = OnceLock::new();
+    Arc::clone(SCANNER.get_or_init(|| Arc::new(InjectionScanner::default())))
+}
+
 impl Runtime {
     /// Compiles a checked configuration. `previous` lends its JWT verifier (and so its cached
     /// keys) when the JWT settings did not change.
@@ -195,7 +202,7 @@ impl Runtime {
             routes,
             upstreams,
             redactor,
-            scanner: Arc::new(InjectionScanner::default()),
+            scanner: shared_scanner(),
             shared_limits,
             certificate_expiry: certificate_expiry(&config, served_certificate.as_deref()),
             served_certificate,
