@@ -1263,6 +1263,10 @@ impl Call<'_> {
         exchange.record.version = Some(self.version.name.to_string());
         // From here a client that goes away leaves its reservation spent: the model worked.
         admission.mark_sent();
+        // And the record counts the prompt, estimated, as the reservation does, unless an answer
+        // says more or the model server turns the request away.
+        exchange.record.prompt_tokens = self.facts.prompt_tokens;
+        exchange.record.usage_source = Some("estimated");
         let first_token = self.tenant.first_token;
         let answer = tokio::time::timeout(first_token, self.ask(body, size_hint, exchange)).await;
         let head_wait = sent.elapsed();
@@ -1277,14 +1281,14 @@ impl Call<'_> {
                 )));
             }
             Ok(Err(refusal)) => {
-                admission.release();
+                give_back(&mut admission, exchange);
                 return Err(refusal);
             }
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         if !status.is_success() {
-            admission.release();
+            give_back(&mut admission, exchange);
             return Err(self.refuse(response, exchange).await);
         }
         // An answer is read, renamed and watched as text: a compressed one cannot be, and its
@@ -1853,6 +1857,14 @@ impl Call<'_> {
         exchange.record.completion_tokens = completion;
         exchange.record.usage_source = Some(source);
     }
+}
+
+/// Gives a request's reservation back, the model server having done no work on it (it was not
+/// reached, or it refused): the record then counts no tokens either.
+fn give_back(admission: &mut Admission, exchange: &mut Exchange) {
+    admission.release();
+    exchange.record.prompt_tokens = 0;
+    exchange.record.usage_source = None;
 }
 
 fn log_content(gateway: &Gateway, runtime: &Runtime, exchange: &Exchange, kept: &[KeptText]) {

@@ -640,7 +640,7 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         models: &models,
         extra: "limits: {timeouts: {firstToken: 1s, idle: 1s}}",
     };
-    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    let mut gw = TestGateway::start(setup, &[&upstream.url()]).await;
     let key = gw.key("limited-1");
 
     let answer = gw
@@ -741,6 +741,36 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "stream: {stream}");
         assert_eq!(answer.code(), "upstream_malformed");
         assert!(answer.text().contains("`gzip`"), "{}", answer.text());
+    }
+
+    // A record counts the prompt a model server took, though its answer was lost, and none it
+    // never got or turned away.
+    let records = gw.audit_records().await;
+    let prompt_tokens = |code: &str| -> Vec<u64> {
+        (records.iter())
+            .filter(|record| record["code"] == code)
+            .map(|record| record["prompt_tokens"].as_u64().unwrap())
+            .collect()
+    };
+    for code in ["upstream_timeout", "upstream_malformed"] {
+        let counted = prompt_tokens(code);
+        assert!(
+            !counted.is_empty() && !counted.contains(&0),
+            "{code}: {counted:?}"
+        );
+    }
+    for code in [
+        "upstream_unreachable",
+        "upstream_disconnected",
+        "upstream_overloaded",
+        "upstream_error",
+        "upstream_rejected",
+    ] {
+        let counted = prompt_tokens(code);
+        assert!(
+            !counted.is_empty() && counted.iter().all(|&n| n == 0),
+            "{code}: {counted:?}"
+        );
     }
 }
 
@@ -1156,7 +1186,7 @@ async fn assert_out_of_tokens(gw: &TestGateway, request: &serde_json::Value) {
 
 #[tokio::test]
 async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent() {
-    let (_upstream, gw) = slow_and_metered("").await;
+    let (_upstream, mut gw) = slow_and_metered("").await;
     let request = chat("llama", "What is 2+2?");
     for _ in 0..2 {
         let hurried = tokio::time::timeout(
@@ -1170,11 +1200,24 @@ async fn a_client_that_hangs_up_after_the_model_started_keeps_its_tokens_spent()
     assert_eq!(gw.gateway.limiter.in_flight(), 0, "their places were freed");
     // The model worked for both: 80 of 300 tokens are left, not enough for a third.
     assert_out_of_tokens(&gw, &request).await;
+    assert_prompts_counted(&mut gw, 499).await;
+}
+
+/// The first two records have status `status` and count their prompt, estimated, and no
+/// answer: what the model server was given, as their spent reservations do.
+async fn assert_prompts_counted(gw: &mut TestGateway, status: u16) {
+    let records = gw.audit_records().await;
+    for record in &records[..2] {
+        assert_eq!(record["status"], status, "{record}");
+        assert!(record["prompt_tokens"].as_u64().unwrap() > 0, "{record}");
+        assert_eq!(record["completion_tokens"], 0, "{record}");
+        assert_eq!(record["usage_source"], "estimated", "{record}");
+    }
 }
 
 #[tokio::test]
 async fn an_answer_the_gateway_gives_up_on_keeps_its_tokens_spent() {
-    let (_upstream, gw) = slow_and_metered("  timeouts: {firstToken: 200ms}\n").await;
+    let (_upstream, mut gw) = slow_and_metered("  timeouts: {firstToken: 200ms}\n").await;
     let request = chat("llama", "What is 2+2?");
     for _ in 0..2 {
         let answer = gw
@@ -1189,6 +1232,7 @@ async fn an_answer_the_gateway_gives_up_on_keeps_its_tokens_spent() {
     }
     // The model may have worked for both: a slow answer is not a free one.
     assert_out_of_tokens(&gw, &request).await;
+    assert_prompts_counted(&mut gw, 504).await;
 }
 
 /// An RS256 token signed with the checked-in test key (its JWKS is tests/fixtures/jwt/jwks.json).
