@@ -569,6 +569,17 @@ const DRAIN_AT_MOST: usize = 64 * 1024;
 /// How long the rest of a request body is waited for, to keep its connection open.
 const DRAIN_WITHIN: Duration = Duration::from_millis(250);
 
+/// Reads a model server's refusal to its end in the background, [`MAX_UPSTREAM_ERROR`] within
+/// [`DRAIN_WITHIN`] at most, so that its connection goes back to the pool: a server shedding
+/// load (TGI's 429s past its concurrency) is not made to accept a new connection for each
+/// request it refuses.
+fn drain_refusal(body: UpstreamBody) {
+    tokio::spawn(async move {
+        let read = Limited::new(body, MAX_UPSTREAM_ERROR).collect();
+        let _ = tokio::time::timeout(DRAIN_WITHIN, read).await;
+    });
+}
+
 /// Reads and drops what is left of a request body (all of it, when a refusal came before reading
 /// it), [`DRAIN_AT_MOST`] within [`DRAIN_WITHIN`] at most, and says whether it ended. When it did
 /// not, hyper closes the HTTP/1.1 connection after the answer, and the answer must say so:
@@ -1365,10 +1376,10 @@ impl Call<'_> {
                     return (self.ask_within_context(response, body, size_hint, exchange)).await;
                 }
                 Ok(response) if more && did_not_run(response.status()) => {
-                    // Dropped unread: its connection closes rather than going back to the pool.
                     let status = response.status().as_u16();
                     self.upstream_error(&status.to_string());
                     overloaded = Some(retry_after(response.headers()));
+                    drain_refusal(response.into_body());
                     format!("the model server answered {status}")
                 }
                 Ok(response) => return Ok(response),
@@ -1566,6 +1577,7 @@ impl Call<'_> {
     ) -> (http::response::Parts, Option<UpstreamRefusal>) {
         let (head, body) = response.into_parts();
         if !refuses_input(head.status) {
+            drain_refusal(body);
             return (head, None);
         }
         let read = Limited::new(body, MAX_UPSTREAM_ERROR).collect();

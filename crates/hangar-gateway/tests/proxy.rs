@@ -2213,3 +2213,27 @@ async fn a_records_started_is_when_the_request_came_not_when_it_was_written() {
     let waited = time(&line["time"]).duration_since(time(&line["record"]["started"]));
     assert!(waited.as_millis() >= 300, "{waited:?}: {line}");
 }
+
+#[tokio::test]
+async fn a_model_servers_refusals_leave_its_connection_open_for_the_next_request() {
+    let upstream = upstream().await;
+    let gw = gateway(&upstream).await;
+    // TGI answers 429 to every request past its concurrency: the refusals come fastest when
+    // the server is busiest, and each must not cost it a new connection.
+    for status in [429, 503, 500] {
+        upstream.set_faults(Faults {
+            status: Some(status),
+            ..Faults::default()
+        });
+        for _ in 0..3 {
+            let answer = gw.chat(gw.key("support-1"), "hi").await;
+            assert!(answer.status.is_server_error(), "{}", answer.status);
+        }
+    }
+    upstream.clear_faults();
+    assert_eq!(
+        gw.chat(gw.key("support-1"), "hi").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(upstream.connections(), 1);
+}

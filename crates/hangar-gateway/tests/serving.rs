@@ -196,6 +196,10 @@ llama:
         .filter(|r| r["failed_over_from"] == "blue" || r["failed_over_from"] == "green")
         .count();
     assert_eq!(declined, failed_over, "{records:?}");
+    // Each refusal was read to its end, its connection kept: one, or two should a request have
+    // come before the last refusal's end was read.
+    assert!(declined > 2, "{declined}");
+    assert!(green.connections() <= 2, "{}", green.connections());
     let from_blue = (records.iter())
         .filter(|r| r["failed_over_from"] == "blue")
         .count();

@@ -34,6 +34,8 @@ pub(crate) struct State {
     pub api_key: Option<String>,
     pub faults: Mutex<Faults>,
     pub requests: Mutex<Vec<ReceivedRequest>>,
+    /// Connections accepted so far.
+    pub connections: AtomicU64,
 }
 
 /// Numbers the ids of answers (`chatcmpl-fake-1`…), across servers: ids only need to differ.
@@ -43,6 +45,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
     // Owning the connections here means aborting this task closes every one of them.
     let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
+        state.connections.fetch_add(1, Ordering::Relaxed);
         // Small chunks must not wait on Nagle's algorithm; failing to set it only slows.
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);

@@ -40,6 +40,7 @@ mod answers;
 mod http;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -214,6 +215,7 @@ impl FakeOpenAiBuilder {
             api_key: self.api_key,
             faults: Mutex::new(self.faults),
             requests: Mutex::new(Vec::new()),
+            connections: AtomicU64::new(0),
         });
         let task = tokio::spawn(http::serve(listener, Arc::clone(&state)));
         Ok(FakeOpenAiServer {
@@ -280,6 +282,11 @@ impl FakeOpenAiServer {
     /// How many requests arrived so far.
     pub fn request_count(&self) -> usize {
         lock(&self.state.requests).len()
+    }
+
+    /// How many connections clients opened so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
     }
 
     /// Forgets the requests received so far.
