@@ -7,8 +7,8 @@
 //! DFA scan, a sampled probe for base64 runs, and a byte scan when it is not ASCII.
 //!
 //! The phrase rules read the words as a model does: zero-width and other format characters
-//! are dropped, full-width forms and Cyrillic or Greek look-alikes of Latin letters read as
-//! ASCII (in a copy, made only for non-ASCII text that has one), and `_`, `-` and Markdown
+//! are dropped, full-width forms, styled letters and Cyrillic or Greek look-alikes of Latin
+//! letters read as ASCII (in a copy, made only for non-ASCII text that has one), and `_`, `-` and Markdown
 //! emphasis join words as a space does, and leetspeak's digits and symbols as the letters they
 //! stand for (`1gn0r3`; both in the patterns themselves, so ASCII text is never copied). The
 //! two strongest requests, to ignore the instructions and to show the system prompt, are read
@@ -677,11 +677,17 @@ fn plain_letters(text: &str) -> Cow<'_, str> {
 }
 
 /// Whether `byte` is the first byte of a character [`plain_letters`] may change: U+00AD
-/// (`C2`), Greek and Cyrillic (`CD`–`D4`), U+061C (`D8`), U+180E (`E1`), U+200B–U+206F (`E2`),
-/// U+3000 (`E3`), U+FE00–U+FF5E (`EF`), tags and variation selectors (`F3`). Other text, such
-/// as accented Latin or CJK, is passed over without being decoded.
+/// (`C2`), `ǫ` (`C7`), small capitals among the IPA letters (`C9`, `CA`), Greek and Cyrillic
+/// (`CD`–`D4`), U+061C (`D8`), U+180E and the phonetic small capitals (`E1`), U+200B–U+206F,
+/// letter-like symbols and enclosed letters (`E2`), U+3000 (`E3`), `ꜰ` and `ꜱ` (`EA`),
+/// U+FE00–U+FF5E (`EF`), mathematical and enclosed letters (`F0`), tags and variation
+/// selectors (`F3`). Other text, such as accented Latin or CJK, is passed over without being
+/// decoded.
 fn may_start_changed_char(byte: u8) -> bool {
-    matches!(byte, 0xC2 | 0xCD..=0xD4 | 0xD8 | 0xE1..=0xE3 | 0xEF | 0xF3)
+    matches!(
+        byte,
+        0xC2 | 0xC7 | 0xC9 | 0xCA | 0xCD..=0xD4 | 0xD8 | 0xE1..=0xE3 | 0xEA | 0xEF | 0xF0 | 0xF3
+    )
 }
 
 /// Invisible format characters (Unicode category Cf and the variation selectors) that split a
@@ -700,11 +706,14 @@ fn is_format_char(c: char) -> bool {
         | '\u{E0100}'..='\u{E01EF}')
 }
 
-/// The ASCII character a full-width form stands for, or the Latin letter a Cyrillic or Greek
-/// one is drawn like (`Ignоre` with a Cyrillic `о`).
+/// The ASCII character a full-width form or a styled letter stands for (see [`styled_letter`]),
+/// or the Latin letter a Cyrillic or Greek one is drawn like (`Ignоre` with a Cyrillic `о`).
 fn latin_look_alike(c: char) -> Option<char> {
     if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
         return char::from_u32(u32::from(c) - 0xFEE0);
+    }
+    if let Some(letter) = styled_letter(c) {
+        return Some(letter);
     }
     let latin = match c {
         '\u{3000}' => ' ', // ideographic space
@@ -775,6 +784,84 @@ fn latin_look_alike(c: char) -> Option<char> {
         _ => return None,
     };
     Some(latin)
+}
+
+/// The letter or digit that a styled form stands for: the bold, italic, script, Fraktur,
+/// double-struck, sans-serif and monospace alphabets and digits of Unicode's mathematical
+/// symbols, with the letter-like symbols that fill their gaps (`ℯ`, `ℊ`, `ℴ`, `ℍ`…); circled,
+/// parenthesised and squared letters; regional-indicator letters; small capitals. "Fancy text"
+/// generators write with these, and models read them as the letters they show.
+fn styled_letter(c: char) -> Option<char> {
+    let code = u32::from(c);
+    let from = |first: u32, base: u8| char::from_u32(u32::from(base) + code - first);
+    match code {
+        // 13 alphabets of 52 letters each, capitals first.
+        0x1D400..=0x1D6A3 => {
+            let letter = (code - 0x1D400) % 52;
+            char::from_u32(if letter < 26 {
+                0x41 + letter
+            } else {
+                0x61 + letter - 26
+            })
+        }
+        0x1D6A4 => Some('i'),
+        0x1D6A5 => Some('j'),
+        // 5 sets of the digits 0–9.
+        0x1D7CE..=0x1D7FF => char::from_u32(0x30 + (code - 0x1D7CE) % 10),
+        0x249C..=0x24B5 => from(0x249C, b'a'),
+        0x24B6..=0x24CF => from(0x24B6, b'A'),
+        0x24D0..=0x24E9 => from(0x24D0, b'a'),
+        0x1F130..=0x1F149 => from(0x1F130, b'A'),
+        0x1F150..=0x1F169 => from(0x1F150, b'A'),
+        0x1F170..=0x1F189 => from(0x1F170, b'A'),
+        0x1F1E6..=0x1F1FF => from(0x1F1E6, b'A'),
+        _ => Some(match c {
+            'ℂ' => 'C',
+            'ℊ' => 'g',
+            'ℋ' | 'ℌ' | 'ℍ' => 'H',
+            'ℎ' => 'h',
+            'ℐ' | 'ℑ' => 'I',
+            'ℒ' => 'L',
+            'ℕ' => 'N',
+            'ℙ' => 'P',
+            'ℚ' => 'Q',
+            'ℛ' | 'ℜ' | 'ℝ' => 'R',
+            'ℤ' | 'ℨ' => 'Z',
+            'ℬ' => 'B',
+            'ℭ' => 'C',
+            'ℯ' => 'e',
+            'ℰ' => 'E',
+            'ℱ' => 'F',
+            'ℳ' => 'M',
+            'ℴ' => 'o',
+            'ᴀ' => 'a',
+            'ʙ' => 'b',
+            'ᴄ' => 'c',
+            'ᴅ' => 'd',
+            'ᴇ' => 'e',
+            'ꜰ' => 'f',
+            'ɢ' => 'g',
+            'ʜ' => 'h',
+            'ɪ' => 'i',
+            'ᴊ' => 'j',
+            'ᴋ' => 'k',
+            'ʟ' => 'l',
+            'ᴍ' => 'm',
+            'ɴ' => 'n',
+            'ᴏ' => 'o',
+            'ᴘ' => 'p',
+            'ǫ' => 'q',
+            'ʀ' => 'r',
+            'ꜱ' => 's',
+            'ᴛ' => 't',
+            'ᴜ' => 'u',
+            'ᴠ' => 'v',
+            'ᴡ' => 'w',
+            'ʏ' => 'y',
+            'ᴢ' => 'z',
+            _ => return None,
+        }),
+    }
 }
 
 /// Whether a match of `second` starts within `reach` bytes after a match of `first`, with none
