@@ -569,15 +569,21 @@ const DRAIN_AT_MOST: usize = 64 * 1024;
 /// How long the rest of a request body is waited for, to keep its connection open.
 const DRAIN_WITHIN: Duration = Duration::from_millis(250);
 
-/// Reads a model server's refusal to its end in the background, [`MAX_UPSTREAM_ERROR`] within
-/// [`DRAIN_WITHIN`] at most, so that its connection goes back to the pool: a server shedding
-/// load (TGI's 429s past its concurrency) is not made to accept a new connection for each
-/// request it refuses.
-fn drain_refusal(body: UpstreamBody) {
-    tokio::spawn(async move {
-        let read = Limited::new(body, MAX_UPSTREAM_ERROR).collect();
-        let _ = tokio::time::timeout(DRAIN_WITHIN, read).await;
-    });
+/// Reads a model server's refusal to its end, [`MAX_UPSTREAM_ERROR`] within [`DRAIN_WITHIN`] at
+/// most, so that its connection goes back to the pool: a server shedding load (TGI's 429s past
+/// its concurrency) is not made to accept a new connection for each request it refuses.
+async fn drain_refusal(mut body: UpstreamBody) {
+    let drain = async {
+        let mut budget = MAX_UPSTREAM_ERROR;
+        while let Some(Ok(frame)) = body.frame().await {
+            let size = frame.data_ref().map_or(0, Bytes::len);
+            let Some(left) = budget.checked_sub(size) else {
+                return;
+            };
+            budget = left;
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_WITHIN, drain).await;
 }
 
 /// Reads and drops what is left of a request body (all of it, when a refusal came before reading
@@ -1379,7 +1385,8 @@ impl Call<'_> {
                     let status = response.status().as_u16();
                     self.upstream_error(&status.to_string());
                     overloaded = Some(retry_after(response.headers()));
-                    drain_refusal(response.into_body());
+                    // Read while the next version is tried.
+                    tokio::spawn(drain_refusal(response.into_body()));
                     format!("the model server answered {status}")
                 }
                 Ok(response) => return Ok(response),
@@ -1577,7 +1584,7 @@ impl Call<'_> {
     ) -> (http::response::Parts, Option<UpstreamRefusal>) {
         let (head, body) = response.into_parts();
         if !refuses_input(head.status) {
-            drain_refusal(body);
+            drain_refusal(body).await;
             return (head, None);
         }
         let read = Limited::new(body, MAX_UPSTREAM_ERROR).collect();
