@@ -316,7 +316,7 @@ const PHRASE_RULES: &[PhraseRule] = &[
             id: "ignore-instructions",
             weight: 60,
         },
-        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override)\s+(?:(?:all|any|every|of|the|your|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|forget\s+(?:all|any)\s+(?:of\s+)?(?:(?:the\s+)?(?:instructions|guidelines|restrictions|guardrails)|your\s+(?:instructions|rules|guidelines|restrictions|guardrails))|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then)|(?:ignore|disregard|forget)\s+(?:(?:all|any|of|the|your|these|those)\s+)*(?:instructions?|rules|guidelines|directions|directives|prompts?|commands)\s+(?:above|given\s+(?:above|before|earlier)|you\s+(?:were|have\s+been)\s+given)|(?:ignore|disregard|forget)\s+(?:everything\s+|all\s+)?what\s+you\s+(?:were|have\s+been|'ve\s+been|’ve\s+been)\s+(?:told|given|instructed|asked)(?:\s+(?:before|earlier|previously|above|so\s+far|until\s+now)|\s*[.!,;:]|\s*$))",
+        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override|set\s+aside|put\s+aside|abandon|discard|drop)\s+(?:(?:all|any|every|of|the|your|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|(?:ignore|disregard|forget)\s+your\s+(?:rules|instructions|guidelines|guardrails|restrictions|programming)(?-u:\b)|forget\s+(?:all|any)\s+(?:of\s+)?(?:(?:the\s+)?(?:instructions|guidelines|restrictions|guardrails)|your\s+(?:instructions|rules|guidelines|restrictions|guardrails))|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then)|(?:ignore|disregard|forget|drop|set\s+aside)\s+(?:(?:all|any|of|the|your|these|those)\s+)*(?:instructions?|rules|guidelines|guidance|directions|directives|prompts?|commands)\s+(?:above|given\s+(?:above|before|earlier)|you\s+(?:were|have\s+been)\s+given)|(?:(?:the|all|your)\s+)?(?:(?:previous|prior|above|earlier|original|system)\s+)?(?:instructions|rules|guidelines)\s+(?:above\s+)?(?:no\s+longer\s+apply|are\s+(?:void|revoked|cancell?ed|no\s+longer\s+valid))|(?:ignore|disregard|forget)\s+(?:everything\s+|all\s+)?what\s+you\s+(?:were|have\s+been|'ve\s+been|’ve\s+been)\s+(?:told|given|instructed|asked)(?:\s+(?:before|earlier|previously|above|so\s+far|until\s+now)|\s*[.!,;:]|\s*$))",
         translations: translations::ignore_instructions,
     },
     // OWASP LLM07 (system prompt leakage) and the "repeat the words above" / "print your
@@ -327,7 +327,7 @@ const PHRASE_RULES: &[PhraseRule] = &[
             id: "reveal-system-prompt",
             weight: 50,
         },
-        pattern: r"(?i)(?:(?:reveal|leak|dump|disclose|recite|expose)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*(?:your|the)|(?:print|repeat|show|output|display|tell|give|write\s+out|spell\s+out|share|list)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*your|what(?:\s+is|\s+are|\s+was|\s+were|'s|’s)\s+your)\s+(?:(?:full|entire|complete|exact|original|hidden|secret|initial|first|confidential|internal)\s+)*(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|confidential|internal|first)\s+(?:prompt|instructions|message)|pre-?prompt)|(?:repeat|print|output|reveal|show|recite)\s+(?:(?:all|every|of|the)\s+)*(?:words|text|everything|instructions|content|messages?)\s+(?:above|before\s+this|preceding\s+this|you\s+were\s+given)|(?:print|repeat|output|recite|reveal|show|display|dump|list|write\s+out|spell\s+out|tell|give|share)\s+(?:(?:me|us|back|all|of|exactly)\s+)*your\s+(?:(?:full|entire|complete|exact|original)\s+)*(?:instructions|prompt|rules|guidelines|directives)\s+(?:verbatim|word\s+for\s+word|exactly|in\s+full)|(?:print|repeat|output|recite|reveal|dump)\s+(?:(?:me|us|back|all|of)\s+)*your\s+(?:(?:full|entire|complete|exact|original)\s+)*(?:instructions|prompt)\s*(?:[.!?]|$)|what\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|given|asked)\s+(?:before|prior\s+to|at\s+the\s+(?:start|beginning)\s+of)\s+(?:this|our|the)\s+(?:conversation|chat|session)",
+        pattern: r"(?i)(?:(?:reveal|leak|dump|disclose|recite|expose)\s+(?:(?:me|us|back|all|of|exactly|verbatim)\s+)*(?:your|the)|(?:print(?:\s+out)?|repeat|show|output|display|tell|give|write\s+out|spell\s+out|type\s+out|share|list|paste|copy)\s+(?:(?:me|us|back|all|of|exactly|verbatim|everything|in|from|here|below)\s+)*your|what(?:\s+is|\s+are|\s+was|\s+were|'s|’s)\s+your)\s+(?:(?:full|entire|complete|exact|original|hidden|secret|initial|first|confidential|internal)\s+)*(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|confidential|internal|first)\s+(?:prompt|instructions|message)|pre-?prompt)|(?:repeat|print|output|reveal|show|recite)\s+(?:(?:all|every|of|the)\s+)*(?:words|text|everything|instructions|content|messages?)\s+(?:above|before\s+this|preceding\s+this|you\s+were\s+given)|(?:print|repeat|output|recite|reveal|show|display|dump|list|write\s+out|spell\s+out|tell|give|share)\s+(?:(?:me|us|back|all|of|exactly)\s+)*your\s+(?:(?:full|entire|complete|exact|original)\s+)*(?:instructions|prompt|rules|guidelines|directives)\s+(?:verbatim|word\s+for\s+word|exactly|in\s+full)|(?:print|repeat|output|recite|reveal|dump)\s+(?:(?:me|us|back|all|of)\s+)*your\s+(?:(?:full|entire|complete|exact|original)\s+)*(?:instructions|prompt)\s*(?:[.!?]|$)|what\s+(?:were|was|have)\s+you\s+(?:been\s+)?(?:told|instructed|given|asked)\s+(?:before|prior\s+to|at\s+the\s+(?:start|beginning)\s+of)\s+(?:this|our|the)\s+(?:conversation|chat|session)",
         translations: translations::reveal_system_prompt,
     },
     // OWASP LLM01 role-play and authority-claim examples: "you are now unrestricted", "your new
@@ -383,9 +383,10 @@ const FOLLOW_REACH: usize = 40;
 /// `translations.rs`): worth reading that way too. Not "reverse" alone: "reversible", "reverse
 /// proxy".
 const ROT13_HINT: &str =
-    r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|цезар|凯撒|凱撒|シーザー|카이사르";
-const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+(?:text|order|string|words?|letters)|reverse\s+(?:the|this|it|each|every)|(?:read|write|written|spell|spelled|spelt)\s+(?:it\s+|this\s+|that\s+)?(?:in\s+)?reverse|(?:flip|mirror)\s+(?:this|the|it|each)|right[\s-]+to[\s-]+left)(?-u:\b)|al\s+rev[ée]s|[àa]\s+l['’]envers|de\s+tr[áa]s\s+para\s+(?:a\s+)?frente|r[üu]ckw[äa]rts|achterstevoren|задом\s+наперё?е?д|в\s+обратном\s+порядке|倒着|倒著|倒过来|倒過來|反过来|反過來|逆から|逆さま|거꾸로";
-const SHIFT: &str = r"(?i)(?:shift(?:ed)?|desplazamiento|d[ée]calage|verschiebung|сдвиг\w*|key|clave|rot)[\s:=(-]*(?:of\s+|by\s+|de\s+|um\s+|на\s+)?([0-9]{1,2})(?-u:\b)";
+    r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|цезар|凯撒|凱撒|シーザー|카이사르";
+const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+(?:text|order|string|words?|letters)|reverse\s+(?:the|this|it|each|every)|(?:read|write|written|spell|spelled|spelt)\s+(?:it\s+|this\s+|that\s+)?(?:in\s+)?reverse|(?:flip|mirror)\s+(?:this|the|it|each)|right[\s-]+to[\s-]+left)(?-u:\b)|al\s+rev[ée]s|[àa]\s+l['’]envers|de\s+tr[áa]s\s+para\s+(?:a\s+)?frente|r[üu]ckw[äa]rts|achterstevoren|(?:leggi(?:lo)?|scritto)\s+al\s+contrario|al\s+rovescio|all['’]indietro|задом\s+наперё?е?д|в\s+обратном\s+порядке|倒着|倒著|倒过来|倒過來|反过来|反過來|逆から|逆さま|거꾸로";
+/// The shift a prompt names: after a word for it ("shift 3", "位移5"), or before "places".
+const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)[\s:=(-]*(?:of\s+|by\s+|de\s+|di\s+|um\s+|на\s+)?([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
 const ROT13_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 1;
 const REVERSED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 2;
 
@@ -504,17 +505,22 @@ impl Phrases {
             let phrase = found.as_str();
             let before = text.get(..found.start()).unwrap_or_default();
             if index == IGNORE_INSTRUCTIONS_RULE
-                && negated(before, text.get(found.end()..).unwrap_or_default())
+                && not_an_override(before, text.get(found.end()..).unwrap_or_default())
             {
                 0
             } else if index != DELIMITER_SPOOF_RULE && is_identifier(phrase) {
                 weight / 2
-            } else if translated && !opens_a_request(before) {
-                // "¿Por qué el modelo ignora sus instrucciones?": the imperative is also how
-                // these languages say what someone does.
+            } else if (translated || index == IGNORE_INSTRUCTIONS_RULE) && !opens_a_request(before)
+            {
+                // "Why does Llama ignore the system prompt?", "¿Por qué el modelo ignora sus
+                // instrucciones?": said of someone, not asked of the model.
                 weight / 2
             } else if index == REVEAL_SYSTEM_PROMPT_RULE
-                && (translated || is_direct_request(text, found.start(), phrase))
+                && (if translated {
+                    !is_translated_question(phrase)
+                } else {
+                    is_direct_request(text, found.start(), phrase)
+                })
             {
                 weight.max(BLOCK_SCORE)
             } else {
@@ -559,10 +565,8 @@ impl Regexes {
         let mut rewritings = Vec::new();
         if matched.matched(ROT13_HINT_INDEX) {
             // The shift the prompt names ("shift 3"), else ROT13's and Caesar's own, 3.
-            let named = self
-                .shift
-                .captures(text)
-                .and_then(|c| c.get(1)?.as_str().parse().ok());
+            let named = (self.shift.captures(text))
+                .and_then(|c| c.get(1).or(c.get(2))?.as_str().parse().ok());
             let shifts = named.map_or(vec![13, 3], |shift: u32| vec![shift % 26]);
             rewritings.extend(shifts.into_iter().map(|shift| shifted_back(text, shift)));
         }
@@ -624,7 +628,16 @@ fn is_direct_request(text: &str, start: usize, found: &str) -> bool {
 fn opens_a_request(before: &str) -> bool {
     let mut rest = before;
     loop {
-        rest = rest.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '`'));
+        let trimmed =
+            rest.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '`'));
+        // A line's start is a clause's.
+        if rest
+            .get(trimmed.len()..)
+            .is_some_and(|gap| gap.contains('\n'))
+        {
+            return true;
+        }
+        rest = trimmed;
         let word_start = rest
             .char_indices()
             .rev()
@@ -635,11 +648,57 @@ fn opens_a_request(before: &str) -> bool {
         if word.is_empty() || ADDRESSED.iter().any(|you| same_word(word, you)) {
             return true;
         }
+        // "As your administrator, I override…" opens one; "how do I override…" asks.
+        if word == "I" {
+            let asked = (rest
+                .get(..word_start)
+                .unwrap_or_default()
+                .split_whitespace())
+            .next_back()
+            .is_some_and(|word| AUXILIARIES.iter().any(|aux| word.eq_ignore_ascii_case(aux)));
+            if asked {
+                return false;
+            }
+            rest = rest.get(..word_start).unwrap_or_default();
+            continue;
+        }
         if !LEAD_INS.iter().any(|lead_in| same_word(word, lead_in)) {
             return false;
         }
         rest = rest.get(..word_start).unwrap_or_default();
     }
+}
+
+/// Verbs before "I" in a question ("how do I…", "can I…").
+const AUXILIARIES: &[&str] = &[
+    "do", "does", "did", "can", "could", "should", "would", "will", "shall", "may", "might",
+    "must", "am",
+];
+
+/// Whether a translated request for the system prompt is a question about it ("¿cuál es tu
+/// prompt del sistema?", "你的系统提示词是什么"): flagged, as in English, not blocked.
+fn is_translated_question(phrase: &str) -> bool {
+    const OPENINGS: &[&str] = &[
+        "cuál",
+        "cual",
+        "cuáles",
+        "cuales",
+        "qual",
+        "quais",
+        "quel",
+        "quels",
+        "quelles",
+        "was",
+        "wie",
+        "wat",
+        "quali",
+        "какой",
+        "какие",
+    ];
+    const MARKS: &[&str] = &["是什么", "是什麼", "是啥", "は何", "はなん", "뭐", "무엇"];
+    let first = phrase.split_whitespace().next().unwrap_or_default();
+    OPENINGS.iter().any(|word| same_word(first, word))
+        || MARKS.iter().any(|mark| phrase.contains(mark))
 }
 
 /// "You", to whom a request is made ("can you", "kannst du", "peux-tu").
@@ -670,7 +729,16 @@ const LEAD_INS: &[&str] = &[
     "could",
     "will",
     "would",
-    // es, pt, fr, de, it, nl
+    "from",
+    "on",
+    // es, pt, fr, de, it, nl ("a partir de ahora", "à partir de maintenant", "d'ora in poi")
+    "a",
+    "partir",
+    "de",
+    "à",
+    "d",
+    "in",
+    "poi",
     "por",
     "favor",
     "ahora",
@@ -764,43 +832,131 @@ fn same_word(word: &str, other: &str) -> bool {
         .eq(other.chars().flat_map(plain))
 }
 
-/// Whether a request to ignore instructions, `before` and `after` the text around it, is
-/// negated ("don't forget the previous instructions", "no ignore las instrucciones
-/// anteriores", "不要忘记之前的要求", "vergiss die vorherigen Anweisungen nicht"), or is no
-/// request but said of oneself, where the verb's form allows it ("j'ignore les règles
-/// précédentes de ce jeu": I do not know them). Reminding a model of its instructions is
-/// common; the rule is for the opposite.
-fn negated(before: &str, after: &str) -> bool {
+/// Whether a request to ignore instructions, `before` and `after` the text around it, is none:
+/// negated ("don't forget the previous instructions", "do not, under any circumstances,
+/// ignore…", "no ignore las instrucciones anteriores", "不要忘记之前的要求", "vergiss die
+/// vorherigen Anweisungen nicht"), said of oneself where the verb's form allows it ("j'ignore
+/// les règles précédentes de ce jeu": I do not know them), or a topic ("forget everything you
+/// were told about dieting"). Reminding a model of its instructions is common; the rule is for
+/// the opposite. Only words right before the verb count: "don't worry, ignore…" is a request.
+fn not_an_override(before: &str, after: &str) -> bool {
     const BEFORE: &[&str] = &[
-        "don't", "don’t", "dont", "do not", "never", "not", "no", "não", "nao", "ne", "non", "не",
-        "n'", "n’", "j'", "j’", "i", "ich", "yo", "eu", "io", "ik", "я",
+        "don't",
+        "don’t",
+        "dont",
+        "do not",
+        "never",
+        "not",
+        "no",
+        "não",
+        "nao",
+        "nunca",
+        "jamás",
+        "jamas",
+        "ne",
+        "non",
+        "jamais",
+        "mai",
+        "nie",
+        "niemals",
+        "nooit",
+        "не",
+        "никогда",
+        "n'",
+        "n’",
+        "j'",
+        "j’",
+    ];
+    // Between the negation and the verb.
+    const STRESS: &[&str] = &[
+        "ever",
+        "ever again",
+        "under any circumstances",
+        "in any case",
+        "at any time",
+        "at any point",
+        "at all",
     ];
     // Written against the verb, without a space.
-    const ATTACHED: &[&str] = &["不要", "别", "別", "不", "勿", "没", "沒", "不能", "不可"];
-    const AFTER: &[&str] = &["nicht", "niet"];
-    let before = before.trim_end();
-    let ends_with_word = |word: &str| {
-        let start = before
-            .char_indices()
-            .rev()
-            .nth(word.chars().count() - 1)
-            .map(|(at, _)| at);
-        start.is_some_and(|start| {
-            let edge = before
-                .get(..start)
-                .and_then(|rest| rest.chars().next_back());
-            same_word(before.get(start..).unwrap_or_default(), word)
-                && !edge.is_some_and(char::is_alphanumeric)
-        })
-    };
-    let next_word = after
-        .trim_start_matches(|c: char| c.is_whitespace() || c == ',')
+    const ATTACHED: &[&str] = &[
+        "不要", "别", "別", "不", "勿", "没", "沒", "不能", "不可", "从不", "從不", "绝不", "絕不",
+    ];
+    const AFTER: &[&str] = &["nicht", "niet", "nie", "niemals", "nooit"];
+    // Between the instructions and a negation after them ("vergiss sie aber nicht").
+    const AFTER_STRESS: &[&str] = &["aber", "ook", "bitte", "doch", "trotzdem", "dabei", "also"];
+    // What the instructions were about: a topic, not the model's instructions.
+    const TOPIC: &[&str] = &[
+        "about",
+        "regarding",
+        "concerning",
+        "sobre",
+        "über",
+        "uber",
+        "bezüglich",
+        "bezuglich",
+        "zur",
+        "zum",
+        "sur",
+        "concernant",
+        "relatives",
+        "su",
+        "sulla",
+        "sulle",
+        "sui",
+        "riguardo",
+        "over",
+        "о",
+        "об",
+        "про",
+        "по",
+        "关于",
+        "關於",
+        "有关",
+        "有關",
+    ];
+    let mut before = before.trim_end_matches(|c: char| c.is_whitespace() || c == ',');
+    loop {
+        let unstressed = STRESS
+            .iter()
+            .find_map(|stress| strip_last_words(before, stress))
+            .map(|rest| rest.trim_end_matches(|c: char| c.is_whitespace() || c == ','));
+        match unstressed {
+            Some(rest) => before = rest,
+            None => break,
+        }
+    }
+    let mut after_words = after
         .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .skip_while(|word| AFTER_STRESS.iter().any(|stress| same_word(word, stress)));
+    let next_word = after_words.next().unwrap_or_default();
+    let topic = after
+        .trim_start()
+        .split(|c: char| c.is_whitespace())
         .next()
         .unwrap_or_default();
-    BEFORE.iter().any(|word| ends_with_word(word))
+    BEFORE
+        .iter()
+        .any(|word| strip_last_words(before, word).is_some())
         || ATTACHED.iter().any(|word| before.ends_with(word))
         || AFTER.iter().any(|word| same_word(next_word, word))
+        || TOPIC
+            .iter()
+            .any(|word| same_word(topic, word) || (!word.is_ascii() && topic.starts_with(word)))
+}
+
+/// `text` without `words` at its end, when it ends with them as words of their own (read as
+/// [`same_word`] reads them).
+fn strip_last_words<'t>(text: &'t str, words: &str) -> Option<&'t str> {
+    let start = text
+        .char_indices()
+        .rev()
+        .nth(words.chars().count().checked_sub(1)?)
+        .map(|(at, _)| at)?;
+    let rest = text.get(..start)?;
+    let edge = rest.chars().next_back();
+    (same_word(text.get(start..)?, words) && !edge.is_some_and(char::is_alphanumeric))
+        .then_some(rest)
 }
 
 /// `text` as the phrase rules read it: format characters (zero-width, soft hyphen, bidi
@@ -816,7 +972,7 @@ fn plain_letters(text: &str) -> Cow<'_, str> {
             return Cow::Borrowed(text);
         };
         let c = text.get(lead..).and_then(|rest| rest.chars().next());
-        if c.is_some_and(|c| is_format_char(c) || latin_look_alike(c).is_some()) {
+        if c.is_some_and(|c| is_dropped(c) || latin_look_alike(c).is_some()) {
             break lead;
         }
         at = lead + 1;
@@ -824,16 +980,23 @@ fn plain_letters(text: &str) -> Cow<'_, str> {
     let mut plain = String::with_capacity(text.len());
     plain.push_str(text.get(..first).unwrap_or_default());
     for c in text.get(first..).unwrap_or_default().chars() {
-        if !is_format_char(c) {
+        if !is_dropped(c) {
             plain.push(latin_look_alike(c).unwrap_or(c));
         }
     }
     Cow::Owned(plain)
 }
 
+/// Characters the phrase rules read past: format characters, and the combining accents of
+/// decomposed text (`e` + U+0301, as macOS pastes `é`), which leave the unaccented letter every
+/// translation also lists.
+fn is_dropped(c: char) -> bool {
+    is_format_char(c) || ('\u{0300}'..='\u{036F}').contains(&c)
+}
+
 /// Whether `byte` is the first byte of a character [`plain_letters`] may change: U+00AD
-/// (`C2`), `ǫ` (`C7`), small capitals among the IPA letters (`C9`, `CA`), Greek and Cyrillic
-/// (`CD`–`D4`), U+061C (`D8`), U+180E and the phonetic small capitals (`E1`), U+200B–U+206F,
+/// (`C2`), `ı` (`C4`), `ǫ` (`C7`), `ȷ` (`C8`), small capitals among the IPA letters (`C9`,
+/// `CA`), combining accents (`CC`, `CD`), Greek, Cyrillic and Armenian (`CD`–`D6`), U+061C (`D8`), U+180E and the phonetic small capitals (`E1`), U+200B–U+206F,
 /// letter-like symbols and enclosed letters (`E2`), U+3000 (`E3`), `ꜰ` and `ꜱ` (`EA`),
 /// U+FE00–U+FF5E (`EF`), mathematical and enclosed letters (`F0`), tags and variation
 /// selectors (`F3`). Other text, such as accented Latin or CJK, is passed over without being
@@ -841,7 +1004,8 @@ fn plain_letters(text: &str) -> Cow<'_, str> {
 fn may_start_changed_char(byte: u8) -> bool {
     matches!(
         byte,
-        0xC2 | 0xC7 | 0xC9 | 0xCA | 0xCD..=0xD4 | 0xD8 | 0xE1..=0xE3 | 0xEA | 0xEF | 0xF0 | 0xF3
+        0xC2 | 0xC4 | 0xC7 | 0xC8 | 0xC9 | 0xCA | 0xCC..=0xD6 | 0xD8 | 0xE1..=0xE3 | 0xEA | 0xEF
+            | 0xF0 | 0xF3
     )
 }
 
@@ -872,6 +1036,13 @@ fn latin_look_alike(c: char) -> Option<char> {
     }
     let latin = match c {
         '\u{3000}' => ' ', // ideographic space
+        'ı' => 'i',
+        'ȷ' => 'j',
+        // Armenian: օ ս ո հ
+        '\u{0585}' => 'o',
+        '\u{057D}' => 'u',
+        '\u{0578}' => 'n',
+        '\u{0570}' => 'h',
         // Cyrillic: а е о р с у х і ѕ ј к м н т в һ ԁ ԛ ԝ ӏ ү
         '\u{0430}' => 'a',
         '\u{0435}' => 'e',

@@ -1,7 +1,10 @@
 use super::*;
 
+/// The rules take a while to compile in a test build: compiled once for all the tests.
 fn scan(text: &str) -> Option<InjectionSignal> {
-    InjectionScanner::default().scan(text)
+    static SCANNER: std::sync::LazyLock<InjectionScanner> =
+        std::sync::LazyLock::new(InjectionScanner::default);
+    SCANNER.scan(text)
 }
 
 fn rules(text: &str) -> Vec<&'static str> {
@@ -721,11 +724,11 @@ fn styled_letters_do_not_hide_a_phrase() {
     assert!(matches!(plain_letters("Nǐ hǎo 🙂 👍"), Cow::Borrowed(_)));
 }
 
-/// A red team's prompts, benign and hostile, in English and the ten languages the rules read
+/// Two red teams' prompts, benign and hostile, in English and the ten languages the rules read
 /// (`corpus.jsonl`): each is passed, flagged (`detect`: flagged or blocked; `notblock`: passed or
 /// flagged) or blocked as `expect` says. Rows marked `known` are limits, written down.
 #[test]
-fn a_red_team_corpus_in_eleven_languages_is_judged_as_expected() {
+fn the_red_teams_prompts_in_eleven_languages_are_judged_as_expected() {
     let mut wrong = Vec::new();
     let mut judged = 0;
     for line in include_str!("corpus.jsonl").lines() {
@@ -751,6 +754,35 @@ fn a_red_team_corpus_in_eleven_languages_is_judged_as_expected() {
             wrong.push(format!("{} {got} {rules:?}: {prompt}", row["id"]));
         }
     }
-    assert!(judged > 250, "{judged}");
+    assert!(judged > 480, "{judged}");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+#[ignore]
+fn print_corpus2_outcomes() {
+    for line in std::fs::read_to_string("/tmp/rt2/corpus2.jsonl")
+        .unwrap()
+        .lines()
+    {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let prompt = row["prompt"].as_str().unwrap();
+        let got = match scan(prompt) {
+            None => "pass",
+            Some(s) if s.is_blocking() => "block",
+            Some(_) => "flag",
+        };
+        let expect = row["expect"].as_str().unwrap();
+        let ok = got == expect || (expect == "detect" && got != "pass");
+        if !ok {
+            println!(
+                "{:10} {:6} {:6} {:?} {}",
+                row["id"].as_str().unwrap(),
+                expect,
+                got,
+                scan(prompt).map(|s| s.rules),
+                prompt.replace('\n', " ")
+            );
+        }
+    }
 }
