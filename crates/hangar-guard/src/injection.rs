@@ -23,6 +23,7 @@ use std::borrow::Cow;
 use regex::{Regex, RegexSet, SetMatches};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization as _;
 
 use crate::redact::next_byte;
 
@@ -107,10 +108,10 @@ struct Regexes {
 struct Phrases {
     /// The phrase rules, then [`NO_RESTRICTIONS`], [`ROT13_HINT`] and [`REVERSED_HINT`].
     set: RegexSet,
-    /// The phrase rules one by one, in English and in translation (`None` for a rule with none),
-    /// to weigh a rule that fired by where it matched.
+    /// The phrase rules one by one, to weigh a rule that fired by where it matched, and each
+    /// one's English alone, to tell a translated match.
     rules: Vec<Regex>,
-    translations: Vec<Option<Regex>>,
+    english: Vec<Regex>,
     role_play: Regex,
     no_restrictions: Regex,
 }
@@ -154,17 +155,16 @@ impl Phrases {
             });
         let no_restrictions = compiled(NO_RESTRICTIONS);
         let hints = [ROT13_HINT, REVERSED_HINT].map(folded);
-        Some(Phrases {
-            set: RegexSet::new(either.chain([no_restrictions.clone()]).chain(hints)).ok()?,
-            rules: (english.iter())
+        let either: Vec<String> = either.collect();
+        let compile = |patterns: &[String]| {
+            (patterns.iter())
                 .map(|pattern| Regex::new(pattern).ok())
-                .collect::<Option<Vec<Regex>>>()?,
-            translations: (translated.iter())
-                .map(|pattern| match pattern {
-                    Some(pattern) => Regex::new(pattern).ok().map(Some),
-                    None => Some(None),
-                })
-                .collect::<Option<Vec<Option<Regex>>>>()?,
+                .collect::<Option<Vec<Regex>>>()
+        };
+        Some(Phrases {
+            set: RegexSet::new(either.iter().chain([&no_restrictions]).chain(&hints)).ok()?,
+            rules: compile(&either)?,
+            english: compile(&english)?,
             role_play: Regex::new(&compiled(ROLE_PLAY)).ok()?,
             no_restrictions: Regex::new(&no_restrictions).ok()?,
         })
@@ -316,7 +316,7 @@ const PHRASE_RULES: &[PhraseRule] = &[
             id: "ignore-instructions",
             weight: 60,
         },
-        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override|set\s+aside|put\s+aside|abandon|discard|drop)\s+(?:(?:all|any|every|of|the|your|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|(?:ignore|disregard|forget)\s+your\s+(?:rules|instructions|guidelines|guardrails|restrictions|programming)(?-u:\b)|forget\s+(?:all|any)\s+(?:of\s+)?(?:(?:the\s+)?(?:instructions|guidelines|restrictions|guardrails)|your\s+(?:instructions|rules|guidelines|restrictions|guardrails))|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then)|(?:ignore|disregard|forget|drop|set\s+aside)\s+(?:(?:all|any|of|the|your|these|those)\s+)*(?:instructions?|rules|guidelines|guidance|directions|directives|prompts?|commands)\s+(?:above|given\s+(?:above|before|earlier)|you\s+(?:were|have\s+been)\s+given)|(?:(?:the|all|your)\s+)?(?:(?:previous|prior|above|earlier|original|system)\s+)?(?:instructions|rules|guidelines)\s+(?:above\s+)?(?:no\s+longer\s+apply|are\s+(?:void|revoked|cancell?ed|no\s+longer\s+valid))|(?:ignore|disregard|forget)\s+(?:everything\s+|all\s+)?what\s+you\s+(?:were|have\s+been|'ve\s+been|’ve\s+been)\s+(?:told|given|instructed|asked)(?:\s+(?:before|earlier|previously|above|so\s+far|until\s+now)|\s*[.!,;:]|\s*$))",
+        pattern: r"(?i)(?-u:\b)(?:(?:ignore|disregard|forget|overlook|bypass|override|set\s+aside|put\s+aside)\s+(?:(?:all|any|every|of|the|your|these|those)\s+)*(?:(?:previous|prior|preceding|above|earlier|former|foregoing|original|initial|system|developer|safety|existing)\s+)+(?:[a-z]+\s+)?(?:instructions?|rules|guidelines|directions|directives|prompts?|commands|context|constraints|guardrails|restrictions|policies)|(?:ignore|disregard)\s+(?:all|any)\s+(?:of\s+)?(?:the\s+|your\s+)?(?:instructions|rules|guidelines|restrictions|guardrails)|(?:ignore|disregard|forget)\s+your\s+(?:rules|instructions|guidelines|guardrails|restrictions|programming)(?-u:\b)|forget\s+(?:all|any)\s+(?:of\s+)?(?:(?:the\s+)?(?:instructions|guidelines|restrictions|guardrails)|your\s+(?:instructions|rules|guidelines|restrictions|guardrails))|(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:above|before|prior|previously|you\s+(?:were|have\s+been)\s+told)|(?:ignore|disregard)\s+(?:all\s+of\s+)?the\s+above\s*(?:,|\.|and|then)|(?:ignore|disregard|forget|drop|set\s+aside)\s+(?:(?:all|any|of|the|your|these|those)\s+)*(?:instructions?|rules|guidelines|guidance|directions|directives|prompts?|commands)\s+(?:above|given\s+(?:above|before|earlier)|you\s+(?:were|have\s+been)\s+given)|(?:previous|prior|above|earlier|original|system)\s+(?:instructions|rules|guidelines)\s+(?:above\s+)?(?:no\s+longer\s+apply|are\s+(?:void|revoked|cancell?ed|no\s+longer\s+valid))|(?:the\s+)?(?:instructions|rules|guidelines)\s+above\s+(?:no\s+longer\s+apply|are\s+(?:void|revoked|cancell?ed|no\s+longer\s+valid))|(?:ignore|disregard|forget)\s+(?:everything\s+|all\s+)?what\s+you\s+(?:were|have\s+been|'ve\s+been|’ve\s+been)\s+(?:told|given|instructed|asked)(?:\s+(?:before|earlier|previously|above|so\s+far|until\s+now)|\s*[.!,;:]|\s*$))",
         translations: translations::ignore_instructions,
     },
     // OWASP LLM07 (system prompt leakage) and the "repeat the words above" / "print your
@@ -504,9 +504,8 @@ impl Phrases {
         let weigh = |found: regex::Match<'_>, translated: bool| {
             let phrase = found.as_str();
             let before = text.get(..found.start()).unwrap_or_default();
-            if index == IGNORE_INSTRUCTIONS_RULE
-                && not_an_override(before, text.get(found.end()..).unwrap_or_default())
-            {
+            let after = text.get(found.end()..).unwrap_or_default();
+            if index == IGNORE_INSTRUCTIONS_RULE && not_an_override(before, after) {
                 0
             } else if index != DELIMITER_SPOOF_RULE && is_identifier(phrase) {
                 weight / 2
@@ -514,6 +513,10 @@ impl Phrases {
             {
                 // "Why does Llama ignore the system prompt?", "¿Por qué el modelo ignora sus
                 // instrucciones?": said of someone, not asked of the model.
+                weight / 2
+            } else if index == IGNORE_INSTRUCTIONS_RULE
+                && (in_a_condition_for_people(before) || names_a_topic(tail_head(after)))
+            {
                 weight / 2
             } else if index == REVEAL_SYSTEM_PROMPT_RULE
                 && (if translated {
@@ -527,11 +530,15 @@ impl Phrases {
                 weight
             }
         };
-        let english = (self.rules.get(index).into_iter())
-            .flat_map(|regex| regex.find_iter(text).map(|found| weigh(found, false)));
-        let translated = (self.translations.get(index).into_iter().flatten())
-            .flat_map(|regex| regex.find_iter(text).map(|found| weigh(found, true)));
-        english.chain(translated).max().unwrap_or(0)
+        let (Some(regex), Some(english)) = (self.rules.get(index), self.english.get(index)) else {
+            return 0;
+        };
+        // The first matches tell: a prompt made of the phrase, repeated, is not weighed whole.
+        // A match the English alone does not make is a translation's.
+        (regex.find_iter(text).take(MAX_WEIGHED))
+            .map(|found| weigh(found, !english.is_match(found.as_str())))
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -565,9 +572,16 @@ impl Regexes {
         let mut rewritings = Vec::new();
         if matched.matched(ROT13_HINT_INDEX) {
             // The shift the prompt names ("shift 3"), else ROT13's and Caesar's own, 3.
-            let named = (self.shift.captures(text))
-                .and_then(|c| c.get(1).or(c.get(2))?.as_str().parse().ok());
-            let shifts = named.map_or(vec![13, 3], |shift: u32| vec![shift % 26]);
+            // Each shift the prompt names ("shift 3"; a decoy number may come first), and ROT13's
+            // and Caesar's own, 3.
+            let mut shifts: Vec<u32> = vec![13, 3];
+            for named in (self.shift.captures_iter(text).take(3))
+                .filter_map(|c| c.get(1).or(c.get(2))?.as_str().parse::<u32>().ok())
+            {
+                if named % 26 != 0 && !shifts.contains(&(named % 26)) {
+                    shifts.push(named % 26);
+                }
+            }
             rewritings.extend(shifts.into_iter().map(|shift| shifted_back(text, shift)));
         }
         if matched.matched(REVERSED_HINT_INDEX) {
@@ -626,7 +640,11 @@ fn is_direct_request(text: &str, start: usize, found: &str) -> bool {
 /// Whether what follows `before` begins a request: nothing but punctuation or words that lead
 /// into one are between it and the start of its clause.
 fn opens_a_request(before: &str) -> bool {
-    let mut rest = before;
+    // Only the words just before count: a prompt of one long sentence is not read back whole
+    // for each match.
+    let mut rest = tail(before, LOOK_BACK);
+    // "I want you to…" asks; "I override the system prompt in my Modelfile" says.
+    let mut addressed = false;
     loop {
         let trimmed =
             rest.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '`'));
@@ -638,42 +656,95 @@ fn opens_a_request(before: &str) -> bool {
             return true;
         }
         rest = trimmed;
+        if let Some(shorter) = LEAD_IN_PHRASES
+            .iter()
+            .find_map(|phrase| strip_last_words(rest, phrase))
+        {
+            rest = shorter;
+            continue;
+        }
         let word_start = rest
             .char_indices()
             .rev()
             .find(|&(_, c)| !c.is_alphanumeric())
             .map_or(0, |(at, c)| at + c.len_utf8());
         let word = rest.get(word_start..).unwrap_or_default();
-        // The text's start, the end of a sentence or clause, or the one addressed ("can you").
-        if word.is_empty() || ADDRESSED.iter().any(|you| same_word(word, you)) {
+        let earlier = rest.get(..word_start).unwrap_or_default();
+        // The text's start, or the end of a sentence or clause.
+        if word.is_empty() {
             return true;
         }
-        // "As your administrator, I override…" opens one; "how do I override…" asks.
-        if word == "I" {
-            let asked = (rest
-                .get(..word_start)
-                .unwrap_or_default()
-                .split_whitespace())
-            .next_back()
-            .is_some_and(|word| AUXILIARIES.iter().any(|aux| word.eq_ignore_ascii_case(aux)));
-            if asked {
+        let previous = last_word(earlier);
+        let asks = |word: &str| QUESTIONS.iter().any(|question| same_word(word, question));
+        // "Can you ignore…" asks the model; "how do you ignore…", "if you ignore…" ask about it.
+        if ADDRESSED.iter().any(|you| same_word(word, you)) {
+            if asks(previous) || DO.iter().any(|aux| same_word(previous, aux)) {
                 return false;
             }
-            rest = rest.get(..word_start).unwrap_or_default();
-            continue;
+            addressed = true;
         }
-        if !LEAD_INS.iter().any(|lead_in| same_word(word, lead_in)) {
-            return false;
+        // "As your administrator, I override…" opens one; "I override the system prompt in my
+        // Modelfile" and "how do I override…" say or ask.
+        else if word == "I" || word == "i" {
+            return addressed || earlier.trim_end().ends_with([',', ':']);
+        } else if !word.chars().any(spaceless) {
+            if !LEAD_INS.iter().any(|lead_in| same_word(word, lead_in)) {
+                return false;
+            }
         }
-        rest = rest.get(..word_start).unwrap_or_default();
+        // Written without spaces: the lead-ins end the run of letters before the verb
+        // ("请你", "现在请").
+        else {
+            let mut run = word;
+            while let Some(shorter) =
+                (SPACELESS_LEAD_INS.iter()).find_map(|lead_in| run.strip_suffix(lead_in))
+            {
+                run = shorter;
+            }
+            if !run.is_empty() {
+                return false;
+            }
+        }
+        rest = earlier;
     }
 }
 
-/// Verbs before "I" in a question ("how do I…", "can I…").
-const AUXILIARIES: &[&str] = &[
-    "do", "does", "did", "can", "could", "should", "would", "will", "shall", "may", "might",
-    "must", "am",
-];
+/// The matches of one rule weighed, at most.
+const MAX_WEIGHED: usize = 64;
+
+/// How far back, in bytes, the words before a match are read, and how far on those after it.
+const LOOK_BACK: usize = 160;
+
+/// The start of `text`, at most [`LOOK_BACK`] bytes long, cut at a character's end.
+fn tail_head(text: &str) -> &str {
+    let mut end = text.len().min(LOOK_BACK);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
+/// The end of `text`, at most `bytes` long, cut at a character's start.
+fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text.get(start..).unwrap_or_default()
+}
+
+/// The last word of `text`, or "" at a clause's end.
+fn last_word(text: &str) -> &str {
+    text.trim_end()
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default()
+}
+
+/// Whether `c` is of a script written without spaces between words.
+fn spaceless(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}')
+}
 
 /// Whether a translated request for the system prompt is a question about it ("¿cuál es tu
 /// prompt del sistema?", "你的系统提示词是什么"): flagged, as in English, not blocked.
@@ -701,9 +772,93 @@ fn is_translated_question(phrase: &str) -> bool {
         || MARKS.iter().any(|mark| phrase.contains(mark))
 }
 
-/// "You", to whom a request is made ("can you", "kannst du", "peux-tu").
+/// "You", to whom a request is made ("can you", "kannst du", "peux-tu"), unless a question
+/// word or "do" comes before.
 const ADDRESSED: &[&str] = &[
     "you", "du", "tu", "vous", "você", "voce", "jij", "je", "ты", "вы",
+];
+const DO: &[&str] = &["do", "does", "did"];
+const QUESTIONS: &[&str] = &[
+    "how",
+    "why",
+    "what",
+    "when",
+    "where",
+    "whether",
+    "if",
+    "que",
+    "qué",
+    "por",
+    "porque",
+    "pourquoi",
+    "comment",
+    "si",
+    "se",
+    "warum",
+    "wie",
+    "wenn",
+    "perché",
+    "perche",
+    "come",
+    "waarom",
+    "hoe",
+    "als",
+    "почему",
+    "как",
+    "если",
+    "зачем",
+];
+
+/// Fixed phrases that lead into a request, read before their words one by one.
+const LEAD_IN_PHRASES: &[&str] = &[
+    "from now on",
+    "s'il vous plaît",
+    "s'il vous plait",
+    "s'il te plaît",
+    "s'il te plait",
+    "s’il vous plaît",
+    "s’il te plaît",
+    "a partir de ahora",
+    "a partir de agora",
+    "à partir de maintenant",
+    "a partir de maintenant",
+    "d'ora in poi",
+    "d’ora in poi",
+    "da ora in poi",
+    "von nun an",
+    "ab jetzt",
+    "ab sofort",
+    "vanaf nu",
+    "с этого момента",
+];
+
+/// Lead-ins of scripts written without spaces, which end a run of letters.
+const SPACELESS_LEAD_INS: &[&str] = &[
+    "请",
+    "請",
+    "你",
+    "您",
+    "现在",
+    "現在",
+    "那么",
+    "那麼",
+    "然后",
+    "然後",
+    "好的",
+    "从现在开始",
+    "從現在開始",
+    "接下来",
+    "接下來",
+    "马上",
+    "立刻",
+    "あなたの",
+    "では",
+    "それでは",
+    "じゃあ",
+    "今すぐ",
+    "今から",
+    "これから",
+    "まず",
 ];
 
 /// Words that only lead into a request, in the languages the rules read: courtesies, "now",
@@ -729,16 +884,36 @@ const LEAD_INS: &[&str] = &[
     "could",
     "will",
     "would",
-    "from",
-    "on",
-    // es, pt, fr, de, it, nl ("a partir de ahora", "à partir de maintenant", "d'ora in poi")
-    "a",
-    "partir",
-    "de",
-    "à",
-    "d",
-    "in",
-    "poi",
+    "want",
+    "need",
+    "hey",
+    "hi",
+    "hello",
+    "yo",
+    "pls",
+    "plz",
+    "important",
+    "urgent",
+    "note",
+    "system",
+    "admin",
+    "administrator",
+    "developer",
+    "assistant",
+    "ai",
+    "chatgpt",
+    "gpt",
+    "bot",
+    // es, pt, fr, de, it, nl
+    "hola",
+    "olá",
+    "ola",
+    "salut",
+    "bonjour",
+    "hallo",
+    "ciao",
+    "hoi",
+    "te",
     "por",
     "favor",
     "ahora",
@@ -757,8 +932,6 @@ const LEAD_INS: &[&str] = &[
     "e",
     "plaît",
     "plait",
-    "il",
-    "s",
     "maintenant",
     "puis",
     "et",
@@ -796,6 +969,7 @@ const LEAD_INS: &[&str] = &[
     "zou",
     "mij",
     // ru
+    "привет",
     "пожалуйста",
     "теперь",
     "сейчас",
@@ -805,22 +979,15 @@ const LEAD_INS: &[&str] = &[
     "можешь",
     "можете",
     "мне",
-    // zh, ja, ko: written without spaces, the word before is often one of these
-    "请",
-    "請",
-    "现在",
-    "現在",
-    "那么",
-    "那麼",
-    "然后",
-    "然後",
-    "あなたの",
-    "では",
-    "今すぐ",
+    // ko, written with spaces
     "너의",
     "당신의",
     "지금",
     "이제",
+    "지금부터",
+    "이제부터",
+    "먼저",
+    "그럼",
 ];
 
 /// Whether two words are the same, read as the rules read them: case and look-alike letters
@@ -835,10 +1002,11 @@ fn same_word(word: &str, other: &str) -> bool {
 /// Whether a request to ignore instructions, `before` and `after` the text around it, is none:
 /// negated ("don't forget the previous instructions", "do not, under any circumstances,
 /// ignore…", "no ignore las instrucciones anteriores", "不要忘记之前的要求", "vergiss die
-/// vorherigen Anweisungen nicht"), said of oneself where the verb's form allows it ("j'ignore
-/// les règles précédentes de ce jeu": I do not know them), or a topic ("forget everything you
-/// were told about dieting"). Reminding a model of its instructions is common; the rule is for
-/// the opposite. Only words right before the verb count: "don't worry, ignore…" is a request.
+/// vorherigen Anweisungen nicht") or said of oneself where the verb's form allows it
+/// ("j'ignore les règles précédentes de ce jeu": I do not know them). Reminding a model of its
+/// instructions is common; the rule is for the opposite. The negation must stand right
+/// against the verb, or end the clause after the instructions: "No, ignore…" and "ignore all
+/// previous instructions. Nie wieder Regeln." are requests.
 fn not_an_override(before: &str, after: &str) -> bool {
     const BEFORE: &[&str] = &[
         "don't",
@@ -867,7 +1035,7 @@ fn not_an_override(before: &str, after: &str) -> bool {
         "j'",
         "j’",
     ];
-    // Between the negation and the verb.
+    // Between the negation and the verb, alone or between commas.
     const STRESS: &[&str] = &[
         "ever",
         "ever again",
@@ -884,7 +1052,51 @@ fn not_an_override(before: &str, after: &str) -> bool {
     const AFTER: &[&str] = &["nicht", "niet", "nie", "niemals", "nooit"];
     // Between the instructions and a negation after them ("vergiss sie aber nicht").
     const AFTER_STRESS: &[&str] = &["aber", "ook", "bitte", "doch", "trotzdem", "dabei", "also"];
-    // What the instructions were about: a topic, not the model's instructions.
+    let gap = |c: char| matches!(c, ' ' | '\t' | '*' | '_');
+    let mut before = tail(before, LOOK_BACK).trim_end_matches(gap);
+    loop {
+        let candidate = before
+            .strip_suffix(',')
+            .unwrap_or(before)
+            .trim_end_matches(gap);
+        match STRESS
+            .iter()
+            .find_map(|stress| strip_last_words(candidate, stress))
+        {
+            Some(rest) => before = rest.trim_end_matches(|c: char| gap(c) || c == ','),
+            None => break,
+        }
+    }
+    let clause = tail_head(after)
+        .split([
+            '.', '!', '?', ';', ':', '\n', '(', ')', '"', '。', '！', '？',
+        ])
+        .next()
+        .unwrap_or_default();
+    let part = clause
+        .split(',')
+        .find(|part| !part.trim().is_empty())
+        .unwrap_or_default();
+    let mut words = part
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .filter(|word| !AFTER_STRESS.iter().any(|stress| same_word(word, stress)));
+    let negated_after = match (words.next(), words.next()) {
+        (Some(word), None) => AFTER.iter().any(|negation| same_word(word, negation)),
+        _ => false,
+    };
+    BEFORE
+        .iter()
+        .any(|word| strip_last_words(before, word).is_some())
+        || ATTACHED.iter().any(|word| before.ends_with(word))
+        || negated_after
+}
+
+/// Whether instructions to ignore are followed by what they were about, other than the model's
+/// safety ("forget everything you were told about dieting", "die bisherigen Anweisungen zur
+/// Reisekostenabrechnung"): flagged, not blocked. "…about safety", "…zum Datenschutz" weigh in
+/// full.
+fn names_a_topic(after: &str) -> bool {
     const TOPIC: &[&str] = &[
         "about",
         "regarding",
@@ -909,40 +1121,198 @@ fn not_an_override(before: &str, after: &str) -> bool {
         "об",
         "про",
         "по",
-        "关于",
-        "關於",
-        "有关",
-        "有關",
     ];
-    let mut before = before.trim_end_matches(|c: char| c.is_whitespace() || c == ',');
-    loop {
-        let unstressed = STRESS
-            .iter()
-            .find_map(|stress| strip_last_words(before, stress))
-            .map(|rest| rest.trim_end_matches(|c: char| c.is_whitespace() || c == ','));
-        match unstressed {
-            Some(rest) => before = rest,
-            None => break,
-        }
-    }
-    let mut after_words = after
+    const ATTACHED_TOPIC: &[&str] = &["关于", "關於", "有关", "有關"];
+    const ARTICLES: &[&str] = &[
+        "the", "your", "la", "le", "les", "el", "los", "las", "die", "der", "den", "das", "dem",
+        "il", "lo", "gli", "de", "het", "a", "o", "os", "as", "du", "des", "tes", "vos",
+    ];
+    const SAFETY: &[&str] = &[
+        "safe",
+        "secur",
+        "ethic",
+        "content",
+        "polic",
+        "filter",
+        "confidential",
+        "privacy",
+        "restrict",
+        "guideline",
+        "rule",
+        "harm",
+        "censor",
+        "moderat",
+        "sicher",
+        "datenschutz",
+        "ethik",
+        "sécurité",
+        "securite",
+        "confidentialit",
+        "éthique",
+        "ethique",
+        "seguridad",
+        "privacidad",
+        "ética",
+        "etica",
+        "sicurezza",
+        "riservatezza",
+        "veiligheid",
+        "безопасн",
+        "конфиденциальн",
+        "этик",
+        "цензур",
+        "安全",
+        "隐私",
+        "隱私",
+        "伦理",
+        "倫理",
+        "道德",
+        "审查",
+        "審查",
+    ];
+    let after = after.trim_start();
+    let mut words = after
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .skip_while(|word| AFTER_STRESS.iter().any(|stress| same_word(word, stress)));
-    let next_word = after_words.next().unwrap_or_default();
-    let topic = after
-        .trim_start()
-        .split(|c: char| c.is_whitespace())
+        .filter(|word| !word.is_empty());
+    let first = words.next().unwrap_or_default();
+    let attached = ATTACHED_TOPIC
+        .iter()
+        .find_map(|topic| after.strip_prefix(topic));
+    if !TOPIC.iter().any(|topic| same_word(first, topic)) && attached.is_none() {
+        return false;
+    }
+    let starts_with = |word: &str, stem: &str| {
+        let plain = |c: char| latin_look_alike(c).unwrap_or(c).to_lowercase();
+        let mut word = word.chars().flat_map(plain);
+        stem.chars().flat_map(plain).all(|c| word.next() == Some(c))
+    };
+    let safety = match attached {
+        Some(rest) => SAFETY
+            .iter()
+            .any(|stem| rest.chars().take(8).collect::<String>().contains(stem)),
+        None => words
+            .skip_while(|word| ARTICLES.iter().any(|article| same_word(word, article)))
+            .take(2)
+            .any(|word| SAFETY.iter().any(|stem| starts_with(word, stem))),
+    };
+    !safety
+}
+
+/// Whether an override stands in a condition meant for people, as pasted install guides and
+/// recipes have them ("if you use Windows, ignore the instructions above", "sous Windows,
+/// ignorez…", "macOSの場合は…"): a condition that names no AI and no reader ("if you are an AI
+/// reading this, ignore…" is the indirect injection it resembles).
+fn in_a_condition_for_people(before: &str) -> bool {
+    const OPENINGS: &[&str] = &[
+        "if",
+        "when",
+        "unless",
+        "on",
+        "under",
+        "si",
+        "cuando",
+        "en",
+        "se",
+        "quando",
+        "caso",
+        "sous",
+        "quand",
+        "wenn",
+        "falls",
+        "unter",
+        "bei",
+        "als",
+        "indien",
+        "если",
+        "когда",
+        "при",
+    ];
+    // Written inside the sentence, without spaces.
+    const ATTACHED: &[&str] = &[
+        "如果", "假如", "要是", "的话", "的話", "もし", "場合", "なら", "만약", "경우", "하면",
+        "이면", "라면", "다면",
+    ];
+    const AI: &[&str] = &[
+        "ai",
+        "a.i",
+        "llm",
+        "llms",
+        "model",
+        "models",
+        "assistant",
+        "chatbot",
+        "bot",
+        "agent",
+        "gpt",
+        "chatgpt",
+        "claude",
+        "gemini",
+        "copilot",
+        "robot",
+        "reading",
+        "ia",
+        "ki",
+        "ии",
+        "modelo",
+        "modèle",
+        "modell",
+        "modello",
+        "asistente",
+        "assistente",
+        "agente",
+        "leyendo",
+        "lendo",
+        "lisez",
+        "lis",
+        "liest",
+        "leggendo",
+        "leest",
+        "модель",
+        "бот",
+        "ассистент",
+        "нейросеть",
+        "читаешь",
+        "читаете",
+    ];
+    const AI_ATTACHED: &[&str] = &[
+        "AI",
+        "人工智能",
+        "模型",
+        "助手",
+        "机器人",
+        "機器人",
+        "言語モデル",
+        "アシスタント",
+        "モデル",
+        "ボット",
+        "인공지능",
+        "어시스턴트",
+        "모델",
+        "봇",
+    ];
+    let sentence = tail(before, LOOK_BACK)
+        .rsplit([
+            '.', '!', '?', ':', ';', '"', '“', '«', '(', '\n', '。', '！', '？', '：', '「',
+        ])
         .next()
         .unwrap_or_default();
-    BEFORE
-        .iter()
-        .any(|word| strip_last_words(before, word).is_some())
-        || ATTACHED.iter().any(|word| before.ends_with(word))
-        || AFTER.iter().any(|word| same_word(next_word, word))
-        || TOPIC
-            .iter()
-            .any(|word| same_word(topic, word) || (!word.is_ascii() && topic.starts_with(word)))
+    let mut words = sentence
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty());
+    // "If not, ignore…" states no case.
+    const NO_CASE: &[&str] = &["not", "so", "yes", "no", "necessary", "needed", "possible"];
+    let opens = (words.clone().next())
+        .is_some_and(|first| OPENINGS.iter().any(|word| same_word(first, word)))
+        && words
+            .clone()
+            .skip(1)
+            .any(|word| !NO_CASE.iter().any(|no_case| same_word(word, no_case)));
+    if !opens && !ATTACHED.iter().any(|word| sentence.contains(word)) {
+        return false;
+    }
+    let names_ai = words.any(|word| AI.iter().any(|ai| same_word(word, ai)))
+        || AI_ATTACHED.iter().any(|ai| sentence.contains(ai));
+    !names_ai
 }
 
 /// `text` without `words` at its end, when it ends with them as words of their own (read as
@@ -972,14 +1342,30 @@ fn plain_letters(text: &str) -> Cow<'_, str> {
             return Cow::Borrowed(text);
         };
         let c = text.get(lead..).and_then(|rest| rest.chars().next());
-        if c.is_some_and(|c| is_dropped(c) || latin_look_alike(c).is_some()) {
+        if c.is_some_and(|c| is_dropped(c) || needs_composing(c) || latin_look_alike(c).is_some()) {
             break lead;
         }
         at = lead + 1;
     };
+    // Decomposed letters (`й` as `и` and U+0306, as macOS pastes them; Korean jamo, Japanese
+    // voicing marks) and half-width katakana, composed as NFKC does, before anything is dropped:
+    // all of the text, since a mark composes with the letter before it.
+    let (kept, rest): (&str, Cow<'_, str>) = if text
+        .get(first..)
+        .unwrap_or_default()
+        .chars()
+        .any(needs_composing)
+    {
+        ("", Cow::Owned(text.nfkc().collect()))
+    } else {
+        (
+            text.get(..first).unwrap_or_default(),
+            Cow::Borrowed(text.get(first..).unwrap_or_default()),
+        )
+    };
     let mut plain = String::with_capacity(text.len());
-    plain.push_str(text.get(..first).unwrap_or_default());
-    for c in text.get(first..).unwrap_or_default().chars() {
+    plain.push_str(kept);
+    for c in rest.chars() {
         if !is_dropped(c) {
             plain.push(latin_look_alike(c).unwrap_or(c));
         }
@@ -987,9 +1373,14 @@ fn plain_letters(text: &str) -> Cow<'_, str> {
     Cow::Owned(plain)
 }
 
-/// Characters the phrase rules read past: format characters, and the combining accents of
-/// decomposed text (`e` + U+0301, as macOS pastes `é`), which leave the unaccented letter every
-/// translation also lists.
+/// Combining marks, Korean jamo and half-width katakana: what NFKC composes.
+fn needs_composing(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{1100}'..='\u{11FF}' | '\u{3099}'..='\u{309A}'
+        | '\u{FF61}'..='\u{FF9F}')
+}
+
+/// Characters the phrase rules read past: format characters, and combining accents left after
+/// composing (a letter and an accent with no composed form).
 fn is_dropped(c: char) -> bool {
     is_format_char(c) || ('\u{0300}'..='\u{036F}').contains(&c)
 }
