@@ -172,6 +172,11 @@ impl Runtime {
             problems.push(e);
             None
         });
+        let scanner = shared_scanner();
+        if !scanner.is_ready() {
+            // Serving without it would scan nothing and say nothing.
+            problems.push("the built-in injection rules did not compile: a bug in Hangar".into());
+        }
         let (Some(upstreams), true) = (upstreams, problems.is_empty()) else {
             problems.dedup();
             return Err(problems);
@@ -202,7 +207,7 @@ impl Runtime {
             routes,
             upstreams,
             redactor,
-            scanner: shared_scanner(),
+            scanner,
             shared_limits,
             certificate_expiry: certificate_expiry(&config, served_certificate.as_deref()),
             served_certificate,
