@@ -6,13 +6,21 @@
 //! or block. All phrase rules run in one pass of a regex set; text without a match costs one
 //! DFA scan, a sampled probe for base64 runs, and a byte scan when it is not ASCII.
 //!
-//! The phrase rules read the words as a model does: zero-width and other format characters
-//! are dropped, full-width forms, styled letters and Cyrillic or Greek look-alikes of Latin
-//! letters read as ASCII (in a copy, made only for non-ASCII text that has one), and `_`, `-` and Markdown
-//! emphasis join words as a space does, and leetspeak's digits and symbols as the letters they
-//! stand for (`1gn0r3`; both in the patterns themselves, so ASCII text is never copied). The
-//! two strongest requests, to ignore the instructions and to show the system prompt, are read
-//! in ten other languages too. Text that names ROT13 or writing backwards is also read so.
+//! The phrase rules read the words as a model does: decomposed text is composed, zero-width and
+//! other format characters are dropped, full-width forms, styled letters and Cyrillic or Greek
+//! look-alikes of Latin letters read as ASCII (in a copy, made only for non-ASCII text that has
+//! one), and `_`, `-` and Markdown emphasis join words as a space does, and leetspeak's digits
+//! and symbols as the letters they stand for (`1gn0r3`; both in the patterns themselves, so
+//! ASCII text is never copied). The two strongest requests, to ignore the instructions and to
+//! show the system prompt, are read in ten other languages too (`translations.rs`). Text that
+//! names ROT13 or a Caesar cipher, or asks to be read backwards, is also read so.
+//!
+//! Where a phrase stands weighs as much as the phrase: a request where one starts ("Ignore all
+//! previous instructions", "please ignore…") blocks; the same words in a sentence about them
+//! ("why does the model ignore the system prompt?"), negated, or in a condition for people
+//! ("if you use Windows, ignore the instructions above") flag or count for nothing. Only the
+//! words around a match are read, and the first matches weighed, so that a long prompt costs
+//! a scan, not a scan a match.
 //!
 //! No pattern has a bounded gap like `.{0,60}`: on text dense with trigger words such gaps make
 //! a combined DFA explode (milliseconds per prompt). "X within N characters of Y" is checked in
@@ -495,10 +503,11 @@ impl Phrases {
 
     /// What phrase rule `index`, which matched `text`, weighs there, the most of its matches:
     /// a direct request for the system prompt enough to block on its own (a question about it,
-    /// or a sentence that mentions one, does not); a phrase written as one identifier
-    /// (`override_system_prompt`, `--ignore-previous-rules`: code, more often than not) half,
-    /// so that it is flagged, not blocked. Quoting a phrase does not lower it: quotes would be
-    /// the cheapest way round `block`. Only run for rules that fired.
+    /// or a sentence that mentions one, does not); an override nothing when negated, half (a
+    /// flag) in a sentence about it, about a topic or in a condition for people; a phrase
+    /// written as one identifier (`override_system_prompt`, `--ignore-previous-rules`: code,
+    /// more often than not) half. Quoting a phrase does not lower it: quotes would be the
+    /// cheapest way round `block`. Only run for rules that fired.
     fn phrase_weight(&self, index: usize, text: &str) -> u32 {
         let weight = phrase_rule_weight(index);
         let weigh = |found: regex::Match<'_>, translated: bool| {
