@@ -116,10 +116,10 @@ struct Regexes {
 struct Phrases {
     /// The phrase rules, then [`NO_RESTRICTIONS`], [`ROT13_HINT`] and [`REVERSED_HINT`].
     set: RegexSet,
-    /// The phrase rules one by one, to weigh a rule that fired by where it matched, and each
-    /// one's English alone, to tell a translated match.
+    /// The phrase rules one by one, to weigh a rule that fired by where it matched, and the
+    /// English alone of those with translations, to tell a translated match.
     rules: Vec<Regex>,
-    english: Vec<Regex>,
+    english: Vec<Option<Regex>>,
     role_play: Regex,
     no_restrictions: Regex,
 }
@@ -147,32 +147,25 @@ impl Regexes {
 impl Phrases {
     fn new() -> Option<Phrases> {
         let compiled = |pattern: &str| loosened(&leet_spelled(pattern));
-        let english: Vec<String> = (PHRASE_RULES.iter())
-            .map(|phrase| compiled(phrase.pattern))
+        let rules: Vec<String> = (PHRASE_RULES.iter())
+            .map(|phrase| compiled(&phrase.with_translations()))
             .collect();
-        let translated: Vec<Option<String>> = (PHRASE_RULES.iter())
-            .map(|phrase| phrase.translated().map(|pattern| compiled(&pattern)))
-            .collect();
-        let either = english
-            .iter()
-            .zip(&translated)
-            .map(|(english, translated)| {
-                translated
-                    .as_ref()
-                    .map_or_else(|| english.clone(), |t| format!("(?:{english})|{t}"))
-            });
         let no_restrictions = compiled(NO_RESTRICTIONS);
         let hints = [ROT13_HINT, REVERSED_HINT].map(folded);
-        let either: Vec<String> = either.collect();
-        let compile = |patterns: &[String]| {
-            (patterns.iter())
-                .map(|pattern| Regex::new(pattern).ok())
-                .collect::<Option<Vec<Regex>>>()
-        };
         Some(Phrases {
-            set: RegexSet::new(either.iter().chain([&no_restrictions]).chain(&hints)).ok()?,
-            rules: compile(&either)?,
-            english: compile(&english)?,
+            set: RegexSet::new(rules.iter().chain([&no_restrictions]).chain(&hints)).ok()?,
+            rules: (rules.iter())
+                .map(|pattern| Regex::new(pattern).ok())
+                .collect::<Option<_>>()?,
+            english: (PHRASE_RULES.iter())
+                .map(|phrase| {
+                    if (phrase.translations)().is_empty() {
+                        Some(None)
+                    } else {
+                        Regex::new(&compiled(phrase.pattern)).ok().map(Some)
+                    }
+                })
+                .collect::<Option<_>>()?,
             role_play: Regex::new(&compiled(ROLE_PLAY)).ok()?,
             no_restrictions: Regex::new(&no_restrictions).ok()?,
         })
@@ -273,13 +266,13 @@ struct PhraseRule {
 }
 
 impl PhraseRule {
-    /// The translations as one pattern, or `None` without any.
-    fn translated(&self) -> Option<String> {
-        let patterns: Vec<String> = (self.translations)()
-            .iter()
-            .map(|pattern| format!("(?:{})", folded(pattern)))
-            .collect();
-        (!patterns.is_empty()).then(|| patterns.join("|"))
+    /// The pattern and its translations as one.
+    fn with_translations(&self) -> String {
+        let mut pattern = format!("(?:{})", self.pattern);
+        for translation in (self.translations)() {
+            pattern.push_str(&format!("|(?:{})", folded(&translation)));
+        }
+        pattern
     }
 }
 
@@ -524,7 +517,7 @@ impl Phrases {
                 // instrucciones?": said of someone, not asked of the model.
                 weight / 2
             } else if index == IGNORE_INSTRUCTIONS_RULE
-                && (in_a_condition_for_people(before) || names_a_topic(tail_head(after)))
+                && (in_a_condition_for_people(before) || names_a_topic(head(after, LOOK_BACK)))
             {
                 weight / 2
             } else if index == REVEAL_SYSTEM_PROMPT_RULE
@@ -545,7 +538,12 @@ impl Phrases {
         // The first matches tell: a prompt made of the phrase, repeated, is not weighed whole.
         // A match the English alone does not make is a translation's.
         (regex.find_iter(text).take(MAX_WEIGHED))
-            .map(|found| weigh(found, !english.is_match(found.as_str())))
+            .map(|found| {
+                let translated = english
+                    .as_ref()
+                    .is_some_and(|english| !english.is_match(found.as_str()));
+                weigh(found, translated)
+            })
             .max()
             .unwrap_or(0)
     }
@@ -684,10 +682,9 @@ fn opens_a_request(before: &str) -> bool {
             return true;
         }
         let previous = last_word(earlier);
-        let asks = |word: &str| QUESTIONS.iter().any(|question| same_word(word, question));
         // "Can you ignore…" asks the model; "how do you ignore…", "if you ignore…" ask about it.
-        if ADDRESSED.iter().any(|you| same_word(word, you)) {
-            if asks(previous) || DO.iter().any(|aux| same_word(previous, aux)) {
+        if is_among(word, ADDRESSED) {
+            if is_among(previous, QUESTIONS) || is_among(previous, DO) {
                 return false;
             }
             addressed = true;
@@ -697,7 +694,7 @@ fn opens_a_request(before: &str) -> bool {
         else if word == "I" || word == "i" {
             return addressed || earlier.trim_end().ends_with([',', ':']);
         } else if !word.chars().any(spaceless) {
-            if !LEAD_INS.iter().any(|lead_in| same_word(word, lead_in)) {
+            if !is_among(word, LEAD_INS) {
                 return false;
             }
         }
@@ -724,9 +721,9 @@ const MAX_WEIGHED: usize = 64;
 /// How far back, in bytes, the words before a match are read, and how far on those after it.
 const LOOK_BACK: usize = 160;
 
-/// The start of `text`, at most [`LOOK_BACK`] bytes long, cut at a character's end.
-fn tail_head(text: &str) -> &str {
-    let mut end = text.len().min(LOOK_BACK);
+/// The start of `text`, at most `bytes` long, cut at a character's end.
+fn head(text: &str, bytes: usize) -> &str {
+    let mut end = text.len().min(bytes);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -777,8 +774,7 @@ fn is_translated_question(phrase: &str) -> bool {
     ];
     const MARKS: &[&str] = &["是什么", "是什麼", "是啥", "は何", "はなん", "뭐", "무엇"];
     let first = phrase.split_whitespace().next().unwrap_or_default();
-    OPENINGS.iter().any(|word| same_word(first, word))
-        || MARKS.iter().any(|mark| phrase.contains(mark))
+    is_among(first, OPENINGS) || MARKS.iter().any(|mark| phrase.contains(mark))
 }
 
 /// "You", to whom a request is made ("can you", "kannst du", "peux-tu"), unless a question
@@ -1002,10 +998,25 @@ const LEAD_INS: &[&str] = &[
 /// Whether two words are the same, read as the rules read them: case and look-alike letters
 /// aside.
 fn same_word(word: &str, other: &str) -> bool {
-    let plain = |c: char| latin_look_alike(c).unwrap_or(c).to_lowercase();
     word.chars()
-        .flat_map(plain)
-        .eq(other.chars().flat_map(plain))
+        .flat_map(plain_lower)
+        .eq(other.chars().flat_map(plain_lower))
+}
+
+/// Whether `word` is one of `list`, read as [`same_word`] reads words.
+fn is_among(word: &str, list: &[&str]) -> bool {
+    list.iter().any(|other| same_word(word, other))
+}
+
+/// `c` as the rules compare letters: its look-alike's Latin letter, lower-case.
+fn plain_lower(c: char) -> std::char::ToLowercase {
+    latin_look_alike(c).unwrap_or(c).to_lowercase()
+}
+
+/// The words of `text`: its runs of letters and digits.
+fn words(text: &str) -> impl Iterator<Item = &str> + Clone {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
 }
 
 /// Whether a request to ignore instructions, `before` and `after` the text around it, is none:
@@ -1076,7 +1087,7 @@ fn not_an_override(before: &str, after: &str) -> bool {
             None => break,
         }
     }
-    let clause = tail_head(after)
+    let clause = head(after, LOOK_BACK)
         .split([
             '.', '!', '?', ';', ':', '\n', '(', ')', '"', '。', '！', '？',
         ])
@@ -1086,12 +1097,9 @@ fn not_an_override(before: &str, after: &str) -> bool {
         .split(',')
         .find(|part| !part.trim().is_empty())
         .unwrap_or_default();
-    let mut words = part
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .filter(|word| !AFTER_STRESS.iter().any(|stress| same_word(word, stress)));
+    let mut words = words(part).filter(|word| !is_among(word, AFTER_STRESS));
     let negated_after = match (words.next(), words.next()) {
-        (Some(word), None) => AFTER.iter().any(|negation| same_word(word, negation)),
+        (Some(word), None) => is_among(word, AFTER),
         _ => false,
     };
     BEFORE
@@ -1180,27 +1188,25 @@ fn names_a_topic(after: &str) -> bool {
         "審查",
     ];
     let after = after.trim_start();
-    let mut words = after
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty());
+    let mut words = words(after);
     let first = words.next().unwrap_or_default();
     let attached = ATTACHED_TOPIC
         .iter()
         .find_map(|topic| after.strip_prefix(topic));
-    if !TOPIC.iter().any(|topic| same_word(first, topic)) && attached.is_none() {
+    if !is_among(first, TOPIC) && attached.is_none() {
         return false;
     }
     let starts_with = |word: &str, stem: &str| {
-        let plain = |c: char| latin_look_alike(c).unwrap_or(c).to_lowercase();
-        let mut word = word.chars().flat_map(plain);
-        stem.chars().flat_map(plain).all(|c| word.next() == Some(c))
+        let mut word = word.chars().flat_map(plain_lower);
+        stem.chars()
+            .flat_map(plain_lower)
+            .all(|c| word.next() == Some(c))
     };
     let safety = match attached {
-        Some(rest) => SAFETY
-            .iter()
-            .any(|stem| rest.chars().take(8).collect::<String>().contains(stem)),
+        // Eight characters of a script written without spaces.
+        Some(rest) => SAFETY.iter().any(|stem| head(rest, 24).contains(stem)),
         None => words
-            .skip_while(|word| ARTICLES.iter().any(|article| same_word(word, article)))
+            .skip_while(|word| is_among(word, ARTICLES))
             .take(2)
             .any(|word| SAFETY.iter().any(|stem| starts_with(word, stem))),
     };
@@ -1305,22 +1311,16 @@ fn in_a_condition_for_people(before: &str) -> bool {
         ])
         .next()
         .unwrap_or_default();
-    let mut words = sentence
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty());
+    let mut words = words(sentence);
     // "If not, ignore…" states no case.
     const NO_CASE: &[&str] = &["not", "so", "yes", "no", "necessary", "needed", "possible"];
-    let opens = (words.clone().next())
-        .is_some_and(|first| OPENINGS.iter().any(|word| same_word(first, word)))
-        && words
-            .clone()
-            .skip(1)
-            .any(|word| !NO_CASE.iter().any(|no_case| same_word(word, no_case)));
+    let opens = (words.clone().next()).is_some_and(|first| is_among(first, OPENINGS))
+        && words.clone().skip(1).any(|word| !is_among(word, NO_CASE));
     if !opens && !ATTACHED.iter().any(|word| sentence.contains(word)) {
         return false;
     }
-    let names_ai = words.any(|word| AI.iter().any(|ai| same_word(word, ai)))
-        || AI_ATTACHED.iter().any(|ai| sentence.contains(ai));
+    let names_ai =
+        words.any(|word| is_among(word, AI)) || AI_ATTACHED.iter().any(|ai| sentence.contains(ai));
     !names_ai
 }
 
