@@ -483,7 +483,7 @@ pub struct TenantTimeouts {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GuardsConfig {
     /// Kinds of secret and personal data masked before anything is logged: `card_number`,
-    /// `provider_key`, `private_key`, `bearer_token`, `email`, `phone`. All by default; an
+    /// `iban`, `provider_key`, `private_key`, `bearer_token`, `email`, `phone`. All by default; an
     /// empty list turns redaction off (then no content log and no `redactUpstream`).
     #[serde(default = "default_redact_kinds")]
     pub redact: Vec<String>,

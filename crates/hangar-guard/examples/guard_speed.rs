@@ -42,6 +42,11 @@ fn main() {
         "T3BlbkFJ9x".repeat(5)
     );
     let non_ascii = clean.replace("Hi!", "Grüße aus München — 你好 🙂!");
+    // Every `@` wakes the e-mail pattern, which reads letters of any script around it.
+    let addresses = non_ascii.replace(
+        "Could the",
+        "Schreib an jürgen@bücher.de oder @ops: could the",
+    );
 
     let compiling = Instant::now();
     let redactor = Redactor::default();
@@ -56,6 +61,7 @@ fn main() {
         ("clean 4 KB", clean.as_str()),
         ("with secrets", secrets.as_str()),
         ("non-ASCII", non_ascii.as_str()),
+        ("with @s", addresses.as_str()),
     ] {
         let redact = time(|| redactor.redact(black_box(prompt)).found.len());
         let scan = time(|| scanner.scan(black_box(prompt)).map_or(0, |s| s.rules.len()));

@@ -1748,19 +1748,7 @@ fn base64_runs(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Decodes a base64 run and keeps it only if it is readable text.
 fn decode_base64_text(run: &[u8]) -> Option<String> {
     let run = run.get(..run.len().min(MAX_BLOB_CHARS))?;
-    let mut bytes = Vec::with_capacity(run.len() / 4 * 3);
-    let mut buffer: u32 = 0;
-    let mut bits = 0;
-    for &byte in run.iter().take_while(|b| **b != b'=') {
-        buffer = (buffer << 6) | u32::from(sextet(byte)?);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    let text = String::from_utf8(bytes).ok()?;
+    let text = String::from_utf8(crate::base64::decode(run)?).ok()?;
     let readable = text
         .chars()
         .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
@@ -1781,17 +1769,6 @@ fn shifted_back(text: &str, shift: u32) -> String {
             _ => c,
         })
         .collect()
-}
-
-fn sextet(byte: u8) -> Option<u8> {
-    match byte {
-        b'A'..=b'Z' => Some(byte - b'A'),
-        b'a'..=b'z' => Some(byte - b'a' + 26),
-        b'0'..=b'9' => Some(byte - b'0' + 52),
-        b'+' | b'-' => Some(62),
-        b'/' | b'_' => Some(63),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! allocates (but for the scanner's copy of a prompt in Cyrillic or Greek, whose look-alikes of
 //! Latin letters it reads as Latin).
 
+mod base64;
 pub mod canary;
 pub mod extraction;
 pub mod injection;

@@ -1,12 +1,14 @@
 //! Masking secrets and personal data before text is logged (or sent upstream).
 //!
-//! Three regex groups and a scanner, each with a cheap way to skip clean text:
+//! Three regex groups and two scanners, each with a cheap way to skip clean text:
 //! - keys, tokens and private-key headers: one multi-pattern regex whose literal prefixes
 //!   (`sk-`, `AKIA`, `ghp_`, `eyJ`, `-----BEGIN`…) drive a SIMD prefilter;
 //! - e-mail addresses: a regex the engine anchors on `@`;
 //! - card numbers: a byte scanner (a regex cannot check Luhn) that skips blocks with neither
 //!   an ASCII digit nor the lead byte of a full-width one;
 //! - phone numbers: a regex run only over stretches with 10 or more digits.
+//! - IBANs: a byte scanner (mod 97, like Luhn, is beyond a regex) that looks only at digits
+//!   with two letters before them.
 //!
 //! Cards are looked for last, so that one which masking another find leaves standing on its own
 //! (glued to an e-mail address, say) is masked too. Overlapping finds are merged, and the text
@@ -20,6 +22,8 @@ use regex_automata::util::syntax;
 use regex_automata::{Input, meta};
 use serde::{Deserialize, Serialize};
 
+mod iban;
+
 /// A kind of secret or personal data the redactor masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +31,9 @@ pub enum SecretKind {
     /// Payment card numbers (PAN): 13–19 ASCII or full-width digits, in groups joined by short
     /// runs of spaces, dashes, dots or slashes, that pass Luhn and look like a card prefix.
     CardNumber,
+    /// International bank account numbers, in groups of four or unbroken, at the length their
+    /// country's have and with check digits that agree.
+    Iban,
     /// API keys and access tokens with a known prefix: OpenAI, Anthropic, AWS, GitHub, GitLab,
     /// Slack (webhook URLs too), Stripe, Google, Hugging Face, Groq, Replicate, xAI, npm,
     /// SendGrid, Hangar's own `hgk_` keys; AWS secret keys and session tokens after their
@@ -34,18 +41,21 @@ pub enum SecretKind {
     ProviderKey,
     /// PEM/OpenSSH/PGP private key blocks.
     PrivateKey,
-    /// JWTs and the credential after `Bearer`.
+    /// JWTs, the credential after `Bearer`, and the one after `Basic` when it decodes to a
+    /// user and password.
     BearerToken,
-    /// E-mail addresses.
+    /// E-mail addresses, in any script but those written without spaces between words.
     Email,
-    /// Phone numbers: E.164, `+CC` with separators, North American and trunk-0 national formats.
+    /// Phone numbers: E.164, `+CC` with separators (and the UK's `(0)`), North American,
+    /// trunk-0 national, French and Swiss formats.
     Phone,
 }
 
 impl SecretKind {
     /// Every kind, in the order findings are reported.
-    pub const ALL: [SecretKind; 6] = [
+    pub const ALL: [SecretKind; 7] = [
         SecretKind::CardNumber,
+        SecretKind::Iban,
         SecretKind::ProviderKey,
         SecretKind::PrivateKey,
         SecretKind::BearerToken,
@@ -57,6 +67,7 @@ impl SecretKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SecretKind::CardNumber => "card_number",
+            SecretKind::Iban => "iban",
             SecretKind::ProviderKey => "provider_key",
             SecretKind::PrivateKey => "private_key",
             SecretKind::BearerToken => "bearer_token",
@@ -76,6 +87,7 @@ impl SecretKind {
     pub fn replacement(self) -> &'static str {
         match self {
             SecretKind::CardNumber => "[REDACTED:card_number]",
+            SecretKind::Iban => "[REDACTED:iban]",
             SecretKind::ProviderKey => "[REDACTED:provider_key]",
             SecretKind::PrivateKey => "[REDACTED:private_key]",
             SecretKind::BearerToken => "[REDACTED:bearer_token]",
@@ -125,6 +137,7 @@ impl Redaction<'_> {
 #[derive(Debug, Clone)]
 pub struct Redactor {
     cards: bool,
+    ibans: bool,
     private_keys: bool,
     secrets: Matcher,
     emails: Matcher,
@@ -143,6 +156,7 @@ impl Redactor {
     pub fn new(kinds: &[SecretKind]) -> Redactor {
         Redactor {
             cards: kinds.contains(&SecretKind::CardNumber),
+            ibans: kinds.contains(&SecretKind::Iban),
             private_keys: kinds.contains(&SecretKind::PrivateKey),
             secrets: Matcher::new(SECRET_PATTERNS, kinds),
             emails: Matcher::new(EMAIL_PATTERNS, kinds),
@@ -226,6 +240,9 @@ impl Redactor {
             for window in phone_windows(text.as_bytes()) {
                 self.phones.find(text, window, spans);
             }
+        }
+        if self.ibans {
+            iban::find_ibans(text, spans);
         }
         if self.cards {
             find_all_cards(text, spans);
@@ -605,6 +622,8 @@ enum Shape {
     ValueAfterAssignment,
     /// The credential after `Bearer`, if it looks like one (has a digit and a letter).
     BearerCredential,
+    /// The credential after `Basic`, if it decodes to readable `user:password`.
+    BasicCredential,
     /// The password of a match `://user:password@`: after the first `:` past `://`, up to the
     /// `@`.
     UrlPassword,
@@ -613,6 +632,8 @@ enum Shape {
     PrivateKeyBlock,
     /// A phone number, if its digit count and surroundings say it is one.
     Phone,
+    /// A phone number written in pairs of digits, unless more pairs follow (a table).
+    PairedPhone,
 }
 
 impl Shape {
@@ -642,6 +663,13 @@ impl Shape {
                 let has_letter = credential.iter().any(u8::is_ascii_alphabetic);
                 (has_digit && has_letter).then_some((value, end))
             }
+            Shape::BasicCredential => {
+                let value = end - after_blanks(bytes.get(start..end)?)?.len();
+                let decoded = crate::base64::decode(bytes.get(value..end)?)?;
+                let decoded = String::from_utf8(decoded).ok()?;
+                let readable = !decoded.chars().any(char::is_control);
+                (readable && decoded.contains(':')).then_some((value, end))
+            }
             Shape::UrlPassword => {
                 let userinfo = start + "://".len();
                 let colon = bytes.get(userinfo..end)?.iter().position(|&b| b == b':')?;
@@ -653,8 +681,26 @@ impl Shape {
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
             Shape::Phone => phone_span(text, start, end),
+            Shape::PairedPhone => {
+                let more = bytes.get(end..end + 2).is_some_and(|after| {
+                    matches!(after.first(), Some(b' ' | b'.')) && is_digit(after, 1)
+                });
+                if more {
+                    None
+                } else {
+                    phone_span(text, start, end)
+                }
+            }
         }
     }
+}
+
+/// What follows the first run of blanks in `matched`, if anything does.
+fn after_blanks(matched: &[u8]) -> Option<&[u8]> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let first = matched.iter().position(blank)?;
+    let rest = matched.get(first..)?;
+    rest.get(rest.iter().position(|b| !blank(b))?..)
 }
 
 /// Where the private key block that starts before `from` ends: after its END line, or at the
@@ -822,6 +868,12 @@ const SECRET_PATTERNS: &[Pattern] = &[
         shape: Shape::BearerCredential,
         regex: r"\b(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
     },
+    // `Basic <base64 of user:password>`, as curl -v and browsers' devtools show it.
+    Pattern {
+        kind: SecretKind::BearerToken,
+        shape: Shape::BasicCredential,
+        regex: r"\b(?i:basic)[ \t]+[A-Za-z0-9+/_-]{8,}=*",
+    },
     Pattern {
         kind: SecretKind::PrivateKey,
         shape: Shape::PrivateKeyBlock,
@@ -829,24 +881,59 @@ const SECRET_PATTERNS: &[Pattern] = &[
     },
 ];
 
+/// A regex class of `$class`'s characters but for the letters of scripts written without
+/// spaces between words.
+macro_rules! spaced_script {
+    ($class:literal) => {
+        concat!(
+            "[",
+            $class,
+            r"&&[^\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}]]"
+        )
+    };
+}
+
+/// Addresses in any script (`josé@exemple.fr`, `почта@пример.рф`) but those written without
+/// spaces between words: Chinese, Japanese, Korean or Thai letters around an address
+/// (`请发邮件到john@example.com谢谢`) are words, not part of it.
 const EMAIL_PATTERNS: &[Pattern] = &[Pattern {
     kind: SecretKind::Email,
     shape: Shape::Whole,
-    regex: r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+    regex: concat!(
+        "(?u:",
+        spaced_script!(r"\p{L}\p{M}0-9._%+\-"),
+        "+@",
+        spaced_script!(r"\p{L}\p{M}0-9\-"),
+        r"+(?:\.",
+        spaced_script!(r"\p{L}\p{M}0-9\-"),
+        r"+)*\.",
+        spaced_script!(r"\p{L}\p{M}"),
+        "{2,})",
+    ),
 }];
 
 /// Phone shapes, searched only inside [`phone_windows`].
 const PHONE_PATTERNS: &[Pattern] = &[
     // E.164 without separators: +14155550123.
     phone(r"\+[1-9][0-9]{9,14}"),
-    // International with separators: +44 20 7946 0958, +1 (415) 555-0123, +33 1 23 45 67 89.
-    phone(r"\+[1-9][0-9]{0,2}(?:[ .-]?\([0-9]{1,4}\))?(?:[ .-][0-9]{1,5}){2,6}"),
+    // International with separators: +44 20 7946 0958, +33 1 23 45 67 89, +49 30 901820; with
+    // an area code or the UK's trunk 0 in brackets: +1 (415) 555-0123, +44 (0)20 7946 0958.
+    phone(
+        r"\+[1-9][0-9]{0,2}(?:[ .-]?\([0-9]{1,4}\)[ .-]?[0-9]{1,8}(?:[ .-][0-9]{1,8}){1,5}|(?:[ .-][0-9]{1,8}){2,6})",
+    ),
     // North American: (415) 555-0123, 415-555-0123, 415.555.0123, 1-415-555-0123.
     phone(
         r"(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b",
     ),
     // National with a trunk 0: 020 7946 0958, (030) 1234 5678, 06-1234-5678.
     phone(r"\(?0[1-9][0-9]{0,3}\)?[ .-][0-9]{3,4}[ .-]?[0-9]{3,4}\b"),
+    // France in pairs (01 23 45 67 89, 06.12.34.56.78), Switzerland in 3-3-2-2 (044 668 18 00).
+    Pattern {
+        kind: SecretKind::Phone,
+        shape: Shape::PairedPhone,
+        regex: r"0[1-9](?:[ .][0-9]{2}){4}\b",
+    },
+    phone(r"0[1-9][0-9][ .][0-9]{3}[ .][0-9]{2}[ .][0-9]{2}\b"),
 ];
 
 const fn key(regex: &'static str) -> Pattern {

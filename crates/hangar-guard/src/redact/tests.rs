@@ -616,6 +616,38 @@ fn bearer_credentials_and_jwts_are_masked() {
 }
 
 #[test]
+fn basic_credentials_are_masked_when_they_decode_to_a_user_and_password() {
+    assert_eq!(
+        masked("curl -H 'Authorization: Basic YWRtaW46aHVudGVyMg==' https://registry"),
+        "curl -H 'Authorization: Basic [REDACTED:bearer_token]' https://registry"
+    );
+    // Unpadded, and a password that is not ASCII.
+    for credential in ["Y2ktYm90OnMzY3IzdC10MGtlbg", "asO8cmdlbjpww6Rzc3dvcnQ="] {
+        let text = format!("authorization: basic {credential}\n");
+        let result = redact(&text);
+        assert_eq!(
+            result.text, "authorization: basic [REDACTED:bearer_token]\n",
+            "{credential}"
+        );
+        assert_eq!(result.found, vec![(SecretKind::BearerToken, 1)]);
+    }
+}
+
+#[test]
+fn basic_in_prose_or_before_other_base64_is_kept() {
+    for text in [
+        "Basic understanding of Kubernetes is assumed",
+        "BASIC   authentication-is-deprecated-here",
+        // Base64, but of no `user:password`.
+        "basic YWJjZGVmZ2hpams= decodes to abcdefghijk",
+        // A colon, but control characters around it: not a credential.
+        "Basic dXNlcjoBAnB3",
+    ] {
+        assert!(redact(text).is_clean(), "{text}");
+    }
+}
+
+#[test]
 fn bearer_in_prose_is_kept() {
     for text in [
         "The bearer of this letter is my colleague.",
@@ -662,11 +694,83 @@ fn public_keys_and_certificates_are_kept() {
 }
 
 #[test]
+fn ibans_are_masked_in_groups_or_unbroken_in_any_case() {
+    for iban in [
+        "DE89 3704 0044 0532 0130 00",
+        "DE89370400440532013000",
+        "GB29 NWBK 6016 1331 9268 19",
+        "FR14 2004 1010 0505 0001 3M02 606",
+        "NL91ABNA0417164300",
+        "NO93 8601 1117 947",
+        "MT84 MALT 0110 0001 2345 MTLC AST0 01S",
+        "de89 3704 0044 0532 0130 00",
+    ] {
+        let text = format!("IBAN: {iban}, BIC follows");
+        let result = redact(&text);
+        assert_eq!(result.text, "IBAN: [REDACTED:iban], BIC follows", "{iban}");
+        assert_eq!(result.found, vec![(SecretKind::Iban, 1)], "{iban}");
+    }
+}
+
+#[test]
+fn iban_shaped_codes_that_fail_the_check_or_the_length_are_kept() {
+    for text in [
+        // One digit off: the check digits disagree.
+        "IBAN DE89 3704 0044 0532 0130 01",
+        // Germany's are 22 long, not 20 or 24.
+        "ref DE89 3704 0044 0532 01",
+        "ref DE89 3704 0044 0532 0130 0012",
+        // No country has XX.
+        "part XX89 3704 0044 0532 0130 00",
+        // Glued to a word, or grouped other than by four.
+        "idDE89370400440532013000",
+        "DE89 37040044 0532 0130 00",
+        "SKU AB12 3456 7890",
+    ] {
+        let result = redact(text);
+        assert!(
+            result.count(SecretKind::Iban) == 0,
+            "{text} -> {}",
+            result.text
+        );
+    }
+}
+
+#[test]
+fn an_iban_followed_by_another_number_is_masked_alone() {
+    assert_eq!(
+        masked("DE89 3704 0044 0532 0130 00 2024"),
+        "[REDACTED:iban] 2024"
+    );
+}
+
+#[test]
 fn email_addresses_are_masked() {
     assert_eq!(
         masked("write to jane.doe+ml@mail.example.co.uk or ops@hangar.dev."),
         "write to [REDACTED:email] or [REDACTED:email]."
     );
+}
+
+#[test]
+fn email_addresses_in_other_scripts_are_masked() {
+    for (text, expected) in [
+        ("écrivez à josé@exemple.fr.", "écrivez à [REDACTED:email]."),
+        (
+            "an jürgen.müller@bücher.de senden",
+            "an [REDACTED:email] senden",
+        ),
+        ("пишите на почта@пример.рф", "пишите на [REDACTED:email]"),
+        // Decomposed: `e` and a combining acute.
+        ("to jose\u{301}@example.com now", "to [REDACTED:email] now"),
+        // Scripts written without spaces stay out of the address, so the words around it stay.
+        (
+            "请发邮件到john@example.com谢谢",
+            "请发邮件到[REDACTED:email]谢谢",
+        ),
+    ] {
+        assert_eq!(masked(text), expected, "{text}");
+    }
 }
 
 #[test]
@@ -696,6 +800,15 @@ fn phone_numbers_are_masked() {
         "+33 1 23 45 67 89",
         "020 7946 0958",
         "(030) 1234 5678",
+        // The UK's trunk 0 kept in brackets after the country code.
+        "+44 (0)20 7946 0958",
+        // A subscriber number of six digits or more.
+        "+49 30 901820",
+        "+49 89 12345678",
+        // France in pairs, Switzerland in 3-3-2-2.
+        "01 23 45 67 89",
+        "06.12.34.56.78",
+        "044 668 18 00",
     ] {
         let text = format!("call {phone} today");
         let result = redact(&text);
@@ -720,6 +833,9 @@ fn ordinary_numbers_are_not_phones() {
         "total $1,234,567.89 on 15/01/2024",
         "build 4155550123456789 steps",
         "serial 415-555-0123-4567",
+        "scores 10 20 30 40 50 60",
+        "version 0.12.34.56.78",
+        "grid 01 23 45 67 89 10 11",
     ] {
         let result = redact(text);
         assert!(result.is_clean(), "{text} -> {}", result.text);
