@@ -37,8 +37,8 @@
 //! ```
 //!
 //! * `seq` counts records from 0 (the genesis) without gaps, across files.
-//! * `time` is when the writer chained the record (UTC, microseconds; one time per batch, never
-//!   going backwards while the ledger runs). The caller's own times belong inside `record`.
+//! * `time` is when the writer chained the record (UTC, microseconds, never going backwards
+//!   while the ledger runs). The caller's own times belong inside `record`.
 //! * `prev` is the `hash` of the previous record, or 64 zeros for the genesis.
 //! * `hash` is the lowercase hex SHA-256 of
 //!   `prev "\n" seq "\n" time "\n" record`, where `seq` is in decimal and `record` is the exact

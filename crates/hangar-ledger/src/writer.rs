@@ -1,6 +1,7 @@
 //! The writer thread: chains records, writes them in batches, rotates files and applies
 //! retention. Everything here runs off the callers' threads.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ pub(crate) struct Writer {
     file: ActiveFile,
     next_seq: u64,
     last_hash: String,
-    /// The time of the batch being built, and its RFC 3339 text.
+    /// When the newest record was chained, and its RFC 3339 text.
     now: Timestamp,
     time: String,
     /// Complete lines chained but not yet written, all for `file`.
@@ -296,8 +297,10 @@ impl Writer {
 
     /// Appends one line to `buf`, linked to the one before.
     fn chain(&mut self, record: &[u8]) {
+        // Each record its own time: one that joins a batch late must not carry a time from
+        // before its request ended.
+        self.stamp();
         if self.buf.is_empty() {
-            self.stamp();
             self.pending_since = Some(Instant::now());
             self.buf_first_seq = self.next_seq;
         }
@@ -315,10 +318,11 @@ impl Writer {
         self.next_seq = self.next_seq.saturating_add(1);
     }
 
-    /// Reads the clock for the next batch; the chain's times never go backwards.
+    /// Reads the clock; the chain's times never go backwards.
     fn stamp(&mut self) {
         self.now = self.clock.now().max(self.now);
-        self.time = format!("{:.6}", self.now);
+        self.time.clear();
+        let _ = write!(self.time, "{:.6}", self.now);
     }
 
     /// While idle, notices the directory gone (a volume unmounted, a clean-up job) at most a

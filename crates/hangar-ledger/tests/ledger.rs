@@ -538,6 +538,41 @@ impl Clock for TestClock {
     }
 }
 
+/// A clock a microsecond later at every reading.
+struct TickingClock(std::sync::atomic::AtomicI64);
+
+impl Clock for TickingClock {
+    fn now(&self) -> Timestamp {
+        let tick = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Timestamp::from_microsecond(1_735_689_600_000_000 + tick).unwrap()
+    }
+}
+
+#[test]
+fn each_record_is_timed_when_it_is_chained_not_when_its_batch_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // One batch for all: a record that joins it late must not carry a time from before it came.
+    config.flush_every = Duration::from_secs(60);
+    let ledger = Ledger::open_with_clock(config, TickingClock(0.into())).unwrap();
+    let sender = ledger.sender();
+    for n in 0..10 {
+        sender.append(request(n));
+    }
+    ledger.close().unwrap();
+    let times: Vec<Timestamp> = files(dir.path(), PREFIX)
+        .iter()
+        .flat_map(|file| lines(file))
+        .map(|line| {
+            let line: Value = serde_json::from_str(&line).unwrap();
+            line["time"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(times.len(), 10, "{times:?}");
+    assert!(times.windows(2).all(|pair| pair[0] < pair[1]), "{times:?}");
+    assert_intact(&verify(dir.path(), PREFIX).unwrap());
+}
+
 fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let start = Instant::now();
     while !condition() {
