@@ -308,11 +308,8 @@ const ANCHOR_EVERY: Duration = Duration::from_secs(60);
 /// newest records were cut off, and a gateway killed outright logs no anchor as it closes: a
 /// log shipped off the host keeps one a minute old at most.
 async fn log_anchors(gateway: Arc<Gateway>) {
-    let mut every = tokio::time::interval(ANCHOR_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut logged = Vec::new();
     loop {
-        every.tick().await;
         let anchors = gateway.log_anchors();
         for (prefix, last) in &anchors {
             if !logged.contains(&(*prefix, last.clone())) {
@@ -320,6 +317,13 @@ async fn log_anchors(gateway: Arc<Gateway>) {
             }
         }
         logged = anchors;
+        // A new log has no anchor until its `start` record is written, a moment from now.
+        let wait = if logged.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            ANCHOR_EVERY
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
