@@ -535,8 +535,14 @@ impl Matcher {
                     });
                     at = end.max(found.end());
                 }
-                // Rejected by a check the regex cannot express: look again one character on.
-                None => at = next_char_boundary(text, found.start()),
+                // Rejected by a check the regex cannot express: look again one character on,
+                // or past a URL's user@host, no part of which is an address either.
+                None => {
+                    at = match pattern.shape {
+                        Shape::Email => found.end(),
+                        _ => next_char_boundary(text, found.start()),
+                    }
+                }
             }
         }
     }
@@ -630,6 +636,10 @@ enum Shape {
     /// A `-----BEGIN … PRIVATE KEY-----` line: the block up to its END line, or to the end of
     /// the text when there is none.
     PrivateKeyBlock,
+    /// An e-mail address, unless it is the `user@host` of a URL (`ssh://git@github.com`,
+    /// `postgres://admin:pw@db.example.com`): the host stays readable, and a password there is
+    /// masked on its own.
+    Email,
     /// A phone number, if its digit count and surroundings say it is one.
     Phone,
     /// A phone number written in pairs of digits, unless more pairs follow (a table).
@@ -680,6 +690,7 @@ impl Shape {
                 (!digest).then_some((from, to))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
+            Shape::Email => (!in_url_authority(text, start)).then_some((start, end)),
             Shape::Phone => phone_span(text, start, end),
             Shape::PairedPhone => {
                 let more = bytes.get(end..end + 2).is_some_and(|after| {
@@ -693,6 +704,26 @@ impl Shape {
             }
         }
     }
+}
+
+/// Whether `at` is inside the part of a URL between its `://` and the path that follows.
+fn in_url_authority(text: &str, at: usize) -> bool {
+    const LOOK_BACK: usize = 256;
+    let bytes = text.as_bytes();
+    let from = at.saturating_sub(LOOK_BACK);
+    let before = bytes.get(from..at).unwrap_or_default();
+    // The URL's own characters: no blank, quote or bracket.
+    let token_start = before
+        .iter()
+        .rposition(|b| {
+            b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'(' | b')')
+        })
+        .map_or(0, |i| i + 1);
+    let token = before.get(token_start..).unwrap_or_default();
+    let scheme_end = token.windows(3).rposition(|w| w == b"://");
+    scheme_end
+        .and_then(|scheme_end| token.get(scheme_end + 3..))
+        .is_some_and(|authority| !authority.contains(&b'/'))
 }
 
 /// What follows the first run of blanks in `matched`, if anything does.
@@ -898,7 +929,7 @@ macro_rules! spaced_script {
 /// (`请发邮件到john@example.com谢谢`) are words, not part of it.
 const EMAIL_PATTERNS: &[Pattern] = &[Pattern {
     kind: SecretKind::Email,
-    shape: Shape::Whole,
+    shape: Shape::Email,
     regex: concat!(
         "(?u:",
         spaced_script!(r"\p{L}\p{M}0-9._%+\-"),

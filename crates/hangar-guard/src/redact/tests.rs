@@ -565,6 +565,11 @@ fn passwords_in_urls_are_masked_and_nothing_else() {
             "postgres://admin:S3cr3t@localhost:5432/app".to_owned(),
             format!("postgres://admin:{key}@localhost:5432/app"),
         ),
+        // A host that reads as an e-mail domain stays too.
+        (
+            "postgres://admin:hunter2@db.example.com:5432/app".to_owned(),
+            format!("postgres://admin:{key}@db.example.com:5432/app"),
+        ),
         (
             "redis://:hunter2@cache:6379/0".to_owned(),
             format!("redis://:{key}@cache:6379/0"),
@@ -597,6 +602,17 @@ fn passwords_in_urls_are_masked_and_nothing_else() {
     ] {
         assert_eq!(redact(text).count(SecretKind::ProviderKey), 0, "{text}");
     }
+    // Nor is a URL's user an e-mail address; one in its path or query is.
+    for text in [
+        "clone ssh://git@github.com/acme/api.git",
+        "open https://user@example.com:8443/path",
+    ] {
+        assert!(redact(text).is_clean(), "{text}");
+    }
+    assert_eq!(
+        masked("https://example.com/unsubscribe?to=jane@example.com"),
+        "https://example.com/unsubscribe?to=[REDACTED:email]"
+    );
 }
 
 #[test]
