@@ -28,6 +28,15 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
     /// The tenant's rate buckets, on a refusal by one (boxed: refusals travel in `Result`s).
     pub quotas: Option<Box<Quotas>>,
+    /// The method the path takes, on a 405 (its `Allow` header).
+    pub allow: Option<Allow>,
+}
+
+/// The method a path takes, for a 405's `Allow` header (a byte: a refusal is kept small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    Get,
+    Post,
 }
 
 impl Refusal {
@@ -39,6 +48,7 @@ impl Refusal {
             message,
             param: None,
             retry_after: None,
+            allow: None,
             quotas: None,
         }
     }
@@ -204,6 +214,13 @@ impl Refusal {
         }
         if let Some(quotas) = &self.quotas {
             quotas.write(headers);
+        }
+        if let Some(allow) = self.allow {
+            let method = match allow {
+                Allow::Get => "GET",
+                Allow::Post => "POST",
+            };
+            headers.insert(header::ALLOW, HeaderValue::from_static(method));
         }
         response
     }

@@ -703,6 +703,7 @@ async fn serve(
     if request.method != endpoint.method() {
         return Err(Refusal {
             status: StatusCode::METHOD_NOT_ALLOWED,
+            allow: Some(endpoint.allow()),
             ..Refusal::bad_request(
                 "method_not_allowed",
                 format!("{} takes {}", request.uri.path(), endpoint.method()),

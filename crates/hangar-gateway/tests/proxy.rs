@@ -246,11 +246,14 @@ async fn only_the_inference_api_is_served() {
     }
     let answer = gw.get("/v1/chat/completions", Some(key)).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    // RFC 9110: a 405 names what the resource takes.
+    assert_eq!(answer.headers["allow"], "POST");
     // The path the client used, not the route's.
     let answer = gw
         .post("/v1/models/chat-model", Some(key), &json!({}))
         .await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.headers["allow"], "GET");
     assert_eq!(
         answer.json()["error"]["message"],
         "/v1/models/chat-model takes GET"
