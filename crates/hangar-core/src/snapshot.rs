@@ -1,7 +1,6 @@
 //! The `Snapshot`: every object Hangar read, typed where Hangar knows the kind, with where it came
 //! from, plus what could not be read.
 
-use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -12,6 +11,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{NamespaceResourceScope, Resource};
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
@@ -379,6 +379,33 @@ macro_rules! typed_kinds {
                 for o in &self.others { f(&o.object.kind, &o.object.metadata); }
             }
 
+            /// Keeps what a live scan of `namespace` reads, for `-n` with files: the objects of
+            /// other namespaces are left out, and a namespaced object that names none is put in
+            /// `namespace`, as `kubectl apply -n` puts it. Cluster-scoped objects (a Node, a
+            /// ClusterRole) all stay. A kind Hangar does not type is taken as namespaced unless
+            /// its name begins with `Cluster` (`ClusterServingRuntime`).
+            pub fn keep_namespace(&mut self, namespace: &str) {
+                self.index = OnceLock::new();
+                $(if is_namespaced::<$kind>() {
+                    self.$field.retain_mut(|o| place_in(&mut o.object.metadata, namespace));
+                })*
+                self.others.retain_mut(|o| {
+                    let object = &mut o.object;
+                    if object.kind.starts_with("Cluster") {
+                        return true;
+                    }
+                    let kept = place_in(&mut object.metadata, namespace);
+                    // Checks read an untyped object's body: it says the same.
+                    if kept && let Some(body) = object.body.as_object_mut() {
+                        let meta = body.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+                        if let Some(meta) = meta.as_object_mut() {
+                            meta.insert("namespace".into(), namespace.into());
+                        }
+                    }
+                    kept
+                });
+            }
+
             /// How many objects were read.
             pub fn object_count(&self) -> usize {
                 0 $(+ self.$field.len())* + self.others.len()
@@ -393,6 +420,21 @@ macro_rules! typed_kinds {
             }
         }
     };
+}
+
+fn is_namespaced<K: Resource<Scope: 'static>>() -> bool {
+    std::any::TypeId::of::<K::Scope>() == std::any::TypeId::of::<NamespaceResourceScope>()
+}
+
+/// Whether an object of `meta` is in `namespace`, putting it there when it names none.
+fn place_in(meta: &mut ObjectMeta, namespace: &str) -> bool {
+    match meta.namespace.as_deref() {
+        Some(named) if !named.is_empty() => named == namespace,
+        _ => {
+            meta.namespace = Some(namespace.to_owned());
+            true
+        }
+    }
 }
 
 fn index_key(kind: &str, namespace: &str, name: &str) -> String {
@@ -704,5 +746,67 @@ fn redact_secret_values(secret: &mut serde_json::Map<String, Value>) {
             Some(value) if !value.is_null() => *value = Value::String(String::new()),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::parse::parse_text;
+
+    fn snapshot(yaml: &str) -> Snapshot {
+        let file: Arc<str> = Arc::from("test.yaml");
+        let mut snapshot = Snapshot::default();
+        for (object, origin) in parse_text(&file, yaml).objects {
+            snapshot.insert(object, origin);
+        }
+        snapshot
+    }
+
+    fn names(snapshot: &Snapshot) -> Vec<String> {
+        let mut names = Vec::new();
+        snapshot.for_each_object(|kind, meta| {
+            let namespace = meta.namespace.as_deref().unwrap_or("-");
+            let name = meta.name.as_deref().unwrap_or_default();
+            names.push(format!("{kind} {namespace}/{name}"));
+        });
+        names
+    }
+
+    #[test]
+    fn keeping_a_namespace_reads_the_files_as_a_live_scan_of_it_would() {
+        let mut read = snapshot(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: in-ml, namespace: ml}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: elsewhere, namespace: web}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: unplaced}\n---\n\
+             apiVersion: v1\nkind: Node\nmetadata: {name: gpu-1}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n---\n\
+             apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: llama}\n---\n\
+             apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: other, namespace: web}\n---\n\
+             apiVersion: serving.kserve.io/v1alpha1\nkind: ClusterServingRuntime\nmetadata: {name: vllm}\n",
+        );
+        read.keep_namespace("ml");
+        assert_eq!(
+            names(&read),
+            [
+                "Node -/gpu-1",
+                "Service ml/in-ml",
+                "Service ml/unplaced",
+                "ClusterRole -/reader",
+                "InferenceService ml/llama",
+                "ClusterServingRuntime -/vllm",
+            ]
+        );
+        // An untyped object's body, which checks read, is placed too.
+        let llama = read
+            .others
+            .iter()
+            .find(|o| o.object.kind == "InferenceService");
+        assert_eq!(
+            llama.map(|o| &o.object.body["metadata"]["namespace"]),
+            Some(&Value::from("ml"))
+        );
     }
 }

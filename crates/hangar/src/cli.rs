@@ -89,8 +89,10 @@ pub struct SourceArgs {
     /// The kubeconfig context for a live scan (default: the current context).
     #[arg(long, value_name = "NAME", conflicts_with = "paths")]
     pub context: Option<String>,
-    /// Limit a live scan to one namespace (cluster-scoped kinds are still read). Default: all.
-    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with = "paths")]
+    /// Only this namespace, as a live scan of it reads: from files, the objects of other
+    /// namespaces are left out and those that name none are put in it (as `kubectl apply -n`
+    /// does). Cluster-scoped kinds are read either way. Default: all.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Write what a scan read as one YAML file that `hangar audit FILE` reads back offline.
     #[arg(long, value_name = "FILE")]
@@ -117,7 +119,9 @@ pub struct FromArgs {
     /// The kubeconfig context for a live read (default: the current context).
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
     pub context: Option<String>,
-    /// Only this namespace (live: only its objects are read; files: only its endpoints).
+    /// Only this namespace (live: only its objects are read; files: only its endpoints, the
+    /// files read whole, for the evidence of other namespaces: the Node Events in `default`,
+    /// the GPU operator's pods).
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// The organisation policy (`hangar.yaml`): team labels, GPU pools, prices. See `hangar
@@ -133,7 +137,8 @@ impl FromArgs {
             paths: self.from.clone(),
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
-            namespace: self.namespace.clone(),
+            // Files are read whole; the endpoints are picked by namespace afterwards.
+            namespace: self.namespace.clone().filter(|_| self.from.is_empty()),
             save_snapshot: None,
             policy: self.policy.clone(),
         }

@@ -34,7 +34,13 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
                 .map(|path| holds_no_object(path.as_path()))
                 .collect();
         }
-        (snapshot, described)
+        match &source.namespace {
+            Some(namespace) => {
+                keep_namespace(&mut snapshot, namespace, &described);
+                (snapshot, format!("{described} namespace {namespace}"))
+            }
+            None => (snapshot, described),
+        }
     };
     if let Some(path) = &source.save_snapshot {
         save_snapshot(&snapshot, path)
@@ -46,6 +52,27 @@ pub fn load(source: &SourceArgs) -> Result<(Snapshot, String)> {
         );
     }
     Ok((snapshot, described))
+}
+
+/// `-n` with files: keeps what a live scan of `namespace` would read, and says so when no
+/// object names it (a mistyped namespace reads as a clean report otherwise).
+fn keep_namespace(snapshot: &mut Snapshot, namespace: &str, described: &str) {
+    let mut named = std::collections::BTreeSet::new();
+    snapshot.for_each_object(|_, meta| {
+        if let Some(named_one) = meta.namespace.as_deref().filter(|n| !n.is_empty()) {
+            named.insert(named_one.to_owned());
+        }
+    });
+    if !named.is_empty() && !named.contains(namespace) {
+        let named: Vec<String> = named.into_iter().collect();
+        eprintln!(
+            "note: no object in {} is in namespace {}; they name {}",
+            printable(described),
+            printable(namespace),
+            printable(&named.join(", "))
+        );
+    }
+    snapshot.keep_namespace(namespace);
 }
 
 /// Input that holds no Kubernetes object at all is not a clean scan of nothing: it is what an

@@ -108,6 +108,73 @@ fn json_lists_endpoints_and_findings_with_locations() {
 }
 
 #[test]
+fn a_namespace_limits_a_scan_of_files_as_it_limits_a_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // As `helm template` prints it: no namespace, for `kubectl apply -n` to place.
+    let unplaced = write(
+        dir.path(),
+        "unplaced.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: tgi}\nspec:\n  selector: {matchLabels: {app: tgi}}\n  template:\n    metadata: {labels: {app: tgi}}\n    spec:\n      containers:\n      - name: tgi\n        image: ghcr.io/huggingface/text-generation-inference:2.4.1\n",
+    );
+    let out = hangar(&[
+        "audit",
+        "examples/cluster",
+        unplaced.to_str().unwrap(),
+        "-n",
+        "payments-risk",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.code().is_some_and(|code| code < 2),
+        "{}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["source"]
+            .as_str()
+            .unwrap()
+            .ends_with(" namespace payments-risk")
+    );
+    let endpoints: Vec<String> = report["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["namespace"].as_str().unwrap(),
+                e["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(endpoints.len() >= 2, "{endpoints:?}");
+    assert!(
+        endpoints.iter().all(|e| e.starts_with("payments-risk/")),
+        "{endpoints:?}"
+    );
+    assert!(
+        endpoints.contains(&"payments-risk/tgi".to_owned()),
+        "{endpoints:?}"
+    );
+    for finding in report["findings"].as_array().unwrap() {
+        let namespace = finding["namespace"].as_str().unwrap_or_default();
+        assert!(["", "payments-risk"].contains(&namespace), "{finding}");
+    }
+
+    // A namespace no object names is said, not a quiet empty report.
+    let out = hangar(&["inventory", "examples/cluster", "-n", "payment-risk"]);
+    assert!(
+        stderr(&out).contains(
+            "no object in examples/cluster is in namespace payment-risk; they name assistant,"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn the_documented_cargo_run_commands_name_what_to_run() {
     // The workspace builds three binaries: `cargo run` without `--bin` refuses to pick one.
     let mut pages = vec![repo().join("README.md")];
