@@ -676,8 +676,9 @@ fn load_stream(
 ) -> (Snapshot, Logs) {
     let mut objects = Objects::new(name);
     // As `hangar audit` reads files: a NUL byte in what the first read gives (a file's first
-    // 8 KiB) is binary input, one error rather than one per line.
-    if reader.fill_buf().is_ok_and(|head| head.contains(&0)) {
+    // 8 KiB) is binary input, one error rather than one per line. Not in a container's log,
+    // which may print any byte.
+    if reader.fill_buf().is_ok_and(binary_before_the_logs) {
         let message = crate::files::BINARY_MESSAGE.to_owned();
         (objects.snapshot.errors).push(load_error(Path::new(name), None, message));
         return (objects.snapshot, Logs::default());
@@ -703,6 +704,15 @@ fn load_stream(
     let (logs, stream_not_read) = splitter.finish();
     not_read.absorb(stream_not_read);
     (objects.snapshot, logs)
+}
+
+/// Whether `head`, the start of a stream, has a NUL byte before its first log section.
+fn binary_before_the_logs(head: &[u8]) -> bool {
+    let logs = head
+        .windows(START.len())
+        .position(|window| window == START.as_bytes())
+        .unwrap_or(head.len());
+    head.get(..logs).is_some_and(|objects| objects.contains(&0))
 }
 
 /// The `logs.txt` files below a dump directory (`DIR/<namespace>/<pod>/logs.txt`). A file that
@@ -1094,6 +1104,23 @@ line three
         assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
         assert_eq!(snapshot.errors[0].message, crate::files::BINARY_MESSAGE);
         assert!(logs.current.is_empty());
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_log_near_the_start_is_log_text() {
+        // A small dump: the log, with a NUL a program printed, is within the first 8 KiB.
+        let stream = STREAM.replace("line two", "line\0two");
+        let mut not_read = UnreadLogs::default();
+        let (snapshot, logs) = load_stream(
+            "dump.txt",
+            stream.as_bytes(),
+            LogBounds::default(),
+            &mut not_read,
+        );
+        assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+        assert_eq!(snapshot.services.len(), 1);
+        let tail = &logs.current[&key("ml", "vllm-0", "vllm")];
+        assert_eq!(tail.lines.len(), 3);
     }
 
     #[test]
