@@ -343,6 +343,13 @@ pub struct GlobalLimits {
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1))]
     pub max_connections: u32,
+    /// Client connections open at once from one address; past it a new one is closed at once,
+    /// so that one client cannot take every place among `maxConnections`. Peers in
+    /// `trustedProxies` are not limited (a proxy carries many clients). None by default: behind
+    /// a load balancer that hides clients' addresses, all connections come from a few.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_connections_per_client: Option<u32>,
     /// Default upstream timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -432,6 +439,7 @@ impl Default for GlobalLimits {
             max_concurrent: default_global_concurrency(),
             request_read: default_request_read(),
             max_connections: default_max_connections(),
+            max_connections_per_client: None,
             timeouts: Timeouts::default(),
             drain: default_drain(),
             shutdown_delay: default_shutdown_delay(),
@@ -1194,6 +1202,11 @@ impl GatewayConfig {
         }
         if self.limits.max_connections == 0 {
             problems.push("limits.maxConnections: must be at least 1, or nothing is served".into());
+        }
+        if self.limits.max_connections_per_client == Some(0) {
+            problems.push(
+                "limits.maxConnectionsPerClient: must be at least 1, or no client is served (leave it out for no limit)".into(),
+            );
         }
         // A zero time would refuse or cut everything (and the idle watch would spin).
         let timeouts = &self.limits.timeouts;

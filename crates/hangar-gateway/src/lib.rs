@@ -10,6 +10,7 @@ mod activity;
 pub mod audit;
 pub mod auth;
 pub mod changes;
+mod clients;
 pub mod config;
 pub mod error;
 pub mod forwarded;

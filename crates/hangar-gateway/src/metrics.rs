@@ -358,6 +358,8 @@ pub struct Metrics {
     pub reloads: Counters,
     /// Requests whose rate limits were decided without the shared store, by what was done.
     pub shared_limits_fallbacks: Counters,
+    /// Connections closed at once because their client had `maxConnectionsPerClient` open.
+    pub client_connections_refused: Counters,
     /// Requests in flight now.
     pub in_flight: AtomicU64,
     /// Audit records written, dropped and summarised, read from the audit log at render time.
@@ -451,6 +453,12 @@ impl Default for Metrics {
                  failing or too slow), by what was done instead (local, refuse).",
                 &["action"],
             ),
+            client_connections_refused: Counters::new(
+                "hangar_gateway_client_connections_refused_total",
+                "Connections closed at once because their client address had \
+                 limits.maxConnectionsPerClient open.",
+                &[],
+            ),
             in_flight: AtomicU64::new(0),
             audit: Counters::new(
                 "hangar_gateway_audit_records_total",
@@ -534,6 +542,7 @@ impl Metrics {
         self.upstream_errors.render(&mut out);
         self.reloads.render(&mut out);
         self.shared_limits_fallbacks.render(&mut out);
+        self.client_connections_refused.render(&mut out);
         self.audit.render(&mut out);
         self.audit_seq.render(&mut out);
         self.content.render(&mut out);

@@ -19,6 +19,7 @@ use hangar_guard::{CanaryWatch, ExtractionMonitor};
 
 use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis};
 use crate::auth::{AuthError, Identity};
+use crate::clients::{ClientConnections, ClientPlace, TooManyConnections};
 use crate::config::{CapField, GatewayConfig, GuardAction};
 use crate::error::Refusal;
 use crate::json::Json;
@@ -156,6 +157,32 @@ impl Gateway {
     /// The configuration serving now.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// A place for a new connection from `peer` under `limits.maxConnectionsPerClient` (read at
+    /// each connection, so a reload applies to the next ones): `None` when its client is not
+    /// limited, and an error when it has its share open.
+    pub(crate) fn admit_client(
+        &self,
+        clients: &Arc<ClientConnections>,
+        peer: std::net::SocketAddr,
+    ) -> Result<Option<ClientPlace>, TooManyConnections> {
+        let runtime = self.runtime.load();
+        let Some(most) = runtime.config.limits.max_connections_per_client else {
+            return Ok(None);
+        };
+        let address = peer.ip();
+        if (runtime.trusted_proxies.iter()).any(|block| block.contains(address)) {
+            return Ok(None);
+        }
+        match clients.admit(address, most) {
+            Some(place) => Ok(Some(place)),
+            None => {
+                self.metrics.client_connections_refused.add(&[], 1);
+                tracing::debug!(client = %address, most, "connection refused: the client has its share open");
+                Err(TooManyConnections)
+            }
+        }
     }
 
     /// The configuration the process started with, whose listener and audit settings stay in

@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::activity::{Activity, Answer, Watched};
 use crate::audit::{AuditLogs, GatewayEvent, log_anchor};
 use crate::changes;
+use crate::clients::ClientConnections;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::proxy::{Gateway, Stage, handle};
 use crate::runtime::Runtime;
@@ -206,6 +207,7 @@ impl Server {
             .keep_alive_timeout(Duration::from_secs(20));
         let builder = Arc::new(builder);
         let slots = Arc::new(Semaphore::new(self.max_connections));
+        let clients = Arc::new(ClientConnections::default());
         let mut accept = Acceptor::new("the inference listener");
         // Every connection's task, so that the ones still running when the drain is over can be
         // ended here, each request in them writing its audit record before the log closes.
@@ -224,6 +226,10 @@ impl Server {
                 () = &mut shutdown => break,
                 accepted = accept.next(&self.listener) => {
                     let Some((stream, peer)) = accepted else { continue };
+                    let Ok(client_place) = self.gateway.admit_client(&clients, peer) else {
+                        // Closed at once: the client has its share of connections open.
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let serve = Connection {
                         gateway: Arc::clone(&self.gateway),
@@ -232,7 +238,10 @@ impl Server {
                         idle: self.header_read,
                         stage: self.gateway.stages(),
                     };
-                    connections.spawn(serve.run(stream, peer, slot));
+                    connections.spawn(async move {
+                        serve.run(stream, peer, slot).await;
+                        drop(client_place);
+                    });
                 }
                 // Forget the connections that are over.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -721,6 +721,60 @@ async fn a_client_that_takes_nothing_it_is_sent_loses_its_connection() {
 }
 
 #[tokio::test]
+async fn a_client_gets_its_share_of_connections_and_no_more() {
+    let upstream = fake().await;
+    let gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {maxConnectionsPerClient: 2}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let first = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let second = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // A third from the same address is closed at once, before it sends anything.
+    let mut third = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut [0; 1])).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the third connection was not closed: {read:?}"
+    );
+    assert!(!served_within(&gw, Duration::from_millis(500)).await);
+    // Its places come back as its connections close.
+    drop((first, second));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !served_within(&gw, Duration::from_secs(1)).await {
+        assert!(
+            Instant::now() < deadline,
+            "the client's places were not given back"
+        );
+    }
+    // The third, the first try, and any try before the gateway saw the two close.
+    let metrics = gw.metrics().await;
+    let refused: u64 = (metrics.lines())
+        .find_map(|line| line.strip_prefix("hangar_gateway_client_connections_refused_total "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no refusal count in {metrics}"));
+    assert!(refused >= 2, "{refused}");
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_is_not_limited_to_a_clients_share() {
+    let upstream = fake().await;
+    let gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {maxConnectionsPerClient: 1}\ntrustedProxies: [127.0.0.1]",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let _held = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(served_within(&gw, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
 async fn bodies_being_read_count_against_the_tenants_requests_in_flight() {
     let upstream = fake().await;
     let gw = start(
