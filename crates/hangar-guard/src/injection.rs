@@ -13,7 +13,8 @@
 //! and symbols as the letters they stand for (`1gn0r3`; both in the patterns themselves, so
 //! ASCII text is never copied). The two strongest requests, to ignore the instructions and to
 //! show the system prompt, are read in ten other languages too (`translations.rs`). Text that
-//! names ROT13 or a Caesar cipher, or asks to be read backwards, is also read so.
+//! names ROT13 or a Caesar cipher, or asks to be read backwards, is also read so, and text
+//! with words spelled letter by letter (`I G N O R E`) or joined by dots, put back together.
 //!
 //! Where a phrase stands weighs as much as the phrase: a request where one starts ("Ignore all
 //! previous instructions", "please ignore…") blocks; the same words in a sentence about them
@@ -114,7 +115,8 @@ struct Regexes {
 /// both spellings, for what the plain one alone costs.
 #[derive(Debug, Clone)]
 struct Phrases {
-    /// The phrase rules, then [`NO_RESTRICTIONS`], [`ROT13_HINT`] and [`REVERSED_HINT`].
+    /// The phrase rules, then [`NO_RESTRICTIONS`], [`ROT13_HINT`], [`REVERSED_HINT`] and
+    /// [`SPACED_HINT`].
     set: RegexSet,
     /// The phrase rules one by one, to weigh a rule that fired by where it matched, and the
     /// English alone of those with translations, to tell a translated match.
@@ -151,7 +153,7 @@ impl Phrases {
             .map(|phrase| compiled(&phrase.with_translations()))
             .collect();
         let no_restrictions = compiled(NO_RESTRICTIONS);
-        let hints = [ROT13_HINT, REVERSED_HINT].map(folded);
+        let hints = [ROT13_HINT, REVERSED_HINT, SPACED_HINT].map(folded);
         Some(Phrases {
             set: RegexSet::new(rules.iter().chain([&no_restrictions]).chain(&hints)).ok()?,
             rules: (rules.iter())
@@ -383,13 +385,16 @@ const FOLLOW_REACH: usize = 40;
 /// Text that names ROT13 or a Caesar cipher, or asks to read backwards (in the languages of
 /// `translations.rs`): worth reading that way too. Not "reverse" alone: "reversible", "reverse
 /// proxy".
-const ROT13_HINT: &str =
-    r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|цезар|凯撒|凱撒|シーザー|카이사르";
+const ROT13_HINT: &str = r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|цезар|凯撒|凱撒|シーザー|카이사르|shift\s+cipher|(?:each|every)\s+letter\s+(?:is\s+)?shifted|letters\s+(?:are\s+)?shifted";
 const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+(?:text|order|string|words?|letters)|reverse\s+(?:the|this|it|each|every)|(?:read|write|written|spell|spelled|spelt)\s+(?:it\s+|this\s+|that\s+)?(?:in\s+)?reverse|(?:flip|mirror)\s+(?:this|the|it|each)|right[\s-]+to[\s-]+left)(?-u:\b)|al\s+rev[ée]s|[àa]\s+l['’]envers|de\s+tr[áa]s\s+para\s+(?:a\s+)?frente|r[üu]ckw[äa]rts|achterstevoren|(?:leggi(?:lo)?|scritto)\s+al\s+contrario|al\s+rovescio|all['’]indietro|задом\s+наперё?е?д|в\s+обратном\s+порядке|倒着|倒著|倒过来|倒過來|反过来|反過來|逆から|逆さま|거꾸로";
 /// The shift a prompt names: after a word for it ("shift 3", "位移5"), or before "places".
 const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)[\s:=(-]*(?:of\s+|by\s+|de\s+|di\s+|um\s+|на\s+)?([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
+/// Words written letter by letter (`I G N O R E`, `i.g.n.o.r.e`, `忽 略 之 前`), or joined by
+/// dots (`Ignore.all.previous.instructions`): worth reading with the words put back together.
+const SPACED_HINT: &str = r"(?:^|[^\p{L}\p{N}])\p{L}(?:[ .*·_-]\p{L}){3,}(?:[^\p{L}\p{N}]|$)|\p{L}{2,}(?:\.\p{L}{2,}){3,}";
 const ROT13_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 1;
 const REVERSED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 2;
+const SPACED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 3;
 
 /// Base64 runs shorter than this are ignored (identifiers, short hashes).
 const MIN_BLOB: usize = 40;
@@ -594,6 +599,9 @@ impl Regexes {
         if matched.matched(REVERSED_HINT_INDEX) {
             rewritings.push(text.chars().rev().collect());
             rewritings.push(text.split_whitespace().rev().collect::<Vec<_>>().join(" "));
+        }
+        if matched.matched(SPACED_HINT_INDEX) {
+            rewritings.push(words_put_together(text));
         }
         for rewritten in rewritings {
             let mut inner = self.phrases.phrase_rules(&rewritten);
@@ -1753,6 +1761,64 @@ fn decode_base64_text(run: &[u8]) -> Option<String> {
         .chars()
         .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
     (readable && text.len() >= 16).then_some(text)
+}
+
+/// The separators of a word written letter by letter: `I G N O R E`, `i.g.n.o.r.e`, `i-g-n`.
+const LETTER_SEPARATORS: &[char] = &[' ', '.', '*', '·', '_', '-'];
+
+/// `text` with the words written letter by letter put back together (`I G N O R E   A L L` as
+/// `IGNORE ALL`: one separator between letters, a wider gap or ` / ` between words), and the
+/// words joined by dots set apart (`Ignore.all.previous` as `Ignore all previous`).
+fn words_put_together(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let letter = |at: usize| chars.get(at).is_some_and(|c| c.is_alphanumeric());
+    // A letter standing alone: a token of one.
+    let single = |at: usize| letter(at) && !letter(at + 1) && (at == 0 || !letter(at - 1));
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(&c) = chars.get(at) {
+        if !single(at) {
+            out.push(c);
+            at += 1;
+            continue;
+        }
+        let mut words = vec![String::from(c)];
+        let mut end = at + 1;
+        loop {
+            let next = (end..chars.len())
+                .find(|&i| letter(i))
+                .unwrap_or(chars.len());
+            if !single(next) {
+                break;
+            }
+            let gap: String = chars.get(end..next).unwrap_or_default().iter().collect();
+            let same_word = gap.chars().count() == 1 && gap.starts_with(LETTER_SEPARATORS);
+            let new_word = (gap.len() >= 2 && gap.trim().is_empty()) || gap.trim() == "/";
+            match (same_word, new_word, words.last_mut(), chars.get(next)) {
+                (true, _, Some(word), Some(&c)) => word.push(c),
+                (false, true, _, Some(&c)) => words.push(String::from(c)),
+                _ => break,
+            }
+            end = next + 1;
+        }
+        if words.iter().map(String::len).sum::<usize>() >= 4 {
+            out.push_str(&words.join(" "));
+        } else {
+            out.extend(chars.get(at..end).unwrap_or_default());
+        }
+        at = end;
+    }
+    out.split(' ')
+        .map(|token| {
+            let joined_by_dots = token.split('.').filter(|w| !w.is_empty()).count() >= 4;
+            if joined_by_dots {
+                token.replace('.', " ")
+            } else {
+                token.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `text` with each ASCII letter moved `shift` places back in the alphabet: a Caesar cipher
