@@ -597,6 +597,9 @@ struct Relay {
     rules: StreamRules,
     splitter: SseSplitter,
     ready: VecDeque<Bytes>,
+    /// Whether what was queued for the client last ends inside an event: bytes past
+    /// [`MAX_EVENT`] with no blank line, which flow on unframed.
+    open_event: bool,
     /// Once the gateway shuts down, until when the client may still take events.
     shutdown_grace: Option<tokio::time::Instant>,
     /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
@@ -623,6 +626,7 @@ impl Relay {
         Relay {
             rules,
             splitter: SseSplitter::default(),
+            open_event: false,
             ready: VecDeque::new(),
             shutdown_grace: None,
             watches: Vec::new(),
@@ -696,7 +700,7 @@ impl Relay {
                 ),
                 Heard::Frame(None) => {
                     if let Some(rest) = self.splitter.rest() {
-                        self.take_event(rest);
+                        self.take_rest(rest);
                     }
                     // A body that ends before the answer's end ends early: the client is told,
                     // not handed a cut answer that looks whole. An error event already said it.
@@ -778,6 +782,21 @@ impl Relay {
         }
     }
 
+    /// What was left when the model server's body ended, with no blank line after it. An event
+    /// that only lacks its blank line is passed on, ended; the start of one that broke off is
+    /// left out, for a client's parser would fail on it before it read the error that follows;
+    /// the rest of bytes flowing on unframed flows on.
+    fn take_rest(&mut self, rest: Bytes) {
+        if self.open_event {
+            return self.take_event(rest);
+        }
+        let facts = read_event(&rest);
+        if facts.read || facts.done {
+            let whole = rest.trim_ascii_end();
+            self.take_event(Bytes::from([whole, b"\n\n"].concat()));
+        }
+    }
+
     /// Reads one event and queues it for the client unless it is to be held back.
     fn take_event(&mut self, mut event: Bytes) {
         let facts = read_event(&event);
@@ -849,6 +868,7 @@ impl Relay {
         if facts.usage_only && self.rules.drop_usage_only {
             return;
         }
+        self.open_event = !(event.ends_with(b"\n\n") || event.ends_with(b"\r\n\r\n"));
         self.ready.push_back(event);
     }
 
@@ -877,8 +897,12 @@ impl Relay {
         })
     }
 
-    /// Ends the stream with an error event the client can read.
+    /// Ends the stream with an error event the client can read: an event of its own, after a
+    /// blank line that ends bytes flowing on unframed.
     fn fail(&mut self, message: &str, code: &'static str, end: StreamEnd) {
+        if std::mem::take(&mut self.open_event) {
+            self.ready.push_back(Bytes::from_static(b"\n\n"));
+        }
         self.ready.push_back(error_event(message, code));
         self.summary.told = Some(code);
         self.ended = Some(end);
@@ -1029,6 +1053,67 @@ mod tests {
             "data: {{\"choices\":[{{\"index\":{choice},\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
         );
         event.into_bytes().leak()
+    }
+
+    /// The data of each event the client received, which an SDK parses as JSON.
+    fn event_data(received: &str) -> Vec<&str> {
+        (received.split("\n\n"))
+            .filter(|event| !event.is_empty())
+            .map(|event| event.strip_prefix("data: ").unwrap_or(event))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_ends_inside_an_event_ends_in_an_error_event_of_its_own() {
+        let half: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hal";
+        let (_, mut client, summary) = relay_of(
+            vec![(0, ROLE), (0, TOKEN), (0, half)],
+            rules(Duration::from_secs(10), Duration::from_secs(10)),
+        );
+        let received = read_all(&mut client, Duration::ZERO).await;
+        // Half an event would make the client's JSON parser fail before it read the error.
+        assert!(!received.contains("hal"), "{received}");
+        for data in event_data(&received) {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(data).is_ok(),
+                "{data}"
+            );
+        }
+        assert!(received.contains("upstream_incomplete"), "{received}");
+        assert_eq!(summary.await.unwrap().end, StreamEnd::UpstreamError);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_last_event_without_its_blank_line_is_passed_on_ended() {
+        let (_, mut client, summary) = relay_of(
+            vec![(0, TOKEN), (0, b"data: [DONE]\n")],
+            rules(Duration::from_secs(10), Duration::from_secs(10)),
+        );
+        let received = read_all(&mut client, Duration::ZERO).await;
+        assert!(received.ends_with("data: [DONE]\n\n"), "{received}");
+        assert_eq!(summary.await.unwrap().end, StreamEnd::Complete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_after_unframed_bytes_is_an_event_of_its_own() {
+        // Past 64 KiB with no blank line the bytes flow on; the server then goes quiet.
+        let unframed: &'static [u8] = [b"data: ".as_slice(), &[b'Z'; 70 << 10]].concat().leak();
+        let (_, mut client, _) = relay_of(
+            vec![(0, TOKEN), (0, unframed), (5000, DONE)],
+            rules(Duration::from_secs(10), Duration::from_millis(500)),
+        );
+        let received = read_all(&mut client, Duration::ZERO).await;
+        assert!(
+            received.ends_with(&format!(
+                "ZZ\n\n{}",
+                String::from_utf8_lossy(&error_event(
+                    "the model server stopped sending",
+                    "upstream_timeout"
+                ))
+            )),
+            "{}",
+            &received[received.len().saturating_sub(200)..]
+        );
     }
 
     #[tokio::test(start_paused = true)]
