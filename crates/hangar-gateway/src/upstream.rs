@@ -51,6 +51,17 @@ impl BaseUrl {
 /// Parses `http://host:port[/prefix]`. A trailing `/v1` is dropped, since the request path
 /// brings its own.
 pub fn parse_base_url(text: &str) -> Result<BaseUrl, String> {
+    // Said without the URL: it holds a secret.
+    if let Some((_, after_scheme)) = text.split_once("://")
+        && after_scheme
+            .split(['/', '?', '#'])
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+    {
+        return Err(
+            "holds credentials (`user:password@`), which would reach the model server in its Host header and land in logs: give the model server's key in `apiKeyEnv`".to_owned(),
+        );
+    }
     let uri: http::Uri = text
         .parse()
         .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
@@ -858,6 +869,9 @@ mod tests {
     #[test]
     fn bad_base_urls_say_why() {
         assert!(parse_base_url("vllm:8000").unwrap_err().contains("http://"));
+        let credentials = parse_base_url("http://admin:S3CRET@vllm:8000/v1").unwrap_err();
+        assert!(credentials.contains("apiKeyEnv"), "{credentials}");
+        assert!(!credentials.contains("S3CRET"), "{credentials}");
         assert!(parse_base_url("ftp://x").unwrap_err().contains("http://"));
         assert!(
             parse_base_url("http://x/?a=b")
