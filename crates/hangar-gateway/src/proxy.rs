@@ -1598,6 +1598,25 @@ impl Call<'_> {
             .add(&[&self.facts.model, &self.version.name, kind], 1);
     }
 
+    /// The refusal of a whole answer larger than [`MAX_ANSWER`], which is not read on: held
+    /// whole in memory, a few such answers at once would cost gigabytes.
+    fn answer_too_large(&self) -> Refusal {
+        self.upstream_error("too_large");
+        tracing::warn!(
+            model = %self.facts.model,
+            version = %self.version.name,
+            "the model server's answer is larger than {} MiB; refused",
+            MAX_ANSWER >> 20
+        );
+        Refusal::bad_gateway(
+            "upstream_answer_too_large",
+            format!(
+                "the model server's answer is larger than the {} MiB the gateway reads whole; ask for it streamed",
+                MAX_ANSWER >> 20
+            ),
+        )
+    }
+
     /// A model server's answer that is no success, as the client's refusal.
     async fn refuse(&self, response: Response<UpstreamBody>, exchange: &mut Exchange) -> Refusal {
         let (head, said) = self.read_refusal(response).await;
@@ -1717,6 +1736,12 @@ impl Call<'_> {
         sent: Instant,
     ) -> Result<Response<ProxyBody>, Refusal> {
         let (parts, body) = response.into_parts();
+        let declared = (parts.headers.get(header::CONTENT_LENGTH))
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_ANSWER as u64) {
+            exchange.upstream = Some(sent.elapsed());
+            return Err(self.answer_too_large());
+        }
         let read =
             tokio::time::timeout(self.tenant.idle, Limited::new(body, MAX_ANSWER).collect()).await;
         exchange.upstream = Some(sent.elapsed());
@@ -1726,6 +1751,9 @@ impl Call<'_> {
                 return Err(Refusal::timeout(
                     "the model server stopped sending its answer",
                 ));
+            }
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+                return Err(self.answer_too_large());
             }
             Ok(Err(_)) => {
                 self.upstream_error("body");

@@ -616,6 +616,81 @@ async fn past_the_request_rate_the_tenant_gets_429_with_retry_after_and_others_d
     assert!(metrics.contains(refused), "{metrics}");
 }
 
+/// A model server that answers each request with `head` and then `body` bytes of `a`, in
+/// chunks when `head` declares no length.
+fn huge_answers(head: &'static str, body: usize) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut connection in listener.incoming().flatten() {
+            let _ = std::io::Read::read(&mut connection, &mut [0u8; 4096]);
+            let _ = std::io::Write::write_all(&mut connection, head.as_bytes());
+            let chunk = vec![b'a'; 1 << 20];
+            for _ in 0..body.div_ceil(chunk.len()) {
+                let framed = if head.contains("chunked") {
+                    [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat()
+                } else {
+                    chunk.clone()
+                };
+                if std::io::Write::write_all(&mut connection, &framed).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_whole_answer_too_large_to_read_is_said_so() {
+    let upstream = upstream().await;
+    let declared = huge_answers(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 70000000\r\n\r\n",
+        0,
+    );
+    let chunked = huge_answers(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        65 << 20,
+    );
+    let models = MODELS.to_owned()
+        + &format!(
+            "declared:\n  versions:\n    - {{name: v1, url: \"http://{declared}\", weight: 1}}\n"
+        )
+        + &format!(
+            "chunked:\n  versions:\n    - {{name: v1, url: \"http://{chunked}\", weight: 1}}\n"
+        );
+    let setup = Setup {
+        keys: KEYS,
+        tenants: TENANTS,
+        models: &models,
+        extra: "",
+    };
+    let gw = TestGateway::start(setup, &[&upstream.url()]).await;
+    for model in ["declared", "chunked"] {
+        let answer = gw
+            .post(
+                "/v1/chat/completions",
+                Some(gw.key("limited-1")),
+                &chat(model, "hi"),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{model}");
+        assert_eq!(
+            answer.code(),
+            "upstream_answer_too_large",
+            "{model}: {}",
+            answer.text()
+        );
+    }
+    let metrics = gw.metrics().await;
+    for model in ["declared", "chunked"] {
+        let line = format!(
+            "hangar_gateway_upstream_errors_total{{model=\"{model}\",version=\"v1\",kind=\"too_large\"}} 1"
+        );
+        assert!(metrics.contains(&line), "{line} missing from {metrics}");
+    }
+}
+
 #[tokio::test]
 async fn model_server_failures_are_clear_errors_never_hangs() {
     let upstream = upstream().await;
