@@ -528,17 +528,46 @@ pub struct ExtractionConfig {
     /// The sliding window the signals are measured over.
     #[serde(default = "default_extraction_window")]
     pub window: Seconds,
-    /// Fewer requests than this in the window never alert.
+    /// Fewer requests than this in the window never alert. At most 65,536: the requests a
+    /// key's window remembers.
     #[serde(default = "default_extraction_min_requests")]
+    #[schemars(range(min = 1, max = 65_536))]
     pub min_requests: u64,
     /// Share of distinct prompts in the window at or above which a key looks like it sweeps
-    /// the input space.
+    /// the input space: more than 0, at most 1.
     #[serde(default = "default_distinct_ratio")]
     pub distinct_ratio: f64,
     /// Completion tokens per prompt token at or above which a key looks like it harvests
-    /// outputs.
+    /// outputs: more than 0.
     #[serde(default = "default_output_input_ratio")]
     pub output_input_ratio: f64,
+}
+
+impl ExtractionConfig {
+    /// Thresholds that could never alert, or would alert on everything.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.window.0.is_zero() {
+            problems.push("guards.extraction.window: must be more than 0s".to_owned());
+        }
+        let most = hangar_guard::extraction::MAX_ENTRIES_PER_KEY as u64;
+        if !(1..=most).contains(&self.min_requests) {
+            problems.push(format!(
+                "guards.extraction.minRequests: must be from 1 to {most}, the requests a key's window remembers (more would never alert)"
+            ));
+        }
+        if !(self.distinct_ratio > 0.0 && self.distinct_ratio <= 1.0) {
+            problems.push(
+                "guards.extraction.distinctRatio: must be more than 0 and at most 1 (a share of the prompts)".to_owned(),
+            );
+        }
+        if !(self.output_input_ratio > 0.0 && self.output_input_ratio.is_finite()) {
+            problems.push(
+                "guards.extraction.outputInputRatio: must be a number more than 0".to_owned(),
+            );
+        }
+        problems
+    }
 }
 
 impl Default for ExtractionConfig {
@@ -1203,6 +1232,7 @@ impl GatewayConfig {
         if self.limits.max_connections == 0 {
             problems.push("limits.maxConnections: must be at least 1, or nothing is served".into());
         }
+        problems.extend(self.guards.extraction.problems());
         if self.limits.max_connections_per_client == Some(0) {
             problems.push(
                 "limits.maxConnectionsPerClient: must be at least 1, or no client is served (leave it out for no limit)".into(),
@@ -1713,6 +1743,42 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
             Ok(Duration::from_secs(366 * 86_400))
         );
         assert!(parse_duration("367d").is_err());
+    }
+
+    #[test]
+    fn extraction_thresholds_that_could_never_alert_are_refused() {
+        let problems = with_tenant(
+            "    models: [llama]\nguards:\n  extraction: {window: 0s, minRequests: 100000, distinctRatio: -1, outputInputRatio: .nan}",
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = problems
+            .iter()
+            .filter_map(|problem| problem.split(':').next())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "guards.extraction.window",
+                "guards.extraction.minRequests",
+                "guards.extraction.distinctRatio",
+                "guards.extraction.outputInputRatio"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            with_tenant(
+                "    models: [llama]\nguards:\n  extraction: {minRequests: 65536, distinctRatio: 1}"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn no_connection_limit_per_client_of_zero() {
+        let problems =
+            with_tenant("    models: [llama]\nlimits:\n  maxConnectionsPerClient: 0").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("limits.maxConnectionsPerClient: must be at least 1"));
     }
 
     #[test]
