@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -558,6 +559,8 @@ struct RemoteKeys {
     /// Held while a fetch is in flight, so concurrent refetches wait for it and reuse its
     /// answer instead of repeating it.
     fetching: tokio::sync::Mutex<()>,
+    /// Set while a task renews keys that are past `cache_for`.
+    renewing: AtomicBool,
 }
 
 #[derive(Clone, Default)]
@@ -586,6 +589,7 @@ impl RemoteKeys {
             cache_for,
             state: Mutex::new(Fetched::default()),
             fetching: tokio::sync::Mutex::new(()),
+            renewing: AtomicBool::new(false),
         })
     }
 
@@ -597,12 +601,14 @@ impl RemoteKeys {
             cache_for,
             state: Mutex::new(lock(&self.state).clone()),
             fetching: tokio::sync::Mutex::new(()),
+            renewing: AtomicBool::new(false),
         }
     }
 
-    /// The cached keys while fresh; otherwise fetched again. A stale set keeps serving while
-    /// another request fetches its successor.
-    async fn current(&self, now: Timestamp) -> Result<Arc<KeySet>, AuthError> {
+    /// The cached keys while fresh; otherwise fetched again. A stale set keeps serving while a
+    /// task fetches its successor: no request waits on the identity provider, slow or down as
+    /// it may be, but the first one, and one naming a key the set lacks.
+    async fn current(self: &Arc<Self>, now: Timestamp) -> Result<Arc<KeySet>, AuthError> {
         let (cached, fresh) = {
             let state = lock(&self.state);
             let fresh = state
@@ -612,10 +618,16 @@ impl RemoteKeys {
         };
         match cached {
             Some(keys) if fresh => Ok(keys),
-            Some(keys) => match self.fetching.try_lock() {
-                Ok(fetching) => self.refresh_holding(fetching, now).await,
-                Err(_) => Ok(keys),
-            },
+            Some(keys) => {
+                if !self.renewing.swap(true, Ordering::AcqRel) {
+                    let renew = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let _ = renew.refresh(now).await;
+                        renew.renewing.store(false, Ordering::Release);
+                    });
+                }
+                Ok(keys)
+            }
             None => self.refresh(now).await,
         }
     }
