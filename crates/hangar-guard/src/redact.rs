@@ -628,7 +628,8 @@ enum Shape {
     ValueAfterAssignment,
     /// The credential after `Bearer`, if it looks like one (has a digit and a letter).
     BearerCredential,
-    /// The credential after `Basic`, if it decodes to readable `user:password`.
+    /// The credential after `Basic`, if it decodes to `user:password` with no control
+    /// character (in UTF-8 or Latin-1).
     BasicCredential,
     /// The password of a match `://user:password@`: after the first `:` past `://`, up to the
     /// `@`.
@@ -642,7 +643,8 @@ enum Shape {
     Email,
     /// A phone number, if its digit count and surroundings say it is one.
     Phone,
-    /// A phone number written in pairs of digits, unless more pairs follow (a table).
+    /// A phone number written in pairs of digits, unless more digits come before or after it
+    /// (a table).
     PairedPhone,
 }
 
@@ -676,9 +678,9 @@ impl Shape {
             Shape::BasicCredential => {
                 let value = end - after_blanks(bytes.get(start..end)?)?.len();
                 let decoded = crate::base64::decode(bytes.get(value..end)?)?;
-                let decoded = String::from_utf8(decoded).ok()?;
-                let readable = !decoded.chars().any(char::is_control);
-                (readable && decoded.contains(':')).then_some((value, end))
+                // UTF-8 or, as RFC 7617 allows, Latin-1: no ASCII control character.
+                let readable = !decoded.iter().any(|b| b.is_ascii_control());
+                (readable && decoded.contains(&b':')).then_some((value, end))
             }
             Shape::UrlPassword => {
                 let userinfo = start + "://".len();
@@ -693,10 +695,15 @@ impl Shape {
             Shape::Email => (!in_url_authority(text, start)).then_some((start, end)),
             Shape::Phone => phone_span(text, start, end),
             Shape::PairedPhone => {
-                let more = bytes.get(end..end + 2).is_some_and(|after| {
+                let more_after = bytes.get(end..end + 2).is_some_and(|after| {
                     matches!(after.first(), Some(b' ' | b'.')) && is_digit(after, 1)
                 });
-                if more {
+                let more_before = (start.checked_sub(2))
+                    .and_then(|from| bytes.get(from..start))
+                    .is_some_and(|before| {
+                        is_digit(before, 0) && matches!(before.get(1), Some(b' ' | b'.'))
+                    });
+                if more_after || more_before {
                     None
                 } else {
                     phone_span(text, start, end)
@@ -706,24 +713,22 @@ impl Shape {
     }
 }
 
-/// Whether `at` is inside the part of a URL between its `://` and the path that follows.
+/// Whether the address found at `at` is in the user part of a URL: right after its `://`
+/// (`ssh://git@github.com`), or after its user and part of its password
+/// (`postgres://admin:p!ss@db.example.com`, whose password the password rule masks). A `/`,
+/// `?`, `#`, a blank, a comma or a bracket since the `://` ends the URL's authority:
+/// `https://example.com?to=jane@example.com` and `https://acme.com,jane@acme.com` hold addresses.
 fn in_url_authority(text: &str, at: usize) -> bool {
     const LOOK_BACK: usize = 256;
-    let bytes = text.as_bytes();
-    let from = at.saturating_sub(LOOK_BACK);
-    let before = bytes.get(from..at).unwrap_or_default();
-    // The URL's own characters: no blank, quote or bracket.
-    let token_start = before
-        .iter()
-        .rposition(|b| {
-            b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'(' | b')')
-        })
-        .map_or(0, |i| i + 1);
-    let token = before.get(token_start..).unwrap_or_default();
-    let scheme_end = token.windows(3).rposition(|w| w == b"://");
-    scheme_end
-        .and_then(|scheme_end| token.get(scheme_end + 3..))
-        .is_some_and(|authority| !authority.contains(&b'/'))
+    let mut from = at.saturating_sub(LOOK_BACK);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let before = text.get(from..at).unwrap_or_default();
+    before.rfind("://").is_some_and(|scheme_end| {
+        let user = before.get(scheme_end + 3..).unwrap_or_default();
+        !user.contains(|c: char| c.is_whitespace() || "/?#@[](),;\"'<>".contains(c))
+    })
 }
 
 /// What follows the first run of blanks in `matched`, if anything does.

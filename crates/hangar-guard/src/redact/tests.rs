@@ -609,9 +609,38 @@ fn passwords_in_urls_are_masked_and_nothing_else() {
     ] {
         assert!(redact(text).is_clean(), "{text}");
     }
+    for (text, expected) in [
+        (
+            "https://example.com/unsubscribe?to=jane@example.com",
+            "https://example.com/unsubscribe?to=[REDACTED:email]",
+        ),
+        (
+            "https://example.com?to=jane@example.com",
+            "https://example.com?to=[REDACTED:email]",
+        ),
+        (
+            "https://example.com#c=jane@example.com",
+            "https://example.com#c=[REDACTED:email]",
+        ),
+        (
+            "https://acme.com,jane@acme.com",
+            "https://acme.com,[REDACTED:email]",
+        ),
+        (
+            "[https://x.io]jane@example.com",
+            "[https://x.io][REDACTED:email]",
+        ),
+        (
+            "site=https://acme.com;owner=jane@acme.com",
+            "site=https://acme.com;owner=[REDACTED:email]",
+        ),
+    ] {
+        assert_eq!(masked(text), expected, "{text}");
+    }
+    // A password with characters an address cannot hold still leaves the host readable.
     assert_eq!(
-        masked("https://example.com/unsubscribe?to=jane@example.com"),
-        "https://example.com/unsubscribe?to=[REDACTED:email]"
+        masked("postgres://admin:p!ss@db.example.com:5432/app"),
+        "postgres://admin:[REDACTED:provider_key]@db.example.com:5432/app"
     );
 }
 
@@ -637,8 +666,12 @@ fn basic_credentials_are_masked_when_they_decode_to_a_user_and_password() {
         masked("curl -H 'Authorization: Basic YWRtaW46aHVudGVyMg==' https://registry"),
         "curl -H 'Authorization: Basic [REDACTED:bearer_token]' https://registry"
     );
-    // Unpadded, and a password that is not ASCII.
-    for credential in ["Y2ktYm90OnMzY3IzdC10MGtlbg", "asO8cmdlbjpww6Rzc3dvcnQ="] {
+    // Unpadded, a password that is not ASCII, and one in Latin-1.
+    for credential in [
+        "Y2ktYm90OnMzY3IzdC10MGtlbg",
+        "asO8cmdlbjpww6Rzc3dvcnQ=",
+        "YWRtaW46cORzc3dvcnQ=",
+    ] {
         let text = format!("authorization: basic {credential}\n");
         let result = redact(&text);
         assert_eq!(
@@ -852,6 +885,7 @@ fn ordinary_numbers_are_not_phones() {
         "scores 10 20 30 40 50 60",
         "version 0.12.34.56.78",
         "grid 01 23 45 67 89 10 11",
+        "grid 10 11 01 23 45 67 89",
     ] {
         let result = redact(text);
         assert!(result.is_clean(), "{text} -> {}", result.text);
