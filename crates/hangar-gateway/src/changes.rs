@@ -180,7 +180,7 @@ models:
   m:
     versions:
       - {name: blue, url: \"http://127.0.0.1:8000\", weight: 90}
-      - {name: green, url: \"http://user:secret@127.0.0.1:8001\", weight: 10}
+      - {name: green, url: \"http://127.0.0.1:8001/t/secret\", weight: 10}
 guards:
   canarySeed: first-seed-of-enough-length
 audit:
@@ -262,7 +262,7 @@ audit:
     fn values_that_may_be_secret_are_named_not_shown() {
         let found = changes(|text| {
             *text = text
-                .replace("user:secret@", "user:other@")
+                .replace("t/secret", "t/other")
                 .replace("first-seed", "second-seed");
         });
         assert_eq!(

@@ -51,12 +51,11 @@ impl BaseUrl {
 /// Parses `http://host:port[/prefix]`. A trailing `/v1` is dropped, since the request path
 /// brings its own.
 pub fn parse_base_url(text: &str) -> Result<BaseUrl, String> {
-    // Said without the URL: it holds a secret.
-    if let Some((_, after_scheme)) = text.split_once("://")
-        && after_scheme
-            .split(['/', '?', '#'])
-            .next()
-            .is_some_and(|authority| authority.contains('@'))
+    // Said without the URL: it holds a secret. Any `@` counts, for a password may hold a `/`,
+    // and a base URL has no query or fragment an `@` could belong to.
+    if text
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('@'))
     {
         return Err(
             "holds credentials (`user:password@`), which would reach the model server in its Host header and land in logs: give the model server's key in `apiKeyEnv`".to_owned(),
@@ -869,9 +868,14 @@ mod tests {
     #[test]
     fn bad_base_urls_say_why() {
         assert!(parse_base_url("vllm:8000").unwrap_err().contains("http://"));
-        let credentials = parse_base_url("http://admin:S3CRET@vllm:8000/v1").unwrap_err();
-        assert!(credentials.contains("apiKeyEnv"), "{credentials}");
-        assert!(!credentials.contains("S3CRET"), "{credentials}");
+        for url in [
+            "http://admin:S3CRET@vllm:8000/v1",
+            "http://svc:S3C/RET+g==@vllm:8000",
+        ] {
+            let credentials = parse_base_url(url).unwrap_err();
+            assert!(credentials.contains("apiKeyEnv"), "{credentials}");
+            assert!(!credentials.contains("S3C"), "{credentials}");
+        }
         assert!(parse_base_url("ftp://x").unwrap_err().contains("http://"));
         assert!(
             parse_base_url("http://x/?a=b")
