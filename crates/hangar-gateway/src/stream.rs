@@ -68,6 +68,11 @@ impl SseSplitter {
     }
 }
 
+/// Whether `bytes` end with the blank line that ends an event.
+fn ends_an_event(bytes: &[u8]) -> bool {
+    bytes.ends_with(b"\n\n") || bytes.ends_with(b"\n\r\n")
+}
+
 /// The index just past the first `\n\n` or `\r\n\r\n`.
 fn find_event_end(bytes: &[u8]) -> Option<usize> {
     let mut i = 0;
@@ -794,6 +799,9 @@ impl Relay {
         if facts.read || facts.done {
             let whole = rest.trim_ascii_end();
             self.take_event(Bytes::from([whole, b"\n\n"].concat()));
+        } else if !rest.trim_ascii_start().starts_with(b"data:") {
+            // Not half an event: a server's own format, passed on as it came.
+            self.take_event(rest);
         }
     }
 
@@ -868,7 +876,7 @@ impl Relay {
         if facts.usage_only && self.rules.drop_usage_only {
             return;
         }
-        self.open_event = !(event.ends_with(b"\n\n") || event.ends_with(b"\r\n\r\n"));
+        self.open_event = !ends_an_event(&event);
         self.ready.push_back(event);
     }
 
