@@ -391,7 +391,7 @@ const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+
 const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)[\s:=(-]*(?:of\s+|by\s+|de\s+|di\s+|um\s+|на\s+)?([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
 /// Words written letter by letter (`I G N O R E`, `i.g.n.o.r.e`, `忽 略 之 前`), or joined by
 /// dots (`Ignore.all.previous.instructions`): worth reading with the words put back together.
-const SPACED_HINT: &str = r"(?:^|[^\p{L}\p{N}])\p{L}(?:[ .*·_-]\p{L}){3,}(?:[^\p{L}\p{N}]|$)|\p{L}{2,}(?:\.\p{L}{2,}){3,}";
+const SPACED_HINT: &str = r"(?:^|[^\p{L}\p{N}])\p{L}(?:[ .*·_\x{a0}\x{3000}-]\p{L}){3,}(?:[^\p{L}\p{N}]|$)|\p{L}{2,}(?:\.\p{L}{2,}){3,}";
 const ROT13_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 1;
 const REVERSED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 2;
 const SPACED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 3;
@@ -422,8 +422,9 @@ impl InjectionScanner {
         }
         let text = plain_letters(text);
         if let Some(matched) = regexes.phrases.matches(&text) {
-            fired.merge(regexes.phrases.weigh(&text, &matched));
-            fired.merge(regexes.rewritten_payload(&text, &matched));
+            let plain = regexes.phrases.weigh(&text, &matched);
+            fired.merge(plain);
+            fired.merge(regexes.rewritten_payload(&text, &matched, plain));
         }
         fired.merge(regexes.encoded_payload(&text));
         signal(fired)
@@ -449,6 +450,15 @@ impl Fired {
 
     fn any(&self) -> bool {
         self.0.iter().any(|&weight| weight > 0)
+    }
+
+    /// Forgets the rules that fired no more strongly than in `other`.
+    fn keep_stronger_than(&mut self, other: Fired) {
+        for (weight, before) in self.0.iter_mut().zip(other.0) {
+            if *weight <= before {
+                *weight = 0;
+            }
+        }
     }
 
     /// Forgets every rule but `rules`.
@@ -578,9 +588,11 @@ impl Regexes {
     }
 
     /// Reads the text in ROT13, or backwards, when it names that way of writing (the phrase
-    /// set `matched` the hint): a payload that then triggers phrase rules fires them, with
-    /// `encoded-payload`.
-    fn rewritten_payload(&self, text: &str, matched: &SetMatches) -> Fired {
+    /// set `matched` the hint), or with spelled-out words put together: a payload that then
+    /// triggers phrase rules more strongly than the `plain` text did fires them, with
+    /// `encoded-payload`. A mention the plain text already showed gains nothing from a
+    /// rewrite that leaves it as it was.
+    fn rewritten_payload(&self, text: &str, matched: &SetMatches, plain: Fired) -> Fired {
         let mut rewritings = Vec::new();
         if matched.matched(ROT13_HINT_INDEX) {
             // The shift the prompt names ("shift 3"), else ROT13's and Caesar's own, 3.
@@ -611,6 +623,7 @@ impl Regexes {
                 REVEAL_SYSTEM_PROMPT_RULE,
                 ROLE_OVERRIDE_RULE,
             ]);
+            inner.keep_stronger_than(plain);
             if inner.any() {
                 inner.fire(ENCODED_PAYLOAD_RULE, ENCODED_PAYLOAD.weight);
                 return inner;
@@ -1763,8 +1776,9 @@ fn decode_base64_text(run: &[u8]) -> Option<String> {
     (readable && text.len() >= 16).then_some(text)
 }
 
-/// The separators of a word written letter by letter: `I G N O R E`, `i.g.n.o.r.e`, `i-g-n`.
-const LETTER_SEPARATORS: &[char] = &[' ', '.', '*', '·', '_', '-'];
+/// The separators of a word written letter by letter: `I G N O R E`, `i.g.n.o.r.e`, `i-g-n`,
+/// and the no-break and ideographic spaces.
+const LETTER_SEPARATORS: &[char] = &[' ', '.', '*', '·', '_', '-', '\u{a0}', '\u{3000}'];
 
 /// `text` with the words written letter by letter put back together (`I G N O R E   A L L` as
 /// `IGNORE ALL`: one separator between letters, a wider gap or ` / ` between words), and the
@@ -1793,7 +1807,7 @@ fn words_put_together(text: &str) -> String {
             }
             let gap: String = chars.get(end..next).unwrap_or_default().iter().collect();
             let same_word = gap.chars().count() == 1 && gap.starts_with(LETTER_SEPARATORS);
-            let new_word = (gap.len() >= 2 && gap.trim().is_empty()) || gap.trim() == "/";
+            let new_word = (gap.chars().count() >= 2 && gap.trim().is_empty()) || gap.trim() == "/";
             match (same_word, new_word, words.last_mut(), chars.get(next)) {
                 (true, _, Some(word), Some(&c)) => word.push(c),
                 (false, true, _, Some(&c)) => words.push(String::from(c)),
