@@ -383,7 +383,8 @@ macro_rules! typed_kinds {
             /// other namespaces are left out, and a namespaced object that names none is put in
             /// `namespace`, as `kubectl apply -n` puts it. Cluster-scoped objects (a Node, a
             /// ClusterRole) all stay. A kind Hangar does not type is taken as namespaced unless
-            /// its name begins with `Cluster` (`ClusterServingRuntime`).
+            /// its name begins with `Cluster` (`ClusterServingRuntime`) or it is one of
+            /// [`CLUSTER_SCOPED_KINDS`].
             pub fn keep_namespace(&mut self, namespace: &str) {
                 self.index = OnceLock::new();
                 $(if is_namespaced::<$kind>() {
@@ -391,7 +392,9 @@ macro_rules! typed_kinds {
                 })*
                 self.others.retain_mut(|o| {
                     let object = &mut o.object;
-                    if object.kind.starts_with("Cluster") {
+                    if object.kind.starts_with("Cluster")
+                        || CLUSTER_SCOPED_KINDS.contains(&object.kind.as_str())
+                    {
                         return true;
                     }
                     let kept = place_in(&mut object.metadata, namespace);
@@ -421,6 +424,42 @@ macro_rules! typed_kinds {
         }
     };
 }
+
+/// Cluster-scoped kinds Hangar does not type, whose names do not begin with `Cluster`: the
+/// built-in ones, and those of the node provisioners, queues and GPU stacks inference runs on.
+const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "APIService",
+    "CSIDriver",
+    "CSINode",
+    "CertificateSigningRequest",
+    "CustomResourceDefinition",
+    "DeviceClass",
+    "FlowSchema",
+    "GatewayClass",
+    "IngressClass",
+    "MutatingWebhookConfiguration",
+    "PersistentVolume",
+    "PodSecurityPolicy",
+    "PriorityClass",
+    "PriorityLevelConfiguration",
+    "ResourceSlice",
+    "RuntimeClass",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
+    "VolumeSnapshotClass",
+    // Karpenter and its providers' node classes.
+    "NodePool",
+    "NodeClaim",
+    "EC2NodeClass",
+    "AKSNodeClass",
+    // Kueue, and Node Feature Discovery.
+    "ResourceFlavor",
+    "WorkloadPriorityClass",
+    "Topology",
+    "NodeFeatureRule",
+];
 
 fn is_namespaced<K: Resource<Scope: 'static>>() -> bool {
     std::any::TypeId::of::<K::Scope>() == std::any::TypeId::of::<NamespaceResourceScope>()
@@ -785,7 +824,8 @@ mod tests {
              apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n---\n\
              apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: llama}\n---\n\
              apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: other, namespace: web}\n---\n\
-             apiVersion: serving.kserve.io/v1alpha1\nkind: ClusterServingRuntime\nmetadata: {name: vllm}\n",
+             apiVersion: serving.kserve.io/v1alpha1\nkind: ClusterServingRuntime\nmetadata: {name: vllm}\n---\n\
+             apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: gpu}\n",
         );
         read.keep_namespace("ml");
         assert_eq!(
@@ -797,6 +837,7 @@ mod tests {
                 "ClusterRole -/reader",
                 "InferenceService ml/llama",
                 "ClusterServingRuntime -/vllm",
+                "NodePool -/gpu",
             ]
         );
         // An untyped object's body, which checks read, is placed too.
