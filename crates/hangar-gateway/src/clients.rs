@@ -15,8 +15,7 @@ impl ClientConnections {
     /// A place for one more connection from `address`, held until the place is dropped, or
     /// `None` when the address has `most` open already.
     pub(crate) fn admit(self: &Arc<Self>, address: IpAddr, most: u32) -> Option<ClientPlace> {
-        // An IPv4 client reached over an IPv6 socket is the same client.
-        let address = address.to_canonical();
+        let address = client_of(address);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(address).or_default();
         if *count >= most {
@@ -33,6 +32,16 @@ impl ClientConnections {
     fn open(&self, address: IpAddr) -> u32 {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.get(&address).copied().unwrap_or(0)
+    }
+}
+
+/// The client an address belongs to: an IPv4 address reached over an IPv6 socket is that
+/// IPv4 client, and an IPv6 address is its /64, which one host or site holds whole (a client
+/// could otherwise open each connection from another of its addresses).
+fn client_of(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 
@@ -81,6 +90,20 @@ mod tests {
             clients.admit(other, 2).is_some(),
             "another client is not limited"
         );
+        // Two addresses of one IPv6 /64 are one client.
+        let (v6, same_64): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::1".parse().unwrap(),
+            "2001:db8:1:2:ffff::9".parse().unwrap(),
+        );
+        {
+            let _held = clients.admit(v6, 1);
+            assert!(clients.admit(same_64, 1).is_none());
+            assert!(
+                clients
+                    .admit("2001:db8:1:3::1".parse().unwrap(), 1)
+                    .is_some()
+            );
+        }
         drop(first);
         assert_eq!(clients.open(one), 1);
         assert!(clients.admit(one, 2).is_some());
