@@ -1815,7 +1815,7 @@ fn words_put_together(text: &str) -> String {
             }
             end = next + 1;
         }
-        if words.iter().map(String::len).sum::<usize>() >= 4 {
+        if words.iter().map(|word| word.chars().count()).sum::<usize>() >= 4 {
             out.push_str(&words.join(" "));
         } else {
             out.extend(chars.get(at..end).unwrap_or_default());
