@@ -452,6 +452,15 @@ impl Fired {
         self.0.iter().any(|&weight| weight > 0)
     }
 
+    /// Forgets the phrase rules that fired below their full weight: mentions, not requests.
+    fn keep_full_weight(&mut self) {
+        for (rule, weight) in self.0.iter_mut().enumerate() {
+            if *weight < phrase_rule_weight(rule) {
+                *weight = 0;
+            }
+        }
+    }
+
     /// Forgets the rules that fired no more strongly than in `other`.
     fn keep_stronger_than(&mut self, other: Fired) {
         for (weight, before) in self.0.iter_mut().zip(other.0) {
@@ -623,6 +632,9 @@ impl Regexes {
                 REVEAL_SYSTEM_PROMPT_RULE,
                 ROLE_OVERRIDE_RULE,
             ]);
+            // A request where one starts, not a sentence about one ("attackers write
+            // i g n o r e…", a config key `prompt.ignore.previous.instructions`).
+            inner.keep_full_weight();
             inner.keep_stronger_than(plain);
             if inner.any() {
                 inner.fire(ENCODED_PAYLOAD_RULE, ENCODED_PAYLOAD.weight);
