@@ -676,11 +676,8 @@ impl Shape {
                 (has_digit && has_letter).then_some((value, end))
             }
             Shape::BasicCredential => {
-                let value = end - after_blanks(bytes.get(start..end)?)?.len();
-                let decoded = crate::base64::decode(bytes.get(value..end)?)?;
-                // UTF-8 or, as RFC 7617 allows, Latin-1: no ASCII control character.
-                let readable = !decoded.iter().any(|b| b.is_ascii_control());
-                (readable && decoded.contains(&b':')).then_some((value, end))
+                let value = start + basic_value_offset(bytes.get(start..end)?)?;
+                basic_credential(bytes.get(value..end)?).then_some((value, end))
             }
             Shape::UrlPassword => {
                 let userinfo = start + "://".len();
@@ -731,12 +728,47 @@ fn in_url_authority(text: &str, at: usize) -> bool {
     })
 }
 
-/// What follows the first run of blanks in `matched`, if anything does.
-fn after_blanks(matched: &[u8]) -> Option<&[u8]> {
-    let blank = |b: &u8| matches!(b, b' ' | b'\t');
-    let first = matched.iter().position(blank)?;
-    let rest = matched.get(first..)?;
-    rest.get(rest.iter().position(|b| !blank(b))?..)
+/// Where the credential starts in a match `Basic <credential>`: past `Basic` and the blanks,
+/// line breaks or URL-encoded spaces (`%20`) after it.
+fn basic_value_offset(matched: &[u8]) -> Option<usize> {
+    let mut at = "basic".len();
+    loop {
+        match matched.get(at..)? {
+            [b' ' | b'\t' | b'\r' | b'\n', ..] => at += 1,
+            [b'%', b'2', b'0', ..] => at += 3,
+            _ => return Some(at),
+        }
+    }
+}
+
+/// Whether `value` is the base64 of `user:password`: padded to a multiple of four (`=` or
+/// `%3D`), as RFC 7617's clients send it; a user before the `:`; no control character, in
+/// UTF-8 or Latin-1; and not a word (a digit, a symbol or a capital past its first letter),
+/// so that "Basic Overview" or "Basic Ordering", whose base64 readings hold a `:`, stay.
+fn basic_credential(value: &[u8]) -> bool {
+    let mut encoded = value;
+    let mut padding = 0;
+    loop {
+        if let Some(rest) = encoded.strip_suffix(b"=") {
+            encoded = rest;
+        } else if let [rest @ .., b'%', b'3', b'd' | b'D'] = encoded {
+            encoded = rest;
+        } else {
+            break;
+        }
+        padding += 1;
+    }
+    let not_a_word = encoded.iter().skip(1).any(|b| !b.is_ascii_lowercase());
+    let Some(decoded) = crate::base64::decode(encoded) else {
+        return false;
+    };
+    (encoded.len() + padding).is_multiple_of(4)
+        && not_a_word
+        && decoded
+            .iter()
+            .position(|&b| b == b':')
+            .is_some_and(|colon| colon > 0)
+        && !decoded.iter().any(u8::is_ascii_control)
 }
 
 /// Where the private key block that starts before `from` ends: after its END line, or at the
@@ -908,7 +940,7 @@ const SECRET_PATTERNS: &[Pattern] = &[
     Pattern {
         kind: SecretKind::BearerToken,
         shape: Shape::BasicCredential,
-        regex: r"\b(?i:basic)[ \t]+[A-Za-z0-9+/_-]{8,}=*",
+        regex: r"\b(?i:basic)(?:[ \t\r\n]+|%20)[A-Za-z0-9+/_-]{8,}(?:=|%3[dD]){0,2}",
     },
     Pattern {
         kind: SecretKind::PrivateKey,
