@@ -233,7 +233,7 @@ impl Redactor {
     /// Adds the spans of every find in `text`.
     fn find(&self, text: &str, spans: &mut Vec<Span>) {
         self.secrets.find(text, 0..text.len(), spans);
-        if text.contains('@') {
+        if text.contains(['@', '＠']) {
             self.emails.find(text, 0..text.len(), spans);
         }
         if self.phones.is_enabled() {
@@ -689,7 +689,7 @@ impl Shape {
                 (!digest).then_some((from, to))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
-            Shape::Email => (!in_url_authority(text, start)).then_some((start, end)),
+            Shape::Email => email_span(text, start, end),
             Shape::Phone => phone_span(text, start, end),
             Shape::PairedPhone => {
                 let more_after = bytes.get(end..end + 2).is_some_and(|after| {
@@ -710,10 +710,39 @@ impl Shape {
     }
 }
 
+/// Image files named like addresses (`icon@2x.png`): these are no top-level domains.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "avif",
+];
+
+/// Accepts an address unless it is something else that reads like one: the user of a URL
+/// (see [`in_url_authority`]), a git remote's `user@host:path`, a method call on a matrix
+/// product (`q@k.transpose(…)`), an image at a pixel density (`icon@2x.png`). A URL's user
+/// that is an address, its password after it (`smtp://jane@acme.com:pw@smtp.acme.com`), is one.
+fn email_span(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let after = text.get(end..).unwrap_or_default();
+    let after_colon = after.strip_prefix(':');
+    let password_follows = after_colon.is_some_and(|rest| {
+        (rest.split(|c: char| c.is_whitespace() || c == '/').next())
+            .is_some_and(|p| p.contains('@'))
+    });
+    if password_follows {
+        return Some((start, end));
+    }
+    // A path, not a port (`jane@acme.com:587` names a server).
+    let remote_path = after_colon
+        .is_some_and(|rest| rest.starts_with(|c: char| !c.is_whitespace() && !c.is_ascii_digit()));
+    let call = after.starts_with('(');
+    let top_level = text.get(start..end)?.rsplit('.').next().unwrap_or_default();
+    let image = IMAGE_EXTENSIONS.contains(&top_level.to_ascii_lowercase().as_str());
+    let other = remote_path || call || image || in_url_authority(text, start);
+    (!other).then_some((start, end))
+}
+
 /// Whether the address found at `at` is in the user part of a URL: right after its `://`
 /// (`ssh://git@github.com`), or after its user and part of its password
 /// (`postgres://admin:p!ss@db.example.com`, whose password the password rule masks). A `/`,
-/// `?`, `#`, a blank, a comma or a bracket since the `://` ends the URL's authority:
+/// `?`, `#`, a blank, a comma, `|`, `&`, `*` or a bracket since the `://` ends the URL's authority:
 /// `https://example.com?to=jane@example.com` and `https://acme.com,jane@acme.com` hold addresses.
 fn in_url_authority(text: &str, at: usize) -> bool {
     const LOOK_BACK: usize = 256;
@@ -724,7 +753,7 @@ fn in_url_authority(text: &str, at: usize) -> bool {
     let before = text.get(from..at).unwrap_or_default();
     before.rfind("://").is_some_and(|scheme_end| {
         let user = before.get(scheme_end + 3..).unwrap_or_default();
-        !user.contains(|c: char| c.is_whitespace() || "/?#@[](),;\"'<>".contains(c))
+        !user.contains(|c: char| c.is_whitespace() || "/?#@[](),;|&*\"'<>".contains(c))
     })
 }
 
@@ -969,8 +998,10 @@ const EMAIL_PATTERNS: &[Pattern] = &[Pattern {
     shape: Shape::Email,
     regex: concat!(
         "(?u:",
-        spaced_script!(r"\p{L}\p{M}0-9._%+\-"),
-        "+@",
+        // Zero-width (non-)joiners belong to names in Persian and Indic scripts.
+        spaced_script!(r"\p{L}\p{M}0-9._%+\-\x{200c}\x{200d}"),
+        // The full-width at sign, as Japanese text writes addresses.
+        "+[@＠]",
         spaced_script!(r"\p{L}\p{M}0-9\-"),
         r"+(?:\.",
         spaced_script!(r"\p{L}\p{M}0-9\-"),

@@ -838,6 +838,25 @@ fn email_addresses_in_other_scripts_are_masked() {
             "请发邮件到john@example.com谢谢",
             "请发邮件到[REDACTED:email]谢谢",
         ),
+        ("連絡先：tanaka＠example.co.jp", "連絡先：[REDACTED:email]"),
+        // A Persian name joined by a zero-width non-joiner is one name.
+        (
+            "به علی\u{200c}رضا@example.com بنویس",
+            "به [REDACTED:email] بنویس",
+        ),
+        // An address in a URL's user part before its password is an address all the same.
+        (
+            "EMAIL_URL=smtp://jane.doe@acme.com:Hunter2pass@smtp.gmail.com:587",
+            "EMAIL_URL=smtp://[REDACTED:email]:[REDACTED:email]:587",
+        ),
+        (
+            "2024-05-01 url=https://api.acme.com|user=jane.doe@acme.com|status=500",
+            "2024-05-01 url=https://api.acme.com|user=[REDACTED:email]|status=500",
+        ),
+        (
+            "callback=https://app.acme.com&email=jane.doe@acme.com&plan=pro",
+            "callback=https://app.acme.com&email=[REDACTED:email]&plan=pro",
+        ),
     ] {
         assert_eq!(masked(text), expected, "{text}");
     }
@@ -846,6 +865,10 @@ fn email_addresses_in_other_scripts_are_masked() {
 #[test]
 fn email_look_alikes_are_kept() {
     for text in [
+        "git clone git@github.com:rust-lang/cargo.git",
+        "icon@2x.png and icon@3x.PNG",
+        "scores = q@k.transpose(-2, -1) / math.sqrt(d)",
+        "y = α@β.transpose()",
         "@dataclass decorators in Python",
         "npm i @types/node",
         "ssh root@localhost",
