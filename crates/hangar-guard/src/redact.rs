@@ -692,15 +692,8 @@ impl Shape {
             Shape::Email => email_span(text, start, end),
             Shape::Phone => phone_span(text, start, end),
             Shape::PairedPhone => {
-                let more_after = bytes.get(end..end + 2).is_some_and(|after| {
-                    matches!(after.first(), Some(b' ' | b'.')) && is_digit(after, 1)
-                });
-                let more_before = (start.checked_sub(2))
-                    .and_then(|from| bytes.get(from..start))
-                    .is_some_and(|before| {
-                        is_digit(before, 0) && matches!(before.get(1), Some(b' ' | b'.'))
-                    });
-                if more_after || more_before {
+                let table = pairs_after(bytes, end) >= 2 || pairs_before(bytes, start) >= 2;
+                if table {
                     None
                 } else {
                     phone_span(text, start, end)
@@ -708,6 +701,35 @@ impl Shape {
             }
         }
     }
+}
+
+/// How many pairs of hex digits, each after a space or a dot, follow `at` (at most 2 counted):
+/// a number in pairs followed by two more is a row of a table or a hex dump, not a phone.
+fn pairs_after(bytes: &[u8], at: usize) -> usize {
+    (0..2)
+        .take_while(|n| {
+            let pair = at + 3 * n;
+            matches!(bytes.get(pair), Some(b' ' | b'.'))
+                && (bytes.get(pair + 1..pair + 3))
+                    .is_some_and(|p| p.iter().all(u8::is_ascii_hexdigit))
+                && !(bytes.get(pair + 3)).is_some_and(u8::is_ascii_alphanumeric)
+        })
+        .count()
+}
+
+/// [`pairs_after`], for the pairs before `at`, each followed by a space or a dot.
+fn pairs_before(bytes: &[u8], at: usize) -> usize {
+    (1..=2)
+        .take_while(|n| {
+            let Some(pair) = at.checked_sub(3 * n) else {
+                return false;
+            };
+            (bytes.get(pair..pair + 2)).is_some_and(|p| p.iter().all(u8::is_ascii_hexdigit))
+                && matches!(bytes.get(pair + 2), Some(b' ' | b'.'))
+                && !(pair.checked_sub(1).and_then(|b| bytes.get(b)))
+                    .is_some_and(u8::is_ascii_alphanumeric)
+        })
+        .count()
 }
 
 /// Image files named like addresses (`icon@2x.png`): these are no top-level domains.
@@ -1030,7 +1052,8 @@ const PHONE_PATTERNS: &[Pattern] = &[
     Pattern {
         kind: SecretKind::Phone,
         shape: Shape::PairedPhone,
-        regex: r"0[1-9](?:[ .][0-9]{2}){4}\b",
+        // Spaces, no-break spaces (narrow ones, as French typography has), dots, dashes, slashes.
+        regex: r"0[1-9](?:(?:[ ./-]|(?u:[\x{a0}\x{202f}]))[0-9]{2}){4}\b",
     },
     phone(r"0[1-9][0-9][ .][0-9]{3}[ .][0-9]{2}[ .][0-9]{2}\b"),
 ];
@@ -1145,7 +1168,22 @@ fn phone_windows(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
                     .unwrap_or_default()
                     .iter()
                     .take(4)
-                    .take_while(|b| matches!(b, b' ' | b'.' | b'-' | b'(' | b')'))
+                    // ASCII separators, and the bytes of a no-break or narrow no-break space.
+                    .take_while(|b| {
+                        matches!(
+                            b,
+                            b' ' | b'.'
+                                | b'-'
+                                | b'/'
+                                | b'('
+                                | b')'
+                                | 0xC2
+                                | 0xA0
+                                | 0xE2
+                                | 0x80
+                                | 0xAF
+                        )
+                    })
                     .count();
                 end = run_end;
                 if !(1..=3).contains(&gap) || !is_digit(bytes, run_end + gap) {

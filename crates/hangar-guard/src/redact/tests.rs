@@ -901,6 +901,10 @@ fn phone_numbers_are_masked() {
         // France in pairs, Switzerland in 3-3-2-2.
         "01 23 45 67 89",
         "06.12.34.56.78",
+        "06-12-34-56-78",
+        "06/12/34/56/78",
+        "06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
+        "01\u{202f}23\u{202f}45\u{202f}67\u{202f}89",
         "044 668 18 00",
     ] {
         let text = format!("call {phone} today");
@@ -908,6 +912,15 @@ fn phone_numbers_are_masked() {
         assert_eq!(result.text, "call [REDACTED:phone] today", "{phone}");
         assert_eq!(result.found, vec![(SecretKind::Phone, 1)], "{phone}");
     }
+}
+
+#[test]
+fn a_number_beside_a_phone_in_pairs_does_not_make_a_table() {
+    assert_eq!(
+        masked("Jean Dupont 06 12 34 56 78 12 rue de Rivoli"),
+        "Jean Dupont [REDACTED:phone] 12 rue de Rivoli"
+    );
+    assert_eq!(masked("Ref 12 06 12 34 56 78"), "Ref 12 [REDACTED:phone]");
 }
 
 #[test]
@@ -930,6 +943,8 @@ fn ordinary_numbers_are_not_phones() {
         "version 0.12.34.56.78",
         "grid 01 23 45 67 89 10 11",
         "grid 10 11 01 23 45 67 89",
+        "dump 4f 2a 03 12 34 56 78",
+        "de ad be ef 01 02 03 04 05",
     ] {
         let result = redact(text);
         assert!(result.is_clean(), "{text} -> {}", result.text);
