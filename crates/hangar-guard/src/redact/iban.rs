@@ -46,11 +46,12 @@ fn iban_at(bytes: &[u8], start: usize) -> Option<usize> {
     let mut spaced = None;
     while iban.len() < length {
         if iban.len() % 4 == 0 && !iban.is_empty() {
-            let space = bytes.get(at) == Some(&b' ');
+            let separator = separator_len(bytes, at);
+            let space = separator > 0;
             if *spaced.get_or_insert(space) != space {
                 return None;
             }
-            at += usize::from(space);
+            at += separator;
         }
         let byte = *bytes.get(at)?;
         if !byte.is_ascii_alphanumeric() {
@@ -61,6 +62,17 @@ fn iban_at(bytes: &[u8], start: usize) -> Option<usize> {
     }
     let glued_after = bytes.get(at).is_some_and(u8::is_ascii_alphanumeric);
     (!glued_after && check_digits_agree(&iban)).then_some(at)
+}
+
+/// The length of the separator between two groups at `at`: a space, a dash, or a no-break or
+/// narrow no-break space (as web pages and French typography print IBANs); 0 if none is there.
+fn separator_len(bytes: &[u8], at: usize) -> usize {
+    match bytes.get(at..).unwrap_or_default() {
+        [b' ' | b'-', ..] => 1,
+        [0xC2, 0xA0, ..] => 2,
+        [0xE2, 0x80, 0xAF, ..] => 3,
+        _ => 0,
+    }
 }
 
 /// ISO 7064 mod 97-10: the account, then the country and check digits, with each letter read
