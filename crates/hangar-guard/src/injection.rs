@@ -389,9 +389,10 @@ const ROT13_HINT: &str = r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|це
 const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+(?:text|order|string|words?|letters)|reverse\s+(?:the|this|it|each|every)|(?:read|write|written|spell|spelled|spelt)\s+(?:it\s+|this\s+|that\s+)?(?:in\s+)?reverse|(?:flip|mirror)\s+(?:this|the|it|each)|right[\s-]+to[\s-]+left)(?-u:\b)|al\s+rev[ée]s|[àa]\s+l['’]envers|de\s+tr[áa]s\s+para\s+(?:a\s+)?frente|r[üu]ckw[äa]rts|achterstevoren|(?:leggi(?:lo)?|scritto)\s+al\s+contrario|al\s+rovescio|all['’]indietro|задом\s+наперё?е?д|в\s+обратном\s+порядке|倒着|倒著|倒过来|倒過來|反过来|反過來|逆から|逆さま|거꾸로";
 /// The shift a prompt names: after a word for it ("shift 3", "位移5"), or before "places".
 const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)[\s:=(-]*(?:of\s+|by\s+|de\s+|di\s+|um\s+|на\s+)?([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
-/// Words written letter by letter (`I G N O R E`, `i.g.n.o.r.e`, `忽 略 之 前`), or joined by
-/// dots (`Ignore.all.previous.instructions`): worth reading with the words put back together.
-const SPACED_HINT: &str = r"(?:^|[^\p{L}\p{N}])\p{L}(?:[ .*·_\x{a0}\x{3000}-]\p{L}){3,}(?:[^\p{L}\p{N}]|$)|\p{L}{2,}(?:\.\p{L}{2,}){3,}";
+/// Words written letter by letter (`I G N O R E`, `i.g.n.o.r.e`, `忽 略 之 前`), or joined into
+/// one token (`Ignore.all.previous`, `IgnoreAllPrevious`): worth reading with the words put
+/// back together.
+const SPACED_HINT: &str = r"(?:^|[^\p{L}\p{N}])\p{L}(?:[\s.,;:*·_|/\x{3000}-]{1,4}\p{L}){2,}(?:[^\p{L}\p{N}]|$)|\p{L}{2,}(?:(?:[.·+/]|%20)\p{L}{2,}){2,}|\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+){2,}";
 const ROT13_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 1;
 const REVERSED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 2;
 const SPACED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 3;
@@ -1788,13 +1789,11 @@ fn decode_base64_text(run: &[u8]) -> Option<String> {
     (readable && text.len() >= 16).then_some(text)
 }
 
-/// The separators of a word written letter by letter: `I G N O R E`, `i.g.n.o.r.e`, `i-g-n`,
-/// and the no-break and ideographic spaces.
-const LETTER_SEPARATORS: &[char] = &[' ', '.', '*', '·', '_', '-', '\u{a0}', '\u{3000}'];
-
-/// `text` with the words written letter by letter put back together (`I G N O R E   A L L` as
-/// `IGNORE ALL`: one separator between letters, a wider gap or ` / ` between words), and the
-/// words joined by dots set apart (`Ignore.all.previous` as `Ignore all previous`).
+/// `text` with the words written letter by letter put back together (`I G N O R E   A L L`,
+/// `i.g.n.o.r.e a.l.l`, one letter a line: the gap that follows the first letter joins the
+/// letters of a word, and a gap with a blank or a `/` that differs from it parts two words),
+/// and the words joined into one token set apart: by dots, `·`, `+`, `/` or `%20` between three
+/// words or more (`Ignore.all.previous`), or by capitals (`IgnoreAllPrevious`).
 fn words_put_together(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let letter = |at: usize| chars.get(at).is_some_and(|c| c.is_alphanumeric());
@@ -1809,25 +1808,32 @@ fn words_put_together(text: &str) -> String {
             continue;
         }
         let mut words = vec![String::from(c)];
+        let mut separator: Option<&[char]> = None;
         let mut end = at + 1;
         loop {
             let next = (end..chars.len())
                 .find(|&i| letter(i))
                 .unwrap_or(chars.len());
-            if !single(next) {
+            let gap = chars.get(end..next).unwrap_or_default();
+            if !single(next) || gap.is_empty() || gap.len() > 4 {
                 break;
             }
-            let gap: String = chars.get(end..next).unwrap_or_default().iter().collect();
-            let same_word = gap.chars().count() == 1 && gap.starts_with(LETTER_SEPARATORS);
-            let new_word = (gap.chars().count() >= 2 && gap.trim().is_empty()) || gap.trim() == "/";
-            match (same_word, new_word, words.last_mut(), chars.get(next)) {
-                (true, _, Some(word), Some(&c)) => word.push(c),
-                (false, true, _, Some(&c)) => words.push(String::from(c)),
-                _ => break,
+            let separator = *separator.get_or_insert(gap);
+            let parts_words =
+                gap != separator && gap.iter().any(|c| c.is_whitespace() || *c == '/');
+            let Some(&c) = chars.get(next) else { break };
+            if gap == separator {
+                if let Some(word) = words.last_mut() {
+                    word.push(c);
+                }
+            } else if parts_words {
+                words.push(String::from(c));
+            } else {
+                break;
             }
             end = next + 1;
         }
-        if words.iter().map(|word| word.chars().count()).sum::<usize>() >= 4 {
+        if words.iter().map(|word| word.chars().count()).sum::<usize>() >= 3 {
             out.push_str(&words.join(" "));
         } else {
             out.extend(chars.get(at..end).unwrap_or_default());
@@ -1835,16 +1841,45 @@ fn words_put_together(text: &str) -> String {
         at = end;
     }
     out.split(' ')
-        .map(|token| {
-            let joined_by_dots = token.split('.').filter(|w| !w.is_empty()).count() >= 4;
-            if joined_by_dots {
-                token.replace('.', " ")
-            } else {
-                token.to_owned()
-            }
-        })
+        .map(token_words)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One token with the words it joins set apart, or as it is.
+fn token_words(token: &str) -> Cow<'_, str> {
+    for joiner in [".", "·", "+", "/", "%20"] {
+        if token
+            .split(joiner)
+            .filter(|w| w.chars().count() >= 2)
+            .count()
+            >= 3
+        {
+            return Cow::Owned(token.replace(joiner, " "));
+        }
+    }
+    // A capital after a small letter starts a word (`IgnoreAll`; not `HTTPServer`'s capitals).
+    let starts_word = |i: usize, c: char| {
+        c.is_uppercase()
+            && token
+                .get(..i)
+                .is_some_and(|b| b.ends_with(char::is_lowercase))
+    };
+    let humps = 1 + token
+        .char_indices()
+        .filter(|&(i, c)| starts_word(i, c))
+        .count();
+    if humps < 3 || !token.starts_with(char::is_uppercase) {
+        return Cow::Borrowed(token);
+    }
+    let mut words = String::with_capacity(token.len() + humps);
+    for (i, c) in token.char_indices() {
+        if starts_word(i, c) {
+            words.push(' ');
+        }
+        words.push(c);
+    }
+    Cow::Owned(words)
 }
 
 /// `text` with each ASCII letter moved `shift` places back in the alphabet: a Caesar cipher
