@@ -385,10 +385,10 @@ const FOLLOW_REACH: usize = 40;
 /// Text that names ROT13 or a Caesar cipher, or asks to read backwards (in the languages of
 /// `translations.rs`): worth reading that way too. Not "reverse" alone: "reversible", "reverse
 /// proxy".
-const ROT13_HINT: &str = r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|цезар|凯撒|凱撒|シーザー|카이사르|shift\s+cipher|(?:each|every)\s+letter\s+(?:is\s+)?shifted|letters\s+(?:are\s+)?shifted";
+const ROT13_HINT: &str = r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|цезар|凯撒|凱撒|シーザー|카이사르|rot[\s_-]?[0-9]{1,2}(?-u:\b)|shift\s+cipher|(?:letters?|characters?)\s+(?:(?:is|are|was|were|has|have|been)\s+){0,2}(?:shifted|moved|rotated)";
 const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+(?:text|order|string|words?|letters)|reverse\s+(?:the|this|it|each|every)|(?:read|write|written|spell|spelled|spelt)\s+(?:it\s+|this\s+|that\s+)?(?:in\s+)?reverse|(?:flip|mirror)\s+(?:this|the|it|each)|right[\s-]+to[\s-]+left)(?-u:\b)|al\s+rev[ée]s|[àa]\s+l['’]envers|de\s+tr[áa]s\s+para\s+(?:a\s+)?frente|r[üu]ckw[äa]rts|achterstevoren|(?:leggi(?:lo)?|scritto)\s+al\s+contrario|al\s+rovescio|all['’]indietro|задом\s+наперё?е?д|в\s+обратном\s+порядке|倒着|倒著|倒过来|倒過來|反过来|反過來|逆から|逆さま|거꾸로";
 /// The shift a prompt names: after a word for it ("shift 3", "位移5"), or before "places".
-const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)[\s:=(-]*(?:of\s+|by\s+|de\s+|di\s+|um\s+|на\s+)?([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
+const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)(?:[\s:=(+-]|(?:of|by|left|right|back|forward|de|di|um|на)\s)*([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
 /// Words written letter by letter (`I G N O R E`, `i.g.n.o.r.e`, `忽 略 之 前`), or joined into
 /// one token (`Ignore.all.previous`, `IgnoreAllPrevious`): worth reading with the words put
 /// back together.
@@ -612,8 +612,11 @@ impl Regexes {
             for named in (self.shift.captures_iter(text).take(3))
                 .filter_map(|c| c.get(1).or(c.get(2))?.as_str().parse::<u32>().ok())
             {
-                if named % 26 != 0 && !shifts.contains(&(named % 26)) {
-                    shifts.push(named % 26);
+                // Forward or back: "shifted left by 4" is a shift of 22 the other way.
+                for shift in [named % 26, (26 - named % 26) % 26] {
+                    if shift != 0 && !shifts.contains(&shift) {
+                        shifts.push(shift);
+                    }
                 }
             }
             rewritings.extend(shifts.into_iter().map(|shift| shifted_back(text, shift)));
