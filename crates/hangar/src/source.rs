@@ -64,12 +64,16 @@ fn keep_namespace(snapshot: &mut Snapshot, namespace: &str, described: &str) {
         }
     });
     if !named.is_empty() && !named.contains(namespace) {
-        let named: Vec<String> = named.into_iter().collect();
+        const SHOWN: usize = 10;
+        let mut listed: Vec<String> = named.iter().take(SHOWN).cloned().collect();
+        if named.len() > SHOWN {
+            listed.push(format!("and {} more", named.len() - SHOWN));
+        }
         eprintln!(
             "note: no object in {} is in namespace {}; they name {}",
             printable(described),
             printable(namespace),
-            printable(&named.join(", "))
+            printable(&listed.join(", "))
         );
     }
     snapshot.keep_namespace(namespace);
