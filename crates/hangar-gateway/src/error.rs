@@ -28,15 +28,9 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
     /// The tenant's rate buckets, on a refusal by one (boxed: refusals travel in `Result`s).
     pub quotas: Option<Box<Quotas>>,
-    /// The method the path takes, on a 405 (its `Allow` header).
-    pub allow: Option<Allow>,
-}
-
-/// The method a path takes, for a 405's `Allow` header (a byte: a refusal is kept small).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allow {
-    Get,
-    Post,
+    /// On a 405, the endpoint the path names, whose method the `Allow` header gives (an
+    /// endpoint is a byte; a `Method` would make every refusal larger).
+    pub allow: Option<crate::request::Endpoint>,
 }
 
 impl Refusal {
@@ -215,12 +209,10 @@ impl Refusal {
         if let Some(quotas) = &self.quotas {
             quotas.write(headers);
         }
-        if let Some(allow) = self.allow {
-            let method = match allow {
-                Allow::Get => "GET",
-                Allow::Post => "POST",
-            };
-            headers.insert(header::ALLOW, HeaderValue::from_static(method));
+        if let Some(method) = self.allow.map(|endpoint| endpoint.method())
+            && let Ok(value) = HeaderValue::from_str(method.as_str())
+        {
+            headers.insert(header::ALLOW, value);
         }
         response
     }

@@ -730,7 +730,7 @@ async fn serve(
     if request.method != endpoint.method() {
         return Err(Refusal {
             status: StatusCode::METHOD_NOT_ALLOWED,
-            allow: Some(endpoint.allow()),
+            allow: Some(endpoint),
             ..Refusal::bad_request(
                 "method_not_allowed",
                 format!("{} takes {}", request.uri.path(), endpoint.method()),

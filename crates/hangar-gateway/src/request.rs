@@ -57,14 +57,6 @@ impl Endpoint {
         }
     }
 
-    /// [`Endpoint::method`], for a 405's `Allow` header.
-    pub fn allow(self) -> crate::error::Allow {
-        match self {
-            Endpoint::Models => crate::error::Allow::Get,
-            _ => crate::error::Allow::Post,
-        }
-    }
-
     /// The name in audit records.
     pub fn as_str(self) -> &'static str {
         match self {
