@@ -35,9 +35,10 @@ pub enum SecretKind {
     /// country's have and with check digits that agree.
     Iban,
     /// API keys and access tokens with a known prefix: OpenAI, Anthropic, AWS, GitHub, GitLab,
-    /// Slack (webhook URLs too), Stripe, Google, Hugging Face, Groq, Replicate, xAI, npm,
-    /// SendGrid, Hangar's own `hgk_` keys; AWS secret keys and session tokens after their
-    /// labels; the password of a URL's `user:password@`.
+    /// Slack (webhook URLs too), Stripe, Google (OAuth too), Hugging Face, Groq, Replicate,
+    /// xAI, npm, SendGrid, NVIDIA, Perplexity, LangSmith, Pinecone, Databricks, Vault, Docker
+    /// Hub, PyPI and more, Hangar's own `hgk_` keys; AWS secret keys and session tokens after
+    /// their labels; the password of a URL's `user:password@`.
     ProviderKey,
     /// PEM/OpenSSH/PGP private key blocks.
     PrivateKey,
@@ -975,6 +976,37 @@ const SECRET_PATTERNS: &[Pattern] = &[
     key(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}"),
     // Hangar gateway keys: hgk_<8-char prefix>_<secret>.
     key(r"\bhgk_[A-Za-z0-9_]{16,}"),
+    // Model and AI platforms: NVIDIA (NIM, build.nvidia.com), Perplexity, LangSmith,
+    // Pinecone, Databricks.
+    key(r"\bnvapi-[A-Za-z0-9_-]{40,}"),
+    key(r"\bpplx-[A-Za-z0-9]{40,}"),
+    key(r"\blsv2_(?:pt|sk)_[A-Za-z0-9_]{32,}"),
+    key(r"\bpcsk_[A-Za-z0-9_]{30,}"),
+    key(r"\bdapi[0-9a-f]{32}\b"),
+    // Google OAuth client secrets and access tokens.
+    key(r"\bGOCSPX-[A-Za-z0-9_-]{24,}"),
+    key(r"\bya29\.[A-Za-z0-9_-]{20,}"),
+    // What platform teams hold: Vault tokens, Docker Hub, PyPI, DigitalOcean, Heroku,
+    // Doppler, Pulumi, Grafana, New Relic, Sentry, Atlassian, Linear, Notion, Postman,
+    // Shopify, Square, Twilio API keys, age secret keys.
+    key(r"\bhv[sb]\.[A-Za-z0-9_-]{24,}"),
+    key(r"\bdckr_pat_[A-Za-z0-9_-]{24,}"),
+    key(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{40,}"),
+    key(r"\bdo[opr]_v1_[0-9a-f]{64}\b"),
+    key(r"\bHRKU-[A-Za-z0-9_-]{30,}"),
+    key(r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}"),
+    key(r"\bpul-[0-9a-f]{40}\b"),
+    key(r"\bgl(?:sa|c)_[A-Za-z0-9_+/]{32,}=*"),
+    key(r"\bNRAK-[A-Z0-9]{27}\b"),
+    key(r"\bsntry[su]_[A-Za-z0-9_+/=]{40,}"),
+    key(r"\bATATT3[A-Za-z0-9_=-]{100,}"),
+    key(r"\blin_api_[A-Za-z0-9]{40,}"),
+    key(r"\bntn_[0-9]{11}[A-Za-z0-9]{35,}"),
+    key(r"\bPMAK-[0-9a-f]{24}-[0-9a-f]{34}\b"),
+    key(r"\bshp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}\b"),
+    key(r"\bsq0(?:atp|csp)-[A-Za-z0-9_-]{22,}"),
+    key(r"\bSK[0-9a-f]{32}\b"),
+    key(r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b"),
     // A password in a URL (`postgres://admin:S3cr3t@db`, `redis://:pass@cache`), any scheme:
     // only the password is masked. Printable ASCII but for URL and quoting delimiters (`/?#@`,
     // `"<>`) and `[]`, so that a mask is not read as a password again.

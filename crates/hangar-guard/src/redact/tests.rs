@@ -449,6 +449,41 @@ fn provider_keys_are_masked() {
             "aBcDeFgHiJkLmNoPqRsTuV",
             "aBcDeFgHiJ".repeat(4)
         ),
+        format!("nvapi-{}", "aB3_dE-f9Z".repeat(7)),
+        format!("pplx-{}", "aBcDeFgH12".repeat(5)),
+        format!("lsv2_pt_{}_{}", "0a1b2c3d".repeat(4), "0a1b2c3d4e"),
+        format!("pcsk_{}_{}", "4Xq9Zr", "aBcDeFgH12".repeat(5)),
+        format!("dapi{}", "0a1b2c3d".repeat(4)),
+        format!("GOCSPX-{}", "aB3_dE-f9Zq".repeat(3)),
+        format!("ya29.{}", "a0AfB_byC3dE".repeat(4)),
+        format!("hvs.{}", "CAESIJ3kLm9".repeat(3)),
+        format!("dckr_pat_{}", "aB3_dE-f9Zq".repeat(3)),
+        format!("pypi-AgEIcHlwaS5vcmc{}", "CJDAwMDAwMDAw".repeat(4)),
+        format!("dop_v1_{}", "0a1b2c3d".repeat(8)),
+        format!("HRKU-{}", "aB3_dE-f9Zq".repeat(4)),
+        format!("dp.pt.{}", "aBcDeFgH12".repeat(5)),
+        format!("pul-{}", "0a1b2c3d4e".repeat(4)),
+        format!("glsa_{}_{}", "aBcDeFgH12".repeat(4), "0a1b2c3d"),
+        format!("NRAK-{}", "A1B2C3D4E5F6G7H8I9J0K1L2M3N"),
+        format!("sntrys_{}", "eyJpYXQiOjE3".repeat(5)),
+        format!("ATATT3{}", "xFfGF0aB3_dE-f9Zq".repeat(8)),
+        format!("lin_api_{}", "aBcDeFgH12".repeat(4)),
+        format!("ntn_{}{}", "12345678901", "aBcDeFgH12".repeat(4)),
+        format!(
+            "PMAK-{}-{}",
+            "0a1b2c3d".repeat(3),
+            "0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e"
+        ),
+        format!("shpat_{}", "0a1b2c3d".repeat(4)),
+        format!("sq0atp-{}", "aB3_dE-f9Zq".repeat(2)),
+        format!("SK{}", "0a1b2c3d".repeat(4)),
+        format!(
+            "AGE-SECRET-KEY-1{}",
+            "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
+                .repeat(2)
+                .get(..58)
+                .unwrap_or_default()
+        ),
     ];
     for key in keys {
         let text = format!("use key {key} for the call");
@@ -480,6 +515,11 @@ fn prose_that_resembles_key_prefixes_is_kept() {
         "SG.Settings.Default and SG.abc.def",
         "Rotate the SecretAccessKey every 90 days",
         r#""SessionToken": null, "SecretAccessKey": "short""#,
+        "NVIDIA keys start with nvapi- and Perplexity's with pplx-",
+        "dapi tokens such as dapi0123 are Databricks'; ya29.short is no token",
+        "SKU SK0123456789 and SK_LIVE_MODE and hvs.short",
+        "the glc_ prefix; glsa_short; NRAK-SHORT; AGE-SECRET-KEY-1 starts an age key",
+        "shpat_notHexAtAllButLongEnoughToMatchIt and dop_v1_0a1b",
     ] {
         assert!(redact(text).is_clean(), "{text}");
     }
