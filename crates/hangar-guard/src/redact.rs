@@ -23,6 +23,7 @@ use regex_automata::{Input, meta};
 use serde::{Deserialize, Serialize};
 
 mod iban;
+mod labelled;
 
 /// A kind of secret or personal data the redactor masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -38,12 +39,13 @@ pub enum SecretKind {
     /// Slack (webhook URLs too), Stripe, Google (OAuth too), Hugging Face, Groq, Replicate,
     /// xAI, npm, SendGrid, NVIDIA, Perplexity, LangSmith, Pinecone, Databricks, Vault, Docker
     /// Hub, PyPI and more, Hangar's own `hgk_` keys; AWS secret keys and session tokens after
-    /// their labels; the password of a URL's `user:password@`.
+    /// their labels; the password of a URL's `user:password@`; a value after a label that
+    /// names a password, secret, key or token (`DB_PASSWORD=…`, `"client_secret": "…"`).
     ProviderKey,
     /// PEM/OpenSSH/PGP private key blocks.
     PrivateKey,
-    /// JWTs, the credential after `Bearer`, and the one after `Basic` when it decodes to a
-    /// user and password.
+    /// JWTs, the credential after `Bearer`, and the one after `Basic` or Docker's `"auth":`
+    /// when it decodes to a user and password.
     BearerToken,
     /// E-mail addresses, in any script but those written without spaces between words.
     Email,
@@ -140,6 +142,10 @@ pub struct Redactor {
     cards: bool,
     ibans: bool,
     private_keys: bool,
+    /// Whether keys and passwords after their labels are masked (`provider_key`).
+    labelled_keys: bool,
+    /// Whether Docker's `"auth"` credentials are masked (`bearer_token`).
+    labelled_credentials: bool,
     secrets: Matcher,
     emails: Matcher,
     full_width_emails: Matcher,
@@ -160,6 +166,8 @@ impl Redactor {
             cards: kinds.contains(&SecretKind::CardNumber),
             ibans: kinds.contains(&SecretKind::Iban),
             private_keys: kinds.contains(&SecretKind::PrivateKey),
+            labelled_keys: kinds.contains(&SecretKind::ProviderKey),
+            labelled_credentials: kinds.contains(&SecretKind::BearerToken),
             secrets: Matcher::new(SECRET_PATTERNS, kinds),
             emails: Matcher::new(EMAIL_PATTERNS, kinds),
             full_width_emails: Matcher::new(FULL_WIDTH_EMAIL_PATTERNS, kinds),
@@ -239,6 +247,10 @@ impl Redactor {
     /// Adds the spans of every find in `text`.
     fn find(&self, text: &str, spans: &mut Vec<Span>) {
         self.secrets.find(text, 0..text.len(), spans);
+        if self.labelled_keys || self.labelled_credentials {
+            let (keys, credentials) = (self.labelled_keys, self.labelled_credentials);
+            labelled::find_labelled(text, keys, credentials, spans);
+        }
         if text.contains('@') {
             self.emails.find(text, 0..text.len(), spans);
         }

@@ -1331,3 +1331,151 @@ fn a_prefix_masks_whole_the_secret_its_cut_splits_and_nothing_after() {
     assert_eq!(prefix(1000), masked(text));
     assert_eq!(prefix(text.len() - 1), masked(&text[..text.len() - 2]));
 }
+
+#[test]
+fn secrets_after_their_labels_are_masked() {
+    let cases = [
+        (
+            "DB_PASSWORD=hunter2Xy9",
+            "DB_PASSWORD=[REDACTED:provider_key]",
+        ),
+        (
+            "PGPASSWORD=S3cret!x psql",
+            "PGPASSWORD=[REDACTED:provider_key] psql",
+        ),
+        (
+            "Server=db;Uid=sa;Pwd=S3cret!x;",
+            "Server=db;Uid=sa;Pwd=[REDACTED:provider_key];",
+        ),
+        (
+            "mysqladmin --password=S3cr3t status",
+            "mysqladmin --password=[REDACTED:provider_key] status",
+        ),
+        (
+            r#"{"password": "S3cr3t!pass"}"#,
+            r#"{"password": "[REDACTED:provider_key]"}"#,
+        ),
+        (
+            "the password: hunter2.",
+            "the password: [REDACTED:provider_key].",
+        ),
+        (
+            "client_secret: 8Qy~abcDEF123ghiJKL456",
+            "client_secret: [REDACTED:provider_key]",
+        ),
+        (
+            "JWT_SECRET=4f3c2b1a9e8d7c6b",
+            "JWT_SECRET=[REDACTED:provider_key]",
+        ),
+        (
+            "SECRET_KEY = 'django-insecure-7x$k2!abc'",
+            "SECRET_KEY = '[REDACTED:provider_key]'",
+        ),
+        (
+            r#"{"apiKey": "abc123def456ghi789"}"#,
+            r#"{"apiKey": "[REDACTED:provider_key]"}"#,
+        ),
+        (
+            "-H 'x-api-key: 4f3c2b1a9e8d7c6b5a4f3c2b'",
+            "-H 'x-api-key: [REDACTED:provider_key]'",
+        ),
+        (
+            "Ocp-Apim-Subscription-Key: 0123456789abcdef0123",
+            "Ocp-Apim-Subscription-Key: [REDACTED:provider_key]",
+        ),
+        (
+            "X-Auth-Token: 0123456789abcdef0123456789abcdef",
+            "X-Auth-Token: [REDACTED:provider_key]",
+        ),
+        (
+            "GET /v1/items?access_token=abc%2F123def456ghi789xyz HTTP/1.1",
+            "GET /v1/items?access_token=[REDACTED:provider_key] HTTP/1.1",
+        ),
+        (
+            "REDIS_PASSWORD=3f1b2c4d-9a8e-4c7d-b6a5-0e1f2a3b4c5d",
+            "REDIS_PASSWORD=[REDACTED:provider_key]",
+        ),
+        (
+            "AccountName=acct;AccountKey=Zm9vYmFy1mF6cXV4Zm9vYmFyYmF6cXV4==;EndpointSuffix=x",
+            "AccountName=acct;AccountKey=[REDACTED:provider_key];EndpointSuffix=x",
+        ),
+        (
+            "https://a.blob.core.windows.net/c/f?sv=2022-11-02&sp=r&sig=abcdEFGH1234abcdEFGH1234%3D",
+            "https://a.blob.core.windows.net/c/f?sv=2022-11-02&sp=r&sig=[REDACTED:provider_key]",
+        ),
+        (
+            "env:\n  - name: DB_PASSWORD\n    value: \"S3cr3t!pw\"\n  - name: LOG_LEVEL\n    value: debug2x",
+            "env:\n  - name: DB_PASSWORD\n    value: \"[REDACTED:provider_key]\"\n  - name: LOG_LEVEL\n    value: debug2x",
+        ),
+        // A tool call's arguments: JSON inside a JSON string.
+        (
+            r#"{"arguments": "{\"user\": \"ann\", \"password\": \"S3cret!x\"}"}"#,
+            r#"{"arguments": "{\"user\": \"ann\", \"password\": \"[REDACTED:provider_key]\"}"}"#,
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(masked(text), expected, "{text}");
+    }
+    // Docker's config.json: base64 of `user:password`.
+    let docker = r#"{"auths": {"registry.example.com": {"auth": "YWRtaW46UzNjcjN0UGFzcw=="}}}"#;
+    let result = redact(docker);
+    assert_eq!(
+        result.text,
+        r#"{"auths": {"registry.example.com": {"auth": "[REDACTED:bearer_token]"}}}"#
+    );
+    assert_eq!(result.found, vec![(SecretKind::BearerToken, 1)]);
+}
+
+#[test]
+fn code_and_configuration_that_only_name_secrets_are_kept() {
+    for text in [
+        r#"api_key=os.environ["OPENAI_API_KEY"]"#,
+        "client = OpenAI(api_key=api_key, base_url=url)",
+        "password = request.form['password']",
+        "password: str = Field(..., min_length=8)",
+        "secret_key = get_random_secret_key()",
+        "token = tokenizer.encode(text)",
+        r#"access_token = response.json()["access_token"]"#,
+        r#"client_secret: "{{ .Values.oidc.clientSecret }}""#,
+        r#"{"password": {"type": "string", "minLength": 12}}"#,
+        r#""max_tokens": 128000, "eos_token": "<|endoftext|>", "pad_token": "[PAD]""#,
+        r#"tokenizer.eos_token = "</s>"; model.config.pad_token_id = 0"#,
+        "Password: Required. Enter your password below.",
+        "existingSecret: postgres-creds\nsecretName: my-tls-secret",
+        "apiKey: process.env.OPENAI_API_KEY,",
+        "Password: cfg.DBPassword,",
+        "password: Option<String>,",
+        r#""secret": true, "token": 4096, "auth": "oauth2""#,
+        r#"api_key = "YOUR_API_KEY""#,
+        "password: ********",
+        "DB_PASSWORD=${DB_PASSWORD}",
+        "token: ${{ secrets.GITHUB_TOKEN }}",
+        "if password == user.password:",
+        "env:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef:\n        name: db-creds\n        key: password",
+        "passwordFile: /etc/secrets/db-password",
+        "The API key: it must be kept secret. Set OPENAI_API_KEY=... then run it.",
+        "password_hash: $2b$12$KIXQJ3abcdefghijklmnopqrstuv",
+        "https://example.com/search?q=sig&sig=short",
+        "Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request",
+        "secret: my_secret_name, api_key=apiKey, token=self.token",
+        "ratio: 16:9, time: 12:30:45, url: https://example.com:8443/path",
+        r#"special_tokens = {"pad_token": "<pad>", "additional_special_tokens": ["<|im_start|>"]}"#,
+    ] {
+        assert!(redact(text).is_clean(), "{text}");
+    }
+}
+
+#[test]
+fn labelled_secrets_follow_their_kinds() {
+    let text = r#"password: S3cr3t!x, "auth": "YWRtaW46UzNjcjN0UGFzcw==""#;
+    let keys_only = Redactor::new(&[SecretKind::ProviderKey]).redact(text);
+    assert_eq!(
+        keys_only.text,
+        r#"password: [REDACTED:provider_key], "auth": "YWRtaW46UzNjcjN0UGFzcw==""#
+    );
+    let credentials_only = Redactor::new(&[SecretKind::BearerToken]).redact(text);
+    assert_eq!(
+        credentials_only.text,
+        r#"password: S3cr3t!x, "auth": "[REDACTED:bearer_token]""#
+    );
+}
