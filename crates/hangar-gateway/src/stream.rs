@@ -937,10 +937,15 @@ pub fn prefix_within(text: &str, room: usize) -> &str {
     &text[..cut]
 }
 
-/// An OpenAI-style error as a server-sent event, for failures after the headers were sent.
+/// An OpenAI-style error as a server-sent event, for failures after the headers were sent:
+/// the same four fields as an error answer's body (`param` null: no request field is at fault).
 pub fn error_event(message: &str, code: &str) -> Bytes {
-    let body =
-        serde_json::json!({"error": {"message": message, "type": "server_error", "code": code}});
+    let body = serde_json::json!({"error": {
+        "message": message,
+        "type": "server_error",
+        "param": null,
+        "code": code,
+    }});
     Bytes::from(format!("data: {body}\n\n"))
 }
 

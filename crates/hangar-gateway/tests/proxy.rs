@@ -866,11 +866,13 @@ async fn a_stream_cut_by_the_model_server_ends_with_an_error_event_and_is_record
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     let events = answer.events();
-    assert_eq!(
-        events.last().unwrap()["error"]["code"],
-        "upstream_disconnected",
-        "{}",
-        answer.text()
+    let error = &events.last().unwrap()["error"];
+    assert_eq!(error["code"], "upstream_disconnected", "{}", answer.text());
+    // The four fields of an error answer's body, as the SDKs read them.
+    assert_eq!(error["type"], "server_error");
+    assert!(
+        error.get("param").is_some_and(|param| param.is_null()),
+        "{error}"
     );
     // The model server's failure counts as its failures before the headers do.
     let line =
