@@ -85,9 +85,16 @@ fn label_before(bytes: &[u8], operator: usize) -> Option<Label> {
         }
         _ => None,
     };
-    // Every label ends in one of these letters: most colons and equals signs go no further.
-    let last = bytes.get(end.checked_sub(1)?)?.to_ascii_lowercase();
-    if !matches!(last, b'd' | b'e' | b's' | b't' | b'n' | b'y' | b'h' | b'g') {
+    // Every label ends in one of these: most colons and equals signs go no further.
+    let &[a, b, c] = bytes.get(end.checked_sub(3)?..end)? else {
+        return None;
+    };
+    let ending = [a, b, c].map(|b| b.to_ascii_lowercase());
+    let endings: [&[u8; 3]; 12] = [
+        b"ord", b"swd", b"ase", b"pwd", b"ass", b"ret", b"key", b"ken", b"ion", b"uth", b"sig",
+        b"lue",
+    ];
+    if !endings.contains(&&ending) {
         return None;
     }
     let mut start = end;

@@ -476,7 +476,6 @@ fn provider_keys_are_masked() {
         ),
         format!("shpat_{}", "0a1b2c3d".repeat(4)),
         format!("sq0atp-{}", "aB3_dE-f9Zq".repeat(2)),
-        format!("SK{}", "0a1b2c3d".repeat(4)),
         format!(
             "AGE-SECRET-KEY-1{}",
             "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
