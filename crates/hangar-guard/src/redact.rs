@@ -938,7 +938,36 @@ fn phone_span(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
         Some(c) => is_word_char(c),
         None => false,
     };
-    (!glued_after).then_some((start, end))
+    (!glued_after && !is_amount(text, start, end)).then_some((start, end))
+}
+
+/// Whether the number at `start..end` is an amount of money, with a currency's sign or code
+/// beside it: `+1 250 000 000 €` is grouped as a phone number may be.
+fn is_amount(text: &str, start: usize, end: usize) -> bool {
+    const SIGNS: &str = "$€£¥₹₽₩₺₪₫₴₦₱฿¢";
+    const CODES: [&str; 24] = [
+        "USD", "EUR", "GBP", "JPY", "CNY", "CHF", "CAD", "AUD", "INR", "BRL", "RUB", "KRW", "SEK",
+        "NOK", "DKK", "PLN", "CZK", "HUF", "MXN", "ZAR", "TRY", "HKD", "SGD", "NZD",
+    ];
+    let blank = |c: char| matches!(c, ' ' | '\u{a0}' | '\u{202f}');
+    let after = text
+        .get(end..)
+        .unwrap_or_default()
+        .trim_start_matches(blank);
+    let before = text
+        .get(..start)
+        .unwrap_or_default()
+        .trim_end_matches(blank);
+    let code_after = CODES.iter().any(|code| {
+        (after.strip_prefix(code)).is_some_and(|rest| !rest.starts_with(char::is_alphanumeric))
+    });
+    let code_before = CODES.iter().any(|code| {
+        (before.strip_suffix(code)).is_some_and(|rest| !rest.ends_with(char::is_alphanumeric))
+    });
+    after.starts_with(|c| SIGNS.contains(c))
+        || before.ends_with(|c| SIGNS.contains(c))
+        || code_after
+        || code_before
 }
 
 /// Keys, tokens and private keys, all ASCII and all starting with a literal (which keeps the

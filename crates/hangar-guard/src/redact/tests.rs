@@ -997,6 +997,10 @@ fn ordinary_numbers_are_not_phones() {
         "grid 10 11 01 23 45 67 89",
         "dump 4f 2a 03 12 34 56 78",
         "de ad be ef 01 02 03 04 05",
+        // Amounts grouped as phone numbers may be, with a currency beside them.
+        "The deal is worth +1 250 000 000 € over five years.",
+        "margin +1 250 000 000\u{a0}USD, cost EUR +2 500 000 000",
+        "raised $ +1 250 000 000 in total",
     ] {
         let result = redact(text);
         assert!(result.is_clean(), "{text} -> {}", result.text);
