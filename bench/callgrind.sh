@@ -19,7 +19,7 @@ prompt=64
 case "$guards" in
   on)
     export GW_TENANT=$'    injection: block\n    redactUpstream: true'
-    export GW_REDACT='[card_number, provider_key, private_key, bearer_token, email, phone]'
+    export GW_REDACT='[card_number, iban, provider_key, private_key, bearer_token, email, phone]'
     prompt=4096
     ;;
   limited) export GW_TENANT=$'    injection: "off"\n    requestsPerMinute: 1000000\n    tokensPerMinute: 100000000' ;;

@@ -14,7 +14,7 @@ L=target/release/loadgen
 PROMPT=${PROMPT:-64}; GUARDS=${GUARDS:-off}; WINDOW=4
 tmp=$(mktemp -d); trap cleanup EXIT; up=18501; gw=18502; ad=18503; np=18504; bp=18505
 new_api_key "$H" "$tmp"
-if [ "$GUARDS" = on ]; then inj=log; red="[card_number, provider_key, private_key, bearer_token, email, phone]"; else inj=off; red="[]"; fi
+if [ "$GUARDS" = on ]; then inj=log; red="[card_number, iban, provider_key, private_key, bearer_token, email, phone]"; else inj=off; red="[]"; fi
 GW_ADMIN=127.0.0.1:$ad GW_TENANT="    injection: $inj" GW_REDACT=$red \
   gateway_yaml 127.0.0.1:$gw 127.0.0.1:$up "$tmp/audit" > $tmp/g.yaml
 write_nginx_conf "$tmp/nginx" 1 "$up" "$np"

@@ -152,7 +152,7 @@ gateway_config() {
     > "$tmp/$1.yaml"
 }
 gateway_config guards-off off "[]"
-gateway_config guards-on log "[card_number, provider_key, private_key, bearer_token, email, phone]"
+gateway_config guards-on log "[card_number, iban, provider_key, private_key, bearer_token, email, phone]"
 
 gateway_pid=""
 start_gateway() {
@@ -285,7 +285,7 @@ for round in $(seq "$rounds"); do
 
   # A fresh gateway with an empty audit directory, so its peak resident memory is that of the
   # streams (a gateway resuming a big audit file reads all of it at start: see BENCHMARKS.md).
-  gateway_config "streams-$round" log "[card_number, provider_key, private_key, bearer_token, email, phone]"
+  gateway_config "streams-$round" log "[card_number, iban, provider_key, private_key, bearer_token, email, phone]"
   start_gateway "streams-$round"
   idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$gateway_pid/status")
   load streams "$round" "$gateway_port" 64 streams --streams "$streams" --watch-pid "$gateway_pid" \

@@ -64,15 +64,33 @@ fn iban_at(bytes: &[u8], start: usize) -> Option<usize> {
     (!glued_after && check_digits_agree(&iban)).then_some(at)
 }
 
-/// The length of the separator between two groups at `at`: a space, a dash, or a no-break or
-/// narrow no-break space (as web pages and French typography print IBANs); 0 if none is there.
+/// The length of the separator between two groups at `at`, 0 if none is there: a dash, one or
+/// two spaces, no-break or narrow no-break spaces (as web pages and French typography print
+/// IBANs), or a line break and the next line's indent (an IBAN wrapped in a mail or a PDF).
 fn separator_len(bytes: &[u8], at: usize) -> usize {
-    match bytes.get(at..).unwrap_or_default() {
-        [b' ' | b'-', ..] => 1,
-        [0xC2, 0xA0, ..] => 2,
-        [0xE2, 0x80, 0xAF, ..] => 3,
-        _ => 0,
+    let rest = bytes.get(at..).unwrap_or_default();
+    if rest.first() == Some(&b'-') {
+        return 1;
     }
+    let line_break = match rest {
+        [b'\r', b'\n', ..] => 2,
+        [b'\n', ..] => 1,
+        _ => 0,
+    };
+    if line_break > 0 {
+        let indent = rest.iter().skip(line_break).take(8);
+        return line_break + indent.take_while(|&&b| b == b' ' || b == b'\t').count();
+    }
+    let mut len = 0;
+    for _ in 0..2 {
+        len += match rest.get(len..).unwrap_or_default() {
+            [b' ', ..] => 1,
+            [0xC2, 0xA0, ..] => 2,
+            [0xE2, 0x80, 0xAF, ..] => 3,
+            _ => break,
+        };
+    }
+    len
 }
 
 /// ISO 7064 mod 97-10: the account, then the country and check digits, with each letter read

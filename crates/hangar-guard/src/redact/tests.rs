@@ -816,6 +816,10 @@ fn ibans_are_masked_in_groups_or_unbroken_in_any_case() {
         "DE89-3704-0044-0532-0130-00",
         "DE89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00",
         "FR14\u{202f}2004\u{202f}1010\u{202f}0505\u{202f}0001\u{202f}3M02\u{202f}606",
+        // A space too many, or wrapped at the end of a line.
+        "DE89 3704  0044 0532 0130 00",
+        "DE89 3704 0044\n0532 0130 00",
+        "DE89 3704 0044\r\n    0532 0130 00",
     ] {
         let text = format!("IBAN: {iban}, BIC follows");
         let result = redact(&text);
