@@ -711,7 +711,14 @@ impl Shape {
                 // An image digest follows a tag, not a password (`docker://alpine:3.19@sha256:…`).
                 let after = bytes.get(end..).unwrap_or_default();
                 let digest = after.starts_with(b"sha256:") || after.starts_with(b"sha512:");
-                (!digest).then_some((from, to))
+                // `postgres:${POSTGRES_PASSWORD}@db`, `user:password@localhost`: to fill in.
+                let password = bytes.get(from..to)?;
+                let placeholder = password.starts_with(b"$")
+                    || password.starts_with(b"{{")
+                    || [&b"password"[..], b"passwd", b"pass", b"secret", b"changeme"]
+                        .iter()
+                        .any(|word| password.eq_ignore_ascii_case(word));
+                (!digest && !placeholder).then_some((from, to))
             }
             Shape::PrivateKeyBlock => Some((start, private_key_end(text, end))),
             Shape::Email => email_span(text, start, end),

@@ -1,14 +1,22 @@
 //! Secrets known by the label before them rather than by their own shape: `DB_PASSWORD=…`,
-//! `"client_secret": "…"`, `X-Api-Key: …`, `GITHUB_TOKEN=…`, Azure's `AccountKey=…`, a shared
-//! access signature's `&sig=…`, Docker's `"auth": "…"`, and a Kubernetes container's
-//! `- name: DB_PASSWORD` followed by `value: …`.
+//! `"client_secret": "…"`, `X-Api-Key: …`, `API Key: …`, `--password …`, Azure's
+//! `AccountKey=…`, a shared access signature's `&sig=…`, a kubeconfig's `client-key-data: …`,
+//! Docker's `"auth": "…"`, and a variable's value beside its name (`- name: DB_PASSWORD` then
+//! `value: …`, `<add key="ApiKey" value="…"/>`).
 //!
 //! Prompts are full of code and configuration that names secrets without holding one, so a
-//! value is taken only when it could be one: not a word (`password: Required`), a reference
-//! (`$DB_PASSWORD`, `{{ .Values.password }}`, `os.environ["KEY"]`, `settings.SECRET_KEY`), a
-//! type (`password: str`), a placeholder (`YOUR_API_KEY`, `********`) or a Kubernetes object's
-//! name (`existingSecret: postgres-creds`); and after a token's label only a value shaped like
-//! a credential, for model configurations are full of `eos_token: "</s>"`.
+//! value is taken only when it could be one: not a word or a variable's name (`password:
+//! Required`, `"Contraseña"`, `api_key=api_key`), a reference (`$DB_PASSWORD`,
+//! `{{ .Values.password }}`, `process.env.SECRET!`, a YAML tag or alias), a type
+//! (`password: String?`, `Uint8Array`), a path, a placeholder (`YOUR_API_KEY`, `sk_test_...`)
+//! or a Kubernetes object's name (`existingSecret: postgres-creds`); and after a token's label
+//! only a value shaped like a credential, for model configurations are full of
+//! `eos_token: "</s>"`.
+//!
+//! The scan is linear in the text: every value's end is found once, however many labels a
+//! hostile text repeats.
+
+use memchr::{memchr2_iter, memmem};
 
 use super::{SecretKind, Span, basic_credential};
 
@@ -17,10 +25,15 @@ use super::{SecretKind, Span, basic_credential};
 enum Label {
     /// A password, a secret or a key.
     Secret,
-    /// A token, or an `Authorization` header's value.
+    /// A base64 blob of key material: a kubeconfig's `client-key-data`, a Secret's
+    /// `.dockerconfigjson`.
+    Encoded,
+    /// A token or a session cookie.
     Token,
-    /// Docker's `auth`: the base64 of `user:password`.
-    DockerAuth,
+    /// An `Authorization` header's value: a credential after its scheme (`Token …`, `Bot …`).
+    Authorization,
+    /// Docker's and npm's `auth`: the base64 of `user:password`.
+    UserPassword,
     /// A shared access signature's `sig`, in a URL's query.
     Signature,
 }
@@ -28,103 +41,189 @@ enum Label {
 impl Label {
     fn kind(self) -> SecretKind {
         match self {
-            Label::DockerAuth => SecretKind::BearerToken,
-            Label::Secret | Label::Token | Label::Signature => SecretKind::ProviderKey,
+            Label::UserPassword => SecretKind::BearerToken,
+            _ => SecretKind::ProviderKey,
+        }
+    }
+
+    /// The longest value taken: longer ones are documents, not secrets, but for key material.
+    fn max_len(self) -> usize {
+        match self {
+            Label::Encoded => 16 * 1024,
+            _ => 256,
         }
     }
 }
 
 /// The longest label read: longer runs before a `:` are not names of settings.
-const MAX_LABEL: usize = 64;
+const MAX_LABEL: usize = 128;
 
-/// The longest value taken: longer ones are documents, not secrets.
-const MAX_VALUE: usize = 256;
+/// How far back a variable's name is looked for before its `value`.
+const MAX_PAIR_DISTANCE: usize = 256;
 
 /// Adds the spans of the labelled secrets in `text`: keys, passwords and tokens when `keys`,
-/// Docker's credentials when `credentials`.
+/// user and password pairs when `credentials`.
 pub(super) fn find_labelled(text: &str, keys: bool, credentials: bool, spans: &mut Vec<Span>) {
     let bytes = text.as_bytes();
+    let wanted = |label: Label| match label {
+        Label::UserPassword => credentials,
+        _ => keys,
+    };
+    let mut ends = ValueEnds::default();
+    // Masks the value at `start` if it is a secret, and moves `after` past it.
+    let mut take = |found: Found, start: usize, after: &mut usize| {
+        if !wanted(found.label) {
+            return;
+        }
+        if let Some((start, end)) = secret_at(bytes, start, found, &mut ends) {
+            let kind = found.label.kind();
+            spans.push(Span { start, end, kind });
+            *after = end;
+        }
+    };
     let mut after = 0;
-    for operator in memchr::memchr2_iter(b':', b'=', bytes) {
-        // The value of a find may hold `=` (base64 padding) or `:`: nothing in it is a label.
-        if operator < after {
-            continue;
+    for operator in memchr2_iter(b':', b'=', bytes) {
+        // A value may hold `=` (base64 padding) or `:`: nothing in it is a label.
+        if operator >= after
+            && let Some(found) = label_before(bytes, operator)
+            && let Some(start) = value_start(bytes, operator)
+        {
+            take(found, start, &mut after);
         }
-        let Some(label) = label_before(bytes, operator) else {
-            continue;
-        };
-        let wanted = match label {
-            Label::DockerAuth => credentials,
-            Label::Secret | Label::Token | Label::Signature => keys,
-        };
-        if !wanted {
-            continue;
-        }
-        if let Some((start, end)) = value_after(bytes, operator, label) {
-            spans.push(Span {
-                start,
-                end,
-                kind: label.kind(),
-            });
-            after = end;
+    }
+    // `--password S3cret`, `--api-key …`: a flag and its value apart.
+    let mut after = 0;
+    for dashes in memmem::find_iter(bytes, b"--") {
+        if dashes >= after
+            && let Some((found, start)) = flag_at(bytes, dashes)
+        {
+            take(found, start, &mut after);
         }
     }
 }
 
+/// A label found before an operator.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    label: Label,
+    /// In a URL's query (`?api_key=…&…`), where `&` ends a value.
+    in_query: bool,
+}
+
 /// The label that `operator` (a `:` or `=`) assigns to, if it names a secret: a setting's name,
-/// bare or quoted (`"password":`, `DB_PASSWORD=`, `--password=`, `X-Api-Key:`).
-fn label_before(bytes: &[u8], operator: usize) -> Option<Label> {
+/// bare, quoted, in bold, or a subscript's (`"password":`, `DB_PASSWORD=`, `--password=`,
+/// `**API Key:**`, `headers["X-Api-Key"] =`).
+fn label_before(bytes: &[u8], operator: usize) -> Option<Found> {
+    let floor = operator.saturating_sub(MAX_LABEL + 16);
     let mut end = operator;
-    while end > 0 && matches!(bytes.get(end - 1), Some(b' ' | b'\t')) {
+    skip_back(bytes, &mut end, floor, |b| matches!(b, b' ' | b'\t' | b'*'));
+    if bytes.get(end.checked_sub(1)?) == Some(&b']') {
         end -= 1;
     }
     let quote = match bytes.get(end.checked_sub(1)?) {
-        Some(&quote @ (b'"' | b'\'')) => {
+        Some(&quote @ (b'"' | b'\'' | b'`')) => {
             end -= 1;
             Some(quote)
         }
         _ => None,
     };
+    skip_back(bytes, &mut end, floor, |b| b == b'*');
     // Every label ends in one of these: most colons and equals signs go no further.
     let &[a, b, c] = bytes.get(end.checked_sub(3)?..end)? else {
         return None;
     };
     let ending = [a, b, c].map(|b| b.to_ascii_lowercase());
-    let endings: [&[u8; 3]; 12] = [
+    const ENDINGS: [&[u8; 3]; 18] = [
         b"ord", b"swd", b"ase", b"pwd", b"ass", b"ret", b"key", b"ken", b"ion", b"uth", b"sig",
-        b"lue",
+        b"lue", b"ial", b"als", b"ata", b"son", b"cfg", b"nid",
     ];
-    if !endings.contains(&&ending) {
+    if !ENDINGS.contains(&&ending) {
         return None;
     }
     let mut start = end;
-    while start > 0
-        && end - start <= MAX_LABEL
-        && bytes
-            .get(start - 1)
-            .is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-    {
-        start -= 1;
-    }
-    let before = start.checked_sub(1).and_then(|at| bytes.get(at)).copied();
-    if end - start > MAX_LABEL || quote.is_some_and(|quote| before != Some(quote)) {
+    skip_back(bytes, &mut start, floor, is_name_byte);
+    // A name that reaches the floor goes on beyond it: too long for a setting's.
+    if end - start > MAX_LABEL || (start == floor && floor > 0) {
         return None;
     }
     let name = bytes.get(start..end)?;
-    if name.eq_ignore_ascii_case(b"auth") {
-        return Some(Label::DockerAuth);
+    // `API Key:`, `Secret Access Key:`: the word before a bare `Key` names it.
+    let name = match (name, start.checked_sub(1).and_then(|at| bytes.get(at))) {
+        (b"Key" | b"key" | b"KEY", Some(b' ')) => {
+            let mut words_start = start - 1;
+            skip_back(bytes, &mut words_start, floor, |b| b.is_ascii_alphabetic());
+            start = words_start;
+            bytes.get(start..end)?
+        }
+        _ => name,
+    };
+    let byte_before = |n: usize| start.checked_sub(n).and_then(|at| bytes.get(at)).copied();
+    let before = byte_before(1);
+    let quoted_alike = match quote {
+        Some(quote) => before == Some(quote),
+        None => true,
+    };
+    // `arn:…:secret:name`, `${SECRET_KEY:?required}`: part of a longer name, or a shell
+    // default (npm's `//registry/:_authToken=` is a label all the same).
+    let inside = match before {
+        Some(b':') => byte_before(2) != Some(b'/'),
+        Some(b'{') => byte_before(2) == Some(b'$'),
+        _ => false,
+    };
+    if !quoted_alike || inside {
+        return None;
     }
-    if name == b"sig" {
-        return matches!(before, Some(b'?' | b'&')).then_some(Label::Signature);
+    let in_query = matches!(before, Some(b'?' | b'&'));
+    let label = if name == b"sig" {
+        in_query.then_some(Label::Signature)?
+    } else if name.eq_ignore_ascii_case(b"value") {
+        label_of(paired_name_before(bytes, start)?)?
+    } else {
+        label_of(name)?
+    };
+    Some(Found { label, in_query })
+}
+
+/// The label of a flag `--password`, `--api-key`, `--token` at `dashes`, and where its value
+/// starts when a space parts them.
+fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
+    let starts_word = dashes == 0 || bytes.get(dashes - 1).is_some_and(u8::is_ascii_whitespace);
+    if !starts_word {
+        return None;
     }
-    if name == b"value" {
-        return env_name_before(bytes, start).and_then(label_of);
+    let name_start = dashes + 2;
+    let name_len = bytes
+        .get(name_start..)?
+        .iter()
+        .take(MAX_LABEL + 1)
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))?;
+    let name = bytes.get(name_start..name_start + name_len)?;
+    let value = name_start + name_len + 1;
+    let spaced = bytes.get(value - 1) == Some(&b' ');
+    if !spaced || name.is_empty() || name_len > MAX_LABEL {
+        return None;
     }
-    label_of(name)
+    let label = label_of(name)?;
+    let found = Found {
+        label,
+        in_query: false,
+    };
+    Some((found, value))
+}
+
+/// Moves `at` back over the bytes `skip` takes, no further than `floor`.
+fn skip_back(bytes: &[u8], at: &mut usize, floor: usize, skip: impl Fn(u8) -> bool) {
+    while *at > floor && bytes.get(*at - 1).is_some_and(|&b| skip(b)) {
+        *at -= 1;
+    }
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
 /// What a setting's name says its value is, from its last word or two (`DB_PASSWORD`,
-/// `clientSecret`, `x-api-key`, `SharedAccessKey`, `GITHUB_TOKEN`).
+/// `clientSecret`, `x-api-key`, `SharedAccessKey`, `GITHUB_TOKEN`, `client-key-data`).
 fn label_of(name: &[u8]) -> Option<Label> {
     let (previous, last) = last_two_words(name);
     let last = last?;
@@ -135,8 +234,9 @@ fn label_of(name: &[u8]) -> Option<Label> {
                 .is_some_and(|end| end.eq_ignore_ascii_case(suffix.as_bytes()))
     };
     let is = |word: &[u8], wanted: &str| word.eq_ignore_ascii_case(wanted.as_bytes());
-    // What a key is of, in `api_key`, `SharedAccessKey`; run together in `apikey`.
-    const KEYS: [&str; 9] = [
+    let previous_is = |words: &[&str]| previous.is_some_and(|p| words.iter().any(|w| is(p, w)));
+    // What a key is of, in `api_key`, `SharedAccessKey`, `FERNET_KEY`.
+    const KEY_OF: [&str; 20] = [
         "api",
         "access",
         "account",
@@ -145,35 +245,65 @@ fn label_of(name: &[u8]) -> Option<Label> {
         "shared",
         "signing",
         "encryption",
+        "encrypt",
         "subscription",
+        "private",
+        "fernet",
+        "openai",
+        "jwt",
+        "hmac",
+        "license",
+        "consumer",
+        "deploy",
+        "app",
+        "tls",
     ];
-    const KEYS_RUN_TOGETHER: [&str; 9] = [
+    // Whose `pass` it is: `DB_PASS`, `SMTP_PASS`; `render_pass` is a step, not a password.
+    const PASS_OF: [&str; 17] = [
+        "db", "smtp", "mysql", "pg", "postgres", "redis", "mail", "email", "admin", "root", "user",
+        "ftp", "sftp", "ldap", "proxy", "mongo", "rabbitmq",
+    ];
+    let screaming = name
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
+    let password = ["password", "passwd", "passphrase"].into_iter().any(ends)
+        || is(last, "pwd")
+        || (is(last, "pass") && previous_is(&PASS_OF));
+    let key = is(last, "key") && (previous_is(&KEY_OF) || (screaming && previous.is_some()));
+    let key_run_together = [
         "apikey",
         "accesskey",
         "accountkey",
         "secretkey",
-        "masterkey",
-        "sharedkey",
-        "signingkey",
-        "encryptionkey",
-        "subscriptionkey",
-    ];
-    let password = ["password", "passwd", "passphrase"].into_iter().any(ends)
-        || is(last, "pwd")
-        || (previous.is_some() && is(last, "pass"));
-    let key = (is(last, "key") && previous.is_some_and(|word| KEYS.iter().any(|k| is(word, k))))
-        || KEYS_RUN_TOGETHER.into_iter().any(ends);
-    if password || ends("secret") || key {
+        "privatekey",
+    ]
+    .into_iter()
+    .any(ends);
+    let credentials = is(last, "credential") || is(last, "credentials");
+    // Rails' `SECRET_KEY_BASE`.
+    let key_base = is(last, "base") && previous.is_some_and(|p| is(p, "key"));
+    if (is(last, "data") && previous.is_some_and(|p| is(p, "key")))
+        || is(last, "dockerconfigjson")
+        || is(last, "dockercfg")
+    {
+        Some(Label::Encoded)
+    } else if password || ends("secret") || key || key_run_together || credentials || key_base {
         Some(Label::Secret)
-    } else if ends("token") || is(last, "authorization") {
+    } else if is(last, "auth") && previous.is_none() {
+        Some(Label::UserPassword)
+    } else if is(last, "authorization") {
+        Some(Label::Authorization)
+    } else if (ends("token") && !previous_is(&["page", "next", "continuation", "sync"]))
+        || is(last, "sessionid")
+    {
         Some(Label::Token)
     } else {
         None
     }
 }
 
-/// The last two words of a name, split at `_`, `-`, `.` and where camel case starts a word
-/// (`clientSecret`, `APIKey`).
+/// The last two words of a name, split at `_`, `-`, `.`, spaces and where camel case starts a
+/// word (`clientSecret`, `APIKey`).
 fn last_two_words(name: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
     let mut words: (Option<&[u8]>, Option<&[u8]>) = (None, None);
     let mut start: Option<usize> = None;
@@ -198,79 +328,196 @@ fn last_two_words(name: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
     words
 }
 
-/// The variable a Kubernetes container's `value:` at `value` sets, when the line before is its
-/// `- name: DB_PASSWORD`.
-fn env_name_before(bytes: &[u8], value: usize) -> Option<&[u8]> {
-    let line_start = bytes.get(..value)?.iter().rposition(|&b| b == b'\n')?;
-    let indent = bytes.get(line_start + 1..value)?;
-    if !indent.iter().all(|&b| b == b' ') {
+/// The variable whose `value` is at `value`, named just before it: `- name: DB_PASSWORD` on the
+/// line before, `{"name": "DB_PASSWORD", "value": …}`, `<add key="ApiKey" value="…"/>`,
+/// `{ name = "DB_PASSWORD", value = … }`.
+fn paired_name_before(bytes: &[u8], value: usize) -> Option<&[u8]> {
+    let floor = value.saturating_sub(MAX_PAIR_DISTANCE);
+    let mut at = value;
+    // Back over what parts the name from `value`, then the name, then its operator.
+    let parting = |b: u8| b.is_ascii_whitespace() || matches!(b, b',' | b'"' | b'\'');
+    let quotes = |b: u8| matches!(b, b' ' | b'"' | b'\'');
+    skip_back(bytes, &mut at, floor, parting);
+    let name_end = at;
+    skip_back(bytes, &mut at, floor, is_name_byte);
+    let name = bytes.get(at..name_end)?;
+    skip_back(bytes, &mut at, floor, quotes);
+    let operator = at.checked_sub(1)?;
+    if !matches!(bytes.get(operator), Some(b':' | b'=')) || operator < floor {
         return None;
     }
-    let previous_start = bytes
-        .get(..line_start)?
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
-    let previous = bytes.get(previous_start..line_start)?;
-    let previous = previous.strip_suffix(b"\r").unwrap_or(previous);
-    let previous = previous.trim_ascii_start();
-    let previous = previous.strip_prefix(b"- ").unwrap_or(previous);
-    let name = previous.strip_prefix(b"name:")?.trim_ascii();
-    let unquoted = name
-        .strip_prefix(b"\"")
-        .and_then(|name| name.strip_suffix(b"\""));
-    Some(unquoted.unwrap_or(name))
+    at = operator;
+    skip_back(bytes, &mut at, floor, quotes);
+    let label_end = at;
+    skip_back(bytes, &mut at, floor, |b| b.is_ascii_alphabetic());
+    let label = bytes.get(at..label_end)?;
+    (label.eq_ignore_ascii_case(b"name") || label.eq_ignore_ascii_case(b"key")).then_some(name)
 }
 
-/// Where the secret assigned at `operator` is, if the value there is one for `label`.
-fn value_after(bytes: &[u8], operator: usize, label: Label) -> Option<(usize, usize)> {
+/// Where the value assigned at `operator` starts: past `==`-like operators' second sign, blanks
+/// and a bold label's closing `**`. `None` for a comparison, a path or a URL.
+fn value_start(bytes: &[u8], operator: usize) -> Option<usize> {
     let mut start = operator + 1;
     match (bytes.get(operator), bytes.get(start)) {
-        // `==`, `::`, `://`: a comparison, a path, a URL.
+        // `==`, `::`, `://`.
         (Some(b'='), Some(b'=')) | (Some(b':'), Some(b':' | b'/')) => return None,
         // `:=`, `=>`.
         (Some(b':'), Some(b'=')) | (Some(b'='), Some(b'>')) => start += 1,
         _ => {}
     }
+    while matches!(bytes.get(start), Some(b'*')) {
+        start += 1;
+    }
     while matches!(bytes.get(start), Some(b' ' | b'\t')) {
         start += 1;
     }
-    let (start, end) = match bytes.get(start) {
-        Some(&quote @ (b'"' | b'\'')) => {
+    Some(start)
+}
+
+/// Where each value found so far ended, so that a value's end is looked for once: a text
+/// repeating `password=` a hundred thousand times is read once, not a hundred thousand times.
+#[derive(Debug, Default)]
+struct ValueEnds {
+    /// The end of the last bare value read, and where that read started.
+    bare: (usize, usize),
+    /// The same for values in each kind of quote: `"`, `'` and `` ` ``.
+    quoted: [(usize, usize); 3],
+}
+
+impl ValueEnds {
+    /// Where the value from `start` ends: at the first byte `ends` takes.
+    fn find(
+        bytes: &[u8],
+        known: &mut (usize, usize),
+        start: usize,
+        ends: impl Fn(u8) -> bool,
+    ) -> usize {
+        let (from, end) = *known;
+        if from < end && (from..=end).contains(&start) {
+            return end;
+        }
+        let len = bytes
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&b| ends(b))
+            .unwrap_or(bytes.len().saturating_sub(start));
+        *known = (start, start + len);
+        start + len
+    }
+}
+
+/// Where the secret at `start` is, if the value there is one for `found`'s label.
+fn secret_at(
+    bytes: &[u8],
+    start: usize,
+    found: Found,
+    ends: &mut ValueEnds,
+) -> Option<(usize, usize)> {
+    let label = found.label;
+    if label == Label::Authorization {
+        return authorization_credential(bytes, start);
+    }
+    let (start, end, quoted) = match bytes.get(start) {
+        Some(&quote @ (b'"' | b'\'' | b'`')) => {
             let from = start + 1;
-            let len = bytes
-                .get(from..)?
-                .iter()
-                .take(MAX_VALUE + 1)
-                .position(|&b| b == quote || b.is_ascii_whitespace())?;
-            (bytes.get(from + len) == Some(&quote)).then_some((from, from + len))?
+            let known = match quote {
+                b'"' => &mut ends.quoted[0],
+                b'\'' => &mut ends.quoted[1],
+                _ => &mut ends.quoted[2],
+            };
+            let end = ValueEnds::find(bytes, known, from, |b| {
+                b == quote || b.is_ascii_whitespace()
+            });
+            (bytes.get(end) == Some(&quote)).then_some((from, end, true))?
         }
         _ => {
-            let len = bytes
-                .get(start..)?
-                .iter()
-                .position(|&b| ends_bare_value(b))
-                .unwrap_or(bytes.len() - start);
+            let end = ValueEnds::find(bytes, &mut ends.bare, start, ends_bare_value);
             // A call, an index or a generic type follows a name in code, not a secret.
-            if matches!(bytes.get(start + len), Some(b'(' | b'[' | b'{' | b'<')) {
+            if matches!(bytes.get(end), Some(b'(' | b'[' | b'{' | b'<')) {
                 return None;
             }
-            let mut end = start + len;
-            // A sentence's full stop or colon is not the value's.
-            if matches!(bytes.get(end.saturating_sub(1)), Some(b'.' | b':')) {
-                end -= 1;
-            }
-            (start, end)
+            (start, end, false)
         }
     };
+    let mut end = end;
+    // Every read of the value is bounded by the longest one taken, so that a value the text's
+    // labels share is not read again for each.
+    let bounded = label.max_len() + 2;
+    if found.in_query
+        && let Some(amp) = (bytes.get(start..end)?.iter().take(bounded)).position(|&b| b == b'&')
+    {
+        end = start + amp;
+    }
+    // With room for a sentence's full stop.
+    if end - start > label.max_len() + 1 {
+        return None;
+    }
     let value = bytes.get(start..end)?;
+    if !quoted && is_placeholder(value) {
+        return None;
+    }
+    // A sentence's full stop or colon is not the value's.
+    if !quoted && matches!(value.last(), Some(b'.' | b':')) {
+        end -= 1;
+    }
+    let value = bytes.get(start..end)?;
+    if value.len() > label.max_len() {
+        return None;
+    }
     let taken = match label {
-        Label::Secret => may_be_secret(value),
-        Label::Token => may_be_secret(value) && is_credential(value, b"._~+/=%-"),
-        Label::DockerAuth => basic_credential(value),
+        Label::Secret => may_be_secret(value, quoted),
+        Label::Encoded => value.len() >= 32 && is_credential(value, b"+/=_-"),
+        Label::Token => {
+            // `=` pads base64 at the end; inside, it assigns (`expires_in=3600s`).
+            let unpadded = value.iter().rposition(|&b| b != b'=');
+            let unpadded = unpadded
+                .and_then(|last| value.get(..=last))
+                .unwrap_or_default();
+            may_be_secret(value, quoted)
+                && !unpadded.contains(&b'=')
+                && !value.starts_with(b"0x")
+                && is_credential(value, b"._~+/=%-")
+        }
+        Label::UserPassword => basic_credential(value),
         Label::Signature => value.len() >= 20 && is_credential(value, b"%+/=_-"),
+        Label::Authorization => false,
     };
     taken.then_some((start, end))
+}
+
+/// The credential in an `Authorization` value at `start`, quoted or not: after its scheme
+/// (`Token 9944b0…`, `Bot MTk4…`, `SSWS 00Qh…`), or alone. `Bearer` and `Basic` have patterns
+/// of their own.
+fn authorization_credential(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
+    const MAX_CREDENTIAL: usize = 512;
+    let quoted = matches!(bytes.get(start), Some(b'"' | b'\''));
+    let from = start + usize::from(quoted);
+    let run = |from: usize, part_of: fn(&u8) -> bool| {
+        let rest = bytes.get(from..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .take(MAX_CREDENTIAL + 1)
+            .position(|b| !part_of(b));
+        from + len.unwrap_or(rest.len().min(MAX_CREDENTIAL + 1))
+    };
+    let is_credential_byte: fn(&u8) -> bool =
+        |b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(b);
+    let scheme_end = run(from, u8::is_ascii_alphabetic);
+    let scheme = bytes.get(from..scheme_end)?;
+    let (from, to) = if bytes.get(scheme_end) == Some(&b' ') && scheme.len() <= 16 {
+        if scheme.eq_ignore_ascii_case(b"bearer") || scheme.eq_ignore_ascii_case(b"basic") {
+            return None;
+        }
+        (scheme_end + 1, run(scheme_end + 1, is_credential_byte))
+    } else {
+        (from, run(from, is_credential_byte))
+    };
+    let credential = bytes.get(from..to)?;
+    let taken = credential.len() <= MAX_CREDENTIAL
+        && may_be_secret(credential, true)
+        && is_credential(credential, b"._~+/=-");
+    taken.then_some((from, to))
 }
 
 /// Whether `byte` ends a value written without quotes.
@@ -280,7 +527,6 @@ fn ends_bare_value(byte: u8) -> bool {
         || matches!(
             byte,
             b',' | b';'
-                | b'&'
                 | b'"'
                 | b'\''
                 | b'`'
@@ -297,39 +543,157 @@ fn ends_bare_value(byte: u8) -> bool {
         )
 }
 
-/// Whether `value` could be a password, secret or key: 6 to 256 bytes, not letters alone (a
-/// word or a variable's name), a reference, a placeholder or an object's name.
-fn may_be_secret(value: &[u8]) -> bool {
-    if !(6..=MAX_VALUE).contains(&value.len()) {
-        return false;
-    }
-    let reference = matches!(
-        value.first(),
-        Some(b'$' | b'%' | b'{' | b'<' | b'/' | b'~' | b'@' | b'*' | b'#' | b'[' | b'.')
-    ) || [&b"{{"[..], b"${", b"}}", b"...", "…".as_bytes()]
+/// `sk_test_...`, `YOUR_API_KEY`, `changeme`: a value to fill in.
+fn is_placeholder(value: &[u8]) -> bool {
+    const PARTS: [&str; 12] = [
+        "...",
+        "…",
+        "xxxx",
+        "****",
+        "redacted",
+        "example",
+        "changeme",
+        "change_me",
+        "replace",
+        "your",
+        "placeholder",
+        "abc123",
+    ];
+    PARTS
         .iter()
-        .any(|part| contains(value, part));
-    let placeholder = [&b"xxxx"[..], b"XXXX", b"****", b"REDACTED", b"redacted"]
-        .iter()
-        .any(|part| contains(value, part))
-        || value.iter().all(|b| Some(b) == value.first());
-    // `YOUR_API_KEY`, `CHANGEME`, `AWS4-HMAC-SHA256`: a constant's name, or one to fill in.
-    let constant = value
-        .iter()
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
-    // `Required`, `api_key`, `dbPassword`: a word or a variable's name.
-    let name = value.iter().all(|b| b.is_ascii_alphabetic() || *b == b'_');
-    !(reference || placeholder || constant || name || is_code_path(value) || is_object_name(value))
+        .any(|part| contains_ignoring_case(value, part.as_bytes()))
+        || value.iter().all(|b| Some(b) == value.first())
 }
 
-/// `os.environ`, `settings.SECRET_KEY`, `cfg.DBPassword`: names joined by dots, as code reads a
-/// setting (and as a host name is written).
+/// Whether `value` could be a password, secret or key: 6 bytes or more and not a word, a
+/// variable's or type's name, a reference, a path, a placeholder or an object's name.
+fn may_be_secret(value: &[u8], quoted: bool) -> bool {
+    if value.len() < 6 || is_placeholder(value) {
+        return false;
+    }
+    // `${DB_PASSWORD}`, `{{ .Values.password }}`, `%(password)s`; bare, also `$DB_PASSWORD`,
+    // a YAML tag (`!vault`), alias (`*db_pass`) or anchor, a Ruby symbol, a path.
+    let template = [&b"{{"[..], b"${", b"}}", b"%("]
+        .iter()
+        .any(|part| contains_ignoring_case(value, part));
+    let bare_reference = !quoted
+        && matches!(
+            value.first(),
+            Some(b'$' | b'%' | b'{' | b'<' | b'/' | b'~' | b'@' | b'*' | b'&' | b'!' | b':')
+                | Some(b'#' | b'[' | b'.')
+        );
+    // `process.env.SECRET!`, `config?.apiKey`, `String?`: code, whatever the `!` and `?` say.
+    let code = value.strip_suffix(b"!").unwrap_or(value);
+    let code = code.strip_suffix(b"?").unwrap_or(code);
+    !(template
+        || bare_reference
+        || contains_ignoring_case(value, b"::")
+        || is_short_hex(value)
+        || is_name(code)
+        || is_code_path(code)
+        || is_path(value)
+        || is_object_name(value))
+}
+
+/// A word, a sentence's label or a variable's, constant's or type's name: `Required`,
+/// `Contraseña`, `Show/Hide`, `api_key`, `new_password2`, `YOUR_KEY`, `AWS4-HMAC-SHA256`,
+/// `Uint8Array`, `Ed25519PrivateKey`.
+fn is_name(value: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let has_digit = value.iter().any(u8::is_ascii_digit);
+    // Words and the marks between them, without a digit.
+    let words = !has_digit
+        && text
+            .chars()
+            .all(|c| c.is_alphabetic() || "_-/:'.".contains(c));
+    // snake_case, with digits or not.
+    let snake = value
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && value.contains(&b'_')
+        && value
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_');
+    // A constant: capitals and underscores or dashes, or capitals alone.
+    let constant = value
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+        && (!has_digit || value.iter().any(|b| matches!(b, b'_' | b'-')));
+    words || snake || constant || is_type_name(value)
+}
+
+/// `Uint8Array`, `SecretString`, `Ed25519PrivateKey`: capitalised words, two of them of three
+/// letters or more, and at most two numbers, each word starting with its capital (a random key
+/// has a lowercase letter after a digit, or more numbers).
+fn is_type_name(value: &[u8]) -> bool {
+    if !value.first().is_some_and(u8::is_ascii_uppercase)
+        || !value.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut long_words = 0;
+    let mut numbers = 0;
+    let mut at = 0;
+    while let Some(&b) = value.get(at) {
+        let run_end = |from: usize, part_of: fn(&u8) -> bool| {
+            from + value
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|b| part_of(b))
+                .count()
+        };
+        if b.is_ascii_digit() {
+            numbers += 1;
+            at = run_end(at, u8::is_ascii_digit);
+            // A word starts with a capital: a lowercase letter after a number is no type's.
+            if value.get(at).is_some_and(u8::is_ascii_lowercase) {
+                return false;
+            }
+        } else {
+            let capitals = run_end(at, u8::is_ascii_uppercase);
+            let end = run_end(capitals, u8::is_ascii_lowercase);
+            if end - capitals >= 2 {
+                long_words += 1;
+            }
+            at = end;
+        }
+    }
+    long_words >= 2 && numbers <= 2
+}
+
+/// `0x0029`: a constant written in hex, not a 32-byte key.
+fn is_short_hex(value: &[u8]) -> bool {
+    value.strip_prefix(b"0x").is_some_and(|hex| {
+        hex.len() <= 16 && !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit)
+    })
+}
+
+/// `os.environ`, `settings.SECRET_KEY`, `config?.anthropic?.apiKey`: names joined by dots, as
+/// code reads a setting (and as a host name is written).
 fn is_code_path(value: &[u8]) -> bool {
     value.contains(&b'.')
         && value.split(|&b| b == b'.').all(|part| {
-            part.first()
-                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+            let part = part.strip_suffix(b"?").unwrap_or(part);
+            let part = part.strip_suffix(b"!").unwrap_or(part);
+            // A JWT-like token's parts are longer than names are.
+            part.len() <= 32
+                && part
+                    .first()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
                 && part.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        })
+}
+
+/// `secret/data/myapp`, `keys/jwt-signing.pem`: a lowercase path, where base64 mixes cases.
+fn is_path(value: &[u8]) -> bool {
+    value.contains(&b'/')
+        && value.iter().all(|&b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'/' | b'.' | b'-' | b'_' | b':')
         })
 }
 
@@ -355,8 +719,8 @@ fn is_credential(value: &[u8], symbols: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || symbols.contains(b))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
-        .any(|window| window == needle)
+        .any(|window| window.eq_ignore_ascii_case(needle))
 }

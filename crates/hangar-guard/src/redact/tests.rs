@@ -1379,7 +1379,7 @@ fn secrets_after_their_labels_are_masked() {
             "SECRET_KEY = '[REDACTED:provider_key]'",
         ),
         (
-            r#"{"apiKey": "abc123def456ghi789"}"#,
+            r#"{"apiKey": "Xk93mQp27Lw8Tz4vB"}"#,
             r#"{"apiKey": "[REDACTED:provider_key]"}"#,
         ),
         (
@@ -1419,10 +1419,103 @@ fn secrets_after_their_labels_are_masked() {
             r#"{"arguments": "{\"user\": \"ann\", \"password\": \"S3cret!x\"}"}"#,
             r#"{"arguments": "{\"user\": \"ann\", \"password\": \"[REDACTED:provider_key]\"}"}"#,
         ),
+        // At the very start of the text.
+        (
+            "spring.security.oauth2.client.registration.keycloak.client-secret=Xy7pQ2rT9vLm4kNw",
+            "spring.security.oauth2.client.registration.keycloak.client-secret=[REDACTED:provider_key]",
+        ),
+        // Labels as people paste them in chat: spaced words, bold, backticks.
+        (
+            "API Key: Xy7pQ2rT9vLm4kNw",
+            "API Key: [REDACTED:provider_key]",
+        ),
+        (
+            "Secret Access Key: Xy7pQ2rT9vLm4kNw",
+            "Secret Access Key: [REDACTED:provider_key]",
+        ),
+        (
+            "**Password:** Xy7pQ2rT9vLm4kNw",
+            "**Password:** [REDACTED:provider_key]",
+        ),
+        (
+            "- Password: `Xy7pQ2rT9vLm4kNw`",
+            "- Password: `[REDACTED:provider_key]`",
+        ),
+        // Variables named for the key they hold, Rails' and Laravel's, a cookie.
+        (
+            "AZURE_OPENAI_KEY=0123456789abcdef0123456789abcdef",
+            "AZURE_OPENAI_KEY=[REDACTED:provider_key]",
+        ),
+        (
+            "APP_KEY=base64:Xy7pQ2rT9vLm4kNwXy7pQ2rT9vLm4kNw=",
+            "APP_KEY=[REDACTED:provider_key]",
+        ),
+        (
+            r#"ENV["SECRET_KEY_BASE"] = "9f8e7d6c5b4a3928""#,
+            r#"ENV["SECRET_KEY_BASE"] = "[REDACTED:provider_key]""#,
+        ),
+        (
+            "Cookie: sessionid=0123456789abcdef0123456789abcdef",
+            "Cookie: sessionid=[REDACTED:provider_key]",
+        ),
+        (
+            "MAPBOX_TOKEN=pk.eyJ1IjoiZXhhbXBsZSIsImEiOiJja2V4YW1wbGUifQ.abc",
+            "MAPBOX_TOKEN=[REDACTED:provider_key]",
+        ),
+        (
+            "TOTP_SECRET=JBSWY3DPEHPK3PXP",
+            "TOTP_SECRET=[REDACTED:provider_key]",
+        ),
+        (
+            r#"password: "@Xy7pQ2rT9vLm4kNw""#,
+            r#"password: "[REDACTED:provider_key]""#,
+        ),
+        // A variable's value beside its name, in JSON, XML, HCL and flow YAML.
+        (
+            r#"{"name": "DB_PASSWORD", "value": "Xy7pQ2rT9vLm4kNw"}"#,
+            r#"{"name": "DB_PASSWORD", "value": "[REDACTED:provider_key]"}"#,
+        ),
+        (
+            r#"<add key="ClearTextPassword" value="Xy7pQ2rT9vLm4kNw" />"#,
+            r#"<add key="ClearTextPassword" value="[REDACTED:provider_key]" />"#,
+        ),
+        (
+            r#"{ name = "DB_PASSWORD", value = "Xy7pQ2rT9vLm4kNw" }"#,
+            r#"{ name = "DB_PASSWORD", value = "[REDACTED:provider_key]" }"#,
+        ),
+        (
+            "- {name: DB_PASSWORD, value: Xy7pQ2rT9vLm4kNw}",
+            "- {name: DB_PASSWORD, value: [REDACTED:provider_key]}",
+        ),
+        // Flags and their values apart, and an Authorization header's other schemes.
+        (
+            "mysqladmin --password Xy7pQ2rT9vLm4kNw status",
+            "mysqladmin --password [REDACTED:provider_key] status",
+        ),
+        (
+            "Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+            "Authorization: Token [REDACTED:provider_key]",
+        ),
+        (
+            r#""Authorization": "SSWS 00QhXy7pQ2rT9vLm4kNw""#,
+            r#""Authorization": "SSWS [REDACTED:provider_key]""#,
+        ),
+        // A value with `&` in it, outside a URL's query.
+        (
+            "DB_PASSWORD=K9#mP2$xL!q&7zR",
+            "DB_PASSWORD=[REDACTED:provider_key]",
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(masked(text), expected, "{text}");
     }
+    // Key material in a kubeconfig and in a Secret.
+    let pem = "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFb3dJQkFBS0NBUUVB".repeat(20);
+    let kubeconfig = format!("    client-key-data: {pem}\n    token: x");
+    assert_eq!(
+        masked(&kubeconfig),
+        "    client-key-data: [REDACTED:provider_key]\n    token: x"
+    );
     // Docker's config.json: base64 of `user:password`.
     let docker = r#"{"auths": {"registry.example.com": {"auth": "YWRtaW46UzNjcjN0UGFzcw=="}}}"#;
     let result = redact(docker);
@@ -1467,8 +1560,62 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
         "secret: my_secret_name, api_key=apiKey, token=self.token",
         "ratio: 16:9, time: 12:30:45, url: https://example.com:8443/path",
         r#"special_tokens = {"pad_token": "<pad>", "additional_special_tokens": ["<|im_start|>"]}"#,
+        // A red team's finds: TypeScript's `!` and `?.`, ARNs, shell defaults, types, YAML
+        // tags, translations, identifiers, Ruby symbols, placeholders, paths, hex constants.
+        "secret: process.env.NEXTAUTH_SECRET!,",
+        "apiKey: config?.anthropic?.apiKey",
+        r#""Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/myapp/db-AbCdEf""#,
+        "- SECRET_KEY=${SECRET_KEY:?SECRET_KEY is required}",
+        "JWT_SECRET=${JWT_SECRET:-dev_jwt_secret}",
+        "DATABASE_URL=postgresql://postgres:${POSTGRES_PASSWORD}@db:5432/app",
+        "DATABASE_URL=postgresql://user:password@localhost:5432/mydb",
+        "val password: String?",
+        "login(email: String!, password: String!)",
+        "secretKey: Uint8Array;",
+        "signing_key: Ed25519PrivateKey",
+        "api_key: secrecy::SecretString",
+        "encryption_key: KeyKind::Aes256",
+        "db_password: !vault |",
+        "api_key: !secret openweathermap_key",
+        "API_KEY: !GetAtt ApiKey.Value",
+        r#""password": "Contraseña", "new_password": "Re-enter", "passphrase": "Show/Hide""#,
+        r#""password": "Пароль", "secret": "密码""#,
+        "password=new_password2, password=pg_pass1",
+        "{ password: :password_digest }",
+        "STRIPE_SECRET_KEY=sk_test_...",
+        r#"api_key="token-abc123""#,
+        "SESSION_SECRET=replace_me_32chars_min",
+        "secret: secret/data/myapp",
+        "signing_key: keys/jwt-signing.pem",
+        "PreSharedKey = 0x0029",
+        "render_pass: shadow_pass2",
+        r#""token": "0xdAC17F958D2ee523a2206206994597C13D831ec7""#,
+        r#""nextPageToken": "CiAKGjBpNDd2Nmp4dzV0azJkdWtxZWZ1""#,
+        "The API key: e.g. sk-... goes in the header. Your token: expires_in=3600s.",
+        "token: 1st_of_month_2024",
+        "use the --password flag, or --api-key $OPENAI_API_KEY",
+        "Authorization: Bearer",
     ] {
         assert!(redact(text).is_clean(), "{text}");
+    }
+}
+
+#[test]
+fn labels_repeated_without_end_are_read_in_linear_time() {
+    // Quadratic reading made a megabyte of these take minutes; in a debug build a linear read
+    // of a quarter of one takes well under a second, a quadratic one minutes.
+    for unit in [
+        "password=",
+        "password:\"",
+        "?api_key=&",
+        "client-key-data:",
+        "Authorization: Token ",
+        "--password ",
+        r#"{"name":"DB_PASSWORD","value":"#,
+    ] {
+        let text = unit.repeat(256 * 1024 / unit.len());
+        let result = redact(&text);
+        assert!(result.text.len() >= text.len() / 2, "{unit}");
     }
 }
 
