@@ -91,15 +91,74 @@ pub(super) fn find_labelled(text: &str, keys: bool, credentials: bool, spans: &m
             take(found, start, &mut after);
         }
     }
-    // `--password S3cret`, `--api-key …`: a flag and its value apart.
+    // `--password S3cret`, `--api-key …`: a flag and its value apart; curl's `-u user:pass`.
     let mut after = 0;
-    for dashes in memmem::find_iter(bytes, b"--") {
+    for dashes in memchr::memchr_iter(b'-', bytes) {
         if dashes >= after
             && let Some((found, start)) = flag_at(bytes, dashes)
         {
             take(found, start, &mut after);
         }
     }
+    // `<password>S3cret</password>`, as Maven's settings.xml and other XML hold them.
+    let mut after = 0;
+    for close in memmem::find_iter(bytes, b"</") {
+        if close >= after
+            && let Some((found, start)) = element_before(bytes, close)
+        {
+            take(found, start, &mut after);
+        }
+    }
+    // SQL's `WITH PASSWORD '…'`, `IDENTIFIED BY '…'`.
+    let mut after = 0;
+    for quote in memchr::memchr_iter(b'\'', bytes) {
+        if quote >= after && is_sql_password(bytes, quote) {
+            take(Found::new(Label::Secret), quote, &mut after);
+        }
+    }
+}
+
+/// The element that the closing tag at `close` ends, if its name names a secret, and where
+/// its text starts.
+fn element_before(bytes: &[u8], close: usize) -> Option<(Found, usize)> {
+    let name_start = close + 2;
+    let name_len = (bytes.get(name_start..)?.iter().take(MAX_LABEL + 1))
+        .position(|&b| !is_name_byte(b) && b != b':')?;
+    let name = bytes.get(name_start..name_start + name_len)?;
+    if name.is_empty() || bytes.get(name_start + name_len) != Some(&b'>') {
+        return None;
+    }
+    let label = label_of(name)?;
+    // The opening tag, `<password>`, with nothing but the text between.
+    let floor = close.saturating_sub(label.max_len() + 1);
+    let open_end = floor + bytes.get(floor..close)?.iter().rposition(|&b| b == b'>')?;
+    let open_start = open_end.checked_sub(name_len + 1)?;
+    let opens =
+        bytes.get(open_start) == Some(&b'<') && bytes.get(open_start + 1..open_end) == Some(name);
+    if !opens || bytes.get(open_end..close)?.contains(&b'<') {
+        return None;
+    }
+    let mut start = open_end + 1;
+    while bytes.get(start).is_some_and(u8::is_ascii_whitespace) && start < close {
+        start += 1;
+    }
+    let found = Found {
+        in_element: true,
+        ..Found::new(label)
+    };
+    Some((found, start))
+}
+
+/// Whether the quote at `quote` opens a password in SQL: `CREATE USER app WITH PASSWORD '…'`,
+/// `ALTER USER … PASSWORD '…'`, MySQL's `IDENTIFIED BY '…'`.
+fn is_sql_password(bytes: &[u8], quote: usize) -> bool {
+    let before = bytes.get(..quote).unwrap_or_default();
+    let said = |phrase: &[u8]| {
+        (before.len().checked_sub(phrase.len()))
+            .and_then(|from| before.get(from..))
+            .is_some_and(|end| end.eq_ignore_ascii_case(phrase))
+    };
+    said(b" password ") || said(b" identified by ")
 }
 
 /// A label found before an operator.
@@ -108,6 +167,18 @@ struct Found {
     label: Label,
     /// In a URL's query (`?api_key=…&…`), where `&` ends a value.
     in_query: bool,
+    /// An XML element's text, which its closing tag ends.
+    in_element: bool,
+}
+
+impl Found {
+    fn new(label: Label) -> Found {
+        Found {
+            label,
+            in_query: false,
+            in_element: false,
+        }
+    }
 }
 
 /// The label that `operator` (a `:` or `=`) assigns to, if it names a secret: a setting's name,
@@ -181,14 +252,28 @@ fn label_before(bytes: &[u8], operator: usize) -> Option<Found> {
     } else {
         label_of(name)?
     };
-    Some(Found { label, in_query })
+    Some(Found {
+        in_query,
+        ..Found::new(label)
+    })
 }
 
 /// The label of a flag `--password`, `--api-key`, `--token` at `dashes`, and where its value
-/// starts when a space parts them.
+/// starts when a space parts them; for curl's `-u user:password` and `--user`, where the
+/// password starts.
 fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
     let starts_word = dashes == 0 || bytes.get(dashes - 1).is_some_and(u8::is_ascii_whitespace);
     if !starts_word {
+        return None;
+    }
+    if let Some(rest) = bytes.get(dashes..)
+        && let Some(user) = [&b"-u "[..], b"--user "]
+            .into_iter()
+            .find_map(|flag| rest.strip_prefix(flag))
+    {
+        return user_password(dashes + (rest.len() - user.len()), user);
+    }
+    if bytes.get(dashes + 1) != Some(&b'-') {
         return None;
     }
     let name_start = dashes + 2;
@@ -203,12 +288,25 @@ fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
     if !spaced || name.is_empty() || name_len > MAX_LABEL {
         return None;
     }
-    let label = label_of(name)?;
-    let found = Found {
-        label,
-        in_query: false,
-    };
-    Some((found, value))
+    Some((Found::new(label_of(name)?), value))
+}
+
+/// Where the password of curl's `user:password` at `start` (`user` is the text from there)
+/// starts, quoted or not.
+fn user_password(start: usize, user: &[u8]) -> Option<(Found, usize)> {
+    let quoted = matches!(user.first(), Some(b'"' | b'\''));
+    let name = user.get(usize::from(quoted)..)?;
+    let colon = name
+        .iter()
+        .take(MAX_LABEL)
+        .position(|&b| b == b':' || b.is_ascii_whitespace() || b == b'"' || b == b'\'')?;
+    if name.get(colon) != Some(&b':') || colon == 0 {
+        return None;
+    }
+    Some((
+        Found::new(Label::Secret),
+        start + usize::from(quoted) + colon + 1,
+    ))
 }
 
 /// Moves `at` back over the bytes `skip` takes, no further than `floor`.
@@ -433,8 +531,11 @@ fn secret_at(
         }
         _ => {
             let end = ValueEnds::find(bytes, &mut ends.bare, start, ends_bare_value);
-            // A call, an index or a generic type follows a name in code, not a secret.
-            if matches!(bytes.get(end), Some(b'(' | b'[' | b'{' | b'<')) {
+            // A call, an index or a generic type follows a name in code, not a secret; an
+            // element's text ends at its closing tag.
+            let code = matches!(bytes.get(end), Some(b'(' | b'[' | b'{' | b'<'));
+            let closed = found.in_element && bytes.get(end..end + 2) == Some(b"</");
+            if code && !closed {
                 return None;
             }
             (start, end, false)

@@ -1500,6 +1500,27 @@ fn secrets_after_their_labels_are_masked() {
             r#""Authorization": "SSWS 00QhXy7pQ2rT9vLm4kNw""#,
             r#""Authorization": "SSWS [REDACTED:provider_key]""#,
         ),
+        // Written without `:` or `=`: XML elements, SQL, curl's user and password.
+        (
+            "<server>\n  <username>deploy</username>\n  <password>Xy7pQ2rT9vLm4kNw</password>\n</server>",
+            "<server>\n  <username>deploy</username>\n  <password>[REDACTED:provider_key]</password>\n</server>",
+        ),
+        (
+            "CREATE USER app WITH PASSWORD 'Xy7pQ2rT9vLm4kNw';",
+            "CREATE USER app WITH PASSWORD '[REDACTED:provider_key]';",
+        ),
+        (
+            "CREATE USER 'app'@'%' IDENTIFIED BY 'Xy7pQ2rT9vLm4kNw';",
+            "CREATE USER 'app'@'%' IDENTIFIED BY '[REDACTED:provider_key]';",
+        ),
+        (
+            "curl -u admin:Xy7pQ2rT9vLm4kNw https://jenkins.example.com/api/json",
+            "curl -u admin:[REDACTED:provider_key] https://jenkins.example.com/api/json",
+        ),
+        (
+            r#"curl --user "api:key-3ax6xnjp29jd6fds4gc373sgvjxteol0" https://api.example.net"#,
+            r#"curl --user "api:[REDACTED:provider_key]" https://api.example.net"#,
+        ),
         // A value with `&` in it, outside a URL's query.
         (
             "DB_PASSWORD=K9#mP2$xL!q&7zR",
@@ -1594,6 +1615,9 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
         "The API key: e.g. sk-... goes in the header. Your token: expires_in=3600s.",
         "token: 1st_of_month_2024",
         "use the --password flag, or --api-key $OPENAI_API_KEY",
+        "<password>{COQLCE6DU6GtcS5P=}</password> <token></token> <b>password</b>",
+        "curl -u admin:admin https://localhost, git push -u origin main, curl -u $USER:$PASS",
+        "ALTER USER app PASSWORD NULL; the password 'is' short",
         "Authorization: Bearer",
     ] {
         assert!(redact(text).is_clean(), "{text}");
