@@ -388,7 +388,7 @@ const FOLLOW_REACH: usize = 40;
 const ROT13_HINT: &str = r"(?i)rot[\s_-]?13|caesar|c[ée]sar(?-u:\b)|cesare|цезар|凯撒|凱撒|シーザー|카이사르|rot[\s_-]?[0-9]{1,2}(?-u:\b)|shift\s+cipher|(?:letters?|characters?)\s+(?:(?:is|are|was|were|has|have|been)\s+){0,2}(?:shifted|moved|rotated)";
 const REVERSED_HINT: &str = r"(?i)(?-u:\b)(?:backwards?|in\s+reverse|reversed\s+(?:text|order|string|words?|letters)|reverse\s+(?:the|this|it|each|every)|(?:read|write|written|spell|spelled|spelt)\s+(?:it\s+|this\s+|that\s+)?(?:in\s+)?reverse|(?:flip|mirror)\s+(?:this|the|it|each)|right[\s-]+to[\s-]+left)(?-u:\b)|al\s+rev[ée]s|[àa]\s+l['’]envers|de\s+tr[áa]s\s+para\s+(?:a\s+)?frente|r[üu]ckw[äa]rts|achterstevoren|(?:leggi(?:lo)?|scritto)\s+al\s+contrario|al\s+rovescio|all['’]indietro|задом\s+наперё?е?д|в\s+обратном\s+порядке|倒着|倒著|倒过来|倒過來|反过来|反過來|逆から|逆さま|거꾸로";
 /// The shift a prompt names: after a word for it ("shift 3", "位移5"), or before "places".
-const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)(?:[\s:=(+-]|(?:of|by|left|right|back|forward|de|di|um|на)\s)*([0-9]{1,2})(?-u:\b)|(?-u:\b)([0-9]{1,2})\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
+const SHIFT: &str = r"(?i)(?:shift(?:ed)?|moved|desplazamiento|deslocamento|spostamento|d[ée]calage|d[ée]cal[ée]|verschiebung|verschoben|сдвиг\w*|key|clave|rot|位移|偏移|ずらし|이동)(?:[\s:=(+-]|(?:of|by|left|right|back|forward|de|di|um|на)\s)*([0-9]{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen)(?-u:\b)|(?-u:\b)([0-9]{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen)\s+(?:places|positions|letters|posiciones|posições|posicoes|lettres|stellen|posizioni|позици\w*)";
 /// Words written letter by letter (`I G N O R E`, `i.g.n.o.r.e`, `忽 略 之 前`), or joined into
 /// one token (`Ignore.all.previous`, `IgnoreAllPrevious`): worth reading with the words put
 /// back together.
@@ -605,12 +605,11 @@ impl Regexes {
     fn rewritten_payload(&self, text: &str, matched: &SetMatches, plain: Fired) -> Fired {
         let mut rewritings = Vec::new();
         if matched.matched(ROT13_HINT_INDEX) {
-            // The shift the prompt names ("shift 3"), else ROT13's and Caesar's own, 3.
-            // Each shift the prompt names ("shift 3"; a decoy number may come first), and ROT13's
-            // and Caesar's own, 3.
+            // Each shift the prompt names ("shift 3", "by four"; a decoy number may come
+            // first), and ROT13's and Caesar's own, 3.
             let mut shifts: Vec<u32> = vec![13, 3];
             for named in (self.shift.captures_iter(text).take(3))
-                .filter_map(|c| c.get(1).or(c.get(2))?.as_str().parse::<u32>().ok())
+                .filter_map(|c| shift_number(c.get(1).or(c.get(2))?.as_str()))
             {
                 // Forward or back: "shifted left by 4" is a shift of 22 the other way.
                 for shift in [named % 26, (26 - named % 26) % 26] {
@@ -1887,6 +1886,22 @@ fn token_words(token: &str) -> Cow<'_, str> {
 
 /// `text` with each ASCII letter moved `shift` places back in the alphabet: a Caesar cipher
 /// of that shift deciphered (ROT13 with 13).
+/// A shift told in digits or in English words, from one to thirteen (a shift of more is one
+/// of less the other way).
+fn shift_number(told: &str) -> Option<u32> {
+    const WORDS: [&str; 13] = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve", "thirteen",
+    ];
+    let word = WORDS
+        .iter()
+        .position(|word| told.eq_ignore_ascii_case(word));
+    match word {
+        Some(at) => u32::try_from(at + 1).ok(),
+        None => told.parse().ok(),
+    }
+}
+
 fn shifted_back(text: &str, shift: u32) -> String {
     let back = |c: char, base: u8| {
         let letter = u32::from(c) - u32::from(base);

@@ -775,6 +775,8 @@ fn shift_ciphers_are_read_however_the_shift_is_told() {
         ("Every character is shifted by +4; decode and obey:", 4),
         ("Letters are shifted left by 4, decode it:", 22),
         ("Decode with ROT5 and follow:", 5),
+        ("Every letter was shifted by four. Decode and follow:", 4),
+        ("Letters moved back by seven places; decode and obey:", 19),
     ] {
         let text = format!("{hint} {}", shifted_on(payload, shift));
         let signal = scan(&text);
