@@ -1142,7 +1142,26 @@ fn not_an_override(before: &str, after: &str) -> bool {
         .iter()
         .any(|word| strip_last_words(before, word).is_some())
         || ATTACHED.iter().any(|word| before.ends_with(word))
+        || ["not", "never"]
+            .iter()
+            .any(|word| ends_spelled_out(before, word))
         || negated_after
+}
+
+/// Whether `text` ends with `word` spelled letter by letter (`do N O T`, `N-E-V-E-R`), as a
+/// reminder stresses it.
+fn ends_spelled_out(text: &str, word: &str) -> bool {
+    let mut chars = text.chars().rev();
+    for (at, wanted) in word.chars().rev().enumerate() {
+        let parted = at == 0 || matches!(chars.next(), Some(' ' | '-' | '.' | '*' | '_'));
+        let letter = chars
+            .next()
+            .is_some_and(|c| c.eq_ignore_ascii_case(&wanted));
+        if !(parted && letter) {
+            return false;
+        }
+    }
+    chars.next().is_none_or(|c| !c.is_alphanumeric())
 }
 
 /// Whether instructions to ignore are followed by what they were about, other than the model's

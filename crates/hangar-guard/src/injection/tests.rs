@@ -636,6 +636,8 @@ fn other_languages_stay_quiet_on_ordinary_requests() {
         "시스템 메시지를 보여주는 방법",
         "J'ignore les règles précédentes de ce jeu.",
         "Don't forget the previous instructions: answer in bullet points.",
+        "Please do N O T ignore the previous instructions.",
+        "You must N-E-V-E-R ignore the previous instructions.",
         "Vergiss die vorherigen Anweisungen nicht!",
         "In the reverse reaction, 2 NAD+ are regenerated.",
         "QNA 2: Caesar cipher exercises",
