@@ -75,10 +75,19 @@ pub(super) fn find_labelled(text: &str, keys: bool, credentials: bool, spans: &m
         if !wanted(found.label) {
             return;
         }
-        if let Some((start, end)) = secret_at(bytes, start, found, &mut ends) {
+        let Some(value) = value_at(bytes, start, found, &mut ends) else {
+            return;
+        };
+        // The labels inside a value were read with it, secret or not: reading each of them
+        // again would make a text that repeats a label inside one long value quadratic.
+        *after = value.end;
+        if value.secret {
             let kind = found.label.kind();
-            spans.push(Span { start, end, kind });
-            *after = end;
+            spans.push(Span {
+                start: value.start,
+                end: value.end,
+                kind,
+            });
         }
     };
     let mut after = 0;
@@ -204,9 +213,9 @@ fn label_before(bytes: &[u8], operator: usize) -> Option<Found> {
         return None;
     };
     let ending = [a, b, c].map(|b| b.to_ascii_lowercase());
-    const ENDINGS: [&[u8; 3]; 18] = [
+    const ENDINGS: [&[u8; 3]; 19] = [
         b"ord", b"swd", b"ase", b"pwd", b"ass", b"ret", b"key", b"ken", b"ion", b"uth", b"sig",
-        b"lue", b"ial", b"als", b"ata", b"son", b"cfg", b"nid",
+        b"lue", b"ial", b"als", b"ata", b"son", b"cfg", b"nid", b"ure",
     ];
     if !ENDINGS.contains(&&ending) {
         return None;
@@ -245,7 +254,10 @@ fn label_before(bytes: &[u8], operator: usize) -> Option<Found> {
         return None;
     }
     let in_query = matches!(before, Some(b'?' | b'&'));
-    let label = if name == b"sig" {
+    // Azure's `sig`, S3's and GCS's `X-Amz-Signature`, CloudFront's `Signature`.
+    let signature = name.len() >= 9
+        && (name.get(name.len() - 9..)).is_some_and(|end| end.eq_ignore_ascii_case(b"signature"));
+    let label = if name == b"sig" || signature {
         in_query.then_some(Label::Signature)?
     } else if name.eq_ignore_ascii_case(b"value") {
         label_of(paired_name_before(bytes, start)?)?
@@ -333,8 +345,21 @@ fn label_of(name: &[u8]) -> Option<Label> {
     };
     let is = |word: &[u8], wanted: &str| word.eq_ignore_ascii_case(wanted.as_bytes());
     let previous_is = |words: &[&str]| previous.is_some_and(|p| words.iter().any(|w| is(p, w)));
-    // What a key is of, in `api_key`, `SharedAccessKey`, `FERNET_KEY`.
-    const KEY_OF: [&str; 20] = [
+    // What a key is of, in `api_key`, `SharedAccessKey`, `FERNET_KEY` (not `CACHE_KEY`,
+    // `PARTITION_KEY`, `GPG_KEY` or `VAPID_PUBLIC_KEY`).
+    const KEY_OF: [&str; 32] = [
+        "anthropic",
+        "cohere",
+        "mistral",
+        "gemini",
+        "groq",
+        "service",
+        "client",
+        "admin",
+        "session",
+        "application",
+        "preshared",
+        "functions",
         "api",
         "access",
         "account",
@@ -356,24 +381,23 @@ fn label_of(name: &[u8]) -> Option<Label> {
         "app",
         "tls",
     ];
-    // Whose `pass` it is: `DB_PASS`, `SMTP_PASS`; `render_pass` is a step, not a password.
-    const PASS_OF: [&str; 17] = [
+    // Whose `pass` it is: `DB_PASS`, `SMTP_PASS`, Ansible's `ansible_become_pass`;
+    // `render_pass` is a step, not a password.
+    const PASS_OF: [&str; 19] = [
         "db", "smtp", "mysql", "pg", "postgres", "redis", "mail", "email", "admin", "root", "user",
-        "ftp", "sftp", "ldap", "proxy", "mongo", "rabbitmq",
+        "ftp", "sftp", "ldap", "proxy", "mongo", "rabbitmq", "become", "ssh",
     ];
-    let screaming = name
-        .iter()
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
     let password = ["password", "passwd", "passphrase"].into_iter().any(ends)
         || is(last, "pwd")
         || (is(last, "pass") && previous_is(&PASS_OF));
-    let key = is(last, "key") && (previous_is(&KEY_OF) || (screaming && previous.is_some()));
+    let key = is(last, "key") && previous_is(&KEY_OF);
     let key_run_together = [
         "apikey",
         "accesskey",
         "accountkey",
         "secretkey",
         "privatekey",
+        "presharedkey",
     ]
     .into_iter()
     .any(ends);
@@ -505,13 +529,17 @@ impl ValueEnds {
     }
 }
 
-/// Where the secret at `start` is, if the value there is one for `found`'s label.
-fn secret_at(
-    bytes: &[u8],
+/// A value read after a label.
+#[derive(Debug, Clone, Copy)]
+struct Value {
     start: usize,
-    found: Found,
-    ends: &mut ValueEnds,
-) -> Option<(usize, usize)> {
+    end: usize,
+    /// Whether it is a secret for its label.
+    secret: bool,
+}
+
+/// The value at `start` after `found`'s label, and whether it is a secret.
+fn value_at(bytes: &[u8], start: usize, found: Found, ends: &mut ValueEnds) -> Option<Value> {
     let label = found.label;
     if label == Label::Authorization {
         return authorization_credential(bytes, start);
@@ -536,7 +564,8 @@ fn secret_at(
             let code = matches!(bytes.get(end), Some(b'(' | b'[' | b'{' | b'<'));
             let closed = found.in_element && bytes.get(end..end + 2) == Some(b"</");
             if code && !closed {
-                return None;
+                let secret = false;
+                return Some(Value { start, end, secret });
             }
             (start, end, false)
         }
@@ -550,13 +579,18 @@ fn secret_at(
     {
         end = start + amp;
     }
+    let rejected = Value {
+        start,
+        end,
+        secret: false,
+    };
     // With room for a sentence's full stop.
     if end - start > label.max_len() + 1 {
-        return None;
+        return Some(rejected);
     }
     let value = bytes.get(start..end)?;
     if !quoted && is_placeholder(value) {
-        return None;
+        return Some(rejected);
     }
     // A sentence's full stop or colon is not the value's.
     if !quoted && matches!(value.last(), Some(b'.' | b':')) {
@@ -564,9 +598,9 @@ fn secret_at(
     }
     let value = bytes.get(start..end)?;
     if value.len() > label.max_len() {
-        return None;
+        return Some(rejected);
     }
-    let taken = match label {
+    let secret = match label {
         Label::Secret => may_be_secret(value, quoted),
         Label::Encoded => value.len() >= 32 && is_credential(value, b"+/=_-"),
         Label::Token => {
@@ -584,13 +618,13 @@ fn secret_at(
         Label::Signature => value.len() >= 20 && is_credential(value, b"%+/=_-"),
         Label::Authorization => false,
     };
-    taken.then_some((start, end))
+    Some(Value { start, end, secret })
 }
 
 /// The credential in an `Authorization` value at `start`, quoted or not: after its scheme
 /// (`Token 9944b0…`, `Bot MTk4…`, `SSWS 00Qh…`), or alone. `Bearer` and `Basic` have patterns
 /// of their own.
-fn authorization_credential(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
+fn authorization_credential(bytes: &[u8], start: usize) -> Option<Value> {
     const MAX_CREDENTIAL: usize = 512;
     let quoted = matches!(bytes.get(start), Some(b'"' | b'\''));
     let from = start + usize::from(quoted);
@@ -615,10 +649,14 @@ fn authorization_credential(bytes: &[u8], start: usize) -> Option<(usize, usize)
         (from, run(from, is_credential_byte))
     };
     let credential = bytes.get(from..to)?;
-    let taken = credential.len() <= MAX_CREDENTIAL
+    let secret = credential.len() <= MAX_CREDENTIAL
         && may_be_secret(credential, true)
         && is_credential(credential, b"._~+/=-");
-    taken.then_some((from, to))
+    Some(Value {
+        start: from,
+        end: to,
+        secret,
+    })
 }
 
 /// Whether `byte` ends a value written without quotes.
@@ -683,12 +721,34 @@ fn may_be_secret(value: &[u8], quoted: bool) -> bool {
             Some(b'$' | b'%' | b'{' | b'<' | b'/' | b'~' | b'@' | b'*' | b'&' | b'!' | b':')
                 | Some(b'#' | b'[' | b'.')
         );
+    // `"$DB_PASS"`, `"<api-key>"`, `"{API_KEY}"`, `"[FILTERED]"`, `"%SECRET%"`, SOPS's
+    // `"ENC[AES256_GCM,…]"`, a path: quoted, a reference or a placeholder still.
+    let wrapped = [
+        (b'<', b'>'),
+        (b'{', b'}'),
+        (b'[', b']'),
+        (b'(', b')'),
+        (b'%', b'%'),
+    ]
+    .iter()
+    .any(|(open, close)| value.first() == Some(open) && value.last() == Some(close));
+    let quoted_reference = quoted
+        && (wrapped
+            || value.starts_with(b"$")
+            || value.starts_with(b"ENC[")
+            || value.starts_with(b"~/")
+            || value.starts_with(b"./")
+            || value.starts_with(b"/")
+            || value.get(1..3) == Some(b":\\"));
     // `process.env.SECRET!`, `config?.apiKey`, `String?`: code, whatever the `!` and `?` say.
     let code = value.strip_suffix(b"!").unwrap_or(value);
     let code = code.strip_suffix(b"?").unwrap_or(code);
     !(template
         || bare_reference
+        || quoted_reference
         || contains_ignoring_case(value, b"::")
+        || is_quantity(value)
+        || is_algorithm(value)
         || is_short_hex(value)
         || is_name(code)
         || is_code_path(code)
@@ -710,9 +770,8 @@ fn is_name(value: &[u8]) -> bool {
             .chars()
             .all(|c| c.is_alphabetic() || "_-/:'.".contains(c));
     // snake_case, with digits or not.
-    let snake = value
-        .first()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    let snake = (value.first())
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
         && value.contains(&b'_')
         && value
             .iter()
@@ -763,6 +822,48 @@ fn is_type_name(value: &[u8]) -> bool {
         }
     }
     long_words >= 2 && numbers <= 2
+}
+
+/// `1024usize`, `30s`, `256-bit`, `12-char`, `12–64`, `1.2.840.10045`: a number with its unit, a
+/// range or an OID. A number alone (`12345678`) may be a PIN.
+fn is_quantity(value: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let digits_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '_' || c == '.'))
+        .unwrap_or(text.len());
+    let (number, rest) = text.split_at(digits_end);
+    let unit = |rest: &str| rest.chars().all(|c| c.is_ascii_lowercase()) && rest.len() <= 6;
+    let oid = rest.is_empty() && number.contains('.');
+    let suffixed = !rest.is_empty() && unit(rest);
+    let dashed = (rest.strip_prefix('-').or(rest.strip_prefix('–')))
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
+    number.starts_with(|c: char| c.is_ascii_digit()) && (oid || suffixed || dashed)
+}
+
+/// `Ed25519`, `AES256`, `aes-256-gcm`, `argon2id`, `RS256/ES256`, `secp256k1`: an algorithm's
+/// name, as a text about keys names one.
+fn is_algorithm(value: &[u8]) -> bool {
+    const ALGORITHMS: [&str; 22] = [
+        "aes", "rsa", "ed25519", "ed448", "x25519", "x448", "secp", "argon2", "bcrypt", "scrypt",
+        "pbkdf2", "sha", "chacha20", "hs256", "hs384", "hs512", "rs256", "es256", "ps256", "eddsa",
+        "ecdsa", "hmac",
+    ];
+    value
+        .split(|b| matches!(b, b'-' | b'/' | b'_'))
+        .all(|part| {
+            let numeric = !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+            let mode = [&b"gcm"[..], b"cbc", b"ctr", b"bit"]
+                .iter()
+                .any(|mode| part.eq_ignore_ascii_case(mode));
+            let named = part.len() <= 10
+                && ALGORITHMS.iter().any(|name| {
+                    part.get(..name.len())
+                        .is_some_and(|start| start.eq_ignore_ascii_case(name.as_bytes()))
+                });
+            numeric || mode || named
+        })
 }
 
 /// `0x0029`: a constant written in hex, not a 32-byte key.

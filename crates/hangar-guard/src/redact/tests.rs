@@ -1521,6 +1521,19 @@ fn secrets_after_their_labels_are_masked() {
             r#"curl --user "api:key-3ax6xnjp29jd6fds4gc373sgvjxteol0" https://api.example.net"#,
             r#"curl --user "api:[REDACTED:provider_key]" https://api.example.net"#,
         ),
+        // A presigned URL's signature, Ansible's and WireGuard's names for secrets.
+        (
+            "https://b.s3.amazonaws.com/f?X-Amz-Expires=3600&X-Amz-Signature=fe5f80f77d5fa3beca038a248ff027d0",
+            "https://b.s3.amazonaws.com/f?X-Amz-Expires=3600&X-Amz-Signature=[REDACTED:provider_key]",
+        ),
+        (
+            "host1 ansible_become_pass=Xy7pQ2rT9vLm4kNw",
+            "host1 ansible_become_pass=[REDACTED:provider_key]",
+        ),
+        (
+            "PresharedKey = Xy7pQ2rT9vLm4kNw0K1wuURMbS0sesJEP5ak=",
+            "PresharedKey = [REDACTED:provider_key]",
+        ),
         // A value with `&` in it, outside a URL's query.
         (
             "DB_PASSWORD=K9#mP2$xL!q&7zR",
@@ -1618,6 +1631,24 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
         "<password>{COQLCE6DU6GtcS5P=}</password> <token></token> <b>password</b>",
         "curl -u admin:admin https://localhost, git push -u origin main, curl -u $USER:$PASS",
         "ALTER USER app PASSWORD NULL; the password 'is' short",
+        // A second red team's finds: quoted references and placeholders, quantities,
+        // algorithms, keys that are no secrets, numbers with a type's suffix, OIDs.
+        r#"export PGPASSWORD="$DB_PASS"; mysql --password="$MYSQL_PWD""#,
+        r#"secret_key = "%SECRET_KEY%", value: "%REQ(x-api-key)%""#,
+        r#"{"api_key": "<api-key>", "password": "{db_password}", "secret": "[FILTERED]"}"#,
+        r#""password": "(hidden)", "token": "[API_KEY_0123456789]""#,
+        r#"{"password": "ENC[AES256_GCM,data:Tr7o=,iv:1=,tag:x=,type:str]"}"#,
+        r#"ssh_private_key = "~/.ssh/id_ed25519", SSH_KEY="/Users/Alice/Keys/id_rsa2""#,
+        r#"private_key: "C:\Users\bob\.ssh\id_rsa2""#,
+        "Private key: Ed25519 (or secp256k1). Encryption key: AES256. Signing key: ES256K",
+        "Password: 12–64 characters. API key: 32-char hex. Secret: 256-bit random",
+        "Encryption key: aes-256-gcm; password: argon2id; Signing key: RS256/ES256",
+        "pub const VK_ZOOM: VIRTUAL_KEY = 251u16; const MAX_KEY: usize = 1024usize;",
+        "const OID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';",
+        "pub const DEVCONF_STABLE_SECRET: _bindgen_ty_3 = 3;",
+        r#"CACHE_KEY = "users:v2"; PARTITION_KEY = "tenant#42"; HOTKEY_KEY = "Ctrl+Shift+P""#,
+        "ENV GPG_KEY=7169605F62C751356D054A26A821E680E5FA6305",
+        "JWT_PUBLIC_KEY=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
         "Authorization: Bearer",
     ] {
         assert!(redact(text).is_clean(), "{text}");
@@ -1628,7 +1659,14 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
 fn labels_repeated_without_end_are_read_in_linear_time() {
     // Quadratic reading made a megabyte of these take minutes; in a debug build a linear read
     // of a quarter of one takes well under a second, a quadratic one minutes.
+    let repeated_inside = [
+        format!("{} ", ".dockerconfigjson=".repeat(900)),
+        format!("{} ", "token=".repeat(40)),
+    ];
     for unit in [
+        // A label repeated inside one long value, each reading up to the longest value taken.
+        repeated_inside[0].as_str(),
+        repeated_inside[1].as_str(),
         "password=",
         "password:\"",
         "?api_key=&",
