@@ -13,8 +13,8 @@
 //! only a value shaped like a credential, for model configurations are full of
 //! `eos_token: "</s>"`.
 //!
-//! The scan is linear in the text: every value's end is found once, however many labels a
-//! hostile text repeats.
+//! The scan is linear in the text, however many labels a hostile text repeats: every value's
+//! end is found once, and the labels inside a value read, secret or not, are not read again.
 
 use memchr::{memchr2_iter, memmem};
 
