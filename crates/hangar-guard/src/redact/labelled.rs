@@ -285,6 +285,9 @@ fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
     {
         return user_password(dashes + (rest.len() - user.len()), user);
     }
+    if let Some(start) = command_password(bytes, dashes) {
+        return Some((Found::new(Label::Secret), start));
+    }
     if bytes.get(dashes + 1) != Some(&b'-') {
         return None;
     }
@@ -301,6 +304,65 @@ fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
         return None;
     }
     Some((Found::new(label_of(name)?), value))
+}
+
+/// Where the password a command's own flag at `dash` gives starts: `mysql -pS3cret`,
+/// `redis-cli -a …`, `sshpass -p …`, `docker login -p …`, `ldapsearch -w …`,
+/// `keytool -storepass …`, `openssl … -passout pass:…`. The command must be on the flag's line:
+/// `-p` and `-a` mean other things to other commands.
+fn command_password(bytes: &[u8], dash: usize) -> Option<usize> {
+    // Each command with the space after it.
+    const FLAGS: [(&str, &[&str]); 7] = [
+        ("-p", &["mysql ", "mysqladmin ", "mysqldump "]),
+        (
+            "-p ",
+            &[
+                "sshpass ",
+                "docker login ",
+                "podman login ",
+                "helm registry login ",
+            ],
+        ),
+        ("-a ", &["redis-cli "]),
+        (
+            "-w ",
+            &[
+                "ldapsearch ",
+                "ldapadd ",
+                "ldapmodify ",
+                "ldapdelete ",
+                "ldappasswd ",
+            ],
+        ),
+        ("-storepass ", &["keytool "]),
+        ("-keypass ", &["keytool "]),
+        ("-passout pass:", &["openssl "]),
+    ];
+    let rest = bytes.get(dash..)?;
+    // The line before the flag, read only for a flag that may give a password.
+    let line = || {
+        let floor = dash.saturating_sub(MAX_PAIR_DISTANCE);
+        let before = bytes.get(floor..dash).unwrap_or_default();
+        let start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        before.get(start..).unwrap_or_default()
+    };
+    let runs = |line: &[u8], command: &str| {
+        memmem::find_iter(line, command.as_bytes())
+            .any(|at| at == 0 || line.get(at - 1).is_some_and(|b| !is_name_byte(*b)))
+    };
+    let (flag, _) = FLAGS.iter().find(|(flag, commands)| {
+        rest.starts_with(flag.as_bytes()) && {
+            let line = line();
+            commands.iter().any(|command| runs(line, command))
+        }
+    })?;
+    let start = dash + flag.len();
+    // `mysql -p` alone asks for the password.
+    let given = bytes.get(start).is_some_and(|b| !b.is_ascii_whitespace());
+    given.then_some(start)
 }
 
 /// Where the password of curl's `user:password` at `start` (`user` is the text from there)

@@ -1521,6 +1521,35 @@ fn secrets_after_their_labels_are_masked() {
             r#"curl --user "api:key-3ax6xnjp29jd6fds4gc373sgvjxteol0" https://api.example.net"#,
             r#"curl --user "api:[REDACTED:provider_key]" https://api.example.net"#,
         ),
+        // A command's own flag for its password.
+        (
+            "mysql -h db -u root -pXy7pQ2rT9vLm4kNw app",
+            "mysql -h db -u root -p[REDACTED:provider_key] app",
+        ),
+        (
+            "redis-cli -h cache -a Xy7pQ2rT9vLm4kNw ping",
+            "redis-cli -h cache -a [REDACTED:provider_key] ping",
+        ),
+        (
+            "sshpass -p 'Xy7pQ2rT9vLm4kNw' ssh root@host",
+            "sshpass -p '[REDACTED:provider_key]' ssh root@host",
+        ),
+        (
+            "docker login -u deploy -p Xy7pQ2rT9vLm4kNw registry.example.com",
+            "docker login -u deploy -p [REDACTED:provider_key] registry.example.com",
+        ),
+        (
+            "ldapsearch -x -D cn=admin,dc=acme -w Xy7pQ2rT9vLm4kNw -b dc=acme",
+            "ldapsearch -x -D cn=admin,dc=acme -w [REDACTED:provider_key] -b dc=acme",
+        ),
+        (
+            "keytool -importkeystore -srckeystore a.p12 -storepass Xy7pQ2rT9vLm4kNw",
+            "keytool -importkeystore -srckeystore a.p12 -storepass [REDACTED:provider_key]",
+        ),
+        (
+            "openssl pkcs12 -export -out c.p12 -passout pass:Xy7pQ2rT9vLm4kNw",
+            "openssl pkcs12 -export -out c.p12 -passout pass:[REDACTED:provider_key]",
+        ),
         // A presigned URL's signature, Ansible's and WireGuard's names for secrets.
         (
             "https://b.s3.amazonaws.com/f?X-Amz-Expires=3600&X-Amz-Signature=fe5f80f77d5fa3beca038a248ff027d0",
@@ -1631,6 +1660,9 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
         "<password>{COQLCE6DU6GtcS5P=}</password> <token></token> <b>password</b>",
         "curl -u admin:admin https://localhost, git push -u origin main, curl -u $USER:$PASS",
         "ALTER USER app PASSWORD NULL; the password 'is' short",
+        // Other commands' `-p` and `-a`, and `mysql -p` asking for the password.
+        "mysql -u root -p app; docker run -p 8080:80 nginx; ls -a Xy7pQ2rT9vLm4kNw",
+        "ssh -p 2222 host; grep -w Xy7pQ2rT9vLm4kNw file",
         // A second red team's finds: quoted references and placeholders, quantities,
         // algorithms, keys that are no secrets, numbers with a type's suffix, OIDs.
         r#"export PGPASSWORD="$DB_PASS"; mysql --password="$MYSQL_PWD""#,
