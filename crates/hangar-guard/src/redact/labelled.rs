@@ -208,7 +208,8 @@ fn label_before(bytes: &[u8], operator: usize) -> Option<Found> {
         _ => None,
     };
     skip_back(bytes, &mut end, floor, |b| b == b'*');
-    // Every label ends in one of these: most colons and equals signs go no further.
+    // Every label `label_of` knows ends in one of these (keep the two in step): most colons and
+    // equals signs go no further.
     let &[a, b, c] = bytes.get(end.checked_sub(3)?..end)? else {
         return None;
     };
@@ -877,6 +878,10 @@ fn is_type_name(value: &[u8]) -> bool {
         } else {
             let capitals = run_end(at, u8::is_ascii_uppercase);
             let end = run_end(capitals, u8::is_ascii_lowercase);
+            // A lowercase letter starting a word: no type's name (and no loop without end).
+            if capitals == at && end > at {
+                return false;
+            }
             if end - capitals >= 2 {
                 long_words += 1;
             }
