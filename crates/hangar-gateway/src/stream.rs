@@ -585,6 +585,15 @@ where
 /// Events queued between the model server and a client that reads slower.
 const RELAY_CAPACITY: usize = 16;
 
+/// How much of a canary an answer may end with before a stream that cuts on a leak holds its
+/// events back: the first three letters of a random canary tell nothing (Hangar's own all
+/// begin `hgc`), and fewer would hold back every other token.
+const HOLD_FROM: usize = 4;
+
+/// The most a stream holds back while a canary may be beginning: past it the events flow on,
+/// and a cut then leaves the canary's start with the client.
+const MAX_HELD: usize = 64 << 10;
+
 /// How long, once the gateway shuts down, a client has to take an event (the shutdown's own
 /// last event among them): within the two seconds the shutdown gives streams to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -609,6 +618,10 @@ struct Relay {
     shutdown_grace: Option<tokio::time::Instant>,
     /// One watch per choice, so interleaved choices (`n` > 1) cannot split a canary.
     watches: Vec<(u64, CanaryWatch)>,
+    /// Whole events held back while the answer may be beginning a canary, with their size:
+    /// dropped if it leaks, queued for the client once it cannot.
+    held: Vec<Bytes>,
+    held_bytes: usize,
     kept: KeptTexts,
     /// `data: [DONE]` came: the model server reached the answer's end.
     done: bool,
@@ -635,6 +648,8 @@ impl Relay {
             ready: VecDeque::new(),
             shutdown_grace: None,
             watches: Vec::new(),
+            held: Vec::new(),
+            held_bytes: 0,
             kept: KeptTexts::default(),
             done: false,
             answered: false,
@@ -707,6 +722,7 @@ impl Relay {
                     if let Some(rest) = self.splitter.rest() {
                         self.take_rest(rest);
                     }
+                    self.release_held();
                     // A body that ends before the answer's end ends early: the client is told,
                     // not handed a cut answer that looks whole. An error event already said it.
                     let told = self.summary.end == StreamEnd::UpstreamError;
@@ -876,8 +892,32 @@ impl Relay {
         if facts.usage_only && self.rules.drop_usage_only {
             return;
         }
+        // Only whole events are held, after a whole one, so what is queued ends an event
+        // whenever some are held, and dropping them leaves the client's stream well framed.
+        let whole = !self.open_event && ends_an_event(&event);
         self.open_event = !ends_an_event(&event);
+        if whole && self.may_begin_canary() && self.held_bytes + event.len() <= MAX_HELD {
+            self.held_bytes += event.len();
+            self.held.push(event);
+            return;
+        }
+        self.release_held();
         self.ready.push_back(event);
+    }
+
+    /// Whether the answer so far ends with enough of a canary to hold its events back.
+    fn may_begin_canary(&self) -> bool {
+        let begun = |watch: &CanaryWatch| watch.partial() >= HOLD_FROM;
+        self.rules.cut_on_leak
+            && !self.done
+            && (self.watches.iter().any(|(_, watch)| begun(watch))
+                || self.raw_watch.as_ref().is_some_and(begun))
+    }
+
+    /// Queues the events held back for the client: no canary came of them.
+    fn release_held(&mut self) {
+        self.ready.extend(self.held.drain(..));
+        self.held_bytes = 0;
     }
 
     /// The choice `index` names, as the relay tracks it: one past those asked for (a model
@@ -908,6 +948,10 @@ impl Relay {
     /// Ends the stream with an error event the client can read: an event of its own, after a
     /// blank line that ends bytes flowing on unframed.
     fn fail(&mut self, message: &str, code: &'static str, end: StreamEnd) {
+        if end == StreamEnd::CanaryCut {
+            self.held.clear();
+        }
+        self.release_held();
         if std::mem::take(&mut self.open_event) {
             self.ready.push_back(Bytes::from_static(b"\n\n"));
         }
@@ -1542,6 +1586,96 @@ mod tests {
         assert_eq!(renamed_event(plain, &read_event(plain), "llama"), None);
         let public = b"data: {\"model\":\"ll\\u0061ma\"}\n\n";
         assert_eq!(renamed_event(public, &read_event(public), "llama"), None);
+    }
+
+    /// Rules that cut the stream on `hgc-0123456789abcdef`.
+    fn cutting_rules(idle: Duration) -> StreamRules {
+        StreamRules {
+            canaries: vec!["hgc-0123456789abcdef".into()],
+            cut_on_leak: true,
+            ..rules(Duration::from_secs(10), idle)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_leaves_no_part_of_the_canary_with_the_client() {
+        let (_, mut client, summary) = relay_of(
+            vec![
+                (0, ROLE),
+                (0, piece(0, "The token is ")),
+                (0, piece(0, "HGC-")),
+                (0, piece(0, "0123")),
+                (0, piece(0, "4567 89")),
+                (0, piece(0, "ab cdef")),
+                (0, DONE),
+            ],
+            cutting_rules(Duration::from_secs(10)),
+        );
+        let received = read_all(&mut client, Duration::ZERO).await;
+        assert!(received.contains("The token is "), "{received}");
+        // `HGC-` is let through: three letters of a canary tell nothing.
+        for part in ["0123", "4567", "89", "cdef"] {
+            assert!(
+                !received.contains(part),
+                "{part} reached the client: {received}"
+            );
+        }
+        assert!(received.ends_with(&*String::from_utf8_lossy(&error_event(
+            "the answer was cut: it contained this tenant's system-prompt canary",
+            "canary_leak"
+        ))));
+        assert_eq!(summary.await.unwrap().end, StreamEnd::CanaryCut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_held_for_a_canary_that_did_not_come_are_passed_on_in_order() {
+        let script = vec![
+            (0, ROLE),
+            (0, piece(0, "hgc-0123")),
+            (0, piece(0, " is not it")),
+            (0, piece(0, " hgc-01234567")),
+            (0, DONE),
+        ];
+        let (_, mut client, summary) = relay_of(script, cutting_rules(Duration::from_secs(10)));
+        let received = read_all(&mut client, Duration::ZERO).await;
+        let texts: String = event_data(&received)
+            .iter()
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+            .filter_map(|event| {
+                event["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(texts, "hgc-0123 is not it hgc-01234567");
+        assert!(received.ends_with("data: [DONE]\n\n"), "{received}");
+        assert_eq!(summary.await.unwrap().end, StreamEnd::Complete);
+
+        // A model server that falls silent mid-canary: what was held comes before the error.
+        let script = vec![(0, piece(0, "hgc-0123")), (5_000, DONE)];
+        let (_, mut client, summary) = relay_of(script, cutting_rules(Duration::from_secs(1)));
+        let received = read_all(&mut client, Duration::ZERO).await;
+        let events = event_data(&received);
+        assert!(events[0].contains("hgc-0123"), "{received}");
+        assert!(events[1].contains("upstream_timeout"), "{received}");
+        assert_eq!(summary.await.unwrap().end, StreamEnd::UpstreamTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cut_nothing_is_held() {
+        let rules = StreamRules {
+            cut_on_leak: false,
+            ..cutting_rules(Duration::from_secs(1))
+        };
+        let script = vec![(0, piece(0, "hgc-0123")), (5_000, DONE)];
+        let started = tokio::time::Instant::now();
+        let (_, mut client, summary) = relay_of(script, rules);
+        let first = client.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("hgc-0123"));
+        // Passed on at once, not when the silence ended the stream.
+        assert!(started.elapsed() < Duration::from_millis(100));
+        drop(client);
+        let _ = summary.await;
     }
 
     #[test]

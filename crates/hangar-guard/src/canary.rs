@@ -116,6 +116,23 @@ impl CanaryWatch {
         self.leaked()
     }
 
+    /// How much of a canary the text seen so far may have begun: the longest end of it that
+    /// is a canary's start, in letters and digits for a canary matched loosely, in bytes for
+    /// one matched as written. A stream that cuts on a leak holds its events back while this
+    /// is long enough, so that the cut leaves no part of the canary with the client.
+    pub fn partial(&self) -> usize {
+        if self.leaked.is_some() {
+            return 0;
+        }
+        (self.lowered.iter().zip(&self.folded))
+            .map(|(lowered, folded)| match folded {
+                Some(folded) => begun(&self.folded_window, folded),
+                None => begun(&self.window, lowered),
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether a canary has been seen.
     pub fn leaked(&self) -> bool {
         self.leaked.is_some()
@@ -127,6 +144,16 @@ impl CanaryWatch {
             .and_then(|index| self.canaries.get(index))
             .map(String::as_str)
     }
+}
+
+/// The length of the longest end of `window` that begins `canary`, short of all of it.
+fn begun(window: &str, canary: &str) -> usize {
+    let (window, canary) = (window.as_bytes(), canary.as_bytes());
+    let longest = window.len().min(canary.len().saturating_sub(1));
+    (window.len() - longest..window.len())
+        .map(|start| &window[start..])
+        .find(|end| canary.starts_with(end))
+        .map_or(0, <[u8]>::len)
 }
 
 /// Drops all but the last `keep` bytes of `window` (fewer if that would split a character: a
@@ -427,6 +454,24 @@ mod tests {
         }
         assert!(both.window.len() < "ab-12x".len());
         assert!(both.folded_window.len() < CANARY.len());
+    }
+
+    #[test]
+    fn partial_tells_how_much_of_a_canary_the_text_ends_with() {
+        let mut watch = CanaryWatch::new(vec![CANARY.to_owned(), "Sesame-Door".to_owned()]);
+        assert_eq!(watch.partial(), 0);
+        watch.feed("the key is H");
+        assert_eq!(watch.partial(), 1);
+        watch.feed("GC - 0123");
+        assert_eq!(watch.partial(), "hgc0123".len());
+        watch.feed(" and then");
+        assert_eq!(watch.partial(), 0, "the canary did not go on");
+        // Matched as written: its punctuation counts.
+        watch.feed(" sesame-d");
+        assert_eq!(watch.partial(), "sesame-d".len());
+        watch.feed("oor");
+        assert!(watch.leaked());
+        assert_eq!(watch.partial(), 0);
     }
 
     #[test]
