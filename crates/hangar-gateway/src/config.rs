@@ -288,6 +288,11 @@ pub struct ModelVersion {
     pub upstream_model: Option<String>,
     /// Share of traffic, relative to the other versions' weights.
     pub weight: u32,
+    /// Whether the version takes requests the model's other versions could not run (refused,
+    /// unreachable, or answered 429 or 503). `false` keeps one still being validated, such as
+    /// a green at weight 0, from answering real traffic whenever blue sheds load.
+    #[serde(default = "default_true")]
+    pub fallback: bool,
     /// Environment variable holding the key the gateway presents to this model server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,

@@ -1378,7 +1378,8 @@ impl Call<'_> {
         drop(body);
         let mut request = self.upstream_request(sent.clone(), &exchange.record.id)?;
         let routes = &self.runtime.routes;
-        let may_fail_over = !self.pinned && routes.has_other_versions(&self.facts.model);
+        let may_fail_over =
+            !self.pinned && routes.has_fallbacks(&self.facts.model, &self.version.name);
         // The other versions to try in turn while none runs it, found at the first failure:
         // reversed, so that `pop` gives the one with the most weight first.
         let mut fallbacks: Option<Vec<Arc<Version>>> = None;

@@ -27,6 +27,8 @@ pub struct Version {
     /// The field the cap on generated tokens goes in.
     pub cap_field: CapField,
     weight: u64,
+    /// Whether it takes requests the model's other versions could not run.
+    fallback: bool,
 }
 
 /// One public model.
@@ -87,6 +89,7 @@ impl RouteTable {
                     upstream_auth,
                     cap_field: version.cap_field,
                     weight: u64::from(version.weight),
+                    fallback: version.fallback,
                 }));
             }
             let total_weight = versions.iter().map(|v| v.weight).sum();
@@ -112,26 +115,29 @@ impl RouteTable {
         }
     }
 
-    /// The versions of `model` other than `failed`, for a request whose version's model server
-    /// did not run it: the one with the most weight first (a blue-green pair's other half, a
-    /// canary's stable version), then the others by weight, in their listed order when equal.
+    /// The versions of `model` other than `failed` that take others' requests, for a request
+    /// whose version's model server did not run it: the one with the most weight first (a
+    /// blue-green pair's other half, a canary's stable version), then the others by weight, in
+    /// their listed order when equal.
     pub fn fallbacks(&self, model: &str, failed: &str) -> Vec<Arc<Version>> {
-        let Some(route) = self.routes.get(model) else {
-            return Vec::new();
-        };
-        let mut others: Vec<_> = (route.versions.iter())
-            .filter(|v| &*v.name != failed)
-            .cloned()
-            .collect();
+        let mut others: Vec<_> = self.fallbacks_of(model, failed).cloned().collect();
         others.sort_by_key(|v| std::cmp::Reverse(v.weight));
         others
     }
 
-    /// Whether `model` has versions besides one.
-    pub fn has_other_versions(&self, model: &str) -> bool {
-        self.routes
-            .get(model)
-            .is_some_and(|route| route.versions.len() > 1)
+    /// Whether a request to `model` that `version` did not run could go to another version.
+    pub fn has_fallbacks(&self, model: &str, version: &str) -> bool {
+        self.fallbacks_of(model, version).next().is_some()
+    }
+
+    fn fallbacks_of<'a>(
+        &'a self,
+        model: &str,
+        failed: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Version>> {
+        (self.routes.get(model).into_iter())
+            .flat_map(|route| &route.versions)
+            .filter(move |v| v.fallback && &*v.name != failed)
     }
 
     /// Whether `model` is a public model name.
@@ -260,10 +266,39 @@ mod tests {
                 weight: *weight,
                 api_key_env: None,
                 cap_field: CapField::default(),
+                fallback: !name.ends_with("-validating"),
             })
             .collect();
         let models = BTreeMap::from([("llama".to_owned(), ModelRoute { versions, sticky })]);
         RouteTable::new(&models).unwrap()
+    }
+
+    #[test]
+    fn fallbacks_go_by_weight_and_skip_versions_that_take_none() {
+        let table = table(
+            &[
+                ("a", 10),
+                ("b", 80),
+                ("c-validating", 0),
+                ("d", 10),
+                ("e", 0),
+            ],
+            Sticky::Tenant,
+        );
+        let names = |failed| -> Vec<String> {
+            (table.fallbacks("llama", failed).iter())
+                .map(|v| v.name.to_string())
+                .collect()
+        };
+        assert_eq!(names("b"), ["a", "d", "e"]);
+        assert_eq!(names("a"), ["b", "d", "e"]);
+        assert_eq!(names("c-validating"), ["b", "a", "d", "e"]);
+        assert!(table.has_fallbacks("llama", "a"));
+        assert!(!table.has_fallbacks("gpt", "a"));
+
+        let pair = super::tests::table(&[("blue", 100), ("green-validating", 0)], Sticky::None);
+        assert!(!pair.has_fallbacks("llama", "blue"));
+        assert!(pair.has_fallbacks("llama", "green-validating"));
     }
 
     fn caller(tenant: &str) -> Caller<'_> {
@@ -361,6 +396,7 @@ mod tests {
                     weight,
                     api_key_env: None,
                     cap_field: CapField::default(),
+                    fallback: true,
                 })
                 .collect()
         };
@@ -429,6 +465,7 @@ mod tests {
                     weight: 1,
                     api_key_env: Some("HANGAR_TEST_SURELY_UNSET_VARIABLE".into()),
                     cap_field: CapField::default(),
+                    fallback: true,
                 }],
                 sticky: Sticky::None,
             },

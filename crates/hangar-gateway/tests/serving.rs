@@ -72,15 +72,7 @@ async fn an_overloaded_version_whose_other_cannot_be_reached_is_still_an_overloa
     let models = TWO_VERSIONS.replace("{upstream2}", &format!("http://{closed}"));
     let mut gw = start(&tenants(""), &models, "", &[&blue.url()]).await;
     // The client is told to come back, with blue's Retry-After, not that the model is gone.
-    let answer = chat_as(&gw, "a-1").await;
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.text()
-    );
-    assert_eq!(answer.code(), "upstream_overloaded");
-    assert_eq!(answer.header("retry-after"), Some("7"));
+    assert_overloaded(&chat_as(&gw, "a-1").await, "7");
     let metrics = gw.metrics().await;
     for (version, kind) in [("blue", "429"), ("green", "connect")] {
         let line = format!(
@@ -302,6 +294,37 @@ async fn a_version_that_declines_with_429_or_503_hands_its_requests_to_another_a
         assert!(metrics.contains(&line), "{line} missing from {metrics}");
     }
     moved_from_blue_to_green(&mut gw, 3).await;
+}
+
+#[tokio::test]
+async fn a_version_that_takes_no_fallbacks_is_left_alone_when_another_declines() {
+    let (blue, green) = (fake().await, fake().await);
+    let models = TWO_VERSIONS.replace("weight: 0}", "weight: 0, fallback: false}");
+    let gw = start(&tenants(""), &models, "", &[&blue.url(), &green.url()]).await;
+    blue.set_faults(Faults {
+        status: Some(503),
+        retry_after: Some("7".into()),
+        ..Faults::default()
+    });
+    // Green is being validated: blue's overload is the client's to wait out, not green's.
+    assert_overloaded(&chat_as(&gw, "a-1").await, "7");
+    assert_eq!((blue.request_count(), green.request_count()), (1, 0));
+    // It still serves what is sent to it.
+    let pinned = pinned_chat(&gw, "pinner-1", "green").await;
+    assert_eq!(pinned.status, StatusCode::OK, "{}", pinned.text());
+    assert_eq!(green.request_count(), 1);
+}
+
+/// A 503 `upstream_overloaded` that says when to come back.
+fn assert_overloaded(answer: &common::Answer, retry_after: &str) {
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.code(), "upstream_overloaded");
+    assert_eq!(answer.header("retry-after"), Some(retry_after));
 }
 
 /// A chat from `key`'s tenant that pins `version`.

@@ -255,7 +255,10 @@ fn check(path: &Path, probe: bool) -> Result<ExitCode> {
         let versions: Vec<String> = route
             .versions
             .iter()
-            .map(|v| format!("{} ({}) → {}", v.name, v.weight, v.url))
+            .map(|v| {
+                let fallback = if v.fallback { "" } else { ", no fallback" };
+                format!("{} ({}{fallback}) → {}", v.name, v.weight, v.url)
+            })
             .collect();
         outln!("  model        {name}: {}", versions.join(", "))?;
     }

@@ -644,11 +644,15 @@ fn check_probe_asks_each_model_server_what_it_serves() {
     let path = config.to_str().unwrap();
 
     // Without --probe nothing is reached, and the file is good.
+    let out = hangar(&["gateway", "check", "--config", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The canary takes no other version's requests.
     assert!(
-        hangar(&["gateway", "check", "--config", path])
-            .status
-            .success()
+        stdout(&out).contains("1.4.0 (90) → http://127.0.0.1:"),
+        "{}",
+        stdout(&out)
     );
+    assert!(stdout(&out).contains("1.5.0 (10, no fallback) → http://127.0.0.1:"));
     let out = hangar(&["gateway", "check", "--config", path, "--probe"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
