@@ -125,6 +125,123 @@ pub(super) fn find_labelled(text: &str, keys: bool, credentials: bool, spans: &m
             take(Found::new(Label::Secret), quote, &mut after);
         }
     }
+    // A setting and its value parted by blanks, alone on their line: `.netrc`'s
+    // `password …`, redis.conf's `requirepass …`, Gradle's `storePassword "…"`.
+    let mut after = 0;
+    let line_starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', bytes).map(|at| at + 1));
+    for line in line_starts {
+        if line >= after
+            && let Some((found, start)) = spaced_setting(bytes, line)
+        {
+            take(found, start, &mut after);
+        }
+    }
+    // Python's `auth=("user", "…")` and `HTTPBasicAuth("user", "…")`.
+    let mut after = 0;
+    for open in memchr::memchr_iter(b'(', bytes) {
+        if open >= after
+            && let Some(start) = auth_pair_password(bytes, open)
+        {
+            take(Found::new(Label::Secret), start, &mut after);
+        }
+    }
+}
+
+/// The setting at the start of the line at `line`, parted from its value by blanks, and
+/// where the value starts: a password's or a token's name alone (`password s3cr3t`,
+/// `storePassword "…"`), with a value that ends the line; or `.netrc`'s `password` after
+/// `machine`, `default` or `login` on its line.
+fn spaced_setting(bytes: &[u8], line: usize) -> Option<(Found, usize)> {
+    let rest = bytes.get(line..)?;
+    let indent = rest.iter().position(|&b| b != b' ' && b != b'\t')?;
+    let rest = rest.get(indent..)?;
+    let name_len = rest
+        .iter()
+        .take(MAX_LABEL + 1)
+        .position(|&b| !is_name_byte(b))?;
+    let (name, after_name) = rest.split_at(name_len);
+    let blanks = after_name.iter().position(|&b| b != b' ' && b != b'\t')?;
+    if blanks == 0 || name.is_empty() || name_len > MAX_LABEL {
+        return None;
+    }
+    let value = line + indent + name_len + blanks;
+    if [&b"machine"[..], b"default", b"login"].contains(&name) {
+        let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let words = rest.get(..line_end.min(MAX_PAIR_DISTANCE))?;
+        let keyword = memmem::find(words, b" password ")?;
+        let mut start = line + indent + keyword + b" password ".len();
+        while matches!(bytes.get(start), Some(b' ' | b'\t')) {
+            start += 1;
+        }
+        return Some((Found::new(Label::Secret), start));
+    }
+    if !may_be_label(name) {
+        return None;
+    }
+    let label = label_of(name).filter(|label| matches!(label, Label::Secret | Label::Token))?;
+    // Nothing after the value but blanks or nginx's `;`: in prose, more words follow.
+    let rest = bytes.get(value..)?;
+    let line_end = rest
+        .iter()
+        .take(label.max_len() + 3)
+        .position(|&b| b == b'\n');
+    let said = rest.get(..line_end.unwrap_or(rest.len().min(label.max_len() + 3)))?;
+    let said = said.trim_ascii_end();
+    let said = said.strip_suffix(b";").unwrap_or(said);
+    let quoted = matches!(said.first(), Some(b'"' | b'\'')) && said.last() == said.first();
+    let one_value = match said.get(1..said.len().saturating_sub(1)) {
+        Some(inside) if quoted && said.len() >= 2 => !inside.contains(&said[0]),
+        _ => !said.iter().any(|&b| ends_bare_value(b)),
+    };
+    one_value.then_some((Found::new(label), value))
+}
+
+/// Where the password starts in the pair of quoted strings that the parenthesis at `open`
+/// opens, after `auth=` or `HTTPBasicAuth`: Python's Requests, HTTPX and aiohttp.
+fn auth_pair_password(bytes: &[u8], open: usize) -> Option<usize> {
+    let floor = open.saturating_sub(MAX_LABEL);
+    let mut end = open;
+    let before = |end: usize| bytes.get(floor..end).unwrap_or_default();
+    let classes: [&[u8]; 3] = [b"BasicAuth", b"DigestAuth", b"ProxyAuth"];
+    if !classes.iter().any(|class| before(end).ends_with(class)) {
+        skip_back(bytes, &mut end, floor, |b| b == b' ' || b == b'\t');
+        end = end
+            .checked_sub(1)
+            .filter(|&at| bytes.get(at) == Some(&b'='))?;
+        skip_back(bytes, &mut end, floor, |b| b == b' ' || b == b'\t');
+        let name = before(end);
+        // `auth=` or `session.auth =`, not `oauth=`.
+        let auth = name.strip_suffix(b"auth")?;
+        if auth
+            .last()
+            .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return None;
+        }
+    }
+    let mut at = open + 1;
+    skip_blanks(bytes, &mut at);
+    let quote = *bytes.get(at).filter(|&&b| b == b'"' || b == b'\'')?;
+    let user_len =
+        (bytes.get(at + 1..)?.iter().take(MAX_LABEL)).position(|&b| b == quote || b == b'\n')?;
+    at += 1 + user_len;
+    if bytes.get(at) != Some(&quote) {
+        return None;
+    }
+    at += 1;
+    skip_blanks(bytes, &mut at);
+    if bytes.get(at) != Some(&b',') {
+        return None;
+    }
+    at += 1;
+    skip_blanks(bytes, &mut at);
+    matches!(bytes.get(at), Some(b'"' | b'\'')).then_some(at)
+}
+
+fn skip_blanks(bytes: &[u8], at: &mut usize) {
+    while matches!(bytes.get(*at), Some(b' ' | b'\t')) {
+        *at += 1;
+    }
 }
 
 /// The element that the closing tag at `close` ends, if its name names a secret, and where
@@ -208,17 +325,7 @@ fn label_before(bytes: &[u8], operator: usize) -> Option<Found> {
         _ => None,
     };
     skip_back(bytes, &mut end, floor, |b| b == b'*');
-    // Every label `label_of` knows ends in one of these (keep the two in step): most colons and
-    // equals signs go no further.
-    let &[a, b, c] = bytes.get(end.checked_sub(3)?..end)? else {
-        return None;
-    };
-    let ending = [a, b, c].map(|b| b.to_ascii_lowercase());
-    const ENDINGS: [&[u8; 3]; 19] = [
-        b"ord", b"swd", b"ase", b"pwd", b"ass", b"ret", b"key", b"ken", b"ion", b"uth", b"sig",
-        b"lue", b"ial", b"als", b"ata", b"son", b"cfg", b"nid", b"ure",
-    ];
-    if !ENDINGS.contains(&&ending) {
+    if !may_be_label(bytes.get(end.checked_sub(3)?..end)?) {
         return None;
     }
     let mut start = end;
@@ -279,10 +386,13 @@ fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
     if !starts_word {
         return None;
     }
+    // HTTPie's and xh's `-a` is another command's flag for something else.
+    let httpie =
+        |flag: &[u8]| flag != b"-a " || line_runs(bytes, dashes, &["http ", "https ", "xh "]);
     if let Some(rest) = bytes.get(dashes..)
-        && let Some(user) = [&b"-u "[..], b"--user "]
+        && let Some(user) = [&b"-u "[..], b"--user ", b"-a ", b"--auth "]
             .into_iter()
-            .find_map(|flag| rest.strip_prefix(flag))
+            .find_map(|flag| rest.strip_prefix(flag).filter(|_| httpie(flag)))
     {
         return user_password(dashes + (rest.len() - user.len()), user);
     }
@@ -340,30 +450,29 @@ fn command_password(bytes: &[u8], dash: usize) -> Option<usize> {
         ("-passout pass:", &["openssl "]),
     ];
     let rest = bytes.get(dash..)?;
-    // The line before the flag, read only for a flag that may give a password.
-    let line = || {
-        let floor = dash.saturating_sub(MAX_PAIR_DISTANCE);
-        let before = bytes.get(floor..dash).unwrap_or_default();
-        let start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |at| at + 1);
-        before.get(start..).unwrap_or_default()
-    };
-    let runs = |line: &[u8], command: &str| {
-        memmem::find_iter(line, command.as_bytes())
-            .any(|at| at == 0 || line.get(at - 1).is_some_and(|b| !is_name_byte(*b)))
-    };
     let (flag, _) = FLAGS.iter().find(|(flag, commands)| {
-        rest.starts_with(flag.as_bytes()) && {
-            let line = line();
-            commands.iter().any(|command| runs(line, command))
-        }
+        rest.starts_with(flag.as_bytes()) && line_runs(bytes, dash, commands)
     })?;
     let start = dash + flag.len();
     // `mysql -p` alone asks for the password.
     let given = bytes.get(start).is_some_and(|b| !b.is_ascii_whitespace());
     given.then_some(start)
+}
+
+/// Whether one of `commands` (each with the space after it) runs on the line before the flag
+/// at `dash`.
+fn line_runs(bytes: &[u8], dash: usize, commands: &[&str]) -> bool {
+    let floor = dash.saturating_sub(MAX_PAIR_DISTANCE);
+    let before = bytes.get(floor..dash).unwrap_or_default();
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let line = before.get(start..).unwrap_or_default();
+    commands.iter().any(|command| {
+        memmem::find_iter(line, command.as_bytes())
+            .any(|at| at == 0 || line.get(at - 1).is_some_and(|b| !is_name_byte(*b)))
+    })
 }
 
 /// Where the password of curl's `user:password` at `start` (`user` is the text from there)
@@ -393,6 +502,19 @@ fn skip_back(bytes: &[u8], at: &mut usize, floor: usize, skip: impl Fn(u8) -> bo
 
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+/// Whether a name that ends with `end` may be a label: every label `label_of` knows ends in
+/// one of these (keep the two in step), and most names go no further.
+fn may_be_label(end: &[u8]) -> bool {
+    const ENDINGS: [&[u8; 3]; 19] = [
+        b"ord", b"swd", b"ase", b"pwd", b"ass", b"ret", b"key", b"ken", b"ion", b"uth", b"sig",
+        b"lue", b"ial", b"als", b"ata", b"son", b"cfg", b"nid", b"ure",
+    ];
+    let Some(&[a, b, c]) = end.len().checked_sub(3).and_then(|from| end.get(from..)) else {
+        return false;
+    };
+    ENDINGS.contains(&&[a, b, c].map(|b| b.to_ascii_lowercase()))
 }
 
 /// What a setting's name says its value is, from its last word or two (`DB_PASSWORD`,
@@ -452,6 +574,9 @@ fn label_of(name: &[u8]) -> Option<Label> {
     ];
     let password = ["password", "passwd", "passphrase"].into_iter().any(ends)
         || is(last, "pwd")
+        // redis.conf's.
+        || is(last, "requirepass")
+        || is(last, "masterauth")
         || (is(last, "pass") && previous_is(&PASS_OF));
     let key = is(last, "key") && previous_is(&KEY_OF);
     let key_run_together = [

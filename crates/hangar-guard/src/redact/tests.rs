@@ -1568,6 +1568,49 @@ fn secrets_after_their_labels_are_masked() {
             "DB_PASSWORD=K9#mP2$xL!q&7zR",
             "DB_PASSWORD=[REDACTED:provider_key]",
         ),
+        // A setting and its value parted by blanks: `.netrc`, redis.conf, Gradle, nginx.
+        (
+            "machine api.github.com login octocat password Xy7pQ2rT9vLm4kNw",
+            "machine api.github.com login octocat password [REDACTED:provider_key]",
+        ),
+        (
+            "machine example.com\n  login alice\n  password s3cr3tPassw0rd!\n",
+            "machine example.com\n  login alice\n  password [REDACTED:provider_key]\n",
+        ),
+        (
+            "requirepass foobaredXy7Q\nmasterauth Xy7pQ2rT9vLm4kNw",
+            "requirepass [REDACTED:provider_key]\nmasterauth [REDACTED:provider_key]",
+        ),
+        (
+            "    storePassword \"an7Kq2PzR4\"\n    keyPassword 'Zq9-xR2vB8'",
+            "    storePassword \"[REDACTED:provider_key]\"\n    keyPassword '[REDACTED:provider_key]'",
+        ),
+        (
+            "\tapi_token \"Xy7pQ2rT9vLm4kNw\";",
+            "\tapi_token \"[REDACTED:provider_key]\";",
+        ),
+        // HTTPie's and xh's `-a`, and the pair Python's HTTP clients take.
+        (
+            "http -a alice:Tr0ub4dor3xx example.org; xh --auth bob:Xy7pQ2rT9vLm4kNw x.org",
+            "http -a alice:[REDACTED:provider_key] example.org; xh --auth bob:[REDACTED:provider_key] x.org",
+        ),
+        (
+            r#"requests.get(url, auth=("alice", "Tr0ub4dor&3x")); session.auth = ('bob', 'Xy7pQ2rT9vLm4kNw')"#,
+            r#"requests.get(url, auth=("alice", "[REDACTED:provider_key]")); session.auth = ('bob', '[REDACTED:provider_key]')"#,
+        ),
+        (
+            "s.auth = HTTPBasicAuth('alice', 'Tr0ub4dor&3x'); aiohttp.BasicAuth(\"u\", \"Xy7pQ2rT9vLm4kNw\")",
+            "s.auth = HTTPBasicAuth('alice', '[REDACTED:provider_key]'); aiohttp.BasicAuth(\"u\", \"[REDACTED:provider_key]\")",
+        ),
+        // Telegram's bot tokens, new and old.
+        (
+            r#"bot = telebot.TeleBot("7012345678:AAF-8xk3mPq9ZrT2vW5yB7nD4hJ6kL1sQ0c")"#,
+            r#"bot = telebot.TeleBot("[REDACTED:provider_key]")"#,
+        ),
+        (
+            "https://api.telegram.org/bot110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
+            "https://api.telegram.org/bot[REDACTED:provider_key]/getMe",
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(masked(text), expected, "{text}");
@@ -1682,6 +1725,12 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
         "ENV GPG_KEY=7169605F62C751356D054A26A821E680E5FA6305",
         "JWT_PUBLIC_KEY=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
         "Authorization: Bearer",
+        // Settings parted by blanks in prose, and what only looks like a bot token.
+        "Password reset link sent.\npassword required\n  password s3cr3t and more words\ntoken expired",
+        "machine learning needs a login, then a password reset",
+        "auth=(user, password); auth = HTTPBasicAuth(user, pw); OAuth(\"id\", \"Xy7pQ2rT9vLm\")",
+        "oauth=(\"id\", \"Xy7pQ2rT9vLm\"); my_auth = (\"id\", \"Xy7pQ2rT9vLm\")",
+        "curl -a ascii; 12345:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw; 110201543:AAshort",
     ] {
         assert!(redact(text).is_clean(), "{text}");
     }
@@ -1706,6 +1755,14 @@ fn labels_repeated_without_end_are_read_in_linear_time() {
         "Authorization: Token ",
         "--password ",
         r#"{"name":"DB_PASSWORD","value":"#,
+        // Settings parted by blanks, `.netrc`'s lines and Python's pairs.
+        "password \n",
+        "password ",
+        "machine login password ",
+        "login \"",
+        "auth=(\"u\", ",
+        "HTTPBasicAuth('",
+        "1234567:AA",
     ] {
         let text = unit.repeat(256 * 1024 / unit.len());
         let result = redact(&text);
