@@ -421,12 +421,18 @@ impl InjectionScanner {
         if !text.is_ascii() && has_hidden_unicode(text) {
             fired.fire(HIDDEN_UNICODE_RULE, HIDDEN_UNICODE.weight);
         }
+        let original = text;
         let text = plain_letters(text);
-        if let Some(matched) = regexes.phrases.matches(&text) {
-            let plain = regexes.phrases.weigh(&text, &matched);
-            fired.merge(plain);
-            fired.merge(regexes.rewritten_payload(&text, &matched, plain));
+        let matched = regexes.phrases.matches(&text);
+        let plain = (matched.as_ref()).map_or_else(Fired::default, |matched| {
+            regexes.phrases.weigh(&text, matched)
+        });
+        fired.merge(plain);
+        // `!gnore`: a leetspeak `i` that opens a word has no word's edge before it.
+        if let Some(opened) = leet_openings_as_letters(&text) {
+            fired.merge(regexes.phrases.phrase_rules(&opened));
         }
+        fired.merge(regexes.rewritten_payload(original, &text, matched.as_ref(), plain));
         fired.merge(regexes.encoded_payload(&text));
         signal(fired)
     }
@@ -597,36 +603,60 @@ impl Regexes {
         fired
     }
 
-    /// Reads the text in ROT13, or backwards, when it names that way of writing (the phrase
-    /// set `matched` the hint), or with spelled-out words put together: a payload that then
-    /// triggers phrase rules more strongly than the `plain` text did fires them, with
-    /// `encoded-payload`. A mention the plain text already showed gains nothing from a
-    /// rewrite that leaves it as it was.
-    fn rewritten_payload(&self, text: &str, matched: &SetMatches, plain: Fired) -> Fired {
+    /// Reads the text in ROT13 or another shift (of the Latin or the Russian alphabet), or
+    /// backwards, when it names that way of writing (the phrase set `matched` the hint), with
+    /// spelled-out words put together, or turned right side up when it is written upside down
+    /// (`snoᴉʌǝɹd llɐ ǝɹouƃᴉ`): a payload that then triggers phrase rules more strongly than the
+    /// `plain` text did fires them, with `encoded-payload`. A mention the plain text already
+    /// showed gains nothing from a rewrite that leaves it as it was. `text` is `original` with
+    /// plain letters.
+    fn rewritten_payload(
+        &self,
+        original: &str,
+        text: &str,
+        matched: Option<&SetMatches>,
+        plain: Fired,
+    ) -> Fired {
+        let hinted = |hint: usize| matched.is_some_and(|matched| matched.matched(hint));
         let mut rewritings = Vec::new();
-        if matched.matched(ROT13_HINT_INDEX) {
+        if hinted(ROT13_HINT_INDEX) {
             // Each shift the prompt names ("shift 3", "by four"; a decoy number may come
             // first), and ROT13's and Caesar's own, 3.
-            let mut shifts: Vec<u32> = vec![13, 3];
-            for named in (self.shift.captures_iter(text).take(3))
+            let named: Vec<u32> = (self.shift.captures_iter(text).take(3))
                 .filter_map(|c| shift_number(c.get(1).or(c.get(2))?.as_str()))
-            {
-                // Forward or back: "shifted left by 4" is a shift of 22 the other way.
-                for shift in [named % 26, (26 - named % 26) % 26] {
-                    if shift != 0 && !shifts.contains(&shift) {
-                        shifts.push(shift);
+                .collect();
+            // Forward or back: "shifted left by 4" is a shift of 22 the other way.
+            let shifts = |letters: u32, own: &[u32]| {
+                let mut shifts = own.to_vec();
+                for back in named
+                    .iter()
+                    .flat_map(|n| [n % letters, (letters - n % letters) % letters])
+                {
+                    if back != 0 && !shifts.contains(&back) {
+                        shifts.push(back);
                     }
                 }
+                shifts
+            };
+            // Plain letters write some Russian ones as Latin look-alikes: the original is
+            // shifted, then made plain.
+            if original.chars().any(is_russian_letter) {
+                let russian = shifts(RUSSIAN.len() as u32, &[3]).into_iter();
+                rewritings.extend(russian.map(|shift| {
+                    plain_letters(&russian_shifted_back(original, shift)).into_owned()
+                }));
             }
-            rewritings.extend(shifts.into_iter().map(|shift| shifted_back(text, shift)));
+            let latin = shifts(26, &[13, 3]).into_iter();
+            rewritings.extend(latin.map(|shift| shifted_back(text, shift)));
         }
-        if matched.matched(REVERSED_HINT_INDEX) {
+        if hinted(REVERSED_HINT_INDEX) {
             rewritings.push(text.chars().rev().collect());
             rewritings.push(text.split_whitespace().rev().collect::<Vec<_>>().join(" "));
         }
-        if matched.matched(SPACED_HINT_INDEX) {
+        if hinted(SPACED_HINT_INDEX) {
             rewritings.push(words_put_together(text));
         }
+        rewritings.extend(right_side_up(text));
         for rewritten in rewritings {
             let mut inner = self.phrases.phrase_rules(&rewritten);
             // Only a whole request: names such as DAN turn up by chance ("2 NAD+" backwards).
@@ -1919,6 +1949,102 @@ fn shift_number(told: &str) -> Option<u32> {
         Some(at) => u32::try_from(at + 1).ok(),
         None => told.parse().ok(),
     }
+}
+
+/// The Russian alphabet, `ё` in its place, as a Caesar cipher over it counts.
+const RUSSIAN: [char; 33] = [
+    'а', 'б', 'в', 'г', 'д', 'е', 'ё', 'ж', 'з', 'и', 'й', 'к', 'л', 'м', 'н', 'о', 'п', 'р', 'с',
+    'т', 'у', 'ф', 'х', 'ц', 'ч', 'ш', 'щ', 'ъ', 'ы', 'ь', 'э', 'ю', 'я',
+];
+
+fn is_russian_letter(c: char) -> bool {
+    matches!(c, 'а'..='я' | 'А'..='Я' | 'ё' | 'Ё')
+}
+
+/// `text` with its Russian letters shifted back `shift` places.
+fn russian_shifted_back(text: &str, shift: u32) -> String {
+    let len = RUSSIAN.len();
+    let back = |c: char| {
+        let lower = c.to_lowercase().next().unwrap_or(c);
+        let Some(at) = RUSSIAN.iter().position(|&letter| letter == lower) else {
+            return c;
+        };
+        let letter = RUSSIAN[(at + len - shift as usize % len) % len];
+        if lower == c {
+            letter
+        } else {
+            letter.to_uppercase().next().unwrap_or(letter)
+        }
+    };
+    text.chars().map(back).collect()
+}
+
+/// The letters upside-down text writes for each Latin one, the Latin letter first: turned
+/// right side up, the text is read backwards with each letter swapped (`b` and `q`, `d` and
+/// `p`, `n` and `u` swap among themselves).
+const UPSIDE_DOWN: [(char, char); 21] = [
+    ('a', 'ɐ'),
+    ('b', 'q'),
+    ('c', 'ɔ'),
+    ('d', 'p'),
+    ('e', 'ǝ'),
+    ('f', 'ɟ'),
+    ('g', 'ƃ'),
+    ('h', 'ɥ'),
+    ('i', 'ᴉ'),
+    ('j', 'ɾ'),
+    ('k', 'ʞ'),
+    ('m', 'ɯ'),
+    ('n', 'u'),
+    ('p', 'd'),
+    ('q', 'b'),
+    ('r', 'ɹ'),
+    ('t', 'ʇ'),
+    ('u', 'n'),
+    ('v', 'ʌ'),
+    ('w', 'ʍ'),
+    ('y', 'ʎ'),
+];
+
+/// `text` turned right side up, when at least three of its letters are upside-down ones that
+/// no alphabet uses for itself (`ɐ`, `ǝ`, `ɹ`…, not `q` or `d`).
+fn right_side_up(text: &str) -> Option<String> {
+    let turned = |c: char| UPSIDE_DOWN.iter().find(|(_, upside)| *upside == c);
+    // All but `ƃ` and `ᴉ` are IPA letters, whose UTF-8 begins 0xC7, 0xC9 or 0xCA: a quick
+    // search, where reading every character would cost the scan of a non-ASCII prompt a tenth.
+    let upside_down_only = memchr::memchr3_iter(0xC7, 0xC9, 0xCA, text.as_bytes())
+        .filter_map(|at| text.get(at..)?.chars().next())
+        .filter(|&c| turned(c).is_some())
+        .take(3)
+        .count();
+    (upside_down_only == 3).then(|| {
+        text.chars()
+            .rev()
+            .map(|c| turned(c).map_or(c, |(latin, _)| *latin))
+            .collect()
+    })
+}
+
+/// `text` with each `!` or `|` that opens a word before a letter written as `1`, which the
+/// rules read as the `i` or `l` it stands for (`!gnore`, `|gnore`): before a symbol, a word's
+/// edge is not seen. `None` when there is none.
+fn leet_openings_as_letters(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let opens = |at: usize| {
+        (at == 0 || bytes.get(at - 1).is_some_and(u8::is_ascii_whitespace))
+            && bytes.get(at + 1).is_some_and(u8::is_ascii_alphabetic)
+    };
+    let mut openings = memchr::memchr2_iter(b'!', b'|', bytes)
+        .filter(|&at| opens(at))
+        .peekable();
+    openings.peek()?;
+    let mut opened = bytes.to_vec();
+    for at in openings {
+        if let Some(symbol) = opened.get_mut(at) {
+            *symbol = b'1';
+        }
+    }
+    String::from_utf8(opened).ok()
 }
 
 fn shifted_back(text: &str, shift: u32) -> String {
