@@ -853,6 +853,7 @@ async fn serve(
         pinned: pin.is_some(),
         flagged,
         max_tokens: facts.max_tokens,
+        declined: None,
     };
     // An answer says where the tenant's rate buckets stand, as OpenAI's do. (A failure gives
     // its reservation back, and an overloaded model server is no limit of the tenant's.)
@@ -1292,6 +1293,9 @@ struct Call<'a> {
     /// The `max_tokens` the gateway sends when the client set none: the tenant's cap, or less
     /// after the model server said its context leaves less (see [`Call::ask_within_context`]).
     max_tokens: u64,
+    /// The Retry-After of the last model server that declined the request (429, 503) before
+    /// another version was tried.
+    declined: Option<Duration>,
 }
 
 impl Call<'_> {
@@ -1321,6 +1325,11 @@ impl Call<'_> {
             // stays spent (a slow non-streamed answer must not be free).
             Err(_) => {
                 self.upstream_error("timeout");
+                // Declined by one and too slow at another: the model is overloaded, and the
+                // client is to come back, as when the last version declines too.
+                if let Some(wait) = self.declined {
+                    return Err(self.overloaded(wait));
+                }
                 return Err(Refusal::timeout(format!(
                     "the model server did not answer within {first_token:?}"
                 )));
@@ -1387,8 +1396,6 @@ impl Call<'_> {
         // What was sent is kept only when it may be sent again, and as its bytes, smaller than
         // the parsed body: a thousand requests waiting on model servers hold a thousand.
         let kept = (cap_added || may_fail_over).then_some(sent);
-        // The last overload's Retry-After, when a server declined.
-        let mut overloaded = None;
         loop {
             let answer = self.runtime.upstreams.send(request).await;
             let did_not_run_it = match &answer {
@@ -1413,7 +1420,7 @@ impl Call<'_> {
                 Ok(response) if more && did_not_run(response.status()) => {
                     let status = response.status().as_u16();
                     self.upstream_error(&status.to_string());
-                    overloaded = Some(retry_after(response.headers()));
+                    self.declined = Some(retry_after(response.headers()));
                     // Read while the next version is tried.
                     tokio::spawn(drain_refusal(response.into_body()));
                     format!("the model server answered {status}")
@@ -1427,14 +1434,10 @@ impl Call<'_> {
                     // A server declined and the others cannot be reached: the model is
                     // overloaded, and the client is to try again later, not to give up.
                     if error.is_connect()
-                        && let Some(wait) = overloaded
+                        && let Some(wait) = self.declined
                     {
                         self.note_unreachable(&error);
-                        return Err(Refusal::unavailable(
-                            "upstream_overloaded",
-                            format!("the model server for `{}` is overloaded", self.facts.model),
-                            wait,
-                        ));
+                        return Err(self.overloaded(wait));
                     }
                     return Err(self.unreachable(&error));
                 }
@@ -1504,6 +1507,15 @@ impl Call<'_> {
     /// The refusal for a model server that could not be reached, or that failed the request
     /// before answering (it closed the connection, or answered in something not HTTP),
     /// counted in the metrics.
+    /// The model's servers are overloaded: the client is to come back after `wait`.
+    fn overloaded(&self, wait: Duration) -> Refusal {
+        Refusal::unavailable(
+            "upstream_overloaded",
+            format!("the model server for `{}` is overloaded", self.facts.model),
+            wait,
+        )
+    }
+
     fn unreachable(&self, error: &UpstreamError) -> Refusal {
         self.note_unreachable(error);
         let (model, version) = (&self.facts.model, &self.version.name);
@@ -1659,11 +1671,7 @@ impl Call<'_> {
         self.upstream_error(&status.as_u16().to_string());
         match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                Refusal::unavailable(
-                    "upstream_overloaded",
-                    format!("the model server for `{}` is overloaded", self.facts.model),
-                    retry_after(&head.headers),
-                )
+                self.overloaded(retry_after(&head.headers))
             }
             _ if refuses_input(status) => {
                 let refusal = Refusal {

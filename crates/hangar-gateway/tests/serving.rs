@@ -315,6 +315,35 @@ async fn a_version_that_takes_no_fallbacks_is_left_alone_when_another_declines()
     assert_eq!(green.request_count(), 1);
 }
 
+#[tokio::test]
+async fn a_version_too_slow_after_another_declined_is_an_overload() {
+    let (blue, green) = (fake().await, fake().await);
+    blue.set_faults(Faults {
+        status: Some(503),
+        retry_after: Some("7".into()),
+        ..Faults::default()
+    });
+    let slow = Faults {
+        latency: Duration::from_secs(5),
+        ..Faults::default()
+    };
+    green.set_faults(slow.clone());
+    let tenants = tenants("  timeouts: {firstToken: 300ms}\n");
+    let gw = start(&tenants, TWO_VERSIONS, "", &[&blue.url(), &green.url()]).await;
+    // Blue shed the request and green did not answer in time: come back in blue's 7 s.
+    assert_overloaded(&chat_as(&gw, "a-1").await, "7");
+    // A slow server that nobody declined before is a timeout.
+    blue.set_faults(slow);
+    let answer = chat_as(&gw, "a-1").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.code(), "upstream_timeout");
+}
+
 /// A 503 `upstream_overloaded` that says when to come back.
 fn assert_overloaded(answer: &common::Answer, retry_after: &str) {
     assert_eq!(
