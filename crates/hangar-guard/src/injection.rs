@@ -656,7 +656,10 @@ impl Regexes {
         if hinted(SPACED_HINT_INDEX) {
             rewritings.push(words_put_together(text));
         }
-        rewritings.extend(right_side_up(text));
+        // From the original: plain letters read some upside-down ones (`ɓ`) as others.
+        rewritings.extend(
+            (right_side_up(original).iter()).map(|righted| plain_letters(righted).into_owned()),
+        );
         for rewritten in rewritings {
             let mut inner = self.phrases.phrase_rules(&rewritten);
             // Only a whole request: names such as DAN turn up by chance ("2 NAD+" backwards).
@@ -1981,8 +1984,9 @@ fn russian_shifted_back(text: &str, shift: u32) -> String {
 
 /// The letters upside-down text writes for each Latin one, the Latin letter first: turned
 /// right side up, the text is read backwards with each letter swapped (`b` and `q`, `d` and
-/// `p`, `n` and `u` swap among themselves).
-const UPSIDE_DOWN: [(char, char); 21] = [
+/// `p`, `n` and `u` swap among themselves). Generators differ: `g` is `ƃ` or `ɓ`, `l` stays or
+/// is the Hebrew `ן`, `i` is `ᴉ` or `ı` (which plain letters already read as `i`).
+const UPSIDE_DOWN: [(char, char); 23] = [
     ('a', 'ɐ'),
     ('b', 'q'),
     ('c', 'ɔ'),
@@ -1990,6 +1994,8 @@ const UPSIDE_DOWN: [(char, char); 21] = [
     ('e', 'ǝ'),
     ('f', 'ɟ'),
     ('g', 'ƃ'),
+    ('g', 'ɓ'),
+    ('l', 'ן'),
     ('h', 'ɥ'),
     ('i', 'ᴉ'),
     ('j', 'ɾ'),
@@ -2007,8 +2013,9 @@ const UPSIDE_DOWN: [(char, char); 21] = [
 ];
 
 /// `text` turned right side up, when at least three of its letters are upside-down ones that
-/// no alphabet uses for itself (`ɐ`, `ǝ`, `ɹ`…, not `q` or `d`).
-fn right_side_up(text: &str) -> Option<String> {
+/// no alphabet uses for itself (`ɐ`, `ǝ`, `ɹ`…, not `q` or `d`): read backwards, and as
+/// written, for some generators only turn the letters.
+fn right_side_up(text: &str) -> Vec<String> {
     let turned = |c: char| UPSIDE_DOWN.iter().find(|(_, upside)| *upside == c);
     // All but `ƃ` and `ᴉ` are IPA letters, whose UTF-8 begins 0xC7, 0xC9 or 0xCA: a quick
     // search, where reading every character would cost the scan of a non-ASCII prompt a tenth.
@@ -2017,12 +2024,13 @@ fn right_side_up(text: &str) -> Option<String> {
         .filter(|&c| turned(c).is_some())
         .take(3)
         .count();
-    (upside_down_only == 3).then(|| {
-        text.chars()
-            .rev()
-            .map(|c| turned(c).map_or(c, |(latin, _)| *latin))
-            .collect()
-    })
+    if upside_down_only < 3 {
+        return Vec::new();
+    }
+    let righted: String = (text.chars())
+        .map(|c| turned(c).map_or(c, |(latin, _)| *latin))
+        .collect();
+    vec![righted.chars().rev().collect(), righted]
 }
 
 /// `text` with each `!` or `|` that opens a word before a letter written as `1`, which the

@@ -193,11 +193,16 @@ fn spaced_setting(bytes: &[u8], line: usize) -> Option<(Found, usize)> {
         Some(inside) if quoted && said.len() >= 2 => !inside.contains(&said[0]),
         _ => !said.iter().any(|&b| ends_bare_value(b)),
     };
-    one_value.then_some((Found::new(label), value))
+    // Without an operator the label says less: a man page's `passwd 口令來…` is a sentence
+    // and `secret TLSv1.3` a term, so only a longer value in ASCII is taken.
+    let long_ascii = said.is_ascii() && said.len() >= 8 + 2 * usize::from(quoted);
+    (one_value && long_ascii).then_some((Found::new(label), value))
 }
 
-/// Where the password starts in the pair of quoted strings that the parenthesis at `open`
-/// opens, after `auth=` or `HTTPBasicAuth`: Python's Requests, HTTPX and aiohttp.
+/// Where the password starts in the user and password pair that the parenthesis at `open`
+/// opens, after `auth=` (or `basic_auth=`, `http_auth=`…) or `HTTPBasicAuth`: Python's
+/// Requests, HTTPX, aiohttp and Elasticsearch clients, on one line or several. The user is a
+/// quoted string or a variable; the password is taken only when quoted.
 fn auth_pair_password(bytes: &[u8], open: usize) -> Option<usize> {
     let floor = open.saturating_sub(MAX_LABEL);
     let mut end = open;
@@ -210,36 +215,39 @@ fn auth_pair_password(bytes: &[u8], open: usize) -> Option<usize> {
             .filter(|&at| bytes.get(at) == Some(&b'='))?;
         skip_back(bytes, &mut end, floor, |b| b == b' ' || b == b'\t');
         let name = before(end);
-        // `auth=` or `session.auth =`, not `oauth=`.
+        // `auth=`, `session.auth =`, `basic_auth=`; not `oauth=`.
         let auth = name.strip_suffix(b"auth")?;
-        if auth
-            .last()
-            .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        if auth.last().is_some_and(u8::is_ascii_alphanumeric) {
             return None;
         }
     }
     let mut at = open + 1;
-    skip_blanks(bytes, &mut at);
-    let quote = *bytes.get(at).filter(|&&b| b == b'"' || b == b'\'')?;
-    let user_len =
-        (bytes.get(at + 1..)?.iter().take(MAX_LABEL)).position(|&b| b == quote || b == b'\n')?;
-    at += 1 + user_len;
-    if bytes.get(at) != Some(&quote) {
-        return None;
-    }
-    at += 1;
-    skip_blanks(bytes, &mut at);
+    skip_whitespace(bytes, &mut at);
+    let user_len = match *bytes.get(at)? {
+        quote @ (b'"' | b'\'') => {
+            let inside = (bytes.get(at + 1..)?.iter().take(MAX_LABEL))
+                .position(|&b| b == quote || b == b'\n')?;
+            (bytes.get(at + 1 + inside) == Some(&quote)).then_some(inside + 2)?
+        }
+        // `auth=(user, "…")`, `auth=(settings.USER, "…")`.
+        first if first.is_ascii_alphabetic() || first == b'_' => (bytes.get(at..)?.iter())
+            .take(MAX_LABEL)
+            .position(|&b| !is_name_byte(b))?,
+        _ => return None,
+    };
+    at += user_len;
+    skip_whitespace(bytes, &mut at);
     if bytes.get(at) != Some(&b',') {
         return None;
     }
     at += 1;
-    skip_blanks(bytes, &mut at);
+    skip_whitespace(bytes, &mut at);
     matches!(bytes.get(at), Some(b'"' | b'\'')).then_some(at)
 }
 
-fn skip_blanks(bytes: &[u8], at: &mut usize) {
-    while matches!(bytes.get(*at), Some(b' ' | b'\t')) {
+/// Moves `at` past blanks and line breaks: black writes a call's arguments a line each.
+fn skip_whitespace(bytes: &[u8], at: &mut usize) {
+    while bytes.get(*at).is_some_and(u8::is_ascii_whitespace) {
         *at += 1;
     }
 }
@@ -390,7 +398,7 @@ fn flag_at(bytes: &[u8], dashes: usize) -> Option<(Found, usize)> {
     let httpie =
         |flag: &[u8]| flag != b"-a " || line_runs(bytes, dashes, &["http ", "https ", "xh "]);
     if let Some(rest) = bytes.get(dashes..)
-        && let Some(user) = [&b"-u "[..], b"--user ", b"-a ", b"--auth "]
+        && let Some(user) = [&b"-u "[..], b"--user ", b"-a ", b"--auth ", b"--auth="]
             .into_iter()
             .find_map(|flag| rest.strip_prefix(flag).filter(|_| httpie(flag)))
     {
@@ -459,14 +467,14 @@ fn command_password(bytes: &[u8], dash: usize) -> Option<usize> {
     given.then_some(start)
 }
 
-/// Whether one of `commands` (each with the space after it) runs on the line before the flag
-/// at `dash`.
+/// Whether one of `commands` (each with the space after it) runs the flag at `dash`: it is on
+/// the flag's line, after the last `;`, `|` or `&` that ends another command.
 fn line_runs(bytes: &[u8], dash: usize, commands: &[&str]) -> bool {
     let floor = dash.saturating_sub(MAX_PAIR_DISTANCE);
     let before = bytes.get(floor..dash).unwrap_or_default();
     let start = before
         .iter()
-        .rposition(|&b| b == b'\n')
+        .rposition(|&b| matches!(b, b'\n' | b';' | b'|' | b'&'))
         .map_or(0, |at| at + 1);
     let line = before.get(start..).unwrap_or_default();
     commands.iter().any(|command| {
@@ -936,6 +944,7 @@ fn may_be_secret(value: &[u8], quoted: bool) -> bool {
         || quoted_reference
         || contains_ignoring_case(value, b"::")
         || is_quantity(value)
+        || is_version(value)
         || is_algorithm(value)
         || is_short_hex(value)
         || is_name(code)
@@ -1036,11 +1045,60 @@ fn is_quantity(value: &[u8]) -> bool {
 
 /// `Ed25519`, `AES256`, `aes-256-gcm`, `argon2id`, `RS256/ES256`, `secp256k1`: an algorithm's
 /// name, as a text about keys names one.
+/// A version or a time of day: `v1.2.3-rc1`, `python3.11`, `OAuth2.0`, `12:30:45`.
+fn is_version(value: &[u8]) -> bool {
+    let name_end = value
+        .iter()
+        .position(u8::is_ascii_digit)
+        .unwrap_or(value.len());
+    let (name, rest) = value.split_at(name_end);
+    let (numbers, suffix) = match rest.iter().position(|&b| b == b'-') {
+        Some(dash) => rest.split_at(dash),
+        None => (rest, &b""[..]),
+    };
+    let dotted = numbers.contains(&b'.')
+        && numbers.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+        && !numbers.ends_with(b".");
+    let clock = name.is_empty()
+        && numbers.len() <= 8
+        && numbers.contains(&b':')
+        && numbers.iter().all(|&b| b.is_ascii_digit() || b == b':');
+    name.iter().all(u8::is_ascii_alphabetic)
+        && suffix
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && (dotted || clock)
+}
+
 fn is_algorithm(value: &[u8]) -> bool {
-    const ALGORITHMS: [&str; 22] = [
-        "aes", "rsa", "ed25519", "ed448", "x25519", "x448", "secp", "argon2", "bcrypt", "scrypt",
-        "pbkdf2", "sha", "chacha20", "hs256", "hs384", "hs512", "rs256", "es256", "ps256", "eddsa",
-        "ecdsa", "hmac",
+    const ALGORITHMS: [&str; 27] = [
+        "aes",
+        "rsa",
+        "ed25519",
+        "ed448",
+        "x25519",
+        "x448",
+        "secp",
+        "argon2",
+        "bcrypt",
+        "scrypt",
+        "pbkdf2",
+        "sha",
+        "chacha20",
+        "hs256",
+        "hs384",
+        "hs512",
+        "rs256",
+        "es256",
+        "ps256",
+        "eddsa",
+        "ecdsa",
+        "hmac",
+        "md5",
+        "curve25519",
+        "base64",
+        "oauth",
+        "pkcs",
     ];
     value
         .split(|b| matches!(b, b'-' | b'/' | b'_'))
@@ -1049,7 +1107,7 @@ fn is_algorithm(value: &[u8]) -> bool {
             let mode = [&b"gcm"[..], b"cbc", b"ctr", b"bit"]
                 .iter()
                 .any(|mode| part.eq_ignore_ascii_case(mode));
-            let named = part.len() <= 10
+            let named = part.len() <= 12
                 && ALGORITHMS.iter().any(|name| {
                     part.get(..name.len())
                         .is_some_and(|start| start.eq_ignore_ascii_case(name.as_bytes()))

@@ -1598,6 +1598,19 @@ fn secrets_after_their_labels_are_masked() {
             r#"requests.get(url, auth=("alice", "Tr0ub4dor&3x")); session.auth = ('bob', 'Xy7pQ2rT9vLm4kNw')"#,
             r#"requests.get(url, auth=("alice", "[REDACTED:provider_key]")); session.auth = ('bob', '[REDACTED:provider_key]')"#,
         ),
+        // As black formats a call, with the user in a variable, and Elasticsearch's name.
+        (
+            "requests.get(\n    url,\n    auth=(\n        \"alice\",\n        \"Tr0ub4dor&3x\",\n    ),\n)",
+            "requests.get(\n    url,\n    auth=(\n        \"alice\",\n        \"[REDACTED:provider_key]\",\n    ),\n)",
+        ),
+        (
+            "Elasticsearch(hosts, basic_auth=(settings.USER, 'Xy7pQ2rT9vLm4kNw'))",
+            "Elasticsearch(hosts, basic_auth=(settings.USER, '[REDACTED:provider_key]'))",
+        ),
+        (
+            "http --auth=bob:Xy7pQ2rT9vLm4kNw example.org",
+            "http --auth=bob:[REDACTED:provider_key] example.org",
+        ),
         (
             "s.auth = HTTPBasicAuth('alice', 'Tr0ub4dor&3x'); aiohttp.BasicAuth(\"u\", \"Xy7pQ2rT9vLm4kNw\")",
             "s.auth = HTTPBasicAuth('alice', '[REDACTED:provider_key]'); aiohttp.BasicAuth(\"u\", \"[REDACTED:provider_key]\")",
@@ -1729,8 +1742,14 @@ fn code_and_configuration_that_only_name_secrets_are_kept() {
         "Password reset link sent.\npassword required\n  password s3cr3t and more words\ntoken expired",
         "machine learning needs a login, then a password reset",
         "auth=(user, password); auth = HTTPBasicAuth(user, pw); OAuth(\"id\", \"Xy7pQ2rT9vLm\")",
-        "oauth=(\"id\", \"Xy7pQ2rT9vLm\"); my_auth = (\"id\", \"Xy7pQ2rT9vLm\")",
+        "oauth=(\"id\", \"Xy7pQ2rT9vLm\"); auth=(1, \"Xy7pQ2rT9vLm\")",
         "curl -a ascii; 12345:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw; 110201543:AAshort",
+        // A red team's: a man page's Chinese sentence, terms after a bare label, and another
+        // command's `-a` on HTTPie's line.
+        "passwd 口令來對其一一進行設置一般說往往比較慢。\npassword 请输入您的密码。",
+        "secret TLSv1.3\npassword RFC2617\nrequirepass PKCS12",
+        "password python3.11\npassword v1.2.3-rc1\npassword 12:30:45\npassword OAuth2.0\npassword sha512crypt\npassword curve25519\npassword base64url",
+        "http -v example.org; rsync -a host:Backup2024 /mnt",
     ] {
         assert!(redact(text).is_clean(), "{text}");
     }
