@@ -186,6 +186,9 @@ fn spaced_setting(bytes: &[u8], line: usize) -> Option<(Found, usize)> {
         .take(label.max_len() + 3)
         .position(|&b| b == b'\n');
     let said = rest.get(..line_end.unwrap_or(rest.len().min(label.max_len() + 3)))?;
+    // A comment after the value (`storePassword "…" // release key`) is no more words.
+    let comment = memmem::find(said, b" //").or_else(|| memmem::find(said, b" #"));
+    let said = said.get(..comment.unwrap_or(said.len())).unwrap_or(said);
     let said = said.trim_ascii_end();
     let said = said.strip_suffix(b";").unwrap_or(said);
     let quoted = matches!(said.first(), Some(b'"' | b'\'')) && said.last() == said.first();

@@ -1586,6 +1586,10 @@ fn secrets_after_their_labels_are_masked() {
             "    storePassword \"[REDACTED:provider_key]\"\n    keyPassword '[REDACTED:provider_key]'",
         ),
         (
+            "storePassword \"an7Kq2PzR4\" // release key\nrequirepass foobaredXy7Q # for prod",
+            "storePassword \"[REDACTED:provider_key]\" // release key\nrequirepass [REDACTED:provider_key] # for prod",
+        ),
+        (
             "\tapi_token \"Xy7pQ2rT9vLm4kNw\";",
             "\tapi_token \"[REDACTED:provider_key]\";",
         ),
