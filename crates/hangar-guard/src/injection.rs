@@ -218,15 +218,16 @@ fn leet_spelled(pattern: &str) -> String {
     spelled
 }
 
-/// A letter with the digits and symbols leetspeak writes for it.
+/// A letter with the digits and symbols leetspeak writes for it; for `i`, also the `l` that
+/// looks like a capital `I` (`lgnore all prevlous lnstructions`).
 fn leet_class(letter: char) -> Option<&'static str> {
     Some(match letter {
         'a' => "[a4@]",
         'A' => "[A4@]",
         'e' => "[e3]",
         'E' => "[E3]",
-        'i' => "[i1!|]",
-        'I' => "[I1!|]",
+        'i' => "[il1!|]",
+        'I' => "[Il1!|]",
         'l' => "[l1|]",
         'L' => "[L1|]",
         'o' => "[o0]",
