@@ -627,12 +627,10 @@ impl Regexes {
                 .filter_map(|c| shift_number(c.get(1).or(c.get(2))?.as_str()))
                 .collect();
             // Forward or back: "shifted left by 4" is a shift of 22 the other way.
-            let shifts = |letters: u32, own: &[u32]| {
+            let shifts = |letters: usize, own: &[usize]| {
                 let mut shifts = own.to_vec();
-                for back in named
-                    .iter()
-                    .flat_map(|n| [n % letters, (letters - n % letters) % letters])
-                {
+                let named_back = named.iter().map(|&n| n as usize % letters);
+                for back in named_back.flat_map(|n| [n, (letters - n) % letters]) {
                     if back != 0 && !shifts.contains(&back) {
                         shifts.push(back);
                     }
@@ -640,15 +638,20 @@ impl Regexes {
                 shifts
             };
             // Plain letters write some Russian ones as Latin look-alikes: the original is
-            // shifted, then made plain.
+            // shifted, then made plain. With `ё` in the alphabet, as most ciphers count, and
+            // in a short prompt without, as some tools do.
             if original.chars().any(is_russian_letter) {
-                let russian = shifts(RUSSIAN.len() as u32, &[3]).into_iter();
-                rewritings.extend(russian.map(|shift| {
-                    plain_letters(&russian_shifted_back(original, shift)).into_owned()
-                }));
+                let alphabets = [&RUSSIAN[..], &RUSSIAN_WITHOUT_YO[..]];
+                let short = text.len() <= BOTH_ALPHABETS_UP_TO;
+                for alphabet in alphabets.into_iter().take(if short { 2 } else { 1 }) {
+                    let russian = shifts(alphabet.len(), &[3]).into_iter();
+                    rewritings.extend(russian.map(|shift| {
+                        plain_letters(&russian_shifted_back(original, shift, alphabet)).into_owned()
+                    }));
+                }
             }
             let latin = shifts(26, &[13, 3]).into_iter();
-            rewritings.extend(latin.map(|shift| shifted_back(text, shift)));
+            rewritings.extend(latin.map(|shift| shifted_back(text, shift as u32)));
         }
         if hinted(REVERSED_HINT_INDEX) {
             rewritings.push(text.chars().rev().collect());
@@ -1961,19 +1964,30 @@ const RUSSIAN: [char; 33] = [
     'т', 'у', 'ф', 'х', 'ц', 'ч', 'ш', 'щ', 'ъ', 'ы', 'ь', 'э', 'ю', 'я',
 ];
 
+const RUSSIAN_WITHOUT_YO: [char; 32] = [
+    'а', 'б', 'в', 'г', 'д', 'е', 'ж', 'з', 'и', 'й', 'к', 'л', 'м', 'н', 'о', 'п', 'р', 'с', 'т',
+    'у', 'ф', 'х', 'ц', 'ч', 'ш', 'щ', 'ъ', 'ы', 'ь', 'э', 'ю', 'я',
+];
+
+/// A prompt that names a cipher and is no longer than this is read in both Russian
+/// alphabets; a longer one, in the one with `ё` only, for each shift read costs a scan.
+const BOTH_ALPHABETS_UP_TO: usize = 4 * 1024;
+
 fn is_russian_letter(c: char) -> bool {
     matches!(c, 'а'..='я' | 'А'..='Я' | 'ё' | 'Ё')
 }
 
-/// `text` with its Russian letters shifted back `shift` places.
-fn russian_shifted_back(text: &str, shift: u32) -> String {
-    let len = RUSSIAN.len();
+/// `text` with its Russian letters shifted back `shift` places in `alphabet`.
+fn russian_shifted_back(text: &str, shift: usize, alphabet: &[char]) -> String {
+    let len = alphabet.len();
     let back = |c: char| {
         let lower = c.to_lowercase().next().unwrap_or(c);
-        let Some(at) = RUSSIAN.iter().position(|&letter| letter == lower) else {
+        let Some(at) = alphabet.iter().position(|&letter| letter == lower) else {
             return c;
         };
-        let letter = RUSSIAN[(at + len - shift as usize % len) % len];
+        let Some(&letter) = alphabet.get((at + len - shift % len) % len) else {
+            return c;
+        };
         if lower == c {
             letter
         } else {
