@@ -142,8 +142,9 @@ pub struct Redactor {
     cards: bool,
     ibans: bool,
     private_keys: bool,
-    /// Whether keys and passwords after their labels are masked (`provider_key`).
-    labelled_keys: bool,
+    /// Whether keys found by code rather than by the keys' regexes are masked
+    /// (`provider_key`): keys and passwords after their labels, and Telegram's bot tokens.
+    provider_keys: bool,
     /// Whether Docker's `"auth"` credentials are masked (`bearer_token`).
     labelled_credentials: bool,
     secrets: Matcher,
@@ -167,7 +168,7 @@ impl Redactor {
             cards: kinds.contains(&SecretKind::CardNumber),
             ibans: kinds.contains(&SecretKind::Iban),
             private_keys: kinds.contains(&SecretKind::PrivateKey),
-            labelled_keys: kinds.contains(&SecretKind::ProviderKey),
+            provider_keys: kinds.contains(&SecretKind::ProviderKey),
             labelled_credentials: kinds.contains(&SecretKind::BearerToken),
             secrets: Matcher::new(SECRET_PATTERNS, kinds),
             platform_keys: Matcher::new(PLATFORM_KEY_PATTERNS, kinds),
@@ -251,11 +252,11 @@ impl Redactor {
     fn find(&self, text: &str, spans: &mut Vec<Span>) {
         self.secrets.find(text, 0..text.len(), spans);
         self.platform_keys.find(text, 0..text.len(), spans);
-        if self.labelled_keys || self.labelled_credentials {
-            let (keys, credentials) = (self.labelled_keys, self.labelled_credentials);
+        if self.provider_keys || self.labelled_credentials {
+            let (keys, credentials) = (self.provider_keys, self.labelled_credentials);
             labelled::find_labelled(text, keys, credentials, spans);
         }
-        if self.labelled_keys {
+        if self.provider_keys {
             find_bot_tokens(text, spans);
         }
         if text.contains('@') {
