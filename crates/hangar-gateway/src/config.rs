@@ -405,6 +405,11 @@ pub struct SharedLimitsConfig {
     /// replica lets a tenant have `maxConcurrent` requests in flight.
     #[serde(default = "default_true")]
     pub concurrency: bool,
+    /// Keep each caller's extraction window (`guards.extraction`) here too, so a caller spread
+    /// across the replicas is watched as a whole, at a call to Redis per answered request, off
+    /// its path. With `false`, each replica watches the share it serves.
+    #[serde(default = "default_true")]
+    pub extraction: bool,
     /// How long a request waits for Redis before the limits are decided without it (at most
     /// `1s`). After a failure Redis is left alone for a second, so an outage costs each request
     /// nothing.

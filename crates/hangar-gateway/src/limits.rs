@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use hangar_guard::{ExtractionSignals, ExtractionThresholds};
+
 use crate::config::{ClientTlsConfig, SharedLimitsConfig, SharedUnavailable};
 use crate::error::Refusal;
 use crate::metrics::Counters;
@@ -704,6 +706,9 @@ const PLACE_RENEW_EVERY: Duration = Duration::from_secs(5);
 
 /// The script behind both operations on the shared buckets.
 static SHARED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits.lua")));
+/// The script recording a request in its caller's shared extraction window.
+static EXTRACTION_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("extraction.lua")));
 
 /// Whether Redis took a place a request holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -806,7 +811,8 @@ impl SharedLimits {
     }
 
     /// Runs the limits' script as requests will (so the login, the database, the user's
-    /// permissions and a writable server are all checked), and says how long it took.
+    /// permissions and a writable server are all checked), and with `extraction` the
+    /// extraction windows' script, and says how long it took.
     pub async fn reach(&self) -> Result<Duration, Unreached> {
         let started = Instant::now();
         // The limits' own script on keys of their own (gone two minutes later), whose hash tag
@@ -821,9 +827,18 @@ impl SharedLimits {
             let take = vec!["take", "0", "0", "0", "1000000", &place, &lease];
             calls.extend([(&keys[..], take), (&keys[1..], vec!["release", &place])]);
         }
+        let extraction = self.extraction_keys("{check", "check");
+        let extraction = [&*extraction[0], &*extraction[1], &*extraction[2]];
         let asked = async {
             for (keys, args) in calls {
                 self.client.eval(&SHARED_SCRIPT, keys, &args).await?;
+            }
+            if self.config.extraction {
+                // A request that never alerts, in a window of a second.
+                let args = ["0", "0", "0", "1000", "1", "1000000", "1", "1"];
+                self.client
+                    .eval(&EXTRACTION_SCRIPT, &extraction, &args)
+                    .await?;
             }
             Ok::<_, redis::RedisError>(())
         };
@@ -852,8 +867,14 @@ impl SharedLimits {
     /// What an ACL user needs for these settings.
     fn acl_needs(&self) -> String {
         let mut commands = vec!["+evalsha", "+eval", "+get", "+set", "+time"];
+        if self.config.concurrency || self.config.extraction {
+            commands.extend(["+zadd", "+zcard", "+zremrangebyscore", "+pexpire"]);
+        }
         if self.config.concurrency {
-            commands.extend(["+zadd", "+zrem", "+zcard", "+zremrangebyscore", "+pexpire"]);
+            commands.push("+zrem");
+        }
+        if self.config.extraction {
+            commands.extend(["+zremrangebyrank", "+hincrby", "+hgetall", "+hdel"]);
         }
         if self.client.target().database != 0 {
             commands.push("+select");
@@ -882,6 +903,70 @@ impl SharedLimits {
     /// The key holding `tenant`'s places in flight.
     fn in_flight_key(&self, tenant: &str) -> String {
         format!("{}:{{{tenant}}}:inflight", self.config.prefix)
+    }
+
+    /// Whether the replicas share the callers' extraction windows here (`extraction`).
+    pub fn shares_extraction(&self) -> bool {
+        self.config.extraction
+    }
+
+    /// Records a request of `key_id` (of `tenant`) in the caller's extraction window that every
+    /// replica shares, and returns the window's signals after it, and whether they crossed
+    /// `thresholds` with no replica having raised an alert for the caller within the window:
+    /// this request then raises it. `None` when Redis could not answer within `timeout` (the
+    /// outage is logged as for the limits).
+    pub async fn record_extraction(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        prompt_hash: u64,
+        tokens: (u64, u64),
+        thresholds: &ExtractionThresholds,
+    ) -> Option<(ExtractionSignals, bool)> {
+        let keys = self.extraction_keys(tenant, key_id);
+        let keys = [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()];
+        let remembered = thresholds.remembered() as u64;
+        let args = [
+            format!("{prompt_hash:016x}"),
+            tokens.0.to_string(),
+            tokens.1.to_string(),
+            thresholds.window.as_millis().max(1).to_string(),
+            remembered.to_string(),
+            thresholds.min_requests.to_string(),
+            thresholds.distinct_ratio.to_string(),
+            thresholds.output_input_ratio.to_string(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (reply, _) = self
+            .call_script(&EXTRACTION_SCRIPT, &keys, &args)
+            .await
+            .ok()?;
+        let counts = reply.counts()?;
+        let &[requests, distinct, prompt_tokens, completion_tokens, alert] = counts.as_slice()
+        else {
+            return None;
+        };
+        let signals = ExtractionSignals::of_counts(
+            requests,
+            distinct,
+            remembered,
+            prompt_tokens,
+            completion_tokens,
+        );
+        Some((signals, alert == 1))
+    }
+
+    /// The three keys of a caller's extraction window: on its tenant's Redis Cluster node, and
+    /// named by a digest of its key id, which may be any token subject (braces included).
+    fn extraction_keys(&self, tenant: &str, key_id: &str) -> [String; 3] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, key_id.as_bytes());
+        let caller = hangar_ledger::hex(&digest.as_ref()[..12]);
+        let base = format!("{}:{{{tenant}}}:extraction:{caller}", self.config.prefix);
+        [
+            format!("{base}:prompts"),
+            format!("{base}:counts"),
+            format!("{base}:alerted"),
+        ]
     }
 
     /// A name for a place in flight no other replica or request uses.
@@ -1103,11 +1188,21 @@ impl SharedLimits {
     /// Runs the script on `keys` (one tenant's: all on one cluster node), unless a node it goes
     /// to failed within the last [`SHARED_REST`]; with the reply, the node that gave it.
     async fn call(&self, keys: &[&str], args: &[&str]) -> Result<(Reply, Arc<str>), Unavailable> {
+        self.call_script(&SHARED_SCRIPT, keys, args).await
+    }
+
+    /// [`SharedLimits::call`] with another script.
+    async fn call_script(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<(Reply, Arc<str>), Unavailable> {
         let mut node = self
             .client
             .node_for(keys.first().copied().unwrap_or_default());
         let timeout = self.config.timeout.get();
-        let call = self.client.eval_from(&mut node, &SHARED_SCRIPT, keys, args);
+        let call = self.client.eval_from(&mut node, script, keys, args);
         let answered = tokio::time::timeout(timeout, call).await;
         // `node` is now the last node asked (after redirections), the one to blame.
         match answered {

@@ -15,7 +15,7 @@ use hyper::body::Body;
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
-use hangar_guard::{CanaryWatch, ExtractionMonitor};
+use hangar_guard::{CanaryWatch, ExtractionAlert, ExtractionMonitor, ExtractionSignals};
 
 use crate::audit::{AuditRecord, AuditSink, ContentRecord, GuardDecision, millis};
 use crate::auth::{AuthError, Identity};
@@ -495,7 +495,7 @@ pub async fn handle(
     let mut response = match outcome {
         Ok(Served::Whole(response)) => {
             exchange.record.status = response.status().as_u16();
-            finish(&gateway, exchange);
+            finish_answered(&gateway, exchange);
             response
         }
         // The stream's own finisher records it when the last byte is sent.
@@ -2226,12 +2226,49 @@ impl StreamFinisher {
         let runtime = self.gateway.runtime();
         log_content(&self.gateway, &runtime, &self.exchange, &summary.kept);
         let gateway = Arc::clone(&self.gateway);
-        finish(&gateway, self.exchange);
+        finish_answered(&gateway, self.exchange);
     }
 }
 
 /// Writes the audit record and the metrics of a finished request.
 fn finish(gateway: &Gateway, mut exchange: Exchange) {
+    measure(gateway, &mut exchange);
+    if watches_extraction(&exchange) {
+        watch_extraction(gateway, &mut exchange, None);
+    }
+    write_record(gateway, exchange);
+}
+
+/// [`finish`] for a request a model server answered. With `limits.shared.extraction` its
+/// caller's extraction window is in Redis, so the record waits for Redis in a task of its own,
+/// off the request's path; the metrics are taken before.
+fn finish_answered(gateway: &Arc<Gateway>, mut exchange: Exchange) {
+    let shared = (gateway.runtime().shared_limits.clone()).filter(|s| s.shares_extraction());
+    let handle = tokio::runtime::Handle::try_current();
+    let (Some(shared), Ok(handle), true) = (shared, handle, watches_extraction(&exchange)) else {
+        return finish(gateway, exchange);
+    };
+    measure(gateway, &mut exchange);
+    let gateway = Arc::clone(gateway);
+    handle.spawn(async move {
+        let record = &exchange.record;
+        let (tenant, key_id) = (record.tenant.as_deref(), record.key_id.as_deref());
+        let thresholds = extraction_thresholds(&gateway.runtime());
+        let verdict = match (tenant, key_id) {
+            (Some(tenant), Some(key_id)) => {
+                let prompt = hangar_guard::extraction::prompt_hash(&exchange.prompt_digest_text);
+                let tokens = (record.prompt_tokens, record.completion_tokens);
+                (shared.record_extraction(tenant, key_id, prompt, tokens, &thresholds)).await
+            }
+            _ => None,
+        };
+        watch_extraction(&gateway, &mut exchange, verdict);
+        write_record(&gateway, exchange);
+    });
+}
+
+/// The metrics of a finished request.
+fn measure(gateway: &Gateway, exchange: &mut Exchange) {
     let total = exchange.started.elapsed();
     let record = &mut exchange.record;
     record.latency_ms = millis(total);
@@ -2277,9 +2314,16 @@ fn finish(gateway: &Gateway, mut exchange: Exchange) {
                 .add(&[tenant, decision.guard, decision.action], 1);
         }
     }
-    if record.status < 400 && record.model.is_some() {
-        watch_extraction(gateway, &mut exchange);
-    }
+}
+
+/// Whether a finished request counts in its caller's extraction window: it was answered.
+fn watches_extraction(exchange: &Exchange) -> bool {
+    exchange.record.status < 400 && exchange.record.model.is_some()
+}
+
+/// Writes the audit record of a finished request (and its content record), unless it is a
+/// refusal past `audit.refusalsPerSecond`, only counted.
+fn write_record(gateway: &Gateway, exchange: Exchange) {
     // A refusal (it never reached a model server) may only be counted, in a flood.
     let refused = exchange.upstream.is_none() && exchange.record.status >= 400;
     if refused && !gateway.admit_refusal(&exchange.record) {
@@ -2333,8 +2377,6 @@ fn prompt_sample(texts: &[&str]) -> String {
     format!("{head}…{total}:{:016x}…{}", all.finish(), tail.concat())
 }
 
-/// Feeds the per-key extraction monitor; an alert is a guard decision in this request's record
-/// and a metric.
 /// Joins tenant and key id into the extraction monitor's name for a caller. Split at its first
 /// occurrence, which configured tenant names do not hold.
 const CALLER_SEPARATOR: char = '\u{0}';
@@ -2361,7 +2403,14 @@ fn forget_gauges(metrics: &Metrics, callers: &[String]) {
     }
 }
 
-fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
+/// Feeds the replica's extraction monitor, and shows the caller's signals: `shared`'s when the
+/// window the replicas share took the request (with whether this request raises the alert),
+/// else the replica's own. An alert is a guard decision in this request's record and a metric.
+fn watch_extraction(
+    gateway: &Gateway,
+    exchange: &mut Exchange,
+    shared: Option<(ExtractionSignals, bool)>,
+) {
     let record = &exchange.record;
     let (Some(tenant), Some(key_id)) = (&record.tenant, &record.key_id) else {
         return;
@@ -2370,7 +2419,8 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     let caller = format!("{tenant}{CALLER_SEPARATOR}{key_id}");
     let mut monitor = gateway.extraction.lock().unwrap_or_else(|p| p.into_inner());
     let now_ms = u64::try_from(gateway.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let alert = monitor.record(
+    // Fed even while the replicas share a window, to stand in when Redis cannot answer.
+    let own_alert = monitor.record(
         &caller,
         now_ms,
         &exchange.prompt_digest_text,
@@ -2379,12 +2429,23 @@ fn watch_extraction(gateway: &Gateway, exchange: &mut Exchange) {
     );
     // Gauges of callers evicted to make room go now: without a scrape, their names would pile up.
     forget_gauges(&gateway.metrics, &monitor.take_evicted());
+    let thresholds = *monitor.thresholds();
+    let (signals, alert) = match shared {
+        Some((signals, raises)) => {
+            let reasons = thresholds.crossed(&signals);
+            let alert = (raises && !reasons.is_empty()).then(|| ExtractionAlert {
+                key_id: String::new(),
+                signals,
+                reasons,
+                min_requests: thresholds.min_requests,
+            });
+            (Some(signals), alert)
+        }
+        None => (monitor.signals(&caller), own_alert),
+    };
     // Only busy keys get gauges: a token subject per caller must not grow the metrics page.
-    let busy = monitor.thresholds().min_requests / 2;
-    if let Some(signals) = monitor
-        .signals(&caller)
-        .filter(|s| s.requests_in_window >= busy)
-    {
+    let busy = thresholds.min_requests / 2;
+    if let Some(signals) = signals.filter(|s| s.requests_in_window >= busy) {
         let values = [
             signals.requests_in_window as f64,
             signals.distinct_prompt_ratio,

@@ -151,6 +151,21 @@ pub enum Reply {
     Array(Option<Vec<Reply>>),
 }
 
+impl Reply {
+    /// An array of integers none negative (a script's counts), or `None` for any other reply.
+    pub fn counts(&self) -> Option<Vec<u64>> {
+        let Reply::Array(Some(items)) = self else {
+            return None;
+        };
+        (items.iter())
+            .map(|item| match item {
+                Reply::Integer(n) => u64::try_from(*n).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Why a command got no reply.
 #[derive(Debug, Error)]
 pub enum RedisError {

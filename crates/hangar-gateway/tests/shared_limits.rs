@@ -1283,27 +1283,32 @@ async fn a_renewal_puts_back_a_place_redis_lost_but_never_takes_one_it_may_not_h
 
 #[tokio::test]
 async fn the_check_runs_every_command_the_limits_need() {
-    // One ACL user with what the rates alone need, one with what places in flight need too.
+    // ACL users with what the rates alone need, with what places in flight need too, and with
+    // what the extraction windows need besides.
     let rates = ["~hangar:*", "+evalsha", "+eval", "+get", "+set", "+time"];
     let places = ["+zadd", "+zrem", "+zcard", "+zremrangebyscore", "+pexpire"];
+    let windows = ["+zremrangebyrank", "+hincrby", "+hgetall", "+hdel"];
     let mut args = vec!["--user", "rates", "on", ">pw"];
     args.extend(rates);
     args.extend(["--user", "both", "on", ">pw"]);
     args.extend(rates.iter().chain(&places));
+    args.extend(["--user", "all", "on", ">pw"]);
+    args.extend(rates.iter().chain(&places).chain(&windows));
     let redis = RedisServer::start(&args).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     std::fs::write(&password, "pw").unwrap();
-    let check = |user: &str, concurrency: bool| {
+    let check = |user: &str, concurrency: bool, extraction: bool| {
         let config = serde_json::json!({
             "url": format!("redis://{user}@127.0.0.1:{}", redis.port()),
             "passwordFile": password,
             "concurrency": concurrency,
+            "extraction": extraction,
         });
         let shared = SharedLimits::new(&serde_json::from_value(config).unwrap()).unwrap();
         async move { shared.reach().await }
     };
-    let refused = check("rates", true).await.unwrap_err();
+    let refused = check("rates", true, false).await.unwrap_err();
     assert!(
         refused.refused
             && refused
@@ -1311,8 +1316,17 @@ async fn the_check_runs_every_command_the_limits_need() {
                 .contains("the user needs +evalsha +eval +get +set +time +zadd"),
         "{refused:?}"
     );
-    assert!(check("rates", false).await.is_ok());
-    assert!(check("both", true).await.is_ok());
+    assert!(check("rates", false, false).await.is_ok());
+    assert!(check("both", true, false).await.is_ok());
+    let refused = check("both", true, true).await.unwrap_err();
+    assert!(
+        refused.refused
+            && refused
+                .why
+                .contains("+zremrangebyrank +hincrby +hgetall +hdel"),
+        "{refused:?}"
+    );
+    assert!(check("all", true, true).await.is_ok());
     let places = [
         "--user",
         "both",
@@ -1326,4 +1340,201 @@ async fn the_check_runs_every_command_the_limits_need() {
         "0",
         "the place was freed"
     );
+}
+
+/// A gateway whose limits are shared through `shared` and that alerts on a caller with 4
+/// requests in 10 minutes, nearly all of them different prompts.
+async fn watching_replica(upstream: &FakeOpenAiServer, shared: &str) -> TestGateway {
+    let extra = format!(
+        "limits:\n  shared:\n{shared}guards:\n  extraction: {{minRequests: 4, distinctRatio: 0.9}}\n"
+    );
+    let setup = Setup {
+        keys: &[("team-1", "team")],
+        tenants: "team:\n  models: [llama]\n",
+        models: MODELS,
+        extra: &extra,
+    };
+    TestGateway::start(setup, &[&upstream.url()]).await
+}
+
+/// The details of the extraction alerts in `gateway`'s audit records (stops it).
+async fn extraction_alerts(gateway: &mut TestGateway) -> Vec<String> {
+    let records = gateway.audit_records().await;
+    (records.iter())
+        .flat_map(|record| record["guards"].as_array().into_iter().flatten())
+        .filter(|guard| guard["guard"] == "extraction")
+        .map(|guard| guard["detail"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sends `prompts` from team-1 to the replicas in turn.
+async fn spread(replicas: &[&TestGateway], prompts: &[&str]) {
+    for (prompt, gateway) in prompts.iter().zip(replicas.iter().cycle()) {
+        let answer = gateway.chat(gateway.key("team-1"), prompt).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+}
+
+/// Two watching replicas sharing a new Redis with `settings` (YAML under `limits.shared`
+/// besides its URL), with that Redis and their model server.
+async fn two_watching_replicas(
+    settings: &str,
+) -> (RedisServer, FakeOpenAiServer, TestGateway, TestGateway) {
+    let redis = RedisServer::start(&[]).unwrap();
+    let upstream = upstream().await;
+    let shared = format!("    url: {}\n{settings}", redis.url());
+    let a = watching_replica(&upstream, &shared).await;
+    let b = watching_replica(&upstream, &shared).await;
+    (redis, upstream, a, b)
+}
+
+#[tokio::test]
+async fn replicas_watch_a_callers_extraction_window_as_a_whole() {
+    let (_redis, _upstream, mut a, mut b) = two_watching_replicas("").await;
+
+    // Two distinct prompts through each: neither replica alone has seen four.
+    spread(&[&a, &b], &["q1", "q2", "q3", "q4"]).await;
+    // The window is the caller's across replicas: each shows all the requests it has seen.
+    b.metrics_with("signal=\"requests\"} 4").await;
+    spread(&[&a], &["q5"]).await;
+    a.metrics_with("signal=\"requests\"} 5").await;
+
+    // The fourth request, through b, raised the alert, and the fifth did not raise it again.
+    let (from_a, from_b) = (
+        extraction_alerts(&mut a).await,
+        extraction_alerts(&mut b).await,
+    );
+    assert!(from_a.is_empty(), "{from_a:?}");
+    assert_eq!(from_b.len(), 1, "{from_b:?}");
+    assert!(
+        from_b[0].starts_with(
+            "key team-1 (tenant team) looks like model extraction: 4 requests in the window (≥ 4), distinct prompts 1.00"
+        ),
+        "{}",
+        from_b[0]
+    );
+}
+
+#[tokio::test]
+async fn without_shared_extraction_each_replica_watches_its_share() {
+    let (redis, _upstream, mut a, mut b) = two_watching_replicas("    extraction: false\n").await;
+    spread(&[&a, &b], &["q1", "q2", "q3", "q4", "q5", "q6"]).await;
+    assert!(extraction_alerts(&mut a).await.is_empty());
+    assert!(extraction_alerts(&mut b).await.is_empty());
+    let keys = redis_cli(redis.port(), &["keys", "*extraction*"]);
+    assert!(keys.trim().is_empty(), "{keys}");
+}
+
+#[tokio::test]
+async fn without_redis_the_replica_watches_its_own_window_and_loses_no_record() {
+    let port = free_port().unwrap();
+    let upstream = upstream().await;
+    let mut a = watching_replica(&upstream, &format!("    url: redis://127.0.0.1:{port}\n")).await;
+    spread(&[&a], &["q1", "q2", "q3", "q4"]).await;
+    let records = a.audit_records().await;
+    let answered = (records.iter()).filter(|r| r["kind"] == "request").count();
+    assert_eq!(answered, 4, "{records:?}");
+    let alerts: Vec<_> = (records.iter())
+        .flat_map(|record| record["guards"].as_array().into_iter().flatten())
+        .filter(|guard| guard["guard"] == "extraction")
+        .collect();
+    assert_eq!(
+        alerts.len(),
+        1,
+        "the replica's own window alerted: {records:?}"
+    );
+}
+
+/// Shared limits on `redis` with the extraction windows on.
+fn shared_on(redis: &RedisServer) -> SharedLimits {
+    let config = serde_json::json!({"url": redis.url(), "prefix": "x"});
+    SharedLimits::new(&serde_json::from_value(config).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_shared_extraction_window_counts_forgets_and_alerts_once() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let shared = shared_on(&redis);
+    let thresholds = hangar_guard::ExtractionThresholds {
+        window: Duration::from_secs(1),
+        min_requests: 3,
+        distinct_ratio: 2.0, // never
+        output_input_ratio: 5.0,
+    };
+    let record = |key_id: &'static str, prompt: u64, tokens: (u64, u64)| {
+        let (shared, thresholds) = (&shared, &thresholds);
+        async move {
+            (shared.record_extraction("team", key_id, prompt, tokens, thresholds))
+                .await
+                .unwrap()
+        }
+    };
+    // Two prompts, one of them twice; 10 prompt tokens for 60 completion tokens.
+    let (signals, alert) = record("k{1}", 1, (5, 10)).await;
+    assert_eq!(signals.requests_in_window, 1);
+    assert!(!alert);
+    record("k{1}", 2, (3, 20)).await;
+    let (signals, alert) = record("k{1}", 1, (2, 30)).await;
+    assert_eq!(signals.requests_in_window, 3);
+    assert!(
+        (signals.distinct_prompt_ratio - 2.0 / 3.0).abs() < 1e-9,
+        "{signals:?}"
+    );
+    assert!(
+        (signals.output_input_ratio - 6.0).abs() < 1e-9,
+        "{signals:?}"
+    );
+    assert!(alert, "6 completion tokens per prompt token, 3 requests");
+    // Once per window, whichever replica asks.
+    let (signals, alert) = record("k{1}", 3, (1, 10)).await;
+    assert_eq!(signals.requests_in_window, 4);
+    assert!(!alert);
+    // Another key of the tenant has a window of its own.
+    assert_eq!(record("k2", 1, (1, 1)).await.0.requests_in_window, 1);
+    // The key id is hashed into the key name: its braces cannot move it off the tenant's node.
+    let keys = redis_cli(redis.port(), &["keys", "x:{team}:extraction:*"]);
+    assert_eq!(
+        keys.lines().count(),
+        5,
+        "two callers' prompts and counts, one alert: {keys}"
+    );
+    assert!(!keys.contains("k{1}"), "{keys}");
+
+    // A window later, all of it is forgotten, and the caller may alert again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (signals, alert) = record("k{1}", 9, (1, 1)).await;
+    assert_eq!(signals.requests_in_window, 1, "{signals:?}");
+    assert_eq!(signals.distinct_prompt_ratio, 1.0);
+    assert!(!alert);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let keys = redis_cli(redis.port(), &["keys", "x:*"]);
+    assert!(keys.trim().is_empty(), "every key expires: {keys}");
+}
+
+#[tokio::test]
+async fn a_shared_window_remembers_a_bounded_number_of_prompts() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let shared = shared_on(&redis);
+    let thresholds = hangar_guard::ExtractionThresholds {
+        window: Duration::from_secs(600),
+        min_requests: 10,
+        ..Default::default()
+    };
+    let remembered = thresholds.remembered() as u64;
+    assert_eq!(
+        remembered,
+        hangar_guard::extraction::DEFAULT_ENTRIES_PER_KEY as u64
+    );
+    let mut last = None;
+    for prompt in 0..remembered + 50 {
+        last = shared
+            .record_extraction("team", "k", prompt, (1, 1), &thresholds)
+            .await;
+    }
+    let (signals, _) = last.unwrap();
+    assert_eq!(signals.requests_in_window, remembered + 50);
+    assert_eq!(signals.distinct_prompt_ratio, 1.0, "every prompt differs");
+    let key = redis_cli(redis.port(), &["keys", "x:{team}:extraction:*:prompts"]);
+    let held = redis_cli(redis.port(), &["zcard", key.trim()]);
+    assert_eq!(held.trim(), remembered.to_string());
 }

@@ -214,7 +214,7 @@ impl ExtractionMonitor {
             self.entries_per_key,
         );
         key.last_seen_ms = now_ms;
-        let reasons = crossed(&self.thresholds, &key.signals());
+        let reasons = self.thresholds.crossed(&key.signals());
         let quiet = key
             .last_alert_ms
             .is_some_and(|last| now_ms.saturating_sub(last) < window_ms);
@@ -262,28 +262,59 @@ impl ExtractionMonitor {
     }
 }
 
-/// The thresholds `signals` crossed, or none if the volume is below `min_requests`.
-fn crossed(
-    thresholds: &ExtractionThresholds,
-    signals: &ExtractionSignals,
-) -> Vec<ExtractionReason> {
-    let mut reasons = Vec::new();
-    if signals.requests_in_window < thresholds.min_requests {
-        return reasons;
+impl ExtractionThresholds {
+    /// The thresholds `signals` crossed, or none if the volume is below `min_requests`.
+    pub fn crossed(&self, signals: &ExtractionSignals) -> Vec<ExtractionReason> {
+        let mut reasons = Vec::new();
+        if signals.requests_in_window < self.min_requests {
+            return reasons;
+        }
+        if signals.distinct_prompt_ratio >= self.distinct_ratio {
+            reasons.push(ExtractionReason::DistinctPrompts {
+                observed: signals.distinct_prompt_ratio,
+                threshold: self.distinct_ratio,
+            });
+        }
+        if signals.output_input_ratio >= self.output_input_ratio {
+            reasons.push(ExtractionReason::OutputInputRatio {
+                observed: signals.output_input_ratio,
+                threshold: self.output_input_ratio,
+            });
+        }
+        reasons
     }
-    if signals.distinct_prompt_ratio >= thresholds.distinct_ratio {
-        reasons.push(ExtractionReason::DistinctPrompts {
-            observed: signals.distinct_prompt_ratio,
-            threshold: thresholds.distinct_ratio,
-        });
+
+    /// The requests a window remembers per key: [`DEFAULT_ENTRIES_PER_KEY`], or `min_requests`
+    /// when that is larger (so alerts stay possible), at most [`MAX_ENTRIES_PER_KEY`].
+    pub fn remembered(&self) -> usize {
+        let min_requests = usize::try_from(self.min_requests).unwrap_or(usize::MAX);
+        DEFAULT_ENTRIES_PER_KEY
+            .max(min_requests)
+            .min(MAX_ENTRIES_PER_KEY)
     }
-    if signals.output_input_ratio >= thresholds.output_input_ratio {
-        reasons.push(ExtractionReason::OutputInputRatio {
-            observed: signals.output_input_ratio,
-            threshold: thresholds.output_input_ratio,
-        });
+}
+
+impl ExtractionSignals {
+    /// The signals of `requests` requests carrying `distinct` different prompts (of the
+    /// `remembered` most recent ones, when there were more) and these token counts.
+    pub fn of_counts(
+        requests: u64,
+        distinct: u64,
+        remembered: u64,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    ) -> ExtractionSignals {
+        let told_apart = requests.min(remembered);
+        ExtractionSignals {
+            requests_in_window: requests,
+            distinct_prompt_ratio: if told_apart == 0 {
+                0.0
+            } else {
+                distinct.min(told_apart) as f64 / told_apart as f64
+            },
+            output_input_ratio: completion_tokens as f64 / prompt_tokens.max(1) as f64,
+        }
     }
-    reasons
 }
 
 /// One key's recent requests and running totals over them.
@@ -347,22 +378,21 @@ impl KeyWindow {
     }
 
     fn signals(&self) -> ExtractionSignals {
-        let requests = self.entries.len();
-        ExtractionSignals {
-            requests_in_window: requests as u64,
-            distinct_prompt_ratio: if requests == 0 {
-                0.0
-            } else {
-                self.prompts.len() as f64 / requests as f64
-            },
-            output_input_ratio: self.completion_tokens as f64 / self.prompt_tokens.max(1) as f64,
-        }
+        let requests = self.entries.len() as u64;
+        ExtractionSignals::of_counts(
+            requests,
+            self.prompts.len() as u64,
+            requests,
+            self.prompt_tokens,
+            self.completion_tokens,
+        )
     }
 }
 
 /// FNV-1a over the prompt lowercased, trimmed and with whitespace runs collapsed, so trivial
-/// variations of one prompt count as the same prompt.
-fn prompt_hash(prompt: &str) -> u64 {
+/// variations of one prompt count as the same prompt. Stable across processes and builds, so
+/// replicas sharing their windows in Redis tell prompts apart alike.
+pub fn prompt_hash(prompt: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = OFFSET;

@@ -274,3 +274,34 @@ fn thresholds_serialise_with_the_window_in_seconds() {
     let back: ExtractionThresholds = serde_json::from_value(json).unwrap();
     assert_eq!(back, ExtractionThresholds::default());
 }
+
+#[test]
+fn the_prompt_hash_is_fnv_1a_so_every_replica_computes_the_same() {
+    // Replicas sharing a window in Redis compare these across processes and versions.
+    assert_eq!(prompt_hash("  Hello   WORLD "), 0x779a_65e7_023c_d2e7);
+}
+
+#[test]
+fn signals_of_counts_tell_prompts_apart_among_the_remembered_ones() {
+    let signals = ExtractionSignals::of_counts(10, 5, 1024, 100, 2000);
+    assert_eq!(signals.requests_in_window, 10);
+    assert_eq!(signals.distinct_prompt_ratio, 0.5);
+    assert_eq!(signals.output_input_ratio, 20.0);
+    // More requests than remembered: the distinct share is of the remembered ones.
+    let signals = ExtractionSignals::of_counts(5000, 1024, 1024, 0, 7);
+    assert_eq!(signals.distinct_prompt_ratio, 1.0);
+    assert_eq!(signals.output_input_ratio, 7.0);
+    assert_eq!(
+        ExtractionSignals::of_counts(0, 0, 1024, 0, 0).distinct_prompt_ratio,
+        0.0
+    );
+}
+
+#[test]
+fn a_window_remembers_enough_requests_to_alert() {
+    assert_eq!(thresholds(10).remembered(), DEFAULT_ENTRIES_PER_KEY);
+    assert_eq!(thresholds(5000).remembered(), 5000);
+    assert_eq!(thresholds(u64::MAX).remembered(), MAX_ENTRIES_PER_KEY);
+    let monitor = ExtractionMonitor::new(thresholds(5000));
+    assert_eq!(monitor.entries_per_key, thresholds(5000).remembered());
+}
