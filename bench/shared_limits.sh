@@ -2,7 +2,8 @@
 # What sharing the rate limits through Redis (`limits.shared`) costs the gateway, on loopback:
 # the gateway with a rate-limited tenant (limits it never reaches), its buckets kept locally,
 # then in Redis, then in Redis with its requests in flight too (`maxConcurrent`, a cap it never
-# reaches), alternating, ROUNDS rounds. Each run measures
+# reaches), then in Redis with the callers' extraction windows too (`extraction`, which the two
+# before turn off), alternating, ROUNDS rounds. Each run measures
 #   (a) latency at RATE req/s (open loop, 64-byte prompts, DURATION s after 2 s of warm-up);
 #   (b) the most it serves (closed loop, 64 connections, 6 s), with the CPU time the gateway
 #       and Redis used per request (from /proc/PID/stat).
@@ -10,7 +11,8 @@
 # server runs on CPU 1, as in bench/gateway.sh. In a cluster Redis runs elsewhere; here its work
 # takes from the gateway's core, so (b) is the worst case for the gateway.
 #
-# usage: bench/shared_limits.sh [ROUNDS]     env: RATE=3000 DURATION=10 REDIS_CPUS=0
+# usage: bench/shared_limits.sh [ROUNDS]
+#   env: RATE=3000 DURATION=10 REDIS_CPUS=0 MODES="local shared inflight windows"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -41,8 +43,9 @@ config() {
     gateway_yaml "127.0.0.1:$gateway" "127.0.0.1:$upstream" "$tmp/audit-$1" > "$tmp/$1.yaml"
 }
 config local
-config shared "  shared: {url: \"redis://127.0.0.1:$redis_port\"}"
-config inflight "  shared: {url: \"redis://127.0.0.1:$redis_port\"}" "    maxConcurrent: 100000"
+config shared "  shared: {url: \"redis://127.0.0.1:$redis_port\", extraction: false}"
+config inflight "  shared: {url: \"redis://127.0.0.1:$redis_port\", extraction: false}" "    maxConcurrent: 100000"
+config windows "  shared: {url: \"redis://127.0.0.1:$redis_port\"}"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load() { taskset -c 1 "$tmp/loadgen" --addr "127.0.0.1:$gateway" --serve-upstream "127.0.0.1:$upstream" --key "$key" "$@" 2>/dev/null | tail -1; }
@@ -50,7 +53,7 @@ load() { taskset -c 1 "$tmp/loadgen" --addr "127.0.0.1:$gateway" --serve-upstrea
 printf '| round | limits | p50 (ms) | p99 (ms) | p99.9 (ms) | closed loop (req/s) | gateway CPU per request (µs) | Redis CPU per request (µs) | decided without Redis |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
 for round in $(seq "$rounds"); do
-  for mode in local shared inflight; do
+  for mode in ${MODES:-local shared inflight windows}; do
     taskset -c 0 "$tmp/hangar" gateway run --config "$tmp/$mode.yaml" 2> "$tmp/gateway-$mode.log" &
     gateway_pid=$!
     for _ in $(seq 100); do grep -q "serving the inference API" "$tmp/gateway-$mode.log" && break; sleep 0.1; done

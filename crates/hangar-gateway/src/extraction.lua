@@ -2,9 +2,9 @@
 -- spread across replicas is watched as a whole (the replica-local window is
 -- hangar_guard::ExtractionMonitor; this one counts the same things).
 --   KEYS = {prompts, counts, alerted}: a sorted set of the prompts' hashes scored with when each
---          was last seen; a hash of per-slice counts (requests, prompt and completion tokens,
---          the window cut in 60 slices); the key whose presence says an alert was raised in
---          the last window.
+--          was last seen; a hash of the counts (requests, prompt and completion tokens) of each
+--          slice of the window (cut in 60) and their totals; the key whose presence says an
+--          alert was raised in the last window.
 --   ARGV = {prompt hash, prompt tokens, completion tokens, window in ms, prompts remembered,
 --          min requests, distinct ratio, completion/prompt ratio}
 -- Records one request and returns {requests, distinct prompts, prompt tokens, completion
@@ -27,19 +27,37 @@ if distinct > remembered then
   distinct = remembered
 end
 
+-- Running totals ('r', 'p', 'c') beside the slices' own counts, and the oldest slice they
+-- hold ('o'): a request subtracts the slices that left the window since the last one, rather
+-- than add up all 60 (which cost a busy caller's call ten times as much).
+local held = tonumber(redis.call('HGET', KEYS[2], 'o'))
+local slices = current - oldest + 1
+if held == nil or held + slices <= oldest then
+  -- Nothing held is in the window (or nothing is held).
+  redis.call('DEL', KEYS[2])
+elseif held < oldest then
+  for gone = held, oldest - 1 do
+    local counts = redis.call('HMGET', KEYS[2], gone .. ':r', gone .. ':p', gone .. ':c')
+    for i, what in ipairs({'r', 'p', 'c'}) do
+      -- As text: a Lua number this large would be written with an exponent.
+      if counts[i] and counts[i] ~= '0' then
+        redis.call('HINCRBY', KEYS[2], what, '-' .. counts[i])
+      end
+    end
+    redis.call('HDEL', KEYS[2], gone .. ':r', gone .. ':p', gone .. ':c')
+  end
+end
+if held ~= oldest then
+  redis.call('HSET', KEYS[2], 'o', oldest)
+end
 redis.call('HINCRBY', KEYS[2], current .. ':r', 1)
 redis.call('HINCRBY', KEYS[2], current .. ':p', ARGV[2])
 redis.call('HINCRBY', KEYS[2], current .. ':c', ARGV[3])
-local totals = {r = 0, p = 0, c = 0}
-local fields = redis.call('HGETALL', KEYS[2])
-for i = 1, #fields, 2 do
-  local at, what = string.match(fields[i], '^(%d+):(%a)$')
-  if at == nil or tonumber(at) < oldest then
-    redis.call('HDEL', KEYS[2], fields[i])
-  else
-    totals[what] = (totals[what] or 0) + tonumber(fields[i + 1])
-  end
-end
+local totals = {
+  r = redis.call('HINCRBY', KEYS[2], 'r', 1),
+  p = redis.call('HINCRBY', KEYS[2], 'p', ARGV[2]),
+  c = redis.call('HINCRBY', KEYS[2], 'c', ARGV[3]),
+}
 redis.call('PEXPIRE', KEYS[1], window)
 redis.call('PEXPIRE', KEYS[2], window + slice)
 

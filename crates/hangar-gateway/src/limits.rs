@@ -874,7 +874,15 @@ impl SharedLimits {
             commands.push("+zrem");
         }
         if self.config.extraction {
-            commands.extend(["+zremrangebyrank", "+hincrby", "+hgetall", "+hdel"]);
+            commands.extend([
+                "+zremrangebyrank",
+                "+hget",
+                "+hmget",
+                "+hset",
+                "+hincrby",
+                "+hdel",
+                "+del",
+            ]);
         }
         if self.client.target().database != 0 {
             commands.push("+select");

@@ -1287,7 +1287,15 @@ async fn the_check_runs_every_command_the_limits_need() {
     // what the extraction windows need besides.
     let rates = ["~hangar:*", "+evalsha", "+eval", "+get", "+set", "+time"];
     let places = ["+zadd", "+zrem", "+zcard", "+zremrangebyscore", "+pexpire"];
-    let windows = ["+zremrangebyrank", "+hincrby", "+hgetall", "+hdel"];
+    let windows = [
+        "+zremrangebyrank",
+        "+hget",
+        "+hmget",
+        "+hset",
+        "+hincrby",
+        "+hdel",
+        "+del",
+    ];
     let mut args = vec!["--user", "rates", "on", ">pw"];
     args.extend(rates);
     args.extend(["--user", "both", "on", ">pw"]);
@@ -1323,7 +1331,7 @@ async fn the_check_runs_every_command_the_limits_need() {
         refused.refused
             && refused
                 .why
-                .contains("+zremrangebyrank +hincrby +hgetall +hdel"),
+                .contains("+zremrangebyrank +hget +hmget +hset +hincrby +hdel +del"),
         "{refused:?}"
     );
     assert!(check("all", true, true).await.is_ok());
@@ -1537,4 +1545,45 @@ async fn a_shared_window_remembers_a_bounded_number_of_prompts() {
     let key = redis_cli(redis.port(), &["keys", "x:{team}:extraction:*:prompts"]);
     let held = redis_cli(redis.port(), &["zcard", key.trim()]);
     assert_eq!(held.trim(), remembered.to_string());
+}
+
+#[tokio::test]
+async fn requests_leave_a_shared_window_as_it_slides() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let shared = shared_on(&redis);
+    let thresholds = hangar_guard::ExtractionThresholds {
+        window: Duration::from_secs(1),
+        min_requests: 100,
+        ..Default::default()
+    };
+    let record = |prompt_tokens: u64| {
+        let (shared, thresholds) = (&shared, &thresholds);
+        async move {
+            let tokens = (prompt_tokens, 2 * prompt_tokens);
+            let recorded = shared.record_extraction("team", "k", prompt_tokens, tokens, thresholds);
+            recorded.await.unwrap().0
+        }
+    };
+    for _ in 0..3 {
+        record(5).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    record(7).await;
+    let signals = record(7).await;
+    assert_eq!(signals.requests_in_window, 5);
+    // The first three are over a second old, the two others half a second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let signals = record(1).await;
+    assert_eq!(signals.requests_in_window, 3, "{signals:?}");
+    assert_eq!(signals.output_input_ratio, 2.0);
+    assert!(
+        (signals.distinct_prompt_ratio - 2.0 / 3.0).abs() < 1e-9,
+        "{signals:?}"
+    );
+    let key = redis_cli(redis.port(), &["keys", "x:{team}:extraction:*:counts"]);
+    let counts = redis_cli(redis.port(), &["hmget", key.trim(), "r", "p", "c"]);
+    assert_eq!(
+        counts.split_whitespace().collect::<Vec<_>>(),
+        ["3", "15", "30"]
+    );
 }
