@@ -581,7 +581,12 @@ impl Limiter {
         if let Some(max) = limits.max_concurrent
             && state.in_flight.load(Ordering::Acquire) >= max
         {
-            return Err(in_flight_refusal(max));
+            // Where the rates stand, as on every other answer to a tenant with a rate.
+            let quotas = buckets.map(|(_, now)| {
+                let (requests, tokens) = refilled(state, limits, now);
+                Quotas::of(limits, &requests, &tokens)
+            });
+            return Err(in_flight_refusal(max).with_quotas(quotas.unwrap_or_default()));
         }
         let quotas = match buckets {
             Some((tokens, now)) => take_buckets(state, limits, tokens, now)?,
@@ -602,6 +607,18 @@ impl Limiter {
     }
 }
 
+/// The tenant's two local buckets as they stand at `now`, refilled, without changing them.
+fn refilled(state: &TenantState, limits: TenantLimits, now: Instant) -> (Bucket, Bucket) {
+    let (mut requests, mut tokens) = (state.requests, state.tokens);
+    if let Some(rpm) = limits.requests_per_minute {
+        requests.refill(rpm, now);
+    }
+    if let Some(tpm) = limits.tokens_per_minute {
+        tokens.refill(tpm, now);
+    }
+    (requests, tokens)
+}
+
 /// Takes one request and `tokens` from the tenant's local buckets, or neither, and says where
 /// the buckets stand then.
 fn take_buckets(
@@ -610,14 +627,7 @@ fn take_buckets(
     tokens: u64,
     now: Instant,
 ) -> Result<Quotas, Refusal> {
-    let mut requests = state.requests;
-    let mut token_bucket = state.tokens;
-    if let Some(rpm) = limits.requests_per_minute {
-        requests.refill(rpm, now);
-    }
-    if let Some(tpm) = limits.tokens_per_minute {
-        token_bucket.refill(tpm, now);
-    }
+    let (mut requests, mut token_bucket) = refilled(state, limits, now);
     let refilled = Quotas::of(limits, &requests, &token_bucket);
     if let Some(rpm) = limits.requests_per_minute
         && let Err(wait) = requests.take(1.0)
@@ -1530,6 +1540,26 @@ mod tests {
         // A tenant without rate limits gets no headers.
         let unlimited = limiter.admit(&"other".into(), TenantLimits::default(), 100, 400, now);
         assert_eq!(quota_headers(&unlimited.unwrap().quotas), []);
+        // Refused for its requests in flight: the same, nothing taken.
+        let capped = TenantLimits {
+            max_concurrent: Some(1),
+            ..limits
+        };
+        let refusal = limiter.admit(&tenant(), capped, 100, 10, now).unwrap_err();
+        assert_eq!(refusal.code, "concurrency_limit");
+        let quotas = refusal.quotas.as_deref().unwrap();
+        assert_eq!(quotas.requests.unwrap().remaining, 59);
+        assert_eq!(quotas.tokens.unwrap().remaining, 600);
+        drop(first);
+        let capped_without_rates = TenantLimits {
+            max_concurrent: Some(0),
+            ..Default::default()
+        };
+        let refusal = limiter.admit(&"third".into(), capped_without_rates, 100, 10, now);
+        assert_eq!(
+            quota_headers(refusal.unwrap_err().quotas.as_deref().unwrap()),
+            []
+        );
     }
 
     #[test]
