@@ -3,8 +3,10 @@
 //! smuggles instructions; base64 payloads to be decoded and obeyed.
 //!
 //! Heuristics, not a classifier: a score and the rules that fired, for the gateway to log, flag
-//! or block. All phrase rules run in one pass of a regex set; text without a match costs one
-//! DFA scan, a sampled probe for base64 runs, and a byte scan when it is not ASCII.
+//! or block. All phrase rules run in two passes of regex sets, one for the English, one for the
+//! translations; text without a match costs those two DFA scans, a sampled probe for base64
+//! runs, and a byte scan when it is not ASCII. The regexes that weigh a match are compiled the
+//! first time a rule fires.
 //!
 //! The phrase rules read the words as a model does: decomposed text is composed, zero-width and
 //! other format characters are dropped, full-width forms, styled letters and Cyrillic or Greek
@@ -28,8 +30,9 @@
 //! code instead (`near`), only when the rarer half already matched.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use regex::{Regex, RegexSet, SetMatches};
+use regex::{Regex, RegexSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization as _;
@@ -115,15 +118,58 @@ struct Regexes {
 /// both spellings, for what the plain one alone costs.
 #[derive(Debug, Clone)]
 struct Phrases {
-    /// The phrase rules, then [`NO_RESTRICTIONS`], [`ROT13_HINT`], [`REVERSED_HINT`] and
-    /// [`SPACED_HINT`].
+    /// The phrase rules in English, then [`NO_RESTRICTIONS`], [`ROT13_HINT`], [`REVERSED_HINT`]
+    /// and [`SPACED_HINT`].
     set: RegexSet,
-    /// The phrase rules one by one, to weigh a rule that fired by where it matched, and the
-    /// English alone of those with translations, to tell a translated match.
-    rules: Vec<Regex>,
-    english: Vec<Option<Regex>>,
+    /// The translations of the rules that have them, a pattern a rule, in their own set: one
+    /// set with the English took 20 MiB at its peak to compile, two take 14, and the allocator
+    /// keeps what the process once took (7 MiB less resident with 1,000 streams, for a second
+    /// pass over each prompt).
+    translated_set: RegexSet,
+    /// The rule each pattern of `translated_set` translates.
+    translated_rules: Vec<usize>,
+    /// The phrase rules one by one, in English and translated, to weigh a rule that fired by
+    /// where it matched: compiled the first time one fires, which most text never does.
+    rules: Vec<LazyRegex>,
+    translations: Vec<Option<LazyRegex>>,
     role_play: Regex,
     no_restrictions: Regex,
+}
+
+/// What the phrase sets found in a text.
+#[derive(Debug, Clone, Copy, Default)]
+struct Matched {
+    /// By index in [`Phrases::set`].
+    english: [bool; SET_LEN],
+    /// By phrase rule.
+    translated: [bool; PHRASE_RULES.len()],
+}
+
+impl Matched {
+    fn hinted(&self, hint: usize) -> bool {
+        self.english.get(hint).is_some_and(|&matched| matched)
+    }
+}
+
+/// A regex compiled the first time it is needed. Its pattern is one of a set that compiled,
+/// so it compiles too (a set's size limit is that of the whole).
+#[derive(Debug, Clone)]
+struct LazyRegex {
+    pattern: String,
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    fn new(pattern: String) -> LazyRegex {
+        LazyRegex {
+            pattern,
+            regex: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Option<&Regex> {
+        (self.regex.get_or_init(|| Regex::new(&self.pattern).ok())).as_ref()
+    }
 }
 
 impl Default for InjectionScanner {
@@ -149,25 +195,23 @@ impl Regexes {
 impl Phrases {
     fn new() -> Option<Phrases> {
         let compiled = |pattern: &str| loosened(&leet_spelled(pattern));
-        let rules: Vec<String> = (PHRASE_RULES.iter())
-            .map(|phrase| compiled(&phrase.with_translations()))
+        let rules: Vec<String> = PHRASE_RULES.iter().map(|p| compiled(p.pattern)).collect();
+        let translations: Vec<Option<String>> = (PHRASE_RULES.iter())
+            .map(PhraseRule::translations)
+            .collect();
+        let translated_rules: Vec<usize> = (translations.iter().enumerate())
+            .filter_map(|(rule, pattern)| pattern.as_ref().map(|_| rule))
             .collect();
         let no_restrictions = compiled(NO_RESTRICTIONS);
         let hints = [ROT13_HINT, REVERSED_HINT, SPACED_HINT].map(folded);
         Some(Phrases {
             set: RegexSet::new(rules.iter().chain([&no_restrictions]).chain(&hints)).ok()?,
-            rules: (rules.iter())
-                .map(|pattern| Regex::new(pattern).ok())
-                .collect::<Option<_>>()?,
-            english: (PHRASE_RULES.iter())
-                .map(|phrase| {
-                    if (phrase.translations)().is_empty() {
-                        Some(None)
-                    } else {
-                        Regex::new(&compiled(phrase.pattern)).ok().map(Some)
-                    }
-                })
-                .collect::<Option<_>>()?,
+            translated_set: RegexSet::new(translations.iter().flatten()).ok()?,
+            translated_rules,
+            rules: rules.into_iter().map(LazyRegex::new).collect(),
+            translations: (translations.into_iter())
+                .map(|pattern| pattern.map(LazyRegex::new))
+                .collect(),
             role_play: Regex::new(&compiled(ROLE_PLAY)).ok()?,
             no_restrictions: Regex::new(&no_restrictions).ok()?,
         })
@@ -269,14 +313,38 @@ struct PhraseRule {
 }
 
 impl PhraseRule {
-    /// The pattern and its translations as one.
-    fn with_translations(&self) -> String {
-        let mut pattern = format!("(?:{})", self.pattern);
-        for translation in (self.translations)() {
-            pattern.push_str(&format!("|(?:{})", folded(&translation)));
-        }
-        pattern
+    /// The translations as one pattern, if the rule has any, those in Latin letters widened to
+    /// leetspeak's stand-ins.
+    fn translations(&self) -> Option<String> {
+        let translations = (self.translations)();
+        (!translations.is_empty()).then(|| {
+            let each = translations.iter().map(|translation| {
+                // Folded Russian is in Latin letters too, but nobody writes it in leetspeak:
+                // widening it took a third of what compiling the translations takes.
+                let letters = if in_latin_letters(translation) {
+                    leet_spelled(&folded(translation))
+                } else {
+                    folded(translation)
+                };
+                format!("(?:{})", loosened(&letters))
+            });
+            each.collect::<Vec<_>>().join("|")
+        })
     }
+}
+
+/// Whether most of `pattern`'s letters are Latin ones (`ü` and `ç` are; `п`, `指` are not): a
+/// Spanish pattern may hold Russian words of a list the languages share, a Russian one `\s`.
+fn in_latin_letters(pattern: &str) -> bool {
+    let (latin, other) =
+        (pattern.chars().filter(|c| c.is_alphabetic())).fold((0, 0), |(latin, other), c| {
+            if c <= '\u{24f}' {
+                (latin + 1, other)
+            } else {
+                (latin, other + 1)
+            }
+        });
+    latin > other
 }
 
 fn untranslated() -> Vec<String> {
@@ -397,6 +465,7 @@ const SPACED_HINT: &str = r"(?:^|[^\p{L}\p{N}])\p{L}(?:[\s.,;:*·_|/\x{3000}-]{1
 const ROT13_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 1;
 const REVERSED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 2;
 const SPACED_HINT_INDEX: usize = NO_RESTRICTIONS_INDEX + 3;
+const SET_LEN: usize = SPACED_HINT_INDEX + 1;
 
 /// Base64 runs shorter than this are ignored (identifiers, short hashes).
 const MIN_BLOB: usize = 40;
@@ -494,25 +563,45 @@ impl Phrases {
         (self.matches(text)).map_or_else(Fired::default, |matched| self.weigh(text, &matched))
     }
 
-    /// The set's patterns `text` matches, or `None` when it matches none, as most text does:
-    /// a scan that can stop at the first match tells that in two-thirds of the time a search
-    /// for every match takes.
-    fn matches(&self, text: &str) -> Option<SetMatches> {
-        self.set.is_match(text).then(|| self.set.matches(text))
-    }
-
-    /// The phrase rules among the set's `matched` in `text`, with their weights.
-    fn weigh(&self, text: &str, matched: &SetMatches) -> Fired {
-        let mut fired = Fired::default();
-        let mut restrictions_lifted = false;
-        for index in matched.iter() {
-            if index == NO_RESTRICTIONS_INDEX {
-                restrictions_lifted = true;
-            } else if index < NO_RESTRICTIONS_INDEX {
-                fired.fire(index, self.phrase_weight(index, text));
+    /// What the sets find in `text`, or `None` when they find nothing, as in most text: a scan
+    /// that can stop at the first match tells that in two-thirds of the time a search for every
+    /// match takes.
+    fn matches(&self, text: &str) -> Option<Matched> {
+        let english = self.set.is_match(text);
+        let translated = self.translated_set.is_match(text);
+        if !english && !translated {
+            return None;
+        }
+        let mut matched = Matched::default();
+        if english {
+            for index in self.set.matches(text).iter() {
+                if let Some(slot) = matched.english.get_mut(index) {
+                    *slot = true;
+                }
             }
         }
-        if restrictions_lifted
+        if translated {
+            for index in self.translated_set.matches(text).iter() {
+                let rule = self.translated_rules.get(index).copied();
+                if let Some(slot) = rule.and_then(|rule| matched.translated.get_mut(rule)) {
+                    *slot = true;
+                }
+            }
+        }
+        Some(matched)
+    }
+
+    /// The phrase rules among the sets' `matched` in `text`, with their weights.
+    fn weigh(&self, text: &str, matched: &Matched) -> Fired {
+        let mut fired = Fired::default();
+        for rule in 0..PHRASE_RULES.len() {
+            let english = matched.english.get(rule).is_some_and(|&m| m);
+            let translated = matched.translated.get(rule).is_some_and(|&m| m);
+            if english || translated {
+                fired.fire(rule, self.phrase_weight(rule, text, english, translated));
+            }
+        }
+        if matched.hinted(NO_RESTRICTIONS_INDEX)
             && near(
                 text,
                 &self.role_play,
@@ -533,7 +622,13 @@ impl Phrases {
     /// written as one identifier (`override_system_prompt`, `--ignore-previous-rules`: code,
     /// more often than not) half. Quoting a phrase does not lower it: quotes would be the
     /// cheapest way round `block`. Only run for rules that fired.
-    fn phrase_weight(&self, index: usize, text: &str) -> u32 {
+    fn phrase_weight(
+        &self,
+        index: usize,
+        text: &str,
+        english_matched: bool,
+        translated_matched: bool,
+    ) -> u32 {
         let weight = phrase_rule_weight(index);
         let weigh = |found: regex::Match<'_>, translated: bool| {
             let phrase = found.as_str();
@@ -564,20 +659,25 @@ impl Phrases {
                 weight
             }
         };
-        let (Some(regex), Some(english)) = (self.rules.get(index), self.english.get(index)) else {
+        let Some(english) = self.rules.get(index).and_then(LazyRegex::get) else {
             return 0;
         };
         // The first matches tell: a prompt made of the phrase, repeated, is not weighed whole.
-        // A match the English alone does not make is a translation's.
-        (regex.find_iter(text).take(MAX_WEIGHED))
-            .map(|found| {
-                let translated = english
-                    .as_ref()
-                    .is_some_and(|english| !english.is_match(found.as_str()));
-                weigh(found, translated)
-            })
-            .max()
-            .unwrap_or(0)
+        let mut most = 0;
+        if english_matched {
+            let found = english.find_iter(text).take(MAX_WEIGHED);
+            most = found.map(|found| weigh(found, false)).max().unwrap_or(0);
+        }
+        let translation = (self.translations.get(index))
+            .filter(|_| translated_matched)
+            .and_then(|translation| translation.as_ref()?.get());
+        if let Some(translation) = translation {
+            // A match the English alone does not make is a translation's.
+            let found = translation.find_iter(text).take(MAX_WEIGHED);
+            let weights = found.map(|found| weigh(found, !english.is_match(found.as_str())));
+            most = most.max(weights.max().unwrap_or(0));
+        }
+        most
     }
 }
 
@@ -615,10 +715,10 @@ impl Regexes {
         &self,
         original: &str,
         text: &str,
-        matched: Option<&SetMatches>,
+        matched: Option<&Matched>,
         plain: Fired,
     ) -> Fired {
-        let hinted = |hint: usize| matched.is_some_and(|matched| matched.matched(hint));
+        let hinted = |hint: usize| matched.is_some_and(|matched| matched.hinted(hint));
         let mut rewritings = Vec::new();
         if hinted(ROT13_HINT_INDEX) {
             // Each shift the prompt names ("shift 3", "by four"; a decoy number may come
