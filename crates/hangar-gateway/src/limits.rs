@@ -583,7 +583,7 @@ impl Limiter {
         {
             // Where the rates stand, as on every other answer to a tenant with a rate.
             let quotas = buckets.map(|(_, now)| {
-                let (requests, tokens) = refilled(state, limits, now);
+                let (requests, tokens) = buckets_at(state, limits, now);
                 Quotas::of(limits, &requests, &tokens)
             });
             return Err(in_flight_refusal(max).with_quotas(quotas.unwrap_or_default()));
@@ -608,7 +608,7 @@ impl Limiter {
 }
 
 /// The tenant's two local buckets as they stand at `now`, refilled, without changing them.
-fn refilled(state: &TenantState, limits: TenantLimits, now: Instant) -> (Bucket, Bucket) {
+fn buckets_at(state: &TenantState, limits: TenantLimits, now: Instant) -> (Bucket, Bucket) {
     let (mut requests, mut tokens) = (state.requests, state.tokens);
     if let Some(rpm) = limits.requests_per_minute {
         requests.refill(rpm, now);
@@ -627,7 +627,7 @@ fn take_buckets(
     tokens: u64,
     now: Instant,
 ) -> Result<Quotas, Refusal> {
-    let (mut requests, mut token_bucket) = refilled(state, limits, now);
+    let (mut requests, mut token_bucket) = buckets_at(state, limits, now);
     let refilled = Quotas::of(limits, &requests, &token_bucket);
     if let Some(rpm) = limits.requests_per_minute
         && let Err(wait) = requests.take(1.0)

@@ -122,9 +122,9 @@ struct Phrases {
     /// and [`SPACED_HINT`].
     set: RegexSet,
     /// The translations of the rules that have them, a pattern a rule, in their own set: one
-    /// set with the English took 20 MiB at its peak to compile, two take 14, and the allocator
-    /// keeps what the process once took (7 MiB less resident with 1,000 streams, for a second
-    /// pass over each prompt).
+    /// set with the English takes more memory at its peak to compile, and the allocator keeps
+    /// what the process once took. Two sets left the gateway 7 MiB smaller with 1,000 streams
+    /// (`bench/BENCHMARKS.md`), for a second pass over each prompt.
     translated_set: RegexSet,
     /// The rule each pattern of `translated_set` translates.
     translated_rules: Vec<usize>,
@@ -319,8 +319,7 @@ impl PhraseRule {
         let translations = (self.translations)();
         (!translations.is_empty()).then(|| {
             let each = translations.iter().map(|translation| {
-                // Folded Russian is in Latin letters too, but nobody writes it in leetspeak:
-                // widening it took a third of what compiling the translations takes.
+                // Folded Russian is in Latin letters too, but nobody writes it in leetspeak.
                 let letters = if in_latin_letters(translation) {
                     leet_spelled(&folded(translation))
                 } else {
@@ -336,15 +335,9 @@ impl PhraseRule {
 /// Whether most of `pattern`'s letters are Latin ones (`ü` and `ç` are; `п`, `指` are not): a
 /// Spanish pattern may hold Russian words of a list the languages share, a Russian one `\s`.
 fn in_latin_letters(pattern: &str) -> bool {
-    let (latin, other) =
-        (pattern.chars().filter(|c| c.is_alphabetic())).fold((0, 0), |(latin, other), c| {
-            if c <= '\u{24f}' {
-                (latin + 1, other)
-            } else {
-                (latin, other + 1)
-            }
-        });
-    latin > other
+    let letters = pattern.chars().filter(|c| c.is_alphabetic());
+    let latin = letters.clone().filter(|&c| c <= '\u{24f}').count();
+    latin * 2 > letters.count()
 }
 
 fn untranslated() -> Vec<String> {
