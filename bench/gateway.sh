@@ -18,6 +18,8 @@
 # usage: bench/gateway.sh [ROUNDS]
 #   env: RATE=3000 DURATION=20 WARMUP=3 MAX_CONNECTIONS=64 MAX_SECONDS=10 STREAMS=1000
 #        CHUNKS=100 CHUNK_MS=100 (the streams' shape: 10 s each)
+#        PARTS="latency throughput streams": which of (a), (b) and (c) to run (PARTS=streams
+#        checks the memory alone in a minute)
 #        PROXY_CPUS=0 CLIENT_CPUS=1 (taskset lists: the gateway or nginx on one, the load
 #        generator with its fake model server on the other; set both empty to let Linux place
 #        them)
@@ -39,6 +41,13 @@ max_seconds="${MAX_SECONDS:-10}"
 streams="${STREAMS:-1000}"
 chunks="${CHUNKS:-100}"
 chunk_ms="${CHUNK_MS:-100}"
+parts=" ${PARTS:-latency throughput streams} "
+for p in $parts; do
+  case "$p" in
+    latency | throughput | streams) ;;
+    *) echo "PARTS: unknown part '$p' (latency, throughput, streams)" >&2; exit 2 ;;
+  esac
+done
 proxy_cpus="${PROXY_CPUS-0}"
 client_cpus="${CLIENT_CPUS-1}"
 port_base="${PORT_BASE:-18400}"
@@ -260,29 +269,43 @@ PY
 rate_args=(--rate "$rate" --duration "$duration" --warmup "$warmup")
 max_args=(--connections "$max_connections" --duration "$max_seconds" --warmup 2)
 
+# Whether PARTS names $1.
+part() { [[ "$parts" == *" $1 "* ]]; }
+
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds" >&2
-  start_gateway guards-off
-  load direct-64B "$round" "$upstream_port" 64 rate "${rate_args[@]}"
-  load gateway-off-64B "$round" "$gateway_port" 64 rate "${rate_args[@]}"
-  load nginx-64B "$round" "$nginx_port" 64 rate "${rate_args[@]}"
-  load direct-4KiB "$round" "$upstream_port" 4096 rate "${rate_args[@]}"
-  load gateway-off-4KiB "$round" "$gateway_port" 4096 rate "${rate_args[@]}"
-  load nginx-4KiB "$round" "$nginx_port" 4096 rate "${rate_args[@]}"
-  load max-direct-64B "$round" "$upstream_port" 64 max "${max_args[@]}"
-  load max-gateway-off-64B "$round" "$gateway_port" 64 max "${max_args[@]}"
-  load max-nginx-64B "$round" "$nginx_port" 64 max "${max_args[@]}"
-  load max-bare-64B "$round" "$bare_port" 64 max "${max_args[@]}"
-  stop_gateway
+  if part latency || part throughput; then
+    start_gateway guards-off
+    if part latency; then
+      load direct-64B "$round" "$upstream_port" 64 rate "${rate_args[@]}"
+      load gateway-off-64B "$round" "$gateway_port" 64 rate "${rate_args[@]}"
+      load nginx-64B "$round" "$nginx_port" 64 rate "${rate_args[@]}"
+      load direct-4KiB "$round" "$upstream_port" 4096 rate "${rate_args[@]}"
+      load gateway-off-4KiB "$round" "$gateway_port" 4096 rate "${rate_args[@]}"
+      load nginx-4KiB "$round" "$nginx_port" 4096 rate "${rate_args[@]}"
+    fi
+    if part throughput; then
+      load max-direct-64B "$round" "$upstream_port" 64 max "${max_args[@]}"
+      load max-gateway-off-64B "$round" "$gateway_port" 64 max "${max_args[@]}"
+      load max-nginx-64B "$round" "$nginx_port" 64 max "${max_args[@]}"
+      load max-bare-64B "$round" "$bare_port" 64 max "${max_args[@]}"
+    fi
+    stop_gateway
 
-  start_gateway guards-on
-  load gateway-on-4KiB "$round" "$gateway_port" 4096 rate "${rate_args[@]}"
-  load max-direct-4KiB "$round" "$upstream_port" 4096 max "${max_args[@]}"
-  load max-gateway-on-4KiB "$round" "$gateway_port" 4096 max "${max_args[@]}"
-  load max-nginx-4KiB "$round" "$nginx_port" 4096 max "${max_args[@]}"
-  load max-bare-4KiB "$round" "$bare_port" 4096 max "${max_args[@]}"
-  stop_gateway
+    start_gateway guards-on
+    if part latency; then
+      load gateway-on-4KiB "$round" "$gateway_port" 4096 rate "${rate_args[@]}"
+    fi
+    if part throughput; then
+      load max-direct-4KiB "$round" "$upstream_port" 4096 max "${max_args[@]}"
+      load max-gateway-on-4KiB "$round" "$gateway_port" 4096 max "${max_args[@]}"
+      load max-nginx-4KiB "$round" "$nginx_port" 4096 max "${max_args[@]}"
+      load max-bare-4KiB "$round" "$bare_port" 4096 max "${max_args[@]}"
+    fi
+    stop_gateway
+  fi
 
+  part streams || continue
   # A fresh gateway with an empty audit directory, so its peak resident memory is that of the
   # streams (a gateway resuming a big audit file reads all of it at start: see BENCHMARKS.md).
   gateway_config "streams-$round" log "[card_number, iban, provider_key, private_key, bearer_token, email, phone]"
@@ -321,13 +344,14 @@ def added(label, base):
 
 warm = "; open-loop runs with every CPU kept awake by a SCHED_IDLE spinner, proxy and load generator SCHED_FIFO" if os.environ.get("WARM_CPUS") else ""
 print(f"\nmedian of {len(rounds)} rounds; proxy CPUs: {proxy_cpus or 'any'}, load generator (with the fake model server) CPUs: {client_cpus or 'any'}{warm}\n")
-print(f"(a) open loop at {rate:.0f} req/s")
-print("| path | prompt | p50 (ms) | p99 (ms) | p99.9 (ms) | added p99 vs direct (ms) | p99 inside the gateway (ms) | achieved req/s | errors | proxy CPU per request (µs) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
 rows = [("direct", "64B", None), ("gateway-off", "64B", "direct-64B"), ("nginx", "64B", "direct-64B"),
         ("direct", "4KiB", None), ("gateway-off", "4KiB", "direct-4KiB"), ("gateway-on", "4KiB", "direct-4KiB"),
         ("nginx", "4KiB", "direct-4KiB")]
 names = {"direct": "direct to the fake", "gateway-off": "gateway, guards off", "gateway-on": "gateway, guards on", "nginx": "nginx", "bare": "bare proxy on the gateway's stack"}
+if "direct-64B" in by:
+    print(f"(a) open loop at {rate:.0f} req/s")
+    print("| path | prompt | p50 (ms) | p99 (ms) | p99.9 (ms) | added p99 vs direct (ms) | p99 inside the gateway (ms) | achieved req/s | errors | proxy CPU per request (µs) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
 for path_, size, base in rows:
     label = f"{path_}-{size}"
     if label not in by: continue
@@ -342,9 +366,10 @@ for path_, size, base in rows:
     inside = f"≤ {inside:g}" if inside == inside else "—"
     print(f"| {names[path_]} | {size} | {m(label,'p50_ms'):.3f} | {m(label,'p99_ms'):.3f} | {m(label,'p999_ms'):.3f} | {extra} | {inside} | {m(label,'rate'):.0f} | {errors} | {cpu} |")
 
-print(f"\n(b) closed loop, most requests per second")
-print("| path | prompt | req/s (median) | rounds | p50 (ms) | p99 (ms) | errors | proxy CPU (cores) |")
-print("|---|---|---|---|---|---|---|---|")
+if "max-direct-64B" in by:
+    print(f"\n(b) closed loop, most requests per second")
+    print("| path | prompt | req/s (median) | rounds | p50 (ms) | p99 (ms) | errors | proxy CPU (cores) |")
+    print("|---|---|---|---|---|---|---|---|")
 for path_, size in [("direct","64B"),("gateway-off","64B"),("nginx","64B"),("bare","64B"),("direct","4KiB"),("gateway-on","4KiB"),("nginx","4KiB"),("bare","4KiB")]:
     label = f"max-{path_}-{size}"
     if label not in by: continue
@@ -369,15 +394,17 @@ print("\nruns started while something else used more than 10% of the CPU: " + ("
 
 print("\ntargets")
 def verdict(ok): return "met" if ok else "MISSED"
-a_off = med(added("gateway-off-64B", "direct-64B"))
-a_on = med(added("gateway-on-4KiB", "direct-4KiB"))
-print(f"- added p99 at {rate:.0f} req/s, guards off: {a_off:.3f} ms (target <= 0.5 ms): {verdict(a_off <= 0.5)}")
-print(f"- added p99 at {rate:.0f} req/s, guards on, 4 KiB prompt: {a_on:.3f} ms (target <= 1 ms): {verdict(a_on <= 1.0)}")
+for label, base, what, target in [("gateway-off-64B", "direct-64B", "guards off", 0.5),
+                                  ("gateway-on-4KiB", "direct-4KiB", "guards on, 4 KiB prompt", 1.0)]:
+    if label in by:
+        a = med(added(label, base))
+        print(f"- added p99 at {rate:.0f} req/s, {what}: {a:.3f} ms (target <= {target:g} ms): {verdict(a <= target)}")
 for label, what in [("gateway-off-64B", "guards off, 64 B"), ("gateway-on-4KiB", "guards on, 4 KiB")]:
     inside = m(label, "overhead_p99_ms")
     if inside == inside:
         print(f"  (inside the gateway, {what}: p99 <= {inside:g} ms, from its overhead histogram)")
 for size, gw in [("64B", "gateway-off"), ("4KiB", "gateway-on")]:
+    if f"max-{gw}-{size}" not in by: continue
     g, n = m(f"max-{gw}-{size}", "rate"), m(f"max-nginx-{size}", "rate")
     print(f"- max throughput, {size}: gateway {g:.0f} req/s vs nginx {n:.0f} req/s ({g / n:.2f}x): {verdict(g >= n)}")
 if "streams" in by:
