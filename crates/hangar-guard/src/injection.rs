@@ -163,11 +163,14 @@ struct ForwardSet {
     dfa: DFA,
     /// ...and the NFA simulation that answers when the DFA gives up (its cache thrashing).
     pikevm: PikeVM,
-    caches: Pool<(lazy::Cache, thompson::pikevm::Cache), NewCaches>,
+    /// A thread's caches. The simulation's is made the first time the DFA gives up on that
+    /// thread: it keeps room for every pattern's match bounds at every NFA state, 4.4 MiB a
+    /// thread for the two sets, which most threads never need.
+    caches: Pool<(lazy::Cache, Option<thompson::pikevm::Cache>), NewCaches>,
 }
 
 type NewCaches = Box<
-    dyn Fn() -> (lazy::Cache, thompson::pikevm::Cache)
+    dyn Fn() -> (lazy::Cache, Option<thompson::pikevm::Cache>)
         + Send
         + Sync
         + std::panic::UnwindSafe
@@ -206,9 +209,8 @@ impl ForwardSet {
             .configure(PikeVM::config().match_kind(MatchKind::All))
             .build_from_nfa(nfa)
             .ok()?;
-        let (for_dfa, for_pikevm) = (dfa.clone(), pikevm.clone());
-        let caches: NewCaches =
-            Box::new(move || (for_dfa.create_cache(), for_pikevm.create_cache()));
+        let for_dfa = dfa.clone();
+        let caches: NewCaches = Box::new(move || (for_dfa.create_cache(), None));
         Some(ForwardSet {
             dfa,
             pikevm,
@@ -222,7 +224,10 @@ impl ForwardSet {
         let (dfa_cache, pikevm_cache) = &mut *caches;
         match self.dfa.try_search_fwd(dfa_cache, &input) {
             Ok(found) => found.is_some(),
-            Err(_) => self.pikevm.is_match(pikevm_cache, input),
+            Err(_) => {
+                let pikevm_cache = pikevm_cache.get_or_insert_with(|| self.pikevm.create_cache());
+                self.pikevm.is_match(pikevm_cache, input)
+            }
         }
     }
 
@@ -237,6 +242,7 @@ impl ForwardSet {
             .is_err()
         {
             found.clear();
+            let pikevm_cache = pikevm_cache.get_or_insert_with(|| self.pikevm.create_cache());
             (self.pikevm).which_overlapping_matches(pikevm_cache, &input, &mut found);
         }
         found
