@@ -161,7 +161,8 @@ impl Matched {
 struct ForwardSet {
     /// The lazy DFA, which builds its states as the text needs them...
     dfa: DFA,
-    /// ...and the NFA simulation that answers when the DFA gives up (its cache thrashing).
+    /// ...and the NFA simulation that answers when the DFA gives up (its cache thrashing, or a
+    /// Unicode word boundary meeting non-ASCII text).
     pikevm: PikeVM,
     /// A thread's caches. The simulation's is made the first time the DFA gives up on that
     /// thread: it keeps room for every pattern's match bounds at every NFA state, 4.4 MiB a
