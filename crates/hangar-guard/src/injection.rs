@@ -189,8 +189,13 @@ impl std::fmt::Debug for ForwardSet {
 impl ForwardSet {
     fn new<P: AsRef<str>>(patterns: impl IntoIterator<Item = P>) -> Option<ForwardSet> {
         let patterns: Vec<P> = patterns.into_iter().collect();
+        // `regex`'s own size limit, so that each pattern of a set that compiled compiles alone
+        // (see `LazyRegex`).
+        let config = thompson::Config::new()
+            .which_captures(thompson::WhichCaptures::Implicit)
+            .nfa_size_limit(Some(REGEX_SIZE_LIMIT));
         let nfa = thompson::NFA::compiler()
-            .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::Implicit))
+            .configure(config)
             .build_many(&patterns)
             .ok()?;
         // As `regex` configures its own lazy DFA: Unicode word boundaries read as ASCII ones
@@ -249,6 +254,9 @@ impl ForwardSet {
         found
     }
 }
+
+/// `regex::Regex`'s default size limit for a compiled pattern.
+const REGEX_SIZE_LIMIT: usize = 10 << 20;
 
 /// A regex compiled the first time it is needed. Its pattern is one of a set that compiled,
 /// so it compiles too (a set's size limit is that of the whole).

@@ -1051,3 +1051,19 @@ fn a_phrase_set_answers_where_its_dfa_gives_up() {
     assert_eq!(which(plain), [0, 2]);
     assert!(!set.is_match("ignored, nevertheless"));
 }
+
+/// A rule the sets match is weighed by its own regex, compiled only then: each must compile,
+/// or the rule would weigh nothing.
+#[test]
+fn every_rule_compiles_on_its_own() {
+    let phrases = Phrases::new().unwrap();
+    for (rule, regex) in phrases.rules.iter().enumerate() {
+        assert!(regex.get().is_some(), "rule {rule}");
+    }
+    for (rule, regex) in phrases.translations.iter().enumerate() {
+        assert!(
+            regex.as_ref().is_none_or(|regex| regex.get().is_some()),
+            "rule {rule}"
+        );
+    }
+}
