@@ -683,6 +683,32 @@ async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+#[tokio::test]
+async fn a_request_whose_first_byte_comes_alone_is_served() {
+    // `P` could begin HTTP/2's preface: the gateway waits for more to tell.
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = chat("llama", "What is 2+2?").to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        gw.key("a-1"),
+        body.len()
+    );
+    socket.write_all(&request.as_bytes()[..1]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    socket.write_all(&request.as_bytes()[1..]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"4\""), "{answer}");
+}
+
 /// Whether a plain request gets its answer within `within` on a gateway with one place.
 async fn served_within(gw: &TestGateway, within: Duration) -> bool {
     let request = Request::get(format!("{}/v1/models", gw.url))
