@@ -14,10 +14,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -434,36 +435,49 @@ impl Connection {
                 Ok::<_, Infallible>(response.map(|body| Answer::new(body, stream)))
             }
         });
-        let failed = match self.tls {
+        let (protocol, stream): (Protocol, Box<dyn ClientStream>) = match self.tls {
             None => {
-                let Some(builder) = self.builders.for_plain(&stream, self.idle).await else {
+                let Some(protocol) = plain_protocol(&stream, self.idle).await else {
                     return;
                 };
-                let stream = Watched::new(stream, Arc::clone(&activity));
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                serve_until_done(connection, activity, self.idle, self.stage).await
+                (
+                    protocol,
+                    Box::new(Watched::new(stream, Arc::clone(&activity))),
+                )
             }
             Some(acceptor) => {
-                let stream = Watched::new(stream, Arc::clone(&activity));
                 // Boxed: the handshake's state is kilobytes, and every connection's task,
                 // plain ones included, would otherwise keep room for it.
                 let handshake = Box::pin(tokio::time::timeout(
                     Duration::from_secs(10),
-                    acceptor.accept(stream),
+                    acceptor.accept(Watched::new(stream, Arc::clone(&activity))),
                 ))
                 .await;
                 let Ok(Ok(stream)) = handshake else {
                     return;
                 };
-                let builder = self.builders.for_alpn(stream.get_ref().1.alpn_protocol());
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                serve_until_done(connection, activity, self.idle, self.stage).await
+                // HTTP/2 over TLS is agreed on by ALPN (RFC 9113 §3.2): a client that names
+                // no protocol speaks HTTP/1.1.
+                let protocol = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                (protocol, Box::new(stream))
             }
         };
+        let io = TokioIo::new(stream);
+        let (idle, stage) = (self.idle, self.stage);
+        let served = match protocol {
+            Protocol::Http1 => {
+                let connection = self.builders.http1.serve_connection(io, service);
+                serve_until_done(connection, activity, idle, stage)
+            }
+            Protocol::Http2 => {
+                let connection = self.builders.http2.serve_connection(io, service);
+                serve_until_done(connection, activity, idle, stage)
+            }
+        };
+        let failed = served.await;
         if let Some(error) = failed {
             recorder.record_http_refusal(&address, &*error);
         }
@@ -471,76 +485,67 @@ impl Connection {
     }
 }
 
-/// The inference listener's connection builders, one for each protocol and one that tells them
-/// apart itself. That one reads a client's first 24 bytes to see whether they are HTTP/2's
-/// preface and hands them back to hyper as a read of their own, after which hyper's 8 KiB read
-/// buffer, short of room for a whole read, doubles: every HTTP/1.1 connection then holds
-/// 16 KiB (3–4 MiB resident over 1,000 open streams, measured). So the protocol is known
-/// first where it can be, from ALPN or a peek at the first bytes, and the one that tells
-/// them apart serves only the rest.
+/// A client's connection, plain or TLS, so that one piece of code serves both.
+trait ClientStream: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ClientStream for T {}
+
+/// The inference listener's settings for each protocol. A connection is served by the one its
+/// client speaks, known before serving: hyper-util's builder for both would read a client's
+/// first 24 bytes to tell, and hand them back to hyper as a read of their own, after which
+/// hyper's 8 KiB read buffer, short of room for a whole read, doubles (16 KiB for every
+/// HTTP/1.1 connection); and its connection, which may become either, is as large as an
+/// HTTP/2 one (3.4 KiB a connection with its task's state, measured with dhat).
 struct Builders {
-    http1: auto::Builder<TokioExecutor>,
-    http2: auto::Builder<TokioExecutor>,
-    either: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
 }
 
 impl Builders {
     fn new(header_read: Duration) -> Self {
-        Builders {
-            http1: connection_builder(header_read).http1_only(),
-            http2: connection_builder(header_read).http2_only(),
-            either: connection_builder(header_read),
-        }
-    }
-
-    /// The builder for a TLS connection that agreed on `alpn`.
-    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
-        match alpn {
-            Some(b"h2") => &self.http2,
-            Some(b"http/1.1") => &self.http1,
-            _ => &self.either,
-        }
-    }
-
-    /// The builder for a plain-text connection, from a peek at what its client sent first;
-    /// none when it sends nothing within `idle` or closes without a word.
-    async fn for_plain(
-        &self,
-        stream: &TcpStream,
-        idle: Duration,
-    ) -> Option<&auto::Builder<TokioExecutor>> {
-        let mut first = [0; HTTP2_PREFACE.len()];
-        let peeked = tokio::time::timeout(idle, stream.peek(&mut first)).await;
-        let Ok(Ok(count @ 1..)) = peeked else {
-            return None;
-        };
-        Some(match plain_protocol(&first[..count]) {
-            Some(Protocol::Http1) => &self.http1,
-            Some(Protocol::Http2) => &self.http2,
-            None => &self.either,
-        })
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read)
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(1024)
+            // Room for the largest token the verifier takes and the other headers, as HTTP/1.1
+            // has (HTTP/2's default, 16 KiB, would refuse a token HTTP/1.1 accepts).
+            .max_header_list_size(64 * 1024)
+            // A peer that stops answering pings is gone: its connection is closed.
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Builders { http1, http2 }
     }
 }
 
-/// The inference listener's settings for both protocols.
-fn connection_builder(header_read: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        // Room for the largest token the verifier takes and the other headers, as HTTP/1.1
-        // has (HTTP/2's default, 16 KiB, would refuse a token HTTP/1.1 accepts).
-        .max_header_list_size(64 * 1024)
-        // A peer that stops answering pings is gone: its connection is closed.
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
+/// The protocol a plain-text client speaks, from a peek at what it sent first; none when it
+/// sends nothing within `idle` or closes without a word.
+async fn plain_protocol(stream: &TcpStream, idle: Duration) -> Option<Protocol> {
+    let deadline = tokio::time::Instant::now() + idle;
+    let mut first = [0; HTTP2_PREFACE.len()];
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut first)).await;
+        let Ok(Ok(count @ 1..)) = peeked else {
+            return None;
+        };
+        if let Some(protocol) = protocol_of(&first[..count]) {
+            return Some(protocol);
+        }
+        // The start of the preface, and the rest still to come: a peek now would see the
+        // same bytes at once (and its timeout never fire). Clients send the preface whole, so
+        // this is rare.
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        tokio::time::sleep_until(deadline.min(now + pause)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
 }
 
 /// What a plain-text HTTP/2 client sends first (RFC 9113 §3.4).
@@ -552,9 +557,9 @@ enum Protocol {
     Http2,
 }
 
-/// The protocol a plain-text client speaks, from the first bytes it sent; none while they are
-/// only the start of HTTP/2's preface.
-fn plain_protocol(first: &[u8]) -> Option<Protocol> {
+/// What the first bytes a plain-text client sent say it speaks; none while they are only the
+/// start of HTTP/2's preface.
+fn protocol_of(first: &[u8]) -> Option<Protocol> {
     let compared = first.len().min(HTTP2_PREFACE.len());
     if first[..compared] != HTTP2_PREFACE[..compared] {
         Some(Protocol::Http1)
@@ -913,7 +918,7 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>) {
         // Not the gateway's stage: `/readyz` must answer while it is out of service.
         let stage = stage_seen.clone();
         tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
+            let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(ASK_WITHIN)
                 .serve_connection(TokioIo::new(stream), service);
@@ -993,36 +998,29 @@ fn admin_response(gateway: &Gateway, method: &Method, path: &str) -> Response<Fu
 }
 
 #[cfg(test)]
-mod restart_tests {
+mod protocol_tests {
     use super::*;
 
     #[test]
     fn a_plain_client_is_known_by_its_first_bytes() {
         assert_eq!(
-            plain_protocol(b"POST /v1/chat/completions HTTP/1.1\r\n"),
+            protocol_of(b"POST /v1/chat/completions HTTP/1.1\r\n"),
             Some(Protocol::Http1)
         );
-        assert_eq!(plain_protocol(b"G"), Some(Protocol::Http1));
-        assert_eq!(plain_protocol(HTTP2_PREFACE), Some(Protocol::Http2));
+        assert_eq!(protocol_of(b"G"), Some(Protocol::Http1));
+        assert_eq!(protocol_of(HTTP2_PREFACE), Some(Protocol::Http2));
         let with_settings = [HTTP2_PREFACE, b"\0\0\0\x04\0\0\0\0\0"].concat();
-        assert_eq!(plain_protocol(&with_settings), Some(Protocol::Http2));
+        assert_eq!(protocol_of(&with_settings), Some(Protocol::Http2));
         // The start of the preface could still be either, and so could one byte of `POST`.
-        assert_eq!(plain_protocol(b"PRI * HTTP/2"), None);
-        assert_eq!(plain_protocol(b"P"), None);
-        assert_eq!(plain_protocol(b"PRI * HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(protocol_of(b"PRI * HTTP/2"), None);
+        assert_eq!(protocol_of(b"P"), None);
+        assert_eq!(protocol_of(b"PRI * HTTP/1.1\r\n"), Some(Protocol::Http1));
     }
+}
 
-    #[test]
-    fn a_tls_client_is_known_by_its_alpn() {
-        let builders = Builders::new(Duration::from_secs(1));
-        let chosen = |alpn: Option<&[u8]>| {
-            let builder = builders.for_alpn(alpn);
-            (builder.is_http1_available(), builder.is_http2_available())
-        };
-        assert_eq!(chosen(Some(b"h2")), (false, true));
-        assert_eq!(chosen(Some(b"http/1.1")), (true, false));
-        assert_eq!(chosen(None), (true, true));
-    }
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
 
     #[test]
     fn a_start_error_tells_its_cause_once() {

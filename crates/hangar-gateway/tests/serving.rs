@@ -709,6 +709,29 @@ async fn a_request_whose_first_byte_comes_alone_is_served() {
     assert!(answer.contains("\"4\""), "{answer}");
 }
 
+#[tokio::test]
+async fn an_http2_preface_that_comes_in_pieces_is_served_as_http2() {
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    socket.write_all(&preface[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    socket.write_all(&preface[10..]).await.unwrap();
+    // An empty SETTINGS frame, the rest of what a client opens with.
+    socket
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut frame_head = [0; 9];
+    tokio::time::timeout(Duration::from_secs(5), socket.read_exact(&mut frame_head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame_head[3], 4, "{frame_head:?}: not HTTP/2's SETTINGS");
+}
+
 /// Whether a plain request gets its answer within `within` on a gateway with one place.
 async fn served_within(gw: &TestGateway, within: Duration) -> bool {
     let request = Request::get(format!("{}/v1/models", gw.url))
@@ -1005,11 +1028,15 @@ async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
         !waiting.is_finished(),
         "a fourth connection was served at once"
     );
-    for socket in [&mut silent, &mut half, &mut preface] {
+    for (socket, which) in [
+        (&mut silent, "silent"),
+        (&mut half, "half"),
+        (&mut preface, "preface"),
+    ] {
         let mut rest = Vec::new();
         let read =
             tokio::time::timeout(Duration::from_secs(4), socket.read_to_end(&mut rest)).await;
-        assert!(read.is_ok(), "still open after 4 s");
+        assert!(read.is_ok(), "{which}: still open after 4 s");
     }
     assert!(started.elapsed() >= Duration::from_millis(900));
     let status = tokio::time::timeout(Duration::from_secs(4), waiting)
@@ -1161,6 +1188,23 @@ async fn tls_is_served_with_alpn_for_http2_and_http1() {
         assert_eq!(response.version(), expected);
         assert_eq!(response.status(), StatusCode::OK);
     }
+    // A client that names no protocol is served HTTP/1.1: HTTP/2 over TLS is agreed by ALPN.
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls.clone()));
+    let socket = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut socket = connector.connect(name, socket).await.unwrap();
+    assert_eq!(socket.get_ref().1.alpn_protocol(), None);
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\nconnection: close\r\n\r\n",
+        gw.key("a-1")
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Plain HTTP to the TLS port gets nothing useful.
     let plain = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let request = Request::get(format!("http://127.0.0.1:{port}/v1/models"))
