@@ -32,7 +32,7 @@ use crate::runtime::{Runtime, Tenant};
 use crate::stream::{
     self, BoxError, ChoiceText, KeptText, KeptTexts, StreamEnd, StreamRules, StreamSummary,
 };
-use crate::upstream::{UpstreamBody, UpstreamError};
+use crate::upstream::{ANSWER_HEAD_LIMIT, UpstreamBody, UpstreamError};
 
 /// The response body the gateway sends: a whole body or an observed stream.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -1335,7 +1335,10 @@ impl Call<'_> {
                 )));
             }
             Ok(Err(refusal)) => {
-                give_back(&mut admission, exchange);
+                // An answer that could not be read was still the model's work.
+                if refusal.code != "upstream_malformed" {
+                    give_back(&mut admission, exchange);
+                }
                 return Err(refusal);
             }
             Ok(Ok(response)) => response,
@@ -1519,18 +1522,24 @@ impl Call<'_> {
     fn unreachable(&self, error: &UpstreamError) -> Refusal {
         self.note_unreachable(error);
         let (model, version) = (&self.facts.model, &self.version.name);
-        if error.is_connect() {
-            Refusal::bad_gateway(
+        match error {
+            UpstreamError::Connect(_) => Refusal::bad_gateway(
                 "upstream_unreachable",
                 format!("cannot reach the model server for `{model}` version `{version}`"),
-            )
-        } else {
-            Refusal::bad_gateway(
+            ),
+            UpstreamError::Request(_) => Refusal::bad_gateway(
                 "upstream_disconnected",
                 format!(
                     "the model server for `{model}` version `{version}` failed the request without answering"
                 ),
-            )
+            ),
+            UpstreamError::HeadTooLarge => Refusal::bad_gateway(
+                "upstream_malformed",
+                format!(
+                    "the model server for `{model}` version `{version}` answered with headers larger than the gateway reads ({} KiB)",
+                    ANSWER_HEAD_LIMIT / 1024
+                ),
+            ),
         }
     }
 
@@ -1543,10 +1552,10 @@ impl Call<'_> {
             version = %self.version.name,
             "the model server failed the request: {error}"
         );
-        self.upstream_error(if error.is_connect() {
-            "connect"
-        } else {
-            "request"
+        self.upstream_error(match error {
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::Request(_) => "request",
+            UpstreamError::HeadTooLarge => "malformed",
         });
     }
 

@@ -133,6 +133,31 @@ pub enum UpstreamError {
     Connect(String),
     /// The request failed on a connection (it may have been sent).
     Request(String),
+    /// The answer's head (status line and headers) is larger than [`ANSWER_HEAD_LIMIT`].
+    HeadTooLarge,
+}
+
+/// The most of an answer read at once from a plain-http model server, which its head (status
+/// line and headers) must fit in: an open stream's events are small, and a thousand streams
+/// hold 4 MiB less than with hyper's buffers of 8 KiB that grow; a large answer takes more
+/// reads. nginx's `proxy_buffer_size` is 4 KiB by default too.
+pub const ANSWER_HEAD_LIMIT: usize = 4096;
+
+impl UpstreamError {
+    /// The error for a request that failed on its connection.
+    fn of_request(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_parse_too_large)
+            {
+                return UpstreamError::HeadTooLarge;
+            }
+            cause = error.source();
+        }
+        UpstreamError::Request(crate::error::chain(error))
+    }
 }
 
 impl UpstreamError {
@@ -147,6 +172,11 @@ impl std::fmt::Display for UpstreamError {
         match self {
             UpstreamError::Connect(why) => write!(f, "cannot connect: {why}"),
             UpstreamError::Request(why) => write!(f, "request failed: {why}"),
+            UpstreamError::HeadTooLarge => write!(
+                f,
+                "the answer's head (status line and headers) is larger than {} KiB",
+                ANSWER_HEAD_LIMIT / 1024
+            ),
         }
     }
 }
@@ -185,7 +215,7 @@ impl Upstreams {
                     if error.is_connect() {
                         UpstreamError::Connect(crate::error::chain(&error))
                     } else {
-                        UpstreamError::Request(crate::error::chain(&error))
+                        UpstreamError::of_request(&error)
                     }
                 });
         }
@@ -215,8 +245,7 @@ impl Upstreams {
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if !fresh => request = unsent,
                     _ => {
-                        let error = error.into_error();
-                        return Err(UpstreamError::Request(crate::error::chain(&error)));
+                        return Err(UpstreamError::of_request(&error.into_error()));
                     }
                 },
             }
@@ -253,10 +282,7 @@ impl Upstreams {
         // Small requests and events go out at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::Builder::new()
-            // Reads of at most 4 KiB: an open stream's events are small, and a thousand
-            // streams hold 2 MiB less than with buffers that grow; a large answer takes more
-            // reads.
-            .read_buf_exact_size(Some(4096))
+            .read_buf_exact_size(Some(ANSWER_HEAD_LIMIT))
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| UpstreamError::Connect(crate::error::chain(&error)))?;
@@ -443,9 +469,7 @@ fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsCli
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        // Reads of at most 4 KiB: an open stream's events are small, and a thousand streams
-        // hold 2 MiB less than with buffers that grow; a large answer takes more reads.
-        .http1_read_buf_exact_size(4096)
+        .http1_read_buf_exact_size(ANSWER_HEAD_LIMIT)
         .build(connector)
 }
 

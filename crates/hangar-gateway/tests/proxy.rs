@@ -822,6 +822,21 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
         assert!(answer.text().contains("`gzip`"), "{}", answer.text());
     }
 
+    // A proxy before the model server that adds a large header: an answer's head past 4 KiB is
+    // not read, and said so (not taken for a server that hung up).
+    upstream.set_faults(Faults {
+        header: Some((
+            "set-cookie".into(),
+            format!("session={}", "a".repeat(5000)).into(),
+        )),
+        ..Faults::default()
+    });
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.code(), "upstream_malformed");
+    assert!(answer.text().contains("(4 KiB)"), "{}", answer.text());
+    upstream.clear_faults();
+
     // A record counts the prompt a model server took, though its answer was lost, and none it
     // never got or turned away.
     let records = gw.audit_records().await;

@@ -99,6 +99,14 @@ async fn handle(
             .headers_mut()
             .insert(http::header::CONTENT_ENCODING, encoding);
     }
+    if let Some((name, value)) = &faults.header
+        && let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        )
+    {
+        response.headers_mut().insert(name, value);
+    }
     Ok(response)
 }
 

@@ -98,6 +98,9 @@ pub struct Faults {
     /// Label every answer with this `content-encoding` (its body unchanged): what a compressing
     /// proxy in front of a model server sends.
     pub content_encoding: Option<Arc<str>>,
+    /// Add this header to every answer: what a proxy in front of a model server may add (a
+    /// large cookie, tracing baggage).
+    pub header: Option<(Arc<str>, Arc<str>)>,
     /// The model's context, in the fake's tokens: a request whose prompt plus `max_tokens` is
     /// longer is refused with vLLM's 400, and one without `max_tokens` generates at most what
     /// is left of it, as vLLM does.
