@@ -437,7 +437,9 @@ impl Connection {
         });
         let (protocol, stream): (Protocol, Box<dyn ClientStream>) = match self.tls {
             None => {
-                let Some(protocol) = plain_protocol(&stream, self.idle).await else {
+                // Boxed: its timers would otherwise keep room in the connection's task for
+                // the connection's whole life.
+                let Some(protocol) = Box::pin(plain_protocol(&stream, self.idle)).await else {
                     return;
                 };
                 (
@@ -595,8 +597,10 @@ where
     C: GracefulConnection + Send + 'static,
     C::Error: Into<BoxError>,
 {
+    // Boxed apart: pinned inside the future, it would take its room there twice (as the
+    // argument moved in, and as the pinned copy).
+    let mut connection = Box::pin(connection);
     Box::pin(async move {
-        let mut connection = std::pin::pin!(connection);
         let mut deadline = tokio::time::Instant::now() + idle;
         loop {
             tokio::select! {

@@ -559,9 +559,9 @@ pub struct StreamRules {
 /// client that stops reading is noticed (and cut off after `idle`) instead of holding its
 /// place for ever, and shutdown can end every stream. `finish` runs exactly once, at the end.
 pub fn relay<B>(
-    upstream: B,
+    mut upstream: B,
     rules: StreamRules,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
     finish: Box<dyn FnOnce(StreamSummary) + Send>,
 ) -> ChannelBody
 where
@@ -570,13 +570,16 @@ where
     let (sender, receiver) = tokio::sync::mpsc::channel(RELAY_CAPACITY);
     let cut = Arc::new(AtomicBool::new(false));
     let cut_by_relay = Arc::clone(&cut);
+    // Made here and lent to the relay: moved into it, the task would keep room for it twice
+    // (and a thousand open streams hold a thousand tasks).
+    let mut relay = Relay::new(rules);
     tokio::spawn(async move {
-        let summary = Relay::new(rules)
-            .run(upstream, &sender, shutdown, &cut_by_relay)
+        let end = relay
+            .run(&mut upstream, &sender, &mut shutdown, &cut_by_relay)
             .await;
         // Recorded before the client's body ends: a shutdown waiting for the connection to
         // finish then finds the record queued.
-        finish(summary);
+        finish(relay.summary(end));
         drop(sender);
     });
     ChannelBody { receiver, cut }
@@ -672,18 +675,19 @@ impl Relay {
         }
     }
 
+    /// Relays the answer until it ends, and says how.
     async fn run<B: Body<Data = Bytes> + Unpin>(
-        mut self,
-        mut upstream: B,
+        &mut self,
+        upstream: &mut B,
         sender: &tokio::sync::mpsc::Sender<Bytes>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
         cut: &AtomicBool,
-    ) -> StreamSummary {
+    ) -> StreamEnd {
         let mut deadline = tokio::time::Instant::from_std(self.rules.first_token_by);
-        let end = loop {
+        loop {
             // Time spent waiting on the client is not the model server's silence.
             let sending = tokio::time::Instant::now();
-            let delivered = self.deliver(sender, &mut shutdown).await;
+            let delivered = self.deliver(sender, shutdown).await;
             let sent_in = sending.elapsed();
             self.summary.client_wait += sent_in;
             if let Err(end) = delivered {
@@ -753,7 +757,11 @@ impl Relay {
             if self.summary.first_token.is_some() {
                 deadline = tokio::time::Instant::now() + self.rules.idle;
             }
-        };
+        }
+    }
+
+    /// What the relay saw, once it has ended with `end`.
+    fn summary(mut self, end: StreamEnd) -> StreamSummary {
         // An error event from the model server outranks the plain end of its stream.
         if !(end == StreamEnd::Complete && self.summary.end == StreamEnd::UpstreamError) {
             self.summary.end = end;

@@ -281,13 +281,15 @@ impl Upstreams {
         };
         // Small requests and events go out at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
+        let (sender, mut connection) = http1::Builder::new()
             .read_buf_exact_size(Some(ANSWER_HEAD_LIMIT))
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| UpstreamError::Connect(crate::error::chain(&error)))?;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // Awaited through a reference: moved into the await, it would take its room in the
+            // task twice (a thousand open streams hold a thousand of these tasks).
+            if let Err(error) = (&mut connection).await {
                 tracing::debug!("model server connection ended: {error}");
             }
         });
