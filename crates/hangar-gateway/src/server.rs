@@ -408,7 +408,7 @@ struct Connection {
 impl Connection {
     /// The connection's whole life: its TLS handshake, then its requests. `slot` is its place
     /// among the open connections, given back when it ends.
-    async fn run(self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
         let recorder = Arc::clone(&self.gateway);
         let gateway = self.gateway;
         let client: Arc<str> = Arc::from(peer.ip().to_string());
@@ -437,9 +437,10 @@ impl Connection {
         });
         let (protocol, stream): (Protocol, Box<dyn ClientStream>) = match self.tls {
             None => {
+                let told = plain_protocol(&stream, self.idle, &mut self.stage);
                 // Boxed: its timers would otherwise keep room in the connection's task for
                 // the connection's whole life.
-                let Some(protocol) = Box::pin(plain_protocol(&stream, self.idle)).await else {
+                let Some(protocol) = Box::pin(told).await else {
                     return;
                 };
                 (
@@ -525,8 +526,22 @@ impl Builders {
 }
 
 /// The protocol a plain-text client speaks, from a peek at what it sent first; none when it
+/// sends nothing within `idle`, closes without a word, or the gateway shuts down meanwhile
+/// (a connection that has asked nothing is closed at once then, as an idle one is).
+async fn plain_protocol(
+    stream: &TcpStream,
+    idle: Duration,
+    stage: &mut watch::Receiver<Stage>,
+) -> Option<Protocol> {
+    tokio::select! {
+        protocol = first_bytes_protocol(stream, idle) => protocol,
+        _ = stage.wait_for(|stage| *stage == Stage::Closing) => None,
+    }
+}
+
+/// The protocol a plain-text client speaks, from a peek at what it sent first; none when it
 /// sends nothing within `idle` or closes without a word.
-async fn plain_protocol(stream: &TcpStream, idle: Duration) -> Option<Protocol> {
+async fn first_bytes_protocol(stream: &TcpStream, idle: Duration) -> Option<Protocol> {
     let deadline = tokio::time::Instant::now() + idle;
     let mut first = [0; HTTP2_PREFACE.len()];
     let mut pause = Duration::from_millis(1);

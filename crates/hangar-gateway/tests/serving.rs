@@ -710,6 +710,36 @@ async fn a_request_whose_first_byte_comes_alone_is_served() {
 }
 
 #[tokio::test]
+async fn a_connection_that_has_said_nothing_does_not_hold_up_the_shutdown() {
+    let upstream = fake().await;
+    let mut gw = start(
+        &tenants(""),
+        ONE_VERSION,
+        "limits: {requestRead: 20s}",
+        &[&upstream.url()],
+    )
+    .await;
+    let address = gw.url.trim_start_matches("http://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Only the start of HTTP/2's preface: which protocol is still to be told.
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    gw.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for socket in [&mut silent, &mut half] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(1), socket.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "still open after the gateway stopped");
+    }
+}
+
+#[tokio::test]
 async fn an_http2_preface_that_comes_in_pieces_is_served_as_http2() {
     let upstream = fake().await;
     let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
