@@ -437,10 +437,10 @@ impl Connection {
         });
         let (protocol, stream): (Protocol, Box<dyn ClientStream>) = match self.tls {
             None => {
-                let told = plain_protocol(&stream, self.idle, &mut self.stage);
+                let told = unless_closing(&mut self.stage, plain_protocol(&stream, self.idle));
                 // Boxed: its timers would otherwise keep room in the connection's task for
                 // the connection's whole life.
-                let Some(protocol) = Box::pin(told).await else {
+                let Some(Some(protocol)) = Box::pin(told).await else {
                     return;
                 };
                 (
@@ -449,14 +449,15 @@ impl Connection {
                 )
             }
             Some(acceptor) => {
-                // Boxed: the handshake's state is kilobytes, and every connection's task,
-                // plain ones included, would otherwise keep room for it.
-                let handshake = Box::pin(tokio::time::timeout(
+                let handshake = tokio::time::timeout(
                     Duration::from_secs(10),
                     acceptor.accept(Watched::new(stream, Arc::clone(&activity))),
-                ))
-                .await;
-                let Ok(Ok(stream)) = handshake else {
+                );
+                // Boxed: the handshake's state is kilobytes, and every connection's task,
+                // plain ones included, would otherwise keep room for it.
+                let Some(Ok(Ok(stream))) =
+                    Box::pin(unless_closing(&mut self.stage, handshake)).await
+                else {
                     return;
                 };
                 // HTTP/2 over TLS is agreed on by ALPN (RFC 9113 §3.2): a client that names
@@ -525,23 +526,21 @@ impl Builders {
     }
 }
 
-/// The protocol a plain-text client speaks, from a peek at what it sent first; none when it
-/// sends nothing within `idle`, closes without a word, or the gateway shuts down meanwhile
-/// (a connection that has asked nothing is closed at once then, as an idle one is).
-async fn plain_protocol(
-    stream: &TcpStream,
-    idle: Duration,
+/// What `future` gives, or none if the gateway begins to shut down first: a connection that has
+/// asked nothing yet is then closed at once, as hyper closes an idle one.
+async fn unless_closing<T>(
     stage: &mut watch::Receiver<Stage>,
-) -> Option<Protocol> {
+    future: impl Future<Output = T>,
+) -> Option<T> {
     tokio::select! {
-        protocol = first_bytes_protocol(stream, idle) => protocol,
+        output = future => Some(output),
         _ = stage.wait_for(|stage| *stage == Stage::Closing) => None,
     }
 }
 
 /// The protocol a plain-text client speaks, from a peek at what it sent first; none when it
 /// sends nothing within `idle` or closes without a word.
-async fn first_bytes_protocol(stream: &TcpStream, idle: Duration) -> Option<Protocol> {
+async fn plain_protocol(stream: &TcpStream, idle: Duration) -> Option<Protocol> {
     let deadline = tokio::time::Instant::now() + idle;
     let mut first = [0; HTTP2_PREFACE.len()];
     let mut pause = Duration::from_millis(1);

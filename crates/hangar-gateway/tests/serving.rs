@@ -1246,6 +1246,29 @@ async fn tls_is_served_with_alpn_for_http2_and_http1() {
     assert!(outcome.is_err() || !outcome.unwrap().status().is_success());
 }
 
+#[tokio::test]
+async fn a_tls_handshake_never_begun_does_not_hold_up_the_shutdown() {
+    let upstream = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    issue_certificate(dir.path(), 2030);
+    let (mut gw, port) = start_tls(dir.path(), &upstream).await;
+    let mut silent = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    gw.stop().await;
+    // The handshake alone would be given 10 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), silent.read_to_end(&mut rest));
+    assert!(read.await.is_ok(), "still open after the gateway stopped");
+}
+
 /// A certificate for localhost valid until the first of January of `year`, written with its key
 /// to `dir/tls.crt` and `dir/tls.key`.
 fn issue_certificate(dir: &std::path::Path, year: i32) -> rcgen::Certificate {
