@@ -688,8 +688,7 @@ async fn a_request_whose_first_byte_comes_alone_is_served() {
     // `P` could begin HTTP/2's preface: the gateway waits for more to tell.
     let upstream = fake().await;
     let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
-    let address = gw.url.trim_start_matches("http://").to_owned();
-    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut socket = raw_connection(&gw).await;
     let body = chat("llama", "What is 2+2?").to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -719,10 +718,9 @@ async fn a_connection_that_has_said_nothing_does_not_hold_up_the_shutdown() {
         &[&upstream.url()],
     )
     .await;
-    let address = gw.url.trim_start_matches("http://").to_owned();
-    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut silent = raw_connection(&gw).await;
     // Only the start of HTTP/2's preface: which protocol is still to be told.
-    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut half = raw_connection(&gw).await;
     half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
@@ -743,8 +741,7 @@ async fn a_connection_that_has_said_nothing_does_not_hold_up_the_shutdown() {
 async fn an_http2_preface_that_comes_in_pieces_is_served_as_http2() {
     let upstream = fake().await;
     let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
-    let address = gw.url.trim_start_matches("http://").to_owned();
-    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut socket = raw_connection(&gw).await;
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     socket.write_all(&preface[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -760,6 +757,12 @@ async fn an_http2_preface_that_comes_in_pieces_is_served_as_http2() {
         .unwrap()
         .unwrap();
     assert_eq!(frame_head[3], 4, "{frame_head:?}: not HTTP/2's SETTINGS");
+}
+
+/// A connection to the gateway's inference listener, to write to byte by byte.
+async fn raw_connection(gw: &TestGateway) -> tokio::net::TcpStream {
+    let address = gw.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address).await.unwrap()
 }
 
 /// Whether a plain request gets its answer within `within` on a gateway with one place.
