@@ -1335,7 +1335,9 @@ impl Call<'_> {
                 )));
             }
             Ok(Err(refusal)) => {
-                // An answer that could not be read was still the model's work.
+                // The model server was not reached, or failed before answering, and did no
+                // work; except where it answered with a head too large to read
+                // (`upstream_malformed` is `ask`'s refusal for that alone), after working.
                 if refusal.code != "upstream_malformed" {
                     give_back(&mut admission, exchange);
                 }

@@ -137,13 +137,18 @@ pub enum UpstreamError {
     HeadTooLarge,
 }
 
-/// The most of an answer read at once from a plain-http model server, which its head (status
-/// line and headers) must fit in: an open stream's events are small, and a thousand streams
-/// hold 4 MiB less than with hyper's buffers of 8 KiB that grow; a large answer takes more
-/// reads. nginx's `proxy_buffer_size` is 4 KiB by default too.
+/// The most of an answer read at once from a model server, which its head (status line and
+/// headers) must fit in: an open stream's events are small, and a thousand streams hold
+/// 1.5 MiB less than with hyper's buffers that grow (`bench/BENCHMARKS.md`); a large answer
+/// takes more reads. nginx's `proxy_buffer_size` is 4 KiB by default too.
 pub const ANSWER_HEAD_LIMIT: usize = 4096;
 
 impl UpstreamError {
+    /// True when nothing reached the model server.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_))
+    }
+
     /// The error for a request that failed on its connection.
     fn of_request(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
         let mut cause = Some(error);
@@ -157,13 +162,6 @@ impl UpstreamError {
             cause = error.source();
         }
         UpstreamError::Request(crate::error::chain(error))
-    }
-}
-
-impl UpstreamError {
-    /// True when nothing reached the model server.
-    pub fn is_connect(&self) -> bool {
-        matches!(self, UpstreamError::Connect(_))
     }
 }
 
