@@ -473,14 +473,7 @@ async fn a_reload_shifts_traffic_without_dropping_a_stream_and_a_bad_file_change
 
 #[tokio::test]
 async fn settings_only_a_restart_applies_are_compared_with_those_the_process_started_with() {
-    let upstream = fake().await;
-    let gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {drain: 5s}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, gw) = one_version("limits: {drain: 5s}").await;
     let started = std::fs::read_to_string(&gw.config_path).unwrap();
     let reload_with = |text: &str| {
         std::fs::write(&gw.config_path, text).unwrap();
@@ -499,8 +492,7 @@ async fn settings_only_a_restart_applies_are_compared_with_those_the_process_sta
 
 #[tokio::test]
 async fn the_operator_endpoints_answer_get_and_head_only() {
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     for path in ["/metrics", "/healthz", "/readyz"] {
         let url = format!("{}{path}", gw.admin);
         let posted = Request::post(url.as_str()).body(Full::default()).unwrap();
@@ -657,14 +649,7 @@ async fn past_the_tenant_concurrency_cap_it_is_429_and_past_the_gateway_cap_503_
 
 #[tokio::test]
 async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
-    let upstream = fake().await;
-    let gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {requestRead: 1s}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, gw) = one_version("limits: {requestRead: 1s}").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
@@ -686,8 +671,7 @@ async fn a_client_that_sends_its_body_too_slowly_is_cut_off() {
 #[tokio::test]
 async fn a_request_whose_first_byte_comes_alone_is_served() {
     // `P` could begin HTTP/2's preface: the gateway waits for more to tell.
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let mut socket = raw_connection(&gw).await;
     let body = chat("llama", "What is 2+2?").to_string();
     let request = format!(
@@ -710,37 +694,20 @@ async fn a_request_whose_first_byte_comes_alone_is_served() {
 
 #[tokio::test]
 async fn a_connection_that_has_said_nothing_does_not_hold_up_the_shutdown() {
-    let upstream = fake().await;
-    let mut gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {requestRead: 20s}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, mut gw) = one_version("limits: {requestRead: 20s}").await;
     let mut silent = raw_connection(&gw).await;
     // Only the start of HTTP/2's preface: which protocol is still to be told.
     let mut half = raw_connection(&gw).await;
     half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    gw.stop().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    for socket in [&mut silent, &mut half] {
-        let mut rest = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(1), socket.read_to_end(&mut rest));
-        assert!(read.await.is_ok(), "still open after the gateway stopped");
-    }
+    stops_within(&mut gw, Duration::from_secs(5)).await;
+    assert_closed(&mut silent).await;
+    assert_closed(&mut half).await;
 }
 
 #[tokio::test]
 async fn an_http2_preface_that_comes_in_pieces_is_served_as_http2() {
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let mut socket = raw_connection(&gw).await;
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     socket.write_all(&preface[..10]).await.unwrap();
@@ -757,6 +724,28 @@ async fn an_http2_preface_that_comes_in_pieces_is_served_as_http2() {
         .unwrap()
         .unwrap();
     assert_eq!(frame_head[3], 4, "{frame_head:?}: not HTTP/2's SETTINGS");
+}
+
+/// A gateway with one version on a fake model server of its own, and `extra` configuration;
+/// with the fake, which must live as long as the gateway.
+async fn one_version(extra: &str) -> (FakeOpenAiServer, TestGateway) {
+    let upstream = fake().await;
+    let gw = start(&tenants(""), ONE_VERSION, extra, &[&upstream.url()]).await;
+    (upstream, gw)
+}
+
+/// Stops the gateway, which must take less than `limit`.
+async fn stops_within(gw: &mut TestGateway, limit: Duration) {
+    let started = Instant::now();
+    gw.stop().await;
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+}
+
+/// Asserts that the gateway has closed `socket` (it reads to the end within a second).
+async fn assert_closed(socket: &mut tokio::net::TcpStream) {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), socket.read_to_end(&mut rest));
+    assert!(read.await.is_ok(), "still open after the gateway stopped");
 }
 
 /// A connection to the gateway's inference listener, to write to byte by byte.
@@ -810,14 +799,7 @@ async fn assert_closed_with_window(gw: &TestGateway, window: u32) {
 
 #[tokio::test]
 async fn a_client_that_takes_nothing_it_is_sent_loses_its_connection() {
-    let upstream = fake().await;
-    let gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {requestRead: 1s, maxConnections: 1}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, gw) = one_version("limits: {requestRead: 1s, maxConnections: 1}").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
 
     // HTTP/2 with a shut flow-control window: no answer, not even a 401, can be sent, while
@@ -856,14 +838,7 @@ async fn a_client_that_takes_nothing_it_is_sent_loses_its_connection() {
 
 #[tokio::test]
 async fn a_client_gets_its_share_of_connections_and_no_more() {
-    let upstream = fake().await;
-    let gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {maxConnectionsPerClient: 2}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, gw) = one_version("limits: {maxConnectionsPerClient: 2}").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let first = tokio::net::TcpStream::connect(&address).await.unwrap();
     let second = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -895,14 +870,8 @@ async fn a_client_gets_its_share_of_connections_and_no_more() {
 
 #[tokio::test]
 async fn a_trusted_proxy_is_not_limited_to_a_clients_share() {
-    let upstream = fake().await;
-    let gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {maxConnectionsPerClient: 1}\ntrustedProxies: [127.0.0.1]",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, gw) =
+        one_version("limits: {maxConnectionsPerClient: 1}\ntrustedProxies: [127.0.0.1]").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let _held = tokio::net::TcpStream::connect(&address).await.unwrap();
     assert!(served_within(&gw, Duration::from_secs(5)).await);
@@ -962,8 +931,7 @@ async fn bodies_being_read_count_against_the_tenants_requests_in_flight() {
 #[tokio::test]
 async fn a_chunked_upload_that_waited_for_100_continue_keeps_its_connection() {
     // As curl sends an upload of unknown size: chunked, after `100 Continue`.
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
@@ -989,8 +957,7 @@ async fn a_chunked_upload_that_waited_for_100_continue_keeps_its_connection() {
 
 #[tokio::test]
 async fn a_slow_upload_is_not_the_gateways_overhead() {
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let body = chat("llama", "What is 2+2?").to_string();
     let (first_half, second_half) = body.split_at(body.len() / 2);
@@ -1022,14 +989,7 @@ async fn a_slow_upload_is_not_the_gateways_overhead() {
 
 #[tokio::test]
 async fn a_connection_that_asks_nothing_is_closed_and_connections_are_capped() {
-    let upstream = fake().await;
-    let gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {requestRead: 1s, maxConnections: 3}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, gw) = one_version("limits: {requestRead: 1s, maxConnections: 3}").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let admin = gw.admin.trim_start_matches("http://").to_owned();
     // Silent, half an HTTP/2 preface, a preface and SETTINGS but no request; and the same
@@ -1162,8 +1122,7 @@ async fn a_connection_that_asks_nothing_more_is_closed_but_never_during_an_answe
 
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_served() {
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -1259,17 +1218,9 @@ async fn a_tls_handshake_never_begun_does_not_hold_up_the_shutdown() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    gw.stop().await;
     // The handshake alone would be given 10 s.
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(1), silent.read_to_end(&mut rest));
-    assert!(read.await.is_ok(), "still open after the gateway stopped");
+    stops_within(&mut gw, Duration::from_secs(5)).await;
+    assert_closed(&mut silent).await;
 }
 
 /// A certificate for localhost valid until the first of January of `year`, written with its key
@@ -1478,8 +1429,7 @@ fn chat_over_http2(gw: &TestGateway) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn a_connection_without_a_good_key_cannot_keep_its_place_by_asking_now_and_then() {
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let wrong = |gw: &TestGateway| {
         let mut request = chat_over_http2(gw);
@@ -1519,8 +1469,7 @@ async fn a_connection_without_a_good_key_cannot_keep_its_place_by_asking_now_and
 
 #[tokio::test]
 async fn http2_clients_are_told_to_go_when_the_gateway_is_taken_out_of_service() {
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (upstream, gw) = one_version("").await;
     let (mut idle, idle_closed) = http2_connection(&gw).await;
     let (mut busy, busy_closed) = http2_connection(&gw).await;
     let asked = idle.send_request(chat_over_http2(&gw)).await.unwrap();
@@ -1586,13 +1535,7 @@ async fn an_http2_client_that_never_takes_an_answer_does_not_hold_up_the_shutdow
     assert_eq!(answer.status(), StatusCode::OK);
     // The answer's body is never read. Once the handler is done with it, the gateway stops.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
-    gw.stop().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    stops_within(&mut gw, Duration::from_secs(4)).await;
     drop(answer);
 }
 
@@ -1653,14 +1596,7 @@ async fn a_stream_whose_client_takes_nothing_is_recorded_when_the_gateway_stops(
     // client an event, for up to `idle` (30 s). At the drain's end the stream must end as the
     // shutdown's, not as a client gone when its connection is dropped two seconds later, and
     // its record must be written before the audit log closes.
-    let upstream = fake().await;
-    let mut gw = start(
-        &tenants(""),
-        ONE_VERSION,
-        "limits: {drain: 200ms, timeouts: {idle: 30s}}",
-        &[&upstream.url()],
-    )
-    .await;
+    let (_upstream, mut gw) = one_version("limits: {drain: 200ms, timeouts: {idle: 30s}}").await;
     let address = gw.url.trim_start_matches("http://");
     let socket = tokio::net::TcpStream::connect(address).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
@@ -1704,8 +1640,7 @@ async fn refused_on_a_fresh_connection(
 
 #[tokio::test]
 async fn a_body_in_tiny_pieces_is_refused_and_a_client_that_leaves_mid_body_is_a_499() {
-    let upstream = fake().await;
-    let mut gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, mut gw) = one_version("").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let key = gw.key("a-1").to_owned();
     let head = format!(
@@ -1770,8 +1705,7 @@ async fn a_body_in_tiny_pieces_is_refused_and_a_client_that_leaves_mid_body_is_a
 
 #[tokio::test]
 async fn requests_the_http_layer_refuses_are_recorded_and_counted() {
-    let upstream = fake().await;
-    let mut gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, mut gw) = one_version("").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let many_headers: String = (0..200).map(|i| format!("x-h{i}: 1\r\n")).collect();
     let refused = [
@@ -1832,8 +1766,7 @@ async fn an_answer_given_before_the_body_came_says_the_connection_closes() {
     // hyper closes an HTTP/1.1 connection whose request body was not read. An answer that did
     // not say so let the openai SDK send its next request into the closing socket ("Server
     // disconnected without sending a response").
-    let upstream = fake().await;
-    let gw = start(&tenants(""), ONE_VERSION, "", &[&upstream.url()]).await;
+    let (_upstream, gw) = one_version("").await;
     let address = gw.url.trim_start_matches("http://").to_owned();
     let key = gw.key("a-1");
     let unknown_path = format!(
