@@ -3,9 +3,9 @@
 //! smuggles instructions; base64 payloads to be decoded and obeyed.
 //!
 //! Heuristics, not a classifier: a score and the rules that fired, for the gateway to log, flag
-//! or block. All phrase rules run in two passes of regex sets, one for the English, one for the
-//! translations; text without a match costs those two DFA scans, a sampled probe for base64
-//! runs, and a byte scan when it is not ASCII. The regexes that weigh a match are compiled the
+//! or block. All phrase rules run in two regex sets, one for the English, one for the
+//! translations, whose DFAs read the text together in one pass; text without a match costs that
+//! pass, a sampled probe for base64 runs, and a byte scan when it is not ASCII. The regexes that weigh a match are compiled the
 //! first time a rule fires.
 //!
 //! The phrase rules read the words as a model does: decomposed text is composed, zero-width and
@@ -33,6 +33,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{self as lazy, DFA};
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
@@ -128,7 +129,7 @@ struct Phrases {
     /// The translations of the rules that have them, a pattern a rule, in their own set: one
     /// set with the English takes more memory at its peak to compile, and the allocator keeps
     /// what the process once took. Two sets left the gateway 7 MiB smaller with 1,000 streams
-    /// (`bench/BENCHMARKS.md`), for a second pass over each prompt.
+    /// (`bench/BENCHMARKS.md`); [`both_match`] reads them in one pass.
     translated_set: Arc<ForwardSet>,
     /// The rule each pattern of `translated_set` translates.
     translated_rules: Vec<usize>,
@@ -167,16 +168,13 @@ struct ForwardSet {
     /// A thread's caches. The simulation's is made the first time the DFA gives up on that
     /// thread: it keeps room for every pattern's match bounds at every NFA state, 4.4 MiB a
     /// thread for the two sets, which most threads never need.
-    caches: Pool<(lazy::Cache, Option<thompson::pikevm::Cache>), NewCaches>,
+    caches: Pool<Caches, NewCaches>,
 }
 
-type NewCaches = Box<
-    dyn Fn() -> (lazy::Cache, Option<thompson::pikevm::Cache>)
-        + Send
-        + Sync
-        + std::panic::UnwindSafe
-        + std::panic::RefUnwindSafe,
->;
+type Caches = (lazy::Cache, Option<thompson::pikevm::Cache>);
+
+type NewCaches =
+    Box<dyn Fn() -> Caches + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
 
 impl std::fmt::Debug for ForwardSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,10 +222,10 @@ impl ForwardSet {
         })
     }
 
-    fn is_match(&self, text: &str) -> bool {
+    /// Whether a pattern matches somewhere in `text`, with `caches` taken from this set's pool.
+    fn is_match_with(&self, caches: &mut Caches, text: &str) -> bool {
         let input = Input::new(text).earliest(true);
-        let mut caches = self.caches.get();
-        let (dfa_cache, pikevm_cache) = &mut *caches;
+        let (dfa_cache, pikevm_cache) = caches;
         match self.dfa.try_search_fwd(dfa_cache, &input) {
             Ok(found) => found.is_some(),
             Err(_) => {
@@ -252,6 +250,118 @@ impl ForwardSet {
             (self.pikevm).which_overlapping_matches(pikevm_cache, &input, &mut found);
         }
         found
+    }
+}
+
+/// Whether a pattern of `first` and one of `second` match somewhere in `text`, both sets' DFAs
+/// walked in one pass: each step of a walk waits on the load of its transition, so the CPU
+/// takes a second, independent walk in the same loop for little more than the first alone.
+fn both_match(first: &ForwardSet, second: &ForwardSet, text: &str) -> (bool, bool) {
+    let mut first_caches = first.caches.get();
+    let mut second_caches = second.caches.get();
+    let (first_walked, second_walked) = {
+        let mut first_walk = Walk::start(&first.dfa, &mut first_caches.0, text);
+        let mut second_walk = Walk::start(&second.dfa, &mut second_caches.0, text);
+        for (at, &byte) in text.as_bytes().iter().enumerate() {
+            first_walk.step(at, byte);
+            second_walk.step(at, byte);
+        }
+        (
+            first_walk.finish(text.len()),
+            second_walk.finish(text.len()),
+        )
+    };
+    let answer = |set: &ForwardSet, caches: &mut Caches, walked: Walked| match walked {
+        Walked::Matched => true,
+        Walked::At(_) | Walked::Missed => false,
+        Walked::GaveUp => set.is_match_with(caches, text),
+    };
+    (
+        answer(first, &mut first_caches, first_walked),
+        answer(second, &mut second_caches, second_walked),
+    )
+}
+
+/// Where a walk of a lazy DFA over a text stands.
+#[derive(Debug, Clone, Copy)]
+enum Walked {
+    /// In this state, with the text read up to here.
+    At(LazyStateID),
+    Matched,
+    /// In the dead state: no pattern can match from here on.
+    Missed,
+    /// The DFA gave up (a byte it cannot read, or its cache cleared too often for too little
+    /// progress): the set's own search, which falls back on the NFA, must answer.
+    GaveUp,
+}
+
+impl Walked {
+    fn from_state(state: LazyStateID) -> Walked {
+        if !state.is_tagged() {
+            Walked::At(state)
+        } else if state.is_match() {
+            Walked::Matched
+        } else if state.is_dead() {
+            Walked::Missed
+        } else if state.is_quit() {
+            Walked::GaveUp
+        } else {
+            Walked::At(state)
+        }
+    }
+}
+
+/// A search for any match, forward, a byte at a time, as the DFA's own search makes it (the
+/// cache told of the search's progress before each new state, for its give-up rule).
+struct Walk<'a> {
+    dfa: &'a DFA,
+    cache: &'a mut lazy::Cache,
+    walked: Walked,
+}
+
+impl<'a> Walk<'a> {
+    fn start(dfa: &'a DFA, cache: &'a mut lazy::Cache, text: &str) -> Walk<'a> {
+        cache.search_start(0);
+        let walked = (dfa.start_state_forward(cache, &Input::new(text)))
+            .map_or(Walked::GaveUp, Walked::from_state);
+        Walk { dfa, cache, walked }
+    }
+
+    #[inline]
+    fn step(&mut self, at: usize, byte: u8) {
+        let Walked::At(current) = self.walked else {
+            return;
+        };
+        let known = (!current.is_tagged())
+            .then(|| self.dfa.next_state_untagged(self.cache, current, byte))
+            .filter(|next| !next.is_unknown());
+        self.walked = match known {
+            Some(next) => Walked::from_state(next),
+            None => self.computed(at, current, byte),
+        };
+    }
+
+    /// The next state of one the cache has not computed yet, or of a start state tagged as
+    /// such (never in this crate's configuration). Kept out of [`Walk::step`]: inlined there,
+    /// it makes the whole pass half as slow again (`guard_speed`).
+    #[inline(never)]
+    fn computed(&mut self, at: usize, current: LazyStateID, byte: u8) -> Walked {
+        self.cache.search_update(at);
+        (self.dfa.next_state(self.cache, current, byte)).map_or(Walked::GaveUp, Walked::from_state)
+    }
+
+    /// Where the walk ends, past the end of the text (a DFA tells a match a byte late).
+    fn finish(self, len: usize) -> Walked {
+        let walked = match self.walked {
+            Walked::At(current) => {
+                self.cache.search_update(len);
+                (self.dfa.next_eoi_state(self.cache, current))
+                    .map_or(Walked::GaveUp, Walked::from_state)
+            }
+            walked => walked,
+        };
+        self.cache.search_finish(len);
+        walked
     }
 }
 
@@ -669,8 +779,7 @@ impl Phrases {
     /// that can stop at the first match tells that in two-thirds of the time a search for every
     /// match takes.
     fn matches(&self, text: &str) -> Option<Matched> {
-        let english = self.set.is_match(text);
-        let translated = self.translated_set.is_match(text);
+        let (english, translated) = both_match(&self.set, &self.translated_set, text);
         if !english && !translated {
             return None;
         }
