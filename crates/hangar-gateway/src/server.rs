@@ -705,7 +705,8 @@ impl std::fmt::Debug for CurrentCertificate {
 /// JWKS) changes and then stays the same for a check, checked every half second, or on SIGHUP.
 /// A configuration that does not load leaves the running one in place, and says why.
 async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
-    let mut last_seen = stamps(&gateway, &path);
+    let mut named = NamedFiles::default();
+    let mut last_seen = stamps(&gateway, &path, &mut named);
     let mut changed_to = None;
     // Checks in a row that found the files changed again.
     let mut changing = 0;
@@ -718,7 +719,7 @@ async fn watch_config(gateway: Arc<Gateway>, path: PathBuf) {
             Some(()) = recv_hangup(&mut hangup) => true,
         };
         // Taken before the reload reads the files, so that a write during it is seen next time.
-        let now = stamps(&gateway, &path);
+        let now = stamps(&gateway, &path, &mut named);
         if !forced {
             if now == last_seen {
                 changed_to = None;
@@ -864,17 +865,39 @@ type Stamp = Option<(SystemTime, u64, u64)>;
 /// names, so that a configuration refused for a file not there yet (a Secret mounted after its
 /// ConfigMap) is tried again when the file comes; the running one's while the file on disk
 /// cannot be read.
-fn stamps(gateway: &Gateway, path: &Path) -> Vec<Stamp> {
-    let on_disk = GatewayConfig::load(path).ok();
+fn stamps(gateway: &Gateway, path: &Path, named: &mut NamedFiles) -> Vec<Stamp> {
+    let own = file_stamp(path);
+    if named.read_at != Some(own) {
+        // Stamped before reading: a write during the read is seen at the next check.
+        named.read_at = Some(own);
+        named.files = GatewayConfig::load(path).ok().map(|config| {
+            (config.named_files().into_iter())
+                .map(Path::to_path_buf)
+                .collect()
+        });
+    }
     let running;
-    let named = match &on_disk {
-        Some(config) => config.named_files(),
+    let files = match &named.files {
+        Some(files) => files.iter().map(PathBuf::as_path).collect(),
         None => {
             running = gateway.runtime();
             running.config.named_files()
         }
     };
-    std::iter::once(path).chain(named).map(file_stamp).collect()
+    std::iter::once(own)
+        .chain(files.into_iter().map(file_stamp))
+        .collect()
+}
+
+/// The files the configuration file names, as it named them when last read: read again only
+/// when its stamp changes, not at each check (a parse of the whole file, twice a second, on a
+/// thread that serves requests).
+#[derive(Default)]
+struct NamedFiles {
+    /// The file's stamp when it was read; `None` before the first read.
+    read_at: Option<Stamp>,
+    /// `None` when the file could not be loaded.
+    files: Option<Vec<PathBuf>>,
 }
 
 fn file_stamp(path: &Path) -> Stamp {

@@ -1321,6 +1321,61 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
     );
 }
 
+/// A configuration that names files not there yet (a Secret mounted after its ConfigMap) is
+/// refused, then applied when they come, though the configuration file does not change again:
+/// the watcher watches the files the file on disk names, read again when it changes.
+#[tokio::test]
+async fn a_configuration_naming_files_not_there_yet_is_applied_when_they_come() {
+    let upstream = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = issue_certificate(dir.path(), 2030);
+    let (gw, port) = start_tls(dir.path(), &upstream).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(first.der().clone()).unwrap();
+    // Served: the watcher has started, and seen the files as they were.
+    assert_eq!(
+        served_certificate(&port, &roots).await.as_deref(),
+        Some(first.der().as_ref())
+    );
+    let later = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let moved = config.replace(
+        &dir.path().display().to_string(),
+        &later.path().display().to_string(),
+    );
+    assert_ne!(moved, config);
+    std::fs::write(&gw.config_path, moved).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(gw.metrics().await).contains("hangar_gateway_config_reloads_total{result=\"rejected\"}")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the configuration is not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        served_certificate(&port, &roots).await.as_deref(),
+        Some(first.der().as_ref())
+    );
+
+    let second = issue_certificate(later.path(), 2031);
+    roots.add(second.der().clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_certificate(&port, &roots).await.as_deref() != Some(second.der().as_ref()) {
+        assert!(
+            Instant::now() < deadline,
+            "the certificate that came later is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("hangar_gateway_config_reloads_total{result=\"applied\"} 1"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn shutdown_lets_a_stream_in_flight_finish_and_writes_its_record() {
     let upstream = fake().await;
