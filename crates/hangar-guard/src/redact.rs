@@ -1291,7 +1291,13 @@ fn find_cards(text: &str, offset: usize, spans: &mut Vec<Span>) {
         if card_digit(bytes, lead).is_none() {
             // A full-width character that is not a digit.
             at = lead + 1;
-        } else if card_may_start(text, lead)
+            continue;
+        }
+        let (digits, run_end) = card_digit_run(bytes, lead);
+        // A card's first group has 4 digits or more, however the invisible characters in it
+        // are read; most numbers in text have fewer (versions, times, counts).
+        if digits >= 4
+            && card_may_start(text, lead)
             && let Some(end) = card_from(text, lead, Invisible::Skipped)
                 .or_else(|| card_from(text, lead, Invisible::Separate))
         {
@@ -1302,7 +1308,7 @@ fn find_cards(text: &str, offset: usize, spans: &mut Vec<Span>) {
             });
             at = end;
         } else {
-            at = card_digits_end(bytes, lead);
+            at = run_end;
         }
     }
 }
@@ -1491,13 +1497,16 @@ fn next_digit_in_run(bytes: &[u8], at: usize) -> Option<usize> {
     card_digit(bytes, next).map(|_| next)
 }
 
-/// The end of the digits from `from`, invisible characters between them skipped.
-fn card_digits_end(bytes: &[u8], from: usize) -> usize {
+/// How many digits follow from `from`, invisible characters between them skipped, and where
+/// they end.
+fn card_digit_run(bytes: &[u8], from: usize) -> (usize, usize) {
     let mut at = from;
+    let mut digits = 0;
     while let Some((_, width)) = card_digit(bytes, at) {
+        digits += 1;
         at = next_digit_in_run(bytes, at + width).unwrap_or(at + width);
     }
-    at
+    (digits, at)
 }
 
 /// A digit [`card_digit`] reads.
