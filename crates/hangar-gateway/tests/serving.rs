@@ -1269,18 +1269,47 @@ async fn served_certificate(port: &str, roots: &rustls::RootCertStore) -> Option
     Some(session.peer_certificates()?.first()?.to_vec())
 }
 
+/// A gateway serving a certificate issued into `dir`, with its port and roots that trust that
+/// certificate; it is served, so the configuration's watcher has started and seen the files.
+async fn serving_a_certificate(
+    dir: &std::path::Path,
+    upstream: &FakeOpenAiServer,
+) -> (
+    TestGateway,
+    String,
+    rustls::RootCertStore,
+    rcgen::Certificate,
+) {
+    let certificate = issue_certificate(dir, 2030);
+    let (gw, port) = start_tls(dir, upstream).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate.der().clone()).unwrap();
+    assert_eq!(
+        served_certificate(&port, &roots).await.as_deref(),
+        Some(certificate.der().as_ref())
+    );
+    (gw, port, roots, certificate)
+}
+
+/// Waits (10 s at most) until a new connection to `port` is shown `certificate`.
+async fn wait_until_served(
+    port: &str,
+    roots: &rustls::RootCertStore,
+    certificate: &rcgen::Certificate,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_certificate(port, roots).await.as_deref() != Some(certificate.der().as_ref()) {
+        assert!(Instant::now() < deadline, "{what} is not served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_refused() {
     let upstream = fake().await;
     let dir = tempfile::tempdir().unwrap();
-    let first = issue_certificate(dir.path(), 2030);
-    let (gw, port) = start_tls(dir.path(), &upstream).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(first.der().clone()).unwrap();
-    assert_eq!(
-        served_certificate(&port, &roots).await.as_deref(),
-        Some(first.der().as_ref())
-    );
+    let (gw, port, mut roots, _) = serving_a_certificate(dir.path(), &upstream).await;
 
     // cert-manager renews the certificate in place; the configuration file does not change.
     // The watcher sees the files change and the next connection gets the new certificate.
@@ -1292,14 +1321,7 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
     assert!(gw.metrics().await.contains(&expiry(1_893_456_000)));
     let second = issue_certificate(dir.path(), 2031);
     roots.add(second.der().clone()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served_certificate(&port, &roots).await.as_deref() != Some(second.der().as_ref()) {
-        assert!(
-            Instant::now() < deadline,
-            "the renewed certificate is not served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_served(&port, &roots, &second, "the renewed certificate").await;
 
     // A key that is not the certificate's is refused, and the good pair keeps being served.
     let stranger = rcgen::KeyPair::generate().unwrap();
@@ -1328,15 +1350,7 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_r
 async fn a_configuration_naming_files_not_there_yet_is_applied_when_they_come() {
     let upstream = fake().await;
     let dir = tempfile::tempdir().unwrap();
-    let first = issue_certificate(dir.path(), 2030);
-    let (gw, port) = start_tls(dir.path(), &upstream).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(first.der().clone()).unwrap();
-    // Served: the watcher has started, and seen the files as they were.
-    assert_eq!(
-        served_certificate(&port, &roots).await.as_deref(),
-        Some(first.der().as_ref())
-    );
+    let (gw, port, mut roots, first) = serving_a_certificate(dir.path(), &upstream).await;
     let later = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(&gw.config_path).unwrap();
     let moved = config.replace(
@@ -1361,14 +1375,7 @@ async fn a_configuration_naming_files_not_there_yet_is_applied_when_they_come() 
 
     let second = issue_certificate(later.path(), 2031);
     roots.add(second.der().clone()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served_certificate(&port, &roots).await.as_deref() != Some(second.der().as_ref()) {
-        assert!(
-            Instant::now() < deadline,
-            "the certificate that came later is not served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_served(&port, &roots, &second, "the certificate that came later").await;
     let metrics = gw.metrics().await;
     assert!(
         metrics.contains("hangar_gateway_config_reloads_total{result=\"applied\"} 1"),
