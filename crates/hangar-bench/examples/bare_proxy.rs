@@ -39,8 +39,9 @@ fn main() -> Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         eprintln!("bare_proxy: listening on {listen}");
-        let client =
-            Arc::new(Upstreams::new(Duration::from_secs(5), None).map_err(|e| anyhow::anyhow!(e))?);
+        let client = Arc::new(
+            Upstreams::new(Duration::from_secs(5), 4096, None).map_err(|e| anyhow::anyhow!(e))?,
+        );
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);

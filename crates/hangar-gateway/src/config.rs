@@ -355,6 +355,14 @@ pub struct GlobalLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_connections_per_client: Option<u32>,
+    /// The largest answer head (status line and headers) a model server may send, in bytes;
+    /// a larger one is a 502 (`upstream_malformed`). Answers are read in pieces of this size,
+    /// so each connection to a model server holds it: 4 KiB by default, as nginx's
+    /// `proxy_buffer_size`. Raise it for a proxy before the model servers that adds large
+    /// headers (each 4 KiB more is about 4 MiB more for 1,000 open streams). 1 KiB to 64 KiB.
+    #[serde(default = "default_answer_head_bytes")]
+    #[schemars(range(min = 1024, max = 65536))]
+    pub answer_head_bytes: u32,
     /// Default upstream timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -450,6 +458,7 @@ impl Default for GlobalLimits {
             request_read: default_request_read(),
             max_connections: default_max_connections(),
             max_connections_per_client: None,
+            answer_head_bytes: default_answer_head_bytes(),
             timeouts: Timeouts::default(),
             drain: default_drain(),
             shutdown_delay: default_shutdown_delay(),
@@ -856,6 +865,12 @@ fn default_request_read() -> Seconds {
 fn default_max_connections() -> u32 {
     10_000
 }
+fn default_answer_head_bytes() -> u32 {
+    4096
+}
+/// The range of `limits.answerHeadBytes`: below 1 KiB ordinary answers' heads do not fit; above
+/// 64 KiB a thousand streams would hold 64 MiB to read heads that large.
+const ANSWER_HEAD_BYTES: std::ops::RangeInclusive<u32> = 1024..=65536;
 /// The longest `limits.shared.timeout`: well below the time the Redis client gives a connection
 /// to answer before it replaces it.
 const MAX_SHARED_TIMEOUT: Duration = Duration::from_secs(crate::redis::STALLED.as_secs() / 2);
@@ -1238,6 +1253,13 @@ impl GatewayConfig {
         }
         if self.audit.rotate_size.0 == 0 {
             problems.push("audit.rotateSize: must be more than 0 (64MiB if left out)".into());
+        }
+        if !ANSWER_HEAD_BYTES.contains(&self.limits.answer_head_bytes) {
+            problems.push(format!(
+                "limits.answerHeadBytes: must be from {} to {} (bytes)",
+                ANSWER_HEAD_BYTES.start(),
+                ANSWER_HEAD_BYTES.end()
+            ));
         }
         if self.limits.max_connections == 0 {
             problems.push("limits.maxConnections: must be at least 1, or nothing is served".into());
@@ -1720,6 +1742,26 @@ audit: {dir: /var/lib/hangar/audit, retentionDays: 30}
                 "tenants.t.timeouts.idle: must be more than 0",
             ]
         );
+    }
+
+    #[test]
+    fn an_answer_head_limit_outside_its_range_is_refused() {
+        let with_limit = |bytes: u32| {
+            let mut config = with_tenant("    models: [llama]").unwrap();
+            config.limits.answer_head_bytes = bytes;
+            config.problems()
+        };
+        assert_eq!(with_limit(4096), Vec::<String>::new());
+        assert_eq!(with_limit(1024), Vec::<String>::new());
+        assert_eq!(with_limit(65536), Vec::<String>::new());
+        for refused in [0, 1023, 65537] {
+            assert_eq!(
+                with_limit(refused),
+                ["limits.answerHeadBytes: must be from 1024 to 65536 (bytes)"]
+            );
+        }
+        let loaded = with_tenant("    models: [llama]\nlimits: {answerHeadBytes: 16384}").unwrap();
+        assert_eq!(loaded.limits.answer_head_bytes, 16384);
     }
 
     #[test]

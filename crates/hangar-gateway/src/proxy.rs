@@ -32,7 +32,7 @@ use crate::runtime::{Runtime, Tenant};
 use crate::stream::{
     self, BoxError, ChoiceText, KeptText, KeptTexts, StreamEnd, StreamRules, StreamSummary,
 };
-use crate::upstream::{ANSWER_HEAD_LIMIT, UpstreamBody, UpstreamError};
+use crate::upstream::{UpstreamBody, UpstreamError, head_size};
 
 /// The response body the gateway sends: a whole body or an observed stream.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -1535,11 +1535,11 @@ impl Call<'_> {
                     "the model server for `{model}` version `{version}` failed the request without answering"
                 ),
             ),
-            UpstreamError::HeadTooLarge => Refusal::bad_gateway(
+            UpstreamError::HeadTooLarge(limit) => Refusal::bad_gateway(
                 "upstream_malformed",
                 format!(
-                    "the model server for `{model}` version `{version}` answered with headers larger than the gateway reads ({} KiB)",
-                    ANSWER_HEAD_LIMIT / 1024
+                    "the model server for `{model}` version `{version}` answered with headers larger than the gateway reads ({}, `limits.answerHeadBytes`)",
+                    head_size(*limit)
                 ),
             ),
         }
@@ -1557,7 +1557,7 @@ impl Call<'_> {
         self.upstream_error(match error {
             UpstreamError::Connect(_) => "connect",
             UpstreamError::Request(_) => "request",
-            UpstreamError::HeadTooLarge => "malformed",
+            UpstreamError::HeadTooLarge(_) => "malformed",
         });
     }
 

@@ -137,7 +137,9 @@ impl Runtime {
             },
         };
         let upstream_tls = config.upstream_tls.as_ref();
-        let upstreams = match Upstreams::new(config.limits.timeouts.connect.get(), upstream_tls) {
+        let head_limit = config.limits.answer_head_bytes as usize;
+        let connect = config.limits.timeouts.connect.get();
+        let upstreams = match Upstreams::new(connect, head_limit, upstream_tls) {
             Ok(upstreams) => Some(upstreams),
             Err(e) => {
                 problems.push(e);

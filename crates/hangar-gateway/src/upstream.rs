@@ -104,6 +104,11 @@ pub struct Upstreams {
     tls: TlsClient,
     idle: Arc<IdlePool>,
     connect_timeout: Duration,
+    /// `limits.answerHeadBytes`: the most of an answer read at once, which its head (status
+    /// line and headers) must fit in. An open stream's events are small, and a thousand
+    /// streams hold 1.5 MiB less with 4 KiB read exactly than with hyper's buffers that grow
+    /// (`bench/BENCHMARKS.md`); a large answer takes more reads.
+    head_limit: usize,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -133,15 +138,18 @@ pub enum UpstreamError {
     Connect(String),
     /// The request failed on a connection (it may have been sent).
     Request(String),
-    /// The answer's head (status line and headers) is larger than [`ANSWER_HEAD_LIMIT`].
-    HeadTooLarge,
+    /// The answer's head (status line and headers) is larger than the limit, in bytes.
+    HeadTooLarge(usize),
 }
 
-/// The most of an answer read at once from a model server, which its head (status line and
-/// headers) must fit in: an open stream's events are small, and a thousand streams hold
-/// 1.5 MiB less than with hyper's buffers that grow (`bench/BENCHMARKS.md`); a large answer
-/// takes more reads. nginx's `proxy_buffer_size` is 4 KiB by default too.
-pub const ANSWER_HEAD_LIMIT: usize = 4096;
+/// `bytes` as the configuration's limit on answer heads is best read: `4 KiB`, `1500 bytes`.
+pub fn head_size(bytes: usize) -> String {
+    if bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
 
 impl UpstreamError {
     /// True when nothing reached the model server.
@@ -150,14 +158,14 @@ impl UpstreamError {
     }
 
     /// The error for a request that failed on its connection.
-    fn of_request(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
+    fn of_request(error: &(dyn std::error::Error + 'static), head_limit: usize) -> UpstreamError {
         let mut cause = Some(error);
         while let Some(error) = cause {
             if error
                 .downcast_ref::<hyper::Error>()
                 .is_some_and(hyper::Error::is_parse_too_large)
             {
-                return UpstreamError::HeadTooLarge;
+                return UpstreamError::HeadTooLarge(head_limit);
             }
             cause = error.source();
         }
@@ -170,30 +178,33 @@ impl std::fmt::Display for UpstreamError {
         match self {
             UpstreamError::Connect(why) => write!(f, "cannot connect: {why}"),
             UpstreamError::Request(why) => write!(f, "request failed: {why}"),
-            UpstreamError::HeadTooLarge => write!(
+            UpstreamError::HeadTooLarge(limit) => write!(
                 f,
-                "the answer's head (status line and headers) is larger than {} KiB",
-                ANSWER_HEAD_LIMIT / 1024
+                "the answer's head (status line and headers) is larger than {}",
+                head_size(*limit)
             ),
         }
     }
 }
 
 impl Upstreams {
-    /// The connections for every model server, with `connect_timeout` for new ones, and for
-    /// https ones the CAs and client certificate of `tls`.
+    /// The connections for every model server, with `connect_timeout` for new ones, answer
+    /// heads up to `head_limit` bytes, and for https ones the CAs and client certificate of
+    /// `tls`.
     pub fn new(
         connect_timeout: Duration,
+        head_limit: usize,
         tls: Option<&ClientTlsConfig>,
     ) -> Result<Upstreams, String> {
         let config = crate::pem::client_config(tls, "upstreamTls", "https model servers")?;
-        let tls = tls_client(connect_timeout, config);
+        let tls = tls_client(connect_timeout, head_limit, config);
         let idle = Arc::default();
         spawn_reaper(&idle);
         Ok(Upstreams {
             tls,
             idle,
             connect_timeout,
+            head_limit,
         })
     }
 
@@ -213,7 +224,7 @@ impl Upstreams {
                     if error.is_connect() {
                         UpstreamError::Connect(crate::error::chain(&error))
                     } else {
-                        UpstreamError::of_request(&error)
+                        UpstreamError::of_request(&error, self.head_limit)
                     }
                 });
         }
@@ -243,7 +254,10 @@ impl Upstreams {
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if !fresh => request = unsent,
                     _ => {
-                        return Err(UpstreamError::of_request(&error.into_error()));
+                        return Err(UpstreamError::of_request(
+                            &error.into_error(),
+                            self.head_limit,
+                        ));
                     }
                 },
             }
@@ -280,7 +294,7 @@ impl Upstreams {
         // Small requests and events go out at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
         let (sender, mut connection) = http1::Builder::new()
-            .read_buf_exact_size(Some(ANSWER_HEAD_LIMIT))
+            .read_buf_exact_size(Some(self.head_limit))
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| UpstreamError::Connect(crate::error::chain(&error)))?;
@@ -451,7 +465,11 @@ impl Body for UpstreamBody {
 
 /// Builds hyper-util's client for https model servers: keep-alive pool, `TCP_NODELAY`, the
 /// connect timeout, HTTP/2 when the server offers it through ALPN.
-fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsClient {
+fn tls_client(
+    connect_timeout: Duration,
+    head_limit: usize,
+    config: rustls::ClientConfig,
+) -> TlsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -469,7 +487,7 @@ fn tls_client(connect_timeout: Duration, config: rustls::ClientConfig) -> TlsCli
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .http1_read_buf_exact_size(ANSWER_HEAD_LIMIT)
+        .http1_read_buf_exact_size(head_limit)
         .build(connector)
 }
 
@@ -591,7 +609,7 @@ mod tests {
     #[tokio::test]
     async fn answers_read_to_the_end_give_their_connection_back() {
         let (url, accepted) = model_server(Server::KeepAlive).await;
-        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), 4096, None).unwrap();
         for _ in 0..5 {
             assert_eq!(ask(&upstreams, &url).await, "ok");
         }
@@ -613,7 +631,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_left_unread_does_not_hand_its_connection_to_the_next_request() {
         let (url, accepted) = model_server(Server::KeepAlive).await;
-        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), 4096, None).unwrap();
         drop(upstreams.send(request(&url)).await.unwrap());
         assert_eq!(ask(&upstreams, &url).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -622,7 +640,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_model_server_closed_while_idle_is_replaced() {
         let (url, accepted) = model_server(Server::CloseSilently).await;
-        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), 4096, None).unwrap();
         for round in 1..=3 {
             assert_eq!(ask(&upstreams, &url).await, "ok");
             assert_eq!(accepted.load(Ordering::SeqCst), round);
@@ -639,7 +657,7 @@ mod tests {
     }
 
     async fn assert_connect_error(url: &str) {
-        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), 4096, None).unwrap();
         let error = upstreams.send(request(url)).await.unwrap_err();
         assert!(error.is_connect(), "{error}");
     }
@@ -670,7 +688,7 @@ mod tests {
                 held.push(stream);
             }
         });
-        let upstreams = Upstreams::new(Duration::from_millis(300), None).unwrap();
+        let upstreams = Upstreams::new(Duration::from_millis(300), 4096, None).unwrap();
         let started = Instant::now();
         let error = upstreams
             .send(request(&format!("https://{address}/v1/models")))
@@ -776,6 +794,7 @@ mod tests {
         let url = format!("https://localhost:{port}/v1/models");
         let trusting = Upstreams::new(
             Duration::from_secs(5),
+            4096,
             Some(&upstream_tls(dir.path(), None)),
         )
         .unwrap();
@@ -792,11 +811,12 @@ mod tests {
         let port = tls_model_server(dir.path(), Some(gateways.as_ref())).await;
         let url = format!("https://localhost:{port}/v1/models");
         let tls = upstream_tls(dir.path(), Some(&gateways));
-        let with_certificate = Upstreams::new(Duration::from_secs(5), Some(&tls)).unwrap();
+        let with_certificate = Upstreams::new(Duration::from_secs(5), 4096, Some(&tls)).unwrap();
         assert_eq!(ask(&with_certificate, &url).await, "HTTP/2.0");
 
         let without = Upstreams::new(
             Duration::from_secs(5),
+            4096,
             Some(&upstream_tls(dir.path(), None)),
         );
         let refused = without.unwrap().send(request(&url)).await;
@@ -804,15 +824,16 @@ mod tests {
         assert!(error.contains("CertificateRequired"), "{error}");
         // One signed by a CA the model server does not know is refused too.
         let stranger = upstream_tls(dir.path(), Some(&client_ca()));
-        let stranger = Upstreams::new(Duration::from_secs(5), Some(&stranger)).unwrap();
+        let stranger = Upstreams::new(Duration::from_secs(5), 4096, Some(&stranger)).unwrap();
         assert!(stranger.send(request(&url)).await.is_err());
     }
 
     #[test]
     fn tls_files_that_are_missing_empty_or_apart_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let problem =
-            |tls: &ClientTlsConfig| Upstreams::new(Duration::from_secs(5), Some(tls)).unwrap_err();
+        let problem = |tls: &ClientTlsConfig| {
+            Upstreams::new(Duration::from_secs(5), 4096, Some(tls)).unwrap_err()
+        };
         let mut tls = upstream_tls(dir.path(), None);
         let error = problem(&tls);
         assert!(
@@ -867,7 +888,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let upstreams = Upstreams::new(Duration::from_secs(5), None).unwrap();
+        let upstreams = Upstreams::new(Duration::from_secs(5), 4096, None).unwrap();
         assert_eq!(
             ask(&upstreams, &format!("http://[::1]:{port}/v1/models")).await,
             "ok"

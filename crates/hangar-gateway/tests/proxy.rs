@@ -834,7 +834,11 @@ async fn model_server_failures_are_clear_errors_never_hangs() {
     let answer = gw.chat(gw.key("support-1"), "hi").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.code(), "upstream_malformed");
-    assert!(answer.text().contains("(4 KiB)"), "{}", answer.text());
+    assert!(
+        answer.text().contains("(4 KiB, `limits.answerHeadBytes`)"),
+        "{}",
+        answer.text()
+    );
     upstream.clear_faults();
 
     // A record counts the prompt a model server took, though its answer was lost, and none it
@@ -2347,4 +2351,25 @@ async fn a_model_servers_refusals_leave_its_connection_open_for_the_next_request
         StatusCode::OK
     );
     assert_eq!(upstream.connections(), 1);
+}
+
+/// With `limits.answerHeadBytes` raised, a model server's answer head past 4 KiB is read, and
+/// one past the new limit is refused, naming it.
+#[tokio::test]
+async fn a_raised_answer_head_limit_reads_larger_heads() {
+    let upstream = upstream().await;
+    let gw = gateway_with(&upstream, "limits: {answerHeadBytes: 8192}").await;
+    let cookie = |bytes: usize| Faults {
+        header: Some(("set-cookie".into(), "a".repeat(bytes).into())),
+        ..Faults::default()
+    };
+    upstream.set_faults(cookie(5000));
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    upstream.set_faults(cookie(9000));
+    let answer = gw.chat(gw.key("support-1"), "hi").await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.code(), "upstream_malformed");
+    assert!(answer.text().contains("(8 KiB, "), "{}", answer.text());
 }
